@@ -1,0 +1,28 @@
+/*
+ * Thin helpers over cJSON (case-sensitive lookups only; ids stay strings).
+ * None of them allocate unless they say so. Thread-safe on distinct objects.
+ */
+#ifndef DR_JSON_H
+#define DR_JSON_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "dr/buf.h"
+
+/* The string at key, or NULL if absent or not a string. */
+const char *dr_json_str(const cJSON *obj, const char *key);
+/* The integer at key into *out; DR_ENOTFOUND if absent, DR_EINVAL if not an integral number. */
+int dr_json_i64(const cJSON *obj, const char *key, int64_t *out);
+/* 1 if the key holds true, 0 otherwise. */
+int dr_json_true(const cJSON *obj, const char *key);
+/* RFC 6901 JSON pointer lookup ("/a/b/0"); NULL if absent or the pointer is malformed. */
+const cJSON *dr_json_pointer(const cJSON *root, const char *pointer);
+/* Parses exactly len bytes (no NUL needed). NULL on malformed JSON or len > 64 MiB. */
+cJSON *dr_json_parse(const char *s, size_t len);
+/* Serialises unformatted into b (appending). */
+int dr_json_append(struct dr_buf *b, const cJSON *item);
+/* Serialises unformatted into a malloc'ed string; aborts on OOM. */
+char *dr_json_print(const cJSON *item);
+
+#endif

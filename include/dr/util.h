@@ -1,0 +1,49 @@
+/*
+ * Small helpers shared by every module: time, allocation, base64, hashing, ids.
+ * All functions are thread-safe.
+ */
+#ifndef DR_UTIL_H
+#define DR_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation that aborts the process on out-of-memory: used for small fixed-size objects only.
+ * Buffers sized by outside input use dr_buf with a limit instead. */
+void *dr_xmalloc(size_t n);
+void *dr_xcalloc(size_t n, size_t sz);
+void *dr_xrealloc(void *p, size_t n);
+char *dr_xstrdup(const char *s); /* NULL in, NULL out */
+char *dr_xstrndup(const char *s, size_t n);
+
+int64_t dr_now_ms(void);      /* wall clock, Unix epoch milliseconds */
+int64_t dr_mono_ms(void);     /* monotonic milliseconds */
+uint64_t dr_mono_ns(void);    /* monotonic nanoseconds */
+/* RFC 3339 UTC with milliseconds ("2026-11-27T10:00:00.123Z"); out needs 25 bytes. */
+void dr_format_time(int64_t epoch_ms, char out[32]);
+/* Parses RFC 3339 (with or without fraction, Z or offset) into epoch ms. DR_EINVAL if bad. */
+int dr_parse_time(const char *s, int64_t *epoch_ms);
+
+/* Base64: standard alphabet with padding, or URL-safe (padding optional on decode).
+ * Decode ignores no characters: whitespace or junk gives DR_EINVAL. *out is malloc'ed and
+ * NUL-terminated (not counted in *outlen). */
+int dr_base64_encode(const void *in, size_t len, char **out, size_t *outlen);
+int dr_base64url_encode(const void *in, size_t len, char **out, size_t *outlen); /* no padding */
+int dr_base64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen);
+int dr_base64url_decode(const char *in, size_t len, unsigned char **out, size_t *outlen);
+
+/* SHA-256 of data as 64 lowercase hex characters + NUL. */
+void dr_sha256_hex(const void *data, size_t len, char out[65]);
+/* Constant-time equality of two byte strings (length is not secret). */
+int dr_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+/* A random 128-bit id as 32 lowercase hex characters + NUL. */
+void dr_random_id(char out[33]);
+/* Uniform random double in [0, 1) from a thread-local generator. */
+double dr_random_unit(void);
+
+/* Parses a whole decimal string into *out; DR_EINVAL when not all of s is a number in range. */
+int dr_parse_i64(const char *s, int64_t *out);
+
+#endif

@@ -1,0 +1,177 @@
+#include "dr/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/err.h"
+
+void dr_buf_init(struct dr_buf *b, size_t limit)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->limit = limit;
+}
+
+void dr_buf_cleanup(struct dr_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void dr_buf_reset(struct dr_buf *b)
+{
+    b->len = 0;
+    if (b->data) {
+        b->data[0] = '\0';
+    }
+}
+
+static int reserve(struct dr_buf *b, size_t extra)
+{
+    size_t need, ncap;
+    char *p;
+
+    if (extra > b->limit || b->len > b->limit - extra) {
+        return DR_ETOOBIG;
+    }
+    need = b->len + extra + 1;
+    if (need <= b->cap) {
+        return DR_OK;
+    }
+    ncap = b->cap ? b->cap : 64;
+    while (ncap < need) {
+        ncap *= 2;
+    }
+    if (ncap > b->limit + 1) {
+        ncap = b->limit + 1;
+    }
+    p = realloc(b->data, ncap);
+    if (!p) {
+        return DR_ENOMEM;
+    }
+    b->data = p;
+    b->cap = ncap;
+    return DR_OK;
+}
+
+int dr_buf_append(struct dr_buf *b, const void *p, size_t n)
+{
+    int err = reserve(b, n);
+
+    if (err) {
+        return err;
+    }
+    if (n) {
+        memcpy(b->data + b->len, p, n);
+    }
+    b->len += n;
+    b->data[b->len] = '\0';
+    return DR_OK;
+}
+
+int dr_buf_appends(struct dr_buf *b, const char *s)
+{
+    return dr_buf_append(b, s, strlen(s));
+}
+
+int dr_buf_appendc(struct dr_buf *b, char c)
+{
+    return dr_buf_append(b, &c, 1);
+}
+
+int dr_buf_vprintf(struct dr_buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    int n, err;
+
+    va_copy(ap2, ap);
+    n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0) {
+        return DR_EINVAL;
+    }
+    err = reserve(b, (size_t)n);
+    if (err) {
+        return err;
+    }
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return DR_OK;
+}
+
+int dr_buf_printf(struct dr_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int err;
+
+    va_start(ap, fmt);
+    err = dr_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+int dr_buf_append_json_str(struct dr_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = b->len;
+    int err = dr_buf_appendc(b, '"');
+
+    for (size_t i = 0; !err && i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"':
+            err = dr_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            err = dr_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            err = dr_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            err = dr_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            err = dr_buf_append(b, "\\t", 2);
+            break;
+        default:
+            if (c < 0x20) {
+                char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                err = dr_buf_append(b, esc, 6);
+            } else {
+                err = dr_buf_appendc(b, (char)c);
+            }
+        }
+    }
+    if (!err) {
+        err = dr_buf_appendc(b, '"');
+    }
+    if (err) {
+        b->len = start;
+        if (b->data) {
+            b->data[start] = '\0';
+        }
+    }
+    return err;
+}
+
+char *dr_buf_steal(struct dr_buf *b, size_t *len)
+{
+    char *p;
+
+    if (!b->data && dr_buf_append(b, "", 0)) {
+        return NULL;
+    }
+    p = b->data;
+    if (len) {
+        *len = b->len;
+    }
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    return p;
+}

@@ -1,0 +1,366 @@
+#include "dr/util.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dr/err.h"
+
+static void oom(void)
+{
+    static const char msg[] = "{\"level\":\"error\",\"msg\":\"out of memory\"}\n";
+    fwrite(msg, 1, sizeof(msg) - 1, stderr);
+    abort();
+}
+
+void *dr_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        oom();
+    }
+    return p;
+}
+
+void *dr_xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n ? n : 1, sz ? sz : 1);
+    if (!p) {
+        oom();
+    }
+    return p;
+}
+
+void *dr_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        oom();
+    }
+    return q;
+}
+
+char *dr_xstrdup(const char *s)
+{
+    return s ? dr_xstrndup(s, strlen(s)) : NULL;
+}
+
+char *dr_xstrndup(const char *s, size_t n)
+{
+    char *p;
+
+    if (!s) {
+        return NULL;
+    }
+    p = dr_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+int64_t dr_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t dr_mono_ms(void)
+{
+    return (int64_t)(dr_mono_ns() / 1000000);
+}
+
+uint64_t dr_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void dr_format_time(int64_t epoch_ms, char out[32])
+{
+    time_t secs = (time_t)(epoch_ms / 1000);
+    int ms = (int)(epoch_ms % 1000);
+    struct tm tm;
+
+    if (ms < 0) {
+        ms += 1000;
+        secs -= 1;
+    }
+    char tmp[96];
+
+    gmtime_r(&secs, &tm);
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    memcpy(out, tmp, 31);
+    out[31] = '\0';
+}
+
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (**p < '0' || **p > '9') {
+            return -1;
+        }
+        v = v * 10 + (**p - '0');
+        (*p)++;
+    }
+    *out = v;
+    return 0;
+}
+
+int dr_parse_time(const char *s, int64_t *epoch_ms)
+{
+    int Y, M, D, h, m, sec, ms = 0, offh = 0, offm = 0, sign = 0;
+    const char *p = s;
+    struct tm tm;
+    int64_t t;
+
+    if (!s || digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' ||
+        digits(&p, 2, &D) || (*p != 'T' && *p != 't' && *p != ' ')) {
+        return DR_EINVAL;
+    }
+    p++;
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || *p++ != ':' ||
+        digits(&p, 2, &sec)) {
+        return DR_EINVAL;
+    }
+    if (*p == '.') {
+        int scale = 100;
+        p++;
+        if (*p < '0' || *p > '9') {
+            return DR_EINVAL;
+        }
+        while (*p >= '0' && *p <= '9') {
+            ms += (*p - '0') * scale;
+            scale /= 10;
+            p++;
+        }
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p == '-' ? -1 : 1;
+        p++;
+        if (digits(&p, 2, &offh) || *p++ != ':' || digits(&p, 2, &offm)) {
+            return DR_EINVAL;
+        }
+    } else {
+        return DR_EINVAL;
+    }
+    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) {
+        return DR_EINVAL;
+    }
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = Y - 1900;
+    tm.tm_mon = M - 1;
+    tm.tm_mday = D;
+    tm.tm_hour = h;
+    tm.tm_min = m;
+    tm.tm_sec = sec;
+    t = (int64_t)timegm(&tm);
+    t -= (int64_t)sign * (offh * 3600 + offm * 60);
+    *epoch_ms = t * 1000 + ms;
+    return DR_OK;
+}
+
+static const char b64std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static int encode(const char *alpha, int pad, const void *in, size_t len, char **out,
+                  size_t *outlen)
+{
+    const unsigned char *s = in;
+    size_t n = 4 * ((len + 2) / 3), j = 0;
+    char *o = malloc(n + 1);
+
+    if (!o) {
+        return DR_ENOMEM;
+    }
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        size_t rem = len - i;
+        if (rem > 1) {
+            v |= (uint32_t)s[i + 1] << 8;
+        }
+        if (rem > 2) {
+            v |= s[i + 2];
+        }
+        o[j++] = alpha[(v >> 18) & 63];
+        o[j++] = alpha[(v >> 12) & 63];
+        if (rem > 1) {
+            o[j++] = alpha[(v >> 6) & 63];
+        } else if (pad) {
+            o[j++] = '=';
+        }
+        if (rem > 2) {
+            o[j++] = alpha[v & 63];
+        } else if (pad) {
+            o[j++] = '=';
+        }
+    }
+    o[j] = '\0';
+    *out = o;
+    if (outlen) {
+        *outlen = j;
+    }
+    return DR_OK;
+}
+
+int dr_base64_encode(const void *in, size_t len, char **out, size_t *outlen)
+{
+    return encode(b64std, 1, in, len, out, outlen);
+}
+
+int dr_base64url_encode(const void *in, size_t len, char **out, size_t *outlen)
+{
+    return encode(b64url, 0, in, len, out, outlen);
+}
+
+static int b64val(char c, int url)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == (url ? '-' : '+')) {
+        return 62;
+    }
+    if (c == (url ? '_' : '/')) {
+        return 63;
+    }
+    return -1;
+}
+
+static int decode(int url, const char *in, size_t len, unsigned char **out, size_t *outlen)
+{
+    unsigned char *o;
+    size_t j = 0, pads = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+
+    while (len > 0 && in[len - 1] == '=' && pads < 2) {
+        len--;
+        pads++;
+    }
+    if (!url && pads == 0 && len % 4 != 0) {
+        return DR_EINVAL;
+    }
+    if (pads && (len + pads) % 4 != 0) {
+        return DR_EINVAL;
+    }
+    if (len % 4 == 1) {
+        return DR_EINVAL;
+    }
+    o = malloc(len * 3 / 4 + 1);
+    if (!o) {
+        return DR_ENOMEM;
+    }
+    for (size_t i = 0; i < len; i++) {
+        int v = b64val(in[i], url);
+        if (v < 0) {
+            free(o);
+            return DR_EINVAL;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            o[j++] = (unsigned char)((acc >> bits) & 0xff);
+        }
+    }
+    o[j] = '\0';
+    *out = o;
+    *outlen = j;
+    return DR_OK;
+}
+
+int dr_base64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
+{
+    return decode(0, in, len, out, outlen);
+}
+
+int dr_base64url_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
+{
+    return decode(1, in, len, out, outlen);
+}
+
+void dr_sha256_hex(const void *data, size_t len, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+
+    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+int dr_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+    if (alen != blen) {
+        return 0;
+    }
+    return CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+void dr_random_id(char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[16];
+
+    if (RAND_bytes(r, sizeof(r)) != 1) {
+        for (size_t i = 0; i < sizeof(r); i++) {
+            r[i] = (unsigned char)(dr_random_unit() * 256);
+        }
+    }
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[r[i] >> 4];
+        out[2 * i + 1] = hex[r[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+double dr_random_unit(void)
+{
+    static _Thread_local uint64_t s;
+    if (!s) {
+        s = dr_mono_ns() ^ (uint64_t)(uintptr_t)&s ^ 0x9e3779b97f4a7c15ull;
+    }
+    /* xorshift64* */
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return (double)((s * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0;
+}
+
+int dr_parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    if (!s || !*s) {
+        return DR_EINVAL;
+    }
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || *end) {
+        return DR_EINVAL;
+    }
+    *out = v;
+    return DR_OK;
+}

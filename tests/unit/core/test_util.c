@@ -1,0 +1,107 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "dr/buf.h"
+#include "dr/err.h"
+#include "dr/json.h"
+#include "dr/util.h"
+
+static void buf_limit(void **state)
+{
+    struct dr_buf b;
+    dr_buf_init(&b, 8);
+    assert_int_equal(dr_buf_appends(&b, "12345678"), DR_OK);
+    assert_int_equal(dr_buf_appendc(&b, 'x'), DR_ETOOBIG);
+    assert_int_equal(b.len, 8);
+    assert_string_equal(b.data, "12345678");
+    dr_buf_cleanup(&b);
+}
+
+static void buf_json_escape(void **state)
+{
+    struct dr_buf b;
+    dr_buf_init(&b, 1024);
+    assert_int_equal(dr_buf_append_json_str(&b, "a\"b\\\n\x01", 6), DR_OK);
+    assert_string_equal(b.data, "\"a\\\"b\\\\\\n\\u0001\"");
+    dr_buf_cleanup(&b);
+}
+
+static void base64_roundtrip(void **state)
+{
+    const char *cases[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *std[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (size_t i = 0; i < 7; i++) {
+        char *enc;
+        unsigned char *dec;
+        size_t n, m;
+        assert_int_equal(dr_base64_encode(cases[i], strlen(cases[i]), &enc, &n), DR_OK);
+        assert_string_equal(enc, std[i]);
+        assert_int_equal(dr_base64_decode(enc, n, &dec, &m), DR_OK);
+        assert_int_equal(m, strlen(cases[i]));
+        assert_memory_equal(dec, cases[i], m);
+        free(enc);
+        free(dec);
+    }
+}
+
+static void base64_rejects_junk(void **state)
+{
+    unsigned char *dec = NULL;
+    size_t m;
+    assert_int_equal(dr_base64_decode("Zm9v!", 5, &dec, &m), DR_EINVAL);
+    assert_int_equal(dr_base64_decode("Zm9", 3, &dec, &m), DR_EINVAL);
+    assert_int_equal(dr_base64_decode("Zm 9v", 5, &dec, &m), DR_EINVAL);
+    assert_int_equal(dr_base64url_decode("_-8", 3, &dec, &m), DR_OK);
+    assert_int_equal(m, 2);
+    assert_int_equal(dec[0], 0xff);
+    free(dec);
+}
+
+static void time_roundtrip(void **state)
+{
+    int64_t t;
+    char out[32];
+    assert_int_equal(dr_parse_time("2026-11-27T10:00:00.123Z", &t), DR_OK);
+    dr_format_time(t, out);
+    assert_string_equal(out, "2026-11-27T10:00:00.123Z");
+    assert_int_equal(dr_parse_time("2026-11-27T12:00:00+02:00", &t), DR_OK);
+    dr_format_time(t, out);
+    assert_string_equal(out, "2026-11-27T10:00:00.000Z");
+    assert_int_equal(dr_parse_time("2026-13-27T12:00:00Z", &t), DR_EINVAL);
+    assert_int_equal(dr_parse_time("yesterday", &t), DR_EINVAL);
+}
+
+static void json_pointer(void **state)
+{
+    cJSON *j = cJSON_Parse("{\"a\":{\"b/c\":[1,{\"d~e\":\"x\"}]}}");
+    const cJSON *v = dr_json_pointer(j, "/a/b~1c/1/d~0e");
+    assert_non_null(v);
+    assert_string_equal(v->valuestring, "x");
+    assert_null(dr_json_pointer(j, "/a/zz"));
+    assert_null(dr_json_pointer(j, "a"));
+    assert_null(dr_json_pointer(j, "/a/b~1c/9"));
+    cJSON_Delete(j);
+}
+
+static void ct_equal(void **state)
+{
+    assert_true(dr_ct_equal("abc", 3, "abc", 3));
+    assert_false(dr_ct_equal("abc", 3, "abd", 3));
+    assert_false(dr_ct_equal("abc", 3, "abcd", 4));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(buf_limit),       cmocka_unit_test(buf_json_escape),
+        cmocka_unit_test(base64_roundtrip), cmocka_unit_test(base64_rejects_junk),
+        cmocka_unit_test(time_roundtrip),  cmocka_unit_test(json_pointer),
+        cmocka_unit_test(ct_equal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
