@@ -1,0 +1,77 @@
+/*
+ * One SQL interface over two engines: SQLite (embedded default) and PostgreSQL (libpq).
+ *
+ * SQL text is shared: parameters are written $1, $2, ... and each must first appear in
+ * increasing order (SQLite binds "$N" names by first appearance). Both engines accept
+ * ON CONFLICT ... DO NOTHING/UPDATE and RETURNING. Types: integers are BIGINT/INTEGER, text is
+ * TEXT, bytes are BLOB (SQLite) / BYTEA (PostgreSQL): DDL differs and lives in per-engine
+ * migrations; queries do not. All SQL is parameterised: never format values into SQL text.
+ *
+ * A dr_db is a small connection pool and is thread-safe; every call blocks, so call it from
+ * worker threads or the libuv thread pool, never from the event-loop thread.
+ */
+#ifndef DR_DB_H
+#define DR_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct dr_db;
+struct dr_db_tx;
+struct dr_db_row;
+
+enum dr_db_engine { DR_DB_SQLITE, DR_DB_POSTGRES };
+enum dr_db_type { DR_DB_NULL, DR_DB_INT, DR_DB_TEXT, DR_DB_BLOB };
+
+struct dr_db_val {
+    enum dr_db_type type;
+    int64_t i;
+    const void *p; /* TEXT (NUL-terminated when len is 0) or BLOB */
+    size_t len;
+};
+
+#define DR_DB_NULLV     ((struct dr_db_val){.type = DR_DB_NULL})
+#define DR_DB_INTV(x)   ((struct dr_db_val){.type = DR_DB_INT, .i = (int64_t)(x)})
+#define DR_DB_TEXTV(s)  ((struct dr_db_val){.type = (s) ? DR_DB_TEXT : DR_DB_NULL, .p = (s)})
+#define DR_DB_BLOBV(b, n) ((struct dr_db_val){.type = DR_DB_BLOB, .p = (b), .len = (n)})
+
+/* Called once per result row; return non-zero to stop (that value is returned by exec). */
+typedef int (*dr_db_row_cb)(void *ctx, const struct dr_db_row *row);
+
+/*
+ * url: "postgresql://..." or "postgres://..." for PostgreSQL; "sqlite:PATH", a plain PATH or
+ * ":memory:" for SQLite (WAL, synchronous=NORMAL, busy timeout). pool_size 0 = default.
+ * On failure *out is NULL and the error is logged without the password.
+ */
+int dr_db_open(const char *url, int pool_size, struct dr_db **out);
+void dr_db_close(struct dr_db *db); /* NULL-safe; waits for no one: callers must be done */
+enum dr_db_engine dr_db_engine(const struct dr_db *db);
+
+/* One statement outside a transaction (autocommit). changes (may be NULL) gets rows affected. */
+int dr_db_exec(struct dr_db *db, const char *sql, const struct dr_db_val *params, size_t nparams,
+               dr_db_row_cb cb, void *ctx, int64_t *changes);
+
+/* Transactions hold one pooled connection until commit or rollback (both free tx). */
+int dr_db_begin(struct dr_db *db, struct dr_db_tx **tx);
+int dr_db_tx_exec(struct dr_db_tx *tx, const char *sql, const struct dr_db_val *params,
+                  size_t nparams, dr_db_row_cb cb, void *ctx, int64_t *changes);
+int dr_db_commit(struct dr_db_tx *tx);
+void dr_db_rollback(struct dr_db_tx *tx); /* NULL-safe */
+
+/* Row access; col is 0-based. Text/blob pointers are valid only inside the callback. */
+int dr_db_row_is_null(const struct dr_db_row *row, int col);
+int64_t dr_db_row_int(const struct dr_db_row *row, int col);
+const char *dr_db_row_text(const struct dr_db_row *row, int col); /* NULL if NULL */
+const void *dr_db_row_blob(const struct dr_db_row *row, int col, size_t *len);
+
+/* Versioned migrations: applied in order inside one transaction each, recorded in
+ * schema_migrations(version). sql may hold several statements separated by ';'. */
+struct dr_db_migration {
+    int version;
+    const char *name;
+    const char *sqlite_sql;
+    const char *postgres_sql;
+};
+int dr_db_migrate(struct dr_db *db, const struct dr_db_migration *m, size_t n);
+
+#endif

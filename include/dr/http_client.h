@@ -1,0 +1,46 @@
+/*
+ * Asynchronous outbound HTTP on a libuv loop: libcurl multi driven by uv_poll and uv_timer
+ * (curl_multi_socket_action), so many requests are in flight on one thread. Used for Pub/Sub
+ * REST, OAuth/metadata tokens, JWKS fetches, Vespa and carrier APIs.
+ *
+ * Everything here runs on the loop thread that created the client, callbacks included.
+ */
+#ifndef DR_HTTP_CLIENT_H
+#define DR_HTTP_CLIENT_H
+
+#include <stddef.h>
+#include <uv.h>
+
+struct dr_hc;
+
+struct dr_hc_req {
+    const char *method;         /* "GET", "POST", "PUT", "DELETE" */
+    const char *url;
+    const char *const *headers; /* NULL-terminated "Name: value" list, or NULL */
+    const void *body;           /* copied; may be NULL */
+    size_t body_len;
+    long timeout_ms;            /* whole request; 0 = 30 s */
+    int http2;                  /* allow HTTP/2 (TLS ALPN or prior knowledge for h2c: 2) */
+    size_t max_response;        /* 0 = 16 MiB; larger bodies fail with DR_ETOOBIG */
+};
+
+struct dr_hc_resp {
+    long status;      /* 0 when no response was received */
+    const char *body; /* NUL-terminated; valid only during the callback */
+    size_t body_len;
+    const char *retry_after; /* Retry-After header value or NULL */
+    double total_s;
+};
+
+/* err is DR_OK when an HTTP response arrived (any status), DR_ETIMEOUT, DR_EIO or DR_ETOOBIG. */
+typedef void (*dr_hc_cb)(void *ctx, int err, const struct dr_hc_resp *resp);
+
+int dr_hc_create(uv_loop_t *loop, struct dr_hc **out);
+/* Cancels outstanding requests (their callbacks run with DR_EUNAVAIL) and frees the client
+ * once its handles are closed. NULL-safe. */
+void dr_hc_destroy(struct dr_hc *hc);
+/* Starts a request; cb runs exactly once, later (never from inside this call). */
+int dr_hc_request(struct dr_hc *hc, const struct dr_hc_req *req, dr_hc_cb cb, void *ctx);
+size_t dr_hc_in_flight(const struct dr_hc *hc);
+
+#endif

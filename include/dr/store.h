@@ -1,0 +1,114 @@
+/*
+ * The router's durable state on top of dr_db: the local queue, dedup records and dead letters.
+ * Later modules (shipments, polls, notifications) add their own tables through the migration
+ * list in src/store/migrations.c and their own query files; they reach the database with
+ * dr_store_db().
+ *
+ * Every function blocks (see dr/db.h) and is thread-safe. Returned objects are owned by the
+ * caller and freed with the matching _free function.
+ */
+#ifndef DR_STORE_H
+#define DR_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dr/db.h"
+
+struct dr_store;
+
+/* Opens (creating if needed) and migrates. url as dr_db_open(). */
+int dr_store_open(const char *url, struct dr_store **out);
+void dr_store_close(struct dr_store *st); /* NULL-safe */
+struct dr_db *dr_store_db(struct dr_store *st);
+
+/* ---- local queue ---- */
+struct dr_qmsg {
+    int64_t id;          /* assigned by insert, increasing */
+    char *message_id;    /* unique */
+    char *topic;
+    char *attrs_json;    /* {"k":"v",...} */
+    unsigned char *data; /* decoded payload bytes */
+    size_t data_len;
+    char *ordering_key;  /* NULL if none */
+    int64_t publish_time_ms;
+    int attempts;        /* attempts made so far */
+    int64_t not_before_ms; /* 0 = ready */
+    int64_t first_failure_ms; /* 0 = never failed */
+    char *last_error;    /* NULL if none */
+};
+void dr_qmsg_cleanup(struct dr_qmsg *m);
+void dr_qmsgs_free(struct dr_qmsg *m, size_t n);
+
+struct dr_qupdate {
+    int64_t id;
+    int attempts;
+    int64_t not_before_ms;
+    int64_t first_failure_ms;
+    const char *last_error;
+};
+
+struct dr_dead_letter {
+    int64_t id;
+    char *message_id;
+    char *topic;
+    char *processor;    /* NULL when no processor was reached (no_route) */
+    char *reason;       /* machine code: no_route, rejected, attempts_exhausted, ... */
+    char *error;        /* human detail */
+    int attempts;
+    int64_t first_failure_ms;
+    int64_t last_failure_ms;
+    int64_t created_ms;
+    char *message_json; /* the original message: {"data":base64,"attributes":{},
+                           "orderingKey":"","messageId":"","publishTime":""} */
+};
+void dr_dead_letter_cleanup(struct dr_dead_letter *d);
+void dr_dead_letters_free(struct dr_dead_letter *d, size_t n);
+
+/* One group commit: everything in one transaction, all or nothing. Inserts get their id and are
+ * skipped (id stays 0) when their message_id is already queued. Any array may be NULL/0. */
+struct dr_qbatch {
+    struct dr_qmsg *inserts;
+    size_t ninserts;
+    const int64_t *deletes; /* queue ids done (acked) */
+    size_t ndeletes;
+    const struct dr_qupdate *updates; /* retry bookkeeping */
+    size_t nupdates;
+    const char *const *dedup_keys; /* mark as processed now */
+    size_t ndedup;
+    struct dr_dead_letter *dead; /* ids assigned on success */
+    size_t ndead;
+};
+int dr_store_apply(struct dr_store *st, struct dr_qbatch *b);
+
+/* Up to limit queued messages with id > after_id in id order. */
+int dr_store_queue_load(struct dr_store *st, int64_t after_id, size_t limit, struct dr_qmsg **out,
+                        size_t *n);
+int dr_store_queue_count(struct dr_store *st, int64_t *count);
+
+/* ---- dedup ---- */
+/* 1 in *seen if key was marked at or after since_ms. */
+int dr_store_dedup_seen(struct dr_store *st, const char *key, int64_t since_ms, int *seen);
+int dr_store_dedup_mark(struct dr_store *st, const char *key, int64_t now_ms);
+int dr_store_dedup_purge(struct dr_store *st, int64_t before_ms, int64_t *purged);
+
+/* ---- dead letters ---- */
+struct dr_dlq_filter {
+    const char *topic;     /* exact, NULL = any */
+    const char *processor; /* exact */
+    const char *reason;    /* exact */
+    const char *error;     /* substring of error */
+    int64_t since_ms;      /* created_ms >= since (0 = any) */
+    int64_t until_ms;      /* created_ms < until (0 = any) */
+    int64_t after_id;      /* paging: id > after_id */
+    size_t limit;          /* 0 = 100; capped at 1000 */
+};
+int dr_store_dlq_put(struct dr_store *st, struct dr_dead_letter *d); /* sets d->id */
+int dr_store_dlq_list(struct dr_store *st, const struct dr_dlq_filter *f,
+                      struct dr_dead_letter **out, size_t *n);
+int dr_store_dlq_get(struct dr_store *st, int64_t id, struct dr_dead_letter *out); /* ENOTFOUND */
+int dr_store_dlq_delete(struct dr_store *st, int64_t id);                            /* ENOTFOUND */
+int dr_store_dlq_count(struct dr_store *st, int64_t *count);
+int dr_store_dlq_purge(struct dr_store *st, int64_t before_ms, int64_t *purged);
+
+#endif
