@@ -12,6 +12,7 @@
 #include <uv.h>
 
 struct dr_hc;
+struct dr_hc_call; /* one request in flight; see dr_hc_submit() */
 
 struct dr_hc_req {
     const char *method;         /* "GET", "POST", "PUT", "DELETE" */
@@ -30,17 +31,40 @@ struct dr_hc_resp {
     size_t body_len;
     const char *retry_after; /* Retry-After header value or NULL */
     double total_s;
+    const char *error; /* when err != DR_OK: libcurl's description (no body, no headers) */
 };
 
-/* err is DR_OK when an HTTP response arrived (any status), DR_ETIMEOUT, DR_EIO or DR_ETOOBIG. */
+/*
+ * err is DR_OK when an HTTP response arrived (any status), DR_ETIMEOUT, DR_EIO or DR_ETOOBIG,
+ * or DR_EUNAVAIL when the client is being destroyed. resp is never NULL; on failure its status
+ * is what was received so far (often 0) and its body is empty.
+ */
 typedef void (*dr_hc_cb)(void *ctx, int err, const struct dr_hc_resp *resp);
 
+/* *out owns a new client bound to loop; DR_EIO if libcurl cannot be initialised. Connections
+ * are kept alive and reused between requests to the same host. */
 int dr_hc_create(uv_loop_t *loop, struct dr_hc **out);
-/* Cancels outstanding requests (their callbacks run with DR_EUNAVAIL) and frees the client
- * once its handles are closed. NULL-safe. */
+/*
+ * Cancels outstanding requests (their callbacks run with DR_EUNAVAIL, from inside this call)
+ * and frees the client once its libuv handles are closed, so the loop must run once more
+ * afterwards. Calling it from inside a callback is allowed. NULL-safe.
+ */
 void dr_hc_destroy(struct dr_hc *hc);
-/* Starts a request; cb runs exactly once, later (never from inside this call). */
+/*
+ * Starts a request. On DR_OK cb runs exactly once, later (never from inside this call). On
+ * failure (DR_EINVAL: bad method, URL or option; DR_EUNAVAIL: client being destroyed; DR_EIO)
+ * cb never runs. The request's strings and body are copied.
+ */
 int dr_hc_request(struct dr_hc *hc, const struct dr_hc_req *req, dr_hc_cb cb, void *ctx);
+/*
+ * Like dr_hc_request(), and on success *call identifies the request until its callback starts:
+ * pass it to dr_hc_cancel() to drop the request. The caller must forget *call when cb runs.
+ */
+int dr_hc_submit(struct dr_hc *hc, const struct dr_hc_req *req, dr_hc_cb cb, void *ctx,
+                 struct dr_hc_call **call);
+/* Drops a request whose callback has not run yet; its callback will never run. */
+void dr_hc_cancel(struct dr_hc_call *call);
+/* Requests started and not yet completed. */
 size_t dr_hc_in_flight(const struct dr_hc *hc);
 
 #endif

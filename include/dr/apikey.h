@@ -1,0 +1,17 @@
+/*
+ * API keys for the publish and admin APIs. Keys are configured as SHA-256 digests; a request
+ * presents the key in "Authorization: Bearer <key>" or "X-API-Key: <key>". The digest of what was
+ * presented is compared with every configured digest in constant time. With no keys configured,
+ * only loopback clients are served.
+ */
+#ifndef DR_APIKEY_H
+#define DR_APIKEY_H
+
+#include "dr/config.h"
+#include "dr/http.h"
+
+/* Returns 1 when req may use an API needing role ("service" or "admin"; admin keys may do
+ * everything). Otherwise answers 401/403 with a JSON error and returns 0 (req is consumed). */
+int dr_apikey_authorize(const struct dr_config *cfg, struct dr_http_req *req, const char *role);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * The message envelope (DESIGN §5): what every source builds and every processor reads.
+ * A dr_msg is immutable once submitted to the router, reference-counted, and may be read by
+ * several worker threads at once (fan-out routes).
+ */
+#ifndef DR_MSG_H
+#define DR_MSG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "dr/buf.h"
+
+struct dr_attr {
+    char *key;
+    char *value;
+};
+
+struct dr_msg {
+    atomic_int refs;
+    char *message_id;
+    int64_t publish_time_ms;
+    char *topic;          /* source_topic */
+    char *type;           /* message_type: attribute "type", else payload "type", else topic default */
+    unsigned char *data;  /* raw bytes as published (NUL-terminated, not counted) */
+    size_t data_len;
+    cJSON *payload;       /* data parsed as JSON, NULL when data is not JSON */
+    struct dr_attr *attrs;
+    size_t nattrs;
+    int priority;         /* 0-9, higher first */
+    int attempt;          /* 1 on first delivery; retry_count = attempt - 1 */
+    char *ordering_key;   /* NULL when none */
+    char *traceparent;    /* W3C traceparent or NULL */
+    int64_t first_failure_ms;
+    char *last_error;
+    /* source bookkeeping, opaque to processors */
+    void *source;
+    void *source_handle;
+    int64_t source_id;
+    int64_t received_ns; /* monotonic, when the source got it */
+};
+
+/* Creates a message owning copies of everything given; payload parsed from data. refs = 1. */
+struct dr_msg *dr_msg_create(const char *message_id, const char *topic, const void *data,
+                             size_t len, int64_t publish_time_ms);
+void dr_msg_add_attr(struct dr_msg *m, const char *key, const char *value);
+void dr_msg_set_ordering_key(struct dr_msg *m, const char *key);
+/* Derives type, priority and traceparent from attributes/payload (call after attrs are set).
+ * default_type may be NULL; default_priority used when no valid "priority" attribute. */
+void dr_msg_finish(struct dr_msg *m, const char *default_type, int default_priority);
+const char *dr_msg_attr(const struct dr_msg *m, const char *key); /* NULL if absent */
+struct dr_msg *dr_msg_ref(struct dr_msg *m);
+void dr_msg_unref(struct dr_msg *m); /* NULL-safe */
+/* Key used for dedup: the idempotency_key attribute if present, else the message_id. */
+const char *dr_msg_dedup_key(const struct dr_msg *m);
+/* The attributes as a JSON object string ({"k":"v"}); caller frees. */
+char *dr_msg_attrs_json(const struct dr_msg *m);
+/* The original message in Pub/Sub's shape, for dead letters:
+ * {"messageId","publishTime","data"(base64),"attributes",{..},"orderingKey"}. Caller frees. */
+char *dr_msg_original_json(const struct dr_msg *m);
+/* The envelope as JSON for logs and the `log` processor (payload inlined). Caller frees. */
+char *dr_msg_envelope_json(const struct dr_msg *m);
+
+#endif

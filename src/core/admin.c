@@ -1,0 +1,582 @@
+#include "dr/admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dr/apikey.h"
+#include "dr/err.h"
+#include "dr/json.h"
+#include "dr/log.h"
+#include "dr/metrics.h"
+#include "dr/util.h"
+
+#define MAX_BULK_REPLAY 100000
+
+struct dr_admin {
+    const struct dr_config *cfg;
+    struct dr_store *store;
+    struct dr_router *router;
+    struct dr_local *local;
+};
+
+struct dr_admin *dr_admin_create(const struct dr_config *cfg, struct dr_store *store,
+                                 struct dr_router *router, struct dr_local *local)
+{
+    struct dr_admin *a = dr_xcalloc(1, sizeof(*a));
+    a->cfg = cfg;
+    a->store = store;
+    a->router = router;
+    a->local = local;
+    return a;
+}
+
+void dr_admin_destroy(struct dr_admin *a)
+{
+    free(a);
+}
+
+cJSON *dr_dead_letter_to_json(const struct dr_dead_letter *d)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *msg = d->message_json ? cJSON_Parse(d->message_json) : NULL;
+    char ts[32];
+
+    cJSON_AddNumberToObject(o, "id", (double)d->id);
+    cJSON_AddStringToObject(o, "message_id", d->message_id ? d->message_id : "");
+    cJSON_AddStringToObject(o, "topic", d->topic ? d->topic : "");
+    if (d->processor) {
+        cJSON_AddStringToObject(o, "processor", d->processor);
+    } else {
+        cJSON_AddNullToObject(o, "processor");
+    }
+    cJSON_AddStringToObject(o, "reason", d->reason ? d->reason : "");
+    cJSON_AddStringToObject(o, "error", d->error ? d->error : "");
+    cJSON_AddNumberToObject(o, "attempts", d->attempts);
+    dr_format_time(d->first_failure_ms, ts);
+    cJSON_AddStringToObject(o, "first_failure", ts);
+    dr_format_time(d->last_failure_ms, ts);
+    cJSON_AddStringToObject(o, "last_failure", ts);
+    dr_format_time(d->created_ms, ts);
+    cJSON_AddStringToObject(o, "created", ts);
+    cJSON_AddItemToObject(o, "message", msg ? msg : cJSON_CreateNull());
+    return o;
+}
+
+static void respond_cjson(struct dr_http_req *req, int status, cJSON *o)
+{
+    char *s = dr_json_print(o);
+    dr_http_respond_json(req, status, s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+/* ---- filters from the query string ---- */
+
+struct filter_buf {
+    char topic[256], processor[128], reason[64], error[256];
+    struct dr_dlq_filter f;
+};
+
+static int parse_time_param(const char *v, int64_t *out)
+{
+    if (dr_parse_time(v, out) == 0) {
+        return 0;
+    }
+    return dr_parse_i64(v, out);
+}
+
+static int filter_from_query(struct dr_http_req *req, struct filter_buf *fb, char *err,
+                             size_t errsz)
+{
+    char v[64];
+
+    memset(fb, 0, sizeof(*fb));
+    if (dr_http_query_param(req, "topic", fb->topic, sizeof(fb->topic)) == 0) {
+        fb->f.topic = fb->topic;
+    }
+    if (dr_http_query_param(req, "processor", fb->processor, sizeof(fb->processor)) == 0) {
+        fb->f.processor = fb->processor;
+    }
+    if (dr_http_query_param(req, "reason", fb->reason, sizeof(fb->reason)) == 0) {
+        fb->f.reason = fb->reason;
+    }
+    if (dr_http_query_param(req, "error", fb->error, sizeof(fb->error)) == 0) {
+        fb->f.error = fb->error;
+    }
+    if (dr_http_query_param(req, "since", v, sizeof(v)) == 0 &&
+        parse_time_param(v, &fb->f.since_ms)) {
+        snprintf(err, errsz, "since: expected RFC 3339 time or epoch ms");
+        return DR_EINVAL;
+    }
+    if (dr_http_query_param(req, "until", v, sizeof(v)) == 0 &&
+        parse_time_param(v, &fb->f.until_ms)) {
+        snprintf(err, errsz, "until: expected RFC 3339 time or epoch ms");
+        return DR_EINVAL;
+    }
+    if (dr_http_query_param(req, "after", v, sizeof(v)) == 0 &&
+        dr_parse_i64(v, &fb->f.after_id)) {
+        snprintf(err, errsz, "after: expected an id");
+        return DR_EINVAL;
+    }
+    if (dr_http_query_param(req, "limit", v, sizeof(v)) == 0) {
+        int64_t lim;
+        if (dr_parse_i64(v, &lim) || lim < 1 || lim > 1000) {
+            snprintf(err, errsz, "limit: expected 1-1000");
+            return DR_EINVAL;
+        }
+        fb->f.limit = (size_t)lim;
+    }
+    return DR_OK;
+}
+
+static int filter_from_json(const cJSON *j, struct filter_buf *fb, char *err, size_t errsz)
+{
+    const char *s;
+    memset(fb, 0, sizeof(*fb));
+    if (!j) {
+        return DR_OK;
+    }
+    if (!cJSON_IsObject(j)) {
+        snprintf(err, errsz, "filter: expected an object");
+        return DR_EINVAL;
+    }
+    if ((s = dr_json_str(j, "topic"))) {
+        snprintf(fb->topic, sizeof(fb->topic), "%s", s);
+        fb->f.topic = fb->topic;
+    }
+    if ((s = dr_json_str(j, "processor"))) {
+        snprintf(fb->processor, sizeof(fb->processor), "%s", s);
+        fb->f.processor = fb->processor;
+    }
+    if ((s = dr_json_str(j, "reason"))) {
+        snprintf(fb->reason, sizeof(fb->reason), "%s", s);
+        fb->f.reason = fb->reason;
+    }
+    if ((s = dr_json_str(j, "error"))) {
+        snprintf(fb->error, sizeof(fb->error), "%s", s);
+        fb->f.error = fb->error;
+    }
+    if ((s = dr_json_str(j, "since")) && parse_time_param(s, &fb->f.since_ms)) {
+        snprintf(err, errsz, "filter.since: expected RFC 3339 time");
+        return DR_EINVAL;
+    }
+    if ((s = dr_json_str(j, "until")) && parse_time_param(s, &fb->f.until_ms)) {
+        snprintf(err, errsz, "filter.until: expected RFC 3339 time");
+        return DR_EINVAL;
+    }
+    return DR_OK;
+}
+
+/* ---- deferred store work ---- */
+
+struct job {
+    struct dr_admin *a;
+    int kind;
+    int64_t id;
+    struct filter_buf fb;
+    cJSON *body;
+    int dry_run;
+    double rate;
+    int64_t max;
+    /* results */
+    int err;
+    char errmsg[256];
+    cJSON *out;
+    int status;
+    int poke;
+};
+
+static int64_t id_from_path(const char *path, const char *prefix, const char **rest)
+{
+    int64_t id = 0;
+    const char *p = path + strlen(prefix);
+    char buf[32];
+    size_t n = strcspn(p, "/");
+
+    if (n == 0 || n >= sizeof(buf)) {
+        return -1;
+    }
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    if (dr_parse_i64(buf, &id) || id <= 0) {
+        return -1;
+    }
+    *rest = p + n;
+    return id;
+}
+
+/* Builds the queue row that replays d; edits from body (data | payload | attributes). */
+static int replay_row(const struct dr_dead_letter *d, const cJSON *body, struct dr_qmsg *q,
+                      char *err, size_t errsz)
+{
+    cJSON *m = d->message_json ? cJSON_Parse(d->message_json) : NULL;
+    const char *data, *okey;
+    const cJSON *attrs;
+    int rc = DR_EINVAL;
+    size_t n;
+
+    memset(q, 0, sizeof(*q));
+    if (!m) {
+        snprintf(err, errsz, "the dead letter has no readable original message");
+        goto out;
+    }
+    data = dr_json_str(m, "data");
+    attrs = cJSON_GetObjectItemCaseSensitive(m, "attributes");
+    okey = dr_json_str(m, "orderingKey");
+    if (body) {
+        const cJSON *pl = cJSON_GetObjectItemCaseSensitive(body, "payload");
+        const char *bd = dr_json_str(body, "data");
+        const cJSON *ba = cJSON_GetObjectItemCaseSensitive(body, "attributes");
+        if (pl) {
+            char *s = dr_json_print(pl);
+            q->data = (unsigned char *)s;
+            q->data_len = strlen(s);
+        } else if (bd) {
+            if (dr_base64_decode(bd, strlen(bd), &q->data, &n)) {
+                snprintf(err, errsz, "data: invalid base64");
+                goto out;
+            }
+            q->data_len = n;
+        }
+        if (ba) {
+            if (!cJSON_IsObject(ba)) {
+                snprintf(err, errsz, "attributes: expected an object of strings");
+                goto out;
+            }
+            attrs = ba;
+        }
+    }
+    if (!q->data && data) {
+        if (dr_base64_decode(data, strlen(data), &q->data, &n)) {
+            snprintf(err, errsz, "stored data is not base64");
+            goto out;
+        }
+        q->data_len = n;
+    }
+    q->message_id = dr_xstrdup(d->message_id);
+    q->topic = dr_xstrdup(d->topic);
+    q->attrs_json = attrs ? dr_json_print(attrs) : dr_xstrdup("{}");
+    q->ordering_key = (okey && *okey) ? dr_xstrdup(okey) : NULL;
+    q->publish_time_ms = dr_now_ms();
+    rc = DR_OK;
+out:
+    if (rc) {
+        dr_qmsg_cleanup(q);
+    }
+    cJSON_Delete(m);
+    return rc;
+}
+
+static int replay_one(struct dr_admin *a, const struct dr_dead_letter *d, const cJSON *body,
+                      char *err, size_t errsz)
+{
+    struct dr_qmsg q;
+    struct dr_qbatch b;
+    int rc;
+
+    if (!a->local) {
+        snprintf(err, errsz, "replay needs the local queue (local mode)");
+        return DR_EUNSUPPORTED;
+    }
+    rc = replay_row(d, body, &q, err, errsz);
+    if (rc) {
+        return rc;
+    }
+    memset(&b, 0, sizeof(b));
+    b.inserts = &q;
+    b.ninserts = 1;
+    rc = dr_store_apply(a->store, &b);
+    if (!rc) {
+        rc = dr_store_dlq_delete(a->store, d->id);
+        if (rc == DR_ENOTFOUND) {
+            rc = DR_OK;
+        }
+    } else {
+        snprintf(err, errsz, "store: %s", dr_strerror(rc));
+    }
+    dr_qmsg_cleanup(&q);
+    return rc;
+}
+
+enum { J_LIST, J_GET, J_DELETE, J_REPLAY, J_BULK };
+
+static void job_work(void *arg)
+{
+    struct job *j = arg;
+    struct dr_admin *a = j->a;
+    struct dr_dead_letter d, *list = NULL;
+    size_t n = 0;
+
+    memset(&d, 0, sizeof(d));
+    j->status = 200;
+    switch (j->kind) {
+    case J_LIST: {
+        cJSON *arr;
+        j->err = dr_store_dlq_list(a->store, &j->fb.f, &list, &n);
+        if (j->err) {
+            break;
+        }
+        j->out = cJSON_CreateObject();
+        arr = cJSON_AddArrayToObject(j->out, "dead_letters");
+        for (size_t i = 0; i < n; i++) {
+            cJSON_AddItemToArray(arr, dr_dead_letter_to_json(&list[i]));
+        }
+        cJSON_AddNumberToObject(j->out, "count", (double)n);
+        if (n && n == (j->fb.f.limit ? j->fb.f.limit : 100)) {
+            cJSON_AddNumberToObject(j->out, "next_after", (double)list[n - 1].id);
+        }
+        dr_dead_letters_free(list, n);
+        break;
+    }
+    case J_GET:
+        j->err = dr_store_dlq_get(a->store, j->id, &d);
+        if (!j->err) {
+            j->out = dr_dead_letter_to_json(&d);
+        }
+        break;
+    case J_DELETE:
+        j->err = dr_store_dlq_delete(a->store, j->id);
+        if (!j->err) {
+            j->out = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j->out, "deleted", (double)j->id);
+            DR_INFO("audit", "dead letter discarded", "id=%lld", (long long)j->id);
+        }
+        break;
+    case J_REPLAY:
+        j->err = dr_store_dlq_get(a->store, j->id, &d);
+        if (!j->err) {
+            j->err = replay_one(a, &d, j->body, j->errmsg, sizeof(j->errmsg));
+        }
+        if (!j->err) {
+            j->out = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j->out, "replayed", (double)j->id);
+            cJSON_AddStringToObject(j->out, "message_id", d.message_id);
+            j->poke = 1;
+            DR_INFO("audit", "dead letter replayed", "id=%lld message_id=%s edited=%d",
+                    (long long)j->id, d.message_id, j->body != NULL);
+        }
+        break;
+    case J_BULK: {
+        int64_t matched = 0, replayed = 0, failed = 0;
+        cJSON *ids = cJSON_CreateArray();
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        j->fb.f.limit = 500;
+        for (;;) {
+            j->err = dr_store_dlq_list(a->store, &j->fb.f, &list, &n);
+            if (j->err || n == 0) {
+                break;
+            }
+            for (size_t i = 0; i < n && matched < j->max; i++) {
+                matched++;
+                j->fb.f.after_id = list[i].id;
+                if (j->dry_run) {
+                    cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)list[i].id));
+                    continue;
+                }
+                if (j->rate > 0) {
+                    /* pace: replayed / rate seconds since start */
+                    struct timespec now;
+                    double due = (double)replayed / j->rate, el;
+                    clock_gettime(CLOCK_MONOTONIC, &now);
+                    el = (double)(now.tv_sec - start.tv_sec) +
+                         (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+                    if (due > el) {
+                        struct timespec ts = {.tv_sec = (time_t)(due - el),
+                                              .tv_nsec = (long)((due - el - (double)(time_t)(due - el)) * 1e9)};
+                        nanosleep(&ts, NULL);
+                    }
+                }
+                char e[256];
+                if (replay_one(a, &list[i], NULL, e, sizeof(e)) == 0) {
+                    replayed++;
+                    cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)list[i].id));
+                } else {
+                    failed++;
+                }
+            }
+            int more = n == 500 && matched < j->max;
+            dr_dead_letters_free(list, n);
+            list = NULL;
+            if (!more) {
+                break;
+            }
+        }
+        j->out = cJSON_CreateObject();
+        cJSON_AddBoolToObject(j->out, "dry_run", j->dry_run);
+        cJSON_AddNumberToObject(j->out, "matched", (double)matched);
+        cJSON_AddNumberToObject(j->out, "replayed", (double)replayed);
+        cJSON_AddNumberToObject(j->out, "failed", (double)failed);
+        cJSON_AddItemToObject(j->out, "ids", ids);
+        j->poke = replayed > 0;
+        DR_INFO("audit", "dead letters replayed by filter", "matched=%lld replayed=%lld dry_run=%d",
+                (long long)matched, (long long)replayed, j->dry_run);
+        break;
+    }
+    }
+    dr_dead_letter_cleanup(&d);
+}
+
+static void job_done(struct dr_http_req *req, void *arg)
+{
+    struct job *j = arg;
+
+    if (j->poke && j->a->local) {
+        dr_local_poke(j->a->local);
+    }
+    if (j->err == DR_ENOTFOUND) {
+        dr_http_respond_error(req, 404, "NOT_FOUND", "no dead letter %lld", (long long)j->id);
+    } else if (j->err == DR_EINVAL) {
+        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", j->errmsg);
+    } else if (j->err == DR_EUNSUPPORTED) {
+        dr_http_respond_error(req, 409, "FAILED_PRECONDITION", "%s", j->errmsg);
+    } else if (j->err) {
+        dr_http_respond_error(req, 503, "UNAVAILABLE", "store: %s", dr_strerror(j->err));
+    } else {
+        respond_cjson(req, 200, j->out);
+        j->out = NULL;
+    }
+    cJSON_Delete(j->out);
+    cJSON_Delete(j->body);
+    free(j);
+}
+
+static void run_job(struct dr_http_req *req, struct job *j)
+{
+    if (dr_http_defer(req, job_work, job_done, j) != 0) {
+        cJSON_Delete(j->body);
+        free(j);
+        dr_http_respond_error(req, 503, "UNAVAILABLE", "cannot schedule work");
+    }
+}
+
+/* ---- handlers ---- */
+
+static void on_routes(struct dr_http_req *req, void *ctx)
+{
+    struct dr_admin *a = ctx;
+    char *s;
+    if (!dr_apikey_authorize(a->cfg, req, "admin")) {
+        return;
+    }
+    s = dr_router_routes_json(a->router);
+    dr_http_respond_json(req, 200, s);
+    free(s);
+}
+
+static void on_breakers(struct dr_http_req *req, void *ctx)
+{
+    struct dr_admin *a = ctx;
+    char *s;
+    if (!dr_apikey_authorize(a->cfg, req, "admin")) {
+        return;
+    }
+    s = dr_router_breakers_json(a->router);
+    dr_http_respond_json(req, 200, s);
+    free(s);
+}
+
+static void on_dlq(struct dr_http_req *req, void *ctx)
+{
+    struct dr_admin *a = ctx;
+    const char *path = dr_http_path(req), *method = dr_http_method(req), *rest = "";
+    struct job *j;
+    size_t blen;
+    const char *body;
+
+    if (!dr_apikey_authorize(a->cfg, req, "admin")) {
+        return;
+    }
+    j = dr_xcalloc(1, sizeof(*j));
+    j->a = a;
+    body = dr_http_body(req, &blen);
+    if (strcmp(path, "/admin/dlq") == 0 || strcmp(path, "/admin/dlq/") == 0) {
+        if (strcmp(method, "GET") != 0) {
+            free(j);
+            dr_http_respond_error(req, 405, "METHOD_NOT_ALLOWED", "use GET");
+            return;
+        }
+        j->kind = J_LIST;
+        if (filter_from_query(req, &j->fb, j->errmsg, sizeof(j->errmsg))) {
+            dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", j->errmsg);
+            free(j);
+            return;
+        }
+        run_job(req, j);
+        return;
+    }
+    if (strcmp(path, "/admin/dlq/replay") == 0) {
+        cJSON *b = blen ? dr_json_parse(body, blen) : cJSON_CreateObject();
+        const cJSON *v;
+        if (strcmp(method, "POST") != 0 || !cJSON_IsObject(b)) {
+            cJSON_Delete(b);
+            free(j);
+            dr_http_respond_error(req, 400, "INVALID_ARGUMENT",
+                                  "POST a JSON object {filter, dry_run, rate, limit}");
+            return;
+        }
+        j->kind = J_BULK;
+        j->max = MAX_BULK_REPLAY;
+        j->dry_run = dr_json_true(b, "dry_run");
+        v = cJSON_GetObjectItemCaseSensitive(b, "rate");
+        if (v && (!cJSON_IsNumber(v) || v->valuedouble <= 0)) {
+            cJSON_Delete(b);
+            free(j);
+            dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "rate: messages per second > 0");
+            return;
+        }
+        j->rate = v ? v->valuedouble : 0;
+        v = cJSON_GetObjectItemCaseSensitive(b, "limit");
+        if (cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= MAX_BULK_REPLAY) {
+            j->max = (int64_t)v->valuedouble;
+        }
+        if (filter_from_json(cJSON_GetObjectItemCaseSensitive(b, "filter"), &j->fb, j->errmsg,
+                             sizeof(j->errmsg))) {
+            cJSON_Delete(b);
+            dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", j->errmsg);
+            free(j);
+            return;
+        }
+        cJSON_Delete(b);
+        run_job(req, j);
+        return;
+    }
+    j->id = id_from_path(path, "/admin/dlq/", &rest);
+    if (j->id < 0) {
+        free(j);
+        dr_http_respond_error(req, 404, "NOT_FOUND", "no such resource: %s", path);
+        return;
+    }
+    if (strcmp(rest, "") == 0 && strcmp(method, "GET") == 0) {
+        j->kind = J_GET;
+    } else if (strcmp(rest, "") == 0 && strcmp(method, "DELETE") == 0) {
+        j->kind = J_DELETE;
+    } else if (strcmp(rest, "/replay") == 0 && strcmp(method, "POST") == 0) {
+        j->kind = J_REPLAY;
+        if (blen) {
+            j->body = dr_json_parse(body, blen);
+            if (!cJSON_IsObject(j->body)) {
+                cJSON_Delete(j->body);
+                free(j);
+                dr_http_respond_error(req, 400, "INVALID_ARGUMENT",
+                                      "body: a JSON object {payload | data | attributes}");
+                return;
+            }
+        }
+    } else {
+        free(j);
+        dr_http_respond_error(req, 405, "METHOD_NOT_ALLOWED", "%s not allowed on %s", method,
+                              path);
+        return;
+    }
+    run_job(req, j);
+}
+
+void dr_admin_register(struct dr_admin *a, struct dr_http_server *srv)
+{
+    dr_http_route(srv, "GET", "/admin/routes", on_routes, a);
+    dr_http_route(srv, "GET", "/admin/breakers", on_breakers, a);
+    dr_http_route(srv, NULL, "/admin/dlq*", on_dlq, a);
+}

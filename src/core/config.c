@@ -1,0 +1,802 @@
+#include "dr/config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/err.h"
+#include "dr/json.h"
+#include "dr/processor.h"
+#include "dr/util.h"
+
+#define MAX_CONFIG_BYTES (4 * 1024 * 1024)
+
+/* Validation context: the file name and an error buffer. */
+struct vctx {
+    const char *file;
+    char *err;
+    size_t errsz;
+    int failed;
+};
+
+static int fail(struct vctx *v, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct vctx *v, const char *key, const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+
+    if (v->failed) {
+        return DR_EINVAL;
+    }
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    snprintf(v->err, v->errsz, "%s: %s: %s", v->file, key, reason);
+    v->failed = 1;
+    return DR_EINVAL;
+}
+
+int dr_parse_duration(const char *s, int64_t *ms)
+{
+    char *end;
+    double v;
+    double mult = 1;
+
+    if (!s || !*s) {
+        return DR_EINVAL;
+    }
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || v < 0) {
+        return DR_EINVAL;
+    }
+    if (strcmp(end, "") == 0 || strcmp(end, "ms") == 0) {
+        mult = 1;
+    } else if (strcmp(end, "s") == 0) {
+        mult = 1000;
+    } else if (strcmp(end, "m") == 0) {
+        mult = 60000;
+    } else if (strcmp(end, "h") == 0) {
+        mult = 3600000;
+    } else if (strcmp(end, "d") == 0) {
+        mult = 86400000;
+    } else {
+        return DR_EINVAL;
+    }
+    if (v * mult > 9.2e15) {
+        return DR_EINVAL;
+    }
+    *ms = (int64_t)(v * mult);
+    return DR_OK;
+}
+
+/* Typed getters: absent keys keep *out; a wrong type fails naming the key. */
+static void get_str(struct vctx *v, const cJSON *obj, const char *key, const char *path,
+                    char **out)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    char full[256];
+
+    if (!it || cJSON_IsNull(it)) {
+        return;
+    }
+    snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", key);
+    if (cJSON_IsNumber(it)) {
+        char num[64];
+        snprintf(num, sizeof(num), "%.15g", it->valuedouble);
+        free(*out);
+        *out = dr_xstrdup(num);
+        return;
+    }
+    if (!cJSON_IsString(it)) {
+        fail(v, full, "expected a string");
+        return;
+    }
+    free(*out);
+    *out = dr_xstrdup(it->valuestring);
+}
+
+static void get_int(struct vctx *v, const cJSON *obj, const char *key, const char *path,
+                    int64_t min, int64_t max, int64_t *out)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    char full[256];
+
+    if (!it || cJSON_IsNull(it)) {
+        return;
+    }
+    snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", key);
+    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int64_t)it->valuedouble) {
+        fail(v, full, "expected an integer");
+        return;
+    }
+    if (it->valuedouble < (double)min || it->valuedouble > (double)max) {
+        fail(v, full, "must be between %lld and %lld", (long long)min, (long long)max);
+        return;
+    }
+    *out = (int64_t)it->valuedouble;
+}
+
+static void get_double(struct vctx *v, const cJSON *obj, const char *key, const char *path,
+                       double min, double max, double *out)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    char full[256];
+
+    if (!it || cJSON_IsNull(it)) {
+        return;
+    }
+    snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", key);
+    if (!cJSON_IsNumber(it) || it->valuedouble < min || it->valuedouble > max) {
+        fail(v, full, "expected a number between %g and %g", min, max);
+        return;
+    }
+    *out = it->valuedouble;
+}
+
+static void get_duration(struct vctx *v, const cJSON *obj, const char *key, const char *path,
+                         int64_t *out)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    char full[256];
+
+    if (!it || cJSON_IsNull(it)) {
+        return;
+    }
+    snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", key);
+    if (cJSON_IsNumber(it) && it->valuedouble >= 0) {
+        *out = (int64_t)it->valuedouble;
+        return;
+    }
+    if (!cJSON_IsString(it) || dr_parse_duration(it->valuestring, out)) {
+        fail(v, full, "expected a duration such as 250ms, 30s, 5m, 24h");
+    }
+}
+
+static void get_bool(struct vctx *v, const cJSON *obj, const char *key, const char *path,
+                     int *out)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    char full[256];
+
+    if (!it || cJSON_IsNull(it)) {
+        return;
+    }
+    snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", key);
+    if (!cJSON_IsBool(it)) {
+        fail(v, full, "expected true or false");
+        return;
+    }
+    *out = cJSON_IsTrue(it);
+}
+
+/* A string or a list of strings. */
+static void get_strlist(struct vctx *v, const cJSON *it, const char *path, char ***out,
+                        size_t *n)
+{
+    const cJSON *e;
+    size_t i = 0;
+
+    if (!it || cJSON_IsNull(it)) {
+        return;
+    }
+    if (cJSON_IsString(it)) {
+        *out = dr_xcalloc(1, sizeof(char *));
+        (*out)[0] = dr_xstrdup(it->valuestring);
+        *n = 1;
+        return;
+    }
+    if (!cJSON_IsArray(it)) {
+        fail(v, path, "expected a string or a list of strings");
+        return;
+    }
+    *out = dr_xcalloc((size_t)cJSON_GetArraySize(it) + 1, sizeof(char *));
+    cJSON_ArrayForEach(e, it)
+    {
+        if (!cJSON_IsString(e)) {
+            char full[256];
+            snprintf(full, sizeof(full), "%s[%zu]", path, i);
+            fail(v, full, "expected a string");
+            break;
+        }
+        (*out)[i++] = dr_xstrdup(e->valuestring);
+    }
+    *n = i;
+}
+
+static void check_keys(struct vctx *v, const cJSON *obj, const char *path,
+                       const char *const *allowed)
+{
+    const cJSON *e;
+
+    if (!cJSON_IsObject(obj)) {
+        fail(v, *path ? path : "(top level)", "expected a mapping");
+        return;
+    }
+    cJSON_ArrayForEach(e, obj)
+    {
+        int ok = 0;
+        for (size_t i = 0; allowed[i]; i++) {
+            if (strcmp(e->string, allowed[i]) == 0) {
+                ok = 1;
+                break;
+            }
+        }
+        if (!ok) {
+            char full[256];
+            snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", e->string);
+            fail(v, full, "unknown key");
+            return;
+        }
+    }
+}
+
+static void parse_retry(struct vctx *v, const cJSON *obj, const char *path,
+                        struct dr_retry_policy *r)
+{
+    static const char *const keys[] = {"max_attempts", "initial", "multiplier", "max", "jitter",
+                                       NULL};
+    int64_t attempts = r->max_attempts;
+
+    check_keys(v, obj, path, keys);
+    get_int(v, obj, "max_attempts", path, 1, 1000, &attempts);
+    r->max_attempts = (int)attempts;
+    get_duration(v, obj, "initial", path, &r->initial_ms);
+    get_double(v, obj, "multiplier", path, 1.0, 100.0, &r->multiplier);
+    get_duration(v, obj, "max", path, &r->max_ms);
+    get_double(v, obj, "jitter", path, 0.0, 1.0, &r->jitter);
+}
+
+static void parse_route(struct vctx *v, const cJSON *obj, const char *path, struct dr_route *rt)
+{
+    static const char *const keys[] = {"name", "match", "processors", "default", "priority",
+                                       "ordering_key", NULL};
+    static const char *const mkeys[] = {"topic", "type", "attributes", "payload", NULL};
+    const cJSON *match, *procs, *e;
+    char sub[256];
+    int64_t prio = -1;
+
+    check_keys(v, obj, path, keys);
+    if (v->failed) {
+        return;
+    }
+    get_str(v, obj, "name", path, &rt->name);
+    get_bool(v, obj, "default", path, &rt->is_default);
+    get_int(v, obj, "priority", path, 0, 9, &prio);
+    rt->priority = (int)prio;
+    get_str(v, obj, "ordering_key", path, &rt->ordering_pointer);
+    if (rt->ordering_pointer && rt->ordering_pointer[0] != '/') {
+        snprintf(sub, sizeof(sub), "%s.ordering_key", path);
+        fail(v, sub, "expected a JSON pointer such as /tracking_number");
+    }
+    match = cJSON_GetObjectItemCaseSensitive(obj, "match");
+    if (match) {
+        const cJSON *attrs, *payload;
+        snprintf(sub, sizeof(sub), "%s.match", path);
+        check_keys(v, match, sub, mkeys);
+        if (v->failed) {
+            return;
+        }
+        snprintf(sub, sizeof(sub), "%s.match.topic", path);
+        get_strlist(v, cJSON_GetObjectItemCaseSensitive(match, "topic"), sub, &rt->topics,
+                    &rt->ntopics);
+        snprintf(sub, sizeof(sub), "%s.match.type", path);
+        get_strlist(v, cJSON_GetObjectItemCaseSensitive(match, "type"), sub, &rt->types,
+                    &rt->ntypes);
+        attrs = cJSON_GetObjectItemCaseSensitive(match, "attributes");
+        if (attrs) {
+            snprintf(sub, sizeof(sub), "%s.match.attributes", path);
+            if (!cJSON_IsObject(attrs)) {
+                fail(v, sub, "expected a mapping of attribute: value | {prefix: p} | "
+                             "{exists: true}");
+                return;
+            }
+            rt->attrs = dr_xcalloc((size_t)cJSON_GetArraySize(attrs) + 1, sizeof(*rt->attrs));
+            cJSON_ArrayForEach(e, attrs)
+            {
+                struct dr_match_attr *a = &rt->attrs[rt->nattrs++];
+                a->key = dr_xstrdup(e->string);
+                if (cJSON_IsString(e)) {
+                    a->op = DR_ATTR_EXACT;
+                    a->value = dr_xstrdup(e->valuestring);
+                } else if (cJSON_IsObject(e) && dr_json_str(e, "prefix")) {
+                    a->op = DR_ATTR_PREFIX;
+                    a->value = dr_xstrdup(dr_json_str(e, "prefix"));
+                } else if (cJSON_IsObject(e) && dr_json_true(e, "exists")) {
+                    a->op = DR_ATTR_EXISTS;
+                } else {
+                    char full[300];
+                    snprintf(full, sizeof(full), "%s.%s", sub, e->string);
+                    fail(v, full, "expected a string, {prefix: p} or {exists: true}");
+                    return;
+                }
+            }
+        }
+        payload = cJSON_GetObjectItemCaseSensitive(match, "payload");
+        if (payload) {
+            snprintf(sub, sizeof(sub), "%s.match.payload", path);
+            if (!cJSON_IsObject(payload)) {
+                fail(v, sub, "expected a mapping of JSON pointer: value | {exists: true}");
+                return;
+            }
+            rt->fields = dr_xcalloc((size_t)cJSON_GetArraySize(payload) + 1, sizeof(*rt->fields));
+            cJSON_ArrayForEach(e, payload)
+            {
+                struct dr_match_field *f = &rt->fields[rt->nfields++];
+                f->pointer = dr_xstrdup(e->string);
+                if (e->string[0] != '/') {
+                    char full[300];
+                    snprintf(full, sizeof(full), "%s.%s", sub, e->string);
+                    fail(v, full, "keys must be JSON pointers such as /status");
+                    return;
+                }
+                if (cJSON_IsObject(e) && cJSON_GetObjectItemCaseSensitive(e, "exists")) {
+                    f->equals = NULL;
+                } else if (cJSON_IsObject(e) && cJSON_GetObjectItemCaseSensitive(e, "equals")) {
+                    f->equals =
+                        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(e, "equals"), 1);
+                } else {
+                    f->equals = cJSON_Duplicate(e, 1);
+                }
+            }
+        }
+    }
+    procs = cJSON_GetObjectItemCaseSensitive(obj, "processors");
+    snprintf(sub, sizeof(sub), "%s.processors", path);
+    if (!procs) {
+        fail(v, sub, "missing: a route needs at least one processor");
+        return;
+    }
+    get_strlist(v, procs, sub, &rt->processors, &rt->nprocessors);
+    if (!v->failed && rt->nprocessors == 0) {
+        fail(v, sub, "a route needs at least one processor");
+    }
+    for (size_t i = 0; !v->failed && i < rt->nprocessors; i++) {
+        if (!dr_processor_find(rt->processors[i])) {
+            char full[300];
+            snprintf(full, sizeof(full), "%s[%zu]", sub, i);
+            fail(v, full, "unknown processor '%s'", rt->processors[i]);
+        }
+    }
+    if (!rt->name) {
+        snprintf(sub, sizeof(sub), "route-%p", (void *)rt);
+        rt->name = dr_xstrdup(path);
+    }
+}
+
+static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
+{
+    static const char *const top[] = {"mode", "http", "data_dir", "store", "workers", "log_level",
+                                      "limits", "dedup", "shutdown", "topics", "retry",
+                                      "breakers", "processors", "routes", "api_keys", "pubsub",
+                                      "redis", "realtime", "retention", NULL};
+    static const char *const http_keys[] = {"host", "port", "request_timeout", NULL};
+    const cJSON *sec, *e;
+    int64_t i64;
+    size_t idx;
+    char path[256];
+
+    check_keys(v, root, "", top);
+    if (v->failed) {
+        return;
+    }
+    get_str(v, root, "mode", "", &c->mode);
+    if (!v->failed && strcmp(c->mode, "local") != 0 && strcmp(c->mode, "pubsub") != 0) {
+        fail(v, "mode", "expected local or pubsub, not '%s'", c->mode);
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "http");
+    if (sec) {
+        check_keys(v, sec, "http", http_keys);
+        get_str(v, sec, "host", "http", &c->host);
+        i64 = c->port;
+        get_int(v, sec, "port", "http", 0, 65535, &i64);
+        c->port = (int)i64;
+        get_duration(v, sec, "request_timeout", "http", &c->request_timeout_ms);
+    }
+    get_str(v, root, "data_dir", "", &c->data_dir);
+    sec = cJSON_GetObjectItemCaseSensitive(root, "store");
+    if (sec) {
+        get_str(v, sec, "url", "store", &c->store_url);
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "redis");
+    if (sec) {
+        get_str(v, sec, "url", "redis", &c->redis_url);
+    }
+    i64 = c->workers;
+    get_int(v, root, "workers", "", 0, 256, &i64);
+    c->workers = (int)i64;
+    get_str(v, root, "log_level", "", &c->log_level);
+    sec = cJSON_GetObjectItemCaseSensitive(root, "limits");
+    if (sec) {
+        get_int(v, sec, "max_in_flight", "limits", 1, 10000000, &c->max_in_flight);
+        get_int(v, sec, "max_in_flight_bytes", "limits", 1024, (int64_t)1 << 40,
+                &c->max_in_flight_bytes);
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "dedup");
+    if (sec) {
+        get_duration(v, sec, "window", "dedup", &c->dedup_window_ms);
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "shutdown");
+    if (sec) {
+        get_duration(v, sec, "deadline", "shutdown", &c->shutdown_deadline_ms);
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "topics");
+    if (sec) {
+        if (!cJSON_IsObject(sec)) {
+            fail(v, "topics", "expected a mapping of topic: {type: ...}");
+            return;
+        }
+        c->topics = dr_xcalloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*c->topics));
+        cJSON_ArrayForEach(e, sec)
+        {
+            struct dr_topic_conf *t = &c->topics[c->ntopics++];
+            t->name = dr_xstrdup(e->string);
+            snprintf(path, sizeof(path), "topics.%s", e->string);
+            get_str(v, e, "type", path, &t->type);
+        }
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "retry");
+    if (sec) {
+        const cJSON *types = cJSON_GetObjectItemCaseSensitive(sec, "types");
+        static const char *const rkeys[] = {"default", "types", NULL};
+        check_keys(v, sec, "retry", rkeys);
+        if (cJSON_GetObjectItemCaseSensitive(sec, "default")) {
+            parse_retry(v, cJSON_GetObjectItemCaseSensitive(sec, "default"), "retry.default",
+                        &c->retry_default);
+        }
+        if (types) {
+            c->retry = dr_xcalloc((size_t)cJSON_GetArraySize(types) + 1, sizeof(*c->retry));
+            cJSON_ArrayForEach(e, types)
+            {
+                struct dr_retry_policy *r = &c->retry[c->nretry++];
+                *r = c->retry_default;
+                r->type = dr_xstrdup(e->string);
+                snprintf(path, sizeof(path), "retry.types.%s", e->string);
+                parse_retry(v, e, path, r);
+            }
+        }
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "breakers");
+    if (sec) {
+        c->breakers = dr_xcalloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*c->breakers));
+        cJSON_ArrayForEach(e, sec)
+        {
+            struct dr_breaker_conf *b = &c->breakers[c->nbreakers++];
+            int64_t th = 5;
+            b->name = dr_xstrdup(e->string);
+            b->open_ms = 10000;
+            snprintf(path, sizeof(path), "breakers.%s", e->string);
+            get_int(v, e, "failure_threshold", path, 1, 1000000, &th);
+            b->failure_threshold = (int)th;
+            get_duration(v, e, "open_for", path, &b->open_ms);
+        }
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "processors");
+    if (sec) {
+        cJSON_ArrayForEach(e, sec)
+        {
+            if (!dr_processor_find(e->string)) {
+                snprintf(path, sizeof(path), "processors.%s", e->string);
+                fail(v, path, "unknown processor");
+            }
+        }
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "routes");
+    if (sec) {
+        if (!cJSON_IsArray(sec)) {
+            fail(v, "routes", "expected a list of routes");
+            return;
+        }
+        c->routes = dr_xcalloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*c->routes));
+        idx = 0;
+        cJSON_ArrayForEach(e, sec)
+        {
+            snprintf(path, sizeof(path), "routes[%zu]", idx++);
+            parse_route(v, e, path, &c->routes[c->nroutes++]);
+            if (v->failed) {
+                return;
+            }
+        }
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "api_keys");
+    if (sec) {
+        if (!cJSON_IsArray(sec)) {
+            fail(v, "api_keys", "expected a list of {name, role, sha256}");
+            return;
+        }
+        c->api_keys = dr_xcalloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*c->api_keys));
+        idx = 0;
+        cJSON_ArrayForEach(e, sec)
+        {
+            struct dr_api_key *k = &c->api_keys[c->napi_keys++];
+            char *hash = NULL;
+            snprintf(path, sizeof(path), "api_keys[%zu]", idx++);
+            get_str(v, e, "name", path, &k->name);
+            get_str(v, e, "role", path, &k->role);
+            get_str(v, e, "sha256", path, &hash);
+            if (!v->failed && (!k->role || (strcmp(k->role, "service") != 0 &&
+                                            strcmp(k->role, "admin") != 0))) {
+                char full[300];
+                snprintf(full, sizeof(full), "%s.role", path);
+                fail(v, full, "expected service or admin");
+            }
+            if (!v->failed && (!hash || strlen(hash) != 64 ||
+                               strspn(hash, "0123456789abcdef") != 64)) {
+                char full[300];
+                snprintf(full, sizeof(full), "%s.sha256", path);
+                fail(v, full, "expected the key's SHA-256 as 64 lowercase hex digits");
+            }
+            if (hash && !v->failed) {
+                memcpy(k->sha256, hash, 65);
+            }
+            free(hash);
+            if (!k->name) {
+                k->name = dr_xstrdup(path);
+            }
+        }
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "pubsub");
+    if (sec) {
+        const cJSON *subs = cJSON_GetObjectItemCaseSensitive(sec, "subscriptions");
+        const cJSON *push = cJSON_GetObjectItemCaseSensitive(sec, "push");
+        get_str(v, sec, "project", "pubsub", &c->project);
+        get_str(v, sec, "dlq_suffix", "pubsub", &c->dlq_suffix);
+        if (subs) {
+            if (!cJSON_IsArray(subs)) {
+                fail(v, "pubsub.subscriptions", "expected a list of {name, topic}");
+                return;
+            }
+            c->subscriptions =
+                dr_xcalloc((size_t)cJSON_GetArraySize(subs) + 1, sizeof(*c->subscriptions));
+            idx = 0;
+            cJSON_ArrayForEach(e, subs)
+            {
+                struct dr_subscription_conf *s = &c->subscriptions[c->nsubscriptions++];
+                snprintf(path, sizeof(path), "pubsub.subscriptions[%zu]", idx++);
+                get_str(v, e, "name", path, &s->name);
+                get_str(v, e, "topic", path, &s->topic);
+                if (!v->failed && (!s->name || !s->topic)) {
+                    fail(v, path, "needs name and topic");
+                }
+            }
+        }
+        if (push) {
+            get_bool(v, push, "enabled", "pubsub.push", &c->push_enabled);
+            get_str(v, push, "audience", "pubsub.push", &c->push_audience);
+            get_str(v, push, "service_account", "pubsub.push", &c->push_service_account);
+            get_str(v, push, "jwks", "pubsub.push", &c->push_jwks);
+        }
+    }
+}
+
+static void env_override(struct dr_config *c)
+{
+    const char *s;
+    int64_t v;
+
+    if ((s = getenv("PORT")) && dr_parse_i64(s, &v) == 0 && v >= 0 && v <= 65535) {
+        c->port = (int)v;
+    }
+    if ((s = getenv("DR_HOST")) && *s) {
+        free(c->host);
+        c->host = dr_xstrdup(s);
+    }
+    if ((s = getenv("DR_DATA_DIR")) && *s) {
+        free(c->data_dir);
+        c->data_dir = dr_xstrdup(s);
+    }
+    if ((s = getenv("DATABASE_URL")) && *s) {
+        free(c->store_url);
+        c->store_url = dr_xstrdup(s);
+    }
+    if ((s = getenv("REDIS_URL")) && *s) {
+        free(c->redis_url);
+        c->redis_url = dr_xstrdup(s);
+    }
+    if ((s = getenv("DR_LOG_LEVEL")) && *s) {
+        free(c->log_level);
+        c->log_level = dr_xstrdup(s);
+    }
+    if ((s = getenv("DR_MODE")) && *s) {
+        free(c->mode);
+        c->mode = dr_xstrdup(s);
+    }
+    if ((s = getenv("PUBSUB_PROJECT_ID")) && *s && !c->project) {
+        c->project = dr_xstrdup(s);
+    }
+}
+
+int dr_config_load_string(const char *yaml, size_t len, const char *name, struct dr_config **out,
+                          char *err, size_t errsz)
+{
+    struct dr_config *c = dr_xcalloc(1, sizeof(*c));
+    struct vctx v = {.file = name, .err = err, .errsz = errsz};
+    char yerr[512];
+    cJSON *root = NULL;
+    int rc;
+
+    *out = NULL;
+    c->source = dr_xstrdup(name);
+    c->mode = dr_xstrdup("local");
+    c->host = dr_xstrdup("127.0.0.1");
+    c->port = 8080;
+    c->data_dir = dr_xstrdup("./data");
+    c->log_level = dr_xstrdup("info");
+    c->max_in_flight = 20000;
+    c->max_in_flight_bytes = 256LL * 1024 * 1024;
+    c->dedup_window_ms = 24LL * 3600 * 1000;
+    c->shutdown_deadline_ms = 10000;
+    c->request_timeout_ms = 10000;
+    c->retry_default = (struct dr_retry_policy){
+        .max_attempts = 5, .initial_ms = 200, .multiplier = 2, .max_ms = 30000, .jitter = 0.2};
+    c->dlq_suffix = dr_xstrdup("-dlq");
+
+    rc = dr_yaml_to_json(yaml, len, &root, yerr, sizeof(yerr));
+    if (rc) {
+        snprintf(err, errsz, "%s: %s", name, yerr);
+        goto out;
+    }
+    c->root = root;
+    parse(&v, c, root);
+    if (v.failed) {
+        rc = DR_EINVAL;
+        goto out;
+    }
+    env_override(c);
+    if (strcmp(c->mode, "local") != 0 && strcmp(c->mode, "pubsub") != 0) {
+        fail(&v, "mode", "expected local or pubsub (from DR_MODE), not '%s'", c->mode);
+        rc = DR_EINVAL;
+        goto out;
+    }
+    if (!c->store_url || !*c->store_url) {
+        char url[4096];
+        free(c->store_url);
+        snprintf(url, sizeof(url), "sqlite:%s/data-router.db", c->data_dir);
+        c->store_url = dr_xstrdup(url);
+    }
+    for (size_t i = 0; i < c->nretry; i++) {
+        if (c->retry[i].initial_ms > c->retry[i].max_ms) {
+            char path[256];
+            snprintf(path, sizeof(path), "retry.types.%s.initial", c->retry[i].type);
+            fail(&v, path, "larger than max");
+            rc = DR_EINVAL;
+            goto out;
+        }
+    }
+    *out = c;
+    c = NULL;
+out:
+    dr_config_destroy(c);
+    return rc;
+}
+
+int dr_config_load(const char *path, struct dr_config **out, char *err, size_t errsz)
+{
+    FILE *f;
+    char *buf;
+    size_t n;
+    int rc;
+
+    if (!path) {
+        return dr_config_load_string(dr_config_embedded, strlen(dr_config_embedded),
+                                     "<embedded config/local.yaml>", out, err, errsz);
+    }
+    *out = NULL;
+    f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errsz, "%s: cannot open: %s", path, strerror(errno));
+        return DR_EIO;
+    }
+    buf = dr_xmalloc(MAX_CONFIG_BYTES + 1);
+    n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
+    fclose(f);
+    if (n > MAX_CONFIG_BYTES) {
+        free(buf);
+        snprintf(err, errsz, "%s: larger than %d bytes", path, MAX_CONFIG_BYTES);
+        return DR_ETOOBIG;
+    }
+    rc = dr_config_load_string(buf, n, path, out, err, errsz);
+    free(buf);
+    return rc;
+}
+
+static void free_strs(char **s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(s[i]);
+    }
+    free(s);
+}
+
+void dr_config_destroy(struct dr_config *c)
+{
+    if (!c) {
+        return;
+    }
+    for (size_t i = 0; i < c->nroutes; i++) {
+        struct dr_route *r = &c->routes[i];
+        free(r->name);
+        free_strs(r->topics, r->ntopics);
+        free_strs(r->types, r->ntypes);
+        free_strs(r->processors, r->nprocessors);
+        for (size_t j = 0; j < r->nattrs; j++) {
+            free(r->attrs[j].key);
+            free(r->attrs[j].value);
+        }
+        free(r->attrs);
+        for (size_t j = 0; j < r->nfields; j++) {
+            free(r->fields[j].pointer);
+            cJSON_Delete(r->fields[j].equals);
+        }
+        free(r->fields);
+        free(r->ordering_pointer);
+    }
+    free(c->routes);
+    for (size_t i = 0; i < c->nretry; i++) {
+        free(c->retry[i].type);
+    }
+    free(c->retry);
+    for (size_t i = 0; i < c->nbreakers; i++) {
+        free(c->breakers[i].name);
+    }
+    free(c->breakers);
+    for (size_t i = 0; i < c->napi_keys; i++) {
+        free(c->api_keys[i].name);
+        free(c->api_keys[i].role);
+    }
+    free(c->api_keys);
+    for (size_t i = 0; i < c->ntopics; i++) {
+        free(c->topics[i].name);
+        free(c->topics[i].type);
+    }
+    free(c->topics);
+    for (size_t i = 0; i < c->nsubscriptions; i++) {
+        free(c->subscriptions[i].name);
+        free(c->subscriptions[i].topic);
+    }
+    free(c->subscriptions);
+    free(c->source);
+    free(c->mode);
+    free(c->host);
+    free(c->data_dir);
+    free(c->store_url);
+    free(c->redis_url);
+    free(c->log_level);
+    free(c->project);
+    free(c->dlq_suffix);
+    free(c->push_audience);
+    free(c->push_service_account);
+    free(c->push_jwks);
+    cJSON_Delete(c->root);
+    free(c);
+}
+
+const struct dr_retry_policy *dr_config_retry(const struct dr_config *cfg, const char *type)
+{
+    for (size_t i = 0; type && i < cfg->nretry; i++) {
+        if (strcmp(cfg->retry[i].type, type) == 0) {
+            return &cfg->retry[i];
+        }
+    }
+    return &cfg->retry_default;
+}
+
+const char *dr_config_topic_type(const struct dr_config *cfg, const char *topic)
+{
+    for (size_t i = 0; i < cfg->ntopics; i++) {
+        if (strcmp(cfg->topics[i].name, topic) == 0) {
+            return cfg->topics[i].type;
+        }
+    }
+    return NULL;
+}
+
+const cJSON *dr_config_processor(const struct dr_config *cfg, const char *name)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(cfg->root, "processors");
+    return p ? cJSON_GetObjectItemCaseSensitive(p, name) : NULL;
+}

@@ -1,0 +1,263 @@
+#include "dr/daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dr/admin.h"
+#include "dr/err.h"
+#include "dr/http.h"
+#include "dr/json.h"
+#include "dr/local.h"
+#include "dr/log.h"
+#include "dr/metrics.h"
+#include "dr/router.h"
+#include "dr/store.h"
+#include "dr/util.h"
+#include "dr/version.h"
+
+struct daemon {
+    uv_loop_t *loop;
+    struct dr_config *cfg;
+    struct dr_store *store;
+    struct dr_router *router;
+    struct dr_local *local;
+    struct dr_http_server *http;
+    struct dr_admin *admin;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t drain_timer;
+    int64_t drain_deadline;
+    int stopping;
+};
+
+static void describe_metrics(void)
+{
+    dr_metrics_describe("dr_messages_received_total", "counter",
+                        "Messages taken from a source, by topic.");
+    dr_metrics_describe("dr_messages_processed_total", "counter",
+                        "Processor runs, by topic, processor and outcome (ok, retry, reject).");
+    dr_metrics_describe("dr_processing_seconds", "histogram", "Time a processor took per run.");
+    dr_metrics_describe("dr_end_to_end_seconds", "histogram",
+                        "From a source receiving a message to its acknowledgement.");
+    dr_metrics_describe("dr_retries_total", "counter", "Retries scheduled, by topic.");
+    dr_metrics_describe("dr_dead_letters_total", "counter", "Dead letters, by topic and reason.");
+    dr_metrics_describe("dr_published_total", "counter", "Messages accepted for publishing.");
+    dr_metrics_describe("dr_in_flight_messages", "gauge", "Messages held by the router.");
+    dr_metrics_describe("dr_queue_depth", "gauge", "Tasks waiting for a worker.");
+    dr_metrics_describe("dr_breaker_state", "gauge",
+                        "Circuit breaker state per downstream: 0 closed, 1 open, 2 half-open.");
+    dr_metrics_describe("dr_http_requests_total", "counter", "HTTP requests by status class.");
+    dr_metrics_describe("dr_http_connections", "gauge", "Open HTTP connections.");
+}
+
+static void on_healthz(struct dr_http_req *req, void *ctx)
+{
+    dr_http_respond_json(req, 200, "{\"status\":\"ok\"}");
+}
+
+struct ready_job {
+    struct daemon *d;
+    int err;
+};
+
+static void ready_work(void *arg)
+{
+    struct ready_job *j = arg;
+    j->err = dr_db_exec(dr_store_db(j->d->store), "SELECT 1", NULL, 0, NULL, NULL, NULL);
+}
+
+static void ready_done(struct dr_http_req *req, void *arg)
+{
+    struct ready_job *j = arg;
+    if (j->d->stopping) {
+        dr_http_respond_json(req, 503, "{\"status\":\"stopping\"}");
+    } else if (j->err) {
+        dr_http_respond_json(req, 503, "{\"status\":\"unavailable\",\"store\":\"down\"}");
+    } else {
+        dr_http_respond_json(req, 200, "{\"status\":\"ready\",\"store\":\"ok\"}");
+    }
+    free(j);
+}
+
+static void on_readyz(struct dr_http_req *req, void *ctx)
+{
+    struct ready_job *j = dr_xcalloc(1, sizeof(*j));
+    j->d = ctx;
+    if (dr_http_defer(req, ready_work, ready_done, j)) {
+        free(j);
+        dr_http_respond_json(req, 503, "{\"status\":\"unavailable\"}");
+    }
+}
+
+static void on_metrics(struct dr_http_req *req, void *ctx)
+{
+    struct daemon *d = ctx;
+    char *s;
+    dr_metrics_set("dr_http_connections", "", (double)dr_http_server_connections(d->http));
+    s = dr_metrics_render();
+    dr_http_respond(req, 200, "text/plain; version=0.0.4", s, strlen(s));
+    free(s);
+}
+
+static void on_version(struct dr_http_req *req, void *ctx)
+{
+    struct daemon *d = ctx;
+    char body[256];
+    snprintf(body, sizeof(body), "{\"name\":\"data-router\",\"version\":\"%s\",\"mode\":\"%s\"}",
+             DR_VERSION, d->cfg->mode);
+    dr_http_respond_json(req, 200, body);
+}
+
+static void http_observer(const struct dr_http_req *req, int status, void *ctx)
+{
+    char labels[64];
+    snprintf(labels, sizeof(labels), "code=\"%dxx\"", status / 100);
+    dr_metrics_inc("dr_http_requests_total", labels, 1);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    size_t left = dr_router_in_flight(d->router);
+
+    if (left > 0 && dr_mono_ms() < d->drain_deadline) {
+        return;
+    }
+    if (left > 0) {
+        DR_WARN("daemon", "shutdown deadline passed", "unfinished=%zu", left);
+    }
+    uv_timer_stop(t);
+    uv_stop(d->loop);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+
+    if (d->stopping) {
+        DR_WARN("daemon", "second signal: stopping now", "signal=%d", signum);
+        uv_stop(d->loop);
+        return;
+    }
+    d->stopping = 1;
+    DR_INFO("daemon", "shutting down", "signal=%d in_flight=%zu deadline_ms=%lld", signum,
+            dr_router_in_flight(d->router), (long long)d->cfg->shutdown_deadline_ms);
+    dr_http_server_stop(d->http);
+    if (d->local) {
+        dr_local_stop(d->local);
+    }
+    dr_router_drain(d->router);
+    d->drain_deadline = dr_mono_ms() + d->cfg->shutdown_deadline_ms;
+    uv_timer_init(d->loop, &d->drain_timer);
+    d->drain_timer.data = d;
+    uv_timer_start(&d->drain_timer, on_drain_tick, 0, 20);
+}
+
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    return 0;
+}
+
+int dr_daemon_run(struct dr_config *cfg)
+{
+    struct daemon d;
+    struct dr_http_limits lim = {0};
+    char err[512] = "";
+    int rc = 1;
+    enum dr_log_level lvl;
+
+    memset(&d, 0, sizeof(d));
+    d.cfg = cfg;
+    d.loop = uv_default_loop();
+    signal(SIGPIPE, SIG_IGN);
+    if (dr_log_parse_level(cfg->log_level, &lvl) == 0) {
+        dr_log_set_level(lvl);
+    }
+    describe_metrics();
+    if (make_dirs(cfg->data_dir) != 0) {
+        DR_ERROR("daemon", "cannot create data directory", "dir=\"%s\" error=\"%s\"",
+                 cfg->data_dir, strerror(errno));
+        return 1;
+    }
+    if (dr_store_open(cfg->store_url, &d.store) != 0) {
+        DR_ERROR("daemon", "cannot open the store", "backend=%s",
+                 strncmp(cfg->store_url, "postgres", 8) == 0 ? "postgresql" : "sqlite");
+        return 1;
+    }
+    if (dr_router_create(d.loop, cfg, d.store, &d.router, err, sizeof(err)) != 0) {
+        DR_ERROR("daemon", "cannot start the router", "error=\"%s\"", err);
+        goto out;
+    }
+    lim.request_timeout_ms = (unsigned)cfg->request_timeout_ms;
+    dr_http_server_create(d.loop, &lim, &d.http);
+    dr_http_set_observer(d.http, http_observer, &d);
+    dr_http_route(d.http, "GET", "/healthz", on_healthz, &d);
+    dr_http_route(d.http, "GET", "/readyz", on_readyz, &d);
+    dr_http_route(d.http, "GET", "/metrics", on_metrics, &d);
+    dr_http_route(d.http, "GET", "/version", on_version, &d);
+    if (strcmp(cfg->mode, "local") == 0) {
+        dr_local_create(d.loop, cfg, d.store, d.router, &d.local);
+        dr_local_register(d.local, d.http);
+    }
+    d.admin = dr_admin_create(cfg, d.store, d.router, d.local);
+    dr_admin_register(d.admin, d.http);
+    if (dr_http_server_listen(d.http, cfg->host, cfg->port) != 0) {
+        goto out;
+    }
+    if (d.local) {
+        dr_local_start(d.local);
+    }
+    uv_signal_init(d.loop, &d.sigterm);
+    uv_signal_init(d.loop, &d.sigint);
+    d.sigterm.data = d.sigint.data = &d;
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    DR_INFO("daemon", "listening",
+            "url=http://%s:%d mode=%s version=%s config=\"%s\" data_dir=\"%s\"", cfg->host,
+            dr_http_server_port(d.http), cfg->mode, DR_VERSION, cfg->source, cfg->data_dir);
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    rc = 0;
+out:
+    /* Order: let a table read in progress land, stop the workers (the router hands back what it
+     * holds), flush the writer, then close handles and let deferred work finish. */
+    if (d.local) {
+        dr_local_stop(d.local);
+        while (dr_local_busy(d.local)) {
+            uv_run(d.loop, UV_RUN_ONCE);
+        }
+    }
+    dr_router_destroy(d.router);
+    dr_local_destroy(d.local);
+    dr_http_server_destroy(d.http);
+    uv_walk(d.loop, close_walk, NULL);
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    dr_admin_destroy(d.admin);
+    dr_store_close(d.store);
+    uv_loop_close(d.loop);
+    DR_INFO("daemon", "stopped", "exit=%d", rc);
+    return rc;
+}

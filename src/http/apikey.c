@@ -1,0 +1,60 @@
+#include "dr/apikey.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "dr/log.h"
+#include "dr/util.h"
+
+static const char *presented_key(struct dr_http_req *req)
+{
+    const char *h = dr_http_header(req, "authorization");
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        return h + 7;
+    }
+    return dr_http_header(req, "x-api-key");
+}
+
+int dr_apikey_authorize(const struct dr_config *cfg, struct dr_http_req *req, const char *role)
+{
+    const char *key;
+    char digest[65];
+    int ok = 0, role_ok = 0;
+
+    if (cfg->napi_keys == 0) {
+        if (dr_http_peer_is_loopback(req)) {
+            return 1;
+        }
+        dr_http_respond_error(req, 403, "PERMISSION_DENIED",
+                              "no API keys are configured: only loopback clients are served");
+        return 0;
+    }
+    key = presented_key(req);
+    if (!key || !*key) {
+        dr_http_add_header(req, "WWW-Authenticate", "Bearer");
+        dr_http_respond_error(req, 401, "UNAUTHENTICATED",
+                              "an API key is required (Authorization: Bearer or X-API-Key)");
+        return 0;
+    }
+    dr_sha256_hex(key, strlen(key), digest);
+    /* Compare against every key, always, so timing says nothing about which one matched. */
+    for (size_t i = 0; i < cfg->napi_keys; i++) {
+        int match = dr_ct_equal(digest, 64, cfg->api_keys[i].sha256, 64);
+        int has_role = strcmp(cfg->api_keys[i].role, "admin") == 0 ||
+                       strcmp(cfg->api_keys[i].role, role) == 0;
+        ok |= match;
+        role_ok |= match & has_role;
+    }
+    if (!ok) {
+        DR_WARN("http", "bad api key", "peer=%s path=%s", dr_http_peer(req), dr_http_path(req));
+        dr_http_add_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+        dr_http_respond_error(req, 401, "UNAUTHENTICATED", "invalid API key");
+        return 0;
+    }
+    if (!role_ok) {
+        dr_http_respond_error(req, 403, "PERMISSION_DENIED", "this API key lacks the %s role",
+                              role);
+        return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,72 @@
+/*
+ * Internals shared by the files of the email processor. Not a public interface.
+ */
+#ifndef DR_EMAIL_INT_H
+#define DR_EMAIL_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "dr/buf.h"
+#include "dr/email.h"
+
+/* At most this many warnings are kept; one more says how many were dropped. */
+#define DR_EMAIL_MAX_WARNINGS   64
+#define DR_EMAIL_MAX_ADDRESSES  1000 /* per address list */
+#define DR_EMAIL_MAX_REFERENCES 100
+#define DR_EMAIL_MAX_CALENDAR   16
+#define DR_EMAIL_MAX_HEADER     16384 /* UTF-8 bytes kept of one header value */
+#define DR_EMAIL_DEPTH_CEILING  100   /* max_depth is clamped to this: bounds our own stack */
+
+/*
+ * Renders HTML (UTF-8) as readable text appended to out: script, style, title and comments
+ * dropped, block elements become line breaks, entities decoded, links kept as "text (url)",
+ * whitespace collapsed outside <pre>. Returns DR_OK, or DR_ETOOBIG when out reached its limit
+ * (out then holds the text up to the limit, cut at a character boundary).
+ */
+int dr__email_html_to_text(const char *html, size_t len, struct dr_buf *out);
+
+/* Appends a warning to em (capped at DR_EMAIL_MAX_WARNINGS, duplicates dropped). */
+void dr__email_warn(struct dr_email *em, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Records the failure reason for dr_email_error_reason() on this thread; NULL clears it. */
+void dr__email_set_reason(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Returns a malloc'ed copy of s[0..n) that is valid UTF-8 (invalid sequences become U+FFFD),
+ * without NUL bytes, cut at a character boundary to at most max bytes. *cut is set to 1 when
+ * something was cut (may be NULL). Never NULL (aborts on OOM like dr_xmalloc).
+ */
+char *dr__email_utf8_dup(const char *s, size_t n, size_t max, int *cut);
+
+/* Length of the longest prefix of s[0..n) that does not end inside a UTF-8 sequence. */
+size_t dr__email_utf8_boundary(const char *s, size_t n);
+
+/* Trims, collapses internal whitespace runs to one space; NULL when nothing is left. Takes
+ * ownership of s. */
+char *dr__email_clean_line(char *s);
+
+/* Sets a->name / a->address from raw strings (either may be NULL), normalised. */
+void dr__email_addr_set(struct dr_email_addr *a, const char *name, const char *address);
+
+/* Appends one address to l (name/address normalised); 0, or DR_ETOOBIG past the cap. */
+int dr__email_addr_push(struct dr_email_addr_list *l, const char *name, const char *address);
+
+/* Sets em->date / date_ms from a broken-down time and its UTC offset in seconds. */
+void dr__email_set_date(struct dr_email *em, int64_t epoch_s, int offset_s);
+
+/* Renders the bodies: html_text from html, and text from html_text when text is NULL. */
+int dr__email_finish_bodies(struct dr_email *em, const struct dr_email_limits *lim);
+
+/* Ensures GMime is initialised (pthread_once). */
+void dr__email_gmime_init(void);
+
+/* Parses an RFC 5322 address-list string with GMime into l. */
+void dr__email_parse_addresses(struct dr_email *em, struct dr_email_addr_list *l,
+                               const char *text, const char *what);
+
+/* Parses an RFC 5322 date string; 0 on success. */
+int dr__email_parse_date(struct dr_email *em, const char *text);
+
+#endif

@@ -1,0 +1,997 @@
+/*
+ * RFC 5322 / MIME parsing with GMime. The body parts are chosen the way JMAP (RFC 8621
+ * section 4.1.4) chooses textBody, htmlBody and attachments, so multipart/alternative and
+ * multipart/related pick the same main bodies that mail clients show.
+ *
+ * Every parse has its own GMimeParserOptions (carrying the warning callback), its own stream
+ * and message: nothing is shared between threads but GMime's internally locked caches.
+ */
+#include <errno.h>
+#include <gmime/gmime.h>
+#include <iconv.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dr/err.h"
+#include "dr/util.h"
+#include "processors/email/email_int.h"
+
+struct ctx {
+    struct dr_email *em;
+    const struct dr_email_limits *lim;
+    size_t max_depth;
+    size_t parts;
+    int stopped;       /* the part limit was reached */
+    int depth_warned;
+    GPtrArray *calendar_parts;
+};
+
+/* Headers worth carrying to classifiers (auto-replies, lists, mailers, envelope). */
+static const char *const selected_headers[] = {
+    "return-path",   "sender",          "delivered-to",    "x-original-to",
+    "list-id",       "list-unsubscribe", "list-post",      "precedence",
+    "auto-submitted", "x-autoreply",    "x-autorespond",   "x-auto-response-suppress",
+    "x-mailer",      "user-agent",      "mime-version",    "importance",
+    "x-priority",    "thread-topic",    "x-gm-thrid",      "feedback-id",
+};
+
+static const char *warning_text(GMimeParserWarning code)
+{
+    switch (code) {
+    case GMIME_WARN_DUPLICATED_HEADER:
+        return "duplicated header";
+    case GMIME_WARN_DUPLICATED_PARAMETER:
+        return "duplicated header parameter";
+    case GMIME_WARN_UNENCODED_8BIT_HEADER:
+        return "header with unencoded 8-bit characters";
+    case GMIME_WARN_INVALID_CONTENT_TYPE:
+        return "invalid Content-Type, treated as application/octet-stream";
+    case GMIME_WARN_INVALID_RFC2047_HEADER_VALUE:
+        return "invalid RFC 2047 encoded header value";
+    case GMIME_WARN_MALFORMED_MULTIPART:
+        return "malformed multipart (no child parts found)";
+    case GMIME_WARN_TRUNCATED_MESSAGE:
+        return "message truncated (end boundary missing)";
+    case GMIME_WARN_MALFORMED_MESSAGE:
+        return "malformed message";
+    case GMIME_CRIT_INVALID_HEADER_NAME:
+        return "invalid header name";
+    case GMIME_CRIT_CONFLICTING_HEADER:
+        return "conflicting header";
+    case GMIME_CRIT_CONFLICTING_PARAMETER:
+        return "conflicting header parameter";
+    case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY:
+        return "multipart without boundary, read as one part";
+    case GMIME_WARN_INVALID_PARAMETER:
+        return "invalid header parameter";
+    case GMIME_WARN_INVALID_ADDRESS_LIST:
+        return "invalid address list";
+    case GMIME_CRIT_NESTING_OVERFLOW:
+        return "MIME nesting too deep for the parser";
+    case GMIME_WARN_PART_WITHOUT_CONTENT:
+        return "MIME part without content";
+    case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT:
+        return "MIME part without headers or content";
+    }
+    return "MIME parser warning";
+}
+
+static void on_parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item,
+                              gpointer user_data)
+{
+    struct dr_email *em = user_data;
+
+    /* Each parse sees 8-bit headers often; one note is enough and says nothing of where. */
+    if (code == GMIME_WARN_UNENCODED_8BIT_HEADER || code == GMIME_WARN_INVALID_ADDRESS_LIST ||
+        code == GMIME_WARN_INVALID_RFC2047_HEADER_VALUE || !item) {
+        dr__email_warn(em, "%s", warning_text(code));
+    } else {
+        dr__email_warn(em, "%s: %.60s", warning_text(code), item);
+    }
+}
+
+static GMimeParserOptions *new_options(struct dr_email *em)
+{
+    static const char *fallback[] = {"UTF-8", "windows-1252", NULL};
+    GMimeParserOptions *o = g_mime_parser_options_new();
+
+    g_mime_parser_options_set_fallback_charsets(o, fallback);
+    g_mime_parser_options_set_allow_addresses_without_domain(o, TRUE);
+    g_mime_parser_options_set_warning_callback(o, on_parser_warning, em);
+    return o;
+}
+
+/* ---- charset conversion ---------------------------------------------------------------- */
+
+static int is_utf8_or_ascii(const char *cs)
+{
+    static const char *const names[] = {"utf-8", "utf8", "us-ascii", "ascii", "ansi_x3.4-1968",
+                                        "iso646-us", "unicode-1-1-utf-8", "x-unknown"};
+    for (size_t i = 0; i < DR_ARRAY_LEN(names); i++) {
+        if (strcasecmp(cs, names[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const uint16_t cp1252_high[32] = {
+    0x20AC, 0xFFFD, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0xFFFD, 0x017D, 0xFFFD, 0xFFFD, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0xFFFD, 0x017E, 0x0178};
+
+/* Windows-1252 (a superset of Latin-1 in practice) to UTF-8; never fails. */
+static int from_cp1252(const char *s, size_t n, struct dr_buf *out)
+{
+    int err = DR_OK;
+
+    for (size_t i = 0; i < n && !err; i++) {
+        unsigned char c = (unsigned char)s[i];
+        uint32_t cp = c >= 0x80 && c < 0xA0 ? cp1252_high[c - 0x80] : c;
+        char u[3];
+
+        if (cp < 0x80) {
+            err = dr_buf_appendc(out, (char)cp);
+        } else if (cp < 0x800) {
+            u[0] = (char)(0xC0 | (cp >> 6));
+            u[1] = (char)(0x80 | (cp & 0x3F));
+            err = dr_buf_append(out, u, 2);
+        } else {
+            u[0] = (char)(0xE0 | (cp >> 12));
+            u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            u[2] = (char)(0x80 | (cp & 0x3F));
+            err = dr_buf_append(out, u, 3);
+        }
+    }
+    return err;
+}
+
+/*
+ * Converts with iconv, replacing invalid input with U+FFFD. DR_EUNSUPPORTED when iconv does
+ * not know the charset; DR_ETOOBIG when out filled up (out keeps what fitted).
+ */
+static int from_charset(const char *cs, const char *s, size_t n, struct dr_buf *out)
+{
+    iconv_t cd = g_mime_iconv_open("UTF-8", cs);
+    char chunk[4096];
+    char *in = (char *)s;
+    size_t inleft = n;
+    int err = DR_OK, done = 0;
+
+    if (cd == (iconv_t)-1) {
+        return DR_EUNSUPPORTED;
+    }
+    iconv(cd, NULL, NULL, NULL, NULL);
+    while (!err && !done) {
+        char *o = chunk;
+        size_t oleft = sizeof(chunk);
+        size_t rc = inleft ? iconv(cd, &in, &inleft, &o, &oleft) : iconv(cd, NULL, NULL, &o, &oleft);
+        int e = errno;
+
+        err = dr_buf_append(out, chunk, sizeof(chunk) - oleft);
+        if (err) {
+            break;
+        }
+        if (rc != (size_t)-1) {
+            done = (inleft == 0 && o == chunk) || inleft == 0;
+            if (inleft == 0) {
+                /* flush the shift state of stateful charsets (ISO-2022-JP) */
+                o = chunk;
+                oleft = sizeof(chunk);
+                iconv(cd, NULL, NULL, &o, &oleft);
+                err = dr_buf_append(out, chunk, sizeof(chunk) - oleft);
+                done = 1;
+            }
+        } else if (e == E2BIG) {
+            continue;
+        } else if (e == EILSEQ || e == EINVAL) {
+            err = dr_buf_append(out, "\xEF\xBF\xBD", 3);
+            if (inleft > 0) {
+                in++;
+                inleft--;
+            }
+            if (e == EINVAL) {
+                done = 1; /* incomplete sequence at the end */
+            }
+            iconv(cd, NULL, NULL, NULL, NULL);
+        } else {
+            done = 1;
+        }
+    }
+    g_mime_iconv_close(cd);
+    return err;
+}
+
+/* A <meta charset=...> or <meta http-equiv content="...; charset=..."> in the first bytes. */
+static int sniff_meta_charset(const char *s, size_t n, char *cs, size_t cssz)
+{
+    size_t lim = n < 4096 ? n : 4096;
+    const char *p = s;
+
+    while ((p = memmem(p, lim - (size_t)(p - s), "charset", 7)) != NULL) {
+        size_t k = 0;
+        p += 7;
+        while (p < s + lim && (*p == ' ' || *p == '=' || *p == '"' || *p == '\'')) {
+            p++;
+        }
+        while (p < s + lim && k + 1 < cssz &&
+               ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == ':' || *p == '.')) {
+            cs[k++] = *p++;
+        }
+        cs[k] = '\0';
+        if (k > 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void drop_cr(struct dr_buf *b)
+{
+    size_t w = 0;
+
+    for (size_t r = 0; r < b->len; r++) {
+        if (b->data[r] == '\r' && r + 1 < b->len && b->data[r + 1] == '\n') {
+            continue;
+        }
+        b->data[w++] = b->data[r];
+    }
+    b->len = w;
+    if (b->data) {
+        b->data[w] = '\0';
+    }
+}
+
+/* ---- reading parts ---------------------------------------------------------------------- */
+
+static int is_type(GMimeObject *o, const char *type, const char *subtype)
+{
+    GMimeContentType *ct = g_mime_object_get_content_type(o);
+    const char *t = ct ? g_mime_content_type_get_media_type(ct) : NULL;
+    const char *s = ct ? g_mime_content_type_get_media_subtype(ct) : NULL;
+
+    if (!t || g_ascii_strcasecmp(t, type) != 0) {
+        return 0;
+    }
+    return !subtype || (s && g_ascii_strcasecmp(s, subtype) == 0);
+}
+
+/* Reads the transfer-decoded bytes of part, at most max (1 in *cut when there were more). */
+static int read_raw(GMimePart *part, size_t max, struct dr_buf *raw, int *cut)
+{
+    GMimeDataWrapper *w = g_mime_part_get_content(part);
+    GMimeContentEncoding enc;
+    GMimeStream *src, *fs;
+    char chunk[8192];
+    ssize_t got;
+    int err = DR_OK;
+
+    *cut = 0;
+    if (!w || !(src = g_mime_data_wrapper_get_stream(w))) {
+        return DR_OK;
+    }
+    enc = g_mime_data_wrapper_get_encoding(w);
+    g_mime_stream_reset(src);
+    fs = g_mime_stream_filter_new(src);
+    if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+        enc == GMIME_CONTENT_ENCODING_UUENCODE) {
+        GMimeFilter *f = g_mime_filter_basic_new(enc, FALSE);
+        g_mime_stream_filter_add(GMIME_STREAM_FILTER(fs), f);
+        g_object_unref(f);
+    }
+    while ((got = g_mime_stream_read(fs, chunk, sizeof(chunk))) > 0) {
+        size_t room = max - raw->len;
+        if ((size_t)got > room) {
+            err = dr_buf_append(raw, chunk, room);
+            *cut = 1;
+            break;
+        }
+        err = dr_buf_append(raw, chunk, (size_t)got);
+        if (err) {
+            break;
+        }
+    }
+    g_object_unref(fs);
+    g_mime_stream_reset(src);
+    return err;
+}
+
+/*
+ * Appends the text of part, converted to UTF-8 with CRLF as LF, to out (which has the per-body
+ * limit). Unknown or wrong charsets fall back to UTF-8 or Windows-1252 with a warning.
+ * *cut is set when the text did not fit.
+ */
+static int read_text(struct ctx *c, GMimePart *part, struct dr_buf *out, int *cut)
+{
+    const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+    size_t room = out->limit - out->len;
+    struct dr_buf raw, conv;
+    int raw_cut = 0, err, converted = 0;
+    char meta[40];
+
+    *cut = 0;
+    /* Read a little past the room: conversion may shrink the text. */
+    dr_buf_init(&raw, room + 4096);
+    dr_buf_init(&conv, room);
+    err = read_raw(part, raw.limit, &raw, &raw_cut);
+    if (err || raw.len == 0) {
+        goto out;
+    }
+    if (cs && *cs && !is_utf8_or_ascii(cs)) {
+        err = from_charset(cs, raw.data, raw.len, &conv);
+        if (err == DR_EUNSUPPORTED) {
+            dr__email_warn(c->em, "unknown charset \"%.40s\"; text decoded as UTF-8 or "
+                           "Windows-1252", cs);
+            err = DR_OK;
+        } else {
+            converted = 1;
+        }
+    }
+    if (!converted) {
+        if (g_utf8_validate(raw.data, (gssize)raw.len, NULL) ||
+            (raw_cut && g_utf8_validate(raw.data, (gssize)dr__email_utf8_boundary(raw.data,
+                                                                                  raw.len),
+                                        NULL))) {
+            err = dr_buf_append(&conv, raw.data, raw.len > room ? room : raw.len);
+            if (err == DR_OK && raw.len > room) {
+                err = DR_ETOOBIG;
+            }
+        } else if (is_type(GMIME_OBJECT(part), "text", "html") &&
+                   sniff_meta_charset(raw.data, raw.len, meta, sizeof(meta)) &&
+                   !is_utf8_or_ascii(meta) &&
+                   (err = from_charset(meta, raw.data, raw.len, &conv)) != DR_EUNSUPPORTED) {
+            /* converted with the charset the HTML declares */
+        } else {
+            dr_buf_reset(&conv);
+            if (cs && *cs && g_ascii_strcasecmp(cs, "us-ascii") != 0) {
+                dr__email_warn(c->em, "text not valid in its charset \"%.40s\"; decoded as "
+                               "Windows-1252", cs);
+            }
+            err = from_cp1252(raw.data, raw.len, &conv);
+        }
+    }
+    if (err == DR_ETOOBIG) {
+        conv.len = dr__email_utf8_boundary(conv.data, conv.len);
+        conv.data[conv.len] = '\0';
+        *cut = 1;
+        err = DR_OK;
+    }
+    if (err) {
+        goto out;
+    }
+    if (raw_cut) {
+        *cut = 1;
+    }
+    drop_cr(&conv);
+    if (conv.len) {
+        /* make sure what we keep is valid UTF-8 without NULs */
+        char *clean = dr__email_utf8_dup(conv.data, conv.len, room, NULL);
+        err = dr_buf_appends(out, clean);
+        free(clean);
+        if (err == DR_ETOOBIG) {
+            *cut = 1;
+            err = DR_OK;
+        }
+    }
+out:
+    dr_buf_cleanup(&raw);
+    dr_buf_cleanup(&conv);
+    return err;
+}
+
+static size_t decoded_size(GMimeObject *p)
+{
+    GMimeStream *null = g_mime_stream_null_new();
+    ssize_t n = 0;
+
+    if (GMIME_IS_PART(p)) {
+        GMimeDataWrapper *w = g_mime_part_get_content(GMIME_PART(p));
+        if (w) {
+            n = g_mime_data_wrapper_write_to_stream(w, null);
+        }
+    } else if (GMIME_IS_MESSAGE_PART(p)) {
+        GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(p));
+        if (m) {
+            n = g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, null);
+        }
+    }
+    g_object_unref(null);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+static const char *part_filename(GMimeObject *p)
+{
+    const char *name = NULL;
+
+    if (GMIME_IS_PART(p)) {
+        name = g_mime_part_get_filename(GMIME_PART(p));
+    } else {
+        GMimeContentDisposition *d = g_mime_object_get_content_disposition(p);
+        if (d) {
+            name = g_mime_content_disposition_get_parameter(d, "filename");
+        }
+        if (!name) {
+            name = g_mime_object_get_content_type_parameter(p, "name");
+        }
+    }
+    return name && *name ? name : NULL;
+}
+
+static void add_attachment(struct ctx *c, GMimeObject *p)
+{
+    struct dr_email *em = c->em;
+    struct dr_email_attachment *a;
+    GMimeContentType *ct = g_mime_object_get_content_type(p);
+    char *mt = ct ? g_mime_content_type_get_mime_type(ct) : NULL;
+    const char *name = part_filename(p);
+
+    em->attachments = dr_xrealloc(em->attachments, (em->n_attachments + 1) * sizeof(*a));
+    a = &em->attachments[em->n_attachments++];
+    a->filename = name ? dr__email_clean_line(
+                             dr__email_utf8_dup(name, strlen(name), DR_EMAIL_MAX_HEADER, NULL))
+                       : NULL;
+    a->content_type = dr__email_utf8_dup(mt ? mt : "application/octet-stream",
+                                         strlen(mt ? mt : "application/octet-stream"), 255, NULL);
+    for (char *q = a->content_type; *q; q++) {
+        *q = (char)g_ascii_tolower(*q);
+    }
+    a->size = decoded_size(p);
+    g_free(mt);
+}
+
+static int is_calendar(GMimeObject *p)
+{
+    return GMIME_IS_PART(p) && (is_type(p, "text", "calendar") ||
+                                is_type(p, "application", "ics") ||
+                                is_type(p, "text", "x-vcalendar"));
+}
+
+static int add_calendar(struct ctx *c, GMimeObject *p)
+{
+    struct dr_email *em = c->em;
+    struct dr_email_calendar *cal;
+    const char *method = g_mime_object_get_content_type_parameter(p, "method");
+    struct dr_buf b;
+    char *m = NULL;
+    int cut = 0, err;
+
+    if (em->n_calendar >= DR_EMAIL_MAX_CALENDAR) {
+        dr__email_warn(em, "more than %d calendar parts; the rest were skipped",
+                       DR_EMAIL_MAX_CALENDAR);
+        return DR_OK;
+    }
+    dr_buf_init(&b, c->lim->max_text_bytes);
+    err = read_text(c, GMIME_PART(p), &b, &cut);
+    if (err) {
+        dr_buf_cleanup(&b);
+        return err;
+    }
+    if (cut) {
+        dr__email_warn(em, "calendar part cut at %zu bytes", c->lim->max_text_bytes);
+    }
+    if (!b.data) {
+        dr_buf_cleanup(&b);
+        return DR_OK;
+    }
+    if (!method) {
+        /* METHOD is a VCALENDAR property: a line of its own, usually near the top. */
+        for (const char *l = b.data; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+            if (strncasecmp(l, "METHOD:", 7) == 0) {
+                size_t k = strcspn(l + 7, "\r\n");
+                m = dr_xstrndup(l + 7, k < 64 ? k : 64);
+                break;
+            }
+        }
+    } else {
+        m = dr_xstrndup(method, strlen(method) < 64 ? strlen(method) : 64);
+    }
+    if (m) {
+        m = dr__email_clean_line(m);
+        for (char *q = m; q && *q; q++) {
+            *q = (char)g_ascii_toupper(*q);
+        }
+    }
+    em->calendar = dr_xrealloc(em->calendar, (em->n_calendar + 1) * sizeof(*cal));
+    cal = &em->calendar[em->n_calendar++];
+    cal->method = m;
+    cal->ics = dr_buf_steal(&b, NULL);
+    return DR_OK;
+}
+
+/* ---- choosing the bodies (RFC 8621 4.1.4) ----------------------------------------------- */
+
+static int is_inline_media(GMimeObject *p)
+{
+    return is_type(p, "image", NULL) || is_type(p, "audio", NULL) || is_type(p, "video", NULL);
+}
+
+static int is_attachment_disposition(GMimeObject *p)
+{
+    const char *d = g_mime_object_get_disposition(p);
+    return d && g_ascii_strcasecmp(d, "attachment") == 0;
+}
+
+static void walk(struct ctx *c, GMimeObject *owner, GMimeObject *single, const char *mptype,
+                 int in_alt, GPtrArray *html, GPtrArray *text, GPtrArray *att, size_t depth)
+{
+    int n = owner ? g_mime_multipart_get_count(GMIME_MULTIPART(owner)) : 1;
+    long text_len = text ? (long)text->len : -1;
+    long html_len = html ? (long)html->len : -1;
+
+    for (int i = 0; i < n && !c->stopped; i++) {
+        GMimeObject *p = owner ? g_mime_multipart_get_part(GMIME_MULTIPART(owner), i) : single;
+        int plain, is_html, media, inline_part;
+
+        if (!p) {
+            continue;
+        }
+        if (++c->parts > c->lim->max_parts) {
+            dr__email_warn(c->em, "more than %zu MIME parts; the rest were skipped",
+                           c->lim->max_parts);
+            c->stopped = 1;
+            return;
+        }
+        if (GMIME_IS_MULTIPART(p)) {
+            GMimeContentType *ct = g_mime_object_get_content_type(p);
+            const char *sub = ct ? g_mime_content_type_get_media_subtype(ct) : NULL;
+
+            if (depth + 1 > c->max_depth) {
+                if (!c->depth_warned) {
+                    dr__email_warn(c->em, "MIME nesting deeper than %zu; deeper parts skipped",
+                                   c->max_depth);
+                    c->depth_warned = 1;
+                }
+                continue;
+            }
+            sub = sub ? sub : "mixed";
+            walk(c, p, NULL, sub, in_alt || g_ascii_strcasecmp(sub, "alternative") == 0, html,
+                 text, att, depth + 1);
+            continue;
+        }
+        if (is_calendar(p) && g_ptr_array_find(c->calendar_parts, p, NULL) == FALSE) {
+            g_ptr_array_add(c->calendar_parts, p);
+        }
+        plain = GMIME_IS_PART(p) && is_type(p, "text", "plain");
+        is_html = GMIME_IS_PART(p) && is_type(p, "text", "html");
+        media = is_inline_media(p);
+        inline_part = !is_attachment_disposition(p) && (plain || is_html || media) &&
+                      (i == 0 || (g_ascii_strcasecmp(mptype, "related") != 0 &&
+                                  (media || !part_filename(p))));
+        if (!inline_part) {
+            g_ptr_array_add(att, p);
+            continue;
+        }
+        if (g_ascii_strcasecmp(mptype, "alternative") == 0) {
+            if (plain) {
+                g_ptr_array_add(text, p);
+            } else if (is_html) {
+                g_ptr_array_add(html, p);
+            } else {
+                g_ptr_array_add(att, p);
+            }
+            continue;
+        } else if (in_alt) {
+            if (plain) {
+                html = NULL;
+            }
+            if (is_html) {
+                text = NULL;
+            }
+        }
+        if (media) {
+            /* no text to show; listed so that every image and recording is accounted for */
+            g_ptr_array_add(att, p);
+            continue;
+        }
+        if (text) {
+            g_ptr_array_add(text, p);
+        }
+        if (html) {
+            g_ptr_array_add(html, p);
+        }
+    }
+    if (owner && g_ascii_strcasecmp(mptype, "alternative") == 0 && text && html) {
+        if (text_len == (long)text->len && html_len != (long)html->len) {
+            for (long k = html_len; k < (long)html->len; k++) {
+                g_ptr_array_add(text, html->pdata[k]);
+            }
+        }
+        if (html_len == (long)html->len && text_len != (long)text->len) {
+            for (long k = text_len; k < (long)text->len; k++) {
+                g_ptr_array_add(html, text->pdata[k]);
+            }
+        }
+    }
+}
+
+/* Concatenates the text of the chosen parts; HTML parts are rendered when want_html == 0. */
+static int render_body(struct ctx *c, GPtrArray *parts, int html_raw, struct dr_buf *out,
+                       const char *what)
+{
+    int cut_any = 0, err = DR_OK;
+
+    for (guint i = 0; i < parts->len && !err; i++) {
+        GMimeObject *p = parts->pdata[i];
+        int is_html = is_type(p, "text", "html"), cut = 0;
+
+        if (!GMIME_IS_PART(p) || !is_type(p, "text", NULL)) {
+            continue; /* inline images have no text */
+        }
+        if (html_raw && !is_html) {
+            continue;
+        }
+        if (out->len > 0 && out->len < out->limit) {
+            err = dr_buf_appendc(out, '\n');
+            if (err) {
+                cut_any = 1;
+                err = DR_OK;
+                break;
+            }
+        }
+        if (is_html && !html_raw) {
+            struct dr_buf h;
+            dr_buf_init(&h, c->lim->max_text_bytes);
+            err = read_text(c, GMIME_PART(p), &h, &cut);
+            if (!err && h.len) {
+                err = dr__email_html_to_text(h.data, h.len, out);
+            }
+            dr_buf_cleanup(&h);
+        } else {
+            err = read_text(c, GMIME_PART(p), out, &cut);
+        }
+        if (err == DR_ETOOBIG) {
+            cut = 1;
+            err = DR_OK;
+        }
+        cut_any |= cut;
+    }
+    if (cut_any) {
+        dr__email_warn(c->em, "%s cut at %zu bytes", what, c->lim->max_text_bytes);
+    }
+    return err;
+}
+
+static int set_body(struct dr_buf *b, char **s, size_t *len)
+{
+    if (!b->data) {
+        return DR_OK;
+    }
+    *s = dr_buf_steal(b, len);
+    return *s ? DR_OK : DR_ENOMEM;
+}
+
+static int choose_bodies(struct ctx *c, GMimeObject *root)
+{
+    struct dr_email *em = c->em;
+    GPtrArray *text = g_ptr_array_new(), *html = g_ptr_array_new(), *att = g_ptr_array_new();
+    struct dr_buf tb, hb, htb;
+    int has_html = 0, same = 0, err = DR_OK;
+
+    c->calendar_parts = g_ptr_array_new();
+    dr_buf_init(&tb, c->lim->max_text_bytes);
+    dr_buf_init(&hb, c->lim->max_text_bytes);
+    dr_buf_init(&htb, c->lim->max_text_bytes);
+    walk(c, NULL, root, "mixed", 0, html, text, att, 0);
+    if (GMIME_IS_MULTIPART(root) && g_mime_multipart_get_count(GMIME_MULTIPART(root)) == 0) {
+        /* No boundary line at all: what there is sits in the prologue. Keep it as text. */
+        const char *pro = g_mime_multipart_get_prologue(GMIME_MULTIPART(root));
+        const char *first = pro ? pro + strspn(pro, " \t\r\n") : NULL;
+        /* ...unless it is MIME structure the parser could not follow: not text to show */
+        if (first && *first && strncmp(first, "--", 2) != 0) {
+            int cut = 0;
+            char *t = dr__email_utf8_dup(pro, strlen(pro), c->lim->max_text_bytes, &cut);
+            err = dr_buf_appends(&tb, t);
+            free(t);
+            if (cut) {
+                dr__email_warn(em, "text body cut at %zu bytes", c->lim->max_text_bytes);
+            }
+        }
+    }
+
+    for (guint i = 0; i < html->len; i++) {
+        has_html |= is_type(html->pdata[i], "text", "html");
+    }
+    same = text->len == html->len && text->len > 0;
+    for (guint i = 0; same && i < text->len; i++) {
+        same = text->pdata[i] == html->pdata[i];
+    }
+    if (has_html) {
+        err = render_body(c, html, 1, &hb, "HTML body");
+        if (!err) {
+            err = render_body(c, html, 0, &htb, "HTML text");
+        }
+    }
+    if (!err && !(same && has_html)) {
+        err = render_body(c, text, 0, &tb, "text body");
+    }
+    if (!err) {
+        err = set_body(&hb, &em->html, &em->html_len);
+    }
+    if (!err) {
+        err = set_body(&htb, &em->html_text, &em->html_text_len);
+    }
+    if (!err) {
+        err = set_body(&tb, &em->text, &em->text_len);
+    }
+    for (guint i = 0; !err && i < att->len; i++) {
+        add_attachment(c, att->pdata[i]);
+    }
+    for (guint i = 0; !err && i < c->calendar_parts->len; i++) {
+        err = add_calendar(c, c->calendar_parts->pdata[i]);
+    }
+    dr_buf_cleanup(&tb);
+    dr_buf_cleanup(&hb);
+    dr_buf_cleanup(&htb);
+    g_ptr_array_free(text, TRUE);
+    g_ptr_array_free(html, TRUE);
+    g_ptr_array_free(att, TRUE);
+    g_ptr_array_free(c->calendar_parts, TRUE);
+    return err;
+}
+
+/* ---- headers ---------------------------------------------------------------------------- */
+
+static void flatten(struct dr_email *em, struct dr_email_addr_list *l, InternetAddressList *list,
+                    int depth, int *full)
+{
+    int n = list ? internet_address_list_length(list) : 0;
+
+    for (int i = 0; i < n && !*full; i++) {
+        InternetAddress *ia = internet_address_list_get_address(list, i);
+        if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+            if (depth == 0) {
+                flatten(em, l, internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)),
+                        depth + 1, full);
+            }
+        } else if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+            const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+            const char *name = internet_address_get_name(ia);
+            if (addr && !strchr(addr, '@') && (!name || !*name)) {
+                /* "From: Whomever": a phrase, not a mailbox ("Name <local>" stays a mailbox) */
+                name = addr;
+                addr = NULL;
+            }
+            if (dr__email_addr_push(l, name, addr) == DR_ETOOBIG) {
+                *full = 1;
+            }
+        }
+    }
+}
+
+static void take_addresses(struct dr_email *em, struct dr_email_addr_list *l,
+                           InternetAddressList *list, const char *what)
+{
+    int full = 0;
+
+    flatten(em, l, list, 0, &full);
+    if (full) {
+        dr__email_warn(em, "%s has more than %d addresses; the rest were dropped", what,
+                       DR_EMAIL_MAX_ADDRESSES);
+    }
+}
+
+void dr__email_parse_addresses(struct dr_email *em, struct dr_email_addr_list *l,
+                               const char *text, const char *what)
+{
+    GMimeParserOptions *o;
+    InternetAddressList *list;
+
+    dr__email_gmime_init();
+    o = new_options(em);
+    list = internet_address_list_parse(o, text);
+    if (list) {
+        take_addresses(em, l, list, what);
+        g_object_unref(list);
+    }
+    g_mime_parser_options_free(o);
+}
+
+static void set_date_from(struct dr_email *em, GDateTime *dt)
+{
+    GTimeSpan off = g_date_time_get_utc_offset(dt);
+    dr__email_set_date(em, g_date_time_to_unix(dt), (int)(off / G_TIME_SPAN_SECOND));
+}
+
+int dr__email_parse_date(struct dr_email *em, const char *text)
+{
+    GDateTime *dt;
+
+    dr__email_gmime_init();
+    dt = g_mime_utils_header_decode_date(text);
+    if (!dt) {
+        return DR_EINVAL;
+    }
+    set_date_from(em, dt);
+    g_date_time_unref(dt);
+    return em->has_date ? DR_OK : DR_EINVAL;
+}
+
+static char *header_text(struct dr_email *em, const char *v, const char *what)
+{
+    int cut = 0;
+    char *s;
+
+    if (!v) {
+        return NULL;
+    }
+    s = dr__email_clean_line(dr__email_utf8_dup(v, strlen(v), DR_EMAIL_MAX_HEADER, &cut));
+    if (cut) {
+        dr__email_warn(em, "%s cut at %d bytes", what, DR_EMAIL_MAX_HEADER);
+    }
+    return s;
+}
+
+static void take_headers(struct ctx *c, GMimeMessage *msg)
+{
+    struct dr_email *em = c->em;
+    GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+    int n = g_mime_header_list_get_count(hl);
+    const char *v;
+
+    for (int i = 0; i < n; i++) {
+        GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+        const char *name = g_mime_header_get_name(h);
+        int dup = 0;
+
+        for (size_t k = 0; k < DR_ARRAY_LEN(selected_headers); k++) {
+            if (g_ascii_strcasecmp(name, selected_headers[k]) != 0) {
+                continue;
+            }
+            for (size_t j = 0; j < em->n_headers; j++) {
+                dup |= strcmp(em->headers[j].name, selected_headers[k]) == 0;
+            }
+            if (!dup) {
+                char *val = header_text(em, g_mime_header_get_value(h), name);
+                if (val) {
+                    em->headers = dr_xrealloc(em->headers,
+                                              (em->n_headers + 1) * sizeof(*em->headers));
+                    em->headers[em->n_headers].name = dr_xstrdup(selected_headers[k]);
+                    em->headers[em->n_headers++].value = val;
+                }
+            }
+            break;
+        }
+    }
+
+    em->subject = header_text(em, g_mime_message_get_subject(msg), "Subject");
+    em->message_id = header_text(em, g_mime_message_get_message_id(msg), "Message-ID");
+    if ((v = g_mime_object_get_header(GMIME_OBJECT(msg), "In-Reply-To")) != NULL) {
+        char *id = g_mime_utils_decode_message_id(v);
+        em->in_reply_to = header_text(em, id, "In-Reply-To");
+        g_free(id);
+    }
+    if ((v = g_mime_object_get_header(GMIME_OBJECT(msg), "References")) != NULL) {
+        GMimeReferences *refs = g_mime_references_parse(NULL, v);
+        int nr = refs ? g_mime_references_length(refs) : 0;
+        /* Keep the root and the most recent ones: they are what threading uses. */
+        for (int i = 0; i < nr; i++) {
+            if (nr > DR_EMAIL_MAX_REFERENCES && i > 0 && i < nr - (DR_EMAIL_MAX_REFERENCES - 1)) {
+                continue;
+            }
+            char *id = header_text(em, g_mime_references_get_message_id(refs, i), "References");
+            if (id) {
+                em->references = dr_xrealloc(em->references,
+                                             (em->n_references + 1) * sizeof(char *));
+                em->references[em->n_references++] = id;
+            }
+        }
+        if (nr > DR_EMAIL_MAX_REFERENCES) {
+            dr__email_warn(em, "References has %d ids; kept the first and the last %d", nr,
+                           DR_EMAIL_MAX_REFERENCES - 1);
+        }
+        if (refs) {
+            g_mime_references_free(refs);
+        }
+    }
+
+    InternetAddressList *from = g_mime_message_get_from(msg);
+    struct dr_email_addr_list fl = {0};
+    take_addresses(em, &fl, from, "From");
+    if (fl.n > 0) {
+        em->from = fl.v[0];
+        for (size_t i = 1; i < fl.n; i++) {
+            free(fl.v[i].name);
+            free(fl.v[i].address);
+        }
+    }
+    free(fl.v);
+    take_addresses(em, &em->to, g_mime_message_get_to(msg), "To");
+    take_addresses(em, &em->cc, g_mime_message_get_cc(msg), "Cc");
+    take_addresses(em, &em->bcc, g_mime_message_get_bcc(msg), "Bcc");
+    take_addresses(em, &em->reply_to, g_mime_message_get_reply_to(msg), "Reply-To");
+
+    GDateTime *dt = g_mime_message_get_date(msg);
+    if (dt) {
+        set_date_from(em, dt);
+    }
+    if (!em->has_date && g_mime_object_get_header(GMIME_OBJECT(msg), "Date")) {
+        dr__email_warn(em, "unparsable Date header");
+    }
+}
+
+static int count_headers(GMimeObject *o)
+{
+    return o ? g_mime_header_list_get_count(g_mime_object_get_header_list(o)) : 0;
+}
+
+int dr_email_parse(const char *raw, size_t len, const struct dr_email_limits *lim,
+                   struct dr_email **out)
+{
+    struct dr_email_limits defaults;
+    struct dr_email *em = NULL;
+    GMimeParserOptions *opts = NULL;
+    GMimeStream *stream = NULL;
+    GMimeParser *parser = NULL;
+    GMimeMessage *msg = NULL;
+    GMimeObject *root;
+    struct ctx c;
+    int err = DR_OK;
+
+    *out = NULL;
+    dr__email_set_reason(NULL);
+    if (!lim) {
+        dr_email_limits_init(&defaults);
+        lim = &defaults;
+    }
+    if (!raw || len == 0) {
+        dr__email_set_reason("empty message");
+        return DR_EINVAL;
+    }
+    if (len > lim->max_message_bytes) {
+        dr__email_set_reason("message of %zu bytes exceeds the limit of %zu", len,
+                             lim->max_message_bytes);
+        return DR_ETOOBIG;
+    }
+    dr__email_gmime_init();
+    em = dr_xcalloc(1, sizeof(*em));
+    opts = new_options(em);
+    stream = g_mime_stream_mem_new_with_buffer(raw, len);
+    parser = g_mime_parser_new_with_stream(stream);
+    g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+    msg = g_mime_parser_construct_message(parser, opts);
+    if (!msg) {
+        dr__email_set_reason("not an RFC 5322 message");
+        err = DR_EINVAL;
+        goto out;
+    }
+    root = g_mime_message_get_mime_part(msg);
+    if (count_headers(GMIME_OBJECT(msg)) == 0 && count_headers(root) == 0) {
+        dr__email_set_reason("not an RFC 5322 message: no header fields");
+        err = DR_EINVAL;
+        goto out;
+    }
+    memset(&c, 0, sizeof(c));
+    c.em = em;
+    c.lim = lim;
+    c.max_depth = lim->max_depth < DR_EMAIL_DEPTH_CEILING ? lim->max_depth
+                                                          : DR_EMAIL_DEPTH_CEILING;
+    take_headers(&c, msg);
+    if (root) {
+        err = choose_bodies(&c, root);
+    }
+    if (!err) {
+        err = dr__email_finish_bodies(em, lim);
+    }
+    if (err) {
+        dr__email_set_reason("%s while reading the bodies", dr_strerror(err));
+        goto out;
+    }
+    *out = em;
+    em = NULL;
+out:
+    if (msg) {
+        g_object_unref(msg);
+    }
+    if (parser) {
+        g_object_unref(parser);
+    }
+    if (stream) {
+        g_object_unref(stream);
+    }
+    /* after the message: its lazily parsed headers refer to these options */
+    g_mime_parser_options_free(opts);
+    dr_email_destroy(em);
+    return err;
+}

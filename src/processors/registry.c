@@ -1,0 +1,29 @@
+/* The processor table: adding a processor is its folder plus one line here. */
+#include <string.h>
+
+#include "dr/processor.h"
+#include "dr/util.h"
+
+extern const struct dr_processor dr_processor_log;
+extern const struct dr_processor dr_processor_test;
+
+static const struct dr_processor *const table[] = {
+    &dr_processor_log,
+    &dr_processor_test,
+};
+
+const struct dr_processor *dr_processor_find(const char *name)
+{
+    for (size_t i = 0; i < DR_ARRAY_LEN(table); i++) {
+        if (strcmp(table[i]->name, name) == 0) {
+            return table[i];
+        }
+    }
+    return NULL;
+}
+
+const struct dr_processor *const *dr_processor_all(size_t *n)
+{
+    *n = DR_ARRAY_LEN(table);
+    return table;
+}

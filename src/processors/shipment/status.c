@@ -1,0 +1,265 @@
+/*
+ * Delivery status from the wording of carrier and shop emails and carrier events, in English,
+ * German, French, Italian, Spanish, Dutch, Polish and Portuguese.
+ *
+ * Every rule has a strength: 3 for wording that settles the status ("has been delivered"),
+ * 2 for the usual wording ("on its way"), 1 for hints ("expected delivery"). The strongest rule
+ * found wins; between equals, the one earliest in the text (headlines come before footers),
+ * then the first in the table.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/err.h"
+#include "dr/log.h"
+#include "dr/util.h"
+#include "processors/shipment/tracking_int.h"
+
+struct rule {
+    enum dr_shipment_status status;
+    int strength;
+    const char *regex;
+};
+
+#define RET DR_SHIP_RETURNED
+#define EXC DR_SHIP_EXCEPTION
+#define DLV DR_SHIP_DELIVERED
+#define OFD DR_SHIP_OUT_FOR_DELIVERY
+#define TRN DR_SHIP_IN_TRANSIT
+#define LBL DR_SHIP_LABEL_CREATED
+
+static const struct rule rules[] = {
+    /* returned */
+    {RET, 3,
+     "\\b(?:return(?:ed|ing)?\\s+to\\s+(?:the\\s+)?(?:sender|shipper|seller|merchant|origin)"
+     "|being\\s+returned|on\\s+its\\s+way\\s+back\\s+to"
+     "|(?:r[üu]cksendung|zur[üu]ck)\\s+(?:an|zum)\\s+(?:den\\s+)?absender|geht\\s+zur[üu]ck"
+     "|(?:reso|restituit[oa]|rispedit[oa])\\s+al\\s+mittente|in\\s+restituzione"
+     "|devuelt[oa]\\s+al\\s+remitente|devoluci[óo]n\\s+al\\s+remitente"
+     "|retourn[ée]e?\\s+(?:à|a)\\s+l.exp[ée]diteur|retour\\s+(?:à|a)\\s+l.exp[ée]diteur"
+     "|retour\\s+afzender|teruggestuurd\\s+naar\\s+de\\s+afzender"
+     "|zwr[óo]con[aoy]\\s+do\\s+nadawcy|zwrot\\s+do\\s+nadawcy"
+     "|devolvid[oa]\\s+ao\\s+remetente)"},
+
+    /* exception */
+    {EXC, 3,
+     "\\b(?:delivery\\s+exception|shipment\\s+exception|exception\\s*:"
+     "|unable\\s+to\\s+deliver|could\\s*n[o']t\\s+(?:be\\s+)?deliver(?:ed)?"
+     "|couldn.t\\s+deliver|(?:delivery\\s+)?attempt(?:ed)?\\s+(?:delivery|was\\s+made)"
+     "|we\\s+missed\\s+you|missed\\s+delivery|failed\\s+delivery|delivery\\s+(?:has\\s+)?failed"
+     "|delivery\\s+(?:was\\s+)?unsuccessful|running\\s+late|(?:is|are|been|was)\\s+delayed"
+     "|delivery\\s+(?:is\\s+)?delayed|new\\s+(?:scheduled\\s+|estimated\\s+)?delivery\\s+date"
+     "|action\\s+required|address\\s+(?:issue|problem|correction)|held\\s+(?:at|in)\\s+customs"
+     "|(?:lost|damaged)\\s+(?:in\\s+transit|package|parcel|shipment)"
+     "|zustellung\\s+nicht\\s+m[öo]glich|nicht\\s+zugestellt\\s+werden|zustellversuch"
+     "|verz[öo]ger(?:t|ung)|wir\\s+haben\\s+sie\\s+nicht\\s+angetroffen"
+     "|mancata\\s+consegna|consegna\\s+non\\s+riuscita|in\\s+ritardo|ritardo\\s+nella\\s+consegna"
+     "|tentativo\\s+di\\s+consegna|giacenza"
+     "|entrega\\s+fallida|intento\\s+de\\s+entrega|incidencia|retrasad[oa]|no\\s+se\\s+pudo\\s+entregar"
+     "|[ée]chec\\s+de\\s+(?:la\\s+)?livraison|tentative\\s+de\\s+livraison|retard(?:é|ée)?\\s"
+     "|niet\\s+(?:kunnen\\s+)?bezorgd|bezorgpoging|vertraagd|vertraging"
+     "|nieudan[aey]\\s+(?:pr[óo]b[aey]\\s+)?dor[ęe]czeni|awizo|op[óo][źz]nien"
+     "|problem\\s+z\\s+dor[ęe]czeniem|nie\\s+uda[łl]o\\s+si[ęe]\\s+dor[ęe]czy[ćc]"
+     "|tentativa\\s+de\\s+entrega|atrasad[oa])"},
+
+    /* out for delivery (before "delivered": "will be delivered today" starts earlier) */
+    {OFD, 3,
+     "\\b(?:out\\s+for\\s+delivery|(?:will|to)\\s+be\\s+delivered\\s+today"
+     "|(?:delivery|arrives?|arriving|coming)\\s+(?:is\\s+)?today|scheduled\\s+for\\s+delivery\\s+today"
+     "|delivery\\s+(?:is\\s+)?(?:scheduled\\s+)?(?:for\\s+)?today|arriving\\s+(?:soon\\s+)?today"
+     "|expects?\\s+to\\s+deliver\\s+your\\s+(?:package|parcel|item)\\s+today"
+     "|with\\s+(?:your\\s+|the\\s+)?(?:local\\s+)?(?:\\w+\\s+)?courier(?:\\s+for\\s+delivery)?"
+     "|driver\\s+is\\s+(?:arriving|on\\s+(?:the|their)\\s+way)|on\\s+(?:the\\s+)?vehicle\\s+for\\s+delivery"
+     "|in\\s+zustellung|wird\\s+(?:ihnen\\s+)?heute\\s+zugestellt|kommt\\s+heute|heute\\s+zugestellt"
+     "|zustellung\\s+heute|in\\s+der\\s+zustellung"
+     "|in\\s+consegna|(?:sar[àa]|verr[àa])\\s+consegnat[oa]\\s+oggi|consegna\\s+(?:prevista\\s+)?oggi"
+     "|en\\s+reparto|sali[óo]\\s+(?:a|para)\\s+(?:reparto|entrega)|(?:se\\s+entregar[áa]|ser[áa]\\s+entregad[oa])\\s+hoy"
+     "|su\\s+entrega\\s+se\\s+realizar[áa]\\s+hoy|en\\s+ruta\\s+de\\s+entrega|llega\\s+hoy"
+     "|en\\s+cours\\s+de\\s+livraison|sera\\s+livr[ée]e?\\s+aujourd|livraison\\s+(?:pr[ée]vue\\s+)?aujourd"
+     "|wordt\\s+vandaag\\s+bezorgd|we\\s+staan\\s+vanda(?:ag|vond)|vandaag\\s+bezorgd|bezorger\\s+is\\s+onderweg"
+     "|wydan[aey]\\s+do\\s+dor[ęe]czenia|przekazan[aey]\\s+(?:kurierowi\\s+)?do\\s+dor[ęe]czenia"
+     "|dzi[śs]\\s+dor[ęe]czamy|(?:zostanie|b[ęe]dzie)\\s+(?:dzi[śs]|dzisiaj)(?:\\s+do\\s+pa[ńn]stwa)?\\s+dor[ęe]czon"
+     "|kurier\\s+(?:jest\\s+w\\s+drodze|dor[ęe]czy)|prawie\\s+u\\s+ciebie|u\\s+kuriera"
+     "|saiu\\s+para\\s+(?:a\\s+)?entrega|em\\s+rota\\s+de\\s+entrega)"},
+
+    /* delivered, including "waiting at the pickup point / locker" */
+    {DLV, 3,
+     "\\b(?:(?:has|have|had)\\s+been\\s+(?:successfully\\s+)?delivered|(?:was|were|is)\\s+(?:successfully\\s+)?delivered"
+     "|successfully\\s+delivered|we\\s+(?:have\\s+)?delivered|delivered\\s*:"
+     "|(?:package|parcel|item|shipment|order)\\s+delivered|delivery\\s+(?:confirmation|complete[d]?)"
+     "|(?:ready|available)\\s+for\\s+(?:pick\\s*-?\\s*up|collection)|(?:wurde|ist)\\s+(?:erfolgreich\\s+)?zugestellt"
+     "|zugestellt\\s*(?::|am\\b)|ist\\s+angekommen|geliefert\\s*:|wurde\\s+geliefert"
+     "|(?:abholbereit|liegt\\s+zur\\s+abholung)"
+     "|consegna\\s+effettuata|(?:è|e'|e)\\s+stat[oa]\\s+consegnat[oa]|pronto\\s+per\\s+il\\s+ritiro"
+     "|(?:ha\\s+sido|fue)\\s+entregad[oa]|entrega\\s+realizada|listo\\s+para\\s+(?:recoger|recogida)"
+     "|(?:a\\s+[ée]t[ée]|est)\\s+livr[ée]e?|colis\\s+livr[ée]|disponible\\s+en\\s+point\\s+relais"
+     "|(?:is|werd)\\s+bezorgd|ligt\\s+klaar"
+     "|dor[ęe]czon[aoy]|dostarczon[aoy]|dostarczono\\s*:|odebran[aoy]|potwierdzenie\\s+odbioru"
+     "|umieszczon[aoy]\\s+w\\s+paczkomacie|czeka\\s+(?:na\\s+ciebie\\s+)?w\\s+paczkomacie|gotow[aey]\\s+do\\s+odbioru"
+     "|(?:foi\\s+)?entregue\\b)"},
+
+    /* in transit */
+    {TRN, 2,
+     "\\b(?:(?:has|have|was|were)\\s+(?:been\\s+)?shipped|shipped\\s*:|in\\s+transit"
+     "|on\\s+(?:its|the|their)\\s+way|(?:has|have|was|were)\\s+(?:been\\s+)?dispatched|dispatched\\s*:"
+     "|(?:departed|left)\\s+(?:(?:a|the|our)\\s+)?(?:\\w+\\s+){0,2}(?:facility|hub|depot|warehouse)"
+     "|arrived\\s+at\\s+(?:(?:a|the|our)\\s+)?(?:\\w+\\s+){0,2}(?:facility|hub|depot|sort)|(?:has\\s+been\\s+)?picked\\s+up"
+     "|(?:will|should)\\s+(?:arrive|be\\s+delivered)|is\\s+coming|accepted\\s+at|shipping\\s+confirmation|shipment\\s+confirmation"
+     "|unterwegs|(?:wurde|ist)\\s+(?:versandt|verschickt|versendet)|auf\\s+dem\\s+weg|versandbest[äa]tigung"
+     "|im\\s+(?:paket|start|ziel)zentrum|(?:è\\s+stat[oa]\\s+)?spedit[oa]\\b|in\\s+transito|in\\s+viaggio|arriver[àa]"
+     "|(?:ha\\s+sido\\s+)?enviad[oa]\\b|en\\s+tr[áa]nsito|en\\s+camino|llegar[áa]"
+     "|exp[ée]di[ée]e?\\b|en\\s+transit|en\\s+route|en\\s+cours\\s+d.acheminement|arrivera"
+     "|verzonden|onderweg|is\\s+verstuurd"
+     "|w\\s+drodze|nadan[aoy]\\b|wys[łl]an[aeoy]\\b|w\\s+transporcie|w\\s+doręczeniu"
+     "|em\\s+tr[âa]nsito|a\\s+caminho|objeto\\s+postado)"},
+
+    /* label created */
+    {LBL, 2,
+     "\\b(?:(?:shipping\\s+)?label\\s+(?:has\\s+been\\s+)?created|label\\s+created"
+     "|(?:shipment|shipping|order)\\s+information\\s+(?:received|sent)|pre-?shipment"
+     "|electronic\\s+(?:shipping\\s+)?(?:info|notification)\\s+received|ready\\s+to\\s+ship"
+     "|awaiting\\s+(?:item|collection|pick\\s*-?up\\s+by\\s+carrier)"
+     "|sendungsdaten\\s+(?:wurden\\s+)?(?:elektronisch\\s+)?[üu]bermittelt|versandetikett\\s+(?:wurde\\s+)?erstellt"
+     "|etichetta\\s+(?:di\\s+spedizione\\s+)?creata|in\\s+attesa\\s+di\\s+ritiro"
+     "|etiqueta\\s+(?:de\\s+env[íi]o\\s+)?creada|pendiente\\s+de\\s+recogida"
+     "|[ée]tiquette\\s+(?:d.exp[ée]dition\\s+)?cr[ée]{2}e|colis\\s+en\\s+pr[ée]paration"
+     "|label\\s+aangemaakt|zending\\s+(?:is\\s+)?aangemeld|verzendlabel\\s+aangemaakt"
+     "|przygotowan[aey]\\s+przez\\s+nadawc[ęe]|etykiet[ay]\\s+(?:zosta[łl]a\\s+)?utworzon"
+     "|etiqueta\\s+criada)"},
+
+    /* weaker hints */
+    {TRN, 1,
+     "\\b(?:expected\\s+delivery|estimated\\s+delivery|arriving\\b|voraussichtliche\\s+zustellung"
+     "|consegna\\s+prevista|entrega\\s+(?:prevista|estimada)|livraison\\s+pr[ée]vue"
+     "|verwachte\\s+bezorg|przewidywan[aey]\\s+(?:termin|data)\\s+dor[ęe]czenia)"},
+    {TRN, 1, "\\b(?:shipped|dispatched|versandt|spedito|enviado|exp[ée]di[ée])\\b"},
+    {DLV, 1, "\\b(?:delivered|zugestellt|consegnat[oa]|entregad[oa]|livr[ée]e?|bezorgd)\\b"},
+};
+
+#define NRULES (sizeof(rules) / sizeof(rules[0]))
+
+static pcre2_code *codes[NRULES];
+static pcre2_code *compile_one(const char *re)
+{
+    int errcode;
+    PCRE2_SIZE erroff;
+    pcre2_code *code;
+
+    code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED,
+                         PCRE2_CASELESS | PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF |
+                             PCRE2_MULTILINE,
+                         &errcode, &erroff, NULL);
+    if (!code) {
+        PCRE2_UCHAR msg[128];
+        pcre2_get_error_message(errcode, msg, sizeof(msg));
+        DR_ERROR("shipment", "status pattern does not compile", "offset=%zu error=\"%s\"",
+                 (size_t)erroff, (const char *)msg);
+        return NULL;
+    }
+    (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    return code;
+}
+
+int dr__status_compile(void)
+{
+    for (size_t i = 0; i < NRULES; i++) {
+        codes[i] = compile_one(rules[i].regex);
+        if (!codes[i]) {
+            return DR_EINVAL;
+        }
+    }
+    return DR_OK;
+}
+
+void dr__status_free(void)
+{
+    for (size_t i = 0; i < NRULES; i++) {
+        pcre2_code_free(codes[i]);
+        codes[i] = NULL;
+    }
+}
+
+enum dr_shipment_status dr__status_scan(const char *text, size_t len, pcre2_match_data *md,
+                                        int *strength)
+{
+    enum dr_shipment_status best = DR_SHIP_UNKNOWN;
+    int best_strength = 0;
+    size_t best_pos = 0;
+
+    for (size_t i = 0; i < NRULES; i++) {
+        size_t pos;
+
+        if (rules[i].strength < best_strength) {
+            continue;
+        }
+        if (pcre2_match(codes[i], (PCRE2_SPTR)text, len, 0, 0, md, NULL) < 0) {
+            continue;
+        }
+        pos = pcre2_get_ovector_pointer(md)[0];
+        if (rules[i].strength > best_strength || pos < best_pos) {
+            best = rules[i].status;
+            best_strength = rules[i].strength;
+            best_pos = pos;
+        }
+    }
+    if (strength) {
+        *strength = best_strength;
+    }
+    return best;
+}
+
+static const char *const names[] = {
+    [DR_SHIP_UNKNOWN] = "unknown",
+    [DR_SHIP_LABEL_CREATED] = "label_created",
+    [DR_SHIP_IN_TRANSIT] = "in_transit",
+    [DR_SHIP_OUT_FOR_DELIVERY] = "out_for_delivery",
+    [DR_SHIP_DELIVERED] = "delivered",
+    [DR_SHIP_EXCEPTION] = "exception",
+    [DR_SHIP_RETURNED] = "returned",
+};
+
+const char *dr_shipment_status_name(enum dr_shipment_status s)
+{
+    if ((unsigned)s >= DR_ARRAY_LEN(names)) {
+        return "unknown";
+    }
+    return names[s];
+}
+
+int dr_shipment_status_parse(const char *name, enum dr_shipment_status *out)
+{
+    if (!name || !out) {
+        return DR_EINVAL;
+    }
+    for (size_t i = 0; i < DR_ARRAY_LEN(names); i++) {
+        if (strcmp(names[i], name) == 0) {
+            *out = (enum dr_shipment_status)i;
+            return DR_OK;
+        }
+    }
+    return DR_EINVAL;
+}
+
+enum dr_shipment_status dr_shipment_status_from_text(const char *text, size_t len)
+{
+    enum dr_shipment_status s = DR_SHIP_UNKNOWN;
+    struct dr_buf plain;
+    pcre2_match_data *md;
+
+    if (!text || len == 0 || len > DR_SHIPMENT_MAX_INPUT || dr__shipment_ready() != DR_OK) {
+        return DR_SHIP_UNKNOWN;
+    }
+    md = dr__match_data();
+    if (!md) {
+        return DR_SHIP_UNKNOWN;
+    }
+    dr_buf_init(&plain, len + 1024);
+    if (dr__looks_html(text, len) && dr__html_to_text(text, len, &plain) == DR_OK) {
+        s = dr__status_scan(plain.data ? plain.data : "", plain.len, md, NULL);
+    } else {
+        s = dr__status_scan(text, len, md, NULL);
+    }
+    dr_buf_cleanup(&plain);
+    pcre2_match_data_free(md);
+    return s;
+}

@@ -1,0 +1,474 @@
+/*
+ * Tracking number validation and the scan of free text for numbers. The format patterns are
+ * compiled once (JIT) and shared read-only by all threads; match data is per call.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/err.h"
+#include "dr/log.h"
+#include "dr/util.h"
+#include "processors/shipment/tracking_int.h"
+
+/* The widest pattern of this module has fewer capture groups than this. */
+#define MATCH_PAIRS 40
+/* Windows (candidate numbers) one scan may try before it gives up on pathological input. */
+#define SCAN_WINDOW_BUDGET 20000
+/* Fewer digits than this never make a tracking number of any format. */
+#define MIN_DIGITS 7
+#define MIN_CHARS  8
+/* Gaps of up to this many spaces join digit groups ("5682 8361 0012 734"). */
+#define MAX_GAP 3
+
+struct compiled {
+    pcre2_code *code;
+    int serial, check, country; /* group numbers, or -1 */
+};
+
+static struct compiled formats_re[64];
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int init_state; /* 0 not yet, 1 ready */
+
+static int group(pcre2_code *code, const char *name)
+{
+    int n = pcre2_substring_number_from_name(code, (PCRE2_SPTR)name);
+    return n > 0 ? n : -1;
+}
+
+static void free_formats(void)
+{
+    for (size_t i = 0; i < DR_ARRAY_LEN(formats_re); i++) {
+        pcre2_code_free(formats_re[i].code);
+        formats_re[i].code = NULL;
+    }
+}
+
+static int compile_formats(void)
+{
+    if (dr__format_count > sizeof(formats_re) / sizeof(formats_re[0])) {
+        return DR_EINVAL;
+    }
+    for (size_t i = 0; i < dr__format_count; i++) {
+        int errcode;
+        PCRE2_SIZE erroff;
+        pcre2_code *code;
+
+        code = pcre2_compile((PCRE2_SPTR)dr__formats[i].regex, PCRE2_ZERO_TERMINATED,
+                             PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_DOLLAR_ENDONLY, &errcode,
+                             &erroff, NULL);
+        if (!code) {
+            PCRE2_UCHAR msg[128];
+            pcre2_get_error_message(errcode, msg, sizeof(msg));
+            DR_ERROR("shipment", "pattern does not compile", "format=%s offset=%zu error=\"%s\"",
+                     dr__formats[i].id, (size_t)erroff, (const char *)msg);
+            return DR_EINVAL;
+        }
+        (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
+        formats_re[i].code = code;
+        formats_re[i].serial = group(code, "SerialNumber");
+        formats_re[i].check = group(code, "CheckDigit");
+        formats_re[i].country = group(code, "CountryCode");
+    }
+    return DR_OK;
+}
+
+int dr_shipment_init(void)
+{
+    int err = DR_OK;
+
+    if (atomic_load_explicit(&init_state, memory_order_acquire) == 1) {
+        return DR_OK;
+    }
+    pthread_mutex_lock(&init_lock);
+    if (atomic_load_explicit(&init_state, memory_order_relaxed) != 1) {
+        err = compile_formats();
+        if (!err) {
+            err = dr__status_compile();
+        }
+        if (!err) {
+            err = dr__extract_compile();
+        }
+        if (err) {
+            free_formats();
+            dr__status_free();
+            dr__extract_free();
+        } else {
+            atomic_store_explicit(&init_state, 1, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&init_lock);
+    return err;
+}
+
+void dr_shipment_cleanup(void)
+{
+    pthread_mutex_lock(&init_lock);
+    if (atomic_load_explicit(&init_state, memory_order_relaxed) == 1) {
+        free_formats();
+        dr__status_free();
+        dr__extract_free();
+        atomic_store_explicit(&init_state, 0, memory_order_release);
+    }
+    pthread_mutex_unlock(&init_lock);
+}
+
+int dr__shipment_ready(void)
+{
+    return dr_shipment_init();
+}
+
+pcre2_code *dr__format_code(size_t i)
+{
+    return formats_re[i].code;
+}
+
+pcre2_match_data *dr__match_data(void)
+{
+    return pcre2_match_data_create(MATCH_PAIRS, NULL);
+}
+
+/* Span of group g in the last match, or 0 when the group did not take part. */
+static int group_span(pcre2_match_data *md, int g, size_t *start, size_t *len)
+{
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+
+    if (g < 0 || (uint32_t)g >= pcre2_get_ovector_count(md) || ov[2 * g] == PCRE2_UNSET) {
+        return 0;
+    }
+    *start = ov[2 * g];
+    *len = ov[2 * g + 1] - ov[2 * g];
+    return 1;
+}
+
+static int checksum_ok(const struct dr__format *f, const char *s, size_t sstart, size_t slen,
+                       char check)
+{
+    char serial[DR_TRACKING_MAX + 8];
+    size_t n = 0, plen = f->prepend ? strlen(f->prepend) : 0;
+    int want;
+
+    if (slen > DR_TRACKING_MAX) {
+        return 0;
+    }
+    if (plen && (slen < plen || memcmp(s + sstart, f->prepend, plen) != 0)) {
+        memcpy(serial, f->prepend, plen);
+        n = plen;
+    }
+    memcpy(serial + n, s + sstart, slen);
+    n += slen;
+
+    switch (f->checksum) {
+    case DR__CK_MOD10:
+        want = dr__check_mod10(serial, n, f->evens, f->odds, f->reverse);
+        break;
+    case DR__CK_MOD7:
+        want = dr__check_mod7(serial, n);
+        break;
+    case DR__CK_LUHN:
+        want = dr__check_luhn(serial, n);
+        break;
+    case DR__CK_S10:
+        want = dr__check_s10(serial, n);
+        break;
+    case DR__CK_SUM_PRODUCT:
+        want = dr__check_sum_product(serial, n, f->weights, f->mod1, f->mod2);
+        break;
+    case DR__CK_MOD37_36:
+        want = dr__check_mod37_36(serial, n);
+        break;
+    default:
+        return 1;
+    }
+    return want >= 0 && want == check;
+}
+
+size_t dr__validate_compact(const char *s, size_t n, pcre2_match_data *md,
+                            struct dr_tracking_match *out, size_t *idx, size_t max)
+{
+    size_t found = 0;
+
+    if (n == 0 || n > DR_TRACKING_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < dr__format_count && found < max; i++) {
+        const struct dr__format *f = &dr__formats[i];
+        const struct compiled *c = &formats_re[i];
+        size_t sstart, slen, cstart = 0, clen = 0, ccstart, cclen;
+        const char *opname = NULL;
+        char cc[3] = "";
+
+        if (pcre2_match(c->code, (PCRE2_SPTR)s, n, 0, 0, md, NULL) < 0) {
+            continue;
+        }
+        if (!group_span(md, c->serial, &sstart, &slen)) {
+            continue;
+        }
+        if (f->checksum != DR__CK_NONE) {
+            if (!group_span(md, c->check, &cstart, &clen) || clen != 1 ||
+                !checksum_ok(f, s, sstart, slen, s[cstart])) {
+                continue;
+            }
+        }
+        if (f->s10_country) {
+            if (!group_span(md, c->country, &ccstart, &cclen) || cclen != 2) {
+                continue;
+            }
+            memcpy(cc, s + ccstart, 2);
+            cc[2] = '\0';
+            opname = dr__s10_operator(cc);
+            if (!opname) {
+                continue;
+            }
+        }
+        struct dr_tracking_match *m = &out[found];
+        memset(m, 0, sizeof(*m));
+        memcpy(m->number, s, n);
+        m->number[n] = '\0';
+        m->carrier = f->s10_country ? dr__s10_carrier(cc) : f->carrier;
+        m->format = f->id;
+        m->format_name = f->name;
+        m->check_pos = f->checksum != DR__CK_NONE ? (int)cstart : -1;
+        memcpy(m->country, cc, sizeof(cc));
+        m->operator_name = opname;
+        if (idx) {
+            idx[found] = i;
+        }
+        found++;
+    }
+    return found;
+}
+
+int dr_tracking_validate(const char *number, struct dr_tracking_match *out, size_t max, size_t *n)
+{
+    char compact[DR_TRACKING_MAX + 1];
+    size_t len = 0, rawlen;
+    pcre2_match_data *md;
+    int err;
+
+    if (n) {
+        *n = 0;
+    }
+    if (!number || !out || !n) {
+        return DR_EINVAL;
+    }
+    rawlen = strnlen(number, 4 * DR_TRACKING_MAX + 1);
+    if (rawlen > 4 * DR_TRACKING_MAX) {
+        return DR_EINVAL;
+    }
+    for (size_t i = 0; i < rawlen; i++) {
+        char c = number[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            continue;
+        }
+        if (len == DR_TRACKING_MAX) {
+            return DR_ENOTFOUND;
+        }
+        compact[len++] = c;
+    }
+    err = dr__shipment_ready();
+    if (err) {
+        return err;
+    }
+    md = dr__match_data();
+    if (!md) {
+        return DR_ENOMEM;
+    }
+    *n = dr__validate_compact(compact, len, md, out, NULL, max);
+    pcre2_match_data_free(md);
+    return *n ? DR_OK : DR_ENOTFOUND;
+}
+
+int dr_tracking_url(const struct dr_tracking_match *m, char *buf, size_t bufsz)
+{
+    const char *fmt = NULL;
+    int w;
+
+    if (!m || !buf || bufsz == 0) {
+        return DR_EINVAL;
+    }
+    buf[0] = '\0';
+    for (size_t i = 0; i < dr__format_count; i++) {
+        if (strcmp(dr__formats[i].id, m->format) == 0) {
+            fmt = dr__formats[i].url;
+            break;
+        }
+    }
+    if (m->operator_name && strcmp(m->carrier, "royal_mail") == 0) {
+        fmt = "https://www.royalmail.com/track-your-item#/tracking-results/%s";
+    } else if (m->operator_name && strcmp(m->carrier, "canada_post") == 0) {
+        fmt = "https://www.canadapost-postescanada.ca/track-reperage/en#/search?searchFor=%s";
+    } else if (m->operator_name && strcmp(m->carrier, "usps") == 0) {
+        fmt = "https://tools.usps.com/go/TrackConfirmAction?tLabels=%s";
+    }
+    if (!fmt) {
+        return DR_ENOTFOUND;
+    }
+    /* The format strings are this file's constants, each with exactly one %s. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    w = snprintf(buf, bufsz, fmt, m->number);
+#pragma GCC diagnostic pop
+    if (w < 0 || (size_t)w >= bufsz) {
+        buf[0] = '\0';
+        return DR_ETOOBIG;
+    }
+    return DR_OK;
+}
+
+/* ---- scanning free text --------------------------------------------------------------------- */
+
+static int is_alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+static int is_upper_or_digit(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
+}
+
+/* End of the token starting at p, and whether it holds a lower-case letter. */
+static size_t token_end(const char *t, size_t len, size_t p, int *lower)
+{
+    *lower = 0;
+    while (p < len && is_alnum((unsigned char)t[p])) {
+        if (t[p] >= 'a' && t[p] <= 'z') {
+            *lower = 1;
+        }
+        p++;
+    }
+    return p;
+}
+
+/* Length of a gap that may join two groups of one number at p (spaces, tabs, no-break spaces,
+ * or one hyphen), 0 if there is none. *hyphen is set for the hyphen. */
+static size_t join_gap(const char *t, size_t len, size_t p, int *hyphen)
+{
+    size_t q = p, spaces = 0;
+
+    *hyphen = 0;
+    if (q < len && t[q] == '-') {
+        *hyphen = 1;
+        q++;
+        return q < len && is_upper_or_digit((unsigned char)t[q]) ? 1 : 0;
+    }
+    while (q < len && spaces < MAX_GAP + 1) {
+        if (t[q] == ' ' || t[q] == '\t') {
+            q++;
+        } else if ((unsigned char)t[q] == 0xC2 && q + 1 < len && (unsigned char)t[q + 1] == 0xA0) {
+            q += 2;
+        } else {
+            break;
+        }
+        spaces++;
+    }
+    if (spaces == 0 || spaces > MAX_GAP || q >= len || !is_alnum((unsigned char)t[q])) {
+        return 0;
+    }
+    return q - p;
+}
+
+static int push_hit(struct dr__hits *hits, const struct dr__hit *h)
+{
+    if (hits->n == hits->max) {
+        hits->truncated = 1;
+        return DR_OK;
+    }
+    if (hits->n == hits->cap) {
+        size_t cap = hits->cap ? hits->cap * 2 : 16;
+        struct dr__hit *v = realloc(hits->v, cap * sizeof(*v));
+        if (!v) {
+            return DR_ENOMEM;
+        }
+        hits->v = v;
+        hits->cap = cap;
+    }
+    hits->v[hits->n++] = *h;
+    return DR_OK;
+}
+
+/* Tries every window that starts with the token at p. */
+static int scan_from(const char *t, size_t len, size_t p, pcre2_match_data *md,
+                     struct dr__hits *hits)
+{
+    char compact[DR_TRACKING_MAX + 1];
+    size_t n = 0, digits = 0, tokens = 0, q = p;
+
+    for (;;) {
+        int lower, hyphen;
+        size_t e = token_end(t, len, q, &lower), gap;
+
+        if (lower || n + (e - q) > DR_TRACKING_MAX) {
+            break;
+        }
+        for (size_t i = q; i < e; i++) {
+            compact[n++] = t[i];
+            digits += t[i] >= '0' && t[i] <= '9';
+        }
+        tokens++;
+        if (n >= MIN_CHARS && digits >= MIN_DIGITS) {
+            struct dr_tracking_match m[8];
+            size_t idx[8], k;
+
+            if (hits->budget == 0) {
+                hits->truncated = 1;
+                return DR_OK;
+            }
+            hits->budget--;
+            k = dr__validate_compact(compact, n, md, m, idx, DR_ARRAY_LEN(m));
+            for (size_t j = 0; j < k; j++) {
+                struct dr__hit h = {.start = p, .end = e, .single_token = tokens == 1,
+                                    .format = idx[j], .m = m[j]};
+                int err = push_hit(hits, &h);
+                if (err) {
+                    return err;
+                }
+            }
+        }
+        gap = join_gap(t, len, e, &hyphen);
+        if (!gap) {
+            break;
+        }
+        if (hyphen) {
+            if (n + 1 > DR_TRACKING_MAX) {
+                break;
+            }
+            compact[n++] = '-';
+        }
+        q = e + gap;
+    }
+    return DR_OK;
+}
+
+int dr__scan(const char *text, size_t len, pcre2_match_data *md, struct dr__hits *hits)
+{
+    size_t p = 0;
+
+    if (hits->budget == 0 && !hits->truncated) {
+        hits->budget = SCAN_WINDOW_BUDGET;
+    }
+    while (p < len) {
+        int lower, err;
+        size_t e;
+
+        if (!is_alnum((unsigned char)text[p])) {
+            p++;
+            continue;
+        }
+        e = token_end(text, len, p, &lower);
+        if (!lower && is_upper_or_digit((unsigned char)text[p])) {
+            err = scan_from(text, len, p, md, hits);
+            if (err) {
+                return err;
+            }
+            if (hits->truncated && hits->budget == 0) {
+                break;
+            }
+        }
+        p = e;
+    }
+    return DR_OK;
+}

@@ -1,0 +1,138 @@
+/*
+ * Internals of the shipment module shared between its files (and its unit tests). Not part of
+ * the public contract in dr/shipment.h.
+ */
+#ifndef DR_SHIPMENT_TRACKING_INT_H
+#define DR_SHIPMENT_TRACKING_INT_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stddef.h>
+
+#include "dr/buf.h"
+#include "dr/shipment.h"
+
+/* ---- check digit algorithms (checksum.c) ---------------------------------------------------
+ * Each returns the check character the serial calls for ('0'-'9', or 'A'-'Z' for mod 37,36), or
+ * -1 when the serial holds a character the algorithm cannot weigh. Serials are upper case. */
+
+/* Weighted sum mod 10 as tracking_number_data defines it: index 0 is "even"; a letter weighs
+ * (ord - 3) % 10; reverse weighs from the last character. Check = (10 - sum % 10) % 10. */
+int dr__check_mod10(const char *serial, size_t n, int evens, int odds, int reverse);
+/* The serial as a decimal number, mod 7 (DHL Express). */
+int dr__check_mod7(const char *serial, size_t n);
+/* Luhn: double every second digit from the rightmost digit of the serial. */
+int dr__check_luhn(const char *serial, size_t n);
+/* UPU S10: weights 8 6 4 2 3 5 9 7, mod 11; 10 -> 0, 11 -> 5. */
+int dr__check_s10(const char *serial, size_t n);
+/* Sum of digit * weight (weights as digits in a string), mod m1, mod m2 (FedEx). */
+int dr__check_sum_product(const char *serial, size_t n, const char *weights, int m1, int m2);
+/* ISO 7064 MOD 37,36 hybrid, as DPD's parcel label specification computes it. */
+int dr__check_mod37_36(const char *serial, size_t n);
+
+/* ---- formats (formats.c) -------------------------------------------------------------------- */
+
+enum dr__checksum {
+    DR__CK_NONE,
+    DR__CK_MOD10,
+    DR__CK_MOD7,
+    DR__CK_LUHN,
+    DR__CK_S10,
+    DR__CK_SUM_PRODUCT,
+    DR__CK_MOD37_36
+};
+
+/* How much evidence a match needs before free text is trusted to hold it. */
+enum dr__trust {
+    DR__TRUST_ALWAYS,  /* distinctive layout and/or a strong check digit */
+    DR__TRUST_SHORT,   /* short numeric form: a whole token with no order/phone label, or context */
+    DR__TRUST_CONTEXT, /* no check digit: a tracking keyword or the carrier named nearby */
+};
+
+struct dr__format {
+    const char *id;
+    const char *carrier;
+    const char *name;
+    /* PCRE2 over the number without spaces, anchored at both ends, with the named groups
+     * SerialNumber, CheckDigit and (S10) CountryCode. */
+    const char *regex;
+    const char *url; /* printf-style with one %s, or NULL */
+    enum dr__checksum checksum;
+    int evens, odds, reverse; /* mod 10 */
+    const char *weights;      /* sum-product weights, one digit each */
+    int mod1, mod2;
+    const char *prepend; /* put this in front of the serial unless the serial starts with it */
+    int s10_country;     /* the CountryCode group must name a UPU member */
+    enum dr__trust trust;
+};
+
+extern const struct dr__format dr__formats[];
+extern const size_t dr__format_count;
+
+struct dr__s10_operator {
+    const char *code;
+    const char *name;
+};
+extern const struct dr__s10_operator dr__s10_operators[];
+extern const size_t dr__s10_operator_count;
+
+/* Operator name of an S10 country code, or NULL. */
+const char *dr__s10_operator(const char *cc);
+/* Carrier code for the S10 numbers of an issuing country ("GB" -> "royal_mail"), else "s10". */
+const char *dr__s10_carrier(const char *cc);
+
+/* ---- compiled patterns (tracking.c) --------------------------------------------------------- */
+
+/* Runs dr_shipment_init() once; DR_OK when the patterns are ready. */
+int dr__shipment_ready(void);
+pcre2_code *dr__format_code(size_t i);
+
+/* Match data big enough for every pattern of this module. NULL on OOM. */
+pcre2_match_data *dr__match_data(void);
+
+/* Tries every format on a compact number (no spaces, n <= DR_TRACKING_MAX); see
+ * dr_tracking_validate(). idx (may be NULL) receives the dr__formats index of each match. */
+size_t dr__validate_compact(const char *s, size_t n, pcre2_match_data *md,
+                            struct dr_tracking_match *out, size_t *idx, size_t max);
+
+/* A format match found in free text. */
+struct dr__hit {
+    size_t start, end; /* byte span in the scanned text */
+    int single_token;  /* written without spaces */
+    size_t format;     /* dr__formats index */
+    struct dr_tracking_match m;
+};
+
+struct dr__hits {
+    struct dr__hit *v;
+    size_t n, cap, max;
+    size_t budget;  /* pattern attempts left; 0 means the scan stopped early */
+    int truncated;
+};
+
+/* Finds every format match in text: runs of upper-case letters and digits, alone or in groups
+ * separated by up to three spaces. Appends to hits (bounded by hits->max and hits->budget).
+ * DR_ENOMEM only. */
+int dr__scan(const char *text, size_t len, pcre2_match_data *md, struct dr__hits *hits);
+
+/* ---- text helpers --------------------------------------------------------------------------- */
+
+/* 1 when text looks like HTML markup. */
+int dr__looks_html(const char *text, size_t len);
+/* Appends the visible text of HTML (and the targets of links) to out. */
+int dr__html_to_text(const char *html, size_t len, struct dr_buf *out);
+
+/* ---- status (status.c) ---------------------------------------------------------------------- */
+
+/* Best status in plain text; *strength gets 0 (none) .. 3 (definitive wording). */
+enum dr_shipment_status dr__status_scan(const char *text, size_t len, pcre2_match_data *md,
+                                        int *strength);
+int dr__status_compile(void);
+void dr__status_free(void);
+
+/* ---- extraction patterns (extract.c) -------------------------------------------------------- */
+
+int dr__extract_compile(void);
+void dr__extract_free(void);
+
+#endif

@@ -1,0 +1,173 @@
+#include "dr/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/json.h"
+#include "dr/util.h"
+
+struct dr_msg *dr_msg_create(const char *message_id, const char *topic, const void *data,
+                             size_t len, int64_t publish_time_ms)
+{
+    struct dr_msg *m = dr_xcalloc(1, sizeof(*m));
+
+    atomic_init(&m->refs, 1);
+    m->message_id = dr_xstrdup(message_id);
+    m->topic = dr_xstrdup(topic);
+    m->data = dr_xmalloc(len + 1);
+    if (len) {
+        memcpy(m->data, data, len);
+    }
+    m->data[len] = '\0';
+    m->data_len = len;
+    m->publish_time_ms = publish_time_ms;
+    m->payload = dr_json_parse((const char *)m->data, len);
+    m->attempt = 1;
+    return m;
+}
+
+void dr_msg_add_attr(struct dr_msg *m, const char *key, const char *value)
+{
+    m->attrs = dr_xrealloc(m->attrs, (m->nattrs + 1) * sizeof(*m->attrs));
+    m->attrs[m->nattrs].key = dr_xstrdup(key);
+    m->attrs[m->nattrs].value = dr_xstrdup(value ? value : "");
+    m->nattrs++;
+}
+
+void dr_msg_set_ordering_key(struct dr_msg *m, const char *key)
+{
+    free(m->ordering_key);
+    m->ordering_key = (key && *key) ? dr_xstrdup(key) : NULL;
+}
+
+const char *dr_msg_attr(const struct dr_msg *m, const char *key)
+{
+    for (size_t i = 0; i < m->nattrs; i++) {
+        if (strcmp(m->attrs[i].key, key) == 0) {
+            return m->attrs[i].value;
+        }
+    }
+    return NULL;
+}
+
+void dr_msg_finish(struct dr_msg *m, const char *default_type, int default_priority)
+{
+    const char *t = dr_msg_attr(m, "type");
+    const char *p = dr_msg_attr(m, "priority");
+    int64_t prio;
+
+    if (!t && m->payload) {
+        t = dr_json_str(m->payload, "type");
+    }
+    if (!t) {
+        t = default_type;
+    }
+    free(m->type);
+    m->type = dr_xstrdup(t ? t : "");
+    m->priority = default_priority;
+    if (p && dr_parse_i64(p, &prio) == 0 && prio >= 0 && prio <= 9) {
+        m->priority = (int)prio;
+    }
+    free(m->traceparent);
+    m->traceparent = dr_xstrdup(dr_msg_attr(m, "traceparent"));
+}
+
+struct dr_msg *dr_msg_ref(struct dr_msg *m)
+{
+    atomic_fetch_add(&m->refs, 1);
+    return m;
+}
+
+void dr_msg_unref(struct dr_msg *m)
+{
+    if (!m || atomic_fetch_sub(&m->refs, 1) != 1) {
+        return;
+    }
+    for (size_t i = 0; i < m->nattrs; i++) {
+        free(m->attrs[i].key);
+        free(m->attrs[i].value);
+    }
+    free(m->attrs);
+    free(m->message_id);
+    free(m->topic);
+    free(m->type);
+    free(m->data);
+    cJSON_Delete(m->payload);
+    free(m->ordering_key);
+    free(m->traceparent);
+    free(m->last_error);
+    free(m);
+}
+
+const char *dr_msg_dedup_key(const struct dr_msg *m)
+{
+    const char *k = dr_msg_attr(m, "idempotency_key");
+    return (k && *k) ? k : m->message_id;
+}
+
+static cJSON *attrs_obj(const struct dr_msg *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; i < m->nattrs; i++) {
+        cJSON_AddStringToObject(o, m->attrs[i].key, m->attrs[i].value);
+    }
+    return o;
+}
+
+char *dr_msg_attrs_json(const struct dr_msg *m)
+{
+    cJSON *o = attrs_obj(m);
+    char *s = dr_json_print(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+char *dr_msg_original_json(const struct dr_msg *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    char ts[32], *b64 = NULL, *s;
+    size_t n;
+
+    dr_format_time(m->publish_time_ms, ts);
+    cJSON_AddStringToObject(o, "messageId", m->message_id);
+    cJSON_AddStringToObject(o, "topic", m->topic);
+    cJSON_AddStringToObject(o, "publishTime", ts);
+    if (dr_base64_encode(m->data, m->data_len, &b64, &n) == 0) {
+        cJSON_AddStringToObject(o, "data", b64);
+    }
+    free(b64);
+    cJSON_AddItemToObject(o, "attributes", attrs_obj(m));
+    cJSON_AddStringToObject(o, "orderingKey", m->ordering_key ? m->ordering_key : "");
+    s = dr_json_print(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+char *dr_msg_envelope_json(const struct dr_msg *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    char ts[32], *s;
+
+    dr_format_time(m->publish_time_ms, ts);
+    cJSON_AddStringToObject(o, "message_id", m->message_id);
+    cJSON_AddStringToObject(o, "timestamp", ts);
+    cJSON_AddStringToObject(o, "source_topic", m->topic);
+    cJSON_AddStringToObject(o, "message_type", m->type ? m->type : "");
+    if (m->payload) {
+        cJSON_AddItemToObject(o, "payload", cJSON_Duplicate(m->payload, 1));
+    } else {
+        cJSON_AddNullToObject(o, "payload");
+    }
+    cJSON_AddItemToObject(o, "metadata", attrs_obj(m));
+    cJSON_AddNumberToObject(o, "priority", m->priority);
+    cJSON_AddNumberToObject(o, "retry_count", m->attempt - 1);
+    if (m->ordering_key) {
+        cJSON_AddStringToObject(o, "ordering_key", m->ordering_key);
+    }
+    if (m->traceparent) {
+        cJSON_AddStringToObject(o, "traceparent", m->traceparent);
+    }
+    s = dr_json_print(o);
+    cJSON_Delete(o);
+    return s;
+}

@@ -1,0 +1,129 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/json.h"
+#include "dr/processor.h"
+#include "dr/util.h"
+
+const char *dr_outcome_name(enum dr_outcome o)
+{
+    switch (o) {
+    case DR_OUTCOME_OK:
+        return "ok";
+    case DR_OUTCOME_RETRY:
+        return "retry";
+    case DR_OUTCOME_REJECT:
+        return "reject";
+    }
+    return "unknown";
+}
+
+void dr_result_init(struct dr_result *r)
+{
+    memset(r, 0, sizeof(*r));
+}
+
+void dr_result_cleanup(struct dr_result *r)
+{
+    for (size_t i = 0; i < r->nemits; i++) {
+        struct dr_emit *e = &r->emits[i];
+        free(e->topic);
+        free(e->data);
+        free(e->ordering_key);
+        for (size_t j = 0; j < e->nattrs; j++) {
+            free(e->attrs[j].key);
+            free(e->attrs[j].value);
+        }
+        free(e->attrs);
+    }
+    free(r->emits);
+    memset(r, 0, sizeof(*r));
+}
+
+static void set(struct dr_result *r, enum dr_outcome o, const char *reason, const char *fmt,
+                va_list ap)
+{
+    r->outcome = o;
+    snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
+    vsnprintf(r->error, sizeof(r->error), fmt, ap);
+}
+
+void dr_result_retry(struct dr_result *r, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set(r, DR_OUTCOME_RETRY, reason, fmt, ap);
+    va_end(ap);
+}
+
+void dr_result_reject(struct dr_result *r, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set(r, DR_OUTCOME_REJECT, reason, fmt, ap);
+    va_end(ap);
+}
+
+void dr_result_downstream_failed(struct dr_result *r, const char *downstream, const char *fmt,
+                                 ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set(r, DR_OUTCOME_RETRY, "downstream_unavailable", fmt, ap);
+    va_end(ap);
+    snprintf(r->downstream, sizeof(r->downstream), "%s", downstream);
+}
+
+void dr_result_emit(struct dr_result *r, const char *topic, const char *data, size_t len,
+                    const char *ordering_key, const char *const *attrs)
+{
+    struct dr_emit *e;
+
+    if (r->nemits == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 4;
+        r->emits = dr_xrealloc(r->emits, r->cap * sizeof(*r->emits));
+    }
+    e = &r->emits[r->nemits++];
+    memset(e, 0, sizeof(*e));
+    e->topic = dr_xstrdup(topic);
+    e->data = dr_xstrndup(data, len);
+    e->len = len;
+    e->ordering_key = (ordering_key && *ordering_key) ? dr_xstrdup(ordering_key) : NULL;
+    for (size_t i = 0; attrs && attrs[i] && attrs[i + 1]; i += 2) {
+        e->attrs = dr_xrealloc(e->attrs, (e->nattrs + 1) * sizeof(*e->attrs));
+        e->attrs[e->nattrs].key = dr_xstrdup(attrs[i]);
+        e->attrs[e->nattrs].value = dr_xstrdup(attrs[i + 1]);
+        e->nattrs++;
+    }
+}
+
+void dr_result_notify(struct dr_result *r, const char *user_id, const char *org_id,
+                      const char *room, const char *type, const char *title, const char *message,
+                      const cJSON *data)
+{
+    cJSON *n = cJSON_CreateObject();
+    char id[33], ts[32], *s;
+    const char *attrs[] = {"type", "client_notification", NULL};
+
+    dr_random_id(id);
+    dr_format_time(dr_now_ms(), ts);
+    cJSON_AddStringToObject(n, "notification_id", id);
+    if (user_id) {
+        cJSON_AddStringToObject(n, "user_id", user_id);
+    }
+    if (org_id) {
+        cJSON_AddStringToObject(n, "org_id", org_id);
+    }
+    cJSON_AddStringToObject(n, "room", room);
+    cJSON_AddStringToObject(n, "notification_type", type);
+    cJSON_AddStringToObject(n, "title", title ? title : "");
+    cJSON_AddStringToObject(n, "message", message ? message : "");
+    cJSON_AddItemToObject(n, "data", data ? cJSON_Duplicate(data, 1) : cJSON_CreateObject());
+    cJSON_AddStringToObject(n, "timestamp", ts);
+    s = dr_json_print(n);
+    dr_result_emit(r, "client-notifications", s, strlen(s), room, attrs);
+    free(s);
+    cJSON_Delete(n);
+}

@@ -1,0 +1,705 @@
+/*
+ * The local source. Three parties:
+ *   - the publish handler (loop thread) validates and hands rows to the writer;
+ *   - the writer thread group-commits everything it has been given in one transaction, then
+ *     posts the results back to the loop;
+ *   - the feeder (loop thread) hands committed rows to the router while it has room, and reads
+ *     the table in id order when it fell behind (after a restart, or under load).
+ */
+#include "dr/local.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/apikey.h"
+#include "dr/err.h"
+#include "dr/json.h"
+#include "dr/log.h"
+#include "dr/metrics.h"
+#include "dr/util.h"
+
+#define LOAD_BATCH 2000
+#define MAX_PENDING_PUBLISH 200000 /* rows waiting for the writer before publishes get 429 */
+
+enum op_kind { OP_PUBLISH, OP_COMPLETE, OP_UPDATE, OP_ENQUEUE };
+
+struct op {
+    enum op_kind kind;
+    struct dr_qmsg *rows; /* inserts */
+    size_t nrows;
+    int64_t delete_id;     /* OP_COMPLETE: 0 = none */
+    struct dr_qupdate upd; /* OP_UPDATE */
+    char *upd_error;
+    char *dedup_key;       /* OP_COMPLETE when processed */
+    struct dr_dead_letter dead; /* OP_COMPLETE when dead (message_id NULL otherwise) */
+    int has_dead;
+    /* results */
+    int err;
+    /* continuations */
+    struct dr_http_req *req;
+    struct dr_msg *msg;
+    dr_local_enqueued_cb cb;
+    void *cb_ctx;
+    struct op *next;
+};
+
+struct dr_local {
+    uv_loop_t *loop;
+    const struct dr_config *cfg;
+    struct dr_store *store;
+    struct dr_router *router;
+
+    pthread_t writer;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct op *todo_head, *todo_tail;
+    struct op *done_head, *done_tail;
+    size_t pending_rows;
+    int stop;
+    uv_async_t async;
+
+    /* feeder */
+    int started;
+    int stopping;
+    int64_t cursor;      /* highest queue id handed to the router (or skipped as done) */
+    int backlog;         /* rows with id > cursor may exist in the table only */
+    int loading;
+    int dropped;         /* rows were left to the table since the current load began */
+    uv_work_t load_work;
+    struct dr_qmsg *loaded;
+    size_t nloaded;
+    int load_err;
+};
+
+static const struct dr_source_ops local_ops;
+static void feed_rows(struct dr_local *l, struct dr_qmsg *rows, size_t n);
+static void maybe_load(struct dr_local *l);
+
+/* ---------- writer thread ---------- */
+
+static void op_free(struct op *o)
+{
+    if (o->rows) {
+        dr_qmsgs_free(o->rows, o->nrows);
+    }
+    free(o->upd_error);
+    free(o->dedup_key);
+    if (o->has_dead) {
+        dr_dead_letter_cleanup(&o->dead);
+    }
+    free(o);
+}
+
+/* Applies ops as one transaction; when that fails, one by one so a bad op fails alone. */
+static void apply_ops(struct dr_local *l, struct op *list)
+{
+    struct dr_qbatch b;
+    size_t nins = 0, ndel = 0, nupd = 0, ndd = 0, ndead = 0;
+    struct op *o;
+    int err;
+
+    memset(&b, 0, sizeof(b));
+    for (o = list; o; o = o->next) {
+        nins += o->nrows;
+        ndel += o->delete_id != 0;
+        nupd += o->kind == OP_UPDATE;
+        ndd += o->dedup_key != NULL;
+        ndead += o->has_dead;
+    }
+    b.inserts = nins ? dr_xcalloc(nins, sizeof(*b.inserts)) : NULL;
+    int64_t *dels = ndel ? dr_xcalloc(ndel, sizeof(int64_t)) : NULL;
+    struct dr_qupdate *upds = nupd ? dr_xcalloc(nupd, sizeof(*upds)) : NULL;
+    const char **dd = ndd ? dr_xcalloc(ndd, sizeof(char *)) : NULL;
+    b.dead = ndead ? dr_xcalloc(ndead, sizeof(*b.dead)) : NULL;
+    for (o = list; o; o = o->next) {
+        /* shallow copies: the ops keep ownership */
+        for (size_t i = 0; i < o->nrows; i++) {
+            b.inserts[b.ninserts++] = o->rows[i];
+        }
+        if (o->delete_id) {
+            dels[b.ndeletes++] = o->delete_id;
+        }
+        if (o->kind == OP_UPDATE) {
+            upds[b.nupdates++] = o->upd;
+        }
+        if (o->dedup_key) {
+            dd[b.ndedup++] = o->dedup_key;
+        }
+        if (o->has_dead) {
+            b.dead[b.ndead++] = o->dead;
+        }
+    }
+    b.deletes = dels;
+    b.updates = upds;
+    b.dedup_keys = dd;
+    err = dr_store_apply(l->store, &b);
+    if (!err) {
+        /* copy assigned ids back */
+        size_t k = 0;
+        for (o = list; o; o = o->next) {
+            for (size_t i = 0; i < o->nrows; i++) {
+                o->rows[i].id = b.inserts[k++].id;
+            }
+            o->err = 0;
+        }
+    } else if (list->next) {
+        for (o = list; o; o = o->next) {
+            struct op *next = o->next;
+            o->next = NULL;
+            apply_ops(l, o);
+            o->next = next;
+        }
+    } else {
+        list->err = err;
+        DR_ERROR("local", "store write failed", "error=\"%s\" kind=%d", dr_strerror(err),
+                 list->kind);
+    }
+    free(b.inserts);
+    free(dels);
+    free(upds);
+    free(dd);
+    free(b.dead);
+}
+
+/* Publishes carrying an idempotency key already processed within the window are dropped. */
+static void drop_seen(struct dr_local *l, struct op *o)
+{
+    int64_t since = dr_now_ms() - l->cfg->dedup_window_ms;
+    for (size_t i = 0; i < o->nrows; i++) {
+        struct dr_qmsg *q = &o->rows[i];
+        int seen = 0;
+        if (strncmp(q->message_id, "ik-", 3) != 0) {
+            continue;
+        }
+        cJSON *attrs = cJSON_Parse(q->attrs_json);
+        const char *ik = dr_json_str(attrs, "idempotency_key");
+        if (ik && dr_store_dedup_seen(l->store, ik, since, &seen) == 0 && seen) {
+            free(q->topic);
+            q->topic = NULL; /* marks "skip" for the writer below */
+        }
+        cJSON_Delete(attrs);
+    }
+    /* compact */
+    size_t k = 0;
+    for (size_t i = 0; i < o->nrows; i++) {
+        if (o->rows[i].topic) {
+            o->rows[k++] = o->rows[i];
+        } else {
+            dr_qmsg_cleanup(&o->rows[i]);
+        }
+    }
+    o->nrows = k;
+}
+
+static void *writer_main(void *arg)
+{
+    struct dr_local *l = arg;
+
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        struct op *list, *o, *tail;
+        while (!l->todo_head && !l->stop) {
+            pthread_cond_wait(&l->cv, &l->mu);
+        }
+        if (!l->todo_head && l->stop) {
+            break;
+        }
+        list = l->todo_head;
+        l->todo_head = l->todo_tail = NULL;
+        pthread_mutex_unlock(&l->mu);
+
+        for (o = list; o; o = o->next) {
+            if (o->kind == OP_PUBLISH || o->kind == OP_ENQUEUE) {
+                /* ids/rows are echoed to the client before dropping: keep a copy of the ids */
+                drop_seen(l, o);
+            }
+        }
+        apply_ops(l, list);
+
+        pthread_mutex_lock(&l->mu);
+        for (tail = list; tail->next; tail = tail->next) {
+        }
+        if (l->done_tail) {
+            l->done_tail->next = list;
+        } else {
+            l->done_head = list;
+        }
+        l->done_tail = tail;
+        uv_async_send(&l->async);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+static void submit_op(struct dr_local *l, struct op *o)
+{
+    pthread_mutex_lock(&l->mu);
+    o->next = NULL;
+    if (l->todo_tail) {
+        l->todo_tail->next = o;
+    } else {
+        l->todo_head = o;
+    }
+    l->todo_tail = o;
+    l->pending_rows += o->nrows;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* ---------- completions on the loop ---------- */
+
+static void on_async(uv_async_t *a)
+{
+    struct dr_local *l = a->data;
+    struct op *list;
+
+    pthread_mutex_lock(&l->mu);
+    list = l->done_head;
+    l->done_head = l->done_tail = NULL;
+    pthread_mutex_unlock(&l->mu);
+    while (list) {
+        struct op *o = list;
+        list = o->next;
+        pthread_mutex_lock(&l->mu);
+        l->pending_rows -= o->nrows <= l->pending_rows ? o->nrows : l->pending_rows;
+        pthread_mutex_unlock(&l->mu);
+        if (o->kind == OP_PUBLISH && o->req) {
+            struct dr_buf *reply = (struct dr_buf *)o->cb_ctx;
+            if (o->err) {
+                dr_http_respond_error(o->req, 503, "UNAVAILABLE", "could not store messages: %s",
+                                      dr_strerror(o->err));
+            } else {
+                dr_http_respond(o->req, 200, "application/json", reply->data, reply->len);
+            }
+            dr_buf_cleanup(reply);
+            free(reply);
+        }
+        if (o->kind == OP_ENQUEUE && o->cb) {
+            o->cb(o->cb_ctx, o->err);
+        }
+        if (o->kind == OP_COMPLETE && o->msg) {
+            if (o->err) {
+                /* Not acked: the row stays and runs again after a restart. */
+                DR_ERROR("local", "ack failed", "message_id=%s", o->msg->message_id);
+            }
+            dr_router_release(l->router, o->msg);
+        }
+        /* Newly committed rows go to the router. */
+        if (!o->err && o->nrows && o->kind != OP_UPDATE) {
+            feed_rows(l, o->rows, o->nrows);
+            o->rows = NULL;
+            o->nrows = 0;
+        }
+        op_free(o);
+    }
+    maybe_load(l);
+}
+
+/* ---------- feeder ---------- */
+
+static struct dr_msg *row_to_msg(struct dr_local *l, struct dr_qmsg *q)
+{
+    struct dr_msg *m = dr_msg_create(q->message_id, q->topic, q->data, q->data_len,
+                                     q->publish_time_ms);
+    cJSON *attrs = q->attrs_json ? cJSON_Parse(q->attrs_json) : NULL;
+    const cJSON *a;
+
+    cJSON_ArrayForEach(a, attrs)
+    {
+        if (cJSON_IsString(a)) {
+            dr_msg_add_attr(m, a->string, a->valuestring);
+        }
+    }
+    cJSON_Delete(attrs);
+    dr_msg_set_ordering_key(m, q->ordering_key);
+    m->attempt = q->attempts + 1;
+    m->first_failure_ms = q->first_failure_ms;
+    m->source = l;
+    m->source_id = q->id;
+    m->received_ns = dr_mono_ns();
+    return m;
+}
+
+struct delayed {
+    uv_timer_t timer;
+    struct dr_local *l;
+    struct dr_msg *msg;
+};
+
+static void delayed_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_delayed(uv_timer_t *t)
+{
+    struct delayed *d = (struct delayed *)t;
+    dr_router_submit(d->l->router, d->msg, &local_ops, d->l);
+    uv_close((uv_handle_t *)t, delayed_closed);
+}
+
+static void submit_row(struct dr_local *l, struct dr_qmsg *q)
+{
+    struct dr_msg *m = row_to_msg(l, q);
+    int64_t wait = q->not_before_ms - dr_now_ms();
+
+    if (q->id > l->cursor) {
+        l->cursor = q->id;
+    }
+    if (wait > 0) {
+        struct delayed *d = dr_xcalloc(1, sizeof(*d));
+        uv_timer_init(l->loop, &d->timer);
+        d->l = l;
+        d->msg = m;
+        uv_timer_start(&d->timer, on_delayed, (uint64_t)wait, 0);
+        return;
+    }
+    dr_router_submit(l->router, m, &local_ops, l);
+}
+
+/* Takes ownership of rows. Rows are handed over only in id order with nothing skipped;
+ * otherwise the table is read later. */
+static void feed_rows(struct dr_local *l, struct dr_qmsg *rows, size_t n)
+{
+    size_t i = 0;
+
+    if (l->started && !l->stopping && !l->backlog) {
+        for (; i < n; i++) {
+            if (!rows[i].id) {
+                continue; /* duplicate skipped by the insert */
+            }
+            if (!dr_router_has_room(l->router)) {
+                l->backlog = 1;
+                break;
+            }
+            submit_row(l, &rows[i]);
+        }
+    } else {
+        l->backlog = 1;
+    }
+    if (i < n) {
+        l->dropped = 1; /* left in the table: the next load must not think it caught up */
+    }
+    dr_qmsgs_free(rows, n);
+}
+
+static void load_work(uv_work_t *w)
+{
+    struct dr_local *l = w->data;
+    l->load_err = dr_store_queue_load(l->store, l->cursor, LOAD_BATCH, &l->loaded, &l->nloaded);
+}
+
+static void load_done(uv_work_t *w, int status)
+{
+    struct dr_local *l = w->data;
+    l->loading = 0;
+    if (l->load_err) {
+        DR_ERROR("local", "queue load failed", "error=\"%s\"", dr_strerror(l->load_err));
+        return;
+    }
+    for (size_t i = 0; i < l->nloaded; i++) {
+        if (l->stopping) {
+            break;
+        }
+        if (l->loaded[i].id <= l->cursor) {
+            continue; /* handed over by the fast path meanwhile */
+        }
+        if (!dr_router_has_room(l->router)) {
+            break;
+        }
+        submit_row(l, &l->loaded[i]);
+    }
+    if (l->nloaded == 0 && !l->dropped) {
+        l->backlog = 0;
+    }
+    dr_qmsgs_free(l->loaded, l->nloaded);
+    l->loaded = NULL;
+    l->nloaded = 0;
+    maybe_load(l);
+}
+
+static void maybe_load(struct dr_local *l)
+{
+    if (!l->started || l->stopping || !l->backlog || l->loading ||
+        !dr_router_has_room(l->router)) {
+        return;
+    }
+    l->loading = 1;
+    l->dropped = 0;
+    l->load_work.data = l;
+    uv_queue_work(l->loop, &l->load_work, load_work, load_done);
+}
+
+static void on_room(void *ctx)
+{
+    maybe_load(ctx);
+}
+
+/* ---------- source callbacks ---------- */
+
+static void emit_rows(struct dr_msg *parent, const struct dr_completion *c, struct op *o)
+{
+    int64_t now = dr_now_ms();
+
+    o->rows = c->nemits ? dr_xcalloc(c->nemits, sizeof(*o->rows)) : NULL;
+    o->nrows = c->nemits;
+    for (size_t i = 0; i < c->nemits; i++) {
+        const struct dr_emit *e = &c->emits[i];
+        struct dr_qmsg *q = &o->rows[i];
+        cJSON *attrs = cJSON_CreateObject();
+        char id[32];
+        int has_trace = 0;
+
+        for (size_t k = 0; k < e->nattrs; k++) {
+            cJSON_AddStringToObject(attrs, e->attrs[k].key, e->attrs[k].value);
+            has_trace |= strcmp(e->attrs[k].key, "traceparent") == 0;
+        }
+        if (!has_trace && parent->traceparent) {
+            cJSON_AddStringToObject(attrs, "traceparent", parent->traceparent);
+        }
+        /* Deterministic ids: re-running the parent after a crash emits the same ids, which
+         * the queue then ignores. */
+        {
+            char seed[256], digest[65];
+            snprintf(seed, sizeof(seed), "%s/%zu", parent->message_id, i);
+            dr_sha256_hex(seed, strlen(seed), digest);
+            snprintf(id, sizeof(id), "em-%.24s", digest);
+        }
+        q->message_id = dr_xstrdup(id);
+        q->topic = dr_xstrdup(e->topic);
+        q->attrs_json = dr_json_print(attrs);
+        cJSON_Delete(attrs);
+        q->data = dr_xmalloc(e->len + 1);
+        memcpy(q->data, e->data, e->len);
+        q->data[e->len] = '\0';
+        q->data_len = e->len;
+        q->ordering_key = dr_xstrdup(e->ordering_key);
+        q->publish_time_ms = now;
+    }
+}
+
+static void local_complete(void *source, struct dr_msg *msg, const struct dr_completion *c)
+{
+    struct dr_local *l = source;
+    struct op *o = dr_xcalloc(1, sizeof(*o));
+
+    o->kind = OP_COMPLETE;
+    o->delete_id = msg->source_id;
+    o->msg = msg;
+    if (c->dead) {
+        o->has_dead = 1;
+        o->dead.message_id = dr_xstrdup(c->dl.message_id);
+        o->dead.topic = dr_xstrdup(c->dl.topic);
+        o->dead.processor = dr_xstrdup(c->dl.processor);
+        o->dead.reason = dr_xstrdup(c->dl.reason);
+        o->dead.error = dr_xstrdup(c->dl.error);
+        o->dead.attempts = c->dl.attempts;
+        o->dead.first_failure_ms = c->dl.first_failure_ms;
+        o->dead.last_failure_ms = c->dl.last_failure_ms;
+        o->dead.created_ms = c->dl.created_ms;
+        o->dead.message_json = dr_xstrdup(c->dl.message_json);
+    } else {
+        o->dedup_key = dr_xstrdup(dr_msg_dedup_key(msg));
+        emit_rows(msg, c, o);
+    }
+    submit_op(l, o);
+}
+
+static int local_retrying(void *source, struct dr_msg *msg, int64_t delay_ms, const char *error)
+{
+    struct dr_local *l = source;
+    struct op *o = dr_xcalloc(1, sizeof(*o));
+
+    o->kind = OP_UPDATE;
+    o->upd.id = msg->source_id;
+    o->upd.attempts = msg->attempt - 1;
+    o->upd.not_before_ms = dr_now_ms() + delay_ms;
+    o->upd.first_failure_ms = msg->first_failure_ms;
+    o->upd_error = dr_xstrdup(error);
+    o->upd.last_error = o->upd_error;
+    submit_op(l, o);
+    return 0;
+}
+
+static void local_abandon(void *source, struct dr_msg *msg)
+{
+    /* The row stays in the table: it runs again after the restart. */
+}
+
+static const struct dr_source_ops local_ops = {
+    .name = "local",
+    .complete = local_complete,
+    .retrying = local_retrying,
+    .abandon = local_abandon,
+};
+
+/* ---------- publish API ---------- */
+
+static void on_publish(struct dr_http_req *req, void *ctx)
+{
+    struct dr_local *l = ctx;
+    const char *path = dr_http_path(req);
+    const char *p, *colon;
+    char project[256], topic[256], err[512];
+    struct dr_qmsg *rows = NULL;
+    size_t n = 0, blen;
+    const char *body;
+    struct dr_buf *reply;
+    struct op *o;
+    int rc;
+
+    if (!dr_apikey_authorize(l->cfg, req, "service")) {
+        return;
+    }
+    /* /v1/projects/{project}/topics/{topic}:publish */
+    p = path + strlen("/v1/projects/");
+    colon = strrchr(path, ':');
+    const char *slash = strchr(p, '/');
+    if (!slash || strncmp(slash, "/topics/", 8) != 0 || !colon || colon < slash ||
+        strcmp(colon, ":publish") != 0 || (size_t)(slash - p) >= sizeof(project) ||
+        (size_t)(colon - slash - 8) >= sizeof(topic)) {
+        dr_http_respond_error(req, 404, "NOT_FOUND", "unknown resource %s", path);
+        return;
+    }
+    snprintf(project, sizeof(project), "%.*s", (int)(slash - p), p);
+    snprintf(topic, sizeof(topic), "%.*s", (int)(colon - slash - 8), slash + 8);
+    if (!dr_topic_name_valid(topic)) {
+        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "Invalid [topics] name: (name=%s)",
+                              topic);
+        return;
+    }
+    if (!dr_topic_known(l->cfg, topic)) {
+        dr_http_respond_error(req, 404, "NOT_FOUND",
+                              "Resource not found (resource=%s).", topic);
+        return;
+    }
+    body = dr_http_body(req, &blen);
+    if (blen > 10 * 1000 * 1000) {
+        dr_http_respond_error(req, 400, "INVALID_ARGUMENT",
+                              "Request payload size exceeds the limit: 10000000 bytes.");
+        return;
+    }
+    rc = dr_publish_parse(body, blen, topic, &rows, &n, err, sizeof(err));
+    if (rc) {
+        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", err);
+        return;
+    }
+    pthread_mutex_lock(&l->mu);
+    int busy = l->pending_rows > MAX_PENDING_PUBLISH;
+    pthread_mutex_unlock(&l->mu);
+    if (busy || l->stopping) {
+        dr_qmsgs_free(rows, n);
+        dr_http_add_header(req, "Retry-After", "1");
+        dr_http_respond_error(req, l->stopping ? 503 : 429,
+                              l->stopping ? "UNAVAILABLE" : "RESOURCE_EXHAUSTED",
+                              l->stopping ? "shutting down" : "too many messages waiting");
+        return;
+    }
+    reply = dr_xcalloc(1, sizeof(*reply));
+    dr_buf_init(reply, 64 + n * 40);
+    dr_buf_appends(reply, "{\"messageIds\":[");
+    for (size_t i = 0; i < n; i++) {
+        dr_buf_printf(reply, "%s\"%s\"", i ? "," : "", rows[i].message_id);
+    }
+    dr_buf_appends(reply, "]}");
+    dr_metrics_inc("dr_published_total", "source=\"local\"", (double)n);
+    o = dr_xcalloc(1, sizeof(*o));
+    o->kind = OP_PUBLISH;
+    o->rows = rows;
+    o->nrows = n;
+    o->req = req;
+    o->cb_ctx = reply;
+    submit_op(l, o);
+}
+
+/* ---------- lifecycle ---------- */
+
+int dr_local_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_store *store,
+                    struct dr_router *router, struct dr_local **out)
+{
+    struct dr_local *l = dr_xcalloc(1, sizeof(*l));
+
+    l->loop = loop;
+    l->cfg = cfg;
+    l->store = store;
+    l->router = router;
+    l->backlog = 1; /* whatever the table holds from before */
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    uv_async_init(loop, &l->async, on_async);
+    l->async.data = l;
+    pthread_create(&l->writer, NULL, writer_main, l);
+    dr_router_on_room(router, on_room, l);
+    *out = l;
+    return DR_OK;
+}
+
+void dr_local_register(struct dr_local *l, struct dr_http_server *srv)
+{
+    dr_http_route(srv, "POST", "/v1/projects/*", on_publish, l);
+}
+
+void dr_local_start(struct dr_local *l)
+{
+    l->started = 1;
+    maybe_load(l);
+}
+
+int dr_local_enqueue(struct dr_local *l, struct dr_qmsg *msgs, size_t n, dr_local_enqueued_cb cb,
+                     void *ctx)
+{
+    struct op *o = dr_xcalloc(1, sizeof(*o));
+    o->kind = OP_ENQUEUE;
+    o->rows = msgs;
+    o->nrows = n;
+    o->cb = cb;
+    o->cb_ctx = ctx;
+    submit_op(l, o);
+    return DR_OK;
+}
+
+void dr_local_poke(struct dr_local *l)
+{
+    l->backlog = 1;
+    l->dropped = 1;
+    maybe_load(l);
+}
+
+int dr_local_busy(const struct dr_local *l)
+{
+    return l->loading;
+}
+
+void dr_local_stop(struct dr_local *l)
+{
+    l->stopping = 1;
+}
+
+void dr_local_destroy(struct dr_local *l)
+{
+    if (!l) {
+        return;
+    }
+    pthread_mutex_lock(&l->mu);
+    l->stop = 1;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->writer, NULL);
+    /* Results of the last commits: release nothing (the router is gone), free the ops. */
+    while (l->done_head) {
+        struct op *o = l->done_head;
+        l->done_head = o->next;
+        if (o->kind == OP_PUBLISH && o->req) {
+            struct dr_buf *reply = (struct dr_buf *)o->cb_ctx;
+            dr_buf_cleanup(reply);
+            free(reply);
+        }
+        op_free(o);
+    }
+    uv_close((uv_handle_t *)&l->async, NULL);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free(l);
+}

@@ -1,0 +1,39 @@
+/*
+ * The parts of the Pub/Sub client that need no network, exposed for unit tests.
+ */
+#ifndef DR_SOURCES_PUBSUB_INTERNAL_H
+#define DR_SOURCES_PUBSUB_INTERNAL_H
+
+#include <stddef.h>
+
+#include "dr/buf.h"
+#include "dr/pubsub.h"
+
+/*
+ * Maps a non-2xx answer to an error (see dr/pubsub.h) and writes a one-line reason into msg
+ * ("HTTP 404 NOT_FOUND: Resource not found"), using Google's error object when the body has
+ * one. Control characters are replaced and the message is cut to fit msgsz.
+ */
+int dr__pubsub_http_error(long status, const char *body, size_t len, char *msg, size_t msgsz);
+
+/*
+ * Validates msgs against the service's limits and appends the publish request body to out.
+ * DR_EINVAL or DR_ETOOBIG with the reason in why; out is then unspecified.
+ */
+int dr__pubsub_publish_body(const struct dr_pubsub_pub_msg *msgs, size_t n, struct dr_buf *out,
+                            char *why, size_t whysz);
+
+/*
+ * Parses a pull answer. On DR_OK *msgs is a malloc'ed array of *n messages (NULL when 0) that
+ * the caller frees (each with dr_pubsub_msg_free(), then the array). A message that cannot be
+ * decoded but has an ackId is returned with m->invalid set; anything else malformed makes the
+ * whole answer DR_EIO.
+ */
+int dr__pubsub_parse_pull(const char *body, size_t len, struct dr_pubsub_msg ***msgs, size_t *n);
+
+/* Checks a topic or subscription argument; writes the full name ("projects/p/topics/t") into out.
+ * kind is "topics" or "subscriptions". */
+int dr__pubsub_resolve(const char *project, const char *kind, const char *name, char *out,
+                       size_t outsz);
+
+#endif

@@ -1,0 +1,614 @@
+/*
+ * SQLite engine of dr_db.
+ *
+ * Concurrency: SQLite allows one writer at a time, so a dr__lite holds exactly one writer
+ * connection behind a mutex plus N read-only connections in a pool. Under WAL the readers see
+ * the last committed state and never wait for the writer. dr_db_exec() prepares the statement
+ * on a reader and runs it there when sqlite3_stmt_readonly() says it cannot write; everything
+ * else, and every transaction, runs on the writer. ":memory:" has no readers (each connection
+ * would be a different database).
+ *
+ * Every connection caches its prepared statements keyed by SQL text: the router runs the same
+ * few statements at a high rate and preparing costs more than running them.
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/err.h"
+#include "dr/log.h"
+#include "dr/util.h"
+#include "store/db_internal.h"
+
+#define CACHE_BUCKETS 64
+#define CACHE_MAX     256 /* statements per connection; more are prepared and finalized per call */
+#define BUSY_TIMEOUT_MS  5000
+#define DEFAULT_POOL     4 /* 1 writer + 3 readers */
+
+struct cached {
+    struct cached *next;
+    uint64_t hash;
+    char *sql;
+    sqlite3_stmt *st;
+};
+
+struct dr__lite_conn {
+    sqlite3 *h;
+    struct cached *buckets[CACHE_BUCKETS];
+    size_t ncached;
+    struct dr__lite_conn *next_free;
+};
+
+struct dr__lite {
+    pthread_mutex_t wmu; /* held from begin to commit/rollback, or for one write statement */
+    struct dr__lite_conn writer;
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+    struct dr__lite_conn *readers;
+    int nreaders;
+    struct dr__lite_conn *free_readers;
+};
+
+static int map_rc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return DR_OK;
+    case SQLITE_CONSTRAINT:
+        if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+            return DR_EEXIST;
+        }
+        return DR_EINVAL;
+    case SQLITE_NOMEM:
+        return DR_ENOMEM;
+    case SQLITE_TOOBIG:
+        return DR_ETOOBIG;
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+        return DR_EINVAL;
+    default:
+        return DR_EIO;
+    }
+}
+
+static int fail(sqlite3 *h, int rc, const char *what)
+{
+    char msg[256];
+    int err = map_rc(rc);
+
+    dr__db_clean_msg(h ? sqlite3_errmsg(h) : sqlite3_errstr(rc), msg, sizeof(msg));
+    if (err == DR_EEXIST) {
+        DR_DEBUG("db", "sqlite constraint", "op=%s code=%d error=\"%s\"", what, rc, msg);
+    } else {
+        DR_WARN("db", "sqlite failure", "op=%s code=%d error=\"%s\"", what, rc, msg);
+    }
+    return err;
+}
+
+/* strpos(haystack, needle): 1-based character position of needle, 0 if absent, NULL if either
+ * is NULL. PostgreSQL has it built in; registering it lets substring filters share SQL without
+ * LIKE's wildcard escaping and its engine-specific case rules. */
+static void fn_strpos(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    const unsigned char *h, *n, *hit;
+    int hlen, nlen;
+    int64_t pos = 1;
+
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL || sqlite3_value_type(argv[1]) == SQLITE_NULL) {
+        sqlite3_result_null(cx);
+        return;
+    }
+    h = sqlite3_value_text(argv[0]);
+    hlen = sqlite3_value_bytes(argv[0]);
+    n = sqlite3_value_text(argv[1]);
+    nlen = sqlite3_value_bytes(argv[1]);
+    if (!h || !n) {
+        sqlite3_result_error_nomem(cx);
+        return;
+    }
+    hit = memmem(h, (size_t)hlen, n, (size_t)nlen);
+    if (!hit) {
+        sqlite3_result_int64(cx, 0);
+        return;
+    }
+    for (const unsigned char *p = h; p < hit; p++) {
+        if ((*p & 0xc0) != 0x80) {
+            pos++;
+        }
+    }
+    sqlite3_result_int64(cx, pos);
+}
+
+static uint64_t hash_sql(const char *s)
+{
+    uint64_t x = 1469598103934665603ULL; /* FNV-1a */
+
+    for (; *s; s++) {
+        x = (x ^ (unsigned char)*s) * 1099511628211ULL;
+    }
+    return x;
+}
+
+static void cache_clear(struct dr__lite_conn *c)
+{
+    for (int i = 0; i < CACHE_BUCKETS; i++) {
+        struct cached *e = c->buckets[i];
+        while (e) {
+            struct cached *next = e->next;
+            sqlite3_finalize(e->st);
+            free(e->sql);
+            free(e);
+            e = next;
+        }
+        c->buckets[i] = NULL;
+    }
+    c->ncached = 0;
+}
+
+/*
+ * The prepared statement for sql on c. *temp is set when the statement is not cached (cache
+ * full, or the cached one is still running because a row callback re-entered): the caller
+ * finalizes it after use.
+ */
+static int get_stmt(struct dr__lite_conn *c, const char *sql, int quiet, sqlite3_stmt **st,
+                    int *temp)
+{
+    uint64_t hash = hash_sql(sql);
+    struct cached **slot = &c->buckets[hash % CACHE_BUCKETS];
+    const char *tail = NULL;
+    int busy_hit = 0;
+    int rc;
+
+    *st = NULL;
+    *temp = 0;
+    for (struct cached *e = *slot; e; e = e->next) {
+        if (e->hash == hash && strcmp(e->sql, sql) == 0) {
+            if (!sqlite3_stmt_busy(e->st)) {
+                *st = e->st;
+                return DR_OK;
+            }
+            busy_hit = 1;
+            break;
+        }
+    }
+    rc = sqlite3_prepare_v3(c->h, sql, -1, busy_hit ? 0 : SQLITE_PREPARE_PERSISTENT, st, &tail);
+    if (rc != SQLITE_OK) {
+        int err = quiet ? map_rc(rc) : fail(c->h, rc, "prepare");
+        *st = NULL;
+        return (rc & 0xff) == SQLITE_ERROR ? DR_EINVAL : err;
+    }
+    if (!*st) {
+        if (!quiet) {
+            DR_WARN("db", "empty statement", "engine=sqlite");
+        }
+        return DR_EINVAL;
+    }
+    while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r' ||
+                    *tail == ';')) {
+        tail++;
+    }
+    if (tail && *tail) {
+        if (!quiet) {
+            DR_WARN("db", "several statements in one call", "engine=sqlite");
+        }
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return DR_EINVAL;
+    }
+    if (busy_hit || c->ncached >= CACHE_MAX) {
+        *temp = 1;
+        return DR_OK;
+    }
+    struct cached *e = dr_xcalloc(1, sizeof(*e));
+    e->hash = hash;
+    e->sql = dr_xstrdup(sql);
+    e->st = *st;
+    e->next = *slot;
+    *slot = e;
+    c->ncached++;
+    return DR_OK;
+}
+
+/* "$N" without snprintf: apply binds thousands of parameters per batch. */
+static void param_name(size_t n, char out[24])
+{
+    char digits[21];
+    size_t k = 0, i = 0;
+
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n && k < sizeof(digits));
+    out[i++] = '$';
+    while (k) {
+        out[i++] = digits[--k];
+    }
+    out[i] = '\0';
+}
+
+static int bind_params(sqlite3_stmt *st, const struct dr_db_val *params, size_t nparams)
+{
+    char name[24];
+
+    if ((size_t)sqlite3_bind_parameter_count(st) != nparams) {
+        DR_WARN("db", "parameter count mismatch", "engine=sqlite expected=%d given=%zu",
+                sqlite3_bind_parameter_count(st), nparams);
+        return DR_EINVAL;
+    }
+    for (size_t i = 0; i < nparams; i++) {
+        const struct dr_db_val *v = &params[i];
+        int idx, rc;
+
+        param_name(i + 1, name);
+        /* SQL written as dr/db.h asks has "$N" at index N: check that before searching */
+        idx = (int)(i + 1);
+        const char *at = sqlite3_bind_parameter_name(st, idx);
+        if (!at || strcmp(at, name) != 0) {
+            idx = sqlite3_bind_parameter_index(st, name);
+        }
+        if (idx == 0) {
+            DR_WARN("db", "parameter missing from SQL", "engine=sqlite param=%s", name);
+            return DR_EINVAL;
+        }
+        switch (v->type) {
+        case DR_DB_NULL:
+            rc = sqlite3_bind_null(st, idx);
+            break;
+        case DR_DB_INT:
+            rc = sqlite3_bind_int64(st, idx, v->i);
+            break;
+        case DR_DB_TEXT:
+            if (!v->p) {
+                DR_WARN("db", "TEXT parameter without a pointer", "param=%s", name);
+                return DR_EINVAL;
+            }
+            rc = sqlite3_bind_text64(st, idx, v->p, v->len ? v->len : strlen(v->p), SQLITE_STATIC,
+                                     SQLITE_UTF8);
+            break;
+        case DR_DB_BLOB:
+            if (!v->p && v->len) {
+                DR_WARN("db", "BLOB parameter without a pointer", "param=%s", name);
+                return DR_EINVAL;
+            }
+            /* bind_blob(NULL) would bind SQL NULL; an empty blob is a value */
+            rc = v->len ? sqlite3_bind_blob64(st, idx, v->p, v->len, SQLITE_STATIC)
+                        : sqlite3_bind_zeroblob(st, idx, 0);
+            break;
+        default:
+            DR_WARN("db", "unknown parameter type", "param=%s type=%d", name, (int)v->type);
+            return DR_EINVAL;
+        }
+        if (rc != SQLITE_OK) {
+            return fail(sqlite3_db_handle(st), rc, "bind");
+        }
+    }
+    return DR_OK;
+}
+
+static int run(struct dr__lite_conn *c, sqlite3_stmt *st, const struct dr_db_val *params,
+               size_t nparams, dr_db_row_cb cb, void *ctx, int64_t *changes)
+{
+    struct dr_db_row row = {.st = st, .ncols = sqlite3_column_count(st)};
+    int err, rc;
+
+    err = bind_params(st, params, nparams);
+    if (err) {
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cb) {
+            err = cb(ctx, &row);
+            if (err) {
+                goto out;
+            }
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        err = fail(c->h, rc, "step");
+        goto out;
+    }
+    if (changes) {
+        *changes = sqlite3_stmt_readonly(st) ? 0 : sqlite3_changes64(c->h);
+    }
+out:
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+static int exec_on(struct dr__lite_conn *c, const char *sql, const struct dr_db_val *params,
+                   size_t nparams, dr_db_row_cb cb, void *ctx, int64_t *changes)
+{
+    sqlite3_stmt *st;
+    int temp;
+    int err = get_stmt(c, sql, 0, &st, &temp);
+
+    if (err) {
+        return err;
+    }
+    err = run(c, st, params, nparams, cb, ctx, changes);
+    if (temp) {
+        sqlite3_finalize(st);
+    }
+    return err;
+}
+
+/* A statement outside dr_db_begin() must not leave a transaction open on a pooled connection. */
+static int check_autocommit(struct dr__lite_conn *c, int err)
+{
+    if (sqlite3_get_autocommit(c->h)) {
+        return err;
+    }
+    sqlite3_exec(c->h, "ROLLBACK", NULL, NULL, NULL);
+    DR_WARN("db", "transaction control outside dr_db_begin", "engine=sqlite");
+    return err ? err : DR_EINVAL;
+}
+
+static int conn_open(const char *path, int reader, struct dr__lite_conn *c)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    char *errmsg = NULL;
+    char msg[256];
+    int rc, err = DR_OK;
+    const char *pragmas = reader ? "PRAGMA query_only=ON; PRAGMA foreign_keys=ON;"
+                                 : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                   "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0;";
+
+    memset(c, 0, sizeof(*c));
+    rc = sqlite3_open_v2(path, &c->h, flags, NULL);
+    if (rc != SQLITE_OK) {
+        dr__db_clean_msg(c->h ? sqlite3_errmsg(c->h) : sqlite3_errstr(rc), msg, sizeof(msg));
+        DR_ERROR("db", "cannot open sqlite database", "path=\"%s\" error=\"%s\"", path, msg);
+        err = DR_EIO;
+        goto out;
+    }
+    sqlite3_extended_result_codes(c->h, 1);
+    sqlite3_busy_timeout(c->h, BUSY_TIMEOUT_MS);
+    rc = sqlite3_exec(c->h, pragmas, NULL, NULL, &errmsg);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_create_function(c->h, "strpos", 2,
+                                     SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                     fn_strpos, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        dr__db_clean_msg(errmsg ? errmsg : sqlite3_errmsg(c->h), msg, sizeof(msg));
+        DR_ERROR("db", "cannot set up sqlite database", "path=\"%s\" error=\"%s\"", path, msg);
+        err = DR_EIO;
+        goto out;
+    }
+out:
+    sqlite3_free(errmsg);
+    if (err) {
+        sqlite3_close(c->h);
+        c->h = NULL;
+    }
+    return err;
+}
+
+static void conn_close(struct dr__lite_conn *c)
+{
+    if (!c->h) {
+        return;
+    }
+    cache_clear(c);
+    sqlite3_close(c->h);
+    c->h = NULL;
+}
+
+int dr__lite_open(const char *path, int pool_size, struct dr__lite **out)
+{
+    struct dr__lite *l = NULL;
+    int memory = strcmp(path, ":memory:") == 0;
+    int err;
+
+    *out = NULL;
+    if (!*path) {
+        DR_ERROR("db", "empty sqlite path", "engine=sqlite");
+        return DR_EINVAL;
+    }
+    if (!sqlite3_threadsafe()) {
+        DR_ERROR("db", "sqlite built without thread support", "engine=sqlite");
+        return DR_EUNSUPPORTED;
+    }
+    if (pool_size <= 0) {
+        pool_size = DEFAULT_POOL;
+    }
+    l = dr_xcalloc(1, sizeof(*l));
+    pthread_mutex_init(&l->wmu, NULL);
+    pthread_mutex_init(&l->rmu, NULL);
+    pthread_cond_init(&l->rcv, NULL);
+    /* the writer first: it creates the file and switches it to WAL before readers attach */
+    err = conn_open(path, 0, &l->writer);
+    if (err) {
+        goto out;
+    }
+    l->nreaders = memory ? 0 : pool_size - 1;
+    l->readers = dr_xcalloc((size_t)(l->nreaders ? l->nreaders : 1), sizeof(*l->readers));
+    for (int i = 0; i < l->nreaders; i++) {
+        err = conn_open(path, 1, &l->readers[i]);
+        if (err) {
+            goto out;
+        }
+        l->readers[i].next_free = l->free_readers;
+        l->free_readers = &l->readers[i];
+    }
+    *out = l;
+    l = NULL;
+out:
+    dr__lite_close(l);
+    return err;
+}
+
+void dr__lite_close(struct dr__lite *l)
+{
+    if (!l) {
+        return;
+    }
+    for (int i = 0; l->readers && i < l->nreaders; i++) {
+        conn_close(&l->readers[i]);
+    }
+    conn_close(&l->writer);
+    free(l->readers);
+    pthread_cond_destroy(&l->rcv);
+    pthread_mutex_destroy(&l->rmu);
+    pthread_mutex_destroy(&l->wmu);
+    free(l);
+}
+
+static struct dr__lite_conn *reader_get(struct dr__lite *l)
+{
+    struct dr__lite_conn *c;
+
+    pthread_mutex_lock(&l->rmu);
+    while (!l->free_readers) {
+        pthread_cond_wait(&l->rcv, &l->rmu);
+    }
+    c = l->free_readers;
+    l->free_readers = c->next_free;
+    pthread_mutex_unlock(&l->rmu);
+    return c;
+}
+
+static void reader_put(struct dr__lite *l, struct dr__lite_conn *c)
+{
+    pthread_mutex_lock(&l->rmu);
+    c->next_free = l->free_readers;
+    l->free_readers = c;
+    pthread_cond_signal(&l->rcv);
+    pthread_mutex_unlock(&l->rmu);
+}
+
+int dr__lite_exec(struct dr__lite *l, const char *sql, const struct dr_db_val *params,
+                  size_t nparams, dr_db_row_cb cb, void *ctx, int64_t *changes)
+{
+    int err;
+
+    if (l->nreaders > 0) {
+        struct dr__lite_conn *c = reader_get(l);
+        sqlite3_stmt *st;
+        int temp, readonly = 0;
+
+        /* quiet: what a reader cannot prepare (a TEMP table, a syntax error) the writer retries
+         * and reports */
+        err = get_stmt(c, sql, 1, &st, &temp);
+        if (!err) {
+            readonly = sqlite3_stmt_readonly(st);
+            if (readonly) {
+                err = run(c, st, params, nparams, cb, ctx, changes);
+                err = check_autocommit(c, err);
+            }
+            if (temp) {
+                sqlite3_finalize(st);
+            }
+        }
+        reader_put(l, c);
+        if (readonly) {
+            return err;
+        }
+    }
+    pthread_mutex_lock(&l->wmu);
+    err = exec_on(&l->writer, sql, params, nparams, cb, ctx, changes);
+    err = check_autocommit(&l->writer, err);
+    pthread_mutex_unlock(&l->wmu);
+    return err;
+}
+
+int dr__lite_begin(struct dr__lite *l, struct dr__lite_conn **c)
+{
+    int err;
+
+    *c = NULL;
+    pthread_mutex_lock(&l->wmu);
+    /* IMMEDIATE takes the write lock now: other processes on the file wait in busy_timeout
+     * here rather than failing later when a read transaction tries to upgrade */
+    err = exec_on(&l->writer, "BEGIN IMMEDIATE", NULL, 0, NULL, NULL, NULL);
+    if (err) {
+        pthread_mutex_unlock(&l->wmu);
+        return err;
+    }
+    *c = &l->writer;
+    return DR_OK;
+}
+
+int dr__lite_conn_exec(struct dr__lite_conn *c, const char *sql, const struct dr_db_val *params,
+                       size_t nparams, dr_db_row_cb cb, void *ctx, int64_t *changes)
+{
+    return exec_on(c, sql, params, nparams, cb, ctx, changes);
+}
+
+int dr__lite_conn_script(struct dr__lite_conn *c, const char *sql)
+{
+    char *errmsg = NULL;
+    char msg[256];
+    int rc = sqlite3_exec(c->h, sql, NULL, NULL, &errmsg);
+    int err = DR_OK;
+
+    if (rc != SQLITE_OK) {
+        dr__db_clean_msg(errmsg ? errmsg : sqlite3_errmsg(c->h), msg, sizeof(msg));
+        DR_WARN("db", "sqlite script failed", "code=%d error=\"%s\"", rc, msg);
+        err = (rc & 0xff) == SQLITE_ERROR ? DR_EINVAL : map_rc(rc);
+    }
+    sqlite3_free(errmsg);
+    return err;
+}
+
+int dr__lite_commit(struct dr__lite *l, struct dr__lite_conn *c)
+{
+    int err = exec_on(c, "COMMIT", NULL, 0, NULL, NULL, NULL);
+
+    if (err && !sqlite3_get_autocommit(c->h)) {
+        exec_on(c, "ROLLBACK", NULL, 0, NULL, NULL, NULL);
+    }
+    pthread_mutex_unlock(&l->wmu);
+    return err;
+}
+
+void dr__lite_rollback(struct dr__lite *l, struct dr__lite_conn *c)
+{
+    if (!sqlite3_get_autocommit(c->h)) {
+        exec_on(c, "ROLLBACK", NULL, 0, NULL, NULL, NULL);
+    }
+    pthread_mutex_unlock(&l->wmu);
+}
+
+static int in_range(const struct dr_db_row *row, int col)
+{
+    return col >= 0 && col < row->ncols;
+}
+
+int dr__lite_row_is_null(const struct dr_db_row *row, int col)
+{
+    return !in_range(row, col) || sqlite3_column_type(row->st, col) == SQLITE_NULL;
+}
+
+int64_t dr__lite_row_int(const struct dr_db_row *row, int col)
+{
+    return in_range(row, col) ? sqlite3_column_int64(row->st, col) : 0;
+}
+
+const char *dr__lite_row_text(const struct dr_db_row *row, int col)
+{
+    if (dr__lite_row_is_null(row, col)) {
+        return NULL;
+    }
+    return (const char *)sqlite3_column_text(row->st, col);
+}
+
+const void *dr__lite_row_blob(const struct dr_db_row *row, int col, size_t *len)
+{
+    const void *p;
+
+    *len = 0;
+    if (dr__lite_row_is_null(row, col)) {
+        return NULL;
+    }
+    p = sqlite3_column_blob(row->st, col);
+    *len = (size_t)sqlite3_column_bytes(row->st, col);
+    return p ? p : ""; /* an empty blob is a value, not NULL */
+}

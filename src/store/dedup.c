@@ -1,0 +1,64 @@
+/*
+ * Dedup records: a key (message_id or idempotency key) and when it was last processed.
+ */
+#include "dr/store.h"
+
+#include "dr/err.h"
+#include "dr/log.h"
+#include "dr/util.h"
+#include "store/store_internal.h"
+
+/* Keeps the latest time when marks arrive out of order (CASE: both engines, unlike MAX/GREATEST) */
+static const char sql_mark[] =
+    "INSERT INTO dedup (key, seen_ms) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET "
+    "seen_ms = CASE WHEN excluded.seen_ms > dedup.seen_ms THEN excluded.seen_ms "
+    "ELSE dedup.seen_ms END";
+
+int dr__dedup_mark(struct dr_store *st, struct dr_db_tx *tx, const char *key, int64_t now_ms)
+{
+    struct dr_db_val p[2] = {DR_DB_TEXTV(key), DR_DB_INTV(now_ms)};
+
+    return dr__store_exec(st, tx, sql_mark, p, DR_ARRAY_LEN(p), NULL, NULL, NULL);
+}
+
+static int set_seen(void *ctx, const struct dr_db_row *row)
+{
+    *(int *)ctx = 1;
+    return 0;
+}
+
+int dr_store_dedup_seen(struct dr_store *st, const char *key, int64_t since_ms, int *seen)
+{
+    struct dr_db_val p[2] = {DR_DB_TEXTV(key), DR_DB_INTV(since_ms)};
+
+    if (!seen) {
+        return DR_EINVAL;
+    }
+    *seen = 0;
+    if (!st || !key || !*key) {
+        return DR_EINVAL;
+    }
+    return dr_db_exec(st->db, "SELECT 1 FROM dedup WHERE key = $1 AND seen_ms >= $2", p,
+                      DR_ARRAY_LEN(p), set_seen, seen, NULL);
+}
+
+int dr_store_dedup_mark(struct dr_store *st, const char *key, int64_t now_ms)
+{
+    if (!st || !key || !*key) {
+        return DR_EINVAL;
+    }
+    return dr__dedup_mark(st, NULL, key, now_ms);
+}
+
+int dr_store_dedup_purge(struct dr_store *st, int64_t before_ms, int64_t *purged)
+{
+    struct dr_db_val p = DR_DB_INTV(before_ms);
+
+    if (purged) {
+        *purged = 0;
+    }
+    if (!st) {
+        return DR_EINVAL;
+    }
+    return dr_db_exec(st->db, "DELETE FROM dedup WHERE seen_ms < $1", &p, 1, NULL, NULL, purged);
+}

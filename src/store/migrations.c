@@ -1,0 +1,85 @@
+/*
+ * The store's schema as versioned migrations, applied by dr_store_open() through
+ * dr_db_migrate(). A module that needs tables appends one line to the array below with the next
+ * version number and its DDL for both engines; an entry that has shipped is never edited.
+ *
+ * Conventions: times are epoch milliseconds in BIGINT/INTEGER columns; ids increase and are
+ * never reused (AUTOINCREMENT / IDENTITY), so paging by "id > after_id" cannot skip a row that
+ * took a deleted row's id.
+ */
+#include "dr/util.h"
+#include "store/store_internal.h"
+
+/* v1: local queue (read in id order through its primary key), dedup records, dead letters with
+ * an index per admin filter (topic, processor, reason: each with id for paging) and by age. */
+static const char v1_sqlite[] =
+    "CREATE TABLE queue ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " message_id TEXT NOT NULL UNIQUE,"
+    " topic TEXT NOT NULL,"
+    " attrs_json TEXT NOT NULL DEFAULT '{}',"
+    " data BLOB NOT NULL,"
+    " ordering_key TEXT,"
+    " publish_time_ms INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " not_before_ms INTEGER NOT NULL DEFAULT 0,"
+    " first_failure_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT);"
+    "CREATE TABLE dedup (key TEXT PRIMARY KEY, seen_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX dedup_seen_ms ON dedup (seen_ms);"
+    "CREATE TABLE dead_letters ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " message_id TEXT NOT NULL,"
+    " topic TEXT NOT NULL,"
+    " processor TEXT,"
+    " reason TEXT NOT NULL,"
+    " error TEXT,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " first_failure_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_failure_ms INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL,"
+    " message_json TEXT NOT NULL);"
+    "CREATE INDEX dead_letters_topic ON dead_letters (topic, id);"
+    "CREATE INDEX dead_letters_processor ON dead_letters (processor, id);"
+    "CREATE INDEX dead_letters_reason ON dead_letters (reason, id);"
+    "CREATE INDEX dead_letters_created ON dead_letters (created_ms);"
+    "CREATE INDEX dead_letters_message_id ON dead_letters (message_id);";
+
+static const char v1_postgres[] =
+    "CREATE TABLE queue ("
+    " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " message_id TEXT NOT NULL UNIQUE,"
+    " topic TEXT NOT NULL,"
+    " attrs_json TEXT NOT NULL DEFAULT '{}',"
+    " data BYTEA NOT NULL,"
+    " ordering_key TEXT,"
+    " publish_time_ms BIGINT NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " not_before_ms BIGINT NOT NULL DEFAULT 0,"
+    " first_failure_ms BIGINT NOT NULL DEFAULT 0,"
+    " last_error TEXT);"
+    "CREATE TABLE dedup (key TEXT PRIMARY KEY, seen_ms BIGINT NOT NULL);"
+    "CREATE INDEX dedup_seen_ms ON dedup (seen_ms);"
+    "CREATE TABLE dead_letters ("
+    " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " message_id TEXT NOT NULL,"
+    " topic TEXT NOT NULL,"
+    " processor TEXT,"
+    " reason TEXT NOT NULL,"
+    " error TEXT,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " first_failure_ms BIGINT NOT NULL DEFAULT 0,"
+    " last_failure_ms BIGINT NOT NULL DEFAULT 0,"
+    " created_ms BIGINT NOT NULL,"
+    " message_json TEXT NOT NULL);"
+    "CREATE INDEX dead_letters_topic ON dead_letters (topic, id);"
+    "CREATE INDEX dead_letters_processor ON dead_letters (processor, id);"
+    "CREATE INDEX dead_letters_reason ON dead_letters (reason, id);"
+    "CREATE INDEX dead_letters_created ON dead_letters (created_ms);"
+    "CREATE INDEX dead_letters_message_id ON dead_letters (message_id);";
+
+const struct dr_db_migration dr__store_migrations[] = {
+    {1, "queue, dedup, dead_letters", v1_sqlite, v1_postgres},
+};
+
+const size_t dr__store_nmigrations = DR_ARRAY_LEN(dr__store_migrations);

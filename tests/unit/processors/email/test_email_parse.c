@@ -1,0 +1,606 @@
+/*
+ * dr_email_parse() on messages built here for one behaviour each, hostile input, the JSON
+ * shape, the pre-parsed-fields path, the classifier helpers, and parsing on several threads.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <glib.h>
+#include <pthread.h>
+#include <cmocka.h>
+
+#include "dr/email.h"
+#include "dr/err.h"
+#include "dr/json.h"
+#include "unit/processors/email/testutil.h"
+
+static struct dr_email *parse_ok(const char *msg)
+{
+    struct dr_email *em = NULL;
+    int err = dr_email_parse(msg, strlen(msg), NULL, &em);
+
+    if (err) {
+        print_message("parse failed: %s\n", dr_email_error_reason());
+    }
+    assert_int_equal(err, DR_OK);
+    assert_non_null(em);
+    return em;
+}
+
+static int has_warning(const struct dr_email *em, const char *needle)
+{
+    for (size_t i = 0; i < em->n_warnings; i++) {
+        if (strstr(em->warnings[i], needle)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char alt_msg[] =
+    "From: =?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <Juergen.Mueller@Example.DE>\r\n"
+    "To: \"Ann Lee\" <ann@EXAMPLE.org>, bob@example.org\r\n"
+    "Cc: Team: carol@example.org, dave@example.org;\r\n"
+    "Reply-To: help@example.org\r\n"
+    "Subject: =?ISO-8859-1?Q?Caf=E9?= =?UTF-8?B?IOKCrDU=?= order\r\n"
+    "Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n"
+    "Message-ID: <abc.123@mail.example.de>\r\n"
+    "In-Reply-To: <parent@example.org>\r\n"
+    "References: <root@example.org>\r\n <parent@example.org>\r\n"
+    "List-Id: Orders <orders.example.de>\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"outer\"\r\n"
+    "\r\n"
+    "--outer\r\n"
+    "Content-Type: multipart/alternative; boundary=\"inner\"\r\n"
+    "\r\n"
+    "--inner\r\n"
+    "Content-Type: text/plain; charset=iso-8859-1\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "Gr=FC=DFe aus K=F6ln,=\r\n"
+    " your order shipped.\r\n"
+    "--inner\r\n"
+    "Content-Type: text/html; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "PGh0bWw+PGhlYWQ+PHRpdGxlPlQ8L3RpdGxlPjxzdHlsZT5we2NvbG9yOnJlZH08L3N0eWxlPjwv\r\n"
+    "aGVhZD48Ym9keT48cD5HcsO8w59lICZhbXA7IDxiPmhlbGxvPC9iPjwvcD48c2NyaXB0PmFsZXJ0\r\n"
+    "KDEpPC9zY3JpcHQ+PGRpdj5QcmljZTogJiN4MjBBQzsxMCZuYnNwO25vdzwvZGl2PjxhIGhyZWY9\r\n"
+    "Imh0dHBzOi8vdHJhY2suZXhhbXBsZS9hP2I9MSZhbXA7Yz0yIj5UcmFjazwvYT48L2JvZHk+PC9o\r\n"
+    "dG1sPg==\r\n"
+    "--inner--\r\n"
+    "--outer\r\n"
+    "Content-Type: application/pdf; name=\"ignored.pdf\"\r\n"
+    "Content-Disposition: attachment; filename*=UTF-8''Rechnung%20M%C3%A4rz.pdf\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "JVBERi0xLjQKJcOkw7zDtsOfCg==\r\n"
+    "--outer--\r\n";
+
+static void multipart_alternative(void **state)
+{
+    struct dr_email *em = parse_ok(alt_msg);
+
+    assert_string_equal(em->subject, "Café €5 order");
+    assert_string_equal(em->from.name, "Jürgen Müller");
+    assert_string_equal(em->from.address, "Juergen.Mueller@example.de");
+    assert_int_equal(em->to.n, 2);
+    assert_string_equal(em->to.v[0].name, "Ann Lee");
+    assert_string_equal(em->to.v[0].address, "ann@example.org");
+    assert_null(em->to.v[1].name);
+    assert_int_equal(em->cc.n, 2); /* group flattened */
+    assert_string_equal(em->cc.v[1].address, "dave@example.org");
+    assert_string_equal(em->reply_to.v[0].address, "help@example.org");
+    assert_true(em->has_date);
+    assert_string_equal(em->date, "2003-07-01T10:52:37+02:00");
+    assert_int_equal(em->date_ms, INT64_C(1057049557000));
+    assert_string_equal(em->message_id, "abc.123@mail.example.de");
+    assert_string_equal(em->in_reply_to, "parent@example.org");
+    assert_int_equal(em->n_references, 2);
+    assert_string_equal(em->references[0], "root@example.org");
+    assert_string_equal(em->references[1], "parent@example.org");
+    assert_string_equal(em->text, "Grüße aus Köln, your order shipped.");
+    assert_non_null(em->html);
+    assert_non_null(strstr(em->html, "<script>"));
+    /* title, style and script gone; entities decoded; block breaks; link kept */
+    assert_string_equal(em->html_text,
+                        "Grüße & hello\n\nPrice: €10 now\nTrack (https://track.example/a?b=1&c=2)");
+    assert_int_equal(em->n_attachments, 1);
+    assert_string_equal(em->attachments[0].filename, "Rechnung März.pdf");
+    assert_string_equal(em->attachments[0].content_type, "application/pdf");
+    assert_int_equal(em->attachments[0].size, 19); /* decoded bytes, not base64 */
+    assert_int_equal(em->n_headers, 2);
+    assert_int_equal(em->n_warnings, 0);
+    dr_email_destroy(em);
+}
+
+static void related_and_inline_image(void **state)
+{
+    const char *msg = "From: a@example.org\n"
+                      "Content-Type: multipart/related; boundary=r\n\n"
+                      "--r\nContent-Type: text/html\n\n<p>See <img src=cid:x alt=\"logo\"> here</p>\n"
+                      "--r\nContent-Type: image/png\nContent-ID: <x>\n"
+                      "Content-Transfer-Encoding: base64\n\niVBORw0KGgo=\n--r--\n";
+    struct dr_email *em = parse_ok(msg);
+
+    assert_string_equal(em->html_text, "See logo here");
+    assert_string_equal(em->text, em->html_text); /* HTML-only mail: text is rendered */
+    assert_int_equal(em->n_attachments, 1);
+    assert_string_equal(em->attachments[0].content_type, "image/png");
+    assert_int_equal(em->attachments[0].size, 8);
+    dr_email_destroy(em);
+}
+
+static void html_rendering(void **state)
+{
+    const char *msg =
+        "From: a@example.org\nContent-Type: text/html; charset=utf-8\n\n"
+        "<!DOCTYPE html><html><head><style>.x{}</style><script>var a='<p>';</script></head>"
+        "<body><!-- hidden <p> -->\n<h1>Title</h1><ul><li>one</li><li>two &lt;b&gt;</li></ul>"
+        "<table><tr><td>A</td><td>B</td></tr><tr><td>C</td></tr></table>"
+        "<pre>  keep\n   this</pre>a&zwnj;&nbsp;b &#8212; &quot;q&quot; &bogus; 5 < 6"
+        "<a href=\"https://x.example/\">https://x.example/</a><br><br><br><br>end</body></html>";
+    struct dr_email *em = parse_ok(msg);
+
+    assert_string_equal(em->html_text, "Title\n\n- one\n- two <b>\nA B\nC\n  keep\n   this\n"
+                                       "a b — \"q\" &bogus; 5 < 6https://x.example/\n\nend");
+    dr_email_destroy(em);
+}
+
+static void calendar_parts(void **state)
+{
+    const char *files[] = {"calendar/simple-mime.txt", "calendar/complex-mime.txt"};
+
+    for (size_t i = 0; i < 2; i++) {
+        size_t len;
+        char *raw = email_data(files[i], &len);
+        struct dr_email *em = NULL;
+
+        assert_non_null(raw);
+        assert_int_equal(dr_email_parse(raw, len, NULL, &em), DR_OK);
+        assert_true(em->n_calendar >= 1);
+        for (size_t k = 0; k < em->n_calendar; k++) {
+            assert_string_equal(em->calendar[k].method, "REQUEST");
+            assert_non_null(strstr(em->calendar[k].ics, "BEGIN:VCALENDAR"));
+            assert_non_null(strstr(em->calendar[k].ics, "END:VCALENDAR"));
+            assert_null(strchr(em->calendar[k].ics, '\r'));
+        }
+        dr_email_destroy(em);
+        free(raw);
+    }
+}
+
+static void calendar_method_from_body(void **state)
+{
+    const char *msg = "From: a@example.org\nContent-Type: application/ics\n\n"
+                      "BEGIN:VCALENDAR\nmethod:reply\nBEGIN:VEVENT\nEND:VEVENT\nEND:VCALENDAR\n";
+    struct dr_email *em = parse_ok(msg);
+
+    assert_int_equal(em->n_calendar, 1);
+    assert_string_equal(em->calendar[0].method, "REPLY");
+    dr_email_destroy(em);
+}
+
+static void unknown_charset(void **state)
+{
+    const char *msg = "From: a@example.org\nContent-Type: text/plain; charset=x-foo\n\n"
+                      "caf\xe9 ok\n";
+    struct dr_email *em = parse_ok(msg);
+
+    assert_string_equal(em->text, "café ok\n");
+    assert_true(has_warning(em, "unknown charset \"x-foo\""));
+    dr_email_destroy(em);
+}
+
+static void invalid_utf8_is_repaired(void **state)
+{
+    const char *msg = "From: a@example.org\nSubject: bad \xff\xfe subject\n"
+                      "Content-Type: text/plain; charset=utf-8\n\nok \xc3\x28 end\0tail";
+    struct dr_email *em = NULL;
+
+    assert_int_equal(dr_email_parse(msg, strlen(msg) + 5, NULL, &em), DR_OK);
+    assert_true(g_utf8_validate(em->subject, -1, NULL));
+    assert_true(g_utf8_validate(em->text, -1, NULL));
+    assert_int_equal(strlen(em->text), em->text_len); /* no NUL inside */
+    assert_non_null(strstr(em->text, "tail"));
+    dr_email_destroy(em);
+}
+
+/* ---- hostile input --------------------------------------------------------------------- */
+
+static void deep_nesting(void **state)
+{
+    GString *m = g_string_new("From: a@example.org\nSubject: deep\n");
+    struct dr_email *em;
+
+    for (int i = 0; i < 200; i++) {
+        g_string_append_printf(m, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i);
+    }
+    g_string_append(m, "Content-Type: text/plain\n\ndeepest\n");
+    for (int i = 199; i >= 0; i--) {
+        g_string_append_printf(m, "--b%d--\n", i);
+    }
+    em = parse_ok(m->str);
+    assert_true(has_warning(em, "nesting deeper than 20"));
+    assert_null(em->text); /* the only text sits below the limit */
+    dr_email_destroy(em);
+    g_string_free(m, TRUE);
+}
+
+static void many_parts(void **state)
+{
+    GString *m = g_string_new("From: a@example.org\nContent-Type: multipart/mixed; boundary=x\n\n");
+    struct dr_email *em;
+
+    for (int i = 0; i < 10000; i++) {
+        g_string_append_printf(m, "--x\nContent-Type: application/octet-stream; name=f%d\n\n%d\n",
+                               i, i);
+    }
+    g_string_append(m, "--x--\n");
+    em = parse_ok(m->str);
+    assert_true(has_warning(em, "more than 500 MIME parts"));
+    assert_true(em->n_attachments < 500);
+    assert_true(em->n_attachments > 400);
+    dr_email_destroy(em);
+    g_string_free(m, TRUE);
+}
+
+static void too_big(void **state)
+{
+    size_t n = 30u * 1024 * 1024;
+    char *raw = malloc(n);
+    struct dr_email *em = (struct dr_email *)raw; /* must be reset to NULL */
+
+    assert_non_null(raw);
+    memset(raw, 'a', n);
+    memcpy(raw, "From: a@example.org\n\n", 21);
+    assert_int_equal(dr_email_parse(raw, n, NULL, &em), DR_ETOOBIG);
+    assert_null(em);
+    assert_non_null(strstr(dr_email_error_reason(), "exceeds"));
+    free(raw);
+}
+
+static void long_body_is_cut(void **state)
+{
+    struct dr_email_limits lim;
+    GString *m = g_string_new("From: a@example.org\nContent-Type: text/plain; charset=utf-8\n\n");
+    struct dr_email *em = NULL;
+
+    dr_email_limits_init(&lim);
+    lim.max_text_bytes = 1000;
+    for (int i = 0; i < 2000; i++) {
+        g_string_append(m, "é"); /* 2 bytes: the cut must not split one */
+    }
+    assert_int_equal(dr_email_parse(m->str, m->len, &lim, &em), DR_OK);
+    assert_true(em->text_len <= 1000);
+    assert_true(em->text_len >= 998);
+    assert_true(g_utf8_validate(em->text, -1, NULL));
+    assert_true(has_warning(em, "cut at 1000 bytes"));
+    dr_email_destroy(em);
+    g_string_free(m, TRUE);
+}
+
+static void header_only(void **state)
+{
+    struct dr_email *em = parse_ok("Subject: only headers\nFrom: a@example.org\n");
+
+    assert_string_equal(em->subject, "only headers");
+    assert_true(em->text == NULL || em->text[0] == '\0');
+    assert_int_equal(em->n_attachments, 0);
+    dr_email_destroy(em);
+}
+
+static void not_an_email(void **state)
+{
+    unsigned char junk[4096];
+    struct dr_email *em = (struct dr_email *)junk;
+    uint32_t x = 2463534242u;
+
+    for (size_t i = 0; i < sizeof(junk); i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        junk[i] = (unsigned char)x;
+    }
+    junk[0] = 0x89; /* never a header name character */
+    assert_int_equal(dr_email_parse((char *)junk, sizeof(junk), NULL, &em), DR_EINVAL);
+    assert_null(em);
+    assert_true(strlen(dr_email_error_reason()) > 0);
+    em = (struct dr_email *)junk;
+    assert_int_equal(dr_email_parse("", 0, NULL, &em), DR_EINVAL);
+    assert_null(em);
+}
+
+static void missing_boundary(void **state)
+{
+    struct dr_email *em = parse_ok("From: a@example.org\nContent-Type: multipart/mixed\n\n"
+                                   "just some text\n");
+
+    assert_true(has_warning(em, "without boundary"));
+    assert_string_equal(em->text, "just some text\n");
+    dr_email_destroy(em);
+
+    em = parse_ok("From: a@example.org\nContent-Type: multipart/alternative; boundary=zz\n\n"
+                  "--zz\nContent-Type: text/plain\n\nunterminated\n");
+    assert_true(has_warning(em, "truncated"));
+    assert_string_equal(em->text, "unterminated\n");
+    dr_email_destroy(em);
+}
+
+/* ---- JSON, fields, helpers --------------------------------------------------------------- */
+
+static void json_shape(void **state)
+{
+    struct dr_email *em = parse_ok(alt_msg);
+    cJSON *j = NULL;
+    const char *keys[] = {"headers", "message_id", "in_reply_to", "references", "subject",
+                          "from", "to", "cc", "date", "text", "html_text", "attachments",
+                          "calendar", "warnings"};
+
+    assert_int_equal(dr_email_to_json(em, &j), DR_OK);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        assert_non_null(cJSON_GetObjectItemCaseSensitive(j, keys[i]));
+    }
+    assert_string_equal(dr_json_str(j, "subject"), em->subject);
+    assert_string_equal(dr_json_str(cJSON_GetObjectItemCaseSensitive(j, "from"), "address"),
+                        "Juergen.Mueller@example.de");
+    assert_string_equal(dr_json_str(cJSON_GetObjectItemCaseSensitive(j, "headers"), "list-id"),
+                        "Orders <orders.example.de>");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "to")), 2);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "calendar")->child) ||
+                cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "calendar")) == 0);
+    {
+        const cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "attachments"), 0);
+        int64_t size = 0;
+        assert_int_equal(dr_json_i64(a, "size", &size), DR_OK);
+        assert_int_equal(size, 19);
+    }
+    cJSON_Delete(j);
+    dr_email_destroy(em);
+}
+
+static void from_fields(void **state)
+{
+    const char *js =
+        "{\"subject\":\"  Hello\\n  world \",\"from\":\"Ann <Ann@Example.ORG>\","
+        "\"to\":[\"bob@example.org\",{\"name\":\"Carol\",\"address\":\"carol@EXAMPLE.org\"}],"
+        "\"cc\":\"Dave <dave@example.org>, eve@example.org\",\"date\":\"2026-11-27T10:00:00+01:00\","
+        "\"message_id\":\"<m1@example.org>\",\"in_reply_to\":\"<p@example.org>\","
+        "\"references\":\"<r@example.org> <p@example.org>\",\"body_html\":"
+        "\"<p>Your parcel was <b>delivered</b></p><script>x</script>\"}";
+    cJSON *p = cJSON_Parse(js);
+    struct dr_email *em = NULL;
+
+    assert_int_equal(dr_email_from_fields(p, NULL, &em), DR_OK);
+    assert_string_equal(em->subject, "Hello world");
+    assert_string_equal(em->from.name, "Ann");
+    assert_string_equal(em->from.address, "Ann@example.org");
+    assert_int_equal(em->to.n, 2);
+    assert_string_equal(em->to.v[1].address, "carol@example.org");
+    assert_int_equal(em->cc.n, 2);
+    assert_string_equal(em->date, "2026-11-27T10:00:00+01:00");
+    assert_int_equal(em->date_ms, INT64_C(1795770000000));
+    assert_string_equal(em->message_id, "m1@example.org");
+    assert_int_equal(em->n_references, 2);
+    assert_string_equal(em->html_text, "Your parcel was delivered");
+    assert_string_equal(em->text, "Your parcel was delivered");
+    dr_email_destroy(em);
+    cJSON_Delete(p);
+
+    p = cJSON_Parse("{\"subject\":42}");
+    em = (struct dr_email *)p;
+    assert_int_equal(dr_email_from_fields(p, NULL, &em), DR_EINVAL);
+    assert_null(em);
+    assert_non_null(strstr(dr_email_error_reason(), "subject"));
+    cJSON_Delete(p);
+    p = cJSON_Parse("{\"to\":[7]}");
+    assert_int_equal(dr_email_from_fields(p, NULL, &em), DR_EINVAL);
+    cJSON_Delete(p);
+    p = cJSON_Parse("[1]");
+    assert_int_equal(dr_email_from_fields(p, NULL, &em), DR_EINVAL);
+    cJSON_Delete(p);
+}
+
+static void plus_token(void **state)
+{
+    char *t = NULL;
+
+    assert_int_equal(dr_email_plus_token("poll+Ab3_x-9@example.org", "poll", &t), DR_OK);
+    assert_string_equal(t, "Ab3_x-9");
+    free(t);
+    assert_int_equal(dr_email_plus_token("POLL+tok@example.org", "poll", &t), DR_OK);
+    free(t);
+    assert_int_equal(dr_email_plus_token("other+tok@example.org", "poll", &t), DR_ENOTFOUND);
+    assert_int_equal(dr_email_plus_token("poll@example.org", NULL, &t), DR_ENOTFOUND);
+    assert_int_equal(dr_email_plus_token("poll+@example.org", NULL, &t), DR_EINVAL);
+    assert_int_equal(dr_email_plus_token("poll+a b@example.org", NULL, &t), DR_EINVAL);
+    assert_int_equal(dr_email_plus_token("no-at-sign", NULL, &t), DR_ENOTFOUND);
+    assert_null(t);
+}
+
+static void recipients(void **state)
+{
+    struct dr_email *em = parse_ok("From: a@example.org\nTo: Poll <Poll+T1@Example.org>, "
+                                   "x@example.org\nCc: X@example.org\n"
+                                   "Delivered-To: poll+t2@example.org\n\nhi\n");
+    char **v = NULL;
+    size_t n = 0;
+
+    assert_int_equal(dr_email_recipients(em, &v, &n), DR_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0], "poll+t1@example.org");
+    assert_string_equal(v[1], "x@example.org");
+    assert_string_equal(v[2], "poll+t2@example.org");
+    dr_email_strv_free(v, n);
+    dr_email_destroy(em);
+}
+
+static void shipment_cues_corpus(void **state)
+{
+    static const char *carriers[] = {"amazon_delivered",  "amazon_shipped",
+                                     "amazon_uk_out_for_delivery", "dhl_out_for_delivery",
+                                     "fedex_out_for_delivery", "gls_delivered",
+                                     "informed_delivery", "royal_mail_uk_delivered",
+                                     "ups_out_for_delivery", "usps_out_for_delivery"};
+    static const char *replies[] = {"android", "aol", "apple_mail", "apple_mail_2", "comcast",
+                                    "gmail", "hotmail", "iphone", "outlook", "sparrow",
+                                    "thunderbird", "yahoo"};
+
+    for (size_t i = 0; i < sizeof(carriers) / sizeof(carriers[0]); i++) {
+        char rel[128];
+        size_t len = 0;
+        char *raw;
+        struct dr_email *em = NULL;
+        struct dr_email_shipment_cues c;
+
+        snprintf(rel, sizeof(rel), "carriers/%s.eml", carriers[i]);
+        raw = email_data(rel, &len);
+        assert_non_null(raw);
+        assert_int_equal(dr_email_parse(raw, len, NULL, &em), DR_OK);
+        c = dr_email_shipment_cues(em);
+        print_message("%-28s score %3d carrier %s status %s\n", carriers[i], c.score,
+                      c.carrier ? c.carrier : "-", dr_email_ship_status_name(c.status));
+        assert_true(c.score >= DR_EMAIL_SHIPMENT_THRESHOLD);
+        assert_non_null(c.carrier);
+        /* the file name starts with the carrier ("royal_mail_uk" -> "royal_mail") */
+        if (strcmp(c.carrier, "usps") == 0 && strncmp(carriers[i], "informed", 8) == 0) {
+            /* USPS Informed Delivery */
+        } else {
+            assert_int_equal(strncmp(carriers[i], c.carrier, strlen(c.carrier)), 0);
+        }
+        dr_email_destroy(em);
+        free(raw);
+    }
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+        char rel[128];
+        size_t len = 0;
+        char *raw;
+        struct dr_email *em = NULL;
+
+        snprintf(rel, sizeof(rel), "replies/%s.eml", replies[i]);
+        raw = email_data(rel, &len);
+        assert_non_null(raw);
+        assert_int_equal(dr_email_parse(raw, len, NULL, &em), DR_OK);
+        assert_true(dr_email_shipment_cues(em).score < DR_EMAIL_SHIPMENT_THRESHOLD);
+        dr_email_destroy(em);
+        free(raw);
+    }
+}
+
+static void shipment_cues_languages(void **state)
+{
+    static const struct {
+        const char *subject;
+        enum dr_email_ship_status st;
+    } cases[] = {
+        {"Il tuo pacco è stato spedito", DR_EMAIL_SHIP_SHIPPED},
+        {"Ordine consegnato", DR_EMAIL_SHIP_DELIVERED},
+        {"Ihre Sendung wurde zugestellt", DR_EMAIL_SHIP_DELIVERED},
+        {"Twoja PRZESYŁKA została doręczona", DR_EMAIL_SHIP_DELIVERED},
+        {"Your package is out for delivery", DR_EMAIL_SHIP_OUT_FOR_DELIVERY},
+        {"Votre colis a été expédié", DR_EMAIL_SHIP_SHIPPED},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON *p = cJSON_CreateObject();
+        struct dr_email *em = NULL;
+        struct dr_email_shipment_cues c;
+
+        cJSON_AddStringToObject(p, "subject", cases[i].subject);
+        cJSON_AddStringToObject(p, "from", "Shop <news@shop.example>");
+        assert_int_equal(dr_email_from_fields(p, NULL, &em), DR_OK);
+        c = dr_email_shipment_cues(em);
+        /* a status word alone is a strong cue, not proof: the sender is unknown here */
+        assert_true(c.subject_score >= 30);
+        assert_int_equal(c.status, cases[i].st);
+        assert_int_equal(c.sender_score, 0);
+        dr_email_destroy(em);
+        cJSON_Delete(p);
+    }
+}
+
+/* ---- threads ----------------------------------------------------------------------------- */
+
+struct job {
+    const char *raw;
+    size_t len;
+    const char *want_text;
+    int failures;
+};
+
+static void *worker(void *arg)
+{
+    struct job *j = arg;
+
+    for (int i = 0; i < 40; i++) {
+        struct dr_email *em = NULL;
+        cJSON *js = NULL;
+        if (dr_email_parse(j->raw, j->len, NULL, &em) || !em->text ||
+            strcmp(em->text, j->want_text) != 0 || dr_email_to_json(em, &js)) {
+            j->failures++;
+        }
+        cJSON_Delete(js);
+        dr_email_destroy(em);
+    }
+    return NULL;
+}
+
+static void parallel_parsing(void **state)
+{
+    static const char *files[] = {"carriers/amazon_shipped.eml", "carriers/fedex_out_for_delivery.eml",
+                                  "carriers/gls_delivered.eml", "stalwart/thirdparty/005.eml"};
+    pthread_t th[4];
+    struct job jobs[4];
+    char *raws[4];
+    struct dr_email *ref[4];
+
+    for (int i = 0; i < 4; i++) {
+        raws[i] = email_data(files[i], &jobs[i].len);
+        assert_non_null(raws[i]);
+        jobs[i].raw = raws[i];
+        assert_int_equal(dr_email_parse(raws[i], jobs[i].len, NULL, &ref[i]), DR_OK);
+        assert_non_null(ref[i]->text);
+        jobs[i].want_text = ref[i]->text;
+        jobs[i].failures = 0;
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, worker, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(jobs[i].failures, 0);
+        dr_email_destroy(ref[i]);
+        free(raws[i]);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(multipart_alternative),
+        cmocka_unit_test(related_and_inline_image),
+        cmocka_unit_test(html_rendering),
+        cmocka_unit_test(calendar_parts),
+        cmocka_unit_test(calendar_method_from_body),
+        cmocka_unit_test(unknown_charset),
+        cmocka_unit_test(invalid_utf8_is_repaired),
+        cmocka_unit_test(deep_nesting),
+        cmocka_unit_test(many_parts),
+        cmocka_unit_test(too_big),
+        cmocka_unit_test(long_body_is_cut),
+        cmocka_unit_test(header_only),
+        cmocka_unit_test(not_an_email),
+        cmocka_unit_test(missing_boundary),
+        cmocka_unit_test(json_shape),
+        cmocka_unit_test(from_fields),
+        cmocka_unit_test(plus_token),
+        cmocka_unit_test(recipients),
+        cmocka_unit_test(shipment_cues_corpus),
+        cmocka_unit_test(shipment_cues_languages),
+        cmocka_unit_test(parallel_parsing),
+    };
+    /* deliberately not calling dr_email_global_init(): parsing must initialise on its own */
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,729 @@
+/* Tests src/store/store.c, queue.c, dedup.c, dlq.c, migrations.c on both engines. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+
+#include "dr/db.h"
+#include "dr/err.h"
+#include "dr/store.h"
+#include "dr/util.h"
+#include "unit/store/backend.h"
+
+static int fx_setup(void **state)
+{
+    struct fx *f = dr_xcalloc(1, sizeof(*f));
+    const struct backend *be = *state;
+
+    /* cmocka skips the teardown when setup fails: clean up here */
+    if (fx_prepare(f, be)) {
+        free(f);
+        return -1;
+    }
+    if (dr_store_open(f->url, (struct dr_store **)&f->obj) != DR_OK) {
+        fprintf(stderr, "cannot open %s test store\n", be->name);
+        fx_release(f);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+
+    if (f && f->be) {
+        dr_store_close(f->obj);
+        fx_release(f);
+    }
+    free(f);
+    return 0;
+}
+
+static struct dr_store *fx_store(void **state)
+{
+    return ((struct fx *)*state)->obj;
+}
+
+static const unsigned char payload[] = {'{', '}', 0x00, 0xff, 0x00, 'z'};
+
+static struct dr_qmsg qmsg(const char *message_id)
+{
+    return (struct dr_qmsg){
+        .message_id = (char *)message_id,
+        .topic = (char *)"email-backfill",
+        .attrs_json = (char *)"{\"type\":\"email\"}",
+        .data = (unsigned char *)payload,
+        .data_len = sizeof(payload),
+        .publish_time_ms = 1700000000123,
+    };
+}
+
+static int64_t queue_count(struct dr_store *st)
+{
+    int64_t n = -1;
+
+    assert_int_equal(dr_store_queue_count(st, &n), DR_OK);
+    return n;
+}
+
+static int64_t dlq_count(struct dr_store *st)
+{
+    int64_t n = -1;
+
+    assert_int_equal(dr_store_dlq_count(st, &n), DR_OK);
+    return n;
+}
+
+static void insert_load_roundtrip(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_qmsg in[3] = {qmsg("m-1"), qmsg("m-2"), qmsg("m-3")};
+    struct dr_qbatch b = {.inserts = in, .ninserts = 3};
+    struct dr_qmsg *out = NULL;
+    size_t n = 0;
+
+    in[1].ordering_key = (char *)"tracking-1Z999";
+    in[1].attempts = 2;
+    in[1].not_before_ms = 55;
+    in[1].first_failure_ms = 44;
+    in[1].last_error = (char *)"carrier timeout";
+    in[2].data = NULL;
+    in[2].data_len = 0;
+    in[2].attrs_json = NULL;
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    assert_true(in[0].id > 0 && in[1].id > in[0].id && in[2].id > in[1].id);
+
+    assert_int_equal(dr_store_queue_load(st, 0, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(out[0].id, in[0].id);
+    assert_string_equal(out[0].message_id, "m-1");
+    assert_string_equal(out[0].topic, "email-backfill");
+    assert_string_equal(out[0].attrs_json, "{\"type\":\"email\"}");
+    assert_int_equal(out[0].data_len, sizeof(payload));
+    assert_memory_equal(out[0].data, payload, sizeof(payload));
+    assert_null(out[0].ordering_key);
+    assert_null(out[0].last_error);
+    assert_int_equal(out[0].publish_time_ms, 1700000000123);
+    assert_int_equal(out[0].attempts, 0);
+    assert_string_equal(out[1].ordering_key, "tracking-1Z999");
+    assert_int_equal(out[1].attempts, 2);
+    assert_int_equal(out[1].not_before_ms, 55);
+    assert_int_equal(out[1].first_failure_ms, 44);
+    assert_string_equal(out[1].last_error, "carrier timeout");
+    assert_int_equal(out[2].data_len, 0);
+    assert_non_null(out[2].data);
+    assert_string_equal(out[2].attrs_json, "{}");
+    dr_qmsgs_free(out, n);
+    assert_int_equal(queue_count(st), 3);
+}
+
+static void duplicate_message_id_skipped(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_qmsg first[1] = {qmsg("dup-1")};
+    struct dr_qmsg again[3] = {qmsg("dup-1"), qmsg("new-1"), qmsg("new-1")};
+    struct dr_qbatch b1 = {.inserts = first, .ninserts = 1};
+    struct dr_qbatch b2 = {.inserts = again, .ninserts = 3};
+
+    assert_int_equal(dr_store_apply(st, &b1), DR_OK);
+    assert_true(first[0].id > 0);
+    assert_int_equal(dr_store_apply(st, &b2), DR_OK);
+    assert_int_equal(again[0].id, 0); /* already queued */
+    assert_true(again[1].id > first[0].id);
+    assert_int_equal(again[2].id, 0); /* duplicate inside the batch */
+    assert_int_equal(queue_count(st), 2);
+}
+
+static void queue_order_and_paging(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_qmsg in[25];
+    char ids[25][16];
+    struct dr_qbatch b = {.inserts = in, .ninserts = 25};
+    int64_t after = 0;
+    size_t total = 0, pages = 0;
+
+    for (int i = 0; i < 25; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "p-%02d", i);
+        in[i] = qmsg(ids[i]);
+    }
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    for (;;) {
+        struct dr_qmsg *out = NULL;
+        size_t n = 0;
+        assert_int_equal(dr_store_queue_load(st, after, 10, &out, &n), DR_OK);
+        if (n == 0) {
+            assert_null(out);
+            break;
+        }
+        assert_true(n <= 10);
+        for (size_t k = 0; k < n; k++) {
+            assert_true(out[k].id > after);
+            assert_string_equal(out[k].message_id, ids[total + k]);
+            after = out[k].id;
+        }
+        total += n;
+        pages++;
+        dr_qmsgs_free(out, n);
+    }
+    assert_int_equal(total, 25);
+    assert_int_equal(pages, 3);
+
+    /* ids are never reused: delete the newest, insert, the new id is still larger */
+    int64_t last = in[24].id;
+    struct dr_qbatch del = {.deletes = &last, .ndeletes = 1};
+    assert_int_equal(dr_store_apply(st, &del), DR_OK);
+    struct dr_qmsg more[1] = {qmsg("p-after")};
+    struct dr_qbatch add = {.inserts = more, .ninserts = 1};
+    assert_int_equal(dr_store_apply(st, &add), DR_OK);
+    assert_true(more[0].id > last);
+
+    struct dr_qmsg *out = (struct dr_qmsg *)1;
+    size_t n = 99;
+    assert_int_equal(dr_store_queue_load(st, 0, 0, &out, &n), DR_OK);
+    assert_int_equal(n, 0);
+    assert_null(out);
+}
+
+static void updates_deletes_dedup_dead(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_qmsg in[3] = {qmsg("u-1"), qmsg("u-2"), qmsg("u-3")};
+    struct dr_qbatch b = {.inserts = in, .ninserts = 3};
+    struct dr_qmsg *out = NULL;
+    size_t n = 0;
+    int seen = 0;
+
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    int64_t dels[2] = {in[0].id, 987654321}; /* an id already gone is not an error */
+    struct dr_qupdate up = {.id = in[1].id,
+                            .attempts = 3,
+                            .not_before_ms = 1700000009000,
+                            .first_failure_ms = 1700000001000,
+                            .last_error = "vespa 503"};
+    const char *keys[2] = {"u-1", "idem:abc"};
+    struct dr_dead_letter dead = {.message_id = (char *)"u-3",
+                                  .topic = (char *)"email-backfill",
+                                  .reason = (char *)"rejected",
+                                  .error = (char *)"bad MIME",
+                                  .message_json = (char *)"{\"messageId\":\"u-3\"}"};
+    int64_t del3 = in[2].id;
+    struct dr_qbatch b2 = {.deletes = dels,
+                           .ndeletes = 2,
+                           .updates = &up,
+                           .nupdates = 1,
+                           .dedup_keys = keys,
+                           .ndedup = 2,
+                           .dead = &dead,
+                           .ndead = 1};
+    int64_t before = dr_now_ms();
+    assert_int_equal(dr_store_apply(st, &b2), DR_OK);
+    assert_true(dead.id > 0);
+    assert_true(dead.created_ms >= before);
+    struct dr_qbatch b3 = {.deletes = &del3, .ndeletes = 1};
+    assert_int_equal(dr_store_apply(st, &b3), DR_OK);
+
+    assert_int_equal(dr_store_queue_load(st, 0, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0].id, in[1].id);
+    assert_int_equal(out[0].attempts, 3);
+    assert_int_equal(out[0].not_before_ms, 1700000009000);
+    assert_int_equal(out[0].first_failure_ms, 1700000001000);
+    assert_string_equal(out[0].last_error, "vespa 503");
+    dr_qmsgs_free(out, n);
+    assert_int_equal(dr_store_dedup_seen(st, "idem:abc", before, &seen), DR_OK);
+    assert_int_equal(seen, 1);
+    assert_int_equal(dlq_count(st), 1);
+
+    struct dr_qbatch empty = {0};
+    assert_int_equal(dr_store_apply(st, &empty), DR_OK);
+}
+
+static void apply_validation_changes_nothing(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_qmsg in[2] = {qmsg("v-1"), qmsg("v-2")};
+    struct dr_qbatch b = {.inserts = in, .ninserts = 2};
+    const char *keys[2] = {"k", NULL};
+    struct dr_dead_letter bad = {.message_id = (char *)"x", .topic = (char *)"t"}; /* no reason */
+
+    in[1].topic = NULL;
+    assert_int_equal(dr_store_apply(st, &b), DR_EINVAL);
+    in[1] = qmsg("v-2");
+    b.dedup_keys = keys;
+    b.ndedup = 2;
+    assert_int_equal(dr_store_apply(st, &b), DR_EINVAL);
+    b.ndedup = 1;
+    b.dead = &bad;
+    b.ndead = 1;
+    assert_int_equal(dr_store_apply(st, &b), DR_EINVAL);
+    b.ndead = 0;
+    b.deletes = NULL;
+    b.ndeletes = 4; /* count without array */
+    assert_int_equal(dr_store_apply(st, &b), DR_EINVAL);
+    assert_int_equal(in[0].id, 0);
+    assert_int_equal(queue_count(st), 0);
+    assert_int_equal(dr_store_apply(NULL, &b), DR_EINVAL);
+    assert_int_equal(dr_store_apply(st, NULL), DR_EINVAL);
+}
+
+/* A failure inside the database half way through the batch (a trigger refusing the second dead
+ * letter) must leave every table as it was and the caller's ids untouched. */
+static void apply_is_atomic(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_db *db = dr_store_db(st);
+    struct dr_qmsg seed[2] = {qmsg("a-1"), qmsg("a-2")};
+    struct dr_qbatch s = {.inserts = seed, .ninserts = 2};
+    struct dr_qmsg *out = NULL;
+    size_t n = 0;
+    int seen = 1;
+
+    if (dr_db_engine(db) == DR_DB_POSTGRES) {
+        assert_int_equal(
+            dr_db_exec(db,
+                       "CREATE FUNCTION dl_boom() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$f$BEGIN IF NEW.reason = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; "
+                       "RETURN NEW; END$f$",
+                       NULL, 0, NULL, NULL, NULL),
+            DR_OK);
+        assert_int_equal(dr_db_exec(db,
+                                    "CREATE TRIGGER dl_boom BEFORE INSERT ON dead_letters "
+                                    "FOR EACH ROW EXECUTE FUNCTION dl_boom()",
+                                    NULL, 0, NULL, NULL, NULL),
+                         DR_OK);
+    } else {
+        assert_int_equal(dr_db_exec(db,
+                                    "CREATE TRIGGER dl_boom BEFORE INSERT ON dead_letters "
+                                    "WHEN NEW.reason = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); "
+                                    "END",
+                                    NULL, 0, NULL, NULL, NULL),
+                         DR_OK);
+    }
+    assert_int_equal(dr_store_apply(st, &s), DR_OK);
+
+    struct dr_qmsg in[2] = {qmsg("a-3"), qmsg("a-4")};
+    int64_t del = seed[0].id;
+    struct dr_qupdate up = {.id = seed[1].id, .attempts = 9, .last_error = "changed"};
+    const char *keys[1] = {"a-key"};
+    struct dr_dead_letter dead[2] = {
+        {.message_id = (char *)"a-1", .topic = (char *)"t", .reason = (char *)"rejected",
+         .message_json = (char *)"{}"},
+        {.message_id = (char *)"a-2", .topic = (char *)"t", .reason = (char *)"boom",
+         .message_json = (char *)"{}"},
+    };
+    struct dr_qbatch b = {.inserts = in,
+                          .ninserts = 2,
+                          .deletes = &del,
+                          .ndeletes = 1,
+                          .updates = &up,
+                          .nupdates = 1,
+                          .dedup_keys = keys,
+                          .ndedup = 1,
+                          .dead = dead,
+                          .ndead = 2};
+    assert_int_not_equal(dr_store_apply(st, &b), DR_OK);
+    assert_int_equal(in[0].id, 0);
+    assert_int_equal(in[1].id, 0);
+    assert_int_equal(dead[0].id, 0);
+    assert_int_equal(dead[0].created_ms, 0);
+
+    assert_int_equal(dr_store_queue_load(st, 0, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(out[0].message_id, "a-1");
+    assert_int_equal(out[1].attempts, 0);
+    assert_null(out[1].last_error);
+    dr_qmsgs_free(out, n);
+    assert_int_equal(dr_store_dedup_seen(st, "a-key", 0, &seen), DR_OK);
+    assert_int_equal(seen, 0);
+    assert_int_equal(dlq_count(st), 0);
+
+    /* and the store still works afterwards */
+    dead[1].reason = (char *)"rejected";
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    assert_true(in[0].id > seed[1].id);
+    assert_int_equal(dlq_count(st), 2);
+    assert_int_equal(queue_count(st), 3);
+}
+
+static void dedup_window_and_purge(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    int seen = -1;
+    int64_t purged = -1;
+
+    assert_int_equal(dr_store_dedup_seen(st, "k1", 0, &seen), DR_OK);
+    assert_int_equal(seen, 0);
+    assert_int_equal(dr_store_dedup_mark(st, "k1", 1000), DR_OK);
+    assert_int_equal(dr_store_dedup_mark(st, "k2", 5000), DR_OK);
+    assert_int_equal(dr_store_dedup_seen(st, "k1", 1000, &seen), DR_OK);
+    assert_int_equal(seen, 1);
+    assert_int_equal(dr_store_dedup_seen(st, "k1", 1001, &seen), DR_OK);
+    assert_int_equal(seen, 0); /* outside the window */
+    /* a later mark moves the time forward, an older one does not move it back */
+    assert_int_equal(dr_store_dedup_mark(st, "k1", 3000), DR_OK);
+    assert_int_equal(dr_store_dedup_mark(st, "k1", 2000), DR_OK);
+    assert_int_equal(dr_store_dedup_seen(st, "k1", 3000, &seen), DR_OK);
+    assert_int_equal(seen, 1);
+
+    assert_int_equal(dr_store_dedup_purge(st, 4000, &purged), DR_OK);
+    assert_int_equal(purged, 1);
+    assert_int_equal(dr_store_dedup_seen(st, "k1", 0, &seen), DR_OK);
+    assert_int_equal(seen, 0);
+    assert_int_equal(dr_store_dedup_seen(st, "k2", 0, &seen), DR_OK);
+    assert_int_equal(seen, 1);
+
+    assert_int_equal(dr_store_dedup_mark(st, NULL, 1), DR_EINVAL);
+    assert_int_equal(dr_store_dedup_mark(st, "", 1), DR_EINVAL);
+    assert_int_equal(dr_store_dedup_seen(st, NULL, 0, &seen), DR_EINVAL);
+    assert_int_equal(dr_store_dedup_seen(NULL, "k", 0, &seen), DR_EINVAL);
+    assert_int_equal(dr_store_dedup_purge(NULL, 0, &purged), DR_EINVAL);
+}
+
+static struct dr_dead_letter dl(const char *mid, const char *topic, const char *proc,
+                                const char *reason, const char *error, int64_t created)
+{
+    return (struct dr_dead_letter){.message_id = (char *)mid,
+                                   .topic = (char *)topic,
+                                   .processor = (char *)proc,
+                                   .reason = (char *)reason,
+                                   .error = (char *)error,
+                                   .attempts = 5,
+                                   .first_failure_ms = created - 100,
+                                   .last_failure_ms = created - 1,
+                                   .created_ms = created,
+                                   .message_json = (char *)"{\"data\":\"e30=\",\"attributes\":{}}"};
+}
+
+static void dlq_put_get_delete(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_dead_letter d = dl("d-1", "shipment-updates", NULL, "no_route", NULL, 0);
+    struct dr_dead_letter got = {0};
+    int64_t before = dr_now_ms();
+
+    assert_int_equal(dr_store_dlq_put(st, &d), DR_OK);
+    assert_true(d.id > 0);
+    assert_true(d.created_ms >= before);
+    assert_int_equal(dr_store_dlq_get(st, d.id, &got), DR_OK);
+    assert_int_equal(got.id, d.id);
+    assert_string_equal(got.message_id, "d-1");
+    assert_string_equal(got.topic, "shipment-updates");
+    assert_null(got.processor);
+    assert_string_equal(got.reason, "no_route");
+    assert_null(got.error);
+    assert_int_equal(got.attempts, 5);
+    assert_int_equal(got.created_ms, d.created_ms);
+    assert_string_equal(got.message_json, "{\"data\":\"e30=\",\"attributes\":{}}");
+    dr_dead_letter_cleanup(&got);
+
+    assert_int_equal(dr_store_dlq_get(st, d.id + 1000, &got), DR_ENOTFOUND);
+    assert_null(got.message_id);
+    assert_int_equal(dr_store_dlq_delete(st, d.id), DR_OK);
+    assert_int_equal(dr_store_dlq_delete(st, d.id), DR_ENOTFOUND);
+    assert_int_equal(dr_store_dlq_get(st, d.id, &got), DR_ENOTFOUND);
+
+    struct dr_dead_letter bad = d;
+    bad.message_json = NULL;
+    assert_int_equal(dr_store_dlq_put(st, &bad), DR_EINVAL);
+    assert_int_equal(dr_store_dlq_put(st, NULL), DR_EINVAL);
+    assert_int_equal(dr_store_dlq_get(NULL, 1, &got), DR_EINVAL);
+    assert_int_equal(dlq_count(st), 0);
+}
+
+static size_t list_ids(struct dr_store *st, const struct dr_dlq_filter *f, int64_t *ids,
+                       size_t max)
+{
+    struct dr_dead_letter *out = NULL;
+    size_t n = 0;
+
+    assert_int_equal(dr_store_dlq_list(st, f, &out, &n), DR_OK);
+    for (size_t i = 0; i < n && i < max; i++) {
+        ids[i] = out[i].id;
+        if (i > 0) {
+            assert_true(out[i].id > out[i - 1].id);
+        }
+    }
+    dr_dead_letters_free(out, n);
+    return n;
+}
+
+static void dlq_filters(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_dead_letter d[6] = {
+        dl("f-0", "email-backfill", "email", "rejected", "broken MIME part", 1000),
+        dl("f-1", "email-backfill", "email", "attempts_exhausted", "gmime: 100% failed", 2000),
+        dl("f-2", "shipment-updates", "shipment", "attempts_exhausted", "carrier 503", 3000),
+        dl("f-3", "shipment-updates", NULL, "no_route", NULL, 4000),
+        dl("f-4", "calendar-updates", "calendar", "rejected", "bad ICS: X_LIC", 5000),
+        dl("f-5", "email-backfill", "email", "rejected", "Broken mime", 6000),
+    };
+    struct dr_qbatch b = {.dead = d, .ndead = 6};
+    int64_t ids[16];
+
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    assert_int_equal(list_ids(st, NULL, ids, 16), 6);
+    assert_int_equal(ids[0], d[0].id);
+
+    struct dr_dlq_filter f = {.topic = "email-backfill"};
+    assert_int_equal(list_ids(st, &f, ids, 16), 3);
+    assert_int_equal(ids[2], d[5].id);
+    f = (struct dr_dlq_filter){.processor = "shipment"};
+    assert_int_equal(list_ids(st, &f, ids, 16), 1);
+    assert_int_equal(ids[0], d[2].id);
+    f = (struct dr_dlq_filter){.reason = "rejected"};
+    assert_int_equal(list_ids(st, &f, ids, 16), 3);
+    /* substring, case-sensitive, wildcard characters taken literally */
+    f = (struct dr_dlq_filter){.error = "MIME"};
+    assert_int_equal(list_ids(st, &f, ids, 16), 1);
+    assert_int_equal(ids[0], d[0].id);
+    f = (struct dr_dlq_filter){.error = "100%"};
+    assert_int_equal(list_ids(st, &f, ids, 16), 1);
+    assert_int_equal(ids[0], d[1].id);
+    f = (struct dr_dlq_filter){.error = "X_LIC"};
+    assert_int_equal(list_ids(st, &f, ids, 16), 1);
+    f = (struct dr_dlq_filter){.error = "%"};
+    assert_int_equal(list_ids(st, &f, ids, 16), 1);
+    f = (struct dr_dlq_filter){.since_ms = 2000, .until_ms = 5000};
+    assert_int_equal(list_ids(st, &f, ids, 16), 3);
+    assert_int_equal(ids[0], d[1].id);
+    assert_int_equal(ids[2], d[3].id);
+    f = (struct dr_dlq_filter){.until_ms = 2000};
+    assert_int_equal(list_ids(st, &f, ids, 16), 1);
+    /* combined */
+    f = (struct dr_dlq_filter){.topic = "email-backfill", .reason = "rejected",
+                               .processor = "email", .since_ms = 1500, .error = "mime"};
+    assert_int_equal(list_ids(st, &f, ids, 16), 1);
+    assert_int_equal(ids[0], d[5].id);
+    f = (struct dr_dlq_filter){.topic = "nope"};
+    assert_int_equal(list_ids(st, &f, ids, 16), 0);
+    /* paging */
+    f = (struct dr_dlq_filter){.limit = 4};
+    assert_int_equal(list_ids(st, &f, ids, 16), 4);
+    f.after_id = ids[3];
+    assert_int_equal(list_ids(st, &f, ids, 16), 2);
+    assert_int_equal(ids[0], d[4].id);
+    f = (struct dr_dlq_filter){.topic = "email-backfill", .limit = 1, .after_id = d[0].id};
+    assert_int_equal(list_ids(st, &f, ids, 16), 1);
+    assert_int_equal(ids[0], d[1].id);
+
+    struct dr_dead_letter *out = (struct dr_dead_letter *)1;
+    size_t n = 9;
+    assert_int_equal(dr_store_dlq_list(NULL, &f, &out, &n), DR_EINVAL);
+    assert_null(out);
+    assert_int_equal(n, 0);
+}
+
+static void dlq_limit_count_purge(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    enum { N = 1005 };
+    struct dr_dead_letter *d = dr_xcalloc(N, sizeof(*d));
+    char (*mids)[16] = dr_xcalloc(N, sizeof(*mids));
+    struct dr_qbatch b = {.dead = d, .ndead = N};
+    struct dr_dead_letter *out = NULL;
+    struct dr_dlq_filter f = {0};
+    size_t n = 0;
+    int64_t purged = 0;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(mids[i], sizeof(mids[i]), "l-%d", i);
+        d[i] = dl(mids[i], "t", "p", "rejected", "e", 10000 + i);
+    }
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    assert_int_equal(dlq_count(st), N);
+    assert_int_equal(dr_store_dlq_list(st, &f, &out, &n), DR_OK);
+    assert_int_equal(n, 100); /* default */
+    dr_dead_letters_free(out, n);
+    f.limit = 5000;
+    assert_int_equal(dr_store_dlq_list(st, &f, &out, &n), DR_OK);
+    assert_int_equal(n, 1000); /* cap */
+    assert_string_equal(out[999].message_id, "l-999");
+    dr_dead_letters_free(out, n);
+
+    assert_int_equal(dr_store_dlq_purge(st, 10000 + 500, &purged), DR_OK);
+    assert_int_equal(purged, 500);
+    assert_int_equal(dlq_count(st), N - 500);
+    assert_int_equal(dr_store_dlq_purge(st, 0, &purged), DR_OK);
+    assert_int_equal(purged, 0);
+    free(d);
+    free(mids);
+}
+
+static void reopen_keeps_data(void **state)
+{
+    struct fx *f = *state;
+    struct dr_qmsg in[2] = {qmsg("r-1"), qmsg("r-2")};
+    struct dr_dead_letter d = dl("r-dead", "t", "p", "rejected", "e", 7);
+    const char *keys[1] = {"r-key"};
+    struct dr_qbatch b = {.inserts = in, .ninserts = 2, .dead = &d, .ndead = 1,
+                          .dedup_keys = keys, .ndedup = 1};
+    struct dr_qmsg *out = NULL;
+    size_t n = 0;
+    int seen = 0;
+
+    assert_int_equal(dr_store_apply(f->obj, &b), DR_OK);
+    dr_store_close(f->obj);
+    f->obj = NULL;
+    /* reopening runs the migrations again: they must find everything in place */
+    assert_int_equal(dr_store_open(f->url, (struct dr_store **)&f->obj), DR_OK);
+    assert_int_equal(dr_store_queue_load(f->obj, 0, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[1].id, in[1].id);
+    assert_memory_equal(out[1].data, payload, sizeof(payload));
+    dr_qmsgs_free(out, n);
+    assert_int_equal(dr_store_dedup_seen(f->obj, "r-key", 0, &seen), DR_OK);
+    assert_int_equal(seen, 1);
+    assert_int_equal(dlq_count(f->obj), 1);
+    assert_int_equal(count_rows(dr_store_db(f->obj), "SELECT COUNT(*) FROM schema_migrations"),
+                     1);
+}
+
+struct worker {
+    struct dr_store *st;
+    int no;
+    int errors;
+    volatile int *stop;
+};
+
+static void *writer(void *arg)
+{
+    struct worker *w = arg;
+
+    for (int k = 0; k < 40; k++) {
+        char mids[5][32];
+        struct dr_qmsg in[5];
+        struct dr_qbatch b = {.inserts = in, .ninserts = 5};
+        int64_t dels[5];
+        const char *keys[5];
+        for (int i = 0; i < 5; i++) {
+            snprintf(mids[i], sizeof(mids[i]), "w%d-%d-%d", w->no, k, i);
+            in[i] = qmsg(mids[i]);
+            keys[i] = mids[i];
+        }
+        if (dr_store_apply(w->st, &b)) {
+            w->errors++;
+            continue;
+        }
+        for (int i = 0; i < 5; i++) {
+            dels[i] = in[i].id;
+            w->errors += in[i].id <= 0;
+        }
+        struct dr_dead_letter d = dl(mids[0], "t", "p", "rejected", "e", 1);
+        struct dr_qbatch done = {.deletes = dels, .ndeletes = 5, .dedup_keys = keys, .ndedup = 5,
+                                 .dead = &d, .ndead = k % 10 == 0};
+        if (dr_store_apply(w->st, &done)) {
+            w->errors++;
+        }
+    }
+    return NULL;
+}
+
+static void *reader(void *arg)
+{
+    struct worker *w = arg;
+
+    while (!*w->stop) {
+        struct dr_qmsg *q = NULL;
+        struct dr_dead_letter *d = NULL;
+        struct dr_dlq_filter f = {.topic = "t"};
+        size_t n = 0;
+        int64_t c;
+        int seen;
+        if (dr_store_queue_load(w->st, 0, 50, &q, &n)) {
+            w->errors++;
+        }
+        dr_qmsgs_free(q, n);
+        if (dr_store_dlq_list(w->st, &f, &d, &n)) {
+            w->errors++;
+        }
+        dr_dead_letters_free(d, n);
+        if (dr_store_dedup_seen(w->st, "w0-0-0", 0, &seen) || dr_store_queue_count(w->st, &c)) {
+            w->errors++;
+        }
+    }
+    return NULL;
+}
+
+static void concurrent_apply_and_reads(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    volatile int stop = 0;
+    struct worker w[6];
+    pthread_t th[6];
+    int seen = 0;
+
+    for (int i = 0; i < 6; i++) {
+        w[i] = (struct worker){.st = st, .no = i, .stop = &stop};
+        assert_int_equal(pthread_create(&th[i], NULL, i < 4 ? writer : reader, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+    }
+    stop = 1;
+    for (int i = 4; i < 6; i++) {
+        pthread_join(th[i], NULL);
+    }
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(w[i].errors, 0);
+    }
+    assert_int_equal(queue_count(st), 0);
+    assert_int_equal(dlq_count(st), 4 * 4);
+    assert_int_equal(dr_store_dedup_seen(st, "w3-39-4", 0, &seen), DR_OK);
+    assert_int_equal(seen, 1);
+}
+
+static void null_arguments(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_qmsg *q = NULL;
+    size_t n = 0;
+    int64_t c = 0;
+
+    assert_int_equal(dr_store_open(NULL, NULL), DR_EINVAL);
+    assert_int_equal(dr_store_queue_load(NULL, 0, 1, &q, &n), DR_EINVAL);
+    assert_int_equal(dr_store_queue_load(st, 0, 1, NULL, &n), DR_EINVAL);
+    assert_int_equal(dr_store_queue_count(st, NULL), DR_EINVAL);
+    assert_int_equal(dr_store_dlq_count(NULL, &c), DR_EINVAL);
+    assert_int_equal(dr_store_dlq_delete(NULL, 1), DR_EINVAL);
+    assert_null(dr_store_db(NULL));
+    assert_non_null(dr_store_db(st));
+    dr_store_close(NULL);
+    dr_qmsg_cleanup(NULL);
+    dr_qmsgs_free(NULL, 3);
+    dr_dead_letter_cleanup(NULL);
+    dr_dead_letters_free(NULL, 3);
+}
+
+#define STORE_TESTS(X)                                                                             \
+    X(insert_load_roundtrip)                                                                       \
+    X(duplicate_message_id_skipped)                                                                \
+    X(queue_order_and_paging)                                                                      \
+    X(updates_deletes_dedup_dead)                                                                  \
+    X(apply_validation_changes_nothing)                                                            \
+    X(apply_is_atomic)                                                                             \
+    X(dedup_window_and_purge)                                                                      \
+    X(dlq_put_get_delete)                                                                          \
+    X(dlq_filters)                                                                                 \
+    X(dlq_limit_count_purge)                                                                       \
+    X(reopen_keeps_data)                                                                           \
+    X(concurrent_apply_and_reads)                                                                  \
+    X(null_arguments)
+
+int main(void)
+{
+    const struct CMUnitTest lite[] = {STORE_TESTS(ON_SQLITE)};
+    const struct CMUnitTest pg[] = {STORE_TESTS(ON_PG)};
+    int failed = 0;
+
+    failed += cmocka_run_group_tests_name("store sqlite", lite, NULL, NULL);
+    failed += cmocka_run_group_tests_name("store postgresql", pg, NULL, NULL);
+    return failed ? 1 : 0;
+}
