@@ -61,7 +61,7 @@ int main(int argc, char **argv)
 {
     char dir[] = "/tmp/dr-bench-store-XXXXXX";
     char url[512];
-    const char *use_url = argc > 1 ? argv[1] : NULL;
+    const char *use_url = argc > 1 && *argv[1] ? argv[1] : NULL;
     int rounds = argc > 2 ? atoi(argv[2]) : 30;
     struct dr_store *st = NULL;
     static struct dr_qmsg msgs[BATCH];

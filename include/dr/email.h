@@ -71,13 +71,13 @@ struct dr_email {
     struct dr_email_addr from; /* first From mailbox; both fields NULL if none */
     struct dr_email_addr_list to, cc, bcc, reply_to;
     int has_date;
-    int64_t date_ms;   /* Unix epoch milliseconds; valid when has_date */
-    char date[32];     /* RFC 3339 with the sender's offset: "2003-07-01T10:52:37+02:00" */
-    char *text;        /* main plain-text body; HTML-only mail gets its HTML rendered as text */
+    int64_t date_ms; /* Unix epoch milliseconds; valid when has_date */
+    char date[32];   /* RFC 3339 with the sender's offset: "2003-07-01T10:52:37+02:00" */
+    char *text;      /* main plain-text body; HTML-only mail gets its HTML rendered as text */
     size_t text_len;
-    char *html;        /* main HTML body as sent (charset converted); NULL if there is none */
+    char *html; /* main HTML body as sent (charset converted); NULL if there is none */
     size_t html_len;
-    char *html_text;   /* html rendered as readable text */
+    char *html_text; /* html rendered as readable text */
     size_t html_text_len;
     struct dr_email_attachment *attachments;
     size_t n_attachments;
@@ -97,7 +97,8 @@ void dr_email_global_init(void);
  * Parses raw[0..len) as an RFC 5322 message. lim may be NULL (defaults). On success *out owns
  * a new dr_email (free with dr_email_destroy()); on failure *out is NULL and the reason is
  * available from dr_email_error_reason() on the same thread:
- *   DR_ETOOBIG  len > max_message_bytes
+ *   DR_ETOOBIG  len > max_message_bytes, or a MIME structure built to make parsing slow
+ *               (lines starting with "--" times declared boundaries over a fixed budget)
  *   DR_EINVAL   empty input, or no header field could be found (not an email)
  *   DR_ENOMEM   allocation failed
  * Thread-safe; does not block on I/O.

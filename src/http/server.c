@@ -282,13 +282,48 @@ static const char *reason_phrase(int status)
     return "Status";
 }
 
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* Lingering close: after the last response, send FIN and drain what the client still sends for
+ * a moment, so the kernel does not answer unread data with a reset that destroys the response. */
+static void on_linger_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    if (n < 0) {
+        conn_close((struct conn *)s);
+    }
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *sr, int status)
+{
+    struct conn *c = sr->data;
+    free(sr);
+    if (status < 0 || uv_is_closing((uv_handle_t *)&c->tcp)) {
+        conn_close(c);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_linger_read);
+    uv_timer_start(c->timer, on_linger_timeout, 2000, 0);
+}
+
 static void on_write(uv_write_t *w, int status)
 {
     struct write_req *wr = (struct write_req *)w;
     struct conn *c = wr->conn;
 
-    if (status < 0 || wr->close_after) {
+    if (status < 0) {
         conn_close(c);
+    } else if (wr->close_after && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        uv_shutdown_t *sr = dr_xcalloc(1, sizeof(*sr));
+        sr->data = c;
+        if (uv_shutdown(sr, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+            free(sr);
+            conn_close(c);
+        }
     }
     free(wr);
 }

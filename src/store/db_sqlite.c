@@ -358,7 +358,7 @@ static int conn_open(const char *path, int reader, struct dr__lite_conn *c)
     int rc, err = DR_OK;
     const char *pragmas = reader ? "PRAGMA query_only=ON; PRAGMA foreign_keys=ON;"
                                  : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                                   "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0;";
+                                   "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;";
 
     memset(c, 0, sizeof(*c));
     rc = sqlite3_open_v2(path, &c->h, flags, NULL);

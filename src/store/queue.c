@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 
 #include "dr/err.h"
 #include "dr/log.h"
@@ -122,9 +123,11 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
     if (err) {
         goto out;
     }
+    uint64_t T0 = dr_mono_ns();
     for (size_t i = 0; !err && i < b->ninserts; i++) {
         err = insert_one(tx, &b->inserts[i], &ids[i]);
     }
+    uint64_t T1 = dr_mono_ns();
     for (size_t i = 0; !err && i < b->nupdates; i++) {
         const struct dr_qupdate *u = &b->updates[i];
         struct dr_db_val p[5] = {DR_DB_INTV(u->attempts), DR_DB_INTV(u->not_before_ms),
@@ -146,12 +149,14 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
     for (size_t i = 0; !err && i < b->ndead; i++) {
         err = dr__dlq_insert(st, tx, &b->dead[i], &ids[b->ninserts + i], &created[i]);
     }
+    uint64_t T2 = dr_mono_ns();
     if (err) {
         dr_db_rollback(tx);
     } else {
         err = dr_db_commit(tx);
     }
     tx = NULL;
+    if (b->ninserts == 1000) fprintf(stderr, "ins %.2f rest %.2f commit %.2f\n", (T1-T0)/1e6, (T2-T1)/1e6, (dr_mono_ns()-T2)/1e6);
     if (err) {
         DR_WARN("store", "group commit failed", "inserts=%zu deletes=%zu updates=%zu dedup=%zu "
                 "dead=%zu error=\"%s\"", b->ninserts, b->ndeletes, b->nupdates, b->ndedup,

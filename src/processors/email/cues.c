@@ -99,20 +99,47 @@ struct domain_cue {
 };
 
 static const struct domain_cue domains[] = {
-    {"ups", "ups", 50},           {"fedex", "fedex", 50},         {"usps", "usps", 50},
-    {"dhl", "dhl", 50},           {"dpd", "dpd", 50},             {"gls", "gls", 50},
-    {"royalmail", "royal_mail", 50}, {"parcelforce", "parcelforce", 50}, {"hermes", "hermes", 45},
-    {"evri", "evri", 50},         {"inpost", "inpost", 50},       {"poczta", "poczta_polska", 45},
-    {"canadapost", "canada_post", 50}, {"auspost", "australia_post", 50}, {"postnl", "postnl", 50},
-    {"laposte", "la_poste", 40},  {"colissimo", "colissimo", 50}, {"chronopost", "chronopost", 50},
-    {"correos", "correos", 45},   {"poste", "poste_italiane", 35}, {"brt", "brt", 45},
-    {"ontrac", "ontrac", 50},     {"lasership", "lasership", 50}, {"purolator", "purolator", 50},
-    {"tnt", "tnt", 45},           {"aramex", "aramex", 50},       {"yodel", "yodel", 50},
-    {"informeddelivery", "usps", 50}, {"amazon", "amazon", 35},   {"ebay", "ebay", 20},
-    {"aliexpress", "aliexpress", 25}, {"walmart", "walmart", 20}, {"bestbuy", "bestbuy", 20},
-    {"zalando", "zalando", 25},   {"etsy", "etsy", 15},           {"shopify", "shopify", 15},
-    {"shopifyemail", "shopify", 15}, {"narvar", "narvar", 40},    {"aftership", "aftership", 40},
-    {"parcelsapp", "parcelsapp", 30}, {"shipstation", "shipstation", 35},
+    {"ups", "ups", 50},
+    {"fedex", "fedex", 50},
+    {"usps", "usps", 50},
+    {"dhl", "dhl", 50},
+    {"dpd", "dpd", 50},
+    {"gls", "gls", 50},
+    {"royalmail", "royal_mail", 50},
+    {"parcelforce", "parcelforce", 50},
+    {"hermes", "hermes", 45},
+    {"evri", "evri", 50},
+    {"inpost", "inpost", 50},
+    {"poczta", "poczta_polska", 45},
+    {"canadapost", "canada_post", 50},
+    {"auspost", "australia_post", 50},
+    {"postnl", "postnl", 50},
+    {"laposte", "la_poste", 40},
+    {"colissimo", "colissimo", 50},
+    {"chronopost", "chronopost", 50},
+    {"correos", "correos", 45},
+    {"poste", "poste_italiane", 35},
+    {"brt", "brt", 45},
+    {"ontrac", "ontrac", 50},
+    {"lasership", "lasership", 50},
+    {"purolator", "purolator", 50},
+    {"tnt", "tnt", 45},
+    {"aramex", "aramex", 50},
+    {"yodel", "yodel", 50},
+    {"informeddelivery", "usps", 50},
+    {"amazon", "amazon", 35},
+    {"ebay", "ebay", 20},
+    {"aliexpress", "aliexpress", 25},
+    {"walmart", "walmart", 20},
+    {"bestbuy", "bestbuy", 20},
+    {"zalando", "zalando", 25},
+    {"etsy", "etsy", 15},
+    {"shopify", "shopify", 15},
+    {"shopifyemail", "shopify", 15},
+    {"narvar", "narvar", 40},
+    {"aftership", "aftership", 40},
+    {"parcelsapp", "parcelsapp", 30},
+    {"shipstation", "shipstation", 35},
 };
 
 struct word_cue {
@@ -190,10 +217,10 @@ static const struct word_cue words[] = {
 
 /* Phrases that in a body point at a tracking number. */
 static const char *const body_phrases[] = {
-    "tracking number", "track your package", "track your order", "track your shipment",
-    "tracking id", "track & trace", "sendungsnummer", "sendungsverfolgung",
-    "numero di tracking", "numero di spedizione", "numéro de suivi", "número de seguimiento",
-    "numer przesyłki", "śledzenie przesyłki", "trackingnummer", "out for delivery",
+    "tracking number",    "track your package",   "track your order", "track your shipment",
+    "tracking id",        "track & trace",        "sendungsnummer",   "sendungsverfolgung",
+    "numero di tracking", "numero di spedizione", "numéro de suivi",  "número de seguimiento",
+    "numer przesyłki",    "śledzenie przesyłki",  "trackingnummer",   "out for delivery",
 };
 
 static int status_rank(enum dr_email_ship_status s)
@@ -279,8 +306,7 @@ static int text_cues(const char *folded, int earliest, enum dr_email_ship_status
         if (words[i].status == DR_EMAIL_SHIP_NONE) {
             continue;
         }
-        if (earliest ? (!first || hit < first)
-                     : status_rank(words[i].status) > status_rank(*st)) {
+        if (earliest ? (!first || hit < first) : status_rank(words[i].status) > status_rank(*st)) {
             *st = words[i].status;
             first = hit;
         }
@@ -318,9 +344,15 @@ struct dr_email_shipment_cues dr_email_shipment_cues(const struct dr_email *em)
         /* a carrier named as a word in the text */
         static const struct {
             const char *word, *carrier;
-        } names[] = {{"ups", "ups"},         {"fedex", "fedex"},   {"usps", "usps"},
-                     {"dhl", "dhl"},         {"dpd", "dpd"},       {"gls", "gls"},
-                     {"royal mail", "royal_mail"}, {"inpost", "inpost"}, {"hermes", "hermes"},
+        } names[] = {{"ups", "ups"},
+                     {"fedex", "fedex"},
+                     {"usps", "usps"},
+                     {"dhl", "dhl"},
+                     {"dpd", "dpd"},
+                     {"gls", "gls"},
+                     {"royal mail", "royal_mail"},
+                     {"inpost", "inpost"},
+                     {"hermes", "hermes"},
                      {"evri", "evri"}};
         for (size_t i = 0; i < DR_ARRAY_LEN(names) && !c.carrier; i++) {
             const char *w = names[i].word;

@@ -95,8 +95,11 @@ size_t dr__email_utf8_boundary(const char *s, size_t n)
         return n;
     }
     unsigned char lead = (unsigned char)s[i - 1];
-    size_t want = lead < 0x80 ? 1 : (lead >> 5) == 6 ? 2 : (lead >> 4) == 14 ? 3
-                                   : (lead >> 3) == 30 ? 4 : 1;
+    size_t want = lead < 0x80         ? 1
+                  : (lead >> 5) == 6  ? 2
+                  : (lead >> 4) == 14 ? 3
+                  : (lead >> 3) == 30 ? 4
+                                      : 1;
     return (back + 1 >= want) ? n : i - 1;
 }
 
@@ -192,8 +195,8 @@ static char *norm_address(const char *a)
 void dr__email_addr_set(struct dr_email_addr *a, const char *name, const char *address)
 {
     a->address = norm_address(address);
-    a->name = name ? dr__email_clean_line(dr__email_utf8_dup(name, strlen(name),
-                                                             DR_EMAIL_MAX_HEADER, NULL))
+    a->name = name ? dr__email_clean_line(
+                         dr__email_utf8_dup(name, strlen(name), DR_EMAIL_MAX_HEADER, NULL))
                    : NULL;
     /* A quoted display name keeps its quotes in some producers. */
     if (a->name && strlen(a->name) >= 2 && a->name[0] == '"' &&
@@ -232,8 +235,8 @@ void dr__email_set_date(struct dr_email *em, int64_t epoch_s, int offset_s)
         return;
     }
     snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             offset_s < 0 ? '-' : '+', off / 3600, (off / 60) % 60);
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, offset_s < 0 ? '-' : '+',
+             off / 3600, (off / 60) % 60);
     if (strlen(tmp) >= sizeof(em->date)) {
         return; /* a year beyond 9999 is not a date anyone sent */
     }

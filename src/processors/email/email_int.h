@@ -63,8 +63,8 @@ int dr__email_finish_bodies(struct dr_email *em, const struct dr_email_limits *l
 void dr__email_gmime_init(void);
 
 /* Parses an RFC 5322 address-list string with GMime into l. */
-void dr__email_parse_addresses(struct dr_email *em, struct dr_email_addr_list *l,
-                               const char *text, const char *what);
+void dr__email_parse_addresses(struct dr_email *em, struct dr_email_addr_list *l, const char *text,
+                               const char *what);
 
 /* Parses an RFC 5322 date string; 0 on success. */
 int dr__email_parse_date(struct dr_email *em, const char *text);

@@ -226,8 +226,8 @@ int dr_email_from_fields(const cJSON *payload, const struct dr_email_limits *lim
 
     err = opt_string(payload, "subject", &s);
     if (!err && s) {
-        em->subject = dr__email_clean_line(
-            dr__email_utf8_dup(s, strlen(s), DR_EMAIL_MAX_HEADER, NULL));
+        em->subject =
+            dr__email_clean_line(dr__email_utf8_dup(s, strlen(s), DR_EMAIL_MAX_HEADER, NULL));
     }
     if (!err) {
         err = opt_string(payload, "message_id", &s);

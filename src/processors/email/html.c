@@ -98,37 +98,37 @@ static const struct {
     const char *name;
     uint32_t cp;
 } entities[] = {
-    {"amp", '&'},       {"lt", '<'},         {"gt", '>'},         {"quot", '"'},
-    {"apos", '\''},     {"nbsp", 0xA0},      {"ensp", 0x2002},    {"emsp", 0x2003},
-    {"thinsp", 0x2009}, {"zwnj", 0x200C},    {"zwj", 0x200D},     {"shy", 0xAD},
-    {"copy", 0xA9},     {"reg", 0xAE},       {"trade", 0x2122},   {"hellip", 0x2026},
-    {"mdash", 0x2014},  {"ndash", 0x2013},   {"lsquo", 0x2018},   {"rsquo", 0x2019},
-    {"sbquo", 0x201A},  {"ldquo", 0x201C},   {"rdquo", 0x201D},   {"bdquo", 0x201E},
-    {"bull", 0x2022},   {"middot", 0xB7},    {"euro", 0x20AC},    {"pound", 0xA3},
-    {"yen", 0xA5},      {"cent", 0xA2},      {"sect", 0xA7},      {"para", 0xB6},
-    {"deg", 0xB0},      {"plusmn", 0xB1},    {"times", 0xD7},     {"divide", 0xF7},
-    {"laquo", 0xAB},    {"raquo", 0xBB},     {"lsaquo", 0x2039},  {"rsaquo", 0x203A},
-    {"iexcl", 0xA1},    {"iquest", 0xBF},    {"ordf", 0xAA},      {"ordm", 0xBA},
-    {"sup1", 0xB9},     {"sup2", 0xB2},      {"sup3", 0xB3},      {"frac12", 0xBD},
-    {"frac14", 0xBC},   {"frac34", 0xBE},    {"micro", 0xB5},     {"dagger", 0x2020},
-    {"larr", 0x2190},   {"rarr", 0x2192},    {"uarr", 0x2191},    {"darr", 0x2193},
-    {"check", 0x2713},  {"star", 0x2606},    {"hearts", 0x2665},  {"Agrave", 0xC0},
-    {"Aacute", 0xC1},   {"Acirc", 0xC2},     {"Atilde", 0xC3},    {"Auml", 0xC4},
-    {"Aring", 0xC5},    {"AElig", 0xC6},     {"Ccedil", 0xC7},    {"Egrave", 0xC8},
-    {"Eacute", 0xC9},   {"Ecirc", 0xCA},     {"Euml", 0xCB},      {"Igrave", 0xCC},
-    {"Iacute", 0xCD},   {"Icirc", 0xCE},     {"Iuml", 0xCF},      {"Ntilde", 0xD1},
-    {"Ograve", 0xD2},   {"Oacute", 0xD3},    {"Ocirc", 0xD4},     {"Otilde", 0xD5},
-    {"Ouml", 0xD6},     {"Oslash", 0xD8},    {"Ugrave", 0xD9},    {"Uacute", 0xDA},
-    {"Ucirc", 0xDB},    {"Uuml", 0xDC},      {"Yacute", 0xDD},    {"szlig", 0xDF},
-    {"agrave", 0xE0},   {"aacute", 0xE1},    {"acirc", 0xE2},     {"atilde", 0xE3},
-    {"auml", 0xE4},     {"aring", 0xE5},     {"aelig", 0xE6},     {"ccedil", 0xE7},
-    {"egrave", 0xE8},   {"eacute", 0xE9},    {"ecirc", 0xEA},     {"euml", 0xEB},
-    {"igrave", 0xEC},   {"iacute", 0xED},    {"icirc", 0xEE},     {"iuml", 0xEF},
-    {"ntilde", 0xF1},   {"ograve", 0xF2},    {"oacute", 0xF3},    {"ocirc", 0xF4},
-    {"otilde", 0xF5},   {"ouml", 0xF6},      {"oslash", 0xF8},    {"ugrave", 0xF9},
-    {"uacute", 0xFA},   {"ucirc", 0xFB},     {"uuml", 0xFC},      {"yacute", 0xFD},
-    {"yuml", 0xFF},     {"OElig", 0x152},    {"oelig", 0x153},    {"Scaron", 0x160},
-    {"scaron", 0x161},  {"Yuml", 0x178},     {"Zcaron", 0x17D},   {"zcaron", 0x17E},
+    {"amp", '&'},       {"lt", '<'},       {"gt", '>'},        {"quot", '"'},
+    {"apos", '\''},     {"nbsp", 0xA0},    {"ensp", 0x2002},   {"emsp", 0x2003},
+    {"thinsp", 0x2009}, {"zwnj", 0x200C},  {"zwj", 0x200D},    {"shy", 0xAD},
+    {"copy", 0xA9},     {"reg", 0xAE},     {"trade", 0x2122},  {"hellip", 0x2026},
+    {"mdash", 0x2014},  {"ndash", 0x2013}, {"lsquo", 0x2018},  {"rsquo", 0x2019},
+    {"sbquo", 0x201A},  {"ldquo", 0x201C}, {"rdquo", 0x201D},  {"bdquo", 0x201E},
+    {"bull", 0x2022},   {"middot", 0xB7},  {"euro", 0x20AC},   {"pound", 0xA3},
+    {"yen", 0xA5},      {"cent", 0xA2},    {"sect", 0xA7},     {"para", 0xB6},
+    {"deg", 0xB0},      {"plusmn", 0xB1},  {"times", 0xD7},    {"divide", 0xF7},
+    {"laquo", 0xAB},    {"raquo", 0xBB},   {"lsaquo", 0x2039}, {"rsaquo", 0x203A},
+    {"iexcl", 0xA1},    {"iquest", 0xBF},  {"ordf", 0xAA},     {"ordm", 0xBA},
+    {"sup1", 0xB9},     {"sup2", 0xB2},    {"sup3", 0xB3},     {"frac12", 0xBD},
+    {"frac14", 0xBC},   {"frac34", 0xBE},  {"micro", 0xB5},    {"dagger", 0x2020},
+    {"larr", 0x2190},   {"rarr", 0x2192},  {"uarr", 0x2191},   {"darr", 0x2193},
+    {"check", 0x2713},  {"star", 0x2606},  {"hearts", 0x2665}, {"Agrave", 0xC0},
+    {"Aacute", 0xC1},   {"Acirc", 0xC2},   {"Atilde", 0xC3},   {"Auml", 0xC4},
+    {"Aring", 0xC5},    {"AElig", 0xC6},   {"Ccedil", 0xC7},   {"Egrave", 0xC8},
+    {"Eacute", 0xC9},   {"Ecirc", 0xCA},   {"Euml", 0xCB},     {"Igrave", 0xCC},
+    {"Iacute", 0xCD},   {"Icirc", 0xCE},   {"Iuml", 0xCF},     {"Ntilde", 0xD1},
+    {"Ograve", 0xD2},   {"Oacute", 0xD3},  {"Ocirc", 0xD4},    {"Otilde", 0xD5},
+    {"Ouml", 0xD6},     {"Oslash", 0xD8},  {"Ugrave", 0xD9},   {"Uacute", 0xDA},
+    {"Ucirc", 0xDB},    {"Uuml", 0xDC},    {"Yacute", 0xDD},   {"szlig", 0xDF},
+    {"agrave", 0xE0},   {"aacute", 0xE1},  {"acirc", 0xE2},    {"atilde", 0xE3},
+    {"auml", 0xE4},     {"aring", 0xE5},   {"aelig", 0xE6},    {"ccedil", 0xE7},
+    {"egrave", 0xE8},   {"eacute", 0xE9},  {"ecirc", 0xEA},    {"euml", 0xEB},
+    {"igrave", 0xEC},   {"iacute", 0xED},  {"icirc", 0xEE},    {"iuml", 0xEF},
+    {"ntilde", 0xF1},   {"ograve", 0xF2},  {"oacute", 0xF3},   {"ocirc", 0xF4},
+    {"otilde", 0xF5},   {"ouml", 0xF6},    {"oslash", 0xF8},   {"ugrave", 0xF9},
+    {"uacute", 0xFA},   {"ucirc", 0xFB},   {"uuml", 0xFC},     {"yacute", 0xFD},
+    {"yuml", 0xFF},     {"OElig", 0x152},  {"oelig", 0x153},   {"Scaron", 0x160},
+    {"scaron", 0x161},  {"Yuml", 0x178},   {"Zcaron", 0x17D},  {"zcaron", 0x17E},
 };
 
 /*
@@ -168,18 +168,19 @@ static size_t decode_entity(const char *s, size_t n, uint32_t *cp)
         }
         /* Windows-1252 code points smuggled in as C1 controls, as browsers map them. */
         if (v >= 0x80 && v <= 0x9F) {
-            static const uint16_t c1[32] = {
-                0x20AC, 0xFFFD, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
-                0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0xFFFD, 0x017D, 0xFFFD,
-                0xFFFD, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
-                0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0xFFFD, 0x017E, 0x0178};
+            static const uint16_t c1[32] = {0x20AC, 0xFFFD, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020,
+                                            0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0xFFFD,
+                                            0x017D, 0xFFFD, 0xFFFD, 0x2018, 0x2019, 0x201C, 0x201D,
+                                            0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A,
+                                            0x0153, 0xFFFD, 0x017E, 0x0178};
             v = c1[v - 0x80];
         }
         *cp = v;
         return i;
     }
-    while (i < n && i < 10 && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-                               (s[i] >= '0' && s[i] <= '9'))) {
+    while (i < n && i < 10 &&
+           ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+            (s[i] >= '0' && s[i] <= '9'))) {
         i++;
     }
     if (i == 1) {
@@ -195,25 +196,47 @@ static size_t decode_entity(const char *s, size_t n, uint32_t *cp)
     return 0;
 }
 
-enum tag_kind { TAG_OTHER, TAG_BLOCK, TAG_PARA, TAG_BR, TAG_CELL, TAG_LI, TAG_A, TAG_PRE, TAG_SKIP,
-                TAG_IMG };
+enum tag_kind {
+    TAG_OTHER,
+    TAG_BLOCK,
+    TAG_PARA,
+    TAG_BR,
+    TAG_CELL,
+    TAG_LI,
+    TAG_A,
+    TAG_PRE,
+    TAG_SKIP,
+    TAG_IMG
+};
 
 static const struct {
     const char *name;
     enum tag_kind kind;
 } tags[] = {
-    {"p", TAG_PARA},          {"div", TAG_BLOCK},     {"br", TAG_BR},         {"tr", TAG_BLOCK},
-    {"td", TAG_CELL},         {"th", TAG_CELL},       {"li", TAG_LI},         {"a", TAG_A},
-    {"table", TAG_BLOCK},     {"tbody", TAG_OTHER},   {"ul", TAG_BLOCK},      {"ol", TAG_BLOCK},
-    {"h1", TAG_PARA},         {"h2", TAG_PARA},       {"h3", TAG_PARA},       {"h4", TAG_PARA},
-    {"h5", TAG_PARA},         {"h6", TAG_PARA},       {"blockquote", TAG_PARA}, {"pre", TAG_PRE},
-    {"hr", TAG_PARA},         {"section", TAG_BLOCK}, {"article", TAG_BLOCK}, {"header", TAG_BLOCK},
-    {"footer", TAG_BLOCK},    {"nav", TAG_BLOCK},     {"aside", TAG_BLOCK},   {"main", TAG_BLOCK},
-    {"form", TAG_BLOCK},      {"dl", TAG_BLOCK},      {"dt", TAG_BLOCK},      {"dd", TAG_BLOCK},
-    {"center", TAG_BLOCK},    {"address", TAG_BLOCK}, {"figure", TAG_BLOCK},  {"fieldset", TAG_BLOCK},
-    {"caption", TAG_BLOCK},   {"body", TAG_BLOCK},    {"html", TAG_BLOCK},    {"title", TAG_SKIP},
-    {"script", TAG_SKIP},     {"style", TAG_SKIP},    {"template", TAG_SKIP}, {"head", TAG_OTHER},
-    {"img", TAG_IMG},         {"option", TAG_BLOCK},  {"textarea", TAG_BLOCK}, {"svg", TAG_SKIP},
+    {"p", TAG_PARA},          {"div", TAG_BLOCK},
+    {"br", TAG_BR},           {"tr", TAG_BLOCK},
+    {"td", TAG_CELL},         {"th", TAG_CELL},
+    {"li", TAG_LI},           {"a", TAG_A},
+    {"table", TAG_BLOCK},     {"tbody", TAG_OTHER},
+    {"ul", TAG_BLOCK},        {"ol", TAG_BLOCK},
+    {"h1", TAG_PARA},         {"h2", TAG_PARA},
+    {"h3", TAG_PARA},         {"h4", TAG_PARA},
+    {"h5", TAG_PARA},         {"h6", TAG_PARA},
+    {"blockquote", TAG_PARA}, {"pre", TAG_PRE},
+    {"hr", TAG_PARA},         {"section", TAG_BLOCK},
+    {"article", TAG_BLOCK},   {"header", TAG_BLOCK},
+    {"footer", TAG_BLOCK},    {"nav", TAG_BLOCK},
+    {"aside", TAG_BLOCK},     {"main", TAG_BLOCK},
+    {"form", TAG_BLOCK},      {"dl", TAG_BLOCK},
+    {"dt", TAG_BLOCK},        {"dd", TAG_BLOCK},
+    {"center", TAG_BLOCK},    {"address", TAG_BLOCK},
+    {"figure", TAG_BLOCK},    {"fieldset", TAG_BLOCK},
+    {"caption", TAG_BLOCK},   {"body", TAG_BLOCK},
+    {"html", TAG_BLOCK},      {"title", TAG_SKIP},
+    {"script", TAG_SKIP},     {"style", TAG_SKIP},
+    {"template", TAG_SKIP},   {"head", TAG_OTHER},
+    {"img", TAG_IMG},         {"option", TAG_BLOCK},
+    {"textarea", TAG_BLOCK},  {"svg", TAG_SKIP},
 };
 
 static enum tag_kind tag_lookup(const char *name, size_t n)
@@ -485,8 +508,8 @@ int dr__email_html_to_text(const char *s, size_t n, struct dr_buf *out)
             i++;
             continue;
         }
-        if (c == 0xC2 && i + 1 < n && ((unsigned char)s[i + 1] == 0xA0 ||
-                                       (unsigned char)s[i + 1] == 0xAD)) {
+        if (c == 0xC2 && i + 1 < n &&
+            ((unsigned char)s[i + 1] == 0xA0 || (unsigned char)s[i + 1] == 0xAD)) {
             emit_codepoint(&w, (unsigned char)s[i + 1]);
             i += 2;
             continue;

@@ -22,18 +22,18 @@ struct ctx {
     const struct dr_email_limits *lim;
     size_t max_depth;
     size_t parts;
-    int stopped;       /* the part limit was reached */
+    int stopped; /* the part limit was reached */
     int depth_warned;
     GPtrArray *calendar_parts;
 };
 
 /* Headers worth carrying to classifiers (auto-replies, lists, mailers, envelope). */
 static const char *const selected_headers[] = {
-    "return-path",   "sender",          "delivered-to",    "x-original-to",
-    "list-id",       "list-unsubscribe", "list-post",      "precedence",
-    "auto-submitted", "x-autoreply",    "x-autorespond",   "x-auto-response-suppress",
-    "x-mailer",      "user-agent",      "mime-version",    "importance",
-    "x-priority",    "thread-topic",    "x-gm-thrid",      "feedback-id",
+    "return-path",    "sender",           "delivered-to",  "x-original-to",
+    "list-id",        "list-unsubscribe", "list-post",     "precedence",
+    "auto-submitted", "x-autoreply",      "x-autorespond", "x-auto-response-suppress",
+    "x-mailer",       "user-agent",       "mime-version",  "importance",
+    "x-priority",     "thread-topic",     "x-gm-thrid",    "feedback-id",
 };
 
 static const char *warning_text(GMimeParserWarning code)
@@ -106,8 +106,9 @@ static GMimeParserOptions *new_options(struct dr_email *em)
 
 static int is_utf8_or_ascii(const char *cs)
 {
-    static const char *const names[] = {"utf-8", "utf8", "us-ascii", "ascii", "ansi_x3.4-1968",
-                                        "iso646-us", "unicode-1-1-utf-8", "x-unknown"};
+    static const char *const names[] = {
+        "utf-8",          "utf8",      "us-ascii",          "ascii",
+        "ansi_x3.4-1968", "iso646-us", "unicode-1-1-utf-8", "x-unknown"};
     for (size_t i = 0; i < DR_ARRAY_LEN(names); i++) {
         if (strcasecmp(cs, names[i]) == 0) {
             return 1;
@@ -166,7 +167,8 @@ static int from_charset(const char *cs, const char *s, size_t n, struct dr_buf *
     while (!err && !done) {
         char *o = chunk;
         size_t oleft = sizeof(chunk);
-        size_t rc = inleft ? iconv(cd, &in, &inleft, &o, &oleft) : iconv(cd, NULL, NULL, &o, &oleft);
+        size_t rc =
+            inleft ? iconv(cd, &in, &inleft, &o, &oleft) : iconv(cd, NULL, NULL, &o, &oleft);
         int e = errno;
 
         err = dr_buf_append(out, chunk, sizeof(chunk) - oleft);
@@ -216,8 +218,8 @@ static int sniff_meta_charset(const char *s, size_t n, char *cs, size_t cssz)
             p++;
         }
         while (p < s + lim && k + 1 < cssz &&
-               ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == ':' || *p == '.')) {
+               ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                *p == '-' || *p == '_' || *p == ':' || *p == '.')) {
             cs[k++] = *p++;
         }
         cs[k] = '\0';
@@ -230,9 +232,14 @@ static int sniff_meta_charset(const char *s, size_t n, char *cs, size_t cssz)
 
 static void drop_cr(struct dr_buf *b)
 {
-    size_t w = 0;
+    const char *cr = b->data ? memchr(b->data, '\r', b->len) : NULL;
+    size_t w;
 
-    for (size_t r = 0; r < b->len; r++) {
+    if (!cr) {
+        return;
+    }
+    w = (size_t)(cr - b->data);
+    for (size_t r = w; r < b->len; r++) {
         if (b->data[r] == '\r' && r + 1 < b->len && b->data[r + 1] == '\n') {
             continue;
         }
@@ -308,7 +315,7 @@ static int read_text(struct ctx *c, GMimePart *part, struct dr_buf *out, int *cu
     const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
     size_t room = out->limit - out->len;
     struct dr_buf raw, conv;
-    int raw_cut = 0, err, converted = 0;
+    int raw_cut = 0, err, converted = 0, valid = 0;
     char meta[40];
 
     *cut = 0;
@@ -322,8 +329,10 @@ static int read_text(struct ctx *c, GMimePart *part, struct dr_buf *out, int *cu
     if (cs && *cs && !is_utf8_or_ascii(cs)) {
         err = from_charset(cs, raw.data, raw.len, &conv);
         if (err == DR_EUNSUPPORTED) {
-            dr__email_warn(c->em, "unknown charset \"%.40s\"; text decoded as UTF-8 or "
-                           "Windows-1252", cs);
+            dr__email_warn(c->em,
+                           "unknown charset \"%.40s\"; text decoded as UTF-8 or "
+                           "Windows-1252",
+                           cs);
             err = DR_OK;
         } else {
             converted = 1;
@@ -331,9 +340,9 @@ static int read_text(struct ctx *c, GMimePart *part, struct dr_buf *out, int *cu
     }
     if (!converted) {
         if (g_utf8_validate(raw.data, (gssize)raw.len, NULL) ||
-            (raw_cut && g_utf8_validate(raw.data, (gssize)dr__email_utf8_boundary(raw.data,
-                                                                                  raw.len),
-                                        NULL))) {
+            (raw_cut &&
+             g_utf8_validate(raw.data, (gssize)dr__email_utf8_boundary(raw.data, raw.len), NULL))) {
+            valid = 1;
             err = dr_buf_append(&conv, raw.data, raw.len > room ? room : raw.len);
             if (err == DR_OK && raw.len > room) {
                 err = DR_ETOOBIG;
@@ -346,8 +355,10 @@ static int read_text(struct ctx *c, GMimePart *part, struct dr_buf *out, int *cu
         } else {
             dr_buf_reset(&conv);
             if (cs && *cs && g_ascii_strcasecmp(cs, "us-ascii") != 0) {
-                dr__email_warn(c->em, "text not valid in its charset \"%.40s\"; decoded as "
-                               "Windows-1252", cs);
+                dr__email_warn(c->em,
+                               "text not valid in its charset \"%.40s\"; decoded as "
+                               "Windows-1252",
+                               cs);
             }
             err = from_cp1252(raw.data, raw.len, &conv);
         }
@@ -365,7 +376,14 @@ static int read_text(struct ctx *c, GMimePart *part, struct dr_buf *out, int *cu
         *cut = 1;
     }
     drop_cr(&conv);
-    if (conv.len) {
+    if (conv.len && (valid || g_utf8_validate(conv.data, (gssize)conv.len, NULL))) {
+        /* valid with an explicit length also means no NUL inside */
+        err = dr_buf_append(out, conv.data, conv.len);
+        if (err == DR_ETOOBIG) {
+            *cut = 1;
+            err = DR_OK;
+        }
+    } else if (conv.len) {
         /* make sure what we keep is valid UTF-8 without NULs */
         char *clean = dr__email_utf8_dup(conv.data, conv.len, room, NULL);
         err = dr_buf_appends(out, clean);
@@ -443,9 +461,9 @@ static void add_attachment(struct ctx *c, GMimeObject *p)
 
 static int is_calendar(GMimeObject *p)
 {
-    return GMIME_IS_PART(p) && (is_type(p, "text", "calendar") ||
-                                is_type(p, "application", "ics") ||
-                                is_type(p, "text", "x-vcalendar"));
+    return GMIME_IS_PART(p) &&
+           (is_type(p, "text", "calendar") || is_type(p, "application", "ics") ||
+            is_type(p, "text", "x-vcalendar"));
 }
 
 static int add_calendar(struct ctx *c, GMimeObject *p)
@@ -546,8 +564,8 @@ static void walk(struct ctx *c, GMimeObject *owner, GMimeObject *single, const c
                 continue;
             }
             sub = sub ? sub : "mixed";
-            walk(c, p, NULL, sub, in_alt || g_ascii_strcasecmp(sub, "alternative") == 0, html,
-                 text, att, depth + 1);
+            walk(c, p, NULL, sub, in_alt || g_ascii_strcasecmp(sub, "alternative") == 0, html, text,
+                 att, depth + 1);
             continue;
         }
         if (is_calendar(p) && g_ptr_array_find(c->calendar_parts, p, NULL) == FALSE) {
@@ -772,8 +790,8 @@ static void take_addresses(struct dr_email *em, struct dr_email_addr_list *l,
     }
 }
 
-void dr__email_parse_addresses(struct dr_email *em, struct dr_email_addr_list *l,
-                               const char *text, const char *what)
+void dr__email_parse_addresses(struct dr_email *em, struct dr_email_addr_list *l, const char *text,
+                               const char *what)
 {
     GMimeParserOptions *o;
     InternetAddressList *list;
@@ -845,8 +863,8 @@ static void take_headers(struct ctx *c, GMimeMessage *msg)
             if (!dup) {
                 char *val = header_text(em, g_mime_header_get_value(h), name);
                 if (val) {
-                    em->headers = dr_xrealloc(em->headers,
-                                              (em->n_headers + 1) * sizeof(*em->headers));
+                    em->headers =
+                        dr_xrealloc(em->headers, (em->n_headers + 1) * sizeof(*em->headers));
                     em->headers[em->n_headers].name = dr_xstrdup(selected_headers[k]);
                     em->headers[em->n_headers++].value = val;
                 }
@@ -872,8 +890,8 @@ static void take_headers(struct ctx *c, GMimeMessage *msg)
             }
             char *id = header_text(em, g_mime_references_get_message_id(refs, i), "References");
             if (id) {
-                em->references = dr_xrealloc(em->references,
-                                             (em->n_references + 1) * sizeof(char *));
+                em->references =
+                    dr_xrealloc(em->references, (em->n_references + 1) * sizeof(char *));
                 em->references[em->n_references++] = id;
             }
         }
@@ -916,6 +934,39 @@ static int count_headers(GMimeObject *o)
     return o ? g_mime_header_list_get_count(g_mime_object_get_header_list(o)) : 0;
 }
 
+/*
+ * GMime checks every line that starts with "--" against the whole stack of open boundaries,
+ * so lines x boundaries is the parse cost a message can force. Legitimate mail stays orders
+ * of magnitude below the budget; a hostile one (thousands of nested multiparts, megabytes of
+ * "--" lines) is refused before it can burn seconds of CPU.
+ */
+#define BOUNDARY_WORK_BUDGET 50000000.0
+
+static int too_complex(const char *raw, size_t len, size_t *lines, size_t *bounds)
+{
+    const char *p = raw, *end = raw + len;
+
+    *lines = 0;
+    *bounds = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+            (*lines)++;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    for (p = raw; p < end; p++) {
+        p = memchr(p, '=', (size_t)(end - p));
+        if (!p) {
+            break;
+        }
+        if (p - raw >= 8 && g_ascii_strncasecmp(p - 8, "boundary", 8) == 0) {
+            (*bounds)++;
+        }
+    }
+    return (double)*lines * (double)*bounds > BOUNDARY_WORK_BUDGET;
+}
+
 int dr_email_parse(const char *raw, size_t len, const struct dr_email_limits *lim,
                    struct dr_email **out)
 {
@@ -944,6 +995,15 @@ int dr_email_parse(const char *raw, size_t len, const struct dr_email_limits *li
                              lim->max_message_bytes);
         return DR_ETOOBIG;
     }
+    {
+        size_t lines, bounds;
+        if (too_complex(raw, len, &lines, &bounds)) {
+            dr__email_set_reason("MIME structure too complex: %zu boundary lines against %zu "
+                                 "boundaries",
+                                 lines, bounds);
+            return DR_ETOOBIG;
+        }
+    }
     dr__email_gmime_init();
     em = dr_xcalloc(1, sizeof(*em));
     opts = new_options(em);
@@ -965,8 +1025,7 @@ int dr_email_parse(const char *raw, size_t len, const struct dr_email_limits *li
     memset(&c, 0, sizeof(c));
     c.em = em;
     c.lim = lim;
-    c.max_depth = lim->max_depth < DR_EMAIL_DEPTH_CEILING ? lim->max_depth
-                                                          : DR_EMAIL_DEPTH_CEILING;
+    c.max_depth = lim->max_depth < DR_EMAIL_DEPTH_CEILING ? lim->max_depth : DR_EMAIL_DEPTH_CEILING;
     take_headers(&c, msg);
     if (root) {
         err = choose_bodies(&c, root);

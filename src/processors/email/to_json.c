@@ -88,8 +88,8 @@ int dr_email_to_json(const struct dr_email *em, cJSON **out)
     ok = ok && add(o, "in_reply_to", str_or_null(em->in_reply_to));
     ok = ok && add(o, "references", strv_json(em->references, em->n_references));
     ok = ok && add(o, "subject", str_or_null(em->subject));
-    ok = ok && add(o, "from", em->from.address || em->from.name ? addr_json(&em->from)
-                                                                  : cJSON_CreateNull());
+    ok = ok && add(o, "from",
+                   em->from.address || em->from.name ? addr_json(&em->from) : cJSON_CreateNull());
     ok = ok && add(o, "to", addr_list_json(&em->to));
     ok = ok && add(o, "cc", addr_list_json(&em->cc));
     ok = ok && add(o, "reply_to", addr_list_json(&em->reply_to));

@@ -409,6 +409,13 @@ static const struct phrase phrases[] = {
     {"possible", IT_ANS, Y, IT_NONE_},
     {"can", IT_ANS, Y, IT_NONE_},
     {"definitely", IT_ANS, Y, IT_NONE_},
+    {"prefer", IT_ANS, Y, IT_NONE_},
+    {"preferred", IT_ANS, Y, IT_NONE_},
+    {"preferably", IT_ANS, Y, IT_NONE_},
+    {"ideally", IT_ANS, Y, IT_NONE_},
+    {"préfère", IT_ANS, Y, IT_NONE_},
+    {"prefiero", IT_ANS, Y, IT_NONE_},
+    {"lieber", IT_ANS, Y, IT_NONE_},
     {"absolutely", IT_ANS, Y, IT_NONE_},
     {"oui", IT_ANS, Y, IT_NONE_},
     {"d'accord", IT_ANS, Y, IT_NONE_},
@@ -533,7 +540,8 @@ static const char *const light_words[] = {
     "sounds", "should", "on", "at", "with", "by", "of", "as", "for", "both", "them", "these",
     "those", "is", "all", "day", "time", "times", "date", "dates", "make", "you", "your", "my",
     "le", "la", "les", "est", "der", "die", "das", "ist", "el", "es", "me", "mir", "moi", "pour",
-    "für", "para", "de", "am", "um", "à", "a", "las", "los", "work", "slot", "option",
+    "für", "para", "de", "am", "um", "à", "a", "las", "los", "slot", "option", "al", "du",
+    "zu", "le", "del", "en", "pour", "y", "lo", "mich", "uns", "nous", "m'", "still", "again",
 };
 
 static const char *const weekdays[7][8] = {
@@ -1020,6 +1028,11 @@ static size_t read_mention(struct parser *p, size_t i, struct sset *set)
             sset_add(set, s);
         }
     }
+    /* "the 2nd one" when no slot falls on the 2nd: the second slot */
+    if (sset_empty(set) && nfeat == 1 && m.mday >= 1 && m.mon < 0 &&
+        (size_t)m.mday <= p->poll->n_slots) {
+        sset_add(set, (size_t)m.mday - 1);
+    }
     return last - i;
 }
 
@@ -1080,6 +1093,20 @@ static void build_items(struct parser *p)
             i++;
             continue;
         }
+        k = read_mention(p, i, &set);
+        if (k > 0) {
+            if (!sset_empty(&set)) {
+                add_item(p, IT_REF, t->s, lx->v[i + k - 1].e);
+                p->it[p->nit - 1].set = set;
+                p->it[p->nit - 1].strong = 1;
+            } else {
+                add_item(p, IT_FILL, t->s, lx->v[i + k - 1].e);
+            }
+            clause_start = 0;
+            after_slotword = 0;
+            i += k;
+            continue;
+        }
         /* slot numbers and ranges */
         if (t->k == TK_NUM && !(i + 1 < lx->nv && lx->v[i + 1].adj &&
                                 (lx->v[i + 1].k == TK_WORD || is_punct(&lx->v[i + 1], ':') ||
@@ -1124,19 +1151,6 @@ static void build_items(struct parser *p)
             }
         }
         after_slotword = 0;
-        k = read_mention(p, i, &set);
-        if (k > 0) {
-            if (!sset_empty(&set)) {
-                add_item(p, IT_REF, t->s, lx->v[i + k - 1].e);
-                p->it[p->nit - 1].set = set;
-                p->it[p->nit - 1].strong = 1;
-            } else {
-                add_item(p, IT_FILL, t->s, lx->v[i + k - 1].e);
-            }
-            clause_start = 0;
-            i += k;
-            continue;
-        }
         if (t->k == TK_WORD && (ph = phrase_at(lx, i, &k)) != NULL) {
             size_t e = lx->v[i + k - 1].e;
             add_item(p, ph->k, t->s, e);
@@ -1203,199 +1217,251 @@ static void build_items(struct parser *p)
     add_item(p, IT_BREAK, lx->n, lx->n);
 }
 
+/* 1 when the next item that matters after i (in the same clause) is a reference. */
+static int ref_follows(const struct parser *p, size_t i)
+{
+    for (size_t j = i + 1; j < p->nit; j++) {
+        enum itk k = p->it[j].k;
+        if (k == IT_LIGHT || k == IT_CONJ || k == IT_SLOTWORD) {
+            continue;
+        }
+        return k == IT_REF || k == IT_ALL || k == IT_NOTHING;
+    }
+    return 0;
+}
+
+/* Pairing state of the clause being read. */
+struct clause {
+    struct sset pend; /* references waiting for an answer */
+    size_t pend_s, pend_e;
+    int has_pend, pend_strong, pend_none, pend_dist, pend_answered, pure;
+    enum dr_poll_answer_value first; /* an answer waiting for references */
+    size_t ans_s, ans_e;
+    int first_dist, first_used;
+    int neg;
+    int has_global;                   /* "all"/"none" seen */
+    enum dr_poll_answer_value global; /* what "all"/"none" got */
+    struct sset except;
+    int in_except, has_except;
+    size_t except_s, except_e;
+    int pend_global; /* pend holds only what "all"/"any" stood for */
+};
+
+static void clause_reset(struct clause *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->pure = 1;
+}
+
+static void pend_clear(struct clause *c)
+{
+    memset(&c->pend, 0, sizeof(c->pend));
+    c->has_pend = c->pend_strong = c->pend_none = c->pend_dist = c->pend_answered = 0;
+    c->pend_global = 0;
+}
+
+static void on_ref(struct parser *p, struct clause *c, const struct item *it)
+{
+    struct sset set = it->k == IT_REF ? it->set : p->all;
+    int global = it->k != IT_REF;
+    int none = it->k == IT_NOTHING;
+    int limit = (it->strong || global) ? 3 : 0;
+
+    if (global) {
+        c->has_global = 1;
+    }
+    if (c->in_except) {
+        sset_or(&c->except, &set);
+        c->has_except = 1;
+        c->except_e = it->e;
+        return;
+    }
+    if (c->has_pend && (c->pend_dist > 0 || c->pend_answered)) {
+        pend_clear(c);
+    }
+    if (c->has_pend && global && !none && !c->pend_global) {
+        /* "1 or 2, both work": "both" stands for the slots just named */
+        c->pend_strong = 1;
+        c->pend_e = it->e;
+        return;
+    }
+    if (c->has_pend && !global && c->pend_global && !c->pend_none) {
+        /* "any time on Tuesday": the reference narrows "any" */
+        memset(&c->pend, 0, sizeof(c->pend));
+        c->pend_global = 0;
+    }
+    if (!c->has_pend) {
+        c->pend_global = global;
+    }
+    if (!c->has_pend) {
+        c->pend_s = it->s;
+    }
+    sset_or(&c->pend, &set);
+    c->pend_e = it->e;
+    c->has_pend = 1;
+    c->pend_strong = c->pend_strong || it->strong || global;
+    c->pend_none = c->pend_none || none;
+    if (c->first != DR_POLL_UNANSWERED && c->first_dist <= limit) {
+        /* "yes to 1 and 3": the answer came first; a later answer may still correct it */
+        enum dr_poll_answer_value a = c->pend_none ? DR_POLL_NO : c->first;
+        if (c->neg) {
+            a = DR_POLL_NO;
+        }
+        assign(p, &c->pend, a, c->ans_s, it->e);
+        if (c->has_global) {
+            c->global = a;
+        }
+        c->pend_answered = 1;
+        c->first_used = 1;
+        c->first_dist = 0;
+    }
+}
+
+static void on_answer(struct parser *p, struct clause *c, const struct item *it, size_t i)
+{
+    enum dr_poll_answer_value a = it->a;
+    int limit = c->pend_strong ? 3 : 0;
+
+    if (it->strong == -1) {
+        /* '?' means "maybe" only right after a reference ("3?") */
+        if (c->has_pend && c->pend_dist == 0 && !c->neg && !c->pend_answered) {
+            assign(p, &c->pend, a, c->pend_s, it->e);
+            pend_clear(c);
+        }
+        return;
+    }
+    if (c->neg) {
+        a = negate(a);
+        c->neg = 0;
+    }
+    if (c->in_except && c->has_except) {
+        /* "all work except 3": the answer is the whole poll's verb */
+        if (c->global != DR_POLL_UNANSWERED && a == c->global) {
+            a = c->global == DR_POLL_NO ? DR_POLL_YES : DR_POLL_NO;
+        }
+        assign(p, &c->except, a, c->except_s, it->e);
+        memset(&c->except, 0, sizeof(c->except));
+        c->has_except = c->in_except = 0;
+        return;
+    }
+    if (c->has_pend && c->pend_dist <= limit && !(c->pend_answered && ref_follows(p, i))) {
+        if (c->pend_none) {
+            a = DR_POLL_NO;
+        }
+        assign(p, &c->pend, a, c->pend_s, it->e);
+        if (c->has_global) {
+            c->global = a;
+        }
+        pend_clear(c);
+        c->first = DR_POLL_UNANSWERED;
+        return;
+    }
+    pend_clear(c);
+    c->first = a;
+    c->first_dist = 0;
+    c->first_used = 0;
+    c->ans_s = it->s;
+    c->ans_e = it->e;
+}
+
+/* "except"/"but" after "all"/"none": settle the whole poll first, then collect exceptions. */
+static void on_except(struct parser *p, struct clause *c, const struct item *it)
+{
+    if (c->has_pend && !c->pend_answered && c->has_global) {
+        enum dr_poll_answer_value a = c->pend_none ? DR_POLL_NO : DR_POLL_YES;
+        assign(p, &c->pend, a, c->pend_s, c->pend_e);
+        c->global = a;
+    }
+    pend_clear(c);
+    c->in_except = 1;
+    c->except_s = it->s;
+    c->except_e = it->e;
+}
+
+static void on_clause_end(struct parser *p, struct clause *c)
+{
+    if (c->has_pend && !c->pend_answered) {
+        if (c->neg) {
+            /* "but not 2" */
+            assign(p, &c->pend, DR_POLL_NO, c->pend_s,
+                   c->ans_e > c->pend_e ? c->ans_e : c->pend_e);
+            c->global = c->has_global ? DR_POLL_NO : c->global;
+            c->neg = 0;
+        } else if (c->pend_none) {
+            assign(p, &c->pend, DR_POLL_NO, c->pend_s, c->pend_e);
+            c->global = DR_POLL_NO;
+        } else if (c->pend_strong && (c->pure || c->has_global)) {
+            /* "1 and 3" or "any of them" with no other words */
+            assign(p, &c->pend, DR_POLL_YES, c->pend_s, c->pend_e);
+            c->global = c->has_global ? DR_POLL_YES : c->global;
+        }
+    }
+    if (c->in_except && c->has_except) {
+        enum dr_poll_answer_value a = c->neg                      ? DR_POLL_NO
+                                      : c->global == DR_POLL_NO ? DR_POLL_YES
+                                                                : DR_POLL_NO;
+        assign(p, &c->except, a, c->except_s, c->except_e);
+        c->neg = 0;
+    }
+    if (c->first != DR_POLL_UNANSWERED && !c->first_used) {
+        p->lone = c->first;
+        p->lone_s = c->ans_s;
+        p->lone_e = c->ans_e;
+    } else if (c->neg && c->first == DR_POLL_UNANSWERED && !c->has_pend) {
+        p->lone = DR_POLL_NO;
+        p->lone_s = c->ans_s;
+        p->lone_e = c->ans_e;
+    }
+    clause_reset(c);
+}
+
 /* Pairs references and answers clause by clause. */
 static void pair(struct parser *p)
 {
-    struct sset pend = {0}, except = {0};
-    size_t pend_s = 0, pend_e = 0, ans_s = 0, ans_e = 0;
-    int has_pend = 0, pend_strong = 0, pend_none = 0, pend_dist = 0, pend_pure = 1;
-    int neg = 0, in_except = 0, has_except = 0, clause_has_global = 0;
-    enum dr_poll_answer_value first = DR_POLL_UNANSWERED, global = DR_POLL_UNANSWERED;
-    int first_dist = 0, first_used = 0, first_none = 0;
-    size_t except_s = 0;
+    struct clause c;
 
+    clause_reset(&c);
     for (size_t i = 0; i < p->nit; i++) {
         struct item *it = &p->it[i];
-        int limit;
-
         switch (it->k) {
         case IT_REF:
         case IT_ALL:
-        case IT_NOTHING: {
-            struct sset set = it->k == IT_REF ? it->set : p->all;
-            int none = it->k == IT_NOTHING;
-            if (it->k != IT_REF) {
-                clause_has_global = 1;
-                if (none && first != DR_POLL_UNANSWERED) {
-                    first_none = 1;
-                }
-            }
-            if (in_except) {
-                sset_or(&except, &set);
-                has_except = 1;
-                break;
-            }
-            limit = (it->strong || it->k != IT_REF) ? 3 : 1;
-            if (first != DR_POLL_UNANSWERED && first_dist <= limit) {
-                enum dr_poll_answer_value a = first;
-                if (none || first_none) {
-                    a = DR_POLL_NO;
-                }
-                assign(p, &set, a, ans_s, it->e);
-                if (it->k != IT_REF) {
-                    global = a;
-                }
-                first_used = 1;
-                first_dist = 0;
-                break;
-            }
-            if (has_pend && pend_dist > 0) {
-                memset(&pend, 0, sizeof(pend));
-                pend_none = 0;
-                pend_strong = 0;
-                pend_s = it->s;
-            }
-            if (!has_pend) {
-                pend_s = it->s;
-            }
-            sset_or(&pend, &set);
-            pend_e = it->e;
-            has_pend = 1;
-            pend_dist = 0;
-            pend_strong = pend_strong || it->strong || it->k != IT_REF;
-            pend_none = pend_none || none;
+        case IT_NOTHING:
+            on_ref(p, &c, it);
             break;
-        }
-        case IT_ANS: {
-            enum dr_poll_answer_value a = it->a;
-            if (it->strong == -1) {
-                /* '?' answers "maybe" only right after a reference */
-                if (has_pend && pend_dist == 0 && !neg) {
-                    assign(p, &pend, a, pend_s, it->e);
-                    has_pend = 0;
-                }
-                break;
-            }
-            if (neg) {
-                a = negate(a);
-                neg = 0;
-            }
-            if (in_except && has_except) {
-                assign(p, &except, a, except_s, it->e);
-                memset(&except, 0, sizeof(except));
-                has_except = 0;
-                in_except = 0;
-                break;
-            }
-            limit = pend_strong ? 3 : 1;
-            if (has_pend && pend_dist <= limit) {
-                if (pend_none) {
-                    a = DR_POLL_NO;
-                }
-                assign(p, &pend, a, pend_s, it->e);
-                if (pend_none || sset_empty(&pend) == 0) {
-                    global = clause_has_global ? a : global;
-                }
-                has_pend = 0;
-                pend_none = 0;
-                pend_strong = 0;
-                first = DR_POLL_UNANSWERED;
-                break;
-            }
-            has_pend = 0;
-            first = a;
-            first_dist = 0;
-            first_used = 0;
-            first_none = 0;
-            ans_s = it->s;
-            ans_e = it->e;
+        case IT_ANS:
+            on_answer(p, &c, it, i);
             break;
-        }
         case IT_NEG:
-            neg = 1;
-            if (first == DR_POLL_UNANSWERED) {
-                ans_s = it->s;
-                ans_e = it->e;
+            c.neg = 1;
+            if (c.first == DR_POLL_UNANSWERED) {
+                c.ans_s = it->s;
+                c.ans_e = it->e;
             }
             break;
         case IT_EXCEPT:
-        case IT_BUT:
-            if (it->k == IT_BUT && !clause_has_global) {
-                goto clause_end;
-            }
-            if (has_pend && pend_none) {
-                assign(p, &pend, DR_POLL_NO, pend_s, pend_e);
-                global = DR_POLL_NO;
-                has_pend = 0;
-            } else if (has_pend && clause_has_global) {
-                assign(p, &pend, DR_POLL_YES, pend_s, pend_e);
-                global = DR_POLL_YES;
-                has_pend = 0;
-            }
-            in_except = 1;
-            except_s = it->s;
-            mark_consumed(p, it->s, it->e);
+            on_except(p, &c, it);
             break;
-        case IT_CONJ:
-        case IT_LIGHT:
-        case IT_SLOTWORD:
+        case IT_BUT:
+            if (c.has_global && !c.in_except) {
+                on_except(p, &c, it);
+            } else {
+                on_clause_end(p, &c);
+            }
             break;
         case IT_FILL:
-            pend_dist++;
-            first_dist++;
-            pend_pure = 0;
+            c.pend_dist++;
+            c.first_dist++;
+            c.pure = 0;
             break;
         case IT_BREAK:
-        clause_end:
-            if (has_pend) {
-                if (neg) {
-                    assign(p, &pend, DR_POLL_NO, pend_s, ans_e > pend_e ? ans_e : pend_e);
-                    if (clause_has_global) {
-                        global = DR_POLL_NO;
-                    }
-                    neg = 0;
-                } else if (pend_none) {
-                    assign(p, &pend, DR_POLL_NO, pend_s, pend_e);
-                    global = DR_POLL_NO;
-                } else if (pend_strong && (pend_pure || clause_has_global)) {
-                    /* "1 and 3" or "all of them" alone on a line */
-                    assign(p, &pend, DR_POLL_YES, pend_s, pend_e);
-                    global = DR_POLL_YES;
-                }
-            }
-            if (in_except && has_except) {
-                enum dr_poll_answer_value a = neg ? DR_POLL_NO
-                                                  : global == DR_POLL_NO ? DR_POLL_YES
-                                                                         : DR_POLL_NO;
-                assign(p, &except, a, except_s, it->s);
-                neg = 0;
-            }
-            if (first != DR_POLL_UNANSWERED && !first_used) {
-                p->lone = first;
-                p->lone_s = ans_s;
-                p->lone_e = ans_e;
-            } else if (neg && first == DR_POLL_UNANSWERED) {
-                p->lone = DR_POLL_NO;
-                p->lone_s = ans_s;
-                p->lone_e = ans_e;
-            }
-            memset(&pend, 0, sizeof(pend));
-            memset(&except, 0, sizeof(except));
-            has_pend = pend_none = pend_strong = pend_dist = 0;
-            pend_pure = 1;
-            neg = in_except = has_except = clause_has_global = 0;
-            first = DR_POLL_UNANSWERED;
-            first_used = first_dist = first_none = 0;
-            global = DR_POLL_UNANSWERED;
-            if (it->k == IT_BUT) {
-                /* "but" as a clause break keeps its word out of the comment's way */
-                mark_consumed(p, it->s, it->e);
-            }
+            on_clause_end(p, &c);
             break;
         default:
             break;
         }
     }
+    on_clause_end(p, &c);
 }
 
 /* ---- comment ------------------------------------------------------------------------------ */
@@ -1460,6 +1526,9 @@ static int build_comment(struct parser *p, char **out)
             }
             ls = i + 1;
         }
+    }
+    while (!err && b.len > 0 && strchr(",;:-", b.data[b.len - 1])) {
+        b.data[--b.len] = '\0';
     }
     if (!err) {
         size_t len;

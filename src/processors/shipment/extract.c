@@ -113,7 +113,7 @@ static const char *const freemail[] = {
 static const char label_regex[] =
     "(?:\\btracking\\s*(?:number|no\\b\\.?|nr\\b\\.?|num\\b|#|id\\b|code|n°|information)?"
     "|\\btrack\\s*(?:&|and|en|&amp;)\\s*trace(?:\\s*(?:code|number|nummer))?"
-    "|\\btrack(?:ing)?\\s*#|\\bwaybill(?:\\s*(?:number|no\\b\\.?|#))?|\\bair\\s*waybill|\\bAWB\\b"
+    "|\\btrack(?:ing)?\\s*#|\\btrack\\s+(?:your|my|the|this)\\s+(?:parcel|package|item|shipment)\\??|\\bwaybill(?:\\s*(?:number|no\\b\\.?|#))?|\\bair\\s*waybill|\\bAWB\\b"
     "|\\bconsignment\\s*(?:number|no\\b\\.?)|\\b(?:parcel|package|shipment|item)\\s*(?:number|no\\b\\.?|#|id\\b)"
     "|\\bshipment\\b|\\bPRO\\s*(?:number|#)"
     "|\\bsendungs(?:verfolgungs)?nummer|\\bsendungs-?nr\\b\\.?|\\btracking-?nummer|\\bpaketnummer"
@@ -125,7 +125,7 @@ static const char label_regex[] =
     "|\\bzendingnummer|\\bpakketnummer|\\bverzendnummer|\\bbarcode"
     "|\\bnumer\\s+(?:przesy[lł]ki|paczki|nadania|listu\\s+przewozowego|[śs]ledzenia)"
     "|\\b(?:paczk[aięą]|przesy[lł]k[aięą])\\s+(?:o\\s+)?(?:numerze|nr\\b\\.?|numer))"
-    "(?:[\\s:#.=\\-]*(?:(?:is|ist|è|es|est|no|nr|n°|number|numer|numero|número|numéro|id)\\b[\\s:#.=\\-]*)?"
+    "(?:[\\s:#.=_\\-]*(?:(?:is|ist|è|es|est|no|nr|n°|number|numer|numero|número|numéro|id)\\b[\\s:#.=_\\-]*)?"
     "(?-i:([A-Z0-9]{8,40}))(?![A-Za-z0-9]))?";
 
 /* Tracking links: the number is the value of a tracking parameter (group 1). */
@@ -609,7 +609,10 @@ static int is_order_id(const struct ctx *c, const char *s)
     return 0;
 }
 
-/* A number the text labels as a tracking number (group 1 of label_re or url_re). */
+static const int link_param = 1;
+
+/* A number the text labels as a tracking number: group 1 of label_re, or of url_re when arg is
+ * &link_param. */
 static int on_label(struct ctx *c, PCRE2_SIZE *ov, void *arg)
 {
     char num[DR_TRACKING_MAX + 1];
@@ -994,7 +997,7 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     c->truncated |= hits.truncated;
     collect_hits(c, &hits);
     each_match(c, label_re, 0, c->len, on_label, NULL);
-    each_match(c, url_re, 0, c->len, on_label, c);
+    each_match(c, url_re, 0, c->len, on_label, (void *)&link_param);
     qsort(c->ships, c->nships, sizeof(c->ships[0]), cmp_ship_pos);
 
     if (!c->hint) {

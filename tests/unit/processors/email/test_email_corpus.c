@@ -28,57 +28,80 @@ static const struct {
     const char *why;
 } known[] = {
     {"malformed/001", "text",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/001", "attachments",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/002", "attachments",
-     "multipart with no boundary line: GMime yields no parts and we keep the content as text; Stalwart makes it one attachment"},
+     "multipart with no boundary line: GMime yields no parts and we keep the content as text; "
+     "Stalwart makes it one attachment"},
     {"malformed/003", "attachments",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/004", "attachments",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/006", "attachments",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/007", "text",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/007", "attachments",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/008", "text",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/008", "html-present",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/008", "attachments",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/009", "text",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/009", "attachments",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/011", "text",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/011", "attachments",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/012", "attachments",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/016", "text",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/016", "attachments",
-     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, prefix rules differ from Stalwart's"},
+     "boundary ambiguity (Dovecot torture test): GMime ends a part at any enclosing boundary, "
+     "prefix rules differ from Stalwart's"},
     {"malformed/017", "attachments",
-     "'multipart/mixed' and 'boundary=' without ';' between: GMime sees no boundary parameter, Stalwart guesses one"},
+     "'multipart/mixed' and 'boundary=' without ';' between: GMime sees no boundary parameter, "
+     "Stalwart guesses one"},
     {"malformed/019", "text",
      "fuzzed headers: GMime keeps the garbled HTML part as the body, Stalwart finds none"},
     {"thirdparty/000", "text",
-     "expected text holds U+0000, which ends the C string compared here (we turn NUL into a space)"},
+     "expected text holds U+0000, which ends the C string compared here (we turn NUL into a "
+     "space)"},
     {"thirdparty/001", "text",
      "GMime drops the byte before a bare LF that precedes a CRLF boundary ('ZWg=' -> 'ZWg')"},
     {"thirdparty/002", "text",
      "base64 after '=' padding: GMime decodes the trailing junk, Stalwart ignores it"},
     {"thirdparty/002", "attachments",
-     "an unnamed text/plain part in multipart/mixed is a body by RFC 8621 rules; Stalwart lists it as an attachment because it does not decode"},
+     "an unnamed text/plain part in multipart/mixed is a body by RFC 8621 rules; Stalwart lists it "
+     "as an attachment because it does not decode"},
     {"thirdparty/005", "text",
-     "end boundary not at the start of a line ('invalid--1--'): RFC 2046 needs CRLF before it; Stalwart accepts it"},
+     "end boundary not at the start of a line ('invalid--1--'): RFC 2046 needs CRLF before it; "
+     "Stalwart accepts it"},
     {"thirdparty/015", "attachments",
-     "a nested message's unterminated multipart: GMime stops it at the outer boundary (3 attachments), Stalwart swallows the rest (1)"},
+     "a nested message's unterminated multipart: GMime stops it at the outer boundary (3 "
+     "attachments), Stalwart swallows the rest (1)"},
     {NULL, NULL, NULL},
 };
 
@@ -251,8 +274,8 @@ static void check_one(const char *dir, int idx, struct tally *t)
         int has_html = 0, any = 0;
         cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(exp, "text_body"))
         {
-            const cJSON *body = cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetArrayItem(parts, it->valueint), "body");
+            const cJSON *body =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(parts, it->valueint), "body");
             const char *s = dr_json_str(body, "Text");
             any = 1;
             if (s) {
@@ -279,8 +302,8 @@ static void check_one(const char *dir, int idx, struct tally *t)
         int html = 0;
         cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(exp, "html_body"))
         {
-            const cJSON *body = cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetArrayItem(parts, it->valueint), "body");
+            const cJSON *body =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(parts, it->valueint), "body");
             html |= dr_json_str(body, "Html") != NULL;
         }
         compare(file, "html-present", html ? "yes" : "no", em->html ? "yes" : "no", t);
@@ -310,8 +333,7 @@ static void check_one(const char *dir, int idx, struct tally *t)
         }
         for (size_t i = 0; i < em->n_attachments; i++) {
             g_string_append_printf(gn, "%s|",
-                                   em->attachments[i].filename ? em->attachments[i].filename
-                                                               : "-");
+                                   em->attachments[i].filename ? em->attachments[i].filename : "-");
         }
         compare(file, "attachments", wn->str, gn->str, t);
         compare(file, "attachment-sizes", ws->str, gs->str, t);
@@ -351,7 +373,6 @@ static void stalwart_trees(void **state)
     assert_int_equal(t.stale, 0);
 }
 
-
 /* ---- address and date vectors --------------------------------------------------------- */
 
 static struct dr_email *parse_header(const char *name, const char *value)
@@ -376,10 +397,17 @@ static const struct {
          "allows; spaces around '.' in a domain are removed"},
     {14, "comment and spaces inside the domain: GMime removes the CFWS (jdoe@machine.example)"},
     /* 37-47 are List-* header values (RFC 2369 URL lists), not address lists: n/a to To */
-    {37, "RFC 2369 URL list"}, {38, "RFC 2369 URL list"}, {39, "RFC 2369 URL list"},
-    {40, "RFC 2369 URL list"}, {41, "RFC 2369 URL list"}, {42, "RFC 2369 URL list"},
-    {43, "RFC 2369 URL list"}, {44, "RFC 2369 URL list"}, {45, "RFC 2369 URL list"},
-    {46, "RFC 2369 URL list"}, {47, "RFC 2369 URL list"},
+    {37, "RFC 2369 URL list"},
+    {38, "RFC 2369 URL list"},
+    {39, "RFC 2369 URL list"},
+    {40, "RFC 2369 URL list"},
+    {41, "RFC 2369 URL list"},
+    {42, "RFC 2369 URL list"},
+    {43, "RFC 2369 URL list"},
+    {44, "RFC 2369 URL list"},
+    {45, "RFC 2369 URL list"},
+    {46, "RFC 2369 URL list"},
+    {47, "RFC 2369 URL list"},
     {-1, NULL},
 };
 
@@ -550,13 +578,12 @@ static void charset_pairs(void **state)
         /* Both as 8bit and base64: the decoder must not change the outcome. */
         for (int b64 = 0; b64 < 2; b64++) {
             char *body = b64 ? g_base64_encode((const guchar *)in, inlen) : g_strndup(in, inlen);
-            msg = wrap_body(pairs[i].charset, b64 ? "base64" : "8bit", body, strlen(body),
-                            &mlen);
+            msg = wrap_body(pairs[i].charset, b64 ? "base64" : "8bit", body, strlen(body), &mlen);
             assert_int_equal(dr_email_parse(msg, mlen, NULL, &em), DR_OK);
             assert_non_null(em->text);
             if (strcmp(em->text, want) != 0) {
-                print_message("%s (%s) differs from %s\n", pairs[i].file,
-                              b64 ? "base64" : "8bit", pairs[i].utf8);
+                print_message("%s (%s) differs from %s\n", pairs[i].file, b64 ? "base64" : "8bit",
+                              pairs[i].utf8);
             }
             assert_string_equal(em->text, want);
             assert_int_equal(em->n_warnings, 0);
@@ -568,7 +595,6 @@ static void charset_pairs(void **state)
         free(want);
     }
 }
-
 
 /*
  * GMime's Big5 file was made from a UTF-8 text with Japanese-only kanji that Big5 cannot
@@ -676,9 +702,10 @@ static void quoted_printable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(stalwart_trees),  cmocka_unit_test(address_vectors),
-        cmocka_unit_test(date_vectors),    cmocka_unit_test(charset_pairs),
-        cmocka_unit_test(charset_cp1252), cmocka_unit_test(charset_big5),  cmocka_unit_test(quoted_printable),
+        cmocka_unit_test(stalwart_trees),   cmocka_unit_test(address_vectors),
+        cmocka_unit_test(date_vectors),     cmocka_unit_test(charset_pairs),
+        cmocka_unit_test(charset_cp1252),   cmocka_unit_test(charset_big5),
+        cmocka_unit_test(quoted_printable),
     };
     dr_email_global_init();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -118,11 +118,12 @@ static void multipart_alternative(void **state)
 
 static void related_and_inline_image(void **state)
 {
-    const char *msg = "From: a@example.org\n"
-                      "Content-Type: multipart/related; boundary=r\n\n"
-                      "--r\nContent-Type: text/html\n\n<p>See <img src=cid:x alt=\"logo\"> here</p>\n"
-                      "--r\nContent-Type: image/png\nContent-ID: <x>\n"
-                      "Content-Transfer-Encoding: base64\n\niVBORw0KGgo=\n--r--\n";
+    const char *msg =
+        "From: a@example.org\n"
+        "Content-Type: multipart/related; boundary=r\n\n"
+        "--r\nContent-Type: text/html\n\n<p>See <img src=cid:x alt=\"logo\"> here</p>\n"
+        "--r\nContent-Type: image/png\nContent-ID: <x>\n"
+        "Content-Transfer-Encoding: base64\n\niVBORw0KGgo=\n--r--\n";
     struct dr_email *em = parse_ok(msg);
 
     assert_string_equal(em->html_text, "See logo here");
@@ -262,6 +263,27 @@ static void too_big(void **state)
     free(raw);
 }
 
+static void boundary_bomb(void **state)
+{
+    GString *m = g_string_new("From: a@example.org\n");
+    struct dr_email *em = (struct dr_email *)m;
+    uint64_t t0;
+
+    /* 1000 nested multiparts, then 100,000 lines GMime must check against all of them */
+    for (int i = 0; i < 1000; i++) {
+        g_string_append_printf(m, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i);
+    }
+    for (int i = 0; i < 100000; i++) {
+        g_string_append(m, "--x\n");
+    }
+    t0 = (uint64_t)g_get_monotonic_time();
+    assert_int_equal(dr_email_parse(m->str, m->len, NULL, &em), DR_ETOOBIG);
+    assert_null(em);
+    assert_non_null(strstr(dr_email_error_reason(), "too complex"));
+    assert_true((uint64_t)g_get_monotonic_time() - t0 < 1000000); /* refused, not parsed */
+    g_string_free(m, TRUE);
+}
+
 static void long_body_is_cut(void **state)
 {
     struct dr_email_limits lim;
@@ -335,9 +357,9 @@ static void json_shape(void **state)
 {
     struct dr_email *em = parse_ok(alt_msg);
     cJSON *j = NULL;
-    const char *keys[] = {"headers", "message_id", "in_reply_to", "references", "subject",
-                          "from", "to", "cc", "date", "text", "html_text", "attachments",
-                          "calendar", "warnings"};
+    const char *keys[] = {"headers",   "message_id",  "in_reply_to", "references", "subject",
+                          "from",      "to",          "cc",          "date",       "text",
+                          "html_text", "attachments", "calendar",    "warnings"};
 
     assert_int_equal(dr_email_to_json(em, &j), DR_OK);
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -366,7 +388,8 @@ static void from_fields(void **state)
     const char *js =
         "{\"subject\":\"  Hello\\n  world \",\"from\":\"Ann <Ann@Example.ORG>\","
         "\"to\":[\"bob@example.org\",{\"name\":\"Carol\",\"address\":\"carol@EXAMPLE.org\"}],"
-        "\"cc\":\"Dave <dave@example.org>, eve@example.org\",\"date\":\"2026-11-27T10:00:00+01:00\","
+        "\"cc\":\"Dave <dave@example.org>, "
+        "eve@example.org\",\"date\":\"2026-11-27T10:00:00+01:00\","
         "\"message_id\":\"<m1@example.org>\",\"in_reply_to\":\"<p@example.org>\","
         "\"references\":\"<r@example.org> <p@example.org>\",\"body_html\":"
         "\"<p>Your parcel was <b>delivered</b></p><script>x</script>\"}";
@@ -439,14 +462,14 @@ static void recipients(void **state)
 
 static void shipment_cues_corpus(void **state)
 {
-    static const char *carriers[] = {"amazon_delivered",  "amazon_shipped",
+    static const char *carriers[] = {"amazon_delivered",           "amazon_shipped",
                                      "amazon_uk_out_for_delivery", "dhl_out_for_delivery",
-                                     "fedex_out_for_delivery", "gls_delivered",
-                                     "informed_delivery", "royal_mail_uk_delivered",
-                                     "ups_out_for_delivery", "usps_out_for_delivery"};
-    static const char *replies[] = {"android", "aol", "apple_mail", "apple_mail_2", "comcast",
-                                    "gmail", "hotmail", "iphone", "outlook", "sparrow",
-                                    "thunderbird", "yahoo"};
+                                     "fedex_out_for_delivery",     "gls_delivered",
+                                     "informed_delivery",          "royal_mail_uk_delivered",
+                                     "ups_out_for_delivery",       "usps_out_for_delivery"};
+    static const char *replies[] = {"android", "aol",     "apple_mail",  "apple_mail_2",
+                                    "comcast", "gmail",   "hotmail",     "iphone",
+                                    "outlook", "sparrow", "thunderbird", "yahoo"};
 
     for (size_t i = 0; i < sizeof(carriers) / sizeof(carriers[0]); i++) {
         char rel[128];
@@ -549,7 +572,8 @@ static void *worker(void *arg)
 
 static void parallel_parsing(void **state)
 {
-    static const char *files[] = {"carriers/amazon_shipped.eml", "carriers/fedex_out_for_delivery.eml",
+    static const char *files[] = {"carriers/amazon_shipped.eml",
+                                  "carriers/fedex_out_for_delivery.eml",
                                   "carriers/gls_delivered.eml", "stalwart/thirdparty/005.eml"};
     pthread_t th[4];
     struct job jobs[4];
@@ -589,6 +613,7 @@ int main(void)
         cmocka_unit_test(deep_nesting),
         cmocka_unit_test(many_parts),
         cmocka_unit_test(too_big),
+        cmocka_unit_test(boundary_bomb),
         cmocka_unit_test(long_body_is_cut),
         cmocka_unit_test(header_only),
         cmocka_unit_test(not_an_email),

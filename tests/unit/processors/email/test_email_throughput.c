@@ -27,9 +27,24 @@ static uint32_t rnd(uint32_t *x)
     return *x;
 }
 
-static const char *const words[] = {"order", "your", "package", "the", "delivery", "today",
-                                    "Stra\xc3\x9f" "e", "caf\xc3\xa9", "track", "item", "price",
-                                    "shipping", "account", "update", "news", "offer", "week"};
+static const char *const words[] = {"order",
+                                    "your",
+                                    "package",
+                                    "the",
+                                    "delivery",
+                                    "today",
+                                    "Stra\xc3\x9f"
+                                    "e",
+                                    "caf\xc3\xa9",
+                                    "track",
+                                    "item",
+                                    "price",
+                                    "shipping",
+                                    "account",
+                                    "update",
+                                    "news",
+                                    "offer",
+                                    "week"};
 
 /* One message of roughly target bytes: text part, quoted-printable HTML part, small PDF. */
 static char *make_message(int idx, size_t target, size_t *len)
@@ -53,17 +68,20 @@ static char *make_message(int idx, size_t target, size_t *len)
             g_string_append_printf(html, "%s%s", wd, w % 5 == 4 ? " &amp; " : " ");
             g_string_append_printf(text, "%s ", wd);
         }
-        g_string_append_printf(html, "</p><a href=\"https://shop.example/t?id=%u\">view</a>"
-                                     "&nbsp;&#8364;%u</td></tr>\n",
+        g_string_append_printf(html,
+                               "</p><a href=\"https://shop.example/t?id=%u\">view</a>"
+                               "&nbsp;&#8364;%u</td></tr>\n",
                                rnd(&x), rnd(&x) % 100);
         g_string_append(text, "\n");
     }
     g_string_append(html, "</table></body></html>");
-    g_string_append_printf(m, "--alt%d\nContent-Type: text/plain; charset=utf-8\n"
-                              "Content-Transfer-Encoding: 8bit\n\n%s\n",
+    g_string_append_printf(m,
+                           "--alt%d\nContent-Type: text/plain; charset=utf-8\n"
+                           "Content-Transfer-Encoding: 8bit\n\n%s\n",
                            idx, text->str);
-    g_string_append_printf(m, "--alt%d\nContent-Type: text/html; charset=utf-8\n"
-                              "Content-Transfer-Encoding: quoted-printable\n\n",
+    g_string_append_printf(m,
+                           "--alt%d\nContent-Type: text/html; charset=utf-8\n"
+                           "Content-Transfer-Encoding: quoted-printable\n\n",
                            idx);
     /* quoted-printable, 76 columns */
     for (size_t i = 0, col = 0; i < html->len; i++) {
@@ -83,12 +101,14 @@ static char *make_message(int idx, size_t target, size_t *len)
             col++;
         }
     }
-    g_string_append_printf(m, "\n--alt%d--\n--mix%d\nContent-Type: application/pdf\n"
-                              "Content-Disposition: attachment; filename=\"invoice-%d.pdf\"\n"
-                              "Content-Transfer-Encoding: base64\n\n"
-                              "JVBERi0xLjQKJcOkw7zDtsOfCjIgMCBvYmoKPDwvTGVuZ3RoIDMgMCBSPj4Kc3RyZWFtCg==\n"
-                              "--mix%d--\n",
-                           idx, idx, idx, idx);
+    g_string_append_printf(
+        m,
+        "\n--alt%d--\n--mix%d\nContent-Type: application/pdf\n"
+        "Content-Disposition: attachment; filename=\"invoice-%d.pdf\"\n"
+        "Content-Transfer-Encoding: base64\n\n"
+        "JVBERi0xLjQKJcOkw7zDtsOfCjIgMCBvYmoKPDwvTGVuZ3RoIDMgMCBSPj4Kc3RyZWFtCg==\n"
+        "--mix%d--\n",
+        idx, idx, idx, idx);
     g_string_free(html, TRUE);
     g_string_free(text, TRUE);
     *len = m->len;
@@ -96,8 +116,7 @@ static char *make_message(int idx, size_t target, size_t *len)
 }
 
 /* Every message in msgs parsed, repeatedly for about seconds; need_html: each must have HTML. */
-static void run(const char *label, char **msgs, size_t *lens, int n, int need_html,
-                double seconds)
+static void run(const char *label, char **msgs, size_t *lens, int n, int need_html, double seconds)
 {
     uint64_t start = dr_mono_ns(), elapsed;
     size_t count = 0, bytes = 0;
@@ -118,8 +137,8 @@ static void run(const char *label, char **msgs, size_t *lens, int n, int need_ht
         }
         elapsed = dr_mono_ns() - start;
     } while ((double)elapsed < seconds * 1e9);
-    print_message("%s: %zu messages, %.1f MB in %.2f s: %.0f messages/s, %.1f MB/s\n", label,
-                  count, (double)bytes / 1e6, (double)elapsed / 1e9,
+    print_message("%s: %zu messages, %.1f MB in %.2f s: %.0f messages/s, %.1f MB/s\n", label, count,
+                  (double)bytes / 1e6, (double)elapsed / 1e9,
                   (double)count / ((double)elapsed / 1e9),
                   (double)bytes / 1e6 / ((double)elapsed / 1e9));
     assert_true(count >= (size_t)n);
@@ -136,8 +155,7 @@ static void synthetic_html(void **state)
     }
     assert_true(lens[0] >= 4000 && lens[N_SYNTH - 1] <= 60000);
     /* sizes measured from the generator, printed so the report can quote them */
-    print_message("synthetic set: %d messages, %zu bytes on average\n", N_SYNTH,
-                  total / N_SYNTH);
+    print_message("synthetic set: %d messages, %zu bytes on average\n", N_SYNTH, total / N_SYNTH);
     run("synthetic 5-50 KB multipart HTML", msgs, lens, N_SYNTH, 1, 2.0);
     for (int i = 0; i < N_SYNTH; i++) {
         g_free(msgs[i]);
@@ -146,9 +164,9 @@ static void synthetic_html(void **state)
 
 static void carrier_notifications(void **state)
 {
-    static const char *files[] = {"amazon_delivered", "amazon_shipped",
+    static const char *files[] = {"amazon_delivered",           "amazon_shipped",
                                   "amazon_uk_out_for_delivery", "dhl_out_for_delivery",
-                                  "fedex_out_for_delivery", "informed_delivery",
+                                  "fedex_out_for_delivery",     "informed_delivery",
                                   "royal_mail_uk_delivered"};
     char *msgs[7];
     size_t lens[7];

@@ -130,6 +130,11 @@ static int mime_text_load(const char *path, struct mime_text *out)
     return 0;
 }
 
+static void mime_text_shutdown(void)
+{
+    g_mime_shutdown();
+}
+
 static void mime_text_free(struct mime_text *m)
 {
     free(m->subject);

@@ -437,6 +437,8 @@ static void dead_letter(void **state)
         assert_int_equal(d.err, DR_OK);
         free_pulled(&got);
     }
+    /* after the last allowed attempt it is not delivered again: it moves to the DLQ */
+    assert_int_equal(pull_now(sub), 0);
     SYNC(got, dr_pubsub_pull(ps, dlq_sub, 10, 0, on_pull_keep, &got));
     assert_int_equal(got.err, DR_OK);
     assert_int_equal(got.n, 1);
@@ -449,8 +451,8 @@ static void dead_letter(void **state)
     }
     assert_true(has_dl_attr);
     SYNC(d, dr_pubsub_ack(ps, dlq_sub, (const char *const *)&got.msgs[0]->ack_id, 1, on_done, &d));
+    assert_int_equal(d.err, DR_OK);
     free_pulled(&got);
-    /* gone from the source subscription */
     assert_int_equal(pull_now(sub), 0);
 }
 

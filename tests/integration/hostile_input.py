@@ -1,0 +1,149 @@
+import base64
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from drlib import BIN, Server, wait_until  # noqa: E402
+
+SERVICE_KEY = "svc-" + "k" * 40
+ADMIN_KEY = "adm-" + "a" * 40
+
+
+def sha(k):
+    return hashlib.sha256(k.encode()).hexdigest()
+
+
+def write_config(tmp, extra=""):
+    path = os.path.join(tmp, "config.yaml")
+    with open(path, "w") as f:
+        f.write(f"""
+mode: local
+http: {{host: 127.0.0.1, port: 8080, request_timeout: 1s}}
+api_keys:
+  - {{name: svc, role: service, sha256: {sha(SERVICE_KEY)}}}
+  - {{name: ops, role: admin, sha256: {sha(ADMIN_KEY)}}}
+topics:
+  test-events: {{type: test}}
+routes:
+  - name: test
+    match: {{topic: test-events}}
+    processors: [test]
+{extra}""")
+    return path
+
+
+def raw_request(port, data, read=True, timeout=5):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    out = b""
+    if read:
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except socket.timeout:
+            pass
+    s.close()
+    return out
+
+
+def error_body(status_body, code):
+    status, body = status_body
+    assert status == code, (status, body)
+    assert isinstance(body, dict) and body["error"]["code"] == code and body["error"]["message"], body
+    return body["error"]["message"]
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="dr-hostile-")
+    srv = Server(config=write_config(tmp)).start()
+    svc = {"Authorization": f"Bearer {SERVICE_KEY}"}
+    adm = {"X-API-Key": ADMIN_KEY}
+    pub = "/v1/projects/p/topics/test-events:publish"
+
+    # API keys: missing, wrong, wrong role, right.
+    error_body(srv.request("POST", pub, {"messages": [{"data": "aGk="}]}), 401)
+    error_body(srv.request("POST", pub, {"messages": [{"data": "aGk="}]},
+                           headers={"Authorization": "Bearer nope"}), 401)
+    error_body(srv.get("/admin/dlq", headers=svc), 403)
+    assert srv.get("/admin/dlq", headers=adm)[0] == 200
+    assert srv.request("POST", pub, {"messages": [{"data": "aGk="}]}, headers=adm)[0] == 200
+
+    # Malformed bodies.
+    assert "JSON" in error_body(srv.request("POST", pub, b"{nope", headers=svc), 400)
+    assert "Base64" in error_body(srv.request("POST", pub, {"messages": [{"data": "!!"}]},
+                                              headers=svc), 400)
+    error_body(srv.request("POST", pub, {"messages": []}, headers=svc), 400)
+    error_body(srv.request("POST", pub, {"nothing": 1}, headers=svc), 400)
+    big = {"messages": [{"data": "aGk="}] * 1001}
+    assert "1000" in error_body(srv.request("POST", pub, big, headers=svc), 400)
+    # Unknown and invalid topics.
+    error_body(srv.request("POST", "/v1/projects/p/topics/no-such-topic:publish",
+                           {"messages": [{"data": "aGk="}]}, headers=svc), 404)
+    error_body(srv.request("POST", "/v1/projects/p/topics/x:publish",
+                           {"messages": [{"data": "aGk="}]}, headers=svc), 400)
+    error_body(srv.get("/no/such/path"), 404)
+    error_body(srv.request("DELETE", "/healthz"), 405)
+
+    # Oversize: a body over the 10 MB publish limit, and one over the HTTP body cap (refused
+    # from its Content-Length before it is read).
+    payload = base64.b64encode(b"x" * 7_600_000).decode()
+    st = srv.request("POST", pub, {"messages": [{"data": payload}]}, headers=svc)
+    assert st[0] == 400, st[0]
+    head = (f"POST {pub} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {SERVICE_KEY}\r\nContent-Length: 50000000\r\n\r\n").encode()
+    out = raw_request(srv.port, head)
+    assert out.startswith(b"HTTP/1.1 413"), out[:100]
+    # Garbage instead of HTTP, and oversized headers.
+    assert raw_request(srv.port, b"\x16\x03\x01\x02\x00garbage\r\n\r\n").startswith(b"HTTP/1.1 400")
+    huge = b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+    assert raw_request(srv.port, huge).startswith(b"HTTP/1.1 431")
+
+    # Slowloris: connections that dribble a request are cut after the request timeout, and the
+    # service answers others meanwhile.
+    slow = []
+    for _ in range(50):
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.sendall(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+        slow.append(s)
+    assert srv.get("/healthz")[0] == 200
+    for s in slow:
+        s.settimeout(10)
+        data = s.recv(4096)
+        assert data.startswith(b"HTTP/1.1 408") or data == b"", data[:80]
+        s.close()
+    assert srv.get("/healthz")[0] == 200
+
+    # Pipelined requests on one connection are answered in order.
+    out = raw_request(srv.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+                                b"GET /version HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert out.count(b"HTTP/1.1 200") == 2 and out.index(b"status") < out.index(b"version"), out
+
+    # Nothing was lost: the good messages were processed.
+    wait_until(lambda: len(srv.processed()) == 1, 30, "the accepted message processed")
+    assert srv.stop() == 0
+
+    # Bad configuration stops the start, naming the file, the key and the reason.
+    bad = write_config(tmp, "  - name: broken\n    match: {topic: x}\n    processors: [no-such]\n")
+    p = subprocess.run([BIN, "serve", "--config", bad], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, PORT=str(srv.port)))
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert bad in p.stderr and "routes[1].processors[0]" in p.stderr and "no-such" in p.stderr, p.stderr
+    p = subprocess.run([BIN, "serve", "--config", "/nonexistent.yaml"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 2 and "/nonexistent.yaml" in p.stderr, p.stderr
+    p = subprocess.run([BIN, "bogus"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    print("ok: hostile input answered with clear errors; service kept serving")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,431 @@
+/*
+ * Tracking number formats (src/processors/shipment/tracking.c, formats.c) against the public
+ * test numbers of tracking_number_data (tests/data/shipment/tracking_number_data), plus the
+ * carriers that set does not cover, with numbers built for these tests.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "dr/err.h"
+#include "dr/shipment.h"
+#include "processors/shipment/tracking_int.h"
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    if (!f) {
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf) {
+        buf[n] = '\0';
+    }
+    fclose(f);
+    return buf;
+}
+
+static void compact(const char *in, char *out, size_t outsz)
+{
+    size_t n = 0;
+    for (; *in && n + 1 < outsz; in++) {
+        if (*in != ' ') {
+            out[n++] = *in;
+        }
+    }
+    out[n] = '\0';
+}
+
+static const struct dr__format *format_by_name(const char *name)
+{
+    for (size_t i = 0; i < dr__format_count; i++) {
+        if (strcmp(dr__formats[i].name, name) == 0) {
+            return &dr__formats[i];
+        }
+    }
+    return NULL;
+}
+
+/* The match of format f among the matches of number, or NULL. */
+static const struct dr_tracking_match *validate_as(const char *number, const struct dr__format *f,
+                                                   struct dr_tracking_match *m, size_t max)
+{
+    size_t n = 0;
+
+    if (dr_tracking_validate(number, m, max, &n) != DR_OK) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(m[i].format, f->id) == 0) {
+            return &m[i];
+        }
+    }
+    return NULL;
+}
+
+static int validates_as_carrier(const char *number, const char *courier_code)
+{
+    struct dr_tracking_match m[8];
+    size_t n = 0;
+
+    if (dr_tracking_validate(number, m, 8, &n) != DR_OK) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(courier_code, "s10") == 0 ? strcmp(m[i].format, "s10") == 0
+                                             : strcmp(m[i].carrier, courier_code) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The shipment entry for number in an extraction of text, or NULL. */
+static const cJSON *find_in_text(const char *text, const char *number, cJSON **root)
+{
+    const cJSON *s;
+
+    assert_int_equal(dr_shipment_extract(NULL, NULL, text, strlen(text), root), DR_OK);
+    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(*root, "shipments"))
+    {
+        const cJSON *tn = cJSON_GetObjectItemCaseSensitive(s, "tracking_number");
+        if (cJSON_IsString(tn) && strcmp(tn->valuestring, number) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static int lists(const cJSON *shipment, const char *key, const char *value)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(shipment, key))
+    {
+        if (cJSON_IsString(it) && strcmp(it->valuestring, value) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Asserts text holds number as a valid shipment of format f. */
+static void assert_found(const char *text, const char *number, const struct dr__format *f)
+{
+    cJSON *root = NULL;
+    const cJSON *s = find_in_text(text, number, &root);
+
+    if (!s || !lists(s, "formats", f->id) ||
+        !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "valid"))) {
+        char *dump = cJSON_PrintUnformatted(root);
+        print_error("%s (%s) not found in \"%s\": %s\n", number, f->id, text, dump);
+        free(dump);
+        cJSON_Delete(root);
+        fail();
+    }
+    cJSON_Delete(root);
+}
+
+static void assert_not_found(const char *text, const char *number)
+{
+    cJSON *root = NULL;
+    const cJSON *s = find_in_text(text, number, &root);
+
+    if (s) {
+        print_error("%s should need context in \"%s\"\n", number, text);
+        cJSON_Delete(root);
+        fail();
+    }
+    cJSON_Delete(root);
+}
+
+/* Every character apart, as upstream writes some of its test numbers. */
+static void spread(const char *in, char *out, size_t outsz)
+{
+    size_t n = 0;
+    for (; *in && n + 3 < outsz; in++) {
+        if (*in == ' ') {
+            continue;
+        }
+        if (n && *in != '-' && out[n - 1] != '-') {
+            out[n++] = ' ';
+        }
+        out[n++] = *in;
+    }
+    out[n] = '\0';
+}
+
+struct tally {
+    int valid, invalid, check_changes, texts;
+};
+
+static void check_number_valid(const char *courier, const struct dr__format *f, const char *raw,
+                               struct tally *t)
+{
+    struct dr_tracking_match m[8];
+    const struct dr_tracking_match *hit;
+    char num[128], spaced[256], text[512];
+
+    compact(raw, num, sizeof(num));
+    hit = validate_as(raw, f, m, 8);
+    if (!hit) {
+        print_error("%s: valid number \"%s\" does not validate as %s\n", courier, raw, f->id);
+        fail();
+    }
+    assert_string_equal(hit->number, num);
+    if (strcmp(courier, "s10") != 0) {
+        assert_string_equal(hit->carrier, courier);
+    }
+    t->valid++;
+
+    /* a changed check digit must fail */
+    if (hit->check_pos >= 0) {
+        const char *alphabet = f->checksum == DR__CK_MOD37_36 ? "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                              : "0123456789";
+        char changed[128];
+        for (const char *a = alphabet; *a; a++) {
+            if (*a == num[hit->check_pos]) {
+                continue;
+            }
+            strcpy(changed, num);
+            changed[hit->check_pos] = *a;
+            if (validate_as(changed, f, m, 8)) {
+                print_error("%s: \"%s\" validates with check digit changed\n", f->id, changed);
+                fail();
+            }
+            t->check_changes++;
+        }
+    }
+
+    /* in text: labelled, compact and with the characters spread out */
+    snprintf(text, sizeof(text), "Your parcel is on its way.\nTracking number: %s\nThank you.", raw);
+    assert_found(text, num, f);
+    snprintf(text, sizeof(text), "Tracking number: %s.", num);
+    assert_found(text, num, f);
+    spread(num, spaced, sizeof(spaced));
+    snprintf(text, sizeof(text), "Track & trace code: %s - thanks", spaced);
+    assert_found(text, num, f);
+    t->texts += 3;
+
+    /* without context only the formats that can stand alone */
+    snprintf(text, sizeof(text), "The box %s left the building.", num);
+    if (f->trust == DR__TRUST_CONTEXT) {
+        assert_not_found(text, num);
+    } else {
+        assert_found(text, num, f);
+    }
+    snprintf(text, sizeof(text), "Your order: see %s today", raw);
+    if (f->trust == DR__TRUST_ALWAYS) {
+        assert_found(text, num, f);
+    }
+    t->texts += 2;
+}
+
+static void corpus(void **state)
+{
+    static const char *const files[] = {"amazon", "canadapost", "dhl",   "fedex", "lasership",
+                                        "ontrac", "s10",        "ups",   "usps"};
+    const char *dir = getenv("DR_TEST_DATA");
+    struct tally t = {0};
+    int formats = 0;
+
+    assert_non_null(dir);
+    for (size_t fi = 0; fi < sizeof(files) / sizeof(files[0]); fi++) {
+        char path[1024];
+        char *json;
+        cJSON *root;
+        const cJSON *tn;
+        const char *courier;
+
+        snprintf(path, sizeof(path), "%s/shipment/tracking_number_data/couriers/%s.json", dir,
+                 files[fi]);
+        json = read_file(path);
+        assert_non_null(json);
+        root = cJSON_Parse(json);
+        free(json);
+        assert_non_null(root);
+        courier = cJSON_GetObjectItemCaseSensitive(root, "courier_code")->valuestring;
+        cJSON_ArrayForEach(tn, cJSON_GetObjectItemCaseSensitive(root, "tracking_numbers"))
+        {
+            const char *name = cJSON_GetObjectItemCaseSensitive(tn, "name")->valuestring;
+            const cJSON *nums = cJSON_GetObjectItemCaseSensitive(tn, "test_numbers"), *v;
+            const struct dr__format *f = format_by_name(name);
+
+            if (!f) {
+                print_error("format \"%s\" of %s is not implemented\n", name, courier);
+                fail();
+            }
+            formats++;
+            cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(nums, "valid"))
+            {
+                check_number_valid(courier, f, v->valuestring, &t);
+            }
+            cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(nums, "invalid"))
+            {
+                if (validates_as_carrier(v->valuestring, courier)) {
+                    print_error("%s: invalid number \"%s\" validates\n", courier, v->valuestring);
+                    fail();
+                }
+                t.invalid++;
+            }
+        }
+        cJSON_Delete(root);
+    }
+    print_message("corpus: %d formats, %d valid, %d invalid, %d changed check digits, %d texts\n",
+                  formats, t.valid, t.invalid, t.check_changes, t.texts);
+    assert_true(formats >= 27);
+    assert_true(t.valid >= 60 && t.invalid >= 25);
+}
+
+/*
+ * Carriers beyond the corpus: numbers built for these tests, check digits computed by hand with
+ * each carrier's algorithm (see test_checksum.c), and the same with a wrong check digit.
+ */
+struct extra {
+    const char *format;
+    const char *good;
+    const char *bad; /* wrong check digit, wrong prefix or wrong length */
+};
+
+static const struct extra extras[] = {
+    {"purolator_numeric", "412345678905", "412345678904"},
+    {"purolator_numeric", "320595463938", "320595463939"},
+    {"purolator_alpha", "KYV009956937", "KY009956937"},
+    {"canpar_22", "D576002440000001718010", "M576002440000002510003"},
+    {"dpd", "008182709980000020045327276N", "008182709980000020045327276A"},
+    {"dpd", "0081 827 0998 0000 0200 33 350 276 C", "008182709980000020033350276D"},
+    {"dpd_14", "09980000020033F", "09980000020033D"},
+    {"dpd_14", "13490015284111V", "13490015284111W"},
+    {"yodel", "JJD0002257639032011", "JC0002254405060992"},
+    {"yodel", "JD0002242617644732", "JD000225440506099"},
+    {"landmark_global", "LTN74207623N1", "LTN74207623N2"},
+    {"old_dominion", "07209562763", "07209562773"},
+    {"old_dominion", "77812345674", "77812345675"},
+    {"old_dominion_guaranteed", "80123456784", "80123456783"},
+    {"speedee", "SP029692510000920746", "SX029692510000920746"},
+    {"yunexpress", "YT2229521272164446", "YT222952127216444"},
+    {"gofo_us", "GFUS01011884214464", "GFUS0101188421446"},
+};
+
+static const struct dr__format *format_by_id(const char *id)
+{
+    for (size_t i = 0; i < dr__format_count; i++) {
+        if (strcmp(dr__formats[i].id, id) == 0) {
+            return &dr__formats[i];
+        }
+    }
+    return NULL;
+}
+
+static void extra_formats(void **state)
+{
+    struct dr_tracking_match m[8];
+
+    for (size_t i = 0; i < sizeof(extras) / sizeof(extras[0]); i++) {
+        const struct dr__format *f = format_by_id(extras[i].format);
+        char num[64], text[256];
+
+        assert_non_null(f);
+        if (!validate_as(extras[i].good, f, m, 8)) {
+            print_error("%s does not validate as %s\n", extras[i].good, f->id);
+            fail();
+        }
+        if (validate_as(extras[i].bad, f, m, 8)) {
+            print_error("%s validates as %s\n", extras[i].bad, f->id);
+            fail();
+        }
+        compact(extras[i].good, num, sizeof(num));
+        snprintf(text, sizeof(text), "Your %s tracking number is %s.", f->carrier, num);
+        assert_found(text, num, f);
+    }
+}
+
+static void ambiguity(void **state)
+{
+    struct dr_tracking_match m[8];
+    size_t n = 0;
+    int fedex = 0, dpd = 0;
+    cJSON *root = NULL;
+    const cJSON *s;
+
+    /* 15 digits that pass both FedEx Ground (mod 10) and DPD (MOD 37,36) */
+    assert_int_equal(dr_tracking_validate("012345678901217", m, 8, &n), DR_OK);
+    for (size_t i = 0; i < n; i++) {
+        fedex |= strcmp(m[i].format, "fedex_ground") == 0;
+        dpd |= strcmp(m[i].format, "dpd_14") == 0;
+    }
+    assert_true(fedex && dpd);
+    /* reported once, with both candidates; the sender picks the likely one */
+    assert_int_equal(dr_shipment_extract("Your parcel", "DPD <noreply@dpd.co.uk>",
+                                         "Parcel number: 012345678901217", 31, &root),
+                     DR_OK);
+    s = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "shipments"), 0);
+    assert_non_null(s);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "shipments")), 1);
+    assert_true(lists(s, "carriers", "fedex") && lists(s, "carriers", "dpd"));
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "carrier")->valuestring, "dpd");
+    cJSON_Delete(root);
+}
+
+static void validate_contract(void **state)
+{
+    struct dr_tracking_match m[4];
+    size_t n = 99;
+    char url[128], small[8];
+    char longnum[400];
+
+    assert_int_equal(dr_tracking_validate(NULL, m, 4, &n), DR_EINVAL);
+    assert_int_equal(n, 0);
+    assert_int_equal(dr_tracking_validate("", m, 4, &n), DR_ENOTFOUND);
+    assert_int_equal(dr_tracking_validate("1z879e930346834440", m, 4, &n), DR_ENOTFOUND);
+    memset(longnum, '1', sizeof(longnum) - 1);
+    longnum[sizeof(longnum) - 1] = '\0';
+    assert_int_equal(dr_tracking_validate(longnum, m, 4, &n), DR_EINVAL);
+    longnum[60] = '\0';
+    assert_int_equal(dr_tracking_validate(longnum, m, 4, &n), DR_ENOTFOUND);
+
+    assert_int_equal(dr_tracking_validate("1Z 879E93 03 4683444 0", m, 4, &n), DR_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(m[0].number, "1Z879E930346834440");
+    assert_int_equal(m[0].check_pos, 17);
+    assert_int_equal(dr_tracking_url(&m[0], url, sizeof(url)), DR_OK);
+    assert_non_null(strstr(url, "1Z879E930346834440"));
+    assert_int_equal(dr_tracking_url(&m[0], small, sizeof(small)), DR_ETOOBIG);
+    assert_string_equal(small, "");
+
+    /* S10: the issuing country decides the carrier; an unknown country is invalid */
+    assert_int_equal(dr_tracking_validate("RB123456785GB", m, 4, &n), DR_OK);
+    assert_string_equal(m[0].carrier, "royal_mail");
+    assert_string_equal(m[0].country, "GB");
+    assert_string_equal(m[0].operator_name, "Royal Mail Group plc");
+    assert_int_equal(dr_tracking_validate("CP000000014PL", m, 4, &n), DR_OK);
+    assert_string_equal(m[0].carrier, "poczta_polska");
+    assert_int_equal(dr_tracking_validate("RB123456785XX", m, 4, &n), DR_ENOTFOUND);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(corpus),
+        cmocka_unit_test(extra_formats),
+        cmocka_unit_test(ambiguity),
+        cmocka_unit_test(validate_contract),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    dr_shipment_cleanup();
+    return rc;
+}
