@@ -15,14 +15,14 @@ struct dr_hc;
 struct dr_hc_call; /* one request in flight; see dr_hc_submit() */
 
 struct dr_hc_req {
-    const char *method;         /* "GET", "POST", "PUT", "DELETE" */
+    const char *method; /* "GET", "POST", "PUT", "DELETE" */
     const char *url;
     const char *const *headers; /* NULL-terminated "Name: value" list, or NULL */
     const void *body;           /* copied; may be NULL */
     size_t body_len;
-    long timeout_ms;            /* whole request; 0 = 30 s */
-    int http2;                  /* allow HTTP/2 (TLS ALPN or prior knowledge for h2c: 2) */
-    size_t max_response;        /* 0 = 16 MiB; larger bodies fail with DR_ETOOBIG */
+    long timeout_ms;     /* whole request; 0 = 30 s */
+    int http2;           /* allow HTTP/2 (TLS ALPN or prior knowledge for h2c: 2) */
+    size_t max_response; /* 0 = 16 MiB; larger bodies fail with DR_ETOOBIG */
 };
 
 struct dr_hc_resp {

@@ -94,20 +94,20 @@ struct dr_pubsub_msg {
 };
 
 struct dr_pubsub_sub_conf {
-    const char *topic;              /* required */
-    int ack_deadline_s;             /* 0 = 10; else 10-600 */
-    const char *dead_letter_topic;  /* NULL = no dead-letter policy */
-    int max_delivery_attempts;      /* with dead_letter_topic: 0 = 5; else 5-100 */
-    int retry_min_backoff_s;        /* retry policy when either is > 0: 0-600 each, min <= max */
+    const char *topic;             /* required */
+    int ack_deadline_s;            /* 0 = 10; else 10-600 */
+    const char *dead_letter_topic; /* NULL = no dead-letter policy */
+    int max_delivery_attempts;     /* with dead_letter_topic: 0 = 5; else 5-100 */
+    int retry_min_backoff_s;       /* retry policy when either is > 0: 0-600 each, min <= max */
     int retry_max_backoff_s;
     int enable_message_ordering;
-    const char *push_endpoint;      /* NULL = pull subscription; else an http(s) URL */
-    const char *filter;             /* NULL = none */
+    const char *push_endpoint; /* NULL = pull subscription; else an http(s) URL */
+    const char *filter;        /* NULL = none */
 };
 
 /* ids: the message ids in the order of the published messages, valid during the call. */
-typedef void (*dr_pubsub_publish_cb)(void *ctx, int err, const char *errmsg,
-                                     const char *const *ids, size_t n_ids);
+typedef void (*dr_pubsub_publish_cb)(void *ctx, int err, const char *errmsg, const char *const *ids,
+                                     size_t n_ids);
 /*
  * msgs: n messages; each one is handed over to the callback, which frees it with
  * dr_pubsub_msg_free() (the array itself is freed by the client after the callback returns).

@@ -34,6 +34,7 @@ struct cached {
     uint64_t hash;
     char *sql;
     sqlite3_stmt *st;
+    int ordered; /* parameter N is named "$N" for every N: bind by index */
 };
 
 struct dr__lite_conn {
@@ -151,70 +152,6 @@ static void cache_clear(struct dr__lite_conn *c)
     c->ncached = 0;
 }
 
-/*
- * The prepared statement for sql on c. *temp is set when the statement is not cached (cache
- * full, or the cached one is still running because a row callback re-entered): the caller
- * finalizes it after use.
- */
-static int get_stmt(struct dr__lite_conn *c, const char *sql, int quiet, sqlite3_stmt **st,
-                    int *temp)
-{
-    uint64_t hash = hash_sql(sql);
-    struct cached **slot = &c->buckets[hash % CACHE_BUCKETS];
-    const char *tail = NULL;
-    int busy_hit = 0;
-    int rc;
-
-    *st = NULL;
-    *temp = 0;
-    for (struct cached *e = *slot; e; e = e->next) {
-        if (e->hash == hash && strcmp(e->sql, sql) == 0) {
-            if (!sqlite3_stmt_busy(e->st)) {
-                *st = e->st;
-                return DR_OK;
-            }
-            busy_hit = 1;
-            break;
-        }
-    }
-    rc = sqlite3_prepare_v3(c->h, sql, -1, busy_hit ? 0 : SQLITE_PREPARE_PERSISTENT, st, &tail);
-    if (rc != SQLITE_OK) {
-        int err = quiet ? map_rc(rc) : fail(c->h, rc, "prepare");
-        *st = NULL;
-        return (rc & 0xff) == SQLITE_ERROR ? DR_EINVAL : err;
-    }
-    if (!*st) {
-        if (!quiet) {
-            DR_WARN("db", "empty statement", "engine=sqlite");
-        }
-        return DR_EINVAL;
-    }
-    while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r' ||
-                    *tail == ';')) {
-        tail++;
-    }
-    if (tail && *tail) {
-        if (!quiet) {
-            DR_WARN("db", "several statements in one call", "engine=sqlite");
-        }
-        sqlite3_finalize(*st);
-        *st = NULL;
-        return DR_EINVAL;
-    }
-    if (busy_hit || c->ncached >= CACHE_MAX) {
-        *temp = 1;
-        return DR_OK;
-    }
-    struct cached *e = dr_xcalloc(1, sizeof(*e));
-    e->hash = hash;
-    e->sql = dr_xstrdup(sql);
-    e->st = *st;
-    e->next = *slot;
-    *slot = e;
-    c->ncached++;
-    return DR_OK;
-}
-
 /* "$N" without snprintf: apply binds thousands of parameters per batch. */
 static void param_name(size_t n, char out[24])
 {
@@ -232,8 +169,105 @@ static void param_name(size_t n, char out[24])
     out[i] = '\0';
 }
 
-static int bind_params(sqlite3_stmt *st, const struct dr_db_val *params, size_t nparams)
+/* 1 when parameter N is "$N" for every N, as dr/db.h asks: then binding needs no name lookup
+ * (sqlite3_bind_parameter_index is a linear search, quadratic over a multi-row insert). */
+static int params_ordered(sqlite3_stmt *st)
 {
+    char name[24];
+    int n = sqlite3_bind_parameter_count(st);
+
+    for (int i = 1; i <= n; i++) {
+        const char *at = sqlite3_bind_parameter_name(st, i);
+        param_name((size_t)i, name);
+        if (!at || strcmp(at, name) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+struct prepared {
+    sqlite3_stmt *st;
+    int temp;    /* not cached: finalize after use */
+    int ordered; /* see params_ordered() */
+};
+
+/*
+ * The prepared statement for sql on c. p->temp is set when the statement is not cached (cache
+ * full, or the cached one is still running because a row callback re-entered).
+ */
+static int get_stmt(struct dr__lite_conn *c, const char *sql, int quiet, struct prepared *p)
+{
+    uint64_t hash = hash_sql(sql);
+    struct cached **slot = &c->buckets[hash % CACHE_BUCKETS];
+    const char *tail = NULL;
+    int busy_hit = 0;
+    int rc;
+
+    memset(p, 0, sizeof(*p));
+    for (struct cached *e = *slot; e; e = e->next) {
+        if (e->hash == hash && strcmp(e->sql, sql) == 0) {
+            if (!sqlite3_stmt_busy(e->st)) {
+                p->st = e->st;
+                p->ordered = e->ordered;
+                return DR_OK;
+            }
+            busy_hit = 1;
+            break;
+        }
+    }
+    rc = sqlite3_prepare_v3(c->h, sql, -1, busy_hit ? 0 : SQLITE_PREPARE_PERSISTENT, &p->st,
+                            &tail);
+    if (rc != SQLITE_OK) {
+        int err = quiet ? map_rc(rc) : fail(c->h, rc, "prepare");
+        p->st = NULL;
+        return (rc & 0xff) == SQLITE_ERROR ? DR_EINVAL : err;
+    }
+    if (!p->st) {
+        if (!quiet) {
+            DR_WARN("db", "empty statement", "engine=sqlite");
+        }
+        return DR_EINVAL;
+    }
+    while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r' ||
+                    *tail == ';')) {
+        tail++;
+    }
+    if (tail && *tail) {
+        if (!quiet) {
+            DR_WARN("db", "several statements in one call", "engine=sqlite");
+        }
+        sqlite3_finalize(p->st);
+        p->st = NULL;
+        return DR_EINVAL;
+    }
+    p->ordered = params_ordered(p->st);
+    if (busy_hit || c->ncached >= CACHE_MAX) {
+        p->temp = 1;
+        return DR_OK;
+    }
+    struct cached *e = dr_xcalloc(1, sizeof(*e));
+    e->hash = hash;
+    e->sql = dr_xstrdup(sql);
+    e->st = p->st;
+    e->ordered = p->ordered;
+    e->next = *slot;
+    *slot = e;
+    c->ncached++;
+    return DR_OK;
+}
+
+static void put_stmt(struct prepared *p)
+{
+    if (p->temp) {
+        sqlite3_finalize(p->st);
+    }
+    p->st = NULL;
+}
+
+static int bind_params(const struct prepared *p, const struct dr_db_val *params, size_t nparams)
+{
+    sqlite3_stmt *st = p->st;
     char name[24];
 
     if ((size_t)sqlite3_bind_parameter_count(st) != nparams) {
@@ -243,18 +277,16 @@ static int bind_params(sqlite3_stmt *st, const struct dr_db_val *params, size_t 
     }
     for (size_t i = 0; i < nparams; i++) {
         const struct dr_db_val *v = &params[i];
-        int idx, rc;
+        int idx = (int)(i + 1);
+        int rc;
 
-        param_name(i + 1, name);
-        /* SQL written as dr/db.h asks has "$N" at index N: check that before searching */
-        idx = (int)(i + 1);
-        const char *at = sqlite3_bind_parameter_name(st, idx);
-        if (!at || strcmp(at, name) != 0) {
+        if (!p->ordered) {
+            param_name(i + 1, name);
             idx = sqlite3_bind_parameter_index(st, name);
-        }
-        if (idx == 0) {
-            DR_WARN("db", "parameter missing from SQL", "engine=sqlite param=%s", name);
-            return DR_EINVAL;
+            if (idx == 0) {
+                DR_WARN("db", "parameter missing from SQL", "engine=sqlite param=%s", name);
+                return DR_EINVAL;
+            }
         }
         switch (v->type) {
         case DR_DB_NULL:
@@ -265,7 +297,7 @@ static int bind_params(sqlite3_stmt *st, const struct dr_db_val *params, size_t 
             break;
         case DR_DB_TEXT:
             if (!v->p) {
-                DR_WARN("db", "TEXT parameter without a pointer", "param=%s", name);
+                DR_WARN("db", "TEXT parameter without a pointer", "param=%zu", i + 1);
                 return DR_EINVAL;
             }
             rc = sqlite3_bind_text64(st, idx, v->p, v->len ? v->len : strlen(v->p), SQLITE_STATIC,
@@ -273,7 +305,7 @@ static int bind_params(sqlite3_stmt *st, const struct dr_db_val *params, size_t 
             break;
         case DR_DB_BLOB:
             if (!v->p && v->len) {
-                DR_WARN("db", "BLOB parameter without a pointer", "param=%s", name);
+                DR_WARN("db", "BLOB parameter without a pointer", "param=%zu", i + 1);
                 return DR_EINVAL;
             }
             /* bind_blob(NULL) would bind SQL NULL; an empty blob is a value */
@@ -281,7 +313,7 @@ static int bind_params(sqlite3_stmt *st, const struct dr_db_val *params, size_t 
                         : sqlite3_bind_zeroblob(st, idx, 0);
             break;
         default:
-            DR_WARN("db", "unknown parameter type", "param=%s type=%d", name, (int)v->type);
+            DR_WARN("db", "unknown parameter type", "param=%zu type=%d", i + 1, (int)v->type);
             return DR_EINVAL;
         }
         if (rc != SQLITE_OK) {
@@ -291,13 +323,15 @@ static int bind_params(sqlite3_stmt *st, const struct dr_db_val *params, size_t 
     return DR_OK;
 }
 
-static int run(struct dr__lite_conn *c, sqlite3_stmt *st, const struct dr_db_val *params,
+/* Every parameter is bound again before each run, so bindings are not cleared afterwards. */
+static int run(struct dr__lite_conn *c, const struct prepared *p, const struct dr_db_val *params,
                size_t nparams, dr_db_row_cb cb, void *ctx, int64_t *changes)
 {
+    sqlite3_stmt *st = p->st;
     struct dr_db_row row = {.st = st, .ncols = sqlite3_column_count(st)};
     int err, rc;
 
-    err = bind_params(st, params, nparams);
+    err = bind_params(p, params, nparams);
     if (err) {
         goto out;
     }
@@ -318,24 +352,20 @@ static int run(struct dr__lite_conn *c, sqlite3_stmt *st, const struct dr_db_val
     }
 out:
     sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
     return err;
 }
 
 static int exec_on(struct dr__lite_conn *c, const char *sql, const struct dr_db_val *params,
                    size_t nparams, dr_db_row_cb cb, void *ctx, int64_t *changes)
 {
-    sqlite3_stmt *st;
-    int temp;
-    int err = get_stmt(c, sql, 0, &st, &temp);
+    struct prepared p;
+    int err = get_stmt(c, sql, 0, &p);
 
     if (err) {
         return err;
     }
-    err = run(c, st, params, nparams, cb, ctx, changes);
-    if (temp) {
-        sqlite3_finalize(st);
-    }
+    err = run(c, &p, params, nparams, cb, ctx, changes);
+    put_stmt(&p);
     return err;
 }
 
@@ -491,21 +521,19 @@ int dr__lite_exec(struct dr__lite *l, const char *sql, const struct dr_db_val *p
 
     if (l->nreaders > 0) {
         struct dr__lite_conn *c = reader_get(l);
-        sqlite3_stmt *st;
-        int temp, readonly = 0;
+        struct prepared p;
+        int readonly = 0;
 
         /* quiet: what a reader cannot prepare (a TEMP table, a syntax error) the writer retries
          * and reports */
-        err = get_stmt(c, sql, 1, &st, &temp);
+        err = get_stmt(c, sql, 1, &p);
         if (!err) {
-            readonly = sqlite3_stmt_readonly(st);
+            readonly = sqlite3_stmt_readonly(p.st);
             if (readonly) {
-                err = run(c, st, params, nparams, cb, ctx, changes);
+                err = run(c, &p, params, nparams, cb, ctx, changes);
                 err = check_autocommit(c, err);
             }
-            if (temp) {
-                sqlite3_finalize(st);
-            }
+            put_stmt(&p);
         }
         reader_put(l, c);
         if (readonly) {

@@ -6,10 +6,11 @@
  */
 #include "dr/store.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 
+#include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/log.h"
 #include "dr/util.h"
@@ -19,12 +20,59 @@
     "id, message_id, topic, attrs_json, data, ordering_key, publish_time_ms, attempts, "          \
     "not_before_ms, first_failure_ms, last_error"
 
-static const char sql_insert[] =
-    "INSERT INTO queue (message_id, topic, attrs_json, data, ordering_key, publish_time_ms, "
-    "attempts, not_before_ms, first_failure_ms, last_error) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-    "ON CONFLICT (message_id) DO NOTHING RETURNING id";
-static const char sql_delete[] = "DELETE FROM queue WHERE id = $1";
+/* Inserts and deletes go in multi-row statements of CHUNKS[k] rows (one cached statement per
+ * size): a statement per row would cost a round trip each on PostgreSQL, and on SQLite the
+ * per-statement cost of RETURNING is as large as the insert itself. */
+#define CHUNK_MAX 64
+static const size_t chunks[] = {CHUNK_MAX, 16, 4, 1};
+#define NCHUNKS    (sizeof(chunks) / sizeof(chunks[0]))
+#define INS_PARAMS 10
+
+static char *sql_insert[NCHUNKS]; /* built once, kept for the life of the process */
+static char *sql_delete[NCHUNKS];
+static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
+
+static void build_sql(void)
+{
+    for (size_t k = 0; k < NCHUNKS; k++) {
+        struct dr_buf b;
+        size_t n = 1;
+
+        dr_buf_init(&b, 64 * 1024);
+        dr_buf_appends(&b, "INSERT INTO queue (message_id, topic, attrs_json, data, ordering_key, "
+                           "publish_time_ms, attempts, not_before_ms, first_failure_ms, "
+                           "last_error) VALUES ");
+        for (size_t r = 0; r < chunks[k]; r++) {
+            dr_buf_appends(&b, r ? ", (" : "(");
+            for (size_t c = 0; c < INS_PARAMS; c++, n++) {
+                dr_buf_printf(&b, c ? ", $%zu" : "$%zu", n);
+            }
+            dr_buf_appendc(&b, ')');
+        }
+        dr_buf_appends(&b, " ON CONFLICT (message_id) DO NOTHING RETURNING id, message_id");
+        sql_insert[k] = dr_buf_steal(&b, NULL);
+
+        dr_buf_init(&b, 64 * 1024);
+        dr_buf_appends(&b, "DELETE FROM queue WHERE id IN (");
+        for (size_t r = 0; r < chunks[k]; r++) {
+            dr_buf_printf(&b, r ? ", $%zu" : "$%zu", r + 1);
+        }
+        dr_buf_appendc(&b, ')');
+        sql_delete[k] = dr_buf_steal(&b, NULL);
+    }
+}
+
+/* The largest chunk size that fits in left rows. */
+static size_t chunk_index(size_t left)
+{
+    size_t k = 0;
+
+    while (chunks[k] > left) {
+        k++;
+    }
+    return k;
+}
+
 static const char sql_update[] = "UPDATE queue SET attempts = $1, not_before_ms = $2, "
                                  "first_failure_ms = $3, last_error = $4 WHERE id = $5";
 static const char sql_load[] =
@@ -73,29 +121,63 @@ static int check_batch(const struct dr_qbatch *b)
     return err;
 }
 
-static int take_id(void *ctx, const struct dr_db_row *row)
+/* Maps RETURNING (id, message_id) rows back to the chunk's messages. A row goes to the first
+ * message with that message_id still without an id: a later duplicate inside the batch was the
+ * one skipped. Rows come back in VALUES order in practice, which makes the search O(1). */
+struct ins_chunk {
+    const struct dr_qmsg *m;
+    int64_t *ids;
+    size_t n;
+    size_t lo; /* every message before lo has its id or was skipped */
+};
+
+static int take_ids(void *ctx, const struct dr_db_row *row)
 {
-    *(int64_t *)ctx = dr_db_row_int(row, 0);
+    struct ins_chunk *c = ctx;
+    const char *mid = dr_db_row_text(row, 1);
+
+    for (size_t j = c->lo; mid && j < c->n; j++) {
+        if (c->ids[j] == 0 && strcmp(c->m[j].message_id, mid) == 0) {
+            c->ids[j] = dr_db_row_int(row, 0);
+            if (j == c->lo) {
+                c->lo++;
+            }
+            return 0;
+        }
+    }
     return 0;
 }
 
-static int insert_one(struct dr_db_tx *tx, const struct dr_qmsg *m, int64_t *id)
+static int insert_chunk(struct dr_db_tx *tx, size_t k, const struct dr_qmsg *m, int64_t *ids)
 {
-    struct dr_db_val p[10] = {
-        DR_DB_TEXTV(m->message_id),
-        DR_DB_TEXTV(m->topic),
-        DR_DB_TEXTV(m->attrs_json ? m->attrs_json : "{}"),
-        DR_DB_BLOBV(m->data, m->data_len),
-        DR_DB_TEXTV(m->ordering_key),
-        DR_DB_INTV(m->publish_time_ms),
-        DR_DB_INTV(m->attempts),
-        DR_DB_INTV(m->not_before_ms),
-        DR_DB_INTV(m->first_failure_ms),
-        DR_DB_TEXTV(m->last_error),
-    };
+    struct dr_db_val p[CHUNK_MAX * INS_PARAMS];
+    struct ins_chunk c = {.m = m, .ids = ids, .n = chunks[k]};
 
-    *id = 0; /* stays 0 when ON CONFLICT skipped the row */
-    return dr_db_tx_exec(tx, sql_insert, p, DR_ARRAY_LEN(p), take_id, id, NULL);
+    for (size_t r = 0; r < c.n; r++) {
+        struct dr_db_val *v = &p[r * INS_PARAMS];
+        v[0] = DR_DB_TEXTV(m[r].message_id);
+        v[1] = DR_DB_TEXTV(m[r].topic);
+        v[2] = DR_DB_TEXTV(m[r].attrs_json ? m[r].attrs_json : "{}");
+        v[3] = DR_DB_BLOBV(m[r].data, m[r].data_len);
+        v[4] = DR_DB_TEXTV(m[r].ordering_key);
+        v[5] = DR_DB_INTV(m[r].publish_time_ms);
+        v[6] = DR_DB_INTV(m[r].attempts);
+        v[7] = DR_DB_INTV(m[r].not_before_ms);
+        v[8] = DR_DB_INTV(m[r].first_failure_ms);
+        v[9] = DR_DB_TEXTV(m[r].last_error);
+        ids[r] = 0; /* stays 0 when ON CONFLICT skipped the row */
+    }
+    return dr_db_tx_exec(tx, sql_insert[k], p, c.n * INS_PARAMS, take_ids, &c, NULL);
+}
+
+static int delete_chunk(struct dr_db_tx *tx, size_t k, const int64_t *ids)
+{
+    struct dr_db_val p[CHUNK_MAX];
+
+    for (size_t r = 0; r < chunks[k]; r++) {
+        p[r] = DR_DB_INTV(ids[r]);
+    }
+    return dr_db_tx_exec(tx, sql_delete[k], p, chunks[k], NULL, NULL, NULL);
 }
 
 int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
@@ -117,17 +199,17 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
     if (nids + b->ndeletes + b->nupdates + b->ndedup == 0) {
         return DR_OK;
     }
+    pthread_once(&sql_once, build_sql);
     ids = dr_xcalloc(nids, sizeof(*ids));
     created = dr_xcalloc(b->ndead, sizeof(*created));
     err = dr_db_begin(st->db, &tx);
     if (err) {
         goto out;
     }
-    uint64_t T0 = dr_mono_ns();
-    for (size_t i = 0; !err && i < b->ninserts; i++) {
-        err = insert_one(tx, &b->inserts[i], &ids[i]);
+    for (size_t i = 0, k; !err && i < b->ninserts; i += chunks[k]) {
+        k = chunk_index(b->ninserts - i);
+        err = insert_chunk(tx, k, &b->inserts[i], &ids[i]);
     }
-    uint64_t T1 = dr_mono_ns();
     for (size_t i = 0; !err && i < b->nupdates; i++) {
         const struct dr_qupdate *u = &b->updates[i];
         struct dr_db_val p[5] = {DR_DB_INTV(u->attempts), DR_DB_INTV(u->not_before_ms),
@@ -136,9 +218,9 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
         /* a row already gone (acked by another batch) is not an error */
         err = dr_db_tx_exec(tx, sql_update, p, DR_ARRAY_LEN(p), NULL, NULL, NULL);
     }
-    for (size_t i = 0; !err && i < b->ndeletes; i++) {
-        struct dr_db_val p = DR_DB_INTV(b->deletes[i]);
-        err = dr_db_tx_exec(tx, sql_delete, &p, 1, NULL, NULL, NULL);
+    for (size_t i = 0, k; !err && i < b->ndeletes; i += chunks[k]) {
+        k = chunk_index(b->ndeletes - i);
+        err = delete_chunk(tx, k, &b->deletes[i]);
     }
     if (b->ndedup) {
         int64_t now = dr_now_ms();
@@ -149,14 +231,12 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
     for (size_t i = 0; !err && i < b->ndead; i++) {
         err = dr__dlq_insert(st, tx, &b->dead[i], &ids[b->ninserts + i], &created[i]);
     }
-    uint64_t T2 = dr_mono_ns();
     if (err) {
         dr_db_rollback(tx);
     } else {
         err = dr_db_commit(tx);
     }
     tx = NULL;
-    if (b->ninserts == 1000) fprintf(stderr, "ins %.2f rest %.2f commit %.2f\n", (T1-T0)/1e6, (T2-T1)/1e6, (dr_mono_ns()-T2)/1e6);
     if (err) {
         DR_WARN("store", "group commit failed", "inserts=%zu deletes=%zu updates=%zu dedup=%zu "
                 "dead=%zu error=\"%s\"", b->ninserts, b->ndeletes, b->nupdates, b->ndedup,

@@ -282,6 +282,7 @@ enum itk {
     IT_LIGHT,    /* filler that does not separate a reference from its answer */
     IT_SLOTWORD, /* "slot", "option", "#": the next number is a slot number */
     IT_BUT,      /* "but": except after all/none, else a clause break */
+    IT_REST,     /* "the others": every slot not answered yet */
 };
 
 struct phrase {
@@ -374,6 +375,18 @@ static const struct phrase phrases[] = {
     {"any time", IT_ALL, U, IT_NONE_},
     {"either one", IT_ALL, U, IT_NONE_},
     {"every one", IT_ALL, U, IT_NONE_},
+    {"the others", IT_REST, U, IT_NONE_},
+    {"the other ones", IT_REST, U, IT_NONE_},
+    {"the other two", IT_REST, U, IT_NONE_},
+    {"the other slots", IT_REST, U, IT_NONE_},
+    {"the other options", IT_REST, U, IT_NONE_},
+    {"the rest", IT_REST, U, IT_NONE_},
+    {"all others", IT_REST, U, IT_NONE_},
+    {"everything else", IT_REST, U, IT_NONE_},
+    {"les autres", IT_REST, U, IT_NONE_},
+    {"die anderen", IT_REST, U, IT_NONE_},
+    {"los demás", IT_REST, U, IT_NONE_},
+    {"los otros", IT_REST, U, IT_NONE_},
     {"except for", IT_EXCEPT, U, IT_NONE_},
     {"apart from", IT_EXCEPT, U, IT_NONE_},
     {"other than", IT_EXCEPT, U, IT_NONE_},
@@ -898,7 +911,7 @@ static int mention_glue(const struct lexer *lx, const struct tok *t)
 {
     static const char *const glue[] = {"at", "on", "the", "from", "um", "à", "a", "las", "le",
                                        "am", "de", "del", "of", "this", "next", "coming", "this",
-                                       "en", "el", "der", "den", NULL};
+                                       "en", "el", "der", "den", "one", NULL};
     return (t->k == TK_PUNCT && (t->c == ',' || t->c == '@')) || tok_word_in(lx, t, glue);
 }
 
@@ -1170,7 +1183,9 @@ static void build_items(struct parser *p)
                     p->it[p->nit - 1].k = IT_NEG;
                 }
             }
-            if (ph->k != IT_CONJ && ph->k != IT_SLOTWORD) {
+            if (ph->k == IT_BUT || ph->k == IT_BREAK) {
+                clause_start = 1;
+            } else if (ph->k != IT_CONJ && ph->k != IT_SLOTWORD) {
                 clause_start = 0;
             }
             i += k;
@@ -1225,7 +1240,7 @@ static int ref_follows(const struct parser *p, size_t i)
         if (k == IT_LIGHT || k == IT_CONJ || k == IT_SLOTWORD) {
             continue;
         }
-        return k == IT_REF || k == IT_ALL || k == IT_NOTHING;
+        return k == IT_REF || k == IT_ALL || k == IT_NOTHING || k == IT_REST;
     }
     return 0;
 }
@@ -1263,9 +1278,18 @@ static void pend_clear(struct clause *c)
 static void on_ref(struct parser *p, struct clause *c, const struct item *it)
 {
     struct sset set = it->k == IT_REF ? it->set : p->all;
-    int global = it->k != IT_REF;
+    int global = it->k == IT_ALL || it->k == IT_NOTHING;
+
+    if (it->k == IT_REST) {
+        memset(&set, 0, sizeof(set));
+        for (size_t s = 0; s < p->poll->n_slots; s++) {
+            if (p->ans[s] == DR_POLL_UNANSWERED) {
+                sset_add(&set, s);
+            }
+        }
+    }
     int none = it->k == IT_NOTHING;
-    int limit = (it->strong || global) ? 3 : 0;
+    int limit = (it->strong || it->k != IT_REF) ? 3 : 0;
 
     if (global) {
         c->has_global = 1;
@@ -1299,7 +1323,7 @@ static void on_ref(struct parser *p, struct clause *c, const struct item *it)
     sset_or(&c->pend, &set);
     c->pend_e = it->e;
     c->has_pend = 1;
-    c->pend_strong = c->pend_strong || it->strong || global;
+    c->pend_strong = c->pend_strong || it->strong || it->k != IT_REF;
     c->pend_none = c->pend_none || none;
     if (c->first != DR_POLL_UNANSWERED && c->first_dist <= limit) {
         /* "yes to 1 and 3": the answer came first; a later answer may still correct it */
@@ -1387,10 +1411,10 @@ static void on_clause_end(struct parser *p, struct clause *c)
                    c->ans_e > c->pend_e ? c->ans_e : c->pend_e);
             c->global = c->has_global ? DR_POLL_NO : c->global;
             c->neg = 0;
-        } else if (c->pend_none) {
+        } else if (c->pend_none && c->pure) {
             assign(p, &c->pend, DR_POLL_NO, c->pend_s, c->pend_e);
             c->global = DR_POLL_NO;
-        } else if (c->pend_strong && (c->pure || c->has_global)) {
+        } else if (c->pend_strong && c->pure) {
             /* "1 and 3" or "any of them" with no other words */
             assign(p, &c->pend, DR_POLL_YES, c->pend_s, c->pend_e);
             c->global = c->has_global ? DR_POLL_YES : c->global;
@@ -1427,6 +1451,7 @@ static void pair(struct parser *p)
         case IT_REF:
         case IT_ALL:
         case IT_NOTHING:
+        case IT_REST:
             on_ref(p, &c, it);
             break;
         case IT_ANS:

@@ -62,8 +62,11 @@ static const struct {
     const char *re;
     uint32_t opts;
 } pat_src[P_COUNT] = {
+    /* Blank lines inside the header only before a wrapped "<address>" (Polymail). The window
+     * (HDR_MAX_WINDOW) bounds the lazy repeat. */
     [P_ON] = {"\\A(?:[ \\t]*-*[ \\t]*|([^\\n]{0,300}?[^\\s-])(?:[ \\t]+-*[ \\t]*|-+[ \\t]*))" INTRO
-              "[ \\t][^\\n\\d]{0,300}\\d[\\s\\S]{0,500}?" VERB
+              "[ \\t][^\\n\\d]{0,300}\\d(?:[^\\n]|\\n(?![ \\t]*\\n)|\\n[ \\t]*\\n(?=[ \\t]*<))"
+              "*?" VERB
               "(?:[ \\t]*:?[ \\t]*-*|[ \\t]+[^\\n]{1,200}?:)[ \\t]*$",
               PCRE2_CASELESS | PCRE2_MULTILINE},
     [P_DATE_EMAIL] = {"\\A[ \\t]*(?:[^\\s\\d,]{2,12}\\.?,?[ \\t]+)?"

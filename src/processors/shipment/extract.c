@@ -534,7 +534,8 @@ static int cmp_ship_pos(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* Groups the believed hits by span, keeps the longest of overlapping spans, one per number. */
+/* Groups the believed hits by span, keeps the longest of overlapping spans, one per number.
+ * taken[i]: 0 not yet looked at, 1 dropped, 2 kept (its span is covered). */
 static void collect_hits(struct ctx *c, struct dr__hits *hits)
 {
     struct ship *groups;
@@ -579,12 +580,17 @@ static void collect_hits(struct ctx *c, struct dr__hits *hits)
         if (best == (size_t)-1) {
             break;
         }
-        taken[best] = 1;
         int clash = 0;
-        for (size_t k = 0; k < c->nships && !clash; k++) {
-            clash = overlaps(&c->ships[k], groups[best].start, groups[best].end);
+        for (size_t k = 0; k < ngroups && !clash; k++) {
+            clash = taken[k] == 2 && overlaps(&groups[k], groups[best].start, groups[best].end);
         }
-        if (clash || find_ship(c, groups[best].m[0].number)) {
+        taken[best] = 1;
+        if (clash) {
+            continue;
+        }
+        /* a repeat of a number still covers its span, so no part of it is read as another */
+        taken[best] = 2;
+        if (find_ship(c, groups[best].m[0].number)) {
             continue;
         }
         if (c->nships == MAX_SHIPMENTS) {

@@ -19,14 +19,14 @@
 #include "dr/log.h"
 #include "dr/util.h"
 
-#define DEFAULT_LIFETIME_S   3600
-#define DEFAULT_MARGIN_S     300
-#define DEFAULT_TIMEOUT_MS   10000L
-#define MAX_KEY_FILE         (256 * 1024)
-#define MAX_METADATA_ANSWER  (64 * 1024)
-#define DEFAULT_METADATA     "metadata.google.internal"
-#define METADATA_TOKEN_PATH  "/computeMetadata/v1/instance/service-accounts/default/token"
-#define BEARER               "Authorization: Bearer "
+#define DEFAULT_LIFETIME_S  3600
+#define DEFAULT_MARGIN_S    300
+#define DEFAULT_TIMEOUT_MS  10000L
+#define MAX_KEY_FILE        (256 * 1024)
+#define MAX_METADATA_ANSWER (64 * 1024)
+#define DEFAULT_METADATA    "metadata.google.internal"
+#define METADATA_TOKEN_PATH "/computeMetadata/v1/instance/service-accounts/default/token"
+#define BEARER              "Authorization: Bearer "
 
 struct waiter {
     dr_gcp_auth_cb cb;

@@ -19,16 +19,16 @@
 #include "dr/util.h"
 #include "sources/pubsub/pubsub_internal.h"
 
-#define DEFAULT_ENDPOINT      "https://pubsub.googleapis.com"
-#define DEFAULT_TIMEOUT_MS    60000L
-#define DEFAULT_PULL_TIMEOUT  110000L
-#define MIN_PULL_TIMEOUT      100000L
-#define MAX_ANSWER            (4u * 1024 * 1024)
-#define MAX_PULL_ANSWER       (64u * 1024 * 1024)
-#define ACK_BATCH_IDS         2500
-#define ACK_BATCH_BYTES       (500u * 1024)
-#define MAX_NAME              512
-#define ERRMSG_MAX            512
+#define DEFAULT_ENDPOINT     "https://pubsub.googleapis.com"
+#define DEFAULT_TIMEOUT_MS   60000L
+#define DEFAULT_PULL_TIMEOUT 110000L
+#define MIN_PULL_TIMEOUT     100000L
+#define MAX_ANSWER           (4u * 1024 * 1024)
+#define MAX_PULL_ANSWER      (64u * 1024 * 1024)
+#define ACK_BATCH_IDS        2500
+#define ACK_BATCH_BYTES      (500u * 1024)
+#define MAX_NAME             512
+#define ERRMSG_MAX           512
 
 enum op_kind { OP_DONE, OP_PUBLISH, OP_PULL };
 
@@ -301,8 +301,8 @@ int dr__pubsub_publish_body(const struct dr_pubsub_pub_msg *msgs, size_t n, stru
                 return DR_EINVAL;
             }
             if (klen > DR_PUBSUB_MAX_ATTR_KEY) {
-                snprintf(why, whysz, "message %zu: attribute key of %zu bytes (limit %d)", i,
-                         klen, DR_PUBSUB_MAX_ATTR_KEY);
+                snprintf(why, whysz, "message %zu: attribute key of %zu bytes (limit %d)", i, klen,
+                         DR_PUBSUB_MAX_ATTR_KEY);
                 return DR_ETOOBIG;
             }
             if (vlen > DR_PUBSUB_MAX_ATTR_VALUE) {
@@ -688,8 +688,7 @@ static void on_http(void *ctx, int err, const struct dr_hc_resp *resp)
         if (resp->status == 401 && ps->auth) {
             dr_gcp_auth_invalidate(ps->auth);
         }
-        DR_DEBUG("pubsub", "request refused", "status=%ld err=%s", resp->status,
-                 dr_strerror(err));
+        DR_DEBUG("pubsub", "request refused", "status=%ld err=%s", resp->status, dr_strerror(err));
         complete(op, err, msg, NULL);
     }
 }
@@ -717,8 +716,11 @@ static void on_auth(void *ctx, int err, const char *header)
     if (err) {
         char msg[128];
         snprintf(msg, sizeof(msg), "no credentials: %s", dr_strerror(err));
-        complete(op, err == DR_EUNAVAIL ? DR_EUNAVAIL : err == DR_EIO ? DR_EIO : DR_EAUTH, msg,
-                 NULL);
+        complete(op,
+                 err == DR_EUNAVAIL ? DR_EUNAVAIL
+                 : err == DR_EIO    ? DR_EIO
+                                    : DR_EAUTH,
+                 msg, NULL);
         return;
     }
     err = send_op(op, header);
@@ -1014,7 +1016,7 @@ int dr_pubsub_pull(struct dr_pubsub *ps, const char *subscription, int max_messa
 
 /* ack (deadline_s < 0) or modack, in batches. */
 static int send_acks(struct dr_pubsub *ps, const char *subscription, const char *const *ids,
-                   size_t n, int deadline_s, dr_pubsub_done_cb cb, void *ctx)
+                     size_t n, int deadline_s, dr_pubsub_done_cb cb, void *ctx)
 {
     char name[MAX_NAME];
     const char *suffix = deadline_s < 0 ? ":acknowledge" : ":modifyAckDeadline";
@@ -1154,8 +1156,7 @@ static int resource_call(struct dr_pubsub *ps, const char *kind, const char *nam
     return simple_call(ps, method, full, "", body, cb, ctx);
 }
 
-int dr_pubsub_topic_create(struct dr_pubsub *ps, const char *topic, dr_pubsub_done_cb cb,
-                           void *ctx)
+int dr_pubsub_topic_create(struct dr_pubsub *ps, const char *topic, dr_pubsub_done_cb cb, void *ctx)
 {
     /* No "name" in the body: the emulator never answers when it differs from the URL. */
     return resource_call(ps, "topics", topic, "PUT", dr_xstrdup("{}"), cb, ctx);
@@ -1166,8 +1167,7 @@ int dr_pubsub_topic_get(struct dr_pubsub *ps, const char *topic, dr_pubsub_done_
     return resource_call(ps, "topics", topic, "GET", NULL, cb, ctx);
 }
 
-int dr_pubsub_topic_delete(struct dr_pubsub *ps, const char *topic, dr_pubsub_done_cb cb,
-                           void *ctx)
+int dr_pubsub_topic_delete(struct dr_pubsub *ps, const char *topic, dr_pubsub_done_cb cb, void *ctx)
 {
     return resource_call(ps, "topics", topic, "DELETE", NULL, cb, ctx);
 }
@@ -1202,8 +1202,7 @@ int dr_pubsub_sub_create(struct dr_pubsub *ps, const char *subscription,
     if (err) {
         return err;
     }
-    attempts = conf->max_delivery_attempts ? conf->max_delivery_attempts
-                                           : DR_PUBSUB_MIN_DELIVERIES;
+    attempts = conf->max_delivery_attempts ? conf->max_delivery_attempts : DR_PUBSUB_MIN_DELIVERIES;
     if (conf->dead_letter_topic) {
         err = resolve(ps, "topics", conf->dead_letter_topic, dlq);
         if (err) {
@@ -1226,8 +1225,8 @@ int dr_pubsub_sub_create(struct dr_pubsub *ps, const char *subscription,
     if (conf->push_endpoint && !valid_push_url(conf->push_endpoint)) {
         return refuse(ps, DR_EINVAL, "push endpoint is not an http(s) URL");
     }
-    if (conf->filter && (strlen(conf->filter) > 256 * 1024 ||
-                         !valid_utf8(conf->filter, strlen(conf->filter)))) {
+    if (conf->filter &&
+        (strlen(conf->filter) > 256 * 1024 || !valid_utf8(conf->filter, strlen(conf->filter)))) {
         return refuse(ps, DR_EINVAL, "filter is too long or not UTF-8");
     }
 

@@ -138,6 +138,34 @@ static void duplicate_message_id_skipped(void **state)
     assert_true(again[1].id > first[0].id);
     assert_int_equal(again[2].id, 0); /* duplicate inside the batch */
     assert_int_equal(queue_count(st), 2);
+
+    /* duplicates inside one multi-row statement (the first 4 go together), and ids in order */
+    struct dr_qmsg many[6] = {qmsg("x"), qmsg("y"), qmsg("x"), qmsg("dup-1"), qmsg("z"), qmsg("y")};
+    struct dr_qbatch b3 = {.inserts = many, .ninserts = 6};
+    assert_int_equal(dr_store_apply(st, &b3), DR_OK);
+    assert_true(many[0].id > again[1].id);
+    assert_true(many[1].id > many[0].id);
+    assert_int_equal(many[2].id, 0);
+    assert_int_equal(many[3].id, 0);
+    assert_true(many[4].id > many[1].id);
+    assert_int_equal(many[5].id, 0);
+    assert_int_equal(queue_count(st), 5);
+
+    /* every id handed back is the id stored for that message */
+    struct dr_qmsg *out = NULL;
+    size_t n = 0;
+    assert_int_equal(dr_store_queue_load(st, 0, 100, &out, &n), DR_OK);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++) {
+        const char *want = out[i].id == many[0].id   ? "x"
+                           : out[i].id == many[1].id ? "y"
+                           : out[i].id == many[4].id ? "z"
+                           : NULL;
+        if (want) {
+            assert_string_equal(out[i].message_id, want);
+        }
+    }
+    dr_qmsgs_free(out, n);
 }
 
 static void queue_order_and_paging(void **state)

@@ -24,8 +24,7 @@ static EVP_PKEY *rsa_key;
 static char dir[64];
 
 /* Writes a service-account file with key (or pem text when key is NULL); returns its path. */
-static char *write_sa_file(const char *name, EVP_PKEY *key, const char *pem_text,
-                           const char *type)
+static char *write_sa_file(const char *name, EVP_PKEY *key, const char *pem_text, const char *type)
 {
     char *path = malloc(256);
     cJSON *o = cJSON_CreateObject();
@@ -360,7 +359,8 @@ static void md_handler(const struct ts_req *req, struct ts_resp *resp, void *ud)
     case MD_OK:
     case MD_SHORT:
         resp->body_len = (size_t)snprintf(
-            body, 512, "{\"access_token\":\"ya29.tok-%d\",\"expires_in\":%d,\"token_type\":\"Bearer\"}",
+            body, 512,
+            "{\"access_token\":\"ya29.tok-%d\",\"expires_in\":%d,\"token_type\":\"Bearer\"}",
             m->hits, m->mode == MD_SHORT ? 1 : 3599);
         break;
     case MD_500:

@@ -40,8 +40,8 @@ static void handler(const struct ts_req *req, struct ts_resp *resp, void *ud)
     } else if (strcmp(req->path, "/echo") == 0) {
         ts_header(req, "X-Test", hdr, sizeof(hdr));
         resp->body = malloc(req->body_len + 512);
-        resp->body_len = (size_t)snprintf(resp->body, req->body_len + 512, "%s %s %s",
-                                          req->method, hdr, req->body);
+        resp->body_len = (size_t)snprintf(resp->body, req->body_len + 512, "%s %s %s", req->method,
+                                          hdr, req->body);
     } else {
         resp->status = 404;
     }
@@ -162,8 +162,8 @@ static void methods_headers_body(void **state)
     struct res r;
 
     for (size_t i = 0; i < DR_ARRAY_LEN(methods); i++) {
-        struct dr_hc_req req = {.method = methods[i], .headers = headers, .body = "hello body",
-                                .body_len = 10};
+        struct dr_hc_req req = {
+            .method = methods[i], .headers = headers, .body = "hello body", .body_len = 10};
         char want[64];
         get(f, "/echo", &req, &r);
         assert_int_equal(r.err, DR_OK);

@@ -84,11 +84,11 @@ static void on_done(void *ctx, int err, const char *errmsg, const cJSON *res)
     snprintf(d->res_name, sizeof(d->res_name), "%s", n ? n : "");
 }
 
-#define SYNC(d, call)                                                                             \
-    do {                                                                                          \
-        memset(&(d), 0, sizeof(d));                                                               \
-        assert_int_equal((call), DR_OK);                                                          \
-        wait_for(&(d).calls);                                                                     \
+#define SYNC(d, call)                                                                              \
+    do {                                                                                           \
+        memset(&(d), 0, sizeof(d));                                                                \
+        assert_int_equal((call), DR_OK);                                                           \
+        wait_for(&(d).calls);                                                                      \
     } while (0)
 
 struct pub {
@@ -288,8 +288,7 @@ static void on_bulk_pull(void *ctx, int err, const char *errmsg, struct dr_pubsu
             snprintf(key, sizeof(key), "key-%d", (int)(seq % N_KEYS));
             if (m->len != strlen(want) || memcmp(m->data, want, m->len) ||
                 strcmp(m->ordering_key, key) || !attr(m, "kind") ||
-                strcmp(attr(m, "kind"), "test") || m->publish_time_ms <= 0 ||
-                !*m->message_id) {
+                strcmp(attr(m, "kind"), "test") || m->publish_time_ms <= 0 || !*m->message_id) {
                 b->bad++;
             }
             /* within one key, messages come in publish order */
@@ -393,8 +392,8 @@ static void nack_redelivers(void **state)
     snprintf(mid, sizeof(mid), "%s", first.msgs[0]->message_id);
     /* while leased it is not delivered again */
     assert_int_equal(pull_now(sub), 0);
-    SYNC(d, dr_pubsub_modack(ps, sub, (const char *const *)&first.msgs[0]->ack_id, 1, 0, on_done,
-                             &d));
+    SYNC(d,
+         dr_pubsub_modack(ps, sub, (const char *const *)&first.msgs[0]->ack_id, 1, 0, on_done, &d));
     assert_int_equal(d.err, DR_OK);
     SYNC(again, dr_pubsub_pull(ps, sub, 10, 0, on_pull_keep, &again));
     assert_int_equal(again.err, DR_OK);
@@ -432,8 +431,8 @@ static void dead_letter(void **state)
         assert_int_equal(got.n, 1);
         assert_string_equal((char *)got.msgs[0]->data, "poison");
         assert_int_equal(got.msgs[0]->delivery_attempt, attempt);
-        SYNC(d, dr_pubsub_modack(ps, sub, (const char *const *)&got.msgs[0]->ack_id, 1, 0,
-                                 on_done, &d));
+        SYNC(d, dr_pubsub_modack(ps, sub, (const char *const *)&got.msgs[0]->ack_id, 1, 0, on_done,
+                                 &d));
         assert_int_equal(d.err, DR_OK);
         free_pulled(&got);
     }
@@ -462,8 +461,8 @@ static void limits_refused_before_sending(void **state)
     struct dr_pubsub_attr long_key = {NULL, "v"};
     char key[300];
     struct dr_pubsub_pub_msg m = {.data = "x", .len = 1, .attrs = &long_key, .n_attrs = 1};
-    struct dr_pubsub_sub_conf sc = {.topic = "whatever", .dead_letter_topic = "dlq-x",
-                                    .max_delivery_attempts = 4};
+    struct dr_pubsub_sub_conf sc = {
+        .topic = "whatever", .dead_letter_topic = "dlq-x", .max_delivery_attempts = 4};
     struct done d = {0};
 
     for (int i = 0; i < 1001; i++) {

@@ -23,16 +23,16 @@ static void http_errors(void **state)
     static const char google404[] =
         "{\n  \"error\": {\n    \"code\": 404,\n    \"message\": \"Resource not found "
         "(resource=projects\\/p\\/topics\\/nope).\",\n    \"status\": \"NOT_FOUND\"\n  }\n}";
-    static const char google409[] =
-        "{\"error\":{\"code\":409,\"message\":\"Topic already exists\",\"status\":\"ALREADY_EXISTS\"}}";
+    static const char google409[] = "{\"error\":{\"code\":409,\"message\":\"Topic already "
+                                    "exists\",\"status\":\"ALREADY_EXISTS\"}}";
     static const char evil[] = "{\"error\":{\"code\":400,\"message\":\"a\\nb\\u0001c\",\"status\":"
                                "\"INVALID_ARGUMENT\"}}";
     char msg[256];
 
     assert_int_equal(dr__pubsub_http_error(404, google404, strlen(google404), msg, sizeof(msg)),
                      DR_ENOTFOUND);
-    assert_string_equal(msg,
-                        "HTTP 404 NOT_FOUND: Resource not found (resource=projects/p/topics/nope).");
+    assert_string_equal(
+        msg, "HTTP 404 NOT_FOUND: Resource not found (resource=projects/p/topics/nope).");
     assert_int_equal(dr__pubsub_http_error(409, google409, strlen(google409), msg, sizeof(msg)),
                      DR_EEXIST);
     assert_string_equal(msg, "HTTP 409 ALREADY_EXISTS: Topic already exists");
@@ -106,7 +106,10 @@ static void parse_pull(void **state)
     assert_int_equal(n, 0);
     assert_null(msgs);
     static const char *const bad[] = {
-        "", "not json", "[]", "{\"receivedMessages\":{}}",
+        "",
+        "not json",
+        "[]",
+        "{\"receivedMessages\":{}}",
         "{\"receivedMessages\":[{\"message\":{\"messageId\":\"1\"}}]}",
         "{\"receivedMessages\":[{\"ackId\":\"a\"},{\"ackId\":7}]}"};
     for (size_t i = 0; i < DR_ARRAY_LEN(bad); i++) {
@@ -121,13 +124,23 @@ static void names(void **state)
 
     assert_int_equal(dr__pubsub_resolve("p1", "topics", "orders", out, sizeof(out)), DR_OK);
     assert_string_equal(out, "projects/p1/topics/orders");
-    assert_int_equal(dr__pubsub_resolve("p1", "topics", "projects/other/topics/t-1.x~y+z%", out,
-                                        sizeof(out)),
-                     DR_OK);
+    assert_int_equal(
+        dr__pubsub_resolve("p1", "topics", "projects/other/topics/t-1.x~y+z%", out, sizeof(out)),
+        DR_OK);
     assert_string_equal(out, "projects/other/topics/t-1.x~y+z%");
-    static const char *const bad[] = {
-        NULL, "", "ab", "1abc", "googtopic", "a/b/c", "with space", "projects/p/subscriptions/s",
-        "projects//topics/abc", "projects/p/topics/", "abc?x=1", "abc#", "t\r\nX: y"};
+    static const char *const bad[] = {NULL,
+                                      "",
+                                      "ab",
+                                      "1abc",
+                                      "googtopic",
+                                      "a/b/c",
+                                      "with space",
+                                      "projects/p/subscriptions/s",
+                                      "projects//topics/abc",
+                                      "projects/p/topics/",
+                                      "abc?x=1",
+                                      "abc#",
+                                      "t\r\nX: y"};
     for (size_t i = 0; i < DR_ARRAY_LEN(bad); i++) {
         assert_int_equal(dr__pubsub_resolve("p1", "topics", bad[i], out, sizeof(out)), DR_EINVAL);
     }
@@ -190,10 +203,8 @@ static void limits(void **state)
     assert_int_equal(dr_pubsub_publish(ps, "topic-a", many, 1001, never_called_pub, NULL),
                      DR_ETOOBIG);
     assert_non_null(strstr(dr_pubsub_errmsg(ps), "1001 messages"));
-    assert_int_equal(dr_pubsub_publish(ps, "topic-a", many, 0, never_called_pub, NULL),
-                     DR_EINVAL);
-    assert_int_equal(dr_pubsub_publish(ps, "bad/name", many, 1, never_called_pub, NULL),
-                     DR_EINVAL);
+    assert_int_equal(dr_pubsub_publish(ps, "topic-a", many, 0, never_called_pub, NULL), DR_EINVAL);
+    assert_int_equal(dr_pubsub_publish(ps, "bad/name", many, 1, never_called_pub, NULL), DR_EINVAL);
     assert_int_equal(dr_pubsub_publish(ps, "topic-a", many, 1, NULL, NULL), DR_EINVAL);
 
     for (int i = 0; i < 101; i++) {
@@ -226,10 +237,14 @@ static void limits(void **state)
          DR_EINVAL},
         {{.data = "x", .len = 1, .attrs = (struct dr_pubsub_attr[]){{"k", NULL}}, .n_attrs = 1},
          DR_EINVAL},
-        {{.data = "x", .len = 1, .attrs = (struct dr_pubsub_attr[]){{"k", "\xff\xfe"}},
+        {{.data = "x",
+          .len = 1,
+          .attrs = (struct dr_pubsub_attr[]){{"k", "\xff\xfe"}},
           .n_attrs = 1},
          DR_EINVAL},
-        {{.data = "x", .len = 1, .attrs = (struct dr_pubsub_attr[]){{"k", "a"}, {"k", "b"}},
+        {{.data = "x",
+          .len = 1,
+          .attrs = (struct dr_pubsub_attr[]){{"k", "a"}, {"k", "b"}},
           .n_attrs = 2},
          DR_EINVAL},
         {{.data = "x", .len = 1, .ordering_key = "\xc0\xaf"}, DR_EINVAL},
@@ -241,9 +256,9 @@ static void limits(void **state)
                          cases[i].err);
         if (cases[i].err) {
             assert_true(why[0] != '\0');
-            assert_int_equal(dr_pubsub_publish(ps, "topic-a", &cases[i].m, 1, never_called_pub,
-                                               NULL),
-                             cases[i].err);
+            assert_int_equal(
+                dr_pubsub_publish(ps, "topic-a", &cases[i].m, 1, never_called_pub, NULL),
+                cases[i].err);
             assert_true(dr_pubsub_errmsg(ps)[0] != '\0');
         } else {
             /* the body is JSON and carries what was given */
@@ -259,8 +274,7 @@ static void limits(void **state)
     size_t big = 4 * 1000 * 1000;
     char *data = repeat('d', big);
     struct dr_pubsub_pub_msg two[2] = {{.data = data, .len = big}, {.data = data, .len = big}};
-    assert_int_equal(dr_pubsub_publish(ps, "topic-a", two, 2, never_called_pub, NULL),
-                     DR_ETOOBIG);
+    assert_int_equal(dr_pubsub_publish(ps, "topic-a", two, 2, never_called_pub, NULL), DR_ETOOBIG);
     assert_non_null(strstr(dr_pubsub_errmsg(ps), "10000000"));
     dr_buf_init(&b, DR_PUBSUB_MAX_REQUEST_BYTES);
     assert_int_equal(dr__pubsub_publish_body(two, 1, &b, why, sizeof(why)), DR_OK);
@@ -274,8 +288,7 @@ static void limits(void **state)
     assert_int_equal(dr_pubsub_ack(ps, "sub-a", ids, 0, never_called_done, NULL), DR_EINVAL);
     assert_int_equal(dr_pubsub_modack(ps, "sub-a", ids, 1, 601, never_called_done, NULL),
                      DR_EINVAL);
-    assert_int_equal(dr_pubsub_modack(ps, "sub-a", ids, 1, -1, never_called_done, NULL),
-                     DR_EINVAL);
+    assert_int_equal(dr_pubsub_modack(ps, "sub-a", ids, 1, -1, never_called_done, NULL), DR_EINVAL);
     const char *empty_id[] = {""};
     assert_int_equal(dr_pubsub_ack(ps, "sub-a", empty_id, 1, never_called_done, NULL), DR_EINVAL);
     struct dr_pubsub_sub_conf bad_subs[] = {
@@ -362,14 +375,14 @@ static void wire_handler(const struct ts_req *req, struct ts_resp *resp, void *u
         resp->body_len = (size_t)snprintf(resp->body, 256, "{\"messageIds\":[\"101\",\"102\"]}");
     } else if (strstr(req->path, "/topics/missing")) {
         resp->status = 404;
-        resp->body_len = (size_t)snprintf(
-            resp->body, 256,
-            "{\"error\":{\"code\":404,\"message\":\"Resource not found\",\"status\":\"NOT_FOUND\"}}");
+        resp->body_len = (size_t)snprintf(resp->body, 256,
+                                          "{\"error\":{\"code\":404,\"message\":\"Resource not "
+                                          "found\",\"status\":\"NOT_FOUND\"}}");
     } else if (strstr(req->path, "/topics/busy")) {
         resp->status = 429;
-        resp->body_len = (size_t)snprintf(
-            resp->body, 256,
-            "{\"error\":{\"code\":429,\"message\":\"slow down\",\"status\":\"RESOURCE_EXHAUSTED\"}}");
+        resp->body_len = (size_t)snprintf(resp->body, 256,
+                                          "{\"error\":{\"code\":429,\"message\":\"slow "
+                                          "down\",\"status\":\"RESOURCE_EXHAUSTED\"}}");
     } else if (strstr(req->path, ":pull")) {
         resp->hang = 1;
     } else {
@@ -534,9 +547,8 @@ static void wire_format(void **state)
         assert_true(dr_json_true(j, "enableMessageOrdering"));
         assert_string_equal(dr_json_str(dr_json_pointer(j, "/deadLetterPolicy"), "deadLetterTopic"),
                             "projects/other/topics/orders-dlq");
-        assert_int_equal(dr_json_i64(dr_json_pointer(j, "/deadLetterPolicy"),
-                                     "maxDeliveryAttempts", &v),
-                         DR_OK);
+        assert_int_equal(
+            dr_json_i64(dr_json_pointer(j, "/deadLetterPolicy"), "maxDeliveryAttempts", &v), DR_OK);
         assert_int_equal(v, 7);
         assert_string_equal(dr_json_str(dr_json_pointer(j, "/retryPolicy"), "minimumBackoff"),
                             "5s");
@@ -556,9 +568,8 @@ static void wire_format(void **state)
     }
     int before = ts_count(&srv, &w.requests);
     memset(&r, 0, sizeof(r));
-    assert_int_equal(dr_pubsub_modack(ps, "orders-sub", (const char *const *)ids, nids, 0, on_done,
-                                      &r),
-                     DR_OK);
+    assert_int_equal(
+        dr_pubsub_modack(ps, "orders-sub", (const char *const *)ids, nids, 0, on_done, &r), DR_OK);
     assert_int_equal(dr_pubsub_in_flight(ps), 1);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(r.calls, 1);
