@@ -9,6 +9,19 @@
  *
  * A dr_db is a small connection pool and is thread-safe; every call blocks, so call it from
  * worker threads or the libuv thread pool, never from the event-loop thread.
+ *
+ * SQLite: one writer connection behind a mutex (SQLite allows one writer) plus pool_size - 1
+ * read-only connections (WAL: readers never wait for the writer). dr_db_exec() runs a statement
+ * that cannot write on a reader, anything else on the writer; a transaction holds the writer
+ * from begin to commit/rollback. WAL checkpoints run on a background thread. Default pool 4.
+ * PostgreSQL: pool_size connections (default 4), opened on first use; a broken connection is
+ * reset and the statement that found it broken returns DR_EIO.
+ * A thread holding a transaction must not call dr_db_exec() on the same db (it may wait for the
+ * connection it holds); row callbacks must not call into the same db either.
+ *
+ * Errors: DR_EINVAL for bad arguments, SQL errors and parameter count mismatches; DR_EEXIST for
+ * a unique/primary-key violation; DR_EIO for storage or connection failures (worth retrying);
+ * a row callback's non-zero return value is passed through unchanged.
  */
 #ifndef DR_DB_H
 #define DR_DB_H
@@ -47,25 +60,34 @@ int dr_db_open(const char *url, int pool_size, struct dr_db **out);
 void dr_db_close(struct dr_db *db); /* NULL-safe; waits for no one: callers must be done */
 enum dr_db_engine dr_db_engine(const struct dr_db *db);
 
-/* One statement outside a transaction (autocommit). changes (may be NULL) gets rows affected. */
+/* One statement outside a transaction (autocommit). changes (may be NULL) gets rows affected by
+ * INSERT/UPDATE/DELETE (0 for a query). BEGIN/COMMIT here is refused: use dr_db_begin(). */
 int dr_db_exec(struct dr_db *db, const char *sql, const struct dr_db_val *params, size_t nparams,
                dr_db_row_cb cb, void *ctx, int64_t *changes);
 
-/* Transactions hold one pooled connection until commit or rollback (both free tx). */
+/* Transactions hold one pooled connection until commit or rollback (both free tx).
+ * A statement that fails (other than by its callback's return value) poisons the transaction on
+ * both engines: later statements return that error without running, and dr_db_commit() rolls
+ * back and returns it. */
 int dr_db_begin(struct dr_db *db, struct dr_db_tx **tx);
 int dr_db_tx_exec(struct dr_db_tx *tx, const char *sql, const struct dr_db_val *params,
                   size_t nparams, dr_db_row_cb cb, void *ctx, int64_t *changes);
 int dr_db_commit(struct dr_db_tx *tx);
 void dr_db_rollback(struct dr_db_tx *tx); /* NULL-safe */
 
-/* Row access; col is 0-based. Text/blob pointers are valid only inside the callback. */
+/* Row access; col is 0-based. Text/blob pointers are valid only inside the callback. A column
+ * out of range reads as NULL. dr_db_row_blob() returns NULL (len 0) for SQL NULL and a non-NULL
+ * pointer for an empty blob; on PostgreSQL it decodes bytea. */
 int dr_db_row_is_null(const struct dr_db_row *row, int col);
 int64_t dr_db_row_int(const struct dr_db_row *row, int col);
 const char *dr_db_row_text(const struct dr_db_row *row, int col); /* NULL if NULL */
 const void *dr_db_row_blob(const struct dr_db_row *row, int col, size_t *len);
 
 /* Versioned migrations: applied in order inside one transaction each, recorded in
- * schema_migrations(version). sql may hold several statements separated by ';'. */
+ * schema_migrations(version). sql may hold several statements separated by ';'. Versions must
+ * increase through the array (else DR_EINVAL before anything runs). Applied versions are
+ * skipped, so calling it on every start is cheap; PostgreSQL instances starting together take an
+ * advisory lock so each migration runs once. A failing migration leaves no trace of itself. */
 struct dr_db_migration {
     int version;
     const char *name;

@@ -14,7 +14,7 @@
 
 #define DR_POLL_MAX_SLOTS        200
 #define DR_POLL_MAX_PARTICIPANTS 5000
-#define DR_POLL_MAX_FIELD        1024     /* bytes of any string field of a poll */
+#define DR_POLL_MAX_FIELD        1024        /* bytes of any string field of a poll */
 #define DR_POLL_REPLY_MAX        (64 * 1024) /* bytes of reply text dr_poll_reply_parse reads */
 
 struct dr_poll_slot {

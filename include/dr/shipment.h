@@ -43,7 +43,7 @@ struct dr_tracking_match {
     const char *format;      /* format id: "ups", "fedex_12", "usps_impb_c", "s10", ... */
     const char *format_name; /* "FedEx Express (12)" */
     int check_pos;
-    char country[3];          /* S10 only: issuing country ("GB"), else "" */
+    char country[3];           /* S10 only: issuing country ("GB"), else "" */
     const char *operator_name; /* S10 only: postal operator ("Royal Mail"), else NULL */
 };
 

@@ -66,7 +66,11 @@ void dr_dead_letter_cleanup(struct dr_dead_letter *d);
 void dr_dead_letters_free(struct dr_dead_letter *d, size_t n);
 
 /* One group commit: everything in one transaction, all or nothing. Inserts get their id and are
- * skipped (id stays 0) when their message_id is already queued. Any array may be NULL/0. */
+ * skipped (id stays 0) when their message_id is already queued (or appears earlier in the same
+ * batch). Any array may be NULL/0. Deletes and updates of ids no longer queued are not errors.
+ * Dead letters get id and created_ms (now when 0). Input is checked before anything runs
+ * (DR_EINVAL: insert without message_id/topic, empty dedup key, dead letter without
+ * message_id/topic/reason/message_json). On failure nothing changed, in the database or in b. */
 struct dr_qbatch {
     struct dr_qmsg *inserts;
     size_t ninserts;
@@ -81,23 +85,24 @@ struct dr_qbatch {
 };
 int dr_store_apply(struct dr_store *st, struct dr_qbatch *b);
 
-/* Up to limit queued messages with id > after_id in id order. */
+/* Up to limit queued messages with id > after_id in id order (ids are never reused). On success
+ * *out (NULL when *n is 0) is freed with dr_qmsgs_free(); data has a NUL after data_len. */
 int dr_store_queue_load(struct dr_store *st, int64_t after_id, size_t limit, struct dr_qmsg **out,
                         size_t *n);
 int dr_store_queue_count(struct dr_store *st, int64_t *count);
 
 /* ---- dedup ---- */
-/* 1 in *seen if key was marked at or after since_ms. */
+/* 1 in *seen if key was marked at or after since_ms. A mark keeps the latest time given. */
 int dr_store_dedup_seen(struct dr_store *st, const char *key, int64_t since_ms, int *seen);
 int dr_store_dedup_mark(struct dr_store *st, const char *key, int64_t now_ms);
 int dr_store_dedup_purge(struct dr_store *st, int64_t before_ms, int64_t *purged);
 
 /* ---- dead letters ---- */
-struct dr_dlq_filter {
+struct dr_dlq_filter { /* all set fields must match; NULL or "" = any */
     const char *topic;     /* exact, NULL = any */
     const char *processor; /* exact */
     const char *reason;    /* exact */
-    const char *error;     /* substring of error */
+    const char *error;     /* substring of error, case-sensitive, no wildcards */
     int64_t since_ms;      /* created_ms >= since (0 = any) */
     int64_t until_ms;      /* created_ms < until (0 = any) */
     int64_t after_id;      /* paging: id > after_id */

@@ -11,4 +11,15 @@ int dr_cli_read_file(const char *path, size_t limit, char **out, size_t *len);
 /* parse email|ics|poll-reply, extract shipments|reply. Returns the exit code. */
 int dr_cli_tools(const char *cmd, int argc, char **argv);
 
+/*
+ * The tools themselves, one per processor folder (argv excludes "parse email" etc.). Each reads
+ * a file or "-" (stdin; also when no file is given), prints one JSON document to stdout and
+ * returns 0; 2 on usage errors, 1 when the input cannot be read or parsed (one line on stderr).
+ */
+int dr_cli_parse_email(int argc, char **argv);       /* src/processors/email/cli.c */
+int dr_cli_extract_shipments(int argc, char **argv); /* src/processors/shipment/cli.c */
+int dr_cli_extract_reply(int argc, char **argv);     /* src/processors/meeting_poll/cli.c */
+int dr_cli_parse_poll_reply(int argc, char **argv);  /* src/processors/meeting_poll/cli.c */
+int dr_cli_parse_ics(int argc, char **argv);         /* src/processors/calendar/cli.c */
+
 #endif

@@ -49,6 +49,23 @@ int dr_cli_read_file(const char *path, size_t limit, char **out, size_t *len)
 
 int dr_cli_tools(const char *cmd, int argc, char **argv)
 {
-    dr_cli_error("%s %s: not available in this build", cmd, argc > 0 ? argv[0] : "");
+    static const struct {
+        const char *cmd, *what;
+        int (*fn)(int, char **);
+    } tools[] = {
+        {"parse", "email", dr_cli_parse_email},
+        {"parse", "ics", dr_cli_parse_ics},
+        {"parse", "poll-reply", dr_cli_parse_poll_reply},
+        {"extract", "shipments", dr_cli_extract_shipments},
+        {"extract", "reply", dr_cli_extract_reply},
+    };
+    const char *what = argc > 0 ? argv[0] : "";
+
+    for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
+        if (strcmp(tools[i].cmd, cmd) == 0 && strcmp(tools[i].what, what) == 0) {
+            return tools[i].fn(argc - 1, argv + 1);
+        }
+    }
+    dr_cli_error("usage: data-router parse email|ics|poll-reply ... | extract shipments|reply ...");
     return 2;
 }

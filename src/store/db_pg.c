@@ -21,12 +21,12 @@
 #include "dr/util.h"
 #include "store/db_internal.h"
 
-#define BOOLOID        16
-#define BYTEAOID       17
-#define INT8OID        20
-#define DEFAULT_POOL   4
-#define MAX_PARAMS     65535 /* protocol limit */
-#define INT_TEXT_SIZE  24
+#define BOOLOID       16
+#define BYTEAOID      17
+#define INT8OID       20
+#define DEFAULT_POOL  4
+#define MAX_PARAMS    65535 /* protocol limit */
+#define INT_TEXT_SIZE 24
 
 struct dr__pg_conn {
     PGconn *c; /* NULL until first use */
@@ -38,7 +38,7 @@ struct dr__pg {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     char *url;
-    char *password; /* only to scrub it from libpq's messages */
+    char *password;  /* only to scrub it from libpq's messages */
     char where[256]; /* user@host:port/db for logs */
     struct dr__pg_conn *conns;
     int n;
@@ -188,8 +188,7 @@ static int result_error(struct dr__pg *p, struct dr__pg_conn *c, PGresult *res, 
     scrub(p, primary ? primary : PQerrorMessage(c->c), msg, sizeof(msg));
     err = map_sqlstate(state);
     if (err == DR_EEXIST) {
-        DR_DEBUG("db", "postgresql constraint", "op=%s sqlstate=%s error=\"%s\"", what, state,
-                 msg);
+        DR_DEBUG("db", "postgresql constraint", "op=%s sqlstate=%s error=\"%s\"", what, state, msg);
     } else {
         DR_WARN("db", "postgresql failure", "op=%s sqlstate=%s error=\"%s\"", what,
                 state ? state : "-", msg);
@@ -463,8 +462,8 @@ static int simple(struct dr__pg_conn *c, const char *op, const char *sql, const 
     PGresult *res = PQexec(c->c, sql);
     int err = DR_OK;
 
-    if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK &&
-                 PQresultStatus(res) != PGRES_TUPLES_OK)) {
+    if (!res ||
+        (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)) {
         err = result_error(c->owner, c, res, op);
     } else if (want_status && strcmp(PQcmdStatus(res), want_status) != 0) {
         /* COMMIT of a failed transaction answers ROLLBACK */
@@ -564,9 +563,8 @@ const void *dr__pg_row_blob(const struct dr_db_row *row, int col, size_t *len)
         return PQgetvalue(row->res, row->rown, col);
     }
     if (!row->blobs[col]) {
-        row->blobs[col] =
-            PQunescapeBytea((const unsigned char *)PQgetvalue(row->res, row->rown, col),
-                            &row->bloblens[col]);
+        row->blobs[col] = PQunescapeBytea(
+            (const unsigned char *)PQgetvalue(row->res, row->rown, col), &row->bloblens[col]);
         if (!row->blobs[col]) {
             return NULL;
         }

@@ -24,10 +24,12 @@
 #include "dr/util.h"
 #include "store/db_internal.h"
 
-#define CACHE_BUCKETS 64
-#define CACHE_MAX     256 /* statements per connection; more are prepared and finalized per call */
-#define BUSY_TIMEOUT_MS  5000
-#define DEFAULT_POOL     4 /* 1 writer + 3 readers */
+#define CACHE_BUCKETS   64
+/* statements cached per connection; beyond that they are prepared and finalized per call */
+#define CACHE_MAX       256
+#define BUSY_TIMEOUT_MS 5000
+#define DEFAULT_POOL    4    /* 1 writer + 3 readers */
+#define CKPT_PAGES      1000 /* WAL size that asks for a checkpoint (SQLite's own default) */
 
 struct cached {
     struct cached *next;
@@ -52,6 +54,13 @@ struct dr__lite {
     struct dr__lite_conn *readers;
     int nreaders;
     struct dr__lite_conn *free_readers;
+    /* background checkpoints (file databases only), see ckpt_main() */
+    struct dr__lite_conn ckpt;
+    pthread_t ckpt_thread;
+    int ckpt_running;
+    pthread_mutex_t cmu;
+    pthread_cond_t ccv;
+    int ckpt_wanted, ckpt_stop;
 };
 
 static int map_rc(int rc)
@@ -216,8 +225,7 @@ static int get_stmt(struct dr__lite_conn *c, const char *sql, int quiet, struct 
             break;
         }
     }
-    rc = sqlite3_prepare_v3(c->h, sql, -1, busy_hit ? 0 : SQLITE_PREPARE_PERSISTENT, &p->st,
-                            &tail);
+    rc = sqlite3_prepare_v3(c->h, sql, -1, busy_hit ? 0 : SQLITE_PREPARE_PERSISTENT, &p->st, &tail);
     if (rc != SQLITE_OK) {
         int err = quiet ? map_rc(rc) : fail(c->h, rc, "prepare");
         p->st = NULL;
@@ -229,8 +237,8 @@ static int get_stmt(struct dr__lite_conn *c, const char *sql, int quiet, struct 
         }
         return DR_EINVAL;
     }
-    while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r' ||
-                    *tail == ';')) {
+    while (tail &&
+           (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r' || *tail == ';')) {
         tail++;
     }
     if (tail && *tail) {
@@ -380,15 +388,23 @@ static int check_autocommit(struct dr__lite_conn *c, int err)
     return err ? err : DR_EINVAL;
 }
 
-static int conn_open(const char *path, int reader, struct dr__lite_conn *c)
+enum role { ROLE_WRITER, ROLE_READER, ROLE_CHECKPOINTER };
+
+static int conn_open(const char *path, enum role role, struct dr__lite_conn *c)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     char *errmsg = NULL;
     char msg[256];
     int rc, err = DR_OK;
-    const char *pragmas = reader ? "PRAGMA query_only=ON; PRAGMA foreign_keys=ON;"
-                                 : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                                   "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;";
+    /* the writer checkpoints nothing itself (wal_autocheckpoint=0): ckpt_main() does it off
+     * the commit path. Its page cache holds a large batch without spilling mid-transaction. */
+    static const char *const pragmas[] = {
+        [ROLE_WRITER] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                        "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; "
+                        "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=0;",
+        [ROLE_READER] = "PRAGMA query_only=ON; PRAGMA foreign_keys=ON;",
+        [ROLE_CHECKPOINTER] = "PRAGMA synchronous=NORMAL;",
+    };
 
     memset(c, 0, sizeof(*c));
     rc = sqlite3_open_v2(path, &c->h, flags, NULL);
@@ -400,7 +416,7 @@ static int conn_open(const char *path, int reader, struct dr__lite_conn *c)
     }
     sqlite3_extended_result_codes(c->h, 1);
     sqlite3_busy_timeout(c->h, BUSY_TIMEOUT_MS);
-    rc = sqlite3_exec(c->h, pragmas, NULL, NULL, &errmsg);
+    rc = sqlite3_exec(c->h, pragmas[role], NULL, NULL, &errmsg);
     if (rc == SQLITE_OK) {
         rc = sqlite3_create_function(c->h, "strpos", 2,
                                      SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
@@ -431,6 +447,80 @@ static void conn_close(struct dr__lite_conn *c)
     c->h = NULL;
 }
 
+/* Called by SQLite on the writer's thread after each commit: only signals. */
+static int wal_hook(void *arg, sqlite3 *h, const char *db, int pages)
+{
+    struct dr__lite *l = arg;
+
+    if (pages >= CKPT_PAGES) {
+        pthread_mutex_lock(&l->cmu);
+        l->ckpt_wanted = 1;
+        pthread_cond_signal(&l->ccv);
+        pthread_mutex_unlock(&l->cmu);
+    }
+    return SQLITE_OK;
+}
+
+/*
+ * Checkpoints run on their own thread and connection so a commit never waits for copying the
+ * WAL into the database and its fsync. PASSIVE never blocks the writer or readers; the writer
+ * starts the WAL over once a checkpoint has caught up.
+ */
+static void *ckpt_main(void *arg)
+{
+    struct dr__lite *l = arg;
+
+    pthread_mutex_lock(&l->cmu);
+    for (;;) {
+        while (!l->ckpt_wanted && !l->ckpt_stop) {
+            pthread_cond_wait(&l->ccv, &l->cmu);
+        }
+        if (l->ckpt_stop) {
+            break;
+        }
+        l->ckpt_wanted = 0;
+        pthread_mutex_unlock(&l->cmu);
+        int rc = sqlite3_wal_checkpoint_v2(l->ckpt.h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY) {
+            fail(l->ckpt.h, rc, "checkpoint");
+        }
+        pthread_mutex_lock(&l->cmu);
+    }
+    pthread_mutex_unlock(&l->cmu);
+    return NULL;
+}
+
+static int ckpt_start(struct dr__lite *l, const char *path)
+{
+    int err = conn_open(path, ROLE_CHECKPOINTER, &l->ckpt);
+
+    if (err) {
+        return err;
+    }
+    if (pthread_create(&l->ckpt_thread, NULL, ckpt_main, l) != 0) {
+        DR_ERROR("db", "cannot start the checkpoint thread", "engine=sqlite");
+        conn_close(&l->ckpt);
+        return DR_EIO;
+    }
+    l->ckpt_running = 1;
+    sqlite3_wal_hook(l->writer.h, wal_hook, l);
+    return DR_OK;
+}
+
+static void ckpt_stop(struct dr__lite *l)
+{
+    if (l->ckpt_running) {
+        sqlite3_wal_hook(l->writer.h, NULL, NULL);
+        pthread_mutex_lock(&l->cmu);
+        l->ckpt_stop = 1;
+        pthread_cond_signal(&l->ccv);
+        pthread_mutex_unlock(&l->cmu);
+        pthread_join(l->ckpt_thread, NULL);
+        l->ckpt_running = 0;
+    }
+    conn_close(&l->ckpt);
+}
+
 int dr__lite_open(const char *path, int pool_size, struct dr__lite **out)
 {
     struct dr__lite *l = NULL;
@@ -453,20 +543,28 @@ int dr__lite_open(const char *path, int pool_size, struct dr__lite **out)
     pthread_mutex_init(&l->wmu, NULL);
     pthread_mutex_init(&l->rmu, NULL);
     pthread_cond_init(&l->rcv, NULL);
+    pthread_mutex_init(&l->cmu, NULL);
+    pthread_cond_init(&l->ccv, NULL);
     /* the writer first: it creates the file and switches it to WAL before readers attach */
-    err = conn_open(path, 0, &l->writer);
+    err = conn_open(path, ROLE_WRITER, &l->writer);
     if (err) {
         goto out;
     }
     l->nreaders = memory ? 0 : pool_size - 1;
     l->readers = dr_xcalloc((size_t)(l->nreaders ? l->nreaders : 1), sizeof(*l->readers));
     for (int i = 0; i < l->nreaders; i++) {
-        err = conn_open(path, 1, &l->readers[i]);
+        err = conn_open(path, ROLE_READER, &l->readers[i]);
         if (err) {
             goto out;
         }
         l->readers[i].next_free = l->free_readers;
         l->free_readers = &l->readers[i];
+    }
+    if (!memory) {
+        err = ckpt_start(l, path);
+        if (err) {
+            goto out;
+        }
     }
     *out = l;
     l = NULL;
@@ -480,11 +578,14 @@ void dr__lite_close(struct dr__lite *l)
     if (!l) {
         return;
     }
+    ckpt_stop(l);
     for (int i = 0; l->readers && i < l->nreaders; i++) {
         conn_close(&l->readers[i]);
     }
-    conn_close(&l->writer);
+    conn_close(&l->writer); /* last: closing the last connection checkpoints the WAL */
     free(l->readers);
+    pthread_cond_destroy(&l->ccv);
+    pthread_mutex_destroy(&l->cmu);
     pthread_cond_destroy(&l->rcv);
     pthread_mutex_destroy(&l->rmu);
     pthread_mutex_destroy(&l->wmu);

@@ -14,7 +14,7 @@
 #include "store/store_internal.h"
 
 #define DCOLS                                                                                      \
-    "id, message_id, topic, processor, reason, error, attempts, first_failure_ms, "               \
+    "id, message_id, topic, processor, reason, error, attempts, first_failure_ms, "                \
     "last_failure_ms, created_ms, message_json"
 
 #define LIST_DEFAULT 100
@@ -48,11 +48,10 @@ int dr__dlq_insert(struct dr_store *st, struct dr_db_tx *tx, const struct dr_dea
 {
     int64_t created = d->created_ms > 0 ? d->created_ms : dr_now_ms();
     struct dr_db_val p[10] = {
-        DR_DB_TEXTV(d->message_id),       DR_DB_TEXTV(d->topic),
-        DR_DB_TEXTV(d->processor),        DR_DB_TEXTV(d->reason),
-        DR_DB_TEXTV(d->error),            DR_DB_INTV(d->attempts),
-        DR_DB_INTV(d->first_failure_ms),  DR_DB_INTV(d->last_failure_ms),
-        DR_DB_INTV(created),              DR_DB_TEXTV(d->message_json),
+        DR_DB_TEXTV(d->message_id),      DR_DB_TEXTV(d->topic),          DR_DB_TEXTV(d->processor),
+        DR_DB_TEXTV(d->reason),          DR_DB_TEXTV(d->error),          DR_DB_INTV(d->attempts),
+        DR_DB_INTV(d->first_failure_ms), DR_DB_INTV(d->last_failure_ms), DR_DB_INTV(created),
+        DR_DB_TEXTV(d->message_json),
     };
     int64_t newid = 0;
     int err = dr__store_exec(st, tx, sql_insert, p, DR_ARRAY_LEN(p), take_id, &newid, NULL);
@@ -223,8 +222,8 @@ int dr_store_dlq_get(struct dr_store *st, int64_t id, struct dr_dead_letter *out
     if (!st || !out) {
         return DR_EINVAL;
     }
-    err = dr_db_exec(st->db, "SELECT " DCOLS " FROM dead_letters WHERE id = $1", &p, 1, get_row,
-                     &g, NULL);
+    err = dr_db_exec(st->db, "SELECT " DCOLS " FROM dead_letters WHERE id = $1", &p, 1, get_row, &g,
+                     NULL);
     if (err) {
         if (g.found) {
             dr_dead_letter_cleanup(&d);
@@ -247,8 +246,7 @@ int dr_store_dlq_delete(struct dr_store *st, int64_t id)
     if (!st) {
         return DR_EINVAL;
     }
-    err = dr_db_exec(st->db, "DELETE FROM dead_letters WHERE id = $1", &p, 1, NULL, NULL,
-                     &changes);
+    err = dr_db_exec(st->db, "DELETE FROM dead_letters WHERE id = $1", &p, 1, NULL, NULL, &changes);
     if (err) {
         return err;
     }

@@ -17,7 +17,7 @@
 #include "store/store_internal.h"
 
 #define QCOLS                                                                                      \
-    "id, message_id, topic, attrs_json, data, ordering_key, publish_time_ms, attempts, "          \
+    "id, message_id, topic, attrs_json, data, ordering_key, publish_time_ms, attempts, "           \
     "not_before_ms, first_failure_ms, last_error"
 
 /* Inserts and deletes go in multi-row statements of CHUNKS[k] rows (one cached statement per
@@ -75,15 +75,14 @@ static size_t chunk_index(size_t left)
 
 static const char sql_update[] = "UPDATE queue SET attempts = $1, not_before_ms = $2, "
                                  "first_failure_ms = $3, last_error = $4 WHERE id = $5";
-static const char sql_load[] =
-    "SELECT " QCOLS " FROM queue WHERE id > $1 ORDER BY id LIMIT $2";
+static const char sql_load[] = "SELECT " QCOLS " FROM queue WHERE id > $1 ORDER BY id LIMIT $2";
 
 static int check_insert(const struct dr_qmsg *m, size_t i)
 {
-    if (!m->message_id || !*m->message_id || !m->topic || !*m->topic ||
-        (m->data_len && !m->data) || m->attempts < 0) {
-        DR_WARN("store", "bad queue insert: message_id, topic and data are required",
-                "index=%zu", i);
+    if (!m->message_id || !*m->message_id || !m->topic || !*m->topic || (m->data_len && !m->data) ||
+        m->attempts < 0) {
+        DR_WARN("store", "bad queue insert: message_id, topic and data are required", "index=%zu",
+                i);
         return DR_EINVAL;
     }
     return DR_OK;
@@ -94,9 +93,10 @@ static int check_batch(const struct dr_qbatch *b)
     int err = DR_OK;
 
     if ((b->ninserts && !b->inserts) || (b->ndeletes && !b->deletes) ||
-        (b->nupdates && !b->updates) || (b->ndedup && !b->dedup_keys) ||
-        (b->ndead && !b->dead)) {
-        DR_WARN("store", "bad batch: a count without its array", "inserts=%zu", b->ninserts);
+        (b->nupdates && !b->updates) || (b->ndedup && !b->dedup_keys) || (b->ndead && !b->dead)) {
+        DR_WARN("store", "bad batch: a count without its array",
+                "inserts=%zu deletes=%zu updates=%zu dedup=%zu dead=%zu", b->ninserts, b->ndeletes,
+                b->nupdates, b->ndedup, b->ndead);
         return DR_EINVAL;
     }
     for (size_t i = 0; !err && i < b->ninserts; i++) {
@@ -183,7 +183,7 @@ static int delete_chunk(struct dr_db_tx *tx, size_t k, const int64_t *ids)
 int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
 {
     struct dr_db_tx *tx = NULL;
-    int64_t *ids = NULL;    /* inserts then dead letters, copied out only after commit */
+    int64_t *ids = NULL; /* inserts then dead letters, copied out only after commit */
     int64_t *created = NULL;
     size_t nids;
     int err;
@@ -238,9 +238,10 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
     }
     tx = NULL;
     if (err) {
-        DR_WARN("store", "group commit failed", "inserts=%zu deletes=%zu updates=%zu dedup=%zu "
-                "dead=%zu error=\"%s\"", b->ninserts, b->ndeletes, b->nupdates, b->ndedup,
-                b->ndead, dr_strerror(err));
+        DR_WARN("store", "group commit failed",
+                "inserts=%zu deletes=%zu updates=%zu dedup=%zu "
+                "dead=%zu error=\"%s\"",
+                b->ninserts, b->ndeletes, b->nupdates, b->ndedup, b->ndead, dr_strerror(err));
         goto out;
     }
     for (size_t i = 0; i < b->ninserts; i++) {
@@ -304,8 +305,8 @@ int dr_store_queue_load(struct dr_store *st, int64_t after_id, size_t limit, str
                         size_t *n)
 {
     struct qload q = {0};
-    struct dr_db_val p[2] = {DR_DB_INTV(after_id), DR_DB_INTV(limit > INT64_MAX ? INT64_MAX
-                                                                                : (int64_t)limit)};
+    struct dr_db_val p[2] = {DR_DB_INTV(after_id),
+                             DR_DB_INTV(limit > INT64_MAX ? INT64_MAX : (int64_t)limit)};
     int err;
 
     if (!out || !n) {

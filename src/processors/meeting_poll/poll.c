@@ -74,9 +74,9 @@ static int rfc3339_offset(const char *s, int *minutes)
         *minutes = 0;
         return DR_OK;
     }
-    if ((s[n - 6] == '+' || s[n - 6] == '-') && s[n - 3] == ':' && isdigit((unsigned char)s[n - 5]) &&
-        isdigit((unsigned char)s[n - 4]) && isdigit((unsigned char)s[n - 2]) &&
-        isdigit((unsigned char)s[n - 1]) && s + n - 6 > t) {
+    if ((s[n - 6] == '+' || s[n - 6] == '-') && s[n - 3] == ':' &&
+        isdigit((unsigned char)s[n - 5]) && isdigit((unsigned char)s[n - 4]) &&
+        isdigit((unsigned char)s[n - 2]) && isdigit((unsigned char)s[n - 1]) && s + n - 6 > t) {
         int m = ((s[n - 5] - '0') * 10 + (s[n - 4] - '0')) * 60 + (s[n - 2] - '0') * 10 +
                 (s[n - 1] - '0');
         *minutes = s[n - 6] == '-' ? -m : m;

@@ -94,22 +94,22 @@ static const struct {
     const char *bytes;
     char kind; /* 'y' 'n' 'm' answer; '-' dash; '\'' apostrophe; ' ' ignorable */
 } symbols[] = {
-    {"\xe2\x9c\x93", 'y'},         /* ✓ */
-    {"\xe2\x9c\x94", 'y'},         /* ✔ */
-    {"\xe2\x98\x91", 'y'},         /* ☑ */
-    {"\xe2\x9c\x85", 'y'},         /* ✅ */
-    {"\xf0\x9f\x91\x8d", 'y'},     /* 👍 */
-    {"\xe2\x9c\x97", 'n'},         /* ✗ */
-    {"\xe2\x9c\x98", 'n'},         /* ✘ */
-    {"\xe2\x9d\x8c", 'n'},         /* ❌ */
-    {"\xe2\x9d\x8e", 'n'},         /* ❎ */
-    {"\xf0\x9f\x91\x8e", 'n'},     /* 👎 */
-    {"\xf0\x9f\xa4\xb7", 'm'},     /* 🤷 */
-    {"\xe2\x80\x93", '-'},         /* – */
-    {"\xe2\x80\x94", '-'},         /* — */
-    {"\xe2\x80\x99", '\''},        /* ’ */
-    {"\xc2\xa0", ' '},             /* no-break space */
-    {"\xe2\x80\x8b", ' '},         /* zero-width space */
+    {"\xe2\x9c\x93", 'y'},     /* ✓ */
+    {"\xe2\x9c\x94", 'y'},     /* ✔ */
+    {"\xe2\x98\x91", 'y'},     /* ☑ */
+    {"\xe2\x9c\x85", 'y'},     /* ✅ */
+    {"\xf0\x9f\x91\x8d", 'y'}, /* 👍 */
+    {"\xe2\x9c\x97", 'n'},     /* ✗ */
+    {"\xe2\x9c\x98", 'n'},     /* ✘ */
+    {"\xe2\x9d\x8c", 'n'},     /* ❌ */
+    {"\xe2\x9d\x8e", 'n'},     /* ❎ */
+    {"\xf0\x9f\x91\x8e", 'n'}, /* 👎 */
+    {"\xf0\x9f\xa4\xb7", 'm'}, /* 🤷 */
+    {"\xe2\x80\x93", '-'},     /* – */
+    {"\xe2\x80\x94", '-'},     /* — */
+    {"\xe2\x80\x99", '\''},    /* ’ */
+    {"\xc2\xa0", ' '},         /* no-break space */
+    {"\xe2\x80\x8b", ' '},     /* zero-width space */
 };
 
 static size_t symbol_at(const char *s, size_t n, char *kind)
@@ -547,14 +547,17 @@ static const struct phrase phrases[] = {
 
 /* Words that sit between a reference and its answer without weakening the link. */
 static const char *const light_words[] = {
-    "the", "a", "an", "is", "are", "be", "would", "will", "for", "me", "us", "to", "it", "that",
-    "this", "one", "ones", "i", "i'm", "im", "we", "we're", "am", "do", "does", "really", "also",
-    "too", "just", "then", "so", "well", "totally", "fully", "pretty", "very", "seems", "looks",
-    "sounds", "should", "on", "at", "with", "by", "of", "as", "for", "both", "them", "these",
-    "those", "is", "all", "day", "time", "times", "date", "dates", "make", "you", "your", "my",
-    "le", "la", "les", "est", "der", "die", "das", "ist", "el", "es", "me", "mir", "moi", "pour",
-    "für", "para", "de", "am", "um", "à", "a", "las", "los", "slot", "option", "al", "du",
-    "zu", "le", "del", "en", "pour", "y", "lo", "mich", "uns", "nous", "m'", "still", "again",
+    "the",   "a",     "an",      "is",    "are",    "be",     "would",  "will",  "for",    "me",
+    "us",    "to",    "it",      "that",  "this",   "one",    "ones",   "i",     "i'm",    "im",
+    "we",    "we're", "am",      "do",    "does",   "really", "also",   "too",   "just",   "then",
+    "so",    "well",  "totally", "fully", "pretty", "very",   "seems",  "looks", "sounds", "should",
+    "on",    "at",    "with",    "by",    "of",     "as",     "for",    "both",  "them",   "these",
+    "those", "is",    "all",     "day",   "time",   "times",  "date",   "dates", "make",   "you",
+    "your",  "my",    "le",      "la",    "les",    "est",    "der",    "die",   "das",    "ist",
+    "el",    "es",    "me",      "mir",   "moi",    "pour",   "für",    "para",  "de",     "am",
+    "um",    "à",     "a",       "las",   "los",    "slot",   "option", "al",    "du",     "zu",
+    "le",    "del",   "en",      "pour",  "y",      "lo",     "mich",   "uns",   "nous",   "m'",
+    "still", "again",
 };
 
 static const char *const weekdays[7][8] = {
@@ -741,7 +744,7 @@ struct parser {
     struct item *it;
     size_t nit;
     enum dr_poll_answer_value *ans;
-    char *consumed; /* per byte */
+    char *consumed;                 /* per byte */
     enum dr_poll_answer_value lone; /* last answer given without any reference */
     size_t lone_s, lone_e;
     struct sset all;
@@ -781,8 +784,8 @@ static const char *const part_words[3][6] = {
     {"afternoon", "lunchtime", "après-midi", "nachmittag", "tarde", NULL},
     {"evening", "soir", "abend", "noche", NULL},
 };
-static const char *const ordinals[] = {"first", "second", "third", "fourth", "fifth", "sixth",
-                                       "seventh", "eighth", "ninth", "tenth", NULL};
+static const char *const ordinals[] = {"first",   "second", "third", "fourth", "fifth", "sixth",
+                                       "seventh", "eighth", "ninth", "tenth",  NULL};
 
 /*
  * Tries to read a time at token i ("3pm", "15:00", "3.30 pm", "15h30", "noon"); on success fills
@@ -813,8 +816,8 @@ static size_t read_time(struct parser *p, size_t i, struct mention *m)
         min = hour % 100;
         hour /= 100;
     }
-    if (j + 1 < lx->nv && (is_punct(&lx->v[j], ':') || is_punct(&lx->v[j], '.')) &&
-        lx->v[j].adj && lx->v[j + 1].k == TK_NUM && lx->v[j + 1].adj && lx->v[j + 1].ndig == 2) {
+    if (j + 1 < lx->nv && (is_punct(&lx->v[j], ':') || is_punct(&lx->v[j], '.')) && lx->v[j].adj &&
+        lx->v[j + 1].k == TK_NUM && lx->v[j + 1].adj && lx->v[j + 1].ndig == 2) {
         min = (int)lx->v[j + 1].num;
         j += 2;
     } else if (j + 1 < lx->nv && tok_is(lx, &lx->v[j], "h") && lx->v[j + 1].k == TK_NUM &&
@@ -909,9 +912,9 @@ static size_t read_date(struct parser *p, size_t i, struct mention *m)
 /* Words that may sit inside a mention ("Tuesday at 3pm", "the 27th of Nov"). */
 static int mention_glue(const struct lexer *lx, const struct tok *t)
 {
-    static const char *const glue[] = {"at", "on", "the", "from", "um", "à", "a", "las", "le",
-                                       "am", "de", "del", "of", "this", "next", "coming", "this",
-                                       "en", "el", "der", "den", "one", NULL};
+    static const char *const glue[] = {"at",   "on", "the", "from", "um",  "à",    "a",    "las",
+                                       "le",   "am", "de",  "del",  "of",  "this", "next", "coming",
+                                       "this", "en", "el",  "der",  "den", "one",  NULL};
     return (t->k == TK_PUNCT && (t->c == ',' || t->c == '@')) || tok_word_in(lx, t, glue);
 }
 
@@ -1056,8 +1059,8 @@ static void mark_consumed(struct parser *p, size_t s, size_t e)
     }
 }
 
-static void assign(struct parser *p, const struct sset *set, enum dr_poll_answer_value a,
-                   size_t s, size_t e)
+static void assign(struct parser *p, const struct sset *set, enum dr_poll_answer_value a, size_t s,
+                   size_t e)
 {
     for (size_t i = 0; i < p->poll->n_slots; i++) {
         if (sset_has(set, i)) {
@@ -1101,8 +1104,9 @@ static void build_items(struct parser *p)
         }
         if (t->k == TK_SYM) {
             add_item(p, IT_ANS, t->s, t->e);
-            p->it[p->nit - 1].a = t->c == 'y' ? DR_POLL_YES : t->c == 'n' ? DR_POLL_NO
-                                                                          : DR_POLL_MAYBE;
+            p->it[p->nit - 1].a = t->c == 'y'   ? DR_POLL_YES
+                                  : t->c == 'n' ? DR_POLL_NO
+                                                : DR_POLL_MAYBE;
             i++;
             continue;
         }
@@ -1121,12 +1125,12 @@ static void build_items(struct parser *p)
             continue;
         }
         /* slot numbers and ranges */
-        if (t->k == TK_NUM && !(i + 1 < lx->nv && lx->v[i + 1].adj &&
-                                (lx->v[i + 1].k == TK_WORD || is_punct(&lx->v[i + 1], ':') ||
-                                 is_punct(&lx->v[i + 1], '/')) &&
-                                !(is_punct(&lx->v[i + 1], ':') &&
-                                  !(i + 2 < lx->nv && lx->v[i + 2].k == TK_NUM &&
-                                    lx->v[i + 2].adj)))) {
+        if (t->k == TK_NUM &&
+            !(i + 1 < lx->nv && lx->v[i + 1].adj &&
+              (lx->v[i + 1].k == TK_WORD || is_punct(&lx->v[i + 1], ':') ||
+               is_punct(&lx->v[i + 1], '/')) &&
+              !(is_punct(&lx->v[i + 1], ':') &&
+                !(i + 2 < lx->nv && lx->v[i + 2].k == TK_NUM && lx->v[i + 2].adj)))) {
             long a = t->num, b = t->num;
             size_t j = i + 1, end = t->e;
             int strong = after_slotword || clause_start;
@@ -1407,8 +1411,7 @@ static void on_clause_end(struct parser *p, struct clause *c)
     if (c->has_pend && !c->pend_answered) {
         if (c->neg) {
             /* "but not 2" */
-            assign(p, &c->pend, DR_POLL_NO, c->pend_s,
-                   c->ans_e > c->pend_e ? c->ans_e : c->pend_e);
+            assign(p, &c->pend, DR_POLL_NO, c->pend_s, c->ans_e > c->pend_e ? c->ans_e : c->pend_e);
             c->global = c->has_global ? DR_POLL_NO : c->global;
             c->neg = 0;
         } else if (c->pend_none && c->pure) {
@@ -1421,7 +1424,7 @@ static void on_clause_end(struct parser *p, struct clause *c)
         }
     }
     if (c->in_except && c->has_except) {
-        enum dr_poll_answer_value a = c->neg                      ? DR_POLL_NO
+        enum dr_poll_answer_value a = c->neg                    ? DR_POLL_NO
                                       : c->global == DR_POLL_NO ? DR_POLL_YES
                                                                 : DR_POLL_NO;
         assign(p, &c->except, a, c->except_s, c->except_e);
@@ -1640,8 +1643,8 @@ int dr_poll_reply_parse(const struct dr_poll *poll, const char *reply_text,
     p.consumed = dr_xcalloc(n + 1, 1);
     p.si = dr_xcalloc(poll->n_slots + 1, sizeof(*p.si));
     for (size_t s = 0; s < poll->n_slots; s++) {
-        time_t local = (time_t)(poll->slots[s].start_ms / 1000) +
-                       (time_t)poll->slots[s].start_offset_min * 60;
+        time_t local =
+            (time_t)(poll->slots[s].start_ms / 1000) + (time_t)poll->slots[s].start_offset_min * 60;
         struct tm tm;
         gmtime_r(&local, &tm);
         p.si[s].wday = tm.tm_wday;

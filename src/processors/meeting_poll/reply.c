@@ -16,9 +16,11 @@
 #include "dr/reply.h"
 
 #include <pcre2.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dr/buf.h"
 #include "dr/err.h"
@@ -27,21 +29,31 @@
 /* Longest line that may start a header, and the most lines/bytes a header may span. */
 #define HDR_MAX_LINE   1000
 #define HDR_MAX_LINES  5
-#define HDR_MAX_WINDOW 2000
+#define HDR_MAX_WINDOW 800
+/* A header that shares its line with reply text is looked for in lines up to this long, at no
+ * more than this many places per line. */
+#define MID_MAX_LINE  300
+#define MID_MAX_TRIES 4
+/* After this many matches stopped by PCRE2 limits the input is hostile: stop looking for
+ * headers in it. */
+#define MAX_LIMIT_HITS 16
 /* PCRE2 limits for every match: a failed match on a hostile window is just "no header". */
-#define MATCH_LIMIT 200000
+#define MATCH_LIMIT 50000
 #define DEPTH_LIMIT 20000
 
 /* Words that open an "On <date>, <who> wrote:" header, by language. */
 #define INTRO                                                                                      \
-    "(?:On|Le|Am|El|Il(?:[ \\t]+giorno)?|Op|W[ \\t]+dniu|Em|P\xc3\xa5|Den|V\xc3\xa0o|Dne|Dnia|"     \
+    "(?:On|Le|Am|El|Il(?:[ \\t]+giorno)?|Op|W[ \\t]+dniu|Em|P\xc3\xa5|Den|V\xc3\xa0o|Dne|Dnia|"    \
     "\xd0\x92)"
 /* Verbs that close it. */
 #define VERB                                                                                       \
-    "(?:wrote|sent|a[ \\t]+\xc3\xa9" "crit|schrieb|escribi\xc3\xb3|escribio|ha[ \\t]+scritto|"      \
-    "schreef|verzond|geschreven|napisa\xc5\x82|napisa\xc5\x82" "a|pisze|escreveu|skrev|kirjoitti|" \
+    "(?:wrote|sent|a[ \\t]+\xc3\xa9"                                                               \
+    "crit|schrieb|escribi\xc3\xb3|escribio|ha[ \\t]+scritto|"                                      \
+    "schreef|verzond|geschreven|napisa\xc5\x82|napisa\xc5\x82"                                     \
+    "a|pisze|escreveu|skrev|kirjoitti|"                                                            \
     "\xd0\xbd\xd0\xb0\xd0\xbf\xd0\xb8\xd1\x81\xd0\xb0\xd0\xbb(?:\xd0\xb0)?|"                       \
-    "\xd0\xbf\xd0\xb8\xd1\x88\xd0\xb5\xd1\x82|\xc4\x91\xc3\xa3[ \\t]+vi\xe1\xba\xbft|yazd\xc4\xb1|"  \
+    "\xd0\xbf\xd0\xb8\xd1\x88\xd0\xb5\xd1\x82|\xc4\x91\xc3\xa3[ "                                  \
+    "\\t]+vi\xe1\xba\xbft|yazd\xc4\xb1|"                                                           \
     "napsal|\xc3\xadrta)(?:[ \\t]*\\((?:a|\xd0\xb0)\\))?"
 
 enum pat {
@@ -64,30 +76,34 @@ static const struct {
 } pat_src[P_COUNT] = {
     /* Blank lines inside the header only before a wrapped "<address>" (Polymail). The window
      * (HDR_MAX_WINDOW) bounds the lazy repeat. */
-    [P_ON] = {"\\A(?:[ \\t]*-*[ \\t]*|([^\\n]{0,300}?[^\\s-])(?:[ \\t]+-*[ \\t]*|-+[ \\t]*))" INTRO
-              "[ \\t][^\\n\\d]{0,300}\\d(?:[^\\n]|\\n(?![ \\t]*\\n)|\\n[ \\t]*\\n(?=[ \\t]*<))"
-              "*?" VERB
-              "(?:[ \\t]*:?[ \\t]*-*|[ \\t]+[^\\n]{1,200}?:)[ \\t]*$",
+    [P_ON] = {"\\A[ \\t]*-*[ \\t]*" INTRO
+              "[ \\t][^\\n\\d]{0,300}+\\d(?:[^\\n]|\\n(?![ \\t]*\\n)|\\n[ \\t]*\\n(?=[ \\t]*<))"
+              "*?" VERB "(?:[ \\t]*:?[ \\t]*-*|[ \\t]+[^\\n]{1,200}?:)[ \\t]*$",
               PCRE2_CASELESS | PCRE2_MULTILINE},
-    [P_DATE_EMAIL] = {"\\A[ \\t]*(?:[^\\s\\d,]{2,12}\\.?,?[ \\t]+)?"
-                      "(?:\\d{1,4}[./-]\\d{1,2}[./-]\\d{1,4}|\\d{1,2}\\.?[ \\t]+[^\\s\\d]{3,12}\\.?,?"
-                      "[ \\t]+\\d{4})[^\\n]{0,200}?(?:\\n[^\\n]{0,200}?){0,2}?"
-                      "[^\\s<>@\"]+@[^\\s<>@\"]+[ \\t]*>(?:[ \\t]*" VERB ")?[ \\t]*:?[ \\t]*$",
-                      PCRE2_CASELESS | PCRE2_MULTILINE},
+    [P_DATE_EMAIL] =
+        {"\\A[ \\t]*(?:[^\\s\\d,]{2,12}\\.?,?[ \\t]+)?"
+         "(?:\\d{1,4}[./-]\\d{1,2}[./-]\\d{1,4}|\\d{1,2}\\.?[ \\t]+[^\\s\\d]{3,12}\\.?,?"
+         "[ \\t]+\\d{4})[^\\n]{0,200}?(?:\\n[^\\n]{0,200}?){0,2}?"
+         "[^\\s<>@\"]+@[^\\s<>@\"]+[ \\t]*>(?:[ \\t]*" VERB ")?[ \\t]*:?[ \\t]*$",
+         PCRE2_CASELESS | PCRE2_MULTILINE},
     [P_WROTE] = {"\\A[ \\t]*-*[ \\t]*[^\\n]{1,200}?[ \\t>]" VERB "[ \\t]*(:?)[ \\t]*(-*)[ \\t]*$",
                  PCRE2_CASELESS | PCRE2_MULTILINE},
-    [P_ORIGINAL] = {"\\A[ \\t]*-{2,}[ \\t]*(?:Original[ \\t]+Message|Reply[ \\t]+Message|"
-                    "Urspr\xc3\xbcngliche[ \\t]+Nachricht|Original-Nachricht|Antwort[ \\t]+"
-                    "Nachricht|Oprindelig[ \\t]+meddelelse|Message[ \\t]+d'origine|Mensaje[ \\t]+"
-                    "original|Messaggio[ \\t]+originale|Oorspronkelijk[ \\t]+bericht|"
-                    "Originalmeddelande|Opprinnelig[ \\t]+melding|Alkuper\xc3\xa4inen[ \\t]+viesti|"
-                    "Wiadomo\xc5\x9b\xc4\x87[ \\t]+oryginalna|P\xc5\xafvodn\xc3\xad[ \\t]+zpr\xc3\xa1va|"
-                    "Mensagem[ \\t]+original|\xd0\x98\xd1\x81\xd1\x85\xd0\xbe\xd0\xb4\xd0\xbd\xd0\xbe"
-                    "\xd0\xb5[ \\t]+\xd1\x81\xd0\xbe\xd0\xbe\xd0\xb1\xd1\x89\xd0\xb5\xd0\xbd\xd0\xb8"
-                    "\xd0\xb5)[ \\t]*-{2,}[ \\t]*$",
-                    PCRE2_CASELESS | PCRE2_MULTILINE},
-    [P_BEGIN_FWD] = {"\\A[ \\t]*(?:Begin[ \\t]+forwarded[ \\t]+message|D\xc3\xa9" "but[ \\t]+du[ \\t]+"
-                     "message[ \\t]+r\xc3\xa9" "exp\xc3\xa9" "di\xc3\xa9|Anfang[ \\t]+der[ \\t]+"
+    [P_ORIGINAL] =
+        {"\\A[ \\t]*-{2,}[ \\t]*(?:Original[ \\t]+Message|Reply[ \\t]+Message|"
+         "Urspr\xc3\xbcngliche[ \\t]+Nachricht|Original-Nachricht|Antwort[ \\t]+"
+         "Nachricht|Oprindelig[ \\t]+meddelelse|Message[ \\t]+d'origine|Mensaje[ \\t]+"
+         "original|Messaggio[ \\t]+originale|Oorspronkelijk[ \\t]+bericht|"
+         "Originalmeddelande|Opprinnelig[ \\t]+melding|Alkuper\xc3\xa4inen[ \\t]+viesti|"
+         "Wiadomo\xc5\x9b\xc4\x87[ \\t]+oryginalna|P\xc5\xafvodn\xc3\xad[ \\t]+zpr\xc3\xa1va|"
+         "Mensagem[ \\t]+original|\xd0\x98\xd1\x81\xd1\x85\xd0\xbe\xd0\xb4\xd0\xbd\xd0\xbe"
+         "\xd0\xb5[ \\t]+\xd1\x81\xd0\xbe\xd0\xbe\xd0\xb1\xd1\x89\xd0\xb5\xd0\xbd\xd0\xb8"
+         "\xd0\xb5)[ \\t]*-{2,}[ \\t]*$",
+         PCRE2_CASELESS | PCRE2_MULTILINE},
+    [P_BEGIN_FWD] = {"\\A[ \\t]*(?:Begin[ \\t]+forwarded[ \\t]+message|D\xc3\xa9"
+                     "but[ \\t]+du[ \\t]+"
+                     "message[ \\t]+r\xc3\xa9"
+                     "exp\xc3\xa9"
+                     "di\xc3\xa9|Anfang[ \\t]+der[ \\t]+"
                      "weitergeleiteten[ \\t]+Nachricht|Inicio[ \\t]+del[ \\t]+mensaje[ \\t]+"
                      "reenviado|Inizio[ \\t]+messaggio[ \\t]+inoltrato)[ \\t]*:?[ \\t]*$",
                      PCRE2_CASELESS | PCRE2_MULTILINE},
@@ -95,26 +111,29 @@ static const struct {
                "Message[ \\t]+transf\xc3\xa9r\xc3\xa9|Mensaje[ \\t]+reenviado|Messaggio[ \\t]+"
                "inoltrato|Doorgestuurd[ \\t]+bericht)[ \\t]*-{2,}[ \\t]*$",
                PCRE2_CASELESS | PCRE2_MULTILINE},
-    [P_HDR_FIRST] = {"\\A[ \\t]*[*_]{0,2}(?:From|Von|De|Da|Van|Fra|Fr\xc3\xa5n|Od|\xd0\x9e\xd1\x82|"
-                     "Date|Datum|Sent|Gesendet|Envoy\xc3\xa9|Inviato|Enviado|Verzonden|Skickat|Sendt|"
-                     "Wys\xc5\x82\x61no|Fecha)[*_]{0,2}[ \\t]?[*_]{0,2}:",
-                     PCRE2_CASELESS},
-    [P_HDR_ANY] = {"\\A[ \\t]*[*_]{0,2}(?:From|Von|De|Da|Van|Fra|Fr\xc3\xa5n|Od|\xd0\x9e\xd1\x82|"
-                   "Date|Datum|Sent|Gesendet|Envoy\xc3\xa9|Inviato|Enviado|Verzonden|Skickat|Sendt|"
-                   "Wys\xc5\x82\x61no|Fecha|To|An|\xc3\x80|A|Para|Aan|Till|Til|Do|Cc|Bcc|Kopie|Reply-To|"
-                   "Subject|Betreff|Objet|Oggetto|Asunto|Onderwerp|\xc3\x84mne|Emne|Temat|Assunto|"
-                   "\xd0\x9a\xd0\xbe\xd0\xbc\xd1\x83|\xd0\xa2\xd0\xb5\xd0\xbc\xd0\xb0)"
-                   "[*_]{0,2}[ \\t]?[*_]{0,2}:",
-                   PCRE2_CASELESS},
-    [P_SIG_MOBILE] = {"\\A[ \\t]*(?:(?:Sent|Envoy\xc3\xa9|Enviado|Inviato|Verzonden|Gesendet|Skickat|"
-                      "Sendt)[ \\t]+(?:from|with|via|using|de|desde|da|von|met|vanaf|fr\xc3\xa5n|fra)"
-                      "(?:[ \\t]+[^\\s,;!?()]+){1,6}|Von[ \\t]+meinem(?:[ \\t]+[^\\s,;!?()]+){1,4}"
-                      "[ \\t]+gesendet|Get[ \\t]+Outlook[ \\t]+for[ \\t]+(?:iOS|Android)|"
-                      "\xd0\x9e\xd1\x82\xd0\xbf\xd1\x80\xd0\xb0\xd0\xb2\xd0\xbb\xd0\xb5\xd0\xbd\xd0\xbe"
-                      "(?:[ \\t]+[^\\s,;!?()]+){1,5})(?:[ \\t]*\\([^()\\n]{0,120}\\))?[ \\t]*$",
-                      PCRE2_CASELESS},
-    [P_SIG_NAME] = {"\\A[ \\t]*-[ \\t]?[A-Z][^\\s,;:!?]{0,30}(?:[ \\t]+[^\\s,;:!?]{1,30}){0,2}[ \\t]*$",
-                    0},
+    [P_HDR_FIRST] =
+        {"\\A[ \\t]*[*_]{0,2}(?:From|Von|De|Da|Van|Fra|Fr\xc3\xa5n|Od|\xd0\x9e\xd1\x82|"
+         "Date|Datum|Sent|Gesendet|Envoy\xc3\xa9|Inviato|Enviado|Verzonden|Skickat|Sendt|"
+         "Wys\xc5\x82\x61no|Fecha)[*_]{0,2}[ \\t]?[*_]{0,2}:",
+         PCRE2_CASELESS},
+    [P_HDR_ANY] =
+        {"\\A[ \\t]*[*_]{0,2}(?:From|Von|De|Da|Van|Fra|Fr\xc3\xa5n|Od|\xd0\x9e\xd1\x82|"
+         "Date|Datum|Sent|Gesendet|Envoy\xc3\xa9|Inviato|Enviado|Verzonden|Skickat|Sendt|"
+         "Wys\xc5\x82\x61no|Fecha|To|An|\xc3\x80|A|Para|Aan|Till|Til|Do|Cc|Bcc|Kopie|Reply-To|"
+         "Subject|Betreff|Objet|Oggetto|Asunto|Onderwerp|\xc3\x84mne|Emne|Temat|Assunto|"
+         "\xd0\x9a\xd0\xbe\xd0\xbc\xd1\x83|\xd0\xa2\xd0\xb5\xd0\xbc\xd0\xb0)"
+         "[*_]{0,2}[ \\t]?[*_]{0,2}:",
+         PCRE2_CASELESS},
+    [P_SIG_MOBILE] =
+        {"\\A[ \\t]*(?:(?:Sent|Envoy\xc3\xa9|Enviado|Inviato|Verzonden|Gesendet|Skickat|"
+         "Sendt)[ \\t]+(?:from|with|via|using|de|desde|da|von|met|vanaf|fr\xc3\xa5n|fra)"
+         "(?:[ \\t]+[^\\s,;!?()]+){1,6}|Von[ \\t]+meinem(?:[ \\t]+[^\\s,;!?()]+){1,4}"
+         "[ \\t]+gesendet|Get[ \\t]+Outlook[ \\t]+for[ \\t]+(?:iOS|Android)|"
+         "\xd0\x9e\xd1\x82\xd0\xbf\xd1\x80\xd0\xb0\xd0\xb2\xd0\xbb\xd0\xb5\xd0\xbd\xd0\xbe"
+         "(?:[ \\t]+[^\\s,;!?()]+){1,5})(?:[ \\t]*\\([^()\\n]{0,120}\\))?[ \\t]*$",
+         PCRE2_CASELESS},
+    [P_SIG_NAME] =
+        {"\\A[ \\t]*-[ \\t]?[A-Z][^\\s,;:!?]{0,30}(?:[ \\t]+[^\\s,;:!?]{1,30}){0,2}[ \\t]*$", 0},
 };
 
 static pcre2_code *pats[P_COUNT];
@@ -159,13 +178,23 @@ struct doc {
     size_t n;
     size_t cap;
     pcre2_match_data *md;
+    int limit_hits;
 };
 
 /* Matches pattern p against s[0..n). Returns 1 and the end offset of the match (and of group 1
  * and 2 when asked), 0 when there is no match (including hitting a limit). */
 static int match(struct doc *d, enum pat p, const char *s, size_t n, size_t *end)
 {
-    int rc = pcre2_match(pats[p], (PCRE2_SPTR)s, n, 0, 0, d->md, mctx);
+    int rc;
+
+    if (d->limit_hits >= MAX_LIMIT_HITS) {
+        return 0;
+    }
+    rc = pcre2_match(pats[p], (PCRE2_SPTR)s, n, 0, 0, d->md, mctx);
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+        rc == PCRE2_ERROR_JIT_STACKLIMIT) {
+        d->limit_hits++;
+    }
     if (rc < 0) {
         return 0;
     }
@@ -289,6 +318,21 @@ static int quote_char_at(const struct doc *d, size_t i)
     return k < n && s[k] == '>';
 }
 
+/* 1 when s starts with a word that may open an "On ... wrote:" header. */
+static int intro_at(const char *s, size_t n)
+{
+    static const char *const words[] = {"on ",         "le ",     "am ",   "el ",        "il ",
+                                        "op ",         "w dniu ", "em ",   "p\xc3\xa5 ", "den ",
+                                        "v\xc3\xa0o ", "dne ",    "dnia ", "\xd0\x92 "};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        size_t k = strlen(words[i]);
+        if (n > k && strncasecmp(s, words[i], k) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Bytes of the window of lines [i, i + HDR_MAX_LINES) that a header may span. */
 static size_t window_len(const struct doc *d, size_t i)
 {
@@ -348,7 +392,7 @@ static int split_line(struct doc *d, size_t i, size_t cut, size_t at)
 static int header_at(struct doc *d, size_t i, size_t *nlines, size_t *first)
 {
     const char *s = line_ptr(d, i);
-    size_t n = window_len(d, i), end, so, eo;
+    size_t n = window_len(d, i), end;
     int err;
 
     *nlines = 0;
@@ -373,23 +417,33 @@ static int header_at(struct doc *d, size_t i, size_t *nlines, size_t *first)
         }
     }
     if (match(d, P_ON, s, n, &end)) {
-        if (group(d, 1, &so, &eo) && eo > so) {
-            /* Reply text and header share the line: keep the text before any dashes. */
-            size_t cut = eo;
-            size_t at = eo;
-            while (at < d->lines[i].len && (s[at] == ' ' || s[at] == '\t' || s[at] == '-')) {
-                at++;
+        *nlines = span_lines(d, i, end);
+        return DR_OK;
+    }
+    if (d->lines[i].len <= MID_MAX_LINE) {
+        /* "Thanks! On Mon, ... wrote:": reply text and header share the line. */
+        size_t tries = 0;
+        for (size_t k = 1; k + 2 < d->lines[i].len && tries < MID_MAX_TRIES; k++) {
+            size_t cut = k, at = k;
+            if (!(s[k - 1] == ' ' || s[k - 1] == '\t' || s[k - 1] == '-') ||
+                !intro_at(s + k, d->lines[i].len - k)) {
+                continue;
+            }
+            tries++;
+            while (cut > 0 && (s[cut - 1] == ' ' || s[cut - 1] == '\t' || s[cut - 1] == '-')) {
+                cut--;
+            }
+            if (cut == 0 || !match(d, P_ON, s + at, n - at, &end)) {
+                continue;
             }
             err = split_line(d, i, cut, at);
             if (err) {
                 return err;
             }
             *first = i + 1;
-            *nlines = span_lines(d, i + 1, end - at);
+            *nlines = span_lines(d, i + 1, end);
             return DR_OK;
         }
-        *nlines = span_lines(d, i, end);
-        return DR_OK;
     }
     if (match(d, P_DATE_EMAIL, s, n, &end)) {
         *nlines = span_lines(d, i, end);

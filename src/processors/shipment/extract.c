@@ -21,29 +21,33 @@
 #define MAX_SUBJECT   (64u * 1024)
 #define MAX_FROM      1024
 /* How far from a number a tracking keyword or a carrier name still vouches for it. */
-#define KEYWORD_BEFORE 120
-#define CARRIER_BEFORE 200
-#define CARRIER_AFTER  80
+#define KEYWORD_BEFORE  120
+#define CARRIER_BEFORE  200
+#define CARRIER_AFTER   80
 #define NEGATIVE_BEFORE 32
+/* How far before a number its label may start. */
+#define LABEL_BEFORE 100
 
 /* ---- carriers: how emails name them --------------------------------------------------------- */
 
 struct carrier {
     const char *code;
-    const char *name_re;     /* mentions in text (caseless unless the pattern says otherwise) */
-    const char *domains[6];  /* sender domains; "x." matches any label x, "x.com" a suffix */
+    const char *name_re;    /* mentions in text (caseless unless the pattern says otherwise) */
+    const char *domains[6]; /* sender domains; "x." matches any label x, "x.com" a suffix */
 };
 
 static const struct carrier carriers[] = {
     {"ups", "(?-i:\\bUPS\\b)|\\bunited\\s+parcel\\s+service\\b|\\bups\\.com\\b", {"ups.com"}},
     {"fedex", "\\bfedex\\b|\\bfederal\\s+express\\b", {"fedex.com"}},
-    {"usps", "\\busps\\b|\\bu\\.\\s?s\\.\\s+postal\\s+service|\\bunited\\s+states\\s+postal",
+    {"usps",
+     "\\busps\\b|\\bu\\.\\s?s\\.\\s+postal\\s+service|\\bunited\\s+states\\s+postal",
      {"usps.com", "usps.gov"}},
     {"dhl", "\\bdhl\\b", {"dhl.", "dhlparcel.", "dhl-"}},
     {"amazon", "\\bamazon\\b", {"amazon."}},
     {"ontrac", "\\bontrac\\b", {"ontrac.com"}},
     {"lasership", "\\blasership\\b", {"lasership.com"}},
-    {"canada_post", "\\bcanada\\s+post\\b|\\bpostes\\s+canada\\b",
+    {"canada_post",
+     "\\bcanada\\s+post\\b|\\bpostes\\s+canada\\b",
      {"canadapost.ca", "postescanada.ca", "canadapost-postescanada.ca"}},
     {"royal_mail", "\\broyal\\s*mail\\b", {"royalmail.com", "royalmail.co.uk"}},
     {"parcelforce", "\\bparcelforce\\b", {"parcelforce.com", "parcelforce.co.uk"}},
@@ -57,14 +61,17 @@ static const struct carrier carriers[] = {
     {"yunexpress", "\\byun\\s?express\\b|\\byuntrack\\b", {"yunexpress.com", "yuntrack.com"}},
     {"gofo", "\\bgofo\\b", {"gofoexpress.com", "gofo."}},
     {"gls", "\\bgls\\b", {"gls-group.eu", "gls-group.com", "gls-pakete.de", "gls.", "gls-"}},
-    {"hermes", "\\bhermes\\b|\\bmyhermes\\b", {"myhermes.co.uk", "myhermes.de", "hermesworld.com",
-                                               "hermes-europe."}},
+    {"hermes",
+     "\\bhermes\\b|\\bmyhermes\\b",
+     {"myhermes.co.uk", "myhermes.de", "hermesworld.com", "hermes-europe."}},
     {"evri", "\\bevri\\b", {"evri.com"}},
     {"inpost", "\\binpost\\b|\\bpaczkomat", {"inpost.", "paczkomaty.pl"}},
     {"poczta_polska", "\\bpoczta\\s+polska\\b", {"poczta-polska.pl", "pocztapolska.pl"}},
     {"auspost", "\\baustralia\\s+post\\b|\\bauspost\\b", {"auspost.com.au"}},
     {"postnl", "\\bpostnl\\b", {"postnl.nl", "postnl."}},
-    {"la_poste", "\\bcolissimo\\b|\\bla\\s+poste\\b", {"laposte.fr", "colissimo.fr", "laposte.info"}},
+    {"la_poste",
+     "\\bcolissimo\\b|\\bla\\s+poste\\b",
+     {"laposte.fr", "colissimo.fr", "laposte.info"}},
     {"chronopost", "\\bchronopost\\b", {"chronopost.fr"}},
     {"mondial_relay", "\\bmondial\\s+relay\\b", {"mondialrelay."}},
     {"correos", "\\bcorreos\\b", {"correos.es"}},
@@ -85,54 +92,93 @@ static const struct carrier carriers[] = {
 static const struct {
     const char *domain, *name;
 } merchants[] = {
-    {"amazon.", "Amazon"},       {"ebay.", "eBay"},           {"walmart.", "Walmart"},
-    {"target.com", "Target"},    {"bestbuy.", "Best Buy"},    {"apple.com", "Apple"},
-    {"etsy.", "Etsy"},           {"aliexpress.", "AliExpress"}, {"zalando.", "Zalando"},
-    {"ikea.", "IKEA"},           {"allegro.", "Allegro"},     {"allegromail.", "Allegro"},
-    {"johnlewis.", "John Lewis"}, {"argos.", "Argos"},        {"asos.", "ASOS"},
-    {"shein.", "SHEIN"},         {"temu.", "Temu"},           {"costco.", "Costco"},
-    {"homedepot.", "The Home Depot"}, {"lowes.", "Lowe's"},   {"wayfair.", "Wayfair"},
-    {"newegg.", "Newegg"},       {"nike.", "Nike"},           {"zara.", "Zara"},
-    {"hm.com", "H&M"},           {"decathlon.", "Decathlon"}, {"otto.de", "OTTO"},
-    {"mediamarkt.", "MediaMarkt"}, {"chewy.", "Chewy"},       {"macys.", "Macy's"},
-    {"nordstrom.", "Nordstrom"}, {"sephora.", "Sephora"},     {"bol.com", "bol.com"},
-    {"coolblue.", "Coolblue"},   {"cdiscount.", "Cdiscount"}, {"fnac.", "Fnac"},
-    {"zooplus.", "zooplus"},     {"mediaexpert.", "Media Expert"}, {"x-kom.", "x-kom"},
+    {"amazon.", "Amazon"},
+    {"ebay.", "eBay"},
+    {"walmart.", "Walmart"},
+    {"target.com", "Target"},
+    {"bestbuy.", "Best Buy"},
+    {"apple.com", "Apple"},
+    {"etsy.", "Etsy"},
+    {"aliexpress.", "AliExpress"},
+    {"zalando.", "Zalando"},
+    {"ikea.", "IKEA"},
+    {"allegro.", "Allegro"},
+    {"allegromail.", "Allegro"},
+    {"johnlewis.", "John Lewis"},
+    {"argos.", "Argos"},
+    {"asos.", "ASOS"},
+    {"shein.", "SHEIN"},
+    {"temu.", "Temu"},
+    {"costco.", "Costco"},
+    {"homedepot.", "The Home Depot"},
+    {"lowes.", "Lowe's"},
+    {"wayfair.", "Wayfair"},
+    {"newegg.", "Newegg"},
+    {"nike.", "Nike"},
+    {"zara.", "Zara"},
+    {"hm.com", "H&M"},
+    {"decathlon.", "Decathlon"},
+    {"otto.de", "OTTO"},
+    {"mediamarkt.", "MediaMarkt"},
+    {"chewy.", "Chewy"},
+    {"macys.", "Macy's"},
+    {"nordstrom.", "Nordstrom"},
+    {"sephora.", "Sephora"},
+    {"bol.com", "bol.com"},
+    {"coolblue.", "Coolblue"},
+    {"cdiscount.", "Cdiscount"},
+    {"fnac.", "Fnac"},
+    {"zooplus.", "zooplus"},
+    {"mediaexpert.", "Media Expert"},
+    {"x-kom.", "x-kom"},
 };
 
 /* Personal mail providers: their display names are people, never shops. */
 static const char *const freemail[] = {
-    "gmail.",  "googlemail.", "yahoo.", "outlook.", "hotmail.", "live.",   "icloud.",
-    "me.com",  "aol.",        "gmx.",   "web.de",   "wp.pl",    "o2.pl",   "onet.",
-    "interia.", "libero.",    "orange.", "free.fr", "proton.",  "protonmail.", "msn.",
+    "gmail.",   "googlemail.", "yahoo.",  "outlook.", "hotmail.", "live.",       "icloud.",
+    "me.com",   "aol.",        "gmx.",    "web.de",   "wp.pl",    "o2.pl",       "onet.",
+    "interia.", "libero.",     "orange.", "free.fr",  "proton.",  "protonmail.", "msn.",
 };
 
 /* ---- patterns ------------------------------------------------------------------------------- */
 
-/* A tracking keyword, optionally followed by the number it labels (group 1). */
-static const char label_regex[] =
+/* Words that label a tracking number, in the languages carriers write in. */
+static const char keyword_regex[] =
     "(?:\\btracking\\s*(?:number|no\\b\\.?|nr\\b\\.?|num\\b|#|id\\b|code|n°|information)?"
     "|\\btrack\\s*(?:&|and|en|&amp;)\\s*trace(?:\\s*(?:code|number|nummer))?"
-    "|\\btrack(?:ing)?\\s*#|\\btrack\\s+(?:your|my|the|this)\\s+(?:parcel|package|item|shipment)\\??|\\bwaybill(?:\\s*(?:number|no\\b\\.?|#))?|\\bair\\s*waybill|\\bAWB\\b"
-    "|\\bconsignment\\s*(?:number|no\\b\\.?)|\\b(?:parcel|package|shipment|item)\\s*(?:number|no\\b\\.?|#|id\\b)"
+    "|\\btrack(?:ing)?\\s*#|\\btrack\\s+(?:your|my|the|this)\\s+(?:parcel|package|item|shipment)"
+    "\\??|\\bwaybill(?:\\s*(?:number|no\\b\\.?|#))?|\\bair\\s*waybill|\\bAWB\\b"
+    "|\\bconsignment\\s*(?:number|no\\b\\.?)|\\b(?:parcel|package|shipment|item)\\s*(?:number|"
+    "no\\b\\.?|#|id\\b)"
     "|\\bshipment\\b|\\bPRO\\s*(?:number|#)"
     "|\\bsendungs(?:verfolgungs)?nummer|\\bsendungs-?nr\\b\\.?|\\btracking-?nummer|\\bpaketnummer"
-    "|\\bnumero\\s+(?:di\\s+)?(?:tracciamento|spedizione|tracking)|\\bcodice\\s+(?:di\\s+)?(?:tracciamento|spedizione|tracking)"
+    "|\\bnumero\\s+(?:di\\s+)?(?:tracciamento|spedizione|tracking)|\\bcodice\\s+(?:di\\s+)?(?:"
+    "tracciamento|spedizione|tracking)"
     "|\\blettera\\s+di\\s+vettura"
-    "|\\bn[uú]mero\\s+de\\s+(?:seguimiento|env[ií]o|gu[ií]a|rastreo|rastreamento|rastreio|objeto|pedido\\s+de\\s+env[ií]o)"
-    "|\\bc[oó]digo\\s+de\\s+(?:seguimiento|rastreo|rastreamento|rastreio)|\\bn°\\s*de\\s*(?:gu[ií]a|suivi|colis)"
+    "|\\bn[uú]mero\\s+de\\s+(?:seguimiento|env[ií]o|gu[ií]a|rastreo|rastreamento|rastreio|objeto|"
+    "pedido\\s+de\\s+env[ií]o)"
+    "|\\bc[oó]digo\\s+de\\s+(?:seguimiento|rastreo|rastreamento|rastreio)|\\bn°\\s*de\\s*(?:gu["
+    "ií]a|suivi|colis)"
     "|\\bnum[ée]ro\\s+(?:de\\s+)?(?:suivi|colis|d.envoi|de\\s+l.envoi|d.exp[ée]dition)"
     "|\\bzendingnummer|\\bpakketnummer|\\bverzendnummer|\\bbarcode"
     "|\\bnumer\\s+(?:przesy[lł]ki|paczki|nadania|listu\\s+przewozowego|[śs]ledzenia)"
-    "|\\b(?:paczk[aięą]|przesy[lł]k[aięą])\\s+(?:o\\s+)?(?:numerze|nr\\b\\.?|numer))"
-    "(?:[\\s:#.=_\\-]*(?:(?:is|ist|è|es|est|no|nr|n°|number|numer|numero|número|numéro|id)\\b[\\s:#.=_\\-]*)?"
-    "(?-i:([A-Z0-9]{8,40}))(?![A-Za-z0-9]))?";
+    "|\\b(?:paczk[aięą]|przesy[lł]k[aięą])\\s+(?:o\\s+)?(?:numerze|nr\\b\\.?|numer))";
+
+/* Between a keyword and its number: punctuation and "is", "no.", "number", ... The label
+ * pattern is keyword_regex, then this, then the end of the subject given: it is tried on the
+ * text that ends where a number starts. */
+static const char label_filler[] =
+    "[\\s:#.=_\\-]*(?:(?:is|ist|è|es|est|no|nr|n°|number|numer|numero|número|numéro|id)\\b"
+    "[\\s:#.=_\\-]*)?"
+    "\\z";
 
 /* Tracking links: the number is the value of a tracking parameter (group 1). */
 static const char url_regex[] =
-    "[?&/](?:tracknum|tracknums|tracknumbers|trackingnumbers?|tracking_?numbers?|tracking-?id|trknbr"
+    "[?&/"
+    "](?:tracknum|tracknums|tracknumbers|trackingnumbers?|tracking_?numbers?|tracking-?id|trknbr"
     "|tlabels|awb|parcelnumbers?|parcelno|piececode|idc|searchvalue|searchfor|trackingid|tn"
-    "|inquirynumber|numer|barcode|consignment|sendungsnummer|tracking)=(?-i:([A-Z0-9]{8,40}))(?![A-Za-z0-9])";
+    "|inquirynumber|numer|barcode|consignment|sendungsnummer|tracking)=(?-i:([A-Z0-9]{8,40}))(?![A-"
+    "Za-z0-9])";
 
 static const char amazon_order_regex[] = "(?<![0-9])([0-9]{3}-[0-9]{7}-[0-9]{7})(?![0-9])";
 
@@ -144,14 +190,16 @@ static const char order_regex[] =
 
 /* Labels that make a short bare number something else than a tracking number. */
 static const char negative_regex[] =
-    "(?:order|phone|tel\\b|telefon|fax|call|invoice|account|customer|member|zip|postcode|postal\\s+code"
+    "(?:order|phone|tel\\b|telefon|fax|call|invoice|account|customer|member|zip|postcode|postal\\s+"
+    "code"
     "|bestell|ordine|pedido|commande|bestelling|zam[óo]wieni|infolinia|\\+)";
 
 static const char digest_regex[] = "\\bdaily\\s+digest\\b|\\binformed\\s+delivery\\b";
 
 /* "<parcel> from <merchant>" in the languages above; group 1 is the merchant. */
 #define MERCHANT_END                                                                               \
-    "(?=\\s*[,!:;(]|\\.(?:\\s|$)|\\s*$|\\s+(?:has|have|is|was|were|will|are|arriv|ship|to|on|today"  \
+    "(?=\\s*[,!:;(]|\\.(?:\\s|$)|\\s*$|\\s+(?:has|have|is|was|were|will|are|arriv|ship|to|on|"     \
+    "today"                                                                                        \
     "|tomorrow|zosta|jest|wurde|ist|è|ha|est|a\\s|is\\s|wordt)\\b)"
 #define MERCHANT_NAME "(?-i:([A-Z0-9][^\\n<>\"]{1,60}?))"
 
@@ -168,7 +216,8 @@ static const char *const merchant_regexes[] = {
 
 #define NMERCHANT_RE (sizeof(merchant_regexes) / sizeof(merchant_regexes[0]))
 
-static pcre2_code *label_re, *url_re, *amazon_order_re, *order_re, *negative_re, *digest_re;
+static pcre2_code *keyword_re, *label_end_re, *url_re, *amazon_order_re, *order_re, *negative_re,
+    *digest_re;
 static pcre2_code *carrier_re[NCARRIERS];
 static pcre2_code *merchant_re[NMERCHANT_RE];
 
@@ -184,8 +233,8 @@ static pcre2_code *compile(const char *re)
     if (!code) {
         PCRE2_UCHAR msg[128];
         pcre2_get_error_message(errcode, msg, sizeof(msg));
-        DR_ERROR("shipment", "pattern does not compile", "offset=%zu error=\"%s\"",
-                 (size_t)erroff, (const char *)msg);
+        DR_ERROR("shipment", "pattern does not compile", "offset=%zu error=\"%s\"", (size_t)erroff,
+                 (const char *)msg);
         return NULL;
     }
     (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
@@ -194,13 +243,19 @@ static pcre2_code *compile(const char *re)
 
 int dr__extract_compile(void)
 {
-    label_re = compile(label_regex);
+    char label_end_regex[sizeof(keyword_regex) + sizeof(label_filler)];
+
+    memcpy(label_end_regex, keyword_regex, sizeof(keyword_regex) - 1);
+    memcpy(label_end_regex + sizeof(keyword_regex) - 1, label_filler, sizeof(label_filler));
+    keyword_re = compile(keyword_regex);
+    label_end_re = compile(label_end_regex);
     url_re = compile(url_regex);
     amazon_order_re = compile(amazon_order_regex);
     order_re = compile(order_regex);
     negative_re = compile(negative_regex);
     digest_re = compile(digest_regex);
-    if (!label_re || !url_re || !amazon_order_re || !order_re || !negative_re || !digest_re) {
+    if (!keyword_re || !label_end_re || !url_re || !amazon_order_re || !order_re || !negative_re ||
+        !digest_re) {
         return DR_EINVAL;
     }
     for (size_t i = 0; i < NCARRIERS; i++) {
@@ -220,8 +275,8 @@ int dr__extract_compile(void)
 
 void dr__extract_free(void)
 {
-    pcre2_code **all[] = {&label_re, &url_re, &amazon_order_re, &order_re, &negative_re,
-                          &digest_re};
+    pcre2_code **all[] = {&keyword_re, &label_end_re, &url_re,   &amazon_order_re,
+                          &order_re,   &negative_re,  &digest_re};
 
     for (size_t i = 0; i < DR_ARRAY_LEN(all); i++) {
         pcre2_code_free(*all[i]);
@@ -241,7 +296,7 @@ void dr__extract_free(void)
 
 struct mark {
     size_t pos;
-    int carrier; /* index into carriers[], or -1 for a tracking keyword */
+    int carrier; /* index into carriers[] */
 };
 
 struct ship {
@@ -353,7 +408,12 @@ static const char *carrier_of_domain(const char *domain)
     return NULL;
 }
 
-/* ---- marks: where keywords and carrier names are ------------------------------------------- */
+/* ---- marks: where carrier names are --------------------------------------------------------- */
+
+static int isalnum_ascii(char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z');
+}
 
 static int add_mark(struct ctx *c, size_t pos, int carrier)
 {
@@ -404,9 +464,28 @@ static int keyword_in_link(const struct ctx *c, size_t pos)
     return pos > 0 && strchr("&?/=._-%", c->t[pos - 1]) != NULL;
 }
 
-static int on_keyword(struct ctx *c, PCRE2_SIZE *ov, void *arg)
+/* 1 when a tracking keyword (not part of a link) starts in [lo, hi). */
+static int keyword_in(struct ctx *c, size_t lo, size_t hi)
 {
-    return keyword_in_link(c, ov[0]) ? 1 : add_mark(c, ov[0], -1);
+    while (lo < hi && ((unsigned char)c->t[lo] & 0xC0) == 0x80) {
+        lo++;
+    }
+    while (lo < hi) {
+        PCRE2_SIZE *ov;
+
+        if (pcre2_match(keyword_re, (PCRE2_SPTR)c->t, hi, lo, 0, c->md2, NULL) < 0) {
+            return 0;
+        }
+        ov = pcre2_get_ovector_pointer(c->md2);
+        if (!keyword_in_link(c, ov[0])) {
+            return 1;
+        }
+        lo = ov[0] + 1;
+        while (lo < hi && ((unsigned char)c->t[lo] & 0xC0) == 0x80) {
+            lo++;
+        }
+    }
+    return 0;
 }
 
 static int cmp_mark(const void *a, const void *b)
@@ -415,7 +494,7 @@ static int cmp_mark(const void *a, const void *b)
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-/* 1 when a mark of kind carrier (-1: keyword) lies in [lo, hi]. */
+/* 1 when a mention of carrier lies in [lo, hi]. */
 static int mark_in(const struct ctx *c, int carrier, size_t lo, size_t hi)
 {
     size_t a = 0, b = c->nmarks;
@@ -457,7 +536,7 @@ static int in_url(const struct ctx *c, size_t start)
     return 0;
 }
 
-static int has_context(const struct ctx *c, const struct dr__hit *h)
+static int has_context(struct ctx *c, const struct dr__hit *h)
 {
     const char *carrier = h->m.carrier;
     int ci = carrier_index(carrier);
@@ -467,7 +546,7 @@ static int has_context(const struct ctx *c, const struct dr__hit *h)
         return 1;
     }
     lo = h->start > KEYWORD_BEFORE ? h->start - KEYWORD_BEFORE : 0;
-    if (mark_in(c, -1, lo, h->start)) {
+    if (keyword_in(c, lo, h->start)) {
         return 1;
     }
     lo = h->start > CARRIER_BEFORE ? h->start - CARRIER_BEFORE : 0;
@@ -615,22 +694,14 @@ static int is_order_id(const struct ctx *c, const char *s)
     return 0;
 }
 
-static const int link_param = 1;
-
-/* A number the text labels as a tracking number: group 1 of label_re, or of url_re when arg is
- * &link_param. */
-static int on_label(struct ctx *c, PCRE2_SIZE *ov, void *arg)
+/* Records the number at t[start..start+n) that the text labels as a tracking number. Returns 0
+ * when no more can be taken. */
+static int add_labelled(struct ctx *c, size_t start, size_t n)
 {
     char num[DR_TRACKING_MAX + 1];
-    size_t start, n, digits = 0;
+    size_t digits = 0;
     struct ship s;
 
-    if (pcre2_get_ovector_count(c->md) < 2 || ov[2] == PCRE2_UNSET ||
-        (arg == NULL && keyword_in_link(c, ov[0]))) {
-        return 1;
-    }
-    start = ov[2];
-    n = ov[3] - ov[2];
     if (n > DR_TRACKING_MAX) {
         return 1;
     }
@@ -663,6 +734,51 @@ static int on_label(struct ctx *c, PCRE2_SIZE *ov, void *arg)
     }
     c->ships[c->nships++] = s;
     return 1;
+}
+
+/* Group 1 of url_re: the value of a tracking parameter. */
+static int on_link(struct ctx *c, PCRE2_SIZE *ov, void *arg)
+{
+    if (pcre2_get_ovector_count(c->md) < 2 || ov[2] == PCRE2_UNSET) {
+        return 1;
+    }
+    return add_labelled(c, ov[2], ov[3] - ov[2]);
+}
+
+/* Numbers a keyword labels: every run of 8 to 40 capitals and digits (6 digits or more) right
+ * after a keyword. Looking back from the few such runs is much cheaper than looking for the
+ * keywords everywhere. */
+static void find_labelled(struct ctx *c)
+{
+    size_t p = 0;
+
+    while (p < c->len) {
+        size_t q = p, digits = 0;
+        int plain = 1;
+
+        if (!isalnum_ascii(c->t[p])) {
+            p++;
+            continue;
+        }
+        while (q < c->len && isalnum_ascii(c->t[q])) {
+            plain &= !(c->t[q] >= 'a' && c->t[q] <= 'z');
+            digits += c->t[q] >= '0' && c->t[q] <= '9';
+            q++;
+        }
+        if (plain && digits >= 6 && q - p >= 8 && q - p <= DR_TRACKING_MAX) {
+            size_t lo = p > LABEL_BEFORE ? p - LABEL_BEFORE : 0;
+
+            while (lo < p && ((unsigned char)c->t[lo] & 0xC0) == 0x80) {
+                lo++;
+            }
+            if (pcre2_match(label_end_re, (PCRE2_SPTR)c->t, p, lo, 0, c->md, NULL) >= 0 &&
+                !keyword_in_link(c, pcre2_get_ovector_pointer(c->md)[0]) &&
+                !add_labelled(c, p, q - p)) {
+                return;
+            }
+        }
+        p = q;
+    }
 }
 
 /* ---- order ids and merchant ----------------------------------------------------------------- */
@@ -791,7 +907,8 @@ static cJSON *merchant_of(struct ctx *c, const char *from, const char *domain, i
     return cJSON_CreateString(name);
 }
 
-/* ---- carrier hint ----------------------------------------------------------------------------- */
+/* ---- carrier hint -----------------------------------------------------------------------------
+ */
 
 static const char *hint_of(struct ctx *c, const char *domain)
 {
@@ -891,7 +1008,8 @@ static cJSON *ship_json(const struct ship *s, const char *hint, const char *stat
     return o;
 }
 
-/* ---- status ----------------------------------------------------------------------------------- */
+/* ---- status -----------------------------------------------------------------------------------
+ */
 
 static enum dr_shipment_status overall_status(struct ctx *c)
 {
@@ -954,7 +1072,8 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     if (!out || (!text && len > 0)) {
         return DR_EINVAL;
     }
-    if (len > DR_SHIPMENT_MAX_INPUT || (subject && strnlen(subject, MAX_SUBJECT + 1) > MAX_SUBJECT) ||
+    if (len > DR_SHIPMENT_MAX_INPUT ||
+        (subject && strnlen(subject, MAX_SUBJECT + 1) > MAX_SUBJECT) ||
         (from && strnlen(from, MAX_FROM + 1) > MAX_FROM)) {
         return DR_ETOOBIG;
     }
@@ -984,8 +1103,7 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     c->len = work.len;
     sender_domain(from, domain, sizeof(domain));
 
-    /* where the keywords and carrier names are */
-    each_match(c, label_re, 0, c->len, on_keyword, NULL);
+    /* where the carrier names are */
     for (size_t i = 0; i < NCARRIERS; i++) {
         int k = (int)i;
         each_match(c, carrier_re[i], 0, c->len, on_carrier, &k);
@@ -1002,8 +1120,8 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     }
     c->truncated |= hits.truncated;
     collect_hits(c, &hits);
-    each_match(c, label_re, 0, c->len, on_label, NULL);
-    each_match(c, url_re, 0, c->len, on_label, (void *)&link_param);
+    find_labelled(c);
+    each_match(c, url_re, 0, c->len, on_link, NULL);
     qsort(c->ships, c->nships, sizeof(c->ships[0]), cmp_ship_pos);
 
     if (!c->hint) {

@@ -372,11 +372,11 @@ const char *dr__s10_carrier(const char *cc)
     static const struct {
         const char *cc, *carrier;
     } known[] = {
-        {"AU", "auspost"},     {"CA", "canada_post"},   {"CH", "swiss_post"},
-        {"DE", "deutsche_post"}, {"ES", "correos"},     {"FR", "la_poste"},
-        {"GB", "royal_mail"},  {"IT", "poste_italiane"}, {"NL", "postnl"},
-        {"PL", "poczta_polska"}, {"US", "usps"},        {"BE", "bpost"},
-        {"CN", "china_post"},  {"JP", "japan_post"},    {"IE", "an_post"},
+        {"AU", "auspost"},       {"CA", "canada_post"},    {"CH", "swiss_post"},
+        {"DE", "deutsche_post"}, {"ES", "correos"},        {"FR", "la_poste"},
+        {"GB", "royal_mail"},    {"IT", "poste_italiane"}, {"NL", "postnl"},
+        {"PL", "poczta_polska"}, {"US", "usps"},           {"BE", "bpost"},
+        {"CN", "china_post"},    {"JP", "japan_post"},     {"IE", "an_post"},
     };
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
         if (strcmp(known[i].cc, cc) == 0) {

@@ -35,8 +35,8 @@ static const char *find_ci(const char *h, size_t n, const char *needle)
 
 int dr__looks_html(const char *text, size_t len)
 {
-    static const char *const marks[] = {"<html", "<!doctype", "<body", "<div", "<table",
-                                        "<td", "<p>", "<br", "<span", "<a href"};
+    static const char *const marks[] = {"<html", "<!doctype", "<body", "<div",  "<table",
+                                        "<td",   "<p>",       "<br",   "<span", "<a href"};
     size_t n = len < 8192 ? len : 8192;
 
     for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
@@ -87,10 +87,10 @@ static int decode_entity(const char *s, size_t n, struct dr_buf *out, size_t *us
         const char *name;
         uint32_t cp;
     } named[] = {
-        {"nbsp;", 0xA0}, {"amp;", '&'},     {"lt;", '<'},       {"gt;", '>'},
-        {"quot;", '"'},  {"apos;", '\''},   {"reg;", 0xAE},     {"copy;", 0xA9},
+        {"nbsp;", 0xA0},    {"amp;", '&'},      {"lt;", '<'},       {"gt;", '>'},
+        {"quot;", '"'},     {"apos;", '\''},    {"reg;", 0xAE},     {"copy;", 0xA9},
         {"trade;", 0x2122}, {"ndash;", 0x2013}, {"mdash;", 0x2014}, {"hellip;", 0x2026},
-        {"rsquo;", 0x2019}, {"lsquo;", 0x2018}, {"zwnj;", 0x200C}, {"shy;", 0xAD},
+        {"rsquo;", 0x2019}, {"lsquo;", 0x2018}, {"zwnj;", 0x200C},  {"shy;", 0xAD},
     };
 
     *used = 0;
@@ -179,10 +179,10 @@ static int newline(struct dr_buf *out)
 
 static int is_block(const char *name, size_t n)
 {
-    static const char *const blocks[] = {"br", "p", "div", "tr", "td", "th", "li", "table",
-                                         "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol",
-                                         "hr", "center", "section", "header", "footer", "title",
-                                         "tbody", "blockquote", "pre"};
+    static const char *const blocks[] = {
+        "br",      "p",      "div",    "tr",    "td",    "th",         "li", "table", "h1",
+        "h2",      "h3",     "h4",     "h5",    "h6",    "ul",         "ol", "hr",    "center",
+        "section", "header", "footer", "title", "tbody", "blockquote", "pre"};
     for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) {
         if (strlen(blocks[i]) == n && strncasecmp(blocks[i], name, n) == 0) {
             return 1;
@@ -265,8 +265,9 @@ int dr__html_to_text(const char *html, size_t len, struct dr_buf *out)
             j++;
         }
         name_start = j;
-        while (j < len && ((html[j] >= 'a' && html[j] <= 'z') || (html[j] >= 'A' && html[j] <= 'Z') ||
-                           (html[j] >= '0' && html[j] <= '9'))) {
+        while (j < len &&
+               ((html[j] >= 'a' && html[j] <= 'z') || (html[j] >= 'A' && html[j] <= 'Z') ||
+                (html[j] >= '0' && html[j] <= '9'))) {
             j++;
         }
         name_len = j - name_start;

@@ -5,7 +5,8 @@
  * Every rule has a strength: 3 for wording that settles the status ("has been delivered"),
  * 2 for the usual wording ("on its way"), 1 for hints ("expected delivery"). The strongest rule
  * found wins; between equals, the one earliest in the text (headlines come before footers),
- * then the first in the table.
+ * then the first in the table ("will be delivered today" is out for delivery, not delivered:
+ * that rule comes first and its match starts earlier).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,55 @@ struct rule {
 #define LBL DR_SHIP_LABEL_CREATED
 
 static const struct rule rules[] = {
+    /* out for delivery (before "delivered": "will be delivered today" starts earlier) */
+    {OFD, 3,
+     "\\b(?:out\\s+for\\s+delivery|(?:will|to)\\s+be\\s+delivered\\s+today"
+     "|(?:delivery|arrives?|arriving|coming)\\s+(?:is\\s+)?today|scheduled\\s+for\\s+delivery\\s+"
+     "today"
+     "|delivery\\s+(?:is\\s+)?(?:scheduled\\s+)?(?:for\\s+)?today|arriving\\s+(?:soon\\s+)?today"
+     "|expects?\\s+to\\s+deliver\\s+your\\s+(?:package|parcel|item)\\s+today"
+     "|with\\s+(?:your\\s+|the\\s+)?(?:local\\s+)?(?:\\w+\\s+)?courier(?:\\s+for\\s+delivery)?"
+     "|driver\\s+is\\s+(?:arriving|on\\s+(?:the|their)\\s+way)|on\\s+(?:the\\s+)?vehicle\\s+for\\s+"
+     "delivery"
+     "|in\\s+zustellung|wird\\s+(?:ihnen\\s+)?heute\\s+zugestellt|kommt\\s+heute|heute\\s+"
+     "zugestellt"
+     "|zustellung\\s+heute|in\\s+der\\s+zustellung"
+     "|in\\s+consegna|(?:sar[àa]|verr[àa])\\s+consegnat[oa]\\s+oggi|consegna\\s+(?:prevista\\s+)?"
+     "oggi"
+     "|en\\s+reparto|sali[óo]\\s+(?:a|para)\\s+(?:reparto|entrega)|(?:se\\s+entregar[áa]|ser[áa]"
+     "\\s+entregad[oa])\\s+hoy"
+     "|su\\s+entrega\\s+se\\s+realizar[áa]\\s+hoy|en\\s+ruta\\s+de\\s+entrega|llega\\s+hoy"
+     "|en\\s+cours\\s+de\\s+livraison|sera\\s+livr[ée]e?\\s+aujourd|livraison\\s+(?:pr[ée]vue\\s+)?"
+     "aujourd"
+     "|wordt\\s+vandaag\\s+bezorgd|we\\s+staan\\s+vanda(?:ag|vond)|vandaag\\s+bezorgd|bezorger\\s+"
+     "is\\s+onderweg"
+     "|wydan[aey]\\s+do\\s+dor[ęe]czenia|przekazan[aey]\\s+(?:kurierowi\\s+)?do\\s+dor[ęe]czenia"
+     "|dzi[śs]\\s+dor[ęe]czamy|(?:zostanie|b[ęe]dzie)\\s+(?:dzi[śs]|dzisiaj)(?:\\s+do\\s+pa[ńn]"
+     "stwa)?\\s+dor[ęe]czon"
+     "|kurier\\s+(?:jest\\s+w\\s+drodze|dor[ęe]czy)|prawie\\s+u\\s+ciebie|u\\s+kuriera"
+     "|saiu\\s+para\\s+(?:a\\s+)?entrega|em\\s+rota\\s+de\\s+entrega)"},
+
+    /* delivered, including "waiting at the pickup point / locker" */
+    {DLV, 3,
+     "\\b(?:(?:has|have|had)\\s+been\\s+(?:successfully\\s+)?delivered|(?:was|were|is)\\s+(?:"
+     "successfully\\s+)?delivered"
+     "|successfully\\s+delivered|we\\s+(?:have\\s+)?delivered|delivered\\s*:"
+     "|(?:package|parcel|item|shipment|order)\\s+delivered|delivery\\s+(?:confirmation|complete[d]?"
+     ")"
+     "|(?:ready|available)\\s+for\\s+(?:pick\\s*-?\\s*up|collection)|(?:wurde|ist)\\s+(?:"
+     "erfolgreich\\s+)?zugestellt"
+     "|zugestellt\\s*(?::|am\\b)|ist\\s+angekommen|geliefert\\s*:|wurde\\s+geliefert"
+     "|(?:abholbereit|liegt\\s+zur\\s+abholung)"
+     "|consegna\\s+effettuata|(?:è|e'|e)\\s+stat[oa]\\s+consegnat[oa]|pronto\\s+per\\s+il\\s+ritiro"
+     "|(?:ha\\s+sido|fue)\\s+entregad[oa]|entrega\\s+realizada|listo\\s+para\\s+(?:recoger|"
+     "recogida)"
+     "|(?:a\\s+[ée]t[ée]|est)\\s+livr[ée]e?|colis\\s+livr[ée]|disponible\\s+en\\s+point\\s+relais"
+     "|(?:is|werd)\\s+bezorgd|ligt\\s+klaar"
+     "|dor[ęe]czon[aoy]|dostarczon[aoy]|dostarczono\\s*:|odebran[aoy]|potwierdzenie\\s+odbioru"
+     "|umieszczon[aoy]\\s+w\\s+paczkomacie|czeka\\s+(?:na\\s+ciebie\\s+)?w\\s+paczkomacie|gotow["
+     "aey]\\s+do\\s+odbioru"
+     "|(?:foi\\s+)?entregue\\b)"},
+
     /* returned */
     {RET, 3,
      "\\b(?:return(?:ed|ing)?\\s+to\\s+(?:the\\s+)?(?:sender|shipper|seller|merchant|origin)"
@@ -55,58 +105,28 @@ static const struct rule rules[] = {
      "|verz[öo]ger(?:t|ung)|wir\\s+haben\\s+sie\\s+nicht\\s+angetroffen"
      "|mancata\\s+consegna|consegna\\s+non\\s+riuscita|in\\s+ritardo|ritardo\\s+nella\\s+consegna"
      "|tentativo\\s+di\\s+consegna|giacenza"
-     "|entrega\\s+fallida|intento\\s+de\\s+entrega|incidencia|retrasad[oa]|no\\s+se\\s+pudo\\s+entregar"
+     "|entrega\\s+fallida|intento\\s+de\\s+entrega|incidencia|retrasad[oa]|no\\s+se\\s+pudo\\s+"
+     "entregar"
      "|[ée]chec\\s+de\\s+(?:la\\s+)?livraison|tentative\\s+de\\s+livraison|retard(?:é|ée)?\\s"
      "|niet\\s+(?:kunnen\\s+)?bezorgd|bezorgpoging|vertraagd|vertraging"
      "|nieudan[aey]\\s+(?:pr[óo]b[aey]\\s+)?dor[ęe]czeni|awizo|op[óo][źz]nien"
      "|problem\\s+z\\s+dor[ęe]czeniem|nie\\s+uda[łl]o\\s+si[ęe]\\s+dor[ęe]czy[ćc]"
      "|tentativa\\s+de\\s+entrega|atrasad[oa])"},
 
-    /* out for delivery (before "delivered": "will be delivered today" starts earlier) */
-    {OFD, 3,
-     "\\b(?:out\\s+for\\s+delivery|(?:will|to)\\s+be\\s+delivered\\s+today"
-     "|(?:delivery|arrives?|arriving|coming)\\s+(?:is\\s+)?today|scheduled\\s+for\\s+delivery\\s+today"
-     "|delivery\\s+(?:is\\s+)?(?:scheduled\\s+)?(?:for\\s+)?today|arriving\\s+(?:soon\\s+)?today"
-     "|expects?\\s+to\\s+deliver\\s+your\\s+(?:package|parcel|item)\\s+today"
-     "|with\\s+(?:your\\s+|the\\s+)?(?:local\\s+)?(?:\\w+\\s+)?courier(?:\\s+for\\s+delivery)?"
-     "|driver\\s+is\\s+(?:arriving|on\\s+(?:the|their)\\s+way)|on\\s+(?:the\\s+)?vehicle\\s+for\\s+delivery"
-     "|in\\s+zustellung|wird\\s+(?:ihnen\\s+)?heute\\s+zugestellt|kommt\\s+heute|heute\\s+zugestellt"
-     "|zustellung\\s+heute|in\\s+der\\s+zustellung"
-     "|in\\s+consegna|(?:sar[àa]|verr[àa])\\s+consegnat[oa]\\s+oggi|consegna\\s+(?:prevista\\s+)?oggi"
-     "|en\\s+reparto|sali[óo]\\s+(?:a|para)\\s+(?:reparto|entrega)|(?:se\\s+entregar[áa]|ser[áa]\\s+entregad[oa])\\s+hoy"
-     "|su\\s+entrega\\s+se\\s+realizar[áa]\\s+hoy|en\\s+ruta\\s+de\\s+entrega|llega\\s+hoy"
-     "|en\\s+cours\\s+de\\s+livraison|sera\\s+livr[ée]e?\\s+aujourd|livraison\\s+(?:pr[ée]vue\\s+)?aujourd"
-     "|wordt\\s+vandaag\\s+bezorgd|we\\s+staan\\s+vanda(?:ag|vond)|vandaag\\s+bezorgd|bezorger\\s+is\\s+onderweg"
-     "|wydan[aey]\\s+do\\s+dor[ęe]czenia|przekazan[aey]\\s+(?:kurierowi\\s+)?do\\s+dor[ęe]czenia"
-     "|dzi[śs]\\s+dor[ęe]czamy|(?:zostanie|b[ęe]dzie)\\s+(?:dzi[śs]|dzisiaj)(?:\\s+do\\s+pa[ńn]stwa)?\\s+dor[ęe]czon"
-     "|kurier\\s+(?:jest\\s+w\\s+drodze|dor[ęe]czy)|prawie\\s+u\\s+ciebie|u\\s+kuriera"
-     "|saiu\\s+para\\s+(?:a\\s+)?entrega|em\\s+rota\\s+de\\s+entrega)"},
-
-    /* delivered, including "waiting at the pickup point / locker" */
-    {DLV, 3,
-     "\\b(?:(?:has|have|had)\\s+been\\s+(?:successfully\\s+)?delivered|(?:was|were|is)\\s+(?:successfully\\s+)?delivered"
-     "|successfully\\s+delivered|we\\s+(?:have\\s+)?delivered|delivered\\s*:"
-     "|(?:package|parcel|item|shipment|order)\\s+delivered|delivery\\s+(?:confirmation|complete[d]?)"
-     "|(?:ready|available)\\s+for\\s+(?:pick\\s*-?\\s*up|collection)|(?:wurde|ist)\\s+(?:erfolgreich\\s+)?zugestellt"
-     "|zugestellt\\s*(?::|am\\b)|ist\\s+angekommen|geliefert\\s*:|wurde\\s+geliefert"
-     "|(?:abholbereit|liegt\\s+zur\\s+abholung)"
-     "|consegna\\s+effettuata|(?:è|e'|e)\\s+stat[oa]\\s+consegnat[oa]|pronto\\s+per\\s+il\\s+ritiro"
-     "|(?:ha\\s+sido|fue)\\s+entregad[oa]|entrega\\s+realizada|listo\\s+para\\s+(?:recoger|recogida)"
-     "|(?:a\\s+[ée]t[ée]|est)\\s+livr[ée]e?|colis\\s+livr[ée]|disponible\\s+en\\s+point\\s+relais"
-     "|(?:is|werd)\\s+bezorgd|ligt\\s+klaar"
-     "|dor[ęe]czon[aoy]|dostarczon[aoy]|dostarczono\\s*:|odebran[aoy]|potwierdzenie\\s+odbioru"
-     "|umieszczon[aoy]\\s+w\\s+paczkomacie|czeka\\s+(?:na\\s+ciebie\\s+)?w\\s+paczkomacie|gotow[aey]\\s+do\\s+odbioru"
-     "|(?:foi\\s+)?entregue\\b)"},
-
     /* in transit */
     {TRN, 2,
      "\\b(?:(?:has|have|was|were)\\s+(?:been\\s+)?shipped|shipped\\s*:|in\\s+transit"
-     "|on\\s+(?:its|the|their)\\s+way|(?:has|have|was|were)\\s+(?:been\\s+)?dispatched|dispatched\\s*:"
+     "|on\\s+(?:its|the|their)\\s+way|(?:has|have|was|were)\\s+(?:been\\s+)?dispatched|"
+     "dispatched\\s*:"
      "|(?:departed|left)\\s+(?:(?:a|the|our)\\s+)?(?:\\w+\\s+){0,2}(?:facility|hub|depot|warehouse)"
-     "|arrived\\s+at\\s+(?:(?:a|the|our)\\s+)?(?:\\w+\\s+){0,2}(?:facility|hub|depot|sort)|(?:has\\s+been\\s+)?picked\\s+up"
-     "|(?:will|should)\\s+(?:arrive|be\\s+delivered)|is\\s+coming|accepted\\s+at|shipping\\s+confirmation|shipment\\s+confirmation"
-     "|unterwegs|(?:wurde|ist)\\s+(?:versandt|verschickt|versendet)|auf\\s+dem\\s+weg|versandbest[äa]tigung"
-     "|im\\s+(?:paket|start|ziel)zentrum|(?:è\\s+stat[oa]\\s+)?spedit[oa]\\b|in\\s+transito|in\\s+viaggio|arriver[àa]"
+     "|arrived\\s+at\\s+(?:(?:a|the|our)\\s+)?(?:\\w+\\s+){0,2}(?:facility|hub|depot|sort)|(?:"
+     "has\\s+been\\s+)?picked\\s+up"
+     "|(?:will|should)\\s+(?:arrive|be\\s+delivered)|is\\s+coming|accepted\\s+at|shipping\\s+"
+     "confirmation|shipment\\s+confirmation"
+     "|unterwegs|(?:wurde|ist)\\s+(?:versandt|verschickt|versendet)|auf\\s+dem\\s+weg|versandbest["
+     "äa]tigung"
+     "|im\\s+(?:paket|start|ziel)zentrum|(?:è\\s+stat[oa]\\s+)?spedit[oa]\\b|in\\s+transito|in\\s+"
+     "viaggio|arriver[àa]"
      "|(?:ha\\s+sido\\s+)?enviad[oa]\\b|en\\s+tr[áa]nsito|en\\s+camino|llegar[áa]"
      "|exp[ée]di[ée]e?\\b|en\\s+transit|en\\s+route|en\\s+cours\\s+d.acheminement|arrivera"
      "|verzonden|onderweg|is\\s+verstuurd"
@@ -119,7 +139,8 @@ static const struct rule rules[] = {
      "|(?:shipment|shipping|order)\\s+information\\s+(?:received|sent)|pre-?shipment"
      "|electronic\\s+(?:shipping\\s+)?(?:info|notification)\\s+received|ready\\s+to\\s+ship"
      "|awaiting\\s+(?:item|collection|pick\\s*-?up\\s+by\\s+carrier)"
-     "|sendungsdaten\\s+(?:wurden\\s+)?(?:elektronisch\\s+)?[üu]bermittelt|versandetikett\\s+(?:wurde\\s+)?erstellt"
+     "|sendungsdaten\\s+(?:wurden\\s+)?(?:elektronisch\\s+)?[üu]bermittelt|versandetikett\\s+(?:"
+     "wurde\\s+)?erstellt"
      "|etichetta\\s+(?:di\\s+spedizione\\s+)?creata|in\\s+attesa\\s+di\\s+ritiro"
      "|etiqueta\\s+(?:de\\s+env[íi]o\\s+)?creada|pendiente\\s+de\\s+recogida"
      "|[ée]tiquette\\s+(?:d.exp[ée]dition\\s+)?cr[ée]{2}e|colis\\s+en\\s+pr[ée]paration"
@@ -137,6 +158,8 @@ static const struct rule rules[] = {
 };
 
 #define NRULES (sizeof(rules) / sizeof(rules[0]))
+/* Longer than any phrase above. */
+#define MAX_PHRASE 160
 
 static pcre2_code *codes[NRULES];
 static pcre2_code *compile_one(const char *re)
@@ -187,12 +210,16 @@ enum dr_shipment_status dr__status_scan(const char *text, size_t len, pcre2_matc
     size_t best_pos = 0;
 
     for (size_t i = 0; i < NRULES; i++) {
-        size_t pos;
+        size_t pos, limit = len;
 
         if (rules[i].strength < best_strength) {
             continue;
         }
-        if (pcre2_match(codes[i], (PCRE2_SPTR)text, len, 0, 0, md, NULL) < 0) {
+        /* an equal rule must start before the best so far: no need to read far past it */
+        if (rules[i].strength == best_strength && best_strength && best_pos + MAX_PHRASE < len) {
+            limit = best_pos + MAX_PHRASE;
+        }
+        if (pcre2_match(codes[i], (PCRE2_SPTR)text, limit, 0, 0, md, NULL) < 0) {
             continue;
         }
         pos = pcre2_get_ovector_pointer(md)[0];
@@ -209,12 +236,9 @@ enum dr_shipment_status dr__status_scan(const char *text, size_t len, pcre2_matc
 }
 
 static const char *const names[] = {
-    [DR_SHIP_UNKNOWN] = "unknown",
-    [DR_SHIP_LABEL_CREATED] = "label_created",
-    [DR_SHIP_IN_TRANSIT] = "in_transit",
-    [DR_SHIP_OUT_FOR_DELIVERY] = "out_for_delivery",
-    [DR_SHIP_DELIVERED] = "delivered",
-    [DR_SHIP_EXCEPTION] = "exception",
+    [DR_SHIP_UNKNOWN] = "unknown",       [DR_SHIP_LABEL_CREATED] = "label_created",
+    [DR_SHIP_IN_TRANSIT] = "in_transit", [DR_SHIP_OUT_FOR_DELIVERY] = "out_for_delivery",
+    [DR_SHIP_DELIVERED] = "delivered",   [DR_SHIP_EXCEPTION] = "exception",
     [DR_SHIP_RETURNED] = "returned",
 };
 

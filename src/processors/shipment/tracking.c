@@ -26,6 +26,7 @@
 struct compiled {
     pcre2_code *code;
     int serial, check, country; /* group numbers, or -1 */
+    uint32_t minlen;            /* shorter numbers cannot match */
 };
 
 static struct compiled formats_re[64];
@@ -71,6 +72,9 @@ static int compile_formats(void)
         formats_re[i].serial = group(code, "SerialNumber");
         formats_re[i].check = group(code, "CheckDigit");
         formats_re[i].country = group(code, "CountryCode");
+        if (pcre2_pattern_info(code, PCRE2_INFO_MINLENGTH, &formats_re[i].minlen) != 0) {
+            formats_re[i].minlen = 0;
+        }
     }
     return DR_OK;
 }
@@ -118,11 +122,6 @@ void dr_shipment_cleanup(void)
 int dr__shipment_ready(void)
 {
     return dr_shipment_init();
-}
-
-pcre2_code *dr__format_code(size_t i)
-{
-    return formats_re[i].code;
 }
 
 pcre2_match_data *dr__match_data(void)
@@ -200,7 +199,7 @@ size_t dr__validate_compact(const char *s, size_t n, pcre2_match_data *md,
         const char *opname = NULL;
         char cc[3] = "";
 
-        if (pcre2_match(c->code, (PCRE2_SPTR)s, n, 0, 0, md, NULL) < 0) {
+        if (n < c->minlen || pcre2_match(c->code, (PCRE2_SPTR)s, n, 0, 0, md, NULL) < 0) {
             continue;
         }
         if (!group_span(md, c->serial, &sstart, &slen)) {
@@ -420,8 +419,8 @@ static int scan_from(const char *t, size_t len, size_t p, pcre2_match_data *md,
             hits->budget--;
             k = dr__validate_compact(compact, n, md, m, idx, DR_ARRAY_LEN(m));
             for (size_t j = 0; j < k; j++) {
-                struct dr__hit h = {.start = p, .end = e, .single_token = tokens == 1,
-                                    .format = idx[j], .m = m[j]};
+                struct dr__hit h = {
+                    .start = p, .end = e, .single_token = tokens == 1, .format = idx[j], .m = m[j]};
                 int err = push_hit(hits, &h);
                 if (err) {
                     return err;

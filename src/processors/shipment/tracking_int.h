@@ -85,7 +85,6 @@ const char *dr__s10_carrier(const char *cc);
 
 /* Runs dr_shipment_init() once; DR_OK when the patterns are ready. */
 int dr__shipment_ready(void);
-pcre2_code *dr__format_code(size_t i);
 
 /* Match data big enough for every pattern of this module. NULL on OOM. */
 pcre2_match_data *dr__match_data(void);
@@ -106,7 +105,7 @@ struct dr__hit {
 struct dr__hits {
     struct dr__hit *v;
     size_t n, cap, max;
-    size_t budget;  /* pattern attempts left; 0 means the scan stopped early */
+    size_t budget; /* pattern attempts left; 0 means the scan stopped early */
     int truncated;
 };
 

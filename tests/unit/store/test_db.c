@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include "dr/db.h"
 #include "dr/err.h"
@@ -98,9 +99,9 @@ static void get_row(struct dr_db *db, int64_t id, struct rowcopy *r)
     struct dr_db_val p = DR_DB_INTV(id);
 
     memset(r, 0, sizeof(*r));
-    assert_int_equal(dr_db_exec(db, "SELECT id, i, s, b, n FROM t WHERE id = $1", &p, 1, copy_row,
-                                r, NULL),
-                     DR_OK);
+    assert_int_equal(
+        dr_db_exec(db, "SELECT id, i, s, b, n FROM t WHERE id = $1", &p, 1, copy_row, r, NULL),
+        DR_OK);
 }
 
 static void insert(struct dr_db *db, int64_t id, struct dr_db_val i, struct dr_db_val s,
@@ -109,8 +110,8 @@ static void insert(struct dr_db *db, int64_t id, struct dr_db_val i, struct dr_d
     struct dr_db_val p[5] = {DR_DB_INTV(id), i, s, b, n};
     int64_t changes = -1;
 
-    assert_int_equal(dr_db_exec(db, "INSERT INTO t (id, i, s, b, n) VALUES ($1, $2, $3, $4, $5)",
-                                p, 5, NULL, NULL, &changes),
+    assert_int_equal(dr_db_exec(db, "INSERT INTO t (id, i, s, b, n) VALUES ($1, $2, $3, $4, $5)", p,
+                                5, NULL, NULL, &changes),
                      DR_OK);
     assert_int_equal(changes, 1);
 }
@@ -227,9 +228,8 @@ static void callback_stop_and_changes(void **state)
     assert_int_equal(
         dr_db_exec(db, "SELECT id FROM t ORDER BY id", NULL, 0, stop_after_two, &n, &changes), 77);
     assert_int_equal(n, 2);
-    assert_int_equal(dr_db_exec(db, "UPDATE t SET s = 'y' WHERE i = 1", NULL, 0, NULL, NULL,
-                                &changes),
-                     DR_OK);
+    assert_int_equal(
+        dr_db_exec(db, "UPDATE t SET s = 'y' WHERE i = 1", NULL, 0, NULL, NULL, &changes), DR_OK);
     assert_int_equal(changes, 3);
     assert_int_equal(dr_db_exec(db, "SELECT id FROM t", NULL, 0, NULL, NULL, &changes), DR_OK);
     assert_int_equal(changes, 0);
@@ -245,8 +245,8 @@ static void unique_violation_is_eexist(void **state)
 
     make_table(db);
     insert(db, 1, DR_DB_NULLV, DR_DB_NULLV, DR_DB_NULLV, DR_DB_NULLV);
-    assert_int_equal(dr_db_exec(db, "INSERT INTO t (id, i, s, b, n) VALUES ($1, $2, $3, $4, $5)",
-                                p, 5, NULL, NULL, NULL),
+    assert_int_equal(dr_db_exec(db, "INSERT INTO t (id, i, s, b, n) VALUES ($1, $2, $3, $4, $5)", p,
+                                5, NULL, NULL, NULL),
                      DR_EEXIST);
 }
 
@@ -290,9 +290,8 @@ static void tx_commit_rollback_poison(void **state)
     /* a callback's stop value is not a failure */
     int n = 0;
     assert_int_equal(dr_db_begin(db, &tx), DR_OK);
-    assert_int_equal(dr_db_tx_exec(tx, "SELECT 1 UNION ALL SELECT 2", NULL, 0, stop_after_two, &n,
-                                   NULL),
-                     77);
+    assert_int_equal(
+        dr_db_tx_exec(tx, "SELECT 1 UNION ALL SELECT 2", NULL, 0, stop_after_two, &n, NULL), 77);
     p[0] = DR_DB_INTV(5);
     assert_int_equal(dr_db_tx_exec(tx, ins, p, 5, NULL, NULL, NULL), DR_OK);
     assert_int_equal(dr_db_commit(tx), DR_OK);
@@ -318,9 +317,8 @@ static void migrations_idempotent(void **state)
     struct dr_db_migration bad[2] = {mig_v1v2[1], mig_v1v2[0]};
 
     assert_int_equal(dr_db_migrate(db, mig_v1v2, 2), DR_OK);
-    assert_int_equal(dr_db_exec(db, "INSERT INTO m1 (id, v) VALUES (1, $1)", &v, 1, NULL, NULL,
-                                NULL),
-                     DR_OK);
+    assert_int_equal(
+        dr_db_exec(db, "INSERT INTO m1 (id, v) VALUES (1, $1)", &v, 1, NULL, NULL, NULL), DR_OK);
     assert_int_equal(dr_db_migrate(db, mig_v1v2, 2), DR_OK);
     assert_int_equal(count_rows(db, "SELECT COUNT(*) FROM schema_migrations"), 2);
 
@@ -435,9 +433,8 @@ static void sqlite_pragmas_and_urls(void **state)
     assert_string_equal(mode, "wal");
     /* strpos, registered for shared substring SQL */
     r.n = 0;
-    assert_int_equal(dr_db_exec(db, "SELECT strpos('aé_%xb', '_%x')", NULL, 0, collect_int, &r,
-                                NULL),
-                     DR_OK);
+    assert_int_equal(
+        dr_db_exec(db, "SELECT strpos('aé_%xb', '_%x')", NULL, 0, collect_int, &r, NULL), DR_OK);
     assert_int_equal(r.v[0], 3);
 
     assert_int_equal(dr_db_open(":memory:", 0, &mem), DR_OK);
@@ -466,6 +463,46 @@ static void sqlite_pragmas_and_urls(void **state)
     assert_int_equal(dr_db_open(NULL, 0, &other), DR_EINVAL);
 }
 
+/* Commits never checkpoint themselves: the background checkpointer must copy the WAL into the
+ * database file once it passes its threshold, while the writer goes on. */
+static void sqlite_background_checkpoint(void **state)
+{
+    struct fx *f = *state;
+    struct dr_db *db = f->obj;
+    static unsigned char blob[4096];
+    char path[PATH_MAX + 32];
+    struct stat sb;
+    off_t before;
+
+    make_table(db);
+    snprintf(path, sizeof(path), "%s/test.db", f->dir);
+    assert_int_equal(stat(path, &sb), 0);
+    before = sb.st_size;
+    for (int batch = 0; batch < 3; batch++) {
+        struct dr_db_tx *tx = NULL;
+        assert_int_equal(dr_db_begin(db, &tx), DR_OK);
+        for (int i = 0; i < 500; i++) {
+            struct dr_db_val p[5] = {DR_DB_INTV(batch * 1000 + i), DR_DB_NULLV, DR_DB_NULLV,
+                                     DR_DB_BLOBV(blob, sizeof(blob)), DR_DB_NULLV};
+            assert_int_equal(dr_db_tx_exec(tx,
+                                           "INSERT INTO t (id, i, s, b, n) "
+                                           "VALUES ($1, $2, $3, $4, $5)",
+                                           p, 5, NULL, NULL, NULL),
+                             DR_OK);
+        }
+        assert_int_equal(dr_db_commit(tx), DR_OK);
+    }
+    for (int waited = 0; waited < 100; waited++) {
+        assert_int_equal(stat(path, &sb), 0);
+        if (sb.st_size > before + 4 * 1024 * 1024) {
+            break;
+        }
+        usleep(50 * 1000);
+    }
+    assert_true(sb.st_size > before + 4 * 1024 * 1024);
+    assert_int_equal(count_rows(db, "SELECT COUNT(*) FROM t"), 1500);
+}
+
 static int get_pid(void *ctx, const struct dr_db_row *row)
 {
     *(int64_t *)ctx = dr_db_row_int(row, 0);
@@ -485,8 +522,8 @@ static void pg_reconnects(void **state)
                      DR_OK);
     assert_true(pid > 0);
     p = DR_DB_INTV(pid);
-    assert_int_equal(dr_db_exec(admin, "SELECT pg_terminate_backend(CAST($1 AS INTEGER), 5000)",
-                                &p, 1, collect_int, &r, NULL),
+    assert_int_equal(dr_db_exec(admin, "SELECT pg_terminate_backend(CAST($1 AS INTEGER), 5000)", &p,
+                                1, collect_int, &r, NULL),
                      DR_OK);
     assert_int_equal(r.v[0], 1);
     /* the statement that finds the connection dead reports it; the next one reconnects */
@@ -554,7 +591,8 @@ int main(void)
     const struct CMUnitTest common[] = {
         cmocka_unit_test(password_never_logged),
     };
-    const struct CMUnitTest lite[] = {DB_TESTS(ON_SQLITE) ON_SQLITE(sqlite_pragmas_and_urls)};
+    const struct CMUnitTest lite[] = {DB_TESTS(ON_SQLITE) ON_SQLITE(sqlite_pragmas_and_urls)
+                                          ON_SQLITE(sqlite_background_checkpoint)};
     const struct CMUnitTest pg[] = {DB_TESTS(ON_PG) ON_PG(pg_reconnects)};
     int failed = 0;
 

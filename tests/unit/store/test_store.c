@@ -160,7 +160,7 @@ static void duplicate_message_id_skipped(void **state)
         const char *want = out[i].id == many[0].id   ? "x"
                            : out[i].id == many[1].id ? "y"
                            : out[i].id == many[4].id ? "z"
-                           : NULL;
+                                                     : NULL;
         if (want) {
             assert_string_equal(out[i].message_id, want);
         }
@@ -341,9 +341,13 @@ static void apply_is_atomic(void **state)
     struct dr_qupdate up = {.id = seed[1].id, .attempts = 9, .last_error = "changed"};
     const char *keys[1] = {"a-key"};
     struct dr_dead_letter dead[2] = {
-        {.message_id = (char *)"a-1", .topic = (char *)"t", .reason = (char *)"rejected",
+        {.message_id = (char *)"a-1",
+         .topic = (char *)"t",
+         .reason = (char *)"rejected",
          .message_json = (char *)"{}"},
-        {.message_id = (char *)"a-2", .topic = (char *)"t", .reason = (char *)"boom",
+        {.message_id = (char *)"a-2",
+         .topic = (char *)"t",
+         .reason = (char *)"boom",
          .message_json = (char *)"{}"},
     };
     struct dr_qbatch b = {.inserts = in,
@@ -465,8 +469,7 @@ static void dlq_put_get_delete(void **state)
     assert_int_equal(dlq_count(st), 0);
 }
 
-static size_t list_ids(struct dr_store *st, const struct dr_dlq_filter *f, int64_t *ids,
-                       size_t max)
+static size_t list_ids(struct dr_store *st, const struct dr_dlq_filter *f, int64_t *ids, size_t max)
 {
     struct dr_dead_letter *out = NULL;
     size_t n = 0;
@@ -526,8 +529,11 @@ static void dlq_filters(void **state)
     f = (struct dr_dlq_filter){.until_ms = 2000};
     assert_int_equal(list_ids(st, &f, ids, 16), 1);
     /* combined */
-    f = (struct dr_dlq_filter){.topic = "email-backfill", .reason = "rejected",
-                               .processor = "email", .since_ms = 1500, .error = "mime"};
+    f = (struct dr_dlq_filter){.topic = "email-backfill",
+                               .reason = "rejected",
+                               .processor = "email",
+                               .since_ms = 1500,
+                               .error = "mime"};
     assert_int_equal(list_ids(st, &f, ids, 16), 1);
     assert_int_equal(ids[0], d[5].id);
     f = (struct dr_dlq_filter){.topic = "nope"};
@@ -554,7 +560,7 @@ static void dlq_limit_count_purge(void **state)
     struct dr_store *st = fx_store(state);
     enum { N = 1005 };
     struct dr_dead_letter *d = dr_xcalloc(N, sizeof(*d));
-    char (*mids)[16] = dr_xcalloc(N, sizeof(*mids));
+    char(*mids)[16] = dr_xcalloc(N, sizeof(*mids));
     struct dr_qbatch b = {.dead = d, .ndead = N};
     struct dr_dead_letter *out = NULL;
     struct dr_dlq_filter f = {0};
@@ -591,8 +597,8 @@ static void reopen_keeps_data(void **state)
     struct dr_qmsg in[2] = {qmsg("r-1"), qmsg("r-2")};
     struct dr_dead_letter d = dl("r-dead", "t", "p", "rejected", "e", 7);
     const char *keys[1] = {"r-key"};
-    struct dr_qbatch b = {.inserts = in, .ninserts = 2, .dead = &d, .ndead = 1,
-                          .dedup_keys = keys, .ndedup = 1};
+    struct dr_qbatch b = {
+        .inserts = in, .ninserts = 2, .dead = &d, .ndead = 1, .dedup_keys = keys, .ndedup = 1};
     struct dr_qmsg *out = NULL;
     size_t n = 0;
     int seen = 0;
@@ -610,8 +616,7 @@ static void reopen_keeps_data(void **state)
     assert_int_equal(dr_store_dedup_seen(f->obj, "r-key", 0, &seen), DR_OK);
     assert_int_equal(seen, 1);
     assert_int_equal(dlq_count(f->obj), 1);
-    assert_int_equal(count_rows(dr_store_db(f->obj), "SELECT COUNT(*) FROM schema_migrations"),
-                     1);
+    assert_int_equal(count_rows(dr_store_db(f->obj), "SELECT COUNT(*) FROM schema_migrations"), 1);
 }
 
 struct worker {
@@ -645,8 +650,12 @@ static void *writer(void *arg)
             w->errors += in[i].id <= 0;
         }
         struct dr_dead_letter d = dl(mids[0], "t", "p", "rejected", "e", 1);
-        struct dr_qbatch done = {.deletes = dels, .ndeletes = 5, .dedup_keys = keys, .ndedup = 5,
-                                 .dead = &d, .ndead = k % 10 == 0};
+        struct dr_qbatch done = {.deletes = dels,
+                                 .ndeletes = 5,
+                                 .dedup_keys = keys,
+                                 .ndedup = 5,
+                                 .dead = &d,
+                                 .ndead = k % 10 == 0};
         if (dr_store_apply(w->st, &done)) {
             w->errors++;
         }

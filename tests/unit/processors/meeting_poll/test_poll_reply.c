@@ -21,14 +21,19 @@
 
 /* Mon 2 Mar 10:00, Tue 3 Mar 15:00, Wed 4 Mar 09:30, Fri 6 Mar 16:00 (UTC+1). */
 static const char poll_json[] =
-    "{\"type\":\"poll_created\",\"poll_id\":\"p-42\",\"organizer_user_id\":\"u1\",\"org_id\":\"o1\","
+    "{\"type\":\"poll_created\",\"poll_id\":\"p-42\",\"organizer_user_id\":\"u1\",\"org_id\":"
+    "\"o1\","
     "\"title\":\"Planning meeting\",\"slots\":["
-    "{\"slot_id\":\"a\",\"start\":\"2026-03-02T10:00:00+01:00\",\"end\":\"2026-03-02T11:00:00+01:00\","
+    "{\"slot_id\":\"a\",\"start\":\"2026-03-02T10:00:00+01:00\",\"end\":\"2026-03-02T11:00:00+01:"
+    "00\","
     "\"label\":\"Mon 2 Mar, 10:00\"},"
-    "{\"slot_id\":\"b\",\"start\":\"2026-03-03T15:00:00+01:00\",\"end\":\"2026-03-03T16:00:00+01:00\","
+    "{\"slot_id\":\"b\",\"start\":\"2026-03-03T15:00:00+01:00\",\"end\":\"2026-03-03T16:00:00+01:"
+    "00\","
     "\"label\":\"Tue 3 Mar, 15:00\"},"
-    "{\"slot_id\":\"c\",\"start\":\"2026-03-04T09:30:00+01:00\",\"end\":\"2026-03-04T10:30:00+01:00\"},"
-    "{\"slot_id\":\"d\",\"start\":\"2026-03-06T16:00:00+01:00\",\"end\":\"2026-03-06T17:00:00+01:00\","
+    "{\"slot_id\":\"c\",\"start\":\"2026-03-04T09:30:00+01:00\",\"end\":\"2026-03-04T10:30:00+01:"
+    "00\"},"
+    "{\"slot_id\":\"d\",\"start\":\"2026-03-06T16:00:00+01:00\",\"end\":\"2026-03-06T17:00:00+01:"
+    "00\","
     "\"label\":\"Friday afternoon\"}],"
     "\"participants\":[{\"email\":\"Kim.Lee@Example.com\",\"name\":\"Kim\"},"
     "{\"email\":\"sam@example.org\"}],\"message_id\":\"<poll-42@example.com>\","
@@ -40,7 +45,7 @@ static const char single_json[] =
 
 #define QUOTE_GMAIL                                                                                \
     "\n\nOn Fri, Feb 27, 2026 at 9:00 AM Dana Organizer <dana@example.com> wrote:\n"               \
-    "> Which times work for the planning meeting?\n"                                              \
+    "> Which times work for the planning meeting?\n"                                               \
     "> 1. Mon 2 Mar, 10:00\n"                                                                      \
     "> 2. Tue 3 Mar, 15:00\n"                                                                      \
     "> 3. Wed 4 Mar, 09:30\n"                                                                      \
@@ -62,11 +67,13 @@ static const char single_json[] =
 
 #define QUOTE_FR                                                                                   \
     "\n\nLe ven. 27 f\xc3\xa9vr. 2026 \xc3\xa0 09:00, Dana Organizer <dana@example.com> a "        \
-    "\xc3\xa9" "crit :\n> Quels cr\xc3\xa9neaux vous conviennent ?\n> 1. lundi\n> 2. mardi\n"
+    "\xc3\xa9"                                                                                     \
+    "crit :\n> Quels cr\xc3\xa9neaux vous conviennent ?\n> 1. lundi\n> 2. mardi\n"
 
 #define QUOTE_ES                                                                                   \
     "\n\nEl vie, 27 feb 2026 a las 9:00, Dana Organizer (<dana@example.com>) escribi\xc3\xb3:\n"   \
-    "> \xc2\xbf" "Qu\xc3\xa9 horario os viene bien?\n> 1. lunes\n> 2. martes\n"
+    "> \xc2\xbf"                                                                                   \
+    "Qu\xc3\xa9 horario os viene bien?\n> 1. lunes\n> 2. martes\n"
 
 struct reply_case {
     const char *poll; /* "multi" or "single" */
@@ -95,8 +102,12 @@ static const struct reply_case cases[] = {
     {"multi", "Tue 15:00 is fine" QUOTE_GMAIL, "b=yes", ""},
     {"multi", "The Monday one doesn't work, but Wednesday is great." QUOTE_GMAIL, "a=no,c=yes", ""},
     {"multi", "Wednesday at 9:30 is not possible for me" QUOTE_GMAIL, "c=no", ""},
-    {"multi", "Hi Dana,\n\noui pour 1 et 3, non pour 2.\n\nBonne journ\xc3\xa9" "e" QUOTE_FR,
-     "a=yes,b=no,c=yes", "Hi Dana,\n\nBonne journ\xc3\xa9" "e"},
+    {"multi",
+     "Hi Dana,\n\noui pour 1 et 3, non pour 2.\n\nBonne journ\xc3\xa9"
+     "e" QUOTE_FR,
+     "a=yes,b=no,c=yes",
+     "Hi Dana,\n\nBonne journ\xc3\xa9"
+     "e"},
     {"multi", "Ja f\xc3\xbcr 2 und 4, 1 vielleicht" QUOTE_DE, "a=maybe,b=yes,d=yes", ""},
     {"multi", "S\xc3\xad al 1, no al 3, quiz\xc3\xa1s el 4" QUOTE_ES, "a=yes,c=no,d=maybe", ""},
     {"multi", "peut-\xc3\xaatre pour le 2" QUOTE_FR, "b=maybe", ""},
@@ -134,8 +145,9 @@ static const struct reply_case cases[] = {
     {"multi", "The afternoon one on Tuesday works, the others don't. Sorry!" QUOTE_GMAIL,
      "a=no,b=yes,c=no,d=no", "Sorry!"},
     {"single", "Yes, see you there!", "only=yes", "see you there!"},
-    {"single", "Sorry, I can't make it.\n\nOn Mon, Mar 2, 2026 at 8:00 AM Bo <bo@example.com> "
-               "wrote:\n> Lunch on Thursday?\n> Thursday lunch",
+    {"single",
+     "Sorry, I can't make it.\n\nOn Mon, Mar 2, 2026 at 8:00 AM Bo <bo@example.com> "
+     "wrote:\n> Lunch on Thursday?\n> Thursday lunch",
      "only=no", "Sorry"},
     {"single", "Peut-\xc3\xaatre, je vous confirme demain.", "only=maybe",
      "je vous confirme demain."},
@@ -178,8 +190,7 @@ static void reply_table(void **state)
 
         assert_int_equal(dr_reply_extract(c->text, strlen(c->text), &reply, &quoted), DR_OK);
         assert_int_equal(
-            dr_poll_reply_parse(strcmp(c->poll, "single") == 0 ? single : multi, reply, &a),
-            DR_OK);
+            dr_poll_reply_parse(strcmp(c->poll, "single") == 0 ? single : multi, reply, &a), DR_OK);
         render(a, got, sizeof(got));
         if (strcmp(got, c->expect) != 0 || strcmp(a->comment, c->comment) != 0) {
             fails++;
@@ -298,8 +309,8 @@ static void poll_json_errors(void **state)
     dr_buf_init(&b, 1 << 20);
     dr_buf_appends(&b, "{\"poll_id\":\"p\",\"slots\":[");
     for (int i = 0; i <= DR_POLL_MAX_SLOTS; i++) {
-        dr_buf_printf(&b, "%s{\"slot_id\":\"s%d\",\"start\":\"2026-03-02T10:00:00Z\"}", i ? "," : "",
-                      i);
+        dr_buf_printf(&b, "%s{\"slot_id\":\"s%d\",\"start\":\"2026-03-02T10:00:00Z\"}",
+                      i ? "," : "", i);
     }
     dr_buf_appends(&b, "]}");
     j = dr_json_parse(b.data, b.len);
@@ -362,9 +373,8 @@ static void hostile(void **state)
     }
 
     /* absurd ranges are not slot ranges */
-    assert_int_equal(dr_poll_reply_parse(p, "1-999999999 work, 99999999999999999999 yes, -5 no",
-                                         &a),
-                     DR_OK);
+    assert_int_equal(
+        dr_poll_reply_parse(p, "1-999999999 work, 99999999999999999999 yes, -5 no", &a), DR_OK);
     assert_int_equal(a->n_responses, 0);
     dr_poll_answer_destroy(a);
 
@@ -394,8 +404,8 @@ static void hostile(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(reply_table),    cmocka_unit_test(answer_json),
-        cmocka_unit_test(partstat),       cmocka_unit_test(participants),
+        cmocka_unit_test(reply_table),      cmocka_unit_test(answer_json),
+        cmocka_unit_test(partstat),         cmocka_unit_test(participants),
         cmocka_unit_test(poll_json_errors), cmocka_unit_test(hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

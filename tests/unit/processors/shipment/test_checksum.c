@@ -40,7 +40,7 @@ static void mod7(void **state)
 
 static void luhn(void **state)
 {
-    assert_int_equal(dr__check_luhn(S("7992739871")), '3'); /* the classic 79927398713 */
+    assert_int_equal(dr__check_luhn(S("7992739871")), '3');  /* the classic 79927398713 */
     assert_int_equal(dr__check_luhn(S("32059546393")), '8'); /* Purolator 320595463938 */
     assert_int_equal(dr__check_luhn(S("0720956276")), '3');  /* Old Dominion 07209562763 */
     assert_int_equal(dr__check_luhn(S("41234567890")), '5'); /* constructed */
@@ -69,7 +69,8 @@ static void sum_product(void **state)
 
 static void mod37_36(void **state)
 {
-    /* DPD examples: 09 9800 0002 0033 F, 0998 0000 0200 34D, 00 81827 0998 0000 0200 33 350 276 C */
+    /* DPD examples: 09 9800 0002 0033 F, 0998 0000 0200 34D, 00 81827 0998 0000 0200 33 350 276 C
+     */
     assert_int_equal(dr__check_mod37_36(S("09980000020033")), 'F');
     assert_int_equal(dr__check_mod37_36(S("09980000020034")), 'D');
     assert_int_equal(dr__check_mod37_36(S("008182709980000020033350276")), 'C');

@@ -102,8 +102,7 @@ static void carrier_emails(void **state)
         checks++;
         if (want_status) {
             if (strcmp(status->valuestring, want_status) != 0) {
-                print_error("%s: status %s, expected %s\n", base, status->valuestring,
-                            want_status);
+                print_error("%s: status %s, expected %s\n", base, status->valuestring, want_status);
                 fail();
             }
             checks++;

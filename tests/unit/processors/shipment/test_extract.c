@@ -195,9 +195,9 @@ static void html_body(void **state)
     assert_int_equal(cJSON_GetArraySize(arr), 1);
     assert_non_null(shipment(out, "1Z879E930346834440"));
     assert_string_equal(str(out, "status"), "delivered");
-    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(out, "order_ids"), 0)
-                            ->valuestring,
-                        "112-0000000-0000001");
+    assert_string_equal(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(out, "order_ids"), 0)->valuestring,
+        "112-0000000-0000001");
     cJSON_Delete(out);
 }
 
@@ -242,7 +242,8 @@ static void merchant_orders_hints(void **state)
     cJSON_Delete(out);
 
     /* a person forwarding is not a merchant */
-    out = extract("Fwd: tracking", "Jane Doe <jane@gmail.com>", "USPS tracking 9400111206206406260787");
+    out = extract("Fwd: tracking", "Jane Doe <jane@gmail.com>",
+                  "USPS tracking 9400111206206406260787");
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(out, "merchant")));
     assert_string_equal(str(out, "carrier_hint"), "usps");
     cJSON_Delete(out);
@@ -395,9 +396,9 @@ static void threads_and_speed(void **state)
     dr_shipment_cleanup();
     sample_text = text;
     sample_len = len;
-    assert_int_equal(dr_shipment_extract("UPS Update: Delivery today", "UPS <mcinfo@ups.com>",
-                                         text, len, &out),
-                     DR_OK);
+    assert_int_equal(
+        dr_shipment_extract("UPS Update: Delivery today", "UPS <mcinfo@ups.com>", text, len, &out),
+        DR_OK);
     assert_non_null(shipment(out, "1Z879E930346834440"));
     assert_non_null(shipment(out, "9400111206206406260787"));
     assert_string_equal(str(out, "status"), "out_for_delivery");
@@ -432,8 +433,8 @@ static void threads_and_speed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(status_wording),   cmocka_unit_test(subject_beats_footer),
-        cmocka_unit_test(context_rules),    cmocka_unit_test(html_body),
+        cmocka_unit_test(status_wording),        cmocka_unit_test(subject_beats_footer),
+        cmocka_unit_test(context_rules),         cmocka_unit_test(html_body),
         cmocka_unit_test(merchant_orders_hints), cmocka_unit_test(hostile_input),
         cmocka_unit_test(threads_and_speed),
     };

@@ -194,8 +194,8 @@ static void check_number_valid(const char *courier, const struct dr__format *f, 
 
     /* a changed check digit must fail */
     if (hit->check_pos >= 0) {
-        const char *alphabet = f->checksum == DR__CK_MOD37_36 ? "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                              : "0123456789";
+        const char *alphabet =
+            f->checksum == DR__CK_MOD37_36 ? "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" : "0123456789";
         char changed[128];
         for (const char *a = alphabet; *a; a++) {
             if (*a == num[hit->check_pos]) {
@@ -212,7 +212,8 @@ static void check_number_valid(const char *courier, const struct dr__format *f, 
     }
 
     /* in text: labelled, compact and with the characters spread out */
-    snprintf(text, sizeof(text), "Your parcel is on its way.\nTracking number: %s\nThank you.", raw);
+    snprintf(text, sizeof(text), "Your parcel is on its way.\nTracking number: %s\nThank you.",
+             raw);
     assert_found(text, num, f);
     snprintf(text, sizeof(text), "Tracking number: %s.", num);
     assert_found(text, num, f);
@@ -237,8 +238,8 @@ static void check_number_valid(const char *courier, const struct dr__format *f, 
 
 static void corpus(void **state)
 {
-    static const char *const files[] = {"amazon", "canadapost", "dhl",   "fedex", "lasership",
-                                        "ontrac", "s10",        "ups",   "usps"};
+    static const char *const files[] = {"amazon", "canadapost", "dhl", "fedex", "lasership",
+                                        "ontrac", "s10",        "ups", "usps"};
     const char *dir = getenv("DR_TEST_DATA");
     struct tally t = {0};
     int formats = 0;

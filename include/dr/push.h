@@ -1,0 +1,32 @@
+/*
+ * The Pub/Sub push endpoint: POST /pubsub/push with Pub/Sub's push body
+ * {"message":{"data","attributes","messageId","publishTime","orderingKey"},"subscription",
+ *  "deliveryAttempt"}. The message is written to the local queue first; the answer is 2xx only
+ * once it is durable (so Pub/Sub redelivers anything not stored), and a redelivery of a queued
+ * or processed message id is acknowledged without running again.
+ *
+ * With pubsub.push.audience configured, every request must carry Google's OIDC token
+ * (Authorization: Bearer): RS256 against Google's JWKS (pubsub.push.jwks: a file or an https
+ * URL), iss accounts.google.com, aud = the audience, email = pubsub.push.service_account with
+ * email_verified true.
+ */
+#ifndef DR_PUSH_H
+#define DR_PUSH_H
+
+#include <uv.h>
+
+#include "dr/config.h"
+#include "dr/http.h"
+#include "dr/local.h"
+
+struct dr_push;
+
+int dr_push_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_local *local,
+                   struct dr_push **out);
+void dr_push_register(struct dr_push *p, struct dr_http_server *srv);
+void dr_push_destroy(struct dr_push *p); /* NULL-safe */
+
+/* Checks a verified token's Google-specific claims (exposed for unit tests). 1 if acceptable. */
+int dr_push_claims_ok(const cJSON *claims, const char *service_account);
+
+#endif

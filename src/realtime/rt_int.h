@@ -1,0 +1,347 @@
+/*
+ * Internals of the real-time module, shared by the files of src/realtime/ (not jwt/).
+ *
+ * Shape (nchan-like): a connection (struct rt_conn) is transport-neutral — rooms, resume state,
+ * the bounded outbound queue, client commands — and reaches the wire through a table of
+ * functions (struct rt_transport) that WebSocket and SSE each implement. The hub indexes
+ * connections by room and by user and fans out on the loop thread. A broadcast is encoded once
+ * per transport (struct rt_frame, reference-counted) and the same bytes are written to every
+ * connection.
+ */
+#ifndef DR_RT_INT_H
+#define DR_RT_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <cjson/cJSON.h>
+
+#include "dr/db.h"
+#include "dr/jwt.h"
+#include "dr/realtime.h"
+
+/* ---- configuration (the realtime: section) ---- */
+
+struct rt_conf {
+    unsigned max_connections;      /* per instance */
+    unsigned max_per_user;         /* authenticated connections per sub */
+    unsigned max_rooms;            /* rooms per connection */
+    size_t max_frame;              /* client message bytes (WebSocket close 1009 beyond) */
+    unsigned max_queue;            /* outbound frames waiting per connection (4008 beyond) */
+    size_t max_queue_bytes;        /* outbound bytes waiting per connection (4008 beyond) */
+    unsigned max_buffered;         /* live events held per connection during catch-up */
+    double rate;                   /* client messages per second */
+    double burst;                  /* token bucket depth */
+    int64_t heartbeat_ms;          /* WebSocket ping / SSE comment interval */
+    int64_t idle_timeout_ms;       /* WebSocket: nothing received for this long closes */
+    int64_t auth_timeout_ms;       /* WebSocket: first auth message deadline */
+    int64_t close_timeout_ms;      /* closing handshake deadline */
+    int64_t sse_retry_ms;          /* retry: sent to EventSource clients */
+    unsigned catchup_page;         /* rows per catch-up query */
+    int send_buffer;               /* SO_SNDBUF for client sockets, 0 = system default */
+    int leeway_s;                  /* JWT exp/nbf leeway */
+    char *issuer;
+    char *audience;
+};
+
+/* ---- notifications and shared frames ---- */
+
+enum rt_transport_id { RT_WS = 0, RT_SSE = 1, RT_NTRANSPORTS = 2 };
+
+/* An encoded frame shared by every connection it is written to. Created and written on the
+ * loop thread; the last reference may be dropped on any thread (with its notification). */
+struct rt_frame {
+    atomic_int refs;
+    size_t len;
+    char data[];
+};
+struct rt_frame *dr__rt_frame_create(size_t len);
+void dr__rt_frame_unref(struct rt_frame *f); /* NULL-safe */
+
+struct dr_notification {
+    atomic_int refs;
+    int64_t seq;
+    char *id;
+    char *user_id;  /* NULL when absent */
+    char *org_id;   /* NULL when absent */
+    char *room;
+    char *type;
+    char *body;     /* canonical JSON without seq/read: what the store keeps */
+    size_t body_len;
+    char *json;     /* body plus seq (the bus form); built when seq is set */
+    size_t json_len;
+    uint64_t t0_ns; /* monotonic: when the router received it (latency metric); 0 = unknown */
+    struct rt_frame *frames[RT_NTRANSPORTS]; /* lazily encoded, loop thread only */
+};
+/* Sets seq and builds the bus JSON. Only before the notification is shared. */
+void dr__notification_set_seq(struct dr_notification *n, int64_t seq);
+/* From a stored row: body is the canonical JSON. NULL when the row is unreadable. */
+struct dr_notification *dr__notification_from_row(int64_t seq, const char *body, size_t len);
+/* The JSON text of the server frame {"type":"event",...}; caller frees. */
+char *dr__notification_event_json(const struct dr_notification *n, size_t *len);
+
+/* ---- WebSocket protocol pieces (ws_proto.c) ---- */
+
+#define RT_WS_ACCEPT_SIZE 29 /* 28 base64 characters + NUL */
+/* Sec-WebSocket-Accept for a Sec-WebSocket-Key; DR_EINVAL unless key is 16 bytes base64. */
+int dr__ws_accept(const char *key, char out[RT_WS_ACCEPT_SIZE]);
+/* 1 if s[0..len) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+int dr__utf8_valid(const unsigned char *s, size_t len);
+/* A complete unmasked server frame (FIN set) with the given opcode around payload. */
+struct rt_frame *dr__ws_frame(int opcode, const void *payload, size_t len);
+/* SSE: "id: <seq>\n" (when seq > 0) and "data: <json>\n\n"; json must hold no newline. */
+struct rt_frame *dr__sse_frame(int64_t seq, const char *json, size_t len);
+
+/* ---- store (rt_store.c) ---- */
+
+int dr__rt_migrate(struct dr_db *db);
+/* Stores n (by notification_id: a second store of the same id returns the first seq and sets
+ * *dup). Sets n's seq. */
+int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup);
+/* Notifications in rooms with seq > since, in seq order, at most limit. *out is an array of
+ * references the caller releases with dr__rt_notifications_free. */
+int dr__rt_store_since(struct dr_db *db, char *const *rooms, size_t nrooms, int64_t since,
+                       size_t limit, struct dr_notification ***out, size_t *n);
+void dr__rt_notifications_free(struct dr_notification **v, size_t n);
+
+/* The user's inbox: notifications with user_id = sub or room user:{sub} or org:{org}. */
+struct rt_inbox_q {
+    const char *sub;
+    const char *org; /* may be NULL */
+    int unread_only;
+    int64_t before;  /* seq < before; 0 = no bound */
+    size_t limit;
+};
+/* Appends {"notifications":[...],"next_before":N|null} to out (a JSON text the caller frees). */
+int dr__rt_inbox_list(struct dr_db *db, const struct rt_inbox_q *q, char **out);
+int dr__rt_inbox_unread(struct dr_db *db, const char *sub, const char *org, int64_t *count);
+/* Marks one notification (by id, or by seq when id is NULL) read for sub. DR_ENOTFOUND when
+ * it is not in the user's inbox. *seq gets its seq, *id_out (may be NULL) its id (caller frees). */
+int dr__rt_inbox_mark(struct dr_db *db, const char *sub, const char *org, const char *id,
+                      int64_t *seq, char **id_out);
+/* Marks everything up to the newest inbox notification read; *upto gets that seq (0: none). */
+int dr__rt_inbox_mark_all(struct dr_db *db, const char *sub, const char *org, int64_t *upto);
+
+/*
+ * The one permission rule for context rooms: 1 in *allowed when claims may join room.
+ * user:/org: from the token, the token's rooms claim, admins anything; meeting:{poll_id} for the
+ * poll's organizer or a participant (by the token's email claim); shipment:{tracking_number} for
+ * the shipment's owner. Tables that do not exist yet deny. Blocks (store): worker threads only
+ * when needs_store says so.
+ */
+int dr__rt_may_join_local(const struct dr_jwt_claims *c, const char *room, int *allowed);
+int dr__rt_may_join(struct dr_db *db, const struct dr_jwt_claims *c, const char *room,
+                    int *allowed);
+
+/* ---- string-keyed map (map.c) ---- */
+
+struct rt_map_entry {
+    char *key;
+    void *val;
+    struct rt_map_entry *next;
+};
+struct rt_map {
+    struct rt_map_entry **b;
+    size_t nb;
+    size_t n;
+};
+void dr__rt_map_init(struct rt_map *m);
+void dr__rt_map_cleanup(struct rt_map *m); /* frees entries, not values */
+void *dr__rt_map_get(const struct rt_map *m, const char *key);
+void dr__rt_map_put(struct rt_map *m, const char *key, void *val); /* replaces */
+void *dr__rt_map_del(struct rt_map *m, const char *key);           /* returns the value */
+
+/* ---- connections ---- */
+
+struct rt_conn;
+struct rt_hub_room;
+
+/* The table of functions a transport provides (nchan's subscriber_fn_t). */
+struct rt_transport {
+    enum rt_transport_id id;
+    const char *name; /* metrics label */
+    /* Encodes a JSON server frame; seq > 0 for events (SSE id:). Refcount 1. */
+    struct rt_frame *(*encode)(int64_t seq, const char *json, size_t len);
+    /* Periodic keep-alive (WebSocket ping, SSE comment). */
+    void (*heartbeat)(struct rt_conn *c);
+    /* Starts a graceful close with code/reason (WebSocket close frame; SSE end of stream). */
+    void (*close)(struct rt_conn *c, int code, const char *reason);
+    /* Frees transport state when the connection is freed. */
+    void (*cleanup)(struct rt_conn *c);
+};
+
+enum rt_sub_state { RT_SUB_LIVE, RT_SUB_CATCHUP };
+
+struct rt_sub {
+    char *room;
+    int64_t last_seq; /* newest seq sent in this room on this connection */
+    enum rt_sub_state state;
+    int announce;     /* send "subscribed" when the catch-up ends */
+    struct rt_hub_room *hroom;
+};
+
+struct rt_catchup {
+    char **rooms;
+    size_t nrooms;
+    int64_t since;
+    struct rt_catchup *next;
+};
+
+enum rt_conn_state { RT_CONN_AUTH, RT_CONN_OPEN, RT_CONN_CLOSING, RT_CONN_CLOSED };
+
+struct rt_conn {
+    int refs; /* the tcp handle holds one; every job in flight holds one */
+    struct dr_hub *hub;
+    const struct rt_transport *tp;
+    void *tpdata;       /* transport state */
+    uv_tcp_t *tcp;      /* hijacked from the HTTP server; freed with free() */
+    enum rt_conn_state state;
+    uint64_t id;
+    struct dr_jwt_claims *claims;
+    struct rt_sub *subs;
+    size_t nsubs;
+    /* outbound queue: bytes/frames handed to uv_write and not yet written */
+    unsigned pending_frames;
+    size_t pending_bytes;
+    /* live events that arrived for rooms still catching up */
+    struct dr_notification **buffered;
+    size_t nbuffered;
+    struct rt_catchup *catchup_head, *catchup_tail;
+    int catchup_running;
+    int catchup_waiting; /* next page waits for the queue to drain */
+    int64_t since;       /* resume point for the rooms joined from the token (-1 = none) */
+    /* rate limit and timers (monotonic ms) */
+    double tokens;
+    int64_t tokens_ms;
+    int64_t opened_ms;
+    int64_t last_rx_ms;
+    int64_t last_hb_ms;
+    int64_t close_deadline_ms;
+    uint64_t fanout_gen;
+    struct rt_conn *prev, *next;   /* hub list */
+    struct rt_conn *uprev, *unext; /* per-user list */
+    char user_key[160];            /* the sub it is indexed under ("" before auth) */
+};
+
+/* Creates a connection on a hijacked stream (not yet authenticated). */
+struct rt_conn *dr__rt_conn_create(struct dr_hub *hub, const struct rt_transport *tp,
+                                   uv_tcp_t *tcp);
+void dr__rt_conn_ref(struct rt_conn *c);
+void dr__rt_conn_unref(struct rt_conn *c);
+/* Authenticated: indexes it by user, joins the token's rooms (with catch-up from since >= 0)
+ * and the extra rooms (checked), and sends welcome. Takes claims. DR_ETOOBIG when the user is
+ * at the per-user limit (claims freed, nothing sent). */
+int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, int64_t since,
+                              char *const *extra_rooms, size_t nextra);
+/* A JSON text frame from the client (WebSocket). */
+void dr__rt_conn_on_message(struct rt_conn *c, const char *data, size_t len);
+/* Writes a frame (takes a reference of its own). Enforces the queue bound: a full queue closes
+ * the connection with 4008. Returns 0 if queued. */
+int dr__rt_conn_write(struct rt_conn *c, struct rt_frame *f);
+/* Writes bytes that are not shared (handshakes, control frames). */
+int dr__rt_conn_write_raw(struct rt_conn *c, const void *data, size_t len);
+/* Sends a JSON frame built for this connection only. */
+void dr__rt_conn_send_json(struct rt_conn *c, const cJSON *obj);
+void dr__rt_conn_send_error(struct rt_conn *c, const char *code, const char *msg);
+/* Graceful close through the transport; removes the connection from rooms at once. */
+void dr__rt_conn_close(struct rt_conn *c, int code, const char *reason);
+/* Drops the TCP connection now. */
+void dr__rt_conn_abort(struct rt_conn *c);
+/* A live event for sub (called by the hub). */
+void dr__rt_conn_deliver(struct rt_conn *c, struct rt_sub *s, struct dr_notification *n);
+/* Token bucket: 1 if a client message may be handled now. */
+int dr__rt_conn_rate_ok(struct rt_conn *c);
+
+/* ---- hub ---- */
+
+struct rt_hub_room {
+    char *name;
+    struct rt_conn **conns;
+    size_t n, cap;
+};
+
+struct dr_realtime;
+
+struct dr_hub {
+    uv_loop_t *loop;
+    struct dr_realtime *rt;
+    struct rt_conf *conf;
+    struct dr_db *db;
+    struct dr_jwt_keys *keys;
+    struct rt_map rooms; /* name -> struct rt_hub_room */
+    struct rt_map users; /* sub -> struct rt_conn * (head of the per-user list) */
+    struct rt_conn *conns;
+    size_t nconns;
+    size_t nconns_tp[RT_NTRANSPORTS];
+    uint64_t next_id;
+    uint64_t fanout_gen;
+    int stopping;
+    /* worker -> loop hand-off */
+    pthread_mutex_t mu;
+    struct dr_notification **inq;
+    size_t ninq, capinq;
+    int async_closed;
+    uv_async_t async;
+    uv_timer_t tick;
+    struct dr_hub_bus bus;
+};
+
+int dr__hub_init(struct dr_hub *hub, uv_loop_t *loop, struct rt_conf *conf, struct dr_db *db,
+                 struct dr_jwt_keys *keys);
+void dr__hub_stop(struct dr_hub *hub);    /* closes connections, the async and the timer */
+void dr__hub_cleanup(struct dr_hub *hub); /* after the loop ran the close callbacks */
+void dr__hub_add_conn(struct dr_hub *hub, struct rt_conn *c);
+void dr__hub_remove_conn(struct dr_hub *hub, struct rt_conn *c);
+/* DR_ETOOBIG when the user has max_per_user connections already. */
+int dr__hub_index_user(struct dr_hub *hub, struct rt_conn *c, const char *sub);
+size_t dr__hub_user_count(struct dr_hub *hub, const char *sub);
+void dr__hub_join(struct dr_hub *hub, struct rt_conn *c, struct rt_sub *s);
+void dr__hub_leave(struct dr_hub *hub, struct rt_conn *c, struct rt_sub *s);
+/* Sends {"type":"read",...} (json) to every connection of sub except skip. */
+void dr__hub_tell_user(struct dr_hub *hub, const char *sub, const char *json,
+                       struct rt_conn *skip);
+/* The hub the processor hands notifications to (the newest created), or NULL. Any thread. */
+struct dr_hub *dr__hub_current(void);
+void dr__hub_set_current(struct dr_hub *hub);
+
+/* ---- transports ---- */
+
+extern const struct rt_transport dr__rt_ws;
+extern const struct rt_transport dr__rt_sse;
+/* Upgrades req (already authenticated when claims is not NULL). Consumes req and claims. */
+void dr__ws_start(struct dr_hub *hub, struct dr_http_req *req, struct dr_jwt_claims *claims,
+                  int64_t since);
+void dr__sse_start(struct dr_hub *hub, struct dr_http_req *req, struct dr_jwt_claims *claims,
+                   int64_t since, char **rooms, size_t nrooms);
+/* Handles bytes the WebSocket client sent. */
+void dr__ws_feed(struct rt_conn *c, const char *data, size_t len);
+
+/* ---- authentication (auth.c) ---- */
+
+/* Verifies token with the hub's keys and conf. DR_EAUTH with why set on refusal. */
+int dr__rt_verify(struct dr_hub *hub, const char *token, size_t len,
+                  struct dr_jwt_claims **out, char *why, size_t whysz);
+/* Finds the token of req (Authorization: Bearer, else access_token). DR_ENOTFOUND if none,
+ * DR_ETOOBIG if the query parameter is over the limit. *token is malloc'ed. */
+int dr__rt_request_token(struct dr_http_req *req, char **token);
+/* Verifies the request's token; on refusal answers 401 (consuming req) and returns non-zero. */
+int dr__rt_authenticate(struct dr_hub *hub, struct dr_http_req *req,
+                        struct dr_jwt_claims **out);
+
+/* ---- inbox (inbox.c) ---- */
+void dr__rt_inbox_route(struct dr_http_req *req, void *hub);
+
+/* ---- metrics names ---- */
+#define RT_M_CONNS     "dr_realtime_connections"
+#define RT_M_ROOMS     "dr_realtime_rooms"
+#define RT_M_DELIVERED "dr_realtime_delivered_total"
+#define RT_M_DROPPED   "dr_realtime_dropped_total"
+#define RT_M_SLOW      "dr_realtime_slow_client_closes_total"
+#define RT_M_LATENCY   "dr_realtime_event_latency_seconds"
+#define RT_M_STORED    "dr_realtime_notifications_total"
+#define RT_M_REFUSED   "dr_realtime_refused_total"
+
+#endif

@@ -1,0 +1,433 @@
+/*
+ * The real-time module's tables (migrations 100+) and queries: notifications with their
+ * store-wide seq, per-user read state, the inbox, and the one permission rule for context rooms.
+ *
+ * Read state is per user: rt_reads holds single reads, rt_read_marks a "read everything up to
+ * seq" watermark per user (mark-all writes one row however long the inbox is).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/err.h"
+#include "dr/json.h"
+#include "dr/log.h"
+#include "dr/util.h"
+#include "realtime/rt_int.h"
+
+static const char v100_sqlite[] =
+    "CREATE TABLE rt_notifications ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " notification_id TEXT NOT NULL UNIQUE,"
+    " user_id TEXT,"
+    " org_id TEXT,"
+    " room TEXT NOT NULL,"
+    " type TEXT NOT NULL,"
+    " body_json TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE INDEX rt_notifications_room ON rt_notifications (room, seq);"
+    "CREATE INDEX rt_notifications_user ON rt_notifications (user_id, seq);"
+    "CREATE INDEX rt_notifications_created ON rt_notifications (created_ms);"
+    "CREATE TABLE rt_reads (user_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " read_ms INTEGER NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE rt_read_marks (user_id TEXT PRIMARY KEY, up_to_seq INTEGER NOT NULL,"
+    " read_ms INTEGER NOT NULL) WITHOUT ROWID;";
+
+static const char v100_postgres[] =
+    "CREATE TABLE rt_notifications ("
+    " seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " notification_id TEXT NOT NULL UNIQUE,"
+    " user_id TEXT,"
+    " org_id TEXT,"
+    " room TEXT NOT NULL,"
+    " type TEXT NOT NULL,"
+    " body_json TEXT NOT NULL,"
+    " created_ms BIGINT NOT NULL);"
+    "CREATE INDEX rt_notifications_room ON rt_notifications (room, seq);"
+    "CREATE INDEX rt_notifications_user ON rt_notifications (user_id, seq);"
+    "CREATE INDEX rt_notifications_created ON rt_notifications (created_ms);"
+    "CREATE TABLE rt_reads (user_id TEXT NOT NULL, seq BIGINT NOT NULL,"
+    " read_ms BIGINT NOT NULL, PRIMARY KEY (user_id, seq));"
+    "CREATE TABLE rt_read_marks (user_id TEXT PRIMARY KEY, up_to_seq BIGINT NOT NULL,"
+    " read_ms BIGINT NOT NULL);";
+
+static const struct dr_db_migration migrations[] = {
+    {100, "realtime notifications and read state", v100_sqlite, v100_postgres},
+};
+
+int dr__rt_migrate(struct dr_db *db)
+{
+    return dr_db_migrate(db, migrations, DR_ARRAY_LEN(migrations));
+}
+
+static int get_int(void *ctx, const struct dr_db_row *row)
+{
+    *(int64_t *)ctx = dr_db_row_int(row, 0);
+    return 0;
+}
+
+static int found_row(void *ctx, const struct dr_db_row *row)
+{
+    *(int *)ctx = 1;
+    return 0;
+}
+
+int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup)
+{
+    struct dr_db_val p[7] = {
+        DR_DB_TEXTV(n->id),   DR_DB_TEXTV(n->user_id), DR_DB_TEXTV(n->org_id),
+        DR_DB_TEXTV(n->room), DR_DB_TEXTV(n->type),    DR_DB_TEXTV(n->body),
+        DR_DB_INTV(dr_now_ms()),
+    };
+    int64_t seq = 0;
+    int err;
+
+    *dup = 0;
+    err = dr_db_exec(db,
+                     "INSERT INTO rt_notifications (notification_id, user_id, org_id, room, type,"
+                     " body_json, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                     " ON CONFLICT (notification_id) DO NOTHING RETURNING seq",
+                     p, 7, get_int, &seq, NULL);
+    if (!err && seq == 0) {
+        *dup = 1;
+        err = dr_db_exec(db, "SELECT seq FROM rt_notifications WHERE notification_id = $1", p, 1,
+                         get_int, &seq, NULL);
+        if (!err && seq == 0) {
+            err = DR_EIO; /* deleted in between (retention): let the caller retry */
+        }
+    }
+    if (!err) {
+        dr__notification_set_seq(n, seq);
+    }
+    return err;
+}
+
+struct rows {
+    struct dr_notification **v;
+    size_t n, cap;
+};
+
+static int collect(void *ctx, const struct dr_db_row *row)
+{
+    struct rows *r = ctx;
+    const char *body = dr_db_row_text(row, 1);
+    struct dr_notification *n;
+
+    n = body ? dr__notification_from_row(dr_db_row_int(row, 0), body, strlen(body)) : NULL;
+    if (!n) {
+        DR_WARN("realtime", "unreadable stored notification skipped", "seq=%lld",
+                (long long)dr_db_row_int(row, 0));
+        return 0;
+    }
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->v = dr_xrealloc(r->v, r->cap * sizeof(*r->v));
+    }
+    r->v[r->n++] = n;
+    return 0;
+}
+
+void dr__rt_notifications_free(struct dr_notification **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        dr_notification_unref(v[i]);
+    }
+    free(v);
+}
+
+int dr__rt_store_since(struct dr_db *db, char *const *rooms, size_t nrooms, int64_t since,
+                       size_t limit, struct dr_notification ***out, size_t *n)
+{
+    struct dr_buf sql;
+    struct dr_db_val *p;
+    struct rows r = {0};
+    int err;
+
+    *out = NULL;
+    *n = 0;
+    if (nrooms == 0) {
+        return DR_OK;
+    }
+    /* only placeholders are generated; every value is a parameter */
+    p = dr_xcalloc(nrooms + 2, sizeof(*p));
+    dr_buf_init(&sql, 256 + nrooms * 8);
+    dr_buf_appends(&sql, "SELECT seq, body_json FROM rt_notifications WHERE seq > $1 AND room IN (");
+    p[0] = DR_DB_INTV(since);
+    for (size_t i = 0; i < nrooms; i++) {
+        dr_buf_printf(&sql, "%s$%zu", i ? ", " : "", i + 2);
+        p[i + 1] = DR_DB_TEXTV(rooms[i]);
+    }
+    dr_buf_printf(&sql, ") ORDER BY seq LIMIT $%zu", nrooms + 2);
+    p[nrooms + 1] = DR_DB_INTV(limit);
+    err = dr_db_exec(db, sql.data, p, nrooms + 2, collect, &r, NULL);
+    if (err) {
+        dr__rt_notifications_free(r.v, r.n);
+    } else {
+        *out = r.v;
+        *n = r.n;
+    }
+    dr_buf_cleanup(&sql);
+    free(p);
+    return err;
+}
+
+/* ---- inbox ---- */
+
+#define INBOX_MEMBER "(n.user_id = $1 OR n.room = $2 OR n.room = $3)"
+#define IS_READ                                                                                    \
+    "(n.seq <= COALESCE((SELECT m.up_to_seq FROM rt_read_marks m WHERE m.user_id = $1), 0)"      \
+    " OR EXISTS (SELECT 1 FROM rt_reads r WHERE r.user_id = $1 AND r.seq = n.seq))"
+
+struct inbox_list {
+    struct dr_buf b;
+    size_t n;
+    int64_t last;
+    int failed;
+};
+
+static int list_row(void *ctx, const struct dr_db_row *row)
+{
+    struct inbox_list *l = ctx;
+    const char *body = dr_db_row_text(row, 1);
+    size_t blen = body ? strlen(body) : 0;
+
+    if (blen < 2) {
+        return 0;
+    }
+    l->last = dr_db_row_int(row, 0);
+    if ((l->n++ && dr_buf_appendc(&l->b, ',')) || dr_buf_append(&l->b, body, blen - 1) ||
+        dr_buf_printf(&l->b, ",\"seq\":%lld,\"read\":%s}", (long long)l->last,
+                      dr_db_row_int(row, 2) ? "true" : "false")) {
+        l->failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void member_params(struct dr_db_val *p, const char *sub, const char *org, char *uroom,
+                          size_t usz, char *oroom, size_t osz)
+{
+    snprintf(uroom, usz, "user:%s", sub);
+    p[0] = DR_DB_TEXTV(sub);
+    p[1] = DR_DB_TEXTV(uroom);
+    if (org) {
+        snprintf(oroom, osz, "org:%s", org);
+        p[2] = DR_DB_TEXTV(oroom);
+    } else {
+        p[2] = DR_DB_NULLV;
+    }
+}
+
+int dr__rt_inbox_list(struct dr_db *db, const struct rt_inbox_q *q, char **out)
+{
+    static const char all_sql[] = "SELECT n.seq, n.body_json, CASE WHEN " IS_READ
+                                  " THEN 1 ELSE 0 END FROM rt_notifications n WHERE " INBOX_MEMBER
+                                  " AND n.seq < $4 ORDER BY n.seq DESC LIMIT $5";
+    static const char unread_sql[] = "SELECT n.seq, n.body_json, 0 FROM rt_notifications n"
+                                     " WHERE " INBOX_MEMBER " AND n.seq < $4 AND NOT " IS_READ
+                                     " ORDER BY n.seq DESC LIMIT $5";
+    char uroom[200], oroom[200];
+    struct dr_db_val p[5];
+    struct inbox_list l = {0};
+    int err;
+
+    *out = NULL;
+    member_params(p, q->sub, q->org, uroom, sizeof(uroom), oroom, sizeof(oroom));
+    p[3] = DR_DB_INTV(q->before > 0 ? q->before : INT64_MAX);
+    p[4] = DR_DB_INTV(q->limit);
+    dr_buf_init(&l.b, 64 * 1024 * 1024);
+    dr_buf_appends(&l.b, "{\"notifications\":[");
+    err = dr_db_exec(db, q->unread_only ? unread_sql : all_sql, p, 5, list_row, &l, NULL);
+    if (!err && l.failed) {
+        err = DR_ETOOBIG;
+    }
+    if (!err) {
+        if (l.n == q->limit && l.n > 0) {
+            dr_buf_printf(&l.b, "],\"next_before\":%lld}", (long long)l.last);
+        } else {
+            dr_buf_appends(&l.b, "],\"next_before\":null}");
+        }
+        *out = dr_buf_steal(&l.b, NULL);
+    }
+    dr_buf_cleanup(&l.b);
+    return err;
+}
+
+int dr__rt_inbox_unread(struct dr_db *db, const char *sub, const char *org, int64_t *count)
+{
+    char uroom[200], oroom[200];
+    struct dr_db_val p[3];
+
+    *count = 0;
+    member_params(p, sub, org, uroom, sizeof(uroom), oroom, sizeof(oroom));
+    return dr_db_exec(db,
+                      "SELECT COUNT(*) FROM rt_notifications n WHERE " INBOX_MEMBER
+                      " AND NOT " IS_READ,
+                      p, 3, get_int, count, NULL);
+}
+
+struct mark_row {
+    int64_t seq;
+    char *id;
+};
+
+static int mark_found(void *ctx, const struct dr_db_row *row)
+{
+    struct mark_row *m = ctx;
+    m->seq = dr_db_row_int(row, 0);
+    free(m->id);
+    m->id = dr_xstrdup(dr_db_row_text(row, 1));
+    return 0;
+}
+
+int dr__rt_inbox_mark(struct dr_db *db, const char *sub, const char *org, const char *id,
+                      int64_t *seq, char **id_out)
+{
+    char uroom[200], oroom[200];
+    struct dr_db_val p[4];
+    struct mark_row m = {0};
+    int err;
+
+    if (id_out) {
+        *id_out = NULL;
+    }
+    member_params(p, sub, org, uroom, sizeof(uroom), oroom, sizeof(oroom));
+    p[3] = id ? DR_DB_TEXTV(id) : DR_DB_INTV(*seq);
+    err = dr_db_exec(db,
+                     id ? "SELECT n.seq, n.notification_id FROM rt_notifications n WHERE "
+                          INBOX_MEMBER " AND n.notification_id = $4"
+                        : "SELECT n.seq, n.notification_id FROM rt_notifications n WHERE "
+                          INBOX_MEMBER " AND n.seq = $4",
+                     p, 4, mark_found, &m, NULL);
+    if (!err && m.seq == 0) {
+        err = DR_ENOTFOUND;
+    }
+    if (!err) {
+        struct dr_db_val ins[3] = {DR_DB_TEXTV(sub), DR_DB_INTV(m.seq), DR_DB_INTV(dr_now_ms())};
+        err = dr_db_exec(db,
+                         "INSERT INTO rt_reads (user_id, seq, read_ms) VALUES ($1, $2, $3)"
+                         " ON CONFLICT (user_id, seq) DO NOTHING",
+                         ins, 3, NULL, NULL, NULL);
+    }
+    if (!err) {
+        *seq = m.seq;
+        if (id_out) {
+            *id_out = m.id;
+            m.id = NULL;
+        }
+    }
+    free(m.id);
+    return err;
+}
+
+int dr__rt_inbox_mark_all(struct dr_db *db, const char *sub, const char *org, int64_t *upto)
+{
+    char uroom[200], oroom[200];
+    struct dr_db_val p[3];
+    int64_t max = 0;
+    int err;
+
+    *upto = 0;
+    member_params(p, sub, org, uroom, sizeof(uroom), oroom, sizeof(oroom));
+    err = dr_db_exec(db, "SELECT MAX(n.seq) FROM rt_notifications n WHERE " INBOX_MEMBER, p, 3,
+                     get_int, &max, NULL);
+    if (!err && max > 0) {
+        struct dr_db_val up[3] = {DR_DB_TEXTV(sub), DR_DB_INTV(max), DR_DB_INTV(dr_now_ms())};
+        err = dr_db_exec(db,
+                         "INSERT INTO rt_read_marks (user_id, up_to_seq, read_ms)"
+                         " VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET"
+                         " up_to_seq = CASE WHEN excluded.up_to_seq > rt_read_marks.up_to_seq"
+                         " THEN excluded.up_to_seq ELSE rt_read_marks.up_to_seq END,"
+                         " read_ms = excluded.read_ms",
+                         up, 3, NULL, NULL, NULL);
+        if (!err) {
+            /* single reads at or below the watermark say nothing more */
+            err = dr_db_exec(db, "DELETE FROM rt_reads WHERE user_id = $1 AND seq <= $2", up, 2,
+                             NULL, NULL, NULL);
+        }
+    }
+    if (!err) {
+        *upto = max;
+    }
+    return err;
+}
+
+/* ---- permission ---- */
+
+int dr__rt_may_join_local(const struct dr_jwt_claims *c, const char *room, int *allowed)
+{
+    *allowed = 0;
+    if (!dr_room_valid(room)) {
+        return 0; /* decided: no */
+    }
+    if (c->admin) {
+        *allowed = 1;
+        return 0;
+    }
+    for (size_t i = 0; i < c->nrooms; i++) {
+        if (c->rooms[i] && strcmp(c->rooms[i], room) == 0) {
+            *allowed = 1;
+            return 0;
+        }
+    }
+    if (strncmp(room, "user:", 5) == 0) {
+        *allowed = c->sub && strcmp(room + 5, c->sub) == 0;
+        return 0;
+    }
+    if (strncmp(room, "org:", 4) == 0) {
+        *allowed = c->org && strcmp(room + 4, c->org) == 0;
+        return 0;
+    }
+    return 1; /* meeting:/shipment: need the store */
+}
+
+static int table_exists(struct dr_db *db, const char *name)
+{
+    struct dr_db_val p[1] = {DR_DB_TEXTV(name)};
+    int found = 0;
+
+    if (dr_db_engine(db) == DR_DB_SQLITE) {
+        dr_db_exec(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1", p, 1,
+                   found_row, &found, NULL);
+    } else {
+        dr_db_exec(db,
+                   "SELECT 1 FROM information_schema.tables WHERE table_name = $1"
+                   " AND table_schema = ANY (current_schemas(false))",
+                   p, 1, found_row, &found, NULL);
+    }
+    return found;
+}
+
+int dr__rt_may_join(struct dr_db *db, const struct dr_jwt_claims *c, const char *room,
+                    int *allowed)
+{
+    const char *email = c->raw ? dr_json_str(c->raw, "email") : NULL;
+    int err = DR_OK;
+
+    if (dr__rt_may_join_local(c, room, allowed) == 0 || !c->sub) {
+        return DR_OK;
+    }
+    if (strncmp(room, "meeting:", 8) == 0) {
+        struct dr_db_val p[2] = {DR_DB_TEXTV(room + 8), DR_DB_TEXTV(c->sub)};
+        if (table_exists(db, "polls")) {
+            err = dr_db_exec(db,
+                             "SELECT 1 FROM polls WHERE poll_id = $1 AND organizer_user_id = $2",
+                             p, 2, found_row, allowed, NULL);
+        }
+        if (!err && !*allowed && email && table_exists(db, "poll_participants")) {
+            p[1] = DR_DB_TEXTV(email);
+            err = dr_db_exec(db,
+                             "SELECT 1 FROM poll_participants WHERE poll_id = $1"
+                             " AND lower(email) = lower($2)",
+                             p, 2, found_row, allowed, NULL);
+        }
+    } else if (strncmp(room, "shipment:", 9) == 0 && table_exists(db, "shipments")) {
+        struct dr_db_val p[2] = {DR_DB_TEXTV(room + 9), DR_DB_TEXTV(c->sub)};
+        err = dr_db_exec(db, "SELECT 1 FROM shipments WHERE tracking_number = $1 AND user_id = $2",
+                         p, 2, found_row, allowed, NULL);
+    }
+    if (err) {
+        *allowed = 0;
+    }
+    return err;
+}

@@ -1,0 +1,777 @@
+#include "dr/pull.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/err.h"
+#include "dr/json.h"
+#include "dr/log.h"
+#include "dr/metrics.h"
+#include "dr/pubsub.h"
+#include "dr/util.h"
+
+#define ACK_FLUSH_MS 20
+#define ACK_BATCH 1000
+#define MAX_BACKOFF_MS 5000
+
+struct sub;
+
+/* One received message while the router has it. */
+struct lease {
+    struct sub *sub;
+    char *ack_id;
+    struct dr_msg *msg;
+    int64_t deadline_ms; /* when Pub/Sub would redeliver it */
+    struct lease *prev, *next;
+};
+
+struct sub {
+    struct dr_pull *p;
+    char *name;
+    char *topic;
+    int pulls;        /* in flight */
+    int64_t backoff_ms;
+    uv_timer_t *retry_timer;
+    int ensuring;     /* auto-create under way */
+    char **acks;      /* pending ack ids */
+    size_t nacks, capacks;
+};
+
+struct dr_pull {
+    uv_loop_t *loop;
+    const struct dr_config *cfg;
+    struct dr_store *store;
+    struct dr_router *router;
+    struct dr_pubsub *ps;
+    struct sub *subs;
+    size_t nsubs;
+    int pulls_per_sub;
+    int max_messages;
+    int ack_deadline_s;
+    int auto_create;
+    int max_deliveries;
+    int stopping;
+    int outstanding; /* publishes, acks, store jobs */
+    struct lease *leases;
+    size_t nleases;
+    uv_timer_t *lease_timer;
+    uv_timer_t *ack_timer;
+    int ack_timer_armed;
+};
+
+static const struct dr_source_ops pull_ops;
+static void pull_more(struct sub *s);
+
+/* ---------- acks ---------- */
+
+static void on_acked(void *ctx, int err, const char *errmsg, const cJSON *res)
+{
+    struct dr_pull *p = ctx;
+    p->outstanding--;
+    if (err) {
+        /* The message is redelivered after its deadline: at-least-once, dedup drops it. */
+        DR_WARN("pull", "ack failed", "error=\"%s\"", errmsg ? errmsg : dr_strerror(err));
+    }
+}
+
+static void flush_acks(struct dr_pull *p)
+{
+    for (size_t i = 0; i < p->nsubs; i++) {
+        struct sub *s = &p->subs[i];
+        size_t off = 0;
+        while (off < s->nacks) {
+            size_t n = s->nacks - off > ACK_BATCH ? ACK_BATCH : s->nacks - off;
+            if (dr_pubsub_ack(p->ps, s->name, (const char *const *)s->acks + off, n, on_acked,
+                              p) == 0) {
+                p->outstanding++;
+            }
+            off += n;
+        }
+        for (size_t k = 0; k < s->nacks; k++) {
+            free(s->acks[k]);
+        }
+        s->nacks = 0;
+    }
+}
+
+static void on_ack_timer(uv_timer_t *t)
+{
+    struct dr_pull *p = t->data;
+    p->ack_timer_armed = 0;
+    flush_acks(p);
+}
+
+static void queue_ack(struct sub *s, const char *ack_id)
+{
+    struct dr_pull *p = s->p;
+    if (s->nacks == s->capacks) {
+        s->capacks = s->capacks ? s->capacks * 2 : 64;
+        s->acks = dr_xrealloc(s->acks, s->capacks * sizeof(char *));
+    }
+    s->acks[s->nacks++] = dr_xstrdup(ack_id);
+    if (s->nacks >= ACK_BATCH) {
+        flush_acks(p);
+    } else if (!p->ack_timer_armed) {
+        p->ack_timer_armed = 1;
+        uv_timer_start(p->ack_timer, on_ack_timer, ACK_FLUSH_MS, 0);
+    }
+}
+
+static void modack_one(struct sub *s, const char *ack_id, int deadline_s)
+{
+    const char *ids[1] = {ack_id};
+    if (dr_pubsub_modack(s->p->ps, s->name, ids, 1, deadline_s, on_acked, s->p) == 0) {
+        s->p->outstanding++;
+    }
+}
+
+/* ---------- leases ---------- */
+
+static struct lease *lease_of(struct dr_msg *m)
+{
+    return m->source_handle;
+}
+
+static void lease_drop(struct dr_pull *p, struct lease *l)
+{
+    if (l->prev) {
+        l->prev->next = l->next;
+    } else {
+        p->leases = l->next;
+    }
+    if (l->next) {
+        l->next->prev = l->prev;
+    }
+    p->nleases--;
+    free(l->ack_id);
+    free(l);
+}
+
+/* Extends the deadline of everything held before Pub/Sub would hand it to someone else. */
+static void on_lease_timer(uv_timer_t *t)
+{
+    struct dr_pull *p = t->data;
+    int64_t now = dr_mono_ms();
+    int64_t horizon = now + (int64_t)p->ack_deadline_s * 1000 / 2;
+
+    for (size_t i = 0; i < p->nsubs; i++) {
+        struct sub *s = &p->subs[i];
+        const char **ids = NULL;
+        size_t n = 0, cap = 0;
+        for (struct lease *l = p->leases; l; l = l->next) {
+            if (l->sub != s || l->deadline_ms > horizon) {
+                continue;
+            }
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                ids = dr_xrealloc(ids, cap * sizeof(*ids));
+            }
+            ids[n++] = l->ack_id;
+            l->deadline_ms = now + (int64_t)p->ack_deadline_s * 1000;
+        }
+        if (n && dr_pubsub_modack(p->ps, s->name, ids, n, p->ack_deadline_s, on_acked, p) == 0) {
+            p->outstanding++;
+        }
+        free(ids);
+    }
+}
+
+/* ---------- completion ---------- */
+
+struct finish {
+    struct dr_pull *p;
+    struct dr_msg *msg;
+    int dead;
+    struct dr_dead_letter dl;
+    char *dedup_key;
+    int pending_publishes;
+    int failed;
+    int err;
+};
+
+static void finish_ack(struct finish *f)
+{
+    struct dr_pull *p = f->p;
+    struct lease *l = lease_of(f->msg);
+
+    if (f->failed) {
+        /* Emits could not be made durable: let Pub/Sub deliver it again. */
+        modack_one(l->sub, l->ack_id, 0);
+    } else {
+        queue_ack(l->sub, l->ack_id);
+        double secs = (double)(dr_mono_ns() - (uint64_t)f->msg->received_ns) / 1e9;
+        dr_metrics_observe("dr_end_to_end_seconds", "source=\"pubsub\"", secs);
+    }
+    lease_drop(p, l);
+    f->msg->source_handle = NULL;
+    dr_router_release(p->router, f->msg);
+    dr_dead_letter_cleanup(&f->dl);
+    free(f->dedup_key);
+    free(f);
+    for (size_t i = 0; i < p->nsubs; i++) {
+        pull_more(&p->subs[i]);
+    }
+}
+
+static void store_work(uv_work_t *w)
+{
+    struct finish *f = w->data;
+    if (f->dead) {
+        f->err = dr_store_dlq_put(f->p->store, &f->dl);
+    } else {
+        f->err = dr_store_dedup_mark(f->p->store, f->dedup_key, dr_now_ms());
+    }
+}
+
+static void store_done(uv_work_t *w, int status)
+{
+    struct finish *f = w->data;
+    free(w);
+    f->p->outstanding--;
+    if (f->err && f->dead) {
+        DR_ERROR("pull", "dead letter not stored", "message_id=%s error=\"%s\"",
+                 f->msg->message_id, dr_strerror(f->err));
+        f->failed = 1;
+    }
+    /* a failed dedup mark only means a redelivery may run again: effects are idempotent */
+    finish_ack(f);
+}
+
+static void after_publishes(struct finish *f)
+{
+    uv_work_t *w = dr_xcalloc(1, sizeof(*w));
+    w->data = f;
+    f->p->outstanding++;
+    uv_queue_work(f->p->loop, w, store_work, store_done);
+}
+
+static void on_emit_published(void *ctx, int err, const char *errmsg, const char *const *ids,
+                              size_t n)
+{
+    struct finish *f = ctx;
+    f->p->outstanding--;
+    if (err) {
+        if (f->dead) {
+            /* the dead letter is still stored in the database */
+            DR_WARN("pull", "dead-letter topic publish failed", "message_id=%s error=\"%s\"",
+                    f->msg->message_id, errmsg ? errmsg : dr_strerror(err));
+        } else {
+            DR_WARN("pull", "emit publish failed", "message_id=%s error=\"%s\"",
+                    f->msg->message_id, errmsg ? errmsg : dr_strerror(err));
+            f->failed = 1;
+        }
+    }
+    if (--f->pending_publishes == 0) {
+        if (f->failed) {
+            finish_ack(f);
+        } else {
+            after_publishes(f);
+        }
+    }
+}
+
+static int publish_one(struct finish *f, const char *topic, const void *data, size_t len,
+                       const struct dr_attr *attrs, size_t nattrs, const char *okey,
+                       const char *traceparent)
+{
+    struct dr_pubsub_attr a[DR_PUBSUB_MAX_ATTRS];
+    struct dr_pubsub_pub_msg m;
+    size_t na = 0;
+    int has_trace = 0;
+
+    for (size_t i = 0; i < nattrs && na < DR_PUBSUB_MAX_ATTRS; i++) {
+        a[na].key = attrs[i].key;
+        a[na].value = attrs[i].value;
+        has_trace |= strcmp(attrs[i].key, "traceparent") == 0;
+        na++;
+    }
+    if (!has_trace && traceparent && na < DR_PUBSUB_MAX_ATTRS) {
+        a[na].key = "traceparent";
+        a[na].value = traceparent;
+        na++;
+    }
+    memset(&m, 0, sizeof(m));
+    m.data = data;
+    m.len = len;
+    m.attrs = a;
+    m.n_attrs = na;
+    m.ordering_key = okey;
+    if (dr_pubsub_publish(f->p->ps, topic, &m, 1, on_emit_published, f) != 0) {
+        return -1;
+    }
+    f->p->outstanding++;
+    f->pending_publishes++;
+    return 0;
+}
+
+static void pull_complete(void *source, struct dr_msg *msg, const struct dr_completion *c)
+{
+    struct dr_pull *p = source;
+    struct finish *f = dr_xcalloc(1, sizeof(*f));
+
+    f->p = p;
+    f->msg = msg;
+    f->pending_publishes = 1; /* guard until all are started */
+    if (c->dead) {
+        char topic[512];
+        struct dr_attr attrs[3] = {{"dr_reason", c->dl.reason},
+                                   {"dr_processor", c->dl.processor ? c->dl.processor : ""},
+                                   {"dr_source_topic", msg->topic}};
+        f->dead = 1;
+        f->dl.message_id = dr_xstrdup(c->dl.message_id);
+        f->dl.topic = dr_xstrdup(c->dl.topic);
+        f->dl.processor = dr_xstrdup(c->dl.processor);
+        f->dl.reason = dr_xstrdup(c->dl.reason);
+        f->dl.error = dr_xstrdup(c->dl.error);
+        f->dl.attempts = c->dl.attempts;
+        f->dl.first_failure_ms = c->dl.first_failure_ms;
+        f->dl.last_failure_ms = c->dl.last_failure_ms;
+        f->dl.created_ms = c->dl.created_ms;
+        f->dl.message_json = dr_xstrdup(c->dl.message_json);
+        snprintf(topic, sizeof(topic), "%s%s", msg->topic, p->cfg->dlq_suffix);
+        publish_one(f, topic, msg->data, msg->data_len, attrs, 3, NULL, msg->traceparent);
+    } else {
+        f->dedup_key = dr_xstrdup(dr_msg_dedup_key(msg));
+        for (size_t i = 0; i < c->nemits; i++) {
+            const struct dr_emit *e = &c->emits[i];
+            if (publish_one(f, e->topic, e->data, e->len, e->attrs, e->nattrs, e->ordering_key,
+                            msg->traceparent) != 0) {
+                DR_WARN("pull", "emit refused", "message_id=%s topic=%s error=\"%s\"",
+                        msg->message_id, e->topic, dr_pubsub_errmsg(p->ps));
+                f->failed = 1;
+            }
+        }
+    }
+    /* drop the guard */
+    f->p->outstanding++;
+    on_emit_published(f, 0, NULL, NULL, 0);
+}
+
+static int pull_retrying(void *source, struct dr_msg *msg, int64_t delay_ms, const char *error)
+{
+    struct lease *l = lease_of(msg);
+    /* Long waits go back to Pub/Sub as a nack with that delay, but only when Pub/Sub counts the
+     * deliveries (a dead-letter policy), so the attempt count survives the handover. */
+    if (delay_ms >= 10000 && dr_msg_attr(msg, "dr_delivery_counted")) {
+        int secs = (int)(delay_ms / 1000);
+        modack_one(l->sub, l->ack_id, secs > 600 ? 600 : secs);
+        lease_drop(l->sub->p, l);
+        msg->source_handle = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+static void pull_abandon(void *source, struct dr_msg *msg)
+{
+    struct dr_pull *p = source;
+    struct lease *l = lease_of(msg);
+    if (l) {
+        modack_one(l->sub, l->ack_id, 0);
+        lease_drop(p, l);
+        msg->source_handle = NULL;
+    }
+}
+
+static const struct dr_source_ops pull_ops = {
+    .name = "pubsub",
+    .complete = pull_complete,
+    .retrying = pull_retrying,
+    .abandon = pull_abandon,
+};
+
+/* ---------- intake ---------- */
+
+struct intake {
+    struct sub *sub;
+    struct dr_pubsub_msg **msgs;
+    size_t n;
+    int *seen;
+};
+
+static void dedup_work(uv_work_t *w)
+{
+    struct intake *in = w->data;
+    struct dr_pull *p = in->sub->p;
+    int64_t since = dr_now_ms() - p->cfg->dedup_window_ms;
+
+    for (size_t i = 0; i < in->n; i++) {
+        const char *key = in->msgs[i]->message_id;
+        for (size_t k = 0; k < in->msgs[i]->n_attrs; k++) {
+            if (strcmp(in->msgs[i]->attrs[k].key, "idempotency_key") == 0 &&
+                *in->msgs[i]->attrs[k].value) {
+                key = in->msgs[i]->attrs[k].value;
+            }
+        }
+        if (in->msgs[i]->invalid || !key || dr_store_dedup_seen(p->store, key, since, &in->seen[i])) {
+            in->seen[i] = 0;
+        }
+    }
+}
+
+static void dead_undecodable(struct sub *s, struct dr_pubsub_msg *m)
+{
+    struct dr_dead_letter dl;
+    char *orig;
+    cJSON *o = cJSON_CreateObject();
+    int64_t now = dr_now_ms();
+
+    cJSON_AddStringToObject(o, "messageId", m->message_id ? m->message_id : "");
+    cJSON_AddStringToObject(o, "topic", s->topic);
+    orig = dr_json_print(o);
+    cJSON_Delete(o);
+    memset(&dl, 0, sizeof(dl));
+    dl.message_id = m->message_id ? m->message_id : "";
+    dl.topic = s->topic;
+    dl.reason = "undecodable";
+    dl.error = (char *)m->invalid;
+    dl.attempts = 1;
+    dl.first_failure_ms = dl.last_failure_ms = dl.created_ms = now;
+    dl.message_json = orig;
+    /* rare: a synchronous write is acceptable here */
+    dr_store_dlq_put(s->p->store, &dl);
+    free(orig);
+    queue_ack(s, m->ack_id);
+}
+
+static void dedup_done(uv_work_t *w, int status)
+{
+    struct intake *in = w->data;
+    struct sub *s = in->sub;
+    struct dr_pull *p = s->p;
+
+    free(w);
+    p->outstanding--;
+    for (size_t i = 0; i < in->n; i++) {
+        struct dr_pubsub_msg *m = in->msgs[i];
+        if (m->invalid) {
+            DR_WARN("pull", "undecodable message", "subscription=%s reason=\"%s\"", s->name,
+                    m->invalid);
+            dead_undecodable(s, m);
+        } else if (in->seen[i]) {
+            dr_metrics_inc("dr_duplicates_total", "source=\"pubsub\"", 1);
+            queue_ack(s, m->ack_id);
+        } else {
+            struct dr_msg *msg = dr_msg_create(m->message_id, s->topic, m->data, m->len,
+                                               m->publish_time_ms);
+            struct lease *l = dr_xcalloc(1, sizeof(*l));
+            for (size_t k = 0; k < m->n_attrs; k++) {
+                dr_msg_add_attr(msg, m->attrs[k].key, m->attrs[k].value);
+            }
+            if (m->delivery_attempt > 0) {
+                msg->attempt = m->delivery_attempt;
+                dr_msg_add_attr(msg, "dr_delivery_counted", "1");
+            }
+            dr_msg_set_ordering_key(msg, m->ordering_key);
+            msg->received_ns = (int64_t)dr_mono_ns();
+            msg->source = p;
+            l->sub = s;
+            l->ack_id = dr_xstrdup(m->ack_id);
+            l->msg = msg;
+            l->deadline_ms = dr_mono_ms() + (int64_t)p->ack_deadline_s * 1000;
+            l->next = p->leases;
+            if (p->leases) {
+                p->leases->prev = l;
+            }
+            p->leases = l;
+            p->nleases++;
+            msg->source_handle = l;
+            if (p->stopping) {
+                pull_abandon(p, msg);
+                dr_msg_unref(msg);
+            } else {
+                dr_router_submit(p->router, msg, &pull_ops, p);
+            }
+        }
+        dr_pubsub_msg_free(m);
+    }
+    free(in->msgs);
+    free(in->seen);
+    free(in);
+    pull_more(s);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    pull_more(t->data);
+}
+
+static void ensure_done(void *ctx, int err, const char *errmsg, const cJSON *res);
+
+static void ensure_sub(struct sub *s)
+{
+    struct dr_pubsub_sub_conf sc;
+    char dlq[512];
+
+    memset(&sc, 0, sizeof(sc));
+    sc.topic = s->topic;
+    sc.ack_deadline_s = s->p->ack_deadline_s;
+    if (s->p->max_deliveries) {
+        snprintf(dlq, sizeof(dlq), "%s%s", s->topic, s->p->cfg->dlq_suffix);
+        sc.dead_letter_topic = dlq;
+        sc.max_delivery_attempts = s->p->max_deliveries;
+    }
+    if (dr_pubsub_sub_create(s->p->ps, s->name, &sc, ensure_done, s) == 0) {
+        s->p->outstanding++;
+        s->ensuring = 2;
+    } else {
+        s->ensuring = 0;
+    }
+}
+
+static void ensure_done(void *ctx, int err, const char *errmsg, const cJSON *res)
+{
+    struct sub *s = ctx;
+    s->p->outstanding--;
+    if (err && err != DR_EEXIST) {
+        DR_WARN("pull", "create failed", "subscription=%s error=\"%s\"", s->name,
+                errmsg ? errmsg : dr_strerror(err));
+    }
+    if (s->ensuring == 1) { /* topics done: now the subscription */
+        ensure_sub(s);
+        return;
+    }
+    s->ensuring = 0;
+    pull_more(s);
+}
+
+static void on_topic_created(void *ctx, int err, const char *errmsg, const cJSON *res)
+{
+    struct sub *s = ctx;
+    s->p->outstanding--;
+    if (--s->ensuring == 1) {
+        ensure_done(s, 0, NULL, NULL);
+        s->p->outstanding++; /* balance: ensure_done decrements */
+    }
+}
+
+/* Creates the topic, its dead-letter topic and the subscription (auto_create). */
+static void ensure(struct sub *s)
+{
+    char dlq[512];
+    if (s->ensuring) {
+        return;
+    }
+    s->ensuring = 3;
+    snprintf(dlq, sizeof(dlq), "%s%s", s->topic, s->p->cfg->dlq_suffix);
+    if (dr_pubsub_topic_create(s->p->ps, s->topic, on_topic_created, s) == 0) {
+        s->p->outstanding++;
+    } else {
+        s->ensuring--;
+    }
+    if (dr_pubsub_topic_create(s->p->ps, dlq, on_topic_created, s) == 0) {
+        s->p->outstanding++;
+    } else {
+        s->ensuring--;
+    }
+    if (s->ensuring == 1) {
+        s->p->outstanding++;
+        ensure_done(s, 0, NULL, NULL);
+    }
+}
+
+static void on_pulled(void *ctx, int err, const char *errmsg, struct dr_pubsub_msg **msgs,
+                      size_t n)
+{
+    struct sub *s = ctx;
+    struct dr_pull *p = s->p;
+    uv_work_t *w;
+    struct intake *in;
+
+    s->pulls--;
+    p->outstanding--;
+    if (err) {
+        if (err == DR_EUNAVAIL) {
+            return; /* shutting down */
+        }
+        DR_WARN("pull", "pull failed", "subscription=%s error=\"%s\" retry_ms=%lld", s->name,
+                errmsg ? errmsg : dr_strerror(err), (long long)s->backoff_ms);
+        if (err == DR_ENOTFOUND && p->auto_create) {
+            ensure(s);
+        }
+        if (!uv_is_active((uv_handle_t *)s->retry_timer) && !p->stopping) {
+            uv_timer_start(s->retry_timer, on_retry_timer, (uint64_t)s->backoff_ms, 0);
+        }
+        s->backoff_ms = s->backoff_ms * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : s->backoff_ms * 2;
+        return;
+    }
+    s->backoff_ms = 100;
+    if (n == 0) {
+        pull_more(s);
+        return;
+    }
+    dr_metrics_inc("dr_pulled_total", "source=\"pubsub\"", (double)n);
+    in = dr_xcalloc(1, sizeof(*in));
+    in->sub = s;
+    in->n = n;
+    in->msgs = dr_xcalloc(n, sizeof(*in->msgs));
+    memcpy(in->msgs, msgs, n * sizeof(*msgs));
+    in->seen = dr_xcalloc(n, sizeof(int));
+    w = dr_xcalloc(1, sizeof(*w));
+    w->data = in;
+    p->outstanding++;
+    uv_queue_work(p->loop, w, dedup_work, dedup_done);
+    pull_more(s);
+}
+
+static void pull_more(struct sub *s)
+{
+    struct dr_pull *p = s->p;
+
+    if (p->stopping || s->ensuring || uv_is_active((uv_handle_t *)s->retry_timer)) {
+        return;
+    }
+    while (s->pulls < p->pulls_per_sub) {
+        /* Pull only what there is room for, counting what outstanding pulls may bring. */
+        size_t held = dr_router_in_flight(p->router);
+        size_t coming = (size_t)(s->pulls + 1) * (size_t)p->max_messages;
+        if (held + coming > (size_t)p->cfg->max_in_flight || !dr_router_has_room(p->router)) {
+            return;
+        }
+        if (dr_pubsub_pull(p->ps, s->name, p->max_messages, 0, on_pulled, s) != 0) {
+            DR_ERROR("pull", "pull refused", "subscription=%s error=\"%s\"", s->name,
+                     dr_pubsub_errmsg(p->ps));
+            return;
+        }
+        s->pulls++;
+        p->outstanding++;
+    }
+}
+
+static void on_room(void *ctx)
+{
+    struct dr_pull *p = ctx;
+    for (size_t i = 0; i < p->nsubs; i++) {
+        pull_more(&p->subs[i]);
+    }
+}
+
+/* ---------- lifecycle ---------- */
+
+static int section_int(const cJSON *sec, const char *key, int def, int lo, int hi)
+{
+    int64_t v;
+    if (!sec || dr_json_i64(sec, key, &v) != 0 || v < lo || v > hi) {
+        return def;
+    }
+    return (int)v;
+}
+
+int dr_pull_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_store *store,
+                   struct dr_router *router, struct dr_pull **out)
+{
+    struct dr_pull *p = dr_xcalloc(1, sizeof(*p));
+    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(cfg->root, "pubsub");
+    struct dr_pubsub_conf pc;
+
+    *out = NULL;
+    if (!cfg->project) {
+        DR_ERROR("pull", "pubsub.project (or PUBSUB_PROJECT_ID) is required", "%s", "");
+        free(p);
+        return DR_EINVAL;
+    }
+    memset(&pc, 0, sizeof(pc));
+    pc.project = cfg->project;
+    if (dr_pubsub_create(loop, &pc, &p->ps) != 0) {
+        free(p);
+        return DR_EINVAL;
+    }
+    p->loop = loop;
+    p->cfg = cfg;
+    p->store = store;
+    p->router = router;
+    p->pulls_per_sub = section_int(sec, "pulls_in_flight", 4, 1, 64);
+    p->max_messages = section_int(sec, "max_messages", 100, 1, DR_PUBSUB_MAX_PULL_MSGS);
+    p->ack_deadline_s = section_int(sec, "ack_deadline_seconds", 30, 10, 600);
+    p->max_deliveries = section_int(sec, "max_delivery_attempts", 0, 5, 100);
+    p->auto_create = sec && dr_json_true(sec, "auto_create");
+    p->subs = dr_xcalloc(cfg->nsubscriptions + 1, sizeof(*p->subs));
+    for (size_t i = 0; i < cfg->nsubscriptions; i++) {
+        struct sub *s = &p->subs[p->nsubs++];
+        s->p = p;
+        s->name = dr_xstrdup(cfg->subscriptions[i].name);
+        s->topic = dr_xstrdup(cfg->subscriptions[i].topic);
+        s->backoff_ms = 100;
+        s->retry_timer = dr_xcalloc(1, sizeof(*s->retry_timer));
+        uv_timer_init(loop, s->retry_timer);
+        s->retry_timer->data = s;
+    }
+    p->lease_timer = dr_xcalloc(1, sizeof(*p->lease_timer));
+    uv_timer_init(loop, p->lease_timer);
+    p->lease_timer->data = p;
+    p->ack_timer = dr_xcalloc(1, sizeof(*p->ack_timer));
+    uv_timer_init(loop, p->ack_timer);
+    p->ack_timer->data = p;
+    dr_router_on_room(router, on_room, p);
+    *out = p;
+    return DR_OK;
+}
+
+void dr_pull_start(struct dr_pull *p)
+{
+    uint64_t every = (uint64_t)p->ack_deadline_s * 1000 / 4;
+    uv_timer_start(p->lease_timer, on_lease_timer, every, every);
+    for (size_t i = 0; i < p->nsubs; i++) {
+        if (p->auto_create) {
+            ensure(&p->subs[i]);
+        } else {
+            pull_more(&p->subs[i]);
+        }
+    }
+    DR_INFO("pull", "pulling", "subscriptions=%zu pulls_in_flight=%d max_messages=%d", p->nsubs,
+            p->pulls_per_sub, p->max_messages);
+}
+
+void dr_pull_stop(struct dr_pull *p)
+{
+    p->stopping = 1;
+    for (size_t i = 0; i < p->nsubs; i++) {
+        uv_timer_stop(p->subs[i].retry_timer);
+    }
+}
+
+int dr_pull_busy(const struct dr_pull *p)
+{
+    /* blocked long-poll pulls are not worth waiting for */
+    int pulls = 0;
+    for (size_t i = 0; i < p->nsubs; i++) {
+        pulls += p->subs[i].pulls;
+    }
+    size_t acks = 0;
+    for (size_t i = 0; i < p->nsubs; i++) {
+        acks += p->subs[i].nacks;
+    }
+    return p->outstanding - pulls > 0 || acks > 0;
+}
+
+static void handle_free(uv_handle_t *h)
+{
+    free(h);
+}
+
+void dr_pull_destroy(struct dr_pull *p)
+{
+    if (!p) {
+        return;
+    }
+    flush_acks(p);
+    dr_pubsub_destroy(p->ps);
+    while (p->leases) {
+        struct lease *l = p->leases;
+        if (l->msg) {
+            l->msg->source_handle = NULL;
+        }
+        lease_drop(p, l);
+    }
+    for (size_t i = 0; i < p->nsubs; i++) {
+        free(p->subs[i].name);
+        free(p->subs[i].topic);
+        free(p->subs[i].acks);
+        uv_close((uv_handle_t *)p->subs[i].retry_timer, handle_free);
+    }
+    free(p->subs);
+    uv_close((uv_handle_t *)p->lease_timer, handle_free);
+    uv_close((uv_handle_t *)p->ack_timer, handle_free);
+    free(p);
+}
