@@ -41,6 +41,7 @@ struct dr_msg {
     void *source_handle;
     int64_t source_id;
     int64_t received_ns; /* monotonic, when the source got it */
+    int delivery_counted; /* the source counts deliveries (Pub/Sub with a dead-letter policy) */
 };
 
 /* Creates a message owning copies of everything given; payload parsed from data. refs = 1. */

@@ -14,6 +14,9 @@
 #include "dr/local.h"
 #include "dr/log.h"
 #include "dr/metrics.h"
+#include "dr/realtime.h"
+#include "dr/pull.h"
+#include "dr/push.h"
 #include "dr/router.h"
 #include "dr/store.h"
 #include "dr/util.h"
@@ -25,8 +28,11 @@ struct daemon {
     struct dr_store *store;
     struct dr_router *router;
     struct dr_local *local;
+    struct dr_pull *pull;
+    struct dr_push *push;
     struct dr_http_server *http;
     struct dr_admin *admin;
+    struct dr_realtime *rt;
     uv_signal_t sigterm, sigint;
     uv_timer_t drain_timer;
     int64_t drain_deadline;
@@ -153,8 +159,12 @@ static void on_signal(uv_signal_t *s, int signum)
     DR_INFO("daemon", "shutting down", "signal=%d in_flight=%zu deadline_ms=%lld", signum,
             dr_router_in_flight(d->router), (long long)d->cfg->shutdown_deadline_ms);
     dr_http_server_stop(d->http);
+    dr_realtime_stop(d->rt);
     if (d->local) {
         dr_local_stop(d->local);
+    }
+    if (d->pull) {
+        dr_pull_stop(d->pull);
     }
     dr_router_drain(d->router);
     d->drain_deadline = dr_mono_ms() + d->cfg->shutdown_deadline_ms;
@@ -208,6 +218,11 @@ int dr_daemon_run(struct dr_config *cfg)
                  strncmp(cfg->store_url, "postgres", 8) == 0 ? "postgresql" : "sqlite");
         return 1;
     }
+    /* before the router: the realtime processor hands notifications to this hub */
+    if (dr_realtime_create(d.loop, cfg, d.store, &d.rt, err, sizeof(err)) != 0) {
+        DR_ERROR("daemon", "cannot start real-time delivery", "error=\"%s\"", err);
+        goto out;
+    }
     if (dr_router_create(d.loop, cfg, d.store, &d.router, err, sizeof(err)) != 0) {
         DR_ERROR("daemon", "cannot start the router", "error=\"%s\"", err);
         goto out;
@@ -219,17 +234,32 @@ int dr_daemon_run(struct dr_config *cfg)
     dr_http_route(d.http, "GET", "/readyz", on_readyz, &d);
     dr_http_route(d.http, "GET", "/metrics", on_metrics, &d);
     dr_http_route(d.http, "GET", "/version", on_version, &d);
+    /* The local queue also holds pushed messages and dead-letter replays in pubsub mode. */
+    dr_local_create(d.loop, cfg, d.store, d.router, &d.local);
     if (strcmp(cfg->mode, "local") == 0) {
-        dr_local_create(d.loop, cfg, d.store, d.router, &d.local);
         dr_local_register(d.local, d.http);
+    } else {
+        if (cfg->nsubscriptions && dr_pull_create(d.loop, cfg, d.store, d.router, &d.pull) != 0) {
+            goto out;
+        }
+        if (cfg->push_enabled) {
+            if (dr_push_create(d.loop, cfg, d.local, &d.push) != 0) {
+                goto out;
+            }
+            dr_push_register(d.push, d.http);
+        }
     }
     d.admin = dr_admin_create(cfg, d.store, d.router, d.local);
     dr_admin_register(d.admin, d.http);
+    dr_realtime_register(d.rt, d.http);
     if (dr_http_server_listen(d.http, cfg->host, cfg->port) != 0) {
         goto out;
     }
     if (d.local) {
         dr_local_start(d.local);
+    }
+    if (d.pull) {
+        dr_pull_start(d.pull);
     }
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
@@ -250,12 +280,24 @@ out:
             uv_run(d.loop, UV_RUN_ONCE);
         }
     }
+    if (d.pull) {
+        /* acks, dead-letter publishes and store writes under way land first (bounded) */
+        int64_t until = dr_mono_ms() + 5000;
+        dr_pull_stop(d.pull);
+        while (dr_pull_busy(d.pull) && dr_mono_ms() < until) {
+            uv_run(d.loop, UV_RUN_NOWAIT);
+        }
+    }
     dr_router_destroy(d.router);
+    dr_realtime_stop(d.rt); /* after the router: no processor hands it anything any more */
+    dr_pull_destroy(d.pull);
+    dr_push_destroy(d.push);
     dr_local_destroy(d.local);
     dr_http_server_destroy(d.http);
     uv_walk(d.loop, close_walk, NULL);
     uv_run(d.loop, UV_RUN_DEFAULT);
     dr_admin_destroy(d.admin);
+    dr_realtime_destroy(d.rt);
     dr_store_close(d.store);
     uv_loop_close(d.loop);
     DR_INFO("daemon", "stopped", "exit=%d", rc);

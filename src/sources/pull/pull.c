@@ -51,6 +51,7 @@ struct dr_pull {
     int ack_deadline_s;
     int auto_create;
     int max_deliveries;
+    int64_t nack_after_ms;
     int stopping;
     int outstanding; /* publishes, acks, store jobs */
     struct lease *leases;
@@ -315,9 +316,13 @@ static void pull_complete(void *source, struct dr_msg *msg, const struct dr_comp
     f->pending_publishes = 1; /* guard until all are started */
     if (c->dead) {
         char topic[512];
-        struct dr_attr attrs[3] = {{"dr_reason", c->dl.reason},
-                                   {"dr_processor", c->dl.processor ? c->dl.processor : ""},
-                                   {"dr_source_topic", msg->topic}};
+        /* the original attributes plus why it died */
+        size_t na = msg->nattrs < DR_PUBSUB_MAX_ATTRS - 3 ? msg->nattrs : DR_PUBSUB_MAX_ATTRS - 3;
+        struct dr_attr *attrs = dr_xcalloc(na + 3, sizeof(*attrs));
+        memcpy(attrs, msg->attrs, na * sizeof(*attrs));
+        attrs[na++] = (struct dr_attr){"dr_reason", c->dl.reason};
+        attrs[na++] = (struct dr_attr){"dr_processor", c->dl.processor ? c->dl.processor : ""};
+        attrs[na++] = (struct dr_attr){"dr_source_topic", msg->topic};
         f->dead = 1;
         f->dl.message_id = dr_xstrdup(c->dl.message_id);
         f->dl.topic = dr_xstrdup(c->dl.topic);
@@ -330,7 +335,8 @@ static void pull_complete(void *source, struct dr_msg *msg, const struct dr_comp
         f->dl.created_ms = c->dl.created_ms;
         f->dl.message_json = dr_xstrdup(c->dl.message_json);
         snprintf(topic, sizeof(topic), "%s%s", msg->topic, p->cfg->dlq_suffix);
-        publish_one(f, topic, msg->data, msg->data_len, attrs, 3, NULL, msg->traceparent);
+        publish_one(f, topic, msg->data, msg->data_len, attrs, na, NULL, msg->traceparent);
+        free(attrs);
     } else {
         f->dedup_key = dr_xstrdup(dr_msg_dedup_key(msg));
         for (size_t i = 0; i < c->nemits; i++) {
@@ -350,10 +356,11 @@ static void pull_complete(void *source, struct dr_msg *msg, const struct dr_comp
 
 static int pull_retrying(void *source, struct dr_msg *msg, int64_t delay_ms, const char *error)
 {
+    struct dr_pull *p = source;
     struct lease *l = lease_of(msg);
     /* Long waits go back to Pub/Sub as a nack with that delay, but only when Pub/Sub counts the
      * deliveries (a dead-letter policy), so the attempt count survives the handover. */
-    if (delay_ms >= 10000 && dr_msg_attr(msg, "dr_delivery_counted")) {
+    if (delay_ms >= p->nack_after_ms && msg->delivery_counted) {
         int secs = (int)(delay_ms / 1000);
         modack_one(l->sub, l->ack_id, secs > 600 ? 600 : secs);
         lease_drop(l->sub->p, l);
@@ -461,7 +468,7 @@ static void dedup_done(uv_work_t *w, int status)
             }
             if (m->delivery_attempt > 0) {
                 msg->attempt = m->delivery_attempt;
-                dr_msg_add_attr(msg, "dr_delivery_counted", "1");
+                msg->delivery_counted = 1;
             }
             dr_msg_set_ordering_key(msg, m->ordering_key);
             msg->received_ns = (int64_t)dr_mono_ns();
@@ -686,6 +693,7 @@ int dr_pull_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_store
     p->ack_deadline_s = section_int(sec, "ack_deadline_seconds", 30, 10, 600);
     p->max_deliveries = section_int(sec, "max_delivery_attempts", 0, 5, 100);
     p->auto_create = sec && dr_json_true(sec, "auto_create");
+    p->nack_after_ms = section_int(sec, "nack_after_ms", 10000, 0, 600000);
     p->subs = dr_xcalloc(cfg->nsubscriptions + 1, sizeof(*p->subs));
     for (size_t i = 0; i < cfg->nsubscriptions; i++) {
         struct sub *s = &p->subs[p->nsubs++];
