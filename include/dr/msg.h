@@ -41,6 +41,7 @@ struct dr_msg {
     void *source_handle;
     int64_t source_id;
     int64_t received_ns; /* monotonic, when the source got it */
+    void *router_job;     /* the router's bookkeeping while it holds the message */
     int delivery_counted; /* the source counts deliveries (Pub/Sub with a dead-letter policy) */
 };
 

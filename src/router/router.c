@@ -612,6 +612,7 @@ void dr_router_submit(struct dr_router *r, struct dr_msg *msg, const struct dr_s
 
     j = dr_xcalloc(1, sizeof(*j));
     j->msg = msg;
+    msg->router_job = j;
     j->router = r;
     j->ops = ops;
     j->source = source;
@@ -667,16 +668,12 @@ void dr_router_submit(struct dr_router *r, struct dr_msg *msg, const struct dr_s
 
 void dr_router_release(struct dr_router *r, struct dr_msg *msg)
 {
-    struct job *j;
+    struct job *j = msg->router_job;
 
-    for (j = r->jobs; j; j = j->next) {
-        if (j->msg == msg) {
-            break;
-        }
-    }
-    if (!j) {
+    if (!j || j->msg != msg) {
         return;
     }
+    msg->router_job = NULL;
     job_unlink(r, j);
     r->in_flight--;
     r->in_flight_bytes -= j->bytes;
