@@ -5,11 +5,21 @@
 #include "dr/util.h"
 
 extern const struct dr_processor dr_processor_log;
+extern const struct dr_processor dr_processor_meeting_poll;
+extern const struct dr_processor dr_processor_calendar;
+extern const struct dr_processor dr_processor_contacts;
 extern const struct dr_processor dr_processor_test;
+extern const struct dr_processor dr_processor_vespa;
+extern const struct dr_processor dr_processor_realtime;
 
 static const struct dr_processor *const table[] = {
     &dr_processor_log,
+    &dr_processor_meeting_poll,
+    &dr_processor_calendar,
+    &dr_processor_contacts,
     &dr_processor_test,
+    &dr_processor_vespa,
+    &dr_processor_realtime,
 };
 
 const struct dr_processor *dr_processor_find(const char *name)

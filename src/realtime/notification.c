@@ -6,15 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/util.h"
 #include "realtime/rt_int.h"
 
-#define ID_MAX    128
-#define TYPE_MAX  64
+#define ID_MAX      128
+#define TYPE_MAX    64
 #define ROOM_ID_MAX 128
-#define TEXT_MAX  (16 * 1024)
+#define TEXT_MAX    (16 * 1024)
 
 static const char *const room_prefixes[] = {"user:", "org:", "meeting:", "shipment:"};
 
@@ -149,9 +150,8 @@ int dr_notification_parse(const char *json, size_t len, const char *default_id,
     }
     if (opt_str(o, "notification_id", ID_MAX, &id) || opt_str(o, "user_id", ID_MAX, &user) ||
         opt_str(o, "org_id", ID_MAX, &org) || opt_str(o, "room", ROOM_ID_MAX + 16, &room) ||
-        opt_str(o, "notification_type", TYPE_MAX, &type) ||
-        opt_str(o, "title", TEXT_MAX, &title) || opt_str(o, "message", TEXT_MAX, &message) ||
-        opt_str(o, "timestamp", 40, &ts)) {
+        opt_str(o, "notification_type", TYPE_MAX, &type) || opt_str(o, "title", TEXT_MAX, &title) ||
+        opt_str(o, "message", TEXT_MAX, &message) || opt_str(o, "timestamp", 40, &ts)) {
         set_err(err, errsz, "a field has the wrong type or is too long");
         goto out;
     }

@@ -26,23 +26,22 @@
 /* ---- configuration (the realtime: section) ---- */
 
 struct rt_conf {
-    unsigned max_connections;      /* per instance */
-    unsigned max_per_user;         /* authenticated connections per sub */
-    unsigned max_rooms;            /* rooms per connection */
-    size_t max_frame;              /* client message bytes (WebSocket close 1009 beyond) */
-    unsigned max_queue;            /* outbound frames waiting per connection (4008 beyond) */
-    size_t max_queue_bytes;        /* outbound bytes waiting per connection (4008 beyond) */
-    unsigned max_buffered;         /* live events held per connection during catch-up */
-    double rate;                   /* client messages per second */
-    double burst;                  /* token bucket depth */
-    int64_t heartbeat_ms;          /* WebSocket ping / SSE comment interval */
-    int64_t idle_timeout_ms;       /* WebSocket: nothing received for this long closes */
-    int64_t auth_timeout_ms;       /* WebSocket: first auth message deadline */
-    int64_t close_timeout_ms;      /* closing handshake deadline */
-    int64_t sse_retry_ms;          /* retry: sent to EventSource clients */
-    unsigned catchup_page;         /* rows per catch-up query */
-    int send_buffer;               /* SO_SNDBUF for client sockets, 0 = system default */
-    int leeway_s;                  /* JWT exp/nbf leeway */
+    unsigned max_connections; /* per instance */
+    unsigned max_per_user;    /* authenticated connections per sub */
+    unsigned max_rooms;       /* rooms per connection */
+    size_t max_frame;         /* client message bytes (WebSocket close 1009 beyond) */
+    size_t max_queue_bytes;   /* outbound bytes not yet taken by the kernel (4008 beyond) */
+    unsigned max_buffered;    /* live events held per connection during catch-up */
+    double rate;              /* client messages per second */
+    double burst;             /* token bucket depth */
+    int64_t heartbeat_ms;     /* WebSocket ping / SSE comment interval */
+    int64_t idle_timeout_ms;  /* WebSocket: nothing received for this long closes */
+    int64_t auth_timeout_ms;  /* WebSocket: first auth message deadline */
+    int64_t close_timeout_ms; /* closing handshake deadline */
+    int64_t sse_retry_ms;     /* retry: sent to EventSource clients */
+    unsigned catchup_page;    /* rows per catch-up query */
+    int send_buffer;          /* SO_SNDBUF for client sockets, 0 = system default */
+    int leeway_s;             /* JWT exp/nbf leeway */
     char *issuer;
     char *audience;
 };
@@ -65,13 +64,13 @@ struct dr_notification {
     atomic_int refs;
     int64_t seq;
     char *id;
-    char *user_id;  /* NULL when absent */
-    char *org_id;   /* NULL when absent */
+    char *user_id; /* NULL when absent */
+    char *org_id;  /* NULL when absent */
     char *room;
     char *type;
-    char *body;     /* canonical JSON without seq/read: what the store keeps */
+    char *body; /* canonical JSON without seq/read: what the store keeps */
     size_t body_len;
-    char *json;     /* body plus seq (the bus form); built when seq is set */
+    char *json; /* body plus seq (the bus form); built when seq is set */
     size_t json_len;
     uint64_t t0_ns; /* monotonic: when the router received it (latency metric); 0 = unknown */
     struct rt_frame *frames[RT_NTRANSPORTS]; /* lazily encoded, loop thread only */
@@ -112,7 +111,7 @@ struct rt_inbox_q {
     const char *sub;
     const char *org; /* may be NULL */
     int unread_only;
-    int64_t before;  /* seq < before; 0 = no bound */
+    int64_t before; /* seq < before; 0 = no bound */
     size_t limit;
 };
 /* Appends {"notifications":[...],"next_before":N|null} to out (a JSON text the caller frees). */
@@ -179,7 +178,7 @@ struct rt_sub {
     char *room;
     int64_t last_seq; /* newest seq sent in this room on this connection */
     enum rt_sub_state state;
-    int announce;     /* send "subscribed" when the catch-up ends */
+    int announce; /* send "subscribed" when the catch-up ends */
     struct rt_hub_room *hroom;
 };
 
@@ -196,23 +195,26 @@ struct rt_conn {
     int refs; /* the tcp handle holds one; every job in flight holds one */
     struct dr_hub *hub;
     const struct rt_transport *tp;
-    void *tpdata;       /* transport state */
-    uv_tcp_t *tcp;      /* hijacked from the HTTP server; freed with free() */
+    void *tpdata;  /* transport state */
+    uv_tcp_t *tcp; /* hijacked from the HTTP server; freed with free() */
     enum rt_conn_state state;
     uint64_t id;
     struct dr_jwt_claims *claims;
     struct rt_sub *subs;
     size_t nsubs;
-    /* outbound queue: bytes/frames handed to uv_write and not yet written */
-    unsigned pending_frames;
-    size_t pending_bytes;
+    /* write requests in flight (their bytes may already be in the kernel) */
+    unsigned pending_writes;
+    unsigned pending_joins; /* permission checks in flight */
     /* live events that arrived for rooms still catching up */
     struct dr_notification **buffered;
     size_t nbuffered;
     struct rt_catchup *catchup_head, *catchup_tail;
     int catchup_running;
-    int catchup_waiting; /* next page waits for the queue to drain */
-    int64_t since;       /* resume point for the rooms joined from the token (-1 = none) */
+    int catchup_waiting;       /* the rest of the page waits for the queue to drain */
+    struct rt_catchup *cu_job; /* the page being written */
+    struct dr_notification **cu_rows;
+    size_t cu_nrows, cu_pos, cu_limit;
+    int64_t since; /* resume point for the rooms joined from the token (-1 = none) */
     /* rate limit and timers (monotonic ms) */
     double tokens;
     int64_t tokens_ms;
@@ -295,14 +297,15 @@ void dr__hub_stop(struct dr_hub *hub);    /* closes connections, the async and t
 void dr__hub_cleanup(struct dr_hub *hub); /* after the loop ran the close callbacks */
 void dr__hub_add_conn(struct dr_hub *hub, struct rt_conn *c);
 void dr__hub_remove_conn(struct dr_hub *hub, struct rt_conn *c);
+/* Leaves every room and the user index; the connection stays listed until removed. */
+void dr__hub_detach(struct dr_hub *hub, struct rt_conn *c);
 /* DR_ETOOBIG when the user has max_per_user connections already. */
 int dr__hub_index_user(struct dr_hub *hub, struct rt_conn *c, const char *sub);
 size_t dr__hub_user_count(struct dr_hub *hub, const char *sub);
 void dr__hub_join(struct dr_hub *hub, struct rt_conn *c, struct rt_sub *s);
 void dr__hub_leave(struct dr_hub *hub, struct rt_conn *c, struct rt_sub *s);
 /* Sends {"type":"read",...} (json) to every connection of sub except skip. */
-void dr__hub_tell_user(struct dr_hub *hub, const char *sub, const char *json,
-                       struct rt_conn *skip);
+void dr__hub_tell_user(struct dr_hub *hub, const char *sub, const char *json, struct rt_conn *skip);
 /* The hub the processor hands notifications to (the newest created), or NULL. Any thread. */
 struct dr_hub *dr__hub_current(void);
 void dr__hub_set_current(struct dr_hub *hub);
@@ -322,14 +325,13 @@ void dr__ws_feed(struct rt_conn *c, const char *data, size_t len);
 /* ---- authentication (auth.c) ---- */
 
 /* Verifies token with the hub's keys and conf. DR_EAUTH with why set on refusal. */
-int dr__rt_verify(struct dr_hub *hub, const char *token, size_t len,
-                  struct dr_jwt_claims **out, char *why, size_t whysz);
+int dr__rt_verify(struct dr_hub *hub, const char *token, size_t len, struct dr_jwt_claims **out,
+                  char *why, size_t whysz);
 /* Finds the token of req (Authorization: Bearer, else access_token). DR_ENOTFOUND if none,
  * DR_ETOOBIG if the query parameter is over the limit. *token is malloc'ed. */
 int dr__rt_request_token(struct dr_http_req *req, char **token);
 /* Verifies the request's token; on refusal answers 401 (consuming req) and returns non-zero. */
-int dr__rt_authenticate(struct dr_hub *hub, struct dr_http_req *req,
-                        struct dr_jwt_claims **out);
+int dr__rt_authenticate(struct dr_hub *hub, struct dr_http_req *req, struct dr_jwt_claims **out);
 
 /* ---- inbox (inbox.c) ---- */
 void dr__rt_inbox_route(struct dr_http_req *req, void *hub);

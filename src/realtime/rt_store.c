@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/log.h"
@@ -75,8 +76,8 @@ static int found_row(void *ctx, const struct dr_db_row *row)
 int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup)
 {
     struct dr_db_val p[7] = {
-        DR_DB_TEXTV(n->id),   DR_DB_TEXTV(n->user_id), DR_DB_TEXTV(n->org_id),
-        DR_DB_TEXTV(n->room), DR_DB_TEXTV(n->type),    DR_DB_TEXTV(n->body),
+        DR_DB_TEXTV(n->id),      DR_DB_TEXTV(n->user_id), DR_DB_TEXTV(n->org_id),
+        DR_DB_TEXTV(n->room),    DR_DB_TEXTV(n->type),    DR_DB_TEXTV(n->body),
         DR_DB_INTV(dr_now_ms()),
     };
     int64_t seq = 0;
@@ -151,7 +152,8 @@ int dr__rt_store_since(struct dr_db *db, char *const *rooms, size_t nrooms, int6
     /* only placeholders are generated; every value is a parameter */
     p = dr_xcalloc(nrooms + 2, sizeof(*p));
     dr_buf_init(&sql, 256 + nrooms * 8);
-    dr_buf_appends(&sql, "SELECT seq, body_json FROM rt_notifications WHERE seq > $1 AND room IN (");
+    dr_buf_appends(&sql,
+                   "SELECT seq, body_json FROM rt_notifications WHERE seq > $1 AND room IN (");
     p[0] = DR_DB_INTV(since);
     for (size_t i = 0; i < nrooms; i++) {
         dr_buf_printf(&sql, "%s$%zu", i ? ", " : "", i + 2);
@@ -175,7 +177,7 @@ int dr__rt_store_since(struct dr_db *db, char *const *rooms, size_t nrooms, int6
 
 #define INBOX_MEMBER "(n.user_id = $1 OR n.room = $2 OR n.room = $3)"
 #define IS_READ                                                                                    \
-    "(n.seq <= COALESCE((SELECT m.up_to_seq FROM rt_read_marks m WHERE m.user_id = $1), 0)"      \
+    "(n.seq <= COALESCE((SELECT m.up_to_seq FROM rt_read_marks m WHERE m.user_id = $1), 0)"        \
     " OR EXISTS (SELECT 1 FROM rt_reads r WHERE r.user_id = $1 AND r.seq = n.seq))"
 
 struct inbox_list {
@@ -223,9 +225,9 @@ int dr__rt_inbox_list(struct dr_db *db, const struct rt_inbox_q *q, char **out)
     static const char all_sql[] = "SELECT n.seq, n.body_json, CASE WHEN " IS_READ
                                   " THEN 1 ELSE 0 END FROM rt_notifications n WHERE " INBOX_MEMBER
                                   " AND n.seq < $4 ORDER BY n.seq DESC LIMIT $5";
-    static const char unread_sql[] = "SELECT n.seq, n.body_json, 0 FROM rt_notifications n"
-                                     " WHERE " INBOX_MEMBER " AND n.seq < $4 AND NOT " IS_READ
-                                     " ORDER BY n.seq DESC LIMIT $5";
+    static const char unread_sql[] =
+        "SELECT n.seq, n.body_json, 0 FROM rt_notifications n"
+        " WHERE " INBOX_MEMBER " AND n.seq < $4 AND NOT " IS_READ " ORDER BY n.seq DESC LIMIT $5";
     char uroom[200], oroom[200];
     struct dr_db_val p[5];
     struct inbox_list l = {0};
@@ -260,10 +262,9 @@ int dr__rt_inbox_unread(struct dr_db *db, const char *sub, const char *org, int6
 
     *count = 0;
     member_params(p, sub, org, uroom, sizeof(uroom), oroom, sizeof(oroom));
-    return dr_db_exec(db,
-                      "SELECT COUNT(*) FROM rt_notifications n WHERE " INBOX_MEMBER
-                      " AND NOT " IS_READ,
-                      p, 3, get_int, count, NULL);
+    return dr_db_exec(
+        db, "SELECT COUNT(*) FROM rt_notifications n WHERE " INBOX_MEMBER " AND NOT " IS_READ, p, 3,
+        get_int, count, NULL);
 }
 
 struct mark_row {
@@ -293,12 +294,13 @@ int dr__rt_inbox_mark(struct dr_db *db, const char *sub, const char *org, const 
     }
     member_params(p, sub, org, uroom, sizeof(uroom), oroom, sizeof(oroom));
     p[3] = id ? DR_DB_TEXTV(id) : DR_DB_INTV(*seq);
-    err = dr_db_exec(db,
-                     id ? "SELECT n.seq, n.notification_id FROM rt_notifications n WHERE "
-                          INBOX_MEMBER " AND n.notification_id = $4"
-                        : "SELECT n.seq, n.notification_id FROM rt_notifications n WHERE "
-                          INBOX_MEMBER " AND n.seq = $4",
-                     p, 4, mark_found, &m, NULL);
+    err = dr_db_exec(
+        db,
+        id ? "SELECT n.seq, n.notification_id FROM rt_notifications n WHERE " INBOX_MEMBER
+             " AND n.notification_id = $4"
+           : "SELECT n.seq, n.notification_id FROM rt_notifications n WHERE " INBOX_MEMBER
+             " AND n.seq = $4",
+        p, 4, mark_found, &m, NULL);
     if (!err && m.seq == 0) {
         err = DR_ENOTFOUND;
     }
@@ -398,8 +400,7 @@ static int table_exists(struct dr_db *db, const char *name)
     return found;
 }
 
-int dr__rt_may_join(struct dr_db *db, const struct dr_jwt_claims *c, const char *room,
-                    int *allowed)
+int dr__rt_may_join(struct dr_db *db, const struct dr_jwt_claims *c, const char *room, int *allowed)
 {
     const char *email = c->raw ? dr_json_str(c->raw, "email") : NULL;
     int err = DR_OK;
@@ -410,9 +411,9 @@ int dr__rt_may_join(struct dr_db *db, const struct dr_jwt_claims *c, const char 
     if (strncmp(room, "meeting:", 8) == 0) {
         struct dr_db_val p[2] = {DR_DB_TEXTV(room + 8), DR_DB_TEXTV(c->sub)};
         if (table_exists(db, "polls")) {
-            err = dr_db_exec(db,
-                             "SELECT 1 FROM polls WHERE poll_id = $1 AND organizer_user_id = $2",
-                             p, 2, found_row, allowed, NULL);
+            err =
+                dr_db_exec(db, "SELECT 1 FROM polls WHERE poll_id = $1 AND organizer_user_id = $2",
+                           p, 2, found_row, allowed, NULL);
         }
         if (!err && !*allowed && email && table_exists(db, "poll_participants")) {
             p[1] = DR_DB_TEXTV(email);

@@ -24,8 +24,7 @@ int dr__ws_accept(const char *key, char out[RT_WS_ACCEPT_SIZE])
     int err = DR_EINVAL;
 
     out[0] = '\0';
-    if (klen != 24 || dr_base64_decode(key, klen, &raw, &rawlen) != DR_OK ||
-        rawlen != WS_KEY_LEN) {
+    if (klen != 24 || dr_base64_decode(key, klen, &raw, &rawlen) != DR_OK || rawlen != WS_KEY_LEN) {
         goto out;
     }
     snprintf(buf, sizeof(buf), "%s%s", key, WS_GUID);

@@ -402,9 +402,17 @@ int dr_db_migrate(struct dr_db *db, const struct dr_db_migration *m, size_t n)
             err = apply_one(db, &m[i]);
         }
     }
-    if (!err && done.n) {
-        latest = done.v[done.n - 1];
-        if (n == 0 || latest > m[n - 1].version) {
+    /* Modules own version ranges of 100 (store 1-99, realtime 100-199, ...): a version in this
+     * list's range above its last one means the database was migrated by a newer program. */
+    if (!err && n) {
+        int64_t lo = (m[0].version / 100) * 100, hi = lo + 99;
+        latest = 0;
+        for (size_t i = 0; i < done.n; i++) {
+            if (done.v[i] >= lo && done.v[i] <= hi && done.v[i] > latest) {
+                latest = done.v[i];
+            }
+        }
+        if (latest > m[n - 1].version) {
             DR_WARN("db", "database schema is newer than this program", "db_version=%lld",
                     (long long)latest);
         }

@@ -24,7 +24,7 @@
 #include "dr/util.h"
 #include "store/db_internal.h"
 
-#define CACHE_BUCKETS   64
+#define CACHE_BUCKETS 64
 /* statements cached per connection; beyond that they are prepared and finalized per call */
 #define CACHE_MAX       256
 #define BUSY_TIMEOUT_MS 5000

@@ -222,11 +222,8 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
         k = chunk_index(b->ndeletes - i);
         err = delete_chunk(tx, k, &b->deletes[i]);
     }
-    if (b->ndedup) {
-        int64_t now = dr_now_ms();
-        for (size_t i = 0; !err && i < b->ndedup; i++) {
-            err = dr__dedup_mark(st, tx, b->dedup_keys[i], now);
-        }
+    if (!err) {
+        err = dr__dedup_mark_many(st, tx, b->dedup_keys, b->ndedup, dr_now_ms());
     }
     for (size_t i = 0; !err && i < b->ndead; i++) {
         err = dr__dlq_insert(st, tx, &b->dead[i], &ids[b->ninserts + i], &created[i]);

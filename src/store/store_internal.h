@@ -29,5 +29,8 @@ int dr__dlq_insert(struct dr_store *st, struct dr_db_tx *tx, const struct dr_dea
                    int64_t *id, int64_t *created_ms);
 /* Marks key as seen at now_ms (in tx when set). */
 int dr__dedup_mark(struct dr_store *st, struct dr_db_tx *tx, const char *key, int64_t now_ms);
+/* Marks n keys (repeats allowed) as seen at now_ms in multi-row statements. */
+int dr__dedup_mark_many(struct dr_store *st, struct dr_db_tx *tx, const char *const *keys, size_t n,
+                        int64_t now_ms);
 
 #endif

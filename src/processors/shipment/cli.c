@@ -1,7 +1,66 @@
+/*
+ * `data-router extract shipments [FILE|-]`: prints what dr_shipment_extract() finds in an email
+ * (RFC 5322, parsed by the email module) or, when the input is not an email, in plain text.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "core/cli.h"
+#include "dr/buf.h"
+#include "dr/email.h"
+#include "dr/err.h"
+#include "dr/shipment.h"
 
 int dr_cli_extract_shipments(int argc, char **argv)
 {
-    dr_cli_error("extract shipments: not built yet");
-    return 1;
+    const char *path = argc > 0 ? argv[0] : "-";
+    struct dr_email *em = NULL;
+    struct dr_buf from;
+    char *data = NULL, *json;
+    size_t len = 0;
+    cJSON *out = NULL;
+    int err, rc = 1;
+
+    if (argc > 1) {
+        dr_cli_error("usage: data-router extract shipments [FILE|-]");
+        return 2;
+    }
+    dr_buf_init(&from, 4096);
+    if (dr_cli_read_file(path, DR_SHIPMENT_MAX_INPUT, &data, &len)) {
+        dr_cli_error("extract shipments: cannot read %s", path);
+        goto out;
+    }
+    dr_email_global_init();
+    if (dr_email_parse(data, len, NULL, &em) == DR_OK) {
+        const char *body = em->text ? em->text : em->html ? em->html : "";
+        size_t blen = em->text ? em->text_len : em->html ? em->html_len : 0;
+
+        if (em->from.address) {
+            err = dr_buf_printf(&from, "%s <%s>", em->from.name ? em->from.name : "",
+                                em->from.address);
+            if (err) {
+                dr_buf_reset(&from);
+            }
+        }
+        err = dr_shipment_extract(em->subject, from.len ? from.data : NULL, body, blen, &out);
+    } else {
+        err = dr_shipment_extract(NULL, NULL, data, len, &out); /* not an email: plain text */
+    }
+    if (err) {
+        dr_cli_error("extract shipments: %s", dr_strerror(err));
+        goto out;
+    }
+    json = cJSON_PrintUnformatted(out);
+    if (json) {
+        printf("%s\n", json);
+        free(json);
+        rc = 0;
+    }
+out:
+    cJSON_Delete(out);
+    dr_email_destroy(em);
+    dr_buf_cleanup(&from);
+    free(data);
+    return rc;
 }

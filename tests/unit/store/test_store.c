@@ -411,6 +411,17 @@ static void dedup_window_and_purge(void **state)
     assert_int_equal(dr_store_dedup_seen(st, "k2", 0, &seen), DR_OK);
     assert_int_equal(seen, 1);
 
+    /* a batch may repeat keys, in and across its multi-row statements */
+    const char *keys[7] = {"d1", "d2", "d1", "d3", "d4", "d2", "k2"};
+    struct dr_qbatch b = {.dedup_keys = keys, .ndedup = 7};
+    int64_t now = dr_now_ms();
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(dr_store_dedup_seen(st, keys[i], now, &seen), DR_OK);
+        assert_int_equal(seen, 1);
+    }
+    assert_int_equal(count_rows(dr_store_db(st), "SELECT COUNT(*) FROM dedup"), 5);
+
     assert_int_equal(dr_store_dedup_mark(st, NULL, 1), DR_EINVAL);
     assert_int_equal(dr_store_dedup_mark(st, "", 1), DR_EINVAL);
     assert_int_equal(dr_store_dedup_seen(st, NULL, 0, &seen), DR_EINVAL);

@@ -1,0 +1,626 @@
+/*
+ * The calendar processor (topic calendar-updates, type calendar_event, DESIGN §5): payload
+ * {user_id, org_id, calendar_id, event_id, operation: upsert|delete, event{...} | ics}.
+ *
+ *   event{}             one event as JSON: uid, summary, start, end, status, rrule, sequence,
+ *                       updated; start/end as RFC 3339 strings or {utc|dateTime|date|value}.
+ *   ics                 raw iCalendar through dr_ics_parse(): REQUEST, PUBLISH (or no METHOD)
+ *                       upsert every VEVENT; CANCEL deletes them; REPLY stores nothing here,
+ *                       tells the user, and when its UID belongs to a meeting poll is forwarded
+ *                       to meeting-responses as a poll_response_email (the poll reads PARTSTAT).
+ *
+ * Each event is a row of calendar_events keyed by (user_id, event_id); event_id is the payload's
+ * for a single event, else the UID (plus "/RECURRENCE-ID" for an overridden instance). An update
+ * applies only when its (SEQUENCE, updated time) is not older than the row's, so replays and
+ * late deliveries never roll an event back; a delete (or CANCEL) leaves a tombstone. The search
+ * index gets a put for the current version (remove on delete) and the user a calendar.updated
+ * notification on room user:{user_id}.
+ *
+ * Rejections: invalid_payload, invalid_event, invalid_ics (with the parser's reason). Store
+ * failures are retried (store_error).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dr/err.h"
+#include "dr/ics.h"
+#include "dr/index.h"
+#include "dr/json.h"
+#include "dr/log.h"
+#include "dr/poll_store.h"
+#include "dr/processor.h"
+#include "dr/store.h"
+#include "dr/util.h"
+
+#define COMP       "processor.calendar"
+#define MAX_ID     1024
+#define MAX_TEXT   (64 * 1024)
+#define MAX_EVENTS 500 /* VEVENTs handled from one iCalendar object */
+#define POLL_TOPIC "meeting-responses"
+
+/* v210: one row per event the router has seen, deleted ones kept as tombstones so a late
+ * update cannot bring them back. */
+static const char v210_sqlite[] =
+    "CREATE TABLE calendar_events ("
+    " user_id TEXT NOT NULL, event_id TEXT NOT NULL, calendar_id TEXT, uid TEXT, summary TEXT,"
+    " start_at TEXT, end_at TEXT, status TEXT, rrule TEXT,"
+    " sequence INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER NOT NULL,"
+    " deleted INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (user_id, event_id)) WITHOUT ROWID;"
+    "CREATE INDEX calendar_events_uid ON calendar_events (uid)";
+
+static const char v210_postgres[] =
+    "CREATE TABLE calendar_events ("
+    " user_id TEXT NOT NULL, event_id TEXT NOT NULL, calendar_id TEXT, uid TEXT, summary TEXT,"
+    " start_at TEXT, end_at TEXT, status TEXT, rrule TEXT,"
+    " sequence BIGINT NOT NULL DEFAULT 0, updated_ms BIGINT NOT NULL,"
+    " deleted INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (user_id, event_id));"
+    "CREATE INDEX calendar_events_uid ON calendar_events (uid)";
+
+static const struct dr_db_migration migrations[] = {
+    {210, "calendar events", v210_sqlite, v210_postgres},
+};
+
+struct cal_proc {
+    struct dr_store *store;
+};
+
+static int init(const struct dr_proc_env *env, void **state, char *err, size_t errsz)
+{
+    struct cal_proc *cp;
+    int rc;
+
+    if (!env->store) {
+        snprintf(err, errsz, "no store");
+        return -1;
+    }
+    rc = dr_poll_store_migrate(env->store); /* REPLY lookups by UID */
+    if (!rc) {
+        rc = dr_db_migrate(dr_store_db(env->store), migrations, DR_ARRAY_LEN(migrations));
+    }
+    if (rc) {
+        snprintf(err, errsz, "calendar tables: %s", dr_strerror(rc));
+        return -1;
+    }
+    cp = dr_xcalloc(1, sizeof(*cp));
+    cp->store = env->store;
+    *state = cp;
+    return 0;
+}
+
+static void destroy(void *state)
+{
+    free(state);
+}
+
+/* The common fields of the message. */
+struct ctx {
+    struct cal_proc *cp;
+    const struct dr_msg *msg;
+    struct dr_result *res;
+    const char *user_id, *org_id, *calendar_id;
+    const char *method; /* iTIP METHOD or NULL */
+};
+
+/* One event, normalised from JSON or iCalendar. Strings point into the source JSON. */
+struct event {
+    char event_id[MAX_ID + 1];
+    const char *uid, *summary, *description, *location, *status;
+    char start[64], end[64];
+    int all_day;
+    char *rrule; /* malloc'ed, ";"-joined rules of an RRULE list, or NULL */
+    int64_t sequence;
+    int64_t updated_ms;
+    const cJSON *src; /* the event object (attendees, organizer) */
+};
+
+static int str_ok(const cJSON *o, const char *key, size_t max, int required)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    if (!v || cJSON_IsNull(v)) {
+        return !required;
+    }
+    return cJSON_IsString(v) && (!required || v->valuestring[0]) && strlen(v->valuestring) <= max;
+}
+
+/* A time as text: an RFC 3339 / date string, or an object with utc, dateTime, date or value. */
+static int time_text(const cJSON *v, char *out, size_t sz, int *all_day)
+{
+    static const char *const keys[] = {"utc", "dateTime", "date", "value"};
+    const char *s = NULL;
+
+    *out = '\0';
+    if (!v || cJSON_IsNull(v)) {
+        return 0;
+    }
+    if (cJSON_IsString(v)) {
+        s = v->valuestring;
+    } else if (cJSON_IsObject(v)) {
+        for (size_t i = 0; !s && i < DR_ARRAY_LEN(keys); i++) {
+            s = dr_json_str(v, keys[i]);
+        }
+        *all_day = *all_day || dr_json_true(v, "all_day") || (s && s == dr_json_str(v, "date"));
+    }
+    if (!s || !*s || strlen(s) >= sz) {
+        return -1;
+    }
+    if (strlen(s) == 10) {
+        *all_day = 1;
+    }
+    snprintf(out, sz, "%s", s);
+    return 0;
+}
+
+static char *join_rrule(const cJSON *r)
+{
+    const cJSON *it;
+    size_t n = 0;
+    char *s;
+
+    if (cJSON_IsString(r)) {
+        return strlen(r->valuestring) <= MAX_TEXT ? dr_xstrdup(r->valuestring) : NULL;
+    }
+    cJSON_ArrayForEach(it, (cJSON_IsArray(r) ? r : NULL))
+    {
+        if (cJSON_IsString(it)) {
+            n += strlen(it->valuestring) + 1;
+        }
+    }
+    if (!n || n > MAX_TEXT) {
+        return NULL;
+    }
+    s = dr_xcalloc(1, n + 1);
+    cJSON_ArrayForEach(it, r)
+    {
+        if (cJSON_IsString(it)) {
+            if (*s) {
+                strcat(s, "\n");
+            }
+            strcat(s, it->valuestring);
+        }
+    }
+    return s;
+}
+
+/* Fills e from an event object (JSON payload or dr_ics_parse output). 0, or -1 with a reason. */
+static int event_from_json(const struct ctx *c, const cJSON *ev, const char *event_id,
+                           struct event *e, const char **why)
+{
+    static const char *const text_keys[] = {"uid", "summary", "description", "location", "status"};
+    const char *updated =
+        dr_json_str(ev, "updated") ? dr_json_str(ev, "updated") : dr_json_str(ev, "last_modified");
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(ev, "sequence");
+    const char *uid = dr_json_str(ev, "uid");
+    const cJSON *rid = cJSON_GetObjectItemCaseSensitive(ev, "recurrence_id");
+    char ridtext[64] = "";
+    int dummy = 0;
+
+    memset(e, 0, sizeof(*e));
+    for (size_t i = 0; i < DR_ARRAY_LEN(text_keys); i++) {
+        if (!str_ok(ev, text_keys[i], i == 2 ? MAX_TEXT : MAX_ID, 0)) {
+            *why = "uid, summary, description, location and status must be strings within limits";
+            return -1;
+        }
+    }
+    e->uid = uid;
+    e->summary = dr_json_str(ev, "summary");
+    e->description = dr_json_str(ev, "description");
+    e->location = dr_json_str(ev, "location");
+    e->status = dr_json_str(ev, "status");
+    e->src = ev;
+    if (time_text(cJSON_GetObjectItemCaseSensitive(ev, "start"), e->start, sizeof(e->start),
+                  &e->all_day) ||
+        time_text(cJSON_GetObjectItemCaseSensitive(ev, "end"), e->end, sizeof(e->end),
+                  &e->all_day) ||
+        time_text(rid, ridtext, sizeof(ridtext), &dummy)) {
+        *why = "start/end: an RFC 3339 string or {utc|dateTime|date|value}";
+        return -1;
+    }
+    if (seq && !cJSON_IsNull(seq)) {
+        if (!cJSON_IsNumber(seq) || seq->valuedouble < 0 || seq->valuedouble > 2147483647.0) {
+            *why = "sequence: a non-negative integer";
+            return -1;
+        }
+        e->sequence = (int64_t)seq->valuedouble;
+    }
+    e->updated_ms = c->msg->publish_time_ms > 0 ? c->msg->publish_time_ms : dr_now_ms();
+    if (updated && dr_parse_time(updated, &e->updated_ms)) {
+        *why = "updated: not an RFC 3339 time";
+        return -1;
+    }
+    if (event_id) {
+        snprintf(e->event_id, sizeof(e->event_id), "%s", event_id);
+    } else if (uid && ridtext[0]) {
+        snprintf(e->event_id, sizeof(e->event_id), "%s/%s", uid, ridtext);
+    } else if (uid) {
+        snprintf(e->event_id, sizeof(e->event_id), "%s", uid);
+    } else {
+        *why = "event_id (or the event's uid) is required";
+        return -1;
+    }
+    e->rrule = join_rrule(cJSON_GetObjectItemCaseSensitive(ev, "rrule"));
+    return 0;
+}
+
+static void store_failed(struct dr_result *res, const char *what, int err)
+{
+    dr_result_retry(res, "store_error", "%s: %s", what, dr_strerror(err));
+}
+
+struct row_state {
+    int found;
+    int64_t sequence, updated_ms, deleted;
+};
+
+static int take_state(void *ctx, const struct dr_db_row *row)
+{
+    struct row_state *s = ctx;
+
+    s->found = 1;
+    s->sequence = dr_db_row_int(row, 0);
+    s->updated_ms = dr_db_row_int(row, 1);
+    s->deleted = dr_db_row_int(row, 2);
+    return 0;
+}
+
+/* Upserts e unless the row holds a newer version. *current: the row now holds e. */
+static int upsert_row(const struct ctx *c, const struct event *e, int *current)
+{
+    struct dr_db *db = dr_store_db(c->cp->store);
+    struct dr_db_val p[11] = {
+        DR_DB_TEXTV(c->user_id),
+        DR_DB_TEXTV(e->event_id),
+        DR_DB_TEXTV(c->calendar_id),
+        DR_DB_TEXTV(e->uid),
+        DR_DB_TEXTV(e->summary),
+        DR_DB_TEXTV(e->start[0] ? e->start : NULL),
+        DR_DB_TEXTV(e->end[0] ? e->end : NULL),
+        DR_DB_TEXTV(e->status),
+        DR_DB_TEXTV(e->rrule),
+        DR_DB_INTV(e->sequence),
+        DR_DB_INTV(e->updated_ms),
+    };
+    struct row_state st = {0};
+    int err;
+
+    err = dr_db_exec(
+        db,
+        "INSERT INTO calendar_events (user_id, event_id, calendar_id, uid, summary, start_at,"
+        " end_at, status, rrule, sequence, updated_ms, deleted)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0) "
+        "ON CONFLICT (user_id, event_id) DO UPDATE SET calendar_id = excluded.calendar_id,"
+        " uid = excluded.uid, summary = excluded.summary, start_at = excluded.start_at,"
+        " end_at = excluded.end_at, status = excluded.status, rrule = excluded.rrule,"
+        " sequence = excluded.sequence, updated_ms = excluded.updated_ms, deleted = 0 "
+        "WHERE calendar_events.sequence < excluded.sequence"
+        " OR (calendar_events.sequence = excluded.sequence"
+        " AND calendar_events.updated_ms <= excluded.updated_ms"
+        " AND calendar_events.deleted = 0)",
+        p, DR_ARRAY_LEN(p), NULL, NULL, NULL);
+    if (!err) {
+        err = dr_db_exec(db,
+                         "SELECT sequence, updated_ms, deleted FROM calendar_events "
+                         "WHERE user_id = $1 AND event_id = $2",
+                         p, 2, take_state, &st, NULL);
+    }
+    *current = !err && st.found && !st.deleted && st.sequence == e->sequence &&
+               st.updated_ms == e->updated_ms;
+    return err;
+}
+
+/* Marks the event deleted (a tombstone when it was never seen). */
+static int delete_row(const struct ctx *c, const char *event_id, const char *uid, int64_t sequence,
+                      int64_t updated_ms)
+{
+    struct dr_db *db = dr_store_db(c->cp->store);
+    struct dr_db_val p[6] = {DR_DB_TEXTV(c->user_id),     DR_DB_TEXTV(event_id),
+                             DR_DB_TEXTV(c->calendar_id), DR_DB_TEXTV(uid),
+                             DR_DB_INTV(sequence),        DR_DB_INTV(updated_ms)};
+
+    return dr_db_exec(db,
+                      "INSERT INTO calendar_events (user_id, event_id, calendar_id, uid, status,"
+                      " sequence, updated_ms, deleted)"
+                      " VALUES ($1, $2, $3, $4, 'CANCELLED', $5, $6, 1) "
+                      "ON CONFLICT (user_id, event_id) DO UPDATE SET status = 'CANCELLED',"
+                      " deleted = 1, updated_ms = excluded.updated_ms",
+                      p, DR_ARRAY_LEN(p), NULL, NULL, NULL);
+}
+
+static cJSON *index_fields(const struct ctx *c, const struct event *e)
+{
+    cJSON *f = cJSON_CreateObject();
+    cJSON *emails = cJSON_CreateArray();
+    const cJSON *att, *org = cJSON_GetObjectItemCaseSensitive(e->src, "organizer");
+
+    cJSON_AddStringToObject(f, "user_id", c->user_id);
+    if (c->org_id) {
+        cJSON_AddStringToObject(f, "org_id", c->org_id);
+    }
+    if (c->calendar_id) {
+        cJSON_AddStringToObject(f, "calendar_id", c->calendar_id);
+    }
+    cJSON_AddStringToObject(f, "event_id", e->event_id);
+#define ADD_OPT(key, val)                                                                          \
+    do {                                                                                           \
+        if ((val) && *(val)) {                                                                     \
+            cJSON_AddStringToObject(f, key, val);                                                  \
+        }                                                                                          \
+    } while (0)
+    ADD_OPT("uid", e->uid);
+    ADD_OPT("summary", e->summary);
+    ADD_OPT("description", e->description);
+    ADD_OPT("location", e->location);
+    ADD_OPT("status", e->status);
+    ADD_OPT("start", e->start);
+    ADD_OPT("end", e->end);
+    ADD_OPT("rrule", e->rrule);
+#undef ADD_OPT
+    cJSON_AddBoolToObject(f, "all_day", e->all_day);
+    if (cJSON_IsObject(org) && dr_json_str(org, "email")) {
+        cJSON_AddStringToObject(f, "organizer", dr_json_str(org, "email"));
+    } else if (cJSON_IsString(org)) {
+        cJSON_AddStringToObject(f, "organizer", org->valuestring);
+    }
+    cJSON_ArrayForEach(att, cJSON_GetObjectItemCaseSensitive(e->src, "attendees"))
+    {
+        const char *em = cJSON_IsString(att) ? att->valuestring : dr_json_str(att, "email");
+        if (em && cJSON_GetArraySize(emails) < 1000) {
+            cJSON_AddItemToArray(emails, cJSON_CreateString(em));
+        }
+    }
+    cJSON_AddItemToObject(f, "attendees", emails);
+    return f;
+}
+
+static void notify(const struct ctx *c, const char *operation, const char *event_id,
+                   const struct event *e, cJSON *extra)
+{
+    cJSON *d = extra ? extra : cJSON_CreateObject();
+    char room[MAX_ID + 8], text[256];
+    const char *summary = e && e->summary ? e->summary : NULL;
+
+    cJSON_AddStringToObject(d, "operation", operation);
+    if (c->method) {
+        cJSON_AddStringToObject(d, "method", c->method);
+    }
+    if (c->calendar_id) {
+        cJSON_AddStringToObject(d, "calendar_id", c->calendar_id);
+    }
+    cJSON_AddStringToObject(d, "event_id", event_id);
+    if (e) {
+        if (e->uid) {
+            cJSON_AddStringToObject(d, "uid", e->uid);
+        }
+        if (summary) {
+            cJSON_AddStringToObject(d, "summary", summary);
+        }
+        if (e->start[0]) {
+            cJSON_AddStringToObject(d, "start", e->start);
+        }
+        if (e->end[0]) {
+            cJSON_AddStringToObject(d, "end", e->end);
+        }
+        if (e->status) {
+            cJSON_AddStringToObject(d, "status", e->status);
+        }
+    }
+    snprintf(text, sizeof(text), "%.200s %s", summary ? summary : "An event",
+             strcmp(operation, "delete") == 0  ? "was cancelled"
+             : strcmp(operation, "reply") == 0 ? "got a reply"
+                                               : "was updated");
+    snprintf(room, sizeof(room), "user:%s", c->user_id);
+    dr_result_notify(c->res, c->user_id, c->org_id, room, "calendar.updated", "Calendar updated",
+                     text, d);
+    cJSON_Delete(d);
+}
+
+static int do_upsert(const struct ctx *c, struct event *e)
+{
+    int current = 0, err = upsert_row(c, e, &current);
+
+    if (err) {
+        store_failed(c->res, "storing the event", err);
+        return -1;
+    }
+    if (current) {
+        cJSON *f = index_fields(c, e);
+        dr_index_emit(c->res, "calendar_event", c->user_id, e->event_id, f);
+        cJSON_Delete(f);
+        notify(c, "upsert", e->event_id, e, NULL);
+    }
+    DR_INFO(COMP, current ? "event stored" : "event older than stored, skipped",
+            "message_id=%s sequence=%lld", c->msg->message_id, (long long)e->sequence);
+    return 0;
+}
+
+static int do_delete(const struct ctx *c, const char *event_id, const struct event *e)
+{
+    int64_t when = c->msg->publish_time_ms > 0 ? c->msg->publish_time_ms : dr_now_ms();
+    int err = delete_row(c, event_id, e ? e->uid : NULL, e ? e->sequence : 0,
+                         e && e->updated_ms ? e->updated_ms : when);
+
+    if (err) {
+        store_failed(c->res, "deleting the event", err);
+        return -1;
+    }
+    dr_index_emit(c->res, "calendar_event", c->user_id, event_id, NULL);
+    notify(c, "delete", event_id, e, NULL);
+    DR_INFO(COMP, "event deleted", "message_id=%s", c->msg->message_id);
+    return 0;
+}
+
+/* A REPLY: tell the user; forward to the poll it answers, if any. */
+static int do_reply(const struct ctx *c, const struct event *e, const char *ics, int *forwarded)
+{
+    const cJSON *att, *atts = cJSON_GetObjectItemCaseSensitive(e->src, "attendees");
+    char poll_id[1100];
+    cJSON *d = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(d, "attendees");
+    int err;
+
+    cJSON_ArrayForEach(att, atts)
+    {
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "email",
+                                dr_json_str(att, "email") ? dr_json_str(att, "email") : "");
+        cJSON_AddStringToObject(a, "partstat",
+                                dr_json_str(att, "partstat") ? dr_json_str(att, "partstat")
+                                                             : "NEEDS-ACTION");
+        cJSON_AddItemToArray(list, a);
+    }
+    err = e->uid && !*forwarded
+              ? dr_poll_store_match_uid(c->cp->store, e->uid, poll_id, sizeof(poll_id))
+              : DR_ENOTFOUND;
+    if (err && err != DR_ENOTFOUND && err != DR_ETOOBIG) {
+        cJSON_Delete(d);
+        store_failed(c->res, "looking a poll up by UID", err);
+        return -1;
+    }
+    if (!err) {
+        /* one forward per iCalendar object: the poll reads every VEVENT of it */
+        cJSON *fw = cJSON_CreateObject();
+        const char *attrs[] = {"type", "poll_response_email", NULL};
+        char date[32], *s;
+        const char *who = cJSON_GetArraySize(atts) == 1
+                              ? dr_json_str(cJSON_GetArrayItem(atts, 0), "email")
+                              : NULL;
+        cJSON_AddStringToObject(fw, "type", "poll_response_email");
+        cJSON_AddStringToObject(fw, "poll_id", poll_id);
+        if (who) {
+            cJSON_AddStringToObject(fw, "from", who);
+        }
+        dr_format_time(e->updated_ms, date);
+        cJSON_AddStringToObject(fw, "date", date);
+        cJSON_AddStringToObject(fw, "ics", ics);
+        cJSON_AddStringToObject(fw, "source", "calendar");
+        s = dr_json_print(fw);
+        dr_result_emit(c->res, POLL_TOPIC, s, strlen(s), poll_id, attrs);
+        free(s);
+        cJSON_Delete(fw);
+        cJSON_AddStringToObject(d, "poll_id", poll_id);
+        *forwarded = 1;
+    }
+    notify(c, "reply", e->event_id, e, d);
+    return 0;
+}
+
+static void on_ics(const struct ctx *c0, const char *ics, const char *event_id, int deleting)
+{
+    struct ctx c = *c0;
+    cJSON *cal = NULL;
+    const cJSON *ev, *events;
+    char why[512] = "";
+    const char *reason = NULL;
+    int err, n, forwarded = 0;
+
+    err = dr_ics_parse(ics, strlen(ics), &cal, why, sizeof(why));
+    if (err == DR_ENOMEM) {
+        dr_result_retry(c.res, "out_of_memory", "parsing the iCalendar object");
+        return;
+    }
+    if (err) {
+        dr_result_reject(c.res, "invalid_ics", "%s", why[0] ? why : dr_strerror(err));
+        return;
+    }
+    c.method = dr_json_str(cal, "method");
+    events = cJSON_GetObjectItemCaseSensitive(cal, "events");
+    n = cJSON_GetArraySize(events);
+    if (n == 0 || n > MAX_EVENTS) {
+        dr_result_reject(c.res, "invalid_ics", "%s VEVENT", n ? "over 500" : "no");
+        goto out;
+    }
+    cJSON_ArrayForEach(ev, events)
+    {
+        struct event e;
+        int rc;
+        if (event_from_json(&c, ev, n == 1 ? event_id : NULL, &e, &reason)) {
+            dr_result_reject(c.res, "invalid_ics", "%s", reason);
+            goto out;
+        }
+        if (c.method && strcasecmp(c.method, "REPLY") == 0) {
+            rc = do_reply(&c, &e, ics, &forwarded);
+        } else if (deleting || (c.method && strcasecmp(c.method, "CANCEL") == 0)) {
+            rc = do_delete(&c, e.event_id, &e);
+        } else {
+            rc = do_upsert(&c, &e);
+        }
+        free(e.rrule);
+        if (rc) {
+            goto out;
+        }
+    }
+out:
+    cJSON_Delete(cal);
+}
+
+static void process(void *state, const struct dr_msg *msg, struct dr_result *res)
+{
+    const cJSON *pl = msg->payload, *ev;
+    const char *op, *event_id, *ics, *reason = NULL;
+    struct ctx c = {.cp = state, .msg = msg, .res = res};
+    struct event e;
+    int deleting;
+
+    if (!cJSON_IsObject(pl)) {
+        dr_result_reject(res, "invalid_payload", "payload is not a JSON object");
+        return;
+    }
+    if (!str_ok(pl, "user_id", MAX_ID, 1) || !str_ok(pl, "org_id", MAX_ID, 0) ||
+        !str_ok(pl, "calendar_id", MAX_ID, 0) || !str_ok(pl, "event_id", MAX_ID, 0) ||
+        !str_ok(pl, "operation", 16, 0) || !str_ok(pl, "ics", DR_ICS_MAX_BYTES, 0)) {
+        dr_result_reject(res, "invalid_event",
+                         "user_id (required), org_id, calendar_id, event_id, operation and ics "
+                         "must be strings within limits");
+        return;
+    }
+    c.user_id = dr_json_str(pl, "user_id");
+    c.org_id = dr_json_str(pl, "org_id");
+    c.calendar_id = dr_json_str(pl, "calendar_id");
+    event_id = dr_json_str(pl, "event_id");
+    event_id = event_id && *event_id ? event_id : NULL;
+    op = dr_json_str(pl, "operation") ? dr_json_str(pl, "operation") : "upsert";
+    if (strcmp(op, "upsert") != 0 && strcmp(op, "delete") != 0) {
+        dr_result_reject(res, "invalid_event", "operation must be upsert or delete");
+        return;
+    }
+    deleting = strcmp(op, "delete") == 0;
+    ics = dr_json_str(pl, "ics");
+    ev = cJSON_GetObjectItemCaseSensitive(pl, "event");
+    if (ics && *ics) {
+        on_ics(&c, ics, event_id, deleting);
+        return;
+    }
+    if (ev && !cJSON_IsNull(ev) && !cJSON_IsObject(ev)) {
+        dr_result_reject(res, "invalid_event", "event must be an object");
+        return;
+    }
+    if (!cJSON_IsObject(ev)) {
+        if (deleting && event_id) {
+            do_delete(&c, event_id, NULL);
+        } else {
+            dr_result_reject(res, "invalid_event", "needs event{} or ics (or event_id to delete)");
+        }
+        return;
+    }
+    if (event_from_json(&c, ev, event_id, &e, &reason)) {
+        dr_result_reject(res, "invalid_event", "%s", reason);
+        return;
+    }
+    if (deleting) {
+        do_delete(&c, e.event_id, &e);
+    } else {
+        do_upsert(&c, &e);
+    }
+    free(e.rrule);
+}
+
+const struct dr_processor dr_processor_calendar = {
+    .name = "calendar",
+    .description = "calendar events (JSON or iCalendar): stored, indexed, users notified",
+    .init = init,
+    .process = process,
+    .destroy = destroy,
+};

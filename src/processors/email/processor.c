@@ -1,0 +1,686 @@
+/*
+ * The email processor (topic email-backfill, type email; DESIGN §5): payload {user_id, org_id,
+ * account, provider, email_id, thread_id, received_at} plus either `raw` (base64url RFC 5322, as
+ * the Gmail API returns it; standard base64 is accepted too) or the pre-parsed fields (subject,
+ * from, to, cc, date, message_id, in_reply_to, references, body_text, body_html).
+ *
+ * The email is parsed (parse.c, fields.c) and classified (classify.c); what it produces:
+ *   shipment-updates    one `shipment_detected` per tracking number (ordering key: the number);
+ *   meeting-responses   one `poll_response_email` when it answers a stored poll (ordering key:
+ *                       the poll id): the reply's own headers, its text and any iCalendar REPLY
+ *                       part as `ics`, in the field names dr_email_from_fields() reads;
+ *   calendar-updates    one `calendar_event` per text/calendar part with the part as `ics`; a
+ *                       REPLY part of an email that matched a poll goes to the poll only (the
+ *                       calendar processor would forward it to the same poll a second time);
+ *   vespa-index         a put of the email (doctype "email", docid user_id:email_id);
+ *   client-notifications  `email.processed` progress per user, throttled (below).
+ *
+ * Progress notifications: at most one per user per `progress_interval_ms` (default 1000) per
+ * instance, carrying cumulative counts (processed, shipments, poll_replies) since the user's
+ * first email on this instance (an entry idle for 10 minutes starts again from zero). A message
+ * inside the window only marks the user's counts pending; the next message processed here after
+ * the window (for this user or any other: every message sweeps pending users once a window)
+ * emits them. The trade-off: a processor can only emit while handling a message, so the counts
+ * of a backfill's last second reach the user with the next email this instance processes; when
+ * none follows they stay pending (the shipment and poll notifications themselves are never
+ * throttled). Counts are per instance and count redeliveries again: progress, not accounting.
+ *
+ * Rejections: invalid_payload (not an object, user_id or email_id missing, wrong field types,
+ * raw not base64url), invalid_email (the parser's reason). Poll lookup failures are retried
+ * (store_error). Parser warnings are logged as a count; bodies and addresses never are.
+ *
+ * Config (processors.email): reply_local_part (see meeting_poll), progress_interval_ms
+ * (0 = no progress notifications), index_text_bytes (text indexed per email, default 32768).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/email.h"
+#include "dr/err.h"
+#include "dr/index.h"
+#include "dr/json.h"
+#include "dr/log.h"
+#include "dr/poll_store.h"
+#include "dr/processor.h"
+#include "dr/store.h"
+#include "dr/util.h"
+#include "processors/email/classify.h"
+
+#define COMP                "processor.email"
+#define MAX_ID              512
+#define SHIPMENT_TOPIC      "shipment-updates"
+#define POLL_TOPIC          "meeting-responses"
+#define CALENDAR_TOPIC      "calendar-updates"
+#define SNIPPET_CHARS       200
+#define POLL_BODY_MAX       (256 * 1024) /* reply text forwarded to the poll */
+#define MAX_INDEX_ADDRS     200
+#define PROGRESS_MAX_USERS  16384
+#define PROGRESS_IDLE_MS    (10 * 60 * 1000)
+#define PROGRESS_BUCKETS    1024
+
+/* ---- progress throttle ---- */
+
+struct progress_user {
+    struct progress_user *next; /* bucket chain */
+    char *user_id;
+    char *org_id;
+    uint64_t processed, shipments, polls;
+    int64_t last_sent_ms, last_seen_ms;
+    int pending;
+};
+
+struct progress {
+    pthread_mutex_t mu;
+    struct progress_user *buckets[PROGRESS_BUCKETS];
+    size_t n;
+    int64_t interval_ms;
+    int64_t last_sweep_ms;
+};
+
+struct email_proc {
+    struct dr_store *store;
+    char *reply_local_part;
+    size_t index_text_bytes;
+    struct progress progress;
+};
+
+static unsigned hash_str(const char *s)
+{
+    unsigned h = 2166136261u;
+
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    }
+    return h % PROGRESS_BUCKETS;
+}
+
+static void progress_emit(struct progress_user *u, struct dr_result *res, int64_t now)
+{
+    cJSON *d = cJSON_CreateObject();
+    char room[MAX_ID + 8], text[160];
+
+    cJSON_AddNumberToObject(d, "processed", (double)u->processed);
+    cJSON_AddNumberToObject(d, "shipments", (double)u->shipments);
+    cJSON_AddNumberToObject(d, "poll_replies", (double)u->polls);
+    snprintf(text, sizeof(text), "%llu emails processed (%llu shipments, %llu poll replies)",
+             (unsigned long long)u->processed, (unsigned long long)u->shipments,
+             (unsigned long long)u->polls);
+    snprintf(room, sizeof(room), "user:%s", u->user_id);
+    dr_result_notify(res, u->user_id, u->org_id, room, "email.processed", "Importing email", text,
+                     d);
+    cJSON_Delete(d);
+    u->last_sent_ms = now;
+    u->pending = 0;
+}
+
+static void progress_free_user(struct progress_user *u)
+{
+    free(u->user_id);
+    free(u->org_id);
+    free(u);
+}
+
+/* Emits what is due for other users and drops idle entries. Caller holds mu. */
+static void progress_sweep(struct progress *p, struct dr_result *res, int64_t now,
+                           const struct progress_user *skip, int make_room)
+{
+    struct progress_user *lru = NULL, **lru_link = NULL;
+
+    for (size_t b = 0; b < PROGRESS_BUCKETS; b++) {
+        struct progress_user **link = &p->buckets[b];
+        while (*link) {
+            struct progress_user *u = *link;
+            if (u != skip && u->pending && now - u->last_sent_ms >= p->interval_ms) {
+                progress_emit(u, res, now);
+            }
+            if (u != skip && !u->pending && now - u->last_seen_ms >= PROGRESS_IDLE_MS) {
+                *link = u->next;
+                progress_free_user(u);
+                p->n--;
+                continue;
+            }
+            if (u != skip && (!lru || u->last_seen_ms < lru->last_seen_ms)) {
+                lru = u;
+                lru_link = link;
+            }
+            link = &u->next;
+        }
+    }
+    if (make_room && p->n >= PROGRESS_MAX_USERS && lru) {
+        if (lru->pending) {
+            progress_emit(lru, res, now); /* its counts are not lost */
+        }
+        *lru_link = lru->next;
+        progress_free_user(lru);
+        p->n--;
+    }
+}
+
+static void progress_count(struct progress *p, struct dr_result *res, const char *user_id,
+                           const char *org_id, int shipments, int poll)
+{
+    unsigned h = hash_str(user_id);
+    struct progress_user *u;
+    int64_t now = dr_mono_ms();
+
+    if (p->interval_ms <= 0) {
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    for (u = p->buckets[h]; u && strcmp(u->user_id, user_id) != 0; u = u->next) {
+    }
+    if (!u) {
+        if (p->n >= PROGRESS_MAX_USERS) {
+            progress_sweep(p, res, now, NULL, 1);
+        }
+        u = dr_xcalloc(1, sizeof(*u));
+        u->user_id = dr_xstrdup(user_id);
+        u->last_sent_ms = now - p->interval_ms; /* the first email of a user reports at once */
+        u->next = p->buckets[h];
+        p->buckets[h] = u;
+        p->n++;
+    }
+    if (org_id && (!u->org_id || strcmp(u->org_id, org_id) != 0)) {
+        free(u->org_id);
+        u->org_id = dr_xstrdup(org_id);
+    }
+    u->processed++;
+    u->shipments += (uint64_t)shipments;
+    u->polls += (uint64_t)poll;
+    u->last_seen_ms = now;
+    u->pending = 1;
+    if (now - u->last_sent_ms >= p->interval_ms) {
+        progress_emit(u, res, now);
+    }
+    if (now - p->last_sweep_ms >= p->interval_ms) {
+        p->last_sweep_ms = now;
+        progress_sweep(p, res, now, u, 0);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- config ---- */
+
+static int conf_int(const cJSON *conf, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                    char *err, size_t errsz)
+{
+    const cJSON *v = conf ? cJSON_GetObjectItemCaseSensitive(conf, key) : NULL;
+    int64_t x;
+
+    if (!v || cJSON_IsNull(v)) {
+        return 0;
+    }
+    if (cJSON_IsNumber(v) && v->valuedouble >= (double)lo && v->valuedouble <= (double)hi) {
+        x = (int64_t)v->valuedouble;
+    } else if (!cJSON_IsString(v) || dr_parse_i64(v->valuestring, &x) || x < lo || x > hi) {
+        snprintf(err, errsz, "processors.email.%s: expected an integer in %lld..%lld", key,
+                 (long long)lo, (long long)hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int init(const struct dr_proc_env *env, void **state, char *err, size_t errsz)
+{
+    struct email_proc *ep;
+    const char *local = env->config ? dr_json_str(env->config, "reply_local_part") : NULL;
+    int64_t interval = 1000, text_bytes = 32768;
+    int rc;
+
+    if (conf_int(env->config, "progress_interval_ms", 0, 3600000, &interval, err, errsz) ||
+        conf_int(env->config, "index_text_bytes", 0, 1 << 20, &text_bytes, err, errsz)) {
+        return -1;
+    }
+    if (env->store) {
+        rc = dr_poll_store_migrate(env->store); /* poll lookups, also without meeting_poll */
+        if (rc) {
+            snprintf(err, errsz, "poll tables: %s", dr_strerror(rc));
+            return -1;
+        }
+    }
+    dr_email_global_init();
+    ep = dr_xcalloc(1, sizeof(*ep));
+    ep->store = env->store;
+    ep->reply_local_part = local && *local ? dr_xstrdup(local) : NULL;
+    ep->index_text_bytes = (size_t)text_bytes;
+    pthread_mutex_init(&ep->progress.mu, NULL);
+    ep->progress.interval_ms = interval;
+    ep->progress.last_sweep_ms = dr_mono_ms();
+    *state = ep;
+    return 0;
+}
+
+static void destroy(void *state)
+{
+    struct email_proc *ep = state;
+
+    if (!ep) {
+        return;
+    }
+    for (size_t b = 0; b < PROGRESS_BUCKETS; b++) {
+        while (ep->progress.buckets[b]) {
+            struct progress_user *u = ep->progress.buckets[b];
+            ep->progress.buckets[b] = u->next;
+            progress_free_user(u);
+        }
+    }
+    pthread_mutex_destroy(&ep->progress.mu);
+    free(ep->reply_local_part);
+    free(ep);
+}
+
+/* ---- per message ---- */
+
+struct ctx {
+    struct email_proc *ep;
+    const struct dr_msg *msg;
+    struct dr_result *res;
+    const cJSON *pl;
+    const char *user_id, *org_id, *email_id;
+    const struct dr_email *em;
+    const struct dr_email_class *cls;
+    char event_time[40]; /* the email's date, else received_at, else publish time */
+};
+
+static int str_ok(const cJSON *o, const char *key, size_t max, int required)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    if (!v || cJSON_IsNull(v)) {
+        return !required;
+    }
+    return cJSON_IsString(v) && (!required || v->valuestring[0]) &&
+           strlen(v->valuestring) <= max;
+}
+
+/* Length of the longest prefix of s (len bytes) of at most max bytes not splitting a UTF-8
+ * sequence. */
+static size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max) {
+        return len;
+    }
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) {
+        max--;
+    }
+    return max;
+}
+
+static void add_cut(cJSON *o, const char *key, const char *s, size_t len, size_t max)
+{
+    char *t = dr_xstrndup(s, utf8_cut(s, len, max));
+
+    cJSON_AddStringToObject(o, key, t);
+    free(t);
+}
+
+/* Up to SNIPPET_CHARS characters of text with whitespace runs collapsed. */
+static void add_snippet(cJSON *o, const char *text)
+{
+    char buf[SNIPPET_CHARS * 4 + 1];
+    size_t n = 0, chars = 0;
+    int space = 0;
+
+    for (const unsigned char *p = (const unsigned char *)text; *p && chars < SNIPPET_CHARS; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+            space = n > 0;
+            continue;
+        }
+        if (space) {
+            buf[n++] = ' ';
+            chars++;
+            space = 0;
+        }
+        if ((*p & 0xC0) != 0x80) {
+            chars++;
+        }
+        if (n + 1 >= sizeof(buf)) {
+            break;
+        }
+        buf[n++] = (char)*p;
+    }
+    buf[utf8_cut(buf, n, n)] = '\0';
+    cJSON_AddStringToObject(o, "snippet", buf);
+}
+
+static void add_addrs(cJSON *o, const char *key, const struct dr_email_addr_list *l)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, key);
+
+    for (size_t i = 0; i < l->n && i < MAX_INDEX_ADDRS; i++) {
+        if (l->v[i].address) {
+            cJSON_AddItemToArray(a, cJSON_CreateString(l->v[i].address));
+        }
+    }
+}
+
+static void add_opt(cJSON *o, const char *key, const char *v)
+{
+    if (v && *v) {
+        cJSON_AddStringToObject(o, key, v);
+    }
+}
+
+static void emit_index(const struct ctx *c)
+{
+    const struct dr_email *em = c->em;
+    cJSON *f = cJSON_CreateObject(), *labels, *tns;
+    const char *text = em->text ? em->text : em->html_text;
+    size_t tlen = em->text ? em->text_len : em->html_text_len;
+    const cJSON *v;
+
+    cJSON_AddStringToObject(f, "user_id", c->user_id);
+    add_opt(f, "org_id", c->org_id);
+    cJSON_AddStringToObject(f, "email_id", c->email_id);
+    add_opt(f, "thread_id", dr_json_str(c->pl, "thread_id"));
+    add_opt(f, "account", dr_json_str(c->pl, "account"));
+    add_opt(f, "provider", dr_json_str(c->pl, "provider"));
+    add_opt(f, "message_id", em->message_id);
+    add_opt(f, "subject", em->subject);
+    /* the index is product data: full addresses belong there (never in logs) */
+    add_opt(f, "from", em->from.address);
+    add_opt(f, "from_name", em->from.name);
+    add_addrs(f, "to", &em->to);
+    add_addrs(f, "cc", &em->cc);
+    cJSON_AddStringToObject(f, "date", c->event_time);
+    if (em->has_date) {
+        cJSON_AddNumberToObject(f, "date_ms", (double)em->date_ms);
+    }
+    if (text) {
+        add_snippet(f, text);
+        add_cut(f, "text", text, tlen, c->ep->index_text_bytes);
+    }
+    cJSON_AddBoolToObject(f, "has_attachments", em->n_attachments > 0);
+    cJSON_AddStringToObject(f, "classification", c->cls->primary);
+    labels = cJSON_AddArrayToObject(f, "labels");
+    if (c->cls->kinds & DR_EMAIL_KIND_SHIPMENT) {
+        cJSON_AddItemToArray(labels, cJSON_CreateString("shipment"));
+    }
+    if (c->cls->kinds & DR_EMAIL_KIND_POLL_REPLY) {
+        cJSON_AddItemToArray(labels, cJSON_CreateString("poll_reply"));
+        cJSON_AddStringToObject(f, "poll_id", c->cls->poll_id);
+    }
+    if (c->cls->kinds & DR_EMAIL_KIND_CALENDAR) {
+        cJSON_AddItemToArray(labels, cJSON_CreateString("calendar"));
+    }
+    v = cJSON_GetObjectItemCaseSensitive(c->pl, "labels"); /* the provider's own labels */
+    if (cJSON_IsArray(v)) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, v)
+        {
+            if (cJSON_IsString(it) && strlen(it->valuestring) <= 256 &&
+                cJSON_GetArraySize(labels) < 100) {
+                cJSON_AddItemToArray(labels, cJSON_CreateString(it->valuestring));
+            }
+        }
+    }
+    if (c->cls->n_accepted) {
+        tns = cJSON_AddArrayToObject(f, "tracking_numbers");
+        for (size_t i = 0; i < c->cls->n_accepted; i++) {
+            cJSON_AddItemToArray(tns, cJSON_CreateString(dr_json_str(c->cls->accepted[i],
+                                                                      "tracking_number")));
+        }
+    }
+    v = cJSON_GetObjectItemCaseSensitive(c->cls->shipment, "order_ids");
+    if ((c->cls->kinds & DR_EMAIL_KIND_SHIPMENT) && cJSON_GetArraySize(v) > 0) {
+        cJSON_AddItemToObject(f, "order_ids", cJSON_Duplicate(v, 1));
+    }
+    dr_index_emit(c->res, "email", c->user_id, c->email_id, f);
+    cJSON_Delete(f);
+}
+
+static void emit_json(const struct ctx *c, const char *topic, const char *type, cJSON *o,
+                      const char *ordering_key)
+{
+    const char *attrs[] = {"type", type, NULL};
+    char *s = dr_json_print(o);
+
+    dr_result_emit(c->res, topic, s, strlen(s), ordering_key, attrs);
+    free(s);
+}
+
+static void emit_shipments(const struct ctx *c)
+{
+    const cJSON *sh = c->cls->shipment;
+    const cJSON *orders = cJSON_GetObjectItemCaseSensitive(sh, "order_ids");
+    const char *merchant = dr_json_str(sh, "merchant");
+    const cJSON *first = cJSON_GetArrayItem(orders, 0);
+    const char *order_id = cJSON_IsString(first) ? first->valuestring : NULL;
+
+    for (size_t i = 0; i < c->cls->n_accepted; i++) {
+        const cJSON *e = c->cls->accepted[i];
+        const char *tn = dr_json_str(e, "tracking_number");
+        const char *status = dr_json_str(e, "status");
+        cJSON *o = cJSON_CreateObject();
+
+        if (!status || strcmp(status, "unknown") == 0) {
+            status = dr_json_str(sh, "status");
+        }
+        cJSON_AddStringToObject(o, "type", "shipment_detected");
+        cJSON_AddStringToObject(o, "user_id", c->user_id);
+        add_opt(o, "org_id", c->org_id);
+        cJSON_AddStringToObject(o, "tracking_number", tn);
+        add_opt(o, "carrier", dr__email_class_carrier(c->cls, e));
+        add_opt(o, "status", status);
+        cJSON_AddStringToObject(o, "source", "email");
+        cJSON_AddStringToObject(o, "email_id", c->email_id);
+        add_opt(o, "merchant", merchant);
+        add_opt(o, "order_id", order_id);
+        cJSON_AddStringToObject(o, "event_time", c->event_time);
+        cJSON_AddBoolToObject(o, "validated", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e,
+                                                                                          "valid")));
+        add_opt(o, "tracking_url", dr_json_str(e, "tracking_url"));
+        emit_json(c, SHIPMENT_TOPIC, "shipment_detected", o, tn);
+        cJSON_Delete(o);
+    }
+}
+
+static void emit_poll(const struct ctx *c)
+{
+    const struct dr_email *em = c->em;
+    const char *body = em->text ? em->text : em->html_text;
+    size_t blen = em->text ? em->text_len : em->html_text_len;
+    cJSON *o = cJSON_CreateObject(), *from, *refs;
+
+    cJSON_AddStringToObject(o, "type", "poll_response_email");
+    cJSON_AddStringToObject(o, "poll_id", c->cls->poll_id);
+    cJSON_AddStringToObject(o, "user_id", c->user_id);
+    add_opt(o, "org_id", c->org_id);
+    cJSON_AddStringToObject(o, "email_id", c->email_id);
+    if (em->from.address) {
+        from = cJSON_AddObjectToObject(o, "from");
+        add_opt(from, "name", em->from.name);
+        cJSON_AddStringToObject(from, "address", em->from.address);
+    }
+    cJSON_AddStringToObject(o, "date", c->event_time);
+    add_opt(o, "subject", em->subject);
+    if (body) {
+        /* the whole text part: the poll processor separates the reply from the quote */
+        add_cut(o, "body_text", body, blen, POLL_BODY_MAX);
+    }
+    add_opt(o, "message_id", em->message_id);
+    add_opt(o, "in_reply_to", em->in_reply_to);
+    refs = cJSON_AddArrayToObject(o, "references");
+    for (size_t i = 0; i < em->n_references && i < 100; i++) {
+        cJSON_AddItemToArray(refs, cJSON_CreateString(em->references[i]));
+    }
+    if (c->cls->ics_reply) {
+        cJSON_AddStringToObject(o, "ics", c->cls->ics_reply->ics);
+    }
+    cJSON_AddStringToObject(o, "source", "email");
+    emit_json(c, POLL_TOPIC, "poll_response_email", o, c->cls->poll_id);
+    cJSON_Delete(o);
+}
+
+static void emit_calendar(const struct ctx *c)
+{
+    for (size_t i = 0; i < c->em->n_calendar; i++) {
+        const struct dr_email_calendar *cal = &c->em->calendar[i];
+        cJSON *o;
+
+        if (!cal->ics || (cal == c->cls->ics_reply && (c->cls->kinds & DR_EMAIL_KIND_POLL_REPLY))) {
+            continue;
+        }
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", "calendar_event");
+        cJSON_AddStringToObject(o, "user_id", c->user_id);
+        add_opt(o, "org_id", c->org_id);
+        cJSON_AddStringToObject(o, "operation", "upsert");
+        cJSON_AddStringToObject(o, "ics", cal->ics);
+        cJSON_AddStringToObject(o, "source", "email");
+        cJSON_AddStringToObject(o, "email_id", c->email_id);
+        emit_json(c, CALENDAR_TOPIC, "calendar_event", o, NULL);
+        cJSON_Delete(o);
+    }
+}
+
+/* Parses the payload's email. 0, or -1 with the outcome set. */
+static int load_email(const struct dr_msg *msg, struct dr_email **em, struct dr_result *res)
+{
+    static const char *const fields[] = {"subject", "from", "body_text", "body_html",
+                                         "message_id"};
+    const cJSON *pl = msg->payload, *raw = cJSON_GetObjectItemCaseSensitive(pl, "raw");
+    unsigned char *bytes = NULL;
+    size_t len = 0, i;
+    int err;
+
+    *em = NULL;
+    if (raw && !cJSON_IsNull(raw)) {
+        size_t rlen = cJSON_IsString(raw) ? strlen(raw->valuestring) : 0;
+        if (!rlen) {
+            dr_result_reject(res, "invalid_payload", "raw: must be a non-empty base64url string");
+            return -1;
+        }
+        err = dr_base64url_decode(raw->valuestring, rlen, &bytes, &len);
+        if (err == DR_EINVAL) {
+            err = dr_base64_decode(raw->valuestring, rlen, &bytes, &len);
+        }
+        if (err == DR_ENOMEM) {
+            dr_result_retry(res, "out_of_memory", "decoding raw");
+            return -1;
+        }
+        if (err) {
+            dr_result_reject(res, "invalid_payload", "raw: not base64url (%zu characters)", rlen);
+            return -1;
+        }
+        err = dr_email_parse((const char *)bytes, len, NULL, em);
+        free(bytes);
+    } else {
+        for (i = 0; i < DR_ARRAY_LEN(fields); i++) {
+            if (cJSON_GetObjectItemCaseSensitive(pl, fields[i])) {
+                break;
+            }
+        }
+        if (i == DR_ARRAY_LEN(fields)) {
+            dr_result_reject(res, "invalid_payload",
+                             "needs raw or pre-parsed fields (subject, from, body_text, ...)");
+            return -1;
+        }
+        err = dr_email_from_fields(pl, NULL, em);
+    }
+    if (err == DR_ENOMEM) {
+        dr_result_retry(res, "out_of_memory", "parsing the email");
+        return -1;
+    }
+    if (err) {
+        dr_result_reject(res, "invalid_email", "%s",
+                         dr_email_error_reason()[0] ? dr_email_error_reason() : dr_strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
+static void set_event_time(struct ctx *c)
+{
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(c->pl, "received_at");
+    int64_t ms;
+
+    if (c->em->has_date && c->em->date[0]) {
+        snprintf(c->event_time, sizeof(c->event_time), "%s", c->em->date);
+        return;
+    }
+    if (cJSON_IsString(r) && dr_parse_time(r->valuestring, &ms) == DR_OK) {
+        dr_format_time(ms, c->event_time);
+        return;
+    }
+    if (cJSON_IsNumber(r) && r->valuedouble > 0 && r->valuedouble < 1e14) {
+        dr_format_time((int64_t)r->valuedouble, c->event_time);
+        return;
+    }
+    dr_format_time(c->msg->publish_time_ms > 0 ? c->msg->publish_time_ms : dr_now_ms(),
+                   c->event_time);
+}
+
+static void process(void *state, const struct dr_msg *msg, struct dr_result *res)
+{
+    struct email_proc *ep = state;
+    struct ctx c = {.ep = ep, .msg = msg, .res = res, .pl = msg->payload};
+    struct dr_email_class_opts opts = {.store = ep->store,
+                                       .reply_local_part = ep->reply_local_part};
+    struct dr_email_class cls = {0};
+    struct dr_email *em = NULL;
+    int err;
+
+    if (!cJSON_IsObject(c.pl)) {
+        dr_result_reject(res, "invalid_payload", "payload is not a JSON object");
+        return;
+    }
+    if (!str_ok(c.pl, "user_id", MAX_ID, 1) || !str_ok(c.pl, "email_id", MAX_ID, 1)) {
+        dr_result_reject(res, "invalid_payload", "user_id and email_id: non-empty strings of at "
+                                                 "most 512 bytes are required");
+        return;
+    }
+    if (!str_ok(c.pl, "org_id", MAX_ID, 0) || !str_ok(c.pl, "account", MAX_ID, 0) ||
+        !str_ok(c.pl, "provider", MAX_ID, 0) || !str_ok(c.pl, "thread_id", MAX_ID, 0)) {
+        dr_result_reject(res, "invalid_payload",
+                         "org_id, account, provider and thread_id must be strings of at most "
+                         "512 bytes");
+        return;
+    }
+    c.user_id = dr_json_str(c.pl, "user_id");
+    c.org_id = dr_json_str(c.pl, "org_id");
+    c.email_id = dr_json_str(c.pl, "email_id");
+    if (load_email(msg, &em, res)) {
+        DR_INFO(COMP, "email rejected", "message_id=%s reason=%s", msg->message_id, res->reason);
+        return;
+    }
+    c.em = em;
+    err = dr__email_classify(em, &opts, &cls);
+    if (err == DR_ENOMEM) {
+        dr_result_retry(res, "out_of_memory", "classifying the email");
+        goto out;
+    }
+    if (err) {
+        dr_result_retry(res, "store_error", "looking up meeting polls: %s", dr_strerror(err));
+        goto out;
+    }
+    c.cls = &cls;
+    set_event_time(&c);
+    emit_shipments(&c);
+    if (cls.kinds & DR_EMAIL_KIND_POLL_REPLY) {
+        emit_poll(&c);
+    }
+    emit_calendar(&c);
+    emit_index(&c);
+    progress_count(&ep->progress, res, c.user_id, c.org_id, (int)cls.n_accepted,
+                   (cls.kinds & DR_EMAIL_KIND_POLL_REPLY) != 0);
+    DR_INFO(COMP, "email processed",
+            "message_id=%s class=%s shipments=%zu poll=%s calendar_parts=%zu warnings=%zu",
+            msg->message_id, cls.primary, cls.n_accepted, cls.poll_lookup ? cls.poll_lookup : "-",
+            em->n_calendar, em->n_warnings);
+out:
+    dr__email_class_cleanup(&cls);
+    dr_email_destroy(em);
+}
+
+const struct dr_processor dr_processor_email = {
+    .name = "email",
+    .description = "emails: parsed, classified (shipment, poll reply, calendar), indexed; "
+                   "shipments, poll replies and calendar parts forwarded",
+    .init = init,
+    .process = process,
+    .destroy = destroy,
+};

@@ -1,0 +1,888 @@
+/*
+ * A client connection, whatever its transport: subscriptions, resume (catch-up from the store
+ * while live events are held back), the bounded outbound queue, and the client's commands.
+ *
+ * Resume without gap or duplicate: a room being resumed is in RT_SUB_CATCHUP; live events for
+ * it are buffered. The catch-up query runs on the thread pool (pages of conf->catchup_page rows);
+ * each row with seq > the room's last sent seq is written. When the last page is in, the buffer
+ * is flushed for those rooms with the same rule and the room goes live. Live events reach the hub
+ * only after their row is committed and in seq order (see processor.c), so whatever the query
+ * did not see arrives live after the room entered catch-up, and whatever it saw is dropped from
+ * the buffer.
+ *
+ * Lifetime: the tcp handle holds a reference until its close callback; each job on the thread
+ * pool and each write request holds one. Loop thread only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/buf.h"
+#include "dr/err.h"
+#include "dr/json.h"
+#include "dr/log.h"
+#include "dr/metrics.h"
+#include "dr/util.h"
+#include "realtime/rt_int.h"
+
+struct wreq {
+    uv_write_t w;
+    struct rt_conn *c;
+    struct rt_frame *f;
+};
+
+static void start_catchup(struct rt_conn *c);
+static void cu_pump(struct rt_conn *c);
+
+/* ---- lifetime ---- */
+
+struct rt_conn *dr__rt_conn_create(struct dr_hub *hub, const struct rt_transport *tp, uv_tcp_t *tcp)
+{
+    struct rt_conn *c = dr_xcalloc(1, sizeof(*c));
+    int64_t now = dr_mono_ms();
+
+    c->refs = 1;
+    c->hub = hub;
+    c->tp = tp;
+    c->tcp = tcp;
+    tcp->data = c;
+    c->state = RT_CONN_AUTH;
+    c->since = -1;
+    c->opened_ms = c->last_rx_ms = c->last_hb_ms = c->tokens_ms = now;
+    c->tokens = hub->conf->burst;
+    if (hub->conf->send_buffer > 0) {
+        int sz = hub->conf->send_buffer;
+        uv_send_buffer_size((uv_handle_t *)tcp, &sz);
+    }
+    dr__hub_add_conn(hub, c);
+    return c;
+}
+
+void dr__rt_conn_ref(struct rt_conn *c)
+{
+    c->refs++;
+}
+
+static void free_catchups(struct rt_catchup *j)
+{
+    while (j) {
+        struct rt_catchup *next = j->next;
+        for (size_t i = 0; i < j->nrooms; i++) {
+            free(j->rooms[i]);
+        }
+        free(j->rooms);
+        free(j);
+        j = next;
+    }
+}
+
+void dr__rt_conn_unref(struct rt_conn *c)
+{
+    if (--c->refs > 0) {
+        return;
+    }
+    if (c->tp->cleanup) {
+        c->tp->cleanup(c);
+    }
+    dr_jwt_claims_destroy(c->claims);
+    for (size_t i = 0; i < c->nsubs; i++) {
+        free(c->subs[i].room);
+    }
+    free(c->subs);
+    for (size_t i = 0; i < c->nbuffered; i++) {
+        dr_notification_unref(c->buffered[i]);
+    }
+    free(c->buffered);
+    free_catchups(c->catchup_head);
+    free_catchups(c->cu_job);
+    dr__rt_notifications_free(c->cu_rows, c->cu_nrows);
+    free(c);
+}
+
+static void on_tcp_closed(uv_handle_t *h)
+{
+    struct rt_conn *c = h->data;
+    free(h); /* the hijacked stream's allocation */
+    dr__rt_conn_unref(c);
+}
+
+void dr__rt_conn_abort(struct rt_conn *c)
+{
+    if (c->state == RT_CONN_CLOSED) {
+        return;
+    }
+    c->state = RT_CONN_CLOSED;
+    dr__hub_remove_conn(c->hub, c);
+    uv_close((uv_handle_t *)c->tcp, on_tcp_closed);
+}
+
+void dr__rt_conn_close(struct rt_conn *c, int code, const char *reason)
+{
+    if (c->state == RT_CONN_CLOSING || c->state == RT_CONN_CLOSED) {
+        return;
+    }
+    c->state = RT_CONN_CLOSING;
+    c->close_deadline_ms = dr_mono_ms() + c->hub->conf->close_timeout_ms;
+    dr__hub_detach(c->hub, c);
+    DR_DEBUG("realtime", "closing connection", "conn=%llu code=%d reason=\"%s\"",
+             (unsigned long long)c->id, code, reason);
+    c->tp->close(c, code, reason);
+}
+
+/* ---- writing ---- */
+
+static void on_written(uv_write_t *w, int status)
+{
+    struct wreq *wr = (struct wreq *)w;
+    struct rt_conn *c = wr->c;
+
+    c->pending_writes--;
+    dr__rt_frame_unref(wr->f);
+    free(wr);
+    if (status < 0 && status != UV_ECANCELED) {
+        dr__rt_conn_abort(c);
+    } else if (c->catchup_waiting && c->state == RT_CONN_OPEN &&
+               uv_stream_get_write_queue_size((uv_stream_t *)c->tcp) <=
+                   c->hub->conf->max_queue_bytes / 2) {
+        c->catchup_waiting = 0;
+        cu_pump(c);
+    }
+    dr__rt_conn_unref(c);
+}
+
+static int write_frame(struct rt_conn *c, struct rt_frame *f, int bounded)
+{
+    struct wreq *wr;
+    uv_buf_t b;
+    int rc;
+
+    if (c->state == RT_CONN_CLOSED) {
+        return DR_EUNAVAIL;
+    }
+    if (bounded && uv_stream_get_write_queue_size((uv_stream_t *)c->tcp) + f->len >
+                       c->hub->conf->max_queue_bytes) {
+        /* the client does not read fast enough: it resumes later from its last seq */
+        dr_metrics_inc(RT_M_SLOW, "", 1);
+        dr_metrics_inc(RT_M_DROPPED, "reason=\"queue_full\"", 1);
+        DR_INFO("realtime", "slow client closed", "conn=%llu queued=%zu", (unsigned long long)c->id,
+                uv_stream_get_write_queue_size((uv_stream_t *)c->tcp));
+        dr__rt_conn_close(c, 4008, "slow client: outbound queue full");
+        return DR_ETOOBIG;
+    }
+    wr = dr_xmalloc(sizeof(*wr));
+    wr->c = c;
+    wr->f = f;
+    atomic_fetch_add(&f->refs, 1);
+    b = uv_buf_init(f->data, (unsigned)f->len);
+    rc = uv_write(&wr->w, (uv_stream_t *)c->tcp, &b, 1, on_written);
+    if (rc != 0) {
+        dr__rt_frame_unref(f);
+        free(wr);
+        dr__rt_conn_abort(c);
+        return DR_EIO;
+    }
+    c->refs++;
+    c->pending_writes++;
+    return DR_OK;
+}
+
+int dr__rt_conn_write(struct rt_conn *c, struct rt_frame *f)
+{
+    return write_frame(c, f, 1);
+}
+
+int dr__rt_conn_write_raw(struct rt_conn *c, const void *data, size_t len)
+{
+    struct rt_frame *f = dr__rt_frame_create(len);
+    int err;
+
+    memcpy(f->data, data, len);
+    err = write_frame(c, f, 0);
+    dr__rt_frame_unref(f);
+    return err;
+}
+
+void dr__rt_conn_send_json(struct rt_conn *c, const cJSON *obj)
+{
+    char *s;
+    struct rt_frame *f;
+
+    if (c->state == RT_CONN_CLOSING || c->state == RT_CONN_CLOSED) {
+        return;
+    }
+    s = dr_json_print(obj);
+    f = c->tp->encode(0, s, strlen(s));
+
+    dr__rt_conn_write(c, f);
+    dr__rt_frame_unref(f);
+    free(s);
+}
+
+void dr__rt_conn_send_error(struct rt_conn *c, const char *code, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "error");
+    cJSON_AddStringToObject(o, "code", code);
+    cJSON_AddStringToObject(o, "message", msg);
+    dr__rt_conn_send_json(c, o);
+    cJSON_Delete(o);
+}
+
+static int send_event(struct rt_conn *c, struct rt_sub *s, struct dr_notification *n)
+{
+    struct rt_frame *f = n->frames[c->tp->id];
+    char labels[32];
+    int err;
+
+    if (!f) {
+        size_t len;
+        char *json = dr__notification_event_json(n, &len);
+        f = n->frames[c->tp->id] = c->tp->encode(n->seq, json, len);
+        free(json);
+    }
+    err = dr__rt_conn_write(c, f);
+    if (err) {
+        return err;
+    }
+    s->last_seq = n->seq;
+    snprintf(labels, sizeof(labels), "transport=\"%s\"", c->tp->name);
+    dr_metrics_inc(RT_M_DELIVERED, labels, 1);
+    if (n->t0_ns) {
+        dr_metrics_observe(RT_M_LATENCY, "", (double)(dr_mono_ns() - n->t0_ns) / 1e9);
+    }
+    return DR_OK;
+}
+
+/* ---- subscriptions ---- */
+
+static struct rt_sub *find_sub(struct rt_conn *c, const char *room)
+{
+    for (size_t i = 0; i < c->nsubs; i++) {
+        if (strcmp(c->subs[i].room, room) == 0) {
+            return &c->subs[i];
+        }
+    }
+    return NULL;
+}
+
+static struct rt_sub *add_sub(struct rt_conn *c, const char *room, int64_t since)
+{
+    struct rt_sub *s;
+
+    c->subs = dr_xrealloc(c->subs, (c->nsubs + 1) * sizeof(*c->subs));
+    /* the hub's rooms point at connections, not at subs: moving the array is fine */
+    s = &c->subs[c->nsubs++];
+    memset(s, 0, sizeof(*s));
+    s->room = dr_xstrdup(room);
+    s->last_seq = since > 0 ? since : 0;
+    s->state = since >= 0 ? RT_SUB_CATCHUP : RT_SUB_LIVE;
+    dr__hub_join(c->hub, c, s);
+    return s;
+}
+
+static void remove_sub(struct rt_conn *c, struct rt_sub *s)
+{
+    size_t i = (size_t)(s - c->subs);
+
+    dr__hub_leave(c->hub, c, s);
+    free(s->room);
+    c->subs[i] = c->subs[--c->nsubs];
+}
+
+static void send_subscribed(struct rt_conn *c, struct rt_sub *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "subscribed");
+    cJSON_AddStringToObject(o, "room", s->room);
+    cJSON_AddNumberToObject(o, "seq", (double)s->last_seq);
+    dr__rt_conn_send_json(c, o);
+    cJSON_Delete(o);
+}
+
+static void queue_catchup(struct rt_conn *c, char *const *rooms, size_t n, int64_t since, int front)
+{
+    struct rt_catchup *j = dr_xcalloc(1, sizeof(*j));
+
+    j->rooms = dr_xcalloc(n ? n : 1, sizeof(*j->rooms));
+    for (size_t i = 0; i < n; i++) {
+        j->rooms[i] = dr_xstrdup(rooms[i]);
+    }
+    j->nrooms = n;
+    j->since = since;
+    if (front) {
+        j->next = c->catchup_head;
+        c->catchup_head = j;
+        if (!c->catchup_tail) {
+            c->catchup_tail = j;
+        }
+    } else {
+        if (c->catchup_tail) {
+            c->catchup_tail->next = j;
+        } else {
+            c->catchup_head = j;
+        }
+        c->catchup_tail = j;
+    }
+}
+
+/* ---- catch-up ---- */
+
+struct cu_job {
+    uv_work_t w;
+    struct rt_conn *c;
+    struct rt_catchup *j;
+    size_t limit;
+    struct dr_notification **rows;
+    size_t nrows;
+    int err;
+};
+
+static void cu_work(uv_work_t *w)
+{
+    struct cu_job *cj = w->data;
+    cj->err = dr__rt_store_since(cj->c->hub->db, cj->j->rooms, cj->j->nrooms, cj->j->since,
+                                 cj->limit, &cj->rows, &cj->nrows);
+}
+
+/* The rooms of j are complete: deliver what was held back for them and go live. */
+static void finish_rooms(struct rt_conn *c, struct rt_catchup *j)
+{
+    size_t keep = 0;
+
+    for (size_t i = 0; i < c->nbuffered; i++) {
+        struct dr_notification *n = c->buffered[i];
+        int mine = 0;
+        for (size_t k = 0; k < j->nrooms && !mine; k++) {
+            mine = strcmp(j->rooms[k], n->room) == 0;
+        }
+        if (!mine) {
+            c->buffered[keep++] = n;
+            continue;
+        }
+        struct rt_sub *s = find_sub(c, n->room);
+        if (s && c->state == RT_CONN_OPEN && n->seq > s->last_seq) {
+            send_event(c, s, n);
+        } else if (s) {
+            dr_metrics_inc(RT_M_DROPPED, "reason=\"duplicate\"", 1);
+        }
+        dr_notification_unref(n);
+    }
+    c->nbuffered = keep;
+    for (size_t k = 0; k < j->nrooms && c->state == RT_CONN_OPEN; k++) {
+        struct rt_sub *s = find_sub(c, j->rooms[k]);
+        if (s && s->state == RT_SUB_CATCHUP) {
+            s->state = RT_SUB_LIVE;
+            if (s->announce) {
+                s->announce = 0;
+                send_subscribed(c, s);
+            }
+        }
+    }
+}
+
+static int queue_full(struct rt_conn *c)
+{
+    return uv_stream_get_write_queue_size((uv_stream_t *)c->tcp) >
+           c->hub->conf->max_queue_bytes / 2;
+}
+
+/* Writes the current page while the outbound queue has room; on_written calls again. */
+static void cu_pump(struct rt_conn *c)
+{
+    struct rt_catchup *j = c->cu_job;
+    int64_t last = j ? j->since : 0;
+
+    if (!j || c->state != RT_CONN_OPEN) {
+        return;
+    }
+    while (c->cu_pos < c->cu_nrows) {
+        struct dr_notification *n = c->cu_rows[c->cu_pos];
+        struct rt_sub *s;
+        if (queue_full(c)) {
+            c->catchup_waiting = 1;
+            return;
+        }
+        c->cu_pos++;
+        s = find_sub(c, n->room);
+        if (s && s->state == RT_SUB_CATCHUP && n->seq > s->last_seq) {
+            send_event(c, s, n);
+            if (c->state != RT_CONN_OPEN) {
+                return;
+            }
+        }
+    }
+    if (c->cu_nrows) {
+        last = c->cu_rows[c->cu_nrows - 1]->seq;
+    }
+    if (c->cu_nrows == c->cu_limit) {
+        /* more to come: the next page starts after this one */
+        queue_catchup(c, j->rooms, j->nrooms, last, 1);
+    } else {
+        finish_rooms(c, j);
+    }
+    free_catchups(c->cu_job);
+    dr__rt_notifications_free(c->cu_rows, c->cu_nrows);
+    c->cu_job = NULL;
+    c->cu_rows = NULL;
+    c->cu_nrows = c->cu_pos = 0;
+    start_catchup(c);
+}
+
+static void cu_after(uv_work_t *w, int status)
+{
+    struct cu_job *cj = w->data;
+    struct rt_conn *c = cj->c;
+
+    c->catchup_running = 0;
+    if (c->state != RT_CONN_OPEN) {
+        goto out;
+    }
+    if (cj->err) {
+        DR_WARN("realtime", "catch-up query failed", "conn=%llu error=\"%s\"",
+                (unsigned long long)c->id, dr_strerror(cj->err));
+        dr__rt_conn_send_error(c, "resume_failed", "stored notifications are unavailable");
+        dr__rt_conn_close(c, 1011, "store unavailable");
+        goto out;
+    }
+    c->cu_job = cj->j;
+    c->cu_rows = cj->rows;
+    c->cu_nrows = cj->nrows;
+    c->cu_pos = 0;
+    c->cu_limit = cj->limit;
+    cj->j = NULL;
+    cj->rows = NULL;
+    cj->nrows = 0;
+    cu_pump(c);
+out:
+    free_catchups(cj->j);
+    dr__rt_notifications_free(cj->rows, cj->nrows);
+    free(cj);
+    dr__rt_conn_unref(c);
+}
+
+static void start_catchup(struct rt_conn *c)
+{
+    struct cu_job *cj;
+
+    if (c->catchup_running || c->cu_job || !c->catchup_head || c->state != RT_CONN_OPEN) {
+        return;
+    }
+    cj = dr_xcalloc(1, sizeof(*cj));
+    cj->c = c;
+    cj->j = c->catchup_head;
+    c->catchup_head = cj->j->next;
+    if (!c->catchup_head) {
+        c->catchup_tail = NULL;
+    }
+    cj->j->next = NULL;
+    cj->limit = c->hub->conf->catchup_page;
+    cj->w.data = cj;
+    c->catchup_running = 1;
+    c->refs++;
+    if (uv_queue_work(c->hub->loop, &cj->w, cu_work, cu_after) != 0) {
+        c->catchup_running = 0;
+        free_catchups(cj->j);
+        free(cj);
+        dr__rt_conn_unref(c);
+        dr__rt_conn_close(c, 1011, "internal error");
+    }
+}
+
+/* ---- delivery from the hub ---- */
+
+void dr__rt_conn_deliver(struct rt_conn *c, struct rt_sub *s, struct dr_notification *n)
+{
+    if (s->state == RT_SUB_CATCHUP) {
+        if (c->nbuffered >= c->hub->conf->max_buffered) {
+            dr_metrics_inc(RT_M_SLOW, "", 1);
+            dr_metrics_inc(RT_M_DROPPED, "reason=\"catchup_buffer_full\"", 1);
+            dr__rt_conn_close(c, 4008, "slow client: too many events during resume");
+            return;
+        }
+        c->buffered = dr_xrealloc(c->buffered, (c->nbuffered + 1) * sizeof(*c->buffered));
+        c->buffered[c->nbuffered++] = dr_notification_ref(n);
+        return;
+    }
+    if (n->seq <= s->last_seq) {
+        dr_metrics_inc(RT_M_DROPPED, "reason=\"duplicate\"", 1);
+        return;
+    }
+    send_event(c, s, n);
+}
+
+/* ---- authentication and joining ---- */
+
+int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, int64_t since,
+                              char *const *extra_rooms, size_t nextra)
+{
+    struct dr_hub *hub = c->hub;
+    char room[200];
+    char **joined;
+    size_t njoined = 0, cap;
+    cJSON *o, *arr, *lim;
+    int err;
+
+    err = dr__hub_index_user(hub, c, claims->sub);
+    if (err) {
+        dr_jwt_claims_destroy(claims);
+        return err;
+    }
+    c->claims = claims;
+    c->state = RT_CONN_OPEN;
+    c->since = since;
+    c->last_rx_ms = c->last_hb_ms = dr_mono_ms();
+    cap = 2 + claims->nrooms + nextra;
+    joined = dr_xcalloc(cap, sizeof(*joined));
+    for (size_t i = 0; i < cap && c->nsubs < hub->conf->max_rooms; i++) {
+        const char *r = NULL;
+        if (i == 0) {
+            snprintf(room, sizeof(room), "user:%s", claims->sub);
+            r = room;
+        } else if (i == 1) {
+            if (claims->org) {
+                snprintf(room, sizeof(room), "org:%s", claims->org);
+                r = room;
+            }
+        } else if (i < 2 + claims->nrooms) {
+            r = claims->rooms[i - 2];
+        } else {
+            r = extra_rooms[i - 2 - claims->nrooms];
+        }
+        if (r && dr_room_valid(r) && !find_sub(c, r)) {
+            add_sub(c, r, since);
+            joined[njoined++] = c->subs[c->nsubs - 1].room;
+        }
+    }
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "welcome");
+    cJSON_AddNumberToObject(o, "connection_id", (double)c->id);
+    cJSON_AddStringToObject(o, "user", claims->sub);
+    arr = cJSON_AddArrayToObject(o, "rooms");
+    for (size_t i = 0; i < njoined; i++) {
+        cJSON_AddItemToArray(arr, cJSON_CreateString(joined[i]));
+    }
+    if (since >= 0) {
+        cJSON_AddNumberToObject(o, "since", (double)since);
+    }
+    cJSON_AddNumberToObject(o, "heartbeat_ms", (double)hub->conf->heartbeat_ms);
+    lim = cJSON_AddObjectToObject(o, "limits");
+    cJSON_AddNumberToObject(lim, "max_rooms", hub->conf->max_rooms);
+    cJSON_AddNumberToObject(lim, "max_frame", (double)hub->conf->max_frame);
+    cJSON_AddNumberToObject(lim, "rate", hub->conf->rate);
+    dr__rt_conn_send_json(c, o);
+    cJSON_Delete(o);
+    if (since >= 0 && njoined > 0) {
+        queue_catchup(c, joined, njoined, since, 0);
+        start_catchup(c);
+    }
+    free(joined);
+    return DR_OK;
+}
+
+/* Adds room with resume from since (-1: live only) and tells the client. */
+static void join(struct rt_conn *c, const char *room, int64_t since)
+{
+    struct rt_sub *s = find_sub(c, room);
+
+    if (s) {
+        if (s->state == RT_SUB_LIVE) {
+            send_subscribed(c, s);
+        } else {
+            s->announce = 1;
+        }
+        return;
+    }
+    if (c->nsubs >= c->hub->conf->max_rooms) {
+        dr__rt_conn_send_error(c, "too_many_rooms", "room limit per connection reached");
+        return;
+    }
+    s = add_sub(c, room, since);
+    if (s->state == RT_SUB_LIVE) {
+        send_subscribed(c, s);
+        return;
+    }
+    s->announce = 1;
+    queue_catchup(c, &s->room, 1, since, 0);
+    start_catchup(c);
+}
+
+struct join_job {
+    uv_work_t w;
+    struct rt_conn *c;
+    char *room;
+    int64_t since;
+    int allowed;
+    int err;
+};
+
+static void join_work(uv_work_t *w)
+{
+    struct join_job *jj = w->data;
+    jj->err = dr__rt_may_join(jj->c->hub->db, jj->c->claims, jj->room, &jj->allowed);
+}
+
+static void join_after(uv_work_t *w, int status)
+{
+    struct join_job *jj = w->data;
+    struct rt_conn *c = jj->c;
+
+    c->pending_joins--;
+    if (c->state == RT_CONN_OPEN) {
+        if (jj->err) {
+            dr__rt_conn_send_error(c, "unavailable", "permission check failed, try again");
+        } else if (!jj->allowed) {
+            dr__rt_conn_send_error(c, "forbidden", "not allowed to join this room");
+            dr__rt_conn_close(c, 4003, "forbidden room");
+        } else {
+            join(c, jj->room, jj->since);
+        }
+    }
+    free(jj->room);
+    free(jj);
+    dr__rt_conn_unref(c);
+}
+
+static void on_subscribe(struct rt_conn *c, const cJSON *m)
+{
+    const char *room = dr_json_str(m, "room");
+    int64_t since = -1;
+    int allowed;
+    struct join_job *jj;
+
+    if (!dr_room_valid(room)) {
+        dr__rt_conn_send_error(c, "invalid_room",
+                               "room must be user:, org:, meeting: or "
+                               "shipment: followed by an id");
+        return;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(m, "since") &&
+        (dr_json_i64(m, "since", &since) != DR_OK || since < 0)) {
+        dr__rt_conn_send_error(c, "invalid_since", "since must be a non-negative integer");
+        return;
+    }
+    if (find_sub(c, room)) {
+        join(c, room, since);
+        return;
+    }
+    if (c->nsubs + c->pending_joins >= c->hub->conf->max_rooms) {
+        dr__rt_conn_send_error(c, "too_many_rooms", "room limit per connection reached");
+        return;
+    }
+    if (dr__rt_may_join_local(c->claims, room, &allowed) == 0) {
+        if (!allowed) {
+            dr__rt_conn_send_error(c, "forbidden", "not allowed to join this room");
+            dr__rt_conn_close(c, 4003, "forbidden room");
+            return;
+        }
+        join(c, room, since);
+        return;
+    }
+    jj = dr_xcalloc(1, sizeof(*jj));
+    jj->c = c;
+    jj->room = dr_xstrdup(room);
+    jj->since = since;
+    jj->w.data = jj;
+    c->refs++;
+    c->pending_joins++;
+    if (uv_queue_work(c->hub->loop, &jj->w, join_work, join_after) != 0) {
+        join_after(&jj->w, 0);
+    }
+}
+
+static void on_unsubscribe(struct rt_conn *c, const cJSON *m)
+{
+    const char *room = dr_json_str(m, "room");
+    struct rt_sub *s = room ? find_sub(c, room) : NULL;
+    cJSON *o;
+
+    if (!s) {
+        dr__rt_conn_send_error(c, "not_subscribed", "not subscribed to that room");
+        return;
+    }
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "unsubscribed");
+    cJSON_AddStringToObject(o, "room", room);
+    remove_sub(c, s); /* room points into s: send after building the frame */
+    dr__rt_conn_send_json(c, o);
+    cJSON_Delete(o);
+}
+
+/* ---- ack ---- */
+
+struct ack_job {
+    uv_work_t w;
+    struct rt_conn *c;
+    char *sub;
+    char *org;
+    char *id;
+    int64_t seq;
+    int err;
+};
+
+static void ack_work(uv_work_t *w)
+{
+    struct ack_job *aj = w->data;
+    char *id = NULL;
+
+    aj->err = dr__rt_inbox_mark(aj->c->hub->db, aj->sub, aj->org, aj->id, &aj->seq, &id);
+    free(aj->id);
+    aj->id = id;
+}
+
+static void ack_after(uv_work_t *w, int status)
+{
+    struct ack_job *aj = w->data;
+    struct rt_conn *c = aj->c;
+
+    if (aj->err == DR_ENOTFOUND) {
+        if (c->state == RT_CONN_OPEN) {
+            dr__rt_conn_send_error(c, "not_found", "no such notification in your inbox");
+        }
+    } else if (aj->err) {
+        if (c->state == RT_CONN_OPEN) {
+            dr__rt_conn_send_error(c, "unavailable", "could not mark read, try again");
+        }
+    } else {
+        struct dr_buf b;
+        dr_buf_init(&b, 1024);
+        dr_buf_appends(&b, "{\"type\":\"read\",\"id\":");
+        dr_buf_append_json_str(&b, aj->id, strlen(aj->id));
+        dr_buf_printf(&b, ",\"seq\":%lld}", (long long)aj->seq);
+        dr__hub_tell_user(c->hub, aj->sub, b.data, c);
+        dr_buf_cleanup(&b);
+    }
+    free(aj->sub);
+    free(aj->org);
+    free(aj->id);
+    free(aj);
+    dr__rt_conn_unref(c);
+}
+
+static void on_ack(struct rt_conn *c, const cJSON *m)
+{
+    const char *id = dr_json_str(m, "id");
+    int64_t seq = 0;
+    struct ack_job *aj;
+
+    if (!id && (dr_json_i64(m, "seq", &seq) != DR_OK || seq <= 0)) {
+        dr__rt_conn_send_error(c, "invalid_ack", "ack needs an id or a seq");
+        return;
+    }
+    if (id && strlen(id) > 128) {
+        dr__rt_conn_send_error(c, "invalid_ack", "id too long");
+        return;
+    }
+    aj = dr_xcalloc(1, sizeof(*aj));
+    aj->c = c;
+    aj->sub = dr_xstrdup(c->claims->sub);
+    aj->org = dr_xstrdup(c->claims->org);
+    aj->id = dr_xstrdup(id);
+    aj->seq = seq;
+    aj->w.data = aj;
+    c->refs++;
+    if (uv_queue_work(c->hub->loop, &aj->w, ack_work, ack_after) != 0) {
+        aj->err = DR_EIO;
+        ack_after(&aj->w, 0);
+    }
+}
+
+/* ---- client messages ---- */
+
+int dr__rt_conn_rate_ok(struct rt_conn *c)
+{
+    int64_t now = dr_mono_ms();
+    const struct rt_conf *cf = c->hub->conf;
+
+    c->tokens += (double)(now - c->tokens_ms) * cf->rate / 1000.0;
+    c->tokens_ms = now;
+    if (c->tokens > cf->burst) {
+        c->tokens = cf->burst;
+    }
+    if (c->tokens < 1.0) {
+        return 0;
+    }
+    c->tokens -= 1.0;
+    return 1;
+}
+
+static void on_auth(struct rt_conn *c, const cJSON *m)
+{
+    const char *token = dr_json_str(m, "token");
+    struct dr_jwt_claims *claims = NULL;
+    char why[DR_JWT_WHY_SIZE] = "malformed";
+    char reason[64];
+    int64_t since = -1;
+    int err;
+
+    if (!token || dr__rt_verify(c->hub, token, strlen(token), &claims, why, sizeof(why))) {
+        dr_metrics_inc(RT_M_REFUSED, "reason=\"unauthenticated\"", 1);
+        snprintf(reason, sizeof(reason), "unauthenticated: %s", token ? why : "no token");
+        dr__rt_conn_close(c, 4001, reason);
+        return;
+    }
+    if (c->state == RT_CONN_OPEN) {
+        /* a fresh token for the same user extends the connection */
+        if (strcmp(claims->sub, c->claims->sub) != 0) {
+            dr_jwt_claims_destroy(claims);
+            dr__rt_conn_close(c, 4003, "token for another user");
+            return;
+        }
+        dr_jwt_claims_destroy(c->claims);
+        c->claims = claims;
+        return;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(m, "since") &&
+        (dr_json_i64(m, "since", &since) != DR_OK || since < 0)) {
+        since = -1;
+    }
+    if (since < 0) {
+        since = c->since;
+    }
+    err = dr__rt_conn_authenticated(c, claims, since, NULL, 0);
+    if (err) {
+        dr_metrics_inc(RT_M_REFUSED, "reason=\"per_user_limit\"", 1);
+        dr__rt_conn_close(c, 4029, "too many connections for this user");
+    }
+}
+
+void dr__rt_conn_on_message(struct rt_conn *c, const char *data, size_t len)
+{
+    cJSON *m;
+    const char *type;
+
+    if (c->state != RT_CONN_AUTH && c->state != RT_CONN_OPEN) {
+        return;
+    }
+    if (!dr__rt_conn_rate_ok(c)) {
+        dr_metrics_inc(RT_M_REFUSED, "reason=\"rate_limited\"", 1);
+        dr__rt_conn_close(c, 1008, "message rate limit exceeded");
+        return;
+    }
+    m = dr_json_parse(data, len);
+    type = dr_json_str(m, "type");
+    if (!cJSON_IsObject(m) || !type) {
+        if (c->state == RT_CONN_AUTH) {
+            dr__rt_conn_close(c, 4001, "unauthenticated: expected an auth message");
+        } else {
+            dr__rt_conn_send_error(c, "invalid_message", "expected a JSON object with a type");
+        }
+    } else if (strcmp(type, "auth") == 0) {
+        on_auth(c, m);
+    } else if (c->state == RT_CONN_AUTH) {
+        dr__rt_conn_close(c, 4001, "unauthenticated: expected an auth message");
+    } else if (strcmp(type, "subscribe") == 0) {
+        on_subscribe(c, m);
+    } else if (strcmp(type, "unsubscribe") == 0) {
+        on_unsubscribe(c, m);
+    } else if (strcmp(type, "ack") == 0) {
+        on_ack(c, m);
+    } else if (strcmp(type, "ping") == 0) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", "pong");
+        dr__rt_conn_send_json(c, o);
+        cJSON_Delete(o);
+    } else {
+        dr__rt_conn_send_error(c, "unknown_type", "unknown message type");
+    }
+    cJSON_Delete(m);
+}

@@ -1,0 +1,387 @@
+/*
+ * The hub: which connection is in which room and which connections belong to which user, and
+ * the fan-out of stored notifications to them. Loop thread only, except dr_hub_publish, which
+ * workers call to hand notifications over through a uv_async.
+ *
+ * A room's members are an array (fan-out walks it); a connection's subscription points at its
+ * room so leaving is a swap-remove. Each broadcast is encoded at most once per transport and the
+ * frame is shared by every connection it goes to.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/err.h"
+#include "dr/json.h"
+#include "dr/log.h"
+#include "dr/metrics.h"
+#include "dr/util.h"
+#include "realtime/rt_int.h"
+
+static _Atomic(struct dr_hub *) current;
+
+struct dr_hub *dr__hub_current(void)
+{
+    return atomic_load(&current);
+}
+
+void dr__hub_set_current(struct dr_hub *hub)
+{
+    atomic_store(&current, hub);
+}
+
+static void update_gauges(struct dr_hub *hub)
+{
+    dr_metrics_set(RT_M_CONNS, "transport=\"ws\"", (double)hub->nconns_tp[RT_WS]);
+    dr_metrics_set(RT_M_CONNS, "transport=\"sse\"", (double)hub->nconns_tp[RT_SSE]);
+    dr_metrics_set(RT_M_ROOMS, "", (double)hub->rooms.n);
+}
+
+/* ---- hand-off from workers ---- */
+
+static void drain(uv_async_t *a)
+{
+    struct dr_hub *hub = a->data;
+    struct dr_notification **q;
+    size_t n;
+
+    pthread_mutex_lock(&hub->mu);
+    q = hub->inq;
+    n = hub->ninq;
+    hub->inq = NULL;
+    hub->ninq = hub->capinq = 0;
+    pthread_mutex_unlock(&hub->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (!hub->stopping) {
+            dr_hub_publish_local(hub, q[i]);
+            if (hub->bus.publish) {
+                size_t len;
+                const char *json = dr_notification_json(q[i], &len);
+                hub->bus.publish(hub->bus.ctx, json, len);
+            }
+        }
+        dr_notification_unref(q[i]);
+    }
+    free(q);
+}
+
+void dr_hub_publish(struct dr_hub *hub, struct dr_notification *n)
+{
+    pthread_mutex_lock(&hub->mu);
+    if (!hub->async_closed) {
+        if (hub->ninq == hub->capinq) {
+            hub->capinq = hub->capinq ? hub->capinq * 2 : 64;
+            hub->inq = dr_xrealloc(hub->inq, hub->capinq * sizeof(*hub->inq));
+        }
+        hub->inq[hub->ninq++] = dr_notification_ref(n);
+        uv_async_send(&hub->async);
+    }
+    pthread_mutex_unlock(&hub->mu);
+}
+
+/* ---- fan-out ---- */
+
+void dr_hub_publish_local(struct dr_hub *hub, struct dr_notification *n)
+{
+    struct rt_hub_room *r = dr__rt_map_get(&hub->rooms, n->room);
+    uint64_t gen = ++hub->fanout_gen;
+
+    if (!r) {
+        return;
+    }
+    /* deliver may close a connection (full queue), which removes it from this array: walk a
+     * snapshot of referenced connections */
+    size_t cnt = r->n;
+    struct rt_conn **snap = dr_xmalloc((cnt ? cnt : 1) * sizeof(*snap));
+    for (size_t i = 0; i < cnt; i++) {
+        snap[i] = r->conns[i];
+        dr__rt_conn_ref(snap[i]);
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        struct rt_conn *c = snap[i];
+        if (c->fanout_gen != gen && c->state == RT_CONN_OPEN) {
+            c->fanout_gen = gen;
+            for (size_t k = 0; k < c->nsubs; k++) {
+                if (strcmp(c->subs[k].room, n->room) == 0) {
+                    dr__rt_conn_deliver(c, &c->subs[k], n);
+                    break;
+                }
+            }
+        }
+        dr__rt_conn_unref(c);
+    }
+    free(snap);
+}
+
+int dr_hub_receive(struct dr_hub *hub, const char *json, size_t len)
+{
+    cJSON *o = dr_json_parse(json, len);
+    int64_t seq = 0;
+    struct dr_notification *n = NULL;
+    int err = DR_EINVAL;
+
+    if (o && dr_json_i64(o, "seq", &seq) == DR_OK && seq > 0) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "seq");
+        char *body = dr_json_print(o);
+        n = dr__notification_from_row(seq, body, strlen(body));
+        free(body);
+    }
+    if (n) {
+        dr_hub_publish_local(hub, n);
+        dr_notification_unref(n);
+        err = DR_OK;
+    }
+    cJSON_Delete(o);
+    return err;
+}
+
+void dr_hub_set_bus(struct dr_hub *hub, const struct dr_hub_bus *bus)
+{
+    if (bus) {
+        hub->bus = *bus;
+    } else {
+        memset(&hub->bus, 0, sizeof(hub->bus));
+    }
+}
+
+size_t dr_hub_connections(const struct dr_hub *hub)
+{
+    return hub->nconns;
+}
+
+size_t dr_hub_rooms(const struct dr_hub *hub)
+{
+    return hub->rooms.n;
+}
+
+/* ---- membership ---- */
+
+void dr__hub_join(struct dr_hub *hub, struct rt_conn *c, struct rt_sub *s)
+{
+    struct rt_hub_room *r = dr__rt_map_get(&hub->rooms, s->room);
+
+    if (!r) {
+        r = dr_xcalloc(1, sizeof(*r));
+        r->name = dr_xstrdup(s->room);
+        dr__rt_map_put(&hub->rooms, s->room, r);
+    }
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 4;
+        r->conns = dr_xrealloc(r->conns, r->cap * sizeof(*r->conns));
+    }
+    r->conns[r->n++] = c;
+    s->hroom = r;
+    update_gauges(hub);
+}
+
+void dr__hub_leave(struct dr_hub *hub, struct rt_conn *c, struct rt_sub *s)
+{
+    struct rt_hub_room *r = s->hroom;
+
+    if (!r) {
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->conns[i] == c) {
+            r->conns[i] = r->conns[--r->n];
+            break;
+        }
+    }
+    s->hroom = NULL;
+    if (r->n == 0) {
+        dr__rt_map_del(&hub->rooms, r->name);
+        free(r->name);
+        free(r->conns);
+        free(r);
+    }
+    update_gauges(hub);
+}
+
+void dr__hub_add_conn(struct dr_hub *hub, struct rt_conn *c)
+{
+    c->id = ++hub->next_id;
+    c->next = hub->conns;
+    if (hub->conns) {
+        hub->conns->prev = c;
+    }
+    hub->conns = c;
+    hub->nconns++;
+    hub->nconns_tp[c->tp->id]++;
+    update_gauges(hub);
+}
+
+static void unindex_user(struct dr_hub *hub, struct rt_conn *c)
+{
+    if (!c->user_key[0]) {
+        return;
+    }
+    if (c->uprev) {
+        c->uprev->unext = c->unext;
+    } else if (c->unext) {
+        dr__rt_map_put(&hub->users, c->user_key, c->unext);
+    } else {
+        dr__rt_map_del(&hub->users, c->user_key);
+    }
+    if (c->unext) {
+        c->unext->uprev = c->uprev;
+    }
+    c->uprev = c->unext = NULL;
+    c->user_key[0] = '\0';
+}
+
+void dr__hub_detach(struct dr_hub *hub, struct rt_conn *c)
+{
+    for (size_t i = 0; i < c->nsubs; i++) {
+        dr__hub_leave(hub, c, &c->subs[i]);
+    }
+    unindex_user(hub, c);
+}
+
+void dr__hub_remove_conn(struct dr_hub *hub, struct rt_conn *c)
+{
+    dr__hub_detach(hub, c);
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else if (hub->conns == c) {
+        hub->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    c->prev = c->next = NULL;
+    hub->nconns--;
+    hub->nconns_tp[c->tp->id]--;
+    update_gauges(hub);
+}
+
+size_t dr__hub_user_count(struct dr_hub *hub, const char *sub)
+{
+    size_t n = 0;
+    for (struct rt_conn *c = dr__rt_map_get(&hub->users, sub); c; c = c->unext) {
+        n++;
+    }
+    return n;
+}
+
+int dr__hub_index_user(struct dr_hub *hub, struct rt_conn *c, const char *sub)
+{
+    struct rt_conn *head;
+
+    if (strlen(sub) >= sizeof(c->user_key)) {
+        return DR_EINVAL;
+    }
+    if (dr__hub_user_count(hub, sub) >= hub->conf->max_per_user) {
+        return DR_ETOOBIG;
+    }
+    head = dr__rt_map_get(&hub->users, sub);
+    snprintf(c->user_key, sizeof(c->user_key), "%s", sub);
+    c->uprev = NULL;
+    c->unext = head;
+    if (head) {
+        head->uprev = c;
+    }
+    dr__rt_map_put(&hub->users, sub, c);
+    return DR_OK;
+}
+
+void dr__hub_tell_user(struct dr_hub *hub, const char *sub, const char *json, struct rt_conn *skip)
+{
+    cJSON *o = dr_json_parse(json, strlen(json));
+
+    for (struct rt_conn *c = dr__rt_map_get(&hub->users, sub); o && c; c = c->unext) {
+        if (c != skip && c->state == RT_CONN_OPEN) {
+            dr__rt_conn_send_json(c, o);
+        }
+    }
+    cJSON_Delete(o);
+}
+
+/* ---- periodic work: heartbeats and deadlines ---- */
+
+static void on_tick(uv_timer_t *t)
+{
+    struct dr_hub *hub = t->data;
+    int64_t now = dr_mono_ms();
+    int64_t wall_s = dr_now_ms() / 1000;
+    int64_t leeway = hub->conf->leeway_s > 0 ? hub->conf->leeway_s : 0;
+    struct rt_conn *c, *next;
+
+    for (c = hub->conns; c; c = next) {
+        next = c->next;
+        dr__rt_conn_ref(c);
+        if (c->state == RT_CONN_CLOSING && c->close_deadline_ms && now >= c->close_deadline_ms) {
+            dr__rt_conn_abort(c);
+        } else if (c->state == RT_CONN_AUTH && now - c->opened_ms >= hub->conf->auth_timeout_ms) {
+            dr__rt_conn_close(c, 4001, "authentication timeout");
+        } else if (c->state == RT_CONN_OPEN && c->claims->exp &&
+                   wall_s >= c->claims->exp + leeway) {
+            dr__rt_conn_close(c, 4001, "token expired");
+        } else if (c->state == RT_CONN_OPEN && c->tp->id == RT_WS &&
+                   now - c->last_rx_ms >= hub->conf->idle_timeout_ms) {
+            dr__rt_conn_close(c, 1001, "idle timeout");
+        } else if (c->state == RT_CONN_OPEN && now - c->last_hb_ms >= hub->conf->heartbeat_ms) {
+            c->last_hb_ms = now;
+            c->tp->heartbeat(c);
+        }
+        dr__rt_conn_unref(c); /* only c itself can have left the list or been freed */
+    }
+}
+
+int dr__hub_init(struct dr_hub *hub, uv_loop_t *loop, struct rt_conf *conf, struct dr_db *db,
+                 struct dr_jwt_keys *keys)
+{
+    int64_t tick;
+
+    memset(hub, 0, sizeof(*hub));
+    hub->loop = loop;
+    hub->conf = conf;
+    hub->db = db;
+    hub->keys = keys;
+    dr__rt_map_init(&hub->rooms);
+    dr__rt_map_init(&hub->users);
+    pthread_mutex_init(&hub->mu, NULL);
+    uv_async_init(loop, &hub->async, drain);
+    hub->async.data = hub;
+    uv_timer_init(loop, &hub->tick);
+    hub->tick.data = hub;
+    tick = conf->heartbeat_ms / 4;
+    if (conf->auth_timeout_ms / 4 < tick) {
+        tick = conf->auth_timeout_ms / 4;
+    }
+    tick = tick < 20 ? 20 : tick > 1000 ? 1000 : tick;
+    uv_timer_start(&hub->tick, on_tick, (uint64_t)tick, (uint64_t)tick);
+    uv_unref((uv_handle_t *)&hub->tick);
+    update_gauges(hub);
+    return DR_OK;
+}
+
+void dr__hub_stop(struct dr_hub *hub)
+{
+    struct rt_conn *c, *next;
+
+    if (hub->stopping) {
+        return;
+    }
+    hub->stopping = 1;
+    for (c = hub->conns; c; c = next) {
+        next = c->next;
+        dr__rt_conn_close(c, 1001, "server shutting down");
+        dr__rt_conn_abort(c);
+    }
+    pthread_mutex_lock(&hub->mu);
+    hub->async_closed = 1;
+    pthread_mutex_unlock(&hub->mu);
+    uv_close((uv_handle_t *)&hub->async, NULL);
+    uv_timer_stop(&hub->tick);
+    uv_close((uv_handle_t *)&hub->tick, NULL);
+}
+
+void dr__hub_cleanup(struct dr_hub *hub)
+{
+    for (size_t i = 0; i < hub->ninq; i++) {
+        dr_notification_unref(hub->inq[i]);
+    }
+    free(hub->inq);
+    dr__rt_map_cleanup(&hub->rooms);
+    dr__rt_map_cleanup(&hub->users);
+    pthread_mutex_destroy(&hub->mu);
+}

@@ -1,0 +1,282 @@
+// Helpers for the real-time tests: run data-router with a small config, sign tokens with jose
+// (never with data-router's own code), and talk to /ws and /events with independent clients.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import WebSocket from 'ws';
+
+export const SECRET = 'realtime-test-secret-0123456789abcdef';
+export const ISSUER = 'https://issuer.test';
+export const AUDIENCE = 'data-router-test';
+const BIN = process.env.DR_BIN || 'build/data-router';
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(pred, what, timeoutMs = 20000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+// RSA and EC keys published in a JWKS file the server loads (DR_JWKS).
+export async function makeKeys() {
+  const rsa = await generateKeyPair('RS256', { modulusLength: 2048 });
+  const ec = await generateKeyPair('ES256');
+  const rsaJwk = { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' };
+  const ecJwk = { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' };
+  return { rsa, ec, jwks: { keys: [rsaJwk, ecJwk] } };
+}
+
+const enc = new TextEncoder();
+
+// claims: payload; opts: {alg, key, kid, exp (seconds from now, null = none), iss, aud, nbf}
+export async function sign(claims, opts = {}) {
+  const alg = opts.alg || 'HS256';
+  const header = { alg, typ: 'JWT' };
+  if (opts.kid) header.kid = opts.kid;
+  let jwt = new SignJWT(claims).setProtectedHeader(header).setIssuedAt();
+  const now = Math.floor(Date.now() / 1000);
+  if (opts.exp !== null) jwt = jwt.setExpirationTime(now + (opts.exp ?? 3600));
+  if (opts.nbf !== undefined) jwt = jwt.setNotBefore(now + opts.nbf);
+  jwt = jwt.setIssuer(opts.iss ?? ISSUER).setAudience(opts.aud ?? AUDIENCE);
+  return jwt.sign(opts.key || enc.encode(opts.secret || SECRET));
+}
+
+export const userToken = (sub, extra = {}, opts = {}) => sign({ sub, org: 'acme', ...extra }, opts);
+
+function yamlFor(port, dataDir, realtime) {
+  return [
+    'mode: local',
+    `http: {host: 127.0.0.1, port: ${port}}`,
+    `data_dir: ${JSON.stringify(dataDir)}`,
+    'workers: 2',
+    'topics:',
+    '  client-notifications: {type: client_notification}',
+    'processors:',
+    '  realtime: {}',
+    '  log: {}',
+    'routes:',
+    '  - name: notify',
+    '    match: {topic: [client-notifications]}',
+    '    processors: [realtime]',
+    '  - name: default',
+    '    default: true',
+    '    processors: [log]',
+    `realtime: ${JSON.stringify(realtime)}`,
+    '',
+  ].join('\n');
+}
+
+// Starts data-router; realtime is the realtime: section; env adds to the environment.
+export async function startServer({ realtime = {}, env = {}, jwks = null } = {}) {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dr-rt-'));
+  const cfg = path.join(dir, 'config.yaml');
+  fs.writeFileSync(cfg, yamlFor(port, dir, realtime));
+  const e = {
+    ...process.env,
+    PORT: String(port),
+    DR_DATA_DIR: dir,
+    DR_LOG_LEVEL: 'warn',
+    DR_JWT_SECRET: SECRET,
+    DR_JWT_ISSUER: ISSUER,
+    DR_JWT_AUDIENCE: AUDIENCE,
+    ...env,
+  };
+  if (jwks) {
+    const p = path.join(dir, 'jwks.json');
+    fs.writeFileSync(p, JSON.stringify(jwks));
+    e.DR_JWKS = p;
+  }
+  const logPath = path.join(dir, 'server.log');
+  const log = fs.openSync(logPath, 'a');
+  const proc = spawn(BIN, ['serve', '--config', cfg], { env: e, stdio: ['ignore', log, log] });
+  let exited = null;
+  const exit = new Promise((r) => proc.on('exit', (code, sig) => r((exited = { code, sig }))));
+  const srv = {
+    port,
+    dir,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    log: () => fs.readFileSync(logPath, 'utf8'),
+    async stop() {
+      if (!exited) proc.kill('SIGTERM');
+      const r = await exit;
+      fs.closeSync(log);
+      return r;
+    },
+    request: (method, p, body, headers) => request(srv.url + p, method, body, headers),
+    async publish(notifications) {
+      const messages = notifications.map((n) => ({
+        data: Buffer.from(typeof n === 'string' ? n : JSON.stringify(n)).toString('base64'),
+      }));
+      const r = await request(
+        `${srv.url}/v1/projects/local/topics/client-notifications:publish`,
+        'POST',
+        { messages },
+      );
+      if (r.status !== 200) throw new Error(`publish failed: ${r.status} ${r.text}`);
+      return r.json.messageIds;
+    },
+    async metric(name, labels = '') {
+      const r = await request(`${srv.url}/metrics`, 'GET');
+      const want = `${name}{${labels}} `;
+      const line = r.text.split('\n').find((l) => l.startsWith(want));
+      return line ? Number(line.slice(want.length)) : 0;
+    },
+  };
+  await waitFor(async () => {
+    if (exited) throw new Error(`server exited ${JSON.stringify(exited)}: ${srv.log()}`);
+    try {
+      return (await request(`${srv.url}/healthz`, 'GET')).status === 200;
+    } catch {
+      return false;
+    }
+  }, 'the server to start');
+  return srv;
+}
+
+export function request(url, method, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? null : Buffer.from(JSON.stringify(body));
+    const req = http.request(
+      url,
+      {
+        method,
+        headers: { ...(data ? { 'content-type': 'application/json' } : {}), ...headers },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let json = null;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode, headers: res.headers, text, json });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+// A WebSocket client that records every frame and the close.
+export class Client {
+  constructor(ws) {
+    this.ws = ws;
+    this.frames = [];
+    this.waiters = [];
+    this.closeInfo = null;
+    this.closed = new Promise((resolve) => {
+      ws.on('close', (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString() };
+        resolve(this.closeInfo);
+        this.wake();
+      });
+    });
+    ws.on('message', (data, isBinary) => {
+      this.frames.push(isBinary ? { binary: data } : JSON.parse(data.toString()));
+      this.wake();
+    });
+    ws.on('error', () => {});
+  }
+
+  static open(url, options = {}) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { maxPayload: 64 * 1024 * 1024, ...options });
+      const c = new Client(ws);
+      ws.once('open', () => resolve(c));
+      ws.once('unexpected-response', (req, res) => {
+        const chunks = [];
+        res.on('data', (x) => chunks.push(x));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          const err = new Error(`HTTP ${res.statusCode}`);
+          err.status = res.statusCode;
+          err.body = text;
+          reject(err);
+        });
+      });
+      ws.once('error', reject);
+    });
+  }
+
+  wake() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  send(obj) {
+    this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
+  }
+
+  // Waits for a frame matching pred (a type string or a function) at or after index from.
+  async waitFrame(pred, timeoutMs = 15000) {
+    const test = typeof pred === 'string' ? (f) => f.type === pred : pred;
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const f = this.frames.find(test);
+      if (f) return f;
+      if (this.closeInfo) {
+        throw new Error(`closed (${this.closeInfo.code} ${this.closeInfo.reason}) before a frame`);
+      }
+      if (Date.now() > until) throw new Error('timed out waiting for a frame');
+      await new Promise((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 100);
+      });
+    }
+  }
+
+  events() {
+    return this.frames.filter((f) => f.type === 'event');
+  }
+
+  async waitEvents(n, timeoutMs = 20000) {
+    await waitFor(() => this.events().length >= n || this.closeInfo, `${n} events`, timeoutMs);
+    return this.events();
+  }
+
+  close() {
+    this.ws.close();
+    return this.closed;
+  }
+}
+
+export function notification(user, i, extra = {}) {
+  return {
+    notification_id: `n-${user}-${i}-${Math.random().toString(36).slice(2)}`,
+    user_id: user,
+    org_id: 'acme',
+    room: `user:${user}`,
+    notification_type: 'system.test',
+    title: `t${i}`,
+    message: `m${i}`,
+    data: { i },
+    ...extra,
+  };
+}

@@ -1,0 +1,232 @@
+// Real-time authentication: every way to present a token, the attack set refused (401 before
+// the upgrade, 4001 after it), forbidden rooms (4003), the per-user connection limit.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import EventSource from 'eventsource';
+import { UnsecuredJWT, exportSPKI } from 'jose';
+import {
+  AUDIENCE,
+  Client,
+  ISSUER,
+  makeKeys,
+  notification,
+  sign,
+  startServer,
+  userToken,
+} from './realtime-lib.mjs';
+
+let srv;
+let keys;
+
+before(async () => {
+  keys = await makeKeys();
+  srv = await startServer({
+    jwks: keys.jwks,
+    realtime: { max_connections_per_user: 3, auth_timeout: '400ms', jwt_leeway: 0 },
+  });
+});
+
+after(async () => {
+  const r = await srv.stop();
+  assert.equal(r.code, 0, `clean exit expected: ${srv.log().slice(-2000)}`);
+});
+
+const bearer = (t) => ({ headers: { Authorization: `Bearer ${t}` } });
+
+async function expectRefused(url, options, status = 401) {
+  await assert.rejects(Client.open(url, options), (err) => {
+    assert.equal(err.status, status, err.message);
+    const body = JSON.parse(err.body);
+    assert.equal(body.error.code, status);
+    return true;
+  });
+}
+
+function sseOpen(url, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const es = new EventSource(url, { headers });
+    const frames = [];
+    es.onmessage = (e) => {
+      frames.push(JSON.parse(e.data));
+      if (frames[0].type === 'welcome') resolve({ es, frames });
+    };
+    es.onerror = (e) => {
+      es.close();
+      reject(Object.assign(new Error(`SSE error ${e.status}`), { status: e.status }));
+    };
+  });
+}
+
+describe('authentication methods', () => {
+  test('Authorization: Bearer with HS256', async () => {
+    const c = await Client.open(srv.wsUrl, bearer(await userToken('a1')));
+    const w = await c.waitFrame('welcome');
+    assert.equal(w.user, 'a1');
+    assert.deepEqual(w.rooms, ['user:a1', 'org:acme']);
+    await c.close();
+  });
+
+  test('access_token query parameter', async () => {
+    const c = await Client.open(`${srv.wsUrl}?access_token=${await userToken('a2')}`);
+    assert.equal((await c.waitFrame('welcome')).user, 'a2');
+    await c.close();
+  });
+
+  test('first auth message', async () => {
+    const c = await Client.open(srv.wsUrl);
+    c.send({ type: 'auth', token: await userToken('a3') });
+    assert.equal((await c.waitFrame('welcome')).user, 'a3');
+    await c.close();
+  });
+
+  test('RS256 and ES256 from the JWKS', async () => {
+    const rs = await sign({ sub: 'rs' }, { alg: 'RS256', key: keys.rsa.privateKey, kid: 'rsa-1' });
+    const es = await sign({ sub: 'es' }, { alg: 'ES256', key: keys.ec.privateKey, kid: 'ec-1' });
+    for (const [tok, sub] of [
+      [rs, 'rs'],
+      [es, 'es'],
+    ]) {
+      const c = await Client.open(srv.wsUrl, bearer(tok));
+      assert.equal((await c.waitFrame('welcome')).user, sub);
+      await c.close();
+    }
+  });
+
+  test('SSE with Bearer header and with access_token', async () => {
+    const t = await userToken('s1');
+    const a = await sseOpen(`${srv.url}/events`, { Authorization: `Bearer ${t}` });
+    assert.equal(a.frames[0].user, 's1');
+    a.es.close();
+    const b = await sseOpen(`${srv.url}/events?access_token=${t}`);
+    assert.equal(b.frames[0].user, 's1');
+    b.es.close();
+  });
+});
+
+describe('the attack set is refused', () => {
+  const cases = {};
+  before(async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const good = await userToken('victim');
+    const pem = await exportSPKI(keys.rsa.publicKey);
+    cases.alg_none = new UnsecuredJWT({ sub: 'victim', exp: now + 600, iss: ISSUER, aud: AUDIENCE })
+      .encode();
+    cases.hs_rs_confusion = await sign(
+      { sub: 'victim' },
+      { alg: 'HS256', key: new TextEncoder().encode(pem), kid: 'rsa-1' },
+    );
+    cases.hs_with_public_key = await sign(
+      { sub: 'victim' },
+      { alg: 'HS256', key: new TextEncoder().encode(pem) },
+    );
+    cases.expired = await userToken('victim', {}, { exp: -120 });
+    cases.not_yet_valid = await userToken('victim', {}, { nbf: 600 });
+    cases.wrong_audience = await userToken('victim', {}, { aud: 'someone-else' });
+    cases.wrong_issuer = await userToken('victim', {}, { iss: 'https://evil.test' });
+    cases.bad_signature = good.slice(0, -3) + (good.endsWith('AAA') ? 'BBB' : 'AAA');
+    cases.unknown_kid = await sign(
+      { sub: 'victim' },
+      { alg: 'RS256', key: keys.rsa.privateKey, kid: 'not-there' },
+    );
+    cases.wrong_secret = await sign({ sub: 'victim' }, { secret: 'x'.repeat(40) });
+    cases.oversized = await userToken('victim', { pad: 'p'.repeat(9000) });
+    cases.garbage = 'not.a.token';
+    cases.no_sub = await sign({ org: 'acme' });
+  });
+
+  test('401 with a JSON body before the WebSocket upgrade', async () => {
+    for (const [name, tok] of Object.entries(cases)) {
+      await expectRefused(srv.wsUrl, bearer(tok)).catch((e) => {
+        throw new Error(`${name}: ${e.message}`);
+      });
+    }
+    assert.ok((await srv.metric('dr_realtime_refused_total', 'reason="expired"')) >= 1);
+  });
+
+  test('401 for the access_token parameter and for SSE', async () => {
+    for (const name of ['alg_none', 'expired', 'hs_rs_confusion', 'bad_signature']) {
+      await expectRefused(`${srv.wsUrl}?access_token=${cases[name]}`);
+      const r = await srv.request('GET', '/events', undefined, {
+        Authorization: `Bearer ${cases[name]}`,
+      });
+      assert.equal(r.status, 401, name);
+      assert.equal(r.json.error.code, 401);
+      assert.match(r.headers['www-authenticate'], /^Bearer/);
+    }
+    const none = await srv.request('GET', '/events');
+    assert.equal(none.status, 401);
+  });
+
+  test('close 4001 after the upgrade (auth message)', async () => {
+    for (const name of ['alg_none', 'expired', 'hs_rs_confusion', 'unknown_kid', 'oversized']) {
+      const c = await Client.open(srv.wsUrl);
+      c.send({ type: 'auth', token: cases[name] });
+      const { code } = await c.closed;
+      assert.equal(code, 4001, name);
+      assert.equal(c.events().length, 0);
+    }
+  });
+
+  test('no auth message within the deadline: 4001; other messages first: 4001', async () => {
+    const c = await Client.open(srv.wsUrl);
+    assert.equal((await c.closed).code, 4001);
+    const d = await Client.open(srv.wsUrl);
+    d.send({ type: 'subscribe', room: 'user:victim' });
+    assert.equal((await d.closed).code, 4001);
+  });
+});
+
+describe('rooms and limits', () => {
+  test('context rooms: forbidden closes 4003; the rooms claim and admins may join', async () => {
+    const c = await Client.open(srv.wsUrl, bearer(await userToken('r1')));
+    await c.waitFrame('welcome');
+    c.send({ type: 'subscribe', room: 'user:someone-else' });
+    assert.equal((await c.waitFrame('error')).code, 'forbidden');
+    assert.equal((await c.closed).code, 4003);
+
+    const m = await Client.open(srv.wsUrl, bearer(await userToken('r2', { rooms: ['meeting:p1'] })));
+    await m.waitFrame('welcome');
+    m.send({ type: 'subscribe', room: 'shipment:1Z999' }); // no shipments table: denied
+    assert.equal((await m.closed).code, 4003);
+
+    const k = await Client.open(srv.wsUrl, bearer(await userToken('r3', { rooms: ['meeting:p1'] })));
+    const w = await k.waitFrame('welcome');
+    assert.ok(w.rooms.includes('meeting:p1'), 'rooms claim joined at connect');
+    await k.close();
+
+    const a = await Client.open(srv.wsUrl, bearer(await userToken('boss', { role: 'admin' })));
+    await a.waitFrame('welcome');
+    a.send({ type: 'subscribe', room: 'shipment:ANY123' });
+    assert.equal((await a.waitFrame('subscribed')).room, 'shipment:ANY123');
+    a.send({ type: 'subscribe', room: 'bogus:1' });
+    assert.equal((await a.waitFrame('error')).code, 'invalid_room');
+    await a.close();
+  });
+
+  test('a connection flood over the per-user limit is refused; others are served', async () => {
+    const t = await userToken('flood');
+    const open = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await Client.open(srv.wsUrl, bearer(t));
+      await c.waitFrame('welcome');
+      open.push(c);
+    }
+    await expectRefused(srv.wsUrl, bearer(t), 429);
+    const r = await srv.request('GET', '/events', undefined, { Authorization: `Bearer ${t}` });
+    assert.equal(r.status, 429);
+    const late = await Client.open(srv.wsUrl);
+    late.send({ type: 'auth', token: t });
+    assert.equal((await late.closed).code, 4029);
+
+    const other = await Client.open(srv.wsUrl, bearer(await userToken('calm')));
+    await other.waitFrame('welcome');
+    await srv.publish([notification('calm', 1)]);
+    const [ev] = await other.waitEvents(1);
+    assert.equal(ev.room, 'user:calm');
+
+    await open[0].close();
+    const again = await Client.open(srv.wsUrl, bearer(t));
+    await again.waitFrame('welcome');
+    for (const c of [...open.slice(1), again, other]) await c.close();
+  });
+});

@@ -1,0 +1,285 @@
+// Store-then-fan-out and resume: events published through the local publish API on topic
+// client-notifications reach WebSocket and SSE clients exactly once in seq order across
+// disconnects (since / Last-Event-ID), also while events keep arriving during the catch-up;
+// the inbox API and read receipts.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import EventSource from 'eventsource';
+import { Client, notification, startServer, userToken, waitFor } from './realtime-lib.mjs';
+
+const RUN = Math.random().toString(36).slice(2, 8);
+const u = (name) => `${name}-${RUN}`;
+const ROOM = `meeting:poll-${RUN}`;
+let srv;
+
+const backends = [['sqlite', {}]];
+if (process.env.DR_TEST_PG_URL) backends.push(['postgresql', { DATABASE_URL: process.env.DR_TEST_PG_URL }]);
+
+for (const [backend, env] of backends) {
+  describe(backend, () => {
+    before(async () => {
+      // small catch-up pages so resume crosses page boundaries
+      srv = await startServer({ realtime: { catchup_page: 4 }, env });
+    });
+
+    after(async () => {
+      const r = await srv.stop();
+      assert.equal(r.code, 0, `clean exit expected: ${srv.log().slice(-2000)}`);
+    });
+
+    const bearer = (t) => ({ headers: { Authorization: `Bearer ${t}` } });
+    const seqs = (evs) => evs.map((e) => e.seq);
+
+    // Exactly once and in seq order. Two workers store concurrently, so seq order may differ from
+    // publish order: compare as sets.
+    function assertExactlyOnceInOrder(events, expectedIds) {
+      const got = events.map((e) => e.id);
+      assert.equal(got.length, expectedIds.length, 'no duplicate');
+      assert.deepEqual(new Set(got), new Set(expectedIds), 'no gap');
+      const s = seqs(events);
+      for (let i = 1; i < s.length; i++) assert.ok(s[i] > s[i - 1], `seq increases at ${i}`);
+    }
+
+    async function publishEach(list) {
+      for (const n of list) await srv.publish([n]);
+    }
+
+    describe('WebSocket resume', () => {
+      test('publish N, disconnect, publish more, reconnect with since: all exactly once', async () => {
+        const tok = await userToken(u('u1'));
+        const first = Array.from({ length: 6 }, (_, i) => notification(u('u1'), i));
+        const second = Array.from({ length: 9 }, (_, i) => notification(u('u1'), 100 + i));
+
+        const a = await Client.open(srv.wsUrl, bearer(tok));
+        await a.waitFrame('welcome');
+        await publishEach(first);
+        const got1 = await a.waitEvents(first.length);
+        await a.close();
+        assertExactlyOnceInOrder(got1, first.map((n) => n.notification_id));
+        const last = got1.at(-1).seq;
+
+        await publishEach(second);
+        await srv.publish([notification(u('someone-else'), 1)]); // not for u1
+
+        const b = await Client.open(`${srv.wsUrl}?since=${last}`, bearer(tok));
+        await b.waitFrame('welcome');
+        const got2 = await b.waitEvents(second.length);
+        const third = [notification(u('u1'), 200), notification(u('u1'), 201)];
+        await publishEach(third);
+        const all2 = await b.waitEvents(second.length + third.length);
+        assertExactlyOnceInOrder(all2, [...second, ...third].map((n) => n.notification_id));
+        assert.ok(got2[0].seq > last);
+        await b.close();
+      });
+
+      test('events published during the catch-up are neither lost nor doubled', async () => {
+        const tok = await userToken(u('u2'));
+        const before = Array.from({ length: 10 }, (_, i) => notification(u('u2'), i));
+        await srv.publish(before.slice(0, 1));
+        const probe = await Client.open(`${srv.wsUrl}?since=0`, bearer(tok));
+        const [firstEv] = await probe.waitEvents(1);
+        await probe.close();
+        const since = firstEv.seq;
+        await srv.publish(before.slice(1));
+
+        const during = Array.from({ length: 30 }, (_, i) => notification(u('u2'), 1000 + i));
+        const connecting = Client.open(`${srv.wsUrl}?since=${since}`, bearer(tok));
+        const publishing = (async () => {
+          for (let i = 0; i < during.length; i += 3) await srv.publish(during.slice(i, i + 3));
+        })();
+        const c = await connecting;
+        await publishing;
+        const want = [...before.slice(1), ...during].map((n) => n.notification_id);
+        const evs = await c.waitEvents(want.length);
+        await new Promise((r) => setTimeout(r, 200)); // anything extra would show up now
+        const ids = c.events().map((e) => e.id);
+        assert.equal(new Set(ids).size, ids.length, 'no duplicate');
+        assert.deepEqual(new Set(ids), new Set(want), 'no gap');
+        const s = seqs(c.events());
+        assert.deepEqual(s, [...s].sort((x, y) => x - y), 'seq order');
+        assert.ok(evs.every((e) => e.seq > since));
+        await c.close();
+      });
+
+      test('subscribe to a context room with since gets its history, then subscribed', async () => {
+        // an admin may join any room; rooms listed in the token would be joined at connect
+        const tok = await userToken(u('u3'), { role: 'admin' });
+        const hist = Array.from({ length: 5 }, (_, i) =>
+          notification(u('u3'), i, { room: ROOM, notification_type: 'meeting.response' }),
+        );
+        const other = await Client.open(srv.wsUrl, bearer(await userToken(u('u3b'), { rooms: [ROOM] })));
+        await other.waitFrame('welcome');
+        await publishEach(hist);
+        await other.waitEvents(hist.length); // all stored
+        other.send({ type: 'unsubscribe', room: ROOM });
+        assert.equal((await other.waitFrame('unsubscribed')).room, ROOM);
+
+        const c = await Client.open(srv.wsUrl, bearer(tok));
+        await c.waitFrame('welcome');
+        c.send({ type: 'subscribe', room: ROOM, since: 0 });
+        const sub = await c.waitFrame('subscribed');
+        const evs = c.events().filter((e) => e.room === ROOM);
+        assertExactlyOnceInOrder(evs, hist.map((n) => n.notification_id));
+        assert.equal(sub.seq, evs.at(-1).seq);
+        assert.equal(evs[0].event, 'meeting.response');
+        // live after the catch-up
+        await srv.publish([notification(u('u3'), 9, { room: ROOM })]);
+        await c.waitEvents(6);
+        assert.equal(other.events().length, hist.length, 'nothing after unsubscribing');
+        await c.close();
+        await other.close();
+      });
+    });
+
+    describe('SSE resume', () => {
+      function sse(url, headers) {
+        const es = new EventSource(url, { headers });
+        const frames = [];
+        const ids = [];
+        es.onmessage = (e) => {
+          const f = JSON.parse(e.data);
+          frames.push(f);
+          if (f.type === 'event') ids.push(e.lastEventId);
+        };
+        es.onerror = () => {};
+        return { es, frames, ids, events: () => frames.filter((f) => f.type === 'event') };
+      }
+
+      test('id: carries the seq; Last-Event-ID resumes exactly once', async () => {
+        const tok = await userToken(u('s1'));
+        const first = Array.from({ length: 4 }, (_, i) => notification(u('s1'), i));
+        const second = Array.from({ length: 7 }, (_, i) => notification(u('s1'), 10 + i));
+        const a = sse(`${srv.url}/events`, { Authorization: `Bearer ${tok}` });
+        await waitFor(() => a.frames.length > 0, 'welcome');
+        assert.equal(a.frames[0].type, 'welcome');
+        await publishEach(first);
+        await waitFor(() => a.events().length >= 4, '4 SSE events');
+        a.es.close();
+        assert.deepEqual(a.ids, a.events().map((e) => String(e.seq)));
+        const lastId = a.ids.at(-1);
+
+        await publishEach(second);
+        const b = sse(`${srv.url}/events`, { Authorization: `Bearer ${tok}`, 'Last-Event-ID': lastId });
+        await waitFor(() => b.events().length >= 7, '7 resumed SSE events');
+        const live = notification(u('s1'), 99);
+        await srv.publish([live]);
+        await waitFor(() => b.events().length >= 8, 'a live SSE event');
+        await new Promise((r) => setTimeout(r, 150));
+        b.es.close();
+        assertExactlyOnceInOrder(b.events(), [...second, live].map((n) => n.notification_id));
+        assert.equal(b.events()[7].id, live.notification_id);
+        assert.equal(b.events().length, 8);
+      });
+
+      test('heartbeat comments keep the stream open', async () => {
+        const hb = await startServer({ realtime: { heartbeat: '100ms' }, env });
+        try {
+          const tok = await userToken(u('hb'));
+          const r = await new Promise((resolve, reject) => {
+            import('node:http').then(({ default: http }) => {
+              const req = http.get(`${hb.url}/events`, { headers: { Authorization: `Bearer ${tok}` } },
+                (res) => {
+                  let text = '';
+                  res.on('data', (d) => {
+                    text += d;
+                    if ((text.match(/: ping/g) || []).length >= 2) {
+                      req.destroy();
+                      resolve({ res, text });
+                    }
+                  });
+                });
+              req.on('error', reject);
+            });
+          });
+          assert.equal(r.res.headers['content-type'], 'text/event-stream');
+          assert.match(r.text, /^retry: \d+\n\n/);
+        } finally {
+          assert.equal((await hb.stop()).code, 0);
+        }
+      });
+    });
+
+    describe('inbox API and read receipts', () => {
+      test('list, unread count, mark read (pushed to other connections), read all', async () => {
+        const tok = await userToken(u('ib'));
+        const h = { Authorization: `Bearer ${tok}` };
+        const ns = Array.from({ length: 5 }, (_, i) => notification(u('ib'), i));
+        const watcher = await Client.open(srv.wsUrl, bearer(tok));
+        await watcher.waitFrame('welcome');
+        await publishEach(ns);
+        // the store's order (seq) is the inbox order, newest first
+        const ids = (await watcher.waitEvents(5)).map((e) => e.id).reverse();
+
+        let r = await srv.request('GET', '/api/v1/notifications/unread-count', undefined, h);
+        assert.equal(r.status, 200);
+        assert.equal(r.json.unread, 5);
+
+        r = await srv.request('GET', '/api/v1/notifications?limit=2', undefined, h);
+        assert.equal(r.status, 200);
+        assert.deepEqual(r.json.notifications.map((n) => n.notification_id), ids.slice(0, 2));
+        assert.equal(r.json.notifications[0].read, false);
+        r = await srv.request('GET', `/api/v1/notifications?limit=2&before=${r.json.next_before}`,
+          undefined, h);
+        assert.deepEqual(r.json.notifications.map((n) => n.notification_id), ids.slice(2, 4));
+
+        r = await srv.request('POST', `/api/v1/notifications/${ns[1].notification_id}/read`, undefined, h);
+        assert.equal(r.status, 200);
+        const read = await watcher.waitFrame('read');
+        assert.equal(read.id, ns[1].notification_id);
+        r = await srv.request('GET', '/api/v1/notifications/unread-count', undefined, h);
+        assert.equal(r.json.unread, 4);
+        r = await srv.request('GET', '/api/v1/notifications?unread=true', undefined, h);
+        assert.equal(r.json.notifications.length, 4);
+        assert.ok(!r.json.notifications.some((n) => n.notification_id === ns[1].notification_id));
+
+        // ack over the WebSocket tells the user's other connections
+        const second = await Client.open(srv.wsUrl, bearer(tok));
+        await second.waitFrame('welcome');
+        second.send({ type: 'ack', id: ns[2].notification_id });
+        await waitFor(() => watcher.frames.filter((f) => f.type === 'read').length >= 2, 'ack read');
+        assert.ok(!second.frames.some((f) => f.type === 'read'), 'not echoed to the acking socket');
+        second.send({ type: 'ack', id: 'no-such-id' });
+        assert.equal((await second.waitFrame('error')).code, 'not_found');
+        r = await srv.request('GET', '/api/v1/notifications/unread-count', undefined, h);
+        assert.equal(r.json.unread, 3);
+
+        r = await srv.request('POST', '/api/v1/notifications/read-all', undefined, h);
+        assert.equal(r.status, 200);
+        assert.equal(r.json.up_to, watcher.events().at(-1).seq);
+        await waitFor(() => watcher.frames.some((f) => f.type === 'read' && f.all), 'read-all frame');
+        r = await srv.request('GET', '/api/v1/notifications/unread-count', undefined, h);
+        assert.equal(r.json.unread, 0);
+        r = await srv.request('GET', '/api/v1/notifications', undefined, h);
+        assert.ok(r.json.notifications.every((n) => n.read === true));
+
+        // someone else's notification is not in this inbox; no token is 401; bad params are 400
+        const [foreign] = [notification(u('other-user'), 1)];
+        await srv.publish([foreign]);
+        r = await srv.request('POST', `/api/v1/notifications/${foreign.notification_id}/read`, undefined, h);
+        assert.equal(r.status, 404);
+        r = await srv.request('GET', '/api/v1/notifications');
+        assert.equal(r.status, 401);
+        r = await srv.request('GET', '/api/v1/notifications?limit=0', undefined, h);
+        assert.equal(r.status, 400);
+        r = await srv.request('GET', '/api/v1/notifications/unread-count', undefined, h);
+        assert.equal(r.json.unread, 0);
+        await watcher.close();
+        await second.close();
+      });
+
+      test('an invalid notification is rejected and nothing else is disturbed', async () => {
+        const before = await srv.metric('dr_realtime_notifications_total', 'outcome="invalid"');
+        await srv.publish(['not json', { notification_type: 'x' }, { room: 'nope', user_id: 'z',
+          notification_type: 'a' }]);
+        await waitFor(async () =>
+          (await srv.metric('dr_realtime_notifications_total', 'outcome="invalid"')) >= before + 3,
+        'three invalid notifications counted');
+        const c = await Client.open(srv.wsUrl, bearer(await userToken(u('fine'))));
+        await c.waitFrame('welcome');
+        await srv.publish([notification(u('fine'), 1)]);
+        assert.equal((await c.waitEvents(1))[0].room, `user:${u('fine')}`);
+        await c.close();
+      });
+    });
+  });
+}

@@ -1,0 +1,331 @@
+/*
+ * Tests src/processors/calendar/processor.c: process() against a real store, SQLite in a
+ * temporary directory and PostgreSQL at $DR_TEST_PG_URL (fails when unset).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/db.h"
+#include "dr/err.h"
+#include "dr/json.h"
+#include "dr/msg.h"
+#include "dr/processor.h"
+#include "dr/store.h"
+#include "dr/util.h"
+#include "unit/store/backend.h"
+
+extern const struct dr_processor dr_processor_calendar;
+extern const struct dr_processor dr_processor_meeting_poll;
+
+struct pfx {
+    struct fx fx;
+    struct dr_store *st;
+    void *proc;
+};
+
+static int fx_setup(void **state)
+{
+    struct pfx *p = dr_xcalloc(1, sizeof(*p));
+    const struct backend *be = *state;
+    struct dr_proc_env env = {0};
+    char err[256] = "";
+
+    if (fx_prepare(&p->fx, be)) {
+        free(p);
+        return -1;
+    }
+    if (dr_store_open(p->fx.url, &p->st) != DR_OK) {
+        fx_release(&p->fx);
+        free(p);
+        return -1;
+    }
+    env.store = p->st;
+    env.data_dir = "/tmp";
+    if (dr_processor_calendar.init(&env, &p->proc, err, sizeof(err)) != 0) {
+        fprintf(stderr, "init: %s\n", err);
+        dr_store_close(p->st);
+        fx_release(&p->fx);
+        free(p);
+        return -1;
+    }
+    *state = p;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct pfx *p = *state;
+
+    if (p) {
+        dr_processor_calendar.destroy(p->proc);
+        dr_store_close(p->st);
+        fx_release(&p->fx);
+        free(p);
+    }
+    return 0;
+}
+
+static struct dr_db *DB(void **state)
+{
+    return dr_store_db(((struct pfx *)*state)->st);
+}
+
+static void run_msg(void **state, const char *id, const char *json, int64_t publish_ms,
+                    struct dr_result *res)
+{
+    struct dr_msg *m = dr_msg_create(id, "calendar-updates", json, strlen(json), publish_ms);
+
+    dr_msg_finish(m, "calendar_event", 0);
+    dr_result_init(res);
+    dr_processor_calendar.process(((struct pfx *)*state)->proc, m, res);
+    dr_msg_unref(m);
+}
+
+/* The emit to topic with the given JSON field value (parsed; caller deletes), or NULL. */
+static cJSON *emit_of(const struct dr_result *res, const char *topic)
+{
+    for (size_t i = 0; i < res->nemits; i++) {
+        if (strcmp(res->emits[i].topic, topic) == 0) {
+            cJSON *j = dr_json_parse(res->emits[i].data, res->emits[i].len);
+            assert_non_null(j);
+            return j;
+        }
+    }
+    return NULL;
+}
+
+static int64_t count_where(void **state, const char *sql)
+{
+    return count_rows(DB(state), sql);
+}
+
+static const char request_ics[] =
+    "BEGIN:VCALENDAR\\r\\nVERSION:2.0\\r\\nPRODID:-//t//t//EN\\r\\nMETHOD:REQUEST\\r\\n"
+    "BEGIN:VEVENT\\r\\nUID:ev-1@example.com\\r\\nSEQUENCE:%d\\r\\nDTSTAMP:20260301T080000Z\\r\\n"
+    "DTSTART;TZID=Europe/Berlin:20260302T100000\\r\\nDTEND;TZID=Europe/Berlin:20260302T110000"
+    "\\r\\nSUMMARY:%s\\r\\nRRULE:FREQ=WEEKLY;COUNT=4\\r\\n"
+    "ORGANIZER:mailto:dana@example.com\\r\\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:kim@example.com"
+    "\\r\\nEND:VEVENT\\r\\nEND:VCALENDAR\\r\\n";
+
+static char *ics_msg(int sequence, const char *summary, const char *method)
+{
+    char ics[2048], *s = dr_xmalloc(4096), *m;
+
+    snprintf(ics, sizeof(ics), request_ics, sequence, summary);
+    m = strstr(ics, "REQUEST");
+    if (method) {
+        char tmp[2048];
+        snprintf(tmp, sizeof(tmp), "%.*s%s%s", (int)(m - ics), ics, method, m + 7);
+        snprintf(ics, sizeof(ics), "%s", tmp);
+    }
+    snprintf(s, 4096,
+             "{\"user_id\":\"u1\",\"org_id\":\"o1\",\"calendar_id\":\"primary\","
+             "\"operation\":\"upsert\",\"ics\":\"%s\"}",
+             ics);
+    return s;
+}
+
+static void test_ics_request_stored_indexed_notified(void **state)
+{
+    char *js = ics_msg(1, "Planning", NULL);
+    struct dr_result res;
+    cJSON *idx, *n;
+
+    run_msg(state, "c1", js, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE user_id = "
+                                        "'u1' AND event_id = 'ev-1@example.com' AND deleted = 0 "
+                                        "AND summary = 'Planning' AND sequence = 1"),
+                     1);
+    idx = emit_of(&res, "vespa-index");
+    assert_non_null(idx);
+    assert_string_equal(dr_json_str(idx, "operation"), "put");
+    assert_string_equal(dr_json_str(idx, "doctype"), "calendar_event");
+    assert_string_equal(dr_json_str(idx, "docid"), "u1:ev-1@example.com");
+    assert_string_equal(dr_json_str(dr_json_pointer(idx, "/fields"), "start"),
+                        "2026-03-02T09:00:00Z");
+    assert_string_equal(dr_json_str(dr_json_pointer(idx, "/fields"), "rrule"),
+                        "FREQ=WEEKLY;COUNT=4");
+    cJSON_Delete(idx);
+    n = emit_of(&res, "client-notifications");
+    assert_non_null(n);
+    assert_string_equal(dr_json_str(n, "room"), "user:u1");
+    assert_string_equal(dr_json_str(n, "notification_type"), "calendar.updated");
+    assert_string_equal(dr_json_str(dr_json_pointer(n, "/data"), "summary"), "Planning");
+    cJSON_Delete(n);
+    dr_result_cleanup(&res);
+    free(js);
+}
+
+static void test_older_sequence_ignored(void **state)
+{
+    char *v2 = ics_msg(2, "Moved", NULL), *v1 = ics_msg(1, "Original", NULL);
+    struct dr_result res;
+
+    run_msg(state, "c2", v2, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    run_msg(state, "c1", v1, 1772400005000, &res); /* later delivery, older SEQUENCE */
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    assert_int_equal(
+        count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE summary = 'Moved'"), 1);
+    free(v1);
+    free(v2);
+}
+
+static void test_cancel_and_delete_remove(void **state)
+{
+    char *req = ics_msg(1, "Planning", NULL), *cancel = ics_msg(2, "Planning", "CANCEL");
+    static const char del[] = "{\"user_id\":\"u1\",\"event_id\":\"e-json\",\"operation\":"
+                              "\"delete\"}";
+    struct dr_result res;
+    cJSON *idx;
+
+    run_msg(state, "c1", req, 1772400000000, &res);
+    dr_result_cleanup(&res);
+    run_msg(state, "c2", cancel, 1772400001000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    idx = emit_of(&res, "vespa-index");
+    assert_non_null(idx);
+    assert_string_equal(dr_json_str(idx, "operation"), "remove");
+    assert_string_equal(dr_json_str(idx, "docid"), "u1:ev-1@example.com");
+    cJSON_Delete(idx);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE deleted = 1 "
+                                        "AND status = 'CANCELLED'"),
+                     1);
+    /* the old REQUEST again: the tombstone holds */
+    run_msg(state, "c1-again", req, 1772400000000, &res);
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE deleted = 0"),
+                     0);
+    run_msg(state, "d1", del, 1772400002000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    idx = emit_of(&res, "vespa-index");
+    assert_non_null(idx);
+    assert_string_equal(dr_json_str(idx, "operation"), "remove");
+    cJSON_Delete(idx);
+    dr_result_cleanup(&res);
+    free(req);
+    free(cancel);
+}
+
+static void test_json_event(void **state)
+{
+    static const char js[] =
+        "{\"user_id\":\"u2\",\"calendar_id\":\"work\",\"event_id\":\"g-77\",\"event\":{"
+        "\"summary\":\"Standup\",\"start\":{\"dateTime\":\"2026-03-02T09:00:00Z\"},"
+        "\"end\":\"2026-03-02T09:15:00Z\",\"status\":\"CONFIRMED\",\"rrule\":[\"FREQ=DAILY\"]}}";
+    struct dr_result res;
+
+    run_msg(state, "j1", js, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(res.nemits, 2);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE event_id = "
+                                        "'g-77' AND start_at = '2026-03-02T09:00:00Z' AND "
+                                        "rrule = 'FREQ=DAILY'"),
+                     1);
+}
+
+static void test_reply_forwarded_to_poll(void **state)
+{
+    static const char poll[] =
+        "{\"poll_id\":\"p-7\",\"organizer_user_id\":\"u1\",\"slots\":[{\"slot_id\":\"a\","
+        "\"start\":\"2026-03-02T09:00:00Z\"}],\"participants\":[{\"email\":\"kim@example.com\"}],"
+        "\"event_uid\":\"ev-1@example.com\"}";
+    char *reply = ics_msg(1, "Planning", "REPLY");
+    struct dr_msg *m = dr_msg_create("p", "meeting-responses", poll, strlen(poll), 1);
+    struct dr_proc_env env = {.store = ((struct pfx *)*state)->st, .data_dir = "/tmp"};
+    struct dr_result res;
+    void *pp = NULL;
+    char err[128];
+    cJSON *fw;
+
+    assert_int_equal(dr_processor_meeting_poll.init(&env, &pp, err, sizeof(err)), 0);
+    dr_msg_add_attr(m, "type", "poll_created");
+    dr_msg_finish(m, NULL, 0);
+    dr_result_init(&res);
+    dr_processor_meeting_poll.process(pp, m, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    dr_msg_unref(m);
+
+    run_msg(state, "r1", reply, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    fw = emit_of(&res, "meeting-responses");
+    assert_non_null(fw);
+    assert_string_equal(dr_json_str(fw, "poll_id"), "p-7");
+    assert_string_equal(dr_json_str(fw, "type"), "poll_response_email");
+    assert_string_equal(dr_json_str(fw, "from"), "kim@example.com");
+    assert_non_null(dr_json_str(fw, "ics"));
+    cJSON_Delete(fw);
+    assert_null(emit_of(&res, "vespa-index"));
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events"), 0);
+    dr_processor_meeting_poll.destroy(pp);
+    free(reply);
+}
+
+static void test_bad_input_rejected(void **state)
+{
+    static const struct {
+        const char *json, *reason;
+    } cases[] = {
+        {"{\"user_id\":\"u1\",\"ics\":\"BEGIN:VCALENDAR\\r\\nBEGIN:VEVENT\\r\\nDTSTART:2026XX"
+         "\\r\\nEND:VEVENT\\r\\nEND:VCALENDAR\\r\\n\"}",
+         "invalid_ics"},
+        {"{\"user_id\":\"u1\",\"ics\":\"hello\"}", "invalid_ics"},
+        {"{\"ics\":\"BEGIN:VCALENDAR\\r\\nEND:VCALENDAR\\r\\n\"}", "invalid_event"},
+        {"{\"user_id\":\"u1\",\"operation\":\"merge\",\"event_id\":\"x\",\"event\":{}}",
+         "invalid_event"},
+        {"{\"user_id\":\"u1\",\"event\":{\"summary\":\"no id\"}}", "invalid_event"},
+        {"{\"user_id\":\"u1\",\"event_id\":\"x\",\"event\":{\"start\":42}}", "invalid_event"},
+        {"{\"user_id\":\"u1\",\"event_id\":\"x\",\"event\":{\"summary\":7}}", "invalid_event"},
+        {"{\"user_id\":\"u1\"}", "invalid_event"},
+        {"[]", "invalid_payload"},
+    };
+    struct dr_result res;
+
+    for (size_t i = 0; i < DR_ARRAY_LEN(cases); i++) {
+        run_msg(state, "bad", cases[i].json, 1, &res);
+        if (res.outcome != DR_OUTCOME_REJECT || strcmp(res.reason, cases[i].reason) != 0) {
+            fprintf(stderr, "case %zu: %s %s %s\n", i, dr_outcome_name(res.outcome), res.reason,
+                    res.error);
+        }
+        assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+        assert_string_equal(res.reason, cases[i].reason);
+        assert_int_equal(res.nemits, 0);
+        dr_result_cleanup(&res);
+    }
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events"), 0);
+}
+
+#define CAL_TESTS(X)                                                                               \
+    X(test_ics_request_stored_indexed_notified)                                                    \
+    X(test_older_sequence_ignored)                                                                 \
+    X(test_cancel_and_delete_remove)                                                               \
+    X(test_json_event)                                                                             \
+    X(test_reply_forwarded_to_poll)                                                                \
+    X(test_bad_input_rejected)
+
+int main(void)
+{
+    const struct CMUnitTest lite[] = {CAL_TESTS(ON_SQLITE)};
+    const struct CMUnitTest pg[] = {CAL_TESTS(ON_PG)};
+    int failed = 0;
+
+    failed += cmocka_run_group_tests_name("calendar processor sqlite", lite, NULL, NULL);
+    failed += cmocka_run_group_tests_name("calendar processor postgresql", pg, NULL, NULL);
+    return failed ? 1 : 0;
+}

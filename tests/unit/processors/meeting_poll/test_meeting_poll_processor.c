@@ -1,0 +1,565 @@
+/*
+ * Tests src/processors/meeting_poll/processor.c and store.c: process() against a real store,
+ * SQLite in a temporary directory and PostgreSQL at $DR_TEST_PG_URL (fails when unset).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/db.h"
+#include "dr/err.h"
+#include "dr/json.h"
+#include "dr/msg.h"
+#include "dr/poll_store.h"
+#include "dr/processor.h"
+#include "dr/store.h"
+#include "dr/util.h"
+#include "unit/store/backend.h"
+
+extern const struct dr_processor dr_processor_meeting_poll;
+
+struct pfx {
+    struct fx fx;
+    struct dr_store *st;
+    void *proc;
+};
+
+static int fx_setup(void **state)
+{
+    struct pfx *p = dr_xcalloc(1, sizeof(*p));
+    const struct backend *be = *state;
+    struct dr_proc_env env = {0};
+    char err[256] = "";
+
+    if (fx_prepare(&p->fx, be)) {
+        free(p);
+        return -1;
+    }
+    if (dr_store_open(p->fx.url, &p->st) != DR_OK) {
+        fprintf(stderr, "cannot open %s test store\n", be->name);
+        fx_release(&p->fx);
+        free(p);
+        return -1;
+    }
+    env.store = p->st;
+    env.data_dir = "/tmp";
+    if (dr_processor_meeting_poll.init(&env, &p->proc, err, sizeof(err)) != 0) {
+        fprintf(stderr, "init: %s\n", err);
+        dr_store_close(p->st);
+        fx_release(&p->fx);
+        free(p);
+        return -1;
+    }
+    *state = p;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct pfx *p = *state;
+
+    if (p) {
+        dr_processor_meeting_poll.destroy(p->proc);
+        dr_store_close(p->st);
+        fx_release(&p->fx);
+        free(p);
+    }
+    return 0;
+}
+
+static struct pfx *P(void **state)
+{
+    return *state;
+}
+
+static struct dr_db *DB(void **state)
+{
+    return dr_store_db(P(state)->st);
+}
+
+/* Runs one message through process(); the caller cleans res up. */
+static void run_msg(void **state, const char *id, const char *type, const char *json, int attempt,
+                    struct dr_result *res)
+{
+    struct dr_msg *m = dr_msg_create(id, "meeting-responses", json, strlen(json), 1767225600000);
+
+    dr_msg_add_attr(m, "type", type);
+    dr_msg_finish(m, "poll_response", 0);
+    m->attempt = attempt;
+    dr_result_init(res);
+    dr_processor_meeting_poll.process(P(state)->proc, m, res);
+    dr_msg_unref(m);
+}
+
+static void expect_ok(void **state, const char *id, const char *type, const char *json,
+                      struct dr_result *res)
+{
+    run_msg(state, id, type, json, 1, res);
+    if (res->outcome != DR_OUTCOME_OK) {
+        fprintf(stderr, "%s: %s %s: %s\n", id, dr_outcome_name(res->outcome), res->reason,
+                res->error);
+    }
+    assert_int_equal(res->outcome, DR_OUTCOME_OK);
+}
+
+static void expect_reject(void **state, const char *id, const char *type, const char *json,
+                          const char *reason)
+{
+    struct dr_result res;
+
+    run_msg(state, id, type, json, 1, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, reason);
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+}
+
+/* Mon 2 Mar 10:00, Tue 3 Mar 15:00, Wed 4 Mar 09:30 (UTC+1). */
+static const char poll_json[] =
+    "{\"poll_id\":\"p-42\",\"organizer_user_id\":\"u1\",\"org_id\":\"o1\","
+    "\"title\":\"Planning meeting\",\"slots\":["
+    "{\"slot_id\":\"a\",\"start\":\"2026-03-02T10:00:00+01:00\","
+    "\"end\":\"2026-03-02T11:00:00+01:00\",\"label\":\"Mon 2 Mar, 10:00\"},"
+    "{\"slot_id\":\"b\",\"start\":\"2026-03-03T15:00:00+01:00\","
+    "\"end\":\"2026-03-03T16:00:00+01:00\",\"label\":\"Tue 3 Mar, 15:00\","
+    "\"uid\":\"slot-b@example.com\"},"
+    "{\"slot_id\":\"c\",\"start\":\"2026-03-04T09:30:00+01:00\","
+    "\"end\":\"2026-03-04T10:30:00+01:00\"}],"
+    "\"participants\":[{\"email\":\"Kim.Lee@Example.com\",\"name\":\"Kim\"},"
+    "{\"email\":\"sam@example.org\"}],\"message_id\":\"<poll-42@example.com>\","
+    "\"reply_token\":\"tok42\",\"event_uid\":\"poll-42-event@example.com\"}";
+
+#define QUOTE                                                                                      \
+    "\\n\\nOn Fri, Feb 27, 2026 at 9:00 AM Dana <dana@example.com> wrote:\\n"                      \
+    "> Which times work?\\n> 1. Mon 2 Mar, 10:00\\n> 2. Tue 3 Mar, 15:00\\n> 3. Wed\\n"
+
+static void create_poll(void **state)
+{
+    struct dr_result res;
+
+    expect_ok(state, "create-1", "poll_created", poll_json, &res);
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+}
+
+/* poll_response_email with pre-parsed fields. */
+static char *email_json(const char *from, const char *date, const char *msgid, const char *body)
+{
+    char *s = dr_xmalloc(8192);
+
+    snprintf(s, 8192,
+             "{\"poll_id\":\"p-42\",\"from\":\"%s\",\"date\":\"%s\",\"message_id\":\"%s\","
+             "\"subject\":\"Re: Planning meeting\",\"body_text\":\"%s\"}",
+             from, date, msgid, body);
+    return s;
+}
+
+struct answer {
+    char slot[32];
+    char answer[16];
+    int64_t answered_ms;
+    char source[128];
+};
+
+struct answers {
+    struct answer v[16];
+    size_t n;
+};
+
+static int take_answers(void *ctx, const struct dr_db_row *row)
+{
+    struct answers *a = ctx;
+
+    if (a->n < DR_ARRAY_LEN(a->v)) {
+        struct answer *x = &a->v[a->n++];
+        snprintf(x->slot, sizeof(x->slot), "%s", dr_db_row_text(row, 0));
+        snprintf(x->answer, sizeof(x->answer), "%s", dr_db_row_text(row, 1));
+        x->answered_ms = dr_db_row_int(row, 2);
+        snprintf(x->source, sizeof(x->source), "%s", dr_db_row_text(row, 3));
+    }
+    return 0;
+}
+
+static struct answers answers_of(void **state, const char *email)
+{
+    struct answers a = {.n = 0};
+    struct dr_db_val p[2] = {DR_DB_TEXTV("p-42"), DR_DB_TEXTV(email)};
+
+    assert_int_equal(dr_db_exec(DB(state),
+                                "SELECT slot_id, answer, answered_ms, source FROM poll_responses "
+                                "WHERE poll_id = $1 AND participant_email = $2 ORDER BY slot_id",
+                                p, 2, take_answers, &a, NULL),
+                     DR_OK);
+    return a;
+}
+
+static const char *answer_for(const struct answers *a, const char *slot)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        if (strcmp(a->v[i].slot, slot) == 0) {
+            return a->v[i].answer;
+        }
+    }
+    return NULL;
+}
+
+static int64_t responded_ms(void **state, const char *email)
+{
+    struct ints r = {.n = 0};
+    struct dr_db_val p[2] = {DR_DB_TEXTV("p-42"), DR_DB_TEXTV(email)};
+
+    assert_int_equal(dr_db_exec(DB(state),
+                                "SELECT COALESCE(responded_ms, 0) FROM poll_participants "
+                                "WHERE poll_id = $1 AND email = $2",
+                                p, 2, collect_int, &r, NULL),
+                     DR_OK);
+    assert_int_equal(r.n, 1);
+    return r.v[0];
+}
+
+/* The notification emitted to room, parsed (caller deletes); NULL if none. */
+static cJSON *notification(const struct dr_result *res, const char *room)
+{
+    for (size_t i = 0; i < res->nemits; i++) {
+        cJSON *n;
+        if (strcmp(res->emits[i].topic, "client-notifications") != 0) {
+            continue;
+        }
+        n = dr_json_parse(res->emits[i].data, res->emits[i].len);
+        assert_non_null(n);
+        if (dr_json_str(n, "room") && strcmp(dr_json_str(n, "room"), room) == 0) {
+            return n;
+        }
+        cJSON_Delete(n);
+    }
+    return NULL;
+}
+
+static void test_poll_created_stored_once(void **state)
+{
+    struct dr_result res;
+    char *changed = dr_xstrdup(poll_json);
+    char *t = strstr(changed, "Planning meeting");
+
+    create_poll(state);
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM polls"), 1);
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM poll_participants"), 2);
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM poll_participants WHERE email = "
+                                           "'kim.lee@example.com'"),
+                     1);
+    /* a second poll_created (replay, or a re-send) changes nothing */
+    memcpy(t, "Changed!", 8);
+    expect_ok(state, "create-2", "poll_created", changed, &res);
+    dr_result_cleanup(&res);
+    assert_int_equal(
+        count_rows(DB(state), "SELECT COUNT(*) FROM polls WHERE title = 'Planning meeting'"), 1);
+    /* poll_updated replaces it */
+    expect_ok(state, "update-1", "poll_updated", changed, &res);
+    dr_result_cleanup(&res);
+    assert_int_equal(
+        count_rows(DB(state), "SELECT COUNT(*) FROM polls WHERE title LIKE 'Changed!%'"), 1);
+    free(changed);
+}
+
+static void test_match_lookups(void **state)
+{
+    char id[64];
+    const char *ids[] = {"<other@x>", "poll-42@example.com"};
+
+    create_poll(state);
+    assert_int_equal(dr_poll_store_match(P(state)->st, "tok42", NULL, 0, NULL, id, sizeof(id)),
+                     DR_OK);
+    assert_string_equal(id, "p-42");
+    assert_int_equal(dr_poll_store_match(P(state)->st, "nope", ids, 2, NULL, id, sizeof(id)),
+                     DR_OK);
+    assert_string_equal(id, "p-42");
+    assert_int_equal(dr_poll_store_match(P(state)->st, NULL, NULL, 0, "Re: [Poll:p-42] Planning",
+                                         id, sizeof(id)),
+                     DR_OK);
+    assert_string_equal(id, "p-42");
+    assert_int_equal(dr_poll_store_match(P(state)->st, NULL, ids, 1, "[poll:p-43]", id, sizeof(id)),
+                     DR_ENOTFOUND);
+    assert_string_equal(id, "");
+    assert_int_equal(dr_poll_store_match(P(state)->st, "tok42", NULL, 0, NULL, id, 3), DR_ETOOBIG);
+    assert_int_equal(dr_poll_store_match_uid(P(state)->st, "slot-b@example.com", id, sizeof(id)),
+                     DR_OK);
+    assert_string_equal(id, "p-42");
+}
+
+static void test_email_reply_stored_and_notified(void **state)
+{
+    struct dr_result res;
+    struct answers a;
+    cJSON *n, *ans;
+    char *js = email_json("Kim Lee <kim.lee+polls@EXAMPLE.com>", "2026-02-27T10:00:00Z",
+                          "<r1@example.com>", "1 yes, 2 no, 3 maybe. See you!" QUOTE);
+
+    create_poll(state);
+    expect_ok(state, "e1", "poll_response_email", js, &res);
+    a = answers_of(state, "kim.lee@example.com");
+    assert_int_equal(a.n, 3);
+    assert_string_equal(answer_for(&a, "a"), "yes");
+    assert_string_equal(answer_for(&a, "b"), "no");
+    assert_string_equal(answer_for(&a, "c"), "maybe");
+    assert_string_equal(a.v[0].source, "email:r1@example.com");
+    assert_int_equal(a.v[0].answered_ms, 1772186400000);
+    assert_int_equal(responded_ms(state, "kim.lee@example.com"), 1772186400000);
+
+    assert_int_equal(res.nemits, 2);
+    n = notification(&res, "user:u1");
+    assert_non_null(n);
+    assert_string_equal(dr_json_str(n, "notification_type"), "meeting.response");
+    assert_string_equal(dr_json_str(n, "user_id"), "u1");
+    assert_string_equal(dr_json_str(n, "org_id"), "o1");
+    ans = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(n, "data"), "answers");
+    assert_int_equal(cJSON_GetArraySize(ans), 3);
+    assert_string_equal(dr_json_str(cJSON_GetArrayItem(ans, 1), "answer"), "no");
+    assert_string_equal(dr_json_str(dr_json_pointer(n, "/data/participant"), "email"),
+                        "Kim.Lee@Example.com");
+    assert_string_equal(dr_json_str(dr_json_pointer(n, "/data"), "comment"), "See you!");
+    cJSON_Delete(n);
+    n = notification(&res, "meeting:p-42");
+    assert_non_null(n);
+    assert_string_equal(dr_json_str(n, "notification_type"), "meeting.response");
+    cJSON_Delete(n);
+    dr_result_cleanup(&res);
+    free(js);
+}
+
+static void test_reply_resolved_by_in_reply_to_and_raw(void **state)
+{
+    static const char raw[] = "From: Sam <sam@example.org>\r\n"
+                              "To: Dana <polls+tok42@example.com>\r\n"
+                              "Subject: Re: Planning meeting\r\n"
+                              "Date: Fri, 27 Feb 2026 12:00:00 +0000\r\n"
+                              "Message-ID: <raw-1@example.org>\r\n"
+                              "In-Reply-To: <poll-42@example.com>\r\n"
+                              "\r\n"
+                              "Only the Tuesday one works for me.\r\n";
+    char *b64 = NULL, js[2048];
+    size_t n;
+    struct dr_result res;
+    struct answers a;
+
+    create_poll(state);
+    assert_int_equal(dr_base64url_encode(raw, strlen(raw), &b64, &n), DR_OK);
+    snprintf(js, sizeof(js), "{\"raw\":\"%s\"}", b64);
+    expect_ok(state, "raw1", "poll_response_email", js, &res);
+    dr_result_cleanup(&res);
+    a = answers_of(state, "sam@example.org");
+    assert_true(a.n >= 1);
+    assert_string_equal(answer_for(&a, "b"), "yes");
+    free(b64);
+}
+
+static void test_ics_reply(void **state)
+{
+    /* slot b by its uid, slot a by its start time; DECLINED and ACCEPTED */
+    static const char js[] =
+        "{\"poll_id\":\"p-42\",\"from\":\"sam@example.org\",\"date\":\"2026-02-27T11:00:00Z\","
+        "\"message_id\":\"<ics-1@example.org>\",\"ics\":\"BEGIN:VCALENDAR\\r\\nVERSION:2.0\\r\\n"
+        "PRODID:-//t//t//EN\\r\\nMETHOD:REPLY\\r\\nBEGIN:VEVENT\\r\\nUID:slot-b@example.com\\r\\n"
+        "DTSTAMP:20260227T110000Z\\r\\nDTSTART:20260303T140000Z\\r\\n"
+        "ATTENDEE;PARTSTAT=DECLINED:mailto:sam@example.org\\r\\nEND:VEVENT\\r\\n"
+        "BEGIN:VEVENT\\r\\nUID:whatever@example.com\\r\\nDTSTAMP:20260227T110000Z\\r\\n"
+        "DTSTART:20260302T090000Z\\r\\nATTENDEE;PARTSTAT=ACCEPTED:mailto:SAM@example.org\\r\\n"
+        "END:VEVENT\\r\\nEND:VCALENDAR\\r\\n\"}";
+    struct dr_result res;
+    struct answers a;
+    cJSON *n;
+
+    create_poll(state);
+    expect_ok(state, "ics1", "poll_response_email", js, &res);
+    a = answers_of(state, "sam@example.org");
+    assert_int_equal(a.n, 2);
+    assert_string_equal(answer_for(&a, "a"), "yes");
+    assert_string_equal(answer_for(&a, "b"), "no");
+    n = notification(&res, "user:u1");
+    assert_non_null(n);
+    assert_string_equal(dr_json_str(dr_json_pointer(n, "/data"), "via"), "ics");
+    cJSON_Delete(n);
+    dr_result_cleanup(&res);
+}
+
+static void test_bad_ics_rejected(void **state)
+{
+    static const char js[] =
+        "{\"poll_id\":\"p-42\",\"from\":\"sam@example.org\",\"ics\":\"BEGIN:VCALENDAR\\r\\n"
+        "METHOD:REPLY\\r\\nBEGIN:VEVENT\\r\\nDTSTART:2026XX\\r\\nEND:VCALENDAR\\r\\n\"}";
+
+    create_poll(state);
+    expect_reject(state, "ics-bad", "poll_response_email", js, "invalid_ics");
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM poll_responses"), 0);
+}
+
+static void test_non_participant_rejected(void **state)
+{
+    char *js = email_json("Mallory <mallory@evil.example>", "2026-02-27T10:00:00Z",
+                          "<m1@evil.example>", "1 yes");
+    static const char structured[] = "{\"poll_id\":\"p-42\",\"participant_email\":"
+                                     "\"kim.lee@example.net\",\"responses\":[{\"slot_id\":\"a\","
+                                     "\"answer\":\"yes\"}]}";
+
+    create_poll(state);
+    expect_reject(state, "m1", "poll_response_email", js, "not_a_participant");
+    expect_reject(state, "m2", "poll_response", structured, "not_a_participant");
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM poll_responses"), 0);
+    free(js);
+}
+
+static void test_older_email_after_newer_changes_nothing(void **state)
+{
+    char *newer =
+        email_json("kim.lee@example.com", "2026-02-28T09:00:00Z", "<new@x>", "1 no, 2 yes");
+    char *older =
+        email_json("kim.lee@example.com", "2026-02-27T09:00:00Z", "<old@x>", "1 yes, 2 no");
+    struct dr_result res;
+    struct answers before, after;
+
+    create_poll(state);
+    expect_ok(state, "new", "poll_response_email", newer, &res);
+    dr_result_cleanup(&res);
+    before = answers_of(state, "kim.lee@example.com");
+    expect_ok(state, "old", "poll_response_email", older, &res);
+    assert_int_equal(res.nemits, 0); /* nothing changed: nobody is told */
+    dr_result_cleanup(&res);
+    after = answers_of(state, "kim.lee@example.com");
+    assert_int_equal(after.n, 2);
+    assert_memory_equal(&before, &after, sizeof(before));
+    assert_string_equal(answer_for(&after, "a"), "no");
+    assert_string_equal(answer_for(&after, "b"), "yes");
+    assert_int_equal(responded_ms(state, "kim.lee@example.com"), 1772269200000);
+    free(newer);
+    free(older);
+}
+
+static void test_replay_changes_nothing(void **state)
+{
+    char *js = email_json("kim.lee@example.com", "2026-02-27T09:00:00Z", "<r@x>", "1 yes");
+    struct dr_result res;
+    struct answers before, after;
+    int64_t updated;
+
+    create_poll(state);
+    expect_ok(state, "r1", "poll_response_email", js, &res);
+    dr_result_cleanup(&res);
+    before = answers_of(state, "kim.lee@example.com");
+    updated = count_rows(DB(state), "SELECT updated_ms FROM poll_responses");
+    /* the same email again under another Pub/Sub id: rows stay as they are */
+    expect_ok(state, "r1-again", "poll_response_email", js, &res);
+    dr_result_cleanup(&res);
+    after = answers_of(state, "kim.lee@example.com");
+    assert_int_equal(after.n, 1);
+    assert_memory_equal(&before, &after, sizeof(before));
+    assert_int_equal(count_rows(DB(state), "SELECT updated_ms FROM poll_responses"), updated);
+    free(js);
+}
+
+static void test_structured_response(void **state)
+{
+    static const char ok[] =
+        "{\"poll_id\":\"p-42\",\"participant_email\":\"SAM@example.org\",\"responses\":["
+        "{\"slot_id\":\"a\",\"answer\":\"maybe\"},{\"slot_id\":\"c\",\"answer\":\"no\"},"
+        "{\"slot_id\":\"a\",\"answer\":\"yes\"}],\"comment\":\"late start please\","
+        "\"answered_at\":\"2026-02-27T08:00:00Z\"}";
+    static const char bad_slot[] = "{\"poll_id\":\"p-42\",\"participant_email\":"
+                                   "\"sam@example.org\",\"responses\":[{\"slot_id\":\"zz\","
+                                   "\"answer\":\"yes\"}]}";
+    static const char bad_answer[] = "{\"poll_id\":\"p-42\",\"participant_email\":"
+                                     "\"sam@example.org\",\"responses\":[{\"slot_id\":\"a\","
+                                     "\"answer\":\"perhaps\"}]}";
+    static const char no_email[] = "{\"poll_id\":\"p-42\",\"responses\":[]}";
+    struct dr_result res;
+    struct answers a;
+    cJSON *n;
+
+    create_poll(state);
+    expect_ok(state, "s1", "poll_response", ok, &res);
+    a = answers_of(state, "sam@example.org");
+    assert_int_equal(a.n, 2);
+    assert_string_equal(answer_for(&a, "a"), "yes"); /* the later statement wins */
+    assert_string_equal(answer_for(&a, "c"), "no");
+    assert_string_equal(a.v[0].source, "msg:s1");
+    n = notification(&res, "meeting:p-42");
+    assert_non_null(n);
+    assert_string_equal(dr_json_str(dr_json_pointer(n, "/data"), "comment"), "late start please");
+    cJSON_Delete(n);
+    dr_result_cleanup(&res);
+    expect_reject(state, "s2", "poll_response", bad_slot, "unknown_slot");
+    expect_reject(state, "s3", "poll_response", bad_answer, "invalid_response");
+    expect_reject(state, "s4", "poll_response", no_email, "invalid_response");
+}
+
+static void test_unknown_poll_retried_then_rejected(void **state)
+{
+    static const char js[] = "{\"poll_id\":\"p-404\",\"participant_email\":\"sam@example.org\","
+                             "\"responses\":[{\"slot_id\":\"a\",\"answer\":\"yes\"}]}";
+    static const char unresolved[] = "{\"from\":\"sam@example.org\",\"subject\":\"hello\","
+                                     "\"body_text\":\"1 yes\"}";
+    struct dr_result res;
+
+    run_msg(state, "u1", "poll_response", js, 1, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_RETRY);
+    assert_string_equal(res.reason, "unknown_poll");
+    dr_result_cleanup(&res);
+    run_msg(state, "u1", "poll_response", js, 3, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "unknown_poll");
+    dr_result_cleanup(&res);
+    run_msg(state, "u2", "poll_response_email", unresolved, 3, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "unknown_poll");
+    dr_result_cleanup(&res);
+}
+
+static void test_bad_input_rejected(void **state)
+{
+    static const char no_slots[] = "{\"poll_id\":\"p-9\",\"organizer_user_id\":\"u\","
+                                   "\"slots\":[],\"participants\":[]}";
+    static const char no_org[] = "{\"poll_id\":\"p-9\",\"slots\":[{\"slot_id\":\"a\","
+                                 "\"start\":\"2026-03-02T10:00:00Z\"}]}";
+    static const char bad_raw[] = "{\"poll_id\":\"p-42\",\"raw\":\"%%%not base64\"}";
+    static const char quoted_only[] = "{\"poll_id\":\"p-42\",\"from\":\"sam@example.org\","
+                                      "\"body_text\":\"\\n> 1 yes\\n> 2 no\\n\"}";
+
+    expect_reject(state, "b1", "poll_created", no_slots, "invalid_poll");
+    expect_reject(state, "b2", "poll_created", no_org, "invalid_poll");
+    expect_reject(state, "b3", "poll_created", "[1,2]", "invalid_payload");
+    expect_reject(state, "b4", "poll_created", "not json", "invalid_payload");
+    expect_reject(state, "b5", "poll_exploded", "{}", "unsupported_type");
+    create_poll(state);
+    expect_reject(state, "b6", "poll_response_email", bad_raw, "invalid_email");
+    expect_reject(state, "b7", "poll_response_email", quoted_only, "no_answer");
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM polls"), 1);
+}
+
+#define POLL_TESTS(X)                                                                              \
+    X(test_poll_created_stored_once)                                                               \
+    X(test_match_lookups)                                                                          \
+    X(test_email_reply_stored_and_notified)                                                        \
+    X(test_reply_resolved_by_in_reply_to_and_raw)                                                  \
+    X(test_ics_reply)                                                                              \
+    X(test_bad_ics_rejected)                                                                       \
+    X(test_non_participant_rejected)                                                               \
+    X(test_older_email_after_newer_changes_nothing)                                                \
+    X(test_replay_changes_nothing)                                                                 \
+    X(test_structured_response)                                                                    \
+    X(test_unknown_poll_retried_then_rejected)                                                     \
+    X(test_bad_input_rejected)
+
+int main(void)
+{
+    const struct CMUnitTest lite[] = {POLL_TESTS(ON_SQLITE)};
+    const struct CMUnitTest pg[] = {POLL_TESTS(ON_PG)};
+    int failed = 0;
+
+    failed += cmocka_run_group_tests_name("meeting_poll processor sqlite", lite, NULL, NULL);
+    failed += cmocka_run_group_tests_name("meeting_poll processor postgresql", pg, NULL, NULL);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,238 @@
+/* Tests src/realtime/rt_store.c on SQLite: seq assignment, duplicates, catch-up queries, the
+ * inbox and its read state, and the permission rule for context rooms. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dr/err.h"
+#include "dr/json.h"
+#include "realtime/rt_int.h"
+
+struct fx {
+    char path[64];
+    struct dr_db *db;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    int fd;
+
+    snprintf(f->path, sizeof(f->path), "/tmp/dr-rt-store-XXXXXX");
+    fd = mkstemp(f->path);
+    close(fd);
+    if (dr_db_open(f->path, 2, &f->db) != DR_OK || dr__rt_migrate(f->db) != DR_OK) {
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char p[80];
+
+    dr_db_close(f->db);
+    unlink(f->path);
+    snprintf(p, sizeof(p), "%s-wal", f->path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", f->path);
+    unlink(p);
+    free(f);
+    return 0;
+}
+
+static int64_t put(struct dr_db *db, const char *id, const char *user, const char *room, int *dup)
+{
+    char json[256];
+    struct dr_notification *n = NULL;
+    int64_t seq;
+
+    snprintf(json, sizeof(json),
+             "{\"notification_id\":\"%s\",\"user_id\":\"%s\",\"room\":\"%s\","
+             "\"notification_type\":\"system.t\"}",
+             id, user, room);
+    assert_int_equal(dr_notification_parse(json, strlen(json), NULL, &n, NULL, 0), DR_OK);
+    assert_int_equal(dr__rt_store_put(db, n, dup), DR_OK);
+    seq = dr_notification_seq(n);
+    dr_notification_unref(n);
+    return seq;
+}
+
+static void seq_increases_and_duplicates_keep_theirs(void **state)
+{
+    struct fx *f = *state;
+    int dup;
+    int64_t a = put(f->db, "a", "u1", "user:u1", &dup);
+    assert_false(dup);
+    int64_t b = put(f->db, "b", "u2", "user:u2", &dup);
+    int64_t c = put(f->db, "c", "u1", "meeting:p", &dup);
+    assert_true(a > 0 && b > a && c > b);
+    assert_int_equal(put(f->db, "b", "u2", "user:u2", &dup), b);
+    assert_true(dup);
+}
+
+static void since_filters_rooms_and_pages(void **state)
+{
+    struct fx *f = *state;
+    struct dr_notification **v;
+    size_t n;
+    int dup;
+    int64_t s[6];
+    char id[8];
+    char *rooms[] = {"user:u1", "meeting:p"};
+
+    for (int i = 0; i < 6; i++) {
+        snprintf(id, sizeof(id), "x%d", i);
+        s[i] = put(f->db, id, i % 2 ? "u1" : "u9", i % 3 == 0 ? "meeting:p" : "user:u1", &dup);
+    }
+    put(f->db, "other", "u2", "user:u2", &dup);
+    assert_int_equal(dr__rt_store_since(f->db, rooms, 2, s[1], 3, &v, &n), DR_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(dr_notification_seq(v[0]), s[2]);
+    assert_int_equal(dr_notification_seq(v[2]), s[4]);
+    assert_non_null(strstr(dr_notification_json(v[0], NULL), "\"seq\":"));
+    dr__rt_notifications_free(v, n);
+    assert_int_equal(dr__rt_store_since(f->db, rooms, 1, s[5], 10, &v, &n), DR_OK);
+    assert_int_equal(n, 0);
+    dr__rt_notifications_free(v, n);
+}
+
+static void inbox_read_state(void **state)
+{
+    struct fx *f = *state;
+    int dup;
+    int64_t count, seq = 0, upto;
+    char *out = NULL, *id = NULL;
+
+    put(f->db, "i1", "me", "user:me", &dup);
+    int64_t s2 = put(f->db, "i2", "me", "user:me", &dup);
+    put(f->db, "i3", "x", "org:acme", &dup); /* org broadcast: in my inbox */
+    put(f->db, "i4", "x", "user:x", &dup);   /* not mine */
+    assert_int_equal(dr__rt_inbox_unread(f->db, "me", "acme", &count), DR_OK);
+    assert_int_equal(count, 3);
+    assert_int_equal(dr__rt_inbox_unread(f->db, "me", NULL, &count), DR_OK);
+    assert_int_equal(count, 2);
+
+    assert_int_equal(dr__rt_inbox_mark(f->db, "me", "acme", "i2", &seq, &id), DR_OK);
+    assert_int_equal(seq, s2);
+    assert_string_equal(id, "i2");
+    free(id);
+    assert_int_equal(dr__rt_inbox_mark(f->db, "me", "acme", "i4", &seq, NULL), DR_ENOTFOUND);
+    assert_int_equal(dr__rt_inbox_unread(f->db, "me", "acme", &count), DR_OK);
+    assert_int_equal(count, 2);
+
+    struct rt_inbox_q q = {.sub = "me", .org = "acme", .unread_only = 1, .limit = 10};
+    assert_int_equal(dr__rt_inbox_list(f->db, &q, &out), DR_OK);
+    cJSON *o = dr_json_parse(out, strlen(out));
+    cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "notifications");
+    assert_int_equal(cJSON_GetArraySize(arr), 2);
+    assert_string_equal(dr_json_str(cJSON_GetArrayItem(arr, 0), "notification_id"), "i3");
+    assert_false(dr_json_true(cJSON_GetArrayItem(arr, 0), "read"));
+    cJSON_Delete(o);
+    free(out);
+
+    assert_int_equal(dr__rt_inbox_mark_all(f->db, "me", "acme", &upto), DR_OK);
+    assert_true(upto > s2);
+    assert_int_equal(dr__rt_inbox_unread(f->db, "me", "acme", &count), DR_OK);
+    assert_int_equal(count, 0);
+    put(f->db, "i5", "me", "user:me", &dup);
+    assert_int_equal(dr__rt_inbox_unread(f->db, "me", "acme", &count), DR_OK);
+    assert_int_equal(count, 1);
+
+    q.unread_only = 0;
+    q.limit = 2;
+    assert_int_equal(dr__rt_inbox_list(f->db, &q, &out), DR_OK);
+    o = dr_json_parse(out, strlen(out));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "notifications")), 2);
+    int64_t next = 0;
+    assert_int_equal(dr_json_i64(o, "next_before", &next), DR_OK);
+    assert_true(next > 0);
+    cJSON_Delete(o);
+    free(out);
+}
+
+static void permission_rule(void **state)
+{
+    struct fx *f = *state;
+    struct dr_jwt_claims c = {0};
+    char *rooms[] = {"meeting:granted"};
+    int allowed = -1;
+
+    c.sub = "alice";
+    c.org = "acme";
+    c.raw = cJSON_Parse("{\"email\":\"Alice@Example.com\"}");
+    assert_int_equal(dr__rt_may_join_local(&c, "user:alice", &allowed), 0);
+    assert_true(allowed);
+    assert_int_equal(dr__rt_may_join_local(&c, "user:bob", &allowed), 0);
+    assert_false(allowed);
+    assert_int_equal(dr__rt_may_join_local(&c, "org:acme", &allowed), 0);
+    assert_true(allowed);
+    assert_int_equal(dr__rt_may_join_local(&c, "org:other", &allowed), 0);
+    assert_false(allowed);
+    assert_int_equal(dr__rt_may_join_local(&c, "meeting:p1", &allowed), 1); /* needs the store */
+
+    /* tables not there yet: denied */
+    assert_int_equal(dr__rt_may_join(f->db, &c, "meeting:p1", &allowed), DR_OK);
+    assert_false(allowed);
+    assert_int_equal(dr__rt_may_join(f->db, &c, "shipment:T1", &allowed), DR_OK);
+    assert_false(allowed);
+
+    assert_int_equal(dr_db_exec(f->db,
+                                "CREATE TABLE polls (poll_id TEXT PRIMARY KEY,"
+                                " organizer_user_id TEXT)",
+                                NULL, 0, NULL, NULL, NULL),
+                     DR_OK);
+    dr_db_exec(f->db, "CREATE TABLE poll_participants (poll_id TEXT, email TEXT)", NULL, 0, NULL,
+               NULL, NULL);
+    dr_db_exec(f->db, "CREATE TABLE shipments (user_id TEXT, tracking_number TEXT)", NULL, 0, NULL,
+               NULL, NULL);
+    dr_db_exec(f->db, "INSERT INTO polls VALUES ('p1', 'alice'), ('p2', 'bob'), ('p3', 'bob')",
+               NULL, 0, NULL, NULL, NULL);
+    dr_db_exec(f->db, "INSERT INTO poll_participants VALUES ('p2', 'alice@example.com')", NULL, 0,
+               NULL, NULL, NULL);
+    dr_db_exec(f->db, "INSERT INTO shipments VALUES ('alice', 'T1'), ('bob', 'T2')", NULL, 0, NULL,
+               NULL, NULL);
+    assert_int_equal(dr__rt_may_join(f->db, &c, "meeting:p1", &allowed), DR_OK);
+    assert_true(allowed); /* organizer */
+    assert_int_equal(dr__rt_may_join(f->db, &c, "meeting:p2", &allowed), DR_OK);
+    assert_true(allowed); /* participant, email compared case-insensitively */
+    assert_int_equal(dr__rt_may_join(f->db, &c, "meeting:p3", &allowed), DR_OK);
+    assert_false(allowed);
+    assert_int_equal(dr__rt_may_join(f->db, &c, "shipment:T1", &allowed), DR_OK);
+    assert_true(allowed);
+    assert_int_equal(dr__rt_may_join(f->db, &c, "shipment:T2", &allowed), DR_OK);
+    assert_false(allowed);
+
+    /* the token's rooms claim and the admin role */
+    c.rooms = rooms;
+    c.nrooms = 1;
+    assert_int_equal(dr__rt_may_join(f->db, &c, "meeting:granted", &allowed), DR_OK);
+    assert_true(allowed);
+    c.nrooms = 0;
+    c.admin = 1;
+    assert_int_equal(dr__rt_may_join(f->db, &c, "shipment:T2", &allowed), DR_OK);
+    assert_true(allowed);
+    assert_int_equal(dr__rt_may_join(f->db, &c, "nonsense", &allowed), DR_OK);
+    assert_false(allowed); /* not a room at all, even for admins */
+    cJSON_Delete(c.raw);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(seq_increases_and_duplicates_keep_theirs, setup, teardown),
+        cmocka_unit_test_setup_teardown(since_filters_rooms_and_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(inbox_read_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(permission_rule, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
