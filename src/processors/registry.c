@@ -5,6 +5,8 @@
 #include "dr/util.h"
 
 extern const struct dr_processor dr_processor_log;
+extern const struct dr_processor dr_processor_email;
+extern const struct dr_processor dr_processor_shipment;
 extern const struct dr_processor dr_processor_meeting_poll;
 extern const struct dr_processor dr_processor_calendar;
 extern const struct dr_processor dr_processor_contacts;
@@ -14,6 +16,8 @@ extern const struct dr_processor dr_processor_realtime;
 
 static const struct dr_processor *const table[] = {
     &dr_processor_log,
+    &dr_processor_email,
+    &dr_processor_shipment,
     &dr_processor_meeting_poll,
     &dr_processor_calendar,
     &dr_processor_contacts,
