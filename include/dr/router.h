@@ -65,8 +65,11 @@ size_t dr_router_in_flight_bytes(const struct dr_router *r);
 int dr_router_has_room(const struct dr_router *r);
 /* Called (on the loop thread) whenever room frees up after having been full. */
 void dr_router_on_room(struct dr_router *r, void (*fn)(void *ctx), void *ctx);
-/* Stop taking new work: queued tasks are abandoned, running ones finish. */
+/* Stop taking new work: running tasks finish, queued ones stay queued until destroy hands
+ * them back to their sources. */
 void dr_router_drain(struct dr_router *r);
+/* 1 while a task runs or a finished one has not been handled on the loop yet. */
+int dr_router_busy(struct dr_router *r);
 
 /* Admin views, JSON text the caller frees. */
 char *dr_router_routes_json(const struct dr_router *r);

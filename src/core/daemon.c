@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "dr/admin.h"
+#include "dr/devtoken.h"
 #include "dr/err.h"
 #include "dr/http.h"
 #include "dr/json.h"
@@ -18,6 +19,7 @@
 #include "dr/pull.h"
 #include "dr/push.h"
 #include "dr/router.h"
+#include "dr/static.h"
 #include "dr/store.h"
 #include "dr/util.h"
 #include "dr/version.h"
@@ -33,10 +35,15 @@ struct daemon {
     struct dr_http_server *http;
     struct dr_admin *admin;
     struct dr_realtime *rt;
+    struct dr_devtoken *devtoken;
+    struct dr_static *web;
     uv_signal_t sigterm, sigint;
     uv_timer_t drain_timer;
     int64_t drain_deadline;
     int stopping;
+    uv_timer_t retention_timer;
+    int retention_running;
+    int64_t dlq_retention_ms;
 };
 
 static void describe_metrics(void)
@@ -124,6 +131,52 @@ static void http_observer(const struct dr_http_req *req, int status, void *ctx)
     dr_metrics_inc("dr_http_requests_total", labels, 1);
 }
 
+/* ---- retention: dedup records past their window, dead letters past theirs ---- */
+
+struct retention {
+    uv_work_t work;
+    struct daemon *d;
+    int64_t dedup_before, dlq_before;
+};
+
+static void retention_work(uv_work_t *w)
+{
+    struct retention *r = (struct retention *)w;
+    int64_t n1 = 0, n2 = 0;
+    dr_store_dedup_purge(r->d->store, r->dedup_before, &n1);
+    if (r->dlq_before > 0) {
+        dr_store_dlq_purge(r->d->store, r->dlq_before, &n2);
+    }
+    if (n1 || n2) {
+        DR_INFO("retention", "purged", "dedup_records=%lld dead_letters=%lld", (long long)n1,
+                (long long)n2);
+    }
+}
+
+static void retention_done(uv_work_t *w, int status)
+{
+    struct retention *r = (struct retention *)w;
+    r->d->retention_running = 0;
+    free(r);
+}
+
+static void on_retention_tick(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    struct retention *r;
+    int64_t now = dr_now_ms();
+
+    if (d->retention_running || d->stopping) {
+        return;
+    }
+    r = dr_xcalloc(1, sizeof(*r));
+    r->d = d;
+    r->dedup_before = now - d->cfg->dedup_window_ms;
+    r->dlq_before = d->dlq_retention_ms > 0 ? now - d->dlq_retention_ms : 0;
+    d->retention_running = 1;
+    uv_queue_work(d->loop, &r->work, retention_work, retention_done);
+}
+
 static void close_walk(uv_handle_t *h, void *arg)
 {
     if (!uv_is_closing(h)) {
@@ -134,13 +187,14 @@ static void close_walk(uv_handle_t *h, void *arg)
 static void on_drain_tick(uv_timer_t *t)
 {
     struct daemon *d = t->data;
-    size_t left = dr_router_in_flight(d->router);
+    int busy = dr_router_busy(d->router) || (d->pull && dr_pull_busy(d->pull));
 
-    if (left > 0 && dr_mono_ms() < d->drain_deadline) {
+    if (busy && dr_mono_ms() < d->drain_deadline) {
         return;
     }
-    if (left > 0) {
-        DR_WARN("daemon", "shutdown deadline passed", "unfinished=%zu", left);
+    if (busy) {
+        DR_WARN("daemon", "shutdown deadline passed: unfinished work is handed back", "held=%zu",
+                dr_router_in_flight(d->router));
     }
     uv_timer_stop(t);
     uv_stop(d->loop);
@@ -252,6 +306,15 @@ int dr_daemon_run(struct dr_config *cfg)
     d.admin = dr_admin_create(cfg, d.store, d.router, d.local);
     dr_admin_register(d.admin, d.http);
     dr_realtime_register(d.rt, d.http);
+    if (dr_devtoken_create(cfg, &d.devtoken, err, sizeof(err)) != 0) {
+        DR_WARN("daemon", "development sign-in is off", "error=\"%s\"", err);
+    }
+    dr_devtoken_register(d.devtoken, d.http);
+    if (dr_static_create(cfg, &d.web, err, sizeof(err)) != 0) {
+        DR_ERROR("daemon", "cannot serve the dashboard", "error=\"%s\"", err);
+        goto out;
+    }
+    dr_static_register(d.web, d.http); /* last: GET / */
     if (dr_http_server_listen(d.http, cfg->host, cfg->port) != 0) {
         goto out;
     }
@@ -260,6 +323,18 @@ int dr_daemon_run(struct dr_config *cfg)
     }
     if (d.pull) {
         dr_pull_start(d.pull);
+    }
+    {
+        const cJSON *ret = cJSON_GetObjectItemCaseSensitive(cfg->root, "retention");
+        const char *dl = ret ? dr_json_str(ret, "dead_letters") : NULL;
+        d.dlq_retention_ms = 30LL * 86400 * 1000;
+        if (dl && dr_parse_duration(dl, &d.dlq_retention_ms) != 0) {
+            DR_ERROR("daemon", "bad retention.dead_letters", "value=\"%s\"", dl);
+            goto out;
+        }
+        uv_timer_init(d.loop, &d.retention_timer);
+        d.retention_timer.data = &d;
+        uv_timer_start(&d.retention_timer, on_retention_tick, 10000, 600000);
     }
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
@@ -297,6 +372,8 @@ out:
     uv_walk(d.loop, close_walk, NULL);
     uv_run(d.loop, UV_RUN_DEFAULT);
     dr_admin_destroy(d.admin);
+    dr_static_destroy(d.web);
+    dr_devtoken_destroy(d.devtoken);
     dr_realtime_destroy(d.rt);
     dr_store_close(d.store);
     uv_loop_close(d.loop);

@@ -68,6 +68,7 @@ struct proc {
     struct fifo ready[NPRIO];
     size_t queued;
     struct dr_breaker *breaker; /* the downstream it last failed on, while paused */
+    struct dr_breaker *last_failed; /* the downstream of its last failure, until a success */
     char labels[128];
 };
 
@@ -83,6 +84,8 @@ struct dr_router {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stop;
+    int draining_workers; /* drain: take no new task */
+    int running;          /* tasks inside process() */
     struct lane *lanes[LANE_SLOTS];
     struct task *completed_head, *completed_tail;
     int next_proc; /* round robin */
@@ -247,8 +250,8 @@ static void *worker_main(void *arg)
 
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
-        int64_t wait_ms;
-        struct task *t = pick(r, dr_mono_ms(), &wait_ms);
+        int64_t wait_ms = -1;
+        struct task *t = r->draining_workers ? NULL : pick(r, dr_mono_ms(), &wait_ms);
         if (!t) {
             if (wait_ms > 0) {
                 struct timespec ts;
@@ -265,6 +268,7 @@ static void *worker_main(void *arg)
             }
             continue;
         }
+        r->running++;
         pthread_mutex_unlock(&r->mu);
 
         struct proc *p = &r->procs[t->proc];
@@ -273,6 +277,7 @@ static void *worker_main(void *arg)
         p->def->process(p->state, t->job->msg, &t->res);
 
         pthread_mutex_lock(&r->mu);
+        r->running--;
         t->next = NULL;
         if (r->completed_tail) {
             r->completed_tail->next = t;
@@ -530,6 +535,7 @@ static void task_done(struct dr_router *r, struct task *t)
         pthread_mutex_lock(&r->mu);
         b = breaker_get(r, t->res.downstream);
         if (b) {
+            p->last_failed = b;
             dr_breaker_failure(b, dr_mono_ms());
             breaker_metric(b);
             if (b->state == DR_BREAKER_OPEN) {
@@ -544,11 +550,15 @@ static void task_done(struct dr_router *r, struct task *t)
             }
         }
         pthread_mutex_unlock(&r->mu);
-    } else if (p->breaker && t->res.outcome != DR_OUTCOME_RETRY) {
+    } else if ((p->breaker || p->last_failed) && t->res.outcome != DR_OUTCOME_RETRY) {
+        /* The processor got through: its downstream answers again. Consecutive failures are
+         * what open a breaker, so scattered ones do not add up. */
         pthread_mutex_lock(&r->mu);
-        dr_breaker_success(p->breaker);
-        breaker_metric(p->breaker);
+        struct dr_breaker *b = p->breaker ? p->breaker : p->last_failed;
+        dr_breaker_success(b);
+        breaker_metric(b);
         p->breaker = NULL;
+        p->last_failed = NULL;
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
     }
@@ -787,6 +797,18 @@ int dr_router_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_sto
 void dr_router_drain(struct dr_router *r)
 {
     r->draining = 1;
+    pthread_mutex_lock(&r->mu);
+    r->draining_workers = 1;
+    pthread_mutex_unlock(&r->mu);
+}
+
+int dr_router_busy(struct dr_router *r)
+{
+    int busy;
+    pthread_mutex_lock(&r->mu);
+    busy = r->running > 0 || r->completed_head != NULL;
+    pthread_mutex_unlock(&r->mu);
+    return busy;
 }
 
 void dr_router_destroy(struct dr_router *r)
