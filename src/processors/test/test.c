@@ -6,6 +6,8 @@
  *   test_fail=downstream:NAME  RETRY that counts against breaker NAME while the file
  *                           <data_dir>/downstream-NAME.down exists
  *   test_sleep_ms=M         sleep M ms (at most 60 s) before answering
+ *   test_wait_for=NAME      wait (at most 60 s) until <data_dir>/NAME exists: lets a test hold
+ *                           a worker until it has queued everything else
  *   test_emit=TOPIC         emit a copy of the message to TOPIC (attribute test_parent set)
  * Every successful run appends one JSON line to <data_dir>/test-processed.jsonl (or the
  * `record` file of its config): {"id","key","seq","attempt","topic"} where seq is the "seq"
@@ -98,6 +100,15 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     const char *emit = dr_msg_attr(msg, "test_emit");
     int64_t v;
 
+    const char *wait_for = dr_msg_attr(msg, "test_wait_for");
+    if (wait_for && *wait_for && !strchr(wait_for, '/')) {
+        char path[4096];
+        struct timespec ms = {0, 1000000};
+        snprintf(path, sizeof(path), "%s/%s", st->data_dir, wait_for);
+        for (int i = 0; i < 60000 && access(path, F_OK) != 0; i++) {
+            nanosleep(&ms, NULL);
+        }
+    }
     if (sleep_ms && dr_parse_i64(sleep_ms, &v) == 0 && v > 0) {
         struct timespec ts;
         if (v > 60000) {

@@ -122,21 +122,26 @@ static void run_until(struct fixture *f, int n)
 static void priorities(void **state)
 {
     struct fixture *f = setup(1);
-    char seq[8];
-    /* All are queued before the single worker can drain them: higher priority goes first,
-     * equal priorities keep their order. */
-    for (int i = 0; i < 10; i++) {
+    char seq[8], gate[128];
+    FILE *fp;
+    /* The single worker is held by a gate message until all the others are queued. */
+    struct dr_msg *m = dr_msg_create("gate", "t", "{}", 2, 0);
+    dr_msg_add_attr(m, "seq", "gate");
+    dr_msg_add_attr(m, "priority", "9");
+    dr_msg_add_attr(m, "test_wait_for", "open");
+    dr_router_submit(f->rec.router, m, &ops, &f->rec);
+    for (int i = 0; i < 9; i++) {
         snprintf(seq, sizeof(seq), "p%d", i);
         submit(f, "t", seq, NULL, i, NULL);
     }
+    snprintf(gate, sizeof(gate), "%s/open", f->dir);
+    fp = fopen(gate, "w");
+    assert_non_null(fp);
+    fclose(fp);
     run_until(f, 10);
-    /* the first may have started before the rest arrived; the others come by priority */
-    int start = strcmp(f->rec.seq[0], "p0") == 0 ? 1 : 0;
-    for (int i = start, want = 9; i < 10; i++, want--) {
+    assert_string_equal(f->rec.seq[0], "gate");
+    for (int i = 1, want = 8; i < 10; i++, want--) {
         char w[8];
-        if (want == 0 && start) {
-            break;
-        }
         snprintf(w, sizeof(w), "p%d", want);
         assert_string_equal(f->rec.seq[i], w);
     }
