@@ -29,18 +29,19 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CONNS 256
-#define MAX_EXTRA_ATTRS 16
-#define MAX_BATCH 1000
-#define RESP_CAP (4 * 1024 * 1024) /* a response larger than this is an error */
-#define METRICS_EVERY_NS (20 * 1000000LL)
+#define MAX_CONNS          256
+#define MAX_EXTRA_ATTRS    16
+#define MAX_BATCH          1000
+#define RESP_CAP           (4 * 1024 * 1024) /* a response larger than this is an error */
+#define METRICS_EVERY_NS   (20 * 1000000LL)
 #define RETRY_AFTER_429_NS (20 * 1000000LL)
-#define RECONNECT_LIMIT 50
-#define NS 1000000000LL
+#define RECONNECT_LIMIT    50
+#define NS                 1000000000LL
 
 enum mode { MODE_THROUGHPUT, MODE_LATENCY };
 enum conn_state { C_IDLE, C_CONNECTING, C_BUSY, C_DEAD };
@@ -104,9 +105,9 @@ static struct conn progress_conn;
 static char *b64_payload;
 static size_t b64_len;
 
-static long next_seq;       /* next seq to hand to a batch */
-static long published_ok;   /* messages the publish endpoint accepted */
-static long inflight_msgs;  /* messages in publish requests not yet answered */
+static long next_seq;         /* next seq to hand to a batch */
+static long published_ok;     /* messages the publish endpoint accepted */
+static long inflight_msgs;    /* messages in publish requests not yet answered */
 static struct batch *retry_q; /* batches to resend (after 429 or a dropped connection) */
 static size_t retry_n, retry_cap;
 static int64_t retry_not_before;
@@ -218,8 +219,8 @@ static long long proc_cpu_ticks(int pid)
     fclose(f);
     buf[n] = 0;
     p = strrchr(buf, ')');
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) !=
-                  2) {
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
         return -1;
     }
     return (long long)(ut + st);
@@ -237,6 +238,27 @@ static void sample_target(void)
     if (rss > rss_peak_kb) {
         rss_peak_kb = rss;
     }
+}
+
+static double client_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static double load1(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) {
+            l = -1;
+        }
+        fclose(f);
+    }
+    return l;
 }
 
 /* ---------- request bodies ---------- */
@@ -342,8 +364,8 @@ static void build_publish(struct conn *c, const struct batch *b)
 static void build_progress(struct conn *c)
 {
     char head[512];
-    int hl = snprintf(head, sizeof(head), "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n",
-                      o.progress_path, o.progress_host, o.progress_port);
+    int hl = snprintf(head, sizeof(head), "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", o.progress_path,
+                      o.progress_host, o.progress_port);
     c->outlen = c->outoff = 0;
     out_put(c, head, (size_t)hl);
 }
@@ -1040,8 +1062,8 @@ static void parse_args(int argc, char **argv)
             usage();
         }
     }
-    if (o.batch < 1 || o.batch > MAX_BATCH || o.conns < 1 || o.conns > MAX_CONNS ||
-        o.size < 0 || o.size > 1000000 || o.timeout <= 0) {
+    if (o.batch < 1 || o.batch > MAX_BATCH || o.conns < 1 || o.conns > MAX_CONNS || o.size < 0 ||
+        o.size > 1000000 || o.timeout <= 0) {
         die("option out of range (batch 1..1000, conns 1..256, size 0..1000000)");
     }
     if (o.mode == MODE_LATENCY) {
@@ -1100,7 +1122,7 @@ static void report_latency(int64_t t0, double elapsed)
 
 int main(int argc, char **argv)
 {
-    int64_t t0, t_pub = 0, t_end, deadline, last_sample = 0;
+    int64_t t0, t_pub = 0, t_99 = 0, t_end, deadline, last_sample = 0;
     long long cpu0 = -1, cpu1;
     struct epoll_event evs[64];
     struct batch b;
@@ -1174,6 +1196,9 @@ int main(int argc, char **argv)
         if (!t_pub && published_ok >= o.messages) {
             t_pub = t;
         }
+        if (!t_99 && o.progress_metric && processed() * 100 >= o.messages * 99) {
+            t_99 = t;
+        }
         poll_progress(t);
         if (t - last_sample > 100 * 1000000LL) {
             sample_target();
@@ -1206,13 +1231,18 @@ int main(int argc, char **argv)
            n_reconnects);
     printf("publish request round trip ms: p50 %.2f  p99 %.2f  max %.2f\n", pct_ms(&req_lat, 50),
            pct_ms(&req_lat, 99), pct_ms(&req_lat, 100));
+    printf("this client: %.2f cores; load average at the end %.2f\n", client_cpu_s() / elapsed,
+           load1());
     if (o.pid > 0) {
         double cores = cpu0 >= 0 && cpu1 >= 0
                            ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / elapsed
                            : -1;
-        printf("target pid %d: RSS peak %ld KiB, end %ld KiB, HWM %ld KiB, CPU %.2f cores\n",
-               o.pid, rss_peak_kb, proc_status_kb(o.pid, "VmRSS"),
-               proc_status_kb(o.pid, "VmHWM"), cores);
+        printf("target pid %d: RSS peak %ld KiB, end %ld KiB, HWM %ld KiB, CPU %.2f cores "
+               "(%.1f us per message)\n",
+               o.pid, rss_peak_kb, proc_status_kb(o.pid, "VmRSS"), proc_status_kb(o.pid, "VmHWM"),
+               cores,
+               cores >= 0 && published_ok > 0 ? cores * elapsed * 1e6 / (double)published_ok
+                                              : -1.0);
     }
     if (o.mode == MODE_LATENCY) {
         report_latency(t0, elapsed);
@@ -1222,22 +1252,30 @@ int main(int argc, char **argv)
         int complete = done >= o.messages && published_ok >= o.messages;
         printf("publish-only: %.0f msg/s (%.2f s)\n", pub_s > 0 ? (double)published_ok / pub_s : 0,
                pub_s);
-        printf("end to end: %ld processed in %.2f s = %.0f msg/s%s\n", done, elapsed,
-               (double)done / elapsed, complete ? "" : " (INCOMPLETE)");
+        if (!t_99) {
+            t_99 = t_end;
+        }
+        printf("end to end: %ld processed in %.2f s = %.0f msg/s%s; the first 99%% in %.2f s = "
+               "%.0f msg/s\n",
+               done, elapsed, (double)done / elapsed, complete ? "" : " (INCOMPLETE)",
+               (double)(t_99 - t0) / 1e9, 0.99 * (double)o.messages / ((double)(t_99 - t0) / 1e9));
         printf("RESULT mode=throughput messages=%ld batch=%d conns=%d size=%d published=%ld "
                "processed=%ld complete=%d publish_s=%.3f publish_rate=%.0f e2e_s=%.3f "
-               "e2e_rate=%.0f",
+               "e2e_rate=%.0f e2e99_s=%.3f e2e99_rate=%.0f",
                o.messages, o.batch, o.conns, o.size, published_ok, done, complete, pub_s,
-               pub_s > 0 ? (double)published_ok / pub_s : 0, elapsed, (double)done / elapsed);
+               pub_s > 0 ? (double)published_ok / pub_s : 0, elapsed, (double)done / elapsed,
+               (double)(t_99 - t0) / 1e9, 0.99 * (double)o.messages / ((double)(t_99 - t0) / 1e9));
     }
     printf(" req_p50_ms=%.2f req_p99_ms=%.2f n429=%ld", pct_ms(&req_lat, 50), pct_ms(&req_lat, 99),
            n_429);
     if (o.pid > 0) {
-        printf(" rss_peak_kb=%ld cpu_cores=%.2f", rss_peak_kb,
-               cpu0 >= 0 && cpu1 >= 0
-                   ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / elapsed
-                   : -1.0);
+        double secs =
+            cpu0 >= 0 && cpu1 >= 0 ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) : -1.0;
+        /* CPU per message does not depend on how much of the machine others were using. */
+        printf(" rss_peak_kb=%ld cpu_cores=%.2f cpu_us_per_msg=%.1f", rss_peak_kb,
+               secs >= 0 ? secs / elapsed : -1.0,
+               secs >= 0 && published_ok > 0 ? secs * 1e6 / (double)published_ok : -1.0);
     }
-    printf("\n");
+    printf(" client_cores=%.2f load1=%.2f\n", client_cpu_s() / elapsed, load1());
     return interrupted ? 130 : (all_done() ? 0 : 1);
 }

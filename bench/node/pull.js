@@ -8,6 +8,11 @@
 //       --port 9101 [--timeout 300]
 //
 // Stops by itself after --timeout seconds, or on SIGTERM/SIGINT.
+// Against the emulator no credentials are needed: keep google-auth-library from probing the GCE
+// metadata server (a link-local address) and point any metadata access at loopback.
+process.env.METADATA_SERVER_DETECTION = 'none';
+process.env.GCE_METADATA_HOST = '127.0.0.1:9';
+
 const http = require('http');
 const { PubSub } = require('@google-cloud/pubsub');
 

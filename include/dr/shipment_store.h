@@ -105,7 +105,7 @@ struct dr_carrier_provider {
  * retry_after_ms instead)}. conf NULL or without url: DR_OK and *out NULL (no provider, the
  * default). Bad values: DR_EINVAL with err set.
  */
-int dr_carrier_provider_from_config(const cJSON *conf, struct dr_carrier_provider **out,
-                                    char *err, size_t errsz);
+int dr_carrier_provider_from_config(const cJSON *conf, struct dr_carrier_provider **out, char *err,
+                                    size_t errsz);
 
 #endif

@@ -91,6 +91,19 @@ int dr_store_queue_load(struct dr_store *st, int64_t after_id, size_t limit, str
                         size_t *n);
 int dr_store_queue_count(struct dr_store *st, int64_t *count);
 
+/*
+ * Ownership, for several instances sharing one database. Once an owner is set, inserts are
+ * claimed by it for lease_ms, dr_store_queue_load() returns (and claims) only rows that are
+ * unowned, its own, or whose lease has passed, and dr_store_queue_renew() extends the leases of
+ * everything it owns. A stable owner (host and port) lets a restarted instance take its own rows
+ * back at once; another instance's rows are taken over when their lease runs out
+ * (dr_store_queue_claim_expired, any id).
+ */
+int dr_store_queue_set_owner(struct dr_store *st, const char *owner, int64_t lease_ms);
+int dr_store_queue_renew(struct dr_store *st);
+int dr_store_queue_claim_expired(struct dr_store *st, size_t limit, struct dr_qmsg **out,
+                                 size_t *n);
+
 /* ---- dedup ---- */
 /* 1 in *seen if key was marked at or after since_ms. A mark keeps the latest time given. */
 int dr_store_dedup_seen(struct dr_store *st, const char *key, int64_t since_ms, int *seen);

@@ -373,7 +373,7 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     static const char *const top[] = {"mode", "http", "data_dir", "store", "workers", "log_level",
                                       "limits", "dedup", "shutdown", "topics", "retry",
                                       "breakers", "processors", "routes", "api_keys", "pubsub",
-                                      "redis", "realtime", "retention", NULL};
+                                      "redis", "realtime", "retention", "web_dir", NULL};
     static const char *const http_keys[] = {"host", "port", "request_timeout", NULL};
     const cJSON *sec, *e;
     int64_t i64;

@@ -8,17 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dr/devtoken.h"
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/log.h"
 #include "dr/metrics.h"
 #include "dr/util.h"
+#include "realtime/redis_bus.h"
 #include "realtime/rt_int.h"
 
 struct dr_realtime {
     struct rt_conf conf;
     struct dr_jwt_keys *keys;
     struct dr_hub hub;
+    struct dr_redis_bus *bus; /* NULL without REDIS_URL */
     int stopped;
 };
 
@@ -167,8 +170,10 @@ static int load_jwks_file(struct dr_jwt_keys *keys, const char *path, char *err,
     return rc;
 }
 
-static int load_keys(struct dr_realtime *rt, const cJSON *sec, char *err, size_t errsz)
+static int load_keys(struct dr_realtime *rt, const struct dr_config *cfg, const cJSON *sec,
+                     char *err, size_t errsz)
 {
+    char dev[DR_DEVTOKEN_SECRET_LEN + 1], deverr[256] = "";
     const char *secret = setting(sec, "jwt_secret", "DR_JWT_SECRET");
     const char *alg = setting(sec, "jwt_hs_alg", "DR_JWT_HS_ALG");
     const char *jwks = setting(sec, "jwks", "DR_JWKS");
@@ -176,6 +181,15 @@ static int load_keys(struct dr_realtime *rt, const cJSON *sec, char *err, size_t
     const char *aud = setting(sec, "jwt_audience", "DR_JWT_AUDIENCE");
 
     rt->keys = dr_jwt_keys_create();
+    /* Local development without JWT configuration: accept the dashboard's development tokens
+     * (dr/devtoken.h); an unusable secret file only turns them off. */
+    if (!secret && !jwks && dr_devtoken_enabled(cfg)) {
+        if (dr_devtoken_secret(cfg, dev, sizeof(dev), deverr, sizeof(deverr)) == DR_OK) {
+            secret = dev;
+        } else {
+            DR_WARN("realtime", "development tokens are off", "error=\"%s\"", deverr);
+        }
+    }
     if (secret && dr_jwt_keys_set_secret(rt->keys, secret, strlen(secret)) != DR_OK) {
         snprintf(err, errsz, "realtime.jwt_secret (DR_JWT_SECRET): must be at least %d bytes",
                  DR_JWT_MIN_SECRET);
@@ -194,6 +208,7 @@ static int load_keys(struct dr_realtime *rt, const cJSON *sec, char *err, size_t
         DR_WARN("realtime", "no JWT keys configured: real-time clients will be refused",
                 "hint=\"set DR_JWT_SECRET or DR_JWKS\"");
     }
+    explicit_bzero(dev, sizeof(dev));
     return DR_OK;
 }
 
@@ -419,10 +434,13 @@ int dr_realtime_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_s
     }
     rc = load_conf(cJSON_IsObject(sec) ? sec : NULL, &rt->conf, err, errsz);
     if (!rc) {
-        rc = load_keys(rt, cJSON_IsObject(sec) ? sec : NULL, err, errsz);
+        rc = load_keys(rt, cfg, cJSON_IsObject(sec) ? sec : NULL, err, errsz);
     }
     if (!rc && (rc = dr__rt_migrate(dr_store_db(store))) != DR_OK) {
         snprintf(err, errsz, "realtime: migrating the store failed: %s", dr_strerror(rc));
+    }
+    if (!rc && cfg->redis_url && *cfg->redis_url) {
+        rc = dr__redis_bus_create(loop, cfg, &rt->hub, dr_store_db(store), &rt->bus, err, errsz);
     }
     if (rc) {
         goto fail;
@@ -431,6 +449,7 @@ int dr_realtime_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_s
     dr__hub_init(&rt->hub, loop, &rt->conf, dr_store_db(store), rt->keys);
     rt->hub.rt = rt;
     dr__hub_set_current(&rt->hub);
+    dr__redis_bus_start(rt->bus);
     *out = rt;
     return DR_OK;
 fail:
@@ -455,6 +474,7 @@ void dr_realtime_stop(struct dr_realtime *rt)
         return;
     }
     rt->stopped = 1;
+    dr__redis_bus_stop(rt->bus);
     if (dr__hub_current() == &rt->hub) {
         dr__hub_set_current(NULL);
     }
@@ -467,6 +487,7 @@ void dr_realtime_destroy(struct dr_realtime *rt)
         return;
     }
     dr_realtime_stop(rt);
+    dr__redis_bus_destroy(rt->bus);
     dr__hub_cleanup(&rt->hub);
     dr_jwt_keys_destroy(rt->keys);
     free(rt->conf.issuer);

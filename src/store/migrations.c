@@ -78,8 +78,20 @@ static const char v1_postgres[] =
     "CREATE INDEX dead_letters_created ON dead_letters (created_ms);"
     "CREATE INDEX dead_letters_message_id ON dead_letters (message_id);";
 
+/* v2: queue rows are claimed by one instance at a time (owner, lease_until), so several
+ * instances sharing a database never run the same queued message concurrently; a dead
+ * instance's rows are taken over once their lease has passed. */
+static const char v2_sqlite[] = "ALTER TABLE queue ADD COLUMN owner TEXT;"
+                                "ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
+                                "CREATE INDEX queue_lease ON queue (lease_until);";
+static const char v2_postgres[] = "ALTER TABLE queue ADD COLUMN owner TEXT;"
+                                  "ALTER TABLE queue ADD COLUMN lease_until BIGINT NOT NULL "
+                                  "DEFAULT 0;"
+                                  "CREATE INDEX queue_lease ON queue (lease_until);";
+
 const struct dr_db_migration dr__store_migrations[] = {
     {1, "queue, dedup, dead_letters", v1_sqlite, v1_postgres},
+    {2, "queue ownership", v2_sqlite, v2_postgres},
 };
 
 const size_t dr__store_nmigrations = DR_ARRAY_LEN(dr__store_migrations);

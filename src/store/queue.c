@@ -7,6 +7,7 @@
 #include "dr/store.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@
 #define CHUNK_MAX 64
 static const size_t chunks[] = {CHUNK_MAX, 16, 4, 1};
 #define NCHUNKS    (sizeof(chunks) / sizeof(chunks[0]))
-#define INS_PARAMS 10
+#define INS_PARAMS 12
 
 static char *sql_insert[NCHUNKS]; /* built once, kept for the life of the process */
 static char *sql_delete[NCHUNKS];
@@ -41,7 +42,7 @@ static void build_sql(void)
         dr_buf_init(&b, 64 * 1024);
         dr_buf_appends(&b, "INSERT INTO queue (message_id, topic, attrs_json, data, ordering_key, "
                            "publish_time_ms, attempts, not_before_ms, first_failure_ms, "
-                           "last_error) VALUES ");
+                           "last_error, owner, lease_until) VALUES ");
         for (size_t r = 0; r < chunks[k]; r++) {
             dr_buf_appends(&b, r ? ", (" : "(");
             for (size_t c = 0; c < INS_PARAMS; c++, n++) {
@@ -148,8 +149,10 @@ static int take_ids(void *ctx, const struct dr_db_row *row)
     return 0;
 }
 
-static int insert_chunk(struct dr_db_tx *tx, size_t k, const struct dr_qmsg *m, int64_t *ids)
+static int insert_chunk(struct dr_store *st, struct dr_db_tx *tx, size_t k,
+                        const struct dr_qmsg *m, int64_t *ids)
 {
+    int64_t lease_until = st->owner ? dr_now_ms() + st->lease_ms : 0;
     struct dr_db_val p[CHUNK_MAX * INS_PARAMS];
     struct ins_chunk c = {.m = m, .ids = ids, .n = chunks[k]};
 
@@ -165,6 +168,8 @@ static int insert_chunk(struct dr_db_tx *tx, size_t k, const struct dr_qmsg *m, 
         v[7] = DR_DB_INTV(m[r].not_before_ms);
         v[8] = DR_DB_INTV(m[r].first_failure_ms);
         v[9] = DR_DB_TEXTV(m[r].last_error);
+        v[10] = DR_DB_TEXTV(st->owner);
+        v[11] = DR_DB_INTV(lease_until);
         ids[r] = 0; /* stays 0 when ON CONFLICT skipped the row */
     }
     return dr_db_tx_exec(tx, sql_insert[k], p, c.n * INS_PARAMS, take_ids, &c, NULL);
@@ -208,7 +213,7 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
     }
     for (size_t i = 0, k; !err && i < b->ninserts; i += chunks[k]) {
         k = chunk_index(b->ninserts - i);
-        err = insert_chunk(tx, k, &b->inserts[i], &ids[i]);
+        err = insert_chunk(st, tx, k, &b->inserts[i], &ids[i]);
     }
     for (size_t i = 0; !err && i < b->nupdates; i++) {
         const struct dr_qupdate *u = &b->updates[i];
@@ -298,6 +303,61 @@ static int load_row(void *ctx, const struct dr_db_row *row)
     return 0;
 }
 
+/* Without an owner: a plain read. With one: the rows are claimed in the same transaction, and
+ * rows another live instance holds are skipped. */
+static const char sql_claim_select[] =
+    "SELECT " QCOLS " FROM queue WHERE id > $1 AND (owner IS NULL OR owner = $2 OR "
+    "lease_until < $3) ORDER BY id LIMIT $4";
+static const char sql_claim_update[] =
+    "UPDATE queue SET owner = $1, lease_until = $2 WHERE id > $3 AND id <= $4 AND "
+    "(owner IS NULL OR owner = $1 OR lease_until < $5)";
+static const char sql_expired_select[] =
+    "SELECT " QCOLS " FROM queue WHERE lease_until < $1 AND (owner IS NULL OR owner <> $2) "
+    "ORDER BY id LIMIT $3";
+static const char sql_claim_one[] = "UPDATE queue SET owner = $1, lease_until = $2 WHERE id = $3";
+
+static int claim_load(struct dr_store *st, int expired, int64_t after_id, size_t limit,
+                      struct qload *q)
+{
+    struct dr_db_tx *tx = NULL;
+    int64_t now = dr_now_ms(), until = now + st->lease_ms;
+    int64_t lim = limit > INT64_MAX ? INT64_MAX : (int64_t)limit;
+    char sql[1024];
+    int pg = dr_db_engine(st->db) == DR_DB_POSTGRES;
+    int err = dr_db_begin(st->db, &tx);
+
+    if (err) {
+        return err;
+    }
+    if (!expired) {
+        struct dr_db_val p[4] = {DR_DB_INTV(after_id), DR_DB_TEXTV(st->owner), DR_DB_INTV(now),
+                                 DR_DB_INTV(lim)};
+        snprintf(sql, sizeof(sql), "%s%s", sql_claim_select, pg ? " FOR UPDATE SKIP LOCKED" : "");
+        err = dr_db_tx_exec(tx, sql, p, 4, load_row, q, NULL);
+        if (!err && q->n) {
+            struct dr_db_val u[5] = {DR_DB_TEXTV(st->owner), DR_DB_INTV(until),
+                                     DR_DB_INTV(after_id), DR_DB_INTV(q->v[q->n - 1].id),
+                                     DR_DB_INTV(now)};
+            err = dr_db_tx_exec(tx, sql_claim_update, u, 5, NULL, NULL, NULL);
+        }
+    } else {
+        struct dr_db_val p[3] = {DR_DB_INTV(now), DR_DB_TEXTV(st->owner), DR_DB_INTV(lim)};
+        snprintf(sql, sizeof(sql), "%s%s", sql_expired_select,
+                 pg ? " FOR UPDATE SKIP LOCKED" : "");
+        err = dr_db_tx_exec(tx, sql, p, 3, load_row, q, NULL);
+        for (size_t i = 0; !err && i < q->n; i++) {
+            struct dr_db_val u[3] = {DR_DB_TEXTV(st->owner), DR_DB_INTV(until),
+                                     DR_DB_INTV(q->v[i].id)};
+            err = dr_db_tx_exec(tx, sql_claim_one, u, 3, NULL, NULL, NULL);
+        }
+    }
+    if (err) {
+        dr_db_rollback(tx);
+        return err;
+    }
+    return dr_db_commit(tx);
+}
+
 int dr_store_queue_load(struct dr_store *st, int64_t after_id, size_t limit, struct dr_qmsg **out,
                         size_t *n)
 {
@@ -317,7 +377,11 @@ int dr_store_queue_load(struct dr_store *st, int64_t after_id, size_t limit, str
     if (limit == 0) {
         return DR_OK;
     }
-    err = dr_db_exec(st->db, sql_load, p, DR_ARRAY_LEN(p), load_row, &q, NULL);
+    if (st->owner) {
+        err = claim_load(st, 0, after_id, limit, &q);
+    } else {
+        err = dr_db_exec(st->db, sql_load, p, DR_ARRAY_LEN(p), load_row, &q, NULL);
+    }
     if (err) {
         dr_qmsgs_free(q.v, q.n);
         return err;
@@ -325,6 +389,51 @@ int dr_store_queue_load(struct dr_store *st, int64_t after_id, size_t limit, str
     *out = q.v;
     *n = q.n;
     return DR_OK;
+}
+
+int dr_store_queue_set_owner(struct dr_store *st, const char *owner, int64_t lease_ms)
+{
+    if (!st || !owner || !*owner || lease_ms <= 0) {
+        return DR_EINVAL;
+    }
+    free(st->owner);
+    st->owner = dr_xstrdup(owner);
+    st->lease_ms = lease_ms;
+    return DR_OK;
+}
+
+int dr_store_queue_claim_expired(struct dr_store *st, size_t limit, struct dr_qmsg **out,
+                                 size_t *n)
+{
+    struct qload q = {0};
+    int err;
+
+    if (!st || !out || !n || !st->owner) {
+        return DR_EINVAL;
+    }
+    *out = NULL;
+    *n = 0;
+    err = claim_load(st, 1, 0, limit, &q);
+    if (err) {
+        dr_qmsgs_free(q.v, q.n);
+        return err;
+    }
+    *out = q.v;
+    *n = q.n;
+    return DR_OK;
+}
+
+int dr_store_queue_renew(struct dr_store *st)
+{
+    struct dr_db_val p[2];
+
+    if (!st || !st->owner) {
+        return DR_EINVAL;
+    }
+    p[0] = DR_DB_INTV(dr_now_ms() + st->lease_ms);
+    p[1] = DR_DB_TEXTV(st->owner);
+    return dr_db_exec(st->db, "UPDATE queue SET lease_until = $1 WHERE owner = $2", p, 2, NULL,
+                      NULL, NULL);
 }
 
 static int take_count(void *ctx, const struct dr_db_row *row)

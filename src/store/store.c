@@ -41,6 +41,7 @@ void dr_store_close(struct dr_store *st)
         return;
     }
     dr_db_close(st->db);
+    free(st->owner);
     free(st);
 }
 

@@ -11,6 +11,8 @@
 
 struct dr_store {
     struct dr_db *db;
+    char *owner;      /* this instance, for queue claims; NULL = no claims */
+    int64_t lease_ms; /* how long a claim lasts without renewal */
 };
 
 /* The whole schema, oldest first (migrations.c). Append; never edit an applied entry. */

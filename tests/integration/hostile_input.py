@@ -24,7 +24,7 @@ def write_config(tmp, extra=""):
     with open(path, "w") as f:
         f.write(f"""
 mode: local
-http: {{host: 127.0.0.1, port: 8080, request_timeout: 1s}}
+http: {{host: 127.0.0.1, port: 8080, request_timeout: 4s}}
 api_keys:
   - {{name: svc, role: service, sha256: {sha(SERVICE_KEY)}}}
   - {{name: ops, role: admin, sha256: {sha(ADMIN_KEY)}}}

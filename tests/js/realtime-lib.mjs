@@ -86,12 +86,22 @@ function yamlFor(port, dataDir, realtime) {
   ].join('\n');
 }
 
-// Starts data-router; realtime is the realtime: section; env adds to the environment.
-export async function startServer({ realtime = {}, env = {}, jwks = null } = {}) {
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dr-rt-'));
+// Starts data-router; realtime is the realtime: section; env adds to the environment. port and
+// dir (optional) restart a server on the port and data directory of an earlier one. edit
+// (optional) rewrites the generated YAML text before it is written.
+export async function startServer({
+  realtime = {},
+  env = {},
+  jwks = null,
+  port: p0,
+  dir: d0,
+  edit = null,
+} = {}) {
+  const port = p0 ?? (await freePort());
+  const dir = d0 ?? fs.mkdtempSync(path.join(os.tmpdir(), 'dr-rt-'));
   const cfg = path.join(dir, 'config.yaml');
-  fs.writeFileSync(cfg, yamlFor(port, dir, realtime));
+  const yaml = yamlFor(port, dir, realtime);
+  fs.writeFileSync(cfg, edit ? edit(yaml) : yaml);
   const e = {
     ...process.env,
     PORT: String(port),
@@ -278,5 +288,77 @@ export function notification(user, i, extra = {}) {
     message: `m${i}`,
     data: { i },
     ...extra,
+  };
+}
+
+// A TCP proxy in front of a server: cut() drops every connection through it and refuses new
+// ones until restore(). refuse(pred) answers 503 to connections whose first bytes match pred
+// (e.g. WebSocket upgrades). requests holds the first chunk of every connection (as text).
+export async function startProxy(targetPort) {
+  const port = await freePort();
+  const live = new Set();
+  const waiting = new Set();
+  const state = { cut: false, refuse: null, requests: [] };
+  const server = net.createServer((client) => {
+    if (state.cut) {
+      client.destroy();
+      return;
+    }
+    waiting.add(client);
+    client.once('data', (first) => {
+      waiting.delete(client);
+      if (state.cut) {
+        client.destroy();
+        return;
+      }
+      const head = first.toString('latin1');
+      state.requests.push(head);
+      if (state.refuse && state.refuse(head)) {
+        client.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      const upstream = net.connect(targetPort, '127.0.0.1');
+      const pair = { client, upstream };
+      live.add(pair);
+      const done = () => {
+        live.delete(pair);
+        client.destroy();
+        upstream.destroy();
+      };
+      upstream.on('error', done).on('close', done);
+      client.on('error', done).on('close', done);
+      upstream.write(first);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    client.on('error', () => {});
+    client.on('close', () => waiting.delete(client));
+  });
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    requests: state.requests,
+    connections: () => live.size,
+    refuse(pred) {
+      state.refuse = pred;
+    },
+    cut() {
+      state.cut = true;
+      for (const { client, upstream } of live) {
+        client.destroy();
+        upstream.destroy();
+      }
+      live.clear();
+      for (const c of waiting) c.destroy();
+      waiting.clear();
+    },
+    restore() {
+      state.cut = false;
+    },
+    close() {
+      this.cut();
+      return new Promise((r) => server.close(r));
+    },
   };
 }

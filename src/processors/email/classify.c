@@ -23,8 +23,8 @@
 #include "dr/util.h"
 #include "processors/email/classify.h"
 
-#define MAX_MSGIDS 50  /* In-Reply-To plus References tried against stored polls */
-#define MAX_TOKENS 8   /* +TOKEN recipients tried */
+#define MAX_MSGIDS 50 /* In-Reply-To plus References tried against stored polls */
+#define MAX_TOKENS 8  /* +TOKEN recipients tried */
 #define FROM_MAX   1024
 
 static int entry_valid(const cJSON *e)
@@ -154,8 +154,8 @@ static int classify_poll(const struct dr_email *em, const struct dr_email_class_
         goto out;
     }
     for (size_t i = 0; i < ntok && err == DR_ENOTFOUND; i++) {
-        err = dr_poll_store_match(o->store, tokens[i], NULL, 0, NULL, c->poll_id,
-                                  sizeof(c->poll_id));
+        err =
+            dr_poll_store_match(o->store, tokens[i], NULL, 0, NULL, c->poll_id, sizeof(c->poll_id));
         c->poll_via = "token";
     }
     if (err == DR_ENOTFOUND && (nids || has_subject_tag(em->subject))) {
@@ -163,7 +163,8 @@ static int classify_poll(const struct dr_email *em, const struct dr_email_class_
                                   sizeof(c->poll_id));
         c->poll_via = "thread";
     }
-    if (err == DR_ENOTFOUND || err == DR_ETOOBIG) {
+    if (err == DR_ENOTFOUND || err == DR_ETOOBIG || err == DR_EINVAL) {
+        /* DR_EINVAL: an id or token the store cannot hold is no poll's */
         c->poll_lookup = "no_match";
         c->poll_via = NULL;
         c->poll_id[0] = '\0';
@@ -202,7 +203,7 @@ int dr__email_classify(const struct dr_email *em, const struct dr_email_class_op
             c->ics_reply = &em->calendar[i];
         }
     }
-    c->primary = (c->kinds & DR_EMAIL_KIND_POLL_REPLY)  ? "poll_reply"
+    c->primary = (c->kinds & DR_EMAIL_KIND_POLL_REPLY) ? "poll_reply"
                  : (c->kinds & DR_EMAIL_KIND_SHIPMENT) ? "shipment"
                  : (c->kinds & DR_EMAIL_KIND_CALENDAR) ? "calendar"
                                                        : "other";
@@ -265,8 +266,7 @@ cJSON *dr__email_class_to_json(const struct dr_email *em, const struct dr_email_
     v = cJSON_GetObjectItemCaseSensitive(c->shipment, "merchant");
     add_str_or_null(sh, "merchant", cJSON_IsString(v) ? v->valuestring : NULL);
     v = cJSON_GetObjectItemCaseSensitive(c->shipment, "order_ids");
-    cJSON_AddItemToObject(sh, "order_ids",
-                          v ? cJSON_Duplicate(v, 1) : cJSON_CreateArray());
+    cJSON_AddItemToObject(sh, "order_ids", v ? cJSON_Duplicate(v, 1) : cJSON_CreateArray());
     list = cJSON_AddArrayToObject(sh, "tracking_numbers");
     for (size_t i = 0; i < c->n_accepted; i++) {
         cJSON *t = cJSON_CreateObject();

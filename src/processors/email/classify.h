@@ -59,7 +59,7 @@ struct dr_email_class {
  * cue (a +TOKEN recipient, In-Reply-To/References, or a "[poll:" subject tag).
  */
 int dr__email_classify(const struct dr_email *em, const struct dr_email_class_opts *opts,
-                      struct dr_email_class *c);
+                       struct dr_email_class *c);
 void dr__email_class_cleanup(struct dr_email_class *c); /* NULL-safe; c may be reused after */
 
 /* The classification as a new JSON object (caller deletes):

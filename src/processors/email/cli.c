@@ -35,8 +35,8 @@ int dr_cli_parse_email(int argc, char **argv)
     dr_email_global_init();
     err = dr_email_parse(data, len, &lim, &em);
     if (err) {
-        dr_cli_error("parse email: %s", dr_email_error_reason()[0] ? dr_email_error_reason()
-                                                                   : dr_strerror(err));
+        dr_cli_error("parse email: %s",
+                     dr_email_error_reason()[0] ? dr_email_error_reason() : dr_strerror(err));
         goto out;
     }
     err = dr__email_classify(em, NULL, &c);

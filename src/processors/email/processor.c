@@ -48,17 +48,17 @@
 #include "dr/util.h"
 #include "processors/email/classify.h"
 
-#define COMP                "processor.email"
-#define MAX_ID              512
-#define SHIPMENT_TOPIC      "shipment-updates"
-#define POLL_TOPIC          "meeting-responses"
-#define CALENDAR_TOPIC      "calendar-updates"
-#define SNIPPET_CHARS       200
-#define POLL_BODY_MAX       (256 * 1024) /* reply text forwarded to the poll */
-#define MAX_INDEX_ADDRS     200
-#define PROGRESS_MAX_USERS  16384
-#define PROGRESS_IDLE_MS    (10 * 60 * 1000)
-#define PROGRESS_BUCKETS    1024
+#define COMP               "processor.email"
+#define MAX_ID             512
+#define SHIPMENT_TOPIC     "shipment-updates"
+#define POLL_TOPIC         "meeting-responses"
+#define CALENDAR_TOPIC     "calendar-updates"
+#define SNIPPET_CHARS      200
+#define POLL_BODY_MAX      (256 * 1024) /* reply text forwarded to the poll */
+#define MAX_INDEX_ADDRS    200
+#define PROGRESS_MAX_USERS 16384
+#define PROGRESS_IDLE_MS   (10 * 60 * 1000)
+#define PROGRESS_BUCKETS   1024
 
 /* ---- progress throttle ---- */
 
@@ -292,8 +292,7 @@ static int str_ok(const cJSON *o, const char *key, size_t max, int required)
     if (!v || cJSON_IsNull(v)) {
         return !required;
     }
-    return cJSON_IsString(v) && (!required || v->valuestring[0]) &&
-           strlen(v->valuestring) <= max;
+    return cJSON_IsString(v) && (!required || v->valuestring[0]) && strlen(v->valuestring) <= max;
 }
 
 /* Length of the longest prefix of s (len bytes) of at most max bytes not splitting a UTF-8
@@ -420,8 +419,8 @@ static void emit_index(const struct ctx *c)
     if (c->cls->n_accepted) {
         tns = cJSON_AddArrayToObject(f, "tracking_numbers");
         for (size_t i = 0; i < c->cls->n_accepted; i++) {
-            cJSON_AddItemToArray(tns, cJSON_CreateString(dr_json_str(c->cls->accepted[i],
-                                                                      "tracking_number")));
+            cJSON_AddItemToArray(
+                tns, cJSON_CreateString(dr_json_str(c->cls->accepted[i], "tracking_number")));
         }
     }
     v = cJSON_GetObjectItemCaseSensitive(c->cls->shipment, "order_ids");
@@ -470,8 +469,8 @@ static void emit_shipments(const struct ctx *c)
         add_opt(o, "merchant", merchant);
         add_opt(o, "order_id", order_id);
         cJSON_AddStringToObject(o, "event_time", c->event_time);
-        cJSON_AddBoolToObject(o, "validated", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e,
-                                                                                          "valid")));
+        cJSON_AddBoolToObject(o, "validated",
+                              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "valid")));
         add_opt(o, "tracking_url", dr_json_str(e, "tracking_url"));
         emit_json(c, SHIPMENT_TOPIC, "shipment_detected", o, tn);
         cJSON_Delete(o);
@@ -540,8 +539,7 @@ static void emit_calendar(const struct ctx *c)
 /* Parses the payload's email. 0, or -1 with the outcome set. */
 static int load_email(const struct dr_msg *msg, struct dr_email **em, struct dr_result *res)
 {
-    static const char *const fields[] = {"subject", "from", "body_text", "body_html",
-                                         "message_id"};
+    static const char *const fields[] = {"subject", "from", "body_text", "body_html", "message_id"};
     const cJSON *pl = msg->payload, *raw = cJSON_GetObjectItemCaseSensitive(pl, "raw");
     unsigned char *bytes = NULL;
     size_t len = 0, i;
@@ -629,8 +627,9 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
         return;
     }
     if (!str_ok(c.pl, "user_id", MAX_ID, 1) || !str_ok(c.pl, "email_id", MAX_ID, 1)) {
-        dr_result_reject(res, "invalid_payload", "user_id and email_id: non-empty strings of at "
-                                                 "most 512 bytes are required");
+        dr_result_reject(res, "invalid_payload",
+                         "user_id and email_id: non-empty strings of at "
+                         "most 512 bytes are required");
         return;
     }
     if (!str_ok(c.pl, "org_id", MAX_ID, 0) || !str_ok(c.pl, "account", MAX_ID, 0) ||

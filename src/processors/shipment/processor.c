@@ -38,11 +38,11 @@
 #include "dr/store.h"
 #include "dr/util.h"
 
-#define COMP        "processor.shipment"
-#define MAX_ID      512
-#define MAX_TEXT    1024
-#define MIN_TN      4
-#define BREAKER     "carrier_api"
+#define COMP     "processor.shipment"
+#define MAX_ID   512
+#define MAX_TEXT 1024
+#define MIN_TN   4
+#define BREAKER  "carrier_api"
 
 struct ship_proc {
     struct dr_store *store;
@@ -53,8 +53,8 @@ static int init(const struct dr_proc_env *env, void **state, char *err, size_t e
 {
     struct ship_proc *sp;
     struct dr_carrier_provider *prov = NULL;
-    const cJSON *pconf = env->config ? cJSON_GetObjectItemCaseSensitive(env->config, "provider")
-                                     : NULL;
+    const cJSON *pconf =
+        env->config ? cJSON_GetObjectItemCaseSensitive(env->config, "provider") : NULL;
     int rc;
 
     if (!env->store) {
@@ -117,8 +117,7 @@ static int str_ok(const cJSON *o, const char *key, size_t max, int required)
     if (!v || cJSON_IsNull(v)) {
         return !required;
     }
-    return cJSON_IsString(v) && (!required || v->valuestring[0]) &&
-           strlen(v->valuestring) <= max;
+    return cJSON_IsString(v) && (!required || v->valuestring[0]) && strlen(v->valuestring) <= max;
 }
 
 /* "1z 999-aa1..." -> "1Z999AA1..."; -1 when not 4-40 letters and digits. */
@@ -224,8 +223,7 @@ static void notify(const struct ship_proc *sp, struct dr_result *res,
 
 /* Asks the provider. 0 with *cs filled (maybe empty), or -1 with the outcome set. */
 static int ask_provider(struct ship_proc *sp, const struct dr_msg *msg, const char *tn,
-                        const char *carrier, struct dr_carrier_status *cs,
-                        struct dr_result *res)
+                        const char *carrier, struct dr_carrier_status *cs, struct dr_result *res)
 {
     char why[256];
     int err = sp->provider->fetch(sp->provider, tn, carrier, cs, why, sizeof(why));
@@ -236,7 +234,7 @@ static int ask_provider(struct ship_proc *sp, const struct dr_msg *msg, const ch
         return -1;
     }
     if (err) {
-        DR_WARN(COMP, "carrier status not used", "message_id=%s error=%s detail=\"%s\"",
+        DR_WARN(COMP, "carrier status not used", "message_id=%s error=\"%s\" detail=\"%s\"",
                 msg->message_id, dr_strerror(err), why);
         memset(cs, 0, sizeof(*cs));
     }
@@ -269,7 +267,8 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
         return;
     }
     carrier_msg = strcmp(type, "carrier_status") == 0;
-    if (!str_ok(pl, "user_id", MAX_ID, 1) || !str_ok(pl, "tracking_number", 4 * DR_TRACKING_MAX, 1)) {
+    if (!str_ok(pl, "user_id", MAX_ID, 1) ||
+        !str_ok(pl, "tracking_number", 4 * DR_TRACKING_MAX, 1)) {
         dr_result_reject(res, "invalid_payload",
                          "user_id and tracking_number: non-empty strings are required");
         return;
@@ -328,14 +327,14 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
         .status_detail = dr_json_str(pl, "status_detail"),
         .location = dr_json_str(pl, "location"),
         .source = dr_json_str(pl, "source") ? dr_json_str(pl, "source")
-                                            : carrier_msg ? "carrier" : "email",
+                  : carrier_msg             ? "carrier"
+                                            : "email",
         .email_id = dr_json_str(pl, "email_id"),
         .event_ms = ms,
         .verified = verified || carrier_msg,
     };
     if (unrecognised) {
-        DR_WARN(COMP, "status not recognised, stored as unknown", "message_id=%s",
-                msg->message_id);
+        DR_WARN(COMP, "status not recognised, stored as unknown", "message_id=%s", msg->message_id);
         if (!evs[0].status_detail) {
             evs[0].status_detail = status_text;
         }
@@ -349,8 +348,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
             struct dr_shipment_event *e = &evs[nev++];
             *e = evs[0];
             e->status = cs.events[i].status;
-            e->status_detail = cs.events[i].detail ? cs.events[i].detail
-                                                   : cs.events[i].status_text;
+            e->status_detail = cs.events[i].detail ? cs.events[i].detail : cs.events[i].status_text;
             e->location = cs.events[i].location;
             e->source = "carrier_api";
             e->email_id = NULL;

@@ -307,8 +307,8 @@ static int num(const cJSON *conf, const char *key, double lo, double hi, double 
     return 0;
 }
 
-int dr_carrier_provider_from_config(const cJSON *conf, struct dr_carrier_provider **out,
-                                    char *err, size_t errsz)
+int dr_carrier_provider_from_config(const cJSON *conf, struct dr_carrier_provider **out, char *err,
+                                    size_t errsz)
 {
     const char *url = conf ? dr_json_str(conf, "url") : NULL;
     const char *key;
@@ -334,8 +334,9 @@ int dr_carrier_provider_from_config(const cJSON *conf, struct dr_carrier_provide
         key = getenv("DR_CARRIER_API_KEY");
     }
     if (!key || !*key || strpbrk(key, "\r\n")) {
-        snprintf(err, errsz, "processors.shipment.provider: api_key (or DR_CARRIER_API_KEY) is "
-                             "required, one line");
+        snprintf(err, errsz,
+                 "processors.shipment.provider: api_key (or DR_CARRIER_API_KEY) is "
+                 "required, one line");
         return DR_EINVAL;
     }
     if (num(conf, "rate_per_sec", 0.01, 10000, &rate, err, errsz) ||

@@ -163,10 +163,10 @@ static int record_one(struct dr_db_tx *tx, const struct dr_shipment_event *ev, i
     int err;
 
     {
-        struct dr_db_val p[] = {DR_DB_TEXTV(ev->user_id), DR_DB_TEXTV(ev->org_id),
+        struct dr_db_val p[] = {DR_DB_TEXTV(ev->user_id),         DR_DB_TEXTV(ev->org_id),
                                 DR_DB_TEXTV(ev->tracking_number), DR_DB_TEXTV(ev->carrier),
-                                DR_DB_TEXTV(ev->merchant),         DR_DB_TEXTV(ev->order_id),
-                                DR_DB_INTV(ev->verified ? 1 : 0),  DR_DB_INTV(now)};
+                                DR_DB_TEXTV(ev->merchant),        DR_DB_TEXTV(ev->order_id),
+                                DR_DB_INTV(ev->verified ? 1 : 0), DR_DB_INTV(now)};
         err = dr_db_tx_exec(tx,
                             "INSERT INTO shipments (user_id, org_id, tracking_number, carrier,"
                             " merchant, order_id, verified, created_at, updated_at)"
@@ -190,10 +190,14 @@ static int record_one(struct dr_db_tx *tx, const struct dr_shipment_event *ev, i
         return err;
     }
     {
-        struct dr_db_val p[] = {DR_DB_INTV(w->id),        DR_DB_TEXTV(status),
-                                DR_DB_INTV(ev->event_ms), DR_DB_TEXTV(ev->location),
-                                DR_DB_TEXTV(ev->status_detail), DR_DB_TEXTV(ev->source),
-                                DR_DB_TEXTV(ev->email_id),      DR_DB_INTV(now)};
+        struct dr_db_val p[] = {DR_DB_INTV(w->id),
+                                DR_DB_TEXTV(status),
+                                DR_DB_INTV(ev->event_ms),
+                                DR_DB_TEXTV(ev->location),
+                                DR_DB_TEXTV(ev->status_detail),
+                                DR_DB_TEXTV(ev->source),
+                                DR_DB_TEXTV(ev->email_id),
+                                DR_DB_INTV(now)};
         err = dr_db_tx_exec(tx,
                             "INSERT INTO shipment_events (shipment_id, status, event_at, location,"
                             " detail, source, email_id, created_at)"
@@ -210,18 +214,23 @@ static int record_one(struct dr_db_tx *tx, const struct dr_shipment_event *ev, i
     }
     out->inserted++;
     if (advances(w, ev)) {
-        struct dr_db_val p[] = {DR_DB_INTV(w->id),        DR_DB_TEXTV(status),
-                                DR_DB_TEXTV(ev->status_detail), DR_DB_TEXTV(ev->location),
-                                DR_DB_INTV(ev->event_ms), DR_DB_INTV(now)};
+        struct dr_db_val p[] = {
+            DR_DB_INTV(w->id),         DR_DB_TEXTV(status),      DR_DB_TEXTV(ev->status_detail),
+            DR_DB_TEXTV(ev->location), DR_DB_INTV(ev->event_ms), DR_DB_INTV(now)};
         err = dr_db_tx_exec(tx,
                             "UPDATE shipments SET status = $2, status_detail = $3, location = $4,"
                             " last_event_at = $5, updated_at = $6 WHERE id = $1",
                             p, DR_ARRAY_LEN(p), NULL, NULL, NULL);
     } else if (!w->has_last || ev->event_ms > w->last_ms) {
         /* newer but says nothing new (unknown, or an email after delivery): keep the time */
-        struct dr_db_val p[] = {DR_DB_INTV(w->id), DR_DB_INTV(ev->event_ms), DR_DB_INTV(now)};
+        struct dr_db_val p[] = {DR_DB_INTV(w->id), DR_DB_INTV(ev->event_ms), DR_DB_INTV(now),
+                                DR_DB_TEXTV(ev->status_detail), DR_DB_TEXTV(ev->location)};
         err = dr_db_tx_exec(tx,
-                            "UPDATE shipments SET last_event_at = $2, updated_at = $3"
+                            "UPDATE shipments SET last_event_at = $2, updated_at = $3,"
+                            " status_detail = CASE WHEN status = 'unknown'"
+                            " THEN COALESCE($4, status_detail) ELSE status_detail END,"
+                            " location = CASE WHEN status = 'unknown'"
+                            " THEN COALESCE($5, location) ELSE location END"
                             " WHERE id = $1",
                             p, DR_ARRAY_LEN(p), NULL, NULL, NULL);
     }

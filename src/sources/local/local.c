@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dr/apikey.h"
 #include "dr/err.h"
@@ -67,6 +68,11 @@ struct dr_local {
     int backlog;         /* rows with id > cursor may exist in the table only */
     int loading;
     int dropped;         /* rows were left to the table since the current load began */
+    uv_timer_t *lease_timer;
+    int leasing;         /* a renew/take-over pass is under way */
+    uv_work_t lease_work;
+    struct dr_qmsg *expired;
+    size_t nexpired;
     uv_work_t load_work;
     struct dr_qmsg *loaded;
     size_t nloaded;
@@ -340,12 +346,12 @@ static void on_delayed(uv_timer_t *t)
     uv_close((uv_handle_t *)t, delayed_closed);
 }
 
-static void submit_row(struct dr_local *l, struct dr_qmsg *q)
+static void submit_row_at(struct dr_local *l, struct dr_qmsg *q, int advance)
 {
     struct dr_msg *m = row_to_msg(l, q);
     int64_t wait = q->not_before_ms - dr_now_ms();
 
-    if (q->id > l->cursor) {
+    if (advance && q->id > l->cursor) {
         l->cursor = q->id;
     }
     if (wait > 0) {
@@ -357,6 +363,53 @@ static void submit_row(struct dr_local *l, struct dr_qmsg *q)
         return;
     }
     dr_router_submit(l->router, m, &local_ops, l);
+}
+
+static void submit_row(struct dr_local *l, struct dr_qmsg *q)
+{
+    submit_row_at(l, q, 1);
+}
+
+/* ---------- leases: keep our rows, take over a dead instance's ---------- */
+
+static void lease_work(uv_work_t *w)
+{
+    struct dr_local *l = w->data;
+    int err = dr_store_queue_renew(l->store);
+    if (err) {
+        DR_WARN("local", "queue lease renewal failed", "error=\"%s\"", dr_strerror(err));
+    }
+    if (dr_store_queue_claim_expired(l->store, LOAD_BATCH, &l->expired, &l->nexpired) != 0) {
+        l->expired = NULL;
+        l->nexpired = 0;
+    }
+}
+
+static void lease_done(uv_work_t *w, int status)
+{
+    struct dr_local *l = w->data;
+    l->leasing = 0;
+    if (l->nexpired) {
+        DR_INFO("local", "took over queued messages whose owner stopped renewing",
+                "count=%zu", l->nexpired);
+    }
+    for (size_t i = 0; i < l->nexpired && !l->stopping; i++) {
+        submit_row_at(l, &l->expired[i], 0);
+    }
+    dr_qmsgs_free(l->expired, l->nexpired);
+    l->expired = NULL;
+    l->nexpired = 0;
+}
+
+static void on_lease_timer(uv_timer_t *t)
+{
+    struct dr_local *l = t->data;
+    if (l->leasing || l->stopping || !l->started) {
+        return;
+    }
+    l->leasing = 1;
+    l->lease_work.data = l;
+    uv_queue_work(l->loop, &l->lease_work, lease_work, lease_done);
 }
 
 /* Takes ownership of rows. Rows are handed over only in id order with nothing skipped;
@@ -626,6 +679,26 @@ int dr_local_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_stor
     l->store = store;
     l->router = router;
     l->backlog = 1; /* whatever the table holds from before */
+    {
+        /* A stable owner: a restart on the same host and port takes its own rows back at once. */
+        char host[256] = "localhost", owner[512];
+        const char *id = getenv("DR_INSTANCE_ID");
+        const char *lease_env = getenv("DR_QUEUE_LEASE_MS");
+        int64_t lease = 120000;
+        if (lease_env && dr_parse_i64(lease_env, &lease) != 0) {
+            lease = 120000;
+        }
+        if (lease < 1000) {
+            lease = 1000;
+        }
+        gethostname(host, sizeof(host) - 1);
+        snprintf(owner, sizeof(owner), "%s:%d", host, cfg->port);
+        dr_store_queue_set_owner(store, id && *id ? id : owner, lease);
+        l->lease_timer = dr_xcalloc(1, sizeof(*l->lease_timer));
+        uv_timer_init(loop, l->lease_timer);
+        l->lease_timer->data = l;
+        uv_timer_start(l->lease_timer, on_lease_timer, (uint64_t)lease / 3, (uint64_t)lease / 3);
+    }
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     uv_async_init(loop, &l->async, on_async);
@@ -667,9 +740,14 @@ void dr_local_poke(struct dr_local *l)
     maybe_load(l);
 }
 
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
 int dr_local_busy(const struct dr_local *l)
 {
-    return l->loading;
+    return l->loading || l->leasing;
 }
 
 void dr_local_stop(struct dr_local *l)
@@ -699,6 +777,7 @@ void dr_local_destroy(struct dr_local *l)
         op_free(o);
     }
     uv_close((uv_handle_t *)&l->async, NULL);
+    uv_close((uv_handle_t *)l->lease_timer, free_handle);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     free(l);

@@ -10,6 +10,7 @@
 #include "dr/db.h"
 #include "dr/err.h"
 #include "dr/store.h"
+#include "store/store_internal.h"
 #include "dr/util.h"
 #include "unit/store/backend.h"
 
@@ -627,7 +628,50 @@ static void reopen_keeps_data(void **state)
     assert_int_equal(dr_store_dedup_seen(f->obj, "r-key", 0, &seen), DR_OK);
     assert_int_equal(seen, 1);
     assert_int_equal(dlq_count(f->obj), 1);
-    assert_int_equal(count_rows(dr_store_db(f->obj), "SELECT COUNT(*) FROM schema_migrations"), 1);
+    assert_int_equal(count_rows(dr_store_db(f->obj), "SELECT COUNT(*) FROM schema_migrations"),
+                     (int64_t)dr__store_nmigrations);
+}
+
+/* Two instances on one database: each loads only what it owns or what nobody holds; a lapsed
+ * lease is taken over; renewal keeps rows. */
+static void queue_ownership(void **state)
+{
+    struct fx *f = *state;
+    struct dr_store *a = f->obj, *b = NULL;
+    struct dr_qmsg in[3] = {qmsg("o-1"), qmsg("o-2"), qmsg("o-3")};
+    struct dr_qbatch batch = {.inserts = in, .ninserts = 3};
+    struct dr_qmsg *out = NULL;
+    size_t n = 0;
+
+    assert_int_equal(dr_store_open(f->url, &b), DR_OK);
+    assert_int_equal(dr_store_queue_set_owner(a, "host-a:1", 60000), DR_OK);
+    assert_int_equal(dr_store_queue_set_owner(b, "host-b:1", 60000), DR_OK);
+    assert_int_equal(dr_store_apply(a, &batch), DR_OK);
+    /* b sees nothing a holds; a sees its own rows */
+    assert_int_equal(dr_store_queue_load(b, 0, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(dr_store_queue_claim_expired(b, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(dr_store_queue_load(a, 0, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 3);
+    dr_qmsgs_free(out, n);
+    assert_int_equal(dr_store_queue_renew(a), DR_OK);
+    /* a stops renewing: its leases lapse, b takes the rows over and then a cannot load them */
+    assert_int_equal(dr_db_exec(dr_store_db(a), "UPDATE queue SET lease_until = 1", NULL, 0, NULL,
+                                NULL, NULL),
+                     DR_OK);
+    assert_int_equal(dr_store_queue_claim_expired(b, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(out[0].message_id, "o-1");
+    dr_qmsgs_free(out, n);
+    assert_int_equal(dr_store_queue_claim_expired(b, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 0); /* its own now */
+    assert_int_equal(dr_store_queue_load(a, 0, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(dr_store_queue_load(b, 0, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 3);
+    dr_qmsgs_free(out, n);
+    dr_store_close(b);
 }
 
 struct worker {
@@ -762,6 +806,7 @@ static void null_arguments(void **state)
     X(dlq_filters)                                                                                 \
     X(dlq_limit_count_purge)                                                                       \
     X(reopen_keeps_data)                                                                           \
+    X(queue_ownership)                                                                             \
     X(concurrent_apply_and_reads)                                                                  \
     X(null_arguments)
 

@@ -1,0 +1,276 @@
+// web/data-router-client.js under Node: the `ws` package's WebSocket and the `eventsource`
+// package's EventSource are injected (Node 20 has neither). Against a real data-router: a
+// connection cut through a TCP proxy, a server restart, the SSE fallback when /ws is refused,
+// token refresh on 4001. Against a scripted fake WebSocket: the duplicate filter and the
+// `since` values sent on resume.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import EventSource from 'eventsource';
+import WebSocket from 'ws';
+import { notification, sign, startProxy, startServer, userToken, waitFor } from './realtime-lib.mjs';
+
+const SRC = process.env.DR_SOURCE_DIR || path.resolve(import.meta.dirname, '../..');
+const { DataRouterClient, backoffDelay } = await import(
+  pathToFileURL(path.join(SRC, 'web/data-router-client.js')).href
+);
+
+const cleanups = [];
+after(async () => {
+  for (const fn of cleanups.reverse()) await fn();
+});
+
+function makeClient(url, extra = {}) {
+  const client = new DataRouterClient({
+    url,
+    getToken: () => userToken('alice'),
+    WebSocket,
+    EventSource,
+    backoff: { initialMs: 50, maxMs: 500 },
+    ...extra,
+  });
+  const rec = { events: [], opens: [], closes: [], errors: [] };
+  client.on('*', (ev) => rec.events.push(ev));
+  client.on('open', (o) => rec.opens.push(o.transport));
+  client.on('close', (c) => rec.closes.push(c));
+  client.on('error', (e) => rec.errors.push(e));
+  cleanups.push(() => client.close());
+  return { client, rec };
+}
+
+// Publishes n notifications for alice and returns their ids in order.
+async function publish(srv, n, tag) {
+  const ns = Array.from({ length: n }, (_, i) => notification('alice', `${tag}-${i}`));
+  await srv.publish(ns);
+  return ns.map((x) => x.notification_id);
+}
+
+const hasAll = (events, ids) => ids.every((id) => events.some((e) => e.id === id));
+
+// Every expected id exactly once and nothing else. (Notifications of one publish batch may be
+// processed in any order, so their seq order is not the publish order.)
+function assertExactlyOnce(events, ids) {
+  const got = events.map((e) => e.id);
+  assert.deepEqual([...got].sort(), [...ids].sort(), 'each notification delivered once');
+  assert.equal(new Set(events.map((e) => e.seq)).size, events.length, 'no seq twice');
+}
+
+// Waits for ids, then for one more notification published after them: anything doubled would
+// have arrived by then.
+async function settle(srv, rec, ids) {
+  await waitFor(() => hasAll(rec.events, ids), `${ids.length} notifications`, 30000);
+  const marker = await publish(srv, 1, 'marker');
+  await waitFor(() => hasAll(rec.events, marker), 'the marker', 30000);
+  return [...ids, ...marker];
+}
+
+describe('client library against data-router', () => {
+  test('a cut connection reconnects and resumes: every notification exactly once', async () => {
+    const srv = await startServer();
+    cleanups.push(() => srv.stop());
+    const proxy = await startProxy(srv.port);
+    cleanups.push(() => proxy.close());
+    const { client, rec } = makeClient(proxy.url);
+    client.connect();
+    await waitFor(() => rec.opens.length === 1, 'the first open');
+    assert.equal(rec.opens[0], 'websocket');
+
+    const before = await publish(srv, 3, 'before');
+    await waitFor(() => hasAll(rec.events, before), 'three live notifications');
+
+    proxy.cut();
+    await waitFor(() => client.state === 'reconnecting', 'the client to notice the cut');
+    const during = await publish(srv, 4, 'during');
+    proxy.restore();
+    await waitFor(() => rec.opens.length >= 2, 'the reconnect', 30000);
+    assertExactlyOnce(rec.events, await settle(srv, rec, [...before, ...during]));
+    assert.ok(rec.closes.length >= 1, 'a close was reported');
+    assert.equal(client.lastSeq, rec.events.at(-1).seq);
+  });
+
+  test('a server restart on the same port and data directory loses nothing', async () => {
+    let srv = await startServer();
+    const { port, dir } = srv;
+    const { client, rec } = makeClient(srv.url);
+    client.connect();
+    await waitFor(() => rec.opens.length === 1, 'the first open');
+    const first = await publish(srv, 2, 'first');
+    await waitFor(() => hasAll(rec.events, first), 'two notifications');
+
+    await srv.stop();
+    await waitFor(() => client.state === 'reconnecting', 'the client to notice the stop');
+    srv = await startServer({ port, dir });
+    cleanups.push(() => srv.stop());
+    const second = await publish(srv, 3, 'second');
+    await waitFor(() => rec.opens.length >= 2, 'the reconnect', 30000);
+    assertExactlyOnce(rec.events, await settle(srv, rec, [...first, ...second]));
+  });
+
+  test('falls back to SSE when /ws is refused and resumes with Last-Event-ID', async () => {
+    const srv = await startServer();
+    cleanups.push(() => srv.stop());
+    const proxy = await startProxy(srv.port);
+    cleanups.push(() => proxy.close());
+    proxy.refuse((head) => head.startsWith('GET /ws'));
+    const { client, rec } = makeClient(proxy.url);
+    client.connect();
+    await waitFor(() => rec.opens.length === 1, 'the first open');
+    assert.equal(rec.opens[0], 'sse');
+    assert.ok(proxy.requests.some((r) => r.startsWith('GET /ws')), 'WebSocket was tried first');
+
+    const before = await publish(srv, 2, 'sse-before');
+    await waitFor(() => hasAll(rec.events, before), 'two notifications over SSE');
+    const lastBeforeCut = client.lastSeq;
+    const nrequests = proxy.requests.length;
+
+    proxy.cut();
+    await waitFor(() => client.state === 'reconnecting', 'the client to notice the cut');
+    const during = await publish(srv, 3, 'sse-during');
+    proxy.restore();
+    await waitFor(() => rec.opens.length >= 2, 'the reconnect', 30000);
+    assertExactlyOnce(rec.events, await settle(srv, rec, [...before, ...during]));
+    assert.deepEqual([...new Set(rec.opens)], ['sse'], 'WebSocket never opened');
+    const resumed = proxy.requests
+      .slice(nrequests)
+      .filter((r) => r.startsWith('GET /events'))
+      .at(-1);
+    assert.ok(resumed, 'an SSE request after the cut');
+    assert.match(resumed, new RegExp(`\\r\\nlast-event-id: ${lastBeforeCut}\\r\\n`, 'i'));
+  });
+
+  test('a token that expires while connected is refreshed (close 4001)', async () => {
+    const srv = await startServer({ realtime: { jwt_leeway: 0 } });
+    cleanups.push(() => srv.stop());
+    const calls = [];
+    const { client, rec } = makeClient(srv.url, {
+      getToken: ({ refresh }) => {
+        calls.push(refresh);
+        // the first token lives two seconds, later ones an hour
+        return sign({ sub: 'alice', org: 'acme' }, { exp: calls.length === 1 ? 2 : 3600 });
+      },
+    });
+    client.connect();
+    await waitFor(() => rec.opens.length === 1, 'the first open');
+    await waitFor(() => rec.closes.some((c) => c.code === 4001), 'close 4001 on expiry', 30000);
+    await waitFor(() => rec.opens.length === 2, 'the reconnect with a fresh token', 30000);
+    assert.equal(calls.length, 2);
+    assert.equal(calls[1], true, 'getToken was asked to refresh');
+    const ids = await publish(srv, 1, 'fresh');
+    await waitFor(() => rec.events.length === 1, 'a notification on the new connection');
+    assert.equal(rec.events[0].id, ids[0]);
+  });
+});
+
+// ---- a scripted WebSocket: the client's bookkeeping without a server ----
+
+class FakeWebSocket {
+  static all = [];
+
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    FakeWebSocket.all.push(this);
+    setTimeout(() => {
+      this.readyState = 1;
+      this.onopen?.({});
+    }, 0);
+  }
+
+  send(text) {
+    this.sent.push(JSON.parse(text));
+  }
+
+  close() {
+    this.readyState = 3;
+  }
+
+  deliver(frame) {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+
+  serverClose(code) {
+    this.readyState = 3;
+    this.onclose?.({ code, reason: '' });
+  }
+}
+
+const ev = (seq, room = 'user:alice') => ({
+  type: 'event',
+  room,
+  seq,
+  id: `n-${seq}`,
+  event: 'shipment.updated',
+  data: { seq },
+});
+
+describe('client library bookkeeping', () => {
+  test('overlapping resumes are delivered once; since follows what was delivered', async () => {
+    FakeWebSocket.all = [];
+    const byType = [];
+    const { client, rec } = makeClient('http://127.0.0.1:1', {
+      WebSocket: FakeWebSocket,
+      EventSource: undefined,
+      getToken: () => 'h.eyJzdWIiOiJhbGljZSJ9.s',
+      since: 0,
+    });
+    client.on('shipment.updated', (e) => byType.push(e.seq));
+    client.subscribe('shipment:1Z9');
+    client.connect();
+    await waitFor(() => FakeWebSocket.all[0]?.sent.length === 1, 'auth on the first socket');
+    const a = FakeWebSocket.all[0];
+    assert.deepEqual(a.sent[0], { type: 'auth', token: 'h.eyJzdWIiOiJhbGljZSJ9.s', since: 0 });
+    a.deliver({ type: 'welcome', rooms: ['user:alice'], heartbeat_ms: 25000 });
+    assert.deepEqual(a.sent[1], { type: 'subscribe', room: 'shipment:1Z9' });
+    a.deliver({ type: 'subscribed', room: 'shipment:1Z9', seq: 0 });
+    for (const s of [1, 2, 3]) a.deliver(ev(s));
+    a.deliver(ev(5, 'shipment:1Z9'));
+    a.deliver(ev(3)); // a redelivery on the same connection
+    a.serverClose(4008);
+
+    await waitFor(() => FakeWebSocket.all[1]?.sent.length === 1, 'auth on the second socket');
+    const b = FakeWebSocket.all[1];
+    assert.equal(b.sent[0].since, 5, 'resume from the newest delivered seq');
+    b.deliver({ type: 'welcome', rooms: ['user:alice'], heartbeat_ms: 25000 });
+    assert.deepEqual(b.sent[1], { type: 'subscribe', room: 'shipment:1Z9', since: 5 });
+    for (const s of [2, 3, 4, 5, 6]) b.deliver(ev(s)); // overlap with what was delivered
+    b.deliver(ev(5, 'shipment:1Z9'));
+
+    assert.deepEqual(rec.events.map((e) => e.seq), [1, 2, 3, 5, 4, 6]);
+    assert.deepEqual(byType, [1, 2, 3, 5, 4, 6]);
+    assert.equal(rec.opens.length, 2);
+    assert.equal(rec.closes[0].code, 4008);
+  });
+
+  test('a refused room is dropped and not asked for again', async () => {
+    FakeWebSocket.all = [];
+    const { client, rec } = makeClient('http://127.0.0.1:1', {
+      WebSocket: FakeWebSocket,
+      EventSource: undefined,
+      getToken: () => 'tok',
+    });
+    client.connect();
+    await waitFor(() => FakeWebSocket.all[0]?.sent.length === 1, 'auth');
+    const a = FakeWebSocket.all[0];
+    a.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    client.subscribe('meeting:secret');
+    assert.deepEqual(a.sent.at(-1), { type: 'subscribe', room: 'meeting:secret' });
+    a.deliver({ type: 'error', code: 'forbidden', message: 'not allowed to join this room' });
+    a.serverClose(4003);
+    await waitFor(() => FakeWebSocket.all[1]?.sent.length === 1, 'the reconnect');
+    FakeWebSocket.all[1].deliver({ type: 'welcome', rooms: ['user:alice'] });
+    assert.equal(FakeWebSocket.all[1].sent.length, 1, 'no subscribe for the refused room');
+    assert.deepEqual(client.subscriptions, []);
+    assert.ok(rec.errors.some((e) => e.code === 'room_refused' && e.rooms[0] === 'meeting:secret'));
+  });
+
+  test('backoff grows exponentially, is capped and jittered', () => {
+    const b = { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 };
+    assert.equal(backoffDelay(0, b, () => 0), 50);
+    assert.equal(backoffDelay(0, b, () => 1), 100);
+    assert.equal(backoffDelay(3, b, () => 1), 800);
+    assert.equal(backoffDelay(10, b, () => 1), 1000);
+    assert.equal(backoffDelay(10, b, () => 0), 500);
+  });
+});

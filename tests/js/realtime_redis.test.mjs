@@ -1,0 +1,289 @@
+// Two data-router instances sharing one PostgreSQL database and one Redis: clients connected to
+// instance A get what instance B stored, exactly once and in seq order (WebSocket and SSE), B's
+// own clients are not given Redis's echo of B's notifications, and a Redis outage loses nothing
+// for a client that resumes when told to (the resync frame). Redis here is this test's own
+// redis-server, so it can be stopped, frozen and restarted.
+//
+// Only B processes publications: A has no route to the realtime processor (both instances'
+// local feeders read the shared queue table, see the report in docs/realtime-protocol.md).
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import EventSource from 'eventsource';
+import { Client, freePort, notification, startServer, userToken, waitFor } from './realtime-lib.mjs';
+
+const PG = process.env.DR_TEST_PG_URL;
+const RUN = Math.random().toString(36).slice(2, 8);
+const u = (name) => `${name}-${RUN}`;
+const bearer = (t) => ({ headers: { Authorization: `Bearer ${t}` } });
+
+function haveRedis() {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const skip = !PG ? 'DR_TEST_PG_URL not set' : !haveRedis() ? 'redis-server not installed' : false;
+
+// Our own redis-server (the harness's is shared with other tests).
+class Redis {
+  constructor(port, dir) {
+    this.port = port;
+    this.dir = dir;
+    this.proc = null;
+  }
+
+  ping() {
+    try {
+      return execFileSync('redis-cli', ['-p', String(this.port), 'ping'], {
+        encoding: 'utf8',
+        timeout: 2000,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim() === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async start() {
+    const log = fs.openSync(path.join(this.dir, 'redis.log'), 'a');
+    this.proc = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+        '--dir', this.dir],
+      { stdio: ['ignore', log, log] },
+    );
+    this.exited = new Promise((r) => this.proc.on('exit', r));
+    fs.closeSync(log);
+    await waitFor(() => this.ping(), 'redis-server to answer PING');
+  }
+
+  async stop() {
+    if (!this.proc) return;
+    this.proc.kill('SIGCONT');
+    this.proc.kill('SIGKILL');
+    await this.exited;
+    this.proc = null;
+  }
+}
+
+// A fresh database: the instances of other tests must not share the queue table with ours.
+function createDatabase() {
+  const name = `dr_bus_${RUN}`;
+  execFileSync('psql', [PG, '-v', 'ON_ERROR_STOP=1', '-q', '-c', `CREATE DATABASE ${name}`], {
+    stdio: 'pipe',
+  });
+  const url = new URL(PG);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+const REDIS_YAML = [
+  'redis:',
+  '  connect_timeout: 1s',
+  '  command_timeout: 500ms',
+  '  ping_interval: 200ms',
+  '  backoff_max: 1s',
+  '',
+].join('\n');
+const NOTIFY_ROUTE = '  - name: notify\n    match: {topic: [client-notifications]}\n    processors: [realtime]\n';
+
+// Exactly once and in seq order: B's two workers store concurrently, so compare ids as sets.
+function assertExactlyOnceInOrder(events, expectedIds, what) {
+  const got = events.map((e) => e.id);
+  assert.equal(got.length, new Set(got).size, `${what}: no duplicate (${got.join(',')})`);
+  assert.deepEqual(new Set(got), new Set(expectedIds), `${what}: no gap`);
+  for (let i = 1; i < events.length; i++) {
+    assert.ok(events[i].seq > events[i - 1].seq, `${what}: seq increases at ${i}`);
+  }
+}
+
+function sse(url, headers) {
+  const es = new EventSource(url, { headers });
+  const s = { es, frames: [], events: () => s.frames.filter((f) => f.type === 'event') };
+  es.onmessage = (e) => s.frames.push(JSON.parse(e.data));
+  es.onerror = () => {};
+  return s;
+}
+
+describe('Redis bus between two instances', { skip }, () => {
+  let redis, a, b, dir;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dr-bus-'));
+    redis = new Redis(await freePort(), dir);
+    await redis.start();
+    const env = { DATABASE_URL: createDatabase(), REDIS_URL: `redis://127.0.0.1:${redis.port}` };
+    // A first, on the empty queue table; it routes nothing to the realtime processor
+    a = await startServer({
+      env,
+      edit: (y) => {
+        assert.ok(y.includes(NOTIFY_ROUTE), 'the generated config has the notify route');
+        return y.replace(NOTIFY_ROUTE, '') + REDIS_YAML;
+      },
+    });
+    b = await startServer({ env, edit: (y) => y + REDIS_YAML });
+    for (const s of [a, b]) {
+      await waitFor(async () => (await s.metric('dr_realtime_bus_state')) === 2, 'the bus up');
+    }
+  });
+
+  after(async () => {
+    const results = [];
+    for (const s of [a, b]) if (s) results.push([s, await s.stop()]);
+    await redis?.stop();
+    for (const [s, r] of results) {
+      assert.equal(r.code, 0, `clean exit expected: ${s.log().slice(-3000)}`);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('WebSocket and SSE clients on A get what B stored, exactly once, in seq order', async () => {
+    const user = u('alice');
+    const tok = await userToken(user);
+    const ws = await Client.open(a.wsUrl, bearer(tok));
+    await ws.waitFrame('welcome');
+    const es = sse(`${a.url}/events`, { Authorization: `Bearer ${tok}` });
+    await waitFor(() => es.frames.some((f) => f.type === 'welcome'), 'SSE welcome');
+    const local = await Client.open(b.wsUrl, bearer(tok)); // B's own client
+    await local.waitFrame('welcome');
+    const dup0 = await b.metric('dr_realtime_bus_received_total', 'outcome="duplicate"');
+
+    const list = Array.from({ length: 12 }, (_, i) => notification(user, i));
+    for (const n of list) await b.publish([n]);
+    await b.publish([notification(u('bob'), 1)]); // another user's: nobody here gets it
+    const ids = list.map((n) => n.notification_id);
+
+    assertExactlyOnceInOrder(await ws.waitEvents(list.length), ids, 'WebSocket on A');
+    await waitFor(() => es.events().length >= list.length, 'SSE events on A');
+    assertExactlyOnceInOrder(es.events(), ids, 'SSE on A');
+    assertExactlyOnceInOrder(await local.waitEvents(list.length), ids, 'WebSocket on B');
+
+    // Redis echoes B's notifications back to B: once all 13 echoes are counted as duplicates,
+    // nothing more can arrive, and B's client still has each notification once.
+    await waitFor(
+      async () =>
+        (await b.metric('dr_realtime_bus_received_total', 'outcome="duplicate"')) >= dup0 + 13,
+      'B to drop the echoes of its own notifications',
+    );
+    assertExactlyOnceInOrder(local.events(), ids, 'WebSocket on B after the echoes');
+    assert.ok((await b.metric('dr_realtime_bus_published_total', 'outcome="sent"')) >= 13);
+    assert.ok((await a.metric('dr_realtime_bus_received_total', 'outcome="delivered"')) >= 13);
+    assert.equal(await a.metric('dr_realtime_bus_received_total', 'outcome="duplicate"'), 0);
+    assert.equal(ws.events().length, list.length, 'still exactly once on A');
+    assert.equal(es.events().length, list.length, 'still exactly once on A (SSE)');
+    await ws.close();
+    await local.close();
+    es.es.close();
+  });
+
+  test('Redis stopped and restarted: the bus reconnects, clients resync, nothing lost or doubled', async () => {
+    const user = u('carol');
+    const tok = await userToken(user);
+    const ws = await Client.open(a.wsUrl, bearer(tok));
+    await ws.waitFrame('welcome');
+    const es = sse(`${a.url}/events`, { Authorization: `Bearer ${tok}` });
+    await waitFor(() => es.frames.some((f) => f.type === 'welcome'), 'SSE welcome');
+    const reconnects0 = await a.metric('dr_realtime_bus_reconnects_total');
+
+    const first = Array.from({ length: 4 }, (_, i) => notification(user, i));
+    for (const n of first) await b.publish([n]);
+    await ws.waitEvents(first.length);
+    await waitFor(() => es.events().length >= first.length, 'SSE events before the outage');
+    const lastWs = ws.events().at(-1).seq;
+    const lastSse = es.events().at(-1).seq;
+
+    await redis.stop();
+    for (const s of [a, b]) {
+      await waitFor(async () => (await s.metric('dr_realtime_bus_state')) !== 2, 'the bus down');
+    }
+    // stored on B while the bus is down: A cannot hear of them
+    const during = Array.from({ length: 5 }, (_, i) => notification(user, 100 + i));
+    for (const n of during) await b.publish([n]);
+    await waitFor(
+      async () => (await b.metric('dr_realtime_bus_published_total', 'outcome="dropped"')) >= 5,
+      'B to drop what it cannot publish',
+    );
+    await redis.start();
+    for (const s of [a, b]) {
+      await waitFor(async () => (await s.metric('dr_realtime_bus_state')) === 2, 'the bus up');
+    }
+    assert.ok((await a.metric('dr_realtime_bus_reconnects_total')) > reconnects0, 'reconnected');
+    assert.match(a.log(), /redis bus down/, 'the loss is logged');
+
+    // A tells its clients in the room to resync; they resume from min(last seq, since)
+    const rs = await ws.waitFrame('resync', 20000);
+    assert.ok(Number.isInteger(rs.since) && rs.since >= 0, `resync since ${rs.since}`);
+    await waitFor(() => es.frames.some((f) => f.type === 'resync'), 'SSE resync frame', 20000);
+    const rsSse = es.frames.find((f) => f.type === 'resync');
+    assert.equal(ws.events().length, first.length, 'nothing arrived live during the outage');
+    await ws.close();
+    es.es.close();
+
+    const ws2 = await Client.open(
+      `${a.wsUrl}?since=${Math.min(lastWs, rs.since)}`,
+      bearer(tok),
+    );
+    await ws2.waitFrame('welcome');
+    const es2 = sse(`${a.url}/events?since=${Math.min(lastSse, rsSse.since)}`, {
+      Authorization: `Bearer ${tok}`,
+    });
+    // and live again through the re-established bus
+    const later = Array.from({ length: 3 }, (_, i) => notification(user, 200 + i));
+    await ws2.waitEvents(during.length);
+    for (const n of later) await b.publish([n]);
+
+    const all = [...first, ...during, ...later].map((n) => n.notification_id);
+    // events seen before the outage plus after the resume; a client drops seqs it already has
+    // (resync.since may be below its last seq), which here must be none
+    const merged = [...ws.events(), ...(await ws2.waitEvents(during.length + later.length))];
+    assertExactlyOnceInOrder(merged, all, 'WebSocket across the outage');
+    // the resync point is below everything that was missed
+    const missed = merged.filter((e) => during.some((n) => n.notification_id === e.id));
+    assert.ok(rs.since < missed[0].seq && rsSse.since < missed[0].seq, 'resync covers the gap');
+    await waitFor(
+      () => es2.events().length >= during.length + later.length,
+      'SSE events after the resume',
+    );
+    assertExactlyOnceInOrder([...es.events(), ...es2.events()], all, 'SSE across the outage');
+    await ws2.close();
+    es2.es.close();
+  });
+
+  test('a frozen Redis (no answers, connection open) is detected by the timeouts', async () => {
+    const reconnects0 = await a.metric('dr_realtime_bus_reconnects_total');
+    redis.proc.kill('SIGSTOP');
+    try {
+      await waitFor(
+        async () => (await a.metric('dr_realtime_bus_state')) !== 2,
+        'the keep-alive to time out',
+      );
+    } finally {
+      redis.proc.kill('SIGCONT');
+    }
+    for (const s of [a, b]) {
+      await waitFor(async () => (await s.metric('dr_realtime_bus_state')) === 2, 'the bus up');
+    }
+    assert.ok((await a.metric('dr_realtime_bus_reconnects_total')) > reconnects0);
+    assert.match(a.log(), /keep-alive timeout|command timeout/);
+
+    // delivery works again
+    const user = u('dave');
+    const tok = await userToken(user);
+    const ws = await Client.open(a.wsUrl, bearer(tok));
+    await ws.waitFrame('welcome');
+    const list = [notification(user, 1), notification(user, 2)];
+    for (const n of list) await b.publish([n]);
+    assertExactlyOnceInOrder(
+      await ws.waitEvents(list.length),
+      list.map((n) => n.notification_id),
+      'after the freeze',
+    );
+    await ws.close();
+  });
+});

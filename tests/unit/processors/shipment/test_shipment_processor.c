@@ -1,0 +1,456 @@
+/*
+ * Tests src/processors/shipment/{processor,store}.c: process() against a real store, SQLite in
+ * a temporary directory and PostgreSQL at $DR_TEST_PG_URL (fails when unset).
+ *   - events become rows; a repeated event is a duplicate; notifications (rooms user:{id} and
+ *     shipment:{number}) only when the shipment is new or its status changed; an older event
+ *     never moves the status back, nor a late email after delivery;
+ *   - validation: invalid_payload, invalid_tracking_number, status wording normalised;
+ *   - the carrier status provider (a fake implementing the interface): its events recorded,
+ *     and an unavailable provider gives RETRY against breaker carrier_api with nothing stored;
+ *   - the carrier emails of tests/data/shipment through the email processor into shipments.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/db.h"
+#include "dr/err.h"
+#include "dr/json.h"
+#include "dr/msg.h"
+#include "dr/processor.h"
+#include "dr/shipment_store.h"
+#include "dr/store.h"
+#include "dr/util.h"
+#include "unit/store/backend.h"
+
+extern const struct dr_processor dr_processor_shipment;
+extern const struct dr_processor dr_processor_email;
+void dr__shipment_set_provider(void *state, struct dr_carrier_provider *p);
+
+struct pfx {
+    struct fx fx;
+    struct dr_store *st;
+    void *proc;
+};
+
+static int fx_setup(void **state)
+{
+    struct pfx *p = dr_xcalloc(1, sizeof(*p));
+    const struct backend *be = *state;
+    struct dr_proc_env env = {0};
+    char err[256] = "";
+
+    if (fx_prepare(&p->fx, be) || dr_store_open(p->fx.url, &p->st) != DR_OK) {
+        fx_release(&p->fx);
+        free(p);
+        return -1;
+    }
+    env.store = p->st;
+    env.data_dir = "/tmp";
+    if (dr_processor_shipment.init(&env, &p->proc, err, sizeof(err)) != 0) {
+        fprintf(stderr, "init: %s\n", err);
+        dr_store_close(p->st);
+        fx_release(&p->fx);
+        free(p);
+        return -1;
+    }
+    *state = p;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct pfx *p = *state;
+
+    if (p) {
+        dr_processor_shipment.destroy(p->proc);
+        dr_store_close(p->st);
+        fx_release(&p->fx);
+        free(p);
+    }
+    return 0;
+}
+
+static void run_type(void **state, const char *type, const char *json, struct dr_result *res)
+{
+    static int seq;
+    char id[32];
+    struct dr_msg *m;
+
+    snprintf(id, sizeof(id), "s%d", ++seq);
+    m = dr_msg_create(id, "shipment-updates", json, strlen(json), 1772400000000);
+    dr_msg_add_attr(m, "type", type);
+    dr_msg_finish(m, "shipment_detected", 0);
+    dr_result_init(res);
+    dr_processor_shipment.process(((struct pfx *)*state)->proc, m, res);
+    dr_msg_unref(m);
+}
+
+static struct dr_db *DB(void **state)
+{
+    return dr_store_db(((struct pfx *)*state)->st);
+}
+
+/* Notifications in res: count, and the rooms seen (bit 1 user:u1, bit 2 shipment:TN). */
+static int notes(const struct dr_result *res, const char *tn, int *rooms, char *status, size_t sz)
+{
+    char want[128];
+    int n = 0;
+
+    *rooms = 0;
+    snprintf(want, sizeof(want), "shipment:%s", tn);
+    for (size_t i = 0; i < res->nemits; i++) {
+        cJSON *j;
+        if (strcmp(res->emits[i].topic, "client-notifications") != 0) {
+            continue;
+        }
+        j = dr_json_parse(res->emits[i].data, res->emits[i].len);
+        assert_string_equal(dr_json_str(j, "notification_type"), "shipment.updated");
+        if (strcmp(dr_json_str(j, "room"), "user:u1") == 0) {
+            *rooms |= 1;
+        } else if (strcmp(dr_json_str(j, "room"), want) == 0) {
+            *rooms |= 2;
+        }
+        if (status) {
+            snprintf(status, sz, "%s", dr_json_str(dr_json_pointer(j, "/data"), "status"));
+        }
+        cJSON_Delete(j);
+        n++;
+    }
+    return n;
+}
+
+static const char *cur_status(void **state, const char *tn)
+{
+    static const char *const names[] = {"unknown",          "label_created", "in_transit",
+                                        "out_for_delivery", "delivered",     "exception",
+                                        "returned"};
+    char sql[256];
+
+    for (size_t i = 0; i < DR_ARRAY_LEN(names); i++) {
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM shipments WHERE tracking_number = '%s' AND status = '%s'",
+                 tn, names[i]);
+        if (count_rows(DB(state), sql) == 1) {
+            return names[i];
+        }
+    }
+    return "none";
+}
+
+static int64_t nevents(void **state, const char *tn)
+{
+    char sql[256];
+
+    snprintf(sql, sizeof(sql),
+             "SELECT COUNT(*) FROM shipment_events e JOIN shipments s ON s.id = e.shipment_id "
+             "WHERE s.tracking_number = '%s'",
+             tn);
+    return count_rows(DB(state), sql);
+}
+
+#define UPS "1Z879E930346834440"
+
+static char *ev(const char *status, const char *time, const char *source)
+{
+    char *s = dr_xmalloc(1024);
+
+    snprintf(s, 1024,
+             "{\"user_id\":\"u1\",\"org_id\":\"o1\",\"tracking_number\":\"1z 879e9 30346834440\","
+             "\"status\":\"%s\",\"event_time\":\"%s\",\"source\":\"%s\",\"merchant\":\"Shop\","
+             "\"order_id\":\"A-1\",\"email_id\":\"e1\"}",
+             status, time, source);
+    return s;
+}
+
+static void step(void **state, const char *type, const char *status, const char *time,
+                 const char *source, int want_notes, const char *want_status)
+{
+    char *js = ev(status, time, source), st[64] = "";
+    struct dr_result res;
+    int rooms;
+
+    run_type(state, type, js, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    if (notes(&res, UPS, &rooms, st, sizeof(st)) != want_notes) {
+        print_error("%s %s at %s: %d notifications expected\n", type, status, time, want_notes);
+        fail();
+    }
+    if (want_notes) {
+        assert_int_equal(rooms, 3);
+        assert_string_equal(st, want_status);
+    }
+    assert_string_equal(cur_status(state, UPS), want_status);
+    dr_result_cleanup(&res);
+    free(js);
+}
+
+static void test_status_lifecycle(void **state)
+{
+    /* new shipment: stored, both rooms told */
+    step(state, "shipment_detected", "in_transit", "2026-03-01T10:00:00Z", "email", 2,
+         "in_transit");
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipments WHERE user_id = 'u1'"
+                                           " AND carrier = 'ups' AND merchant = 'Shop' AND "
+                                           "order_id = 'A-1' AND verified = 1"),
+                     1);
+    /* the same event again: a duplicate, nobody told */
+    step(state, "shipment_detected", "in_transit", "2026-03-01T10:00:00Z", "email", 0,
+         "in_transit");
+    assert_int_equal(nevents(state, UPS), 1);
+    /* newer, further: told */
+    step(state, "carrier_status", "Out for delivery", "2026-03-02T07:00:00Z", "webhook", 2,
+         "out_for_delivery");
+    /* older event arriving late: recorded, status kept, nobody told */
+    step(state, "carrier_status", "label_created", "2026-02-28T12:00:00Z", "webhook", 0,
+         "out_for_delivery");
+    assert_int_equal(nevents(state, UPS), 3);
+    step(state, "carrier_status", "delivered", "2026-03-02T15:00:00Z", "webhook", 2, "delivered");
+    /* a late "shipped" email after the delivery does not move it back */
+    step(state, "shipment_detected", "in_transit", "2026-03-02T16:00:00+00:00", "email", 0,
+         "delivered");
+    assert_int_equal(nevents(state, UPS), 5);
+    /* same status, newer time: not a change */
+    step(state, "carrier_status", "delivered", "2026-03-02T18:00:00Z", "webhook", 0, "delivered");
+}
+
+static void expect_reject(void **state, const char *type, const char *json, const char *reason)
+{
+    struct dr_result res;
+
+    run_type(state, type, json, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, reason);
+    assert_true(strlen(res.error) > 0);
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+}
+
+static void test_validation(void **state)
+{
+    struct dr_result res;
+    int rooms;
+
+    expect_reject(state, "shipment_detected", "\"x\"", "invalid_payload");
+    expect_reject(state, "shipment_detected", "{\"tracking_number\":\"" UPS "\"}",
+                  "invalid_payload");
+    expect_reject(state, "shipment_detected", "{\"user_id\":\"u1\"}", "invalid_payload");
+    expect_reject(state, "shipment_detected",
+                  "{\"user_id\":\"u1\",\"tracking_number\":\"" UPS "\",\"event_time\":\"soon\"}",
+                  "invalid_payload");
+    expect_reject(state, "shipment_detected",
+                  "{\"user_id\":\"u1\",\"tracking_number\":\"1Z<script>\"}",
+                  "invalid_tracking_number");
+    /* wrong check digit, nobody vouches */
+    expect_reject(state, "shipment_detected",
+                  "{\"user_id\":\"u1\",\"tracking_number\":\"1Z879E930346834441\"}",
+                  "invalid_tracking_number");
+    expect_reject(state, "parcel", "{\"user_id\":\"u1\",\"tracking_number\":\"" UPS "\"}",
+                  "invalid_payload");
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipments"), 0);
+
+    /* the carrier itself: accepted, not verified by check digit but by source */
+    run_type(state, "carrier_status",
+             "{\"user_id\":\"u1\",\"tracking_number\":\"GLS90346692444\",\"carrier\":\"gls\","
+             "\"status\":\"Zugestellt\",\"event_time\":1772400000000,\"source\":\"gls\"}",
+             &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(notes(&res, "GLS90346692444", &rooms, NULL, 0), 2);
+    dr_result_cleanup(&res);
+    assert_string_equal(cur_status(state, "GLS90346692444"), "delivered");
+    /* an email that names the carrier of a number without a check digit: accepted, unverified;
+     * a status nobody knows is kept as detail and stored as unknown */
+    run_type(state, "shipment_detected",
+             "{\"user_id\":\"u1\",\"tracking_number\":\"MA038501234GB\",\"carrier\":"
+             "\"royal_mail\",\"status\":\"blorp\",\"event_time\":\"2026-03-01T10:00:00Z\"}",
+             &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_rows(DB(state),
+                                "SELECT COUNT(*) FROM shipments WHERE tracking_number = "
+                                "'MA038501234GB' AND verified = 0 AND status = 'unknown' AND "
+                                "status_detail = 'blorp'"),
+                     1);
+}
+
+/* ---- a fake provider ---- */
+
+struct fake_provider {
+    struct dr_carrier_provider base;
+    int answer; /* DR_OK, DR_EUNAVAIL, DR_ENOTFOUND */
+    int calls;
+};
+
+static int fake_fetch(struct dr_carrier_provider *p, const char *tn, const char *carrier,
+                      struct dr_carrier_status *out, char *why, size_t whysz)
+{
+    struct fake_provider *f = (struct fake_provider *)p;
+
+    f->calls++;
+    memset(out, 0, sizeof(*out));
+    snprintf(why, whysz, "fake answer %d", f->answer);
+    if (f->answer == DR_EUNAVAIL) {
+        out->retry_after_ms = 1500;
+    }
+    if (f->answer != DR_OK) {
+        return f->answer;
+    }
+    out->status = DR_SHIP_OUT_FOR_DELIVERY;
+    out->events = dr_xcalloc(2, sizeof(*out->events));
+    out->n_events = 2;
+    out->events[0].status = DR_SHIP_IN_TRANSIT;
+    out->events[0].time_ms = 1772300000000;
+    out->events[0].location = dr_xstrdup("Louisville, KY");
+    out->events[1].status = DR_SHIP_OUT_FOR_DELIVERY;
+    out->events[1].time_ms = 1772500000000;
+    out->events[1].detail = dr_xstrdup("On the vehicle");
+    return DR_OK;
+}
+
+static void fake_destroy(struct dr_carrier_provider *p)
+{
+    (void)p; /* on the test's stack */
+}
+
+static void test_provider(void **state)
+{
+    struct pfx *p = *state;
+    struct fake_provider f = {{"fake", fake_fetch, fake_destroy}, DR_EUNAVAIL, 0};
+    char *js = ev("in_transit", "2026-03-01T10:00:00Z", "email");
+    struct dr_result res;
+    int rooms;
+
+    dr__shipment_set_provider(p->proc, &f.base);
+    run_type(state, "shipment_detected", js, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_RETRY);
+    assert_string_equal(res.downstream, "carrier_api");
+    assert_int_equal(res.retry_after_ms, 1500);
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipments"), 0);
+
+    f.answer = DR_OK;
+    run_type(state, "shipment_detected", js, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(notes(&res, UPS, &rooms, NULL, 0), 2);
+    dr_result_cleanup(&res);
+    assert_int_equal(nevents(state, UPS), 3);
+    assert_string_equal(cur_status(state, UPS), "out_for_delivery");
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipment_events WHERE source = "
+                                           "'carrier_api' AND location = 'Louisville, KY'"),
+                     1);
+    /* webhooks are the carrier already: the provider is not asked */
+    run_type(state, "carrier_status", js, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    assert_int_equal(f.calls, 2);
+    /* a number the provider does not know: the email's status stands */
+    f.answer = DR_ENOTFOUND;
+    free(js);
+    js = ev("delivered", "2026-03-03T10:00:00Z", "email");
+    run_type(state, "shipment_detected", js, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    assert_string_equal(cur_status(state, UPS), "delivered");
+    dr__shipment_set_provider(p->proc, NULL);
+    free(js);
+}
+
+/* The carrier emails through the email processor, then their emits through this one. */
+static void test_emails_to_shipments(void **state)
+{
+    struct pfx *p = *state;
+    static const char *const files[] = {"dhl_out_for_delivery", "fedex_out_for_delivery",
+                                        "gls_delivered",        "royal_mail_uk_delivered",
+                                        "ups_out_for_delivery", "usps_out_for_delivery"};
+    static const char *const carriers[] = {"dhl", "fedex", "gls", "royal_mail", "ups", "usps"};
+    static const char *const statuses[] = {"out_for_delivery", "out_for_delivery",
+                                           "delivered",        "delivered",
+                                           "out_for_delivery", "out_for_delivery"};
+    struct dr_proc_env env = {.store = p->st, .data_dir = "/tmp"};
+    char err[256], path[1024], sql[512];
+    void *email = NULL;
+    int64_t total = 0;
+
+    assert_int_equal(dr_processor_email.init(&env, &email, err, sizeof(err)), 0);
+    for (size_t i = 0; i < DR_ARRAY_LEN(files); i++) {
+        FILE *f;
+        char *raw, *b64 = NULL, *pl;
+        long n;
+        size_t blen;
+        struct dr_msg *m;
+        struct dr_result res;
+        int shipments = 0;
+
+        snprintf(path, sizeof(path), "%s/shipment/mail_and_packages/%s.eml", getenv("DR_TEST_DATA"),
+                 files[i]);
+        f = fopen(path, "rb");
+        assert_non_null(f);
+        fseek(f, 0, SEEK_END);
+        n = ftell(f);
+        rewind(f);
+        raw = dr_xmalloc((size_t)n);
+        assert_int_equal(fread(raw, 1, (size_t)n, f), (size_t)n);
+        fclose(f);
+        assert_int_equal(dr_base64url_encode(raw, (size_t)n, &b64, &blen), DR_OK);
+        pl = dr_xmalloc(blen + 256);
+        snprintf(pl, blen + 256, "{\"user_id\":\"u9\",\"email_id\":\"%s\",\"raw\":\"%s\"}",
+                 files[i], b64);
+        m = dr_msg_create(files[i], "email-backfill", pl, strlen(pl), 1772400000000);
+        dr_msg_finish(m, "email", 0);
+        dr_result_init(&res);
+        dr_processor_email.process(email, m, &res);
+        dr_msg_unref(m);
+        assert_int_equal(res.outcome, DR_OUTCOME_OK);
+        for (size_t k = 0; k < res.nemits; k++) {
+            struct dr_result r2;
+            char *data;
+            if (strcmp(res.emits[k].topic, "shipment-updates") != 0) {
+                continue;
+            }
+            data = dr_xstrndup(res.emits[k].data, res.emits[k].len);
+            run_type(state, "shipment_detected", data, &r2);
+            assert_int_equal(r2.outcome, DR_OUTCOME_OK);
+            dr_result_cleanup(&r2);
+            free(data);
+            shipments++;
+        }
+        assert_true(shipments >= 1);
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM shipments WHERE user_id = 'u9' AND carrier = '%s' AND "
+                 "status = '%s'",
+                 carriers[i], statuses[i]);
+        if (count_rows(DB(state), sql) != shipments) {
+            print_error("%s: %d shipments expected as %s/%s\n", files[i], shipments, carriers[i],
+                        statuses[i]);
+            fail();
+        }
+        total += shipments;
+        dr_result_cleanup(&res);
+        free(pl);
+        free(b64);
+        free(raw);
+    }
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipments WHERE user_id = 'u9'"),
+                     total);
+    dr_processor_email.destroy(email);
+}
+
+#define TESTS(X)                                                                                   \
+    X(test_status_lifecycle)                                                                       \
+    X(test_validation)                                                                             \
+    X(test_provider)                                                                               \
+    X(test_emails_to_shipments)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {TESTS(ON_SQLITE) TESTS(ON_PG)};
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
