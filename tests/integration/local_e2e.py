@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from drlib import Server, wait_until  # noqa: E402
 
-TOTAL = 10000
+TOTAL = int(os.environ.get("DR_E2E_MESSAGES", "10000"))
 BATCH = 500
 TOPICS = ["test-a", "test-b", "test-c"]
 
@@ -40,13 +40,16 @@ def main():
     transient = {i for i, m in msgs.items() if m["attributes"].get("test_fail", "").startswith("transient")}
     ok = set(range(TOTAL)) - permanent
 
-    srv = Server().start()
+    env = {}
+    if os.environ.get("DR_E2E_DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DR_E2E_DATABASE_URL"]
+    srv = Server(env=env).start()
     publish_range(srv, 0, TOTAL // 2)
     # Crash with work in flight, then come back on the same data directory.
     srv.kill9()
     before = len({int(r["seq"]) for r in srv.processed()})
     print(f"killed after {before} of {TOTAL // 2} published messages were processed")
-    srv = Server(data_dir=srv.data_dir, port=srv.port).start()
+    srv = Server(data_dir=srv.data_dir, port=srv.port, env=env).start()
     publish_range(srv, TOTAL // 2, TOTAL)
 
     def done():
