@@ -278,7 +278,9 @@ int dr_daemon_run(struct dr_config *cfg)
         goto out;
     }
     if (dr_router_create(d.loop, cfg, d.store, &d.router, err, sizeof(err)) != 0) {
-        DR_ERROR("daemon", "cannot start the router", "error=\"%s\"", err);
+        /* a processor refused its configuration: a configuration error like any other */
+        fprintf(stderr, "data-router: config error: %s: %s\n", cfg->source, err);
+        rc = 2;
         goto out;
     }
     lim.request_timeout_ms = (unsigned)cfg->request_timeout_ms;

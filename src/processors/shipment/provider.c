@@ -336,7 +336,7 @@ int dr_carrier_provider_from_config(const cJSON *conf, struct dr_carrier_provide
     if (!key || !*key || strpbrk(key, "\r\n")) {
         snprintf(err, errsz,
                  "processors.shipment.provider: api_key (or DR_CARRIER_API_KEY) is "
-                 "required, one line");
+                 "required (a single line)");
         return DR_EINVAL;
     }
     if (num(conf, "rate_per_sec", 0.01, 10000, &rate, err, errsz) ||
