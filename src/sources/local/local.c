@@ -169,25 +169,26 @@ static void apply_ops(struct dr_local *l, struct op *list)
     free(b.dead);
 }
 
-/* Publishes carrying an idempotency key already processed within the window are dropped. */
+/* Drops rows whose dedup key was processed within the window: publishes carrying an
+ * idempotency key, and every pushed message (Pub/Sub redelivers by message id). */
 static void drop_seen(struct dr_local *l, struct op *o)
 {
     int64_t since = dr_now_ms() - l->cfg->dedup_window_ms;
     for (size_t i = 0; i < o->nrows; i++) {
         struct dr_qmsg *q = &o->rows[i];
         int seen = 0;
-        if (strncmp(q->message_id, "ik-", 3) != 0) {
+        if (o->kind == OP_PUBLISH && strncmp(q->message_id, "ik-", 3) != 0) {
             continue;
         }
         cJSON *attrs = cJSON_Parse(q->attrs_json);
         const char *ik = dr_json_str(attrs, "idempotency_key");
-        if (ik && dr_store_dedup_seen(l->store, ik, since, &seen) == 0 && seen) {
+        const char *key = ik && *ik ? ik : q->message_id;
+        if (dr_store_dedup_seen(l->store, key, since, &seen) == 0 && seen) {
             free(q->topic);
-            q->topic = NULL; /* marks "skip" for the writer below */
+            q->topic = NULL; /* marks "skip" for the compaction below */
         }
         cJSON_Delete(attrs);
     }
-    /* compact */
     size_t k = 0;
     for (size_t i = 0; i < o->nrows; i++) {
         if (o->rows[i].topic) {
