@@ -58,6 +58,9 @@ struct dr_msg *dr_msg_ref(struct dr_msg *m);
 void dr_msg_unref(struct dr_msg *m); /* NULL-safe */
 /* Key used for dedup: the idempotency_key attribute if present, else the message_id. */
 const char *dr_msg_dedup_key(const struct dr_msg *m);
+/* The W3C trace id (32 hex digits) of the message's traceparent into out, or "-" when it has
+ * none or it is malformed. */
+void dr_msg_trace_id(const struct dr_msg *m, char out[33]);
 /* The attributes as a JSON object string ({"k":"v"}); caller frees. */
 char *dr_msg_attrs_json(const struct dr_msg *m);
 /* The original message in Pub/Sub's shape, for dead letters:

@@ -105,6 +105,22 @@ const char *dr_msg_dedup_key(const struct dr_msg *m)
     return (k && *k) ? k : m->message_id;
 }
 
+void dr_msg_trace_id(const struct dr_msg *m, char out[33])
+{
+    const char *t = m->traceparent;
+
+    /* version "00" - 32 hex trace id - 16 hex parent id - 2 hex flags */
+    if (t && strlen(t) == 55 && t[2] == '-' && t[35] == '-' && t[52] == '-' &&
+        strspn(t + 3, "0123456789abcdef") >= 32 &&
+        strncmp(t + 3, "00000000000000000000000000000000", 32) != 0) {
+        memcpy(out, t + 3, 32);
+        out[32] = '\0';
+        return;
+    }
+    out[0] = '-';
+    out[1] = '\0';
+}
+
 static cJSON *attrs_obj(const struct dr_msg *m)
 {
     cJSON *o = cJSON_CreateObject();

@@ -382,8 +382,11 @@ static void complete_dead(struct dr_router *r, struct job *j, const char *proces
     c.dl.message_json = orig;
     snprintf(labels, sizeof(labels), "topic=\"%s\",reason=\"%s\"", j->msg->topic, reason);
     dr_metrics_inc("dr_dead_letters_total", labels, 1);
-    DR_WARN("router", "dead letter", "message_id=%s topic=%s processor=%s reason=%s attempts=%d",
-            j->msg->message_id, j->msg->topic, processor ? processor : "-", reason,
+    char trace[33];
+    dr_msg_trace_id(j->msg, trace);
+    DR_WARN("router", "dead letter",
+            "message_id=%s trace_id=%s topic=%s processor=%s reason=%s attempts=%d",
+            j->msg->message_id, trace, j->msg->topic, processor ? processor : "-", reason,
             j->msg->attempt);
     j->ops->complete(j->source, j->msg, &c);
     free(orig);

@@ -4,8 +4,11 @@
 
 static void process(void *state, const struct dr_msg *msg, struct dr_result *res)
 {
-    DR_INFO("processor.log", "message", "message_id=%s topic=%s type=%s bytes=%zu attempt=%d",
-            msg->message_id, msg->topic, msg->type, msg->data_len, msg->attempt);
+    char trace[33];
+    dr_msg_trace_id(msg, trace);
+    DR_INFO("processor.log", "message",
+            "message_id=%s trace_id=%s topic=%s type=%s bytes=%zu attempt=%d", msg->message_id,
+            trace, msg->topic, msg->type, msg->data_len, msg->attempt);
 }
 
 const struct dr_processor dr_processor_log = {

@@ -197,6 +197,9 @@ static void envelope(void **state)
     assert_int_equal(m->priority, 7);
     assert_string_equal(dr_msg_dedup_key(m), "abc");
     assert_non_null(m->traceparent);
+    char trace[33];
+    dr_msg_trace_id(m, trace);
+    assert_string_equal(trace, "4bf92f3577b34da6a3ce929d0e0e4736");
     env = dr_msg_envelope_json(m);
     assert_non_null(strstr(env, "\"message_type\":\"deftype\""));
     assert_non_null(strstr(env, "\"payload\":{\"user_id\":\"u1\"}"));
@@ -206,6 +209,8 @@ static void envelope(void **state)
     const char *bad[] = {"priority", "12", NULL};
     m = mk("t", "{}", bad);
     assert_int_equal(m->priority, 0); /* out of range: the default */
+    dr_msg_trace_id(m, trace);
+    assert_string_equal(trace, "-");
     assert_string_equal(dr_msg_dedup_key(m), "1");
     dr_msg_unref(m);
 }
