@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,33 +224,29 @@ int dr_base64url_encode(const void *in, size_t len, char **out, size_t *outlen)
     return encode(b64url, 0, in, len, out, outlen);
 }
 
-static int b64val(char c, int url)
+/* Decoding tables: 0-63 for the alphabet, 0xff for anything else. */
+static unsigned char dec_std[256], dec_url[256];
+static pthread_once_t dec_once = PTHREAD_ONCE_INIT;
+
+static void build_dec(void)
 {
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
+    memset(dec_std, 0xff, sizeof(dec_std));
+    memset(dec_url, 0xff, sizeof(dec_url));
+    for (int i = 0; i < 64; i++) {
+        dec_std[(unsigned char)b64std[i]] = (unsigned char)i;
+        dec_url[(unsigned char)b64url[i]] = (unsigned char)i;
     }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == (url ? '-' : '+')) {
-        return 62;
-    }
-    if (c == (url ? '_' : '/')) {
-        return 63;
-    }
-    return -1;
 }
 
 static int decode(int url, const char *in, size_t len, unsigned char **out, size_t *outlen)
 {
+    const unsigned char *s = (const unsigned char *)in;
+    const unsigned char *t;
     unsigned char *o;
-    size_t j = 0, pads = 0;
-    uint32_t acc = 0;
-    int bits = 0;
+    size_t j = 0, pads = 0, i = 0, full;
 
+    pthread_once(&dec_once, build_dec);
+    t = url ? dec_url : dec_std;
     while (len > 0 && in[len - 1] == '=' && pads < 2) {
         len--;
         pads++;
@@ -263,21 +260,32 @@ static int decode(int url, const char *in, size_t len, unsigned char **out, size
     if (len % 4 == 1) {
         return DR_EINVAL;
     }
-    o = malloc(len * 3 / 4 + 1);
+    o = malloc(len * 3 / 4 + 3);
     if (!o) {
         return DR_ENOMEM;
     }
-    for (size_t i = 0; i < len; i++) {
-        int v = b64val(in[i], url);
-        if (v < 0) {
+    /* four characters to three bytes at a time; any invalid character sets a high bit */
+    full = len - len % 4;
+    for (; i < full; i += 4) {
+        unsigned a = t[s[i]], b = t[s[i + 1]], c = t[s[i + 2]], d = t[s[i + 3]];
+        if ((a | b | c | d) & 0x80) {
             free(o);
             return DR_EINVAL;
         }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            o[j++] = (unsigned char)((acc >> bits) & 0xff);
+        uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
+        o[j++] = (unsigned char)(v >> 16);
+        o[j++] = (unsigned char)(v >> 8);
+        o[j++] = (unsigned char)v;
+    }
+    if (len - full >= 2) {
+        unsigned a = t[s[i]], b = t[s[i + 1]], c = len - full == 3 ? t[s[i + 2]] : 0;
+        if ((a | b | c) & 0x80) {
+            free(o);
+            return DR_EINVAL;
+        }
+        o[j++] = (unsigned char)((a << 2) | (b >> 4));
+        if (len - full == 3) {
+            o[j++] = (unsigned char)(((b & 15) << 4) | (c >> 2));
         }
     }
     o[j] = '\0';

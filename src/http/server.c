@@ -781,6 +781,19 @@ static int on_headers_complete(http_parser *p)
     if (p->content_length != ULLONG_MAX && p->content_length > c->srv->lim.max_body_bytes) {
         c->reject_status = 413;
         http_parser_pause(p, 1);
+        return 0;
+    }
+    {
+        /* Clients that ask first (curl does for large bodies) get the go-ahead at once. */
+        const char *expect = dr_http_header(r, "expect");
+        if (expect && strcasecmp(expect, "100-continue") == 0) {
+            static const char go[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            struct dr_buf b;
+            dr_buf_init(&b, sizeof(go));
+            dr_buf_append(&b, go, sizeof(go) - 1);
+            conn_write(c, &b, 0);
+            dr_buf_cleanup(&b);
+        }
     }
     return 0;
 }

@@ -6,19 +6,19 @@
 #include "dr/json.h"
 #include "dr/util.h"
 
-struct dr_msg *dr_msg_create(const char *message_id, const char *topic, const void *data,
-                             size_t len, int64_t publish_time_ms)
+struct dr_msg *dr_msg_create_take(const char *message_id, const char *topic,
+                                  unsigned char *data, size_t len, int64_t publish_time_ms)
 {
     struct dr_msg *m = dr_xcalloc(1, sizeof(*m));
 
     atomic_init(&m->refs, 1);
     m->message_id = dr_xstrdup(message_id);
     m->topic = dr_xstrdup(topic);
-    m->data = dr_xmalloc(len + 1);
-    if (len) {
-        memcpy(m->data, data, len);
+    if (!data) {
+        data = dr_xcalloc(1, 1);
+        len = 0;
     }
-    m->data[len] = '\0';
+    m->data = data;
     m->data_len = len;
     m->publish_time_ms = publish_time_ms;
     m->payload = dr_json_parse((const char *)m->data, len);
@@ -26,9 +26,23 @@ struct dr_msg *dr_msg_create(const char *message_id, const char *topic, const vo
     return m;
 }
 
+struct dr_msg *dr_msg_create(const char *message_id, const char *topic, const void *data,
+                             size_t len, int64_t publish_time_ms)
+{
+    unsigned char *copy = dr_xmalloc(len + 1);
+    if (len) {
+        memcpy(copy, data, len);
+    }
+    copy[len] = '\0';
+    return dr_msg_create_take(message_id, topic, copy, len, publish_time_ms);
+}
+
 void dr_msg_add_attr(struct dr_msg *m, const char *key, const char *value)
 {
-    m->attrs = dr_xrealloc(m->attrs, (m->nattrs + 1) * sizeof(*m->attrs));
+    /* grow by powers of two: messages often carry several attributes */
+    if (m->nattrs == 0 || (m->nattrs >= 4 && (m->nattrs & (m->nattrs - 1)) == 0)) {
+        m->attrs = dr_xrealloc(m->attrs, (m->nattrs ? m->nattrs * 2 : 4) * sizeof(*m->attrs));
+    }
     m->attrs[m->nattrs].key = dr_xstrdup(key);
     m->attrs[m->nattrs].value = dr_xstrdup(value ? value : "");
     m->nattrs++;

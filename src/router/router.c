@@ -38,7 +38,6 @@ struct job {
     struct dr_msg *msg;
     const struct dr_source_ops *ops;
     void *source;
-    struct task tasks[MAX_FANOUT];
     int ntasks;
     int pending;        /* tasks queued or running in this round */
     int retry;          /* some task asked for a retry this round */
@@ -49,6 +48,7 @@ struct job {
     uv_timer_t *timer;  /* retry timer */
     size_t bytes;
     struct job *prev, *next; /* all live jobs */
+    struct task tasks[]; /* ntasks of them, usually one */
 };
 
 struct fifo {
@@ -86,6 +86,7 @@ struct dr_router {
     int stop;
     int draining_workers; /* drain: take no new task */
     int running;          /* tasks inside process() */
+    int idle;             /* workers waiting for a task */
     struct lane *lanes[LANE_SLOTS];
     struct task *completed_head, *completed_tail;
     int next_proc; /* round robin */
@@ -134,7 +135,9 @@ static void make_ready(struct dr_router *r, struct task *t)
     struct proc *p = &r->procs[t->proc];
     fifo_push(&p->ready[t->job->msg->priority], t);
     p->queued++;
-    pthread_cond_signal(&r->cv);
+    if (r->idle > 0) { /* a busy pool finds the task without a wake-up */
+        pthread_cond_signal(&r->cv);
+    }
 }
 
 static unsigned lane_hash(const char *s)
@@ -262,9 +265,13 @@ static void *worker_main(void *arg)
                     ts.tv_sec++;
                     ts.tv_nsec -= 1000000000L;
                 }
+                r->idle++;
                 pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+                r->idle--;
             } else {
+                r->idle++;
                 pthread_cond_wait(&r->cv, &r->mu);
+                r->idle--;
             }
             continue;
         }
@@ -620,10 +627,43 @@ void dr_router_submit(struct dr_router *r, struct dr_msg *msg, const struct dr_s
     if (n && r->cfg->routes[idx[0]].priority >= 0 && !dr_msg_attr(msg, "priority")) {
         msg->priority = r->cfg->routes[idx[0]].priority;
     }
-    snprintf(labels, sizeof(labels), "topic=\"%s\"", msg->topic);
-    dr_metrics_inc("dr_messages_received_total", labels, 1);
+    {
+        /* one topic after another is the common case: keep the last label string */
+        static _Thread_local char last_topic[200], last_labels[256];
+        if (strcmp(last_topic, msg->topic) != 0) {
+            snprintf(last_topic, sizeof(last_topic), "%s", msg->topic);
+            snprintf(last_labels, sizeof(last_labels), "topic=\"%s\"", msg->topic);
+        }
+        dr_metrics_inc("dr_messages_received_total", last_labels, 1);
+        (void)labels;
+    }
 
-    j = dr_xcalloc(1, sizeof(*j));
+    /* One task per distinct processor across the matched routes. */
+    int procs[MAX_FANOUT], nprocs = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct dr_route *rt = &r->cfg->routes[idx[i]];
+        for (size_t k = 0; k < rt->nprocessors && nprocs < MAX_FANOUT; k++) {
+            int pi = -1, dup = 0;
+            for (int q = 0; q < r->nprocs; q++) {
+                if (strcmp(r->procs[q].def->name, rt->processors[k]) == 0) {
+                    pi = q;
+                    break;
+                }
+            }
+            for (int q = 0; q < nprocs; q++) {
+                dup |= procs[q] == pi;
+            }
+            if (pi < 0 || dup) {
+                continue;
+            }
+            if (!first) {
+                first = rt;
+            }
+            procs[nprocs++] = pi;
+        }
+    }
+
+    j = dr_xcalloc(1, sizeof(*j) + (size_t)nprocs * sizeof(struct task));
     j->msg = msg;
     msg->router_job = j;
     j->router = r;
@@ -639,35 +679,15 @@ void dr_router_submit(struct dr_router *r, struct dr_msg *msg, const struct dr_s
     r->in_flight++;
     r->in_flight_bytes += j->bytes;
 
-    if (n == 0) {
+    if (nprocs == 0) {
         complete_dead(r, j, NULL, "no_route", "no route matches this message");
         return;
     }
-    /* One task per distinct processor across the matched routes. */
-    for (size_t i = 0; i < n; i++) {
-        const struct dr_route *rt = &r->cfg->routes[idx[i]];
-        for (size_t k = 0; k < rt->nprocessors && j->ntasks < MAX_FANOUT; k++) {
-            int pi = -1, dup = 0;
-            for (int q = 0; q < r->nprocs; q++) {
-                if (strcmp(r->procs[q].def->name, rt->processors[k]) == 0) {
-                    pi = q;
-                    break;
-                }
-            }
-            for (int q = 0; q < j->ntasks; q++) {
-                dup |= j->tasks[q].proc == pi;
-            }
-            if (pi < 0 || dup) {
-                continue;
-            }
-            if (!first) {
-                first = rt;
-            }
-            j->tasks[j->ntasks].job = j;
-            j->tasks[j->ntasks].proc = pi;
-            j->ntasks++;
-        }
+    for (int i = 0; i < nprocs; i++) {
+        j->tasks[i].job = j;
+        j->tasks[i].proc = procs[i];
     }
+    j->ntasks = nprocs;
     j->pending = j->ntasks;
     {
         const char *key = ordering_key(r, msg, first, kbuf, sizeof(kbuf));
@@ -790,6 +810,7 @@ int dr_router_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_sto
     r->threads = dr_xcalloc((size_t)r->nthreads, sizeof(*r->threads));
     for (int i = 0; i < r->nthreads; i++) {
         pthread_create(&r->threads[i], NULL, worker_main, r);
+        pthread_setname_np(r->threads[i], "dr-worker");
     }
     dr_metrics_gauge_fn("dr_in_flight_messages", "", gauge_in_flight, r);
     dr_metrics_gauge_fn("dr_queue_depth", "", gauge_queued, r);

@@ -308,8 +308,9 @@ static void on_async(uv_async_t *a)
 
 static struct dr_msg *row_to_msg(struct dr_local *l, struct dr_qmsg *q)
 {
-    struct dr_msg *m = dr_msg_create(q->message_id, q->topic, q->data, q->data_len,
-                                     q->publish_time_ms);
+    /* the row's payload moves into the message: no copy */
+    struct dr_msg *m = dr_msg_create_take(q->message_id, q->topic, q->data, q->data_len,
+                                          q->publish_time_ms);
     cJSON *attrs = q->attrs_json ? cJSON_Parse(q->attrs_json) : NULL;
     const cJSON *a;
 
@@ -320,6 +321,8 @@ static struct dr_msg *row_to_msg(struct dr_local *l, struct dr_qmsg *q)
         }
     }
     cJSON_Delete(attrs);
+    q->data = NULL;
+    q->data_len = 0;
     dr_msg_set_ordering_key(m, q->ordering_key);
     m->attempt = q->attempts + 1;
     m->first_failure_ms = q->first_failure_ms;
@@ -591,18 +594,86 @@ static const struct dr_source_ops local_ops = {
 
 /* ---------- publish API ---------- */
 
+struct parse_job {
+    struct dr_local *l;
+    const char *body; /* owned by the request, which outlives the job */
+    size_t blen;
+    char topic[256];
+    struct dr_qmsg *rows;
+    size_t n;
+    int rc;
+    char err[512];
+    struct dr_buf *reply;
+};
+
+static void parse_work(void *arg)
+{
+    struct parse_job *pj = arg;
+
+    pj->rc = dr_publish_parse(pj->body, pj->blen, pj->topic, &pj->rows, &pj->n, pj->err,
+                              sizeof(pj->err));
+    if (pj->rc) {
+        return;
+    }
+    pj->reply = dr_xcalloc(1, sizeof(*pj->reply));
+    dr_buf_init(pj->reply, 64 + pj->n * 40);
+    dr_buf_appends(pj->reply, "{\"messageIds\":[");
+    for (size_t i = 0; i < pj->n; i++) {
+        dr_buf_printf(pj->reply, "%s\"%s\"", i ? "," : "", pj->rows[i].message_id);
+    }
+    dr_buf_appends(pj->reply, "]}");
+}
+
+static void parse_done(struct dr_http_req *req, void *arg)
+{
+    struct parse_job *pj = arg;
+    struct dr_local *l = pj->l;
+    struct op *o;
+    int busy;
+
+    if (pj->rc) {
+        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", pj->err);
+        goto out;
+    }
+    pthread_mutex_lock(&l->mu);
+    busy = l->pending_rows > MAX_PENDING_PUBLISH;
+    pthread_mutex_unlock(&l->mu);
+    if (busy || l->stopping) {
+        dr_http_add_header(req, "Retry-After", "1");
+        dr_http_respond_error(req, l->stopping ? 503 : 429,
+                              l->stopping ? "UNAVAILABLE" : "RESOURCE_EXHAUSTED",
+                              l->stopping ? "shutting down" : "too many messages waiting");
+        goto out;
+    }
+    dr_metrics_inc("dr_published_total", "source=\"local\"", (double)pj->n);
+    o = dr_xcalloc(1, sizeof(*o));
+    o->kind = OP_PUBLISH;
+    o->rows = pj->rows;
+    o->nrows = pj->n;
+    o->req = req;
+    o->cb_ctx = pj->reply;
+    pj->rows = NULL;
+    pj->reply = NULL;
+    submit_op(l, o);
+out:
+    if (pj->rows) {
+        dr_qmsgs_free(pj->rows, pj->n);
+    }
+    if (pj->reply) {
+        dr_buf_cleanup(pj->reply);
+        free(pj->reply);
+    }
+    free(pj);
+}
+
 static void on_publish(struct dr_http_req *req, void *ctx)
 {
     struct dr_local *l = ctx;
     const char *path = dr_http_path(req);
     const char *p, *colon;
-    char project[256], topic[256], err[512];
-    struct dr_qmsg *rows = NULL;
-    size_t n = 0, blen;
+    char project[256], topic[256];
+    size_t blen;
     const char *body;
-    struct dr_buf *reply;
-    struct op *o;
-    int rc;
 
     if (!dr_apikey_authorize(l->cfg, req, "service")) {
         return;
@@ -635,37 +706,16 @@ static void on_publish(struct dr_http_req *req, void *ctx)
                               "Request payload size exceeds the limit: 10000000 bytes.");
         return;
     }
-    rc = dr_publish_parse(body, blen, topic, &rows, &n, err, sizeof(err));
-    if (rc) {
-        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", err);
-        return;
+    /* Decoding a large batch is real work: it runs on the thread pool, not the loop. */
+    struct parse_job *pj = dr_xcalloc(1, sizeof(*pj));
+    pj->l = l;
+    pj->body = body;
+    pj->blen = blen;
+    snprintf(pj->topic, sizeof(pj->topic), "%s", topic);
+    if (dr_http_defer(req, parse_work, parse_done, pj) != 0) {
+        free(pj);
+        dr_http_respond_error(req, 503, "UNAVAILABLE", "cannot schedule the request");
     }
-    pthread_mutex_lock(&l->mu);
-    int busy = l->pending_rows > MAX_PENDING_PUBLISH;
-    pthread_mutex_unlock(&l->mu);
-    if (busy || l->stopping) {
-        dr_qmsgs_free(rows, n);
-        dr_http_add_header(req, "Retry-After", "1");
-        dr_http_respond_error(req, l->stopping ? 503 : 429,
-                              l->stopping ? "UNAVAILABLE" : "RESOURCE_EXHAUSTED",
-                              l->stopping ? "shutting down" : "too many messages waiting");
-        return;
-    }
-    reply = dr_xcalloc(1, sizeof(*reply));
-    dr_buf_init(reply, 64 + n * 40);
-    dr_buf_appends(reply, "{\"messageIds\":[");
-    for (size_t i = 0; i < n; i++) {
-        dr_buf_printf(reply, "%s\"%s\"", i ? "," : "", rows[i].message_id);
-    }
-    dr_buf_appends(reply, "]}");
-    dr_metrics_inc("dr_published_total", "source=\"local\"", (double)n);
-    o = dr_xcalloc(1, sizeof(*o));
-    o->kind = OP_PUBLISH;
-    o->rows = rows;
-    o->nrows = n;
-    o->req = req;
-    o->cb_ctx = reply;
-    submit_op(l, o);
 }
 
 /* ---------- lifecycle ---------- */
@@ -705,6 +755,7 @@ int dr_local_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_stor
     uv_async_init(loop, &l->async, on_async);
     l->async.data = l;
     pthread_create(&l->writer, NULL, writer_main, l);
+    pthread_setname_np(l->writer, "dr-writer");
     dr_router_on_room(router, on_room, l);
     *out = l;
     return DR_OK;
