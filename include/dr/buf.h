@@ -19,6 +19,8 @@ struct dr_buf {
 void dr_buf_init(struct dr_buf *b, size_t limit);
 void dr_buf_cleanup(struct dr_buf *b); /* frees data; the buffer can be reused after init */
 void dr_buf_reset(struct dr_buf *b);   /* len = 0, keeps the allocation */
+/* Makes room for n more bytes now (DR_ETOOBIG past the limit), so appends don't reallocate. */
+int dr_buf_reserve(struct dr_buf *b, size_t n);
 int dr_buf_append(struct dr_buf *b, const void *p, size_t n);
 int dr_buf_appends(struct dr_buf *b, const char *s);
 int dr_buf_appendc(struct dr_buf *b, char c);

@@ -51,6 +51,9 @@ struct dr_msg *dr_msg_create(const char *message_id, const char *topic, const vo
 /* The same, taking ownership of data: a malloc'ed buffer of len bytes plus a NUL. */
 struct dr_msg *dr_msg_create_take(const char *message_id, const char *topic, unsigned char *data,
                                   size_t len, int64_t publish_time_ms);
+/* The same with the payload parsed elsewhere (payload owned; NULL when data is not JSON). */
+struct dr_msg *dr_msg_create_parsed(const char *message_id, const char *topic, unsigned char *data,
+                                    size_t len, cJSON *payload, int64_t publish_time_ms);
 void dr_msg_add_attr(struct dr_msg *m, const char *key, const char *value);
 void dr_msg_set_ordering_key(struct dr_msg *m, const char *key);
 /* Derives type, priority and traceparent from attributes/payload (call after attrs are set).

@@ -36,6 +36,10 @@ struct dr_qmsg {
     int64_t not_before_ms; /* 0 = ready */
     int64_t first_failure_ms; /* 0 = never failed */
     char *last_error;    /* NULL if none */
+    /* Not stored: data already parsed as JSON (a cJSON *) by whoever made or loaded the row, so
+     * the event loop need not parse it again; NULL when not done or not JSON. Owned. */
+    void *parsed;
+    int parsed_done; /* 1 when parsed is final (NULL = not JSON) */
 };
 void dr_qmsg_cleanup(struct dr_qmsg *m);
 void dr_qmsgs_free(struct dr_qmsg *m, size_t n);

@@ -58,6 +58,11 @@ static int reserve(struct dr_buf *b, size_t extra)
     return DR_OK;
 }
 
+int dr_buf_reserve(struct dr_buf *b, size_t n)
+{
+    return reserve(b, n);
+}
+
 int dr_buf_append(struct dr_buf *b, const void *p, size_t n)
 {
     int err = reserve(b, n);

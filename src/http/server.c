@@ -783,6 +783,9 @@ static int on_headers_complete(http_parser *p)
         http_parser_pause(p, 1);
         return 0;
     }
+    if (p->content_length != ULLONG_MAX && p->content_length > 0) {
+        dr_buf_reserve(&r->body, (size_t)p->content_length); /* one allocation for the body */
+    }
     {
         /* Clients that ask first (curl does for large bodies) get the go-ahead at once. */
         const char *expect = dr_http_header(r, "expect");

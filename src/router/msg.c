@@ -6,8 +6,23 @@
 #include "dr/json.h"
 #include "dr/util.h"
 
+static struct dr_msg *create(const char *message_id, const char *topic, unsigned char *data,
+                             size_t len, cJSON *payload, int parsed, int64_t publish_time_ms);
+
 struct dr_msg *dr_msg_create_take(const char *message_id, const char *topic,
                                   unsigned char *data, size_t len, int64_t publish_time_ms)
+{
+    return create(message_id, topic, data, len, NULL, 0, publish_time_ms);
+}
+
+struct dr_msg *dr_msg_create_parsed(const char *message_id, const char *topic, unsigned char *data,
+                                    size_t len, cJSON *payload, int64_t publish_time_ms)
+{
+    return create(message_id, topic, data, len, payload, 1, publish_time_ms);
+}
+
+static struct dr_msg *create(const char *message_id, const char *topic, unsigned char *data,
+                             size_t len, cJSON *payload, int parsed, int64_t publish_time_ms)
 {
     struct dr_msg *m = dr_xcalloc(1, sizeof(*m));
 
@@ -21,7 +36,7 @@ struct dr_msg *dr_msg_create_take(const char *message_id, const char *topic,
     m->data = data;
     m->data_len = len;
     m->publish_time_ms = publish_time_ms;
-    m->payload = dr_json_parse((const char *)m->data, len);
+    m->payload = parsed ? payload : dr_json_parse((const char *)m->data, len);
     m->attempt = 1;
     return m;
 }

@@ -87,6 +87,7 @@ struct dr_router {
     int draining_workers; /* drain: take no new task */
     int running;          /* tasks inside process() */
     int idle;             /* workers waiting for a task */
+    int waking;           /* of those, signalled and not yet running */
     struct lane *lanes[LANE_SLOTS];
     struct task *completed_head, *completed_tail;
     int next_proc; /* round robin */
@@ -135,7 +136,10 @@ static void make_ready(struct dr_router *r, struct task *t)
     struct proc *p = &r->procs[t->proc];
     fifo_push(&p->ready[t->job->msg->priority], t);
     p->queued++;
-    if (r->idle > 0) { /* a busy pool finds the task without a wake-up */
+    /* Wake a worker only when one is idle and not already being woken: a busy pool finds the
+     * task on its own, and a burst of submits costs one wake-up per idle worker. */
+    if (r->idle > r->waking) {
+        r->waking++;
         pthread_cond_signal(&r->cv);
     }
 }
@@ -272,6 +276,9 @@ static void *worker_main(void *arg)
                 r->idle++;
                 pthread_cond_wait(&r->cv, &r->mu);
                 r->idle--;
+            }
+            if (r->waking > 0) {
+                r->waking--;
             }
             continue;
         }

@@ -4,6 +4,8 @@
  */
 #include "dr/store.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdlib.h>
 
 #include "dr/err.h"
@@ -71,6 +73,9 @@ void dr_qmsg_cleanup(struct dr_qmsg *m)
     free(m->data);
     free(m->ordering_key);
     free(m->last_error);
+    cJSON_Delete(m->parsed);
+    m->parsed = NULL;
+    m->parsed_done = 0;
     m->message_id = m->topic = m->attrs_json = m->ordering_key = m->last_error = NULL;
     m->data = NULL;
     m->data_len = 0;

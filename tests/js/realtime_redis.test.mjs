@@ -4,8 +4,8 @@
 // for a client that resumes when told to (the resync frame). Redis here is this test's own
 // redis-server, so it can be stopped, frozen and restarted.
 //
-// Only B processes publications: A has no route to the realtime processor (both instances'
-// local feeders read the shared queue table, see the report in docs/realtime-protocol.md).
+// Only B processes publications (A has no route to the realtime processor), so which instance
+// stores a notification is known: what A's clients get can only have come through Redis.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -103,12 +103,23 @@ function assertExactlyOnceInOrder(events, expectedIds, what) {
   }
 }
 
+// Every client a test opens, closed in after() even when the test failed half-way (an open
+// EventSource would keep reconnecting and the process alive).
+const opened = [];
+
 function sse(url, headers) {
   const es = new EventSource(url, { headers });
   const s = { es, frames: [], events: () => s.frames.filter((f) => f.type === 'event') };
   es.onmessage = (e) => s.frames.push(JSON.parse(e.data));
   es.onerror = () => {};
+  opened.push(() => es.close());
   return s;
+}
+
+async function wsOpen(url, tok) {
+  const c = await Client.open(url, bearer(tok));
+  opened.push(() => c.ws.terminate());
+  return c;
 }
 
 describe('Redis bus between two instances', { skip }, () => {
@@ -134,6 +145,7 @@ describe('Redis bus between two instances', { skip }, () => {
   });
 
   after(async () => {
+    for (const close of opened) close();
     const results = [];
     for (const s of [a, b]) if (s) results.push([s, await s.stop()]);
     await redis?.stop();
@@ -146,11 +158,11 @@ describe('Redis bus between two instances', { skip }, () => {
   test('WebSocket and SSE clients on A get what B stored, exactly once, in seq order', async () => {
     const user = u('alice');
     const tok = await userToken(user);
-    const ws = await Client.open(a.wsUrl, bearer(tok));
+    const ws = await wsOpen(a.wsUrl, tok);
     await ws.waitFrame('welcome');
     const es = sse(`${a.url}/events`, { Authorization: `Bearer ${tok}` });
     await waitFor(() => es.frames.some((f) => f.type === 'welcome'), 'SSE welcome');
-    const local = await Client.open(b.wsUrl, bearer(tok)); // B's own client
+    const local = await wsOpen(b.wsUrl, tok); // B's own client
     await local.waitFrame('welcome');
     const dup0 = await b.metric('dr_realtime_bus_received_total', 'outcome="duplicate"');
 
@@ -185,7 +197,7 @@ describe('Redis bus between two instances', { skip }, () => {
   test('Redis stopped and restarted: the bus reconnects, clients resync, nothing lost or doubled', async () => {
     const user = u('carol');
     const tok = await userToken(user);
-    const ws = await Client.open(a.wsUrl, bearer(tok));
+    const ws = await wsOpen(a.wsUrl, tok);
     await ws.waitFrame('welcome');
     const es = sse(`${a.url}/events`, { Authorization: `Bearer ${tok}` });
     await waitFor(() => es.frames.some((f) => f.type === 'welcome'), 'SSE welcome');
@@ -225,10 +237,7 @@ describe('Redis bus between two instances', { skip }, () => {
     await ws.close();
     es.es.close();
 
-    const ws2 = await Client.open(
-      `${a.wsUrl}?since=${Math.min(lastWs, rs.since)}`,
-      bearer(tok),
-    );
+    const ws2 = await wsOpen(`${a.wsUrl}?since=${Math.min(lastWs, rs.since)}`, tok);
     await ws2.waitFrame('welcome');
     const es2 = sse(`${a.url}/events?since=${Math.min(lastSse, rsSse.since)}`, {
       Authorization: `Bearer ${tok}`,
@@ -275,7 +284,7 @@ describe('Redis bus between two instances', { skip }, () => {
     // delivery works again
     const user = u('dave');
     const tok = await userToken(user);
-    const ws = await Client.open(a.wsUrl, bearer(tok));
+    const ws = await wsOpen(a.wsUrl, tok);
     await ws.waitFrame('welcome');
     const list = [notification(user, 1), notification(user, 2)];
     for (const n of list) await b.publish([n]);

@@ -80,6 +80,7 @@ struct dr_local {
 };
 
 static const struct dr_source_ops local_ops;
+static void parse_payloads(struct dr_qmsg *rows, size_t n);
 static void feed_rows(struct dr_local *l, struct dr_qmsg *rows, size_t n);
 static void maybe_load(struct dr_local *l);
 
@@ -218,6 +219,9 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&l->mu);
 
         for (o = list; o; o = o->next) {
+            if (o->kind == OP_COMPLETE || o->kind == OP_ENQUEUE) {
+                parse_payloads(o->rows, o->nrows); /* emits and pushes: off the loop too */
+            }
             if (o->kind == OP_PUBLISH || o->kind == OP_ENQUEUE) {
                 /* ids/rows are echoed to the client before dropping: keep a copy of the ids */
                 drop_seen(l, o);
@@ -308,9 +312,14 @@ static void on_async(uv_async_t *a)
 
 static struct dr_msg *row_to_msg(struct dr_local *l, struct dr_qmsg *q)
 {
-    /* the row's payload moves into the message: no copy */
-    struct dr_msg *m = dr_msg_create_take(q->message_id, q->topic, q->data, q->data_len,
-                                          q->publish_time_ms);
+    /* the row's payload (and its parse, when done off the loop) moves into the message */
+    struct dr_msg *m = q->parsed_done ? dr_msg_create_parsed(q->message_id, q->topic, q->data,
+                                                             q->data_len, q->parsed,
+                                                             q->publish_time_ms)
+                                      : dr_msg_create_take(q->message_id, q->topic, q->data,
+                                                           q->data_len, q->publish_time_ms);
+    q->parsed = NULL;
+    q->parsed_done = 0;
     cJSON *attrs = q->attrs_json ? cJSON_Parse(q->attrs_json) : NULL;
     const cJSON *a;
 
@@ -446,6 +455,9 @@ static void load_work(uv_work_t *w)
 {
     struct dr_local *l = w->data;
     l->load_err = dr_store_queue_load(l->store, l->cursor, LOAD_BATCH, &l->loaded, &l->nloaded);
+    if (!l->load_err) {
+        parse_payloads(l->loaded, l->nloaded);
+    }
 }
 
 static void load_done(uv_work_t *w, int status)
@@ -606,6 +618,17 @@ struct parse_job {
     struct dr_buf *reply;
 };
 
+/* Parses the payloads of rows as JSON, off the event loop. */
+static void parse_payloads(struct dr_qmsg *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!rows[i].parsed_done && rows[i].data) {
+            rows[i].parsed = dr_json_parse((const char *)rows[i].data, rows[i].data_len);
+            rows[i].parsed_done = 1;
+        }
+    }
+}
+
 static void parse_work(void *arg)
 {
     struct parse_job *pj = arg;
@@ -615,6 +638,7 @@ static void parse_work(void *arg)
     if (pj->rc) {
         return;
     }
+    parse_payloads(pj->rows, pj->n);
     pj->reply = dr_xcalloc(1, sizeof(*pj->reply));
     dr_buf_init(pj->reply, 64 + pj->n * 40);
     dr_buf_appends(pj->reply, "{\"messageIds\":[");

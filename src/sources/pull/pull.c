@@ -11,7 +11,7 @@
 #include "dr/pubsub.h"
 #include "dr/util.h"
 
-#define ACK_FLUSH_MS 20
+#define ACK_FLUSH_MS 100
 #define ACK_BATCH 1000
 #define MAX_BACKOFF_MS 5000
 
