@@ -456,6 +456,18 @@ export class DataRouterClient {
         if (f.code === 'forbidden') this._forbid();
         this._emit('error', f);
         break;
+      case 'resync': {
+        // Another instance's notifications went missing while the link between instances was
+        // down: resume from the seq the server names. Events already delivered stay filtered.
+        const since = Number(f.since);
+        if (!Number.isSafeInteger(since) || since < 0) break;
+        if (this.maxSeq === null || since < this.maxSeq) this.maxSeq = since;
+        for (const [room, s] of this.roomSeq) if (s > since) this.roomSeq.set(room, since);
+        if (this.filter.floor > since) this.filter.floor = since;
+        this._emit('resync', f);
+        this._lost(conn, { code: 0, reason: 'resync', opened: conn.welcomed, resync: true });
+        break;
+      }
       case 'close': // SSE: the server ends the stream
         this._lost(conn, { code: f.code, reason: f.reason || '', opened: conn.welcomed });
         break;
@@ -535,7 +547,7 @@ export class DataRouterClient {
     this._connectNow();
   }
 
-  _lost(conn, { code, reason, opened }) {
+  _lost(conn, { code, reason, opened, resync = false }) {
     if (this.conn !== conn) return;
     if (code === CLOSE_FORBIDDEN) this._forbid();
     this._drop(1000, 'reconnecting');
@@ -548,8 +560,8 @@ export class DataRouterClient {
       delay = 0;
     } else {
       if (conn.kind === 'sse' && !opened) this.wsFailed = false; // next round starts with WS
-      if (opened && code === CLOSE_AUTH) {
-        delay = 0; // token expired while connected: straight back with a fresh one
+      if ((opened && code === CLOSE_AUTH) || resync) {
+        delay = 0; // token expired while connected, or a resync: straight back
       } else {
         delay = backoffDelay(this.attempt, this.opts.backoff);
         this.attempt++;

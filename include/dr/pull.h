@@ -27,5 +27,7 @@ void dr_pull_stop(struct dr_pull *p);
 /* 1 while acks, publishes or store writes are outstanding. */
 int dr_pull_busy(const struct dr_pull *p);
 void dr_pull_destroy(struct dr_pull *p); /* NULL-safe; after the router is destroyed */
+/* 0 while pulls keep failing (Pub/Sub unreachable or the subscription missing). */
+int dr_pull_healthy(const struct dr_pull *p);
 
 #endif

@@ -85,13 +85,18 @@ static void ready_work(void *arg)
 static void ready_done(struct dr_http_req *req, void *arg)
 {
     struct ready_job *j = arg;
-    if (j->d->stopping) {
-        dr_http_respond_json(req, 503, "{\"status\":\"stopping\"}");
-    } else if (j->err) {
-        dr_http_respond_json(req, 503, "{\"status\":\"unavailable\",\"store\":\"down\"}");
-    } else {
-        dr_http_respond_json(req, 200, "{\"status\":\"ready\",\"store\":\"ok\"}");
-    }
+    struct daemon *d = j->d;
+    int redis_up = !d->cfg->redis_url || dr_metrics_value("dr_realtime_bus_state", "") == 2;
+    int pubsub_ok = !d->pull || dr_pull_healthy(d->pull);
+    int ready = !d->stopping && !j->err && redis_up && pubsub_ok;
+    char body[256];
+
+    snprintf(body, sizeof(body),
+             "{\"status\":\"%s\",\"store\":\"%s\",\"redis\":\"%s\",\"pubsub\":\"%s\"}",
+             d->stopping ? "stopping" : ready ? "ready" : "unavailable", j->err ? "down" : "ok",
+             !d->cfg->redis_url ? "not configured" : redis_up ? "ok" : "down",
+             !d->pull ? "not configured" : pubsub_ok ? "ok" : "failing");
+    dr_http_respond_json(req, ready ? 200 : 503, body);
     free(j);
 }
 

@@ -243,6 +243,29 @@ describe('client library bookkeeping', () => {
     assert.equal(rec.closes[0].code, 4008);
   });
 
+  test('resync: reconnects at once from the named seq; what it has stays filtered', async () => {
+    FakeWebSocket.all = [];
+    const { client, rec } = makeClient('http://127.0.0.1:1', {
+      WebSocket: FakeWebSocket,
+      EventSource: undefined,
+      getToken: () => 'tok',
+      since: 0,
+    });
+    client.connect();
+    await waitFor(() => FakeWebSocket.all[0]?.sent.length === 1, 'auth');
+    const a = FakeWebSocket.all[0];
+    a.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    for (const s of [1, 2, 4, 5]) a.deliver(ev(s)); // 3 went missing between instances
+    a.deliver({ type: 'resync', since: 2 });
+    await waitFor(() => FakeWebSocket.all[1]?.sent.length === 1, 'auth after the resync');
+    const b = FakeWebSocket.all[1];
+    assert.equal(b.sent[0].since, 2, 'resume from the seq the server named');
+    b.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    for (const s of [3, 4, 5, 6]) b.deliver(ev(s));
+    assert.deepEqual(rec.events.map((e) => e.seq), [1, 2, 4, 5, 3, 6]);
+    client.close?.();
+  });
+
   test('a refused room is dropped and not asked for again', async () => {
     FakeWebSocket.all = [];
     const { client, rec } = makeClient('http://127.0.0.1:1', {

@@ -52,6 +52,7 @@ struct dr_pull {
     int auto_create;
     int max_deliveries;
     int64_t nack_after_ms;
+    int failing; /* consecutive failed pulls, across subscriptions */
     int stopping;
     int outstanding; /* publishes, acks, store jobs */
     struct lease *leases;
@@ -592,6 +593,7 @@ static void on_pulled(void *ctx, int err, const char *errmsg, struct dr_pubsub_m
         if (err == DR_EUNAVAIL) {
             return; /* shutting down */
         }
+        p->failing++;
         DR_WARN("pull", "pull failed", "subscription=%s error=\"%s\" retry_ms=%lld", s->name,
                 errmsg ? errmsg : dr_strerror(err), (long long)s->backoff_ms);
         if (err == DR_ENOTFOUND && p->auto_create) {
@@ -604,6 +606,7 @@ static void on_pulled(void *ctx, int err, const char *errmsg, struct dr_pubsub_m
         return;
     }
     s->backoff_ms = 100;
+    p->failing = 0;
     if (n == 0) {
         pull_more(s);
         return;
@@ -737,6 +740,11 @@ void dr_pull_stop(struct dr_pull *p)
     for (size_t i = 0; i < p->nsubs; i++) {
         uv_timer_stop(p->subs[i].retry_timer);
     }
+}
+
+int dr_pull_healthy(const struct dr_pull *p)
+{
+    return p->failing == 0;
 }
 
 int dr_pull_busy(const struct dr_pull *p)
