@@ -247,7 +247,13 @@ void dr__email_set_date(struct dr_email *em, int64_t epoch_s, int offset_s)
 
 int dr__email_finish_bodies(struct dr_email *em, const struct dr_email_limits *lim)
 {
-    if (em->html && !em->html_text) {
+    return dr__email_finish_bodies_ex(em, lim, 0);
+}
+
+int dr__email_finish_bodies_ex(struct dr_email *em, const struct dr_email_limits *lim,
+                               unsigned flags)
+{
+    if (em->html && !em->html_text && !(em->text && (flags & DR__EMAIL_NO_HTML_TEXT))) {
         struct dr_buf b;
         int err;
 

@@ -59,6 +59,18 @@ void dr__email_set_date(struct dr_email *em, int64_t epoch_s, int offset_s);
 /* Renders the bodies: html_text from html, and text from html_text when text is NULL. */
 int dr__email_finish_bodies(struct dr_email *em, const struct dr_email_limits *lim);
 
+/* dr__email_parse_ex() flag: leave html_text NULL when the email has a text body (no rendering,
+ * and no warning about cutting it). For callers that read html_text only in place of text. */
+#define DR__EMAIL_NO_HTML_TEXT 1u
+
+/* dr_email_parse() with DR__EMAIL_* flags; same contract otherwise. */
+int dr__email_parse_ex(const char *raw, size_t len, const struct dr_email_limits *lim,
+                       unsigned flags, struct dr_email **out);
+
+/* dr__email_finish_bodies() honouring DR__EMAIL_NO_HTML_TEXT. */
+int dr__email_finish_bodies_ex(struct dr_email *em, const struct dr_email_limits *lim,
+                               unsigned flags);
+
 /* Ensures GMime is initialised (pthread_once). */
 void dr__email_gmime_init(void);
 

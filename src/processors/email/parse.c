@@ -24,6 +24,7 @@ struct ctx {
     size_t parts;
     int stopped; /* the part limit was reached */
     int depth_warned;
+    unsigned flags; /* DR__EMAIL_* */
     GPtrArray *calendar_parts;
 };
 
@@ -717,12 +718,16 @@ static int choose_bodies(struct ctx *c, GMimeObject *root)
     }
     if (has_html) {
         err = render_body(c, html, 1, &hb, "HTML body");
-        if (!err) {
+        if (!err && !(c->flags & DR__EMAIL_NO_HTML_TEXT)) {
             err = render_body(c, html, 0, &htb, "HTML text");
         }
     }
     if (!err && !(same && has_html)) {
         err = render_body(c, text, 0, &tb, "text body");
+    }
+    /* html_text is wanted after all when there is no text to read instead */
+    if (!err && has_html && (c->flags & DR__EMAIL_NO_HTML_TEXT) && !tb.data) {
+        err = render_body(c, html, 0, &htb, "HTML text");
     }
     if (!err) {
         err = set_body(&hb, &em->html, &em->html_len);
@@ -970,6 +975,12 @@ static int too_complex(const char *raw, size_t len, size_t *lines, size_t *bound
 int dr_email_parse(const char *raw, size_t len, const struct dr_email_limits *lim,
                    struct dr_email **out)
 {
+    return dr__email_parse_ex(raw, len, lim, 0, out);
+}
+
+int dr__email_parse_ex(const char *raw, size_t len, const struct dr_email_limits *lim,
+                       unsigned flags, struct dr_email **out)
+{
     struct dr_email_limits defaults;
     struct dr_email *em = NULL;
     GMimeParserOptions *opts = NULL;
@@ -1025,13 +1036,14 @@ int dr_email_parse(const char *raw, size_t len, const struct dr_email_limits *li
     memset(&c, 0, sizeof(c));
     c.em = em;
     c.lim = lim;
+    c.flags = flags;
     c.max_depth = lim->max_depth < DR_EMAIL_DEPTH_CEILING ? lim->max_depth : DR_EMAIL_DEPTH_CEILING;
     take_headers(&c, msg);
     if (root) {
         err = choose_bodies(&c, root);
     }
     if (!err) {
-        err = dr__email_finish_bodies(em, lim);
+        err = dr__email_finish_bodies_ex(em, lim, flags);
     }
     if (err) {
         dr__email_set_reason("%s while reading the bodies", dr_strerror(err));

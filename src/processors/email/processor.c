@@ -47,6 +47,7 @@
 #include "dr/store.h"
 #include "dr/util.h"
 #include "processors/email/classify.h"
+#include "processors/email/email_int.h"
 
 #define COMP               "processor.email"
 #define MAX_ID             512
@@ -564,7 +565,8 @@ static int load_email(const struct dr_msg *msg, struct dr_email **em, struct dr_
             dr_result_reject(res, "invalid_payload", "raw: not base64url (%zu characters)", rlen);
             return -1;
         }
-        err = dr_email_parse((const char *)bytes, len, NULL, em);
+        /* html_text is read below only when the email has no text body */
+        err = dr__email_parse_ex((const char *)bytes, len, NULL, DR__EMAIL_NO_HTML_TEXT, em);
         free(bytes);
     } else {
         for (i = 0; i < DR_ARRAY_LEN(fields); i++) {

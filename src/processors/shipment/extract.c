@@ -216,10 +216,16 @@ static const char *const merchant_regexes[] = {
 
 #define NMERCHANT_RE (sizeof(merchant_regexes) / sizeof(merchant_regexes[0]))
 
-static pcre2_code *keyword_re, *label_end_re, *url_re, *amazon_order_re, *order_re, *negative_re,
-    *digest_re;
+static pcre2_code *keyword_re, *label_end_re, *url_re, *amazon_order_re, *negative_re, *digest_re;
 static pcre2_code *carrier_re[NCARRIERS];
-static pcre2_code *merchant_re[NMERCHANT_RE];
+
+/* The carrier names, order_regex and merchant_regexes over the text: one word-start scan finds
+ * them all (carrier_re stays for short strings). */
+static struct dr__wordset text_set;
+#define ORDER_PATTERN    NCARRIERS
+#define MERCHANT_PATTERN (NCARRIERS + 1)
+
+#define TEXT_OPTIONS (PCRE2_CASELESS | PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF)
 
 static pcre2_code *compile(const char *re)
 {
@@ -227,9 +233,8 @@ static pcre2_code *compile(const char *re)
     PCRE2_SIZE erroff;
     pcre2_code *code;
 
-    code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED,
-                         PCRE2_CASELESS | PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &errcode,
-                         &erroff, NULL);
+    code =
+        pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, TEXT_OPTIONS, &errcode, &erroff, NULL);
     if (!code) {
         PCRE2_UCHAR msg[128];
         pcre2_get_error_message(errcode, msg, sizeof(msg));
@@ -244,6 +249,7 @@ static pcre2_code *compile(const char *re)
 int dr__extract_compile(void)
 {
     char label_end_regex[sizeof(keyword_regex) + sizeof(label_filler)];
+    const char *words[MERCHANT_PATTERN + NMERCHANT_RE];
 
     memcpy(label_end_regex, keyword_regex, sizeof(keyword_regex) - 1);
     memcpy(label_end_regex + sizeof(keyword_regex) - 1, label_filler, sizeof(label_filler));
@@ -251,11 +257,9 @@ int dr__extract_compile(void)
     label_end_re = compile(label_end_regex);
     url_re = compile(url_regex);
     amazon_order_re = compile(amazon_order_regex);
-    order_re = compile(order_regex);
     negative_re = compile(negative_regex);
     digest_re = compile(digest_regex);
-    if (!keyword_re || !label_end_re || !url_re || !amazon_order_re || !order_re || !negative_re ||
-        !digest_re) {
+    if (!keyword_re || !label_end_re || !url_re || !amazon_order_re || !negative_re || !digest_re) {
         return DR_EINVAL;
     }
     for (size_t i = 0; i < NCARRIERS; i++) {
@@ -263,20 +267,20 @@ int dr__extract_compile(void)
         if (!carrier_re[i]) {
             return DR_EINVAL;
         }
+        words[i] = carriers[i].name_re;
     }
+    words[ORDER_PATTERN] = order_regex;
     for (size_t i = 0; i < NMERCHANT_RE; i++) {
-        merchant_re[i] = compile(merchant_regexes[i]);
-        if (!merchant_re[i]) {
-            return DR_EINVAL;
-        }
+        words[MERCHANT_PATTERN + i] = merchant_regexes[i];
     }
-    return DR_OK;
+    return dr__wordset_compile(&text_set, DR__WORDSET_TEXT, words, DR_ARRAY_LEN(words),
+                               TEXT_OPTIONS);
 }
 
 void dr__extract_free(void)
 {
-    pcre2_code **all[] = {&keyword_re, &label_end_re, &url_re,   &amazon_order_re,
-                          &order_re,   &negative_re,  &digest_re};
+    pcre2_code **all[] = {&keyword_re,      &label_end_re, &url_re,
+                          &amazon_order_re, &negative_re,  &digest_re};
 
     for (size_t i = 0; i < DR_ARRAY_LEN(all); i++) {
         pcre2_code_free(*all[i]);
@@ -286,10 +290,8 @@ void dr__extract_free(void)
         pcre2_code_free(carrier_re[i]);
         carrier_re[i] = NULL;
     }
-    for (size_t i = 0; i < NMERCHANT_RE; i++) {
-        pcre2_code_free(merchant_re[i]);
-        merchant_re[i] = NULL;
-    }
+
+    dr__wordset_free(&text_set);
 }
 
 /* ---- per-call state ------------------------------------------------------------------------- */
@@ -321,6 +323,7 @@ struct ctx {
     size_t norders;
     const char *hint; /* carrier code */
     int truncated;
+    struct dr__wordstarts at; /* of text_set in t */
 };
 
 static int carrier_index(const char *code)
@@ -449,6 +452,26 @@ static void each_match(struct ctx *c, pcre2_code *code, size_t from, size_t to,
         while (off < to && ((unsigned char)c->t[off] & 0xC0) == 0x80) {
             off++;
         }
+    }
+}
+
+/* each_match() for pattern j of text_set. */
+static void each_word_match(struct ctx *c, size_t j, size_t from, size_t to,
+                            int (*fn)(struct ctx *, PCRE2_SIZE *, void *), void *arg)
+{
+    size_t off = from, cursor = 0;
+
+    while (off < to) {
+        PCRE2_SIZE *ov;
+
+        if (!dr__wordset_find(&text_set, j, c->t, &c->at, &cursor, off, to, c->md)) {
+            break;
+        }
+        ov = pcre2_get_ovector_pointer(c->md);
+        if (!fn(c, ov, arg)) {
+            break;
+        }
+        off = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
     }
 }
 
@@ -854,9 +877,10 @@ static cJSON *merchant_from_text(struct ctx *c, size_t from, size_t to)
 {
     for (size_t i = 0; i < NMERCHANT_RE; i++) {
         PCRE2_SIZE *ov;
-        size_t s, n;
+        size_t s, n, cursor = 0;
 
-        if (pcre2_match(merchant_re[i], (PCRE2_SPTR)c->t, to, from, 0, c->md, NULL) < 0) {
+        if (!dr__wordset_find(&text_set, MERCHANT_PATTERN + i, c->t, &c->at, &cursor, from, to,
+                              c->md)) {
             continue;
         }
         ov = pcre2_get_ovector_pointer(c->md);
@@ -1104,15 +1128,19 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     sender_domain(from, domain, sizeof(domain));
 
     /* where the carrier names are */
+    err = dr__wordset_scan(&text_set, c->t, c->len, c->md, &c->at);
+    if (err) {
+        goto out;
+    }
     for (size_t i = 0; i < NCARRIERS; i++) {
         int k = (int)i;
-        each_match(c, carrier_re[i], 0, c->len, on_carrier, &k);
+        each_word_match(c, i, 0, c->len, on_carrier, &k);
     }
     qsort(c->marks, c->nmarks, sizeof(*c->marks), cmp_mark);
     c->hint = hint_of(c, domain);
 
     each_match(c, amazon_order_re, 0, c->len, on_order, NULL);
-    each_match(c, order_re, 0, c->len, on_order, NULL);
+    each_word_match(c, ORDER_PATTERN, 0, c->len, on_order, NULL);
 
     err = dr__scan(c->t, c->len, c->md, &hits);
     if (err) {
@@ -1164,6 +1192,7 @@ out:
         pcre2_match_data_free(c->md);
         pcre2_match_data_free(c->md2);
         free(c->marks);
+        dr__wordstarts_cleanup(&c->at);
     }
     free(c);
     free(hits.v);

@@ -33,16 +33,35 @@ static const char *find_ci(const char *h, size_t n, const char *needle)
     return NULL;
 }
 
+/* 1 when h[0..n) starts with the lower-case needle, in any case. */
+static int starts_ci(const char *h, size_t n, const char *needle)
+{
+    size_t j = 0;
+
+    while (needle[j] && j < n && lower((unsigned char)h[j]) == needle[j]) {
+        j++;
+    }
+    return needle[j] == '\0';
+}
+
 int dr__looks_html(const char *text, size_t len)
 {
     static const char *const marks[] = {"<html", "<!doctype", "<body", "<div",  "<table",
                                         "<td",   "<p>",       "<br",   "<span", "<a href"};
     size_t n = len < 8192 ? len : 8192;
+    const char *p = text, *end = text + n;
 
-    for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
-        if (find_ci(text, n, marks[i])) {
-            return 1;
+    if (n == 0) {
+        return 0;
+    }
+    /* every mark starts with '<': look only there */
+    while ((p = memchr(p, '<', (size_t)(end - p))) != NULL) {
+        for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+            if (starts_ci(p, (size_t)(end - p), marks[i])) {
+                return 1;
+            }
         }
+        p++;
     }
     return 0;
 }

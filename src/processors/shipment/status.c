@@ -158,20 +158,22 @@ static const struct rule rules[] = {
 };
 
 #define NRULES (sizeof(rules) / sizeof(rules[0]))
+#define RULE_OPTIONS                                                                               \
+    (PCRE2_CASELESS | PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_MULTILINE)
 /* Longer than any phrase above. */
 #define MAX_PHRASE 160
 
 static pcre2_code *codes[NRULES];
+static struct dr__wordset rule_set;
+
 static pcre2_code *compile_one(const char *re)
 {
     int errcode;
     PCRE2_SIZE erroff;
     pcre2_code *code;
 
-    code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED,
-                         PCRE2_CASELESS | PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF |
-                             PCRE2_MULTILINE,
-                         &errcode, &erroff, NULL);
+    code =
+        pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, RULE_OPTIONS, &errcode, &erroff, NULL);
     if (!code) {
         PCRE2_UCHAR msg[128];
         pcre2_get_error_message(errcode, msg, sizeof(msg));
@@ -185,13 +187,16 @@ static pcre2_code *compile_one(const char *re)
 
 int dr__status_compile(void)
 {
+    const char *regexes[NRULES];
+
     for (size_t i = 0; i < NRULES; i++) {
         codes[i] = compile_one(rules[i].regex);
         if (!codes[i]) {
             return DR_EINVAL;
         }
+        regexes[i] = rules[i].regex;
     }
-    return DR_OK;
+    return dr__wordset_compile(&rule_set, DR__WORDSET_STATUS, regexes, NRULES, RULE_OPTIONS);
 }
 
 void dr__status_free(void)
@@ -200,17 +205,38 @@ void dr__status_free(void)
         pcre2_code_free(codes[i]);
         codes[i] = NULL;
     }
+    dr__wordset_free(&rule_set);
+}
+
+/* Start of the first match of rule i in text[0..limit), or -1. at: the rule set's word starts of
+ * text, NULL to search without them (out of memory). */
+static long first_match(size_t i, const char *text, size_t limit, const struct dr__wordstarts *at,
+                        pcre2_match_data *md)
+{
+    size_t cursor = 0;
+
+    if (at) {
+        if (!dr__wordset_find(&rule_set, i, text, at, &cursor, 0, limit, md)) {
+            return -1;
+        }
+    } else if (pcre2_match(codes[i], (PCRE2_SPTR)text, limit, 0, 0, md, NULL) < 0) {
+        return -1;
+    }
+    return (long)pcre2_get_ovector_pointer(md)[0];
 }
 
 enum dr_shipment_status dr__status_scan(const char *text, size_t len, pcre2_match_data *md,
                                         int *strength)
 {
     enum dr_shipment_status best = DR_SHIP_UNKNOWN;
-    int best_strength = 0;
+    struct dr__wordstarts at = {0};
+    int best_strength = 0, have_at;
     size_t best_pos = 0;
 
+    have_at = dr__wordset_scan(&rule_set, text, len, md, &at) == DR_OK;
     for (size_t i = 0; i < NRULES; i++) {
         size_t pos, limit = len;
+        long found;
 
         if (rules[i].strength < best_strength) {
             continue;
@@ -219,16 +245,18 @@ enum dr_shipment_status dr__status_scan(const char *text, size_t len, pcre2_matc
         if (rules[i].strength == best_strength && best_strength && best_pos + MAX_PHRASE < len) {
             limit = best_pos + MAX_PHRASE;
         }
-        if (pcre2_match(codes[i], (PCRE2_SPTR)text, limit, 0, 0, md, NULL) < 0) {
+        found = first_match(i, text, limit, have_at ? &at : NULL, md);
+        if (found < 0) {
             continue;
         }
-        pos = pcre2_get_ovector_pointer(md)[0];
+        pos = (size_t)found;
         if (rules[i].strength > best_strength || pos < best_pos) {
             best = rules[i].status;
             best_strength = rules[i].strength;
             best_pos = pos;
         }
     }
+    dr__wordstarts_cleanup(&at);
     if (strength) {
         *strength = best_strength;
     }

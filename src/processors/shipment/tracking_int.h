@@ -8,6 +8,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dr/buf.h"
 #include "dr/shipment.h"
@@ -113,6 +114,53 @@ struct dr__hits {
  * separated by up to three spaces. Appends to hits (bounded by hits->max and hits->budget).
  * DR_ENOMEM only. */
 int dr__scan(const char *text, size_t len, pcre2_match_data *md, struct dr__hits *hits);
+
+/* ---- word-start prefilter (wordset.c) ------------------------------------------------------ */
+
+/* Patterns of one set; sets are few and fixed (each has its own per-thread cache). */
+#define DR__WORDSET_MAX 63
+enum { DR__WORDSET_TEXT, DR__WORDSET_STATUS, DR__WORDSET_COUNT };
+
+/* Patterns whose every alternative starts with \b and a word character, and that look no further
+ * back than \b does: they can match only where a word starts. */
+struct dr__wordset {
+    int id;
+    size_t n;
+    pcre2_code *anchored[DR__WORDSET_MAX]; /* each pattern compiled PCRE2_ANCHORED, JIT */
+    uint64_t first[256];                   /* patterns that may match at a word starting so */
+};
+
+struct dr__wordstart {
+    size_t pos;
+    uint64_t mask; /* patterns that may match here */
+};
+
+/* Candidate positions of one text, in order. Zero-initialise; dr__wordstarts_cleanup(). */
+struct dr__wordstarts {
+    struct dr__wordstart *v;
+    size_t n, cap;
+    size_t len; /* length of the scanned text */
+};
+
+/* Compiles regexes[0..n) (n <= DR__WORDSET_MAX) with options into ws. DR_EINVAL when one does
+ * not compile or may match inside a word; ws is then empty. Not thread-safe (init time). */
+int dr__wordset_compile(struct dr__wordset *ws, int id, const char *const *regexes, size_t n,
+                        uint32_t options);
+void dr__wordset_free(struct dr__wordset *ws);
+
+/* Lists in out the word starts of t[0..len) where a pattern of ws may match. md (any size) is
+ * scratch. DR_ENOMEM only. Any thread. */
+int dr__wordset_scan(const struct dr__wordset *ws, const char *t, size_t len, pcre2_match_data *md,
+                     struct dr__wordstarts *out);
+
+/* Leftmost match of pattern j in the subject t[0..to) that starts at or after from, as an
+ * unanchored pcre2_match() from from would find it: 1 with the match in md, else 0. at comes from
+ * dr__wordset_scan() of t (to may be shorter than that text). *cursor (start at 0) lets
+ * successive calls with growing from resume where the last stopped. */
+int dr__wordset_find(const struct dr__wordset *ws, size_t j, const char *t,
+                     const struct dr__wordstarts *at, size_t *cursor, size_t from, size_t to,
+                     pcre2_match_data *md);
+void dr__wordstarts_cleanup(struct dr__wordstarts *w);
 
 /* ---- text helpers --------------------------------------------------------------------------- */
 

@@ -60,6 +60,8 @@ struct dr_pull {
     uv_timer_t *lease_timer;
     uv_timer_t *ack_timer;
     int ack_timer_armed;
+    struct finish *marks, *marks_tail; /* processed, waiting for their dedup write */
+    int marking;                      /* a batched dedup write is under way */
 };
 
 static const struct dr_source_ops pull_ops;
@@ -182,6 +184,7 @@ static void on_lease_timer(uv_timer_t *t)
 /* ---------- completion ---------- */
 
 struct finish {
+    struct finish *next; /* waiting for the next batched dedup write */
     struct dr_pull *p;
     struct dr_msg *msg;
     int dead;
@@ -216,14 +219,11 @@ static void finish_ack(struct finish *f)
     }
 }
 
+/* Dead letters are stored one by one: they are rare. */
 static void store_work(uv_work_t *w)
 {
     struct finish *f = w->data;
-    if (f->dead) {
-        f->err = dr_store_dlq_put(f->p->store, &f->dl);
-    } else {
-        f->err = dr_store_dedup_mark(f->p->store, f->dedup_key, dr_now_ms());
-    }
+    f->err = dr_store_dlq_put(f->p->store, &f->dl);
 }
 
 static void store_done(uv_work_t *w, int status)
@@ -240,12 +240,96 @@ static void store_done(uv_work_t *w, int status)
     finish_ack(f);
 }
 
+/* Dedup marks of processed messages go to the store in one transaction per batch (not one per
+ * message), then their acks go out. */
+struct mark_batch {
+    uv_work_t work;
+    struct dr_pull *p;
+    struct finish *list;
+    int err;
+};
+
+static void mark_work(uv_work_t *w)
+{
+    struct mark_batch *mb = (struct mark_batch *)w;
+    struct dr_qbatch b;
+    size_t n = 0;
+    const char **keys;
+
+    for (struct finish *f = mb->list; f; f = f->next) {
+        n++;
+    }
+    keys = dr_xcalloc(n, sizeof(*keys));
+    n = 0;
+    for (struct finish *f = mb->list; f; f = f->next) {
+        keys[n++] = f->dedup_key;
+    }
+    memset(&b, 0, sizeof(b));
+    b.dedup_keys = keys;
+    b.ndedup = n;
+    mb->err = dr_store_apply(mb->p->store, &b);
+    free(keys);
+}
+
+static void start_marks(struct dr_pull *p);
+
+static void mark_done(uv_work_t *w, int status)
+{
+    struct mark_batch *mb = (struct mark_batch *)w;
+    struct dr_pull *p = mb->p;
+    struct finish *f = mb->list;
+
+    p->outstanding--;
+    p->marking = 0;
+    if (mb->err) {
+        /* only means a redelivery may run again: effects are idempotent */
+        DR_WARN("pull", "dedup records not stored", "error=\"%s\"", dr_strerror(mb->err));
+    }
+    free(mb);
+    while (f) {
+        struct finish *next = f->next;
+        finish_ack(f);
+        f = next;
+    }
+    start_marks(p);
+}
+
+static void start_marks(struct dr_pull *p)
+{
+    struct mark_batch *mb;
+
+    if (p->marking || !p->marks) {
+        return;
+    }
+    mb = dr_xcalloc(1, sizeof(*mb));
+    mb->p = p;
+    mb->list = p->marks;
+    p->marks = p->marks_tail = NULL;
+    p->marking = 1;
+    p->outstanding++;
+    uv_queue_work(p->loop, &mb->work, mark_work, mark_done);
+}
+
 static void after_publishes(struct finish *f)
 {
-    uv_work_t *w = dr_xcalloc(1, sizeof(*w));
+    struct dr_pull *p = f->p;
+    uv_work_t *w;
+
+    if (!f->dead) {
+        f->next = NULL;
+        if (p->marks_tail) {
+            p->marks_tail->next = f;
+        } else {
+            p->marks = f;
+        }
+        p->marks_tail = f;
+        start_marks(p);
+        return;
+    }
+    w = dr_xcalloc(1, sizeof(*w));
     w->data = f;
-    f->p->outstanding++;
-    uv_queue_work(f->p->loop, w, store_work, store_done);
+    p->outstanding++;
+    uv_queue_work(p->loop, w, store_work, store_done);
 }
 
 static void on_emit_published(void *ctx, int err, const char *errmsg, const char *const *ids,
