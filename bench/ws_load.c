@@ -508,12 +508,8 @@ static void handshake_done(struct sub *c)
     hlen = (size_t)(e - c->in.p) + 4;
     if (c->in.len < 12 || memcmp(c->in.p + 8, want, 4) != 0) {
         if (atomic_load(&c->rx->failed) < 3) {
-            fprintf(stderr, "subscriber %d refused: %.*s\n", c->idx,
-                    (int)(memchr(c->in.p, '\r', c->in.len) ? (char *)memchr(c->in.p, '\r',
-                                                                             c->in.len) -
-                                                                 c->in.p
-                                                           : 0),
-                    c->in.p);
+            const char *eol = memchr(c->in.p, '\r', c->in.len);
+            fprintf(stderr, "subscriber %d refused: %.*s\n", c->idx, (int)(eol - c->in.p), c->in.p);
         }
         sub_fail(c, 1);
         return;
@@ -581,7 +577,7 @@ static void on_sub_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 static void on_sub_connect(uv_connect_t *r, int status)
 {
     struct sub *c = r->data;
-    char token[512], room[160], chan[160], req[1024];
+    char token[1200], room[160], chan[160], req[2048];
     int n;
 
     if (status != 0) {
@@ -727,10 +723,10 @@ static void build_request(struct pconn *p, long first, int n)
             if (blen + 4 * (jl / 3 + 1) + 32 >= sizeof(body)) {
                 break;
             }
-            blen += (size_t)snprintf(body + blen, sizeof(body) - blen, "%s{\"data\":\"",
-                                     k ? "," : "");
-            blen += (size_t)EVP_EncodeBlock((unsigned char *)body + blen,
-                                            (const unsigned char *)js, (int)jl);
+            blen +=
+                (size_t)snprintf(body + blen, sizeof(body) - blen, "%s{\"data\":\"", k ? "," : "");
+            blen += (size_t)EVP_EncodeBlock((unsigned char *)body + blen, (const unsigned char *)js,
+                                            (int)jl);
             blen += (size_t)snprintf(body + blen, sizeof(body) - blen, "\"}");
         }
         blen += (size_t)snprintf(body + blen, sizeof(body) - blen, "]}");
@@ -795,12 +791,16 @@ static int pub_send(struct pconn *p)
 
 static void pub_check_done(void)
 {
-    int busy = 0;
+    int busy = 0, alive = 0;
 
     for (int i = 0; i < pub.nconns; i++) {
         busy |= pub.conns[i].busy && !pub.conns[i].dead;
+        alive += !pub.conns[i].dead;
     }
-    if (pub.next >= total_events() && !busy && !atomic_load(&pub.done)) {
+    if (alive == 0 && !atomic_load(&pub.done)) {
+        fprintf(stderr, "every publisher connection is gone: stopping early\n");
+    }
+    if ((alive == 0 || (pub.next >= total_events() && !busy)) && !atomic_load(&pub.done)) {
         pub.last_ns = now_ns();
         atomic_store(&pub.done, 1);
         uv_timer_stop(&pub.timer);
@@ -902,6 +902,7 @@ static void pub_connected(uv_connect_t *r, int status)
     if (status != 0) {
         fprintf(stderr, "publisher connect: %s\n", uv_strerror(status));
         p->dead = 1;
+        pub_check_done();
         return;
     }
     p->up = 1;
@@ -1009,7 +1010,7 @@ static int server_pids(pid_t *all, int max)
     }
     d = opendir("/proc");
     while (d && (e = readdir(d)) != NULL && n < max) {
-        char path[64], buf[512], *rp;
+        char path[300], buf[512], *rp;
         FILE *f;
         int ppid = 0;
         if (!isdigit((unsigned char)e->d_name[0])) {
@@ -1073,7 +1074,7 @@ static void server_cpu(struct cpu_snap *s)
         snprintf(path, sizeof(path), "/proc/%d/task", (int)all[i]);
         d = opendir(path);
         while (d && (e = readdir(d)) != NULL && s->n < MAX_TIDS) {
-            char sp[96], buf[1024], *rp;
+            char sp[320], buf[1024], *rp;
             unsigned long ut = 0, st = 0;
             FILE *f;
             if (!isdigit((unsigned char)e->d_name[0])) {
@@ -1140,13 +1141,13 @@ static void usage(void)
 static void parse_args(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"target", 1, 0, 't'},     {"transport", 1, 0, 'T'}, {"scenario", 1, 0, 's'},
-        {"port", 1, 0, 'p'},       {"pub-port", 1, 0, 'P'},  {"clients", 1, 0, 'c'},
-        {"rooms", 1, 0, 'r'},      {"rate", 1, 0, 'R'},      {"duration", 1, 0, 'd'},
-        {"events", 1, 0, 'e'},     {"pub-conns", 1, 0, 'C'}, {"batch", 1, 0, 'b'},
-        {"hold", 1, 0, 'h'},       {"pid", 1, 0, 'i'},       {"threads", 1, 0, 'j'},
-        {"payload", 1, 0, 'y'},    {"drain", 1, 0, 'D'},     {"connect-timeout", 1, 0, 'o'},
-        {"settle", 1, 0, 'S'},     {"label", 1, 0, 'l'},     {0, 0, 0, 0},
+        {"target", 1, 0, 't'},  {"transport", 1, 0, 'T'}, {"scenario", 1, 0, 's'},
+        {"port", 1, 0, 'p'},    {"pub-port", 1, 0, 'P'},  {"clients", 1, 0, 'c'},
+        {"rooms", 1, 0, 'r'},   {"rate", 1, 0, 'R'},      {"duration", 1, 0, 'd'},
+        {"events", 1, 0, 'e'},  {"pub-conns", 1, 0, 'C'}, {"batch", 1, 0, 'b'},
+        {"hold", 1, 0, 'h'},    {"pid", 1, 0, 'i'},       {"threads", 1, 0, 'j'},
+        {"payload", 1, 0, 'y'}, {"drain", 1, 0, 'D'},     {"connect-timeout", 1, 0, 'o'},
+        {"settle", 1, 0, 'S'},  {"label", 1, 0, 'l'},     {0, 0, 0, 0},
     };
     int ch;
 
@@ -1227,10 +1228,10 @@ static void parse_args(int argc, char **argv)
         o.rooms = 1;
     }
     if (o.clients < 1 || o.clients > 200000 || o.rooms < 1 || o.threads < 1 ||
-        o.threads > MAX_THREADS || o.pub_conns < 1 || o.pub_conns > MAX_PUB_CONNS ||
-        o.batch < 1 || o.batch > 100 || o.rate <= 0 || o.duration <= 0 || o.duration > 600 ||
-        o.events < 1 || o.events > 10000000 || o.payload < 0 ||
-        o.payload >= (int)sizeof(pub.pad) || o.hold > 600 || o.drain > 600) {
+        o.threads > MAX_THREADS || o.pub_conns < 1 || o.pub_conns > MAX_PUB_CONNS || o.batch < 1 ||
+        o.batch > 100 || o.rate <= 0 || o.duration <= 0 || o.duration > 600 || o.events < 1 ||
+        o.events > 10000000 || o.payload < 0 || o.payload >= (int)sizeof(pub.pad) || o.hold > 600 ||
+        o.drain > 600) {
         usage();
     }
     o.secret = getenv("DR_JWT_SECRET");
@@ -1405,14 +1406,16 @@ int main(int argc, char **argv)
         for (int t = 0; t < o.threads; t++) {
             last_rx = rxs[t].last_rx_ns > last_rx ? rxs[t].last_rx_ns : last_rx;
         }
-        pub_span = pub.last_ns > pub.first_ns ? (double)(pub.last_ns - pub.first_ns) / 1e9 : 0;
+        pub_span = pub.first_ns && pub.last_ns > pub.first_ns
+                       ? (double)(pub.last_ns - pub.first_ns) / 1e9
+                       : 0;
         /* delivered/s from the first publish to the last receipt */
         span = (double)(last_rx - pub.first_ns) / 1e9;
         printf("result label=%s target=%s transport=%s scenario=%s clients=%d ready=%d "
                "refused=%d closed=%d rooms=%d connect_s=%.2f",
                o.label, o.target == T_DR ? "data-router" : "nchan",
                o.transport == TP_WS ? "ws" : "sse",
-               o.scenario == S_FANOUT ? "fanout"
+               o.scenario == S_FANOUT  ? "fanout"
                : o.scenario == S_ROOMS ? "rooms"
                                        : "idle",
                o.clients, RX_SUM_I(ready), RX_SUM_I(failed), RX_SUM_I(closed), o.rooms,
@@ -1421,24 +1424,23 @@ int main(int argc, char **argv)
             printf(" events=%ld published=%ld pub_errors=%ld expected=%ld delivered=%zu "
                    "other_frames=%ld publish_s=%.3f publish_per_s=%.0f delivered_per_s=%.0f "
                    "p50_ms=%.3f p95_ms=%.3f p99_ms=%.3f max_ms=%.3f",
-                   total_events(), atomic_load(&pub.published), atomic_load(&pub.errors),
-                   expected, all.n, RX_SUM_L(other), pub_span,
+                   total_events(), atomic_load(&pub.published), atomic_load(&pub.errors), expected,
+                   all.n, RX_SUM_L(other), pub_span,
                    pub_span > 0 ? (double)atomic_load(&pub.published) / pub_span : 0,
                    span > 0 ? (double)all.n / span : 0, pct_us(&all, 50) / 1000,
                    pct_us(&all, 95) / 1000, pct_us(&all, 99) / 1000, pct_us(&all, 100) / 1000);
         }
         if (o.scenario != S_IDLE) {
-            printf(" gen_cpu_s=%.2f",
-                   (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
-                            ru0.ru_stime.tv_sec) +
-                       (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
-                                ru0.ru_stime.tv_usec) /
-                           1e6);
+            printf(" gen_cpu_s=%.2f", (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec +
+                                               ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+                                          (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec +
+                                                   ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) /
+                                              1e6);
         }
         if (o.npids) {
             int conns = RX_SUM_I(ready);
-            printf(" rss_before_kb=%ld rss_after_kb=%ld pss_before_kb=%ld pss_after_kb=%ld",
-                   rss0, rss1, pss0, pss1);
+            printf(" rss_before_kb=%ld rss_after_kb=%ld pss_before_kb=%ld pss_after_kb=%ld", rss0,
+                   rss1, pss0, pss1);
             if (o.scenario != S_IDLE) {
                 printf(" window_s=%.2f", (double)t_win / 1e9);
                 printf(" server_cpu_s=%.2f busiest_thread_cpu_s=%.2f cpu_us_per_delivery=%.2f",
