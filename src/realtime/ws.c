@@ -19,6 +19,8 @@
 #include "realtime/rt_int.h"
 
 struct ws {
+    /* Created on the first need (client bytes, a close): wslay's context is ~9 KB, and an idle
+     * connection authenticated by its upgrade request never needs it. */
     wslay_event_context_ptr ctx;
     const char *in; /* bytes being fed to wslay_event_recv */
     size_t inlen;
@@ -86,12 +88,33 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     }
 }
 
+static const struct wslay_event_callbacks ws_callbacks = {
+    .recv_callback = recv_cb,
+    .send_callback = send_cb,
+    .on_msg_recv_callback = on_msg,
+};
+
+static int ensure_ctx(struct rt_conn *c)
+{
+    struct ws *ws = c->tpdata;
+
+    if (ws->ctx) {
+        return DR_OK;
+    }
+    if (wslay_event_context_server_init(&ws->ctx, &ws_callbacks, c) != 0) {
+        ws->ctx = NULL;
+        return DR_ENOMEM;
+    }
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, c->hub->conf->max_frame);
+    return DR_OK;
+}
+
 /* Writes what wslay has queued and ends the TCP connection once the close handshake is done. */
 static void flush(struct rt_conn *c)
 {
     struct ws *ws = c->tpdata;
 
-    if (c->state == RT_CONN_CLOSED) {
+    if (c->state == RT_CONN_CLOSED || !ws->ctx) {
         return;
     }
     if (wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0) {
@@ -143,7 +166,14 @@ void dr__ws_feed(struct rt_conn *c, const char *data, size_t len)
 {
     struct ws *ws = c->tpdata;
 
-    if (c->state == RT_CONN_CLOSED || !wslay_event_want_read(ws->ctx)) {
+    if (c->state == RT_CONN_CLOSED) {
+        return;
+    }
+    if (ensure_ctx(c) != DR_OK) {
+        dr__rt_conn_abort(c);
+        return;
+    }
+    if (!wslay_event_want_read(ws->ctx)) {
         return;
     }
     ws->in = data;
@@ -193,6 +223,13 @@ static void ws_heartbeat(struct rt_conn *c)
     struct ws *ws = c->tpdata;
     struct wslay_event_msg m = {WSLAY_PING, NULL, 0};
 
+    if (!ws->ctx) {
+        static const char ping[2] = {(char)0x89, 0x00}; /* FIN + ping, no payload */
+        if (dr__rt_conn_write_raw(c, ping, sizeof(ping)) != DR_OK) {
+            dr__rt_conn_abort(c);
+        }
+        return;
+    }
     if (wslay_event_queue_msg(ws->ctx, &m) == 0) {
         flush(c);
     }
@@ -206,6 +243,10 @@ static void ws_close(struct rt_conn *c, int code, const char *reason)
     if (rlen > 120) {
         rlen = 120;
     }
+    if (ensure_ctx(c) != DR_OK) {
+        dr__rt_conn_abort(c);
+        return;
+    }
     wslay_event_queue_close(ws->ctx, (uint16_t)code, (const uint8_t *)reason, rlen);
     flush(c);
 }
@@ -214,7 +255,9 @@ static void ws_cleanup(struct rt_conn *c)
 {
     struct ws *ws = c->tpdata;
     if (ws) {
-        wslay_event_context_free(ws->ctx);
+        if (ws->ctx) {
+            wslay_event_context_free(ws->ctx);
+        }
         free(ws);
     }
 }
@@ -253,11 +296,6 @@ static int header_has_token(const char *v, const char *token)
 void dr__ws_start(struct dr_hub *hub, struct dr_http_req *req, struct dr_jwt_claims *claims,
                   int64_t since)
 {
-    static const struct wslay_event_callbacks cbs = {
-        .recv_callback = recv_cb,
-        .send_callback = send_cb,
-        .on_msg_recv_callback = on_msg,
-    };
     char accept[RT_WS_ACCEPT_SIZE], resp[256];
     const char *ver = dr_http_header(req, "Sec-WebSocket-Version");
     uv_tcp_t *tcp;
@@ -288,11 +326,6 @@ void dr__ws_start(struct dr_hub *hub, struct dr_http_req *req, struct dr_jwt_cla
     c = dr__rt_conn_create(hub, &dr__rt_ws, tcp);
     ws = dr_xcalloc(1, sizeof(*ws));
     c->tpdata = ws;
-    if (wslay_event_context_server_init(&ws->ctx, &cbs, c) != 0) {
-        dr__rt_conn_abort(c);
-        goto out;
-    }
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, hub->conf->max_frame);
     n = snprintf(resp, sizeof(resp),
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
