@@ -43,6 +43,7 @@ struct dr_msg {
     int64_t received_ns; /* monotonic, when the source got it */
     void *router_job;     /* the router's bookkeeping while it holds the message */
     int delivery_counted; /* the source counts deliveries (Pub/Sub with a dead-letter policy) */
+    int fresh_id;         /* the id was minted for this message and can never be delivered again */
 };
 
 /* Creates a message owning copies of everything given; payload parsed from data. refs = 1. */

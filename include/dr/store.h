@@ -40,6 +40,7 @@ struct dr_qmsg {
      * the event loop need not parse it again; NULL when not done or not JSON. Owned. */
     void *parsed;
     int parsed_done; /* 1 when parsed is final (NULL = not JSON) */
+    int fresh_id;    /* not stored: message_id was minted by this publish, so it cannot repeat */
 };
 void dr_qmsg_cleanup(struct dr_qmsg *m);
 void dr_qmsgs_free(struct dr_qmsg *m, size_t n);

@@ -334,6 +334,7 @@ static struct dr_msg *row_to_msg(struct dr_local *l, struct dr_qmsg *q)
     q->data_len = 0;
     dr_msg_set_ordering_key(m, q->ordering_key);
     m->attempt = q->attempts + 1;
+    m->fresh_id = q->fresh_id;
     m->first_failure_ms = q->first_failure_ms;
     m->source = l;
     m->source_id = q->id;
@@ -570,7 +571,11 @@ static void local_complete(void *source, struct dr_msg *msg, const struct dr_com
         o->dead.created_ms = c->dl.created_ms;
         o->dead.message_json = dr_xstrdup(c->dl.message_json);
     } else {
-        o->dedup_key = dr_xstrdup(dr_msg_dedup_key(msg));
+        /* A dedup record only matters for an id that can come again (idempotency keys,
+         * pushed and emitted messages, replays); an id this instance minted cannot. */
+        if (!msg->fresh_id || dr_msg_attr(msg, "idempotency_key")) {
+            o->dedup_key = dr_xstrdup(dr_msg_dedup_key(msg));
+        }
         emit_rows(msg, c, o);
     }
     submit_op(l, o);

@@ -193,6 +193,7 @@ int dr_publish_parse(const char *body, size_t len, const char *topic, struct dr_
                 snprintf(id, sizeof(id), "ik-%.24s", digest);
             } else {
                 dr_local_new_message_id(id);
+                q->fresh_id = 1;
             }
         }
         q->message_id = dr_xstrdup(id);
