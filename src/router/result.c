@@ -22,7 +22,11 @@ const char *dr_outcome_name(enum dr_outcome o)
 
 void dr_result_init(struct dr_result *r)
 {
-    memset(r, 0, sizeof(*r));
+    r->outcome = DR_OUTCOME_OK;
+    r->reason[0] = r->error[0] = r->downstream[0] = '\0';
+    r->retry_after_ms = 0;
+    r->emits = NULL;
+    r->nemits = r->cap = 0;
 }
 
 void dr_result_cleanup(struct dr_result *r)
@@ -39,7 +43,12 @@ void dr_result_cleanup(struct dr_result *r)
         free(e->attrs);
     }
     free(r->emits);
-    memset(r, 0, sizeof(*r));
+    /* not a memset: the text buffers are large and only need to read as empty */
+    r->outcome = DR_OUTCOME_OK;
+    r->reason[0] = r->error[0] = r->downstream[0] = '\0';
+    r->retry_after_ms = 0;
+    r->emits = NULL;
+    r->nemits = r->cap = 0;
 }
 
 static void set(struct dr_result *r, enum dr_outcome o, const char *reason, const char *fmt,

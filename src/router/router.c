@@ -103,6 +103,7 @@ struct dr_router {
 
     struct dr_breaker *breakers;
     size_t nbreakers;
+    int **route_procs; /* per route: indices into procs of its processors, -1 terminated */
 };
 
 /* ---------- queues (caller holds mu) ---------- */
@@ -648,25 +649,19 @@ void dr_router_submit(struct dr_router *r, struct dr_msg *msg, const struct dr_s
     /* One task per distinct processor across the matched routes. */
     int procs[MAX_FANOUT], nprocs = 0;
     for (size_t i = 0; i < n; i++) {
-        const struct dr_route *rt = &r->cfg->routes[idx[i]];
-        for (size_t k = 0; k < rt->nprocessors && nprocs < MAX_FANOUT; k++) {
-            int pi = -1, dup = 0;
-            for (int q = 0; q < r->nprocs; q++) {
-                if (strcmp(r->procs[q].def->name, rt->processors[k]) == 0) {
-                    pi = q;
-                    break;
-                }
-            }
+        const int *rp = r->route_procs[idx[i]];
+        for (; *rp >= 0 && nprocs < MAX_FANOUT; rp++) {
+            int dup = 0;
             for (int q = 0; q < nprocs; q++) {
-                dup |= procs[q] == pi;
+                dup |= procs[q] == *rp;
             }
-            if (pi < 0 || dup) {
+            if (dup) {
                 continue;
             }
             if (!first) {
-                first = rt;
+                first = &r->cfg->routes[idx[i]];
             }
-            procs[nprocs++] = pi;
+            procs[nprocs++] = *rp;
         }
     }
 
@@ -811,6 +806,21 @@ int dr_router_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_sto
         }
         r->nprocs++;
     }
+    /* Resolve every route's processor names once, not per message. */
+    r->route_procs = dr_xcalloc(cfg->nroutes + 1, sizeof(*r->route_procs));
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        int k = 0;
+        r->route_procs[i] = dr_xcalloc(cfg->routes[i].nprocessors + 1, sizeof(int));
+        for (size_t q = 0; q < cfg->routes[i].nprocessors; q++) {
+            for (int pi = 0; pi < r->nprocs; pi++) {
+                if (strcmp(r->procs[pi].def->name, cfg->routes[i].processors[q]) == 0) {
+                    r->route_procs[i][k++] = pi;
+                    break;
+                }
+            }
+        }
+        r->route_procs[i][k] = -1;
+    }
     uv_async_init(loop, &r->async, on_async);
     r->async.data = r;
     r->nthreads = cfg->workers > 0 ? cfg->workers : (int)(ncpu > 0 ? ncpu : 2);
@@ -883,6 +893,12 @@ void dr_router_destroy(struct dr_router *r)
     }
     free(r->procs);
     free(r->breakers);
+    if (r->route_procs) {
+        for (size_t i = 0; i < r->cfg->nroutes; i++) {
+            free(r->route_procs[i]);
+        }
+        free(r->route_procs);
+    }
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     free(r);
