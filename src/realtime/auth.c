@@ -25,6 +25,10 @@ int dr__rt_verify(struct dr_hub *hub, const char *token, size_t len, struct dr_j
     };
     int err = dr_jwt_verify(hub->keys, token, len, &opts, out, why, whysz);
 
+    if (err && hub->jwks_src && strcmp(why, "unknown_kid") == 0) {
+        dr_jwks_source_unknown_kid(hub->jwks_src); /* keys may have rotated: bounded refetch */
+    }
+
     if (!err && (!(*out)->sub || !(*out)->sub[0] || strlen((*out)->sub) > 128)) {
         dr_jwt_claims_destroy(*out);
         *out = NULL;

@@ -18,6 +18,7 @@
 #include "realtime/rt_int.h"
 
 struct dr_realtime {
+    char *jwks_url;
     struct rt_conf conf;
     struct dr_jwt_keys *keys;
     struct dr_hub hub;
@@ -145,9 +146,8 @@ static int load_jwks_file(struct dr_jwt_keys *keys, const char *path, char *err,
     size_t n;
     int rc;
 
-    if (strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0) {
-        snprintf(err, errsz, "realtime.jwks: JWKS URLs are not supported yet; give a file path");
-        return DR_EUNSUPPORTED;
+    if (dr_jwks_is_url(path)) {
+        return DR_OK; /* fetched once the loop runs (dr_realtime_create) */
     }
     f = fopen(path, "rb");
     if (!f) {
@@ -201,6 +201,9 @@ static int load_keys(struct dr_realtime *rt, const struct dr_config *cfg, const 
     }
     if (jwks && load_jwks_file(rt->keys, jwks, err, errsz) != DR_OK) {
         return DR_EINVAL;
+    }
+    if (dr_jwks_is_url(jwks)) {
+        rt->jwks_url = dr_xstrdup(jwks);
     }
     rt->conf.issuer = dr_xstrdup(iss);
     rt->conf.audience = dr_xstrdup(aud);
@@ -448,12 +451,17 @@ int dr_realtime_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_s
     describe_metrics();
     dr__hub_init(&rt->hub, loop, &rt->conf, dr_store_db(store), rt->keys);
     rt->hub.rt = rt;
+    if (rt->jwks_url && dr_jwks_source_create(loop, rt->keys, rt->jwks_url,
+                                              &rt->hub.jwks_src) != DR_OK) {
+        DR_WARN("realtime", "cannot fetch the JWKS URL", "%s", "");
+    }
     dr__hub_set_current(&rt->hub);
     dr__redis_bus_start(rt->bus);
     *out = rt;
     return DR_OK;
 fail:
     dr_jwt_keys_destroy(rt->keys);
+    free(rt->jwks_url);
     free(rt->conf.issuer);
     free(rt->conf.audience);
     free(rt);
@@ -474,6 +482,8 @@ void dr_realtime_stop(struct dr_realtime *rt)
         return;
     }
     rt->stopped = 1;
+    dr_jwks_source_destroy(rt->hub.jwks_src);
+    rt->hub.jwks_src = NULL;
     dr__redis_bus_stop(rt->bus);
     if (dr__hub_current() == &rt->hub) {
         dr__hub_set_current(NULL);
@@ -490,6 +500,7 @@ void dr_realtime_destroy(struct dr_realtime *rt)
     dr__redis_bus_destroy(rt->bus);
     dr__hub_cleanup(&rt->hub);
     dr_jwt_keys_destroy(rt->keys);
+    free(rt->jwks_url);
     free(rt->conf.issuer);
     free(rt->conf.audience);
     free(rt);

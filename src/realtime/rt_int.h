@@ -21,6 +21,7 @@
 
 #include "dr/db.h"
 #include "dr/jwt.h"
+#include "dr/jwks_source.h"
 #include "dr/realtime.h"
 
 /* ---- configuration (the realtime: section) ---- */
@@ -273,6 +274,7 @@ struct dr_hub {
     struct rt_conf *conf;
     struct dr_db *db;
     struct dr_jwt_keys *keys;
+    struct dr_jwks_source *jwks_src; /* JWKS from a URL, refetched on unknown kids; or NULL */
     struct rt_map rooms; /* name -> struct rt_hub_room */
     struct rt_map users; /* sub -> struct rt_conn * (head of the per-user list) */
     struct rt_conn *conns;

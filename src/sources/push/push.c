@@ -6,7 +6,7 @@
 #include <strings.h>
 
 #include "dr/err.h"
-#include "dr/http_client.h"
+#include "dr/jwks_source.h"
 #include "dr/json.h"
 #include "dr/jwt.h"
 #include "dr/log.h"
@@ -18,9 +18,7 @@ struct dr_push {
     const struct dr_config *cfg;
     struct dr_local *local;
     struct dr_jwt_keys *keys;
-    struct dr_jwks_refresh_gate gate;
-    struct dr_hc *hc;
-    int fetching;
+    struct dr_jwks_source *jwks; /* when pubsub.push.jwks is a URL */
 };
 
 struct pending {
@@ -60,30 +58,6 @@ int dr_push_claims_ok(const cJSON *claims, const char *service_account)
     return 1;
 }
 
-static void on_jwks(void *ctx, int err, const struct dr_hc_resp *resp)
-{
-    struct dr_push *p = ctx;
-    p->fetching = 0;
-    if (err || resp->status != 200 ||
-        dr_jwt_keys_load_jwks(p->keys, resp->body, resp->body_len) != 0) {
-        DR_WARN("push", "JWKS fetch failed", "status=%ld error=\"%s\"", resp ? resp->status : 0,
-                dr_strerror(err));
-        return;
-    }
-    DR_INFO("push", "JWKS loaded", "keys=%zu", dr_jwt_keys_jwks_count(p->keys));
-}
-
-static void fetch_jwks(struct dr_push *p)
-{
-    struct dr_hc_req r = {.method = "GET", .url = p->cfg->push_jwks, .timeout_ms = 10000};
-    if (p->fetching || !p->hc) {
-        return;
-    }
-    if (dr_hc_request(p->hc, &r, on_jwks, p) == 0) {
-        p->fetching = 1;
-    }
-}
-
 /* 1 when the request may go on; otherwise it has been answered. */
 static int authorize(struct dr_push *p, struct dr_http_req *req)
 {
@@ -100,9 +74,8 @@ static int authorize(struct dr_push *p, struct dr_http_req *req)
         return 0;
     }
     if (dr_jwt_verify(p->keys, h + 7, strlen(h + 7), &o, &c, why, sizeof(why)) != 0) {
-        if (strcmp(why, "unknown_kid") == 0 && p->hc &&
-            dr_jwks_refresh_gate_allow(&p->gate, dr_mono_ms())) {
-            fetch_jwks(p);
+        if (strcmp(why, "unknown_kid") == 0) {
+            dr_jwks_source_unknown_kid(p->jwks); /* Google rotates its keys: bounded refetch */
         }
         DR_WARN("push", "token refused", "reason=%s peer=%s", why, dr_http_peer(req));
         dr_http_respond_error(req, 401, "UNAUTHENTICATED", "token refused: %s", why);
@@ -211,17 +184,17 @@ int dr_push_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_local
     p->cfg = cfg;
     p->local = local;
     p->keys = dr_jwt_keys_create();
-    dr_jwks_refresh_gate_init(&p->gate, 0);
     if (cfg->push_audience) {
         if (!cfg->push_jwks) {
             DR_ERROR("push", "pubsub.push.audience needs pubsub.push.jwks", "%s", "");
             dr_push_destroy(p);
             return DR_EINVAL;
         }
-        if (strncmp(cfg->push_jwks, "http://", 7) == 0 ||
-            strncmp(cfg->push_jwks, "https://", 8) == 0) {
-            dr_hc_create(loop, &p->hc);
-            fetch_jwks(p);
+        if (dr_jwks_is_url(cfg->push_jwks)) {
+            if (dr_jwks_source_create(loop, p->keys, cfg->push_jwks, &p->jwks) != DR_OK) {
+                dr_push_destroy(p);
+                return DR_EINVAL;
+            }
         } else {
             FILE *f = fopen(cfg->push_jwks, "rb");
             char *buf = dr_xmalloc(DR_JWKS_MAX_SIZE + 1);
@@ -252,8 +225,7 @@ void dr_push_destroy(struct dr_push *p)
     if (!p) {
         return;
     }
-    dr_hc_destroy(p->hc);
+    dr_jwks_source_destroy(p->jwks);
     dr_jwt_keys_destroy(p->keys);
-    dr_jwks_refresh_gate_cleanup(&p->gate);
     free(p);
 }
