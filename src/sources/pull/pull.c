@@ -480,7 +480,26 @@ struct intake {
     struct dr_pubsub_msg **msgs;
     size_t n;
     int *seen;
+    int64_t received_ns;
+    struct lease **leases; /* taken at receipt: the lease timer covers the dedup wait too */
 };
+
+static struct lease *lease_add(struct sub *s, const char *ack_id)
+{
+    struct dr_pull *p = s->p;
+    struct lease *l = dr_xcalloc(1, sizeof(*l));
+
+    l->sub = s;
+    l->ack_id = dr_xstrdup(ack_id);
+    l->deadline_ms = dr_mono_ms() + (int64_t)p->ack_deadline_s * 1000;
+    l->next = p->leases;
+    if (p->leases) {
+        p->leases->prev = l;
+    }
+    p->leases = l;
+    p->nleases++;
+    return l;
+}
 
 static void dedup_work(uv_work_t *w)
 {
@@ -537,17 +556,19 @@ static void dedup_done(uv_work_t *w, int status)
     p->outstanding--;
     for (size_t i = 0; i < in->n; i++) {
         struct dr_pubsub_msg *m = in->msgs[i];
+        struct lease *l = in->leases[i];
         if (m->invalid) {
             DR_WARN("pull", "undecodable message", "subscription=%s reason=\"%s\"", s->name,
                     m->invalid);
             dead_undecodable(s, m);
+            lease_drop(p, l);
         } else if (in->seen[i]) {
             dr_metrics_inc("dr_duplicates_total", "source=\"pubsub\"", 1);
             queue_ack(s, m->ack_id);
+            lease_drop(p, l);
         } else {
             struct dr_msg *msg = dr_msg_create(m->message_id, s->topic, m->data, m->len,
                                                m->publish_time_ms);
-            struct lease *l = dr_xcalloc(1, sizeof(*l));
             for (size_t k = 0; k < m->n_attrs; k++) {
                 dr_msg_add_attr(msg, m->attrs[k].key, m->attrs[k].value);
             }
@@ -556,18 +577,9 @@ static void dedup_done(uv_work_t *w, int status)
                 msg->delivery_counted = 1;
             }
             dr_msg_set_ordering_key(msg, m->ordering_key);
-            msg->received_ns = (int64_t)dr_mono_ns();
+            msg->received_ns = in->received_ns;
             msg->source = p;
-            l->sub = s;
-            l->ack_id = dr_xstrdup(m->ack_id);
             l->msg = msg;
-            l->deadline_ms = dr_mono_ms() + (int64_t)p->ack_deadline_s * 1000;
-            l->next = p->leases;
-            if (p->leases) {
-                p->leases->prev = l;
-            }
-            p->leases = l;
-            p->nleases++;
             msg->source_handle = l;
             if (p->stopping) {
                 pull_abandon(p, msg);
@@ -580,6 +592,7 @@ static void dedup_done(uv_work_t *w, int status)
     }
     free(in->msgs);
     free(in->seen);
+    free(in->leases);
     free(in);
     pull_more(s);
 }
@@ -702,6 +715,11 @@ static void on_pulled(void *ctx, int err, const char *errmsg, struct dr_pubsub_m
     in->msgs = dr_xcalloc(n, sizeof(*in->msgs));
     memcpy(in->msgs, msgs, n * sizeof(*msgs));
     in->seen = dr_xcalloc(n, sizeof(int));
+    in->received_ns = (int64_t)dr_mono_ns();
+    in->leases = dr_xcalloc(n, sizeof(*in->leases));
+    for (size_t i = 0; i < n; i++) {
+        in->leases[i] = lease_add(s, msgs[i]->ack_id);
+    }
     w = dr_xcalloc(1, sizeof(*w));
     w->data = in;
     p->outstanding++;
