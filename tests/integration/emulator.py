@@ -84,6 +84,8 @@ class Emulator:
             out = {"data": base64.b64encode(data).decode()}
             if m.get("attributes"):
                 out["attributes"] = m["attributes"]
+            if m.get("orderingKey"):
+                out["orderingKey"] = m["orderingKey"]
             msgs.append(out)
         st, res = self.call("POST", f"topics/{topic}:publish", {"messages": msgs})
         assert st == 200, (st, res)

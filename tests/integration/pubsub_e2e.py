@@ -17,6 +17,14 @@ def config(tmp, name, body):
     return path
 
 
+def keyed(i, tag):
+    """The same, with an ordering key and a priority: per-key order must hold end to end."""
+    m = message(i, tag)
+    m["attributes"]["priority"] = str(i % 10)
+    m["orderingKey"] = f"{tag}k{i % 10}"
+    return m
+
+
 def message(i, tag):
     # The emulator numbers message ids from 1 again after a restart; real Pub/Sub ids never
     # repeat. An idempotency key keeps dedup (which would rightly drop a repeated id) exact.
@@ -42,7 +50,7 @@ def drain(emu, sub):
 def setup_pull(emu):
     for t in ("test-a", "test-a-dlq", "test-n", "test-n-dlq"):
         emu.topic(t)
-    emu.subscription("dr-test-a", "test-a")
+    emu.subscription("dr-test-a", "test-a", enableMessageOrdering=True)
     emu.subscription("watch-a-dlq", "test-a-dlq")
     # the router never dead-letters type "nack" itself (max_attempts 50): Pub/Sub's policy must
     emu.subscription("dr-test-n", "test-n", deadLetterPolicy={
@@ -86,7 +94,7 @@ routes:
         emu2 = Emulator(PROJECT, port=emu.port).start()
         emu = emu2
         setup_pull(emu)
-        second = [message(i, "b") for i in range(1000)]
+        second = [keyed(i, "b") for i in range(1000)]
         for k in range(0, len(second), 250):
             emu.publish("test-a", second[k:k + 250])
 
@@ -112,6 +120,16 @@ routes:
                 dlq_seen.add(attrs["seq"])
             return dlq_seen >= want_dead
         wait_until(dlq_has_all, 60, "dead letters on test-a-dlq")
+
+        # Per ordering key, each message first ran after the earlier ones of its key.
+        first = {}
+        for pos, r in enumerate(srv.processed()):
+            first.setdefault(r["seq"], pos)
+        for k in range(10):
+            seqs = [m["attributes"]["seq"] for m in second
+                    if m["orderingKey"] == f"bk{k}" and m["attributes"]["seq"] in want_ok]
+            positions = [first[q] for q in seqs]
+            assert positions == sorted(positions), f"order broken for key bk{k}"
 
         # Transient failures succeeded on the third attempt.
         rec = {r["seq"]: r for r in srv.processed()}
