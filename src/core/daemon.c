@@ -261,6 +261,9 @@ int dr_daemon_run(struct dr_config *cfg)
 
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
+    /* The thread pool runs request decoding, store reads and slow admin jobs (a rate-limited
+     * replay sleeps in it): more than libuv's default 4 threads, unless the operator chose. */
+    setenv("UV_THREADPOOL_SIZE", "8", 0);
     d.loop = uv_default_loop();
     signal(SIGPIPE, SIG_IGN);
     if (dr_log_parse_level(cfg->log_level, &lvl) == 0) {
