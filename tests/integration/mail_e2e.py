@@ -82,6 +82,26 @@ def check_cli():
     p = subprocess.run([BIN, "parse", "email", "a", "b"], capture_output=True, timeout=60)
     assert p.returncode == 2, p
     print("ok: parse email")
+    # extract shipments: from an email file, and from text on the command line
+    p = subprocess.run([BIN, "extract", "shipments", ups], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["status"] == "out_for_delivery"
+    p = subprocess.run([BIN, "extract", "shipments", "--text",
+                        "Your parcel 1Z999AA10123456784 was delivered today"],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert [(s["tracking_number"], s["carrier"], s["valid"]) for s in out["shipments"]] == \
+        [("1Z999AA10123456784", "ups", True)], out
+    assert out["status"] == "delivered", out
+    # a check digit changed: not reported as UPS
+    p = subprocess.run([BIN, "extract", "shipments", "--text", "tracking 1Z999AA10123456785"],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0 and not any(s["carrier"] == "ups" and s["valid"]
+                                         for s in json.loads(p.stdout)["shipments"]), p.stdout
+    p = subprocess.run([BIN, "extract", "shipments", "--text"], capture_output=True, timeout=60)
+    assert p.returncode == 2, p
+    print("ok: extract shipments")
 
 
 def run_default():

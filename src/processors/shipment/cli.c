@@ -1,6 +1,7 @@
 /*
- * `data-router extract shipments [FILE|-]`: prints what dr_shipment_extract() finds in an email
- * (RFC 5322, parsed by the email module) or, when the input is not an email, in plain text.
+ * `data-router extract shipments [FILE.eml | --text TEXT | -]`: prints what dr_shipment_extract()
+ * finds in an email (RFC 5322, parsed by the email module), in plain text given with --text, or,
+ * when the input is not an email, in the input as plain text.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +23,35 @@ int dr_cli_extract_shipments(int argc, char **argv)
     cJSON *out = NULL;
     int err, rc = 1;
 
+    if (argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        printf("usage: data-router extract shipments [FILE.eml | --text TEXT | -]\n");
+        return 0;
+    }
+    if (argc > 0 && strcmp(argv[0], "--text") == 0) {
+        if (argc != 2) {
+            dr_cli_error("usage: data-router extract shipments --text TEXT");
+            return 2;
+        }
+        if (strlen(argv[1]) > DR_SHIPMENT_MAX_INPUT) {
+            dr_cli_error("extract shipments: the text is too long");
+            return 1;
+        }
+        err = dr_shipment_extract(NULL, NULL, argv[1], strlen(argv[1]), &out);
+        if (err) {
+            dr_cli_error("extract shipments: %s", dr_strerror(err));
+            return 1;
+        }
+        json = cJSON_PrintUnformatted(out);
+        cJSON_Delete(out);
+        if (!json) {
+            return 1;
+        }
+        printf("%s\n", json);
+        free(json);
+        return 0;
+    }
     if (argc > 1) {
-        dr_cli_error("usage: data-router extract shipments [FILE|-]");
+        dr_cli_error("usage: data-router extract shipments [FILE.eml | --text TEXT | -]");
         return 2;
     }
     dr_buf_init(&from, 4096);
