@@ -50,19 +50,30 @@ int dr_cli_read_file(const char *path, size_t limit, char **out, size_t *len)
 int dr_cli_tools(const char *cmd, int argc, char **argv)
 {
     static const struct {
-        const char *cmd, *what;
+        const char *cmd, *what, *usage;
         int (*fn)(int, char **);
     } tools[] = {
-        {"parse", "email", dr_cli_parse_email},
-        {"parse", "ics", dr_cli_parse_ics},
-        {"parse", "poll-reply", dr_cli_parse_poll_reply},
-        {"extract", "shipments", dr_cli_extract_shipments},
-        {"extract", "reply", dr_cli_extract_reply},
+        {"parse", "email", "[FILE.eml | -]: the parsed email and its classification as JSON",
+         dr_cli_parse_email},
+        {"parse", "ics", "[FILE | -]: the iCalendar object as JSON", dr_cli_parse_ics},
+        {"parse", "poll-reply",
+         "--poll POLL.json [FILE.eml | -]: the poll answers a reply gives, as JSON",
+         dr_cli_parse_poll_reply},
+        {"extract", "shipments", "[FILE.eml | --text TEXT | -]: tracking numbers and status",
+         dr_cli_extract_shipments},
+        {"extract", "reply", "[FILE | -]: the new text of a reply, without quotes and signature",
+         dr_cli_extract_reply},
     };
     const char *what = argc > 0 ? argv[0] : "";
 
     for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
         if (strcmp(tools[i].cmd, cmd) == 0 && strcmp(tools[i].what, what) == 0) {
+            for (int k = 1; k < argc; k++) {
+                if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
+                    printf("usage: data-router %s %s %s\n", cmd, what, tools[i].usage);
+                    return 0;
+                }
+            }
             return tools[i].fn(argc - 1, argv + 1);
         }
     }

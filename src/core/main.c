@@ -392,7 +392,11 @@ int main(int argc, char **argv)
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("data-router %s\n", DR_VERSION);
+        if (wants_help(argc - 2, argv + 2)) {
+            printf("usage: data-router version: prints the version\n");
+        } else {
+            printf("data-router %s\n", DR_VERSION);
+        }
         rc = 0;
     } else if (strcmp(cmd, "serve") == 0) {
         rc = cmd_serve(argc - 2, argv + 2);

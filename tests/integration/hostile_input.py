@@ -140,6 +140,13 @@ def main():
     p = subprocess.run([BIN, "serve", "--config", "/nonexistent.yaml"], capture_output=True,
                        text=True, timeout=30)
     assert p.returncode == 2 and "/nonexistent.yaml" in p.stderr, p.stderr
+    for cmd in (["serve"], ["publish"], ["dlq"], ["version"], ["parse", "email"],
+                ["parse", "ics"], ["parse", "poll-reply"], ["extract", "shipments"],
+                ["extract", "reply"]):
+        p = subprocess.run([BIN, *cmd, "--help"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and p.stdout.startswith("usage: data-router"), (cmd, p)
+    p = subprocess.run([BIN, "publish", "--topic"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
     p = subprocess.run([BIN, "bogus"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
     print("ok: hostile input answered with clear errors; service kept serving")
