@@ -30,7 +30,7 @@ test: build-test
 	@scripts/test-env ctest --test-dir build-test --output-on-failure -j 2 $(CTEST_ARGS)
 
 unit: build-test
-	@ctest --test-dir build-test --output-on-failure -L unit -j $(JOBS)
+	@scripts/test-env ctest --test-dir build-test --output-on-failure -L unit -j $(JOBS)
 
 bench: build
 	@bench/run
