@@ -70,6 +70,10 @@ struct proc {
     struct dr_breaker *breaker; /* the downstream it last failed on, while paused */
     struct dr_breaker *last_failed; /* the downstream of its last failure, until a success */
     char labels[128];
+    /* the label string of the last (topic, outcome) counted: consecutive messages usually match */
+    char last_topic[200];
+    int last_outcome;
+    char last_labels[320];
 };
 
 struct dr_router {
@@ -541,11 +545,15 @@ static void task_done(struct dr_router *r, struct task *t)
     struct job *j = t->job;
     struct proc *p = &r->procs[t->proc];
     double secs = (double)(dr_mono_ns() - t->t_start) / 1e9;
-    char labels[256];
 
-    snprintf(labels, sizeof(labels), "topic=\"%s\",processor=\"%s\",outcome=\"%s\"", j->msg->topic,
-             p->def->name, dr_outcome_name(t->res.outcome));
-    dr_metrics_inc("dr_messages_processed_total", labels, 1);
+    if ((int)t->res.outcome != p->last_outcome || strcmp(p->last_topic, j->msg->topic) != 0) {
+        snprintf(p->last_topic, sizeof(p->last_topic), "%s", j->msg->topic);
+        p->last_outcome = (int)t->res.outcome;
+        snprintf(p->last_labels, sizeof(p->last_labels),
+                 "topic=\"%s\",processor=\"%s\",outcome=\"%s\"", j->msg->topic, p->def->name,
+                 dr_outcome_name(t->res.outcome));
+    }
+    dr_metrics_inc("dr_messages_processed_total", p->last_labels, 1);
     dr_metrics_observe("dr_processing_seconds", p->labels, secs);
 
     if (t->res.outcome == DR_OUTCOME_RETRY && *t->res.downstream) {
