@@ -43,6 +43,9 @@ void dr_random_id(char out[33]);
 /* Uniform random double in [0, 1) from a thread-local generator. */
 double dr_random_unit(void);
 
+/* Encodes code point cp (<= 0x10FFFF, not a surrogate) as UTF-8 into out; returns 1-4. */
+size_t dr_utf8_encode(uint32_t cp, char out[4]);
+
 /* Parses a whole decimal string into *out; DR_EINVAL when not all of s is a number in range. */
 int dr_parse_i64(const char *s, int64_t *out);
 

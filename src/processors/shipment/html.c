@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "dr/err.h"
+#include "dr/util.h"
 #include "processors/shipment/tracking_int.h"
 
 static int lower(int c)
@@ -77,25 +78,7 @@ static int put_utf8(struct dr_buf *out, uint32_t cp)
     if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
         return DR_OK; /* drop what is not a character */
     }
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
+    n = dr_utf8_encode(cp, u);
     return dr_buf_append(out, u, n);
 }
 

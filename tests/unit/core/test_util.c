@@ -95,13 +95,26 @@ static void ct_equal(void **state)
     assert_false(dr_ct_equal("abc", 3, "abcd", 4));
 }
 
+static void utf8_encode(void **state)
+{
+    char u[4];
+    assert_int_equal(dr_utf8_encode('A', u), 1);
+    assert_memory_equal(u, "A", 1);
+    assert_int_equal(dr_utf8_encode(0xE9, u), 2);
+    assert_memory_equal(u, "\xc3\xa9", 2);
+    assert_int_equal(dr_utf8_encode(0x20AC, u), 3);
+    assert_memory_equal(u, "\xe2\x82\xac", 3);
+    assert_int_equal(dr_utf8_encode(0x1F600, u), 4);
+    assert_memory_equal(u, "\xf0\x9f\x98\x80", 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(buf_limit),       cmocka_unit_test(buf_json_escape),
         cmocka_unit_test(base64_roundtrip), cmocka_unit_test(base64_rejects_junk),
         cmocka_unit_test(time_roundtrip),  cmocka_unit_test(json_pointer),
-        cmocka_unit_test(ct_equal),
+        cmocka_unit_test(ct_equal),        cmocka_unit_test(utf8_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

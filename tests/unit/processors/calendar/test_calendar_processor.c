@@ -24,53 +24,8 @@
 extern const struct dr_processor dr_processor_calendar;
 extern const struct dr_processor dr_processor_meeting_poll;
 
-struct pfx {
-    struct fx fx;
-    struct dr_store *st;
-    void *proc;
-};
-
-static int fx_setup(void **state)
-{
-    struct pfx *p = dr_xcalloc(1, sizeof(*p));
-    const struct backend *be = *state;
-    struct dr_proc_env env = {0};
-    char err[256] = "";
-
-    if (fx_prepare(&p->fx, be)) {
-        free(p);
-        return -1;
-    }
-    if (dr_store_open(p->fx.url, &p->st) != DR_OK) {
-        fx_release(&p->fx);
-        free(p);
-        return -1;
-    }
-    env.store = p->st;
-    env.data_dir = "/tmp";
-    if (dr_processor_calendar.init(&env, &p->proc, err, sizeof(err)) != 0) {
-        fprintf(stderr, "init: %s\n", err);
-        dr_store_close(p->st);
-        fx_release(&p->fx);
-        free(p);
-        return -1;
-    }
-    *state = p;
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    struct pfx *p = *state;
-
-    if (p) {
-        dr_processor_calendar.destroy(p->proc);
-        dr_store_close(p->st);
-        fx_release(&p->fx);
-        free(p);
-    }
-    return 0;
-}
+#define PFX_PROCESSOR dr_processor_calendar
+#include "unit/processors/proc_fixture.h"
 
 static struct dr_db *DB(void **state)
 {
