@@ -521,29 +521,58 @@ static void dedup_work(uv_work_t *w)
     }
 }
 
+/* A message that cannot be decoded is stored as a dead letter (on the thread pool: the store
+ * blocks), then acked; if storing fails it is left to Pub/Sub's redelivery. */
+struct undecodable {
+    uv_work_t work;
+    struct sub *sub;
+    struct dr_dead_letter dl; /* owned strings */
+    char *ack_id;
+    int err;
+};
+
+static void undecodable_work(uv_work_t *w)
+{
+    struct undecodable *u = (struct undecodable *)w;
+    u->err = dr_store_dlq_put(u->sub->p->store, &u->dl);
+}
+
+static void undecodable_done(uv_work_t *w, int status)
+{
+    struct undecodable *u = (struct undecodable *)w;
+
+    u->sub->p->outstanding--;
+    if (u->err) {
+        DR_ERROR("pull", "dead letter not stored", "subscription=%s error=\"%s\"", u->sub->name,
+                 dr_strerror(u->err));
+    } else {
+        queue_ack(u->sub, u->ack_id);
+    }
+    dr_dead_letter_cleanup(&u->dl);
+    free(u->ack_id);
+    free(u);
+}
+
 static void dead_undecodable(struct sub *s, struct dr_pubsub_msg *m)
 {
-    struct dr_dead_letter dl;
-    char *orig;
+    struct undecodable *u = dr_xcalloc(1, sizeof(*u));
     cJSON *o = cJSON_CreateObject();
     int64_t now = dr_now_ms();
 
     cJSON_AddStringToObject(o, "messageId", m->message_id ? m->message_id : "");
     cJSON_AddStringToObject(o, "topic", s->topic);
-    orig = dr_json_print(o);
+    u->dl.message_json = dr_json_print(o);
     cJSON_Delete(o);
-    memset(&dl, 0, sizeof(dl));
-    dl.message_id = m->message_id ? m->message_id : "";
-    dl.topic = s->topic;
-    dl.reason = "undecodable";
-    dl.error = (char *)m->invalid;
-    dl.attempts = 1;
-    dl.first_failure_ms = dl.last_failure_ms = dl.created_ms = now;
-    dl.message_json = orig;
-    /* rare: a synchronous write is acceptable here */
-    dr_store_dlq_put(s->p->store, &dl);
-    free(orig);
-    queue_ack(s, m->ack_id);
+    u->sub = s;
+    u->ack_id = dr_xstrdup(m->ack_id);
+    u->dl.message_id = dr_xstrdup(m->message_id ? m->message_id : "");
+    u->dl.topic = dr_xstrdup(s->topic);
+    u->dl.reason = dr_xstrdup("undecodable");
+    u->dl.error = dr_xstrdup(m->invalid);
+    u->dl.attempts = 1;
+    u->dl.first_failure_ms = u->dl.last_failure_ms = u->dl.created_ms = now;
+    s->p->outstanding++;
+    uv_queue_work(s->p->loop, &u->work, undecodable_work, undecodable_done);
 }
 
 static void dedup_done(uv_work_t *w, int status)
