@@ -48,6 +48,8 @@ void dr_realtime_stop(struct dr_realtime *rt);
  * uv_run of the loop. NULL-safe. */
 void dr_realtime_destroy(struct dr_realtime *rt);
 struct dr_hub *dr_realtime_hub(struct dr_realtime *rt);
+/* Readiness of the Redis fan-out: -1 when none is configured, else 1 up / 0 down. Loop thread. */
+int dr_realtime_bus_up(const struct dr_realtime *rt);
 
 /* ---- notifications ---- */
 

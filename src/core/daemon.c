@@ -86,7 +86,8 @@ static void ready_done(struct dr_http_req *req, void *arg)
 {
     struct ready_job *j = arg;
     struct daemon *d = j->d;
-    int redis_up = !d->cfg->redis_url || dr_metrics_value("dr_realtime_bus_state", "") == 2;
+    int bus = dr_realtime_bus_up(d->rt);
+    int redis_up = bus != 0;
     int pubsub_ok = !d->pull || dr_pull_healthy(d->pull);
     int ready = !d->stopping && !j->err && redis_up && pubsub_ok;
     char body[256];
@@ -94,7 +95,7 @@ static void ready_done(struct dr_http_req *req, void *arg)
     snprintf(body, sizeof(body),
              "{\"status\":\"%s\",\"store\":\"%s\",\"redis\":\"%s\",\"pubsub\":\"%s\"}",
              d->stopping ? "stopping" : ready ? "ready" : "unavailable", j->err ? "down" : "ok",
-             !d->cfg->redis_url ? "not configured" : redis_up ? "ok" : "down",
+             bus < 0 ? "not configured" : redis_up ? "ok" : "down",
              !d->pull ? "not configured" : pubsub_ok ? "ok" : "failing");
     dr_http_respond_json(req, ready ? 200 : 503, body);
     free(j);

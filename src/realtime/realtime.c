@@ -510,3 +510,11 @@ struct dr_hub *dr_realtime_hub(struct dr_realtime *rt)
 {
     return &rt->hub;
 }
+
+int dr_realtime_bus_up(const struct dr_realtime *rt)
+{
+    if (!rt || !rt->bus) {
+        return -1;
+    }
+    return dr__redis_bus_up(rt->bus);
+}

@@ -1300,3 +1300,8 @@ void dr__redis_bus_destroy(struct dr_redis_bus *b)
     dr__redis_bus_stop(b);
     free_bus(b);
 }
+
+int dr__redis_bus_up(const struct dr_redis_bus *b)
+{
+    return b && b->state == BUS_UP;
+}

@@ -48,5 +48,7 @@ void dr__redis_bus_stop(struct dr_redis_bus *b);
 /* Frees the bus; after dr__redis_bus_stop and a final uv_run of the loop (or when it was never
  * started). NULL-safe. */
 void dr__redis_bus_destroy(struct dr_redis_bus *b);
+/* 1 while both Redis connections are up and subscribed. Loop thread. */
+int dr__redis_bus_up(const struct dr_redis_bus *b);
 
 #endif

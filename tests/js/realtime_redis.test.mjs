@@ -213,6 +213,9 @@ describe('Redis bus between two instances', { skip }, () => {
     await redis.stop();
     for (const s of [a, b]) {
       await waitFor(async () => (await s.metric('dr_realtime_bus_state')) !== 2, 'the bus down');
+      const ready = await s.request('GET', '/readyz');
+      assert.equal(ready.status, 503, 'not ready while Redis is down');
+      assert.equal(ready.json.redis, 'down');
     }
     // stored on B while the bus is down: A cannot hear of them
     const during = Array.from({ length: 5 }, (_, i) => notification(user, 100 + i));
@@ -224,6 +227,7 @@ describe('Redis bus between two instances', { skip }, () => {
     await redis.start();
     for (const s of [a, b]) {
       await waitFor(async () => (await s.metric('dr_realtime_bus_state')) === 2, 'the bus up');
+      await waitFor(async () => (await s.request('GET', '/readyz')).status === 200, 'ready again');
     }
     assert.ok((await a.metric('dr_realtime_bus_reconnects_total')) > reconnects0, 'reconnected');
     assert.match(a.log(), /redis bus down/, 'the loss is logged');
