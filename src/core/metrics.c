@@ -196,6 +196,18 @@ char *dr_metrics_render(void)
             }
         }
     }
+    /* Series nobody described still show (untyped), so a metric cannot vanish silently. */
+    for (int i = 0; i < NSLOTS; i++) {
+        for (struct series *se = slots[i]; se; se = se->next) {
+            int described = 0;
+            for (f = families; f && !described; f = f->next) {
+                described = strcmp(f->name, se->name) == 0;
+            }
+            if (!described) {
+                series_text(&b, se);
+            }
+        }
+    }
     pthread_mutex_unlock(&mu);
     return dr_buf_steal(&b, NULL);
 }

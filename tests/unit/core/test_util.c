@@ -9,6 +9,7 @@
 #include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/json.h"
+#include "dr/metrics.h"
 #include "dr/util.h"
 
 static void buf_limit(void **state)
@@ -95,6 +96,23 @@ static void ct_equal(void **state)
     assert_false(dr_ct_equal("abc", 3, "abcd", 4));
 }
 
+static void metrics_render(void **state)
+{
+    char *text;
+    dr_metrics_reset();
+    dr_metrics_describe("t_described_total", "counter", "A described counter.");
+    dr_metrics_inc("t_described_total", "topic=\"a\"", 2);
+    dr_metrics_inc("t_undescribed_total", "", 1);
+    dr_metrics_observe("t_seconds", "", 0.003);
+    text = dr_metrics_render();
+    assert_non_null(strstr(text, "# TYPE t_described_total counter\nt_described_total{topic=\"a\"} 2\n"));
+    assert_non_null(strstr(text, "t_undescribed_total{} 1\n"));
+    assert_non_null(strstr(text, "t_seconds_bucket{le=\"0.005\"} 1\n"));
+    assert_non_null(strstr(text, "t_seconds_count{} 1\n"));
+    free(text);
+    dr_metrics_reset();
+}
+
 static void utf8_encode(void **state)
 {
     char u[4];
@@ -115,6 +133,7 @@ int main(void)
         cmocka_unit_test(base64_roundtrip), cmocka_unit_test(base64_rejects_junk),
         cmocka_unit_test(time_roundtrip),  cmocka_unit_test(json_pointer),
         cmocka_unit_test(ct_equal),        cmocka_unit_test(utf8_encode),
+        cmocka_unit_test(metrics_render),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
