@@ -61,8 +61,9 @@ void dr_router_release(struct dr_router *r, struct dr_msg *msg);
 /* Messages and payload bytes submitted and not yet released. */
 size_t dr_router_in_flight(const struct dr_router *r);
 size_t dr_router_in_flight_bytes(const struct dr_router *r);
-/* 1 while the in-flight bounds of the config leave room for more. */
-int dr_router_has_room(const struct dr_router *r);
+/* 1 while the in-flight bounds of the config leave room for more. A 0 arms the callback of
+ * dr_router_on_room() for when room frees up. */
+int dr_router_has_room(struct dr_router *r);
 /* Called (on the loop thread) whenever room frees up after having been full. */
 void dr_router_on_room(struct dr_router *r, void (*fn)(void *ctx), void *ctx);
 /* Stop taking new work: running tasks finish, queued ones stay queued until destroy hands

@@ -635,7 +635,6 @@ void dr_router_submit(struct dr_router *r, struct dr_msg *msg, const struct dr_s
     size_t n;
     struct job *j;
     char kbuf[512];
-    char labels[256];
     const struct dr_route *first = NULL;
 
     dr_msg_finish(msg, dr_config_topic_type(r->cfg, msg->topic), 0);
@@ -651,7 +650,6 @@ void dr_router_submit(struct dr_router *r, struct dr_msg *msg, const struct dr_s
             snprintf(last_labels, sizeof(last_labels), "topic=\"%s\"", msg->topic);
         }
         dr_metrics_inc("dr_messages_received_total", last_labels, 1);
-        (void)labels;
     }
 
     /* One task per distinct processor across the matched routes. */
@@ -740,12 +738,12 @@ size_t dr_router_in_flight_bytes(const struct dr_router *r)
     return r->in_flight_bytes;
 }
 
-int dr_router_has_room(const struct dr_router *r)
+int dr_router_has_room(struct dr_router *r)
 {
     int room = (int64_t)r->in_flight < r->cfg->max_in_flight &&
                (int64_t)r->in_flight_bytes < r->cfg->max_in_flight_bytes && !r->draining;
     if (!room) {
-        ((struct dr_router *)r)->was_full = 1;
+        r->was_full = 1; /* so the room callback fires once there is room again */
     }
     return room;
 }
