@@ -80,20 +80,13 @@ static const struct dr_db_migration migrations[] = {
 };
 
 /* dr_db_migrate() is safe to run concurrently (BEGIN IMMEDIATE on SQLite, an advisory lock on
- * PostgreSQL); the mutex only saves a second processor's init the round trips. */
-static pthread_mutex_t migrate_mu = PTHREAD_MUTEX_INITIALIZER;
-
+ * PostgreSQL), so processors that share these tables may all call this from their init. */
 int dr_poll_store_migrate(struct dr_store *st)
 {
-    int err;
-
     if (!st) {
         return DR_EINVAL;
     }
-    pthread_mutex_lock(&migrate_mu);
-    err = dr_db_migrate(dr_store_db(st), migrations, DR_ARRAY_LEN(migrations));
-    pthread_mutex_unlock(&migrate_mu);
-    return err;
+    return dr_db_migrate(dr_store_db(st), migrations, DR_ARRAY_LEN(migrations));
 }
 
 /* ---- lookups ---- */

@@ -48,19 +48,12 @@ static const struct dr_db_migration migrations[] = {
     {300, "shipments and tracking events", v300_sqlite, v300_postgres},
 };
 
-static pthread_mutex_t migrate_mu = PTHREAD_MUTEX_INITIALIZER;
-
 int dr_shipment_store_migrate(struct dr_store *st)
 {
-    int err;
-
     if (!st) {
         return DR_EINVAL;
     }
-    pthread_mutex_lock(&migrate_mu);
-    err = dr_db_migrate(dr_store_db(st), migrations, DR_ARRAY_LEN(migrations));
-    pthread_mutex_unlock(&migrate_mu);
-    return err;
+    return dr_db_migrate(dr_store_db(st), migrations, DR_ARRAY_LEN(migrations));
 }
 
 int dr_shipment_status_rank(enum dr_shipment_status s)
