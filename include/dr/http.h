@@ -83,4 +83,8 @@ int dr_http_defer(struct dr_http_req *req, void (*work)(void *arg),
  */
 int dr_http_hijack(struct dr_http_req *req, uv_tcp_t **stream, char **extra, size_t *extra_len);
 
+/* A uv_alloc_cb handing out one 64 KiB buffer per thread: for read callbacks that consume what
+ * they are given before returning (as the server and the hijacked streams do). */
+void dr_http_read_slab(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
 #endif

@@ -284,8 +284,6 @@ static const char *reason_phrase(int status)
     return "Status";
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-
 /* Lingering close: after the last response, send FIN and drain what the client still sends for
  * a moment, so the kernel does not answer unread data with a reset that destroys the response. */
 static void on_linger_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -308,7 +306,7 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
         conn_close(c);
         return;
     }
-    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_linger_read);
+    uv_read_start((uv_stream_t *)&c->tcp, dr_http_read_slab, on_linger_read);
     uv_timer_start(c->timer, on_linger_timeout, 2000, 0);
 }
 
@@ -548,7 +546,7 @@ static void on_timeout(uv_timer_t *t)
     }
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+void dr_http_read_slab(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     static _Thread_local char slab[65536];
     buf->base = slab;
@@ -627,7 +625,7 @@ static void after_response(struct conn *c)
     }
     free(left);
     if (c->state == READING && !uv_is_closing((uv_handle_t *)&c->tcp)) {
-        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+        uv_read_start((uv_stream_t *)&c->tcp, dr_http_read_slab, on_read);
     }
 }
 
@@ -875,7 +873,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->parser.data = c;
     c->state = READING;
     uv_timer_start(c->timer, on_timeout, srv->lim.request_timeout_ms, 0);
-    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+    uv_read_start((uv_stream_t *)&c->tcp, dr_http_read_slab, on_read);
 }
 
 /* ---------- server ---------- */

@@ -81,13 +81,6 @@ const struct rt_transport dr__rt_sse = {
     .cleanup = sse_cleanup,
 };
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    static _Thread_local char slab[4096];
-    buf->base = slab;
-    buf->len = sizeof(slab);
-}
-
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     struct rt_conn *c = st->data;
@@ -128,5 +121,5 @@ void dr__sse_start(struct dr_hub *hub, struct dr_http_req *req, struct dr_jwt_cl
         dr__rt_conn_close(c, 4029, "too many connections for this user");
         return;
     }
-    uv_read_start((uv_stream_t *)tcp, alloc_cb, on_read);
+    uv_read_start((uv_stream_t *)tcp, dr_http_read_slab, on_read);
 }

@@ -190,13 +190,6 @@ void dr__ws_feed(struct rt_conn *c, const char *data, size_t len)
     dr__rt_conn_unref(c);
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    static _Thread_local char slab[65536];
-    buf->base = slab;
-    buf->len = sizeof(slab);
-}
-
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct rt_conn *c = s->data;
@@ -343,7 +336,7 @@ void dr__ws_start(struct dr_hub *hub, struct dr_http_req *req, struct dr_jwt_cla
     } else {
         c->since = since;
     }
-    uv_read_start((uv_stream_t *)tcp, alloc_cb, on_read);
+    uv_read_start((uv_stream_t *)tcp, dr_http_read_slab, on_read);
     if (extra_len) {
         dr__ws_feed(c, extra, extra_len);
     }
