@@ -37,20 +37,23 @@ struct dr_emit {
 
 struct dr_result {
     enum dr_outcome outcome;
-    char reason[64];       /* machine-readable, e.g. "invalid_payload", "downstream_unavailable" */
-    char error[512];       /* human detail (no bodies, no full addresses) */
-    char downstream[64];   /* set with dr_result_downstream_failed: feeds that breaker */
+    char reason[64];        /* machine-readable, e.g. "invalid_payload", "downstream_unavailable" */
+    char error[512];        /* human detail (no bodies, no full addresses) */
+    char downstream[64];    /* set with dr_result_downstream_failed: feeds that breaker */
     int64_t retry_after_ms; /* a hint, 0 = the configured backoff */
     struct dr_emit *emits;
     size_t nemits;
     size_t cap;
+    /* Deferred completion (dr_result_defer): set by the router, not by processors. */
+    void (*finish_fn)(struct dr_result *r);
+    int deferred;
 };
 
 /* Everything a processor may use; lives as long as the router. */
 struct dr_proc_env {
     struct dr_store *store; /* blocking calls are fine on worker threads */
     const char *data_dir;
-    const cJSON *config;    /* this processor's section of the YAML (may be NULL) */
+    const cJSON *config; /* this processor's section of the YAML (may be NULL) */
 };
 
 struct dr_processor {
@@ -68,14 +71,23 @@ const struct dr_processor *const *dr_processor_all(size_t *n);
 
 /* Result helpers (format strings must not include bodies or full addresses). */
 void dr_result_init(struct dr_result *r);
+/*
+ * A processor that batches work (e.g. many messages in one database transaction) may finish a
+ * message after process() has returned: it calls dr_result_defer(r) inside process(), keeps r,
+ * and later, from any thread, sets the outcome on r and calls dr_result_finish(r) exactly once.
+ * Until then r and the message stay valid and the message counts as running (drain waits for
+ * it). A processor that defers must finish everything it holds in its destroy().
+ */
+void dr_result_defer(struct dr_result *r);
+void dr_result_finish(struct dr_result *r);
 void dr_result_cleanup(struct dr_result *r);
 void dr_result_retry(struct dr_result *r, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void dr_result_reject(struct dr_result *r, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* RETRY that also counts as a failure of the named downstream's circuit breaker. */
-void dr_result_downstream_failed(struct dr_result *r, const char *downstream, const char *fmt,
-                                 ...) __attribute__((format(printf, 3, 4)));
+void dr_result_downstream_failed(struct dr_result *r, const char *downstream, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Adds a follow-up message; data copied. attrs: NULL-terminated key, value, key, value... */
 void dr_result_emit(struct dr_result *r, const char *topic, const char *data, size_t len,
                     const char *ordering_key, const char *const *attrs);

@@ -1,62 +1,187 @@
 /*
  * The `realtime` processor: consumes the client-notifications topic. Each message is validated
- * as a ClientNotification, stored (which gives it its seq) and handed to the hub, which fans it
- * out on the loop thread.
+ * as a ClientNotification on the worker, then handed to this processor's store thread, which
+ * stores whatever has gathered in one transaction (that gives each its seq), hands the new ones
+ * to the hub in seq order, and only then finishes their messages (dr_result_defer). One store
+ * thread per instance means the hub sees this instance's notifications in seq order and only
+ * after their rows are committed: the resume logic in conn.c relies on both. A batch whose
+ * transaction fails is stored again one notification at a time, so a bad row fails alone.
  *
- * Store and hand-off happen under one lock, so the hub sees this instance's notifications in
- * seq order and only after their row is committed: the resume logic in conn.c relies on both.
  * A notification already stored (a redelivery) is not fanned out again: whoever missed it gets
  * it from the store on resume.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dr/err.h"
 #include "dr/log.h"
 #include "dr/metrics.h"
 #include "dr/processor.h"
 #include "dr/store.h"
+#include "dr/util.h"
 #include "realtime/rt_int.h"
 
-static pthread_mutex_t order_mu = PTHREAD_MUTEX_INITIALIZER;
+#define BATCH_MAX 256
+
+struct item {
+    struct dr_notification *n;
+    struct dr_result *res;
+    const char *message_id;
+    struct item *next;
+};
+
+struct rt_proc {
+    struct dr_db *db;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct item *head, *tail;
+    int stop;
+};
+
+static void finish(struct item *it, int err, int dup)
+{
+    if (err) {
+        dr_result_retry(it->res, "store_unavailable", "storing the notification failed: %s",
+                        dr_strerror(err));
+    } else {
+        dr_metrics_inc(RT_M_STORED, dup ? "outcome=\"duplicate\"" : "outcome=\"stored\"", 1);
+        DR_DEBUG("realtime", "notification stored", "message_id=%s seq=%lld duplicate=%d",
+                 it->message_id, (long long)it->n->seq, dup);
+    }
+    dr_notification_unref(it->n);
+    dr_result_finish(it->res);
+    free(it);
+}
+
+static void store_batch(struct rt_proc *rp, struct item **v, size_t n)
+{
+    struct dr_notification *ns[BATCH_MAX];
+    int dup[BATCH_MAX];
+    struct dr_hub *hub = dr__hub_current();
+    int err;
+
+    for (size_t i = 0; i < n; i++) {
+        ns[i] = v[i]->n;
+    }
+    err = dr__rt_store_put_many(rp->db, ns, n, dup);
+    if (err && n > 1) {
+        DR_WARN("realtime", "batch store failed, storing one by one", "error=\"%s\" batch=%zu",
+                dr_strerror(err), n);
+        for (size_t i = 0; i < n; i++) {
+            int e = dr__rt_store_put(rp->db, ns[i], &dup[i]);
+            if (!e && !dup[i] && hub) {
+                dr_hub_publish(hub, ns[i]);
+            }
+            finish(v[i], e, dup[i]);
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!err && !dup[i] && hub) {
+            dr_hub_publish(hub, ns[i]);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        finish(v[i], err, err ? 0 : dup[i]);
+    }
+}
+
+static void *store_main(void *arg)
+{
+    struct rt_proc *rp = arg;
+    struct item *v[BATCH_MAX];
+
+    pthread_mutex_lock(&rp->mu);
+    for (;;) {
+        size_t n = 0;
+        while (!rp->head && !rp->stop) {
+            pthread_cond_wait(&rp->cv, &rp->mu);
+        }
+        if (!rp->head) {
+            break; /* stopped with nothing left */
+        }
+        while (rp->head && n < BATCH_MAX) {
+            v[n++] = rp->head;
+            rp->head = rp->head->next;
+        }
+        if (!rp->head) {
+            rp->tail = NULL;
+        }
+        pthread_mutex_unlock(&rp->mu);
+        store_batch(rp, v, n);
+        pthread_mutex_lock(&rp->mu);
+    }
+    pthread_mutex_unlock(&rp->mu);
+    return NULL;
+}
 
 static int rt_init(const struct dr_proc_env *env, void **state, char *err, size_t errsz)
 {
-    *state = dr_store_db(env->store);
+    struct rt_proc *rp = dr_xcalloc(1, sizeof(*rp));
+    int e;
+
+    rp->db = dr_store_db(env->store);
+    pthread_mutex_init(&rp->mu, NULL);
+    pthread_cond_init(&rp->cv, NULL);
+    e = pthread_create(&rp->thread, NULL, store_main, rp);
+    if (e) {
+        snprintf(err, errsz, "starting the notification store thread: %s", strerror(e));
+        pthread_mutex_destroy(&rp->mu);
+        pthread_cond_destroy(&rp->cv);
+        free(rp);
+        return -1;
+    }
+    pthread_setname_np(rp->thread, "dr-rt-store");
+    *state = rp;
     return 0;
 }
 
 static void rt_process(void *state, const struct dr_msg *msg, struct dr_result *res)
 {
-    struct dr_db *db = state;
+    struct rt_proc *rp = state;
     struct dr_notification *n = NULL;
-    struct dr_hub *hub;
+    struct item *it;
     char why[128];
-    int dup = 0, err;
 
-    err = dr_notification_parse((const char *)msg->data, msg->data_len, msg->message_id, &n, why,
-                                sizeof(why));
-    if (err) {
+    if (dr_notification_parse((const char *)msg->data, msg->data_len, msg->message_id, &n, why,
+                              sizeof(why))) {
         dr_metrics_inc(RT_M_STORED, "outcome=\"invalid\"", 1);
         dr_result_reject(res, "invalid_notification", "%s", why);
         return;
     }
     n->t0_ns = (uint64_t)msg->received_ns;
-    pthread_mutex_lock(&order_mu);
-    err = dr__rt_store_put(db, n, &dup);
-    if (!err && !dup && (hub = dr__hub_current()) != NULL) {
-        dr_hub_publish(hub, n);
-    }
-    pthread_mutex_unlock(&order_mu);
-    if (err) {
-        dr_result_retry(res, "store_unavailable", "storing the notification failed: %s",
-                        dr_strerror(err));
+    it = dr_xcalloc(1, sizeof(*it));
+    it->n = n;
+    it->res = res;
+    it->message_id = msg->message_id; /* the message outlives the deferred result */
+    dr_result_defer(res);
+    pthread_mutex_lock(&rp->mu);
+    if (rp->tail) {
+        rp->tail->next = it;
     } else {
-        dr_metrics_inc(RT_M_STORED, dup ? "outcome=\"duplicate\"" : "outcome=\"stored\"", 1);
-        DR_DEBUG("realtime", "notification stored", "message_id=%s seq=%lld duplicate=%d",
-                 msg->message_id, (long long)n->seq, dup);
+        rp->head = it;
     }
-    dr_notification_unref(n);
+    rp->tail = it;
+    pthread_cond_signal(&rp->cv);
+    pthread_mutex_unlock(&rp->mu);
+}
+
+/* The store thread finishes everything queued before it exits. */
+static void rt_destroy(void *state)
+{
+    struct rt_proc *rp = state;
+
+    pthread_mutex_lock(&rp->mu);
+    rp->stop = 1;
+    pthread_cond_signal(&rp->cv);
+    pthread_mutex_unlock(&rp->mu);
+    pthread_join(rp->thread, NULL);
+    pthread_mutex_destroy(&rp->mu);
+    pthread_cond_destroy(&rp->cv);
+    free(rp);
 }
 
 const struct dr_processor dr_processor_realtime = {
@@ -64,4 +189,5 @@ const struct dr_processor dr_processor_realtime = {
     .description = "Stores client notifications and delivers them to WebSocket/SSE clients",
     .init = rt_init,
     .process = rt_process,
+    .destroy = rt_destroy,
 };

@@ -101,6 +101,9 @@ int dr__rt_migrate(struct dr_db *db);
 /* Stores n (by notification_id: a second store of the same id returns the first seq and sets
  * *dup). Sets n's seq. */
 int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup);
+/* The same for v[0..n) in one transaction, in that order (so seqs ascend with i); dup[i] per
+ * notification. On failure nothing is stored (seqs set meanwhile are void). */
+int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n, int *dup);
 /* Notifications in rooms with seq > since, in seq order, at most limit. *out is an array of
  * references the caller releases with dr__rt_notifications_free. */
 int dr__rt_store_since(struct dr_db *db, char *const *rooms, size_t nrooms, int64_t since,
@@ -275,8 +278,8 @@ struct dr_hub {
     struct dr_db *db;
     struct dr_jwt_keys *keys;
     struct dr_jwks_source *jwks_src; /* JWKS from a URL, refetched on unknown kids; or NULL */
-    struct rt_map rooms; /* name -> struct rt_hub_room */
-    struct rt_map users; /* sub -> struct rt_conn * (head of the per-user list) */
+    struct rt_map rooms;             /* name -> struct rt_hub_room */
+    struct rt_map users;             /* sub -> struct rt_conn * (head of the per-user list) */
     struct rt_conn *conns;
     size_t nconns;
     size_t nconns_tp[RT_NTRANSPORTS];

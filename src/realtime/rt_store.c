@@ -73,7 +73,14 @@ static int found_row(void *ctx, const struct dr_db_row *row)
     return 0;
 }
 
-int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup)
+static const char put_sql[] =
+    "INSERT INTO rt_notifications (notification_id, user_id, org_id, room, type, body_json,"
+    " created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    " ON CONFLICT (notification_id) DO NOTHING RETURNING seq";
+static const char seq_sql[] = "SELECT seq FROM rt_notifications WHERE notification_id = $1";
+
+/* One store, in tx when tx is non-NULL, else on its own. */
+static int put_one(struct dr_db *db, struct dr_db_tx *tx, struct dr_notification *n, int *dup)
 {
     struct dr_db_val p[7] = {
         DR_DB_TEXTV(n->id),      DR_DB_TEXTV(n->user_id), DR_DB_TEXTV(n->org_id),
@@ -84,21 +91,46 @@ int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup)
     int err;
 
     *dup = 0;
-    err = dr_db_exec(db,
-                     "INSERT INTO rt_notifications (notification_id, user_id, org_id, room, type,"
-                     " body_json, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                     " ON CONFLICT (notification_id) DO NOTHING RETURNING seq",
-                     p, 7, get_int, &seq, NULL);
+    err = tx ? dr_db_tx_exec(tx, put_sql, p, 7, get_int, &seq, NULL)
+             : dr_db_exec(db, put_sql, p, 7, get_int, &seq, NULL);
     if (!err && seq == 0) {
         *dup = 1;
-        err = dr_db_exec(db, "SELECT seq FROM rt_notifications WHERE notification_id = $1", p, 1,
-                         get_int, &seq, NULL);
+        err = tx ? dr_db_tx_exec(tx, seq_sql, p, 1, get_int, &seq, NULL)
+                 : dr_db_exec(db, seq_sql, p, 1, get_int, &seq, NULL);
         if (!err && seq == 0) {
             err = DR_EIO; /* deleted in between (retention): let the caller retry */
         }
     }
     if (!err) {
         dr__notification_set_seq(n, seq);
+    }
+    return err;
+}
+
+int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup)
+{
+    return put_one(db, NULL, n, dup);
+}
+
+int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n, int *dup)
+{
+    struct dr_db_tx *tx;
+    int err;
+
+    if (n == 1) {
+        return put_one(db, NULL, v[0], &dup[0]);
+    }
+    err = dr_db_begin(db, &tx);
+    if (err) {
+        return err;
+    }
+    for (size_t i = 0; i < n && !err; i++) {
+        err = put_one(db, tx, v[i], &dup[i]);
+    }
+    if (err) {
+        dr_db_rollback(tx);
+    } else {
+        err = dr_db_commit(tx);
     }
     return err;
 }

@@ -27,6 +27,20 @@ void dr_result_init(struct dr_result *r)
     r->retry_after_ms = 0;
     r->emits = NULL;
     r->nemits = r->cap = 0;
+    r->finish_fn = NULL;
+    r->deferred = 0;
+}
+
+void dr_result_defer(struct dr_result *r)
+{
+    r->deferred = 1;
+}
+
+void dr_result_finish(struct dr_result *r)
+{
+    if (r->finish_fn) {
+        r->finish_fn(r);
+    }
 }
 
 void dr_result_cleanup(struct dr_result *r)
@@ -75,8 +89,7 @@ void dr_result_reject(struct dr_result *r, const char *reason, const char *fmt, 
     va_end(ap);
 }
 
-void dr_result_downstream_failed(struct dr_result *r, const char *downstream, const char *fmt,
-                                 ...)
+void dr_result_downstream_failed(struct dr_result *r, const char *downstream, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

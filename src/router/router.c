@@ -6,6 +6,7 @@
 #include "dr/router.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@
 #include "dr/util.h"
 
 #define MAX_FANOUT 16
-#define NPRIO 10
+#define NPRIO      10
 #define LANE_SLOTS 4096
 
 struct job;
@@ -29,9 +30,11 @@ struct task {
     int proc;           /* index into router->procs */
     struct lane *lane;  /* held while the task is unfinished (ordering), or NULL */
     int done;           /* finished OK or rejected */
+    int in_process;     /* a worker is inside process() for it (under mu) */
+    int finished_early; /* deferred, and finished before process() returned (under mu) */
     struct dr_result res;
     uint64_t t_start;
-    struct task *next;  /* queue link */
+    struct task *next; /* queue link */
 };
 
 struct job {
@@ -39,16 +42,16 @@ struct job {
     const struct dr_source_ops *ops;
     void *source;
     int ntasks;
-    int pending;        /* tasks queued or running in this round */
-    int retry;          /* some task asked for a retry this round */
-    int rejected;       /* index of a rejecting task, or -1 */
+    int pending;  /* tasks queued or running in this round */
+    int retry;    /* some task asked for a retry this round */
+    int rejected; /* index of a rejecting task, or -1 */
     char last_error[640];
     char last_reason[64];
     struct dr_router *router;
-    uv_timer_t *timer;  /* retry timer */
+    uv_timer_t *timer; /* retry timer */
     size_t bytes;
     struct job *prev, *next; /* all live jobs */
-    struct task tasks[]; /* ntasks of them, usually one */
+    struct task tasks[];     /* ntasks of them, usually one */
 };
 
 struct fifo {
@@ -56,10 +59,10 @@ struct fifo {
 };
 
 struct lane {
-    char *key;          /* "<proc>\x1f<ordering key>" */
+    char *key; /* "<proc>\x1f<ordering key>" */
     int busy;
     struct fifo waiting;
-    struct lane *next;  /* hash chain */
+    struct lane *next; /* hash chain */
 };
 
 struct proc {
@@ -67,7 +70,7 @@ struct proc {
     void *state;
     struct fifo ready[NPRIO];
     size_t queued;
-    struct dr_breaker *breaker; /* the downstream it last failed on, while paused */
+    struct dr_breaker *breaker;     /* the downstream it last failed on, while paused */
     struct dr_breaker *last_failed; /* the downstream of its last failure, until a success */
     char labels[128];
     /* the label string of the last (topic, outcome) counted: consecutive messages usually match */
@@ -89,7 +92,7 @@ struct dr_router {
     pthread_cond_t cv;
     int stop;
     int draining_workers; /* drain: take no new task */
-    int running;          /* tasks inside process() */
+    int running;          /* tasks inside process() or deferred and not yet finished */
     int idle;             /* workers waiting for a task */
     int waking;           /* of those, signalled and not yet running */
     struct lane *lanes[LANE_SLOTS];
@@ -256,6 +259,35 @@ static struct task *pick(struct dr_router *r, int64_t now, int64_t *wait_ms)
     return NULL;
 }
 
+/* Hands a finished task to the loop thread (caller holds mu). */
+static void push_completed(struct dr_router *r, struct task *t)
+{
+    r->running--;
+    t->next = NULL;
+    if (r->completed_tail) {
+        r->completed_tail->next = t;
+    } else {
+        r->completed_head = t;
+    }
+    r->completed_tail = t;
+    uv_async_send(&r->async);
+}
+
+/* dr_result_finish() of a deferred result, from any thread. */
+static void deferred_finished(struct dr_result *res)
+{
+    struct task *t = (struct task *)((char *)res - offsetof(struct task, res));
+    struct dr_router *r = t->job->router;
+
+    pthread_mutex_lock(&r->mu);
+    if (t->in_process) {
+        t->finished_early = 1; /* the worker hands it over when process() returns */
+    } else {
+        push_completed(r, t);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void *worker_main(void *arg)
 {
     struct dr_router *r = arg;
@@ -288,23 +320,21 @@ static void *worker_main(void *arg)
             continue;
         }
         r->running++;
+        t->in_process = 1;
+        t->finished_early = 0;
         pthread_mutex_unlock(&r->mu);
 
         struct proc *p = &r->procs[t->proc];
         dr_result_init(&t->res);
+        t->res.finish_fn = deferred_finished;
         t->t_start = dr_mono_ns();
         p->def->process(p->state, t->job->msg, &t->res);
 
         pthread_mutex_lock(&r->mu);
-        r->running--;
-        t->next = NULL;
-        if (r->completed_tail) {
-            r->completed_tail->next = t;
-        } else {
-            r->completed_head = t;
+        t->in_process = 0;
+        if (!t->res.deferred || t->finished_early) {
+            push_completed(r, t);
         }
-        r->completed_tail = t;
-        uv_async_send(&r->async);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -871,6 +901,12 @@ void dr_router_destroy(struct dr_router *r)
         pthread_join(r->threads[i], NULL);
     }
     free(r->threads);
+    /* Processors finish what they deferred before the jobs that hold those results go. */
+    for (int i = 0; i < r->nprocs; i++) {
+        if (r->procs[i].def->destroy) {
+            r->procs[i].def->destroy(r->procs[i].state);
+        }
+    }
     /* Everything still held goes back to its source. */
     while (r->jobs) {
         struct job *j = r->jobs;
@@ -887,11 +923,6 @@ void dr_router_destroy(struct dr_router *r)
             r->lanes[i] = l->next;
             free(l->key);
             free(l);
-        }
-    }
-    for (int i = 0; i < r->nprocs; i++) {
-        if (r->procs[i].def->destroy) {
-            r->procs[i].def->destroy(r->procs[i].state);
         }
     }
     if (r->nthreads) {
@@ -921,12 +952,14 @@ char *dr_router_routes_json(const struct dr_router *r)
         cJSON_AddStringToObject(o, "name", rt->name);
         cJSON_AddBoolToObject(o, "default", rt->is_default);
         if (rt->ntopics) {
-            cJSON_AddItemToObject(m, "topic", cJSON_CreateStringArray((const char *const *)rt->topics,
-                                                                      (int)rt->ntopics));
+            cJSON_AddItemToObject(
+                m, "topic",
+                cJSON_CreateStringArray((const char *const *)rt->topics, (int)rt->ntopics));
         }
         if (rt->ntypes) {
-            cJSON_AddItemToObject(m, "type", cJSON_CreateStringArray((const char *const *)rt->types,
-                                                                     (int)rt->ntypes));
+            cJSON_AddItemToObject(
+                m, "type",
+                cJSON_CreateStringArray((const char *const *)rt->types, (int)rt->ntypes));
         }
         if (rt->nattrs) {
             cJSON *a = cJSON_AddObjectToObject(m, "attributes");

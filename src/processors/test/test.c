@@ -9,12 +9,16 @@
  *   test_wait_for=NAME      wait (at most 60 s) until <data_dir>/NAME exists: lets a test hold
  *                           a worker until it has queued everything else
  *   test_emit=TOPIC         emit a copy of the message to TOPIC (attribute test_parent set)
+ *   test_defer=early|late|gate:NAME  finish the result from another thread (dr_result_defer):
+ *                           `early` before process() returns, `late` ~5 ms after it returned,
+ *                           `gate:NAME` once <data_dir>/NAME exists (at most 60 s)
  * Every successful run appends one JSON line to <data_dir>/test-processed.jsonl (or the
  * `record` file of its config): {"id","key","seq","attempt","topic"} where seq is the "seq"
  * attribute.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +33,26 @@
 struct test_state {
     int fd;
     char *data_dir;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int late; /* deferred results not finished yet */
 };
+
+struct deferred {
+    struct test_state *st;
+    struct dr_result *res;
+    int late;
+    char gate[4096]; /* a path to wait for, or empty */
+};
+
+/* Waits (at most 60 s) until path exists. */
+static void wait_file(const char *path)
+{
+    struct timespec ms = {0, 1000000};
+    for (int i = 0; i < 60000 && access(path, F_OK) != 0; i++) {
+        nanosleep(&ms, NULL);
+    }
+}
 
 static int init(const struct dr_proc_env *env, void **state, char *err, size_t errsz)
 {
@@ -49,6 +72,8 @@ static int init(const struct dr_proc_env *env, void **state, char *err, size_t e
         return -1;
     }
     st->data_dir = dr_xstrdup(env->data_dir);
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
     *state = st;
     return 0;
 }
@@ -57,6 +82,13 @@ static void destroy(void *state)
 {
     struct test_state *st = state;
     if (st) {
+        pthread_mutex_lock(&st->mu);
+        while (st->late > 0) {
+            pthread_cond_wait(&st->cv, &st->mu);
+        }
+        pthread_mutex_unlock(&st->mu);
+        pthread_mutex_destroy(&st->mu);
+        pthread_cond_destroy(&st->cv);
         close(st->fd);
         free(st->data_dir);
         free(st);
@@ -92,9 +124,78 @@ static void record(struct test_state *st, const struct dr_msg *msg)
     dr_buf_cleanup(&b);
 }
 
+static void *finish_main(void *arg)
+{
+    struct deferred *d = arg;
+    struct test_state *st = d->st;
+    int late = d->late;
+
+    if (d->gate[0]) {
+        wait_file(d->gate);
+    } else if (late) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    dr_result_finish(d->res);
+    free(d);
+    if (late) {
+        pthread_mutex_lock(&st->mu);
+        st->late--;
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+    }
+    return NULL;
+}
+
+/* test_defer: hands the already decided result to another thread to finish. */
+static void defer(struct test_state *st, struct dr_result *res, int late, const char *gate)
+{
+    struct deferred *d = dr_xcalloc(1, sizeof(*d));
+    pthread_t t;
+
+    d->st = st;
+    d->res = res;
+    d->late = late;
+    if (gate) {
+        snprintf(d->gate, sizeof(d->gate), "%s/%s", st->data_dir, gate);
+    }
+    dr_result_defer(res);
+    if (late) {
+        pthread_mutex_lock(&st->mu);
+        st->late++;
+        pthread_mutex_unlock(&st->mu);
+    }
+    if (pthread_create(&t, NULL, finish_main, d) != 0) {
+        finish_main(d); /* finishing on this thread is still a valid deferral */
+        return;
+    }
+    if (late) {
+        pthread_detach(t);
+    } else {
+        pthread_join(t, NULL);
+    }
+}
+
+static void decide(struct test_state *st, const struct dr_msg *msg, struct dr_result *res);
+
 static void process(void *state, const struct dr_msg *msg, struct dr_result *res)
 {
     struct test_state *st = state;
+    const char *how = dr_msg_attr(msg, "test_defer");
+
+    decide(st, msg, res);
+    if (!how) {
+        return;
+    }
+    if (strcmp(how, "early") == 0 || strcmp(how, "late") == 0) {
+        defer(st, res, how[0] == 'l', NULL);
+    } else if (strncmp(how, "gate:", 5) == 0 && how[5] && !strchr(how + 5, '/')) {
+        defer(st, res, 1, how + 5);
+    }
+}
+
+static void decide(struct test_state *st, const struct dr_msg *msg, struct dr_result *res)
+{
     const char *fail = dr_msg_attr(msg, "test_fail");
     const char *sleep_ms = dr_msg_attr(msg, "test_sleep_ms");
     const char *emit = dr_msg_attr(msg, "test_emit");
@@ -103,11 +204,8 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     const char *wait_for = dr_msg_attr(msg, "test_wait_for");
     if (wait_for && *wait_for && !strchr(wait_for, '/')) {
         char path[4096];
-        struct timespec ms = {0, 1000000};
         snprintf(path, sizeof(path), "%s/%s", st->data_dir, wait_for);
-        for (int i = 0; i < 60000 && access(path, F_OK) != 0; i++) {
-            nanosleep(&ms, NULL);
-        }
+        wait_file(path);
     }
     if (sleep_ms && dr_parse_i64(sleep_ms, &v) == 0 && v > 0) {
         struct timespec ts;
@@ -125,8 +223,8 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
         }
         if (strncmp(fail, "transient:", 10) == 0 && dr_parse_i64(fail + 10, &v) == 0) {
             if (msg->attempt <= v) {
-                dr_result_retry(res, "test_transient", "transient failure %d of %lld",
-                                msg->attempt, (long long)v);
+                dr_result_retry(res, "test_transient", "transient failure %d of %lld", msg->attempt,
+                                (long long)v);
                 return;
             }
         } else if (strncmp(fail, "downstream:", 11) == 0) {
@@ -143,8 +241,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     }
     if (emit && *emit) {
         const char *attrs[] = {"test_parent", msg->message_id, NULL};
-        dr_result_emit(res, emit, (const char *)msg->data, msg->data_len, msg->ordering_key,
-                       attrs);
+        dr_result_emit(res, emit, (const char *)msg->data, msg->data_len, msg->ordering_key, attrs);
     }
     record(st, msg);
 }

@@ -50,17 +50,24 @@ static int teardown(void **state)
     return 0;
 }
 
-static int64_t put(struct dr_db *db, const char *id, const char *user, const char *room, int *dup)
+static struct dr_notification *make(const char *id, const char *user, const char *room)
 {
     char json[256];
     struct dr_notification *n = NULL;
-    int64_t seq;
 
     snprintf(json, sizeof(json),
              "{\"notification_id\":\"%s\",\"user_id\":\"%s\",\"room\":\"%s\","
              "\"notification_type\":\"system.t\"}",
              id, user, room);
     assert_int_equal(dr_notification_parse(json, strlen(json), NULL, &n, NULL, 0), DR_OK);
+    return n;
+}
+
+static int64_t put(struct dr_db *db, const char *id, const char *user, const char *room, int *dup)
+{
+    struct dr_notification *n = make(id, user, room);
+    int64_t seq;
+
     assert_int_equal(dr__rt_store_put(db, n, dup), DR_OK);
     seq = dr_notification_seq(n);
     dr_notification_unref(n);
@@ -78,6 +85,34 @@ static void seq_increases_and_duplicates_keep_theirs(void **state)
     assert_true(a > 0 && b > a && c > b);
     assert_int_equal(put(f->db, "b", "u2", "user:u2", &dup), b);
     assert_true(dup);
+}
+
+/* One transaction for many: seqs ascend in the given order, a notification stored before or
+ * earlier in the same batch is a duplicate with the first seq, and each carries its seq. */
+static void batch_store(void **state)
+{
+    struct fx *f = *state;
+    int dup;
+    int64_t old = put(f->db, "old", "u1", "user:u1", &dup);
+    struct dr_notification *v[4] = {make("n1", "u1", "user:u1"), make("old", "u1", "user:u1"),
+                                    make("n2", "u2", "org:o"), make("n1", "u1", "user:u1")};
+    int dups[4] = {-1, -1, -1, -1};
+
+    assert_int_equal(dr__rt_store_put_many(f->db, v, 4, dups), DR_OK);
+    assert_int_equal(dups[0], 0);
+    assert_int_equal(dups[1], 1);
+    assert_int_equal(dups[2], 0);
+    assert_int_equal(dups[3], 1);
+    assert_true(dr_notification_seq(v[0]) > old);
+    assert_int_equal(dr_notification_seq(v[1]), old);
+    assert_true(dr_notification_seq(v[2]) > dr_notification_seq(v[0]));
+    assert_int_equal(dr_notification_seq(v[3]), dr_notification_seq(v[0]));
+    /* stored: a later single store of n2 is a duplicate with the batch's seq */
+    assert_int_equal(put(f->db, "n2", "u2", "org:o", &dup), dr_notification_seq(v[2]));
+    assert_true(dup);
+    for (int i = 0; i < 4; i++) {
+        dr_notification_unref(v[i]);
+    }
 }
 
 static void since_filters_rooms_and_pages(void **state)
@@ -230,6 +265,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(seq_increases_and_duplicates_keep_theirs, setup, teardown),
+        cmocka_unit_test_setup_teardown(batch_store, setup, teardown),
         cmocka_unit_test_setup_teardown(since_filters_rooms_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(inbox_read_state, setup, teardown),
         cmocka_unit_test_setup_teardown(permission_rule, setup, teardown),

@@ -1,5 +1,6 @@
 /* The router's scheduling on real worker threads: priorities, ordering lanes, retries,
- * dead letters, no route. Uses the test processor and a recording source. */
+ * dead letters, no route, results finished later from other threads. Uses the test processor
+ * and a recording source. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,8 +95,8 @@ static void teardown(struct fixture *f)
     free(f);
 }
 
-static void submit(struct fixture *f, const char *topic, const char *seq, const char *key,
-                   int prio, const char *fail)
+static void submit_deferred(struct fixture *f, const char *topic, const char *seq, const char *key,
+                            int prio, const char *fail, const char *defer)
 {
     struct dr_msg *m = dr_msg_create(seq, topic, "{}", 2, dr_now_ms());
     char p[4];
@@ -105,8 +106,17 @@ static void submit(struct fixture *f, const char *topic, const char *seq, const 
     if (fail) {
         dr_msg_add_attr(m, "test_fail", fail);
     }
+    if (defer) {
+        dr_msg_add_attr(m, "test_defer", defer);
+    }
     dr_msg_set_ordering_key(m, key);
     dr_router_submit(f->rec.router, m, &ops, &f->rec);
+}
+
+static void submit(struct fixture *f, const char *topic, const char *seq, const char *key, int prio,
+                   const char *fail)
+{
+    submit_deferred(f, topic, seq, key, prio, fail, NULL);
 }
 
 static void run_until(struct fixture *f, int n)
@@ -213,12 +223,68 @@ static void retries_and_dead_letters(void **state)
     teardown(f);
 }
 
+/* Results finished from other threads, before and after process() returned, keep every
+ * guarantee: outcomes, retries, dead letters, per-key order; drain counts them as running. */
+static void deferred_results(void **state)
+{
+    struct fixture *f = setup(2);
+    char seq[16];
+
+    for (int i = 0; i < 40; i++) {
+        snprintf(seq, sizeof(seq), "k%d", i);
+        submit_deferred(f, "t", seq, "K", 0, NULL, i % 2 ? "late" : "early");
+    }
+    submit_deferred(f, "t", "late-transient", NULL, 0, "transient:2", "late");
+    submit_deferred(f, "t", "early-permanent", NULL, 0, "permanent", "early");
+    submit_deferred(f, "t", "late-permanent", NULL, 0, "permanent", "late");
+    run_until(f, 43);
+    int next_k = 0;
+    for (int i = 0; i < f->rec.n; i++) {
+        const char *s = f->rec.seq[i];
+        if (s[0] == 'k') {
+            assert_int_equal(atoi(s + 1), next_k++); /* the lane waits for a deferred result */
+            assert_false(f->rec.dead[i]);
+        } else if (!strcmp(s, "late-transient")) {
+            assert_false(f->rec.dead[i]);
+        } else {
+            assert_true(f->rec.dead[i]);
+            assert_string_equal(f->rec.reason[i], "test_permanent");
+        }
+    }
+    assert_int_equal(next_k, 40);
+    assert_int_equal(f->rec.retries, 2);
+
+    /* A deferred result keeps the router busy until it is finished. */
+    char gate[128];
+    FILE *fp;
+    submit_deferred(f, "t", "last", NULL, 0, NULL, "gate:finish");
+    int64_t deadline = dr_mono_ms() + 30000;
+    while (!dr_router_busy(f->rec.router) && dr_mono_ms() < deadline) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_true(dr_router_busy(f->rec.router));
+    for (int64_t until = dr_mono_ms() + 50; dr_mono_ms() < until;) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        assert_true(dr_router_busy(f->rec.router));
+        assert_int_equal(f->rec.n, 43);
+    }
+    snprintf(gate, sizeof(gate), "%s/finish", f->dir);
+    fp = fopen(gate, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    run_until(f, 44);
+    assert_string_equal(f->rec.seq[43], "last");
+    assert_false(dr_router_busy(f->rec.router));
+    teardown(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(priorities),
         cmocka_unit_test(ordering_lanes),
         cmocka_unit_test(retries_and_dead_letters),
+        cmocka_unit_test(deferred_results),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
