@@ -30,6 +30,7 @@
 #define BUSY_TIMEOUT_MS 5000
 #define DEFAULT_POOL    4    /* 1 writer + 3 readers */
 #define CKPT_PAGES      1000 /* WAL size that asks for a checkpoint (SQLite's own default) */
+#define CKPT_GAP_MS     100
 
 struct cached {
     struct cached *next;
@@ -485,6 +486,17 @@ static void *ckpt_main(void *arg)
             fail(l->ckpt.h, rc, "checkpoint");
         }
         pthread_mutex_lock(&l->cmu);
+        /* at most one checkpoint per CKPT_GAP_MS: while the WAL stays above the threshold
+         * every commit asks for one, and each costs two fsyncs */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += CKPT_GAP_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (!l->ckpt_stop && pthread_cond_timedwait(&l->ccv, &l->cmu, &ts) == 0) {
+        }
     }
     pthread_mutex_unlock(&l->cmu);
     return NULL;
