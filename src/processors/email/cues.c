@@ -3,6 +3,8 @@
  * set, and a shipment-cue score from sender, subject and the start of the text.
  */
 #include <glib.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -142,13 +144,7 @@ static const struct domain_cue domains[] = {
     {"shipstation", "shipstation", 35},
 };
 
-struct word_cue {
-    const char *word; /* lower case UTF-8 */
-    enum dr_email_ship_status status;
-    int points;
-};
-
-static const struct word_cue words[] = {
+const struct dr__email_word_cue dr__email_word_cues[] = {
     /* English */
     {"out for delivery", DR_EMAIL_SHIP_OUT_FOR_DELIVERY, 40},
     {"delivered", DR_EMAIL_SHIP_DELIVERED, 35},
@@ -215,6 +211,8 @@ static const struct word_cue words[] = {
     {"dostaw", DR_EMAIL_SHIP_NONE, 10},
 };
 
+const size_t dr__email_word_cue_count = DR_ARRAY_LEN(dr__email_word_cues);
+
 /* Phrases that in a body point at a tracking number. */
 static const char *const body_phrases[] = {
     "tracking number",    "track your package",   "track your order", "track your shipment",
@@ -263,88 +261,10 @@ static int sender_cue(const char *address, const char **carrier)
     return best;
 }
 
-/* Case-folded copy of at most max bytes of s (UTF-8). */
-static char *fold(const char *s, size_t max)
-{
-    size_t n;
-
-    if (!s) {
-        return NULL;
-    }
-    n = strlen(s);
-    if (n > max) {
-        n = dr__email_utf8_boundary(s, max);
-    }
-    return g_utf8_strdown(s, (gssize)n);
-}
-
-static int is_word_char(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80;
-}
-
-/*
- * Sums the points of the cue words in folded text. The status is the most advanced one named
- * (subjects are short and to the point) or, with earliest set, the first one named (bodies go
- * on to mention later steps: "once delivered, ...").
- */
-static int text_cues(const char *folded, int earliest, enum dr_email_ship_status *st)
-{
-    const char *first = NULL;
-    int score = 0;
-
-    for (size_t i = 0; folded && i < DR_ARRAY_LEN(words); i++) {
-        const char *hit = strstr(folded, words[i].word);
-        while (hit && hit > folded && is_word_char((unsigned char)hit[-1])) {
-            /* "undelivered" is not "delivered"; stems may run on to the right */
-            hit = strstr(hit + 1, words[i].word);
-        }
-        if (!hit) {
-            continue;
-        }
-        score += words[i].points;
-        if (words[i].status == DR_EMAIL_SHIP_NONE) {
-            continue;
-        }
-        if (earliest ? (!first || hit < first) : status_rank(words[i].status) > status_rank(*st)) {
-            *st = words[i].status;
-            first = hit;
-        }
-    }
-    return score;
-}
-
-struct dr_email_shipment_cues dr_email_shipment_cues(const struct dr_email *em)
-{
-    struct dr_email_shipment_cues c = {0};
-    enum dr_email_ship_status body_st = DR_EMAIL_SHIP_NONE;
-    char *subj, *body;
-
-    c.sender_score = sender_cue(em->from.address, &c.carrier);
-    subj = fold(em->subject, 1024);
-    c.subject_score = text_cues(subj, 0, &c.status);
-    if (c.subject_score > 60) {
-        c.subject_score = 60;
-    }
-    body = fold(em->text, 8192);
-    for (size_t i = 0; body && i < DR_ARRAY_LEN(body_phrases); i++) {
-        if (strstr(body, body_phrases[i])) {
-            c.body_score += 15;
-            break;
-        }
-    }
-    if (body) {
-        int b = text_cues(body, 1, &body_st) > 0 ? 10 : 0;
-        c.body_score += b;
-        if (c.status == DR_EMAIL_SHIP_NONE) {
-            c.status = body_st;
-        }
-    }
-    if (!c.carrier && body) {
-        /* a carrier named as a word in the text */
-        static const struct {
-            const char *word, *carrier;
-        } names[] = {{"ups", "ups"},
+/* Carriers named as a word in the text, in the order they are preferred. */
+static const struct {
+    const char *word, *carrier;
+} carrier_names[] = {{"ups", "ups"},
                      {"fedex", "fedex"},
                      {"usps", "usps"},
                      {"dhl", "dhl"},
@@ -354,17 +274,228 @@ struct dr_email_shipment_cues dr_email_shipment_cues(const struct dr_email *em)
                      {"inpost", "inpost"},
                      {"hermes", "hermes"},
                      {"evri", "evri"}};
-        for (size_t i = 0; i < DR_ARRAY_LEN(names) && !c.carrier; i++) {
-            const char *w = names[i].word;
-            for (const char *h = strstr(body, w); h; h = strstr(h + 1, w)) {
-                size_t k = strlen(w);
-                if ((h == body || !is_word_char((unsigned char)h[-1])) &&
-                    !is_word_char((unsigned char)h[k])) {
-                    c.carrier = names[i].carrier;
-                    c.body_score += 5;
-                    break;
-                }
+
+#define MAX_WORDS 64
+
+_Static_assert(DR_ARRAY_LEN(dr__email_word_cues) <= MAX_WORDS, "one bit per cue word");
+_Static_assert(DR_ARRAY_LEN(body_phrases) <= 32, "one bit per body phrase");
+_Static_assert(DR_ARRAY_LEN(carrier_names) <= 32, "one bit per carrier name");
+
+/* The cue words, body phrases and carrier names by their first two bytes (each is longer than
+ * one), so that one pass over a text finds them all (instead of one strstr() per word). */
+static struct {
+    uint64_t words[2][256]; /* [0]: by the first byte, [1]: by the second */
+    uint32_t phrases[2][256];
+    uint32_t names[2][256];
+    size_t word_len[MAX_WORDS], phrase_len[32], name_len[32];
+} cue_index;
+static pthread_once_t cue_index_once = PTHREAD_ONCE_INIT;
+
+static void build_cue_index(void)
+{
+    for (size_t i = 0; i < dr__email_word_cue_count; i++) {
+        const unsigned char *w = (const unsigned char *)dr__email_word_cues[i].word;
+        cue_index.words[0][w[0]] |= UINT64_C(1) << i;
+        cue_index.words[1][w[1]] |= UINT64_C(1) << i;
+        cue_index.word_len[i] = strlen(dr__email_word_cues[i].word);
+    }
+    for (size_t i = 0; i < DR_ARRAY_LEN(body_phrases); i++) {
+        const unsigned char *w = (const unsigned char *)body_phrases[i];
+        cue_index.phrases[0][w[0]] |= UINT32_C(1) << i;
+        cue_index.phrases[1][w[1]] |= UINT32_C(1) << i;
+        cue_index.phrase_len[i] = strlen(body_phrases[i]);
+    }
+    for (size_t i = 0; i < DR_ARRAY_LEN(carrier_names); i++) {
+        const unsigned char *w = (const unsigned char *)carrier_names[i].word;
+        cue_index.names[0][w[0]] |= UINT32_C(1) << i;
+        cue_index.names[1][w[1]] |= UINT32_C(1) << i;
+        cue_index.name_len[i] = strlen(carrier_names[i].word);
+    }
+}
+
+static int is_word_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80;
+}
+
+/* 1 when s[p..n) starts with w[0..k). */
+static int at(const char *s, size_t n, size_t p, const char *w, size_t k)
+{
+    return k <= n - p && memcmp(s + p, w, k) == 0;
+}
+
+struct cue_hits {
+    const char *word[MAX_WORDS]; /* first occurrence of each cue word at a word start, or NULL */
+    int phrase;                  /* some body phrase occurs (anywhere) */
+    uint32_t names;              /* carrier names occurring as whole words */
+};
+
+/*
+ * Finds the cues in the folded text s[0..n): cue words where a word starts ("undelivered" is not
+ * "delivered"; stems may run on to the right), carrier names as whole words, body phrases
+ * anywhere. Every cue starts with a word character and is longer than one byte, so the words
+ * are looked for at word starts only and everything by its first two bytes. With body unset only
+ * the cue words are looked for.
+ */
+static void scan_cues(const char *s, size_t n, int body, struct cue_hits *h)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    uint64_t words_left = dr__email_word_cue_count == 64
+                              ? ~UINT64_C(0)
+                              : (UINT64_C(1) << dr__email_word_cue_count) - 1;
+
+    pthread_once(&cue_index_once, build_cue_index);
+    memset(h, 0, sizeof(*h));
+    for (size_t p = 0; body && p + 1 < n; p++) {
+        uint32_t m = cue_index.phrases[0][u[p]] & cue_index.phrases[1][u[p + 1]];
+        for (; m; m &= m - 1) {
+            int i = __builtin_ctz(m);
+            if (at(s, n, p, body_phrases[i], cue_index.phrase_len[i])) {
+                h->phrase = 1;
+                break;
             }
+        }
+        if (h->phrase) {
+            break;
+        }
+    }
+    for (size_t p = 0; p < n;) {
+        unsigned char c, c1;
+
+        while (p < n && !is_word_char(u[p])) {
+            p++;
+        }
+        if (p + 1 >= n) {
+            break;
+        }
+        c = u[p];
+        c1 = u[p + 1];
+        for (uint64_t m = cue_index.words[0][c] & cue_index.words[1][c1] & words_left; m;
+             m &= m - 1) {
+            int i = __builtin_ctzll(m);
+            if (at(s, n, p, dr__email_word_cues[i].word, cue_index.word_len[i])) {
+                h->word[i] = s + p;
+                words_left &= ~(UINT64_C(1) << i);
+            }
+        }
+        for (uint32_t m = body ? cue_index.names[0][c] & cue_index.names[1][c1] & ~h->names : 0; m;
+             m &= m - 1) {
+            int i = __builtin_ctz(m);
+            size_t k = cue_index.name_len[i];
+            if (at(s, n, p, carrier_names[i].word, k) && (p + k == n || !is_word_char(u[p + k]))) {
+                h->names |= UINT32_C(1) << i;
+            }
+        }
+        while (p < n && is_word_char(u[p])) {
+            p++;
+        }
+    }
+}
+
+/*
+ * Sums the points of the cue words found. The status is the most advanced one named (subjects
+ * are short and to the point) or, with earliest set, the first one named (bodies go on to
+ * mention later steps: "once delivered, ...").
+ */
+static int word_score(const struct cue_hits *h, int earliest, enum dr_email_ship_status *st)
+{
+    const char *first = NULL;
+    int score = 0;
+
+    for (size_t i = 0; i < dr__email_word_cue_count; i++) {
+        const char *hit = h->word[i];
+
+        if (!hit) {
+            continue;
+        }
+        score += dr__email_word_cues[i].points;
+        if (dr__email_word_cues[i].status == DR_EMAIL_SHIP_NONE) {
+            continue;
+        }
+        if (earliest ? (!first || hit < first)
+                     : status_rank(dr__email_word_cues[i].status) > status_rank(*st)) {
+            *st = dr__email_word_cues[i].status;
+            first = hit;
+        }
+    }
+    return score;
+}
+
+int dr__email_text_cues(const char *folded, size_t len, int earliest, enum dr_email_ship_status *st)
+{
+    struct cue_hits h;
+
+    scan_cues(folded, len, 0, &h);
+    return word_score(&h, earliest, st);
+}
+
+/*
+ * Case-folded s, at most max bytes of it (UTF-8): in buf (of at least max + 1 bytes) when s is
+ * ASCII, which is folded here byte by byte as g_utf8_strdown() would in any locale but the
+ * Turkic ones (this program never calls setlocale()); else a g_malloc'ed string that the caller
+ * g_free()s. *n gets the length; NULL when s is NULL.
+ */
+static char *fold(const char *s, size_t max, char *buf, size_t *n)
+{
+    size_t len;
+    int ascii = 1;
+
+    if (!s) {
+        return NULL;
+    }
+    for (len = 0; s[len] && len < max; len++) {
+        unsigned char c = (unsigned char)s[len];
+        ascii &= c < 0x80;
+        buf[len] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    if (ascii && (!s[len] || len == max)) { /* an ASCII cut is a character boundary */
+        buf[len] = '\0';
+        *n = len;
+        return buf;
+    }
+    len = strlen(s);
+    if (len > max) {
+        len = dr__email_utf8_boundary(s, max);
+    }
+    buf = g_utf8_strdown(s, (gssize)len);
+    *n = strlen(buf);
+    return buf;
+}
+
+#define SUBJECT_MAX 1024
+#define BODY_MAX    8192
+
+struct dr_email_shipment_cues dr_email_shipment_cues(const struct dr_email *em)
+{
+    struct dr_email_shipment_cues c = {0};
+    enum dr_email_ship_status body_st = DR_EMAIL_SHIP_NONE;
+    char subj_buf[SUBJECT_MAX + 1], body_buf[BODY_MAX + 1];
+    char *subj, *body;
+    size_t subj_len = 0, body_len = 0;
+    struct cue_hits h;
+
+    c.sender_score = sender_cue(em->from.address, &c.carrier);
+    subj = fold(em->subject, SUBJECT_MAX, subj_buf, &subj_len);
+    if (subj) {
+        scan_cues(subj, subj_len, 0, &h);
+        c.subject_score = word_score(&h, 0, &c.status);
+    }
+    if (c.subject_score > 60) {
+        c.subject_score = 60;
+    }
+    body = fold(em->text, BODY_MAX, body_buf, &body_len);
+    if (body) {
+        scan_cues(body, body_len, 1, &h);
+        if (h.phrase) {
+            c.body_score += 15;
+        }
+        c.body_score += word_score(&h, 1, &body_st) > 0 ? 10 : 0;
+        if (c.status == DR_EMAIL_SHIP_NONE) {
+            c.status = body_st;
+        }
+        if (!c.carrier && h.names) {
+            c.carrier = carrier_names[__builtin_ctz(h.names)].carrier;
+            c.body_score += 5;
         }
     }
     if (c.body_score > 25) {
@@ -374,8 +505,12 @@ struct dr_email_shipment_cues dr_email_shipment_cues(const struct dr_email *em)
     if (c.score > 100) {
         c.score = 100;
     }
-    g_free(subj);
-    g_free(body);
+    if (subj != subj_buf) {
+        g_free(subj);
+    }
+    if (body != body_buf) {
+        g_free(body);
+    }
     return c;
 }
 

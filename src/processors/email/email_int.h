@@ -71,6 +71,23 @@ int dr__email_parse_ex(const char *raw, size_t len, const struct dr_email_limits
 int dr__email_finish_bodies_ex(struct dr_email *em, const struct dr_email_limits *lim,
                                unsigned flags);
 
+/* The shipment cue words (cues.c): lower-case UTF-8, the status each names, its points. */
+struct dr__email_word_cue {
+    const char *word;
+    enum dr_email_ship_status status;
+    int points;
+};
+extern const struct dr__email_word_cue dr__email_word_cues[];
+extern const size_t dr__email_word_cue_count;
+
+/*
+ * Points of the cue words in the case-folded text folded[0..len): each word counts once, where a
+ * word starts. *st gets the most advanced status named, or with earliest set the status named
+ * first (left as it was when none is). Thread-safe.
+ */
+int dr__email_text_cues(const char *folded, size_t len, int earliest,
+                        enum dr_email_ship_status *st);
+
 /* Ensures GMime is initialised (pthread_once). */
 void dr__email_gmime_init(void);
 

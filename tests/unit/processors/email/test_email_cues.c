@@ -1,0 +1,202 @@
+/* Shipment cues (src/processors/email/cues.c): the one-pass scan finds what one strstr() per cue
+ * word found, and the body phrases and carrier names count as before. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "dr/email.h"
+#include "dr/err.h"
+#include "processors/email/email_int.h"
+
+static int is_word_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80;
+}
+
+static int status_rank(enum dr_email_ship_status s)
+{
+    return s == DR_EMAIL_SHIP_EXCEPTION ? 10 : (int)s;
+}
+
+/* The scan as it was: one strstr() per cue word over the NUL-terminated folded text. */
+static int reference_cues(const char *folded, int earliest, enum dr_email_ship_status *st)
+{
+    const char *first = NULL;
+    int score = 0;
+
+    for (size_t i = 0; i < dr__email_word_cue_count; i++) {
+        const char *w = dr__email_word_cues[i].word;
+        const char *hit = strstr(folded, w);
+        while (hit && hit > folded && is_word_char((unsigned char)hit[-1])) {
+            hit = strstr(hit + 1, w);
+        }
+        if (!hit) {
+            continue;
+        }
+        score += dr__email_word_cues[i].points;
+        if (dr__email_word_cues[i].status == DR_EMAIL_SHIP_NONE) {
+            continue;
+        }
+        if (earliest ? (!first || hit < first)
+                     : status_rank(dr__email_word_cues[i].status) > status_rank(*st)) {
+            *st = dr__email_word_cues[i].status;
+            first = hit;
+        }
+    }
+    return score;
+}
+
+static unsigned rnd(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 8) & 0xFFFFFF;
+}
+
+/* Random texts made of cue words, parts of them, glue that does or does not end a word. */
+static void same_as_strstr(void **state)
+{
+    static const char *const glue[] = {" ", "un", "x", "-", ".", "\n", "é", "ó ", "9", ", ", ""};
+    unsigned seed = 12345;
+    char text[4096];
+
+    (void)state;
+    for (int round = 0; round < 3000; round++) {
+        size_t n = 0, pieces = 1 + rnd(&seed) % 40;
+
+        for (size_t k = 0; k < pieces; k++) {
+            const char *w = dr__email_word_cues[rnd(&seed) % dr__email_word_cue_count].word;
+            const char *g = glue[rnd(&seed) % (sizeof(glue) / sizeof(glue[0]))];
+            size_t wl = strlen(w), cut = rnd(&seed) % 4 == 0 ? rnd(&seed) % (wl + 1) : wl;
+            if (n + strlen(g) + wl + 1 >= sizeof(text)) {
+                break;
+            }
+            memcpy(text + n, g, strlen(g));
+            n += strlen(g);
+            memcpy(text + n, w, cut); /* sometimes only the start of a word */
+            n += cut;
+        }
+        text[n] = '\0';
+        for (int earliest = 0; earliest < 2; earliest++) {
+            enum dr_email_ship_status want_st = (enum dr_email_ship_status)(round % 3);
+            enum dr_email_ship_status got_st = want_st;
+            int want = reference_cues(text, earliest, &want_st);
+            int got = dr__email_text_cues(text, n, earliest, &got_st);
+            if (want != got || want_st != got_st) {
+                fail_msg("round %d earliest %d: score %d vs %d, status %d vs %d", round, earliest,
+                         got, want, got_st, want_st);
+            }
+        }
+    }
+}
+
+static void edges(void **state)
+{
+    enum dr_email_ship_status st = DR_EMAIL_SHIP_NONE;
+
+    (void)state;
+    /* the scan looks for cue words at word starts, by their first two bytes */
+    for (size_t i = 0; i < dr__email_word_cue_count; i++) {
+        assert_true(strlen(dr__email_word_cues[i].word) >= 2);
+        assert_true(is_word_char((unsigned char)dr__email_word_cues[i].word[0]));
+    }
+    assert_int_equal(dr__email_text_cues("", 0, 0, &st), 0);
+    assert_int_equal(st, DR_EMAIL_SHIP_NONE);
+    /* inside a word: nothing; at the very start and the very end: found */
+    assert_int_equal(dr__email_text_cues("undelivered", 11, 0, &st), 0);
+    assert_int_equal(dr__email_text_cues("delivered", 9, 0, &st), 35);
+    assert_int_equal(st, DR_EMAIL_SHIP_DELIVERED);
+    st = DR_EMAIL_SHIP_NONE;
+    assert_int_equal(dr__email_text_cues("x delivere", 10, 0, &st), 0);
+    /* a word counts once however often it occurs */
+    assert_int_equal(dr__email_text_cues("parcel parcel", 13, 0, &st), 20);
+    /* the length bounds the scan, not the NUL */
+    assert_int_equal(dr__email_text_cues("parcel", 5, 0, &st), 0);
+    /* earliest: the status named first wins, else the most advanced */
+    st = DR_EMAIL_SHIP_NONE;
+    dr__email_text_cues("shipped, then delivered", 23, 1, &st);
+    assert_int_equal(st, DR_EMAIL_SHIP_SHIPPED);
+    st = DR_EMAIL_SHIP_NONE;
+    dr__email_text_cues("shipped, then delivered", 23, 0, &st);
+    assert_int_equal(st, DR_EMAIL_SHIP_DELIVERED);
+}
+
+static struct dr_email_shipment_cues cues_of(const char *subject, const char *body)
+{
+    cJSON *p = cJSON_CreateObject();
+    struct dr_email *em = NULL;
+    struct dr_email_shipment_cues c;
+
+    if (subject) {
+        cJSON_AddStringToObject(p, "subject", subject);
+    }
+    cJSON_AddStringToObject(p, "from", "Shop <news@shop.example>");
+    cJSON_AddStringToObject(p, "body_text", body);
+    assert_int_equal(dr_email_from_fields(p, NULL, &em), DR_OK);
+    c = dr_email_shipment_cues(em);
+    dr_email_destroy(em);
+    cJSON_Delete(p);
+    return c;
+}
+
+static void body_phrases_and_carriers(void **state)
+{
+    struct dr_email_shipment_cues c;
+    char *big;
+
+    (void)state;
+    /* a phrase counts anywhere, also glued to a word (where "tracking" is no cue word) */
+    c = cues_of(NULL, "Hello\nYOURTRACKING NUMBER is below");
+    assert_int_equal(c.body_score, 15);
+    c = cues_of(NULL, "Hello\nyour tracking number is below");
+    assert_int_equal(c.body_score, 25);
+    c = cues_of(NULL, "Hello, nothing to see");
+    assert_int_equal(c.body_score, 0);
+    assert_null(c.carrier);
+    /* carrier names are whole words; the first in the table wins */
+    c = cues_of(NULL, "groups of friends");
+    assert_null(c.carrier);
+    c = cues_of(NULL, "sent with DHL, not UPS.");
+    assert_string_equal(c.carrier, "ups");
+    assert_int_equal(c.body_score, 5);
+    c = cues_of(NULL, "brought by royal mail");
+    assert_string_equal(c.carrier, "royal_mail");
+    c = cues_of(NULL, "royal mailbox");
+    assert_null(c.carrier);
+    /* upper case and non-ASCII text fold before the scan */
+    c = cues_of("Ihre SENDUNG ist UNTERWEGS", "Paket für Sie: ZUGESTELLT");
+    assert_int_equal(c.subject_score, 50);
+    assert_int_equal(c.status, DR_EMAIL_SHIP_IN_TRANSIT);
+    assert_int_equal(c.body_score, 10);
+    c = cues_of("Votre colis a été LIVRÉ", "x");
+    assert_int_equal(c.status, DR_EMAIL_SHIP_DELIVERED);
+    assert_int_equal(c.subject_score, 60);
+    /* only the first 8 KB of the text are read */
+    big = malloc(20000);
+    memset(big, 'a', 20000);
+    memcpy(big + 100, " evri ", 6);
+    memcpy(big + 8190, " dpd ", 5);
+    big[19999] = '\0';
+    c = cues_of(NULL, big);
+    assert_string_equal(c.carrier, "evri");
+    memset(big + 100, 'a', 6);
+    c = cues_of(NULL, big);
+    assert_null(c.carrier);
+    free(big);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(same_as_strstr),
+        cmocka_unit_test(edges),
+        cmocka_unit_test(body_phrases_and_carriers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
