@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dr/buf.h"
 #include "dr/email.h"
@@ -87,6 +88,26 @@ extern const size_t dr__email_word_cue_count;
  */
 int dr__email_text_cues(const char *folded, size_t len, int earliest,
                         enum dr_email_ship_status *st);
+
+/*
+ * Content-Transfer-Encoding decoders (decode.c). The decoded bytes of in[0..len) are appended to
+ * out up to its limit; *cut is 1 when more did not fit. DR_OK, or DR_ENOMEM. The output is what
+ * GMime's basic filter gives when the part is read through a GMimeStreamFilter, malformed input
+ * included (base64: bytes outside the alphabet skipped, the first '=' ends the data after the
+ * bytes of its quartet so far, an incomplete quartet at the end dropped; quoted-printable: "=XX"
+ * in either case decoded, "=\n" and "=\r\n" soft breaks dropped, any other '=' kept with the
+ * two bytes after it, an incomplete escape at the end dropped).
+ */
+int dr__email_decode_base64(const char *in, size_t len, struct dr_buf *out, int *cut);
+int dr__email_decode_qp(const char *in, size_t len, struct dr_buf *out, int *cut);
+
+/* One step of those decoders over in[0..len): out holds at least len bytes (quoted-printable) or
+ * len / 4 * 3 + 3 (base64); state and save start at 0 and carry what a step leaves over to the
+ * next. Returns the bytes written. */
+size_t dr__email_base64_step(const unsigned char *in, size_t len, unsigned char *out, int *state,
+                             uint32_t *save);
+size_t dr__email_qp_step(const unsigned char *in, size_t len, unsigned char *out, int *state,
+                         uint32_t *save);
 
 /* Ensures GMime is initialised (pthread_once). */
 void dr__email_gmime_init(void);

@@ -1,0 +1,295 @@
+/* Transfer decoders (src/processors/email/decode.c): edge cases, and byte for byte the output of
+ * GMime's own filter stream, which the parser read part bodies through before. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <gmime/gmime.h>
+
+#include "dr/buf.h"
+#include "dr/email.h"
+#include "dr/err.h"
+#include "processors/email/email_int.h"
+
+typedef int (*decoder)(const char *, size_t, struct dr_buf *, int *);
+
+/* Decodes s with limit bytes of room; returns the malloc'ed output (NUL-terminated). */
+static char *run(decoder fn, const char *s, size_t len, size_t limit, size_t *outlen, int *cut)
+{
+    struct dr_buf b;
+    char *r;
+
+    dr_buf_init(&b, limit);
+    assert_int_equal(fn(s, len, &b, cut), DR_OK);
+    *outlen = b.len;
+    r = malloc(b.len + 1);
+    memcpy(r, b.data ? b.data : "", b.len);
+    r[b.len] = '\0';
+    dr_buf_cleanup(&b);
+    return r;
+}
+
+static void expect(decoder fn, const char *in, const char *want, size_t want_len)
+{
+    size_t n;
+    int cut;
+    char *got = run(fn, in, strlen(in), 1 << 20, &n, &cut);
+
+    if (n != want_len || memcmp(got, want, n) != 0) {
+        fail_msg("\"%s\": got %zu bytes \"%s\", want %zu bytes \"%s\"", in, n, got, want_len, want);
+    }
+    assert_int_equal(cut, 0);
+    free(got);
+}
+
+#define EXPECT(fn, in, want) expect(fn, in, want, sizeof(want) - 1)
+
+static void base64_edges(void **state)
+{
+    (void)state;
+    EXPECT(dr__email_decode_base64, "", "");
+    EXPECT(dr__email_decode_base64, "QUJD", "ABC");
+    /* padding: one byte less per '=' at the end */
+    EXPECT(dr__email_decode_base64, "QQ==", "A");
+    EXPECT(dr__email_decode_base64, "QUI=", "AB");
+    EXPECT(dr__email_decode_base64, "QUI=\r\n", "AB");
+    EXPECT(dr__email_decode_base64, "QUI=\r\n  \r\n", "AB");
+    /* line breaks, spaces and characters outside the alphabet are skipped */
+    EXPECT(dr__email_decode_base64, "QU\r\nJD\r\nREVG", "ABCDEF");
+    EXPECT(dr__email_decode_base64, " Q U J D ", "ABC");
+    EXPECT(dr__email_decode_base64,
+           "Q*U!J\x80\xff"
+           "D",
+           "ABC");
+    EXPECT(dr__email_decode_base64, "-_QUJD", "ABC"); /* no base64url alphabet */
+    EXPECT(dr__email_decode_base64, "+/+/", "\xfb\xff\xbf");
+    /* truncated: an incomplete quartet at the end is dropped */
+    EXPECT(dr__email_decode_base64, "QUJDR", "ABC");
+    EXPECT(dr__email_decode_base64, "QUJDRE", "ABC");
+    EXPECT(dr__email_decode_base64, "QUJDREV", "ABC");
+    /* the first '=' ends the data, with the bytes of its quartet so far */
+    EXPECT(dr__email_decode_base64, "QQ=", "A");
+    EXPECT(dr__email_decode_base64, "QQ==QUJD", "A");
+    EXPECT(dr__email_decode_base64, "QUJD==QUJD", "ABC");
+    EXPECT(dr__email_decode_base64, "QU=JD", "A");
+    EXPECT(dr__email_decode_base64, "QUJ=QUJD", "AB");
+    EXPECT(dr__email_decode_base64, "Q=", "");
+    EXPECT(dr__email_decode_base64, "=QUJD", "");
+}
+
+static void qp_edges(void **state)
+{
+    (void)state;
+    EXPECT(dr__email_decode_qp, "", "");
+    EXPECT(dr__email_decode_qp, "plain text\r\n", "plain text\r\n");
+    EXPECT(dr__email_decode_qp, "a=3Db", "a=b");
+    EXPECT(dr__email_decode_qp, "a=3db", "a=b"); /* lower-case hex */
+    EXPECT(dr__email_decode_qp, "=C3=A9t=c3=a9", "\xc3\xa9t\xc3\xa9");
+    /* soft line breaks, CRLF and LF */
+    EXPECT(dr__email_decode_qp, "ab=\r\ncd", "abcd");
+    EXPECT(dr__email_decode_qp, "ab=\ncd", "abcd");
+    /* not escapes: kept as they are */
+    EXPECT(dr__email_decode_qp, "a=ZZb", "a=ZZb");
+    EXPECT(dr__email_decode_qp, "a=3Zb", "a=3Zb");
+    EXPECT(dr__email_decode_qp, "a= \nb", "a= \nb");
+    EXPECT(dr__email_decode_qp, "a==41", "a==41");
+    /* truncated escapes at the end are dropped */
+    EXPECT(dr__email_decode_qp, "end=", "end");
+    EXPECT(dr__email_decode_qp, "end=4", "end");
+    EXPECT(dr__email_decode_qp, "end=\r", "end");
+    EXPECT(dr__email_decode_qp, "=00", "\0");
+}
+
+static void limits(void **state)
+{
+    size_t n;
+    int cut;
+    char *got;
+
+    (void)state;
+    /* exactly the limit: not cut; one more byte: cut, the limit kept */
+    got = run(dr__email_decode_base64, "QUJD", 4, 3, &n, &cut);
+    assert_int_equal(n, 3);
+    assert_int_equal(cut, 0);
+    free(got);
+    got = run(dr__email_decode_base64, "QUJDRA==", 8, 3, &n, &cut);
+    assert_int_equal(n, 3);
+    assert_int_equal(cut, 1);
+    assert_string_equal(got, "ABC");
+    free(got);
+    got = run(dr__email_decode_qp, "abc=3D", 6, 3, &n, &cut);
+    assert_int_equal(n, 3);
+    assert_int_equal(cut, 1);
+    free(got);
+    got = run(dr__email_decode_qp, "abc=\r\n", 6, 3, &n, &cut);
+    assert_int_equal(n, 3);
+    assert_int_equal(cut, 0);
+    free(got);
+}
+
+/* What the parser did before: the part's stream read through GMime's basic filter. */
+static char *gmime_decode(GMimeContentEncoding enc, const char *s, size_t len, size_t limit,
+                          size_t *outlen, int *cut)
+{
+    GMimeStream *src = g_mime_stream_mem_new_with_buffer(s, len);
+    GMimeStream *fs = g_mime_stream_filter_new(src);
+    GMimeFilter *f = g_mime_filter_basic_new(enc, FALSE);
+    struct dr_buf b;
+    char chunk[8192], *r;
+    ssize_t got;
+
+    g_mime_stream_filter_add(GMIME_STREAM_FILTER(fs), f);
+    g_object_unref(f);
+    dr_buf_init(&b, limit);
+    *cut = 0;
+    while ((got = g_mime_stream_read(fs, chunk, sizeof(chunk))) > 0) {
+        size_t room = b.limit - b.len;
+        if ((size_t)got > room) {
+            dr_buf_append(&b, chunk, room);
+            *cut = 1;
+            break;
+        }
+        dr_buf_append(&b, chunk, (size_t)got);
+    }
+    g_object_unref(fs);
+    g_object_unref(src);
+    *outlen = b.len;
+    r = malloc(b.len + 1);
+    memcpy(r, b.data ? b.data : "", b.len);
+    r[b.len] = '\0';
+    dr_buf_cleanup(&b);
+    return r;
+}
+
+static unsigned rnd(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 8) & 0xFFFFFF;
+}
+
+static void same_as_gmime(GMimeContentEncoding enc, decoder fn, const char *alphabet, unsigned seed)
+{
+    size_t alen = strlen(alphabet);
+
+    dr__email_gmime_init();
+    for (int round = 0; round < 400; round++) {
+        size_t len = round < 200 ? rnd(&seed) % 64 : rnd(&seed) % 20000;
+        size_t limit = round % 5 == 0 ? rnd(&seed) % (len + 1) + 1 : 1 << 20;
+        char *in = malloc(len + 1), *want, *got;
+        size_t want_len, got_len;
+        int want_cut, got_cut;
+
+        for (size_t i = 0; i < len; i++) {
+            unsigned r = rnd(&seed) % 1000;
+            /* mostly the alphabet; line breaks; now and then anything */
+            in[i] = r < 940   ? alphabet[rnd(&seed) % alen]
+                    : r < 980 ? (r & 1 ? '\n' : '\r')
+                              : (char)(rnd(&seed) & 0xff);
+        }
+        in[len] = '\0';
+        want = gmime_decode(enc, in, len, limit, &want_len, &want_cut);
+        got = run(fn, in, len, limit, &got_len, &got_cut);
+        if (want_len != got_len || memcmp(want, got, want_len) != 0 || want_cut != got_cut) {
+            fail_msg("round %d: %zu input bytes, limit %zu: %zu bytes (cut %d) vs GMime's %zu "
+                     "(cut %d)",
+                     round, len, limit, got_len, got_cut, want_len, want_cut);
+        }
+        free(in);
+        free(want);
+        free(got);
+    }
+}
+
+static void base64_same_as_gmime(void **state)
+{
+    (void)state;
+    /* some with an '=' early, most long enough to cross GMime's 4096-byte blocks */
+    same_as_gmime(GMIME_CONTENT_ENCODING_BASE64, dr__email_decode_base64,
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/  ", 1);
+    same_as_gmime(GMIME_CONTENT_ENCODING_BASE64, dr__email_decode_base64,
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", 3);
+}
+
+/* The steps carry their state from one call to the next as GMime's own steps do. */
+static void steps_split_anywhere(void **state)
+{
+    static const char *const inputs[] = {"QUJDREVGR0g=", "QUJDREVGRw==",      "QUJD\r\nREVG\r\nRw",
+                                         "QU=JD",        "a=3D=C3=A9=\r\nb=", "x=4",
+                                         "=\r"};
+    (void)state;
+    dr__email_gmime_init();
+    for (size_t k = 0; k < sizeof(inputs) / sizeof(inputs[0]); k++) {
+        const unsigned char *in = (const unsigned char *)inputs[k];
+        size_t len = strlen(inputs[k]);
+        for (int qp = 0; qp < 2; qp++) {
+            for (size_t cut = 0; cut <= len; cut++) {
+                unsigned char want[64], got[64];
+                int ws = 0, gs = 0;
+                guint32 wsave = 0;
+                uint32_t gsave = 0;
+                size_t wn, gn;
+                if (qp) {
+                    wn = g_mime_encoding_quoted_decode_step(in, cut, want, &ws, &wsave);
+                    wn += g_mime_encoding_quoted_decode_step(in + cut, len - cut, want + wn, &ws,
+                                                             &wsave);
+                    gn = dr__email_qp_step(in, cut, got, &gs, &gsave);
+                    gn += dr__email_qp_step(in + cut, len - cut, got + gn, &gs, &gsave);
+                } else {
+                    wn = g_mime_encoding_base64_decode_step(in, cut, want, &ws, &wsave);
+                    wn += g_mime_encoding_base64_decode_step(in + cut, len - cut, want + wn, &ws,
+                                                             &wsave);
+                    gn = dr__email_base64_step(in, cut, got, &gs, &gsave);
+                    gn += dr__email_base64_step(in + cut, len - cut, got + gn, &gs, &gsave);
+                }
+                assert_int_equal(gn, wn);
+                assert_memory_equal(got, want, wn);
+            }
+        }
+    }
+}
+
+static void qp_same_as_gmime(void **state)
+{
+    (void)state;
+    same_as_gmime(GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE, dr__email_decode_qp,
+                  "abcdefxyzABCDEFXYZ0123456789 \t=====.,", 2);
+}
+
+/* Whole messages: the bodies come out decoded, whatever their encoding. */
+static void parsed_bodies(void **state)
+{
+    static const char msg[] =
+        "From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n"
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "Caf=C3=A9 au lait, soft=\r\nly broken =3d fine\r\n"
+        "--b\r\nContent-Type: text/html; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+        "PHA+Q2Fmw6k8L3A+\r\n"
+        "--b--\r\n";
+    struct dr_email *em = NULL;
+
+    (void)state;
+    assert_int_equal(dr_email_parse(msg, sizeof(msg) - 1, NULL, &em), DR_OK);
+    assert_string_equal(em->text, "Café au lait, softly broken = fine");
+    assert_string_equal(em->html, "<p>Café</p>");
+    assert_string_equal(em->html_text, "Café");
+    dr_email_destroy(em);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(base64_edges),     cmocka_unit_test(qp_edges),
+        cmocka_unit_test(limits),           cmocka_unit_test(base64_same_as_gmime),
+        cmocka_unit_test(qp_same_as_gmime), cmocka_unit_test(steps_split_anywhere),
+        cmocka_unit_test(parsed_bodies),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
