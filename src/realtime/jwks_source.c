@@ -85,7 +85,9 @@ int dr_jwks_source_create(uv_loop_t *loop, struct dr_jwt_keys *keys, const char 
 
 void dr_jwks_source_unknown_kid(struct dr_jwks_source *src)
 {
-    if (src && dr_jwks_refresh_gate_allow(&src->gate, dr_mono_ms())) {
+    /* A fetch in flight (the one at start, say) brings the current keys: asking the gate now
+     * would use up the interval's one refetch for nothing and refuse a rotation seen next. */
+    if (src && !src->fetching && dr_jwks_refresh_gate_allow(&src->gate, dr_mono_ms())) {
         fetch(src);
     }
 }

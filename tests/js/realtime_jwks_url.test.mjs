@@ -16,8 +16,12 @@ test('JWKS URL: fetched at start, refetched on an unknown kid, bounded', async (
   const b = await rsaKey('key-b');
   let served = [a.jwk];
   let fetches = 0;
-  const jwksServer = http.createServer((req, res) => {
+  // the fetch at start is answered only when the test says so
+  let release;
+  const released = new Promise((r) => (release = r));
+  const jwksServer = http.createServer(async (req, res) => {
     fetches++;
+    if (fetches === 1) await released;
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ keys: served }));
   });
@@ -30,6 +34,13 @@ test('JWKS URL: fetched at start, refetched on an unknown kid, bounded', async (
         authorization: `Bearer ${token}`,
       });
     const tokA = await sign({ sub: 'alice', org: 'acme' }, { alg: 'RS256', key: a.privateKey, kid: 'key-a' });
+    // a token that comes while the fetch at start is still out: refused, and it must not use
+    // up the refetch that the rotation below needs
+    await waitFor(async () => fetches === 1, 'the fetch at start');
+    const early = await inbox(tokA);
+    assert.equal(early.status, 401);
+    assert.match(early.text, /unknown_kid/);
+    release();
     await waitFor(async () => (await inbox(tokA)).status === 200, 'the JWKS fetched at start');
     assert.equal(fetches, 1);
 
