@@ -5,6 +5,7 @@
 #include <gmime/gmime.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,23 @@ size_t dr__email_utf8_boundary(const char *s, size_t n)
                   : (lead >> 3) == 30 ? 4
                                       : 1;
     return (back + 1 >= want) ? n : i - 1;
+}
+
+int dr__email_utf8_valid(const char *s, size_t n)
+{
+    size_t k = 0;
+
+    /* ASCII without NULs, eight bytes at a time: most mail text is nothing else */
+    for (; k + 8 <= n; k += 8) {
+        uint64_t w;
+        memcpy(&w, s + k, 8);
+        if ((w & UINT64_C(0x8080808080808080)) ||
+            ((w - UINT64_C(0x0101010101010101)) & ~w & UINT64_C(0x8080808080808080))) {
+            break;
+        }
+    }
+    /* ASCII characters are whole ones: GLib goes on from there (and rejects a NUL) */
+    return k == n || g_utf8_validate(s + k, (gssize)(n - k), NULL);
 }
 
 char *dr__email_utf8_dup(const char *s, size_t n, size_t max, int *cut)

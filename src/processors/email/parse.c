@@ -389,9 +389,9 @@ static int read_text(struct ctx *c, GMimePart *part, struct dr_buf *out, int *cu
         }
     }
     if (!converted) {
-        if (g_utf8_validate(raw.data, (gssize)raw.len, NULL) ||
+        if (dr__email_utf8_valid(raw.data, raw.len) ||
             (raw_cut &&
-             g_utf8_validate(raw.data, (gssize)dr__email_utf8_boundary(raw.data, raw.len), NULL))) {
+             dr__email_utf8_valid(raw.data, dr__email_utf8_boundary(raw.data, raw.len)))) {
             /* already UTF-8: used as it is, cut to the room */
             valid = 1;
             res = &raw;
@@ -428,7 +428,7 @@ static int read_text(struct ctx *c, GMimePart *part, struct dr_buf *out, int *cu
         *cut = 1;
     }
     drop_cr(res);
-    if (res->len && (valid || g_utf8_validate(res->data, (gssize)res->len, NULL))) {
+    if (res->len && (valid || dr__email_utf8_valid(res->data, res->len))) {
         /* valid with an explicit length also means no NUL inside */
         if (!out->data && res->len <= out->limit) {
             buf_move(out, res); /* the common case: the whole text, nothing to copy */
@@ -1026,7 +1026,8 @@ static int too_complex(const char *raw, size_t len, size_t *lines, size_t *bound
         if (!p) {
             break;
         }
-        if (p - raw >= 8 && g_ascii_strncasecmp(p - 8, "boundary", 8) == 0) {
+        if (p - raw >= 8 && (p[-1] | 0x20) == 'y' &&
+            g_ascii_strncasecmp(p - 8, "boundary", 8) == 0) {
             (*bounds)++;
         }
     }

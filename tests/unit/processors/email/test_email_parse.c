@@ -13,6 +13,7 @@
 #include "dr/email.h"
 #include "dr/err.h"
 #include "dr/json.h"
+#include "processors/email/email_int.h"
 #include "unit/processors/email/testutil.h"
 
 static struct dr_email *parse_ok(const char *msg)
@@ -544,6 +545,44 @@ static void shipment_cues_languages(void **state)
     }
 }
 
+/* The UTF-8 check with its ASCII fast path answers as GLib's g_utf8_validate() does. */
+static void utf8_valid_like_glib(void **state)
+{
+    static const char *const pieces[] = {
+        "a",    "plain ascii ", "\xc3\xa9",     "\xe2\x82\xac", "\xf0\x9f\x93\xa6",
+        "\xc3", "\x80",         "\xed\xa0\x80", "\xc0\xaf",     "\xf4\x90\x80\x80",
+        "\n",   "\xff"};
+    unsigned seed = 7;
+    char buf[256];
+
+    (void)state;
+    assert_true(dr__email_utf8_valid("", 0));
+    assert_true(dr__email_utf8_valid("0123456789abcdef", 16));
+    assert_false(dr__email_utf8_valid("0123456\0"
+                                      "89abcdef",
+                                      16)); /* a NUL in the fast path */
+    assert_false(dr__email_utf8_valid("0123456789abcde\xc3", 16));
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 0, k = (size_t)(seed % 24);
+        for (size_t i = 0; i < k; i++) {
+            const char *p;
+            seed = seed * 1103515245u + 12345u;
+            p = pieces[(seed >> 8) % (sizeof(pieces) / sizeof(pieces[0]))];
+            if (n + strlen(p) >= sizeof(buf)) {
+                break;
+            }
+            memcpy(buf + n, p, strlen(p));
+            n += strlen(p);
+        }
+        if (round % 7 == 0 && n > 0) {
+            buf[(seed >> 4) % n] = '\0';
+        }
+        seed = seed * 1103515245u + 12345u;
+        assert_int_equal(dr__email_utf8_valid(buf, n) != 0,
+                         g_utf8_validate(buf, (gssize)n, NULL) != 0);
+    }
+}
+
 /* ---- threads ----------------------------------------------------------------------------- */
 
 struct job {
@@ -624,6 +663,7 @@ int main(void)
         cmocka_unit_test(recipients),
         cmocka_unit_test(shipment_cues_corpus),
         cmocka_unit_test(shipment_cues_languages),
+        cmocka_unit_test(utf8_valid_like_glib),
         cmocka_unit_test(parallel_parsing),
     };
     /* deliberately not calling dr_email_global_init(): parsing must initialise on its own */
