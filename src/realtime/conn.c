@@ -28,10 +28,12 @@
 struct wreq {
     uv_write_t w;
     struct rt_conn *c;
-    struct rt_frame *f;
+    size_t nf;
+    struct rt_frame *f[]; /* nf of them, one reference each */
 };
 
 static void start_catchup(struct rt_conn *c);
+static void drop_cork(struct rt_conn *c);
 static void cu_pump(struct rt_conn *c);
 
 /* ---- lifetime ---- */
@@ -93,6 +95,8 @@ void dr__rt_conn_unref(struct rt_conn *c)
         dr_notification_unref(c->buffered[i]);
     }
     free(c->buffered);
+    drop_cork(c);
+    free(c->cork);
     free_catchups(c->catchup_head);
     free_catchups(c->cu_job);
     dr__rt_notifications_free(c->cu_rows, c->cu_nrows);
@@ -137,7 +141,9 @@ static void on_written(uv_write_t *w, int status)
     struct rt_conn *c = wr->c;
 
     c->pending_writes--;
-    dr__rt_frame_unref(wr->f);
+    for (size_t i = 0; i < wr->nf; i++) {
+        dr__rt_frame_unref(wr->f[i]);
+    }
     free(wr);
     if (status < 0 && status != UV_ECANCELED) {
         dr__rt_conn_abort(c);
@@ -150,33 +156,27 @@ static void on_written(uv_write_t *w, int status)
     dr__rt_conn_unref(c);
 }
 
-static int write_frame(struct rt_conn *c, struct rt_frame *f, int bounded)
+/* One uv_write of n frames; takes the callers' references. */
+static int write_frames(struct rt_conn *c, struct rt_frame **f, size_t n)
 {
-    struct wreq *wr;
-    uv_buf_t b;
+    struct wreq *wr = dr_xmalloc(sizeof(*wr) + n * sizeof(wr->f[0]));
+    uv_buf_t one, *b = n == 1 ? &one : dr_xmalloc(n * sizeof(*b));
     int rc;
 
-    if (c->state == RT_CONN_CLOSED) {
-        return DR_EUNAVAIL;
-    }
-    if (bounded && uv_stream_get_write_queue_size((uv_stream_t *)c->tcp) + f->len >
-                       c->hub->conf->max_queue_bytes) {
-        /* the client does not read fast enough: it resumes later from its last seq */
-        dr_metrics_inc(RT_M_SLOW, "", 1);
-        dr_metrics_inc(RT_M_DROPPED, "reason=\"queue_full\"", 1);
-        DR_INFO("realtime", "slow client closed", "conn=%llu queued=%zu", (unsigned long long)c->id,
-                uv_stream_get_write_queue_size((uv_stream_t *)c->tcp));
-        dr__rt_conn_close(c, 4008, "slow client: outbound queue full");
-        return DR_ETOOBIG;
-    }
-    wr = dr_xmalloc(sizeof(*wr));
     wr->c = c;
-    wr->f = f;
-    atomic_fetch_add(&f->refs, 1);
-    b = uv_buf_init(f->data, (unsigned)f->len);
-    rc = uv_write(&wr->w, (uv_stream_t *)c->tcp, &b, 1, on_written);
+    wr->nf = n;
+    for (size_t i = 0; i < n; i++) {
+        wr->f[i] = f[i];
+        b[i] = uv_buf_init(f[i]->data, (unsigned)f[i]->len);
+    }
+    rc = uv_write(&wr->w, (uv_stream_t *)c->tcp, b, (unsigned)n, on_written);
+    if (b != &one) {
+        free(b); /* libuv copies the buffer array */
+    }
     if (rc != 0) {
-        dr__rt_frame_unref(f);
+        for (size_t i = 0; i < n; i++) {
+            dr__rt_frame_unref(f[i]);
+        }
         free(wr);
         dr__rt_conn_abort(c);
         return DR_EIO;
@@ -184,6 +184,68 @@ static int write_frame(struct rt_conn *c, struct rt_frame *f, int bounded)
     c->refs++;
     c->pending_writes++;
     return DR_OK;
+}
+
+static void drop_cork(struct rt_conn *c)
+{
+    for (size_t i = 0; i < c->ncork; i++) {
+        dr__rt_frame_unref(c->cork[i]);
+    }
+    c->ncork = c->cork_bytes = 0;
+}
+
+void dr__rt_conn_flush_cork(struct rt_conn *c)
+{
+    if (!c->ncork) {
+        return;
+    }
+    if (c->state == RT_CONN_CLOSED) {
+        drop_cork(c);
+        return;
+    }
+    size_t n = c->ncork;
+    c->ncork = c->cork_bytes = 0;
+    write_frames(c, c->cork, n);
+}
+
+static int write_frame(struct rt_conn *c, struct rt_frame *f, int bounded)
+{
+    if (c->state == RT_CONN_CLOSED) {
+        return DR_EUNAVAIL;
+    }
+    if (bounded && uv_stream_get_write_queue_size((uv_stream_t *)c->tcp) + c->cork_bytes + f->len >
+                       c->hub->conf->max_queue_bytes) {
+        /* the client does not read fast enough: it resumes later from its last seq */
+        dr_metrics_inc(RT_M_SLOW, "", 1);
+        dr_metrics_inc(RT_M_DROPPED, "reason=\"queue_full\"", 1);
+        DR_INFO("realtime", "slow client closed", "conn=%llu queued=%zu", (unsigned long long)c->id,
+                uv_stream_get_write_queue_size((uv_stream_t *)c->tcp) + c->cork_bytes);
+        drop_cork(c);
+        dr__rt_conn_close(c, 4008, "slow client: outbound queue full");
+        return DR_ETOOBIG;
+    }
+    atomic_fetch_add(&f->refs, 1);
+    if (c->hub->corking && bounded) {
+        if (c->ncork == c->capcork) {
+            c->capcork = c->capcork ? c->capcork * 2 : 8;
+            c->cork = dr_xrealloc(c->cork, c->capcork * sizeof(*c->cork));
+        }
+        c->cork[c->ncork++] = f;
+        c->cork_bytes += f->len;
+        if (!c->corked) {
+            c->corked = 1;
+            c->refs++; /* the hub's corked list holds one */
+            c->cork_next = c->hub->corked;
+            c->hub->corked = c;
+        }
+        return DR_OK;
+    }
+    dr__rt_conn_flush_cork(c); /* what was gathered goes first */
+    if (c->state == RT_CONN_CLOSED) {
+        dr__rt_frame_unref(f);
+        return DR_EUNAVAIL;
+    }
+    return write_frames(c, &f, 1);
 }
 
 int dr__rt_conn_write(struct rt_conn *c, struct rt_frame *f)

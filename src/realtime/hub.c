@@ -5,7 +5,8 @@
  *
  * A room's members are an array (fan-out walks it); a connection's subscription points at its
  * room so leaving is a swap-remove. Each broadcast is encoded at most once per transport and the
- * frame is shared by every connection it goes to.
+ * frame is shared by every connection it goes to. Notifications handed over together are fanned
+ * out corked: a connection gets all of its frames of the batch in one write.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,10 @@ static void drain(uv_async_t *a)
     hub->inq = NULL;
     hub->ninq = hub->capinq = 0;
     pthread_mutex_unlock(&hub->mu);
+    /* several notifications for the same connections: one write each, not one per event */
+    if (n > 1) {
+        dr__hub_cork(hub);
+    }
     for (size_t i = 0; i < n; i++) {
         if (!hub->stopping) {
             dr_hub_publish_local(hub, q[i]);
@@ -61,7 +66,28 @@ static void drain(uv_async_t *a)
         }
         dr_notification_unref(q[i]);
     }
+    if (n > 1) {
+        dr__hub_uncork(hub);
+    }
     free(q);
+}
+
+void dr__hub_cork(struct dr_hub *hub)
+{
+    hub->corking = 1;
+}
+
+void dr__hub_uncork(struct dr_hub *hub)
+{
+    hub->corking = 0;
+    while (hub->corked) {
+        struct rt_conn *c = hub->corked;
+        hub->corked = c->cork_next;
+        c->cork_next = NULL;
+        c->corked = 0;
+        dr__rt_conn_flush_cork(c);
+        dr__rt_conn_unref(c);
+    }
 }
 
 void dr_hub_publish(struct dr_hub *hub, struct dr_notification *n)

@@ -227,6 +227,11 @@ struct rt_conn {
     int64_t last_hb_ms;
     int64_t close_deadline_ms;
     uint64_t fanout_gen;
+    /* frames held while the hub is corked (dr__hub_cork), written as one uv_write */
+    struct rt_frame **cork;
+    size_t ncork, capcork, cork_bytes;
+    struct rt_conn *cork_next; /* the hub's list of connections with corked frames */
+    int corked;
     struct rt_conn *prev, *next;   /* hub list */
     struct rt_conn *uprev, *unext; /* per-user list */
     char user_key[160];            /* the sub it is indexed under ("" before auth) */
@@ -247,6 +252,12 @@ void dr__rt_conn_on_message(struct rt_conn *c, const char *data, size_t len);
 /* Writes a frame (takes a reference of its own). Enforces the queue bound: a full queue closes
  * the connection with 4008. Returns 0 if queued. */
 int dr__rt_conn_write(struct rt_conn *c, struct rt_frame *f);
+/* While the hub is corked, frames written to a connection are gathered and written with one
+ * uv_write (one system call) per connection at dr__hub_uncork; any other write to that
+ * connection first flushes what was gathered, so order is kept. */
+void dr__hub_cork(struct dr_hub *hub);
+void dr__hub_uncork(struct dr_hub *hub);
+void dr__rt_conn_flush_cork(struct rt_conn *c);
 /* Writes bytes that are not shared (handshakes, control frames). */
 int dr__rt_conn_write_raw(struct rt_conn *c, const void *data, size_t len);
 /* Sends a JSON frame built for this connection only. */
@@ -286,6 +297,8 @@ struct dr_hub {
     uint64_t next_id;
     uint64_t fanout_gen;
     int stopping;
+    int corking;            /* writes are gathered per connection (dr__hub_cork) */
+    struct rt_conn *corked; /* connections holding gathered frames */
     /* worker -> loop hand-off */
     pthread_mutex_t mu;
     struct dr_notification **inq;
