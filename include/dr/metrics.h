@@ -6,11 +6,15 @@
 #ifndef DR_METRICS_H
 #define DR_METRICS_H
 
+#include <stddef.h>
+
 void dr_metrics_describe(const char *name, const char *type, const char *help);
 void dr_metrics_inc(const char *name, const char *labels, double v);
 void dr_metrics_set(const char *name, const char *labels, double v);
 /* Histogram in seconds with buckets from 0.5 ms to 10 s. */
 void dr_metrics_observe(const char *name, const char *labels, double seconds);
+/* n observations at once (one lock): for hot paths that gather them first. */
+void dr_metrics_observe_many(const char *name, const char *labels, const double *seconds, size_t n);
 /* A gauge computed when /metrics is read; fn runs on the reading thread. */
 void dr_metrics_gauge_fn(const char *name, const char *labels, double (*fn)(void *), void *ctx);
 /* The exposition text; caller frees. */

@@ -9,7 +9,7 @@
 
 #define NBUCKETS 14
 static const double bounds[NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                        0.1,    0.25,  0.5,    1,     2.5,   5,    10};
+                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
 enum kind { COUNTER, GAUGE, HISTOGRAM, GAUGE_FN };
 
@@ -107,18 +107,36 @@ void dr_metrics_set(const char *name, const char *labels, double v)
     pthread_mutex_unlock(&mu);
 }
 
-void dr_metrics_observe(const char *name, const char *labels, double seconds)
+static void observe(struct series *s, double seconds)
 {
-    struct series *s;
     int i;
 
-    pthread_mutex_lock(&mu);
-    s = get(name, labels, HISTOGRAM);
     for (i = 0; i < NBUCKETS && seconds > bounds[i]; i++) {
     }
     s->buckets[i]++;
     s->count++;
     s->sum += seconds;
+}
+
+void dr_metrics_observe(const char *name, const char *labels, double seconds)
+{
+    pthread_mutex_lock(&mu);
+    observe(get(name, labels, HISTOGRAM), seconds);
+    pthread_mutex_unlock(&mu);
+}
+
+void dr_metrics_observe_many(const char *name, const char *labels, const double *seconds, size_t n)
+{
+    struct series *s;
+
+    if (n == 0) {
+        return;
+    }
+    pthread_mutex_lock(&mu);
+    s = get(name, labels, HISTOGRAM);
+    for (size_t i = 0; i < n; i++) {
+        observe(s, seconds[i]);
+    }
     pthread_mutex_unlock(&mu);
 }
 
@@ -167,8 +185,8 @@ static void series_text(struct dr_buf *b, const struct series *s)
         unsigned long long cum = 0;
         for (int i = 0; i < NBUCKETS; i++) {
             cum += s->buckets[i];
-            dr_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name, s->labels, sep,
-                          bounds[i], cum);
+            dr_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name, s->labels, sep, bounds[i],
+                          cum);
         }
         cum += s->buckets[NBUCKETS];
         dr_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name, s->labels, sep, cum);

@@ -293,7 +293,6 @@ void dr__rt_conn_send_error(struct rt_conn *c, const char *code, const char *msg
 static int send_event(struct rt_conn *c, struct rt_sub *s, struct dr_notification *n)
 {
     struct rt_frame *f = n->frames[c->tp->id];
-    char labels[32];
     int err;
 
     if (!f) {
@@ -307,11 +306,7 @@ static int send_event(struct rt_conn *c, struct rt_sub *s, struct dr_notificatio
         return err;
     }
     s->last_seq = n->seq;
-    snprintf(labels, sizeof(labels), "transport=\"%s\"", c->tp->name);
-    dr_metrics_inc(RT_M_DELIVERED, labels, 1);
-    if (n->t0_ns) {
-        dr_metrics_observe(RT_M_LATENCY, "", (double)(dr_mono_ns() - n->t0_ns) / 1e9);
-    }
+    dr__hub_count_delivery(c->hub, c->tp->id, n->t0_ns);
     return DR_OK;
 }
 

@@ -106,6 +106,44 @@ void dr_hub_publish(struct dr_hub *hub, struct dr_notification *n)
 
 /* ---- fan-out ---- */
 
+static const char *const tp_labels[RT_NTRANSPORTS] = {
+    [RT_WS] = "transport=\"ws\"",
+    [RT_SSE] = "transport=\"sse\"",
+};
+
+void dr__hub_count_delivery(struct dr_hub *hub, enum rt_transport_id tp, uint64_t t0_ns)
+{
+    double lat = t0_ns ? (double)(dr_mono_ns() - t0_ns) / 1e9 : -1;
+
+    if (!hub->fanning_out) {
+        dr_metrics_inc(RT_M_DELIVERED, tp_labels[tp], 1);
+        if (lat >= 0) {
+            dr_metrics_observe(RT_M_LATENCY, "", lat);
+        }
+        return;
+    }
+    hub->fan_delivered[tp]++;
+    if (lat >= 0) {
+        if (hub->fan_nlat == hub->fan_caplat) {
+            hub->fan_caplat = hub->fan_caplat ? hub->fan_caplat * 2 : 256;
+            hub->fan_lat = dr_xrealloc(hub->fan_lat, hub->fan_caplat * sizeof(*hub->fan_lat));
+        }
+        hub->fan_lat[hub->fan_nlat++] = lat;
+    }
+}
+
+static void record_fanout(struct dr_hub *hub)
+{
+    for (int tp = 0; tp < RT_NTRANSPORTS; tp++) {
+        if (hub->fan_delivered[tp] > 0) {
+            dr_metrics_inc(RT_M_DELIVERED, tp_labels[tp], hub->fan_delivered[tp]);
+            hub->fan_delivered[tp] = 0;
+        }
+    }
+    dr_metrics_observe_many(RT_M_LATENCY, "", hub->fan_lat, hub->fan_nlat);
+    hub->fan_nlat = 0;
+}
+
 void dr_hub_publish_local(struct dr_hub *hub, struct dr_notification *n)
 {
     struct rt_hub_room *r = dr__rt_map_get(&hub->rooms, n->room);
@@ -114,6 +152,7 @@ void dr_hub_publish_local(struct dr_hub *hub, struct dr_notification *n)
     if (!r) {
         return;
     }
+    hub->fanning_out = 1;
     /* deliver may close a connection (full queue), which removes it from this array: walk a
      * snapshot of referenced connections */
     size_t cnt = r->n;
@@ -127,7 +166,7 @@ void dr_hub_publish_local(struct dr_hub *hub, struct dr_notification *n)
         if (c->fanout_gen != gen && c->state == RT_CONN_OPEN) {
             c->fanout_gen = gen;
             for (size_t k = 0; k < c->nsubs; k++) {
-                if (strcmp(c->subs[k].room, n->room) == 0) {
+                if (c->subs[k].hroom == r) { /* the member of r is the sub joined to it */
                     dr__rt_conn_deliver(c, &c->subs[k], n);
                     break;
                 }
@@ -136,6 +175,8 @@ void dr_hub_publish_local(struct dr_hub *hub, struct dr_notification *n)
         dr__rt_conn_unref(c);
     }
     free(snap);
+    hub->fanning_out = 0;
+    record_fanout(hub);
 }
 
 int dr_hub_receive(struct dr_hub *hub, const char *json, size_t len)
@@ -407,6 +448,7 @@ void dr__hub_cleanup(struct dr_hub *hub)
         dr_notification_unref(hub->inq[i]);
     }
     free(hub->inq);
+    free(hub->fan_lat);
     dr__rt_map_cleanup(&hub->rooms);
     dr__rt_map_cleanup(&hub->users);
     pthread_mutex_destroy(&hub->mu);

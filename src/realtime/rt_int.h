@@ -255,6 +255,8 @@ int dr__rt_conn_write(struct rt_conn *c, struct rt_frame *f);
 /* While the hub is corked, frames written to a connection are gathered and written with one
  * uv_write (one system call) per connection at dr__hub_uncork; any other write to that
  * connection first flushes what was gathered, so order is kept. */
+/* A delivery for the metrics; gathered while a fan-out runs (t0_ns 0: no latency). */
+void dr__hub_count_delivery(struct dr_hub *hub, enum rt_transport_id tp, uint64_t t0_ns);
 void dr__hub_cork(struct dr_hub *hub);
 void dr__hub_uncork(struct dr_hub *hub);
 void dr__rt_conn_flush_cork(struct rt_conn *c);
@@ -299,6 +301,11 @@ struct dr_hub {
     int stopping;
     int corking;            /* writes are gathered per connection (dr__hub_cork) */
     struct rt_conn *corked; /* connections holding gathered frames */
+    /* delivery metrics gathered during one fan-out, recorded at its end (one lock) */
+    int fanning_out;
+    double fan_delivered[RT_NTRANSPORTS];
+    double *fan_lat;
+    size_t fan_nlat, fan_caplat;
     /* worker -> loop hand-off */
     pthread_mutex_t mu;
     struct dr_notification **inq;

@@ -104,11 +104,18 @@ static void metrics_render(void **state)
     dr_metrics_inc("t_described_total", "topic=\"a\"", 2);
     dr_metrics_inc("t_undescribed_total", "", 1);
     dr_metrics_observe("t_seconds", "", 0.003);
+    const double many[] = {0.0001, 0.004, 20.0};
+    dr_metrics_observe_many("t_seconds", "", many, 3);
+    dr_metrics_observe_many("t_seconds", "", many, 0);
     text = dr_metrics_render();
-    assert_non_null(strstr(text, "# TYPE t_described_total counter\nt_described_total{topic=\"a\"} 2\n"));
+    assert_non_null(
+        strstr(text, "# TYPE t_described_total counter\nt_described_total{topic=\"a\"} 2\n"));
     assert_non_null(strstr(text, "t_undescribed_total{} 1\n"));
-    assert_non_null(strstr(text, "t_seconds_bucket{le=\"0.005\"} 1\n"));
-    assert_non_null(strstr(text, "t_seconds_count{} 1\n"));
+    assert_non_null(strstr(text, "t_seconds_bucket{le=\"0.0005\"} 1\n"));
+    assert_non_null(strstr(text, "t_seconds_bucket{le=\"0.005\"} 3\n"));
+    assert_non_null(strstr(text, "t_seconds_bucket{le=\"10\"} 3\n"));
+    assert_non_null(strstr(text, "t_seconds_bucket{le=\"+Inf\"} 4\n"));
+    assert_non_null(strstr(text, "t_seconds_count{} 4\n"));
     free(text);
     dr_metrics_reset();
 }
@@ -129,10 +136,10 @@ static void utf8_encode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(buf_limit),       cmocka_unit_test(buf_json_escape),
+        cmocka_unit_test(buf_limit),        cmocka_unit_test(buf_json_escape),
         cmocka_unit_test(base64_roundtrip), cmocka_unit_test(base64_rejects_junk),
-        cmocka_unit_test(time_roundtrip),  cmocka_unit_test(json_pointer),
-        cmocka_unit_test(ct_equal),        cmocka_unit_test(utf8_encode),
+        cmocka_unit_test(time_roundtrip),   cmocka_unit_test(json_pointer),
+        cmocka_unit_test(ct_equal),         cmocka_unit_test(utf8_encode),
         cmocka_unit_test(metrics_render),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
