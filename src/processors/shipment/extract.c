@@ -216,14 +216,16 @@ static const char *const merchant_regexes[] = {
 
 #define NMERCHANT_RE (sizeof(merchant_regexes) / sizeof(merchant_regexes[0]))
 
-static pcre2_code *keyword_re, *label_end_re, *url_re, *amazon_order_re, *negative_re, *digest_re;
+static pcre2_code *url_re, *amazon_order_re, *negative_re, *digest_re;
 static pcre2_code *carrier_re[NCARRIERS];
 
-/* The carrier names, order_regex and merchant_regexes over the text: one word-start scan finds
- * them all (carrier_re stays for short strings). */
+/* The carrier names, order_regex, merchant_regexes, keyword_regex and the label pattern over the
+ * text: one word-start scan finds them all (carrier_re stays for short strings). */
 static struct dr__wordset text_set;
-#define ORDER_PATTERN    NCARRIERS
-#define MERCHANT_PATTERN (NCARRIERS + 1)
+#define ORDER_PATTERN     NCARRIERS
+#define MERCHANT_PATTERN  (NCARRIERS + 1)
+#define KEYWORD_PATTERN   (MERCHANT_PATTERN + NMERCHANT_RE)
+#define LABEL_END_PATTERN (KEYWORD_PATTERN + 1)
 
 #define TEXT_OPTIONS (PCRE2_CASELESS | PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF)
 
@@ -246,20 +248,41 @@ static pcre2_code *compile(const char *re)
     return code;
 }
 
-int dr__extract_compile(void)
+/* keyword_regex, then label_filler */
+static char label_end_regex[sizeof(keyword_regex) + sizeof(label_filler)];
+
+size_t dr__extract_text_regexes(const char **out, size_t max, uint32_t *options)
 {
-    char label_end_regex[sizeof(keyword_regex) + sizeof(label_filler)];
-    const char *words[MERCHANT_PATTERN + NMERCHANT_RE];
+    const char *words[LABEL_END_PATTERN + 1];
+    size_t n = DR_ARRAY_LEN(words);
 
     memcpy(label_end_regex, keyword_regex, sizeof(keyword_regex) - 1);
     memcpy(label_end_regex + sizeof(keyword_regex) - 1, label_filler, sizeof(label_filler));
-    keyword_re = compile(keyword_regex);
-    label_end_re = compile(label_end_regex);
+    for (size_t i = 0; i < NCARRIERS; i++) {
+        words[i] = carriers[i].name_re;
+    }
+    words[ORDER_PATTERN] = order_regex;
+    for (size_t i = 0; i < NMERCHANT_RE; i++) {
+        words[MERCHANT_PATTERN + i] = merchant_regexes[i];
+    }
+    words[KEYWORD_PATTERN] = keyword_regex;
+    words[LABEL_END_PATTERN] = label_end_regex;
+    memcpy(out, words, (n < max ? n : max) * sizeof(*out));
+    *options = TEXT_OPTIONS;
+    return n;
+}
+
+int dr__extract_compile(void)
+{
+    const char *words[LABEL_END_PATTERN + 1];
+    uint32_t options;
+    size_t n = dr__extract_text_regexes(words, DR_ARRAY_LEN(words), &options);
+
     url_re = compile(url_regex);
     amazon_order_re = compile(amazon_order_regex);
     negative_re = compile(negative_regex);
     digest_re = compile(digest_regex);
-    if (!keyword_re || !label_end_re || !url_re || !amazon_order_re || !negative_re || !digest_re) {
+    if (!url_re || !amazon_order_re || !negative_re || !digest_re) {
         return DR_EINVAL;
     }
     for (size_t i = 0; i < NCARRIERS; i++) {
@@ -267,20 +290,13 @@ int dr__extract_compile(void)
         if (!carrier_re[i]) {
             return DR_EINVAL;
         }
-        words[i] = carriers[i].name_re;
     }
-    words[ORDER_PATTERN] = order_regex;
-    for (size_t i = 0; i < NMERCHANT_RE; i++) {
-        words[MERCHANT_PATTERN + i] = merchant_regexes[i];
-    }
-    return dr__wordset_compile(&text_set, DR__WORDSET_TEXT, words, DR_ARRAY_LEN(words),
-                               TEXT_OPTIONS);
+    return dr__wordset_compile(&text_set, DR__WORDSET_TEXT, words, n, options);
 }
 
 void dr__extract_free(void)
 {
-    pcre2_code **all[] = {&keyword_re,      &label_end_re, &url_re,
-                          &amazon_order_re, &negative_re,  &digest_re};
+    pcre2_code **all[] = {&url_re, &amazon_order_re, &negative_re, &digest_re};
 
     for (size_t i = 0; i < DR_ARRAY_LEN(all); i++) {
         pcre2_code_free(*all[i]);
@@ -323,7 +339,8 @@ struct ctx {
     size_t norders;
     const char *hint; /* carrier code */
     int truncated;
-    struct dr__wordstarts at; /* of text_set in t */
+    struct dr__wordstarts at;      /* of text_set in t */
+    struct dr__wordstarts rule_at; /* of the status rules in t */
 };
 
 static int carrier_index(const char *code)
@@ -490,13 +507,15 @@ static int keyword_in_link(const struct ctx *c, size_t pos)
 /* 1 when a tracking keyword (not part of a link) starts in [lo, hi). */
 static int keyword_in(struct ctx *c, size_t lo, size_t hi)
 {
+    size_t cursor = 0;
+
     while (lo < hi && ((unsigned char)c->t[lo] & 0xC0) == 0x80) {
         lo++;
     }
     while (lo < hi) {
         PCRE2_SIZE *ov;
 
-        if (pcre2_match(keyword_re, (PCRE2_SPTR)c->t, hi, lo, 0, c->md2, NULL) < 0) {
+        if (!dr__wordset_find(&text_set, KEYWORD_PATTERN, c->t, &c->at, &cursor, lo, hi, c->md2)) {
             return 0;
         }
         ov = pcre2_get_ovector_pointer(c->md2);
@@ -794,7 +813,10 @@ static void find_labelled(struct ctx *c)
             while (lo < p && ((unsigned char)c->t[lo] & 0xC0) == 0x80) {
                 lo++;
             }
-            if (pcre2_match(label_end_re, (PCRE2_SPTR)c->t, p, lo, 0, c->md, NULL) >= 0 &&
+            size_t cursor = 0;
+
+            if (dr__wordset_find(&text_set, LABEL_END_PATTERN, c->t, &c->at, &cursor, lo, p,
+                                 c->md) &&
                 !keyword_in_link(c, pcre2_get_ovector_pointer(c->md)[0]) &&
                 !add_labelled(c, p, q - p)) {
                 return;
@@ -1043,8 +1065,9 @@ static enum dr_shipment_status overall_status(struct ctx *c)
     if (pcre2_match(digest_re, (PCRE2_SPTR)c->t, c->body_off, 0, 0, c->md, NULL) >= 0) {
         return DR_SHIP_UNKNOWN; /* a mail digest: letters, not a parcel status */
     }
-    subj = dr__status_scan(c->t, c->body_off, c->md, &ks);
-    body = dr__status_scan(c->t + c->body_off, c->len - c->body_off, c->md, &kb);
+    /* the subject ends with a line break: the body reads as a text of its own */
+    subj = dr__status_scan_at(c->t, 0, c->body_off, &c->rule_at, c->md, &ks);
+    body = dr__status_scan_at(c->t, c->body_off, c->len, &c->rule_at, c->md, &kb);
     if (ks >= 2) {
         return subj;
     }
@@ -1127,10 +1150,17 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     c->len = work.len;
     sender_domain(from, domain, sizeof(domain));
 
-    /* where the carrier names are */
-    err = dr__wordset_scan(&text_set, c->t, c->len, c->md, &c->at);
-    if (err) {
-        goto out;
+    /* where the carrier names and the status phrases may be */
+    {
+        const struct dr__wordset *sets[] = {&text_set, dr__status_wordset()};
+        struct dr__wordstarts at[2] = {{0}};
+
+        err = dr__wordset_scan_sets(sets, 2, c->t, c->len, c->md, at);
+        c->at = at[0];
+        c->rule_at = at[1];
+        if (err) {
+            goto out;
+        }
     }
     for (size_t i = 0; i < NCARRIERS; i++) {
         int k = (int)i;
@@ -1193,6 +1223,7 @@ out:
         pcre2_match_data_free(c->md2);
         free(c->marks);
         dr__wordstarts_cleanup(&c->at);
+        dr__wordstarts_cleanup(&c->rule_at);
     }
     free(c);
     free(hits.v);

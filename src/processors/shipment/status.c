@@ -208,44 +208,57 @@ void dr__status_free(void)
     dr__wordset_free(&rule_set);
 }
 
-/* Start of the first match of rule i in text[0..limit), or -1. at: the rule set's word starts of
- * text, NULL to search without them (out of memory). */
-static long first_match(size_t i, const char *text, size_t limit, const struct dr__wordstarts *at,
-                        pcre2_match_data *md)
+size_t dr__status_regexes(const char **out, size_t max, uint32_t *options)
+{
+    for (size_t i = 0; i < NRULES && i < max; i++) {
+        out[i] = rules[i].regex;
+    }
+    *options = RULE_OPTIONS;
+    return NRULES;
+}
+
+const struct dr__wordset *dr__status_wordset(void)
+{
+    return &rule_set;
+}
+
+/* Start of the first match of rule i in t[from..limit), or -1. at: the rule set's word starts of
+ * t, NULL to search without them (out of memory). */
+static long first_match(size_t i, const char *t, size_t from, size_t limit,
+                        const struct dr__wordstarts *at, pcre2_match_data *md)
 {
     size_t cursor = 0;
 
     if (at) {
-        if (!dr__wordset_find(&rule_set, i, text, at, &cursor, 0, limit, md)) {
+        if (!dr__wordset_find(&rule_set, i, t, at, &cursor, from, limit, md)) {
             return -1;
         }
-    } else if (pcre2_match(codes[i], (PCRE2_SPTR)text, limit, 0, 0, md, NULL) < 0) {
+    } else if (pcre2_match(codes[i], (PCRE2_SPTR)t, limit, from, 0, md, NULL) < 0) {
         return -1;
     }
     return (long)pcre2_get_ovector_pointer(md)[0];
 }
 
-enum dr_shipment_status dr__status_scan(const char *text, size_t len, pcre2_match_data *md,
-                                        int *strength)
+enum dr_shipment_status dr__status_scan_at(const char *t, size_t from, size_t to,
+                                           const struct dr__wordstarts *at, pcre2_match_data *md,
+                                           int *strength)
 {
     enum dr_shipment_status best = DR_SHIP_UNKNOWN;
-    struct dr__wordstarts at = {0};
-    int best_strength = 0, have_at;
+    int best_strength = 0;
     size_t best_pos = 0;
 
-    have_at = dr__wordset_scan(&rule_set, text, len, md, &at) == DR_OK;
     for (size_t i = 0; i < NRULES; i++) {
-        size_t pos, limit = len;
+        size_t pos, limit = to;
         long found;
 
         if (rules[i].strength < best_strength) {
             continue;
         }
         /* an equal rule must start before the best so far: no need to read far past it */
-        if (rules[i].strength == best_strength && best_strength && best_pos + MAX_PHRASE < len) {
+        if (rules[i].strength == best_strength && best_strength && best_pos + MAX_PHRASE < to) {
             limit = best_pos + MAX_PHRASE;
         }
-        found = first_match(i, text, limit, have_at ? &at : NULL, md);
+        found = first_match(i, t, from, limit, at, md);
         if (found < 0) {
             continue;
         }
@@ -256,11 +269,23 @@ enum dr_shipment_status dr__status_scan(const char *text, size_t len, pcre2_matc
             best_pos = pos;
         }
     }
-    dr__wordstarts_cleanup(&at);
     if (strength) {
         *strength = best_strength;
     }
     return best;
+}
+
+enum dr_shipment_status dr__status_scan(const char *text, size_t len, pcre2_match_data *md,
+                                        int *strength)
+{
+    struct dr__wordstarts at = {0};
+    enum dr_shipment_status s;
+    int have_at;
+
+    have_at = dr__wordset_scan(&rule_set, text, len, md, &at) == DR_OK;
+    s = dr__status_scan_at(text, 0, len, have_at ? &at : NULL, md, strength);
+    dr__wordstarts_cleanup(&at);
+    return s;
 }
 
 static const char *const names[] = {

@@ -120,14 +120,21 @@ int dr__scan(const char *text, size_t len, pcre2_match_data *md, struct dr__hits
 /* Patterns of one set; sets are few and fixed (each has its own per-thread cache). */
 #define DR__WORDSET_MAX 63
 enum { DR__WORDSET_TEXT, DR__WORDSET_STATUS, DR__WORDSET_COUNT };
+/* Sets one scan may serve at once. */
+#define DR__WORDSET_SCAN_MAX DR__WORDSET_COUNT
 
 /* Patterns whose every alternative starts with \b and a word character, and that look no further
  * back than \b does: they can match only where a word starts. */
 struct dr__wordset {
     int id;
+    uint32_t gen; /* tells this compilation's cache entries from an earlier set's of the same id */
     size_t n;
     pcre2_code *anchored[DR__WORDSET_MAX]; /* each pattern compiled PCRE2_ANCHORED, JIT */
+    uint8_t jit[DR__WORDSET_MAX];          /* 1 when pattern j is JIT-compiled */
     uint64_t first[256];                   /* patterns that may match at a word starting so */
+    /* Patterns that may match at a word starting with the ASCII bytes a, b: pair[a - '0'][b]
+     * ('0' is the lowest word byte), computed at compile time. */
+    uint64_t pair['z' - '0' + 1][128];
 };
 
 struct dr__wordstart {
@@ -140,6 +147,10 @@ struct dr__wordstarts {
     struct dr__wordstart *v;
     size_t n, cap;
     size_t len; /* length of the scanned text */
+    /* The same positions by pattern: those of pattern j are pos[off[j]..off[j + 1]). */
+    size_t *pos;
+    size_t pos_cap;
+    size_t off[DR__WORDSET_MAX + 1];
 };
 
 /* Compiles regexes[0..n) (n <= DR__WORDSET_MAX) with options into ws. DR_EINVAL when one does
@@ -152,6 +163,11 @@ void dr__wordset_free(struct dr__wordset *ws);
  * scratch. DR_ENOMEM only. Any thread. */
 int dr__wordset_scan(const struct dr__wordset *ws, const char *t, size_t len, pcre2_match_data *md,
                      struct dr__wordstarts *out);
+
+/* dr__wordset_scan() of one text for nsets (<= DR__WORDSET_SCAN_MAX) sets of distinct ids in one
+ * pass: out[i] for sets[i]. */
+int dr__wordset_scan_sets(const struct dr__wordset *const *sets, size_t nsets, const char *t,
+                          size_t len, pcre2_match_data *md, struct dr__wordstarts *out);
 
 /* Leftmost match of pattern j in the subject t[0..to) that starts at or after from, as an
  * unanchored pcre2_match() from from would find it: 1 with the match in md, else 0. at comes from
@@ -174,12 +190,27 @@ int dr__html_to_text(const char *html, size_t len, struct dr_buf *out);
 /* Best status in plain text; *strength gets 0 (none) .. 3 (definitive wording). */
 enum dr_shipment_status dr__status_scan(const char *text, size_t len, pcre2_match_data *md,
                                         int *strength);
+/* The same for t[from..to), read as a text of its own: t[from - 1], when from > 0, must be a line
+ * break. at: dr__status_wordset()'s scan of t (t may go on past to), or NULL to search without
+ * it. */
+enum dr_shipment_status dr__status_scan_at(const char *t, size_t from, size_t to,
+                                           const struct dr__wordstarts *at, pcre2_match_data *md,
+                                           int *strength);
+/* The word-start set of the status rules, for dr__wordset_scan_sets(). */
+const struct dr__wordset *dr__status_wordset(void);
+/* The status rules' patterns, at most max of them into out, and their compile options: the
+ * number of rules. */
+size_t dr__status_regexes(const char **out, size_t max, uint32_t *options);
 int dr__status_compile(void);
 void dr__status_free(void);
 
 /* ---- extraction patterns (extract.c) -------------------------------------------------------- */
 
 int dr__extract_compile(void);
+/* The patterns of the text word set (carrier names, order, merchant, keyword and label patterns),
+ * at most max of them into out, and their compile options: the number of patterns. The strings
+ * are static. */
+size_t dr__extract_text_regexes(const char **out, size_t max, uint32_t *options);
 void dr__extract_free(void);
 
 #endif

@@ -10,7 +10,9 @@
  * anchored pattern against " " + those bytes. Whatever matches in the text also matches, or
  * matches partially, a prefix of itself, so no match is lost; the answers are cached per thread
  * by the bytes. Leading bytes of non-ASCII characters are filtered by the pattern's own start
- * bitmap first, so text in other scripts does not fill the cache.
+ * bitmap first, so text in other scripts does not fill the cache. Before the cache, the first
+ * two bytes of an ASCII word are judged by a table filled at compile time: most words end there.
+ * One scan serves several sets (the carrier names and the status rules over the same text).
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -24,8 +26,9 @@
 
 /* Bytes of a word start that decide whether a pattern may match there. */
 #define KEY_MAX 4
-/* Entries of each per-thread cache (a power of two). */
-#define CACHE_SIZE 2048
+/* Entries of each per-thread cache: 2^CACHE_BITS. Long mails hold thousands of distinct words. */
+#define CACHE_BITS 13
+#define CACHE_SIZE (1u << CACHE_BITS)
 
 struct cache_entry {
     uint64_t key; /* the bytes and their count; 0 = empty */
@@ -34,14 +37,18 @@ struct cache_entry {
 
 static _Thread_local struct cache_entry caches[DR__WORDSET_COUNT][CACHE_SIZE];
 
-/* Patterns that may start with two ASCII bytes, shared by all threads and filled as pairs are
- * met (every thread computes the same value). PAIR_KNOWN marks a filled entry. */
-#define PAIR_KNOWN (UINT64_C(1) << 63)
-static _Atomic uint64_t pairs[DR__WORDSET_COUNT][128][128];
+/* Compilations so far: each set's cache keys carry its own number. */
+static atomic_uint_fast32_t generations;
+
+enum { OTHER, WORD, LEAD }; /* ASCII word byte; lead byte of a character of 2-4 bytes */
+static const uint8_t byte_class[256] = {
+    ['0' ... '9'] = WORD, ['A' ... 'Z'] = WORD,   ['_'] = WORD,
+    ['a' ... 'z'] = WORD, [0xC0 ... 0xFF] = LEAD,
+};
 
 static int word_byte(unsigned char b)
 {
-    return (b >= '0' && b <= '9') || (b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || b == '_';
+    return byte_class[b] == WORD;
 }
 
 /* Patterns of ws that may match " " + s[0..n), anchored after the space. */
@@ -78,6 +85,7 @@ int dr__wordset_compile(struct dr__wordset *ws, int id, const char *const *regex
         return DR_EINVAL;
     }
     ws->id = id;
+    ws->gen = (uint32_t)(atomic_fetch_add(&generations, 1) + 1) & 0xFFFFFF;
     ws->n = n;
     md = pcre2_match_data_create(1, NULL);
     if (!md) {
@@ -100,7 +108,8 @@ int dr__wordset_compile(struct dr__wordset *ws, int id, const char *const *regex
             err = DR_EINVAL;
             goto out;
         }
-        (void)pcre2_jit_compile(ws->anchored[j], PCRE2_JIT_COMPLETE);
+        /* partial matching (the cache fill) runs JIT code too */
+        ws->jit[j] = pcre2_jit_compile(ws->anchored[j], PCRE2_JIT_COMPLETE) == 0;
         /* Lead bytes of non-ASCII characters: those PCRE2's own search would try. */
         probe = pcre2_compile((PCRE2_SPTR)regexes[j], PCRE2_ZERO_TERMINATED, options, &errcode,
                               &erroff, NULL);
@@ -131,6 +140,13 @@ int dr__wordset_compile(struct dr__wordset *ws, int id, const char *const *regex
         char ch = (char)b;
         if (word_byte((unsigned char)b)) {
             ws->first[b] = may_begin(ws, ~UINT64_C(0), &ch, 1, md);
+        }
+    }
+    /* Two ASCII bytes of a word start, judged once here rather than at every word. */
+    for (unsigned b = '0'; b <= 'z'; b++) {
+        for (unsigned b1 = 0; b1 < 0x80 && ws->first[b]; b1++) {
+            char two[2] = {(char)b, (char)b1};
+            ws->pair[b - '0'][b1] = may_begin(ws, ws->first[b], two, 2, md);
         }
     }
     /* The contract above: no pattern may match right after a word character. */
@@ -173,63 +189,21 @@ static size_t key_len(const char *t, size_t len, size_t p)
         unsigned char b = (unsigned char)t[p + k];
         size_t l = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 1;
 
+        if (k + l > KEY_MAX) {
+            break; /* (checked first: a cut character must not make the key longer) */
+        }
         if (k + l > rest) {
             return rest; /* a character cut by the end of the text: the text ends there too */
-        }
-        if (k + l > KEY_MAX) {
-            break;
         }
         k += l;
     }
     return k;
 }
 
-/* Adds p to out when a pattern of ws may match at the word start t[p]. */
-static int consider(const struct dr__wordset *ws, const char *t, size_t len, size_t p,
-                    pcre2_match_data *md, struct dr__wordstarts *out)
+static int push(struct dr__wordstarts *out, size_t p, uint64_t mask)
 {
-    struct cache_entry *e;
-    unsigned char b = (unsigned char)t[p];
-    uint64_t mask, key = 0;
-    size_t k;
-
-    if (!ws->first[b]) {
-        return DR_OK;
-    }
-    if (b < 0x80 && p + 1 < len && (unsigned char)t[p + 1] < 0x80) {
-        unsigned char b1 = (unsigned char)t[p + 1];
-        uint64_t pm = atomic_load_explicit(&pairs[ws->id][b][b1], memory_order_relaxed);
-
-        if (!pm) {
-            char two[2] = {(char)b, (char)b1};
-            pm = may_begin(ws, ws->first[b], two, 2, md) | PAIR_KNOWN;
-            atomic_store_explicit(&pairs[ws->id][b][b1], pm, memory_order_relaxed);
-        }
-        if (!(pm & ~PAIR_KNOWN)) {
-            return DR_OK;
-        }
-    }
-    k = key_len(t, len, p);
-    if (k == 0) {
-        return DR_OK;
-    }
-    for (size_t i = 0; i < k; i++) {
-        key |= (uint64_t)(unsigned char)t[p + i] << (8 * i);
-    }
-    key |= (uint64_t)k << 56;
-    e = &caches[ws->id][(key * UINT64_C(0x9E3779B97F4A7C15)) >> 53 & (CACHE_SIZE - 1)];
-    if (e->key == key) {
-        mask = e->mask;
-    } else {
-        mask = may_begin(ws, ws->first[b], t + p, k, md);
-        e->key = key;
-        e->mask = mask;
-    }
-    if (!mask) {
-        return DR_OK;
-    }
     if (out->n == out->cap) {
-        size_t cap = out->cap ? out->cap * 2 : 64;
+        size_t cap = out->cap ? out->cap * 2 : 256;
         struct dr__wordstart *v = realloc(out->v, cap * sizeof(*v));
         if (!v) {
             return DR_ENOMEM;
@@ -243,30 +217,150 @@ static int consider(const struct dr__wordset *ws, const char *t, size_t len, siz
     return DR_OK;
 }
 
+/* Adds p to out[s] when a pattern of sets[s] may match at the word start t[p]. */
+static int consider(const struct dr__wordset *const *sets, size_t nsets, const char *t, size_t len,
+                    size_t p, pcre2_match_data *md, struct dr__wordstarts *out)
+{
+    unsigned char b = (unsigned char)t[p];
+    uint64_t want[DR__WORDSET_SCAN_MAX], any = 0, bytes = 0;
+    size_t k;
+
+    for (size_t s = 0; s < nsets; s++) {
+        want[s] = sets[s]->first[b];
+        any |= want[s];
+    }
+    if (!any) {
+        return DR_OK;
+    }
+    if (b < 0x80 && p + 1 < len && (unsigned char)t[p + 1] < 0x80) {
+        unsigned char b1 = (unsigned char)t[p + 1];
+
+        any = 0;
+        for (size_t s = 0; s < nsets; s++) {
+            want[s] = want[s] ? sets[s]->pair[b - '0'][b1] : 0;
+            any |= want[s];
+        }
+        if (!any) {
+            return DR_OK;
+        }
+    }
+    k = key_len(t, len, p);
+    if (k == 0) {
+        return DR_OK;
+    }
+    for (size_t i = 0; i < k; i++) {
+        bytes |= (uint64_t)(unsigned char)t[p + i] << (8 * i);
+    }
+    for (size_t s = 0; s < nsets; s++) {
+        const struct dr__wordset *ws = sets[s];
+        uint64_t mask, key = bytes | (uint64_t)ws->gen << 32 | (uint64_t)k << 56;
+        struct cache_entry *e;
+        int err;
+
+        if (!want[s]) {
+            continue;
+        }
+        e = &caches[ws->id][(key * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CACHE_BITS)];
+        if (e->key == key) {
+            mask = e->mask;
+        } else {
+            mask = may_begin(ws, ws->first[b], t + p, k, md);
+            e->key = key;
+            e->mask = mask;
+        }
+        if (mask && (err = push(&out[s], p, mask)) != DR_OK) {
+            return err;
+        }
+    }
+    return DR_OK;
+}
+
+/* Groups the positions of w by pattern (w->pos, w->off). */
+static int index_by_pattern(const struct dr__wordset *ws, struct dr__wordstarts *w)
+{
+    size_t count[DR__WORDSET_MAX + 1] = {0}, total = 0;
+
+    for (size_t i = 0; i < w->n; i++) {
+        for (uint64_t m = w->v[i].mask; m; m &= m - 1) {
+            count[__builtin_ctzll(m)]++;
+        }
+    }
+    for (size_t j = 0; j <= ws->n && j <= DR__WORDSET_MAX; j++) {
+        w->off[j] = total;
+        total += j < ws->n ? count[j] : 0;
+    }
+    for (size_t j = ws->n + 1; j <= DR__WORDSET_MAX; j++) {
+        w->off[j] = total;
+    }
+    if (total > w->pos_cap) {
+        size_t cap = total * 2;
+        size_t *pos = realloc(w->pos, cap * sizeof(*pos));
+        if (!pos) {
+            return DR_ENOMEM;
+        }
+        w->pos = pos;
+        w->pos_cap = cap;
+    }
+    memset(count, 0, sizeof(count));
+    for (size_t i = 0; i < w->n; i++) {
+        for (uint64_t m = w->v[i].mask; m; m &= m - 1) {
+            size_t j = (size_t)__builtin_ctzll(m);
+            w->pos[w->off[j] + count[j]++] = w->v[i].pos;
+        }
+    }
+    return DR_OK;
+}
+
+int dr__wordset_scan_sets(const struct dr__wordset *const *sets, size_t nsets, const char *t,
+                          size_t len, pcre2_match_data *md, struct dr__wordstarts *out)
+{
+    int err = DR_OK;
+    size_t p = 0;
+
+    if (nsets > DR__WORDSET_SCAN_MAX) {
+        return DR_EINVAL;
+    }
+    for (size_t s = 0; s < nsets; s++) {
+        out[s].n = 0;
+        out[s].len = len;
+    }
+    /* Invariant: t[p - 1], when there is one, is not an ASCII word byte. */
+    while (p < len && !err) {
+        int cls = byte_class[(unsigned char)t[p]];
+
+        if (cls == OTHER) {
+            p++;
+            continue;
+        }
+        err = consider(sets, nsets, t, len, p, md, out);
+        p++;
+        if (cls == WORD) {
+            while (p < len && byte_class[(unsigned char)t[p]] == WORD) {
+                p++;
+            }
+            p++; /* t[p] follows a word byte: no word starts there */
+        }
+    }
+    for (size_t s = 0; s < nsets && !err; s++) {
+        err = index_by_pattern(sets[s], &out[s]);
+    }
+    return err;
+}
+
 int dr__wordset_scan(const struct dr__wordset *ws, const char *t, size_t len, pcre2_match_data *md,
                      struct dr__wordstarts *out)
 {
-    int err = DR_OK;
+    return dr__wordset_scan_sets(&ws, 1, t, len, md, out);
+}
 
-    out->n = 0;
-    out->len = len;
-    /* Invariant: t[p - 1], when there is one, is not an ASCII word byte. */
-    for (size_t p = 0; p < len && !err; p++) {
-        unsigned char b = (unsigned char)t[p];
-
-        if (word_byte(b)) {
-            size_t q = p + 1;
-
-            err = consider(ws, t, len, p, md, out);
-            while (q < len && word_byte((unsigned char)t[q])) {
-                q++;
-            }
-            p = q; /* t[q] follows a word byte: no word starts there */
-        } else if (b >= 0xC0) {
-            err = consider(ws, t, len, p, md, out);
-        }
+/* Anchored match of pattern j at p in t[0..to). */
+static int match_at(const struct dr__wordset *ws, size_t j, const char *t, size_t to, size_t p,
+                    pcre2_match_data *md)
+{
+    if (ws->jit[j]) {
+        return pcre2_jit_match(ws->anchored[j], (PCRE2_SPTR)t, to, p, 0, md, NULL) >= 0;
     }
-    return err;
+    return pcre2_match(ws->anchored[j], (PCRE2_SPTR)t, to, p, 0, md, NULL) >= 0;
 }
 
 int dr__wordset_find(const struct dr__wordset *ws, size_t j, const char *t,
@@ -274,7 +368,8 @@ int dr__wordset_find(const struct dr__wordset *ws, size_t j, const char *t,
                      pcre2_match_data *md)
 {
     uint64_t bit = UINT64_C(1) << j;
-    size_t i = *cursor, tail = to;
+    size_t i = *cursor, tail = to, nv = at->off[j + 1] - at->off[j];
+    const size_t *v = nv ? at->pos + at->off[j] : NULL;
 
     if (to > at->len) {
         to = at->len;
@@ -284,12 +379,20 @@ int dr__wordset_find(const struct dr__wordset *ws, size_t j, const char *t,
     if (to < at->len) {
         tail = to >= KEY_MAX ? to - KEY_MAX + 1 : 0;
     }
-    for (; i < at->n && at->v[i].pos < tail; i++) {
-        size_t p = at->v[i].pos;
-        if (p < from || !(at->v[i].mask & bit)) {
-            continue;
+    if (i < nv && v[i] < from) { /* first position at or after from */
+        size_t a = i, b = nv;
+        while (a < b) {
+            size_t mid = a + (b - a) / 2;
+            if (v[mid] < from) {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
         }
-        if (pcre2_match(ws->anchored[j], (PCRE2_SPTR)t, to, p, 0, md, NULL) >= 0) {
+        i = a;
+    }
+    for (; i < nv && v[i] < tail; i++) {
+        if (v[i] >= from && match_at(ws, j, t, to, v[i], md)) {
             *cursor = i + 1;
             return 1;
         }
@@ -300,7 +403,7 @@ int dr__wordset_find(const struct dr__wordset *ws, size_t j, const char *t,
         if (!(ws->first[b] & bit) || (p > 0 && word_byte((unsigned char)t[p - 1]))) {
             continue;
         }
-        if (pcre2_match(ws->anchored[j], (PCRE2_SPTR)t, to, p, 0, md, NULL) >= 0) {
+        if (match_at(ws, j, t, to, p, md)) {
             return 1;
         }
     }
@@ -310,5 +413,6 @@ int dr__wordset_find(const struct dr__wordset *ws, size_t j, const char *t,
 void dr__wordstarts_cleanup(struct dr__wordstarts *w)
 {
     free(w->v);
+    free(w->pos);
     memset(w, 0, sizeof(*w));
 }
