@@ -119,6 +119,18 @@ static void submit(struct fixture *f, const char *topic, const char *seq, const 
     submit_deferred(f, topic, seq, key, prio, fail, NULL);
 }
 
+/* Creates <data dir>/name: what test_wait_for and test_defer=gate: wait for. */
+static void open_gate(struct fixture *f, const char *name)
+{
+    char path[128];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+}
+
 static void run_until(struct fixture *f, int n)
 {
     int64_t deadline = dr_mono_ms() + 30000;
@@ -132,8 +144,7 @@ static void run_until(struct fixture *f, int n)
 static void priorities(void **state)
 {
     struct fixture *f = setup(1);
-    char seq[8], gate[128];
-    FILE *fp;
+    char seq[8];
     /* The single worker is held by a gate message until all the others are queued. */
     struct dr_msg *m = dr_msg_create("gate", "t", "{}", 2, 0);
     dr_msg_add_attr(m, "seq", "gate");
@@ -144,10 +155,7 @@ static void priorities(void **state)
         snprintf(seq, sizeof(seq), "p%d", i);
         submit(f, "t", seq, NULL, i, NULL);
     }
-    snprintf(gate, sizeof(gate), "%s/open", f->dir);
-    fp = fopen(gate, "w");
-    assert_non_null(fp);
-    fclose(fp);
+    open_gate(f, "open");
     run_until(f, 10);
     assert_string_equal(f->rec.seq[0], "gate");
     for (int i = 1, want = 8; i < 10; i++, want--) {
@@ -255,8 +263,6 @@ static void deferred_results(void **state)
     assert_int_equal(f->rec.retries, 2);
 
     /* A deferred result keeps the router busy until it is finished. */
-    char gate[128];
-    FILE *fp;
     submit_deferred(f, "t", "last", NULL, 0, NULL, "gate:finish");
     int64_t deadline = dr_mono_ms() + 30000;
     while (!dr_router_busy(f->rec.router) && dr_mono_ms() < deadline) {
@@ -268,10 +274,7 @@ static void deferred_results(void **state)
         assert_true(dr_router_busy(f->rec.router));
         assert_int_equal(f->rec.n, 43);
     }
-    snprintf(gate, sizeof(gate), "%s/finish", f->dir);
-    fp = fopen(gate, "w");
-    assert_non_null(fp);
-    fclose(fp);
+    open_gate(f, "finish");
     run_until(f, 44);
     assert_string_equal(f->rec.seq[43], "last");
     assert_false(dr_router_busy(f->rec.router));
