@@ -430,11 +430,6 @@ static const char *carrier_of_domain(const char *domain)
 
 /* ---- marks: where carrier names are --------------------------------------------------------- */
 
-static int isalnum_ascii(char ch)
-{
-    return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z');
-}
-
 static int add_mark(struct ctx *c, size_t pos, int carrier)
 {
     if (c->nmarks == MAX_MARKS) {
@@ -792,19 +787,27 @@ static int on_link(struct ctx *c, PCRE2_SIZE *ov, void *arg)
  * keywords everywhere. */
 static void find_labelled(struct ctx *c)
 {
+    enum { OTHER, DIGIT, CAPITAL, SMALL };
+    static const uint8_t cls[256] = {
+        ['0' ... '9'] = DIGIT,
+        ['A' ... 'Z'] = CAPITAL,
+        ['a' ... 'z'] = SMALL,
+    };
+    const unsigned char *t = (const unsigned char *)c->t;
     size_t p = 0;
 
     while (p < c->len) {
         size_t q = p, digits = 0;
         int plain = 1;
+        unsigned k;
 
-        if (!isalnum_ascii(c->t[p])) {
+        if (cls[t[p]] == OTHER) {
             p++;
             continue;
         }
-        while (q < c->len && isalnum_ascii(c->t[q])) {
-            plain &= !(c->t[q] >= 'a' && c->t[q] <= 'z');
-            digits += c->t[q] >= '0' && c->t[q] <= '9';
+        while (q < c->len && (k = cls[t[q]]) != OTHER) {
+            plain &= k != SMALL;
+            digits += k == DIGIT;
             q++;
         }
         if (plain && digits >= 6 && q - p >= 8 && q - p <= DR_TRACKING_MAX) {
@@ -1179,7 +1182,9 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     c->truncated |= hits.truncated;
     collect_hits(c, &hits);
     find_labelled(c);
-    each_match(c, url_re, 0, c->len, on_link, NULL);
+    if (memchr(c->t, '=', c->len)) { /* every tracking parameter has one */
+        each_match(c, url_re, 0, c->len, on_link, NULL);
+    }
     qsort(c->ships, c->nships, sizeof(c->ships[0]), cmp_ship_pos);
 
     if (!c->hint) {

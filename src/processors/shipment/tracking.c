@@ -442,23 +442,37 @@ static int scan_from(const char *t, size_t len, size_t p, pcre2_match_data *md,
     return DR_OK;
 }
 
+/* Letters and digits: UPPER for upper case and digits (which may start a number), LOWER for
+ * lower case (a token with one is never a number). */
+enum { NOT_ALNUM, UPPER, LOWER };
+static const uint8_t alnum_class[256] = {
+    ['0' ... '9'] = UPPER,
+    ['A' ... 'Z'] = UPPER,
+    ['a' ... 'z'] = LOWER,
+};
+
 int dr__scan(const char *text, size_t len, pcre2_match_data *md, struct dr__hits *hits)
 {
+    const unsigned char *t = (const unsigned char *)text;
     size_t p = 0;
 
     if (hits->budget == 0 && !hits->truncated) {
         hits->budget = SCAN_WINDOW_BUDGET;
     }
     while (p < len) {
-        int lower, err;
-        size_t e;
+        unsigned cls = alnum_class[t[p]], seen = 0;
+        size_t e = p;
+        int err;
 
-        if (!is_alnum((unsigned char)text[p])) {
+        if (cls == NOT_ALNUM) {
             p++;
             continue;
         }
-        e = token_end(text, len, p, &lower);
-        if (!lower && is_upper_or_digit((unsigned char)text[p])) {
+        while (e < len && (cls = alnum_class[t[e]]) != NOT_ALNUM) {
+            seen |= 1u << cls;
+            e++;
+        }
+        if (!(seen & (1u << LOWER))) { /* a token of capitals and digits */
             err = scan_from(text, len, p, md, hits);
             if (err) {
                 return err;

@@ -127,14 +127,14 @@ enum { DR__WORDSET_TEXT, DR__WORDSET_STATUS, DR__WORDSET_COUNT };
  * back than \b does: they can match only where a word starts. */
 struct dr__wordset {
     int id;
-    uint32_t gen; /* tells this compilation's cache entries from an earlier set's of the same id */
+    uint32_t gen; /* 1..0x3FFF: this compilation's cache entries from an earlier one's */
     size_t n;
     pcre2_code *anchored[DR__WORDSET_MAX]; /* each pattern compiled PCRE2_ANCHORED, JIT */
     uint8_t jit[DR__WORDSET_MAX];          /* 1 when pattern j is JIT-compiled */
     uint64_t first[256];                   /* patterns that may match at a word starting so */
-    /* Patterns that may match at a word starting with the ASCII bytes a, b: pair[a - '0'][b]
-     * ('0' is the lowest word byte), computed at compile time. */
-    uint64_t pair['z' - '0' + 1][128];
+    /* Bit b of pair[a - '0'] ('0' is the lowest word byte): some pattern may match at a word
+     * starting with the ASCII bytes a, b. Filled at compile time; small, to stay in cache. */
+    uint8_t pair['z' - '0' + 1][128 / 8];
 };
 
 struct dr__wordstart {

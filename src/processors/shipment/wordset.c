@@ -6,11 +6,11 @@
  * whose first bytes (up to KEY_MAX, whole characters) could begin a match of some pattern of
  * the set, and only there is the pattern tried, anchored.
  *
- * "Could begin a match" is decided by PCRE2 itself: a partial match (PCRE2_PARTIAL_HARD) of the
- * anchored pattern against " " + those bytes. Whatever matches in the text also matches, or
- * matches partially, a prefix of itself, so no match is lost; the answers are cached per thread
- * by the bytes. Leading bytes of non-ASCII characters are filtered by the pattern's own start
- * bitmap first, so text in other scripts does not fill the cache. Before the cache, the first
+ * "Could begin a match" is decided by PCRE2 itself: a partial match (PCRE2_PARTIAL_HARD, JIT
+ * code) of the anchored pattern against " " + those bytes. Whatever matches in the text also
+ * matches, or matches partially, a prefix of itself, so no match is lost; the answers are cached
+ * per thread by the bytes. Leading bytes of non-ASCII characters are filtered by the pattern's own
+ * start bitmap first, so text in other scripts does not fill the cache. Before the cache, the first
  * two bytes of an ASCII word are judged by a table filled at compile time: most words end there.
  * One scan serves several sets (the carrier names and the status rules over the same text).
  */
@@ -25,14 +25,16 @@
 #include "processors/shipment/tracking_int.h"
 
 /* Bytes of a word start that decide whether a pattern may match there. */
-#define KEY_MAX 4
+#define KEY_MAX 6
 /* Entries of each per-thread cache: 2^CACHE_BITS. Long mails hold thousands of distinct words. */
-#define CACHE_BITS 13
+#define CACHE_BITS 12
 #define CACHE_SIZE (1u << CACHE_BITS)
 
+/* One entry answers for all the sets of a scan: one memory access per word start. */
 struct cache_entry {
-    uint64_t key; /* the bytes and their count; 0 = empty */
-    uint64_t mask;
+    uint64_t key;  /* the bytes and their count; 0 = empty */
+    uint64_t sets; /* which compilations of which sets */
+    uint64_t mask[DR__WORDSET_SCAN_MAX];
 };
 
 static _Thread_local struct cache_entry caches[DR__WORDSET_COUNT][CACHE_SIZE];
@@ -85,7 +87,7 @@ int dr__wordset_compile(struct dr__wordset *ws, int id, const char *const *regex
         return DR_EINVAL;
     }
     ws->id = id;
-    ws->gen = (uint32_t)(atomic_fetch_add(&generations, 1) + 1) & 0xFFFFFF;
+    ws->gen = (uint32_t)(atomic_fetch_add(&generations, 1) % 0x3FFF) + 1;
     ws->n = n;
     md = pcre2_match_data_create(1, NULL);
     if (!md) {
@@ -109,7 +111,8 @@ int dr__wordset_compile(struct dr__wordset *ws, int id, const char *const *regex
             goto out;
         }
         /* partial matching (the cache fill) runs JIT code too */
-        ws->jit[j] = pcre2_jit_compile(ws->anchored[j], PCRE2_JIT_COMPLETE) == 0;
+        ws->jit[j] =
+            pcre2_jit_compile(ws->anchored[j], PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD) == 0;
         /* Lead bytes of non-ASCII characters: those PCRE2's own search would try. */
         probe = pcre2_compile((PCRE2_SPTR)regexes[j], PCRE2_ZERO_TERMINATED, options, &errcode,
                               &erroff, NULL);
@@ -146,7 +149,9 @@ int dr__wordset_compile(struct dr__wordset *ws, int id, const char *const *regex
     for (unsigned b = '0'; b <= 'z'; b++) {
         for (unsigned b1 = 0; b1 < 0x80 && ws->first[b]; b1++) {
             char two[2] = {(char)b, (char)b1};
-            ws->pair[b - '0'][b1] = may_begin(ws, ws->first[b], two, 2, md);
+            if (may_begin(ws, ws->first[b], two, 2, md)) {
+                ws->pair[b - '0'][b1 / 8] |= (uint8_t)(1u << (b1 % 8));
+            }
         }
     }
     /* The contract above: no pattern may match right after a word character. */
@@ -217,58 +222,54 @@ static int push(struct dr__wordstarts *out, size_t p, uint64_t mask)
     return DR_OK;
 }
 
-/* Adds p to out[s] when a pattern of sets[s] may match at the word start t[p]. */
-static int consider(const struct dr__wordset *const *sets, size_t nsets, const char *t, size_t len,
-                    size_t p, pcre2_match_data *md, struct dr__wordstarts *out)
+/* Adds p to out[s] when a pattern of sets[s] may match at the word start t[p]. sig: which
+ * compilations of which sets (dr__wordset_scan_sets()). */
+static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_t sig,
+                    const char *t, size_t len, size_t p, pcre2_match_data *md,
+                    struct dr__wordstarts *out)
 {
     unsigned char b = (unsigned char)t[p];
-    uint64_t want[DR__WORDSET_SCAN_MAX], any = 0, bytes = 0;
+    unsigned live = 0; /* bit s: sets[s] may match here */
+    uint64_t key = 0;
+    struct cache_entry *e;
     size_t k;
 
     for (size_t s = 0; s < nsets; s++) {
-        want[s] = sets[s]->first[b];
-        any |= want[s];
+        live |= (sets[s]->first[b] != 0) << s;
     }
-    if (!any) {
-        return DR_OK;
-    }
-    if (b < 0x80 && p + 1 < len && (unsigned char)t[p + 1] < 0x80) {
+    if (live && b < 0x80 && p + 1 < len && (unsigned char)t[p + 1] < 0x80) {
         unsigned char b1 = (unsigned char)t[p + 1];
 
-        any = 0;
         for (size_t s = 0; s < nsets; s++) {
-            want[s] = want[s] ? sets[s]->pair[b - '0'][b1] : 0;
-            any |= want[s];
+            if (!(sets[s]->pair[b - '0'][b1 / 8] & (1u << (b1 % 8)))) {
+                live &= ~(1u << s);
+            }
         }
-        if (!any) {
-            return DR_OK;
-        }
+    }
+    if (!live) {
+        return DR_OK;
     }
     k = key_len(t, len, p);
     if (k == 0) {
         return DR_OK;
     }
     for (size_t i = 0; i < k; i++) {
-        bytes |= (uint64_t)(unsigned char)t[p + i] << (8 * i);
+        key |= (uint64_t)(unsigned char)t[p + i] << (8 * i);
+    }
+    key |= (uint64_t)k << (8 * KEY_MAX);
+    e = &caches[sets[0]->id][((key ^ sig) * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CACHE_BITS)];
+    if (e->key != key || e->sets != sig) {
+        for (size_t s = 0; s < nsets; s++) {
+            e->mask[s] =
+                sets[s]->first[b] ? may_begin(sets[s], sets[s]->first[b], t + p, k, md) : 0;
+        }
+        e->key = key;
+        e->sets = sig;
     }
     for (size_t s = 0; s < nsets; s++) {
-        const struct dr__wordset *ws = sets[s];
-        uint64_t mask, key = bytes | (uint64_t)ws->gen << 32 | (uint64_t)k << 56;
-        struct cache_entry *e;
         int err;
 
-        if (!want[s]) {
-            continue;
-        }
-        e = &caches[ws->id][(key * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CACHE_BITS)];
-        if (e->key == key) {
-            mask = e->mask;
-        } else {
-            mask = may_begin(ws, ws->first[b], t + p, k, md);
-            e->key = key;
-            e->mask = mask;
-        }
-        if (mask && (err = push(&out[s], p, mask)) != DR_OK) {
+        if ((live & (1u << s)) && e->mask[s] && (err = push(&out[s], p, e->mask[s])) != DR_OK) {
             return err;
         }
     }
@@ -316,9 +317,14 @@ int dr__wordset_scan_sets(const struct dr__wordset *const *sets, size_t nsets, c
 {
     int err = DR_OK;
     size_t p = 0;
+    uint64_t sig = 0;
 
-    if (nsets > DR__WORDSET_SCAN_MAX) {
+    if (nsets == 0 || nsets > DR__WORDSET_SCAN_MAX) {
         return DR_EINVAL;
+    }
+    /* which compilations of which sets: 14 bits of each generation */
+    for (size_t s = 0; s < nsets; s++) {
+        sig |= (uint64_t)(sets[s]->gen & 0x3FFF) << (14 * s);
     }
     for (size_t s = 0; s < nsets; s++) {
         out[s].n = 0;
@@ -332,7 +338,7 @@ int dr__wordset_scan_sets(const struct dr__wordset *const *sets, size_t nsets, c
             p++;
             continue;
         }
-        err = consider(sets, nsets, t, len, p, md, out);
+        err = consider(sets, nsets, sig, t, len, p, md, out);
         p++;
         if (cls == WORD) {
             while (p < len && byte_class[(unsigned char)t[p]] == WORD) {
