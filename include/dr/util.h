@@ -33,6 +33,11 @@ int dr_base64_encode(const void *in, size_t len, char **out, size_t *outlen);
 int dr_base64url_encode(const void *in, size_t len, char **out, size_t *outlen); /* no padding */
 int dr_base64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen);
 int dr_base64url_decode(const char *in, size_t len, unsigned char **out, size_t *outlen);
+/* The same decoders writing into out, which must hold DR_BASE64_DECODED_MAX(len) bytes (no NUL is
+ * added). On DR_EINVAL the content of out is unspecified. */
+#define DR_BASE64_DECODED_MAX(len) ((len) / 4 * 3 + 2)
+int dr_base64_decode_into(const char *in, size_t len, unsigned char *out, size_t *outlen);
+int dr_base64url_decode_into(const char *in, size_t len, unsigned char *out, size_t *outlen);
 
 /* SHA-256 of data as 64 lowercase hex characters + NUL. */
 void dr_sha256_hex(const void *data, size_t len, char out[65]);

@@ -238,11 +238,10 @@ static void build_dec(void)
     }
 }
 
-static int decode(int url, const char *in, size_t len, unsigned char **out, size_t *outlen)
+static int decode_into(int url, const char *in, size_t len, unsigned char *o, size_t *outlen)
 {
     const unsigned char *s = (const unsigned char *)in;
     const unsigned char *t;
-    unsigned char *o;
     size_t j = 0, pads = 0, i = 0, full;
 
     pthread_once(&dec_once, build_dec);
@@ -260,16 +259,11 @@ static int decode(int url, const char *in, size_t len, unsigned char **out, size
     if (len % 4 == 1) {
         return DR_EINVAL;
     }
-    o = malloc(len * 3 / 4 + 3);
-    if (!o) {
-        return DR_ENOMEM;
-    }
     /* four characters to three bytes at a time; any invalid character sets a high bit */
     full = len - len % 4;
     for (; i < full; i += 4) {
         unsigned a = t[s[i]], b = t[s[i + 1]], c = t[s[i + 2]], d = t[s[i + 3]];
         if ((a | b | c | d) & 0x80) {
-            free(o);
             return DR_EINVAL;
         }
         uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
@@ -280,7 +274,6 @@ static int decode(int url, const char *in, size_t len, unsigned char **out, size
     if (len - full >= 2) {
         unsigned a = t[s[i]], b = t[s[i + 1]], c = len - full == 3 ? t[s[i + 2]] : 0;
         if ((a | b | c) & 0x80) {
-            free(o);
             return DR_EINVAL;
         }
         o[j++] = (unsigned char)((a << 2) | (b >> 4));
@@ -288,10 +281,36 @@ static int decode(int url, const char *in, size_t len, unsigned char **out, size
             o[j++] = (unsigned char)(((b & 15) << 4) | (c >> 2));
         }
     }
+    *outlen = j;
+    return DR_OK;
+}
+
+static int decode(int url, const char *in, size_t len, unsigned char **out, size_t *outlen)
+{
+    unsigned char *o = malloc(DR_BASE64_DECODED_MAX(len) + 1);
+    size_t j;
+
+    if (!o) {
+        return DR_ENOMEM;
+    }
+    if (decode_into(url, in, len, o, &j)) {
+        free(o);
+        return DR_EINVAL;
+    }
     o[j] = '\0';
     *out = o;
     *outlen = j;
     return DR_OK;
+}
+
+int dr_base64_decode_into(const char *in, size_t len, unsigned char *out, size_t *outlen)
+{
+    return decode_into(0, in, len, out, outlen);
+}
+
+int dr_base64url_decode_into(const char *in, size_t len, unsigned char *out, size_t *outlen)
+{
+    return decode_into(1, in, len, out, outlen);
 }
 
 int dr_base64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
