@@ -16,6 +16,9 @@
  */
 #include <stdatomic.h>
 #include <stdint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,6 +208,31 @@ static size_t key_len(const char *t, size_t len, size_t p)
     return k;
 }
 
+/* The key of the word start t[p]: its key_len() bytes, the first in the lowest byte of *key. */
+static size_t key_of(const char *t, size_t len, size_t p, uint64_t *key)
+{
+    size_t k;
+
+    *key = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (len - p >= 8) { /* the usual case: KEY_MAX ASCII bytes, read at once */
+        uint64_t v;
+
+        memcpy(&v, t + p, 8);
+        v &= (UINT64_C(1) << (8 * KEY_MAX)) - 1;
+        if (!(v & (UINT64_C(0x8080808080808080) >> (8 * (8 - KEY_MAX))))) {
+            *key = v;
+            return KEY_MAX;
+        }
+    }
+#endif
+    k = key_len(t, len, p);
+    for (size_t i = 0; i < k; i++) {
+        *key |= (uint64_t)(unsigned char)t[p + i] << (8 * i);
+    }
+    return k;
+}
+
 static int push(struct dr__wordstarts *out, size_t p, uint64_t mask)
 {
     if (out->n == out->cap) {
@@ -230,7 +258,7 @@ static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_
 {
     unsigned char b = (unsigned char)t[p];
     unsigned live = 0; /* bit s: sets[s] may match here */
-    uint64_t key = 0;
+    uint64_t key;
     struct cache_entry *e;
     size_t k;
 
@@ -249,12 +277,9 @@ static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_
     if (!live) {
         return DR_OK;
     }
-    k = key_len(t, len, p);
+    k = key_of(t, len, p, &key);
     if (k == 0) {
         return DR_OK;
-    }
-    for (size_t i = 0; i < k; i++) {
-        key |= (uint64_t)(unsigned char)t[p + i] << (8 * i);
     }
     key |= (uint64_t)k << (8 * KEY_MAX);
     e = &caches[sets[0]->id][((key ^ sig) * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CACHE_BITS)];
@@ -312,12 +337,57 @@ static int index_by_pattern(const struct dr__wordset *ws, struct dr__wordstarts 
     return DR_OK;
 }
 
+/* Bit i of *word: t[i] is an ASCII word byte; of *lead: t[i] starts a character of 2-4 bytes;
+ * for t[0..n), n <= 64. */
+static void block_classes(const char *t, size_t n, uint64_t *word, uint64_t *lead)
+{
+#ifdef __SSE2__
+    char pad[64];
+    const char *b = t;
+    uint64_t w = 0, l = 0;
+
+    if (n < 64) {
+        memset(pad, 0, sizeof(pad)); /* NUL is no word byte */
+        memcpy(pad, t, n);
+        b = pad;
+    }
+    for (int i = 0; i < 4; i++) {
+        /* signed compares on bytes biased by 0x80 stand in for unsigned ranges */
+        const __m128i bias = _mm_set1_epi8((char)0x80);
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(b + 16 * i));
+        __m128i u = _mm_xor_si128(x, bias);
+        __m128i low = _mm_xor_si128(_mm_or_si128(x, _mm_set1_epi8(0x20)), bias);
+        __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(u, _mm_set1_epi8((char)('0' - 1 - 128))),
+                                      _mm_cmplt_epi8(u, _mm_set1_epi8((char)('9' + 1 - 128))));
+        __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(low, _mm_set1_epi8((char)('a' - 1 - 128))),
+                                      _mm_cmplt_epi8(low, _mm_set1_epi8((char)('z' + 1 - 128))));
+        __m128i under = _mm_cmpeq_epi8(x, _mm_set1_epi8('_'));
+        __m128i high = _mm_cmpgt_epi8(u, _mm_set1_epi8((char)(0xBF - 128)));
+
+        w |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(digit, alpha), under))
+             << (16 * i);
+        l |= (uint64_t)(uint16_t)_mm_movemask_epi8(high) << (16 * i);
+    }
+    *word = w;
+    *lead = l;
+#else
+    uint64_t w = 0, l = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int cls = byte_class[(unsigned char)t[i]];
+        w |= (uint64_t)(cls == WORD) << i;
+        l |= (uint64_t)(cls == LEAD) << i;
+    }
+    *word = w;
+    *lead = l;
+#endif
+}
+
 int dr__wordset_scan_sets(const struct dr__wordset *const *sets, size_t nsets, const char *t,
                           size_t len, pcre2_match_data *md, struct dr__wordstarts *out)
 {
     int err = DR_OK;
-    size_t p = 0;
-    uint64_t sig = 0;
+    uint64_t sig = 0, prev_word = 0;
 
     if (nsets == 0 || nsets > DR__WORDSET_SCAN_MAX) {
         return DR_EINVAL;
@@ -330,21 +400,16 @@ int dr__wordset_scan_sets(const struct dr__wordset *const *sets, size_t nsets, c
         out[s].n = 0;
         out[s].len = len;
     }
-    /* Invariant: t[p - 1], when there is one, is not an ASCII word byte. */
-    while (p < len && !err) {
-        int cls = byte_class[(unsigned char)t[p]];
+    /* A word may start at an ASCII word byte or a lead byte that no ASCII word byte precedes. */
+    for (size_t base = 0; base < len && !err; base += 64) {
+        uint64_t word, lead, starts;
 
-        if (cls == OTHER) {
-            p++;
-            continue;
-        }
-        err = consider(sets, nsets, sig, t, len, p, md, out);
-        p++;
-        if (cls == WORD) {
-            while (p < len && byte_class[(unsigned char)t[p]] == WORD) {
-                p++;
-            }
-            p++; /* t[p] follows a word byte: no word starts there */
+        block_classes(t + base, len - base < 64 ? len - base : 64, &word, &lead);
+        starts = (word | lead) & ~(word << 1 | prev_word);
+        prev_word = word >> 63;
+        for (; starts && !err; starts &= starts - 1) {
+            err =
+                consider(sets, nsets, sig, t, len, base + (size_t)__builtin_ctzll(starts), md, out);
         }
     }
     for (size_t s = 0; s < nsets && !err; s++) {

@@ -462,6 +462,21 @@ static void old_and_new_agree_at_the_edges(void **state)
     for (size_t i = 0; i < DR_ARRAY_LEN(texts); i++) {
         compare_text(texts[i], strlen(texts[i]));
     }
+    /* words on both sides of the scan's 64-byte blocks, after spaces, letters and UTF-8 */
+    for (size_t pad = 56; pad <= 72; pad++) {
+        static const char *const fills[] = {" ", "a", "\xc3\xa9", "\xa9"};
+        for (size_t f = 0; f < DR_ARRAY_LEN(fills); f++) {
+            char text[256];
+            size_t n = 0;
+            while (n < pad) {
+                text[n] = fills[f][n % strlen(fills[f])];
+                n++;
+            }
+            n += (size_t)snprintf(text + n, sizeof(text) - n, "UPS delivered\xc3\xa9UPS");
+            compare_text(text, n);
+            compare_text(text, pad + 2); /* a cut word at the block edge */
+        }
+    }
     assert_true(matches_compared > 20);
 }
 
