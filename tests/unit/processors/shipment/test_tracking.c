@@ -418,6 +418,130 @@ static void validate_contract(void **state)
     assert_int_equal(dr_tracking_validate("RB123456785XX", m, 4, &n), DR_ENOTFOUND);
 }
 
+/* ---- dr__scan(): the table-driven token loop against the loop it replaced ---------------- */
+
+static int ref_alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/* The loop before: every token of capitals and digits starts the windows scan_from() tries; a
+ * scan of the text from that token on gives those windows first (scan_from looks only forward). */
+static void ref_scan(const char *t, size_t len, pcre2_match_data *md, struct dr__hits *out)
+{
+    size_t p = 0;
+
+    while (p < len) {
+        size_t e = p;
+        int lower = 0;
+
+        if (!ref_alnum((unsigned char)t[p])) {
+            p++;
+            continue;
+        }
+        while (e < len && ref_alnum((unsigned char)t[e])) {
+            lower |= t[e] >= 'a' && t[e] <= 'z';
+            e++;
+        }
+        if (!lower) {
+            struct dr__hits one = {.max = 512};
+            assert_int_equal(dr__scan(t + p, len - p, md, &one), DR_OK);
+            for (size_t i = 0; i < one.n && one.v[i].start == 0; i++) {
+                struct dr__hit h = one.v[i];
+                h.start += p;
+                h.end += p;
+                assert_true(out->n < out->max);
+                out->v[out->n++] = h;
+            }
+            free(one.v);
+        }
+        p = e;
+    }
+}
+
+static uint64_t scan_rng = 0x2545F4914F6CDD1Dull;
+static size_t scan_rand(size_t n)
+{
+    scan_rng ^= scan_rng << 13;
+    scan_rng ^= scan_rng >> 7;
+    scan_rng ^= scan_rng << 17;
+    return (size_t)(scan_rng % n);
+}
+
+static void scan_loop_finds_what_the_old_loop_found(void **state)
+{
+    static const char *const pieces[] = {"1Z879E930346834440",
+                                         "1Z 879E 9303 4683 4440",
+                                         "RR123456785GB",
+                                         "4294142591",
+                                         "9274 8931 5085 7730 7776 69",
+                                         "61290912345678912345",
+                                         "JJD0001234567890",
+                                         "00340434161234567890",
+                                         "AB",
+                                         "12",
+                                         "1234",
+                                         "abc",
+                                         "Order",
+                                         "x9",
+                                         "9x",
+                                         "ÄB12",
+                                         "é",
+                                         "\xc2\xa0",
+                                         "-",
+                                         " ",
+                                         "  ",
+                                         "    ",
+                                         "\n",
+                                         "\t",
+                                         ",",
+                                         "#",
+                                         "_",
+                                         "\xff"};
+    pcre2_match_data *md = pcre2_match_data_create(40, NULL);
+    size_t texts = 0, hits = 0;
+
+    (void)state;
+    assert_int_equal(dr_shipment_init(), DR_OK);
+    for (int round = 0; round < 3000; round++) {
+        char t[2048];
+        size_t len = 0, n = 1 + scan_rand(40);
+        struct dr__hits now = {.max = 4096}, old = {.max = 4096};
+
+        for (size_t w = 0; w < n; w++) {
+            const char *p = pieces[scan_rand(sizeof(pieces) / sizeof(pieces[0]))];
+            size_t pl = strlen(p);
+            if (len + pl + 1 >= sizeof(t)) {
+                break;
+            }
+            memcpy(t + len, p, pl);
+            len += pl;
+            if (scan_rand(3)) {
+                t[len++] = ' ';
+            }
+        }
+        old.v = calloc(old.max, sizeof(*old.v));
+        assert_non_null(old.v);
+        assert_int_equal(dr__scan(t, len, md, &now), DR_OK);
+        ref_scan(t, len, md, &old);
+        assert_int_equal(now.n, old.n);
+        for (size_t i = 0; i < now.n; i++) {
+            assert_int_equal(now.v[i].start, old.v[i].start);
+            assert_int_equal(now.v[i].end, old.v[i].end);
+            assert_int_equal(now.v[i].single_token, old.v[i].single_token);
+            assert_int_equal(now.v[i].format, old.v[i].format);
+            assert_string_equal(now.v[i].m.number, old.v[i].m.number);
+        }
+        hits += now.n;
+        texts++;
+        free(now.v);
+        free(old.v);
+    }
+    print_message("scan: %zu texts, %zu hits\n", texts, hits);
+    assert_true(hits > 1000);
+    pcre2_match_data_free(md);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +549,7 @@ int main(void)
         cmocka_unit_test(extra_formats),
         cmocka_unit_test(ambiguity),
         cmocka_unit_test(validate_contract),
+        cmocka_unit_test(scan_loop_finds_what_the_old_loop_found),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     dr_shipment_cleanup();
