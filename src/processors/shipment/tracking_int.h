@@ -132,9 +132,13 @@ struct dr__wordset {
     pcre2_code *anchored[DR__WORDSET_MAX]; /* each pattern compiled PCRE2_ANCHORED, JIT */
     uint8_t jit[DR__WORDSET_MAX];          /* 1 when pattern j is JIT-compiled */
     uint64_t first[256];                   /* patterns that may match at a word starting so */
-    /* Bit b of pair[a - '0'] ('0' is the lowest word byte): some pattern may match at a word
-     * starting with the ASCII bytes a, b. Filled at compile time; small, to stay in cache. */
-    uint8_t pair['z' - '0' + 1][128 / 8];
+    /* A word starting with the ASCII bytes a, b: pair[a - '0'][b] ('0' is the lowest word byte)
+     * is 0 when no pattern may match there, else the row of triple whose bit c tells whether
+     * some pattern may match at a word starting with a, b and the ASCII byte c. Filled at
+     * compile time; small, to stay in cache. */
+    uint16_t pair['z' - '0' + 1][128];
+    uint8_t (*triple)[128 / 8]; /* row 0 unused */
+    size_t ntriple;
 };
 
 struct dr__wordstart {

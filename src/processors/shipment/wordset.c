@@ -148,12 +148,29 @@ int dr__wordset_compile(struct dr__wordset *ws, int id, const char *const *regex
             ws->first[b] = may_begin(ws, ~UINT64_C(0), &ch, 1, md);
         }
     }
-    /* Two ASCII bytes of a word start, judged once here rather than at every word. */
-    for (unsigned b = '0'; b <= 'z'; b++) {
-        for (unsigned b1 = 0; b1 < 0x80 && ws->first[b]; b1++) {
-            char two[2] = {(char)b, (char)b1};
-            if (may_begin(ws, ws->first[b], two, 2, md)) {
-                ws->pair[b - '0'][b1 / 8] |= (uint8_t)(1u << (b1 % 8));
+    /* Two and three ASCII bytes of a word start, judged once here rather than at every word. */
+    for (unsigned b = '0'; b <= 'z' && !err; b++) {
+        for (unsigned b1 = 0; b1 < 0x80 && ws->first[b] && !err; b1++) {
+            char three[3] = {(char)b, (char)b1, 0};
+            uint8_t(*rows)[128 / 8];
+
+            if (!may_begin(ws, ws->first[b], three, 2, md)) {
+                continue;
+            }
+            rows = realloc(ws->triple, (ws->ntriple + 2) * sizeof(*rows));
+            if (!rows) {
+                err = DR_ENOMEM;
+                break;
+            }
+            ws->triple = rows;
+            ws->ntriple += ws->ntriple ? 1 : 2;
+            memset(rows[ws->ntriple - 1], 0, sizeof(rows[0]));
+            ws->pair[b - '0'][b1] = (uint16_t)(ws->ntriple - 1);
+            for (unsigned b2 = 0; b2 < 0x80; b2++) {
+                three[2] = (char)b2;
+                if (may_begin(ws, ws->first[b], three, 3, md)) {
+                    rows[ws->ntriple - 1][b2 / 8] |= (uint8_t)(1u << (b2 % 8));
+                }
             }
         }
     }
@@ -185,6 +202,9 @@ void dr__wordset_free(struct dr__wordset *ws)
         pcre2_code_free(ws->anchored[j]);
         ws->anchored[j] = NULL;
     }
+    free(ws->triple);
+    ws->triple = NULL;
+    ws->ntriple = 0;
     ws->n = 0;
 }
 
@@ -268,8 +288,12 @@ static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_
     if (live && b < 0x80 && p + 1 < len && (unsigned char)t[p + 1] < 0x80) {
         unsigned char b1 = (unsigned char)t[p + 1];
 
+        unsigned b2 = p + 2 < len ? (unsigned char)t[p + 2] : 0x80;
+
         for (size_t s = 0; s < nsets; s++) {
-            if (!(sets[s]->pair[b - '0'][b1 / 8] & (1u << (b1 % 8)))) {
+            unsigned row = sets[s]->pair[b - '0'][b1];
+
+            if (!row || (b2 < 0x80 && !(sets[s]->triple[row][b2 / 8] & (1u << (b2 % 8))))) {
                 live &= ~(1u << s);
             }
         }
