@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "dr/err.h"
 #include "dr/log.h"
@@ -444,44 +447,92 @@ static int scan_from(const char *t, size_t len, size_t p, pcre2_match_data *md,
 
 /* Letters and digits: UPPER for upper case and digits (which may start a number), LOWER for
  * lower case (a token with one is never a number). */
-enum { NOT_ALNUM, UPPER, LOWER };
-static const uint8_t alnum_class[256] = {
-    ['0' ... '9'] = UPPER,
-    ['A' ... 'Z'] = UPPER,
-    ['a' ... 'z'] = LOWER,
-};
+/* Bit i of *alnum: t[i] is an ASCII letter or digit; of *lower: a lower-case letter; for
+ * t[0..n), n <= 64. */
+static void block_alnum(const char *t, size_t n, uint64_t *alnum, uint64_t *lower)
+{
+#ifdef __SSE2__
+    char pad[64];
+    const char *b = t;
+    uint64_t a = 0, l = 0;
+
+    if (n < 64) {
+        memset(pad, 0, sizeof(pad)); /* NUL is neither */
+        memcpy(pad, t, n);
+        b = pad;
+    }
+    for (int i = 0; i < 4; i++) {
+        /* signed compares on bytes biased by 0x80 stand in for unsigned ranges */
+        const __m128i bias = _mm_set1_epi8((char)0x80);
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(b + 16 * i));
+        __m128i u = _mm_xor_si128(x, bias);
+        __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(u, _mm_set1_epi8((char)('0' - 1 - 128))),
+                                      _mm_cmplt_epi8(u, _mm_set1_epi8((char)('9' + 1 - 128))));
+        __m128i upper = _mm_and_si128(_mm_cmpgt_epi8(u, _mm_set1_epi8((char)('A' - 1 - 128))),
+                                      _mm_cmplt_epi8(u, _mm_set1_epi8((char)('Z' + 1 - 128))));
+        __m128i small = _mm_and_si128(_mm_cmpgt_epi8(u, _mm_set1_epi8((char)('a' - 1 - 128))),
+                                      _mm_cmplt_epi8(u, _mm_set1_epi8((char)('z' + 1 - 128))));
+
+        a |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(digit, upper), small))
+             << (16 * i);
+        l |= (uint64_t)(uint16_t)_mm_movemask_epi8(small) << (16 * i);
+    }
+    *alnum = a;
+    *lower = l;
+#else
+    uint64_t a = 0, l = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        a |= (uint64_t)is_alnum(c) << i;
+        l |= (uint64_t)(c >= 'a' && c <= 'z') << i;
+    }
+    *alnum = a;
+    *lower = l;
+#endif
+}
 
 int dr__scan(const char *text, size_t len, pcre2_match_data *md, struct dr__hits *hits)
 {
-    const unsigned char *t = (const unsigned char *)text;
-    size_t p = 0;
+    uint64_t carry = 0;
 
     if (hits->budget == 0 && !hits->truncated) {
         hits->budget = SCAN_WINDOW_BUDGET;
     }
-    while (p < len) {
-        unsigned cls = alnum_class[t[p]], seen = 0;
-        size_t e = p;
-        int err;
+    /* tokens (runs of letters and digits) 64 bytes at a time; only those without a lower-case
+     * letter can start a number */
+    for (size_t base = 0; base < len; base += 64) {
+        uint64_t alnum, lower, starts;
 
-        if (cls == NOT_ALNUM) {
-            p++;
-            continue;
-        }
-        while (e < len && (cls = alnum_class[t[e]]) != NOT_ALNUM) {
-            seen |= 1u << cls;
-            e++;
-        }
-        if (!(seen & (1u << LOWER))) { /* a token of capitals and digits */
-            err = scan_from(text, len, p, md, hits);
-            if (err) {
-                return err;
+        block_alnum(text + base, len - base < 64 ? len - base : 64, &alnum, &lower);
+        starts = alnum & ~(alnum << 1 | carry);
+        carry = alnum >> 63;
+        for (; starts; starts &= starts - 1) {
+            unsigned i = (unsigned)__builtin_ctzll(starts);
+            uint64_t rest = ~(alnum >> i); /* 0 only for a block that is one whole token */
+            unsigned run = rest ? (unsigned)__builtin_ctzll(rest) : 64;
+            int has_lower;
+
+            if (i + run < 64) {
+                has_lower = ((lower >> i) & ((UINT64_C(1) << run) - 1)) != 0;
+            } else { /* the token may go on in the next block */
+                size_t e = base + i;
+                has_lower = 0;
+                while (e < len && is_alnum((unsigned char)text[e])) {
+                    has_lower |= text[e] >= 'a' && text[e] <= 'z';
+                    e++;
+                }
             }
-            if (hits->truncated && hits->budget == 0) {
-                break;
+            if (!has_lower) {
+                int err = scan_from(text, len, base + i, md, hits);
+                if (err) {
+                    return err;
+                }
+                if (hits->truncated && hits->budget == 0) {
+                    return DR_OK;
+                }
             }
         }
-        p = e;
     }
     return DR_OK;
 }

@@ -537,6 +537,39 @@ static void scan_loop_finds_what_the_old_loop_found(void **state)
         free(now.v);
         free(old.v);
     }
+    /* numbers and long tokens on both sides of the scan's 64-byte blocks */
+    for (size_t off = 0; off <= 140; off++) {
+        static const char *const tails[] = {
+            "1Z879E930346834440 x",
+            "1Z879E930346834440",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ01234567891Z879E93034683"
+            "4440",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789b 4294142591",
+            "4294142591a",
+            "RR123456785GB-1Z879E930346834440",
+        };
+        for (size_t k = 0; k < sizeof(tails) / sizeof(tails[0]); k++) {
+            char t[512];
+            struct dr__hits now = {.max = 4096}, old = {.max = 4096};
+            size_t len;
+
+            memset(t, k % 2 ? 'Q' : ' ', off); /* a token or spaces before */
+            len = off + (size_t)snprintf(t + off, sizeof(t) - off, "%s", tails[k]);
+            old.v = calloc(old.max, sizeof(*old.v));
+            assert_non_null(old.v);
+            assert_int_equal(dr__scan(t, len, md, &now), DR_OK);
+            ref_scan(t, len, md, &old);
+            assert_int_equal(now.n, old.n);
+            for (size_t i = 0; i < now.n; i++) {
+                assert_int_equal(now.v[i].start, old.v[i].start);
+                assert_int_equal(now.v[i].end, old.v[i].end);
+                assert_string_equal(now.v[i].m.number, old.v[i].m.number);
+            }
+            hits += now.n;
+            free(now.v);
+            free(old.v);
+        }
+    }
     print_message("scan: %zu texts, %zu hits\n", texts, hits);
     assert_true(hits > 1000);
     pcre2_match_data_free(md);
