@@ -699,7 +699,12 @@ static void concurrent_verify_while_reloading(void **state)
     for (int i = 0; i < VERIFY_THREADS; i++) {
         assert_int_equal(pthread_create(&th[i], NULL, verifier, &r), 0);
     }
-    while (reloads < RELOADS) {
+    /* at least RELOADS reloads, and on until the verifiers have seen both key versions (they
+     * may not be scheduled at all during the first ones on a busy machine) */
+    int64_t deadline = dr_mono_ms() + 60000;
+    while (reloads < RELOADS ||
+           ((atomic_load(&r.rotated_ok) == 0 || atomic_load(&r.rotated_unknown) == 0) &&
+            dr_mono_ms() < deadline)) {
         const char *j = reloads % 2 ? ja : jb;
         assert_int_equal(dr_jwt_keys_load_jwks(r.keys, j, strlen(j)), DR_OK);
         assert_int_equal(dr_jwt_keys_set_secret(r.keys, f->secret, strlen(f->secret)), DR_OK);
