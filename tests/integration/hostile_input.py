@@ -81,6 +81,11 @@ def main():
     assert "JSON" in error_body(srv.request("POST", pub, b"{nope", headers=svc), 400)
     assert "Base64" in error_body(srv.request("POST", pub, {"messages": [{"data": "!!"}]},
                                               headers=svc), 400)
+    # A NUL in a string would cut it short (data, attribute values, idempotency keys): refused.
+    for msg in ({"data": "aGk=\u0000!!"}, {"attributes": {"k": "v\u0000w"}},
+                {"data": "aGk=", "attributes": {"idempotency_key": "a\u0000b"}}):
+        assert "U+0000" in error_body(srv.request("POST", pub, {"messages": [msg]}, headers=svc),
+                                      400)
     error_body(srv.request("POST", pub, {"messages": []}, headers=svc), 400)
     error_body(srv.request("POST", pub, {"nothing": 1}, headers=svc), 400)
     big = {"messages": [{"data": "aGk="}] * 1001}

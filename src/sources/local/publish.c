@@ -97,6 +97,7 @@ struct scan {
     const unsigned char *b;
     size_t len, pos, depth;
     struct scratch tmp; /* escaped keys and data */
+    int nul;            /* a string that is used holds U+0000 */
 };
 
 struct pp {
@@ -431,8 +432,10 @@ static int scan_value(struct scan *s, struct jval *v)
     }
 }
 
-/* The value of str as cJSON's valuestring holds it: escapes decoded, cut at the first NUL. */
-static void str_value(const struct scan *s, const struct jstr *str, struct scratch *t,
+/* The value of str as cJSON's valuestring holds it: escapes decoded, cut at the first NUL. A
+ * NUL (raw or \u0000) is also noted: the request is refused, since a C string would silently
+ * lose what follows it (data, attribute values, idempotency keys that then collide). */
+static void str_value(struct scan *s, const struct jstr *str, struct scratch *t,
                       const unsigned char **p, size_t *n)
 {
     const unsigned char *nul;
@@ -448,6 +451,7 @@ static void str_value(const struct scan *s, const struct jstr *str, struct scrat
     nul = memchr(*p, 0, *n);
     if (nul) {
         *n = (size_t)(nul - *p);
+        s->nul = 1;
     }
 }
 
@@ -858,6 +862,10 @@ int dr_publish_parse(const char *body, size_t len, const char *topic, struct dr_
     dr_buf_init(&pp.attrs, len > MAX_BODY ? 0 : 6 * len + 16);
     if (!body || len == 0 || len > MAX_BODY || !scan_body(&pp)) {
         snprintf(err, errsz, "Invalid JSON payload received.");
+        goto out;
+    }
+    if (pp.s.nul) {
+        snprintf(err, errsz, "%s", DR_PUBLISH_ERR_NUL);
         goto out;
     }
     if (!pp.have_array) {
