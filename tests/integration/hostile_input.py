@@ -79,6 +79,8 @@ def main():
 
     # Malformed bodies.
     assert "JSON" in error_body(srv.request("POST", pub, b"{nope", headers=svc), 400)
+    assert "JSON" in error_body(srv.request("POST", pub, b'{"messages":[{"data":"aGk="}]}{"x":1}',
+                                            headers=svc), 400)
     assert "Base64" in error_body(srv.request("POST", pub, {"messages": [{"data": "!!"}]},
                                               headers=svc), 400)
     # A NUL in a string would cut it short (data, attribute values, idempotency keys): refused.

@@ -806,7 +806,12 @@ static int scan_body(struct pp *pp)
     }
     skip_ws(s);
     if (!at(s, '{')) {
-        return scan_value(s, &v); /* valid or not, there is no "messages" member */
+        /* valid or not, there is no "messages" member */
+        if (!scan_value(s, &v)) {
+            return 0;
+        }
+        skip_ws(s);
+        return s->pos == s->len; /* nothing may follow the top-level value */
     }
     if (!scan_token(s, &v)) {
         return 0;
@@ -841,7 +846,9 @@ static int scan_body(struct pp *pp)
             return 0;
         }
     }
-    return 1; /* whatever follows the top-level value is ignored */
+    s->pos++; /* the closing brace */
+    skip_ws(s);
+    return s->pos == s->len; /* nothing may follow the top-level value */
 }
 
 int dr_publish_parse(const char *body, size_t len, const char *topic, struct dr_qmsg **out,
