@@ -1,5 +1,4 @@
 /* Pub/Sub publish request validation, shared by the local source and its tests. */
-#include <locale.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -125,9 +124,14 @@ static unsigned char *scratch_get(struct scratch *t, size_t n)
     return t->p;
 }
 
+/* RFC 8259 whitespace: space, tab, line feed, carriage return. */
 static void skip_ws(struct scan *s)
 {
-    while (s->pos < s->len && s->b[s->pos] <= 32) {
+    while (s->pos < s->len) {
+        unsigned char c = s->b[s->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            break;
+        }
         s->pos++;
     }
 }
@@ -137,9 +141,10 @@ static int at(const struct scan *s, unsigned char c)
     return s->pos < s->len && s->b[s->pos] == c;
 }
 
-static unsigned hex4(const unsigned char *p)
+/* Four hex digits; -1 if one is not. */
+static long hex4(const unsigned char *p)
 {
-    unsigned h = 0;
+    long h = 0;
 
     for (int i = 0; i < 4; i++) {
         unsigned c = p[i];
@@ -150,7 +155,7 @@ static unsigned hex4(const unsigned char *p)
         } else if (c >= 'a' && c <= 'f') {
             h = (h << 4) | (c - 'a' + 10);
         } else {
-            return 0; /* cJSON reads any bad digit as \u0000 */
+            return -1;
         }
     }
     return h;
@@ -191,11 +196,10 @@ static int unescape(const unsigned char *in, const unsigned char *end, unsigned 
             *o++ = in[1];
             break;
         case 'u': {
-            uint32_t cp, lo;
-            if (end - in < 6) {
+            long cp, lo;
+            if (end - in < 6 || (cp = hex4(in + 2)) < 0) {
                 return 0;
             }
-            cp = hex4(in + 2);
             if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 return 0;
             }
@@ -211,7 +215,7 @@ static int unescape(const unsigned char *in, const unsigned char *end, unsigned 
                 cp = 0x10000 + (((cp & 0x3FF) << 10) | (lo & 0x3FF));
                 seq = 12;
             }
-            o += dr_utf8_encode(cp, (char *)o);
+            o += dr_utf8_encode((uint32_t)cp, (char *)o);
             break;
         }
         default:
@@ -237,6 +241,11 @@ static int scan_string(struct scan *s, struct jstr *str)
         return 0;
     }
     str->start = i;
+    for (const unsigned char *c = b + i; c < q; c++) {
+        if (*c < 0x20) {
+            return 0; /* control characters must be escaped */
+        }
+    }
     bs = memchr(b + i, '\\', (size_t)(q - (b + i)));
     if (!bs) {
         str->end = (size_t)(q - b);
@@ -246,6 +255,9 @@ static int scan_string(struct scan *s, struct jstr *str)
     }
     /* the first quote may be escaped: find the end as cJSON does, then check the escapes */
     for (i = (size_t)(bs - b); i < s->len && b[i] != '"'; i++) {
+        if (b[i] < 0x20) {
+            return 0;
+        }
         if (b[i] == '\\') {
             if (i + 1 >= s->len) {
                 return 0;
@@ -269,44 +281,43 @@ static int scan_string(struct scan *s, struct jstr *str)
     return 1;
 }
 
-/* cJSON hands the longest run of number characters to strtod and continues where it stopped. */
+static int digits(struct scan *s)
+{
+    size_t start = s->pos;
+
+    while (s->pos < s->len && s->b[s->pos] >= '0' && s->b[s->pos] <= '9') {
+        s->pos++;
+    }
+    return s->pos > start;
+}
+
+/* RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
 static int scan_number(struct scan *s)
 {
-    char small[64], *num = small, *end;
-    size_t n = 0;
-    int dot = 0;
-
-    for (; s->pos + n < s->len; n++) {
-        unsigned char c = s->b[s->pos + n];
-        if (c == '.') {
-            dot = 1;
-        } else if (!((c >= '0' && c <= '9') || c == '+' || c == '-' || c == 'e' || c == 'E')) {
-            break;
-        }
+    if (at(s, '-')) {
+        s->pos++;
     }
-    if (n >= sizeof(small)) {
-        num = malloc(n + 1);
-        if (!num) {
+    if (at(s, '0')) {
+        s->pos++;
+    } else if (!digits(s)) {
+        return 0;
+    }
+    if (at(s, '.')) {
+        s->pos++;
+        if (!digits(s)) {
             return 0;
         }
     }
-    memcpy(num, s->b + s->pos, n);
-    num[n] = '\0';
-    if (dot) {
-        char point = localeconv()->decimal_point[0];
-        for (size_t i = 0; i < n; i++) {
-            if (num[i] == '.') {
-                num[i] = point;
-            }
+    if (at(s, 'e') || at(s, 'E')) {
+        s->pos++;
+        if (at(s, '+') || at(s, '-')) {
+            s->pos++;
+        }
+        if (!digits(s)) {
+            return 0;
         }
     }
-    strtod(num, &end);
-    n = (size_t)(end - num);
-    if (num != small) {
-        free(num);
-    }
-    s->pos += n;
-    return n > 0;
+    return 1;
 }
 
 /* A scalar or the opening of a container at s->pos; containers are entered, not skipped. */

@@ -36,7 +36,7 @@ static int chance(uint32_t percent)
     return rnd(100) < percent;
 }
 
-static size_t ncompared, nok, nnul, ntrailing;
+static size_t ncompared, nok, nnul, nstrict;
 static const char *BAD_JSON = "Invalid JSON payload received.";
 
 static void same_str(const char *what, size_t i, const char *a, const char *b)
@@ -61,20 +61,11 @@ static void dump_body(const char *body, size_t len)
     fputc('\n', stderr);
 }
 
-/* A \u escape anywhere in body that reads as U+0000: "\u0000", or one with a character that
- * is no hex digit (cJSON, and the reference, read that as U+0000). */
+/* A \u0000 escape anywhere in body. */
 static int has_nul_escape(const char *body, size_t len)
 {
     for (size_t i = 0; i + 6 <= len; i++) {
-        if (body[i] != '\\' || body[i + 1] != 'u') {
-            continue;
-        }
-        int zero = 1, bad = 0;
-        for (int k = 2; k < 6; k++) {
-            zero &= body[i + k] == '0';
-            bad |= !isxdigit((unsigned char)body[i + k]);
-        }
-        if (zero || bad) {
+        if (body[i] == '\\' && body[i + 1] == 'u' && memcmp(body + i + 2, "0000", 4) == 0) {
             return 1;
         }
     }
@@ -93,38 +84,181 @@ static int refused_for_nul(const char *body, size_t len)
     return rc == DR_EINVAL && strcmp(err, DR_PUBLISH_ERR_NUL) == 0;
 }
 
-/* Whether the new parser refuses body as invalid JSON only because something other than
- * whitespace follows the top-level value, which the reference ignored. */
-static int refused_for_trailing(const char *body, size_t len)
+/* ---- a strict RFC 8259 validator: the oracle for what the new parser refuses and the
+ * reference (cJSON, more lenient) accepted ---- */
+
+static const char *sj_value(const char *p, const char *e, int depth);
+
+static const char *sj_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+static const char *sj_digits(const char *p, const char *e)
+{
+    const char *q = p;
+    while (q < e && *q >= '0' && *q <= '9') {
+        q++;
+    }
+    return q > p ? q : NULL;
+}
+
+static const char *sj_string(const char *p, const char *e)
+{
+    if (p >= e || *p != '"') {
+        return NULL;
+    }
+    for (p++; p < e;) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20) {
+            return NULL;
+        }
+        if (c == '"') {
+            return p + 1;
+        }
+        if (c != '\\') {
+            p++;
+            continue;
+        }
+        if (p + 1 >= e) {
+            return NULL;
+        }
+        if (strchr("\"\\/bfnrt", p[1]) && p[1]) {
+            p += 2;
+        } else if (p[1] == 'u' && e - p >= 6 && isxdigit((unsigned char)p[2]) &&
+                   isxdigit((unsigned char)p[3]) && isxdigit((unsigned char)p[4]) &&
+                   isxdigit((unsigned char)p[5])) {
+            p += 6;
+        } else {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static const char *sj_number(const char *p, const char *e)
+{
+    if (p < e && *p == '-') {
+        p++;
+    }
+    if (p < e && *p == '0') {
+        p++;
+    } else if (!(p = sj_digits(p, e))) {
+        return NULL;
+    }
+    if (p < e && *p == '.' && !(p = sj_digits(p + 1, e))) {
+        return NULL;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < e && (*p == '+' || *p == '-')) {
+            p++;
+        }
+        p = sj_digits(p, e);
+    }
+    return p;
+}
+
+static const char *sj_container(const char *p, const char *e, int depth, char close)
+{
+    p = sj_ws(p + 1, e);
+    if (p < e && *p == close) {
+        return p + 1;
+    }
+    for (;;) {
+        if (close == '}') {
+            if (!(p = sj_string(p, e))) {
+                return NULL;
+            }
+            p = sj_ws(p, e);
+            if (p >= e || *p != ':') {
+                return NULL;
+            }
+            p = sj_ws(p + 1, e);
+        }
+        if (!(p = sj_value(p, e, depth + 1))) {
+            return NULL;
+        }
+        p = sj_ws(p, e);
+        if (p < e && *p == ',') {
+            p = sj_ws(p + 1, e);
+            continue;
+        }
+        return p < e && *p == close ? p + 1 : NULL;
+    }
+}
+
+static const char *sj_value(const char *p, const char *e, int depth)
+{
+    if (p >= e) {
+        return NULL;
+    }
+    switch (*p) {
+    case '"':
+        return sj_string(p, e);
+    case '[':
+    case '{':
+        return depth >= 1000 ? NULL : sj_container(p, e, depth, *p == '[' ? ']' : '}');
+    case 't':
+        return e - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+    case 'f':
+        return e - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+    case 'n':
+        return e - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+    default:
+        return sj_number(p, e);
+    }
+}
+
+static int strict_json(const char *body, size_t len)
+{
+    const char *p = body, *e = body + len;
+
+    if (len >= 5 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3; /* a UTF-8 byte order mark, ignored as by the parser */
+    }
+    p = sj_value(sj_ws(p, e), e, 0);
+    return p && sj_ws(p, e) == e;
+}
+
+/* The new parser's error for body, with room for the whole message. */
+static int new_error(const char *body, size_t len, char err[512])
 {
     struct dr_qmsg *rows = NULL;
     size_t n = 0;
-    char err[512] = "", ref[512] = "";
-    const char *end = NULL;
-    int rc = dr_publish_parse(body, len, "topic-x", &rows, &n, err, sizeof(err));
-    cJSON *j;
+    int rc;
 
+    err[0] = '\0';
+    rc = dr_publish_parse(body, len, "topic-x", &rows, &n, err, 512);
     dr_qmsgs_free(rows, n);
-    if (rc != DR_EINVAL || strcmp(err, BAD_JSON) != 0) {
+    return rc;
+}
+
+/* The new parser refuses body as invalid JSON where the reference did not: then body must not
+ * be strict JSON. And whatever the new parser reads as JSON must be strict JSON. */
+static int refused_not_strict(const char *body, size_t len)
+{
+    struct dr_qmsg *rows = NULL;
+    size_t n = 0;
+    char err[512], ref[512] = "";
+
+    if (new_error(body, len, err) != DR_EINVAL || strcmp(err, BAD_JSON) != 0) {
+        assert_true(strict_json(body, len));
         return 0;
     }
-    rows = NULL;
-    n = 0;
     publish_parse_ref(body, len, "topic-x", &rows, &n, ref, sizeof(ref));
     dr_qmsgs_free(rows, n);
     if (strcmp(ref, BAD_JSON) == 0) {
         return 0; /* the reference refused it too */
     }
-    j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    assert_non_null(j); /* the reference parsed it: so does cJSON */
-    cJSON_Delete(j);
-    for (const char *p = end; p < body + len; p++) {
-        if ((unsigned char)*p > ' ') {
-            return 1;
-        }
+    if (strict_json(body, len)) {
+        dump_body(body, len);
+        fail_msg("strict JSON refused as invalid");
     }
-    fail_msg("refused as invalid JSON although only whitespace follows the value");
-    return 0;
+    return 1;
 }
 
 /* Runs both parsers on body and fails on any difference; returns the return code. A body the
@@ -146,15 +280,16 @@ static int compare_sz(const char *body, size_t len, size_t errsz)
     t1 = dr_now_ms();
     if (ra == DR_EINVAL && refused_for_nul(body, len)) {
         /* refused where the reference cut a string at its NUL: there must be one */
-        assert_true(memchr(body, 0, len) != NULL || has_nul_escape(body, len));
+        assert_true(has_nul_escape(body, len));
         assert_null(a);
         assert_true(errsz == 0 || strncmp(ea, DR_PUBLISH_ERR_NUL, errsz - 1) == 0);
         nnul++;
         return ra;
     }
-    if (ra == DR_EINVAL && refused_for_trailing(body, len)) {
+    if (refused_not_strict(body, len)) {
+        assert_int_equal(ra, DR_EINVAL);
         assert_null(a);
-        ntrailing++;
+        nstrict++;
         return ra;
     }
     rb = publish_parse_ref(body, len, "topic-x", &b, &nb, eb, errsz);
@@ -241,7 +376,16 @@ static void json_syntax(void **state)
     EXPECT("\xEF\xBB\xBF{\"messages\":[{\"data\":\"aGk=\"}]}", DR_OK, NULL);
     EXPECT("\xEF\xBB\xBF{}", DR_EINVAL, NO_ARRAY);
     EXPECT("\xEF\xBB\xBF{", DR_EINVAL, BAD_JSON);
-    EXPECT("\x01\x1f {\n\"messages\"\t:\r[ {\"data\" : \"aGk=\" } ] } ", DR_OK, NULL);
+    EXPECT(" {\n\"messages\"\t:\r[ {\"data\" : \"aGk=\" } ] } ", DR_OK, NULL);
+    /* strict RFC 8259, where cJSON (the reference) was lenient */
+    EXPECT("\x01\x1f {\"messages\":[{\"data\":\"aGk=\"}]}", DR_EINVAL, BAD_JSON);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":\"a\tb\"}", DR_EINVAL, BAD_JSON);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":01}", DR_EINVAL, BAD_JSON);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":-.5}", DR_EINVAL, BAD_JSON);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":1.}", DR_EINVAL, BAD_JSON);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":1e}", DR_EINVAL, BAD_JSON);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":\"\\u12G4\"}", DR_EINVAL, BAD_JSON);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":[-0,0.5,-1.25E-3,1e+2,10]}", DR_OK, NULL);
     EXPECT("[]", DR_EINVAL, NO_ARRAY);
     EXPECT("[{\"messages\":[]}]", DR_EINVAL, NO_ARRAY);
     EXPECT("\"messages\"", DR_EINVAL, NO_ARRAY);
@@ -251,8 +395,7 @@ static void json_syntax(void **state)
     EXPECT("nul", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",}]}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\"},]}", DR_EINVAL, BAD_JSON);
-    EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":[1e5,-0.5E-3,-.5,1.,01,true,false,null]}",
-           DR_OK, NULL);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":[1e5,-0.5E-3,true,false,null]}", DR_OK, NULL);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":1.2.3}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":0x10}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":nulll}", DR_EINVAL, BAD_JSON);
@@ -260,16 +403,16 @@ static void json_syntax(void **state)
            "12345678901234567890123456789012345678901234567890123456789012345678901234567890}",
            DR_OK, NULL);
     /* strings: raw control bytes and invalid UTF-8 pass, escapes follow cJSON */
-    EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\x01\xff\xc3\"}]}", DR_OK, NULL);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\x7f\xff\xc3\"}]}", DR_OK, NULL);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\x\"}]}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\u12\"}]}", DR_EINVAL, BAD_JSON);
-    EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\uZZZZ\"}]}", DR_OK, NULL);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\uZZZZ\"}]}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\udc00\"}]}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\ud800\"}]}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\ud800\\u0041\"}]}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\ud83d\\ude00\"}]}", DR_OK, NULL);
-    EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\u000\\\\\"}]}", DR_OK, NULL);
-    EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\uAB\\\"X\"}]}", DR_OK, NULL);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\u000\\\\\"}]}", DR_EINVAL, BAD_JSON);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\uAB\\\"X\"}]}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"abc\\", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"abc", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\" \"y\"}]}", DR_EINVAL, BAD_JSON);
@@ -362,11 +505,11 @@ static void message_rules(void **state)
     EXPECT("{\"messages\":[{\"data\":\"\\u0061Gk=\"}]}", DR_OK, NULL);
     /* a NUL in a string, escaped or raw, is refused: the reference cut the string there */
     EXPECT("{\"messages\":[{\"data\":\"aGk=\\u0000!!\"}]}", DR_EINVAL, DR_PUBLISH_ERR_NUL);
-    EXPECT("{\"messages\":[{\"data\":\"aGk=\0!!\"}]}", DR_EINVAL, DR_PUBLISH_ERR_NUL);
-    EXPECT("{\"messages\":[{\"data\":\"\0aGk=\"}]}", DR_EINVAL, DR_PUBLISH_ERR_NUL);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\0!!\"}]}", DR_EINVAL, BAD_JSON); /* raw: a control */
+    EXPECT("{\"messages\":[{\"data\":\"\0aGk=\"}]}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"orderingKey\":\"k\\u0000\"}]}", DR_EINVAL,
            DR_PUBLISH_ERR_NUL);
-    EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\0\"x\":1}", DR_OK, NULL); /* NUL as space */
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\0\"x\":1}", DR_EINVAL, BAD_JSON); /* no space */
     EXPECT("{\"messages\":[{\"data\":null,\"data\":\"aGk=\"}]}", DR_EINVAL,
            "Some messages contain no data and no attribute field (messages[0]).");
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"data\":5}]}", DR_OK, NULL);
@@ -406,8 +549,9 @@ static void attribute_rules(void **state)
     EXPECT("{\"messages\":[{\"attributes\":{\"a\":\"x\",\"a\":\"y\"}}]}", DR_OK, NULL);
     EXPECT("{\"messages\":[{\"attributes\":{\"a\":\"x\"},\"attributes\":5}]}", DR_OK, NULL);
     EXPECT("{\"messages\":[{\"attributes\":{\"q\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f"
-           "\\u00e9\\u20ac\\ud83d\\ude00\x01\xc3\xa9\xff\"}}]}",
+           "\\u00e9\\u20ac\\ud83d\\ude00\x7f\xc3\xa9\xff\"}}]}",
            DR_OK, NULL);
+    EXPECT("{\"messages\":[{\"attributes\":{\"q\":\"a\x01b\"}}]}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"attributes\":{\"\\n\\\"k\":\"v\\u0000tail\"}}]}", DR_EINVAL,
            DR_PUBLISH_ERR_NUL);
     EXPECT("{\"messages\":[{\"attributes\":{\"idempotency_key\":\"abc\"}}]}", DR_OK, NULL);
@@ -500,7 +644,7 @@ static void short_error_buffer(void **state)
 
 static void ws(struct dr_buf *b)
 {
-    static const char w[] = " \t\r\n\x01\x1f";
+    static const char w[] = " \t\r\n";
     while (chance(15)) {
         dr_buf_appendc(b, w[rnd(sizeof(w) - 1)]);
     }
@@ -539,7 +683,7 @@ static void gen_string_after(struct dr_buf *b, const char *prefix, size_t maxlen
                                          "'",
                                          "%",
                                          "\\u0000",
-                                         "\x01"};
+                                         "\\u0002"};
     size_t n = rnd((uint32_t)maxlen + 1);
 
     dr_buf_appendc(b, '"');
@@ -821,9 +965,9 @@ static void mutated_bodies(void **state)
         free(s);
         dr_buf_cleanup(&b);
     }
-    print_message("%zu mutated bodies compared, %zu accepted, %zu refused for a NUL, %zu for "
-                  "trailing bytes\n",
-                  ncompared - n0, nok - ok0, nnul, ntrailing);
+    print_message("%zu mutated bodies compared, %zu accepted, %zu refused for a NUL, %zu as "
+                  "not strict JSON\n",
+                  ncompared - n0, nok - ok0, nnul, nstrict);
     assert_true(nok - ok0 > 100);
 }
 
