@@ -227,6 +227,27 @@ static int unescape(const unsigned char *in, const unsigned char *end, unsigned 
     return 1;
 }
 
+/* Whether a byte below 0x20 is in [p, p + n): eight bytes at a time (a word has a byte below
+ * 0x20 iff (x - 0x20..20) & ~x & 0x80..80 is non-zero). */
+static int has_control(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        if ((x - 0x2020202020202020ULL) & ~x & 0x8080808080808080ULL) {
+            return 1;
+        }
+    }
+    for (; i < n; i++) {
+        if (p[i] < 0x20) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int scan_string(struct scan *s, struct jstr *str)
 {
     const unsigned char *b = s->b, *q, *bs;
@@ -241,10 +262,8 @@ static int scan_string(struct scan *s, struct jstr *str)
         return 0;
     }
     str->start = i;
-    for (const unsigned char *c = b + i; c < q; c++) {
-        if (*c < 0x20) {
-            return 0; /* control characters must be escaped */
-        }
+    if (has_control(b + i, (size_t)(q - (b + i)))) {
+        return 0; /* control characters must be escaped */
     }
     bs = memchr(b + i, '\\', (size_t)(q - (b + i)));
     if (!bs) {
