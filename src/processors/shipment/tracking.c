@@ -7,9 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "dr/err.h"
 #include "dr/log.h"
@@ -466,12 +463,9 @@ static void block_alnum(const char *t, size_t n, uint64_t *alnum, uint64_t *lowe
         const __m128i bias = _mm_set1_epi8((char)0x80);
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(b + 16 * i));
         __m128i u = _mm_xor_si128(x, bias);
-        __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(u, _mm_set1_epi8((char)('0' - 1 - 128))),
-                                      _mm_cmplt_epi8(u, _mm_set1_epi8((char)('9' + 1 - 128))));
-        __m128i upper = _mm_and_si128(_mm_cmpgt_epi8(u, _mm_set1_epi8((char)('A' - 1 - 128))),
-                                      _mm_cmplt_epi8(u, _mm_set1_epi8((char)('Z' + 1 - 128))));
-        __m128i small = _mm_and_si128(_mm_cmpgt_epi8(u, _mm_set1_epi8((char)('a' - 1 - 128))),
-                                      _mm_cmplt_epi8(u, _mm_set1_epi8((char)('z' + 1 - 128))));
+        __m128i digit = dr__sse_in_range(u, '0', '9');
+        __m128i upper = dr__sse_in_range(u, 'A', 'Z');
+        __m128i small = dr__sse_in_range(u, 'a', 'z');
 
         a |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(digit, upper), small))
              << (16 * i);

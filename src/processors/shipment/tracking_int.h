@@ -13,6 +13,18 @@
 #include "dr/buf.h"
 #include "dr/shipment.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+
+/* Lanes of u (bytes biased by 0x80, so that signed compares stand in for unsigned ones) whose
+ * unbiased byte is in [lo, hi]: 0xFF there, 0 elsewhere. */
+static inline __m128i dr__sse_in_range(__m128i u, unsigned char lo, unsigned char hi)
+{
+    return _mm_and_si128(_mm_cmpgt_epi8(u, _mm_set1_epi8((char)(lo - 1 - 128))),
+                         _mm_cmplt_epi8(u, _mm_set1_epi8((char)(hi + 1 - 128))));
+}
+#endif
+
 /* ---- check digit algorithms (checksum.c) ---------------------------------------------------
  * Each returns the check character the serial calls for ('0'-'9', or 'A'-'Z' for mod 37,36), or
  * -1 when the serial holds a character the algorithm cannot weigh. Serials are upper case. */

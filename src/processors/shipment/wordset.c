@@ -16,9 +16,6 @@
  */
 #include <stdatomic.h>
 #include <stdint.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -381,10 +378,8 @@ static void block_classes(const char *t, size_t n, uint64_t *word, uint64_t *lea
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(b + 16 * i));
         __m128i u = _mm_xor_si128(x, bias);
         __m128i low = _mm_xor_si128(_mm_or_si128(x, _mm_set1_epi8(0x20)), bias);
-        __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(u, _mm_set1_epi8((char)('0' - 1 - 128))),
-                                      _mm_cmplt_epi8(u, _mm_set1_epi8((char)('9' + 1 - 128))));
-        __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(low, _mm_set1_epi8((char)('a' - 1 - 128))),
-                                      _mm_cmplt_epi8(low, _mm_set1_epi8((char)('z' + 1 - 128))));
+        __m128i digit = dr__sse_in_range(u, '0', '9');
+        __m128i alpha = dr__sse_in_range(low, 'a', 'z');
         __m128i under = _mm_cmpeq_epi8(x, _mm_set1_epi8('_'));
         __m128i high = _mm_cmpgt_epi8(u, _mm_set1_epi8((char)(0xBF - 128)));
 
