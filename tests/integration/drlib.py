@@ -130,7 +130,7 @@ class Server:
 def encode(m):
     """{data: obj|str|bytes, attributes: {}, orderingKey: ""} → Pub/Sub's wire shape."""
     data = m.get("data", "")
-    if isinstance(data, (dict, list)):
+    if not isinstance(data, (bytes, str)):
         data = json.dumps(data)
     if isinstance(data, str):
         data = data.encode()

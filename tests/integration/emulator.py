@@ -1,5 +1,4 @@
 """A private Pub/Sub emulator for one test, plus a small REST client for it."""
-import base64
 import json
 import os
 import signal
@@ -9,7 +8,7 @@ import time
 import urllib.error
 import urllib.request
 
-from drlib import free_port, wait_until
+from drlib import encode, free_port, wait_until
 
 EMU = os.environ.get("DR_TEST_EMULATOR_CMD",
                      "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
@@ -74,19 +73,7 @@ class Emulator:
         assert st in (200, 409), (st, res)
 
     def publish(self, topic, messages):
-        msgs = []
-        for m in messages:
-            data = m.get("data", "")
-            if not isinstance(data, (bytes, str)):
-                data = json.dumps(data)
-            if isinstance(data, str):
-                data = data.encode()
-            out = {"data": base64.b64encode(data).decode()}
-            if m.get("attributes"):
-                out["attributes"] = m["attributes"]
-            if m.get("orderingKey"):
-                out["orderingKey"] = m["orderingKey"]
-            msgs.append(out)
+        msgs = [encode(m) for m in messages]
         st, res = self.call("POST", f"topics/{topic}:publish", {"messages": msgs})
         assert st == 200, (st, res)
         return res["messageIds"]
