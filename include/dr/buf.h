@@ -26,7 +26,9 @@ int dr_buf_appends(struct dr_buf *b, const char *s);
 int dr_buf_appendc(struct dr_buf *b, char c);
 int dr_buf_printf(struct dr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int dr_buf_vprintf(struct dr_buf *b, const char *fmt, va_list ap);
-/* Appends s as a JSON string literal, quotes included, escaping as RFC 8259 requires. */
+/* Appends s as a JSON string literal, quotes included, escaping as RFC 8259 requires: '"',
+ * '\\' and bytes below 0x20 only (short forms where JSON has them, else lowercase \u00xx), the
+ * way cJSON prints strings. */
 int dr_buf_append_json_str(struct dr_buf *b, const char *s, size_t n);
 /* Hands the data to the caller (free()), leaving the buffer empty. Never NULL on success. */
 char *dr_buf_steal(struct dr_buf *b, size_t *len);

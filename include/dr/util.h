@@ -17,10 +17,13 @@ void *dr_xcalloc(size_t n, size_t sz);
 void *dr_xrealloc(void *p, size_t n);
 char *dr_xstrdup(const char *s); /* NULL in, NULL out */
 char *dr_xstrndup(const char *s, size_t n);
+/* A message id without its angle brackets and surrounding blanks ("<id@host>" and "id@host"
+ * name the same message): returns where it starts in s and sets *len. */
+const char *dr_msgid_bare(const char *s, size_t *len);
 
-int64_t dr_now_ms(void);      /* wall clock, Unix epoch milliseconds */
-int64_t dr_mono_ms(void);     /* monotonic milliseconds */
-uint64_t dr_mono_ns(void);    /* monotonic nanoseconds */
+int64_t dr_now_ms(void);   /* wall clock, Unix epoch milliseconds */
+int64_t dr_mono_ms(void);  /* monotonic milliseconds */
+uint64_t dr_mono_ns(void); /* monotonic nanoseconds */
 /* RFC 3339 UTC with milliseconds ("2026-11-27T10:00:00.123Z"); out needs 25 bytes. */
 void dr_format_time(int64_t epoch_ms, char out[32]);
 /* Parses RFC 3339 (with or without fraction, Z or offset) into epoch ms. DR_EINVAL if bad. */

@@ -122,35 +122,51 @@ int dr_buf_printf(struct dr_buf *b, const char *fmt, ...)
 int dr_buf_append_json_str(struct dr_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t start = b->len;
+    size_t start = b->len, run = 0;
     int err = dr_buf_appendc(b, '"');
 
+    /* runs of bytes that need no escape are appended whole */
     for (size_t i = 0; !err && i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        const char *e;
+        char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        err = dr_buf_append(b, s + run, i - run);
+        run = i + 1;
         switch (c) {
         case '"':
-            err = dr_buf_append(b, "\\\"", 2);
+            e = "\\\"";
             break;
         case '\\':
-            err = dr_buf_append(b, "\\\\", 2);
+            e = "\\\\";
+            break;
+        case '\b':
+            e = "\\b";
+            break;
+        case '\f':
+            e = "\\f";
             break;
         case '\n':
-            err = dr_buf_append(b, "\\n", 2);
+            e = "\\n";
             break;
         case '\r':
-            err = dr_buf_append(b, "\\r", 2);
+            e = "\\r";
             break;
         case '\t':
-            err = dr_buf_append(b, "\\t", 2);
+            e = "\\t";
             break;
         default:
-            if (c < 0x20) {
-                char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                err = dr_buf_append(b, esc, 6);
-            } else {
-                err = dr_buf_appendc(b, (char)c);
-            }
+            e = NULL;
         }
+        if (!err) {
+            err = e ? dr_buf_append(b, e, 2) : dr_buf_append(b, u, 6);
+        }
+    }
+    if (!err) {
+        err = dr_buf_append(b, s + run, n - run);
     }
     if (!err) {
         err = dr_buf_appendc(b, '"');

@@ -64,6 +64,21 @@ char *dr_xstrndup(const char *s, size_t n)
     return p;
 }
 
+const char *dr_msgid_bare(const char *s, size_t *len)
+{
+    size_t n;
+
+    while (*s == ' ' || *s == '\t' || *s == '<') {
+        s++;
+    }
+    n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '>')) {
+        n--;
+    }
+    *len = n;
+    return s;
+}
+
 int64_t dr_now_ms(void)
 {
     struct timespec ts;

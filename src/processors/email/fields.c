@@ -30,15 +30,9 @@ static int opt_string(const cJSON *p, const char *key, const char **out)
 static char *strip_id(const char *s)
 {
     size_t n;
+    const char *p = dr_msgid_bare(s, &n);
 
-    while (*s == ' ' || *s == '\t' || *s == '<') {
-        s++;
-    }
-    n = strlen(s);
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '>')) {
-        n--;
-    }
-    return n ? dr__email_utf8_dup(s, n, DR_EMAIL_MAX_HEADER, NULL) : NULL;
+    return n ? dr__email_utf8_dup(p, n, DR_EMAIL_MAX_HEADER, NULL) : NULL;
 }
 
 static int add_address_value(struct dr_email *em, struct dr_email_addr_list *l, const cJSON *v,

@@ -129,19 +129,12 @@ static int key_lookup(struct dr_db *db, const char *kind, const char *key, char 
     return err;
 }
 
-/* "<id@host>" and "id@host" name the same message. */
 static char *bare_msgid(const char *s)
 {
     size_t n;
+    const char *p = dr_msgid_bare(s, &n);
 
-    while (*s == ' ' || *s == '\t' || *s == '<') {
-        s++;
-    }
-    n = strlen(s);
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '>')) {
-        n--;
-    }
-    return dr_xstrndup(s, n);
+    return dr_xstrndup(p, n);
 }
 
 /* The ID of a "[poll:ID]" tag, or NULL. */

@@ -29,6 +29,9 @@ static void buf_json_escape(void **state)
     dr_buf_init(&b, 1024);
     assert_int_equal(dr_buf_append_json_str(&b, "a\"b\\\n\x01", 6), DR_OK);
     assert_string_equal(b.data, "\"a\\\"b\\\\\\n\\u0001\"");
+    dr_buf_reset(&b);
+    assert_int_equal(dr_buf_append_json_str(&b, "\b\f\x1f\xc3\xa9/x", 7), DR_OK);
+    assert_string_equal(b.data, "\"\\b\\f\\u001f\xc3\xa9/x\"");
     dr_buf_cleanup(&b);
 }
 
@@ -120,6 +123,21 @@ static void metrics_render(void **state)
     dr_metrics_reset();
 }
 
+static void msgid_bare(void **state)
+{
+    size_t n;
+    const char *p = dr_msgid_bare(" \t<a.b@host>\t ", &n);
+    assert_int_equal(n, 8);
+    assert_memory_equal(p, "a.b@host", 8);
+    p = dr_msgid_bare("a.b@host", &n);
+    assert_int_equal(n, 8);
+    assert_memory_equal(p, "a.b@host", 8);
+    p = dr_msgid_bare(" <> ", &n);
+    assert_int_equal(n, 0);
+    p = dr_msgid_bare("", &n);
+    assert_int_equal(n, 0);
+}
+
 static void utf8_encode(void **state)
 {
     char u[4];
@@ -139,8 +157,8 @@ int main(void)
         cmocka_unit_test(buf_limit),        cmocka_unit_test(buf_json_escape),
         cmocka_unit_test(base64_roundtrip), cmocka_unit_test(base64_rejects_junk),
         cmocka_unit_test(time_roundtrip),   cmocka_unit_test(json_pointer),
-        cmocka_unit_test(ct_equal),         cmocka_unit_test(utf8_encode),
-        cmocka_unit_test(metrics_render),
+        cmocka_unit_test(ct_equal),         cmocka_unit_test(msgid_bare),
+        cmocka_unit_test(utf8_encode),      cmocka_unit_test(metrics_render),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
