@@ -60,13 +60,12 @@ void dr_local_new_message_id(char out[32])
 
 /*
  * The publish body is read in one pass by a scanner specialised for its schema. It accepts
- * exactly the texts dr_json_parse() accepts (cJSON 1.7, called without requiring the end of the
- * input: bytes after the top-level value are ignored, a UTF-8 BOM is skipped, every byte <= 0x20
- * is whitespace, strings may hold raw control bytes and invalid UTF-8, \u escapes follow cJSON's
- * rules, at most 1000 nested containers) and gives every value the meaning cJSON gives it: the
- * first of duplicate keys wins and strings end at their first NUL, as C strings do. Everything
- * is validated before an error about the messages is reported, so a malformed body is always
- * "Invalid JSON payload received.".
+ * strict JSON (RFC 8259) only: whitespace is space, tab, CR and LF; strings hold no raw control
+ * bytes and their \u escapes four hex digits; numbers follow the grammar; nothing but whitespace
+ * follows the top-level value (a UTF-8 BOM before it is skipped); at most 1000 nested containers.
+ * Values mean what cJSON makes of them (the first of duplicate keys wins), and a string holding
+ * U+0000 refuses the request instead of being cut short. Everything is validated before an error
+ * about the messages is reported, so a malformed body is always "Invalid JSON payload received.".
  */
 
 #define NESTING_LIMIT 1000                /* CJSON_NESTING_LIMIT */
@@ -161,8 +160,7 @@ static long hex4(const unsigned char *p)
     return h;
 }
 
-/* Decodes the escapes of [in, end) as cJSON's parse_string does (an escape may read the closing
- * quote, a \u escape may swallow a backslash) into o, which holds end - in bytes. 0 if invalid. */
+/* Decodes the escapes of [in, end) into o, which holds end - in bytes. 0 if one is invalid. */
 static int unescape(const unsigned char *in, const unsigned char *end, unsigned char *o,
                     size_t *olen)
 {
@@ -272,7 +270,7 @@ static int scan_string(struct scan *s, struct jstr *str)
         s->pos = str->end + 1;
         return 1;
     }
-    /* the first quote may be escaped: find the end as cJSON does, then check the escapes */
+    /* the first quote may be escaped: find the unescaped one, then check the escapes */
     for (i = (size_t)(bs - b); i < s->len && b[i] != '"'; i++) {
         if (b[i] < 0x20) {
             return 0;
@@ -462,9 +460,9 @@ static int scan_value(struct scan *s, struct jval *v)
     }
 }
 
-/* The value of str as cJSON's valuestring holds it: escapes decoded, cut at the first NUL. A
- * NUL (raw or \u0000) is also noted: the request is refused, since a C string would silently
- * lose what follows it (data, attribute values, idempotency keys that then collide). */
+/* The value of str, escapes decoded. A NUL can only come from \u0000 (scan_string refuses raw
+ * control bytes); it is noted and the request refused, since a C string would silently lose what
+ * follows it (data, attribute values, idempotency keys that then collide). */
 static void str_value(struct scan *s, const struct jstr *str, struct scratch *t,
                       const unsigned char **p, size_t *n)
 {
@@ -473,11 +471,11 @@ static void str_value(struct scan *s, const struct jstr *str, struct scratch *t,
     if (!str->esc) {
         *p = s->b + str->start;
         *n = str->end - str->start;
-    } else {
-        unsigned char *o = scratch_get(t, str->end - str->start + 1);
-        unescape(s->b + str->start, s->b + str->end, o, n); /* validated by scan_string */
-        *p = o;
+        return;
     }
+    unsigned char *o = scratch_get(t, str->end - str->start + 1);
+    unescape(s->b + str->start, s->b + str->end, o, n); /* validated by scan_string */
+    *p = o;
     nul = memchr(*p, 0, *n);
     if (nul) {
         *n = (size_t)(nul - *p);
@@ -491,60 +489,10 @@ static int key_is(struct scan *s, const struct jstr *key, const char *name)
     size_t n, want = strlen(name);
 
     if (!key->esc && key->end - key->start != want) {
-        /* a longer raw key can only match if a NUL ends it early */
-        if (key->end - key->start < want || s->b[key->start + want] != '\0') {
-            return 0;
-        }
+        return 0;
     }
     str_value(s, key, &s->tmp, &p, &n);
     return n == want && memcmp(p, name, n) == 0;
-}
-
-/* Appends p as cJSON_PrintUnformatted writes a string: only '"', '\\' and bytes below 0x20 are
- * escaped, with lowercase \u00xx for the ones without a short form. */
-static void print_str(struct dr_buf *b, const unsigned char *p, size_t n)
-{
-    size_t i, run = 0;
-
-    dr_buf_appendc(b, '"');
-    for (i = 0; i < n; i++) {
-        unsigned char c = p[i];
-        char esc[8];
-        if (c >= 32 && c != '"' && c != '\\') {
-            continue;
-        }
-        dr_buf_append(b, p + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-            dr_buf_append(b, "\\\"", 2);
-            break;
-        case '\\':
-            dr_buf_append(b, "\\\\", 2);
-            break;
-        case '\b':
-            dr_buf_append(b, "\\b", 2);
-            break;
-        case '\f':
-            dr_buf_append(b, "\\f", 2);
-            break;
-        case '\n':
-            dr_buf_append(b, "\\n", 2);
-            break;
-        case '\r':
-            dr_buf_append(b, "\\r", 2);
-            break;
-        case '\t':
-            dr_buf_append(b, "\\t", 2);
-            break;
-        default:
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            dr_buf_append(b, esc, 6);
-            break;
-        }
-    }
-    dr_buf_append(b, p + run, n - run);
-    dr_buf_appendc(b, '"');
 }
 
 static void fail_msg(struct pp *pp, int rc, const char *fmt, ...)
@@ -648,9 +596,9 @@ static int take_attrs(struct pp *pp, size_t where, size_t i, int *nattrs, char i
             if (*nattrs > 1) {
                 dr_buf_appendc(&pp->attrs, ',');
             }
-            print_str(&pp->attrs, kp, kn);
+            dr_buf_append_json_str(&pp->attrs, (const char *)kp, kn);
             dr_buf_appendc(&pp->attrs, ':');
-            print_str(&pp->attrs, vp, vn);
+            dr_buf_append_json_str(&pp->attrs, (const char *)vp, vn);
             skip_ws(s);
             if (!at(s, ',')) {
                 break;
