@@ -30,10 +30,17 @@ void dr__hub_set_current(struct dr_hub *hub)
     atomic_store(&current, hub);
 }
 
+/* the metrics label of each transport */
+static const char *const tp_labels[RT_NTRANSPORTS] = {
+    [RT_WS] = "transport=\"ws\"",
+    [RT_SSE] = "transport=\"sse\"",
+};
+
 static void update_gauges(struct dr_hub *hub)
 {
-    dr_metrics_set(RT_M_CONNS, "transport=\"ws\"", (double)hub->nconns_tp[RT_WS]);
-    dr_metrics_set(RT_M_CONNS, "transport=\"sse\"", (double)hub->nconns_tp[RT_SSE]);
+    for (int tp = 0; tp < RT_NTRANSPORTS; tp++) {
+        dr_metrics_set(RT_M_CONNS, tp_labels[tp], (double)hub->nconns_tp[tp]);
+    }
     dr_metrics_set(RT_M_ROOMS, "", (double)hub->rooms.n);
 }
 
@@ -105,11 +112,6 @@ void dr_hub_publish(struct dr_hub *hub, struct dr_notification *n)
 }
 
 /* ---- fan-out ---- */
-
-static const char *const tp_labels[RT_NTRANSPORTS] = {
-    [RT_WS] = "transport=\"ws\"",
-    [RT_SSE] = "transport=\"sse\"",
-};
 
 void dr__hub_count_delivery(struct dr_hub *hub, enum rt_transport_id tp, uint64_t t0_ns)
 {
