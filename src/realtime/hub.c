@@ -46,6 +46,24 @@ static void update_gauges(struct dr_hub *hub)
 
 /* ---- hand-off from workers ---- */
 
+static void cork(struct dr_hub *hub)
+{
+    hub->corking = 1;
+}
+
+static void uncork(struct dr_hub *hub)
+{
+    hub->corking = 0;
+    while (hub->corked) {
+        struct rt_conn *c = hub->corked;
+        hub->corked = c->cork_next;
+        c->cork_next = NULL;
+        c->corked = 0;
+        dr__rt_conn_flush_cork(c);
+        dr__rt_conn_unref(c);
+    }
+}
+
 static void drain(uv_async_t *a)
 {
     struct dr_hub *hub = a->data;
@@ -60,7 +78,7 @@ static void drain(uv_async_t *a)
     pthread_mutex_unlock(&hub->mu);
     /* several notifications for the same connections: one write each, not one per event */
     if (n > 1) {
-        dr__hub_cork(hub);
+        cork(hub);
     }
     for (size_t i = 0; i < n; i++) {
         if (!hub->stopping) {
@@ -74,27 +92,9 @@ static void drain(uv_async_t *a)
         dr_notification_unref(q[i]);
     }
     if (n > 1) {
-        dr__hub_uncork(hub);
+        uncork(hub);
     }
     free(q);
-}
-
-void dr__hub_cork(struct dr_hub *hub)
-{
-    hub->corking = 1;
-}
-
-void dr__hub_uncork(struct dr_hub *hub)
-{
-    hub->corking = 0;
-    while (hub->corked) {
-        struct rt_conn *c = hub->corked;
-        hub->corked = c->cork_next;
-        c->cork_next = NULL;
-        c->corked = 0;
-        dr__rt_conn_flush_cork(c);
-        dr__rt_conn_unref(c);
-    }
 }
 
 void dr_hub_publish(struct dr_hub *hub, struct dr_notification *n)

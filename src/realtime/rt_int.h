@@ -227,7 +227,7 @@ struct rt_conn {
     int64_t last_hb_ms;
     int64_t close_deadline_ms;
     uint64_t fanout_gen;
-    /* frames held while the hub is corked (dr__hub_cork), written as one uv_write */
+    /* frames held while the hub is corked, written as one uv_write */
     struct rt_frame **cork;
     size_t ncork, capcork, cork_bytes;
     struct rt_conn *cork_next; /* the hub's list of connections with corked frames */
@@ -252,13 +252,12 @@ void dr__rt_conn_on_message(struct rt_conn *c, const char *data, size_t len);
 /* Writes a frame (takes a reference of its own). Enforces the queue bound: a full queue closes
  * the connection with 4008. Returns 0 if queued. */
 int dr__rt_conn_write(struct rt_conn *c, struct rt_frame *f);
-/* While the hub is corked, frames written to a connection are gathered and written with one
- * uv_write (one system call) per connection at dr__hub_uncork; any other write to that
- * connection first flushes what was gathered, so order is kept. */
 /* A delivery for the metrics; gathered while a fan-out runs (t0_ns 0: no latency). */
 void dr__hub_count_delivery(struct dr_hub *hub, enum rt_transport_id tp, uint64_t t0_ns);
-void dr__hub_cork(struct dr_hub *hub);
-void dr__hub_uncork(struct dr_hub *hub);
+/* While the hub is corked (it is while it fans out a batch of notifications), frames written to
+ * a connection are gathered and written with one uv_write (one system call) per connection when
+ * the batch is done (this call); any other write to that connection first flushes what was
+ * gathered, so order is kept. */
 void dr__rt_conn_flush_cork(struct rt_conn *c);
 /* Writes bytes that are not shared (handshakes, control frames). */
 int dr__rt_conn_write_raw(struct rt_conn *c, const void *data, size_t len);
@@ -299,7 +298,7 @@ struct dr_hub {
     uint64_t next_id;
     uint64_t fanout_gen;
     int stopping;
-    int corking;            /* writes are gathered per connection (dr__hub_cork) */
+    int corking;            /* writes are gathered per connection (see dr__rt_conn_flush_cork) */
     struct rt_conn *corked; /* connections holding gathered frames */
     /* delivery metrics gathered during one fan-out, recorded at its end (one lock) */
     int fanning_out;
