@@ -81,17 +81,57 @@ static const char v1_postgres[] =
 /* v2: queue rows are claimed by one instance at a time (owner, lease_until), so several
  * instances sharing a database never run the same queued message concurrently; a dead
  * instance's rows are taken over once their lease has passed. */
-static const char v2_sqlite[] = "ALTER TABLE queue ADD COLUMN owner TEXT;"
-                                "ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
-                                "CREATE INDEX queue_lease ON queue (lease_until);";
+static const char v2_sqlite[] =
+    "ALTER TABLE queue ADD COLUMN owner TEXT;"
+    "ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX queue_lease ON queue (lease_until);";
 static const char v2_postgres[] = "ALTER TABLE queue ADD COLUMN owner TEXT;"
                                   "ALTER TABLE queue ADD COLUMN lease_until BIGINT NOT NULL "
                                   "DEFAULT 0;"
                                   "CREATE INDEX queue_lease ON queue (lease_until);";
 
+/* v3: the queue in segments (queue.c): a metadata row and a body per group of messages inserted
+ * together; per-message state and repeatable message_ids in small rows of their own. Rows left
+ * in the v1 table are moved over when the store opens (dr__queue_convert_legacy). */
+static const char v3_sqlite[] =
+    "CREATE TABLE queue_seg ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " n INTEGER NOT NULL,"
+    " nmid INTEGER NOT NULL DEFAULT 0,"
+    " owner TEXT,"
+    " lease_until INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE queue_body (seg INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+    "CREATE TABLE queue_state ("
+    " id INTEGER PRIMARY KEY,"
+    " done INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " not_before_ms INTEGER NOT NULL DEFAULT 0,"
+    " first_failure_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT);"
+    "CREATE TABLE queue_mid (message_id TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX queue_mid_id ON queue_mid (id);";
+static const char v3_postgres[] =
+    "CREATE TABLE queue_seg ("
+    " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " n INTEGER NOT NULL,"
+    " nmid INTEGER NOT NULL DEFAULT 0,"
+    " owner TEXT,"
+    " lease_until BIGINT NOT NULL DEFAULT 0);"
+    "CREATE TABLE queue_body (seg BIGINT PRIMARY KEY, body BYTEA NOT NULL);"
+    "CREATE TABLE queue_state ("
+    " id BIGINT PRIMARY KEY,"
+    " done INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " not_before_ms BIGINT NOT NULL DEFAULT 0,"
+    " first_failure_ms BIGINT NOT NULL DEFAULT 0,"
+    " last_error TEXT);"
+    "CREATE TABLE queue_mid (message_id TEXT PRIMARY KEY, id BIGINT NOT NULL);"
+    "CREATE INDEX queue_mid_id ON queue_mid (id);";
+
 const struct dr_db_migration dr__store_migrations[] = {
     {1, "queue, dedup, dead_letters", v1_sqlite, v1_postgres},
     {2, "queue ownership", v2_sqlite, v2_postgres},
+    {3, "queue segments", v3_sqlite, v3_postgres},
 };
 
 const size_t dr__store_nmigrations = DR_ARRAY_LEN(dr__store_migrations);

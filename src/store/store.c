@@ -32,6 +32,11 @@ int dr_store_open(const char *url, struct dr_store **out)
     *out = dr_xcalloc(1, sizeof(**out));
     (*out)->db = db;
     db = NULL;
+    err = dr__queue_convert_legacy(*out);
+    if (err) {
+        dr_store_close(*out);
+        *out = NULL;
+    }
 out:
     dr_db_close(db);
     return err;

@@ -35,4 +35,7 @@ int dr__dedup_mark(struct dr_store *st, struct dr_db_tx *tx, const char *key, in
 int dr__dedup_mark_many(struct dr_store *st, struct dr_db_tx *tx, const char *const *keys, size_t n,
                         int64_t now_ms);
 
+/* Moves rows of the one-row-per-message queue table (schema v1/v2) into segments. */
+int dr__queue_convert_legacy(struct dr_store *st);
+
 #endif

@@ -657,8 +657,8 @@ static void queue_ownership(void **state)
     dr_qmsgs_free(out, n);
     assert_int_equal(dr_store_queue_renew(a), DR_OK);
     /* a stops renewing: its leases lapse, b takes the rows over and then a cannot load them */
-    assert_int_equal(dr_db_exec(dr_store_db(a), "UPDATE queue SET lease_until = 1", NULL, 0, NULL,
-                                NULL, NULL),
+    assert_int_equal(dr_db_exec(dr_store_db(a), "UPDATE queue_seg SET lease_until = 1", NULL, 0,
+                                NULL, NULL, NULL),
                      DR_OK);
     assert_int_equal(dr_store_queue_claim_expired(b, 10, &out, &n), DR_OK);
     assert_int_equal(n, 3);
@@ -772,6 +772,213 @@ static void concurrent_apply_and_reads(void **state)
     assert_int_equal(seen, 1);
 }
 
+static int64_t rows_in(struct dr_store *st, const char *table)
+{
+    char sql[128];
+
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+    return count_rows(dr_store_db(st), sql);
+}
+
+static void mark_done(struct dr_store *st, const int64_t *ids, size_t n)
+{
+    struct dr_qbatch b = {.deletes = ids, .ndeletes = n};
+
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+}
+
+/* 2,500 messages inserted together fill three segments; paging goes through segment boundaries;
+ * done messages never come back; retry bookkeeping of a done or deleted message changes
+ * nothing; a segment whose messages are all done is deleted with its per-message rows. */
+static void segments_page_finish_and_clean_up(void **state)
+{
+    enum { N = 2500 };
+    struct dr_store *st = fx_store(state);
+    struct dr_qmsg *in = dr_xcalloc(N, sizeof(*in));
+    char(*mids)[16] = dr_xcalloc(N, sizeof(*mids));
+    int64_t *ids = dr_xcalloc(N + 3, sizeof(*ids));
+    struct dr_qbatch b = {.inserts = in, .ninserts = N};
+    int64_t after = 0;
+    size_t total = 0, nd = 0;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(mids[i], sizeof(mids[i]), "s-%04d", i);
+        in[i] = qmsg(mids[i]);
+        in[i].fresh_id = 1;
+    }
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    for (int i = 1; i < N; i++) {
+        assert_true(in[i].id > in[i - 1].id);
+    }
+    assert_int_equal(rows_in(st, "queue_seg"), 3);
+    assert_int_equal(rows_in(st, "queue_mid"), 0); /* fresh ids cannot repeat: nothing to check */
+    assert_int_equal(queue_count(st), N);
+    for (;;) {
+        struct dr_qmsg *out = NULL;
+        size_t n = 0;
+        assert_int_equal(dr_store_queue_load(st, after, 700, &out, &n), DR_OK);
+        if (n == 0) {
+            break;
+        }
+        for (size_t k = 0; k < n; k++) {
+            assert_int_equal(out[k].id, in[total + k].id);
+            assert_string_equal(out[k].message_id, mids[total + k]);
+            assert_int_equal(out[k].fresh_id, 1);
+            assert_memory_equal(out[k].data, payload, sizeof(payload));
+        }
+        after = out[n - 1].id;
+        total += n;
+        dr_qmsgs_free(out, n);
+    }
+    assert_int_equal(total, N);
+
+    /* every other message of the first segment, all of the third, with repeats and ids that
+     * are not queued mixed in */
+    for (int i = 0; i < 1024; i += 2) {
+        ids[nd++] = in[i].id;
+    }
+    for (int i = 2048; i < N; i++) {
+        ids[nd++] = in[i].id;
+    }
+    ids[nd++] = in[0].id;
+    ids[nd++] = in[N - 1].id + 1;
+    ids[nd++] = -5;
+    mark_done(st, ids, nd);
+    assert_int_equal(queue_count(st), N - 512 - 452);
+    assert_int_equal(rows_in(st, "queue_seg"), 2);
+    assert_int_equal(rows_in(st, "queue_body"), 2);
+    assert_int_equal(rows_in(st, "queue_state"), 512);
+
+    struct dr_qupdate ups[2] = {{.id = in[0].id, .attempts = 4, .last_error = "late"},
+                                {.id = in[N - 1].id, .attempts = 4, .last_error = "gone"}};
+    struct dr_qbatch ub = {.updates = ups, .nupdates = 2};
+    assert_int_equal(dr_store_apply(st, &ub), DR_OK);
+    assert_int_equal(rows_in(st, "queue_state"), 512);
+
+    struct dr_qmsg *out = NULL;
+    size_t n = 0;
+    assert_int_equal(dr_store_queue_load(st, 0, 5000, &out, &n), DR_OK);
+    assert_int_equal(n, 512 + 1024);
+    for (size_t k = 0; k < n; k++) {
+        assert_int_equal(out[k].attempts, 0);
+        assert_true(k >= 512 || out[k].id == in[2 * k + 1].id);
+    }
+    dr_qmsgs_free(out, n);
+
+    nd = 0;
+    for (int i = 1; i < 2048; i += 2) {
+        ids[nd++] = in[i].id;
+    }
+    for (int i = 1024; i < 2048; i += 2) {
+        ids[nd++] = in[i].id;
+    }
+    mark_done(st, ids, nd);
+    assert_int_equal(queue_count(st), 0);
+    assert_int_equal(rows_in(st, "queue_seg"), 0);
+    assert_int_equal(rows_in(st, "queue_body"), 0);
+    assert_int_equal(rows_in(st, "queue_state"), 0);
+    free(in);
+    free(mids);
+    free(ids);
+}
+
+/* A message_id that can repeat (an emit) is refused while queued and taken again once done. */
+static void message_id_queued_again_after_done(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_qmsg a[2] = {qmsg("emit-1"), qmsg("emit-2")};
+    struct dr_qmsg again[1] = {qmsg("emit-1")};
+    struct dr_qbatch b = {.inserts = a, .ninserts = 2};
+    struct dr_qbatch b2 = {.inserts = again, .ninserts = 1};
+
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    assert_int_equal(rows_in(st, "queue_mid"), 2);
+    assert_int_equal(dr_store_apply(st, &b2), DR_OK);
+    assert_int_equal(again[0].id, 0);
+    mark_done(st, &a[0].id, 1);
+    assert_int_equal(rows_in(st, "queue_mid"), 1);
+    assert_int_equal(dr_store_apply(st, &b2), DR_OK);
+    assert_true(again[0].id > a[1].id);
+    mark_done(st, &a[1].id, 1);
+    mark_done(st, &again[0].id, 1);
+    assert_int_equal(rows_in(st, "queue_mid"), 0);
+    assert_int_equal(rows_in(st, "queue_seg"), 0);
+}
+
+/* Rows of the one-row-per-message table of earlier versions move into segments on open, with
+ * their retry bookkeeping, and their message_ids still cannot be queued twice. */
+static void legacy_rows_converted_on_open(void **state)
+{
+    struct fx *f = *state;
+    struct dr_db_val p[2] = {DR_DB_BLOBV(payload, sizeof(payload)), DR_DB_BLOBV("", 0)};
+    struct dr_qmsg *out = NULL;
+    size_t n = 0;
+
+    assert_int_equal(
+        dr_db_exec(dr_store_db(f->obj),
+                   "INSERT INTO queue (message_id, topic, attrs_json, data, ordering_key, "
+                   "publish_time_ms, attempts, not_before_ms, first_failure_ms, last_error) "
+                   "VALUES ('old-1', 't1', '{\"a\":\"b\"}', $1, 'key', 5, 2, 6, 7, 'boom'), "
+                   "('old-2', 't2', '{}', $2, NULL, 8, 0, 0, 0, NULL)",
+                   p, 2, NULL, NULL, NULL),
+        DR_OK);
+    dr_store_close(f->obj);
+    f->obj = NULL;
+    assert_int_equal(dr_store_open(f->url, (struct dr_store **)&f->obj), DR_OK);
+    assert_int_equal(rows_in(f->obj, "queue"), 0);
+    assert_int_equal(dr_store_queue_load(f->obj, 0, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(out[0].message_id, "old-1");
+    assert_string_equal(out[0].topic, "t1");
+    assert_string_equal(out[0].attrs_json, "{\"a\":\"b\"}");
+    assert_int_equal(out[0].data_len, sizeof(payload));
+    assert_memory_equal(out[0].data, payload, sizeof(payload));
+    assert_string_equal(out[0].ordering_key, "key");
+    assert_int_equal(out[0].publish_time_ms, 5);
+    assert_int_equal(out[0].attempts, 2);
+    assert_int_equal(out[0].not_before_ms, 6);
+    assert_int_equal(out[0].first_failure_ms, 7);
+    assert_string_equal(out[0].last_error, "boom");
+    assert_string_equal(out[1].message_id, "old-2");
+    assert_int_equal(out[1].data_len, 0);
+    assert_null(out[1].ordering_key);
+    assert_null(out[1].last_error);
+    assert_int_equal(out[1].attempts, 0);
+    dr_qmsgs_free(out, n);
+
+    struct dr_qmsg again[1] = {qmsg("old-1")};
+    struct dr_qbatch b = {.inserts = again, .ninserts = 1};
+    assert_int_equal(dr_store_apply(f->obj, &b), DR_OK);
+    assert_int_equal(again[0].id, 0);
+}
+
+/* A damaged body: what can be read is, the rest of that segment is skipped (and logged), the
+ * segments after it are read as usual. */
+static void damaged_segment_skipped(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_qmsg a[2] = {qmsg("d-1"), qmsg("d-2")};
+    struct dr_qmsg c[1] = {qmsg("d-3")};
+    struct dr_qbatch b = {.inserts = a, .ninserts = 2};
+    struct dr_qbatch b2 = {.inserts = c, .ninserts = 1};
+    struct dr_qmsg *out = NULL;
+    size_t n = 0;
+    char sql[160];
+
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    assert_int_equal(dr_store_apply(st, &b2), DR_OK);
+    /* cut the first segment's body inside its second message */
+    snprintf(sql, sizeof(sql),
+             "UPDATE queue_body SET body = substr(body, 1, length(body) - 3) WHERE seg = %lld",
+             (long long)(a[0].id >> 10));
+    assert_int_equal(dr_db_exec(dr_store_db(st), sql, NULL, 0, NULL, NULL, NULL), DR_OK);
+    assert_int_equal(dr_store_queue_load(st, 0, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(out[0].message_id, "d-1");
+    assert_string_equal(out[1].message_id, "d-3");
+    dr_qmsgs_free(out, n);
+}
+
 static void null_arguments(void **state)
 {
     struct dr_store *st = fx_store(state);
@@ -808,6 +1015,10 @@ static void null_arguments(void **state)
     X(reopen_keeps_data)                                                                           \
     X(queue_ownership)                                                                             \
     X(concurrent_apply_and_reads)                                                                  \
+    X(segments_page_finish_and_clean_up)                                                           \
+    X(message_id_queued_again_after_done)                                                          \
+    X(legacy_rows_converted_on_open)                                                               \
+    X(damaged_segment_skipped)                                                                     \
     X(null_arguments)
 
 int main(void)
