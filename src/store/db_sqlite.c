@@ -31,6 +31,7 @@
 #define DEFAULT_POOL    4    /* 1 writer + 3 readers */
 #define CKPT_PAGES      1000 /* WAL size that asks for a checkpoint (SQLite's own default) */
 #define CKPT_GAP_MS     100
+#define WAL_MAX_MB      64 /* default of DR_SQLITE_WAL_MAX_MB */
 
 struct cached {
     struct cached *next;
@@ -62,6 +63,7 @@ struct dr__lite {
     pthread_mutex_t cmu;
     pthread_cond_t ccv;
     int ckpt_wanted, ckpt_stop;
+    int wal_cap_pages; /* past this a checkpoint holds the writer off (DR_SQLITE_WAL_MAX_MB) */
 };
 
 static int map_rc(int rc)
@@ -485,7 +487,21 @@ static void *ckpt_main(void *arg)
         }
         l->ckpt_wanted = 0;
         pthread_mutex_unlock(&l->cmu);
-        int rc = sqlite3_wal_checkpoint_v2(l->ckpt.h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        int nlog = 0;
+        int rc = sqlite3_wal_checkpoint_v2(l->ckpt.h, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, NULL);
+        if (rc == SQLITE_OK && nlog > l->wal_cap_pages) {
+            /* Under steady load commits never pause, so a checkpoint never catches up with the
+             * WAL and the WAL cannot start over: it would grow for as long as the load lasts.
+             * Past the cap, the rest is copied with the writer held off (one short stall), and
+             * the next commit starts the WAL from the beginning again. */
+            uint64_t t0 = dr_mono_ns();
+            pthread_mutex_lock(&l->wmu);
+            rc = sqlite3_wal_checkpoint_v2(l->ckpt.h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+            pthread_mutex_unlock(&l->wmu);
+            DR_DEBUG("db", "WAL past its cap: checkpointed with the writer held off",
+                     "frames=%d held_us=%llu", nlog,
+                     (unsigned long long)((dr_mono_ns() - t0) / 1000));
+        }
         if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY) {
             fail(l->ckpt.h, rc, "checkpoint");
         }
@@ -577,6 +593,14 @@ int dr__lite_open(const char *path, int pool_size, struct dr__lite **out)
         l->free_readers = &l->readers[i];
     }
     if (!memory) {
+        const char *cap = getenv("DR_SQLITE_WAL_MAX_MB");
+        int64_t mb = WAL_MAX_MB;
+        if (cap && (dr_parse_i64(cap, &mb) != 0 || mb < 1 || mb > 1 << 20)) {
+            DR_WARN("db", "DR_SQLITE_WAL_MAX_MB is not a size in MiB: using the default",
+                    "default=%d", WAL_MAX_MB);
+            mb = WAL_MAX_MB;
+        }
+        l->wal_cap_pages = (int)(mb * 256); /* 4 KiB pages */
         err = ckpt_start(l, path);
         if (err) {
             goto out;
