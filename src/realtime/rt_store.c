@@ -5,6 +5,7 @@
  * Read state is per user: rt_reads holds single reads, rt_read_marks a "read everything up to
  * seq" watermark per user (mark-all writes one row however long the inbox is).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +53,13 @@ static const char v100_postgres[] =
     "CREATE TABLE rt_read_marks (user_id TEXT PRIMARY KEY, up_to_seq BIGINT NOT NULL,"
     " read_ms BIGINT NOT NULL);";
 
+/* v101: no query reads notifications by creation time; the index only cost a b-tree write per
+ * notification. */
+static const char v101[] = "DROP INDEX IF EXISTS rt_notifications_created;";
+
 static const struct dr_db_migration migrations[] = {
     {100, "realtime notifications and read state", v100_sqlite, v100_postgres},
+    {101, "no index on rt_notifications.created_ms", v101, v101},
 };
 
 int dr__rt_migrate(struct dr_db *db)
@@ -112,20 +118,120 @@ int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup)
     return put_one(db, NULL, n, dup);
 }
 
+/* Batches go in multi-row statements of chunks[k] rows (one cached statement per size): one
+ * statement per notification costs more than the insert itself. */
+#define CHUNK_MAX 64
+static const size_t chunks[] = {CHUNK_MAX, 16, 4, 1};
+#define NCHUNKS    (sizeof(chunks) / sizeof(chunks[0]))
+#define PUT_PARAMS 7
+
+static char *put_rows_sql[NCHUNKS]; /* built once, kept for the life of the process */
+static pthread_once_t put_once = PTHREAD_ONCE_INIT;
+
+static void build_put_sql(void)
+{
+    for (size_t k = 0; k < NCHUNKS; k++) {
+        struct dr_buf b;
+        size_t n = 1;
+
+        dr_buf_init(&b, 8192);
+        dr_buf_appends(&b, "INSERT INTO rt_notifications (notification_id, user_id, org_id, room, "
+                           "type, body_json, created_ms) VALUES ");
+        for (size_t r = 0; r < chunks[k]; r++) {
+            dr_buf_appends(&b, r ? ", (" : "(");
+            for (size_t c = 0; c < PUT_PARAMS; c++, n++) {
+                dr_buf_printf(&b, c ? ", $%zu" : "$%zu", n);
+            }
+            dr_buf_appendc(&b, ')');
+        }
+        dr_buf_appends(&b, " ON CONFLICT (notification_id) DO NOTHING RETURNING seq, "
+                           "notification_id");
+        put_rows_sql[k] = dr_buf_steal(&b, NULL);
+    }
+}
+
+/* Maps RETURNING (seq, notification_id) rows to the chunk's notifications: a row goes to the
+ * first one with that id still without a seq (a later repeat in the chunk was the one skipped).
+ * Rows come back in VALUES order, which makes the search O(1). */
+struct put_chunk {
+    struct dr_notification **v;
+    int64_t *seq;
+    size_t n, lo;
+};
+
+static int take_seqs(void *ctx, const struct dr_db_row *row)
+{
+    struct put_chunk *c = ctx;
+    const char *id = dr_db_row_text(row, 1);
+
+    for (size_t j = c->lo; id && j < c->n; j++) {
+        if (c->seq[j] == 0 && strcmp(c->v[j]->id, id) == 0) {
+            c->seq[j] = dr_db_row_int(row, 0);
+            if (j == c->lo) {
+                c->lo++;
+            }
+            break;
+        }
+    }
+    return 0;
+}
+
+static size_t chunk_index(size_t left)
+{
+    size_t k = 0;
+
+    while (chunks[k] > left) {
+        k++;
+    }
+    return k;
+}
+
 int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n, int *dup)
 {
+    struct dr_db_val p[CHUNK_MAX * PUT_PARAMS];
+    int64_t seq[CHUNK_MAX];
+    int64_t now = dr_now_ms();
     struct dr_db_tx *tx;
     int err;
 
     if (n == 1) {
         return put_one(db, NULL, v[0], &dup[0]);
     }
+    pthread_once(&put_once, build_put_sql);
     err = dr_db_begin(db, &tx);
     if (err) {
         return err;
     }
-    for (size_t i = 0; i < n && !err; i++) {
-        err = put_one(db, tx, v[i], &dup[i]);
+    for (size_t i = 0, k; i < n && !err; i += chunks[k]) {
+        k = chunk_index(n - i);
+        struct put_chunk c = {.v = &v[i], .seq = seq, .n = chunks[k]};
+        for (size_t r = 0; r < c.n; r++) {
+            struct dr_notification *x = v[i + r];
+            struct dr_db_val *q = &p[r * PUT_PARAMS];
+            q[0] = DR_DB_TEXTV(x->id);
+            q[1] = DR_DB_TEXTV(x->user_id);
+            q[2] = DR_DB_TEXTV(x->org_id);
+            q[3] = DR_DB_TEXTV(x->room);
+            q[4] = DR_DB_TEXTV(x->type);
+            q[5] = DR_DB_TEXTV(x->body);
+            q[6] = DR_DB_INTV(now);
+            seq[r] = 0;
+        }
+        err = dr_db_tx_exec(tx, put_rows_sql[k], p, c.n * PUT_PARAMS, take_seqs, &c, NULL);
+        for (size_t r = 0; r < c.n && !err; r++) {
+            dup[i + r] = seq[r] == 0;
+            if (dup[i + r]) {
+                /* stored before (or earlier in this batch): the stored seq is the one */
+                struct dr_db_val q[1] = {DR_DB_TEXTV(v[i + r]->id)};
+                err = dr_db_tx_exec(tx, seq_sql, q, 1, get_int, &seq[r], NULL);
+                if (!err && seq[r] == 0) {
+                    err = DR_EIO;
+                }
+            }
+            if (!err) {
+                dr__notification_set_seq(v[i + r], seq[r]);
+            }
+        }
     }
     if (err) {
         dr_db_rollback(tx);

@@ -1,5 +1,6 @@
-/* Tests src/realtime/rt_store.c on SQLite: seq assignment, duplicates, catch-up queries, the
- * inbox and its read state, and the permission rule for context rooms. */
+/* Tests src/realtime/rt_store.c on SQLite (the store paths on PostgreSQL too): seq assignment,
+ * duplicates, catch-up queries, the inbox and its read state, and the permission rule for context
+ * rooms. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 
 struct fx {
     char path[64];
+    char schema[64]; /* PostgreSQL: the test's own schema */
     struct dr_db *db;
 };
 
@@ -32,6 +34,57 @@ static int setup(void **state)
         return -1;
     }
     *state = f;
+    return 0;
+}
+
+static int pg_admin(const char *sql)
+{
+    struct dr_db *db = NULL;
+    int err = dr_db_open(getenv("DR_TEST_PG_URL"), 1, &db);
+
+    if (!err) {
+        err = dr_db_exec(db, sql, NULL, 0, NULL, NULL, NULL);
+    }
+    dr_db_close(db);
+    return err;
+}
+
+/* The same tables in a fresh schema of the harness's PostgreSQL (scripts/test-env). */
+static int setup_pg(void **state)
+{
+    const char *base = getenv("DR_TEST_PG_URL");
+    struct fx *f = calloc(1, sizeof(*f));
+    char sql[128], url[1024];
+
+    if (!base || !*base) {
+        fprintf(stderr, "FAIL: DR_TEST_PG_URL is not set: run under scripts/test-env\n");
+        free(f);
+        return -1;
+    }
+    snprintf(f->schema, sizeof(f->schema), "drrt_%ld", (long)getpid());
+    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
+    pg_admin(sql);
+    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
+    snprintf(url, sizeof(url), "%s%coptions=-csearch_path%%3D%s", base,
+             strchr(base, '?') ? '&' : '?', f->schema);
+    if (pg_admin(sql) != DR_OK || dr_db_open(url, 2, &f->db) != DR_OK ||
+        dr__rt_migrate(f->db) != DR_OK) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown_pg(void **state)
+{
+    struct fx *f = *state;
+    char sql[128];
+
+    dr_db_close(f->db);
+    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
+    pg_admin(sql);
+    free(f);
     return 0;
 }
 
@@ -111,6 +164,64 @@ static void batch_store(void **state)
     assert_int_equal(put(f->db, "n2", "u2", "org:o", &dup), dr_notification_seq(v[2]));
     assert_true(dup);
     for (int i = 0; i < 4; i++) {
+        dr_notification_unref(v[i]);
+    }
+}
+
+/* A batch larger than one multi-row statement: new ones get increasing seqs in batch order
+ * across the statements, repeats (of an earlier store, of an earlier one in the batch, in the
+ * same statement or in an earlier one) get the seq already stored, and everything reads back. */
+static void batch_store_across_statements(void **state)
+{
+    enum { N = 150 };
+    struct fx *f = *state;
+    struct dr_notification *v[N];
+    int dups[N];
+    int dup = 0;
+    char id[16];
+    int64_t pre = put(f->db, "pre", "u1", "user:u1", &dup);
+    char *rooms[] = {"user:u1", "user:u2"};
+    struct dr_notification **back;
+    size_t n;
+
+    for (int i = 0; i < N; i++) {
+        int same = i == 63 ? 0 : i == 64 ? 10 : i == 70 ? 65 : -1;
+        if (i == 149) {
+            snprintf(id, sizeof(id), "pre");
+        } else {
+            snprintf(id, sizeof(id), "c%d", same >= 0 ? same : i);
+        }
+        v[i] = make(id, i % 2 ? "u1" : "u2", i % 2 ? "user:u1" : "user:u2");
+        dups[i] = -1;
+    }
+    assert_int_equal(dr__rt_store_put_many(f->db, v, N, dups), DR_OK);
+    int64_t last = pre;
+    int fresh = 0;
+    for (int i = 0; i < N; i++) {
+        int64_t seq = dr_notification_seq(v[i]);
+        if (i == 63 || i == 64 || i == 70 || i == 149) {
+            int of = i == 63 ? 0 : i == 64 ? 10 : i == 70 ? 65 : -1;
+            assert_int_equal(dups[i], 1);
+            assert_int_equal(seq, of >= 0 ? dr_notification_seq(v[of]) : pre);
+            continue;
+        }
+        assert_int_equal(dups[i], 0);
+        assert_true(seq > last);
+        last = seq;
+        fresh++;
+    }
+    assert_int_equal(fresh, N - 4);
+    assert_int_equal(dr__rt_store_since(f->db, rooms, 2, pre, 1000, &back, &n), DR_OK);
+    assert_int_equal(n, (size_t)fresh);
+    for (size_t k = 0, i = 0; k < n; k++, i++) {
+        while (dups[i]) {
+            i++;
+        }
+        assert_int_equal(dr_notification_seq(back[k]), dr_notification_seq(v[i]));
+        assert_string_equal(dr_notification_id(back[k]), dr_notification_id(v[i]));
+    }
+    dr__rt_notifications_free(back, n);
+    for (int i = 0; i < N; i++) {
         dr_notification_unref(v[i]);
     }
 }
@@ -266,9 +377,15 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(seq_increases_and_duplicates_keep_theirs, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(batch_store_across_statements, setup, teardown),
         cmocka_unit_test_setup_teardown(since_filters_rooms_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(inbox_read_state, setup, teardown),
         cmocka_unit_test_setup_teardown(permission_rule, setup, teardown),
+        /* the multi-row store on PostgreSQL too */
+        cmocka_unit_test_setup_teardown(seq_increases_and_duplicates_keep_theirs, setup_pg,
+                                        teardown_pg),
+        cmocka_unit_test_setup_teardown(batch_store, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(batch_store_across_statements, setup_pg, teardown_pg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
