@@ -43,9 +43,9 @@ struct dr_db_val {
     size_t len;
 };
 
-#define DR_DB_NULLV     ((struct dr_db_val){.type = DR_DB_NULL})
-#define DR_DB_INTV(x)   ((struct dr_db_val){.type = DR_DB_INT, .i = (int64_t)(x)})
-#define DR_DB_TEXTV(s)  ((struct dr_db_val){.type = (s) ? DR_DB_TEXT : DR_DB_NULL, .p = (s)})
+#define DR_DB_NULLV       ((struct dr_db_val){.type = DR_DB_NULL})
+#define DR_DB_INTV(x)     ((struct dr_db_val){.type = DR_DB_INT, .i = (int64_t)(x)})
+#define DR_DB_TEXTV(s)    ((struct dr_db_val){.type = (s) ? DR_DB_TEXT : DR_DB_NULL, .p = (s)})
 #define DR_DB_BLOBV(b, n) ((struct dr_db_val){.type = DR_DB_BLOB, .p = (b), .len = (n)})
 
 /* Called once per result row; return non-zero to stop (that value is returned by exec). */
@@ -64,6 +64,19 @@ enum dr_db_engine dr_db_engine(const struct dr_db *db);
  * INSERT/UPDATE/DELETE (0 for a query). BEGIN/COMMIT here is refused: use dr_db_begin(). */
 int dr_db_exec(struct dr_db *db, const char *sql, const struct dr_db_val *params, size_t nparams,
                dr_db_row_cb cb, void *ctx, int64_t *changes);
+
+/*
+ * Multi-row statements: a batch of n rows goes in statements of dr_db_chunks[k] rows, largest
+ * first (dr_db_chunk_index), with one SQL text per size built once (a statement per row costs a
+ * round trip on PostgreSQL and, on SQLite, about as much as the row itself).
+ * dr_db_rows_sql() makes "prefix ROW, ROW, ... suffix" for nrows rows, where each '?' of row
+ * becomes the next parameter: "(?, 1)" twice gives "($1, 1), ($2, 1)". Free the result.
+ */
+#define DR_DB_CHUNK_MAX 64
+#define DR_DB_NCHUNKS   4
+extern const size_t dr_db_chunks[DR_DB_NCHUNKS]; /* 64, 16, 4, 1 */
+size_t dr_db_chunk_index(size_t left);           /* the largest size <= left (left >= 1) */
+char *dr_db_rows_sql(const char *prefix, const char *row, size_t nrows, const char *suffix);
 
 /* Transactions hold one pooled connection until commit or rollback (both free tx).
  * A statement that fails (other than by its callback's return value) poisons the transaction on

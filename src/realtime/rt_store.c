@@ -118,35 +118,21 @@ int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup)
     return put_one(db, NULL, n, dup);
 }
 
-/* Batches go in multi-row statements of chunks[k] rows (one cached statement per size): one
- * statement per notification costs more than the insert itself. */
-#define CHUNK_MAX 64
-static const size_t chunks[] = {CHUNK_MAX, 16, 4, 1};
-#define NCHUNKS    (sizeof(chunks) / sizeof(chunks[0]))
+/* Batches go in multi-row statements (dr_db_rows_sql): one statement per notification costs
+ * more than the insert itself. */
 #define PUT_PARAMS 7
 
-static char *put_rows_sql[NCHUNKS]; /* built once, kept for the life of the process */
+static char *put_rows_sql[DR_DB_NCHUNKS]; /* built once, kept for the life of the process */
 static pthread_once_t put_once = PTHREAD_ONCE_INIT;
 
 static void build_put_sql(void)
 {
-    for (size_t k = 0; k < NCHUNKS; k++) {
-        struct dr_buf b;
-        size_t n = 1;
-
-        dr_buf_init(&b, 8192);
-        dr_buf_appends(&b, "INSERT INTO rt_notifications (notification_id, user_id, org_id, room, "
-                           "type, body_json, created_ms) VALUES ");
-        for (size_t r = 0; r < chunks[k]; r++) {
-            dr_buf_appends(&b, r ? ", (" : "(");
-            for (size_t c = 0; c < PUT_PARAMS; c++, n++) {
-                dr_buf_printf(&b, c ? ", $%zu" : "$%zu", n);
-            }
-            dr_buf_appendc(&b, ')');
-        }
-        dr_buf_appends(&b, " ON CONFLICT (notification_id) DO NOTHING RETURNING seq, "
-                           "notification_id");
-        put_rows_sql[k] = dr_buf_steal(&b, NULL);
+    for (size_t k = 0; k < DR_DB_NCHUNKS; k++) {
+        put_rows_sql[k] = dr_db_rows_sql("INSERT INTO rt_notifications (notification_id, user_id, "
+                                         "org_id, room, type, body_json, created_ms) VALUES ",
+                                         "(?, ?, ?, ?, ?, ?, ?)", dr_db_chunks[k],
+                                         " ON CONFLICT (notification_id) DO NOTHING RETURNING "
+                                         "seq, notification_id");
     }
 }
 
@@ -176,20 +162,10 @@ static int take_seqs(void *ctx, const struct dr_db_row *row)
     return 0;
 }
 
-static size_t chunk_index(size_t left)
-{
-    size_t k = 0;
-
-    while (chunks[k] > left) {
-        k++;
-    }
-    return k;
-}
-
 int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n, int *dup)
 {
-    struct dr_db_val p[CHUNK_MAX * PUT_PARAMS];
-    int64_t seq[CHUNK_MAX];
+    struct dr_db_val p[DR_DB_CHUNK_MAX * PUT_PARAMS];
+    int64_t seq[DR_DB_CHUNK_MAX];
     int64_t now = dr_now_ms();
     struct dr_db_tx *tx;
     int err;
@@ -202,9 +178,9 @@ int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n
     if (err) {
         return err;
     }
-    for (size_t i = 0, k; i < n && !err; i += chunks[k]) {
-        k = chunk_index(n - i);
-        struct put_chunk c = {.v = &v[i], .seq = seq, .n = chunks[k]};
+    for (size_t i = 0, k; i < n && !err; i += dr_db_chunks[k]) {
+        k = dr_db_chunk_index(n - i);
+        struct put_chunk c = {.v = &v[i], .seq = seq, .n = dr_db_chunks[k]};
         for (size_t r = 0; r < c.n; r++) {
             struct dr_notification *x = v[i + r];
             struct dr_db_val *q = &p[r * PUT_PARAMS];

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/log.h"
 #include "dr/util.h"
@@ -419,4 +420,40 @@ int dr_db_migrate(struct dr_db *db, const struct dr_db_migration *m, size_t n)
     }
     free(done.v);
     return err;
+}
+
+const size_t dr_db_chunks[DR_DB_NCHUNKS] = {DR_DB_CHUNK_MAX, 16, 4, 1};
+
+size_t dr_db_chunk_index(size_t left)
+{
+    size_t k = 0;
+
+    while (k + 1 < DR_DB_NCHUNKS && dr_db_chunks[k] > left) {
+        k++;
+    }
+    return k;
+}
+
+char *dr_db_rows_sql(const char *prefix, const char *row, size_t nrows, const char *suffix)
+{
+    struct dr_buf b;
+    size_t n = 1;
+
+    /* the limit: every '?' grows to at most "$" and 20 digits */
+    dr_buf_init(&b, strlen(prefix) + nrows * (strlen(row) * 21 + 2) + strlen(suffix) + 1);
+    dr_buf_appends(&b, prefix);
+    for (size_t r = 0; r < nrows; r++) {
+        if (r) {
+            dr_buf_appends(&b, ", ");
+        }
+        for (const char *c = row; *c; c++) {
+            if (*c == '?') {
+                dr_buf_printf(&b, "$%zu", n++);
+            } else {
+                dr_buf_appendc(&b, *c);
+            }
+        }
+    }
+    dr_buf_appends(&b, suffix);
+    return dr_buf_steal(&b, NULL);
 }

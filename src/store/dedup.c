@@ -26,28 +26,17 @@ int dr__dedup_mark(struct dr_store *st, struct dr_db_tx *tx, const char *key, in
     return dr__store_exec(st, tx, sql_mark, p, DR_ARRAY_LEN(p), NULL, NULL, NULL);
 }
 
-/* Batches mark in multi-row statements of chunks[k] keys, like queue inserts (queue.c). */
-#define CHUNK_MAX 64
-static const size_t chunks[] = {CHUNK_MAX, 16, 4, 1};
-#define NCHUNKS (sizeof(chunks) / sizeof(chunks[0]))
-
-static char *sql_mark_rows[NCHUNKS]; /* built once, kept for the life of the process */
+/* Batches mark in multi-row statements (dr_db_rows_sql). */
+static char *sql_mark_rows[DR_DB_NCHUNKS]; /* built once, kept for the life of the process */
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
 static void build_sql(void)
 {
-    for (size_t k = 0; k < NCHUNKS; k++) {
-        struct dr_buf b;
-
-        dr_buf_init(&b, 16 * 1024);
-        dr_buf_appends(&b, "INSERT INTO dedup (key, seen_ms) VALUES ");
-        for (size_t r = 0; r < chunks[k]; r++) {
-            dr_buf_printf(&b, "%s($%zu, $%zu)", r ? ", " : "", 2 * r + 1, 2 * r + 2);
-        }
-        dr_buf_appends(&b, " ON CONFLICT (key) DO UPDATE SET "
-                           "seen_ms = CASE WHEN excluded.seen_ms > dedup.seen_ms "
-                           "THEN excluded.seen_ms ELSE dedup.seen_ms END");
-        sql_mark_rows[k] = dr_buf_steal(&b, NULL);
+    for (size_t k = 0; k < DR_DB_NCHUNKS; k++) {
+        sql_mark_rows[k] = dr_db_rows_sql(
+            "INSERT INTO dedup (key, seen_ms) VALUES ", "(?, ?)", dr_db_chunks[k],
+            " ON CONFLICT (key) DO UPDATE SET seen_ms = CASE WHEN excluded.seen_ms > "
+            "dedup.seen_ms THEN excluded.seen_ms ELSE dedup.seen_ms END");
     }
 }
 
@@ -60,7 +49,7 @@ int dr__dedup_mark_many(struct dr_store *st, struct dr_db_tx *tx, const char *co
                         int64_t now_ms)
 {
     const char **uniq;
-    struct dr_db_val p[2 * CHUNK_MAX];
+    struct dr_db_val p[2 * DR_DB_CHUNK_MAX];
     size_t nu = 0;
     int err = DR_OK;
 
@@ -77,16 +66,13 @@ int dr__dedup_mark_many(struct dr_store *st, struct dr_db_tx *tx, const char *co
             uniq[nu++] = uniq[i];
         }
     }
-    for (size_t i = 0, k = 0; !err && i < nu; i += chunks[k]) {
-        k = 0;
-        while (chunks[k] > nu - i) { /* the largest chunk that fits */
-            k++;
-        }
-        for (size_t r = 0; r < chunks[k]; r++) {
+    for (size_t i = 0, k; !err && i < nu; i += dr_db_chunks[k]) {
+        k = dr_db_chunk_index(nu - i);
+        for (size_t r = 0; r < dr_db_chunks[k]; r++) {
             p[2 * r] = DR_DB_TEXTV(uniq[i + r]);
             p[2 * r + 1] = DR_DB_INTV(now_ms);
         }
-        err = dr__store_exec(st, tx, sql_mark_rows[k], p, 2 * chunks[k], NULL, NULL, NULL);
+        err = dr__store_exec(st, tx, sql_mark_rows[k], p, 2 * dr_db_chunks[k], NULL, NULL, NULL);
     }
     free(uniq);
     return err;

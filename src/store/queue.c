@@ -34,39 +34,16 @@
 #define SEG_OF(id)    ((id) >> SEG_SHIFT)
 #define SEG_LO(seg)   ((seg) << SEG_SHIFT)
 
-/* Done marks go in multi-row statements of chunks[k] rows (one cached statement per size): a
- * statement per row would cost a round trip each on PostgreSQL. */
-#define CHUNK_MAX 64
-static const size_t chunks[] = {CHUNK_MAX, 16, 4, 1};
-#define NCHUNKS (sizeof(chunks) / sizeof(chunks[0]))
-
-static char *sql_done[NCHUNKS]; /* built once, kept for the life of the process */
+/* Done marks go in multi-row statements (dr_db_rows_sql). */
+static char *sql_done[DR_DB_NCHUNKS]; /* built once, kept for the life of the process */
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
 static void build_sql(void)
 {
-    for (size_t k = 0; k < NCHUNKS; k++) {
-        struct dr_buf b;
-
-        dr_buf_init(&b, 4096);
-        dr_buf_appends(&b, "INSERT INTO queue_state (id, done) VALUES ");
-        for (size_t r = 0; r < chunks[k]; r++) {
-            dr_buf_printf(&b, r ? ", ($%zu, 1)" : "($%zu, 1)", r + 1);
-        }
-        dr_buf_appends(&b, " ON CONFLICT (id) DO UPDATE SET done = 1");
-        sql_done[k] = dr_buf_steal(&b, NULL);
+    for (size_t k = 0; k < DR_DB_NCHUNKS; k++) {
+        sql_done[k] = dr_db_rows_sql("INSERT INTO queue_state (id, done) VALUES ", "(?, 1)",
+                                     dr_db_chunks[k], " ON CONFLICT (id) DO UPDATE SET done = 1");
     }
-}
-
-/* The largest chunk size that fits in left rows. */
-static size_t chunk_index(size_t left)
-{
-    size_t k = 0;
-
-    while (chunks[k] > left) {
-        k++;
-    }
-    return k;
 }
 
 static const char sql_mid_claim[] =
@@ -458,13 +435,13 @@ static int mark_done(struct dr_db_tx *tx, const int64_t *in, size_t n)
                 ids[i + k++] = ids[j];
             }
         }
-        for (size_t a = 0, c; !err && a < k; a += chunks[c]) {
-            struct dr_db_val v[CHUNK_MAX];
-            c = chunk_index(k - a);
-            for (size_t r = 0; r < chunks[c]; r++) {
+        for (size_t a = 0, c; !err && a < k; a += dr_db_chunks[c]) {
+            struct dr_db_val v[DR_DB_CHUNK_MAX];
+            c = dr_db_chunk_index(k - a);
+            for (size_t r = 0; r < dr_db_chunks[c]; r++) {
                 v[r] = DR_DB_INTV(ids[i + a + r]);
             }
-            err = dr_db_tx_exec(tx, sql_done[c], v, chunks[c], NULL, NULL, NULL);
+            err = dr_db_tx_exec(tx, sql_done[c], v, dr_db_chunks[c], NULL, NULL, NULL);
         }
         for (size_t a = 0; !err && si.nmid && a < k; a++) {
             /* the message_id may be queued again once this one is done */

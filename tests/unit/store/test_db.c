@@ -463,6 +463,51 @@ static void sqlite_pragmas_and_urls(void **state)
     assert_int_equal(dr_db_open(NULL, 0, &other), DR_EINVAL);
 }
 
+/* Multi-row statement helpers: sizes largest first, parameters numbered across rows. */
+static void multi_row_sql(void **state)
+{
+    (void)state;
+    char *sql = dr_db_rows_sql("INSERT INTO x (a, b) VALUES ", "(?, 1, ?)", 3, " RETURNING a");
+
+    assert_string_equal(sql, "INSERT INTO x (a, b) VALUES ($1, 1, $2), ($3, 1, $4), ($5, 1, $6) "
+                             "RETURNING a");
+    free(sql);
+    /* the widest in use: 64 rows of 7 parameters, nothing cut */
+    sql = dr_db_rows_sql("V ", "(?, ?, ?, ?, ?, ?, ?)", DR_DB_CHUNK_MAX, ";");
+    assert_non_null(strstr(sql, "V ($1, $2, $3, $4, $5, $6, $7), ($8, "));
+    assert_non_null(strstr(sql, ", ($442, $443, $444, $445, $446, $447, $448);"));
+    free(sql);
+    sql = dr_db_rows_sql("SELECT ", "?", 1, "");
+    assert_string_equal(sql, "SELECT $1");
+    free(sql);
+    assert_int_equal(dr_db_chunks[dr_db_chunk_index(1000)], DR_DB_CHUNK_MAX);
+    assert_int_equal(dr_db_chunks[dr_db_chunk_index(63)], 16);
+    assert_int_equal(dr_db_chunks[dr_db_chunk_index(16)], 16);
+    assert_int_equal(dr_db_chunks[dr_db_chunk_index(5)], 4);
+    assert_int_equal(dr_db_chunks[dr_db_chunk_index(3)], 1);
+    assert_int_equal(dr_db_chunks[dr_db_chunk_index(1)], 1);
+    /* any n is covered exactly by taking the largest size that fits, again and again */
+    for (size_t n = 1; n < 300; n++) {
+        size_t left = n;
+        while (left) {
+            size_t c = dr_db_chunks[dr_db_chunk_index(left)];
+            assert_true(c <= left);
+            left -= c;
+        }
+    }
+}
+
+/* A row of t holding only a blob, in tx. */
+static void insert_blob(struct dr_db_tx *tx, int64_t id, const void *blob, size_t len)
+{
+    struct dr_db_val p[5] = {DR_DB_INTV(id), DR_DB_NULLV, DR_DB_NULLV, DR_DB_BLOBV(blob, len),
+                             DR_DB_NULLV};
+
+    assert_int_equal(dr_db_tx_exec(tx, "INSERT INTO t (id, i, s, b, n) VALUES ($1, $2, $3, $4, $5)",
+                                   p, 5, NULL, NULL, NULL),
+                     DR_OK);
+}
+
 /* Commits never checkpoint themselves: the background checkpointer must copy the WAL into the
  * database file once it passes its threshold, while the writer goes on. */
 static void sqlite_background_checkpoint(void **state)
@@ -482,13 +527,7 @@ static void sqlite_background_checkpoint(void **state)
         struct dr_db_tx *tx = NULL;
         assert_int_equal(dr_db_begin(db, &tx), DR_OK);
         for (int i = 0; i < 500; i++) {
-            struct dr_db_val p[5] = {DR_DB_INTV(batch * 1000 + i), DR_DB_NULLV, DR_DB_NULLV,
-                                     DR_DB_BLOBV(blob, sizeof(blob)), DR_DB_NULLV};
-            assert_int_equal(dr_db_tx_exec(tx,
-                                           "INSERT INTO t (id, i, s, b, n) "
-                                           "VALUES ($1, $2, $3, $4, $5)",
-                                           p, 5, NULL, NULL, NULL),
-                             DR_OK);
+            insert_blob(tx, batch * 1000 + i, blob, sizeof(blob));
         }
         assert_int_equal(dr_db_commit(tx), DR_OK);
     }
@@ -525,13 +564,7 @@ static void sqlite_wal_stays_bounded(void **state)
         struct dr_db_tx *tx = NULL;
         assert_int_equal(dr_db_begin(db, &tx), DR_OK);
         for (int64_t i = id; i < id + 16; i++) {
-            struct dr_db_val p[5] = {DR_DB_INTV(i), DR_DB_NULLV, DR_DB_NULLV,
-                                     DR_DB_BLOBV(blob, sizeof(blob)), DR_DB_NULLV};
-            assert_int_equal(dr_db_tx_exec(tx,
-                                           "INSERT INTO t (id, i, s, b, n) "
-                                           "VALUES ($1, $2, $3, $4, $5)",
-                                           p, 5, NULL, NULL, NULL),
-                             DR_OK);
+            insert_blob(tx, i, blob, sizeof(blob));
         }
         /* rows two commits old go: the database itself stays small */
         struct dr_db_val d[1] = {DR_DB_INTV(id - 32)};
@@ -636,7 +669,8 @@ int main(void)
     };
     const struct CMUnitTest lite[] = {DB_TESTS(ON_SQLITE) ON_SQLITE(sqlite_pragmas_and_urls)
                                           ON_SQLITE(sqlite_background_checkpoint)
-                                              ON_SQLITE(sqlite_wal_stays_bounded)};
+                                              ON_SQLITE(sqlite_wal_stays_bounded)
+                                                  cmocka_unit_test(multi_row_sql)};
     const struct CMUnitTest pg[] = {DB_TESTS(ON_PG) ON_PG(pg_reconnects)};
     int failed = 0;
 
