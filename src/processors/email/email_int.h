@@ -8,8 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "dr/buf.h"
 #include "dr/email.h"
+
+struct dr_email_class;
 
 /* At most this many warnings are kept; one more says how many were dropped. */
 #define DR_EMAIL_MAX_WARNINGS   64
@@ -112,6 +116,21 @@ size_t dr__email_base64_step(const unsigned char *in, size_t len, unsigned char 
                              uint32_t *save);
 size_t dr__email_qp_step(const unsigned char *in, size_t len, unsigned char *out, int *state,
                          uint32_t *save);
+
+#define DR__EMAIL_DOCID_MAX 1024 /* "<user_id>:<email_id>", cut like dr_index_emit() cuts it */
+/* Bound of an index operation's JSON: well above what its bounded fields escape to */
+#define DR__EMAIL_INDEX_OP_MAX ((size_t)256 * 1024 * 1024)
+
+/*
+ * Appends to out the index operation (a put of doctype "email") for em as classified by cls,
+ * byte for byte what dr_index_emit() prints for the same fields (index.c): pl is the message's
+ * payload (user_id, email_id, org_id, thread_id, account, provider, labels), event_time the
+ * email's date, text_bytes the bound on the indexed text. docid gets the operation's docid, its
+ * ordering key. DR_OK, or DR_ENOMEM / DR_ETOOBIG with out as it was.
+ */
+int dr__email_index_op(const struct dr_email *em, const struct dr_email_class *cls, const cJSON *pl,
+                       const char *event_time, size_t text_bytes, struct dr_buf *out,
+                       char docid[DR__EMAIL_DOCID_MAX]);
 
 /* Ensures GMime is initialised (pthread_once). */
 void dr__email_gmime_init(void);

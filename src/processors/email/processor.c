@@ -54,9 +54,7 @@
 #define SHIPMENT_TOPIC     "shipment-updates"
 #define POLL_TOPIC         "meeting-responses"
 #define CALENDAR_TOPIC     "calendar-updates"
-#define SNIPPET_CHARS      200
 #define POLL_BODY_MAX      (256 * 1024) /* reply text forwarded to the poll */
-#define MAX_INDEX_ADDRS    200
 #define PROGRESS_MAX_USERS 16384
 #define PROGRESS_IDLE_MS   (10 * 60 * 1000)
 #define PROGRESS_BUCKETS   1024
@@ -317,46 +315,6 @@ static void add_cut(cJSON *o, const char *key, const char *s, size_t len, size_t
     free(t);
 }
 
-/* Up to SNIPPET_CHARS characters of text with whitespace runs collapsed. */
-static void add_snippet(cJSON *o, const char *text)
-{
-    char buf[SNIPPET_CHARS * 4 + 1];
-    size_t n = 0, chars = 0;
-    int space = 0;
-
-    for (const unsigned char *p = (const unsigned char *)text; *p && chars < SNIPPET_CHARS; p++) {
-        if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
-            space = n > 0;
-            continue;
-        }
-        if (space) {
-            buf[n++] = ' ';
-            chars++;
-            space = 0;
-        }
-        if ((*p & 0xC0) != 0x80) {
-            chars++;
-        }
-        if (n + 1 >= sizeof(buf)) {
-            break;
-        }
-        buf[n++] = (char)*p;
-    }
-    buf[utf8_cut(buf, n, n)] = '\0';
-    cJSON_AddStringToObject(o, "snippet", buf);
-}
-
-static void add_addrs(cJSON *o, const char *key, const struct dr_email_addr_list *l)
-{
-    cJSON *a = cJSON_AddArrayToObject(o, key);
-
-    for (size_t i = 0; i < l->n && i < MAX_INDEX_ADDRS; i++) {
-        if (l->v[i].address) {
-            cJSON_AddItemToArray(a, cJSON_CreateString(l->v[i].address));
-        }
-    }
-}
-
 static void add_opt(cJSON *o, const char *key, const char *v)
 {
     if (v && *v) {
@@ -364,72 +322,22 @@ static void add_opt(cJSON *o, const char *key, const char *v)
     }
 }
 
-static void emit_index(const struct ctx *c)
+/* The put of the email to the search index (index.c writes it). */
+static int emit_index(const struct ctx *c)
 {
-    const struct dr_email *em = c->em;
-    cJSON *f = cJSON_CreateObject(), *labels, *tns;
-    const char *text = em->text ? em->text : em->html_text;
-    size_t tlen = em->text ? em->text_len : em->html_text_len;
-    const cJSON *v;
+    const char *attrs[] = {"type", "index_operation", NULL};
+    char docid[DR__EMAIL_DOCID_MAX];
+    struct dr_buf b;
+    int err;
 
-    cJSON_AddStringToObject(f, "user_id", c->user_id);
-    add_opt(f, "org_id", c->org_id);
-    cJSON_AddStringToObject(f, "email_id", c->email_id);
-    add_opt(f, "thread_id", dr_json_str(c->pl, "thread_id"));
-    add_opt(f, "account", dr_json_str(c->pl, "account"));
-    add_opt(f, "provider", dr_json_str(c->pl, "provider"));
-    add_opt(f, "message_id", em->message_id);
-    add_opt(f, "subject", em->subject);
-    /* the index is product data: full addresses belong there (never in logs) */
-    add_opt(f, "from", em->from.address);
-    add_opt(f, "from_name", em->from.name);
-    add_addrs(f, "to", &em->to);
-    add_addrs(f, "cc", &em->cc);
-    cJSON_AddStringToObject(f, "date", c->event_time);
-    if (em->has_date) {
-        cJSON_AddNumberToObject(f, "date_ms", (double)em->date_ms);
+    dr_buf_init(&b, DR__EMAIL_INDEX_OP_MAX);
+    err =
+        dr__email_index_op(c->em, c->cls, c->pl, c->event_time, c->ep->index_text_bytes, &b, docid);
+    if (!err) {
+        dr_result_emit(c->res, DR_INDEX_TOPIC, b.data, b.len, docid, attrs);
     }
-    if (text) {
-        add_snippet(f, text);
-        add_cut(f, "text", text, tlen, c->ep->index_text_bytes);
-    }
-    cJSON_AddBoolToObject(f, "has_attachments", em->n_attachments > 0);
-    cJSON_AddStringToObject(f, "classification", c->cls->primary);
-    labels = cJSON_AddArrayToObject(f, "labels");
-    if (c->cls->kinds & DR_EMAIL_KIND_SHIPMENT) {
-        cJSON_AddItemToArray(labels, cJSON_CreateString("shipment"));
-    }
-    if (c->cls->kinds & DR_EMAIL_KIND_POLL_REPLY) {
-        cJSON_AddItemToArray(labels, cJSON_CreateString("poll_reply"));
-        cJSON_AddStringToObject(f, "poll_id", c->cls->poll_id);
-    }
-    if (c->cls->kinds & DR_EMAIL_KIND_CALENDAR) {
-        cJSON_AddItemToArray(labels, cJSON_CreateString("calendar"));
-    }
-    v = cJSON_GetObjectItemCaseSensitive(c->pl, "labels"); /* the provider's own labels */
-    if (cJSON_IsArray(v)) {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, v)
-        {
-            if (cJSON_IsString(it) && strlen(it->valuestring) <= 256 &&
-                cJSON_GetArraySize(labels) < 100) {
-                cJSON_AddItemToArray(labels, cJSON_CreateString(it->valuestring));
-            }
-        }
-    }
-    if (c->cls->n_accepted) {
-        tns = cJSON_AddArrayToObject(f, "tracking_numbers");
-        for (size_t i = 0; i < c->cls->n_accepted; i++) {
-            cJSON_AddItemToArray(
-                tns, cJSON_CreateString(dr_json_str(c->cls->accepted[i], "tracking_number")));
-        }
-    }
-    v = cJSON_GetObjectItemCaseSensitive(c->cls->shipment, "order_ids");
-    if ((c->cls->kinds & DR_EMAIL_KIND_SHIPMENT) && cJSON_GetArraySize(v) > 0) {
-        cJSON_AddItemToObject(f, "order_ids", cJSON_Duplicate(v, 1));
-    }
-    dr_index_emit(c->res, "email", c->user_id, c->email_id, f);
-    cJSON_Delete(f);
+    dr_buf_cleanup(&b);
+    return err;
 }
 
 static void emit_json(const struct ctx *c, const char *topic, const char *type, cJSON *o,
@@ -665,7 +573,10 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
         emit_poll(&c);
     }
     emit_calendar(&c);
-    emit_index(&c);
+    if (emit_index(&c)) {
+        dr_result_retry(res, "out_of_memory", "writing the index operation");
+        goto out;
+    }
     progress_count(&ep->progress, res, c.user_id, c.org_id, (int)cls.n_accepted,
                    (cls.kinds & DR_EMAIL_KIND_POLL_REPLY) != 0);
     DR_INFO(COMP, "email processed",

@@ -1,0 +1,277 @@
+/*
+ * The email's index operation (DESIGN §5, dr/index.h): the put the email processor emits to
+ * vespa-index for every email, written as JSON text directly. The email's text (up to
+ * index_text_bytes) would otherwise be copied into a cJSON tree, duplicated by dr_index_emit()
+ * and printed twice over. The bytes are those dr_index_emit() prints for the same fields:
+ * cJSON's member order, its string escapes (dr_buf_append_json_str) and its number format; a
+ * string is cut at its first NUL byte, as cJSON's copy of it would be. The unit tests hold the
+ * two to the same output.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "dr/err.h"
+#include "dr/json.h"
+#include "processors/email/classify.h"
+#include "processors/email/email_int.h"
+
+#define SNIPPET_CHARS   200
+#define MAX_INDEX_ADDRS 200
+#define MAX_LABELS      100
+#define MAX_LABEL_BYTES 256
+
+/* Length of the longest prefix of s (len bytes) of at most max bytes not splitting a UTF-8
+ * sequence. */
+static size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max) {
+        return len;
+    }
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) {
+        max--;
+    }
+    return max;
+}
+
+/* Up to SNIPPET_CHARS characters of text with whitespace runs collapsed, NUL-terminated in buf
+ * (SNIPPET_CHARS * 4 + 1 bytes). Returns its length. */
+static size_t snippet(char *buf, const char *text)
+{
+    size_t n = 0, chars = 0, cap = SNIPPET_CHARS * 4 + 1;
+    int space = 0;
+
+    for (const unsigned char *p = (const unsigned char *)text; *p && chars < SNIPPET_CHARS; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+            space = n > 0;
+            continue;
+        }
+        if (space) {
+            buf[n++] = ' ';
+            chars++;
+            space = 0;
+        }
+        if ((*p & 0xC0) != 0x80) {
+            chars++;
+        }
+        if (n + 1 >= cap) {
+            break;
+        }
+        buf[n++] = (char)*p;
+    }
+    n = utf8_cut(buf, n, n);
+    buf[n] = '\0';
+    return n;
+}
+
+struct jw {
+    struct dr_buf *b;
+    int err;
+};
+
+static void jw_raw(struct jw *w, const char *s, size_t n)
+{
+    if (!w->err) {
+        w->err = dr_buf_append(w->b, s, n);
+    }
+}
+
+/* A separator unless the container just opened. */
+static void jw_sep(struct jw *w)
+{
+    char last = w->b->len ? w->b->data[w->b->len - 1] : '{';
+
+    if (last != '{' && last != '[') {
+        jw_raw(w, ",", 1);
+    }
+}
+
+static void jw_key(struct jw *w, const char *key)
+{
+    jw_sep(w);
+    if (!w->err) {
+        w->err = dr_buf_append_json_str(w->b, key, strlen(key));
+    }
+    jw_raw(w, ":", 1);
+}
+
+/* The string s[0..n), up to a NUL byte in it. */
+static void jw_strn(struct jw *w, const char *s, size_t n)
+{
+    if (!w->err) {
+        w->err = dr_buf_append_json_str(w->b, s, strnlen(s, n));
+    }
+}
+
+static void jw_cstr(struct jw *w, const char *s)
+{
+    if (!w->err) {
+        w->err = dr_buf_append_json_str(w->b, s, strlen(s));
+    }
+}
+
+/* A member; none when s is NULL (cJSON_AddStringToObject() adds nothing then). */
+static void jw_str(struct jw *w, const char *key, const char *s)
+{
+    if (!s) {
+        return;
+    }
+    jw_key(w, key);
+    jw_cstr(w, s);
+}
+
+static void jw_opt(struct jw *w, const char *key, const char *s)
+{
+    if (s && *s) {
+        jw_str(w, key, s);
+    }
+}
+
+/* An array element (NULL is skipped, as cJSON_CreateString(NULL) adds nothing). */
+static void jw_elem(struct jw *w, const char *s)
+{
+    if (s) {
+        jw_sep(w);
+        jw_cstr(w, s);
+    }
+}
+
+static void jw_addrs(struct jw *w, const char *key, const struct dr_email_addr_list *l)
+{
+    jw_key(w, key);
+    jw_raw(w, "[", 1);
+    for (size_t i = 0; i < l->n && i < MAX_INDEX_ADDRS; i++) {
+        jw_elem(w, l->v[i].address);
+    }
+    jw_raw(w, "]", 1);
+}
+
+/* A number in cJSON's own format. */
+static void jw_num(struct jw *w, const char *key, double d)
+{
+    cJSON *n = cJSON_CreateNumber(d);
+    char s[64];
+
+    jw_key(w, key);
+    if (!n || !cJSON_PrintPreallocated(n, s, sizeof(s), 0)) {
+        w->err = DR_ENOMEM;
+    } else {
+        jw_raw(w, s, strlen(s));
+    }
+    cJSON_Delete(n);
+}
+
+static void jw_json(struct jw *w, const char *key, const cJSON *v)
+{
+    jw_key(w, key);
+    if (!w->err) {
+        w->err = dr_json_append(w->b, v);
+    }
+}
+
+static void fields(const struct dr_email *em, const struct dr_email_class *cls, const cJSON *pl,
+                   const char *event_time, size_t text_bytes, struct jw *w)
+{
+    const char *text = em->text ? em->text : em->html_text;
+    size_t tlen = em->text ? em->text_len : em->html_text_len, nlabels = 0;
+    const cJSON *v;
+
+    jw_raw(w, "{", 1);
+    jw_str(w, "user_id", dr_json_str(pl, "user_id"));
+    jw_opt(w, "org_id", dr_json_str(pl, "org_id"));
+    jw_str(w, "email_id", dr_json_str(pl, "email_id"));
+    jw_opt(w, "thread_id", dr_json_str(pl, "thread_id"));
+    jw_opt(w, "account", dr_json_str(pl, "account"));
+    jw_opt(w, "provider", dr_json_str(pl, "provider"));
+    jw_opt(w, "message_id", em->message_id);
+    jw_opt(w, "subject", em->subject);
+    /* the index is product data: full addresses belong there (never in logs) */
+    jw_opt(w, "from", em->from.address);
+    jw_opt(w, "from_name", em->from.name);
+    jw_addrs(w, "to", &em->to);
+    jw_addrs(w, "cc", &em->cc);
+    jw_str(w, "date", event_time);
+    if (em->has_date) {
+        jw_num(w, "date_ms", (double)em->date_ms);
+    }
+    if (text) {
+        char buf[SNIPPET_CHARS * 4 + 1];
+        size_t n = snippet(buf, text);
+
+        jw_key(w, "snippet");
+        jw_strn(w, buf, n);
+        jw_key(w, "text");
+        jw_strn(w, text, utf8_cut(text, tlen, text_bytes));
+    }
+    jw_key(w, "has_attachments");
+    jw_raw(w, em->n_attachments > 0 ? "true" : "false", em->n_attachments > 0 ? 4 : 5);
+    jw_str(w, "classification", cls->primary);
+    jw_key(w, "labels");
+    jw_raw(w, "[", 1);
+    if (cls->kinds & DR_EMAIL_KIND_SHIPMENT) {
+        jw_elem(w, "shipment");
+        nlabels++;
+    }
+    if (cls->kinds & DR_EMAIL_KIND_POLL_REPLY) {
+        jw_elem(w, "poll_reply");
+        nlabels++;
+    }
+    if (cls->kinds & DR_EMAIL_KIND_CALENDAR) {
+        jw_elem(w, "calendar");
+        nlabels++;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(pl, "labels"); /* the provider's own labels */
+    if (cJSON_IsArray(v)) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, v)
+        {
+            if (cJSON_IsString(it) && strlen(it->valuestring) <= MAX_LABEL_BYTES &&
+                nlabels < MAX_LABELS) {
+                jw_elem(w, it->valuestring);
+                nlabels++;
+            }
+        }
+    }
+    jw_raw(w, "]", 1);
+    if (cls->kinds & DR_EMAIL_KIND_POLL_REPLY) {
+        jw_str(w, "poll_id", cls->poll_id);
+    }
+    if (cls->n_accepted) {
+        jw_key(w, "tracking_numbers");
+        jw_raw(w, "[", 1);
+        for (size_t i = 0; i < cls->n_accepted; i++) {
+            jw_elem(w, dr_json_str(cls->accepted[i], "tracking_number"));
+        }
+        jw_raw(w, "]", 1);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cls->shipment, "order_ids");
+    if ((cls->kinds & DR_EMAIL_KIND_SHIPMENT) && cJSON_GetArraySize(v) > 0) {
+        jw_json(w, "order_ids", v);
+    }
+    jw_raw(w, "}", 1);
+}
+
+int dr__email_index_op(const struct dr_email *em, const struct dr_email_class *cls, const cJSON *pl,
+                       const char *event_time, size_t text_bytes, struct dr_buf *out,
+                       char docid[DR__EMAIL_DOCID_MAX])
+{
+    const char *user_id = dr_json_str(pl, "user_id"), *email_id = dr_json_str(pl, "email_id");
+    struct jw w = {.b = out, .err = DR_OK};
+    size_t start = out->len;
+
+    snprintf(docid, DR__EMAIL_DOCID_MAX, "%s:%s", user_id ? user_id : "", email_id ? email_id : "");
+    jw_raw(&w, "{", 1);
+    jw_str(&w, "operation", "put");
+    jw_str(&w, "doctype", "email");
+    jw_str(&w, "docid", docid);
+    jw_str(&w, "user_id", user_id ? user_id : "");
+    jw_key(&w, "fields");
+    fields(em, cls, pl, event_time, text_bytes, &w);
+    jw_raw(&w, "}", 1);
+    if (w.err) {
+        out->len = start;
+        if (out->data) {
+            out->data[start] = '\0';
+        }
+    }
+    return w.err;
+}
