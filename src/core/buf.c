@@ -1,6 +1,7 @@
 #include "dr/buf.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,7 +47,7 @@ static int reserve(struct dr_buf *b, size_t extra)
     while (ncap < need) {
         ncap *= 2;
     }
-    if (ncap > b->limit + 1) {
+    if (b->limit < SIZE_MAX && ncap > b->limit + 1) { /* SIZE_MAX: no limit */
         ncap = b->limit + 1;
     }
     p = realloc(b->data, ncap);

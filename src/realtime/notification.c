@@ -96,12 +96,23 @@ static int opt_str(const cJSON *o, const char *key, size_t max, const char **out
     return DR_OK;
 }
 
+/* "key":"val", after '{' when it is the first member, else after ',' */
+static void put_str(struct dr_buf *b, const char *key, const char *val)
+{
+    dr_buf_appendc(b, b->len ? ',' : '{');
+    dr_buf_append_json_str(b, key, strlen(key));
+    dr_buf_appendc(b, ':');
+    dr_buf_append_json_str(b, val, strlen(val));
+}
+
+/* The canonical body: fixed key order, written straight out (cJSON's escaping; data as cJSON
+ * prints it), so a notification stored twice is stored the same. */
 static struct dr_notification *build(const char *id, const char *user, const char *org,
                                      const char *room, const char *type, const char *title,
                                      const char *message, const cJSON *data, const char *ts)
 {
     struct dr_notification *n = dr_xcalloc(1, sizeof(*n));
-    cJSON *o = cJSON_CreateObject();
+    struct dr_buf b;
 
     atomic_init(&n->refs, 1);
     n->id = dr_xstrdup(id);
@@ -109,22 +120,30 @@ static struct dr_notification *build(const char *id, const char *user, const cha
     n->org_id = dr_xstrdup(org);
     n->room = dr_xstrdup(room);
     n->type = dr_xstrdup(type);
-    cJSON_AddStringToObject(o, "notification_id", id);
+    /* escaping grows a string at most six times */
+    dr_buf_init(&b, 6 * DR_NOTIFICATION_MAX_BYTES + 1024);
+    put_str(&b, "notification_id", id); /* opens the object */
     if (user) {
-        cJSON_AddStringToObject(o, "user_id", user);
+        put_str(&b, "user_id", user);
     }
     if (org) {
-        cJSON_AddStringToObject(o, "org_id", org);
+        put_str(&b, "org_id", org);
     }
-    cJSON_AddStringToObject(o, "room", room);
-    cJSON_AddStringToObject(o, "notification_type", type);
-    cJSON_AddStringToObject(o, "title", title ? title : "");
-    cJSON_AddStringToObject(o, "message", message ? message : "");
-    cJSON_AddItemToObject(o, "data", data ? cJSON_Duplicate(data, 1) : cJSON_CreateObject());
-    cJSON_AddStringToObject(o, "timestamp", ts);
-    n->body = dr_json_print(o);
-    n->body_len = strlen(n->body);
-    cJSON_Delete(o);
+    put_str(&b, "room", room);
+    put_str(&b, "notification_type", type);
+    put_str(&b, "title", title ? title : "");
+    put_str(&b, "message", message ? message : "");
+    dr_buf_appends(&b, ",\"data\":");
+    if (data) {
+        char *d = dr_json_print(data);
+        dr_buf_appends(&b, d);
+        free(d);
+    } else {
+        dr_buf_appends(&b, "{}");
+    }
+    put_str(&b, "timestamp", ts);
+    dr_buf_appendc(&b, '}');
+    n->body = dr_buf_steal(&b, &n->body_len);
     return n;
 }
 

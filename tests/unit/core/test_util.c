@@ -21,6 +21,14 @@ static void buf_limit(void **state)
     assert_int_equal(b.len, 8);
     assert_string_equal(b.data, "12345678");
     dr_buf_cleanup(&b);
+    /* SIZE_MAX: no limit (the capacity must not wrap to 0) */
+    dr_buf_init(&b, SIZE_MAX);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(dr_buf_appends(&b, "0123456789"), DR_OK);
+    }
+    assert_int_equal(b.len, 1000);
+    assert_int_equal(b.data[999], '9');
+    dr_buf_cleanup(&b);
 }
 
 static void buf_json_escape(void **state)

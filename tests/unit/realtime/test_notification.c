@@ -78,6 +78,68 @@ static void valid_notification_round_trips(void **state)
     dr_notification_unref(n);
 }
 
+/* The stored body as the cJSON tree it stands for would print: fixed key order, optional ids
+ * left out, cJSON's string escaping, data printed as it came. */
+static char *reference_body(const char *id, const char *user, const char *org, const char *room,
+                            const char *type, const char *title, const char *message,
+                            const char *data_json, const char *ts)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *s;
+
+    cJSON_AddStringToObject(o, "notification_id", id);
+    if (user) {
+        cJSON_AddStringToObject(o, "user_id", user);
+    }
+    if (org) {
+        cJSON_AddStringToObject(o, "org_id", org);
+    }
+    cJSON_AddStringToObject(o, "room", room);
+    cJSON_AddStringToObject(o, "notification_type", type);
+    cJSON_AddStringToObject(o, "title", title);
+    cJSON_AddStringToObject(o, "message", message);
+    cJSON_AddItemToObject(o, "data", data_json ? cJSON_Parse(data_json) : cJSON_CreateObject());
+    cJSON_AddStringToObject(o, "timestamp", ts);
+    s = dr_json_print(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static void body_is_canonical(void **state)
+{
+    (void)state;
+    struct dr_notification *n = NULL;
+    char err[128];
+    /* escapes of every kind, UTF-8, DEL, nested data with arrays, numbers and literals */
+    const char *in =
+        "{\"notification_id\":\"n\\\"1\",\"user_id\":\"u1\",\"org_id\":\"o1\","
+        "\"notification_type\":\"shipment.updated\",\"title\":\"T\\u00e9 \\\\ \\/ \\t\\n\\r\\b\\f"
+        "\\u0001\\u001f\x7f\",\"message\":\"m \\u2028 \\ud83d\\ude00\","
+        "\"data\":{\"b\":[1,2.5,-3e2,true,false,null,{\"x\":\"\\\"\"}],\"a\":\"\"},"
+        "\"timestamp\":\"2026-11-27T05:00:00.000Z\",\"ignored\":1}";
+
+    assert_int_equal(dr_notification_parse(in, strlen(in), NULL, &n, err, sizeof(err)), DR_OK);
+    char *want =
+        reference_body("n\"1", "u1", "o1", "user:u1", "shipment.updated",
+                       "T\xc3\xa9 \\ / \t\n\r\b\f\x01\x1f\x7f", "m \xe2\x80\xa8 \xf0\x9f\x98\x80",
+                       "{\"b\":[1,2.5,-3e2,true,false,null,{\"x\":\"\\\"\"}],\"a\":\"\"}",
+                       "2026-11-27T05:00:00.000Z");
+    assert_string_equal(n->body, want);
+    assert_int_equal(n->body_len, strlen(want));
+    free(want);
+    dr_notification_unref(n);
+
+    /* no user, no org, no data, no title: defaults as before */
+    in = "{\"notification_id\":\"n2\",\"room\":\"meeting:p1\",\"notification_type\":\"poll.x\","
+         "\"data\":null,\"timestamp\":\"2026-11-27T05:00:00Z\"}";
+    assert_int_equal(dr_notification_parse(in, strlen(in), NULL, &n, err, sizeof(err)), DR_OK);
+    want = reference_body("n2", NULL, NULL, "meeting:p1", "poll.x", "", "", NULL,
+                          "2026-11-27T05:00:00Z");
+    assert_string_equal(n->body, want);
+    free(want);
+    dr_notification_unref(n);
+}
+
 static void defaults(void **state)
 {
     struct dr_notification *n =
@@ -144,6 +206,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(valid_notification_round_trips),
+        cmocka_unit_test(body_is_canonical),
         cmocka_unit_test(defaults),
         cmocka_unit_test(invalid_notifications),
         cmocka_unit_test(oversized_is_refused),
