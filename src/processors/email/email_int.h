@@ -132,6 +132,14 @@ int dr__email_index_op(const struct dr_email *em, const struct dr_email_class *c
                        const char *event_time, size_t text_bytes, struct dr_buf *out,
                        char docid[DR__EMAIL_DOCID_MAX]);
 
+/*
+ * Decodes the email processor's raw field in[0..len): what dr_base64url_decode() returns, or
+ * when that refuses it, what dr_base64_decode() does (same results, same malloc'ed,
+ * NUL-terminated *out), in one pass. DR_OK, DR_EINVAL (in neither alphabet's rules) or
+ * DR_ENOMEM.
+ */
+int dr__email_raw_decode(const char *in, size_t len, unsigned char **out, size_t *outlen);
+
 /* Ensures GMime is initialised (pthread_once). */
 void dr__email_gmime_init(void);
 

@@ -461,10 +461,7 @@ static int load_email(const struct dr_msg *msg, struct dr_email **em, struct dr_
             dr_result_reject(res, "invalid_payload", "raw: must be a non-empty base64url string");
             return -1;
         }
-        err = dr_base64url_decode(raw->valuestring, rlen, &bytes, &len);
-        if (err == DR_EINVAL) {
-            err = dr_base64_decode(raw->valuestring, rlen, &bytes, &len);
-        }
+        err = dr__email_raw_decode(raw->valuestring, rlen, &bytes, &len);
         if (err == DR_ENOMEM) {
             dr_result_retry(res, "out_of_memory", "decoding raw");
             return -1;

@@ -14,6 +14,7 @@
 #include "dr/buf.h"
 #include "dr/email.h"
 #include "dr/err.h"
+#include "dr/util.h"
 #include "processors/email/email_int.h"
 
 typedef int (*decoder)(const char *, size_t, struct dr_buf *, int *);
@@ -260,6 +261,75 @@ static void qp_same_as_gmime(void **state)
                   "abcdefxyzABCDEFXYZ0123456789 \t=====.,", 2);
 }
 
+/* What the processor did with its raw field before: base64url, else standard base64. */
+static int raw_before(const char *in, size_t len, unsigned char **out, size_t *outlen)
+{
+    int err = dr_base64url_decode(in, len, out, outlen);
+
+    if (err == DR_EINVAL) {
+        err = dr_base64_decode(in, len, out, outlen);
+    }
+    return err;
+}
+
+static void raw_same(const char *in, size_t len)
+{
+    unsigned char *want = NULL, *got = NULL;
+    size_t wlen = 0, glen = 0;
+    int werr = raw_before(in, len, &want, &wlen), gerr = dr__email_raw_decode(in, len, &got, &glen);
+
+    if (werr != gerr || (!werr && (wlen != glen || memcmp(want, got, wlen + 1) != 0))) {
+        fail_msg("raw field of %zu characters \"%.60s\": %d (%zu bytes) vs %d (%zu bytes) before",
+                 len, in, gerr, glen, werr, wlen);
+    }
+    free(want);
+    free(got);
+}
+
+/* The raw field decoder against the two strict decoders it replaces. */
+static void raw_same_as_before(void **state)
+{
+    static const char *const alphabets[] = {"ABCXYZabcxyz0189",
+                                            "ABCXYZabcxyz0189-_",
+                                            "ABCXYZabcxyz0189+/",
+                                            "ABCXYZabcxyz0189-_+/",
+                                            "ABCabc09-_=",
+                                            "ABCabc09+/= \r\n\t.\x80\xff",
+                                            "A-+=",
+                                            "ABCXYZabcxyz0189-_\0"};
+    static const char *const fixed[] = {
+        "",     "=",    "==",   "===", "A",   "AA",   "AA=",  "AA==", "AAA=", "AAA==", "AAAA",
+        "-_+/", "-_-_", "+/+/", "+/A", "-_A", "+/A=", "-_A=", "+/AA", "QQ",   "QQ=="};
+    uint32_t x = 2463534242u;
+    char buf[300];
+
+    (void)state;
+    for (size_t i = 0; i < DR_ARRAY_LEN(fixed); i++) {
+        raw_same(fixed[i], strlen(fixed[i]));
+    }
+    for (int round = 0; round < 200000; round++) {
+        const char *a = alphabets[round % DR_ARRAY_LEN(alphabets)];
+        size_t alen = round % DR_ARRAY_LEN(alphabets) == 7 ? 19 : strlen(a);
+        size_t len;
+
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        len = x % (round % 10 == 0 ? sizeof(buf) : 24);
+        for (size_t k = 0; k < len; k++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            /* mostly the plain alphabet, so that long valid runs occur */
+            buf[k] = (x & 0xF000) ? "ABCXYZabcxyz0189"[x % 16] : a[(x >> 4) % alen];
+        }
+        for (size_t k = 0; k < (x >> 20) % 3 && len + k < sizeof(buf); k++) {
+            buf[len++] = '='; /* padding, right or wrong */
+        }
+        raw_same(buf, len);
+    }
+}
+
 /* Whole messages: the bodies come out decoded, whatever their encoding. */
 static void parsed_bodies(void **state)
 {
@@ -289,7 +359,7 @@ int main(void)
         cmocka_unit_test(base64_edges),     cmocka_unit_test(qp_edges),
         cmocka_unit_test(limits),           cmocka_unit_test(base64_same_as_gmime),
         cmocka_unit_test(qp_same_as_gmime), cmocka_unit_test(steps_split_anywhere),
-        cmocka_unit_test(parsed_bodies),
+        cmocka_unit_test(parsed_bodies),    cmocka_unit_test(raw_same_as_before),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
