@@ -140,6 +140,13 @@ int dr__email_index_op(const struct dr_email *em, const struct dr_email_class *c
  */
 int dr__email_raw_decode(const char *in, size_t len, unsigned char **out, size_t *outlen);
 
+/*
+ * What GMime's boundary checks can cost on raw[0..len): *lines gets the number of lines starting
+ * with "--", *bounds the number of "boundary=" (any case) parameters. The parser refuses a
+ * message whose product of the two is over its budget.
+ */
+void dr__email_boundary_work(const char *raw, size_t len, size_t *lines, size_t *bounds);
+
 /* Ensures GMime is initialised (pthread_once). */
 void dr__email_gmime_init(void);
 

@@ -639,6 +639,87 @@ static void parallel_parsing(void **state)
     }
 }
 
+/* What the parser counted before: line by line, then '=' by '='. */
+static void boundary_work_before(const char *raw, size_t len, size_t *lines, size_t *bounds)
+{
+    const char *p = raw, *end = raw + len;
+
+    *lines = 0;
+    *bounds = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+            (*lines)++;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    for (p = raw; p < end; p++) {
+        p = memchr(p, '=', (size_t)(end - p));
+        if (!p) {
+            break;
+        }
+        if (p - raw >= 8 && (p[-1] | 0x20) == 'y' &&
+            g_ascii_strncasecmp(p - 8, "boundary", 8) == 0) {
+            (*bounds)++;
+        }
+    }
+}
+
+static void boundary_work_same(const char *raw, size_t len)
+{
+    size_t wl, wb, gl, gb;
+    char *exact = malloc(len ? len : 1); /* an exact allocation: reads past it are caught */
+
+    assert_non_null(exact);
+    memcpy(exact, raw, len);
+    boundary_work_before(raw, len, &wl, &wb);
+    dr__email_boundary_work(exact, len, &gl, &gb);
+    free(exact);
+    if (wl != gl || wb != gb) {
+        fail_msg("%zu bytes \"%.40s\": %zu lines, %zu boundaries vs %zu, %zu before", len, raw, gl,
+                 gb, wl, wb);
+    }
+}
+
+/* The boundary work counts against the previous loops: corpus mail at every length, and noise. */
+static void boundary_work_counts(void **state)
+{
+    static const char *const files[] = {"calendar/complex-mime.txt", "replies/gmail.eml",
+                                        "carriers/amazon_shipped.eml",
+                                        "stalwart/malformed/001.eml"};
+    static const char pieces[] = "--\n\r-=yY boundaryBOUNDARY=\"b\"\n--b\n--b--\nx";
+    uint32_t x = 88172645u;
+    char buf[400];
+
+    (void)state;
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        size_t len = 0;
+        char *raw = email_data(files[f], &len);
+        if (!raw) {
+            continue;
+        }
+        for (size_t n = 0; n <= len; n += n < 300 ? 1 : 97) {
+            size_t off = n % 7;
+            boundary_work_same(raw + off, n - off);
+        }
+        free(raw);
+    }
+    for (int round = 0; round < 20000; round++) {
+        size_t len;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        len = x % sizeof(buf);
+        for (size_t k = 0; k < len; k++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            buf[k] = pieces[x % (sizeof(pieces) - 1)];
+        }
+        boundary_work_same(buf, len);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -665,6 +746,7 @@ int main(void)
         cmocka_unit_test(shipment_cues_languages),
         cmocka_unit_test(utf8_valid_like_glib),
         cmocka_unit_test(parallel_parsing),
+        cmocka_unit_test(boundary_work_counts),
     };
     /* deliberately not calling dr_email_global_init(): parsing must initialise on its own */
     return cmocka_run_group_tests(tests, NULL, NULL);
