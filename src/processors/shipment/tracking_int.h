@@ -155,7 +155,8 @@ struct dr__wordset {
 
 struct dr__wordstart {
     size_t pos;
-    uint64_t mask; /* patterns that may match here */
+    uint64_t mask;       /* patterns that may match here */
+    uint64_t mask_short; /* the same judged by the first bytes only (a superset of mask) */
 };
 
 /* Candidate positions of one text, in order. Zero-initialise; dr__wordstarts_cleanup(). */

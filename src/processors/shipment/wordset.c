@@ -12,7 +12,10 @@
  * per thread by the bytes. Leading bytes of non-ASCII characters are filtered by the pattern's own
  * start bitmap first, so text in other scripts does not fill the cache. Before the cache, the first
  * two bytes of an ASCII word are judged by a table filled at compile time: most words end there.
- * One scan serves several sets (the carrier names and the status rules over the same text).
+ * The word starts that pass are judged again by up to LONG_KEY_MAX bytes, through a second cache:
+ * "delivery of your" begins no status phrase though "delivery" may, and a pattern tried at every
+ * such word costs more than the lookup. One scan serves several sets (the carrier names and the
+ * status rules over the same text).
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -26,6 +29,9 @@
 
 /* Bytes of a word start that decide whether a pattern may match there. */
 #define KEY_MAX 6
+/* Bytes that decide it again where the first KEY_MAX left a pattern possible: mostly the next
+ * word too ("delivery of" begins no status phrase, "delivery" alone may). */
+#define LONG_KEY_MAX 16
 /* Entries of each per-thread cache: 2^CACHE_BITS. Long mails hold thousands of distinct words. */
 #define CACHE_BITS 12
 #define CACHE_SIZE (1u << CACHE_BITS)
@@ -37,7 +43,15 @@ struct cache_entry {
     uint64_t mask[DR__WORDSET_SCAN_MAX];
 };
 
+/* The same for the longer keys of the word starts that pass the first cache. */
+struct long_entry {
+    uint64_t key[2]; /* the bytes, the first in the lowest byte of key[0] */
+    uint64_t meta;   /* the byte count and the sets (as cache_entry.sets) above it; 0 = empty */
+    uint64_t mask[DR__WORDSET_SCAN_MAX];
+};
+
 static _Thread_local struct cache_entry caches[DR__WORDSET_COUNT][CACHE_SIZE];
+static _Thread_local struct long_entry long_caches[DR__WORDSET_COUNT][CACHE_SIZE];
 
 /* Compilations so far: each set's cache keys carry its own number. */
 static atomic_uint_fast32_t generations;
@@ -57,7 +71,7 @@ static int word_byte(unsigned char b)
 static uint64_t may_begin(const struct dr__wordset *ws, uint64_t among, const char *s, size_t n,
                           pcre2_match_data *md)
 {
-    char subj[1 + KEY_MAX];
+    char subj[1 + LONG_KEY_MAX];
     uint64_t mask = 0;
 
     subj[0] = ' ';
@@ -205,8 +219,8 @@ void dr__wordset_free(struct dr__wordset *ws)
     ws->n = 0;
 }
 
-/* The bytes at t[p..len) that decide a word start: whole characters, at most KEY_MAX bytes. */
-static size_t key_len(const char *t, size_t len, size_t p)
+/* The bytes at t[p..len) that decide a word start: whole characters, at most max bytes. */
+static size_t key_len(const char *t, size_t len, size_t p, size_t max)
 {
     size_t k = 0, rest = len - p;
 
@@ -214,7 +228,7 @@ static size_t key_len(const char *t, size_t len, size_t p)
         unsigned char b = (unsigned char)t[p + k];
         size_t l = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 1;
 
-        if (k + l > KEY_MAX) {
+        if (k + l > max) {
             break; /* (checked first: a cut character must not make the key longer) */
         }
         if (k + l > rest) {
@@ -243,14 +257,32 @@ static size_t key_of(const char *t, size_t len, size_t p, uint64_t *key)
         }
     }
 #endif
-    k = key_len(t, len, p);
+    k = key_len(t, len, p, KEY_MAX);
     for (size_t i = 0; i < k; i++) {
         *key |= (uint64_t)(unsigned char)t[p + i] << (8 * i);
     }
     return k;
 }
 
-static int push(struct dr__wordstarts *out, size_t p, uint64_t mask)
+/* The long key of the word start t[p]: its key_len() bytes up to LONG_KEY_MAX, the first in the
+ * lowest byte of key[0], zero after the last. */
+static size_t long_key_of(const char *t, size_t len, size_t p, uint64_t key[2])
+{
+    size_t k;
+
+    if (len - p >= LONG_KEY_MAX) { /* the usual case: ASCII bytes, read at once */
+        memcpy(key, t + p, LONG_KEY_MAX);
+        if (!((key[0] | key[1]) & UINT64_C(0x8080808080808080))) {
+            return LONG_KEY_MAX;
+        }
+    }
+    k = key_len(t, len, p, LONG_KEY_MAX);
+    key[0] = key[1] = 0;
+    memcpy(key, t + p, k);
+    return k;
+}
+
+static int push(struct dr__wordstarts *out, size_t p, uint64_t mask, uint64_t mask_short)
 {
     if (out->n == out->cap) {
         size_t cap = out->cap ? out->cap * 2 : 256;
@@ -263,6 +295,7 @@ static int push(struct dr__wordstarts *out, size_t p, uint64_t mask)
     }
     out->v[out->n].pos = p;
     out->v[out->n].mask = mask;
+    out->v[out->n].mask_short = mask_short;
     out->n++;
     return DR_OK;
 }
@@ -275,9 +308,11 @@ static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_
 {
     unsigned char b = (unsigned char)t[p];
     unsigned live = 0; /* bit s: sets[s] may match here */
-    uint64_t key;
+    uint64_t key, lkey[2];
+    uint64_t short_mask[DR__WORDSET_SCAN_MAX], mask[DR__WORDSET_SCAN_MAX];
+    int any = 0;
     struct cache_entry *e;
-    size_t k;
+    size_t k, kl;
 
     for (size_t s = 0; s < nsets; s++) {
         live |= (sets[s]->first[b] != 0) << s;
@@ -313,9 +348,37 @@ static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_
         e->sets = sig;
     }
     for (size_t s = 0; s < nsets; s++) {
+        short_mask[s] = (live & (1u << s)) ? e->mask[s] : 0;
+        any |= short_mask[s] != 0;
+    }
+    if (!any) {
+        return DR_OK;
+    }
+    /* The few word starts left are judged again by up to LONG_KEY_MAX bytes; their first KEY_MAX
+     * decided short_mask, so the long key alone decides the answer kept in the cache. */
+    memcpy(mask, short_mask, sizeof(mask));
+    if ((kl = long_key_of(t, len, p, lkey)) > k) {
+        uint64_t meta = (uint64_t)kl | sig << 8;
+        struct long_entry *le;
+
+        le =
+            &long_caches[sets[0]->id][((lkey[0] ^ (lkey[1] * UINT64_C(0xC2B2AE3D27D4EB4F)) ^ meta) *
+                                       UINT64_C(0x9E3779B97F4A7C15)) >>
+                                      (64 - CACHE_BITS)];
+        if (le->meta != meta || le->key[0] != lkey[0] || le->key[1] != lkey[1]) {
+            for (size_t s = 0; s < nsets; s++) {
+                le->mask[s] = short_mask[s] ? may_begin(sets[s], short_mask[s], t + p, kl, md) : 0;
+            }
+            le->key[0] = lkey[0];
+            le->key[1] = lkey[1];
+            le->meta = meta;
+        }
+        memcpy(mask, le->mask, sizeof(mask));
+    }
+    for (size_t s = 0; s < nsets; s++) {
         int err;
 
-        if ((live & (1u << s)) && e->mask[s] && (err = push(&out[s], p, e->mask[s])) != DR_OK) {
+        if (short_mask[s] && (err = push(&out[s], p, mask[s], short_mask[s])) != DR_OK) {
             return err;
         }
     }
@@ -458,16 +521,19 @@ int dr__wordset_find(const struct dr__wordset *ws, size_t j, const char *t,
                      pcre2_match_data *md)
 {
     uint64_t bit = UINT64_C(1) << j;
-    size_t i = *cursor, tail = to, nv = at->off[j + 1] - at->off[j];
+    size_t i = *cursor, nv = at->off[j + 1] - at->off[j], tail, near;
     const size_t *v = nv ? at->pos + at->off[j] : NULL;
 
     if (to > at->len) {
         to = at->len;
     }
+    tail = near = to;
     /* Shorter than the scanned text: a word start near the new end had its bytes judged with
-     * what follows the end; those few positions are tried without the prefilter. */
+     * what follows the end. Those whose first KEY_MAX bytes end before it are tried as their
+     * first KEY_MAX bytes alone decided; the last few without the prefilter. */
     if (to < at->len) {
-        tail = to >= KEY_MAX ? to - KEY_MAX + 1 : 0;
+        tail = to >= LONG_KEY_MAX ? to - LONG_KEY_MAX + 1 : 0;
+        near = to >= KEY_MAX ? to - KEY_MAX + 1 : 0;
     }
     if (i < nv && v[i] < from) { /* first position at or after from */
         size_t a = i, b = nv;
@@ -488,7 +554,24 @@ int dr__wordset_find(const struct dr__wordset *ws, size_t j, const char *t,
         }
     }
     *cursor = i;
-    for (size_t p = tail > from ? tail : from; p < to; p++) {
+    if ((tail > from ? tail : from) < near) {
+        size_t lo = tail > from ? tail : from, a = 0, b = at->n;
+
+        while (a < b) { /* first word start at or after lo */
+            size_t mid = a + (b - a) / 2;
+            if (at->v[mid].pos < lo) {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        for (; a < at->n && at->v[a].pos < near; a++) {
+            if ((at->v[a].mask_short & bit) && match_at(ws, j, t, to, at->v[a].pos, md)) {
+                return 1;
+            }
+        }
+    }
+    for (size_t p = near > from ? near : from; p < to; p++) {
         unsigned char b = (unsigned char)t[p];
         if (!(ws->first[b] & bit) || (p > 0 && word_byte((unsigned char)t[p - 1]))) {
             continue;
