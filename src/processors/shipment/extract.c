@@ -787,45 +787,55 @@ static int on_link(struct ctx *c, PCRE2_SIZE *ov, void *arg)
  * keywords everywhere. */
 static void find_labelled(struct ctx *c)
 {
-    enum { OTHER, DIGIT, CAPITAL, SMALL };
-    static const uint8_t cls[256] = {
-        ['0' ... '9'] = DIGIT,
-        ['A' ... 'Z'] = CAPITAL,
-        ['a' ... 'z'] = SMALL,
-    };
     const unsigned char *t = (const unsigned char *)c->t;
-    size_t p = 0;
+    uint64_t carry = 0;
 
-    while (p < c->len) {
-        size_t q = p, digits = 0;
-        int plain = 1;
-        unsigned k;
+    /* runs of letters and digits 64 bytes at a time, as dr__scan() finds them */
+    for (size_t base = 0; base < c->len; base += 64) {
+        uint64_t alnum, lower, digit, starts;
 
-        if (cls[t[p]] == OTHER) {
-            p++;
-            continue;
-        }
-        while (q < c->len && (k = cls[t[q]]) != OTHER) {
-            plain &= k != SMALL;
-            digits += k == DIGIT;
-            q++;
-        }
-        if (plain && digits >= 6 && q - p >= 8 && q - p <= DR_TRACKING_MAX) {
-            size_t lo = p > LABEL_BEFORE ? p - LABEL_BEFORE : 0;
+        dr__block_alnum(c->t + base, c->len - base < 64 ? c->len - base : 64, &alnum, &lower,
+                        &digit);
+        starts = alnum & ~(alnum << 1 | carry);
+        carry = alnum >> 63;
+        for (; starts; starts &= starts - 1) {
+            unsigned i = (unsigned)__builtin_ctzll(starts);
+            uint64_t rest = ~(alnum >> i); /* 0 only for a block that is one whole run */
+            unsigned run = rest ? (unsigned)__builtin_ctzll(rest) : 64;
+            size_t p = base + i, q, digits;
+            int plain;
 
-            while (lo < p && ((unsigned char)c->t[lo] & 0xC0) == 0x80) {
-                lo++;
+            if (i + run < 64) {
+                uint64_t in = ((UINT64_C(1) << run) - 1) << i;
+                q = p + run;
+                plain = !(lower & in);
+                digits = (size_t)__builtin_popcountll(digit & in);
+            } else { /* the run may go on in the next block */
+                q = p;
+                plain = 1;
+                digits = 0;
+                while (q < c->len &&
+                       ((t[q] >= '0' && t[q] <= '9') || (t[q] >= 'A' && t[q] <= 'Z') ||
+                        (t[q] >= 'a' && t[q] <= 'z'))) {
+                    plain &= !(t[q] >= 'a' && t[q] <= 'z');
+                    digits += t[q] >= '0' && t[q] <= '9';
+                    q++;
+                }
             }
-            size_t cursor = 0;
+            if (plain && digits >= 6 && q - p >= 8 && q - p <= DR_TRACKING_MAX) {
+                size_t lo = p > LABEL_BEFORE ? p - LABEL_BEFORE : 0, cursor = 0;
 
-            if (dr__wordset_find(&text_set, LABEL_END_PATTERN, c->t, &c->at, &cursor, lo, p,
-                                 c->md) &&
-                !keyword_in_link(c, pcre2_get_ovector_pointer(c->md)[0]) &&
-                !add_labelled(c, p, q - p)) {
-                return;
+                while (lo < p && ((unsigned char)c->t[lo] & 0xC0) == 0x80) {
+                    lo++;
+                }
+                if (dr__wordset_find(&text_set, LABEL_END_PATTERN, c->t, &c->at, &cursor, lo, p,
+                                     c->md) &&
+                    !keyword_in_link(c, pcre2_get_ovector_pointer(c->md)[0]) &&
+                    !add_labelled(c, p, q - p)) {
+                    return;
+                }
             }
         }
-        p = q;
     }
 }
 

@@ -442,16 +442,12 @@ static int scan_from(const char *t, size_t len, size_t p, pcre2_match_data *md,
     return DR_OK;
 }
 
-/* Letters and digits: UPPER for upper case and digits (which may start a number), LOWER for
- * lower case (a token with one is never a number). */
-/* Bit i of *alnum: t[i] is an ASCII letter or digit; of *lower: a lower-case letter; for
- * t[0..n), n <= 64. */
-static void block_alnum(const char *t, size_t n, uint64_t *alnum, uint64_t *lower)
+void dr__block_alnum(const char *t, size_t n, uint64_t *alnum, uint64_t *lower, uint64_t *digit)
 {
 #ifdef __SSE2__
     char pad[64];
     const char *b = t;
-    uint64_t a = 0, l = 0;
+    uint64_t a = 0, l = 0, d = 0;
 
     if (n < 64) {
         memset(pad, 0, sizeof(pad)); /* NUL is neither */
@@ -463,26 +459,30 @@ static void block_alnum(const char *t, size_t n, uint64_t *alnum, uint64_t *lowe
         const __m128i bias = _mm_set1_epi8((char)0x80);
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(b + 16 * i));
         __m128i u = _mm_xor_si128(x, bias);
-        __m128i digit = dr__sse_in_range(u, '0', '9');
+        __m128i dig = dr__sse_in_range(u, '0', '9');
         __m128i upper = dr__sse_in_range(u, 'A', 'Z');
         __m128i small = dr__sse_in_range(u, 'a', 'z');
 
-        a |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(digit, upper), small))
+        a |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(dig, upper), small))
              << (16 * i);
         l |= (uint64_t)(uint16_t)_mm_movemask_epi8(small) << (16 * i);
+        d |= (uint64_t)(uint16_t)_mm_movemask_epi8(dig) << (16 * i);
     }
     *alnum = a;
     *lower = l;
+    *digit = d;
 #else
-    uint64_t a = 0, l = 0;
+    uint64_t a = 0, l = 0, d = 0;
 
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)t[i];
         a |= (uint64_t)is_alnum(c) << i;
         l |= (uint64_t)(c >= 'a' && c <= 'z') << i;
+        d |= (uint64_t)(c >= '0' && c <= '9') << i;
     }
     *alnum = a;
     *lower = l;
+    *digit = d;
 #endif
 }
 
@@ -496,9 +496,9 @@ int dr__scan(const char *text, size_t len, pcre2_match_data *md, struct dr__hits
     /* tokens (runs of letters and digits) 64 bytes at a time; only those without a lower-case
      * letter can start a number */
     for (size_t base = 0; base < len; base += 64) {
-        uint64_t alnum, lower, starts;
+        uint64_t alnum, lower, digit, starts;
 
-        block_alnum(text + base, len - base < 64 ? len - base : 64, &alnum, &lower);
+        dr__block_alnum(text + base, len - base < 64 ? len - base : 64, &alnum, &lower, &digit);
         starts = alnum & ~(alnum << 1 | carry);
         carry = alnum >> 63;
         for (; starts; starts &= starts - 1) {

@@ -122,6 +122,10 @@ struct dr__hits {
     int truncated;
 };
 
+/* Bit i of *alnum: t[i] is an ASCII letter or digit; of *lower: a lower-case letter; of *digit: a
+ * digit; for t[0..n), n <= 64. */
+void dr__block_alnum(const char *t, size_t n, uint64_t *alnum, uint64_t *lower, uint64_t *digit);
+
 /* Finds every format match in text: runs of upper-case letters and digits, alone or in groups
  * separated by up to three spaces. Appends to hits (bounded by hits->max and hits->budget).
  * DR_ENOMEM only. */

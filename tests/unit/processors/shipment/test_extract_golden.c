@@ -3,7 +3,9 @@
  * (tests/data: each email decoded, and its raw source) and thousands of variants of them
  * (spliced carrier names, status phrases and numbers, case flips, cuts inside characters,
  * foreign bytes), exactly the results the implementation before the fast scanners gave. Those
- * results are kept as one hash per case in extract_golden.txt; a mismatch prints the case and
+ * results are kept as one hash per case in extract_golden.txt (the "edge:" cases, generated
+ * texts with numbers and phrases at the scanners' block edges, as the implementation before the
+ * two-level word-start filter gave them); a mismatch prints the case and
  * the JSON. DR_GOLDEN_WRITE=path writes the file instead (only to be done with an implementation
  * whose results are known to be right).
  */
@@ -261,6 +263,59 @@ static void list_files(const char *dir, char **out, size_t *n)
     closedir(d);
 }
 
+/* Labelled numbers, long runs of digits and capitals, and status phrases on both sides of the
+ * 64-byte blocks the scanners read, next to multi-byte characters, and texts cut inside them. */
+static void edges(void)
+{
+    static const char *const before[] = {
+        "", " ", "x", "é", "Tracking number: ", "Tracking #", "Sendungsnummer ", "Order number: "};
+    static const char *const runs[] = {
+        "1Z879E930346834440",
+        "AB123456",
+        "AB12345",
+        "12345a678901",
+        "1234567890123456789012345678901234567890",
+        "12345678901234567890123456789012345678901",
+        "RR123456785GB",
+        "9274 8931 5085 7730 7776 69",
+        "4294142591",
+    };
+    static const char *const after[] = {"",
+                                        " ",
+                                        "é",
+                                        "\xc3",
+                                        "\xe2\x82",
+                                        "x",
+                                        " is out for delivery",
+                                        " delivery of your",
+                                        "\nDelivered"};
+    static const char *const fill[] = {" ", "é", "Q"};
+    char t[512], name[128];
+
+    for (size_t off = 0; off <= 140; off += 1 + off / 40) {
+        for (size_t b = 0; b < sizeof(before) / sizeof(before[0]); b++) {
+            for (size_t r = 0; r < sizeof(runs) / sizeof(runs[0]); r++) {
+                size_t k = (off + b + r) % (sizeof(after) / sizeof(after[0]));
+                size_t f = (off + r) % (sizeof(fill) / sizeof(fill[0]));
+                size_t len = 0, fl = strlen(fill[f]);
+                int n;
+
+                while (len + fl <= off) {
+                    memcpy(t + len, fill[f], fl);
+                    len += fl;
+                }
+                n = snprintf(t + len, sizeof(t) - len, "%s%s%s", before[b], runs[r], after[k]);
+                len += (size_t)n;
+                snprintf(name, sizeof(name), "edge:%zu:%zu:%zu:%zu", off, b, r, k);
+                check(name, off % 2 ? "Your parcel is out for delivery" : NULL, NULL, t, len);
+                /* and cut inside the run or what follows it */
+                snprintf(name, sizeof(name), "edge:%zu:%zu:%zu:%zu:cut", off, b, r, k);
+                check(name, off % 3 ? NULL : "Shipped", NULL, t, len - 1 - (off + b) % 6);
+            }
+        }
+    }
+}
+
 static void corpus_results_unchanged(void **state)
 {
     const char *data = getenv("DR_TEST_DATA"), *src = getenv("DR_SOURCE_DIR");
@@ -308,6 +363,7 @@ static void corpus_results_unchanged(void **state)
         }
         free(files[i]);
     }
+    edges();
     if (writing) {
         fclose(writing);
         writing = NULL;
