@@ -156,26 +156,59 @@ static void on_written(uv_write_t *w, int status)
     dr__rt_conn_unref(c);
 }
 
-/* One uv_write of n frames; takes the callers' references. */
+/* Writes n frames; takes the callers' references. Most writes go out at once, so they are tried
+ * synchronously first (one writev); only what the socket did not take goes through uv_write,
+ * which also costs a completion callback and an epoll_ctl when it stops watching for POLLOUT. */
 static int write_frames(struct rt_conn *c, struct rt_frame **f, size_t n)
 {
-    struct wreq *wr = dr_xmalloc(sizeof(*wr) + n * sizeof(wr->f[0]));
     uv_buf_t one, *b = n == 1 ? &one : dr_xmalloc(n * sizeof(*b));
+    size_t sent = 0; /* frames the socket took whole */
+    struct wreq *wr;
     int rc;
 
-    wr->c = c;
-    wr->nf = n;
     for (size_t i = 0; i < n; i++) {
-        wr->f[i] = f[i];
         b[i] = uv_buf_init(f[i]->data, (unsigned)f[i]->len);
     }
-    rc = uv_write(&wr->w, (uv_stream_t *)c->tcp, b, (unsigned)n, on_written);
+    rc = uv_try_write((uv_stream_t *)c->tcp, b, (unsigned)n); /* EAGAIN while writes are queued */
+    if (rc >= 0) {
+        size_t done = (size_t)rc;
+        while (sent < n && done >= b[sent].len) {
+            done -= b[sent].len;
+            sent++;
+        }
+        if (sent < n) {
+            b[sent].base += done;
+            b[sent].len -= done;
+        }
+    } else if (rc != UV_EAGAIN) {
+        sent = n; /* nothing more goes to this connection */
+    }
+    for (size_t i = 0; i < sent; i++) {
+        dr__rt_frame_unref(f[i]);
+    }
+    if (sent == n) {
+        if (b != &one) {
+            free(b);
+        }
+        if (rc < 0) {
+            dr__rt_conn_abort(c);
+            return DR_EIO;
+        }
+        return DR_OK;
+    }
+    wr = dr_xmalloc(sizeof(*wr) + (n - sent) * sizeof(wr->f[0]));
+    wr->c = c;
+    wr->nf = n - sent;
+    for (size_t i = sent; i < n; i++) {
+        wr->f[i - sent] = f[i];
+    }
+    rc = uv_write(&wr->w, (uv_stream_t *)c->tcp, b + sent, (unsigned)(n - sent), on_written);
     if (b != &one) {
         free(b); /* libuv copies the buffer array */
     }
     if (rc != 0) {
-        for (size_t i = 0; i < n; i++) {
-            dr__rt_frame_unref(f[i]);
+        for (size_t i = 0; i < wr->nf; i++) {
+            dr__rt_frame_unref(wr->f[i]);
         }
         free(wr);
         dr__rt_conn_abort(c);
