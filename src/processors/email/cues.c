@@ -430,32 +430,149 @@ int dr__email_text_cues(const char *folded, size_t len, int earliest, enum dr_em
 }
 
 /*
- * Case-folded s, at most max bytes of it (UTF-8): in buf (of at least max + 1 bytes) when s is
- * ASCII, which is folded here byte by byte as g_utf8_strdown() would in any locale but the
- * Turkic ones (this program never calls setlocale()); else a g_malloc'ed string that the caller
- * g_free()s. *n gets the length; NULL when s is NULL.
+ * What g_utf8_strdown() gives for each character U+0080..U+07FF on its own (a 2-byte sequence):
+ * the bytes and their count, 0 when they do not fit. U+03A3 (capital sigma) depends on the
+ * character after it and is never taken from here.
  */
-static char *fold(const char *s, size_t max, char *buf, size_t *n)
+struct low2 {
+    unsigned char len;
+    char b[7];
+};
+static struct low2 low2_table[0x800];
+static pthread_once_t low2_once = PTHREAD_ONCE_INIT;
+
+static void low2_init(void)
+{
+    for (unsigned u = 0x80; u < 0x800; u++) {
+        char in[3] = {(char)(0xC0 | (u >> 6)), (char)(0x80 | (u & 0x3F)), '\0'};
+        char *r = g_utf8_strdown(in, 2);
+        size_t n = strlen(r);
+
+        if (n < sizeof(low2_table[u].b)) {
+            memcpy(low2_table[u].b, r, n);
+            low2_table[u].len = (unsigned char)n;
+        }
+        g_free(r);
+    }
+}
+
+static int is_letter(GUnicodeType t)
+{
+    return t == G_UNICODE_UPPERCASE_LETTER || t == G_UNICODE_LOWERCASE_LETTER ||
+           t == G_UNICODE_TITLECASE_LETTER || t == G_UNICODE_MODIFIER_LETTER ||
+           t == G_UNICODE_OTHER_LETTER;
+}
+
+/* Room one character's lower case always fits in (g_utf8_strdown() writes at most 3 characters
+ * for one). */
+#define FOLD_CHAR_ROOM 16
+
+size_t dr__email_fold_into(const char *s, size_t len, char *out, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    size_t n = 0;
+
+    pthread_once(&low2_once, low2_init);
+    /* the walk of g_utf8_strdown(): a character per lead byte, g_utf8_skip[] bytes long, until
+     * len bytes or a NUL byte, whatever the bytes in between are */
+    while (p < end && *p) {
+        unsigned char c = *p;
+        const unsigned char *next;
+        gunichar u;
+        GUnicodeType t;
+
+        if (cap - n < FOLD_CHAR_ROOM) {
+            return SIZE_MAX;
+        }
+        if (c < 0x80) {
+            out[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            p++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF && (p[1] & 0xC0) == 0x80) {
+            unsigned v = ((c & 0x1Fu) << 6) | (p[1] & 0x3Fu);
+
+            if (v != 0x3A3 && low2_table[v].len) {
+                memcpy(out + n, low2_table[v].b, sizeof(low2_table[v].b));
+                n += low2_table[v].len;
+                p += 2;
+                continue;
+            }
+        }
+        u = g_utf8_get_char((const char *)p);
+        next = p + g_utf8_skip[c];
+        if (u == 0x3A3) {
+            /* final sigma unless a letter follows (inside the len bytes) */
+            gunichar low = 0x3C2;
+            if (next < end && *next &&
+                is_letter(g_unichar_type(g_utf8_get_char((const char *)next)))) {
+                low = 0x3C3;
+            }
+            n += (size_t)g_unichar_to_utf8(low, out + n);
+            p = next;
+            continue;
+        }
+        t = g_unichar_type(u);
+        if (t == G_UNICODE_UPPERCASE_LETTER || t == G_UNICODE_TITLECASE_LETTER) {
+            /* a whole valid sequence (only those decode to a letter): glib maps it alone */
+            char *r = g_utf8_strdown((const char *)p, (gssize)(next - p));
+            size_t rl = strlen(r);
+
+            if (rl >= cap - n) {
+                g_free(r);
+                return SIZE_MAX;
+            }
+            memcpy(out + n, r, rl);
+            n += rl;
+            g_free(r);
+            p = next;
+            continue;
+        }
+        /* copied as it is; a NUL byte among the bytes ends glib's result there */
+        for (; p < next; p++) {
+            if (!*p) {
+                out[n] = '\0';
+                return n;
+            }
+            out[n++] = (char)*p;
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/*
+ * Case-folded s, at most max bytes of it (UTF-8), as g_utf8_strdown() folds it in any locale but
+ * the Turkic and Lithuanian ones (this program never calls setlocale()): in buf (cap bytes, at
+ * least max + 1) when it fits, else a g_malloc'ed string that the caller g_free()s. *n gets the
+ * length; NULL when s is NULL.
+ */
+static char *fold(const char *s, size_t max, char *buf, size_t cap, size_t *n)
 {
     size_t len;
-    int ascii = 1;
 
     if (!s) {
         return NULL;
     }
     for (len = 0; s[len] && len < max; len++) {
         unsigned char c = (unsigned char)s[len];
-        ascii &= c < 0x80;
+        if (c >= 0x80) {
+            break;
+        }
         buf[len] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
-    if (ascii && (!s[len] || len == max)) { /* an ASCII cut is a character boundary */
+    if (!s[len] || len == max) { /* ASCII: an ASCII cut is a character boundary */
         buf[len] = '\0';
         *n = len;
         return buf;
     }
-    len = strlen(s);
-    if (len > max) {
+    len += strnlen(s + len, max - len);
+    if (s[len] && len == max) {
         len = dr__email_utf8_boundary(s, max);
+    }
+    *n = dr__email_fold_into(s, len, buf, cap);
+    if (*n != SIZE_MAX) {
+        return buf;
     }
     buf = g_utf8_strdown(s, (gssize)len);
     *n = strlen(buf);
@@ -469,13 +586,13 @@ struct dr_email_shipment_cues dr_email_shipment_cues(const struct dr_email *em)
 {
     struct dr_email_shipment_cues c = {0};
     enum dr_email_ship_status body_st = DR_EMAIL_SHIP_NONE;
-    char subj_buf[SUBJECT_MAX + 1], body_buf[BODY_MAX + 1];
+    char subj_buf[2 * SUBJECT_MAX + FOLD_CHAR_ROOM], body_buf[2 * BODY_MAX + FOLD_CHAR_ROOM];
     char *subj, *body;
     size_t subj_len = 0, body_len = 0;
     struct cue_hits h;
 
     c.sender_score = sender_cue(em->from.address, &c.carrier);
-    subj = fold(em->subject, SUBJECT_MAX, subj_buf, &subj_len);
+    subj = fold(em->subject, SUBJECT_MAX, subj_buf, sizeof(subj_buf), &subj_len);
     if (subj) {
         scan_cues(subj, subj_len, 0, &h);
         c.subject_score = word_score(&h, 0, &c.status);
@@ -483,7 +600,7 @@ struct dr_email_shipment_cues dr_email_shipment_cues(const struct dr_email *em)
     if (c.subject_score > 60) {
         c.subject_score = 60;
     }
-    body = fold(em->text, BODY_MAX, body_buf, &body_len);
+    body = fold(em->text, BODY_MAX, body_buf, sizeof(body_buf), &body_len);
     if (body) {
         scan_cues(body, body_len, 1, &h);
         if (h.phrase) {

@@ -90,6 +90,15 @@ extern const struct dr__email_word_cue dr__email_word_cues[];
 extern const size_t dr__email_word_cue_count;
 
 /*
+ * Writes to out (cap bytes) what g_utf8_strdown(s, len) returns, up to its first NUL byte, and
+ * returns that length; SIZE_MAX when it does not fit (out is then undefined). ASCII is folded
+ * here, other characters through glib's tables (locale as g_utf8_strdown() sees it without
+ * setlocale()). Reads s as glib does: up to len bytes or a NUL byte, a sequence's bytes past len
+ * only while they are not NUL. Thread-safe.
+ */
+size_t dr__email_fold_into(const char *s, size_t len, char *out, size_t cap);
+
+/*
  * Points of the cue words in the case-folded text folded[0..len): each word counts once, where a
  * word starts. *st gets the most advanced status named, or with earliest set the status named
  * first (left as it was when none is). Thread-safe.
