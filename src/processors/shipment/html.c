@@ -130,39 +130,53 @@ static int decode_entity(const char *s, size_t n, struct dr_buf *out, size_t *us
     return DR_OK;
 }
 
-/* Appends text with references decoded and runs of blanks folded into one space. */
+/* 1 for the bytes put_text() does not copy as they are: a reference's '&' and blanks. */
+static const unsigned char special[256] = {
+    ['&'] = 1, [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1};
+
+/* Appends text with references decoded and runs of blanks folded into one space. Plain bytes
+ * are copied a run at a time: most of a mail's text is plain. */
 static int put_text(struct dr_buf *out, const char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
+        size_t j;
         int err;
 
+        if (!special[c]) {
+            for (j = i + 1; j < n && !special[(unsigned char)s[j]]; j++) {
+            }
+            err = dr_buf_append(out, s + i, j - i);
+            if (err) {
+                return err;
+            }
+            i = j;
+            continue;
+        }
         if (c == '&') {
             size_t used;
             err = decode_entity(s + i, n - i, out, &used);
             if (err) {
                 return err;
             }
-            if (used) {
-                i += used;
-                continue;
-            }
-        }
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-            if (out->len && out->data[out->len - 1] != ' ' && out->data[out->len - 1] != '\n') {
-                err = dr_buf_appendc(out, ' ');
+            i += used ? used : 1;
+            if (!used) {
+                err = dr_buf_appendc(out, '&');
                 if (err) {
                     return err;
                 }
             }
-            i++;
             continue;
         }
-        err = dr_buf_appendc(out, (char)c);
-        if (err) {
-            return err;
+        /* a blank: one space, unless the text already ends with a space or line break */
+        if (out->len && out->data[out->len - 1] != ' ' && out->data[out->len - 1] != '\n') {
+            err = dr_buf_appendc(out, ' ');
+            if (err) {
+                return err;
+            }
         }
-        i++;
+        for (i++; i < n && special[(unsigned char)s[i]] && s[i] != '&'; i++) {
+        }
     }
     return DR_OK;
 }
