@@ -30,6 +30,16 @@ struct compiled {
 };
 
 static struct compiled formats_re[64];
+
+/* Which formats may match a compact number, computed from the patterns at start-up so that
+ * dr__validate_compact() runs only those (bit i: dr__formats[i]). A character's class is its
+ * index in the candidate alphabet (digits, capitals, '-'), or CLASS_OTHER for any other byte,
+ * which rules out no format. by_len[n]: formats that match some string of n characters. */
+#define CLASS_OTHER 37
+static uint8_t char_class[256];
+static uint64_t by_first[CLASS_OTHER + 1];
+static uint64_t by_pair[CLASS_OTHER + 1][CLASS_OTHER + 1];
+static uint64_t by_len[DR_TRACKING_MAX + 1];
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int init_state; /* 0 not yet, 1 ready */
 
@@ -79,6 +89,291 @@ static int compile_formats(void)
     return DR_OK;
 }
 
+/* ---- prefilter ------------------------------------------------------------------------------
+ * Lengths a pattern can match, as a bit set (bit 63: 63 or more), read from the pattern text.
+ * Understands what the format table uses: literals, classes, escapes of one character, groups,
+ * alternation, assertions (zero width) and quantifiers. Anything else yields "any length", which
+ * only makes the prefilter let the format through. */
+
+#define LEN_ANY UINT64_MAX
+
+struct len_parser {
+    const char *p;
+    int bad;
+};
+
+static uint64_t len_sum(uint64_t a, uint64_t b)
+{
+    uint64_t r = 0;
+
+    for (uint64_t x = a; x; x &= x - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(x);
+        for (uint64_t y = b; y; y &= y - 1) {
+            unsigned j = (unsigned)__builtin_ctzll(y);
+            r |= UINT64_C(1) << (i + j < 63 ? i + j : 63);
+        }
+    }
+    return r;
+}
+
+static uint64_t len_alt(struct len_parser *lp);
+
+/* One atom: a character, a class, a group or an assertion. */
+static uint64_t len_atom(struct len_parser *lp)
+{
+    const char *p = lp->p;
+    uint64_t r;
+
+    switch (*p) {
+    case '(':
+        p++;
+        if (p[0] == '?') {
+            int zero = 0;
+            if (p[1] == ':') {
+                p += 2;
+            } else if (p[1] == '=' || p[1] == '!') {
+                p += 2;
+                zero = 1;
+            } else if (p[1] == '<' && (p[2] == '=' || p[2] == '!')) {
+                p += 3;
+                zero = 1;
+            } else if (p[1] == '<') {
+                const char *e = strchr(p, '>');
+                if (!e) {
+                    lp->bad = 1;
+                    return LEN_ANY;
+                }
+                p = e + 1;
+            } else {
+                lp->bad = 1;
+                return LEN_ANY;
+            }
+            lp->p = p;
+            r = len_alt(lp);
+            if (*lp->p != ')') {
+                lp->bad = 1;
+                return LEN_ANY;
+            }
+            lp->p++;
+            return zero ? 1 : r;
+        }
+        lp->p = p;
+        r = len_alt(lp);
+        if (*lp->p != ')') {
+            lp->bad = 1;
+            return LEN_ANY;
+        }
+        lp->p++;
+        return r;
+    case '[':
+        p++;
+        if (*p == '^') {
+            p++;
+        }
+        if (*p == ']') {
+            p++;
+        }
+        while (*p && *p != ']') {
+            p += p[0] == '\\' && p[1] ? 2 : 1;
+        }
+        if (*p != ']') {
+            lp->bad = 1;
+            return LEN_ANY;
+        }
+        lp->p = p + 1;
+        return 2; /* one character */
+    case '\\':
+        if (!p[1] || !strchr("dDwWsS.-\\/[](){}?*+|^$", p[1])) {
+            lp->bad = 1; /* \b, \z, back references, ...: not worth reading */
+            return LEN_ANY;
+        }
+        lp->p = p + 2;
+        return 2;
+    case '^':
+    case '$':
+        lp->p = p + 1;
+        return 1;
+    case '\0':
+    case ')':
+    case '|':
+    case '*':
+    case '+':
+    case '?':
+    case '{':
+        lp->bad = 1;
+        return LEN_ANY;
+    default:
+        if ((unsigned char)*p >= 0x80) {
+            lp->bad = 1;
+            return LEN_ANY;
+        }
+        lp->p = p + 1;
+        return 2;
+    }
+}
+
+/* An atom and its quantifier, if any. */
+static uint64_t len_piece(struct len_parser *lp)
+{
+    uint64_t a = len_atom(lp), r, acc;
+    unsigned lo, hi;
+
+    if (lp->bad) {
+        return LEN_ANY;
+    }
+    switch (*lp->p) {
+    case '?':
+        lo = 0, hi = 1;
+        lp->p++;
+        break;
+    case '*':
+        lo = 0, hi = 64;
+        lp->p++;
+        break;
+    case '+':
+        lo = 1, hi = 64;
+        lp->p++;
+        break;
+    case '{': {
+        const char *q = lp->p + 1;
+        unsigned long n = 0, m;
+        if (*q < '0' || *q > '9') {
+            lp->bad = 1;
+            return LEN_ANY;
+        }
+        while (*q >= '0' && *q <= '9') {
+            n = n * 10 + (unsigned long)(*q++ - '0');
+        }
+        m = n;
+        if (*q == ',') {
+            q++;
+            if (*q == '}') {
+                m = 64;
+            } else {
+                for (m = 0; *q >= '0' && *q <= '9'; q++) {
+                    m = m * 10 + (unsigned long)(*q - '0');
+                }
+            }
+        }
+        if (*q != '}' || m < n || n > 1000 || m > 1000) {
+            lp->bad = 1;
+            return LEN_ANY;
+        }
+        lo = n > 64 ? 64 : (unsigned)n;
+        hi = m > 64 ? 64 : (unsigned)m;
+        lp->p = q + 1;
+        break;
+    }
+    default:
+        return a;
+    }
+    if (*lp->p == '?' || *lp->p == '+') { /* lazy or possessive: same lengths */
+        lp->p++;
+    }
+    r = 0;
+    acc = 1; /* a repeated 0 times */
+    for (unsigned k = 0; k <= hi; k++) {
+        if (k >= lo) {
+            r |= acc;
+        }
+        acc = len_sum(acc, a); /* saturates at bit 63, so 64 rounds reach every length */
+    }
+    return r;
+}
+
+static uint64_t len_alt(struct len_parser *lp)
+{
+    uint64_t r = 0;
+
+    for (;;) {
+        uint64_t seq = 1;
+        while (*lp->p && *lp->p != '|' && *lp->p != ')' && !lp->bad) {
+            seq = len_sum(seq, len_piece(lp));
+        }
+        if (lp->bad) {
+            return LEN_ANY;
+        }
+        r |= seq;
+        if (*lp->p != '|') {
+            return r;
+        }
+        lp->p++;
+    }
+}
+
+static uint64_t pattern_lengths(const char *regex)
+{
+    struct len_parser lp = {regex, 0};
+    uint64_t r = len_alt(&lp);
+
+    return lp.bad || *lp.p ? LEN_ANY : r;
+}
+
+/* 0 when no string starting with s[0..n) can match code (a partial match is a maybe). */
+static int may_start(pcre2_code *code, const char *s, size_t n, pcre2_match_data *md)
+{
+    int rc = pcre2_match(code, (PCRE2_SPTR)s, n, 0, PCRE2_PARTIAL_HARD | PCRE2_NO_JIT, md, NULL);
+    return rc != PCRE2_ERROR_NOMATCH;
+}
+
+static int build_prefilter(void)
+{
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-";
+    uint64_t all = dr__format_count == 64 ? UINT64_MAX : (UINT64_C(1) << dr__format_count) - 1;
+    pcre2_match_data *md = pcre2_match_data_create(MATCH_PAIRS, NULL);
+
+    if (!md) {
+        return DR_ENOMEM;
+    }
+    memset(char_class, CLASS_OTHER, sizeof(char_class));
+    for (int a = 0; a < CLASS_OTHER; a++) {
+        char_class[(unsigned char)alphabet[a]] = (uint8_t)a;
+    }
+    memset(by_len, 0, sizeof(by_len));
+    for (int a = 0; a <= CLASS_OTHER; a++) {
+        by_first[a] = a == CLASS_OTHER ? all : 0;
+        for (int b = 0; b <= CLASS_OTHER; b++) {
+            by_pair[a][b] = a == CLASS_OTHER ? all : 0;
+        }
+    }
+    for (size_t i = 0; i < dr__format_count; i++) {
+        uint64_t bit = UINT64_C(1) << i, lens = pattern_lengths(dr__formats[i].regex);
+
+        for (size_t n = 0; n <= DR_TRACKING_MAX; n++) {
+            by_len[n] |= (lens >> n) & 1 ? bit : 0;
+        }
+        for (int a = 0; a < CLASS_OTHER; a++) {
+            char pair[2] = {alphabet[a], 0};
+
+            if (!may_start(formats_re[i].code, pair, 1, md)) {
+                continue;
+            }
+            by_first[a] |= bit;
+            by_pair[a][CLASS_OTHER] |= bit;
+            for (int b = 0; b < CLASS_OTHER; b++) {
+                pair[1] = alphabet[b];
+                if (may_start(formats_re[i].code, pair, 2, md)) {
+                    by_pair[a][b] |= bit;
+                }
+            }
+        }
+    }
+    pcre2_match_data_free(md);
+    return DR_OK;
+}
+
+uint64_t dr__format_candidates(const char *s, size_t n)
+{
+    uint64_t m;
+
+    if (n == 0 || n > DR_TRACKING_MAX) {
+        return 0;
+    }
+    m = n == 1 ? by_first[char_class[(unsigned char)s[0]]]
+               : by_pair[char_class[(unsigned char)s[0]]][char_class[(unsigned char)s[1]]];
+    return m & by_len[n];
+}
+
 int dr_shipment_init(void)
 {
     int err = DR_OK;
@@ -89,6 +384,9 @@ int dr_shipment_init(void)
     pthread_mutex_lock(&init_lock);
     if (atomic_load_explicit(&init_state, memory_order_relaxed) != 1) {
         err = compile_formats();
+        if (!err) {
+            err = build_prefilter();
+        }
         if (!err) {
             err = dr__status_compile();
         }
@@ -192,7 +490,8 @@ size_t dr__validate_compact(const char *s, size_t n, pcre2_match_data *md,
     if (n == 0 || n > DR_TRACKING_MAX) {
         return 0;
     }
-    for (size_t i = 0; i < dr__format_count && found < max; i++) {
+    for (uint64_t may = dr__format_candidates(s, n); may && found < max; may &= may - 1) {
+        size_t i = (size_t)__builtin_ctzll(may);
         const struct dr__format *f = &dr__formats[i];
         const struct compiled *c = &formats_re[i];
         size_t sstart, slen, cstart = 0, clen = 0, ccstart, cclen;

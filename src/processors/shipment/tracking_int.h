@@ -102,6 +102,10 @@ int dr__shipment_ready(void);
 /* Match data big enough for every pattern of this module. NULL on OOM. */
 pcre2_match_data *dr__match_data(void);
 
+/* The formats (bit i: dr__formats[i]) that may match the compact number s[0..n), judged by its
+ * first two characters and its length: a superset of those that match, in one table look-up. */
+uint64_t dr__format_candidates(const char *s, size_t n);
+
 /* Tries every format on a compact number (no spaces, n <= DR_TRACKING_MAX); see
  * dr_tracking_validate(). idx (may be NULL) receives the dr__formats index of each match. */
 size_t dr__validate_compact(const char *s, size_t n, pcre2_match_data *md,
