@@ -296,9 +296,15 @@ static int insert_segment(struct dr_store *st, struct dr_db_tx *tx, const struct
     if (err) {
         return err;
     }
-    dr_buf_init(&body, size);
+    dr_buf_init(&body, size); /* exactly what the messages encode to: nothing can be cut */
     for (size_t i = 0; i < n; i++) {
         encode_msg(&body, m[i]);
+    }
+    if (body.len != size) {
+        DR_ERROR("store", "queue segment encoding is inconsistent", "want=%zu got=%zu", size,
+                 body.len);
+        dr_buf_cleanup(&body);
+        return DR_EIO;
     }
     struct dr_db_val bp[2] = {DR_DB_INTV(seg), DR_DB_BLOBV(body.data, body.len)};
     err = dr_db_tx_exec(tx, sql_body_insert, bp, 2, NULL, NULL, NULL);
