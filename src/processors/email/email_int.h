@@ -141,6 +141,30 @@ int dr__email_index_op(const struct dr_email *em, const struct dr_email_class *c
                        const char *event_time, size_t text_bytes, struct dr_buf *out,
                        char docid[DR__EMAIL_DOCID_MAX]);
 
+/* What the messages the email processor forwards say about where they come from. */
+struct dr__email_msg_ids {
+    const char *user_id, *org_id, *email_id;
+    const char *event_time; /* the email's date, else when it was received */
+};
+
+#define DR__EMAIL_POLL_BODY_MAX (256 * 1024) /* reply text forwarded to the poll */
+/* Bound of a forwarded message's JSON: well above what its bounded fields escape to */
+#define DR__EMAIL_MSG_MAX ((size_t)256 * 1024 * 1024)
+
+/*
+ * Append to out the JSON of a forwarded message (emit.c), byte for byte what cJSON printed for
+ * the same fields: `shipment_detected` for the accepted entry of cls (a member of
+ * cls->shipment's tracking numbers), `poll_response_email` for em answering cls->poll_id,
+ * `calendar_event` for the part cal (cal->ics not NULL). DR_OK, or DR_ENOMEM / DR_ETOOBIG with
+ * out as it was.
+ */
+int dr__email_shipment_msg(const struct dr_email_class *cls, const cJSON *entry,
+                           const struct dr__email_msg_ids *ids, struct dr_buf *out);
+int dr__email_poll_msg(const struct dr_email *em, const struct dr_email_class *cls,
+                       const struct dr__email_msg_ids *ids, struct dr_buf *out);
+int dr__email_calendar_msg(const struct dr_email_calendar *cal, const struct dr__email_msg_ids *ids,
+                           struct dr_buf *out);
+
 /*
  * Decodes the email processor's raw field in[0..len): what dr_base64url_decode() returns, or
  * when that refuses it, what dr_base64_decode() does (same results, same malloc'ed,

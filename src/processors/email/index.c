@@ -14,6 +14,7 @@
 #include "dr/json.h"
 #include "processors/email/classify.h"
 #include "processors/email/email_int.h"
+#include "processors/email/jsonw.h"
 
 #define SNIPPET_CHARS   200
 #define MAX_INDEX_ADDRS 200
@@ -63,78 +64,6 @@ static size_t snippet(char *buf, const char *text)
     return n;
 }
 
-struct jw {
-    struct dr_buf *b;
-    int err;
-};
-
-static void jw_raw(struct jw *w, const char *s, size_t n)
-{
-    if (!w->err) {
-        w->err = dr_buf_append(w->b, s, n);
-    }
-}
-
-/* A separator unless the container just opened. */
-static void jw_sep(struct jw *w)
-{
-    char last = w->b->len ? w->b->data[w->b->len - 1] : '{';
-
-    if (last != '{' && last != '[') {
-        jw_raw(w, ",", 1);
-    }
-}
-
-static void jw_key(struct jw *w, const char *key)
-{
-    jw_sep(w);
-    if (!w->err) {
-        w->err = dr_buf_append_json_str(w->b, key, strlen(key));
-    }
-    jw_raw(w, ":", 1);
-}
-
-/* The string s[0..n), up to a NUL byte in it. */
-static void jw_strn(struct jw *w, const char *s, size_t n)
-{
-    if (!w->err) {
-        w->err = dr_buf_append_json_str(w->b, s, strnlen(s, n));
-    }
-}
-
-static void jw_cstr(struct jw *w, const char *s)
-{
-    if (!w->err) {
-        w->err = dr_buf_append_json_str(w->b, s, strlen(s));
-    }
-}
-
-/* A member; none when s is NULL (cJSON_AddStringToObject() adds nothing then). */
-static void jw_str(struct jw *w, const char *key, const char *s)
-{
-    if (!s) {
-        return;
-    }
-    jw_key(w, key);
-    jw_cstr(w, s);
-}
-
-static void jw_opt(struct jw *w, const char *key, const char *s)
-{
-    if (s && *s) {
-        jw_str(w, key, s);
-    }
-}
-
-/* An array element (NULL is skipped, as cJSON_CreateString(NULL) adds nothing). */
-static void jw_elem(struct jw *w, const char *s)
-{
-    if (s) {
-        jw_sep(w);
-        jw_cstr(w, s);
-    }
-}
-
 static void jw_addrs(struct jw *w, const char *key, const struct dr_email_addr_list *l)
 {
     jw_key(w, key);
@@ -143,29 +72,6 @@ static void jw_addrs(struct jw *w, const char *key, const struct dr_email_addr_l
         jw_elem(w, l->v[i].address);
     }
     jw_raw(w, "]", 1);
-}
-
-/* A number in cJSON's own format. */
-static void jw_num(struct jw *w, const char *key, double d)
-{
-    cJSON *n = cJSON_CreateNumber(d);
-    char s[64];
-
-    jw_key(w, key);
-    if (!n || !cJSON_PrintPreallocated(n, s, sizeof(s), 0)) {
-        w->err = DR_ENOMEM;
-    } else {
-        jw_raw(w, s, strlen(s));
-    }
-    cJSON_Delete(n);
-}
-
-static void jw_json(struct jw *w, const char *key, const cJSON *v)
-{
-    jw_key(w, key);
-    if (!w->err) {
-        w->err = dr_json_append(w->b, v);
-    }
 }
 
 static void fields(const struct dr_email *em, const struct dr_email_class *cls, const cJSON *pl,

@@ -54,7 +54,6 @@
 #define SHIPMENT_TOPIC     "shipment-updates"
 #define POLL_TOPIC         "meeting-responses"
 #define CALENDAR_TOPIC     "calendar-updates"
-#define POLL_BODY_MAX      (256 * 1024) /* reply text forwarded to the poll */
 #define PROGRESS_MAX_USERS 16384
 #define PROGRESS_IDLE_MS   (10 * 60 * 1000)
 #define PROGRESS_BUCKETS   1024
@@ -282,6 +281,7 @@ struct ctx {
     const struct dr_email *em;
     const struct dr_email_class *cls;
     char event_time[40]; /* the email's date, else received_at, else publish time */
+    struct dr__email_msg_ids ids;
 };
 
 static int str_ok(const cJSON *o, const char *key, size_t max, int required)
@@ -292,34 +292,6 @@ static int str_ok(const cJSON *o, const char *key, size_t max, int required)
         return !required;
     }
     return cJSON_IsString(v) && (!required || v->valuestring[0]) && strlen(v->valuestring) <= max;
-}
-
-/* Length of the longest prefix of s (len bytes) of at most max bytes not splitting a UTF-8
- * sequence. */
-static size_t utf8_cut(const char *s, size_t len, size_t max)
-{
-    if (len <= max) {
-        return len;
-    }
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) {
-        max--;
-    }
-    return max;
-}
-
-static void add_cut(cJSON *o, const char *key, const char *s, size_t len, size_t max)
-{
-    char *t = dr_xstrndup(s, utf8_cut(s, len, max));
-
-    cJSON_AddStringToObject(o, key, t);
-    free(t);
-}
-
-static void add_opt(cJSON *o, const char *key, const char *v)
-{
-    if (v && *v) {
-        cJSON_AddStringToObject(o, key, v);
-    }
 }
 
 /* The put of the email to the search index (index.c writes it). */
@@ -340,109 +312,52 @@ static int emit_index(const struct ctx *c)
     return err;
 }
 
-static void emit_json(const struct ctx *c, const char *topic, const char *type, cJSON *o,
-                      const char *ordering_key)
+/* One forwarded message per call of write (emit.c), in a buffer reused between them. */
+static int emit_msg(const struct ctx *c, struct dr_buf *b, const char *topic, const char *type,
+                    const char *ordering_key, int err)
 {
     const char *attrs[] = {"type", type, NULL};
-    char *s = dr_json_print(o);
 
-    dr_result_emit(c->res, topic, s, strlen(s), ordering_key, attrs);
-    free(s);
+    if (!err) {
+        dr_result_emit(c->res, topic, b->data, b->len, ordering_key, attrs);
+    }
+    dr_buf_reset(b);
+    return err;
 }
 
-static void emit_shipments(const struct ctx *c)
+static int emit_shipments(const struct ctx *c, struct dr_buf *b)
 {
-    const cJSON *sh = c->cls->shipment;
-    const cJSON *orders = cJSON_GetObjectItemCaseSensitive(sh, "order_ids");
-    const char *merchant = dr_json_str(sh, "merchant");
-    const cJSON *first = cJSON_GetArrayItem(orders, 0);
-    const char *order_id = cJSON_IsString(first) ? first->valuestring : NULL;
+    int err = DR_OK;
 
-    for (size_t i = 0; i < c->cls->n_accepted; i++) {
+    for (size_t i = 0; i < c->cls->n_accepted && !err; i++) {
         const cJSON *e = c->cls->accepted[i];
-        const char *tn = dr_json_str(e, "tracking_number");
-        const char *status = dr_json_str(e, "status");
-        cJSON *o = cJSON_CreateObject();
 
-        if (!status || strcmp(status, "unknown") == 0) {
-            status = dr_json_str(sh, "status");
-        }
-        cJSON_AddStringToObject(o, "type", "shipment_detected");
-        cJSON_AddStringToObject(o, "user_id", c->user_id);
-        add_opt(o, "org_id", c->org_id);
-        cJSON_AddStringToObject(o, "tracking_number", tn);
-        add_opt(o, "carrier", dr__email_class_carrier(c->cls, e));
-        add_opt(o, "status", status);
-        cJSON_AddStringToObject(o, "source", "email");
-        cJSON_AddStringToObject(o, "email_id", c->email_id);
-        add_opt(o, "merchant", merchant);
-        add_opt(o, "order_id", order_id);
-        cJSON_AddStringToObject(o, "event_time", c->event_time);
-        cJSON_AddBoolToObject(o, "validated",
-                              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "valid")));
-        add_opt(o, "tracking_url", dr_json_str(e, "tracking_url"));
-        emit_json(c, SHIPMENT_TOPIC, "shipment_detected", o, tn);
-        cJSON_Delete(o);
+        err = emit_msg(c, b, SHIPMENT_TOPIC, "shipment_detected", dr_json_str(e, "tracking_number"),
+                       dr__email_shipment_msg(c->cls, e, &c->ids, b));
     }
+    return err;
 }
 
-static void emit_poll(const struct ctx *c)
+static int emit_poll(const struct ctx *c, struct dr_buf *b)
 {
-    const struct dr_email *em = c->em;
-    const char *body = em->text ? em->text : em->html_text;
-    size_t blen = em->text ? em->text_len : em->html_text_len;
-    cJSON *o = cJSON_CreateObject(), *from, *refs;
-
-    cJSON_AddStringToObject(o, "type", "poll_response_email");
-    cJSON_AddStringToObject(o, "poll_id", c->cls->poll_id);
-    cJSON_AddStringToObject(o, "user_id", c->user_id);
-    add_opt(o, "org_id", c->org_id);
-    cJSON_AddStringToObject(o, "email_id", c->email_id);
-    if (em->from.address) {
-        from = cJSON_AddObjectToObject(o, "from");
-        add_opt(from, "name", em->from.name);
-        cJSON_AddStringToObject(from, "address", em->from.address);
-    }
-    cJSON_AddStringToObject(o, "date", c->event_time);
-    add_opt(o, "subject", em->subject);
-    if (body) {
-        /* the whole text part: the poll processor separates the reply from the quote */
-        add_cut(o, "body_text", body, blen, POLL_BODY_MAX);
-    }
-    add_opt(o, "message_id", em->message_id);
-    add_opt(o, "in_reply_to", em->in_reply_to);
-    refs = cJSON_AddArrayToObject(o, "references");
-    for (size_t i = 0; i < em->n_references && i < 100; i++) {
-        cJSON_AddItemToArray(refs, cJSON_CreateString(em->references[i]));
-    }
-    if (c->cls->ics_reply) {
-        cJSON_AddStringToObject(o, "ics", c->cls->ics_reply->ics);
-    }
-    cJSON_AddStringToObject(o, "source", "email");
-    emit_json(c, POLL_TOPIC, "poll_response_email", o, c->cls->poll_id);
-    cJSON_Delete(o);
+    return emit_msg(c, b, POLL_TOPIC, "poll_response_email", c->cls->poll_id,
+                    dr__email_poll_msg(c->em, c->cls, &c->ids, b));
 }
 
-static void emit_calendar(const struct ctx *c)
+static int emit_calendar(const struct ctx *c, struct dr_buf *b)
 {
-    for (size_t i = 0; i < c->em->n_calendar; i++) {
+    int err = DR_OK;
+
+    for (size_t i = 0; i < c->em->n_calendar && !err; i++) {
         const struct dr_email_calendar *cal = &c->em->calendar[i];
-        cJSON *o;
 
         if (!cal->ics || (cal == c->cls->ics_reply && (c->cls->kinds & DR_EMAIL_KIND_POLL_REPLY))) {
             continue;
         }
-        o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "type", "calendar_event");
-        cJSON_AddStringToObject(o, "user_id", c->user_id);
-        add_opt(o, "org_id", c->org_id);
-        cJSON_AddStringToObject(o, "operation", "upsert");
-        cJSON_AddStringToObject(o, "ics", cal->ics);
-        cJSON_AddStringToObject(o, "source", "email");
-        cJSON_AddStringToObject(o, "email_id", c->email_id);
-        emit_json(c, CALENDAR_TOPIC, "calendar_event", o, NULL);
-        cJSON_Delete(o);
+        err = emit_msg(c, b, CALENDAR_TOPIC, "calendar_event", NULL,
+                       dr__email_calendar_msg(cal, &c->ids, b));
     }
+    return err;
 }
 
 /* Parses the payload's email. 0, or -1 with the outcome set. */
@@ -527,6 +442,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
                                        .reply_local_part = ep->reply_local_part};
     struct dr_email_class cls = {0};
     struct dr_email *em = NULL;
+    struct dr_buf b = {0};
     int err;
 
     if (!cJSON_IsObject(c.pl)) {
@@ -565,11 +481,16 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     }
     c.cls = &cls;
     set_event_time(&c);
-    emit_shipments(&c);
-    if (cls.kinds & DR_EMAIL_KIND_POLL_REPLY) {
-        emit_poll(&c);
+    c.ids.user_id = c.user_id;
+    c.ids.org_id = c.org_id;
+    c.ids.email_id = c.email_id;
+    c.ids.event_time = c.event_time;
+    dr_buf_init(&b, DR__EMAIL_MSG_MAX);
+    if (emit_shipments(&c, &b) || ((cls.kinds & DR_EMAIL_KIND_POLL_REPLY) && emit_poll(&c, &b)) ||
+        emit_calendar(&c, &b)) {
+        dr_result_retry(res, "out_of_memory", "writing the forwarded messages");
+        goto out;
     }
-    emit_calendar(&c);
     if (emit_index(&c)) {
         dr_result_retry(res, "out_of_memory", "writing the index operation");
         goto out;
@@ -581,6 +502,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
             msg->message_id, cls.primary, cls.n_accepted, cls.poll_lookup ? cls.poll_lookup : "-",
             em->n_calendar, em->n_warnings);
 out:
+    dr_buf_cleanup(&b);
     dr__email_class_cleanup(&cls);
     dr_email_destroy(em);
 }
