@@ -3,6 +3,7 @@
  * shipping notification. The subject and the body (HTML reduced to text) are read as one text,
  * subject first, so that context in the subject ("FedEx Shipment 6129...") counts too.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -218,6 +219,9 @@ static const char *const merchant_regexes[] = {
 
 static pcre2_code *url_re, *amazon_order_re, *negative_re, *digest_re;
 static pcre2_code *carrier_re[NCARRIERS];
+/* Bit i: carrier_re[i] may match a string that starts with this byte; every bit for bytes the
+ * table was not computed for. Merchant names start with a capital or a digit. */
+static uint64_t carrier_by_first[256];
 
 /* The carrier names, order_regex, merchant_regexes, keyword_regex and the label pattern over the
  * text: one word-start scan finds them all (carrier_re stays for short strings). */
@@ -246,6 +250,31 @@ static pcre2_code *compile(const char *re)
     }
     (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
     return code;
+}
+
+/* Fills carrier_by_first: a pattern that matches some string starting with byte b matches the
+ * one-byte subject b at least partially, so a no-match there rules it out. */
+static int carrier_first_bytes(void)
+{
+    static const char starts[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    pcre2_match_data *md = dr__match_data();
+
+    if (!md) {
+        return DR_ENOMEM;
+    }
+    memset(carrier_by_first, 0xFF, sizeof(carrier_by_first));
+    for (const char *b = starts; *b; b++) {
+        uint64_t m = 0;
+        for (size_t i = 0; i < NCARRIERS; i++) {
+            if (pcre2_match(carrier_re[i], (PCRE2_SPTR)b, 1, 0, PCRE2_PARTIAL_HARD | PCRE2_NO_JIT,
+                            md, NULL) != PCRE2_ERROR_NOMATCH) {
+                m |= UINT64_C(1) << i;
+            }
+        }
+        carrier_by_first[(unsigned char)*b] = m;
+    }
+    pcre2_match_data_free(md);
+    return DR_OK;
 }
 
 /* keyword_regex, then label_filler */
@@ -291,6 +320,9 @@ int dr__extract_compile(void)
             return DR_EINVAL;
         }
     }
+    if (carrier_first_bytes() != DR_OK) {
+        return DR_ENOMEM;
+    }
     return dr__wordset_compile(&text_set, DR__WORDSET_TEXT, words, n, options);
 }
 
@@ -325,22 +357,26 @@ struct ship {
     struct dr_tracking_match m[MAX_CANDS];
 };
 
+/* Everything before ships is zeroed per call; ships and orders are written before they are
+ * read (up to nships and norders), so the bulk of the struct is left as malloc gave it. */
 struct ctx {
     const char *t; /* subject + "\n" + body text */
     size_t len;
     size_t body_off;
     pcre2_match_data *md;
     pcre2_match_data *md2; /* for work done while md holds a match being walked */
-    struct mark *marks;
-    size_t nmarks;
-    struct ship ships[MAX_SHIPMENTS];
+    struct mark *marks;    /* grown on demand up to MAX_MARKS */
+    size_t nmarks, marks_cap;
+    int oom;
     size_t nships;
-    char orders[MAX_ORDER_IDS][40];
     size_t norders;
-    const char *hint; /* carrier code */
+    const char *hint;           /* carrier code */
+    const char *sender_carrier; /* carrier of the sender's domain, or NULL */
     int truncated;
     struct dr__wordstarts at;      /* of text_set in t */
     struct dr__wordstarts rule_at; /* of the status rules in t */
+    struct ship ships[MAX_SHIPMENTS];
+    char orders[MAX_ORDER_IDS][40];
 };
 
 static int carrier_index(const char *code)
@@ -435,6 +471,16 @@ static int add_mark(struct ctx *c, size_t pos, int carrier)
     if (c->nmarks == MAX_MARKS) {
         c->truncated = 1;
         return 0;
+    }
+    if (c->nmarks == c->marks_cap) {
+        size_t cap = c->marks_cap ? 2 * c->marks_cap : 64;
+        struct mark *m = realloc(c->marks, cap * sizeof(*m));
+        if (!m) {
+            c->oom = 1;
+            return 0;
+        }
+        c->marks = m;
+        c->marks_cap = cap;
     }
     c->marks[c->nmarks].pos = pos;
     c->marks[c->nmarks].carrier = carrier;
@@ -897,7 +943,11 @@ static int clean_utf8(const char *s, size_t n)
 
 static int is_carrier_name(struct ctx *c, const char *s, size_t n)
 {
-    for (size_t i = 0; i < NCARRIERS; i++) {
+    for (uint64_t may = carrier_by_first[(unsigned char)s[0]]; may; may &= may - 1) {
+        size_t i = (size_t)__builtin_ctzll(may);
+        if (i >= NCARRIERS) {
+            break;
+        }
         if (pcre2_match(carrier_re[i], (PCRE2_SPTR)s, n, 0, 0, c->md, NULL) >= 0) {
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
             if (ov[0] == 0 && ov[1] >= n - 1) {
@@ -954,8 +1004,8 @@ static cJSON *merchant_of(struct ctx *c, const char *from, const char *domain, i
     }
     /* A shop writing from its own domain: its display name is the shop. */
     sender_name(from, name, sizeof(name));
-    if (!shippy || !name[0] || !domain[0] || carrier_of_domain(domain) ||
-        !clean_utf8(name, strlen(name)) || strchr(name, '@')) {
+    if (!shippy || !name[0] || !domain[0] || c->sender_carrier || !clean_utf8(name, strlen(name)) ||
+        strchr(name, '@')) {
         return NULL;
     }
     for (size_t i = 0; i < DR_ARRAY_LEN(freemail); i++) {
@@ -969,9 +1019,9 @@ static cJSON *merchant_of(struct ctx *c, const char *from, const char *domain, i
 /* ---- carrier hint -----------------------------------------------------------------------------
  */
 
-static const char *hint_of(struct ctx *c, const char *domain)
+static const char *hint_of(struct ctx *c)
 {
-    const char *h = domain[0] ? carrier_of_domain(domain) : NULL;
+    const char *h = c->sender_carrier;
     size_t counts[NCARRIERS] = {0}, first[NCARRIERS];
     int best = -1;
 
@@ -1143,15 +1193,15 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     }
     /* HTML shrinks when reduced to text; link targets are copied once. */
     dr_buf_init(&work, 2 * len + MAX_SUBJECT + 4096);
-    c = calloc(1, sizeof(*c));
+    c = malloc(sizeof(*c));
     if (!c) {
         err = DR_ENOMEM;
         goto out;
     }
-    c->marks = malloc(MAX_MARKS * sizeof(*c->marks));
+    memset(c, 0, offsetof(struct ctx, ships));
     c->md = dr__match_data();
     c->md2 = dr__match_data();
-    if (!c->marks || !c->md || !c->md2) {
+    if (!c->md || !c->md2) {
         err = DR_ENOMEM;
         goto out;
     }
@@ -1162,6 +1212,7 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     c->t = work.data ? work.data : "";
     c->len = work.len;
     sender_domain(from, domain, sizeof(domain));
+    c->sender_carrier = domain[0] ? carrier_of_domain(domain) : NULL;
 
     /* where the carrier names and the status phrases may be */
     {
@@ -1179,8 +1230,14 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
         int k = (int)i;
         each_word_match(c, i, 0, c->len, on_carrier, &k);
     }
-    qsort(c->marks, c->nmarks, sizeof(*c->marks), cmp_mark);
-    c->hint = hint_of(c, domain);
+    if (c->oom) {
+        err = DR_ENOMEM;
+        goto out;
+    }
+    if (c->nmarks) {
+        qsort(c->marks, c->nmarks, sizeof(*c->marks), cmp_mark);
+    }
+    c->hint = hint_of(c);
 
     each_match(c, amazon_order_re, 0, c->len, on_order, NULL);
     each_word_match(c, ORDER_PATTERN, 0, c->len, on_order, NULL);

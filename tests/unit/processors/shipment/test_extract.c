@@ -430,13 +430,81 @@ static void threads_and_speed(void **state)
     free(text);
 }
 
+/* "parcel from X": X is the merchant unless X is a carrier's name, whatever its first letter. */
+static void carrier_is_no_merchant(void **state)
+{
+    static const char *const carriers[] = {
+        "UPS",
+        "United Parcel Service",
+        "FedEx",
+        "Federal Express",
+        "USPS",
+
+        "DHL",
+        "Amazon",
+        "OnTrac",
+        "LaserShip",
+        "Canada Post",
+        "Royal Mail",
+        "Parcelforce",
+        "Purolator",
+        "Canpar",
+        "DPD",
+        "Yodel",
+        "Landmark Global",
+        "Old Dominion",
+        "ODFL",
+        "Spee-Dee",
+        "YunExpress",
+        "GOFO",
+        "GLS",
+        "Hermes",
+        "Evri",
+        "InPost",
+        "Poczta Polska",
+        "Australia Post",
+        "PostNL",
+        "Colissimo",
+        "La Poste",
+        "Chronopost",
+        "Mondial Relay",
+        "Correos",
+        "SEUR",
+        "Poste Italiane",
+        "BRT",
+        "Bartolini",
+        "Bpost",
+        "Deutsche Post",
+        "Swiss Post",
+        "TNT",
+        "Aramex",
+        "An Post",
+        "9 Post",
+    };
+    char subject[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(carriers) / sizeof(carriers[0]); i++) {
+        cJSON *out;
+
+        snprintf(subject, sizeof(subject), "Your package from %s has shipped", carriers[i]);
+        out = extract(subject, NULL, "Hello");
+        if (strcmp(carriers[i], "9 Post") == 0) {
+            assert_string_equal(str(out, "merchant"), "9 Post");
+        } else if (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(out, "merchant"))) {
+            fail_msg("%s taken for a merchant", carriers[i]);
+        }
+        cJSON_Delete(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(status_wording),        cmocka_unit_test(subject_beats_footer),
         cmocka_unit_test(context_rules),         cmocka_unit_test(html_body),
         cmocka_unit_test(merchant_orders_hints), cmocka_unit_test(hostile_input),
-        cmocka_unit_test(threads_and_speed),
+        cmocka_unit_test(threads_and_speed),     cmocka_unit_test(carrier_is_no_merchant),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     dr_shipment_cleanup();
