@@ -216,6 +216,42 @@ static void base64_same_as_gmime(void **state)
                   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", 3);
 }
 
+/* Every byte value at every place of the first three 16-character blocks of a line, with the
+ * line shifted so the blocks start anywhere in a quartet: the 16-character fast path takes
+ * exactly the blocks the byte loop would. */
+static void base64_every_byte_everywhere(void **state)
+{
+    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char in[80];
+
+    (void)state;
+    dr__email_gmime_init();
+    for (size_t lead = 0; lead < 4; lead++) {
+        for (size_t pos = 0; pos < 52; pos++) {
+            for (unsigned b = 0; b < 256; b++) {
+                size_t len = 64 + lead, want_len, got_len;
+                int want_cut, got_cut;
+                char *want, *got;
+
+                for (size_t i = 0; i < len; i++) {
+                    in[i] = i < lead ? "\r\n \t"[i] : alpha[(i * 7 + b + pos) % 64];
+                }
+                in[lead + pos] = (char)b;
+                in[len] = '\0';
+                want = gmime_decode(GMIME_CONTENT_ENCODING_BASE64, in, len, 1 << 20, &want_len,
+                                    &want_cut);
+                got = run(dr__email_decode_base64, in, len, 1 << 20, &got_len, &got_cut);
+                if (want_len != got_len || memcmp(want, got, want_len) != 0) {
+                    fail_msg("byte 0x%02x at %zu after %zu: %zu bytes vs GMime's %zu", b, pos, lead,
+                             got_len, want_len);
+                }
+                free(want);
+                free(got);
+            }
+        }
+    }
+}
+
 /* The steps carry their state from one call to the next as GMime's own steps do. */
 static void steps_split_anywhere(void **state)
 {
@@ -356,10 +392,15 @@ static void parsed_bodies(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(base64_edges),     cmocka_unit_test(qp_edges),
-        cmocka_unit_test(limits),           cmocka_unit_test(base64_same_as_gmime),
-        cmocka_unit_test(qp_same_as_gmime), cmocka_unit_test(steps_split_anywhere),
-        cmocka_unit_test(parsed_bodies),    cmocka_unit_test(raw_same_as_before),
+        cmocka_unit_test(base64_edges),
+        cmocka_unit_test(qp_edges),
+        cmocka_unit_test(limits),
+        cmocka_unit_test(base64_same_as_gmime),
+        cmocka_unit_test(base64_every_byte_everywhere),
+        cmocka_unit_test(qp_same_as_gmime),
+        cmocka_unit_test(steps_split_anywhere),
+        cmocka_unit_test(parsed_bodies),
+        cmocka_unit_test(raw_same_as_before),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
