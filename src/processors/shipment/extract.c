@@ -429,30 +429,64 @@ static void sender_name(const char *from, char *out, size_t outsz)
     out[n] = '\0';
 }
 
-static int domain_is(const char *domain, const char *key)
+/* A sender domain with where its labels start, so that every key is compared in place. */
+struct domain {
+    char name[256]; /* lower case; "" when there is none */
+    size_t len;
+    uint8_t label[256]; /* offsets of the labels: 0 and each byte after a '.' */
+    size_t nlabels;
+};
+
+static void find_labels(struct domain *d)
 {
-    size_t dl = strlen(domain), kl = strlen(key);
+    d->len = strlen(d->name);
+    d->nlabels = 0;
+    for (size_t i = 0; i < d->len; i++) { /* len < 256: as many labels at most */
+        if (i == 0 || d->name[i - 1] == '.') {
+            d->label[d->nlabels++] = (uint8_t)i;
+        }
+    }
+}
+
+static void domain_init(struct domain *d, const char *from)
+{
+    sender_domain(from, d->name, sizeof(d->name));
+    find_labels(d);
+}
+
+static int domain_is(const struct domain *d, const char *key)
+{
+    size_t dl = d->len, kl = strlen(key);
 
     if (!kl || !dl) {
         return 0;
     }
     if (key[kl - 1] == '.' || key[kl - 1] == '-') {
         /* a label prefix: "dhl." matches dhl.de and mail.dhl.com */
-        if (strncmp(domain, key, kl) == 0) {
-            return 1;
-        }
-        for (const char *p = strchr(domain, '.'); p; p = strchr(p + 1, '.')) {
-            if (strncmp(p + 1, key, kl) == 0) {
+        for (size_t i = 0; i < d->nlabels; i++) {
+            if (dl - d->label[i] >= kl && memcmp(d->name + d->label[i], key, kl) == 0) {
                 return 1;
             }
         }
         return 0;
     }
-    return strcmp(domain, key) == 0 ||
-           (dl > kl && domain[dl - kl - 1] == '.' && strcmp(domain + dl - kl, key) == 0);
+    /* the domain itself or a subdomain of it */
+    return dl >= kl && memcmp(d->name + dl - kl, key, kl) == 0 &&
+           (dl == kl || d->name[dl - kl - 1] == '.');
 }
 
-static const char *carrier_of_domain(const char *domain)
+int dr__domain_is(const char *domain, const char *key)
+{
+    struct domain d;
+    size_t n = strnlen(domain, sizeof(d.name) - 1);
+
+    memcpy(d.name, domain, n);
+    d.name[n] = '\0';
+    find_labels(&d);
+    return domain_is(&d, key);
+}
+
+static const char *carrier_of_domain(const struct domain *domain)
 {
     for (size_t i = 0; i < NCARRIERS; i++) {
         for (size_t k = 0; k < DR_ARRAY_LEN(carriers[i].domains) && carriers[i].domains[k]; k++) {
@@ -855,8 +889,10 @@ static void find_labelled(struct ctx *c)
                 uint64_t in = ((UINT64_C(1) << run) - 1) << i;
                 q = p + run;
                 plain = !(lower & in);
-                digits = (size_t)__builtin_popcountll(digit & in);
-            } else { /* the run may go on in the next block */
+                digits = plain && run >= 8 && run <= DR_TRACKING_MAX
+                             ? (size_t)__builtin_popcountll(digit & in)
+                             : 0; /* counted only where it can matter */
+            } else {              /* the run may go on in the next block */
                 q = p;
                 plain = 1;
                 digits = 0;
@@ -985,7 +1021,7 @@ static cJSON *merchant_from_text(struct ctx *c, size_t from, size_t to)
     return NULL;
 }
 
-static cJSON *merchant_of(struct ctx *c, const char *from, const char *domain, int shippy)
+static cJSON *merchant_of(struct ctx *c, const char *from, const struct domain *domain, int shippy)
 {
     char name[128];
     cJSON *j;
@@ -1004,8 +1040,8 @@ static cJSON *merchant_of(struct ctx *c, const char *from, const char *domain, i
     }
     /* A shop writing from its own domain: its display name is the shop. */
     sender_name(from, name, sizeof(name));
-    if (!shippy || !name[0] || !domain[0] || c->sender_carrier || !clean_utf8(name, strlen(name)) ||
-        strchr(name, '@')) {
+    if (!shippy || !name[0] || !domain->len || c->sender_carrier ||
+        !clean_utf8(name, strlen(name)) || strchr(name, '@')) {
         return NULL;
     }
     for (size_t i = 0; i < DR_ARRAY_LEN(freemail); i++) {
@@ -1171,7 +1207,7 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     struct ctx *c = NULL;
     struct dr__hits hits = {.max = MAX_HITS};
     struct dr_buf work;
-    char domain[256];
+    struct domain domain;
     const char *status;
     cJSON *root = NULL, *arr;
     int err;
@@ -1211,8 +1247,8 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     }
     c->t = work.data ? work.data : "";
     c->len = work.len;
-    sender_domain(from, domain, sizeof(domain));
-    c->sender_carrier = domain[0] ? carrier_of_domain(domain) : NULL;
+    domain_init(&domain, from);
+    c->sender_carrier = domain.len ? carrier_of_domain(&domain) : NULL;
 
     /* where the carrier names and the status phrases may be */
     {
@@ -1270,7 +1306,7 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     }
     {
         int shippy = c->nships || c->norders || strcmp(status, "unknown") != 0;
-        cJSON *m = merchant_of(c, from, domain, shippy);
+        cJSON *m = merchant_of(c, from, &domain, shippy);
         cJSON_AddItemToObject(root, "merchant", m ? m : cJSON_CreateNull());
     }
     arr = cJSON_AddArrayToObject(root, "order_ids");

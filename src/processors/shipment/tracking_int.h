@@ -232,6 +232,10 @@ void dr__status_free(void);
 /* ---- extraction patterns (extract.c) -------------------------------------------------------- */
 
 int dr__extract_compile(void);
+/* 1 when the lower-case sender domain (up to 255 bytes are read) matches a domain key of the
+ * carrier and shop tables: "x." or "x-" any label starting so, "x.com" that domain or a
+ * subdomain of it. */
+int dr__domain_is(const char *domain, const char *key);
 /* The patterns of the text word set (carrier names, order, merchant, keyword and label patterns),
  * at most max of them into out, and their compile options: the number of patterns. The strings
  * are static. */
