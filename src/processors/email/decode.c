@@ -359,12 +359,11 @@ static void put3(unsigned char *o, uint32_t x)
 #endif
 }
 
-int dr__email_raw_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
+int dr__email_raw_decode_into(const char *in, size_t len, unsigned char *o, size_t *outlen)
 {
     const unsigned char *s = (const unsigned char *)in;
     size_t pads = 0, full, j = 0, i = 0;
     uint32_t seen = 0;
-    unsigned char *o;
 
     pthread_once(&raw_once, raw_tables);
     while (len > 0 && in[len - 1] == '=' && pads < 2) {
@@ -374,10 +373,6 @@ int dr__email_raw_decode(const char *in, size_t len, unsigned char **out, size_t
     /* the length rules of base64url; standard base64 adds its own below */
     if ((pads && (len + pads) % 4 != 0) || len % 4 == 1) {
         return DR_EINVAL;
-    }
-    o = malloc(DR_BASE64_DECODED_MAX(len + pads) + 1);
-    if (!o) {
-        return DR_ENOMEM;
     }
     full = len - len % 4;
     for (; i + 8 <= full; i += 8) {
@@ -419,10 +414,25 @@ int dr__email_raw_decode(const char *in, size_t len, unsigned char **out, size_t
         goto bad;
     }
     o[j] = '\0';
-    *out = o;
     *outlen = j;
     return DR_OK;
 bad:
-    free(o);
     return DR_EINVAL;
+}
+
+int dr__email_raw_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
+{
+    unsigned char *o = malloc(DR_BASE64_DECODED_MAX(len) + 1);
+    int err;
+
+    if (!o) {
+        return DR_ENOMEM;
+    }
+    err = dr__email_raw_decode_into(in, len, o, outlen);
+    if (err) {
+        free(o);
+        return err;
+    }
+    *out = o;
+    return DR_OK;
 }

@@ -165,6 +165,30 @@ int dr__email_poll_msg(const struct dr_email *em, const struct dr_email_class *c
 int dr__email_calendar_msg(const struct dr_email_calendar *cal, const struct dr__email_msg_ids *ids,
                            struct dr_buf *out);
 
+/* The per-thread scratch buffers (scratch.c), one allocation kept per slot between emails. */
+enum dr__email_scratch_slot {
+    DR__EMAIL_SCRATCH_RAW,  /* the decoded raw message (processor.c) */
+    DR__EMAIL_SCRATCH_PART, /* a part's decoded bytes (parse.c read_text()) */
+    DR__EMAIL_SCRATCH_CONV, /* a part converted to UTF-8 (parse.c read_text()) */
+    DR__EMAIL_SCRATCH_N
+};
+#define DR__EMAIL_SCRATCH_KEEP ((size_t)4 * 1024 * 1024) /* largest allocation a slot keeps */
+
+/*
+ * Gives the empty, allocation-less buffer b (dr_buf_init()ed, its limit kept) the calling
+ * thread's allocation of slot, when it has one (b->data then "", b->cap its size); b is left as
+ * it was otherwise. The allocation is b's until given back or handed on (dr_buf_steal() etc.).
+ */
+void dr__email_scratch_take(enum dr__email_scratch_slot slot, struct dr_buf *b);
+
+/* Ends b as dr_buf_cleanup() does, keeping its allocation for slot when the slot is empty and
+ * the allocation at most DR__EMAIL_SCRATCH_KEEP bytes (freed otherwise). */
+void dr__email_scratch_give(enum dr__email_scratch_slot slot, struct dr_buf *b);
+
+/* dr__email_raw_decode() into o, which holds DR_BASE64_DECODED_MAX(len) + 1 bytes (NUL-terminated
+ * there); *outlen gets the decoded length. DR_OK or DR_EINVAL (o then undefined). */
+int dr__email_raw_decode_into(const char *in, size_t len, unsigned char *o, size_t *outlen);
+
 /*
  * Decodes the email processor's raw field in[0..len): what dr_base64url_decode() returns, or
  * when that refuses it, what dr_base64_decode() does (same results, same malloc'ed,

@@ -376,6 +376,8 @@ static int read_text(struct ctx *c, GMimePart *part, struct dr_buf *out, int *cu
     /* Read a little past the room: conversion may shrink the text. */
     dr_buf_init(&raw, room + 4096);
     dr_buf_init(&conv, room);
+    dr__email_scratch_take(DR__EMAIL_SCRATCH_PART, &raw);
+    dr__email_scratch_take(DR__EMAIL_SCRATCH_CONV, &conv);
     err = read_raw(part, &raw, &raw_cut);
     if (err || raw.len == 0) {
         goto out;
@@ -454,8 +456,8 @@ static int read_text(struct ctx *c, GMimePart *part, struct dr_buf *out, int *cu
         }
     }
 out:
-    dr_buf_cleanup(&raw);
-    dr_buf_cleanup(&conv);
+    dr__email_scratch_give(DR__EMAIL_SCRATCH_PART, &raw);
+    dr__email_scratch_give(DR__EMAIL_SCRATCH_CONV, &conv);
     return err;
 }
 
@@ -721,7 +723,7 @@ static int render_body(struct ctx *c, GPtrArray *parts, int html_raw, struct dr_
             if (!err && h.len) {
                 err = dr__email_html_to_text(h.data, h.len, out);
             }
-            dr_buf_cleanup(&h);
+            dr__email_scratch_give(DR__EMAIL_SCRATCH_PART, &h); /* it holds the part's bytes */
         } else {
             err = read_text(c, GMIME_PART(p), out, &cut);
         }

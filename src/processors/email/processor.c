@@ -33,6 +33,7 @@
  * (0 = no progress notifications), index_text_bytes (text indexed per email, default 32768).
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,7 +366,7 @@ static int load_email(const struct dr_msg *msg, struct dr_email **em, struct dr_
 {
     static const char *const fields[] = {"subject", "from", "body_text", "body_html", "message_id"};
     const cJSON *pl = msg->payload, *raw = cJSON_GetObjectItemCaseSensitive(pl, "raw");
-    unsigned char *bytes = NULL;
+    struct dr_buf bytes;
     size_t len = 0, i;
     int err;
 
@@ -376,18 +377,24 @@ static int load_email(const struct dr_msg *msg, struct dr_email **em, struct dr_
             dr_result_reject(res, "invalid_payload", "raw: must be a non-empty base64url string");
             return -1;
         }
-        err = dr__email_raw_decode(raw->valuestring, rlen, &bytes, &len);
-        if (err == DR_ENOMEM) {
+        /* decoded into this thread's scratch buffer: the parser copies what it keeps */
+        dr_buf_init(&bytes, SIZE_MAX);
+        dr__email_scratch_take(DR__EMAIL_SCRATCH_RAW, &bytes);
+        err = dr_buf_reserve(&bytes, DR_BASE64_DECODED_MAX(rlen) + 1);
+        if (err) {
+            dr_buf_cleanup(&bytes);
             dr_result_retry(res, "out_of_memory", "decoding raw");
             return -1;
         }
+        err = dr__email_raw_decode_into(raw->valuestring, rlen, (unsigned char *)bytes.data, &len);
         if (err) {
+            dr__email_scratch_give(DR__EMAIL_SCRATCH_RAW, &bytes);
             dr_result_reject(res, "invalid_payload", "raw: not base64url (%zu characters)", rlen);
             return -1;
         }
         /* html_text is read below only when the email has no text body */
-        err = dr__email_parse_ex((const char *)bytes, len, NULL, DR__EMAIL_NO_HTML_TEXT, em);
-        free(bytes);
+        err = dr__email_parse_ex(bytes.data, len, NULL, DR__EMAIL_NO_HTML_TEXT, em);
+        dr__email_scratch_give(DR__EMAIL_SCRATCH_RAW, &bytes);
     } else {
         for (i = 0; i < DR_ARRAY_LEN(fields); i++) {
             if (cJSON_GetObjectItemCaseSensitive(pl, fields[i])) {
