@@ -85,15 +85,23 @@ static int put_utf8(struct dr_buf *out, uint32_t cp)
 /* Decodes the character reference at s[0] == '&'; *used gets its length, 0 if it is none. */
 static int decode_entity(const char *s, size_t n, struct dr_buf *out, size_t *used)
 {
+#define NAMED(s, cp)                                                                               \
+    {                                                                                              \
+        s, sizeof(s) - 1, cp                                                                       \
+    }
     static const struct {
         const char *name;
+        size_t len;
         uint32_t cp;
     } named[] = {
-        {"nbsp;", 0xA0},    {"amp;", '&'},      {"lt;", '<'},       {"gt;", '>'},
-        {"quot;", '"'},     {"apos;", '\''},    {"reg;", 0xAE},     {"copy;", 0xA9},
-        {"trade;", 0x2122}, {"ndash;", 0x2013}, {"mdash;", 0x2014}, {"hellip;", 0x2026},
-        {"rsquo;", 0x2019}, {"lsquo;", 0x2018}, {"zwnj;", 0x200C},  {"shy;", 0xAD},
+        NAMED("nbsp;", 0xA0),    NAMED("amp;", '&'),      NAMED("lt;", '<'),
+        NAMED("gt;", '>'),       NAMED("quot;", '"'),     NAMED("apos;", '\''),
+        NAMED("reg;", 0xAE),     NAMED("copy;", 0xA9),    NAMED("trade;", 0x2122),
+        NAMED("ndash;", 0x2013), NAMED("mdash;", 0x2014), NAMED("hellip;", 0x2026),
+        NAMED("rsquo;", 0x2019), NAMED("lsquo;", 0x2018), NAMED("zwnj;", 0x200C),
+        NAMED("shy;", 0xAD),
     };
+#undef NAMED
 
     *used = 0;
     if (n >= 3 && s[1] == '#') {
@@ -121,7 +129,7 @@ static int decode_entity(const char *s, size_t n, struct dr_buf *out, size_t *us
         return put_utf8(out, cp);
     }
     for (size_t k = 0; k < sizeof(named) / sizeof(named[0]); k++) {
-        size_t m = strlen(named[k].name);
+        size_t m = named[k].len;
         if (n > m && strncasecmp(s + 1, named[k].name, m) == 0) {
             *used = m + 1;
             return put_utf8(out, named[k].cp);
@@ -193,18 +201,37 @@ static int newline(struct dr_buf *out)
     return out->len ? dr_buf_appendc(out, '\n') : DR_OK;
 }
 
+/* Block elements, lower case, by name length (the longest is "blockquote"). */
+static const char *const blocks_by_len[11] = {
+    [1] = "p",
+    [2] = "br tr td th li h1 h2 h3 h4 h5 h6 ul ol hr",
+    [3] = "div pre",
+    [5] = "table title tbody",
+    [6] = "center header footer",
+    [7] = "section",
+    [10] = "blockquote",
+};
+
 static int is_block(const char *name, size_t n)
 {
-    static const char *const blocks[] = {
-        "br",      "p",      "div",    "tr",    "td",    "th",         "li", "table", "h1",
-        "h2",      "h3",     "h4",     "h5",    "h6",    "ul",         "ol", "hr",    "center",
-        "section", "header", "footer", "title", "tbody", "blockquote", "pre"};
-    for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) {
-        if (strlen(blocks[i]) == n && strncasecmp(blocks[i], name, n) == 0) {
+    char low[10];
+    const char *list;
+
+    if (n == 0 || n >= DR_ARRAY_LEN(blocks_by_len) || !(list = blocks_by_len[n])) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        low[i] = (char)lower((unsigned char)name[i]);
+    }
+    /* the names of one length, separated by single spaces */
+    for (const char *p = list;; p += n + 1) {
+        if (memcmp(p, low, n) == 0) {
             return 1;
         }
+        if (p[n] == '\0') {
+            return 0;
+        }
     }
-    return 0;
 }
 
 /* Span of the href value in the tag text t[0..n), if it is a web link. */
