@@ -155,6 +155,10 @@ size_t dr__email_base64_step(const unsigned char *in, size_t len, unsigned char 
         }
         c = b64_rank[*p++];
         if (c == XX) {
+            /* a line break: skipped whole, so the quartets after it are tried once */
+            while (p < end && b64_rank[*p] == XX) {
+                p++;
+            }
             continue;
         }
         if (c == EQ) {
