@@ -169,7 +169,11 @@ static size_t decode_entity(const char *s, size_t n, uint32_t *cp)
         return 0;
     }
     for (size_t k = 0; k < DR_ARRAY_LEN(entities); k++) {
-        size_t el = strlen(entities[k].name);
+        size_t el;
+        if (entities[k].name[0] != s[1]) {
+            continue;
+        }
+        el = strlen(entities[k].name);
         if (el == i - 1 && memcmp(s + 1, entities[k].name, el) == 0) {
             *cp = entities[k].cp;
             return (i < n && s[i] == ';') ? i + 1 : i;
@@ -223,7 +227,15 @@ static const struct {
 
 static enum tag_kind tag_lookup(const char *name, size_t n)
 {
+    if (n == 0) {
+        return TAG_OTHER;
+    }
     for (size_t k = 0; k < DR_ARRAY_LEN(tags); k++) {
+        /* every name starts with a lower-case letter: a first byte that is neither case of it
+         * cannot match */
+        if (tags[k].name[0] != ((unsigned char)name[0] | 0x20)) {
+            continue;
+        }
         if (strlen(tags[k].name) == n && strncasecmp(tags[k].name, name, n) == 0) {
             return tags[k].kind;
         }
@@ -327,8 +339,20 @@ static void emit_attr_text(struct writer *w, const char *v, size_t n)
             emit_space(w);
             i++;
         } else {
-            emit(w, v + i, 1);
-            i++;
+            /* a run of plain bytes at once when it fits; near the limit byte by byte, so the
+             * output stops where it would */
+            size_t k = i + 1;
+            while (k < n && v[k] != '&' && v[k] != ' ' && v[k] != '\t' && v[k] != '\n' &&
+                   v[k] != '\r') {
+                k++;
+            }
+            if (w->b->limit - w->b->len > k - i + 1) {
+                emit(w, v + i, k - i);
+                i = k;
+            } else {
+                emit(w, v + i, 1);
+                i++;
+            }
         }
     }
 }

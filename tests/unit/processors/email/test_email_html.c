@@ -1,0 +1,252 @@
+/*
+ * Tests src/processors/email/html.c against its previous implementation (html_ref.h): the same
+ * text and the same result code for the HTML of every email in tests/data, generated markup
+ * (tags and entities in any case, attributes with entities and whitespace, unknown and broken
+ * tags) and output limits that cut anywhere.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dr/buf.h"
+#include "dr/email.h"
+#include "dr/err.h"
+#include "dr/util.h"
+#include "processors/email/email_int.h"
+
+int ref_html_to_text(const char *html, size_t len, struct dr_buf *out);
+#include "html_ref.h"
+
+static size_t compared;
+
+static void same_limit(const char *html, size_t len, size_t limit, const char *what)
+{
+    struct dr_buf a, b;
+    int ea, eb;
+
+    dr_buf_init(&a, limit);
+    dr_buf_init(&b, limit);
+    ea = ref_html_to_text(html, len, &a);
+    eb = dr__email_html_to_text(html, len, &b);
+    if (ea != eb || a.len != b.len || (a.len && memcmp(a.data, b.data, a.len) != 0)) {
+        size_t k = 0;
+        while (k < a.len && k < b.len && a.data[k] == b.data[k]) {
+            k++;
+        }
+        fail_msg("%s (limit %zu): result %d/%d, text differs at byte %zu of %zu/%zu", what, limit,
+                 ea, eb, k, a.len, b.len);
+    }
+    compared++;
+    dr_buf_cleanup(&a);
+    dr_buf_cleanup(&b);
+}
+
+static void same(const char *html, size_t len, const char *what)
+{
+    struct dr_buf a;
+    size_t full;
+
+    dr_buf_init(&a, SIZE_MAX);
+    (void)ref_html_to_text(html, len, &a);
+    full = a.len;
+    dr_buf_cleanup(&a);
+    same_limit(html, len, SIZE_MAX, what);
+    for (size_t l = 0; l <= full + 2 && l < 64; l++) {
+        same_limit(html, len, l, what);
+    }
+    for (size_t l = 64; l <= full + 2; l += l / 7 + 1) {
+        same_limit(html, len, l, what);
+    }
+}
+
+static unsigned rnd(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 8) & 0xFFFFFF;
+}
+
+static void generated(void **state)
+{
+    static const char *const pieces[] = {
+        "<p>",
+        "</P>",
+        "<DIV class=\"x\">",
+        "</div>",
+        "<br>",
+        "<BR/>",
+        "<td>",
+        "<TH>",
+        "<li>",
+        "<a href=\"https://example.com/?a=1&amp;b=2\">",
+        "<A HREF='http://x.y/&lt;z&gt;'>",
+        "</a>",
+        "<img alt=\"caf&eacute; &amp; t&#233;\tx  y\">",
+        "<IMG ALT=plain>",
+        "<img alt='&Uuml;ber &notanentity; &#x20AC;&#128;'>",
+        "<script>x<y</script>",
+        "<STYLE>p{}</style>",
+        "<title>T</title>",
+        "<pre> a  b\n c</pre>",
+        "<h1>",
+        "<H6>",
+        "<hr>",
+        "<table><tr><td>",
+        "<xyz>",
+        "<1abc>",
+        "<@x>",
+        "< p>",
+        "<>",
+        "</>",
+        "<!-- c -->",
+        "&amp;",
+        "&AMP;",
+        "&nbsp;",
+        "&eacute;",
+        "&Eacute;",
+        "&#65;",
+        "&#x41;",
+        "&#;",
+        "&x",
+        "&",
+        "&zwnj;",
+        "&shy;",
+        "text ",
+        "more  text",
+        "\n",
+        "\t",
+        "  ",
+        "\xc3\xa9",
+        "\xe2\x82\xac",
+        "<a href=\"mailto:x@y\">mail</a>",
+        "<a href=https://u.v/w>u</a>",
+        "<svg><g/></svg>",
+        "<template>t</template>",
+        "<body>",
+        "<HTML>",
+        "<center>",
+        "<Option>o",
+        "<textarea>",
+        "<a title=\"q\" href=\"https://h/\"",
+        ">",
+        "\"",
+        "'",
+        "=",
+    };
+    char buf[3000];
+    unsigned seed = 11;
+
+    (void)state;
+    for (int round = 0; round < 3000; round++) {
+        size_t n = 0, target = 1 + rnd(&seed) % (round % 20 == 0 ? 2800 : 200);
+        while (n < target) {
+            const char *p = pieces[rnd(&seed) % DR_ARRAY_LEN(pieces)];
+            size_t k = strlen(p);
+            if (n + k >= sizeof(buf)) {
+                break;
+            }
+            memcpy(buf + n, p, k);
+            n += k;
+        }
+        buf[n] = '\0';
+        if (round % 20 == 0) {
+            same(buf, n, "generated");
+        } else {
+            same_limit(buf, n, SIZE_MAX, "generated");
+            same_limit(buf, n, rnd(&seed) % (n + 1), "generated");
+        }
+    }
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    long n;
+    char *buf;
+
+    if (!f) {
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    if (n < 0 || n > (1L << 26)) {
+        fclose(f);
+        return NULL;
+    }
+    buf = dr_xmalloc((size_t)n + 1);
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        n = 0;
+    }
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void walk_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[2048];
+        struct stat st;
+        struct dr_email *em = NULL;
+        size_t len;
+        char *raw;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (e->d_name[0] == '.' || stat(path, &st) != 0) {
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            walk_dir(path);
+            continue;
+        }
+        raw = read_file(path, &len);
+        if (!raw) {
+            continue;
+        }
+        if (dr__email_parse_ex(raw, len, NULL, 0, &em) == DR_OK && em->html) {
+            same(em->html, em->html_len, path);
+        }
+        dr_email_destroy(em);
+        /* the file itself as markup: whatever it holds */
+        same_limit(raw, len, SIZE_MAX, path);
+        free(raw);
+    }
+    closedir(d);
+}
+
+static void corpora(void **state)
+{
+    const char *root = getenv("DR_TEST_DATA") ? getenv("DR_TEST_DATA") : "tests/data";
+    char dir[1024];
+    size_t before = compared;
+
+    (void)state;
+    dr_email_global_init();
+    snprintf(dir, sizeof(dir), "%s/email", root);
+    walk_dir(dir);
+    snprintf(dir, sizeof(dir), "%s/shipment", root);
+    walk_dir(dir);
+    assert_true(compared - before > 1000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(generated),
+        cmocka_unit_test(corpora),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
