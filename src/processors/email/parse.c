@@ -138,7 +138,18 @@ static int from_cp1252(const char *s, size_t n, struct dr_buf *out)
         char u[3];
 
         if (cp < 0x80) {
-            err = dr_buf_appendc(out, (char)cp);
+            /* an ASCII run at once where it fits whole; at the limit byte by byte, so out keeps
+             * what fitted */
+            size_t k = i + 1;
+            while (k < n && (unsigned char)s[k] < 0x80) {
+                k++;
+            }
+            if (out->limit - out->len >= k - i) {
+                err = dr_buf_append(out, s + i, k - i);
+                i = k - 1;
+            } else {
+                err = dr_buf_appendc(out, (char)cp);
+            }
         } else if (cp < 0x800) {
             u[0] = (char)(0xC0 | (cp >> 6));
             u[1] = (char)(0x80 | (cp & 0x3F));
