@@ -723,16 +723,26 @@ static int render_body(struct ctx *c, GPtrArray *parts, int html_raw, struct dr_
         }
         if (is_html && !html_raw) {
             struct dr_buf h;
+            int fresh = 0;
             dr_buf_init(&h, c->lim->max_text_bytes);
             err = read_text(c, GMIME_PART(p), &h, &cut);
-            if (!err && h.len) {
+            if (!err && h.len && out->limit > out->len) {
                 /* the text is shorter than its markup: one allocation */
                 size_t room = out->limit - out->len;
+                fresh = !out->data;
                 err = dr_buf_reserve(out, h.len < room ? h.len : room) == DR_ENOMEM ? DR_ENOMEM
                                                                                     : DR_OK;
+                if (!err && fresh) {
+                    out->data[0] = 1; /* still there after rendering: nothing was written */
+                }
             }
             if (!err && h.len) {
                 err = dr__email_html_to_text(h.data, h.len, out);
+            }
+            if (fresh && out->data && out->len == 0 && out->data[0] == 1) {
+                /* markup without text: out stays without data (the body absent, not an
+                 * unterminated allocation) */
+                dr_buf_cleanup(out);
             }
             dr__email_scratch_give(DR__EMAIL_SCRATCH_PART, &h); /* it holds the part's bytes */
         } else {

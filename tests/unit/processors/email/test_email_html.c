@@ -242,11 +242,40 @@ static void corpora(void **state)
     assert_true(compared - before > 1000);
 }
 
+/* An HTML part whose markup renders to no text leaves the HTML text absent or a terminated
+ * string, never an unterminated allocation. */
+static void markup_without_text(void **state)
+{
+    static const char *const bodies[] = {"<div><img src=\"a.png\"></div>", "<p></p>", "<br><br>",
+                                         "<style>p{}</style>", "<div>\n</div>x"};
+    char raw[512];
+
+    (void)state;
+    dr_email_global_init();
+    for (size_t i = 0; i < DR_ARRAY_LEN(bodies); i++) {
+        struct dr_email *em = NULL;
+        int n = snprintf(raw, sizeof(raw),
+                         "From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+                         "Content-Type: text/html; charset=utf-8\r\n\r\n%s\r\n",
+                         bodies[i]);
+
+        assert_int_equal(dr_email_parse(raw, (size_t)n, NULL, &em), DR_OK);
+        if (em->html_text) {
+            assert_int_equal(strlen(em->html_text), em->html_text_len);
+        }
+        if (em->text) {
+            assert_int_equal(strlen(em->text), em->text_len);
+        }
+        dr_email_destroy(em);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(generated),
         cmocka_unit_test(corpora),
+        cmocka_unit_test(markup_without_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
