@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "unit/processors/corpus.h"
 #include "dr/email.h"
 #include "dr/err.h"
 #include "dr/util.h"
@@ -239,27 +240,6 @@ static void generated(void **state)
 
 /* ---- the corpora ---------------------------------------------------------------------- */
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    long n;
-    char *buf;
-
-    if (!f) {
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    buf = dr_xcalloc(1, (size_t)n + PAD);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        n = 0;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static void same_padded(const char *s, size_t len, const char *what)
 {
     char *copy = dr_xcalloc(1, len + PAD);
@@ -280,7 +260,7 @@ static void same_padded(const char *s, size_t len, const char *what)
 static void check_file(const char *path)
 {
     size_t len;
-    char *raw = read_file(path, &len);
+    char *raw = corpus_read(path, &len, PAD);
     struct dr_email *em = NULL;
 
     if (!raw) {

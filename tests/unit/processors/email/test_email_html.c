@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "unit/processors/corpus.h"
 #include "dr/buf.h"
 #include "dr/email.h"
 #include "dr/err.h"
@@ -165,32 +166,6 @@ static void generated(void **state)
     }
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    long n;
-    char *buf;
-
-    if (!f) {
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    if (n < 0 || n > (1L << 26)) {
-        fclose(f);
-        return NULL;
-    }
-    buf = dr_xmalloc((size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        n = 0;
-    }
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static void walk_dir(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -212,7 +187,7 @@ static void walk_dir(const char *dir)
             walk_dir(path);
             continue;
         }
-        raw = read_file(path, &len);
+        raw = corpus_read(path, &len, 1);
         if (!raw) {
             continue;
         }
@@ -239,6 +214,7 @@ static void corpora(void **state)
     walk_dir(dir);
     snprintf(dir, sizeof(dir), "%s/shipment", root);
     walk_dir(dir);
+    assert_true(corpus_nread > 100); /* the corpora were there and read */
     assert_true(compared - before > 1000);
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "unit/processors/corpus.h"
 #include "dr/email.h"
 #include "dr/err.h"
 #include "dr/index.h"
@@ -245,28 +246,6 @@ static void check_raw(const char *raw, size_t len, const char *what)
     dr_email_destroy(em);
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    long n;
-    char *buf;
-
-    if (!f) {
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    buf = dr_xmalloc((size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        n = 0;
-    }
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 /* Every file under dir, as it is, cut in half, and with bytes damaged. */
 static void walk_dir(const char *dir)
 {
@@ -291,7 +270,7 @@ static void walk_dir(const char *dir)
             walk_dir(path);
             continue;
         }
-        raw = read_file(path, &len);
+        raw = corpus_read(path, &len, 1);
         if (!raw || len == 0) {
             free(raw);
             continue;
@@ -318,6 +297,7 @@ static void corpora(void **state)
     walk_dir(dir);
     snprintf(dir, sizeof(dir), "%s/shipment/mail_and_packages", root);
     walk_dir(dir);
+    assert_true(corpus_nread > 100); /* the corpora were there and read */
     assert_true(compared > 1000);
 }
 

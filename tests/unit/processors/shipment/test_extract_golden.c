@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
+#include "unit/processors/corpus.h"
 #include "dr/err.h"
 #include "dr/shipment.h"
 #include "mime_text.h"
@@ -229,40 +230,6 @@ static void variants(const char *name, const char *subject, const char *from, co
     free(buf);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void list_files(const char *dir, char **out, size_t *n)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-
-    if (!d) {
-        return;
-    }
-    while ((e = readdir(d)) != NULL && *n < MAX_FILES) {
-        char path[1024];
-        struct stat st;
-
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        if (stat(path, &st) != 0) {
-            continue;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            list_files(path, out, n);
-        } else if (S_ISREG(st.st_mode) && st.st_size > 0 && (size_t)st.st_size <= MAX_RAW &&
-                   !strstr(e->d_name, ".json") && !strstr(e->d_name, ".md")) {
-            out[(*n)++] = strdup(path);
-        }
-    }
-    closedir(d);
-}
-
 /* Labelled numbers, long runs of digits and capitals, and status phrases on both sides of the
  * 64-byte blocks the scanners read, next to multi-byte characters, and texts cut inside them. */
 static void edges(void)
@@ -338,9 +305,9 @@ static void corpus_results_unchanged(void **state)
     }
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", data, dirs[i]);
-        list_files(path, files, &nfiles);
+        corpus_list(path, files, &nfiles, MAX_FILES, MAX_RAW, 1);
     }
-    qsort(files, nfiles, sizeof(files[0]), cmp_str);
+    corpus_sort(files, nfiles);
     assert_true(nfiles > 100);
     for (size_t i = 0; i < nfiles; i++) {
         const char *rel = files[i] + strlen(data) + 1;

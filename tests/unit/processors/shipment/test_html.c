@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
+#include "unit/processors/corpus.h"
 #include "html_ref.h"
 #include "mime_text.h"
 #include "processors/shipment/tracking_int.h"
@@ -182,39 +183,6 @@ static void variants(const char *name, const char *text, size_t len)
     }
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void list_files(const char *dir, char **out, size_t *n)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-
-    if (!d) {
-        return;
-    }
-    while ((e = readdir(d)) != NULL && *n < MAX_FILES) {
-        char path[1024];
-        struct stat st;
-
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        if (stat(path, &st) != 0) {
-            continue;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            list_files(path, out, n);
-        } else if (S_ISREG(st.st_mode) && st.st_size > 0 && (size_t)st.st_size <= MAX_RAW) {
-            out[(*n)++] = strdup(path);
-        }
-    }
-    closedir(d);
-}
-
 static void corpus_output_unchanged(void **state)
 {
     const char *data = getenv("DR_TEST_DATA");
@@ -227,9 +195,9 @@ static void corpus_output_unchanged(void **state)
     assert_non_null(data);
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", data, dirs[i]);
-        list_files(path, files, &nfiles);
+        corpus_list(path, files, &nfiles, MAX_FILES, MAX_RAW, 0);
     }
-    qsort(files, nfiles, sizeof(files[0]), cmp_str);
+    corpus_sort(files, nfiles);
     assert_true(nfiles > 100);
     for (size_t i = 0; i < nfiles; i++) {
         const char *rel = files[i] + strlen(data) + 1;

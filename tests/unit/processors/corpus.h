@@ -1,0 +1,91 @@
+/*
+ * Reading the test corpora (tests/data): whole files, and every file under a folder in a stable
+ * order. Header-only, for the processor tests that compare an implementation over the corpora.
+ */
+#ifndef DR_TESTS_PROCESSORS_CORPUS_H
+#define DR_TESTS_PROCESSORS_CORPUS_H
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dr/util.h"
+
+#define CORPUS_FILE_MAX (64L << 20)
+
+static size_t corpus_nread; /* files corpus_read() returned: a test can check it saw its corpus */
+
+/* The whole file followed by pad zero bytes (pad >= 1 makes it a string); *len without the pad.
+ * NULL when it cannot be read or is larger than CORPUS_FILE_MAX. */
+static inline char *corpus_read(const char *path, size_t *len, size_t pad)
+{
+    FILE *f = fopen(path, "rb");
+    long n;
+    char *buf;
+
+    if (!f) {
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    if (n < 0 || n > CORPUS_FILE_MAX) {
+        fclose(f);
+        return NULL;
+    }
+    buf = dr_xcalloc(1, (size_t)n + pad);
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        n = 0;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    corpus_nread++;
+    return buf;
+}
+
+static inline int corpus_cmp_path(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Appends the non-empty regular files under dir of at most max_size bytes to out (at most max
+ * in all, each freed by the caller), descending into folders; with skip_meta, not the .json and
+ * .md files that describe a corpus. Sort with corpus_sort(). */
+static inline void corpus_list(const char *dir, char **out, size_t *n, size_t max, size_t max_size,
+                               int skip_meta)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (!d) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL && *n < max) {
+        char path[1024];
+        struct stat st;
+
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (stat(path, &st) != 0) {
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            corpus_list(path, out, n, max, max_size, skip_meta);
+        } else if (S_ISREG(st.st_mode) && st.st_size > 0 && (size_t)st.st_size <= max_size &&
+                   !(skip_meta && (strstr(e->d_name, ".json") || strstr(e->d_name, ".md")))) {
+            out[(*n)++] = strdup(path);
+        }
+    }
+    closedir(d);
+}
+
+static inline void corpus_sort(char **paths, size_t n)
+{
+    qsort(paths, n, sizeof(*paths), corpus_cmp_path);
+}
+
+#endif
