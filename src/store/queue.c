@@ -588,164 +588,198 @@ static void states_free(struct states *s)
     memset(s, 0, sizeof(*s));
 }
 
-struct seg_row {
-    int64_t id, n, nmid;
-    unsigned char *body;
-    size_t len;
-    int found;
-};
-
-static int take_seg_row(void *ctx, const struct dr_db_row *row)
-{
-    struct seg_row *s = ctx;
-    const void *p;
-
-    s->id = dr_db_row_int(row, 0);
-    s->n = dr_db_row_int(row, 1);
-    s->nmid = dr_db_row_int(row, 2);
-    p = dr_db_row_blob(row, 3, &s->len);
-    s->body = dr_xmalloc(s->len ? s->len : 1);
-    if (s->len) {
-        memcpy(s->body, p, s->len);
-    }
-    s->found = 1;
-    return 0;
-}
-
 static const char sql_state_range[] =
     "SELECT id, done, attempts, not_before_ms, first_failure_ms, last_error FROM queue_state "
     "WHERE id >= $1 AND id < $2 ORDER BY id";
 
-/* Appends the messages of seg with id > after_id that are not done, up to limit in all.
- * *all_done: nothing of it is left. */
-static int expand_segment(struct dr_db_tx *tx, struct dr_db *db, const struct seg_row *s,
-                          int64_t after_id, size_t limit, struct qload *q, int *all_done)
+/* Loading reads segments in rounds of up to LOAD_SEGS: their metadata, the state rows of all of
+ * them in one range query, then their bodies in one query, each body expanded as it streams by
+ * (the round stops as soon as enough messages were taken). */
+#define LOAD_SEGS 64
+#define LOAD_FULL 1 /* a row callback's "enough": not an error */
+
+struct seg_meta {
+    int64_t id, n, nmid;
+    int claim;    /* not ours with a live lease: claim it */
+    int all_done; /* nothing of it is left */
+};
+
+struct load {
+    struct seg_meta seg[LOAD_SEGS];
+    size_t nseg, cur; /* cur: the segment the next body belongs to */
+    struct states ss;
+    size_t k; /* first state row not behind the current message */
+    const char *owner;
+    int64_t now, after_id;
+    size_t limit;
+    struct qload *q;
+};
+
+static int take_meta(void *ctx, const struct dr_db_row *row)
 {
-    struct dr_db_val r[2] = {DR_DB_INTV(SEG_LO(s->id)), DR_DB_INTV(SEG_LO(s->id + 1))};
-    struct states ss = {0};
-    struct reader rd = {.p = s->body, .end = s->body + s->len};
-    size_t k = 0, ndone = 0;
-    int err = tx ? dr_db_tx_exec(tx, sql_state_range, r, 2, take_state, &ss, NULL)
-                 : dr_db_exec(db, sql_state_range, r, 2, take_state, &ss, NULL);
+    struct load *ld = ctx;
+    struct seg_meta *m = &ld->seg[ld->nseg++];
+    const char *owner = dr_db_row_text(row, 3);
 
-    for (size_t i = 0; i < ss.n; i++) {
-        ndone += ss.v[i].done;
+    m->id = dr_db_row_int(row, 0);
+    m->n = dr_db_row_int(row, 1);
+    m->nmid = dr_db_row_int(row, 2);
+    m->claim =
+        !(owner && ld->owner && strcmp(owner, ld->owner) == 0 && dr_db_row_int(row, 4) >= ld->now);
+    m->all_done = 0;
+    return 0;
+}
+
+/* Appends the messages of a segment's body with id > after_id that are not done, up to limit in
+ * all; marks the segment all_done when nothing of it is left. */
+static int expand_body(void *ctx, const struct dr_db_row *row)
+{
+    struct load *ld = ctx;
+    int64_t seg = dr_db_row_int(row, 0);
+    size_t len;
+    const unsigned char *body = dr_db_row_blob(row, 1, &len);
+    struct reader rd = {.p = body, .end = body + len};
+    struct seg_meta *m;
+    size_t ndone = 0;
+
+    while (ld->cur < ld->nseg && ld->seg[ld->cur].id < seg) {
+        ld->cur++;
     }
-    *all_done = !err && (int64_t)ndone >= s->n;
-    for (int64_t i = 0; !err && i < s->n && q->n < limit; i++) {
-        int64_t id = SEG_LO(s->id) + i;
-        struct dr_qmsg m;
+    if (ld->cur == ld->nseg || ld->seg[ld->cur].id != seg) {
+        return 0; /* a body of a segment this round did not select */
+    }
+    m = &ld->seg[ld->cur];
+    while (ld->k < ld->ss.n && ld->ss.v[ld->k].id < SEG_LO(seg)) {
+        ld->k++;
+    }
+    for (size_t j = ld->k; j < ld->ss.n && ld->ss.v[j].id < SEG_LO(seg + 1); j++) {
+        ndone += ld->ss.v[j].done;
+    }
+    m->all_done = (int64_t)ndone >= m->n;
+    for (int64_t i = 0; i < m->n && ld->q->n < ld->limit; i++) {
+        int64_t id = SEG_LO(seg) + i;
+        struct dr_qmsg msg;
 
-        while (k < ss.n && ss.v[k].id < id) {
-            k++;
+        while (ld->k < ld->ss.n && ld->ss.v[ld->k].id < id) {
+            ld->k++;
         }
-        struct state_row *sr = k < ss.n && ss.v[k].id == id ? &ss.v[k] : NULL;
-        int skip = id <= after_id || (sr && sr->done);
-        if (skip ? skip_msg(&rd) != DR_OK : decode_msg(&rd, &m) != DR_OK) {
+        struct state_row *sr =
+            ld->k < ld->ss.n && ld->ss.v[ld->k].id == id ? &ld->ss.v[ld->k] : NULL;
+        int skip = id <= ld->after_id || (sr && sr->done);
+        if (skip ? skip_msg(&rd) != DR_OK : decode_msg(&rd, &msg) != DR_OK) {
             /* the rest of it cannot be read; everything else still can */
             DR_ERROR("store", "queue segment is damaged: its remaining messages are skipped",
-                     "segment=%lld index=%lld", (long long)s->id, (long long)i);
-            *all_done = 0;
+                     "segment=%lld index=%lld", (long long)seg, (long long)i);
+            m->all_done = 0;
             break;
         }
         if (skip) {
             continue;
         }
-        m.id = id;
+        msg.id = id;
         if (sr) {
-            m.attempts = sr->attempts;
-            m.not_before_ms = sr->not_before_ms;
-            m.first_failure_ms = sr->first_failure_ms;
-            m.last_error = sr->last_error;
+            msg.attempts = sr->attempts;
+            msg.not_before_ms = sr->not_before_ms;
+            msg.first_failure_ms = sr->first_failure_ms;
+            msg.last_error = sr->last_error;
             sr->last_error = NULL;
         }
-        if (q->n == q->cap) {
-            q->cap = q->cap ? q->cap * 2 : 16;
-            q->v = dr_xrealloc(q->v, q->cap * sizeof(*q->v));
+        if (ld->q->n == ld->q->cap) {
+            ld->q->cap = ld->q->cap ? ld->q->cap * 2 : 16;
+            ld->q->v = dr_xrealloc(ld->q->v, ld->q->cap * sizeof(*ld->q->v));
         }
-        q->v[q->n++] = m;
+        ld->q->v[ld->q->n++] = msg;
     }
-    states_free(&ss);
-    return err;
+    return ld->q->n < ld->limit ? 0 : LOAD_FULL;
 }
 
 /* Without an owner: a plain read. With one: segments are claimed in the same transaction, and
  * segments another live instance holds are skipped. expired: only segments whose lease passed
  * and that are not ours, any id. */
-static const char sql_seg_next[] =
-    "SELECT s.id, s.n, s.nmid, b.body FROM queue_seg s JOIN queue_body b ON b.seg = s.id "
-    "WHERE s.id >= $1 ORDER BY s.id LIMIT 1";
-static const char sql_seg_next_claim[] =
-    "SELECT s.id, s.n, s.nmid, b.body FROM queue_seg s JOIN queue_body b ON b.seg = s.id "
-    "WHERE s.id >= $1 AND (s.owner IS NULL OR s.owner = $2 OR s.lease_until < $3) "
-    "ORDER BY s.id LIMIT 1";
-static const char sql_seg_next_expired[] =
-    "SELECT s.id, s.n, s.nmid, b.body FROM queue_seg s JOIN queue_body b ON b.seg = s.id "
-    "WHERE s.id >= $1 AND s.lease_until < $2 AND (s.owner IS NULL OR s.owner <> $3) "
-    "ORDER BY s.id LIMIT 1";
-/* claiming leaves a segment of ours alone: renewals keep its lease */
-static const char sql_seg_claim[] =
-    "UPDATE queue_seg SET owner = $1, lease_until = $2 WHERE id = $3 AND "
-    "(owner IS NULL OR owner <> $1 OR lease_until < $4)";
+static const char sql_meta[] = "SELECT id, n, nmid, owner, lease_until FROM queue_seg "
+                               "WHERE id >= $1 ORDER BY id LIMIT $2";
+static const char sql_meta_claim[] =
+    "SELECT id, n, nmid, owner, lease_until FROM queue_seg WHERE id >= $1 AND "
+    "(owner IS NULL OR owner = $2 OR lease_until < $3) ORDER BY id LIMIT $4";
+static const char sql_meta_expired[] =
+    "SELECT id, n, nmid, owner, lease_until FROM queue_seg WHERE id >= $1 AND "
+    "lease_until < $3 AND (owner IS NULL OR owner <> $2) ORDER BY id LIMIT $4";
+static const char sql_bodies[] =
+    "SELECT seg, body FROM queue_body WHERE seg >= $1 AND seg <= $2 ORDER BY seg";
+static const char sql_seg_claim[] = "UPDATE queue_seg SET owner = $1, lease_until = $2 "
+                                    "WHERE id = $3";
 
 enum load_mode { LOAD_PLAIN, LOAD_CLAIM, LOAD_EXPIRED };
+
+static int load_exec(struct dr_store *st, struct dr_db_tx *tx, const char *sql,
+                     const struct dr_db_val *p, size_t np, dr_db_row_cb cb, void *ctx)
+{
+    return tx ? dr_db_tx_exec(tx, sql, p, np, cb, ctx, NULL)
+              : dr_db_exec(st->db, sql, p, np, cb, ctx, NULL);
+}
 
 static int load_segments(struct dr_store *st, enum load_mode mode, int64_t after_id, size_t limit,
                          struct qload *q)
 {
     struct dr_db_tx *tx = NULL;
-    int64_t now = dr_now_ms(), until = now + st->lease_ms;
-    int64_t cur = after_id > 0 ? SEG_OF(after_id) : 0;
+    struct load *ld = dr_xcalloc(1, sizeof(*ld));
+    int64_t cur = mode != LOAD_EXPIRED && after_id > 0 ? SEG_OF(after_id) : 0;
     int pg = dr_db_engine(st->db) == DR_DB_POSTGRES;
-    char sql[1024];
+    char sql[512];
     int err = DR_OK;
 
-    if (mode == LOAD_EXPIRED) {
-        after_id = 0;
-    }
+    ld->owner = st->owner;
+    ld->now = dr_now_ms();
+    ld->after_id = mode == LOAD_EXPIRED ? 0 : after_id;
+    ld->limit = limit;
+    ld->q = q;
     if (mode != LOAD_PLAIN) {
         err = dr_db_begin(st->db, &tx);
-        if (err) {
-            return err;
-        }
     }
     while (!err && q->n < limit) {
-        struct seg_row s = {0};
-        int all_done = 0;
-
+        struct dr_db_val p[4] = {DR_DB_INTV(cur), DR_DB_TEXTV(st->owner), DR_DB_INTV(ld->now),
+                                 DR_DB_INTV(LOAD_SEGS)};
+        ld->nseg = ld->cur = ld->k = 0;
         if (mode == LOAD_PLAIN) {
-            struct dr_db_val p[1] = {DR_DB_INTV(cur)};
-            err = dr_db_exec(st->db, sql_seg_next, p, 1, take_seg_row, &s, NULL);
-        } else if (mode == LOAD_CLAIM) {
-            struct dr_db_val p[3] = {DR_DB_INTV(cur), DR_DB_TEXTV(st->owner), DR_DB_INTV(now)};
-            snprintf(sql, sizeof(sql), "%s%s", sql_seg_next_claim,
-                     pg ? " FOR UPDATE OF s SKIP LOCKED" : "");
-            err = dr_db_tx_exec(tx, sql, p, 3, take_seg_row, &s, NULL);
+            struct dr_db_val pp[2] = {p[0], p[3]};
+            err = load_exec(st, tx, sql_meta, pp, 2, take_meta, ld);
         } else {
-            struct dr_db_val p[3] = {DR_DB_INTV(cur), DR_DB_INTV(now), DR_DB_TEXTV(st->owner)};
-            snprintf(sql, sizeof(sql), "%s%s", sql_seg_next_expired,
-                     pg ? " FOR UPDATE OF s SKIP LOCKED" : "");
-            err = dr_db_tx_exec(tx, sql, p, 3, take_seg_row, &s, NULL);
+            snprintf(sql, sizeof(sql), "%s%s",
+                     mode == LOAD_CLAIM ? sql_meta_claim : sql_meta_expired,
+                     pg ? " FOR UPDATE SKIP LOCKED" : "");
+            err = load_exec(st, tx, sql, p, 4, take_meta, ld);
         }
-        if (err || !s.found) {
-            free(s.body);
+        if (err || ld->nseg == 0) {
             break;
         }
-        if (mode != LOAD_PLAIN) {
-            struct dr_db_val u[4] = {DR_DB_TEXTV(st->owner), DR_DB_INTV(until), DR_DB_INTV(s.id),
-                                     DR_DB_INTV(now)};
-            err = dr_db_tx_exec(tx, sql_seg_claim, u, 4, NULL, NULL, NULL);
+        int64_t first = ld->seg[0].id, last = ld->seg[ld->nseg - 1].id;
+        for (size_t i = 0; !err && mode != LOAD_PLAIN && i < ld->nseg; i++) {
+            if (ld->seg[i].claim) {
+                struct dr_db_val u[3] = {DR_DB_TEXTV(st->owner), DR_DB_INTV(ld->now + st->lease_ms),
+                                         DR_DB_INTV(ld->seg[i].id)};
+                err = dr_db_tx_exec(tx, sql_seg_claim, u, 3, NULL, NULL, NULL);
+            }
         }
+        struct dr_db_val r[2] = {DR_DB_INTV(SEG_LO(first)), DR_DB_INTV(SEG_LO(last + 1))};
         if (!err) {
-            err = expand_segment(tx, st->db, &s, after_id, limit, q, &all_done);
+            err = load_exec(st, tx, sql_state_range, r, 2, take_state, &ld->ss);
         }
-        if (!err && all_done && tx) {
-            /* left behind when two instances finished its last messages at once */
-            err = drop_segment(tx, s.id, s.nmid);
+        struct dr_db_val bp[2] = {DR_DB_INTV(first), DR_DB_INTV(last)};
+        if (!err) {
+            err = load_exec(st, tx, sql_bodies, bp, 2, expand_body, ld);
+            err = err == LOAD_FULL ? DR_OK : err;
         }
-        free(s.body);
-        cur = s.id + 1;
+        for (size_t i = 0; !err && tx && i < ld->nseg; i++) {
+            if (ld->seg[i].all_done) {
+                /* left behind when two instances finished its last messages at once */
+                err = drop_segment(tx, ld->seg[i].id, ld->seg[i].nmid);
+            }
+        }
+        states_free(&ld->ss);
+        cur = last + 1;
     }
+    states_free(&ld->ss);
+    free(ld);
     if (tx) {
         if (err) {
             dr_db_rollback(tx);
