@@ -53,6 +53,9 @@ double dr_random_unit(void);
 
 /* Encodes code point cp (<= 0x10FFFF, not a surrogate) as UTF-8 into out; returns 1-4. */
 size_t dr_utf8_encode(uint32_t cp, char out[4]);
+/* Length of the longest prefix of s (len bytes) of at most max bytes that does not end inside a
+ * UTF-8 sequence. */
+size_t dr_utf8_cut(const char *s, size_t len, size_t max);
 
 /* Parses a whole decimal string into *out; DR_EINVAL when not all of s is a number in range. */
 int dr_parse_i64(const char *s, int64_t *out);

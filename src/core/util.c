@@ -407,6 +407,17 @@ int dr_parse_i64(const char *s, int64_t *out)
     return DR_OK;
 }
 
+size_t dr_utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max) {
+        return len;
+    }
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) {
+        max--;
+    }
+    return max;
+}
+
 size_t dr_utf8_encode(uint32_t cp, char out[4])
 {
     if (cp < 0x80) {

@@ -11,6 +11,7 @@
 
 #include "dr/err.h"
 #include "dr/json.h"
+#include "dr/util.h"
 #include "processors/email/classify.h"
 #include "processors/email/email_int.h"
 #include "processors/email/jsonw.h"
@@ -34,19 +35,6 @@ static int finish(struct jw *w, size_t start)
         }
     }
     return w->err;
-}
-
-/* Length of the longest prefix of s (len bytes) of at most max bytes not splitting a UTF-8
- * sequence. */
-static size_t utf8_cut(const char *s, size_t len, size_t max)
-{
-    if (len <= max) {
-        return len;
-    }
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) {
-        max--;
-    }
-    return max;
 }
 
 int dr__email_shipment_msg(const struct dr_email_class *cls, const cJSON *entry,
@@ -108,7 +96,7 @@ int dr__email_poll_msg(const struct dr_email *em, const struct dr_email_class *c
     if (body) {
         /* the whole text part: the poll processor separates the reply from the quote */
         jw_key(&w, "body_text");
-        jw_strn(&w, body, utf8_cut(body, blen, DR__EMAIL_POLL_BODY_MAX));
+        jw_strn(&w, body, dr_utf8_cut(body, blen, DR__EMAIL_POLL_BODY_MAX));
     }
     opt(&w, "message_id", em->message_id);
     opt(&w, "in_reply_to", em->in_reply_to);

@@ -12,6 +12,7 @@
 
 #include "dr/err.h"
 #include "dr/json.h"
+#include "dr/util.h"
 #include "processors/email/classify.h"
 #include "processors/email/email_int.h"
 #include "processors/email/jsonw.h"
@@ -21,45 +22,34 @@
 #define MAX_LABELS      100
 #define MAX_LABEL_BYTES 256
 
-/* Length of the longest prefix of s (len bytes) of at most max bytes not splitting a UTF-8
- * sequence. */
-static size_t utf8_cut(const char *s, size_t len, size_t max)
-{
-    if (len <= max) {
-        return len;
-    }
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) {
-        max--;
-    }
-    return max;
-}
-
 /* Up to SNIPPET_CHARS characters of text with whitespace runs collapsed, NUL-terminated in buf
- * (SNIPPET_CHARS * 4 + 1 bytes). Returns its length. */
+ * (SNIPPET_CHARS * 4 + 1 bytes), never ending inside a character. Returns its length. */
 static size_t snippet(char *buf, const char *text)
 {
     size_t n = 0, chars = 0, cap = SNIPPET_CHARS * 4 + 1;
     int space = 0;
 
-    for (const unsigned char *p = (const unsigned char *)text; *p && chars < SNIPPET_CHARS; p++) {
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
         if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
             space = n > 0;
             continue;
         }
-        if (space) {
-            buf[n++] = ' ';
-            chars++;
-            space = 0;
-        }
         if ((*p & 0xC0) != 0x80) {
+            /* a character starts: it goes in whole, with the space before it, or not at all */
+            if (chars + space >= SNIPPET_CHARS || n + space + 4 >= cap) {
+                break;
+            }
+            if (space) {
+                buf[n++] = ' ';
+                chars++;
+                space = 0;
+            }
             chars++;
-        }
-        if (n + 1 >= cap) {
+        } else if (n + 1 >= cap) {
             break;
         }
         buf[n++] = (char)*p;
     }
-    n = utf8_cut(buf, n, n);
     buf[n] = '\0';
     return n;
 }
@@ -106,7 +96,7 @@ static void fields(const struct dr_email *em, const struct dr_email_class *cls, 
         jw_key(w, "snippet");
         jw_strn(w, buf, n);
         jw_key(w, "text");
-        jw_strn(w, text, utf8_cut(text, tlen, text_bytes));
+        jw_strn(w, text, dr_utf8_cut(text, tlen, text_bytes));
     }
     jw_key(w, "has_attachments");
     jw_raw(w, em->n_attachments > 0 ? "true" : "false", em->n_attachments > 0 ? 4 : 5);
