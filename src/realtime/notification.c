@@ -9,6 +9,7 @@
 #include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/json.h"
+#include "dr/jsonw.h"
 #include "dr/util.h"
 #include "realtime/rt_int.h"
 
@@ -96,53 +97,45 @@ static int opt_str(const cJSON *o, const char *key, size_t max, const char **out
     return DR_OK;
 }
 
-/* "key":"val", after '{' when it is the first member, else after ',' */
-static void put_str(struct dr_buf *b, const char *key, const char *val)
-{
-    dr_buf_appendc(b, b->len ? ',' : '{');
-    dr_buf_append_json_str(b, key, strlen(key));
-    dr_buf_appendc(b, ':');
-    dr_buf_append_json_str(b, val, strlen(val));
-}
-
-/* The canonical body: fixed key order, written straight out (cJSON's escaping; data as cJSON
- * prints it), so a notification stored twice is stored the same. */
+/* The canonical body: fixed key order, written straight out in cJSON's format (dr/jsonw.h), so
+ * a notification stored twice is stored the same. NULL when it would not fit. */
 static struct dr_notification *build(const char *id, const char *user, const char *org,
                                      const char *room, const char *type, const char *title,
                                      const char *message, const cJSON *data, const char *ts)
 {
-    struct dr_notification *n = dr_xcalloc(1, sizeof(*n));
+    struct dr_notification *n;
     struct dr_buf b;
+    struct jw w = {.b = &b};
 
+    /* escaping grows a string at most six times */
+    dr_buf_init(&b, 6 * DR_NOTIFICATION_MAX_BYTES + 1024);
+    jw_raw(&w, "{", 1);
+    jw_str(&w, "notification_id", id);
+    jw_str(&w, "user_id", user);
+    jw_str(&w, "org_id", org);
+    jw_str(&w, "room", room);
+    jw_str(&w, "notification_type", type);
+    jw_str(&w, "title", title ? title : "");
+    jw_str(&w, "message", message ? message : "");
+    if (data) {
+        jw_json(&w, "data", data);
+    } else {
+        jw_key(&w, "data");
+        jw_raw(&w, "{}", 2);
+    }
+    jw_str(&w, "timestamp", ts);
+    jw_raw(&w, "}", 1);
+    if (w.err) {
+        dr_buf_cleanup(&b);
+        return NULL;
+    }
+    n = dr_xcalloc(1, sizeof(*n));
     atomic_init(&n->refs, 1);
     n->id = dr_xstrdup(id);
     n->user_id = dr_xstrdup(user);
     n->org_id = dr_xstrdup(org);
     n->room = dr_xstrdup(room);
     n->type = dr_xstrdup(type);
-    /* escaping grows a string at most six times */
-    dr_buf_init(&b, 6 * DR_NOTIFICATION_MAX_BYTES + 1024);
-    put_str(&b, "notification_id", id); /* opens the object */
-    if (user) {
-        put_str(&b, "user_id", user);
-    }
-    if (org) {
-        put_str(&b, "org_id", org);
-    }
-    put_str(&b, "room", room);
-    put_str(&b, "notification_type", type);
-    put_str(&b, "title", title ? title : "");
-    put_str(&b, "message", message ? message : "");
-    dr_buf_appends(&b, ",\"data\":");
-    if (data) {
-        char *d = dr_json_print(data);
-        dr_buf_appends(&b, d);
-        free(d);
-    } else {
-        dr_buf_appends(&b, "{}");
-    }
-    put_str(&b, "timestamp", ts);
-    dr_buf_appendc(&b, '}');
     n->body = dr_buf_steal(&b, &n->body_len);
     return n;
 }
@@ -214,6 +207,11 @@ int dr_notification_parse(const char *json, size_t len, const char *default_id,
         ts = tsbuf;
     }
     *out = build(id, user, org, room, type, title, message, data, ts);
+    if (!*out) {
+        set_err(err, errsz, "notification too large");
+        rc = DR_ETOOBIG;
+        goto out;
+    }
     rc = DR_OK;
 out:
     cJSON_Delete(o);

@@ -12,10 +12,10 @@
 
 #include "dr/err.h"
 #include "dr/json.h"
+#include "dr/jsonw.h"
 #include "dr/util.h"
 #include "processors/email/classify.h"
 #include "processors/email/email_int.h"
-#include "processors/email/jsonw.h"
 
 #define SNIPPET_CHARS   200
 #define MAX_INDEX_ADDRS 200

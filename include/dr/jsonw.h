@@ -1,12 +1,13 @@
 /*
- * A small JSON text writer for the messages the email processor emits (index.c, emit.c): the
- * bytes cJSON prints unformatted for the same tree (member order as written, cJSON's string
- * escapes through dr_buf_append_json_str(), its number format). The first error sticks in err
- * and later calls do nothing. A separator is written unless the container just opened, which
- * the last byte written tells (no value ends with '{' or '[').
+ * A small JSON text writer for messages built field by field (the email processor's emits, a
+ * notification's stored body) without a cJSON tree: the bytes cJSON prints unformatted for the
+ * same tree (member order as written, cJSON's string escapes through dr_buf_append_json_str(),
+ * its number format). The first error sticks in err and later calls do nothing. A separator is
+ * written unless the container just opened, which the last byte written tells (no value ends
+ * with '{' or '[').
  */
-#ifndef DR_EMAIL_JSONW_H
-#define DR_EMAIL_JSONW_H
+#ifndef DR_JSONW_H
+#define DR_JSONW_H
 
 #include <string.h>
 
