@@ -15,8 +15,6 @@
 
 #define CORPUS_FILE_MAX (64L << 20)
 
-static size_t corpus_nread; /* files corpus_read() returned: a test can check it saw its corpus */
-
 /* The whole file followed by pad zero bytes (pad >= 1 makes it a string); *len without the pad.
  * NULL when it cannot be read or is larger than CORPUS_FILE_MAX. */
 static inline char *corpus_read(const char *path, size_t *len, size_t pad)
@@ -41,7 +39,6 @@ static inline char *corpus_read(const char *path, size_t *len, size_t pad)
     }
     fclose(f);
     *len = (size_t)n;
-    corpus_nread++;
     return buf;
 }
 
@@ -86,6 +83,32 @@ static inline void corpus_list(const char *dir, char **out, size_t *n, size_t ma
 static inline void corpus_sort(char **paths, size_t n)
 {
     qsort(paths, n, sizeof(*paths), corpus_cmp_path);
+}
+
+/* Calls fn with every file under dir (in path order, folders descended), read whole with pad
+ * zero bytes after it; the data is the callback's to change and is freed afterwards. Returns how
+ * many files were visited. */
+static inline size_t corpus_each(const char *dir, size_t pad,
+                                 void (*fn)(const char *path, char *data, size_t len))
+{
+    enum { MAX = 8192 };
+    char **paths = dr_xcalloc(MAX, sizeof(*paths));
+    size_t n = 0, seen = 0;
+
+    corpus_list(dir, paths, &n, MAX, (size_t)CORPUS_FILE_MAX, 0);
+    corpus_sort(paths, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        char *data = corpus_read(paths[i], &len, pad);
+        if (data) {
+            fn(paths[i], data, len);
+            seen++;
+        }
+        free(data);
+        free(paths[i]);
+    }
+    free(paths);
+    return seen;
 }
 
 #endif
