@@ -140,7 +140,6 @@ static void on_written(uv_write_t *w, int status)
     struct wreq *wr = (struct wreq *)w;
     struct rt_conn *c = wr->c;
 
-    c->pending_writes--;
     for (size_t i = 0; i < wr->nf; i++) {
         dr__rt_frame_unref(wr->f[i]);
     }
@@ -215,7 +214,6 @@ static int write_frames(struct rt_conn *c, struct rt_frame **f, size_t n)
         return DR_EIO;
     }
     c->refs++;
-    c->pending_writes++;
     return DR_OK;
 }
 

@@ -207,7 +207,6 @@ struct rt_conn {
     struct rt_sub *subs;
     size_t nsubs;
     /* write requests in flight (their bytes may already be in the kernel) */
-    unsigned pending_writes;
     unsigned pending_joins; /* permission checks in flight */
     /* live events that arrived for rooms still catching up */
     struct dr_notification **buffered;
