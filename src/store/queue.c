@@ -34,8 +34,10 @@
 #define SEG_OF(id)    ((id) >> SEG_SHIFT)
 #define SEG_LO(seg)   ((seg) << SEG_SHIFT)
 
-/* Done marks go in multi-row statements (dr_db_rows_sql). */
+/* Done marks, and the repeatable message_ids they free, go in multi-row statements
+ * (dr_db_rows_sql). */
 static char *sql_done[DR_DB_NCHUNKS]; /* built once, kept for the life of the process */
+static char *sql_mid_drop[DR_DB_NCHUNKS];
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
 static void build_sql(void)
@@ -43,6 +45,8 @@ static void build_sql(void)
     for (size_t k = 0; k < DR_DB_NCHUNKS; k++) {
         sql_done[k] = dr_db_rows_sql("INSERT INTO queue_state (id, done) VALUES ", "(?, 1)",
                                      dr_db_chunks[k], " ON CONFLICT (id) DO UPDATE SET done = 1");
+        sql_mid_drop[k] =
+            dr_db_rows_sql("DELETE FROM queue_mid WHERE id IN (", "?", dr_db_chunks[k], ")");
     }
 }
 
@@ -65,7 +69,6 @@ static const char sql_state_update[] =
 static const char sql_seg_get[] = "SELECT n, nmid FROM queue_seg WHERE id = $1";
 static const char sql_seg_ndone[] =
     "SELECT COUNT(*) FROM queue_state WHERE id >= $1 AND id < $2 AND done = 1";
-static const char sql_mid_drop[] = "DELETE FROM queue_mid WHERE id = $1";
 static const char sql_mid_drop_range[] = "DELETE FROM queue_mid WHERE id >= $1 AND id < $2";
 static const char sql_state_drop_range[] = "DELETE FROM queue_state WHERE id >= $1 AND id < $2";
 static const char sql_body_drop[] = "DELETE FROM queue_body WHERE seg = $1";
@@ -448,11 +451,10 @@ static int mark_done(struct dr_db_tx *tx, const int64_t *in, size_t n)
                 v[r] = DR_DB_INTV(ids[i + a + r]);
             }
             err = dr_db_tx_exec(tx, sql_done[c], v, dr_db_chunks[c], NULL, NULL, NULL);
-        }
-        for (size_t a = 0; !err && si.nmid && a < k; a++) {
-            /* the message_id may be queued again once this one is done */
-            struct dr_db_val v[1] = {DR_DB_INTV(ids[i + a])};
-            err = dr_db_tx_exec(tx, sql_mid_drop, v, 1, NULL, NULL, NULL);
+            if (!err && si.nmid) {
+                /* the message_id may be queued again once this one is done */
+                err = dr_db_tx_exec(tx, sql_mid_drop[c], v, dr_db_chunks[c], NULL, NULL, NULL);
+            }
         }
         if (!err && k) {
             err = finish_if_done(tx, seg, &si);
