@@ -38,6 +38,8 @@
  * (dr_db_rows_sql). */
 static char *sql_done[DR_DB_NCHUNKS]; /* built once, kept for the life of the process */
 static char *sql_mid_drop[DR_DB_NCHUNKS];
+static char *sql_mid_claim[DR_DB_NCHUNKS]; /* RETURNING the message_ids that were free */
+static char *sql_mid_set[DR_DB_NCHUNKS];   /* (message_id, id) pairs */
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
 static void build_sql(void)
@@ -47,12 +49,15 @@ static void build_sql(void)
                                      dr_db_chunks[k], " ON CONFLICT (id) DO UPDATE SET done = 1");
         sql_mid_drop[k] =
             dr_db_rows_sql("DELETE FROM queue_mid WHERE id IN (", "?", dr_db_chunks[k], ")");
+        sql_mid_claim[k] = dr_db_rows_sql(
+            "INSERT INTO queue_mid (message_id, id) VALUES ", "(?, 0)", dr_db_chunks[k],
+            " ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
+        sql_mid_set[k] =
+            dr_db_rows_sql("UPDATE queue_mid SET id = v.column2 FROM (VALUES ", "(?, ?)",
+                           dr_db_chunks[k], ") AS v WHERE queue_mid.message_id = v.column1");
     }
 }
 
-static const char sql_mid_claim[] =
-    "INSERT INTO queue_mid (message_id, id) VALUES ($1, 0) ON CONFLICT (message_id) DO NOTHING";
-static const char sql_mid_set[] = "UPDATE queue_mid SET id = $1 WHERE message_id = $2";
 static const char sql_seg_insert[] =
     "INSERT INTO queue_seg (n, nmid, owner, lease_until) VALUES ($1, $2, $3, $4) RETURNING id";
 static const char sql_body_insert[] = "INSERT INTO queue_body (seg, body) VALUES ($1, $2)";
@@ -312,12 +317,22 @@ static int insert_segment(struct dr_store *st, struct dr_db_tx *tx, const struct
     struct dr_db_val bp[2] = {DR_DB_INTV(seg), DR_DB_BLOBV(body.data, body.len)};
     err = dr_db_tx_exec(tx, sql_body_insert, bp, 2, NULL, NULL, NULL);
     dr_buf_cleanup(&body);
+    struct dr_db_val mp[2 * DR_DB_CHUNK_MAX];
+    size_t nm = 0;
     for (size_t i = 0; !err && i < n; i++) {
         int64_t id = SEG_LO(seg) + (int64_t)i;
         *ids[i] = id;
         if (!m[i]->fresh_id) {
-            struct dr_db_val q[2] = {DR_DB_INTV(id), DR_DB_TEXTV(m[i]->message_id)};
-            err = dr_db_tx_exec(tx, sql_mid_set, q, 2, NULL, NULL, NULL);
+            mp[2 * nm] = DR_DB_TEXTV(m[i]->message_id);
+            mp[2 * nm + 1] = DR_DB_INTV(id);
+            nm++;
+        }
+        /* the claimed message_ids get their ids, in the largest statements that fit */
+        while (!err && nm && (i + 1 == n || nm == DR_DB_CHUNK_MAX)) {
+            size_t c = dr_db_chunk_index(nm), rows = dr_db_chunks[c];
+            err =
+                dr_db_tx_exec(tx, sql_mid_set[c], mp + 2 * (nm - rows), 2 * rows, NULL, NULL, NULL);
+            nm -= rows;
         }
         if (!err && has_state(m[i])) {
             struct dr_db_val q[5] = {
@@ -327,6 +342,30 @@ static int insert_segment(struct dr_store *st, struct dr_db_tx *tx, const struct
         }
     }
     return err;
+}
+
+/* Maps RETURNING message_id rows of a claim to the chunk's messages: a row goes to the first one
+ * with that id not yet marked (a later repeat in the chunk was the one skipped). */
+struct mid_claim {
+    const struct dr_qmsg *msgs;
+    const size_t *idx; /* the chunk's messages, as indexes into msgs */
+    size_t n;
+    char *free_mid;
+};
+
+static int take_free_mid(void *ctx, const struct dr_db_row *row)
+{
+    struct mid_claim *mc = ctx;
+    const char *mid = dr_db_row_text(row, 0);
+
+    for (size_t j = 0; mid && j < mc->n; j++) {
+        size_t i = mc->idx[j];
+        if (!mc->free_mid[i] && strcmp(mc->msgs[i].message_id, mid) == 0) {
+            mc->free_mid[i] = 1;
+            break;
+        }
+    }
+    return 0;
 }
 
 /* Inserts msgs, skipping a message_id that is queued already (or earlier in msgs): its id stays
@@ -339,18 +378,34 @@ static int insert_msgs(struct dr_store *st, struct dr_db_tx *tx, const struct dr
     size_t nkeep = 0, start = 0, bytes = 0;
     int err = DR_OK;
 
-    for (size_t i = 0; !err && i < n; i++) {
-        int64_t changes = 1;
+    char *free_mid = dr_xcalloc(n ? n : 1, 1); /* repeatable ids that were not queued */
+    size_t *nf = dr_xcalloc(n ? n : 1, sizeof(*nf));
+    size_t nnf = 0;
+
+    for (size_t i = 0; i < n; i++) {
         ids[i] = 0;
         if (!msgs[i].fresh_id) {
-            struct dr_db_val p[1] = {DR_DB_TEXTV(msgs[i].message_id)};
-            err = dr_db_tx_exec(tx, sql_mid_claim, p, 1, NULL, NULL, &changes);
+            nf[nnf++] = i;
         }
-        if (!err && changes == 1) {
+    }
+    for (size_t a = 0, c; !err && a < nnf; a += dr_db_chunks[c]) {
+        struct dr_db_val p[DR_DB_CHUNK_MAX];
+        struct mid_claim mc = {.msgs = msgs, .idx = nf + a, .free_mid = free_mid};
+        c = dr_db_chunk_index(nnf - a);
+        mc.n = dr_db_chunks[c];
+        for (size_t r = 0; r < mc.n; r++) {
+            p[r] = DR_DB_TEXTV(msgs[nf[a + r]].message_id);
+        }
+        err = dr_db_tx_exec(tx, sql_mid_claim[c], p, mc.n, take_free_mid, &mc, NULL);
+    }
+    for (size_t i = 0; !err && i < n; i++) {
+        if (msgs[i].fresh_id || free_mid[i]) {
             keep[nkeep] = &msgs[i];
             slot[nkeep++] = &ids[i];
         }
     }
+    free(free_mid);
+    free(nf);
     for (size_t i = 0; !err && i < nkeep; i++) {
         bytes += encoded_size(keep[i]);
         if (i + 1 == nkeep || (int64_t)(i + 1 - start) == SEG_MAX ||
