@@ -1072,7 +1072,11 @@ void dr__email_boundary_work(const char *raw, size_t len, size_t *lines, size_t 
                 _mm_and_si128(_mm_cmpeq_epi8(cur, eq), _mm_cmpeq_epi8(_mm_or_si128(prev, low), y));
             unsigned lm = (unsigned)_mm_movemask_epi8(l), em = (unsigned)_mm_movemask_epi8(e);
 
-            *lines += (size_t)__builtin_popcount(lm);
+            /* bits cleared one by one: masks are nearly always 0, and __builtin_popcount() is
+             * a libgcc call per block without -mpopcnt */
+            for (; lm; lm &= lm - 1) {
+                (*lines)++;
+            }
             for (; em; em &= em - 1) {
                 *bounds += is_boundary_eq(raw, i + (size_t)__builtin_ctz(em));
             }
