@@ -274,6 +274,28 @@ static int decode_blocks(size_t (*step)(const unsigned char *, size_t, unsigned 
     return err;
 }
 
+size_t dr__email_decoded_len(const char *in, size_t len, enum dr__email_cte cte)
+{
+    unsigned char chunk[FILTER_BLOCK + 4];
+    const unsigned char *p = (const unsigned char *)in;
+    int state = 0;
+    uint32_t save = 0;
+    size_t total = 0;
+
+    if (cte == DR__EMAIL_CTE_IDENTITY) {
+        return len;
+    }
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < FILTER_BLOCK ? len - off : FILTER_BLOCK;
+
+        total += cte == DR__EMAIL_CTE_BASE64
+                     ? dr__email_base64_step(p + off, n, chunk, &state, &save)
+                     : dr__email_qp_step(p + off, n, chunk, &state, &save);
+        off += n;
+    }
+    return total;
+}
+
 int dr__email_decode_base64(const char *in, size_t len, struct dr_buf *out, int *cut)
 {
     unsigned char *o;

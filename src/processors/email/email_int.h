@@ -118,6 +118,17 @@ int dr__email_text_cues(const char *folded, size_t len, int earliest,
 int dr__email_decode_base64(const char *in, size_t len, struct dr_buf *out, int *cut);
 int dr__email_decode_qp(const char *in, size_t len, struct dr_buf *out, int *cut);
 
+/* The transfer encodings dr__email_decoded_len() knows. */
+enum dr__email_cte {
+    DR__EMAIL_CTE_IDENTITY, /* 7bit, 8bit, binary, none: the bytes as they are */
+    DR__EMAIL_CTE_BASE64,
+    DR__EMAIL_CTE_QP,
+};
+
+/* The number of bytes the decoder of cte gives for in[0..len) (what GMime's basic filter, or no
+ * filter, writes for the part), without keeping them. */
+size_t dr__email_decoded_len(const char *in, size_t len, enum dr__email_cte cte);
+
 /* One step of those decoders over in[0..len): out holds at least len bytes (quoted-printable) or
  * len / 4 * 3 + 3 (base64); state and save start at 0 and carry what a step leaves over to the
  * next. Returns the bytes written. */

@@ -472,13 +472,31 @@ out:
     return err;
 }
 
+/* The size of a part's content once decoded: counted here when the content is a window onto the
+ * message (what writing it through GMime's decoder would write), else written out by GMime. */
 static size_t decoded_size(GMimeObject *p)
 {
-    GMimeStream *null = g_mime_stream_null_new();
+    GMimeStream *null, *src;
+    GMimeDataWrapper *w;
     ssize_t n = 0;
 
+    if (GMIME_IS_PART(p) && (w = g_mime_part_get_content(GMIME_PART(p))) != NULL &&
+        (src = g_mime_data_wrapper_get_stream(w)) != NULL) {
+        GMimeContentEncoding enc = g_mime_data_wrapper_get_encoding(w);
+        const char *data;
+        size_t len;
+
+        if (enc != GMIME_CONTENT_ENCODING_UUENCODE && mem_span(src, &data, &len)) {
+            return dr__email_decoded_len(data, len,
+                                         enc == GMIME_CONTENT_ENCODING_BASE64 ? DR__EMAIL_CTE_BASE64
+                                         : enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE
+                                             ? DR__EMAIL_CTE_QP
+                                             : DR__EMAIL_CTE_IDENTITY);
+        }
+    }
+    null = g_mime_stream_null_new();
     if (GMIME_IS_PART(p)) {
-        GMimeDataWrapper *w = g_mime_part_get_content(GMIME_PART(p));
+        w = g_mime_part_get_content(GMIME_PART(p));
         if (w) {
             n = g_mime_data_wrapper_write_to_stream(w, null);
         }

@@ -16,6 +16,7 @@
 #include "dr/err.h"
 #include "dr/util.h"
 #include "processors/email/email_int.h"
+#include "unit/processors/corpus.h"
 
 typedef int (*decoder)(const char *, size_t, struct dr_buf *, int *);
 
@@ -343,6 +344,22 @@ static void raw_same_as_before(void **state)
     for (size_t i = 0; i < DR_ARRAY_LEN(fixed); i++) {
         raw_same(fixed[i], strlen(fixed[i]));
     }
+    /* every byte value at every place of the first three 16-character blocks, among plain
+     * characters and among those of either alphabet */
+    for (int c = 0; c < 256; c++) {
+        for (size_t at = 0; at < 48; at++) {
+            for (int mix = 0; mix < 3; mix++) {
+                for (size_t k = 0; k < 52; k++) {
+                    buf[k] = mix == 0   ? "QUJDxyz09"[k % 9]
+                             : mix == 1 ? "QU-_x"[k % 5]
+                                        : "QU+/x"[k % 5];
+                }
+                buf[at] = (char)c;
+                raw_same(buf, 48);
+                raw_same(buf, 52);
+            }
+        }
+    }
     for (int round = 0; round < 200000; round++) {
         const char *a = alphabets[round % DR_ARRAY_LEN(alphabets)];
         size_t alen = round % DR_ARRAY_LEN(alphabets) == 7 ? 19 : strlen(a);
@@ -364,6 +381,77 @@ static void raw_same_as_before(void **state)
         }
         raw_same(buf, len);
     }
+}
+
+/* ---- decoded sizes: dr__email_decoded_len() against GMime writing the part out ---------- */
+
+static size_t sized_parts;
+
+static void size_same(GMimeObject *parent, GMimeObject *part, gpointer data)
+{
+    GMimeDataWrapper *w;
+    GMimeStream *src, *null;
+    GByteArray *a;
+    GMimeContentEncoding enc;
+    ssize_t want;
+    size_t got;
+
+    (void)parent;
+    (void)data;
+    if (!GMIME_IS_PART(part) || !(w = g_mime_part_get_content(GMIME_PART(part))) ||
+        !(src = g_mime_data_wrapper_get_stream(w)) || !GMIME_IS_STREAM_MEM(src)) {
+        return;
+    }
+    enc = g_mime_data_wrapper_get_encoding(w);
+    if (enc == GMIME_CONTENT_ENCODING_UUENCODE) {
+        return; /* left to GMime */
+    }
+    a = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(src));
+    null = g_mime_stream_null_new();
+    want = g_mime_data_wrapper_write_to_stream(w, null);
+    g_object_unref(null);
+    got = dr__email_decoded_len(
+        (const char *)a->data + src->bound_start,
+        (size_t)((src->bound_end < 0 ? (gint64)a->len : src->bound_end) - src->bound_start),
+        enc == GMIME_CONTENT_ENCODING_BASE64            ? DR__EMAIL_CTE_BASE64
+        : enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ? DR__EMAIL_CTE_QP
+                                                        : DR__EMAIL_CTE_IDENTITY);
+    assert_int_equal(got, (size_t)(want < 0 ? 0 : want));
+    sized_parts++;
+}
+
+static void sizes_of(const char *path, char *data, size_t len)
+{
+    GMimeStream *stream = g_mime_stream_mem_new_with_buffer(data, len);
+    GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+    GMimeMessage *msg;
+
+    (void)path;
+    g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+    msg = g_mime_parser_construct_message(parser, NULL);
+    if (msg) {
+        g_mime_message_foreach(msg, size_same, NULL);
+        g_object_unref(msg);
+    }
+    g_object_unref(parser);
+    g_object_unref(stream);
+}
+
+/* Every part of the corpora: what the parser now counts for an attachment's size is what it had
+ * GMime write out before. */
+static void decoded_len_same_as_gmime(void **state)
+{
+    const char *root = getenv("DR_TEST_DATA") ? getenv("DR_TEST_DATA") : "tests/data";
+    static const char *const dirs[] = {"email", "shipment", "replies"};
+    char dir[1024];
+
+    (void)state;
+    dr_email_global_init();
+    for (size_t i = 0; i < DR_ARRAY_LEN(dirs); i++) {
+        snprintf(dir, sizeof(dir), "%s/%s", root, dirs[i]);
+        corpus_each(dir, 1, sizes_of);
+    }
+    assert_true(sized_parts > 100);
 }
 
 /* Whole messages: the bodies come out decoded, whatever their encoding. */
@@ -398,6 +486,7 @@ int main(void)
         cmocka_unit_test(base64_same_as_gmime),
         cmocka_unit_test(base64_every_byte_everywhere),
         cmocka_unit_test(qp_same_as_gmime),
+        cmocka_unit_test(decoded_len_same_as_gmime),
         cmocka_unit_test(steps_split_anywhere),
         cmocka_unit_test(parsed_bodies),
         cmocka_unit_test(raw_same_as_before),
