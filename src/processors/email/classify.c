@@ -79,7 +79,8 @@ static int scan(struct dr_email_class *c, const char *subject, const char *from,
     return DR_OK;
 }
 
-static int classify_shipment(const struct dr_email *em, struct dr_email_class *c)
+static int classify_shipment(const struct dr_email *em, const struct dr_email_class_opts *o,
+                             struct dr_email_class *c)
 {
     struct dr_buf from;
     const char *text = em->text ? em->text : "";
@@ -94,6 +95,9 @@ static int classify_shipment(const struct dr_email *em, struct dr_email_class *c
         dr_buf_reset(&from); /* over-long: scan without it */
     }
     err = scan(c, em->subject, from.len ? from.data : NULL, text, len);
+    if (!err && cue_ok && !em->html && o->load_html && !count_accepted(c->shipment, 1, NULL, 0)) {
+        err = o->load_html(o->html_arg);
+    }
     if (!err && cue_ok && em->html && !count_accepted(c->shipment, 1, NULL, 0)) {
         err = scan(c, em->subject, from.len ? from.data : NULL, em->html, em->html_len);
     }
@@ -188,7 +192,7 @@ int dr__email_classify(const struct dr_email *em, const struct dr_email_class_op
 
     memset(c, 0, sizeof(*c));
     opts = opts ? opts : &none;
-    err = classify_shipment(em, c);
+    err = classify_shipment(em, opts, c);
     if (!err) {
         err = classify_poll(em, opts, c);
     }

@@ -31,6 +31,11 @@ enum {
 struct dr_email_class_opts {
     struct dr_store *store;       /* NULL: no poll lookup (poll_lookup is "skipped") */
     const char *reply_local_part; /* the part before "+TOKEN" of poll reply addresses, or NULL */
+    /* Optional, for an email parsed with dr__email_parse_lazy(): called when the HTML body would
+     * be scanned and em->html is NULL, to read it into em->html (html_arg's email is em).
+     * DR_OK, or an error classify returns. */
+    int (*load_html)(void *html_arg);
+    void *html_arg;
 };
 
 struct dr_email_class {

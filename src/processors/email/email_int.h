@@ -72,9 +72,31 @@ int dr__email_finish_bodies(struct dr_email *em, const struct dr_email_limits *l
  * and no warning about cutting it). For callers that read html_text only in place of text. */
 #define DR__EMAIL_NO_HTML_TEXT 1u
 
+/* Internal to parse.c: set by dr__email_parse_lazy(). */
+#define DR__EMAIL_LAZY_HTML 2u
+
 /* dr_email_parse() with DR__EMAIL_* flags; same contract otherwise. */
 int dr__email_parse_ex(const char *raw, size_t len, const struct dr_email_limits *lim,
                        unsigned flags, struct dr_email **out);
+
+/* An email's HTML body not read yet, and the parsed message it is read from. */
+struct dr__email_lazy;
+
+/*
+ * dr__email_parse_ex() with DR__EMAIL_NO_HTML_TEXT, which also leaves em->html NULL when the
+ * email has a text body: *lazy then holds what dr__email_lazy_html() reads it from (else NULL).
+ * raw must stay as it is until *lazy is freed, and *lazy must be freed before em is destroyed
+ * (dr__email_lazy_free()). Everything else in em is what dr__email_parse_ex() gives, except the
+ * order of the warnings and the warnings of the HTML body until it is read.
+ */
+int dr__email_parse_lazy(const char *raw, size_t len, const struct dr_email_limits *lim,
+                         unsigned flags, struct dr_email **out, struct dr__email_lazy **lazy);
+
+/* Reads the HTML body left unread into em->html (NULL-safe, once: later calls do nothing), as
+ * dr__email_parse_ex() reads it, with its warnings. DR_OK or DR_ENOMEM. */
+int dr__email_lazy_html(struct dr__email_lazy *lz, struct dr_email *em);
+
+void dr__email_lazy_free(struct dr__email_lazy *lz); /* NULL-safe */
 
 /* dr__email_finish_bodies() honouring DR__EMAIL_NO_HTML_TEXT. */
 int dr__email_finish_bodies_ex(struct dr_email *em, const struct dr_email_limits *lim,

@@ -30,6 +30,20 @@ struct ctx {
     int depth_warned;
     unsigned flags; /* DR__EMAIL_* */
     GPtrArray *calendar_parts;
+    GPtrArray *html_later; /* DR__EMAIL_LAZY_HTML: the HTML parts left unread, or NULL */
+};
+
+/* What dr__email_lazy_html() needs: the parsed message (its parts are windows onto raw) and the
+ * HTML parts choose_bodies() left unread. */
+struct dr__email_lazy {
+    GMimeParserOptions *opts;
+    GMimeStream *stream;
+    GByteArray *view;
+    GMimeParser *parser;
+    GMimeMessage *msg;
+    GPtrArray *html;
+    struct dr_email_limits lim;
+    unsigned flags;
 };
 
 /* Headers worth carrying to classifiers (auto-replies, lists, mailers, envelope). */
@@ -822,14 +836,26 @@ static int choose_bodies(struct ctx *c, GMimeObject *root)
     for (guint i = 0; same && i < text->len; i++) {
         same = text->pdata[i] == html->pdata[i];
     }
-    if (has_html) {
-        err = render_body(c, html, 1, &hb, "HTML body");
-        if (!err && !(c->flags & DR__EMAIL_NO_HTML_TEXT)) {
-            err = render_body(c, html, 0, &htb, "HTML text");
-        }
-    }
-    if (!err && !(same && has_html)) {
+    if (has_html && (c->flags & DR__EMAIL_LAZY_HTML) && !same) {
+        /* the text first: when there is one, the HTML is read only if asked for */
         err = render_body(c, text, 0, &tb, "text body");
+        if (!err && tb.data) {
+            c->html_later = html;
+            html = g_ptr_array_new();
+            has_html = 0;
+        } else if (!err) {
+            err = render_body(c, html, 1, &hb, "HTML body");
+        }
+    } else {
+        if (has_html) {
+            err = render_body(c, html, 1, &hb, "HTML body");
+            if (!err && !(c->flags & DR__EMAIL_NO_HTML_TEXT)) {
+                err = render_body(c, html, 0, &htb, "HTML text");
+            }
+        }
+        if (!err && !(same && has_html)) {
+            err = render_body(c, text, 0, &tb, "text body");
+        }
     }
     /* html_text is wanted after all when there is no text to read instead */
     if (!err && has_html && (c->flags & DR__EMAIL_NO_HTML_TEXT) && !tb.data) {
@@ -1119,8 +1145,8 @@ int dr_email_parse(const char *raw, size_t len, const struct dr_email_limits *li
     return dr__email_parse_ex(raw, len, lim, 0, out);
 }
 
-int dr__email_parse_ex(const char *raw, size_t len, const struct dr_email_limits *lim,
-                       unsigned flags, struct dr_email **out)
+static int parse(const char *raw, size_t len, const struct dr_email_limits *lim, unsigned flags,
+                 struct dr_email **out, struct dr__email_lazy **lazy)
 {
     struct dr_email_limits defaults;
     struct dr_email *em = NULL;
@@ -1130,10 +1156,13 @@ int dr__email_parse_ex(const char *raw, size_t len, const struct dr_email_limits
     GMimeParser *parser = NULL;
     GMimeMessage *msg = NULL;
     GMimeObject *root;
-    struct ctx c;
+    struct ctx c = {0};
     int err = DR_OK;
 
     *out = NULL;
+    if (lazy) {
+        *lazy = NULL;
+    }
     dr__email_set_reason(NULL);
     if (!lim) {
         dr_email_limits_init(&defaults);
@@ -1185,7 +1214,7 @@ int dr__email_parse_ex(const char *raw, size_t len, const struct dr_email_limits
     memset(&c, 0, sizeof(c));
     c.em = em;
     c.lim = lim;
-    c.flags = flags;
+    c.flags = lazy ? flags : flags & ~DR__EMAIL_LAZY_HTML;
     c.max_depth = lim->max_depth < DR_EMAIL_DEPTH_CEILING ? lim->max_depth : DR_EMAIL_DEPTH_CEILING;
     take_headers(&c, msg);
     if (root) {
@@ -1200,7 +1229,25 @@ int dr__email_parse_ex(const char *raw, size_t len, const struct dr_email_limits
     }
     *out = em;
     em = NULL;
+    if (c.html_later) {
+        /* the message stays parsed for dr__email_lazy_html() */
+        struct dr__email_lazy *lz = dr_xcalloc(1, sizeof(*lz));
+
+        lz->opts = opts;
+        lz->stream = stream;
+        lz->view = view;
+        lz->parser = parser;
+        lz->msg = msg;
+        lz->html = c.html_later;
+        lz->lim = *lim;
+        lz->flags = flags;
+        *lazy = lz;
+        return DR_OK;
+    }
 out:
+    if (c.html_later) {
+        g_ptr_array_free(c.html_later, TRUE);
+    }
     if (msg) {
         g_object_unref(msg);
     }
@@ -1217,4 +1264,57 @@ out:
     g_mime_parser_options_free(opts);
     dr_email_destroy(em);
     return err;
+}
+
+int dr__email_parse_ex(const char *raw, size_t len, const struct dr_email_limits *lim,
+                       unsigned flags, struct dr_email **out)
+{
+    return parse(raw, len, lim, flags, out, NULL);
+}
+
+int dr__email_parse_lazy(const char *raw, size_t len, const struct dr_email_limits *lim,
+                         unsigned flags, struct dr_email **out, struct dr__email_lazy **lazy)
+{
+    return parse(raw, len, lim, flags | DR__EMAIL_NO_HTML_TEXT | DR__EMAIL_LAZY_HTML, out, lazy);
+}
+
+int dr__email_lazy_html(struct dr__email_lazy *lz, struct dr_email *em)
+{
+    struct dr_buf hb;
+    struct ctx c = {0};
+    int err;
+
+    if (!lz || !lz->html) {
+        return DR_OK;
+    }
+    c.em = em;
+    c.lim = &lz->lim;
+    c.flags = lz->flags;
+    dr_buf_init(&hb, lz->lim.max_text_bytes);
+    err = render_body(&c, lz->html, 1, &hb, "HTML body");
+    if (!err) {
+        err = set_body(&hb, &em->html, &em->html_len);
+    }
+    dr_buf_cleanup(&hb);
+    g_ptr_array_free(lz->html, TRUE);
+    lz->html = NULL; /* read once */
+    return err;
+}
+
+void dr__email_lazy_free(struct dr__email_lazy *lz)
+{
+    if (!lz) {
+        return;
+    }
+    if (lz->html) {
+        g_ptr_array_free(lz->html, TRUE);
+    }
+    g_object_unref(lz->msg);
+    g_object_unref(lz->parser);
+    g_object_unref(lz->stream);
+    if (lz->view) {
+        g_byte_array_free(lz->view, FALSE);
+    }
+    g_mime_parser_options_free(lz->opts);
+    free(lz);
 }

@@ -361,12 +361,34 @@ static int emit_calendar(const struct ctx *c, struct dr_buf *b)
     return err;
 }
 
-/* Parses the payload's email. 0, or -1 with the outcome set. */
-static int load_email(const struct dr_msg *msg, struct dr_email **em, struct dr_result *res)
+/* The parsed email, and while it is classified what its HTML body is read from on demand. */
+struct loaded {
+    struct dr_email *em;
+    struct dr__email_lazy *lazy; /* NULL unless the HTML body was left unread */
+    struct dr_buf bytes;         /* the decoded raw message, which lazy reads from */
+};
+
+static int load_html(void *arg)
+{
+    struct loaded *l = arg;
+
+    return dr__email_lazy_html(l->lazy, l->em);
+}
+
+/* Ends what the email's classification needed of l: its parsed message and raw bytes. */
+static void loaded_done(struct loaded *l)
+{
+    dr__email_lazy_free(l->lazy);
+    l->lazy = NULL;
+    dr__email_scratch_give(DR__EMAIL_SCRATCH_RAW, &l->bytes);
+}
+
+/* Parses the payload's email into l (l->bytes dr_buf_init()ed). 0, or -1 with the outcome set. */
+static int load_email(const struct dr_msg *msg, struct loaded *l, struct dr_result *res)
 {
     static const char *const fields[] = {"subject", "from", "body_text", "body_html", "message_id"};
     const cJSON *pl = msg->payload, *raw = cJSON_GetObjectItemCaseSensitive(pl, "raw");
-    struct dr_buf bytes;
+    struct dr_email **em = &l->em;
     size_t len = 0, i;
     int err;
 
@@ -377,24 +399,23 @@ static int load_email(const struct dr_msg *msg, struct dr_email **em, struct dr_
             dr_result_reject(res, "invalid_payload", "raw: must be a non-empty base64url string");
             return -1;
         }
-        /* decoded into this thread's scratch buffer: the parser copies what it keeps */
-        dr_buf_init(&bytes, SIZE_MAX);
-        dr__email_scratch_take(DR__EMAIL_SCRATCH_RAW, &bytes);
-        err = dr_buf_reserve(&bytes, DR_BASE64_DECODED_MAX(rlen) + 1);
+        /* decoded into this thread's scratch buffer: the parser copies what it keeps, and the
+         * HTML body left unread is read from it (kept until loaded_done()) */
+        dr__email_scratch_take(DR__EMAIL_SCRATCH_RAW, &l->bytes);
+        err = dr_buf_reserve(&l->bytes, DR_BASE64_DECODED_MAX(rlen) + 1);
         if (err) {
-            dr_buf_cleanup(&bytes);
             dr_result_retry(res, "out_of_memory", "decoding raw");
             return -1;
         }
-        err = dr__email_raw_decode_into(raw->valuestring, rlen, (unsigned char *)bytes.data, &len);
+        err =
+            dr__email_raw_decode_into(raw->valuestring, rlen, (unsigned char *)l->bytes.data, &len);
         if (err) {
-            dr__email_scratch_give(DR__EMAIL_SCRATCH_RAW, &bytes);
             dr_result_reject(res, "invalid_payload", "raw: not base64url (%zu characters)", rlen);
             return -1;
         }
-        /* html_text is read below only when the email has no text body */
-        err = dr__email_parse_ex(bytes.data, len, NULL, DR__EMAIL_NO_HTML_TEXT, em);
-        dr__email_scratch_give(DR__EMAIL_SCRATCH_RAW, &bytes);
+        /* html_text is read only when the email has no text body, the HTML body only when the
+         * classification asks for it (load_html()) */
+        err = dr__email_parse_lazy(l->bytes.data, len, NULL, DR__EMAIL_NO_HTML_TEXT, em, &l->lazy);
     } else {
         for (i = 0; i < DR_ARRAY_LEN(fields); i++) {
             if (cJSON_GetObjectItemCaseSensitive(pl, fields[i])) {
@@ -445,8 +466,11 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
 {
     struct email_proc *ep = state;
     struct ctx c = {.ep = ep, .msg = msg, .res = res, .pl = msg->payload};
+    struct loaded l = {0};
     struct dr_email_class_opts opts = {.store = ep->store,
-                                       .reply_local_part = ep->reply_local_part};
+                                       .reply_local_part = ep->reply_local_part,
+                                       .load_html = load_html,
+                                       .html_arg = &l};
     struct dr_email_class cls = {0};
     struct dr_email *em = NULL;
     struct dr_buf b = {0};
@@ -472,12 +496,16 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     c.user_id = dr_json_str(c.pl, "user_id");
     c.org_id = dr_json_str(c.pl, "org_id");
     c.email_id = dr_json_str(c.pl, "email_id");
-    if (load_email(msg, &em, res)) {
+    dr_buf_init(&l.bytes, SIZE_MAX);
+    if (load_email(msg, &l, res)) {
+        loaded_done(&l);
         DR_INFO(COMP, "email rejected", "message_id=%s reason=%s", msg->message_id, res->reason);
         return;
     }
+    em = l.em;
     c.em = em;
     err = dr__email_classify(em, &opts, &cls);
+    loaded_done(&l); /* before anything that may leave em */
     if (err == DR_ENOMEM) {
         dr_result_retry(res, "out_of_memory", "classifying the email");
         goto out;

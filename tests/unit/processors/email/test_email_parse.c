@@ -13,7 +13,9 @@
 #include "dr/email.h"
 #include "dr/err.h"
 #include "dr/json.h"
+#include "processors/email/classify.h"
 #include "processors/email/email_int.h"
+#include "unit/processors/corpus.h"
 #include "unit/processors/email/testutil.h"
 
 static struct dr_email *parse_ok(const char *msg)
@@ -720,6 +722,133 @@ static void boundary_work_counts(void **state)
     }
 }
 
+/* ---- the HTML body read on demand (dr__email_parse_lazy()) ------------------------------- */
+
+struct lazy_load {
+    struct dr__email_lazy *lazy;
+    struct dr_email *em;
+    int calls;
+};
+
+static size_t lazy_compared, lazy_loaded, lazy_deferred;
+
+static int lazy_load(void *arg)
+{
+    struct lazy_load *l = arg;
+
+    l->calls++;
+    return dr__email_lazy_html(l->lazy, l->em);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *email_json(struct dr_email *em)
+{
+    cJSON *o = NULL;
+    char *s;
+
+    /* the warnings as a set: the lazy parse finds them in another order */
+    qsort(em->warnings, em->n_warnings, sizeof(*em->warnings), cmp_str);
+    assert_int_equal(dr_email_to_json(em, &o), DR_OK);
+    s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static char *class_json(const struct dr_email *em, const struct dr_email_class *c)
+{
+    cJSON *o = dr__email_class_to_json(em, c);
+    char *s = cJSON_PrintUnformatted(o);
+
+    cJSON_Delete(o);
+    return s;
+}
+
+/* The lazy parse against dr__email_parse_ex(): the same classification (with the HTML body read
+ * when the classifier asks for it), and once the HTML body is read the same email. */
+static void lazy_same(const char *path, char *raw, size_t len)
+{
+    struct dr_email *want = NULL, *got = NULL;
+    struct dr__email_lazy *lz = NULL;
+    int werr = dr__email_parse_ex(raw, len, NULL, DR__EMAIL_NO_HTML_TEXT, &want);
+    int gerr = dr__email_parse_lazy(raw, len, NULL, 0, &got, &lz);
+    struct lazy_load l = {.lazy = lz, .em = got};
+    struct dr_email_class_opts opts = {.load_html = lazy_load, .html_arg = &l};
+    struct dr_email_class wc, gc;
+    char *a, *b;
+
+    assert_int_equal(gerr, werr);
+    if (werr) {
+        assert_null(lz);
+        return;
+    }
+    if (!lz) {
+        assert_true(got->html == NULL || got->text == NULL || want->html != NULL);
+    } else {
+        assert_null(got->html);
+        assert_non_null(got->text);
+        lazy_deferred++;
+    }
+    assert_int_equal(dr__email_classify(want, NULL, &wc), DR_OK);
+    assert_int_equal(dr__email_classify(got, &opts, &gc), DR_OK);
+    a = class_json(want, &wc);
+    b = class_json(got, &gc);
+    if (strcmp(a, b) != 0) {
+        fail_msg("%s: classified\n%s\nlazily\n%s", path, a, b);
+    }
+    lazy_loaded += l.calls > 0;
+    free(a);
+    free(b);
+    dr__email_class_cleanup(&wc);
+    dr__email_class_cleanup(&gc);
+    assert_int_equal(dr__email_lazy_html(lz, got), DR_OK);
+    assert_int_equal(dr__email_lazy_html(lz, got), DR_OK); /* once */
+    a = email_json(want);
+    b = email_json(got);
+    if (strcmp(a, b) != 0) {
+        fail_msg("%s: parsed\n%s\nlazily\n%s", path, a, b);
+    }
+    free(a);
+    free(b);
+    dr__email_lazy_free(lz);
+    dr_email_destroy(want);
+    dr_email_destroy(got);
+    lazy_compared++;
+}
+
+static void lazy_html_same_as_parse(void **state)
+{
+    static const char *const dirs[] = {"email", "shipment", "replies"};
+    /* a carrier's notice whose text names no number: the classifier reads the HTML */
+    static const char notice[] =
+        "From: UPS <mcinfo@ups.com>\r\nTo: a@example.org\r\nSubject: Your package has shipped\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n"
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour package is on its way.\r\n"
+        "--b\r\nContent-Type: text/html; charset=iso-8859-1\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "<p>Tracking number: <a href=3D\"https://www.ups.com/track?tracknum=3D1Z879E930346834440\">"
+        "1Z879E930346834440</a> =E9</p>\r\n"
+        "--b--\r\n";
+    const char *root = getenv("DR_TEST_DATA") ? getenv("DR_TEST_DATA") : "tests/data";
+    char dir[1024], *copy = dr_xstrndup(notice, sizeof(notice) - 1);
+
+    (void)state;
+    dr_email_global_init();
+    lazy_same("notice", copy, sizeof(notice) - 1);
+    assert_int_equal(lazy_loaded, 1);
+    free(copy);
+    for (size_t i = 0; i < DR_ARRAY_LEN(dirs); i++) {
+        snprintf(dir, sizeof(dir), "%s/%s", root, dirs[i]);
+        assert_true(corpus_each(dir, 1, lazy_same) > 0);
+    }
+    print_message("%zu emails, %zu with the HTML body left unread\n", lazy_compared, lazy_deferred);
+    assert_true(lazy_compared > 100);
+    assert_true(lazy_deferred > 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -747,6 +876,7 @@ int main(void)
         cmocka_unit_test(utf8_valid_like_glib),
         cmocka_unit_test(parallel_parsing),
         cmocka_unit_test(boundary_work_counts),
+        cmocka_unit_test(lazy_html_same_as_parse),
     };
     /* deliberately not calling dr_email_global_init(): parsing must initialise on its own */
     return cmocka_run_group_tests(tests, NULL, NULL);
