@@ -3,6 +3,9 @@
  * set, and a shipment-cue score from sender, subject and the start of the text.
  */
 #include <glib.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -324,11 +327,8 @@ static int at(const char *s, size_t n, size_t p, const char *w, size_t k)
     return k <= n - p && memcmp(s + p, w, k) == 0;
 }
 
-struct cue_hits {
-    const char *word[MAX_WORDS]; /* first occurrence of each cue word at a word start, or NULL */
-    int phrase;                  /* some body phrase occurs (anywhere) */
-    uint32_t names;              /* carrier names occurring as whole words */
-};
+#define cue_hits dr__email_cue_hits
+_Static_assert(MAX_WORDS == DR__EMAIL_MAX_CUE_WORDS, "one hit per cue word");
 
 /*
  * Finds the cues in the folded text s[0..n): cue words where a word starts ("undelivered" is not
@@ -337,7 +337,7 @@ struct cue_hits {
  * are looked for at word starts only and everything by its first two bytes. With body unset only
  * the cue words are looked for.
  */
-static void scan_cues(const char *s, size_t n, int body, struct cue_hits *h)
+static void scan_cues_bytes(const char *s, size_t n, int body, struct cue_hits *h)
 {
     const unsigned char *u = (const unsigned char *)s;
     uint64_t words_left = dr__email_word_cue_count == 64
@@ -390,6 +390,172 @@ static void scan_cues(const char *s, size_t n, int body, struct cue_hits *h)
             p++;
         }
     }
+}
+
+/* The cue words and carrier names that may start at the word start p (t[p + 1] is in the text):
+ * recorded in h as scan_cues_bytes() records them. */
+static void word_start(const char *s, size_t n, size_t p, int body, uint64_t *words_left,
+                       struct cue_hits *h)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned char c = u[p], c1 = u[p + 1];
+
+    for (uint64_t m = cue_index.words[0][c] & cue_index.words[1][c1] & *words_left; m; m &= m - 1) {
+        int i = __builtin_ctzll(m);
+        if (at(s, n, p, dr__email_word_cues[i].word, cue_index.word_len[i])) {
+            h->word[i] = s + p;
+            *words_left &= ~(UINT64_C(1) << i);
+        }
+    }
+    for (uint32_t m = body ? cue_index.names[0][c] & cue_index.names[1][c1] & ~h->names : 0; m;
+         m &= m - 1) {
+        int i = __builtin_ctz(m);
+        size_t k = cue_index.name_len[i];
+        if (at(s, n, p, carrier_names[i].word, k) && (p + k == n || !is_word_char(u[p + k]))) {
+            h->names |= UINT32_C(1) << i;
+        }
+    }
+}
+
+/* Whether a body phrase starts at p (t[p + 1] is in the text). */
+static int phrase_at(const char *s, size_t n, size_t p)
+{
+    const unsigned char *u = (const unsigned char *)s;
+
+    for (uint32_t m = cue_index.phrases[0][u[p]] & cue_index.phrases[1][u[p + 1]]; m; m &= m - 1) {
+        int i = __builtin_ctz(m);
+        if (at(s, n, p, body_phrases[i], cue_index.phrase_len[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+#ifdef __SSE2__
+/* The distinct first two bytes of the body phrases: a phrase can start only where one of them
+ * stands (the tables above say the same for one position at a time). */
+#define MAX_PAIRS 8
+static struct {
+    unsigned char a[MAX_PAIRS], b[MAX_PAIRS];
+    size_t n; /* MAX_PAIRS + 1: too many, the byte loop is used */
+} phrase_pairs;
+
+static void build_phrase_pairs(void)
+{
+    for (size_t i = 0; i < DR_ARRAY_LEN(body_phrases); i++) {
+        unsigned char a = (unsigned char)body_phrases[i][0], b = (unsigned char)body_phrases[i][1];
+        size_t k = 0;
+
+        while (k < phrase_pairs.n && (phrase_pairs.a[k] != a || phrase_pairs.b[k] != b)) {
+            k++;
+        }
+        if (k == phrase_pairs.n) {
+            if (k == MAX_PAIRS) {
+                phrase_pairs.n = MAX_PAIRS + 1;
+                return;
+            }
+            phrase_pairs.a[k] = a;
+            phrase_pairs.b[k] = b;
+            phrase_pairs.n++;
+        }
+    }
+}
+
+/* Bit i: a word byte (a-z, 0-9, any byte from 0x80) at b[i], for 16 bytes. */
+static unsigned word_bytes16(const unsigned char *b)
+{
+    const __m128i bias = _mm_set1_epi8((char)0x80);
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)b);
+    __m128i u = _mm_xor_si128(x, bias);
+    /* signed compares on bytes biased by 0x80 stand in for unsigned ranges */
+    __m128i lower = _mm_and_si128(_mm_cmpgt_epi8(u, _mm_set1_epi8((char)('a' - 1 - 128))),
+                                  _mm_cmplt_epi8(u, _mm_set1_epi8((char)('z' + 1 - 128))));
+    __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(u, _mm_set1_epi8((char)('0' - 1 - 128))),
+                                  _mm_cmplt_epi8(u, _mm_set1_epi8((char)('9' + 1 - 128))));
+
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(lower, digit), x));
+}
+
+/* scan_cues_bytes() with the word starts and the places of the phrases' first two bytes found 16
+ * bytes at a time; the same checks at the same places, so the same hits. */
+static void scan_cues_sse2(const char *s, size_t n, int body, struct cue_hits *h)
+{
+    static pthread_once_t pairs_once = PTHREAD_ONCE_INIT;
+    const unsigned char *u = (const unsigned char *)s;
+    uint64_t words_left = dr__email_word_cue_count == 64
+                              ? ~UINT64_C(0)
+                              : (UINT64_C(1) << dr__email_word_cue_count) - 1;
+    unsigned prev_word = 0;
+
+    pthread_once(&cue_index_once, build_cue_index);
+    pthread_once(&pairs_once, build_phrase_pairs);
+    if (phrase_pairs.n > MAX_PAIRS) {
+        scan_cues_bytes(s, n, body, h);
+        return;
+    }
+    memset(h, 0, sizeof(*h));
+    for (size_t base = 0; body && base + 1 < n && !h->phrase; base += 16) {
+        unsigned cand = 0;
+
+        if (n - base >= 17) {
+            __m128i cur = _mm_loadu_si128((const __m128i *)(const void *)(u + base));
+            __m128i next = _mm_loadu_si128((const __m128i *)(const void *)(u + base + 1));
+            __m128i m = _mm_setzero_si128();
+
+            for (size_t k = 0; k < phrase_pairs.n; k++) {
+                m = _mm_or_si128(
+                    m, _mm_and_si128(_mm_cmpeq_epi8(cur, _mm_set1_epi8((char)phrase_pairs.a[k])),
+                                     _mm_cmpeq_epi8(next, _mm_set1_epi8((char)phrase_pairs.b[k]))));
+            }
+            cand = (unsigned)_mm_movemask_epi8(m);
+        } else {
+            for (size_t p = base; p + 1 < n; p++) {
+                cand |= 1u << (p - base);
+            }
+        }
+        for (; cand && !h->phrase; cand &= cand - 1) {
+            h->phrase = phrase_at(s, n, base + (size_t)__builtin_ctz(cand));
+        }
+    }
+    for (size_t base = 0; base < n; base += 16) {
+        unsigned char pad[16];
+        const unsigned char *b = u + base;
+        unsigned word, starts;
+
+        if (n - base < 16) {
+            memset(pad, 0, sizeof(pad)); /* NUL is no word byte */
+            memcpy(pad, b, n - base);
+            b = pad;
+        }
+        word = word_bytes16(b);
+        starts = word & ~((word << 1) | prev_word);
+        prev_word = word >> 15;
+        for (; starts; starts &= starts - 1) {
+            size_t p = base + (size_t)__builtin_ctz(starts);
+
+            if (p + 1 >= n) {
+                return;
+            }
+            word_start(s, n, p, body, &words_left, h);
+        }
+    }
+}
+#endif
+
+void dr__email_scan_cues(const char *s, size_t n, int body, int bytewise, struct cue_hits *h)
+{
+#ifdef __SSE2__
+    if (!bytewise) {
+        scan_cues_sse2(s, n, body, h);
+        return;
+    }
+#endif
+    scan_cues_bytes(s, n, body, h);
+}
+
+static void scan_cues(const char *s, size_t n, int body, struct cue_hits *h)
+{
+    dr__email_scan_cues(s, n, body, 0, h);
 }
 
 /*

@@ -111,6 +111,25 @@ struct dr__email_word_cue {
 extern const struct dr__email_word_cue dr__email_word_cues[];
 extern const size_t dr__email_word_cue_count;
 
+#define DR__EMAIL_MAX_CUE_WORDS 64
+
+/* The cues found in a case-folded text (cues.c). */
+struct dr__email_cue_hits {
+    const char *word[DR__EMAIL_MAX_CUE_WORDS]; /* first occurrence of each cue word at a word
+                                                  start, or NULL */
+    int phrase;                                /* some body phrase occurs (anywhere) */
+    uint32_t names;                            /* carrier names occurring as whole words */
+};
+
+/*
+ * Finds the cues in the folded text s[0..n): cue words where a word starts, with body also
+ * carrier names as whole words and body phrases anywhere. bytewise: a byte at a time (the
+ * reference the tests hold the 16-byte scan to), else 16 bytes at a time where SSE2 is; the
+ * same hits either way. Thread-safe.
+ */
+void dr__email_scan_cues(const char *s, size_t n, int body, int bytewise,
+                         struct dr__email_cue_hits *h);
+
 /*
  * Writes to out (cap bytes) what g_utf8_strdown(s, len) returns, up to its first NUL byte, and
  * returns that length; SIZE_MAX when it does not fit (out is then undefined). ASCII is folded

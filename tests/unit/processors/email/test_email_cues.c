@@ -14,6 +14,7 @@
 #include "dr/email.h"
 #include "dr/err.h"
 #include "processors/email/email_int.h"
+#include "unit/processors/corpus.h"
 
 static int is_word_char(unsigned char c)
 {
@@ -191,12 +192,106 @@ static void body_phrases_and_carriers(void **state)
     free(big);
 }
 
+/* ---- the 16-byte scan against the byte loop ------------------------------------------------ */
+
+static size_t scans_compared;
+
+static void scans_same(const char *s, size_t n)
+{
+    struct dr__email_cue_hits want, got;
+
+    for (int body = 0; body < 2; body++) {
+        dr__email_scan_cues(s, n, body, 1, &want);
+        dr__email_scan_cues(s, n, body, 0, &got);
+        assert_int_equal(got.phrase, want.phrase);
+        assert_int_equal(got.names, want.names);
+        assert_memory_equal(got.word, want.word, sizeof(want.word));
+        scans_compared++;
+    }
+}
+
+/* Every corpus file lower-cased, whole and cut at every length up to 70 and then sparsely, from
+ * several offsets (blocks fall differently). */
+static void scan_file(const char *path, char *data, size_t len)
+{
+    (void)path;
+    for (size_t i = 0; i < len; i++) {
+        data[i] = (char)(data[i] >= 'A' && data[i] <= 'Z' ? data[i] + 32 : data[i]);
+    }
+    for (size_t off = 0; off < 4 && off < len; off++) {
+        scans_same(data + off, len - off);
+        for (size_t n = 0; n + off < len && n < 8192; n += n < 70 ? 1 : 331) {
+            scans_same(data + off, n);
+        }
+    }
+}
+
+static void sse2_scan_same_as_bytes(void **state)
+{
+    static const char *const pieces[] = {"tracking number",
+                                         "track your package",
+                                         "track & trace",
+                                         "sendungsnummer",
+                                         "numéro de suivi",
+                                         "número de seguimiento",
+                                         "śledzenie przesyłki",
+                                         "out for delivery",
+                                         "ups",
+                                         "dhl",
+                                         "royal mail",
+                                         "evri",
+                                         "hermes",
+                                         "tr",
+                                         "nu",
+                                         "ou",
+                                         "se",
+                                         "\xc5\x9b",
+                                         "x",
+                                         " ",
+                                         "\n",
+                                         "-",
+                                         "9",
+                                         "é",
+                                         "\x80",
+                                         "\xff",
+                                         "un"};
+    const char *root = getenv("DR_TEST_DATA") ? getenv("DR_TEST_DATA") : "tests/data";
+    static const char *const dirs[] = {"email", "shipment", "replies"};
+    unsigned seed = 777;
+    char text[600], dir[1024];
+
+    (void)state;
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 0, count = 1 + rnd(&seed) % 30;
+
+        for (size_t k = 0; k < count; k++) {
+            const char *w = rnd(&seed) % 3 == 0
+                                ? dr__email_word_cues[rnd(&seed) % dr__email_word_cue_count].word
+                                : pieces[rnd(&seed) % (sizeof(pieces) / sizeof(pieces[0]))];
+            size_t wl = strlen(w), cut = rnd(&seed) % 5 == 0 ? rnd(&seed) % (wl + 1) : wl;
+            if (n + cut + 1 >= sizeof(text)) {
+                break;
+            }
+            memcpy(text + n, w, cut);
+            n += cut;
+        }
+        text[n] = '\0';
+        scans_same(text, n);
+    }
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        snprintf(dir, sizeof(dir), "%s/%s", root, dirs[i]);
+        assert_true(corpus_each(dir, 1, scan_file) > 0);
+    }
+    assert_true(scans_compared > 100000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(same_as_strstr),
         cmocka_unit_test(edges),
         cmocka_unit_test(body_phrases_and_carriers),
+        cmocka_unit_test(sse2_scan_same_as_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
