@@ -7,6 +7,7 @@
  * string is cut at its first NUL byte, as cJSON's copy of it would be. The unit tests hold the
  * two to the same output.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -156,6 +157,22 @@ static size_t snippet(char *buf, const char *text)
     return n;
 }
 
+/* jw_num(w, key, (double)ms) without a cJSON number: below 10^15 in magnitude cJSON prints an
+ * integer's digits ("%d" within int, else "%1.15g", which has no exponent or fraction there). */
+static void jw_ms(struct jw *w, const char *key, int64_t ms)
+{
+    char s[24];
+    int n;
+
+    if (ms <= -1000000000000000LL || ms >= 1000000000000000LL) {
+        jw_num(w, key, (double)ms);
+        return;
+    }
+    n = snprintf(s, sizeof(s), "%lld", (long long)ms);
+    jw_key(w, key);
+    jw_raw(w, s, (size_t)n);
+}
+
 static void jw_addrs(struct jw *w, const char *key, const struct dr_email_addr_list *l)
 {
     jw_key(w, key);
@@ -189,7 +206,7 @@ static void fields(const struct dr_email *em, const struct dr_email_class *cls, 
     jw_addrs(w, "cc", &em->cc);
     jw_str(w, "date", event_time);
     if (em->has_date) {
-        jw_num(w, "date_ms", (double)em->date_ms);
+        jw_ms(w, "date_ms", em->date_ms);
     }
     if (text) {
         char buf[SNIPPET_CHARS * 4 + 1];
@@ -257,6 +274,16 @@ int dr__email_index_op(const struct dr_email *em, const struct dr_email_class *c
     size_t start = out->len;
 
     snprintf(docid, DR__EMAIL_DOCID_MAX, "%s:%s", user_id ? user_id : "", email_id ? email_id : "");
+    {
+        /* room for the text and what usually comes with it at once, not by doubling: a hint
+         * (the writes below meet the limit, or the lack of memory, as they would without it) */
+        size_t tlen = em->text ? em->text_len : em->html_text ? em->html_text_len : 0;
+        size_t hint = (tlen < text_bytes ? tlen : text_bytes) + tlen / 16 + 4096;
+
+        if (hint <= out->limit - out->len) {
+            (void)dr_buf_reserve(out, hint);
+        }
+    }
     jw_raw(&w, "{", 1);
     jw_str(&w, "operation", "put");
     jw_str(&w, "doctype", "email");

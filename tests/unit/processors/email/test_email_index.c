@@ -324,7 +324,10 @@ static void snippet_keeps_characters_whole(void **state)
 static void hostile_fields(void **state)
 {
     static const int64_t dates[] = {
-        0, -1, 1772352000000, -62135596800000, 9007199254740993, 1234567890123456789};
+        0, -1, 1772352000000, -62135596800000, 9007199254740993, 1234567890123456789,
+        /* where cJSON's number format changes */
+        999999999999999, 1000000000000000, -999999999999999, -1000000000000000, 2147483647,
+        2147483648, -2147483648, -2147483649};
     struct dr_email_addr to[3] = {{NULL, "a@b"}, {"n", NULL}, {"q\"", "x\\y@z"}};
     struct dr_email em = {0};
     struct dr_email_class cls = {0};
