@@ -203,9 +203,25 @@ size_t dr__email_qp_step(const unsigned char *in, size_t len, unsigned char *out
 
         switch (st) {
         case 0: {
-            const unsigned char *eq = memchr(p, '=', (size_t)(end - p));
-            size_t k = (size_t)((eq ? eq : end) - p);
+            const unsigned char *eq;
+            size_t k;
 
+            /* "=XX" and "=\r\n" inside the input, the bulk of quoted-printable HTML, taken here
+             * as states 1 and 2 would take them */
+            while (end - p >= 3 && p[0] == '=') {
+                unsigned char a = p[1], b = p[2];
+
+                if (hex_value[a] != 0xff && hex_value[b] != 0xff) {
+                    *o++ = (unsigned char)((hex_value[a] << 4) | hex_value[b]);
+                } else if (a == '\r' && b == '\n') {
+                    /* soft line break */
+                } else {
+                    break;
+                }
+                p += 3;
+            }
+            eq = memchr(p, '=', (size_t)(end - p));
+            k = (size_t)((eq ? eq : end) - p);
             memcpy(o, p, k);
             o += k;
             p += k;

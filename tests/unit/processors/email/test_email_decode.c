@@ -291,6 +291,57 @@ static void steps_split_anywhere(void **state)
     }
 }
 
+/* Every pair of bytes after an '=', the escape whole, at the end of the input and cut short, at
+ * the start and inside a text, run by our steps cut at every place: what GMime's filter gives. */
+static void qp_every_escape(void **state)
+{
+    char in[16];
+
+    (void)state;
+    dr__email_gmime_init();
+    for (unsigned a = 0; a < 256; a++) {
+        for (unsigned b = 0; b < 256; b++) {
+            for (int form = 0; form < 4; form++) {
+                size_t len = 0, want_len, got_len, gn;
+                int want_cut, got_cut;
+                char *want, *got;
+                unsigned char out[32];
+
+                if (form & 1) {
+                    memcpy(in, "ab", 2);
+                    len = 2;
+                }
+                in[len++] = '=';
+                in[len++] = (char)a;
+                in[len++] = (char)b;
+                if (form & 2) {
+                    memcpy(in + len, "=3Dc=\r\n", 8);
+                    len += 8;
+                }
+                want = gmime_decode(GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE, in, len, 1 << 20,
+                                    &want_len, &want_cut);
+                got = run(dr__email_decode_qp, in, len, 1 << 20, &got_len, &got_cut);
+                if (want_len != got_len || memcmp(want, got, want_len) != 0) {
+                    fail_msg("=%02x%02x (form %d): %zu bytes vs GMime's %zu", a, b, form, got_len,
+                             want_len);
+                }
+                for (size_t cut = 0; cut <= len; cut++) {
+                    int st = 0;
+                    uint32_t save = 0;
+
+                    gn = dr__email_qp_step((const unsigned char *)in, cut, out, &st, &save);
+                    gn += dr__email_qp_step((const unsigned char *)in + cut, len - cut, out + gn,
+                                            &st, &save);
+                    assert_int_equal(gn, want_len);
+                    assert_memory_equal(out, want, want_len);
+                }
+                free(want);
+                free(got);
+            }
+        }
+    }
+}
+
 static void qp_same_as_gmime(void **state)
 {
     (void)state;
@@ -486,6 +537,7 @@ int main(void)
         cmocka_unit_test(base64_same_as_gmime),
         cmocka_unit_test(base64_every_byte_everywhere),
         cmocka_unit_test(qp_same_as_gmime),
+        cmocka_unit_test(qp_every_escape),
         cmocka_unit_test(decoded_len_same_as_gmime),
         cmocka_unit_test(steps_split_anywhere),
         cmocka_unit_test(parsed_bodies),
