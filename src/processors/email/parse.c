@@ -1077,7 +1077,7 @@ static int count_headers(GMimeObject *o)
  * of magnitude below the budget; a hostile one (thousands of nested multiparts, megabytes of
  * "--" lines) is refused before it can burn seconds of CPU.
  */
-#define BOUNDARY_WORK_BUDGET 50000000.0
+#define BOUNDARY_WORK_BUDGET 50000000 /* lines x bounds */
 
 /* Whether an '=' at raw[i] ends "boundary" (any case), i.e. declares a boundary parameter. */
 static int is_boundary_eq(const char *raw, size_t i)
@@ -1133,10 +1133,23 @@ void dr__email_boundary_work(const char *raw, size_t len, size_t *lines, size_t 
     }
 }
 
+/*
+ * Up to this many bytes no message is over the budget, so none is scanned: a counted line takes
+ * 3 bytes at least ("--" and the break before the next one) but the last, a "boundary=" 9 that
+ * no other one shares, so lines x bounds <= (len + 1) / 3 x len / 9.
+ */
+#define BOUNDARY_WORK_FREE 36000
+_Static_assert((BOUNDARY_WORK_FREE + 1) / 3 * (BOUNDARY_WORK_FREE / 9) <= BOUNDARY_WORK_BUDGET,
+               "a message of BOUNDARY_WORK_FREE bytes stays within the budget");
+
 static int too_complex(const char *raw, size_t len, size_t *lines, size_t *bounds)
 {
+    if (len <= BOUNDARY_WORK_FREE) {
+        *lines = *bounds = 0;
+        return 0;
+    }
     dr__email_boundary_work(raw, len, lines, bounds);
-    return (double)*lines * (double)*bounds > BOUNDARY_WORK_BUDGET;
+    return (double)*lines * (double)*bounds > (double)BOUNDARY_WORK_BUDGET;
 }
 
 int dr_email_parse(const char *raw, size_t len, const struct dr_email_limits *lim,
