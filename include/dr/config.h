@@ -104,6 +104,7 @@ struct dr_config {
     struct dr_subscription_conf *subscriptions;
     size_t nsubscriptions;
     char *dlq_suffix;   /* "-dlq" */
+    int pubsub_grpc;    /* pubsub.transport: grpc (1) or rest (0) for pulls and acks */
     int push_enabled;
     char *push_audience; /* OIDC audience; NULL = no verification */
     char *push_service_account;

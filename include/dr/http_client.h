@@ -31,7 +31,9 @@ struct dr_hc_resp {
     size_t body_len;
     const char *retry_after; /* Retry-After header value or NULL */
     double total_s;
-    const char *error; /* when err != DR_OK: libcurl's description (no body, no headers) */
+    const char *error;        /* when err != DR_OK: libcurl's description (no body, no headers) */
+    int grpc_status;          /* gRPC: the grpc-status header or trailer, -1 when none came */
+    const char *grpc_message; /* gRPC: grpc-message as received (percent-encoded), or NULL */
 };
 
 /*

@@ -543,8 +543,17 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     if (sec) {
         const cJSON *subs = cJSON_GetObjectItemCaseSensitive(sec, "subscriptions");
         const cJSON *push = cJSON_GetObjectItemCaseSensitive(sec, "push");
+        char *transport = NULL;
         get_str(v, sec, "project", "pubsub", &c->project);
         get_str(v, sec, "dlq_suffix", "pubsub", &c->dlq_suffix);
+        get_str(v, sec, "transport", "pubsub", &transport);
+        if (transport && strcmp(transport, "grpc") != 0 && strcmp(transport, "rest") != 0) {
+            fail(v, "pubsub.transport", "expected grpc or rest");
+        }
+        if (transport) {
+            c->pubsub_grpc = strcmp(transport, "grpc") == 0;
+        }
+        free(transport);
         if (subs) {
             if (!cJSON_IsArray(subs)) {
                 fail(v, "pubsub.subscriptions", "expected a list of {name, topic}");
@@ -634,6 +643,7 @@ int dr_config_load_string(const char *yaml, size_t len, const char *name, struct
     c->retry_default = (struct dr_retry_policy){
         .max_attempts = 5, .initial_ms = 200, .multiplier = 2, .max_ms = 30000, .jitter = 0.2};
     c->dlq_suffix = dr_xstrdup("-dlq");
+    c->pubsub_grpc = 1;
 
     rc = dr_yaml_to_json(yaml, len, &root, yerr, sizeof(yerr));
     if (rc) {

@@ -27,6 +27,7 @@
 #define DEFAULT_MAX_RESPONSE (16u * 1024 * 1024)
 #define MAX_CONNECTIONS      256L
 #define RETRY_AFTER_MAX      64
+#define GRPC_MESSAGE_MAX     512
 
 struct hc_sock {
     uv_poll_t poll;
@@ -43,6 +44,8 @@ struct dr_hc_call {
     struct dr_buf resp;
     int toobig;
     char retry_after[RETRY_AFTER_MAX];
+    int grpc_status;
+    char grpc_message[GRPC_MESSAGE_MAX];
     char errbuf[CURL_ERROR_SIZE];
     dr_hc_cb cb;
     void *ctx;
@@ -177,6 +180,8 @@ static void finish(struct dr_hc_call *c, int err)
         resp.error = c->errbuf[0] ? c->errbuf : dr_strerror(err);
     }
     resp.retry_after = c->retry_after[0] ? c->retry_after : NULL;
+    resp.grpc_status = c->grpc_status;
+    resp.grpc_message = c->grpc_message[0] ? c->grpc_message : NULL;
     c->cb(c->ctx, err, &resp);
     free_call(c);
 }
@@ -366,31 +371,60 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud)
     return n;
 }
 
+/* The value of header line p (len bytes) if its name is name (with the colon), else NULL; the
+ * value's length goes to *vlen without surrounding blanks and the line end. */
+static const char *header_value(const char *p, size_t len, const char *name, size_t nlen,
+                                size_t *vlen)
+{
+    const char *v = p + nlen;
+    const char *end = p + len;
+
+    if (len < nlen || strncasecmp(p, name, nlen) != 0) {
+        return NULL;
+    }
+    while (v < end && (*v == ' ' || *v == '\t')) {
+        v++;
+    }
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) {
+        end--;
+    }
+    *vlen = (size_t)(end - v);
+    return v;
+}
+
+static void copy_value(char *dst, size_t dstsz, const char *v, size_t vlen)
+{
+    if (vlen >= dstsz) {
+        vlen = dstsz - 1;
+    }
+    memcpy(dst, v, vlen);
+    dst[vlen] = '\0';
+}
+
+/* Headers, and with HTTP/2 the trailers after the body (where gRPC puts its status). */
 static size_t header_cb(char *p, size_t size, size_t n, void *ud)
 {
-    static const char name[] = "retry-after:";
+    static const char retry[] = "retry-after:", gstatus[] = "grpc-status:",
+                      gmessage[] = "grpc-message:";
     struct dr_hc_call *c = ud;
-    size_t len = n;
+    const char *v;
+    size_t vlen;
 
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-        c->retry_after[0] = '\0'; /* a new response (after 100 Continue or similar) */
-    } else if (len > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
-        const char *v = p + sizeof(name) - 1;
-        const char *end = p + len;
-        size_t vlen;
-
-        while (v < end && (*v == ' ' || *v == '\t')) {
-            v++;
-        }
-        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) {
-            end--;
-        }
-        vlen = (size_t)(end - v);
-        if (vlen >= sizeof(c->retry_after)) {
-            vlen = sizeof(c->retry_after) - 1;
-        }
-        memcpy(c->retry_after, v, vlen);
-        c->retry_after[vlen] = '\0';
+    if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        /* a new response (after 100 Continue or similar) */
+        c->retry_after[0] = '\0';
+        c->grpc_status = -1;
+        c->grpc_message[0] = '\0';
+    } else if ((v = header_value(p, n, retry, sizeof(retry) - 1, &vlen)) != NULL) {
+        copy_value(c->retry_after, sizeof(c->retry_after), v, vlen);
+    } else if ((v = header_value(p, n, gstatus, sizeof(gstatus) - 1, &vlen)) != NULL) {
+        char num[8];
+        int64_t code;
+        copy_value(num, sizeof(num), v, vlen);
+        c->grpc_status =
+            dr_parse_i64(num, &code) == 0 && code >= 0 && code < 1000 ? (int)code : 2; /* UNKNOWN */
+    } else if ((v = header_value(p, n, gmessage, sizeof(gmessage) - 1, &vlen)) != NULL) {
+        copy_value(c->grpc_message, sizeof(c->grpc_message), v, vlen);
     }
     return n;
 }
@@ -471,6 +505,7 @@ int dr_hc_submit(struct dr_hc *hc, const struct dr_hc_req *req, dr_hc_cb cb, voi
     c->hc = hc;
     c->cb = cb;
     c->ctx = ctx;
+    c->grpc_status = -1;
     dr_buf_init(&c->resp, req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE);
     c->easy = curl_easy_init();
     if (!c->easy) {
@@ -521,8 +556,13 @@ int dr_hc_submit(struct dr_hc *hc, const struct dr_hc_req *req, dr_hc_cb cb, voi
         goto out;
     }
     curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, version);
-    if (req->http2) {
+    if (req->http2 == 1) {
         curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L);
+    } else if (req->http2 == 2) {
+        /* libcurl 7.88 fails the second stream on a plain-text HTTP/2 connection ("Error in the
+         * HTTP2 framing layer"): one connection per request */
+        curl_easy_setopt(c->easy, CURLOPT_FORBID_REUSE, 1L);
+        curl_easy_setopt(c->easy, CURLOPT_FRESH_CONNECT, 1L);
     }
     {
         long timeout = req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS;

@@ -1,5 +1,6 @@
 /*
- * Pub/Sub REST v1. Each call becomes one or more "ops" (an ack of many ids is split into
+ * Pub/Sub REST v1, and with conf->grpc the subscriber calls (pull, acknowledge, modifyAckDeadline)
+ * over gRPC instead (grpc.c). Each call becomes one or more "ops" (an ack of many ids is split into
  * several requests); an op first waits for the credentials header (when there are credentials),
  * then for its HTTP request. Ops that belong to one call share a group that reports to the
  * caller once, when the last op is done. Every op is on the client's list so destroy can cancel
@@ -17,6 +18,7 @@
 #include "dr/json.h"
 #include "dr/log.h"
 #include "dr/util.h"
+#include "sources/pubsub/h2c.h"
 #include "sources/pubsub/pubsub_internal.h"
 
 #define DEFAULT_ENDPOINT     "https://pubsub.googleapis.com"
@@ -50,8 +52,10 @@ struct op {
     long timeout_ms;
     size_t max_answer;
     size_t n_published; /* publish: messages sent */
+    int grpc;           /* a gRPC call: protobuf body, status in grpc-status */
     int waiting_auth;
     struct dr_hc_call *call;
+    struct dr_h2c_call *h2call;
     struct group *grp; /* OP_DONE */
     dr_pubsub_publish_cb publish_cb;
     dr_pubsub_pull_cb pull_cb;
@@ -65,6 +69,9 @@ struct dr_pubsub {
     char *base; /* "http://host:port" or "https://pubsub.googleapis.com" */
     int emulator;
     int http2;
+    int grpc;          /* subscriber calls over gRPC */
+    struct dr_h2c *h2; /* their connection when the base is http:// (the emulator): HTTP/2
+                          without TLS; over https they go through hc like the rest */
     long timeout_ms;
     long pull_timeout_ms;
     struct dr_hc *hc;
@@ -92,7 +99,7 @@ static int refuse(struct dr_pubsub *ps, int err, const char *fmt, ...)
     return err;
 }
 
-static int valid_utf8(const char *s, size_t n)
+int dr__pubsub_valid_utf8(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
@@ -288,7 +295,7 @@ int dr__pubsub_publish_body(const struct dr_pubsub_pub_msg *msgs, size_t n, stru
                      DR_PUBSUB_MAX_ORDERING_KEY);
             return DR_ETOOBIG;
         }
-        if (!valid_utf8(ok, oklen)) {
+        if (!dr__pubsub_valid_utf8(ok, oklen)) {
             snprintf(why, whysz, "message %zu: ordering key is not UTF-8", i);
             return DR_EINVAL;
         }
@@ -315,7 +322,7 @@ int dr__pubsub_publish_body(const struct dr_pubsub_pub_msg *msgs, size_t n, stru
                          i);
                 return DR_EINVAL;
             }
-            if (!valid_utf8(k, klen) || !valid_utf8(v, vlen)) {
+            if (!dr__pubsub_valid_utf8(k, klen) || !dr__pubsub_valid_utf8(v, vlen)) {
                 snprintf(why, whysz, "message %zu: attribute %zu is not UTF-8", i, a);
                 return DR_EINVAL;
             }
@@ -574,6 +581,29 @@ fail:
     return NULL;
 }
 
+/* A call of google.pubsub.v1.Subscriber over gRPC: POST {base}/google.pubsub.v1.Subscriber/{rpc}.
+ */
+static struct op *new_grpc_op(struct dr_pubsub *ps, enum op_kind kind, const char *rpc)
+{
+    struct op *op = dr_xcalloc(1, sizeof(*op));
+    struct dr_buf b;
+
+    op->ps = ps;
+    op->kind = kind;
+    op->method = "POST";
+    op->grpc = 1;
+    op->timeout_ms = ps->timeout_ms;
+    op->max_answer = MAX_ANSWER;
+    dr_buf_init(&b, 4096);
+    if (dr_buf_printf(&b, "%s/google.pubsub.v1.Subscriber/%s", ps->base, rpc)) {
+        dr_buf_cleanup(&b);
+        free(op);
+        return NULL;
+    }
+    op->url = dr_buf_steal(&b, NULL);
+    return op;
+}
+
 static void group_done(struct group *g, int err, const char *errmsg, const cJSON *resource)
 {
     if (err && !g->err) {
@@ -601,7 +631,9 @@ static void complete(struct op *op, int err, const char *errmsg, const struct dr
     switch (op->kind) {
     case OP_DONE: {
         cJSON *res = NULL;
-        if (!err && resp && resp->body_len) {
+        if (!err && op->grpc) {
+            res = cJSON_CreateObject(); /* google.protobuf.Empty */
+        } else if (!err && resp && resp->body_len) {
             res = dr_json_parse(resp->body, resp->body_len);
             if (!res) {
                 err = DR_EIO;
@@ -652,7 +684,8 @@ static void complete(struct op *op, int err, const char *errmsg, const struct dr
         struct dr_pubsub_msg **msgs = NULL;
         size_t n = 0;
 
-        if (!err && dr__pubsub_parse_pull(resp->body, resp->body_len, &msgs, &n)) {
+        if (!err && (op->grpc ? dr__grpc_parse_pull(resp->body, resp->body_len, &msgs, &n)
+                              : dr__pubsub_parse_pull(resp->body, resp->body_len, &msgs, &n))) {
             err = DR_EIO;
             errmsg = "malformed pull answer";
         }
@@ -672,6 +705,7 @@ static void on_http(void *ctx, int err, const struct dr_hc_resp *resp)
     char msg[ERRMSG_MAX];
 
     op->call = NULL;
+    op->h2call = NULL;
     if (err == DR_ETIMEOUT) {
         snprintf(msg, sizeof(msg), "no answer within %ld ms", op->timeout_ms);
         complete(op, DR_EIO, msg, NULL);
@@ -681,7 +715,24 @@ static void on_http(void *ctx, int err, const struct dr_hc_resp *resp)
     } else if (err) {
         snprintf(msg, sizeof(msg), "%s", resp->error ? resp->error : dr_strerror(err));
         complete(op, err == DR_EUNAVAIL ? DR_EUNAVAIL : DR_EIO, msg, NULL);
-    } else if (resp->status >= 200 && resp->status < 300) {
+    } else if (op->grpc && resp->status == 200) {
+        if (resp->grpc_status == 0) {
+            complete(op, DR_OK, NULL, resp);
+        } else if (resp->grpc_status < 0) {
+            complete(op, DR_EIO, "gRPC answer without grpc-status", NULL);
+        } else if (resp->grpc_status == 4 && op->kind == OP_PULL) {
+            /* DEADLINE_EXCEEDED: a blocking pull the service ended without messages */
+            complete(op, DR_OK, NULL, &(struct dr_hc_resp){.status = 200, .body = ""});
+        } else {
+            err = dr__grpc_error(resp->grpc_status, resp->grpc_message, msg, sizeof(msg));
+            if (resp->grpc_status == 16 && ps->auth) { /* UNAUTHENTICATED */
+                dr_gcp_auth_invalidate(ps->auth);
+            }
+            DR_DEBUG("pubsub", "call refused", "grpc_status=%d err=%s", resp->grpc_status,
+                     dr_strerror(err));
+            complete(op, err, msg, NULL);
+        }
+    } else if (!op->grpc && resp->status >= 200 && resp->status < 300) {
         complete(op, DR_OK, NULL, resp);
     } else {
         err = dr__pubsub_http_error(resp->status, resp->body, resp->body_len, msg, sizeof(msg));
@@ -695,16 +746,24 @@ static void on_http(void *ctx, int err, const struct dr_hc_resp *resp)
 
 static int send_op(struct op *op, const char *auth_header)
 {
-    const char *headers[3] = {"Content-Type: application/json", auth_header, NULL};
+    const char *json[] = {"Content-Type: application/json", auth_header, NULL};
+    const char *grpc[] = {"Content-Type: application/grpc", "TE: trailers", auth_header, NULL};
     struct dr_hc_req req = {.method = op->method,
                             .url = op->url,
-                            .headers = headers,
+                            .headers = op->grpc ? grpc : json,
                             .body = op->body,
                             .body_len = op->body_len,
                             .timeout_ms = op->timeout_ms,
                             .http2 = op->ps->http2,
                             .max_response = op->max_answer};
 
+    if (op->grpc) {
+        req.http2 = 1; /* gRPC needs HTTP/2 (over TLS here; plain text goes through h2) */
+    }
+
+    if (op->grpc && op->ps->h2) {
+        return dr_h2c_submit(op->ps->h2, &req, on_http, op, &op->h2call);
+    }
     return dr_hc_submit(op->ps->hc, &req, on_http, op, &op->call);
 }
 
@@ -857,6 +916,7 @@ int dr_pubsub_create(uv_loop_t *loop, const struct dr_pubsub_conf *conf, struct 
         goto out;
     }
     ps->base = dr_buf_steal(&b, NULL);
+    ps->grpc = conf->grpc ? 1 : 0;
     if (conf->hc) {
         ps->hc = conf->hc;
     } else {
@@ -865,6 +925,14 @@ int dr_pubsub_create(uv_loop_t *loop, const struct dr_pubsub_conf *conf, struct 
             goto out;
         }
         ps->own_hc = 1;
+    }
+    if (ps->grpc && strncmp(ps->base, "http://", 7) == 0) {
+        err = dr_h2c_create(loop, ps->base + 7, &ps->h2);
+        if (err) {
+            DR_ERROR("pubsub", "gRPC without TLS needs a host:port endpoint", "base=\"%.64s\"",
+                     ps->base);
+            goto out;
+        }
     }
     if (conf->auth) {
         ps->auth = conf->auth;
@@ -875,7 +943,8 @@ int dr_pubsub_create(uv_loop_t *loop, const struct dr_pubsub_conf *conf, struct 
         }
         ps->own_auth = 1;
     }
-    DR_INFO("pubsub", "client ready", "base=%s emulator=%d", ps->base, ps->emulator);
+    DR_INFO("pubsub", "client ready", "base=%s emulator=%d transport=%s", ps->base, ps->emulator,
+            ps->grpc ? "grpc" : "rest");
     *out = ps;
     ps = NULL;
     err = DR_OK;
@@ -885,6 +954,7 @@ out:
         if (ps->own_hc) {
             dr_hc_destroy(ps->hc);
         }
+        dr_h2c_destroy(ps->h2);
         free(ps->base);
         free(ps->project);
         free(ps);
@@ -908,6 +978,10 @@ void dr_pubsub_destroy(struct dr_pubsub *ps)
             dr_hc_cancel(op->call);
             op->call = NULL;
         }
+        if (op->h2call) {
+            dr_h2c_cancel(op->h2call);
+            op->h2call = NULL;
+        }
         complete(op, DR_EUNAVAIL, "client destroyed", NULL);
     }
     if (ps->own_auth) {
@@ -916,6 +990,7 @@ void dr_pubsub_destroy(struct dr_pubsub *ps)
     if (ps->own_hc) {
         dr_hc_destroy(ps->hc);
     }
+    dr_h2c_destroy(ps->h2);
     free(ps->base);
     free(ps->project);
     free(ps);
@@ -994,13 +1069,17 @@ int dr_pubsub_pull(struct dr_pubsub *ps, const char *subscription, int max_messa
     if (err) {
         return err;
     }
-    op = new_op(ps, OP_PULL, "POST", name, ":pull");
+    op = ps->grpc ? new_grpc_op(ps, OP_PULL, "Pull") : new_op(ps, OP_PULL, "POST", name, ":pull");
     if (!op) {
         return refuse(ps, DR_EINVAL, "name too long");
     }
-    dr_buf_init(&b, 256);
-    dr_buf_printf(&b, "{\"maxMessages\":%d,\"returnImmediately\":%s}", max_messages,
-                  return_immediately ? "true" : "false");
+    dr_buf_init(&b, 1024);
+    if (ps->grpc) {
+        dr__grpc_pull_request(name, max_messages, return_immediately, &b);
+    } else {
+        dr_buf_printf(&b, "{\"maxMessages\":%d,\"returnImmediately\":%s}", max_messages,
+                      return_immediately ? "true" : "false");
+    }
     op->body = dr_buf_steal(&b, &op->body_len);
     op->max_answer = MAX_PULL_ANSWER;
     op->timeout_ms = return_immediately ? ps->timeout_ms : ps->pull_timeout_ms;
@@ -1012,6 +1091,22 @@ int dr_pubsub_pull(struct dr_pubsub *ps, const char *subscription, int max_messa
     }
     ps->in_flight++;
     return DR_OK;
+}
+
+/* The REST body of an acknowledge (deadline_s < 0) or modifyAckDeadline call. */
+static int ack_json(const char *const *ids, size_t n, int deadline_s, struct dr_buf *b)
+{
+    int err = dr_buf_appends(b, "{\"ackIds\":[");
+
+    for (size_t i = 0; !err && i < n; i++) {
+        err = (i ? dr_buf_appendc(b, ',') : 0) || dr_buf_append_json_str(b, ids[i], strlen(ids[i]));
+    }
+    if (!err && deadline_s >= 0) {
+        err = dr_buf_printf(b, "],\"ackDeadlineSeconds\":%d}", deadline_s);
+    } else if (!err) {
+        err = dr_buf_appends(b, "]}");
+    }
+    return err;
 }
 
 /* ack (deadline_s < 0) or modack, in batches. */
@@ -1051,27 +1146,23 @@ static int send_acks(struct dr_pubsub *ps, const char *subscription, const char 
     /* Build every batch first, so a failure sends nothing. */
     while (i < n) {
         struct dr_buf b;
-        size_t count = 0;
-        struct op *op = new_op(ps, OP_DONE, "POST", name, suffix);
+        size_t first = i, bytes = 64;
+        struct op *op = !ps->grpc        ? new_op(ps, OP_DONE, "POST", name, suffix)
+                        : deadline_s < 0 ? new_grpc_op(ps, OP_DONE, "Acknowledge")
+                                         : new_grpc_op(ps, OP_DONE, "ModifyAckDeadline");
 
         if (!op) {
             err = refuse(ps, DR_EINVAL, "name too long");
             goto fail;
         }
         ops[nops++] = op;
-        dr_buf_init(&b, ACK_BATCH_BYTES + 1024);
-        err = dr_buf_appends(&b, "{\"ackIds\":[");
-        while (!err && i < n && count < ACK_BATCH_IDS && b.len + strlen(ids[i]) < ACK_BATCH_BYTES) {
-            err = (count ? dr_buf_appendc(&b, ',') : 0) ||
-                  dr_buf_append_json_str(&b, ids[i], strlen(ids[i]));
+        while (i < n && i - first < ACK_BATCH_IDS && bytes + strlen(ids[i]) < ACK_BATCH_BYTES) {
+            bytes += strlen(ids[i]) + 3;
             i++;
-            count++;
         }
-        if (!err && deadline_s >= 0) {
-            err = dr_buf_printf(&b, "],\"ackDeadlineSeconds\":%d}", deadline_s);
-        } else if (!err) {
-            err = dr_buf_appends(&b, "]}");
-        }
+        dr_buf_init(&b, ACK_BATCH_BYTES + 1024);
+        err = ps->grpc ? dr__grpc_ack_request(name, ids + first, i - first, deadline_s, &b)
+                       : ack_json(ids + first, i - first, deadline_s, &b);
         op->body = dr_buf_steal(&b, &op->body_len);
         if (err) {
             err = refuse(ps, DR_EINVAL, "cannot encode ack ids");
@@ -1225,8 +1316,8 @@ int dr_pubsub_sub_create(struct dr_pubsub *ps, const char *subscription,
     if (conf->push_endpoint && !valid_push_url(conf->push_endpoint)) {
         return refuse(ps, DR_EINVAL, "push endpoint is not an http(s) URL");
     }
-    if (conf->filter &&
-        (strlen(conf->filter) > 256 * 1024 || !valid_utf8(conf->filter, strlen(conf->filter)))) {
+    if (conf->filter && (strlen(conf->filter) > 256 * 1024 ||
+                         !dr__pubsub_valid_utf8(conf->filter, strlen(conf->filter)))) {
         return refuse(ps, DR_EINVAL, "filter is too long or not UTF-8");
     }
 

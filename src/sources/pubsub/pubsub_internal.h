@@ -36,4 +36,22 @@ int dr__pubsub_parse_pull(const char *body, size_t len, struct dr_pubsub_msg ***
 int dr__pubsub_resolve(const char *project, const char *kind, const char *name, char *out,
                        size_t outsz);
 
+/* 1 when s[0..n) is well-formed UTF-8 (no overlong forms, no surrogates). */
+int dr__pubsub_valid_utf8(const char *s, size_t n);
+
+/*
+ * gRPC (grpc.c). Requests are appended to out as one gRPC frame holding the protobuf message;
+ * DR_ETOOBIG when out's limit is reached.
+ */
+int dr__grpc_pull_request(const char *subscription, int max_messages, int return_immediately,
+                          struct dr_buf *out);
+/* AcknowledgeRequest when deadline_s < 0, else ModifyAckDeadlineRequest. */
+int dr__grpc_ack_request(const char *subscription, const char *const *ack_ids, size_t n,
+                         int deadline_s, struct dr_buf *out);
+/* A Pull answer's body (one frame, or nothing); as dr__pubsub_parse_pull(). */
+int dr__grpc_parse_pull(const void *body, size_t len, struct dr_pubsub_msg ***msgs, size_t *n);
+/* Maps a non-zero grpc-status to an error and writes a one-line reason into msg
+ * ("gRPC NOT_FOUND: Resource not found"); message is the raw (percent-encoded) grpc-message. */
+int dr__grpc_error(int status, const char *message, char *msg, size_t msgsz);
+
 #endif

@@ -36,9 +36,11 @@ static int group_setup(void **state)
     return 0;
 }
 
+static int use_grpc; /* the group being run: subscriber calls over REST or gRPC */
+
 static int setup(void **state)
 {
-    struct dr_pubsub_conf conf = {.project = "dr-test"};
+    struct dr_pubsub_conf conf = {.project = "dr-test", .grpc = use_grpc};
 
     uv_loop_init(&loop);
     return dr_pubsub_create(&loop, &conf, &ps) == DR_OK ? 0 : -1;
@@ -115,6 +117,7 @@ static void on_pub(void *ctx, int err, const char *errmsg, const char *const *id
 struct pulled {
     int calls;
     int err;
+    char errmsg[512];
     struct dr_pubsub_msg **msgs;
     size_t n;
 };
@@ -125,6 +128,7 @@ static void on_pull_keep(void *ctx, int err, const char *errmsg, struct dr_pubsu
     struct pulled *p = ctx;
     p->calls++;
     p->err = err;
+    snprintf(p->errmsg, sizeof(p->errmsg), "%s", errmsg ? errmsg : "");
     p->n = n;
     p->msgs = NULL;
     if (n) {
@@ -637,9 +641,35 @@ static void pull_ack_throughput(void **state)
     free(msgs);
 }
 
+/* Errors come back with the service's reason whichever the transport. */
+static void call_errors(void **state)
+{
+    char sub[64];
+    const char *bogus = "no-such-ack-id";
+    struct pulled got;
+    struct done d;
+
+    name(sub, sizeof(sub), "missing-sub");
+    SYNC(got, dr_pubsub_pull(ps, sub, 10, 1, on_pull_keep, &got));
+    assert_int_equal(got.err, DR_ENOTFOUND);
+    assert_non_null(strstr(got.errmsg, use_grpc ? "gRPC NOT_FOUND" : "HTTP 404"));
+    free_pulled(&got);
+    SYNC(d, dr_pubsub_ack(ps, sub, &bogus, 1, on_done, &d));
+    assert_int_not_equal(d.err, DR_OK);
+    assert_non_null(strstr(d.msg, use_grpc ? "gRPC " : "HTTP "));
+}
+
 int main(void)
 {
+    const struct CMUnitTest grpc_tests[] = {
+        cmocka_unit_test_setup_teardown(call_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(publish_pull_ack_1000, setup, teardown),
+        cmocka_unit_test_setup_teardown(nack_redelivers, setup, teardown),
+        cmocka_unit_test_setup_teardown(dead_letter, setup, teardown),
+        cmocka_unit_test_setup_teardown(pull_ack_throughput, setup, teardown),
+    };
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(call_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(topic_admin, setup, teardown),
         cmocka_unit_test_setup_teardown(limits_refused_before_sending, setup, teardown),
         cmocka_unit_test_setup_teardown(publish_pull_ack_1000, setup, teardown),
@@ -647,5 +677,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(dead_letter, setup, teardown),
         cmocka_unit_test_setup_teardown(pull_ack_throughput, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, NULL);
+    int failed = cmocka_run_group_tests_name("rest", tests, group_setup, NULL);
+
+    use_grpc = 1;
+    return failed + cmocka_run_group_tests_name("grpc", grpc_tests, group_setup, NULL);
 }
