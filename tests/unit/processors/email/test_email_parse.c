@@ -751,7 +751,9 @@ static char *email_json(struct dr_email *em)
     char *s;
 
     /* the warnings as a set: the lazy parse finds them in another order */
-    qsort(em->warnings, em->n_warnings, sizeof(*em->warnings), cmp_str);
+    if (em->n_warnings) {
+        qsort(em->warnings, em->n_warnings, sizeof(*em->warnings), cmp_str);
+    }
     assert_int_equal(dr_email_to_json(em, &o), DR_OK);
     s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
