@@ -12,7 +12,6 @@
 
 #include "dr/buf.h"
 #include "dr/err.h"
-#include "dr/log.h"
 #include "dr/util.h"
 #include "sources/pubsub/pubsub_internal.h"
 
@@ -383,20 +382,7 @@ static struct dr_pubsub_msg *parse_received(struct pb in)
         return NULL;
     }
     m->invalid = has_msg ? parse_message(msg, m) : "message missing";
-    if (m->invalid) {
-        DR_WARN("pubsub", "undecodable message", "message_id=%s reason=\"%s\"",
-                m->message_id ? m->message_id : "-", m->invalid);
-    }
-    if (!m->message_id) {
-        m->message_id = dr_xstrdup("");
-    }
-    if (!m->data) {
-        m->data = (unsigned char *)dr_xstrdup("");
-        m->len = 0;
-    }
-    if (!m->ordering_key) {
-        m->ordering_key = dr_xstrdup("");
-    }
+    dr__pubsub_msg_settle(m);
     return m;
 }
 

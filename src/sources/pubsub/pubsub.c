@@ -459,6 +459,24 @@ static const char *parse_message(const cJSON *pm, struct dr_pubsub_msg *m)
     return NULL;
 }
 
+void dr__pubsub_msg_settle(struct dr_pubsub_msg *m)
+{
+    if (m->invalid) {
+        DR_WARN("pubsub", "undecodable message", "message_id=%s reason=\"%s\"",
+                m->message_id ? m->message_id : "-", m->invalid);
+    }
+    if (!m->message_id) {
+        m->message_id = dr_xstrdup("");
+    }
+    if (!m->data) {
+        m->data = (unsigned char *)dr_xstrdup("");
+        m->len = 0;
+    }
+    if (!m->ordering_key) {
+        m->ordering_key = dr_xstrdup("");
+    }
+}
+
 int dr__pubsub_parse_pull(const char *body, size_t len, struct dr_pubsub_msg ***msgs, size_t *n)
 {
     cJSON *root = dr_json_parse(body, len);
@@ -494,20 +512,7 @@ int dr__pubsub_parse_pull(const char *body, size_t len, struct dr_pubsub_msg ***
             m->delivery_attempt = (int)attempt;
         }
         m->invalid = parse_message(cJSON_GetObjectItemCaseSensitive(it, "message"), m);
-        if (m->invalid) {
-            DR_WARN("pubsub", "undecodable message", "message_id=%s reason=\"%s\"",
-                    m->message_id ? m->message_id : "-", m->invalid);
-        }
-        if (!m->message_id) {
-            m->message_id = dr_xstrdup("");
-        }
-        if (!m->data) {
-            m->data = (unsigned char *)dr_xstrdup("");
-            m->len = 0;
-        }
-        if (!m->ordering_key) {
-            m->ordering_key = dr_xstrdup("");
-        }
+        dr__pubsub_msg_settle(m);
         arr[count++] = m;
     }
     *msgs = arr;

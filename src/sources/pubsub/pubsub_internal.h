@@ -36,6 +36,10 @@ int dr__pubsub_parse_pull(const char *body, size_t len, struct dr_pubsub_msg ***
 int dr__pubsub_resolve(const char *project, const char *kind, const char *name, char *out,
                        size_t outsz);
 
+/* After parsing a pulled message: logs why it is invalid, if it is, and gives the fields a
+ * message must always have ("" for message_id, data and ordering_key) their defaults. */
+void dr__pubsub_msg_settle(struct dr_pubsub_msg *m);
+
 /* 1 when s[0..n) is well-formed UTF-8 (no overlong forms, no surrogates). */
 int dr__pubsub_valid_utf8(const char *s, size_t n);
 
