@@ -548,6 +548,96 @@ static void shipment_cues_languages(void **state)
 }
 
 /* The UTF-8 check with its ASCII fast path answers as GLib's g_utf8_validate() does. */
+/* Every sequence of one to three bytes, and the four-byte ones around their limits, alone and
+ * after ASCII that ends inside and outside an eight-byte step: dr__email_utf8_valid() as GLib. */
+static void utf8_valid_every_sequence(void **state)
+{
+    static const unsigned char tails[] = {0x00, 0x2F, 0x7F, 0x80, 0x8F, 0x90, 0x9F,
+                                          0xA0, 0xBF, 0xC0, 0xC2, 0xF4, 0xFF};
+    char buf[40];
+
+    (void)state;
+    for (unsigned a = 0; a < 256; a++) {
+        for (unsigned b = 0; b < 256; b++) {
+            /* the third byte matters to the three- and four-byte forms */
+            for (unsigned c = 0; c < 256; c += a >= 0xE0 && a <= 0xF4 ? 1 : 17) {
+                for (size_t lead = 0; lead < 12; lead += a >= 0xE0 ? 5 : 11) {
+                    size_t n = lead;
+                    memset(buf, 'x', lead);
+                    buf[n++] = (char)a;
+                    buf[n++] = (char)b;
+                    buf[n++] = (char)c;
+                    for (size_t len = lead; len <= n; len++) {
+                        assert_int_equal(dr__email_utf8_valid(buf, len) != 0,
+                                         g_utf8_validate(buf, (gssize)len, NULL) != 0);
+                    }
+                }
+            }
+        }
+    }
+    for (unsigned a = 0xF0; a < 0x100; a++) {
+        for (unsigned b = 0; b < 256; b++) {
+            for (size_t i = 0; i < sizeof(tails); i++) {
+                for (size_t j = 0; j < sizeof(tails); j++) {
+                    for (size_t lead = 0; lead < 10; lead += 3) {
+                        size_t n = lead;
+                        memset(buf, 'y', lead);
+                        buf[n++] = (char)a;
+                        buf[n++] = (char)b;
+                        buf[n++] = (char)tails[i];
+                        buf[n++] = (char)tails[j];
+                        memcpy(buf + n, "abcdefghij", 10);
+                        n += 10;
+                        for (size_t len = lead; len <= n; len += len < lead + 5 ? 1 : 5) {
+                            assert_int_equal(dr__email_utf8_valid(buf, len) != 0,
+                                             g_utf8_validate(buf, (gssize)len, NULL) != 0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* CRLF to LF in a text body, against the byte loop that did it before: every arrangement of CR,
+ * LF and a letter up to six bytes, at the end of the part and before more text. */
+static void crlf_dropped_as_before(void **state)
+{
+    static const char head[] =
+        "From: a@example.org\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n";
+    char body[16], want[16], msg[128];
+
+    (void)state;
+    for (size_t len = 1; len <= 6; len++) {
+        size_t combos = 1;
+        for (size_t i = 0; i < len; i++) {
+            combos *= 3;
+        }
+        for (size_t code = 0; code < combos; code++) {
+            struct dr_email *em = NULL;
+            size_t n = 0, w = 0, x = code;
+
+            for (size_t i = 0; i < len; i++, x /= 3) {
+                body[n++] = "\r\na"[x % 3];
+            }
+            body[n++] = 'z';
+            for (size_t r = 0; r < n; r++) {
+                if (body[r] == '\r' && r + 1 < n && body[r + 1] == '\n') {
+                    continue;
+                }
+                want[w++] = body[r];
+            }
+            want[w] = '\0';
+            memcpy(msg, head, sizeof(head) - 1);
+            memcpy(msg + sizeof(head) - 1, body, n);
+            assert_int_equal(dr_email_parse(msg, sizeof(head) - 1 + n, NULL, &em), DR_OK);
+            assert_non_null(em->text);
+            assert_string_equal(em->text, want);
+            dr_email_destroy(em);
+        }
+    }
+}
+
 static void utf8_valid_like_glib(void **state)
 {
     static const char *const pieces[] = {
@@ -876,6 +966,8 @@ int main(void)
         cmocka_unit_test(shipment_cues_corpus),
         cmocka_unit_test(shipment_cues_languages),
         cmocka_unit_test(utf8_valid_like_glib),
+        cmocka_unit_test(crlf_dropped_as_before),
+        cmocka_unit_test(utf8_valid_every_sequence),
         cmocka_unit_test(parallel_parsing),
         cmocka_unit_test(boundary_work_counts),
         cmocka_unit_test(lazy_html_same_as_parse),
