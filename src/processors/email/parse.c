@@ -263,22 +263,29 @@ static int sniff_meta_charset(const char *s, size_t n, char *cs, size_t cssz)
 static void drop_cr(struct dr_buf *b)
 {
     const char *cr = b->data ? memchr(b->data, '\r', b->len) : NULL;
-    size_t w;
+    size_t w, r;
 
     if (!cr) {
         return;
     }
-    w = (size_t)(cr - b->data);
-    for (size_t r = w; r < b->len; r++) {
-        if (b->data[r] == '\r' && r + 1 < b->len && b->data[r + 1] == '\n') {
-            continue;
+    /* from one CR to the next: the CR of a CRLF dropped, the bytes up to the next CR moved whole */
+    for (w = r = (size_t)(cr - b->data); r < b->len;) {
+        const char *next;
+        size_t k;
+
+        if (r + 1 < b->len && b->data[r + 1] == '\n') {
+            r++;
+        } else {
+            b->data[w++] = b->data[r++];
         }
-        b->data[w++] = b->data[r];
+        next = memchr(b->data + r, '\r', b->len - r);
+        k = (size_t)((next ? next : b->data + b->len) - (b->data + r));
+        memmove(b->data + w, b->data + r, k);
+        w += k;
+        r += k;
     }
     b->len = w;
-    if (b->data) {
-        b->data[w] = '\0';
-    }
+    b->data[w] = '\0';
 }
 
 /* ---- reading parts ---------------------------------------------------------------------- */
