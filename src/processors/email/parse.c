@@ -998,7 +998,9 @@ static void take_headers(struct ctx *c, GMimeMessage *msg)
         int dup = 0;
 
         for (size_t k = 0; k < DR_ARRAY_LEN(selected_headers); k++) {
-            if (g_ascii_strcasecmp(name, selected_headers[k]) != 0) {
+            /* the names are lower case: a first letter that differs in any case rules one out */
+            if ((name && g_ascii_tolower(name[0]) != selected_headers[k][0]) ||
+                g_ascii_strcasecmp(name, selected_headers[k]) != 0) {
                 continue;
             }
             for (size_t j = 0; j < em->n_headers; j++) {
