@@ -58,11 +58,11 @@ def setup_pull(emu):
     emu.subscription("watch-n-dlq", "test-n-dlq")
 
 
-def pull_flow(tmp):
+def pull_flow(tmp, transport):
     emu = Emulator(PROJECT).start()
     try:
         setup_pull(emu)
-        cfg = config(tmp, "pull.yaml", f"""
+        cfg = config(tmp, f"pull-{transport}.yaml", f"""
 mode: pubsub
 topics: {{test-a: {{type: test}}, test-n: {{type: nack}}}}
 retry:
@@ -72,6 +72,7 @@ retry:
 pubsub:
   project: {PROJECT}
   subscriptions: [{{name: dr-test-a, topic: test-a}}, {{name: dr-test-n, topic: test-n}}]
+  transport: {transport}
   pulls_in_flight: 4
   ack_deadline_seconds: 20
   nack_after_ms: 0
@@ -79,7 +80,10 @@ routes:
   - {{name: t, match: {{topic: [test-a, test-n]}}, processors: [test]}}
 """)
         srv = Server(config=cfg, env={"PUBSUB_EMULATOR_HOST": emu.host,
-                                      "PUBSUB_PROJECT_ID": PROJECT}).start()
+                                      "PUBSUB_PROJECT_ID": PROJECT,
+                                      "DR_LOG_LEVEL": "info"}).start()
+        with open(srv.log_path, "rb") as f:
+            assert f'"transport":"{transport}"'.encode() in f.read(), "transport not in use"
         first = [message(i, "a") for i in range(1000)]
         for k in range(0, len(first), 250):
             emu.publish("test-a", first[k:k + 250])
@@ -143,7 +147,8 @@ routes:
         assert srv.stop() == 0
         leftover = emu.pull("dr-test-a", 100, True)
         assert leftover == [], f"{len(leftover)} messages left on the subscription"
-        print("pull: ok (emulator restart survived, dead letters stored and published)")
+        print(f"pull over {transport}: ok (emulator restart survived, dead letters stored and "
+              "published)")
 
         # Pub/Sub's own dead-letter policy on dr-test-n (state before the restart is gone, so
         # check it on a fresh run against the new emulator).
@@ -160,7 +165,7 @@ routes:
         m = [m for m in got if m["message"]["attributes"].get("seq") == "n1"][0]
         assert m["message"]["attributes"].get("CloudPubSubDeadLetterSourceDeliveryCount") == "5", m
         assert srv2.stop() == 0
-        print("pull: ok (subscription dead-letter policy honoured)")
+        print(f"pull over {transport}: ok (subscription dead-letter policy honoured)")
     finally:
         emu.stop()
 
@@ -219,7 +224,8 @@ routes:
 
 def main():
     tmp = tempfile.mkdtemp(prefix="dr-pubsub-")
-    pull_flow(tmp)
+    for transport in ("grpc", "rest"):
+        pull_flow(tmp, transport)
     push_flow(tmp)
 
 
