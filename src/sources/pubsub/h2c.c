@@ -35,6 +35,8 @@ struct conn {
     uv_connect_t connect;
     uv_tcp_t tcp;
     nghttp2_session *session;
+    struct addrinfo *addrs; /* resolved, until connected: the ones still to try follow next_addr */
+    struct addrinfo *next_addr;
     int resolving;
     int open;    /* connected, session ready */
     int retired; /* no new streams: the server sent GOAWAY */
@@ -82,6 +84,9 @@ struct dr_h2c {
 
 static void dispatch(struct dr_h2c *c);
 static void conn_fail(struct conn *k, const char *why);
+static void conn_close(struct conn *k);
+static struct conn *conn_new(struct dr_h2c *c);
+static void connect_next(struct conn *k, struct addrinfo *ai);
 
 /* ---- calls ---- */
 
@@ -311,10 +316,31 @@ static void conn_closed(uv_handle_t *h)
             break;
         }
     }
+    if (k->addrs) {
+        uv_freeaddrinfo(k->addrs);
+    }
     free(k);
     if (--c->open_handles == 0 && c->closing) {
         free(c);
     }
+}
+
+/* Closes a connection without touching the calls. */
+static void conn_close(struct conn *k)
+{
+    k->dead = 1;
+    if (k->c->conn == k) {
+        k->c->conn = NULL;
+    }
+    if (k->session) {
+        nghttp2_session_del(k->session);
+        k->session = NULL;
+    }
+    if (k->resolving) {
+        uv_cancel((uv_req_t *)&k->gai); /* its callback still runs, and closes */
+        return;
+    }
+    uv_close((uv_handle_t *)&k->tcp, conn_closed);
 }
 
 /* Ends a connection: its unfinished calls fail with why (calls still waiting for it too, when it
@@ -326,25 +352,13 @@ static void conn_fail(struct conn *k, const char *why)
     if (k->dead) {
         return;
     }
-    k->dead = 1;
-    if (c->conn == k) {
-        c->conn = NULL;
-    }
     for (struct dr_h2c_call *call = c->calls; call; call = call->next) {
         if (call->conn == k || (!k->open && !call->conn && !call->stream_id)) {
             call->conn = NULL;
             finish(call, DR_EIO, why);
         }
     }
-    if (k->session) {
-        nghttp2_session_del(k->session);
-        k->session = NULL;
-    }
-    if (k->resolving) {
-        uv_cancel((uv_req_t *)&k->gai); /* its callback still runs, and closes */
-        return;
-    }
-    uv_close((uv_handle_t *)&k->tcp, conn_closed);
+    conn_close(k);
 }
 
 static void start_call(struct conn *k, struct dr_h2c_call *call)
@@ -415,9 +429,21 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     if (status < 0) {
+        if (k->next_addr) { /* e.g. "localhost" is ::1 first and the server is on 127.0.0.1 */
+            struct conn *k2 = conn_new(k->c);
+            k2->addrs = k->addrs;
+            k->addrs = NULL;
+            connect_next(k2, k->next_addr);
+            conn_close(k);
+            return;
+        }
         conn_fail(k, uv_strerror(status));
         dispatch(k->c);
         return;
+    }
+    if (k->addrs) {
+        uv_freeaddrinfo(k->addrs);
+        k->addrs = k->next_addr = NULL;
     }
     uv_tcp_nodelay(&k->tcp, 1);
     nghttp2_session_callbacks_new(&cbs);
@@ -447,26 +473,55 @@ static void on_connect(uv_connect_t *req, int status)
     dispatch(k->c);
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+/* Connects k to ai (k->addrs owns it); on failure k fails with its calls. */
+static void connect_next(struct conn *k, struct addrinfo *ai)
 {
-    struct conn *k = req->data;
-    int rc = status;
+    int rc;
 
-    k->resolving = 0;
-    if (k->dead) { /* failed or destroyed while resolving: the handle was never opened */
-        uv_freeaddrinfo(res);
-        uv_close((uv_handle_t *)&k->tcp, conn_closed);
-        return;
-    }
-    if (rc == 0) {
-        k->connect.data = k;
-        rc = uv_tcp_connect(&k->connect, &k->tcp, res->ai_addr, on_connect);
-    }
-    uv_freeaddrinfo(res);
+    k->next_addr = ai->ai_next;
+    k->connect.data = k;
+    rc = uv_tcp_connect(&k->connect, &k->tcp, ai->ai_addr, on_connect);
     if (rc < 0) {
         conn_fail(k, uv_strerror(rc));
         dispatch(k->c);
     }
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct conn *k = req->data;
+
+    k->resolving = 0;
+    if (k->dead) { /* failed or destroyed while resolving: the handle was never opened */
+        if (res) {
+            uv_freeaddrinfo(res);
+        }
+        uv_close((uv_handle_t *)&k->tcp, conn_closed);
+        return;
+    }
+    if (status < 0 || !res) {
+        conn_fail(k, status < 0 ? uv_strerror(status) : "no address");
+        dispatch(k->c);
+        return;
+    }
+    k->addrs = res;
+    connect_next(k, res);
+}
+
+/* A new connection, the client's current one (not yet connected). */
+static struct conn *conn_new(struct dr_h2c *c)
+{
+    struct conn *k = dr_xcalloc(1, sizeof(*k));
+
+    k->c = c;
+    uv_tcp_init(c->loop, &k->tcp);
+    k->tcp.data = k;
+    k->gai.data = k;
+    k->next = c->conns;
+    c->conns = k;
+    c->conn = k;
+    c->open_handles++;
+    return k;
 }
 
 static void ensure_conn(struct dr_h2c *c)
@@ -482,15 +537,7 @@ static void ensure_conn(struct dr_h2c *c)
         }
         return;
     }
-    k = dr_xcalloc(1, sizeof(*k));
-    k->c = c;
-    uv_tcp_init(c->loop, &k->tcp);
-    k->tcp.data = k;
-    k->gai.data = k;
-    k->next = c->conns;
-    c->conns = k;
-    c->conn = k;
-    c->open_handles++;
+    k = conn_new(c);
     k->resolving = 1;
     rc = uv_getaddrinfo(c->loop, &k->gai, on_resolved, c->host, c->port, &hints);
     if (rc < 0) {
