@@ -105,6 +105,7 @@ struct dr_config {
     size_t nsubscriptions;
     char *dlq_suffix;   /* "-dlq" */
     int pubsub_grpc;    /* pubsub.transport: grpc (1) or rest (0) for pulls and acks */
+    char *pubsub_endpoint; /* pubsub.endpoint: NULL = https://pubsub.googleapis.com */
     int push_enabled;
     char *push_audience; /* OIDC audience; NULL = no verification */
     char *push_service_account;

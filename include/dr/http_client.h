@@ -44,7 +44,8 @@ struct dr_hc_resp {
 typedef void (*dr_hc_cb)(void *ctx, int err, const struct dr_hc_resp *resp);
 
 /* *out owns a new client bound to loop; DR_EIO if libcurl cannot be initialised. Connections
- * are kept alive and reused between requests to the same host. */
+ * are kept alive and reused between requests to the same host. TLS peers are verified against
+ * the system's CA certificates, or against the file named by $DR_CA_FILE when it is set. */
 int dr_hc_create(uv_loop_t *loop, struct dr_hc **out);
 /*
  * Cancels outstanding requests (their callbacks run with DR_EUNAVAIL, from inside this call)

@@ -547,6 +547,11 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
         get_str(v, sec, "project", "pubsub", &c->project);
         get_str(v, sec, "dlq_suffix", "pubsub", &c->dlq_suffix);
         get_str(v, sec, "transport", "pubsub", &transport);
+        get_str(v, sec, "endpoint", "pubsub", &c->pubsub_endpoint);
+        if (c->pubsub_endpoint && strncmp(c->pubsub_endpoint, "https://", 8) != 0 &&
+            strncmp(c->pubsub_endpoint, "http://", 7) != 0) {
+            fail(v, "pubsub.endpoint", "expected an https:// (or http://) URL");
+        }
         if (transport && strcmp(transport, "grpc") != 0 && strcmp(transport, "rest") != 0) {
             fail(v, "pubsub.transport", "expected grpc or rest");
         }
@@ -778,6 +783,7 @@ void dr_config_destroy(struct dr_config *c)
     free(c->log_level);
     free(c->project);
     free(c->dlq_suffix);
+    free(c->pubsub_endpoint);
     free(c->push_audience);
     free(c->push_service_account);
     free(c->push_jwks);

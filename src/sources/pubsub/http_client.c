@@ -61,6 +61,7 @@ struct dr_hc {
     size_t in_flight;
     int closing;
     int open_handles; /* libuv handles not yet closed */
+    char *ca_file;    /* DR_CA_FILE: the CA certificates to trust instead of the system's */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -74,6 +75,7 @@ static void global_init(void)
 static void maybe_free(struct dr_hc *hc)
 {
     if (hc->closing && hc->open_handles == 0) {
+        free(hc->ca_file);
         free(hc);
     }
 }
@@ -326,6 +328,9 @@ int dr_hc_create(uv_loop_t *loop, struct dr_hc **out)
     uv_timer_init(loop, &hc->timer);
     hc->timer.data = hc;
     hc->open_handles = 1;
+    if (getenv("DR_CA_FILE") && *getenv("DR_CA_FILE")) {
+        hc->ca_file = dr_xstrdup(getenv("DR_CA_FILE"));
+    }
     curl_multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION, socket_fn);
     curl_multi_setopt(hc->multi, CURLMOPT_SOCKETDATA, hc);
     curl_multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
@@ -569,6 +574,9 @@ int dr_hc_submit(struct dr_hc *hc, const struct dr_hc_req *req, dr_hc_cb cb, voi
         curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, timeout);
         curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS,
                          timeout < MAX_CONNECT_MS ? timeout : MAX_CONNECT_MS);
+    }
+    if (hc->ca_file) {
+        curl_easy_setopt(c->easy, CURLOPT_CAINFO, hc->ca_file);
     }
     curl_easy_setopt(c->easy, CURLOPT_URL, req->url);
     curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");

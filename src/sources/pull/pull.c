@@ -815,6 +815,7 @@ int dr_pull_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_store
     memset(&pc, 0, sizeof(pc));
     pc.project = cfg->project;
     pc.grpc = cfg->pubsub_grpc;
+    pc.endpoint = cfg->pubsub_endpoint;
     if (dr_pubsub_create(loop, &pc, &p->ps) != 0) {
         free(p);
         return DR_EINVAL;
