@@ -407,6 +407,62 @@ int dr_parse_i64(const char *s, int64_t *out)
     return DR_OK;
 }
 
+int dr_utf8_valid(const void *s, size_t n)
+{
+    const unsigned char *p = s;
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned c = p[i];
+        size_t extra;
+        unsigned min;
+
+        if (c < 0x80) {
+            /* ASCII eight bytes at a time */
+            while (i + 8 <= n) {
+                uint64_t x;
+                memcpy(&x, p + i, 8);
+                if (x & 0x8080808080808080ULL) {
+                    break;
+                }
+                i += 8;
+            }
+            if (i < n && p[i] < 0x80) {
+                i++;
+            }
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            extra = 1;
+            min = 0x80;
+            c &= 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            extra = 2;
+            min = 0x800;
+            c &= 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            extra = 3;
+            min = 0x10000;
+            c &= 0x07;
+        } else {
+            return 0;
+        }
+        if (i + extra >= n) {
+            return 0;
+        }
+        for (size_t k = 1; k <= extra; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+            c = (c << 6) | (p[i + k] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+            return 0;
+        }
+        i += extra + 1;
+    }
+    return 1;
+}
+
 size_t dr_utf8_cut(const char *s, size_t len, size_t max)
 {
     if (len <= max) {

@@ -215,7 +215,7 @@ static char *text_copy(const struct pb *in)
     size_t n = (size_t)(in->end - in->p);
     char *s;
 
-    if (memchr(in->p, '\0', n) || !dr__pubsub_valid_utf8((const char *)in->p, n)) {
+    if (memchr(in->p, '\0', n) || !dr_utf8_valid(in->p, n)) {
         return NULL;
     }
     s = dr_xmalloc(n + 1);

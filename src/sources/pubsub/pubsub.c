@@ -99,51 +99,6 @@ static int refuse(struct dr_pubsub *ps, int err, const char *fmt, ...)
     return err;
 }
 
-int dr__pubsub_valid_utf8(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned c = p[i];
-        size_t extra;
-        unsigned min;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            extra = 1;
-            min = 0x80;
-            c &= 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            extra = 2;
-            min = 0x800;
-            c &= 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            extra = 3;
-            min = 0x10000;
-            c &= 0x07;
-        } else {
-            return 0;
-        }
-        if (i + extra >= n) {
-            return 0;
-        }
-        for (size_t k = 1; k <= extra; k++) {
-            if ((p[i + k] & 0xc0) != 0x80) {
-                return 0;
-            }
-            c = (c << 6) | (p[i + k] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
-            return 0;
-        }
-        i += extra + 1;
-    }
-    return 1;
-}
-
 static int valid_id(const char *id)
 {
     size_t n = strlen(id);
@@ -295,7 +250,7 @@ int dr__pubsub_publish_body(const struct dr_pubsub_pub_msg *msgs, size_t n, stru
                      DR_PUBSUB_MAX_ORDERING_KEY);
             return DR_ETOOBIG;
         }
-        if (!dr__pubsub_valid_utf8(ok, oklen)) {
+        if (!dr_utf8_valid(ok, oklen)) {
             snprintf(why, whysz, "message %zu: ordering key is not UTF-8", i);
             return DR_EINVAL;
         }
@@ -322,7 +277,7 @@ int dr__pubsub_publish_body(const struct dr_pubsub_pub_msg *msgs, size_t n, stru
                          i);
                 return DR_EINVAL;
             }
-            if (!dr__pubsub_valid_utf8(k, klen) || !dr__pubsub_valid_utf8(v, vlen)) {
+            if (!dr_utf8_valid(k, klen) || !dr_utf8_valid(v, vlen)) {
                 snprintf(why, whysz, "message %zu: attribute %zu is not UTF-8", i, a);
                 return DR_EINVAL;
             }
@@ -1321,8 +1276,8 @@ int dr_pubsub_sub_create(struct dr_pubsub *ps, const char *subscription,
     if (conf->push_endpoint && !valid_push_url(conf->push_endpoint)) {
         return refuse(ps, DR_EINVAL, "push endpoint is not an http(s) URL");
     }
-    if (conf->filter && (strlen(conf->filter) > 256 * 1024 ||
-                         !dr__pubsub_valid_utf8(conf->filter, strlen(conf->filter)))) {
+    if (conf->filter &&
+        (strlen(conf->filter) > 256 * 1024 || !dr_utf8_valid(conf->filter, strlen(conf->filter)))) {
         return refuse(ps, DR_EINVAL, "filter is too long or not UTF-8");
     }
 

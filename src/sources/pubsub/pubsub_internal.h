@@ -40,9 +40,6 @@ int dr__pubsub_resolve(const char *project, const char *kind, const char *name, 
  * message must always have ("" for message_id, data and ordering_key) their defaults. */
 void dr__pubsub_msg_settle(struct dr_pubsub_msg *m);
 
-/* 1 when s[0..n) is well-formed UTF-8 (no overlong forms, no surrogates). */
-int dr__pubsub_valid_utf8(const char *s, size_t n);
-
 /*
  * gRPC (grpc.c). Requests are appended to out as one gRPC frame holding the protobuf message;
  * DR_ETOOBIG when out's limit is reached.

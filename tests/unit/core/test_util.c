@@ -6,6 +6,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <glib.h>
+
 #include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/json.h"
@@ -146,6 +148,75 @@ static void msgid_bare(void **state)
     assert_int_equal(n, 0);
 }
 
+/* dr_utf8_valid() against GLib's validator (same rules; GLib also refuses NUL, which no input
+ * here has): every sequence of 1-3 bytes and the 4-byte ones around their limits, alone, after
+ * 7 and after 9 ASCII bytes (so the eight-byte ASCII steps end on either side of them), and
+ * followed by ASCII. */
+static void utf8_valid(void **state)
+{
+    unsigned char buf[32];
+    static const size_t pre_lens[] = {0, 7, 9};
+    long checked = 0;
+
+    for (size_t pl = 0; pl < 3; pl++) {
+        size_t pre = pre_lens[pl];
+        memset(buf, 'a', sizeof(buf));
+        for (uint32_t v = 1; v < (1u << 24); v++) {
+            size_t len = v < 0x100 ? 1 : v < 0x10000 ? 2 : 3;
+            unsigned char *q = buf + pre;
+            if ((v & 0xff) == 0 || (len > 1 && ((v >> 8) & 0xff) == 0) ||
+                (len > 2 && (v >> 16) == 0)) {
+                continue; /* no NUL bytes */
+            }
+            for (size_t k = 0; k < len; k++) {
+                q[k] = (unsigned char)(v >> (8 * (len - 1 - k)));
+            }
+            /* three-byte sequences only with a lead byte of 0xe0-0xf4 or ASCII/continuation:
+             * the rest are refused at their first byte, which the 1-2 byte cases cover */
+            if (len == 3 && pre == 9 && q[0] < 0xc0) {
+                continue;
+            }
+            if ((dr_utf8_valid(buf, pre + len) != 0) !=
+                (g_utf8_validate_len((const char *)buf, pre + len, NULL) != 0)) {
+                fail_msg("disagree at %06x after %zu ASCII bytes", v, pre);
+            }
+            memset(q + len, 'b', 10);
+            if ((dr_utf8_valid(buf, pre + len + 10) != 0) !=
+                (g_utf8_validate_len((const char *)buf, pre + len + 10, NULL) != 0)) {
+                fail_msg("disagree at %06x + ASCII after %zu ASCII bytes", v, pre);
+            }
+            memset(q, 'a', len + 10);
+            checked++;
+        }
+        /* four bytes: every lead byte with continuations at and around their limits */
+        static const unsigned char conts[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0xbf, 0xc0, 0xff};
+        for (unsigned lead = 0xe0; lead <= 0xff; lead++) {
+            for (size_t a = 0; a < sizeof(conts); a++) {
+                for (size_t b = 0; b < sizeof(conts); b++) {
+                    for (size_t c = 0; c < sizeof(conts); c++) {
+                        unsigned char *q = buf + pre;
+                        q[0] = (unsigned char)lead;
+                        q[1] = conts[a] ? conts[a] : 'x';
+                        q[2] = conts[b] ? conts[b] : 'x';
+                        q[3] = conts[c] ? conts[c] : 'x';
+                        assert_int_equal(dr_utf8_valid(buf, pre + 4) != 0,
+                                         g_utf8_validate_len((const char *)buf, pre + 4, NULL) !=
+                                             0);
+                        memset(q, 'a', 4);
+                    }
+                }
+            }
+        }
+    }
+    assert_true(checked > 30000000);
+    assert_true(dr_utf8_valid("", 0));
+    assert_true(dr_utf8_valid("a\0b", 3));              /* NUL is a character here */
+    assert_false(dr_utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+    assert_false(dr_utf8_valid("\xed\xa0\x80", 3));     /* a surrogate */
+    assert_false(dr_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    assert_false(dr_utf8_valid("abcdefgh\xc3", 9));     /* cut short */
+}
+
 static void utf8_encode(void **state)
 {
     char u[4];
@@ -167,6 +238,7 @@ int main(void)
         cmocka_unit_test(time_roundtrip),   cmocka_unit_test(json_pointer),
         cmocka_unit_test(ct_equal),         cmocka_unit_test(msgid_bare),
         cmocka_unit_test(utf8_encode),      cmocka_unit_test(metrics_render),
+        cmocka_unit_test(utf8_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
