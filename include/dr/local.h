@@ -51,10 +51,13 @@ void dr_local_new_message_id(char out[32]);
  * Validates a Pub/Sub publish body and turns it into queue rows for topic (Pub/Sub's limits:
  * 1-1000 messages, data or attributes required, <= 100 attributes, key <= 256 bytes, value <=
  * 1024 bytes, no "goog" keys, ordering key <= 1024 bytes). A key or string value holding U+0000
- * is refused with DR_PUBLISH_ERR_NUL. On failure returns DR_EINVAL or DR_ETOOBIG with a message
- * in err; nothing is allocated.
+ * is refused with DR_PUBLISH_ERR_NUL, a body that is not UTF-8 with DR_PUBLISH_ERR_UTF8, and an
+ * attributes object naming a key twice with an error containing DR_PUBLISH_ERR_DUP_KEY. On
+ * failure returns DR_EINVAL or DR_ETOOBIG with a message in err; nothing is allocated.
  */
-#define DR_PUBLISH_ERR_NUL "Invalid JSON payload received: strings must not contain U+0000."
+#define DR_PUBLISH_ERR_NUL     "Invalid JSON payload received: strings must not contain U+0000."
+#define DR_PUBLISH_ERR_UTF8    "Invalid JSON payload received: the body is not valid UTF-8."
+#define DR_PUBLISH_ERR_DUP_KEY "names an attribute key twice"
 int dr_publish_parse(const char *body, size_t len, const char *topic, struct dr_qmsg **out,
                      size_t *n, char *err, size_t errsz);
 

@@ -88,6 +88,13 @@ def main():
                 {"data": "aGk=", "attributes": {"idempotency_key": "a\u0000b"}}):
         assert "U+0000" in error_body(srv.request("POST", pub, {"messages": [msg]}, headers=svc),
                                       400)
+    # Bytes that are not UTF-8, and an attributes object naming a key twice: refused, and the
+    # error says which.
+    assert "UTF-8" in error_body(srv.request(
+        "POST", pub, b'{"messages":[{"data":"aGk=","attributes":{"k":"\xff\xfe"}}]}',
+        headers=svc), 400)
+    assert "twice" in error_body(srv.request(
+        "POST", pub, b'{"messages":[{"attributes":{"k":"a","k":"b"}}]}', headers=svc), 400)
     error_body(srv.request("POST", pub, {"messages": []}, headers=svc), 400)
     error_body(srv.request("POST", pub, {"nothing": 1}, headers=svc), 400)
     big = {"messages": [{"data": "aGk="}] * 1001}

@@ -537,6 +537,7 @@ static int take_attrs(struct pp *pp, size_t where, size_t i, int *nattrs, char i
 {
     struct scan *s = &pp->s;
     size_t saved = s->pos, depth = s->depth;
+    size_t key_at[MAX_ATTRS + 1], key_len[MAX_ATTRS + 1]; /* each key as printed into pp->attrs */
     int rc = DR_OK, seen_ik = 0;
 
     dr_buf_reset(&pp->attrs);
@@ -596,7 +597,13 @@ static int take_attrs(struct pp *pp, size_t where, size_t i, int *nattrs, char i
             if (*nattrs > 1) {
                 dr_buf_appendc(&pp->attrs, ',');
             }
+            if (*nattrs <= MAX_ATTRS) {
+                key_at[*nattrs - 1] = pp->attrs.len;
+            }
             dr_buf_append_json_str(&pp->attrs, (const char *)kp, kn);
+            if (*nattrs <= MAX_ATTRS) {
+                key_len[*nattrs - 1] = pp->attrs.len - key_at[*nattrs - 1];
+            }
             dr_buf_appendc(&pp->attrs, ':');
             dr_buf_append_json_str(&pp->attrs, (const char *)vp, vn);
             skip_ws(s);
@@ -611,6 +618,20 @@ static int take_attrs(struct pp *pp, size_t where, size_t i, int *nattrs, char i
         fail_msg(pp, DR_ETOOBIG, "messages[%zu] has %d attributes; at most %d are allowed.", i,
                  *nattrs, MAX_ATTRS);
         rc = DR_ETOOBIG;
+        goto out;
+    }
+    /* a map: one value per key (the same key always prints the same) */
+    for (int a = 1; a < *nattrs; a++) {
+        for (int b = 0; b < a; b++) {
+            if (key_len[a] == key_len[b] &&
+                memcmp(pp->attrs.data + key_at[a], pp->attrs.data + key_at[b], key_len[a]) == 0) {
+                fail_msg(pp, DR_EINVAL,
+                         "Invalid JSON payload received: messages[%zu].attributes %s.", i,
+                         DR_PUBLISH_ERR_DUP_KEY);
+                rc = DR_EINVAL;
+                goto out;
+            }
+        }
     }
 out:
     s->pos = saved;
@@ -845,6 +866,10 @@ int dr_publish_parse(const char *body, size_t len, const char *topic, struct dr_
     pp.errsz = errsz;
     /* an attribute printed by cJSON is at most 6 bytes per byte of the body */
     dr_buf_init(&pp.attrs, len > MAX_BODY ? 0 : 6 * len + 16);
+    if (body && len > 0 && len <= MAX_BODY && !dr_utf8_valid(body, len)) {
+        snprintf(err, errsz, "%s", DR_PUBLISH_ERR_UTF8);
+        goto out;
+    }
     if (!body || len == 0 || len > MAX_BODY || !scan_body(&pp)) {
         snprintf(err, errsz, "Invalid JSON payload received.");
         goto out;

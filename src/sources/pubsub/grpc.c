@@ -226,7 +226,7 @@ static char *text_copy(const struct pb *in)
 
 static const char *parse_timestamp(struct pb in, int64_t *ms)
 {
-    struct field f;
+    struct field f = {0};
     uint64_t secs = 0, nanos = 0;
     int rc;
 
@@ -249,7 +249,7 @@ static const char *parse_timestamp(struct pb in, int64_t *ms)
 
 static const char *parse_attribute(struct pb in, struct dr_pubsub_msg *m)
 {
-    struct field f;
+    struct field f = {0};
     static const unsigned char none[1];
     struct pb key = {none, none}, value = {none, none};
     char *k, *v;
@@ -299,7 +299,7 @@ static const char *parse_attribute(struct pb in, struct dr_pubsub_msg *m)
 /* Fills m from a PubsubMessage; returns why it is invalid, or NULL. */
 static const char *parse_message(struct pb in, struct dr_pubsub_msg *m)
 {
-    struct field f;
+    struct field f = {0};
     const char *why;
     int rc;
 
@@ -357,7 +357,7 @@ static struct dr_pubsub_msg *parse_received(struct pb in)
 {
     struct dr_pubsub_msg *m = dr_xcalloc(1, sizeof(*m));
     struct pb msg = {NULL, NULL};
-    struct field f;
+    struct field f = {0};
     int rc, has_msg = 0;
 
     while ((rc = next_field(&in, &f)) > 0) {
@@ -409,7 +409,7 @@ int dr__grpc_parse_pull(const void *body, size_t len, struct dr_pubsub_msg ***ms
     struct dr_pubsub_msg **arr = NULL;
     size_t count = 0, cap = 0;
     struct pb in, scan;
-    struct field f;
+    struct field f = {0};
     int rc;
 
     *msgs = NULL;

@@ -36,7 +36,7 @@ static int chance(uint32_t percent)
     return rnd(100) < percent;
 }
 
-static size_t ncompared, nok, nnul, nstrict;
+static size_t ncompared, nok, nnul, nstrict, nutf8, ndup;
 static const char *BAD_JSON = "Invalid JSON payload received.";
 
 static void same_str(const char *what, size_t i, const char *a, const char *b)
@@ -82,6 +82,79 @@ static int refused_for_nul(const char *body, size_t len)
 
     dr_qmsgs_free(rows, n);
     return rc == DR_EINVAL && strcmp(err, DR_PUBLISH_ERR_NUL) == 0;
+}
+
+/* Rules the reference did not have: a body that is not UTF-8, and an attributes object that
+ * names a key twice, are refused. full_error() is the new parser's whole message. */
+static int full_error(const char *body, size_t len, char err[512])
+{
+    struct dr_qmsg *rows = NULL;
+    size_t n = 0;
+    int rc = dr_publish_parse(body, len, "topic-x", &rows, &n, err, 512);
+
+    dr_qmsgs_free(rows, n);
+    return rc;
+}
+
+/* The index of the first message whose attributes name a key twice (as the reference's JSON
+ * reader sees the body), or -1. */
+static long first_dup_key(const char *body, size_t len)
+{
+    cJSON *root = dr_json_parse(body, len);
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages"), *m;
+    long i = 0, found = -1;
+
+    if (!cJSON_IsArray(msgs)) {
+        msgs = NULL;
+    }
+    cJSON_ArrayForEach(m, msgs)
+    {
+        const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(m, "attributes"), *a, *b;
+        if (!cJSON_IsObject(attrs)) {
+            attrs = NULL;
+        }
+        cJSON_ArrayForEach(a, attrs)
+        {
+            for (b = attrs->child; b != a; b = b->next) {
+                if (strcmp(a->string, b->string) == 0) {
+                    found = i;
+                    goto out;
+                }
+            }
+        }
+        i++;
+    }
+out:
+    cJSON_Delete(root);
+    return found;
+}
+
+/* Refused under one of the new rules: then the body breaks it. */
+static int refused_by_new_rule(const char *body, size_t len)
+{
+    char err[512] = "";
+    const char *at;
+    long i;
+
+    if (full_error(body, len, err) != DR_EINVAL) {
+        return 0;
+    }
+    if (strcmp(err, DR_PUBLISH_ERR_UTF8) == 0) {
+        assert_false(dr_utf8_valid(body, len));
+        nutf8++;
+        return 1;
+    }
+    if (strstr(err, DR_PUBLISH_ERR_DUP_KEY) && (at = strstr(err, "messages[")) != NULL) {
+        i = strtol(at + 9, NULL, 10);
+        if (first_dup_key(body, len) != i) {
+            dump_body(body, len);
+            fail_msg("refused for a repeated key in messages[%ld], the first is at %ld", i,
+                     first_dup_key(body, len));
+        }
+        ndup++;
+        return 1;
+    }
+    return 0;
 }
 
 /* ---- a strict RFC 8259 validator: the oracle for what the new parser refuses and the
@@ -286,6 +359,10 @@ static int compare_sz(const char *body, size_t len, size_t errsz)
         nnul++;
         return ra;
     }
+    if (ra == DR_EINVAL && refused_by_new_rule(body, len)) {
+        assert_null(a);
+        return ra;
+    }
     if (refused_not_strict(body, len)) {
         assert_int_equal(ra, DR_EINVAL);
         assert_null(a);
@@ -325,6 +402,9 @@ static int compare_sz(const char *body, size_t len, size_t errsz)
         assert_null(x->last_error);
     }
     if (ra == DR_OK) {
+        /* what is accepted keeps the new rules too */
+        assert_true(dr_utf8_valid(body, len));
+        assert_int_equal(first_dup_key(body, len), -1);
         nok++;
     }
     dr_qmsgs_free(a, na);
@@ -402,8 +482,15 @@ static void json_syntax(void **state)
     EXPECT("{\"messages\":[{\"data\":\"aGk=\"}],\"x\":"
            "12345678901234567890123456789012345678901234567890123456789012345678901234567890}",
            DR_OK, NULL);
-    /* strings: raw control bytes and invalid UTF-8 pass, escapes follow cJSON */
-    EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\x7f\xff\xc3\"}]}", DR_OK, NULL);
+    /* strings: raw DEL and multi-byte characters pass, escapes follow cJSON; a body that is not
+     * UTF-8 is refused whatever holds the bad bytes */
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\x7f\xc3\xa9\xf0\x9f\x98\x80\"}]}", DR_OK,
+           NULL);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\x7f\xff\xc3\"}]}", DR_EINVAL,
+           DR_PUBLISH_ERR_UTF8);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\xed\xa0\x80\"}]}", DR_EINVAL,
+           DR_PUBLISH_ERR_UTF8);
+    EXPECT("{\"messages\":[{\"data\":\"aGk=\"}]} \xc3", DR_EINVAL, DR_PUBLISH_ERR_UTF8);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\x\"}]}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\u12\"}]}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"data\":\"aGk=\",\"x\":\"\\uZZZZ\"}]}", DR_EINVAL, BAD_JSON);
@@ -546,17 +633,23 @@ static void attribute_rules(void **state)
     EXPECT("{\"messages\":[{\"attributes\":{\"goo\":\"v\"}}]}", DR_OK, NULL);
     EXPECT("{\"messages\":[{\"attributes\":{\"goo\\u0000g\":\"v\"}}]}", DR_EINVAL,
            DR_PUBLISH_ERR_NUL);
-    EXPECT("{\"messages\":[{\"attributes\":{\"a\":\"x\",\"a\":\"y\"}}]}", DR_OK, NULL);
+    EXPECT("{\"messages\":[{\"attributes\":{\"a\":\"x\",\"a\":\"y\"}}]}", DR_EINVAL,
+           "Invalid JSON payload received: messages[0].attributes names an attribute key twice.");
+    EXPECT("{\"messages\":[{\"attributes\":{\"a\":\"x\",\"b\":\"y\",\"\\u0061\":\"z\"}}]}",
+           DR_EINVAL,
+           "Invalid JSON payload received: messages[0].attributes names an attribute key twice.");
+    EXPECT("{\"messages\":[{\"attributes\":{\"a\":\"x\",\"A\":\"y\",\"a \":\"z\"}}]}", DR_OK, NULL);
     EXPECT("{\"messages\":[{\"attributes\":{\"a\":\"x\"},\"attributes\":5}]}", DR_OK, NULL);
     EXPECT("{\"messages\":[{\"attributes\":{\"q\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f"
-           "\\u00e9\\u20ac\\ud83d\\ude00\x7f\xc3\xa9\xff\"}}]}",
+           "\\u00e9\\u20ac\\ud83d\\ude00\x7f\xc3\xa9\"}}]}",
            DR_OK, NULL);
     EXPECT("{\"messages\":[{\"attributes\":{\"q\":\"a\x01b\"}}]}", DR_EINVAL, BAD_JSON);
     EXPECT("{\"messages\":[{\"attributes\":{\"\\n\\\"k\":\"v\\u0000tail\"}}]}", DR_EINVAL,
            DR_PUBLISH_ERR_NUL);
     EXPECT("{\"messages\":[{\"attributes\":{\"idempotency_key\":\"abc\"}}]}", DR_OK, NULL);
     EXPECT("{\"messages\":[{\"attributes\":{\"idempotency_key\":\"\",\"idempotency_key\":\"b\"}}]}",
-           DR_OK, NULL);
+           DR_EINVAL,
+           "Invalid JSON payload received: messages[0].attributes names an attribute key twice.");
     EXPECT("{\"messages\":[{\"attributes\":{\"idempotency_key\":\"a\\u0000b\"}}]}", DR_EINVAL,
            DR_PUBLISH_ERR_NUL);
     EXPECT("{\"messages\":[{\"attributes\":{\"idempotency_key\\u0000\":\"ab\"}}]}", DR_EINVAL,
@@ -966,8 +1059,8 @@ static void mutated_bodies(void **state)
         dr_buf_cleanup(&b);
     }
     print_message("%zu mutated bodies compared, %zu accepted, %zu refused for a NUL, %zu as "
-                  "not strict JSON\n",
-                  ncompared - n0, nok - ok0, nnul, nstrict);
+                  "not strict JSON, %zu as not UTF-8, %zu for a repeated attribute key\n",
+                  ncompared - n0, nok - ok0, nnul, nstrict, nutf8, ndup);
     assert_true(nok - ok0 > 100);
 }
 
