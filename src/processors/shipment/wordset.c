@@ -35,6 +35,12 @@
 /* Entries of each per-thread cache: 2^CACHE_BITS. Long mails hold thousands of distinct words. */
 #define CACHE_BITS 12
 #define CACHE_SIZE (1u << CACHE_BITS)
+/* A key may be kept in any of the 2^WAY_BITS entries of its row, the least recently used one
+ * making room: with one entry per key, the words of one mail evicted the common words every mail
+ * has ("your", "order", "delivery"), and each miss costs a partial match of every pattern that
+ * may begin so, microseconds. */
+#define WAY_BITS   2
+#define CACHE_WAYS (1u << WAY_BITS)
 
 /* One entry answers for all the sets of a scan: one memory access per word start. */
 struct cache_entry {
@@ -300,6 +306,51 @@ static int push(struct dr__wordstarts *out, size_t p, uint64_t mask, uint64_t ma
     return DR_OK;
 }
 
+/* The entry of row[0..CACHE_WAYS) that holds key (*hit = 1), else the least recently used one
+ * (*hit = 0), moved to the front of the row. */
+static struct cache_entry *short_way(struct cache_entry *row, uint64_t key, uint64_t sig, int *hit)
+{
+    size_t w = 0;
+
+    while (w < CACHE_WAYS && (row[w].key != key || row[w].sets != sig)) {
+        w++;
+    }
+    *hit = w < CACHE_WAYS;
+    if (!*hit) {
+        w = CACHE_WAYS - 1;
+    }
+    if (w > 0) {
+        struct cache_entry e = row[w];
+
+        memmove(row + 1, row, w * sizeof(*row));
+        row[0] = e;
+    }
+    return row;
+}
+
+/* The same for the long keys. */
+static struct long_entry *long_way(struct long_entry *row, const uint64_t key[2], uint64_t meta,
+                                   int *hit)
+{
+    size_t w = 0;
+
+    while (w < CACHE_WAYS &&
+           (row[w].meta != meta || row[w].key[0] != key[0] || row[w].key[1] != key[1])) {
+        w++;
+    }
+    *hit = w < CACHE_WAYS;
+    if (!*hit) {
+        w = CACHE_WAYS - 1;
+    }
+    if (w > 0) {
+        struct long_entry e = row[w];
+
+        memmove(row + 1, row, w * sizeof(*row));
+        row[0] = e;
+    }
+    return row;
+}
+
 /* Adds p to out[s] when a pattern of sets[s] may match at the word start t[p]. sig: which
  * compilations of which sets (dr__wordset_scan_sets()). */
 static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_t sig,
@@ -310,7 +361,7 @@ static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_
     unsigned live = 0; /* bit s: sets[s] may match here */
     uint64_t key, lkey[2];
     uint64_t short_mask[DR__WORDSET_SCAN_MAX], mask[DR__WORDSET_SCAN_MAX];
-    int any = 0;
+    int any = 0, hit;
     struct cache_entry *e;
     size_t k, kl;
 
@@ -338,8 +389,12 @@ static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_
         return DR_OK;
     }
     key |= (uint64_t)k << (8 * KEY_MAX);
-    e = &caches[sets[0]->id][((key ^ sig) * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CACHE_BITS)];
-    if (e->key != key || e->sets != sig) {
+    e = short_way(
+        &caches[sets[0]->id]
+               [(((key ^ sig) * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CACHE_BITS + WAY_BITS))
+                << WAY_BITS],
+        key, sig, &hit);
+    if (!hit) {
         for (size_t s = 0; s < nsets; s++) {
             e->mask[s] =
                 sets[s]->first[b] ? may_begin(sets[s], sets[s]->first[b], t + p, k, md) : 0;
@@ -361,11 +416,13 @@ static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_
         uint64_t meta = (uint64_t)kl | sig << 8;
         struct long_entry *le;
 
-        le =
-            &long_caches[sets[0]->id][((lkey[0] ^ (lkey[1] * UINT64_C(0xC2B2AE3D27D4EB4F)) ^ meta) *
-                                       UINT64_C(0x9E3779B97F4A7C15)) >>
-                                      (64 - CACHE_BITS)];
-        if (le->meta != meta || le->key[0] != lkey[0] || le->key[1] != lkey[1]) {
+        le = long_way(&long_caches[sets[0]->id]
+                                  [(((lkey[0] ^ (lkey[1] * UINT64_C(0xC2B2AE3D27D4EB4F)) ^ meta) *
+                                     UINT64_C(0x9E3779B97F4A7C15)) >>
+                                    (64 - CACHE_BITS + WAY_BITS))
+                                   << WAY_BITS],
+                      lkey, meta, &hit);
+        if (!hit) {
             for (size_t s = 0; s < nsets; s++) {
                 le->mask[s] = short_mask[s] ? may_begin(sets[s], short_mask[s], t + p, kl, md) : 0;
             }

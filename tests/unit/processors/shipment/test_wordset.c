@@ -486,6 +486,42 @@ static void old_and_new_agree_at_the_edges(void **state)
     assert_true(matches_compared > 20);
 }
 
+/* Many more distinct word starts than the caches hold, on words the first bytes leave possible
+ * (so they reach the caches): their rows fill, evict the least recently used and meet the keys
+ * again after that. Each scan still lists what the old one lists and finds the same matches. */
+static void old_and_new_agree_when_the_caches_overflow(void **state)
+{
+    static const char *const stems[] = {"deli", "ship", "orde", "trac", "out ", "zuge", "UPS ",
+                                        "Fed",  "parc", "pack", "numb", "is r", "dhl ", "on i"};
+    static const char *const tails[] = {"vered",        "ped",    "r number", "king",
+                                        "for delivery", "stellt", "",         "Ex",
+                                        "el from",      "age",    "er",       "eady"};
+    char buf[8192];
+    size_t before = texts_compared;
+
+    (void)state;
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t saved = rng;
+
+        for (int round = 0; round < 300; round++) {
+            size_t len = 0;
+
+            for (int w = 0; w < 120 && len + 40 < sizeof(buf); w++) {
+                const char *stem = stems[next_rand(DR_ARRAY_LEN(stems))];
+                const char *tail = tails[next_rand(DR_ARRAY_LEN(tails))];
+
+                /* the sixth and later bytes vary: distinct short and long keys */
+                len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%c%c%s%c", stem,
+                                        (char)('a' + next_rand(26)), (char)('a' + next_rand(26)),
+                                        next_rand(2) ? tail : "", next_rand(4) ? ' ' : '\n');
+            }
+            compare_text(buf, len);
+        }
+        rng = saved; /* the same texts again, the caches now holding others */
+    }
+    assert_int_equal(texts_compared - before, 600);
+}
+
 static void mutate(char *buf, size_t *len, size_t cap)
 {
     size_t edits = 1 + next_rand(12);
@@ -615,6 +651,7 @@ int main(void)
         cmocka_unit_test(patterns_that_match_inside_words_are_refused),
         cmocka_unit_test(old_and_new_agree_at_the_edges),
         cmocka_unit_test(old_and_new_agree_on_random_texts),
+        cmocka_unit_test(old_and_new_agree_when_the_caches_overflow),
         cmocka_unit_test(old_and_new_agree_on_the_corpus),
         cmocka_unit_test(status_from_one_scan_equals_status_of_each_part),
     };
