@@ -158,6 +158,7 @@ struct dr__wordset {
      * compile time; small, to stay in cache. */
     uint16_t pair['z' - '0' + 1][128];
     uint8_t (*triple)[128 / 8]; /* row 0 unused */
+    uint64_t *pair_mask;        /* by row: the patterns that may begin with the row's two bytes */
     size_t ntriple;
 };
 

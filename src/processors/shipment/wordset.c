@@ -169,19 +169,28 @@ int dr__wordset_compile(struct dr__wordset *ws, int id, const char *const *regex
     for (unsigned b = '0'; b <= 'z' && !err; b++) {
         for (unsigned b1 = 0; b1 < 0x80 && ws->first[b] && !err; b1++) {
             char three[3] = {(char)b, (char)b1, 0};
+            uint64_t two = may_begin(ws, ws->first[b], three, 2, md), *masks;
             uint8_t(*rows)[128 / 8];
 
-            if (!may_begin(ws, ws->first[b], three, 2, md)) {
+            if (!two) {
                 continue;
             }
             rows = realloc(ws->triple, (ws->ntriple + 2) * sizeof(*rows));
-            if (!rows) {
+            if (rows) {
+                ws->triple = rows;
+            }
+            masks = realloc(ws->pair_mask, (ws->ntriple + 2) * sizeof(*masks));
+            if (masks) {
+                ws->pair_mask = masks;
+            }
+            if (!rows || !masks) {
                 err = DR_ENOMEM;
                 break;
             }
-            ws->triple = rows;
+            masks[0] = 0;
             ws->ntriple += ws->ntriple ? 1 : 2;
             memset(rows[ws->ntriple - 1], 0, sizeof(rows[0]));
+            masks[ws->ntriple - 1] = two;
             ws->pair[b - '0'][b1] = (uint16_t)(ws->ntriple - 1);
             for (unsigned b2 = 0; b2 < 0x80; b2++) {
                 three[2] = (char)b2;
@@ -221,6 +230,8 @@ void dr__wordset_free(struct dr__wordset *ws)
     }
     free(ws->triple);
     ws->triple = NULL;
+    free(ws->pair_mask);
+    ws->pair_mask = NULL;
     ws->ntriple = 0;
     ws->n = 0;
 }
@@ -358,7 +369,9 @@ static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_
                     struct dr__wordstarts *out)
 {
     unsigned char b = (unsigned char)t[p];
-    unsigned live = 0; /* bit s: sets[s] may match here */
+    unsigned live = 0;                        /* bit s: sets[s] may match here */
+    unsigned row[DR__WORDSET_SCAN_MAX] = {0}; /* of the first two bytes, when both are ASCII */
+    int pair = 0;
     uint64_t key, lkey[2];
     uint64_t short_mask[DR__WORDSET_SCAN_MAX], mask[DR__WORDSET_SCAN_MAX];
     int any = 0, hit;
@@ -373,10 +386,10 @@ static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_
 
         unsigned b2 = p + 2 < len ? (unsigned char)t[p + 2] : 0x80;
 
+        pair = 1;
         for (size_t s = 0; s < nsets; s++) {
-            unsigned row = sets[s]->pair[b - '0'][b1];
-
-            if (!row || (b2 < 0x80 && !(sets[s]->triple[row][b2 / 8] & (1u << (b2 % 8))))) {
+            row[s] = sets[s]->pair[b - '0'][b1];
+            if (!row[s] || (b2 < 0x80 && !(sets[s]->triple[row[s]][b2 / 8] & (1u << (b2 % 8))))) {
                 live &= ~(1u << s);
             }
         }
@@ -395,9 +408,12 @@ static int consider(const struct dr__wordset *const *sets, size_t nsets, uint64_
                 << WAY_BITS],
         key, sig, &hit);
     if (!hit) {
+        /* Only the patterns that may begin with the first two bytes can begin with more of them
+         * (the tables above rest on the same): far fewer partial matches than by the first. */
         for (size_t s = 0; s < nsets; s++) {
-            e->mask[s] =
-                sets[s]->first[b] ? may_begin(sets[s], sets[s]->first[b], t + p, k, md) : 0;
+            uint64_t among = !pair ? sets[s]->first[b] : row[s] ? sets[s]->pair_mask[row[s]] : 0;
+
+            e->mask[s] = among ? may_begin(sets[s], among, t + p, k, md) : 0;
         }
         e->key = key;
         e->sets = sig;

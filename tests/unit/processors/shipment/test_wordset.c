@@ -522,6 +522,65 @@ static void old_and_new_agree_when_the_caches_overflow(void **state)
     assert_int_equal(texts_compared - before, 600);
 }
 
+/* The patterns that may begin with " " + s[0..n) by an anchored partial match, as the scan's
+ * tables judge a word start. */
+static uint64_t begins(const struct dr__wordset *ws, const char *s, size_t n)
+{
+    char subj[16];
+    uint64_t mask = 0;
+
+    subj[0] = ' ';
+    memcpy(subj + 1, s, n);
+    for (size_t j = 0; j < ws->n; j++) {
+        int rc = pcre2_match(ws->anchored[j], (PCRE2_SPTR)subj, 1 + n, 1, PCRE2_PARTIAL_HARD, md_c,
+                             NULL);
+        mask |= (uint64_t)(rc >= 0 || rc == PCRE2_ERROR_PARTIAL) << j;
+    }
+    return mask;
+}
+
+/* A word start's longer keys are judged among the patterns its first two bytes leave: every
+ * pattern that may begin with three or four ASCII bytes (any third, a letter or digit fourth)
+ * is among those of its first two, which are those of the first byte that may begin so. */
+static void pair_masks_hold_what_longer_keys_may_begin(void **state)
+{
+    size_t keys = 0, rows = 0;
+
+    (void)state;
+    for (size_t st = 0; st < 2; st++) {
+        const struct dr__wordset *ws = &sets[st].now;
+
+        for (unsigned b = '0'; b <= 'z'; b++) {
+            for (unsigned b1 = 0; b1 < 0x80; b1++) {
+                unsigned row = ws->pair[b - '0'][b1];
+                char k[4] = {(char)b, (char)b1, 0, 0};
+
+                if (!row) {
+                    assert_int_equal(begins(ws, k, 2) & ws->first[b], 0);
+                    continue;
+                }
+                rows++;
+                assert_int_equal(ws->pair_mask[row], begins(ws, k, 2) & ws->first[b]);
+                for (unsigned b2 = 0; b2 < 0x80; b2++) {
+                    k[2] = (char)b2;
+                    assert_int_equal(begins(ws, k, 3) & ~ws->pair_mask[row], 0);
+                    keys++;
+                    if (!(ws->triple[row][b2 / 8] & (1u << (b2 % 8)))) {
+                        continue;
+                    }
+                    for (const char *c = "abcdefghijklmnopqrstuvwxyz0123456789"; *c; c++) {
+                        k[3] = *c;
+                        assert_int_equal(begins(ws, k, 4) & ~ws->pair_mask[row], 0);
+                        keys++;
+                    }
+                }
+            }
+        }
+    }
+    print_message("%zu pairs, %zu longer keys\n", rows, keys);
+    assert_true(rows > 100);
+}
+
 static void mutate(char *buf, size_t *len, size_t cap)
 {
     size_t edits = 1 + next_rand(12);
@@ -649,6 +708,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(prefilter_finds_what_pcre2_finds),
         cmocka_unit_test(patterns_that_match_inside_words_are_refused),
+        cmocka_unit_test(pair_masks_hold_what_longer_keys_may_begin),
         cmocka_unit_test(old_and_new_agree_at_the_edges),
         cmocka_unit_test(old_and_new_agree_on_random_texts),
         cmocka_unit_test(old_and_new_agree_when_the_caches_overflow),
