@@ -395,19 +395,21 @@ static void raw_same_as_before(void **state)
     for (size_t i = 0; i < DR_ARRAY_LEN(fixed); i++) {
         raw_same(fixed[i], strlen(fixed[i]));
     }
-    /* every byte value at every place of the first three 16-character blocks, among plain
-     * characters and among those of either alphabet */
+    /* every byte value at every place of the first three 32-character blocks (six of 16),
+     * among plain characters and among those of either alphabet, the text ending after a
+     * 16-character block, after a 32-character one and after a quartet more */
     for (int c = 0; c < 256; c++) {
-        for (size_t at = 0; at < 48; at++) {
+        for (size_t at = 0; at < 96; at++) {
             for (int mix = 0; mix < 3; mix++) {
-                for (size_t k = 0; k < 52; k++) {
+                for (size_t k = 0; k < 100; k++) {
                     buf[k] = mix == 0   ? "QUJDxyz09"[k % 9]
                              : mix == 1 ? "QU-_x"[k % 5]
                                         : "QU+/x"[k % 5];
                 }
                 buf[at] = (char)c;
-                raw_same(buf, 48);
-                raw_same(buf, 52);
+                raw_same(buf, 80);
+                raw_same(buf, 96);
+                raw_same(buf, 100);
             }
         }
     }
