@@ -707,26 +707,52 @@ size_t dr__email_fold_into(const char *s, size_t len, char *out, size_t cap)
     return n;
 }
 
+size_t dr__email_lower_ascii(const char *s, size_t avail, size_t max, char *out)
+{
+    size_t len = 0;
+
+#ifdef __SSE2__
+    while (len + 16 <= max && len + 16 <= avail) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + len));
+        __m128i up;
+
+        /* a NUL or a byte with its high bit set ends the run: the loop below meets it */
+        if (_mm_movemask_epi8(_mm_or_si128(x, _mm_cmpeq_epi8(x, _mm_setzero_si128()))) != 0) {
+            break;
+        }
+        up = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('A' - 1)),
+                           _mm_cmplt_epi8(x, _mm_set1_epi8('Z' + 1)));
+        _mm_storeu_si128((__m128i *)(void *)(out + len),
+                         _mm_or_si128(x, _mm_and_si128(up, _mm_set1_epi8(0x20))));
+        len += 16;
+    }
+#else
+    (void)avail;
+#endif
+    for (; len < max && s[len]; len++) {
+        unsigned char c = (unsigned char)s[len];
+        if (c >= 0x80) {
+            break;
+        }
+        out[len] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    return len;
+}
+
 /*
  * Case-folded s, at most max bytes of it (UTF-8), as g_utf8_strdown() folds it in any locale but
  * the Turkic and Lithuanian ones (this program never calls setlocale()): in buf (cap bytes, at
  * least max + 1) when it fits, else a g_malloc'ed string that the caller g_free()s. *n gets the
- * length; NULL when s is NULL.
+ * length; NULL when s is NULL. avail: how many bytes of s may be read at once (0 when unknown).
  */
-static char *fold(const char *s, size_t max, char *buf, size_t cap, size_t *n)
+static char *fold(const char *s, size_t avail, size_t max, char *buf, size_t cap, size_t *n)
 {
     size_t len;
 
     if (!s) {
         return NULL;
     }
-    for (len = 0; s[len] && len < max; len++) {
-        unsigned char c = (unsigned char)s[len];
-        if (c >= 0x80) {
-            break;
-        }
-        buf[len] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
+    len = dr__email_lower_ascii(s, avail, max, buf);
     if (!s[len] || len == max) { /* ASCII: an ASCII cut is a character boundary */
         buf[len] = '\0';
         *n = len;
@@ -758,7 +784,7 @@ struct dr_email_shipment_cues dr_email_shipment_cues(const struct dr_email *em)
     struct cue_hits h;
 
     c.sender_score = sender_cue(em->from.address, &c.carrier);
-    subj = fold(em->subject, SUBJECT_MAX, subj_buf, sizeof(subj_buf), &subj_len);
+    subj = fold(em->subject, 0, SUBJECT_MAX, subj_buf, sizeof(subj_buf), &subj_len);
     if (subj) {
         scan_cues(subj, subj_len, 0, &h);
         c.subject_score = word_score(&h, 0, &c.status);
@@ -766,7 +792,7 @@ struct dr_email_shipment_cues dr_email_shipment_cues(const struct dr_email *em)
     if (c.subject_score > 60) {
         c.subject_score = 60;
     }
-    body = fold(em->text, BODY_MAX, body_buf, sizeof(body_buf), &body_len);
+    body = fold(em->text, em->text_len, BODY_MAX, body_buf, sizeof(body_buf), &body_len);
     if (body) {
         scan_cues(body, body_len, 1, &h);
         if (h.phrase) {

@@ -140,6 +140,13 @@ void dr__email_scan_cues(const char *s, size_t n, int body, int bytewise,
 size_t dr__email_fold_into(const char *s, size_t len, char *out, size_t cap);
 
 /*
+ * Writes to out the ASCII bytes s starts with, upper case letters lowered, up to max of them
+ * or the first NUL or non-ASCII byte; returns how many. s may be read up to avail bytes (0: up to
+ * the bytes examined), 16 at a time where SSE2 is; out has room for max. Thread-safe.
+ */
+size_t dr__email_lower_ascii(const char *s, size_t avail, size_t max, char *out);
+
+/*
  * Points of the cue words in the case-folded text folded[0..len): each word counts once, where a
  * word starts. *st gets the most advanced status named, or with earliest set the status named
  * first (left as it was when none is). Thread-safe.

@@ -285,6 +285,58 @@ static void sse2_scan_same_as_bytes(void **state)
     assert_true(scans_compared > 100000);
 }
 
+/* The ASCII run of dr__email_fold_into()'s callers, as the byte loop it replaced lowered it. */
+static size_t lower_before(const char *s, size_t max, char *out)
+{
+    size_t len;
+
+    for (len = 0; s[len] && len < max; len++) {
+        unsigned char c = (unsigned char)s[len];
+        if (c >= 0x80) {
+            break;
+        }
+        out[len] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    return len;
+}
+
+/* Every byte value at every place of texts up to 70 bytes (ASCII letters of both cases and
+ * punctuation around it), every limit and every readable length: the same run, the same bytes. */
+static void ascii_run_lowered_as_before(void **state)
+{
+    static const char fill[] = "AZaz@[`{09 Mixed CASE text, .-_";
+    char text[80], want[80], got[80];
+    size_t compared = 0;
+
+    (void)state;
+    for (int c = 0; c < 256; c++) {
+        for (size_t at = 0; at < 70; at += (c % 7 == 0 ? 1 : 3)) {
+            for (size_t len = at + 1; len <= 70; len += 13) {
+                for (size_t k = 0; k < len; k++) {
+                    text[k] = fill[(k * 7 + (size_t)c) % (sizeof(fill) - 1)];
+                }
+                text[at] = (char)c;
+                text[len] = '\0';
+                for (size_t max = 0; max <= len + 1; max += 1 + max / 8) {
+                    size_t w = lower_before(text, max, want);
+
+                    for (size_t avail = 0; avail <= len; avail += 1 + avail / 4) {
+                        size_t g;
+
+                        memset(got, 0x55, sizeof(got));
+                        g = dr__email_lower_ascii(text, avail, max, got);
+                        assert_int_equal(g, w);
+                        assert_memory_equal(got, want, w);
+                        compared++;
+                    }
+                }
+            }
+        }
+    }
+    print_message("%zu runs compared\n", compared);
+    assert_true(compared > 100000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +344,7 @@ int main(void)
         cmocka_unit_test(edges),
         cmocka_unit_test(body_phrases_and_carriers),
         cmocka_unit_test(sse2_scan_same_as_bytes),
+        cmocka_unit_test(ascii_run_lowered_as_before),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
