@@ -89,3 +89,59 @@ test('a batch of notifications reaches every client of the room complete and in 
   sse.es.close();
   for (const c of [...ws, other]) await c.close();
 });
+
+// A larger room (120 connections, WebSocket and SSE): single notifications and a batch, all of
+// them to every client, once, whole, in the same seq order, with the small send buffer
+// splitting writes.
+test('a large room gets every notification once, whole and in order', async () => {
+  const org = 'big';
+  const ws = [];
+  for (let i = 0; i < 100; i++) {
+    const c = await Client.open(srv.wsUrl, bearer(await userToken(`w${i}`, { org })));
+    await c.waitFrame('welcome');
+    ws.push(c);
+  }
+  const sse = [];
+  for (let i = 0; i < 20; i++) {
+    sse.push(sseClient(`${srv.url}/events?access_token=${await userToken(`s${i}`, { org })}`));
+  }
+  await waitFor(
+    async () => (await srv.metric('dr_realtime_connections', 'transport="sse"')) >= 20,
+    'the SSE clients to be registered',
+  );
+  const room = { room: `org:${org}`, org_id: org };
+  const singles = Array.from({ length: 15 }, (_, i) =>
+    notification('big-pub', i, { ...room, data: { i, pad: 'y'.repeat((i * 389) % 2500) } }),
+  );
+  for (const n of singles) await srv.publish([n]); // one drain each
+  const batch = Array.from({ length: 60 }, (_, i) =>
+    notification('big-pub', 100 + i, { ...room, data: { i: 100 + i, pad: 'z'.repeat((i * 211) % 3000) } }),
+  );
+  await srv.publish(batch);
+
+  const want = new Set([...singles, ...batch].map((n) => n.notification_id));
+  let order = null;
+  for (const c of ws) {
+    const evs = await c.waitEvents(want.size);
+    const ids = evs.map((e) => e.id);
+    assert.equal(ids.length, want.size, 'nothing more');
+    assert.deepEqual(new Set(ids), want, 'every notification once');
+    for (let i = 1; i < evs.length; i++) assert.ok(evs[i].seq > evs[i - 1].seq, 'seq ascends');
+    for (const e of evs) {
+      const i = e.data.data.i;
+      const len = i < 100 ? (i * 389) % 2500 : ((i - 100) * 211) % 3000;
+      assert.equal(e.data.data.pad.length, len, 'frames arrive whole');
+    }
+    order ??= ids;
+    assert.deepEqual(ids, order);
+  }
+  for (const s of sse) {
+    await waitFor(async () => s.got.length >= want.size, 'an SSE client to get all');
+    assert.deepEqual(
+      s.got.map((e) => e.id),
+      order,
+    );
+    s.es.close();
+  }
+  for (const c of ws) await c.close();
+});
