@@ -4,6 +4,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "dr/err.h"
 
@@ -120,21 +123,50 @@ int dr_buf_printf(struct dr_buf *b, const char *fmt, ...)
     return err;
 }
 
+/* The length of the run at s[0..n) of bytes that JSON strings carry unescaped: not '"', not
+ * '\\', not below 0x20. */
+static size_t plain_run(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+#ifdef __SSE2__
+    const __m128i ctl = _mm_set1_epi8(0x1F), quote = _mm_set1_epi8('"'),
+                  bslash = _mm_set1_epi8('\\');
+
+    for (; i + 16 <= n; i += 16) {
+        __m128i c = _mm_loadu_si128((const __m128i *)(s + i));
+        /* unsigned c <= 0x1F exactly when max(c, 0x1F) is 0x1F */
+        __m128i bad =
+            _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(c, ctl), ctl),
+                         _mm_or_si128(_mm_cmpeq_epi8(c, quote), _mm_cmpeq_epi8(c, bslash)));
+        unsigned m = (unsigned)_mm_movemask_epi8(bad);
+
+        if (m) {
+            return i + (size_t)__builtin_ctz(m);
+        }
+    }
+#endif
+    for (; i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\'; i++) {
+    }
+    return i;
+}
+
 int dr_buf_append_json_str(struct dr_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     size_t start = b->len, run = 0;
     int err = dr_buf_appendc(b, '"');
 
-    /* runs of bytes that need no escape are appended whole */
+    /* runs of bytes that need no escape are found 16 at a time and appended whole */
     for (size_t i = 0; !err && i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+        unsigned char c;
         const char *e;
-        char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            continue;
+        i += plain_run((const unsigned char *)s + i, n - i);
+        if (i == n) {
+            break;
         }
+        c = (unsigned char)s[i];
         err = dr_buf_append(b, s + run, i - run);
         run = i + 1;
         switch (c) {
@@ -163,6 +195,7 @@ int dr_buf_append_json_str(struct dr_buf *b, const char *s, size_t n)
             e = NULL;
         }
         if (!err) {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             err = e ? dr_buf_append(b, e, 2) : dr_buf_append(b, u, 6);
         }
     }

@@ -200,10 +200,6 @@ int dr__email_index_op(const struct dr_email *em, const struct dr_email_class *c
                        const char *event_time, size_t text_bytes, struct dr_buf *out,
                        char docid[DR__EMAIL_DOCID_MAX]);
 
-/* dr_buf_append_json_str() (the same bytes, the same outcome and b as it leaves it at the
- * limit), with the runs that need no escape found 16 bytes at a time: for the bodies. */
-int dr__email_json_str(struct dr_buf *b, const char *s, size_t n);
-
 /* What the messages the email processor forwards say about where they come from. */
 struct dr__email_msg_ids {
     const char *user_id, *org_id, *email_id;

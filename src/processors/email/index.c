@@ -10,9 +10,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "dr/err.h"
 #include "dr/json.h"
@@ -26,102 +23,11 @@
 #define MAX_LABELS      100
 #define MAX_LABEL_BYTES 256
 
-/* The length of the run at s[0..n) of bytes that JSON strings carry unescaped: not '"', not
- * '\\', not below 0x20. */
-static size_t plain_run(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-
-#ifdef __SSE2__
-    const __m128i ctl = _mm_set1_epi8(0x1F), quote = _mm_set1_epi8('"'),
-                  bslash = _mm_set1_epi8('\\');
-
-    for (; i + 16 <= n; i += 16) {
-        __m128i c = _mm_loadu_si128((const __m128i *)(s + i));
-        /* unsigned c <= 0x1F exactly when max(c, 0x1F) is 0x1F */
-        __m128i bad =
-            _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(c, ctl), ctl),
-                         _mm_or_si128(_mm_cmpeq_epi8(c, quote), _mm_cmpeq_epi8(c, bslash)));
-        unsigned m = (unsigned)_mm_movemask_epi8(bad);
-
-        if (m) {
-            return i + (size_t)__builtin_ctz(m);
-        }
-    }
-#endif
-    for (; i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\'; i++) {
-    }
-    return i;
-}
-
-int dr__email_json_str(struct dr_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t start = b->len, run = 0;
-    int err = dr_buf_appendc(b, '"');
-
-    /* dr_buf_append_json_str()'s appends, in its order: each run whole, then its escape */
-    for (size_t i = 0; !err && i < n; i++) {
-        unsigned char c;
-        const char *e;
-
-        i += plain_run((const unsigned char *)s + i, n - i);
-        if (i == n) {
-            break;
-        }
-        c = (unsigned char)s[i];
-        err = dr_buf_append(b, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-            e = "\\\"";
-            break;
-        case '\\':
-            e = "\\\\";
-            break;
-        case '\b':
-            e = "\\b";
-            break;
-        case '\f':
-            e = "\\f";
-            break;
-        case '\n':
-            e = "\\n";
-            break;
-        case '\r':
-            e = "\\r";
-            break;
-        case '\t':
-            e = "\\t";
-            break;
-        default:
-            e = NULL;
-        }
-        if (!err) {
-            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            err = e ? dr_buf_append(b, e, 2) : dr_buf_append(b, u, 6);
-        }
-    }
-    if (!err) {
-        err = dr_buf_append(b, s + run, n - run);
-    }
-    if (!err) {
-        err = dr_buf_appendc(b, '"');
-    }
-    if (err) {
-        b->len = start;
-        if (b->data) {
-            b->data[start] = '\0';
-        }
-    }
-    return err;
-}
-
-/* jw_strn() through dr__email_json_str(): the string s[0..n), up to a NUL byte in it. */
+/* jw_strn() through dr_buf_append_json_str(): the string s[0..n), up to a NUL byte in it. */
 static void jw_text(struct jw *w, const char *s, size_t n)
 {
     if (!w->err) {
-        w->err = dr__email_json_str(w->b, s, strnlen(s, n));
+        w->err = dr_buf_append_json_str(w->b, s, strnlen(s, n));
     }
 }
 

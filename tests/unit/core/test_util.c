@@ -217,6 +217,118 @@ static void utf8_valid(void **state)
     assert_false(dr_utf8_valid("abcdefgh\xc3", 9));     /* cut short */
 }
 
+/* dr_buf_append_json_str() as it was, a byte at a time: the reference of json_str_matches_ref. */
+static int json_str_ref(struct dr_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = b->len, run = 0;
+    int err = dr_buf_appendc(b, '"');
+
+    for (size_t i = 0; !err && i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *e;
+        char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        err = dr_buf_append(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':
+            e = "\\\"";
+            break;
+        case '\\':
+            e = "\\\\";
+            break;
+        case '\b':
+            e = "\\b";
+            break;
+        case '\f':
+            e = "\\f";
+            break;
+        case '\n':
+            e = "\\n";
+            break;
+        case '\r':
+            e = "\\r";
+            break;
+        case '\t':
+            e = "\\t";
+            break;
+        default:
+            e = NULL;
+        }
+        if (!err) {
+            err = e ? dr_buf_append(b, e, 2) : dr_buf_append(b, u, 6);
+        }
+    }
+    if (!err) {
+        err = dr_buf_append(b, s + run, n - run);
+    }
+    if (!err) {
+        err = dr_buf_appendc(b, '"');
+    }
+    if (err) {
+        b->len = start;
+        if (b->data) {
+            b->data[start] = '\0';
+        }
+    }
+    return err;
+}
+
+/* dr_buf_append_json_str() (runs found 16 bytes at a time) against the byte loop it replaced: the
+ * same bytes, outcome and buffer
+ * for every byte value at every place of the first blocks, runs of every length around the
+ * 16-byte steps, and every limit up to the whole escaped text. */
+static void json_str_same(const char *s, size_t n, size_t limit, const char *prefix)
+{
+    struct dr_buf want, got;
+    int we, ge;
+
+    dr_buf_init(&want, limit);
+    dr_buf_init(&got, limit);
+    if (prefix) {
+        dr_buf_appends(&want, prefix);
+        dr_buf_appends(&got, prefix);
+    }
+    we = json_str_ref(&want, s, n);
+    ge = dr_buf_append_json_str(&got, s, n);
+    assert_int_equal(ge, we);
+    assert_int_equal(got.len, want.len);
+    if (want.data) {
+        assert_non_null(got.data);
+        assert_memory_equal(got.data, want.data, want.len + 1);
+    }
+    dr_buf_cleanup(&want);
+    dr_buf_cleanup(&got);
+}
+
+static void json_str_matches_ref(void **state)
+{
+    char s[80];
+
+    (void)state;
+    for (int c = 0; c < 256; c++) {
+        for (size_t at = 0; at < 40; at++) {
+            memset(s, 'a', sizeof(s));
+            s[at] = (char)c;
+            json_str_same(s, 40, SIZE_MAX, NULL);
+            json_str_same(s, at + 1, SIZE_MAX, "x");
+        }
+    }
+    for (size_t n = 0; n < sizeof(s); n++) {
+        for (size_t i = 0; i < sizeof(s); i++) {
+            s[i] = "abc\n\"d\\\x01\xc3\xa9 \x7f\x1f\x80"[(i * 7 + n) % 14];
+        }
+        for (size_t limit = 0; limit < 3 * n + 8; limit++) {
+            json_str_same(s, n, limit, NULL);
+            json_str_same(s, n, limit + 2, "ab");
+        }
+    }
+}
+
 static void utf8_encode(void **state)
 {
     char u[4];
@@ -238,7 +350,7 @@ int main(void)
         cmocka_unit_test(time_roundtrip),   cmocka_unit_test(json_pointer),
         cmocka_unit_test(ct_equal),         cmocka_unit_test(msgid_bare),
         cmocka_unit_test(utf8_encode),      cmocka_unit_test(metrics_render),
-        cmocka_unit_test(utf8_valid),
+        cmocka_unit_test(utf8_valid),       cmocka_unit_test(json_str_matches_ref),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

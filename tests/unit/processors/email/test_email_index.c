@@ -393,61 +393,10 @@ static void hostile_fields(void **state)
     cJSON_Delete(p);
 }
 
-/* dr__email_json_str() against dr_buf_append_json_str(): the same bytes, outcome and buffer
- * for every byte value at every place of the first blocks, runs of every length around the
- * 16-byte steps, and every limit up to the whole escaped text. */
-static void json_str_same(const char *s, size_t n, size_t limit, const char *prefix)
-{
-    struct dr_buf want, got;
-    int we, ge;
-
-    dr_buf_init(&want, limit);
-    dr_buf_init(&got, limit);
-    if (prefix) {
-        dr_buf_appends(&want, prefix);
-        dr_buf_appends(&got, prefix);
-    }
-    we = dr_buf_append_json_str(&want, s, n);
-    ge = dr__email_json_str(&got, s, n);
-    assert_int_equal(ge, we);
-    assert_int_equal(got.len, want.len);
-    if (want.data) {
-        assert_non_null(got.data);
-        assert_memory_equal(got.data, want.data, want.len + 1);
-    }
-    dr_buf_cleanup(&want);
-    dr_buf_cleanup(&got);
-}
-
-static void json_str_matches_buf(void **state)
-{
-    char s[80];
-
-    (void)state;
-    for (int c = 0; c < 256; c++) {
-        for (size_t at = 0; at < 40; at++) {
-            memset(s, 'a', sizeof(s));
-            s[at] = (char)c;
-            json_str_same(s, 40, SIZE_MAX, NULL);
-            json_str_same(s, at + 1, SIZE_MAX, "x");
-        }
-    }
-    for (size_t n = 0; n < sizeof(s); n++) {
-        for (size_t i = 0; i < sizeof(s); i++) {
-            s[i] = "abc\n\"d\\\x01\xc3\xa9 \x7f\x1f\x80"[(i * 7 + n) % 14];
-        }
-        for (size_t limit = 0; limit < 3 * n + 8; limit++) {
-            json_str_same(s, n, limit, NULL);
-            json_str_same(s, n, limit + 2, "ab");
-        }
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(corpora),
-        cmocka_unit_test(json_str_matches_buf),
         cmocka_unit_test(hostile_fields),
         cmocka_unit_test(snippet_keeps_characters_whole),
     };
