@@ -33,6 +33,25 @@ function sseClient(url) {
   return { es, got };
 }
 
+// Each WebSocket client gets every notification of want once, whole (padLen(i) is the length of
+// the padding notification i carries), in ascending seq: the same order for all. Returns it.
+async function sameOrderForAll(clients, want, padLen) {
+  let order = null;
+  for (const c of clients) {
+    const evs = await c.waitEvents(want.size);
+    const ids = evs.map((e) => e.id);
+    assert.equal(ids.length, want.size, 'nothing more');
+    assert.deepEqual(new Set(ids), want, 'every notification once');
+    for (let i = 1; i < evs.length; i++) assert.ok(evs[i].seq > evs[i - 1].seq, 'seq ascends');
+    for (const e of evs) {
+      assert.equal(e.data.data.pad.length, padLen(e.data.data.i), 'frames arrive whole');
+    }
+    order ??= ids;
+    assert.deepEqual(ids, order);
+  }
+  return order;
+}
+
 test('a batch of notifications reaches every client of the room complete and in order', async () => {
   const ws = [];
   for (let i = 0; i < 3; i++) {
@@ -62,19 +81,7 @@ test('a batch of notifications reaches every client of the room complete and in 
   await srv.publish(batch);
 
   const want = new Set(mine.map((n) => n.notification_id));
-  let order = null; // the seq order the first client saw: every other client sees the same
-  for (const c of ws) {
-    const evs = await c.waitEvents(want.size);
-    const ids = evs.map((e) => e.id);
-    assert.equal(ids.length, want.size, 'nothing more');
-    assert.deepEqual(new Set(ids), want, 'every notification once');
-    for (let i = 1; i < evs.length; i++) assert.ok(evs[i].seq > evs[i - 1].seq, 'seq ascends');
-    for (const e of evs) {
-      assert.equal(e.data.data.pad.length, (e.data.data.i * 97) % 3000, 'frames arrive whole');
-    }
-    order ??= ids;
-    assert.deepEqual(ids, order);
-  }
+  const order = await sameOrderForAll(ws, want, (i) => (i * 97) % 3000);
   await waitFor(async () => sse.got.length >= want.size, 'the SSE client to get all');
   assert.deepEqual(
     sse.got.map((e) => e.id),
@@ -120,21 +127,9 @@ test('a large room gets every notification once, whole and in order', async () =
   await srv.publish(batch);
 
   const want = new Set([...singles, ...batch].map((n) => n.notification_id));
-  let order = null;
-  for (const c of ws) {
-    const evs = await c.waitEvents(want.size);
-    const ids = evs.map((e) => e.id);
-    assert.equal(ids.length, want.size, 'nothing more');
-    assert.deepEqual(new Set(ids), want, 'every notification once');
-    for (let i = 1; i < evs.length; i++) assert.ok(evs[i].seq > evs[i - 1].seq, 'seq ascends');
-    for (const e of evs) {
-      const i = e.data.data.i;
-      const len = i < 100 ? (i * 389) % 2500 : ((i - 100) * 211) % 3000;
-      assert.equal(e.data.data.pad.length, len, 'frames arrive whole');
-    }
-    order ??= ids;
-    assert.deepEqual(ids, order);
-  }
+  const order = await sameOrderForAll(ws, want, (i) =>
+    i < 100 ? (i * 389) % 2500 : ((i - 100) * 211) % 3000,
+  );
   for (const s of sse) {
     await waitFor(async () => s.got.length >= want.size, 'an SSE client to get all');
     assert.deepEqual(
