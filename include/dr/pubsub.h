@@ -61,8 +61,8 @@ struct dr_pubsub_conf {
     long pull_timeout_ms;      /* blocking pulls; 0 = 110 s; less than 100 s is raised to 100 s
                                   (the service holds an empty pull up to ~90 s) */
     int http1_only;            /* real service: no HTTP/2 */
-    int grpc; /* pull, acknowledge and modifyAckDeadline as gRPC calls (HTTP/2, protobuf) instead
-                 of REST (JSON, base64); the rest stays REST */
+    int grpc; /* publish, pull, acknowledge and modifyAckDeadline as gRPC calls (HTTP/2,
+                 protobuf) instead of REST (JSON, base64); topic and subscription calls stay REST */
 };
 
 struct dr_pubsub_attr {

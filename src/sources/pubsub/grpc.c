@@ -22,6 +22,9 @@ enum {
     PULL_REQ_SUBSCRIPTION = 1,
     PULL_REQ_RETURN_IMMEDIATELY = 2,
     PULL_REQ_MAX_MESSAGES = 3,
+    PUB_REQ_TOPIC = 1,
+    PUB_REQ_MESSAGES = 2,
+    PUB_RESP_MESSAGE_IDS = 1,
     ACK_REQ_SUBSCRIPTION = 1,
     ACK_REQ_ACK_IDS = 2,
     MODACK_REQ_SUBSCRIPTION = 1,
@@ -135,6 +138,63 @@ int dr__grpc_ack_request(const char *subscription, const char *const *ack_ids, s
     }
     if (deadline_s >= 0 && put_uint(out, MODACK_REQ_DEADLINE, (uint64_t)deadline_s)) {
         return DR_ETOOBIG;
+    }
+    return frame_end(out, start);
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* The length of a length-delimited field of n bytes (one-byte tag). */
+static size_t len_field(size_t n)
+{
+    return 1 + varint_len(n) + n;
+}
+
+static int put_bytes(struct dr_buf *b, unsigned field, const void *p, size_t n)
+{
+    return put_tag(b, field, WT_LEN) || put_varint(b, n) || dr_buf_append(b, p, n);
+}
+
+int dr__grpc_publish_request(const char *topic, const struct dr_pubsub_pub_msg *msgs, size_t n,
+                             struct dr_buf *out)
+{
+    size_t start;
+
+    if (frame_begin(out, &start) || put_str(out, PUB_REQ_TOPIC, topic)) {
+        return DR_ETOOBIG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct dr_pubsub_pub_msg *m = &msgs[i];
+        size_t oklen = m->ordering_key ? strlen(m->ordering_key) : 0;
+        size_t mlen = (m->len ? len_field(m->len) : 0) + (oklen ? len_field(oklen) : 0);
+
+        for (size_t a = 0; a < m->n_attrs; a++) {
+            mlen += len_field(len_field(strlen(m->attrs[a].key)) +
+                              len_field(strlen(m->attrs[a].value)));
+        }
+        if (put_tag(out, PUB_REQ_MESSAGES, WT_LEN) || put_varint(out, mlen) ||
+            (m->len && put_bytes(out, MSG_DATA, m->data, m->len))) {
+            return DR_ETOOBIG;
+        }
+        for (size_t a = 0; a < m->n_attrs; a++) {
+            const char *k = m->attrs[a].key, *v = m->attrs[a].value;
+            if (put_tag(out, MSG_ATTRIBUTES, WT_LEN) ||
+                put_varint(out, len_field(strlen(k)) + len_field(strlen(v))) ||
+                put_str(out, MAP_KEY, k) || put_str(out, MAP_VALUE, v)) {
+                return DR_ETOOBIG;
+            }
+        }
+        if (oklen && put_str(out, MSG_ORDERING_KEY, m->ordering_key)) {
+            return DR_ETOOBIG;
+        }
     }
     return frame_end(out, start);
 }
@@ -449,6 +509,50 @@ int dr__grpc_parse_pull(const void *body, size_t len, struct dr_pubsub_msg ***ms
         return DR_EIO;
     }
     *msgs = arr;
+    *n = count;
+    return DR_OK;
+}
+
+int dr__grpc_parse_publish(const void *body, size_t len, char ***ids, size_t *n)
+{
+    struct pb in, scan;
+    struct field f = {0};
+    size_t cap = 0, count = 0;
+    char **arr;
+    int rc;
+
+    *ids = NULL;
+    *n = 0;
+    if (unframe(body, len, &in)) {
+        return DR_EIO;
+    }
+    scan = in;
+    while ((rc = next_field(&scan, &f)) > 0) {
+        cap += f.num == PUB_RESP_MESSAGE_IDS;
+    }
+    if (rc < 0) {
+        return DR_EIO;
+    }
+    arr = dr_xcalloc(cap + 1, sizeof(*arr));
+    while ((rc = next_field(&in, &f)) > 0) {
+        if (f.num != PUB_RESP_MESSAGE_IDS) {
+            continue;
+        }
+        if (f.wt != WT_LEN || (arr[count] = text_copy(&f.in)) == NULL || !*arr[count]) {
+            rc = -1;
+            count += arr[count] != NULL;
+            break;
+        }
+        count++;
+    }
+    if (rc < 0) {
+        for (size_t i = 0; i < count; i++) {
+            free(arr[i]);
+        }
+        free(arr);
+        return DR_EIO;
+    }
+    *ids = arr;
     *n = count;
     return DR_OK;
 }

@@ -1,6 +1,6 @@
 /*
- * Pub/Sub REST v1, and with conf->grpc the subscriber calls (pull, acknowledge, modifyAckDeadline)
- * over gRPC instead (grpc.c). Each call becomes one or more "ops" (an ack of many ids is split into
+ * Pub/Sub REST v1, and with conf->grpc publish, pull, acknowledge and modifyAckDeadline over gRPC
+ * instead (grpc.c). Each call becomes one or more "ops" (an ack of many ids is split into
  * several requests); an op first waits for the credentials header (when there are credentials),
  * then for its HTTP request. Ops that belong to one call share a group that reports to the
  * caller once, when the last op is done. Every op is on the client's list so destroy can cancel
@@ -209,11 +209,9 @@ int dr__pubsub_http_error(long status, const char *body, size_t len, char *msg, 
     return err;
 }
 
-int dr__pubsub_publish_body(const struct dr_pubsub_pub_msg *msgs, size_t n, struct dr_buf *out,
-                            char *why, size_t whysz)
+int dr__pubsub_publish_check(const struct dr_pubsub_pub_msg *msgs, size_t n, char *why,
+                             size_t whysz)
 {
-    int err = DR_OK;
-
     if (!msgs || n == 0) {
         snprintf(why, whysz, "publish needs at least one message");
         return DR_EINVAL;
@@ -289,7 +287,17 @@ int dr__pubsub_publish_body(const struct dr_pubsub_pub_msg *msgs, size_t n, stru
             }
         }
     }
+    return DR_OK;
+}
 
+int dr__pubsub_publish_body(const struct dr_pubsub_pub_msg *msgs, size_t n, struct dr_buf *out,
+                            char *why, size_t whysz)
+{
+    int err = dr__pubsub_publish_check(msgs, n, why, whysz);
+
+    if (err) {
+        return err;
+    }
     err = dr_buf_appends(out, "{\"messages\":[");
     for (size_t i = 0; i < n && !err; i++) {
         const struct dr_pubsub_pub_msg *m = &msgs[i];
@@ -555,7 +563,7 @@ static struct op *new_grpc_op(struct dr_pubsub *ps, enum op_kind kind, const cha
     op->timeout_ms = ps->timeout_ms;
     op->max_answer = MAX_ANSWER;
     dr_buf_init(&b, 4096);
-    if (dr_buf_printf(&b, "%s/google.pubsub.v1.Subscriber/%s", ps->base, rpc)) {
+    if (dr_buf_printf(&b, "%s/google.pubsub.v1.%s", ps->base, rpc)) {
         dr_buf_cleanup(&b);
         free(op);
         return NULL;
@@ -610,9 +618,20 @@ static void complete(struct op *op, int err, const char *errmsg, const struct dr
     case OP_PUBLISH: {
         cJSON *root = NULL;
         const char **ids = NULL;
+        char **gids = NULL; /* the gRPC answer's ids, NULL-terminated */
         size_t n = 0;
 
-        if (!err) {
+        if (!err && op->grpc) {
+            if (dr__grpc_parse_publish(resp->body, resp->body_len, &gids, &n) != DR_OK ||
+                n != op->n_published) {
+                snprintf(why, sizeof(why), "malformed publish answer (%zu messages sent)",
+                         op->n_published);
+                err = DR_EIO;
+                errmsg = why;
+            } else {
+                ids = (const char **)gids;
+            }
+        } else if (!err) {
             const cJSON *arr, *it;
             root = dr_json_parse(resp->body, resp->body_len);
             arr = cJSON_GetObjectItemCaseSensitive(root, "messageIds");
@@ -636,7 +655,14 @@ static void complete(struct op *op, int err, const char *errmsg, const struct dr
         }
         ps->in_flight--;
         op->publish_cb(op->ctx, err, err ? errmsg : NULL, err ? NULL : ids, err ? 0 : n);
-        free(ids);
+        if (gids) {
+            for (size_t i = 0; gids[i]; i++) {
+                free(gids[i]);
+            }
+            free(gids);
+        } else {
+            free(ids);
+        }
         cJSON_Delete(root);
         break;
     }
@@ -985,12 +1011,21 @@ int dr_pubsub_publish(struct dr_pubsub *ps, const char *topic, const struct dr_p
         return err;
     }
     dr_buf_init(&b, DR_PUBSUB_MAX_REQUEST_BYTES);
-    err = dr__pubsub_publish_body(msgs, n, &b, ps->errmsg, sizeof(ps->errmsg));
+    if (ps->grpc) {
+        err = dr__pubsub_publish_check(msgs, n, ps->errmsg, sizeof(ps->errmsg));
+        if (!err && dr__grpc_publish_request(name, msgs, n, &b) != DR_OK) {
+            err = refuse(ps, DR_ETOOBIG, "publish request above %d bytes once encoded",
+                         DR_PUBSUB_MAX_REQUEST_BYTES);
+        }
+    } else {
+        err = dr__pubsub_publish_body(msgs, n, &b, ps->errmsg, sizeof(ps->errmsg));
+    }
     if (err) {
         dr_buf_cleanup(&b);
         return err;
     }
-    op = new_op(ps, OP_PUBLISH, "POST", name, ":publish");
+    op = ps->grpc ? new_grpc_op(ps, OP_PUBLISH, "Publisher/Publish")
+                  : new_op(ps, OP_PUBLISH, "POST", name, ":publish");
     if (!op) {
         dr_buf_cleanup(&b);
         return refuse(ps, DR_EINVAL, "name too long");
@@ -1029,7 +1064,8 @@ int dr_pubsub_pull(struct dr_pubsub *ps, const char *subscription, int max_messa
     if (err) {
         return err;
     }
-    op = ps->grpc ? new_grpc_op(ps, OP_PULL, "Pull") : new_op(ps, OP_PULL, "POST", name, ":pull");
+    op = ps->grpc ? new_grpc_op(ps, OP_PULL, "Subscriber/Pull")
+                  : new_op(ps, OP_PULL, "POST", name, ":pull");
     if (!op) {
         return refuse(ps, DR_EINVAL, "name too long");
     }
@@ -1108,8 +1144,8 @@ static int send_acks(struct dr_pubsub *ps, const char *subscription, const char 
         struct dr_buf b;
         size_t first = i, bytes = 64;
         struct op *op = !ps->grpc        ? new_op(ps, OP_DONE, "POST", name, suffix)
-                        : deadline_s < 0 ? new_grpc_op(ps, OP_DONE, "Acknowledge")
-                                         : new_grpc_op(ps, OP_DONE, "ModifyAckDeadline");
+                        : deadline_s < 0 ? new_grpc_op(ps, OP_DONE, "Subscriber/Acknowledge")
+                                         : new_grpc_op(ps, OP_DONE, "Subscriber/ModifyAckDeadline");
 
         if (!op) {
             err = refuse(ps, DR_EINVAL, "name too long");

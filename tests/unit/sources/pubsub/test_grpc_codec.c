@@ -213,6 +213,98 @@ static void requests(void **state)
     dr_buf_cleanup(&b);
 }
 
+/* PublishRequest{topic=1, messages=2 PubsubMessage{data=1, attributes=2, ordering_key=5}} and
+ * PublishResponse{message_ids=1}. */
+static void publish(void **state)
+{
+    static const char topic[] = "projects/proj/topics/top1";
+    struct dr_pubsub_attr attrs[2] = {{"kind", "x"}, {"k\xc3\xa9", ""}};
+    struct dr_pubsub_pub_msg msgs[3] = {
+        {.data = "hi\0!", .len = 4, .attrs = attrs, .n_attrs = 2, .ordering_key = "key-1"},
+        {.attrs = attrs, .n_attrs = 1},
+        {.data = "x", .len = 1, .ordering_key = ""},
+    };
+    struct pbw want = {.n = 0}, body = {.n = 0}, m, e;
+    struct dr_buf b;
+    char **ids;
+    size_t n;
+
+    w_str(&body, 1, topic);
+    m.n = 0;
+    w_len(&m, 1, "hi\0!", 4);
+    e.n = 0;
+    w_str(&e, 1, "kind");
+    w_str(&e, 2, "x");
+    w_msg(&m, 2, &e);
+    e.n = 0;
+    w_str(&e, 1, "k\xc3\xa9");
+    w_str(&e, 2, "");
+    w_msg(&m, 2, &e);
+    w_str(&m, 5, "key-1");
+    w_msg(&body, 2, &m);
+    m.n = 0;
+    e.n = 0;
+    w_str(&e, 1, "kind");
+    w_str(&e, 2, "x");
+    w_msg(&m, 2, &e);
+    w_msg(&body, 2, &m);
+    m.n = 0;
+    w_len(&m, 1, "x", 1);
+    w_msg(&body, 2, &m);
+    unsigned char h[5] = {0, 0, 0, (unsigned char)(body.n >> 8), (unsigned char)body.n};
+    w_raw(&want, h, 5);
+    w_raw(&want, body.b, body.n);
+
+    dr_buf_init(&b, 65536);
+    assert_int_equal(dr__grpc_publish_request(topic, msgs, 3, &b), DR_OK);
+    assert_int_equal(b.len, want.n);
+    assert_memory_equal(b.data, want.b, want.n);
+    dr_buf_cleanup(&b);
+    dr_buf_init(&b, 40); /* the limit is honoured */
+    assert_int_equal(dr__grpc_publish_request(topic, msgs, 3, &b), DR_ETOOBIG);
+    dr_buf_cleanup(&b);
+
+    /* the answer: ids in order; unknown fields skipped */
+    body.n = 0;
+    w_str(&body, 1, "11");
+    w_uint(&body, 9, 5);
+    w_str(&body, 1, "12");
+    want.n = 0;
+    unsigned char h2[5] = {0, 0, 0, 0, (unsigned char)body.n};
+    w_raw(&want, h2, 5);
+    w_raw(&want, body.b, body.n);
+    assert_int_equal(dr__grpc_parse_publish(want.b, want.n, &ids, &n), DR_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(ids[0], "11");
+    assert_string_equal(ids[1], "12");
+    assert_null(ids[2]);
+    for (size_t i = 0; i < n; i++) {
+        free(ids[i]);
+    }
+    free(ids);
+
+    /* refused: no frame, an id that is empty, not UTF-8 or not a string, a cut frame */
+    static const char *bad[] = {"", "\xff", NULL};
+    assert_int_equal(dr__grpc_parse_publish("", 0, &ids, &n), DR_EIO);
+    for (int k = 0; k < 3; k++) {
+        body.n = 0;
+        w_str(&body, 1, "ok");
+        if (bad[k]) {
+            w_str(&body, 1, bad[k]);
+        } else {
+            w_uint(&body, 1, 7);
+        }
+        want.n = 0;
+        unsigned char h3[5] = {0, 0, 0, 0, (unsigned char)body.n};
+        w_raw(&want, h3, 5);
+        w_raw(&want, body.b, body.n);
+        ids = (char **)1;
+        assert_int_equal(dr__grpc_parse_publish(want.b, want.n, &ids, &n), DR_EIO);
+        assert_null(ids);
+        assert_int_equal(dr__grpc_parse_publish(want.b, want.n - 1, &ids, &n), DR_EIO);
+    }
+}
+
 static void answer(void **state)
 {
     struct pbw f;
@@ -448,9 +540,13 @@ static void status(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(requests),        cmocka_unit_test(answer),
-        cmocka_unit_test(refused_answers), cmocka_unit_test(undecodable_but_ackable),
-        cmocka_unit_test(mutations),       cmocka_unit_test(status),
+        cmocka_unit_test(requests),
+        cmocka_unit_test(publish),
+        cmocka_unit_test(answer),
+        cmocka_unit_test(refused_answers),
+        cmocka_unit_test(undecodable_but_ackable),
+        cmocka_unit_test(mutations),
+        cmocka_unit_test(status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -663,6 +663,7 @@ int main(void)
 {
     const struct CMUnitTest grpc_tests[] = {
         cmocka_unit_test_setup_teardown(call_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(limits_refused_before_sending, setup, teardown),
         cmocka_unit_test_setup_teardown(publish_pull_ack_1000, setup, teardown),
         cmocka_unit_test_setup_teardown(nack_redelivers, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_letter, setup, teardown),
