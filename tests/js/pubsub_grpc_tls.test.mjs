@@ -2,8 +2,8 @@
 // (which cannot run here): a fake google.pubsub.v1.Subscriber on Node's HTTP/2 server checks the
 // documented request shape (path, content-type, te, a self-signed service-account JWT for
 // https://pubsub.googleapis.com/, the protobuf request) and answers with protobuf and gRPC
-// trailers, once with UNAVAILABLE first. The router must only trust the certificate it was
-// given (DR_CA_FILE).
+// trailers, once with UNAVAILABLE first; an emit of the processed message goes out through
+// Publisher/Publish. The router must only trust the certificate it was given (DR_CA_FILE).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -88,7 +88,7 @@ function tlsFiles(dir) {
 }
 
 async function fakePubsub(tls, publicKey) {
-  const seen = { pulls: [], acks: [], bad: [], unavailableSent: 0, other: [] };
+  const seen = { pulls: [], acks: [], publishes: [], bad: [], unavailableSent: 0, other: [] };
   const srv = http2.createSecureServer({ key: fs.readFileSync(tls.key), cert: fs.readFileSync(tls.cert) });
   srv.on('stream', (stream, headers) => {
     const chunks = [];
@@ -133,10 +133,27 @@ async function fakePubsub(tls, publicKey) {
           stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14',
             'grpc-message': 'try%20again' }, { endStream: true });
         } else if (seen.pulls.length === 2) {
-          answer(received('ack-1', 'm-1', JSON.stringify({ n: 1 }), { seq: 'g1', type: 'test' }));
+          // the test processor emits a copy to test-out: published over gRPC before the ack
+          answer(received('ack-1', 'm-1', JSON.stringify({ n: 1 }),
+            { seq: 'g1', type: 'test', test_emit: 'test-out' }));
         } else {
           setTimeout(() => { if (!stream.closed) answer(Buffer.alloc(0)); }, 300); // nothing new
         }
+      } else if (p === '/google.pubsub.v1.Publisher/Publish') {
+        const f = unframe(body);
+        const msgs = f.filter(([n]) => n === 2).map(([, m]) => {
+          const mf = fields(m);
+          const attrs = {};
+          for (const [n, e] of mf) {
+            if (n === 2) {
+              const ef = fields(e);
+              attrs[ef.find(([k]) => k === 1)[1].toString()] = ef.find(([k]) => k === 2)[1].toString();
+            }
+          }
+          return { data: mf.find(([n]) => n === 1)?.[1].toString(), attrs };
+        });
+        seen.publishes.push({ topic: f.find(([n]) => n === 1)?.[1].toString(), msgs });
+        answer(Buffer.concat(msgs.map((_, i) => bytes(1, `pub-${seen.publishes.length}-${i}`))));
       } else if (p === '/google.pubsub.v1.Subscriber/Acknowledge') {
         const f = unframe(body);
         assert.equal(f.find(([n]) => n === 1)?.[1].toString(), SUB);
@@ -175,7 +192,7 @@ function routerYaml(fakePort) {
   };
 }
 
-test('pubsub over gRPC with TLS: request shape, auth, trailers, retry after UNAVAILABLE', async () => {
+test('pubsub over gRPC with TLS: request shape, auth, trailers, retry after UNAVAILABLE, publish', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dr-grpc-tls-'));
   const tls = tlsFiles(dir);
   const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -216,6 +233,13 @@ test('pubsub over gRPC with TLS: request shape, auth, trailers, retry after UNAV
     }
     assert.match(srv.log(), /UNAVAILABLE: try again/);
     assert.deepEqual([...new Set(fake.seen.acks)], ['ack-1']);
+    // the emit went out through Publisher/Publish with its data and attributes
+    assert.equal(fake.seen.publishes.length, 1);
+    const pub = fake.seen.publishes[0];
+    assert.equal(pub.topic, 'projects/proj/topics/test-out');
+    assert.equal(pub.msgs.length, 1);
+    assert.deepEqual(JSON.parse(pub.msgs[0].data), { n: 1 });
+    assert.equal(pub.msgs[0].attrs.test_parent, 'm-1');
   } finally {
     const r = await srv.stop();
     fake.srv.close();
