@@ -88,7 +88,7 @@ function tlsFiles(dir) {
 }
 
 async function fakePubsub(tls, publicKey) {
-  const seen = { pulls: [], acks: [], publishes: [], bad: [], unavailableSent: 0, other: [] };
+  const seen = { pulls: [], acks: [], publishes: [], bad: [], unavailableSent: 0, other: [], calls: [] };
   const srv = http2.createSecureServer({ key: fs.readFileSync(tls.key), cert: fs.readFileSync(tls.cert) });
   srv.on('stream', (stream, headers) => {
     const chunks = [];
@@ -96,6 +96,7 @@ async function fakePubsub(tls, publicKey) {
     stream.on('end', async () => {
       const p = headers[':path'];
       const body = Buffer.concat(chunks);
+      seen.calls.push(p.split('/').pop());
       try {
         assert.equal(headers[':method'], 'POST');
         assert.equal(headers['content-type'], 'application/grpc');
@@ -240,6 +241,7 @@ test('pubsub over gRPC with TLS: request shape, auth, trailers, retry after UNAV
     assert.equal(pub.msgs.length, 1);
     assert.deepEqual(JSON.parse(pub.msgs[0].data), { n: 1 });
     assert.equal(pub.msgs[0].attrs.test_parent, 'm-1');
+    assert.ok(fake.seen.calls.indexOf('Publish') < fake.seen.calls.indexOf('Acknowledge'), 'emit before ack');
   } finally {
     const r = await srv.stop();
     fake.srv.close();
