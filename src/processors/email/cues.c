@@ -330,6 +330,31 @@ static int at(const char *s, size_t n, size_t p, const char *w, size_t k)
 #define cue_hits dr__email_cue_hits
 _Static_assert(MAX_WORDS == DR__EMAIL_MAX_CUE_WORDS, "one hit per cue word");
 
+/* The cue words and carrier names that may start at the word start p (t[p + 1] is in the text):
+ * recorded in h as scan_cues_bytes() records them. */
+static void word_start(const char *s, size_t n, size_t p, int body, uint64_t *words_left,
+                       struct cue_hits *h)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned char c = u[p], c1 = u[p + 1];
+
+    for (uint64_t m = cue_index.words[0][c] & cue_index.words[1][c1] & *words_left; m; m &= m - 1) {
+        int i = __builtin_ctzll(m);
+        if (at(s, n, p, dr__email_word_cues[i].word, cue_index.word_len[i])) {
+            h->word[i] = s + p;
+            *words_left &= ~(UINT64_C(1) << i);
+        }
+    }
+    for (uint32_t m = body ? cue_index.names[0][c] & cue_index.names[1][c1] & ~h->names : 0; m;
+         m &= m - 1) {
+        int i = __builtin_ctz(m);
+        size_t k = cue_index.name_len[i];
+        if (at(s, n, p, carrier_names[i].word, k) && (p + k == n || !is_word_char(u[p + k]))) {
+            h->names |= UINT32_C(1) << i;
+        }
+    }
+}
+
 /*
  * Finds the cues in the folded text s[0..n): cue words where a word starts ("undelivered" is not
  * "delivered"; stems may run on to the right), carrier names as whole words, body phrases
@@ -360,59 +385,15 @@ static void scan_cues_bytes(const char *s, size_t n, int body, struct cue_hits *
         }
     }
     for (size_t p = 0; p < n;) {
-        unsigned char c, c1;
-
         while (p < n && !is_word_char(u[p])) {
             p++;
         }
         if (p + 1 >= n) {
             break;
         }
-        c = u[p];
-        c1 = u[p + 1];
-        for (uint64_t m = cue_index.words[0][c] & cue_index.words[1][c1] & words_left; m;
-             m &= m - 1) {
-            int i = __builtin_ctzll(m);
-            if (at(s, n, p, dr__email_word_cues[i].word, cue_index.word_len[i])) {
-                h->word[i] = s + p;
-                words_left &= ~(UINT64_C(1) << i);
-            }
-        }
-        for (uint32_t m = body ? cue_index.names[0][c] & cue_index.names[1][c1] & ~h->names : 0; m;
-             m &= m - 1) {
-            int i = __builtin_ctz(m);
-            size_t k = cue_index.name_len[i];
-            if (at(s, n, p, carrier_names[i].word, k) && (p + k == n || !is_word_char(u[p + k]))) {
-                h->names |= UINT32_C(1) << i;
-            }
-        }
+        word_start(s, n, p, body, &words_left, h);
         while (p < n && is_word_char(u[p])) {
             p++;
-        }
-    }
-}
-
-/* The cue words and carrier names that may start at the word start p (t[p + 1] is in the text):
- * recorded in h as scan_cues_bytes() records them. */
-static void word_start(const char *s, size_t n, size_t p, int body, uint64_t *words_left,
-                       struct cue_hits *h)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    unsigned char c = u[p], c1 = u[p + 1];
-
-    for (uint64_t m = cue_index.words[0][c] & cue_index.words[1][c1] & *words_left; m; m &= m - 1) {
-        int i = __builtin_ctzll(m);
-        if (at(s, n, p, dr__email_word_cues[i].word, cue_index.word_len[i])) {
-            h->word[i] = s + p;
-            *words_left &= ~(UINT64_C(1) << i);
-        }
-    }
-    for (uint32_t m = body ? cue_index.names[0][c] & cue_index.names[1][c1] & ~h->names : 0; m;
-         m &= m - 1) {
-        int i = __builtin_ctz(m);
-        size_t k = cue_index.name_len[i];
-        if (at(s, n, p, carrier_names[i].word, k) && (p + k == n || !is_word_char(u[p + k]))) {
-            h->names |= UINT32_C(1) << i;
         }
     }
 }
