@@ -54,6 +54,8 @@ double dr_random_unit(void);
 /* 1 when s[0..n) is well-formed UTF-8: no overlong forms, no surrogates, nothing above
  * U+10FFFF (NUL bytes are allowed). */
 int dr_utf8_valid(const void *s, size_t n);
+/* The same, and no NUL byte: what g_utf8_validate() accepts. */
+int dr_utf8_valid_text(const void *s, size_t n);
 /* Encodes code point cp (<= 0x10FFFF, not a surrogate) as UTF-8 into out; returns 1-4. */
 size_t dr_utf8_encode(uint32_t cp, char out[4]);
 /* Length of the longest prefix of s (len bytes) of at most max bytes that does not end inside a

@@ -407,60 +407,69 @@ int dr_parse_i64(const char *s, int64_t *out)
     return DR_OK;
 }
 
-int dr_utf8_valid(const void *s, size_t n)
+/* The rules of g_utf8_validate() (no overlong form, no surrogate, nothing above U+10FFFF), NUL
+ * allowed or not; ASCII eight bytes at a time, as most text is nothing else. */
+static int utf8_valid(const unsigned char *u, size_t n, int allow_nul)
 {
-    const unsigned char *p = s;
-    size_t i = 0;
+    const uint64_t nul_bits = allow_nul ? 0 : UINT64_C(0x8080808080808080);
+    size_t k = 0;
 
-    while (i < n) {
-        unsigned c = p[i];
-        size_t extra;
-        unsigned min;
+    while (k < n) {
+        unsigned c;
 
+        for (; k + 8 <= n; k += 8) {
+            uint64_t w;
+            memcpy(&w, u + k, 8);
+            if ((w & UINT64_C(0x8080808080808080)) ||
+                ((w - UINT64_C(0x0101010101010101)) & ~w & nul_bits)) {
+                break;
+            }
+        }
+        if (k == n) {
+            break;
+        }
+        /* one character, then the eight-byte steps again */
+        c = u[k];
         if (c < 0x80) {
-            /* ASCII eight bytes at a time */
-            while (i + 8 <= n) {
-                uint64_t x;
-                memcpy(&x, p + i, 8);
-                if (x & 0x8080808080808080ULL) {
-                    break;
-                }
-                i += 8;
+            if (c == 0 && !allow_nul) {
+                return 0;
             }
-            if (i < n && p[i] < 0x80) {
-                i++;
+            k++;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            if (n - k < 2 || (u[k + 1] & 0xC0) != 0x80) {
+                return 0;
             }
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            extra = 1;
-            min = 0x80;
-            c &= 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            extra = 2;
-            min = 0x800;
-            c &= 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            extra = 3;
-            min = 0x10000;
-            c &= 0x07;
+            k += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+
+            if (n - k < 3 || u[k + 1] < lo || u[k + 1] > hi || (u[k + 2] & 0xC0) != 0x80) {
+                return 0;
+            }
+            k += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+
+            if (n - k < 4 || u[k + 1] < lo || u[k + 1] > hi || (u[k + 2] & 0xC0) != 0x80 ||
+                (u[k + 3] & 0xC0) != 0x80) {
+                return 0;
+            }
+            k += 4;
         } else {
             return 0;
         }
-        if (i + extra >= n) {
-            return 0;
-        }
-        for (size_t k = 1; k <= extra; k++) {
-            if ((p[i + k] & 0xc0) != 0x80) {
-                return 0;
-            }
-            c = (c << 6) | (p[i + k] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
-            return 0;
-        }
-        i += extra + 1;
     }
     return 1;
+}
+
+int dr_utf8_valid(const void *s, size_t n)
+{
+    return utf8_valid(s, n, 1);
+}
+
+int dr_utf8_valid_text(const void *s, size_t n)
+{
+    return utf8_valid(s, n, 0);
 }
 
 size_t dr_utf8_cut(const char *s, size_t len, size_t max)

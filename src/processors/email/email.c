@@ -104,61 +104,6 @@ size_t dr__email_utf8_boundary(const char *s, size_t n)
     return (back + 1 >= want) ? n : i - 1;
 }
 
-int dr__email_utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t k = 0;
-
-    while (k < n) {
-        unsigned c;
-
-        /* ASCII without NULs, eight bytes at a time: most mail text is nothing else */
-        for (; k + 8 <= n; k += 8) {
-            uint64_t w;
-            memcpy(&w, s + k, 8);
-            if ((w & UINT64_C(0x8080808080808080)) ||
-                ((w - UINT64_C(0x0101010101010101)) & ~w & UINT64_C(0x8080808080808080))) {
-                break;
-            }
-        }
-        if (k == n) {
-            break;
-        }
-        /* one character, then the eight-byte steps again: the rules of g_utf8_validate() (no
-         * NUL, no overlong form, no surrogate, nothing above U+10FFFF) */
-        c = u[k];
-        if (c < 0x80) {
-            if (c == 0) {
-                return 0;
-            }
-            k++;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            if (n - k < 2 || (u[k + 1] & 0xC0) != 0x80) {
-                return 0;
-            }
-            k += 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-
-            if (n - k < 3 || u[k + 1] < lo || u[k + 1] > hi || (u[k + 2] & 0xC0) != 0x80) {
-                return 0;
-            }
-            k += 3;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-
-            if (n - k < 4 || u[k + 1] < lo || u[k + 1] > hi || (u[k + 2] & 0xC0) != 0x80 ||
-                (u[k + 3] & 0xC0) != 0x80) {
-                return 0;
-            }
-            k += 4;
-        } else {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 char *dr__email_utf8_dup(const char *s, size_t n, size_t max, int *cut)
 {
     const char *end;

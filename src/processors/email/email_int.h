@@ -45,10 +45,6 @@ void dr__email_set_reason(const char *fmt, ...) __attribute__((format(printf, 1,
  */
 char *dr__email_utf8_dup(const char *s, size_t n, size_t max, int *cut);
 
-/* 1 when s[0..n) is valid UTF-8 without NUL bytes: g_utf8_validate(s, n, NULL), faster on
- * ASCII. */
-int dr__email_utf8_valid(const char *s, size_t n);
-
 /* Length of the longest prefix of s[0..n) that does not end inside a UTF-8 sequence. */
 size_t dr__email_utf8_boundary(const char *s, size_t n);
 

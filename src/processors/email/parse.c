@@ -427,9 +427,8 @@ static int read_text(struct ctx *c, GMimePart *part, struct dr_buf *out, int *cu
         }
     }
     if (!converted) {
-        if (dr__email_utf8_valid(raw.data, raw.len) ||
-            (raw_cut &&
-             dr__email_utf8_valid(raw.data, dr__email_utf8_boundary(raw.data, raw.len)))) {
+        if (dr_utf8_valid_text(raw.data, raw.len) ||
+            (raw_cut && dr_utf8_valid_text(raw.data, dr__email_utf8_boundary(raw.data, raw.len)))) {
             /* already UTF-8: used as it is, cut to the room */
             valid = 1;
             res = &raw;
@@ -466,7 +465,7 @@ static int read_text(struct ctx *c, GMimePart *part, struct dr_buf *out, int *cu
         *cut = 1;
     }
     drop_cr(res);
-    if (res->len && (valid || dr__email_utf8_valid(res->data, res->len))) {
+    if (res->len && (valid || dr_utf8_valid_text(res->data, res->len))) {
         /* valid with an explicit length also means no NUL inside */
         if (!out->data && res->len <= out->limit) {
             buf_move(out, res); /* the common case: the whole text, nothing to copy */

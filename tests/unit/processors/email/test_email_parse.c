@@ -549,7 +549,7 @@ static void shipment_cues_languages(void **state)
 
 /* The UTF-8 check with its ASCII fast path answers as GLib's g_utf8_validate() does. */
 /* Every sequence of one to three bytes, and the four-byte ones around their limits, alone and
- * after ASCII that ends inside and outside an eight-byte step: dr__email_utf8_valid() as GLib. */
+ * after ASCII that ends inside and outside an eight-byte step: dr_utf8_valid_text() as GLib. */
 static void utf8_valid_every_sequence(void **state)
 {
     static const unsigned char tails[] = {0x00, 0x2F, 0x7F, 0x80, 0x8F, 0x90, 0x9F,
@@ -568,7 +568,7 @@ static void utf8_valid_every_sequence(void **state)
                     buf[n++] = (char)b;
                     buf[n++] = (char)c;
                     for (size_t len = lead; len <= n; len++) {
-                        assert_int_equal(dr__email_utf8_valid(buf, len) != 0,
+                        assert_int_equal(dr_utf8_valid_text(buf, len) != 0,
                                          g_utf8_validate(buf, (gssize)len, NULL) != 0);
                     }
                 }
@@ -589,7 +589,7 @@ static void utf8_valid_every_sequence(void **state)
                         memcpy(buf + n, "abcdefghij", 10);
                         n += 10;
                         for (size_t len = lead; len <= n; len += len < lead + 5 ? 1 : 5) {
-                            assert_int_equal(dr__email_utf8_valid(buf, len) != 0,
+                            assert_int_equal(dr_utf8_valid_text(buf, len) != 0,
                                              g_utf8_validate(buf, (gssize)len, NULL) != 0);
                         }
                     }
@@ -648,12 +648,12 @@ static void utf8_valid_like_glib(void **state)
     char buf[256];
 
     (void)state;
-    assert_true(dr__email_utf8_valid("", 0));
-    assert_true(dr__email_utf8_valid("0123456789abcdef", 16));
-    assert_false(dr__email_utf8_valid("0123456\0"
-                                      "89abcdef",
-                                      16)); /* a NUL in the fast path */
-    assert_false(dr__email_utf8_valid("0123456789abcde\xc3", 16));
+    assert_true(dr_utf8_valid_text("", 0));
+    assert_true(dr_utf8_valid_text("0123456789abcdef", 16));
+    assert_false(dr_utf8_valid_text("0123456\0"
+                                    "89abcdef",
+                                    16)); /* a NUL in the fast path */
+    assert_false(dr_utf8_valid_text("0123456789abcde\xc3", 16));
     for (int round = 0; round < 20000; round++) {
         size_t n = 0, k = (size_t)(seed % 24);
         for (size_t i = 0; i < k; i++) {
@@ -670,7 +670,7 @@ static void utf8_valid_like_glib(void **state)
             buf[(seed >> 4) % n] = '\0';
         }
         seed = seed * 1103515245u + 12345u;
-        assert_int_equal(dr__email_utf8_valid(buf, n) != 0,
+        assert_int_equal(dr_utf8_valid_text(buf, n) != 0,
                          g_utf8_validate(buf, (gssize)n, NULL) != 0);
     }
 }
