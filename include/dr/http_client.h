@@ -21,7 +21,8 @@ struct dr_hc_req {
     const void *body;           /* copied; may be NULL */
     size_t body_len;
     long timeout_ms;     /* whole request; 0 = 30 s */
-    int http2;           /* allow HTTP/2 (TLS ALPN or prior knowledge for h2c: 2) */
+    int http2;           /* 1: HTTP/2 where TLS negotiates it; 2: HTTP/2 at once on http://
+                            URLs (h2c, one multiplexed connection per host:port, nghttp2) */
     size_t max_response; /* 0 = 16 MiB; larger bodies fail with DR_ETOOBIG */
 };
 

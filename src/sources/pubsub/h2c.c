@@ -60,6 +60,7 @@ struct dr_h2c_call {
     char retry_after[64];
     char error[SMALL_TEXT];
     int64_t deadline_ms;
+    uint64_t t0_ns;
     int finished; /* err and the fields above are final */
     int err;
     int cancelled; /* no callback; freed when finished */
@@ -147,6 +148,7 @@ static void dispatch(struct dr_h2c *c)
                 resp.body_len = call->err ? 0 : call->resp.len;
                 resp.retry_after = call->retry_after[0] ? call->retry_after : NULL;
                 resp.grpc_status = call->grpc_status;
+                resp.total_s = (double)(dr_mono_ns() - call->t0_ns) / 1e9;
                 resp.grpc_message = call->grpc_message[0] ? call->grpc_message : NULL;
                 resp.error =
                     call->err ? (call->error[0] ? call->error : dr_strerror(call->err)) : NULL;
@@ -584,33 +586,37 @@ static void timer_closed(uv_handle_t *h)
     }
 }
 
-int dr_h2c_create(uv_loop_t *loop, const char *hostport, struct dr_h2c **out)
+int dr_h2c_create(uv_loop_t *loop, const char *authority, struct dr_h2c **out)
 {
     struct dr_h2c *c;
-    const char *colon;
+    const char *colon, *end;
     size_t hlen;
 
     *out = NULL;
-    if (!loop || !hostport || strpbrk(hostport, "/@?# \t\r\n")) {
+    if (!loop || !authority || !*authority || strpbrk(authority, "/@?# \t\r\n")) {
         return DR_EINVAL;
     }
-    colon = strrchr(hostport, ':');
-    if (!colon || colon == hostport || !colon[1] ||
-        strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+    end = authority + strlen(authority);
+    colon = strrchr(authority, ':');
+    if (colon && end[-1] == ']') {
+        colon = NULL; /* "[v6]" without a port */
+    }
+    if (colon &&
+        (colon == authority || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))) {
         return DR_EINVAL;
     }
-    hlen = (size_t)(colon - hostport);
+    hlen = colon ? (size_t)(colon - authority) : (size_t)(end - authority);
     c = dr_xcalloc(1, sizeof(*c));
     c->loop = loop;
-    if (hostport[0] == '[' && hlen >= 2 && hostport[hlen - 1] == ']') {
-        c->host = dr_xstrndup(hostport + 1, hlen - 2);
+    if (authority[0] == '[' && hlen >= 2 && authority[hlen - 1] == ']') {
+        c->host = dr_xstrndup(authority + 1, hlen - 2);
     } else {
-        c->host = dr_xstrndup(hostport, hlen);
+        c->host = dr_xstrndup(authority, hlen);
     }
-    c->port = dr_xstrdup(colon + 1);
-    c->authority = dr_xstrdup(hostport);
-    c->prefix = dr_xmalloc(strlen(hostport) + 9);
-    sprintf(c->prefix, "http://%s/", hostport);
+    c->port = dr_xstrdup(colon ? colon + 1 : "80");
+    c->authority = dr_xstrdup(authority);
+    c->prefix = dr_xmalloc(strlen(authority) + 9);
+    sprintf(c->prefix, "http://%s/", authority);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     c->open_handles = 1;
@@ -710,6 +716,18 @@ static int build_headers(struct dr_h2c *c, struct dr_h2c_call *call, const char 
     return DR_OK;
 }
 
+static int known_method(const char *m)
+{
+    static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"};
+
+    for (size_t i = 0; i < DR_ARRAY_LEN(methods); i++) {
+        if (strcmp(m, methods[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int dr_h2c_submit(struct dr_h2c *c, const struct dr_hc_req *req, dr_hc_cb cb, void *ctx,
                   struct dr_h2c_call **out)
 {
@@ -729,8 +747,8 @@ int dr_h2c_submit(struct dr_h2c *c, const struct dr_hc_req *req, dr_hc_cb cb, vo
     }
     method = req->method ? req->method : "GET";
     plen = strlen(c->prefix) - 1;
-    if (strncmp(req->url, c->prefix, plen) != 0 || req->url[plen] != '/' ||
-        (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) || strpbrk(req->url, " \r\n")) {
+    if (strncmp(req->url, c->prefix, plen) != 0 || req->url[plen] != '/' || !known_method(method) ||
+        strpbrk(req->url, " \r\n")) {
         return DR_EINVAL;
     }
     call = dr_xcalloc(1, sizeof(*call));
@@ -744,13 +762,15 @@ int dr_h2c_submit(struct dr_h2c *c, const struct dr_hc_req *req, dr_hc_cb cb, vo
         free_call(call);
         return err;
     }
-    if (strcmp(method, "POST") == 0) {
+    if (req->body_len || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+        strcmp(method, "PATCH") == 0) {
         call->body = dr_xmalloc(req->body_len + 1);
         if (req->body_len) {
             memcpy(call->body, req->body, req->body_len);
         }
         call->body_len = req->body_len;
     }
+    call->t0_ns = dr_mono_ns();
     call->deadline_ms = dr_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
     call->next = c->calls;
     if (c->calls) {

@@ -21,6 +21,7 @@
 #include "dr/err.h"
 #include "dr/log.h"
 #include "dr/util.h"
+#include "sources/pubsub/h2c.h"
 
 #define DEFAULT_TIMEOUT_MS   30000L
 #define MAX_CONNECT_MS       10000L
@@ -49,7 +50,16 @@ struct dr_hc_call {
     char errbuf[CURL_ERROR_SIZE];
     dr_hc_cb cb;
     void *ctx;
+    struct dr_h2c_call *h2; /* an HTTP/2 request without TLS, made by the peer's dr_h2c */
     struct dr_hc_call *prev, *next;
+};
+
+/* HTTP/2 without TLS ("h2c", prior knowledge) goes through nghttp2 (h2c.c), one client per
+ * host:port: libcurl 7.88 cannot reuse such a connection. */
+struct h2_peer {
+    char *authority;
+    struct dr_h2c *h2;
+    struct h2_peer *next;
 };
 
 struct dr_hc {
@@ -62,6 +72,7 @@ struct dr_hc {
     int closing;
     int open_handles; /* libuv handles not yet closed */
     char *ca_file;    /* DR_CA_FILE: the CA certificates to trust instead of the system's */
+    struct h2_peer *h2_peers;
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -347,6 +358,14 @@ void dr_hc_destroy(struct dr_hc *hc)
         return;
     }
     hc->closing = 1;
+    /* their calls report DR_EUNAVAIL through h2_done() */
+    while (hc->h2_peers) {
+        struct h2_peer *p = hc->h2_peers;
+        hc->h2_peers = p->next;
+        dr_h2c_destroy(p->h2);
+        free(p->authority);
+        free(p);
+    }
     while (hc->calls) {
         finish(hc->calls, DR_EUNAVAIL);
     }
@@ -480,6 +499,71 @@ static int set_method(CURL *e, const char *method, int has_body)
     return DR_EINVAL;
 }
 
+static void link_call(struct dr_hc *hc, struct dr_hc_call *c)
+{
+    c->next = hc->calls;
+    if (hc->calls) {
+        hc->calls->prev = c;
+    }
+    hc->calls = c;
+    hc->in_flight++;
+}
+
+/* The end of an h2c request: the call leaves the client's list, then its callback runs. */
+static void h2_done(void *ctx, int err, const struct dr_hc_resp *resp)
+{
+    struct dr_hc_call *c = ctx;
+    dr_hc_cb cb = c->cb;
+    void *cb_ctx = c->ctx;
+
+    c->h2 = NULL;
+    unlink_call(c);
+    free_call(c);
+    cb(cb_ctx, err, resp);
+}
+
+static int submit_h2c(struct dr_hc *hc, const struct dr_hc_req *req, dr_hc_cb cb, void *ctx,
+                      struct dr_hc_call **call)
+{
+    const char *a = req->url + 7;
+    size_t alen = strcspn(a, "/?#");
+    struct h2_peer *p;
+    struct dr_hc_call *c;
+    int err;
+
+    for (p = hc->h2_peers; p; p = p->next) {
+        if (strlen(p->authority) == alen && memcmp(p->authority, a, alen) == 0) {
+            break;
+        }
+    }
+    if (!p) {
+        p = dr_xcalloc(1, sizeof(*p));
+        p->authority = dr_xstrndup(a, alen);
+        err = dr_h2c_create(hc->loop, p->authority, &p->h2);
+        if (err) {
+            free(p->authority);
+            free(p);
+            return err;
+        }
+        p->next = hc->h2_peers;
+        hc->h2_peers = p;
+    }
+    c = dr_xcalloc(1, sizeof(*c));
+    c->hc = hc;
+    c->cb = cb;
+    c->ctx = ctx;
+    err = dr_h2c_submit(p->h2, req, h2_done, c, &c->h2);
+    if (err) {
+        free(c);
+        return err;
+    }
+    link_call(hc, c);
+    if (call) {
+        *call = c;
+    }
+    return DR_OK;
+}
+
 int dr_hc_submit(struct dr_hc *hc, const struct dr_hc_req *req, dr_hc_cb cb, void *ctx,
                  struct dr_hc_call **call)
 {
@@ -505,6 +589,9 @@ int dr_hc_submit(struct dr_hc *hc, const struct dr_hc_req *req, dr_hc_cb cb, voi
         if (!valid_header(*h)) {
             return DR_EINVAL;
         }
+    }
+    if (req->http2 == 2 && strncmp(req->url, "http://", 7) == 0) {
+        return submit_h2c(hc, req, cb, ctx, call);
     }
     c = dr_xcalloc(1, sizeof(*c));
     c->hc = hc;
@@ -561,13 +648,8 @@ int dr_hc_submit(struct dr_hc *hc, const struct dr_hc_req *req, dr_hc_cb cb, voi
         goto out;
     }
     curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, version);
-    if (req->http2 == 1) {
+    if (req->http2) {
         curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L);
-    } else if (req->http2 == 2) {
-        /* libcurl 7.88 fails the second stream on a plain-text HTTP/2 connection ("Error in the
-         * HTTP2 framing layer"): one connection per request */
-        curl_easy_setopt(c->easy, CURLOPT_FORBID_REUSE, 1L);
-        curl_easy_setopt(c->easy, CURLOPT_FRESH_CONNECT, 1L);
     }
     {
         long timeout = req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -593,12 +675,7 @@ int dr_hc_submit(struct dr_hc *hc, const struct dr_hc_req *req, dr_hc_cb cb, voi
     curl_easy_setopt(c->easy, CURLOPT_PRIVATE, (char *)c);
     curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "data-router");
 
-    c->next = hc->calls;
-    if (hc->calls) {
-        hc->calls->prev = c;
-    }
-    hc->calls = c;
-    hc->in_flight++;
+    link_call(hc, c);
     if (curl_multi_add_handle(hc->multi, c->easy) != CURLM_OK) {
         unlink_call(c);
         err = DR_EIO;
@@ -626,7 +703,9 @@ void dr_hc_cancel(struct dr_hc_call *c)
         return;
     }
     hc = c->hc;
-    if (hc->multi) {
+    if (c->h2) {
+        dr_h2c_cancel(c->h2);
+    } else if (hc->multi) {
         curl_multi_remove_handle(hc->multi, c->easy);
     }
     unlink_call(c);

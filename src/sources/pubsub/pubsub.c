@@ -18,7 +18,6 @@
 #include "dr/json.h"
 #include "dr/log.h"
 #include "dr/util.h"
-#include "sources/pubsub/h2c.h"
 #include "sources/pubsub/pubsub_internal.h"
 
 #define DEFAULT_ENDPOINT     "https://pubsub.googleapis.com"
@@ -55,7 +54,6 @@ struct op {
     int grpc;           /* a gRPC call: protobuf body, status in grpc-status */
     int waiting_auth;
     struct dr_hc_call *call;
-    struct dr_h2c_call *h2call;
     struct group *grp; /* OP_DONE */
     dr_pubsub_publish_cb publish_cb;
     dr_pubsub_pull_cb pull_cb;
@@ -69,9 +67,7 @@ struct dr_pubsub {
     char *base; /* "http://host:port" or "https://pubsub.googleapis.com" */
     int emulator;
     int http2;
-    int grpc;          /* subscriber calls over gRPC */
-    struct dr_h2c *h2; /* their connection when the base is http:// (the emulator): HTTP/2
-                          without TLS; over https they go through hc like the rest */
+    int grpc; /* publish and subscriber calls over gRPC */
     long timeout_ms;
     long pull_timeout_ms;
     struct dr_hc *hc;
@@ -691,7 +687,6 @@ static void on_http(void *ctx, int err, const struct dr_hc_resp *resp)
     char msg[ERRMSG_MAX];
 
     op->call = NULL;
-    op->h2call = NULL;
     if (err == DR_ETIMEOUT) {
         snprintf(msg, sizeof(msg), "no answer within %ld ms", op->timeout_ms);
         complete(op, DR_EIO, msg, NULL);
@@ -744,12 +739,10 @@ static int send_op(struct op *op, const char *auth_header)
                             .max_response = op->max_answer};
 
     if (op->grpc) {
-        req.http2 = 1; /* gRPC needs HTTP/2 (over TLS here; plain text goes through h2) */
+        /* gRPC needs HTTP/2: negotiated over TLS, or spoken at once without (the emulator) */
+        req.http2 = strncmp(op->url, "http://", 7) == 0 ? 2 : 1;
     }
 
-    if (op->grpc && op->ps->h2) {
-        return dr_h2c_submit(op->ps->h2, &req, on_http, op, &op->h2call);
-    }
     return dr_hc_submit(op->ps->hc, &req, on_http, op, &op->call);
 }
 
@@ -912,14 +905,6 @@ int dr_pubsub_create(uv_loop_t *loop, const struct dr_pubsub_conf *conf, struct 
         }
         ps->own_hc = 1;
     }
-    if (ps->grpc && strncmp(ps->base, "http://", 7) == 0) {
-        err = dr_h2c_create(loop, ps->base + 7, &ps->h2);
-        if (err) {
-            DR_ERROR("pubsub", "gRPC without TLS needs a host:port endpoint", "base=\"%.64s\"",
-                     ps->base);
-            goto out;
-        }
-    }
     if (conf->auth) {
         ps->auth = conf->auth;
     } else if (!ps->emulator) {
@@ -940,7 +925,6 @@ out:
         if (ps->own_hc) {
             dr_hc_destroy(ps->hc);
         }
-        dr_h2c_destroy(ps->h2);
         free(ps->base);
         free(ps->project);
         free(ps);
@@ -964,10 +948,6 @@ void dr_pubsub_destroy(struct dr_pubsub *ps)
             dr_hc_cancel(op->call);
             op->call = NULL;
         }
-        if (op->h2call) {
-            dr_h2c_cancel(op->h2call);
-            op->h2call = NULL;
-        }
         complete(op, DR_EUNAVAIL, "client destroyed", NULL);
     }
     if (ps->own_auth) {
@@ -976,7 +956,6 @@ void dr_pubsub_destroy(struct dr_pubsub *ps)
     if (ps->own_hc) {
         dr_hc_destroy(ps->hc);
     }
-    dr_h2c_destroy(ps->h2);
     free(ps->base);
     free(ps->project);
     free(ps);

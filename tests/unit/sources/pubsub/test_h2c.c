@@ -262,7 +262,8 @@ static void bad_arguments(void **state)
     struct dr_hc_req req = req_to(url, sizeof(url), 1234, 1000);
 
     uv_loop_init(&loop);
-    assert_int_equal(dr_h2c_create(&loop, "no-port", &c), DR_EINVAL);
+    assert_int_equal(dr_h2c_create(&loop, "", &c), DR_EINVAL);
+    assert_int_equal(dr_h2c_create(&loop, "host:8x", &c), DR_EINVAL);
     assert_int_equal(dr_h2c_create(&loop, "host:", &c), DR_EINVAL);
     assert_int_equal(dr_h2c_create(&loop, "host:80/x", &c), DR_EINVAL);
     assert_int_equal(dr_h2c_create(&loop, "a@host:80", &c), DR_EINVAL);
@@ -275,7 +276,7 @@ static void bad_arguments(void **state)
     req.url = "http://127.0.0.1:12345/x";
     assert_int_equal(dr_h2c_submit(c, &req, on_done, &r, NULL), DR_EINVAL);
     req.url = url;
-    req.method = "PUT";
+    req.method = "CONNECT";
     assert_int_equal(dr_h2c_submit(c, &req, on_done, &r, NULL), DR_EINVAL);
     req.method = "POST";
     const char *evil[] = {"x-a: b\r\nx-injected: 1", NULL};

@@ -296,6 +296,20 @@ static void http2_falls_back_on_plain_http(void **state)
     assert_int_equal(r.status, 200);
 }
 
+/* HTTP/2 without TLS (prior knowledge) goes through nghttp2 (h2c.c): a server that speaks only
+ * HTTP/1.1 fails the request with DR_EIO, reported once. Answers from a real HTTP/2 server are in
+ * test_pubsub_emulator.c (its gRPC group). */
+static void h2c_against_http1_server(void **state)
+{
+    struct fx *f = *state;
+    struct dr_hc_req req = {.http2 = 2};
+    struct res r;
+
+    get(f, "/status/200", &req, &r);
+    assert_int_equal(r.err, DR_EIO);
+    assert_int_equal(r.status, 0);
+}
+
 static void refused(void **state)
 {
     struct fx *f = *state;
@@ -439,6 +453,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(parallel, setup, teardown),
         cmocka_unit_test_setup_teardown(keepalive, setup, teardown),
         cmocka_unit_test_setup_teardown(http2_falls_back_on_plain_http, setup, teardown),
+        cmocka_unit_test_setup_teardown(h2c_against_http1_server, setup, teardown),
         cmocka_unit_test_setup_teardown(refused, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_args, setup, teardown),
         cmocka_unit_test_setup_teardown(cancel, setup, teardown),
