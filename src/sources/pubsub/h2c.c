@@ -256,18 +256,27 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 
 /* ---- connections ---- */
 
+/* One write of what the session had to send: the bytes it owns go with it. */
+struct wr {
+    uv_write_t w;
+    struct conn *k;
+    char *data;
+};
+
 static void on_written(uv_write_t *w, int status)
 {
-    struct conn *k = w->data;
+    struct wr *wr = (struct wr *)w;
+    struct conn *k = wr->k;
 
-    free(w);
+    free(wr->data);
+    free(wr);
     if (status < 0 && !k->dead) {
         conn_fail(k, uv_strerror(status));
         dispatch(k->c);
     }
 }
 
-/* Sends whatever the session has to send. */
+/* Sends whatever the session has to send, gathered into one write. */
 static void flush(struct conn *k)
 {
     struct dr_buf out;
@@ -287,16 +296,17 @@ static void flush(struct conn *k)
         return;
     }
     if (out.len) {
-        uv_write_t *w = dr_xmalloc(sizeof(*w) + out.len);
-        uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)out.len);
+        struct wr *wr = dr_xmalloc(sizeof(*wr));
+        uv_buf_t b;
         int rc;
 
-        memcpy(w + 1, out.data, out.len);
-        w->data = k;
-        rc = uv_write(w, (uv_stream_t *)&k->tcp, &b, 1, on_written);
+        wr->k = k;
+        b.len = out.len;
+        wr->data = b.base = dr_buf_steal(&out, NULL);
+        rc = uv_write(&wr->w, (uv_stream_t *)&k->tcp, &b, 1, on_written);
         if (rc < 0) {
-            free(w);
-            dr_buf_cleanup(&out);
+            free(wr->data);
+            free(wr);
             conn_fail(k, uv_strerror(rc));
             return;
         }
