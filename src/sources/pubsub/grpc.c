@@ -71,10 +71,14 @@ static int put_tag(struct dr_buf *b, unsigned field, enum wire wt)
     return put_varint(b, (uint64_t)field << 3 | wt);
 }
 
+static int put_bytes(struct dr_buf *b, unsigned field, const void *p, size_t n)
+{
+    return put_tag(b, field, WT_LEN) || put_varint(b, n) || dr_buf_append(b, p, n);
+}
+
 static int put_str(struct dr_buf *b, unsigned field, const char *s)
 {
-    size_t n = strlen(s);
-    return put_tag(b, field, WT_LEN) || put_varint(b, n) || dr_buf_append(b, s, n);
+    return put_bytes(b, field, s, strlen(s));
 }
 
 static int put_uint(struct dr_buf *b, unsigned field, uint64_t v)
@@ -156,11 +160,6 @@ static size_t varint_len(uint64_t v)
 static size_t len_field(size_t n)
 {
     return 1 + varint_len(n) + n;
-}
-
-static int put_bytes(struct dr_buf *b, unsigned field, const void *p, size_t n)
-{
-    return put_tag(b, field, WT_LEN) || put_varint(b, n) || dr_buf_append(b, p, n);
 }
 
 int dr__grpc_publish_request(const char *topic, const struct dr_pubsub_pub_msg *msgs, size_t n,
