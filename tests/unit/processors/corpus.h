@@ -111,4 +111,20 @@ static inline size_t corpus_each(const char *dir, size_t pad,
     return seen;
 }
 
+/* check on a corpus file as it is, cut in half, and with bytes damaged (NULs, 0xFF, quotes;
+ * raw is changed). Nothing for an empty file. */
+static inline void corpus_variants(const char *path, char *raw, size_t len,
+                                   void (*check)(const char *raw, size_t len, const char *path))
+{
+    if (len == 0) {
+        return;
+    }
+    check(raw, len, path);
+    check(raw, len / 2, path);
+    for (size_t i = 61; i < len; i += 97) {
+        raw[i] = (char)(i % 3 == 0 ? 0 : i % 3 == 1 ? 0xFF : '"');
+    }
+    check(raw, len, path);
+}
+
 #endif
