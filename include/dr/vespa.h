@@ -163,8 +163,9 @@ struct dr_vespa_reply {
  */
 int dr_vespa_client_create(const struct dr_vespa_conf *conf, struct dr_vespa_client **out);
 /*
- * Stops the I/O thread. Calls waiting or in flight return DR_EUNAVAIL; sleepers wake. Must not
- * race with new calls that start after it returns (the router joins its workers first).
+ * Stops the I/O thread. Calls waiting or in flight return DR_EUNAVAIL; sleepers wake; it returns
+ * once every one of them has left the client. Must not race with new calls that start after it
+ * returns (the router joins its workers first).
  * NULL-safe.
  */
 void dr_vespa_client_destroy(struct dr_vespa_client *c);

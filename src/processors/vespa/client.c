@@ -48,6 +48,8 @@ struct dr_vespa_client {
 
     pthread_mutex_t mu;
     pthread_cond_t sleep_cv; /* CLOCK_MONOTONIC; broadcast when stopping */
+    pthread_cond_t idle_cv;  /* signalled when the last caller leaves a stopping client */
+    int callers;             /* threads inside send() or sleep(); destroy() waits for none */
     struct call *head, *tail;
     struct dr_vespa_client_stats stats;
     int stopping;
@@ -63,6 +65,14 @@ static void complete(struct call *call, int err, const char *error)
     }
     call->done = 1;
     pthread_cond_signal(&call->cv);
+}
+
+/* mu held. A caller of send() or sleep() is about to return. */
+static void leave(struct dr_vespa_client *c)
+{
+    if (--c->callers == 0 && c->stopping) {
+        pthread_cond_signal(&c->idle_cv);
+    }
 }
 
 static void in_flight_metric(const struct dr_vespa_client *c)
@@ -174,6 +184,7 @@ int dr_vespa_client_create(const struct dr_vespa_conf *conf, struct dr_vespa_cli
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->sleep_cv, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&c->idle_cv, NULL);
     if (uv_loop_init(&c->loop) != 0) {
         err = DR_EIO;
         goto fail_loop;
@@ -196,6 +207,7 @@ fail:
     uv_run(&c->loop, UV_RUN_DEFAULT); /* lets the closed handles finish */
     uv_loop_close(&c->loop);
 fail_loop:
+    pthread_cond_destroy(&c->idle_cv);
     pthread_cond_destroy(&c->sleep_cv);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -213,7 +225,14 @@ void dr_vespa_client_destroy(struct dr_vespa_client *c)
     pthread_cond_broadcast(&c->sleep_cv);
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->thread, NULL);
+    /* The woken callers still need mu to return; the client must outlive them. */
+    pthread_mutex_lock(&c->mu);
+    while (c->callers > 0) {
+        pthread_cond_wait(&c->idle_cv, &c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
     uv_loop_close(&c->loop);
+    pthread_cond_destroy(&c->idle_cv);
     pthread_cond_destroy(&c->sleep_cv);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -228,6 +247,7 @@ int dr_vespa_client_send(struct dr_vespa_client *c, const struct dr_vespa_reques
     reply->retry_after_ms = -1;
     pthread_cond_init(&call.cv, NULL);
     pthread_mutex_lock(&c->mu);
+    c->callers++;
     if (c->stopping) {
         complete(&call, DR_EUNAVAIL, "vespa client stopping");
     } else {
@@ -243,6 +263,7 @@ int dr_vespa_client_send(struct dr_vespa_client *c, const struct dr_vespa_reques
     while (!call.done) {
         pthread_cond_wait(&call.cv, &c->mu);
     }
+    leave(c);
     pthread_mutex_unlock(&c->mu);
     pthread_cond_destroy(&call.cv);
     return reply->err;
@@ -261,6 +282,7 @@ int dr_vespa_client_sleep(struct dr_vespa_client *c, int64_t ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&c->mu);
+    c->callers++;
     while (!c->stopping) {
         if (pthread_cond_timedwait(&c->sleep_cv, &c->mu, &ts) == ETIMEDOUT) {
             break;
@@ -269,6 +291,7 @@ int dr_vespa_client_sleep(struct dr_vespa_client *c, int64_t ms)
     if (c->stopping) {
         rc = DR_EUNAVAIL;
     }
+    leave(c);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
