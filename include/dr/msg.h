@@ -27,7 +27,7 @@ struct dr_msg {
     char *type;           /* message_type: attribute "type", else payload "type", else topic default */
     unsigned char *data;  /* raw bytes as published (NUL-terminated, not counted) */
     size_t data_len;
-    cJSON *payload;       /* data parsed as JSON, NULL when data is not JSON */
+    _Atomic(cJSON *) payload_; /* read through dr_msg_payload(): parsed on first use */
     struct dr_attr *attrs;
     size_t nattrs;
     int priority;         /* 0-9, higher first */
@@ -46,7 +46,7 @@ struct dr_msg {
     int fresh_id;         /* the id was minted for this message and can never be delivered again */
 };
 
-/* Creates a message owning copies of everything given; payload parsed from data. refs = 1. */
+/* Creates a message owning copies of everything given. refs = 1. */
 struct dr_msg *dr_msg_create(const char *message_id, const char *topic, const void *data,
                              size_t len, int64_t publish_time_ms);
 /* The same, taking ownership of data: a malloc'ed buffer of len bytes plus a NUL. */
@@ -56,11 +56,18 @@ struct dr_msg *dr_msg_create_take(const char *message_id, const char *topic, uns
 struct dr_msg *dr_msg_create_parsed(const char *message_id, const char *topic, unsigned char *data,
                                     size_t len, cJSON *payload, int64_t publish_time_ms);
 void dr_msg_add_attr(struct dr_msg *m, const char *key, const char *value);
+/* The same, taking ownership of key and value (malloc'ed strings; value NULL means ""). */
+void dr_msg_add_attr_take(struct dr_msg *m, char *key, char *value);
 void dr_msg_set_ordering_key(struct dr_msg *m, const char *key);
 /* Derives type, priority and traceparent from attributes/payload (call after attrs are set).
  * default_type may be NULL; default_priority used when no valid "priority" attribute. */
 void dr_msg_finish(struct dr_msg *m, const char *default_type, int default_priority);
 const char *dr_msg_attr(const struct dr_msg *m, const char *key); /* NULL if absent */
+/*
+ * The data parsed as JSON, NULL when it is not JSON. Parsed on the first call (from any thread;
+ * concurrent first calls agree on one tree), so a message nobody looks into is never parsed.
+ */
+const cJSON *dr_msg_payload(const struct dr_msg *m);
 struct dr_msg *dr_msg_ref(struct dr_msg *m);
 void dr_msg_unref(struct dr_msg *m); /* NULL-safe */
 /* Key used for dedup: the idempotency_key attribute if present, else the message_id. */

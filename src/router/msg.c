@@ -6,6 +6,9 @@
 #include "dr/json.h"
 #include "dr/util.h"
 
+/* payload_ until the data has been parsed (NULL means parsed and not JSON) */
+static cJSON unparsed;
+
 static struct dr_msg *create(const char *message_id, const char *topic, unsigned char *data,
                              size_t len, cJSON *payload, int parsed, int64_t publish_time_ms);
 
@@ -36,7 +39,7 @@ static struct dr_msg *create(const char *message_id, const char *topic, unsigned
     m->data = data;
     m->data_len = len;
     m->publish_time_ms = publish_time_ms;
-    m->payload = parsed ? payload : dr_json_parse((const char *)m->data, len);
+    atomic_init(&m->payload_, parsed ? payload : &unparsed);
     m->attempt = 1;
     return m;
 }
@@ -52,21 +55,44 @@ struct dr_msg *dr_msg_create(const char *message_id, const char *topic, const vo
     return dr_msg_create_take(message_id, topic, copy, len, publish_time_ms);
 }
 
-void dr_msg_add_attr(struct dr_msg *m, const char *key, const char *value)
+void dr_msg_add_attr_take(struct dr_msg *m, char *key, char *value)
 {
     /* grow by powers of two: messages often carry several attributes */
     if (m->nattrs == 0 || (m->nattrs >= 4 && (m->nattrs & (m->nattrs - 1)) == 0)) {
         m->attrs = dr_xrealloc(m->attrs, (m->nattrs ? m->nattrs * 2 : 4) * sizeof(*m->attrs));
     }
-    m->attrs[m->nattrs].key = dr_xstrdup(key);
-    m->attrs[m->nattrs].value = dr_xstrdup(value ? value : "");
+    m->attrs[m->nattrs].key = key;
+    m->attrs[m->nattrs].value = value ? value : dr_xstrdup("");
     m->nattrs++;
+}
+
+void dr_msg_add_attr(struct dr_msg *m, const char *key, const char *value)
+{
+    dr_msg_add_attr_take(m, dr_xstrdup(key), dr_xstrdup(value ? value : ""));
 }
 
 void dr_msg_set_ordering_key(struct dr_msg *m, const char *key)
 {
     free(m->ordering_key);
     m->ordering_key = (key && *key) ? dr_xstrdup(key) : NULL;
+}
+
+const cJSON *dr_msg_payload(const struct dr_msg *m)
+{
+    struct dr_msg *w = (struct dr_msg *)m; /* the parse is a cache, not a change */
+    cJSON *p = atomic_load_explicit(&w->payload_, memory_order_acquire);
+    cJSON *expected = &unparsed;
+
+    if (p != &unparsed) {
+        return p;
+    }
+    p = dr_json_parse((const char *)m->data, m->data_len);
+    if (!atomic_compare_exchange_strong_explicit(&w->payload_, &expected, p, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        cJSON_Delete(p); /* another thread parsed it first */
+        return expected;
+    }
+    return p;
 }
 
 const char *dr_msg_attr(const struct dr_msg *m, const char *key)
@@ -85,8 +111,8 @@ void dr_msg_finish(struct dr_msg *m, const char *default_type, int default_prior
     const char *p = dr_msg_attr(m, "priority");
     int64_t prio;
 
-    if (!t && m->payload) {
-        t = dr_json_str(m->payload, "type");
+    if (!t) {
+        t = dr_json_str(dr_msg_payload(m), "type");
     }
     if (!t) {
         t = default_type;
@@ -121,7 +147,9 @@ void dr_msg_unref(struct dr_msg *m)
     free(m->topic);
     free(m->type);
     free(m->data);
-    cJSON_Delete(m->payload);
+    if (atomic_load(&m->payload_) != &unparsed) {
+        cJSON_Delete(atomic_load(&m->payload_));
+    }
     free(m->ordering_key);
     free(m->traceparent);
     free(m->last_error);
@@ -198,8 +226,8 @@ char *dr_msg_envelope_json(const struct dr_msg *m)
     cJSON_AddStringToObject(o, "timestamp", ts);
     cJSON_AddStringToObject(o, "source_topic", m->topic);
     cJSON_AddStringToObject(o, "message_type", m->type ? m->type : "");
-    if (m->payload) {
-        cJSON_AddItemToObject(o, "payload", cJSON_Duplicate(m->payload, 1));
+    if (dr_msg_payload(m)) {
+        cJSON_AddItemToObject(o, "payload", cJSON_Duplicate(dr_msg_payload(m), 1));
     } else {
         cJSON_AddNullToObject(o, "payload");
     }

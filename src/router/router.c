@@ -395,8 +395,8 @@ static const char *ordering_key(const struct dr_router *r, const struct dr_msg *
     if (m->ordering_key) {
         return m->ordering_key;
     }
-    if (rt && rt->ordering_pointer && m->payload) {
-        v = dr_json_pointer(m->payload, rt->ordering_pointer);
+    if (rt && rt->ordering_pointer && dr_msg_payload(m)) {
+        v = dr_json_pointer(dr_msg_payload(m), rt->ordering_pointer);
         if (cJSON_IsString(v)) {
             snprintf(buf, bufsz, "%s", v->valuestring);
             return buf;

@@ -36,7 +36,8 @@ int dr_route_matches(const struct dr_route *rt, const struct dr_msg *msg)
     }
     for (size_t i = 0; i < rt->nfields; i++) {
         const struct dr_match_field *f = &rt->fields[i];
-        const cJSON *v = msg->payload ? dr_json_pointer(msg->payload, f->pointer) : NULL;
+        const cJSON *pl = dr_msg_payload(msg);
+        const cJSON *v = pl ? dr_json_pointer(pl, f->pointer) : NULL;
         if (!v) {
             return 0;
         }

@@ -558,7 +558,7 @@ out:
 
 static void process(void *state, const struct dr_msg *msg, struct dr_result *res)
 {
-    const cJSON *pl = msg->payload, *ev;
+    const cJSON *pl = dr_msg_payload(msg), *ev;
     const char *op, *event_id, *ics, *reason = NULL;
     struct ctx c = {.cp = state, .msg = msg, .res = res};
     struct event e;

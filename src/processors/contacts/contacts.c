@@ -220,7 +220,7 @@ bad:
 
 static void process(void *state, const struct dr_msg *msg, struct dr_result *res)
 {
-    const cJSON *pl = msg->payload, *contact;
+    const cJSON *pl = dr_msg_payload(msg), *contact;
     const char *op, *user_id, *contact_id;
     char why[256];
     cJSON *fields;

@@ -387,7 +387,7 @@ static void loaded_done(struct loaded *l)
 static int load_email(const struct dr_msg *msg, struct loaded *l, struct dr_result *res)
 {
     static const char *const fields[] = {"subject", "from", "body_text", "body_html", "message_id"};
-    const cJSON *pl = msg->payload, *raw = cJSON_GetObjectItemCaseSensitive(pl, "raw");
+    const cJSON *pl = dr_msg_payload(msg), *raw = cJSON_GetObjectItemCaseSensitive(pl, "raw");
     struct dr_email **em = &l->em;
     size_t len = 0, i;
     int err;
@@ -465,7 +465,7 @@ static void set_event_time(struct ctx *c)
 static void process(void *state, const struct dr_msg *msg, struct dr_result *res)
 {
     struct email_proc *ep = state;
-    struct ctx c = {.ep = ep, .msg = msg, .res = res, .pl = msg->payload};
+    struct ctx c = {.ep = ep, .msg = msg, .res = res, .pl = dr_msg_payload(msg)};
     struct loaded l = {0};
     struct dr_email_class_opts opts = {.store = ep->store,
                                        .reply_local_part = ep->reply_local_part,

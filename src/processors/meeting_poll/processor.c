@@ -145,7 +145,7 @@ static int opt_field(const cJSON *o, const char *key, int required)
 static void on_definition(struct poll_proc *pp, const struct dr_msg *msg, struct dr_result *res,
                           int create_only)
 {
-    const cJSON *def = msg->payload;
+    const cJSON *def = dr_msg_payload(msg);
     struct dr_poll *poll = NULL;
     int changed = 0, err;
 
@@ -369,7 +369,7 @@ static int parse_answer(const char *s, enum dr_poll_answer_value *out)
 
 static void on_response(struct poll_proc *pp, const struct dr_msg *msg, struct dr_result *res)
 {
-    const cJSON *pl = msg->payload, *arr, *it;
+    const cJSON *pl = dr_msg_payload(msg), *arr, *it;
     const char *poll_id = dr_json_str(pl, "poll_id");
     const char *sender = dr_json_str(pl, "participant_email");
     const char *comment = dr_json_str(pl, "comment");
@@ -681,7 +681,7 @@ static int text_votes(const struct dr__poll_rec *rec, const struct dr_email *em,
 
 static void on_email(struct poll_proc *pp, const struct dr_msg *msg, struct dr_result *res)
 {
-    const cJSON *pl = msg->payload;
+    const cJSON *pl = dr_msg_payload(msg);
     struct dr_email *em = NULL;
     struct dr__poll_rec *rec = NULL;
     struct votes v = {0};
@@ -745,7 +745,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     struct poll_proc *pp = state;
     const char *type = msg->type ? msg->type : "";
 
-    if (!cJSON_IsObject(msg->payload)) {
+    if (!cJSON_IsObject(dr_msg_payload(msg))) {
         dr_result_reject(res, "invalid_payload", "payload is not a JSON object");
         return;
     }

@@ -244,7 +244,7 @@ static int ask_provider(struct ship_proc *sp, const struct dr_msg *msg, const ch
 static void process(void *state, const struct dr_msg *msg, struct dr_result *res)
 {
     struct ship_proc *sp = state;
-    const cJSON *pl = msg->payload;
+    const cJSON *pl = dr_msg_payload(msg);
     const char *type = msg->type ? msg->type : "shipment_detected";
     const char *status_text, *carrier;
     struct dr_tracking_match m[4];

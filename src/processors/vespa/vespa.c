@@ -203,7 +203,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     size_t nh = 0;
     int rc;
 
-    if (dr_vespa_op_parse(msg->payload, &op, err, sizeof(err))) {
+    if (dr_vespa_op_parse(dr_msg_payload(msg), &op, err, sizeof(err))) {
         dr_result_reject(res, "invalid_operation", "%s", err);
         count_op("unknown", "invalid");
         return;

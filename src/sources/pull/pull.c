@@ -596,10 +596,13 @@ static void dedup_done(uv_work_t *w, int status)
             queue_ack(s, m->ack_id);
             lease_drop(p, l);
         } else {
-            struct dr_msg *msg = dr_msg_create(m->message_id, s->topic, m->data, m->len,
-                                               m->publish_time_ms);
+            /* the data and attributes move into the message */
+            struct dr_msg *msg =
+                dr_msg_create_take(m->message_id, s->topic, m->data, m->len, m->publish_time_ms);
+            m->data = NULL;
             for (size_t k = 0; k < m->n_attrs; k++) {
-                dr_msg_add_attr(msg, m->attrs[k].key, m->attrs[k].value);
+                dr_msg_add_attr_take(msg, (char *)m->attrs[k].key, (char *)m->attrs[k].value);
+                m->attrs[k].key = m->attrs[k].value = NULL;
             }
             if (m->delivery_attempt > 0) {
                 msg->attempt = m->delivery_attempt;

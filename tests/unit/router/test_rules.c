@@ -1,4 +1,5 @@
 /* Rule matching, backoff, breaker, envelope parsing, publish validation, config errors. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -136,11 +137,50 @@ static void match_payload(void **state)
     dr_msg_unref(m);
     /* not JSON at all */
     m = mk("p-topic", "\x01\x02 not json", NULL);
-    assert_null(m->payload);
+    assert_null(dr_msg_payload(m));
     dr_route_match(c, m, idx, 8);
     assert_string_equal(c->routes[idx[0]].name, "fallback");
     dr_msg_unref(m);
     dr_config_destroy(c);
+}
+
+static void *payload_main(void *arg)
+{
+    return (void *)dr_msg_payload(arg);
+}
+
+/* The payload is parsed on first use; threads asking at once all get the same one tree. */
+static void payload_parsed_once(void **state)
+{
+    static const char data[] = "{\"type\":\"t\",\"n\":[1,2,3]}";
+    struct dr_msg *m = dr_msg_create("1", "p-topic", data, strlen(data), 0); /* not finished */
+    pthread_t t[8];
+    void *got[8];
+
+    (void)state;
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, payload_main, m), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], &got[i]);
+        assert_non_null(got[i]);
+        assert_ptr_equal(got[i], got[0]);
+    }
+    assert_ptr_equal(dr_msg_payload(m), got[0]);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(dr_msg_payload(m), "n")), 3);
+    /* the type falls back to the payload's when no attribute names one */
+    dr_msg_finish(m, "default", 0);
+    assert_string_equal(m->type, "t");
+    dr_msg_unref(m);
+    /* data that is not JSON stays NULL however often it is asked */
+    m = dr_msg_create("2", "p-topic", "{\"unterminated\":", 15, 0);
+    assert_null(dr_msg_payload(m));
+    assert_null(dr_msg_payload(m));
+    dr_msg_finish(m, "default", 0);
+    assert_string_equal(m->type, "default");
+    dr_msg_unref(m);
+    /* a message released without anyone looking at its payload */
+    dr_msg_unref(dr_msg_create("3", "p-topic", "{\"never\":1}", 11, 0));
 }
 
 static void backoff(void **state)
@@ -320,11 +360,16 @@ static void durations(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(match_topic_type), cmocka_unit_test(match_attributes),
-        cmocka_unit_test(match_payload),    cmocka_unit_test(backoff),
-        cmocka_unit_test(breaker),          cmocka_unit_test(envelope),
-        cmocka_unit_test(publish_validation), cmocka_unit_test(config_errors),
+        cmocka_unit_test(match_topic_type),
+        cmocka_unit_test(match_attributes),
+        cmocka_unit_test(match_payload),
+        cmocka_unit_test(backoff),
+        cmocka_unit_test(breaker),
+        cmocka_unit_test(envelope),
+        cmocka_unit_test(publish_validation),
+        cmocka_unit_test(config_errors),
         cmocka_unit_test(durations),
+        cmocka_unit_test(payload_parsed_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
