@@ -5,7 +5,8 @@
 
 Polls METRICS_URL every 10 ms until the sample SERIES reaches N or 300 s pass. The rate runs from
 the first poll that saw a message to the poll that saw N, so neither consumer's start-up is
-counted. Prints comment lines and one RESULT line of key=value pairs.
+counted; mid_rate is the rate between 10 % and 90 % of N. Prints comment lines and one RESULT line
+of key=value pairs.
 """
 import os
 import sys
@@ -46,10 +47,14 @@ def main():
     deadline = start + 300
     t1 = None
     c = c1 = e0 = k0 = 0
+    samples = []  # (time, count) from the first message on
     while time.monotonic() < deadline:
         c = count(url, series)
+        now = time.monotonic()
         if t1 is None and c > 0:
-            t1, c1, e0, k0 = time.monotonic(), c, ticks(epid), ticks(cpid)
+            t1, c1, e0, k0 = now, c, ticks(epid), ticks(cpid)
+        if t1 is not None:
+            samples.append((now, c))
         if c >= n:
             break
         time.sleep(0.01)
@@ -62,11 +67,18 @@ def main():
     emu_us = (e1 - e0) / HZ * 1e6 / done if done > 0 else 0.0
     us = (k1 - k0) / HZ * 1e6 / done if done > 0 else 0.0
     first = t1 - start if t1 is not None else -1
+    # the middle of the drain, 10 % to 90 % of the backlog: neither consumer's ramp-up (nor the
+    # emulator's compiling its pull path) nor the tail
+    mid = 0.0
+    lo = next((x for x in samples if x[1] >= n * 0.1), None)
+    hi = next((x for x in samples if x[1] >= n * 0.9), None)
+    if lo and hi and hi[0] > lo[0]:
+        mid = (hi[1] - lo[1]) / (hi[0] - lo[0])
     print(f"# {name}: {c} of {n} consumed; first message {first:.2f} s after the consumer "
-          f"started, then {rate:.0f} msg/s; emulator {emu_cores:.2f} cores ({emu_us:.0f} us/msg), "
+          f"started, then {rate:.0f} msg/s ({mid:.0f} msg/s from 10 % to 90 %); emulator {emu_cores:.2f} cores ({emu_us:.0f} us/msg), "
           f"consumer {cores:.2f} cores ({us:.0f} us/msg)")
     print(f"RESULT mode=drain messages={n} consumed={c} complete={int(c >= n)} "
-          f"e2e_rate={rate:.0f} emu_cores={emu_cores:.2f} emu_us_per_msg={emu_us:.0f} "
+          f"e2e_rate={rate:.0f} mid_rate={mid:.0f} emu_cores={emu_cores:.2f} emu_us_per_msg={emu_us:.0f} "
           f"cpu_cores={cores:.2f} cpu_us_per_msg={us:.0f} load1={load}")
     return 0 if c >= n else 1
 

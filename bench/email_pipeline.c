@@ -21,6 +21,7 @@
  * is timed by calling dr_shipment_extract() with what classify passes it (the text body, then the
  * HTML when classify would scan it too), so its CPU time is that of the extraction alone.
  * Rates are per wall second and, for the single-thread stages, per CPU second of the thread.
+ * BENCH_PROCESS_ONLY=1 skips the single-thread stages (for profiling process() alone).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -345,6 +346,7 @@ int main(int argc, char **argv)
     struct worker *ws;
     char err[256];
     double t0, elapsed;
+    int process_only = getenv("BENCH_PROCESS_ONLY") && strcmp(getenv("BENCH_PROCESS_ONLY"), "1") == 0;
 
     if (threads < 1 || threads > 64 || rounds < 1) {
         fprintf(stderr, "usage: bench_email_pipeline [DATA_DIR] [THREADS 1-64] [ROUNDS]\n");
@@ -372,7 +374,7 @@ int main(int argc, char **argv)
            nmails, smin, smax, bytes / nmails, nmails - GENERATED, GENERATED);
 
     /* single thread, stage by stage */
-    for (int r = 0; r < rounds; r++) {
+    for (int r = 0; r < rounds && !process_only; r++) {
         for (size_t i = 0; i < nmails; i++) {
             struct dr_email *em = NULL;
             struct dr_email_class c;
@@ -435,6 +437,9 @@ int main(int argc, char **argv)
         end_round(&proc);
         end_round(&extract_small);
     }
+    if (process_only) {
+        goto threaded;
+    }
     printf("single thread, %zu emails (%d rounds), %zu tracking numbers per round\n", n, rounds,
            shipments);
     print_stage("parse (incl. html->text)", &parse, n, "");
@@ -459,6 +464,7 @@ int main(int argc, char **argv)
            "  process() rate", (double)n / proc.wall, (double)n / proc.cpu,
            (double)nmails / proc.best_cpu, (double)bytes * rounds / proc.wall / 1e6);
 
+threaded:
     ws = dr_xcalloc((size_t)threads, sizeof(*ws));
     t0 = now_s();
     for (int i = 0; i < threads; i++) {
