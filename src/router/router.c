@@ -595,13 +595,16 @@ static void task_done(struct dr_router *r, struct task *t)
             dr_breaker_failure(b, dr_mono_ms());
             breaker_metric(b);
             if (b->state == DR_BREAKER_OPEN) {
-                /* Pause the processor instead of burning this message's attempts. */
+                /* Pause the processor instead of burning this message's attempts. The result
+                 * is cleared before the task is queued again: from then on a worker may take
+                 * it (the breaker lets a probe through once open_for has passed) and write
+                 * its next outcome into the same result. */
                 p->breaker = b;
+                dr_result_cleanup(&t->res);
                 make_ready(r, t);
                 pthread_mutex_unlock(&r->mu);
                 DR_WARN("router", "breaker open", "downstream=%s processor=%s", b->name,
                         p->def->name);
-                dr_result_cleanup(&t->res);
                 return;
             }
         }
