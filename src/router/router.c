@@ -99,7 +99,7 @@ struct dr_router {
     struct task *completed_head, *completed_tail;
     int next_proc; /* round robin */
 
-    uv_async_t async;
+    uv_async_t *async; /* its own allocation: freed by its close callback, after the router */
     struct job *jobs;
     size_t in_flight;
     size_t in_flight_bytes;
@@ -270,7 +270,7 @@ static void push_completed(struct dr_router *r, struct task *t)
         r->completed_head = t;
     }
     r->completed_tail = t;
-    uv_async_send(&r->async);
+    uv_async_send(r->async);
 }
 
 /* dr_result_finish() of a deferred result, from any thread. */
@@ -382,7 +382,7 @@ static void breaker_metric(const struct dr_breaker *b)
 
 static void job_free(struct dr_router *r, struct job *j);
 
-static void timer_closed(uv_handle_t *h)
+static void handle_closed(uv_handle_t *h)
 {
     free(h);
 }
@@ -480,7 +480,7 @@ static void job_free(struct dr_router *r, struct job *j)
         dr_result_cleanup(&j->tasks[i].res);
     }
     if (j->timer) {
-        uv_close((uv_handle_t *)j->timer, timer_closed);
+        uv_close((uv_handle_t *)j->timer, handle_closed);
     }
     free(j);
 }
@@ -860,8 +860,9 @@ int dr_router_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_sto
         }
         r->route_procs[i][k] = -1;
     }
-    uv_async_init(loop, &r->async, on_async);
-    r->async.data = r;
+    r->async = dr_xcalloc(1, sizeof(*r->async));
+    uv_async_init(loop, r->async, on_async);
+    r->async->data = r;
     r->nthreads = cfg->workers > 0 ? cfg->workers : (int)(ncpu > 0 ? ncpu : 2);
     r->threads = dr_xcalloc((size_t)r->nthreads, sizeof(*r->threads));
     for (int i = 0; i < r->nthreads; i++) {
@@ -928,8 +929,10 @@ void dr_router_destroy(struct dr_router *r)
             free(l);
         }
     }
-    if (r->nthreads) {
-        uv_close((uv_handle_t *)&r->async, NULL);
+    if (r->async) {
+        /* The loop finishes the close later (the daemon runs it after destroy): the handle must
+         * stay valid until then, so it goes with its close callback, not with the router. */
+        uv_close((uv_handle_t *)r->async, handle_closed);
     }
     free(r->procs);
     free(r->breakers);

@@ -316,6 +316,40 @@ static void breaker_requeue_keeps_outcome(void **state)
     teardown(f);
 }
 
+static int walked;
+
+static void walk_handle(uv_handle_t *h, void *arg)
+{
+    /* what the daemon's shutdown does with every handle left on the loop */
+    walked += h->type == UV_ASYNC;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+/* After destroy the loop may still be walked and run (the daemon closes everything left on it):
+ * no handle the router leaves behind may point into freed memory. */
+static void destroy_then_walk_loop(void **state)
+{
+    struct fixture *f = setup(2);
+
+    submit(f, "t", "one", NULL, 0, NULL);
+    run_until(f, 1);
+    dr_router_destroy(f->rec.router);
+    f->rec.router = NULL;
+    uv_walk(&f->loop, walk_handle, NULL);
+    assert_true(walked >= 1); /* the router's wake-up handle, closing */
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    dr_config_destroy(f->cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    if (system(cmd) != 0) {
+        /* a leftover temp dir is harmless */
+    }
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +358,7 @@ int main(void)
         cmocka_unit_test(retries_and_dead_letters),
         cmocka_unit_test(deferred_results),
         cmocka_unit_test(breaker_requeue_keeps_outcome),
+        cmocka_unit_test(destroy_then_walk_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
