@@ -60,7 +60,7 @@ struct dr_local {
     struct op *done_head, *done_tail;
     size_t pending_rows;
     int stop;
-    uv_async_t async;
+    uv_async_t *async; /* its own allocation: freed by its close callback, after the source */
 
     /* feeder */
     int started;
@@ -239,7 +239,7 @@ static void *writer_main(void *arg)
             l->done_head = list;
         }
         l->done_tail = tail;
-        uv_async_send(&l->async);
+        uv_async_send(l->async);
     }
     pthread_mutex_unlock(&l->mu);
     return NULL;
@@ -786,8 +786,9 @@ int dr_local_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_stor
     }
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
-    uv_async_init(loop, &l->async, on_async);
-    l->async.data = l;
+    l->async = dr_xcalloc(1, sizeof(*l->async));
+    uv_async_init(loop, l->async, on_async);
+    l->async->data = l;
     pthread_create(&l->writer, NULL, writer_main, l);
     pthread_setname_np(l->writer, "dr-writer");
     dr_router_on_room(router, on_room, l);
@@ -862,7 +863,8 @@ void dr_local_destroy(struct dr_local *l)
         }
         op_free(o);
     }
-    uv_close((uv_handle_t *)&l->async, NULL);
+    /* the loop finishes the close after this returns: the handle must outlive the source */
+    uv_close((uv_handle_t *)l->async, free_handle);
     uv_close((uv_handle_t *)l->lease_timer, free_handle);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
