@@ -32,6 +32,7 @@ struct task {
     int done;           /* finished OK or rejected */
     int in_process;     /* a worker is inside process() for it (under mu) */
     int finished_early; /* deferred, and finished before process() returned (under mu) */
+    struct dr_breaker *probe; /* the half-open breaker this run is the probe of (under mu) */
     struct dr_result res;
     uint64_t t_start;
     struct task *next; /* queue link */
@@ -250,6 +251,9 @@ static struct task *pick(struct dr_router *r, int64_t now, int64_t *wait_ms)
         for (int prio = NPRIO - 1; prio >= 0; prio--) {
             struct task *t = fifo_pop(&p->ready[prio]);
             if (t) {
+                /* allowed through a half-open breaker: this run is its one probe */
+                t->probe = p->breaker && p->breaker->state == DR_BREAKER_HALF_OPEN ? p->breaker
+                                                                                    : NULL;
                 p->queued--;
                 r->next_proc = (pi + 1) % r->nprocs;
                 return t;
@@ -585,6 +589,18 @@ static void task_done(struct dr_router *r, struct task *t)
     }
     dr_metrics_inc("dr_messages_processed_total", p->last_labels, 1);
     dr_metrics_observe("dr_processing_seconds", p->labels, secs);
+
+    if (t->probe) {
+        /* The probe is back, whatever it says: a failure of its downstream opens the breaker
+         * again and a success closes it (below), but a failure of its own (a plain RETRY, or
+         * another downstream) says nothing about this one, and the next task must be let
+         * through as the next probe instead of the breaker waiting for this one forever. */
+        pthread_mutex_lock(&r->mu);
+        t->probe->probing = 0;
+        t->probe = NULL;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+    }
 
     if (t->res.outcome == DR_OUTCOME_RETRY && *t->res.downstream) {
         struct dr_breaker *b;

@@ -316,6 +316,40 @@ static void breaker_requeue_keeps_outcome(void **state)
     teardown(f);
 }
 
+/* The half-open probe is whatever task of the paused processor comes first. One that fails
+ * for a reason of its own (a plain RETRY, no downstream) says nothing about the downstream: the
+ * breaker must let the next probe through, not stay half-open with a probe that never returns. */
+static void breaker_probe_with_plain_retry(void **state)
+{
+    struct fixture *f =
+        setup_with(1, "breakers: {down: {failure_threshold: 1, open_for: 100ms}}\n");
+    char path[128];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/downstream-down.down", f->dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    submit(f, "t", "down", NULL, 0, "downstream:down");
+    for (int open = 0; !open;) {
+        char *js = dr_router_breakers_json(f->rec.router);
+        open = strstr(js, "\"open\"") != NULL;
+        free(js);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    /* first in line when the breaker half-opens: fails once without naming a downstream */
+    submit(f, "t", "plain", NULL, 9, "transient:1");
+    assert_int_equal(unlink(path), 0);
+    int64_t deadline = dr_mono_ms() + 5000;
+    while (f->rec.n < 2 && dr_mono_ms() < deadline) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(f->rec.n, 2);
+    assert_false(f->rec.dead[0]);
+    assert_false(f->rec.dead[1]);
+    teardown(f);
+}
+
 static int walked;
 
 static void walk_handle(uv_handle_t *h, void *arg)
@@ -359,6 +393,7 @@ int main(void)
         cmocka_unit_test(deferred_results),
         cmocka_unit_test(breaker_requeue_keeps_outcome),
         cmocka_unit_test(destroy_then_walk_loop),
+        cmocka_unit_test(breaker_probe_with_plain_retry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
