@@ -697,16 +697,41 @@ static void join(struct rt_conn *c, const char *room, int64_t since)
 struct join_job {
     uv_work_t w;
     struct rt_conn *c;
+    /* the job's own copy: an auth message with a fresh token replaces (and frees) c->claims on
+     * the loop thread while the check runs on the thread pool */
+    struct dr_jwt_claims *claims;
     char *room;
     int64_t since;
     int allowed;
     int err;
 };
 
+/* What the permission check reads of the claims, copied. */
+static struct dr_jwt_claims *claims_copy(const struct dr_jwt_claims *c)
+{
+    struct dr_jwt_claims *d = dr_xcalloc(1, sizeof(*d));
+
+    d->sub = dr_xstrdup(c->sub);
+    d->org = dr_xstrdup(c->org);
+    d->rooms = dr_xcalloc(c->nrooms ? c->nrooms : 1, sizeof(*d->rooms));
+    for (size_t i = 0; i < c->nrooms; i++) {
+        d->rooms[i] = dr_xstrdup(c->rooms[i]);
+    }
+    d->nrooms = c->nrooms;
+    d->admin = c->admin;
+    d->exp = c->exp;
+    d->iat = c->iat;
+    d->jti = dr_xstrdup(c->jti);
+    d->iss = dr_xstrdup(c->iss);
+    memcpy(d->alg, c->alg, sizeof(d->alg));
+    d->raw = c->raw ? cJSON_Duplicate(c->raw, 1) : NULL;
+    return d;
+}
+
 static void join_work(uv_work_t *w)
 {
     struct join_job *jj = w->data;
-    jj->err = dr__rt_may_join(jj->c->hub->db, jj->c->claims, jj->room, &jj->allowed);
+    jj->err = dr__rt_may_join(jj->c->hub->db, jj->claims, jj->room, &jj->allowed);
 }
 
 static void join_after(uv_work_t *w, int status)
@@ -725,6 +750,7 @@ static void join_after(uv_work_t *w, int status)
             join(c, jj->room, jj->since);
         }
     }
+    dr_jwt_claims_destroy(jj->claims);
     free(jj->room);
     free(jj);
     dr__rt_conn_unref(c);
@@ -767,6 +793,7 @@ static void on_subscribe(struct rt_conn *c, const cJSON *m)
     }
     jj = dr_xcalloc(1, sizeof(*jj));
     jj->c = c;
+    jj->claims = claims_copy(c->claims);
     jj->room = dr_xstrdup(room);
     jj->since = since;
     jj->w.data = jj;
