@@ -325,11 +325,13 @@ static void sse_go(struct dr_http_req *req, struct sse_job *j)
     } else if (!j->allowed) {
         dr_metrics_inc(RT_M_REFUSED, "reason=\"forbidden\"", 1);
         dr_http_respond_error(req, 403, "PERMISSION_DENIED", "not allowed to join a room");
-    } else if (!refuse_busy(j->hub, req) && !refuse_user_limit(j->hub, req, j->claims)) {
+    } else if (refuse_busy(j->hub, req)) {
+        /* the claims go with the job */
+    } else if (refuse_user_limit(j->hub, req, j->claims)) {
+        j->claims = NULL; /* refuse_user_limit freed them */
+    } else {
         dr__sse_start(j->hub, req, j->claims, j->since, j->rooms, j->nrooms);
         j->claims = NULL;
-    } else {
-        j->claims = NULL; /* refuse_user_limit freed them */
     }
     sse_job_free(j);
 }
