@@ -422,6 +422,7 @@ struct cu_job {
     size_t limit;
     struct dr_notification **rows;
     size_t nrows;
+    int64_t next; /* the since of the next page, -1 when this one is the last */
     int err;
 };
 
@@ -429,7 +430,7 @@ static void cu_work(uv_work_t *w)
 {
     struct cu_job *cj = w->data;
     cj->err = dr__rt_store_since(cj->c->hub->db, cj->j->rooms, cj->j->nrooms, cj->j->since,
-                                 cj->limit, &cj->rows, &cj->nrows);
+                                 cj->limit, &cj->rows, &cj->nrows, &cj->next);
 }
 
 /* The rooms of j are complete: deliver what was held back for them and go live. */
@@ -478,7 +479,6 @@ static int queue_full(struct rt_conn *c)
 static void cu_pump(struct rt_conn *c)
 {
     struct rt_catchup *j = c->cu_job;
-    int64_t last = j ? j->since : 0;
 
     if (!j || c->state != RT_CONN_OPEN) {
         return;
@@ -499,12 +499,10 @@ static void cu_pump(struct rt_conn *c)
             }
         }
     }
-    if (c->cu_nrows) {
-        last = c->cu_rows[c->cu_nrows - 1]->seq;
-    }
-    if (c->cu_nrows == c->cu_limit) {
-        /* more to come: the next page starts after this one */
-        queue_catchup(c, j->rooms, j->nrooms, last, 1);
+    if (c->cu_next >= 0) {
+        /* more to come: the next page starts after this one (after its last row, even one
+         * that could not be read and is not in cu_rows) */
+        queue_catchup(c, j->rooms, j->nrooms, c->cu_next, 1);
     } else {
         finish_rooms(c, j);
     }
@@ -536,7 +534,7 @@ static void cu_after(uv_work_t *w, int status)
     c->cu_rows = cj->rows;
     c->cu_nrows = cj->nrows;
     c->cu_pos = 0;
-    c->cu_limit = cj->limit;
+    c->cu_next = cj->next;
     cj->j = NULL;
     cj->rows = NULL;
     cj->nrows = 0;

@@ -104,10 +104,12 @@ int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup);
 /* The same for v[0..n) in one transaction, in that order (so seqs ascend with i); dup[i] per
  * notification. On failure nothing is stored (seqs set meanwhile are void). */
 int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n, int *dup);
-/* Notifications in rooms with seq > since, in seq order, at most limit. *out is an array of
- * references the caller releases with dr__rt_notifications_free. */
+/* Notifications in rooms with seq > since, in seq order, at most limit rows read. *out is an
+ * array of references the caller releases with dr__rt_notifications_free; an unreadable row is
+ * left out of it. *next (may be NULL) gets the since of the next page when limit rows were read
+ * (there may be more), else -1. */
 int dr__rt_store_since(struct dr_db *db, char *const *rooms, size_t nrooms, int64_t since,
-                       size_t limit, struct dr_notification ***out, size_t *n);
+                       size_t limit, struct dr_notification ***out, size_t *n, int64_t *next);
 void dr__rt_notifications_free(struct dr_notification **v, size_t n);
 
 /* The user's inbox: notifications with user_id = sub or room user:{sub} or org:{org}. */
@@ -216,8 +218,9 @@ struct rt_conn {
     int catchup_waiting;       /* the rest of the page waits for the queue to drain */
     struct rt_catchup *cu_job; /* the page being written */
     struct dr_notification **cu_rows;
-    size_t cu_nrows, cu_pos, cu_limit;
-    int64_t since; /* resume point for the rooms joined from the token (-1 = none) */
+    size_t cu_nrows, cu_pos;
+    int64_t cu_next; /* since of the page after the one being written, -1: it is the last */
+    int64_t since;   /* resume point for the rooms joined from the token (-1 = none) */
     /* rate limit and timers (monotonic ms) */
     double tokens;
     int64_t tokens_ms;

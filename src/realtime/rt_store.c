@@ -220,6 +220,8 @@ int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n
 struct rows {
     struct dr_notification **v;
     size_t n, cap;
+    size_t read;  /* rows the query returned, readable or not */
+    int64_t last; /* the seq of the last of them */
 };
 
 static int collect(void *ctx, const struct dr_db_row *row)
@@ -228,6 +230,8 @@ static int collect(void *ctx, const struct dr_db_row *row)
     const char *body = dr_db_row_text(row, 1);
     struct dr_notification *n;
 
+    r->read++;
+    r->last = dr_db_row_int(row, 0);
     n = body ? dr__notification_from_row(dr_db_row_int(row, 0), body, strlen(body)) : NULL;
     if (!n) {
         DR_WARN("realtime", "unreadable stored notification skipped", "seq=%lld",
@@ -251,7 +255,7 @@ void dr__rt_notifications_free(struct dr_notification **v, size_t n)
 }
 
 int dr__rt_store_since(struct dr_db *db, char *const *rooms, size_t nrooms, int64_t since,
-                       size_t limit, struct dr_notification ***out, size_t *n)
+                       size_t limit, struct dr_notification ***out, size_t *n, int64_t *next)
 {
     struct dr_buf sql;
     struct dr_db_val *p;
@@ -260,6 +264,9 @@ int dr__rt_store_since(struct dr_db *db, char *const *rooms, size_t nrooms, int6
 
     *out = NULL;
     *n = 0;
+    if (next) {
+        *next = -1;
+    }
     if (nrooms == 0) {
         return DR_OK;
     }
@@ -281,6 +288,9 @@ int dr__rt_store_since(struct dr_db *db, char *const *rooms, size_t nrooms, int6
     } else {
         *out = r.v;
         *n = r.n;
+        if (next && r.read == limit) {
+            *next = r.last;
+        }
     }
     dr_buf_cleanup(&sql);
     free(p);

@@ -189,10 +189,81 @@ static void refresh_during_permission_check(void **state)
     dr__rt_conn_unref(c);
 }
 
+static int64_t store_one(struct fx *f, const char *id, const char *room)
+{
+    char json[256], why[128];
+    struct dr_notification *n = NULL;
+    int dup;
+    int64_t seq;
+
+    snprintf(json, sizeof(json),
+             "{\"notification_id\":\"%s\",\"room\":\"%s\",\"notification_type\":\"system.t\"}", id,
+             room);
+    assert_int_equal(dr_notification_parse(json, strlen(json), id, &n, why, sizeof(why)), DR_OK);
+    assert_int_equal(dr__rt_store_put(dr_store_db(f->store), n, &dup), DR_OK);
+    seq = dr_notification_seq(n);
+    dr_notification_unref(n);
+    return seq;
+}
+
+/*
+ * Resume in pages of 2 over 6 stored notifications of which the second cannot be read: the
+ * first page holds one readable row, and the catch-up must still go on to the other pages.
+ */
+static void resume_goes_past_an_unreadable_row(void **state)
+{
+    struct fx *f = *state;
+    struct rt_conn *c;
+    int64_t seq[6];
+    char sql[128], buf[65536];
+    size_t got = 0;
+    ssize_t r;
+    int events = 0;
+
+    f->conf.catchup_page = 2;
+    for (int i = 0; i < 6; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "n%d", i);
+        seq[i] = store_one(f, id, "user:user-2");
+    }
+    snprintf(sql, sizeof(sql), "UPDATE rt_notifications SET body_json = 'x' WHERE seq = %lld",
+             (long long)seq[1]);
+    exec(f, sql);
+    {
+        int sv[2];
+        uv_tcp_t *tcp = malloc(sizeof(*tcp));
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        f->peer = sv[1];
+        assert_int_equal(uv_tcp_init(&f->loop, tcp), 0);
+        assert_int_equal(uv_tcp_open(tcp, sv[0]), 0);
+        c = dr__rt_conn_create(&f->hub, &dr__rt_sse, tcp);
+        c->tpdata = calloc(1, 512);
+        assert_int_equal(
+            dr__rt_conn_authenticated(c, claims_for(f, "user-2", "x@example.com"), 0, NULL, 0),
+            DR_OK);
+    }
+    dr__rt_conn_ref(c);
+    while (c->state == RT_CONN_OPEN && (c->catchup_running || c->cu_job || c->catchup_head)) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(c->state, RT_CONN_OPEN);
+    while (got < sizeof(buf) - 1 &&
+           (r = recv(f->peer, buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT)) > 0) {
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    for (const char *p = buf; (p = strstr(p, "\"type\":\"event\"")) != NULL; p++) {
+        events++;
+    }
+    assert_int_equal(events, 5);
+    dr__rt_conn_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(refresh_during_permission_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(resume_goes_past_an_unreadable_row, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,7 +211,7 @@ static void batch_store_across_statements(void **state)
         fresh++;
     }
     assert_int_equal(fresh, N - 4);
-    assert_int_equal(dr__rt_store_since(f->db, rooms, 2, pre, 1000, &back, &n), DR_OK);
+    assert_int_equal(dr__rt_store_since(f->db, rooms, 2, pre, 1000, &back, &n, NULL), DR_OK);
     assert_int_equal(n, (size_t)fresh);
     for (size_t k = 0, i = 0; k < n; k++, i++) {
         while (dups[i]) {
@@ -232,7 +232,7 @@ static void since_filters_rooms_and_pages(void **state)
     struct dr_notification **v;
     size_t n;
     int dup;
-    int64_t s[6];
+    int64_t s[6], next;
     char id[8];
     char *rooms[] = {"user:u1", "meeting:p"};
 
@@ -241,14 +241,16 @@ static void since_filters_rooms_and_pages(void **state)
         s[i] = put(f->db, id, i % 2 ? "u1" : "u9", i % 3 == 0 ? "meeting:p" : "user:u1", &dup);
     }
     put(f->db, "other", "u2", "user:u2", &dup);
-    assert_int_equal(dr__rt_store_since(f->db, rooms, 2, s[1], 3, &v, &n), DR_OK);
+    assert_int_equal(dr__rt_store_since(f->db, rooms, 2, s[1], 3, &v, &n, &next), DR_OK);
     assert_int_equal(n, 3);
+    assert_int_equal(next, s[4]); /* a full page: there may be more after it */
     assert_int_equal(dr_notification_seq(v[0]), s[2]);
     assert_int_equal(dr_notification_seq(v[2]), s[4]);
     assert_non_null(strstr(dr_notification_json(v[0], NULL), "\"seq\":"));
     dr__rt_notifications_free(v, n);
-    assert_int_equal(dr__rt_store_since(f->db, rooms, 1, s[5], 10, &v, &n), DR_OK);
+    assert_int_equal(dr__rt_store_since(f->db, rooms, 1, s[5], 10, &v, &n, &next), DR_OK);
     assert_int_equal(n, 0);
+    assert_int_equal(next, -1);
     dr__rt_notifications_free(v, n);
 }
 
