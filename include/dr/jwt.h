@@ -129,6 +129,8 @@ int dr_jwt_verify(const struct dr_jwt_keys *keys, const char *token, size_t len,
                   size_t whysz);
 
 void dr_jwt_claims_destroy(struct dr_jwt_claims *claims); /* NULL-safe */
+/* A deep copy of claims, for work that must not share them (freed with dr_jwt_claims_destroy). */
+struct dr_jwt_claims *dr_jwt_claims_dup(const struct dr_jwt_claims *claims);
 
 /*
  * Development tokens only (the local dashboard's "sign in with a development token"): signs

@@ -704,28 +704,6 @@ struct join_job {
     int err;
 };
 
-/* What the permission check reads of the claims, copied. */
-static struct dr_jwt_claims *claims_copy(const struct dr_jwt_claims *c)
-{
-    struct dr_jwt_claims *d = dr_xcalloc(1, sizeof(*d));
-
-    d->sub = dr_xstrdup(c->sub);
-    d->org = dr_xstrdup(c->org);
-    d->rooms = dr_xcalloc(c->nrooms ? c->nrooms : 1, sizeof(*d->rooms));
-    for (size_t i = 0; i < c->nrooms; i++) {
-        d->rooms[i] = dr_xstrdup(c->rooms[i]);
-    }
-    d->nrooms = c->nrooms;
-    d->admin = c->admin;
-    d->exp = c->exp;
-    d->iat = c->iat;
-    d->jti = dr_xstrdup(c->jti);
-    d->iss = dr_xstrdup(c->iss);
-    memcpy(d->alg, c->alg, sizeof(d->alg));
-    d->raw = c->raw ? cJSON_Duplicate(c->raw, 1) : NULL;
-    return d;
-}
-
 static void join_work(uv_work_t *w)
 {
     struct join_job *jj = w->data;
@@ -791,7 +769,7 @@ static void on_subscribe(struct rt_conn *c, const cJSON *m)
     }
     jj = dr_xcalloc(1, sizeof(*jj));
     jj->c = c;
-    jj->claims = claims_copy(c->claims);
+    jj->claims = dr_jwt_claims_dup(c->claims);
     jj->room = dr_xstrdup(room);
     jj->since = since;
     jj->w.data = jj;

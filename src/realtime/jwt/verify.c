@@ -485,6 +485,27 @@ void dr_jwt_claims_destroy(struct dr_jwt_claims *cl)
     free(cl);
 }
 
+struct dr_jwt_claims *dr_jwt_claims_dup(const struct dr_jwt_claims *c)
+{
+    struct dr_jwt_claims *d = dr_xcalloc(1, sizeof(*d));
+
+    d->sub = dr_xstrdup(c->sub);
+    d->org = dr_xstrdup(c->org);
+    d->rooms = dr_xcalloc(c->nrooms ? c->nrooms : 1, sizeof(*d->rooms));
+    for (size_t i = 0; i < c->nrooms; i++) {
+        d->rooms[i] = dr_xstrdup(c->rooms[i]);
+    }
+    d->nrooms = c->nrooms;
+    d->admin = c->admin;
+    d->exp = c->exp;
+    d->iat = c->iat;
+    d->jti = dr_xstrdup(c->jti);
+    d->iss = dr_xstrdup(c->iss);
+    memcpy(d->alg, c->alg, sizeof(d->alg));
+    d->raw = c->raw ? cJSON_Duplicate(c->raw, 1) : NULL;
+    return d;
+}
+
 /* ---- verify ---- */
 
 static enum reason verify(const struct dr_jwt_keys *keys, const char *token, size_t len,

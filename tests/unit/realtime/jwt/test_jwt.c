@@ -728,6 +728,42 @@ static void concurrent_verify_while_reloading(void **state)
     dr_jwt_keys_destroy(r.keys);
 }
 
+/* A copy shares nothing with its original: the original freed, the copy reads the same. */
+static void claims_dup_is_deep(void **state)
+{
+    struct dr_jwt_claims *c = dr_xcalloc(1, sizeof(*c)), *d;
+
+    (void)state;
+    c->sub = dr_xstrdup("user-42");
+    c->org = dr_xstrdup("acme");
+    c->nrooms = 2;
+    c->rooms = dr_xcalloc(2, sizeof(*c->rooms));
+    c->rooms[0] = dr_xstrdup("meeting:p1");
+    c->rooms[1] = dr_xstrdup("shipment:1Z");
+    c->admin = 1;
+    c->exp = 2000000000;
+    c->iat = 1700000000;
+    c->jti = dr_xstrdup("j-1");
+    memcpy(c->alg, "ES256", 6);
+    static const char raw[] = "{\"sub\":\"user-42\",\"email\":\"a@example.com\"}";
+    c->raw = dr_json_parse(raw, sizeof(raw) - 1);
+    assert_non_null(c->raw);
+    d = dr_jwt_claims_dup(c);
+    dr_jwt_claims_destroy(c);
+    assert_string_equal(d->sub, "user-42");
+    assert_string_equal(d->org, "acme");
+    assert_int_equal(d->nrooms, 2);
+    assert_string_equal(d->rooms[1], "shipment:1Z");
+    assert_int_equal(d->admin, 1);
+    assert_int_equal(d->exp, 2000000000);
+    assert_int_equal(d->iat, 1700000000);
+    assert_string_equal(d->jti, "j-1");
+    assert_null(d->iss);
+    assert_string_equal(d->alg, "ES256");
+    assert_string_equal(dr_json_str(d->raw, "email"), "a@example.com");
+    dr_jwt_claims_destroy(d);
+}
+
 /* ---- development signer (its tokens are checked by jose in test_jwt_jose.c) ---- */
 
 static void dev_signer_contract(void **state)
@@ -778,6 +814,7 @@ int main(void)
         cmocka_unit_test(refresh_gate_one_winner),
         cmocka_unit_test(concurrent_verify_while_reloading),
         cmocka_unit_test(dev_signer_contract),
+        cmocka_unit_test(claims_dup_is_deep),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
