@@ -26,7 +26,9 @@ void dr_pull_start(struct dr_pull *p);
 void dr_pull_stop(struct dr_pull *p);
 /* 1 while acks, publishes or store writes are outstanding. */
 int dr_pull_busy(const struct dr_pull *p);
-void dr_pull_destroy(struct dr_pull *p); /* NULL-safe; after the router is destroyed */
+/* NULL-safe; after the router is destroyed. Calls to Pub/Sub under way end at once; jobs on the
+ * thread pool land later (the loop must run): the source is freed when the last one is done. */
+void dr_pull_destroy(struct dr_pull *p);
 /* 0 while pulls keep failing (Pub/Sub unreachable or the subscription missing). */
 int dr_pull_healthy(const struct dr_pull *p);
 

@@ -16,12 +16,14 @@
 #define MAX_BACKOFF_MS 5000
 
 struct sub;
+struct finish;
 
 /* One received message while the router has it. */
 struct lease {
     struct sub *sub;
     char *ack_id;
     struct dr_msg *msg;
+    struct finish *finishing; /* its completion (publishes, store writes) is under way */
     int64_t deadline_ms; /* when Pub/Sub would redeliver it */
     struct lease *prev, *next;
 };
@@ -55,6 +57,8 @@ struct dr_pull {
     int failing; /* consecutive failed pulls, across subscriptions */
     int stopping;
     int outstanding; /* publishes, acks, store jobs */
+    int pool_jobs;   /* of those, jobs on the thread pool: they cannot be cancelled */
+    int destroyed;   /* dr_pull_destroy() ran; freed when the last pool job is done */
     struct lease *leases;
     size_t nleases;
     uv_timer_t *lease_timer;
@@ -66,6 +70,7 @@ struct dr_pull {
 
 static const struct dr_source_ops pull_ops;
 static void pull_more(struct sub *s);
+static void pool_job_done(struct dr_pull *p);
 
 /* ---------- acks ---------- */
 
@@ -109,6 +114,9 @@ static void on_ack_timer(uv_timer_t *t)
 static void queue_ack(struct sub *s, const char *ack_id)
 {
     struct dr_pull *p = s->p;
+    if (!p->ps) {
+        return; /* destroyed: the ack timer is gone, Pub/Sub redelivers after the deadline */
+    }
     if (s->nacks == s->capacks) {
         s->capacks = s->capacks ? s->capacks * 2 : 64;
         s->acks = dr_xrealloc(s->acks, s->capacks * sizeof(char *));
@@ -193,6 +201,7 @@ struct finish {
     int pending_publishes;
     int failed;
     int err;
+    int detached; /* the router let go of msg (destroyed): this holds its own reference */
 };
 
 static void finish_ack(struct finish *f)
@@ -210,7 +219,11 @@ static void finish_ack(struct finish *f)
     }
     lease_drop(p, l);
     f->msg->source_handle = NULL;
-    dr_router_release(p->router, f->msg);
+    if (f->detached) {
+        dr_msg_unref(f->msg);
+    } else {
+        dr_router_release(p->router, f->msg);
+    }
     dr_dead_letter_cleanup(&f->dl);
     free(f->dedup_key);
     free(f);
@@ -229,8 +242,9 @@ static void store_work(uv_work_t *w)
 static void store_done(uv_work_t *w, int status)
 {
     struct finish *f = w->data;
+    struct dr_pull *p = f->p;
     free(w);
-    f->p->outstanding--;
+    p->outstanding--;
     if (f->err && f->dead) {
         DR_ERROR("pull", "dead letter not stored", "message_id=%s error=\"%s\"",
                  f->msg->message_id, dr_strerror(f->err));
@@ -238,6 +252,7 @@ static void store_done(uv_work_t *w, int status)
     }
     /* a failed dedup mark only means a redelivery may run again: effects are idempotent */
     finish_ack(f);
+    pool_job_done(p);
 }
 
 /* Dedup marks of processed messages go to the store in one transaction per batch (not one per
@@ -292,6 +307,7 @@ static void mark_done(uv_work_t *w, int status)
         f = next;
     }
     start_marks(p);
+    pool_job_done(p);
 }
 
 static void start_marks(struct dr_pull *p)
@@ -307,6 +323,7 @@ static void start_marks(struct dr_pull *p)
     p->marks = p->marks_tail = NULL;
     p->marking = 1;
     p->outstanding++;
+    p->pool_jobs++;
     uv_queue_work(p->loop, &mb->work, mark_work, mark_done);
 }
 
@@ -329,6 +346,7 @@ static void after_publishes(struct finish *f)
     w = dr_xcalloc(1, sizeof(*w));
     w->data = f;
     p->outstanding++;
+    p->pool_jobs++;
     uv_queue_work(p->loop, w, store_work, store_done);
 }
 
@@ -399,6 +417,7 @@ static void pull_complete(void *source, struct dr_msg *msg, const struct dr_comp
     f->p = p;
     f->msg = msg;
     f->pending_publishes = 1; /* guard until all are started */
+    lease_of(msg)->finishing = f;
     if (c->dead) {
         char topic[512];
         /* the original attributes plus why it died */
@@ -459,6 +478,13 @@ static void pull_abandon(void *source, struct dr_msg *msg)
 {
     struct dr_pull *p = source;
     struct lease *l = lease_of(msg);
+    if (l && l->finishing) {
+        /* Processed, its emits or dead letter still on their way: the completion goes on
+         * without the router (which is going away) and keeps the message until it is done. */
+        l->finishing->detached = 1;
+        dr_msg_ref(msg);
+        return;
+    }
     if (l) {
         modack_one(l->sub, l->ack_id, 0);
         lease_drop(p, l);
@@ -540,8 +566,9 @@ static void undecodable_work(uv_work_t *w)
 static void undecodable_done(uv_work_t *w, int status)
 {
     struct undecodable *u = (struct undecodable *)w;
+    struct dr_pull *p = u->sub->p;
 
-    u->sub->p->outstanding--;
+    p->outstanding--;
     if (u->err) {
         DR_ERROR("pull", "dead letter not stored", "subscription=%s error=\"%s\"", u->sub->name,
                  dr_strerror(u->err));
@@ -551,6 +578,7 @@ static void undecodable_done(uv_work_t *w, int status)
     dr_dead_letter_cleanup(&u->dl);
     free(u->ack_id);
     free(u);
+    pool_job_done(p);
 }
 
 static void dead_undecodable(struct sub *s, struct dr_pubsub_msg *m)
@@ -572,6 +600,7 @@ static void dead_undecodable(struct sub *s, struct dr_pubsub_msg *m)
     u->dl.attempts = 1;
     u->dl.first_failure_ms = u->dl.last_failure_ms = u->dl.created_ms = now;
     s->p->outstanding++;
+    s->p->pool_jobs++;
     uv_queue_work(s->p->loop, &u->work, undecodable_work, undecodable_done);
 }
 
@@ -627,6 +656,7 @@ static void dedup_done(uv_work_t *w, int status)
     free(in->leases);
     free(in);
     pull_more(s);
+    pool_job_done(p);
 }
 
 static void on_retry_timer(uv_timer_t *t)
@@ -755,6 +785,7 @@ static void on_pulled(void *ctx, int err, const char *errmsg, struct dr_pubsub_m
     w = dr_xcalloc(1, sizeof(*w));
     w->data = in;
     p->outstanding++;
+    p->pool_jobs++;
     uv_queue_work(p->loop, w, dedup_work, dedup_done);
     pull_more(s);
 }
@@ -902,13 +933,8 @@ static void handle_free(uv_handle_t *h)
     free(h);
 }
 
-void dr_pull_destroy(struct dr_pull *p)
+static void pull_free(struct dr_pull *p)
 {
-    if (!p) {
-        return;
-    }
-    flush_acks(p);
-    dr_pubsub_destroy(p->ps);
     while (p->leases) {
         struct lease *l = p->leases;
         if (l->msg) {
@@ -917,13 +943,44 @@ void dr_pull_destroy(struct dr_pull *p)
         lease_drop(p, l);
     }
     for (size_t i = 0; i < p->nsubs; i++) {
+        for (size_t k = 0; k < p->subs[i].nacks; k++) {
+            free(p->subs[i].acks[k]);
+        }
         free(p->subs[i].name);
         free(p->subs[i].topic);
         free(p->subs[i].acks);
-        uv_close((uv_handle_t *)p->subs[i].retry_timer, handle_free);
     }
     free(p->subs);
+    free(p);
+}
+
+/* A thread-pool job of p is done (its callback has run). */
+static void pool_job_done(struct dr_pull *p)
+{
+    if (--p->pool_jobs == 0 && p->destroyed) {
+        pull_free(p);
+    }
+}
+
+void dr_pull_destroy(struct dr_pull *p)
+{
+    if (!p) {
+        return;
+    }
+    p->stopping = 1;
+    flush_acks(p);
+    /* Calls under way end here (their callbacks run now, with the client refusing more). */
+    dr_pubsub_destroy(p->ps);
+    p->ps = NULL;
+    for (size_t i = 0; i < p->nsubs; i++) {
+        uv_close((uv_handle_t *)p->subs[i].retry_timer, handle_free);
+    }
     uv_close((uv_handle_t *)p->lease_timer, handle_free);
     uv_close((uv_handle_t *)p->ack_timer, handle_free);
-    free(p);
+    /* Jobs on the thread pool cannot be called back: the last one to land frees the source. */
+    if (p->pool_jobs > 0) {
+        p->destroyed = 1;
+        return;
+    }
+    pull_free(p);
 }
