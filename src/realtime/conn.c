@@ -73,6 +73,7 @@ static void free_catchups(struct rt_catchup *j)
             free(j->rooms[i]);
         }
         free(j->rooms);
+        free(j->gens);
         free(j);
         j = next;
     }
@@ -362,6 +363,7 @@ static struct rt_sub *add_sub(struct rt_conn *c, const char *room, int64_t since
     s = &c->subs[c->nsubs++];
     memset(s, 0, sizeof(*s));
     s->room = dr_xstrdup(room);
+    s->gen = ++c->next_gen;
     s->last_seq = since > 0 ? since : 0;
     s->state = since >= 0 ? RT_SUB_CATCHUP : RT_SUB_LIVE;
     dr__hub_join(c->hub, c, s);
@@ -387,13 +389,17 @@ static void send_subscribed(struct rt_conn *c, struct rt_sub *s)
     cJSON_Delete(o);
 }
 
-static void queue_catchup(struct rt_conn *c, char *const *rooms, size_t n, int64_t since, int front)
+/* Queues the catch-up of rooms from since for the subscriptions gens[i] of rooms[i]. */
+static void queue_catchup(struct rt_conn *c, char *const *rooms, const uint64_t *gens, size_t n,
+                          int64_t since, int front)
 {
     struct rt_catchup *j = dr_xcalloc(1, sizeof(*j));
 
     j->rooms = dr_xcalloc(n ? n : 1, sizeof(*j->rooms));
+    j->gens = dr_xcalloc(n ? n : 1, sizeof(*j->gens));
     for (size_t i = 0; i < n; i++) {
         j->rooms[i] = dr_xstrdup(rooms[i]);
+        j->gens[i] = gens[i];
     }
     j->nrooms = n;
     j->since = since;
@@ -433,6 +439,25 @@ static void cu_work(uv_work_t *w)
                                  cj->limit, &cj->rows, &cj->nrows, &cj->next);
 }
 
+/*
+ * The subscription to room that catch-up j is for: NULL when room is not one of j's, or when the
+ * room was left (and maybe joined again, as another subscription) since j was queued. *in_job
+ * says whether room is one of j's.
+ */
+static struct rt_sub *job_sub(struct rt_conn *c, const struct rt_catchup *j, const char *room,
+                              int *in_job)
+{
+    for (size_t k = 0; k < j->nrooms; k++) {
+        if (strcmp(j->rooms[k], room) == 0) {
+            struct rt_sub *s = find_sub(c, room);
+            *in_job = 1;
+            return s && s->gen == j->gens[k] ? s : NULL;
+        }
+    }
+    *in_job = 0;
+    return NULL;
+}
+
 /* The rooms of j are complete: deliver what was held back for them and go live. */
 static void finish_rooms(struct rt_conn *c, struct rt_catchup *j)
 {
@@ -440,15 +465,15 @@ static void finish_rooms(struct rt_conn *c, struct rt_catchup *j)
 
     for (size_t i = 0; i < c->nbuffered; i++) {
         struct dr_notification *n = c->buffered[i];
-        int mine = 0;
-        for (size_t k = 0; k < j->nrooms && !mine; k++) {
-            mine = strcmp(j->rooms[k], n->room) == 0;
+        int in_job;
+        struct rt_sub *s = job_sub(c, j, n->room, &in_job);
+        if (!s && in_job && find_sub(c, n->room)) {
+            in_job = 0; /* held for the room joined again: its own catch-up delivers it */
         }
-        if (!mine) {
+        if (!in_job) {
             c->buffered[keep++] = n;
             continue;
         }
-        struct rt_sub *s = find_sub(c, n->room);
         if (s && c->state == RT_CONN_OPEN && n->seq > s->last_seq) {
             send_event(c, s, n);
         } else if (s) {
@@ -458,7 +483,8 @@ static void finish_rooms(struct rt_conn *c, struct rt_catchup *j)
     }
     c->nbuffered = keep;
     for (size_t k = 0; k < j->nrooms && c->state == RT_CONN_OPEN; k++) {
-        struct rt_sub *s = find_sub(c, j->rooms[k]);
+        int in_job;
+        struct rt_sub *s = job_sub(c, j, j->rooms[k], &in_job);
         if (s && s->state == RT_SUB_CATCHUP) {
             s->state = RT_SUB_LIVE;
             if (s->announce) {
@@ -486,12 +512,13 @@ static void cu_pump(struct rt_conn *c)
     while (c->cu_pos < c->cu_nrows) {
         struct dr_notification *n = c->cu_rows[c->cu_pos];
         struct rt_sub *s;
+        int in_job;
         if (queue_full(c)) {
             c->catchup_waiting = 1;
             return;
         }
         c->cu_pos++;
-        s = find_sub(c, n->room);
+        s = job_sub(c, j, n->room, &in_job);
         if (s && s->state == RT_SUB_CATCHUP && n->seq > s->last_seq) {
             send_event(c, s, n);
             if (c->state != RT_CONN_OPEN) {
@@ -502,7 +529,7 @@ static void cu_pump(struct rt_conn *c)
     if (c->cu_next >= 0) {
         /* more to come: the next page starts after this one (after its last row, even one
          * that could not be read and is not in cu_rows) */
-        queue_catchup(c, j->rooms, j->nrooms, c->cu_next, 1);
+        queue_catchup(c, j->rooms, j->gens, j->nrooms, c->cu_next, 1);
     } else {
         finish_rooms(c, j);
     }
@@ -604,6 +631,7 @@ int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, i
     struct dr_hub *hub = c->hub;
     char room[200];
     char **joined;
+    uint64_t *gens;
     size_t njoined = 0, cap;
     cJSON *o, *arr, *lim;
     int err;
@@ -619,6 +647,7 @@ int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, i
     c->last_rx_ms = c->last_hb_ms = dr_mono_ms();
     cap = 2 + claims->nrooms + nextra;
     joined = dr_xcalloc(cap, sizeof(*joined));
+    gens = dr_xcalloc(cap, sizeof(*gens));
     for (size_t i = 0; i < cap && c->nsubs < hub->conf->max_rooms; i++) {
         const char *r = NULL;
         if (i == 0) {
@@ -636,6 +665,7 @@ int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, i
         }
         if (r && dr_room_valid(r) && !find_sub(c, r)) {
             add_sub(c, r, since);
+            gens[njoined] = c->subs[c->nsubs - 1].gen;
             joined[njoined++] = c->subs[c->nsubs - 1].room;
         }
     }
@@ -658,10 +688,11 @@ int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, i
     dr__rt_conn_send_json(c, o);
     cJSON_Delete(o);
     if (since >= 0 && njoined > 0) {
-        queue_catchup(c, joined, njoined, since, 0);
+        queue_catchup(c, joined, gens, njoined, since, 0);
         start_catchup(c);
     }
     free(joined);
+    free(gens);
     return DR_OK;
 }
 
@@ -688,7 +719,7 @@ static void join(struct rt_conn *c, const char *room, int64_t since)
         return;
     }
     s->announce = 1;
-    queue_catchup(c, &s->room, 1, since, 0);
+    queue_catchup(c, &s->room, &s->gen, 1, since, 0);
     start_catchup(c);
 }
 

@@ -182,6 +182,7 @@ enum rt_sub_state { RT_SUB_LIVE, RT_SUB_CATCHUP };
 
 struct rt_sub {
     char *room;
+    uint64_t gen;     /* which joining of the room this is (a room left and joined again is new) */
     int64_t last_seq; /* newest seq sent in this room on this connection */
     enum rt_sub_state state;
     int announce; /* send "subscribed" when the catch-up ends */
@@ -190,6 +191,7 @@ struct rt_sub {
 
 struct rt_catchup {
     char **rooms;
+    uint64_t *gens; /* the subscription each room's rows are for (rt_sub.gen) */
     size_t nrooms;
     int64_t since;
     struct rt_catchup *next;
@@ -199,6 +201,7 @@ enum rt_conn_state { RT_CONN_AUTH, RT_CONN_OPEN, RT_CONN_CLOSING, RT_CONN_CLOSED
 
 struct rt_conn {
     int refs; /* the tcp handle holds one; every job in flight holds one */
+    uint64_t next_gen; /* rt_sub.gen of the next room joined */
     struct dr_hub *hub;
     const struct rt_transport *tp;
     void *tpdata;  /* transport state */

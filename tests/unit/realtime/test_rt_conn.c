@@ -259,11 +259,81 @@ static void resume_goes_past_an_unreadable_row(void **state)
     dr__rt_conn_unref(c);
 }
 
+/* Reads what the connection wrote so far and counts its event frames. */
+static int count_events(struct fx *f, char *buf, size_t cap)
+{
+    size_t got = 0;
+    ssize_t r;
+    int events = 0;
+
+    while (got < cap - 1 && (r = recv(f->peer, buf + got, cap - 1 - got, MSG_DONTWAIT)) > 0) {
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    for (const char *p = buf; (p = strstr(p, "\"type\":\"event\"")) != NULL; p++) {
+        events++;
+    }
+    return events;
+}
+
+/*
+ * A room left and joined again, from an earlier point, while the first join's catch-up is still
+ * being read: that catch-up belongs to the subscription that is gone and must neither send its
+ * rows to the new one nor mark it live, or the new one would skip what lies between the two
+ * points. The four messages arrive before the loop runs again, so the first catch-up is
+ * certainly still on the thread pool.
+ */
+static void rejoin_from_earlier_while_catching_up(void **state)
+{
+    struct fx *f = *state;
+    struct rt_conn *c;
+    static char buf[65536];
+    int64_t seq[6];
+
+    for (int i = 0; i < 6; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "r%d", i);
+        seq[i] = store_one(f, id, "user:user-3");
+    }
+    c = open_conn(f, "user-3", "y@example.com");
+    dr__rt_conn_ref(c);
+    {
+        char m[160];
+        on_message(c, "{\"type\":\"unsubscribe\",\"room\":\"user:user-3\"}");
+        snprintf(m, sizeof(m), "{\"type\":\"subscribe\",\"room\":\"user:user-3\",\"since\":%lld}",
+                 (long long)seq[3]);
+        on_message(c, m);
+        assert_true(c->catchup_running);
+        on_message(c, "{\"type\":\"unsubscribe\",\"room\":\"user:user-3\"}");
+        on_message(c, "{\"type\":\"subscribe\",\"room\":\"user:user-3\",\"since\":0}");
+    }
+    while (c->state == RT_CONN_OPEN && (c->catchup_running || c->cu_job || c->catchup_head)) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(c->state, RT_CONN_OPEN);
+    /* all six, once each and in order, from the second subscription */
+    assert_int_equal(count_events(f, buf, sizeof(buf)), 6);
+    {
+        const char *p = buf;
+        for (int i = 0; i < 6; i++) {
+            char want[48];
+            snprintf(want, sizeof(want), "\"seq\":%lld", (long long)seq[i]);
+            p = strstr(p, want);
+            assert_non_null(p);
+        }
+    }
+    assert_int_equal(c->nsubs, 1);
+    assert_int_equal(c->subs[0].state, RT_SUB_LIVE);
+    assert_int_equal(c->subs[0].last_seq, seq[5]);
+    dr__rt_conn_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(refresh_during_permission_check, setup, teardown),
         cmocka_unit_test_setup_teardown(resume_goes_past_an_unreadable_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(rejoin_from_earlier_while_catching_up, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
