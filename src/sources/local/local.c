@@ -47,6 +47,13 @@ struct op {
     struct op *next;
 };
 
+/* Queue ids (all > 0) in an open-addressing set; 0 marks a free slot. */
+struct id_set {
+    int64_t *slot;
+    size_t cap; /* a power of two, or 0 */
+    size_t n;
+};
+
 struct dr_local {
     uv_loop_t *loop;
     const struct dr_config *cfg;
@@ -69,6 +76,9 @@ struct dr_local {
     int backlog;    /* rows with id > cursor may exist in the table only */
     int loading;
     int dropped; /* rows were left to the table since the current load began */
+    /* Rows handed to the router and not completed yet: a backlog load, a take-over and the
+     * fast path can all come across the same row, and it must run once. */
+    struct id_set out;
     uv_timer_t *lease_timer;
     int leasing; /* a renew/take-over pass is under way */
     uv_work_t lease_work;
@@ -84,6 +94,66 @@ static const struct dr_source_ops local_ops;
 static void parse_payloads(struct dr_qmsg *rows, size_t n);
 static void feed_rows(struct dr_local *l, struct dr_qmsg *rows, size_t n);
 static void maybe_load(struct dr_local *l);
+
+/* ---------- the set of rows out with the router ---------- */
+
+static size_t id_slot(const struct id_set *s, int64_t id)
+{
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+    size_t i = (size_t)(h >> 32) & (s->cap - 1);
+    while (s->slot[i] && s->slot[i] != id) {
+        i = (i + 1) & (s->cap - 1);
+    }
+    return i;
+}
+
+static int id_set_has(const struct id_set *s, int64_t id)
+{
+    return s->cap && s->slot[id_slot(s, id)] == id;
+}
+
+static void id_set_add(struct id_set *s, int64_t id)
+{
+    if ((s->n + 1) * 4 > s->cap * 3) { /* keep it at most 3/4 full */
+        struct id_set bigger = {dr_xcalloc(s->cap ? s->cap * 2 : 64, sizeof(int64_t)),
+                                s->cap ? s->cap * 2 : 64, 0};
+        for (size_t i = 0; i < s->cap; i++) {
+            if (s->slot[i]) {
+                id_set_add(&bigger, s->slot[i]);
+            }
+        }
+        free(s->slot);
+        *s = bigger;
+    }
+    size_t i = id_slot(s, id);
+    if (!s->slot[i]) {
+        s->slot[i] = id;
+        s->n++;
+    }
+}
+
+static void id_set_remove(struct id_set *s, int64_t id)
+{
+    if (!s->cap) {
+        return;
+    }
+    size_t i = id_slot(s, id), j = i;
+    if (!s->slot[i]) {
+        return;
+    }
+    s->slot[i] = 0;
+    s->n--;
+    /* linear probing: move back every entry after the hole that could not be found past it */
+    for (;;) {
+        j = (j + 1) & (s->cap - 1);
+        if (!s->slot[j]) {
+            break;
+        }
+        int64_t moved = s->slot[j];
+        s->slot[j] = 0;
+        s->slot[id_slot(s, moved)] = moved;
+    }
+}
 
 /* ---------- writer thread ---------- */
 
@@ -296,6 +366,7 @@ static void on_async(uv_async_t *a)
                 /* Not acked: the row stays and runs again after a restart. */
                 DR_ERROR("local", "ack failed", "message_id=%s", o->msg->message_id);
             }
+            id_set_remove(&l->out, o->msg->source_id); /* done or not, the router let go */
             dr_router_release(l->router, o->msg);
         }
         /* Newly committed rows go to the router. */
@@ -361,14 +432,20 @@ static void on_delayed(uv_timer_t *t)
     uv_close((uv_handle_t *)t, delayed_closed);
 }
 
+/* Hands a row to the router unless it is out there already. */
 static void submit_row_at(struct dr_local *l, struct dr_qmsg *q, int advance)
 {
-    struct dr_msg *m = row_to_msg(l, q);
-    int64_t wait = q->not_before_ms - dr_now_ms();
-
     if (advance && q->id > l->cursor) {
         l->cursor = q->id;
     }
+    if (id_set_has(&l->out, q->id)) {
+        return;
+    }
+    id_set_add(&l->out, q->id);
+
+    struct dr_msg *m = row_to_msg(l, q);
+    int64_t wait = q->not_before_ms - dr_now_ms();
+
     if (wait > 0) {
         struct delayed *d = dr_xcalloc(1, sizeof(*d));
         uv_timer_init(l->loop, &d->timer);
@@ -599,7 +676,9 @@ static int local_retrying(void *source, struct dr_msg *msg, int64_t delay_ms, co
 
 static void local_abandon(void *source, struct dr_msg *msg)
 {
-    /* The row stays in the table: it runs again after the restart. */
+    /* The row stays in the table: it runs again after the restart. Its id stays in the set of
+     * rows out with the router: this comes only from the router's destroy, when the source
+     * hands out nothing more (and may be gone already). */
 }
 
 static const struct dr_source_ops local_ops = {
@@ -868,5 +947,6 @@ void dr_local_destroy(struct dr_local *l)
     uv_close((uv_handle_t *)l->lease_timer, free_handle);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
+    free(l->out.slot);
     free(l);
 }
