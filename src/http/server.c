@@ -15,6 +15,9 @@
 #include "dr/util.h"
 
 #define MAX_HEADERS 100
+/* Responses queued but not yet taken by the client: past this, no further pipelined request is
+ * read until the client has read enough of them. */
+#define WRITE_HIGH_WATER (1024 * 1024)
 
 struct route {
     char *method;
@@ -69,7 +72,8 @@ struct dr_http_req {
     void *work_arg;
 };
 
-enum conn_state { READING, HANDLING, CLOSING };
+/* DRAINING: answered, but the client has not read enough of its responses to be read from. */
+enum conn_state { READING, HANDLING, DRAINING, CLOSING };
 
 struct conn {
     uv_tcp_t tcp; /* first: the handle's address is the conn's */
@@ -97,6 +101,8 @@ static http_parser_settings settings;
 static void conn_close(struct conn *c);
 static void conn_parse(struct conn *c, const char *data, size_t len);
 static void on_timer_closed(uv_handle_t *h);
+static void after_response(struct conn *c);
+static void on_timeout(uv_timer_t *t);
 
 /* ---------- requests ---------- */
 
@@ -317,6 +323,13 @@ static void on_write(uv_write_t *w, int status)
 
     if (status < 0) {
         conn_close(c);
+    } else if (c->state == DRAINING && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        if (c->tcp.write_queue_size <= WRITE_HIGH_WATER / 2) {
+            after_response(c);
+        } else {
+            /* the client is reading: its stall deadline starts again */
+            uv_timer_start(c->timer, on_timeout, c->srv->lim.idle_timeout_ms, 0);
+        }
     } else if (wr->close_after && !uv_is_closing((uv_handle_t *)&c->tcp)) {
         uv_shutdown_t *sr = dr_xcalloc(1, sizeof(*sr));
         sr->data = c;
@@ -343,8 +356,6 @@ static void conn_write(struct conn *c, struct dr_buf *out, int close_after)
         conn_close(c);
     }
 }
-
-static void after_response(struct conn *c);
 
 void dr_http_respond(struct dr_http_req *req, int status, const char *content_type,
                      const char *body, size_t len)
@@ -384,6 +395,8 @@ void dr_http_respond(struct dr_http_req *req, int status, const char *content_ty
     } else {
         c->state = CLOSING;
         uv_read_stop((uv_stream_t *)&c->tcp);
+        /* a client that never takes the response does not hold the connection forever */
+        uv_timer_start(c->timer, on_timeout, c->srv->lim.idle_timeout_ms, 0);
     }
 }
 
@@ -530,6 +543,11 @@ static void on_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
 
+    if (c->state == DRAINING || c->state == CLOSING) {
+        DR_INFO("http", "client not reading its responses", "peer=%s", c->peer);
+        conn_close(c);
+        return;
+    }
     if (c->state == READING && c->parser.nread == 0 && !c->req) {
         conn_close(c); /* idle keep-alive or never spoke */
         return;
@@ -612,9 +630,19 @@ static void dispatch(struct conn *c)
 
 static void after_response(struct conn *c)
 {
-    char *left = c->left;
-    size_t leftlen = c->leftlen;
+    char *left;
+    size_t leftlen;
 
+    if (c->tcp.write_queue_size > WRITE_HIGH_WATER) {
+        /* Pipelined requests from a client that does not read the answers would queue
+         * responses without bound: wait until it takes them (on_write resumes). */
+        c->state = DRAINING;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        uv_timer_start(c->timer, on_timeout, c->srv->lim.idle_timeout_ms, 0);
+        return;
+    }
+    left = c->left;
+    leftlen = c->leftlen;
     c->state = READING;
     c->left = NULL;
     c->leftlen = 0;
@@ -967,7 +995,7 @@ void dr_http_server_stop(struct dr_http_server *srv)
     }
     for (c = srv->conns; c; c = next) {
         next = c->next;
-        if (c->state == READING) {
+        if (c->state == READING || c->state == DRAINING) {
             conn_close(c);
         }
     }

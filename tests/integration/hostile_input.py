@@ -141,6 +141,38 @@ def main():
                                 b"GET /version HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert out.count(b"HTTP/1.1 200") == 2 and out.index(b"status") < out.index(b"version"), out
 
+    # A client that pipelines requests without reading the answers is not read from while its
+    # responses pile up (they would otherwise queue in memory without bound), and once it reads
+    # it gets every answer, in order.
+    ok_2xx = 'code="2xx"'
+    before = srv.metric("dr_http_requests_total", ok_2xx)
+    n = 20000
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", srv.port))
+    s.settimeout(20)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n" * n)
+    time.sleep(4)
+    answered = srv.metric("dr_http_requests_total", ok_2xx) - before
+    assert answered < n / 4, f"{answered:.0f} of {n} unread responses queued"
+    got, buf = 0, b""
+    while got < n:
+        chunk = s.recv(1 << 20)
+        assert chunk, f"connection closed after {got} responses"
+        buf += chunk
+        while True:
+            head_end = buf.find(b"\r\n\r\n")
+            if head_end < 0:
+                break
+            head = buf[:head_end].decode()
+            assert head.startswith("HTTP/1.1 200"), head
+            length = int(head.lower().split("content-length: ")[1].split("\r\n")[0])
+            if len(buf) < head_end + 4 + length:
+                break
+            buf = buf[head_end + 4 + length:]
+            got += 1
+    s.close()
+
     # Nothing was lost: the good messages were processed.
     wait_until(lambda: len(srv.processed()) == 1, 30, "the accepted message processed")
     assert srv.stop() == 0
