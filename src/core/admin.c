@@ -87,40 +87,73 @@ static int parse_time_param(const char *v, int64_t *out)
     return dr_parse_i64(v, out);
 }
 
+/* DR_OK with the value in out, DR_ENOTFOUND when absent, DR_EINVAL (err set) when the value does
+ * not fit: dropping it would drop its filter and match everything. */
+static int query_value(struct dr_http_req *req, const char *name, char *out, size_t outsz,
+                       char *err, size_t errsz)
+{
+    int rc = dr_http_query_param(req, name, out, outsz);
+
+    if (rc == DR_ETOOBIG) {
+        snprintf(err, errsz, "%s: value too long (at most %zu bytes)", name, outsz - 1);
+        return DR_EINVAL;
+    }
+    return rc == DR_OK ? DR_OK : DR_ENOTFOUND;
+}
+
 static int filter_from_query(struct dr_http_req *req, struct filter_buf *fb, char *err,
                              size_t errsz)
 {
     char v[64];
+    int rc;
 
     memset(fb, 0, sizeof(*fb));
-    if (dr_http_query_param(req, "topic", fb->topic, sizeof(fb->topic)) == 0) {
+    if ((rc = query_value(req, "topic", fb->topic, sizeof(fb->topic), err, errsz)) == DR_OK) {
         fb->f.topic = fb->topic;
+    } else if (rc == DR_EINVAL) {
+        return rc;
     }
-    if (dr_http_query_param(req, "processor", fb->processor, sizeof(fb->processor)) == 0) {
+    if ((rc = query_value(req, "processor", fb->processor, sizeof(fb->processor), err, errsz)) ==
+        DR_OK) {
         fb->f.processor = fb->processor;
+    } else if (rc == DR_EINVAL) {
+        return rc;
     }
-    if (dr_http_query_param(req, "reason", fb->reason, sizeof(fb->reason)) == 0) {
+    if ((rc = query_value(req, "reason", fb->reason, sizeof(fb->reason), err, errsz)) == DR_OK) {
         fb->f.reason = fb->reason;
+    } else if (rc == DR_EINVAL) {
+        return rc;
     }
-    if (dr_http_query_param(req, "error", fb->error, sizeof(fb->error)) == 0) {
+    if ((rc = query_value(req, "error", fb->error, sizeof(fb->error), err, errsz)) == DR_OK) {
         fb->f.error = fb->error;
+    } else if (rc == DR_EINVAL) {
+        return rc;
     }
-    if (dr_http_query_param(req, "since", v, sizeof(v)) == 0 &&
-        parse_time_param(v, &fb->f.since_ms)) {
-        snprintf(err, errsz, "since: expected RFC 3339 time or epoch ms");
+    if ((rc = query_value(req, "since", v, sizeof(v), err, errsz)) == DR_EINVAL ||
+        (rc == DR_OK && parse_time_param(v, &fb->f.since_ms))) {
+        if (rc == DR_OK) {
+            snprintf(err, errsz, "since: expected RFC 3339 time or epoch ms");
+        }
         return DR_EINVAL;
     }
-    if (dr_http_query_param(req, "until", v, sizeof(v)) == 0 &&
-        parse_time_param(v, &fb->f.until_ms)) {
-        snprintf(err, errsz, "until: expected RFC 3339 time or epoch ms");
+    if ((rc = query_value(req, "until", v, sizeof(v), err, errsz)) == DR_EINVAL ||
+        (rc == DR_OK && parse_time_param(v, &fb->f.until_ms))) {
+        if (rc == DR_OK) {
+            snprintf(err, errsz, "until: expected RFC 3339 time or epoch ms");
+        }
         return DR_EINVAL;
     }
-    if (dr_http_query_param(req, "after", v, sizeof(v)) == 0 &&
-        dr_parse_i64(v, &fb->f.after_id)) {
-        snprintf(err, errsz, "after: expected an id");
+    if ((rc = query_value(req, "after", v, sizeof(v), err, errsz)) == DR_EINVAL ||
+        (rc == DR_OK && dr_parse_i64(v, &fb->f.after_id))) {
+        if (rc == DR_OK) {
+            snprintf(err, errsz, "after: expected an id");
+        }
         return DR_EINVAL;
     }
-    if (dr_http_query_param(req, "limit", v, sizeof(v)) == 0) {
+    if ((rc = query_value(req, "limit", v, sizeof(v), err, errsz)) == DR_EINVAL) {
+        return rc;
+    }
+    if (rc == DR_OK) {
         int64_t lim;
         if (dr_parse_i64(v, &lim) || lim < 1 || lim > 1000) {
             snprintf(err, errsz, "limit: expected 1-1000");

@@ -210,6 +210,9 @@ static int pct_decode(const char *s, size_t n, int form, char *out, size_t outsz
             c = ' ';
         }
         if (j + 1 >= outsz) {
+            if (outsz) {
+                out[j] = '\0'; /* callers that look anyway see a string */
+            }
             return DR_ETOOBIG;
         }
         out[j++] = c;

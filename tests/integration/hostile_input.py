@@ -105,6 +105,12 @@ def main():
     error_body(srv.request("POST", "/v1/projects/p/topics/x:publish",
                            {"messages": [{"data": "aGk="}]}, headers=svc), 400)
     error_body(srv.get("/no/such/path"), 404)
+    # A dead-letter filter too long for its field is refused, not dropped (which would list
+    # every dead letter).
+    for q in ("topic=" + "t" * 300, "error=" + "e" * 300, "limit=" + "0" * 70 + "1",
+              "since=" + "9" * 80):
+        assert "too long" in error_body(srv.get("/admin/dlq?" + q, headers=adm), 400), q
+    assert srv.get("/admin/dlq?topic=" + "t" * 255, headers=adm)[0] == 200
     error_body(srv.request("DELETE", "/healthz"), 405)
 
     # Oversize: a body over the 10 MB publish limit, and one over the HTTP body cap (refused
