@@ -576,7 +576,8 @@ static void on_dlq(struct dr_http_req *req, void *ctx)
         run_job(req, j);
         return;
     }
-    j->id = id_from_path(path, "/admin/dlq/", &rest);
+    /* the route is the prefix "/admin/dlq": "/admin/dlqX5" names nothing */
+    j->id = strncmp(path, "/admin/dlq/", 11) == 0 ? id_from_path(path, "/admin/dlq/", &rest) : -1;
     if (j->id < 0) {
         free(j);
         dr_http_respond_error(req, 404, "NOT_FOUND", "no such resource: %s", path);

@@ -205,6 +205,9 @@ static int pct_decode(const char *s, size_t n, int form, char *out, size_t outsz
             if (h >= 0 && l >= 0) {
                 c = (char)(h * 16 + l);
                 i += 2;
+                if (c == '\0' && !form) {
+                    return DR_EINVAL; /* a path cut short would name another resource */
+                }
             }
         } else if (c == '+' && form) {
             c = ' ';

@@ -111,6 +111,12 @@ def main():
               "since=" + "9" * 80):
         assert "too long" in error_body(srv.get("/admin/dlq?" + q, headers=adm), 400), q
     assert srv.get("/admin/dlq?topic=" + "t" * 255, headers=adm)[0] == 200
+    # Paths that only look like a dead letter's: no id is read from them.
+    for path in ("/admin/dlqX5", "/admin/dlq/5%00/replay", "/admin/dlq/5%00x"):
+        assert "no such resource" in error_body(srv.request("DELETE", path, headers=adm),
+                                                404), path
+    assert "no dead letter 5" in error_body(srv.request("DELETE", "/admin/dlq/5", headers=adm),
+                                            404)
     error_body(srv.request("DELETE", "/healthz"), 405)
 
     # Oversize: a body over the 10 MB publish limit, and one over the HTTP body cap (refused
