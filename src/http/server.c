@@ -73,7 +73,7 @@ struct dr_http_req {
 };
 
 /* DRAINING: answered, but the client has not read enough of its responses to be read from. */
-enum conn_state { READING, HANDLING, DRAINING, CLOSING };
+enum conn_state { READING, HANDLING, DRAINING, CLOSING, HIJACKED };
 
 struct conn {
     uv_tcp_t tcp; /* first: the handle's address is the conn's */
@@ -85,6 +85,9 @@ struct conn {
     int reject_status;
     char *left;          /* bytes received but not yet parsed */
     size_t leftlen;
+    int parsing;      /* conn_parse() is on the stack: an answer given at once goes back to it */
+    const char *rest; /* while conn_parse() dispatches: the bytes after the request */
+    size_t restlen;
     char peer[64];
     int loopback;
     struct conn *prev, *next;
@@ -491,10 +494,23 @@ int dr_http_hijack(struct dr_http_req *req, uv_tcp_t **stream, char **extra, siz
         c->next->prev = c->prev;
     }
     c->srv->nconns--;
-    *extra = c->left;
-    *extra_len = c->leftlen;
+    if (c->rest) {
+        /* hijacked while conn_parse() dispatches: what follows the request is still its input */
+        *extra = c->restlen ? dr_xmalloc(c->restlen) : NULL;
+        if (c->restlen) {
+            memcpy(*extra, c->rest, c->restlen);
+        }
+        *extra_len = c->restlen;
+        free(c->left);
+    } else {
+        *extra = c->left;
+        *extra_len = c->leftlen;
+    }
     c->left = NULL;
     c->leftlen = 0;
+    c->rest = NULL;
+    c->restlen = 0;
+    c->state = HIJACKED;
     c->req = NULL;
     t = &c->tcp;
     t->data = NULL;
@@ -598,6 +614,17 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         }
         return;
     }
+    if (c->leftlen) {
+        /* the start of a request kept from before: parse it with what follows */
+        char *left = dr_xrealloc(c->left, c->leftlen + (size_t)n);
+        size_t leftlen = c->leftlen + (size_t)n;
+        memcpy(left + c->leftlen, buf->base, (size_t)n);
+        c->left = NULL;
+        c->leftlen = 0;
+        conn_parse(c, left, leftlen);
+        free(left);
+        return;
+    }
     conn_parse(c, buf->base, (size_t)n);
 }
 
@@ -647,64 +674,100 @@ static void after_response(struct conn *c)
         uv_timer_start(c->timer, on_timeout, c->srv->lim.idle_timeout_ms, 0);
         return;
     }
+    c->state = READING;
+    if (c->parsing) {
+        /* answered at once, inside conn_parse(): its loop goes on with the next request */
+        uv_timer_start(c->timer, on_timeout, c->srv->lim.request_timeout_ms, 0);
+        return;
+    }
     left = c->left;
     leftlen = c->leftlen;
-    c->state = READING;
     c->left = NULL;
     c->leftlen = 0;
     uv_timer_start(c->timer, on_timeout, leftlen ? c->srv->lim.request_timeout_ms
                                                    : c->srv->lim.idle_timeout_ms, 0);
     if (leftlen) {
-        conn_parse(c, left, leftlen);
-    }
-    free(left);
-    if (c->state == READING && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        conn_parse(c, left, leftlen); /* keeps a copy of whatever it does not parse */
+    } else if (!uv_is_closing((uv_handle_t *)&c->tcp)) {
         uv_read_start((uv_stream_t *)&c->tcp, dr_http_read_slab, on_read);
     }
+    free(left);
 }
 
+/*
+ * Parses data request by request. A request answered at once (the usual case) returns here
+ * through after_response() and the next one is parsed in this loop: pipelined requests cost
+ * neither stack depth nor a copy of what follows each of them. Whatever is left when the
+ * connection stops reading (a request handed off, the client not reading its answers) is copied
+ * to c->left once; after_response() parses it when the connection reads again. data may be the
+ * caller's buffer (the read slab, or the previous c->left).
+ */
 static void conn_parse(struct conn *c, const char *data, size_t len)
 {
-    size_t done;
-    enum http_errno e;
+    c->parsing = 1;
+    while (len > 0 && c->state == READING) {
+        size_t done = http_parser_execute(&c->parser, &settings, data, len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
 
-    done = http_parser_execute(&c->parser, &settings, data, len);
-    e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e == HPE_PAUSED) {
-        http_parser_pause(&c->parser, 0);
-    } else if (e != HPE_OK) {
-        if (!c->req) {
-            c->req = req_create(c);
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0);
+        } else if (e != HPE_OK) {
+            if (!c->req) {
+                c->req = req_create(c);
+            }
+            snprintf(c->req->method, sizeof(c->req->method), "GET");
+            c->reject_status = 400;
+            c->state = HANDLING;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            dr_http_respond_error(c->req, 400, "INVALID_ARGUMENT", "malformed HTTP request: %s",
+                                  http_errno_description(e));
+            len = 0; /* the connection closes: the rest is not read */
+            break;
         }
-        snprintf(c->req->method, sizeof(c->req->method), "GET");
-        c->reject_status = 400;
-        c->state = HANDLING;
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        dr_http_respond_error(c->req, 400, "INVALID_ARGUMENT", "malformed HTTP request: %s",
-                              http_errno_description(e));
-        return;
-    }
-    if (done < len) {
-        c->left = dr_xrealloc(c->left, c->leftlen + (len - done));
-        memcpy(c->left + c->leftlen, data + done, len - done);
-        c->leftlen += len - done;
-    }
-    if (c->reject_status) {
-        int st = c->reject_status;
-        c->state = HANDLING;
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        if (st == 413) {
-            dr_http_respond_error(c->req, 413, "INVALID_ARGUMENT",
-                                  "request body larger than %zu bytes",
-                                  c->srv->lim.max_body_bytes);
-        } else {
-            dr_http_respond_error(c->req, 431, "INVALID_ARGUMENT", "request headers too large");
+        data += done;
+        len -= done;
+        if (c->reject_status) {
+            int st = c->reject_status;
+            c->state = HANDLING;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            if (st == 413) {
+                dr_http_respond_error(c->req, 413, "INVALID_ARGUMENT",
+                                      "request body larger than %zu bytes",
+                                      c->srv->lim.max_body_bytes);
+            } else {
+                dr_http_respond_error(c->req, 431, "INVALID_ARGUMENT", "request headers too large");
+            }
+            len = 0;
+            break;
         }
-        return;
+        if (c->req && c->state == HANDLING) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->rest = data;
+            c->restlen = len;
+            dispatch(c);
+            if (c->state == HIJACKED) {
+                return; /* c belongs to whoever took the connection, the rest with it */
+            }
+            c->rest = NULL;
+            c->restlen = 0;
+        } else if (done == 0) {
+            break; /* nothing consumed and nothing to answer: wait for more */
+        }
     }
-    if (c->req && c->state == HANDLING) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        dispatch(c);
+    c->parsing = 0;
+    if (len > 0 && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        /* in front of anything that arrived meanwhile (nothing does while this loop runs) */
+        char *keep = dr_xmalloc(c->leftlen + len);
+        memcpy(keep, data, len);
+        if (c->leftlen) {
+            memcpy(keep + len, c->left, c->leftlen);
+        }
+        free(c->left);
+        c->left = keep;
+        c->leftlen += len;
+    }
+    if (c->state == READING && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        uv_read_start((uv_stream_t *)&c->tcp, dr_http_read_slab, on_read);
     }
 }
 
