@@ -24,6 +24,7 @@
 #define LOAD_BATCH          2000
 #define MAX_PENDING_PUBLISH 200000 /* rows waiting for the writer before publishes get 429 */
 #define INLINE_PARSE_MAX    16384  /* publish bodies up to this size are decoded on the loop */
+#define REREAD_AFTER_MS     1000   /* after the store failed a completion or a read */
 
 enum op_kind { OP_PUBLISH, OP_COMPLETE, OP_UPDATE, OP_ENQUEUE };
 
@@ -80,6 +81,10 @@ struct dr_local {
      * fast path can all come across the same row, and it must run once. */
     struct id_set out;
     uv_timer_t *lease_timer;
+    /* the table is read again from here on (rows the store failed to complete or to read), not
+     * before: a failing store would fail them again at once */
+    int64_t reread_at_ms;
+    uv_timer_t *reread_timer;
     int leasing; /* a renew/take-over pass is under way */
     uv_work_t lease_work;
     struct dr_qmsg *expired;
@@ -363,8 +368,15 @@ static void on_async(uv_async_t *a)
         }
         if (o->kind == OP_COMPLETE && o->msg) {
             if (o->err) {
-                /* Not acked: the row stays and runs again after a restart. */
-                DR_ERROR("local", "ack failed", "message_id=%s", o->msg->message_id);
+                /* Not acked: the row stays, and the table is read again from it a little later
+                 * (rows still out with the router are skipped there). */
+                DR_ERROR("local", "ack failed, the message runs again",
+                         "message_id=%s error=\"%s\"", o->msg->message_id, dr_strerror(o->err));
+                if (o->msg->source_id <= l->cursor) {
+                    l->cursor = o->msg->source_id - 1;
+                }
+                l->backlog = 1;
+                l->reread_at_ms = dr_mono_ms() + REREAD_AFTER_MS;
             }
             id_set_remove(&l->out, o->msg->source_id); /* done or not, the router let go */
             dr_router_release(l->router, o->msg);
@@ -545,6 +557,8 @@ static void load_done(uv_work_t *w, int status)
     l->loading = 0;
     if (l->load_err) {
         DR_ERROR("local", "queue load failed", "error=\"%s\"", dr_strerror(l->load_err));
+        l->reread_at_ms = dr_mono_ms() + REREAD_AFTER_MS;
+        maybe_load(l);
         return;
     }
     for (size_t i = 0; i < l->nloaded; i++) {
@@ -568,10 +582,23 @@ static void load_done(uv_work_t *w, int status)
     maybe_load(l);
 }
 
+static void on_reread_timer(uv_timer_t *t)
+{
+    maybe_load(t->data);
+}
+
 static void maybe_load(struct dr_local *l)
 {
     if (!l->started || l->stopping || !l->backlog || l->loading || !dr_router_has_room(l->router)) {
         return;
+    }
+    if (l->reread_at_ms) {
+        int64_t wait = l->reread_at_ms - dr_mono_ms();
+        if (wait > 0) {
+            uv_timer_start(l->reread_timer, on_reread_timer, (uint64_t)wait, 0);
+            return;
+        }
+        l->reread_at_ms = 0;
     }
     l->loading = 1;
     l->dropped = 0;
@@ -863,6 +890,9 @@ int dr_local_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_stor
         l->lease_timer->data = l;
         uv_timer_start(l->lease_timer, on_lease_timer, (uint64_t)lease / 3, (uint64_t)lease / 3);
     }
+    l->reread_timer = dr_xcalloc(1, sizeof(*l->reread_timer));
+    uv_timer_init(loop, l->reread_timer);
+    l->reread_timer->data = l;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     l->async = dr_xcalloc(1, sizeof(*l->async));
@@ -945,6 +975,7 @@ void dr_local_destroy(struct dr_local *l)
     /* the loop finishes the close after this returns: the handle must outlive the source */
     uv_close((uv_handle_t *)l->async, free_handle);
     uv_close((uv_handle_t *)l->lease_timer, free_handle);
+    uv_close((uv_handle_t *)l->reread_timer, free_handle);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     free(l->out.slot);
