@@ -98,7 +98,10 @@ void dr_email_global_init(void);
  * a new dr_email (free with dr_email_destroy()); on failure *out is NULL and the reason is
  * available from dr_email_error_reason() on the same thread:
  *   DR_ETOOBIG  len > max_message_bytes, or a MIME structure built to make parsing slow
- *               (lines starting with "--" times declared boundaries over a fixed budget)
+ *               (lines starting with "--" times declared boundaries over a fixed budget),
+ *               or an address field with over 10,000 ':' (groups nested in groups, which
+ *               GMime parses recursively); dr_email_from_fields() drops such a field
+ *               with a warning instead
  *   DR_EINVAL   empty input, or no header field could be found (not an email)
  *   DR_ENOMEM   allocation failed
  * Thread-safe; does not block on I/O.

@@ -894,6 +894,24 @@ static int choose_bodies(struct ctx *c, GMimeObject *root)
 
 /* ---- headers ---------------------------------------------------------------------------- */
 
+/*
+ * GMime parses the address fields (Sender, From, Reply-To, To, Cc, Bcc) as it reads them, and a
+ * "name:" there opens a group whose members are parsed one call deeper: "To: g:g:g:..." nests a
+ * group per ':' and tens of thousands of them overflow the stack. A field with more ':'s than
+ * this (every nesting level takes one) is refused; real address lists hold a handful.
+ */
+#define ADDRESS_COLONS_MAX 10000
+
+static size_t address_colons(const char *s, size_t n)
+{
+    size_t colons = 0;
+
+    for (const char *p = s; (p = memchr(p, ':', (size_t)(s + n - p))) != NULL; p++) {
+        colons++;
+    }
+    return colons;
+}
+
 static void flatten(struct dr_email *em, struct dr_email_addr_list *l, InternetAddressList *list,
                     int depth, int *full)
 {
@@ -939,6 +957,11 @@ void dr__email_parse_addresses(struct dr_email *em, struct dr_email_addr_list *l
     GMimeParserOptions *o;
     InternetAddressList *list;
 
+    if (address_colons(text, strlen(text)) > ADDRESS_COLONS_MAX) {
+        dr__email_warn(em, "%s has more than %d ':' (groups nested too deeply); ignored", what,
+                       ADDRESS_COLONS_MAX);
+        return;
+    }
     dr__email_gmime_init();
     o = new_options(em);
     list = internet_address_list_parse(o, text);
@@ -1160,6 +1183,65 @@ static int too_complex(const char *raw, size_t len, size_t *lines, size_t *bound
     return (double)*lines * (double)*bounds > (double)BOUNDARY_WORK_BUDGET;
 }
 
+/* Whether the line at raw[i] starts an address field GMime parses ("To:", "cc :"); *value is
+ * then the index after its ':'. */
+static int address_field_at(const char *raw, size_t len, size_t i, size_t *value)
+{
+    static const char *const names[] = {"sender", "from", "reply-to", "to", "cc", "bcc"};
+
+    for (size_t k = 0; k < DR_ARRAY_LEN(names); k++) {
+        size_t m = strlen(names[k]), j = i + m;
+
+        if (len - i < m || g_ascii_strncasecmp(raw + i, names[k], m) != 0) {
+            continue;
+        }
+        while (j < len && (raw[j] == ' ' || raw[j] == '\t')) {
+            j++;
+        }
+        if (j < len && raw[j] == ':') {
+            *value = j + 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether an address field anywhere in raw (the message's, or an attached message's), with its
+ * continuation lines, has more than ADDRESS_COLONS_MAX ':'s. */
+static int addresses_too_nested(const char *raw, size_t len)
+{
+    size_t i = 0;
+
+    if (len <= ADDRESS_COLONS_MAX) {
+        return 0;
+    }
+    while (i < len) {
+        const char *nl;
+        size_t v;
+
+        if (address_field_at(raw, len, i, &v)) {
+            size_t end = v;
+
+            /* the field ends at a line break not followed by a blank */
+            while ((nl = memchr(raw + end, '\n', len - end)) != NULL &&
+                   (size_t)(nl - raw) + 1 < len && (nl[1] == ' ' || nl[1] == '\t')) {
+                end = (size_t)(nl - raw) + 1;
+            }
+            end = nl ? (size_t)(nl - raw) : len;
+            if (address_colons(raw + v, end - v) > ADDRESS_COLONS_MAX) {
+                return 1;
+            }
+            i = end;
+        }
+        nl = memchr(raw + i, '\n', len - i);
+        if (!nl) {
+            break;
+        }
+        i = (size_t)(nl - raw) + 1;
+    }
+    return 0;
+}
+
 int dr_email_parse(const char *raw, size_t len, const struct dr_email_limits *lim,
                    struct dr_email **out)
 {
@@ -1206,6 +1288,11 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
                                  lines, bounds);
             return DR_ETOOBIG;
         }
+    }
+    if (addresses_too_nested(raw, len)) {
+        dr__email_set_reason("an address field has more than %d ':' (groups nested too deeply)",
+                             ADDRESS_COLONS_MAX);
+        return DR_ETOOBIG;
     }
     dr__email_gmime_init();
     em = dr_xcalloc(1, sizeof(*em));

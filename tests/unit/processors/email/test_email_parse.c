@@ -287,6 +287,67 @@ static void boundary_bomb(void **state)
     g_string_free(m, TRUE);
 }
 
+/* Generated regression input (tests/data/email/generated/): "To: g:g:g:..." nests 50,000 groups,
+ * which GMime parses one call deeper each and which overflowed the stack. */
+static void address_group_bomb(void **state)
+{
+    size_t n = 0;
+    char *raw = email_data("generated/nested_groups.eml", &n);
+    struct dr_email *em = (struct dr_email *)&n; /* must be reset to NULL */
+    GString *m;
+    int warned = 0;
+    cJSON *p;
+    char *to;
+
+    assert_non_null(raw);
+    assert_int_equal(dr_email_parse(raw, n, NULL, &em), DR_ETOOBIG);
+    assert_null(em);
+    assert_non_null(strstr(dr_email_error_reason(), "nested too deeply"));
+
+    /* the same field in an attached message, folded over lines, and as a Cc */
+    m = g_string_new("From: a@example.org\nSubject: fwd\nContent-Type: multipart/mixed; "
+                     "boundary=b\n\n--b\nContent-Type: text/plain\n\nsee below\n--b\n"
+                     "Content-Type: message/rfc822\n\nFrom: c@example.org\nCC :");
+    for (int i = 0; i < 50000; i++) {
+        g_string_append(m, i % 50 ? "g:" : "\n g:");
+    }
+    g_string_append(m, "\nSubject: inner\n\nbody\n--b--\n");
+    assert_int_equal(dr_email_parse(m->str, m->len, NULL, &em), DR_ETOOBIG);
+    assert_null(em);
+
+    /* colons elsewhere do not count: a group, a long header, and a body full of them */
+    g_string_assign(m, "From: a@example.org\nTo: undisclosed-recipients:;\nX-Data: ");
+    for (int i = 0; i < 20000; i++) {
+        g_string_append(m, "k:");
+    }
+    g_string_append(m, "\n\n");
+    for (int i = 0; i < 20000; i++) {
+        g_string_append(m, "to: a:b:c\n");
+    }
+    assert_int_equal(dr_email_parse(m->str, m->len, NULL, &em), DR_OK);
+    assert_non_null(em);
+    dr_email_destroy(em);
+    em = NULL;
+    g_string_free(m, TRUE);
+
+    /* the pre-parsed fields of a backfill payload: the field is dropped with a warning */
+    to = strndup(raw + 4, n - 6);
+    p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "from", "a@example.org");
+    cJSON_AddStringToObject(p, "to", to);
+    assert_int_equal(dr_email_from_fields(p, NULL, &em), DR_OK);
+    assert_int_equal(em->to.n, 0);
+    for (size_t i = 0; i < em->n_warnings; i++) {
+        warned |= strstr(em->warnings[i], "nested too deeply") != NULL;
+    }
+    assert_true(warned);
+    assert_string_equal(em->from.address, "a@example.org");
+    dr_email_destroy(em);
+    cJSON_Delete(p);
+    free(to);
+    free(raw);
+}
+
 static void long_body_is_cut(void **state)
 {
     struct dr_email_limits lim;
@@ -955,6 +1016,7 @@ int main(void)
         cmocka_unit_test(many_parts),
         cmocka_unit_test(too_big),
         cmocka_unit_test(boundary_bomb),
+        cmocka_unit_test(address_group_bomb),
         cmocka_unit_test(long_body_is_cut),
         cmocka_unit_test(header_only),
         cmocka_unit_test(not_an_email),
