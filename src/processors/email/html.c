@@ -359,8 +359,9 @@ static void emit_attr_text(struct writer *w, const char *v, size_t n)
 
 static int link_worth_keeping(const char *href, size_t n)
 {
-    return n > 0 && n < 2048 &&
-           (strncasecmp(href, "http://", 7) == 0 || strncasecmp(href, "https://", 8) == 0);
+    /* href is not NUL-terminated: it may end the input */
+    return n < 2048 && ((n >= 7 && strncasecmp(href, "http://", 7) == 0) ||
+                        (n >= 8 && strncasecmp(href, "https://", 8) == 0));
 }
 
 int dr__email_html_to_text(const char *s, size_t n, struct dr_buf *out)

@@ -22,6 +22,7 @@
 #include "dr/err.h"
 #include "dr/util.h"
 #include "processors/email/email_int.h"
+#include "unit/processors/email/testutil.h"
 
 int ref_html_to_text(const char *html, size_t len, struct dr_buf *out);
 #include "html_ref.h"
@@ -221,12 +222,44 @@ static void markup_without_text(void **state)
     }
 }
 
+/* Generated regression input (tests/data/email/generated/href_at_end.html): a link target cut by
+ * the end of the input, given without a NUL after it, is not read past its end. */
+static void href_at_end(void **state)
+{
+    size_t n = 0;
+    char *file = email_data("generated/href_at_end.html", &n);
+    static const char *const more[] = {"<a href=\"http://", "<a href=\"https://e.x/\">t</a",
+                                       "<a href=h", "<a href=\"HTTPS://e.example/\">t</a>"};
+    struct dr_buf b;
+    char *exact;
+
+    (void)state;
+    assert_non_null(file);
+    for (size_t k = 0; k <= DR_ARRAY_LEN(more); k++) {
+        const char *html = k ? more[k - 1] : file;
+        size_t len = k ? strlen(html) : n;
+
+        exact = malloc(len); /* no terminator: the converter must stay within len */
+        assert_non_null(exact);
+        memcpy(exact, html, len);
+        dr_buf_init(&b, SIZE_MAX);
+        assert_int_equal(dr__email_html_to_text(exact, len, &b), DR_OK);
+        if (k == DR_ARRAY_LEN(more)) {
+            assert_non_null(strstr(b.data, "HTTPS://e.example/")); /* a kept link */
+        }
+        dr_buf_cleanup(&b);
+        free(exact);
+    }
+    free(file);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(generated),
         cmocka_unit_test(corpora),
         cmocka_unit_test(markup_without_text),
+        cmocka_unit_test(href_at_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
