@@ -222,12 +222,12 @@ static void markup_without_text(void **state)
     }
 }
 
-/* Generated regression input (tests/data/email/generated/href_at_end.html): a link target cut by
+/* Generated regression input (tests/data/regress/email/href_at_end.html): a link target cut by
  * the end of the input, given without a NUL after it, is not read past its end. */
 static void href_at_end(void **state)
 {
     size_t n = 0;
-    char *file = email_data("generated/href_at_end.html", &n);
+    char *file = email_data("../regress/email/href_at_end.html", &n);
     static const char *const more[] = {"<a href=\"http://", "<a href=\"https://e.x/\">t</a",
                                        "<a href=h", "<a href=\"HTTPS://e.example/\">t</a>"};
     struct dr_buf b;

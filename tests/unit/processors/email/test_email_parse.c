@@ -287,12 +287,12 @@ static void boundary_bomb(void **state)
     g_string_free(m, TRUE);
 }
 
-/* Generated regression input (tests/data/email/generated/): "To: g:g:g:..." nests 50,000 groups,
+/* Generated regression input (tests/data/regress/email/): "To: g:g:g:..." nests 50,000 groups,
  * which GMime parses one call deeper each and which overflowed the stack. */
 static void address_group_bomb(void **state)
 {
     size_t n = 0;
-    char *raw = email_data("generated/nested_groups.eml", &n);
+    char *raw = email_data("../regress/email/nested_groups.eml", &n);
     struct dr_email *em = (struct dr_email *)&n; /* must be reset to NULL */
     GString *m;
     int warned = 0;
