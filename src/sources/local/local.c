@@ -85,6 +85,7 @@ struct dr_local {
      * before: a failing store would fail them again at once */
     int64_t reread_at_ms;
     uv_timer_t *reread_timer;
+    struct delayed *delayed; /* rows waiting for their retry time */
     int leasing; /* a renew/take-over pass is under way */
     uv_work_t lease_work;
     struct dr_qmsg *expired;
@@ -376,6 +377,7 @@ static void on_async(uv_async_t *a)
                     l->cursor = o->msg->source_id - 1;
                 }
                 l->backlog = 1;
+                l->dropped = 1; /* a read under way started past it: it must not end the backlog */
                 l->reread_at_ms = dr_mono_ms() + REREAD_AFTER_MS;
             }
             id_set_remove(&l->out, o->msg->source_id); /* done or not, the router let go */
@@ -426,11 +428,25 @@ static struct dr_msg *row_to_msg(struct dr_local *l, struct dr_qmsg *q)
     return m;
 }
 
+/* A row whose retry time has not come yet, waiting on its timer (listed in dr_local.delayed). */
 struct delayed {
     uv_timer_t timer;
     struct dr_local *l;
     struct dr_msg *msg;
+    struct delayed *prev, *next;
 };
+
+static void delayed_unlink(struct dr_local *l, struct delayed *d)
+{
+    if (d->prev) {
+        d->prev->next = d->next;
+    } else {
+        l->delayed = d->next;
+    }
+    if (d->next) {
+        d->next->prev = d->prev;
+    }
+}
 
 static void delayed_closed(uv_handle_t *h)
 {
@@ -440,6 +456,7 @@ static void delayed_closed(uv_handle_t *h)
 static void on_delayed(uv_timer_t *t)
 {
     struct delayed *d = (struct delayed *)t;
+    delayed_unlink(d->l, d);
     dr_router_submit(d->l->router, d->msg, &local_ops, d->l);
     uv_close((uv_handle_t *)t, delayed_closed);
 }
@@ -463,6 +480,11 @@ static void submit_row_at(struct dr_local *l, struct dr_qmsg *q, int advance)
         uv_timer_init(l->loop, &d->timer);
         d->l = l;
         d->msg = m;
+        d->next = l->delayed;
+        if (l->delayed) {
+            l->delayed->prev = d;
+        }
+        l->delayed = d;
         uv_timer_start(&d->timer, on_delayed, (uint64_t)wait, 0);
         return;
     }
@@ -976,6 +998,13 @@ void dr_local_destroy(struct dr_local *l)
     uv_close((uv_handle_t *)l->async, free_handle);
     uv_close((uv_handle_t *)l->lease_timer, free_handle);
     uv_close((uv_handle_t *)l->reread_timer, free_handle);
+    /* rows waiting for their retry time stay in the table: they run after the restart */
+    while (l->delayed) {
+        struct delayed *d = l->delayed;
+        delayed_unlink(l, d);
+        dr_msg_unref(d->msg);
+        uv_close((uv_handle_t *)&d->timer, delayed_closed);
+    }
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     free(l->out.slot);
