@@ -60,6 +60,7 @@ struct dr_http_req {
     size_t nheaders;
     size_t header_bytes;
     int last_was_value;
+    int headers_done; /* what follows the headers (chunked trailers) is not a header */
     struct dr_buf body;
     struct dr_buf extra_headers;
     int keepalive;
@@ -816,7 +817,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     struct conn *c = p->data;
     struct dr_http_req *r = c->req;
 
-    if (header_bytes(c, len)) {
+    if (header_bytes(c, len) || r->headers_done) {
         return 0;
     }
     if (r->last_was_value || r->nheaders == 0) {
@@ -837,7 +838,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct conn *c = p->data;
     struct dr_http_req *r = c->req;
 
-    if (header_bytes(c, len) || r->nheaders == 0) {
+    if (header_bytes(c, len) || r->nheaders == 0 || r->headers_done) {
         return 0;
     }
     r->last_was_value = 1;
@@ -852,6 +853,7 @@ static int on_headers_complete(http_parser *p)
     struct http_parser_url u;
     const char *url;
 
+    r->headers_done = 1;
     for (size_t i = 0; i < r->nheaders; i++) {
         if (!r->headers[i].value) {
             r->headers[i].value = dr_xstrdup("");
