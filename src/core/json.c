@@ -24,7 +24,8 @@ int dr_json_i64(const cJSON *obj, const char *key, int64_t *out)
         return DR_EINVAL;
     }
     d = it->valuedouble;
-    if (d != (double)(int64_t)d) {
+    /* converting a double outside [-2^63, 2^63) (or NaN) to int64_t is undefined */
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != (double)(int64_t)d) {
         return DR_EINVAL;
     }
     *out = (int64_t)d;

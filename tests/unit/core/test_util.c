@@ -102,6 +102,44 @@ static void json_pointer(void **state)
     cJSON_Delete(j);
 }
 
+/* Numbers beyond int64_t's range are refused before any conversion (converting them is
+ * undefined). The first body is a generated input: a Pub/Sub pull answer whose deliveryAttempt
+ * went through dr_json_i64(). */
+static void json_i64_range(void **state)
+{
+    static const char *const out_of_range[] = {
+        "{\"receivedMessages\": [{\"ackId\": \"ack-1\", \"deliveryAttempt\": "
+        "66666666666666666666666666666663}]}",
+        "{\"v\":9223372036854775807}", /* rounds to 2^63 as a double */
+        "{\"v\":-9223372036854780000}",
+        "{\"v\":1e300}",
+        "{\"v\":-1e300}",
+        "{\"v\":1e999}",
+        "{\"v\":-1e999}",
+        "{\"v\":0.5}"};
+    int64_t v = 0;
+
+    for (size_t i = 0; i < DR_ARRAY_LEN(out_of_range); i++) {
+        cJSON *j = cJSON_Parse(out_of_range[i]);
+        const cJSON *obj =
+            i == 0 ? cJSON_GetArrayItem(cJSON_GetObjectItem(j, "receivedMessages"), 0) : j;
+        assert_non_null(j);
+        assert_int_equal(dr_json_i64(obj, i == 0 ? "deliveryAttempt" : "v", &v), DR_EINVAL);
+        cJSON_Delete(j);
+    }
+    {
+        cJSON *j =
+            cJSON_Parse("{\"min\":-9223372036854775808,\"big\":9007199254740992,\"s\":\"1\"}");
+        assert_int_equal(dr_json_i64(j, "min", &v), DR_OK);
+        assert_true(v == INT64_MIN);
+        assert_int_equal(dr_json_i64(j, "big", &v), DR_OK);
+        assert_true(v == 9007199254740992LL);
+        assert_int_equal(dr_json_i64(j, "s", &v), DR_EINVAL);
+        assert_int_equal(dr_json_i64(j, "none", &v), DR_ENOTFOUND);
+        cJSON_Delete(j);
+    }
+}
+
 static void ct_equal(void **state)
 {
     assert_true(dr_ct_equal("abc", 3, "abc", 3));
@@ -345,12 +383,19 @@ static void utf8_encode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(buf_limit),        cmocka_unit_test(buf_json_escape),
-        cmocka_unit_test(base64_roundtrip), cmocka_unit_test(base64_rejects_junk),
-        cmocka_unit_test(time_roundtrip),   cmocka_unit_test(json_pointer),
-        cmocka_unit_test(ct_equal),         cmocka_unit_test(msgid_bare),
-        cmocka_unit_test(utf8_encode),      cmocka_unit_test(metrics_render),
-        cmocka_unit_test(utf8_valid),       cmocka_unit_test(json_str_matches_ref),
+        cmocka_unit_test(buf_limit),
+        cmocka_unit_test(buf_json_escape),
+        cmocka_unit_test(base64_roundtrip),
+        cmocka_unit_test(base64_rejects_junk),
+        cmocka_unit_test(time_roundtrip),
+        cmocka_unit_test(json_pointer),
+        cmocka_unit_test(json_i64_range),
+        cmocka_unit_test(ct_equal),
+        cmocka_unit_test(msgid_bare),
+        cmocka_unit_test(utf8_encode),
+        cmocka_unit_test(metrics_render),
+        cmocka_unit_test(utf8_valid),
+        cmocka_unit_test(json_str_matches_ref),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
