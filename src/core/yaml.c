@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,64 @@ static cJSON *scalar(const yaml_event_t *ev)
         }
     }
     return cJSON_CreateString(v);
+}
+
+struct key_at {
+    const char *key;
+    size_t at; /* position in the mapping */
+};
+
+static int key_cmp(const void *a, const void *b)
+{
+    const struct key_at *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+
+    return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+/*
+ * DR_EINVAL naming the first key that repeats an earlier one of the mapping obj, if one does.
+ * Sorting keeps a mapping of many keys O(n log n); looking each key up among the ones before
+ * it was quadratic (a 1 MB file of 100,000 keys took minutes).
+ */
+static int duplicate_key(const cJSON *obj, char *err, size_t es)
+{
+    size_t n = 0, i = 0, first = SIZE_MAX;
+    const char *dup = NULL;
+    struct key_at *v;
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, obj)
+    {
+        n++;
+    }
+    if (n < 2) {
+        return DR_OK;
+    }
+    v = malloc(n * sizeof(*v));
+    if (!v) {
+        snprintf(err, es, "out of memory");
+        return DR_ENOMEM;
+    }
+    cJSON_ArrayForEach(it, obj)
+    {
+        v[i].key = it->string;
+        v[i].at = i;
+        i++;
+    }
+    qsort(v, n, sizeof(*v), key_cmp);
+    for (i = 1; i < n; i++) {
+        /* the repeat met first when reading: the earliest second occurrence */
+        if (strcmp(v[i - 1].key, v[i].key) == 0 && v[i].at < first) {
+            first = v[i].at;
+            dup = v[i].key;
+        }
+    }
+    if (dup) {
+        snprintf(err, es, "duplicate key '%s'", dup);
+    }
+    free(v);
+    return dup ? DR_EINVAL : DR_OK;
 }
 
 /* Parses one node whose first event is ev; consumes up to its end. */
@@ -113,15 +172,11 @@ static int node(yaml_parser_t *p, yaml_event_t *ev, int depth, cJSON **out, char
                 free(key);
                 break;
             }
-            if (cJSON_GetObjectItemCaseSensitive(item, key)) {
-                snprintf(err, es, "duplicate key '%s'", key);
-                cJSON_Delete(child);
-                free(key);
-                rc = DR_EINVAL;
-                break;
-            }
             cJSON_AddItemToObject(item, key, child);
             free(key);
+        }
+        if (!rc) {
+            rc = duplicate_key(item, err, es);
         }
         break;
     default:

@@ -9,6 +9,7 @@
 #include <glib.h>
 
 #include "dr/buf.h"
+#include "dr/config.h"
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/metrics.h"
@@ -138,6 +139,50 @@ static void json_i64_range(void **state)
         assert_int_equal(dr_json_i64(j, "none", &v), DR_ENOTFOUND);
         cJSON_Delete(j);
     }
+}
+
+/* A mapping of 100,000 keys (a generated 1.2 MB document) is checked for duplicates in
+ * O(n log n): looking each key up among the ones before it took minutes. The duplicate reported
+ * is still the first one met when reading. */
+static void yaml_many_keys(void **state)
+{
+    struct dr_buf b;
+    cJSON *j = NULL;
+    char err[128];
+    uint64_t t0;
+
+    dr_buf_init(&b, 4u << 20);
+    dr_buf_appends(&b, "x:\n");
+    for (int i = 0; i < 100000; i++) {
+        dr_buf_printf(&b, "  k%d: 1\n", i);
+    }
+    t0 = dr_mono_ns();
+    assert_int_equal(dr_yaml_to_json(b.data, b.len, &j, err, sizeof(err)), DR_OK);
+    assert_true(dr_mono_ns() - t0 < 20ull * 1000 * 1000 * 1000);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "x")), 100000);
+    cJSON_Delete(j);
+    dr_buf_appends(&b, "  k5: 2\n");
+    assert_int_equal(dr_yaml_to_json(b.data, b.len, &j, err, sizeof(err)), DR_EINVAL);
+    assert_null(j);
+    assert_string_equal(err, "duplicate key 'k5'");
+    dr_buf_cleanup(&b);
+
+    static const struct {
+        const char *yaml, *err;
+    } dup[] = {
+        {"a: 1\nb: 2\na: 3\n", "duplicate key 'a'"},
+        {"b: 1\na: 1\na: 2\nb: 3\n", "duplicate key 'a'"},
+        {"z: 1\nb: 1\nz: 2\nb: 3\n", "duplicate key 'z'"},
+        {"o: {p: [ {q: 1, q: 2} ]}\n", "duplicate key 'q'"},
+    };
+    for (size_t i = 0; i < DR_ARRAY_LEN(dup); i++) {
+        assert_int_equal(dr_yaml_to_json(dup[i].yaml, strlen(dup[i].yaml), &j, err, sizeof(err)),
+                         DR_EINVAL);
+        assert_string_equal(err, dup[i].err);
+    }
+    assert_int_equal(dr_yaml_to_json("a: {b: 1}\nb: {a: 1, b: 2}\n", 26, &j, err, sizeof(err)),
+                     DR_OK);
+    cJSON_Delete(j);
 }
 
 static void ct_equal(void **state)
@@ -383,19 +428,13 @@ static void utf8_encode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(buf_limit),
-        cmocka_unit_test(buf_json_escape),
-        cmocka_unit_test(base64_roundtrip),
-        cmocka_unit_test(base64_rejects_junk),
-        cmocka_unit_test(time_roundtrip),
-        cmocka_unit_test(json_pointer),
-        cmocka_unit_test(json_i64_range),
-        cmocka_unit_test(ct_equal),
-        cmocka_unit_test(msgid_bare),
-        cmocka_unit_test(utf8_encode),
-        cmocka_unit_test(metrics_render),
-        cmocka_unit_test(utf8_valid),
-        cmocka_unit_test(json_str_matches_ref),
+        cmocka_unit_test(buf_limit),        cmocka_unit_test(buf_json_escape),
+        cmocka_unit_test(base64_roundtrip), cmocka_unit_test(base64_rejects_junk),
+        cmocka_unit_test(time_roundtrip),   cmocka_unit_test(json_pointer),
+        cmocka_unit_test(json_i64_range),   cmocka_unit_test(yaml_many_keys),
+        cmocka_unit_test(ct_equal),         cmocka_unit_test(msgid_bare),
+        cmocka_unit_test(utf8_encode),      cmocka_unit_test(metrics_render),
+        cmocka_unit_test(utf8_valid),       cmocka_unit_test(json_str_matches_ref),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
