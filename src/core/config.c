@@ -448,6 +448,10 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
             parse_retry(v, cJSON_GetObjectItemCaseSensitive(sec, "default"), "retry.default",
                         &c->retry_default);
         }
+        if (types && !cJSON_IsObject(types)) {
+            fail(v, "retry.types", "expected a mapping of type: {max_attempts, ...}");
+            return;
+        }
         if (types) {
             c->retry = dr_xcalloc((size_t)cJSON_GetArraySize(types) + 1, sizeof(*c->retry));
             cJSON_ArrayForEach(e, types)
@@ -462,6 +466,10 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     }
     sec = cJSON_GetObjectItemCaseSensitive(root, "breakers");
     if (sec) {
+        if (!cJSON_IsObject(sec)) {
+            fail(v, "breakers", "expected a mapping of name: {failure_threshold, open_for}");
+            return;
+        }
         c->breakers = dr_xcalloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*c->breakers));
         cJSON_ArrayForEach(e, sec)
         {
@@ -477,6 +485,10 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     }
     sec = cJSON_GetObjectItemCaseSensitive(root, "processors");
     if (sec) {
+        if (!cJSON_IsObject(sec)) {
+            fail(v, "processors", "expected a mapping of processor: {settings}");
+            return;
+        }
         cJSON_ArrayForEach(e, sec)
         {
             if (!dr_processor_find(e->string)) {

@@ -335,6 +335,11 @@ static void config_errors(void **state)
     expect_config_error("api_keys: [{name: a, role: root, sha256: x}]\n", "api_keys[0].role");
     expect_config_error("routes:\n  - processors: [log]\n    match: {payload: {status: x}}\n",
                         "JSON pointer");
+    /* sections keyed by name given as lists (the first is a generated input): refused, not
+     * read as keys that are not there */
+    expect_config_error("processors: [log]\n", "processors: expected a mapping");
+    expect_config_error("breakers: [default]\n", "breakers: expected a mapping");
+    expect_config_error("retry: {types: [test]}\n", "retry.types: expected a mapping");
     /* the embedded defaults load */
     struct dr_config *c = NULL;
     char err[256];
