@@ -105,20 +105,22 @@ static void get_int(struct vctx *v, const cJSON *obj, const char *key, const cha
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
     char full[256];
+    int64_t n;
 
     if (!it || cJSON_IsNull(it)) {
         return;
     }
     snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", key);
-    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int64_t)it->valuedouble) {
+    /* dr_json_i64() refuses numbers beyond int64_t before converting them */
+    if (!cJSON_IsNumber(it) || dr_json_i64(obj, key, &n) != DR_OK) {
         fail(v, full, "expected an integer");
         return;
     }
-    if (it->valuedouble < (double)min || it->valuedouble > (double)max) {
+    if (n < min || n > max) {
         fail(v, full, "must be between %lld and %lld", (long long)min, (long long)max);
         return;
     }
-    *out = (int64_t)it->valuedouble;
+    *out = n;
 }
 
 static void get_double(struct vctx *v, const cJSON *obj, const char *key, const char *path,
@@ -148,7 +150,9 @@ static void get_duration(struct vctx *v, const cJSON *obj, const char *key, cons
         return;
     }
     snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", key);
-    if (cJSON_IsNumber(it) && it->valuedouble >= 0) {
+    /* a bare number of ms, bounded as dr_parse_duration() bounds "30s" (converting a double
+     * beyond int64_t's range is undefined) */
+    if (cJSON_IsNumber(it) && it->valuedouble >= 0 && it->valuedouble <= 9.2e15) {
         *out = (int64_t)it->valuedouble;
         return;
     }

@@ -340,6 +340,15 @@ static void config_errors(void **state)
     expect_config_error("processors: [log]\n", "processors: expected a mapping");
     expect_config_error("breakers: [default]\n", "breakers: expected a mapping");
     expect_config_error("retry: {types: [test]}\n", "retry.types: expected a mapping");
+    /* numbers beyond int64_t's range are refused, not converted (the first is a generated
+     * input) */
+    expect_config_error(
+        "dedup:\n  window: 111111111111111111111111111111111111111111111111111111111111"
+        "1111111111111111111111111111111111111111111111111\n",
+        "dedup.window");
+    expect_config_error("dedup: {window: 1e999}\n", "dedup.window");
+    expect_config_error("workers: 1e300\n", "workers");
+    expect_config_error("http: {port: -1e300}\n", "http.port");
     /* the embedded defaults load */
     struct dr_config *c = NULL;
     char err[256];
