@@ -80,6 +80,9 @@ struct dr_local {
     /* Rows handed to the router and not completed yet: a backlog load, a take-over and the
      * fast path can all come across the same row, and it must run once. */
     struct id_set out;
+    /* rows completed while a backlog read was under way: the read may have seen them before
+     * their completion was committed, and must not hand them over again */
+    struct id_set done_in_read;
     uv_timer_t *lease_timer;
     /* the table is read again from here on (rows the store failed to complete or to read), not
      * before: a failing store would fail them again at once */
@@ -136,6 +139,12 @@ static void id_set_add(struct id_set *s, int64_t id)
         s->slot[i] = id;
         s->n++;
     }
+}
+
+static void id_set_clear(struct id_set *s)
+{
+    free(s->slot);
+    memset(s, 0, sizeof(*s));
 }
 
 static void id_set_remove(struct id_set *s, int64_t id)
@@ -381,6 +390,9 @@ static void on_async(uv_async_t *a)
                 l->reread_at_ms = dr_mono_ms() + REREAD_AFTER_MS;
             }
             id_set_remove(&l->out, o->msg->source_id); /* done or not, the router let go */
+            if (!o->err && l->loading) {
+                id_set_add(&l->done_in_read, o->msg->source_id);
+            }
             dr_router_release(l->router, o->msg);
         }
         /* Newly committed rows go to the router. */
@@ -579,6 +591,7 @@ static void load_done(uv_work_t *w, int status)
     l->loading = 0;
     if (l->load_err) {
         DR_ERROR("local", "queue load failed", "error=\"%s\"", dr_strerror(l->load_err));
+        id_set_clear(&l->done_in_read);
         l->reread_at_ms = dr_mono_ms() + REREAD_AFTER_MS;
         maybe_load(l);
         return;
@@ -590,11 +603,15 @@ static void load_done(uv_work_t *w, int status)
         if (l->loaded[i].id <= l->cursor) {
             continue; /* handed over by the fast path meanwhile */
         }
+        if (id_set_has(&l->done_in_read, l->loaded[i].id)) {
+            continue; /* read before its completion was committed: done */
+        }
         if (!dr_router_has_room(l->router)) {
             break;
         }
         submit_row(l, &l->loaded[i]);
     }
+    id_set_clear(&l->done_in_read); /* the next read starts after these commits */
     if (l->nloaded == 0 && !l->dropped) {
         l->backlog = 0;
     }
@@ -1007,6 +1024,7 @@ void dr_local_destroy(struct dr_local *l)
     }
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
-    free(l->out.slot);
+    id_set_clear(&l->out);
+    id_set_clear(&l->done_in_read);
     free(l);
 }
