@@ -230,6 +230,42 @@ static int record_one(struct dr_db_tx *tx, const struct dr_shipment_event *ev, i
     return err;
 }
 
+/*
+ * Creates the shipment row or locks the existing one before anything is read from it, so that
+ * "new" and "status before" describe what this transaction changed. Without it a worker recording
+ * the same number as another, uncommitted one (PostgreSQL, READ COMMITTED) read the shipment
+ * before that one committed: it called the shipment new (or kept its old status) although the
+ * other worker had already created it or moved it, and the change was notified twice.
+ * The INSERT waits for a concurrent creator to finish; the UPDATE waits for any concurrent writer
+ * and holds the row until commit. (SQLite: one writer at a time, both are plain writes.)
+ */
+static int lock_or_create(struct dr_db_tx *tx, const struct dr_shipment_event *ev, int64_t now,
+                          int *created)
+{
+    struct dr_db_val p[] = {DR_DB_TEXTV(ev->user_id), DR_DB_TEXTV(ev->tracking_number),
+                            DR_DB_INTV(now)};
+    int64_t n = 0;
+    int err;
+
+    *created = 0;
+    err = dr_db_tx_exec(tx,
+                        "INSERT INTO shipments (user_id, tracking_number, created_at, updated_at)"
+                        " VALUES ($1, $2, $3, $3)"
+                        " ON CONFLICT (user_id, tracking_number) DO NOTHING",
+                        p, DR_ARRAY_LEN(p), NULL, NULL, &n);
+    if (!err && n > 0) {
+        *created = 1;
+        return DR_OK;
+    }
+    if (!err) {
+        err = dr_db_tx_exec(tx,
+                            "UPDATE shipments SET updated_at = updated_at"
+                            " WHERE user_id = $1 AND tracking_number = $2",
+                            p, 2, NULL, NULL, NULL);
+    }
+    return err;
+}
+
 int dr_shipment_store_record(struct dr_store *st, const struct dr_shipment_event *ev, size_t n,
                              struct dr_shipment_change *out)
 {
@@ -253,9 +289,11 @@ int dr_shipment_store_record(struct dr_store *st, const struct dr_shipment_event
     if (err) {
         return err;
     }
-    err = load(tx, ev[0].user_id, ev[0].tracking_number, &w);
-    out->created = !err && !w.found;
-    out->before = w.found ? w.status : DR_SHIP_UNKNOWN;
+    err = lock_or_create(tx, &ev[0], now, &out->created);
+    if (!err) {
+        err = load(tx, ev[0].user_id, ev[0].tracking_number, &w);
+    }
+    out->before = w.found && !out->created ? w.status : DR_SHIP_UNKNOWN;
     for (size_t i = 0; !err && i < n; i++) {
         err = record_one(tx, &ev[i], now, &w, out);
     }

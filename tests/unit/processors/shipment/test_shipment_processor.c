@@ -15,9 +15,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dr/db.h"
 #include "dr/err.h"
@@ -401,11 +403,77 @@ static void test_emails_to_shipments(void **state)
     dr_processor_email.destroy(email);
 }
 
+/* Two workers recording the same number at once. On PostgreSQL a transaction stands in for
+ * the first worker: it creates the shipment (in transit) but has not committed when the second
+ * one starts recording the same event. The second must wait for it and see its result: the
+ * shipment is not new to it and its status did not change, so nothing is notified twice. On
+ * SQLite the single writer serializes them anyway. */
+struct rec_arg {
+    struct dr_store *st;
+    struct dr_shipment_event ev;
+    struct dr_shipment_change ch;
+    int err;
+};
+
+static void *record_thread(void *arg)
+{
+    struct rec_arg *a = arg;
+
+    a->err = dr_shipment_store_record(a->st, &a->ev, 1, &a->ch);
+    return NULL;
+}
+
+static void test_concurrent_create(void **state)
+{
+    struct pfx *p = *state;
+    struct rec_arg a = {.st = p->st,
+                        .ev = {.user_id = "u1",
+                               .tracking_number = "TNRACE1",
+                               .status = DR_SHIP_IN_TRANSIT,
+                               .source = "email",
+                               .event_ms = 1000}};
+    struct dr_db_tx *tx = NULL;
+    pthread_t th;
+
+    if (dr_db_engine(DB(state)) != DR_DB_POSTGRES) {
+        skip();
+    }
+    assert_int_equal(dr_db_begin(DB(state), &tx), DR_OK);
+    assert_int_equal(
+        dr_db_tx_exec(tx,
+                      "INSERT INTO shipments (user_id, tracking_number, status, last_event_at,"
+                      " created_at, updated_at) VALUES ('u1', 'TNRACE1', 'in_transit', 1000, 1, 1)",
+                      NULL, 0, NULL, NULL, NULL),
+        DR_OK);
+    assert_int_equal(
+        dr_db_tx_exec(tx,
+                      "INSERT INTO shipment_events (shipment_id, status, event_at, source,"
+                      " created_at) SELECT id, 'in_transit', 1000, 'email', 1 FROM shipments"
+                      " WHERE tracking_number = 'TNRACE1'",
+                      NULL, 0, NULL, NULL, NULL),
+        DR_OK);
+    assert_int_equal(pthread_create(&th, NULL, record_thread, &a), 0);
+    /* until the second worker waits on the first one's row lock (a state, not a delay) */
+    while (count_rows(DB(state), "SELECT COUNT(*) FROM pg_stat_activity WHERE datname ="
+                                 " current_database() AND wait_event_type = 'Lock'") == 0) {
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    assert_int_equal(dr_db_commit(tx), DR_OK);
+    pthread_join(th, NULL);
+    assert_int_equal(a.err, DR_OK);
+    assert_int_equal(a.ch.created, 0);
+    assert_int_equal(a.ch.before, DR_SHIP_IN_TRANSIT);
+    assert_int_equal(a.ch.after, DR_SHIP_IN_TRANSIT);
+    assert_int_equal(a.ch.duplicates, 1);
+    assert_int_equal(nevents(state, "TNRACE1"), 1);
+}
+
 #define TESTS(X)                                                                                   \
     X(test_status_lifecycle)                                                                       \
     X(test_validation)                                                                             \
     X(test_provider)                                                                               \
-    X(test_emails_to_shipments)
+    X(test_emails_to_shipments)                                                                    \
+    X(test_concurrent_create)
 
 int main(void)
 {
