@@ -326,7 +326,10 @@ static int delete_row(const struct ctx *c, const char *event_id, const char *uid
                       " sequence, updated_ms, deleted)"
                       " VALUES ($1, $2, $3, $4, 'CANCELLED', $5, $6, 1) "
                       "ON CONFLICT (user_id, event_id) DO UPDATE SET status = 'CANCELLED',"
-                      " deleted = 1, updated_ms = excluded.updated_ms",
+                      " deleted = 1, updated_ms = excluded.updated_ms,"
+                      /* the tombstone outranks every version up to the delete's SEQUENCE */
+                      " sequence = CASE WHEN excluded.sequence > calendar_events.sequence"
+                      " THEN excluded.sequence ELSE calendar_events.sequence END",
                       p, DR_ARRAY_LEN(p), NULL, NULL, NULL);
 }
 

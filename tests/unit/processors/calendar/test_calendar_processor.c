@@ -266,13 +266,40 @@ static void test_bad_input_rejected(void **state)
     assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events"), 0);
 }
 
+/* A CANCEL (SEQUENCE 3) processed before an update sent earlier (SEQUENCE 2), as when two
+ * workers take them at once or the update is redelivered: the tombstone keeps the CANCEL's
+ * SEQUENCE, so the older update does not bring the event back. */
+static void test_cancel_outranks_older_update(void **state)
+{
+    char *v1 = ics_msg(1, "Planning", NULL), *v2 = ics_msg(2, "Moved", NULL),
+         *cancel = ics_msg(3, "Planning", "CANCEL");
+    struct dr_result res;
+
+    run_msg(state, "c1", v1, 1772400000000, &res);
+    dr_result_cleanup(&res);
+    run_msg(state, "c3", cancel, 1772400002000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    run_msg(state, "c2", v2, 1772400001000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_null(emit_of(&res, "vespa-index"));
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE deleted = 1 "
+                                        "AND sequence = 3"),
+                     1);
+    free(v1);
+    free(v2);
+    free(cancel);
+}
+
 #define CAL_TESTS(X)                                                                               \
     X(test_ics_request_stored_indexed_notified)                                                    \
     X(test_older_sequence_ignored)                                                                 \
     X(test_cancel_and_delete_remove)                                                               \
     X(test_json_event)                                                                             \
     X(test_reply_forwarded_to_poll)                                                                \
-    X(test_bad_input_rejected)
+    X(test_bad_input_rejected)                                                                     \
+    X(test_cancel_outranks_older_update)
 
 int main(void)
 {
