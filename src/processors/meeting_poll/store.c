@@ -437,6 +437,10 @@ int dr__poll_store_put(struct dr_db *db, const cJSON *def, const struct dr_poll 
     return err;
 }
 
+/* What take_poll() returns to stop after the row: not a DR_E* code (1 is DR_ENOMEM), so a store
+ * failure is never taken for a row that was found. */
+#define POLL_ROW 1000
+
 static int take_poll(void *ctx, const struct dr_db_row *row)
 {
     struct dr__poll_rec *r = ctx;
@@ -446,7 +450,7 @@ static int take_poll(void *ctx, const struct dr_db_row *row)
     r->title = dr_xstrdup(dr_db_row_text(row, 2));
     r->definition = dr_json_parse(dr_db_row_text(row, 3) ? dr_db_row_text(row, 3) : "",
                                   dr_db_row_text(row, 3) ? strlen(dr_db_row_text(row, 3)) : 0);
-    return 1; /* one row */
+    return POLL_ROW; /* one row */
 }
 
 int dr__poll_store_get(struct dr_db *db, const char *poll_id, struct dr__poll_rec **out)
@@ -460,7 +464,7 @@ int dr__poll_store_get(struct dr_db *db, const char *poll_id, struct dr__poll_re
                      "SELECT organizer_user_id, org_id, title, definition FROM polls "
                      "WHERE poll_id = $1",
                      &p, 1, take_poll, r, NULL);
-    if (err == 1) {
+    if (err == POLL_ROW) {
         err = r->definition ? dr_poll_from_json(r->definition, &r->poll) : DR_EINVAL;
     } else if (!err) {
         err = DR_ENOTFOUND;
