@@ -1189,7 +1189,7 @@ static int address_field_at(const char *raw, size_t len, size_t i, size_t *value
 {
     static const char *const names[] = {"sender", "from", "reply-to", "to", "cc", "bcc"};
 
-    if (i >= len || !strchr("sfrtcbSFRTCB", raw[i]) || raw[i] == '\0') {
+    if (i >= len || !memchr("sfrtcb", g_ascii_tolower(raw[i]), 6)) {
         return 0; /* most lines: no such name starts with this letter */
     }
     for (size_t k = 0; k < DR_ARRAY_LEN(names); k++) {
