@@ -15,9 +15,10 @@ deps:
 test-deps:
 	@scripts/install-deps --test
 
+# only the binary: the tests are built (with sanitizers) by build-test
 build: deps
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build build -j $(JOBS) -- --no-print-directory
+	@cmake --build build -j $(JOBS) --target data-router -- --no-print-directory
 
 build-test: test-deps
 	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DDR_SANITIZE=ON >/dev/null
