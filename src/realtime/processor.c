@@ -4,8 +4,9 @@
  * stores whatever has gathered in one transaction (that gives each its seq), hands the new ones
  * to the hub in seq order, and only then finishes their messages (dr_result_defer). One store
  * thread per instance means the hub sees this instance's notifications in seq order and only
- * after their rows are committed: the resume logic in conn.c relies on both. A batch whose
- * transaction fails is stored again one notification at a time, so a bad row fails alone.
+ * after their rows are committed: the resume logic in conn.c relies on both, and on the store
+ * committing seqs in order across instances too (rt_store.c). A batch whose transaction fails is
+ * stored again one notification at a time, so a bad row fails alone.
  *
  * A notification already stored (a redelivery) is not fanned out again: whoever missed it gets
  * it from the store on resume.

@@ -99,7 +99,8 @@ struct rt_frame *dr__sse_frame(int64_t seq, const char *json, size_t len);
 
 int dr__rt_migrate(struct dr_db *db);
 /* Stores n (by notification_id: a second store of the same id returns the first seq and sets
- * *dup). Sets n's seq. */
+ * *dup). Sets n's seq (not on failure). Stores commit in seq order, those of every instance on
+ * one PostgreSQL included: a reader that sees a seq sees every lower one that gets stored. */
 int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup);
 /* The same for v[0..n) in one transaction, in that order (so seqs ascend with i); dup[i] per
  * notification. On failure nothing is stored (seqs set meanwhile are void). */

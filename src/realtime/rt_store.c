@@ -85,37 +85,89 @@ static const char put_sql[] =
     " ON CONFLICT (notification_id) DO NOTHING RETURNING seq";
 static const char seq_sql[] = "SELECT seq FROM rt_notifications WHERE notification_id = $1";
 
-/* One store, in tx when tx is non-NULL, else on its own. */
-static int put_one(struct dr_db *db, struct dr_db_tx *tx, struct dr_notification *n, int *dup)
+/* pg_advisory_xact_lock key of the transactions that store notifications ("drrtseq") */
+#define SEQ_LOCK_KEY 0x64727274736571LL
+
+/*
+ * Begins a transaction that stores notifications. Readers go by seq: a client resumes with
+ * seq > since, the Redis bus's recovery lists seq > where it lost the link, read-all marks up to
+ * the newest seq. A reader that saw a seq committed while a lower one was still to commit would
+ * move past that one for good. One instance's store thread commits in seq order, but instances
+ * on one PostgreSQL draw from one sequence and commit in any order. So on PostgreSQL the
+ * transaction takes an advisory lock before it draws a seq: these transactions run one at a
+ * time across instances, each draws seqs above every committed one (an identity sequence caches
+ * none per session), and the lock is released only once the commit is visible. The cost: one
+ * statement per batch (a single store gets a transaction of its own), and instances storing at
+ * the same moment wait for each other's commit. Chosen over a table lock, which would also
+ * block VACUUM, and over a reader-side watermark (stop below the oldest seq not committed),
+ * which needs the writers' transaction ids stored with the rows. SQLite needs nothing: its one
+ * writer draws and commits a transaction's seqs before the next transaction starts.
+ */
+static int begin_put(struct dr_db *db, struct dr_db_tx **tx)
+{
+    struct dr_db_val key = DR_DB_INTV(SEQ_LOCK_KEY);
+    int err = dr_db_begin(db, tx);
+
+    if (err || dr_db_engine(db) != DR_DB_POSTGRES) {
+        return err;
+    }
+    err = dr_db_tx_exec(*tx, "SELECT pg_advisory_xact_lock($1)", &key, 1, NULL, NULL, NULL);
+    if (err) {
+        dr_db_rollback(*tx);
+        *tx = NULL;
+    }
+    return err;
+}
+
+/* One store, in tx when tx is non-NULL, else on its own. *seq gets n's seq. */
+static int put_one(struct dr_db *db, struct dr_db_tx *tx, const struct dr_notification *n, int *dup,
+                   int64_t *seq)
 {
     struct dr_db_val p[7] = {
         DR_DB_TEXTV(n->id),      DR_DB_TEXTV(n->user_id), DR_DB_TEXTV(n->org_id),
         DR_DB_TEXTV(n->room),    DR_DB_TEXTV(n->type),    DR_DB_TEXTV(n->body),
         DR_DB_INTV(dr_now_ms()),
     };
-    int64_t seq = 0;
     int err;
 
     *dup = 0;
-    err = tx ? dr_db_tx_exec(tx, put_sql, p, 7, get_int, &seq, NULL)
-             : dr_db_exec(db, put_sql, p, 7, get_int, &seq, NULL);
-    if (!err && seq == 0) {
+    *seq = 0;
+    err = tx ? dr_db_tx_exec(tx, put_sql, p, 7, get_int, seq, NULL)
+             : dr_db_exec(db, put_sql, p, 7, get_int, seq, NULL);
+    if (!err && *seq == 0) {
         *dup = 1;
-        err = tx ? dr_db_tx_exec(tx, seq_sql, p, 1, get_int, &seq, NULL)
-                 : dr_db_exec(db, seq_sql, p, 1, get_int, &seq, NULL);
-        if (!err && seq == 0) {
+        err = tx ? dr_db_tx_exec(tx, seq_sql, p, 1, get_int, seq, NULL)
+                 : dr_db_exec(db, seq_sql, p, 1, get_int, seq, NULL);
+        if (!err && *seq == 0) {
             err = DR_EIO; /* deleted in between (retention): let the caller retry */
         }
-    }
-    if (!err) {
-        dr__notification_set_seq(n, seq);
     }
     return err;
 }
 
 int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup)
 {
-    return put_one(db, NULL, n, dup);
+    struct dr_db_tx *tx = NULL;
+    int64_t seq = 0;
+    int err;
+
+    if (dr_db_engine(db) == DR_DB_POSTGRES) {
+        /* in a transaction of its own, for the lock (begin_put) */
+        err = begin_put(db, &tx);
+        if (err) {
+            return err;
+        }
+    }
+    err = put_one(db, tx, n, dup, &seq);
+    if (tx && err) {
+        dr_db_rollback(tx);
+    } else if (tx) {
+        err = dr_db_commit(tx);
+    }
+    if (!err) {
+        dr__notification_set_seq(n, seq);
+    }
+    return err;
 }
 
 /* Batches go in multi-row statements (dr_db_rows_sql): one statement per notification costs
@@ -171,10 +223,10 @@ int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n
     int err;
 
     if (n == 1) {
-        return put_one(db, NULL, v[0], &dup[0]);
+        return dr__rt_store_put(db, v[0], &dup[0]);
     }
     pthread_once(&put_once, build_put_sql);
-    err = dr_db_begin(db, &tx);
+    err = begin_put(db, &tx);
     if (err) {
         return err;
     }

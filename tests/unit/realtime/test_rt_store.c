@@ -1,24 +1,29 @@
 /* Tests src/realtime/rt_store.c on SQLite (the store paths on PostgreSQL too): seq assignment,
- * duplicates, catch-up queries, the inbox and its read state, and the permission rule for context
- * rooms. */
+ * duplicates, catch-up queries, the inbox and its read state, the permission rule for context
+ * rooms, and (PostgreSQL) seqs becoming visible in order when several instances store at once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dr/err.h"
 #include "dr/json.h"
+#include "dr/util.h"
 #include "realtime/rt_int.h"
 
 struct fx {
     char path[64];
     char schema[64]; /* PostgreSQL: the test's own schema */
+    char url[1024];  /* PostgreSQL: the URL of db, for more handles on the same tables */
     struct dr_db *db;
 };
 
@@ -54,7 +59,7 @@ static int setup_pg(void **state)
 {
     const char *base = getenv("DR_TEST_PG_URL");
     struct fx *f = calloc(1, sizeof(*f));
-    char sql[128], url[1024];
+    char sql[128];
 
     if (!base || !*base) {
         fprintf(stderr, "FAIL: DR_TEST_PG_URL is not set: run under scripts/test-env\n");
@@ -65,9 +70,9 @@ static int setup_pg(void **state)
     snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
     pg_admin(sql);
     snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-    snprintf(url, sizeof(url), "%s%coptions=-csearch_path%%3D%s", base,
+    snprintf(f->url, sizeof(f->url), "%s%coptions=-csearch_path%%3D%s", base,
              strchr(base, '?') ? '&' : '?', f->schema);
-    if (pg_admin(sql) != DR_OK || dr_db_open(url, 2, &f->db) != DR_OK ||
+    if (pg_admin(sql) != DR_OK || dr_db_open(f->url, 2, &f->db) != DR_OK ||
         dr__rt_migrate(f->db) != DR_OK) {
         free(f);
         return -1;
@@ -374,6 +379,136 @@ static void permission_rule(void **state)
     cJSON_Delete(c.raw);
 }
 
+/*
+ * Two instances on one PostgreSQL. Instance A stores a batch and is held up before its commit,
+ * after drawing its seqs: its second notification waits on a transaction of the test that
+ * inserted the same notification_id and has not committed (it only serves to hold A there).
+ * Instance B then stores one notification. A catch-up query at that point must not see B's seq
+ * without A's lower ones, or a client resuming from what it saw (like the Redis bus's recovery
+ * and read-all) would skip them for good: what it sees must be a prefix of what is stored in
+ * the end.
+ */
+struct put_arg {
+    struct dr_db *db;
+    struct dr_notification *v[2];
+    size_t n;
+    int dup[2];
+    int err;
+    atomic_int done;
+};
+
+static void *put_thread(void *arg)
+{
+    struct put_arg *a = arg;
+
+    a->err = a->n == 1 ? dr__rt_store_put(a->db, a->v[0], a->dup)
+                       : dr__rt_store_put_many(a->db, a->v, a->n, a->dup);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+static int get_count(void *ctx, const struct dr_db_row *row)
+{
+    *(int64_t *)ctx = dr_db_row_int(row, 0);
+    return 0;
+}
+
+/* Whether a connection named app waits on a lock whose wait_event is LIKE event. */
+static int waits_on_lock(struct dr_db *db, const char *app, const char *event)
+{
+    struct dr_db_val p[2] = {DR_DB_TEXTV(app), DR_DB_TEXTV(event)};
+    int64_t n = 0;
+
+    dr_db_exec(db,
+               "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1"
+               " AND wait_event_type = 'Lock' AND wait_event LIKE $2",
+               p, 2, get_count, &n, NULL);
+    return n > 0;
+}
+
+/* The seqs a catch-up query of both instances' rooms sees now (at most 16). */
+static size_t visible_seqs(struct dr_db *db, int64_t *out)
+{
+    char *rooms[] = {"user:a", "user:b"};
+    struct dr_notification **v;
+    size_t n;
+
+    assert_int_equal(dr__rt_store_since(db, rooms, 2, 0, 16, &v, &n, NULL), DR_OK);
+    for (size_t i = 0; i < n; i++) {
+        out[i] = dr_notification_seq(v[i]);
+    }
+    dr__rt_notifications_free(v, n);
+    return n;
+}
+
+static void seqs_visible_in_order_across_instances(void **state)
+{
+    struct fx *f = *state;
+    struct put_arg a = {.v = {make("a1", "ua", "user:a"), make("a2", "ua", "user:a")}, .n = 2};
+    struct put_arg b = {.v = {make("b1", "ub", "user:b")}, .n = 1};
+    char url[1200], app_a[64], app_b[64];
+    struct dr_db_tx *blocker = NULL;
+    pthread_t ta, tb;
+    int64_t seen[16], stored[16], deadline;
+    size_t nseen, nstored;
+    int a_held, b_held;
+
+    snprintf(app_a, sizeof(app_a), "drrt_a_%ld", (long)getpid());
+    snprintf(app_b, sizeof(app_b), "drrt_b_%ld", (long)getpid());
+    snprintf(url, sizeof(url), "%s&application_name=%s", f->url, app_a);
+    assert_int_equal(dr_db_open(url, 1, &a.db), DR_OK);
+    snprintf(url, sizeof(url), "%s&application_name=%s", f->url, app_b);
+    assert_int_equal(dr_db_open(url, 1, &b.db), DR_OK);
+
+    /* seq -1 is none of the sequence's and below every since */
+    assert_int_equal(dr_db_begin(f->db, &blocker), DR_OK);
+    assert_int_equal(dr_db_tx_exec(blocker,
+                                   "INSERT INTO rt_notifications (seq, notification_id, user_id,"
+                                   " room, type, body_json, created_ms) OVERRIDING SYSTEM VALUE"
+                                   " VALUES (-1, 'a2', 'ua', 'user:a', 'system.t', '{}', 0)",
+                                   NULL, 0, NULL, NULL, NULL),
+                     DR_OK);
+
+    /* waits for states with a generous bound; nothing here depends on how long a step takes */
+    assert_int_equal(pthread_create(&ta, NULL, put_thread, &a), 0);
+    deadline = dr_mono_ms() + 60000;
+    while (!(a_held = waits_on_lock(f->db, app_a, "transactionid")) && !atomic_load(&a.done) &&
+           dr_mono_ms() < deadline) {
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    assert_int_equal(pthread_create(&tb, NULL, put_thread, &b), 0);
+    /* until B has stored, or waits (it may not commit while A has not) */
+    deadline = dr_mono_ms() + 60000;
+    while (!atomic_load(&b.done) && !(b_held = waits_on_lock(f->db, app_b, "%")) &&
+           dr_mono_ms() < deadline) {
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    nseen = visible_seqs(f->db, seen);
+
+    /* let A go on (its a2 is new then), and B after it; clean up before asserting */
+    dr_db_rollback(blocker);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    nstored = visible_seqs(f->db, stored);
+    dr_db_close(a.db);
+    dr_db_close(b.db);
+
+    assert_true(a_held);
+    assert_int_equal(a.err, DR_OK);
+    assert_int_equal(b.err, DR_OK);
+    assert_false(a.dup[0] || a.dup[1] || b.dup[0]);
+    assert_int_equal(nstored, 3);
+    assert_true(nseen <= nstored);
+    for (size_t i = 0; i < nseen; i++) {
+        assert_int_equal(seen[i], stored[i]);
+    }
+    assert_true(dr_notification_seq(b.v[0]) > dr_notification_seq(a.v[1]));
+    for (size_t i = 0; i < a.n; i++) {
+        dr_notification_unref(a.v[i]);
+    }
+    dr_notification_unref(b.v[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +523,8 @@ int main(void)
                                         teardown_pg),
         cmocka_unit_test_setup_teardown(batch_store, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(batch_store_across_statements, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(seqs_visible_in_order_across_instances, setup_pg,
+                                        teardown_pg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
