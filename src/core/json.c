@@ -87,14 +87,6 @@ const cJSON *dr_json_pointer(const cJSON *root, const char *ptr)
     return cur;
 }
 
-cJSON *dr_json_parse(const char *s, size_t len)
-{
-    if (!s || len > 64u * 1024 * 1024) {
-        return NULL;
-    }
-    return cJSON_ParseWithLengthOpts(s, len, NULL, 0);
-}
-
 int dr_json_append(struct dr_buf *b, const cJSON *item)
 {
     char *s = cJSON_PrintUnformatted(item);

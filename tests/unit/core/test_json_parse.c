@@ -1,0 +1,305 @@
+/*
+ * dr_json_parse() against cJSON_ParseWithLengthOpts(s, len, NULL, 0), the parser it stands in
+ * for: for every input, both refuse it or both give the same tree (types, numbers to the bit,
+ * strings, keys, order). Documents are padded with trailing spaces to the length at which
+ * dr_json_parse() uses its own parser (neither parser looks past the value).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/json_int.h"
+#include "dr/json.h"
+
+#define PAD 300 /* above the length dr_json_parse() hands to cJSON directly */
+
+static int same(const cJSON *a, const cJSON *b)
+{
+    for (; a || b; a = a->next, b = b->next) {
+        if (!a || !b || a->type != b->type || a->valueint != b->valueint ||
+            memcmp(&a->valuedouble, &b->valuedouble, sizeof(double)) != 0 ||
+            !a->string != !b->string || (a->string && strcmp(a->string, b->string) != 0) ||
+            !a->valuestring != !b->valuestring ||
+            (a->valuestring && strcmp(a->valuestring, b->valuestring) != 0) ||
+            !same(a->child, b->child)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Parses s[0..len) both ways; 1 if parsed, 0 if refused; fails the test if they disagree. */
+static int check_len(const char *s, size_t len)
+{
+    cJSON *mine = dr_json_parse(s, len);
+    cJSON *ref = cJSON_ParseWithLengthOpts(s, len, NULL, 0);
+    int ok = mine ? 1 : 0;
+
+    if (!mine != !ref || (mine && !same(mine, ref))) {
+        fprintf(stderr, "disagree on %zu bytes: %.*s\n", len, (int)(len < 400 ? len : 400), s);
+        fail_msg("dr_json_parse %s, cJSON %s", mine ? "parsed" : "refused",
+                 ref ? "parsed" : "refused");
+    }
+    cJSON_Delete(mine);
+    cJSON_Delete(ref);
+    return ok;
+}
+
+/* s padded with spaces to PAD bytes at least, both ways. */
+static int check(const char *s)
+{
+    size_t n = strlen(s), len = n < PAD ? PAD : n;
+    char *b = malloc(len);
+    int ok;
+
+    memcpy(b, s, n);
+    memset(b + n, ' ', len - n);
+    ok = check_len(b, len);
+    free(b);
+    return ok;
+}
+
+static void valid_documents(void **state)
+{
+    static const char *const docs[] = {
+        "{}",
+        "[]",
+        "{\"a\":1,\"b\":[true,false,null],\"c\":{\"d\":\"e\"}}",
+        " \t\r\n{ \"a\" : [ 1 , 2 ] , \"b\" : { } } ",
+        "\"just a string\"",
+        "-0",
+        "0",
+        "[0,-0,1.5,-2.25e-3,1E+10,1e999,-1e999,123456789012345678901234567890,2147483647,"
+        "2147483648,-2147483648,-2147483649,0.1,4.9e-324]",
+        "{\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+        "[\"\\u0041\\u00e9\\u20ac\\ud83d\\ude00\\uD834\\uDD1E\"]",
+        "[\"\\u0000 after a NUL\"]",
+        "{\"dup\":1,\"dup\":2}",
+        "{\"\":\"empty key\",\"k\":\"\"}",
+        "[\"tab\there\",\"raw \x01 control\"]", /* cJSON keeps control characters as they are */
+        "[\"caf\xc3\xa9\",\"\xff\xfe invalid UTF-8 kept\"]",
+        "{\"a\":1} trailing garbage is not looked at",
+        "[1]]",
+    };
+
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        int nomem;
+        cJSON *fast = dr__json_parse_fast(docs[i], strlen(docs[i]), &nomem);
+
+        assert_int_equal(check(docs[i]), 1);
+        /* standard JSON is read by the fast parser itself, not handed to cJSON */
+        assert_non_null(fast);
+        cJSON_Delete(fast);
+    }
+}
+
+static void invalid_documents(void **state)
+{
+    static const char *const docs[] = {
+        "",
+        "{",
+        "[1,]",
+        "{\"a\":1,}",
+        "{\"a\" 1}",
+        "{a:1}",
+        "[01]",
+        "[1.]",
+        "[.5]",
+        "[+1]",
+        "[1e]",
+        "[-]",
+        "[1-2]",
+        "[1.5.5]",
+        "[0x10]",
+        "[tru]",
+        "[nul]",
+        "[\"unterminated]",
+        "[\"bad escape \\x\"]",
+        "[\"\\ud800 alone\"]",
+        "[\"\\udc00 low first\"]",
+        "[\"\\ud800\\u0041 not a pair\"]",
+        "[\"\\u12\"]",
+        "[\"ends with a backslash\\",
+        "{\"a\":1 \"b\":2}",
+        "[1 2]",
+    };
+
+    /* refused by both, or accepted by both with the same tree: cJSON decides these */
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        check(docs[i]);
+    }
+    assert_int_equal(check("[1,]"), 0);
+    assert_int_equal(check("{\"a\":1,}"), 0);
+    assert_int_equal(check("[\"unterminated]"), 0);
+    assert_int_equal(check("[\"\\ud800 alone\"]"), 0);
+}
+
+/* What cJSON accepts beyond RFC 8259 stays accepted, with the same tree. */
+static void cjson_leniencies(void **state)
+{
+    assert_int_equal(check("\xef\xbb\xbf{\"bom\":1}"), 1);
+    assert_int_equal(check("\x01\x02{\"ws\":\"control bytes as whitespace\"}"), 1);
+    assert_int_equal(check("[\"\\uZZZZ\"]"), 1); /* cJSON reads a bad hex digit as U+0000 */
+    check("[00]");
+    check("[-01]");
+    check("[1e5e5]");
+}
+
+static void deep_nesting(void **state)
+{
+    char *b = malloc(5000);
+
+    for (int depth = 150; depth <= 1100; depth += 50) {
+        memset(b, '[', (size_t)depth);
+        memset(b + depth, ']', (size_t)depth);
+        check_len(b, (size_t)depth * 2);
+    }
+    free(b);
+}
+
+/* A long string with escapes at every alignment against the 16-byte scan. */
+static void long_strings(void **state)
+{
+    char *b = malloc(200000);
+
+    for (int shift = 0; shift < 40; shift++) {
+        size_t n = 0;
+        b[n++] = '{';
+        memcpy(b + n, "\"raw\":\"", 7);
+        n += 7;
+        for (int i = 0; i < shift; i++) {
+            b[n++] = 'x';
+        }
+        for (int i = 0; i < 3000; i++) {
+            static const char *const pieces[] = {"abcDEF0123-_", "\\\"",    "\\\\",
+                                                 "\\n",          "\\u00e9", "\\ud83d\\ude00",
+                                                 "\xc3\xa9",     "/"};
+            const char *pc = pieces[(i * 7 + shift) % 8];
+            memcpy(b + n, pc, strlen(pc));
+            n += strlen(pc);
+        }
+        memcpy(b + n, "\",\"n\":1}", 8);
+        n += 8;
+        assert_int_equal(check_len(b, n), 1);
+        /* cut anywhere inside: refused by both, never read past the end (ASan) */
+        for (size_t cut = n - 40; cut < n; cut++) {
+            char *c = malloc(cut);
+            memcpy(c, b, cut);
+            check_len(c, cut);
+            free(c);
+        }
+    }
+    free(b);
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15u;
+
+static unsigned next(unsigned n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (unsigned)(rng % n);
+}
+
+static void gen(char *b, size_t *n, size_t cap, int depth)
+{
+    static const char *const atoms[] = {
+        "0",
+        "-0",
+        "1",
+        "-12.5e3",
+        "1E-2",
+        "3.14159",
+        "1e400",
+        "true",
+        "false",
+        "null",
+        "\"\"",
+        "\"s\"",
+        "\"\\u00e9\"",
+        "\"\\ud83d\\ude00\"",
+        "\"a\\\"b\"",
+        "\"\\\\\"",
+        "\"\\/\"",
+        "\"tab\\t\"",
+        "123456789012345678901",
+    };
+    unsigned k = next(depth > 6 ? 2 : 4);
+
+    if (*n + 64 >= cap) {
+        return;
+    }
+    if (k < 2) {
+        const char *a = atoms[next(sizeof(atoms) / sizeof(atoms[0]))];
+        memcpy(b + *n, a, strlen(a));
+        *n += strlen(a);
+        return;
+    }
+    b[(*n)++] = k == 2 ? '[' : '{';
+    for (unsigned i = 0, m = next(5); i < m && *n + 64 < cap; i++) {
+        if (i) {
+            b[(*n)++] = ',';
+        }
+        if (next(4) == 0) {
+            b[(*n)++] = ' ';
+        }
+        if (k == 3) {
+            *n += (size_t)snprintf(b + *n, cap - *n, "\"k%u\":", next(4));
+        }
+        gen(b, n, cap, depth + 1);
+    }
+    b[(*n)++] = k == 2 ? ']' : '}';
+}
+
+/* Random documents, then the same ones with bytes changed, inserted or removed. */
+static void random_and_mutated(void **state)
+{
+    static const char mut[] = "{}[]\",:\\ u0123456789abcdefEe+-.tfnlrs\x01\xff\t\n";
+    char b[4096];
+    size_t agree = 0;
+
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 0;
+
+        gen(b, &n, sizeof(b) - PAD, 0);
+        if (round % 2) {
+            for (unsigned m = 1 + next(3); m; m--) {
+                size_t at = n ? next((unsigned)n) : 0;
+                switch (next(3)) {
+                case 0:
+                    b[at] = mut[next(sizeof(mut) - 1)];
+                    break;
+                case 1:
+                    memmove(b + at + 1, b + at, n - at);
+                    b[at] = mut[next(sizeof(mut) - 1)];
+                    n++;
+                    break;
+                default:
+                    if (n) {
+                        memmove(b + at, b + at + 1, n - at - 1);
+                        n--;
+                    }
+                }
+            }
+        }
+        memset(b + n, ' ', PAD);
+        agree += (size_t)check_len(b, n + PAD);
+    }
+    assert_true(agree > 10000); /* most stay valid, so the fast path is what was compared */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(valid_documents),  cmocka_unit_test(invalid_documents),
+        cmocka_unit_test(cjson_leniencies), cmocka_unit_test(deep_nesting),
+        cmocka_unit_test(long_strings),     cmocka_unit_test(random_and_mutated),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
