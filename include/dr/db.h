@@ -19,9 +19,12 @@
  * A thread holding a transaction must not call dr_db_exec() on the same db (it may wait for the
  * connection it holds); row callbacks must not call into the same db either.
  *
- * Errors: DR_EINVAL for bad arguments, SQL errors and parameter count mismatches; DR_EEXIST for
- * a unique/primary-key violation; DR_EIO for storage or connection failures (worth retrying);
- * a row callback's non-zero return value is passed through unchanged.
+ * Errors: DR_EINVAL for bad arguments, SQL errors, parameter count mismatches and values the
+ * database refuses (a CHECK or NOT NULL constraint, a trigger that raises, a value the column
+ * type cannot hold); DR_EEXIST for a unique/primary-key violation; DR_ETOOBIG for a value over
+ * the engine's limits; DR_EIO for storage or connection failures, a busy or locked database
+ * (worth retrying); a row callback's non-zero return value is passed through unchanged.
+ * dr_db_err_permanent() tells the two kinds apart.
  */
 #ifndef DR_DB_H
 #define DR_DB_H
@@ -59,6 +62,13 @@ typedef int (*dr_db_row_cb)(void *ctx, const struct dr_db_row *row);
 int dr_db_open(const char *url, int pool_size, struct dr_db **out);
 void dr_db_close(struct dr_db *db); /* NULL-safe; waits for no one: callers must be done */
 enum dr_db_engine dr_db_engine(const struct dr_db *db);
+
+/* 1 when err, returned by a call of this API, says the same statement with the same values will
+ * fail again however often it runs (DR_EINVAL, DR_EEXIST, DR_ETOOBIG): the caller should give
+ * up on those values rather than retry. 0 for DR_OK and for failures worth retrying (DR_EIO:
+ * connection lost, busy or locked, I/O, disk full; DR_ENOMEM; DR_ETIMEOUT; DR_EUNAVAIL), and for
+ * any other value, such as a row callback's own. Pure; any thread. */
+int dr_db_err_permanent(int err);
 
 /* One statement outside a transaction (autocommit). changes (may be NULL) gets rows affected by
  * INSERT/UPDATE/DELETE (0 for a query). BEGIN/COMMIT here is refused: use dr_db_begin(). */

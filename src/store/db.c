@@ -91,6 +91,18 @@ enum dr_db_engine dr_db_engine(const struct dr_db *db)
     return db->engine;
 }
 
+int dr_db_err_permanent(int err)
+{
+    switch (err) {
+    case DR_EINVAL:
+    case DR_EEXIST:
+    case DR_ETOOBIG:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* Tells a callback's own stop value apart from a statement failure. */
 struct tramp {
     dr_db_row_cb cb;

@@ -92,6 +92,11 @@ static int map_sqlstate(const char *st)
     if (strncmp(st, "23", 2) == 0 || strncmp(st, "22", 2) == 0 || strncmp(st, "42", 2) == 0) {
         return DR_EINVAL;
     }
+    /* P0: a trigger or function raised (RAISE EXCEPTION is P0001) and refuses these values, as
+     * RAISE(ABORT) does on SQLite (SQLITE_CONSTRAINT_TRIGGER) */
+    if (strncmp(st, "P0", 2) == 0) {
+        return DR_EINVAL;
+    }
     if (strncmp(st, "54", 2) == 0) {
         return DR_ETOOBIG;
     }

@@ -250,6 +250,70 @@ static void unique_violation_is_eexist(void **state)
                      DR_EEXIST);
 }
 
+/* What the database refuses for the values' sake fails the same way every time: a CHECK, a NOT
+ * NULL, a trigger that raises (RAISE(ABORT) on SQLite, RAISE EXCEPTION in PL/pgSQL), a duplicate
+ * key. Each is permanent; the failures worth retrying are not. */
+static void refusals_are_permanent(void **state)
+{
+    struct dr_db *db = fx_db(state);
+    const char *ins = "INSERT INTO t (id, i, s, b, n) VALUES ($1, $2, $3, $4, $5)";
+    struct dr_db_val p[5] = {DR_DB_INTV(1), DR_DB_INTV(-1), DR_DB_TEXTV("a"), DR_DB_NULLV,
+                             DR_DB_NULLV};
+    static const int transient[] = {DR_OK,       DR_EIO,      DR_ENOMEM,
+                                    DR_ETIMEOUT, DR_EUNAVAIL, DR_ENOTFOUND};
+
+    assert_int_equal(dr_db_exec(db,
+                                is_pg(db) ? "CREATE TABLE t (id BIGINT PRIMARY KEY,"
+                                            " i BIGINT CHECK (i >= 0), s TEXT NOT NULL, b BYTEA,"
+                                            " n TEXT)"
+                                          : "CREATE TABLE t (id INTEGER PRIMARY KEY,"
+                                            " i INTEGER CHECK (i >= 0), s TEXT NOT NULL, b BLOB,"
+                                            " n TEXT)",
+                                NULL, 0, NULL, NULL, NULL),
+                     DR_OK);
+    if (is_pg(db)) {
+        assert_int_equal(dr_db_exec(db,
+                                    "CREATE FUNCTION refuse_x() RETURNS trigger LANGUAGE plpgsql"
+                                    " AS 'BEGIN IF NEW.n = ''x'' THEN RAISE EXCEPTION ''no x'';"
+                                    " END IF; RETURN NEW; END'",
+                                    NULL, 0, NULL, NULL, NULL),
+                         DR_OK);
+        assert_int_equal(dr_db_exec(db,
+                                    "CREATE TRIGGER refuse_x BEFORE INSERT ON t FOR EACH ROW"
+                                    " EXECUTE FUNCTION refuse_x()",
+                                    NULL, 0, NULL, NULL, NULL),
+                         DR_OK);
+    } else {
+        assert_int_equal(dr_db_exec(db,
+                                    "CREATE TRIGGER refuse_x BEFORE INSERT ON t WHEN NEW.n = 'x'"
+                                    " BEGIN SELECT RAISE(ABORT, 'no x'); END",
+                                    NULL, 0, NULL, NULL, NULL),
+                         DR_OK);
+    }
+    /* CHECK */
+    assert_int_equal(dr_db_exec(db, ins, p, 5, NULL, NULL, NULL), DR_EINVAL);
+    /* NOT NULL */
+    p[1] = DR_DB_INTV(1);
+    p[2] = DR_DB_NULLV;
+    assert_int_equal(dr_db_exec(db, ins, p, 5, NULL, NULL, NULL), DR_EINVAL);
+    /* the trigger */
+    p[2] = DR_DB_TEXTV("a");
+    p[4] = DR_DB_TEXTV("x");
+    assert_int_equal(dr_db_exec(db, ins, p, 5, NULL, NULL, NULL), DR_EINVAL);
+    /* the key */
+    p[4] = DR_DB_TEXTV("y");
+    assert_int_equal(dr_db_exec(db, ins, p, 5, NULL, NULL, NULL), DR_OK);
+    assert_int_equal(dr_db_exec(db, ins, p, 5, NULL, NULL, NULL), DR_EEXIST);
+    assert_int_equal(count_rows(db, "SELECT COUNT(*) FROM t"), 1);
+
+    assert_true(dr_db_err_permanent(DR_EINVAL));
+    assert_true(dr_db_err_permanent(DR_EEXIST));
+    assert_true(dr_db_err_permanent(DR_ETOOBIG));
+    for (size_t i = 0; i < DR_ARRAY_LEN(transient); i++) {
+        assert_false(dr_db_err_permanent(transient[i]));
+    }
+}
+
 static void tx_commit_rollback_poison(void **state)
 {
     struct dr_db *db = fx_db(state);
@@ -463,6 +527,27 @@ static void sqlite_pragmas_and_urls(void **state)
     assert_int_equal(dr_db_open(NULL, 0, &other), DR_EINVAL);
 }
 
+/* A database another process holds the write lock of: the writer waits out its busy timeout,
+ * then fails with an error worth retrying, and succeeds once the lock is gone. */
+static void sqlite_locked_is_transient(void **state)
+{
+    struct fx *f = *state;
+    struct dr_db *db = f->obj, *other = NULL;
+    struct dr_db_tx *tx = NULL;
+    int err;
+
+    make_table(db);
+    assert_int_equal(dr_db_open(f->url, 1, &other), DR_OK);
+    assert_int_equal(dr_db_begin(other, &tx), DR_OK); /* BEGIN IMMEDIATE: holds the lock */
+    err = dr_db_exec(db, "INSERT INTO t (id) VALUES (1)", NULL, 0, NULL, NULL, NULL);
+    assert_int_equal(err, DR_EIO);
+    assert_false(dr_db_err_permanent(err));
+    dr_db_rollback(tx);
+    assert_int_equal(dr_db_exec(db, "INSERT INTO t (id) VALUES (1)", NULL, 0, NULL, NULL, NULL),
+                     DR_OK);
+    dr_db_close(other);
+}
+
 /* Multi-row statement helpers: sizes largest first, parameters numbered across rows. */
 static void multi_row_sql(void **state)
 {
@@ -658,6 +743,7 @@ static void password_never_logged(void **state)
     X(bad_input_errors)                                                                            \
     X(callback_stop_and_changes)                                                                   \
     X(unique_violation_is_eexist)                                                                  \
+    X(refusals_are_permanent)                                                                      \
     X(tx_commit_rollback_poison)                                                                   \
     X(migrations_idempotent)                                                                       \
     X(concurrent_use)
@@ -667,10 +753,10 @@ int main(void)
     const struct CMUnitTest common[] = {
         cmocka_unit_test(password_never_logged),
     };
-    const struct CMUnitTest lite[] = {DB_TESTS(ON_SQLITE) ON_SQLITE(sqlite_pragmas_and_urls)
-                                          ON_SQLITE(sqlite_background_checkpoint)
-                                              ON_SQLITE(sqlite_wal_stays_bounded)
-                                                  cmocka_unit_test(multi_row_sql)};
+    const struct CMUnitTest lite[] = {
+        DB_TESTS(ON_SQLITE) ON_SQLITE(sqlite_pragmas_and_urls) ON_SQLITE(sqlite_locked_is_transient)
+            ON_SQLITE(sqlite_background_checkpoint) ON_SQLITE(sqlite_wal_stays_bounded)
+                cmocka_unit_test(multi_row_sql)};
     const struct CMUnitTest pg[] = {DB_TESTS(ON_PG) ON_PG(pg_reconnects)};
     int failed = 0;
 
