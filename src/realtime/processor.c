@@ -5,8 +5,13 @@
  * to the hub in seq order, and only then finishes their messages (dr_result_defer). One store
  * thread per instance means the hub sees this instance's notifications in seq order and only
  * after their rows are committed: the resume logic in conn.c relies on both, and on the store
- * committing seqs in order across instances too (rt_store.c). A batch whose transaction fails is
- * stored again one notification at a time, so a bad row fails alone.
+ * committing seqs in order across instances too (rt_store.c).
+ *
+ * A notification the store refuses (a constraint or trigger on rt_notifications, a value the
+ * database cannot hold) would be refused on every attempt: it is rejected at once
+ * (store_refused), and a batch it was part of is stored again one notification at a time so
+ * that it fails alone. Other store failures (busy, locked, connection lost, I/O, out of memory)
+ * are retried (store_unavailable).
  *
  * A notification already stored (a redelivery) is not fanned out again: whoever missed it gets
  * it from the store on resume.
@@ -44,7 +49,13 @@ struct rt_proc {
 
 static void finish(struct item *it, int err, int dup)
 {
-    if (err) {
+    if (err && dr_db_err_permanent(err)) {
+        dr_metrics_inc(RT_M_STORED, "outcome=\"refused\"", 1);
+        DR_WARN("realtime", "notification refused by the store", "message_id=%s error=\"%s\"",
+                it->message_id, dr_strerror(err));
+        dr_result_reject(it->res, "store_refused", "the store refuses the notification: %s",
+                         dr_strerror(err));
+    } else if (err) {
         dr_result_retry(it->res, "store_unavailable", "storing the notification failed: %s",
                         dr_strerror(err));
     } else {
@@ -60,33 +71,20 @@ static void finish(struct item *it, int err, int dup)
 static void store_batch(struct rt_proc *rp, struct item **v, size_t n)
 {
     struct dr_notification *ns[BATCH_MAX];
-    int dup[BATCH_MAX];
+    int dup[BATCH_MAX], errs[BATCH_MAX];
     struct dr_hub *hub = dr__hub_current();
-    int err;
 
     for (size_t i = 0; i < n; i++) {
         ns[i] = v[i]->n;
     }
-    err = dr__rt_store_put_many(rp->db, ns, n, dup);
-    if (err && n > 1) {
-        DR_WARN("realtime", "batch store failed, storing one by one", "error=\"%s\" batch=%zu",
-                dr_strerror(err), n);
-        for (size_t i = 0; i < n; i++) {
-            int e = dr__rt_store_put(rp->db, ns[i], &dup[i]);
-            if (!e && !dup[i] && hub) {
-                dr_hub_publish(hub, ns[i]);
-            }
-            finish(v[i], e, dup[i]);
-        }
-        return;
-    }
+    dr__rt_store_put_batch(rp->db, ns, n, dup, errs);
     for (size_t i = 0; i < n; i++) {
-        if (!err && !dup[i] && hub) {
+        if (!errs[i] && !dup[i] && hub) {
             dr_hub_publish(hub, ns[i]);
         }
     }
     for (size_t i = 0; i < n; i++) {
-        finish(v[i], err, err ? 0 : dup[i]);
+        finish(v[i], errs[i], dup[i]);
     }
 }
 

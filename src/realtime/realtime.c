@@ -418,8 +418,9 @@ static void describe_metrics(void)
     dr_metrics_describe(RT_M_SLOW, "counter", "Connections closed for not reading (4008).");
     dr_metrics_describe(RT_M_LATENCY, "histogram",
                         "From the router receiving a notification to its write to a client.");
-    dr_metrics_describe(RT_M_STORED, "counter",
-                        "Client notifications consumed, by outcome (stored, duplicate, invalid).");
+    dr_metrics_describe(
+        RT_M_STORED, "counter",
+        "Client notifications consumed, by outcome (stored, duplicate, invalid, refused).");
     dr_metrics_describe(RT_M_REFUSED, "counter",
                         "Real-time connections or messages refused, by reason.");
 }

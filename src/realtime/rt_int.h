@@ -105,6 +105,13 @@ int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup);
 /* The same for v[0..n) in one transaction, in that order (so seqs ascend with i); dup[i] per
  * notification. On failure nothing is stored (seqs set meanwhile are void). */
 int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n, int *dup);
+/* The same, with an outcome per notification: errs[i] is 0 when v[i] is stored (seq and dup[i]
+ * set), else why not. When the store refuses the batch for good (dr_db_err_permanent: a
+ * constraint, a trigger, a value it cannot hold), the notifications are stored again one at a
+ * time, so only those it refuses fail; a failure worth retrying fails every notification not
+ * stored yet, with that error. Returns how many are stored. */
+size_t dr__rt_store_put_batch(struct dr_db *db, struct dr_notification **v, size_t n, int *dup,
+                              int *errs);
 /* Notifications in rooms with seq > since, in seq order, at most limit rows read. *out is an
  * array of references the caller releases with dr__rt_notifications_free; an unreadable row is
  * left out of it. *next (may be NULL) gets the since of the next page when limit rows were read

@@ -269,6 +269,42 @@ int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n
     return err;
 }
 
+size_t dr__rt_store_put_batch(struct dr_db *db, struct dr_notification **v, size_t n, int *dup,
+                              int *errs)
+{
+    int err = dr__rt_store_put_many(db, v, n, dup);
+    int transient = 0;
+    size_t stored = 0;
+
+    if (!err || n == 1 || !dr_db_err_permanent(err)) {
+        for (size_t i = 0; i < n; i++) {
+            errs[i] = err;
+            if (err) {
+                dup[i] = 0;
+            }
+        }
+        return err ? 0 : n;
+    }
+    /* the store refuses some row of the batch: find which, and store the others */
+    DR_WARN("realtime", "batch refused, storing one by one", "error=\"%s\" batch=%zu",
+            dr_strerror(err), n);
+    for (size_t i = 0; i < n; i++) {
+        if (transient) {
+            /* the store is failing, not this row: it would only wait on it again */
+            errs[i] = transient;
+            dup[i] = 0;
+            continue;
+        }
+        errs[i] = put_one(db, NULL, v[i], &dup[i]);
+        if (!errs[i]) {
+            stored++;
+        } else if (!dr_db_err_permanent(errs[i])) {
+            transient = errs[i];
+        }
+    }
+    return stored;
+}
+
 struct rows {
     struct dr_notification **v;
     size_t n, cap;

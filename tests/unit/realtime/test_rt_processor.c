@@ -1,7 +1,8 @@
 /* The realtime processor on SQLite, through the processor interface: results are finished
  * later from its store thread; notifications are stored in seq order; an invalid payload is
- * rejected at once; a notification whose insert fails is retried alone while the rest of its
- * batch is stored; a store that is gone retries everything; destroy finishes what is queued. */
+ * rejected at once; a notification the store refuses is rejected at once while the rest of its
+ * batch is stored and handed to the hub; a locked store retries everything; destroy finishes
+ * what is queued. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,26 +46,37 @@ static void on_finish(struct dr_result *r)
 
 struct fx {
     char dir[64];
+    char url[128];
     struct dr_store *store;
     const struct dr_processor *p;
     void *state;
     struct slot slots[N];
+    /* the hub the processor hands stored notifications to; its loop never runs, so what it was
+     * handed stays in hub.inq */
+    uv_loop_t loop;
+    struct rt_conf conf;
+    struct dr_hub hub;
 };
 
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    char url[128], err[256];
+    char err[256];
     struct dr_proc_env env = {0};
 
     snprintf(f->dir, sizeof(f->dir), "/tmp/dr-rt-proc-XXXXXX");
     if (!mkdtemp(f->dir)) {
         return -1;
     }
-    snprintf(url, sizeof(url), "%s/store.db", f->dir);
-    if (dr_store_open(url, &f->store) != DR_OK || dr__rt_migrate(dr_store_db(f->store)) != DR_OK) {
+    snprintf(f->url, sizeof(f->url), "%s/store.db", f->dir);
+    if (dr_store_open(f->url, &f->store) != DR_OK ||
+        dr__rt_migrate(dr_store_db(f->store)) != DR_OK) {
         return -1;
     }
+    uv_loop_init(&f->loop);
+    f->conf = (struct rt_conf){.heartbeat_ms = 3600000, .auth_timeout_ms = 3600000};
+    dr__hub_init(&f->hub, &f->loop, &f->conf, dr_store_db(f->store), NULL);
+    dr__hub_set_current(&f->hub);
     f->p = dr_processor_find("realtime");
     env.store = f->store;
     env.data_dir = f->dir;
@@ -84,6 +96,11 @@ static int teardown(void **state)
     if (f->state) {
         f->p->destroy(f->state);
     }
+    dr__hub_set_current(NULL);
+    dr__hub_stop(&f->hub);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    dr__hub_cleanup(&f->hub);
+    uv_loop_close(&f->loop);
     for (int i = 0; i < N; i++) {
         dr_result_cleanup(&f->slots[i].res);
         dr_msg_unref(f->slots[i].msg);
@@ -175,10 +192,31 @@ static void stores_in_order_and_finishes_later(void **state)
                      0);
 }
 
-static void a_failing_insert_fails_alone(void **state)
+/* The ids of the notifications handed to the hub, in the order it got them; checks their seqs
+ * ascend. */
+static size_t handed_to_hub(struct fx *f, char ids[][32], size_t cap)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&f->hub.mu);
+    for (size_t i = 0; i < f->hub.ninq && n < cap; i++, n++) {
+        snprintf(ids[n], sizeof(ids[n]), "%s", dr_notification_id(f->hub.inq[i]));
+        if (i > 0) {
+            assert_true(dr_notification_seq(f->hub.inq[i]) >
+                        dr_notification_seq(f->hub.inq[i - 1]));
+        }
+    }
+    pthread_mutex_unlock(&f->hub.mu);
+    return n;
+}
+
+/* The store refuses one notification for good (a trigger that raises): on its first attempt
+ * that one is rejected (dead-lettered now, not retried), and the others, however they were
+ * batched with it, are stored and handed to the hub. */
+static void a_refused_notification_is_rejected_alone(void **state)
 {
     struct fx *f = *state;
-    char id[32];
+    char id[32], ids[N][32];
 
     assert_int_equal(dr_db_exec(dr_store_db(f->store),
                                 "CREATE TRIGGER poison BEFORE INSERT ON rt_notifications "
@@ -193,32 +231,46 @@ static void a_failing_insert_fails_alone(void **state)
     wait_finished(30);
     for (int i = 0; i < 30; i++) {
         if (i == 15) {
-            assert_int_equal(f->slots[i].res.outcome, DR_OUTCOME_RETRY);
-            assert_string_equal(f->slots[i].res.reason, "store_unavailable");
+            assert_int_equal(f->slots[i].res.outcome, DR_OUTCOME_REJECT);
+            assert_string_equal(f->slots[i].res.reason, "store_refused");
         } else {
             assert_int_equal(f->slots[i].res.outcome, DR_OUTCOME_OK);
         }
     }
     assert_int_equal(count(f, ""), 29);
+    assert_int_equal(handed_to_hub(f, ids, N), 29);
+    for (int i = 0, k = 0; i < 30; i++) {
+        if (i != 15) {
+            snprintf(id, sizeof(id), "ok%02d", i);
+            assert_string_equal(ids[k++], id);
+        }
+    }
 }
 
-static void a_lost_store_retries_everything(void **state)
+/* Another connection holds the database's write lock: the store is busy, which is no fault of
+ * the notifications, so every one of them is retried and none reaches the hub. */
+static void a_locked_store_retries_everything(void **state)
 {
     struct fx *f = *state;
-    char id[32];
+    struct dr_db *other = NULL;
+    struct dr_db_tx *tx = NULL;
+    char id[32], ids[N][32];
 
-    assert_int_equal(
-        dr_db_exec(dr_store_db(f->store), "DROP TABLE rt_notifications", NULL, 0, NULL, NULL, NULL),
-        DR_OK);
-    for (int i = 0; i < 10; i++) {
-        snprintf(id, sizeof(id), "gone%d", i);
+    assert_int_equal(dr_db_open(f->url, 1, &other), DR_OK);
+    assert_int_equal(dr_db_begin(other, &tx), DR_OK); /* BEGIN IMMEDIATE: holds the lock */
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "locked%d", i);
         run(f, i, id, NULL);
     }
-    wait_finished(10);
-    for (int i = 0; i < 10; i++) {
+    wait_finished(3);
+    dr_db_rollback(tx);
+    dr_db_close(other);
+    for (int i = 0; i < 3; i++) {
         assert_int_equal(f->slots[i].res.outcome, DR_OUTCOME_RETRY);
         assert_string_equal(f->slots[i].res.reason, "store_unavailable");
     }
+    assert_int_equal(count(f, ""), 0);
+    assert_int_equal(handed_to_hub(f, ids, N), 0);
 }
 
 static void destroy_finishes_what_is_queued(void **state)
@@ -246,8 +298,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(stores_in_order_and_finishes_later, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_failing_insert_fails_alone, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_lost_store_retries_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_refused_notification_is_rejected_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_locked_store_retries_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(destroy_finishes_what_is_queued, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* Tests src/realtime/rt_store.c on SQLite (the store paths on PostgreSQL too): seq assignment,
- * duplicates, catch-up queries, the inbox and its read state, the permission rule for context
- * rooms, and (PostgreSQL) seqs becoming visible in order when several instances store at once. */
+ * duplicates, a batch with rows the store refuses, catch-up queries, the inbox and its read
+ * state, the permission rule for context rooms, and (PostgreSQL) seqs becoming visible in order
+ * when several instances store at once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -121,6 +122,12 @@ static struct dr_notification *make(const char *id, const char *user, const char
     return n;
 }
 
+static int get_count(void *ctx, const struct dr_db_row *row)
+{
+    *(int64_t *)ctx = dr_db_row_int(row, 0);
+    return 0;
+}
+
 static int64_t put(struct dr_db *db, const char *id, const char *user, const char *room, int *dup)
 {
     struct dr_notification *n = make(id, user, room);
@@ -226,6 +233,72 @@ static void batch_store_across_statements(void **state)
         assert_string_equal(dr_notification_id(back[k]), dr_notification_id(v[i]));
     }
     dr__rt_notifications_free(back, n);
+    for (int i = 0; i < N; i++) {
+        dr_notification_unref(v[i]);
+    }
+}
+
+static void exec_ok(struct dr_db *db, const char *sql)
+{
+    assert_int_equal(dr_db_exec(db, sql, NULL, 0, NULL, NULL, NULL), DR_OK);
+}
+
+/* A batch of 70 (two multi-row statements) where the store refuses r1 (a trigger) and r2 (a
+ * CHECK on PostgreSQL, a second trigger on SQLite): those two fail for good, every other one is
+ * stored with its seq in batch order, a repeat included. */
+static void batch_with_refused_rows(void **state)
+{
+    enum { N = 70 };
+    struct fx *f = *state;
+    struct dr_notification *v[N];
+    int dups[N], errs[N];
+    int dup = 0;
+    char id[16];
+    int64_t pre = put(f->db, "pre", "u1", "user:u1", &dup);
+    int64_t last = pre;
+
+    if (dr_db_engine(f->db) == DR_DB_POSTGRES) {
+        exec_ok(f->db, "CREATE FUNCTION refuse_r1() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN"
+                       " IF NEW.notification_id = ''r1'' THEN RAISE EXCEPTION ''refused''; END IF;"
+                       " RETURN NEW; END'");
+        exec_ok(f->db, "CREATE TRIGGER refuse_r1 BEFORE INSERT ON rt_notifications FOR EACH ROW"
+                       " EXECUTE FUNCTION refuse_r1()");
+        exec_ok(f->db, "ALTER TABLE rt_notifications ADD CONSTRAINT refuse_r2"
+                       " CHECK (notification_id <> 'r2')");
+    } else {
+        exec_ok(f->db, "CREATE TRIGGER refuse BEFORE INSERT ON rt_notifications"
+                       " WHEN NEW.notification_id IN ('r1', 'r2')"
+                       " BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), i == 5 ? "r1" : i == 66 ? "r2" : i == 40 ? "pre" : "b%d", i);
+        v[i] = make(id, "u1", "user:u1");
+        dups[i] = errs[i] = -1;
+    }
+    assert_int_equal(dr__rt_store_put_batch(f->db, v, N, dups, errs), N - 2);
+    for (int i = 0; i < N; i++) {
+        if (i == 5 || i == 66) {
+            assert_int_equal(errs[i], DR_EINVAL);
+            assert_true(dr_db_err_permanent(errs[i]));
+            continue;
+        }
+        assert_int_equal(errs[i], DR_OK);
+        assert_int_equal(dups[i], i == 40);
+        if (i == 40) {
+            assert_int_equal(dr_notification_seq(v[i]), pre);
+            continue;
+        }
+        assert_true(dr_notification_seq(v[i]) > last);
+        last = dr_notification_seq(v[i]);
+    }
+    {
+        struct dr_db_val p[1] = {DR_DB_INTV(pre)};
+        int64_t stored = -1;
+        assert_int_equal(dr_db_exec(f->db, "SELECT COUNT(*) FROM rt_notifications WHERE seq > $1",
+                                    p, 1, get_count, &stored, NULL),
+                         DR_OK);
+        assert_int_equal(stored, N - 3);
+    }
     for (int i = 0; i < N; i++) {
         dr_notification_unref(v[i]);
     }
@@ -515,6 +588,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(seq_increases_and_duplicates_keep_theirs, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_store, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_store_across_statements, setup, teardown),
+        cmocka_unit_test_setup_teardown(batch_with_refused_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(since_filters_rooms_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(inbox_read_state, setup, teardown),
         cmocka_unit_test_setup_teardown(permission_rule, setup, teardown),
@@ -525,6 +599,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(batch_store_across_statements, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(seqs_visible_in_order_across_instances, setup_pg,
                                         teardown_pg),
+        cmocka_unit_test_setup_teardown(batch_with_refused_rows, setup_pg, teardown_pg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
