@@ -69,6 +69,7 @@ struct dr__poll_state {
     int64_t responded_ms; /* 0 = has not answered any slot */
     char *comment;        /* the latest comment, NULL if none */
     int64_t comment_ms;
+    char *comment_source; /* the message that carried it; NULL if none or not known */
     int changed; /* this message changed something */
     int current; /* some stored answer (or the latest comment) came from this message */
 };
@@ -77,8 +78,9 @@ void dr__poll_state_cleanup(struct dr__poll_state *s);
 /*
  * Applies a's votes: per (poll, participant, slot) the answer with the latest answered_ms wins
  * (equal times: the greater source), so replays and older emails arriving late change nothing.
- * Marks the participant responded (latest time) and keeps the latest comment. One transaction;
- * *out is filled on success (cleanup with dr__poll_state_cleanup()) and zeroed on failure.
+ * Marks the participant responded (latest time) and keeps the latest comment, by the same rule.
+ * One transaction; *out is filled on success (cleanup with dr__poll_state_cleanup()) and zeroed
+ * on failure.
  */
 int dr__poll_store_answer(struct dr_db *db, const struct dr__poll_apply *a,
                           struct dr__poll_state *out);

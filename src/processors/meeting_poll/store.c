@@ -4,7 +4,8 @@
  *
  * Answers are keyed by (poll, participant, slot) and an update applies only when it is newer by
  * the email's date (ties broken by the source message id), so at-least-once delivery, replays
- * and emails arriving out of order all converge on the same rows.
+ * and emails arriving out of order all converge on the same rows. The participant's comment
+ * follows the same rule.
  */
 #include "dr/poll_store.h"
 
@@ -75,8 +76,24 @@ static const char v200_postgres[] =
     " source TEXT COLLATE \"C\" NOT NULL, updated_ms BIGINT NOT NULL,"
     " PRIMARY KEY (poll_id, participant_email, slot_id))";
 
+/* v201: the message that carried the participant's comment, so a comment with the same email
+ * date as the stored one is decided like the answers (the greater source wins) rather than by
+ * which was processed first. Comments stored before keep the source of an answer stored with
+ * them (same time, same comment) where there is one, else NULL, which any source beats. */
+#define V201_BACKFILL                                                                              \
+    "UPDATE poll_participants SET comment_source = (SELECT MAX(r.source) FROM poll_responses r"    \
+    " WHERE r.poll_id = poll_participants.poll_id"                                                 \
+    " AND r.participant_email = poll_participants.email"                                           \
+    " AND r.answered_ms = poll_participants.comment_ms AND r.comment = poll_participants.comment)" \
+    " WHERE comment IS NOT NULL"
+static const char v201_sqlite[] =
+    "ALTER TABLE poll_participants ADD COLUMN comment_source TEXT;" V201_BACKFILL;
+static const char v201_postgres[] =
+    "ALTER TABLE poll_participants ADD COLUMN comment_source TEXT COLLATE \"C\";" V201_BACKFILL;
+
 static const struct dr_db_migration migrations[] = {
     {200, "meeting polls", v200_sqlite, v200_postgres},
+    {201, "poll_participants.comment_source", v201_sqlite, v201_postgres},
 };
 
 /* dr_db_migrate() is safe to run concurrently (BEGIN IMMEDIATE on SQLite, an advisory lock on
@@ -489,6 +506,7 @@ void dr__poll_state_cleanup(struct dr__poll_state *s)
     }
     free(s->rows);
     free(s->comment);
+    free(s->comment_source);
     memset(s, 0, sizeof(*s));
 }
 
@@ -517,6 +535,8 @@ static int take_participant(void *ctx, const struct dr_db_row *row)
     free(s->comment);
     s->comment = dr_xstrdup(dr_db_row_text(row, 1));
     s->comment_ms = dr_db_row_is_null(row, 2) ? 0 : dr_db_row_int(row, 2);
+    free(s->comment_source);
+    s->comment_source = dr_xstrdup(dr_db_row_text(row, 3));
     return 0;
 }
 
@@ -581,13 +601,15 @@ int dr__poll_store_answer(struct dr_db *db, const struct dr__poll_apply *a,
     if (!err && comment) {
         p[0] = DR_DB_TEXTV(comment);
         p[1] = DR_DB_INTV(a->answered_ms);
-        p[2] = DR_DB_TEXTV(a->poll_id);
-        p[3] = DR_DB_TEXTV(a->email);
+        p[2] = DR_DB_TEXTV(a->source);
+        p[3] = DR_DB_TEXTV(a->poll_id);
+        p[4] = DR_DB_TEXTV(a->email);
         err = dr_db_tx_exec(tx,
-                            "UPDATE poll_participants SET comment = $1, comment_ms = $2 "
-                            "WHERE poll_id = $3 AND email = $4"
-                            " AND (comment_ms IS NULL OR comment_ms < $2)",
-                            p, 4, NULL, NULL, &n);
+                            "UPDATE poll_participants SET comment = $1, comment_ms = $2,"
+                            " comment_source = $3 WHERE poll_id = $4 AND email = $5"
+                            " AND (comment_ms IS NULL OR comment_ms < $2 OR (comment_ms = $2"
+                            " AND (comment_source IS NULL OR comment_source < $3)))",
+                            p, 5, NULL, NULL, &n);
         total += n;
     }
     if (!err) {
@@ -600,8 +622,8 @@ int dr__poll_store_answer(struct dr_db *db, const struct dr__poll_apply *a,
     }
     if (!err) {
         err = dr_db_tx_exec(tx,
-                            "SELECT responded_ms, comment, comment_ms FROM poll_participants "
-                            "WHERE poll_id = $1 AND email = $2",
+                            "SELECT responded_ms, comment, comment_ms, comment_source"
+                            " FROM poll_participants WHERE poll_id = $1 AND email = $2",
                             p, 2, take_participant, out, NULL);
     }
     if (err) {
@@ -617,8 +639,8 @@ int dr__poll_store_answer(struct dr_db *db, const struct dr__poll_apply *a,
     for (size_t i = 0; i < out->nrows && !out->current; i++) {
         out->current = out->rows[i].source && strcmp(out->rows[i].source, a->source) == 0;
     }
-    if (!out->current && comment && out->comment && out->comment_ms == a->answered_ms) {
-        out->current = strcmp(out->comment, comment) == 0;
+    if (!out->current && comment && out->comment_source) {
+        out->current = strcmp(out->comment_source, a->source) == 0;
     }
     return DR_OK;
 }

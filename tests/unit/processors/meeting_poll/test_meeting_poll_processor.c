@@ -415,6 +415,83 @@ static void test_replay_changes_nothing(void **state)
     free(js);
 }
 
+struct comment {
+    char text[128];
+    int64_t ms;
+    char source[128];
+};
+
+static int take_comment(void *ctx, const struct dr_db_row *row)
+{
+    struct comment *c = ctx;
+
+    snprintf(c->text, sizeof(c->text), "%s", dr_db_row_text(row, 0) ? dr_db_row_text(row, 0) : "");
+    c->ms = dr_db_row_int(row, 1);
+    snprintf(c->source, sizeof(c->source), "%s",
+             dr_db_row_text(row, 2) ? dr_db_row_text(row, 2) : "");
+    return 0;
+}
+
+static struct comment comment_of(void **state, const char *email)
+{
+    struct comment c = {.ms = -1};
+    struct dr_db_val p[2] = {DR_DB_TEXTV("p-42"), DR_DB_TEXTV(email)};
+
+    assert_int_equal(dr_db_exec(DB(state),
+                                "SELECT comment, comment_ms, comment_source FROM poll_participants"
+                                " WHERE poll_id = $1 AND email = $2",
+                                p, 2, take_comment, &c, NULL),
+                     DR_OK);
+    return c;
+}
+
+/*
+ * Two replies with the same Date, each with answers and a comment: the one with the greater
+ * source wins the comment as it wins the answers, in either processing order. Kim's arrive
+ * a-then-b, Sam's b-then-a; both end with b's answer and b's comment, and the notification of b
+ * processed second carries b's comment.
+ */
+static void test_equal_dates_comment_follows_answers(void **state)
+{
+    static const char date[] = "2026-02-27T09:00:00Z";
+    char *kim_a = email_json("kim.lee@example.com", date, "<a-kim@x>", "1 yes. Mornings suit me.");
+    char *kim_b = email_json("kim.lee@example.com", date, "<b-kim@x>", "1 no. Afternoons suit me.");
+    char *sam_b = email_json("sam@example.org", date, "<b-sam@x>", "1 no. Afternoons suit me.");
+    char *sam_a = email_json("sam@example.org", date, "<a-sam@x>", "1 yes. Mornings suit me.");
+    const char *emails[] = {"kim.lee@example.com", "sam@example.org"};
+    struct dr_result res;
+    cJSON *n;
+
+    create_poll(state);
+    expect_ok(state, "kim-a", "poll_response_email", kim_a, &res);
+    dr_result_cleanup(&res);
+    expect_ok(state, "kim-b", "poll_response_email", kim_b, &res);
+    n = notification(&res, "user:u1");
+    assert_non_null(n);
+    assert_string_equal(dr_json_str(dr_json_pointer(n, "/data"), "comment"), "Afternoons suit me.");
+    cJSON_Delete(n);
+    dr_result_cleanup(&res);
+    expect_ok(state, "sam-b", "poll_response_email", sam_b, &res);
+    dr_result_cleanup(&res);
+    expect_ok(state, "sam-a", "poll_response_email", sam_a, &res);
+    assert_int_equal(res.nemits, 0); /* it changed nothing */
+    dr_result_cleanup(&res);
+
+    for (size_t i = 0; i < DR_ARRAY_LEN(emails); i++) {
+        struct answers a = answers_of(state, emails[i]);
+        struct comment c = comment_of(state, emails[i]);
+        assert_int_equal(a.n, 1);
+        assert_string_equal(answer_for(&a, "a"), "no");
+        assert_string_equal(c.text, "Afternoons suit me.");
+        assert_int_equal(c.ms, a.v[0].answered_ms);
+        assert_string_equal(c.source, a.v[0].source);
+    }
+    free(kim_a);
+    free(kim_b);
+    free(sam_b);
+    free(sam_a);
+}
+
 static void test_structured_response(void **state)
 {
     static const char ok[] =
@@ -503,6 +580,7 @@ static void test_bad_input_rejected(void **state)
     X(test_non_participant_rejected)                                                               \
     X(test_older_email_after_newer_changes_nothing)                                                \
     X(test_replay_changes_nothing)                                                                 \
+    X(test_equal_dates_comment_follows_answers)                                                    \
     X(test_structured_response)                                                                    \
     X(test_unknown_poll_retried_then_rejected)                                                     \
     X(test_bad_input_rejected)
