@@ -295,7 +295,7 @@ size_t dr__rt_store_put_batch(struct dr_db *db, struct dr_notification **v, size
             dup[i] = 0;
             continue;
         }
-        errs[i] = put_one(db, NULL, v[i], &dup[i]);
+        errs[i] = dr__rt_store_put(db, v[i], &dup[i]);
         if (!errs[i]) {
             stored++;
         } else if (!dr_db_err_permanent(errs[i])) {

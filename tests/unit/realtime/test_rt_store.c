@@ -480,12 +480,6 @@ static void *put_thread(void *arg)
     return NULL;
 }
 
-static int get_count(void *ctx, const struct dr_db_row *row)
-{
-    *(int64_t *)ctx = dr_db_row_int(row, 0);
-    return 0;
-}
-
 /* Whether a connection named app waits on a lock whose wait_event is LIKE event. */
 static int waits_on_lock(struct dr_db *db, const char *app, const char *event)
 {
