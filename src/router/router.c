@@ -46,8 +46,7 @@ struct job {
     int pending;  /* tasks queued or running in this round */
     int retry;    /* some task asked for a retry this round */
     int rejected; /* index of a rejecting task, or -1 */
-    char last_error[640];
-    char last_reason[64];
+    char *last_error; /* "<processor>: <error>" of the last RETRY, or NULL */
     struct dr_router *router;
     uv_timer_t *timer; /* retry timer */
     size_t bytes;
@@ -486,6 +485,7 @@ static void job_free(struct dr_router *r, struct job *j)
     if (j->timer) {
         uv_close((uv_handle_t *)j->timer, handle_closed);
     }
+    free(j->last_error);
     free(j);
 }
 
@@ -650,8 +650,13 @@ static void task_done(struct dr_router *r, struct task *t)
         break;
     case DR_OUTCOME_RETRY:
         j->retry = 1;
-        snprintf(j->last_error, sizeof(j->last_error), "%s: %s", p->def->name, t->res.error);
-        snprintf(j->last_reason, sizeof(j->last_reason), "%s", t->res.reason);
+        {
+            /* on the heap, not in the job: a job small enough for malloc's per-thread cache */
+            size_t n = strlen(p->def->name) + 2 + strlen(t->res.error) + 1;
+            free(j->last_error);
+            j->last_error = dr_xmalloc(n);
+            snprintf(j->last_error, n, "%s: %s", p->def->name, t->res.error);
+        }
         break;
     }
     if (--j->pending == 0) {
