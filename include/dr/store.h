@@ -73,8 +73,11 @@ void dr_dead_letters_free(struct dr_dead_letter *d, size_t n);
 /* One group commit: everything in one transaction, all or nothing. Inserts get their id and are
  * skipped (id stays 0) when their message_id is already queued (or appears earlier in the same
  * batch). Any array may be NULL/0. Deletes and updates of ids no longer queued are not errors.
- * Dead letters get id and created_ms (now when 0). Input is checked before anything runs
- * (DR_EINVAL: insert without message_id/topic, empty dedup key, dead letter without
+ * Dead letters get id and created_ms (now when 0). Dead letters taken (a replay: their message
+ * goes back to the queue in the same commit) must all still exist: when one is gone (replayed or
+ * discarded by someone else) the call returns DR_ENOTFOUND and applies nothing, so concurrent
+ * replays of one dead letter queue it once. Input is checked before anything runs (DR_EINVAL:
+ * insert without message_id/topic, empty dedup key, dead letter without
  * message_id/topic/reason/message_json). On failure nothing changed, in the database or in b. */
 struct dr_qbatch {
     struct dr_qmsg *inserts;
@@ -87,6 +90,8 @@ struct dr_qbatch {
     size_t ndedup;
     struct dr_dead_letter *dead; /* ids assigned on success */
     size_t ndead;
+    const int64_t *dlq_take; /* dead letter ids to remove; DR_ENOTFOUND when one is gone */
+    size_t ndlq_take;
 };
 int dr_store_apply(struct dr_store *st, struct dr_qbatch *b);
 

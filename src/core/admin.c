@@ -320,13 +320,10 @@ static int replay_one(struct dr_admin *a, const struct dr_dead_letter *d, const 
     memset(&b, 0, sizeof(b));
     b.inserts = &q;
     b.ninserts = 1;
+    b.dlq_take = &d->id;
+    b.ndlq_take = 1;
     rc = dr_store_apply(a->store, &b);
-    if (!rc) {
-        rc = dr_store_dlq_delete(a->store, d->id);
-        if (rc == DR_ENOTFOUND) {
-            rc = DR_OK;
-        }
-    } else {
+    if (rc && rc != DR_ENOTFOUND) {
         snprintf(err, errsz, "store: %s", dr_strerror(rc));
     }
     dr_qmsg_cleanup(&q);

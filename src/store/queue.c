@@ -242,10 +242,11 @@ static int check_batch(const struct dr_qbatch *b)
     int err = DR_OK;
 
     if ((b->ninserts && !b->inserts) || (b->ndeletes && !b->deletes) ||
-        (b->nupdates && !b->updates) || (b->ndedup && !b->dedup_keys) || (b->ndead && !b->dead)) {
+        (b->nupdates && !b->updates) || (b->ndedup && !b->dedup_keys) || (b->ndead && !b->dead) ||
+        (b->ndlq_take && !b->dlq_take)) {
         DR_WARN("store", "bad batch: a count without its array",
-                "inserts=%zu deletes=%zu updates=%zu dedup=%zu dead=%zu", b->ninserts, b->ndeletes,
-                b->nupdates, b->ndedup, b->ndead);
+                "inserts=%zu deletes=%zu updates=%zu dedup=%zu dead=%zu dlq_take=%zu", b->ninserts,
+                b->ndeletes, b->nupdates, b->ndedup, b->ndead, b->ndlq_take);
         return DR_EINVAL;
     }
     for (size_t i = 0; !err && i < b->ninserts; i++) {
@@ -536,7 +537,7 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
         return err;
     }
     nids = b->ninserts + b->ndead;
-    if (nids + b->ndeletes + b->nupdates + b->ndedup == 0) {
+    if (nids + b->ndeletes + b->nupdates + b->ndedup + b->ndlq_take == 0) {
         return DR_OK;
     }
     pthread_once(&sql_once, build_sql);
@@ -546,7 +547,18 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
     if (err) {
         goto out;
     }
-    if (b->ninserts) {
+    /* First: on PostgreSQL a concurrent taker of the same dead letter waits here for this
+     * transaction and then finds nothing to delete. */
+    for (size_t i = 0; !err && i < b->ndlq_take; i++) {
+        struct dr_db_val p[1] = {DR_DB_INTV(b->dlq_take[i])};
+        int64_t changes = 0;
+        err =
+            dr_db_tx_exec(tx, "DELETE FROM dead_letters WHERE id = $1", p, 1, NULL, NULL, &changes);
+        if (!err && changes == 0) {
+            err = DR_ENOTFOUND;
+        }
+    }
+    if (!err && b->ninserts) {
         err = insert_msgs(st, tx, b->inserts, b->ninserts, ids);
     }
     for (size_t i = 0; !err && i < b->nupdates; i++) {
@@ -578,6 +590,9 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
         err = dr_db_commit(tx);
     }
     tx = NULL;
+    if (err == DR_ENOTFOUND) {
+        goto out; /* a dead letter to take was gone: the caller's race, not a store failure */
+    }
     if (err) {
         DR_WARN("store", "group commit failed",
                 "inserts=%zu deletes=%zu updates=%zu dedup=%zu "

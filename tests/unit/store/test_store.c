@@ -603,6 +603,99 @@ static void dlq_limit_count_purge(void **state)
     free(mids);
 }
 
+/* A replay queues the message and removes its dead letter in one commit, and only while the dead
+ * letter is there. */
+static void dlq_take_requeues_once(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_dead_letter d[2] = {dl("t-0", "t", "p", "rejected", "e", 1),
+                                  dl("t-1", "t", "p", "rejected", "e", 2)};
+    struct dr_qbatch b = {.dead = d, .ndead = 2};
+    struct dr_qmsg q[2] = {qmsg("t-0"), qmsg("t-1")};
+    int64_t take[2];
+
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    take[0] = d[0].id;
+    b = (struct dr_qbatch){.inserts = &q[0], .ninserts = 1, .dlq_take = take, .ndlq_take = 1};
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    assert_true(q[0].id > 0);
+    assert_int_equal(queue_count(st), 1);
+    assert_int_equal(dlq_count(st), 1);
+
+    /* gone: nothing applied, the insert keeps id 0 */
+    q[1].id = 0;
+    b = (struct dr_qbatch){.inserts = &q[1], .ninserts = 1, .dlq_take = take, .ndlq_take = 1};
+    assert_int_equal(dr_store_apply(st, &b), DR_ENOTFOUND);
+    assert_int_equal(q[1].id, 0);
+    assert_int_equal(queue_count(st), 1);
+    /* one of two gone: the other stays */
+    take[0] = d[1].id;
+    take[1] = d[0].id;
+    b = (struct dr_qbatch){.inserts = &q[1], .ninserts = 1, .dlq_take = take, .ndlq_take = 2};
+    assert_int_equal(dr_store_apply(st, &b), DR_ENOTFOUND);
+    assert_int_equal(queue_count(st), 1);
+    assert_int_equal(dlq_count(st), 1);
+    b = (struct dr_qbatch){.dlq_take = NULL, .ndlq_take = 1};
+    assert_int_equal(dr_store_apply(st, &b), DR_EINVAL);
+}
+
+struct taker {
+    struct dr_store *st;
+    const int64_t *ids;
+    int n, no, taken, errors;
+};
+
+static void *take_all(void *arg)
+{
+    struct taker *t = arg;
+
+    for (int i = 0; i < t->n; i++) {
+        char mid[32];
+        snprintf(mid, sizeof(mid), "race-%d-%d", t->no, i);
+        struct dr_qmsg q = qmsg(mid);
+        struct dr_qbatch b = {.inserts = &q, .ninserts = 1, .dlq_take = &t->ids[i], .ndlq_take = 1};
+        int err = dr_store_apply(t->st, &b);
+        if (err == DR_OK) {
+            t->taken++;
+        } else if (err != DR_ENOTFOUND) {
+            t->errors++;
+        }
+    }
+    return NULL;
+}
+
+static void dlq_take_races_queue_once(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    enum { N = 40 };
+    struct dr_dead_letter d[N];
+    char mids[N][16];
+    int64_t ids[N];
+    struct dr_qbatch b = {.dead = d, .ndead = N};
+    struct taker t[3];
+    pthread_t th[3];
+
+    for (int i = 0; i < N; i++) {
+        snprintf(mids[i], sizeof(mids[i]), "r-%d", i);
+        d[i] = dl(mids[i], "t", "p", "rejected", "e", i + 1);
+    }
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    for (int i = 0; i < N; i++) {
+        ids[i] = d[i].id;
+    }
+    for (int i = 0; i < 3; i++) {
+        t[i] = (struct taker){.st = st, .ids = ids, .n = N, .no = i};
+        assert_int_equal(pthread_create(&th[i], NULL, take_all, &t[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(t[i].errors, 0);
+    }
+    assert_int_equal(t[0].taken + t[1].taken + t[2].taken, N);
+    assert_int_equal(queue_count(st), N);
+    assert_int_equal(dlq_count(st), 0);
+}
+
 static void reopen_keeps_data(void **state)
 {
     struct fx *f = *state;
@@ -1012,6 +1105,8 @@ static void null_arguments(void **state)
     X(dlq_put_get_delete)                                                                          \
     X(dlq_filters)                                                                                 \
     X(dlq_limit_count_purge)                                                                       \
+    X(dlq_take_requeues_once)                                                                      \
+    X(dlq_take_races_queue_once)                                                                   \
     X(reopen_keeps_data)                                                                           \
     X(queue_ownership)                                                                             \
     X(concurrent_apply_and_reads)                                                                  \
