@@ -129,6 +129,7 @@ struct dr_dlq_filter { /* all set fields must match; NULL or "" = any */
     int64_t since_ms;      /* created_ms >= since (0 = any) */
     int64_t until_ms;      /* created_ms < until (0 = any) */
     int64_t after_id;      /* paging: id > after_id */
+    int64_t max_id;        /* id <= max_id (0 = any): a set fixed when a bulk job starts */
     size_t limit;          /* 0 = 100; capped at 1000 */
 };
 int dr_store_dlq_put(struct dr_store *st, struct dr_dead_letter *d); /* sets d->id */
@@ -137,6 +138,11 @@ int dr_store_dlq_list(struct dr_store *st, const struct dr_dlq_filter *f,
 int dr_store_dlq_get(struct dr_store *st, int64_t id, struct dr_dead_letter *out); /* ENOTFOUND */
 int dr_store_dlq_delete(struct dr_store *st, int64_t id);                            /* ENOTFOUND */
 int dr_store_dlq_count(struct dr_store *st, int64_t *count);
+/* How many of the first max dead letters f matches in id order there are (f->limit is not
+ * used), and the id of the last of them (0 when none): with that id as max_id, paging through f
+ * sees exactly them, minus those removed meanwhile, whatever is dead-lettered later. */
+int dr_store_dlq_count_matching(struct dr_store *st, const struct dr_dlq_filter *f, int64_t max,
+                                int64_t *count, int64_t *last_id);
 int dr_store_dlq_purge(struct dr_store *st, int64_t before_ms, int64_t *purged);
 
 #endif

@@ -389,18 +389,25 @@ static void job_work(void *arg)
         }
         break;
     case J_BULK: {
-        int64_t matched = 0, replayed = 0, failed = 0;
-        cJSON *ids = cJSON_CreateArray();
+        int64_t matched = 0, taken = 0, replayed = 0, skipped = 0, failed = 0, last_id = 0;
+        cJSON *ids;
         struct timespec start;
+        /* the set is fixed now: a replayed message that fails again is not taken twice */
+        j->err = dr_store_dlq_count_matching(a->store, &j->fb.f, j->max, &matched, &last_id);
+        if (j->err) {
+            break;
+        }
+        ids = cJSON_CreateArray();
         clock_gettime(CLOCK_MONOTONIC, &start);
+        j->fb.f.max_id = last_id;
         j->fb.f.limit = 500;
-        for (;;) {
+        while (taken < matched) {
             j->err = dr_store_dlq_list(a->store, &j->fb.f, &list, &n);
             if (j->err || n == 0) {
                 break;
             }
-            for (size_t i = 0; i < n && matched < j->max; i++) {
-                matched++;
+            for (size_t i = 0; i < n && taken < matched; i++) {
+                taken++;
                 j->fb.f.after_id = list[i].id;
                 if (j->dry_run) {
                     cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)list[i].id));
@@ -420,14 +427,17 @@ static void job_work(void *arg)
                     }
                 }
                 char e[256];
-                if (replay_one(a, &list[i], NULL, e, sizeof(e)) == 0) {
+                int rc = replay_one(a, &list[i], NULL, e, sizeof(e));
+                if (rc == DR_OK) {
                     replayed++;
                     cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)list[i].id));
+                } else if (rc == DR_ENOTFOUND) {
+                    skipped++; /* replayed or discarded meanwhile */
                 } else {
                     failed++;
                 }
             }
-            int more = n == 500 && matched < j->max;
+            int more = n == 500;
             dr_dead_letters_free(list, n);
             list = NULL;
             if (!more) {
@@ -438,11 +448,14 @@ static void job_work(void *arg)
         cJSON_AddBoolToObject(j->out, "dry_run", j->dry_run);
         cJSON_AddNumberToObject(j->out, "matched", (double)matched);
         cJSON_AddNumberToObject(j->out, "replayed", (double)replayed);
+        cJSON_AddNumberToObject(j->out, "skipped", (double)skipped);
         cJSON_AddNumberToObject(j->out, "failed", (double)failed);
         cJSON_AddItemToObject(j->out, "ids", ids);
         j->poke = replayed > 0;
-        DR_INFO("audit", "dead letters replayed by filter", "matched=%lld replayed=%lld dry_run=%d",
-                (long long)matched, (long long)replayed, j->dry_run);
+        DR_INFO("audit", "dead letters replayed by filter",
+                "matched=%lld replayed=%lld skipped=%lld failed=%lld dry_run=%d",
+                (long long)matched, (long long)replayed, (long long)skipped, (long long)failed,
+                j->dry_run);
         break;
     }
     }

@@ -19,7 +19,7 @@
 
 #define LIST_DEFAULT 100
 #define LIST_MAX     1000
-#define MAX_FILTERS  8
+#define MAX_FILTERS  10
 
 static const char sql_insert[] =
     "INSERT INTO dead_letters (message_id, topic, processor, reason, error, attempts, "
@@ -132,6 +132,38 @@ static void add_filter(struct dr_buf *sql, struct dr_db_val *p, size_t *np, cons
     dr_buf_printf(sql, " AND %s$%zu%s", clause, *np, close);
 }
 
+/* "SELECT <cols> FROM dead_letters WHERE ..." for f, without ORDER BY/LIMIT; p and *np get its
+ * parameters. */
+static void select_matching(struct dr_buf *sql, const char *cols, struct dr_db_val *p, size_t *np,
+                            const struct dr_dlq_filter *f)
+{
+    p[0] = DR_DB_INTV(f->after_id);
+    *np = 1;
+    dr_buf_printf(sql, "SELECT %s FROM dead_letters WHERE id > $1", cols);
+    if (f->max_id > 0) {
+        add_filter(sql, p, np, "id <= ", "", DR_DB_INTV(f->max_id));
+    }
+    if (is_set(f->topic)) {
+        add_filter(sql, p, np, "topic = ", "", DR_DB_TEXTV(f->topic));
+    }
+    if (is_set(f->processor)) {
+        add_filter(sql, p, np, "processor = ", "", DR_DB_TEXTV(f->processor));
+    }
+    if (is_set(f->reason)) {
+        add_filter(sql, p, np, "reason = ", "", DR_DB_TEXTV(f->reason));
+    }
+    if (is_set(f->error)) {
+        /* strpos: exact substring on both engines (SQLite gets it from db_sqlite.c) */
+        add_filter(sql, p, np, "strpos(error, ", ") > 0", DR_DB_TEXTV(f->error));
+    }
+    if (f->since_ms > 0) {
+        add_filter(sql, p, np, "created_ms >= ", "", DR_DB_INTV(f->since_ms));
+    }
+    if (f->until_ms > 0) {
+        add_filter(sql, p, np, "created_ms < ", "", DR_DB_INTV(f->until_ms));
+    }
+}
+
 int dr_store_dlq_list(struct dr_store *st, const struct dr_dlq_filter *f,
                       struct dr_dead_letter **out, size_t *n)
 {
@@ -139,7 +171,7 @@ int dr_store_dlq_list(struct dr_store *st, const struct dr_dlq_filter *f,
     struct dr_db_val p[MAX_FILTERS];
     struct dlist l = {0};
     struct dr_buf sql;
-    size_t np = 1;
+    size_t np = 0;
     size_t limit;
     int err;
 
@@ -156,27 +188,7 @@ int dr_store_dlq_list(struct dr_store *st, const struct dr_dlq_filter *f,
     }
     limit = f->limit == 0 ? LIST_DEFAULT : f->limit > LIST_MAX ? LIST_MAX : f->limit;
     dr_buf_init(&sql, 1024);
-    p[0] = DR_DB_INTV(f->after_id);
-    dr_buf_appends(&sql, "SELECT " DCOLS " FROM dead_letters WHERE id > $1");
-    if (is_set(f->topic)) {
-        add_filter(&sql, p, &np, "topic = ", "", DR_DB_TEXTV(f->topic));
-    }
-    if (is_set(f->processor)) {
-        add_filter(&sql, p, &np, "processor = ", "", DR_DB_TEXTV(f->processor));
-    }
-    if (is_set(f->reason)) {
-        add_filter(&sql, p, &np, "reason = ", "", DR_DB_TEXTV(f->reason));
-    }
-    if (is_set(f->error)) {
-        /* strpos: exact substring on both engines (SQLite gets it from db_sqlite.c) */
-        add_filter(&sql, p, &np, "strpos(error, ", ") > 0", DR_DB_TEXTV(f->error));
-    }
-    if (f->since_ms > 0) {
-        add_filter(&sql, p, &np, "created_ms >= ", "", DR_DB_INTV(f->since_ms));
-    }
-    if (f->until_ms > 0) {
-        add_filter(&sql, p, &np, "created_ms < ", "", DR_DB_INTV(f->until_ms));
-    }
+    select_matching(&sql, DCOLS, p, &np, f);
     p[np] = DR_DB_INTV((int64_t)limit);
     np++;
     dr_buf_printf(&sql, " ORDER BY id LIMIT $%zu", np);
@@ -194,6 +206,53 @@ int dr_store_dlq_list(struct dr_store *st, const struct dr_dlq_filter *f,
     l.n = 0;
 out:
     dr_dead_letters_free(l.v, l.n);
+    dr_buf_cleanup(&sql);
+    return err;
+}
+
+struct count_last {
+    int64_t count, last_id;
+};
+
+static int take_count_last(void *ctx, const struct dr_db_row *row)
+{
+    struct count_last *c = ctx;
+    c->count = dr_db_row_int(row, 0);
+    c->last_id = dr_db_row_int(row, 1);
+    return 0;
+}
+
+int dr_store_dlq_count_matching(struct dr_store *st, const struct dr_dlq_filter *f, int64_t max,
+                                int64_t *count, int64_t *last_id)
+{
+    static const struct dr_dlq_filter none = {0};
+    struct dr_db_val p[MAX_FILTERS];
+    struct count_last c = {0};
+    struct dr_buf sql;
+    size_t np = 0;
+    int err;
+
+    if (!st || !count || !last_id || max < 1) {
+        return DR_EINVAL;
+    }
+    *count = 0;
+    *last_id = 0;
+    dr_buf_init(&sql, 1024);
+    dr_buf_appends(&sql, "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM (");
+    select_matching(&sql, "id", p, &np, f ? f : &none);
+    p[np] = DR_DB_INTV(max);
+    np++;
+    dr_buf_printf(&sql, " ORDER BY id LIMIT $%zu) AS m", np);
+    if (!sql.data) {
+        err = DR_ENOMEM;
+        goto out;
+    }
+    err = dr_db_exec(st->db, sql.data, p, np, take_count_last, &c, NULL);
+    if (!err) {
+        *count = c.count;
+        *last_id = c.last_id;
+    }
+out:
     dr_buf_cleanup(&sql);
     return err;
 }

@@ -603,6 +603,48 @@ static void dlq_limit_count_purge(void **state)
     free(mids);
 }
 
+static void dlq_count_matching_fixes_the_set(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_dead_letter d[5] = {
+        dl("c-0", "t", "p", "rejected", "e", 1000), dl("c-1", "u", "p", "rejected", "e", 2000),
+        dl("c-2", "t", "p", "rejected", "e", 3000), dl("c-3", "t", "p", "no_route", "e", 4000),
+        dl("c-4", "t", "p", "rejected", "e", 5000),
+    };
+    struct dr_qbatch b = {.dead = d, .ndead = 5};
+    struct dr_dlq_filter f = {.topic = "t", .reason = "rejected"};
+    int64_t count = -1, last = -1, ids[8];
+
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    assert_int_equal(dr_store_dlq_count_matching(st, &f, 100, &count, &last), DR_OK);
+    assert_int_equal(count, 3);
+    assert_int_equal(last, d[4].id);
+    /* the first max in id order */
+    assert_int_equal(dr_store_dlq_count_matching(st, &f, 2, &count, &last), DR_OK);
+    assert_int_equal(count, 2);
+    assert_int_equal(last, d[2].id);
+    /* what is dead-lettered later is outside the set */
+    f.max_id = last;
+    struct dr_dead_letter later = dl("c-5", "t", "p", "rejected", "e", 6000);
+    assert_int_equal(dr_store_dlq_put(st, &later), DR_OK);
+    assert_int_equal(list_ids(st, &f, ids, 8), 2);
+    assert_int_equal(ids[0], d[0].id);
+    assert_int_equal(ids[1], d[2].id);
+    f.after_id = d[0].id;
+    assert_int_equal(dr_store_dlq_count_matching(st, &f, 100, &count, &last), DR_OK);
+    assert_int_equal(count, 1);
+    assert_int_equal(last, d[2].id);
+
+    f = (struct dr_dlq_filter){.topic = "nope"};
+    assert_int_equal(dr_store_dlq_count_matching(st, &f, 100, &count, &last), DR_OK);
+    assert_int_equal(count, 0);
+    assert_int_equal(last, 0);
+    assert_int_equal(dr_store_dlq_count_matching(st, NULL, 100, &count, &last), DR_OK);
+    assert_int_equal(count, 6);
+    assert_int_equal(dr_store_dlq_count_matching(st, NULL, 0, &count, &last), DR_EINVAL);
+    assert_int_equal(dr_store_dlq_count_matching(NULL, NULL, 1, &count, &last), DR_EINVAL);
+}
+
 /* A replay queues the message and removes its dead letter in one commit, and only while the dead
  * letter is there. */
 static void dlq_take_requeues_once(void **state)
@@ -1105,6 +1147,7 @@ static void null_arguments(void **state)
     X(dlq_put_get_delete)                                                                          \
     X(dlq_filters)                                                                                 \
     X(dlq_limit_count_purge)                                                                       \
+    X(dlq_count_matching_fixes_the_set)                                                            \
     X(dlq_take_requeues_once)                                                                      \
     X(dlq_take_races_queue_once)                                                                   \
     X(reopen_keeps_data)                                                                           \
