@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dr/apikey.h"
 #include "dr/err.h"
@@ -12,28 +11,45 @@
 #include "dr/metrics.h"
 #include "dr/util.h"
 
-#define MAX_BULK_REPLAY 100000
+#include "core/replay.h"
 
 struct dr_admin {
     const struct dr_config *cfg;
     struct dr_store *store;
     struct dr_router *router;
     struct dr_local *local;
+    struct dr_replay_jobs *jobs;
+    int stopping;
 };
 
-struct dr_admin *dr_admin_create(const struct dr_config *cfg, struct dr_store *store,
-                                 struct dr_router *router, struct dr_local *local)
+struct dr_admin *dr_admin_create(uv_loop_t *loop, const struct dr_config *cfg,
+                                 struct dr_store *store, struct dr_router *router,
+                                 struct dr_local *local)
 {
     struct dr_admin *a = dr_xcalloc(1, sizeof(*a));
     a->cfg = cfg;
     a->store = store;
     a->router = router;
     a->local = local;
+    a->jobs = dr__replay_jobs_create(loop, store, local);
     return a;
+}
+
+void dr_admin_stop(struct dr_admin *a)
+{
+    if (!a || a->stopping) {
+        return;
+    }
+    a->stopping = 1;
+    dr__replay_jobs_stop(a->jobs);
 }
 
 void dr_admin_destroy(struct dr_admin *a)
 {
+    if (!a) {
+        return;
+    }
+    dr__replay_jobs_destroy(a->jobs);
     free(a);
 }
 
@@ -74,11 +90,6 @@ static void respond_cjson(struct dr_http_req *req, int status, cJSON *o)
 
 /* ---- filters from the query string ---- */
 
-struct filter_buf {
-    char topic[256], processor[128], reason[64], error[256];
-    struct dr_dlq_filter f;
-};
-
 static int parse_time_param(const char *v, int64_t *out)
 {
     if (dr_parse_time(v, out) == 0) {
@@ -101,7 +112,7 @@ static int query_value(struct dr_http_req *req, const char *name, char *out, siz
     return rc == DR_OK ? DR_OK : DR_ENOTFOUND;
 }
 
-static int filter_from_query(struct dr_http_req *req, struct filter_buf *fb, char *err,
+static int filter_from_query(struct dr_http_req *req, struct dr_dlq_filter_buf *fb, char *err,
                              size_t errsz)
 {
     char v[64];
@@ -164,7 +175,7 @@ static int filter_from_query(struct dr_http_req *req, struct filter_buf *fb, cha
     return DR_OK;
 }
 
-static int filter_from_json(const cJSON *j, struct filter_buf *fb, char *err, size_t errsz)
+static int filter_from_json(const cJSON *j, struct dr_dlq_filter_buf *fb, char *err, size_t errsz)
 {
     const char *s;
     memset(fb, 0, sizeof(*fb));
@@ -208,12 +219,13 @@ struct job {
     struct dr_admin *a;
     int kind;
     int64_t id;
-    struct filter_buf fb;
+    struct dr_dlq_filter_buf fb;
     cJSON *body;
     int dry_run;
     double rate;
     int64_t max;
     /* results */
+    int64_t count, last_id; /* J_START: the set the job works through */
     int err;
     char errmsg[256];
     cJSON *out;
@@ -240,97 +252,7 @@ static int64_t id_from_path(const char *path, const char *prefix, const char **r
     return id;
 }
 
-/* Builds the queue row that replays d; edits from body (data | payload | attributes). */
-static int replay_row(const struct dr_dead_letter *d, const cJSON *body, struct dr_qmsg *q,
-                      char *err, size_t errsz)
-{
-    cJSON *m = d->message_json ? cJSON_Parse(d->message_json) : NULL;
-    const char *data, *okey;
-    const cJSON *attrs;
-    int rc = DR_EINVAL;
-    size_t n;
-
-    memset(q, 0, sizeof(*q));
-    if (!m) {
-        snprintf(err, errsz, "the dead letter has no readable original message");
-        goto out;
-    }
-    data = dr_json_str(m, "data");
-    attrs = cJSON_GetObjectItemCaseSensitive(m, "attributes");
-    okey = dr_json_str(m, "orderingKey");
-    if (body) {
-        const cJSON *pl = cJSON_GetObjectItemCaseSensitive(body, "payload");
-        const char *bd = dr_json_str(body, "data");
-        const cJSON *ba = cJSON_GetObjectItemCaseSensitive(body, "attributes");
-        if (pl) {
-            char *s = dr_json_print(pl);
-            q->data = (unsigned char *)s;
-            q->data_len = strlen(s);
-        } else if (bd) {
-            if (dr_base64_decode(bd, strlen(bd), &q->data, &n)) {
-                snprintf(err, errsz, "data: invalid base64");
-                goto out;
-            }
-            q->data_len = n;
-        }
-        if (ba) {
-            if (!cJSON_IsObject(ba)) {
-                snprintf(err, errsz, "attributes: expected an object of strings");
-                goto out;
-            }
-            attrs = ba;
-        }
-    }
-    if (!q->data && data) {
-        if (dr_base64_decode(data, strlen(data), &q->data, &n)) {
-            snprintf(err, errsz, "stored data is not base64");
-            goto out;
-        }
-        q->data_len = n;
-    }
-    q->message_id = dr_xstrdup(d->message_id);
-    q->topic = dr_xstrdup(d->topic);
-    q->attrs_json = attrs ? dr_json_print(attrs) : dr_xstrdup("{}");
-    q->ordering_key = (okey && *okey) ? dr_xstrdup(okey) : NULL;
-    q->publish_time_ms = dr_now_ms();
-    rc = DR_OK;
-out:
-    if (rc) {
-        dr_qmsg_cleanup(q);
-    }
-    cJSON_Delete(m);
-    return rc;
-}
-
-static int replay_one(struct dr_admin *a, const struct dr_dead_letter *d, const cJSON *body,
-                      char *err, size_t errsz)
-{
-    struct dr_qmsg q;
-    struct dr_qbatch b;
-    int rc;
-
-    if (!a->local) {
-        snprintf(err, errsz, "replay needs the local queue (local mode)");
-        return DR_EUNSUPPORTED;
-    }
-    rc = replay_row(d, body, &q, err, errsz);
-    if (rc) {
-        return rc;
-    }
-    memset(&b, 0, sizeof(b));
-    b.inserts = &q;
-    b.ninserts = 1;
-    b.dlq_take = &d->id;
-    b.ndlq_take = 1;
-    rc = dr_store_apply(a->store, &b);
-    if (rc && rc != DR_ENOTFOUND) {
-        snprintf(err, errsz, "store: %s", dr_strerror(rc));
-    }
-    dr_qmsg_cleanup(&q);
-    return rc;
-}
-
-enum { J_LIST, J_GET, J_DELETE, J_REPLAY, J_BULK };
+enum { J_LIST, J_GET, J_DELETE, J_REPLAY, J_BULK, J_START };
 
 static void job_work(void *arg)
 {
@@ -376,8 +298,12 @@ static void job_work(void *arg)
         break;
     case J_REPLAY:
         j->err = dr_store_dlq_get(a->store, j->id, &d);
+        if (!j->err && !a->local) {
+            snprintf(j->errmsg, sizeof(j->errmsg), "replay needs the local queue (local mode)");
+            j->err = DR_EUNSUPPORTED;
+        }
         if (!j->err) {
-            j->err = replay_one(a, &d, j->body, j->errmsg, sizeof(j->errmsg));
+            j->err = dr__replay_one(a->store, &d, j->body, j->errmsg, sizeof(j->errmsg));
         }
         if (!j->err) {
             j->out = cJSON_CreateObject();
@@ -391,14 +317,17 @@ static void job_work(void *arg)
     case J_BULK: {
         int64_t matched = 0, taken = 0, replayed = 0, skipped = 0, failed = 0, last_id = 0;
         cJSON *ids;
-        struct timespec start;
+        if (!j->dry_run && !a->local) {
+            snprintf(j->errmsg, sizeof(j->errmsg), "replay needs the local queue (local mode)");
+            j->err = DR_EUNSUPPORTED;
+            break;
+        }
         /* the set is fixed now: a replayed message that fails again is not taken twice */
         j->err = dr_store_dlq_count_matching(a->store, &j->fb.f, j->max, &matched, &last_id);
         if (j->err) {
             break;
         }
         ids = cJSON_CreateArray();
-        clock_gettime(CLOCK_MONOTONIC, &start);
         j->fb.f.max_id = last_id;
         j->fb.f.limit = 500;
         while (taken < matched) {
@@ -407,27 +336,15 @@ static void job_work(void *arg)
                 break;
             }
             for (size_t i = 0; i < n && taken < matched; i++) {
+                char e[256];
+                int rc;
                 taken++;
                 j->fb.f.after_id = list[i].id;
                 if (j->dry_run) {
                     cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)list[i].id));
                     continue;
                 }
-                if (j->rate > 0) {
-                    /* pace: replayed / rate seconds since start */
-                    struct timespec now;
-                    double due = (double)replayed / j->rate, el;
-                    clock_gettime(CLOCK_MONOTONIC, &now);
-                    el = (double)(now.tv_sec - start.tv_sec) +
-                         (double)(now.tv_nsec - start.tv_nsec) / 1e9;
-                    if (due > el) {
-                        struct timespec ts = {.tv_sec = (time_t)(due - el),
-                                              .tv_nsec = (long)((due - el - (double)(time_t)(due - el)) * 1e9)};
-                        nanosleep(&ts, NULL);
-                    }
-                }
-                char e[256];
-                int rc = replay_one(a, &list[i], NULL, e, sizeof(e));
+                rc = dr__replay_one(a->store, &list[i], NULL, e, sizeof(e));
                 if (rc == DR_OK) {
                     replayed++;
                     cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)list[i].id));
@@ -458,18 +375,41 @@ static void job_work(void *arg)
                 j->dry_run);
         break;
     }
+    case J_START:
+        /* what the job will work through; its steps run later, paced by the loop */
+        j->err = dr_store_dlq_count_matching(a->store, &j->fb.f, j->max, &j->count, &j->last_id);
+        break;
     }
     dr_dead_letter_cleanup(&d);
+}
+
+/* After J_START counted the set: the job starts, the request is answered at once. */
+static void start_job(struct dr_http_req *req, struct job *j)
+{
+    cJSON *o = NULL;
+    int rc = dr__replay_jobs_start(j->a->jobs, &j->fb, j->rate, j->max, j->count, j->last_id, &o);
+
+    if (rc == DR_ETOOBIG) {
+        dr_http_respond_error(req, 429, "RESOURCE_EXHAUSTED",
+                              "too many replay jobs are running: cancel one or wait for one");
+    } else if (rc) {
+        dr_http_respond_error(req, 503, "UNAVAILABLE", "shutting down");
+    } else {
+        dr_http_add_header(req, "Location", dr_json_str(o, "url"));
+        respond_cjson(req, 202, o);
+    }
 }
 
 static void job_done(struct dr_http_req *req, void *arg)
 {
     struct job *j = arg;
 
-    if (j->poke && j->a->local) {
+    if (j->poke && j->a->local && !j->a->stopping) {
         dr_local_poke(j->a->local);
     }
-    if (j->err == DR_ENOTFOUND) {
+    if (j->kind == J_START && !j->err) {
+        start_job(req, j);
+    } else if (j->err == DR_ENOTFOUND) {
         dr_http_respond_error(req, 404, "NOT_FOUND", "no dead letter %lld", (long long)j->id);
     } else if (j->err == DR_EINVAL) {
         dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", j->errmsg);
@@ -521,6 +461,86 @@ static void on_breakers(struct dr_http_req *req, void *ctx)
     free(s);
 }
 
+/* POST /admin/dlq/replay: {filter, dry_run, rate, limit} into j (J_BULK, or J_START for a paced
+ * replay); DR_EINVAL with j->errmsg set. */
+static int bulk_from_json(const cJSON *b, struct job *j)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, "dry_run");
+
+    if (v && !cJSON_IsBool(v)) {
+        snprintf(j->errmsg, sizeof(j->errmsg), "dry_run: expected true or false");
+        return DR_EINVAL;
+    }
+    j->dry_run = cJSON_IsTrue(v);
+    v = cJSON_GetObjectItemCaseSensitive(b, "rate");
+    if (v && (!cJSON_IsNumber(v) || !(v->valuedouble >= DR_REPLAY_RATE_MIN) ||
+              v->valuedouble > DR_REPLAY_RATE_MAX)) {
+        snprintf(j->errmsg, sizeof(j->errmsg),
+                 "rate: messages per second, from %g to %g (leave it out to replay at full "
+                 "speed)",
+                 DR_REPLAY_RATE_MIN, DR_REPLAY_RATE_MAX);
+        return DR_EINVAL;
+    }
+    j->rate = v ? v->valuedouble : 0;
+    j->max = DR_REPLAY_MAX;
+    v = cJSON_GetObjectItemCaseSensitive(b, "limit");
+    if (v) {
+        if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > DR_REPLAY_MAX ||
+            v->valuedouble != (double)(int64_t)v->valuedouble) {
+            snprintf(j->errmsg, sizeof(j->errmsg), "limit: expected a whole number from 1 to %d",
+                     DR_REPLAY_MAX);
+            return DR_EINVAL;
+        }
+        j->max = (int64_t)v->valuedouble;
+    }
+    if (filter_from_json(cJSON_GetObjectItemCaseSensitive(b, "filter"), &j->fb, j->errmsg,
+                         sizeof(j->errmsg))) {
+        return DR_EINVAL;
+    }
+    /* a dry run replays nothing, so there is nothing to pace: it answers at once */
+    j->kind = j->rate > 0 && !j->dry_run ? J_START : J_BULK;
+    return DR_OK;
+}
+
+/* /admin/dlq/replay/jobs[/{id}[/cancel]]: answered on the loop thread, no store work. */
+static void on_replay_jobs(struct dr_admin *a, struct dr_http_req *req, const char *path,
+                           const char *method)
+{
+    const char *rest = "";
+    int64_t id;
+    cJSON *o;
+
+    if (strcmp(path, "/admin/dlq/replay/jobs") == 0 ||
+        strcmp(path, "/admin/dlq/replay/jobs/") == 0) {
+        if (strcmp(method, "GET") != 0) {
+            dr_http_respond_error(req, 405, "METHOD_NOT_ALLOWED", "use GET");
+            return;
+        }
+        respond_cjson(req, 200, dr__replay_jobs_list(a->jobs));
+        return;
+    }
+    id = strncmp(path, "/admin/dlq/replay/jobs/", 23) == 0
+             ? id_from_path(path, "/admin/dlq/replay/jobs/", &rest)
+             : -1;
+    if (id < 0 || (strcmp(rest, "") != 0 && strcmp(rest, "/cancel") != 0)) {
+        dr_http_respond_error(req, 404, "NOT_FOUND", "no such resource: %s", path);
+        return;
+    }
+    if (strcmp(rest, "") == 0 && strcmp(method, "GET") == 0) {
+        if (dr__replay_jobs_get(a->jobs, id, &o)) {
+            dr_http_respond_error(req, 404, "NOT_FOUND", "no replay job %lld", (long long)id);
+            return;
+        }
+        respond_cjson(req, 200, o);
+    } else if ((strcmp(rest, "") == 0 && strcmp(method, "DELETE") == 0) ||
+               (strcmp(rest, "/cancel") == 0 && strcmp(method, "POST") == 0)) {
+        DR_INFO("audit", "dead-letter replay job cancel", "job=%lld", (long long)id);
+        dr__replay_jobs_cancel(a->jobs, id, req);
+    } else {
+        dr_http_respond_error(req, 405, "METHOD_NOT_ALLOWED", "%s not allowed on %s", method, path);
+    }
+}
+
 static void on_dlq(struct dr_http_req *req, void *ctx)
 {
     struct dr_admin *a = ctx;
@@ -550,9 +570,14 @@ static void on_dlq(struct dr_http_req *req, void *ctx)
         run_job(req, j);
         return;
     }
+    if (strncmp(path, "/admin/dlq/replay/jobs", 22) == 0) {
+        free(j);
+        on_replay_jobs(a, req, path, method);
+        return;
+    }
     if (strcmp(path, "/admin/dlq/replay") == 0) {
         cJSON *b = blen ? dr_json_parse(body, blen) : cJSON_CreateObject();
-        const cJSON *v;
+        int rc;
         if (strcmp(method, "POST") != 0 || !cJSON_IsObject(b)) {
             cJSON_Delete(b);
             free(j);
@@ -560,29 +585,21 @@ static void on_dlq(struct dr_http_req *req, void *ctx)
                                   "POST a JSON object {filter, dry_run, rate, limit}");
             return;
         }
-        j->kind = J_BULK;
-        j->max = MAX_BULK_REPLAY;
-        j->dry_run = dr_json_true(b, "dry_run");
-        v = cJSON_GetObjectItemCaseSensitive(b, "rate");
-        if (v && (!cJSON_IsNumber(v) || v->valuedouble <= 0)) {
-            cJSON_Delete(b);
-            free(j);
-            dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "rate: messages per second > 0");
-            return;
-        }
-        j->rate = v ? v->valuedouble : 0;
-        v = cJSON_GetObjectItemCaseSensitive(b, "limit");
-        if (cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= MAX_BULK_REPLAY) {
-            j->max = (int64_t)v->valuedouble;
-        }
-        if (filter_from_json(cJSON_GetObjectItemCaseSensitive(b, "filter"), &j->fb, j->errmsg,
-                             sizeof(j->errmsg))) {
-            cJSON_Delete(b);
-            dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", j->errmsg);
-            free(j);
-            return;
-        }
+        rc = bulk_from_json(b, j);
         cJSON_Delete(b);
+        if (rc == DR_OK && j->kind == J_START && !a->local) {
+            snprintf(j->errmsg, sizeof(j->errmsg), "replay needs the local queue (local mode)");
+            rc = DR_EUNSUPPORTED;
+        }
+        if (rc == DR_EINVAL) {
+            dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", j->errmsg);
+        } else if (rc) {
+            dr_http_respond_error(req, 409, "FAILED_PRECONDITION", "%s", j->errmsg);
+        }
+        if (rc) {
+            free(j);
+            return;
+        }
         run_job(req, j);
         return;
     }

@@ -222,6 +222,7 @@ static void on_signal(uv_signal_t *s, int signum)
     DR_INFO("daemon", "shutting down", "signal=%d in_flight=%zu deadline_ms=%lld", signum,
             dr_router_in_flight(d->router), (long long)d->cfg->shutdown_deadline_ms);
     dr_http_server_stop(d->http);
+    dr_admin_stop(d->admin);
     dr_realtime_stop(d->rt);
     if (d->local) {
         dr_local_stop(d->local);
@@ -265,8 +266,8 @@ int dr_daemon_run(struct dr_config *cfg)
 
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
-    /* The thread pool runs request decoding, store reads and slow admin jobs (a rate-limited
-     * replay sleeps in it): more than libuv's default 4 threads, unless the operator chose. */
+    /* The thread pool runs request decoding, store reads and writes for the HTTP APIs and the
+     * steps of replay jobs: more than libuv's default 4 threads, unless the operator chose. */
     setenv("UV_THREADPOOL_SIZE", "8", 0);
     d.loop = uv_default_loop();
     signal(SIGPIPE, SIG_IGN);
@@ -317,7 +318,7 @@ int dr_daemon_run(struct dr_config *cfg)
             dr_push_register(d.push, d.http);
         }
     }
-    d.admin = dr_admin_create(cfg, d.store, d.router, d.local);
+    d.admin = dr_admin_create(d.loop, cfg, d.store, d.router, d.local);
     dr_admin_register(d.admin, d.http);
     dr_realtime_register(d.rt, d.http);
     if (dr_devtoken_create(cfg, &d.devtoken, err, sizeof(err)) != 0) {
@@ -363,6 +364,7 @@ int dr_daemon_run(struct dr_config *cfg)
 out:
     /* Order: let a table read in progress land, stop the workers (the router hands back what it
      * holds), flush the writer, then close handles and let deferred work finish. */
+    dr_admin_stop(d.admin); /* before the local source goes: replay jobs poke it */
     if (d.local) {
         dr_local_stop(d.local);
         while (dr_local_busy(d.local)) {

@@ -1,0 +1,219 @@
+"""Paced dead-letter replay: a background job that holds no thread while it waits.
+
+With one libuv pool thread (UV_THREADPOOL_SIZE=1), a replay with a rate answers 202 with a job at
+once, its progress advances, requests that need the pool are answered while slow jobs run, two
+jobs over the same dead letters queue each message once, a cancel stops a job with what it
+replayed so far, a shutdown during a job exits 0 without waiting for it, and a restart neither
+resumes the job nor loses what it replayed.
+
+Messages on `replay-test` are dead-lettered (no_route) by a first instance whose config has no
+route for the topic; the next instances route it to the test processor, which records every
+run, so each replayed message can be seen processed exactly once.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from drlib import Server, wait_until  # noqa: E402
+
+N = 40
+TOPIC = "replay-test"
+CONFIG = """
+mode: local
+topics:
+  {topic}: {{type: test}}
+  test-events: {{type: test}}
+routes:
+  - name: test
+    match: {{topic: [{routed}]}}
+    processors: [test]
+"""
+
+
+def write_config(data_dir, routed):
+    path = os.path.join(data_dir, f"config-{len(routed)}.yaml")
+    with open(path, "w") as f:
+        f.write(CONFIG.format(topic=TOPIC, routed=", ".join(routed)))
+    return path
+
+
+def call(srv, method, path, body=None, timeout=20):
+    """(status, headers, json body), with a bound on how long the answer may take."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(srv.url + path, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, json.loads(e.read() or b"null")
+
+
+def error(resp, code, status):
+    st, _, body = resp
+    assert st == code, resp
+    assert body["error"]["code"] == code and body["error"]["status"] == status, body
+    return body["error"]["message"]
+
+
+def job(srv, jid):
+    st, _, body = call(srv, "GET", f"/admin/dlq/replay/jobs/{jid}")
+    assert st == 200, body
+    return body
+
+
+def dead_seqs(srv):
+    st, _, body = call(srv, "GET", f"/admin/dlq?topic={TOPIC}&limit=1000")
+    assert st == 200, body
+    return [d["message"]["attributes"]["seq"] for d in body["dead_letters"]]
+
+
+def processed_seqs(srv):
+    return [r["seq"] for r in srv.processed() if r["topic"] == TOPIC]
+
+
+def check_exactly_once(srv, replayed):
+    """Every replayed message ran once, and what did not run is still a dead letter."""
+    wait_until(lambda: len(processed_seqs(srv)) >= replayed, 60, f"{replayed} replays processed")
+    ran, dead = processed_seqs(srv), dead_seqs(srv)
+    assert len(ran) == len(set(ran)) == replayed, (replayed, sorted(ran))
+    assert len(dead) == len(set(dead)) == N - replayed, (replayed, sorted(dead))
+    assert set(ran) | set(dead) == {str(i) for i in range(N)} and not set(ran) & set(dead)
+
+
+def start_job(srv, body):
+    st, headers, j = call(srv, "POST", "/admin/dlq/replay", body)
+    assert st == 202, (st, j)
+    assert j["state"] in ("running", "done") and j["url"] == f"/admin/dlq/replay/jobs/{j['id']}"
+    assert headers["Location"] == j["url"], headers
+    for k in ("replayed", "matched", "errors", "skipped"):
+        assert isinstance(j[k], int), j
+    assert j["started"] and j["finished"] is None or j["state"] == "done"
+    return j
+
+
+def bad_input(srv):
+    for rate in (0, -1, "fast", None, 1e9, 0.00001):
+        msg = error(call(srv, "POST", "/admin/dlq/replay", {"rate": rate}), 400,
+                    "INVALID_ARGUMENT")
+        assert "rate" in msg, msg
+    for limit in (0, -5, 1.5, "10", 100001):
+        msg = error(call(srv, "POST", "/admin/dlq/replay", {"rate": 1, "limit": limit}), 400,
+                    "INVALID_ARGUMENT")
+        assert "limit" in msg, msg
+    error(call(srv, "POST", "/admin/dlq/replay", {"rate": 1, "filter": "all"}), 400,
+          "INVALID_ARGUMENT")
+    error(call(srv, "POST", "/admin/dlq/replay", {"rate": 1, "dry_run": "yes"}), 400,
+          "INVALID_ARGUMENT")
+    assert "no replay job 12345" in error(call(srv, "GET", "/admin/dlq/replay/jobs/12345"), 404,
+                                          "NOT_FOUND")
+    error(call(srv, "DELETE", "/admin/dlq/replay/jobs/12345"), 404, "NOT_FOUND")
+    error(call(srv, "POST", "/admin/dlq/replay/jobs/12345/cancel"), 404, "NOT_FOUND")
+    for path in ("/admin/dlq/replay/jobs/abc", "/admin/dlq/replay/jobs/-1",
+                 "/admin/dlq/replay/jobs/1/x", "/admin/dlq/replay/jobsX"):
+        error(call(srv, "GET", path), 404, "NOT_FOUND")
+    error(call(srv, "POST", "/admin/dlq/replay/jobs"), 405, "METHOD_NOT_ALLOWED")
+    error(call(srv, "PUT", "/admin/dlq/replay/jobs/12345"), 405, "METHOD_NOT_ALLOWED")
+    # nothing was started by any of it
+    st, _, jobs = call(srv, "GET", "/admin/dlq/replay/jobs")
+    assert st == 200 and jobs == {"jobs": [], "count": 0}, jobs
+
+
+def main():
+    # 1. N dead letters (no route for the topic yet).
+    data_dir = tempfile.mkdtemp(prefix="dr-it-")
+    srv = Server(config=write_config(data_dir, ["test-events"]), data_dir=data_dir).start()
+    msgs = [{"data": {"n": i}, "attributes": {"seq": str(i)}} for i in range(N)]
+    assert srv.publish(TOPIC, msgs)[0] == 200
+    wait_until(lambda: len(dead_seqs(srv)) == N, 60, "every message dead-lettered")
+    assert srv.stop() == 0
+
+    # 2. The topic is routed now; one pool thread for everything.
+    routed = write_config(data_dir, ["test-events", TOPIC])
+    env = {"UV_THREADPOOL_SIZE": "1"}
+    srv = Server(config=routed, data_dir=data_dir, env=env).start()
+    bad_input(srv)
+
+    # A dry run with a rate replays nothing, so it answers at once as before.
+    st, _, dry = call(srv, "POST", "/admin/dlq/replay",
+                      {"filter": {"topic": TOPIC}, "rate": 1, "dry_run": True})
+    assert st == 200 and dry["matched"] == N and dry["replayed"] == 0, dry
+
+    # Two jobs over the same dead letters: a quick one over the first 10, a slow one over all.
+    j1 = start_job(srv, {"filter": {"topic": TOPIC}, "rate": 2, "limit": 10})
+    assert j1["matched"] == 10 and j1["rate"] == 2 and j1["filter"] == {"topic": TOPIC}, j1
+    j2 = start_job(srv, {"filter": {"topic": TOPIC}, "rate": 0.1})
+    assert N - 10 <= j2["matched"] <= N and j2["state"] == "running", j2  # job 1 started
+    st, _, jobs = call(srv, "GET", "/admin/dlq/replay/jobs")
+    assert st == 200 and [j["id"] for j in jobs["jobs"]] == [j2["id"], j1["id"]], jobs
+
+    # The pool is free while both wait: store reads, readiness and publishing are answered.
+    first = wait_until(lambda: job(srv, j1["id"])["replayed"] or None, 60, "job 1 started")
+    st, _, dl = call(srv, "GET", "/admin/dlq?limit=1")
+    assert st == 200 and dl["count"] == 1, dl
+    st, _, one = call(srv, "GET", f"/admin/dlq/{dl['dead_letters'][0]['id']}")
+    assert st in (200, 404), one  # a job may have replayed it meanwhile
+    assert call(srv, "GET", "/readyz")[0] == 200
+    st, _, pub = call(srv, "POST", "/v1/projects/local/topics/test-events:publish",
+                      {"messages": [{"data": "e30=", "attributes": {"seq": "live"}}]})
+    assert st == 200, pub
+    wait_until(lambda: any(r["seq"] == "live" for r in srv.processed()), 60,
+               "a live message processed while the jobs run")
+
+    # Progress advances, and the quick job finishes with its whole set accounted for.
+    wait_until(lambda: job(srv, j1["id"])["replayed"] > first, 60, "job 1 progressing")
+    done1 = wait_until(lambda: (lambda j: j if j["state"] != "running" else None)(
+        job(srv, j1["id"])), 120, "job 1 done")
+    assert done1["state"] == "done" and done1["finished"] and done1["errors"] == 0, done1
+    assert done1["replayed"] + done1["skipped"] == 10 and done1["replayed"] >= 1, done1
+
+    # Cancel the slow one: the answer carries the final counts; nothing more is replayed.
+    st, _, c2 = call(srv, "DELETE", f"/admin/dlq/replay/jobs/{j2['id']}")
+    assert st == 200 and c2["state"] == "cancelled" and c2["finished"], c2
+    assert c2["replayed"] < N, c2
+    st, _, again = call(srv, "POST", f"/admin/dlq/replay/jobs/{j2['id']}/cancel")
+    assert st == 200 and again == c2, (again, c2)
+    replayed = done1["replayed"] + c2["replayed"]
+    check_exactly_once(srv, replayed)
+    time.sleep(2)  # a cancelled job that went on would replay more in this time
+    assert job(srv, j2["id"]) == c2
+    check_exactly_once(srv, replayed)
+
+    # 3. A shutdown while a job runs: exits promptly with 0; the job is not resumed.
+    assert srv.stop() == 0
+    srv = Server(config=routed, data_dir=data_dir, env=dict(env, DR_LOG_LEVEL="info")).start()
+    j3 = start_job(srv, {"filter": {"topic": TOPIC}, "rate": 0.5})
+    assert j3["matched"] == N - replayed, (j3, replayed)
+    wait_until(lambda: job(srv, j3["id"])["replayed"] >= 2, 60, "job 3 progressing")
+    srv.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = srv.proc.wait(30)  # the job alone would need over a minute
+    except subprocess.TimeoutExpired:
+        srv.proc.kill()
+        raise AssertionError("shutdown waited for the replay job")
+    assert rc == 0, f"exit {rc}: {srv.tail()}"
+    ends = [json.loads(line) for line in srv.tail(200000).splitlines()
+            if '"dead-letter replay job finished"' in line]
+    assert len(ends) == 1 and ends[0]["state"] == "cancelled" and ends[0]["shutdown"] == 1, ends
+    replayed += ends[0]["replayed"]
+
+    srv = Server(config=routed, data_dir=data_dir, env=env).start()
+    st, _, jobs = call(srv, "GET", "/admin/dlq/replay/jobs")
+    assert st == 200 and jobs["count"] == 0, jobs
+    check_exactly_once(srv, replayed)
+    time.sleep(2)  # a resumed job would replay more in this time
+    check_exactly_once(srv, replayed)
+    assert srv.stop() == 0
+    print(f"ok: paced replay jobs with one pool thread; {replayed} of {N} dead letters "
+          f"replayed once each by a finished, a cancelled and a shut-down job")
+
+
+if __name__ == "__main__":
+    main()
