@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "dr/buf.h"
 #include "dr/config.h"
@@ -25,7 +27,8 @@ static const char usage_main[] =
     "commands:\n"
     "  serve [--config FILE]        run the service (embedded local defaults without --config)\n"
     "  publish --topic T ...        publish a message to a running instance\n"
-    "  dlq list|show|replay|discard inspect and replay dead letters of a running instance\n"
+    "  dlq list|show|replay|...     inspect, replay and discard dead letters, follow replay\n"
+    "                               jobs of a running instance\n"
     "  parse email|ics|poll-reply   parse a file and print JSON\n"
     "  extract shipments|reply      extract from a file and print JSON\n"
     "  version                      print the version\n"
@@ -53,7 +56,20 @@ static const char usage_dlq[] =
     "                            [--since TIME] [--until TIME] [--limit N] [--after ID]\n"
     "       data-router dlq show ID\n"
     "       data-router dlq replay ID [--payload-file F]\n"
+    "       data-router dlq replay --all [--topic T] [--processor P] [--reason R] [--error TEXT]\n"
+    "                            [--since TIME] [--until TIME] [--limit N]\n"
+    "                            [--dry-run | --rate N [--wait]]\n"
+    "       data-router dlq jobs\n"
+    "       data-router dlq job JOB [--wait]\n"
+    "       data-router dlq cancel JOB\n"
     "       data-router dlq discard ID\n"
+    "\n"
+    "replay --all replays the dead letters the filters match (at most --limit, 100000 by\n"
+    "default) and prints what it did; --dry-run only lists them. With --rate N (messages per\n"
+    "second, 0.001 to 10000) the replay runs on the server as a job: the job is printed at\n"
+    "once; --wait follows it and prints it when it ends (exit 0 when done, 1 when cancelled or\n"
+    "failed). Stopping the command does not stop the job; cancel does. jobs lists the replay\n"
+    "jobs of the running instance, job shows one.\n"
     "options: --url URL (default http://127.0.0.1:$PORT); DR_API_KEY is sent when set.\n";
 
 static int wants_help(int argc, char **argv)
@@ -239,15 +255,130 @@ static void url_escape_append(struct dr_buf *b, const char *s)
     curl_free(e);
 }
 
+/* Polls a replay job until it is no longer running; prints it then. 0 when it is done. */
+static int follow_job(const char *url, const char *id, struct dr_buf *resp)
+{
+    char endpoint[4096];
+    int tty = isatty(STDERR_FILENO);
+    double last = -1;
+
+    snprintf(endpoint, sizeof(endpoint), "%s/admin/dlq/replay/jobs/%s", url, id);
+    for (;;) {
+        long status;
+        cJSON *j;
+        const char *state;
+        int running;
+
+        dr_buf_reset(resp);
+        status = http_call("GET", endpoint, NULL, resp);
+        if (status != 200) {
+            report(status, resp); /* a job that is gone (a restart) did not finish */
+            return 1;
+        }
+        j = dr_json_parse(resp->data, resp->len);
+        state = j ? dr_json_str(j, "state") : NULL;
+        if (!state) {
+            dr_cli_error("replay job %s: unexpected answer", id);
+            cJSON_Delete(j);
+            return 1;
+        }
+        running = strcmp(state, "running") == 0;
+        if (!running) {
+            int done = strcmp(state, "done") == 0;
+            cJSON_Delete(j);
+            report(status, resp);
+            return done ? 0 : 1;
+        }
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "replayed");
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "matched");
+        if (tty && cJSON_IsNumber(r) && cJSON_IsNumber(m) && r->valuedouble != last) {
+            fprintf(stderr, "data-router: replay job %s: %.0f of %.0f replayed\n", id,
+                    r->valuedouble, m->valuedouble);
+            last = r->valuedouble;
+        }
+        cJSON_Delete(j);
+        struct timespec ts = {.tv_sec = 1};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* replay --all: POST /admin/dlq/replay with the filters as a JSON filter. */
+static int dlq_replay_all(const char *url, const char *const *fv, const char *rate, int dry_run,
+                          int wait, struct dr_buf *resp)
+{
+    static const char *const fields[] = {"topic", "processor", "reason", "error", "since", "until"};
+    cJSON *b = cJSON_CreateObject(), *f = cJSON_AddObjectToObject(b, "filter");
+    char endpoint[4096], *text = NULL, *end;
+    int rc = EXIT_USAGE;
+    long status;
+
+    for (size_t k = 0; k < DR_ARRAY_LEN(fields); k++) {
+        if (fv[k]) {
+            cJSON_AddStringToObject(f, fields[k], fv[k]);
+        }
+    }
+    if (fv[6]) { /* --limit */
+        int64_t lim;
+        if (dr_parse_i64(fv[6], &lim)) {
+            dr_cli_error("dlq replay: --limit expects a number, got '%s'", fv[6]);
+            goto out;
+        }
+        cJSON_AddNumberToObject(b, "limit", (double)lim);
+    }
+    if (rate) {
+        double v = strtod(rate, &end);
+        if (end == rate || *end) {
+            dr_cli_error("dlq replay: --rate expects messages per second, got '%s'", rate);
+            goto out;
+        }
+        cJSON_AddNumberToObject(b, "rate", v);
+    }
+    if (dry_run) {
+        cJSON_AddBoolToObject(b, "dry_run", 1);
+    }
+    text = dr_json_print(b);
+    snprintf(endpoint, sizeof(endpoint), "%s/admin/dlq/replay", url);
+    status = http_call("POST", endpoint, text, resp);
+    if (status != 202 || !wait) {
+        rc = report(status, resp);
+        goto out;
+    }
+    {
+        cJSON *j = dr_json_parse(resp->data, resp->len);
+        const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
+        char ids[32];
+        if (!cJSON_IsNumber(id)) {
+            dr_cli_error("dlq replay: the answer names no job");
+            cJSON_Delete(j);
+            rc = 1;
+            goto out;
+        }
+        snprintf(ids, sizeof(ids), "%.0f", id->valuedouble);
+        cJSON_Delete(j);
+        if (isatty(STDERR_FILENO)) {
+            fprintf(stderr,
+                    "data-router: replay job %s started (data-router dlq cancel %s stops it)\n",
+                    ids, ids);
+        }
+        rc = follow_job(url, ids, resp);
+    }
+out:
+    cJSON_Delete(b);
+    free(text);
+    return rc;
+}
+
 static int cmd_dlq(int argc, char **argv)
 {
     const char *url = NULL, *payload_file = NULL, *sub = argc > 0 ? argv[0] : NULL;
-    const char *id = NULL;
+    const char *id = NULL, *rate = NULL;
     struct dr_buf q, resp;
     char defurl[256], *body = NULL;
-    int rc = EXIT_USAGE, nq = 0;
+    int rc = EXIT_USAGE, nq = 0, all = 0, dry_run = 0, wait = 0, nfilters = 0;
+    /* the first six are also replay --all's filter, [6] its limit */
     static const char *const filters[] = {"topic", "processor", "reason", "error",
                                           "since", "until",     "limit",  "after"};
+    const char *fv[DR_ARRAY_LEN(filters)] = {0};
 
     dr_buf_init(&q, 8192);
     dr_buf_init(&resp, 64 * 1024 * 1024);
@@ -269,6 +400,16 @@ static int cmd_dlq(int argc, char **argv)
             id = a;
             continue;
         }
+        if (strcmp(a, "--all") == 0) {
+            all = 1;
+            continue;
+        } else if (strcmp(a, "--dry-run") == 0) {
+            dry_run = 1;
+            continue;
+        } else if (strcmp(a, "--wait") == 0) {
+            wait = 1;
+            continue;
+        }
         if (!v) {
             dr_cli_error("dlq: %s needs a value", a);
             goto out;
@@ -279,11 +420,16 @@ static int cmd_dlq(int argc, char **argv)
         } else if (strcmp(a, "--payload-file") == 0) {
             payload_file = v;
             matched = 1;
+        } else if (strcmp(a, "--rate") == 0) {
+            rate = v;
+            matched = 1;
         }
         for (size_t k = 0; !matched && k < DR_ARRAY_LEN(filters); k++) {
             if (strcmp(a + 2, filters[k]) == 0) {
                 dr_buf_printf(&q, "%c%s=", nq++ ? '&' : '?', filters[k]);
                 url_escape_append(&q, v);
+                fv[k] = v;
+                nfilters++;
                 matched = 1;
             }
         }
@@ -296,22 +442,68 @@ static int cmd_dlq(int argc, char **argv)
     if (!url) {
         url = defurl;
     }
+    /* options that only replay --all (and job, for --wait) take */
+    if ((all || dry_run || rate || (wait && strcmp(sub, "job") != 0)) &&
+        strcmp(sub, "replay") != 0) {
+        dr_cli_error("dlq %s: --all, --dry-run, --rate and --wait go with replay --all", sub);
+        goto out;
+    }
     char endpoint[4096];
     if (strcmp(sub, "list") == 0) {
         snprintf(endpoint, sizeof(endpoint), "%s/admin/dlq%s", url, q.data ? q.data : "");
         rc = report(http_call("GET", endpoint, NULL, &resp), &resp);
         goto out;
     }
-    if (strcmp(sub, "show") != 0 && strcmp(sub, "replay") != 0 && strcmp(sub, "discard") != 0) {
-        dr_cli_error("dlq: unknown subcommand %s (list, show, replay, discard)", sub);
+    if (strcmp(sub, "jobs") == 0) {
+        snprintf(endpoint, sizeof(endpoint), "%s/admin/dlq/replay/jobs", url);
+        rc = report(http_call("GET", endpoint, NULL, &resp), &resp);
+        goto out;
+    }
+    if (strcmp(sub, "replay") == 0 && all) {
+        if (id) {
+            dr_cli_error("dlq replay --all: takes filters, not an id");
+        } else if (payload_file || fv[7]) {
+            dr_cli_error("dlq replay --all: %s goes with one dead letter or with list",
+                         payload_file ? "--payload-file" : "--after");
+        } else if (dry_run && rate) {
+            dr_cli_error("dlq replay --all: --dry-run replays nothing: no --rate with it");
+        } else if (wait && !rate) {
+            dr_cli_error("dlq replay --all: --wait follows a replay with --rate");
+        } else {
+            rc = dlq_replay_all(url, fv, rate, dry_run, wait, &resp);
+        }
+        goto out;
+    }
+    if (strcmp(sub, "show") != 0 && strcmp(sub, "replay") != 0 && strcmp(sub, "discard") != 0 &&
+        strcmp(sub, "job") != 0 && strcmp(sub, "cancel") != 0) {
+        dr_cli_error("dlq: unknown subcommand %s (list, show, replay, discard, jobs, job, cancel)",
+                     sub);
+        goto out;
+    }
+    if (strcmp(sub, "replay") == 0 && (dry_run || rate || wait || nfilters)) {
+        dr_cli_error("dlq replay: filters, --dry-run, --rate and --wait go with --all");
         goto out;
     }
     int64_t idv;
     if (!id || dr_parse_i64(id, &idv) || idv <= 0) {
-        dr_cli_error("dlq %s: needs a dead letter id", sub);
+        dr_cli_error("dlq %s: needs a %s id", sub,
+                     strcmp(sub, "job") == 0 || strcmp(sub, "cancel") == 0 ? "replay job"
+                                                                           : "dead letter");
         goto out;
     }
-    if (strcmp(sub, "show") == 0) {
+    if (strcmp(sub, "job") == 0) {
+        snprintf(endpoint, sizeof(endpoint), "%lld", (long long)idv);
+        if (wait) {
+            rc = follow_job(url, endpoint, &resp);
+        } else {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/admin/dlq/replay/jobs/%lld", url, (long long)idv);
+            rc = report(http_call("GET", path, NULL, &resp), &resp);
+        }
+    } else if (strcmp(sub, "cancel") == 0) {
+        snprintf(endpoint, sizeof(endpoint), "%s/admin/dlq/replay/jobs/%lld", url, (long long)idv);
+        rc = report(http_call("DELETE", endpoint, NULL, &resp), &resp);
+    } else if (strcmp(sub, "show") == 0) {
         snprintf(endpoint, sizeof(endpoint), "%s/admin/dlq/%lld", url, (long long)idv);
         rc = report(http_call("GET", endpoint, NULL, &resp), &resp);
     } else if (strcmp(sub, "discard") == 0) {

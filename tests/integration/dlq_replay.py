@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from drlib import Server, wait_until  # noqa: E402
+from drlib import BIN, Server, wait_until  # noqa: E402
 
 N = 40
 TOPIC = "replay-test"
@@ -126,6 +126,51 @@ def bad_input(srv):
     assert st == 200 and jobs == {"jobs": [], "count": 0}, jobs
 
 
+def cli(srv, *args):
+    p = subprocess.run([BIN, "dlq", *args, "--url", srv.url], capture_output=True, text=True,
+                       timeout=120)
+    out = json.loads(p.stdout) if p.returncode == 0 or p.stdout.strip() else None
+    return p.returncode, out, p.stderr
+
+
+def command_line(srv, replayed):
+    left = N - replayed
+    rc, out, err = cli(srv, "replay", "--all", "--topic", TOPIC, "--dry-run")
+    assert rc == 0 and out["matched"] == left and out["replayed"] == 0, (rc, out, err)
+    for bad in (["replay", "--all", "--rate", "fast"], ["replay", "5", "--rate", "3"],
+                ["replay", "--all", "--wait"], ["replay", "--all", "--dry-run", "--rate", "1"],
+                ["replay", "--all", "--after", "3"], ["list", "--rate", "2"], ["cancel"],
+                ["job", "x"]):
+        rc, out, err = cli(srv, *bad)
+        assert rc == 2 and err.count("\n") == 1 and out is None, (bad, rc, err)
+    rc, out, err = cli(srv, "replay", "--all", "--topic", TOPIC, "--rate", "0")
+    assert rc == 1 and "HTTP 400" in err and "rate" in err and err.count("\n") == 1, (rc, err)
+    rc, out, err = cli(srv, "job", "12345")
+    assert rc == 1 and "HTTP 404: no replay job 12345" in err, (rc, err)
+    rc, out, err = cli(srv, "cancel", "12345")
+    assert rc == 1 and "HTTP 404" in err, (rc, err)
+
+    # A job printed at once, then followed to its end.
+    rc, j, err = cli(srv, "replay", "--all", "--topic", TOPIC, "--limit", "3", "--rate", "5")
+    assert rc == 0 and j["matched"] == 3 and j["url"].endswith(str(j["id"])), (rc, j, err)
+    rc, done, err = cli(srv, "job", str(j["id"]), "--wait")
+    assert rc == 0 and done["state"] == "done" and done["replayed"] == 3, (rc, done, err)
+    # Started and followed in one command: only the final job is printed.
+    rc, done2, err = cli(srv, "replay", "--all", "--topic", TOPIC, "--limit", "2", "--rate", "4",
+                         "--wait")
+    assert rc == 0 and done2["state"] == "done" and done2["replayed"] == 2, (rc, done2, err)
+    # Cancelled: following it ends with 1 and the job as it ended.
+    rc, j3, err = cli(srv, "replay", "--all", "--topic", TOPIC, "--rate", "0.01")
+    assert rc == 0 and j3["state"] == "running", (rc, j3, err)
+    rc, c3, err = cli(srv, "cancel", str(j3["id"]))
+    assert rc == 0 and c3["state"] == "cancelled", (rc, c3, err)
+    rc, f3, err = cli(srv, "job", str(j3["id"]), "--wait")
+    assert rc == 1 and f3 == c3, (rc, f3, err)
+    rc, jobs, err = cli(srv, "jobs")
+    assert rc == 0 and [x["id"] for x in jobs["jobs"]] == [j3["id"], done2["id"], j["id"]], jobs
+    return replayed + 3 + 2 + c3["replayed"]
+
+
 def main():
     # 1. N dead letters (no route for the topic yet).
     data_dir = tempfile.mkdtemp(prefix="dr-it-")
@@ -210,9 +255,13 @@ def main():
     check_exactly_once(srv, replayed)
     time.sleep(2)  # a resumed job would replay more in this time
     check_exactly_once(srv, replayed)
+
+    # 4. The command line.
+    replayed = command_line(srv, replayed)
+    check_exactly_once(srv, replayed)
     assert srv.stop() == 0
     print(f"ok: paced replay jobs with one pool thread; {replayed} of {N} dead letters "
-          f"replayed once each by a finished, a cancelled and a shut-down job")
+          f"replayed once each by finished, cancelled and shut-down jobs and the CLI")
 
 
 if __name__ == "__main__":
