@@ -20,6 +20,10 @@ int dr_json_true(const cJSON *obj, const char *key);
 const cJSON *dr_json_pointer(const cJSON *root, const char *pointer);
 /* Parses exactly len bytes (no NUL needed). NULL on malformed JSON or len > 64 MiB. */
 cJSON *dr_json_parse(const char *s, size_t len);
+/* Decodes the escapes of a JSON string's content in[0..n) (without its quotes) into out, which
+ * has room for n bytes: decoding never lengthens. 0 if an escape is invalid (an unknown one, a
+ * \u without four hex digits, a lone or reversed surrogate). */
+int dr_json_unescape(const char *in, size_t n, char *out, size_t *outlen);
 /* Serialises unformatted into b (appending). */
 int dr_json_append(struct dr_buf *b, const cJSON *item);
 /* Serialises unformatted into a malloc'ed string; aborts on OOM. */

@@ -19,6 +19,7 @@
 
 #include "core/json_int.h"
 #include "dr/json.h"
+#include "dr/util.h"
 
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -90,55 +91,93 @@ static int hex4(const char *p, unsigned *out)
 }
 
 /*
- * A \u escape at p (pointing at the 'u'), one UTF-16 unit or a surrogate pair, as cJSON decodes
- * it: a low surrogate alone, or a high one not followed by "\u" and a low one, fails. Writes the
- * UTF-8 bytes to *o; returns the bytes of input used after the backslash, or 0.
+ * The \u escape at p (its backslash) as UTF-8 at *o: one UTF-16 unit, or a surrogate pair. A low
+ * surrogate alone, or a high one not followed by "\u" and a low one, is invalid (as for cJSON).
+ * Returns the bytes of input used, 0 if invalid.
  */
 static size_t unicode_escape(const char *p, const char *end, char **o)
 {
     unsigned first, second, cp;
-    size_t used = 5;
-    unsigned char *u = (unsigned char *)*o;
+    size_t used = 6;
 
-    if (end - p < 5 || hex4(p + 1, &first) != 0) {
-        return 0;
-    }
-    if (first >= 0xDC00 && first <= 0xDFFF) {
+    if (end - p < 6 || hex4(p + 2, &first) != 0 || (first >= 0xDC00 && first <= 0xDFFF)) {
         return 0;
     }
     cp = first;
     if (first >= 0xD800 && first <= 0xDBFF) {
-        if (end - p < 11 || p[5] != '\\' || p[6] != 'u' || hex4(p + 7, &second) != 0 ||
+        if (end - p < 12 || p[6] != '\\' || p[7] != 'u' || hex4(p + 8, &second) != 0 ||
             second < 0xDC00 || second > 0xDFFF) {
             return 0;
         }
         cp = 0x10000 + (((first & 0x3FF) << 10) | (second & 0x3FF));
-        used = 11;
+        used = 12;
     }
-    if (cp < 0x80) {
-        *u++ = (unsigned char)cp;
-    } else if (cp < 0x800) {
-        *u++ = (unsigned char)(0xC0 | (cp >> 6));
-        *u++ = (unsigned char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        *u++ = (unsigned char)(0xE0 | (cp >> 12));
-        *u++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        *u++ = (unsigned char)(0x80 | (cp & 0x3F));
-    } else {
-        *u++ = (unsigned char)(0xF0 | (cp >> 18));
-        *u++ = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-        *u++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        *u++ = (unsigned char)(0x80 | (cp & 0x3F));
-    }
-    *o = (char *)u;
+    *o += dr_utf8_encode(cp, *o);
     return used;
+}
+
+int dr_json_unescape(const char *in, size_t n, char *out, size_t *outlen)
+{
+    const char *end = in + n;
+    char *o = out;
+
+    while (in < end) {
+        const char *bs = memchr(in, '\\', (size_t)(end - in));
+        size_t used = 2;
+
+        if (!bs) {
+            bs = end;
+        }
+        memcpy(o, in, (size_t)(bs - in));
+        o += bs - in;
+        in = bs;
+        if (in >= end) {
+            break;
+        }
+        if (end - in < 2) {
+            return 0;
+        }
+        switch (in[1]) {
+        case '"':
+        case '\\':
+        case '/':
+            *o++ = in[1];
+            break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'u':
+            if (!(used = unicode_escape(in, end, &o))) {
+                return 0;
+            }
+            break;
+        default:
+            return 0;
+        }
+        in += used;
+    }
+    *outlen = (size_t)(o - out);
+    return 1;
 }
 
 /* The string at in->p (its opening quote), decoded into a malloc'ed buffer. */
 static char *string(struct in *in, int *st)
 {
-    const char *start = in->p + 1, *p = start, *q;
-    char *out, *o;
+    const char *start = in->p + 1, *p = start;
+    char *out;
+    size_t n;
 
     /* its end: the first quote no backslash escapes */
     for (;;) {
@@ -157,59 +196,17 @@ static char *string(struct in *in, int *st)
         }
     }
     /* decoding never makes it longer: \uXXXX is 6 bytes for at most 3, a pair 12 for 4 */
-    out = o = malloc((size_t)(p - start) + 1);
+    out = malloc((size_t)(p - start) + 1);
     if (!out) {
         *st = NOMEM;
         return NULL;
     }
-    for (q = start; q < p;) {
-        const char *bs = quote_or_backslash(q, p);
-
-        memcpy(o, q, (size_t)(bs - q));
-        o += bs - q;
-        q = bs;
-        if (q >= p) {
-            break;
-        }
-        switch (q[1]) {
-        case '"':
-        case '\\':
-        case '/':
-            *o++ = q[1];
-            break;
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case 'u': {
-            size_t used = unicode_escape(q + 1, p, &o);
-            if (!used) {
-                free(out);
-                *st = FAIL;
-                return NULL;
-            }
-            q += 1 + used;
-            continue;
-        }
-        default:
-            free(out);
-            *st = FAIL;
-            return NULL;
-        }
-        q += 2;
+    if (!dr_json_unescape(start, (size_t)(p - start), out, &n)) {
+        free(out);
+        *st = FAIL;
+        return NULL;
     }
-    *o = '\0';
+    out[n] = '\0';
     in->p = p + 1;
     return out;
 }

@@ -7,6 +7,7 @@
 
 #include "dr/err.h"
 #include "dr/buf.h"
+#include "dr/json.h"
 #include "dr/local.h"
 #include "dr/store.h"
 #include "dr/util.h"
@@ -140,91 +141,6 @@ static int at(const struct scan *s, unsigned char c)
     return s->pos < s->len && s->b[s->pos] == c;
 }
 
-/* Four hex digits; -1 if one is not. */
-static long hex4(const unsigned char *p)
-{
-    long h = 0;
-
-    for (int i = 0; i < 4; i++) {
-        unsigned c = p[i];
-        if (c >= '0' && c <= '9') {
-            h = (h << 4) | (c - '0');
-        } else if (c >= 'A' && c <= 'F') {
-            h = (h << 4) | (c - 'A' + 10);
-        } else if (c >= 'a' && c <= 'f') {
-            h = (h << 4) | (c - 'a' + 10);
-        } else {
-            return -1;
-        }
-    }
-    return h;
-}
-
-/* Decodes the escapes of [in, end) into o, which holds end - in bytes. 0 if one is invalid. */
-static int unescape(const unsigned char *in, const unsigned char *end, unsigned char *o,
-                    size_t *olen)
-{
-    unsigned char *o0 = o;
-
-    while (in < end) {
-        size_t seq = 2;
-        if (*in != '\\') {
-            *o++ = *in++;
-            continue;
-        }
-        switch (in[1]) {
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case '"':
-        case '\\':
-        case '/':
-            *o++ = in[1];
-            break;
-        case 'u': {
-            long cp, lo;
-            if (end - in < 6 || (cp = hex4(in + 2)) < 0) {
-                return 0;
-            }
-            if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return 0;
-            }
-            seq = 6;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (end - in < 12 || in[6] != '\\' || in[7] != 'u') {
-                    return 0;
-                }
-                lo = hex4(in + 8);
-                if (lo < 0xDC00 || lo > 0xDFFF) {
-                    return 0;
-                }
-                cp = 0x10000 + (((cp & 0x3FF) << 10) | (lo & 0x3FF));
-                seq = 12;
-            }
-            o += dr_utf8_encode((uint32_t)cp, (char *)o);
-            break;
-        }
-        default:
-            return 0;
-        }
-        in += seq;
-    }
-    *olen = (size_t)(o - o0);
-    return 1;
-}
-
 /* Whether a byte below 0x20 is in [p, p + n): eight bytes at a time (a word has a byte below
  * 0x20 iff (x - 0x20..20) & ~x & 0x80..80 is non-zero). */
 static int has_control(const unsigned char *p, size_t n)
@@ -290,7 +206,7 @@ static int scan_string(struct scan *s, struct jstr *str)
     {
         size_t olen;
         unsigned char *o = scratch_get(&s->tmp, i - str->start + 1);
-        if (!unescape(b + str->start, b + i, o, &olen)) {
+        if (!dr_json_unescape((const char *)b + str->start, i - str->start, (char *)o, &olen)) {
             return 0;
         }
     }
@@ -474,7 +390,8 @@ static void str_value(struct scan *s, const struct jstr *str, struct scratch *t,
         return;
     }
     unsigned char *o = scratch_get(t, str->end - str->start + 1);
-    unescape(s->b + str->start, s->b + str->end, o, n); /* validated by scan_string */
+    /* validated by scan_string */
+    dr_json_unescape((const char *)s->b + str->start, str->end - str->start, (char *)o, n);
     *p = o;
     nul = memchr(*p, 0, *n);
     if (nul) {
