@@ -37,7 +37,9 @@ struct dr_notification;
  */
 int dr_realtime_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_store *store,
                        struct dr_realtime **out, char *err, size_t errsz);
-/* Adds GET /ws, GET /events and /api/v1/notifications... to srv. */
+/* Adds GET /ws, GET /events, /api/v1/notifications... and the admin API's /admin/connections...
+ * to srv, which must run its handlers on the loop rt was created with: they read the hub's
+ * connections directly. cfg (from dr_realtime_create) must outlive srv. */
 void dr_realtime_register(struct dr_realtime *rt, struct dr_http_server *srv);
 /*
  * Shutdown: refuses new clients and closes every connection (WebSocket close 1001, SSE end of

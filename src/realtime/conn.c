@@ -51,6 +51,8 @@ struct rt_conn *dr__rt_conn_create(struct dr_hub *hub, const struct rt_transport
     c->state = RT_CONN_AUTH;
     c->since = -1;
     c->opened_ms = c->last_rx_ms = c->last_hb_ms = c->tokens_ms = now;
+    c->connected_ms = dr_now_ms();
+    c->last_tx_ms = (int64_t)uv_now(hub->loop);
     c->tokens = hub->conf->burst;
     if (hub->conf->send_buffer > 0) {
         int sz = hub->conf->send_buffer;
@@ -141,6 +143,7 @@ static void on_written(uv_write_t *w, int status)
     struct wreq *wr = (struct wreq *)w;
     struct rt_conn *c = wr->c;
 
+    c->queued_frames -= wr->nf;
     for (size_t i = 0; i < wr->nf; i++) {
         dr__rt_frame_unref(wr->f[i]);
     }
@@ -166,6 +169,7 @@ static int write_frames(struct rt_conn *c, struct rt_frame **f, size_t n)
     struct wreq *wr;
     int rc;
 
+    c->last_tx_ms = (int64_t)uv_now(c->hub->loop);
     for (size_t i = 0; i < n; i++) {
         b[i] = uv_buf_init(f[i]->data, (unsigned)f[i]->len);
     }
@@ -215,6 +219,7 @@ static int write_frames(struct rt_conn *c, struct rt_frame **f, size_t n)
         return DR_EIO;
     }
     c->refs++;
+    c->queued_frames += wr->nf;
     return DR_OK;
 }
 

@@ -267,6 +267,7 @@ void dr__hub_leave(struct dr_hub *hub, struct rt_conn *c, struct rt_sub *s)
 
 void dr__hub_add_conn(struct dr_hub *hub, struct rt_conn *c)
 {
+    /* at the head with the highest id yet: the admin API pages by id along the list */
     c->id = ++hub->next_id;
     c->next = hub->conns;
     if (hub->conns) {

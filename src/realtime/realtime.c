@@ -454,6 +454,7 @@ int dr_realtime_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_s
     describe_metrics();
     dr__hub_init(&rt->hub, loop, &rt->conf, dr_store_db(store), rt->keys);
     rt->hub.rt = rt;
+    rt->hub.cfg = cfg;
     if (rt->jwks_url && dr_jwks_source_create(loop, rt->keys, rt->jwks_url,
                                               &rt->hub.jwks_src) != DR_OK) {
         DR_WARN("realtime", "cannot fetch the JWKS URL", "%s", "");
@@ -477,6 +478,8 @@ void dr_realtime_register(struct dr_realtime *rt, struct dr_http_server *srv)
     dr_http_route(srv, "GET", "/events", on_events, &rt->hub);
     dr_http_route(srv, NULL, "/api/v1/notifications", dr__rt_inbox_route, &rt->hub);
     dr_http_route(srv, NULL, "/api/v1/notifications/*", dr__rt_inbox_route, &rt->hub);
+    dr_http_route(srv, NULL, "/admin/connections", dr__rt_connections_route, &rt->hub);
+    dr_http_route(srv, NULL, "/admin/connections/*", dr__rt_connections_route, &rt->hub);
 }
 
 void dr_realtime_stop(struct dr_realtime *rt)

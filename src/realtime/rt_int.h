@@ -236,7 +236,9 @@ struct rt_conn {
     double tokens;
     int64_t tokens_ms;
     int64_t opened_ms;
+    int64_t connected_ms; /* wall clock, for the admin API */
     int64_t last_rx_ms;
+    int64_t last_tx_ms; /* loop time (uv_now) of the last write: free on the hot path */
     int64_t last_hb_ms;
     int64_t close_deadline_ms;
     uint64_t fanout_gen;
@@ -245,6 +247,7 @@ struct rt_conn {
     size_t ncork, capcork, cork_bytes;
     struct rt_conn *cork_next; /* the hub's list of connections with corked frames */
     int corked;
+    size_t queued_frames;          /* frames handed to uv_write and not yet written */
     struct rt_conn *prev, *next;   /* hub list */
     struct rt_conn *uprev, *unext; /* per-user list */
     char user_key[160];            /* the sub it is indexed under ("" before auth) */
@@ -299,13 +302,14 @@ struct dr_realtime;
 struct dr_hub {
     uv_loop_t *loop;
     struct dr_realtime *rt;
+    const struct dr_config *cfg; /* API keys of the admin routes; NULL in tests */
     struct rt_conf *conf;
     struct dr_db *db;
     struct dr_jwt_keys *keys;
     struct dr_jwks_source *jwks_src; /* JWKS from a URL, refetched on unknown kids; or NULL */
     struct rt_map rooms;             /* name -> struct rt_hub_room */
     struct rt_map users;             /* sub -> struct rt_conn * (head of the per-user list) */
-    struct rt_conn *conns;
+    struct rt_conn *conns;           /* newest first: ids descend along the list */
     size_t nconns;
     size_t nconns_tp[RT_NTRANSPORTS];
     uint64_t next_id;
@@ -372,6 +376,27 @@ int dr__rt_authenticate(struct dr_hub *hub, struct dr_http_req *req, struct dr_j
 
 /* ---- inbox (inbox.c) ---- */
 void dr__rt_inbox_route(struct dr_http_req *req, void *hub);
+
+/* ---- the admin API's view of connections (connections.c) ---- */
+
+/* The WebSocket close code (and SSE close record) of a connection an administrator closed. */
+#define RT_CLOSE_ADMIN 4010
+
+struct rt_conn_query {
+    uint64_t after;   /* only ids above this */
+    size_t limit;     /* page size, at least 1 */
+    const char *user; /* only this sub; NULL: any */
+    int transport;    /* only this enum rt_transport_id; -1: any */
+};
+/* {"totals":{...},"connections":[...],"count":N} plus "next_after" when more match: the page
+ * of connections q selects, in id order. The caller owns the result. Loop thread. */
+cJSON *dr__rt_connections_json(const struct dr_hub *hub, const struct rt_conn_query *q);
+/* One connection as the admin API shows it. The caller owns the result. Loop thread. */
+cJSON *dr__rt_connection_json(const struct dr_hub *hub, const struct rt_conn *c);
+/* The listed connection with this id, or NULL. Loop thread. */
+struct rt_conn *dr__hub_find_conn(const struct dr_hub *hub, uint64_t id);
+/* GET /admin/connections[/{id}], DELETE /admin/connections/{id}; ctx is the hub. */
+void dr__rt_connections_route(struct dr_http_req *req, void *hub);
 
 /* ---- metrics names ---- */
 #define RT_M_CONNS     "dr_realtime_connections"
