@@ -11,7 +11,9 @@
 #include "dr/http.h"
 
 /* Returns 1 when req may use an API needing role ("service" or "admin"; admin keys may do
- * everything). Otherwise answers 401/403 with a JSON error and returns 0 (req is consumed). */
+ * everything). Otherwise answers 401/403 with a JSON error and returns 0 (req is consumed).
+ * A request needing role admin is recorded in the audit log (dr/audit.h) with the key's name,
+ * "loopback" or "anonymous", whether it is let through or not. Loop thread. */
 int dr_apikey_authorize(const struct dr_config *cfg, struct dr_http_req *req, const char *role);
 
 #endif

@@ -70,6 +70,15 @@ void dr_http_respond_error(struct dr_http_req *req, int status, const char *grpc
 /* Extra response header for the next respond ("Name: value"), e.g. Retry-After. */
 void dr_http_add_header(struct dr_http_req *req, const char *name, const char *value);
 
+/*
+ * Calls fn(req, status, ctx) once, when the response to req is given: sent, or dropped because
+ * the client has gone (the request's accessors still work then; the peer reads "-"). For records
+ * of what a request did, such as the audit log. Not called for a hijacked request. Setting it
+ * again replaces it; ctx must live until the response. Loop thread.
+ */
+typedef void (*dr_http_done_hook)(const struct dr_http_req *req, int status, void *ctx);
+void dr_http_on_done(struct dr_http_req *req, dr_http_done_hook fn, void *ctx);
+
 /* Runs work(arg) on the libuv thread pool, then done(req, arg) on the loop thread, which must
  * respond. If the client went away meanwhile, done still runs and its response is dropped. */
 int dr_http_defer(struct dr_http_req *req, void (*work)(void *arg),

@@ -20,6 +20,24 @@ int dr_log_parse_level(const char *s, enum dr_log_level *out); /* DR_EINVAL if u
 void dr_log(enum dr_log_level lvl, const char *component, const char *msg, const char *kvfmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* One field of dr_log_fields(): a string when str is not NULL, else the integer num. */
+struct dr_log_field {
+    const char *key;
+    const char *str;
+    long long num;
+};
+
+/*
+ * The same line as dr_log() from fields given one by one. A string is written as a JSON string
+ * exactly as given (escaped), so text that comes from outside (a user id, a path, a key's name)
+ * cannot end the line or add fields of its own, as it could through dr_log()'s "k=v" format.
+ */
+void dr_log_fields(enum dr_log_level lvl, const char *component, const char *msg,
+                   const struct dr_log_field *f, size_t n);
+/* dr_log_fields() at level info, written whatever level dr_log_set_level() set: for records
+ * that must not be filtered out with the diagnostics (the audit log, dr/audit.h). */
+void dr_log_record(const char *component, const char *msg, const struct dr_log_field *f, size_t n);
+
 #define DR_DEBUG(comp, msg, ...) dr_log(DR_LOG_DEBUG, comp, msg, __VA_ARGS__)
 #define DR_INFO(comp, msg, ...)  dr_log(DR_LOG_INFO, comp, msg, __VA_ARGS__)
 #define DR_WARN(comp, msg, ...)  dr_log(DR_LOG_WARN, comp, msg, __VA_ARGS__)

@@ -102,9 +102,32 @@ static void append_fields(struct dr_buf *b, const char *kv)
     }
 }
 
-void dr_log(enum dr_log_level lvl, const char *component, const char *msg, const char *kvfmt, ...)
+static void line_begin(struct dr_buf *b, enum dr_log_level lvl, const char *component,
+                       const char *msg)
 {
     char ts[32];
+
+    dr_buf_init(b, 64 * 1024);
+    dr_format_time(dr_now_ms(), ts);
+    dr_buf_printf(b, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":", ts, names[lvl]);
+    dr_buf_append_json_str(b, component, strlen(component));
+    dr_buf_appends(b, ",\"msg\":");
+    dr_buf_append_json_str(b, msg, strlen(msg));
+}
+
+/* Ends the line and writes it with one write(2), so lines of several threads never mix. */
+static void line_end(struct dr_buf *b)
+{
+    dr_buf_appends(b, "}\n");
+    if (b->data) {
+        ssize_t w = write(STDERR_FILENO, b->data, b->len);
+        (void)w;
+    }
+    dr_buf_cleanup(b);
+}
+
+void dr_log(enum dr_log_level lvl, const char *component, const char *msg, const char *kvfmt, ...)
+{
     char stackbuf[2048];
     struct dr_buf b;
     va_list ap;
@@ -112,24 +135,46 @@ void dr_log(enum dr_log_level lvl, const char *component, const char *msg, const
     if ((int)lvl < atomic_load(&min_level)) {
         return;
     }
-    dr_buf_init(&b, 64 * 1024);
-    dr_format_time(dr_now_ms(), ts);
-    dr_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":", ts, names[lvl]);
-    dr_buf_append_json_str(&b, component, strlen(component));
-    dr_buf_appends(&b, ",\"msg\":");
-    dr_buf_append_json_str(&b, msg, strlen(msg));
+    line_begin(&b, lvl, component, msg);
     if (kvfmt && *kvfmt) {
         va_start(ap, kvfmt);
         vsnprintf(stackbuf, sizeof(stackbuf), kvfmt, ap);
         va_end(ap);
         append_fields(&b, stackbuf);
     }
-    dr_buf_appends(&b, "}\n");
-    if (b.data) {
-        ssize_t w = write(STDERR_FILENO, b.data, b.len);
-        (void)w;
+    line_end(&b);
+}
+
+static void log_fields(enum dr_log_level lvl, const char *component, const char *msg,
+                       const struct dr_log_field *f, size_t n)
+{
+    struct dr_buf b;
+
+    line_begin(&b, lvl, component, msg);
+    for (size_t i = 0; i < n; i++) {
+        dr_buf_appendc(&b, ',');
+        dr_buf_append_json_str(&b, f[i].key, strlen(f[i].key));
+        dr_buf_appendc(&b, ':');
+        if (f[i].str) {
+            dr_buf_append_json_str(&b, f[i].str, strlen(f[i].str));
+        } else {
+            dr_buf_printf(&b, "%lld", f[i].num);
+        }
     }
-    dr_buf_cleanup(&b);
+    line_end(&b);
+}
+
+void dr_log_fields(enum dr_log_level lvl, const char *component, const char *msg,
+                   const struct dr_log_field *f, size_t n)
+{
+    if ((int)lvl >= atomic_load(&min_level)) {
+        log_fields(lvl, component, msg, f, n);
+    }
+}
+
+void dr_log_record(const char *component, const char *msg, const struct dr_log_field *f, size_t n)
+{
+    log_fields(DR_LOG_INFO, component, msg, f, n);
 }
 
 void dr_log_redact_email(const char *addr, char *out, size_t outsz)

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dr/audit.h"
 #include "dr/log.h"
 #include "dr/util.h"
 
@@ -17,17 +18,26 @@ static const char *presented_key(struct dr_http_req *req)
 
 int dr_apikey_authorize(const struct dr_config *cfg, struct dr_http_req *req, const char *role)
 {
+    int audited = strcmp(role, "admin") == 0; /* every admin request is in the audit log */
     const char *key;
     char digest[65];
     int ok = 0, role_ok = 0;
+    size_t which = 0;
 
     if (cfg->napi_keys == 0) {
-        if (dr_http_peer_is_loopback(req)) {
+        int loopback = dr_http_peer_is_loopback(req);
+        if (audited) {
+            dr_audit_admin(req, loopback ? "loopback" : "anonymous");
+        }
+        if (loopback) {
             return 1;
         }
         dr_http_respond_error(req, 403, "PERMISSION_DENIED",
                               "no API keys are configured: only loopback clients are served");
         return 0;
+    }
+    if (audited) {
+        dr_audit_admin(req, "anonymous"); /* until a key is known */
     }
     key = presented_key(req);
     if (!key || !*key) {
@@ -42,6 +52,7 @@ int dr_apikey_authorize(const struct dr_config *cfg, struct dr_http_req *req, co
         int match = dr_ct_equal(digest, 64, cfg->api_keys[i].sha256, 64);
         int has_role = strcmp(cfg->api_keys[i].role, "admin") == 0 ||
                        strcmp(cfg->api_keys[i].role, role) == 0;
+        which |= i & ((size_t)0 - (size_t)(match & !ok)); /* the first that matches */
         ok |= match;
         role_ok |= match & has_role;
     }
@@ -50,6 +61,9 @@ int dr_apikey_authorize(const struct dr_config *cfg, struct dr_http_req *req, co
         dr_http_add_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
         dr_http_respond_error(req, 401, "UNAUTHENTICATED", "invalid API key");
         return 0;
+    }
+    if (audited) {
+        dr_audit_admin(req, cfg->api_keys[which].name);
     }
     if (!role_ok) {
         dr_http_respond_error(req, 403, "PERMISSION_DENIED", "this API key lacks the %s role",

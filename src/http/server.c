@@ -71,6 +71,9 @@ struct dr_http_req {
     void (*work_fn)(void *);
     void (*done_fn)(struct dr_http_req *, void *);
     void *work_arg;
+    /* dr_http_on_done */
+    dr_http_done_hook hook;
+    void *hook_ctx;
 };
 
 /* DRAINING: answered, but the client has not read enough of its responses to be read from. */
@@ -374,6 +377,9 @@ void dr_http_respond(struct dr_http_req *req, int status, const char *content_ty
     struct dr_buf out;
     int close_after;
 
+    if (req->hook) {
+        req->hook(req, status, req->hook_ctx);
+    }
     if (!c || c->state == CLOSING) {
         req_free(req);
         return;
@@ -442,6 +448,12 @@ void dr_http_add_header(struct dr_http_req *req, const char *name, const char *v
         return;
     }
     dr_buf_printf(&req->extra_headers, "%s: %s\r\n", name, value);
+}
+
+void dr_http_on_done(struct dr_http_req *req, dr_http_done_hook fn, void *ctx)
+{
+    req->hook = fn;
+    req->hook_ctx = ctx;
 }
 
 static void defer_work(uv_work_t *w)

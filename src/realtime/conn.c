@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dr/audit.h"
 #include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/json.h"
@@ -852,15 +853,32 @@ static void ack_work(uv_work_t *w)
     char *id = NULL;
 
     aj->err = dr__rt_inbox_mark(aj->c->hub->db, aj->sub, aj->org, aj->id, &aj->seq, &id);
-    free(aj->id);
-    aj->id = id;
+    if (!aj->err) {
+        free(aj->id);
+        aj->id = id; /* an ack by seq names no id: the store's */
+    }
 }
 
 static void ack_after(uv_work_t *w, int status)
 {
     struct ack_job *aj = w->data;
     struct rt_conn *c = aj->c;
+    struct dr_log_field f[2];
+    size_t n = 0;
 
+    /* an ack is the WebSocket's way to mark read: audited like POST .../{id}/read, with the id
+     * or seq asked for, and both once the notification is found */
+    if (aj->id) {
+        f[n++] = (struct dr_log_field){"notification_id", aj->id, 0};
+    }
+    if (!aj->err || !aj->id) {
+        f[n++] = (struct dr_log_field){"seq", NULL, aj->seq};
+    }
+    dr_audit_inbox(aj->sub, "read", "ws",
+                   aj->err == DR_ENOTFOUND ? 404
+                   : aj->err               ? 503
+                                           : 200,
+                   f, n);
     if (aj->err == DR_ENOTFOUND) {
         if (c->state == RT_CONN_OPEN) {
             dr__rt_conn_send_error(c, "not_found", "no such notification in your inbox");

@@ -4,12 +4,14 @@
  *   GET  /api/v1/notifications/unread-count
  *   POST /api/v1/notifications/{id}/read
  *   POST /api/v1/notifications/read-all
- * Store calls run through dr_http_defer; a read is pushed to the user's connections.
+ * Store calls run through dr_http_defer; a read is pushed to the user's connections. Every
+ * request that reaches the store is in the audit log (dr/audit.h), with its counts.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dr/audit.h"
 #include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/log.h"
@@ -27,29 +29,35 @@ struct job {
     enum op op;
     struct dr_jwt_claims *claims;
     struct rt_inbox_q q;
-    char *id;
+    char *id; /* OP_MARK: the notification asked for */
     int64_t n;
+    size_t listed;
     char *out;
     int err;
+};
+
+static const char *const op_names[] = {
+    [OP_LIST] = "list",
+    [OP_COUNT] = "unread_count",
+    [OP_MARK] = "read",
+    [OP_MARK_ALL] = "read_all",
 };
 
 static void work(void *arg)
 {
     struct job *j = arg;
     const char *sub = j->claims->sub, *org = j->claims->org;
-    char *id = NULL;
 
     switch (j->op) {
     case OP_LIST:
-        j->err = dr__rt_inbox_list(j->hub->db, &j->q, &j->out);
+        j->err = dr__rt_inbox_list(j->hub->db, &j->q, &j->out, &j->listed);
         break;
     case OP_COUNT:
         j->err = dr__rt_inbox_unread(j->hub->db, sub, org, &j->n);
         break;
     case OP_MARK:
-        j->err = dr__rt_inbox_mark(j->hub->db, sub, org, j->id, &j->n, &id);
-        free(j->id);
-        j->id = id;
+        /* found by its id: the id marked is the one asked for */
+        j->err = dr__rt_inbox_mark(j->hub->db, sub, org, j->id, &j->n, NULL);
         break;
     case OP_MARK_ALL:
         j->err = dr__rt_inbox_mark_all(j->hub->db, sub, org, &j->n);
@@ -57,11 +65,33 @@ static void work(void *arg)
     }
 }
 
+/* What the user asked and got, never what the notifications say. */
+static void audit(const struct job *j, int status)
+{
+    struct dr_log_field f[3];
+    size_t n = 0;
+
+    if (j->op == OP_LIST) {
+        f[n++] = (struct dr_log_field){"unread_only", NULL, j->q.unread_only};
+        f[n++] = (struct dr_log_field){"limit", NULL, (long long)j->q.limit};
+    } else if (j->op == OP_MARK) {
+        f[n++] = (struct dr_log_field){"notification_id", j->id, 0};
+    }
+    if (!j->err) {
+        static const char *const counts[] = {
+            [OP_LIST] = "count", [OP_COUNT] = "unread", [OP_MARK] = "seq", [OP_MARK_ALL] = "up_to"};
+        f[n++] = (struct dr_log_field){counts[j->op], NULL,
+                                       j->op == OP_LIST ? (long long)j->listed : j->n};
+    }
+    dr_audit_inbox(j->claims->sub, op_names[j->op], "http", status, f, n);
+}
+
 static void done(struct dr_http_req *req, void *arg)
 {
     struct job *j = arg;
     struct dr_buf b;
 
+    audit(j, j->err == DR_ENOTFOUND ? 404 : j->err ? 503 : 200);
     dr_buf_init(&b, 4096);
     if (j->err == DR_ENOTFOUND) {
         dr_http_respond_error(req, 404, "NOT_FOUND", "no such notification in your inbox");

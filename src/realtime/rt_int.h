@@ -128,8 +128,9 @@ struct rt_inbox_q {
     int64_t before; /* seq < before; 0 = no bound */
     size_t limit;
 };
-/* Appends {"notifications":[...],"next_before":N|null} to out (a JSON text the caller frees). */
-int dr__rt_inbox_list(struct dr_db *db, const struct rt_inbox_q *q, char **out);
+/* Appends {"notifications":[...],"next_before":N|null} to out (a JSON text the caller frees);
+ * *count (may be NULL) gets the number of notifications in it. */
+int dr__rt_inbox_list(struct dr_db *db, const struct rt_inbox_q *q, char **out, size_t *count);
 int dr__rt_inbox_unread(struct dr_db *db, const char *sub, const char *org, int64_t *count);
 /* Marks one notification (by id, or by seq when id is NULL) read for sub. DR_ENOTFOUND when
  * it is not in the user's inbox. *seq gets its seq, *id_out (may be NULL) its id (caller frees). */

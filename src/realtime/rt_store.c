@@ -432,7 +432,7 @@ static void member_params(struct dr_db_val *p, const char *sub, const char *org,
     }
 }
 
-int dr__rt_inbox_list(struct dr_db *db, const struct rt_inbox_q *q, char **out)
+int dr__rt_inbox_list(struct dr_db *db, const struct rt_inbox_q *q, char **out, size_t *count)
 {
     static const char all_sql[] = "SELECT n.seq, n.body_json, CASE WHEN " IS_READ
                                   " THEN 1 ELSE 0 END FROM rt_notifications n WHERE " INBOX_MEMBER
@@ -462,6 +462,9 @@ int dr__rt_inbox_list(struct dr_db *db, const struct rt_inbox_q *q, char **out)
             dr_buf_appends(&l.b, "],\"next_before\":null}");
         }
         *out = dr_buf_steal(&l.b, NULL);
+        if (count) {
+            *count = l.n;
+        }
     }
     dr_buf_cleanup(&l.b);
     return err;

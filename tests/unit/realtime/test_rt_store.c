@@ -357,10 +357,12 @@ static void inbox_read_state(void **state)
     assert_int_equal(count, 2);
 
     struct rt_inbox_q q = {.sub = "me", .org = "acme", .unread_only = 1, .limit = 10};
-    assert_int_equal(dr__rt_inbox_list(f->db, &q, &out), DR_OK);
+    size_t listed = 0;
+    assert_int_equal(dr__rt_inbox_list(f->db, &q, &out, &listed), DR_OK);
     cJSON *o = dr_json_parse(out, strlen(out));
     cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "notifications");
     assert_int_equal(cJSON_GetArraySize(arr), 2);
+    assert_int_equal(listed, 2);
     assert_string_equal(dr_json_str(cJSON_GetArrayItem(arr, 0), "notification_id"), "i3");
     assert_false(dr_json_true(cJSON_GetArrayItem(arr, 0), "read"));
     cJSON_Delete(o);
@@ -376,7 +378,7 @@ static void inbox_read_state(void **state)
 
     q.unread_only = 0;
     q.limit = 2;
-    assert_int_equal(dr__rt_inbox_list(f->db, &q, &out), DR_OK);
+    assert_int_equal(dr__rt_inbox_list(f->db, &q, &out, NULL), DR_OK);
     o = dr_json_parse(out, strlen(out));
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "notifications")), 2);
     int64_t next = 0;

@@ -1,0 +1,197 @@
+/* The audit log's lines (src/core/audit.c) and the field logger under it (src/core/log.c):
+ * written whatever the log level, one JSON object per line whatever the values hold, user ids
+ * that are addresses shortened, query values other than the APIs' own replaced. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "dr/audit.h"
+#include "dr/log.h"
+
+/* Runs fn with stderr going to a file; returns what was written (caller frees). */
+static char *capture(void (*fn)(void))
+{
+    char path[] = "/tmp/dr-audit-XXXXXX";
+    int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+    char *out;
+    long n;
+    FILE *f;
+
+    assert_true(fd >= 0 && saved >= 0);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    fn();
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    close(fd);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    out = calloc(1, (size_t)n + 1);
+    assert_int_equal(fread(out, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    unlink(path);
+    return out;
+}
+
+/* The lines of text as JSON objects; every line must be one. */
+static cJSON *lines(const char *text, int *n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    const char *p = text;
+
+    *n = 0;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        cJSON *o;
+        assert_non_null(nl); /* every line is complete */
+        o = cJSON_ParseWithLength(p, (size_t)(nl - p));
+        assert_non_null(o);
+        assert_true(cJSON_IsObject(o));
+        cJSON_AddItemToArray(arr, o);
+        (*n)++;
+        p = nl + 1;
+    }
+    return arr;
+}
+
+static const char *field(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double number(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}
+
+static void write_inbox_lines(void)
+{
+    struct dr_log_field extra[] = {{"count", NULL, 12}, {"notification_id", "n-\"1\"\n", 0}};
+
+    dr_log_set_level(DR_LOG_ERROR);
+    dr_audit_inbox("alice", "list", "http", 200, extra, 2);
+    dr_audit_inbox("bob\" admin=1 x=\"", "read", "ws", 404, NULL, 0);
+    dr_audit_inbox("carol.jones@example.com", "read_all", "http", 200, NULL, 0);
+    dr_audit_inbox("\xff\xfe-not-utf8", "unread_count", "http", 503, NULL, 0);
+    dr_log_set_level(DR_LOG_INFO);
+}
+
+static void inbox_lines(void **state)
+{
+    char *text = capture(write_inbox_lines);
+    int n;
+    cJSON *arr = lines(text, &n), *o;
+
+    assert_int_equal(n, 4); /* written although the level is error */
+    o = cJSON_GetArrayItem(arr, 0);
+    assert_string_equal(field(o, "component"), "audit");
+    assert_string_equal(field(o, "level"), "info");
+    assert_string_equal(field(o, "msg"), "inbox access");
+    assert_string_equal(field(o, "actor"), "alice");
+    assert_string_equal(field(o, "action"), "list");
+    assert_string_equal(field(o, "via"), "http");
+    assert_int_equal(number(o, "status"), 200);
+    assert_int_equal(number(o, "count"), 12);
+    assert_string_equal(field(o, "notification_id"), "n-\"1\"\n");
+
+    /* a sub made to look like more fields is one value */
+    o = cJSON_GetArrayItem(arr, 1);
+    assert_string_equal(field(o, "actor"), "bob\" admin=1 x=\"");
+    assert_null(cJSON_GetObjectItemCaseSensitive(o, "admin"));
+    assert_int_equal(number(o, "status"), 404);
+
+    /* an address as a user id is not written in full */
+    o = cJSON_GetArrayItem(arr, 2);
+    assert_string_equal(field(o, "actor"), "c***@example.com");
+    assert_null(strstr(text, "carol.jones"));
+
+    o = cJSON_GetArrayItem(arr, 3);
+    assert_string_equal(field(o, "actor"), "?"
+                                           "?-not-utf8");
+    cJSON_Delete(arr);
+    free(text);
+}
+
+static void write_field_lines(void)
+{
+    struct dr_log_field f[] = {{"a", "x\" b=2", 0}, {"n", NULL, -7}};
+
+    dr_log_set_level(DR_LOG_WARN);
+    dr_log_fields(DR_LOG_INFO, "t", "below the level", f, 2);
+    dr_log_fields(DR_LOG_WARN, "t", "at the level", f, 2);
+    dr_log_record("t", "a record", f, 1);
+    dr_log_set_level(DR_LOG_INFO);
+}
+
+static void field_lines(void **state)
+{
+    char *text = capture(write_field_lines);
+    int n;
+    cJSON *arr = lines(text, &n), *o;
+
+    assert_int_equal(n, 2);
+    o = cJSON_GetArrayItem(arr, 0);
+    assert_string_equal(field(o, "msg"), "at the level");
+    assert_string_equal(field(o, "level"), "warn");
+    assert_string_equal(field(o, "a"), "x\" b=2");
+    assert_null(cJSON_GetObjectItemCaseSensitive(o, "b"));
+    assert_int_equal(number(o, "n"), -7);
+    o = cJSON_GetArrayItem(arr, 1);
+    assert_string_equal(field(o, "msg"), "a record");
+    assert_string_equal(field(o, "level"), "info");
+    cJSON_Delete(arr);
+    free(text);
+}
+
+static void expect_query(const char *q, const char *want)
+{
+    char out[256];
+    dr_audit_query(q, out, sizeof(out));
+    assert_string_equal(out, want);
+}
+
+static void queries(void **state)
+{
+    char small[24];
+
+    expect_query("", "");
+    expect_query("topic=email-backfill&limit=10", "topic=email-backfill&limit=10");
+    expect_query("user=alice&transport=ws&after=7", "user=alice&transport=ws&after=7");
+    /* anything that is not one of the APIs' parameters keeps its name, not its value */
+    expect_query("access_token=eyJhbGciOi.x.y&limit=5", "access_token=*&limit=5");
+    expect_query("api_key=s3cret", "api_key=*");
+    /* a name that is not a short word may itself be a secret */
+    expect_query("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig&limit=1", "*&limit=1");
+    expect_query("a%3Db=c", "*");
+    /* addresses, plain or percent-encoded, are not written */
+    expect_query("user=carol%40example.com&error=x@y", "user=*&error=*");
+    expect_query("unread", "unread");
+    /* what does not fit is left out, and the line says so */
+    dr_audit_query("topic=aaaaaaaaaa&limit=1&after=2", small, sizeof(small));
+    assert_string_equal(small, "topic=aaaaaaaaaa&...");
+    assert_true(strlen(small) < sizeof(small));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(inbox_lines),
+        cmocka_unit_test(field_lines),
+        cmocka_unit_test(queries),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
