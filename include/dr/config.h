@@ -12,6 +12,8 @@
 
 #include <cjson/cJSON.h>
 
+struct dr_ratelimit;
+
 enum dr_attr_op { DR_ATTR_EXACT, DR_ATTR_PREFIX, DR_ATTR_EXISTS };
 
 struct dr_match_attr {
@@ -61,6 +63,11 @@ struct dr_api_key {
     char *name;
     char *role;      /* "service" or "admin" */
     char sha256[65]; /* hex digest of the key */
+    double rate;     /* requests per second on this instance; 0 = no limit */
+    double burst;    /* requests at once after a pause */
+    /* The key's token bucket (rate, burst), NULL without a rate: the one part of a loaded
+     * config that changes, behind its own lock (dr/ratelimit.h). */
+    struct dr_ratelimit *limiter;
 };
 
 struct dr_topic_conf {

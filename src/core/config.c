@@ -1,6 +1,7 @@
 #include "dr/config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/processor.h"
+#include "dr/ratelimit.h"
 #include "dr/util.h"
 
 #define MAX_CONFIG_BYTES (4 * 1024 * 1024)
@@ -372,6 +374,33 @@ static void parse_route(struct vctx *v, const cJSON *obj, const char *path, stru
     }
 }
 
+/* rate (requests/s) and burst of an api_keys entry; a rate gets the key its token bucket. */
+static void parse_key_rate(struct vctx *v, const cJSON *e, const char *path, struct dr_api_key *k)
+{
+    char full[300];
+
+    if (v->failed || !cJSON_IsObject(e)) {
+        return;
+    }
+    get_double(v, e, "rate", path, 0.001, 1e6, &k->rate);
+    get_double(v, e, "burst", path, 1, 1e6, &k->burst);
+    if (v->failed) {
+        return;
+    }
+    if (k->burst > 0 && k->rate == 0) {
+        snprintf(full, sizeof(full), "%s.burst", path);
+        fail(v, full, "a burst needs a rate (requests per second)");
+        return;
+    }
+    if (k->rate > 0) {
+        if (k->burst == 0) {
+            /* one second's worth, at least one request */
+            k->burst = k->rate < 1 ? 1 : ceil(k->rate);
+        }
+        k->limiter = dr_ratelimit_create(k->rate, k->burst);
+    }
+}
+
 static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
 {
     static const char *const top[] = {"mode", "http", "data_dir", "store", "workers", "log_level",
@@ -528,9 +557,11 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
         idx = 0;
         cJSON_ArrayForEach(e, sec)
         {
+            static const char *const key_keys[] = {"name", "role", "sha256", "rate", "burst", NULL};
             struct dr_api_key *k = &c->api_keys[c->napi_keys++];
             char *hash = NULL;
             snprintf(path, sizeof(path), "api_keys[%zu]", idx++);
+            check_keys(v, e, path, key_keys);
             get_str(v, e, "name", path, &k->name);
             get_str(v, e, "role", path, &k->role);
             get_str(v, e, "sha256", path, &hash);
@@ -550,6 +581,7 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
                 memcpy(k->sha256, hash, 65);
             }
             free(hash);
+            parse_key_rate(v, e, path, k);
             if (!k->name) {
                 k->name = dr_xstrdup(path);
             }
@@ -778,6 +810,7 @@ void dr_config_destroy(struct dr_config *c)
     for (size_t i = 0; i < c->napi_keys; i++) {
         free(c->api_keys[i].name);
         free(c->api_keys[i].role);
+        dr_ratelimit_destroy(c->api_keys[i].limiter);
     }
     free(c->api_keys);
     for (size_t i = 0; i < c->ntopics; i++) {

@@ -64,6 +64,8 @@ static void describe_metrics(void)
                         "Circuit breaker state per downstream: 0 closed, 1 open, 2 half-open.");
     dr_metrics_describe("dr_http_requests_total", "counter", "HTTP requests by status class.");
     dr_metrics_describe("dr_http_connections", "gauge", "Open HTTP connections.");
+    dr_metrics_describe("dr_api_key_rate_limited_total", "counter",
+                        "Requests refused with 429 for being over their API key's rate, by key.");
     dr_metrics_describe("dr_pulled_total", "counter", "Messages pulled from Pub/Sub.");
     dr_metrics_describe("dr_duplicates_total", "counter",
                         "Messages acknowledged without running again (seen within the window).");

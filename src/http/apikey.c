@@ -1,10 +1,13 @@
 #include "dr/apikey.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "dr/audit.h"
 #include "dr/log.h"
+#include "dr/metrics.h"
+#include "dr/ratelimit.h"
 #include "dr/util.h"
 
 static const char *presented_key(struct dr_http_req *req)
@@ -14,6 +17,45 @@ static const char *presented_key(struct dr_http_req *req)
         return h + 7;
     }
     return dr_http_header(req, "x-api-key");
+}
+
+/* Prometheus label value: backslash, quote and newline escaped. */
+static void label_value(const char *s, char *out, size_t outsz)
+{
+    size_t n = 0;
+
+    for (; *s && n + 3 < outsz; s++) {
+        if (*s == '\\' || *s == '"') {
+            out[n++] = '\\';
+            out[n++] = *s;
+        } else if (*s == '\n') {
+            out[n++] = '\\';
+            out[n++] = 'n';
+        } else {
+            out[n++] = *s;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* The key's token bucket: 1 when the request may go on, else answers 429 and returns 0. */
+static int within_rate(const struct dr_api_key *k, struct dr_http_req *req)
+{
+    char labels[200], name[160], secs[32];
+    int64_t wait_ms = 0;
+
+    if (!k->limiter || dr_ratelimit_take(k->limiter, dr_mono_ms(), &wait_ms)) {
+        return 1;
+    }
+    label_value(k->name, name, sizeof(name));
+    snprintf(labels, sizeof(labels), "key=\"%s\"", name);
+    dr_metrics_inc("dr_api_key_rate_limited_total", labels, 1);
+    snprintf(secs, sizeof(secs), "%lld", (long long)((wait_ms + 999) / 1000));
+    dr_http_add_header(req, "Retry-After", secs);
+    dr_http_respond_error(req, 429, "RESOURCE_EXHAUSTED",
+                          "API key '%s' is over its rate limit (%g requests/s, burst %g)", k->name,
+                          k->rate, k->burst);
+    return 0;
 }
 
 int dr_apikey_authorize(const struct dr_config *cfg, struct dr_http_req *req, const char *role)
@@ -70,5 +112,5 @@ int dr_apikey_authorize(const struct dr_config *cfg, struct dr_http_req *req, co
                               role);
         return 0;
     }
-    return 1;
+    return within_rate(&cfg->api_keys[which], req);
 }
