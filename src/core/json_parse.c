@@ -189,11 +189,11 @@ static char *string(struct in *in, int *st)
         if (*p == '"') {
             break;
         }
-        p += 2; /* the backslash and what it escapes */
-        if (p > in->end) {
+        if (in->end - p < 2) { /* the backslash and what it escapes */
             *st = FAIL;
             return NULL;
         }
+        p += 2;
     }
     /* decoding never makes it longer: \uXXXX is 6 bytes for at most 3, a pair 12 for 4 */
     out = malloc((size_t)(p - start) + 1);
