@@ -117,6 +117,10 @@ int dr_store_queue_claim_expired(struct dr_store *st, size_t limit, struct dr_qm
 /* ---- dedup ---- */
 /* 1 in *seen if key was marked at or after since_ms. A mark keeps the latest time given. */
 int dr_store_dedup_seen(struct dr_store *st, const char *key, int64_t since_ms, int *seen);
+/* dr_store_dedup_seen() for n keys at once, in a few statements: seen[i] for keys[i] (0 for a
+ * NULL or empty key). On an error every seen[i] is 0. */
+int dr_store_dedup_seen_many(struct dr_store *st, const char *const *keys, size_t n,
+                             int64_t since_ms, int *seen);
 int dr_store_dedup_mark(struct dr_store *st, const char *key, int64_t now_ms);
 int dr_store_dedup_purge(struct dr_store *st, int64_t before_ms, int64_t *purged);
 

@@ -4,6 +4,7 @@
 #include "dr/store.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,11 +29,18 @@ int dr__dedup_mark(struct dr_store *st, struct dr_db_tx *tx, const char *key, in
 
 /* Batches mark in multi-row statements (dr_db_rows_sql). */
 static char *sql_mark_rows[DR_DB_NCHUNKS]; /* built once, kept for the life of the process */
+/* and lookups of as many keys in one statement: "key IN ($1, ...) AND seen_ms >= $n+1" */
+static char *sql_seen_rows[DR_DB_NCHUNKS];
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
 static void build_sql(void)
 {
     for (size_t k = 0; k < DR_DB_NCHUNKS; k++) {
+        char suffix[64];
+
+        snprintf(suffix, sizeof(suffix), ") AND seen_ms >= $%zu", dr_db_chunks[k] + 1);
+        sql_seen_rows[k] =
+            dr_db_rows_sql("SELECT key FROM dedup WHERE key IN (", "?", dr_db_chunks[k], suffix);
         sql_mark_rows[k] = dr_db_rows_sql(
             "INSERT INTO dedup (key, seen_ms) VALUES ", "(?, ?)", dr_db_chunks[k],
             " ON CONFLICT (key) DO UPDATE SET seen_ms = CASE WHEN excluded.seen_ms > "
@@ -97,6 +105,77 @@ int dr_store_dedup_seen(struct dr_store *st, const char *key, int64_t since_ms, 
     }
     return dr_db_exec(st->db, "SELECT 1 FROM dedup WHERE key = $1 AND seen_ms >= $2", p,
                       DR_ARRAY_LEN(p), set_seen, seen, NULL);
+}
+
+/* The keys of one lookup statement, and whether each was seen. */
+struct seen_many {
+    const char *const *keys;
+    size_t n;
+    int *seen;
+};
+
+static int set_seen_key(void *ctx, const struct dr_db_row *row)
+{
+    struct seen_many *sm = ctx;
+    const char *key = dr_db_row_text(row, 0);
+
+    for (size_t i = 0; key && i < sm->n; i++) {
+        if (strcmp(sm->keys[i], key) == 0) {
+            sm->seen[i] = 1; /* every place the key is at: a batch may repeat one */
+        }
+    }
+    return 0;
+}
+
+int dr_store_dedup_seen_many(struct dr_store *st, const char *const *keys, size_t n,
+                             int64_t since_ms, int *seen)
+{
+    const char **k;
+    size_t *at, nk = 0;
+    int *found;
+    struct dr_db_val p[DR_DB_CHUNK_MAX + 1];
+    int err = DR_OK;
+
+    if (!st || (n && (!keys || !seen))) {
+        return DR_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        seen[i] = 0;
+    }
+    if (n == 0) {
+        return DR_OK;
+    }
+    pthread_once(&sql_once, build_sql);
+    /* the keys to look up (no NULL or empty ones) and where each came from */
+    k = dr_xmalloc(n * sizeof(*k));
+    at = dr_xmalloc(n * sizeof(*at));
+    found = dr_xcalloc(n, sizeof(*found));
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i] && *keys[i]) {
+            k[nk] = keys[i];
+            at[nk++] = i;
+        }
+    }
+    for (size_t i = 0, c; !err && i < nk; i += dr_db_chunks[c]) {
+        struct seen_many sm;
+
+        c = dr_db_chunk_index(nk - i);
+        for (size_t r = 0; r < dr_db_chunks[c]; r++) {
+            p[r] = DR_DB_TEXTV(k[i + r]);
+        }
+        p[dr_db_chunks[c]] = DR_DB_INTV(since_ms);
+        sm.keys = k + i;
+        sm.n = dr_db_chunks[c];
+        sm.seen = found + i;
+        err = dr_db_exec(st->db, sql_seen_rows[c], p, dr_db_chunks[c] + 1, set_seen_key, &sm, NULL);
+    }
+    for (size_t j = 0; !err && j < nk; j++) {
+        seen[at[j]] = found[j];
+    }
+    free(k);
+    free(at);
+    free(found);
+    return err;
 }
 
 int dr_store_dedup_mark(struct dr_store *st, const char *key, int64_t now_ms)

@@ -533,6 +533,8 @@ static void dedup_work(uv_work_t *w)
     struct dr_pull *p = in->sub->p;
     int64_t since = dr_now_ms() - p->cfg->dedup_window_ms;
 
+    const char **keys = dr_xcalloc(in->n ? in->n : 1, sizeof(*keys));
+
     for (size_t i = 0; i < in->n; i++) {
         const char *key = in->msgs[i]->message_id;
         for (size_t k = 0; k < in->msgs[i]->n_attrs; k++) {
@@ -541,10 +543,11 @@ static void dedup_work(uv_work_t *w)
                 key = in->msgs[i]->attrs[k].value;
             }
         }
-        if (in->msgs[i]->invalid || !key || dr_store_dedup_seen(p->store, key, since, &in->seen[i])) {
-            in->seen[i] = 0;
-        }
+        keys[i] = in->msgs[i]->invalid ? NULL : key; /* no key: never a duplicate */
     }
+    /* one lookup for the whole pull; a failed one processes them all (effects are idempotent) */
+    dr_store_dedup_seen_many(p->store, keys, in->n, since, in->seen);
+    free(keys);
 }
 
 /* A message that cannot be decoded is stored as a dead letter (on the thread pool: the store

@@ -430,6 +430,59 @@ static void dedup_window_and_purge(void **state)
     assert_int_equal(dr_store_dedup_purge(NULL, 0, &purged), DR_EINVAL);
 }
 
+/* Many keys at once: across the multi-row statements (64, 16, 4, 1 keys), repeated keys, the
+ * window, and keys without a value; the answers agree with one lookup per key. */
+static void dedup_seen_many(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    enum { N = 150 };
+    const char *keys[N];
+    char names[N][16];
+    int seen[N], one;
+    const char **marks = dr_xcalloc(N, sizeof(*marks));
+    size_t nmarks = 0;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "m-%d", i % 97); /* 53 keys come twice */
+        keys[i] = names[i];
+        if (i % 3 == 0) {
+            marks[nmarks++] = names[i];
+        }
+    }
+    keys[5] = NULL;
+    keys[6] = "";
+    struct dr_qbatch b = {.dedup_keys = marks, .ndedup = nmarks};
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    assert_int_equal(dr_store_dedup_mark(st, "m-old", 1000), DR_OK);
+
+    assert_int_equal(dr_store_dedup_seen_many(st, keys, N, 0, seen), DR_OK);
+    size_t nseen = 0;
+    for (int i = 0; i < N; i++) {
+        int want = 0;
+        if (keys[i] && *keys[i]) {
+            assert_int_equal(dr_store_dedup_seen(st, keys[i], 0, &one), DR_OK);
+            want = one;
+        }
+        assert_int_equal(seen[i], want);
+        nseen += (size_t)seen[i];
+    }
+    assert_true(nseen > 40 && nseen < 110); /* both answers are present */
+
+    /* the window applies to all of them */
+    const char *old[3] = {"m-old", "m-0", "nothing"};
+    assert_int_equal(dr_store_dedup_seen_many(st, old, 3, 0, seen), DR_OK);
+    assert_int_equal(seen[0], 1);
+    assert_int_equal(seen[1], 1);
+    assert_int_equal(seen[2], 0);
+    assert_int_equal(dr_store_dedup_seen_many(st, old, 3, 1001, seen), DR_OK);
+    assert_int_equal(seen[0], 0);
+    assert_int_equal(seen[1], 1);
+
+    assert_int_equal(dr_store_dedup_seen_many(st, keys, 0, 0, seen), DR_OK);
+    assert_int_equal(dr_store_dedup_seen_many(NULL, keys, 1, 0, seen), DR_EINVAL);
+    free(marks);
+}
+
 static struct dr_dead_letter dl(const char *mid, const char *topic, const char *proc,
                                 const char *reason, const char *error, int64_t created)
 {
@@ -1144,6 +1197,7 @@ static void null_arguments(void **state)
     X(apply_validation_changes_nothing)                                                            \
     X(apply_is_atomic)                                                                             \
     X(dedup_window_and_purge)                                                                      \
+    X(dedup_seen_many)                                                                             \
     X(dlq_put_get_delete)                                                                          \
     X(dlq_filters)                                                                                 \
     X(dlq_limit_count_purge)                                                                       \
