@@ -85,6 +85,15 @@ void dr_result_retry(struct dr_result *r, const char *reason, const char *fmt, .
     __attribute__((format(printf, 3, 4)));
 void dr_result_reject(struct dr_result *r, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * The outcome of a store call that failed with err (a dr/db.h error): one the database will
+ * give again for the same values (dr_db_err_permanent(): a constraint, a trigger that raises, a
+ * value it cannot hold) is REJECT "store_refused", so the message is dead-lettered now rather
+ * than after every attempt; any other (busy, locked, connection lost, I/O, out of memory) is
+ * RETRY "store_error". what names the work in the error text ("storing the event"): no bodies,
+ * no full addresses.
+ */
+void dr_result_store_failed(struct dr_result *r, int err, const char *what);
 /* RETRY that also counts as a failure of the named downstream's circuit breaker. */
 void dr_result_downstream_failed(struct dr_result *r, const char *downstream, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dr/db.h"
+#include "dr/err.h"
 #include "dr/json.h"
 #include "dr/processor.h"
 #include "dr/util.h"
@@ -87,6 +89,16 @@ void dr_result_reject(struct dr_result *r, const char *reason, const char *fmt, 
     va_start(ap, fmt);
     set(r, DR_OUTCOME_REJECT, reason, fmt, ap);
     va_end(ap);
+}
+
+void dr_result_store_failed(struct dr_result *r, int err, const char *what)
+{
+    if (dr_db_err_permanent(err)) {
+        dr_result_reject(r, "store_refused", "%s: the store refuses it: %s", what,
+                         dr_strerror(err));
+    } else {
+        dr_result_retry(r, "store_error", "%s: %s", what, dr_strerror(err));
+    }
 }
 
 void dr_result_downstream_failed(struct dr_result *r, const char *downstream, const char *fmt, ...)

@@ -16,8 +16,9 @@
  * index gets a put for the current version (remove on delete) and the user a calendar.updated
  * notification on room user:{user_id}.
  *
- * Rejections: invalid_payload, invalid_event, invalid_ics (with the parser's reason). Store
- * failures are retried (store_error).
+ * Rejections: invalid_payload, invalid_event, invalid_ics (with the parser's reason), and
+ * store_refused when the store refuses the event for good (a constraint or trigger on
+ * calendar_events, a value it cannot hold). Other store failures are retried (store_error).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,11 +247,6 @@ static int event_from_json(const struct ctx *c, const cJSON *ev, const char *eve
     return 0;
 }
 
-static void store_failed(struct dr_result *res, const char *what, int err)
-{
-    dr_result_retry(res, "store_error", "%s: %s", what, dr_strerror(err));
-}
-
 struct row_state {
     int found;
     int64_t sequence, updated_ms, deleted;
@@ -426,7 +422,7 @@ static int do_upsert(const struct ctx *c, struct event *e)
     int current = 0, err = upsert_row(c, e, &current);
 
     if (err) {
-        store_failed(c->res, "storing the event", err);
+        dr_result_store_failed(c->res, err, "storing the event");
         return -1;
     }
     if (current) {
@@ -447,7 +443,7 @@ static int do_delete(const struct ctx *c, const char *event_id, const struct eve
                          e && e->updated_ms ? e->updated_ms : when);
 
     if (err) {
-        store_failed(c->res, "deleting the event", err);
+        dr_result_store_failed(c->res, err, "deleting the event");
         return -1;
     }
     dr_index_emit(c->res, "calendar_event", c->user_id, event_id, NULL);
@@ -479,7 +475,7 @@ static int do_reply(const struct ctx *c, const struct event *e, const char *ics,
               : DR_ENOTFOUND;
     if (err && err != DR_ENOTFOUND && err != DR_ETOOBIG) {
         cJSON_Delete(d);
-        store_failed(c->res, "looking a poll up by UID", err);
+        dr_result_store_failed(c->res, err, "looking a poll up by UID");
         return -1;
     }
     if (!err) {

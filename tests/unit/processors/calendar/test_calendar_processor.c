@@ -26,6 +26,7 @@ extern const struct dr_processor dr_processor_meeting_poll;
 
 #define PFX_PROCESSOR dr_processor_calendar
 #include "unit/processors/proc_fixture.h"
+#include "unit/processors/store_faults.h"
 
 static struct dr_db *DB(void **state)
 {
@@ -292,6 +293,60 @@ static void test_cancel_outranks_older_update(void **state)
     free(cancel);
 }
 
+static const char standup[] =
+    "{\"user_id\":\"u2\",\"event_id\":\"g-77\",\"event\":{\"summary\":\"Standup\","
+    "\"start\":\"2026-03-02T09:00:00Z\",\"end\":\"2026-03-02T09:15:00Z\"}}";
+
+/* The store refuses the event for good (a trigger that raises): the message is rejected on its
+ * first attempt, with nothing emitted and nothing of the event in the error; a delete likewise.
+ * Once the trigger is gone the same message is stored. */
+static void test_refused_write_rejected(void **state)
+{
+    static const char del[] = "{\"user_id\":\"u2\",\"event_id\":\"g-78\",\"operation\":"
+                              "\"delete\"}";
+    struct dr_result res;
+
+    pfx_refuse(state, "calendar_events");
+    run_msg(state, "r1", standup, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "store_refused");
+    assert_non_null(strstr(res.error, "storing the event"));
+    assert_null(strstr(res.error, "Standup"));
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    run_msg(state, "r2", del, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "store_refused");
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events"), 0);
+
+    pfx_allow(state, "calendar_events");
+    run_msg(state, "r1", standup, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(res.nemits, 2);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE event_id = "
+                                        "'g-77' AND summary = 'Standup'"),
+                     1);
+}
+
+/* A busy store (another connection holds SQLite's write lock) is no fault of the message: it is
+ * retried, not rejected. */
+static void test_locked_store_retried(void **state)
+{
+    struct dr_db_tx *tx = NULL;
+    struct dr_db *other = pfx_lock(state, &tx);
+    struct dr_result res;
+
+    run_msg(state, "l1", standup, 1772400000000, &res);
+    pfx_unlock(other, tx);
+    assert_int_equal(res.outcome, DR_OUTCOME_RETRY);
+    assert_string_equal(res.reason, "store_error");
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+}
+
 #define CAL_TESTS(X)                                                                               \
     X(test_ics_request_stored_indexed_notified)                                                    \
     X(test_older_sequence_ignored)                                                                 \
@@ -299,11 +354,12 @@ static void test_cancel_outranks_older_update(void **state)
     X(test_json_event)                                                                             \
     X(test_reply_forwarded_to_poll)                                                                \
     X(test_bad_input_rejected)                                                                     \
-    X(test_cancel_outranks_older_update)
+    X(test_cancel_outranks_older_update)                                                           \
+    X(test_refused_write_rejected)
 
 int main(void)
 {
-    const struct CMUnitTest lite[] = {CAL_TESTS(ON_SQLITE)};
+    const struct CMUnitTest lite[] = {CAL_TESTS(ON_SQLITE) ON_SQLITE(test_locked_store_retried)};
     const struct CMUnitTest pg[] = {CAL_TESTS(ON_PG)};
     int failed = 0;
 
