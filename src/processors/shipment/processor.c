@@ -22,7 +22,9 @@
  * are RETRY against the "carrier_api" circuit breaker; a number the provider does not know, a
  * refused key or a malformed answer is logged and the email's own status is used.
  *
- * Rejections: invalid_payload, invalid_tracking_number. Store failures: RETRY store_error.
+ * Rejections: invalid_payload, invalid_tracking_number, and store_refused when the store refuses
+ * the shipment or its events for good (a constraint or trigger, a value it cannot hold). Other
+ * store failures: RETRY store_error.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -358,7 +360,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     }
     err = dr_shipment_store_record(sp->store, evs, nev, &ch);
     if (err) {
-        dr_result_retry(res, "store_error", "recording the shipment: %s", dr_strerror(err));
+        dr_result_store_failed(res, err, "recording the shipment");
         goto out;
     }
     if (ch.created || ch.before != ch.after) {

@@ -7,7 +7,8 @@
  *   - validation: invalid_payload, invalid_tracking_number, status wording normalised;
  *   - the carrier status provider (a fake implementing the interface): its events recorded,
  *     and an unavailable provider gives RETRY against breaker carrier_api with nothing stored;
- *   - the carrier emails of tests/data/shipment through the email processor into shipments.
+ *   - the carrier emails of tests/data/shipment through the email processor into shipments;
+ *   - a store that refuses the events is REJECT store_refused at once, a busy one RETRY.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,6 +38,7 @@ void dr__shipment_set_provider(void *state, struct dr_carrier_provider *p);
 
 #define PFX_PROCESSOR dr_processor_shipment
 #include "unit/processors/proc_fixture.h"
+#include "unit/processors/store_faults.h"
 
 static void run_type(void **state, const char *type, const char *json, struct dr_result *res)
 {
@@ -468,16 +470,63 @@ static void test_concurrent_create(void **state)
     assert_int_equal(nevents(state, "TNRACE1"), 1);
 }
 
+/* The store refuses the events for good (a trigger that raises on shipment_events): the message
+ * is rejected on its first attempt with nothing stored, not even the shipment row its
+ * transaction created, and nothing notified. Once the trigger is gone it is recorded. */
+static void test_refused_write_rejected(void **state)
+{
+    char *js = ev("in_transit", "2026-03-01T10:00:00Z", "email");
+    struct dr_result res;
+    int rooms;
+
+    pfx_refuse(state, "shipment_events");
+    run_type(state, "shipment_detected", js, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "store_refused");
+    assert_non_null(strstr(res.error, "recording the shipment"));
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipments"), 0);
+
+    pfx_allow(state, "shipment_events");
+    run_type(state, "shipment_detected", js, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(notes(&res, UPS, &rooms, NULL, 0), 2);
+    dr_result_cleanup(&res);
+    assert_int_equal(nevents(state, UPS), 1);
+    assert_string_equal(cur_status(state, UPS), "in_transit");
+    free(js);
+}
+
+/* A busy store (another connection holds SQLite's write lock) is retried, not rejected. */
+static void test_locked_store_retried(void **state)
+{
+    char *js = ev("in_transit", "2026-03-01T10:00:00Z", "email");
+    struct dr_db_tx *tx = NULL;
+    struct dr_db *other = pfx_lock(state, &tx);
+    struct dr_result res;
+
+    run_type(state, "shipment_detected", js, &res);
+    pfx_unlock(other, tx);
+    assert_int_equal(res.outcome, DR_OUTCOME_RETRY);
+    assert_string_equal(res.reason, "store_error");
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    free(js);
+}
+
 #define TESTS(X)                                                                                   \
     X(test_status_lifecycle)                                                                       \
     X(test_validation)                                                                             \
     X(test_provider)                                                                               \
     X(test_emails_to_shipments)                                                                    \
-    X(test_concurrent_create)
+    X(test_concurrent_create)                                                                      \
+    X(test_refused_write_rejected)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {TESTS(ON_SQLITE) TESTS(ON_PG)};
+    const struct CMUnitTest tests[] = {TESTS(ON_SQLITE) ON_SQLITE(test_locked_store_retried)
+                                           TESTS(ON_PG)};
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
