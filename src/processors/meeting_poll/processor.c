@@ -15,7 +15,9 @@
  * An answer to a poll that is not stored is retried (reason unknown_poll) until attempt
  * `unknown_poll_attempts` (config, default 3): the poll_created message may be a little behind
  * its first replies when they come from different publishers. Then it is rejected.
- * Store failures are retried (store_error).
+ * A poll or answers the store refuses for good (a constraint or trigger, a value it cannot hold)
+ * are rejected at once (store_refused); other store failures are retried (store_error). A stored
+ * definition that no longer parses is invalid_poll.
  *
  * Config (processors.meeting_poll): unknown_poll_attempts (1-20), reply_local_part (the part
  * before "+TOKEN" of the poll reply address; when set, only such recipients are read as tokens).
@@ -94,11 +96,6 @@ static int64_t msg_time(const struct dr_msg *msg)
     return msg->publish_time_ms > 0 ? msg->publish_time_ms : dr_now_ms();
 }
 
-static void store_failed(struct dr_result *res, const char *what, int err)
-{
-    dr_result_retry(res, "store_error", "%s: %s", what, dr_strerror(err));
-}
-
 static void unknown_poll(const struct poll_proc *pp, const struct dr_msg *msg,
                          struct dr_result *res, const char *poll_id)
 {
@@ -121,11 +118,11 @@ static struct dr__poll_rec *load_poll(const struct poll_proc *pp, const struct d
 
     if (err == DR_ENOTFOUND) {
         unknown_poll(pp, msg, res, poll_id);
-    } else if (err == DR_EINVAL) {
+    } else if (err == DR_EINVAL) { /* the stored definition, not the store, is at fault */
         dr_result_reject(res, "invalid_poll", "stored definition of poll %s does not parse",
                          poll_id);
     } else if (err) {
-        store_failed(res, "loading the poll", err);
+        dr_result_store_failed(res, err, "loading the poll");
     }
     return rec;
 }
@@ -179,7 +176,7 @@ static void on_definition(struct poll_proc *pp, const struct dr_msg *msg, struct
     }
     err = dr__poll_store_put(dr_store_db(pp->store), def, poll, create_only, dr_now_ms(), &changed);
     if (err) {
-        store_failed(res, "storing the poll", err);
+        dr_result_store_failed(res, err, "storing the poll");
     } else {
         DR_INFO(COMP, create_only ? "poll created" : "poll updated",
                 "message_id=%s poll_id=%s slots=%zu participants=%zu changed=%d", msg->message_id,
@@ -323,7 +320,7 @@ static void apply(struct poll_proc *pp, const struct dr_msg *msg, struct dr_resu
     a.nvotes = n;
     err = dr__poll_store_answer(dr_store_db(pp->store), &a, &st);
     if (err) {
-        store_failed(res, "storing answers", err);
+        dr_result_store_failed(res, err, "storing answers");
         goto out;
     }
     dr_log_redact_email(email, red, sizeof(red));
@@ -701,7 +698,7 @@ static void on_email(struct poll_proc *pp, const struct dr_msg *msg, struct dr_r
         goto out;
     }
     if (err) {
-        store_failed(res, "looking the poll up", err);
+        dr_result_store_failed(res, err, "looking the poll up");
         goto out;
     }
     rec = load_poll(pp, msg, res, poll_id);

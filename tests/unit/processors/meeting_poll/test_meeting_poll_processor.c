@@ -26,6 +26,7 @@ extern const struct dr_processor dr_processor_meeting_poll;
 
 #define PFX_PROCESSOR dr_processor_meeting_poll
 #include "unit/processors/proc_fixture.h"
+#include "unit/processors/store_faults.h"
 
 static struct pfx *P(void **state)
 {
@@ -570,6 +571,68 @@ static void test_bad_input_rejected(void **state)
     assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM polls"), 1);
 }
 
+static const char sam_yes[] = "{\"poll_id\":\"p-42\",\"participant_email\":\"sam@example.org\","
+                              "\"responses\":[{\"slot_id\":\"a\",\"answer\":\"yes\"}]}";
+
+/* The store refuses a poll, then answers, for good (a trigger that raises): each message is
+ * rejected on its first attempt, nothing of it stored or notified and no address in the error.
+ * Once the trigger is gone the same messages are stored. A stored definition that no longer
+ * parses is still invalid_poll, not a store refusal. */
+static void test_refused_write_rejected(void **state)
+{
+    struct dr_result res;
+    struct answers a;
+    cJSON *n;
+
+    pfx_refuse(state, "polls");
+    run_msg(state, "create-1", "poll_created", poll_json, 1, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "store_refused");
+    assert_non_null(strstr(res.error, "storing the poll"));
+    dr_result_cleanup(&res);
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM polls"), 0);
+    pfx_allow(state, "polls");
+    create_poll(state);
+
+    pfx_refuse(state, "poll_responses");
+    run_msg(state, "r1", "poll_response", sam_yes, 1, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "store_refused");
+    assert_non_null(strstr(res.error, "storing answers"));
+    assert_null(strstr(res.error, "sam"));
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    assert_int_equal(answers_of(state, "sam@example.org").n, 0);
+    pfx_allow(state, "poll_responses");
+    expect_ok(state, "r1", "poll_response", sam_yes, &res);
+    n = notification(&res, "meeting:p-42");
+    assert_non_null(n);
+    cJSON_Delete(n);
+    dr_result_cleanup(&res);
+    a = answers_of(state, "sam@example.org");
+    assert_int_equal(a.n, 1);
+    assert_string_equal(answer_for(&a, "a"), "yes");
+
+    assert_int_equal(
+        dr_db_exec(DB(state), "UPDATE polls SET definition = '{}'", NULL, 0, NULL, NULL, NULL),
+        DR_OK);
+    expect_reject(state, "r2", "poll_response", sam_yes, "invalid_poll");
+}
+
+/* A busy store (another connection holds SQLite's write lock) is retried, not rejected. */
+static void test_locked_store_retried(void **state)
+{
+    struct dr_db_tx *tx = NULL;
+    struct dr_db *other = pfx_lock(state, &tx);
+    struct dr_result res;
+
+    run_msg(state, "create-1", "poll_created", poll_json, 1, &res);
+    pfx_unlock(other, tx);
+    assert_int_equal(res.outcome, DR_OUTCOME_RETRY);
+    assert_string_equal(res.reason, "store_error");
+    dr_result_cleanup(&res);
+}
+
 #define POLL_TESTS(X)                                                                              \
     X(test_poll_created_stored_once)                                                               \
     X(test_match_lookups)                                                                          \
@@ -583,11 +646,12 @@ static void test_bad_input_rejected(void **state)
     X(test_equal_dates_comment_follows_answers)                                                    \
     X(test_structured_response)                                                                    \
     X(test_unknown_poll_retried_then_rejected)                                                     \
-    X(test_bad_input_rejected)
+    X(test_bad_input_rejected)                                                                     \
+    X(test_refused_write_rejected)
 
 int main(void)
 {
-    const struct CMUnitTest lite[] = {POLL_TESTS(ON_SQLITE)};
+    const struct CMUnitTest lite[] = {POLL_TESTS(ON_SQLITE) ON_SQLITE(test_locked_store_retried)};
     const struct CMUnitTest pg[] = {POLL_TESTS(ON_PG)};
     int failed = 0;
 
