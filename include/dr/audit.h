@@ -1,7 +1,7 @@
 /*
- * The audit log (DESIGN §8): one line for every request to the admin API and for every access
- * to a user's inbox, on stderr with the other logs, with component "audit". Audit lines are
- * written whatever the log level (dr_log_record()):
+ * The audit log (DESIGN §8): one line for every request to the admin API, for every action on
+ * dead letters and for every access to a user's inbox, on stderr with the other logs, with
+ * component "audit". Audit lines are written whatever the log level (dr_log_record()):
  *
  *   {"ts":"...","level":"info","component":"audit","msg":"admin request","actor":"ops",
  *    "method":"DELETE","path":"/admin/dlq/7","status":200,"peer":"10.1.2.3"}
@@ -37,6 +37,14 @@ void dr_audit_admin(struct dr_http_req *req, const char *actor);
  */
 void dr_audit_inbox(const char *sub, const char *action, const char *via, int status,
                     const struct dr_log_field *extra, size_t nextra);
+
+/*
+ * An action on dead letters through the admin API: msg says which ("dead letter discarded",
+ * "dead letter replayed", "dead letters replayed by filter", "dead-letter replay job started",
+ * "... job cancel", "... job finished"), f its fields (ids, counts, states: never a message's
+ * data or attributes). Any thread.
+ */
+void dr_audit_dlq(const char *msg, const struct dr_log_field *f, size_t n);
 
 /*
  * Writes raw query (as received, percent-encoded) into out as an audit line shows it: each

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dr/apikey.h"
+#include "dr/audit.h"
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/log.h"
@@ -293,7 +294,7 @@ static void job_work(void *arg)
         if (!j->err) {
             j->out = cJSON_CreateObject();
             cJSON_AddNumberToObject(j->out, "deleted", (double)j->id);
-            DR_INFO("audit", "dead letter discarded", "id=%lld", (long long)j->id);
+            dr_audit_dlq("dead letter discarded", &(struct dr_log_field){"id", NULL, j->id}, 1);
         }
         break;
     case J_REPLAY:
@@ -310,8 +311,10 @@ static void job_work(void *arg)
             cJSON_AddNumberToObject(j->out, "replayed", (double)j->id);
             cJSON_AddStringToObject(j->out, "message_id", d.message_id);
             j->poke = 1;
-            DR_INFO("audit", "dead letter replayed", "id=%lld message_id=%s edited=%d",
-                    (long long)j->id, d.message_id, j->body != NULL);
+            struct dr_log_field f[] = {{"id", NULL, j->id},
+                                       {"message_id", d.message_id, 0},
+                                       {"edited", NULL, j->body != NULL}};
+            dr_audit_dlq("dead letter replayed", f, DR_ARRAY_LEN(f));
         }
         break;
     case J_BULK: {
@@ -369,10 +372,14 @@ static void job_work(void *arg)
         cJSON_AddNumberToObject(j->out, "failed", (double)failed);
         cJSON_AddItemToObject(j->out, "ids", ids);
         j->poke = replayed > 0;
-        DR_INFO("audit", "dead letters replayed by filter",
-                "matched=%lld replayed=%lld skipped=%lld failed=%lld dry_run=%d",
-                (long long)matched, (long long)replayed, (long long)skipped, (long long)failed,
-                j->dry_run);
+        {
+            struct dr_log_field f[] = {{"matched", NULL, matched},
+                                       {"replayed", NULL, replayed},
+                                       {"skipped", NULL, skipped},
+                                       {"failed", NULL, failed},
+                                       {"dry_run", NULL, j->dry_run}};
+            dr_audit_dlq("dead letters replayed by filter", f, DR_ARRAY_LEN(f));
+        }
         break;
     }
     case J_START:
@@ -534,7 +541,7 @@ static void on_replay_jobs(struct dr_admin *a, struct dr_http_req *req, const ch
         respond_cjson(req, 200, o);
     } else if ((strcmp(rest, "") == 0 && strcmp(method, "DELETE") == 0) ||
                (strcmp(rest, "/cancel") == 0 && strcmp(method, "POST") == 0)) {
-        DR_INFO("audit", "dead-letter replay job cancel", "job=%lld", (long long)id);
+        dr_audit_dlq("dead-letter replay job cancel", &(struct dr_log_field){"job", NULL, id}, 1);
         dr__replay_jobs_cancel(a->jobs, id, req);
     } else {
         dr_http_respond_error(req, 405, "METHOD_NOT_ALLOWED", "%s not allowed on %s", method, path);

@@ -180,3 +180,8 @@ void dr_audit_inbox(const char *sub, const char *action, const char *via, int st
     }
     emit("inbox access", f, n);
 }
+
+void dr_audit_dlq(const char *msg, const struct dr_log_field *f, size_t n)
+{
+    emit(msg, f, n);
+}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dr/audit.h"
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/log.h"
@@ -283,10 +284,18 @@ static void finish(struct job *j, enum job_state state)
 
     j->state = state;
     j->finished_ms = dr_now_ms();
-    DR_INFO("audit", "dead-letter replay job finished",
-            "job=%lld state=%s matched=%lld replayed=%lld skipped=%lld errors=%lld shutdown=%d",
-            (long long)j->id, state_names[state], (long long)j->matched, (long long)j->replayed,
-            (long long)j->skipped, (long long)j->errors, j->stopped_by_shutdown);
+    {
+        struct dr_log_field f[] = {
+            {"job", NULL, j->id},
+            {"state", state_names[state], 0},
+            {"matched", NULL, j->matched},
+            {"replayed", NULL, j->replayed},
+            {"skipped", NULL, j->skipped},
+            {"errors", NULL, j->errors},
+            {"shutdown", NULL, j->stopped_by_shutdown},
+        };
+        dr_audit_dlq("dead-letter replay job finished", f, DR_ARRAY_LEN(f));
+    }
     while ((w = j->waiters)) {
         j->waiters = w->next;
         respond_job(w->req, j);
@@ -472,8 +481,13 @@ int dr__replay_jobs_start(struct dr_replay_jobs *rj, const struct dr_dlq_filter_
     atomic_init(&j->cancel, 0);
     j->next = rj->jobs;
     rj->jobs = j;
-    DR_INFO("audit", "dead-letter replay job started", "job=%lld matched=%lld rate=%g",
-            (long long)j->id, (long long)count, rate);
+    {
+        char rate_s[32];
+        struct dr_log_field f[] = {
+            {"job", NULL, j->id}, {"matched", NULL, count}, {"rate", rate_s, 0}};
+        snprintf(rate_s, sizeof(rate_s), "%g", rate);
+        dr_audit_dlq("dead-letter replay job started", f, DR_ARRAY_LEN(f));
+    }
     if (count == 0) {
         finish(j, JOB_DONE);
     }

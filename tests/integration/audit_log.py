@@ -1,6 +1,7 @@
 """The audit log against the real binary: one line per admin request (the key's name, or
-"anonymous" or "loopback", the method, the path, the status) and per inbox access (the user,
-the action, the counts), written although the log level is warn, and nothing secret in the log:
+"anonymous" or "loopback", the method, the path, the status), per action on dead letters (the
+ids, the counts) and per inbox access (the user, the action, the counts), written although the
+log level is error, and nothing secret in the log:
 no API key, no token, no notification content, no full address, no query value that might be a
 credential."""
 import base64
@@ -35,8 +36,10 @@ def write_config(tmp, keys=True):
             f.write(f"api_keys:\n  - {{name: svc, role: service, sha256: {sha(SERVICE_KEY)}}}\n"
                     f"  - {{name: ops, role: admin, sha256: {sha(ADMIN_KEY)}}}\n")
         f.write("topics:\n  client-notifications: {type: client_notification}\n"
+                "  test-events: {type: test}\n"
                 "routes:\n  - name: notify\n    match: {topic: client-notifications}\n"
-                "    processors: [realtime]\n")
+                "    processors: [realtime]\n"
+                "  - name: test\n    match: {topic: test-events}\n    processors: [test]\n")
     return path
 
 
@@ -124,7 +127,8 @@ class WebSocket:
 
 def main():
     tmp = tempfile.mkdtemp(prefix="dr-audit-")
-    srv = Server(config=write_config(tmp), env={"DR_JWT_SECRET": JWT_SECRET}).start()
+    srv = Server(config=write_config(tmp),
+                 env={"DR_JWT_SECRET": JWT_SECRET, "DR_LOG_LEVEL": "error"}).start()
     svc = {"Authorization": f"Bearer {SERVICE_KEY}"}
     adm = {"X-API-Key": ADMIN_KEY}
     alice = token("alice")
@@ -187,6 +191,45 @@ def main():
         assert got[3]["notification_id"] == "n-none" and "seq" not in got[3], got[3]
         assert got[4]["up_to"] == marked["up_to"], got[4]
 
+        # Actions on dead letters: one line each, with ids and counts, never the message.
+        st, body = srv.publish("test-events", [
+            {"data": {"x": "DATA-SECRET"}, "attributes": {"test_fail": "permanent", "n": str(i)}}
+            for i in (1, 2)], headers=svc)
+        assert st == 200, (st, body)
+        dls = wait_until(lambda: (lambda d: d if len(d) == 2 else None)(
+            srv.get("/admin/dlq?topic=test-events", headers=adm)[1]["dead_letters"]), 60,
+            "two dead letters")
+        before = len(audit_lines(srv))
+        assert srv.request("DELETE", f"/admin/dlq/{dls[0]['id']}", headers=adm)[0] == 200
+        st, res = srv.request("POST", f"/admin/dlq/{dls[1]['id']}/replay",
+                              {"attributes": {"n": "2"}}, headers=adm)
+        assert st == 200, res
+        st, res = srv.request("POST", "/admin/dlq/replay",
+                              {"filter": {"topic": "test-events"}, "dry_run": True}, headers=adm)
+        assert st == 200 and res["replayed"] == 0, res
+        st, job = srv.request("POST", "/admin/dlq/replay",
+                              {"filter": {"topic": "test-events"}, "rate": 5}, headers=adm)
+        assert st in (200, 202) and job["id"], (st, job)
+        wait_until(lambda: srv.get(f"/admin/dlq/replay/jobs/{job['id']}", headers=adm)[1]
+                   .get("state") != "running", 60, "the replay job to end")
+        assert srv.request("DELETE", f"/admin/dlq/replay/jobs/{job['id']}", headers=adm)[0] == 200
+
+        def one(msg):
+            got = new_lines(srv, before, msg)
+            assert len(got) == 1 and got[0]["level"] == "info", (msg, got)
+            return got[0]
+        assert one("dead letter discarded")["id"] == dls[0]["id"]
+        line = one("dead letter replayed")
+        assert (line["id"], line["message_id"], line["edited"]) == (
+            dls[1]["id"], dls[1]["message_id"], 1), line
+        line = one("dead letters replayed by filter")
+        assert (line["dry_run"], line["replayed"]) == (1, 0), line
+        line = one("dead-letter replay job started")
+        assert (line["job"], line["matched"], line["rate"]) == (job["id"], job["matched"], "5"), line
+        assert one("dead-letter replay job cancel")["job"] == job["id"]
+        line = one("dead-letter replay job finished")
+        assert (line["job"], line["state"]) == (job["id"], "done"), line
+
         # An ack over the WebSocket marks read as well: audited the same way.
         before = len(audit_lines(srv))
         ws = WebSocket(srv.port, alice)
@@ -227,7 +270,8 @@ def main():
             ("loopback", "/admin/routes", 200)], got
     finally:
         assert open_srv.stop() == 0
-    print("ok: admin requests and inbox accesses audited, nothing secret logged")
+    print("ok: admin requests, dead-letter actions and inbox accesses audited at log level "
+          "error, nothing secret logged")
 
 
 if __name__ == "__main__":

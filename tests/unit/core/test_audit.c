@@ -1,4 +1,5 @@
-/* The audit log's lines (src/core/audit.c) and the field logger under it (src/core/log.c):
+/* The audit log's lines (src/core/audit.c: inbox accesses, dead-letter actions) and the field
+ * logger under it (src/core/log.c):
  * written whatever the log level, one JSON object per line whatever the values hold, user ids
  * that are addresses shortened, query values other than the APIs' own replaced. */
 #include <setjmp.h>
@@ -126,6 +127,35 @@ static void inbox_lines(void **state)
     free(text);
 }
 
+static void write_dlq_lines(void)
+{
+    struct dr_log_field f[] = {
+        {"id", NULL, 7}, {"message_id", "m-\"7\" edited=0", 0}, {"edited", NULL, 1}};
+
+    dr_log_set_level(DR_LOG_ERROR);
+    dr_audit_dlq("dead letter replayed", f, 3);
+    dr_log_set_level(DR_LOG_INFO);
+}
+
+static void dlq_lines(void **state)
+{
+    char *text = capture(write_dlq_lines);
+    int n;
+    cJSON *arr = lines(text, &n), *o;
+
+    (void)state;
+    assert_int_equal(n, 1); /* written although the level is error */
+    o = cJSON_GetArrayItem(arr, 0);
+    assert_string_equal(field(o, "component"), "audit");
+    assert_string_equal(field(o, "level"), "info");
+    assert_string_equal(field(o, "msg"), "dead letter replayed");
+    assert_int_equal(number(o, "id"), 7);
+    assert_string_equal(field(o, "message_id"), "m-\"7\" edited=0");
+    assert_int_equal(number(o, "edited"), 1);
+    cJSON_Delete(arr);
+    free(text);
+}
+
 static void write_field_lines(void)
 {
     struct dr_log_field f[] = {{"a", "x\" b=2", 0}, {"n", NULL, -7}};
@@ -190,6 +220,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(inbox_lines),
+        cmocka_unit_test(dlq_lines),
         cmocka_unit_test(field_lines),
         cmocka_unit_test(queries),
     };
