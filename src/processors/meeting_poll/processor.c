@@ -121,6 +121,11 @@ static struct dr__poll_rec *load_poll(const struct poll_proc *pp, const struct d
     } else if (err == DR_EINVAL) { /* the stored definition, not the store, is at fault */
         dr_result_reject(res, "invalid_poll", "stored definition of poll %s does not parse",
                          poll_id);
+    } else if (err == DR_ETOOBIG) { /* stored before the limits were lowered */
+        dr_result_reject(res, "invalid_poll",
+                         "stored definition of poll %s exceeds the limits (%d slots, %d "
+                         "participants)",
+                         poll_id, DR_POLL_MAX_SLOTS, DR_POLL_MAX_PARTICIPANTS);
     } else if (err) {
         dr_result_store_failed(res, err, "loading the poll");
     }

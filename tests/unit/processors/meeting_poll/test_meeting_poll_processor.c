@@ -16,6 +16,7 @@
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/msg.h"
+#include "dr/poll_reply.h"
 #include "dr/poll_store.h"
 #include "dr/processor.h"
 #include "dr/store.h"
@@ -617,6 +618,30 @@ static void test_refused_write_rejected(void **state)
         dr_db_exec(DB(state), "UPDATE polls SET definition = '{}'", NULL, 0, NULL, NULL, NULL),
         DR_OK);
     expect_reject(state, "r2", "poll_response", sam_yes, "invalid_poll");
+
+    /* a stored definition over the limits (they were lowered after it was stored) is the
+     * definition's fault too: invalid_poll, not a store refusal */
+    {
+        struct dr_buf def;
+        struct dr_db_val p[1];
+
+        dr_buf_init(&def, SIZE_MAX);
+        dr_buf_appends(&def, "{\"poll_id\":\"p-42\",\"organizer_user_id\":\"u1\",\"org_id\":\"o1\","
+                             "\"title\":\"Too many slots\",\"slots\":[");
+        for (int i = 0; i <= DR_POLL_MAX_SLOTS; i++) {
+            dr_buf_printf(&def,
+                          "%s{\"slot_id\":\"s%d\",\"start\":\"2026-03-02T10:00:00+01:00\","
+                          "\"end\":\"2026-03-02T11:00:00+01:00\"}",
+                          i ? "," : "", i);
+        }
+        dr_buf_appends(&def, "],\"participants\":[{\"email\":\"sam@example.org\"}]}");
+        p[0] = DR_DB_TEXTV(def.data);
+        assert_int_equal(
+            dr_db_exec(DB(state), "UPDATE polls SET definition = $1", p, 1, NULL, NULL, NULL),
+            DR_OK);
+        dr_buf_cleanup(&def);
+        expect_reject(state, "r3", "poll_response", sam_yes, "invalid_poll");
+    }
 }
 
 /* A busy store (another connection holds SQLite's write lock) is retried, not rejected. */
