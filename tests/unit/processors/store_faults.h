@@ -9,6 +9,7 @@
 
 #include "dr/db.h"
 #include "dr/store.h"
+#include "unit/store/refuse.h"
 
 /*
  * Makes the store refuse every INSERT into table for good, as a constraint or trigger of an
@@ -18,39 +19,12 @@
  */
 static void pfx_refuse(void **state, const char *table)
 {
-    struct dr_db *db = dr_store_db(((struct pfx *)*state)->st);
-    char sql[512];
-
-    if (dr_db_engine(db) == DR_DB_POSTGRES) {
-        assert_int_equal(dr_db_exec(db,
-                                    "CREATE OR REPLACE FUNCTION pfx_refuse() RETURNS trigger"
-                                    " LANGUAGE plpgsql AS 'BEGIN RAISE EXCEPTION ''refused''; END'",
-                                    NULL, 0, NULL, NULL, NULL),
-                         DR_OK);
-        snprintf(sql, sizeof(sql),
-                 "CREATE TRIGGER pfx_refuse BEFORE INSERT ON %s FOR EACH ROW"
-                 " EXECUTE FUNCTION pfx_refuse()",
-                 table);
-    } else {
-        snprintf(sql, sizeof(sql),
-                 "CREATE TRIGGER pfx_refuse BEFORE INSERT ON %s"
-                 " BEGIN SELECT RAISE(ABORT, 'refused'); END",
-                 table);
-    }
-    assert_int_equal(dr_db_exec(db, sql, NULL, 0, NULL, NULL, NULL), DR_OK);
+    refuse_inserts(dr_store_db(((struct pfx *)*state)->st), "pfx_refuse", table, NULL, NULL);
 }
 
 static void pfx_allow(void **state, const char *table)
 {
-    struct dr_db *db = dr_store_db(((struct pfx *)*state)->st);
-    char sql[256];
-
-    if (dr_db_engine(db) == DR_DB_POSTGRES) {
-        snprintf(sql, sizeof(sql), "DROP TRIGGER pfx_refuse ON %s", table);
-    } else {
-        snprintf(sql, sizeof(sql), "DROP TRIGGER pfx_refuse");
-    }
-    assert_int_equal(dr_db_exec(db, sql, NULL, 0, NULL, NULL, NULL), DR_OK);
+    refuse_inserts_drop(dr_store_db(((struct pfx *)*state)->st), "pfx_refuse", table);
 }
 
 /*

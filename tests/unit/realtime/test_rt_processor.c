@@ -21,6 +21,7 @@
 #include "dr/processor.h"
 #include "dr/store.h"
 #include "realtime/rt_int.h"
+#include "unit/store/refuse.h"
 
 #define N 64
 
@@ -218,12 +219,8 @@ static void a_refused_notification_is_rejected_alone(void **state)
     struct fx *f = *state;
     char id[32], ids[N][32];
 
-    assert_int_equal(dr_db_exec(dr_store_db(f->store),
-                                "CREATE TRIGGER poison BEFORE INSERT ON rt_notifications "
-                                "WHEN NEW.notification_id = 'poison' "
-                                "BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
-                                NULL, 0, NULL, NULL, NULL),
-                     DR_OK);
+    refuse_inserts(dr_store_db(f->store), "poison", "rt_notifications", "notification_id",
+                   "poison");
     for (int i = 0; i < 30; i++) {
         snprintf(id, sizeof(id), i == 15 ? "poison" : "ok%02d", i);
         run(f, i, id, NULL);

@@ -20,6 +20,7 @@
 #include "dr/json.h"
 #include "dr/util.h"
 #include "realtime/rt_int.h"
+#include "unit/store/refuse.h"
 
 struct fx {
     char path[64];
@@ -257,18 +258,12 @@ static void batch_with_refused_rows(void **state)
     int64_t pre = put(f->db, "pre", "u1", "user:u1", &dup);
     int64_t last = pre;
 
-    if (dr_db_engine(f->db) == DR_DB_POSTGRES) {
-        exec_ok(f->db, "CREATE FUNCTION refuse_r1() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN"
-                       " IF NEW.notification_id = ''r1'' THEN RAISE EXCEPTION ''refused''; END IF;"
-                       " RETURN NEW; END'");
-        exec_ok(f->db, "CREATE TRIGGER refuse_r1 BEFORE INSERT ON rt_notifications FOR EACH ROW"
-                       " EXECUTE FUNCTION refuse_r1()");
+    refuse_inserts(f->db, "refuse_r1", "rt_notifications", "notification_id", "r1");
+    if (dr_db_engine(f->db) == DR_DB_POSTGRES) { /* a CHECK refuses too */
         exec_ok(f->db, "ALTER TABLE rt_notifications ADD CONSTRAINT refuse_r2"
                        " CHECK (notification_id <> 'r2')");
     } else {
-        exec_ok(f->db, "CREATE TRIGGER refuse BEFORE INSERT ON rt_notifications"
-                       " WHEN NEW.notification_id IN ('r1', 'r2')"
-                       " BEGIN SELECT RAISE(ABORT, 'refused'); END");
+        refuse_inserts(f->db, "refuse_r2", "rt_notifications", "notification_id", "r2");
     }
     for (int i = 0; i < N; i++) {
         snprintf(id, sizeof(id), i == 5 ? "r1" : i == 66 ? "r2" : i == 40 ? "pre" : "b%d", i);

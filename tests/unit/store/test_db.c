@@ -13,6 +13,7 @@
 #include "dr/err.h"
 #include "dr/util.h"
 #include "unit/store/backend.h"
+#include "unit/store/refuse.h"
 
 static int fx_setup(void **state)
 {
@@ -271,25 +272,7 @@ static void refusals_are_permanent(void **state)
                                             " n TEXT)",
                                 NULL, 0, NULL, NULL, NULL),
                      DR_OK);
-    if (is_pg(db)) {
-        assert_int_equal(dr_db_exec(db,
-                                    "CREATE FUNCTION refuse_x() RETURNS trigger LANGUAGE plpgsql"
-                                    " AS 'BEGIN IF NEW.n = ''x'' THEN RAISE EXCEPTION ''no x'';"
-                                    " END IF; RETURN NEW; END'",
-                                    NULL, 0, NULL, NULL, NULL),
-                         DR_OK);
-        assert_int_equal(dr_db_exec(db,
-                                    "CREATE TRIGGER refuse_x BEFORE INSERT ON t FOR EACH ROW"
-                                    " EXECUTE FUNCTION refuse_x()",
-                                    NULL, 0, NULL, NULL, NULL),
-                         DR_OK);
-    } else {
-        assert_int_equal(dr_db_exec(db,
-                                    "CREATE TRIGGER refuse_x BEFORE INSERT ON t WHEN NEW.n = 'x'"
-                                    " BEGIN SELECT RAISE(ABORT, 'no x'); END",
-                                    NULL, 0, NULL, NULL, NULL),
-                         DR_OK);
-    }
+    refuse_inserts(db, "refuse_x", "t", "n", "x");
     /* CHECK */
     assert_int_equal(dr_db_exec(db, ins, p, 5, NULL, NULL, NULL), DR_EINVAL);
     /* NOT NULL */

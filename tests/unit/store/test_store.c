@@ -13,6 +13,7 @@
 #include "store/store_internal.h"
 #include "dr/util.h"
 #include "unit/store/backend.h"
+#include "unit/store/refuse.h"
 
 static int fx_setup(void **state)
 {
@@ -314,27 +315,7 @@ static void apply_is_atomic(void **state)
     size_t n = 0;
     int seen = 1;
 
-    if (dr_db_engine(db) == DR_DB_POSTGRES) {
-        assert_int_equal(
-            dr_db_exec(db,
-                       "CREATE FUNCTION dl_boom() RETURNS trigger LANGUAGE plpgsql AS "
-                       "$f$BEGIN IF NEW.reason = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; "
-                       "RETURN NEW; END$f$",
-                       NULL, 0, NULL, NULL, NULL),
-            DR_OK);
-        assert_int_equal(dr_db_exec(db,
-                                    "CREATE TRIGGER dl_boom BEFORE INSERT ON dead_letters "
-                                    "FOR EACH ROW EXECUTE FUNCTION dl_boom()",
-                                    NULL, 0, NULL, NULL, NULL),
-                         DR_OK);
-    } else {
-        assert_int_equal(dr_db_exec(db,
-                                    "CREATE TRIGGER dl_boom BEFORE INSERT ON dead_letters "
-                                    "WHEN NEW.reason = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); "
-                                    "END",
-                                    NULL, 0, NULL, NULL, NULL),
-                         DR_OK);
-    }
+    refuse_inserts(db, "dl_boom", "dead_letters", "reason", "boom");
     assert_int_equal(dr_store_apply(st, &s), DR_OK);
 
     struct dr_qmsg in[2] = {qmsg("a-3"), qmsg("a-4")};
