@@ -261,21 +261,31 @@ static void apply_ops(struct dr_local *l, struct op *list)
 static void drop_seen(struct dr_local *l, struct op *o)
 {
     int64_t since = dr_now_ms() - l->cfg->dedup_window_ms;
+    const char **keys = dr_xcalloc(o->nrows ? o->nrows : 1, sizeof(*keys));
+    cJSON **attrs = dr_xcalloc(o->nrows ? o->nrows : 1, sizeof(*attrs));
+    int *seen = dr_xcalloc(o->nrows ? o->nrows : 1, sizeof(*seen));
+
     for (size_t i = 0; i < o->nrows; i++) {
         struct dr_qmsg *q = &o->rows[i];
-        int seen = 0;
         if (o->kind == OP_PUBLISH && strncmp(q->message_id, "ik-", 3) != 0) {
-            continue;
+            continue; /* no idempotency key: keys[i] stays NULL, never a duplicate */
         }
-        cJSON *attrs = cJSON_Parse(q->attrs_json);
-        const char *ik = dr_json_str(attrs, "idempotency_key");
-        const char *key = ik && *ik ? ik : q->message_id;
-        if (dr_store_dedup_seen(l->store, key, since, &seen) == 0 && seen) {
-            free(q->topic);
-            q->topic = NULL; /* marks "skip" for the compaction below */
-        }
-        cJSON_Delete(attrs);
+        attrs[i] = cJSON_Parse(q->attrs_json);
+        const char *ik = dr_json_str(attrs[i], "idempotency_key");
+        keys[i] = ik && *ik ? ik : q->message_id;
     }
+    /* one lookup for the batch; a failed one keeps every row (effects are idempotent) */
+    dr_store_dedup_seen_many(l->store, keys, o->nrows, since, seen);
+    for (size_t i = 0; i < o->nrows; i++) {
+        if (seen[i]) {
+            free(o->rows[i].topic);
+            o->rows[i].topic = NULL; /* marks "skip" for the compaction below */
+        }
+        cJSON_Delete(attrs[i]);
+    }
+    free(keys);
+    free(attrs);
+    free(seen);
     size_t k = 0;
     for (size_t i = 0; i < o->nrows; i++) {
         if (o->rows[i].topic) {
