@@ -1,117 +1,21 @@
 /* The admin API's view of connections (src/realtime/connections.c) on a real hub: totals,
  * pages in id order, filters, a connection closed by an administrator, and the outbound queue
  * as it fills and drains. Connections sit on socket pairs; the test is the client side. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "dr/err.h"
-#include "dr/jwt.h"
-#include "dr/store.h"
-#include "dr/util.h"
-#include "realtime/rt_int.h"
-
-static const char secret[] = "0123456789abcdef0123456789abcdef-test-secret";
-
-#define MAX_PEERS 8
-
-struct fx {
-    char dir[64];
-    uv_loop_t loop;
-    struct dr_store *store;
-    struct dr_jwt_keys *keys;
-    struct rt_conf conf;
-    struct dr_hub hub;
-    int peers[MAX_PEERS]; /* the clients' ends of the socket pairs */
-    size_t npeers;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    char url[128];
-
-    snprintf(f->dir, sizeof(f->dir), "/tmp/dr-rt-admin-XXXXXX");
-    if (!mkdtemp(f->dir)) {
-        return -1;
-    }
-    snprintf(url, sizeof(url), "%s/store.db", f->dir);
-    if (dr_store_open(url, &f->store) != DR_OK || dr__rt_migrate(dr_store_db(f->store)) != DR_OK) {
-        return -1;
-    }
-    uv_loop_init(&f->loop);
-    f->keys = dr_jwt_keys_create();
-    if (dr_jwt_keys_set_secret(f->keys, secret, strlen(secret)) != DR_OK) {
-        return -1;
-    }
-    f->conf = (struct rt_conf){
-        .max_connections = 100,
-        .max_per_user = 10,
-        .max_rooms = 32,
-        .max_frame = 65536,
-        .max_queue_bytes = 64 << 20,
-        .max_buffered = 1000,
-        .rate = 1000,
-        .burst = 1000,
-        .heartbeat_ms = 3600000,
-        .idle_timeout_ms = 3600000,
-        .auth_timeout_ms = 3600000,
-        .close_timeout_ms = 1000,
-        .catchup_page = 500,
-        .leeway_s = DR_JWT_NO_LEEWAY,
-    };
-    dr__hub_init(&f->hub, &f->loop, &f->conf, dr_store_db(f->store), f->keys);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    char cmd[128];
-
-    dr__hub_stop(&f->hub);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    dr__hub_cleanup(&f->hub);
-    uv_loop_close(&f->loop);
-    for (size_t i = 0; i < f->npeers; i++) {
-        close(f->peers[i]);
-    }
-    dr_jwt_keys_destroy(f->keys);
-    dr_store_close(f->store);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    if (system(cmd) != 0) {
-        /* a leftover temp dir is harmless */
-    }
-    free(f);
-    return 0;
-}
+/* the queue test fills it with ~3.8 MB */
+#define RT_FX_MAX_QUEUE_BYTES (64 << 20)
+#include "unit/realtime/rt_fixture.h"
 
 static struct dr_jwt_claims *claims_for(struct fx *f, const char *sub, const char *org)
 {
     cJSON *c = cJSON_CreateObject();
-    struct dr_jwt_claims *out = NULL;
-    char *tok = NULL, why[DR_JWT_WHY_SIZE];
 
     cJSON_AddStringToObject(c, "sub", sub);
     if (org) {
         cJSON_AddStringToObject(c, "org", org);
     }
-    cJSON_AddNumberToObject(c, "exp", (double)(dr_now_ms() / 1000 + 3600));
-    assert_int_equal(dr_jwt_sign_hs256(secret, strlen(secret), c, &tok, NULL), DR_OK);
-    assert_int_equal(dr__rt_verify(&f->hub, tok, strlen(tok), &out, why, sizeof(why)), DR_OK);
-    free(tok);
-    cJSON_Delete(c);
-    return out;
+    return fx_claims(f, c, 3600);
 }
 
 /* A connection on one end of a new socket pair; authenticated as sub (with extra rooms) unless
@@ -119,17 +23,8 @@ static struct dr_jwt_claims *claims_for(struct fx *f, const char *sub, const cha
 static struct rt_conn *open_conn(struct fx *f, const struct rt_transport *tp, const char *sub,
                                  const char *org, char *const *rooms, size_t nrooms)
 {
-    int sv[2];
-    uv_tcp_t *tcp = malloc(sizeof(*tcp));
-    struct rt_conn *c;
+    struct rt_conn *c = fx_conn(f, tp);
 
-    assert_true(f->npeers < MAX_PEERS);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    f->peers[f->npeers++] = sv[1];
-    assert_int_equal(uv_tcp_init(&f->loop, tcp), 0);
-    assert_int_equal(uv_tcp_open(tcp, sv[0]), 0);
-    c = dr__rt_conn_create(&f->hub, tp, tcp);
-    c->tpdata = calloc(1, 512); /* the transport's state: zeroed is its initial state */
     if (sub) {
         assert_int_equal(dr__rt_conn_authenticated(c, claims_for(f, sub, org), -1, rooms, nrooms),
                          DR_OK);
@@ -381,10 +276,10 @@ static void queue_fills_and_drains(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(totals_and_fields, setup, teardown),
-        cmocka_unit_test_setup_teardown(pages_and_filters, setup, teardown),
-        cmocka_unit_test_setup_teardown(closed_by_admin, setup, teardown),
-        cmocka_unit_test_setup_teardown(queue_fills_and_drains, setup, teardown),
+        cmocka_unit_test_setup_teardown(totals_and_fields, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(pages_and_filters, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(closed_by_admin, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(queue_fills_and_drains, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

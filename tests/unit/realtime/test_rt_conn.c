@@ -1,112 +1,16 @@
 /* A connection on a real hub and SQLite store, driven through its client messages: a room
  * permission check that needs the store runs on the thread pool while the client's next
  * message (an auth with a fresh token) replaces the connection's claims on the loop. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include "dr/db.h"
-#include "dr/err.h"
-#include "dr/jwt.h"
-#include "dr/store.h"
-#include "dr/util.h"
-#include "realtime/rt_int.h"
-
-static const char secret[] = "0123456789abcdef0123456789abcdef-test-secret";
-
-struct fx {
-    char dir[64];
-    uv_loop_t loop;
-    struct dr_store *store;
-    struct dr_jwt_keys *keys;
-    struct rt_conf conf;
-    struct dr_hub hub;
-    int peer; /* the client's end of the socket pair */
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    char url[128];
-
-    snprintf(f->dir, sizeof(f->dir), "/tmp/dr-rt-conn-XXXXXX");
-    if (!mkdtemp(f->dir)) {
-        return -1;
-    }
-    snprintf(url, sizeof(url), "%s/store.db", f->dir);
-    if (dr_store_open(url, &f->store) != DR_OK || dr__rt_migrate(dr_store_db(f->store)) != DR_OK) {
-        return -1;
-    }
-    uv_loop_init(&f->loop);
-    f->keys = dr_jwt_keys_create();
-    if (dr_jwt_keys_set_secret(f->keys, secret, strlen(secret)) != DR_OK) {
-        return -1;
-    }
-    f->conf = (struct rt_conf){
-        .max_connections = 100,
-        .max_per_user = 10,
-        .max_rooms = 32,
-        .max_frame = 65536,
-        .max_queue_bytes = 1 << 20,
-        .max_buffered = 1000,
-        .rate = 1000,
-        .burst = 1000,
-        .heartbeat_ms = 3600000,
-        .idle_timeout_ms = 3600000,
-        .auth_timeout_ms = 3600000,
-        .close_timeout_ms = 1000,
-        .catchup_page = 500,
-        .leeway_s = DR_JWT_NO_LEEWAY,
-    };
-    dr__hub_init(&f->hub, &f->loop, &f->conf, dr_store_db(f->store), f->keys);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    char cmd[128];
-
-    dr__hub_stop(&f->hub);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    dr__hub_cleanup(&f->hub);
-    uv_loop_close(&f->loop);
-    if (f->peer > 0) {
-        close(f->peer);
-    }
-    dr_jwt_keys_destroy(f->keys);
-    dr_store_close(f->store);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    if (system(cmd) != 0) {
-        /* a leftover temp dir is harmless */
-    }
-    free(f);
-    return 0;
-}
+#include "unit/realtime/rt_fixture.h"
 
 static struct dr_jwt_claims *claims_for(struct fx *f, const char *sub, const char *email)
 {
     cJSON *c = cJSON_CreateObject();
-    struct dr_jwt_claims *out = NULL;
-    char *tok = NULL, why[DR_JWT_WHY_SIZE];
 
     cJSON_AddStringToObject(c, "sub", sub);
     cJSON_AddStringToObject(c, "email", email);
-    cJSON_AddNumberToObject(c, "exp", (double)(dr_now_ms() / 1000 + 3600));
-    assert_int_equal(dr_jwt_sign_hs256(secret, strlen(secret), c, &tok, NULL), DR_OK);
-    assert_int_equal(dr__rt_verify(&f->hub, tok, strlen(tok), &out, why, sizeof(why)), DR_OK);
-    free(tok);
-    cJSON_Delete(c);
-    return out;
+    return fx_claims(f, c, 3600);
 }
 
 static char *auth_message(const char *sub, const char *email)
@@ -130,16 +34,8 @@ static char *auth_message(const char *sub, const char *email)
 /* An authenticated SSE connection on one end of a socket pair. */
 static struct rt_conn *open_conn(struct fx *f, const char *sub, const char *email)
 {
-    int sv[2];
-    uv_tcp_t *tcp = malloc(sizeof(*tcp));
-    struct rt_conn *c;
+    struct rt_conn *c = fx_conn(f, &dr__rt_sse);
 
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    f->peer = sv[1];
-    assert_int_equal(uv_tcp_init(&f->loop, tcp), 0);
-    assert_int_equal(uv_tcp_open(tcp, sv[0]), 0);
-    c = dr__rt_conn_create(&f->hub, &dr__rt_sse, tcp);
-    c->tpdata = calloc(1, 512); /* the transport's state: zeroed is its initial state */
     assert_int_equal(dr__rt_conn_authenticated(c, claims_for(f, sub, email), -1, NULL, 0), DR_OK);
     assert_int_equal(c->state, RT_CONN_OPEN);
     return c;
@@ -206,6 +102,23 @@ static int64_t store_one(struct fx *f, const char *id, const char *room)
     return seq;
 }
 
+/* Reads what the connection wrote so far and counts its event frames. */
+static int count_events(struct fx *f, char *buf, size_t cap)
+{
+    size_t got = 0;
+    ssize_t r;
+    int events = 0;
+
+    while (got < cap - 1 && (r = recv(f->peers[0], buf + got, cap - 1 - got, MSG_DONTWAIT)) > 0) {
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    for (const char *p = buf; (p = strstr(p, "\"type\":\"event\"")) != NULL; p++) {
+        events++;
+    }
+    return events;
+}
+
 /*
  * Resume in pages of 2 over 6 stored notifications of which the second cannot be read: the
  * first page holds one readable row, and the catch-up must still go on to the other pages.
@@ -215,10 +128,8 @@ static void resume_goes_past_an_unreadable_row(void **state)
     struct fx *f = *state;
     struct rt_conn *c;
     int64_t seq[6];
-    char sql[128], buf[65536];
-    size_t got = 0;
-    ssize_t r;
-    int events = 0;
+    char sql[128];
+    static char buf[65536];
 
     f->conf.catchup_page = 2;
     for (int i = 0; i < 6; i++) {
@@ -229,51 +140,16 @@ static void resume_goes_past_an_unreadable_row(void **state)
     snprintf(sql, sizeof(sql), "UPDATE rt_notifications SET body_json = 'x' WHERE seq = %lld",
              (long long)seq[1]);
     exec(f, sql);
-    {
-        int sv[2];
-        uv_tcp_t *tcp = malloc(sizeof(*tcp));
-        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-        f->peer = sv[1];
-        assert_int_equal(uv_tcp_init(&f->loop, tcp), 0);
-        assert_int_equal(uv_tcp_open(tcp, sv[0]), 0);
-        c = dr__rt_conn_create(&f->hub, &dr__rt_sse, tcp);
-        c->tpdata = calloc(1, 512);
-        assert_int_equal(
-            dr__rt_conn_authenticated(c, claims_for(f, "user-2", "x@example.com"), 0, NULL, 0),
-            DR_OK);
-    }
+    c = fx_conn(f, &dr__rt_sse);
+    assert_int_equal(
+        dr__rt_conn_authenticated(c, claims_for(f, "user-2", "x@example.com"), 0, NULL, 0), DR_OK);
     dr__rt_conn_ref(c);
     while (c->state == RT_CONN_OPEN && (c->catchup_running || c->cu_job || c->catchup_head)) {
         uv_run(&f->loop, UV_RUN_ONCE);
     }
     assert_int_equal(c->state, RT_CONN_OPEN);
-    while (got < sizeof(buf) - 1 &&
-           (r = recv(f->peer, buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT)) > 0) {
-        got += (size_t)r;
-    }
-    buf[got] = '\0';
-    for (const char *p = buf; (p = strstr(p, "\"type\":\"event\"")) != NULL; p++) {
-        events++;
-    }
-    assert_int_equal(events, 5);
+    assert_int_equal(count_events(f, buf, sizeof(buf)), 5);
     dr__rt_conn_unref(c);
-}
-
-/* Reads what the connection wrote so far and counts its event frames. */
-static int count_events(struct fx *f, char *buf, size_t cap)
-{
-    size_t got = 0;
-    ssize_t r;
-    int events = 0;
-
-    while (got < cap - 1 && (r = recv(f->peer, buf + got, cap - 1 - got, MSG_DONTWAIT)) > 0) {
-        got += (size_t)r;
-    }
-    buf[got] = '\0';
-    for (const char *p = buf; (p = strstr(p, "\"type\":\"event\"")) != NULL; p++) {
-        events++;
-    }
-    return events;
 }
 
 /*
@@ -331,9 +207,10 @@ static void rejoin_from_earlier_while_catching_up(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(refresh_during_permission_check, setup, teardown),
-        cmocka_unit_test_setup_teardown(resume_goes_past_an_unreadable_row, setup, teardown),
-        cmocka_unit_test_setup_teardown(rejoin_from_earlier_while_catching_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(refresh_during_permission_check, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(resume_goes_past_an_unreadable_row, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(rejoin_from_earlier_while_catching_up, fx_setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
