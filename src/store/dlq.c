@@ -37,7 +37,8 @@ int dr__dlq_check(const struct dr_dead_letter *d)
     return DR_OK;
 }
 
-static int take_id(void *ctx, const struct dr_db_row *row)
+/* Row callback: the first column as an integer into *(int64_t *)ctx. */
+static int take_int(void *ctx, const struct dr_db_row *row)
 {
     *(int64_t *)ctx = dr_db_row_int(row, 0);
     return 0;
@@ -54,7 +55,7 @@ int dr__dlq_insert(struct dr_store *st, struct dr_db_tx *tx, const struct dr_dea
         DR_DB_TEXTV(d->message_json),
     };
     int64_t newid = 0;
-    int err = dr__store_exec(st, tx, sql_insert, p, DR_ARRAY_LEN(p), take_id, &newid, NULL);
+    int err = dr__store_exec(st, tx, sql_insert, p, DR_ARRAY_LEN(p), take_int, &newid, NULL);
 
     if (!err) {
         *id = newid;
@@ -132,11 +133,16 @@ static void add_filter(struct dr_buf *sql, struct dr_db_val *p, size_t *np, cons
     dr_buf_printf(sql, " AND %s$%zu%s", clause, *np, close);
 }
 
-/* "SELECT <cols> FROM dead_letters WHERE ..." for f, without ORDER BY/LIMIT; p and *np get its
- * parameters. */
-static void select_matching(struct dr_buf *sql, const char *cols, struct dr_db_val *p, size_t *np,
-                            const struct dr_dlq_filter *f)
+/* "SELECT <cols> FROM dead_letters WHERE ... ORDER BY id LIMIT limit": the first limit dead
+ * letters f (NULL = all) matches; p and *np get its parameters. */
+static void select_first(struct dr_buf *sql, const char *cols, struct dr_db_val *p, size_t *np,
+                         const struct dr_dlq_filter *f, int64_t limit)
 {
+    static const struct dr_dlq_filter none = {0};
+
+    if (!f) {
+        f = &none;
+    }
     p[0] = DR_DB_INTV(f->after_id);
     *np = 1;
     dr_buf_printf(sql, "SELECT %s FROM dead_letters WHERE id > $1", cols);
@@ -162,12 +168,14 @@ static void select_matching(struct dr_buf *sql, const char *cols, struct dr_db_v
     if (f->until_ms > 0) {
         add_filter(sql, p, np, "created_ms < ", "", DR_DB_INTV(f->until_ms));
     }
+    p[*np] = DR_DB_INTV(limit);
+    (*np)++;
+    dr_buf_printf(sql, " ORDER BY id LIMIT $%zu", *np);
 }
 
 int dr_store_dlq_list(struct dr_store *st, const struct dr_dlq_filter *f,
                       struct dr_dead_letter **out, size_t *n)
 {
-    static const struct dr_dlq_filter none = {0};
     struct dr_db_val p[MAX_FILTERS];
     struct dlist l = {0};
     struct dr_buf sql;
@@ -183,15 +191,9 @@ int dr_store_dlq_list(struct dr_store *st, const struct dr_dlq_filter *f,
     if (!st) {
         return DR_EINVAL;
     }
-    if (!f) {
-        f = &none;
-    }
-    limit = f->limit == 0 ? LIST_DEFAULT : f->limit > LIST_MAX ? LIST_MAX : f->limit;
+    limit = !f || f->limit == 0 ? LIST_DEFAULT : f->limit > LIST_MAX ? LIST_MAX : f->limit;
     dr_buf_init(&sql, 1024);
-    select_matching(&sql, DCOLS, p, &np, f);
-    p[np] = DR_DB_INTV((int64_t)limit);
-    np++;
-    dr_buf_printf(&sql, " ORDER BY id LIMIT $%zu", np);
+    select_first(&sql, DCOLS, p, &np, f, (int64_t)limit);
     if (!sql.data) {
         err = DR_ENOMEM;
         goto out;
@@ -225,7 +227,6 @@ static int take_count_last(void *ctx, const struct dr_db_row *row)
 int dr_store_dlq_count_matching(struct dr_store *st, const struct dr_dlq_filter *f, int64_t max,
                                 int64_t *count, int64_t *last_id)
 {
-    static const struct dr_dlq_filter none = {0};
     struct dr_db_val p[MAX_FILTERS];
     struct count_last c = {0};
     struct dr_buf sql;
@@ -239,10 +240,8 @@ int dr_store_dlq_count_matching(struct dr_store *st, const struct dr_dlq_filter 
     *last_id = 0;
     dr_buf_init(&sql, 1024);
     dr_buf_appends(&sql, "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM (");
-    select_matching(&sql, "id", p, &np, f ? f : &none);
-    p[np] = DR_DB_INTV(max);
-    np++;
-    dr_buf_printf(&sql, " ORDER BY id LIMIT $%zu) AS m", np);
+    select_first(&sql, "id", p, &np, f, max);
+    dr_buf_appends(&sql, ") AS m");
     if (!sql.data) {
         err = DR_ENOMEM;
         goto out;
@@ -312,19 +311,13 @@ int dr_store_dlq_delete(struct dr_store *st, int64_t id)
     return changes ? DR_OK : DR_ENOTFOUND;
 }
 
-static int take_count(void *ctx, const struct dr_db_row *row)
-{
-    *(int64_t *)ctx = dr_db_row_int(row, 0);
-    return 0;
-}
-
 int dr_store_dlq_count(struct dr_store *st, int64_t *count)
 {
     if (!st || !count) {
         return DR_EINVAL;
     }
     *count = 0;
-    return dr_db_exec(st->db, "SELECT COUNT(*) FROM dead_letters", NULL, 0, take_count, count,
+    return dr_db_exec(st->db, "SELECT COUNT(*) FROM dead_letters", NULL, 0, take_int, count,
                       NULL);
 }
 
