@@ -146,7 +146,6 @@ struct job {
     atomic_int cancel;      /* read by the worker between dead letters */
     struct waiter *waiters; /* cancel requests answered when the step lands */
     uv_work_t work;
-    struct dr_store *st;
     int64_t s_budget, s_cursor, s_replayed, s_skipped, s_errors;
     int s_err, s_exhausted;
     char s_error[256];
@@ -309,13 +308,14 @@ static void arm(struct dr_replay_jobs *rj);
 static void step_work(uv_work_t *w)
 {
     struct job *j = w->data;
+    struct dr_store *st = j->rj->st;
     struct dr_dlq_filter f = j->fb.f;
     struct dr_dead_letter *list = NULL;
     size_t n = 0;
 
     f.after_id = j->s_cursor;
     f.limit = (size_t)j->s_budget;
-    j->s_err = dr_store_dlq_list(j->st, &f, &list, &n);
+    j->s_err = dr_store_dlq_list(st, &f, &list, &n);
     if (j->s_err) {
         snprintf(j->s_error, sizeof(j->s_error), "store: %s", dr_strerror(j->s_err));
         return;
@@ -330,7 +330,7 @@ static void step_work(uv_work_t *w)
             j->s_exhausted = 0;
             break;
         }
-        rc = dr__replay_one(j->st, &list[i], NULL, e, sizeof(e));
+        rc = dr__replay_one(st, &list[i], NULL, e, sizeof(e));
         if (rc == DR_OK) {
             j->s_replayed++;
         } else if (rc == DR_ENOTFOUND) {
@@ -466,7 +466,6 @@ int dr__replay_jobs_start(struct dr_replay_jobs *rj, const struct dr_dlq_filter_
     }
     j = dr_xcalloc(1, sizeof(*j));
     j->rj = rj;
-    j->st = rj->st;
     /* ids from the clock: a client following a job across a restart gets 404, not another job */
     j->id = rj->last_id + 1 > dr_now_ms() ? rj->last_id + 1 : dr_now_ms();
     rj->last_id = j->id;
