@@ -64,6 +64,9 @@ int dr_http_query_param(const struct dr_http_req *req, const char *name, char *o
 void dr_http_respond(struct dr_http_req *req, int status, const char *content_type,
                      const char *body, size_t len);
 void dr_http_respond_json(struct dr_http_req *req, int status, const char *json);
+/* The same for a cJSON tree, which it prints and then frees. */
+struct cJSON;
+void dr_http_respond_cjson(struct dr_http_req *req, int status, struct cJSON *o);
 /* {"error":{"code":status,"message":msg,"status":grpc_status}} — Pub/Sub's error shape. */
 void dr_http_respond_error(struct dr_http_req *req, int status, const char *grpc_status,
                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));

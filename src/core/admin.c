@@ -81,14 +81,6 @@ cJSON *dr_dead_letter_to_json(const struct dr_dead_letter *d)
     return o;
 }
 
-static void respond_cjson(struct dr_http_req *req, int status, cJSON *o)
-{
-    char *s = dr_json_print(o);
-    dr_http_respond_json(req, status, s);
-    free(s);
-    cJSON_Delete(o);
-}
-
 /* ---- filters from the query string ---- */
 
 static int parse_time_param(const char *v, int64_t *out)
@@ -403,7 +395,7 @@ static void start_job(struct dr_http_req *req, struct job *j)
         dr_http_respond_error(req, 503, "UNAVAILABLE", "shutting down");
     } else {
         dr_http_add_header(req, "Location", dr_json_str(o, "url"));
-        respond_cjson(req, 202, o);
+        dr_http_respond_cjson(req, 202, o);
     }
 }
 
@@ -425,7 +417,7 @@ static void job_done(struct dr_http_req *req, void *arg)
     } else if (j->err) {
         dr_http_respond_error(req, 503, "UNAVAILABLE", "store: %s", dr_strerror(j->err));
     } else {
-        respond_cjson(req, 200, j->out);
+        dr_http_respond_cjson(req, 200, j->out);
         j->out = NULL;
     }
     cJSON_Delete(j->out);
@@ -523,7 +515,7 @@ static void on_replay_jobs(struct dr_admin *a, struct dr_http_req *req, const ch
             dr_http_respond_error(req, 405, "METHOD_NOT_ALLOWED", "use GET");
             return;
         }
-        respond_cjson(req, 200, dr__replay_jobs_list(a->jobs));
+        dr_http_respond_cjson(req, 200, dr__replay_jobs_list(a->jobs));
         return;
     }
     id = strncmp(path, "/admin/dlq/replay/jobs/", 23) == 0
@@ -538,7 +530,7 @@ static void on_replay_jobs(struct dr_admin *a, struct dr_http_req *req, const ch
             dr_http_respond_error(req, 404, "NOT_FOUND", "no replay job %lld", (long long)id);
             return;
         }
-        respond_cjson(req, 200, o);
+        dr_http_respond_cjson(req, 200, o);
     } else if ((strcmp(rest, "") == 0 && strcmp(method, "DELETE") == 0) ||
                (strcmp(rest, "/cancel") == 0 && strcmp(method, "POST") == 0)) {
         dr_audit_dlq("dead-letter replay job cancel", &(struct dr_log_field){"job", NULL, id}, 1);

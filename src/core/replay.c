@@ -236,12 +236,7 @@ static cJSON *job_json(const struct job *j)
 
 static void respond_job(struct dr_http_req *req, const struct job *j)
 {
-    cJSON *o = job_json(j);
-    char *s = dr_json_print(o);
-
-    dr_http_respond_json(req, 200, s);
-    free(s);
-    cJSON_Delete(o);
+    dr_http_respond_cjson(req, 200, job_json(j));
 }
 
 static struct job *find(const struct dr_replay_jobs *rj, int64_t id)

@@ -11,6 +11,7 @@
 
 #include "dr/buf.h"
 #include "dr/err.h"
+#include "dr/json.h"
 #include "dr/log.h"
 #include "dr/util.h"
 
@@ -419,6 +420,15 @@ void dr_http_respond(struct dr_http_req *req, int status, const char *content_ty
 void dr_http_respond_json(struct dr_http_req *req, int status, const char *json)
 {
     dr_http_respond(req, status, "application/json", json, strlen(json));
+}
+
+void dr_http_respond_cjson(struct dr_http_req *req, int status, cJSON *o)
+{
+    char *s = dr_json_print(o);
+
+    dr_http_respond_json(req, status, s);
+    free(s);
+    cJSON_Delete(o);
 }
 
 void dr_http_respond_error(struct dr_http_req *req, int status, const char *grpc_status,

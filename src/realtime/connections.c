@@ -150,14 +150,6 @@ struct rt_conn *dr__hub_find_conn(const struct dr_hub *hub, uint64_t id)
 
 /* ---- HTTP ---- */
 
-static void respond_json(struct dr_http_req *req, cJSON *o)
-{
-    char *s = dr_json_print(o);
-    dr_http_respond_json(req, 200, s);
-    free(s);
-    cJSON_Delete(o);
-}
-
 /* DR_OK, DR_ENOTFOUND when absent, DR_EINVAL (answered 400) when bad. */
 static int query_u64(struct dr_http_req *req, const char *name, int64_t min, int64_t max,
                      int64_t *out)
@@ -209,7 +201,7 @@ static void on_list(struct dr_hub *hub, struct dr_http_req *req)
             return;
         }
     }
-    respond_json(req, dr__rt_connections_json(hub, &q));
+    dr_http_respond_cjson(req, 200, dr__rt_connections_json(hub, &q));
 }
 
 static void on_one(struct dr_hub *hub, struct dr_http_req *req, const char *method,
@@ -227,7 +219,7 @@ static void on_one(struct dr_hub *hub, struct dr_http_req *req, const char *meth
         return;
     }
     if (strcmp(method, "DELETE") != 0) {
-        respond_json(req, dr__rt_connection_json(hub, c));
+        dr_http_respond_cjson(req, 200, dr__rt_connection_json(hub, c));
         return;
     }
     if (c->state == RT_CONN_CLOSING) {
@@ -241,7 +233,7 @@ static void on_one(struct dr_hub *hub, struct dr_http_req *req, const char *meth
     o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "closed", (double)id);
     cJSON_AddNumberToObject(o, "code", RT_CLOSE_ADMIN);
-    respond_json(req, o);
+    dr_http_respond_cjson(req, 200, o);
 }
 
 void dr__rt_connections_route(struct dr_http_req *req, void *ctx)
