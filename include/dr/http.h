@@ -59,6 +59,16 @@ const char *dr_http_peer(const struct dr_http_req *req);
 uint64_t dr_http_received_ns(const struct dr_http_req *req);
 /* Percent-decoded query parameter into out; DR_ENOTFOUND if absent, DR_ETOOBIG if it won't fit. */
 int dr_http_query_param(const struct dr_http_req *req, const char *name, char *out, size_t outsz);
+/*
+ * Query parameter name as a whole number from min to max, as dr_parse_int() reads it (digits,
+ * a '-' first for a negative number, nothing else), into *out. DR_OK; DR_ENOTFOUND when it is
+ * absent; DR_EINVAL when it is there but empty, not such a number, out of range or longer than
+ * 63 bytes: err (errsz bytes, always a string) then names it and what it takes, for the caller
+ * to answer 400 INVALID_ARGUMENT with. *out is left as it was unless DR_OK, so it may hold the
+ * default beforehand.
+ */
+int dr_http_query_int(const struct dr_http_req *req, const char *name, int64_t min, int64_t max,
+                      int64_t *out, char *err, size_t errsz);
 
 /* Responses (exactly one per request). Content is copied. */
 void dr_http_respond(struct dr_http_req *req, int status, const char *content_type,

@@ -62,7 +62,15 @@ size_t dr_utf8_encode(uint32_t cp, char out[4]);
  * UTF-8 sequence. */
 size_t dr_utf8_cut(const char *s, size_t len, size_t max);
 
-/* Parses a whole decimal string into *out; DR_EINVAL when not all of s is a number in range. */
+/* Parses a whole decimal string into *out; DR_EINVAL when not all of s is a number in range.
+ * As strtoll(), it takes white space and a '+' before the digits. */
 int dr_parse_i64(const char *s, int64_t *out);
+/*
+ * Parses s, a number from outside (a query parameter, say), as a whole number from min to max:
+ * decimal digits, with a '-' before them for a negative number, and nothing else (no '+', no
+ * white space, nothing after the digits). DR_OK with it in *out; DR_EINVAL for NULL, "", any
+ * other text and a number outside [min, max] or int64_t, leaving *out as it was.
+ */
+int dr_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
 #endif

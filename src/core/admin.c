@@ -14,6 +14,9 @@
 
 #include "core/replay.h"
 
+/* GET /admin/dlq: the most dead letters on one page */
+#define LIST_MAX 1000
+
 struct dr_admin {
     const struct dr_config *cfg;
     struct dr_store *store;
@@ -109,6 +112,7 @@ static int filter_from_query(struct dr_http_req *req, struct dr_dlq_filter_buf *
                              size_t errsz)
 {
     char v[64];
+    int64_t limit = 0; /* 0: the store's default */
     int rc;
 
     memset(fb, 0, sizeof(*fb));
@@ -147,24 +151,11 @@ static int filter_from_query(struct dr_http_req *req, struct dr_dlq_filter_buf *
         }
         return DR_EINVAL;
     }
-    if ((rc = query_value(req, "after", v, sizeof(v), err, errsz)) == DR_EINVAL ||
-        (rc == DR_OK && dr_parse_i64(v, &fb->f.after_id))) {
-        if (rc == DR_OK) {
-            snprintf(err, errsz, "after: expected an id");
-        }
+    if (dr_http_query_int(req, "after", 0, INT64_MAX, &fb->f.after_id, err, errsz) == DR_EINVAL ||
+        dr_http_query_int(req, "limit", 1, LIST_MAX, &limit, err, errsz) == DR_EINVAL) {
         return DR_EINVAL;
     }
-    if ((rc = query_value(req, "limit", v, sizeof(v), err, errsz)) == DR_EINVAL) {
-        return rc;
-    }
-    if (rc == DR_OK) {
-        int64_t lim;
-        if (dr_parse_i64(v, &lim) || lim < 1 || lim > 1000) {
-            snprintf(err, errsz, "limit: expected 1-1000");
-            return DR_EINVAL;
-        }
-        fb->f.limit = (size_t)lim;
-    }
+    fb->f.limit = (size_t)limit;
     return DR_OK;
 }
 
@@ -238,7 +229,7 @@ static int64_t id_from_path(const char *path, const char *prefix, const char **r
     }
     memcpy(buf, p, n);
     buf[n] = '\0';
-    if (dr_parse_i64(buf, &id) || id <= 0) {
+    if (dr_parse_int(buf, 1, INT64_MAX, &id)) {
         return -1;
     }
     *rest = p + n;

@@ -423,6 +423,24 @@ int dr_parse_i64(const char *s, int64_t *out)
     return DR_OK;
 }
 
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+int dr_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    int64_t v;
+
+    /* strtoll() would also skip white space and take a '+' */
+    if (!s || !(is_digit(s[0]) || (s[0] == '-' && is_digit(s[1]))) ||
+        dr_parse_i64(s, &v) != DR_OK || v < min || v > max) {
+        return DR_EINVAL;
+    }
+    *out = v;
+    return DR_OK;
+}
+
 /* The rules of g_utf8_validate() (no overlong form, no surrogate, nothing above U+10FFFF), NUL
  * allowed or not; ASCII eight bytes at a time, as most text is nothing else. */
 static int utf8_valid(const unsigned char *u, size_t n, int allow_nul)

@@ -201,8 +201,9 @@ static int hexval(int c)
     return -1;
 }
 
-/* Percent-decodes n bytes of s into out (with '+' as space when form is set). */
-static int pct_decode(const char *s, size_t n, int form, char *out, size_t outsz)
+/* Percent-decodes n bytes of s into out (with '+' as space when form is set); *outlen (when
+ * not NULL) gets the decoded length, which counts any NUL a %00 made. */
+static int pct_decode(const char *s, size_t n, int form, char *out, size_t outsz, size_t *outlen)
 {
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
@@ -229,10 +230,15 @@ static int pct_decode(const char *s, size_t n, int form, char *out, size_t outsz
         out[j++] = c;
     }
     out[j] = '\0';
+    if (outlen) {
+        *outlen = j;
+    }
     return DR_OK;
 }
 
-int dr_http_query_param(const struct dr_http_req *req, const char *name, char *out, size_t outsz)
+/* dr_http_query_param(), and the value's decoded length into *len. */
+static int query_param(const struct dr_http_req *req, const char *name, char *out, size_t outsz,
+                       size_t *len)
 {
     const char *q = dr_http_query(req);
     size_t nlen = strlen(name);
@@ -244,19 +250,54 @@ int dr_http_query_param(const struct dr_http_req *req, const char *name, char *o
         const char *kend = eq ? eq : end;
         char key[128];
 
-        if (pct_decode(q, (size_t)(kend - q), 1, key, sizeof(key)) == DR_OK &&
+        if (pct_decode(q, (size_t)(kend - q), 1, key, sizeof(key), NULL) == DR_OK &&
             strlen(key) == nlen && memcmp(key, name, nlen) == 0) {
             if (!eq) {
                 if (outsz) {
                     out[0] = '\0';
                 }
+                *len = 0;
                 return DR_OK;
             }
-            return pct_decode(eq + 1, (size_t)(end - eq - 1), 1, out, outsz);
+            return pct_decode(eq + 1, (size_t)(end - eq - 1), 1, out, outsz, len);
         }
         q = amp ? amp + 1 : end;
     }
     return DR_ENOTFOUND;
+}
+
+int dr_http_query_param(const struct dr_http_req *req, const char *name, char *out, size_t outsz)
+{
+    size_t len;
+
+    return query_param(req, name, out, outsz, &len);
+}
+
+int dr_http_query_int(const struct dr_http_req *req, const char *name, int64_t min, int64_t max,
+                      int64_t *out, char *err, size_t errsz)
+{
+    char v[64];
+    size_t len = 0;
+    int rc = query_param(req, name, v, sizeof(v), &len);
+
+    if (rc == DR_ENOTFOUND) {
+        return rc;
+    }
+    if (rc == DR_ETOOBIG) {
+        snprintf(err, errsz, "%s: value too long (at most %zu bytes)", name, sizeof(v) - 1);
+        return DR_EINVAL;
+    }
+    /* a %00 would end the string early and hide what follows it */
+    if (rc != DR_OK || strlen(v) != len || dr_parse_int(v, min, max, out) != DR_OK) {
+        if (max == INT64_MAX) {
+            snprintf(err, errsz, "%s: expected a whole number, %lld or more", name, (long long)min);
+        } else {
+            snprintf(err, errsz, "%s: expected a whole number from %lld to %lld", name,
+                     (long long)min, (long long)max);
+        }
+        return DR_EINVAL;
+    }
+    return DR_OK;
 }
 
 /* ---------- responses ---------- */
@@ -888,7 +929,7 @@ static int on_headers_complete(http_parser *p)
     if (http_parser_parse_url(url, strlen(url), 0, &u) == 0 && (u.field_set & (1 << UF_PATH))) {
         char *path = dr_xmalloc(u.field_data[UF_PATH].len + 1);
         if (pct_decode(url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len, 0, path,
-                       u.field_data[UF_PATH].len + 1) != DR_OK) {
+                       u.field_data[UF_PATH].len + 1, NULL) != DR_OK) {
             path[0] = '\0';
         }
         r->path = path;

@@ -150,39 +150,20 @@ struct rt_conn *dr__hub_find_conn(const struct dr_hub *hub, uint64_t id)
 
 /* ---- HTTP ---- */
 
-/* DR_OK, DR_ENOTFOUND when absent, DR_EINVAL (answered 400) when bad. */
-static int query_u64(struct dr_http_req *req, const char *name, int64_t min, int64_t max,
-                     int64_t *out)
-{
-    char v[32];
-    int rc = dr_http_query_param(req, name, v, sizeof(v));
-
-    if (rc == DR_ENOTFOUND) {
-        return rc;
-    }
-    if (rc != DR_OK || dr_parse_i64(v, out) != DR_OK || *out < min || *out > max) {
-        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s: expected %lld-%lld", name,
-                              (long long)min, (long long)max);
-        return DR_EINVAL;
-    }
-    return DR_OK;
-}
-
 static void on_list(struct dr_hub *hub, struct dr_http_req *req)
 {
-    struct rt_conn_query q = {.limit = PAGE_DEFAULT, .transport = -1};
-    char user[160], tp[16];
-    int64_t v;
+    struct rt_conn_query q = {.transport = -1};
+    char user[160], tp[16], err[128];
+    int64_t limit = PAGE_DEFAULT, after = 0;
     int rc;
 
-    if ((rc = query_u64(req, "limit", 1, PAGE_MAX, &v)) == DR_EINVAL) {
+    if (dr_http_query_int(req, "limit", 1, PAGE_MAX, &limit, err, sizeof(err)) == DR_EINVAL ||
+        dr_http_query_int(req, "after", 0, INT64_MAX, &after, err, sizeof(err)) == DR_EINVAL) {
+        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", err);
         return;
     }
-    q.limit = rc == DR_OK ? (size_t)v : q.limit;
-    if ((rc = query_u64(req, "after", 0, INT64_MAX, &v)) == DR_EINVAL) {
-        return;
-    }
-    q.after = rc == DR_OK ? (uint64_t)v : 0;
+    q.limit = (size_t)limit;
+    q.after = (uint64_t)after;
     rc = dr_http_query_param(req, "user", user, sizeof(user));
     if (rc == DR_ETOOBIG) {
         dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "user: at most %zu bytes",
@@ -211,7 +192,7 @@ static void on_one(struct dr_hub *hub, struct dr_http_req *req, const char *meth
     int64_t id;
     cJSON *o;
 
-    if (dr_parse_i64(idstr, &id) == DR_OK && id > 0) {
+    if (dr_parse_int(idstr, 1, INT64_MAX, &id) == DR_OK) {
         c = dr__hub_find_conn(hub, (uint64_t)id);
     }
     if (!c) {

@@ -136,8 +136,8 @@ void dr__rt_inbox_route(struct dr_http_req *req, void *ctx)
     const char *rest = path + strlen(PREFIX);
     struct dr_jwt_claims *claims = NULL;
     struct job *j;
-    char v[64];
-    int64_t num;
+    char v[64], err[128];
+    int64_t limit = LIMIT_DEFAULT;
     enum op op;
     int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     int is_post = strcmp(method, "POST") == 0;
@@ -178,22 +178,13 @@ void dr__rt_inbox_route(struct dr_http_req *req, void *ctx)
         if (dr_http_query_param(req, "unread", v, sizeof(v)) == DR_OK) {
             j->q.unread_only = truthy(v);
         }
-        if (dr_http_query_param(req, "limit", v, sizeof(v)) == DR_OK) {
-            if (dr_parse_i64(v, &num) != DR_OK || num < 1 || num > LIMIT_MAX) {
-                dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "limit must be 1..%d",
-                                      LIMIT_MAX);
-                goto fail;
-            }
-            j->q.limit = (size_t)num;
+        if (dr_http_query_int(req, "limit", 1, LIMIT_MAX, &limit, err, sizeof(err)) == DR_EINVAL ||
+            dr_http_query_int(req, "before", 1, INT64_MAX, &j->q.before, err, sizeof(err)) ==
+                DR_EINVAL) {
+            dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", err);
+            goto fail;
         }
-        if (dr_http_query_param(req, "before", v, sizeof(v)) == DR_OK) {
-            if (dr_parse_i64(v, &num) != DR_OK || num < 1) {
-                dr_http_respond_error(req, 400, "INVALID_ARGUMENT",
-                                      "before must be a positive seq");
-                goto fail;
-            }
-            j->q.before = num;
-        }
+        j->q.limit = (size_t)limit;
     }
     if (dr_http_defer(req, work, done, j) != DR_OK) {
         dr_http_respond_error(req, 503, "UNAVAILABLE", "busy, try again");

@@ -252,7 +252,7 @@ static int64_t parse_since(const char *s)
     if (!s || !*s) {
         return -1;
     }
-    return dr_parse_i64(s, &v) == DR_OK && v >= 0 ? v : -2;
+    return dr_parse_int(s, 0, INT64_MAX, &v) == DR_OK ? v : -2;
 }
 
 static void on_ws(struct dr_http_req *req, void *ctx)

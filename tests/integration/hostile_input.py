@@ -195,6 +195,18 @@ def main():
     assert got.startswith(b"HTTP/1.1 101"), got[:100]
     s.close()
 
+    # Whole numbers in a query are digits and nothing else, in range: anything else is a 400
+    # with the JSON error, on every API that takes one.
+    user = {"Authorization": f"Bearer {head}.{claims}.{sig}"}
+    for path, hdrs, other in (("/admin/dlq", adm, "after=-1"),
+                              ("/admin/connections", adm, "after=1x"),
+                              ("/api/v1/notifications", user, "before=0")):
+        assert srv.get(path + "?limit=5", headers=hdrs)[0] == 200, path
+        for q in ("limit=", "limit=12abc", "limit=-1", "limit=%2B5", "limit=+5", "limit=%205",
+                  "limit=5%00", "limit=99999999999999999999", other):
+            msg = error_body(srv.get(f"{path}?{q}", headers=hdrs), 400)
+            assert q.split("=")[0] + ": expected a whole number" in msg, (path, q, msg)
+
     # A client that pipelines requests without reading the answers is not read from while its
     # responses pile up (they would otherwise queue in memory without bound), and once it reads
     # it gets every answer, in order.

@@ -425,6 +425,63 @@ static void utf8_encode(void **state)
     assert_memory_equal(u, "\xf0\x9f\x98\x80", 4);
 }
 
+static void parse_int(void **state)
+{
+    /* what a client may send instead of a number */
+    static const char *const refused[] = {
+        "",
+        "12abc", /* something after the digits */
+        "+5",    /* strtoll() would take these */
+        " 5",
+        "5 ",
+        "\t5",
+        "5\n",
+        "-",
+        "--1",
+        "+-1",
+        "-+1",
+        "0x10", /* other notations */
+        "1e3",
+        "1.0",
+        "١", /* digits of other scripts */
+        "５",
+        "99999999999999999999", /* beyond int64_t */
+        "-99999999999999999999",
+        "9223372036854775808",
+        "-9223372036854775809",
+    };
+    int64_t v;
+
+    (void)state;
+    assert_int_equal(dr_parse_int("0", 0, 10, &v), DR_OK);
+    assert_int_equal(v, 0);
+    assert_int_equal(dr_parse_int("007", 0, 10, &v), DR_OK);
+    assert_int_equal(v, 7);
+    assert_int_equal(dr_parse_int("-3", -5, 10, &v), DR_OK);
+    assert_int_equal(v, -3);
+    assert_int_equal(dr_parse_int("9223372036854775807", 0, INT64_MAX, &v), DR_OK);
+    assert_int_equal(v, INT64_MAX);
+    assert_int_equal(dr_parse_int("-9223372036854775808", INT64_MIN, 0, &v), DR_OK);
+    assert_int_equal(v, INT64_MIN);
+
+    /* refused, and *out left as it was */
+    for (size_t i = 0; i < DR_ARRAY_LEN(refused); i++) {
+        v = 77;
+        if (dr_parse_int(refused[i], INT64_MIN, INT64_MAX, &v) != DR_EINVAL || v != 77) {
+            fail_msg("'%s' was taken as %lld", refused[i], (long long)v);
+        }
+    }
+    v = 77;
+    assert_int_equal(dr_parse_int(NULL, 0, 10, &v), DR_EINVAL);
+    /* in int64_t but out of the range asked for: "-1" where only 0 and up may come */
+    assert_int_equal(dr_parse_int("-1", 0, 10, &v), DR_EINVAL);
+    assert_int_equal(dr_parse_int("11", 0, 10, &v), DR_EINVAL);
+    assert_int_equal(dr_parse_int("0", 1, 10, &v), DR_EINVAL);
+    assert_int_equal(v, 77);
+    assert_int_equal(dr_parse_int("10", 0, 10, &v), DR_OK);
+    assert_int_equal(v, 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +492,7 @@ int main(void)
         cmocka_unit_test(ct_equal),         cmocka_unit_test(msgid_bare),
         cmocka_unit_test(utf8_encode),      cmocka_unit_test(metrics_render),
         cmocka_unit_test(utf8_valid),       cmocka_unit_test(json_str_matches_ref),
+        cmocka_unit_test(parse_int),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

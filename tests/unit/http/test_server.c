@@ -1,0 +1,199 @@
+/* Whole numbers from the query string (src/http/server.c: dr_http_query_int()) on a real server
+ * on its own loop: what a client sends after "n=" and what a handler gets from it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dr/err.h"
+#include "dr/http.h"
+
+#define DEFAULT_VALUE 42
+
+struct fx {
+    uv_loop_t loop;
+    uv_timer_t deadline;
+    struct dr_http_server *srv;
+    int timed_out;
+    /* what the handler is asked for and what it got */
+    int64_t min, max;
+    int calls, rc;
+    int64_t value;
+    char err[128];
+};
+
+static void on_query(struct dr_http_req *req, void *ctx)
+{
+    struct fx *f = ctx;
+
+    f->value = DEFAULT_VALUE;
+    f->err[0] = '\0';
+    f->rc = dr_http_query_int(req, "n", f->min, f->max, &f->value, f->err, sizeof(f->err));
+    f->calls++;
+    dr_http_respond(req, 204, "text/plain", "", 0);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    uv_loop_init(&f->loop);
+    uv_timer_init(&f->loop, &f->deadline);
+    f->deadline.data = f;
+    if (dr_http_server_create(&f->loop, NULL, &f->srv) != DR_OK ||
+        dr_http_route(f->srv, "GET", "/q", on_query, f) != DR_OK ||
+        dr_http_server_listen(f->srv, "127.0.0.1", 0) != DR_OK) {
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    dr_http_server_stop(f->srv);
+    uv_close((uv_handle_t *)&f->deadline, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    dr_http_server_destroy(f->srv);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    return 0;
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct fx *f = t->data;
+
+    f->timed_out = 1;
+    uv_stop(&f->loop);
+}
+
+/* Sends GET /q?query and runs the loop until the handler has run (or 5 s have passed). */
+static void request(struct fx *f, const char *query)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char head[512];
+    int fd = socket(AF_INET, SOCK_STREAM, 0), calls = f->calls, n;
+
+    assert_true(fd >= 0);
+    a.sin_port = htons((uint16_t)dr_http_server_port(f->srv));
+    /* the kernel completes the connection from the listen backlog: no loop turn needed */
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    n = snprintf(head, sizeof(head), "GET /q?%s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                 query);
+    assert_int_equal(send(fd, head, (size_t)n, 0), n);
+    uv_timer_start(&f->deadline, on_deadline, 5000, 0);
+    while (f->calls == calls && !f->timed_out) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&f->deadline);
+    close(fd);
+    assert_false(f->timed_out);
+}
+
+static void taken(struct fx *f, const char *query, int64_t want)
+{
+    request(f, query);
+    if (f->rc != DR_OK) {
+        fail_msg("%s: rc %d (%s), expected %lld", query, f->rc, f->err, (long long)want);
+    }
+    assert_int_equal(f->value, want);
+}
+
+/* Refused: DR_EINVAL, the default left alone, and an error naming the parameter. */
+static void refused(struct fx *f, const char *query, const char *err_part)
+{
+    request(f, query);
+    if (f->rc != DR_EINVAL) {
+        fail_msg("%s: rc %d (value %lld), expected DR_EINVAL", query, f->rc, (long long)f->value);
+    }
+    assert_int_equal(f->value, DEFAULT_VALUE);
+    assert_non_null(strstr(f->err, "n: "));
+    if (!strstr(f->err, err_part)) {
+        fail_msg("%s: error '%s' does not say '%s'", query, f->err, err_part);
+    }
+}
+
+static void bounded(void **state)
+{
+    struct fx *f = *state;
+
+    f->min = -5;
+    f->max = 1000;
+    taken(f, "n=7", 7);
+    taken(f, "n=0", 0);
+    taken(f, "n=1000", 1000);
+    taken(f, "n=-5", -5);
+    taken(f, "n=007", 7);
+    taken(f, "a=1&n=12&n=13", 12); /* the first one counts */
+    taken(f, "%6E=9", 9);          /* the name percent-encoded */
+    taken(f, "n=%31%32", 12);
+
+    request(f, "");
+    assert_int_equal(f->rc, DR_ENOTFOUND);
+    assert_int_equal(f->value, DEFAULT_VALUE);
+    request(f, "nn=5&m=1");
+    assert_int_equal(f->rc, DR_ENOTFOUND);
+
+    const char *range = "n: expected a whole number from -5 to 1000";
+    refused(f, "n=", range);
+    refused(f, "n", range);
+    refused(f, "n=1001", range);
+    refused(f, "n=-6", range);
+    refused(f, "n=12abc", range);
+    refused(f, "n=+5", range);   /* '+' is a space in a query: " 5" */
+    refused(f, "n=%2B5", range); /* "+5" */
+    refused(f, "n=%205", range); /* " 5" */
+    refused(f, "n=5%20", range);
+    refused(f, "n=5%00", range);
+    refused(f, "n=0x10", range);
+    refused(f, "n=1e3", range);
+    refused(f, "n=1.0", range);
+    refused(f, "n=-", range);
+    refused(f, "n=--1", range);
+    refused(f, "n=99999999999999999999", range);
+    refused(f, "n=-99999999999999999999", range);
+    /* longer than the parameter may be, whatever it holds */
+    refused(f, "n=00000000000000000000000000000000000000000000000000000000000000001",
+            "n: value too long (at most 63 bytes)");
+}
+
+static void unbounded(void **state)
+{
+    struct fx *f = *state;
+
+    f->min = 1;
+    f->max = INT64_MAX;
+    taken(f, "n=1", 1);
+    taken(f, "n=9223372036854775807", INT64_MAX);
+    refused(f, "n=9223372036854775808", "n: expected a whole number, 1 or more");
+    refused(f, "n=0", "n: expected a whole number, 1 or more");
+    refused(f, "n=-1", "n: expected a whole number, 1 or more");
+
+    f->min = INT64_MIN;
+    f->max = 0;
+    taken(f, "n=-9223372036854775808", INT64_MIN);
+    refused(f, "n=-9223372036854775809", "from -9223372036854775808 to 0");
+    refused(f, "n=1", "from -9223372036854775808 to 0");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(unbounded, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
