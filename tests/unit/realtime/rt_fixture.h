@@ -3,6 +3,8 @@
  * tests that drive connections on socket pairs: the test is the client side. Setup puts a
  * struct fx in the cmocka state, teardown stops the hub, closes the clients' ends and frees it.
  * Define RT_FX_MAX_QUEUE_BYTES before including this file to change the outbound queue limit.
+ * A read on a client's end never waits longer than RT_FX_READ_TIMEOUT_MS: a connection that
+ * does not answer fails its test instead of hanging the suite.
  */
 #ifndef DR_TEST_RT_FIXTURE_H
 #define DR_TEST_RT_FIXTURE_H
@@ -13,10 +15,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "dr/err.h"
@@ -29,6 +33,7 @@
 #define RT_FX_MAX_QUEUE_BYTES (1 << 20)
 #endif
 #define RT_FX_MAX_PEERS 8
+#define RT_FX_READ_TIMEOUT_MS 5000
 
 static const char secret[] = "0123456789abcdef0123456789abcdef-test-secret";
 
@@ -123,18 +128,56 @@ static struct dr_jwt_claims *fx_claims(struct fx *f, cJSON *c, int64_t expires_s
  * other end is f->peers[f->npeers - 1]. */
 static struct rt_conn *fx_conn(struct fx *f, const struct rt_transport *tp)
 {
+    struct timeval tv = {.tv_sec = RT_FX_READ_TIMEOUT_MS / 1000,
+                         .tv_usec = RT_FX_READ_TIMEOUT_MS % 1000 * 1000};
     int sv[2];
     uv_tcp_t *tcp = malloc(sizeof(*tcp));
     struct rt_conn *c;
 
     assert_true(f->npeers < RT_FX_MAX_PEERS);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    /* a blocking recv() on the client's end gives up (-1, EAGAIN) rather than wait forever */
+    assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
     f->peers[f->npeers++] = sv[1];
     assert_int_equal(uv_tcp_init(&f->loop, tcp), 0);
     assert_int_equal(uv_tcp_open(tcp, sv[0]), 0);
     c = dr__rt_conn_create(&f->hub, tp, tcp);
     c->tpdata = calloc(1, 512); /* the transport's state: zeroed is its initial state */
     return c;
+}
+
+/*
+ * Reads the client's end fd into buf (cap bytes, always a string) until it holds want, running
+ * the hub's loop meanwhile so that what the connection still has queued goes out. Returns the
+ * bytes read. Fails the test when the connection ends, buf fills or RT_FX_READ_TIMEOUT_MS pass
+ * without want.
+ */
+static inline size_t fx_read_until(struct fx *f, int fd, char *buf, size_t cap, const char *want)
+{
+    int64_t deadline = dr_mono_ms() + RT_FX_READ_TIMEOUT_MS;
+    size_t got = 0;
+
+    buf[0] = '\0';
+    while (!strstr(buf, want)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t r;
+
+        if (got + 1 >= cap || dr_mono_ms() > deadline) {
+            fail_msg("no '%s' from the connection within %d ms; it wrote: %.300s", want,
+                     RT_FX_READ_TIMEOUT_MS, buf);
+        }
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        if (poll(&p, 1, 10) <= 0) {
+            continue;
+        }
+        r = recv(fd, buf + got, cap - 1 - got, 0);
+        if (r <= 0) {
+            fail_msg("the connection ended without '%s'; it wrote: %.300s", want, buf);
+        }
+        got += (size_t)r;
+        buf[got] = '\0';
+    }
+    return got;
 }
 
 #endif

@@ -205,8 +205,6 @@ static void closed_by_admin(void **state)
     struct rt_conn *c = open_conn(f, &dr__rt_sse, "carol", "acme", NULL, 0);
     uint64_t id = c->id;
     char buf[4096];
-    size_t got = 0;
-    ssize_t r;
     cJSON *page, *one;
 
     dr__rt_conn_close(c, RT_CLOSE_ADMIN, "closed by an administrator");
@@ -217,14 +215,7 @@ static void closed_by_admin(void **state)
     assert_string_equal(str(one, "state"), "closing");
     assert_int_equal(cJSON_GetArraySize(item(one, "rooms")), 0);
     cJSON_Delete(page);
-    while ((r = recv(f->peers[0], buf + got, sizeof(buf) - 1 - got, 0)) > 0) {
-        got += (size_t)r;
-        buf[got] = '\0';
-        if (strstr(buf, "\"type\":\"close\"")) {
-            break;
-        }
-    }
-    buf[got] = '\0';
+    fx_read_until(f, f->peers[0], buf, sizeof(buf), "\"type\":\"close\"");
     assert_non_null(strstr(buf, "\"type\":\"close\",\"code\":4010"));
     while (dr__hub_find_conn(&f->hub, id)) {
         uv_run(&f->loop, UV_RUN_ONCE);

@@ -138,6 +138,9 @@ static inline int ts_wait(struct testsrv *s, int ms)
     return 0;
 }
 
+/* No receive timeout on purpose: a keep-alive connection waits for its client's next request
+ * as long as the client keeps it open, and ts_stop() shuts the sockets down, which ends these
+ * reads. The tests' own deadlines are on the client side, where an answer is awaited. */
 static inline int ts_read_request(int fd, char *buf, size_t *have, struct ts_req *req)
 {
     char *end;
