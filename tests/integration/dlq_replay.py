@@ -17,56 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from drlib import BIN, Server, wait_until  # noqa: E402
+from drlib import (BIN, Server, api_error, call, replay_job, routed_config,  # noqa: E402
+                   wait_until)
 
 N = 40
 TOPIC = "replay-test"
-CONFIG = """
-mode: local
-topics:
-  {topic}: {{type: test}}
-  test-events: {{type: test}}
-routes:
-  - name: test
-    match: {{topic: [{routed}]}}
-    processors: [test]
-"""
-
-
-def write_config(data_dir, routed):
-    path = os.path.join(data_dir, f"config-{len(routed)}.yaml")
-    with open(path, "w") as f:
-        f.write(CONFIG.format(topic=TOPIC, routed=", ".join(routed)))
-    return path
-
-
-def call(srv, method, path, body=None, timeout=20):
-    """(status, headers, json body), with a bound on how long the answer may take."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(srv.url + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.headers, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, json.loads(e.read() or b"null")
-
-
-def error(resp, code, status):
-    st, _, body = resp
-    assert st == code, resp
-    assert body["error"]["code"] == code and body["error"]["status"] == status, body
-    return body["error"]["message"]
-
-
-def job(srv, jid):
-    st, _, body = call(srv, "GET", f"/admin/dlq/replay/jobs/{jid}")
-    assert st == 200, body
-    return body
 
 
 def dead_seqs(srv):
@@ -101,26 +58,26 @@ def start_job(srv, body):
 
 def bad_input(srv):
     for rate in (0, -1, "fast", None, 1e9, 0.00001):
-        msg = error(call(srv, "POST", "/admin/dlq/replay", {"rate": rate}), 400,
-                    "INVALID_ARGUMENT")
+        msg = api_error(call(srv, "POST", "/admin/dlq/replay", {"rate": rate}), 400,
+                        "INVALID_ARGUMENT")
         assert "rate" in msg, msg
     for limit in (0, -5, 1.5, "10", 100001):
-        msg = error(call(srv, "POST", "/admin/dlq/replay", {"rate": 1, "limit": limit}), 400,
-                    "INVALID_ARGUMENT")
+        msg = api_error(call(srv, "POST", "/admin/dlq/replay", {"rate": 1, "limit": limit}),
+                        400, "INVALID_ARGUMENT")
         assert "limit" in msg, msg
-    error(call(srv, "POST", "/admin/dlq/replay", {"rate": 1, "filter": "all"}), 400,
-          "INVALID_ARGUMENT")
-    error(call(srv, "POST", "/admin/dlq/replay", {"rate": 1, "dry_run": "yes"}), 400,
-          "INVALID_ARGUMENT")
-    assert "no replay job 12345" in error(call(srv, "GET", "/admin/dlq/replay/jobs/12345"), 404,
-                                          "NOT_FOUND")
-    error(call(srv, "DELETE", "/admin/dlq/replay/jobs/12345"), 404, "NOT_FOUND")
-    error(call(srv, "POST", "/admin/dlq/replay/jobs/12345/cancel"), 404, "NOT_FOUND")
+    api_error(call(srv, "POST", "/admin/dlq/replay", {"rate": 1, "filter": "all"}), 400,
+              "INVALID_ARGUMENT")
+    api_error(call(srv, "POST", "/admin/dlq/replay", {"rate": 1, "dry_run": "yes"}), 400,
+              "INVALID_ARGUMENT")
+    assert "no replay job 12345" in api_error(
+        call(srv, "GET", "/admin/dlq/replay/jobs/12345"), 404, "NOT_FOUND")
+    api_error(call(srv, "DELETE", "/admin/dlq/replay/jobs/12345"), 404, "NOT_FOUND")
+    api_error(call(srv, "POST", "/admin/dlq/replay/jobs/12345/cancel"), 404, "NOT_FOUND")
     for path in ("/admin/dlq/replay/jobs/abc", "/admin/dlq/replay/jobs/-1",
                  "/admin/dlq/replay/jobs/1/x", "/admin/dlq/replay/jobsX"):
-        error(call(srv, "GET", path), 404, "NOT_FOUND")
-    error(call(srv, "POST", "/admin/dlq/replay/jobs"), 405, "METHOD_NOT_ALLOWED")
-    error(call(srv, "PUT", "/admin/dlq/replay/jobs/12345"), 405, "METHOD_NOT_ALLOWED")
+        api_error(call(srv, "GET", path), 404, "NOT_FOUND")
+    api_error(call(srv, "POST", "/admin/dlq/replay/jobs"), 405, "METHOD_NOT_ALLOWED")
+    api_error(call(srv, "PUT", "/admin/dlq/replay/jobs/12345"), 405, "METHOD_NOT_ALLOWED")
     # nothing was started by any of it
     st, _, jobs = call(srv, "GET", "/admin/dlq/replay/jobs")
     assert st == 200 and jobs == {"jobs": [], "count": 0}, jobs
@@ -174,14 +131,14 @@ def command_line(srv, replayed):
 def main():
     # 1. N dead letters (no route for the topic yet).
     data_dir = tempfile.mkdtemp(prefix="dr-it-")
-    srv = Server(config=write_config(data_dir, ["test-events"]), data_dir=data_dir).start()
+    srv = Server(config=routed_config(data_dir, TOPIC, ["test-events"]), data_dir=data_dir).start()
     msgs = [{"data": {"n": i}, "attributes": {"seq": str(i)}} for i in range(N)]
     assert srv.publish(TOPIC, msgs)[0] == 200
     wait_until(lambda: len(dead_seqs(srv)) == N, 60, "every message dead-lettered")
     assert srv.stop() == 0
 
     # 2. The topic is routed now; one pool thread for everything.
-    routed = write_config(data_dir, ["test-events", TOPIC])
+    routed = routed_config(data_dir, TOPIC, ["test-events", TOPIC])
     env = {"UV_THREADPOOL_SIZE": "1"}
     srv = Server(config=routed, data_dir=data_dir, env=env).start()
     bad_input(srv)
@@ -200,7 +157,7 @@ def main():
     assert st == 200 and [j["id"] for j in jobs["jobs"]] == [j2["id"], j1["id"]], jobs
 
     # The pool is free while both wait: store reads, readiness and publishing are answered.
-    first = wait_until(lambda: job(srv, j1["id"])["replayed"] or None, 60, "job 1 started")
+    first = wait_until(lambda: replay_job(srv, j1["id"])["replayed"] or None, 60, "job 1 started")
     st, _, dl = call(srv, "GET", "/admin/dlq?limit=1")
     assert st == 200 and dl["count"] == 1, dl
     st, _, one = call(srv, "GET", f"/admin/dlq/{dl['dead_letters'][0]['id']}")
@@ -213,9 +170,9 @@ def main():
                "a live message processed while the jobs run")
 
     # Progress advances, and the quick job finishes with its whole set accounted for.
-    wait_until(lambda: job(srv, j1["id"])["replayed"] > first, 60, "job 1 progressing")
+    wait_until(lambda: replay_job(srv, j1["id"])["replayed"] > first, 60, "job 1 progressing")
     done1 = wait_until(lambda: (lambda j: j if j["state"] != "running" else None)(
-        job(srv, j1["id"])), 120, "job 1 done")
+        replay_job(srv, j1["id"])), 120, "job 1 done")
     assert done1["state"] == "done" and done1["finished"] and done1["errors"] == 0, done1
     assert done1["replayed"] + done1["skipped"] == 10 and done1["replayed"] >= 1, done1
 
@@ -228,7 +185,7 @@ def main():
     replayed = done1["replayed"] + c2["replayed"]
     check_exactly_once(srv, replayed)
     time.sleep(2)  # a cancelled job that went on would replay more in this time
-    assert job(srv, j2["id"]) == c2
+    assert replay_job(srv, j2["id"]) == c2
     check_exactly_once(srv, replayed)
 
     # 3. A shutdown while a job runs: exits promptly with 0; the job is not resumed.
@@ -239,7 +196,7 @@ def main():
     srv = Server(config=routed, data_dir=data_dir, env=dict(env, DR_LOG_LEVEL="error")).start()
     j3 = start_job(srv, {"filter": {"topic": TOPIC}, "rate": 0.5})
     assert j3["matched"] == N - replayed, (j3, replayed)
-    wait_until(lambda: job(srv, j3["id"])["replayed"] >= 2, 60, "job 3 progressing")
+    wait_until(lambda: replay_job(srv, j3["id"])["replayed"] >= 2, 60, "job 3 progressing")
     srv.proc.send_signal(signal.SIGTERM)
     try:
         rc = srv.proc.wait(30)  # the job alone would need over a minute

@@ -127,6 +127,52 @@ class Server:
         return 0.0
 
 
+def routed_config(data_dir, topic, routed):
+    """Writes a local-mode config in data_dir with the topics test-events and topic, of which
+    those in routed go to the test processor (the others' messages become dead letters,
+    no_route); returns its path."""
+    path = os.path.join(data_dir, f"config-{len(routed)}.yaml")
+    with open(path, "w") as f:
+        f.write(f"""
+mode: local
+topics:
+  {topic}: {{type: test}}
+  test-events: {{type: test}}
+routes:
+  - name: test
+    match: {{topic: [{", ".join(routed)}]}}
+    processors: [test]
+""")
+    return path
+
+
+def call(srv, method, path, body=None, timeout=20):
+    """(status, headers, json body), with a bound on how long the answer may take."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(srv.url + path, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, json.loads(e.read() or b"null")
+
+
+def api_error(resp, code, status):
+    """The message of an error answer from call(), after checking its code and status."""
+    st, _, body = resp
+    assert st == code, resp
+    assert body["error"]["code"] == code and body["error"]["status"] == status, body
+    return body["error"]["message"]
+
+
+def replay_job(srv, jid):
+    """A dead-letter replay job as GET /admin/dlq/replay/jobs/{id} shows it."""
+    st, _, body = call(srv, "GET", f"/admin/dlq/replay/jobs/{jid}")
+    assert st == 200, body
+    return body
+
+
 def encode(m):
     """{data: obj|str|bytes, attributes: {}, orderingKey: ""} → Pub/Sub's wire shape."""
     data = m.get("data", "")
