@@ -20,12 +20,22 @@ int dr_log_parse_level(const char *s, enum dr_log_level *out); /* DR_EINVAL if u
 void dr_log(enum dr_log_level lvl, const char *component, const char *msg, const char *kvfmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* One field of dr_log_fields(): a string when str is not NULL, else the integer num. */
+/*
+ * One field of dr_log_fields(): a string when str is not NULL, else the number real when
+ * is_real is set (null when it is not finite), else the integer num. Made with the macros
+ * below, which leave the other members zero.
+ */
 struct dr_log_field {
     const char *key;
     const char *str;
     long long num;
+    double real;
+    int is_real;
 };
+
+#define DR_LOG_STR(k, s)  ((struct dr_log_field){.key = (k), .str = (s)})
+#define DR_LOG_INT(k, n)  ((struct dr_log_field){.key = (k), .num = (n)})
+#define DR_LOG_REAL(k, v) ((struct dr_log_field){.key = (k), .real = (v), .is_real = 1})
 
 /*
  * The same line as dr_log() from fields given one by one. A string is written as a JSON string

@@ -277,7 +277,7 @@ static void job_work(void *arg)
         if (!j->err) {
             j->out = cJSON_CreateObject();
             cJSON_AddNumberToObject(j->out, "deleted", (double)j->id);
-            dr_audit_dlq("dead letter discarded", &(struct dr_log_field){"id", NULL, j->id}, 1);
+            dr_audit_dlq("dead letter discarded", &DR_LOG_INT("id", j->id), 1);
         }
         break;
     case J_REPLAY:
@@ -294,9 +294,9 @@ static void job_work(void *arg)
             cJSON_AddNumberToObject(j->out, "replayed", (double)j->id);
             cJSON_AddStringToObject(j->out, "message_id", d.message_id);
             j->poke = 1;
-            struct dr_log_field f[] = {{"id", NULL, j->id},
-                                       {"message_id", d.message_id, 0},
-                                       {"edited", NULL, j->body != NULL}};
+            struct dr_log_field f[] = {DR_LOG_INT("id", j->id),
+                                       DR_LOG_STR("message_id", d.message_id),
+                                       DR_LOG_INT("edited", j->body != NULL)};
             dr_audit_dlq("dead letter replayed", f, DR_ARRAY_LEN(f));
         }
         break;
@@ -356,11 +356,11 @@ static void job_work(void *arg)
         cJSON_AddItemToObject(j->out, "ids", ids);
         j->poke = replayed > 0;
         {
-            struct dr_log_field f[] = {{"matched", NULL, matched},
-                                       {"replayed", NULL, replayed},
-                                       {"skipped", NULL, skipped},
-                                       {"failed", NULL, failed},
-                                       {"dry_run", NULL, j->dry_run}};
+            struct dr_log_field f[] = {
+                DR_LOG_INT("matched", matched),    DR_LOG_INT("replayed", replayed),
+                DR_LOG_INT("skipped", skipped),    DR_LOG_INT("failed", failed),
+                DR_LOG_INT("dry_run", j->dry_run),
+            };
             dr_audit_dlq("dead letters replayed by filter", f, DR_ARRAY_LEN(f));
         }
         break;
@@ -524,7 +524,7 @@ static void on_replay_jobs(struct dr_admin *a, struct dr_http_req *req, const ch
         dr_http_respond_cjson(req, 200, o);
     } else if ((strcmp(rest, "") == 0 && strcmp(method, "DELETE") == 0) ||
                (strcmp(rest, "/cancel") == 0 && strcmp(method, "POST") == 0)) {
-        dr_audit_dlq("dead-letter replay job cancel", &(struct dr_log_field){"job", NULL, id}, 1);
+        dr_audit_dlq("dead-letter replay job cancel", &DR_LOG_INT("job", id), 1);
         dr__replay_jobs_cancel(a->jobs, id, req);
     } else {
         dr_http_respond_error(req, 405, "METHOD_NOT_ALLOWED", "%s not allowed on %s", method, path);

@@ -143,17 +143,17 @@ static void on_admin_done(const struct dr_http_req *req, int status, void *actor
 {
     char query[AUDIT_STR_MAX];
     struct dr_log_field f[6] = {
-        {"actor", actor, 0},
-        {"method", dr_http_method(req), 0},
-        {"path", dr_http_path(req), 0},
-        {"status", NULL, status},
-        {"peer", dr_http_peer(req), 0},
+        DR_LOG_STR("actor", actor),
+        DR_LOG_STR("method", dr_http_method(req)),
+        DR_LOG_STR("path", dr_http_path(req)),
+        DR_LOG_INT("status", status),
+        DR_LOG_STR("peer", dr_http_peer(req)),
     };
     size_t n = 5;
 
     dr_audit_query(dr_http_query(req), query, sizeof(query));
     if (query[0]) {
-        f[n++] = (struct dr_log_field){"query", query, 0};
+        f[n++] = DR_LOG_STR("query", query);
     }
     emit("admin request", f, n);
 }
@@ -171,10 +171,10 @@ void dr_audit_inbox(const char *sub, const char *action, const char *via, int st
     size_t n = 0;
 
     loggable_user(sub, actor, sizeof(actor));
-    f[n++] = (struct dr_log_field){"actor", actor, 0};
-    f[n++] = (struct dr_log_field){"action", action, 0};
-    f[n++] = (struct dr_log_field){"via", via, 0};
-    f[n++] = (struct dr_log_field){"status", NULL, status};
+    f[n++] = DR_LOG_STR("actor", actor);
+    f[n++] = DR_LOG_STR("action", action);
+    f[n++] = DR_LOG_STR("via", via);
+    f[n++] = DR_LOG_INT("status", status);
     for (size_t i = 0; i < nextra && n < MAX_FIELDS; i++) {
         f[n++] = extra[i];
     }

@@ -1,8 +1,10 @@
 #include "dr/log.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -145,6 +147,23 @@ void dr_log(enum dr_log_level lvl, const char *component, const char *msg, const
     line_end(&b);
 }
 
+/* v as a JSON number: the shorter of 15 and 17 significant digits that reads back as v, as
+ * cJSON prints numbers; null for NaN and the infinities, which JSON has no number for. */
+static void append_real(struct dr_buf *b, double v)
+{
+    char s[32];
+
+    if (!isfinite(v)) {
+        dr_buf_appends(b, "null");
+        return;
+    }
+    snprintf(s, sizeof(s), "%.15g", v);
+    if (strtod(s, NULL) != v) {
+        snprintf(s, sizeof(s), "%.17g", v);
+    }
+    dr_buf_appends(b, s);
+}
+
 static void log_fields(enum dr_log_level lvl, const char *component, const char *msg,
                        const struct dr_log_field *f, size_t n)
 {
@@ -157,6 +176,8 @@ static void log_fields(enum dr_log_level lvl, const char *component, const char 
         dr_buf_appendc(&b, ':');
         if (f[i].str) {
             dr_buf_append_json_str(&b, f[i].str, strlen(f[i].str));
+        } else if (f[i].is_real) {
+            append_real(&b, f[i].real);
         } else {
             dr_buf_printf(&b, "%lld", f[i].num);
         }

@@ -280,13 +280,13 @@ static void finish(struct job *j, enum job_state state)
     j->finished_ms = dr_now_ms();
     {
         struct dr_log_field f[] = {
-            {"job", NULL, j->id},
-            {"state", state_names[state], 0},
-            {"matched", NULL, j->matched},
-            {"replayed", NULL, j->replayed},
-            {"skipped", NULL, j->skipped},
-            {"errors", NULL, j->errors},
-            {"shutdown", NULL, j->stopped_by_shutdown},
+            DR_LOG_INT("job", j->id),
+            DR_LOG_STR("state", state_names[state]),
+            DR_LOG_INT("matched", j->matched),
+            DR_LOG_INT("replayed", j->replayed),
+            DR_LOG_INT("skipped", j->skipped),
+            DR_LOG_INT("errors", j->errors),
+            DR_LOG_INT("shutdown", j->stopped_by_shutdown),
         };
         dr_audit_dlq("dead-letter replay job finished", f, DR_ARRAY_LEN(f));
     }
@@ -476,10 +476,8 @@ int dr__replay_jobs_start(struct dr_replay_jobs *rj, const struct dr_dlq_filter_
     j->next = rj->jobs;
     rj->jobs = j;
     {
-        char rate_s[32];
-        struct dr_log_field f[] = {
-            {"job", NULL, j->id}, {"matched", NULL, count}, {"rate", rate_s, 0}};
-        snprintf(rate_s, sizeof(rate_s), "%g", rate);
+        struct dr_log_field f[] = {DR_LOG_INT("job", j->id), DR_LOG_INT("matched", count),
+                                   DR_LOG_REAL("rate", rate)};
         dr_audit_dlq("dead-letter replay job started", f, DR_ARRAY_LEN(f));
     }
     if (count == 0) {

@@ -869,10 +869,10 @@ static void ack_after(uv_work_t *w, int status)
     /* an ack is the WebSocket's way to mark read: audited like POST .../{id}/read, with the id
      * or seq asked for, and both once the notification is found */
     if (aj->id) {
-        f[n++] = (struct dr_log_field){"notification_id", aj->id, 0};
+        f[n++] = DR_LOG_STR("notification_id", aj->id);
     }
     if (!aj->err || !aj->id) {
-        f[n++] = (struct dr_log_field){"seq", NULL, aj->seq};
+        f[n++] = DR_LOG_INT("seq", aj->seq);
     }
     dr_audit_inbox(aj->sub, "read", "ws",
                    aj->err == DR_ENOTFOUND ? 404

@@ -72,16 +72,15 @@ static void audit(const struct job *j, int status)
     size_t n = 0;
 
     if (j->op == OP_LIST) {
-        f[n++] = (struct dr_log_field){"unread_only", NULL, j->q.unread_only};
-        f[n++] = (struct dr_log_field){"limit", NULL, (long long)j->q.limit};
+        f[n++] = DR_LOG_INT("unread_only", j->q.unread_only);
+        f[n++] = DR_LOG_INT("limit", (long long)j->q.limit);
     } else if (j->op == OP_MARK) {
-        f[n++] = (struct dr_log_field){"notification_id", j->id, 0};
+        f[n++] = DR_LOG_STR("notification_id", j->id);
     }
     if (!j->err) {
         static const char *const counts[] = {
             [OP_LIST] = "count", [OP_COUNT] = "unread", [OP_MARK] = "seq", [OP_MARK_ALL] = "up_to"};
-        f[n++] = (struct dr_log_field){counts[j->op], NULL,
-                                       j->op == OP_LIST ? (long long)j->listed : j->n};
+        f[n++] = DR_LOG_INT(counts[j->op], j->op == OP_LIST ? (long long)j->listed : j->n);
     }
     dr_audit_inbox(j->claims->sub, op_names[j->op], "http", status, f, n);
 }

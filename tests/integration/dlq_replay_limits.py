@@ -97,6 +97,10 @@ def job_cap(srv, failed):
                    f"job {j['id']} replaying")
 
     assert refused(srv)
+    started = [x for x in audit_lines(srv, "dead-letter replay job started")
+               if x["job"] == running[0]["id"]]
+    assert len(started) == 1 and type(started[0]["rate"]) is float, started
+    assert started[0]["rate"] == 0.001, started
     listed = jobs(srv)
     assert [x["id"] for x in listed] == [j["id"] for j in reversed(running)] + [failed["id"]]
     assert [x["state"] for x in listed] == ["running"] * MAX_RUNNING + ["failed"], listed

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 
 #include "dr/audit.h"
 #include "dr/log.h"
+#include "dr/util.h"
 
 /* Runs fn with stderr going to a file; returns what was written (caller frees). */
 static char *capture(void (*fn)(void))
@@ -81,7 +83,8 @@ static double number(const cJSON *o, const char *k)
 
 static void write_inbox_lines(void)
 {
-    struct dr_log_field extra[] = {{"count", NULL, 12}, {"notification_id", "n-\"1\"\n", 0}};
+    struct dr_log_field extra[] = {DR_LOG_INT("count", 12),
+                                   DR_LOG_STR("notification_id", "n-\"1\"\n")};
 
     dr_log_set_level(DR_LOG_ERROR);
     dr_audit_inbox("alice", "list", "http", 200, extra, 2);
@@ -129,8 +132,8 @@ static void inbox_lines(void **state)
 
 static void write_dlq_lines(void)
 {
-    struct dr_log_field f[] = {
-        {"id", NULL, 7}, {"message_id", "m-\"7\" edited=0", 0}, {"edited", NULL, 1}};
+    struct dr_log_field f[] = {DR_LOG_INT("id", 7), DR_LOG_STR("message_id", "m-\"7\" edited=0"),
+                               DR_LOG_INT("edited", 1)};
 
     dr_log_set_level(DR_LOG_ERROR);
     dr_audit_dlq("dead letter replayed", f, 3);
@@ -158,7 +161,7 @@ static void dlq_lines(void **state)
 
 static void write_field_lines(void)
 {
-    struct dr_log_field f[] = {{"a", "x\" b=2", 0}, {"n", NULL, -7}};
+    struct dr_log_field f[] = {DR_LOG_STR("a", "x\" b=2"), DR_LOG_INT("n", -7)};
 
     dr_log_set_level(DR_LOG_WARN);
     dr_log_fields(DR_LOG_INFO, "t", "below the level", f, 2);
@@ -183,6 +186,49 @@ static void field_lines(void **state)
     o = cJSON_GetArrayItem(arr, 1);
     assert_string_equal(field(o, "msg"), "a record");
     assert_string_equal(field(o, "level"), "info");
+    cJSON_Delete(arr);
+    free(text);
+}
+
+static void write_real_lines(void)
+{
+    struct dr_log_field job[] = {DR_LOG_INT("job", 1795), DR_LOG_INT("matched", 3),
+                                 DR_LOG_REAL("rate", 0.001)};
+    struct dr_log_field f[] = {
+        DR_LOG_REAL("whole", 5),        DR_LOG_REAL("tenth", 0.1), DR_LOG_REAL("third", 1.0 / 3),
+        DR_LOG_REAL("tiny", -2.5e-300), DR_LOG_REAL("nan", NAN),   DR_LOG_REAL("inf", -INFINITY),
+        DR_LOG_INT("big", INT64_MAX),
+    };
+
+    dr_log_set_level(DR_LOG_ERROR);
+    dr_audit_dlq("dead-letter replay job started", job, DR_ARRAY_LEN(job));
+    dr_log_record("t", "reals", f, DR_ARRAY_LEN(f));
+    dr_log_set_level(DR_LOG_INFO);
+}
+
+/* Numbers that need not be whole, such as a replay job's rate, are JSON numbers that read back
+ * as the same double; what JSON has no number for is null. */
+static void real_fields(void **state)
+{
+    char *text = capture(write_real_lines);
+    int n;
+    cJSON *arr = lines(text, &n), *o;
+
+    (void)state;
+    assert_int_equal(n, 2);
+    o = cJSON_GetArrayItem(arr, 0);
+    assert_string_equal(field(o, "msg"), "dead-letter replay job started");
+    assert_true(number(o, "rate") == 0.001); /* number() fails for a string */
+    assert_non_null(strstr(text, ",\"rate\":0.001}"));
+    o = cJSON_GetArrayItem(arr, 1);
+    assert_non_null(strstr(text, "\"whole\":5,\"tenth\":0.1,"));
+    assert_true(number(o, "whole") == 5);
+    assert_true(number(o, "tenth") == 0.1);
+    assert_true(number(o, "third") == 1.0 / 3);
+    assert_true(number(o, "tiny") == -2.5e-300);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "nan")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "inf")));
+    assert_non_null(strstr(text, "\"big\":9223372036854775807}"));
     cJSON_Delete(arr);
     free(text);
 }
@@ -219,10 +265,8 @@ static void queries(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(inbox_lines),
-        cmocka_unit_test(dlq_lines),
-        cmocka_unit_test(field_lines),
-        cmocka_unit_test(queries),
+        cmocka_unit_test(inbox_lines), cmocka_unit_test(dlq_lines), cmocka_unit_test(field_lines),
+        cmocka_unit_test(real_fields), cmocka_unit_test(queries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
