@@ -846,14 +846,23 @@ static int on_message_begin(http_parser *p)
     return 0;
 }
 
-static int on_url(http_parser *p, const char *at, size_t len)
+/* Appends a piece of the request to to; one over the buffer's cap stops the parser, and the
+ * request is refused with status. */
+static int append_or_refuse(http_parser *p, struct dr_buf *to, const char *at, size_t len,
+                            int status)
 {
     struct conn *c = p->data;
-    if (dr_buf_append(&c->req->url, at, len)) {
-        c->reject_status = 431;
+    if (dr_buf_append(to, at, len)) {
+        c->reject_status = status;
         http_parser_pause(p, 1);
     }
     return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    return append_or_refuse(p, &c->req->url, at, len, 431);
 }
 
 static int header_bytes(struct conn *c, size_t len)
@@ -964,11 +973,7 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
-    if (dr_buf_append(&c->req->body, at, len)) {
-        c->reject_status = 413;
-        http_parser_pause(p, 1);
-    }
-    return 0;
+    return append_or_refuse(p, &c->req->body, at, len, 413);
 }
 
 static int on_message_complete(http_parser *p)

@@ -71,6 +71,31 @@ static void page_ids(const cJSON *page, char *out, size_t outsz)
     }
 }
 
+/* The page list() gives for after, limit, user and transport holds the n ids want, in order,
+ * and names next as next_after (none when next is 0). */
+static void expect_page(struct fx *f, uint64_t after, size_t limit, const char *user, int transport,
+                        const uint64_t *want, size_t n, uint64_t next)
+{
+    cJSON *page = list(f, after, limit, user, transport);
+    char got[128], ids[128];
+    size_t len = 0;
+
+    ids[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%llu", i ? "," : "",
+                                (unsigned long long)want[i]);
+    }
+    page_ids(page, got, sizeof(got));
+    assert_string_equal(got, ids);
+    assert_int_equal(num(page, "count"), n);
+    if (next) {
+        assert_int_equal(num(page, "next_after"), (double)next);
+    } else {
+        assert_null(cJSON_GetObjectItemCaseSensitive(page, "next_after"));
+    }
+    cJSON_Delete(page);
+}
+
 static void totals_and_fields(void **state)
 {
     struct fx *f = *state;
@@ -141,7 +166,6 @@ static void pages_and_filters(void **state)
 {
     struct fx *f = *state;
     uint64_t id[5];
-    char got[64], want[64];
     cJSON *page;
 
     for (int i = 0; i < 5; i++) {
@@ -150,51 +174,21 @@ static void pages_and_filters(void **state)
                 ->id;
     }
     /* two at a time, the lowest ids first, each page naming where the next starts */
-    page = list(f, 0, 2, NULL, -1);
-    page_ids(page, got, sizeof(got));
-    snprintf(want, sizeof(want), "%llu,%llu", (unsigned long long)id[0], (unsigned long long)id[1]);
-    assert_string_equal(got, want);
-    assert_int_equal(num(page, "next_after"), (double)id[1]);
-    cJSON_Delete(page);
-    page = list(f, id[1], 2, NULL, -1);
-    page_ids(page, got, sizeof(got));
-    snprintf(want, sizeof(want), "%llu,%llu", (unsigned long long)id[2], (unsigned long long)id[3]);
-    assert_string_equal(got, want);
-    assert_int_equal(num(page, "next_after"), (double)id[3]);
-    cJSON_Delete(page);
+    expect_page(f, 0, 2, NULL, -1, (uint64_t[]){id[0], id[1]}, 2, id[1]);
+    expect_page(f, id[1], 2, NULL, -1, (uint64_t[]){id[2], id[3]}, 2, id[3]);
+    expect_page(f, id[3], 2, NULL, -1, (uint64_t[]){id[4]}, 1, 0);
     page = list(f, id[3], 2, NULL, -1);
-    page_ids(page, got, sizeof(got));
-    snprintf(want, sizeof(want), "%llu", (unsigned long long)id[4]);
-    assert_string_equal(got, want);
-    assert_null(cJSON_GetObjectItemCaseSensitive(page, "next_after"));
     assert_int_equal(num(item(page, "totals"), "connections"), 5); /* totals: the instance */
     cJSON_Delete(page);
     /* a page exactly as long as what is left has no next */
-    page = list(f, id[2], 2, NULL, -1);
-    assert_int_equal(num(page, "count"), 2);
-    assert_null(cJSON_GetObjectItemCaseSensitive(page, "next_after"));
-    cJSON_Delete(page);
+    expect_page(f, id[2], 2, NULL, -1, (uint64_t[]){id[3], id[4]}, 2, 0);
 
     /* filters: by user, by transport, both, and a user with no connection */
-    page = list(f, 0, 0, "odd", -1);
-    page_ids(page, got, sizeof(got));
-    snprintf(want, sizeof(want), "%llu,%llu", (unsigned long long)id[1], (unsigned long long)id[3]);
-    assert_string_equal(got, want);
-    cJSON_Delete(page);
-    page = list(f, 0, 1, "even", -1);
-    assert_int_equal(num(page, "next_after"), (double)id[0]);
-    cJSON_Delete(page);
-    page = list(f, 0, 0, NULL, RT_WS);
-    page_ids(page, got, sizeof(got));
-    snprintf(want, sizeof(want), "%llu", (unsigned long long)id[3]);
-    assert_string_equal(got, want);
-    cJSON_Delete(page);
-    page = list(f, 0, 0, "even", RT_WS);
-    assert_int_equal(num(page, "count"), 0);
-    cJSON_Delete(page);
-    page = list(f, 0, 0, "nobody", -1);
-    assert_int_equal(num(page, "count"), 0);
-    cJSON_Delete(page);
+    expect_page(f, 0, 0, "odd", -1, (uint64_t[]){id[1], id[3]}, 2, 0);
+    expect_page(f, 0, 1, "even", -1, (uint64_t[]){id[0]}, 1, id[0]);
+    expect_page(f, 0, 0, NULL, RT_WS, (uint64_t[]){id[3]}, 1, 0);
+    expect_page(f, 0, 0, "even", RT_WS, NULL, 0, 0);
+    expect_page(f, 0, 0, "nobody", -1, NULL, 0, 0);
 }
 
 /* Closed by an administrator: the client is told 4010, the connection leaves its rooms at once
