@@ -17,10 +17,11 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 
 def count(url, series):
+    """The series' value, 0 if absent, None if the consumer did not answer."""
     try:
         body = urllib.request.urlopen(url, timeout=2).read().decode()
     except OSError:
-        return 0
+        return None
     for line in body.splitlines():
         if line.startswith(series + " "):
             return int(float(line.split()[-1]))
@@ -48,9 +49,15 @@ def main():
     t1 = None
     c = c1 = e0 = k0 = 0
     samples = []  # (time, count) from the first message on
+    misses = 0  # polls the consumer did not answer
     while time.monotonic() < deadline:
-        c = count(url, series)
+        got = count(url, series)
         now = time.monotonic()
+        if got is None:
+            misses += 1
+            time.sleep(0.01)
+            continue
+        c = got
         if t1 is None and c > 0:
             t1, c1, e0, k0 = now, c, ticks(epid), ticks(cpid)
         if t1 is not None:
@@ -74,12 +81,20 @@ def main():
     hi = next((x for x in samples if x[1] >= n * 0.9), None)
     if lo and hi and hi[0] > lo[0]:
         mid = (hi[1] - lo[1]) / (hi[0] - lo[0])
+    # the longest time the count stood still before the end: a stall of the consumer (or of
+    # the emulator)
+    gap, since = 0.0, None
+    for (ta, ca), (tb, cb) in zip(samples, samples[1:]):
+        since = ta if since is None else since
+        if cb != ca:
+            gap, since = max(gap, tb - since), None
     print(f"# {name}: {c} of {n} consumed; first message {first:.2f} s after the consumer "
           f"started, then {rate:.0f} msg/s ({mid:.0f} msg/s from 10 % to 90 %); emulator {emu_cores:.2f} cores ({emu_us:.0f} us/msg), "
-          f"consumer {cores:.2f} cores ({us:.0f} us/msg)")
+          f"consumer {cores:.2f} cores ({us:.0f} us/msg); longest stand-still {gap:.2f} s, "
+          f"{misses} unanswered polls")
     print(f"RESULT mode=drain messages={n} consumed={c} complete={int(c >= n)} "
           f"e2e_rate={rate:.0f} mid_rate={mid:.0f} emu_cores={emu_cores:.2f} emu_us_per_msg={emu_us:.0f} "
-          f"cpu_cores={cores:.2f} cpu_us_per_msg={us:.0f} load1={load}")
+          f"cpu_cores={cores:.2f} cpu_us_per_msg={us:.0f} load1={load} still_s={gap:.2f} misses={misses}")
     return 0 if c >= n else 1
 
 
