@@ -30,6 +30,22 @@ struct ws {
 
 static void finish(struct rt_conn *c);
 
+/*
+ * Fails the connection with 1002 in place of the close wslay has queued: for a frame its frame
+ * parser refuses (a fragmented control frame, one over 125 bytes) and for a close body of one
+ * byte, wslay queues a close without a status code, which tells the client nothing.
+ */
+static void fail_protocol(struct rt_conn *c)
+{
+    static const uint8_t close1002[] = {0x88, 0x02, 0x03, 0xea};
+    struct ws *ws = c->tpdata;
+
+    wslay_event_shutdown_write(ws->ctx);
+    if (dr__rt_conn_write_raw(c, close1002, sizeof(close1002)) != DR_OK) {
+        dr__rt_conn_abort(c);
+    }
+}
+
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
 {
     struct rt_conn *c = user;
@@ -76,6 +92,9 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         dr__rt_conn_close(c, 1003, "binary frames are not supported");
         break;
     case WSLAY_CONNECTION_CLOSE:
+        if (arg->msg_length == 1 && !wslay_event_get_close_sent(ctx)) {
+            fail_protocol(c);
+        }
         /* wslay answers the close; the connection stops taking events now */
         if (c->state == RT_CONN_OPEN || c->state == RT_CONN_AUTH) {
             c->state = RT_CONN_CLOSING;
@@ -165,6 +184,7 @@ static void finish(struct rt_conn *c)
 void dr__ws_feed(struct rt_conn *c, const char *data, size_t len)
 {
     struct ws *ws = c->tpdata;
+    int sent_close;
 
     if (c->state == RT_CONN_CLOSED) {
         return;
@@ -179,7 +199,12 @@ void dr__ws_feed(struct rt_conn *c, const char *data, size_t len)
     ws->in = data;
     ws->inlen = len;
     dr__rt_conn_ref(c);
+    sent_close = wslay_event_get_close_sent(ws->ctx);
     if (wslay_event_recv(ws->ctx) != 0) {
+        /* wslay_event_recv fails only for a frame its parser refuses */
+        if (!sent_close && c->state != RT_CONN_CLOSED) {
+            fail_protocol(c);
+        }
         flush(c);
         finish(c);
     } else {

@@ -88,6 +88,26 @@ describe('protocol', () => {
     assert.equal(code, 1000);
   });
 
+  test('malformed control frames close with 1002', async () => {
+    // client frames written raw: masked with a zero key, so the payload goes as it is
+    const frame = (b0, payload) =>
+      Buffer.concat([Buffer.from([b0, 0x80 | payload.length, 0, 0, 0, 0]), payload]);
+    const cases = {
+      'fragmented ping': frame(0x09, Buffer.from('ab')),
+      'ping over 125 bytes': frame(0x89, Buffer.alloc(126, 0x61)),
+      'close with a one-byte body': frame(0x88, Buffer.from([3])),
+    };
+    for (const [name, bytes] of Object.entries(cases)) {
+      const c = await connect('ctl');
+      c.ws._socket.write(bytes);
+      assert.equal((await c.closed).code, 1002, name);
+    }
+    const d = await connect('ctl');
+    d.send({ type: 'ping' });
+    assert.equal((await d.waitFrame('pong')).type, 'pong');
+    await d.close();
+  });
+
   test('over the message rate closes with 1008', async () => {
     const c = await connect('chatty');
     for (let i = 0; i < 40; i++) c.send({ type: 'ping' });
