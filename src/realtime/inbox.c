@@ -123,9 +123,16 @@ static void done(struct dr_http_req *req, void *arg)
     free(j);
 }
 
-static int truthy(const char *s)
+/* 1 for a yes, 0 for a no, -1 for anything else */
+static int boolean(const char *s)
 {
-    return strcmp(s, "1") == 0 || strcmp(s, "true") == 0 || strcmp(s, "yes") == 0;
+    if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0 || strcmp(s, "yes") == 0) {
+        return 1;
+    }
+    if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0 || strcmp(s, "no") == 0) {
+        return 0;
+    }
+    return -1;
 }
 
 void dr__rt_inbox_route(struct dr_http_req *req, void *ctx)
@@ -174,8 +181,11 @@ void dr__rt_inbox_route(struct dr_http_req *req, void *ctx)
         j->id = dr_xstrndup(rest + 1, rl - 6);
     }
     if (op == OP_LIST) {
-        if (dr_http_query_param(req, "unread", v, sizeof(v)) == DR_OK) {
-            j->q.unread_only = truthy(v);
+        int found = dr_http_query_param(req, "unread", v, sizeof(v));
+
+        if (found != DR_ENOTFOUND && (found != DR_OK || (j->q.unread_only = boolean(v)) < 0)) {
+            dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "unread: expected true or false");
+            goto fail;
         }
         if (dr_http_query_int(req, "limit", 1, LIMIT_MAX, &limit, err, sizeof(err)) == DR_EINVAL ||
             dr_http_query_int(req, "before", 1, INT64_MAX, &j->q.before, err, sizeof(err)) ==

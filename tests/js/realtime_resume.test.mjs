@@ -259,8 +259,15 @@ for (const [backend, env] of backends) {
         assert.equal(r.status, 404);
         r = await srv.request('GET', '/api/v1/notifications');
         assert.equal(r.status, 401);
-        r = await srv.request('GET', '/api/v1/notifications?limit=0', undefined, h);
-        assert.equal(r.status, 400);
+        for (const q of ['limit=0', 'limit=abc', 'before=-1', 'before=x', 'unread=maybe', 'unread=']) {
+          r = await srv.request('GET', `/api/v1/notifications?${q}`, undefined, h);
+          assert.equal(r.status, 400, q);
+          assert.equal(r.json.error.status, 'INVALID_ARGUMENT', q);
+          assert.match(r.json.error.message, new RegExp(`^${q.split('=')[0]}: `), q);
+        }
+        r = await srv.request('GET', '/api/v1/notifications?unread=false', undefined, h);
+        assert.equal(r.status, 200);
+        assert.equal(r.json.notifications.length, 5);
         r = await srv.request('GET', '/api/v1/notifications/unread-count', undefined, h);
         assert.equal(r.json.unread, 0);
         await watcher.close();
