@@ -976,9 +976,13 @@ static void on_auth(struct rt_conn *c, const cJSON *m)
         c->claims = claims;
         return;
     }
+    /* Going on live-only would lose what the client asked to get back. */
     if (cJSON_GetObjectItemCaseSensitive(m, "since") &&
         (dr_json_i64(m, "since", &since) != DR_OK || since < 0)) {
-        since = -1;
+        dr_jwt_claims_destroy(claims);
+        dr__rt_conn_send_error(c, "invalid_since", "since must be a non-negative integer");
+        dr__rt_conn_close(c, 4001, "unauthenticated: invalid since");
+        return;
     }
     if (since < 0) {
         since = c->since;

@@ -167,6 +167,22 @@ describe('the attack set is refused', () => {
     }
   });
 
+  test('an auth message with a bad since: invalid_since, then 4001', async () => {
+    const tok = await userToken('resumer');
+    for (const since of [-1, 'x', 1.5, 1e300, null]) {
+      const c = await Client.open(srv.wsUrl);
+      c.send({ type: 'auth', token: tok, since });
+      const welcomed = c.waitFrame('welcome').then(() => ({ code: 'welcome' }), () => c.closed);
+      assert.equal((await Promise.race([c.closed, welcomed])).code, 4001, String(since));
+      c.ws.terminate();
+      assert.deepEqual(c.frames.map((f) => f.type + ':' + f.code), ['error:invalid_since']);
+    }
+    const ok = await Client.open(srv.wsUrl);
+    ok.send({ type: 'auth', token: tok, since: 0 });
+    assert.equal((await ok.waitFrame('welcome')).since, 0);
+    await ok.close();
+  });
+
   test('no auth message within the deadline: 4001; other messages first: 4001', async () => {
     const c = await Client.open(srv.wsUrl);
     assert.equal((await c.closed).code, 4001);
