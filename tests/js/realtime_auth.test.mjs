@@ -132,6 +132,8 @@ describe('the attack set is refused', () => {
     cases.oversized = await userToken('victim', { pad: 'p'.repeat(9000) });
     cases.garbage = 'not.a.token';
     cases.no_sub = await sign({ org: 'acme' });
+    // cut at the NUL, this would be victim's token
+    cases.nul_in_sub = await userToken('victim\u0000x');
   });
 
   test('401 with a JSON body before the WebSocket upgrade', async () => {

@@ -128,6 +128,27 @@ static enum reason split(const char *t, size_t len, struct segments *s)
     return R_OK;
 }
 
+/*
+ * Whether JSON text holds a NUL, raw or escaped. cJSON ends a string there, so a claim
+ * "alice\u0000x" would be read as "alice": the token would speak for another user.
+ */
+static int has_nul(const char *p, size_t len)
+{
+    if (memchr(p, '\0', len)) {
+        return 1;
+    }
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (p[i] != '\\') {
+            continue;
+        }
+        if (p[i + 1] == 'u' && i + 5 < len && memcmp(p + i + 2, "0000", 4) == 0) {
+            return 1;
+        }
+        i++; /* the escaped character, which may be a backslash itself */
+    }
+    return 0;
+}
+
 /* Parses a base64url segment holding a JSON object. */
 static enum reason json_segment(const char *seg, size_t len, cJSON **out)
 {
@@ -137,6 +158,10 @@ static enum reason json_segment(const char *seg, size_t len, cJSON **out)
     cJSON *obj;
 
     if (dr_base64url_decode(seg, len, &raw, &rawlen)) {
+        return R_MALFORMED;
+    }
+    if (has_nul((const char *)raw, rawlen)) {
+        free(raw);
         return R_MALFORMED;
     }
     /* The whole segment must be the object: cJSON would otherwise ignore trailing bytes. */
