@@ -638,7 +638,7 @@ int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, i
     char room[200];
     char **joined;
     uint64_t *gens;
-    size_t njoined = 0, cap;
+    size_t njoined = 0, cap, left_out = 0;
     cJSON *o, *arr, *lim;
     int err;
 
@@ -654,7 +654,7 @@ int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, i
     cap = 2 + claims->nrooms + nextra;
     joined = dr_xcalloc(cap, sizeof(*joined));
     gens = dr_xcalloc(cap, sizeof(*gens));
-    for (size_t i = 0; i < cap && c->nsubs < hub->conf->max_rooms; i++) {
+    for (size_t i = 0; i < cap; i++) {
         const char *r = NULL;
         if (i == 0) {
             snprintf(room, sizeof(room), "user:%s", claims->sub);
@@ -670,6 +670,10 @@ int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, i
             r = extra_rooms[i - 2 - claims->nrooms];
         }
         if (r && dr_room_valid(r) && !find_sub(c, r)) {
+            if (c->nsubs >= hub->conf->max_rooms) {
+                left_out++;
+                continue;
+            }
             add_sub(c, r, since);
             gens[njoined] = c->subs[c->nsubs - 1].gen;
             joined[njoined++] = c->subs[c->nsubs - 1].room;
@@ -693,6 +697,13 @@ int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, i
     cJSON_AddNumberToObject(lim, "rate", hub->conf->rate);
     dr__rt_conn_send_json(c, o);
     cJSON_Delete(o);
+    if (left_out) {
+        /* said, not silent: the client would otherwise wait for those rooms' events */
+        char msg[128];
+        snprintf(msg, sizeof(msg), "%zu room(s) not joined: at most %u per connection", left_out,
+                 hub->conf->max_rooms);
+        dr__rt_conn_send_error(c, "too_many_rooms", msg);
+    }
     if (since >= 0 && njoined > 0) {
         queue_catchup(c, joined, gens, njoined, since, 0);
         start_catchup(c);

@@ -221,6 +221,18 @@ describe('rooms and limits', () => {
     await a.close();
   });
 
+  test('rooms claim over max_rooms: the first ones joined, the rest reported', async () => {
+    const rooms = Array.from({ length: 40 }, (_, i) => `meeting:claim-${i}`);
+    const c = await Client.open(srv.wsUrl, bearer(await userToken('claimer', { rooms })));
+    const welcome = await c.waitFrame('welcome');
+    assert.equal(welcome.rooms.length, 32);
+    assert.deepEqual(welcome.rooms.slice(2), rooms.slice(0, 30));
+    const err = await c.waitFrame((f) => f.type === 'error', 3000);
+    assert.equal(err.code, 'too_many_rooms');
+    assert.match(err.message, /^10 room/);
+    await c.close();
+  });
+
   test('a connection flood over the per-user limit is refused; others are served', async () => {
     const t = await userToken('flood');
     const open = [];
