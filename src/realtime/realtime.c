@@ -369,10 +369,17 @@ static void on_events(struct dr_http_req *req, void *ctx)
     }
     if (dr_http_query_param(req, "rooms", rooms, 8192) == DR_OK) {
         for (char *r = strtok_r(rooms, ",", &save); r; r = strtok_r(NULL, ",", &save)) {
-            if (!dr_room_valid(r) || j->nrooms >= hub->conf->max_rooms) {
+            if (!dr_room_valid(r)) {
                 free(rooms);
                 dr_http_respond_error(req, 400, "INVALID_ARGUMENT",
-                                      "rooms: at most %u valid room names", hub->conf->max_rooms);
+                                      "rooms: not a room name (user:, org:, meeting: or "
+                                      "shipment: and 1-128 printable ASCII characters, no spaces)");
+                goto fail;
+            }
+            if (j->nrooms >= hub->conf->max_rooms) {
+                free(rooms);
+                dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "rooms: at most %u",
+                                      hub->conf->max_rooms);
                 goto fail;
             }
             j->rooms = dr_xrealloc(j->rooms, (j->nrooms + 1) * sizeof(*j->rooms));

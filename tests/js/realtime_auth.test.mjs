@@ -221,6 +221,26 @@ describe('rooms and limits', () => {
     await a.close();
   });
 
+  test('SSE rooms parameter: checked before the stream starts', async () => {
+    const h = { Authorization: `Bearer ${await userToken('sse-rooms', { rooms: ['meeting:p1'] })}` };
+    const cases = [
+      ['user:someone-else', 403, /not allowed/],
+      ['meeting:p2', 403, /not allowed/],
+      ['lobby', 400, /not a room name/],
+      ['meeting:a%20b', 400, /not a room name/],
+      [Array.from({ length: 33 }, (_, i) => `meeting:m${i}`).join(','), 400, /at most 32/],
+    ];
+    for (const [rooms, status, message] of cases) {
+      const r = await srv.request('GET', `/events?rooms=${rooms}`, undefined, h);
+      assert.equal(r.status, status, rooms);
+      assert.equal(r.json.error.code, status, rooms);
+      assert.match(r.json.error.message, message, rooms);
+    }
+    const es = await sseOpen(`${srv.url}/events?rooms=meeting:p1`, h);
+    assert.ok(es.frames[0].rooms.includes('meeting:p1'));
+    es.es.close();
+  });
+
   test('rooms claim over max_rooms: the first ones joined, the rest reported', async () => {
     const rooms = Array.from({ length: 40 }, (_, i) => `meeting:claim-${i}`);
     const c = await Client.open(srv.wsUrl, bearer(await userToken('claimer', { rooms })));
