@@ -9,6 +9,7 @@
 
 #include "dr/err.h"
 #include "dr/json.h"
+#include "dr/log.h"
 #include "dr/processor.h"
 #include "dr/ratelimit.h"
 #include "dr/util.h"
@@ -545,6 +546,15 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
             if (v->failed) {
                 return;
             }
+            /* the admin API, metrics and logs tell routes apart by name */
+            for (size_t j = 0; c->routes[c->nroutes - 1].name && j + 1 < c->nroutes; j++) {
+                if (c->routes[j].name &&
+                    strcmp(c->routes[j].name, c->routes[c->nroutes - 1].name) == 0) {
+                    snprintf(path, sizeof(path), "routes[%zu].name", idx - 1);
+                    fail(v, path, "'%s' is already the name of routes[%zu]", c->routes[j].name, j);
+                    return;
+                }
+            }
         }
     }
     sec = cJSON_GetObjectItemCaseSensitive(root, "api_keys");
@@ -584,6 +594,20 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
             parse_key_rate(v, e, path, k);
             if (!k->name) {
                 k->name = dr_xstrdup(path);
+            }
+            /* the audit log and the rate metric name the key; a hash decides the role */
+            for (size_t j = 0; !v->failed && j + 1 < c->napi_keys; j++) {
+                char full[300];
+                if (strcmp(c->api_keys[j].name, k->name) == 0) {
+                    snprintf(full, sizeof(full), "%s.name", path);
+                    fail(v, full, "'%s' is already the name of api_keys[%zu]", k->name, j);
+                } else if (strcmp(c->api_keys[j].sha256, k->sha256) == 0) {
+                    snprintf(full, sizeof(full), "%s.sha256", path);
+                    fail(v, full, "the same key as api_keys[%zu]", j);
+                }
+            }
+            if (v->failed) {
+                return;
             }
         }
     }
@@ -635,12 +659,25 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     }
 }
 
-static void env_override(struct dr_config *c)
+/* " (from NAME)" when the environment variable NAME is set: said where its value is refused. */
+static const char *from_env(const char *name, const char *note)
+{
+    const char *s = getenv(name);
+
+    return s && *s ? note : "";
+}
+
+/* The environment overrides the file; a value it cannot take fails like the file's would. */
+static int env_override(struct vctx *vc, struct dr_config *c)
 {
     const char *s;
     int64_t v;
 
-    if ((s = getenv("PORT")) && dr_parse_i64(s, &v) == 0 && v >= 0 && v <= 65535) {
+    if ((s = getenv("PORT")) && *s) {
+        if (dr_parse_i64(s, &v) != 0 || v < 0 || v > 65535) {
+            return fail(vc, "http.port", "PORT: expected a port number from 0 to 65535, not '%s'",
+                        s);
+        }
         c->port = (int)v;
     }
     if ((s = getenv("DR_HOST")) && *s) {
@@ -670,6 +707,7 @@ static void env_override(struct dr_config *c)
     if ((s = getenv("PUBSUB_PROJECT_ID")) && *s && !c->project) {
         c->project = dr_xstrdup(s);
     }
+    return DR_OK;
 }
 
 int dr_config_load_string(const char *yaml, size_t len, const char *name, struct dr_config **out,
@@ -709,9 +747,29 @@ int dr_config_load_string(const char *yaml, size_t len, const char *name, struct
         rc = DR_EINVAL;
         goto out;
     }
-    env_override(c);
+    rc = env_override(&v, c);
+    if (rc) {
+        goto out;
+    }
     if (strcmp(c->mode, "local") != 0 && strcmp(c->mode, "pubsub") != 0) {
         fail(&v, "mode", "expected local or pubsub (from DR_MODE), not '%s'", c->mode);
+        rc = DR_EINVAL;
+        goto out;
+    }
+    if (dr_log_parse_level(c->log_level, &(enum dr_log_level){DR_LOG_INFO}) != DR_OK) {
+        fail(&v, "log_level", "expected debug, info, warn or error%s, not '%s'",
+             from_env("DR_LOG_LEVEL", " (from DR_LOG_LEVEL)"), c->log_level);
+        rc = DR_EINVAL;
+        goto out;
+    }
+    if (c->store_url && strstr(c->store_url, "://") &&
+        strncmp(c->store_url, "postgresql://", 13) != 0 &&
+        strncmp(c->store_url, "postgres://", 11) != 0 && strncmp(c->store_url, "sqlite:", 7) != 0) {
+        /* anything else would be taken for the path of an SQLite file; only the scheme is
+         * quoted, as the rest may hold a password */
+        fail(&v, "store.url", "expected postgresql://..., sqlite:PATH or a file path%s, not '%.*s'",
+             from_env("DATABASE_URL", " (from DATABASE_URL)"),
+             (int)(strstr(c->store_url, "://") - c->store_url + 3), c->store_url);
         rc = DR_EINVAL;
         goto out;
     }

@@ -249,6 +249,15 @@ def main():
                        timeout=30, env=dict(os.environ, PORT=str(srv.port)))
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert bad in p.stderr and "routes[1].processors[0]" in p.stderr and "no-such" in p.stderr, p.stderr
+    # So does a value from the environment the service cannot take.
+    for var, val, key in (("PORT", "80abc", "http.port"), ("DR_LOG_LEVEL", "loud", "log_level"),
+                          ("DATABASE_URL", "mysql://u:pw@h/db", "store.url")):
+        env = dict(os.environ, PORT=str(srv.port), DR_DATA_DIR=tmp)
+        env[var] = val
+        p = subprocess.run([BIN, "serve"], capture_output=True, text=True, timeout=30, env=env)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1, (var, p.returncode, p.stderr)
+        assert f"config error: <embedded config/local.yaml>: {key}: " in p.stderr, p.stderr
+        assert var in p.stderr and "pw" not in p.stderr, p.stderr
     p = subprocess.run([BIN, "serve", "--config", "/nonexistent.yaml"], capture_output=True,
                        text=True, timeout=30)
     assert p.returncode == 2 and "/nonexistent.yaml" in p.stderr, p.stderr

@@ -15,6 +15,8 @@
 
 #define H1 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 #define H2 "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
+#define H3 "fd61a03af4f77d870fc21e05e7e80678095c92d808cfb3b5c279ee04c74aca13"
+#define H4 "a4e624d686e03ed2767c0abd85c14426b0b1157d2ce81d27bb4fe4f6f01d688a"
 
 static struct dr_config *load(const char *yaml)
 {
@@ -45,9 +47,9 @@ static void key_rates(void **state)
     struct dr_config *c =
         load("api_keys:\n"
              "  - {name: free, role: service, sha256: " H1 "}\n"
-             "  - {name: capped, role: service, sha256: " H1 ", rate: 5, burst: 20}\n"
+             "  - {name: capped, role: service, sha256: " H3 ", rate: 5, burst: 20}\n"
              "  - {name: default-burst, role: admin, sha256: " H2 ", rate: 2.5}\n"
-             "  - {name: slow, role: admin, sha256: " H2 ", rate: 0.2}\n");
+             "  - {name: slow, role: admin, sha256: " H4 ", rate: 0.2}\n");
 
     assert_int_equal(c->napi_keys, 4);
     assert_null(c->api_keys[0].limiter);
@@ -76,7 +78,7 @@ static void key_rate_errors(void **state)
     expect_error("api_keys: [{name: a, role: service, sha256: " H1 ", rate: 1, burst: 0.5}]\n",
                  "api_keys[0].burst");
     expect_error("api_keys:\n  - {name: a, role: service, sha256: " H1 "}\n"
-                 "  - {name: b, role: service, sha256: " H1 ", burst: 10}\n",
+                 "  - {name: b, role: service, sha256: " H2 ", burst: 10}\n",
                  "api_keys[1].burst: a burst needs a rate");
     /* a misspelt setting would leave a key unlimited: refused */
     expect_error("api_keys: [{name: a, role: service, sha256: " H1 ", rte: 5}]\n",

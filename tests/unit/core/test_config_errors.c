@@ -1,0 +1,114 @@
+/* Configuration refused at start (src/core/config.c): names that must be unique, and values from
+ * the environment that the service cannot take, each named with the key and the reason. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/config.h"
+#include "dr/err.h"
+
+#define H1 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#define H2 "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
+
+static void expect_error(const char *yaml, const char *needle)
+{
+    struct dr_config *c = NULL;
+    char err[512] = "";
+
+    assert_int_not_equal(
+        dr_config_load_string(yaml, strlen(yaml), "bad.yaml", &c, err, sizeof(err)), DR_OK);
+    assert_null(c);
+    if (!strstr(err, needle)) {
+        fail_msg("error '%s' lacks '%s'", err, needle);
+    }
+}
+
+static void expect_ok(const char *yaml)
+{
+    struct dr_config *c = NULL;
+    char err[512] = "";
+
+    if (dr_config_load_string(yaml, strlen(yaml), "ok.yaml", &c, err, sizeof(err)) != DR_OK) {
+        fail_msg("config: %s", err);
+    }
+    dr_config_destroy(c);
+}
+
+static void duplicate_names(void **state)
+{
+    (void)state;
+    expect_error("routes:\n"
+                 "  - {name: a, match: {topic: t1}, processors: [log]}\n"
+                 "  - {name: b, match: {topic: t2}, processors: [log]}\n"
+                 "  - {name: a, match: {topic: t3}, processors: [log]}\n",
+                 "bad.yaml: routes[2].name: 'a' is already the name of routes[0]");
+    expect_ok("routes:\n"
+              "  - {name: a, match: {topic: t1}, processors: [log]}\n"
+              "  - {match: {topic: t2}, processors: [log]}\n"
+              "  - {match: {topic: t3}, processors: [log]}\n");
+    expect_error("api_keys:\n  - {name: k, role: service, sha256: " H1 "}\n"
+                 "  - {name: k, role: admin, sha256: " H2 "}\n",
+                 "bad.yaml: api_keys[1].name: 'k' is already the name of api_keys[0]");
+    expect_error("api_keys:\n  - {name: k, role: service, sha256: " H1 "}\n"
+                 "  - {name: j, role: admin, sha256: " H1 "}\n",
+                 "bad.yaml: api_keys[1].sha256: the same key as api_keys[0]");
+}
+
+static void bad_values(void **state)
+{
+    (void)state;
+    expect_error("log_level: loud\n", "bad.yaml: log_level: expected debug, info, warn or error");
+    expect_error("store: {url: 'mysql://u:secret@h/db'}\n", "bad.yaml: store.url: expected");
+    expect_ok("store: {url: 'sqlite:/tmp/x.db'}\n");
+    expect_ok("store: {url: 'postgresql://u@h/db'}\n");
+    expect_ok("store: {url: './x.db'}\n");
+}
+
+static void bad_environment(void **state)
+{
+    char err[512] = "";
+    struct dr_config *c = NULL;
+
+    (void)state;
+    for (size_t i = 0; i < 4; i++) {
+        static const char *const ports[] = {"abc", "99999", "-1", "80x"};
+        setenv("PORT", ports[i], 1);
+        expect_error("mode: local\n", "bad.yaml: http.port: PORT: expected a port number");
+    }
+    setenv("PORT", "0", 1);
+    expect_ok("mode: local\n");
+    unsetenv("PORT");
+
+    setenv("DR_LOG_LEVEL", "loud", 1);
+    expect_error("mode: local\n", "log_level: expected debug, info, warn or error (from "
+                                  "DR_LOG_LEVEL), not 'loud'");
+    unsetenv("DR_LOG_LEVEL");
+
+    /* only the scheme is quoted: the rest may hold a password */
+    setenv("DATABASE_URL", "mysql://u:secret@h/db", 1);
+    assert_int_not_equal(
+        dr_config_load_string("mode: local\n", 12, "bad.yaml", &c, err, sizeof(err)), DR_OK);
+    assert_non_null(strstr(err, "store.url: expected"));
+    assert_non_null(strstr(err, "(from DATABASE_URL), not 'mysql://'"));
+    assert_null(strstr(err, "secret"));
+    unsetenv("DATABASE_URL");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(duplicate_names),
+        cmocka_unit_test(bad_values),
+        cmocka_unit_test(bad_environment),
+    };
+    unsetenv("PORT");
+    unsetenv("DR_LOG_LEVEL");
+    unsetenv("DATABASE_URL");
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
