@@ -158,7 +158,7 @@ static int cmd_publish(int argc, char **argv)
     cJSON *attrs = cJSON_CreateObject(), *body = NULL, *msgs, *m;
     char *payload = NULL, *b64 = NULL, *text = NULL, endpoint[2048], defurl[256];
     size_t plen = 0, n;
-    int from_stdin = 0, rc = EXIT_USAGE;
+    int nsources = 0, rc = EXIT_USAGE;
     struct dr_buf resp;
 
     dr_buf_init(&resp, 16 * 1024 * 1024);
@@ -171,7 +171,7 @@ static int cmd_publish(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "-") == 0) {
-            from_stdin = 1;
+            nsources++;
             continue;
         }
         if (!v) {
@@ -184,8 +184,10 @@ static int cmd_publish(int argc, char **argv)
             okey = v;
         } else if (strcmp(a, "--data") == 0) {
             data = v;
+            nsources++;
         } else if (strcmp(a, "--data-file") == 0) {
             data_file = v;
+            nsources++;
         } else if (strcmp(a, "--url") == 0) {
             url = v;
         } else if (strcmp(a, "--project") == 0) {
@@ -210,7 +212,7 @@ static int cmd_publish(int argc, char **argv)
         dr_cli_error("publish: --topic is required");
         goto out;
     }
-    if ((data != NULL) + (data_file != NULL) + from_stdin != 1) {
+    if (nsources != 1) {
         dr_cli_error("publish: give exactly one of --data, --data-file or -");
         goto out;
     }
@@ -382,9 +384,13 @@ static int cmd_dlq(int argc, char **argv)
 
     dr_buf_init(&q, 8192);
     dr_buf_init(&resp, 64 * 1024 * 1024);
-    if (wants_help(argc, argv) || !sub) {
-        fputs(usage_dlq, sub ? stdout : stderr);
-        rc = sub ? 0 : EXIT_USAGE;
+    if (wants_help(argc, argv)) {
+        fputs(usage_dlq, stdout);
+        rc = 0;
+        goto out;
+    }
+    if (!sub) {
+        dr_cli_error("dlq: missing subcommand (list, show, replay, discard, jobs, job, cancel)");
         goto out;
     }
     default_url(defurl, sizeof(defurl));
@@ -577,19 +583,25 @@ int main(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : NULL;
     int rc;
 
-    if (!cmd || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
-        strcmp(cmd, "help") == 0) {
-        fputs(usage_main, cmd ? stdout : stderr);
-        return cmd ? 0 : EXIT_USAGE;
+    if (!cmd) {
+        dr_cli_error("missing command (see data-router --help)");
+        return EXIT_USAGE;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_main, stdout);
+        return 0;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        rc = 0;
         if (wants_help(argc - 2, argv + 2)) {
             printf("usage: data-router version: prints the version\n");
+        } else if (argc > 2) {
+            dr_cli_error("version: unexpected argument %s (see --help)", argv[2]);
+            rc = EXIT_USAGE;
         } else {
             printf("data-router %s\n", DR_VERSION);
         }
-        rc = 0;
     } else if (strcmp(cmd, "serve") == 0) {
         rc = cmd_serve(argc - 2, argv + 2);
     } else if (strcmp(cmd, "publish") == 0) {

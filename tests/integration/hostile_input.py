@@ -268,8 +268,12 @@ def main():
         assert p.returncode == 0 and p.stdout.startswith("usage: data-router"), (cmd, p)
     p = subprocess.run([BIN, "publish", "--topic"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
-    p = subprocess.run([BIN, "bogus"], capture_output=True, text=True, timeout=30)
-    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    # Usage errors: exit 2 and one line on stderr, nothing on stdout.
+    for cmd in (["bogus"], [], ["dlq"], ["version", "extra"],
+                ["publish", "--topic", "t", "--data", "{}", "--data", "{}"],
+                ["publish", "--topic", "t", "--data", "{}", "-"]):
+        p = subprocess.run([BIN, *cmd], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and not p.stdout, (cmd, p)
     print("ok: hostile input answered with clear errors; service kept serving")
 
 
