@@ -26,6 +26,15 @@ int dr_push_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_local
 void dr_push_register(struct dr_push *p, struct dr_http_server *srv);
 void dr_push_destroy(struct dr_push *p); /* NULL-safe */
 
+/*
+ * Checks the message object m of a push body (the whole body is body, len bytes) against what
+ * Pub/Sub itself lets through: a UTF-8 body without U+0000 in any string, data a base64 string,
+ * attributes an object of at most 100 strings naming each key once (key 1-256 bytes, value <=
+ * 1024 bytes), an orderingKey string <= 1024 bytes. 1 if acceptable; otherwise 0 with the reason
+ * in why. Exposed for unit tests.
+ */
+int dr_push_message_ok(const char *body, size_t len, const cJSON *m, char *why, size_t whysz);
+
 /* Checks a verified token's Google-specific claims (exposed for unit tests). 1 if acceptable. */
 int dr_push_claims_ok(const cJSON *claims, const char *service_account);
 

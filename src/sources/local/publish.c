@@ -9,14 +9,15 @@
 #include "dr/buf.h"
 #include "dr/json.h"
 #include "dr/local.h"
+#include "dr/pubsub.h"
 #include "dr/store.h"
 #include "dr/util.h"
 
 #define MAX_MESSAGES     1000
-#define MAX_ATTRS        100
-#define MAX_ATTR_KEY     256
-#define MAX_ATTR_VALUE   1024
-#define MAX_ORDERING_KEY 1024
+#define MAX_ATTRS        DR_PUBSUB_MAX_ATTRS
+#define MAX_ATTR_KEY     DR_PUBSUB_MAX_ATTR_KEY
+#define MAX_ATTR_VALUE   DR_PUBSUB_MAX_ATTR_VALUE
+#define MAX_ORDERING_KEY DR_PUBSUB_MAX_ORDERING_KEY
 
 int dr_topic_name_valid(const char *t)
 {

@@ -11,6 +11,7 @@
 #include "dr/jwt.h"
 #include "dr/log.h"
 #include "dr/metrics.h"
+#include "dr/pubsub.h"
 #include "dr/util.h"
 
 struct dr_push {
@@ -53,6 +54,81 @@ int dr_push_claims_ok(const cJSON *claims, const char *service_account)
         }
         if (!dr_json_true(claims, "email_verified")) {
             return 0;
+        }
+    }
+    return 1;
+}
+
+/* cJSON ends a string at an escaped U+0000: a message id or attribute would be cut short. */
+static int has_escaped_nul(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] == '\\') {
+            if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) {
+                return 1;
+            }
+            i++; /* the escaped character */
+        }
+    }
+    return 0;
+}
+
+int dr_push_message_ok(const char *body, size_t len, const cJSON *m, char *why, size_t whysz)
+{
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(m, "data");
+    const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(m, "attributes");
+    const cJSON *okey = cJSON_GetObjectItemCaseSensitive(m, "orderingKey");
+    const cJSON *a, *b;
+    int n = 0;
+
+    if (!dr_utf8_valid(body, len)) {
+        snprintf(why, whysz, "the body is not valid UTF-8");
+        return 0;
+    }
+    if (has_escaped_nul(body, len)) {
+        snprintf(why, whysz, "strings must not contain U+0000");
+        return 0;
+    }
+    if (data && !cJSON_IsNull(data) && !cJSON_IsString(data)) {
+        snprintf(why, whysz, "message.data is not base64");
+        return 0;
+    }
+    if (okey && !cJSON_IsNull(okey) &&
+        (!cJSON_IsString(okey) || strlen(okey->valuestring) > DR_PUBSUB_MAX_ORDERING_KEY)) {
+        snprintf(why, whysz, "message.orderingKey: a string of at most %d bytes",
+                 DR_PUBSUB_MAX_ORDERING_KEY);
+        return 0;
+    }
+    if (!attrs || cJSON_IsNull(attrs)) {
+        return 1;
+    }
+    if (!cJSON_IsObject(attrs)) {
+        snprintf(why, whysz, "message.attributes: an object");
+        return 0;
+    }
+    cJSON_ArrayForEach(a, attrs)
+    {
+        size_t klen = strlen(a->string);
+        if (++n > DR_PUBSUB_MAX_ATTRS) {
+            snprintf(why, whysz, "message.attributes: at most %d", DR_PUBSUB_MAX_ATTRS);
+            return 0;
+        }
+        if (klen == 0 || klen > DR_PUBSUB_MAX_ATTR_KEY) {
+            snprintf(why, whysz, "message.attributes: keys must be 1-%d bytes",
+                     DR_PUBSUB_MAX_ATTR_KEY);
+            return 0;
+        }
+        if (!cJSON_IsString(a) || strlen(a->valuestring) > DR_PUBSUB_MAX_ATTR_VALUE) {
+            snprintf(why, whysz, "message.attributes[%.*s]: a string of at most %d bytes",
+                     (int)(klen > 64 ? 64 : klen), a->string, DR_PUBSUB_MAX_ATTR_VALUE);
+            return 0;
+        }
+        for (b = attrs->child; b != a; b = b->next) {
+            if (strcmp(b->string, a->string) == 0) {
+                snprintf(why, whysz, "message.attributes: names '%.*s' twice",
+                         (int)(klen > 64 ? 64 : klen), a->string);
+                return 0;
+            }
         }
     }
     return 1;
@@ -113,6 +189,7 @@ static void on_push(struct dr_http_req *req, void *ctx)
     struct dr_qmsg *q = NULL;
     struct pending *pd;
     size_t dlen = 0;
+    char why[160];
     int64_t t;
 
     if (!authorize(p, req)) {
@@ -142,6 +219,13 @@ static void on_push(struct dr_http_req *req, void *ctx)
         dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "message.messageId is required");
         goto out;
     }
+    if (!dr_push_message_ok(body, blen, m, why, sizeof(why))) {
+        struct dr_log_field f[] = {DR_LOG_STR("message_id", mid), DR_LOG_STR("reason", why),
+                                   DR_LOG_STR("peer", dr_http_peer(req))};
+        dr_log_fields(DR_LOG_WARN, "push", "push message refused", f, DR_ARRAY_LEN(f));
+        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", why);
+        goto out;
+    }
     q = dr_xcalloc(1, sizeof(*q));
     data = dr_json_str(m, "data");
     if (data && dr_base64_decode(data, strlen(data), &q->data, &dlen) != 0) {
@@ -150,10 +234,6 @@ static void on_push(struct dr_http_req *req, void *ctx)
     }
     q->data_len = dlen;
     attrs = cJSON_GetObjectItemCaseSensitive(m, "attributes");
-    if (attrs && !cJSON_IsObject(attrs)) {
-        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "message.attributes: an object");
-        goto out;
-    }
     wrapped = attrs ? cJSON_Duplicate(attrs, 1) : cJSON_CreateObject();
     q->attrs_json = dr_json_print(wrapped);
     cJSON_Delete(wrapped);
