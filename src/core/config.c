@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/log.h"
 #include "dr/processor.h"
+#include "dr/pubsub.h"
 #include "dr/ratelimit.h"
 #include "dr/util.h"
 
@@ -615,7 +617,49 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     if (sec) {
         const cJSON *subs = cJSON_GetObjectItemCaseSensitive(sec, "subscriptions");
         const cJSON *push = cJSON_GetObjectItemCaseSensitive(sec, "push");
+        /* read by the pull source; checked here so a value it cannot take stops the start
+         * instead of falling back to its default */
+        static const char *const ps_keys[] = {"project",
+                                              "dlq_suffix",
+                                              "transport",
+                                              "endpoint",
+                                              "subscriptions",
+                                              "push",
+                                              "pulls_in_flight",
+                                              "max_messages",
+                                              "ack_deadline_seconds",
+                                              "max_delivery_attempts",
+                                              "nack_after_ms",
+                                              "auto_create",
+                                              NULL};
+        static const char *const push_keys[] = {"enabled", "audience", "service_account", "jwks",
+                                                NULL};
+        static const char *const sub_keys[] = {"name", "topic", NULL};
         char *transport = NULL;
+        int64_t unused = 0;
+        int flag = 0;
+
+        check_keys(v, sec, "pubsub", ps_keys);
+        get_int(v, sec, "pulls_in_flight", "pubsub", 1, 64, &unused);
+        get_int(v, sec, "max_messages", "pubsub", 1, DR_PUBSUB_MAX_PULL_MSGS, &unused);
+        get_int(v, sec, "ack_deadline_seconds", "pubsub", 10, 600, &unused);
+        get_int(v, sec, "max_delivery_attempts", "pubsub", 5, 100, &unused);
+        get_int(v, sec, "nack_after_ms", "pubsub", 0, 600000, &unused);
+        get_bool(v, sec, "auto_create", "pubsub", &flag);
+        if (push) {
+            check_keys(v, push, "pubsub.push", push_keys);
+        }
+        if (cJSON_IsArray(subs)) {
+            idx = 0;
+            cJSON_ArrayForEach(e, subs)
+            {
+                snprintf(path, sizeof(path), "pubsub.subscriptions[%zu]", idx++);
+                check_keys(v, e, path, sub_keys);
+            }
+        }
+        if (v->failed) {
+            return;
+        }
         get_str(v, sec, "project", "pubsub", &c->project);
         get_str(v, sec, "dlq_suffix", "pubsub", &c->dlq_suffix);
         get_str(v, sec, "transport", "pubsub", &transport);
@@ -655,6 +699,14 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
             get_str(v, push, "audience", "pubsub.push", &c->push_audience);
             get_str(v, push, "service_account", "pubsub.push", &c->push_service_account);
             get_str(v, push, "jwks", "pubsub.push", &c->push_jwks);
+            if (!v->failed && c->push_audience && !c->push_jwks) {
+                fail(v, "pubsub.push.jwks",
+                     "missing: pubsub.push.audience needs Google's JWKS (a file or an URL)");
+            }
+            if (!v->failed && c->push_jwks && strncmp(c->push_jwks, "https://", 8) != 0 &&
+                strncmp(c->push_jwks, "http://", 7) != 0 && access(c->push_jwks, R_OK) != 0) {
+                fail(v, "pubsub.push.jwks", "cannot read %s: %s", c->push_jwks, strerror(errno));
+            }
         }
     }
 }

@@ -70,6 +70,35 @@ static void bad_values(void **state)
     expect_ok("store: {url: './x.db'}\n");
 }
 
+/* The pull source falls back to its defaults for what it cannot take, and a push section with a
+ * misspelt audience would leave the endpoint open: both refused at start. */
+static void pubsub_section(void **state)
+{
+    (void)state;
+    expect_ok("pubsub: {project: p, pulls_in_flight: 4, max_messages: 500, ack_deadline_seconds: "
+              "60, nack_after_ms: 0, max_delivery_attempts: 10, auto_create: true,\n"
+              "  subscriptions: [{name: s1, topic: t1}], push: {enabled: true}}\n");
+    expect_error("pubsub: {project: p, ack_deadline: 60}\n",
+                 "bad.yaml: pubsub.ack_deadline: unknown key");
+    expect_error("pubsub: {ack_deadline_seconds: 5}\n",
+                 "bad.yaml: pubsub.ack_deadline_seconds: must be between 10 and 600");
+    expect_error("pubsub: {max_delivery_attempts: 200}\n",
+                 "bad.yaml: pubsub.max_delivery_attempts: must be between 5 and 100");
+    expect_error("pubsub: {max_messages: 5000}\n", "pubsub.max_messages: must be between 1");
+    expect_error("pubsub: {pulls_in_flight: 0}\n", "pubsub.pulls_in_flight: must be between");
+    expect_error("pubsub: {nack_after_ms: soon}\n", "pubsub.nack_after_ms: expected an integer");
+    expect_error("pubsub: {auto_create: yes please}\n", "pubsub.auto_create: expected true or");
+    expect_error("pubsub: {subscriptions: [{name: s1, topic: t1, filter: x}]}\n",
+                 "pubsub.subscriptions[0].filter: unknown key");
+    expect_error("pubsub: {push: {enabled: true, audiance: https://x}}\n",
+                 "bad.yaml: pubsub.push.audiance: unknown key");
+    expect_error("pubsub: {push: {enabled: true, audience: https://x}}\n",
+                 "bad.yaml: pubsub.push.jwks: missing: pubsub.push.audience needs");
+    expect_error("pubsub: {push: {audience: https://x, jwks: /nonexistent/certs.json}}\n",
+                 "bad.yaml: pubsub.push.jwks: cannot read /nonexistent/certs.json");
+    expect_ok("pubsub: {push: {audience: https://x, jwks: https://example.com/certs}}\n");
+}
+
 static void bad_environment(void **state)
 {
     char err[512] = "";
@@ -105,6 +134,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(duplicate_names),
         cmocka_unit_test(bad_values),
+        cmocka_unit_test(pubsub_section),
         cmocka_unit_test(bad_environment),
     };
     unsetenv("PORT");
