@@ -31,7 +31,7 @@ void dr_push_destroy(struct dr_push *p); /* NULL-safe */
  * Pub/Sub itself lets through: a UTF-8 body without U+0000 in any string, data a base64 string,
  * attributes an object of at most 100 strings naming each key once (key 1-256 bytes, value <=
  * 1024 bytes), an orderingKey string <= 1024 bytes. 1 if acceptable; otherwise 0 with the reason
- * in why. Exposed for unit tests.
+ * in why. Also holds the edits of a dead-letter replay (data, attributes) to the same limits.
  */
 int dr_push_message_ok(const char *body, size_t len, const cJSON *m, char *why, size_t whysz);
 

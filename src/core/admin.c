@@ -10,6 +10,7 @@
 #include "dr/json.h"
 #include "dr/log.h"
 #include "dr/metrics.h"
+#include "dr/push.h"
 #include "dr/util.h"
 
 #include "core/replay.h"
@@ -159,16 +160,56 @@ static int filter_from_query(struct dr_http_req *req, struct dr_dlq_filter_buf *
     return DR_OK;
 }
 
+/* The first key of obj not in allowed (NULL-terminated), or NULL. A misspelt filter or option
+ * must not be dropped: a replay would then take every dead letter, or not be a dry run. */
+static const char *unknown_key(const cJSON *obj, const char *const *allowed)
+{
+    const cJSON *e;
+
+    cJSON_ArrayForEach(e, obj)
+    {
+        size_t i = 0;
+        while (allowed[i] && strcmp(allowed[i], e->string) != 0) {
+            i++;
+        }
+        if (!allowed[i]) {
+            return e->string;
+        }
+    }
+    return NULL;
+}
+
 static int filter_from_json(const cJSON *j, struct dr_dlq_filter_buf *fb, char *err, size_t errsz)
 {
+    static const char *const keys[] = {"topic", "processor", "reason", "error",
+                                       "since", "until",     NULL};
+    const size_t room[] = {
+        sizeof(fb->topic), sizeof(fb->processor), sizeof(fb->reason), sizeof(fb->error), 64, 64};
     const char *s;
     memset(fb, 0, sizeof(*fb));
-    if (!j) {
+    if (!j || cJSON_IsNull(j)) {
         return DR_OK;
     }
     if (!cJSON_IsObject(j)) {
         snprintf(err, errsz, "filter: expected an object");
         return DR_EINVAL;
+    }
+    if ((s = unknown_key(j, keys))) {
+        snprintf(err, errsz,
+                 "filter.%.64s: unknown (topic, processor, reason, error, since, until)", s);
+        return DR_EINVAL;
+    }
+    for (size_t i = 0; keys[i]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+        if (v && !cJSON_IsNull(v) && !cJSON_IsString(v)) {
+            snprintf(err, errsz, "filter.%s: expected a string", keys[i]);
+            return DR_EINVAL;
+        }
+        if (v && cJSON_IsString(v) && strlen(v->valuestring) >= room[i]) {
+            snprintf(err, errsz, "filter.%s: value too long (at most %zu bytes)", keys[i],
+                     room[i] - 1);
+            return DR_EINVAL;
+        }
     }
     if ((s = dr_json_str(j, "topic"))) {
         snprintf(fb->topic, sizeof(fb->topic), "%s", s);
@@ -455,7 +496,15 @@ static void on_breakers(struct dr_http_req *req, void *ctx)
  * replay); DR_EINVAL with j->errmsg set. */
 static int bulk_from_json(const cJSON *b, struct job *j)
 {
+    static const char *const keys[] = {"filter", "dry_run", "rate", "limit", NULL};
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, "dry_run");
+    const char *bad = unknown_key(b, keys);
+
+    if (bad) {
+        snprintf(j->errmsg, sizeof(j->errmsg), "%.64s: unknown (filter, dry_run, rate, limit)",
+                 bad);
+        return DR_EINVAL;
+    }
 
     if (v && !cJSON_IsBool(v)) {
         snprintf(j->errmsg, sizeof(j->errmsg), "dry_run: expected true or false");
@@ -607,12 +656,21 @@ static void on_dlq(struct dr_http_req *req, void *ctx)
     } else if (strcmp(rest, "/replay") == 0 && strcmp(method, "POST") == 0) {
         j->kind = J_REPLAY;
         if (blen) {
+            static const char *const keys[] = {"payload", "data", "attributes", NULL};
+            char why[160] = "";
             j->body = dr_json_parse(body, blen);
-            if (!cJSON_IsObject(j->body)) {
+            if (cJSON_IsObject(j->body) && unknown_key(j->body, keys)) {
+                snprintf(why, sizeof(why), "%.64s: unknown", unknown_key(j->body, keys));
+            } else if (cJSON_IsObject(j->body)) {
+                /* the same fields as a pushed message's, held to Pub/Sub's limits */
+                dr_push_message_ok(body, blen, j->body, why, sizeof(why));
+            }
+            if (!cJSON_IsObject(j->body) || *why) {
                 cJSON_Delete(j->body);
                 free(j);
                 dr_http_respond_error(req, 400, "INVALID_ARGUMENT",
-                                      "body: a JSON object {payload | data | attributes}");
+                                      "body: a JSON object {payload | data | attributes}%s%s",
+                                      *why ? ": " : "", why);
                 return;
             }
         }

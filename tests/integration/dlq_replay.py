@@ -69,6 +69,26 @@ def bad_input(srv):
               "INVALID_ARGUMENT")
     api_error(call(srv, "POST", "/admin/dlq/replay", {"rate": 1, "dry_run": "yes"}), 400,
               "INVALID_ARGUMENT")
+    # A misspelt option or filter, or a filter that is not a string, is refused: dropped, it
+    # would replay every dead letter (or not be a dry run).
+    for body, what in (({"dryrun": True}, "dryrun: unknown"),
+                       ({"dry_run": True, "filter": {"topc": TOPIC}}, "filter.topc: unknown"),
+                       ({"filter": {"topic": 5}}, "filter.topic: expected a string"),
+                       ({"filter": {"error": "e" * 300}}, "filter.error: value too long")):
+        msg = api_error(call(srv, "POST", "/admin/dlq/replay", body), 400, "INVALID_ARGUMENT")
+        assert what in msg, (body, msg)
+    # An edit of one dead letter is held to what a publish may carry.
+    one = call(srv, "GET", f"/admin/dlq?topic={TOPIC}&limit=1")[2]["dead_letters"][0]["id"]
+    for body, what in (({"atributes": {"k": "v"}}, "atributes: unknown"),
+                       ({"attributes": {"k": 5}}, "a string"),
+                       ({"attributes": {f"k{i}": "v" for i in range(101)}}, "at most 100"),
+                       ({"attributes": {"k": "v" * 1025}}, "at most 1024 bytes"),
+                       ({"attributes": {"k": "a\u0000b"}}, "U+0000"),
+                       ({"data": 5}, "base64")):
+        msg = api_error(call(srv, "POST", f"/admin/dlq/{one}/replay", body), 400,
+                        "INVALID_ARGUMENT")
+        assert what in msg, (body, msg)
+    assert len(dead_seqs(srv)) == N
     assert "no replay job 12345" in api_error(
         call(srv, "GET", "/admin/dlq/replay/jobs/12345"), 404, "NOT_FOUND")
     api_error(call(srv, "DELETE", "/admin/dlq/replay/jobs/12345"), 404, "NOT_FOUND")
