@@ -1,5 +1,6 @@
 #include "dr/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 
 #include "dr/err.h"
 #include "dr/json.h"
+#include "dr/local.h"
 #include "dr/log.h"
 #include "dr/processor.h"
 #include "dr/pubsub.h"
@@ -469,9 +471,17 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
         c->topics = dr_xcalloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*c->topics));
         cJSON_ArrayForEach(e, sec)
         {
+            static const char *const topic_keys[] = {"type", NULL};
             struct dr_topic_conf *t = &c->topics[c->ntopics++];
             t->name = dr_xstrdup(e->string);
-            snprintf(path, sizeof(path), "topics.%s", e->string);
+            snprintf(path, sizeof(path), "topics.%.200s", e->string);
+            if (!dr_topic_name_valid(e->string)) {
+                /* the publish API would refuse every message for it */
+                fail(v, path,
+                     "not a Pub/Sub topic name (3-255 characters, a letter first, then letters, "
+                     "digits and - _ . ~ + %%)");
+            }
+            check_keys(v, e, path, topic_keys);
             get_str(v, e, "type", path, &t->type);
         }
     }
@@ -500,6 +510,14 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
             }
         }
     }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "retention");
+    if (sec) {
+        /* read by the daemon's retention timer */
+        static const char *const ret_keys[] = {"dead_letters", NULL};
+        int64_t ms = 0;
+        check_keys(v, sec, "retention", ret_keys);
+        get_duration(v, sec, "dead_letters", "retention", &ms);
+    }
     sec = cJSON_GetObjectItemCaseSensitive(root, "breakers");
     if (sec) {
         if (!cJSON_IsObject(sec)) {
@@ -513,7 +531,9 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
             int64_t th = 5;
             b->name = dr_xstrdup(e->string);
             b->open_ms = 10000;
-            snprintf(path, sizeof(path), "breakers.%s", e->string);
+            static const char *const breaker_keys[] = {"failure_threshold", "open_for", NULL};
+            snprintf(path, sizeof(path), "breakers.%.200s", e->string);
+            check_keys(v, e, path, breaker_keys);
             get_int(v, e, "failure_threshold", path, 1, 1000000, &th);
             b->failure_threshold = (int)th;
             get_duration(v, e, "open_for", path, &b->open_ms);
@@ -547,6 +567,13 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
             parse_route(v, e, path, &c->routes[c->nroutes++]);
             if (v->failed) {
                 return;
+            }
+            for (size_t j = 0; c->routes[c->nroutes - 1].is_default && j + 1 < c->nroutes; j++) {
+                if (c->routes[j].is_default) {
+                    snprintf(path, sizeof(path), "routes[%zu].default", idx - 1);
+                    fail(v, path, "routes[%zu] is the default route already", j);
+                    return;
+                }
             }
             /* the admin API, metrics and logs tell routes apart by name */
             for (size_t j = 0; c->routes[c->nroutes - 1].name && j + 1 < c->nroutes; j++) {
@@ -711,6 +738,14 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     }
 }
 
+/* The HTTP server listens on an address, not a name. */
+static int ip_address(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
 /* " (from NAME)" when the environment variable NAME is set: said where its value is refused. */
 static const char *from_env(const char *name, const char *note)
 {
@@ -805,6 +840,12 @@ int dr_config_load_string(const char *yaml, size_t len, const char *name, struct
     }
     if (strcmp(c->mode, "local") != 0 && strcmp(c->mode, "pubsub") != 0) {
         fail(&v, "mode", "expected local or pubsub (from DR_MODE), not '%s'", c->mode);
+        rc = DR_EINVAL;
+        goto out;
+    }
+    if (!ip_address(c->host)) {
+        fail(&v, "http.host", "expected an IP address such as 127.0.0.1 or ::%s, not '%s'",
+             from_env("DR_HOST", " (from DR_HOST)"), c->host);
         rc = DR_EINVAL;
         goto out;
     }

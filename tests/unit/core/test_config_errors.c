@@ -70,6 +70,34 @@ static void bad_values(void **state)
     expect_ok("store: {url: './x.db'}\n");
 }
 
+/* Entries of the topics, breakers and retention mappings, the default route, the listen address. */
+static void entries(void **state)
+{
+    (void)state;
+    expect_ok("topics: {test-events: {type: test}, a.b~c+d%e_f: {type: t}}\n"
+              "breakers: {carrier: {failure_threshold: 3, open_for: 5s}}\n"
+              "retention: {dead_letters: 7d}\nhttp: {host: '::1'}\n"
+              "routes:\n  - {name: a, match: {topic: test-events}, processors: [test]}\n"
+              "  - {name: b, default: true, processors: [log]}\n");
+    expect_error("topics: {x: {type: test}}\n", "bad.yaml: topics.x: not a Pub/Sub topic name");
+    expect_error("topics: {goog-events: {type: test}}\n", "topics.goog-events: not a Pub/Sub");
+    expect_error("topics: {test-events: {type: test, ordering: x}}\n",
+                 "bad.yaml: topics.test-events.ordering: unknown key");
+    expect_error("topics: {test-events: 5}\n", "bad.yaml: topics.test-events: expected a mapping");
+    expect_error("breakers: {carrier: {failure_threshold: 3, open_fr: 5s}}\n",
+                 "bad.yaml: breakers.carrier.open_fr: unknown key");
+    expect_error("retention: {dead_letter: 7d}\n", "bad.yaml: retention.dead_letter: unknown key");
+    expect_error("retention: {dead_letters: a week}\n",
+                 "bad.yaml: retention.dead_letters: expected a duration");
+    expect_error("routes:\n  - {name: a, default: true, processors: [test]}\n"
+                 "  - {name: b, default: true, processors: [log]}\n",
+                 "bad.yaml: routes[1].default: routes[0] is the default route already");
+    expect_error("http: {host: 999.1.1.1}\n",
+                 "bad.yaml: http.host: expected an IP address such as 127.0.0.1 or ::, not "
+                 "'999.1.1.1'");
+    expect_error("http: {host: localhost}\n", "bad.yaml: http.host: expected an IP address");
+}
+
 /* The pull source falls back to its defaults for what it cannot take, and a push section with a
  * misspelt audience would leave the endpoint open: both refused at start. */
 static void pubsub_section(void **state)
@@ -114,6 +142,11 @@ static void bad_environment(void **state)
     expect_ok("mode: local\n");
     unsetenv("PORT");
 
+    setenv("DR_HOST", "my-host", 1);
+    expect_error("mode: local\n", "http.host: expected an IP address such as 127.0.0.1 or :: "
+                                  "(from DR_HOST), not 'my-host'");
+    unsetenv("DR_HOST");
+
     setenv("DR_LOG_LEVEL", "loud", 1);
     expect_error("mode: local\n", "log_level: expected debug, info, warn or error (from "
                                   "DR_LOG_LEVEL), not 'loud'");
@@ -132,12 +165,12 @@ static void bad_environment(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(duplicate_names),
-        cmocka_unit_test(bad_values),
-        cmocka_unit_test(pubsub_section),
+        cmocka_unit_test(duplicate_names), cmocka_unit_test(bad_values),
+        cmocka_unit_test(pubsub_section),  cmocka_unit_test(entries),
         cmocka_unit_test(bad_environment),
     };
     unsetenv("PORT");
+    unsetenv("DR_HOST");
     unsetenv("DR_LOG_LEVEL");
     unsetenv("DATABASE_URL");
     return cmocka_run_group_tests(tests, NULL, NULL);
