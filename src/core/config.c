@@ -915,6 +915,16 @@ int dr_config_load(const char *path, struct dr_config **out, char *err, size_t e
     }
     rc = dr_config_load_string(buf, n, path, out, err, errsz);
     free(buf);
+    if (!rc && !(*out)->root->child) {
+        /* e.g. a mounted file that came up empty: the service would route nothing */
+        snprintf(err, errsz,
+                 "%s: (top level): no settings in the file (leave out --config for the embedded "
+                 "defaults)",
+                 path);
+        dr_config_destroy(*out);
+        *out = NULL;
+        rc = DR_EINVAL;
+    }
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dr/config.h"
 #include "dr/err.h"
@@ -127,6 +128,35 @@ static void pubsub_section(void **state)
     expect_ok("pubsub: {push: {audience: https://x, jwks: https://example.com/certs}}\n");
 }
 
+/* A file without settings is refused; the embedded defaults are what no --config gives. */
+static void empty_file(void **state)
+{
+    static const char *const bodies[] = {"", "# nothing\n", "---\n", "{}\n"};
+    char path[] = "/tmp/dr-test-config-XXXXXX";
+    char err[512] = "";
+    struct dr_config *c = NULL;
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    close(fd);
+    for (size_t i = 0; i < 4; i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(bodies[i], f);
+        fclose(f);
+        assert_int_not_equal(dr_config_load(path, &c, err, sizeof(err)), DR_OK);
+        assert_null(c);
+        /* "---" is one empty document: not a mapping */
+        assert_non_null(strstr(err, i == 2 ? "(top level): expected a mapping"
+                                           : "(top level): no settings in the file"));
+        assert_non_null(strstr(err, path));
+    }
+    unlink(path);
+    assert_int_equal(dr_config_load(NULL, &c, err, sizeof(err)), DR_OK);
+    dr_config_destroy(c);
+}
+
 static void bad_environment(void **state)
 {
     char err[512] = "";
@@ -167,7 +197,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(duplicate_names), cmocka_unit_test(bad_values),
         cmocka_unit_test(pubsub_section),  cmocka_unit_test(entries),
-        cmocka_unit_test(bad_environment),
+        cmocka_unit_test(empty_file),      cmocka_unit_test(bad_environment),
     };
     unsetenv("PORT");
     unsetenv("DR_HOST");
