@@ -118,5 +118,9 @@ struct dr_db_migration {
     const char *postgres_sql;
 };
 int dr_db_migrate(struct dr_db *db, const struct dr_db_migration *m, size_t n);
+/* Modules own version ranges of 100 (store 1-99, realtime 100-199, meeting polls 200-299,
+ * shipments 300-399, calendar 400-499). The newest version applied in the range of m[0] above
+ * m[n-1]: the database was migrated by a newer program. 0 when there is none (or on error). */
+int64_t dr_db_schema_newer(struct dr_db *db, const struct dr_db_migration *m, size_t n);
 
 #endif

@@ -383,6 +383,45 @@ out:
     return err;
 }
 
+/* Versions a module once used inside another's range; they are someone else's now. */
+static const int64_t moved_versions[] = {
+    210, /* calendar events, now 400 */
+};
+
+/* The newest of done in the range of m[0] (see dr_db_schema_newer()) above m[n-1], or 0. */
+static int64_t newest_in_range(const struct versions *done, const struct dr_db_migration *m,
+                               size_t n)
+{
+    int64_t lo = (m[0].version / 100) * 100, hi = lo + 99, latest = 0;
+
+    for (size_t i = 0; i < done->n; i++) {
+        int moved = 0;
+        for (size_t k = 0; k < DR_ARRAY_LEN(moved_versions); k++) {
+            moved |= done->v[i] == moved_versions[k];
+        }
+        if (!moved && done->v[i] >= lo && done->v[i] <= hi && done->v[i] > latest) {
+            latest = done->v[i];
+        }
+    }
+    return latest > m[n - 1].version ? latest : 0;
+}
+
+int64_t dr_db_schema_newer(struct dr_db *db, const struct dr_db_migration *m, size_t n)
+{
+    struct versions done = {0};
+    int64_t latest = 0;
+
+    if (!db || !m || n == 0) {
+        return 0;
+    }
+    if (dr_db_exec(db, "SELECT version FROM schema_migrations ORDER BY version", NULL, 0,
+                   collect_version, &done, NULL) == DR_OK) {
+        latest = newest_in_range(&done, m, n);
+    }
+    free(done.v);
+    return latest;
+}
+
 int dr_db_migrate(struct dr_db *db, const struct dr_db_migration *m, size_t n)
 {
     struct versions done = {0};
@@ -415,17 +454,9 @@ int dr_db_migrate(struct dr_db *db, const struct dr_db_migration *m, size_t n)
             err = apply_one(db, &m[i]);
         }
     }
-    /* Modules own version ranges of 100 (store 1-99, realtime 100-199, ...): a version in this
-     * list's range above its last one means the database was migrated by a newer program. */
     if (!err && n) {
-        int64_t lo = (m[0].version / 100) * 100, hi = lo + 99;
-        latest = 0;
-        for (size_t i = 0; i < done.n; i++) {
-            if (done.v[i] >= lo && done.v[i] <= hi && done.v[i] > latest) {
-                latest = done.v[i];
-            }
-        }
-        if (latest > m[n - 1].version) {
+        latest = newest_in_range(&done, m, n);
+        if (latest) {
             DR_WARN("db", "database schema is newer than this program", "db_version=%lld",
                     (long long)latest);
         }

@@ -41,28 +41,29 @@
 #define MAX_EVENTS 500 /* VEVENTs handled from one iCalendar object */
 #define POLL_TOPIC "meeting-responses"
 
-/* v210: one row per event the router has seen, deleted ones kept as tombstones so a late
+/* v400 (210 before calendar had a range of its own; IF NOT EXISTS makes it a no-op where 210
+ * ran): one row per event the router has seen, deleted ones kept as tombstones so a late
  * update cannot bring them back. */
-static const char v210_sqlite[] =
-    "CREATE TABLE calendar_events ("
+static const char v400_sqlite[] =
+    "CREATE TABLE IF NOT EXISTS calendar_events ("
     " user_id TEXT NOT NULL, event_id TEXT NOT NULL, calendar_id TEXT, uid TEXT, summary TEXT,"
     " start_at TEXT, end_at TEXT, status TEXT, rrule TEXT,"
     " sequence INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER NOT NULL,"
     " deleted INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (user_id, event_id)) WITHOUT ROWID;"
-    "CREATE INDEX calendar_events_uid ON calendar_events (uid)";
+    "CREATE INDEX IF NOT EXISTS calendar_events_uid ON calendar_events (uid)";
 
-static const char v210_postgres[] =
-    "CREATE TABLE calendar_events ("
+static const char v400_postgres[] =
+    "CREATE TABLE IF NOT EXISTS calendar_events ("
     " user_id TEXT NOT NULL, event_id TEXT NOT NULL, calendar_id TEXT, uid TEXT, summary TEXT,"
     " start_at TEXT, end_at TEXT, status TEXT, rrule TEXT,"
     " sequence BIGINT NOT NULL DEFAULT 0, updated_ms BIGINT NOT NULL,"
     " deleted INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (user_id, event_id));"
-    "CREATE INDEX calendar_events_uid ON calendar_events (uid)";
+    "CREATE INDEX IF NOT EXISTS calendar_events_uid ON calendar_events (uid)";
 
 static const struct dr_db_migration migrations[] = {
-    {210, "calendar events", v210_sqlite, v210_postgres},
+    {400, "calendar events", v400_sqlite, v400_postgres},
 };
 
 struct cal_proc {

@@ -392,6 +392,42 @@ static void migrations_idempotent(void **state)
     assert_int_equal(dr_db_migrate(NULL, mig_v1v2, 1), DR_EINVAL);
 }
 
+/* Each module owns a range of 100 versions; a version above a module's last in its range means
+ * a newer program migrated the database. The calendar's first migration was 210, inside the
+ * meeting polls' range, before it moved to 400: a 210 left in a database is not a newer poll
+ * schema. */
+static void schema_ranges(void **state)
+{
+    struct fx *f = *state;
+    struct dr_db *db = f->obj;
+    static const struct dr_db_migration polls[] = {
+        {200, "p0", "CREATE TABLE p0 (x INTEGER)", "CREATE TABLE p0 (x BIGINT)"},
+        {201, "p1", "CREATE TABLE p1 (x INTEGER)", "CREATE TABLE p1 (x BIGINT)"},
+        {202, "p2", "CREATE TABLE p2 (x INTEGER)", "CREATE TABLE p2 (x BIGINT)"},
+    };
+    static const struct dr_db_migration cal_old[] = {
+        {210, "cal", "CREATE TABLE cal (x INTEGER)", "CREATE TABLE cal (x BIGINT)"},
+    };
+    static const struct dr_db_migration cal[] = {
+        {400, "cal", "CREATE TABLE IF NOT EXISTS cal (x INTEGER)",
+         "CREATE TABLE IF NOT EXISTS cal (x BIGINT)"},
+    };
+
+    assert_int_equal(dr_db_migrate(db, polls, 2), DR_OK);
+    assert_int_equal(dr_db_migrate(db, cal_old, 1), DR_OK);
+    assert_int_equal(dr_db_schema_newer(db, polls, 2), 0);
+    assert_int_equal(dr_db_migrate(db, cal, 1), DR_OK);
+    assert_int_equal(dr_db_schema_newer(db, cal, 1), 0);
+    assert_int_equal(count_rows(db, "SELECT COUNT(*) FROM schema_migrations WHERE version = 400"),
+                     1);
+
+    /* a newer program added 202: the older list sees it */
+    assert_int_equal(dr_db_migrate(db, polls, 3), DR_OK);
+    assert_int_equal(dr_db_schema_newer(db, polls, 2), 202);
+    assert_int_equal(dr_db_schema_newer(db, polls, 3), 0);
+    assert_int_equal(dr_db_schema_newer(NULL, polls, 2), 0);
+}
+
 struct worker {
     struct dr_db *db;
     int base;
@@ -729,6 +765,7 @@ static void password_never_logged(void **state)
     X(refusals_are_permanent)                                                                      \
     X(tx_commit_rollback_poison)                                                                   \
     X(migrations_idempotent)                                                                       \
+    X(schema_ranges)                                                                               \
     X(concurrent_use)
 
 int main(void)
