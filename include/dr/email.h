@@ -21,7 +21,9 @@
 
 struct dr_email_limits {
     size_t max_message_bytes; /* raw message larger than this: DR_ETOOBIG (default 25 MiB) */
-    size_t max_parts;         /* MIME parts examined; the rest is skipped with a warning (500) */
+    size_t max_parts;         /* MIME parts examined; the rest is skipped with a warning (500);
+                               * beyond 8 x max_parts lines starting with "--" the message is
+                               * read no further (a warning says where it stopped) */
     size_t max_depth;         /* multipart nesting followed; deeper parts skipped (20) */
     size_t max_text_bytes;    /* UTF-8 bytes kept per body (text, html, html_text, each
                                * calendar part); longer ones are cut with a warning (1 MiB) */

@@ -13,6 +13,7 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -1245,6 +1246,35 @@ static int addresses_too_nested(const char *raw, size_t len)
     return 0;
 }
 
+/*
+ * GMime builds an object for every part it finds, whether or not it is read: a message of
+ * 200,000 tiny parts costs seconds and hundreds of MB though only max_parts are examined. A
+ * part starts at a line beginning with "--", so only this many such lines per examined part are
+ * given to GMime; the message is read up to the first line past them.
+ */
+#define DASH_LINES_PER_PART 8
+
+/* The offset of the line that starts with "--" after max of them, or len if there are not
+ * that many. */
+static size_t dash_lines_cut(const char *raw, size_t len, size_t max)
+{
+    size_t i = 0, n = 0;
+
+    while (i < len) {
+        const char *nl;
+
+        if (is_dash_line(raw, len, i) && n++ == max) {
+            return i;
+        }
+        nl = memchr(raw + i, '\n', len - i);
+        if (!nl) {
+            break;
+        }
+        i = (size_t)(nl - raw) + 1;
+    }
+    return len;
+}
+
 int dr_email_parse(const char *raw, size_t len, const struct dr_email_limits *lim,
                    struct dr_email **out)
 {
@@ -1263,6 +1293,7 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
     GMimeMessage *msg = NULL;
     GMimeObject *root;
     struct ctx c = {0};
+    size_t max_dash, full_len = 0;
     int err = DR_OK;
 
     *out = NULL;
@@ -1291,6 +1322,14 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
                                  lines, bounds);
             return DR_ETOOBIG;
         }
+        max_dash = lim->max_parts > SIZE_MAX / DASH_LINES_PER_PART
+                       ? SIZE_MAX
+                       : lim->max_parts * DASH_LINES_PER_PART;
+        /* lines is counted above BOUNDARY_WORK_FREE bytes only */
+        if ((len <= BOUNDARY_WORK_FREE || lines > max_dash) && len / 3 > max_dash) {
+            full_len = len;
+            len = dash_lines_cut(raw, len, max_dash);
+        }
     }
     if (addresses_too_nested(raw, len)) {
         dr__email_set_reason("an address field has more than %d ':' (groups nested too deeply)",
@@ -1299,6 +1338,12 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
     }
     dr__email_gmime_init();
     em = dr_xcalloc(1, sizeof(*em));
+    if (len < full_len) {
+        dr__email_warn(em,
+                       "more than %zu lines start with \"--\" (MIME boundaries); the message "
+                       "was read up to byte %zu of %zu",
+                       max_dash, len, full_len);
+    }
     opts = new_options(em);
     if (len <= G_MAXUINT) {
         /* the stream reads raw where it is: the parser never writes to it */
