@@ -93,6 +93,12 @@ def check_cli():
         assert got["participant"] is None and {"slot_id": "b", "answer": "yes"} in got["responses"]
         rc, _, err = cli("parse", "poll-reply", eml)
         assert rc == 2 and "usage" in err, (rc, err)
+        with open(eml, "w") as f:
+            f.write("From: Eve <eve@example.com>\nTo: dana@example.com\n"
+                    "Subject: Re: Planning\n\n1 yes" + QUOTE)
+        rc, out, err = cli("parse", "poll-reply", "--poll", poll, eml)
+        assert rc == 1 and out == "" and err.count("\n") == 1, (rc, out, err)
+        assert "not_a_participant" in err, err
 
     # parse ics: valid samples, then malformed ones (exit 1 with the parser's reason)
     for name in ("minimal.ics", "daily_recur.ics", "google_birthday.ics"):

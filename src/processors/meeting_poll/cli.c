@@ -205,7 +205,13 @@ int dr_cli_parse_poll_reply(int argc, char **argv)
         }
     }
     if (!rc && em && em->from.address) {
-        ans->participant = strdup(em->from.address);
+        if (!dr_poll_find_participant(poll, em->from.address)) {
+            dr_cli_error("%s: not_a_participant: the sender is not a participant of poll %s", path,
+                         poll->poll_id);
+            rc = 1;
+        } else {
+            ans->participant = strdup(em->from.address);
+        }
     }
     if (!rc && dr_poll_answer_to_json(ans, &out) == DR_OK) {
         printf("%s\n", out);
