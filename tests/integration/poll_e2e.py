@@ -112,6 +112,20 @@ def check_cli():
     for name in ("crash.ics", "2446.ics"):
         rc, out, err = cli("parse", "ics", os.path.join(DATA, "ics", "libical", name))
         assert rc == 1 and out == "" and "invalid iCalendar" in err, (name, rc, err)
+
+    # an unknown option is a usage error, not a file name; an oversize file says so
+    for tool in (("parse", "email"), ("parse", "ics"), ("extract", "shipments"),
+                 ("extract", "reply")):
+        rc, out, err = cli(*tool, "--bogus")
+        assert rc == 2 and out == "" and err.count("\n") == 1 and "usage" in err, (tool, rc, err)
+    with tempfile.TemporaryDirectory() as d:
+        big = os.path.join(d, "big.eml")
+        with open(big, "wb") as f:
+            f.write(b"From: a@example.org\n\n" + b"x" * (26 << 20))
+        for tool in (("parse", "email"), ("extract", "shipments")):
+            rc, out, err = cli(*tool, big)
+            assert rc == 1 and out == "" and err.count("\n") == 1, (tool, rc, err)
+            assert "limit" in err, (tool, err)
     print("ok: CLI tools")
 
 

@@ -19,7 +19,7 @@ int dr_cli_parse_ics(int argc, char **argv)
     cJSON *cal = NULL;
     int err;
 
-    if (argc > 1) {
+    if (argc > 1 || (argc == 1 && path[0] == '-' && path[1])) {
         dr_cli_error("usage: data-router parse ics [FILE | -]");
         return 2;
     }

@@ -23,13 +23,19 @@ int dr_cli_parse_email(int argc, char **argv)
     size_t len = 0;
     int err, rc = 1;
 
-    if (argc > 1) {
+    if (argc > 1 || (argc == 1 && path[0] == '-' && path[1])) {
         dr_cli_error("usage: data-router parse email [FILE.eml|-]");
         return 2;
     }
     dr_email_limits_init(&lim);
-    if (dr_cli_read_file(path, lim.max_message_bytes, &data, &len)) {
-        dr_cli_error("parse email: cannot read %s", path);
+    err = dr_cli_read_file(path, lim.max_message_bytes, &data, &len);
+    if (err) {
+        if (err == DR_ETOOBIG) {
+            dr_cli_error("parse email: %s: larger than the %zu-byte message limit", path,
+                         lim.max_message_bytes);
+        } else {
+            dr_cli_error("parse email: cannot read %s", path);
+        }
         goto out;
     }
     dr_email_global_init();

@@ -109,7 +109,7 @@ int dr_cli_extract_reply(int argc, char **argv)
     int quoted = 0, rc, err;
     cJSON *o;
 
-    if (argc > 1) {
+    if (argc > 1 || (argc == 1 && path[0] == '-' && path[1])) {
         dr_cli_error("usage: data-router extract reply [FILE | -]");
         return 2;
     }

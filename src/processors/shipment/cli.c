@@ -50,13 +50,19 @@ int dr_cli_extract_shipments(int argc, char **argv)
         free(json);
         return 0;
     }
-    if (argc > 1) {
+    if (argc > 1 || (argc == 1 && path[0] == '-' && path[1])) {
         dr_cli_error("usage: data-router extract shipments [FILE.eml | --text TEXT | -]");
         return 2;
     }
     dr_buf_init(&from, 4096);
-    if (dr_cli_read_file(path, DR_SHIPMENT_MAX_INPUT, &data, &len)) {
-        dr_cli_error("extract shipments: cannot read %s", path);
+    err = dr_cli_read_file(path, DR_SHIPMENT_MAX_INPUT, &data, &len);
+    if (err) {
+        if (err == DR_ETOOBIG) {
+            dr_cli_error("extract shipments: %s: larger than the %zu-byte input limit", path,
+                         (size_t)DR_SHIPMENT_MAX_INPUT);
+        } else {
+            dr_cli_error("extract shipments: cannot read %s", path);
+        }
         goto out;
     }
     dr_email_global_init();
