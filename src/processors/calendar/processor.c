@@ -130,6 +130,29 @@ static int str_ok(const cJSON *o, const char *key, size_t max, int required)
 }
 
 /* A time as text: an RFC 3339 / date string, or an object with utc, dateTime, date or value. */
+/* Whether s is an RFC 3339 date ("2026-03-02"), date-time with Z or an offset, or a local
+ * date-time without one (a time in the event's zone, or floating). */
+static int time_ok(const char *s)
+{
+    size_t n = strlen(s);
+    char buf[72];
+    int64_t ms;
+
+    if (n == 10) {
+        snprintf(buf, sizeof(buf), "%sT00:00:00Z", s);
+        return dr_parse_time(buf, &ms) == DR_OK;
+    }
+    if (dr_parse_time(s, &ms) == DR_OK) {
+        return 1;
+    }
+    /* no zone: only digits (or a fraction) end the text */
+    if (n < 19 || n > 60 || s[n - 1] < '0' || s[n - 1] > '9') {
+        return 0;
+    }
+    snprintf(buf, sizeof(buf), "%sZ", s);
+    return dr_parse_time(buf, &ms) == DR_OK;
+}
+
 static int time_text(const cJSON *v, char *out, size_t sz, int *all_day)
 {
     static const char *const keys[] = {"utc", "dateTime", "date", "value"};
@@ -147,7 +170,7 @@ static int time_text(const cJSON *v, char *out, size_t sz, int *all_day)
         }
         *all_day = *all_day || dr_json_true(v, "all_day") || (s && s == dr_json_str(v, "date"));
     }
-    if (!s || !*s || strlen(s) >= sz) {
+    if (!s || !*s || strlen(s) >= sz || !time_ok(s)) {
         return -1;
     }
     if (strlen(s) == 10) {

@@ -192,6 +192,15 @@ static void test_json_event(void **state)
                                         "'g-77' AND start_at = '2026-03-02T09:00:00Z' AND "
                                         "rrule = 'FREQ=DAILY'"),
                      1);
+
+    /* an all-day date, a zone's local time (as `parse ics` prints it), a UTC offset */
+    run_msg(state, "j2",
+            "{\"user_id\":\"u2\",\"event_id\":\"g-78\",\"event\":{\"start\":{\"date\":"
+            "\"2026-03-02\"},\"end\":{\"value\":\"2026-03-03T10:00:00\",\"tzid\":"
+            "\"Europe/Berlin\"},\"recurrence_id\":\"2026-03-02T10:00:00.5+01:00\"}}",
+            1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
 }
 
 static void test_reply_forwarded_to_poll(void **state)
@@ -247,6 +256,13 @@ static void test_bad_input_rejected(void **state)
          "invalid_event"},
         {"{\"user_id\":\"u1\",\"event\":{\"summary\":\"no id\"}}", "invalid_event"},
         {"{\"user_id\":\"u1\",\"event_id\":\"x\",\"event\":{\"start\":42}}", "invalid_event"},
+        {"{\"user_id\":\"u1\",\"event_id\":\"x\",\"event\":{\"start\":\"yesterday\"}}",
+         "invalid_event"},
+        {"{\"user_id\":\"u1\",\"event_id\":\"x\",\"event\":{\"start\":\"2026-03-02T09:00:00Z\","
+         "\"end\":{\"dateTime\":\"2026-13-02T10:00:00Z\"}}}",
+         "invalid_event"},
+        {"{\"user_id\":\"u1\",\"event_id\":\"x\",\"event\":{\"start\":{\"date\":\"2026-03-xx\"}}}",
+         "invalid_event"},
         {"{\"user_id\":\"u1\",\"event_id\":\"x\",\"event\":{\"summary\":7}}", "invalid_event"},
         {"{\"user_id\":\"u1\"}", "invalid_event"},
         {"[]", "invalid_payload"},
