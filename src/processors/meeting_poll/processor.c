@@ -715,6 +715,11 @@ static void on_email(struct poll_proc *pp, const struct dr_msg *msg, struct dr_r
         goto out;
     }
     sender = em->from.address ? em->from.address : cal ? ics_sender(cal) : NULL;
+    if (!sender) {
+        dr_result_reject(res, "invalid_email",
+                         "no sender: neither a From address nor an iCalendar reply ATTENDEE");
+        goto out;
+    }
     rp.who = participant(rec, sender, res);
     if (!rp.who) {
         goto out;

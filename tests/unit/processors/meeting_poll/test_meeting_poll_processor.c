@@ -365,6 +365,9 @@ static void test_non_participant_rejected(void **state)
     create_poll(state);
     expect_reject(state, "m1", "poll_response_email", js, "not_a_participant");
     expect_reject(state, "m2", "poll_response", structured, "not_a_participant");
+    /* an email without any sender is malformed, not someone else's */
+    expect_reject(state, "m3", "poll_response_email",
+                  "{\"poll_id\":\"p-42\",\"body_text\":\"1 yes\"}", "invalid_email");
     assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM poll_responses"), 0);
     free(js);
 }
