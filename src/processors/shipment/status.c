@@ -84,6 +84,7 @@ static const struct rule rules[] = {
      "\\b(?:return(?:ed|ing)?\\s+to\\s+(?:the\\s+)?(?:sender|shipper|seller|merchant|origin)"
      "|being\\s+returned|on\\s+its\\s+way\\s+back\\s+to"
      "|(?:r[üu]cksendung|zur[üu]ck)\\s+(?:an|zum)\\s+(?:den\\s+)?absender|geht\\s+zur[üu]ck"
+     "|(?:an|zum)\\s+(?:den\\s+)?absender\\s+zur[üu]ck"
      "|(?:reso|restituit[oa]|rispedit[oa])\\s+al\\s+mittente|in\\s+restituzione"
      "|devuelt[oa]\\s+al\\s+remitente|devoluci[óo]n\\s+al\\s+remitente"
      "|retourn[ée]e?\\s+(?:à|a)\\s+l.exp[ée]diteur|retour\\s+(?:à|a)\\s+l.exp[ée]diteur"

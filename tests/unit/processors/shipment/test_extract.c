@@ -74,6 +74,8 @@ static void status_wording(void **state)
         {"Ihre Sendung ist unterwegs", DR_SHIP_IN_TRANSIT},
         {"Die Sendungsdaten wurden elektronisch übermittelt", DR_SHIP_LABEL_CREATED},
         {"Rücksendung an den Absender", DR_SHIP_RETURNED},
+        {"Die Sendung wird an den Absender zurückgeschickt", DR_SHIP_RETURNED},
+        {"Ihr Paket wurde an den Absender zurückgesendet", DR_SHIP_RETURNED},
         {"Zustellung nicht möglich", DR_SHIP_EXCEPTION},
         /* Italian */
         {"Consegna effettuata: il tuo pacco", DR_SHIP_DELIVERED},
