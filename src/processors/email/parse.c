@@ -1275,6 +1275,91 @@ static size_t dash_lines_cut(const char *raw, size_t len, size_t max)
     return len;
 }
 
+/*
+ * GMime keeps an object of several hundred bytes for every header field: 1,500,000 fields in
+ * 10 MB cost it a GB. No mail has this many; a message with more is refused before it parses.
+ * A header line takes 3 bytes at least ("a:" and its break), so a shorter message is not scanned.
+ */
+#define HEADER_LINES_MAX 100000
+/* Decoding a field costs GMime tens of bytes per byte (a 6 MB Subject: 385 MB), so a field with
+ * its continuation lines may have this many bytes at most. */
+#define HEADER_FIELD_MAX (1024 * 1024)
+
+/* Whether the line s[0..n) is a header field: a name of printable characters, then ':'. */
+static int is_field_line(const char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && s[i] > ' ' && s[i] < 127 && s[i] != ':') {
+        i++;
+    }
+    if (i == 0) {
+        return 0;
+    }
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) {
+        i++;
+    }
+    return i < n && s[i] == ':';
+}
+
+/* Whether s[0..n) names a message/... type (an attached message, whose header follows). */
+static int names_message_type(const char *s, size_t n)
+{
+    for (size_t j = 0; j + 8 <= n; j++) {
+        if ((s[j] | 0x20) == 'm' && g_ascii_strncasecmp(s + j, "message/", 8) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * The lines GMime reads as header fields, counted up to max + 1: the message's header, each
+ * part's (after a line starting with "--"), and an attached message's (the block after a header
+ * naming a message/ type), each up to its blank line or first line that is no field. *longest
+ * is the size of the longest field with its continuation lines.
+ */
+static size_t header_lines(const char *raw, size_t len, size_t max, size_t *longest)
+{
+    size_t i = 0, n = 0, field = 0;
+    int in_header = 1, nested = 0, maybe_header = 0;
+
+    *longest = 0;
+    while (i < len && n <= max) {
+        const char *nl = memchr(raw + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - raw) : len, e = end;
+
+        if (e > i && raw[e - 1] == '\r') {
+            e--;
+        }
+        if (e == i) {
+            maybe_header = in_header && nested;
+            in_header = nested = 0;
+        } else if (e - i >= 2 && raw[i] == '-' && raw[i + 1] == '-') {
+            in_header = 1;
+            nested = maybe_header = 0;
+        } else if ((in_header || maybe_header) &&
+                   (is_field_line(raw + i, e - i) ||
+                    (in_header && (raw[i] == ' ' || raw[i] == '\t')))) {
+            if (maybe_header) {
+                in_header = 1;
+                nested = maybe_header = 0;
+            }
+            nested = nested || names_message_type(raw + i, e - i);
+            field = raw[i] == ' ' || raw[i] == '\t' ? field + (end - i) + 1 : end - i;
+            *longest = field > *longest ? field : *longest;
+            n++;
+        } else {
+            in_header = nested = maybe_header = 0;
+        }
+        if (!nl) {
+            break;
+        }
+        i = end + 1;
+    }
+    return n;
+}
+
 int dr_email_parse(const char *raw, size_t len, const struct dr_email_limits *lim,
                    struct dr_email **out)
 {
@@ -1329,6 +1414,21 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
         if ((len <= BOUNDARY_WORK_FREE || lines > max_dash) && len / 3 > max_dash) {
             full_len = len;
             len = dash_lines_cut(raw, len, max_dash);
+        }
+    }
+    if (len / 3 > HEADER_LINES_MAX || len > HEADER_FIELD_MAX) {
+        size_t longest;
+
+        if (header_lines(raw, len, HEADER_LINES_MAX, &longest) > HEADER_LINES_MAX) {
+            dr__email_set_reason("more than %d header lines (in the message, its parts or the "
+                                 "messages it attaches)",
+                                 HEADER_LINES_MAX);
+            return DR_ETOOBIG;
+        }
+        if (longest > HEADER_FIELD_MAX) {
+            dr__email_set_reason("a header field of %zu bytes (at most %d)", longest,
+                                 HEADER_FIELD_MAX);
+            return DR_ETOOBIG;
         }
     }
     if (addresses_too_nested(raw, len)) {
