@@ -10,7 +10,10 @@
  *
  * Hostile input never crashes and never grows memory past the limits: too many parts, too deep
  * nesting, over-long bodies and unknown charsets are handled as far as sensible and listed in
- * em->warnings; only input that cannot be an email at all, or exceeds max_message_bytes, fails.
+ * em->warnings; only input that cannot be an email at all, exceeds max_message_bytes, or is
+ * built to make the parser work or allocate out of all proportion (a flood of boundaries or
+ * header lines, a header field over 1 MiB, address groups nested thousands deep) fails, with
+ * the reason in dr_email_error_reason().
  */
 #ifndef DR_EMAIL_H
 #define DR_EMAIL_H
