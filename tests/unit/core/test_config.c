@@ -13,6 +13,8 @@
 #include "dr/err.h"
 #include "dr/ratelimit.h"
 
+#include "config_expect.h"
+
 #define H1 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 #define H2 "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
 #define H3 "fd61a03af4f77d870fc21e05e7e80678095c92d808cfb3b5c279ee04c74aca13"
@@ -27,19 +29,6 @@ static struct dr_config *load(const char *yaml)
         fail_msg("config: %s", err);
     }
     return c;
-}
-
-static void expect_error(const char *yaml, const char *needle)
-{
-    struct dr_config *c = NULL;
-    char err[512] = "";
-
-    assert_int_not_equal(
-        dr_config_load_string(yaml, strlen(yaml), "bad.yaml", &c, err, sizeof(err)), DR_OK);
-    assert_null(c);
-    if (!strstr(err, needle)) {
-        fail_msg("error '%s' lacks '%s'", err, needle);
-    }
 }
 
 static void key_rates(void **state)

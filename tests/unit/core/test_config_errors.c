@@ -14,21 +14,10 @@
 #include "dr/config.h"
 #include "dr/err.h"
 
+#include "config_expect.h"
+
 #define H1 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 #define H2 "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
-
-static void expect_error(const char *yaml, const char *needle)
-{
-    struct dr_config *c = NULL;
-    char err[512] = "";
-
-    assert_int_not_equal(
-        dr_config_load_string(yaml, strlen(yaml), "bad.yaml", &c, err, sizeof(err)), DR_OK);
-    assert_null(c);
-    if (!strstr(err, needle)) {
-        fail_msg("error '%s' lacks '%s'", err, needle);
-    }
-}
 
 static void expect_ok(const char *yaml)
 {
