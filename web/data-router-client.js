@@ -12,6 +12,8 @@
 //   client.on('*', (ev) => ...);                             // every notification
 //   client.on('read', (f) => ...);                           // {id, seq} or {all: true, up_to}
 //   client.on('open' | 'close' | 'error' | 'state' | 'subscribed' | 'unsubscribed', fn);
+//   client.on('resync', (f) => ...);  // f.reset: the store no longer holds the seqs resumed
+//                                     // from (reset, restored): reload what the app shows
 //   client.connect();
 //   client.subscribe('shipment:1Z999'); client.unsubscribe('shipment:1Z999');
 //   await client.ack('n-1');
@@ -62,19 +64,20 @@ export function backoffDelay(n, { initialMs, maxMs, factor, jitter }, random = M
   return Math.round(base * (1 - jitter) + base * jitter * random());
 }
 
-// Seqs already delivered: a set of recent ones plus a floor below which all count as seen.
+// Seqs already delivered: recent ones (each with the tag of the connection that delivered it)
+// plus a floor below which all count as seen.
 class SeqFilter {
   constructor(window) {
     this.window = window;
-    this.seen = new Set();
+    this.seen = new Map();
     this.order = [];
     this.floor = 0;
   }
 
   // true the first time seq is offered
-  accept(seq) {
+  accept(seq, tag) {
     if (!(seq > this.floor) || this.seen.has(seq)) return false;
-    this.seen.add(seq);
+    this.seen.set(seq, tag);
     this.order.push(seq);
     if (this.order.length > this.window) {
       const old = this.order.splice(0, this.order.length - this.window);
@@ -84,6 +87,13 @@ class SeqFilter {
       }
     }
     return true;
+  }
+
+  // Forgets the seqs above since not delivered by the connection tagged tag.
+  forgetAbove(since, tag) {
+    for (const [s, t] of this.seen) if (s > since && t !== tag) this.seen.delete(s);
+    this.order = this.order.filter((s) => this.seen.has(s));
+    if (this.floor > since) this.floor = since;
   }
 }
 
@@ -296,7 +306,8 @@ export class DataRouterClient {
 
   async _open(kind) {
     const gen = ++this.gen;
-    const conn = { kind, gen, welcomed: false };
+    // maxSeq, roomSeq: what this connection delivered (a resync with reset keeps it)
+    const conn = { kind, gen, welcomed: false, maxSeq: null, roomSeq: new Map() };
     this.conn = conn;
     this.transport = kind;
     if (this.state !== 'reconnecting') this._setState('connecting');
@@ -435,7 +446,7 @@ export class DataRouterClient {
         break;
       case 'event':
         this._touch(conn);
-        this._event(f);
+        this._event(conn, f);
         break;
       case 'subscribed':
         this.pending.delete(f.room);
@@ -457,10 +468,17 @@ export class DataRouterClient {
         this._emit('error', f);
         break;
       case 'resync': {
-        // Another instance's notifications went missing while the link between instances was
-        // down: resume from the seq the server names. Events already delivered stay filtered.
         const since = Number(f.since);
         if (!Number.isSafeInteger(since) || since < 0) break;
+        if (f.reset) {
+          // The seq resumed from is above every one the store holds (it was reset or restored,
+          // or is another deployment's): the server resumes this connection from since instead.
+          this._rebase(conn, since);
+          this._emit('resync', f);
+          break;
+        }
+        // Another instance's notifications went missing while the link between instances was
+        // down: resume from the seq the server names. Events already delivered stay filtered.
         if (this.maxSeq === null || since < this.maxSeq) this.maxSeq = since;
         for (const [room, s] of this.roomSeq) if (s > since) this.roomSeq.set(room, since);
         if (this.filter.floor > since) this.filter.floor = since;
@@ -477,14 +495,26 @@ export class DataRouterClient {
     this._touch(conn);
   }
 
-  _event(f) {
+  _event(conn, f) {
     const seq = Number(f.seq);
     if (!Number.isSafeInteger(seq) || seq <= 0) return;
     if (this.rooms.has(f.room) && !(this.roomSeq.get(f.room) >= seq)) this.roomSeq.set(f.room, seq);
-    if (!this.filter.accept(seq)) return; // delivered before (resume overlap, redelivery)
+    if (!(conn.roomSeq.get(f.room) >= seq)) conn.roomSeq.set(f.room, seq);
+    if (!this.filter.accept(seq, conn.gen)) return; // delivered before (resume overlap, redelivery)
     if (this.maxSeq === null || seq > this.maxSeq) this.maxSeq = seq;
+    if (!(conn.maxSeq >= seq)) conn.maxSeq = seq;
     if (f.event) this._emit(f.event, f);
     this._emit('*', f);
+  }
+
+  // The seqs above since known from before conn name other notifications now (a different
+  // store's): forget them so that the new ones are neither dropped as seen nor skipped on resume.
+  _rebase(conn, since) {
+    if (this.maxSeq === null || this.maxSeq > since) this.maxSeq = Math.max(since, conn.maxSeq ?? 0);
+    for (const [room, s] of this.roomSeq) {
+      if (s > since) this.roomSeq.set(room, Math.max(since, conn.roomSeq.get(room) ?? 0));
+    }
+    this.filter.forgetAbove(since, conn.gen);
   }
 
   // Rooms the server refused are dropped so that reconnecting does not ask for them again.

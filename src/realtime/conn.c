@@ -10,6 +10,11 @@
  * did not see arrives live after the room entered catch-up, and whatever it saw is dropped from
  * the buffer.
  *
+ * A since above every stored seq (kept from before the store was reset or restored, or from
+ * another deployment) would hide every new event, all of them below it. The first page of a
+ * resume reads the store's head first; when since is above it the rooms resume from the head
+ * instead (see resume_from_head) and the client is told with a resync frame marked reset.
+ *
  * Lifetime: the tcp handle holds a reference until its close callback; each job on the thread
  * pool and each write request holds one. Loop thread only.
  */
@@ -311,7 +316,7 @@ void dr__rt_conn_send_json(struct rt_conn *c, const cJSON *obj)
         return;
     }
     s = dr_json_print(obj);
-    f = c->tp->encode(0, s, strlen(s));
+    f = c->tp->encode(-1, s, strlen(s));
 
     dr__rt_conn_write(c, f);
     dr__rt_frame_unref(f);
@@ -395,9 +400,33 @@ static void send_subscribed(struct rt_conn *c, struct rt_sub *s)
     cJSON_Delete(o);
 }
 
-/* Queues the catch-up of rooms from since for the subscriptions gens[i] of rooms[i]. */
+/* Puts j in the queue: at the front (the job being written goes on), else at the end. */
+static void push_catchup(struct rt_conn *c, struct rt_catchup *j, int front)
+{
+    if (front) {
+        j->next = c->catchup_head;
+        c->catchup_head = j;
+        if (!c->catchup_tail) {
+            c->catchup_tail = j;
+        }
+    } else {
+        j->next = NULL;
+        if (c->catchup_tail) {
+            c->catchup_tail->next = j;
+        } else {
+            c->catchup_head = j;
+        }
+        c->catchup_tail = j;
+    }
+}
+
+/*
+ * Queues the catch-up of rooms from since for the subscriptions gens[i] of rooms[i]: at the front
+ * for the next page of the job being written, else at the end. check_head for the first page of
+ * a resume, whose since comes from the client.
+ */
 static void queue_catchup(struct rt_conn *c, char *const *rooms, const uint64_t *gens, size_t n,
-                          int64_t since, int front)
+                          int64_t since, int front, int check_head)
 {
     struct rt_catchup *j = dr_xcalloc(1, sizeof(*j));
 
@@ -409,20 +438,8 @@ static void queue_catchup(struct rt_conn *c, char *const *rooms, const uint64_t 
     }
     j->nrooms = n;
     j->since = since;
-    if (front) {
-        j->next = c->catchup_head;
-        c->catchup_head = j;
-        if (!c->catchup_tail) {
-            c->catchup_tail = j;
-        }
-    } else {
-        if (c->catchup_tail) {
-            c->catchup_tail->next = j;
-        } else {
-            c->catchup_head = j;
-        }
-        c->catchup_tail = j;
-    }
+    j->check_head = check_head;
+    push_catchup(c, j, front);
 }
 
 /* ---- catch-up ---- */
@@ -435,14 +452,31 @@ struct cu_job {
     struct dr_notification **rows;
     size_t nrows;
     int64_t next; /* the since of the next page, -1 when this one is the last */
+    int64_t head; /* the store's newest seq, when ahead */
+    int ahead;    /* since is above head: no page read */
     int err;
 };
 
 static void cu_work(uv_work_t *w)
 {
     struct cu_job *cj = w->data;
-    cj->err = dr__rt_store_since(cj->c->hub->db, cj->j->rooms, cj->j->nrooms, cj->j->since,
-                                 cj->limit, &cj->rows, &cj->nrows, &cj->next);
+    struct dr_db *db = cj->c->hub->db;
+    const struct rt_catchup *j = cj->j;
+
+    if (j->check_head && j->since > 0) {
+        /* read before the page: whatever commits afterwards is above head (stores commit in seq
+         * order) and reaches the client from the page or live */
+        cj->err = dr__rt_store_head(db, &cj->head);
+        if (cj->err) {
+            return;
+        }
+        if (j->since > cj->head) {
+            cj->ahead = 1;
+            return;
+        }
+    }
+    cj->err = dr__rt_store_since(db, j->rooms, j->nrooms, j->since, cj->limit, &cj->rows,
+                                 &cj->nrows, &cj->next);
 }
 
 /*
@@ -535,7 +569,7 @@ static void cu_pump(struct rt_conn *c)
     if (c->cu_next >= 0) {
         /* more to come: the next page starts after this one (after its last row, even one
          * that could not be read and is not in cu_rows) */
-        queue_catchup(c, j->rooms, j->gens, j->nrooms, c->cu_next, 1);
+        queue_catchup(c, j->rooms, j->gens, j->nrooms, c->cu_next, 1, 0);
     } else {
         finish_rooms(c, j);
     }
@@ -545,6 +579,57 @@ static void cu_pump(struct rt_conn *c)
     c->cu_rows = NULL;
     c->cu_nrows = c->cu_pos = 0;
     start_catchup(c);
+}
+
+/*
+ * The client resumed j's rooms from a since above head, the store's newest seq. Its seqs are
+ * not this store's, and keeping since would drop every new event as already sent. The rooms
+ * resume from head instead, or from just below the lowest live event held back for them (it
+ * arrived after they were joined, so it is new to the client, but it may be at or below head),
+ * and the client is told so with {"type":"resync","since":from,"reset":true} before any of their
+ * events; on SSE the record's id: is from, for an EventSource that reconnects by itself. Takes j.
+ */
+static void resume_from_head(struct rt_conn *c, struct rt_catchup *j, int64_t head)
+{
+    int64_t from = head;
+    int resumed = 0;
+    cJSON *o;
+    char *json;
+    struct rt_frame *f;
+
+    for (size_t i = 0; i < c->nbuffered; i++) {
+        int in_job;
+        if (job_sub(c, j, c->buffered[i]->room, &in_job) && c->buffered[i]->seq <= from) {
+            from = c->buffered[i]->seq - 1;
+        }
+    }
+    for (size_t k = 0; k < j->nrooms; k++) {
+        int in_job;
+        struct rt_sub *s = job_sub(c, j, j->rooms[k], &in_job);
+        if (s && s->state == RT_SUB_CATCHUP) {
+            s->last_seq = from; /* nothing was sent in a room catching up */
+            resumed = 1;
+        }
+    }
+    DR_DEBUG("realtime", "resume since above the newest stored seq",
+             "conn=%llu since=%lld head=%lld from=%lld", (unsigned long long)c->id,
+             (long long)j->since, (long long)head, (long long)from);
+    if (resumed) {
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", "resync");
+        cJSON_AddNumberToObject(o, "since", (double)from);
+        cJSON_AddBoolToObject(o, "reset", 1);
+        json = dr_json_print(o);
+        f = c->tp->encode(from, json, strlen(json));
+        dr__rt_conn_write(c, f);
+        dr__rt_frame_unref(f);
+        free(json);
+        cJSON_Delete(o);
+    }
+    /* the rooms left meanwhile still need finish_rooms to release what was held for them */
+    j->since = from;
+    j->check_head = 0;
+    push_catchup(c, j, 1);
 }
 
 static void cu_after(uv_work_t *w, int status)
@@ -561,6 +646,12 @@ static void cu_after(uv_work_t *w, int status)
                 (unsigned long long)c->id, dr_strerror(cj->err));
         dr__rt_conn_send_error(c, "resume_failed", "stored notifications are unavailable");
         dr__rt_conn_close(c, 1011, "store unavailable");
+        goto out;
+    }
+    if (cj->ahead) {
+        resume_from_head(c, cj->j, cj->head);
+        cj->j = NULL;
+        start_catchup(c);
         goto out;
     }
     c->cu_job = cj->j;
@@ -705,7 +796,7 @@ int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, i
         dr__rt_conn_send_error(c, "too_many_rooms", msg);
     }
     if (since >= 0 && njoined > 0) {
-        queue_catchup(c, joined, gens, njoined, since, 0);
+        queue_catchup(c, joined, gens, njoined, since, 0, 1);
         start_catchup(c);
     }
     free(joined);
@@ -736,7 +827,7 @@ static void join(struct rt_conn *c, const char *room, int64_t since)
         return;
     }
     s->announce = 1;
-    queue_catchup(c, &s->room, &s->gen, 1, since, 0);
+    queue_catchup(c, &s->room, &s->gen, 1, since, 0, 1);
     start_catchup(c);
 }
 

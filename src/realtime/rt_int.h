@@ -92,7 +92,7 @@ int dr__ws_accept(const char *key, char out[RT_WS_ACCEPT_SIZE]);
 int dr__utf8_valid(const unsigned char *s, size_t len);
 /* A complete unmasked server frame (FIN set) with the given opcode around payload. */
 struct rt_frame *dr__ws_frame(int opcode, const void *payload, size_t len);
-/* SSE: "id: <seq>\n" (when seq > 0) and "data: <json>\n\n"; json must hold no newline. */
+/* SSE: "id: <seq>\n" (when seq >= 0) and "data: <json>\n\n"; json must hold no newline. */
 struct rt_frame *dr__sse_frame(int64_t seq, const char *json, size_t len);
 
 /* ---- store (rt_store.c) ---- */
@@ -119,6 +119,9 @@ size_t dr__rt_store_put_batch(struct dr_db *db, struct dr_notification **v, size
 int dr__rt_store_since(struct dr_db *db, char *const *rooms, size_t nrooms, int64_t since,
                        size_t limit, struct dr_notification ***out, size_t *n, int64_t *next);
 void dr__rt_notifications_free(struct dr_notification **v, size_t n);
+/* The newest stored seq (0: none) in *head. Stores commit in seq order, so no seq at or below
+ * it is stored afterwards. Blocks (store): worker threads only. */
+int dr__rt_store_head(struct dr_db *db, int64_t *head);
 
 /* The user's inbox: notifications with user_id = sub or room user:{sub} or org:{org}. */
 struct rt_inbox_q {
@@ -177,7 +180,8 @@ struct rt_hub_room;
 struct rt_transport {
     enum rt_transport_id id;
     const char *name; /* metrics label */
-    /* Encodes a JSON server frame; seq > 0 for events (SSE id:). Refcount 1. */
+    /* Encodes a JSON server frame; seq >= 0 gives SSE's id: line (events, a resync with reset),
+     * -1 none. Refcount 1. */
     struct rt_frame *(*encode)(int64_t seq, const char *json, size_t len);
     /* Periodic keep-alive (WebSocket ping, SSE comment). */
     void (*heartbeat)(struct rt_conn *c);
@@ -203,6 +207,7 @@ struct rt_catchup {
     uint64_t *gens; /* the subscription each room's rows are for (rt_sub.gen) */
     size_t nrooms;
     int64_t since;
+    int check_head; /* the first page of a resume: since may be above every stored seq */
     struct rt_catchup *next;
 };
 

@@ -385,6 +385,13 @@ int dr__rt_store_since(struct dr_db *db, char *const *rooms, size_t nrooms, int6
     return err;
 }
 
+int dr__rt_store_head(struct dr_db *db, int64_t *head)
+{
+    *head = 0;
+    return dr_db_exec(db, "SELECT COALESCE(MAX(seq), 0) FROM rt_notifications", NULL, 0, get_int,
+                      head, NULL);
+}
+
 /* ---- inbox ---- */
 
 #define INBOX_MEMBER "(n.user_id = $1 OR n.room = $2 OR n.room = $3)"

@@ -111,7 +111,7 @@ struct rt_frame *dr__sse_frame(int64_t seq, const char *json, size_t len)
     size_t ilen = 0;
     struct rt_frame *f;
 
-    if (seq > 0) {
+    if (seq >= 0) {
         ilen = (size_t)snprintf(id, sizeof(id), "id: %lld\n", (long long)seq);
     }
     f = dr__rt_frame_create(ilen + 6 + len + 2);

@@ -1,8 +1,8 @@
 // web/data-router-client.js under Node: the `ws` package's WebSocket and the `eventsource`
 // package's EventSource are injected (Node 20 has neither). Against a real data-router: a
 // connection cut through a TCP proxy, a server restart, the SSE fallback when /ws is refused,
-// token refresh on 4001. Against a scripted fake WebSocket: the duplicate filter and the
-// `since` values sent on resume.
+// token refresh on 4001, a seq kept from before the store was emptied. Against a scripted fake
+// WebSocket: the duplicate filter and the `since` values sent on resume, a resync with reset.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -160,6 +160,26 @@ describe('client library against data-router', () => {
     await waitFor(() => rec.events.length === 1, 'a notification on the new connection');
     assert.equal(rec.events[0].id, ids[0]);
   });
+
+  for (const transport of ['websocket', 'sse']) {
+    test(`${transport}: a seq from before the store was emptied resumes from the store's head`, async () => {
+      const srv = await startServer(); // a new, empty store
+      cleanups.push(() => srv.stop());
+      const resyncs = [];
+      const { client, rec } = makeClient(srv.url, { since: 5000, transports: [transport] });
+      client.on('resync', (f) => resyncs.push(f));
+      client.connect();
+      await waitFor(() => resyncs.length === 1, 'a resync with reset');
+      assert.equal(rec.opens.length, 1);
+      assert.equal(rec.opens[0], transport);
+      assert.deepEqual(resyncs[0], { type: 'resync', since: 0, reset: true });
+      assert.equal(client.lastSeq, 0);
+      const ids = await publish(srv, 3, `reset-${transport}`);
+      assertExactlyOnce(rec.events, await settle(srv, rec, ids));
+      assert.equal(client.lastSeq, Math.max(...rec.events.map((e) => e.seq)));
+      assert.equal(rec.opens.length, 1, 'no reconnect');
+    });
+  }
 });
 
 // ---- a scripted WebSocket: the client's bookkeeping without a server ----
@@ -264,6 +284,55 @@ describe('client library bookkeeping', () => {
     for (const s of [3, 4, 5, 6]) b.deliver(ev(s));
     assert.deepEqual(rec.events.map((e) => e.seq), [1, 2, 4, 5, 3, 6]);
     client.close?.();
+  });
+
+  test('resync with reset: seqs from before the connection are forgotten, no reconnect', async () => {
+    FakeWebSocket.all = [];
+    const resyncs = [];
+    const { client, rec } = makeClient('http://127.0.0.1:1', {
+      WebSocket: FakeWebSocket,
+      EventSource: undefined,
+      getToken: () => 'tok',
+      since: 0,
+    });
+    client.on('resync', (f) => resyncs.push(f));
+    client.subscribe('shipment:1Z9');
+    client.connect();
+    await waitFor(() => FakeWebSocket.all[0]?.sent.length === 1, 'auth');
+    const a = FakeWebSocket.all[0];
+    a.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    a.deliver({ type: 'subscribed', room: 'shipment:1Z9', seq: 0 });
+    for (const s of [100, 101]) a.deliver(ev(s));
+    a.deliver(ev(102, 'shipment:1Z9'));
+    a.serverClose(1001);
+
+    // the store was emptied meanwhile: its newest seq is 3
+    await waitFor(() => FakeWebSocket.all[1]?.sent.length === 1, 'auth on the second socket');
+    const b = FakeWebSocket.all[1];
+    assert.equal(b.sent[0].since, 102);
+    b.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    assert.deepEqual(b.sent[1], { type: 'subscribe', room: 'shipment:1Z9', since: 102 });
+    b.deliver({ type: 'resync', since: 3, reset: true }); // for the rooms of the auth message
+    b.deliver(ev(4));
+    b.deliver(ev(100)); // a new notification, not the 100 delivered before
+    b.deliver(ev(4)); // still a duplicate on this connection
+    b.deliver({ type: 'resync', since: 101, reset: true }); // for the subscribe
+    b.deliver(ev(102, 'shipment:1Z9'));
+    b.deliver({ type: 'subscribed', room: 'shipment:1Z9', seq: 102 });
+    assert.deepEqual(rec.events.map((e) => e.seq), [100, 101, 102, 4, 100, 102]);
+    assert.equal(resyncs.length, 2);
+    assert.equal(client.lastSeq, 102);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(FakeWebSocket.all.length, 2, 'no reconnect');
+
+    b.serverClose(4008);
+    await waitFor(() => FakeWebSocket.all[2]?.sent.length === 1, 'auth on the third socket');
+    const c = FakeWebSocket.all[2];
+    assert.equal(c.sent[0].since, 102, 'resume from what this store delivered');
+    c.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    assert.deepEqual(c.sent[1], { type: 'subscribe', room: 'shipment:1Z9', since: 102 });
+    for (const s of [100, 102, 103]) c.deliver(ev(s));
+    assert.deepEqual(rec.events.map((e) => e.seq), [100, 101, 102, 4, 100, 102, 103]);
   });
 
   test('a refused room is dropped and not asked for again', async () => {

@@ -1,7 +1,8 @@
 // Store-then-fan-out and resume: events published through the local publish API on topic
 // client-notifications reach WebSocket and SSE clients exactly once in seq order across
 // disconnects (since / Last-Event-ID), also while events keep arriving during the catch-up;
-// the inbox API and read receipts.
+// a since above every stored seq (a store reset or restored since) resumes from the store's
+// newest seq with a resync marked reset; the inbox API and read receipts.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import EventSource from 'eventsource';
@@ -197,6 +198,170 @@ for (const [backend, env] of backends) {
           assert.equal((await hb.stop()).code, 0);
         }
       });
+    });
+
+    describe('resume from a since above every stored seq', () => {
+      const HUGE = '9223372036854775807';
+      // in a JSON number: the largest integer a double holds exactly
+      const BIG = Number.MAX_SAFE_INTEGER;
+
+      function sse(url, headers) {
+        const es = new EventSource(url, { headers });
+        const recs = [];
+        es.onmessage = (e) => recs.push({ f: JSON.parse(e.data), id: e.lastEventId });
+        es.onerror = () => {};
+        const frames = () => recs.map((r) => r.f);
+        return { es, recs, frames, events: () => frames().filter((f) => f.type === 'event') };
+      }
+
+      // The newest stored seq right now: a notification stored and seen live.
+      async function storeHead(user) {
+        const tok = await userToken(user);
+        const c = await Client.open(srv.wsUrl, bearer(tok));
+        await c.waitFrame('welcome');
+        await srv.publish([notification(user, 'head')]);
+        const [e] = await c.waitEvents(1);
+        await c.close();
+        return e.seq;
+      }
+
+      // After a resync with reset at or above head: nothing old, then new events live once.
+      async function assertResumesFromHead(frames, events, head, user, room) {
+        await waitFor(() => frames().some((f) => f.type === 'resync'), 'a resync frame');
+        const rs = frames().find((f) => f.type === 'resync');
+        assert.equal(rs.reset, true);
+        assert.ok(Number.isSafeInteger(rs.since) && rs.since >= head, `since ${rs.since} >= ${head}`);
+        const ns = [notification(user, 1, { room }), notification(user, 2, { room })];
+        await publishEach(ns);
+        await waitFor(() => events().length >= 2, 'new events after the resync');
+        await new Promise((r) => setTimeout(r, 150)); // anything extra would show up now
+        assertExactlyOnceInOrder(events(), ns.map((n) => n.notification_id));
+        assert.ok(events()[0].seq > rs.since);
+        const types = frames().map((f) => f.type);
+        assert.ok(types.indexOf('resync') < types.indexOf('event'), 'resync before the events');
+        return rs;
+      }
+
+      test('WebSocket ?since= above the head: resync reset, then new events', async () => {
+        const user = u('h1');
+        const head = await storeHead(user);
+        const c = await Client.open(`${srv.wsUrl}?since=${HUGE}`, bearer(await userToken(user)));
+        await c.waitFrame('welcome');
+        await assertResumesFromHead(() => c.frames, () => c.events(), head, user, `user:${user}`);
+        await c.close();
+      });
+
+      test('WebSocket auth message with a since above the head', async () => {
+        const user = u('h2');
+        const head = await storeHead(user);
+        const c = await Client.open(srv.wsUrl);
+        c.send({ type: 'auth', token: await userToken(user), since: BIG });
+        await c.waitFrame('welcome');
+        await assertResumesFromHead(() => c.frames, () => c.events(), head, user, `user:${user}`);
+        await c.close();
+      });
+
+      test('WebSocket subscribe with a since above the head', async () => {
+        const user = u('h3');
+        const room = `meeting:poll-h3-${RUN}`;
+        const head = await storeHead(user);
+        const c = await Client.open(srv.wsUrl, bearer(await userToken(user, { role: 'admin' })));
+        await c.waitFrame('welcome');
+        c.send({ type: 'subscribe', room, since: BIG });
+        const sub = await c.waitFrame('subscribed');
+        assert.equal(sub.room, room);
+        const rs = await assertResumesFromHead(() => c.frames, () => c.events(), head, user, room);
+        assert.equal(sub.seq, rs.since, 'resumed from the seq the resync names');
+        await c.close();
+      });
+
+      test('SSE Last-Event-ID above the head: the resync record carries id: since', async () => {
+        const user = u('h4');
+        const head = await storeHead(user);
+        const tok = await userToken(user);
+        const s = sse(`${srv.url}/events`, { Authorization: `Bearer ${tok}`, 'Last-Event-ID': HUGE });
+        await waitFor(() => s.frames().length > 0, 'welcome');
+        const rs = await assertResumesFromHead(s.frames, s.events, head, user, `user:${user}`);
+        assert.equal(s.recs.find((r) => r.f.type === 'resync').id, String(rs.since));
+        s.es.close();
+      });
+
+      test('SSE ?since= above the head', async () => {
+        const user = u('h5');
+        const head = await storeHead(user);
+        const tok = await userToken(user);
+        const s = sse(`${srv.url}/events?since=${BIG}`, { Authorization: `Bearer ${tok}` });
+        await waitFor(() => s.frames().length > 0, 'welcome');
+        await assertResumesFromHead(s.frames, s.events, head, user, `user:${user}`);
+        s.es.close();
+      });
+
+      test('events stored while the connection resumes from above the head are not lost', async () => {
+        const user = u('h6');
+        await storeHead(user);
+        const tok = await userToken(user);
+        const all = Array.from({ length: 30 }, (_, i) => notification(user, i));
+        const after = [];
+        let welcomed = false;
+        const c = await Client.open(`${srv.wsUrl}?since=${HUGE}`, bearer(tok));
+        c.waitFrame('welcome').then(() => (welcomed = true), () => {});
+        for (const n of all) {
+          const late = welcomed;
+          await srv.publish([n]);
+          if (late) after.push(n.notification_id);
+        }
+        assert.ok(after.length > 0, 'some published after the welcome');
+        await waitFor(() => after.every((id) => c.events().some((e) => e.id === id)), 'all after');
+        await new Promise((r) => setTimeout(r, 150));
+        const evs = c.events();
+        const ids = evs.map((e) => e.id);
+        assert.equal(new Set(ids).size, ids.length, 'no duplicate');
+        const s = seqs(evs);
+        assert.deepEqual(s, [...s].sort((x, y) => x - y), 'seq order');
+        const rs = c.frames.find((f) => f.type === 'resync');
+        assert.ok(rs?.reset, 'resync reset');
+        assert.ok(evs.every((e) => e.seq > rs.since));
+        await c.close();
+      });
+
+      test('a since at the head is an ordinary resume: no resync', async () => {
+        const user = u('h7');
+        const head = await storeHead(u('h7-other')); // above every seq of user's rooms
+        const c = await Client.open(`${srv.wsUrl}?since=${head}`, bearer(await userToken(user)));
+        await c.waitFrame('welcome');
+        const n = notification(user, 1);
+        await srv.publish([n]);
+        const [e] = await c.waitEvents(1);
+        assert.equal(e.id, n.notification_id);
+        assert.ok(!c.frames.some((f) => f.type === 'resync'));
+        await c.close();
+      });
+
+      if (backend === 'sqlite') {
+        test('an empty store: resync from 0, then everything new', async () => {
+          const fresh = await startServer({ env });
+          try {
+            const user = u('h8');
+            const tok = await userToken(user);
+            const c = await Client.open(`${fresh.wsUrl}?since=1000`, bearer(tok));
+            await c.waitFrame('welcome');
+            const rs = await c.waitFrame('resync');
+            assert.deepEqual(rs, { type: 'resync', since: 0, reset: true });
+            const s = sse(`${fresh.url}/events`, { Authorization: `Bearer ${tok}`, 'Last-Event-ID': '1000' });
+            await waitFor(() => s.frames().some((f) => f.type === 'resync'), 'SSE resync');
+            assert.equal(s.recs.find((r) => r.f.type === 'resync').id, '0');
+            const n = notification(user, 1);
+            await fresh.publish([n]);
+            assert.equal((await c.waitEvents(1))[0].id, n.notification_id);
+            await waitFor(() => s.events().length === 1, 'the SSE event');
+            assert.equal(s.events()[0].id, n.notification_id);
+            s.es.close();
+            await c.close();
+          } finally {
+            assert.equal((await fresh.stop()).code, 0);
+          }
+        });
+      }
     });
 
     describe('inbox API and read receipts', () => {

@@ -82,8 +82,13 @@ static void sse_frames(void **state)
     assert_int_equal(f->len, sizeof(want) - 1);
     assert_memory_equal(f->data, want, sizeof(want) - 1);
     dr__rt_frame_unref(f);
-    f = dr__sse_frame(0, "{}", 2);
+    f = dr__sse_frame(-1, "{}", 2);
+    assert_int_equal(f->len, 10);
     assert_memory_equal(f->data, "data: {}\n\n", 10);
+    dr__rt_frame_unref(f);
+    f = dr__sse_frame(0, "{}", 2);
+    assert_int_equal(f->len, 16);
+    assert_memory_equal(f->data, "id: 0\ndata: {}\n\n", 16);
     dr__rt_frame_unref(f);
 }
 
