@@ -258,6 +258,8 @@ int dr__email_raw_decode(const char *in, size_t len, unsigned char **out, size_t
  * message whose product of the two is over its budget.
  */
 void dr__email_boundary_work(const char *raw, size_t len, size_t *lines, size_t *bounds);
+/* How many ':' raw[0..len) holds, counting stopped once past max (the result is then > max). */
+size_t dr__email_count_colons(const char *raw, size_t len, size_t max);
 
 /* Ensures GMime is initialised (pthread_once). */
 void dr__email_gmime_init(void);

@@ -1210,13 +1210,42 @@ static int address_field_at(const char *raw, size_t len, size_t i, size_t *value
     return 0;
 }
 
+/* How many ':' raw[0..len) holds, counting stopped once past max. */
+size_t dr__email_count_colons(const char *raw, size_t len, size_t max)
+{
+    size_t n = 0, i = 0;
+
+#ifdef __SSE2__
+    /* per byte lane a counter that a match decrements by -1, summed before it can wrap */
+    const __m128i colon = _mm_set1_epi8(':'), zero = _mm_setzero_si128();
+
+    while (len - i >= 16 && n <= max) {
+        __m128i acc = zero;
+        size_t end = len - i >= 255 * 16 ? i + 255 * 16 : i + (len - i) / 16 * 16;
+
+        for (; i < end; i += 16) {
+            __m128i c = _mm_loadu_si128((const __m128i *)(raw + i));
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(c, colon));
+        }
+        acc = _mm_sad_epu8(acc, zero);
+        n += (size_t)_mm_cvtsi128_si32(acc) + (size_t)_mm_cvtsi128_si32(_mm_srli_si128(acc, 8));
+    }
+#endif
+    for (; i < len && n <= max; i++) {
+        n += raw[i] == ':';
+    }
+    return n;
+}
+
 /* Whether an address field anywhere in raw (the message's, or an attached message's), with its
  * continuation lines, has more than ADDRESS_COLONS_MAX ':'s. */
 static int addresses_too_nested(const char *raw, size_t len)
 {
     size_t i = 0;
 
-    if (len <= ADDRESS_COLONS_MAX) {
+    /* a message with fewer ':' in all cannot have a field with more: most mail stops here */
+    if (len <= ADDRESS_COLONS_MAX ||
+        dr__email_count_colons(raw, len, ADDRESS_COLONS_MAX) <= ADDRESS_COLONS_MAX) {
         return 0;
     }
     while (i < len) {
@@ -1410,10 +1439,15 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
         max_dash = lim->max_parts > SIZE_MAX / DASH_LINES_PER_PART
                        ? SIZE_MAX
                        : lim->max_parts * DASH_LINES_PER_PART;
-        /* lines is counted above BOUNDARY_WORK_FREE bytes only */
-        if ((len <= BOUNDARY_WORK_FREE || lines > max_dash) && len / 3 > max_dash) {
-            full_len = len;
-            len = dash_lines_cut(raw, len, max_dash);
+        if (len / 3 > max_dash) {
+            /* too_complex() counts lines above BOUNDARY_WORK_FREE bytes only */
+            if (len <= BOUNDARY_WORK_FREE) {
+                dr__email_boundary_work(raw, len, &lines, &bounds);
+            }
+            if (lines > max_dash) {
+                full_len = len;
+                len = dash_lines_cut(raw, len, max_dash);
+            }
         }
     }
     if (len / 3 > HEADER_LINES_MAX || len > HEADER_FIELD_MAX) {
