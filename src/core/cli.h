@@ -8,6 +8,9 @@
 void dr_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads path ("-" = stdin) up to limit bytes into a malloc'ed NUL-terminated buffer. */
 int dr_cli_read_file(const char *path, size_t limit, char **out, size_t *len);
+/* The one FILE or "-" a tool takes (argv excludes the tool's name): "-" without one, NULL on a
+ * usage error (more than one, or an option). */
+const char *dr_cli_one_path(int argc, char **argv);
 /* parse email|ics|poll-reply, extract shipments|reply. Returns the exit code. */
 int dr_cli_tools(const char *cmd, int argc, char **argv);
 

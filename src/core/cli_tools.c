@@ -47,6 +47,17 @@ int dr_cli_read_file(const char *path, size_t limit, char **out, size_t *len)
     return DR_OK;
 }
 
+const char *dr_cli_one_path(int argc, char **argv)
+{
+    if (argc == 0) {
+        return "-";
+    }
+    if (argc > 1 || (argv[0][0] == '-' && argv[0][1])) {
+        return NULL;
+    }
+    return argv[0];
+}
+
 int dr_cli_tools(const char *cmd, int argc, char **argv)
 {
     static const struct {

@@ -12,14 +12,14 @@
 
 int dr_cli_parse_ics(int argc, char **argv)
 {
-    const char *path = argc > 0 ? argv[0] : "-";
+    const char *path = dr_cli_one_path(argc, argv);
     char *buf = NULL, *out;
     char why[512] = "";
     size_t len = 0;
     cJSON *cal = NULL;
     int err;
 
-    if (argc > 1 || (argc == 1 && path[0] == '-' && path[1])) {
+    if (!path) {
         dr_cli_error("usage: data-router parse ics [FILE | -]");
         return 2;
     }

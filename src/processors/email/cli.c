@@ -14,7 +14,7 @@
 
 int dr_cli_parse_email(int argc, char **argv)
 {
-    const char *path = argc > 0 ? argv[0] : "-";
+    const char *path = dr_cli_one_path(argc, argv);
     struct dr_email_limits lim;
     struct dr_email *em = NULL;
     struct dr_email_class c = {0};
@@ -23,7 +23,7 @@ int dr_cli_parse_email(int argc, char **argv)
     size_t len = 0;
     int err, rc = 1;
 
-    if (argc > 1 || (argc == 1 && path[0] == '-' && path[1])) {
+    if (!path) {
         dr_cli_error("usage: data-router parse email [FILE.eml|-]");
         return 2;
     }

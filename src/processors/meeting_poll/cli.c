@@ -101,7 +101,7 @@ static int read_body(const char *path, char **buf, const char **body, size_t *le
 
 int dr_cli_extract_reply(int argc, char **argv)
 {
-    const char *path = argc > 0 ? argv[0] : "-";
+    const char *path = dr_cli_one_path(argc, argv);
     struct dr_email *em = NULL;
     const char *body;
     char *buf = NULL, *reply = NULL, *out;
@@ -109,7 +109,7 @@ int dr_cli_extract_reply(int argc, char **argv)
     int quoted = 0, rc, err;
     cJSON *o;
 
-    if (argc > 1 || (argc == 1 && path[0] == '-' && path[1])) {
+    if (!path) {
         dr_cli_error("usage: data-router extract reply [FILE | -]");
         return 2;
     }

@@ -15,7 +15,7 @@
 
 int dr_cli_extract_shipments(int argc, char **argv)
 {
-    const char *path = argc > 0 ? argv[0] : "-";
+    const char *path = dr_cli_one_path(argc, argv);
     struct dr_email *em = NULL;
     struct dr_buf from;
     char *data = NULL, *json;
@@ -50,7 +50,7 @@ int dr_cli_extract_shipments(int argc, char **argv)
         free(json);
         return 0;
     }
-    if (argc > 1 || (argc == 1 && path[0] == '-' && path[1])) {
+    if (!path) {
         dr_cli_error("usage: data-router extract shipments [FILE.eml | --text TEXT | -]");
         return 2;
     }
