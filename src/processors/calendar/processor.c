@@ -129,7 +129,6 @@ static int str_ok(const cJSON *o, const char *key, size_t max, int required)
     return cJSON_IsString(v) && (!required || v->valuestring[0]) && strlen(v->valuestring) <= max;
 }
 
-/* A time as text: an RFC 3339 / date string, or an object with utc, dateTime, date or value. */
 /* Whether s is an RFC 3339 date ("2026-03-02"), date-time with Z or an offset, or a local
  * date-time without one (a time in the event's zone, or floating). */
 static int time_ok(const char *s)
@@ -153,6 +152,7 @@ static int time_ok(const char *s)
     return dr_parse_time(buf, &ms) == DR_OK;
 }
 
+/* A time as text: an RFC 3339 / date string, or an object with utc, dateTime, date or value. */
 static int time_text(const cJSON *v, char *out, size_t sz, int *all_day)
 {
     static const char *const keys[] = {"utc", "dateTime", "date", "value"};
