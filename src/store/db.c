@@ -383,11 +383,6 @@ out:
     return err;
 }
 
-/* Versions a module once used inside another's range; they are someone else's now. */
-static const int64_t moved_versions[] = {
-    210, /* calendar events, now 400 */
-};
-
 /* The newest of done in the range of m[0] (see dr_db_schema_newer()) above m[n-1], or 0. */
 static int64_t newest_in_range(const struct versions *done, const struct dr_db_migration *m,
                                size_t n)
@@ -395,11 +390,7 @@ static int64_t newest_in_range(const struct versions *done, const struct dr_db_m
     int64_t lo = (m[0].version / 100) * 100, hi = lo + 99, latest = 0;
 
     for (size_t i = 0; i < done->n; i++) {
-        int moved = 0;
-        for (size_t k = 0; k < DR_ARRAY_LEN(moved_versions); k++) {
-            moved |= done->v[i] == moved_versions[k];
-        }
-        if (!moved && done->v[i] >= lo && done->v[i] <= hi && done->v[i] > latest) {
+        if (done->v[i] >= lo && done->v[i] <= hi && done->v[i] > latest) {
             latest = done->v[i];
         }
     }

@@ -41,9 +41,10 @@
 #define MAX_EVENTS 500 /* VEVENTs handled from one iCalendar object */
 #define POLL_TOPIC "meeting-responses"
 
-/* v400 (210 before calendar had a range of its own; IF NOT EXISTS makes it a no-op where 210
- * ran): one row per event the router has seen, deleted ones kept as tombstones so a late
- * update cannot bring them back. */
+/* v400: one row per event the router has seen, deleted ones kept as tombstones so a late
+ * update cannot bring them back. It was 210, inside the meeting polls' range, before the
+ * calendar had a range of its own: IF NOT EXISTS makes it a no-op where 210 ran, and it takes
+ * 210 off the list, which would otherwise read as a newer meeting-poll schema. */
 static const char v400_sqlite[] =
     "CREATE TABLE IF NOT EXISTS calendar_events ("
     " user_id TEXT NOT NULL, event_id TEXT NOT NULL, calendar_id TEXT, uid TEXT, summary TEXT,"
@@ -51,7 +52,8 @@ static const char v400_sqlite[] =
     " sequence INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER NOT NULL,"
     " deleted INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (user_id, event_id)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS calendar_events_uid ON calendar_events (uid)";
+    "CREATE INDEX IF NOT EXISTS calendar_events_uid ON calendar_events (uid);"
+    "DELETE FROM schema_migrations WHERE version = 210";
 
 static const char v400_postgres[] =
     "CREATE TABLE IF NOT EXISTS calendar_events ("
@@ -60,7 +62,8 @@ static const char v400_postgres[] =
     " sequence BIGINT NOT NULL DEFAULT 0, updated_ms BIGINT NOT NULL,"
     " deleted INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (user_id, event_id));"
-    "CREATE INDEX IF NOT EXISTS calendar_events_uid ON calendar_events (uid)";
+    "CREATE INDEX IF NOT EXISTS calendar_events_uid ON calendar_events (uid);"
+    "DELETE FROM schema_migrations WHERE version = 210";
 
 static const struct dr_db_migration migrations[] = {
     {400, "calendar events", v400_sqlite, v400_postgres},

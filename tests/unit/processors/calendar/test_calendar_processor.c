@@ -363,6 +363,36 @@ static void test_locked_store_retried(void **state)
     dr_result_cleanup(&res);
 }
 
+/* A database migrated when the calendar's migration was 210 (inside the meeting polls' range):
+ * its 400 runs as a no-op on the existing table and takes 210 off the list. */
+static void test_old_migration_number_retired(void **state)
+{
+    struct dr_proc_env env = {.store = ((struct pfx *)*state)->st, .data_dir = "/tmp"};
+    void *again = NULL;
+    char err[128];
+
+    assert_int_equal(dr_db_exec(DB(state), "DELETE FROM schema_migrations WHERE version = 400",
+                                NULL, 0, NULL, NULL, NULL),
+                     DR_OK);
+    assert_int_equal(dr_db_exec(DB(state),
+                                "INSERT INTO schema_migrations (version, name, applied_ms) "
+                                "VALUES (210, 'calendar events', 1)",
+                                NULL, 0, NULL, NULL, NULL),
+                     DR_OK);
+    assert_int_equal(dr_db_exec(DB(state),
+                                "INSERT INTO calendar_events (user_id, event_id, updated_ms) "
+                                "VALUES ('u', 'e', 1)",
+                                NULL, 0, NULL, NULL, NULL),
+                     DR_OK);
+    assert_int_equal(dr_processor_calendar.init(&env, &again, err, sizeof(err)), 0);
+    dr_processor_calendar.destroy(again);
+    assert_int_equal(
+        count_where(state, "SELECT COUNT(*) FROM schema_migrations WHERE version = 210"), 0);
+    assert_int_equal(
+        count_where(state, "SELECT COUNT(*) FROM schema_migrations WHERE version = 400"), 1);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events"), 1);
+}
+
 #define CAL_TESTS(X)                                                                               \
     X(test_ics_request_stored_indexed_notified)                                                    \
     X(test_older_sequence_ignored)                                                                 \
@@ -371,7 +401,8 @@ static void test_locked_store_retried(void **state)
     X(test_reply_forwarded_to_poll)                                                                \
     X(test_bad_input_rejected)                                                                     \
     X(test_cancel_outranks_older_update)                                                           \
-    X(test_refused_write_rejected)
+    X(test_refused_write_rejected)                                                                 \
+    X(test_old_migration_number_retired)
 
 int main(void)
 {
