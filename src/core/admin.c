@@ -344,11 +344,6 @@ static void job_work(void *arg)
     case J_BULK: {
         int64_t matched = 0, taken = 0, replayed = 0, skipped = 0, failed = 0, last_id = 0;
         cJSON *ids;
-        if (!j->dry_run && !a->local) {
-            snprintf(j->errmsg, sizeof(j->errmsg), "replay needs the local queue (local mode)");
-            j->err = DR_EUNSUPPORTED;
-            break;
-        }
         /* the set is fixed now: a replayed message that fails again is not taken twice */
         j->err = dr_store_dlq_count_matching(a->store, &j->fb.f, j->max, &matched, &last_id);
         if (j->err) {
@@ -626,7 +621,7 @@ static void on_dlq(struct dr_http_req *req, void *ctx)
         }
         rc = bulk_from_json(b, j);
         cJSON_Delete(b);
-        if (rc == DR_OK && j->kind == J_START && !a->local) {
+        if (rc == DR_OK && !j->dry_run && !a->local) {
             snprintf(j->errmsg, sizeof(j->errmsg), "replay needs the local queue (local mode)");
             rc = DR_EUNSUPPORTED;
         }
