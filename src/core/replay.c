@@ -109,7 +109,8 @@ int dr__replay_one(struct dr_store *st, const struct dr_dead_letter *d, const cJ
     return rc;
 }
 
-void dr__filter_buf_copy(struct dr_dlq_filter_buf *dst, const struct dr_dlq_filter_buf *src)
+/* Copies a filter, pointing the copy's strings at its own buffers. */
+static void filter_buf_copy(struct dr_dlq_filter_buf *dst, const struct dr_dlq_filter_buf *src)
 {
     *dst = *src;
     dst->f.topic = src->f.topic ? dst->topic : NULL;
@@ -464,7 +465,7 @@ int dr__replay_jobs_start(struct dr_replay_jobs *rj, const struct dr_dlq_filter_
     /* ids from the clock: a client following a job across a restart gets 404, not another job */
     j->id = rj->last_id + 1 > dr_now_ms() ? rj->last_id + 1 : dr_now_ms();
     rj->last_id = j->id;
-    dr__filter_buf_copy(&j->fb, fb);
+    filter_buf_copy(&j->fb, fb);
     j->fb.f.max_id = last_id;
     j->fb.f.after_id = 0;
     j->rate = rate;

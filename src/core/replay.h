@@ -22,7 +22,7 @@
 /* The most dead letters one replay by filter takes. */
 #define DR_REPLAY_MAX 100000
 
-/* A dead-letter filter that owns its strings (filter_buf_copy() keeps that true for a copy). */
+/* A dead-letter filter that owns its strings. */
 struct dr_dlq_filter_buf {
     char topic[256], processor[128], reason[64], error[256];
     struct dr_dlq_filter f;
@@ -71,8 +71,5 @@ void dr__replay_jobs_stop(struct dr_replay_jobs *rj);
 /* After stop, once the loop has run until the thread pool's work landed and the timer closed.
  * NULL-safe. */
 void dr__replay_jobs_destroy(struct dr_replay_jobs *rj);
-
-/* Copies a filter, pointing the copy's strings at its own buffers. */
-void dr__filter_buf_copy(struct dr_dlq_filter_buf *dst, const struct dr_dlq_filter_buf *src);
 
 #endif
