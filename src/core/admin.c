@@ -653,9 +653,10 @@ static void on_dlq(struct dr_http_req *req, void *ctx)
         if (blen) {
             static const char *const keys[] = {"payload", "data", "attributes", NULL};
             char why[160] = "";
+            const char *bad;
             j->body = dr_json_parse(body, blen);
-            if (cJSON_IsObject(j->body) && unknown_key(j->body, keys)) {
-                snprintf(why, sizeof(why), "%.64s: unknown", unknown_key(j->body, keys));
+            if (cJSON_IsObject(j->body) && (bad = unknown_key(j->body, keys))) {
+                snprintf(why, sizeof(why), "%.64s: unknown", bad);
             } else if (cJSON_IsObject(j->body)) {
                 /* the same fields as a pushed message's, held to Pub/Sub's limits */
                 dr_push_message_ok(body, blen, j->body, why, sizeof(why));
