@@ -9,6 +9,18 @@
 
 #include <stdint.h>
 
+/* The bucket itself, for a caller that keeps it on one thread: no lock, no allocation. */
+struct dr_bucket {
+    double tokens;
+    int64_t last_ms; /* when tokens was computed; -1 until the first take */
+};
+
+/* A full bucket: tokens = burst. */
+void dr_bucket_init(struct dr_bucket *b, double burst);
+/* As dr_ratelimit_take(), rate in tokens per second. */
+int dr_bucket_take(struct dr_bucket *b, double rate, double burst, int64_t now_ms,
+                   int64_t *retry_ms);
+
 struct dr_ratelimit;
 
 /* rate > 0 tokens per second, burst >= 1. The caller frees it with dr_ratelimit_destroy(). */

@@ -56,10 +56,10 @@ struct rt_conn *dr__rt_conn_create(struct dr_hub *hub, const struct rt_transport
     tcp->data = c;
     c->state = RT_CONN_AUTH;
     c->since = -1;
-    c->opened_ms = c->last_rx_ms = c->last_hb_ms = c->tokens_ms = now;
+    c->opened_ms = c->last_rx_ms = c->last_hb_ms = now;
     c->connected_ms = dr_now_ms();
     c->last_tx_ms = (int64_t)uv_now(hub->loop);
-    c->tokens = hub->conf->burst;
+    dr_bucket_init(&c->rate, hub->conf->burst);
     if (hub->conf->send_buffer > 0) {
         int sz = hub->conf->send_buffer;
         uv_send_buffer_size((uv_handle_t *)tcp, &sz);
@@ -1037,19 +1037,8 @@ static void on_ack(struct rt_conn *c, const cJSON *m)
 
 int dr__rt_conn_rate_ok(struct rt_conn *c)
 {
-    int64_t now = dr_mono_ms();
     const struct rt_conf *cf = c->hub->conf;
-
-    c->tokens += (double)(now - c->tokens_ms) * cf->rate / 1000.0;
-    c->tokens_ms = now;
-    if (c->tokens > cf->burst) {
-        c->tokens = cf->burst;
-    }
-    if (c->tokens < 1.0) {
-        return 0;
-    }
-    c->tokens -= 1.0;
-    return 1;
+    return dr_bucket_take(&c->rate, cf->rate, cf->burst, dr_mono_ms(), NULL);
 }
 
 static void on_auth(struct rt_conn *c, const cJSON *m)

@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "dr/ratelimit.h"
 #include "dr/db.h"
 #include "dr/jwt.h"
 #include "dr/jwks_source.h"
@@ -239,8 +240,7 @@ struct rt_conn {
     int64_t cu_next; /* since of the page after the one being written, -1: it is the last */
     int64_t since;   /* resume point for the rooms joined from the token (-1 = none) */
     /* rate limit and timers (monotonic ms) */
-    double tokens;
-    int64_t tokens_ms;
+    struct dr_bucket rate; /* client messages (rt_conf rate, burst) */
     int64_t opened_ms;
     int64_t connected_ms; /* wall clock, for the admin API */
     int64_t last_rx_ms;
