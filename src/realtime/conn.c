@@ -307,7 +307,8 @@ int dr__rt_conn_write_raw(struct rt_conn *c, const void *data, size_t len)
     return err;
 }
 
-void dr__rt_conn_send_json(struct rt_conn *c, const cJSON *obj)
+/* seq as the transport's encode takes it: SSE's id: line when >= 0. */
+static void send_json_seq(struct rt_conn *c, int64_t seq, const cJSON *obj)
 {
     char *s;
     struct rt_frame *f;
@@ -316,11 +317,16 @@ void dr__rt_conn_send_json(struct rt_conn *c, const cJSON *obj)
         return;
     }
     s = dr_json_print(obj);
-    f = c->tp->encode(-1, s, strlen(s));
+    f = c->tp->encode(seq, s, strlen(s));
 
     dr__rt_conn_write(c, f);
     dr__rt_frame_unref(f);
     free(s);
+}
+
+void dr__rt_conn_send_json(struct rt_conn *c, const cJSON *obj)
+{
+    send_json_seq(c, -1, obj);
 }
 
 void dr__rt_conn_send_error(struct rt_conn *c, const char *code, const char *msg)
@@ -594,8 +600,6 @@ static void resume_from_head(struct rt_conn *c, struct rt_catchup *j, int64_t he
     int64_t from = head;
     int resumed = 0;
     cJSON *o;
-    char *json;
-    struct rt_frame *f;
 
     for (size_t i = 0; i < c->nbuffered; i++) {
         int in_job;
@@ -619,11 +623,7 @@ static void resume_from_head(struct rt_conn *c, struct rt_catchup *j, int64_t he
         cJSON_AddStringToObject(o, "type", "resync");
         cJSON_AddNumberToObject(o, "since", (double)from);
         cJSON_AddBoolToObject(o, "reset", 1);
-        json = dr_json_print(o);
-        f = c->tp->encode(from, json, strlen(json));
-        dr__rt_conn_write(c, f);
-        dr__rt_frame_unref(f);
-        free(json);
+        send_json_seq(c, from, o);
         cJSON_Delete(o);
     }
     /* the rooms left meanwhile still need finish_rooms to release what was held for them */
