@@ -5,7 +5,11 @@
 // bench_load can pace its publisher and time the run the same way it does for data-router.
 //
 //   PUBSUB_EMULATOR_HOST=127.0.0.1:8085 node pull.js --project bench --subscription node-bench \
-//       --port 9101 [--timeout 300]
+//       --port 9101 [--timeout 300] [--record FILE]
+//
+// --record FILE: one line {"seq":"<attribute seq>"} per message received, written at once (the
+// line data-router's test processor writes), so that `bench_load latency` times this client the
+// way it times data-router.
 //
 // Stops by itself after --timeout seconds, or on SIGTERM/SIGINT.
 // Against the emulator no credentials are needed: keep google-auth-library from probing the GCE
@@ -13,6 +17,7 @@
 process.env.METADATA_SERVER_DETECTION = 'none';
 process.env.GCE_METADATA_HOST = '127.0.0.1:9';
 
+const fs = require('fs');
 const http = require('http');
 const { PubSub } = require('@google-cloud/pubsub');
 
@@ -25,6 +30,7 @@ const project = arg('project', 'bench');
 const subName = arg('subscription', 'node-bench');
 const port = Number(arg('port', '9101'));
 const timeoutS = Number(arg('timeout', '300'));
+const recordPath = arg('record', '');
 
 if (!process.env.PUBSUB_EMULATOR_HOST ||
     !/^(127\.|localhost)/.test(process.env.PUBSUB_EMULATOR_HOST)) {
@@ -32,6 +38,7 @@ if (!process.env.PUBSUB_EMULATOR_HOST ||
   process.exit(2);
 }
 
+const recordFd = recordPath ? fs.openSync(recordPath, 'a') : -1;
 let received = 0;
 let acked = 0;
 let firstAt = 0;
@@ -47,6 +54,9 @@ sub.on('message', (m) => {
   }
   lastAt = t;
   received++;
+  if (recordFd >= 0) {
+    fs.writeSync(recordFd, `{"seq":${JSON.stringify(String(m.attributes.seq || ''))}}\n`);
+  }
   m.ack();
   acked++;
 });
