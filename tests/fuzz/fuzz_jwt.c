@@ -5,7 +5,7 @@
  *         reasons.
  *   odd   the rest is a header and a claims document separated by a NUL byte; the target signs
  *         them with the HS256 secret, so parsing goes past the signature into the header and
- *         claims checks. An accepted token must say alg "HS256" and have a sub.
+ *         claims checks. An accepted token must say alg "HS256".
  */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -48,7 +48,7 @@ static void verify(const char *token, size_t len, int must_refuse, const char *h
         return;
     }
     FUZZ_CHECK(!must_refuse, "a token nobody signed was accepted");
-    FUZZ_CHECK(claims && claims->sub && claims->sub[0], "accepted without a sub");
+    FUZZ_CHECK(claims != NULL, "accepted without claims"); /* sub is the hub's to require */
     {
         cJSON *h = cJSON_ParseWithLength(header, hlen);
         const cJSON *alg = cJSON_GetObjectItemCaseSensitive(h, "alg");
