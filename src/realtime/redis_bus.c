@@ -7,11 +7,19 @@
  *   <channel>:control    {"type":"gap","instance":..,"since":N,"rooms":[..]} after an outage
  *   <channel>:hb:<id>    this instance's keep-alive (a PUBLISH on pub must come back on sub)
  *
- * Exactly once: the hub delivers this instance's notifications itself and then calls
- * bus_publish, which marks the seq seen before publishing. Redis echoes every message to every
- * subscriber (this instance included); a seq already seen is dropped, so the echo and any
- * duplicate are never delivered twice. Seqs are store-wide, so one window of seen seqs covers
- * every producer.
+ * Exactly once: each notification is PUBLISHed once, by the instance that stored it, and Redis
+ * hands every message once to every subscriber, this instance included. So the only message an
+ * instance gets that it has delivered already is the echo of one it published itself (the hub
+ * delivered that one here before calling bus_publish). Its echoes come back in the order it
+ * published them (one connection publishes, the subscription gets messages in the order Redis
+ * ran the PUBLISHes), so the seqs published on the current link whose echo is still due, kept
+ * in that order, tell an echo apart from anything else without going by seq numbering.
+ *
+ * That matters because seqs are numbers of one store, and a store can be reset (a new empty
+ * database numbers from 1 again). Seqs are store-wide, so one window of seen seqs covers every
+ * producer and orders delivery; but a seq that is marked seen and is not an echo due (or a
+ * local seq marked seen: a store never hands out a seq twice) proves the store was reset. The
+ * window then starts again at that seq instead of dropping the new notifications as duplicates.
  *
  * Order: connections drop an event whose seq is not above the last one sent in its room (that is
  * how resume avoids duplicates), so the hub must get notifications in seq order. Redis keeps
@@ -123,6 +131,10 @@ struct dr_redis_bus {
     int64_t hb_sent_ms; /* keep-alive in flight since (0: none) */
     int64_t hb_last_ms;
     uv_timer_t tick;
+
+    /* seqs PUBLISHed on the current link whose echo has not come back yet, in publish order */
+    int64_t *echo;
+    size_t echo_cap, echo_head, echo_n;
 
     /* seen seqs and reordering */
     uint64_t seen[SEEN_BITS / 64];
@@ -248,6 +260,68 @@ static void seen_set(struct dr_redis_bus *b, int64_t seq)
         b->hi = seq;
     }
     seen_bit(b, seq, 1);
+}
+
+static void flush_held(struct dr_redis_bus *b);
+
+/*
+ * The store handed out seq again (see the top of this file): it was reset. What is held belongs
+ * to the old numbering and goes out now; the window restarts just below seq. delivered_hi is
+ * kept: a connection that went past seq in the old numbering would drop the new notifications
+ * as duplicates, so deliver() tells it to resync instead (resync_late).
+ */
+static void restart_seqs(struct dr_redis_bus *b, int64_t seq)
+{
+    DR_WARN("redis_bus", "notification seq seen before: the store was reset, seqs start again",
+            "seq=%lld newest_seen=%lld", (long long)seq, (long long)b->hi);
+    flush_held(b);
+    memset(b->seen, 0, sizeof(b->seen));
+    b->hi = seq - 1;
+    b->next = seq;
+    if (b->gap_since >= 0) {
+        b->gap_since = 0; /* an outage is to be checked: every seq of the new store counts */
+    }
+}
+
+/* ---- echoes of this instance's own notifications ---- */
+
+static int echo_push(struct dr_redis_bus *b, int64_t seq)
+{
+    if (b->echo_n == b->echo_cap) {
+        size_t cap = b->echo_cap ? b->echo_cap * 2 : 64;
+        int64_t *v;
+        if (b->echo_cap >= MAX_OUTSTANDING) {
+            return DR_ETOOBIG;
+        }
+        v = dr_xmalloc(cap * sizeof(*v));
+        for (size_t i = 0; i < b->echo_n; i++) {
+            v[i] = b->echo[(b->echo_head + i) % b->echo_cap];
+        }
+        free(b->echo);
+        b->echo = v;
+        b->echo_cap = cap;
+        b->echo_head = 0;
+    }
+    b->echo[(b->echo_head + b->echo_n) % b->echo_cap] = seq;
+    b->echo_n++;
+    return DR_OK;
+}
+
+/*
+ * 1 when seq is the echo of a notification this instance published, which is then taken off
+ * the list. Echoes come in publish order: the ones due before it will not come (their PUBLISH
+ * failed) and go too.
+ */
+static int echo_take(struct dr_redis_bus *b, int64_t seq)
+{
+    for (size_t i = 0; i < b->echo_n; i++) {
+        if (b->echo[(b->echo_head + i) % b->echo_cap] == seq) {
+            b->echo_head = (b->echo_head + i + 1) % b->echo_cap;
+            b->echo_n -= i + 1;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* ---- reordering ---- */
@@ -401,9 +475,12 @@ static void on_notification(struct dr_redis_bus *b, const char *json, size_t len
         DR_WARN("redis_bus", "message without a seq dropped", "bytes=%zu", len);
         return;
     }
-    if (seen_get(b, seq)) {
+    if (echo_take(b, seq)) {
         dr_metrics_inc(M_RECEIVED, "outcome=\"duplicate\"", 1);
         return;
+    }
+    if (seen_get(b, seq)) {
+        restart_seqs(b, seq);
     }
     seen_set(b, seq);
     if (seq < b->next) {
@@ -903,6 +980,7 @@ static void link_fail(struct dr_redis_bus *b, const char *why, const char *detai
     }
     b->gen++;
     b->sent_n = b->sent_head = 0;
+    b->echo_n = b->echo_head = 0; /* a new subscription gets no echo of the old link's PUBLISHes */
     b->pub_ready = 0;
     b->sub_acks = 0;
     b->hb_sent_ms = 0;
@@ -973,15 +1051,24 @@ static void bus_publish(void *ctx, const char *json, size_t len)
     if (seq <= 0) {
         return;
     }
-    seen_set(b, seq); /* the hub delivered it here already: its echo is a duplicate */
+    if (seen_get(b, seq)) {
+        restart_seqs(b, seq);
+    }
+    seen_set(b, seq);
     if (seq > b->delivered_hi) {
         b->delivered_hi = seq;
     }
     release(b); /* it may fill a gap held notifications wait for */
-    if (b->state == BUS_UP &&
-        send_cmd(b, CMD_PUBLISH, "PUBLISH %s %b", b->channel, json, len) == DR_OK) {
-        dr_metrics_inc(M_PUBLISHED, "outcome=\"sent\"", 1);
-        return;
+    if (b->state == BUS_UP && echo_push(b, seq) != DR_OK) {
+        link_fail(b, "echoes of published notifications not coming back", NULL);
+    }
+    if (b->state == BUS_UP) {
+        /* the hub delivered it here already: its echo is a duplicate */
+        if (send_cmd(b, CMD_PUBLISH, "PUBLISH %s %b", b->channel, json, len) == DR_OK) {
+            dr_metrics_inc(M_PUBLISHED, "outcome=\"sent\"", 1);
+            return;
+        }
+        b->echo_n--; /* no echo will come */
     }
     dr_metrics_inc(M_PUBLISHED, "outcome=\"dropped\"", 1);
     if (b->dropped_since < 0 || seq - 1 < b->dropped_since) {
@@ -1188,6 +1275,7 @@ static void free_bus(struct dr_redis_bus *b)
     }
     free(b->held);
     free(b->sent);
+    free(b->echo);
     roomset_clear(&b->dropped_rooms);
     free(b->host);
     free(b->user);

@@ -1,0 +1,230 @@
+/*
+ * The Redis bus on a real hub and Redis (DR_TEST_REDIS_URL; skipped without it): the test plays
+ * another instance by PUBLISHing notifications on the bus's channel itself, and reads what the
+ * hub's connections get. Each test uses a channel of its own: the Redis may be shared.
+ */
+#include <hiredis/hiredis.h>
+
+#include "dr/config.h"
+#include "realtime/redis_bus.h"
+#include "unit/realtime/rt_fixture.h"
+
+#define BUS_UP_TIMEOUT_MS 5000
+
+struct bt {
+    struct fx *f;
+    struct dr_config cfg;
+    struct dr_redis_bus *bus;
+    redisContext *rc; /* the other instance */
+    char channel[64];
+};
+
+static int bt_setup(void **state)
+{
+    const char *url = getenv("DR_TEST_REDIS_URL");
+    struct bt *t = calloc(1, sizeof(*t));
+    const char *hp;
+    char host[64], err[256], id[33];
+    int port = 0;
+    int64_t deadline;
+
+    *state = t;
+    if (!url || !*url) {
+        return 0; /* each test skips */
+    }
+    if (fx_setup((void **)&t->f) != 0) {
+        return -1;
+    }
+    hp = strstr(url, "://");
+    if (!hp || sscanf(hp + 3, "%63[^:]:%d", host, &port) != 2) {
+        return -1;
+    }
+    t->rc = redisConnect(host, port);
+    if (!t->rc || t->rc->err) {
+        return -1;
+    }
+    dr_random_id(id);
+    snprintf(t->channel, sizeof(t->channel), "dr:test:%s", id);
+    t->cfg.redis_url = (char *)url;
+    t->cfg.root = cJSON_CreateObject();
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(t->cfg.root, "redis"), "channel", t->channel);
+    if (dr__redis_bus_create(&t->f->loop, &t->cfg, &t->f->hub, dr_store_db(t->f->store), &t->bus,
+                             err, sizeof(err)) != DR_OK) {
+        fprintf(stderr, "bus: %s\n", err);
+        return -1;
+    }
+    dr__redis_bus_start(t->bus);
+    deadline = dr_mono_ms() + BUS_UP_TIMEOUT_MS;
+    while (!dr__redis_bus_up(t->bus) && dr_mono_ms() < deadline) {
+        uv_run(&t->f->loop, UV_RUN_NOWAIT);
+        usleep(5000);
+    }
+    return dr__redis_bus_up(t->bus) ? 0 : -1;
+}
+
+static int bt_teardown(void **state)
+{
+    struct bt *t = *state;
+
+    dr__redis_bus_stop(t->bus);
+    if (t->f) {
+        fx_teardown((void **)&t->f); /* runs the loop: the bus's handles close */
+    }
+    dr__redis_bus_destroy(t->bus);
+    if (t->rc) {
+        redisFree(t->rc);
+    }
+    cJSON_Delete(t->cfg.root);
+    free(t);
+    return 0;
+}
+
+static struct bt *bt_get(void **state)
+{
+    struct bt *t = *state;
+
+    if (!t->bus) {
+        skip();
+    }
+    return t;
+}
+
+/* A live connection of user u1 (room user:u1); what it gets is read on the returned fd. */
+static int open_conn(struct bt *t)
+{
+    cJSON *c = cJSON_CreateObject();
+    struct rt_conn *conn = fx_conn(t->f, &dr__rt_sse);
+
+    cJSON_AddStringToObject(c, "sub", "u1");
+    assert_int_equal(dr__rt_conn_authenticated(conn, fx_claims(t->f, c, 3600), -1, NULL, 0), DR_OK);
+    assert_int_equal(conn->state, RT_CONN_OPEN);
+    return t->f->peers[t->f->npeers - 1];
+}
+
+/* A stored notification of room user:u1 with seq; the caller unrefs it. */
+static struct dr_notification *note(const char *id, int64_t seq)
+{
+    char json[256];
+    struct dr_notification *n = NULL;
+
+    snprintf(json, sizeof(json),
+             "{\"notification_id\":\"%s\",\"room\":\"user:u1\",\"notification_type\":\"t.t\"}", id);
+    assert_int_equal(dr_notification_parse(json, strlen(json), id, &n, NULL, 0), DR_OK);
+    dr__notification_set_seq(n, seq);
+    return n;
+}
+
+/* What another instance that stored it would publish. */
+static void publish_remote(struct bt *t, const char *id, int64_t seq)
+{
+    struct dr_notification *n = note(id, seq);
+    size_t len;
+    const char *json = dr_notification_json(n, &len);
+    redisReply *r = redisCommand(t->rc, "PUBLISH %s %b", t->channel, json, len);
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    dr_notification_unref(n);
+}
+
+/* What this instance stored itself. */
+static void publish_local(struct bt *t, const char *id, int64_t seq)
+{
+    struct dr_notification *n = note(id, seq);
+
+    dr_hub_publish(&t->f->hub, n);
+    dr_notification_unref(n);
+}
+
+static void run_for(struct bt *t, int64_t ms)
+{
+    int64_t end = dr_mono_ms() + ms;
+
+    while (dr_mono_ms() < end) {
+        uv_run(&t->f->loop, UV_RUN_NOWAIT);
+        usleep(2000);
+    }
+}
+
+/*
+ * The store is reset while the instance runs (another instance stores seq 1 again in a new
+ * database): the new notifications reach a client that connected after the reset, a client
+ * still past them in the old numbering is told to resync, and the echo of what this instance
+ * stores in the new numbering is still not delivered twice.
+ */
+static void remote_seqs_again_after_reset(void **state)
+{
+    struct bt *t = bt_get(state);
+    static char buf[65536];
+    int old, fresh;
+
+    old = open_conn(t);
+    publish_remote(t, "note-a1", 1);
+    publish_remote(t, "note-a2", 2);
+    publish_remote(t, "note-a3", 3);
+    fx_read_until(t->f, old, buf, sizeof(buf), "note-a3");
+
+    fresh = open_conn(t);
+    publish_remote(t, "note-b1", 1);
+    publish_remote(t, "note-b2", 2);
+    fx_read_until(t->f, fresh, buf, sizeof(buf), "note-b2");
+    assert_non_null(strstr(buf, "note-b1"));
+    fx_read_until(t->f, old, buf, sizeof(buf), "\"type\":\"resync\"");
+
+    publish_local(t, "note-own3", 3);
+    fx_read_until(t->f, fresh, buf, sizeof(buf), "note-own3");
+    run_for(t, 300); /* the echo comes back */
+    publish_remote(t, "note-b4", 4);
+    fx_read_until(t->f, fresh, buf, sizeof(buf), "note-b4");
+    assert_null(strstr(buf, "note-own3"));
+}
+
+/* The reset shows first in a seq this instance stores: seqs from the bus follow it. */
+static void local_seq_again_after_reset(void **state)
+{
+    struct bt *t = bt_get(state);
+    static char buf[65536];
+    int fd;
+
+    publish_remote(t, "note-a1", 1);
+    publish_remote(t, "note-a2", 2);
+    run_for(t, 300);
+
+    fd = open_conn(t);
+    publish_local(t, "note-own1", 1);
+    fx_read_until(t->f, fd, buf, sizeof(buf), "note-own1");
+    run_for(t, 300);
+    publish_remote(t, "note-b2", 2);
+    fx_read_until(t->f, fd, buf, sizeof(buf), "note-b2");
+    assert_null(strstr(buf, "note-own1"));
+}
+
+/* Without a reset the echo of this instance's notification is dropped, and a seq is not
+ * delivered twice. */
+static void echo_delivered_once(void **state)
+{
+    struct bt *t = bt_get(state);
+    static char buf[65536];
+    int fd = open_conn(t);
+
+    publish_remote(t, "note-a1", 1);
+    publish_local(t, "note-own2", 2);
+    fx_read_until(t->f, fd, buf, sizeof(buf), "note-own2");
+    run_for(t, 300);
+    publish_remote(t, "note-a3", 3);
+    fx_read_until(t->f, fd, buf, sizeof(buf), "note-a3");
+    assert_null(strstr(buf, "note-own2"));
+    assert_null(strstr(buf, "note-a1"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(remote_seqs_again_after_reset, bt_setup, bt_teardown),
+        cmocka_unit_test_setup_teardown(local_seq_again_after_reset, bt_setup, bt_teardown),
+        cmocka_unit_test_setup_teardown(echo_delivered_once, bt_setup, bt_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
