@@ -2,9 +2,10 @@
  * HTTP/1.1 server on libuv + http-parser. Runs on one event-loop thread; handlers run there too
  * and must not block (hand blocking work to dr_http_defer or a worker and respond later).
  *
- * Protection against hostile clients: a cap on header bytes and on body bytes (413 as soon as
- * Content-Length says so), a deadline for a whole request to arrive (408: slowloris), an idle
- * timeout on keep-alive connections, and a cap on open connections (503 then close).
+ * Protection against hostile clients: a cap on the bytes of the request line and headers
+ * together (431) and on body bytes (413 as soon as Content-Length says so), both answered with a
+ * JSON error body, a deadline for a whole request to arrive (408: slowloris), an idle timeout on
+ * keep-alive connections, and a cap on open connections (503 then close).
  */
 #ifndef DR_HTTP_H
 #define DR_HTTP_H
@@ -17,7 +18,7 @@ struct dr_http_server;
 struct dr_http_req;
 
 struct dr_http_limits {
-    size_t max_header_bytes;   /* default 32 KiB */
+    size_t max_header_bytes;   /* request line (URL) and headers together; default 32 KiB */
     size_t max_body_bytes;     /* default 11 MiB */
     unsigned request_timeout_ms; /* whole request must arrive within; default 10 s */
     unsigned idle_timeout_ms;  /* keep-alive idle; default 60 s */

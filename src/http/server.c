@@ -118,7 +118,7 @@ static struct dr_http_req *req_create(struct conn *c)
 {
     struct dr_http_req *r = dr_xcalloc(1, sizeof(*r));
     r->conn = c;
-    dr_buf_init(&r->url, 8192);
+    dr_buf_init(&r->url, c->srv->lim.max_header_bytes);
     dr_buf_init(&r->body, c->srv->lim.max_body_bytes);
     dr_buf_init(&r->extra_headers, 4096);
     r->t0 = dr_mono_ns();
@@ -859,12 +859,6 @@ static int append_or_refuse(http_parser *p, struct dr_buf *to, const char *at, s
     return 0;
 }
 
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-    return append_or_refuse(p, &c->req->url, at, len, 431);
-}
-
 static int header_bytes(struct conn *c, size_t len)
 {
     c->req->header_bytes += len;
@@ -874,6 +868,17 @@ static int header_bytes(struct conn *c, size_t len)
         return -1;
     }
     return 0;
+}
+
+/* The URL shares the head's one limit with the headers: a query parameter (an access_token)
+ * may be as long as a header, and the handler, not this layer, refuses what it finds too long. */
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    if (header_bytes(c, len)) {
+        return 0;
+    }
+    return append_or_refuse(p, &c->req->url, at, len, 431);
 }
 
 static void append_str(char **dst, const char *at, size_t len)

@@ -159,6 +159,41 @@ describe('the attack set is refused', () => {
     assert.equal(none.status, 401);
   });
 
+  test('an oversized token: 401 too_large wherever it is, a head over the limit: JSON', async () => {
+    const eightK = await userToken('victim', { pad: 'p'.repeat(6000) });
+    assert.ok(eightK.length > 8192 && eightK.length < 9000, String(eightK.length));
+    for (const tok of [eightK, cases.oversized]) {
+      for (const [path, headers] of [
+        [`?access_token=${tok}`, {}],
+        ['', { Authorization: `Bearer ${tok}` }],
+      ]) {
+        await assert.rejects(Client.open(`${srv.wsUrl}${path}`, { headers }), (err) => {
+          assert.equal(err.status, 401, `${tok.length} ${path ? 'query' : 'header'}`);
+          assert.deepEqual(JSON.parse(err.body).error, {
+            code: 401,
+            message: 'invalid token: too_large',
+            status: 'UNAUTHENTICATED',
+          });
+          return true;
+        });
+        const r = await srv.request('GET', `/events${path}`, undefined, headers);
+        assert.equal(r.status, 401, `SSE ${tok.length} ${path ? 'query' : 'header'}`);
+        assert.equal(r.json.error.message, 'invalid token: too_large');
+        assert.match(r.headers['www-authenticate'], /^Bearer/);
+      }
+    }
+    // beyond the server's limit on a request's line and headers: refused, still in JSON
+    const huge = 'x'.repeat(40 * 1024);
+    await assert.rejects(Client.open(`${srv.wsUrl}?access_token=${huge}`), (err) => {
+      assert.ok(err.status >= 400 && err.status < 500, String(err.status));
+      assert.equal(JSON.parse(err.body).error.code, err.status);
+      return true;
+    });
+    const r = await srv.request('GET', `/events?access_token=${huge}`);
+    assert.ok(r.status >= 400 && r.status < 500, String(r.status));
+    assert.equal(r.json.error.code, r.status);
+  });
+
   test('close 4001 after the upgrade (auth message)', async () => {
     for (const name of ['alg_none', 'expired', 'hs_rs_confusion', 'unknown_kid', 'oversized']) {
       const c = await Client.open(srv.wsUrl);
