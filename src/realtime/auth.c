@@ -15,9 +15,25 @@
 #include "dr/util.h"
 #include "realtime/rt_int.h"
 
+/* 1 if prefix followed by id is a room name (dr_room_valid), however long id is. */
+static int forms_room(const char *prefix, const char *id)
+{
+    size_t pl = strlen(prefix), il = strlen(id);
+    char *room = dr_xmalloc(pl + il + 1);
+    int ok;
+
+    memcpy(room, prefix, pl);
+    memcpy(room + pl, id, il + 1);
+    ok = dr_room_valid(room);
+    free(room);
+    return ok;
+}
+
 int dr__rt_verify(struct dr_hub *hub, const char *token, size_t len, struct dr_jwt_claims **out,
                   char *why, size_t whysz)
 {
+    const char *bad = NULL;
+
     struct dr_jwt_opts opts = {
         .issuer = hub->conf->issuer,
         .audience = hub->conf->audience,
@@ -29,10 +45,19 @@ int dr__rt_verify(struct dr_hub *hub, const char *token, size_t len, struct dr_j
         dr_jwks_source_unknown_kid(hub->jwks_src); /* keys may have rotated: bounded refetch */
     }
 
-    if (!err && (!(*out)->sub || !(*out)->sub[0] || strlen((*out)->sub) > 128)) {
+    /* The connection is addressed through user:{sub} and org:{org}: a token whose names cannot
+     * form those rooms would connect and never get a notification, so it is refused. */
+    if (!err && (!(*out)->sub || !(*out)->sub[0])) {
+        bad = "missing_sub";
+    } else if (!err && !forms_room("user:", (*out)->sub)) {
+        bad = "invalid_sub";
+    } else if (!err && (*out)->org && !forms_room("org:", (*out)->org)) {
+        bad = "invalid_org";
+    }
+    if (bad) {
         dr_jwt_claims_destroy(*out);
         *out = NULL;
-        snprintf(why, whysz, "missing_sub");
+        snprintf(why, whysz, "%s", bad);
         err = DR_EAUTH;
     }
     return err;

@@ -371,7 +371,9 @@ void dr__ws_feed(struct rt_conn *c, const char *data, size_t len);
 
 /* ---- authentication (auth.c) ---- */
 
-/* Verifies token with the hub's keys and conf. DR_EAUTH with why set on refusal. */
+/* Verifies token with the hub's keys and conf, and that its sub (and org, or org_id, if any)
+ * form room names user:{sub} and org:{org}. DR_EAUTH with why set on refusal (a dr_jwt_verify
+ * reason, or missing_sub, invalid_sub, invalid_org). */
 int dr__rt_verify(struct dr_hub *hub, const char *token, size_t len, struct dr_jwt_claims **out,
                   char *why, size_t whysz);
 /* Finds the token of req (Authorization: Bearer, else access_token). DR_ENOTFOUND if none,

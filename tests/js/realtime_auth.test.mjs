@@ -194,6 +194,45 @@ describe('the attack set is refused', () => {
     assert.equal(r.json.error.code, r.status);
   });
 
+  test('a sub or org that cannot form a room name: 401 before the upgrade, 4001 after', async () => {
+    const bad = [
+      ['invalid_sub', await userToken('v'.repeat(129))],
+      ['invalid_sub', await userToken('vic tim')],
+      ['invalid_sub', await userToken('vïctim')],
+      ['invalid_sub', await userToken('victim\t')],
+      ['invalid_org', await userToken('victim', { org: 'ac me' })],
+      ['invalid_org', await userToken('victim', { org: 'o'.repeat(129) })],
+      ['invalid_org', await userToken('victim', { org: '' })],
+      ['invalid_org', await sign({ sub: 'victim', org_id: 'acmé' })],
+    ];
+    for (const [why, tok] of bad) {
+      await assert.rejects(Client.open(srv.wsUrl, bearer(tok)), (err) => {
+        assert.equal(err.status, 401, why);
+        assert.equal(JSON.parse(err.body).error.message, `invalid token: ${why}`);
+        return true;
+      });
+      const r = await srv.request('GET', `/events?access_token=${tok}`);
+      assert.equal(r.status, 401, why);
+      assert.equal(r.json.error.message, `invalid token: ${why}`);
+      const c = await Client.open(srv.wsUrl);
+      c.send({ type: 'auth', token: tok });
+      const { code, reason } = await c.closed;
+      assert.equal(code, 4001, why);
+      assert.equal(String(reason), `unauthenticated: ${why}`);
+      assert.equal(c.events().length, 0);
+    }
+    // the longest names that fit are accepted
+    const ok = await Client.open(
+      srv.wsUrl,
+      bearer(await userToken('u'.repeat(128), { org: 'o'.repeat(128) })),
+    );
+    assert.deepEqual((await ok.waitFrame('welcome')).rooms, [
+      `user:${'u'.repeat(128)}`,
+      `org:${'o'.repeat(128)}`,
+    ]);
+    await ok.close();
+  });
+
   test('close 4001 after the upgrade (auth message)', async () => {
     for (const name of ['alg_none', 'expired', 'hs_rs_confusion', 'unknown_kid', 'oversized']) {
       const c = await Client.open(srv.wsUrl);
