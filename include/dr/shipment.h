@@ -57,7 +57,9 @@ void dr_shipment_cleanup(void);
  * case, as carriers print them). Writes up to max matches, one per format whose layout and check
  * digit fit, into out and their count into *n: more than one when the number is ambiguous between
  * carriers. Returns DR_OK when at least one format matched, DR_ENOTFOUND when none did (also for
- * a wrong check digit), DR_EINVAL for NULL arguments or a string longer than 4 * DR_TRACKING_MAX.
+ * a wrong check digit, a number that is one digit repeated, or a serial whose digits are all the
+ * same in a format with a check digit: "000000000000", "1Z0000000000000000"), DR_EINVAL for NULL
+ * arguments or a string longer than 4 * DR_TRACKING_MAX.
  */
 int dr_tracking_validate(const char *number, struct dr_tracking_match *out, size_t max, size_t *n);
 

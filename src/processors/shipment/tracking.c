@@ -24,6 +24,8 @@
 #define MIN_CHARS  8
 /* Gaps of up to this many spaces join digit groups ("5682 8361 0012 734"). */
 #define MAX_GAP 3
+/* A serial with at least this many digits, all of them the same, is a placeholder. */
+#define DEGENERATE_DIGITS 6
 
 struct compiled {
     pcre2_code *code;
@@ -484,12 +486,47 @@ static int checksum_ok(const struct dr__format *f, const char *s, size_t sstart,
     return want >= 0 && want == check;
 }
 
+/* 1 when s[0..n) is one digit repeated ("000000000000"): no carrier issues those, and weighted
+ * check digits of all zeros come out right. */
+static int one_digit(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9' || s[i] != s[0]) {
+            return 0;
+        }
+    }
+    return n > 0;
+}
+
+/* 1 for a serial whose digits carry nothing: "1Z" + sixteen zeros, "RR00000000" + check digit +
+ * "GB", "00" + fifteen ones + check digit. Many check digit rules accept these (all zeros pass
+ * every weighted sum). Applied to formats with a check digit only: for those without one the
+ * layout is all there is, and tracking_number_data lists "TBA000000000000" as a valid Amazon
+ * number. A serial that is mostly letters is left alone. */
+static int degenerate_serial(const char *serial, size_t n)
+{
+    size_t digits = 0;
+    char first = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (serial[i] < '0' || serial[i] > '9') {
+            continue;
+        }
+        if (digits++ == 0) {
+            first = serial[i];
+        } else if (serial[i] != first) {
+            return 0;
+        }
+    }
+    return digits >= DEGENERATE_DIGITS;
+}
+
 size_t dr__validate_compact(const char *s, size_t n, pcre2_match_data *md,
                             struct dr_tracking_match *out, size_t *idx, size_t max)
 {
     size_t found = 0;
 
-    if (n == 0 || n > DR_TRACKING_MAX) {
+    if (n == 0 || n > DR_TRACKING_MAX || one_digit(s, n)) {
         return 0;
     }
     for (uint64_t may = dr__format_candidates(s, n); may && found < max; may &= may - 1) {
@@ -507,8 +544,8 @@ size_t dr__validate_compact(const char *s, size_t n, pcre2_match_data *md,
             continue;
         }
         if (f->checksum != DR__CK_NONE) {
-            if (!group_span(md, c->check, &cstart, &clen) || clen != 1 ||
-                !checksum_ok(f, s, sstart, slen, s[cstart])) {
+            if (degenerate_serial(s + sstart, slen) || !group_span(md, c->check, &cstart, &clen) ||
+                clen != 1 || !checksum_ok(f, s, sstart, slen, s[cstart])) {
                 continue;
             }
         }

@@ -355,6 +355,131 @@ static void extra_formats(void **state)
     }
 }
 
+/* 1 (with a message) when number, valid as f, still validates as f once every digit of its
+ * serial is d, whatever its check character then is. The serial is found with f's own pattern.
+ * Formats without a check digit are exempt: the corpus lists TBA000000000000 as valid. */
+static int degenerate_validates(const char *raw, const struct dr__format *f, char d)
+{
+    const char *alphabet =
+        f->checksum == DR__CK_MOD37_36 ? "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" : "0123456789";
+    struct dr_tracking_match m[8];
+    char num[128], v[128];
+    int errcode, bad = 0;
+    PCRE2_SIZE erroff, *ov;
+    pcre2_code *re;
+    pcre2_match_data *md;
+    uint32_t serial, check;
+
+    if (f->checksum == DR__CK_NONE) {
+        return 0;
+    }
+    compact(raw, num, sizeof(num));
+    re = pcre2_compile((PCRE2_SPTR)f->regex, PCRE2_ZERO_TERMINATED,
+                       PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_DOLLAR_ENDONLY, &errcode, &erroff,
+                       NULL);
+    assert_non_null(re);
+    md = pcre2_match_data_create_from_pattern(re, NULL);
+    assert_true(pcre2_match(re, (PCRE2_SPTR)num, strlen(num), 0, 0, md, NULL) > 0);
+    ov = pcre2_get_ovector_pointer(md);
+    serial = (uint32_t)pcre2_substring_number_from_name(re, (PCRE2_SPTR) "SerialNumber");
+    check = (uint32_t)pcre2_substring_number_from_name(re, (PCRE2_SPTR) "CheckDigit");
+    strcpy(v, num);
+    for (size_t i = ov[2 * serial]; i < ov[2 * serial + 1]; i++) {
+        if (v[i] >= '0' && v[i] <= '9') {
+            v[i] = d;
+        }
+    }
+    for (const char *c = alphabet; *c && !bad; c++) {
+        v[ov[2 * check]] = *c;
+        if (validate_as(v, f, m, 8)) {
+            print_error("degenerate \"%s\" validates as %s\n", v, f->id);
+            bad = 1;
+        }
+    }
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    return bad;
+}
+
+static void degenerate_numbers(void **state)
+{
+    static const char *const files[] = {"amazon", "canadapost", "dhl", "fedex", "lasership",
+                                        "ontrac", "s10",        "ups", "usps"};
+    static const char *const named[] = {"000000000000",
+                                        "111111111111",
+                                        "999999999999",
+                                        "000000000000000",
+                                        "0000000000",
+                                        "00000000000000000000",
+                                        "1Z0000000000000000",
+                                        "RR000000005GB",
+                                        "001111111111111119",
+                                        "0000000000000000",
+                                        "00000000000000000000000000",
+                                        "777777777777"};
+    const char *dir = getenv("DR_TEST_DATA");
+    struct dr_tracking_match m[8];
+    size_t n = 0;
+    int tried = 0, bad = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+        if (dr_tracking_validate(named[i], m, 8, &n) == DR_OK) {
+            print_error("degenerate \"%s\" validates as %s\n", named[i], m[0].format);
+            bad++;
+        }
+    }
+    for (char d = '0'; d <= '9'; d++) {
+        for (size_t len = 8; len <= DR_TRACKING_MAX; len++) {
+            char v[DR_TRACKING_MAX + 1];
+            memset(v, d, len);
+            v[len] = '\0';
+            if (dr_tracking_validate(v, m, 8, &n) == DR_OK) {
+                print_error("degenerate \"%s\" validates as %s\n", v, m[0].format);
+                bad++;
+            }
+            tried++;
+        }
+    }
+    assert_non_null(dir);
+    for (size_t fi = 0; fi < sizeof(files) / sizeof(files[0]); fi++) {
+        char path[1024];
+        char *json;
+        cJSON *root;
+        const cJSON *tn, *v;
+
+        snprintf(path, sizeof(path), "%s/shipment/tracking_number_data/couriers/%s.json", dir,
+                 files[fi]);
+        json = read_file(path);
+        assert_non_null(json);
+        root = cJSON_Parse(json);
+        free(json);
+        assert_non_null(root);
+        cJSON_ArrayForEach(tn, cJSON_GetObjectItemCaseSensitive(root, "tracking_numbers"))
+        {
+            const cJSON *nums = cJSON_GetObjectItemCaseSensitive(tn, "test_numbers");
+            const struct dr__format *f =
+                format_by_name(cJSON_GetObjectItemCaseSensitive(tn, "name")->valuestring);
+
+            assert_non_null(f);
+            cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(nums, "valid"))
+            {
+                for (char d = '0'; d <= '9'; d++, tried++) {
+                    bad += degenerate_validates(v->valuestring, f, d);
+                }
+            }
+        }
+        cJSON_Delete(root);
+    }
+    for (size_t i = 0; i < sizeof(extras) / sizeof(extras[0]); i++) {
+        for (char d = '0'; d <= '9'; d++, tried++) {
+            bad += degenerate_validates(extras[i].good, format_by_id(extras[i].format), d);
+        }
+    }
+    print_message("degenerate: %d tried\n", tried);
+    assert_int_equal(bad, 0);
+}
+
 static void ambiguity(void **state)
 {
     struct dr_tracking_match m[8];
@@ -580,6 +705,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(corpus),
         cmocka_unit_test(extra_formats),
+        cmocka_unit_test(degenerate_numbers),
         cmocka_unit_test(ambiguity),
         cmocka_unit_test(validate_contract),
         cmocka_unit_test(scan_loop_finds_what_the_old_loop_found),

@@ -2,7 +2,9 @@
  * Test helper: dr__validate_compact() as src/processors/shipment/tracking.c had it before the
  * first-characters and length prefilter (commit 6d44281): every format's pattern tried on every
  * number. Kept verbatim apart from names, with its own compilation of the format table, as the
- * reference the current one is compared with.
+ * reference the current one is compared with. Since then it refuses, like the current one,
+ * numbers of one repeated digit and serials of one repeated digit under a check digit
+ * (ref_degenerate()): a rule of validation, not of the prefilter.
  */
 #ifndef TEST_SHIPMENT_TRACKING_REF_H
 #define TEST_SHIPMENT_TRACKING_REF_H
@@ -113,12 +115,36 @@ static int ref_checksum_ok(const struct dr__format *f, const char *s, size_t sst
     return want >= 0 && want == check;
 }
 
+/* whole: s is one digit repeated and nothing else; else s holds at least 6 digits, all the same
+ * (letters aside). */
+static int ref_degenerate(const char *s, size_t n, int whole)
+{
+    size_t digits = 0;
+    char first = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            if (whole) {
+                return 0;
+            }
+            continue;
+        }
+        if (!first) {
+            first = s[i];
+        } else if (s[i] != first) {
+            return 0;
+        }
+        digits++;
+    }
+    return whole ? digits > 0 : digits >= 6;
+}
+
 static size_t ref_validate_compact(const char *s, size_t n, pcre2_match_data *md,
                                    struct dr_tracking_match *out, size_t *idx, size_t max)
 {
     size_t found = 0;
 
-    if (n == 0 || n > DR_TRACKING_MAX) {
+    if (n == 0 || n > DR_TRACKING_MAX || ref_degenerate(s, n, 1)) {
         return 0;
     }
     for (size_t i = 0; i < dr__format_count && found < max; i++) {
@@ -135,7 +161,8 @@ static size_t ref_validate_compact(const char *s, size_t n, pcre2_match_data *md
             continue;
         }
         if (f->checksum != DR__CK_NONE) {
-            if (!ref_group_span(md, c->check, &cstart, &clen) || clen != 1 ||
+            if (ref_degenerate(s + sstart, slen, 0) ||
+                !ref_group_span(md, c->check, &cstart, &clen) || clen != 1 ||
                 !ref_checksum_ok(f, s, sstart, slen, s[cstart])) {
                 continue;
             }
