@@ -64,6 +64,16 @@ void dr_shipment_cleanup(void);
 int dr_tracking_validate(const char *number, struct dr_tracking_match *out, size_t max, size_t *n);
 
 /*
+ * Whether the check digit of carrier (a carrier code: "ups", "royal_mail", ...) speaks against
+ * number, read as dr_tracking_validate() reads it: 1 when number validates as none of carrier's
+ * formats but has the layout of one of them that carries a check digit (the check digit is
+ * wrong, or the number is a placeholder such as "000000000000"); 0 otherwise, also when carrier
+ * has no such format or is unknown (a label naming the carrier may then vouch for the number).
+ * *format (may be NULL) gets the static name of that format, or NULL. Any thread.
+ */
+int dr_tracking_refuted(const char *number, const char *carrier, const char **format);
+
+/*
  * Writes the carrier's public tracking page for m into buf ("https://...?tracknumbers=..."),
  * NUL-terminated. DR_ENOTFOUND when the format has no tracking page, DR_ETOOBIG when bufsz is
  * too small (buf is then "").

@@ -29,6 +29,11 @@ from drlib import BIN, SRC, Server, wait_until  # noqa: E402
 DATA = os.environ.get("DR_TEST_DATA", os.path.join(SRC, "tests", "data"))
 MAIL = os.path.join(DATA, "shipment", "mail_and_packages")
 STATUS = {"shipped": "in_transit"}
+# Numbers upstream redacted into ones their carrier's check digit refutes: never stored under
+# that carrier, the shipment processor dead-letters them (invalid_tracking_number).
+REFUTED = {"4212345678", "1Z2345YY0678901234"}
+# The UPS email with its number given a valid check digit, for the carrier provider run.
+UPS_VALID = "1Z2345YY0678901238"
 API_KEY = "test-key-6f1e"
 
 
@@ -37,15 +42,18 @@ def cases():
         return json.load(f)["cases"]
 
 
-def raw_of(name):
+def raw_of(name, replace=None):
     with open(os.path.join(MAIL, name), "rb") as f:
-        return base64.urlsafe_b64encode(f.read()).decode().rstrip("=")
+        raw = f.read()
+    if replace:
+        raw = raw.replace(replace[0].encode(), replace[1].encode())
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def email_msg(user, name):
+def email_msg(user, name, replace=None):
     return {"data": {"user_id": user, "org_id": "o-e2e", "account": "me@example.com",
                      "provider": "gmail", "email_id": name, "thread_id": "t-" + name,
-                     "received_at": "2026-03-01T10:00:00Z", "raw": raw_of(name)}}
+                     "received_at": "2026-03-01T10:00:00Z", "raw": raw_of(name, replace)}}
 
 
 def open_db(srv):
@@ -74,7 +82,9 @@ def check_cli():
     out = json.loads(p.stdout)
     cls = out["classification"]
     assert cls["primary"] == "shipment", cls
-    assert {"tracking_number": "1Z2345YY0678901234", "carrier": "ups",
+    # the redacted number fails the UPS check digit: listed, but not as a UPS number
+    assert cls["shipment"]["carrier"] == "ups", cls
+    assert {"tracking_number": "1Z2345YY0678901234", "carrier": None,
             "status": "out_for_delivery", "valid": False} in cls["shipment"]["tracking_numbers"]
     assert out["subject"] and out["from"]["address"].endswith("@ups.com"), out["from"]
     p = subprocess.run([BIN, "parse", "email", "-"], input=b"", capture_output=True, timeout=60)
@@ -116,8 +126,9 @@ def run_default():
             assert st == 200, body
             status = STATUS.get(c["status_label"], c["status_label"])
             for tn in c.get("asserted", {}).get("tracking", []):
-                want[tn] = (c["carrier"], status)
-        assert len(want) >= 4
+                if tn not in REFUTED:
+                    want[tn] = (c["carrier"], status)
+        assert len(want) >= 2
         bad = [{"data": {"user_id": "u-e2e", "email_id": "bad-b64", "raw": "***not base64***"}},
                {"data": {"user_id": "u-e2e", "email_id": "not-mail",
                          "raw": base64.urlsafe_b64encode(b"\x00\x01\x02").decode()}},
@@ -138,6 +149,16 @@ def run_default():
         assert events >= len(got), (events, got)
         print(f"ok: {len(got)} shipments stored from {len(cases())} carrier emails "
               f"({len(want)} asserted upstream), {events} tracking events")
+
+        def refuted():
+            d = dlq(srv, "invalid_tracking_number")
+            found = {tn for tn in REFUTED for x in d if tn in x["error"]}
+            return d if found == REFUTED else None
+        d = wait_until(refuted, 60, "the refuted numbers to be dead-lettered")
+        assert all(x["processor"] == "shipment" for x in d), d
+        stored = query(db, "SELECT tracking_number FROM shipments WHERE user_id = 'u-e2e'")
+        assert not REFUTED & {r[0] for r in stored}, stored
+        print(f"ok: {len(REFUTED)} numbers failing their carrier's check digit dead-lettered")
 
         # two dead letters with the email processor's reasons
         def dead():
@@ -238,13 +259,14 @@ def run_provider():
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeCarrier)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/v1/"
-    FakeCarrier.fail_first = {"1Z2345YY0678901234"}
+    FakeCarrier.fail_first = {UPS_VALID}
     data_dir = tempfile.mkdtemp(prefix="dr-mail-e2e-")
     srv = Server(config=provider_config(data_dir, url), data_dir=data_dir,
                  env={"DR_CARRIER_API_KEY": API_KEY}).start()
     try:
         db = open_db(srv)
-        msgs = [email_msg("u-p", n) for n in ("ups_out_for_delivery.eml", "gls_delivered.eml")]
+        msgs = [email_msg("u-p", "ups_out_for_delivery.eml", ("1Z2345YY0678901234", UPS_VALID)),
+                email_msg("u-p", "gls_delivered.eml")]
         with open(os.path.join(DATA, "email", "replies", "gmail.eml"), "rb") as f:
             msgs.append({"data": {"user_id": "u-p", "email_id": "reply-1",
                                   "raw": base64.urlsafe_b64encode(f.read()).decode()}})
@@ -253,16 +275,16 @@ def run_provider():
 
         def ups_delivered():
             r = query(db, "SELECT status, status_detail, location FROM shipments "
-                          "WHERE user_id = 'u-p' AND tracking_number = '1Z2345YY0678901234'")
+                          "WHERE user_id = 'u-p' AND tracking_number = '" + UPS_VALID + "'")
             return r[0] if r and r[0][0] == "delivered" else None
         row = wait_until(ups_delivered, 120, "the provider's delivered status")
         assert row == ("delivered", "Left at front door", "Front door"), row
         src = query(db, "SELECT source, COUNT(*) FROM shipment_events e JOIN shipments s ON "
-                        "s.id = e.shipment_id WHERE s.tracking_number = '1Z2345YY0678901234' "
+                        "s.id = e.shipment_id WHERE s.tracking_number = '" + UPS_VALID + "' "
                         "GROUP BY source ORDER BY source")
         assert dict(src) == {"carrier_api": 2, "email": 1}, src
         # the 503 was retried: two requests for the UPS number; GLS unknown to the provider
-        ups = [p for p, _ in FakeCarrier.requests if p.endswith("/1Z2345YY0678901234")]
+        ups = [p for p, _ in FakeCarrier.requests if p.endswith("/" + UPS_VALID)]
         assert len(ups) == 2, FakeCarrier.requests
         assert not FakeCarrier.errors, FakeCarrier.errors
         wait_until(lambda: query(db, "SELECT status FROM shipments WHERE user_id = 'u-p' AND "
@@ -275,9 +297,9 @@ def run_provider():
                 else None
         rows = wait_until(notes, 60, "shipment.updated notifications")
         ship = [(r[0], json.loads(r[2])["data"]) for r in rows if r[1] == "shipment.updated"]
-        ups_notes = [d for room, d in ship if d["tracking_number"] == "1Z2345YY0678901234"]
-        assert {room for room, d in ship if d["tracking_number"] == "1Z2345YY0678901234"} == \
-            {"user:u-p", "shipment:1Z2345YY0678901234"}, ship
+        ups_notes = [d for room, d in ship if d["tracking_number"] == UPS_VALID]
+        assert {room for room, d in ship if d["tracking_number"] == UPS_VALID} == \
+            {"user:u-p", "shipment:" + UPS_VALID}, ship
         assert all(d["status"] == "delivered" and d["carrier"] == "ups" for d in ups_notes)
         progress = [json.loads(r[2])["data"] for r in rows if r[1] == "email.processed"]
         assert progress and len(progress) <= 3, progress

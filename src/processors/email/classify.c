@@ -226,15 +226,23 @@ void dr__email_class_cleanup(struct dr_email_class *c)
 const char *dr__email_class_carrier(const struct dr_email_class *c, const cJSON *entry)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(entry, "carrier");
+    const cJSON *tn = cJSON_GetObjectItemCaseSensitive(entry, "tracking_number");
+    const char *guess = NULL;
 
     if (cJSON_IsString(v) && v->valuestring[0]) {
         return v->valuestring;
     }
     v = cJSON_GetObjectItemCaseSensitive(c->shipment, "carrier_hint");
     if (cJSON_IsString(v) && v->valuestring[0]) {
-        return v->valuestring;
+        guess = v->valuestring;
+    } else {
+        guess = c->cues.carrier;
     }
-    return c->cues.carrier;
+    /* the email's carrier vouches for a number only where its check digit does not refute it */
+    if (guess && cJSON_IsString(tn) && dr_tracking_refuted(tn->valuestring, guess, NULL)) {
+        return NULL;
+    }
+    return guess;
 }
 
 static void add_str_or_null(cJSON *o, const char *key, const char *v)

@@ -73,7 +73,9 @@ void dr__email_class_cleanup(struct dr_email_class *c); /* NULL-safe; c may be r
  *    "poll":{"lookup","poll_id","via"},"calendar":[{"method"}]} */
 cJSON *dr__email_class_to_json(const struct dr_email *em, const struct dr_email_class *c);
 
-/* The carrier of an accepted entry: its own, else the email's carrier hint, else NULL. */
+/* The carrier of an accepted entry: its own, else the email's carrier hint (or the cues'
+ * carrier) unless that carrier's check digit refutes the number (dr_tracking_refuted()), else
+ * NULL. With entry NULL: the email's carrier. */
 const char *dr__email_class_carrier(const struct dr_email_class *c, const cJSON *entry);
 
 #endif

@@ -7,7 +7,10 @@
  * Validation: the tracking number (spaces and dashes dropped, upper-cased, 4-40 letters and
  * digits) must pass dr_tracking_validate(), or come from the carrier: a carrier_status message,
  * or a shipment_detected naming its carrier (the email labelled the number as a tracking number,
- * in a format without a check digit, or redacted). Such numbers are stored as not verified.
+ * in a format without a check digit). Such numbers are stored as not verified. A
+ * shipment_detected naming a carrier whose check digit refutes the number (it has the layout of
+ * one of that carrier's formats with a check digit and fails it, see dr_tracking_refuted()) is
+ * rejected: a label does not outweigh a wrong check digit.
  * Status strings are normalised (exact names, then the carrier's wording through
  * dr_shipment_status_from_text()); one that says nothing known is stored as unknown with a
  * warning. event_time: RFC 3339 or epoch milliseconds; absent means the publish time.
@@ -248,7 +251,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     struct ship_proc *sp = state;
     const cJSON *pl = dr_msg_payload(msg);
     const char *type = msg->type ? msg->type : "shipment_detected";
-    const char *status_text, *carrier;
+    const char *status_text, *carrier, *refuted_by = NULL;
     struct dr_tracking_match m[4];
     struct dr_carrier_status cs = {0};
     struct dr_shipment_event *evs = NULL;
@@ -297,6 +300,12 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     }
     carrier = dr_json_str(pl, "carrier");
     carrier = carrier && *carrier ? carrier : NULL;
+    if (!carrier_msg && carrier && dr_tracking_refuted(tn, carrier, &refuted_by)) {
+        dr_result_reject(res, "invalid_tracking_number",
+                         "%s has the layout of %s but fails its check digit: not a %.63s number",
+                         tn, refuted_by, carrier);
+        return;
+    }
     verified = dr_tracking_validate(tn, m, DR_ARRAY_LEN(m), &nm) == DR_OK;
     if (verified) {
         size_t pick = 0;

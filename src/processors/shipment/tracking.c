@@ -618,6 +618,79 @@ int dr_tracking_validate(const char *number, struct dr_tracking_match *out, size
     return *n ? DR_OK : DR_ENOTFOUND;
 }
 
+/* Carrier of format i for the number its pattern last matched in md: S10 numbers belong to the
+ * carrier of their issuing country. */
+static const char *layout_carrier(size_t i, const char *s, pcre2_match_data *md)
+{
+    size_t ccstart, cclen;
+    char cc[3];
+
+    if (!dr__formats[i].s10_country) {
+        return dr__formats[i].carrier;
+    }
+    if (!group_span(md, formats_re[i].country, &ccstart, &cclen) || cclen != 2) {
+        return NULL;
+    }
+    memcpy(cc, s + ccstart, 2);
+    cc[2] = '\0';
+    return dr__s10_carrier(cc);
+}
+
+int dr_tracking_refuted(const char *number, const char *carrier, const char **format)
+{
+    struct dr_tracking_match m[8];
+    char compact[DR_TRACKING_MAX + 1];
+    size_t len = 0, n = 0;
+    pcre2_match_data *md;
+    int refuted = 0;
+
+    if (format) {
+        *format = NULL;
+    }
+    if (!number || !carrier || strnlen(number, 4 * DR_TRACKING_MAX + 1) > 4 * DR_TRACKING_MAX ||
+        dr__shipment_ready()) {
+        return 0;
+    }
+    for (const char *p = number; *p; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+            continue;
+        }
+        if (len == DR_TRACKING_MAX) {
+            return 0; /* the layout of no format */
+        }
+        compact[len++] = *p;
+    }
+    md = dr__match_data();
+    if (!md) {
+        return 0;
+    }
+    n = dr__validate_compact(compact, len, md, m, NULL, DR_ARRAY_LEN(m));
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(m[i].carrier, carrier) == 0) {
+            goto out;
+        }
+    }
+    /* every format, not only the prefilter's candidates: this is the slow path of a rejection */
+    for (size_t i = 0; i < dr__format_count && !refuted; i++) {
+        const char *c;
+
+        if (dr__formats[i].checksum == DR__CK_NONE ||
+            pcre2_match(formats_re[i].code, (PCRE2_SPTR)compact, len, 0, 0, md, NULL) < 0) {
+            continue;
+        }
+        c = layout_carrier(i, compact, md);
+        if (c && strcmp(c, carrier) == 0) {
+            refuted = 1;
+            if (format) {
+                *format = dr__formats[i].name;
+            }
+        }
+    }
+out:
+    pcre2_match_data_free(md);
+    return refuted;
+}
+
 int dr_tracking_url(const struct dr_tracking_match *m, char *buf, size_t bufsz)
 {
     const char *fmt = NULL;

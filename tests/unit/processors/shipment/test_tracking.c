@@ -541,6 +541,21 @@ static void validate_contract(void **state)
     assert_int_equal(dr_tracking_validate("CP000000014PL", m, 4, &n), DR_OK);
     assert_string_equal(m[0].carrier, "poczta_polska");
     assert_int_equal(dr_tracking_validate("RB123456785XX", m, 4, &n), DR_ENOTFOUND);
+
+    /* a carrier's check digit refutes a number of its layout that fails it */
+    {
+        const char *fmt = NULL;
+        assert_int_equal(dr_tracking_refuted("1Z879E930346834441", "ups", &fmt), 1);
+        assert_string_equal(fmt, "UPS");
+        assert_int_equal(dr_tracking_refuted("1Z879E930346834440", "ups", &fmt), 0);
+        assert_null(fmt);
+        assert_int_equal(dr_tracking_refuted("RB123456786GB", "royal_mail", NULL), 1);
+        assert_int_equal(dr_tracking_refuted("RB123456786GB", "ups", NULL), 0);
+        assert_int_equal(dr_tracking_refuted("000000000000", "fedex", NULL), 1);
+        assert_int_equal(dr_tracking_refuted("TBA12345678901", "amazon", NULL), 0);
+        assert_int_equal(dr_tracking_refuted("1Z879E930346834441", "gls", NULL), 0);
+        assert_int_equal(dr_tracking_refuted(NULL, "ups", NULL), 0);
+    }
 }
 
 /* ---- dr__scan(): the table-driven token loop against the loop it replaced ---------------- */
