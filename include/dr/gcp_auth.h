@@ -65,6 +65,12 @@ int dr_gcp_auth_create(uv_loop_t *loop, struct dr_hc *hc, const struct dr_gcp_au
  * otherwise metadata.
  */
 int dr_gcp_auth_create_from_env(uv_loop_t *loop, struct dr_hc *hc, struct dr_gcp_auth **out);
+/*
+ * Whether path holds a service-account JSON key dr_gcp_auth_create() can use (readable, JSON,
+ * type service_account, client_email, private_key_id and an RSA private_key in PEM). DR_OK, or
+ * DR_EINVAL with the reason in why: never the file's contents. Blocks (reads the file).
+ */
+int dr_gcp_credentials_check(const char *path, char *why, size_t whysz);
 /* Pending callbacks run with DR_EUNAVAIL (from inside this call); the memory is released once
  * the provider's libuv handle has closed, so the loop must run once more. NULL-safe. */
 void dr_gcp_auth_destroy(struct dr_gcp_auth *auth);

@@ -37,6 +37,12 @@ struct dr_notification;
  */
 int dr_realtime_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_store *store,
                        struct dr_realtime **out, char *err, size_t errsz);
+/*
+ * Whether url is a Redis URL the real-time bus can use (redis://[[user]:password@]host[:port]
+ * [/db]), without connecting. DR_OK, or DR_EINVAL / DR_EUNSUPPORTED with the reason in why
+ * (never the password or the URL itself). Any thread.
+ */
+int dr_redis_url_check(const char *url, char *why, size_t whysz);
 /* Adds GET /ws, GET /events, /api/v1/notifications... and the admin API's /admin/connections...
  * to srv, which must run its handlers on the loop rt was created with: they read the hub's
  * connections directly. cfg (from dr_realtime_create) must outlive srv. */

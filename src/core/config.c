@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include "dr/err.h"
+#include "dr/gcp_auth.h"
 #include "dr/json.h"
 #include "dr/local.h"
 #include "dr/log.h"
 #include "dr/processor.h"
 #include "dr/pubsub.h"
 #include "dr/ratelimit.h"
+#include "dr/realtime.h"
 #include "dr/util.h"
 
 #define MAX_CONFIG_BYTES (4 * 1024 * 1024)
@@ -865,6 +867,25 @@ int dr_config_load_string(const char *yaml, size_t len, const char *name, struct
              (int)(strstr(c->store_url, "://") - c->store_url + 3), c->store_url);
         rc = DR_EINVAL;
         goto out;
+    }
+    if (c->redis_url && *c->redis_url) {
+        char why[256];
+        if (dr_redis_url_check(c->redis_url, why, sizeof(why)) != DR_OK) {
+            fail(&v, "redis.url", "%s%s", why, from_env("REDIS_URL", " (from REDIS_URL)"));
+            rc = DR_EINVAL;
+            goto out;
+        }
+    }
+    if (strcmp(c->mode, "pubsub") == 0 && !from_env("PUBSUB_EMULATOR_HOST", "x")[0] &&
+        from_env("GOOGLE_APPLICATION_CREDENTIALS", "x")[0]) {
+        /* read once here so that a bad key file is a configuration error, not a failed start */
+        char why[256];
+        if (dr_gcp_credentials_check(getenv("GOOGLE_APPLICATION_CREDENTIALS"), why, sizeof(why)) !=
+            DR_OK) {
+            fail(&v, "GOOGLE_APPLICATION_CREDENTIALS", "%s", why);
+            rc = DR_EINVAL;
+            goto out;
+        }
     }
     if (!c->store_url || !*c->store_url) {
         char url[4096];

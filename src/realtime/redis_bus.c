@@ -1119,6 +1119,8 @@ static char *pct_decode(const char *s, size_t len)
     return out;
 }
 
+static void free_bus(struct dr_redis_bus *b);
+
 static int parse_url(struct dr_redis_bus *b, const char *url, char *err, size_t errsz)
 {
     const char *p, *end, *at, *hp, *colon;
@@ -1181,6 +1183,21 @@ static int parse_url(struct dr_redis_bus *b, const char *url, char *err, size_t 
     }
     b->port = (int)port;
     return DR_OK;
+}
+
+int dr_redis_url_check(const char *url, char *why, size_t whysz)
+{
+    struct dr_redis_bus *b = dr_xcalloc(1, sizeof(*b));
+    char err[256] = "";
+    const char *reason;
+    int rc = url ? parse_url(b, url, err, sizeof(err)) : DR_EINVAL;
+
+    if (rc) {
+        reason = strncmp(err, "redis.url: ", 11) == 0 ? err + 11 : err;
+        snprintf(why, whysz, "%s", *reason ? reason : "not a Redis URL");
+    }
+    free_bus(b);
+    return rc;
 }
 
 struct ms_key {

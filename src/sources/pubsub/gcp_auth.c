@@ -7,6 +7,7 @@
 #include "dr/gcp_auth.h"
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -367,25 +368,28 @@ static char *read_small_file(const char *path, size_t limit, size_t *len)
     return dr_buf_steal(&b, len);
 }
 
-/* Loads the service-account key; logs the reason (never the key) on failure. */
-static int load_service_account(struct dr_gcp_auth *a, const char *path)
+/* Reads the service-account key file at path: on DR_OK *key, *email and *kid are the caller's;
+ * on DR_EINVAL *reason says why (never the key). */
+static int read_service_account(const char *path, EVP_PKEY **key, char **email_out, char **kid_out,
+                                const char **reason)
 {
-    const char *reason = NULL;
     const char *type, *email, *pem, *kid;
     char *text = NULL;
     size_t len = 0;
     cJSON *root = NULL;
     BIO *bio = NULL;
+    EVP_PKEY *k = NULL;
     int err = DR_EINVAL;
 
+    *reason = NULL;
     text = read_small_file(path, MAX_KEY_FILE, &len);
     if (!text) {
-        reason = "cannot read the file, or it is empty or larger than 256 KiB";
+        *reason = "cannot read the file, or it is empty or larger than 256 KiB";
         goto out;
     }
     root = dr_json_parse(text, len);
-    if (!root) {
-        reason = "not JSON";
+    if (!root || !cJSON_IsObject(root)) {
+        *reason = "not a service-account JSON key (not a JSON object)";
         goto out;
     }
     type = dr_json_str(root, "type");
@@ -393,37 +397,66 @@ static int load_service_account(struct dr_gcp_auth *a, const char *path)
     pem = dr_json_str(root, "private_key");
     kid = dr_json_str(root, "private_key_id");
     if (type && strcmp(type, "service_account") != 0) {
-        reason = "type is not service_account";
+        *reason = "type is not service_account";
         goto out;
     }
     if (!email || !*email || !pem || !kid || !*kid) {
-        reason = "client_email, private_key and private_key_id are required strings";
+        *reason = "client_email, private_key and private_key_id are required strings";
         goto out;
     }
     bio = BIO_new_mem_buf(pem, -1);
-    a->key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-    if (!a->key) {
-        reason = "private_key is not a PEM private key";
+    k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    if (!k) {
+        *reason = "private_key is not a PEM private key";
         goto out;
     }
-    if (!EVP_PKEY_is_a(a->key, "RSA")) {
-        reason = "private_key is not an RSA key";
+    if (!EVP_PKEY_is_a(k, "RSA")) {
+        *reason = "private_key is not an RSA key";
         goto out;
     }
-    a->email = dr_xstrdup(email);
-    a->key_id = dr_xstrdup(kid);
+    *key = k;
+    k = NULL;
+    *email_out = dr_xstrdup(email);
+    *kid_out = dr_xstrdup(kid);
     err = DR_OK;
 out:
-    if (err) {
-        DR_ERROR("gcp_auth", "bad service-account credentials", "path=\"%s\" reason=\"%s\"", path,
-                 reason);
-    }
+    EVP_PKEY_free(k);
     BIO_free(bio);
     cJSON_Delete(root);
     if (text) {
         OPENSSL_cleanse(text, len);
         free(text);
     }
+    ERR_clear_error(); /* a failed PEM read leaves its reasons queued */
+    return err;
+}
+
+/* Loads the service-account key; logs the reason (never the key) on failure. */
+static int load_service_account(struct dr_gcp_auth *a, const char *path)
+{
+    const char *reason;
+    int err = read_service_account(path, &a->key, &a->email, &a->key_id, &reason);
+
+    if (err) {
+        DR_ERROR("gcp_auth", "bad service-account credentials", "path=\"%s\" reason=\"%s\"", path,
+                 reason);
+    }
+    return err;
+}
+
+int dr_gcp_credentials_check(const char *path, char *why, size_t whysz)
+{
+    EVP_PKEY *key = NULL;
+    char *email = NULL, *kid = NULL;
+    const char *reason = "no file named";
+    int err = path && *path ? read_service_account(path, &key, &email, &kid, &reason) : DR_EINVAL;
+
+    if (err) {
+        snprintf(why, whysz, "%s", reason);
+    }
+    EVP_PKEY_free(key);
+    free(email);
+    free(kid);
     return err;
 }
 
