@@ -126,21 +126,45 @@ static int str_ok(const cJSON *o, const char *key, size_t max, int required)
 }
 
 /* "1z 999-aa1..." -> "1Z999AA1..."; -1 when not 4-40 letters and digits. */
-static int normalise_tn(const char *in, char out[DR_TRACKING_MAX + 1])
+/* in upper-cased, without blanks; dashes dropped too unless keep_dash. -1 if anything else is
+ * not a letter or digit, or the result is not MIN_TN to DR_TRACKING_MAX characters. */
+static int compact_tn(const char *in, int keep_dash, char out[DR_TRACKING_MAX + 1])
 {
     size_t n = 0;
 
     for (const char *p = in; *p; p++) {
-        if (*p == ' ' || *p == '-' || *p == '\t') {
+        if (*p == ' ' || *p == '\t' || (*p == '-' && !keep_dash)) {
             continue;
         }
-        if (!isalnum((unsigned char)*p) || n >= DR_TRACKING_MAX) {
+        if ((!isalnum((unsigned char)*p) && *p != '-') || n >= DR_TRACKING_MAX) {
             return -1;
         }
         out[n++] = (char)toupper((unsigned char)*p);
     }
     out[n] = '\0';
     return n >= MIN_TN ? 0 : -1;
+}
+
+/*
+ * The number as it is stored: upper-cased, blanks and dashes dropped ("1Z 999-AA1..." is
+ * written many ways), except a number that is valid only with its dashes (LaserShip's 1LS7
+ * numbers end in the piece suffix "-1", which the extractor reports).
+ */
+static int normalise_tn(const char *in, char out[DR_TRACKING_MAX + 1])
+{
+    char dashed[DR_TRACKING_MAX + 1];
+    struct dr_tracking_match m;
+    size_t n;
+
+    if (compact_tn(in, 0, out)) {
+        return -1;
+    }
+    if (strchr(in, '-') && dr_tracking_validate(out, &m, 1, &n) != DR_OK &&
+        compact_tn(in, 1, dashed) == 0 && dashed[0] != '-' && dashed[strlen(dashed) - 1] != '-' &&
+        dr_tracking_validate(dashed, &m, 1, &n) == DR_OK) {
+        memcpy(out, dashed, sizeof(dashed));
+    }
+    return 0;
 }
 
 static enum dr_shipment_status status_of(const char *s, int *unrecognised)

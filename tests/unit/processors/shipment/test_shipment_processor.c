@@ -304,6 +304,37 @@ static void test_named_carrier_refuted(void **state)
                      2);
 }
 
+/* LaserShip's 1LS7 numbers end in a piece suffix "-1": the extractor reports them with it, and
+ * the number is stored as it validates, not with the dash dropped (which no format knows). */
+static void test_lasership_piece_suffix(void **state)
+{
+    struct dr_result res;
+
+    run_type(state, "shipment_detected",
+             "{\"user_id\":\"u1\",\"tracking_number\":\"1LS7119013618127-1\",\"carrier\":"
+             "\"lasership\"}",
+             &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    /* found without a carrier too: the number alone says LaserShip */
+    run_type(state, "shipment_detected",
+             "{\"user_id\":\"u2\",\"tracking_number\":\"1ls7119013618127-1\"}", &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipments WHERE tracking_number = "
+                                           "'1LS7119013618127-1' AND verified = 1 AND carrier = "
+                                           "'lasership'"),
+                     2);
+    /* other numbers still lose their dashes and blanks */
+    run_type(state, "shipment_detected",
+             "{\"user_id\":\"u3\",\"tracking_number\":\"1z-879E9 3034-6834440\"}", &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipments WHERE user_id = 'u3' "
+                                           "AND tracking_number = '" UPS "' AND verified = 1"),
+                     1);
+}
+
 /* ---- a fake provider ---- */
 
 struct fake_provider {
@@ -598,6 +629,7 @@ static void test_locked_store_retried(void **state)
     X(test_status_lifecycle)                                                                       \
     X(test_validation)                                                                             \
     X(test_named_carrier_refuted)                                                                  \
+    X(test_lasership_piece_suffix)                                                                 \
     X(test_provider)                                                                               \
     X(test_emails_to_shipments)                                                                    \
     X(test_concurrent_create)                                                                      \
