@@ -1229,7 +1229,7 @@ static void parse_args(int argc, char **argv)
     }
     if (o.clients < 1 || o.clients > 200000 || o.rooms < 1 || o.threads < 1 ||
         o.threads > MAX_THREADS || o.pub_conns < 1 || o.pub_conns > MAX_PUB_CONNS || o.batch < 1 ||
-        o.batch > 100 || o.rate <= 0 || o.duration <= 0 || o.duration > 600 || o.events < 1 ||
+        o.batch > 1000 || o.rate <= 0 || o.duration <= 0 || o.duration > 600 || o.events < 1 ||
         o.events > 10000000 || o.payload < 0 || o.payload >= (int)sizeof(pub.pad) || o.hold > 600 ||
         o.drain > 600) {
         usage();

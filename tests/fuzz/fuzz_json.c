@@ -1,8 +1,9 @@
 /*
  * dr_json_parse() must build exactly the tree cJSON_ParseWithLengthOpts(s, len, NULL, 0) builds
  * (src/core/json_parse.c): the same accept/refuse decision, the same types, keys, strings and
- * numbers.
+ * numbers. dr_json_print() must write exactly what cJSON_PrintUnformatted() writes.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "dr/json.h"
@@ -39,7 +40,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK((mine == NULL) == (ref == NULL), "dr_json_parse %s what cJSON %s",
                mine ? "accepts" : "refuses", ref ? "accepts" : "refuses");
     if (mine) {
+        char *a, *b;
+
         same(mine, ref, 0);
+        a = dr_json_print(mine);
+        b = cJSON_PrintUnformatted(ref);
+        FUZZ_CHECK(b && strcmp(a, b) == 0, "dr_json_print wrote '%.200s', cJSON '%.200s'", a,
+                   b ? b : "(nothing)");
+        free(a);
+        cJSON_free(b);
     }
     cJSON_Delete(mine);
     cJSON_Delete(ref);

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,18 @@ static int same(const cJSON *a, const cJSON *b)
     return 1;
 }
 
+/* dr_json_print() writes what cJSON_PrintUnformatted() writes. */
+static void same_print(const cJSON *item)
+{
+    char *a = dr_json_print(item), *b = cJSON_PrintUnformatted(item);
+
+    if (!b || strcmp(a, b) != 0) {
+        fail_msg("dr_json_print wrote '%.300s', cJSON '%.300s'", a, b ? b : "(nothing)");
+    }
+    free(a);
+    cJSON_free(b);
+}
+
 /* Parses s[0..len) both ways; 1 if parsed, 0 if refused; fails the test if they disagree. */
 static int check_len(const char *s, size_t len)
 {
@@ -44,6 +57,9 @@ static int check_len(const char *s, size_t len)
         fprintf(stderr, "disagree on %zu bytes: %.*s\n", len, (int)(len < 400 ? len : 400), s);
         fail_msg("dr_json_parse %s, cJSON %s", mine ? "parsed" : "refused",
                  ref ? "parsed" : "refused");
+    }
+    if (mine) {
+        same_print(mine);
     }
     cJSON_Delete(mine);
     cJSON_Delete(ref);
@@ -294,12 +310,72 @@ static void random_and_mutated(void **state)
     assert_true(agree > 10000); /* most stay valid, so the fast path is what was compared */
 }
 
+/* Numbers and shapes a parse does not give: built by code, as processors build what they emit. */
+static void print_like_cjson(void **state)
+{
+    static const double nums[] = {0,
+                                  -0.0,
+                                  1,
+                                  -1,
+                                  0.1,
+                                  1.0 / 3,
+                                  -2.5,
+                                  1e15 - 1,
+                                  1e15,
+                                  -1e15,
+                                  1e15 + 1,
+                                  2147483647,
+                                  2147483648.0,
+                                  -2147483648.0,
+                                  -2147483649.0,
+                                  1764236400123.0,
+                                  9007199254740991.0,
+                                  9007199254740993.0,
+                                  1e21,
+                                  1e300,
+                                  -1e-300,
+                                  5e-324,
+                                  1.7976931348623157e308,
+                                  123456789012345.6,
+                                  0.000001,
+                                  1e-7,
+                                  100,
+                                  1e16,
+                                  12345678.875};
+    cJSON *arr = cJSON_CreateArray(), *obj = cJSON_CreateObject(), *n;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        n = cJSON_CreateNumber(nums[i]);
+        same_print(n);
+        cJSON_AddItemToArray(arr, n);
+    }
+    cJSON_AddItemToArray(arr, cJSON_CreateNumber(NAN));
+    cJSON_AddItemToArray(arr, cJSON_CreateNumber(INFINITY));
+    cJSON_AddItemToArray(arr, cJSON_CreateNumber(-INFINITY));
+    n = cJSON_CreateNumber(5);
+    n->valueint = 7; /* valueint alone changed: cJSON writes valuedouble */
+    cJSON_AddItemToArray(arr, n);
+    cJSON_AddItemToObject(obj, "nums", arr);
+    cJSON_AddStringToObject(obj, "ctl", "a\"b\\c\b\f\n\r\t\x01\x1f/\xc3\xa9\xff");
+    cJSON_AddItemToObject(obj, "empty_obj", cJSON_CreateObject());
+    cJSON_AddItemToObject(obj, "empty_arr", cJSON_CreateArray());
+    cJSON_AddItemToObject(obj, "raw", cJSON_CreateRaw("{\"pre\":[1,2]}"));
+    cJSON_AddItemToObject(obj, "k\"ey\n", cJSON_CreateTrue());
+    cJSON_AddItemToObject(obj, "f", cJSON_CreateFalse());
+    cJSON_AddItemToObject(obj, "z", cJSON_CreateNull());
+    cJSON_AddItemToObject(obj, "s", cJSON_CreateString(""));
+    same_print(obj);
+    cJSON_Delete(obj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(valid_documents),  cmocka_unit_test(invalid_documents),
         cmocka_unit_test(cjson_leniencies), cmocka_unit_test(deep_nesting),
         cmocka_unit_test(long_strings),     cmocka_unit_test(random_and_mutated),
+        cmocka_unit_test(print_like_cjson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
