@@ -708,17 +708,19 @@ static size_t notification_json(long i, char *out, size_t outsz)
                             run_tag, i, idx, room, pub.pad, i, now_ns());
 }
 
-/* Builds the request for events [first, first + n) into p->req. */
-static void build_request(struct pconn *p, long first, int n)
+/* Builds the request for events [first, first + n) into p->req; returns how many it holds
+ * (fewer than n only when a publish request could not hold them all). Publisher thread only. */
+static int build_request(struct pconn *p, long first, int n)
 {
-    char js[8192], body[65536], head[512], room[160], chan[160];
+    static char body[16 << 20]; /* 1,000 events with the largest --payload */
+    char js[8192], head[512], room[160], chan[160];
     size_t blen = 0;
-    int hl;
+    int hl, k = n;
 
     p->req.len = 0;
     if (o.target == T_DR) {
         blen = (size_t)snprintf(body, sizeof(body), "{\"messages\":[");
-        for (int k = 0; k < n; k++) {
+        for (k = 0; k < n; k++) {
             size_t jl = notification_json(first + k, js, sizeof(js));
             if (blen + 4 * (jl / 3 + 1) + 32 >= sizeof(body)) {
                 break;
@@ -746,6 +748,7 @@ static void build_request(struct pconn *p, long first, int n)
     }
     bbuf_append(&p->req, head, (size_t)hl, SIZE_MAX);
     bbuf_append(&p->req, body, blen, SIZE_MAX);
+    return k;
 }
 
 static long total_events(void)
@@ -774,7 +777,7 @@ static int pub_send(struct pconn *p)
     if (pub.next + n > total) {
         n = (int)(total - pub.next);
     }
-    build_request(p, pub.next, n);
+    n = build_request(p, pub.next, n);
     if (pub.next == 0) {
         pub.first_ns = now_ns();
     }
