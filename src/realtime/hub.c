@@ -64,6 +64,60 @@ static void uncork(struct dr_hub *hub)
     }
 }
 
+int dr__hub_resync_past(struct dr_hub *hub, const char *room, int64_t seq)
+{
+    struct rt_hub_room *r = room ? dr__rt_map_get(&hub->rooms, room) : NULL;
+    struct rt_conn **snap;
+    size_t cnt = r ? r->n : 0;
+    int told = 0;
+    cJSON *f;
+
+    if (!cnt) {
+        return 0;
+    }
+    /* sending may close a connection, which edits the room's array: walk a snapshot */
+    snap = dr_xmalloc(cnt * sizeof(*snap));
+    for (size_t i = 0; i < cnt; i++) {
+        snap[i] = r->conns[i];
+        dr__rt_conn_ref(snap[i]);
+    }
+    f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "type", "resync");
+    cJSON_AddNumberToObject(f, "since", (double)(seq - 1));
+    for (size_t i = 0; i < cnt; i++) {
+        struct rt_conn *c = snap[i];
+        for (size_t k = 0; c->state == RT_CONN_OPEN && k < c->nsubs; k++) {
+            struct rt_sub *s = &c->subs[k];
+            if (strcmp(s->room, room) == 0 && s->state == RT_SUB_LIVE && s->last_seq >= seq) {
+                dr__rt_conn_send_json(c, f);
+                told++;
+                break;
+            }
+        }
+        dr__rt_conn_unref(c);
+    }
+    free(snap);
+    cJSON_Delete(f);
+    return told;
+}
+
+/*
+ * This instance's notifications come from one store thread in seq order, so a seq not above
+ * the last one means the store was reset (an empty database numbers from 1 again): connections
+ * that went past it in the old numbering would drop the new notifications as duplicates, and
+ * are told to resync instead.
+ */
+static void check_local_seq(struct dr_hub *hub, const struct dr_notification *n)
+{
+    if (n->seq <= hub->local_hi) {
+        int told = dr__hub_resync_past(hub, n->room, n->seq);
+        DR_WARN("realtime", "notification seq not above the last one: the store was reset",
+                "seq=%lld last=%lld connections_resynced=%d", (long long)n->seq,
+                (long long)hub->local_hi, told);
+    }
+    hub->local_hi = n->seq;
+}
+
 static void drain(uv_async_t *a)
 {
     struct dr_hub *hub = a->data;
@@ -82,6 +136,7 @@ static void drain(uv_async_t *a)
     }
     for (size_t i = 0; i < n; i++) {
         if (!hub->stopping) {
+            check_local_seq(hub, q[i]);
             dr_hub_publish_local(hub, q[i]);
             if (hub->bus.publish) {
                 size_t len;

@@ -332,44 +332,14 @@ static int echo_take(struct dr_redis_bus *b, int64_t seq)
  */
 static void resync_late(struct dr_redis_bus *b, int64_t seq, const char *json, size_t len)
 {
-    cJSON *o = dr_json_parse(json, len), *f;
-    const char *room = dr_json_str(o, "room");
-    struct rt_hub_room *r = room ? dr__rt_map_get(&b->hub->rooms, room) : NULL;
-    struct rt_conn **snap;
-    size_t cnt = r ? r->n : 0, told = 0;
+    cJSON *o = dr_json_parse(json, len);
+    int told = dr__hub_resync_past(b->hub, dr_json_str(o, "room"), seq);
 
-    if (!cnt) {
-        cJSON_Delete(o);
-        return;
-    }
-    /* sending may close a connection, which edits the room's array: walk a snapshot */
-    snap = dr_xmalloc(cnt * sizeof(*snap));
-    for (size_t i = 0; i < cnt; i++) {
-        snap[i] = r->conns[i];
-        dr__rt_conn_ref(snap[i]);
-    }
-    f = cJSON_CreateObject();
-    cJSON_AddStringToObject(f, "type", "resync");
-    cJSON_AddNumberToObject(f, "since", (double)(seq - 1));
-    for (size_t i = 0; i < cnt; i++) {
-        struct rt_conn *c = snap[i];
-        for (size_t k = 0; c->state == RT_CONN_OPEN && k < c->nsubs; k++) {
-            struct rt_sub *s = &c->subs[k];
-            if (strcmp(s->room, room) == 0 && s->state == RT_SUB_LIVE && s->last_seq >= seq) {
-                dr__rt_conn_send_json(c, f);
-                told++;
-                break;
-            }
-        }
-        dr__rt_conn_unref(c);
-    }
-    free(snap);
-    cJSON_Delete(f);
     cJSON_Delete(o);
     if (told) {
         dr_metrics_inc(M_RESYNC, "", 1);
         DR_DEBUG("redis_bus", "late notification: clients told to resync",
-                 "seq=%lld connections=%zu", (long long)seq, told);
+                 "seq=%lld connections=%d", (long long)seq, told);
     }
 }
 

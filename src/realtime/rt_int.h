@@ -276,6 +276,10 @@ void dr__rt_conn_on_message(struct rt_conn *c, const char *data, size_t len);
 int dr__rt_conn_write(struct rt_conn *c, struct rt_frame *f);
 /* A delivery for the metrics; gathered while a fan-out runs (t0_ns 0: no latency). */
 void dr__hub_count_delivery(struct dr_hub *hub, enum rt_transport_id tp, uint64_t t0_ns);
+/* Tells every connection live in room whose last seq there is seq or above to resync from just
+ * below seq ({"type":"resync","since":seq-1}): a notification numbered seq would be dropped there
+ * as already seen. Returns how many were told. Loop thread. */
+int dr__hub_resync_past(struct dr_hub *hub, const char *room, int64_t seq);
 /* While the hub is corked (it is while it fans out a batch of notifications), frames written to
  * a connection are gathered and written with one uv_write (one system call) per connection when
  * the batch is done (this call); any other write to that connection first flushes what was
@@ -328,6 +332,7 @@ struct dr_hub {
     double fan_delivered[RT_NTRANSPORTS];
     double *fan_lat;
     size_t fan_nlat, fan_caplat;
+    int64_t local_hi; /* seq of the newest notification this instance stored (drain) */
     /* worker -> loop hand-off */
     pthread_mutex_t mu;
     struct dr_notification **inq;

@@ -204,6 +204,62 @@ static void rejoin_from_earlier_while_catching_up(void **state)
     dr__rt_conn_unref(c);
 }
 
+/* A notification numbered seq for room, handed to the hub as the store thread hands it. */
+static void publish_seq(struct fx *f, const char *id, const char *room, int64_t seq)
+{
+    char json[256], why[128];
+    struct dr_notification *n = NULL;
+
+    snprintf(json, sizeof(json),
+             "{\"notification_id\":\"%s\",\"room\":\"%s\",\"notification_type\":\"system.t\"}", id,
+             room);
+    assert_int_equal(dr_notification_parse(json, strlen(json), id, &n, why, sizeof(why)), DR_OK);
+    dr__notification_set_seq(n, seq);
+    dr_hub_publish(&f->hub, n);
+    dr_notification_unref(n);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* the hub's hand-off runs on the loop */
+}
+
+/*
+ * The store was reset under a running instance (an empty database numbers from 1 again): the
+ * first notification it stores has a seq the connection already went past, and would be dropped
+ * as seen. The connection is told to resync from just below it instead.
+ */
+static void local_seq_going_back_resyncs(void **state)
+{
+    struct fx *f = *state;
+    struct rt_conn *c = open_conn(f, "user-9", "z@example.com");
+    static char buf[65536];
+    size_t got = 0;
+    ssize_t r;
+
+    dr__rt_conn_ref(c);
+    while (c->state == RT_CONN_OPEN && (c->catchup_running || c->cu_job || c->catchup_head)) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    publish_seq(f, "a", "user:user-9", 10);
+    publish_seq(f, "b", "user:user-9", 11);
+    assert_int_equal(c->subs[0].last_seq, 11);
+    publish_seq(f, "c", "user:user-9", 3); /* the reset store's first */
+    while ((r = recv(f->peers[0], buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT)) > 0) {
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    assert_non_null(strstr(buf, "\"seq\":11"));
+    assert_non_null(strstr(buf, "\"type\":\"resync\""));
+    assert_non_null(strstr(buf, "\"since\":2"));
+    /* seqs going up again are delivered as before, without another resync */
+    publish_seq(f, "d", "user:user-9", 12);
+    got = 0;
+    while ((r = recv(f->peers[0], buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT)) > 0) {
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    assert_non_null(strstr(buf, "\"seq\":12"));
+    assert_null(strstr(buf, "resync"));
+    dr__rt_conn_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +267,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(resume_goes_past_an_unreadable_row, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(rejoin_from_earlier_while_catching_up, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(local_seq_going_back_resyncs, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
