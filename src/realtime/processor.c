@@ -15,6 +15,9 @@
  *
  * A notification already stored (a redelivery) is not fanned out again: whoever missed it gets
  * it from the store on resume.
+ *
+ * dr__rt_store_submit() puts notifications from elsewhere (the publish API, publish.c) through
+ * the same thread, so that they get their seqs in the same order as routed ones.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -33,8 +36,11 @@
 
 struct item {
     struct dr_notification *n;
-    struct dr_result *res;
+    struct dr_result *res; /* a routed message's; NULL for dr__rt_store_submit() */
     const char *message_id;
+    dr__rt_stored_cb done; /* dr__rt_store_submit(): called instead of finishing res */
+    void *ctx;
+    size_t idx;
     struct item *next;
 };
 
@@ -47,8 +53,25 @@ struct rt_proc {
     int stop;
 };
 
+/* The running processor's state, for dr__rt_store_submit() (one per process). */
+static pthread_mutex_t current_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rt_proc *current;
+
 static void finish(struct item *it, int err, int dup)
 {
+    if (it->done) {
+        if (!err || dr_db_err_permanent(err)) { /* a failed store is the caller's to retry */
+            dr_metrics_inc(RT_M_STORED,
+                           err   ? "outcome=\"refused\""
+                           : dup ? "outcome=\"duplicate\""
+                                 : "outcome=\"stored\"",
+                           1);
+        }
+        it->done(it->ctx, it->idx, err, dup, it->n->seq);
+        dr_notification_unref(it->n);
+        free(it);
+        return;
+    }
     if (err && dr_db_err_permanent(err)) {
         dr_metrics_inc(RT_M_STORED, "outcome=\"refused\"", 1);
         DR_WARN("realtime", "notification refused by the store", "message_id=%s error=\"%s\"",
@@ -134,8 +157,64 @@ static int rt_init(const struct dr_proc_env *env, void **state, char *err, size_
         return -1;
     }
     pthread_setname_np(rp->thread, "dr-rt-store");
+    pthread_mutex_lock(&current_mu);
+    current = rp;
+    pthread_mutex_unlock(&current_mu);
     *state = rp;
     return 0;
+}
+
+static void enqueue(struct rt_proc *rp, struct item *first, struct item *last)
+{
+    pthread_mutex_lock(&rp->mu);
+    if (rp->tail) {
+        rp->tail->next = first;
+    } else {
+        rp->head = first;
+    }
+    rp->tail = last;
+    pthread_cond_signal(&rp->cv);
+    pthread_mutex_unlock(&rp->mu);
+}
+
+int dr__rt_store_submit(struct dr_notification *const *ns, size_t n, dr__rt_stored_cb done,
+                        void *ctx)
+{
+    struct item *first = NULL, *last = NULL;
+
+    if (n == 0) {
+        return DR_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct item *it = dr_xcalloc(1, sizeof(*it));
+        it->n = dr_notification_ref(ns[i]);
+        it->message_id = ns[i]->id;
+        it->done = done;
+        it->ctx = ctx;
+        it->idx = i;
+        if (last) {
+            last->next = it;
+        } else {
+            first = it;
+        }
+        last = it;
+    }
+    /* under current_mu, so that the processor cannot be destroyed in between: its destroy
+     * takes current_mu before it stops the thread, which finishes everything queued */
+    pthread_mutex_lock(&current_mu);
+    if (!current) {
+        pthread_mutex_unlock(&current_mu);
+        while (first) {
+            struct item *next = first->next;
+            dr_notification_unref(first->n);
+            free(first);
+            first = next;
+        }
+        return DR_EUNAVAIL;
+    }
+    enqueue(current, first, last);
+    pthread_mutex_unlock(&current_mu);
+    return DR_OK;
 }
 
 static void rt_process(void *state, const struct dr_msg *msg, struct dr_result *res)
@@ -157,15 +236,7 @@ static void rt_process(void *state, const struct dr_msg *msg, struct dr_result *
     it->res = res;
     it->message_id = msg->message_id; /* the message outlives the deferred result */
     dr_result_defer(res);
-    pthread_mutex_lock(&rp->mu);
-    if (rp->tail) {
-        rp->tail->next = it;
-    } else {
-        rp->head = it;
-    }
-    rp->tail = it;
-    pthread_cond_signal(&rp->cv);
-    pthread_mutex_unlock(&rp->mu);
+    enqueue(rp, it, it);
 }
 
 /* The store thread finishes everything queued before it exits. */
@@ -173,6 +244,11 @@ static void rt_destroy(void *state)
 {
     struct rt_proc *rp = state;
 
+    pthread_mutex_lock(&current_mu);
+    if (current == rp) {
+        current = NULL;
+    }
+    pthread_mutex_unlock(&current_mu);
     pthread_mutex_lock(&rp->mu);
     rp->stop = 1;
     pthread_cond_signal(&rp->cv);

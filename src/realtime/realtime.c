@@ -483,6 +483,7 @@ void dr_realtime_register(struct dr_realtime *rt, struct dr_http_server *srv)
 {
     dr_http_route(srv, "GET", "/ws", on_ws, &rt->hub);
     dr_http_route(srv, "GET", "/events", on_events, &rt->hub);
+    dr_http_route(srv, "POST", "/api/v1/publish", dr__rt_publish_route, &rt->hub);
     dr_http_route(srv, NULL, "/api/v1/notifications", dr__rt_inbox_route, &rt->hub);
     dr_http_route(srv, NULL, "/api/v1/notifications/*", dr__rt_inbox_route, &rt->hub);
     dr_http_route(srv, NULL, "/admin/connections", dr__rt_connections_route, &rt->hub);

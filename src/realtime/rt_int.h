@@ -389,6 +389,19 @@ int dr__rt_authenticate(struct dr_hub *hub, struct dr_http_req *req, struct dr_j
 
 /* ---- inbox (inbox.c) ---- */
 void dr__rt_inbox_route(struct dr_http_req *req, void *hub);
+/* POST /api/v1/publish (publish.c). */
+void dr__rt_publish_route(struct dr_http_req *req, void *hub);
+
+/*
+ * Stores notifications through the realtime processor's store thread, in the order given and
+ * in seq order with the routed ones, and fans out the new ones. done(ctx, i, err, dup, seq) runs
+ * on that thread once for each ns[i] (err a dr/db.h error, dup when it was stored before). The
+ * notifications are referenced, not taken. DR_EUNAVAIL (and no call) when the processor is not
+ * running.
+ */
+typedef void (*dr__rt_stored_cb)(void *ctx, size_t i, int err, int dup, int64_t seq);
+int dr__rt_store_submit(struct dr_notification *const *ns, size_t n, dr__rt_stored_cb done,
+                        void *ctx);
 
 /* ---- the admin API's view of connections (connections.c) ---- */
 

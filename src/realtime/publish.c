@@ -1,0 +1,231 @@
+/*
+ * POST /api/v1/publish: notifications straight to the real-time clients, for a backend that has
+ * them ready. The client-notifications topic takes the same notifications through the router
+ * (its queue, routes, retries and dead letters); this skips that hop, the way a push server's
+ * publish API does, and answers once they are stored.
+ *
+ *   request   {"notifications":[ClientNotification, ...]}   1 to 1000 of them, at most 10 MB
+ *   200       {"notifications":[{"notification_id":..,"seq":N,"duplicate":false}, ...]}
+ *
+ * Each is validated as the realtime processor validates a message (dr_notification_parse), all
+ * or none: a bad one answers 400 naming its index, and nothing is stored. They are stored through
+ * the processor's store thread, so their seqs are in order with the routed ones and the hub fans
+ * them out after the commit, as it does those. A notification_id stored before answers
+ * "duplicate": true with its first seq and is not fanned out again, so publishing again after a
+ * failure is safe (a notification without an id gets a new one each time).
+ *
+ * Errors (Pub/Sub's JSON shape): 400 INVALID_ARGUMENT, 413 for a body over 10 MB, 503
+ * UNAVAILABLE with Retry-After when the realtime processor is not running or the store failed for
+ * now, 400 FAILED_PRECONDITION when the store refuses one for good. API keys as for the publish
+ * API (role service). The body is read on the thread pool, which then waits for the commit.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dr/apikey.h"
+#include "dr/err.h"
+#include "dr/json.h"
+#include "dr/log.h"
+#include "dr/store.h"
+#include "dr/util.h"
+#include "realtime/rt_int.h"
+
+#define PUBLISH_MAX_NOTIFICATIONS 1000
+#define PUBLISH_MAX_BYTES         (10 * 1000 * 1000)
+
+struct job {
+    const char *body; /* the request's, valid until the answer */
+    size_t len;
+    uint64_t t0_ns;
+    struct dr_notification **ns;
+    size_t n;
+    int64_t *seqs;
+    int *dups;
+    int store_err;  /* the first failure, a dr/db.h error */
+    size_t pending; /* notifications the store thread has not finished */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int status; /* an error answer when not 0 */
+    const char *grpc;
+    char msg[256];
+};
+
+static void fail(struct job *j, int status, const char *grpc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void fail(struct job *j, int status, const char *grpc, const char *fmt, ...)
+{
+    va_list ap;
+
+    j->status = status;
+    j->grpc = grpc;
+    va_start(ap, fmt);
+    vsnprintf(j->msg, sizeof(j->msg), fmt, ap);
+    va_end(ap);
+}
+
+static void on_stored(void *ctx, size_t i, int err, int dup, int64_t seq)
+{
+    struct job *j = ctx;
+
+    pthread_mutex_lock(&j->mu);
+    j->seqs[i] = seq;
+    j->dups[i] = dup;
+    if (err && !j->store_err) {
+        j->store_err = err;
+    }
+    if (--j->pending == 0) {
+        pthread_cond_signal(&j->cv);
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* Reads the notifications of the body into j->ns; 0, or an error answer set in j. */
+static int read_body(struct job *j)
+{
+    cJSON *root = dr_json_parse(j->body, j->len);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "notifications"), *it;
+    size_t i = 0;
+
+    if (!cJSON_IsObject(root) || !cJSON_IsArray(list)) {
+        cJSON_Delete(root);
+        fail(j, 400, "INVALID_ARGUMENT", "expected {\"notifications\":[...]}");
+        return -1;
+    }
+    j->n = (size_t)cJSON_GetArraySize(list);
+    if (j->n == 0 || j->n > PUBLISH_MAX_NOTIFICATIONS) {
+        cJSON_Delete(root);
+        fail(j, 400, "INVALID_ARGUMENT", "notifications: 1 to %d of them",
+             PUBLISH_MAX_NOTIFICATIONS);
+        return -1;
+    }
+    j->ns = dr_xcalloc(j->n, sizeof(*j->ns));
+    cJSON_ArrayForEach(it, list)
+    {
+        char why[128] = "", id[33];
+        char *text;
+        int err;
+
+        if (!cJSON_IsObject(it)) {
+            fail(j, 400, "INVALID_ARGUMENT", "notifications[%zu]: not an object", i);
+            break;
+        }
+        if (!cJSON_GetObjectItemCaseSensitive(it, "notification_id")) {
+            dr_random_id(id);
+        }
+        text = dr_json_print(it);
+        err = dr_notification_parse(
+            text, strlen(text), cJSON_GetObjectItemCaseSensitive(it, "notification_id") ? NULL : id,
+            &j->ns[i], why, sizeof(why));
+        free(text);
+        if (err) {
+            fail(j, 400, "INVALID_ARGUMENT", "notifications[%zu]: %s", i, why);
+            break;
+        }
+        j->ns[i]->t0_ns = j->t0_ns;
+        i++;
+    }
+    cJSON_Delete(root);
+    return j->status ? -1 : 0;
+}
+
+static void work(void *arg)
+{
+    struct job *j = arg;
+    int err;
+
+    if (read_body(j)) {
+        return;
+    }
+    j->seqs = dr_xcalloc(j->n, sizeof(*j->seqs));
+    j->dups = dr_xcalloc(j->n, sizeof(*j->dups));
+    j->pending = j->n;
+    err = dr__rt_store_submit(j->ns, j->n, on_stored, j);
+    if (err) {
+        fail(j, 503, "UNAVAILABLE", "the realtime processor is not running");
+        return;
+    }
+    pthread_mutex_lock(&j->mu);
+    while (j->pending > 0) {
+        pthread_cond_wait(&j->cv, &j->mu);
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (j->store_err && dr_db_err_permanent(j->store_err)) {
+        fail(j, 400, "FAILED_PRECONDITION", "the store refuses a notification: %s",
+             dr_strerror(j->store_err));
+    } else if (j->store_err) {
+        fail(j, 503, "UNAVAILABLE", "storing the notifications failed: %s",
+             dr_strerror(j->store_err));
+    }
+}
+
+static void job_free(struct job *j)
+{
+    for (size_t i = 0; j->ns && i < j->n; i++) {
+        dr_notification_unref(j->ns[i]);
+    }
+    free(j->ns);
+    free(j->seqs);
+    free(j->dups);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j);
+}
+
+static void done(struct dr_http_req *req, void *arg)
+{
+    struct job *j = arg;
+    cJSON *o, *list;
+
+    if (j->status) {
+        if (j->status == 503) {
+            dr_http_add_header(req, "Retry-After", "1");
+        }
+        DR_INFO("realtime", "publish refused", "status=%d reason=\"%s\"", j->status, j->msg);
+        dr_http_respond_error(req, j->status, j->grpc, "%s", j->msg);
+        job_free(j);
+        return;
+    }
+    o = cJSON_CreateObject();
+    list = cJSON_AddArrayToObject(o, "notifications");
+    for (size_t i = 0; i < j->n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "notification_id", j->ns[i]->id);
+        cJSON_AddNumberToObject(e, "seq", (double)j->seqs[i]);
+        cJSON_AddBoolToObject(e, "duplicate", j->dups[i]);
+        cJSON_AddItemToArray(list, e);
+    }
+    job_free(j);
+    dr_http_respond_cjson(req, 200, o);
+}
+
+void dr__rt_publish_route(struct dr_http_req *req, void *ctx)
+{
+    struct dr_hub *hub = ctx;
+    struct job *j;
+    size_t len = 0;
+    const char *body;
+
+    if (hub->cfg && !dr_apikey_authorize(hub->cfg, req, "service")) {
+        return;
+    }
+    body = dr_http_body(req, &len);
+    if (len > PUBLISH_MAX_BYTES) {
+        dr_http_respond_error(req, 413, "INVALID_ARGUMENT", "request body larger than %d bytes",
+                              PUBLISH_MAX_BYTES);
+        return;
+    }
+    j = dr_xcalloc(1, sizeof(*j));
+    j->body = body ? body : "";
+    j->len = len;
+    j->t0_ns = dr_http_received_ns(req);
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    if (dr_http_defer(req, work, done, j) != DR_OK) {
+        job_free(j);
+        dr_http_respond_error(req, 503, "UNAVAILABLE", "the server is shutting down");
+    }
+}

@@ -1,0 +1,136 @@
+// POST /api/v1/publish: notifications stored then fanned out without the router, answered with
+// their seqs once committed; in seq order with the ones routed from client-notifications; a
+// notification_id published again is a duplicate and not delivered twice; bad input is a 400
+// naming the index and stores nothing; API keys as for the publish API.
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import EventSource from 'eventsource';
+import { Client, notification, startServer, userToken, waitFor } from './realtime-lib.mjs';
+
+const RUN = Math.random().toString(36).slice(2, 8);
+const u = (name) => `${name}-${RUN}`;
+const bearer = (t) => ({ headers: { Authorization: `Bearer ${t}` } });
+
+describe('publish API', () => {
+  let srv;
+  before(async () => {
+    srv = await startServer();
+  });
+  after(async () => {
+    const r = await srv.stop();
+    assert.equal(r.code, 0, `clean exit expected: ${srv.log().slice(-2000)}`);
+  });
+  const publish = (body) => srv.request('POST', '/api/v1/publish', body);
+
+  test('stored, answered with seqs, delivered once over WebSocket and SSE', async () => {
+    const user = u('pa');
+    const tok = await userToken(user);
+    const ws = await Client.open(srv.wsUrl, bearer(tok));
+    await ws.waitFrame('welcome');
+    const sse = [];
+    const es = new EventSource(`${srv.url}/events`, bearer(tok));
+    es.onmessage = (m) => sse.push(JSON.parse(m.data));
+    await waitFor(() => sse.some((f) => f.type === 'welcome'), 'SSE welcome');
+
+    const list = Array.from({ length: 5 }, (_, i) => notification(user, i));
+    const r = await publish({ notifications: list });
+    assert.equal(r.status, 200, r.text);
+    const out = r.json.notifications;
+    assert.deepEqual(out.map((o) => o.notification_id), list.map((n) => n.notification_id));
+    assert.ok(out.every((o) => o.duplicate === false));
+    for (let i = 1; i < out.length; i++) assert.ok(out[i].seq > out[i - 1].seq, 'seqs in order');
+
+    const evs = await ws.waitEvents(5);
+    assert.deepEqual(evs.map((e) => e.seq), out.map((o) => o.seq));
+    assert.deepEqual(evs.map((e) => e.id), list.map((n) => n.notification_id));
+    assert.equal(evs[2].data.data.i, 2);
+    await waitFor(() => sse.filter((f) => f.type === 'event').length >= 5, 'SSE events');
+    assert.deepEqual(sse.filter((f) => f.type === 'event').map((e) => e.seq),
+      out.map((o) => o.seq));
+
+    // the same ids again: duplicates with their first seqs, nothing delivered again
+    const again = await publish({ notifications: list.slice(0, 2) });
+    assert.equal(again.status, 200, again.text);
+    assert.deepEqual(again.json.notifications.map((o) => [o.seq, o.duplicate]),
+      out.slice(0, 2).map((o) => [o.seq, true]));
+    // routed through client-notifications and published here: one seq order for both
+    await srv.publish([notification(user, 10)]);
+    const after = await publish({ notifications: [notification(user, 11)] });
+    const more = (await ws.waitEvents(7)).slice(5);
+    assert.ok(more[0].seq > out[4].seq && more[1].seq > more[0].seq);
+    assert.equal(more[1].seq, after.json.notifications[0].seq);
+    await sleepFrames(ws);
+    assert.equal(ws.events().length, 7, 'nothing delivered twice');
+    es.close();
+    await ws.close();
+  });
+
+  test('a notification without an id gets one', async () => {
+    const user = u('pb');
+    const n = notification(user, 1);
+    delete n.notification_id;
+    const r = await publish({ notifications: [n] });
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.json.notifications[0].notification_id, /^[0-9a-f]{32}$/);
+  });
+
+  test('bad input: 400 naming the index, nothing stored', async () => {
+    const user = u('pc');
+    const good = notification(user, 1);
+    const cases = [
+      [{}, /notifications/],
+      [{ notifications: [] }, /1 to 1000/],
+      [{ notifications: 'x' }, /notifications/],
+      [{ notifications: [good, 7] }, /notifications\[1\]: not an object/],
+      [{ notifications: [good, { ...good, notification_id: 'x2', room: 'bogus:room' }] },
+        /notifications\[1\]/],
+      [{ notifications: [{ ...good, notification_type: 'no spaces allowed' }] },
+        /notifications\[0\]/],
+      [{ notifications: Array.from({ length: 1001 }, (_, i) => notification(user, i)) },
+        /1 to 1000/],
+    ];
+    const before = await srv.metric('dr_realtime_notifications_total', 'outcome="stored"');
+    for (const [body, re] of cases) {
+      const r = await publish(body);
+      assert.equal(r.status, 400, JSON.stringify(body).slice(0, 80));
+      assert.equal(r.json.error.status, 'INVALID_ARGUMENT');
+      assert.match(r.json.error.message, re);
+    }
+    // a JSON string, not an object
+    const str = await srv.request('POST', '/api/v1/publish', '{"notifications":[');
+    assert.equal(str.status, 400);
+    assert.equal(await srv.metric('dr_realtime_notifications_total', 'outcome="stored"'), before);
+    const get = await srv.request('GET', '/api/v1/publish');
+    assert.equal(get.status, 405);
+  });
+});
+
+describe('publish API with API keys', () => {
+  let srv;
+  const key = 'pk-' + crypto.randomBytes(12).toString('hex');
+  before(async () => {
+    const sha = crypto.createHash('sha256').update(key).digest('hex');
+    srv = await startServer({
+      edit: (y) => `${y}\napi_keys:\n  - {name: backend, role: service, sha256: ${sha}}\n`,
+    });
+  });
+  after(async () => {
+    await srv.stop();
+  });
+
+  test('needs a service key', async () => {
+    const body = { notifications: [notification(u('pd'), 1)] };
+    const none = await srv.request('POST', '/api/v1/publish', body);
+    assert.equal(none.status, 401, none.text);
+    const bad = await srv.request('POST', '/api/v1/publish', body, { 'X-API-Key': 'nope' });
+    assert.ok([401, 403].includes(bad.status), bad.text);
+    const ok = await srv.request('POST', '/api/v1/publish', body, { 'X-API-Key': key });
+    assert.equal(ok.status, 200, ok.text);
+  });
+});
+
+async function sleepFrames(ws) {
+  await new Promise((r) => setTimeout(r, 200));
+  return ws;
+}
