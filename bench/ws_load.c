@@ -11,7 +11,8 @@
  * Scenarios:
  *   fanout  --clients N all in one room; --rate events/s for --duration seconds
  *   rooms   --clients N, each in its own room; --events published round-robin as fast as
- *           --pub-conns keep-alive connections allow (--batch messages per data-router request)
+ *           --pub-conns keep-alive connections allow (--batch messages per data-router request;
+ *           --direct: through its publish API, POST /api/v1/publish, not the topic)
  *   idle    --clients N connect and stay; memory of --pid (and its children) before and after
  *
  * Output: one line "result key=value ..." on stdout; progress on stderr. Only 127.0.0.1 is
@@ -58,6 +59,7 @@ struct opts {
     enum scenario scenario;
     int port, pub_port;
     int clients, rooms, threads, pub_conns, batch;
+    int direct; /* data-router: POST /api/v1/publish instead of the client-notifications topic */
     double rate, duration, drain, hold, connect_timeout, settle;
     long events;
     int payload;
@@ -718,7 +720,22 @@ static int build_request(struct pconn *p, long first, int n)
     int hl, k = n;
 
     p->req.len = 0;
-    if (o.target == T_DR) {
+    if (o.target == T_DR && o.direct) {
+        blen = (size_t)snprintf(body, sizeof(body), "{\"notifications\":[");
+        for (k = 0; k < n; k++) {
+            size_t jl = notification_json(first + k, js, sizeof(js));
+            if (blen + jl + 32 >= sizeof(body)) {
+                break;
+            }
+            blen += (size_t)snprintf(body + blen, sizeof(body) - blen, "%s%s", k ? "," : "", js);
+        }
+        blen += (size_t)snprintf(body + blen, sizeof(body) - blen, "]}");
+        hl = snprintf(head, sizeof(head),
+                      "POST /api/v1/publish HTTP/1.1\r\n"
+                      "Host: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      o.pub_port, blen);
+    } else if (o.target == T_DR) {
         blen = (size_t)snprintf(body, sizeof(body), "{\"messages\":[");
         for (k = 0; k < n; k++) {
             size_t jl = notification_json(first + k, js, sizeof(js));
@@ -1134,7 +1151,7 @@ static void usage(void)
             "usage: bench_ws_load --target dr|nchan --transport ws|sse --scenario "
             "fanout|rooms|idle\n"
             "  --port N (subscribers) --pub-port N (default: --port) --clients N --rooms N\n"
-            "  --rate EV/S --duration S (fanout)   --events N --pub-conns N --batch N (rooms)\n"
+            "  --rate EV/S --duration S (fanout)   --events N --pub-conns N --batch N --direct (rooms)\n"
             "  --hold S --pid PID (idle; repeatable, children included)\n"
             "  --threads N --payload BYTES --drain S --connect-timeout S --settle S --label X\n"
             "  DR_JWT_SECRET must be set for --target dr\n");
@@ -1150,7 +1167,8 @@ static void parse_args(int argc, char **argv)
         {"events", 1, 0, 'e'},  {"pub-conns", 1, 0, 'C'}, {"batch", 1, 0, 'b'},
         {"hold", 1, 0, 'h'},    {"pid", 1, 0, 'i'},       {"threads", 1, 0, 'j'},
         {"payload", 1, 0, 'y'}, {"drain", 1, 0, 'D'},     {"connect-timeout", 1, 0, 'o'},
-        {"settle", 1, 0, 'S'},  {"label", 1, 0, 'l'},     {0, 0, 0, 0},
+        {"settle", 1, 0, 'S'},  {"label", 1, 0, 'l'},     {"direct", 0, 0, 'x'},
+        {0, 0, 0, 0},
     };
     int ch;
 
@@ -1193,6 +1211,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 'b':
             o.batch = atoi(optarg);
+            break;
+        case 'x':
+            o.direct = 1;
             break;
         case 'h':
             o.hold = atof(optarg);
