@@ -95,12 +95,12 @@ static void setup(void)
 
 /* Every response in out[0..n) starts "HTTP/1.1 ddd ". Bodies are skipped by Content-Length,
  * except that an answer to HEAD has none though it says its length: when the input may hold a
- * HEAD request, only the first answer is checked. */
+ * HEAD request, only the first answer's status line is checked. */
 static void check_responses(const char *out, size_t n, int head)
 {
     size_t i = 0;
 
-    while (i < n && !(head && i > 0)) {
+    while (i < n) {
         const char *end = memmem(out + i, n - i, "\r\n\r\n", 4), *cl;
         size_t body = 0;
 
@@ -108,6 +108,9 @@ static void check_responses(const char *out, size_t n, int head)
                        out[i + 9] <= '5' && out[i + 12] == ' ',
                    "not a status line: '%.40s'", out + i);
         FUZZ_CHECK(end, "response head without its end");
+        if (head) {
+            return; /* this answer may be to HEAD: its body is not there */
+        }
         cl = memmem(out + i, (size_t)(end - out) - i, "Content-Length: ", 16);
         if (cl) {
             body = strtoul(cl + 16, NULL, 10);
