@@ -24,7 +24,10 @@ cJSON *dr_json_parse(const char *s, size_t len);
  * has room for n bytes: decoding never lengthens. 0 if an escape is invalid (an unknown one, a
  * \u without four hex digits, a lone or reversed surrogate). */
 int dr_json_unescape(const char *in, size_t n, char *out, size_t *outlen);
-/* Serialises unformatted into b (appending). */
+/* A number as cJSON writes it ("%1.15g", or "%1.17g" when 15 digits do not give it back; whole
+ * numbers below 1e15 as their digits; NaN and infinities as null), appended to b. */
+int dr_json_append_number(struct dr_buf *b, double d);
+/* Serialises unformatted into b (appending): the text cJSON_PrintUnformatted() gives. */
 int dr_json_append(struct dr_buf *b, const cJSON *item);
 /* Serialises unformatted into a malloc'ed string; aborts on OOM. */
 char *dr_json_print(const cJSON *item);

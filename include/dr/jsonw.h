@@ -92,16 +92,10 @@ static inline void jw_elem(struct jw *w, const char *s)
 /* A number in cJSON's own format. */
 static inline void jw_num(struct jw *w, const char *key, double d)
 {
-    cJSON *n = cJSON_CreateNumber(d);
-    char s[64];
-
     jw_key(w, key);
-    if (!n || !cJSON_PrintPreallocated(n, s, sizeof(s), 0)) {
-        w->err = DR_ENOMEM;
-    } else {
-        jw_raw(w, s, strlen(s));
+    if (!w->err) {
+        w->err = dr_json_append_number(w->b, d);
     }
-    cJSON_Delete(n);
 }
 
 static inline void jw_json(struct jw *w, const char *key, const cJSON *v)

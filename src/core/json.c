@@ -106,9 +106,8 @@ static int close_enough(double a, double b)
     return fabs(a - b) <= max * DBL_EPSILON;
 }
 
-static int append_number(struct dr_buf *b, const cJSON *it)
+int dr_json_append_number(struct dr_buf *b, double d)
 {
-    double d = it->valuedouble;
     char tmp[32];
     int n;
 
@@ -155,7 +154,7 @@ static int append_item(struct dr_buf *b, const cJSON *it)
     case cJSON_True:
         return dr_buf_append(b, "true", 4);
     case cJSON_Number:
-        return append_number(b, it);
+        return dr_json_append_number(b, it->valuedouble);
     case cJSON_Raw:
         return it->valuestring ? dr_buf_append(b, it->valuestring, strlen(it->valuestring))
                                : DR_EINVAL;
