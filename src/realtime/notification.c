@@ -143,12 +143,8 @@ static struct dr_notification *build(const char *id, const char *user, const cha
 int dr_notification_parse(const char *json, size_t len, const char *default_id,
                           struct dr_notification **out, char *err, size_t errsz)
 {
-    cJSON *o = NULL;
-    const char *id, *user, *org, *room, *type, *title, *message, *ts;
-    const cJSON *data;
-    char roombuf[ROOM_ID_MAX + 16], tsbuf[32];
-    int64_t tms;
-    int rc = DR_EINVAL;
+    cJSON *o;
+    int rc;
 
     *out = NULL;
     if (!json || len > DR_NOTIFICATION_MAX_BYTES) {
@@ -156,27 +152,41 @@ int dr_notification_parse(const char *json, size_t len, const char *default_id,
         return DR_ETOOBIG;
     }
     o = dr_json_parse(json, len);
+    rc = dr__notification_from_json(o, default_id, out, err, errsz);
+    cJSON_Delete(o);
+    return rc;
+}
+
+int dr__notification_from_json(const cJSON *o, const char *default_id, struct dr_notification **out,
+                               char *err, size_t errsz)
+{
+    const char *id, *user, *org, *room, *type, *title, *message, *ts;
+    const cJSON *data;
+    char roombuf[ROOM_ID_MAX + 16], tsbuf[32];
+    int64_t tms;
+
+    *out = NULL;
     if (!cJSON_IsObject(o)) {
         set_err(err, errsz, "not a JSON object");
-        goto out;
+        return DR_EINVAL;
     }
     if (opt_str(o, "notification_id", ID_MAX, &id) || opt_str(o, "user_id", ID_MAX, &user) ||
         opt_str(o, "org_id", ID_MAX, &org) || opt_str(o, "room", ROOM_ID_MAX + 16, &room) ||
         opt_str(o, "notification_type", TYPE_MAX, &type) || opt_str(o, "title", TEXT_MAX, &title) ||
         opt_str(o, "message", TEXT_MAX, &message) || opt_str(o, "timestamp", 40, &ts)) {
         set_err(err, errsz, "a field has the wrong type or is too long");
-        goto out;
+        return DR_EINVAL;
     }
     if (!id) {
         id = default_id;
     }
     if (!id || !printable_token(id, ID_MAX)) {
         set_err(err, errsz, "notification_id missing or not printable");
-        goto out;
+        return DR_EINVAL;
     }
     if ((user && !printable_token(user, ID_MAX)) || (org && !printable_token(org, ID_MAX))) {
         set_err(err, errsz, "user_id/org_id not printable");
-        goto out;
+        return DR_EINVAL;
     }
     if (!room && user) {
         snprintf(roombuf, sizeof(roombuf), "user:%s", user);
@@ -184,23 +194,23 @@ int dr_notification_parse(const char *json, size_t len, const char *default_id,
     }
     if (!dr_room_valid(room)) {
         set_err(err, errsz, "room missing or invalid");
-        goto out;
+        return DR_EINVAL;
     }
     if (!type || !type_valid(type)) {
         set_err(err, errsz, "notification_type missing or invalid");
-        goto out;
+        return DR_EINVAL;
     }
     data = cJSON_GetObjectItemCaseSensitive(o, "data");
     if (data && !cJSON_IsNull(data) && !cJSON_IsObject(data)) {
         set_err(err, errsz, "data must be an object");
-        goto out;
+        return DR_EINVAL;
     }
     if (cJSON_IsNull(data)) {
         data = NULL;
     }
     if (ts && dr_parse_time(ts, &tms) != DR_OK) {
         set_err(err, errsz, "timestamp is not RFC 3339");
-        goto out;
+        return DR_EINVAL;
     }
     if (!ts) {
         dr_format_time(dr_now_ms(), tsbuf);
@@ -209,13 +219,9 @@ int dr_notification_parse(const char *json, size_t len, const char *default_id,
     *out = build(id, user, org, room, type, title, message, data, ts);
     if (!*out) {
         set_err(err, errsz, "notification too large");
-        rc = DR_ETOOBIG;
-        goto out;
+        return DR_ETOOBIG;
     }
-    rc = DR_OK;
-out:
-    cJSON_Delete(o);
-    return rc;
+    return DR_OK;
 }
 
 void dr__notification_set_seq(struct dr_notification *n, int64_t seq)

@@ -106,21 +106,18 @@ static int read_body(struct job *j)
     cJSON_ArrayForEach(it, list)
     {
         char why[128] = "", id[33];
-        char *text;
+        const char *def = NULL;
         int err;
 
-        if (!cJSON_IsObject(it)) {
-            fail(j, 400, "INVALID_ARGUMENT", "notifications[%zu]: not an object", i);
-            break;
-        }
         if (!cJSON_GetObjectItemCaseSensitive(it, "notification_id")) {
             dr_random_id(id);
+            def = id;
         }
-        text = dr_json_print(it);
-        err = dr_notification_parse(
-            text, strlen(text), cJSON_GetObjectItemCaseSensitive(it, "notification_id") ? NULL : id,
-            &j->ns[i], why, sizeof(why));
-        free(text);
+        err = dr__notification_from_json(it, def, &j->ns[i], why, sizeof(why));
+        if (!err && j->ns[i]->body_len > DR_NOTIFICATION_MAX_BYTES) {
+            snprintf(why, sizeof(why), "notification too large");
+            err = DR_ETOOBIG;
+        }
         if (err) {
             fail(j, 400, "INVALID_ARGUMENT", "notifications[%zu]: %s", i, why);
             break;

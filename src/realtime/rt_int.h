@@ -77,6 +77,9 @@ struct dr_notification {
     uint64_t t0_ns; /* monotonic: when the router received it (latency metric); 0 = unknown */
     struct rt_frame *frames[RT_NTRANSPORTS]; /* lazily encoded, loop thread only */
 };
+/* dr_notification_parse() on an object already parsed (o is not taken; no size check). */
+int dr__notification_from_json(const cJSON *o, const char *default_id, struct dr_notification **out,
+                               char *err, size_t errsz);
 /* Sets seq and builds the bus JSON. Only before the notification is shared. */
 void dr__notification_set_seq(struct dr_notification *n, int64_t seq);
 /* From a stored row: body is the canonical JSON. NULL when the row is unreadable. */
