@@ -95,6 +95,45 @@ struct check {
     int err;
 };
 
+/* A first-in first-out list of int64s, grown by doubling. */
+struct i64ring {
+    int64_t *v;
+    size_t cap, head, n;
+};
+
+static void ring_push(struct i64ring *r, int64_t x)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        int64_t *v = dr_xmalloc(cap * sizeof(*v));
+        for (size_t i = 0; i < r->n; i++) {
+            v[i] = r->v[(r->head + i) % r->cap];
+        }
+        free(r->v);
+        r->v = v;
+        r->cap = cap;
+        r->head = 0;
+    }
+    r->v[(r->head + r->n) % r->cap] = x;
+    r->n++;
+}
+
+/* The i-th value from the oldest. */
+static int64_t ring_at(const struct i64ring *r, size_t i)
+{
+    return r->v[(r->head + i) % r->cap];
+}
+
+/* Drops the k oldest values. */
+static void ring_drop(struct i64ring *r, size_t k)
+{
+    k = k < r->n ? k : r->n;
+    if (k) {
+        r->head = (r->head + k) % r->cap;
+        r->n -= k;
+    }
+}
+
 struct dr_redis_bus {
     uv_loop_t *loop;
     struct dr_hub *hub;
@@ -126,15 +165,13 @@ struct dr_redis_bus {
     int64_t down_since_ms;
     unsigned attempts;
     int ever_up;
-    int64_t *sent; /* ring of send times of commands on pub, in order */
-    size_t sent_cap, sent_head, sent_n;
+    struct i64ring sent; /* send times of commands on pub, in order */
     int64_t hb_sent_ms; /* keep-alive in flight since (0: none) */
     int64_t hb_last_ms;
     uv_timer_t tick;
 
     /* seqs PUBLISHed on the current link whose echo has not come back yet, in publish order */
-    int64_t *echo;
-    size_t echo_cap, echo_head, echo_n;
+    struct i64ring echo;
 
     /* seen seqs and reordering */
     uint64_t seen[SEEN_BITS / 64];
@@ -287,23 +324,10 @@ static void restart_seqs(struct dr_redis_bus *b, int64_t seq)
 
 static int echo_push(struct dr_redis_bus *b, int64_t seq)
 {
-    if (b->echo_n == b->echo_cap) {
-        size_t cap = b->echo_cap ? b->echo_cap * 2 : 64;
-        int64_t *v;
-        if (b->echo_cap >= MAX_OUTSTANDING) {
-            return DR_ETOOBIG;
-        }
-        v = dr_xmalloc(cap * sizeof(*v));
-        for (size_t i = 0; i < b->echo_n; i++) {
-            v[i] = b->echo[(b->echo_head + i) % b->echo_cap];
-        }
-        free(b->echo);
-        b->echo = v;
-        b->echo_cap = cap;
-        b->echo_head = 0;
+    if (b->echo.n >= MAX_OUTSTANDING) {
+        return DR_ETOOBIG;
     }
-    b->echo[(b->echo_head + b->echo_n) % b->echo_cap] = seq;
-    b->echo_n++;
+    ring_push(&b->echo, seq);
     return DR_OK;
 }
 
@@ -314,10 +338,9 @@ static int echo_push(struct dr_redis_bus *b, int64_t seq)
  */
 static int echo_take(struct dr_redis_bus *b, int64_t seq)
 {
-    for (size_t i = 0; i < b->echo_n; i++) {
-        if (b->echo[(b->echo_head + i) % b->echo_cap] == seq) {
-            b->echo_head = (b->echo_head + i + 1) % b->echo_cap;
-            b->echo_n -= i + 1;
+    for (size_t i = 0; i < b->echo.n; i++) {
+        if (ring_at(&b->echo, i) == seq) {
+            ring_drop(&b->echo, i + 1);
             return 1;
         }
     }
@@ -626,37 +649,12 @@ static void start_check(struct dr_redis_bus *b)
 
 static void on_pub_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
-static void sent_push(struct dr_redis_bus *b, int64_t now)
-{
-    if (b->sent_n == b->sent_cap) {
-        size_t cap = b->sent_cap ? b->sent_cap * 2 : 64;
-        int64_t *v = dr_xmalloc(cap * sizeof(*v));
-        for (size_t i = 0; i < b->sent_n; i++) {
-            v[i] = b->sent[(b->sent_head + i) % b->sent_cap];
-        }
-        free(b->sent);
-        b->sent = v;
-        b->sent_cap = cap;
-        b->sent_head = 0;
-    }
-    b->sent[(b->sent_head + b->sent_n) % b->sent_cap] = now;
-    b->sent_n++;
-}
-
-static void sent_pop(struct dr_redis_bus *b)
-{
-    if (b->sent_n) {
-        b->sent_head = (b->sent_head + 1) % b->sent_cap;
-        b->sent_n--;
-    }
-}
-
 static int send_cmd(struct dr_redis_bus *b, enum cmd_kind kind, const char *fmt, ...)
 {
     va_list ap;
     int rc;
 
-    if (!b->pub || b->sent_n >= MAX_OUTSTANDING) {
+    if (!b->pub || b->sent.n >= MAX_OUTSTANDING) {
         return DR_EUNAVAIL;
     }
     va_start(ap, fmt);
@@ -665,7 +663,7 @@ static int send_cmd(struct dr_redis_bus *b, enum cmd_kind kind, const char *fmt,
     if (rc != REDIS_OK) {
         return DR_EIO;
     }
-    sent_push(b, dr_mono_ms());
+    ring_push(&b->sent, dr_mono_ms());
     return DR_OK;
 }
 
@@ -741,7 +739,7 @@ static void on_pub_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (!b || ac != b->pub) {
         return; /* a connection being dropped */
     }
-    sent_pop(b);
+    ring_drop(&b->sent, 1);
     if (!r) {
         return;
     }
@@ -949,8 +947,9 @@ static void link_fail(struct dr_redis_bus *b, const char *why, const char *detai
         redisAsyncFree(s);
     }
     b->gen++;
-    b->sent_n = b->sent_head = 0;
-    b->echo_n = b->echo_head = 0; /* a new subscription gets no echo of the old link's PUBLISHes */
+    ring_drop(&b->sent, b->sent.n);
+    ring_drop(&b->echo,
+              b->echo.n); /* a new subscription gets no echo of the old link's PUBLISHes */
     b->pub_ready = 0;
     b->sub_acks = 0;
     b->hb_sent_ms = 0;
@@ -997,7 +996,7 @@ static void on_tick(uv_timer_t *t)
         }
         break;
     case BUS_UP:
-        if (b->sent_n && now - b->sent[b->sent_head] >= b->command_timeout_ms) {
+        if (b->sent.n && now - ring_at(&b->sent, 0) >= b->command_timeout_ms) {
             link_fail(b, "command timeout", NULL);
         } else if (b->hb_sent_ms && now - b->hb_sent_ms >= b->command_timeout_ms) {
             link_fail(b, "keep-alive timeout", NULL);
@@ -1038,7 +1037,7 @@ static void bus_publish(void *ctx, const char *json, size_t len)
             dr_metrics_inc(M_PUBLISHED, "outcome=\"sent\"", 1);
             return;
         }
-        b->echo_n--; /* no echo will come */
+        b->echo.n--; /* the one just pushed: no echo will come */
     }
     dr_metrics_inc(M_PUBLISHED, "outcome=\"dropped\"", 1);
     if (b->dropped_since < 0 || seq - 1 < b->dropped_since) {
@@ -1261,8 +1260,8 @@ static void free_bus(struct dr_redis_bus *b)
         free(b->held[i].json);
     }
     free(b->held);
-    free(b->sent);
-    free(b->echo);
+    free(b->sent.v);
+    free(b->echo.v);
     roomset_clear(&b->dropped_rooms);
     free(b->host);
     free(b->user);
