@@ -720,39 +720,35 @@ static int build_request(struct pconn *p, long first, int n)
     int hl, k = n;
 
     p->req.len = 0;
-    if (o.target == T_DR && o.direct) {
-        blen = (size_t)snprintf(body, sizeof(body), "{\"notifications\":[");
+    if (o.target == T_DR) {
+        /* the publish API takes the notifications as they are; the topic, base64 in "data" */
+        blen = (size_t)snprintf(body, sizeof(body), "{\"%s\":[",
+                                o.direct ? "notifications" : "messages");
         for (k = 0; k < n; k++) {
             size_t jl = notification_json(first + k, js, sizeof(js));
-            if (blen + jl + 32 >= sizeof(body)) {
+            if (blen + (o.direct ? jl : 4 * (jl / 3 + 1)) + 32 >= sizeof(body)) {
                 break;
             }
-            blen += (size_t)snprintf(body + blen, sizeof(body) - blen, "%s%s", k ? "," : "", js);
-        }
-        blen += (size_t)snprintf(body + blen, sizeof(body) - blen, "]}");
-        hl = snprintf(head, sizeof(head),
-                      "POST /api/v1/publish HTTP/1.1\r\n"
-                      "Host: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      o.pub_port, blen);
-    } else if (o.target == T_DR) {
-        blen = (size_t)snprintf(body, sizeof(body), "{\"messages\":[");
-        for (k = 0; k < n; k++) {
-            size_t jl = notification_json(first + k, js, sizeof(js));
-            if (blen + 4 * (jl / 3 + 1) + 32 >= sizeof(body)) {
-                break;
+            if (k) {
+                body[blen++] = ',';
             }
-            blen +=
-                (size_t)snprintf(body + blen, sizeof(body) - blen, "%s{\"data\":\"", k ? "," : "");
+            if (o.direct) {
+                memcpy(body + blen, js, jl);
+                blen += jl;
+                continue;
+            }
+            blen += (size_t)snprintf(body + blen, sizeof(body) - blen, "{\"data\":\"");
             blen += (size_t)EVP_EncodeBlock((unsigned char *)body + blen, (const unsigned char *)js,
                                             (int)jl);
             blen += (size_t)snprintf(body + blen, sizeof(body) - blen, "\"}");
         }
         blen += (size_t)snprintf(body + blen, sizeof(body) - blen, "]}");
         hl = snprintf(head, sizeof(head),
-                      "POST /v1/projects/local/topics/client-notifications:publish HTTP/1.1\r\n"
+                      "POST %s HTTP/1.1\r\n"
                       "Host: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
                       "Content-Length: %zu\r\n\r\n",
+                      o.direct ? "/api/v1/publish"
+                               : "/v1/projects/local/topics/client-notifications:publish",
                       o.pub_port, blen);
     } else {
         int r = (int)(first % (o.scenario == S_ROOMS ? o.rooms : 1));
