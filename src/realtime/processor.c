@@ -59,35 +59,36 @@ static struct rt_proc *current;
 
 static void finish(struct item *it, int err, int dup)
 {
-    if (it->done) {
-        if (!err || dr_db_err_permanent(err)) { /* a failed store is the caller's to retry */
-            dr_metrics_inc(RT_M_STORED,
-                           err   ? "outcome=\"refused\""
-                           : dup ? "outcome=\"duplicate\""
-                                 : "outcome=\"stored\"",
-                           1);
-        }
-        it->done(it->ctx, it->idx, err, dup, it->n->seq);
-        dr_notification_unref(it->n);
-        free(it);
-        return;
+    int refused = err && dr_db_err_permanent(err);
+
+    /* a store that failed for now is retried: counted when it is stored or refused */
+    if (!err || refused) {
+        dr_metrics_inc(RT_M_STORED,
+                       refused ? "outcome=\"refused\""
+                       : dup   ? "outcome=\"duplicate\""
+                               : "outcome=\"stored\"",
+                       1);
     }
-    if (err && dr_db_err_permanent(err)) {
-        dr_metrics_inc(RT_M_STORED, "outcome=\"refused\"", 1);
+    if (refused) {
         DR_WARN("realtime", "notification refused by the store", "message_id=%s error=\"%s\"",
                 it->message_id, dr_strerror(err));
+    } else if (!err) {
+        DR_DEBUG("realtime", "notification stored", "message_id=%s seq=%lld duplicate=%d",
+                 it->message_id, (long long)it->n->seq, dup);
+    }
+    if (it->done) {
+        it->done(it->ctx, it->idx, err, dup, it->n->seq);
+    } else if (refused) {
         dr_result_reject(it->res, "store_refused", "the store refuses the notification: %s",
                          dr_strerror(err));
     } else if (err) {
         dr_result_retry(it->res, "store_unavailable", "storing the notification failed: %s",
                         dr_strerror(err));
-    } else {
-        dr_metrics_inc(RT_M_STORED, dup ? "outcome=\"duplicate\"" : "outcome=\"stored\"", 1);
-        DR_DEBUG("realtime", "notification stored", "message_id=%s seq=%lld duplicate=%d",
-                 it->message_id, (long long)it->n->seq, dup);
     }
     dr_notification_unref(it->n);
-    dr_result_finish(it->res);
+    if (!it->done) {
+        dr_result_finish(it->res);
+    }
     free(it);
 }
 
