@@ -5,15 +5,18 @@
  * bench_ws_load against it) can only be slower. bench/REALTIME.md compares it with step (a).
  *
  *   bench_fanout_floor [--sockets N] [--rate EV/S] [--duration S] [--bytes B]
- *                      [--writers W] [--readers R]
+ *                      [--writers W] [--readers R] [--pin] [--label X]
  *
  * Each event is written at its timer slot (start + k / rate) to every socket, by W writer
  * threads that split the sockets; the first 8 bytes carry the slot time (CLOCK_MONOTONIC), so a
  * late write counts against the latency (no coordinated omission). R reader threads split the
- * client ends and record, per message, read time - slot time. Both ends set TCP_NODELAY.
+ * client ends and record, per message, read time - slot time. Both ends set TCP_NODELAY. With
+ * --pin the readers run on the last CPU and the writers on the others, so the scheduler cannot
+ * put a reader on its writer's core (a reader woken by a write is otherwise often moved there).
  *
- * Output: one line "result key=value ..." (latency percentiles over every delivery, and the
- * median and maximum time the writers took to write one event to all their sockets).
+ * Output: one line "result key=value ..." with the keys bench_ws_load prints where they mean the
+ * same (bench/run-realtime puts both in one table), and the median and maximum time the writers
+ * took to write one event to all their sockets.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -38,6 +41,8 @@
 
 static int nsock = 1000, nwriters = 1, nreaders = 1, msg_bytes = 200;
 static double rate = 100, duration = 10;
+static const char *label = "floor";
+static int pin; /* --pin: readers on the last CPU, writers on the others */
 static int *srv_fd, *cli_fd;
 static int64_t start_ns;
 static long events;
@@ -81,6 +86,25 @@ static double pct_ms(const int64_t *v, size_t n, double p)
     return (double)v[i] / 1e6;
 }
 
+static void pin_to(int readers)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+
+    if (!pin || ncpu < 2) {
+        return;
+    }
+    CPU_ZERO(&set);
+    if (readers) {
+        CPU_SET((int)ncpu - 1, &set);
+    } else {
+        for (int c = 0; c < ncpu - 1; c++) {
+            CPU_SET(c, &set);
+        }
+    }
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
 /* ---- writers ---- */
 
 struct writer {
@@ -95,6 +119,7 @@ static void *writer_main(void *arg)
     char *msg = xcalloc(1, (size_t)msg_bytes);
 
     memset(msg, 'x', (size_t)msg_bytes);
+    pin_to(0);
     for (long k = 0; k < events; k++) {
         int64_t slot = start_ns + (int64_t)((double)k * 1e9 / rate);
         sleep_until(slot);
@@ -132,6 +157,7 @@ static void *reader_main(void *arg)
     struct epoll_event ev[256];
     char buf[64 * 1024];
 
+    pin_to(1);
     for (int i = r->lo; i < r->hi; i++) {
         struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         epoll_ctl(ep, EPOLL_CTL_ADD, cli_fd[i], &e);
@@ -199,7 +225,7 @@ static void connect_all(void)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_fanout_floor [--sockets N] [--rate EV/S] [--duration S] "
-                    "[--bytes B] [--writers W] [--readers R]\n");
+                    "[--bytes B] [--writers W] [--readers R] [--pin] [--label X]\n");
     exit(2);
 }
 
@@ -212,6 +238,8 @@ static void parse_args(int argc, char **argv)
         {"bytes", required_argument, NULL, 'b'},
         {"writers", required_argument, NULL, 'w'},
         {"readers", required_argument, NULL, 'R'},
+        {"label", required_argument, NULL, 'l'},
+        {"pin", no_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -235,6 +263,12 @@ static void parse_args(int argc, char **argv)
             break;
         case 'R':
             nreaders = atoi(optarg);
+            break;
+        case 'l':
+            label = optarg;
+            break;
+        case 'p':
+            pin = 1;
             break;
         default:
             usage();
@@ -303,12 +337,15 @@ int main(int argc, char **argv)
     qsort(lat, delivered, sizeof(int64_t), cmp_i64);
     qsort(took, (size_t)events * (size_t)nwriters, sizeof(int64_t), cmp_i64);
     size_t nt = (size_t)events * (size_t)nwriters;
-    printf("result sockets=%d rate=%g events=%ld bytes=%d writers=%d readers=%d expected=%zu "
-           "delivered=%zu p50_ms=%.3f p95_ms=%.3f p99_ms=%.3f max_ms=%.3f write_event_p50_ms=%.3f "
-           "write_event_max_ms=%.3f cpu_us_per_delivery=%.2f\n",
-           nsock, rate, events, msg_bytes, nwriters, nreaders, (size_t)nsock * (size_t)events,
-           delivered, pct_ms(lat, delivered, 50), pct_ms(lat, delivered, 95),
-           pct_ms(lat, delivered, 99), pct_ms(lat, delivered, 100), pct_ms(took, nt, 50),
-           pct_ms(took, nt, 100), delivered ? cpu * 1e6 / (double)delivered : 0);
+    printf(
+        "result label=%s target=kernel scenario=floor clients=%d ready=%d rate=%g events=%ld "
+        "bytes=%d writers=%d readers=%d pinned=%d expected=%zu delivered=%zu delivered_per_s=%.0f "
+        "p50_ms=%.3f p95_ms=%.3f p99_ms=%.3f max_ms=%.3f write_event_p50_ms=%.3f "
+        "write_event_max_ms=%.3f cpu_us_per_delivery=%.2f\n",
+        label, nsock, nsock, rate, events, msg_bytes, nwriters, nreaders, pin,
+        (size_t)nsock * (size_t)events, delivered, (double)delivered / duration,
+        pct_ms(lat, delivered, 50), pct_ms(lat, delivered, 95), pct_ms(lat, delivered, 99),
+        pct_ms(lat, delivered, 100), pct_ms(took, nt, 50), pct_ms(took, nt, 100),
+        delivered ? cpu * 1e6 / (double)delivered : 0);
     return delivered == (size_t)nsock * (size_t)events ? 0 : 1;
 }
