@@ -106,6 +106,81 @@ static int close_enough(double a, double b)
     return fabs(a - b) <= max * DBL_EPSILON;
 }
 
+static const uint64_t pow10_u64[20] = {1ULL,
+                                       10ULL,
+                                       100ULL,
+                                       1000ULL,
+                                       10000ULL,
+                                       100000ULL,
+                                       1000000ULL,
+                                       10000000ULL,
+                                       100000000ULL,
+                                       1000000000ULL,
+                                       10000000000ULL,
+                                       100000000000ULL,
+                                       1000000000000ULL,
+                                       10000000000000ULL,
+                                       100000000000000ULL,
+                                       1000000000000000ULL,
+                                       10000000000000000ULL,
+                                       100000000000000000ULL,
+                                       1000000000000000000ULL,
+                                       10000000000000000000ULL};
+
+/* Writes u's digits ending at end; returns where they start. */
+static char *digits(uint64_t u, char *end)
+{
+    do {
+        *--end = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return end;
+}
+
+/* u (ndig > keep digits) rounded to keep significant digits as printf rounds: to nearest, a tie
+ * to even. *exp10 gets the power of ten of the first digit. */
+static uint64_t round_sig(uint64_t u, int ndig, int keep, int *exp10)
+{
+    uint64_t div = pow10_u64[ndig - keep], q = u / div, r = u % div;
+
+    if (r > div / 2 || (r == div / 2 && (q & 1))) {
+        q++;
+    }
+    *exp10 = ndig - 1;
+    if (q == pow10_u64[keep]) { /* 99...9 rounded up */
+        q /= 10;
+        (*exp10)++;
+    }
+    return q;
+}
+
+/* What "%1.<keep>g" writes for q (keep digits) times 10^(exp10 - keep + 1) when keep <= exp10
+ * <= 99: the digits without their trailing zeros, a point after the first, "e+" and the two
+ * digits of the exponent. */
+static int append_exp(struct dr_buf *b, int neg, uint64_t q, int exp10)
+{
+    char tmp[48], *p = tmp, dig[24], *d = digits(q, dig + sizeof(dig));
+    char *e = dig + sizeof(dig);
+
+    while (e > d + 1 && e[-1] == '0') {
+        e--;
+    }
+    if (neg) {
+        *p++ = '-';
+    }
+    *p++ = *d++;
+    if (d < e) {
+        *p++ = '.';
+        memcpy(p, d, (size_t)(e - d));
+        p += e - d;
+    }
+    *p++ = 'e';
+    *p++ = '+';
+    *p++ = (char)('0' + exp10 / 10);
+    *p++ = (char)('0' + exp10 % 10);
+    return dr_buf_append(b, tmp, (size_t)(p - tmp));
+}
+
 int dr_json_append_number(struct dr_buf *b, double d)
 {
     char tmp[32];
@@ -119,16 +194,36 @@ int dr_json_append_number(struct dr_buf *b, double d)
          * point (-0 is left to printf, which writes "-0") */
         int64_t v = (int64_t)d;
         uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-        char *p = tmp + sizeof(tmp);
+        char *p = digits(u, tmp + sizeof(tmp));
 
-        do {
-            *--p = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
         if (v < 0) {
             *--p = '-';
         }
         return dr_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+    }
+    if (fabs(d) >= 1e15 && fabs(d) < 18446744073709551616.0 && d == floor(d)) {
+        /* a whole number from 1e15 to 2^64 (nanosecond timestamps): "%1.15g" has an exponent
+         * there; cJSON keeps it when it reads back close enough, else writes "%1.17g", which
+         * is every digit below 1e17 and an exponent above */
+        uint64_t u = (uint64_t)fabs(d), q;
+        int neg = d < 0, nd = 16, x;
+
+        while (nd < 20 && u >= pow10_u64[nd]) {
+            nd++;
+        }
+        q = round_sig(u, nd, 15, &x);
+        if (close_enough((double)((unsigned __int128)q * pow10_u64[x - 14]), fabs(d))) {
+            return append_exp(b, neg, q, x);
+        }
+        if (nd <= 17) {
+            char *p = digits(u, tmp + sizeof(tmp));
+            if (neg) {
+                *--p = '-';
+            }
+            return dr_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+        }
+        q = round_sig(u, nd, 17, &x);
+        return append_exp(b, neg, q, x);
     }
     n = snprintf(tmp, sizeof(tmp), "%1.15g", d);
     if (!close_enough(strtod(tmp, NULL), d)) {

@@ -313,35 +313,17 @@ static void random_and_mutated(void **state)
 /* Numbers and shapes a parse does not give: built by code, as processors build what they emit. */
 static void print_like_cjson(void **state)
 {
-    static const double nums[] = {0,
-                                  -0.0,
-                                  1,
-                                  -1,
-                                  0.1,
-                                  1.0 / 3,
-                                  -2.5,
-                                  1e15 - 1,
-                                  1e15,
-                                  -1e15,
-                                  1e15 + 1,
-                                  2147483647,
-                                  2147483648.0,
-                                  -2147483648.0,
-                                  -2147483649.0,
-                                  1764236400123.0,
-                                  9007199254740991.0,
-                                  9007199254740993.0,
-                                  1e21,
-                                  1e300,
-                                  -1e-300,
-                                  5e-324,
-                                  1.7976931348623157e308,
-                                  123456789012345.6,
-                                  0.000001,
-                                  1e-7,
-                                  100,
-                                  1e16,
-                                  12345678.875};
+    static const double nums[] = {
+        0, -0.0, 1, -1, 0.1, 1.0 / 3, -2.5, 1e15 - 1, 1e15, -1e15, 1e15 + 1, 2147483647,
+        2147483648.0, -2147483648.0, -2147483649.0, 1764236400123.0, 9007199254740991.0,
+        9007199254740993.0, 1e21, 1e300, -1e-300, 5e-324, 1.7976931348623157e308, 123456789012345.6,
+        0.000001, 1e-7, 100, 1e16, 12345678.875,
+        /* whole numbers from 1e15 to 2^64, written without printf */
+        1764236400123456789.0, /* nanoseconds since 1970 */
+        -1764236400123456789.0, 1e17, 1e17 - 16, 99999999999999984.0, 1e18, 1e19,
+        9.2233720368547758e18, 18446744073709549568.0, /* the largest double below 2^64 */
+        18446744073709551616.0,                        /* 2^64: printf again */
+        1234567890123455.0, 4503599627370497.0, -9007199254740993.0, 123456789012345680.0};
     cJSON *arr = cJSON_CreateArray(), *obj = cJSON_CreateObject(), *n;
 
     (void)state;
@@ -357,6 +339,25 @@ static void print_like_cjson(void **state)
     n->valueint = 7; /* valueint alone changed: cJSON writes valuedouble */
     cJSON_AddItemToArray(arr, n);
     cJSON_AddItemToObject(obj, "nums", arr);
+    /* random whole numbers from 1e15 to 2^64, both signs, and every power of two there */
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d = (double)(x >> (x % 14));
+        if (d < 1e15) {
+            continue;
+        }
+        n = cJSON_CreateNumber(x & 1 ? -d : d);
+        same_print(n);
+        cJSON_Delete(n);
+    }
+    for (int e = 49; e < 64; e++) {
+        n = cJSON_CreateNumber(ldexp(1, e));
+        same_print(n);
+        cJSON_Delete(n);
+    }
     cJSON_AddStringToObject(obj, "ctl", "a\"b\\c\b\f\n\r\t\x01\x1f/\xc3\xa9\xff");
     cJSON_AddItemToObject(obj, "empty_obj", cJSON_CreateObject());
     cJSON_AddItemToObject(obj, "empty_arr", cJSON_CreateArray());
