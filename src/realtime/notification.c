@@ -109,6 +109,7 @@ static struct dr_notification *build(const char *id, const char *user, const cha
 
     /* escaping grows a string at most six times */
     dr_buf_init(&b, 6 * DR_NOTIFICATION_MAX_BYTES + 1024);
+    dr_buf_reserve(&b, 512); /* most bodies: no reallocation on the way */
     jw_raw(&w, "{", 1);
     jw_str(&w, "notification_id", id);
     jw_str(&w, "user_id", user);
@@ -232,8 +233,11 @@ void dr__notification_set_seq(struct dr_notification *n, int64_t seq)
     free(n->json);
     /* body is a JSON object: splice "seq" in before its closing brace */
     dr_buf_init(&b, n->body_len + 64);
+    dr_buf_reserve(&b, n->body_len + 32);
     dr_buf_append(&b, n->body, n->body_len - 1);
-    dr_buf_printf(&b, ",\"seq\":%lld}", (long long)seq);
+    dr_buf_appends(&b, ",\"seq\":");
+    dr_json_append_number(&b, (double)seq); /* seqs stay far below 2^53 */
+    dr_buf_appendc(&b, '}');
     n->json = dr_buf_steal(&b, &n->json_len);
 }
 
@@ -266,9 +270,12 @@ char *dr__notification_event_json(const struct dr_notification *n, size_t *len)
     struct dr_buf b;
 
     dr_buf_init(&b, n->json_len + strlen(n->room) * 2 + strlen(n->id) * 2 + 256);
+    dr_buf_reserve(&b, n->json_len + strlen(n->room) + strlen(n->id) + strlen(n->type) + 96);
     dr_buf_appends(&b, "{\"type\":\"event\",\"room\":");
     dr_buf_append_json_str(&b, n->room, strlen(n->room));
-    dr_buf_printf(&b, ",\"seq\":%lld,\"id\":", (long long)n->seq);
+    dr_buf_appends(&b, ",\"seq\":");
+    dr_json_append_number(&b, (double)n->seq);
+    dr_buf_appends(&b, ",\"id\":");
     dr_buf_append_json_str(&b, n->id, strlen(n->id));
     dr_buf_appends(&b, ",\"event\":");
     dr_buf_append_json_str(&b, n->type, strlen(n->type));
