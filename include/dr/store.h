@@ -107,10 +107,13 @@ int dr_store_queue_count(struct dr_store *st, int64_t *count);
  * unowned, its own, or whose lease has passed, and dr_store_queue_renew() extends the leases of
  * everything it owns. A stable owner (host and port) lets a restarted instance take its own rows
  * back at once; another instance's rows are taken over when their lease runs out
- * (dr_store_queue_claim_expired, any id).
+ * (dr_store_queue_claim_expired, any id). dr_store_queue_release(), at the end of an orderly
+ * stop, ends the leases of everything the owner holds (*segments: how many), so that whoever
+ * starts next, on another port or host, takes the rows at once, not a lease later.
  */
 int dr_store_queue_set_owner(struct dr_store *st, const char *owner, int64_t lease_ms);
 int dr_store_queue_renew(struct dr_store *st);
+int dr_store_queue_release(struct dr_store *st, int64_t *segments);
 int dr_store_queue_claim_expired(struct dr_store *st, size_t limit, struct dr_qmsg **out,
                                  size_t *n);
 

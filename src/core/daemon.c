@@ -385,6 +385,7 @@ out:
     dr_realtime_stop(d.rt); /* after the router: no processor hands it anything any more */
     dr_pull_destroy(d.pull);
     dr_push_destroy(d.push);
+    int owns_queue = d.local != NULL; /* its rows are leased to this instance */
     dr_local_destroy(d.local);
     dr_http_server_destroy(d.http);
     uv_walk(d.loop, close_walk, NULL);
@@ -393,6 +394,17 @@ out:
     dr_static_destroy(d.web);
     dr_devtoken_destroy(d.devtoken);
     dr_realtime_destroy(d.rt);
+    if (owns_queue) {
+        /* the last writer (a replay step, a commit) has landed: whoever starts next, with
+         * another owner, takes what is left at once */
+        int64_t segs = 0;
+        int rerr = dr_store_queue_release(d.store, &segs);
+        if (rerr) {
+            DR_WARN("daemon", "queue leases not released", "error=\"%s\"", dr_strerror(rerr));
+        } else if (segs) {
+            DR_INFO("daemon", "queue leases released", "segments=%lld", (long long)segs);
+        }
+    }
     dr_store_close(d.store);
     uv_loop_close(d.loop);
     DR_INFO("daemon", "stopped", "exit=%d", rc);

@@ -927,6 +927,19 @@ int dr_store_queue_renew(struct dr_store *st)
                       NULL, NULL);
 }
 
+int dr_store_queue_release(struct dr_store *st, int64_t *segments)
+{
+    struct dr_db_val p[1];
+
+    *segments = 0;
+    if (!st || !st->owner) {
+        return DR_EINVAL;
+    }
+    p[0] = DR_DB_TEXTV(st->owner);
+    return dr_db_exec(st->db, "UPDATE queue_seg SET lease_until = 0 WHERE owner = $1", p, 1, NULL,
+                      NULL, segments);
+}
+
 int dr_store_queue_count(struct dr_store *st, int64_t *count)
 {
     if (!st || !count) {
