@@ -694,10 +694,16 @@ static void walk(struct ctx *c, GMimeObject *owner, GMimeObject *single, const c
             continue;
         }
         if (g_ascii_strcasecmp(mptype, "alternative") == 0) {
+            /* text or html is NULL inside a branch of an enclosing alternative that chose the
+             * other form: this alternative's part of that form is not wanted */
             if (plain) {
-                g_ptr_array_add(text, p);
+                if (text) {
+                    g_ptr_array_add(text, p);
+                }
             } else if (is_html) {
-                g_ptr_array_add(html, p);
+                if (html) {
+                    g_ptr_array_add(html, p);
+                }
             } else {
                 g_ptr_array_add(att, p);
             }

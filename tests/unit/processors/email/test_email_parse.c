@@ -512,6 +512,27 @@ static void missing_boundary(void **state)
     dr_email_destroy(em);
 }
 
+/* An alternative inside a branch of another alternative that already chose plain text: its
+ * HTML form is not wanted there (and was handed to GLib as a NULL list, a GLib-CRITICAL on
+ * stderr; the tests run with G_DEBUG=fatal-criticals). */
+static void nested_alternative(void **state)
+{
+    struct dr_email *em = parse_ok(
+        "From: a@example.org\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/alternative; boundary=\"A\"\r\n\r\n"
+        "--A\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+        "--A\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+        "--B\r\nContent-Type: text/plain\r\n\r\ninner plain\r\n"
+        "--B\r\nContent-Type: multipart/alternative; boundary=\"C\"\r\n\r\n"
+        "--C\r\nContent-Type: text/html\r\n\r\n<p>inner html</p>\r\n"
+        "--C--\r\n--B--\r\n--A--\r\n");
+
+    (void)state;
+    assert_non_null(strstr(em->text, "inner plain"));
+    assert_null(strstr(em->text, "inner html"));
+    dr_email_destroy(em);
+}
+
 /* ---- JSON, fields, helpers --------------------------------------------------------------- */
 
 static void json_shape(void **state)
@@ -1137,6 +1158,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(multipart_alternative),
+        cmocka_unit_test(nested_alternative),
         cmocka_unit_test(related_and_inline_image),
         cmocka_unit_test(html_rendering),
         cmocka_unit_test(calendar_parts),
