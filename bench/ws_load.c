@@ -12,7 +12,9 @@
  *   fanout  --clients N all in one room; --rate events/s for --duration seconds
  *   rooms   --clients N, each in its own room; --events published round-robin as fast as
  *           --pub-conns keep-alive connections allow (--batch messages per data-router request;
- *           --direct: through its publish API, POST /api/v1/publish, not the topic)
+ *           --direct: through its publish API, POST /api/v1/publish, not the topic; Nchan with
+ *           --ws-publish: one publisher WebSocket per room, its events sent as frames back to
+ *           back, WS_PUB_BATCH per write, instead of a POST each)
  *   idle    --clients N connect and stay; memory of --pid (and its children) before and after
  *
  * Output: one line "result key=value ..." on stdout; progress on stderr. Only 127.0.0.1 is
@@ -41,7 +43,7 @@
 #include <uv.h>
 
 #define MAX_THREADS      16
-#define MAX_PUB_CONNS    64
+#define MAX_PUB_CONNS    256
 #define MAX_PIDS         64
 #define READ_BUF_BYTES   (64 * 1024)
 #define MAX_CONN_BUF     (4 * 1024 * 1024) /* input a subscriber may hold unparsed */
@@ -60,6 +62,7 @@ struct opts {
     int port, pub_port;
     int clients, rooms, threads, pub_conns, batch;
     int direct; /* data-router: POST /api/v1/publish instead of the client-notifications topic */
+    int ws_publish; /* Nchan, rooms: publish over one WebSocket per room, not one POST each */
     double rate, duration, drain, hold, connect_timeout, settle;
     long events;
     int payload;
@@ -676,7 +679,12 @@ struct pconn {
     uv_write_t wreq;
     int busy, up, dead;
     struct bbuf req, resp;
+    int room;     /* --ws-publish: the room this connection publishes to */
+    long ws_next; /* --ws-publish: its next event (events room, room + rooms, ...) */
+    int upgraded; /* --ws-publish: 101 received */
 };
+
+#define WS_PUB_BATCH 50 /* frames per write on a publisher WebSocket */
 
 static struct {
     uv_loop_t loop;
@@ -805,6 +813,94 @@ static int pub_send(struct pconn *p)
     return 1;
 }
 
+static void pub_check_done(void);
+
+/* --ws-publish: the next WS_PUB_BATCH events of p's room as masked text frames (mask 0, which
+ * leaves the payload as it is), in one write. A frame counts as published once written. */
+static void ws_pub_written(uv_write_t *w, int status);
+
+static int ws_pub_send(struct pconn *p)
+{
+    char js[8192];
+    int n = 0;
+
+    if (p->busy || !p->upgraded || p->dead) {
+        return 0;
+    }
+    p->req.len = 0;
+    for (; n < WS_PUB_BATCH && p->ws_next < total_events(); n++, p->ws_next += o.rooms) {
+        size_t jl = notification_json(p->ws_next, js, sizeof(js));
+        unsigned char h[8] = {0x81};
+        size_t hl;
+        if (jl < 126) {
+            h[1] = (unsigned char)(0x80 | jl);
+            hl = 2;
+        } else {
+            h[1] = 0x80 | 126;
+            h[2] = (unsigned char)(jl >> 8);
+            h[3] = (unsigned char)jl;
+            hl = 4;
+        }
+        memset(h + hl, 0, 4); /* the masking key */
+        bbuf_append(&p->req, (const char *)h, hl + 4, SIZE_MAX);
+        bbuf_append(&p->req, js, jl, SIZE_MAX);
+    }
+    if (n == 0) {
+        return 0;
+    }
+    if (pub.first_ns == 0) {
+        pub.first_ns = now_ns();
+    }
+    p->busy = n;
+    uv_buf_t b = uv_buf_init(p->req.p, (unsigned)p->req.len);
+    if (uv_write(&p->wreq, (uv_stream_t *)&p->tcp, &b, 1, ws_pub_written) != 0) {
+        p->dead = 1;
+        atomic_fetch_add(&pub.errors, n);
+        p->busy = 0;
+        return 0;
+    }
+    return 1;
+}
+
+static void ws_pub_written(uv_write_t *w, int status)
+{
+    struct pconn *p = w->handle->data;
+
+    if (status < 0) {
+        atomic_fetch_add(&pub.errors, p->busy);
+        p->dead = 1;
+    } else {
+        atomic_fetch_add(&pub.published, p->busy);
+    }
+    p->busy = 0;
+    ws_pub_send(p);
+    pub_check_done();
+}
+
+/* --ws-publish: the upgrade's answer, then whatever Nchan sends on the publisher socket. */
+static void ws_pub_read(struct pconn *p)
+{
+    char *e;
+
+    if (p->upgraded) {
+        p->resp.len = 0; /* nothing the publisher needs */
+        return;
+    }
+    e = memmem(p->resp.p, p->resp.len, "\r\n\r\n", 4);
+    if (!e) {
+        return;
+    }
+    if (p->resp.len < 12 || atoi(p->resp.p + 9) != 101) {
+        fprintf(stderr, "publisher upgrade answered: %.*s\n",
+                (int)(p->resp.len < 300 ? p->resp.len : 300), p->resp.p);
+        p->dead = 1;
+        return;
+    }
+    p->upgraded = 1;
+    p->resp.len = 0;
+    ws_pub_send(p);
+}
+
 static void pub_check_done(void)
 {
     int busy = 0, alive = 0;
@@ -815,6 +911,13 @@ static void pub_check_done(void)
     }
     if (alive == 0 && !atomic_load(&pub.done)) {
         fprintf(stderr, "every publisher connection is gone: stopping early\n");
+    }
+    if (o.ws_publish) {
+        long left = 0;
+        for (int i = 0; i < pub.nconns; i++) {
+            left += !pub.conns[i].dead && pub.conns[i].ws_next < total_events();
+        }
+        pub.next = left ? 0 : total_events();
     }
     if ((alive == 0 || (pub.next >= total_events() && !busy)) && !atomic_load(&pub.done)) {
         pub.last_ns = now_ns();
@@ -892,6 +995,11 @@ static void pub_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         p->dead = 1;
         return;
     }
+    if (o.ws_publish) {
+        ws_pub_read(p);
+        pub_check_done();
+        return;
+    }
     while ((len = response_len(&p->resp, &status)) > 0) {
         if (status >= 200 && status < 300) {
             atomic_fetch_add(&pub.published, p->busy);
@@ -923,6 +1031,25 @@ static void pub_connected(uv_connect_t *r, int status)
     }
     p->up = 1;
     uv_read_start((uv_stream_t *)&p->tcp, pub_alloc, pub_read);
+    if (o.ws_publish) {
+        char room[160], chan[160], head[512];
+        int hl;
+        uv_buf_t hb;
+        room_of(p->room, room, sizeof(room), chan, sizeof(chan));
+        hl = snprintf(head, sizeof(head),
+                      "GET /pub/%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n",
+                      chan, o.pub_port);
+        p->req.len = 0;
+        bbuf_append(&p->req, head, (size_t)hl, SIZE_MAX);
+        hb = uv_buf_init(p->req.p, (unsigned)p->req.len);
+        if (uv_write(&p->wreq, (uv_stream_t *)&p->tcp, &hb, 1, pub_written) != 0) {
+            p->dead = 1;
+            pub_check_done();
+        }
+        return;
+    }
     if (o.scenario == S_ROOMS) {
         pub_send(p);
     }
@@ -975,9 +1102,11 @@ static void pub_start(void)
     uv_async_init(&pub.loop, &pub.stop, pub_stop_cb);
     uv_timer_init(&pub.loop, &pub.timer);
     uv_ip4_addr("127.0.0.1", o.pub_port, &a);
-    pub.nconns = o.pub_conns;
+    pub.nconns = o.ws_publish ? o.rooms : o.pub_conns;
     for (int i = 0; i < pub.nconns; i++) {
         struct pconn *p = &pub.conns[i];
+        p->room = i;
+        p->ws_next = i;
         uv_tcp_init(&pub.loop, &p->tcp);
         uv_tcp_nodelay(&p->tcp, 1);
         p->tcp.data = p;
@@ -1147,7 +1276,9 @@ static void usage(void)
             "usage: bench_ws_load --target dr|nchan --transport ws|sse --scenario "
             "fanout|rooms|idle\n"
             "  --port N (subscribers) --pub-port N (default: --port) --clients N --rooms N\n"
-            "  --rate EV/S --duration S (fanout)   --events N --pub-conns N --batch N --direct (rooms)\n"
+            "  --rate EV/S --duration S (fanout)   --events N --pub-conns N --batch N --direct "
+            "(rooms)\n"
+            "  --ws-publish (rooms, nchan: a publisher WebSocket per room)\n"
             "  --hold S --pid PID (idle; repeatable, children included)\n"
             "  --threads N --payload BYTES --drain S --connect-timeout S --settle S --label X\n"
             "  DR_JWT_SECRET must be set for --target dr\n");
@@ -1157,13 +1288,28 @@ static void usage(void)
 static void parse_args(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"target", 1, 0, 't'},  {"transport", 1, 0, 'T'}, {"scenario", 1, 0, 's'},
-        {"port", 1, 0, 'p'},    {"pub-port", 1, 0, 'P'},  {"clients", 1, 0, 'c'},
-        {"rooms", 1, 0, 'r'},   {"rate", 1, 0, 'R'},      {"duration", 1, 0, 'd'},
-        {"events", 1, 0, 'e'},  {"pub-conns", 1, 0, 'C'}, {"batch", 1, 0, 'b'},
-        {"hold", 1, 0, 'h'},    {"pid", 1, 0, 'i'},       {"threads", 1, 0, 'j'},
-        {"payload", 1, 0, 'y'}, {"drain", 1, 0, 'D'},     {"connect-timeout", 1, 0, 'o'},
-        {"settle", 1, 0, 'S'},  {"label", 1, 0, 'l'},     {"direct", 0, 0, 'x'},
+        {"target", 1, 0, 't'},
+        {"transport", 1, 0, 'T'},
+        {"scenario", 1, 0, 's'},
+        {"port", 1, 0, 'p'},
+        {"pub-port", 1, 0, 'P'},
+        {"clients", 1, 0, 'c'},
+        {"rooms", 1, 0, 'r'},
+        {"rate", 1, 0, 'R'},
+        {"duration", 1, 0, 'd'},
+        {"events", 1, 0, 'e'},
+        {"pub-conns", 1, 0, 'C'},
+        {"batch", 1, 0, 'b'},
+        {"hold", 1, 0, 'h'},
+        {"pid", 1, 0, 'i'},
+        {"threads", 1, 0, 'j'},
+        {"payload", 1, 0, 'y'},
+        {"drain", 1, 0, 'D'},
+        {"connect-timeout", 1, 0, 'o'},
+        {"settle", 1, 0, 'S'},
+        {"label", 1, 0, 'l'},
+        {"direct", 0, 0, 'x'},
+        {"ws-publish", 0, 0, 'W'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -1211,6 +1357,9 @@ static void parse_args(int argc, char **argv)
         case 'x':
             o.direct = 1;
             break;
+        case 'W':
+            o.ws_publish = 1;
+            break;
         case 'h':
             o.hold = atof(optarg);
             break;
@@ -1251,7 +1400,9 @@ static void parse_args(int argc, char **argv)
         o.threads > MAX_THREADS || o.pub_conns < 1 || o.pub_conns > MAX_PUB_CONNS || o.batch < 1 ||
         o.batch > 1000 || o.rate <= 0 || o.duration <= 0 || o.duration > 600 || o.events < 1 ||
         o.events > 10000000 || o.payload < 0 || o.payload >= (int)sizeof(pub.pad) || o.hold > 600 ||
-        o.drain > 600) {
+        o.drain > 600 ||
+        (o.ws_publish &&
+         (o.target != T_NCHAN || o.scenario != S_ROOMS || o.rooms > MAX_PUB_CONNS))) {
         usage();
     }
     o.secret = getenv("DR_JWT_SECRET");
