@@ -517,15 +517,15 @@ static void missing_boundary(void **state)
  * stderr; the tests run with G_DEBUG=fatal-criticals). */
 static void nested_alternative(void **state)
 {
-    struct dr_email *em = parse_ok(
-        "From: a@example.org\r\nMIME-Version: 1.0\r\n"
-        "Content-Type: multipart/alternative; boundary=\"A\"\r\n\r\n"
-        "--A\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
-        "--A\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
-        "--B\r\nContent-Type: text/plain\r\n\r\ninner plain\r\n"
-        "--B\r\nContent-Type: multipart/alternative; boundary=\"C\"\r\n\r\n"
-        "--C\r\nContent-Type: text/html\r\n\r\n<p>inner html</p>\r\n"
-        "--C--\r\n--B--\r\n--A--\r\n");
+    struct dr_email *em =
+        parse_ok("From: a@example.org\r\nMIME-Version: 1.0\r\n"
+                 "Content-Type: multipart/alternative; boundary=\"A\"\r\n\r\n"
+                 "--A\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+                 "--A\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+                 "--B\r\nContent-Type: text/plain\r\n\r\ninner plain\r\n"
+                 "--B\r\nContent-Type: multipart/alternative; boundary=\"C\"\r\n\r\n"
+                 "--C\r\nContent-Type: text/html\r\n\r\n<p>inner html</p>\r\n"
+                 "--C--\r\n--B--\r\n--A--\r\n");
 
     (void)state;
     assert_non_null(strstr(em->text, "inner plain"));
