@@ -682,6 +682,7 @@ struct pconn {
     int room;     /* --ws-publish: the room this connection publishes to */
     long ws_next; /* --ws-publish: its next event (events room, room + rooms, ...) */
     int upgraded; /* --ws-publish: 101 received */
+    uv_write_t hreq; /* --ws-publish: the upgrade request's write */
 };
 
 #define WS_PUB_BATCH 50 /* frames per write on a publisher WebSocket */
@@ -1044,7 +1045,7 @@ static void pub_connected(uv_connect_t *r, int status)
         p->req.len = 0;
         bbuf_append(&p->req, head, (size_t)hl, SIZE_MAX);
         hb = uv_buf_init(p->req.p, (unsigned)p->req.len);
-        if (uv_write(&p->wreq, (uv_stream_t *)&p->tcp, &hb, 1, pub_written) != 0) {
+        if (uv_write(&p->hreq, (uv_stream_t *)&p->tcp, &hb, 1, pub_written) != 0) {
             p->dead = 1;
             pub_check_done();
         }
