@@ -24,7 +24,7 @@ mode: local
 topics:
   test-events: {type: test}
 retry:
-  default: {max_attempts: 5, initial: 10s, multiplier: 1, max: 10s, jitter: 0}
+  default: {max_attempts: 5, initial: 20s, multiplier: 1, max: 20s, jitter: 0}
 routes:
   - name: test
     match: {topic: test-events}
@@ -46,7 +46,7 @@ def main():
     msgs = [{"data": {"n": i}, "attributes": {"seq": str(i), "test_fail": "transient:1"}}
             for i in range(N)]
     assert a.publish("test-events", msgs)[0] == 200
-    # every message failed once and waits 10 s for its retry, in the table (the test processor
+    # every message failed once and waits 20 s for its retry, in the table (the test processor
     # records successful runs only)
     wait_until(lambda: a.metric("dr_messages_processed_total", RETRIED) == N, 60,
                "every first attempt")
