@@ -118,10 +118,52 @@ static void check_local_seq(struct dr_hub *hub, const struct dr_notification *n)
     hub->local_hi = n->seq;
 }
 
+struct hub_call {
+    void (*fn)(void *arg);
+    void *arg;
+    struct hub_call *next;
+};
+
+static void run_calls(struct hub_call *c)
+{
+    while (c) {
+        struct hub_call *next = c->next;
+        c->fn(c->arg);
+        free(c);
+        c = next;
+    }
+}
+
+static struct hub_call *take_calls(struct dr_hub *hub)
+{
+    struct hub_call *c = hub->calls;
+
+    hub->calls = NULL;
+    hub->calls_tail = &hub->calls;
+    return c;
+}
+
+void dr__hub_call(struct dr_hub *hub, void (*fn)(void *arg), void *arg)
+{
+    struct hub_call *c = dr_xmalloc(sizeof(*c));
+
+    c->fn = fn;
+    c->arg = arg;
+    c->next = NULL;
+    pthread_mutex_lock(&hub->mu);
+    *hub->calls_tail = c;
+    hub->calls_tail = &c->next;
+    if (!hub->async_closed) {
+        uv_async_send(&hub->async);
+    }
+    pthread_mutex_unlock(&hub->mu);
+}
+
 static void drain(uv_async_t *a)
 {
     struct dr_hub *hub = a->data;
     struct dr_notification **q;
+    struct hub_call *calls;
     size_t n;
 
     pthread_mutex_lock(&hub->mu);
@@ -129,6 +171,7 @@ static void drain(uv_async_t *a)
     n = hub->ninq;
     hub->inq = NULL;
     hub->ninq = hub->capinq = 0;
+    calls = take_calls(hub); /* posted after these notifications: they run after them */
     pthread_mutex_unlock(&hub->mu);
     /* several notifications for the same connections: one write each, not one per event */
     if (n > 1) {
@@ -150,6 +193,7 @@ static void drain(uv_async_t *a)
         uncork(hub);
     }
     free(q);
+    run_calls(calls);
 }
 
 void dr_hub_publish(struct dr_hub *hub, struct dr_notification *n)
@@ -464,6 +508,7 @@ int dr__hub_init(struct dr_hub *hub, uv_loop_t *loop, struct rt_conf *conf, stru
     dr__rt_map_init(&hub->rooms);
     dr__rt_map_init(&hub->users);
     pthread_mutex_init(&hub->mu, NULL);
+    hub->calls_tail = &hub->calls;
     uv_async_init(loop, &hub->async, drain);
     hub->async.data = hub;
     uv_timer_init(loop, &hub->tick);
@@ -502,6 +547,11 @@ void dr__hub_stop(struct dr_hub *hub)
 
 void dr__hub_cleanup(struct dr_hub *hub)
 {
+    /* posted after the hub stopped: every thread that posts has stopped by now */
+    pthread_mutex_lock(&hub->mu);
+    struct hub_call *calls = take_calls(hub);
+    pthread_mutex_unlock(&hub->mu);
+    run_calls(calls);
     for (size_t i = 0; i < hub->ninq; i++) {
         dr_notification_unref(hub->inq[i]);
     }

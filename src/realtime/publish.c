@@ -17,7 +17,12 @@
  * Errors (Pub/Sub's JSON shape): 400 INVALID_ARGUMENT, 413 for a body over 10 MB, 503
  * UNAVAILABLE with Retry-After when the realtime processor is not running or the store failed for
  * now, 400 FAILED_PRECONDITION when the store refuses one for good. API keys as for the publish
- * API (role service). The body is read on the thread pool, which then waits for the commit.
+ * API (role service).
+ *
+ * The body is read on the thread pool, which hands the notifications to the store thread and is
+ * free again at once. The answer is given by whichever comes last: the pool's completion on the
+ * loop (done) or the commit of the last notification (on_stored, on the store thread, which
+ * hands the answer to the loop through the hub, after the fan-out of those notifications).
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -37,7 +42,9 @@
 #define PUBLISH_MAX_BYTES         (10 * 1000 * 1000)
 
 struct job {
-    const char *body; /* the request's, valid until the answer */
+    struct dr_hub *hub;
+    struct dr_http_req *req; /* set by done() when it leaves the answer to the commit */
+    const char *body;        /* the request's, valid until the answer */
     size_t len;
     uint64_t t0_ns;
     struct dr_notification **ns;
@@ -46,8 +53,10 @@ struct job {
     int *dups;
     int store_err;  /* the first failure, a dr/db.h error */
     size_t pending; /* notifications the store thread has not finished */
+    int submitted;  /* handed to the store thread */
+    int stored;     /* ... and all of them finished there */
+    int waiting;    /* done() ran first: the last commit answers */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     int status; /* an error answer when not 0 */
     const char *grpc;
     char msg[256];
@@ -67,9 +76,13 @@ static void fail(struct job *j, int status, const char *grpc, const char *fmt, .
     va_end(ap);
 }
 
+static void answer_later(void *arg);
+
+/* Store thread. */
 static void on_stored(void *ctx, size_t i, int err, int dup, int64_t seq)
 {
     struct job *j = ctx;
+    int post = 0;
 
     pthread_mutex_lock(&j->mu);
     j->seqs[i] = seq;
@@ -78,9 +91,13 @@ static void on_stored(void *ctx, size_t i, int err, int dup, int64_t seq)
         j->store_err = err;
     }
     if (--j->pending == 0) {
-        pthread_cond_signal(&j->cv);
+        j->stored = 1;
+        post = j->waiting;
     }
     pthread_mutex_unlock(&j->mu);
+    if (post) {
+        dr__hub_call(j->hub, answer_later, j);
+    }
 }
 
 /* Reads the notifications of the body into j->ns; 0, or an error answer set in j. */
@@ -146,17 +163,8 @@ static void work(void *arg)
         return;
     }
     pthread_mutex_lock(&j->mu);
-    while (j->pending > 0) {
-        pthread_cond_wait(&j->cv, &j->mu);
-    }
+    j->submitted = 1;
     pthread_mutex_unlock(&j->mu);
-    if (j->store_err && dr_db_err_permanent(j->store_err)) {
-        fail(j, 400, "FAILED_PRECONDITION", "the store refuses a notification: %s",
-             dr_strerror(j->store_err));
-    } else if (j->store_err) {
-        fail(j, 503, "UNAVAILABLE", "storing the notifications failed: %s",
-             dr_strerror(j->store_err));
-    }
 }
 
 static void job_free(struct job *j)
@@ -168,15 +176,21 @@ static void job_free(struct job *j)
     free(j->seqs);
     free(j->dups);
     pthread_mutex_destroy(&j->mu);
-    pthread_cond_destroy(&j->cv);
     free(j);
 }
 
-static void done(struct dr_http_req *req, void *arg)
+/* Loop thread: the answer, once the notifications are stored (or were refused before). */
+static void answer(struct dr_http_req *req, struct job *j)
 {
-    struct job *j = arg;
     cJSON *o, *list;
 
+    if (!j->status && j->store_err && dr_db_err_permanent(j->store_err)) {
+        fail(j, 400, "FAILED_PRECONDITION", "the store refuses a notification: %s",
+             dr_strerror(j->store_err));
+    } else if (!j->status && j->store_err) {
+        fail(j, 503, "UNAVAILABLE", "storing the notifications failed: %s",
+             dr_strerror(j->store_err));
+    }
     if (j->status) {
         if (j->status == 503) {
             dr_http_add_header(req, "Retry-After", "1");
@@ -199,6 +213,32 @@ static void done(struct dr_http_req *req, void *arg)
     dr_http_respond_cjson(req, 200, o);
 }
 
+static void answer_later(void *arg)
+{
+    struct job *j = arg;
+
+    answer(j->req, j);
+}
+
+/* Loop thread, once the pool has read the body: answers now, unless the store thread still
+ * has some of the notifications (the last one to finish answers then). */
+static void done(struct dr_http_req *req, void *arg)
+{
+    struct job *j = arg;
+    int now;
+
+    pthread_mutex_lock(&j->mu);
+    now = j->status || !j->submitted || j->stored;
+    if (!now) {
+        j->req = req;
+        j->waiting = 1;
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (now) {
+        answer(req, j);
+    }
+}
+
 void dr__rt_publish_route(struct dr_http_req *req, void *ctx)
 {
     struct dr_hub *hub = ctx;
@@ -216,11 +256,11 @@ void dr__rt_publish_route(struct dr_http_req *req, void *ctx)
         return;
     }
     j = dr_xcalloc(1, sizeof(*j));
+    j->hub = hub;
     j->body = body ? body : "";
     j->len = len;
     j->t0_ns = dr_http_received_ns(req);
     pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
     if (dr_http_defer(req, work, done, j) != DR_OK) {
         job_free(j);
         dr_http_respond_error(req, 503, "UNAVAILABLE", "the server is shutting down");

@@ -312,6 +312,8 @@ struct rt_hub_room {
 
 struct dr_realtime;
 
+struct hub_call; /* hub.c */
+
 struct dr_hub {
     uv_loop_t *loop;
     struct dr_realtime *rt;
@@ -340,6 +342,7 @@ struct dr_hub {
     pthread_mutex_t mu;
     struct dr_notification **inq;
     size_t ninq, capinq;
+    struct hub_call *calls, **calls_tail; /* dr__hub_call() */
     int async_closed;
     uv_async_t async;
     uv_timer_t tick;
@@ -349,6 +352,9 @@ struct dr_hub {
 int dr__hub_init(struct dr_hub *hub, uv_loop_t *loop, struct rt_conf *conf, struct dr_db *db,
                  struct dr_jwt_keys *keys);
 void dr__hub_stop(struct dr_hub *hub);    /* closes connections, the async and the timer */
+/* From any thread: fn(arg) runs on the loop after the notifications handed to dr_hub_publish()
+ * before it have been fanned out. Once the hub has stopped, it runs in dr__hub_cleanup(). */
+void dr__hub_call(struct dr_hub *hub, void (*fn)(void *arg), void *arg);
 void dr__hub_cleanup(struct dr_hub *hub); /* after the loop ran the close callbacks */
 void dr__hub_add_conn(struct dr_hub *hub, struct rt_conn *c);
 void dr__hub_remove_conn(struct dr_hub *hub, struct rt_conn *c);
