@@ -53,8 +53,7 @@ struct job {
     int *dups;
     int store_err;  /* the first failure, a dr/db.h error */
     size_t pending; /* notifications the store thread has not finished */
-    int submitted;  /* handed to the store thread */
-    int stored;     /* ... and all of them finished there */
+    int stored;     /* the store thread finished all of them */
     int waiting;    /* done() ran first: the last commit answers */
     pthread_mutex_t mu;
     int status; /* an error answer when not 0 */
@@ -160,11 +159,7 @@ static void work(void *arg)
     err = dr__rt_store_submit(j->ns, j->n, on_stored, j);
     if (err) {
         fail(j, 503, "UNAVAILABLE", "the realtime processor is not running");
-        return;
     }
-    pthread_mutex_lock(&j->mu);
-    j->submitted = 1;
-    pthread_mutex_unlock(&j->mu);
 }
 
 static void job_free(struct job *j)
@@ -228,7 +223,7 @@ static void done(struct dr_http_req *req, void *arg)
     int now;
 
     pthread_mutex_lock(&j->mu);
-    now = j->status || !j->submitted || j->stored;
+    now = j->status || j->stored; /* no status: work() handed them all to the store thread */
     if (!now) {
         j->req = req;
         j->waiting = 1;
