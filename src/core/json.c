@@ -189,41 +189,32 @@ int dr_json_append_number(struct dr_buf *b, double d)
     if (isnan(d) || isinf(d)) {
         return dr_buf_append(b, "null", 4);
     }
-    if (fabs(d) < 1e15 && d == floor(d) && !(d == 0 && signbit(d))) {
-        /* what "%1.15g" writes for a whole number below 1e15: its digits, no exponent, no
-         * point (-0 is left to printf, which writes "-0") */
-        int64_t v = (int64_t)d;
-        uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-        char *p = digits(u, tmp + sizeof(tmp));
-
-        if (v < 0) {
-            *--p = '-';
-        }
-        return dr_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
-    }
-    if (fabs(d) >= 1e15 && fabs(d) < 18446744073709551616.0 && d == floor(d)) {
-        /* a whole number from 1e15 to 2^64 (nanosecond timestamps): "%1.15g" has an exponent
-         * there; cJSON keeps it when it reads back close enough, else writes "%1.17g", which
-         * is every digit below 1e17 and an exponent above */
+    if (fabs(d) < 18446744073709551616.0 && d == floor(d) && !(d == 0 && signbit(d))) {
+        /* A whole number below 2^64 (-0 is left to printf, which writes "-0"). Below 1e15
+         * "%1.15g" writes its digits, no exponent, no point. From there (nanosecond timestamps)
+         * it has an exponent; cJSON keeps it when it reads back close enough, else writes
+         * "%1.17g", which is every digit below 1e17 and an exponent above. */
         uint64_t u = (uint64_t)fabs(d), q;
         int neg = d < 0, nd = 16, x;
 
-        while (nd < 20 && u >= pow10_u64[nd]) {
-            nd++;
-        }
-        q = round_sig(u, nd, 15, &x);
-        if (close_enough((double)((unsigned __int128)q * pow10_u64[x - 14]), fabs(d))) {
-            return append_exp(b, neg, q, x);
-        }
-        if (nd <= 17) {
-            char *p = digits(u, tmp + sizeof(tmp));
-            if (neg) {
-                *--p = '-';
+        if (u >= pow10_u64[15]) {
+            while (nd < 20 && u >= pow10_u64[nd]) {
+                nd++;
             }
-            return dr_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+            q = round_sig(u, nd, 15, &x);
+            if (close_enough((double)((unsigned __int128)q * pow10_u64[x - 14]), fabs(d))) {
+                return append_exp(b, neg, q, x);
+            }
+            if (nd > 17) {
+                q = round_sig(u, nd, 17, &x);
+                return append_exp(b, neg, q, x);
+            }
         }
-        q = round_sig(u, nd, 17, &x);
-        return append_exp(b, neg, q, x);
+        char *p = digits(u, tmp + sizeof(tmp));
+        if (neg) {
+            *--p = '-';
+        }
+        return dr_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
     }
     n = snprintf(tmp, sizeof(tmp), "%1.15g", d);
     if (!close_enough(strtod(tmp, NULL), d)) {
