@@ -40,6 +40,21 @@ static char *read_file(const char *path)
     return buf;
 }
 
+/* The test data of one courier in tracking_number_data (dir: the test data directory). */
+static cJSON *load_courier(const char *dir, const char *courier)
+{
+    char path[1024], *json;
+    cJSON *root;
+
+    snprintf(path, sizeof(path), "%s/shipment/tracking_number_data/couriers/%s.json", dir, courier);
+    json = read_file(path);
+    assert_non_null(json);
+    root = cJSON_Parse(json);
+    free(json);
+    assert_non_null(root);
+    return root;
+}
+
 static void compact(const char *in, char *out, size_t outsz)
 {
     size_t n = 0;
@@ -246,19 +261,10 @@ static void corpus(void **state)
 
     assert_non_null(dir);
     for (size_t fi = 0; fi < sizeof(files) / sizeof(files[0]); fi++) {
-        char path[1024];
-        char *json;
-        cJSON *root;
+        cJSON *root = load_courier(dir, files[fi]);
         const cJSON *tn;
         const char *courier;
 
-        snprintf(path, sizeof(path), "%s/shipment/tracking_number_data/couriers/%s.json", dir,
-                 files[fi]);
-        json = read_file(path);
-        assert_non_null(json);
-        root = cJSON_Parse(json);
-        free(json);
-        assert_non_null(root);
         courier = cJSON_GetObjectItemCaseSensitive(root, "courier_code")->valuestring;
         cJSON_ArrayForEach(tn, cJSON_GetObjectItemCaseSensitive(root, "tracking_numbers"))
         {
@@ -443,18 +449,9 @@ static void degenerate_numbers(void **state)
     }
     assert_non_null(dir);
     for (size_t fi = 0; fi < sizeof(files) / sizeof(files[0]); fi++) {
-        char path[1024];
-        char *json;
-        cJSON *root;
+        cJSON *root = load_courier(dir, files[fi]);
         const cJSON *tn, *v;
 
-        snprintf(path, sizeof(path), "%s/shipment/tracking_number_data/couriers/%s.json", dir,
-                 files[fi]);
-        json = read_file(path);
-        assert_non_null(json);
-        root = cJSON_Parse(json);
-        free(json);
-        assert_non_null(root);
         cJSON_ArrayForEach(tn, cJSON_GetObjectItemCaseSensitive(root, "tracking_numbers"))
         {
             const cJSON *nums = cJSON_GetObjectItemCaseSensitive(tn, "test_numbers");
