@@ -38,6 +38,9 @@ void dr_http_server_stop(struct dr_http_server *srv);
 /* Frees everything once all handles have closed (runs the loop's close callbacks). NULL-safe. */
 void dr_http_server_destroy(struct dr_http_server *srv);
 size_t dr_http_server_connections(const struct dr_http_server *srv);
+/* 1 while a request is being handled or an answer is being written (after dr_http_server_stop:
+ * what a shutdown waits for before it closes the connections). NULL-safe. */
+int dr_http_server_busy(const struct dr_http_server *srv);
 
 /*
  * pattern: an exact path ("/healthz"), or a prefix: a pattern ending in a star matches every path that starts with the rest. method NULL

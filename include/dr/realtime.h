@@ -48,9 +48,18 @@ int dr_redis_url_check(const char *url, char *why, size_t whysz);
  * connections directly. cfg (from dr_realtime_create) must outlive srv. */
 void dr_realtime_register(struct dr_realtime *rt, struct dr_http_server *srv);
 /*
- * Shutdown: refuses new clients and closes every connection (WebSocket close 1001, SSE end of
- * stream). Idempotent, NULL-safe. The loop must run afterwards so the handles finish closing.
+ * Shutdown in two steps. dr_realtime_close_clients: refuses new clients and closes every
+ * connection (WebSocket close 1001, SSE end of stream; clients resume elsewhere), while what is
+ * under way goes on: notifications stored from now on still go out on the Redis bus, and publish
+ * API requests are still answered. dr_realtime_busy says whether some of that is left: a
+ * notification or an answer waiting for the loop, or a notification published on the bus whose
+ * echo has not come back (Redis has not handed it to the other instances yet). Loop thread.
+ * dr_realtime_stop: ends all of it (what is stored later is dropped here; clients get it when
+ * they resume). Each is idempotent and NULL-safe; the loop must run afterwards so the handles
+ * finish closing.
  */
+void dr_realtime_close_clients(struct dr_realtime *rt);
+int dr_realtime_busy(struct dr_realtime *rt);
 void dr_realtime_stop(struct dr_realtime *rt);
 /* Frees everything; call after dr_realtime_stop, the router's destruction and a final
  * uv_run of the loop. NULL-safe. */

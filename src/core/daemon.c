@@ -195,10 +195,18 @@ static void close_walk(uv_handle_t *h, void *arg)
     }
 }
 
+/* What a shutdown waits for: messages in the router, acks and dead letters under way, requests
+ * being answered, and notifications on their way to the other instances (dr_realtime_busy). */
+static int draining(struct daemon *d)
+{
+    return dr_router_busy(d->router) || (d->pull && dr_pull_busy(d->pull)) ||
+           dr_http_server_busy(d->http) || dr_realtime_busy(d->rt);
+}
+
 static void on_drain_tick(uv_timer_t *t)
 {
     struct daemon *d = t->data;
-    int busy = dr_router_busy(d->router) || (d->pull && dr_pull_busy(d->pull));
+    int busy = draining(d);
 
     if (busy && dr_mono_ms() < d->drain_deadline) {
         return;
@@ -225,7 +233,7 @@ static void on_signal(uv_signal_t *s, int signum)
             dr_router_in_flight(d->router), (long long)d->cfg->shutdown_deadline_ms);
     dr_http_server_stop(d->http);
     dr_admin_stop(d->admin);
-    dr_realtime_stop(d->rt);
+    dr_realtime_close_clients(d->rt);
     if (d->local) {
         dr_local_stop(d->local);
     }
@@ -382,6 +390,20 @@ out:
         }
     }
     dr_router_destroy(d.router);
+    {
+        /* what the router's last messages stored goes out on the bus, and the answers to the
+         * requests under way are written (bounded: a deadline that passed gets 2 s more) */
+        int64_t until = dr_mono_ms() + 2000;
+        if (d.drain_deadline > until) {
+            until = d.drain_deadline;
+        }
+        while ((dr_http_server_busy(d.http) || dr_realtime_busy(d.rt)) && dr_mono_ms() < until) {
+            uv_run(d.loop, UV_RUN_NOWAIT);
+            if (dr_http_server_busy(d.http) || dr_realtime_busy(d.rt)) {
+                uv_sleep(5);
+            }
+        }
+    }
     dr_realtime_stop(d.rt); /* after the router: no processor hands it anything any more */
     dr_pull_destroy(d.pull);
     dr_push_destroy(d.push);

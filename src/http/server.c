@@ -1129,6 +1129,18 @@ size_t dr_http_server_connections(const struct dr_http_server *srv)
     return srv->nconns;
 }
 
+int dr_http_server_busy(const struct dr_http_server *srv)
+{
+    for (const struct conn *c = srv ? srv->conns : NULL; c; c = c->next) {
+        /* a handler still to answer, or an answer still to be written (it closes after) */
+        if (c->state == HANDLING ||
+            (c->state == CLOSING && !uv_is_closing((uv_handle_t *)&c->tcp))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void dr_http_server_stop(struct dr_http_server *srv)
 {
     struct conn *c, *next;

@@ -524,19 +524,38 @@ int dr__hub_init(struct dr_hub *hub, uv_loop_t *loop, struct rt_conf *conf, stru
     return DR_OK;
 }
 
-void dr__hub_stop(struct dr_hub *hub)
+void dr__hub_close_clients(struct dr_hub *hub)
 {
     struct rt_conn *c, *next;
 
-    if (hub->stopping) {
-        return;
-    }
-    hub->stopping = 1;
+    hub->closing = 1;
     for (c = hub->conns; c; c = next) {
         next = c->next;
         dr__rt_conn_close(c, 1001, "server shutting down");
         dr__rt_conn_abort(c);
     }
+}
+
+int dr__hub_busy(struct dr_hub *hub)
+{
+    int busy;
+
+    if (hub->stopping) {
+        return 0;
+    }
+    pthread_mutex_lock(&hub->mu);
+    busy = hub->ninq > 0 || hub->calls != NULL;
+    pthread_mutex_unlock(&hub->mu);
+    return busy || hub->publishing > 0;
+}
+
+void dr__hub_stop(struct dr_hub *hub)
+{
+    if (hub->stopping) {
+        return;
+    }
+    dr__hub_close_clients(hub);
+    hub->stopping = 1;
     pthread_mutex_lock(&hub->mu);
     hub->async_closed = 1;
     pthread_mutex_unlock(&hub->mu);

@@ -219,7 +219,7 @@ static int load_keys(struct dr_realtime *rt, const struct dr_config *cfg, const 
 
 static int refuse_busy(struct dr_hub *hub, struct dr_http_req *req)
 {
-    if (hub->stopping) {
+    if (hub->closing) {
         dr_http_respond_error(req, 503, "UNAVAILABLE", "shutting down");
         return 1;
     }
@@ -488,6 +488,21 @@ void dr_realtime_register(struct dr_realtime *rt, struct dr_http_server *srv)
     dr_http_route(srv, NULL, "/api/v1/notifications/*", dr__rt_inbox_route, &rt->hub);
     dr_http_route(srv, NULL, "/admin/connections", dr__rt_connections_route, &rt->hub);
     dr_http_route(srv, NULL, "/admin/connections/*", dr__rt_connections_route, &rt->hub);
+}
+
+void dr_realtime_close_clients(struct dr_realtime *rt)
+{
+    if (rt && !rt->stopped) {
+        dr__hub_close_clients(&rt->hub);
+    }
+}
+
+int dr_realtime_busy(struct dr_realtime *rt)
+{
+    if (!rt || rt->stopped) {
+        return 0;
+    }
+    return dr__hub_busy(&rt->hub) || dr__redis_bus_busy(rt->bus);
 }
 
 void dr_realtime_stop(struct dr_realtime *rt)

@@ -1379,3 +1379,8 @@ int dr__redis_bus_up(const struct dr_redis_bus *b)
 {
     return b && b->state == BUS_UP;
 }
+
+int dr__redis_bus_busy(const struct dr_redis_bus *b)
+{
+    return b && !b->stopping && b->state == BUS_UP && b->echo.n > 0;
+}

@@ -50,5 +50,8 @@ void dr__redis_bus_stop(struct dr_redis_bus *b);
 void dr__redis_bus_destroy(struct dr_redis_bus *b);
 /* 1 while both Redis connections are up and subscribed. Loop thread. */
 int dr__redis_bus_up(const struct dr_redis_bus *b);
+/* 1 while the link is up and a notification this instance published has not come back to it
+ * (Redis has not run that PUBLISH yet: the other instances may not have it). Loop thread. */
+int dr__redis_bus_busy(const struct dr_redis_bus *b);
 
 #endif

@@ -1,6 +1,6 @@
 // Helpers for the real-time tests: run data-router with a small config, sign tokens with jose
 // (never with data-router's own code), and talk to /ws and /events with independent clients.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -362,3 +362,79 @@ export async function startProxy(targetPort) {
     },
   };
 }
+
+export function haveRedis() {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// A redis-server of the test's own (the harness's is shared with other tests), so that it
+// can be stopped, frozen and restarted.
+export class Redis {
+  constructor(port, dir) {
+    this.port = port;
+    this.dir = dir;
+    this.proc = null;
+  }
+
+  ping() {
+    try {
+      return execFileSync('redis-cli', ['-p', String(this.port), 'ping'], {
+        encoding: 'utf8',
+        timeout: 2000,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim() === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async start() {
+    const log = fs.openSync(path.join(this.dir, 'redis.log'), 'a');
+    this.proc = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+        '--dir', this.dir],
+      { stdio: ['ignore', log, log] },
+    );
+    this.exited = new Promise((r) => this.proc.on('exit', r));
+    fs.closeSync(log);
+    await waitFor(() => this.ping(), 'redis-server to answer PING');
+  }
+
+  async stop() {
+    if (!this.proc) return;
+    this.proc.kill('SIGCONT');
+    this.proc.kill('SIGKILL');
+    await this.exited;
+    this.proc = null;
+  }
+}
+
+// A fresh database on the PostgreSQL server of pgUrl, named prefix_<random>: the instances of
+// other tests must not share the queue table with a test's own. Returns its URL.
+export function createDatabase(pgUrl, prefix) {
+  const name = `${prefix}_${Math.random().toString(36).slice(2, 8)}`;
+  execFileSync('psql', [pgUrl, '-v', 'ON_ERROR_STOP=1', '-q', '-c', `CREATE DATABASE ${name}`], {
+    stdio: 'pipe',
+  });
+  const url = new URL(pgUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+// The redis: section of instances that must notice an outage within a second or so.
+export const REDIS_YAML = [
+  'redis:',
+  '  connect_timeout: 1s',
+  '  command_timeout: 500ms',
+  '  ping_interval: 200ms',
+  '  backoff_max: 1s',
+  '',
+].join('\n');
+// The generated config's route to the realtime processor (a test may take it out).
+export const NOTIFY_ROUTE = '  - name: notify\n    match: {topic: [client-notifications]}\n    processors: [realtime]\n';

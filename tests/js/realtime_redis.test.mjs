@@ -7,91 +7,30 @@
 // Only B processes publications (A has no route to the realtime processor), so which instance
 // stores a notification is known: what A's clients get can only have come through Redis.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import EventSource from 'eventsource';
-import { Client, freePort, notification, startServer, userToken, waitFor } from './realtime-lib.mjs';
+import {
+  Client,
+  NOTIFY_ROUTE,
+  REDIS_YAML,
+  Redis,
+  createDatabase,
+  freePort,
+  haveRedis,
+  notification,
+  startServer,
+  userToken,
+  waitFor,
+} from './realtime-lib.mjs';
 
 const PG = process.env.DR_TEST_PG_URL;
 const RUN = Math.random().toString(36).slice(2, 8);
 const u = (name) => `${name}-${RUN}`;
-const bearer = (t) => ({ headers: { Authorization: `Bearer ${t}` } });
-
-function haveRedis() {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 const skip = !PG ? 'DR_TEST_PG_URL not set' : !haveRedis() ? 'redis-server not installed' : false;
-
-// Our own redis-server (the harness's is shared with other tests).
-class Redis {
-  constructor(port, dir) {
-    this.port = port;
-    this.dir = dir;
-    this.proc = null;
-  }
-
-  ping() {
-    try {
-      return execFileSync('redis-cli', ['-p', String(this.port), 'ping'], {
-        encoding: 'utf8',
-        timeout: 2000,
-        stdio: ['ignore', 'pipe', 'ignore'],
-      }).trim() === 'PONG';
-    } catch {
-      return false;
-    }
-  }
-
-  async start() {
-    const log = fs.openSync(path.join(this.dir, 'redis.log'), 'a');
-    this.proc = spawn(
-      'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-        '--dir', this.dir],
-      { stdio: ['ignore', log, log] },
-    );
-    this.exited = new Promise((r) => this.proc.on('exit', r));
-    fs.closeSync(log);
-    await waitFor(() => this.ping(), 'redis-server to answer PING');
-  }
-
-  async stop() {
-    if (!this.proc) return;
-    this.proc.kill('SIGCONT');
-    this.proc.kill('SIGKILL');
-    await this.exited;
-    this.proc = null;
-  }
-}
-
-// A fresh database: the instances of other tests must not share the queue table with ours.
-function createDatabase() {
-  const name = `dr_bus_${RUN}`;
-  execFileSync('psql', [PG, '-v', 'ON_ERROR_STOP=1', '-q', '-c', `CREATE DATABASE ${name}`], {
-    stdio: 'pipe',
-  });
-  const url = new URL(PG);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-const REDIS_YAML = [
-  'redis:',
-  '  connect_timeout: 1s',
-  '  command_timeout: 500ms',
-  '  ping_interval: 200ms',
-  '  backoff_max: 1s',
-  '',
-].join('\n');
-const NOTIFY_ROUTE = '  - name: notify\n    match: {topic: [client-notifications]}\n    processors: [realtime]\n';
+const bearer = (t) => ({ headers: { Authorization: `Bearer ${t}` } });
 
 // Exactly once and in seq order: B's two workers store concurrently, so compare ids as sets.
 function assertExactlyOnceInOrder(events, expectedIds, what) {
@@ -129,7 +68,7 @@ describe('Redis bus between two instances', { skip }, () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dr-bus-'));
     redis = new Redis(await freePort(), dir);
     await redis.start();
-    const env = { DATABASE_URL: createDatabase(), REDIS_URL: `redis://127.0.0.1:${redis.port}` };
+    const env = { DATABASE_URL: createDatabase(PG, 'dr_bus'), REDIS_URL: `redis://127.0.0.1:${redis.port}` };
     // A first, on the empty queue table; it routes nothing to the realtime processor
     a = await startServer({
       env,
