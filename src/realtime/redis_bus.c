@@ -33,6 +33,13 @@
  * point where the link was lost, and if one of them was never seen here, the connections in
  * the rooms concerned get {"type":"resync","since":N}. Notifications this instance could not
  * publish are announced on the control channel so the other instances do the same.
+ *
+ * Audit: a notification can also be stored and never published with the link up, when the
+ * instance that stored it dies between its commit and its PUBLISH, or Redis loses a PUBLISH it
+ * was sent. No later message tells anyone. So every audit_interval each instance reads the
+ * store's newest seq, and at the next audit (reorder_window or more later) looks up the seqs up
+ * to that one it has still not seen: those in the store were lost on the way, and the clients in
+ * their rooms are told to resync (the others were burned: an insert that lost a race).
  */
 #include "realtime/redis_bus.h"
 
@@ -46,6 +53,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/log.h"
@@ -59,12 +67,15 @@
 #define M_RECONNECT "dr_realtime_bus_reconnects_total"
 #define M_RESYNC    "dr_realtime_bus_resyncs_total"
 #define M_GAPS      "dr_realtime_bus_gaps_skipped_total"
+#define M_LOST      "dr_realtime_bus_lost_total"
 
 #define SEEN_BITS       (1 << 16) /* seqs remembered below the newest seen */
 #define MAX_HELD        10000     /* notifications waiting for a lower seq */
 #define MAX_OUTSTANDING 100000    /* PUBLISH commands without an answer yet */
 #define MAX_GAP_ROOMS   64        /* rooms named in a resync; more means every connection */
 #define CHECK_LIMIT     10000     /* rows the recovery query looks at */
+#define AUDIT_MAX       256       /* unseen seqs one audit looks up */
+#define AUDIT_SETTLE_MS 1000      /* a mark is audited this long after it was taken, at least */
 #define BACKOFF_MIN_MS  100
 #define TICK_MIN_MS     10
 #define TICK_MAX_MS     250
@@ -85,11 +96,17 @@ struct roomset {
     int all; /* too many to list: every room */
 };
 
+/* A store query on the thread pool: the recovery after an outage, or an audit. */
 struct check {
     uv_work_t w;
     struct dr_redis_bus *b;
-    int64_t since;
-    int64_t *seqs;
+    int audit;
+    int64_t since;           /* recovery: every seq above */
+    int64_t want[AUDIT_MAX]; /* audit: the unseen seqs to look up */
+    size_t nwant;
+    int64_t upto;  /* audit: settled up to here once it is done */
+    int64_t head;  /* audit: the store's newest seq */
+    int64_t *seqs; /* rows found: seq and room */
     char **rooms;
     size_t n, cap;
     int err;
@@ -145,7 +162,8 @@ struct dr_redis_bus {
     char *user;     /* may be NULL */
     char *password; /* may be NULL; never logged */
     char *channel, *ctl_channel, *hb_channel;
-    int64_t connect_timeout_ms, command_timeout_ms, ping_interval_ms, backoff_max_ms, reorder_ms;
+    int64_t connect_timeout_ms, command_timeout_ms, ping_interval_ms, backoff_max_ms, reorder_ms,
+        audit_ms;
     char instance[33];
 
     /* the link */
@@ -185,7 +203,10 @@ struct dr_redis_bus {
     int64_t gap_since;     /* remote notifications above this may have been missed (-1: none) */
     int64_t dropped_since; /* local ones above this went unpublished (-1: none) */
     struct roomset dropped_rooms;
-    struct check *check; /* recovery query in flight */
+    struct check *check; /* recovery or audit query in flight */
+    int64_t audited;     /* every seq up to here was seen, looked up or resynced */
+    int64_t mark;        /* the store's newest seq at the last audit (-1: none yet) */
+    int64_t mark_ms, audit_due_ms;
 };
 
 /* ---- small helpers ---- */
@@ -574,15 +595,84 @@ static int check_row(void *ctx, const struct dr_db_row *row)
     return 0;
 }
 
+static int get_head(void *ctx, const struct dr_db_row *row)
+{
+    *(int64_t *)ctx = dr_db_row_int(row, 0);
+    return 0;
+}
+
+static void audit_work(struct check *ck)
+{
+    struct dr_db_val p[AUDIT_MAX];
+    struct dr_buf sql;
+
+    ck->err = dr_db_exec(ck->b->db, "SELECT COALESCE(MAX(seq), 0) FROM rt_notifications", NULL, 0,
+                         get_head, &ck->head, NULL);
+    if (ck->err || ck->nwant == 0) {
+        return;
+    }
+    /* only placeholders are generated; every value is a parameter */
+    dr_buf_init(&sql, 64 + AUDIT_MAX * 8);
+    dr_buf_appends(&sql, "SELECT seq, room FROM rt_notifications WHERE seq IN (");
+    for (size_t i = 0; i < ck->nwant; i++) {
+        dr_buf_printf(&sql, "%s$%zu", i ? ", " : "", i + 1);
+        p[i] = DR_DB_INTV(ck->want[i]);
+    }
+    dr_buf_appends(&sql, ") ORDER BY seq");
+    ck->err = dr_db_exec(ck->b->db, sql.data, p, ck->nwant, check_row, ck, NULL);
+    dr_buf_cleanup(&sql);
+}
+
 static void check_work(uv_work_t *w)
 {
     struct check *ck = w->data;
     struct dr_db_val p[2] = {DR_DB_INTV(ck->since), DR_DB_INTV(CHECK_LIMIT)};
 
+    if (ck->audit) {
+        audit_work(ck);
+        return;
+    }
     ck->err = dr_db_exec(ck->b->db,
                          "SELECT seq, room FROM rt_notifications WHERE seq > $1"
                          " ORDER BY seq LIMIT $2",
                          p, 2, check_row, ck, NULL);
+}
+
+static void audit_done(struct dr_redis_bus *b, struct check *ck)
+{
+    struct roomset rs = {0};
+    int64_t now = dr_mono_ms(), lo = 0;
+    size_t lost = 0;
+
+    b->audit_due_ms = now + b->audit_ms;
+    if (ck->err) {
+        DR_WARN("redis_bus", "audit query failed, trying again", "error=\"%s\"",
+                dr_strerror(ck->err));
+        return;
+    }
+    for (size_t i = 0; i < ck->n; i++) {
+        if (!seen_get(b, ck->seqs[i])) { /* still: it did not come late meanwhile */
+            lo = lost++ ? lo : ck->seqs[i];
+            roomset_add(&rs, ck->rooms[i]);
+        }
+    }
+    if (lost) {
+        dr_metrics_inc(M_LOST, "", (double)lost);
+        DR_WARN("redis_bus", "notifications stored but never received over the bus: resyncing",
+                "first_seq=%lld count=%zu", (long long)lo, lost);
+        resync(b, lo - 1, &rs, "bus_lost");
+    }
+    roomset_clear(&rs);
+    if (ck->head < b->audited) {
+        b->audited = ck->head; /* the store was reset */
+        b->mark = -1;
+    } else if (ck->upto > b->audited) {
+        b->audited = ck->upto;
+    }
+    if (b->mark <= b->audited) { /* audited up to the mark: the next one */
+        b->mark = ck->head;
+        b->mark_ms = now;
+    }
 }
 
 static void check_done(uv_work_t *w, int status)
@@ -593,7 +683,11 @@ static void check_done(uv_work_t *w, int status)
     size_t missed = 0;
 
     b->check = NULL;
-    if (!b->stopping && status == 0) {
+    if (ck->audit) {
+        if (!b->stopping && status == 0) {
+            audit_done(b, ck);
+        }
+    } else if (!b->stopping && status == 0) {
         if (ck->err) {
             rs.all = 1;
             DR_WARN("redis_bus", "recovery query failed: resyncing every client", "error=\"%s\"",
@@ -614,6 +708,9 @@ static void check_done(uv_work_t *w, int status)
                     "since=%lld missed=%zu", (long long)ck->since, missed);
             resync(b, ck->since, &rs, "bus_outage");
         }
+        if (!ck->err && ck->n > 0 && ck->seqs[ck->n - 1] > b->audited) {
+            b->audited = ck->seqs[ck->n - 1]; /* resynced here: no audit of its own */
+        }
     }
     roomset_clear(&rs);
     for (size_t i = 0; i < ck->n; i++) {
@@ -622,6 +719,39 @@ static void check_done(uv_work_t *w, int status)
     free(ck->rooms);
     free(ck->seqs);
     free(ck);
+}
+
+/* Loop thread, link up, no query in flight: looks up the seqs up to the last mark still unseen
+ * a while after it was taken, and takes a new mark. The while: the longer of reorder_window and
+ * AUDIT_SETTLE_MS, so that a busy loop still handing its own notifications to the bus, or a
+ * slow Redis, does not pass for a loss. */
+static void start_audit(struct dr_redis_bus *b, int64_t now)
+{
+    struct check *ck = dr_xcalloc(1, sizeof(*ck));
+    int64_t settle = b->reorder_ms > AUDIT_SETTLE_MS ? b->reorder_ms : AUDIT_SETTLE_MS;
+
+    ck->b = b;
+    ck->audit = 1;
+    ck->upto = b->audited;
+    if (b->mark > b->audited && now - b->mark_ms >= settle) {
+        int64_t s = b->audited + 1;
+        if (s <= b->hi - SEEN_BITS) {
+            s = b->hi - SEEN_BITS + 1; /* older ones count as seen (seen_get) */
+        }
+        for (; s <= b->mark && ck->nwant < AUDIT_MAX; s++) {
+            if (!seen_get(b, s)) {
+                ck->want[ck->nwant++] = s;
+            }
+        }
+        ck->upto = s - 1;
+    }
+    ck->w.data = ck;
+    if (uv_queue_work(b->loop, &ck->w, check_work, check_done) != 0) {
+        free(ck);
+        b->audit_due_ms = now + b->audit_ms;
+        return;
+    }
+    b->check = ck;
 }
 
 static void start_check(struct dr_redis_bus *b)
@@ -1006,6 +1136,9 @@ static void on_tick(uv_timer_t *t)
                 b->hb_sent_ms = now;
             }
         }
+        if (b->state == BUS_UP && b->audit_ms > 0 && !b->check && now >= b->audit_due_ms) {
+            start_audit(b, now);
+        }
         break;
     }
 }
@@ -1182,6 +1315,7 @@ static const struct ms_key ms_keys[] = {
     {"ping_interval", MSOFF(ping_interval_ms), 1000, 10, 600000},
     {"backoff_max", MSOFF(backoff_max_ms), 5000, BACKOFF_MIN_MS, 600000},
     {"reorder_window", MSOFF(reorder_ms), 100, 0, 60000},
+    {"audit_interval", MSOFF(audit_ms), 1000, 0, 600000},
 };
 
 static int load_settings(struct dr_redis_bus *b, const struct dr_config *cfg, char *err,
@@ -1304,8 +1438,12 @@ int dr__redis_bus_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr
     dr_metrics_describe(M_RESYNC, "counter", "Times clients were told to resync after a gap.");
     dr_metrics_describe(M_GAPS, "counter",
                         "Seqs given up on after reorder_window (burned or lost).");
+    dr_metrics_describe(M_LOST, "counter",
+                        "Notifications found in the store that never came over the bus (the "
+                        "audit); their rooms' clients were told to resync.");
     dr_metrics_inc(M_RECONNECT, "", 0);
     dr_metrics_inc(M_RESYNC, "", 0);
+    dr_metrics_inc(M_LOST, "", 0);
     b->loop = loop;
     b->hub = hub;
     b->db = db;
@@ -1314,6 +1452,8 @@ int dr__redis_bus_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr
     b->next = max + 1;
     /* until the first subscription, anything stored elsewhere may be missed */
     b->gap_since = max;
+    b->audited = max;
+    b->mark = -1;
     b->dropped_since = -1;
     b->backoff_ms = BACKOFF_MIN_MS;
     *out = b;

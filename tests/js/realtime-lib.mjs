@@ -427,13 +427,15 @@ export function createDatabase(pgUrl, prefix) {
   return url.toString();
 }
 
-// The redis: section of instances that must notice an outage within a second or so.
+// The redis: section of instances that must notice an outage, or a notification that never
+// came over the bus, within a second or so.
 export const REDIS_YAML = [
   'redis:',
   '  connect_timeout: 1s',
   '  command_timeout: 500ms',
   '  ping_interval: 200ms',
   '  backoff_max: 1s',
+  '  audit_interval: 200ms',
   '',
 ].join('\n');
 // The generated config's route to the realtime processor (a test may take it out).

@@ -7,6 +7,7 @@
 // Only B processes publications (A has no route to the realtime processor), so which instance
 // stores a notification is known: what A's clients get can only have come through Redis.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,13 +63,14 @@ async function wsOpen(url, tok) {
 }
 
 describe('Redis bus between two instances', { skip }, () => {
-  let redis, a, b, dir;
+  let redis, a, b, dir, db;
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dr-bus-'));
     redis = new Redis(await freePort(), dir);
     await redis.start();
-    const env = { DATABASE_URL: createDatabase(PG, 'dr_bus'), REDIS_URL: `redis://127.0.0.1:${redis.port}` };
+    db = createDatabase(PG, 'dr_bus');
+    const env = { DATABASE_URL: db, REDIS_URL: `redis://127.0.0.1:${redis.port}` };
     // A first, on the empty queue table; it routes nothing to the realtime processor
     a = await startServer({
       env,
@@ -237,5 +239,63 @@ describe('Redis bus between two instances', { skip }, () => {
       'after the freeze',
     );
     await ws.close();
+  });
+
+  test('stored but never published (its instance died before the PUBLISH): clients resync', async () => {
+    const user = u('frank');
+    const tok = await userToken(user);
+    const ws = await wsOpen(a.wsUrl, tok);
+    await ws.waitFrame('welcome');
+    const first = notification(user, 1);
+    await b.publish([first]);
+    const [got] = await ws.waitEvents(1);
+    const lost0 = await a.metric('dr_realtime_bus_lost_total');
+
+    // what an instance leaves when it dies between its commit and its PUBLISH: a stored row
+    // that no instance ever published
+    const n = notification(user, 2);
+    const body = JSON.stringify({
+      notification_id: n.notification_id,
+      user_id: n.user_id,
+      org_id: n.org_id,
+      room: n.room,
+      notification_type: n.notification_type,
+      title: n.title,
+      message: n.message,
+      data: n.data,
+      timestamp: '2026-11-27T12:00:00.000Z',
+    });
+    const seq = Number(
+      execFileSync('psql', [db, '-v', 'ON_ERROR_STOP=1', '-qAt', '-v', `body=${body}`], {
+        encoding: 'utf8',
+        input:
+          'INSERT INTO rt_notifications (notification_id, user_id, org_id, room, type,' +
+          " body_json, created_ms) VALUES (:'body'::json->>'notification_id', :'body'::json->>" +
+          "'user_id', 'acme', :'body'::json->>'room', 'system.test', :'body', 0) RETURNING seq;\n",
+      }).trim(),
+    );
+    assert.ok(seq > got.seq, `stored above what the client has (${seq})`);
+
+    // the audit finds it in the store, never seen over the bus, and tells the room to resync
+    const rs = await ws.waitFrame('resync', 20000);
+    assert.ok(rs.since < seq && rs.since >= got.seq, `resync since ${rs.since} covers ${seq}`);
+    assert.ok((await a.metric('dr_realtime_bus_lost_total')) > lost0, 'counted as lost');
+    assert.match(a.log(), /never received over the bus/);
+    assert.equal(ws.events().length, 1, 'nothing more arrived live');
+    await ws.close();
+
+    const ws2 = await wsOpen(`${a.wsUrl}?since=${rs.since}`, tok);
+    await ws2.waitFrame('welcome');
+    const later = notification(user, 3);
+    const [caught] = await ws2.waitEvents(1);
+    assert.equal(caught.id, n.notification_id, 'the lost notification, from the store');
+    assert.equal(caught.seq, seq);
+    await b.publish([later]);
+    assertExactlyOnceInOrder(
+      await ws2.waitEvents(2),
+      [n.notification_id, later.notification_id],
+      'after the resync',
+    );
+    await ws2.close();
   });
 });
