@@ -116,13 +116,14 @@ void dr_hub_publish(struct dr_hub *hub, struct dr_notification *n);
 
 /*
  * A bus between instances (e.g. Redis pub/sub). publish runs on the loop thread for each
- * notification this instance stored, with its JSON (dr_notification_json); the bus must not
- * echo it back to this instance. What the bus receives from other instances it hands to
- * dr_hub_receive on the loop thread.
+ * notification this instance stored (its JSON: dr_notification_json); the bus sends it to the
+ * other instances and delivers it here with dr_hub_publish_local, in seq order with what it
+ * receives from them (it takes a reference if it has to wait). What it receives it hands to
+ * dr_hub_receive on the loop thread, never the echo of this instance's own.
  */
 struct dr_hub_bus {
     void *ctx;
-    void (*publish)(void *ctx, const char *json, size_t len);
+    void (*publish)(void *ctx, struct dr_notification *n);
 };
 /* bus NULL removes it. The struct is copied. Loop thread. */
 void dr_hub_set_bus(struct dr_hub *hub, const struct dr_hub_bus *bus);

@@ -504,10 +504,23 @@ static struct rt_sub *job_sub(struct rt_conn *c, const struct rt_catchup *j, con
     return NULL;
 }
 
-/* The rooms of j are complete: deliver what was held back for them and go live. */
+static int by_seq(const void *a, const void *b)
+{
+    int64_t x = (*(struct dr_notification *const *)a)->seq;
+    int64_t y = (*(struct dr_notification *const *)b)->seq;
+    return (x > y) - (x < y);
+}
+
+/* The rooms of j are complete: deliver what was held back for them and go live. In seq order:
+ * live events come in seq order, except one that came late (the Redis bus gave up waiting for
+ * it), and sent after a higher one it would be dropped as a duplicate. */
 static void finish_rooms(struct rt_conn *c, struct rt_catchup *j)
 {
     size_t keep = 0;
+
+    if (c->nbuffered > 1) {
+        qsort(c->buffered, c->nbuffered, sizeof(*c->buffered), by_seq);
+    }
 
     for (size_t i = 0; i < c->nbuffered; i++) {
         struct dr_notification *n = c->buffered[i];

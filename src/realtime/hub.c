@@ -180,11 +180,10 @@ static void drain(uv_async_t *a)
     for (size_t i = 0; i < n; i++) {
         if (!hub->stopping) {
             check_local_seq(hub, q[i]);
-            dr_hub_publish_local(hub, q[i]);
             if (hub->bus.publish) {
-                size_t len;
-                const char *json = dr_notification_json(q[i], &len);
-                hub->bus.publish(hub->bus.ctx, json, len);
+                hub->bus.publish(hub->bus.ctx, q[i]); /* it delivers here too, in seq order */
+            } else {
+                dr_hub_publish_local(hub, q[i]);
             }
         }
         dr_notification_unref(q[i]);

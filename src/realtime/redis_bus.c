@@ -9,8 +9,8 @@
  *
  * Exactly once: each notification is PUBLISHed once, by the instance that stored it, and Redis
  * hands every message once to every subscriber, this instance included. So the only message an
- * instance gets that it has delivered already is the echo of one it published itself (the hub
- * delivered that one here before calling bus_publish). Its echoes come back in the order it
+ * instance gets that it has delivered already is the echo of one it published itself (it
+ * delivers that one here itself, see Order). Its echoes come back in the order it
  * published them (one connection publishes, the subscription gets messages in the order Redis
  * ran the PUBLISHes), so the seqs published on the current link whose echo is still due, kept
  * in that order, tell an echo apart from anything else without going by seq numbering.
@@ -22,11 +22,15 @@
  * window then starts again at that seq instead of dropping the new notifications as duplicates.
  *
  * Order: connections drop an event whose seq is not above the last one sent in its room (that is
- * how resume avoids duplicates), so the hub must get notifications in seq order. Redis keeps
- * each publisher's order but interleaves publishers by publish time, not by seq. A received
- * notification above a seq not seen yet waits up to reorder_window for the lower one (from
- * Redis or from this instance's own processor); after that the gap is taken as a seq that will
- * never come (an insert that lost a race burns one) and delivery goes on.
+ * how resume avoids duplicates), and a client resumes from the last seq it got, so the hub must
+ * get notifications in seq order: one delivered before a lower one would hide that one from a
+ * client that reconnects in between. Redis keeps each publisher's order but interleaves
+ * publishers by publish time, not by seq, and a lower seq stored elsewhere can still be on its
+ * way when this instance stores a higher one. So every notification, received or stored here,
+ * that is above a seq not seen yet waits up to reorder_window for the lower one; after that the
+ * gap is taken as a seq that will never come (an insert that lost a race burns one; a lost one
+ * is the audit's, below) and delivery goes on. While the link is down, what this instance
+ * stores is delivered at once.
  *
  * Outages: while the link is down local delivery goes on and nothing is buffered. Notifications
  * stored elsewhere meanwhile are in the store: on recovery a query lists the seqs above the
@@ -83,11 +87,13 @@
 enum bus_state { BUS_DOWN = 0, BUS_CONNECTING = 1, BUS_UP = 2 };
 enum cmd_kind { CMD_AUTH, CMD_PING, CMD_PUBLISH, CMD_HB, CMD_GAP };
 
+/* A notification waiting for a lower seq: from the bus (json), or stored here (n). */
 struct held {
     int64_t seq;
     int64_t arrived_ms;
     char *json;
     size_t len;
+    struct dr_notification *n;
 };
 
 struct roomset {
@@ -204,6 +210,10 @@ struct dr_redis_bus {
     int64_t dropped_since; /* local ones above this went unpublished (-1: none) */
     struct roomset dropped_rooms;
     struct check *check; /* recovery or audit query in flight */
+    /* peers' gap announcements that came during this instance's own recovery: answered with
+     * it, in one resync (a client that reconnects on the first of two would miss the second) */
+    int64_t peer_since; /* -1: none */
+    struct roomset peer_rooms;
     int64_t audited;     /* every seq up to here was seen, looked up or resynced */
     int64_t mark;        /* the store's newest seq at the last audit (-1: none yet) */
     int64_t mark_ms, audit_due_ms;
@@ -374,10 +384,11 @@ static int echo_take(struct dr_redis_bus *b, int64_t seq)
  * seq arrives after a higher one was delivered here: a connection whose room already went past
  * it drops it as a duplicate. Those connections are told to resync from just below it.
  */
-static void resync_late(struct dr_redis_bus *b, int64_t seq, const char *json, size_t len)
+static void resync_late(struct dr_redis_bus *b, int64_t seq, const struct held *h)
 {
-    cJSON *o = dr_json_parse(json, len);
-    int told = dr__hub_resync_past(b->hub, dr_json_str(o, "room"), seq);
+    cJSON *o = h->n ? NULL : dr_json_parse(h->json, h->len);
+    int told = dr__hub_resync_past(b->hub,
+                                   h->n ? dr_notification_room(h->n) : dr_json_str(o, "room"), seq);
 
     cJSON_Delete(o);
     if (told) {
@@ -387,21 +398,26 @@ static void resync_late(struct dr_redis_bus *b, int64_t seq, const char *json, s
     }
 }
 
-static void deliver(struct dr_redis_bus *b, const char *json, size_t len)
+/* Delivers h here and frees what it holds. */
+static void deliver(struct dr_redis_bus *b, struct held *h)
 {
-    int64_t seq = json_seq(json, len);
-
-    if (seq < b->delivered_hi) {
-        resync_late(b, seq, json, len);
+    if (h->seq < b->delivered_hi) {
+        resync_late(b, h->seq, h);
     } else {
-        b->delivered_hi = seq;
+        b->delivered_hi = h->seq;
     }
-    if (dr_hub_receive(b->hub, json, len) == DR_OK) {
+    if (h->n) {
+        dr_hub_publish_local(b->hub, h->n);
+        dr_notification_unref(h->n);
+        return;
+    }
+    if (dr_hub_receive(b->hub, h->json, h->len) == DR_OK) {
         dr_metrics_inc(M_RECEIVED, "outcome=\"delivered\"", 1);
     } else {
         dr_metrics_inc(M_RECEIVED, "outcome=\"invalid\"", 1);
-        DR_WARN("redis_bus", "unreadable notification from the bus dropped", "bytes=%zu", len);
+        DR_WARN("redis_bus", "unreadable notification from the bus dropped", "bytes=%zu", h->len);
     }
+    free(h->json);
 }
 
 /* Moves next past every seq seen, then delivers the held notifications below it in order. */
@@ -428,8 +444,7 @@ static void release(struct dr_redis_bus *b)
     memmove(b->held, b->held + k, (b->nheld - k) * sizeof(*b->held));
     b->nheld -= k;
     for (size_t i = 0; i < k; i++) {
-        deliver(b, out[i].json, out[i].len);
-        free(out[i].json);
+        deliver(b, &out[i]);
     }
     free(out);
 }
@@ -444,7 +459,9 @@ static void skip_to(struct dr_redis_bus *b, int64_t seq)
     release(b);
 }
 
-static void hold(struct dr_redis_bus *b, int64_t seq, const char *json, size_t len)
+/* Holds json (copied), or n (a reference taken), until the seqs below seq are settled. */
+static void hold(struct dr_redis_bus *b, int64_t seq, const char *json, size_t len,
+                 struct dr_notification *n)
 {
     size_t lo = 0, hi = b->nheld;
 
@@ -464,12 +481,17 @@ static void hold(struct dr_redis_bus *b, int64_t seq, const char *json, size_t l
         b->held = dr_xrealloc(b->held, b->capheld * sizeof(*b->held));
     }
     memmove(b->held + lo + 1, b->held + lo, (b->nheld - lo) * sizeof(*b->held));
+    memset(&b->held[lo], 0, sizeof(b->held[lo]));
     b->held[lo].seq = seq;
     b->held[lo].arrived_ms = dr_mono_ms();
-    b->held[lo].json = dr_xmalloc(len + 1);
-    memcpy(b->held[lo].json, json, len);
-    b->held[lo].json[len] = '\0';
-    b->held[lo].len = len;
+    if (n) {
+        b->held[lo].n = dr_notification_ref(n);
+    } else {
+        b->held[lo].json = dr_xmalloc(len + 1);
+        memcpy(b->held[lo].json, json, len);
+        b->held[lo].json[len] = '\0';
+        b->held[lo].len = len;
+    }
     b->nheld++;
 }
 
@@ -498,10 +520,12 @@ static void on_notification(struct dr_redis_bus *b, const char *json, size_t len
     }
     seen_set(b, seq);
     if (seq < b->next) {
-        deliver(b, json, len); /* its gap was given up on: late, but better than never */
+        /* its gap was given up on: late, but better than never */
+        struct held late = {.seq = seq, .json = dr_xstrndup(json, len), .len = len};
+        deliver(b, &late);
         return;
     }
-    hold(b, seq, json, len);
+    hold(b, seq, json, len, NULL);
     release(b);
 }
 
@@ -563,6 +587,21 @@ static void on_control(struct dr_redis_bus *b, const char *json, size_t len)
     }
     if (strcmp(inst, b->instance) == 0) {
         goto out; /* our own announcement */
+    }
+    if (b->gap_since >= 0 || (b->check && !b->check->audit)) {
+        /* this instance's own recovery is due or under way: it answers for both */
+        struct roomset *pr = &b->peer_rooms;
+        if (b->peer_since < 0 || since < b->peer_since) {
+            b->peer_since = since;
+        }
+        pr->all |= !cJSON_IsArray(rooms);
+        cJSON_ArrayForEach(r, rooms)
+        {
+            if (cJSON_IsString(r) && dr_room_valid(r->valuestring)) {
+                roomset_add(pr, r->valuestring);
+            }
+        }
+        goto out;
     }
     rs.all = !cJSON_IsArray(rooms);
     cJSON_ArrayForEach(r, rooms)
@@ -681,6 +720,7 @@ static void check_done(uv_work_t *w, int status)
     struct dr_redis_bus *b = ck->b;
     struct roomset rs = {0};
     size_t missed = 0;
+    int64_t since = ck->since;
 
     b->check = NULL;
     if (ck->audit) {
@@ -706,7 +746,19 @@ static void check_done(uv_work_t *w, int status)
         if (ck->err || missed || rs.all) {
             DR_INFO("redis_bus", "notifications missed while the bus was down",
                     "since=%lld missed=%zu", (long long)ck->since, missed);
-            resync(b, ck->since, &rs, "bus_outage");
+        }
+        if (b->peer_since >= 0) {
+            /* and what the peers announced meanwhile, in the same resync */
+            since = b->peer_since < since ? b->peer_since : since;
+            rs.all |= b->peer_rooms.all;
+            for (size_t i = 0; i < b->peer_rooms.n; i++) {
+                roomset_add(&rs, b->peer_rooms.v[i]);
+            }
+            b->peer_since = -1;
+            roomset_clear(&b->peer_rooms);
+        }
+        if (ck->err || missed || rs.all || rs.n) {
+            resync(b, since, &rs, "bus_outage");
         }
         if (!ck->err && ck->n > 0 && ck->seqs[ck->n - 1] > b->audited) {
             b->audited = ck->seqs[ck->n - 1]; /* resynced here: no audit of its own */
@@ -767,7 +819,10 @@ static void start_check(struct dr_redis_bus *b)
     ck->w.data = ck;
     if (uv_queue_work(b->loop, &ck->w, check_work, check_done) != 0) {
         struct roomset all = {.all = 1};
-        resync(b, ck->since, &all, "bus_outage");
+        resync(b, b->peer_since >= 0 && b->peer_since < ck->since ? b->peer_since : ck->since, &all,
+               "bus_outage");
+        b->peer_since = -1;
+        roomset_clear(&b->peer_rooms);
         free(ck);
     } else {
         b->check = ck;
@@ -800,6 +855,36 @@ static int send_cmd(struct dr_redis_bus *b, enum cmd_kind kind, const char *fmt,
 /* ---- the link ---- */
 
 static void link_fail(struct dr_redis_bus *b, const char *why, const char *detail);
+
+/* PUBLISHes a notification stored here, or counts it dropped for the announcement. */
+static void publish_one(struct dr_redis_bus *b, int64_t seq, const char *json, size_t len)
+{
+    if (b->state == BUS_UP && echo_push(b, seq) != DR_OK) {
+        link_fail(b, "echoes of published notifications not coming back", NULL);
+    }
+    if (b->state == BUS_UP) {
+        /* its echo is a duplicate: this instance delivers it itself */
+        if (send_cmd(b, CMD_PUBLISH, "PUBLISH %s %b", b->channel, json, len) == DR_OK) {
+            dr_metrics_inc(M_PUBLISHED, "outcome=\"sent\"", 1);
+            return;
+        }
+        b->echo.n--; /* the one just pushed: no echo will come */
+    }
+    dr_metrics_inc(M_PUBLISHED, "outcome=\"dropped\"", 1);
+    if (b->dropped_since < 0 || seq - 1 < b->dropped_since) {
+        b->dropped_since = seq - 1;
+    }
+    if (!b->dropped_rooms.all) {
+        cJSON *o = dr_json_parse(json, len);
+        const char *room = dr_json_str(o, "room");
+        if (room) {
+            roomset_add(&b->dropped_rooms, room);
+        } else {
+            b->dropped_rooms.all = 1;
+        }
+        cJSON_Delete(o);
+    }
+}
 
 static void publish_gap(struct dr_redis_bus *b)
 {
@@ -1136,7 +1221,9 @@ static void on_tick(uv_timer_t *t)
                 b->hb_sent_ms = now;
             }
         }
-        if (b->state == BUS_UP && b->audit_ms > 0 && !b->check && now >= b->audit_due_ms) {
+        if (b->state == BUS_UP && !b->check && b->gap_since >= 0) {
+            start_check(b); /* an audit was under way when the link came back */
+        } else if (b->state == BUS_UP && b->audit_ms > 0 && !b->check && now >= b->audit_due_ms) {
             start_audit(b, now);
         }
         break;
@@ -1145,10 +1232,12 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- the hub's hook ---- */
 
-static void bus_publish(void *ctx, const char *json, size_t len)
+static void bus_publish(void *ctx, struct dr_notification *n)
 {
     struct dr_redis_bus *b = ctx;
-    int64_t seq = json_seq(json, len);
+    int64_t seq = dr_notification_seq(n);
+    size_t len;
+    const char *json = dr_notification_json(n, &len);
 
     if (seq <= 0) {
         return;
@@ -1157,34 +1246,15 @@ static void bus_publish(void *ctx, const char *json, size_t len)
         restart_seqs(b, seq);
     }
     seen_set(b, seq);
-    if (seq > b->delivered_hi) {
-        b->delivered_hi = seq;
-    }
-    release(b); /* it may fill a gap held notifications wait for */
-    if (b->state == BUS_UP && echo_push(b, seq) != DR_OK) {
-        link_fail(b, "echoes of published notifications not coming back", NULL);
-    }
-    if (b->state == BUS_UP) {
-        /* the hub delivered it here already: its echo is a duplicate */
-        if (send_cmd(b, CMD_PUBLISH, "PUBLISH %s %b", b->channel, json, len) == DR_OK) {
-            dr_metrics_inc(M_PUBLISHED, "outcome=\"sent\"", 1);
-            return;
-        }
-        b->echo.n--; /* the one just pushed: no echo will come */
-    }
-    dr_metrics_inc(M_PUBLISHED, "outcome=\"dropped\"", 1);
-    if (b->dropped_since < 0 || seq - 1 < b->dropped_since) {
-        b->dropped_since = seq - 1;
-    }
-    if (!b->dropped_rooms.all) {
-        cJSON *o = dr_json_parse(json, len);
-        const char *room = dr_json_str(o, "room");
-        if (room) {
-            roomset_add(&b->dropped_rooms, room);
-        } else {
-            b->dropped_rooms.all = 1;
-        }
-        cJSON_Delete(o);
+    publish_one(b, seq, json, len);
+    /* here in seq order too: a client resumes from the last seq it got, so one delivered before
+     * a lower one would hide that one (a lower seq was stored first, elsewhere, and is normally
+     * on its way). While the link is down nothing comes: what is missed is the recovery's. */
+    hold(b, seq, NULL, 0, n);
+    if (b->state != BUS_UP) {
+        skip_to(b, seq);
+    } else {
+        release(b);
     }
 }
 
@@ -1392,11 +1462,13 @@ static void free_bus(struct dr_redis_bus *b)
 {
     for (size_t i = 0; i < b->nheld; i++) {
         free(b->held[i].json);
+        dr_notification_unref(b->held[i].n);
     }
     free(b->held);
     free(b->sent.v);
     free(b->echo.v);
     roomset_clear(&b->dropped_rooms);
+    roomset_clear(&b->peer_rooms);
     free(b->host);
     free(b->user);
     free(b->password);
@@ -1454,6 +1526,7 @@ int dr__redis_bus_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr
     b->gap_since = max;
     b->audited = max;
     b->mark = -1;
+    b->peer_since = -1;
     b->dropped_since = -1;
     b->backoff_ms = BACKOFF_MIN_MS;
     *out = b;
