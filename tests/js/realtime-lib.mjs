@@ -134,6 +134,8 @@ export async function startServer({
       fs.closeSync(log);
       return r;
     },
+    kill: (sig) => proc.kill(sig), // then stop() to wait for the exit
+    exited: () => exited,
     request: (method, p, body, headers) => request(srv.url + p, method, body, headers),
     async publish(notifications) {
       const messages = notifications.map((n) => ({
