@@ -114,8 +114,16 @@ class Server:
         path = os.path.join(self.data_dir, "test-processed.jsonl")
         if not os.path.exists(path):
             return []
-        with open(path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+        out = []
+        with open(path, "rb") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    out.append(json.loads(line))
+                except ValueError as e:
+                    raise AssertionError(f"{path} line {n} is not JSON ({e}): {line[:300]!r}")
+        return out
 
     def metric(self, name, labels=""):
         status, text = self.get("/metrics")
