@@ -1,7 +1,7 @@
 // A soak under faults, run by hand (not part of `make test`):
 //
-//   scripts/test-env node --test tests/js/tools/realtime_chaos.mjs
-//   DR_CHAOS_SEED=N DR_CHAOS_SECONDS=60 scripts/test-env node --test tests/js/tools/realtime_chaos.mjs
+//   DR_BIN=build-test/data-router scripts/test-env node --test tests/js/tools/realtime_chaos.mjs
+//   DR_CHAOS_SEED=N DR_CHAOS_SECONDS=60 DR_BIN=... scripts/test-env node --test ...
 //
 // Two instances behind a round-robin TCP balancer share one PostgreSQL database and one Redis.
 // Four publishers send notifications for a dozen users through the publish API and through the
