@@ -365,6 +365,12 @@ export async function startProxy(targetPort) {
   };
 }
 
+// Why a test that needs PostgreSQL (DR_TEST_PG_URL) and redis-server cannot run, or false.
+export function needPgAndRedis() {
+  if (!process.env.DR_TEST_PG_URL) return 'DR_TEST_PG_URL not set';
+  return haveRedis() ? false : 'redis-server not installed';
+}
+
 export function haveRedis() {
   try {
     execFileSync('redis-server', ['--version'], { stdio: 'ignore' });

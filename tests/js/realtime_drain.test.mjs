@@ -21,7 +21,7 @@ import {
   Redis,
   createDatabase,
   freePort,
-  haveRedis,
+  needPgAndRedis,
   notification,
   startServer,
   userToken,
@@ -30,7 +30,7 @@ import {
 
 const PG = process.env.DR_TEST_PG_URL;
 const RUN = Math.random().toString(36).slice(2, 8);
-const skip = !PG ? 'DR_TEST_PG_URL not set' : !haveRedis() ? 'redis-server not installed' : false;
+const skip = needPgAndRedis();
 const SEQ_LOCK_KEY = '28273333576623473'; // rt_store.c: "drrtseq"
 
 // A psql session holding the lock until release().

@@ -20,7 +20,7 @@ import {
   Redis,
   createDatabase,
   freePort,
-  haveRedis,
+  needPgAndRedis,
   notification,
   startServer,
   userToken,
@@ -30,7 +30,7 @@ import {
 const PG = process.env.DR_TEST_PG_URL;
 const RUN = Math.random().toString(36).slice(2, 8);
 const u = (name) => `${name}-${RUN}`;
-const skip = !PG ? 'DR_TEST_PG_URL not set' : !haveRedis() ? 'redis-server not installed' : false;
+const skip = needPgAndRedis();
 const bearer = (t) => ({ headers: { Authorization: `Bearer ${t}` } });
 
 // Exactly once and in seq order: B's two workers store concurrently, so compare ids as sets.

@@ -31,7 +31,7 @@ import {
   Redis,
   createDatabase,
   freePort,
-  haveRedis,
+  needPgAndRedis,
   notification,
   request,
   sleep,
@@ -46,7 +46,7 @@ const { DataRouterClient } = await import(
 );
 
 const PG = process.env.DR_TEST_PG_URL;
-const skip = !PG ? 'DR_TEST_PG_URL not set' : !haveRedis() ? 'redis-server not installed' : false;
+const skip = needPgAndRedis();
 const SEED = Number(process.env.DR_CHAOS_SEED || Math.floor(Math.random() * 2 ** 31));
 const SECONDS = Number(process.env.DR_CHAOS_SECONDS || 30);
 const USERS = 12;
