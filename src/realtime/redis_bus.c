@@ -1240,6 +1240,7 @@ static void bus_publish(void *ctx, struct dr_notification *n)
     const char *json = dr_notification_json(n, &len);
 
     if (seq <= 0) {
+        dr_hub_publish_local(b->hub, n); /* not stored: nothing to order it by */
         return;
     }
     if (seen_get(b, seq)) {
