@@ -260,6 +260,59 @@ static void local_seq_going_back_resyncs(void **state)
     dr__rt_conn_unref(c);
 }
 
+/* A notification numbered seq for room, delivered on the loop as the Redis bus delivers one
+ * that came late (after a higher one). */
+static void deliver_seq(struct fx *f, const char *id, const char *room, int64_t seq)
+{
+    char json[256], why[128];
+    struct dr_notification *n = NULL;
+
+    snprintf(json, sizeof(json),
+             "{\"notification_id\":\"%s\",\"room\":\"%s\",\"notification_type\":\"system.t\"}", id,
+             room);
+    assert_int_equal(dr_notification_parse(json, strlen(json), id, &n, why, sizeof(why)), DR_OK);
+    dr__notification_set_seq(n, seq);
+    dr_hub_publish_local(&f->hub, n);
+    dr_notification_unref(n);
+}
+
+/*
+ * Live events held back while a room resumes are sent in seq order once the catch-up is done,
+ * even when they came out of order (the Redis bus delivers a seq it had given up on late): the
+ * higher one first would make the connection drop the lower one as already sent.
+ */
+static void held_back_events_go_out_in_seq_order(void **state)
+{
+    struct fx *f = *state;
+    struct rt_conn *c = fx_conn(f, &dr__rt_sse);
+    static char buf[65536];
+    int64_t s0 = store_one(f, "h0", "user:user-5");
+    int64_t s1 = store_one(f, "h1", "user:user-5");
+    char want[4][32];
+    const char *p = buf;
+
+    assert_int_equal(
+        dr__rt_conn_authenticated(c, claims_for(f, "user-5", "h@example.com"), 0, NULL, 0), DR_OK);
+    dr__rt_conn_ref(c);
+    assert_int_equal(c->subs[0].state, RT_SUB_CATCHUP); /* its query is on the thread pool */
+    deliver_seq(f, "h3", "user:user-5", s1 + 2);
+    deliver_seq(f, "h2", "user:user-5", s1 + 1); /* late */
+    while (c->state == RT_CONN_OPEN && (c->catchup_running || c->cu_job || c->catchup_head)) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(c->state, RT_CONN_OPEN);
+    assert_int_equal(count_events(f, buf, sizeof(buf)), 4);
+    snprintf(want[0], sizeof(want[0]), "\"seq\":%lld", (long long)s0);
+    snprintf(want[1], sizeof(want[1]), "\"seq\":%lld", (long long)s1);
+    snprintf(want[2], sizeof(want[2]), "\"seq\":%lld", (long long)s1 + 1);
+    snprintf(want[3], sizeof(want[3]), "\"seq\":%lld", (long long)s1 + 2);
+    for (int i = 0; i < 4; i++) {
+        p = strstr(p, want[i]);
+        assert_non_null(p);
+    }
+    dr__rt_conn_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +321,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(rejoin_from_earlier_while_catching_up, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(local_seq_going_back_resyncs, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(held_back_events_go_out_in_seq_order, fx_setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
