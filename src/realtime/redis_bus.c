@@ -57,7 +57,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dr/buf.h"
+#include "dr/db.h"
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/log.h"
@@ -243,6 +243,15 @@ static void roomset_add(struct roomset *rs, const char *room)
     }
     rs->v = dr_xrealloc(rs->v, (rs->n + 1) * sizeof(*rs->v));
     rs->v[rs->n++] = dr_xstrdup(room);
+}
+
+/* Adds src's rooms to dst. */
+static void roomset_merge(struct roomset *dst, const struct roomset *src)
+{
+    dst->all |= src->all;
+    for (size_t i = 0; i < src->n; i++) {
+        roomset_add(dst, src->v[i]);
+    }
 }
 
 static void roomset_clear(struct roomset *rs)
@@ -588,21 +597,6 @@ static void on_control(struct dr_redis_bus *b, const char *json, size_t len)
     if (strcmp(inst, b->instance) == 0) {
         goto out; /* our own announcement */
     }
-    if (b->gap_since >= 0 || (b->check && !b->check->audit)) {
-        /* this instance's own recovery is due or under way: it answers for both */
-        struct roomset *pr = &b->peer_rooms;
-        if (b->peer_since < 0 || since < b->peer_since) {
-            b->peer_since = since;
-        }
-        pr->all |= !cJSON_IsArray(rooms);
-        cJSON_ArrayForEach(r, rooms)
-        {
-            if (cJSON_IsString(r) && dr_room_valid(r->valuestring)) {
-                roomset_add(pr, r->valuestring);
-            }
-        }
-        goto out;
-    }
     rs.all = !cJSON_IsArray(rooms);
     cJSON_ArrayForEach(r, rooms)
     {
@@ -610,7 +604,15 @@ static void on_control(struct dr_redis_bus *b, const char *json, size_t len)
             roomset_add(&rs, r->valuestring);
         }
     }
-    resync(b, since, &rs, "peer_gap");
+    if (b->gap_since >= 0 || (b->check && !b->check->audit)) {
+        /* this instance's own recovery is due or under way: it answers for both */
+        if (b->peer_since < 0 || since < b->peer_since) {
+            b->peer_since = since;
+        }
+        roomset_merge(&b->peer_rooms, &rs);
+    } else {
+        resync(b, since, &rs, "peer_gap");
+    }
 out:
     roomset_clear(&rs);
     cJSON_Delete(o);
@@ -643,23 +645,20 @@ static int get_head(void *ctx, const struct dr_db_row *row)
 static void audit_work(struct check *ck)
 {
     struct dr_db_val p[AUDIT_MAX];
-    struct dr_buf sql;
+    char *sql;
 
     ck->err = dr_db_exec(ck->b->db, "SELECT COALESCE(MAX(seq), 0) FROM rt_notifications", NULL, 0,
                          get_head, &ck->head, NULL);
     if (ck->err || ck->nwant == 0) {
         return;
     }
-    /* only placeholders are generated; every value is a parameter */
-    dr_buf_init(&sql, 64 + AUDIT_MAX * 8);
-    dr_buf_appends(&sql, "SELECT seq, room FROM rt_notifications WHERE seq IN (");
     for (size_t i = 0; i < ck->nwant; i++) {
-        dr_buf_printf(&sql, "%s$%zu", i ? ", " : "", i + 1);
         p[i] = DR_DB_INTV(ck->want[i]);
     }
-    dr_buf_appends(&sql, ") ORDER BY seq");
-    ck->err = dr_db_exec(ck->b->db, sql.data, p, ck->nwant, check_row, ck, NULL);
-    dr_buf_cleanup(&sql);
+    sql = dr_db_rows_sql("SELECT seq, room FROM rt_notifications WHERE seq IN (", "?", ck->nwant,
+                         ") ORDER BY seq");
+    ck->err = dr_db_exec(ck->b->db, sql, p, ck->nwant, check_row, ck, NULL);
+    free(sql);
 }
 
 static void check_work(uv_work_t *w)
@@ -750,10 +749,7 @@ static void check_done(uv_work_t *w, int status)
         if (b->peer_since >= 0) {
             /* and what the peers announced meanwhile, in the same resync */
             since = b->peer_since < since ? b->peer_since : since;
-            rs.all |= b->peer_rooms.all;
-            for (size_t i = 0; i < b->peer_rooms.n; i++) {
-                roomset_add(&rs, b->peer_rooms.v[i]);
-            }
+            roomset_merge(&rs, &b->peer_rooms);
             b->peer_since = -1;
             roomset_clear(&b->peer_rooms);
         }
