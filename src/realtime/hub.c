@@ -545,7 +545,7 @@ int dr__hub_busy(struct dr_hub *hub)
     pthread_mutex_lock(&hub->mu);
     busy = hub->ninq > 0 || hub->calls != NULL;
     pthread_mutex_unlock(&hub->mu);
-    return busy || hub->publishing > 0;
+    return busy;
 }
 
 void dr__hub_stop(struct dr_hub *hub)

@@ -179,7 +179,6 @@ static void answer(struct dr_http_req *req, struct job *j)
 {
     cJSON *o, *list;
 
-    j->hub->publishing--;
     if (!j->status && j->store_err && dr_db_err_permanent(j->store_err)) {
         fail(j, 400, "FAILED_PRECONDITION", "the store refuses a notification: %s",
              dr_strerror(j->store_err));
@@ -260,7 +259,5 @@ void dr__rt_publish_route(struct dr_http_req *req, void *ctx)
     if (dr_http_defer(req, work, done, j) != DR_OK) {
         job_free(j);
         dr_http_respond_error(req, 503, "UNAVAILABLE", "the server is shutting down");
-        return;
     }
-    hub->publishing++; /* a shutdown waits for its answer (dr__hub_busy) */
 }

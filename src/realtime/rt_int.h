@@ -331,7 +331,6 @@ struct dr_hub {
     uint64_t fanout_gen;
     int closing;            /* clients closed and refused: a shutdown drains what is under way */
     int stopping;           /* no more fan-out: the async and the timer are closed */
-    size_t publishing;      /* publish API requests not answered yet (publish.c) */
     int corking;            /* writes are gathered per connection (see dr__rt_conn_flush_cork) */
     struct rt_conn *corked; /* connections holding gathered frames */
     /* delivery metrics gathered during one fan-out, recorded at its end (one lock) */
@@ -356,7 +355,8 @@ int dr__hub_init(struct dr_hub *hub, uv_loop_t *loop, struct rt_conf *conf, stru
 /* Shutdown, first step: closes every connection (1001) and refuses new ones; notifications
  * still fan out (to the bus) and dr__hub_call() still runs. */
 void dr__hub_close_clients(struct dr_hub *hub);
-/* 1 while notifications or calls wait for the loop, or publish API requests for their answer. */
+/* 1 while notifications or calls wait for the loop (a publish API request waiting for its
+ * answer is the HTTP server's: dr_http_server_busy). */
 int dr__hub_busy(struct dr_hub *hub);
 void dr__hub_stop(struct dr_hub *hub); /* closes connections, the async and the timer */
 /* From any thread: fn(arg) runs on the loop after the notifications handed to dr_hub_publish()
