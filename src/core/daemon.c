@@ -195,12 +195,17 @@ static void close_walk(uv_handle_t *h, void *arg)
     }
 }
 
-/* What a shutdown waits for: messages in the router, acks and dead letters under way, requests
- * being answered, and notifications on their way to the other instances (dr_realtime_busy). */
+/* Requests being answered, and notifications on their way to the other instances. */
+static int answering(struct daemon *d)
+{
+    return dr_http_server_busy(d->http) || dr_realtime_busy(d->rt);
+}
+
+/* What a shutdown waits for: messages in the router, acks and dead letters under way, and
+ * answering(). */
 static int draining(struct daemon *d)
 {
-    return dr_router_busy(d->router) || (d->pull && dr_pull_busy(d->pull)) ||
-           dr_http_server_busy(d->http) || dr_realtime_busy(d->rt);
+    return dr_router_busy(d->router) || (d->pull && dr_pull_busy(d->pull)) || answering(d);
 }
 
 static void on_drain_tick(uv_timer_t *t)
@@ -397,9 +402,9 @@ out:
         if (d.drain_deadline > until) {
             until = d.drain_deadline;
         }
-        while ((dr_http_server_busy(d.http) || dr_realtime_busy(d.rt)) && dr_mono_ms() < until) {
+        while (answering(&d) && dr_mono_ms() < until) {
             uv_run(d.loop, UV_RUN_NOWAIT);
-            if (dr_http_server_busy(d.http) || dr_realtime_busy(d.rt)) {
+            if (answering(&d)) {
                 uv_sleep(5);
             }
         }
