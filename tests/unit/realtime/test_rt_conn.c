@@ -204,8 +204,8 @@ static void rejoin_from_earlier_while_catching_up(void **state)
     dr__rt_conn_unref(c);
 }
 
-/* A notification numbered seq for room, handed to the hub as the store thread hands it. */
-static void publish_seq(struct fx *f, const char *id, const char *room, int64_t seq)
+/* A notification numbered seq for room, as the store numbers it; the caller unrefs it. */
+static struct dr_notification *numbered(const char *id, const char *room, int64_t seq)
 {
     char json[256], why[128];
     struct dr_notification *n = NULL;
@@ -215,6 +215,14 @@ static void publish_seq(struct fx *f, const char *id, const char *room, int64_t 
              room);
     assert_int_equal(dr_notification_parse(json, strlen(json), id, &n, why, sizeof(why)), DR_OK);
     dr__notification_set_seq(n, seq);
+    return n;
+}
+
+/* A notification numbered seq for room, handed to the hub as the store thread hands it. */
+static void publish_seq(struct fx *f, const char *id, const char *room, int64_t seq)
+{
+    struct dr_notification *n = numbered(id, room, seq);
+
     dr_hub_publish(&f->hub, n);
     dr_notification_unref(n);
     uv_run(&f->loop, UV_RUN_NOWAIT); /* the hub's hand-off runs on the loop */
@@ -264,14 +272,8 @@ static void local_seq_going_back_resyncs(void **state)
  * that came late (after a higher one). */
 static void deliver_seq(struct fx *f, const char *id, const char *room, int64_t seq)
 {
-    char json[256], why[128];
-    struct dr_notification *n = NULL;
+    struct dr_notification *n = numbered(id, room, seq);
 
-    snprintf(json, sizeof(json),
-             "{\"notification_id\":\"%s\",\"room\":\"%s\",\"notification_type\":\"system.t\"}", id,
-             room);
-    assert_int_equal(dr_notification_parse(json, strlen(json), id, &n, why, sizeof(why)), DR_OK);
-    dr__notification_set_seq(n, seq);
     dr_hub_publish_local(&f->hub, n);
     dr_notification_unref(n);
 }
