@@ -2,7 +2,8 @@
 //
 // WebSocket first (GET /ws, token in a first `auth` message), Server-Sent Events as the fallback
 // (GET /events) when WebSocket is missing or fails to open. Reconnects with exponential backoff
-// and jitter, resumes from the last seq it delivered (`since` in `auth` and per context room in
+// and jitter, resumes from where the server said it may (the `resume` of the last event or
+// `resume` frame, else the last seq it delivered: `since` in `auth` and per context room in
 // `subscribe` on WebSocket; Last-Event-ID and `since` on SSE) and drops anything it has
 // delivered before, so the application sees every notification once. The wire protocol is
 // docs/realtime-protocol.md.
@@ -74,8 +75,9 @@ class SeqFilter {
     this.floor = 0;
   }
 
-  // true the first time seq is offered
-  accept(seq, tag) {
+  // true the first time seq is offered. The floor stays at or below cap (the resume point):
+  // a seq above it may still come, so forgetting a seen one risks a duplicate, not a loss.
+  accept(seq, tag, cap = Infinity) {
     if (!(seq > this.floor) || this.seen.has(seq)) return false;
     this.seen.set(seq, tag);
     this.order.push(seq);
@@ -83,7 +85,7 @@ class SeqFilter {
       const old = this.order.splice(0, this.order.length - this.window);
       for (const s of old) {
         this.seen.delete(s);
-        if (s > this.floor) this.floor = s;
+        if (s > this.floor) this.floor = Math.min(s, Math.max(cap, this.floor));
       }
     }
     return true;
@@ -111,6 +113,11 @@ export class DataRouterClient {
     this.handlers = new Map();
     this.filter = new SeqFilter(o.dedupWindow);
     this.maxSeq = typeof o.since === 'number' && o.since >= 0 ? o.since : null;
+    // The highest seq up to which the server said this client has everything of its rooms (or
+    // was told to resync): the `resume` of an event (its seq when absent) or of a resume frame.
+    // It stays below maxSeq while a lower seq may still be missing, whose resync could be lost
+    // with the connection; null: maxSeq.
+    this.safeSeq = null;
     this.roomSeq = new Map(); // context room -> newest seq known for it
     this.rooms = new Set(o.rooms); // context rooms wanted
     this.pending = new Set(); // rooms asked for on this connection, not yet confirmed
@@ -157,6 +164,7 @@ export class DataRouterClient {
   resumeFrom(seq) {
     if (this.state !== 'idle') throw new Error('resumeFrom() must come before connect()');
     this.maxSeq = seq;
+    this.safeSeq = null;
     return this;
   }
 
@@ -347,7 +355,7 @@ export class DataRouterClient {
     ws.onopen = () => {
       if (this.conn !== conn) return;
       const auth = { type: 'auth', token };
-      if (this.maxSeq !== null) auth.since = this.maxSeq;
+      if (this.maxSeq !== null) auth.since = this._safe(this.maxSeq);
       ws.send(JSON.stringify(auth));
     };
     ws.onmessage = (ev) => {
@@ -371,10 +379,10 @@ export class DataRouterClient {
     const url = new URL(this.opts.ssePath, this.base);
     url.searchParams.set('access_token', token);
     // One since for every room: the oldest position needed; the filter drops what is doubled.
-    let since = this.maxSeq;
+    let since = this.maxSeq === null ? null : this._safe(this.maxSeq);
     for (const r of this.rooms) {
       const s = this.roomSeq.get(r);
-      if (s !== undefined && (since === null || s < since)) since = s;
+      if (s !== undefined && (since === null || s < since)) since = this._safe(s);
     }
     if (since !== null) url.searchParams.set('since', String(since));
     if (this.rooms.size) url.searchParams.set('rooms', [...this.rooms].join(','));
@@ -420,7 +428,7 @@ export class DataRouterClient {
   _wsSubscribe(room) {
     const msg = { type: 'subscribe', room };
     const s = this.roomSeq.get(room);
-    if (s !== undefined) msg.since = s;
+    if (s !== undefined) msg.since = this._safe(s);
     this.pending.add(room);
     this._send(msg);
   }
@@ -467,6 +475,12 @@ export class DataRouterClient {
         if (f.code === 'forbidden') this._forbid();
         this._emit('error', f);
         break;
+      case 'resume': {
+        // Nothing up to seq is missing any more: resume from there (not further back).
+        const seq = Number(f.seq);
+        if (Number.isSafeInteger(seq) && seq >= 0) this._claim(seq);
+        break;
+      }
       case 'resync': {
         const since = Number(f.since);
         if (!Number.isSafeInteger(since) || since < 0) break;
@@ -474,12 +488,14 @@ export class DataRouterClient {
           // The seq resumed from is above every one the store holds (it was reset or restored,
           // or is another deployment's): the server resumes this connection from since instead.
           this._rebase(conn, since);
+          this.safeSeq = since;
           this._emit('resync', f);
           break;
         }
         // Another instance's notifications went missing while the link between instances was
         // down: resume from the seq the server names. Events already delivered stay filtered.
         if (this.maxSeq === null || since < this.maxSeq) this.maxSeq = since;
+        if (this.safeSeq !== null && since < this.safeSeq) this.safeSeq = since;
         for (const [room, s] of this.roomSeq) if (s > since) this.roomSeq.set(room, since);
         if (this.filter.floor > since) this.filter.floor = since;
         this._emit('resync', f);
@@ -498,13 +514,28 @@ export class DataRouterClient {
   _event(conn, f) {
     const seq = Number(f.seq);
     if (!Number.isSafeInteger(seq) || seq <= 0) return;
+    // The server resumes from here, not from seq, while a lower seq may still be missing.
+    const resume = Number(f.resume);
+    this._claim(Number.isSafeInteger(resume) && resume >= 0 && resume < seq ? resume : seq);
     if (this.rooms.has(f.room) && !(this.roomSeq.get(f.room) >= seq)) this.roomSeq.set(f.room, seq);
     if (!(conn.roomSeq.get(f.room) >= seq)) conn.roomSeq.set(f.room, seq);
-    if (!this.filter.accept(seq, conn.gen)) return; // delivered before (resume overlap, redelivery)
+    // delivered before (resume overlap, redelivery)
+    if (!this.filter.accept(seq, conn.gen, this._safe(this.maxSeq ?? seq))) return;
     if (this.maxSeq === null || seq > this.maxSeq) this.maxSeq = seq;
     if (!(conn.maxSeq >= seq)) conn.maxSeq = seq;
     if (f.event) this._emit(f.event, f);
     this._emit('*', f);
+  }
+
+  // The server says everything up to seq has reached this client. Such a statement stays true
+  // (only a resync takes it back), so the highest one counts.
+  _claim(seq) {
+    if (this.safeSeq === null || seq > this.safeSeq) this.safeSeq = seq;
+  }
+
+  // seq, or the server's resume point when it is lower.
+  _safe(seq) {
+    return this.safeSeq !== null && this.safeSeq < seq ? this.safeSeq : seq;
   }
 
   // The seqs above since known from before conn name other notifications now (a different

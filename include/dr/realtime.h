@@ -124,6 +124,9 @@ void dr_hub_publish(struct dr_hub *hub, struct dr_notification *n);
 struct dr_hub_bus {
     void *ctx;
     void (*publish)(void *ctx, struct dr_notification *n);
+    /* Every notification with a seq up to the value returned has been delivered here or its
+     * room's connections told to resync (NULL: every seq delivered is). Loop thread. */
+    int64_t (*safe)(void *ctx);
 };
 /* bus NULL removes it. The struct is copied. Loop thread. */
 void dr_hub_set_bus(struct dr_hub *hub, const struct dr_hub_bus *bus);

@@ -56,6 +56,7 @@ struct rt_conn *dr__rt_conn_create(struct dr_hub *hub, const struct rt_transport
     tcp->data = c;
     c->state = RT_CONN_AUTH;
     c->since = -1;
+    c->told = c->sent_hi = -1;
     c->opened_ms = c->last_rx_ms = c->last_hb_ms = now;
     c->connected_ms = dr_now_ms();
     c->last_tx_ms = (int64_t)uv_now(hub->loop);
@@ -347,7 +348,7 @@ static int send_event(struct rt_conn *c, struct rt_sub *s, struct dr_notificatio
     if (!f) {
         size_t len;
         char *json = dr__notification_event_json(n, &len);
-        f = n->frames[c->tp->id] = c->tp->encode(n->seq, json, len);
+        f = n->frames[c->tp->id] = c->tp->encode(n->seq - n->behind, json, len);
         free(json);
     }
     err = dr__rt_conn_write(c, f);
@@ -355,8 +356,35 @@ static int send_event(struct rt_conn *c, struct rt_sub *s, struct dr_notificatio
         return err;
     }
     s->last_seq = n->seq;
+    c->told = n->seq - n->behind;
+    if (n->seq > c->sent_hi) {
+        c->sent_hi = n->seq;
+    }
     dr__hub_count_delivery(c->hub, c->tp->id, n->t0_ns);
     return DR_OK;
+}
+
+void dr__rt_conn_mark(struct rt_conn *c, int64_t w)
+{
+    cJSON *o;
+
+    if (w > c->sent_hi) {
+        w = c->sent_hi;
+    }
+    if (c->state != RT_CONN_OPEN || w <= c->told) {
+        return;
+    }
+    for (size_t i = 0; i < c->nsubs; i++) {
+        if (c->subs[i].state == RT_SUB_CATCHUP) {
+            return; /* w says nothing about its rows yet */
+        }
+    }
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "resume");
+    cJSON_AddNumberToObject(o, "seq", (double)w);
+    send_json_seq(c, w, o);
+    cJSON_Delete(o);
+    c->told = w;
 }
 
 /* ---- subscriptions ---- */
@@ -552,6 +580,10 @@ static void finish_rooms(struct rt_conn *c, struct rt_catchup *j)
             }
         }
     }
+    if (c->told < c->sent_hi) {
+        c->hub->lagging = 1;
+        dr__rt_conn_mark(c, dr__hub_safe(c->hub));
+    }
 }
 
 static int queue_full(struct rt_conn *c)
@@ -579,6 +611,12 @@ static void cu_pump(struct rt_conn *c)
         c->cu_pos++;
         s = job_sub(c, j, n->room, &in_job);
         if (s && s->state == RT_SUB_CATCHUP && n->seq > s->last_seq) {
+            /* a row's seq is where this room may resume from, not the connection's other rooms
+             * while a lower seq is still missing here */
+            int64_t w = dr__hub_safe(c->hub);
+            if (w < n->seq && !n->frames[c->tp->id]) {
+                n->behind = n->seq - w;
+            }
             send_event(c, s, n);
             if (c->state != RT_CONN_OPEN) {
                 return;
@@ -638,6 +676,7 @@ static void resume_from_head(struct rt_conn *c, struct rt_catchup *j, int64_t he
         cJSON_AddBoolToObject(o, "reset", 1);
         send_json_seq(c, from, o);
         cJSON_Delete(o);
+        c->told = c->sent_hi = from; /* the old numbering's seqs mean nothing now */
     }
     /* the rooms left meanwhile still need finish_rooms to release what was held for them */
     j->since = from;
@@ -754,6 +793,7 @@ int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, i
     c->claims = claims;
     c->state = RT_CONN_OPEN;
     c->since = since;
+    c->told = c->sent_hi = since;
     c->last_rx_ms = c->last_hb_ms = dr_mono_ms();
     cap = 2 + claims->nrooms + nextra;
     joined = dr_xcalloc(cap, sizeof(*joined));

@@ -8,6 +8,7 @@
  * frame is shared by every connection it goes to. Notifications handed over together are fanned
  * out corked: a connection gets all of its frames of the batch in one write.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -244,6 +245,32 @@ static void record_fanout(struct dr_hub *hub)
     hub->fan_nlat = 0;
 }
 
+int64_t dr__hub_safe(struct dr_hub *hub)
+{
+    return hub->bus.safe ? hub->bus.safe(hub->bus.ctx) : INT64_MAX;
+}
+
+void dr__hub_safe_moved(struct dr_hub *hub)
+{
+    struct rt_conn *c, *next;
+    int64_t w;
+
+    if (!hub->lagging) {
+        return;
+    }
+    w = dr__hub_safe(hub);
+    hub->lagging = 0;
+    for (c = hub->conns; c; c = next) {
+        next = c->next;
+        if (c->told < c->sent_hi) {
+            dr__rt_conn_ref(c);
+            dr__rt_conn_mark(c, w);
+            hub->lagging |= c->state == RT_CONN_OPEN && c->told < c->sent_hi;
+            dr__rt_conn_unref(c); /* only c itself can have left the list */
+        }
+    }
+}
+
 void dr_hub_publish_local(struct dr_hub *hub, struct dr_notification *n)
 {
     struct rt_hub_room *r = dr__rt_map_get(&hub->rooms, n->room);
@@ -251,6 +278,13 @@ void dr_hub_publish_local(struct dr_hub *hub, struct dr_notification *n)
 
     if (!r) {
         return;
+    }
+    if (n->seq > 0 && hub->bus.safe) {
+        /* the frames carry where the client may resume from: with a lower seq still missing
+         * here, not from this one */
+        int64_t w = hub->bus.safe(hub->bus.ctx);
+        n->behind = w < n->seq ? n->seq - w : 0;
+        hub->lagging |= n->behind > 0;
     }
     hub->fanning_out = 1;
     /* deliver may close a connection (full queue), which removes it from this array: walk a

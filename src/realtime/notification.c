@@ -279,6 +279,10 @@ char *dr__notification_event_json(const struct dr_notification *n, size_t *len)
     dr_buf_append_json_str(&b, n->id, strlen(n->id));
     dr_buf_appends(&b, ",\"event\":");
     dr_buf_append_json_str(&b, n->type, strlen(n->type));
+    if (n->behind > 0) {
+        dr_buf_appends(&b, ",\"resume\":");
+        dr_json_append_number(&b, (double)(n->seq - n->behind));
+    }
     dr_buf_appends(&b, ",\"data\":");
     dr_buf_append(&b, n->json, n->json_len);
     dr_buf_appendc(&b, '}');

@@ -22,7 +22,8 @@
  * window then starts again at that seq instead of dropping the new notifications as duplicates.
  *
  * Order: connections drop an event whose seq is not above the last one sent in its room (that is
- * how resume avoids duplicates), and a client resumes from the last seq it got, so the hub must
+ * how resume avoids duplicates), and a client resumes from the last seq it got (or the resume
+ * point, below), so the hub must
  * get notifications in seq order: one delivered before a lower one would hide that one from a
  * client that reconnects in between. Redis keeps each publisher's order but interleaves
  * publishers by publish time, not by seq, and a lower seq stored elsewhere can still be on its
@@ -44,6 +45,13 @@
  * store's newest seq, and at the next audit (reorder_window or more later) looks up the seqs up
  * to that one it has still not seen: those in the store were lost on the way, and the clients in
  * their rooms are told to resync (the others were burned: an insert that lost a race).
+ *
+ * Resume point (safe_point): a resync frame is lost when its connection dies at that moment,
+ * and a client that resumes from the last seq it got would then move past the missing one for
+ * good. So the hub puts in each event where the client may resume from: below the lowest seq
+ * given up on and not audited yet, or, while the link is down and until the recovery is done,
+ * the point where it was lost. When that point moves, the connections lagging behind it get a
+ * {"type":"resume"} frame, after any resync it called for.
  */
 #include "realtime/redis_bus.h"
 
@@ -215,6 +223,8 @@ struct dr_redis_bus {
     int64_t peer_since; /* -1: none */
     struct roomset peer_rooms;
     int64_t audited;     /* every seq up to here was seen, looked up or resynced */
+    int64_t gap_lo;      /* the lowest seq given up on and not audited yet (0: none) */
+    int64_t safe_told;   /* the safe point the hub was last told of */
     int64_t mark;        /* the store's newest seq at the last audit (-1: none yet) */
     int64_t mark_ms, audit_due_ms;
 };
@@ -339,6 +349,59 @@ static void seen_set(struct dr_redis_bus *b, int64_t seq)
     seen_bit(b, seq, 1);
 }
 
+/* The lowest seq in [from, to) not seen, or 0. */
+static int64_t first_unseen(const struct dr_redis_bus *b, int64_t from, int64_t to)
+{
+    if (from <= b->hi - SEEN_BITS) {
+        from = b->hi - SEEN_BITS + 1;
+    }
+    for (int64_t s = from; s < to; s++) {
+        if (!seen_get(b, s)) {
+            return s;
+        }
+    }
+    return 0;
+}
+
+/*
+ * The safe point (dr__hub_safe): every seq up to it has been delivered here, or was given up on
+ * and then looked up by an audit (a lost one's rooms resynced), or by the recovery after an
+ * outage. Below next everything was delivered or given up on; a seq given up on counts once it
+ * is audited (gap_lo); while the link is down, and until the recovery is done, it stays where
+ * it was when the link was lost, however far local delivery goes.
+ */
+static int64_t safe_point(const struct dr_redis_bus *b)
+{
+    int64_t w = b->next - 1;
+
+    if (b->gap_since >= 0 && b->gap_since < w) {
+        w = b->gap_since;
+    }
+    if (b->check && !b->check->audit && b->check->since < w) {
+        w = b->check->since;
+    }
+    if (b->audit_ms > 0 && b->gap_lo > 0 && b->gap_lo - 1 < w) {
+        w = b->gap_lo - 1;
+    }
+    return w;
+}
+
+static int64_t bus_safe(void *ctx)
+{
+    return safe_point(ctx);
+}
+
+/* Tells the hub when the safe point moved, so that connections lagging behind it hear. */
+static void note_safe(struct dr_redis_bus *b)
+{
+    int64_t w = safe_point(b);
+
+    if (w != b->safe_told) {
+        b->safe_told = w;
+        dr__hub_safe_moved(b->hub);
+    }
+}
+
 static void flush_held(struct dr_redis_bus *b);
 
 /*
@@ -355,6 +418,7 @@ static void restart_seqs(struct dr_redis_bus *b, int64_t seq)
     memset(b->seen, 0, sizeof(b->seen));
     b->hi = seq - 1;
     b->next = seq;
+    b->gap_lo = 0;
     if (b->gap_since >= 0) {
         b->gap_since = 0; /* an outage is to be checked: every seq of the new store counts */
     }
@@ -463,6 +527,9 @@ static void skip_to(struct dr_redis_bus *b, int64_t seq)
 {
     if (seq > b->next) {
         dr_metrics_inc(M_GAPS, "", 1);
+        if (b->gap_lo == 0) { /* else a lower one is waiting for its audit already */
+            b->gap_lo = first_unseen(b, b->next > b->audited ? b->next : b->audited + 1, seq);
+        }
         b->next = seq;
     }
     release(b);
@@ -711,6 +778,10 @@ static void audit_done(struct dr_redis_bus *b, struct check *ck)
         b->mark = ck->head;
         b->mark_ms = now;
     }
+    if (b->gap_lo > 0 && b->gap_lo <= b->audited) {
+        b->gap_lo = first_unseen(b, b->audited + 1, b->next);
+    }
+    note_safe(b);
 }
 
 static void check_done(uv_work_t *w, int status)
@@ -759,6 +830,9 @@ static void check_done(uv_work_t *w, int status)
         if (!ck->err && ck->n > 0 && ck->seqs[ck->n - 1] > b->audited) {
             b->audited = ck->seqs[ck->n - 1]; /* resynced here: no audit of its own */
         }
+        /* what is still missing below next (the link came back past it) waits for an audit */
+        b->gap_lo = first_unseen(b, b->audited + 1, b->next);
+        note_safe(b);
     }
     roomset_clear(&rs);
     for (size_t i = 0; i < ck->n; i++) {
@@ -1173,7 +1247,9 @@ static void link_fail(struct dr_redis_bus *b, const char *why, const char *detai
                 detail ? detail : "");
         b->down_since_ms = now;
         if (b->gap_since < 0) {
-            b->gap_since = b->next - 1;
+            /* the recovery looks from the safe point: seqs given up on and not yet audited
+             * are checked with the rest */
+            b->gap_since = safe_point(b);
         }
         flush_held(b);
     } else if (b->attempts == 1 || b->attempts % 20 == 0) {
@@ -1224,6 +1300,7 @@ static void on_tick(uv_timer_t *t)
         }
         break;
     }
+    note_safe(b);
 }
 
 /* ---- the hub's hook ---- */
@@ -1522,6 +1599,7 @@ int dr__redis_bus_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr
     /* until the first subscription, anything stored elsewhere may be missed */
     b->gap_since = max;
     b->audited = max;
+    b->safe_told = max;
     b->mark = -1;
     b->peer_since = -1;
     b->dropped_since = -1;
@@ -1532,7 +1610,7 @@ int dr__redis_bus_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr
 
 void dr__redis_bus_start(struct dr_redis_bus *b)
 {
-    struct dr_hub_bus hook = {.ctx = b, .publish = bus_publish};
+    struct dr_hub_bus hook = {.ctx = b, .publish = bus_publish, .safe = bus_safe};
     int64_t tick = b ? b->command_timeout_ms / 10 : 0;
 
     if (!b) {

@@ -75,6 +75,9 @@ struct dr_notification {
     char *json; /* body plus seq (the bus form); built when seq is set */
     size_t json_len;
     uint64_t t0_ns; /* monotonic: when the router received it (latency metric); 0 = unknown */
+    /* seq minus the resume point its event frame carries (0: the seq itself). Set on the loop
+     * thread before the frames are encoded: see dr__hub_safe(). */
+    int64_t behind;
     struct rt_frame *frames[RT_NTRANSPORTS]; /* lazily encoded, loop thread only */
 };
 /* dr_notification_parse() on an object already parsed (o is not taken; no size check). */
@@ -84,7 +87,8 @@ int dr__notification_from_json(const cJSON *o, const char *default_id, struct dr
 void dr__notification_set_seq(struct dr_notification *n, int64_t seq);
 /* From a stored row: body is the canonical JSON. NULL when the row is unreadable. */
 struct dr_notification *dr__notification_from_row(int64_t seq, const char *body, size_t len);
-/* The JSON text of the server frame {"type":"event",...}; caller frees. */
+/* The JSON text of the server frame {"type":"event",...} (with "resume" when behind > 0); caller
+ * frees. */
 char *dr__notification_event_json(const struct dr_notification *n, size_t *len);
 
 /* ---- WebSocket protocol pieces (ws_proto.c) ---- */
@@ -242,6 +246,10 @@ struct rt_conn {
     size_t cu_nrows, cu_pos;
     int64_t cu_next; /* since of the page after the one being written, -1: it is the last */
     int64_t since;   /* resume point for the rooms joined from the token (-1 = none) */
+    /* the resume point this connection's frames gave the client last (-1: none), and the newest
+     * seq it was sent; while the first is below, a {"type":"resume"} frame moves it up as the
+     * hub's safe point moves (dr__rt_conn_mark) */
+    int64_t told, sent_hi;
     /* rate limit and timers (monotonic ms) */
     struct dr_bucket rate; /* client messages (rt_conf rate, burst) */
     int64_t opened_ms;
@@ -299,6 +307,10 @@ void dr__rt_conn_close(struct rt_conn *c, int code, const char *reason);
 void dr__rt_conn_abort(struct rt_conn *c);
 /* A live event for sub (called by the hub). */
 void dr__rt_conn_deliver(struct rt_conn *c, struct rt_sub *s, struct dr_notification *n);
+/* Once no room of c is catching up: sends {"type":"resume","seq":N} (SSE: with id: N), N the
+ * smaller of w and the newest seq sent, when N is above the resume point c's frames gave so far.
+ * w is the hub's safe point (dr__hub_safe). */
+void dr__rt_conn_mark(struct rt_conn *c, int64_t w);
 /* Token bucket: 1 if a client message may be handled now. */
 int dr__rt_conn_rate_ok(struct rt_conn *c);
 
@@ -339,6 +351,7 @@ struct dr_hub {
     double *fan_lat;
     size_t fan_nlat, fan_caplat;
     int64_t local_hi; /* seq of the newest notification this instance stored (drain) */
+    int lagging;      /* some connection was sent events beyond its resume point (rt_conn.told) */
     /* worker -> loop hand-off */
     pthread_mutex_t mu;
     struct dr_notification **inq;
@@ -374,6 +387,16 @@ void dr__hub_join(struct dr_hub *hub, struct rt_conn *c, struct rt_sub *s);
 void dr__hub_leave(struct dr_hub *hub, struct rt_conn *c, struct rt_sub *s);
 /* Sends {"type":"read",...} (json) to every connection of sub except skip. */
 void dr__hub_tell_user(struct dr_hub *hub, const char *sub, const char *json, struct rt_conn *skip);
+/*
+ * The safe point: every notification with a seq up to it has been delivered here (to the
+ * connections in its room) or the connections in its room were told to resync. A client may
+ * resume from it and miss nothing, even when a resync frame sent to it was lost with its
+ * connection. Without a bus it is every seq (INT64_MAX): one store thread hands notifications
+ * over in seq order. With one, the bus says (dr_hub_bus.safe). Loop thread.
+ */
+int64_t dr__hub_safe(struct dr_hub *hub);
+/* The bus's safe point moved: connections whose resume point lags get a resume frame. */
+void dr__hub_safe_moved(struct dr_hub *hub);
 /* The hub the processor hands notifications to (the newest created), or NULL. Any thread. */
 struct dr_hub *dr__hub_current(void);
 void dr__hub_set_current(struct dr_hub *hub);

@@ -286,6 +286,47 @@ describe('client library bookkeeping', () => {
     client.close?.();
   });
 
+  test('resume points: a lost resync frame does not move the client past a missing seq', async () => {
+    FakeWebSocket.all = [];
+    const { client, rec } = makeClient('http://127.0.0.1:1', {
+      WebSocket: FakeWebSocket,
+      EventSource: undefined,
+      getToken: () => 'tok',
+      since: 0,
+    });
+    client.subscribe('shipment:1Z9');
+    client.connect();
+    await waitFor(() => FakeWebSocket.all[0]?.sent.length === 1, 'auth');
+    const a = FakeWebSocket.all[0];
+    a.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    a.deliver({ type: 'subscribed', room: 'shipment:1Z9', seq: 0 });
+    a.deliver(ev(1));
+    // 2 is missing on the server's side: the events after it say to resume from 1
+    a.deliver({ ...ev(3), resume: 1 });
+    a.deliver({ ...ev(4, 'shipment:1Z9'), resume: 1 });
+    a.serverClose(1006); // its resync, had one come, is gone with the connection
+
+    await waitFor(() => FakeWebSocket.all[1]?.sent.length === 1, 'auth on the second socket');
+    const b = FakeWebSocket.all[1];
+    assert.equal(b.sent[0].since, 1, 'resume from the resume point, not from 4');
+    b.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    assert.deepEqual(b.sent[1], { type: 'subscribe', room: 'shipment:1Z9', since: 1 });
+    for (const s of [2, 3]) b.deliver(ev(s)); // 3 again: filtered
+    b.deliver(ev(4, 'shipment:1Z9'));
+    b.deliver({ type: 'resume', seq: 4 }); // nothing is missing up to 4 any more
+    b.serverClose(1006);
+
+    await waitFor(() => FakeWebSocket.all[2]?.sent.length === 1, 'auth on the third socket');
+    const c = FakeWebSocket.all[2];
+    assert.equal(c.sent[0].since, 4, 'a resume frame moves the point up');
+    c.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    c.deliver({ ...ev(5), resume: 4 });
+    c.deliver(ev(3)); // an older statement does not take the point back
+    assert.deepEqual(rec.events.map((e) => e.seq), [1, 3, 4, 2, 5]);
+    assert.equal(client.lastSeq, 5);
+    client.close?.();
+  });
+
   test('resync with reset: seqs from before the connection are forgotten, no reconnect', async () => {
     FakeWebSocket.all = [];
     const resyncs = [];

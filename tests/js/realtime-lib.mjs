@@ -293,6 +293,32 @@ export function notification(user, i, extra = {}) {
   };
 }
 
+// Stores notification n straight into the rt_notifications table of PostgreSQL database db,
+// as an instance that died between its commit and its PUBLISH leaves it: stored, never sent over
+// the bus. Returns its seq.
+export function storeWithoutPublish(db, n) {
+  const body = JSON.stringify({
+    notification_id: n.notification_id,
+    user_id: n.user_id,
+    org_id: n.org_id,
+    room: n.room,
+    notification_type: n.notification_type,
+    title: n.title,
+    message: n.message,
+    data: n.data,
+    timestamp: '2026-11-27T12:00:00.000Z',
+  });
+  return Number(
+    execFileSync('psql', [db, '-v', 'ON_ERROR_STOP=1', '-qAt', '-v', `body=${body}`], {
+      encoding: 'utf8',
+      input:
+        'INSERT INTO rt_notifications (notification_id, user_id, org_id, room, type,' +
+        " body_json, created_ms) VALUES (:'body'::json->>'notification_id', :'body'::json->>" +
+        "'user_id', 'acme', :'body'::json->>'room', 'system.test', :'body', 0) RETURNING seq;\n",
+    }).trim(),
+  );
+}
+
 // A TCP proxy in front of a server: cut() drops every connection through it and refuses new
 // ones until restore(). refuse(pred) answers 503 to connections whose first bytes match pred
 // (e.g. WebSocket upgrades). requests holds the first chunk of every connection (as text).

@@ -7,7 +7,6 @@
 // Only B processes publications (A has no route to the realtime processor), so which instance
 // stores a notification is known: what A's clients get can only have come through Redis.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +22,7 @@ import {
   needPgAndRedis,
   notification,
   startServer,
+  storeWithoutPublish,
   userToken,
   waitFor,
 } from './realtime-lib.mjs';
@@ -254,26 +254,7 @@ describe('Redis bus between two instances', { skip }, () => {
     // what an instance leaves when it dies between its commit and its PUBLISH: a stored row
     // that no instance ever published
     const n = notification(user, 2);
-    const body = JSON.stringify({
-      notification_id: n.notification_id,
-      user_id: n.user_id,
-      org_id: n.org_id,
-      room: n.room,
-      notification_type: n.notification_type,
-      title: n.title,
-      message: n.message,
-      data: n.data,
-      timestamp: '2026-11-27T12:00:00.000Z',
-    });
-    const seq = Number(
-      execFileSync('psql', [db, '-v', 'ON_ERROR_STOP=1', '-qAt', '-v', `body=${body}`], {
-        encoding: 'utf8',
-        input:
-          'INSERT INTO rt_notifications (notification_id, user_id, org_id, room, type,' +
-          " body_json, created_ms) VALUES (:'body'::json->>'notification_id', :'body'::json->>" +
-          "'user_id', 'acme', :'body'::json->>'room', 'system.test', :'body', 0) RETURNING seq;\n",
-      }).trim(),
-    );
+    const seq = storeWithoutPublish(db, n);
     assert.ok(seq > got.seq, `stored above what the client has (${seq})`);
 
     // the audit finds it in the store, never seen over the bus, and tells the room to resync

@@ -19,7 +19,8 @@ struct bt {
     char channel[64];
 };
 
-static int bt_setup(void **state)
+/* Sets up with reorder_window reorder and, unless NULL, audit_interval audit. */
+static int bt_setup_with(void **state, const char *reorder, const char *audit)
 {
     const char *url = getenv("DR_TEST_REDIS_URL");
     struct bt *t = calloc(1, sizeof(*t));
@@ -50,8 +51,10 @@ static int bt_setup(void **state)
     t->cfg.root = cJSON_CreateObject();
     redis = cJSON_AddObjectToObject(t->cfg.root, "redis");
     cJSON_AddStringToObject(redis, "channel", t->channel);
-    /* a seq waited for is never given up on here: what the tests see does not hang on timing */
-    cJSON_AddStringToObject(redis, "reorder_window", "60s");
+    cJSON_AddStringToObject(redis, "reorder_window", reorder);
+    if (audit) {
+        cJSON_AddStringToObject(redis, "audit_interval", audit);
+    }
     if (dr__redis_bus_create(&t->f->loop, &t->cfg, &t->f->hub, dr_store_db(t->f->store), &t->bus,
                              err, sizeof(err)) != DR_OK) {
         fprintf(stderr, "bus: %s\n", err);
@@ -64,6 +67,24 @@ static int bt_setup(void **state)
         usleep(5000);
     }
     return dr__redis_bus_up(t->bus) ? 0 : -1;
+}
+
+/* A seq waited for is never given up on: what the tests see does not hang on timing. */
+static int bt_setup(void **state)
+{
+    return bt_setup_with(state, "60s", NULL);
+}
+
+/* A missing seq is given up on at once, and no audit looks it up while a test runs. */
+static int bt_setup_gaps(void **state)
+{
+    return bt_setup_with(state, "20ms", "10m");
+}
+
+/* A missing seq is given up on at once and looked up by the next audit. */
+static int bt_setup_audit(void **state)
+{
+    return bt_setup_with(state, "20ms", "50ms");
 }
 
 static int bt_teardown(void **state)
@@ -247,6 +268,78 @@ static void own_waits_for_lower_remote(void **state)
     assert_true(lower < own);
 }
 
+/*
+ * A seq given up on may be lost on the way (its instance died before PUBLISH): until an audit
+ * has looked it up, the events after it tell the client to resume from below it, not from their
+ * own seq. Its resync, if it is lost, goes to the connections in its room then, and one that
+ * dies meanwhile takes that resync with it: the client must not have moved past the seq.
+ */
+static void given_up_seq_holds_the_resume_point(void **state)
+{
+    struct bt *t = bt_get(state);
+    static char buf[65536];
+    int fd = open_conn(t);
+
+    publish_remote(t, "note-a1", 1);
+    fx_read_until(t->f, fd, buf, sizeof(buf), "note-a1");
+    assert_null(strstr(buf, "\"resume\""));
+    assert_non_null(strstr(buf, "id: 1\n"));
+
+    publish_remote(t, "note-a3", 3); /* 2 never comes */
+    fx_read_until(t->f, fd, buf, sizeof(buf), "note-a3");
+    assert_non_null(strstr(buf, "\"seq\":3,"));
+    assert_non_null(strstr(buf, "\"resume\":1,"));
+    assert_non_null(strstr(buf, "id: 1\n")); /* an EventSource resumes from there too */
+
+    publish_remote(t, "note-a4", 4);
+    fx_read_until(t->f, fd, buf, sizeof(buf), "note-a4");
+    assert_non_null(strstr(buf, "\"resume\":1,"));
+    assert_null(strstr(buf, "\"type\":\"resume\""));
+}
+
+/* Stores a notification of room user:u1 with the store's next seq, which must be want. */
+static void store_note(struct bt *t, const char *id, int64_t want)
+{
+    char json[256];
+    struct dr_notification *n = NULL;
+    int dup = 0;
+
+    snprintf(json, sizeof(json),
+             "{\"notification_id\":\"%s\",\"room\":\"user:u1\",\"notification_type\":\"t.t\"}", id);
+    assert_int_equal(dr_notification_parse(json, strlen(json), id, &n, NULL, 0), DR_OK);
+    assert_int_equal(dr__rt_store_put(dr_store_db(t->f->store), n, &dup), DR_OK);
+    assert_int_equal(dr_notification_seq(n), want);
+    dr_notification_unref(n);
+}
+
+/*
+ * Once the audit has found the missing seq in the store, the connection gets its resync, then
+ * {"type":"resume"} with the newest seq it was sent: from there on nothing is missing.
+ */
+static void audit_moves_the_resume_point(void **state)
+{
+    struct bt *t = bt_get(state);
+    static char buf[65536];
+    int fd = open_conn(t);
+    const char *resync, *resume;
+
+    run_for(t, 200); /* the first recovery query (empty store) is done */
+    store_note(t, "note-a1", 1);
+    store_note(t, "note-a2", 2);
+    store_note(t, "note-a3", 3);
+    publish_remote(t, "note-a1", 1);
+    publish_remote(t, "note-a3", 3); /* 2 was lost on the way */
+    fx_read_until(t->f, fd, buf, sizeof(buf), "note-a3");
+    assert_non_null(strstr(buf, "\"resume\":1,"));
+
+    fx_read_until(t->f, fd, buf, sizeof(buf), "\"type\":\"resume\"");
+    resync = strstr(buf, "\"type\":\"resync\",\"since\":1}");
+    resume = strstr(buf, "id: 3\ndata: {\"type\":\"resume\",\"seq\":3}");
+    assert_non_null(resync);
+    assert_non_null(resume);
+    assert_true(resync < resume);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +347,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(local_seq_again_after_reset, bt_setup, bt_teardown),
         cmocka_unit_test_setup_teardown(echo_delivered_once, bt_setup, bt_teardown),
         cmocka_unit_test_setup_teardown(own_waits_for_lower_remote, bt_setup, bt_teardown),
+        cmocka_unit_test_setup_teardown(given_up_seq_holds_the_resume_point, bt_setup_gaps,
+                                        bt_teardown),
+        cmocka_unit_test_setup_teardown(audit_moves_the_resume_point, bt_setup_audit, bt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
