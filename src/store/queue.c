@@ -914,30 +914,38 @@ int dr_store_queue_claim_expired(struct dr_store *st, size_t limit, struct dr_qm
     return load_common(st, LOAD_EXPIRED, 0, limit, out, n);
 }
 
+/*
+ * Sets lease_until on every segment owner holds. On PostgreSQL the rows are locked in id order
+ * first: a plain UPDATE locks them in the order it finds them (heap order, which an earlier
+ * update of a row changes), and a transaction of this instance's that finishes segments locks
+ * them in id order, so the two could each hold a row the other waits for (deadlock detected).
+ */
+static int set_lease(struct dr_store *st, int64_t until, int64_t *changes)
+{
+    struct dr_db_val p[2] = {DR_DB_INTV(until), DR_DB_TEXTV(st->owner)};
+    const char *sql = dr_db_engine(st->db) == DR_DB_POSTGRES
+                          ? "UPDATE queue_seg SET lease_until = $1 WHERE id IN (SELECT id FROM "
+                            "queue_seg WHERE owner = $2 ORDER BY id FOR UPDATE)"
+                          : "UPDATE queue_seg SET lease_until = $1 WHERE owner = $2";
+
+    return dr_db_exec(st->db, sql, p, 2, NULL, NULL, changes);
+}
+
 int dr_store_queue_renew(struct dr_store *st)
 {
-    struct dr_db_val p[2];
-
     if (!st || !st->owner) {
         return DR_EINVAL;
     }
-    p[0] = DR_DB_INTV(dr_now_ms() + st->lease_ms);
-    p[1] = DR_DB_TEXTV(st->owner);
-    return dr_db_exec(st->db, "UPDATE queue_seg SET lease_until = $1 WHERE owner = $2", p, 2, NULL,
-                      NULL, NULL);
+    return set_lease(st, dr_now_ms() + st->lease_ms, NULL);
 }
 
 int dr_store_queue_release(struct dr_store *st, int64_t *segments)
 {
-    struct dr_db_val p[1];
-
     *segments = 0;
     if (!st || !st->owner) {
         return DR_EINVAL;
     }
-    p[0] = DR_DB_TEXTV(st->owner);
-    return dr_db_exec(st->db, "UPDATE queue_seg SET lease_until = 0 WHERE owner = $1", p, 1, NULL,
-                      NULL, segments);
+    return set_lease(st, 0, segments);
 }
 
 int dr_store_queue_count(struct dr_store *st, int64_t *count)

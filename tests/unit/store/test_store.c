@@ -843,6 +843,79 @@ static void queue_ownership(void **state)
     dr_store_close(b);
 }
 
+struct renewal {
+    struct dr_store *st;
+    int err;
+};
+
+static void *renew_thread(void *arg)
+{
+    struct renewal *r = arg;
+    r->err = dr_store_queue_renew(r->st);
+    return NULL;
+}
+
+static int64_t lock_waiters(struct dr_db *db)
+{
+    return count_rows(db, "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                          "AND query LIKE 'UPDATE queue_seg SET lease_until%'");
+}
+
+/*
+ * PostgreSQL: a lease renewal meets a transaction that holds the first of two segments and then
+ * updates the second (as finishing segments does, in id order). The first segment's row was
+ * updated before, so a plain scan finds it after the second: the renewal would lock the second,
+ * wait for the first, and the two would deadlock. It locks in id order instead and just waits.
+ */
+static void queue_renew_waits_without_deadlock(void **state)
+{
+    struct fx *f = *state;
+    struct dr_store *a = f->obj;
+    struct dr_qmsg in1[1] = {qmsg("r-1")}, in2[1] = {qmsg("r-2")};
+    struct dr_qbatch b1 = {.inserts = in1, .ninserts = 1}, b2 = {.inserts = in2, .ninserts = 1};
+    struct ints ids = {.n = 0};
+    struct dr_db *other = NULL;
+    struct dr_db_tx *tx = NULL;
+    struct renewal r = {.st = a, .err = -1};
+    pthread_t th;
+    struct dr_db_val p[1];
+    int64_t deadline;
+
+    assert_int_equal(dr_store_queue_set_owner(a, "host-a:1", 60000), DR_OK);
+    assert_int_equal(dr_store_apply(a, &b1), DR_OK);
+    assert_int_equal(dr_store_apply(a, &b2), DR_OK);
+    assert_int_equal(dr_db_exec(dr_store_db(a), "SELECT id FROM queue_seg ORDER BY id", NULL, 0,
+                                collect_int, &ids, NULL),
+                     DR_OK);
+    assert_int_equal(ids.n, 2);
+    assert_int_equal(dr_db_open(f->url, 2, &other), DR_OK); /* one for tx, one to watch */
+    p[0] = DR_DB_INTV(ids.v[0]);
+    /* the first segment's row now comes after the second's in the heap */
+    assert_int_equal(
+        dr_db_exec(other, "UPDATE queue_seg SET n = n WHERE id = $1", p, 1, NULL, NULL, NULL),
+        DR_OK);
+    assert_int_equal(dr_db_begin(other, &tx), DR_OK);
+    assert_int_equal(
+        dr_db_tx_exec(tx, "UPDATE queue_seg SET n = n WHERE id = $1", p, 1, NULL, NULL, NULL),
+        DR_OK);
+
+    assert_int_equal(pthread_create(&th, NULL, renew_thread, &r), 0);
+    deadline = dr_mono_ms() + 10000;
+    while (lock_waiters(other) == 0) {
+        assert_true(dr_mono_ms() < deadline);
+        usleep(10000);
+    }
+    p[0] = DR_DB_INTV(ids.v[1]);
+    assert_int_equal(
+        dr_db_tx_exec(tx, "UPDATE queue_seg SET n = n WHERE id = $1", p, 1, NULL, NULL, NULL),
+        DR_OK);
+    assert_int_equal(dr_db_commit(tx), DR_OK);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(r.err, DR_OK);
+    assert_int_equal(count_rows(other, "SELECT COUNT(*) FROM queue_seg WHERE lease_until > 1"), 2);
+    dr_db_close(other);
+}
+
 struct worker {
     struct dr_store *st;
     int no;
@@ -1197,7 +1270,7 @@ static void null_arguments(void **state)
 int main(void)
 {
     const struct CMUnitTest lite[] = {STORE_TESTS(ON_SQLITE)};
-    const struct CMUnitTest pg[] = {STORE_TESTS(ON_PG)};
+    const struct CMUnitTest pg[] = {STORE_TESTS(ON_PG) ON_PG(queue_renew_waits_without_deadlock)};
     int failed = 0;
 
     failed += cmocka_run_group_tests_name("store sqlite", lite, NULL, NULL);
