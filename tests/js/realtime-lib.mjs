@@ -121,6 +121,7 @@ export async function startServer({
   const log = fs.openSync(logPath, 'a');
   const proc = spawn(BIN, ['serve', '--config', cfg], { env: e, stdio: ['ignore', log, log] });
   let exited = null;
+  let stopping = null;
   const exit = new Promise((r) => proc.on('exit', (code, sig) => r((exited = { code, sig }))));
   const srv = {
     port,
@@ -128,11 +129,15 @@ export async function startServer({
     url: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     log: () => fs.readFileSync(logPath, 'utf8'),
-    async stop() {
-      if (!exited) proc.kill('SIGTERM');
-      const r = await exit;
-      fs.closeSync(log);
-      return r;
+    stop() {
+      // idempotent: a second call waits for the same exit
+      stopping ??= (async () => {
+        if (!exited) proc.kill('SIGTERM');
+        const r = await exit;
+        fs.closeSync(log);
+        return r;
+      })();
+      return stopping;
     },
     kill: (sig) => proc.kill(sig), // then stop() to wait for the exit
     exited: () => exited,
@@ -474,3 +479,44 @@ export const REDIS_YAML = [
 ].join('\n');
 // The generated config's route to the realtime processor (a test may take it out).
 export const NOTIFY_ROUTE = '  - name: notify\n    match: {topic: [client-notifications]}\n    processors: [realtime]\n';
+
+// Two instances sharing a new PostgreSQL database and a Redis of their own, both with the bus
+// up. Only B processes publications: A has no route to the realtime processor, so what A's
+// clients get came over Redis. yamlA and yamlB edit each one's YAML (REDIS_YAML added already),
+// envB adds to B's environment. startA(options) starts A again (e.g. on its port and directory).
+// stop() stops both and Redis and throws unless both exited 0 (checkB false: B is the test's).
+export async function startPair(name, { yamlA = (y) => y, yamlB = (y) => y, envB = {} } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${name}-`));
+  const redis = new Redis(await freePort(), dir);
+  await redis.start();
+  const db = createDatabase(process.env.DR_TEST_PG_URL, name.replace(/-/g, '_'));
+  const env = { DATABASE_URL: db, REDIS_URL: `redis://127.0.0.1:${redis.port}` };
+  const editA = (y) => {
+    if (!y.includes(NOTIFY_ROUTE)) throw new Error('the generated config has no notify route');
+    return yamlA(y.replace(NOTIFY_ROUTE, '') + REDIS_YAML);
+  };
+  const pair = {
+    dir,
+    redis,
+    db,
+    env,
+    startA: (options = {}) => startServer({ env, edit: editA, ...options }),
+    async stop({ checkB = true } = {}) {
+      const results = [];
+      for (const [name, s] of [['A', pair.a], ['B', pair.b]]) if (s) results.push([name, s, await s.stop()]);
+      await redis.stop();
+      for (const [name, s, r] of results) {
+        if ((name === 'A' || checkB) && r.code !== 0) {
+          throw new Error(`${name}: clean exit expected, got ${JSON.stringify(r)}: ${s.log().slice(-3000)}`);
+        }
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  pair.a = await pair.startA();
+  pair.b = await startServer({ env: { ...env, ...envB }, edit: (y) => yamlB(y + REDIS_YAML) });
+  for (const s of [pair.a, pair.b]) {
+    await waitFor(async () => (await s.metric('dr_realtime_bus_state')) === 2, 'the bus up');
+  }
+  return pair;
+}

@@ -10,25 +10,16 @@
 // while B is told to stop, and the lock goes only once B is draining.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   Client,
-  NOTIFY_ROUTE,
-  REDIS_YAML,
-  Redis,
-  createDatabase,
-  freePort,
   needPgAndRedis,
   notification,
-  startServer,
+  startPair,
   userToken,
   waitFor,
 } from './realtime-lib.mjs';
 
-const PG = process.env.DR_TEST_PG_URL;
 const RUN = Math.random().toString(36).slice(2, 8);
 const skip = needPgAndRedis();
 const SEQ_LOCK_KEY = '28273333576623473'; // rt_store.c: "drrtseq"
@@ -60,38 +51,20 @@ function sql(db, query) {
 }
 
 describe('orderly stop while notifications are being stored', { skip }, () => {
-  let redis, a, b, dir, db, lock;
+  let pair, a, b, db, lock;
   let bExited = null; // B's stop, once the test has begun it
   const cleanup = [];
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dr-drain-'));
-    redis = new Redis(await freePort(), dir);
-    await redis.start();
-    db = createDatabase(PG, 'dr_drain');
-    const env = { DATABASE_URL: db, REDIS_URL: `redis://127.0.0.1:${redis.port}` };
-    a = await startServer({
-      env,
-      edit: (y) => {
-        assert.ok(y.includes(NOTIFY_ROUTE), 'the generated config has the notify route');
-        return y.replace(NOTIFY_ROUTE, '') + REDIS_YAML;
-      },
-    });
     // info: the test waits for B's "shutting down" line
-    b = await startServer({ env: { ...env, DR_LOG_LEVEL: 'info' }, edit: (y) => y + REDIS_YAML });
-    for (const s of [a, b]) {
-      await waitFor(async () => (await s.metric('dr_realtime_bus_state')) === 2, 'the bus up');
-    }
+    pair = await startPair('dr-drain', { envB: { DR_LOG_LEVEL: 'info' } });
+    ({ a, b, db } = pair);
   });
 
   after(async () => {
     for (const c of cleanup) c();
     lock?.kill();
-    const ra = a ? await a.stop() : null;
-    if (b) await (bExited ?? b.stop());
-    await redis?.stop();
-    assert.equal(ra?.code, 0, `A: clean exit expected: ${a?.log().slice(-3000)}`);
-    fs.rmSync(dir, { recursive: true, force: true });
+    await pair?.stop({ checkB: false }); // the test checks how B exited
   });
 
   test('stored while stopping: delivered on the other instance, the publish API answered', async () => {

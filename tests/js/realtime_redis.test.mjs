@@ -7,27 +7,18 @@
 // Only B processes publications (A has no route to the realtime processor), so which instance
 // stores a notification is known: what A's clients get can only have come through Redis.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import EventSource from 'eventsource';
 import {
   Client,
-  NOTIFY_ROUTE,
-  REDIS_YAML,
-  Redis,
-  createDatabase,
-  freePort,
   needPgAndRedis,
   notification,
-  startServer,
+  startPair,
   storeWithoutPublish,
   userToken,
   waitFor,
 } from './realtime-lib.mjs';
 
-const PG = process.env.DR_TEST_PG_URL;
 const RUN = Math.random().toString(36).slice(2, 8);
 const u = (name) => `${name}-${RUN}`;
 const skip = needPgAndRedis();
@@ -63,37 +54,16 @@ async function wsOpen(url, tok) {
 }
 
 describe('Redis bus between two instances', { skip }, () => {
-  let redis, a, b, dir, db;
+  let pair, redis, a, b, db;
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dr-bus-'));
-    redis = new Redis(await freePort(), dir);
-    await redis.start();
-    db = createDatabase(PG, 'dr_bus');
-    const env = { DATABASE_URL: db, REDIS_URL: `redis://127.0.0.1:${redis.port}` };
-    // A first, on the empty queue table; it routes nothing to the realtime processor
-    a = await startServer({
-      env,
-      edit: (y) => {
-        assert.ok(y.includes(NOTIFY_ROUTE), 'the generated config has the notify route');
-        return y.replace(NOTIFY_ROUTE, '') + REDIS_YAML;
-      },
-    });
-    b = await startServer({ env, edit: (y) => y + REDIS_YAML });
-    for (const s of [a, b]) {
-      await waitFor(async () => (await s.metric('dr_realtime_bus_state')) === 2, 'the bus up');
-    }
+    pair = await startPair('dr-bus');
+    ({ redis, a, b, db } = pair);
   });
 
   after(async () => {
     for (const close of opened) close();
-    const results = [];
-    for (const s of [a, b]) if (s) results.push([s, await s.stop()]);
-    await redis?.stop();
-    for (const [s, r] of results) {
-      assert.equal(r.code, 0, `clean exit expected: ${s.log().slice(-3000)}`);
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
+    await pair?.stop();
   });
 
   test('WebSocket and SSE clients on A get what B stored, exactly once, in seq order', async () => {

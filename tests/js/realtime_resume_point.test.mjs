@@ -8,22 +8,15 @@
 //
 // Only B processes publications (A has no route to the realtime processor).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import EventSource from 'eventsource';
 import WebSocket from 'ws';
 import {
-  NOTIFY_ROUTE,
-  REDIS_YAML,
-  Redis,
-  createDatabase,
-  freePort,
   needPgAndRedis,
   notification,
-  startServer,
+  startPair,
   storeWithoutPublish,
   userToken,
   waitFor,
@@ -32,49 +25,32 @@ import {
 const SRC = process.env.DR_SOURCE_DIR || path.resolve(import.meta.dirname, '../..');
 const { DataRouterClient } = await import(pathToFileURL(path.join(SRC, 'web/data-router-client.js')).href);
 
-const PG = process.env.DR_TEST_PG_URL;
 const RUN = Math.random().toString(36).slice(2, 8);
 const skip = needPgAndRedis();
 
-// A: no notify route, a missing seq given up on at once, no audit while the test runs.
+// A: a missing seq given up on at once, no audit while the test runs.
 const A_YAML = (y) =>
-  y.replace(NOTIFY_ROUTE, '') +
-  REDIS_YAML.replace('audit_interval: 200ms', 'audit_interval: 10m') +
-  '  reorder_window: 20ms\n';
+  y.replace('audit_interval: 200ms', 'audit_interval: 10m') + '  reorder_window: 20ms\n';
 
 describe('resume point after a notification lost on the bus', { skip }, () => {
-  let redis, a, b, dir, db, env;
+  let pair, db;
   const clients = [];
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dr-rp-'));
-    redis = new Redis(await freePort(), dir);
-    await redis.start();
-    db = createDatabase(PG, 'dr_rp');
-    env = { DATABASE_URL: db, REDIS_URL: `redis://127.0.0.1:${redis.port}` };
-    a = await startServer({ env, edit: A_YAML });
-    b = await startServer({ env, edit: (y) => y + REDIS_YAML });
-    for (const s of [a, b]) {
-      await waitFor(async () => (await s.metric('dr_realtime_bus_state')) === 2, 'the bus up');
-    }
+    pair = await startPair('dr-rp', { yamlA: A_YAML });
+    db = pair.db;
   });
 
   after(async () => {
     for (const c of clients) c.close();
-    const results = [];
-    for (const s of [a, b]) if (s) results.push([s, await s.stop()]);
-    await redis?.stop();
-    for (const [s, r] of results) {
-      assert.equal(r.code, 0, `clean exit expected: ${s.log().slice(-3000)}`);
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
+    await pair?.stop();
   });
 
   for (const transport of ['websocket', 'sse']) {
     test(`${transport}: the client resumes from below the lost seq on a new instance`, async () => {
       const user = `rp-${transport}-${RUN}`;
       const client = new DataRouterClient({
-        url: a.url,
+        url: pair.a.url,
         getToken: () => userToken(user),
         WebSocket,
         EventSource,
@@ -92,13 +68,13 @@ describe('resume point after a notification lost on the bus', { skip }, () => {
       await waitFor(() => opens === 1, 'the client open');
 
       const first = notification(user, 1);
-      await b.publish([first]);
+      await pair.b.publish([first]);
       await waitFor(() => events.length === 1, 'the first notification');
 
       const lost = notification(user, 2);
       const lostSeq = storeWithoutPublish(db, lost);
       const third = notification(user, 3);
-      await b.publish([third]);
+      await pair.b.publish([third]);
       await waitFor(() => events.length === 2, 'the notification after the lost one');
       assert.equal(events[1].id, third.notification_id);
       assert.ok(events[1].seq > lostSeq, 'stored after the lost one');
@@ -106,10 +82,11 @@ describe('resume point after a notification lost on the bus', { skip }, () => {
       assert.equal(client.lastSeq, events[1].seq);
 
       // A dies before any audit: no resync ever reaches this connection
-      a.kill('SIGKILL');
-      await a.stop();
+      const { port, dir } = pair.a;
+      pair.a.kill('SIGKILL');
+      await pair.a.stop();
       await waitFor(() => client.state === 'reconnecting', 'the client to notice');
-      a = await startServer({ env, edit: A_YAML, port: a.port, dir: a.dir });
+      pair.a = await pair.startA({ port, dir });
 
       await waitFor(() => events.length === 3, 'the lost notification after the reconnect', 20000);
       assert.equal(events[2].id, lost.notification_id);
@@ -118,7 +95,7 @@ describe('resume point after a notification lost on the bus', { skip }, () => {
 
       // delivery goes on; nothing arrived twice
       const fourth = notification(user, 4);
-      await b.publish([fourth]);
+      await pair.b.publish([fourth]);
       await waitFor(() => events.length === 4, 'live delivery after the resume');
       assert.equal(events[3].id, fourth.notification_id);
       assert.deepEqual(
