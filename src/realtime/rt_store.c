@@ -6,6 +6,7 @@
  * seq" watermark per user (mark-all writes one row however long the inbox is).
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,36 +172,32 @@ int dr__rt_store_put(struct dr_db *db, struct dr_notification *n, int *dup)
 }
 
 /* Batches go in multi-row statements (dr_db_rows_sql): one statement per notification costs
- * more than the insert itself.
- *
- * On SQLite the statement is INSERT OR FAIL. A plain INSERT may abort halfway (a NOT NULL
- * column), so inside a transaction SQLite keeps a statement journal to undo it: a copy of each
- * page the statement is first to change. A multi-row insert over many rooms changes a leaf of
- * the room index per row, so that was a 4 KiB copy per notification, a fifth of the store
- * thread's time. FAIL keeps the rows before a failing one instead, which changes nothing here:
- * a failed statement fails the whole transaction, which is rolled back. The ON CONFLICT clause
- * still decides a repeated notification_id. */
+ * more than the insert itself. */
 #define PUT_PARAMS 7
+#define LITE_PARAMS 8
 
-/* built once, kept for the life of the process: [0] SQLite, [1] PostgreSQL */
-static char *put_rows_sql[2][DR_DB_NCHUNKS];
+/* built once, kept for the life of the process */
+static char *put_rows_sql[DR_DB_NCHUNKS];  /* PostgreSQL */
+static char *lite_rows_sql[DR_DB_NCHUNKS]; /* SQLite: seqs given */
+static char *lite_ids_sql[DR_DB_NCHUNKS];  /* SQLite: which of these ids are stored */
 static pthread_once_t put_once = PTHREAD_ONCE_INIT;
 
 static void build_put_sql(void)
 {
-    static const char *const verb[2] = {"INSERT OR FAIL INTO", "INSERT INTO"};
-    char prefix[256];
-
-    for (int e = 0; e < 2; e++) {
-        snprintf(prefix, sizeof(prefix),
-                 "%s rt_notifications (notification_id, user_id, org_id, room, type, body_json,"
-                 " created_ms) VALUES ",
-                 verb[e]);
-        for (size_t k = 0; k < DR_DB_NCHUNKS; k++) {
-            put_rows_sql[e][k] = dr_db_rows_sql(prefix, "(?, ?, ?, ?, ?, ?, ?)", dr_db_chunks[k],
-                                                " ON CONFLICT (notification_id) DO NOTHING"
-                                                " RETURNING seq, notification_id");
-        }
+    for (size_t k = 0; k < DR_DB_NCHUNKS; k++) {
+        put_rows_sql[k] = dr_db_rows_sql("INSERT INTO rt_notifications (notification_id, user_id, "
+                                         "org_id, room, type, body_json, created_ms) VALUES ",
+                                         "(?, ?, ?, ?, ?, ?, ?)", dr_db_chunks[k],
+                                         " ON CONFLICT (notification_id) DO NOTHING RETURNING "
+                                         "seq, notification_id");
+        lite_rows_sql[k] = dr_db_rows_sql("INSERT OR FAIL INTO rt_notifications (seq, "
+                                          "notification_id, user_id, org_id, room, type, "
+                                          "body_json, created_ms) VALUES ",
+                                          "(?, ?, ?, ?, ?, ?, ?, ?)", dr_db_chunks[k],
+                                          " ON CONFLICT (notification_id) DO NOTHING");
+        lite_ids_sql[k] = dr_db_rows_sql(
+            "SELECT seq, notification_id FROM rt_notifications WHERE notification_id IN (", "?",
+            dr_db_chunks[k], ")");
     }
 }
 
@@ -230,22 +227,15 @@ static int take_seqs(void *ctx, const struct dr_db_row *row)
     return 0;
 }
 
-int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n, int *dup)
+/* PostgreSQL: the identity column draws the seqs, RETURNING tells them and which rows were
+ * new. */
+static int put_many_pg(struct dr_db_tx *tx, struct dr_notification **v, size_t n, int *dup)
 {
     struct dr_db_val p[DR_DB_CHUNK_MAX * PUT_PARAMS];
     int64_t seq[DR_DB_CHUNK_MAX];
     int64_t now = dr_now_ms();
-    struct dr_db_tx *tx;
-    int err;
+    int err = DR_OK;
 
-    if (n == 1) {
-        return dr__rt_store_put(db, v[0], &dup[0]);
-    }
-    pthread_once(&put_once, build_put_sql);
-    err = begin_put(db, &tx);
-    if (err) {
-        return err;
-    }
     for (size_t i = 0, k; i < n && !err; i += dr_db_chunks[k]) {
         k = dr_db_chunk_index(n - i);
         struct put_chunk c = {.v = &v[i], .seq = seq, .n = dr_db_chunks[k]};
@@ -261,8 +251,7 @@ int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n
             q[6] = DR_DB_INTV(now);
             seq[r] = 0;
         }
-        err = dr_db_tx_exec(tx, put_rows_sql[dr_db_engine(db) == DR_DB_POSTGRES][k], p,
-                            c.n * PUT_PARAMS, take_seqs, &c, NULL);
+        err = dr_db_tx_exec(tx, put_rows_sql[k], p, c.n * PUT_PARAMS, take_seqs, &c, NULL);
         for (size_t r = 0; r < c.n && !err; r++) {
             dup[i + r] = seq[r] == 0;
             if (dup[i + r]) {
@@ -278,6 +267,181 @@ int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n
             }
         }
     }
+    return err;
+}
+
+/*
+ * SQLite: the transaction gives the seqs itself. RETURNING cost SQLite about a fifth of the
+ * store's time (it keeps the returned rows in a temporary b-tree until the statement ends), so
+ * the batch numbers its notifications on from the highest seq ever given (AUTOINCREMENT's
+ * counter, which an explicit seq moves on as well), in batch order, and inserts them with their
+ * seqs. BEGIN IMMEDIATE holds the database's write lock from the first read to the commit, so no
+ * other writer, in this process or another, stores an id or a seq in between.
+ *
+ * Repeats: one within the batch takes its first occurrence's seq (a hash of the batch's ids).
+ * One of a stored notification is skipped by ON CONFLICT; a statement that inserted fewer rows
+ * than it had then reads its ids back, and a row stored under another seq than the one it was
+ * given is that repeat (its given seq stays unused: seqs increase, with a gap).
+ *
+ * The insert is INSERT OR FAIL: a plain INSERT may abort halfway (a NOT NULL column), so inside
+ * a transaction SQLite would keep a statement journal to undo it, a copy of each page the
+ * statement is first to change, which over many rooms is a leaf of the room index per row. FAIL
+ * needs none; a failing statement still fails the whole transaction, which is rolled back (and
+ * dr__rt_store_put_batch then stores the batch one by one).
+ */
+struct lite_batch {
+    struct dr_notification **v;
+    size_t n;
+    uint32_t *slots; /* open addressing: index + 1 of an id's first occurrence, 0 empty */
+    size_t mask;
+    size_t *first; /* first[i]: the first index with v[i]'s id */
+    int64_t *seq;  /* seq[i]: the one given, then the one stored */
+    int *dup;
+};
+
+static uint64_t id_hash(const char *s)
+{
+    uint64_t x = 1469598103934665603ULL; /* FNV-1a */
+
+    for (; *s; s++) {
+        x = (x ^ (unsigned char)*s) * 1099511628211ULL;
+    }
+    return x;
+}
+
+/* The first index with id, or n when the batch has none. */
+static size_t lite_find(const struct lite_batch *b, const char *id)
+{
+    for (size_t h = id_hash(id) & b->mask;; h = (h + 1) & b->mask) {
+        uint32_t j = b->slots[h];
+        if (j == 0) {
+            return b->n;
+        }
+        if (strcmp(b->v[j - 1]->id, id) == 0) {
+            return j - 1;
+        }
+    }
+}
+
+static void lite_index(struct lite_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        size_t h = id_hash(b->v[i]->id) & b->mask;
+        for (;; h = (h + 1) & b->mask) {
+            uint32_t j = b->slots[h];
+            if (j == 0) {
+                b->slots[h] = (uint32_t)(i + 1);
+                b->first[i] = i;
+                break;
+            }
+            if (strcmp(b->v[j - 1]->id, b->v[i]->id) == 0) {
+                b->first[i] = j - 1;
+                break;
+            }
+        }
+    }
+}
+
+/* A stored (seq, notification_id) of a statement that skipped some: stored under another seq
+ * than the one given, it was there before. */
+static int lite_stored(void *ctx, const struct dr_db_row *row)
+{
+    struct lite_batch *b = ctx;
+    const char *id = dr_db_row_text(row, 1);
+    size_t j = id ? lite_find(b, id) : b->n;
+
+    if (j < b->n && b->seq[j] != dr_db_row_int(row, 0)) {
+        b->seq[j] = dr_db_row_int(row, 0);
+        b->dup[j] = 1;
+    }
+    return 0;
+}
+
+static const char lite_top_sql[] =
+    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'rt_notifications'), 0),"
+    " COALESCE((SELECT MAX(seq) FROM rt_notifications), 0))";
+
+static int put_many_lite(struct dr_db_tx *tx, struct dr_notification **v, size_t n, int *dup)
+{
+    struct dr_db_val p[DR_DB_CHUNK_MAX * LITE_PARAMS];
+    struct lite_batch b = {.v = v, .n = n, .dup = dup};
+    size_t *fresh; /* the indexes in v of first occurrences */
+    int64_t top = 0;
+    int64_t now = dr_now_ms();
+    size_t nfresh = 0, size = 4;
+    int err;
+
+    while (size < 2 * n) {
+        size *= 2;
+    }
+    b.mask = size - 1;
+    b.slots = dr_xcalloc(size, sizeof(*b.slots));
+    b.first = dr_xcalloc(n, sizeof(*b.first));
+    b.seq = dr_xcalloc(n, sizeof(*b.seq));
+    fresh = dr_xcalloc(n, sizeof(*fresh));
+    lite_index(&b);
+    err = dr_db_tx_exec(tx, lite_top_sql, NULL, 0, get_int, &top, NULL);
+    for (size_t i = 0; i < n; i++) {
+        dup[i] = b.first[i] != i;
+        if (!dup[i]) {
+            b.seq[i] = ++top;
+            fresh[nfresh++] = i;
+        }
+    }
+    for (size_t i = 0, k; i < nfresh && !err; i += dr_db_chunks[k]) {
+        size_t m;
+        int64_t added = 0;
+        k = dr_db_chunk_index(nfresh - i);
+        m = dr_db_chunks[k];
+        for (size_t r = 0; r < m; r++) {
+            struct dr_notification *x = v[fresh[i + r]];
+            struct dr_db_val *q = &p[r * LITE_PARAMS];
+            q[0] = DR_DB_INTV(b.seq[fresh[i + r]]);
+            q[1] = DR_DB_TEXTV(x->id);
+            q[2] = DR_DB_TEXTV(x->user_id);
+            q[3] = DR_DB_TEXTV(x->org_id);
+            q[4] = DR_DB_TEXTV(x->room);
+            q[5] = DR_DB_TEXTV(x->type);
+            q[6] = DR_DB_TEXTV(x->body);
+            q[7] = DR_DB_INTV(now);
+        }
+        err = dr_db_tx_exec(tx, lite_rows_sql[k], p, m * LITE_PARAMS, NULL, NULL, &added);
+        if (!err && (size_t)added != m) {
+            /* some were stored before: which, and under what seq */
+            for (size_t r = 0; r < m; r++) {
+                p[r] = DR_DB_TEXTV(v[fresh[i + r]]->id);
+            }
+            err = dr_db_tx_exec(tx, lite_ids_sql[k], p, m, lite_stored, &b, NULL);
+        }
+    }
+    for (size_t i = 0; i < n && !err; i++) {
+        if (dup[i] && b.first[i] != i) {
+            b.seq[i] = b.seq[b.first[i]]; /* its first occurrence's, final by now */
+        }
+        dr__notification_set_seq(v[i], b.seq[i]);
+    }
+    free(fresh);
+    free(b.seq);
+    free(b.first);
+    free(b.slots);
+    return err;
+}
+
+int dr__rt_store_put_many(struct dr_db *db, struct dr_notification **v, size_t n, int *dup)
+{
+    struct dr_db_tx *tx;
+    int err;
+
+    if (n == 1) {
+        return dr__rt_store_put(db, v[0], &dup[0]);
+    }
+    pthread_once(&put_once, build_put_sql);
+    err = begin_put(db, &tx);
+    if (err) {
+        return err;
+    }
+    err = dr_db_engine(db) == DR_DB_POSTGRES ? put_many_pg(tx, v, n, dup)
+                                             : put_many_lite(tx, v, n, dup);
     if (err) {
         dr_db_rollback(tx);
     } else {

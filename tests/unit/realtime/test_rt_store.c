@@ -244,6 +244,72 @@ static void exec_ok(struct dr_db *db, const char *sql)
     assert_int_equal(dr_db_exec(db, sql, NULL, 0, NULL, NULL, NULL), DR_OK);
 }
 
+/* A batch with a stored notification repeated twice and new ones after each: the repeats have
+ * the stored seq, the new ones increasing seqs above every earlier one, and each is stored once. */
+static void batch_repeats_a_stored_one(void **state)
+{
+    struct fx *f = *state;
+    int dup;
+    int64_t old = put(f->db, "old", "u1", "user:u1", &dup);
+    int64_t later = put(f->db, "later", "u1", "user:u1", &dup);
+    struct dr_notification *v[6] = {make("old", "u1", "user:u1"), make("m1", "u1", "user:u1"),
+                                    make("old", "u1", "user:u1"), make("m2", "u1", "user:u1"),
+                                    make("m1", "u1", "user:u1"),  make("m3", "u1", "user:u1")};
+    int dups[6], errs[6];
+    int64_t count = -1;
+
+    assert_int_equal(dr__rt_store_put_batch(f->db, v, 6, dups, errs), 6);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(errs[i], DR_OK);
+        assert_int_equal(dups[i], i == 0 || i == 2 || i == 4);
+    }
+    assert_int_equal(dr_notification_seq(v[0]), old);
+    assert_int_equal(dr_notification_seq(v[2]), old);
+    assert_int_equal(dr_notification_seq(v[4]), dr_notification_seq(v[1]));
+    assert_true(dr_notification_seq(v[1]) > later);
+    assert_true(dr_notification_seq(v[3]) > dr_notification_seq(v[1]));
+    assert_true(dr_notification_seq(v[5]) > dr_notification_seq(v[3]));
+    assert_int_equal(dr_db_exec(f->db, "SELECT COUNT(*) FROM rt_notifications", NULL, 0, get_count,
+                                &count, NULL),
+                     DR_OK);
+    assert_int_equal(count, 5);
+    /* stored: a single store of m2 is a duplicate with the batch's seq */
+    assert_int_equal(put(f->db, "m2", "u1", "user:u1", &dup), dr_notification_seq(v[3]));
+    assert_true(dup);
+    for (int i = 0; i < 6; i++) {
+        dr_notification_unref(v[i]);
+    }
+}
+
+/* A seq is never given twice, even once its row is gone: a client may hold it as its since. A
+ * batch after the newest row was deleted numbers on above it, and so does a single store after
+ * that batch. */
+static void seqs_never_reused(void **state)
+{
+    struct fx *f = *state;
+    int dup;
+    struct dr_notification *a[2] = {make("a1", "u1", "user:u1"), make("a2", "u1", "user:u1")};
+    struct dr_notification *b[2] = {make("b1", "u1", "user:u1"), make("b2", "u1", "user:u1")};
+    int dups[2];
+    char sql[96];
+
+    assert_int_equal(dr__rt_store_put_many(f->db, a, 2, dups), DR_OK);
+    snprintf(sql, sizeof(sql), "DELETE FROM rt_notifications WHERE seq = %lld",
+             (long long)dr_notification_seq(a[1]));
+    exec_ok(f->db, sql);
+    assert_int_equal(dr__rt_store_put_many(f->db, b, 2, dups), DR_OK);
+    assert_true(dr_notification_seq(b[0]) > dr_notification_seq(a[1]));
+    assert_true(dr_notification_seq(b[1]) > dr_notification_seq(b[0]));
+    snprintf(sql, sizeof(sql), "DELETE FROM rt_notifications WHERE seq = %lld",
+             (long long)dr_notification_seq(b[1]));
+    exec_ok(f->db, sql);
+    assert_true(put(f->db, "c1", "u1", "user:u1", &dup) > dr_notification_seq(b[1]));
+    for (int i = 0; i < 2; i++) {
+        dr_notification_unref(a[i]);
+        dr_notification_unref(b[i]);
+    }
+}
+
 /* A batch of 70 (two multi-row statements) where the store refuses r1 (a trigger) and r2 (a
  * CHECK on PostgreSQL, a second trigger on SQLite): those two fail for good, every other one is
  * stored with its seq in batch order, a repeat included. */
@@ -580,6 +646,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(batch_store, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_store_across_statements, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_with_refused_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(batch_repeats_a_stored_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(seqs_never_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(since_filters_rooms_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(inbox_read_state, setup, teardown),
         cmocka_unit_test_setup_teardown(permission_rule, setup, teardown),
@@ -591,6 +659,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(seqs_visible_in_order_across_instances, setup_pg,
                                         teardown_pg),
         cmocka_unit_test_setup_teardown(batch_with_refused_rows, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(batch_repeats_a_stored_one, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(seqs_never_reused, setup_pg, teardown_pg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
