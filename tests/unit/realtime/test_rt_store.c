@@ -393,6 +393,204 @@ static void since_filters_rooms_and_pages(void **state)
     dr__rt_notifications_free(v, n);
 }
 
+/* The next stored notification gets a seq above to: seqs far apart without storing all those
+ * between. */
+static void jump_seq(struct dr_db *db, int64_t to)
+{
+    char sql[160];
+
+    if (dr_db_engine(db) == DR_DB_POSTGRES) {
+        snprintf(sql, sizeof(sql),
+                 "ALTER TABLE rt_notifications ALTER COLUMN seq RESTART WITH %lld",
+                 (long long)to + 1);
+    } else {
+        snprintf(sql, sizeof(sql),
+                 "UPDATE sqlite_sequence SET seq = %lld WHERE name = 'rt_notifications'",
+                 (long long)to);
+    }
+    exec_ok(db, sql);
+}
+
+static void expect_since(struct dr_db *db, char **rooms, size_t nrooms, int64_t since, size_t limit,
+                         const int64_t *want, size_t nwant, int64_t want_next)
+{
+    struct dr_notification **v;
+    size_t n;
+    int64_t next;
+
+    assert_int_equal(dr__rt_store_since(db, rooms, nrooms, since, limit, &v, &n, &next), DR_OK);
+    assert_int_equal(n, nwant);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(dr_notification_seq(v[i]), want[i]);
+    }
+    assert_int_equal(next, want_next);
+    dr__rt_notifications_free(v, n);
+}
+
+/* A catch-up over seqs far apart (SQLite reads by ranges of 4,096 seqs, 32 ranges a query): rows
+ * of the rooms asked, all of them, in seq order, in pages, none of other rooms or at or below
+ * since. */
+static void since_across_seq_ranges(void **state)
+{
+    struct fx *f = *state;
+    int dup;
+    int64_t a1, b1, a2, a3, b2;
+    char *ab[] = {"meeting:a", "user:b"};
+    char *a[] = {"meeting:a"};
+
+    a1 = put(f->db, "a1", "u1", "meeting:a", &dup);
+    jump_seq(f->db, 5000);
+    b1 = put(f->db, "b1", "u1", "user:b", &dup);
+    put(f->db, "c0", "u1", "meeting:c", &dup);
+    jump_seq(f->db, 40 * 4096 + 10); /* more than one query's ranges further */
+    a2 = put(f->db, "a2", "u1", "meeting:a", &dup);
+    put(f->db, "c1", "u1", "meeting:c", &dup);
+    jump_seq(f->db, 200000);
+    a3 = put(f->db, "a3", "u1", "meeting:a", &dup);
+    b2 = put(f->db, "b2", "u1", "user:b", &dup);
+    assert_true(a1 < b1 && b1 < a2 && a2 < a3 && a3 < b2 && b2 > 200000);
+
+    int64_t all[] = {a1, b1, a2, a3, b2};
+    expect_since(f->db, ab, 2, 0, 100, all, 5, -1);
+    expect_since(f->db, ab, 2, -1, 100, all, 5, -1);
+    expect_since(f->db, ab, 2, 0, 2, all, 2, b1);
+    expect_since(f->db, ab, 2, b1, 2, &all[2], 2, a3);
+    expect_since(f->db, ab, 2, a3, 2, &all[4], 1, -1);
+    expect_since(f->db, ab, 2, b2, 2, NULL, 0, -1);
+    expect_since(f->db, a, 1, a1, 100, &all[2], 2, -1);
+    expect_since(f->db, a, 1, a2 - 1, 1, &all[2], 1, a2);
+}
+
+/* The plan of each query by room: an index, never a scan of rt_notifications. */
+static int plan_row(void *ctx, const struct dr_db_row *row)
+{
+    char *plan = ctx;
+    const char *detail = dr_db_row_text(row, 3);
+
+    if (detail && strlen(plan) + strlen(detail) + 2 < 1024) {
+        strcat(plan, detail);
+        strcat(plan, "\n");
+    }
+    return 0;
+}
+
+static void plan_of(struct dr_db *db, const char *sql, char plan[1024])
+{
+    char q[1024];
+    struct dr_db_val p[5] = {DR_DB_TEXTV("u1"), DR_DB_TEXTV("user:u1"), DR_DB_TEXTV("org:o"),
+                             DR_DB_INTV(100), DR_DB_INTV(10)};
+
+    plan[0] = '\0';
+    snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+    assert_int_equal(dr_db_exec(db, q, p,
+                                strstr(sql, "$5")   ? 5
+                                : strstr(sql, "$4") ? 4
+                                                    : 3,
+                                plan_row, plan, NULL),
+                     DR_OK);
+}
+
+static void queries_by_room_use_indexes(void **state)
+{
+    struct fx *f = *state;
+    char plan[1024];
+    int dup;
+    char *rooms[] = {"meeting:a", "user:u1"};
+    struct dr_notification **v;
+    size_t n;
+
+    put(f->db, "x1", "u1", "meeting:a", &dup);
+    /* the catch-up names its index: it fails to run unless the index serves it */
+    assert_int_equal(dr__rt_store_since(f->db, rooms, 2, 0, 10, &v, &n, NULL), DR_OK);
+    assert_int_equal(n, 1);
+    dr__rt_notifications_free(v, n);
+    /* the inbox's rooms (the member condition as rt_store.c writes it for SQLite) */
+    plan_of(f->db,
+            "SELECT n.seq FROM rt_notifications n WHERE (n.user_id = $1 OR (n.room IN ($2, $3)"
+            " AND (n.room >= 'user:' AND n.room < 'user;' OR n.room >= 'org:' AND n.room < "
+            "'org;'))) AND n.seq < $4"
+            " ORDER BY n.seq DESC LIMIT $5",
+            plan);
+    assert_non_null(strstr(plan, "rt_notifications_inbox"));
+    assert_non_null(strstr(plan, "rt_notifications_user"));
+    assert_null(strstr(plan, "SCAN"));
+    plan_of(f->db,
+            "SELECT MAX(n.seq) FROM rt_notifications n WHERE (n.user_id = $1 OR (n.room IN"
+            " ($2, $3) AND (n.room >= 'user:' AND n.room < 'user;' OR n.room >= 'org:' AND n.room "
+            "< 'org;')))",
+            plan);
+    assert_non_null(strstr(plan, "rt_notifications_inbox"));
+    assert_null(strstr(plan, "SCAN"));
+}
+
+/* A database of the schema before v102 (an index by (room, seq)) with notifications in it:
+ * migrating keeps every one of them readable, by catch-up and in the inbox. */
+static void migrates_stored_notifications(void **state)
+{
+    char path[64] = "/tmp/dr-rt-old-XXXXXX";
+    struct dr_db *db = NULL;
+    int fd = mkstemp(path);
+    char p2[80];
+    char *rooms[] = {"meeting:m", "user:me"};
+    int64_t count = -1;
+
+    close(fd);
+    assert_int_equal(dr_db_open(path, 2, &db), DR_OK);
+    exec_ok(db, "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_ms BIGINT NOT NULL)");
+    exec_ok(db, "INSERT INTO schema_migrations VALUES (100, 'v100', 0), (101, 'v101', 0)");
+    exec_ok(db, "CREATE TABLE rt_notifications (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " notification_id TEXT NOT NULL UNIQUE, user_id TEXT, org_id TEXT,"
+                " room TEXT NOT NULL, type TEXT NOT NULL, body_json TEXT NOT NULL,"
+                " created_ms INTEGER NOT NULL)");
+    exec_ok(db, "CREATE INDEX rt_notifications_room ON rt_notifications (room, seq)");
+    exec_ok(db, "CREATE INDEX rt_notifications_user ON rt_notifications (user_id, seq)");
+    exec_ok(db, "CREATE TABLE rt_reads (user_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+                " read_ms INTEGER NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID");
+    exec_ok(db, "CREATE TABLE rt_read_marks (user_id TEXT PRIMARY KEY, up_to_seq INTEGER NOT NULL,"
+                " read_ms INTEGER NOT NULL) WITHOUT ROWID");
+    for (int i = 0; i < 4; i++) {
+        static const char *const room[] = {"meeting:m", "user:me", "org:acme", "user:other"};
+        char id[8], body[256];
+        snprintf(id, sizeof(id), "o%d", i + 1);
+        snprintf(body, sizeof(body),
+                 "{\"notification_id\":\"%s\",\"room\":\"%s\",\"notification_type\":\"t.t\"}", id,
+                 room[i]);
+        const char *idp = id, *bodyp = body;
+        struct dr_db_val p[3] = {DR_DB_TEXTV(idp), DR_DB_TEXTV(room[i]), DR_DB_TEXTV(bodyp)};
+        assert_int_equal(dr_db_exec(db,
+                                    "INSERT INTO rt_notifications (notification_id, user_id, room,"
+                                    " type, body_json, created_ms) VALUES ($1, 'x', $2, 't.t', $3,"
+                                    " 0)",
+                                    p, 3, NULL, NULL, NULL),
+                         DR_OK);
+    }
+    assert_int_equal(dr__rt_migrate(db), DR_OK);
+    assert_int_equal(dr_db_exec(db,
+                                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name"
+                                " IN ('rt_notifications_bucket', 'rt_notifications_inbox')",
+                                NULL, 0, get_count, &count, NULL),
+                     DR_OK);
+    assert_int_equal(count, 2);
+    assert_int_equal(dr_db_exec(db,
+                                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name"
+                                " = 'rt_notifications_room'",
+                                NULL, 0, get_count, &count, NULL),
+                     DR_OK);
+    assert_int_equal(count, 0);
+
+    int64_t want[] = {1, 2};
+    expect_since(db, rooms, 2, 0, 10, want, 2, -1);
+    assert_int_equal(dr__rt_inbox_unread(db, "me", "acme", &count), DR_OK);
+    assert_int_equal(count, 2); /* o2 (user:me) and o3 (org:acme) */
+    dr_db_close(db);
+    unlink(path);
+    snprintf(p2, sizeof(p2), "%s-wal", path);
+    unlink(p2);
+    snprintf(p2, sizeof(p2), "%s-shm", path);
+    unlink(p2);
+}
+
 static void inbox_read_state(void **state)
 {
     struct fx *f = *state;
@@ -649,6 +847,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(batch_repeats_a_stored_one, setup, teardown),
         cmocka_unit_test_setup_teardown(seqs_never_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(since_filters_rooms_and_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(since_across_seq_ranges, setup, teardown),
+        cmocka_unit_test_setup_teardown(queries_by_room_use_indexes, setup, teardown),
+        cmocka_unit_test(migrates_stored_notifications),
         cmocka_unit_test_setup_teardown(inbox_read_state, setup, teardown),
         cmocka_unit_test_setup_teardown(permission_rule, setup, teardown),
         /* the multi-row store on PostgreSQL too */
@@ -661,6 +862,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(batch_with_refused_rows, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(batch_repeats_a_stored_one, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(seqs_never_reused, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(since_filters_rooms_and_pages, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(since_across_seq_ranges, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(inbox_read_state, setup_pg, teardown_pg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
