@@ -7,10 +7,11 @@
  *
  * URL defaults to a fresh SQLite file in a temporary directory (removed afterwards); ROWS
  * 200000, BATCH 2048 (the store thread's most), ROOMS 100, PREFILL 0 (rows stored first, not
- * timed: a store that has been running a while). RT_STORE_SQL: statements (';'-separated) run
- * after the migrations, for schema experiments. Prints per notification the calling thread's
- * CPU time and wall time, the whole process's CPU time (with the checkpoints, until the database
- * is closed) and the bytes it wrote (WAL and database file).
+ * timed: a store that has been running a while). RT_STORE_SQL: statements ("; "-separated) run
+ * after the migrations, for schema experiments; RT_STORE_ROOM the rooms' prefix (meeting:bench-).
+ * Prints per notification the calling thread's CPU time and wall time, the whole process's CPU time
+ * (with the checkpoints, until the database is closed) and the bytes it wrote (WAL and database
+ * file).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ static double now_s(clockid_t clk)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static const char *room_prefix = "meeting:bench-";
+
 static struct dr_notification *make(const char *tag, long i, int rooms)
 {
     char json[1024];
@@ -38,11 +41,11 @@ static struct dr_notification *make(const char *tag, long i, int rooms)
     struct dr_notification *n = NULL;
     int len = snprintf(json, sizeof(json),
                        "{\"notification_id\":\"b-%s-%ld\",\"user_id\":\"bench-pub\","
-                       "\"org_id\":\"bench-%d\",\"room\":\"meeting:bench-%d\","
+                       "\"org_id\":\"bench-%d\",\"room\":\"%s%d\","
                        "\"notification_type\":\"bench.tick\",\"title\":\"bench\","
                        "\"message\":\"\",\"data\":{\"i\":%ld,\"t_ns\":%ld},"
                        "\"timestamp\":\"2026-01-01T00:00:00.000Z\"}",
-                       tag, i, r, r, i, i * 1000);
+                       tag, i, r, room_prefix, r, i, i * 1000);
     char err[128];
 
     if (dr_notification_parse(json, (size_t)len, NULL, &n, err, sizeof(err)) != DR_OK) {
@@ -121,6 +124,9 @@ int main(int argc, char **argv)
     double wall, cpu;
 
     dr_log_set_level(DR_LOG_WARN);
+    if (getenv("RT_STORE_ROOM")) {
+        room_prefix = getenv("RT_STORE_ROOM");
+    }
     if (rows < 1 || batch < 1 || batch > 4096 || rooms < 1 || prefill < 0) {
         fprintf(stderr, "usage: %s [URL] [ROWS] [BATCH<=4096] [ROOMS] [PREFILL]\n", argv[0]);
         return 2;
@@ -137,11 +143,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot open %s\n", url);
         return 1;
     }
-    /* RT_STORE_SQL: ';'-separated statements run after the migrations (schema experiments) */
+    /* RT_STORE_SQL: "; "-separated statements run after the migrations (schema experiments) */
     if (getenv("RT_STORE_SQL")) {
-        char *sql = dr_xstrdup(getenv("RT_STORE_SQL")), *save = NULL;
-        for (char *st = strtok_r(sql, ";", &save); st; st = strtok_r(NULL, ";", &save)) {
-            if (strspn(st, " \n\t") < strlen(st) &&
+        char *sql = dr_xstrdup(getenv("RT_STORE_SQL"));
+        for (char *st = sql, *end; st; st = end) {
+            end = strstr(st, "; ");
+            if (end) {
+                *end = '\0';
+                end += 2;
+            }
+            if (strspn(st, " \n\t;") < strlen(st) &&
                 dr_db_exec(db, st, NULL, 0, NULL, NULL, NULL) != DR_OK) {
                 fprintf(stderr, "failed: %s\n", st);
                 return 1;
