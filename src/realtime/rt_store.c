@@ -64,18 +64,23 @@ static const char v101[] = "DROP INDEX IF EXISTS rt_notifications_created;";
  * rooms every insert went down the b-tree to a different leaf and split leaves all over it, and
  * every commit wrote a leaf per room to the WAL: with 100 rooms, a third of the store thread's
  * time per notification and 40 % of the bytes written. Its two readers get an index each that
- * fits them:
- * - a catch-up (seq > since in some rooms: mostly a client back after a short break) reads
- *   rt_notifications_bucket, by (seq / 4096, room): the rows of each range of 4,096 seqs are
- *   together, by room, so new rows go to the last few leaves; dr__rt_store_since seeks each
- *   (range, room) from since's range to the newest;
- * - the inbox (a user's own rooms, all of their history) reads rt_notifications_inbox, (room,
- *   seq) over user: and org: rooms only. Traffic to those rooms keeps an index entry where
- *   the room is, as before.
- * PostgreSQL's b-tree keeps up: it keeps the index by room.
+ * fits them, and each row is in one of the two:
+ * - rows of user: and org: rooms, which the inbox reads over all of a user's history, are in
+ *   rt_notifications_inbox by (room, seq), as before;
+ * - rows of the other rooms (meeting:, shipment:), which only a catch-up reads (seq > since:
+ *   mostly a client back after a short break), are in rt_notifications_bucket by (seq / 4096,
+ *   room): the rows of each range of 4,096 seqs are together, by room, so new rows go to the
+ *   last few leaves; dr__rt_store_since seeks each (range, room) from since's range to the
+ *   newest.
+ * Both conditions are comparisons: SQLite takes an index condition that calls a function (GLOB,
+ * LIKE) for one that may fail, and then keeps a statement journal for every insert, a copy of
+ * each page it changes, which cost more than the index. A query repeats the condition of the
+ * index it reads (INBOX_ROOM, OTHER_ROOM). PostgreSQL's b-tree keeps up: it keeps the index by
+ * room.
  */
 static const char v102_sqlite[] =
-    "CREATE INDEX rt_notifications_bucket ON rt_notifications (seq / 4096, room);"
+    "CREATE INDEX rt_notifications_bucket ON rt_notifications (seq / 4096, room)"
+    " WHERE room < 'org:' OR room >= 'org;' AND room < 'user:' OR room >= 'user;';"
     "CREATE INDEX rt_notifications_inbox ON rt_notifications (room, seq)"
     " WHERE room >= 'user:' AND room < 'user;' OR room >= 'org:' AND room < 'org;';"
     "DROP INDEX rt_notifications_room;";
@@ -84,10 +89,9 @@ static const char v102_postgres[] = "SELECT 1;";
 /* the seqs of a range of rt_notifications_bucket (its expression, in v102 and in queries) */
 #define SEQ_BUCKET   4096
 #define SEQ_BUCKET_S "4096"
-/* a user's inbox rooms (user:..., org:...): the WHERE of rt_notifications_inbox, which a query
- * must repeat to read it. Comparisons, not GLOB or LIKE: SQLite takes an index condition that
- * calls a function for one that may fail, and then keeps a statement journal for every insert
- * (a copy of each page it changes), which cost more than the index did. */
+/* the other rooms: the WHERE of rt_notifications_bucket */
+#define OTHER_ROOM "(n.room < 'org:' OR n.room >= 'org;' AND n.room < 'user:' OR n.room >= 'user;')"
+/* a user's inbox rooms (user:..., org:...): the WHERE of rt_notifications_inbox */
 #define INBOX_ROOM                                                                                 \
     "(n.room >= 'user:' AND n.room < 'user;' OR n.room >= 'org:' AND n.room < 'org;')"
 
@@ -586,45 +590,149 @@ static int since_pg(struct dr_db *db, char *const *rooms, size_t nrooms, int64_t
     return err;
 }
 
-/* SQLite: SINCE_BUCKETS seq ranges at a time, from since's to the newest row's, each seeking
- * every (range, room) in rt_notifications_bucket, until limit rows. A range past the newest
- * stored when this began may hold rows stored since: they come in order too. */
-static int since_lite(struct dr_db *db, char *const *rooms, size_t nrooms, int64_t since,
-                      size_t limit, struct rows *r)
+/* SQLite: the rows of one of since_lite's two queries, in seq order; an unreadable one is NULL
+ * (it still counts towards the page). */
+struct lite_rows {
+    int64_t *seq;
+    struct dr_notification **v;
+    size_t n, cap;
+};
+
+static int lite_collect(void *ctx, const struct dr_db_row *row)
 {
-    size_t np = 1 + SINCE_BUCKETS + nrooms + 1;
-    struct dr_db_val *p = dr_xcalloc(np, sizeof(*p));
+    struct lite_rows *r = ctx;
+    const char *body = dr_db_row_text(row, 1);
+    int64_t seq = dr_db_row_int(row, 0);
+
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->v = dr_xrealloc(r->v, r->cap * sizeof(*r->v));
+        r->seq = dr_xrealloc(r->seq, r->cap * sizeof(*r->seq));
+    }
+    r->seq[r->n] = seq;
+    r->v[r->n] = body ? dr__notification_from_row(seq, body, strlen(body)) : NULL;
+    if (!r->v[r->n]) {
+        DR_WARN("realtime", "unreadable stored notification skipped", "seq=%lld", (long long)seq);
+    }
+    r->n++;
+    return 0;
+}
+
+static int inbox_room(const char *room)
+{
+    return strncmp(room, "user:", 5) == 0 || strncmp(room, "org:", 4) == 0;
+}
+
+/* The rooms for which inbox (1: user:, org:) or not (0), as "$first, $first+1, ..." in sql and
+ * their values from p[first - 1] on; how many. */
+static size_t room_params(struct dr_buf *sql, struct dr_db_val *p, size_t first, char *const *rooms,
+                          size_t nrooms, int inbox)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < nrooms; i++) {
+        if (inbox_room(rooms[i]) == inbox) {
+            dr_buf_printf(sql, "%s$%zu", k ? ", " : "", first + k);
+            p[first - 1 + k++] = DR_DB_TEXTV(rooms[i]);
+        }
+    }
+    return k;
+}
+
+/* Rows of user: and org: rooms: rt_notifications_inbox, one query. */
+static int since_inbox(struct dr_db *db, char *const *rooms, size_t nrooms, int64_t since,
+                       size_t limit, struct lite_rows *r)
+{
+    struct dr_db_val *p = dr_xcalloc(nrooms + 2, sizeof(*p));
+    struct dr_buf sql;
+    size_t k;
+    int err = DR_OK;
+
+    dr_buf_init(&sql, 512 + nrooms * 8);
+    dr_buf_appends(&sql, "SELECT n.seq, n.body_json FROM rt_notifications n INDEXED BY"
+                         " rt_notifications_inbox WHERE n.room IN (");
+    k = room_params(&sql, p, 2, rooms, nrooms, 1);
+    dr_buf_printf(&sql, ") AND " INBOX_ROOM " AND n.seq > $1 ORDER BY n.seq LIMIT $%zu", k + 2);
+    p[0] = DR_DB_INTV(since);
+    p[k + 1] = DR_DB_INTV(limit);
+    if (k) {
+        err = dr_db_exec(db, sql.data, p, k + 2, lite_collect, r, NULL);
+    }
+    dr_buf_cleanup(&sql);
+    free(p);
+    return err;
+}
+
+/* Rows of the other rooms: rt_notifications_bucket, SINCE_BUCKETS seq ranges at a time, from
+ * since's to the newest row's, each seeking every (range, room), until limit rows. A range past
+ * the newest stored when this began may hold rows stored since: they come in order too. */
+static int since_buckets(struct dr_db *db, char *const *rooms, size_t nrooms, int64_t since,
+                         size_t limit, struct lite_rows *r)
+{
+    struct dr_db_val *p = dr_xcalloc(1 + SINCE_BUCKETS + nrooms + 1, sizeof(*p));
     struct dr_buf sql;
     int64_t head = 0, b, last;
-    size_t k = 1;
+    size_t k, np;
     int err;
 
-    err = dr__rt_store_head(db, &head);
     dr_buf_init(&sql, 512 + nrooms * 8);
-    dr_buf_appends(&sql, "SELECT seq, body_json FROM rt_notifications INDEXED BY"
-                         " rt_notifications_bucket WHERE seq / " SEQ_BUCKET_S " IN (");
-    for (size_t i = 0; i < SINCE_BUCKETS; i++, k++) {
-        dr_buf_printf(&sql, "%s$%zu", i ? ", " : "", k + 1);
+    dr_buf_appends(&sql, "SELECT n.seq, n.body_json FROM rt_notifications n INDEXED BY"
+                         " rt_notifications_bucket WHERE n.seq / " SEQ_BUCKET_S " IN (");
+    for (size_t i = 0; i < SINCE_BUCKETS; i++) {
+        dr_buf_printf(&sql, "%s$%zu", i ? ", " : "", i + 2);
     }
-    dr_buf_appends(&sql, ") AND room IN (");
-    for (size_t i = 0; i < nrooms; i++, k++) {
-        dr_buf_printf(&sql, "%s$%zu", i ? ", " : "", k + 1);
-        p[k] = DR_DB_TEXTV(rooms[i]);
-    }
-    dr_buf_printf(&sql, ") AND seq > $1 ORDER BY seq LIMIT $%zu", k + 1);
+    dr_buf_appends(&sql, ") AND n.room IN (");
+    k = room_params(&sql, p, SINCE_BUCKETS + 2, rooms, nrooms, 0);
+    np = 1 + SINCE_BUCKETS + k + 1;
+    dr_buf_printf(&sql, ") AND " OTHER_ROOM " AND n.seq > $1 ORDER BY n.seq LIMIT $%zu", np);
     p[0] = DR_DB_INTV(since);
+    err = k ? dr__rt_store_head(db, &head) : DR_OK;
     last = head / SEQ_BUCKET;
-    for (b = (since < 0 ? 0 : since + 1) / SEQ_BUCKET; !err && b <= last && r->read < limit;
+    for (b = (since < 0 ? 0 : since + 1) / SEQ_BUCKET; k && !err && b <= last && r->n < limit;
          b += SINCE_BUCKETS) {
         for (size_t i = 0; i < SINCE_BUCKETS; i++) {
             /* past the newest: the last range again (IN ignores repeats) */
             p[1 + i] = DR_DB_INTV(b + (int64_t)i <= last ? b + (int64_t)i : last);
         }
-        p[np - 1] = DR_DB_INTV(limit - r->read);
-        err = dr_db_exec(db, sql.data, p, np, collect, r, NULL);
+        p[np - 1] = DR_DB_INTV(limit - r->n);
+        err = dr_db_exec(db, sql.data, p, np, lite_collect, r, NULL);
     }
     dr_buf_cleanup(&sql);
     free(p);
+    return err;
+}
+
+/* SQLite: the first limit rows of the inbox rooms and of the others, merged by seq. */
+static int since_lite(struct dr_db *db, char *const *rooms, size_t nrooms, int64_t since,
+                      size_t limit, struct rows *r)
+{
+    struct lite_rows a = {0}, b = {0};
+    size_t i = 0, j = 0;
+    int err = since_inbox(db, rooms, nrooms, since, limit, &a);
+
+    if (!err) {
+        err = since_buckets(db, rooms, nrooms, since, limit, &b);
+    }
+    while (!err && r->read < limit && (i < a.n || j < b.n)) {
+        struct lite_rows *from = j == b.n || (i < a.n && a.seq[i] < b.seq[j]) ? &a : &b;
+        size_t *at = from == &a ? &i : &j;
+        struct dr_notification *n = from->v[*at];
+
+        from->v[(*at)++] = NULL;
+        r->read++;
+        r->last = from->seq[*at - 1];
+        if (n) {
+            if (r->n == r->cap) {
+                r->cap = r->cap ? r->cap * 2 : 16;
+                r->v = dr_xrealloc(r->v, r->cap * sizeof(*r->v));
+            }
+            r->v[r->n++] = n;
+        }
+    }
+    dr__rt_notifications_free(a.v, a.n); /* those not taken (taken ones are NULL) */
+    dr__rt_notifications_free(b.v, b.n);
+    free(a.seq);
+    free(b.seq);
     return err;
 }
 
