@@ -110,6 +110,38 @@ static double process_cpu_s(void)
     return now_s(CLOCK_PROCESS_CPUTIME_ID);
 }
 
+/* RT_STORE_SINCE=1: the wall time of catch-up pages (dr__rt_store_since, 500 rows at most)
+ * for one room and for ten, from 1,000 and from 100,000 seqs back and from the start. */
+static void since_times(struct dr_db *db, long stored, int rooms)
+{
+    static const long back[] = {1000, 100000, 0};
+    char names[10][64], *v[10];
+
+    for (int i = 0; i < 10; i++) {
+        snprintf(names[i], sizeof(names[i]), "%s%d", room_prefix, i % rooms);
+        v[i] = names[i];
+    }
+    for (size_t b = 0; b < DR_ARRAY_LEN(back); b++) {
+        for (int nr = 1; nr <= 10; nr += 9) {
+            int64_t since = back[b] && back[b] < stored ? stored - back[b] : 0;
+            size_t got = 0;
+            double t0 = now_s(CLOCK_MONOTONIC);
+            for (int k = 0; k < 20; k++) {
+                struct dr_notification **out;
+                size_t n;
+                if (dr__rt_store_since(db, v, (size_t)nr, since, 500, &out, &n, NULL) != DR_OK) {
+                    fprintf(stderr, "since failed\n");
+                    exit(1);
+                }
+                got = n;
+                dr__rt_notifications_free(out, n);
+            }
+            printf("since rooms=%d back=%ld rows=%zu ms=%.2f\n", nr, back[b] ? back[b] : stored,
+                   got, (now_s(CLOCK_MONOTONIC) - t0) * 1000 / 20);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     char dir[] = "/tmp/dr-rt-store-put.XXXXXX";
@@ -167,6 +199,9 @@ int main(int argc, char **argv)
     long long w0 = written();
     double p0 = process_cpu_s();
     cpu = store(db, tag, prefill, rows, batch, rooms, &wall);
+    if (getenv("RT_STORE_SINCE")) {
+        since_times(db, prefill + rows, rooms);
+    }
     /* the checkpoints of what was stored: the background thread's work, counted when done */
     dr_db_close(db);
     double pcpu = process_cpu_s() - p0;
