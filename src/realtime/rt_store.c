@@ -336,6 +336,7 @@ struct lite_batch {
     size_t *first; /* first[i]: the first index with v[i]'s id */
     int64_t *seq;  /* seq[i]: the one given, then the one stored */
     int *dup;
+    unsigned char *seen; /* seen[i]: read back stored */
 };
 
 static uint64_t id_hash(const char *s)
@@ -389,9 +390,12 @@ static int lite_stored(void *ctx, const struct dr_db_row *row)
     const char *id = dr_db_row_text(row, 1);
     size_t j = id ? lite_find(b, id) : b->n;
 
-    if (j < b->n && b->seq[j] != dr_db_row_int(row, 0)) {
-        b->seq[j] = dr_db_row_int(row, 0);
-        b->dup[j] = 1;
+    if (j < b->n) {
+        b->seen[j] = 1;
+        if (b->seq[j] != dr_db_row_int(row, 0)) {
+            b->seq[j] = dr_db_row_int(row, 0);
+            b->dup[j] = 1;
+        }
     }
     return 0;
 }
@@ -417,6 +421,7 @@ static int put_many_lite(struct dr_db_tx *tx, struct dr_notification **v, size_t
     b.slots = dr_xcalloc(size, sizeof(*b.slots));
     b.first = dr_xcalloc(n, sizeof(*b.first));
     b.seq = dr_xcalloc(n, sizeof(*b.seq));
+    b.seen = dr_xcalloc(n, sizeof(*b.seen));
     fresh = dr_xcalloc(n, sizeof(*fresh));
     lite_index(&b);
     err = dr_db_tx_exec(tx, lite_top_sql, NULL, 0, get_int, &top, NULL);
@@ -451,6 +456,11 @@ static int put_many_lite(struct dr_db_tx *tx, struct dr_notification **v, size_t
                 p[r] = DR_DB_TEXTV(v[fresh[i + r]]->id);
             }
             err = dr_db_tx_exec(tx, lite_ids_sql[k], p, m, lite_stored, &b, NULL);
+            for (size_t r = 0; r < m && !err; r++) {
+                if (!b.seen[fresh[i + r]]) {
+                    err = DR_EIO; /* not stored, not there before (a trigger's RAISE(IGNORE)) */
+                }
+            }
         }
     }
     for (size_t i = 0; i < n && !err; i++) {
@@ -460,6 +470,7 @@ static int put_many_lite(struct dr_db_tx *tx, struct dr_notification **v, size_t
         dr__notification_set_seq(v[i], b.seq[i]);
     }
     free(fresh);
+    free(b.seen);
     free(b.seq);
     free(b.first);
     free(b.slots);

@@ -281,6 +281,28 @@ static void batch_repeats_a_stored_one(void **state)
     }
 }
 
+/* A row the store skips without an error (a trigger's RAISE(IGNORE)) is neither stored nor a
+ * repeat: the batch fails for now (as a lookup of its seq would), and stores nothing. */
+static void batch_with_silently_skipped_row(void **state)
+{
+    struct fx *f = *state;
+    struct dr_notification *v[3] = {make("s1", "u1", "user:u1"), make("skip", "u1", "user:u1"),
+                                    make("s2", "u1", "user:u1")};
+    int dups[3];
+    int64_t count = -1;
+
+    exec_ok(f->db, "CREATE TRIGGER skip_one BEFORE INSERT ON rt_notifications"
+                   " WHEN NEW.notification_id = 'skip' BEGIN SELECT RAISE(IGNORE); END");
+    assert_int_equal(dr__rt_store_put_many(f->db, v, 3, dups), DR_EIO);
+    assert_int_equal(dr_db_exec(f->db, "SELECT COUNT(*) FROM rt_notifications", NULL, 0, get_count,
+                                &count, NULL),
+                     DR_OK);
+    assert_int_equal(count, 0);
+    for (int i = 0; i < 3; i++) {
+        dr_notification_unref(v[i]);
+    }
+}
+
 /* A seq is never given twice, even once its row is gone: a client may hold it as its since. A
  * batch after the newest row was deleted numbers on above it, and so does a single store after
  * that batch. */
@@ -846,6 +868,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(batch_with_refused_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_repeats_a_stored_one, setup, teardown),
         cmocka_unit_test_setup_teardown(seqs_never_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(batch_with_silently_skipped_row, setup, teardown),
         cmocka_unit_test_setup_teardown(since_filters_rooms_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(since_across_seq_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(queries_by_room_use_indexes, setup, teardown),
