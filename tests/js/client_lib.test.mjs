@@ -216,6 +216,19 @@ class FakeWebSocket {
   }
 }
 
+// A client on the scripted WebSocket only (its sockets listed afresh), resuming from 0 unless
+// extra says otherwise.
+function scripted(extra = {}) {
+  FakeWebSocket.all = [];
+  return makeClient('http://127.0.0.1:1', {
+    WebSocket: FakeWebSocket,
+    EventSource: undefined,
+    getToken: () => 'tok',
+    since: 0,
+    ...extra,
+  });
+}
+
 const ev = (seq, room = 'user:alice') => ({
   type: 'event',
   room,
@@ -227,14 +240,8 @@ const ev = (seq, room = 'user:alice') => ({
 
 describe('client library bookkeeping', () => {
   test('overlapping resumes are delivered once; since follows what was delivered', async () => {
-    FakeWebSocket.all = [];
     const byType = [];
-    const { client, rec } = makeClient('http://127.0.0.1:1', {
-      WebSocket: FakeWebSocket,
-      EventSource: undefined,
-      getToken: () => 'h.eyJzdWIiOiJhbGljZSJ9.s',
-      since: 0,
-    });
+    const { client, rec } = scripted({ getToken: () => 'h.eyJzdWIiOiJhbGljZSJ9.s' });
     client.on('shipment.updated', (e) => byType.push(e.seq));
     client.subscribe('shipment:1Z9');
     client.connect();
@@ -264,13 +271,7 @@ describe('client library bookkeeping', () => {
   });
 
   test('resync: reconnects at once from the named seq; what it has stays filtered', async () => {
-    FakeWebSocket.all = [];
-    const { client, rec } = makeClient('http://127.0.0.1:1', {
-      WebSocket: FakeWebSocket,
-      EventSource: undefined,
-      getToken: () => 'tok',
-      since: 0,
-    });
+    const { client, rec } = scripted();
     client.connect();
     await waitFor(() => FakeWebSocket.all[0]?.sent.length === 1, 'auth');
     const a = FakeWebSocket.all[0];
@@ -287,13 +288,7 @@ describe('client library bookkeeping', () => {
   });
 
   test('resume points: a lost resync frame does not move the client past a missing seq', async () => {
-    FakeWebSocket.all = [];
-    const { client, rec } = makeClient('http://127.0.0.1:1', {
-      WebSocket: FakeWebSocket,
-      EventSource: undefined,
-      getToken: () => 'tok',
-      since: 0,
-    });
+    const { client, rec } = scripted();
     client.subscribe('shipment:1Z9');
     client.connect();
     await waitFor(() => FakeWebSocket.all[0]?.sent.length === 1, 'auth');
@@ -328,14 +323,8 @@ describe('client library bookkeeping', () => {
   });
 
   test('resync with reset: seqs from before the connection are forgotten, no reconnect', async () => {
-    FakeWebSocket.all = [];
     const resyncs = [];
-    const { client, rec } = makeClient('http://127.0.0.1:1', {
-      WebSocket: FakeWebSocket,
-      EventSource: undefined,
-      getToken: () => 'tok',
-      since: 0,
-    });
+    const { client, rec } = scripted();
     client.on('resync', (f) => resyncs.push(f));
     client.subscribe('shipment:1Z9');
     client.connect();
@@ -377,12 +366,7 @@ describe('client library bookkeeping', () => {
   });
 
   test('a refused room is dropped and not asked for again', async () => {
-    FakeWebSocket.all = [];
-    const { client, rec } = makeClient('http://127.0.0.1:1', {
-      WebSocket: FakeWebSocket,
-      EventSource: undefined,
-      getToken: () => 'tok',
-    });
+    const { client, rec } = scripted({ since: null });
     client.connect();
     await waitFor(() => FakeWebSocket.all[0]?.sent.length === 1, 'auth');
     const a = FakeWebSocket.all[0];
