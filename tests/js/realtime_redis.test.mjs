@@ -112,11 +112,14 @@ describe('Redis bus between two instances', { skip }, () => {
     await ws.waitFrame('welcome');
     const es = sse(`${a.url}/events`, { Authorization: `Bearer ${tok}` });
     await waitFor(() => es.frames.some((f) => f.type === 'welcome'), 'SSE welcome');
+    const onB = await wsOpen(b.wsUrl, tok); // B's own client: B delivers to it during the outage
+    await onB.waitFrame('welcome');
     const reconnects0 = await a.metric('dr_realtime_bus_reconnects_total');
 
     const first = Array.from({ length: 4 }, (_, i) => notification(user, i));
     for (const n of first) await b.publish([n]);
     await ws.waitEvents(first.length);
+    await onB.waitEvents(first.length);
     await waitFor(() => es.events().length >= first.length, 'SSE events before the outage');
     const lastWs = ws.events().at(-1).seq;
     const lastSse = es.events().at(-1).seq;
@@ -135,6 +138,14 @@ describe('Redis bus between two instances', { skip }, () => {
       async () => (await b.metric('dr_realtime_bus_published_total', 'outcome="dropped"')) >= 5,
       'B to drop what it cannot publish',
     );
+    // B delivers them to its own client at once, but tells it to resume from before the outage:
+    // until B's recovery is done, it does not know what it missed from the others
+    const duringOnB = (await onB.waitEvents(first.length + during.length)).slice(first.length);
+    const before = ws.events().at(-1).seq;
+    for (const e of duringOnB) {
+      assert.ok(e.seq > before, 'stored after the link was lost');
+      assert.equal(e.resume, before, `resume point of ${e.seq}: where the link was lost`);
+    }
     await redis.start();
     for (const s of [a, b]) {
       await waitFor(async () => (await s.metric('dr_realtime_bus_state')) === 2, 'the bus up');
@@ -142,6 +153,10 @@ describe('Redis bus between two instances', { skip }, () => {
     }
     assert.ok((await a.metric('dr_realtime_bus_reconnects_total')) > reconnects0, 'reconnected');
     assert.match(a.log(), /redis bus down/, 'the loss is logged');
+    // B's recovery found nothing missing: its client may resume from the newest it got
+    const mark = await onB.waitFrame('resume', 20000);
+    assert.equal(mark.seq, duringOnB.at(-1).seq, 'the resume point moves up after the recovery');
+    assert.equal(onB.frames.filter((f) => f.type === 'resync').length, 0, 'B missed nothing');
 
     // A tells its clients in the room to resync; they resume from min(last seq, since)
     const rs = await ws.waitFrame('resync', 20000);
