@@ -63,6 +63,8 @@ struct opts {
     int clients, rooms, threads, pub_conns, batch;
     int direct; /* data-router: POST /api/v1/publish instead of the client-notifications topic */
     int ws_publish; /* Nchan, rooms: publish over one WebSocket per room, not one POST each */
+    int meeting;    /* data-router: rooms meeting:bench-N (from the token's rooms claim), which
+                       the inbox does not read, instead of org:bench-N */
     double rate, duration, drain, hold, connect_timeout, settle;
     long events;
     int payload;
@@ -177,7 +179,7 @@ static void bbuf_free(struct bbuf *b)
 static void room_of(int idx, char *room, size_t rsz, char *chan, size_t csz)
 {
     int r = o.scenario == S_ROOMS ? idx % o.rooms : 0;
-    snprintf(room, rsz, "org:bench-%d", r);
+    snprintf(room, rsz, o.meeting ? "meeting:bench-%d" : "org:bench-%d", r);
     snprintf(chan, csz, "org_bench-%d", r);
 }
 
@@ -208,8 +210,10 @@ static void make_token(int idx, char *out, size_t outsz)
     int r = o.scenario == S_ROOMS ? idx % o.rooms : 0;
     size_t n;
 
-    snprintf(claims, sizeof(claims), "{\"sub\":\"bench-u%d\",\"org\":\"bench-%d\",\"exp\":%lld}",
-             idx, r, (long long)(time(NULL) + TOKEN_TTL_S));
+    snprintf(claims, sizeof(claims),
+             "{\"sub\":\"bench-u%d\",\"org\":\"bench-%d\",\"rooms\":[\"meeting:bench-%d\"],"
+             "\"exp\":%lld}",
+             idx, r, r, (long long)(time(NULL) + TOKEN_TTL_S));
     n = b64url((const unsigned char *)hdr, strlen(hdr), signing);
     signing[n++] = '.';
     n += b64url((const unsigned char *)claims, strlen(claims), signing + n);
@@ -1280,6 +1284,7 @@ static void usage(void)
             "  --rate EV/S --duration S (fanout)   --events N --pub-conns N --batch N --direct "
             "(rooms)\n"
             "  --ws-publish (rooms, nchan: a publisher WebSocket per room)\n"
+            "  --meeting-rooms (rooms, dr: meeting:bench-N rooms, not org:bench-N)\n"
             "  --hold S --pid PID (idle; repeatable, children included)\n"
             "  --threads N --payload BYTES --drain S --connect-timeout S --settle S --label X\n"
             "  DR_JWT_SECRET must be set for --target dr\n");
@@ -1311,6 +1316,7 @@ static void parse_args(int argc, char **argv)
         {"label", 1, 0, 'l'},
         {"direct", 0, 0, 'x'},
         {"ws-publish", 0, 0, 'W'},
+        {"meeting-rooms", 0, 0, 'M'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -1360,6 +1366,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 'W':
             o.ws_publish = 1;
+            break;
+        case 'M':
+            o.meeting = 1;
             break;
         case 'h':
             o.hold = atof(optarg);
