@@ -14,6 +14,8 @@
 // At the end each client must have every notification published for its user exactly once,
 // with the seq the store gave it, and nothing else. The fault schedule comes from a seeded
 // generator (DR_CHAOS_SEED, printed); DR_CHAOS_SECONDS sets how long faults go on (default 30).
+// DR_CHAOS_PG=1 adds PostgreSQL crashes (an immediate stop, then a start) to the faults, in the
+// share of connection cuts; it needs scripts/test-env's cluster (DR_TEST_PG_BIN, _DATA).
 // On a failure it says which seqs a client lacks and leaves the servers' logs, the client's
 // connection log and the fault timeline in $TMPDIR/dr-chaos-SEED/.
 import assert from 'node:assert/strict';
@@ -52,6 +54,19 @@ const SECONDS = Number(process.env.DR_CHAOS_SECONDS || 30);
 const USERS = 12;
 const PUBLISHERS = 4;
 const RUN = Math.random().toString(36).slice(2, 8);
+const PG_FAULTS = process.env.DR_CHAOS_PG === '1';
+
+// Crashes the cluster scripts/test-env started and starts it again with the same options.
+async function crashPostgres(downMs) {
+  const ctl = path.join(process.env.DR_TEST_PG_BIN, 'pg_ctl');
+  const data = process.env.DR_TEST_PG_DATA;
+  const run = (args) => execFileSync('runuser', ['-u', 'postgres', '--', ctl, '-D', data, ...args], { stdio: 'pipe' });
+  run(['-m', 'immediate', 'stop']);
+  await sleep(downMs);
+  const opts = fs.readFileSync(path.join(data, 'postmaster.opts'), 'utf8');
+  const o = opts.slice(opts.indexOf(' ') + 1).trim().replace(/"/g, '');
+  run(['-w', '-l', path.join(data, 'pg.log'), '-o', o.replace(/^-D \S+ ?/, ''), 'start']);
+}
 
 function mulberry32(a) {
   return () => {
@@ -223,7 +238,8 @@ describe('faults while notifications flow', { skip }, () => {
         await sleep(between(800, 2000));
         const r = rng();
         faults++;
-        timeline.push([Date.now(), r < 0.3 ? 'kill' : r < 0.6 ? 'term' : r < 0.8 ? 'redis' : 'cut']);
+        const pgFault = PG_FAULTS && r >= 0.8 && r < 0.9;
+        timeline.push([Date.now(), r < 0.3 ? 'kill' : r < 0.6 ? 'term' : r < 0.8 ? 'redis' : pgFault ? 'postgres' : 'cut']);
         if (r < 0.6) {
           const i = between(0, servers.length);
           const old = servers[i];
@@ -243,6 +259,8 @@ describe('faults while notifications flow', { skip }, () => {
           await redis.stop();
           await sleep(between(200, 1000));
           await redis.start();
+        } else if (pgFault) {
+          await crashPostgres(between(200, 1500));
         } else {
           lb.cutAll();
         }
@@ -252,7 +270,12 @@ describe('faults while notifications flow', { skip }, () => {
     await chaos;
     await Promise.all(publishers);
     const total = [...acked.values()].reduce((k, s) => k + s.size, 0);
-    t.diagnostic(`${total} notifications published, ${failures} sends retried, ${faults} faults`);
+    const kinds = {};
+    for (const [, k] of timeline) kinds[k] = (kinds[k] ?? 0) + 1;
+    t.diagnostic(
+      `${total} notifications published, ${failures} sends retried, ${faults} faults ` +
+        `(${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(', ')})`,
+    );
     assert.ok(total > 100, `enough traffic (${total})`);
 
     const storedSeqs = () =>
