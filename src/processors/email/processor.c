@@ -45,6 +45,7 @@
 #include "dr/log.h"
 #include "dr/poll_store.h"
 #include "dr/processor.h"
+#include "dr/shipment.h"
 #include "dr/store.h"
 #include "dr/util.h"
 #include "processors/email/classify.h"
@@ -326,12 +327,35 @@ static int emit_msg(const struct ctx *c, struct dr_buf *b, const char *topic, co
     return err;
 }
 
-static int emit_shipments(const struct ctx *c, struct dr_buf *b)
+/*
+ * 1 unless the shipment processor would refuse the number: it passes no carrier's format with its
+ * check digit, and no carrier vouches for it (the email's carrier does not when its check digit
+ * refutes the number). Those are not forwarded, to be dead-lettered there: the email stays
+ * indexed with them marked invalid, and the count is logged.
+ */
+static int forwardable(const struct dr_email_class *cls, const cJSON *e)
+{
+    const char *carrier = dr__email_class_carrier(cls, e);
+
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "valid"))) {
+        return 1;
+    }
+    return carrier && !dr_tracking_refuted(dr_json_str(e, "tracking_number"), carrier, NULL);
+}
+
+/* Forwards the numbers found; *sent of them. */
+static int emit_shipments(const struct ctx *c, struct dr_buf *b, size_t *sent)
 {
     int err = DR_OK;
 
+    *sent = 0;
     for (size_t i = 0; i < c->cls->n_accepted && !err; i++) {
         const cJSON *e = c->cls->accepted[i];
+
+        if (!forwardable(c->cls, e)) {
+            continue;
+        }
+        (*sent)++;
 
         err = emit_msg(c, b, SHIPMENT_TOPIC, "shipment_detected", dr_json_str(e, "tracking_number"),
                        dr__email_shipment_msg(c->cls, e, &c->ids, b));
@@ -474,6 +498,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     struct dr_email_class cls = {0};
     struct dr_email *em = NULL;
     struct dr_buf b = {0};
+    size_t nship = 0;
     int err;
 
     if (!cJSON_IsObject(c.pl)) {
@@ -521,8 +546,8 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     c.ids.email_id = c.email_id;
     c.ids.event_time = c.event_time;
     dr_buf_init(&b, DR__EMAIL_MSG_MAX);
-    if (emit_shipments(&c, &b) || ((cls.kinds & DR_EMAIL_KIND_POLL_REPLY) && emit_poll(&c, &b)) ||
-        emit_calendar(&c, &b)) {
+    if (emit_shipments(&c, &b, &nship) ||
+        ((cls.kinds & DR_EMAIL_KIND_POLL_REPLY) && emit_poll(&c, &b)) || emit_calendar(&c, &b)) {
         dr_result_retry(res, "out_of_memory", "writing the forwarded messages");
         goto out;
     }
@@ -530,12 +555,13 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
         dr_result_retry(res, "out_of_memory", "writing the index operation");
         goto out;
     }
-    progress_count(&ep->progress, res, c.user_id, c.org_id, (int)cls.n_accepted,
+    progress_count(&ep->progress, res, c.user_id, c.org_id, (int)nship,
                    (cls.kinds & DR_EMAIL_KIND_POLL_REPLY) != 0);
     DR_INFO(COMP, "email processed",
-            "message_id=%s class=%s shipments=%zu poll=%s calendar_parts=%zu warnings=%zu",
-            msg->message_id, cls.primary, cls.n_accepted, cls.poll_lookup ? cls.poll_lookup : "-",
-            em->n_calendar, em->n_warnings);
+            "message_id=%s class=%s shipments=%zu unverifiable_numbers=%zu poll=%s "
+            "calendar_parts=%zu warnings=%zu",
+            msg->message_id, cls.primary, nship, cls.n_accepted - nship,
+            cls.poll_lookup ? cls.poll_lookup : "-", em->n_calendar, em->n_warnings);
 out:
     dr_buf_cleanup(&b);
     dr__email_class_cleanup(&cls);
