@@ -418,9 +418,10 @@ static void test_provider(void **state)
     free(js);
 }
 
-/* The carrier emails through the email processor, then their emits through this one. Upstream
- * redacted some of their numbers into ones whose check digit fails the carrier's rule: those are
- * rejected (refuted below), never stored under the email's carrier. */
+/* The carrier emails through the email processor, then their emits through this one: every
+ * forwarded number is accepted. Upstream redacted some of their numbers into ones whose check
+ * digit fails the carrier's rule (refuted below): the email processor does not forward those, so
+ * they are neither stored nor rejected here. */
 static void test_emails_to_shipments(void **state)
 {
     struct pfx *p = *state;
@@ -432,7 +433,6 @@ static void test_emails_to_shipments(void **state)
                                            "delivered",        "delivered",
                                            "out_for_delivery", "out_for_delivery"};
     static const char *const refuted[] = {"4212345678", "MA038501234GB", "1Z2345YY0678901234"};
-    int nrefuted = 0;
     struct dr_proc_env env = {.store = p->st, .data_dir = "/tmp"};
     char err[256], path[1024], sql[512];
     void *email = NULL;
@@ -475,21 +475,22 @@ static void test_emails_to_shipments(void **state)
                 continue;
             }
             data = dr_xstrndup(res.emits[k].data, res.emits[k].len);
-            run_type(state, "shipment_detected", data, &r2);
-            if (r2.outcome == DR_OUTCOME_REJECT) {
+            {
                 cJSON *j = dr_json_parse(res.emits[k].data, res.emits[k].len);
-                int known = 0;
                 for (size_t q = 0; q < DR_ARRAY_LEN(refuted); q++) {
-                    known |= strcmp(dr_json_str(j, "tracking_number"), refuted[q]) == 0;
+                    if (strcmp(dr_json_str(j, "tracking_number"), refuted[q]) == 0) {
+                        print_error("%s: %s forwarded\n", files[i], refuted[q]);
+                        fail();
+                    }
                 }
-                assert_true(known);
-                assert_string_equal(r2.reason, "invalid_tracking_number");
                 cJSON_Delete(j);
-                nrefuted++;
-            } else {
-                assert_int_equal(r2.outcome, DR_OUTCOME_OK);
-                shipments++;
             }
+            run_type(state, "shipment_detected", data, &r2);
+            if (r2.outcome != DR_OUTCOME_OK) {
+                print_error("%s: %s: %s\n", files[i], r2.reason, r2.error);
+                fail();
+            }
+            shipments++;
             dr_result_cleanup(&r2);
             free(data);
         }
@@ -510,7 +511,6 @@ static void test_emails_to_shipments(void **state)
     }
     assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipments WHERE user_id = 'u9'"),
                      total);
-    assert_int_equal(nrefuted, DR_ARRAY_LEN(refuted));
     assert_true(total >= 4); /* dhl, fedex, gls, usps */
     dr_processor_email.destroy(email);
 }
