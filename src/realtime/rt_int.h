@@ -221,6 +221,9 @@ struct rt_catchup {
 
 enum rt_conn_state { RT_CONN_AUTH, RT_CONN_OPEN, RT_CONN_CLOSING, RT_CONN_CLOSED };
 
+/* The longest sub a token may have: user:{sub} must be a room name (dr_room_valid). */
+#define RT_SUB_MAX 128
+
 struct rt_conn {
     int refs; /* the tcp handle holds one; every job in flight holds one */
     uint64_t next_gen; /* rt_sub.gen of the next room joined */
@@ -267,7 +270,7 @@ struct rt_conn {
     size_t queued_frames;          /* frames handed to uv_write and not yet written */
     struct rt_conn *prev, *next;   /* hub list */
     struct rt_conn *uprev, *unext; /* per-user list */
-    char user_key[160];            /* the sub it is indexed under ("" before auth) */
+    char user_key[RT_SUB_MAX + 1]; /* the sub it is indexed under ("" before auth) */
 };
 
 /* Creates a connection on a hijacked stream (not yet authenticated). */

@@ -268,6 +268,21 @@ static void local_seq_going_back_resyncs(void **state)
     dr__rt_conn_unref(c);
 }
 
+/* The longest sub a token may have (user:{sub} is still a room name) is indexed whole: the
+ * connection's copy of it is as long as that and no longer. */
+static void longest_sub_is_indexed(void **state)
+{
+    struct fx *f = *state;
+    char sub[RT_SUB_MAX + 1];
+    struct rt_conn *c;
+
+    memset(sub, 's', RT_SUB_MAX);
+    sub[RT_SUB_MAX] = '\0';
+    c = open_conn(f, sub, "s@example.com");
+    assert_string_equal(c->user_key, sub);
+    assert_int_equal(dr__hub_user_count(&f->hub, sub), 1);
+}
+
 /* A notification numbered seq for room, delivered on the loop as the Redis bus delivers one
  * that came late (after a higher one). */
 static void deliver_seq(struct fx *f, const char *id, const char *room, int64_t seq)
@@ -323,6 +338,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(rejoin_from_earlier_while_catching_up, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(local_seq_going_back_resyncs, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(longest_sub_is_indexed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(held_back_events_go_out_in_seq_order, fx_setup,
                                         fx_teardown),
     };
