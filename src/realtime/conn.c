@@ -60,7 +60,7 @@ struct rt_conn *dr__rt_conn_create(struct dr_hub *hub, const struct rt_transport
     tcp->data = c;
     c->state = RT_CONN_AUTH;
     c->since = -1;
-    c->told = c->sent_hi = -1;
+    c->told = -1;
     c->opened_ms = c->last_rx_ms = c->last_hb_ms = now;
     c->connected_ms = dr_now_ms();
     c->last_tx_ms = (int64_t)uv_now(hub->loop);
@@ -361,19 +361,33 @@ static int send_event(struct rt_conn *c, struct rt_sub *s, struct dr_notificatio
     }
     s->last_seq = n->seq;
     c->told = n->seq - n->behind;
-    if (n->seq > c->sent_hi) {
-        c->sent_hi = n->seq;
-    }
     dr__hub_count_delivery(c->hub, c->tp->id, n->t0_ns);
     return DR_OK;
 }
 
+/* The newest seq sent in any room of c (a room catching up counts from its since). */
+static int64_t sent_hi(const struct rt_conn *c)
+{
+    int64_t hi = -1;
+
+    for (size_t i = 0; i < c->nsubs; i++) {
+        hi = c->subs[i].last_seq > hi ? c->subs[i].last_seq : hi;
+    }
+    return hi;
+}
+
+int dr__rt_conn_lagging(const struct rt_conn *c)
+{
+    return c->state == RT_CONN_OPEN && c->told < sent_hi(c);
+}
+
 void dr__rt_conn_mark(struct rt_conn *c, int64_t w)
 {
+    int64_t hi = sent_hi(c);
     cJSON *o;
 
-    if (w > c->sent_hi) {
-        w = c->sent_hi;
+    if (w > hi) {
+        w = hi;
     }
     if (c->state != RT_CONN_OPEN || w <= c->told) {
         return;
@@ -584,7 +598,7 @@ static void finish_rooms(struct rt_conn *c, struct rt_catchup *j)
             }
         }
     }
-    if (c->told < c->sent_hi) {
+    if (dr__rt_conn_lagging(c)) {
         c->hub->lagging = 1;
         dr__rt_conn_mark(c, dr__hub_safe(c->hub));
     }
@@ -680,7 +694,7 @@ static void resume_from_head(struct rt_conn *c, struct rt_catchup *j, int64_t he
         cJSON_AddBoolToObject(o, "reset", 1);
         send_json_seq(c, from, o);
         cJSON_Delete(o);
-        c->told = c->sent_hi = from; /* the old numbering's seqs mean nothing now */
+        c->told = from; /* the old numbering's seqs mean nothing now */
     }
     /* the rooms left meanwhile still need finish_rooms to release what was held for them */
     j->since = from;
@@ -797,7 +811,7 @@ int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, i
     c->claims = claims;
     c->state = RT_CONN_OPEN;
     c->since = since;
-    c->told = c->sent_hi = since;
+    c->told = since > 0 ? since : 0; /* what its rooms' last_seq start from */
     c->last_rx_ms = c->last_hb_ms = dr_mono_ms();
     cap = 2 + claims->nrooms + nextra;
     joined = dr_xcalloc(cap, sizeof(*joined));

@@ -262,10 +262,10 @@ void dr__hub_safe_moved(struct dr_hub *hub)
     hub->lagging = 0;
     for (c = hub->conns; c; c = next) {
         next = c->next;
-        if (c->told < c->sent_hi) {
+        if (dr__rt_conn_lagging(c)) {
             dr__rt_conn_ref(c);
             dr__rt_conn_mark(c, w);
-            hub->lagging |= c->state == RT_CONN_OPEN && c->told < c->sent_hi;
+            hub->lagging |= dr__rt_conn_lagging(c);
             dr__rt_conn_unref(c); /* only c itself can have left the list */
         }
     }

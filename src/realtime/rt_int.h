@@ -249,10 +249,10 @@ struct rt_conn {
     size_t cu_nrows, cu_pos;
     int64_t cu_next; /* since of the page after the one being written, -1: it is the last */
     int64_t since;   /* resume point for the rooms joined from the token (-1 = none) */
-    /* the resume point this connection's frames gave the client last (-1: none), and the newest
-     * seq it was sent; while the first is below, a {"type":"resume"} frame moves it up as the
+    /* the resume point this connection's frames gave the client last (-1: none); while it is
+     * below the newest seq sent in its rooms, a {"type":"resume"} frame moves it up as the
      * hub's safe point moves (dr__rt_conn_mark) */
-    int64_t told, sent_hi;
+    int64_t told;
     /* rate limit and timers (monotonic ms) */
     struct dr_bucket rate; /* client messages (rt_conf rate, burst) */
     int64_t opened_ms;
@@ -314,6 +314,8 @@ void dr__rt_conn_deliver(struct rt_conn *c, struct rt_sub *s, struct dr_notifica
  * smaller of w and the newest seq sent, when N is above the resume point c's frames gave so far.
  * w is the hub's safe point (dr__hub_safe). */
 void dr__rt_conn_mark(struct rt_conn *c, int64_t w);
+/* 1 while c is open and the resume point its frames gave is below the newest seq it was sent. */
+int dr__rt_conn_lagging(const struct rt_conn *c);
 /* Token bucket: 1 if a client message may be handled now. */
 int dr__rt_conn_rate_ok(struct rt_conn *c);
 
