@@ -282,7 +282,7 @@ void dr_hub_publish_local(struct dr_hub *hub, struct dr_notification *n)
     if (n->seq > 0 && hub->bus.safe) {
         /* the frames carry where the client may resume from: with a lower seq still missing
          * here, not from this one */
-        int64_t w = hub->bus.safe(hub->bus.ctx);
+        int64_t w = dr__hub_safe(hub);
         n->behind = w < n->seq ? n->seq - w : 0;
         hub->lagging |= n->behind > 0;
     }
