@@ -543,18 +543,27 @@ struct rows {
     int64_t last; /* the seq of the last of them */
 };
 
+/* The notification of a (seq, body_json) row, or NULL (logged) when it cannot be read. */
+static struct dr_notification *row_notification(const struct dr_db_row *row)
+{
+    const char *body = dr_db_row_text(row, 1);
+    int64_t seq = dr_db_row_int(row, 0);
+    struct dr_notification *n = body ? dr__notification_from_row(seq, body, strlen(body)) : NULL;
+
+    if (!n) {
+        DR_WARN("realtime", "unreadable stored notification skipped", "seq=%lld", (long long)seq);
+    }
+    return n;
+}
+
 static int collect(void *ctx, const struct dr_db_row *row)
 {
     struct rows *r = ctx;
-    const char *body = dr_db_row_text(row, 1);
-    struct dr_notification *n;
+    struct dr_notification *n = row_notification(row);
 
     r->read++;
     r->last = dr_db_row_int(row, 0);
-    n = body ? dr__notification_from_row(dr_db_row_int(row, 0), body, strlen(body)) : NULL;
     if (!n) {
-        DR_WARN("realtime", "unreadable stored notification skipped", "seq=%lld",
-                (long long)dr_db_row_int(row, 0));
         return 0;
     }
     if (r->n == r->cap) {
@@ -612,19 +621,14 @@ struct lite_rows {
 static int lite_collect(void *ctx, const struct dr_db_row *row)
 {
     struct lite_rows *r = ctx;
-    const char *body = dr_db_row_text(row, 1);
-    int64_t seq = dr_db_row_int(row, 0);
 
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 16;
         r->v = dr_xrealloc(r->v, r->cap * sizeof(*r->v));
         r->seq = dr_xrealloc(r->seq, r->cap * sizeof(*r->seq));
     }
-    r->seq[r->n] = seq;
-    r->v[r->n] = body ? dr__notification_from_row(seq, body, strlen(body)) : NULL;
-    if (!r->v[r->n]) {
-        DR_WARN("realtime", "unreadable stored notification skipped", "seq=%lld", (long long)seq);
-    }
+    r->seq[r->n] = dr_db_row_int(row, 0);
+    r->v[r->n] = row_notification(row);
     r->n++;
     return 0;
 }
