@@ -8,7 +8,10 @@
  * URL defaults to a fresh SQLite file in a temporary directory (removed afterwards); ROWS
  * 200000, BATCH 2048 (the store thread's most), ROOMS 100, PREFILL 0 (rows stored first, not
  * timed: a store that has been running a while). RT_STORE_SQL: statements ("; "-separated) run
- * after the migrations, for schema experiments; RT_STORE_ROOM the rooms' prefix (meeting:bench-).
+ * after the migrations, for schema experiments; RT_STORE_ROOM the rooms' prefix (meeting:bench-);
+ * RT_STORE_IDS=random: random notification ids (32 hex digits, dr_random_id), =time: ids that
+ * sort by time (dr_time_id, as the processors and the publish API make them), instead of
+ * ws_load's b-TAG-I, which sort nearly in the order they are stored.
  * Prints per notification the calling thread's CPU time and wall time, the whole process's CPU time
  * (with the checkpoints, until the database is closed) and the bytes it wrote (WAL and database
  * file).
@@ -33,6 +36,7 @@ static double now_s(clockid_t clk)
 }
 
 static const char *room_prefix = "meeting:bench-";
+static int random_ids; /* 1: dr_random_id, 2: dr_time_id */
 
 static struct dr_notification *make(const char *tag, long i, int rooms)
 {
@@ -48,6 +52,22 @@ static struct dr_notification *make(const char *tag, long i, int rooms)
                        tag, i, r, room_prefix, r, i, i * 1000);
     char err[128];
 
+    if (random_ids) {
+        char id[33], tagged[64];
+        if (random_ids == 1) {
+            dr_random_id(id);
+        } else {
+            dr_time_id(id);
+        }
+        snprintf(tagged, sizeof(tagged), "b-%s-%ld", tag, i);
+        char *at = strstr(json, tagged);
+        if (at && strlen(tagged) <= 32) {
+            /* the random id in the tag's place */
+            memmove(at + 32, at + strlen(tagged), strlen(at + strlen(tagged)) + 1);
+            memcpy(at, id, 32);
+            len = (int)strlen(json);
+        }
+    }
     if (dr_notification_parse(json, (size_t)len, NULL, &n, err, sizeof(err)) != DR_OK) {
         fprintf(stderr, "parse: %s\n", err);
         exit(1);
@@ -156,6 +176,11 @@ int main(int argc, char **argv)
     double wall, cpu;
 
     dr_log_set_level(DR_LOG_WARN);
+    if (getenv("RT_STORE_IDS")) {
+        random_ids = strcmp(getenv("RT_STORE_IDS"), "random") == 0 ? 1
+                     : strcmp(getenv("RT_STORE_IDS"), "time") == 0 ? 2
+                                                                   : 0;
+    }
     if (getenv("RT_STORE_ROOM")) {
         room_prefix = getenv("RT_STORE_ROOM");
     }

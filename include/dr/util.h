@@ -48,6 +48,10 @@ void dr_sha256_hex(const void *data, size_t len, char out[65]);
 int dr_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 /* A random 128-bit id as 32 lowercase hex characters + NUL. */
 void dr_random_id(char out[33]);
+/* An id that sorts by creation time, as 32 lowercase hex characters + NUL: the wall clock in
+ * Unix epoch milliseconds (12 digits), then 80 random bits. Ids kept in a b-tree (notification
+ * ids) then go to its last leaves instead of one anywhere in it per id. */
+void dr_time_id(char out[33]);
 /* Uniform random double in [0, 1) from a thread-local generator. */
 double dr_random_unit(void);
 

@@ -376,20 +376,35 @@ int dr_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
     return CRYPTO_memcmp(a, b, alen) == 0;
 }
 
-void dr_random_id(char out[33])
+static void random_hex(unsigned char *r, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char r[16];
 
-    if (RAND_bytes(r, sizeof(r)) != 1) {
-        for (size_t i = 0; i < sizeof(r); i++) {
+    if (RAND_bytes(r, (int)n) != 1) {
+        for (size_t i = 0; i < n; i++) {
             r[i] = (unsigned char)(dr_random_unit() * 256);
         }
     }
-    for (int i = 0; i < 16; i++) {
+    for (size_t i = 0; i < n; i++) {
         out[2 * i] = hex[r[i] >> 4];
         out[2 * i + 1] = hex[r[i] & 15];
     }
+}
+
+void dr_random_id(char out[33])
+{
+    unsigned char r[16];
+
+    random_hex(r, sizeof(r), out);
+    out[32] = '\0';
+}
+
+void dr_time_id(char out[33])
+{
+    unsigned char r[10];
+
+    snprintf(out, 13, "%012llx", (unsigned long long)dr_now_ms() & 0xffffffffffffULL);
+    random_hex(r, sizeof(r), out + 12);
     out[32] = '\0';
 }
 

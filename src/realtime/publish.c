@@ -126,7 +126,7 @@ static int read_body(struct job *j)
         int err;
 
         if (!cJSON_GetObjectItemCaseSensitive(it, "notification_id")) {
-            dr_random_id(id);
+            dr_time_id(id);
             def = id;
         }
         err = dr__notification_from_json(it, def, &j->ns[i], why, sizeof(why));

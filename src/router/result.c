@@ -141,7 +141,7 @@ void dr_result_notify(struct dr_result *r, const char *user_id, const char *org_
     char id[33], ts[32], *s;
     const char *attrs[] = {"type", "client_notification", NULL};
 
-    dr_random_id(id);
+    dr_time_id(id);
     dr_format_time(dr_now_ms(), ts);
     cJSON_AddStringToObject(n, "notification_id", id);
     if (user_id) {

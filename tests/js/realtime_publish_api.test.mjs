@@ -68,13 +68,19 @@ describe('publish API', () => {
     assert.equal(ws.events().length, 7, 'nothing delivered twice');
   });
 
-  test('a notification without an id gets one', async () => {
+  test('a notification without an id gets one that sorts by time', async () => {
     const user = u('pb');
     const n = notification(user, 1);
     delete n.notification_id;
+    const t0 = Date.now();
     const r = await publish({ notifications: [n] });
+    const t1 = Date.now();
     assert.equal(r.status, 200, r.text);
-    assert.match(r.json.notifications[0].notification_id, /^[0-9a-f]{32}$/);
+    const id = r.json.notifications[0].notification_id;
+    assert.match(id, /^[0-9a-f]{32}$/);
+    // the milliseconds it was made at, then random bits: the store's b-tree of ids grows at its end
+    const ms = parseInt(id.slice(0, 12), 16);
+    assert.ok(ms >= t0 && ms <= t1, `${id} made at ${ms}, not within ${t0}..${t1}`);
   });
 
   test('bad input: 400 naming the index, nothing stored', async () => {

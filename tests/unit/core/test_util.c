@@ -13,6 +13,7 @@
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/metrics.h"
+#include "dr/processor.h"
 #include "dr/util.h"
 
 static void buf_limit(void **state)
@@ -190,6 +191,62 @@ static void ct_equal(void **state)
     assert_true(dr_ct_equal("abc", 3, "abc", 3));
     assert_false(dr_ct_equal("abc", 3, "abd", 3));
     assert_false(dr_ct_equal("abc", 3, "abcd", 4));
+}
+
+/* the milliseconds an id of dr_time_id starts with, or -1 when it is not 32 lowercase hex */
+static long long time_id_ms(const char *id)
+{
+    char ms[13];
+
+    if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32) {
+        return -1;
+    }
+    memcpy(ms, id, 12);
+    ms[12] = '\0';
+    return strtoll(ms, NULL, 16);
+}
+
+static void time_id_sorts_by_time(void **state)
+{
+    char a[33], b[33], r[33];
+    int64_t t0 = dr_now_ms();
+
+    dr_time_id(a);
+    dr_time_id(b);
+    int64_t t1 = dr_now_ms();
+    assert_in_range(time_id_ms(a), t0, t1);
+    assert_in_range(time_id_ms(b), time_id_ms(a), t1);
+    assert_string_not_equal(a, b); /* the same millisecond, different random parts */
+    assert_string_not_equal(a + 12, b + 12);
+    dr_random_id(r);
+    assert_int_equal(strspn(r, "0123456789abcdef"), 32);
+    assert_int_equal(strlen(r), 32);
+}
+
+/* Notifications from processors get ids that sort by time: the store keeps them unique in a
+ * b-tree, where random ids cost a leaf anywhere in it per notification. */
+static void notification_ids_sort_by_time(void **state)
+{
+    struct dr_result res;
+    int64_t t0 = dr_now_ms();
+
+    dr_result_init(&res);
+    dr_result_notify(&res, "u1", "o1", "user:u1", "t", "title", "message", NULL);
+    dr_result_notify(&res, "u1", "o1", "user:u1", "t", "title", "message", NULL);
+    int64_t t1 = dr_now_ms();
+    assert_int_equal(res.nemits, 2);
+    long long prev = t0;
+    for (size_t i = 0; i < res.nemits; i++) {
+        cJSON *n = cJSON_ParseWithLength(res.emits[i].data, res.emits[i].len);
+        assert_non_null(n);
+        const char *id = dr_json_str(n, "notification_id");
+        assert_non_null(id);
+        long long ms = time_id_ms(id);
+        assert_in_range(ms, prev, t1);
+        prev = ms;
+        cJSON_Delete(n);
+    }
+    dr_result_cleanup(&res);
 }
 
 static void metrics_render(void **state)
@@ -485,14 +542,23 @@ static void parse_int(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(buf_limit),        cmocka_unit_test(buf_json_escape),
-        cmocka_unit_test(base64_roundtrip), cmocka_unit_test(base64_rejects_junk),
-        cmocka_unit_test(time_roundtrip),   cmocka_unit_test(json_pointer),
-        cmocka_unit_test(json_i64_range),   cmocka_unit_test(yaml_many_keys),
-        cmocka_unit_test(ct_equal),         cmocka_unit_test(msgid_bare),
-        cmocka_unit_test(utf8_encode),      cmocka_unit_test(metrics_render),
-        cmocka_unit_test(utf8_valid),       cmocka_unit_test(json_str_matches_ref),
+        cmocka_unit_test(buf_limit),
+        cmocka_unit_test(buf_json_escape),
+        cmocka_unit_test(base64_roundtrip),
+        cmocka_unit_test(base64_rejects_junk),
+        cmocka_unit_test(time_roundtrip),
+        cmocka_unit_test(json_pointer),
+        cmocka_unit_test(json_i64_range),
+        cmocka_unit_test(yaml_many_keys),
+        cmocka_unit_test(ct_equal),
+        cmocka_unit_test(msgid_bare),
+        cmocka_unit_test(utf8_encode),
+        cmocka_unit_test(metrics_render),
+        cmocka_unit_test(utf8_valid),
+        cmocka_unit_test(json_str_matches_ref),
         cmocka_unit_test(parse_int),
+        cmocka_unit_test(time_id_sorts_by_time),
+        cmocka_unit_test(notification_ids_sort_by_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
