@@ -83,6 +83,28 @@ describe('publish API', () => {
     assert.ok(ms >= t0 && ms <= t1, `${id} made at ${ms}, not within ${t0}..${t1}`);
   });
 
+  // small bodies are read on the loop thread, large ones (over 16 KiB) on the thread pool
+  test('a large request is stored and delivered like a small one', async (t) => {
+    const user = u('pl');
+    const ws = await Client.open(srv.wsUrl, bearer(await userToken(user)));
+    t.after(() => ws.close());
+    await ws.waitFrame('welcome');
+    const list = Array.from({ length: 60 }, (_, i) => {
+      const n = notification(user, i);
+      n.data.pad = 'p'.repeat(400);
+      return n;
+    });
+    assert.ok(JSON.stringify({ notifications: list }).length > 16 * 1024);
+    const r = await publish({ notifications: list });
+    assert.equal(r.status, 200, r.text);
+    const out = r.json.notifications;
+    assert.deepEqual(out.map((o) => o.notification_id), list.map((n) => n.notification_id));
+    for (let i = 1; i < out.length; i++) assert.ok(out[i].seq > out[i - 1].seq, 'seqs in order');
+    const evs = await ws.waitEvents(60);
+    assert.deepEqual(evs.map((e) => e.seq), out.map((o) => o.seq));
+    assert.equal(evs[59].data.data.pad.length, 400);
+  });
+
   test('bad input: 400 naming the index, nothing stored', async () => {
     const user = u('pc');
     const good = notification(user, 1);
