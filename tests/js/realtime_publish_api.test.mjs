@@ -132,6 +132,17 @@ describe('publish API', () => {
     // a JSON string, not an object
     const str = await srv.request('POST', '/api/v1/publish', '{"notifications":[');
     assert.equal(str.status, 400);
+    // hostile bodies read on the loop thread (under 16 KiB) and on the pool: deep nesting,
+    // a NUL inside a string
+    for (const depth of [12000, 200000]) {
+      const deep = `{"notifications":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+      const r = await srv.request('POST', '/api/v1/publish', deep);
+      assert.equal(r.status, 400, `nesting ${depth}`);
+      assert.equal(r.json.error.status, 'INVALID_ARGUMENT');
+    }
+    const nul = await srv.request('POST', '/api/v1/publish',
+      `{"notifications":[${JSON.stringify({ ...good, title: 'a\u0000b' })}]}`);
+    assert.equal(nul.status, 400, nul.text);
     assert.equal(await srv.metric('dr_realtime_notifications_total', 'outcome="stored"'), before);
     const get = await srv.request('GET', '/api/v1/publish');
     assert.equal(get.status, 405);
