@@ -47,6 +47,11 @@ struct dr_result {
     /* Deferred completion (dr_result_defer): set by the router, not by processors. */
     void (*finish_fn)(struct dr_result *r);
     int deferred;
+    /* What is being processed, set by the router (NULL in tests that make results themselves):
+     * notification ids are derived from it (dr_result_notify). */
+    const struct dr_msg *msg;
+    const char *processor;
+    unsigned nnotify; /* notifications made so far */
 };
 
 /* Everything a processor may use; lives as long as the router. */

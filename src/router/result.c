@@ -31,6 +31,9 @@ void dr_result_init(struct dr_result *r)
     r->nemits = r->cap = 0;
     r->finish_fn = NULL;
     r->deferred = 0;
+    r->msg = NULL;
+    r->processor = NULL;
+    r->nnotify = 0;
 }
 
 void dr_result_defer(struct dr_result *r)
@@ -133,6 +136,41 @@ void dr_result_emit(struct dr_result *r, const char *topic, const char *data, si
     }
 }
 
+/*
+ * The id of the next notification of r. Processing the same message again (a redelivery after
+ * its notifications were published but before it was acknowledged) must give the same ids, so
+ * that the store takes the repeats as duplicates and no client sees one twice: the id is the
+ * message's publish time (12 hex digits of Unix milliseconds, as dr_time_id, so the store's index
+ * of ids still grows at its end), then 20 hex digits of SHA-256 over its topic, its id, the
+ * processor and the notification's place among the processor's notifications for it. A result
+ * made outside the router gets a dr_time_id.
+ */
+static void notification_id(struct dr_result *r, char out[33])
+{
+    const struct dr_msg *m = r->msg;
+    const char *proc = r->processor ? r->processor : "";
+    char digest[65], *seed;
+    int64_t ms;
+    size_t n;
+
+    if (!m || !m->message_id || !m->topic) {
+        dr_time_id(out);
+        return;
+    }
+    ms = m->publish_time_ms > 0 ? m->publish_time_ms : dr_now_ms();
+    /* topic NUL id NUL processor NUL k: no two different tuples give the same bytes */
+    n = strlen(m->topic) + strlen(m->message_id) + strlen(proc) + 16;
+    seed = dr_xmalloc(n);
+    size_t a = strlen(m->topic) + 1, b = strlen(m->message_id) + 1, c = strlen(proc) + 1;
+    memcpy(seed, m->topic, a);
+    memcpy(seed + a, m->message_id, b);
+    memcpy(seed + a + b, proc, c);
+    int k = snprintf(seed + a + b + c, n - a - b - c, "%u", r->nnotify++);
+    dr_sha256_hex(seed, a + b + c + (size_t)k, digest);
+    free(seed);
+    snprintf(out, 33, "%012llx%.20s", (unsigned long long)ms & 0xffffffffffffULL, digest);
+}
+
 void dr_result_notify(struct dr_result *r, const char *user_id, const char *org_id,
                       const char *room, const char *type, const char *title, const char *message,
                       const cJSON *data)
@@ -141,7 +179,7 @@ void dr_result_notify(struct dr_result *r, const char *user_id, const char *org_
     char id[33], ts[32], *s;
     const char *attrs[] = {"type", "client_notification", NULL};
 
-    dr_time_id(id);
+    notification_id(r, id);
     dr_format_time(dr_now_ms(), ts);
     cJSON_AddStringToObject(n, "notification_id", id);
     if (user_id) {

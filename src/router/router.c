@@ -330,6 +330,8 @@ static void *worker_main(void *arg)
         struct proc *p = &r->procs[t->proc];
         dr_result_init(&t->res);
         t->res.finish_fn = deferred_finished;
+        t->res.msg = t->job->msg;
+        t->res.processor = p->def->name;
         t->t_start = dr_mono_ns();
         p->def->process(p->state, t->job->msg, &t->res);
 

@@ -112,7 +112,12 @@ describe('orderly stop while notifications are being stored', { skip }, () => {
     assert.ok(r.json.notifications[0].seq > 0, 'with its seq');
     assert.equal(r.json.notifications[0].duplicate, false);
 
-    const events = await onA.waitEvents(2, 15000);
+    const events = await onA.waitEvents(2, 15000).catch((e) => {
+      // what each instance did, for the next one to read this
+      e.message += `\ngot ${JSON.stringify(onA.events())}\nB: ${b.log().slice(-3000)}` +
+        `\nA: ${a.log().slice(-2000)}`;
+      throw e;
+    });
     assert.deepEqual(
       new Set(events.map((e) => e.id)),
       new Set([direct.notification_id, routed.notification_id]),

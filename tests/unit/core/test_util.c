@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -247,6 +248,62 @@ static void notification_ids_sort_by_time(void **state)
         cJSON_Delete(n);
     }
     dr_result_cleanup(&res);
+}
+
+/* The notification ids of one result, in order (at most 4). */
+static void notify_ids(const struct dr_msg *m, const char *proc, int n, char ids[][33])
+{
+    struct dr_result res;
+
+    dr_result_init(&res);
+    res.msg = m;
+    res.processor = proc;
+    for (int i = 0; i < n; i++) {
+        dr_result_notify(&res, "u1", "o1", "user:u1", "t", "title", "message", NULL);
+    }
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_ParseWithLength(res.emits[i].data, res.emits[i].len);
+        snprintf(ids[i], 33, "%s", dr_json_str(o, "notification_id"));
+        cJSON_Delete(o);
+    }
+    dr_result_cleanup(&res);
+}
+
+/* A message processed again (redelivered after its notifications were published, before its
+ * ack) gives its notifications the same ids, so the store drops the repeats; ids still start
+ * with a time (the message's publish time) and differ per message, processor and place. */
+static void notification_ids_repeat_for_a_message(void **state)
+{
+    struct dr_msg m = {0}, other = {0}, big = {0};
+    char a[2][33], b[2][33], c[1][33], d[1][33], e[2][33], t[1][33];
+    char *long_id = malloc(5001);
+
+    m.message_id = "4242";
+    m.topic = "shipment-updates";
+    m.publish_time_ms = 1795833293553;
+    other = m;
+    other.message_id = "4243";
+    memset(long_id, 'x', 5000);
+    long_id[5000] = '\0';
+    big = m;
+    big.message_id = long_id;
+
+    notify_ids(&m, "shipment", 2, a);
+    notify_ids(&m, "shipment", 2, b); /* the same message again */
+    assert_string_equal(a[0], b[0]);
+    assert_string_equal(a[1], b[1]);
+    assert_string_not_equal(a[0], a[1]);
+    assert_int_equal(time_id_ms(a[0]), 1795833293553);
+    notify_ids(&m, "email", 1, c);
+    assert_string_not_equal(a[0], c[0]);
+    notify_ids(&other, "shipment", 1, d);
+    assert_string_not_equal(a[0], d[0]);
+    notify_ids(&big, "shipment", 2, e);
+    assert_string_not_equal(e[0], e[1]);
+    m.topic = "calendar-updates";
+    notify_ids(&m, "shipment", 1, t);
+    assert_string_not_equal(a[0], t[0]);
+    free(long_id);
 }
 
 static void metrics_render(void **state)
@@ -559,6 +616,7 @@ int main(void)
         cmocka_unit_test(parse_int),
         cmocka_unit_test(time_id_sorts_by_time),
         cmocka_unit_test(notification_ids_sort_by_time),
+        cmocka_unit_test(notification_ids_repeat_for_a_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
