@@ -51,7 +51,8 @@ struct dr_result {
      * notification ids are derived from it (dr_result_notify). */
     const struct dr_msg *msg;
     const char *processor;
-    unsigned nnotify; /* notifications made so far */
+    uint64_t *notified; /* a hash of (room, type) of each notification made so far */
+    size_t nnotified;
 };
 
 /* Everything a processor may use; lives as long as the router. */

@@ -1,8 +1,10 @@
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dr/buf.h"
 #include "dr/db.h"
 #include "dr/err.h"
 #include "dr/json.h"
@@ -33,7 +35,8 @@ void dr_result_init(struct dr_result *r)
     r->deferred = 0;
     r->msg = NULL;
     r->processor = NULL;
-    r->nnotify = 0;
+    r->notified = NULL;
+    r->nnotified = 0;
 }
 
 void dr_result_defer(struct dr_result *r)
@@ -62,6 +65,9 @@ void dr_result_cleanup(struct dr_result *r)
         free(e->attrs);
     }
     free(r->emits);
+    free(r->notified);
+    r->notified = NULL;
+    r->nnotified = 0;
     /* not a memset: the text buffers are large and only need to read as empty */
     r->outcome = DR_OUTCOME_OK;
     r->reason[0] = r->error[0] = r->downstream[0] = '\0';
@@ -137,37 +143,56 @@ void dr_result_emit(struct dr_result *r, const char *topic, const char *data, si
 }
 
 /*
- * The id of the next notification of r. Processing the same message again (a redelivery after
- * its notifications were published but before it was acknowledged) must give the same ids, so
- * that the store takes the repeats as duplicates and no client sees one twice: the id is the
- * message's publish time (12 hex digits of Unix milliseconds, as dr_time_id, so the store's index
- * of ids still grows at its end), then 20 hex digits of SHA-256 over its topic, its id, the
- * processor and the notification's place among the processor's notifications for it. A result
- * made outside the router gets a dr_time_id.
+ * The id of a notification of r to room, of type. Processing the same message again (a
+ * redelivery after its notifications were published but before it was acknowledged) must give
+ * the same ids, so that the store takes the repeats as duplicates and no client sees one twice:
+ * the id is the message's publish time (12 hex digits of Unix milliseconds, as dr_time_id, so the
+ * store's index of ids still grows at its end), then 20 hex digits of SHA-256 over the message's
+ * topic and id, the processor, room, type and how many notifications to that room of that type
+ * the processor made for the message before this one. Counting per room and type keeps the other
+ * ids when a run makes one more or one fewer of some kind (a throttled progress notification). A
+ * result made outside the router gets a dr_time_id.
  */
-static void notification_id(struct dr_result *r, char out[33])
+static void notification_id(struct dr_result *r, const char *room, const char *type, char out[33])
 {
     const struct dr_msg *m = r->msg;
-    const char *proc = r->processor ? r->processor : "";
-    char digest[65], *seed;
-    int64_t ms;
-    size_t n;
+    const char *parts[5];
+    char digest[65], nth[24];
+    uint64_t key = 1469598103934665603ULL; /* FNV-1a of room NUL type */
+    unsigned k = 0;
+    struct dr_buf seed;
 
     if (!m || !m->message_id || !m->topic) {
         dr_time_id(out);
         return;
     }
-    ms = m->publish_time_ms > 0 ? m->publish_time_ms : dr_now_ms();
-    /* topic NUL id NUL processor NUL k: no two different tuples give the same bytes */
-    n = strlen(m->topic) + strlen(m->message_id) + strlen(proc) + 16;
-    seed = dr_xmalloc(n);
-    size_t a = strlen(m->topic) + 1, b = strlen(m->message_id) + 1, c = strlen(proc) + 1;
-    memcpy(seed, m->topic, a);
-    memcpy(seed + a, m->message_id, b);
-    memcpy(seed + a + b, proc, c);
-    int k = snprintf(seed + a + b + c, n - a - b - c, "%u", r->nnotify++);
-    dr_sha256_hex(seed, a + b + c + (size_t)k, digest);
-    free(seed);
+    for (const char *p = room; *p; p++) {
+        key = (key ^ (unsigned char)*p) * 1099511628211ULL;
+    }
+    key *= 1099511628211ULL;
+    for (const char *p = type; *p; p++) {
+        key = (key ^ (unsigned char)*p) * 1099511628211ULL;
+    }
+    for (size_t i = 0; i < r->nnotified; i++) {
+        k += r->notified[i] == key;
+    }
+    r->notified = dr_xrealloc(r->notified, (r->nnotified + 1) * sizeof(*r->notified));
+    r->notified[r->nnotified++] = key;
+    /* the parts NUL-separated: no two different tuples give the same bytes */
+    parts[0] = m->topic;
+    parts[1] = m->message_id;
+    parts[2] = r->processor ? r->processor : "";
+    parts[3] = room;
+    parts[4] = type;
+    dr_buf_init(&seed, SIZE_MAX);
+    for (size_t i = 0; i < DR_ARRAY_LEN(parts); i++) {
+        dr_buf_append(&seed, parts[i], strlen(parts[i]) + 1);
+    }
+    snprintf(nth, sizeof(nth), "%u", k);
+    dr_buf_appends(&seed, nth);
+    dr_sha256_hex(seed.data, seed.len, digest);
+    dr_buf_cleanup(&seed);
+    int64_t ms = m->publish_time_ms > 0 ? m->publish_time_ms : dr_now_ms();
     snprintf(out, 33, "%012llx%.20s", (unsigned long long)ms & 0xffffffffffffULL, digest);
 }
 
@@ -179,7 +204,7 @@ void dr_result_notify(struct dr_result *r, const char *user_id, const char *org_
     char id[33], ts[32], *s;
     const char *attrs[] = {"type", "client_notification", NULL};
 
-    notification_id(r, id);
+    notification_id(r, room, type, id);
     dr_format_time(dr_now_ms(), ts);
     cJSON_AddStringToObject(n, "notification_id", id);
     if (user_id) {

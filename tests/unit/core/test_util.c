@@ -250,8 +250,9 @@ static void notification_ids_sort_by_time(void **state)
     dr_result_cleanup(&res);
 }
 
-/* The notification ids of one result, in order (at most 4). */
-static void notify_ids(const struct dr_msg *m, const char *proc, int n, char ids[][33])
+/* The ids of the notifications one result makes, of types[0..n) (NULL: "t"), in order. */
+static void notify_ids_of(const struct dr_msg *m, const char *proc, int n, const char *const *types,
+                          char ids[][33])
 {
     struct dr_result res;
 
@@ -259,7 +260,8 @@ static void notify_ids(const struct dr_msg *m, const char *proc, int n, char ids
     res.msg = m;
     res.processor = proc;
     for (int i = 0; i < n; i++) {
-        dr_result_notify(&res, "u1", "o1", "user:u1", "t", "title", "message", NULL);
+        dr_result_notify(&res, "u1", "o1", "user:u1", types ? types[i] : "t", "title", "message",
+                         NULL);
     }
     for (int i = 0; i < n; i++) {
         cJSON *o = cJSON_ParseWithLength(res.emits[i].data, res.emits[i].len);
@@ -269,14 +271,21 @@ static void notify_ids(const struct dr_msg *m, const char *proc, int n, char ids
     dr_result_cleanup(&res);
 }
 
+static void notify_ids(const struct dr_msg *m, const char *proc, int n, char ids[][33])
+{
+    notify_ids_of(m, proc, n, NULL, ids);
+}
+
 /* A message processed again (redelivered after its notifications were published, before its
  * ack) gives its notifications the same ids, so the store drops the repeats; ids still start
  * with a time (the message's publish time) and differ per message, processor and place. */
 static void notification_ids_repeat_for_a_message(void **state)
 {
     struct dr_msg m = {0}, other = {0}, big = {0};
-    char a[2][33], b[2][33], c[1][33], d[1][33], e[2][33], t[1][33];
+    char a[2][33], b[2][33], c[1][33], d[1][33], e[2][33], t[1][33], f[1][33], g[2][33];
     char *long_id = malloc(5001);
+    const char *first[] = {"shipment.updated"};
+    const char *second[] = {"email.processed", "shipment.updated"};
 
     m.message_id = "4242";
     m.topic = "shipment-updates";
@@ -300,6 +309,11 @@ static void notification_ids_repeat_for_a_message(void **state)
     assert_string_not_equal(a[0], d[0]);
     notify_ids(&big, "shipment", 2, e);
     assert_string_not_equal(e[0], e[1]);
+    /* a run with one more notification of another kind first keeps this one's id */
+    notify_ids_of(&m, "email", 1, first, f);
+    notify_ids_of(&m, "email", 2, second, g);
+    assert_string_equal(f[0], g[1]);
+    assert_string_not_equal(g[0], g[1]);
     m.topic = "calendar-updates";
     notify_ids(&m, "shipment", 1, t);
     assert_string_not_equal(a[0], t[0]);
