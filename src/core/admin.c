@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dr/apikey.h"
 #include "dr/audit.h"
@@ -36,7 +37,15 @@ struct dr_admin *dr_admin_create(uv_loop_t *loop, const struct dr_config *cfg,
     a->store = store;
     a->router = router;
     a->local = local;
-    a->jobs = dr__replay_jobs_create(loop, store, local);
+    {
+        /* replay jobs are owned as the local queue is (sources/local/local.c): a restart on
+         * the same host and port takes its own back at once */
+        char host[256] = "localhost", owner[300];
+        const char *id = getenv("DR_INSTANCE_ID");
+        gethostname(host, sizeof(host) - 1);
+        snprintf(owner, sizeof(owner), "%s:%d", host, cfg->port);
+        a->jobs = dr__replay_jobs_create(loop, store, local, id && *id ? id : owner);
+    }
     return a;
 }
 
@@ -409,23 +418,6 @@ static void job_work(void *arg)
     dr_dead_letter_cleanup(&d);
 }
 
-/* After J_START counted the set: the job starts, the request is answered at once. */
-static void start_job(struct dr_http_req *req, struct job *j)
-{
-    cJSON *o = NULL;
-    int rc = dr__replay_jobs_start(j->a->jobs, &j->fb, j->rate, j->max, j->count, j->last_id, &o);
-
-    if (rc == DR_ETOOBIG) {
-        dr_http_respond_error(req, 429, "RESOURCE_EXHAUSTED",
-                              "too many replay jobs are running: cancel one or wait for one");
-    } else if (rc) {
-        dr_http_respond_error(req, 503, "UNAVAILABLE", "shutting down");
-    } else {
-        dr_http_add_header(req, "Location", dr_json_str(o, "url"));
-        dr_http_respond_cjson(req, 202, o);
-    }
-}
-
 static void job_done(struct dr_http_req *req, void *arg)
 {
     struct job *j = arg;
@@ -434,7 +426,8 @@ static void job_done(struct dr_http_req *req, void *arg)
         dr_local_poke(j->a->local);
     }
     if (j->kind == J_START && !j->err) {
-        start_job(req, j);
+        /* the set is counted: the job's row is written, then the request answered */
+        dr__replay_jobs_start(j->a->jobs, &j->fb, j->rate, j->max, j->count, j->last_id, req);
     } else if (j->err == DR_ENOTFOUND) {
         dr_http_respond_error(req, 404, "NOT_FOUND", "no dead letter %lld", (long long)j->id);
     } else if (j->err == DR_EINVAL) {
@@ -536,13 +529,12 @@ static int bulk_from_json(const cJSON *b, struct job *j)
     return DR_OK;
 }
 
-/* /admin/dlq/replay/jobs[/{id}[/cancel]]: answered on the loop thread, no store work. */
+/* /admin/dlq/replay/jobs[/{id}[/cancel]]: answered from the replay_jobs table (core/replay.c). */
 static void on_replay_jobs(struct dr_admin *a, struct dr_http_req *req, const char *path,
                            const char *method)
 {
     const char *rest = "";
     int64_t id;
-    cJSON *o;
 
     if (strcmp(path, "/admin/dlq/replay/jobs") == 0 ||
         strcmp(path, "/admin/dlq/replay/jobs/") == 0) {
@@ -550,7 +542,7 @@ static void on_replay_jobs(struct dr_admin *a, struct dr_http_req *req, const ch
             dr_http_respond_error(req, 405, "METHOD_NOT_ALLOWED", "use GET");
             return;
         }
-        dr_http_respond_cjson(req, 200, dr__replay_jobs_list(a->jobs));
+        dr__replay_jobs_list(a->jobs, req);
         return;
     }
     id = strncmp(path, "/admin/dlq/replay/jobs/", 23) == 0
@@ -561,11 +553,7 @@ static void on_replay_jobs(struct dr_admin *a, struct dr_http_req *req, const ch
         return;
     }
     if (strcmp(rest, "") == 0 && strcmp(method, "GET") == 0) {
-        if (dr__replay_jobs_get(a->jobs, id, &o)) {
-            dr_http_respond_error(req, 404, "NOT_FOUND", "no replay job %lld", (long long)id);
-            return;
-        }
-        dr_http_respond_cjson(req, 200, o);
+        dr__replay_jobs_get(a->jobs, id, req);
     } else if ((strcmp(rest, "") == 0 && strcmp(method, "DELETE") == 0) ||
                (strcmp(rest, "/cancel") == 0 && strcmp(method, "POST") == 0)) {
         dr_audit_dlq("dead-letter replay job cancel", &DR_LOG_INT("job", id), 1);

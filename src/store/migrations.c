@@ -128,10 +128,64 @@ static const char v3_postgres[] =
     "CREATE TABLE queue_mid (message_id TEXT PRIMARY KEY, id BIGINT NOT NULL);"
     "CREATE INDEX queue_mid_id ON queue_mid (id);";
 
+/* v4: dead-letter replay jobs (core/replay.c), so a job outlives its process: what the API shows
+ * of it, the cursor it resumes from, and which instance runs it (owner) with when it last said
+ * so (heartbeat_ms): a running job whose heartbeat is stale is taken over. rate is text: the
+ * store has no floating-point type, and the client's value must come back unchanged. */
+static const char v4_sqlite[] =
+    "CREATE TABLE replay_jobs ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " state TEXT NOT NULL,"
+    " topic TEXT,"
+    " processor TEXT,"
+    " reason TEXT,"
+    " error TEXT,"
+    " since_ms INTEGER NOT NULL DEFAULT 0,"
+    " until_ms INTEGER NOT NULL DEFAULT 0,"
+    " rate TEXT NOT NULL,"
+    " max_count INTEGER NOT NULL,"
+    " matched INTEGER NOT NULL,"
+    " last_id INTEGER NOT NULL,"
+    " cursor_id INTEGER NOT NULL DEFAULT 0,"
+    " replayed INTEGER NOT NULL DEFAULT 0,"
+    " skipped INTEGER NOT NULL DEFAULT 0,"
+    " errors INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " started_ms INTEGER NOT NULL,"
+    " finished_ms INTEGER NOT NULL DEFAULT 0,"
+    " owner TEXT,"
+    " heartbeat_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX replay_jobs_state ON replay_jobs (state, heartbeat_ms);";
+static const char v4_postgres[] =
+    "CREATE TABLE replay_jobs ("
+    " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " state TEXT NOT NULL,"
+    " topic TEXT,"
+    " processor TEXT,"
+    " reason TEXT,"
+    " error TEXT,"
+    " since_ms BIGINT NOT NULL DEFAULT 0,"
+    " until_ms BIGINT NOT NULL DEFAULT 0,"
+    " rate TEXT NOT NULL,"
+    " max_count BIGINT NOT NULL,"
+    " matched BIGINT NOT NULL,"
+    " last_id BIGINT NOT NULL,"
+    " cursor_id BIGINT NOT NULL DEFAULT 0,"
+    " replayed BIGINT NOT NULL DEFAULT 0,"
+    " skipped BIGINT NOT NULL DEFAULT 0,"
+    " errors BIGINT NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " started_ms BIGINT NOT NULL,"
+    " finished_ms BIGINT NOT NULL DEFAULT 0,"
+    " owner TEXT,"
+    " heartbeat_ms BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX replay_jobs_state ON replay_jobs (state, heartbeat_ms);";
+
 const struct dr_db_migration dr__store_migrations[] = {
     {1, "queue, dedup, dead_letters", v1_sqlite, v1_postgres},
     {2, "queue ownership", v2_sqlite, v2_postgres},
     {3, "queue segments", v3_sqlite, v3_postgres},
+    {4, "replay jobs", v4_sqlite, v4_postgres},
 };
 
 const size_t dr__store_nmigrations = DR_ARRAY_LEN(dr__store_migrations);
