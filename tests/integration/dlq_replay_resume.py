@@ -4,7 +4,8 @@ A job's row in the store holds its cursor and counts. After a SIGKILL mid-job, a
 another port, so as another instance) takes the job over once its heartbeat is stale and resumes
 it with the same id, rate and filter; after a SIGTERM the next start takes it at once; after a
 SIGKILL and a restart on the same port (the same instance), it is taken back at once and can be
-cancelled, which leaves the rest dead letters. Each dead letter is replayed, and each replayed
+cancelled, which leaves the rest dead letters. A job is cancelled through another instance on the
+same store too. Each dead letter is replayed, and each replayed
 message processed, exactly once, and a finished job's counts add up.
 
 Messages on each case's topic are dead-lettered (no_route) by a first instance whose config has
@@ -113,6 +114,27 @@ def cancelled_after_restart(topic):
     assert srv.stop() == 0
 
 
+def cancelled_elsewhere(topic):
+    """Two instances on one store: a job running on the first is cancelled through the second,
+    which ends it in the store; the first sees that at its next step and replays no more."""
+    data_dir, routed = setup(topic)
+    a = Server(config=routed, data_dir=data_dir, env=ENV).start()
+    b = Server(config=routed, data_dir=data_dir, env=ENV).start()
+    j = start_job(a, topic, 2)
+    wait_until(lambda: replay_job(a, j["id"])["replayed"] >= 2, 60, "the job progressing")
+    assert replay_job(b, j["id"])["state"] == "running"
+    st, _, c = call(b, "DELETE", f"/admin/dlq/replay/jobs/{j['id']}")
+    assert st == 200 and c["state"] == "cancelled" and c["finished"], (st, c)
+    assert replay_job(a, j["id"]) == c
+    time.sleep(2)  # the first instance, had it gone on, would replay about 4 more
+    replayed = N - len(dead_seqs(a, topic))
+    # at most the step under way when the cancel landed replays after it
+    assert c["replayed"] <= replayed <= c["replayed"] + 1, (c, replayed)
+    assert replay_job(a, j["id"]) == replay_job(b, j["id"]) == c
+    check_exactly_once(a, topic, replayed)
+    assert b.stop() == 0 and a.stop() == 0
+
+
 def main():
     resumed_to_end("resume-kill", "kill")
     if os.environ.get("DR_RESUME_DATABASE_URL"):
@@ -120,6 +142,7 @@ def main():
         return
     resumed_to_end("resume-term", "term")
     cancelled_after_restart("resume-cancel")
+    cancelled_elsewhere("resume-elsewhere")
     print("ok: replay jobs resumed after SIGKILL and SIGTERM with their ids, each message once; "
           "a resumed job cancelled leaves the rest dead letters")
 
