@@ -1,4 +1,5 @@
-/* Dead-letter replay: one dead letter, and paced replay jobs (see core/replay.h). */
+/* Dead-letter replay: one dead letter, and paced replay jobs kept in the store's replay_jobs
+ * table so they are resumed after a restart (see core/replay.h). */
 #include "core/replay.h"
 
 #include <stdatomic.h>
