@@ -56,7 +56,7 @@ def start_job(srv, topic, rate):
     return j
 
 
-def interrupted(topic, rate, how, same_port=False):
+def interrupted(topic, rate, how, same_port=False, restart_env=ENV):
     """A job over N dead letters, stopped by signal `how` after a few replays, and the
     server started again on the same data: (job as started, new server, job as seen at once)."""
     data_dir, routed = setup(topic)
@@ -68,7 +68,7 @@ def interrupted(topic, rate, how, same_port=False):
     else:
         assert srv.stop() == 0
     port = srv.port if same_port else None
-    srv = Server(config=routed, data_dir=data_dir, env=ENV, port=port).start()
+    srv = Server(config=routed, data_dir=data_dir, env=restart_env, port=port).start()
     st, _, now = call(srv, "GET", f"/admin/dlq/replay/jobs/{j['id']}")
     assert st == 200, (st, now)  # the job outlived its process, under its id
     assert now["state"] == "running", now
@@ -88,8 +88,8 @@ def check_exactly_once(srv, topic, replayed):
     assert set(ran) | set(dead) == {str(i) for i in range(N)} and not set(ran) & set(dead)
 
 
-def resumed_to_end(topic, how):
-    j, srv, _ = interrupted(topic, 5, how)
+def resumed_to_end(topic, how, restart_env=ENV):
+    j, srv, _ = interrupted(topic, 5, how, restart_env=restart_env)
     done = wait_until(lambda: (lambda x: x if x["state"] != "running" else None)(
         replay_job(srv, j["id"])), 60, "the resumed job done")
     assert done["state"] == "done" and done["finished"] and done["errors"] == 0, done
@@ -140,7 +140,9 @@ def main():
     if os.environ.get("DR_RESUME_DATABASE_URL"):
         print("ok: a replay job resumed after SIGKILL on PostgreSQL, each message once")
         return
-    resumed_to_end("resume-term", "term")
+    # An orderly stop hands its jobs over: the next instance takes them at once, though its
+    # heartbeat (a minute) would take three minutes to find them stale.
+    resumed_to_end("resume-term", "term", dict(ENV, DR_REPLAY_HEARTBEAT_MS="60000"))
     cancelled_after_restart("resume-cancel")
     cancelled_elsewhere("resume-elsewhere")
     print("ok: replay jobs resumed after SIGKILL and SIGTERM with their ids, each message once; "
