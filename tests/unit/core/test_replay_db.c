@@ -1,0 +1,328 @@
+/* Tests src/core/replay_db.c on SQLite and PostgreSQL: a job's row round trip, the cap on
+ * running jobs, the bound on finished ones, a cancel through another instance, and the claim of
+ * stale jobs: an owner's fresh rows are not taken, stale ones are, and of two instances claiming
+ * the same stale rows at once each row goes to one of them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/replay_db.h"
+#include "dr/err.h"
+#include "dr/util.h"
+
+#define NSTALE 40
+
+struct fx {
+    char path[64];
+    char schema[64]; /* PostgreSQL: the test's own schema */
+    char url[1024];  /* the store's URL, for a second handle (another instance) */
+    struct dr_store *st;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    int fd;
+
+    snprintf(f->path, sizeof(f->path), "/tmp/dr-replay-db-XXXXXX");
+    fd = mkstemp(f->path);
+    close(fd);
+    snprintf(f->url, sizeof(f->url), "%s", f->path);
+    if (dr_store_open(f->url, &f->st) != DR_OK) {
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char p[80];
+
+    dr_store_close(f->st);
+    unlink(f->path);
+    snprintf(p, sizeof(p), "%s-wal", f->path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", f->path);
+    unlink(p);
+    free(f);
+    return 0;
+}
+
+static int pg_admin(const char *sql)
+{
+    struct dr_db *db = NULL;
+    int err = dr_db_open(getenv("DR_TEST_PG_URL"), 1, &db);
+
+    if (!err) {
+        err = dr_db_exec(db, sql, NULL, 0, NULL, NULL, NULL);
+    }
+    dr_db_close(db);
+    return err;
+}
+
+/* The store's tables in a fresh schema of the harness's PostgreSQL (scripts/test-env). */
+static int setup_pg(void **state)
+{
+    const char *base = getenv("DR_TEST_PG_URL");
+    struct fx *f = calloc(1, sizeof(*f));
+    char sql[128];
+
+    if (!base || !*base) {
+        fprintf(stderr, "FAIL: DR_TEST_PG_URL is not set: run under scripts/test-env\n");
+        free(f);
+        return -1;
+    }
+    snprintf(f->schema, sizeof(f->schema), "drreplay_%ld", (long)getpid());
+    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
+    pg_admin(sql);
+    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
+    snprintf(f->url, sizeof(f->url), "%s%coptions=-csearch_path%%3D%s", base,
+             strchr(base, '?') ? '&' : '?', f->schema);
+    if (pg_admin(sql) != DR_OK || dr_store_open(f->url, &f->st) != DR_OK) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown_pg(void **state)
+{
+    struct fx *f = *state;
+    char sql[128];
+
+    dr_store_close(f->st);
+    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
+    pg_admin(sql);
+    free(f);
+    return 0;
+}
+
+/* A job's row as a start makes it; returned by value, so its filter is relinked by the caller
+ * (ROW). */
+static struct dr__replay_row row_of(const char *state, const char *topic)
+{
+    struct dr__replay_row r;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(r.state, sizeof(r.state), "%s", state);
+    if (topic) {
+        snprintf(r.fb.topic, sizeof(r.fb.topic), "%s", topic);
+        r.fb.f.topic = r.fb.topic;
+    }
+    r.fb.f.since_ms = 1000;
+    r.fb.f.max_id = 77;
+    r.rate = 0.001;
+    r.limit = 500;
+    r.matched = 40;
+    r.started_ms = dr_now_ms();
+    r.finished_ms = strcmp(state, "running") == 0 ? 0 : r.started_ms;
+    return r;
+}
+
+#define ROW(r, state, topic)                                                                       \
+    do {                                                                                           \
+        (r) = row_of(state, topic);                                                                \
+        dr__replay_row_relink(&(r));                                                               \
+    } while (0)
+
+static void round_trip(void **state)
+{
+    struct fx *f = *state;
+    struct dr__replay_row r, got;
+    int lost = 1;
+
+    ROW(r, "running", "t1");
+    assert_int_equal(dr__replay_db_insert(f->st, &r, "a", 16, 50), DR_OK);
+    assert_true(r.id > 0);
+    r.fb.f.after_id = 12;
+    r.replayed = 3;
+    r.skipped = 1;
+    snprintf(r.last_error, sizeof(r.last_error), "dead letter 5: bad");
+    assert_int_equal(dr__replay_db_update(f->st, &r, "a", 50, &lost), DR_OK);
+    assert_int_equal(lost, 0);
+    assert_int_equal(dr__replay_db_get(f->st, r.id, &got), DR_OK);
+    assert_string_equal(got.state, "running");
+    assert_string_equal(got.fb.f.topic, "t1");
+    assert_ptr_equal(got.fb.f.topic, got.fb.topic);
+    assert_null(got.fb.f.processor);
+    assert_true(got.rate == 0.001);
+    assert_int_equal(got.fb.f.since_ms, 1000);
+    assert_int_equal(got.fb.f.max_id, 77);
+    assert_int_equal(got.fb.f.after_id, 12);
+    assert_int_equal(got.replayed, 3);
+    assert_int_equal(got.skipped, 1);
+    assert_int_equal(got.limit, 500);
+    assert_string_equal(got.last_error, "dead letter 5: bad");
+    assert_int_equal(dr__replay_db_get(f->st, r.id + 1000, &got), DR_ENOTFOUND);
+    /* another owner's write is refused: the row is not its */
+    assert_int_equal(dr__replay_db_update(f->st, &r, "b", 50, &lost), DR_OK);
+    assert_int_equal(lost, 1);
+}
+
+static void caps(void **state)
+{
+    struct fx *f = *state;
+    struct dr__replay_row r, *list = NULL;
+    size_t n = 0;
+
+    for (int i = 0; i < 2; i++) {
+        ROW(r, "running", NULL);
+        assert_int_equal(dr__replay_db_insert(f->st, &r, i ? "b" : "a", 2, 3), DR_OK);
+    }
+    /* running jobs of every instance count */
+    ROW(r, "running", NULL);
+    assert_int_equal(dr__replay_db_insert(f->st, &r, "c", 2, 3), DR_ETOOBIG);
+    /* finished ones do not, and only the newest keep of them stay */
+    for (int i = 0; i < 5; i++) {
+        ROW(r, "done", NULL);
+        assert_int_equal(dr__replay_db_insert(f->st, &r, "a", 2, 3), DR_OK);
+    }
+    assert_int_equal(dr__replay_db_list(f->st, &list, &n), DR_OK);
+    assert_int_equal(n, 5); /* 2 running + 3 finished */
+    assert_true(list[0].id > list[1].id);
+    assert_string_equal(list[0].state, "done");
+    assert_int_equal(list[2].id, r.id - 2);
+    assert_string_equal(list[3].state, "running");
+    free(list);
+}
+
+static void cancel_elsewhere(void **state)
+{
+    struct fx *f = *state;
+    struct dr__replay_row r, got;
+    int ended = 0, lost = 0, ours = 1;
+
+    ROW(r, "running", NULL);
+    assert_int_equal(dr__replay_db_insert(f->st, &r, "a", 16, 50), DR_OK);
+    assert_int_equal(dr__replay_db_cancel(f->st, r.id, 1234, 50, &got, &ended), DR_OK);
+    assert_int_equal(ended, 1);
+    assert_string_equal(got.state, "cancelled");
+    assert_int_equal(got.finished_ms, 1234);
+    /* the owner sees it at its next step */
+    assert_int_equal(dr__replay_db_owned(f->st, r.id, "a", &ours), DR_OK);
+    assert_int_equal(ours, 0);
+    r.replayed = 9;
+    assert_int_equal(dr__replay_db_update(f->st, &r, "a", 50, &lost), DR_OK);
+    assert_int_equal(lost, 1);
+    /* a second cancel answers it as it ended */
+    assert_int_equal(dr__replay_db_cancel(f->st, r.id, 9999, 50, &got, &ended), DR_OK);
+    assert_int_equal(ended, 0);
+    assert_int_equal(got.finished_ms, 1234);
+    assert_int_equal(got.replayed, 0);
+    assert_int_equal(dr__replay_db_cancel(f->st, r.id + 1000, 1, 50, &got, &ended), DR_ENOTFOUND);
+}
+
+static void claim(void **state)
+{
+    struct fx *f = *state;
+    struct dr__replay_row r, *out = NULL;
+    int64_t now = dr_now_ms();
+    size_t n = 0;
+
+    ROW(r, "running", "t");
+    assert_int_equal(dr__replay_db_insert(f->st, &r, "a", 16, 50), DR_OK);
+    /* fresh: neither another instance nor a takeover at start-up of another owner takes it */
+    assert_int_equal(dr__replay_db_claim(f->st, "b", 0, now, 3000, 16, &out, &n), DR_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(dr__replay_db_claim(f->st, "b", 1, now, 3000, 16, &out, &n), DR_OK);
+    assert_int_equal(n, 0);
+    /* its owner's next run takes it back at once */
+    assert_int_equal(dr__replay_db_claim(f->st, "a", 1, now, 3000, 16, &out, &n), DR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0].id, r.id);
+    assert_string_equal(out[0].fb.f.topic, "t");
+    assert_ptr_equal(out[0].fb.f.topic, out[0].fb.topic);
+    free(out);
+    /* stale: another instance takes it, and then it is fresh again */
+    assert_int_equal(dr__replay_db_heartbeat(f->st, "a", now - 10000), DR_OK);
+    assert_int_equal(dr__replay_db_claim(f->st, "b", 0, now, 3000, 16, &out, &n), DR_OK);
+    assert_int_equal(n, 1);
+    free(out);
+    assert_int_equal(dr__replay_db_claim(f->st, "c", 0, now, 3000, 16, &out, &n), DR_OK);
+    assert_int_equal(n, 0);
+    /* released by an orderly stop (heartbeat 0): taken at once */
+    assert_int_equal(dr__replay_db_heartbeat(f->st, "b", 0), DR_OK);
+    assert_int_equal(dr__replay_db_claim(f->st, "c", 0, now, 3000, 16, &out, &n), DR_OK);
+    assert_int_equal(n, 1);
+    free(out);
+}
+
+struct claimer {
+    const char *url, *owner;
+    int64_t now;
+    struct dr__replay_row *out;
+    size_t n;
+    int err;
+};
+
+static void *claim_thread(void *arg)
+{
+    struct claimer *c = arg;
+    struct dr_store *st = NULL;
+
+    c->err = dr_store_open(c->url, &st);
+    if (!c->err) {
+        c->err = dr__replay_db_claim(st, c->owner, 0, c->now, 3000, NSTALE, &c->out, &c->n);
+    }
+    dr_store_close(st);
+    return NULL;
+}
+
+static void claim_race(void **state)
+{
+    struct fx *f = *state;
+    struct claimer c[2];
+    pthread_t th[2];
+    int64_t now = dr_now_ms();
+    int seen[NSTALE + 1] = {0};
+    int64_t first = 0;
+
+    for (int i = 0; i < NSTALE; i++) {
+        struct dr__replay_row r;
+        ROW(r, "running", NULL);
+        assert_int_equal(dr__replay_db_insert(f->st, &r, "dead", NSTALE + 1, 50), DR_OK);
+        first = first ? first : r.id;
+    }
+    assert_int_equal(dr__replay_db_heartbeat(f->st, "dead", now - 10000), DR_OK);
+    for (int i = 0; i < 2; i++) {
+        c[i] = (struct claimer){.url = f->url, .owner = i ? "y" : "x", .now = now};
+        pthread_create(&th[i], NULL, claim_thread, &c[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(c[i].err, DR_OK);
+    }
+    /* each stale job went to exactly one of them */
+    assert_int_equal(c[0].n + c[1].n, NSTALE);
+    for (int i = 0; i < 2; i++) {
+        for (size_t k = 0; k < c[i].n; k++) {
+            int64_t at = c[i].out[k].id - first;
+            assert_true(at >= 0 && at < NSTALE);
+            assert_int_equal(seen[at]++, 0);
+        }
+        free(c[i].out);
+    }
+}
+
+#define BOTH(t)                                                                                    \
+    cmocka_unit_test_setup_teardown(t, setup, teardown),                                           \
+        cmocka_unit_test_setup_teardown(t, setup_pg, teardown_pg)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        BOTH(round_trip), BOTH(caps), BOTH(cancel_elsewhere), BOTH(claim), BOTH(claim_race),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
