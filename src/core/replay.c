@@ -152,7 +152,7 @@ struct dr_replay_jobs {
     uv_timer_t timer;    /* paces the steps */
     uv_timer_t hb_timer; /* heartbeat, unsaved ends, jobs to take over */
     uv_work_t hb_work;
-    int hb_busy, hb_first;
+    int hb_busy, hb_first, hb_beat; /* hb_beat: a job's row needs the heartbeat */
     struct flush *hb_flush;
     struct dr__replay_row *hb_claimed;
     size_t hb_nclaimed;
@@ -575,7 +575,7 @@ static void hb_work(uv_work_t *w)
 {
     struct dr_replay_jobs *rj = w->data;
     int64_t now = dr_now_ms();
-    int err = dr__replay_db_heartbeat(rj->st, rj->owner, now);
+    int err = rj->hb_beat ? dr__replay_db_heartbeat(rj->st, rj->owner, now) : DR_OK;
 
     if (err) {
         DR_WARN("replay", "replay job heartbeat not written", "error=\"%s\"", dr_strerror(err));
@@ -628,6 +628,7 @@ static void on_heartbeat(uv_timer_t *t)
         return;
     }
     rj->hb_flush = flush_take(rj);
+    rj->hb_beat = rj->jobs != NULL; /* an idle instance does not write */
     rj->hb_work.data = rj;
     if (uv_queue_work(rj->loop, &rj->hb_work, hb_work, hb_done) == 0) {
         rj->hb_busy = 1;
