@@ -24,7 +24,7 @@
 #define MAX_RUNNING   16
 #define KEEP_FINISHED 50
 /* A running job's row says every this long that its owner is alive; three times as long without
- * it, another instance takes the job over (DR_REPLAY_HEARTBEAT_MS sets it, for tests). */
+ * it, another instance takes the job over (DR_REPLAY_HEARTBEAT_MS sets it). */
 #define DEFAULT_HEARTBEAT_MS 5000
 
 /* ---- one dead letter ---- */
