@@ -68,8 +68,9 @@ static const char usage_dlq[] =
     "default) and prints what it did; --dry-run only lists them. With --rate N (messages per\n"
     "second, 0.001 to 10000) the replay runs on the server as a job: the job is printed at\n"
     "once; --wait follows it and prints it when it ends (exit 0 when done, 1 when cancelled or\n"
-    "failed). Stopping the command does not stop the job; cancel does. jobs lists the replay\n"
-    "jobs of the running instance, job shows one.\n"
+    "failed), waiting up to 2 minutes for a server that restarts meanwhile (jobs outlive it).\n"
+    "Stopping the command does not stop the job; cancel does. jobs lists the replay jobs kept\n"
+    "in the store, job shows one.\n"
     "options: --url URL (default http://127.0.0.1:$PORT); DR_API_KEY is sent when set.\n";
 
 static int wants_help(int argc, char **argv)
@@ -96,7 +97,9 @@ static size_t collect(char *p, size_t sz, size_t nm, void *ud)
 }
 
 /* Returns the HTTP status (0 when the request failed); body in *resp. */
-static long http_call(const char *method, const char *url, const char *body, struct dr_buf *resp)
+/* One HTTP call; the status, or 0 with nothing answered (said on stderr unless quiet). */
+static long http_call_q(const char *method, const char *url, const char *body, struct dr_buf *resp,
+                        int quiet)
 {
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL;
@@ -122,12 +125,17 @@ static long http_call(const char *method, const char *url, const char *body, str
     rc = curl_easy_perform(c);
     if (rc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    } else {
+    } else if (!quiet) {
         dr_cli_error("%s %s: %s", method, url, curl_easy_strerror(rc));
     }
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return status;
+}
+
+static long http_call(const char *method, const char *url, const char *body, struct dr_buf *resp)
+{
+    return http_call_q(method, url, body, resp, 0);
 }
 
 /* Prints a successful JSON answer, or the error message of a failed one. */
@@ -257,12 +265,18 @@ static void url_escape_append(struct dr_buf *b, const char *s)
     curl_free(e);
 }
 
-/* Polls a replay job until it is no longer running; prints it then. 0 when it is done. */
+/* How long --wait waits for a server that does not answer (restarting) before it gives up. */
+#define FOLLOW_OUTAGE_MS 120000
+
+/* Polls a replay job until it is no longer running; prints it then. 0 when it is done. Jobs
+ * outlive a restart of the server (and move to another instance on the same store), so a server
+ * that does not answer, or answers 502/503, is waited for. */
 static int follow_job(const char *url, const char *id, struct dr_buf *resp)
 {
     char endpoint[4096];
     int tty = isatty(STDERR_FILENO);
     double last = -1;
+    int64_t away_since = 0; /* monotonic ms since the server stopped answering; 0: it answers */
 
     snprintf(endpoint, sizeof(endpoint), "%s/admin/dlq/replay/jobs/%s", url, id);
     for (;;) {
@@ -272,9 +286,25 @@ static int follow_job(const char *url, const char *id, struct dr_buf *resp)
         int running;
 
         dr_buf_reset(resp);
-        status = http_call("GET", endpoint, NULL, resp);
+        status = http_call_q("GET", endpoint, NULL, resp, away_since != 0);
+        if (status == 0 || status == 502 || status == 503) {
+            int64_t now = dr_mono_ms();
+            if (!away_since) {
+                away_since = now;
+                dr_cli_error("replay job %s: the server does not answer; waiting for it", id);
+            }
+            if (now - away_since < FOLLOW_OUTAGE_MS) {
+                struct timespec ts = {.tv_sec = 1};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            dr_cli_error("replay job %s: no answer for %d s", id, FOLLOW_OUTAGE_MS / 1000);
+            report(status, resp);
+            return 1;
+        }
+        away_since = 0;
         if (status != 200) {
-            report(status, resp); /* a job that is gone (a restart) did not finish */
+            report(status, resp); /* 404: no such job */
             return 1;
         }
         j = dr_json_parse(resp->data, resp->len);

@@ -12,13 +12,15 @@ Messages on each case's topic are dead-lettered (no_route) by a first instance w
 no route for it; the next instances route it to the test processor, which records every run.
 With DR_RESUME_DATABASE_URL (PostgreSQL) only the SIGKILL case runs, on that database.
 """
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from drlib import Server, call, replay_job, routed_config, wait_until  # noqa: E402
+from drlib import BIN, Server, call, replay_job, routed_config, wait_until  # noqa: E402
 
 N = 20
 # short heartbeats and queue leases: a dead instance's jobs and queued replays are taken over in
@@ -135,6 +137,36 @@ def cancelled_elsewhere(topic):
     assert b.stop() == 0 and a.stop() == 0
 
 
+def followed_through_restart(topic):
+    """`data-router dlq job ID --wait`, started before an orderly restart on the same port, waits
+    for the server to answer again and ends with the job done after it."""
+    data_dir, routed = setup(topic)
+    srv = Server(config=routed, data_dir=data_dir, env=ENV).start()
+    j = start_job(srv, topic, 5)
+    errf = tempfile.NamedTemporaryFile(mode="w+", prefix="dr-follow-", suffix=".err")
+    follower = subprocess.Popen([BIN, "dlq", "job", str(j["id"]), "--wait", "--url", srv.url],
+                                stdout=subprocess.PIPE, stderr=errf, text=True)
+    try:
+        wait_until(lambda: replay_job(srv, j["id"])["replayed"] >= 3, 60, "the job progressing")
+        assert srv.stop() == 0
+        # the restart only once the follower has found no server
+        wait_until(lambda: "does not answer; waiting for it" in open(errf.name).read(), 60,
+                   "the follower to notice the stop")
+        srv = Server(config=routed, data_dir=data_dir, env=ENV, port=srv.port).start()
+        out, _ = follower.communicate(timeout=120)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    err = open(errf.name).read()
+    errf.close()
+    assert follower.returncode == 0, (follower.returncode, out, err)
+    done = json.loads(out)
+    assert done["id"] == j["id"] and done["state"] == "done", done
+    assert done["replayed"] + done["skipped"] == done["matched"] == N, done
+    check_exactly_once(srv, topic, N)
+    assert srv.stop() == 0
+
+
 def main():
     resumed_to_end("resume-kill", "kill")
     if os.environ.get("DR_RESUME_DATABASE_URL"):
@@ -145,8 +177,10 @@ def main():
     resumed_to_end("resume-term", "term", dict(ENV, DR_REPLAY_HEARTBEAT_MS="60000"))
     cancelled_after_restart("resume-cancel")
     cancelled_elsewhere("resume-elsewhere")
+    followed_through_restart("resume-follow")
     print("ok: replay jobs resumed after SIGKILL and SIGTERM with their ids, each message once; "
-          "a resumed job cancelled leaves the rest dead letters")
+          "a resumed job cancelled leaves the rest dead letters; --wait follows a job through a "
+          "restart")
 
 
 if __name__ == "__main__":
