@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import sys
@@ -222,8 +223,57 @@ routes:
         emu.stop()
 
 
+def emit_keys(tmp):
+    """What a message emits goes out with an idempotency_key derived from the message's own key
+    (its idempotency_key, else its id) and the emit's place: a redelivered message processed
+    again emits the same keys, and where those are consumed the repeats are duplicates."""
+    emu = Emulator(PROJECT).start()
+    try:
+        for t in ("test-e", "test-e-out"):
+            emu.topic(t)
+        emu.subscription("dr-test-e", "test-e")
+        emu.subscription("watch-e-out", "test-e-out")
+        cfg = config(tmp, "emit.yaml", f"""
+mode: pubsub
+topics: {{test-e: {{type: test}}}}
+pubsub:
+  project: {PROJECT}
+  subscriptions: [{{name: dr-test-e, topic: test-e}}]
+  transport: rest
+routes:
+  - {{name: t, match: {{topic: [test-e]}}, processors: [test]}}
+""")
+        srv = Server(config=cfg, env={"PUBSUB_EMULATOR_HOST": emu.host,
+                                      "PUBSUB_PROJECT_ID": PROJECT}).start()
+        ids = emu.publish("test-e", [
+            {"data": {"n": 1}, "attributes": {"seq": "e1", "idempotency_key": "k-e1",
+                                               "test_emit": "test-e-out"}},
+            {"data": {"n": 2}, "attributes": {"seq": "e2", "test_emit": "test-e-out"}},
+            {"data": {"n": 3}, "attributes": {"seq": "e3", "test_emit": "test-e-out",
+                                               "idempotency_key": ""}},
+        ])
+        got = []
+        wait_until(lambda: len(got.__iadd__(drain(emu, "watch-e-out"))) >= 3, 60,
+                   "three emits on test-e-out")
+
+        def key(parent):
+            return "em-" + hashlib.sha256(f"{parent}/0".encode()).hexdigest()[:24]
+        # the test processor's emit names its parent (test_parent)
+        by = {m["message"]["attributes"]["test_parent"]: m["message"]["attributes"] for m in got}
+        assert len(by) == 3, got
+        assert by[ids[0]]["idempotency_key"] == key("k-e1"), by[ids[0]]
+        assert by[ids[1]]["idempotency_key"] == key(ids[1]), (ids, by[ids[1]])
+        # an empty key is no key: the message's id is
+        assert by[ids[2]]["idempotency_key"] == key(ids[2]), (ids, by[ids[2]])
+        assert srv.stop() == 0
+        print("emits: ok (idempotency keys derived from their message)")
+    finally:
+        emu.stop()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="dr-pubsub-")
+    emit_keys(tmp)
     for transport in ("grpc", "rest"):
         pull_flow(tmp, transport)
     push_flow(tmp)

@@ -375,24 +375,31 @@ static void on_emit_published(void *ctx, int err, const char *errmsg, const char
     }
 }
 
+/* ikey, when not NULL, goes out as the idempotency_key attribute unless attrs have one. */
 static int publish_one(struct finish *f, const char *topic, const void *data, size_t len,
                        const struct dr_attr *attrs, size_t nattrs, const char *okey,
-                       const char *traceparent)
+                       const char *traceparent, const char *ikey)
 {
     struct dr_pubsub_attr a[DR_PUBSUB_MAX_ATTRS];
     struct dr_pubsub_pub_msg m;
     size_t na = 0;
-    int has_trace = 0;
+    int has_trace = 0, has_ikey = 0;
 
     for (size_t i = 0; i < nattrs && na < DR_PUBSUB_MAX_ATTRS; i++) {
         a[na].key = attrs[i].key;
         a[na].value = attrs[i].value;
         has_trace |= strcmp(attrs[i].key, "traceparent") == 0;
+        has_ikey |= strcmp(attrs[i].key, "idempotency_key") == 0;
         na++;
     }
     if (!has_trace && traceparent && na < DR_PUBSUB_MAX_ATTRS) {
         a[na].key = "traceparent";
         a[na].value = traceparent;
+        na++;
+    }
+    if (!has_ikey && ikey && na < DR_PUBSUB_MAX_ATTRS) {
+        a[na].key = "idempotency_key";
+        a[na].value = ikey;
         na++;
     }
     memset(&m, 0, sizeof(m));
@@ -439,14 +446,23 @@ static void pull_complete(void *source, struct dr_msg *msg, const struct dr_comp
         f->dl.created_ms = c->dl.created_ms;
         f->dl.message_json = dr_xstrdup(c->dl.message_json);
         snprintf(topic, sizeof(topic), "%s%s", msg->topic, p->cfg->dlq_suffix);
-        publish_one(f, topic, msg->data, msg->data_len, attrs, na, NULL, msg->traceparent);
+        publish_one(f, topic, msg->data, msg->data_len, attrs, na, NULL, msg->traceparent, NULL);
         free(attrs);
     } else {
         f->dedup_key = dr_xstrdup(dr_msg_dedup_key(msg));
         for (size_t i = 0; i < c->nemits; i++) {
             const struct dr_emit *e = &c->emits[i];
+            /* A redelivered message processed again emits again: each emit carries a key
+             * derived from its parent's, so where it is consumed the repeat is a duplicate (as
+             * the local queue's emits have ids derived from their parent's). */
+            size_t sn = strlen(f->dedup_key) + 24;
+            char *seed = dr_xmalloc(sn), digest[65], ikey[32];
+            int k = snprintf(seed, sn, "%s/%zu", f->dedup_key, i);
+            dr_sha256_hex(seed, (size_t)k, digest);
+            free(seed);
+            snprintf(ikey, sizeof(ikey), "em-%.24s", digest);
             if (publish_one(f, e->topic, e->data, e->len, e->attrs, e->nattrs, e->ordering_key,
-                            msg->traceparent) != 0) {
+                            msg->traceparent, ikey) != 0) {
                 DR_WARN("pull", "emit refused", "message_id=%s topic=%s error=\"%s\"",
                         msg->message_id, e->topic, dr_pubsub_errmsg(p->ps));
                 f->failed = 1;
