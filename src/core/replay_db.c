@@ -109,6 +109,9 @@ static int is_running(const struct dr__replay_row *r)
     return strcmp(r->state, "running") == 0;
 }
 
+/* pg_advisory_xact_lock key of the transactions that start a running job ("drreplay") */
+#define REPLAY_START_LOCK 0x64727265706c6179LL
+
 int dr__replay_db_insert(struct dr_store *st, struct dr__replay_row *r, const char *owner,
                          int max_running, int keep_finished)
 {
@@ -140,13 +143,18 @@ int dr__replay_db_insert(struct dr_store *st, struct dr__replay_row *r, const ch
     };
     struct dr_db_val keep = DR_DB_INTV(keep_finished - 1);
 
-    /* One transaction: on SQLite it holds the only writer, so the count cannot go stale before
-     * the insert; on PostgreSQL two instances starting jobs at once may pass the cap by one. */
+    /* One transaction. On SQLite it holds the only writer, so the count cannot go stale before
+     * the insert; on PostgreSQL the starts of every instance take a transaction lock first, so
+     * two at once cannot both see room for one more. */
     err = dr_db_begin(dr_store_db(st), &tx);
     if (err) {
         return err;
     }
-    if (is_running(r)) {
+    if (is_running(r) && dr_db_engine(dr_store_db(st)) == DR_DB_POSTGRES) {
+        struct dr_db_val key = DR_DB_INTV(REPLAY_START_LOCK);
+        err = dr_db_tx_exec(tx, "SELECT pg_advisory_xact_lock($1)", &key, 1, NULL, NULL, NULL);
+    }
+    if (!err && is_running(r)) {
         err = dr_db_tx_exec(tx, sql_running, NULL, 0, take_int, &running, NULL);
         if (!err && running >= max_running) {
             err = DR_ETOOBIG;

@@ -315,6 +315,63 @@ static void claim_race(void **state)
     }
 }
 
+/* Four instances start jobs at once, more than the cap allows: never more than the cap run. */
+#define NSTARTERS 4
+#define START_CAP 10
+
+struct starter {
+    const char *url;
+    int ok, full, other;
+};
+
+static void *start_thread(void *arg)
+{
+    struct starter *s = arg;
+    struct dr_store *st = NULL;
+
+    if (dr_store_open(s->url, &st) != DR_OK) {
+        s->other++;
+        return NULL;
+    }
+    for (int i = 0; i < 8; i++) {
+        struct dr__replay_row r;
+        ROW(r, "running", NULL);
+        int err = dr__replay_db_insert(st, &r, "s", START_CAP, 50);
+        s->ok += err == DR_OK;
+        s->full += err == DR_ETOOBIG;
+        s->other += err != DR_OK && err != DR_ETOOBIG; /* SQLite: busy */
+    }
+    dr_store_close(st);
+    return NULL;
+}
+
+static void start_race(void **state)
+{
+    struct fx *f = *state;
+    struct starter s[NSTARTERS] = {0};
+    pthread_t th[NSTARTERS];
+    struct dr__replay_row *list = NULL;
+    size_t n = 0, running = 0;
+    int ok = 0;
+
+    for (int i = 0; i < NSTARTERS; i++) {
+        s[i].url = f->url;
+        pthread_create(&th[i], NULL, start_thread, &s[i]);
+    }
+    for (int i = 0; i < NSTARTERS; i++) {
+        pthread_join(th[i], NULL);
+        ok += s[i].ok;
+    }
+    assert_int_equal(dr__replay_db_list(f->st, &list, &n), DR_OK);
+    for (size_t i = 0; i < n; i++) {
+        running += strcmp(list[i].state, "running") == 0;
+    }
+    free(list);
+    assert_int_equal((int)running, ok);
+    assert_true(ok <= START_CAP);
+    assert_true(ok > 0);
+}
+
 #define BOTH(t)                                                                                    \
     cmocka_unit_test_setup_teardown(t, setup, teardown),                                           \
         cmocka_unit_test_setup_teardown(t, setup_pg, teardown_pg)
@@ -322,7 +379,8 @@ static void claim_race(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        BOTH(round_trip), BOTH(caps), BOTH(cancel_elsewhere), BOTH(claim), BOTH(claim_race),
+        BOTH(round_trip), BOTH(caps),       BOTH(cancel_elsewhere),
+        BOTH(claim),      BOTH(claim_race), BOTH(start_race),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
