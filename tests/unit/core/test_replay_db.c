@@ -17,78 +17,22 @@
 #include "core/replay_db.h"
 #include "dr/err.h"
 #include "dr/util.h"
+#include "unit/store/backend.h"
 
 #define NSTALE 40
 
-struct fx {
-    char path[64];
-    char schema[64]; /* PostgreSQL: the test's own schema */
-    char url[1024];  /* the store's URL, for a second handle (another instance) */
-    struct dr_store *st;
-};
-
-static int setup(void **state)
+/* the store of a test, on the engine it runs on (unit/store/backend.h); f->url opens another
+ * handle on it: another instance */
+static int fx_setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    int fd;
+    struct fx *f = dr_xcalloc(1, sizeof(*f));
 
-    snprintf(f->path, sizeof(f->path), "/tmp/dr-replay-db-XXXXXX");
-    fd = mkstemp(f->path);
-    close(fd);
-    snprintf(f->url, sizeof(f->url), "%s", f->path);
-    if (dr_store_open(f->url, &f->st) != DR_OK) {
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    char p[80];
-
-    dr_store_close(f->st);
-    unlink(f->path);
-    snprintf(p, sizeof(p), "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", f->path);
-    unlink(p);
-    free(f);
-    return 0;
-}
-
-static int pg_admin(const char *sql)
-{
-    struct dr_db *db = NULL;
-    int err = dr_db_open(getenv("DR_TEST_PG_URL"), 1, &db);
-
-    if (!err) {
-        err = dr_db_exec(db, sql, NULL, 0, NULL, NULL, NULL);
-    }
-    dr_db_close(db);
-    return err;
-}
-
-/* The store's tables in a fresh schema of the harness's PostgreSQL (scripts/test-env). */
-static int setup_pg(void **state)
-{
-    const char *base = getenv("DR_TEST_PG_URL");
-    struct fx *f = calloc(1, sizeof(*f));
-    char sql[128];
-
-    if (!base || !*base) {
-        fprintf(stderr, "FAIL: DR_TEST_PG_URL is not set: run under scripts/test-env\n");
+    if (fx_prepare(f, *state)) {
         free(f);
         return -1;
     }
-    snprintf(f->schema, sizeof(f->schema), "drreplay_%ld", (long)getpid());
-    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
-    pg_admin(sql);
-    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-    snprintf(f->url, sizeof(f->url), "%s%coptions=-csearch_path%%3D%s", base,
-             strchr(base, '?') ? '&' : '?', f->schema);
-    if (pg_admin(sql) != DR_OK || dr_store_open(f->url, &f->st) != DR_OK) {
+    if (dr_store_open(f->url, (struct dr_store **)&f->obj) != DR_OK) {
+        fx_release(f);
         free(f);
         return -1;
     }
@@ -96,14 +40,12 @@ static int setup_pg(void **state)
     return 0;
 }
 
-static int teardown_pg(void **state)
+static int fx_teardown(void **state)
 {
     struct fx *f = *state;
-    char sql[128];
 
-    dr_store_close(f->st);
-    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
-    pg_admin(sql);
+    dr_store_close(f->obj);
+    fx_release(f);
     free(f);
     return 0;
 }
@@ -143,15 +85,15 @@ static void round_trip(void **state)
     int lost = 1;
 
     ROW(r, "running", "t1");
-    assert_int_equal(dr__replay_db_insert(f->st, &r, "a", 16, 50), DR_OK);
+    assert_int_equal(dr__replay_db_insert(f->obj, &r, "a", 16, 50), DR_OK);
     assert_true(r.id > 0);
     r.fb.f.after_id = 12;
     r.replayed = 3;
     r.skipped = 1;
     snprintf(r.last_error, sizeof(r.last_error), "dead letter 5: bad");
-    assert_int_equal(dr__replay_db_update(f->st, &r, "a", 50, &lost), DR_OK);
+    assert_int_equal(dr__replay_db_update(f->obj, &r, "a", 50, &lost), DR_OK);
     assert_int_equal(lost, 0);
-    assert_int_equal(dr__replay_db_get(f->st, r.id, &got), DR_OK);
+    assert_int_equal(dr__replay_db_get(f->obj, r.id, &got), DR_OK);
     assert_string_equal(got.state, "running");
     assert_string_equal(got.fb.f.topic, "t1");
     assert_ptr_equal(got.fb.f.topic, got.fb.topic);
@@ -164,9 +106,9 @@ static void round_trip(void **state)
     assert_int_equal(got.skipped, 1);
     assert_int_equal(got.limit, 500);
     assert_string_equal(got.last_error, "dead letter 5: bad");
-    assert_int_equal(dr__replay_db_get(f->st, r.id + 1000, &got), DR_ENOTFOUND);
+    assert_int_equal(dr__replay_db_get(f->obj, r.id + 1000, &got), DR_ENOTFOUND);
     /* another owner's write is refused: the row is not its */
-    assert_int_equal(dr__replay_db_update(f->st, &r, "b", 50, &lost), DR_OK);
+    assert_int_equal(dr__replay_db_update(f->obj, &r, "b", 50, &lost), DR_OK);
     assert_int_equal(lost, 1);
 }
 
@@ -178,17 +120,17 @@ static void caps(void **state)
 
     for (int i = 0; i < 2; i++) {
         ROW(r, "running", NULL);
-        assert_int_equal(dr__replay_db_insert(f->st, &r, i ? "b" : "a", 2, 3), DR_OK);
+        assert_int_equal(dr__replay_db_insert(f->obj, &r, i ? "b" : "a", 2, 3), DR_OK);
     }
     /* running jobs of every instance count */
     ROW(r, "running", NULL);
-    assert_int_equal(dr__replay_db_insert(f->st, &r, "c", 2, 3), DR_ETOOBIG);
+    assert_int_equal(dr__replay_db_insert(f->obj, &r, "c", 2, 3), DR_ETOOBIG);
     /* finished ones do not, and only the newest keep of them stay */
     for (int i = 0; i < 5; i++) {
         ROW(r, "done", NULL);
-        assert_int_equal(dr__replay_db_insert(f->st, &r, "a", 2, 3), DR_OK);
+        assert_int_equal(dr__replay_db_insert(f->obj, &r, "a", 2, 3), DR_OK);
     }
-    assert_int_equal(dr__replay_db_list(f->st, &list, &n), DR_OK);
+    assert_int_equal(dr__replay_db_list(f->obj, &list, &n), DR_OK);
     assert_int_equal(n, 5); /* 2 running + 3 finished */
     assert_true(list[0].id > list[1].id);
     assert_string_equal(list[0].state, "done");
@@ -204,23 +146,23 @@ static void cancel_elsewhere(void **state)
     int ended = 0, lost = 0, ours = 1;
 
     ROW(r, "running", NULL);
-    assert_int_equal(dr__replay_db_insert(f->st, &r, "a", 16, 50), DR_OK);
-    assert_int_equal(dr__replay_db_cancel(f->st, r.id, 1234, 50, &got, &ended), DR_OK);
+    assert_int_equal(dr__replay_db_insert(f->obj, &r, "a", 16, 50), DR_OK);
+    assert_int_equal(dr__replay_db_cancel(f->obj, r.id, 1234, 50, &got, &ended), DR_OK);
     assert_int_equal(ended, 1);
     assert_string_equal(got.state, "cancelled");
     assert_int_equal(got.finished_ms, 1234);
     /* the owner sees it at its next step */
-    assert_int_equal(dr__replay_db_owned(f->st, r.id, "a", &ours), DR_OK);
+    assert_int_equal(dr__replay_db_owned(f->obj, r.id, "a", &ours), DR_OK);
     assert_int_equal(ours, 0);
     r.replayed = 9;
-    assert_int_equal(dr__replay_db_update(f->st, &r, "a", 50, &lost), DR_OK);
+    assert_int_equal(dr__replay_db_update(f->obj, &r, "a", 50, &lost), DR_OK);
     assert_int_equal(lost, 1);
     /* a second cancel answers it as it ended */
-    assert_int_equal(dr__replay_db_cancel(f->st, r.id, 9999, 50, &got, &ended), DR_OK);
+    assert_int_equal(dr__replay_db_cancel(f->obj, r.id, 9999, 50, &got, &ended), DR_OK);
     assert_int_equal(ended, 0);
     assert_int_equal(got.finished_ms, 1234);
     assert_int_equal(got.replayed, 0);
-    assert_int_equal(dr__replay_db_cancel(f->st, r.id + 1000, 1, 50, &got, &ended), DR_ENOTFOUND);
+    assert_int_equal(dr__replay_db_cancel(f->obj, r.id + 1000, 1, 50, &got, &ended), DR_ENOTFOUND);
 }
 
 static void claim(void **state)
@@ -231,29 +173,29 @@ static void claim(void **state)
     size_t n = 0;
 
     ROW(r, "running", "t");
-    assert_int_equal(dr__replay_db_insert(f->st, &r, "a", 16, 50), DR_OK);
+    assert_int_equal(dr__replay_db_insert(f->obj, &r, "a", 16, 50), DR_OK);
     /* fresh: neither another instance nor a takeover at start-up of another owner takes it */
-    assert_int_equal(dr__replay_db_claim(f->st, "b", 0, now, 3000, 16, &out, &n), DR_OK);
+    assert_int_equal(dr__replay_db_claim(f->obj, "b", 0, now, 3000, 16, &out, &n), DR_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(dr__replay_db_claim(f->st, "b", 1, now, 3000, 16, &out, &n), DR_OK);
+    assert_int_equal(dr__replay_db_claim(f->obj, "b", 1, now, 3000, 16, &out, &n), DR_OK);
     assert_int_equal(n, 0);
     /* its owner's next run takes it back at once */
-    assert_int_equal(dr__replay_db_claim(f->st, "a", 1, now, 3000, 16, &out, &n), DR_OK);
+    assert_int_equal(dr__replay_db_claim(f->obj, "a", 1, now, 3000, 16, &out, &n), DR_OK);
     assert_int_equal(n, 1);
     assert_int_equal(out[0].id, r.id);
     assert_string_equal(out[0].fb.f.topic, "t");
     assert_ptr_equal(out[0].fb.f.topic, out[0].fb.topic);
     free(out);
     /* stale: another instance takes it, and then it is fresh again */
-    assert_int_equal(dr__replay_db_heartbeat(f->st, "a", now - 10000), DR_OK);
-    assert_int_equal(dr__replay_db_claim(f->st, "b", 0, now, 3000, 16, &out, &n), DR_OK);
+    assert_int_equal(dr__replay_db_heartbeat(f->obj, "a", now - 10000), DR_OK);
+    assert_int_equal(dr__replay_db_claim(f->obj, "b", 0, now, 3000, 16, &out, &n), DR_OK);
     assert_int_equal(n, 1);
     free(out);
-    assert_int_equal(dr__replay_db_claim(f->st, "c", 0, now, 3000, 16, &out, &n), DR_OK);
+    assert_int_equal(dr__replay_db_claim(f->obj, "c", 0, now, 3000, 16, &out, &n), DR_OK);
     assert_int_equal(n, 0);
     /* released by an orderly stop (heartbeat 0): taken at once */
-    assert_int_equal(dr__replay_db_heartbeat(f->st, "b", 0), DR_OK);
-    assert_int_equal(dr__replay_db_claim(f->st, "c", 0, now, 3000, 16, &out, &n), DR_OK);
+    assert_int_equal(dr__replay_db_heartbeat(f->obj, "b", 0), DR_OK);
+    assert_int_equal(dr__replay_db_claim(f->obj, "c", 0, now, 3000, 16, &out, &n), DR_OK);
     assert_int_equal(n, 1);
     free(out);
 }
@@ -291,10 +233,10 @@ static void claim_race(void **state)
     for (int i = 0; i < NSTALE; i++) {
         struct dr__replay_row r;
         ROW(r, "running", NULL);
-        assert_int_equal(dr__replay_db_insert(f->st, &r, "dead", NSTALE + 1, 50), DR_OK);
+        assert_int_equal(dr__replay_db_insert(f->obj, &r, "dead", NSTALE + 1, 50), DR_OK);
         first = first ? first : r.id;
     }
-    assert_int_equal(dr__replay_db_heartbeat(f->st, "dead", now - 10000), DR_OK);
+    assert_int_equal(dr__replay_db_heartbeat(f->obj, "dead", now - 10000), DR_OK);
     for (int i = 0; i < 2; i++) {
         c[i] = (struct claimer){.url = f->url, .owner = i ? "y" : "x", .now = now};
         pthread_create(&th[i], NULL, claim_thread, &c[i]);
@@ -362,7 +304,7 @@ static void start_race(void **state)
         pthread_join(th[i], NULL);
         ok += s[i].ok;
     }
-    assert_int_equal(dr__replay_db_list(f->st, &list, &n), DR_OK);
+    assert_int_equal(dr__replay_db_list(f->obj, &list, &n), DR_OK);
     for (size_t i = 0; i < n; i++) {
         running += strcmp(list[i].state, "running") == 0;
     }
@@ -372,15 +314,19 @@ static void start_race(void **state)
     assert_true(ok > 0);
 }
 
-#define BOTH(t)                                                                                    \
-    cmocka_unit_test_setup_teardown(t, setup, teardown),                                           \
-        cmocka_unit_test_setup_teardown(t, setup_pg, teardown_pg)
+/* each test on SQLite and on PostgreSQL */
+#define TESTS                                                                                      \
+    X(round_trip)                                                                                  \
+    X(caps)                                                                                        \
+    X(cancel_elsewhere)                                                                            \
+    X(claim)                                                                                       \
+    X(claim_race)                                                                                  \
+    X(start_race)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        BOTH(round_trip), BOTH(caps),       BOTH(cancel_elsewhere),
-        BOTH(claim),      BOTH(claim_race), BOTH(start_race),
-    };
+#define X(t) ON_SQLITE(t) ON_PG(t)
+    const struct CMUnitTest tests[] = {TESTS};
+#undef X
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

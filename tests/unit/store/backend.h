@@ -145,7 +145,7 @@ static int collect_int(void *ctx, const struct dr_db_row *row)
     return 0;
 }
 
-static int64_t count_rows(struct dr_db *db, const char *sql)
+static inline int64_t count_rows(struct dr_db *db, const char *sql)
 {
     struct ints r = {.n = 0};
 
