@@ -52,6 +52,11 @@ void dr_random_id(char out[33]);
  * Unix epoch milliseconds (12 digits), then 80 random bits. Ids kept in a b-tree (notification
  * ids) then go to its last leaves instead of one anywhere in it per id. */
 void dr_time_id(char out[33]);
+/* FNV-1a, 64 bits: fast, for tables and caches, not for keys whose collisions an attacker could
+ * aim at. dr_hash_str hashes a NUL-terminated string; dr_hash_more goes on from h over n bytes. */
+#define DR_HASH_INIT 1469598103934665603ULL
+uint64_t dr_hash_more(uint64_t h, const void *p, size_t n);
+uint64_t dr_hash_str(const char *s);
 /* Uniform random double in [0, 1) from a thread-local generator. */
 double dr_random_unit(void);
 

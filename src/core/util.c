@@ -408,6 +408,26 @@ void dr_time_id(char out[33])
     out[32] = '\0';
 }
 
+uint64_t dr_hash_more(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+uint64_t dr_hash_str(const char *s)
+{
+    uint64_t h = DR_HASH_INIT;
+
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    }
+    return h;
+}
+
 double dr_random_unit(void)
 {
     static _Thread_local uint64_t s;

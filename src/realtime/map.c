@@ -11,12 +11,7 @@
 
 static size_t hash(const char *s)
 {
-    size_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return (size_t)dr_hash_str(s);
 }
 
 void dr__rt_map_init(struct rt_map *m)

@@ -339,20 +339,10 @@ struct lite_batch {
     unsigned char *seen; /* seen[i]: read back stored */
 };
 
-static uint64_t id_hash(const char *s)
-{
-    uint64_t x = 1469598103934665603ULL; /* FNV-1a */
-
-    for (; *s; s++) {
-        x = (x ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return x;
-}
-
 /* The first index with id, or n when the batch has none. */
 static size_t lite_find(const struct lite_batch *b, const char *id)
 {
-    for (size_t h = id_hash(id) & b->mask;; h = (h + 1) & b->mask) {
+    for (size_t h = dr_hash_str(id) & b->mask;; h = (h + 1) & b->mask) {
         uint32_t j = b->slots[h];
         if (j == 0) {
             return b->n;
@@ -366,7 +356,7 @@ static size_t lite_find(const struct lite_batch *b, const char *id)
 static void lite_index(struct lite_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
-        size_t h = id_hash(b->v[i]->id) & b->mask;
+        size_t h = dr_hash_str(b->v[i]->id) & b->mask;
         for (;; h = (h + 1) & b->mask) {
             uint32_t j = b->slots[h];
             if (j == 0) {

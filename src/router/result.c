@@ -158,7 +158,7 @@ static void notification_id(struct dr_result *r, const char *room, const char *t
     const struct dr_msg *m = r->msg;
     const char *parts[5];
     char digest[65], nth[24];
-    uint64_t key = 1469598103934665603ULL; /* FNV-1a of room NUL type */
+    uint64_t key;
     unsigned k = 0;
     struct dr_buf seed;
 
@@ -166,13 +166,7 @@ static void notification_id(struct dr_result *r, const char *room, const char *t
         dr_time_id(out);
         return;
     }
-    for (const char *p = room; *p; p++) {
-        key = (key ^ (unsigned char)*p) * 1099511628211ULL;
-    }
-    key *= 1099511628211ULL;
-    for (const char *p = type; *p; p++) {
-        key = (key ^ (unsigned char)*p) * 1099511628211ULL;
-    }
+    key = dr_hash_more(dr_hash_more(DR_HASH_INIT, room, strlen(room) + 1), type, strlen(type));
     for (size_t i = 0; i < r->nnotified; i++) {
         k += r->notified[i] == key;
     }

@@ -138,16 +138,6 @@ static void fn_strpos(sqlite3_context *cx, int argc, sqlite3_value **argv)
     sqlite3_result_int64(cx, pos);
 }
 
-static uint64_t hash_sql(const char *s)
-{
-    uint64_t x = 1469598103934665603ULL; /* FNV-1a */
-
-    for (; *s; s++) {
-        x = (x ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return x;
-}
-
 static void cache_clear(struct dr__lite_conn *c)
 {
     for (int i = 0; i < CACHE_BUCKETS; i++) {
@@ -210,7 +200,7 @@ struct prepared {
  */
 static int get_stmt(struct dr__lite_conn *c, const char *sql, int quiet, struct prepared *p)
 {
-    uint64_t hash = hash_sql(sql);
+    uint64_t hash = dr_hash_str(sql);
     struct cached **slot = &c->buckets[hash % CACHE_BUCKETS];
     const char *tail = NULL;
     int busy_hit = 0;
