@@ -1,5 +1,6 @@
 #include "dr/msg.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,6 +161,17 @@ const char *dr_msg_dedup_key(const struct dr_msg *m)
 {
     const char *k = dr_msg_attr(m, "idempotency_key");
     return (k && *k) ? k : m->message_id;
+}
+
+void dr_msg_emit_key(const char *parent, size_t i, char out[DR_EMIT_KEY_LEN + 1])
+{
+    size_t n = strlen(parent) + 24;
+    char *seed = dr_xmalloc(n), digest[65];
+    int k = snprintf(seed, n, "%s/%zu", parent, i); /* whole: a long key keeps its index */
+
+    dr_sha256_hex(seed, (size_t)k, digest);
+    free(seed);
+    snprintf(out, DR_EMIT_KEY_LEN + 1, "em-%.24s", digest);
 }
 
 void dr_msg_trace_id(const struct dr_msg *m, char out[33])

@@ -455,12 +455,8 @@ static void pull_complete(void *source, struct dr_msg *msg, const struct dr_comp
             /* A redelivered message processed again emits again: each emit carries a key
              * derived from its parent's, so where it is consumed the repeat is a duplicate (as
              * the local queue's emits have ids derived from their parent's). */
-            size_t sn = strlen(f->dedup_key) + 24;
-            char *seed = dr_xmalloc(sn), digest[65], ikey[32];
-            int k = snprintf(seed, sn, "%s/%zu", f->dedup_key, i);
-            dr_sha256_hex(seed, (size_t)k, digest);
-            free(seed);
-            snprintf(ikey, sizeof(ikey), "em-%.24s", digest);
+            char ikey[DR_EMIT_KEY_LEN + 1];
+            dr_msg_emit_key(f->dedup_key, i, ikey);
             if (publish_one(f, e->topic, e->data, e->len, e->attrs, e->nattrs, e->ordering_key,
                             msg->traceparent, ikey) != 0) {
                 DR_WARN("pull", "emit refused", "message_id=%s topic=%s error=\"%s\"",

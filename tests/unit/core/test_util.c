@@ -14,6 +14,7 @@
 #include "dr/err.h"
 #include "dr/json.h"
 #include "dr/metrics.h"
+#include "dr/msg.h"
 #include "dr/processor.h"
 #include "dr/util.h"
 
@@ -318,6 +319,26 @@ static void notification_ids_repeat_for_a_message(void **state)
     notify_ids(&m, "shipment", 1, t);
     assert_string_not_equal(a[0], t[0]);
     free(long_id);
+}
+
+/* The keys of a message's emits: em- and SHA-256 of "parent/i", whole however long the parent. */
+static void emit_keys(void **state)
+{
+    char a[DR_EMIT_KEY_LEN + 1], b[DR_EMIT_KEY_LEN + 1], digest[65], want[32];
+    char *long_parent = malloc(5001);
+
+    dr_msg_emit_key("m1", 0, a);
+    dr_sha256_hex("m1/0", 4, digest);
+    snprintf(want, sizeof(want), "em-%.24s", digest);
+    assert_string_equal(a, want);
+    dr_msg_emit_key("m1", 1, b);
+    assert_string_not_equal(a, b);
+    memset(long_parent, 'p', 5000);
+    long_parent[5000] = '\0';
+    dr_msg_emit_key(long_parent, 0, a);
+    dr_msg_emit_key(long_parent, 1, b);
+    assert_string_not_equal(a, b);
+    free(long_parent);
 }
 
 static void metrics_render(void **state)
@@ -631,6 +652,7 @@ int main(void)
         cmocka_unit_test(time_id_sorts_by_time),
         cmocka_unit_test(notification_ids_sort_by_time),
         cmocka_unit_test(notification_ids_repeat_for_a_message),
+        cmocka_unit_test(emit_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
