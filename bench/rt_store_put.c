@@ -40,34 +40,25 @@ static int random_ids; /* 1: dr_random_id, 2: dr_time_id */
 
 static struct dr_notification *make(const char *tag, long i, int rooms)
 {
-    char json[1024];
+    char json[1024], id[64], err[128];
     int r = (int)(i % rooms);
     struct dr_notification *n = NULL;
+
+    if (random_ids == 1) {
+        dr_random_id(id);
+    } else if (random_ids == 2) {
+        dr_time_id(id);
+    } else {
+        snprintf(id, sizeof(id), "b-%s-%ld", tag, i);
+    }
     int len = snprintf(json, sizeof(json),
-                       "{\"notification_id\":\"b-%s-%ld\",\"user_id\":\"bench-pub\","
+                       "{\"notification_id\":\"%s\",\"user_id\":\"bench-pub\","
                        "\"org_id\":\"bench-%d\",\"room\":\"%s%d\","
                        "\"notification_type\":\"bench.tick\",\"title\":\"bench\","
                        "\"message\":\"\",\"data\":{\"i\":%ld,\"t_ns\":%ld},"
                        "\"timestamp\":\"2026-01-01T00:00:00.000Z\"}",
-                       tag, i, r, room_prefix, r, i, i * 1000);
-    char err[128];
+                       id, r, room_prefix, r, i, i * 1000);
 
-    if (random_ids) {
-        char id[33], tagged[64];
-        if (random_ids == 1) {
-            dr_random_id(id);
-        } else {
-            dr_time_id(id);
-        }
-        snprintf(tagged, sizeof(tagged), "b-%s-%ld", tag, i);
-        char *at = strstr(json, tagged);
-        if (at && strlen(tagged) <= 32) {
-            /* the random id in the tag's place */
-            memmove(at + 32, at + strlen(tagged), strlen(at + strlen(tagged)) + 1);
-            memcpy(at, id, 32);
-            len = (int)strlen(json);
-        }
-    }
     if (dr_notification_parse(json, (size_t)len, NULL, &n, err, sizeof(err)) != DR_OK) {
         fprintf(stderr, "parse: %s\n", err);
         exit(1);
