@@ -147,11 +147,23 @@ static int digits(const char **p, int n, int *out)
     return 0;
 }
 
+/* Days from 1970-01-01 to the first of month m (1..12) of year y, in the proleptic Gregorian
+ * calendar (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m)
+{
+    int64_t era, yoe, doy;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5;
+    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
 int dr_parse_time(const char *s, int64_t *epoch_ms)
 {
     int Y, M, D, h, m, sec, ms = 0, offh = 0, offm = 0, sign = 0;
     const char *p = s;
-    struct tm tm;
     int64_t t;
 
     if (!s || digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' ||
@@ -189,14 +201,10 @@ int dr_parse_time(const char *s, int64_t *epoch_ms)
     if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) {
         return DR_EINVAL;
     }
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = Y - 1900;
-    tm.tm_mon = M - 1;
-    tm.tm_mday = D;
-    tm.tm_hour = h;
-    tm.tm_min = m;
-    tm.tm_sec = sec;
-    t = (int64_t)timegm(&tm);
+    /* what timegm() makes of it (a day past the month's end is in the next month, second 60
+     * the next minute's first), without its locking and normalising */
+    t = days_from_civil(Y, M) + D - 1;
+    t = t * 86400 + h * 3600 + m * 60 + sec;
     t -= (int64_t)sign * (offh * 3600 + offm * 60);
     *epoch_ms = t * 1000 + ms;
     return DR_OK;

@@ -9,7 +9,6 @@
 #include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/json.h"
-#include "dr/jsonw.h"
 #include "dr/util.h"
 #include "realtime/rt_int.h"
 
@@ -20,44 +19,61 @@
 
 static const char *const room_prefixes[] = {"user:", "org:", "meeting:", "shipment:"};
 
-static int printable_token(const char *s, size_t max)
+/* 1 to max bytes, each printable ASCII other than space. */
+static int printable_n(const char *s, size_t n, size_t max)
 {
-    size_t n = 0;
-    for (; s[n]; n++) {
-        unsigned char ch = (unsigned char)s[n];
-        if (ch <= 0x20 || ch >= 0x7f || n >= max) {
+    if (n == 0 || n > max) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch >= 0x7f) {
             return 0;
         }
     }
-    return n > 0;
+    return 1;
 }
 
-int dr_room_valid(const char *room)
+static int printable_token(const char *s, size_t max)
 {
-    if (!room) {
-        return 0;
-    }
+    return printable_n(s, strlen(s), max);
+}
+
+static int room_valid_n(const char *room, size_t n)
+{
     for (size_t i = 0; i < DR_ARRAY_LEN(room_prefixes); i++) {
         size_t pl = strlen(room_prefixes[i]);
-        if (strncmp(room, room_prefixes[i], pl) == 0) {
-            return printable_token(room + pl, ROOM_ID_MAX);
+        if (n >= pl && memcmp(room, room_prefixes[i], pl) == 0) {
+            return printable_n(room + pl, n - pl, ROOM_ID_MAX);
         }
     }
     return 0;
 }
 
-static int type_valid(const char *t)
+int dr_room_valid(const char *room)
 {
-    size_t n = 0;
-    for (; t[n]; n++) {
-        char ch = t[n];
+    return room && room_valid_n(room, strlen(room));
+}
+
+static int type_valid_n(const char *t, size_t n)
+{
+    if (n == 0 || n > TYPE_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = t[i];
         int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
                  ch == '.' || ch == '_' || ch == '-';
-        if (!ok || n >= TYPE_MAX) {
+        if (!ok) {
             return 0;
         }
     }
-    return n > 0;
+    return 1;
+}
+
+static int type_valid(const char *t)
+{
+    return type_valid_n(t, strlen(t));
 }
 
 struct rt_frame *dr__rt_frame_create(size_t len)
@@ -97,53 +113,466 @@ static int opt_str(const cJSON *o, const char *key, size_t max, const char **out
     return DR_OK;
 }
 
-/* The canonical body: fixed key order, written straight out in cJSON's format (dr/jsonw.h), so
- * a notification stored twice is stored the same. NULL when it would not fit. */
-static struct dr_notification *build(const char *id, const char *user, const char *org,
-                                     const char *room, const char *type, const char *title,
-                                     const char *message, const cJSON *data, const char *ts)
+/* A string of the text: p NULL when absent (or null). */
+struct span {
+    const char *p;
+    size_t n;
+};
+
+static struct span span_of(const char *s)
 {
+    return (struct span){s, s ? strlen(s) : 0};
+}
+
+/* A member: its key (with the separator before it) and the string s, unless s is absent. plain:
+ * s has nothing to escape (no '"', '\\' or control byte), so it is written as it is. */
+static void put_str(struct dr_buf *b, const char *key, size_t klen, struct span s, int plain,
+                    int *err)
+{
+    if (!s.p || *err) {
+        return;
+    }
+    if (!plain) {
+        *err = dr_buf_append(b, key, klen);
+        *err = *err ? *err : dr_buf_append_json_str(b, s.p, s.n);
+    } else if (!(*err = dr_buf_reserve(b, klen + s.n + 2))) {
+        char *o = b->data + b->len;
+
+        memcpy(o, key, klen);
+        o += klen;
+        *o++ = '"';
+        memcpy(o, s.p, s.n);
+        o += s.n;
+        *o++ = '"';
+        *o = '\0';
+        b->len = (size_t)(o - b->data);
+    }
+}
+
+#define KEY(k) k, sizeof(k) - 1
+
+/* A notification and its strings, in one allocation. */
+static struct dr_notification *alloc_notification(struct span id, struct span user, struct span org,
+                                                  struct span room, struct span type)
+{
+    const struct span *in[] = {&id, &user, &org, &room, &type};
+    size_t need = 0;
+    struct dr_notification *n;
+    char *o, **out[DR_ARRAY_LEN(in)];
+
+    for (size_t i = 0; i < DR_ARRAY_LEN(in); i++) {
+        need += in[i]->p ? in[i]->n + 1 : 0;
+    }
+    n = dr_xcalloc(1, sizeof(*n) + need);
+    atomic_init(&n->refs, 1);
+    out[0] = &n->id;
+    out[1] = &n->user_id;
+    out[2] = &n->org_id;
+    out[3] = &n->room;
+    out[4] = &n->type;
+    o = n->strs;
+    for (size_t i = 0; i < DR_ARRAY_LEN(in); i++) {
+        if (in[i]->p) {
+            memcpy(o, in[i]->p, in[i]->n);
+            o[in[i]->n] = '\0';
+            *out[i] = o;
+            o += in[i]->n + 1;
+        }
+    }
+    return n;
+}
+
+/* The canonical body: fixed key order, written straight out in cJSON's format (dr_json_append), so
+ * a notification stored twice is stored the same. data: a cJSON object, or the text of one
+ * already in that format (data_text), or neither ({}). plain: no string has anything to escape.
+ * NULL when it would not fit. */
+static struct dr_notification *build(struct span id, struct span user, struct span org,
+                                     struct span room, struct span type, struct span title,
+                                     struct span message, const cJSON *data, struct span data_text,
+                                     const char *ts, int plain)
+{
+    static const struct span empty = {"", 0};
     struct dr_notification *n;
     struct dr_buf b;
-    struct jw w = {.b = &b};
+    int err = 0;
 
     /* escaping grows a string at most six times */
     dr_buf_init(&b, 6 * DR_NOTIFICATION_MAX_BYTES + 1024);
-    dr_buf_reserve(&b, 512); /* most bodies: no reallocation on the way */
-    jw_raw(&w, "{", 1);
-    jw_str(&w, "notification_id", id);
-    jw_str(&w, "user_id", user);
-    jw_str(&w, "org_id", org);
-    jw_str(&w, "room", room);
-    jw_str(&w, "notification_type", type);
-    jw_str(&w, "title", title ? title : "");
-    jw_str(&w, "message", message ? message : "");
-    if (data) {
-        jw_json(&w, "data", data);
-    } else {
-        jw_key(&w, "data");
-        jw_raw(&w, "{}", 2);
+    /* most bodies: no reallocation on the way */
+    dr_buf_reserve(&b, 192 + id.n + user.n + org.n + room.n + type.n + title.n + message.n +
+                           data_text.n);
+    put_str(&b, KEY("{\"notification_id\":"), id, plain, &err);
+    put_str(&b, KEY(",\"user_id\":"), user, plain, &err);
+    put_str(&b, KEY(",\"org_id\":"), org, plain, &err);
+    put_str(&b, KEY(",\"room\":"), room, plain, &err);
+    put_str(&b, KEY(",\"notification_type\":"), type, plain, &err);
+    put_str(&b, KEY(",\"title\":"), title.p ? title : empty, plain, &err);
+    put_str(&b, KEY(",\"message\":"), message.p ? message : empty, plain, &err);
+    err = err ? err : dr_buf_append(&b, KEY(",\"data\":"));
+    if (!err) {
+        err = data          ? dr_json_append(&b, data)
+              : data_text.p ? dr_buf_append(&b, data_text.p, data_text.n)
+                            : dr_buf_append(&b, KEY("{}"));
     }
-    jw_str(&w, "timestamp", ts);
-    jw_raw(&w, "}", 1);
-    if (w.err) {
+    put_str(&b, KEY(",\"timestamp\":"), span_of(ts), plain, &err);
+    err = err ? err : dr_buf_append(&b, KEY("}"));
+    if (err) {
         dr_buf_cleanup(&b);
         return NULL;
     }
-    n = dr_xcalloc(1, sizeof(*n));
-    atomic_init(&n->refs, 1);
-    n->id = dr_xstrdup(id);
-    n->user_id = dr_xstrdup(user);
-    n->org_id = dr_xstrdup(org);
-    n->room = dr_xstrdup(room);
-    n->type = dr_xstrdup(type);
+    n = alloc_notification(id, user, org, room, type);
     n->body = dr_buf_steal(&b, &n->body_len);
     return n;
+}
+
+/*
+ * The fast reader. Most notifications are plain: string members without escapes and a small
+ * data object. Through a cJSON tree each member costs a node, a key and a value allocation and
+ * each field a search of the members; dr__notification_scan() reads the text once, left to
+ * right, and builds the same notification as dr_json_parse() and dr__notification_from_json()
+ * do. What it cannot read exactly as they would (an escape or a control byte in a string, a
+ * member it does not know, one given twice, data nested deeper than SCAN_DEPTH, a notification
+ * they would refuse) it leaves to them: RT_SCAN_NO, and the caller takes that path, which gives
+ * the answer and the error. tests/unit/realtime/test_notification.c holds the two to each other.
+ */
+
+#define SCAN_DEPTH 32
+
+enum { F_ID, F_USER, F_ORG, F_ROOM, F_TYPE, F_TITLE, F_MESSAGE, F_TS, F_DATA, F_N };
+
+static const struct {
+    const char *key;
+    size_t max; /* the longest string opt_str() takes */
+} scan_fields[F_N] = {
+    [F_ID] = {"notification_id", ID_MAX},
+    [F_USER] = {"user_id", ID_MAX},
+    [F_ORG] = {"org_id", ID_MAX},
+    [F_ROOM] = {"room", ROOM_ID_MAX + 16},
+    [F_TYPE] = {"notification_type", TYPE_MAX},
+    [F_TITLE] = {"title", TEXT_MAX},
+    [F_MESSAGE] = {"message", TEXT_MAX},
+    [F_TS] = {"timestamp", 40},
+    [F_DATA] = {"data", 0},
+};
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+        p++;
+    }
+    return p;
+}
+
+/* The string at p (its opening quote) when it has no escape and no control byte, which
+ * dr_buf_append_json_str() writes back unchanged: its contents in *s and the byte after it
+ * returned. NULL for any other. */
+static const char *plain_string(const char *p, const char *end, struct span *s)
+{
+    if (p >= end || *p != '"') {
+        return NULL;
+    }
+    for (const char *q = p + 1; q < end; q++) {
+        unsigned char c = (unsigned char)*q;
+        if (c == '"') {
+            s->p = p + 1;
+            s->n = (size_t)(q - p - 1);
+            return q + 1;
+        }
+        if (c == '\\' || c < 0x20) {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* A number as dr_json_parse() reads one (cJSON's reading of it), written in cJSON's format. */
+static const char *canon_number(const char *p, const char *end, struct dr_buf *out)
+{
+    const char *q = p, *digits;
+    char buf[64], *after;
+    int whole = 1;
+
+    if (q < end && *q == '-') {
+        q++;
+    }
+    if (q >= end || !is_digit(*q)) {
+        return NULL;
+    }
+    digits = q;
+    if (*q == '0') {
+        q++;
+    } else {
+        while (q < end && is_digit(*q)) {
+            q++;
+        }
+    }
+    if (q < end && *q == '.') {
+        whole = 0;
+        if (++q >= end || !is_digit(*q)) {
+            return NULL;
+        }
+        while (q < end && is_digit(*q)) {
+            q++;
+        }
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        whole = 0;
+        q++;
+        if (q < end && (*q == '+' || *q == '-')) {
+            q++;
+        }
+        if (q >= end || !is_digit(*q)) {
+            return NULL;
+        }
+        while (q < end && is_digit(*q)) {
+            q++;
+        }
+    }
+    if (q - p >= (ptrdiff_t)sizeof(buf) || (q < end && (is_digit(*q) || *q == '+' || *q == '-' ||
+                                                        *q == '.' || *q == 'e' || *q == 'E'))) {
+        return NULL;
+    }
+    if (whole && q - digits <= 15) {
+        /* an integer below 10^15: cJSON writes its digits back as they are (-0 too) */
+        return dr_buf_append(out, p, (size_t)(q - p)) ? NULL : q;
+    }
+    memcpy(buf, p, (size_t)(q - p));
+    buf[q - p] = '\0';
+    double d = strtod(buf, &after);
+    if (after != buf + (q - p) || dr_json_append_number(out, d)) {
+        return NULL;
+    }
+    return q;
+}
+
+static const char *canon_literal(const char *p, const char *end, const char *word,
+                                 struct dr_buf *out)
+{
+    size_t n = strlen(word);
+
+    if ((size_t)(end - p) < n || memcmp(p, word, n) != 0 || dr_buf_append(out, word, n)) {
+        return NULL;
+    }
+    return p + n;
+}
+
+/* The value at p written to out as dr_json_append() writes what dr_json_parse() makes of it;
+ * the byte after it, or NULL when it is not one the fast reader takes. */
+static const char *canon_value(const char *p, const char *end, struct dr_buf *out, int depth)
+{
+    struct span s;
+    const char *q;
+
+    p = skip_ws(p, end);
+    if (p >= end) {
+        return NULL;
+    }
+    switch (*p) {
+    case '{':
+    case '[': {
+        int obj = *p == '{';
+        char close = obj ? '}' : ']';
+
+        if (depth >= SCAN_DEPTH || dr_buf_appendc(out, *p)) {
+            return NULL;
+        }
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == close) {
+            return dr_buf_appendc(out, close) ? NULL : p + 1;
+        }
+        for (;;) {
+            if (obj) {
+                q = plain_string(p, end, &s);
+                if (!q || dr_buf_append(out, p, (size_t)(q - p))) {
+                    return NULL;
+                }
+                p = skip_ws(q, end);
+                if (p >= end || *p != ':' || dr_buf_appendc(out, ':')) {
+                    return NULL;
+                }
+                p++;
+            }
+            p = canon_value(p, end, out, depth + 1);
+            if (!p) {
+                return NULL;
+            }
+            p = skip_ws(p, end);
+            if (p < end && *p == ',') {
+                if (dr_buf_appendc(out, ',')) {
+                    return NULL;
+                }
+                p = skip_ws(p + 1, end);
+            } else if (p < end && *p == close) {
+                return dr_buf_appendc(out, close) ? NULL : p + 1;
+            } else {
+                return NULL;
+            }
+        }
+    }
+    case '"':
+        q = plain_string(p, end, &s);
+        return q && !dr_buf_append(out, p, (size_t)(q - p)) ? q : NULL;
+    case 't':
+        return canon_literal(p, end, "true", out);
+    case 'f':
+        return canon_literal(p, end, "false", out);
+    case 'n':
+        return canon_literal(p, end, "null", out);
+    default:
+        return canon_number(p, end, out);
+    }
+}
+
+static int field_of(struct span k)
+{
+    for (int i = 0; i < F_N; i++) {
+        if (strlen(scan_fields[i].key) == k.n && memcmp(scan_fields[i].key, k.p, k.n) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* The members of the object at p into f (a null one stays absent; seen has a bit for each
+ * known member given), data's text canonical in scratch (f[F_DATA] its length); the byte after
+ * the object, or NULL. Members it does not know are read (they must be JSON it takes) and left
+ * out, as dr__notification_from_json() leaves them. */
+static const char *scan_members(const char *p, const char *end, struct span f[F_N], unsigned *seen,
+                                struct dr_buf *scratch)
+{
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{') {
+        return NULL;
+    }
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') {
+        return p + 1;
+    }
+    for (;;) {
+        struct span k;
+        const char *q = plain_string(p, end, &k);
+        int i = q ? field_of(k) : -1;
+
+        if (!q || (i >= 0 && (*seen & (1u << i)))) {
+            return NULL;
+        }
+        p = skip_ws(q, end);
+        if (p >= end || *p != ':') {
+            return NULL;
+        }
+        p = skip_ws(p + 1, end);
+        if (i >= 0) {
+            *seen |= 1u << i;
+        }
+        if (i < 0) {
+            size_t mark = scratch->len;
+
+            if (!(p = canon_value(p, end, scratch, 0))) {
+                return NULL;
+            }
+            scratch->len = mark;
+            scratch->data[mark] = '\0';
+        } else if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
+            p += 4;
+        } else if (i == F_DATA) {
+            if (p >= end || *p != '{' || !(p = canon_value(p, end, scratch, 0))) {
+                return NULL;
+            }
+            f[F_DATA] = (struct span){"", scratch->len}; /* scratch's text once it is done */
+        } else {
+            q = plain_string(p, end, &f[i]);
+            if (!q || f[i].n > scan_fields[i].max) {
+                return NULL;
+            }
+            p = q;
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+        } else if (p < end && *p == '}') {
+            return p + 1;
+        } else {
+            return NULL;
+        }
+    }
+}
+
+int dr__notification_scan(const char **pp, const char *end, const char *default_id, int flags,
+                          struct dr_buf *scratch, struct dr_notification **out)
+{
+    struct span f[F_N] = {{NULL, 0}};
+    unsigned seen = 0;
+    int plain = 1; /* no string to escape: each came from the text unescaped */
+    char idbuf[33], roombuf[ROOM_ID_MAX + 16], tsbuf[48];
+    int64_t tms;
+    const char *p;
+
+    *out = NULL;
+    dr_buf_reset(scratch);
+    p = scan_members(*pp, end, f, &seen, scratch);
+    if (!p) {
+        return RT_SCAN_NO;
+    }
+    if (f[F_DATA].p) {
+        f[F_DATA].p = scratch->data; /* data is its first value: later ones were cut off */
+    }
+    if (!f[F_ID].p) {
+        if ((flags & RT_SCAN_TIME_ID) && !(seen & (1u << F_ID))) {
+            dr_time_id(idbuf);
+            f[F_ID] = (struct span){idbuf, 32};
+        } else if (!(flags & RT_SCAN_TIME_ID) && default_id) {
+            f[F_ID] = span_of(default_id);
+            /* a printable id may hold '"' or '\\' */
+            plain = !strchr(default_id, '"') && !strchr(default_id, '\\');
+        } else {
+            return RT_SCAN_NO;
+        }
+    }
+    if (!printable_n(f[F_ID].p, f[F_ID].n, ID_MAX) ||
+        (f[F_USER].p && !printable_n(f[F_USER].p, f[F_USER].n, ID_MAX)) ||
+        (f[F_ORG].p && !printable_n(f[F_ORG].p, f[F_ORG].n, ID_MAX))) {
+        return RT_SCAN_NO;
+    }
+    if (!f[F_ROOM].p && f[F_USER].p) {
+        int n = snprintf(roombuf, sizeof(roombuf), "user:%.*s", (int)f[F_USER].n, f[F_USER].p);
+        f[F_ROOM] = (struct span){roombuf, (size_t)n};
+    }
+    if (!f[F_ROOM].p || !room_valid_n(f[F_ROOM].p, f[F_ROOM].n) || !f[F_TYPE].p ||
+        !type_valid_n(f[F_TYPE].p, f[F_TYPE].n)) {
+        return RT_SCAN_NO;
+    }
+    if (f[F_TS].p) {
+        memcpy(tsbuf, f[F_TS].p, f[F_TS].n);
+        tsbuf[f[F_TS].n] = '\0';
+        if (dr_parse_time(tsbuf, &tms) != DR_OK) {
+            return RT_SCAN_NO;
+        }
+    } else {
+        dr_format_time(dr_now_ms(), tsbuf);
+    }
+    *out = build(f[F_ID], f[F_USER], f[F_ORG], f[F_ROOM], f[F_TYPE], f[F_TITLE], f[F_MESSAGE], NULL,
+                 f[F_DATA], tsbuf, plain);
+    if (*out && (*out)->body_len > DR_NOTIFICATION_MAX_BYTES) {
+        dr_notification_unref(*out);
+        *out = NULL;
+    }
+    if (!*out) {
+        return RT_SCAN_NO;
+    }
+    *pp = p;
+    return RT_SCAN_OK;
 }
 
 int dr_notification_parse(const char *json, size_t len, const char *default_id,
                           struct dr_notification **out, char *err, size_t errsz)
 {
+    const char *p = json;
+    struct dr_buf scratch;
     cJSON *o;
     int rc;
 
@@ -152,6 +581,14 @@ int dr_notification_parse(const char *json, size_t len, const char *default_id,
         set_err(err, errsz, "notification too large");
         return DR_ETOOBIG;
     }
+    dr_buf_init(&scratch, 6 * DR_NOTIFICATION_MAX_BYTES);
+    rc = dr__notification_scan(&p, json + len, default_id, 0, &scratch, out);
+    dr_buf_cleanup(&scratch);
+    if (rc == RT_SCAN_OK && skip_ws(p, json + len) == json + len) {
+        return DR_OK;
+    }
+    dr_notification_unref(*out); /* a value followed by more: dr_json_parse() decides */
+    *out = NULL;
     o = dr_json_parse(json, len);
     rc = dr__notification_from_json(o, default_id, out, err, errsz);
     cJSON_Delete(o);
@@ -217,7 +654,8 @@ int dr__notification_from_json(const cJSON *o, const char *default_id, struct dr
         dr_format_time(dr_now_ms(), tsbuf);
         ts = tsbuf;
     }
-    *out = build(id, user, org, room, type, title, message, data, ts);
+    *out = build(span_of(id), span_of(user), span_of(org), span_of(room), span_of(type),
+                 span_of(title), span_of(message), data, (struct span){NULL, 0}, ts, 0);
     if (!*out) {
         set_err(err, errsz, "notification too large");
         return DR_ETOOBIG;
@@ -250,13 +688,8 @@ struct dr_notification *dr__notification_from_row(int64_t seq, const char *body,
     const char *type = dr_json_str(o, "notification_type");
 
     if (cJSON_IsObject(o) && id && room && type && len > 1) {
-        n = dr_xcalloc(1, sizeof(*n));
-        atomic_init(&n->refs, 1);
-        n->id = dr_xstrdup(id);
-        n->user_id = dr_xstrdup(dr_json_str(o, "user_id"));
-        n->org_id = dr_xstrdup(dr_json_str(o, "org_id"));
-        n->room = dr_xstrdup(room);
-        n->type = dr_xstrdup(type);
+        n = alloc_notification(span_of(id), span_of(dr_json_str(o, "user_id")),
+                               span_of(dr_json_str(o, "org_id")), span_of(room), span_of(type));
         n->body = dr_xstrndup(body, len);
         n->body_len = len;
         dr__notification_set_seq(n, seq);
@@ -303,11 +736,6 @@ void dr_notification_unref(struct dr_notification *n)
     for (int i = 0; i < RT_NTRANSPORTS; i++) {
         dr__rt_frame_unref(n->frames[i]);
     }
-    free(n->id);
-    free(n->user_id);
-    free(n->org_id);
-    free(n->room);
-    free(n->type);
     free(n->body);
     free(n->json);
     free(n);

@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "dr/buf.h"
 #include "dr/ratelimit.h"
 #include "dr/db.h"
 #include "dr/jwt.h"
@@ -79,10 +80,21 @@ struct dr_notification {
      * thread before the frames are encoded: see dr__hub_safe(). */
     int64_t behind;
     struct rt_frame *frames[RT_NTRANSPORTS]; /* lazily encoded, loop thread only */
+    char strs[];                             /* id, user_id, org_id, room and type point here */
 };
 /* dr_notification_parse() on an object already parsed (o is not taken; no size check). */
 int dr__notification_from_json(const cJSON *o, const char *default_id, struct dr_notification **out,
                                char *err, size_t errsz);
+/* The fast reader: the notification object at *pp (after whitespace), as dr_json_parse() and
+ * dr__notification_from_json() would read it, into *out, *pp moved past it: RT_SCAN_OK. Or
+ * RT_SCAN_NO, nothing made, for any text it leaves to them (escapes, unknown or repeated members,
+ * deep data, a notification they would refuse: they give the error). A missing notification_id
+ * is default_id, or with RT_SCAN_TIME_ID a new dr_time_id() (a null one then leaves it to them).
+ * scratch: a buffer for data's text, reused between calls; the caller frees it. */
+enum { RT_SCAN_OK, RT_SCAN_NO };
+#define RT_SCAN_TIME_ID 1
+int dr__notification_scan(const char **pp, const char *end, const char *default_id, int flags,
+                          struct dr_buf *scratch, struct dr_notification **out);
 /* Sets seq and builds the bus JSON. Only before the notification is shared. */
 void dr__notification_set_seq(struct dr_notification *n, int64_t seq);
 /* From a stored row: body is the canonical JSON. NULL when the row is unreadable. */

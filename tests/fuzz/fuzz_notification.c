@@ -1,13 +1,59 @@
 /*
  * A notification as a producer publishes it to client-notifications: dr_notification_parse()
- * refuses it naming the field, or returns one whose room name is valid.
+ * refuses it naming the field, or returns one whose room name is valid. And whatever the fast
+ * reader (dr__notification_scan) takes, the cJSON path takes the same way: the same fields and
+ * the same stored body (up to its timestamp, which is "now" when absent).
  */
 #include <string.h>
 
+#include "dr/buf.h"
 #include "dr/err.h"
+#include "dr/json.h"
 #include "dr/realtime.h"
 #include "fuzz.h"
 #include "realtime/rt_int.h"
+
+static int same_before_timestamp(const struct dr_notification *a, const struct dr_notification *b)
+{
+    const char *ta = strstr(a->body, ",\"timestamp\":\""),
+               *tb = strstr(b->body, ",\"timestamp\":\"");
+
+    /* the last member; a data key "timestamp" comes first and is followed by no string */
+    while (ta && strstr(ta + 1, ",\"timestamp\":\"")) {
+        ta = strstr(ta + 1, ",\"timestamp\":\"");
+    }
+    while (tb && strstr(tb + 1, ",\"timestamp\":\"")) {
+        tb = strstr(tb + 1, ",\"timestamp\":\"");
+    }
+    return ta && tb && ta - a->body == tb - b->body &&
+           memcmp(a->body, b->body, (size_t)(ta - a->body)) == 0;
+}
+
+static void fast_reader_agrees(const char *s, size_t n, const char *def)
+{
+    struct dr_notification *a = NULL, *b = NULL;
+    struct dr_buf scratch;
+    const char *p = s;
+    char err[256];
+
+    dr_buf_init(&scratch, SIZE_MAX);
+    if (dr__notification_scan(&p, s + n, def, 0, &scratch, &a) == RT_SCAN_OK) {
+        cJSON *o = dr_json_parse(s, n);
+        int rc = dr__notification_from_json(o, def, &b, err, sizeof(err));
+
+        cJSON_Delete(o);
+        FUZZ_CHECK(rc == DR_OK, "the fast reader took what cJSON refuses");
+        FUZZ_CHECK(strcmp(a->id, b->id) == 0 && strcmp(a->room, b->room) == 0 &&
+                       strcmp(a->type, b->type) == 0 && !a->user_id == !b->user_id &&
+                       !a->org_id == !b->org_id && same_before_timestamp(a, b),
+                   "the fast reader made %s, cJSON %s", a->body, b->body);
+    } else {
+        FUZZ_CHECK(a == NULL, "the fast reader refused but made a notification");
+    }
+    dr_notification_unref(a);
+    dr_notification_unref(b);
+    dr_buf_cleanup(&scratch);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -16,6 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = dr_notification_parse((const char *)data, size, size % 2 ? "default-id" : NULL, &n,
                                    err, sizeof(err));
 
+    fast_reader_agrees((const char *)data, size, size % 2 ? "default-id" : NULL);
     if (rc != DR_OK) {
         FUZZ_CHECK(n == NULL && err[0], "refused (%d) without a reason", rc);
         return 0;

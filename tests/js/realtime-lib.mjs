@@ -174,7 +174,9 @@ export async function startServer({
 
 export function request(url, method, body, headers = {}) {
   return new Promise((resolve, reject) => {
-    const data = body === undefined ? null : Buffer.from(JSON.stringify(body));
+    // a Buffer is sent as it is: JSON written by hand
+    const data =
+      body === undefined ? null : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
     const req = http.request(
       url,
       {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include <glib.h>
@@ -92,6 +93,48 @@ static void time_roundtrip(void **state)
     assert_string_equal(out, "2026-11-27T10:00:00.000Z");
     assert_int_equal(dr_parse_time("2026-13-27T12:00:00Z", &t), DR_EINVAL);
     assert_int_equal(dr_parse_time("yesterday", &t), DR_EINVAL);
+}
+
+/* dr_parse_time() counts days itself: the same seconds as timegm() for every day of
+ * 1890..2110, and around every year's end of February (leap years of 1900, 2000, 2400 and
+ * the rest) from 0000 to 9999, with the days and seconds past a month's or minute's end the
+ * syntax lets through. */
+static void time_matches_timegm(void **state)
+{
+    static const int days_in[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    long checked = 0;
+
+    (void)state;
+    for (int y = 0; y <= 9999; y++) {
+        for (int mo = 1; mo <= 12; mo++) {
+            int every_day = y >= 1890 && y <= 2110;
+            if (!every_day && mo != 1 && mo != 2 && mo != 3 && mo != 12) {
+                continue;
+            }
+            for (int d = every_day ? 1 : days_in[mo - 1] - 1; d <= 31; d++) {
+                struct tm tm = {.tm_year = y - 1900,
+                                .tm_mon = mo - 1,
+                                .tm_mday = d,
+                                .tm_hour = (d * 7) % 24,
+                                .tm_min = (d * 13) % 60,
+                                .tm_sec = d == 31 ? 60 : (d * 17) % 60};
+                char s[40];
+                int64_t t;
+
+                snprintf(s, sizeof(s), "%04d-%02d-%02dT%02d:%02d:%02d.250Z", y, mo, d, tm.tm_hour,
+                         tm.tm_min, tm.tm_sec);
+                if (dr_parse_time(s, &t) != DR_OK) {
+                    fail_msg("%s refused", s);
+                }
+                if (t != (int64_t)timegm(&tm) * 1000 + 250) {
+                    fail_msg("%s: %lld, timegm %lld", s, (long long)t,
+                             (long long)timegm(&tm) * 1000 + 250);
+                }
+                checked++;
+            }
+        }
+    }
+    assert_true(checked > 100000);
 }
 
 static void json_pointer(void **state)
@@ -639,6 +682,7 @@ int main(void)
         cmocka_unit_test(base64_roundtrip),
         cmocka_unit_test(base64_rejects_junk),
         cmocka_unit_test(time_roundtrip),
+        cmocka_unit_test(time_matches_timegm),
         cmocka_unit_test(json_pointer),
         cmocka_unit_test(json_i64_range),
         cmocka_unit_test(yaml_many_keys),

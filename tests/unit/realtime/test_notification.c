@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/json.h"
 #include "realtime/rt_int.h"
@@ -202,6 +203,200 @@ static void room_names(void **state)
     assert_true(dr_room_valid(longid));
 }
 
+/* ---- the fast reader (dr__notification_scan) against the cJSON path it stands in for ---- */
+
+static int slow_path(const char *s, size_t n, const char *def, struct dr_notification **out)
+{
+    cJSON *o = dr_json_parse(s, n);
+    char err[128];
+    int rc = dr__notification_from_json(o, def, out, err, sizeof(err));
+
+    cJSON_Delete(o);
+    return rc;
+}
+
+static int fast_path(const char *s, size_t n, const char *def, struct dr_notification **out)
+{
+    struct dr_buf scratch;
+    const char *p = s;
+    int rc;
+
+    dr_buf_init(&scratch, SIZE_MAX);
+    rc = dr__notification_scan(&p, s + n, def, 0, &scratch, out);
+    dr_buf_cleanup(&scratch);
+    return rc;
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The body up to its timestamp member, the last one (an absent timestamp is "now", made on
+ * each path). */
+static size_t before_timestamp(const struct dr_notification *n)
+{
+    for (size_t i = n->body_len; i-- > 0;) {
+        if (strncmp(n->body + i, ",\"timestamp\":", 13) == 0) {
+            return i;
+        }
+    }
+    return n->body_len;
+}
+
+/* 1 when the two made the same notification (whole bodies when whole is set). */
+static int same_notification(const struct dr_notification *a, const struct dr_notification *b,
+                             int whole)
+{
+    size_t la = whole ? a->body_len : before_timestamp(a);
+    size_t lb = whole ? b->body_len : before_timestamp(b);
+
+    return str_eq(a->id, b->id) && str_eq(a->user_id, b->user_id) && str_eq(a->org_id, b->org_id) &&
+           str_eq(a->room, b->room) && str_eq(a->type, b->type) && la == lb &&
+           memcmp(a->body, b->body, la) == 0;
+}
+
+static const char *const plain_inputs[] = {
+    "{\"notification_id\":\"n1\",\"user_id\":\"u1\",\"org_id\":\"o1\",\"room\":\"org:o1\","
+    "\"notification_type\":\"bench.tick\",\"title\":\"bench\",\"message\":\"\","
+    "\"data\":{\"i\":7,\"t_ns\":1795833309088000123},\"timestamp\":\"2026-01-01T00:00:00.000Z\"}",
+    /* whitespace anywhere, members in another order, nulls, no room (user:), extra members */
+    " {\n\t\"timestamp\" : \"2026-11-27T10:00:00+02:00\" , \"notification_type\":\"a.b-c_d\","
+    "\"user_id\":\"u2\", \"room\": null, \"title\": null, \"priority\": [1, {\"x\": null}],"
+    "\"data\" : { \"a\" : [ 1 , 2.50 , -0 , 1e3, 12345678901234567890, true, false, null,"
+    " 999999999999999, -999999999999999, 1000000000000000, -0.0, 0.1e1,"
+    " \"s\", {}, [] ] , \"b\":{\"c\":{\"d\":\"\xc3\xa9t\xc3\xa9\"}} } , "
+    "\"notification_id\":\"n2\"} ",
+    "{\"user_id\":\"u3\",\"notification_type\":\"t\",\"data\":null,\"timestamp\":"
+    "\"2026-02-31T23:59:60.5Z\"}",
+    "{\"room\":\"meeting:p1\",\"notification_type\":\"poll.updated\",\"message\":\"a/b <c>\","
+    "\"data\":{\"dup\":1,\"dup\":2,\"timestamp\":3},\"extra\":\"x\",\"extra\":4,"
+    "\"timestamp\":\"2026-03-01T00:00:00Z\"}",
+};
+
+static void scan_reads_plain_notifications(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(plain_inputs) / sizeof(plain_inputs[0]); i++) {
+        const char *in = plain_inputs[i];
+        struct dr_notification *a = NULL, *b = NULL;
+
+        assert_int_equal(fast_path(in, strlen(in), "def", &a), RT_SCAN_OK);
+        assert_int_equal(slow_path(in, strlen(in), "def", &b), DR_OK);
+        if (!same_notification(a, b, 1)) {
+            fail_msg("input %zu:\n fast %s\n slow %s", i, a->body, b->body);
+        }
+        dr_notification_unref(a);
+        dr_notification_unref(b);
+        /* and through the public entry, which tries the fast reader first */
+        a = parse_ok(in, "def");
+        dr_notification_unref(a);
+    }
+    /* a default id (the message's) is printable, which allows '"' and '\\': escaped */
+    {
+        const char *in = "{\"room\":\"org:o\",\"notification_type\":\"t\",\"timestamp\":"
+                         "\"2026-01-01T00:00:00Z\"}";
+        struct dr_notification *a = NULL, *b = NULL;
+
+        assert_int_equal(fast_path(in, strlen(in), "m\"1\\", &a), RT_SCAN_OK);
+        assert_int_equal(slow_path(in, strlen(in), "m\"1\\", &b), DR_OK);
+        assert_string_equal(a->body, b->body);
+        assert_non_null(strstr(a->body, "\"notification_id\":\"m\\\"1\\\\\""));
+        dr_notification_unref(a);
+        dr_notification_unref(b);
+    }
+}
+
+/* What the fast reader leaves to cJSON: dr_notification_parse() still answers it as before. */
+static void scan_leaves_the_rest(void **state)
+{
+    static const char *const leave[] = {
+        "{\"notification_id\":\"n\\u0031\",\"room\":\"org:o\",\"notification_type\":\"t\"}",
+        "{\"room\":\"org:o\",\"notification_type\":\"t\",\"title\":\"a\\nb\"}",
+        "{\"room\":\"org:o\",\"notification_type\":\"t\",\"data\":{\"k\":\"\\\"q\\\"\"}}",
+        "{\"room\":\"org:o\",\"room\":\"org:p\",\"notification_type\":\"t\"}",
+        "{\"room\":\"org:o\",\"notification_type\":\"t\",\"title\":\"tab\there\"}",
+        "{\"room\":\"org:o\",\"notification_type\":\"t\",\"title\":5}",
+        "{\"room\":\"org:o\",\"notification_type\":\"t\",\"data\":[1]}",
+        "{\"room\":\"org:o\",\"notification_type\":\"t\",\"data\":{\"n\":01}}",
+        "{\"room\":\"org:o\",\"notification_type\":\"t\",\"data\":{\"n\":1,}}",
+        "{\"room\":\"bad\",\"notification_type\":\"t\"}",
+        "{\"room\":\"org:o\",\"notification_type\":\"t\",\"timestamp\":\"yesterday\"}",
+        "{\"room\":\"org:o\",\"notification_type\":\"t\"",
+        "{\"room\":\"org:o\",\"notification_type\":\"t\",\"notification_id\":null}",
+        "{\"room\":\"org:o\",\"notification_type\":\"t\",\"data\":"
+        "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(leave) / sizeof(leave[0]); i++) {
+        struct dr_notification *a = (void *)1, *b = NULL;
+        int want = slow_path(leave[i], strlen(leave[i]), NULL, &b);
+
+        if (fast_path(leave[i], strlen(leave[i]), NULL, &a) != RT_SCAN_NO || a) {
+            fail_msg("input %zu was read by the fast reader: %s", i, leave[i]);
+        }
+        assert_int_equal(dr_notification_parse(leave[i], strlen(leave[i]), NULL, &a, NULL, 0),
+                         want);
+        assert_true(want != DR_OK || same_notification(a, b, 1));
+        dr_notification_unref(a);
+        dr_notification_unref(b);
+    }
+}
+
+/* Random edits of the plain inputs: whatever the fast reader takes, the cJSON path takes the same
+ * way. The edits are the bytes that change JSON's meaning. */
+static void scan_agrees_with_cjson_on_edits(void **state)
+{
+    static const char alphabet[] = "{}[]\",:\\ \t0123456789.eE+-tfnulrsa\x01\x7f\xc3";
+    uint64_t rng = 0x9e3779b97f4a7c15ULL;
+    char buf[1024];
+    int fast = 0, total = 0;
+
+    (void)state;
+    for (int round = 0; round < 40000; round++) {
+        const char *seed = plain_inputs[round % (sizeof(plain_inputs) / sizeof(plain_inputs[0]))];
+        size_t n = strlen(seed);
+        struct dr_notification *a = NULL, *b = NULL;
+
+        memcpy(buf, seed, n);
+        for (int e = 0, edits = 1 + round % 3; e < edits; e++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            size_t at = (size_t)(rng >> 8) % n;
+            char c = alphabet[(rng >> 40) % (sizeof(alphabet) - 1)];
+            switch ((rng >> 56) % 3) {
+            case 0: /* replace */
+                buf[at] = c;
+                break;
+            case 1: /* insert */
+                if (n + 1 < sizeof(buf)) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = c;
+                    n++;
+                }
+                break;
+            default: /* delete */
+                memmove(buf + at, buf + at + 1, n - at - 1);
+                n--;
+            }
+        }
+        total++;
+        if (fast_path(buf, n, "def", &a) != RT_SCAN_OK) {
+            assert_null(a);
+            continue;
+        }
+        fast++;
+        if (slow_path(buf, n, "def", &b) != DR_OK || !same_notification(a, b, 0)) {
+            fail_msg("edit %d: fast reader and cJSON differ on %.*s\n fast %s\n slow %s", round,
+                     (int)n, buf, a->body, b ? b->body : "(refused)");
+        }
+        dr_notification_unref(a);
+        dr_notification_unref(b);
+    }
+    /* the edits leave many notifications readable: the comparison above is not empty */
+    assert_true(fast > total / 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +406,9 @@ int main(void)
         cmocka_unit_test(invalid_notifications),
         cmocka_unit_test(oversized_is_refused),
         cmocka_unit_test(room_names),
+        cmocka_unit_test(scan_reads_plain_notifications),
+        cmocka_unit_test(scan_leaves_the_rest),
+        cmocka_unit_test(scan_agrees_with_cjson_on_edits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
