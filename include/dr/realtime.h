@@ -113,6 +113,8 @@ void dr_hub_publish_local(struct dr_hub *hub, struct dr_notification *n);
  * get it when they resume).
  */
 void dr_hub_publish(struct dr_hub *hub, struct dr_notification *n);
+/* The same for n notifications at once (one lock, one wake-up of the loop). */
+void dr_hub_publish_many(struct dr_hub *hub, struct dr_notification *const *ns, size_t n);
 
 /*
  * A bus between instances (e.g. Redis pub/sub). publish runs on the loop thread for each

@@ -160,6 +160,8 @@ void dr__hub_call(struct dr_hub *hub, void (*fn)(void *arg), void *arg)
     pthread_mutex_unlock(&hub->mu);
 }
 
+static void record_fanout(struct dr_hub *hub);
+
 static void drain(uv_async_t *a)
 {
     struct dr_hub *hub = a->data;
@@ -178,6 +180,7 @@ static void drain(uv_async_t *a)
     if (n > 1) {
         cork(hub);
     }
+    hub->fan_batch = 1; /* the metrics once for all of them */
     for (size_t i = 0; i < n; i++) {
         if (!hub->stopping) {
             check_local_seq(hub, q[i]);
@@ -189,6 +192,8 @@ static void drain(uv_async_t *a)
         }
         dr_notification_unref(q[i]);
     }
+    hub->fan_batch = 0;
+    record_fanout(hub);
     if (n > 1) {
         uncork(hub);
     }
@@ -196,18 +201,30 @@ static void drain(uv_async_t *a)
     run_calls(calls);
 }
 
-void dr_hub_publish(struct dr_hub *hub, struct dr_notification *n)
+void dr_hub_publish_many(struct dr_hub *hub, struct dr_notification *const *ns, size_t n)
 {
+    if (n == 0) {
+        return;
+    }
     pthread_mutex_lock(&hub->mu);
     if (!hub->async_closed) {
-        if (hub->ninq == hub->capinq) {
-            hub->capinq = hub->capinq ? hub->capinq * 2 : 64;
+        if (hub->ninq + n > hub->capinq) {
+            while (hub->ninq + n > hub->capinq) {
+                hub->capinq = hub->capinq ? hub->capinq * 2 : 64;
+            }
             hub->inq = dr_xrealloc(hub->inq, hub->capinq * sizeof(*hub->inq));
         }
-        hub->inq[hub->ninq++] = dr_notification_ref(n);
+        for (size_t i = 0; i < n; i++) {
+            hub->inq[hub->ninq++] = dr_notification_ref(ns[i]);
+        }
         uv_async_send(&hub->async);
     }
     pthread_mutex_unlock(&hub->mu);
+}
+
+void dr_hub_publish(struct dr_hub *hub, struct dr_notification *n)
+{
+    dr_hub_publish_many(hub, &n, 1);
 }
 
 /* ---- fan-out ---- */
@@ -310,7 +327,9 @@ void dr_hub_publish_local(struct dr_hub *hub, struct dr_notification *n)
     }
     free(snap);
     hub->fanning_out = 0;
-    record_fanout(hub);
+    if (!hub->fan_batch) {
+        record_fanout(hub);
+    }
 }
 
 int dr_hub_receive(struct dr_hub *hub, const char *json, size_t len)

@@ -67,14 +67,6 @@ static void finish(struct item *it, int err, int dup)
 {
     int refused = err && dr_db_err_permanent(err);
 
-    /* a store that failed for now is retried: counted when it is stored or refused */
-    if (!err || refused) {
-        dr_metrics_inc(RT_M_STORED,
-                       refused ? "outcome=\"refused\""
-                       : dup   ? "outcome=\"duplicate\""
-                               : "outcome=\"stored\"",
-                       1);
-    }
     if (refused) {
         DR_WARN("realtime", "notification refused by the store", "message_id=%s error=\"%s\"",
                 it->message_id, dr_strerror(err));
@@ -98,6 +90,9 @@ static void finish(struct item *it, int err, int dup)
     free(it);
 }
 
+static const char *const outcome_labels[] = {"outcome=\"stored\"", "outcome=\"duplicate\"",
+                                             "outcome=\"refused\""};
+
 static void store_batch(struct rt_proc *rp, struct item **v, size_t n)
 {
     struct dr_notification *ns[BATCH_MAX];
@@ -107,14 +102,29 @@ static void store_batch(struct rt_proc *rp, struct item **v, size_t n)
     for (size_t i = 0; i < n; i++) {
         ns[i] = v[i]->n;
     }
+    struct dr_notification *fresh[BATCH_MAX];
+    size_t nfresh = 0, count[3] = {0, 0, 0}; /* stored, duplicate, refused */
+
     dr__rt_store_put_batch(rp->db, ns, n, dup, errs);
     for (size_t i = 0; i < n; i++) {
-        if (!errs[i] && !dup[i] && hub) {
-            dr_hub_publish(hub, ns[i]);
+        if (!errs[i] && !dup[i]) {
+            fresh[nfresh++] = ns[i];
         }
     }
+    if (hub) {
+        dr_hub_publish_many(hub, fresh, nfresh);
+    }
     for (size_t i = 0; i < n; i++) {
+        /* a store that failed for now is retried: counted when it is stored or refused */
+        if (!errs[i] || dr_db_err_permanent(errs[i])) {
+            count[errs[i] ? 2 : dup[i] ? 1 : 0]++;
+        }
         finish(v[i], errs[i], dup[i]);
+    }
+    for (int k = 0; k < 3; k++) {
+        if (count[k]) {
+            dr_metrics_inc(RT_M_STORED, outcome_labels[k], (double)count[k]);
+        }
     }
 }
 

@@ -364,6 +364,7 @@ struct dr_hub {
     struct rt_conn *corked; /* connections holding gathered frames */
     /* delivery metrics gathered during one fan-out, recorded at its end (one lock) */
     int fanning_out;
+    int fan_batch; /* drain() fans out several: it records them, once, after the last */
     double fan_delivered[RT_NTRANSPORTS];
     double *fan_lat;
     size_t fan_nlat, fan_caplat;
