@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "dr/buf.h"
 #include "dr/err.h"
@@ -240,19 +243,25 @@ static struct dr_notification *build(struct span id, struct span user, struct sp
 
 enum { F_ID, F_USER, F_ORG, F_ROOM, F_TYPE, F_TITLE, F_MESSAGE, F_TS, F_DATA, F_N };
 
+#define FIELD(key, max)                                                                            \
+    {                                                                                              \
+        key, sizeof(key) - 1, max                                                                  \
+    }
+
 static const struct {
     const char *key;
+    size_t len;
     size_t max; /* the longest string opt_str() takes */
 } scan_fields[F_N] = {
-    [F_ID] = {"notification_id", ID_MAX},
-    [F_USER] = {"user_id", ID_MAX},
-    [F_ORG] = {"org_id", ID_MAX},
-    [F_ROOM] = {"room", ROOM_ID_MAX + 16},
-    [F_TYPE] = {"notification_type", TYPE_MAX},
-    [F_TITLE] = {"title", TEXT_MAX},
-    [F_MESSAGE] = {"message", TEXT_MAX},
-    [F_TS] = {"timestamp", 40},
-    [F_DATA] = {"data", 0},
+    [F_ID] = FIELD("notification_id", ID_MAX),
+    [F_USER] = FIELD("user_id", ID_MAX),
+    [F_ORG] = FIELD("org_id", ID_MAX),
+    [F_ROOM] = FIELD("room", ROOM_ID_MAX + 16),
+    [F_TYPE] = FIELD("notification_type", TYPE_MAX),
+    [F_TITLE] = FIELD("title", TEXT_MAX),
+    [F_MESSAGE] = FIELD("message", TEXT_MAX),
+    [F_TS] = FIELD("timestamp", 40),
+    [F_DATA] = FIELD("data", 0),
 };
 
 static const char *skip_ws(const char *p, const char *end)
@@ -265,24 +274,42 @@ static const char *skip_ws(const char *p, const char *end)
 
 /* The string at p (its opening quote) when it has no escape and no control byte, which
  * dr_buf_append_json_str() writes back unchanged: its contents in *s and the byte after it
- * returned. NULL for any other. */
+ * returned. NULL for any other. Sixteen bytes at a time. */
 static const char *plain_string(const char *p, const char *end, struct span *s)
 {
+    const char *q;
+
     if (p >= end || *p != '"') {
         return NULL;
     }
-    for (const char *q = p + 1; q < end; q++) {
-        unsigned char c = (unsigned char)*q;
-        if (c == '"') {
-            s->p = p + 1;
-            s->n = (size_t)(q - p - 1);
-            return q + 1;
+    q = p + 1;
+#ifdef __SSE2__
+    const __m128i ctl = _mm_set1_epi8(0x1F), quote = _mm_set1_epi8('"'),
+                  bslash = _mm_set1_epi8('\\');
+
+    for (; end - q >= 16; q += 16) {
+        __m128i c = _mm_loadu_si128((const __m128i *)(const void *)q);
+        /* unsigned c <= 0x1F exactly when max(c, 0x1F) is 0x1F */
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(c, ctl), ctl),
+                         _mm_or_si128(_mm_cmpeq_epi8(c, quote), _mm_cmpeq_epi8(c, bslash))));
+        if (m) {
+            q += __builtin_ctz(m);
+            break;
         }
-        if (c == '\\' || c < 0x20) {
+    }
+#endif
+    for (; q < end && *q != '"'; q++) {
+        if (*q == '\\' || (unsigned char)*q < 0x20) {
             return NULL;
         }
     }
-    return NULL;
+    if (q >= end || *q != '"') {
+        return NULL;
+    }
+    s->p = p + 1;
+    s->n = (size_t)(q - p - 1);
+    return q + 1;
 }
 
 static int is_digit(char c)
@@ -340,6 +367,16 @@ static const char *canon_number(const char *p, const char *end, struct dr_buf *o
     if (whole && q - digits <= 15) {
         /* an integer below 10^15: cJSON writes its digits back as they are (-0 too) */
         return dr_buf_append(out, p, (size_t)(q - p)) ? NULL : q;
+    }
+    if (whole && q - digits <= 19) {
+        /* below 10^19 < 2^64: exact as an integer, and its conversion rounds as strtod() does
+         * (to the nearest double, ties to even) */
+        uint64_t u = 0;
+
+        for (const char *c = digits; c < q; c++) {
+            u = u * 10 + (uint64_t)(*c - '0');
+        }
+        return dr_json_append_number(out, *p == '-' ? -(double)u : (double)u) ? NULL : q;
     }
     memcpy(buf, p, (size_t)(q - p));
     buf[q - p] = '\0';
@@ -431,7 +468,7 @@ static const char *canon_value(const char *p, const char *end, struct dr_buf *ou
 static int field_of(struct span k)
 {
     for (int i = 0; i < F_N; i++) {
-        if (strlen(scan_fields[i].key) == k.n && memcmp(scan_fields[i].key, k.p, k.n) == 0) {
+        if (scan_fields[i].len == k.n && memcmp(scan_fields[i].key, k.p, k.n) == 0) {
             return i;
         }
     }

@@ -397,6 +397,62 @@ static void scan_agrees_with_cjson_on_edits(void **state)
     assert_true(fast > total / 10);
 }
 
+/* Integers are read without strtod() up to 19 digits: the same doubles, written the same way. */
+static void scan_numbers_as_cjson(void **state)
+{
+    static const char *const fixed[] = {"0",
+                                        "-0",
+                                        "7",
+                                        "999999999999999",
+                                        "1000000000000000",
+                                        "9007199254740992",
+                                        "9007199254740993",
+                                        "9007199254740995",
+                                        "-9007199254740993",
+                                        "9223372036854775807",
+                                        "9223372036854775808",
+                                        "9999999999999999999",
+                                        "-9999999999999999999",
+                                        "18446744073709551615",
+                                        "18446744073709551616",
+                                        "1795833309088000123",
+                                        "1e15",
+                                        "0.5",
+                                        "-1.25e-7",
+                                        "123456789012345678901234567890"};
+    uint64_t rng = 12345;
+
+    (void)state;
+    for (int i = 0; i < 20000; i++) {
+        char num[32], in[256];
+        struct dr_notification *a = NULL, *b = NULL;
+
+        if (i < (int)(sizeof(fixed) / sizeof(fixed[0]))) {
+            snprintf(num, sizeof(num), "%s", fixed[i]);
+        } else {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            int digits = 15 + (int)(rng % 6); /* 15..20 */
+            uint64_t v = rng >> 3;
+            snprintf(num, sizeof(num), "%s%llu", rng & 1 ? "-" : "", (unsigned long long)v);
+            num[(rng & 1) + (size_t)digits] = '\0';
+            if (num[rng & 1] == '0') {
+                num[rng & 1] = '1';
+            }
+        }
+        snprintf(in, sizeof(in),
+                 "{\"room\":\"org:o\",\"notification_type\":\"t\",\"data\":{\"n\":%s},"
+                 "\"timestamp\":\"2026-01-01T00:00:00Z\"}",
+                 num);
+        assert_int_equal(fast_path(in, strlen(in), "id", &a), RT_SCAN_OK);
+        assert_int_equal(slow_path(in, strlen(in), "id", &b), DR_OK);
+        if (strcmp(a->body, b->body) != 0) {
+            fail_msg("%s: fast %s, cJSON %s", num, a->body, b->body);
+        }
+        dr_notification_unref(a);
+        dr_notification_unref(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +465,7 @@ int main(void)
         cmocka_unit_test(scan_reads_plain_notifications),
         cmocka_unit_test(scan_leaves_the_rest),
         cmocka_unit_test(scan_agrees_with_cjson_on_edits),
+        cmocka_unit_test(scan_numbers_as_cjson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
