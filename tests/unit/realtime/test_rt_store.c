@@ -20,62 +20,22 @@
 #include "dr/json.h"
 #include "dr/util.h"
 #include "realtime/rt_int.h"
+#include "unit/store/backend.h"
 #include "unit/store/refuse.h"
 
-struct fx {
-    char path[64];
-    char schema[64]; /* PostgreSQL: the test's own schema */
-    char url[1024];  /* PostgreSQL: the URL of db, for more handles on the same tables */
-    struct dr_db *db;
-};
-
-static int setup(void **state)
+/* the database of a test, migrated, on the engine it runs on (unit/store/backend.h); f->url
+ * opens another handle on the same tables: another instance */
+static int fx_setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    int fd;
+    struct fx *f = dr_xcalloc(1, sizeof(*f));
 
-    snprintf(f->path, sizeof(f->path), "/tmp/dr-rt-store-XXXXXX");
-    fd = mkstemp(f->path);
-    close(fd);
-    if (dr_db_open(f->path, 2, &f->db) != DR_OK || dr__rt_migrate(f->db) != DR_OK) {
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int pg_admin(const char *sql)
-{
-    struct dr_db *db = NULL;
-    int err = dr_db_open(getenv("DR_TEST_PG_URL"), 1, &db);
-
-    if (!err) {
-        err = dr_db_exec(db, sql, NULL, 0, NULL, NULL, NULL);
-    }
-    dr_db_close(db);
-    return err;
-}
-
-/* The same tables in a fresh schema of the harness's PostgreSQL (scripts/test-env). */
-static int setup_pg(void **state)
-{
-    const char *base = getenv("DR_TEST_PG_URL");
-    struct fx *f = calloc(1, sizeof(*f));
-    char sql[128];
-
-    if (!base || !*base) {
-        fprintf(stderr, "FAIL: DR_TEST_PG_URL is not set: run under scripts/test-env\n");
+    if (fx_prepare(f, *state)) {
         free(f);
         return -1;
     }
-    snprintf(f->schema, sizeof(f->schema), "drrt_%ld", (long)getpid());
-    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
-    pg_admin(sql);
-    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-    snprintf(f->url, sizeof(f->url), "%s%coptions=-csearch_path%%3D%s", base,
-             strchr(base, '?') ? '&' : '?', f->schema);
-    if (pg_admin(sql) != DR_OK || dr_db_open(f->url, 2, &f->db) != DR_OK ||
-        dr__rt_migrate(f->db) != DR_OK) {
+    if (dr_db_open(f->url, 2, &f->db) != DR_OK || dr__rt_migrate(f->db) != DR_OK) {
+        dr_db_close(f->db);
+        fx_release(f);
         free(f);
         return -1;
     }
@@ -83,29 +43,12 @@ static int setup_pg(void **state)
     return 0;
 }
 
-static int teardown_pg(void **state)
+static int fx_teardown(void **state)
 {
     struct fx *f = *state;
-    char sql[128];
 
     dr_db_close(f->db);
-    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
-    pg_admin(sql);
-    free(f);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    char p[80];
-
-    dr_db_close(f->db);
-    unlink(f->path);
-    snprintf(p, sizeof(p), "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", f->path);
-    unlink(p);
+    fx_release(f);
     free(f);
     return 0;
 }
@@ -859,35 +802,25 @@ static void seqs_visible_in_order_across_instances(void **state)
     dr_notification_unref(b.v[0]);
 }
 
+/* on SQLite and on PostgreSQL */
+#define BOTH_ENGINES(X)                                                                            \
+    X(seq_increases_and_duplicates_keep_theirs)                                                    \
+    X(batch_store)                                                                                 \
+    X(batch_store_across_statements)                                                               \
+    X(batch_with_refused_rows)                                                                     \
+    X(batch_repeats_a_stored_one)                                                                  \
+    X(seqs_never_reused)                                                                           \
+    X(since_filters_rooms_and_pages)                                                               \
+    X(since_across_seq_ranges)                                                                     \
+    X(inbox_read_state)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(seq_increases_and_duplicates_keep_theirs, setup, teardown),
-        cmocka_unit_test_setup_teardown(batch_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(batch_store_across_statements, setup, teardown),
-        cmocka_unit_test_setup_teardown(batch_with_refused_rows, setup, teardown),
-        cmocka_unit_test_setup_teardown(batch_repeats_a_stored_one, setup, teardown),
-        cmocka_unit_test_setup_teardown(seqs_never_reused, setup, teardown),
-        cmocka_unit_test_setup_teardown(batch_with_silently_skipped_row, setup, teardown),
-        cmocka_unit_test_setup_teardown(since_filters_rooms_and_pages, setup, teardown),
-        cmocka_unit_test_setup_teardown(since_across_seq_ranges, setup, teardown),
-        cmocka_unit_test_setup_teardown(queries_by_room_use_indexes, setup, teardown),
-        cmocka_unit_test(migrates_stored_notifications),
-        cmocka_unit_test_setup_teardown(inbox_read_state, setup, teardown),
-        cmocka_unit_test_setup_teardown(permission_rule, setup, teardown),
-        /* the multi-row store on PostgreSQL too */
-        cmocka_unit_test_setup_teardown(seq_increases_and_duplicates_keep_theirs, setup_pg,
-                                        teardown_pg),
-        cmocka_unit_test_setup_teardown(batch_store, setup_pg, teardown_pg),
-        cmocka_unit_test_setup_teardown(batch_store_across_statements, setup_pg, teardown_pg),
-        cmocka_unit_test_setup_teardown(seqs_visible_in_order_across_instances, setup_pg,
-                                        teardown_pg),
-        cmocka_unit_test_setup_teardown(batch_with_refused_rows, setup_pg, teardown_pg),
-        cmocka_unit_test_setup_teardown(batch_repeats_a_stored_one, setup_pg, teardown_pg),
-        cmocka_unit_test_setup_teardown(seqs_never_reused, setup_pg, teardown_pg),
-        cmocka_unit_test_setup_teardown(since_filters_rooms_and_pages, setup_pg, teardown_pg),
-        cmocka_unit_test_setup_teardown(since_across_seq_ranges, setup_pg, teardown_pg),
-        cmocka_unit_test_setup_teardown(inbox_read_state, setup_pg, teardown_pg),
+        BOTH_ENGINES(ON_SQLITE) /* and on one engine only: */
+        ON_SQLITE(batch_with_silently_skipped_row) ON_SQLITE(queries_by_room_use_indexes)
+            ON_SQLITE(permission_rule) ON_PG(seqs_visible_in_order_across_instances)
+                BOTH_ENGINES(ON_PG) cmocka_unit_test(migrates_stored_notifications),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,10 @@ struct fx {
     char url[PATH_MAX + 512];
     char dir[PATH_MAX]; /* SQLite */
     char schema[64];    /* PostgreSQL */
-    void *obj;          /* what the test program opened on url (dr_db or dr_store) */
+    union {             /* what the test program opened on url */
+        void *obj;      /* a dr_store, ... */
+        struct dr_db *db;
+    };
 };
 
 static int pg_url_missing_reported;
