@@ -121,10 +121,10 @@ static const char *expect(const char *p, const char *end, const char *s)
 }
 
 /* The body as {"notifications":[...]} of notifications dr__notification_scan() reads whole, into
- * j->ns; -1, nothing kept, for any other (read_body() then reads it through a cJSON tree). */
-static int read_body_fast(struct job *j)
+ * *ns; -1, nothing kept, for any other (read_tree() reads it then). */
+static int read_fast(const char *body, size_t len, struct dr_notification ***out, size_t *nout)
 {
-    const char *end = j->body + j->len, *p = j->body;
+    const char *end = body + len, *p = body;
     struct dr_notification **ns = NULL;
     struct dr_buf scratch;
     size_t n = 0, cap = 0;
@@ -143,7 +143,7 @@ static int read_body_fast(struct job *j)
         if (dr__notification_scan(&p, end, NULL, RT_SCAN_TIME_ID, &scratch, &ns[n]) != RT_SCAN_OK) {
             break;
         }
-        ns[n++]->t0_ns = j->t0_ns;
+        n++;
         p = skip_ws(p, end);
         if (p < end && *p == ']') {
             p = expect(p + 1, end, "}");
@@ -154,65 +154,93 @@ static int read_body_fast(struct job *j)
     }
     dr_buf_cleanup(&scratch);
     if (!ok) {
-        for (size_t i = 0; i < n; i++) {
-            dr_notification_unref(ns[i]);
-        }
-        free(ns);
+        dr__rt_notifications_free(ns, n);
         return -1;
     }
-    j->ns = ns;
-    j->n = n;
+    *out = ns;
+    *nout = n;
     return 0;
 }
 
-/* Reads the notifications of the body into j->ns; 0, or an error answer set in j. */
-static int read_body(struct job *j)
+/* The body through a cJSON tree: 0, or -1 with the answer's message in why. */
+static int read_tree(const char *body, size_t len, struct dr_notification ***out, size_t *nout,
+                     char *why, size_t whysz)
 {
-    cJSON *root, *list, *it;
-    size_t i = 0;
+    cJSON *root = dr_json_parse(body, len), *it;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "notifications");
+    struct dr_notification **ns;
+    size_t n, i = 0;
+    int err = 0;
 
-    if (read_body_fast(j) == 0) {
-        return 0;
-    }
-    root = dr_json_parse(j->body, j->len);
-    list = cJSON_GetObjectItemCaseSensitive(root, "notifications");
     if (!cJSON_IsObject(root) || !cJSON_IsArray(list)) {
         cJSON_Delete(root);
-        fail(j, 400, "INVALID_ARGUMENT", "expected {\"notifications\":[...]}");
+        snprintf(why, whysz, "expected {\"notifications\":[...]}");
         return -1;
     }
-    j->n = (size_t)cJSON_GetArraySize(list);
-    if (j->n == 0 || j->n > PUBLISH_MAX_NOTIFICATIONS) {
+    n = (size_t)cJSON_GetArraySize(list);
+    if (n == 0 || n > PUBLISH_MAX_NOTIFICATIONS) {
         cJSON_Delete(root);
-        fail(j, 400, "INVALID_ARGUMENT", "notifications: 1 to %d of them",
-             PUBLISH_MAX_NOTIFICATIONS);
+        snprintf(why, whysz, "notifications: 1 to %d of them", PUBLISH_MAX_NOTIFICATIONS);
         return -1;
     }
-    j->ns = dr_xcalloc(j->n, sizeof(*j->ns));
+    ns = dr_xcalloc(n, sizeof(*ns));
     cJSON_ArrayForEach(it, list)
     {
-        char why[128] = "", id[33];
+        char bad[128] = "", id[33];
         const char *def = NULL;
-        int err;
 
         if (!cJSON_GetObjectItemCaseSensitive(it, "notification_id")) {
             dr_time_id(id);
             def = id;
         }
-        err = dr__notification_from_json(it, def, &j->ns[i], why, sizeof(why));
-        if (!err && j->ns[i]->body_len > DR_NOTIFICATION_MAX_BYTES) {
-            snprintf(why, sizeof(why), "notification too large");
+        err = dr__notification_from_json(it, def, &ns[i], bad, sizeof(bad));
+        if (!err && ns[i]->body_len > DR_NOTIFICATION_MAX_BYTES) {
+            snprintf(bad, sizeof(bad), "notification too large");
             err = DR_ETOOBIG;
         }
         if (err) {
-            fail(j, 400, "INVALID_ARGUMENT", "notifications[%zu]: %s", i, why);
+            snprintf(why, whysz, "notifications[%zu]: %s", i, bad);
             break;
         }
-        j->ns[i]->t0_ns = j->t0_ns;
         i++;
     }
     cJSON_Delete(root);
-    return j->status ? -1 : 0;
+    if (err) {
+        dr__rt_notifications_free(ns, n);
+        return -1;
+    }
+    *out = ns;
+    *nout = n;
+    return 0;
+}
+
+int dr__rt_publish_read(const char *body, size_t len, int how, struct dr_notification ***ns,
+                        size_t *n, char *why, size_t whysz)
+{
+    *ns = NULL;
+    *n = 0;
+    if (how != RT_READ_TREE && read_fast(body, len, ns, n) == 0) {
+        return 0;
+    }
+    if (how == RT_READ_FAST) {
+        return -2;
+    }
+    return read_tree(body, len, ns, n, why, whysz);
+}
+
+/* Reads the notifications of the body into j->ns; 0, or an error answer set in j. */
+static int read_body(struct job *j)
+{
+    char why[256];
+
+    if (dr__rt_publish_read(j->body, j->len, RT_READ_ANY, &j->ns, &j->n, why, sizeof(why))) {
+        fail(j, 400, "INVALID_ARGUMENT", "%s", why);
+        return -1;
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        j->ns[i]->t0_ns = j->t0_ns;
+    }
+    return 0;
 }
 
 static void work(void *arg)

@@ -95,6 +95,13 @@ enum { RT_SCAN_OK, RT_SCAN_NO };
 #define RT_SCAN_TIME_ID 1
 int dr__notification_scan(const char **pp, const char *end, const char *default_id, int flags,
                           struct dr_buf *scratch, struct dr_notification **out);
+/* POST /api/v1/publish's body read into notifications: 0 with *ns (*n of them, 1 to 1000), or
+ * -1 with the 400 answer's message in why. how: RT_READ_ANY (the fast reader, else a cJSON
+ * tree), RT_READ_FAST (the fast reader only: -2 when it leaves the body to the tree),
+ * RT_READ_TREE (the tree only). Free *ns with dr__rt_notifications_free(). */
+enum { RT_READ_ANY, RT_READ_FAST, RT_READ_TREE };
+int dr__rt_publish_read(const char *body, size_t len, int how, struct dr_notification ***ns,
+                        size_t *n, char *why, size_t whysz);
 /* Sets seq and builds the bus JSON. Only before the notification is shared. */
 void dr__notification_set_seq(struct dr_notification *n, int64_t seq);
 /* From a stored row: body is the canonical JSON. NULL when the row is unreadable. */
