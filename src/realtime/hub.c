@@ -332,13 +332,68 @@ void dr_hub_publish_local(struct dr_hub *hub, struct dr_notification *n)
     }
 }
 
+/*
+ * The bus form as dr__notification_set_seq() writes it: a canonical body (what the store keeps)
+ * with ,"seq":N before its closing brace. The notification, read without a cJSON tree; NULL for
+ * any other text, which dr_hub_receive() reads through one (and writes canonical again).
+ */
+static struct dr_notification *receive_canonical(const char *json, size_t len)
+{
+    static const char tail[] = ",\"seq\":";
+    const size_t tl = sizeof(tail) - 1;
+    struct dr_notification *n = NULL;
+    struct dr_buf scratch;
+    size_t i = len ? len - 1 : 0, blen;
+    int64_t seq = 0;
+    char *body;
+    const char *p;
+
+    if (len < tl + 3 || json[len - 1] != '}') {
+        return NULL;
+    }
+    while (i > 0 && json[i - 1] >= '0' && json[i - 1] <= '9') {
+        i--;
+    }
+    /* 1 to 18 digits, no leading zero, after the tail */
+    if (i == len - 1 || len - 1 - i > 18 || json[i] == '0' || i < tl + 2 ||
+        memcmp(json + i - tl, tail, tl) != 0) {
+        return NULL;
+    }
+    for (size_t k = i; k < len - 1; k++) {
+        seq = seq * 10 + (json[k] - '0');
+    }
+    blen = i - tl + 1; /* the body: up to the tail, then its closing brace */
+    body = dr_xmalloc(blen + 1);
+    memcpy(body, json, blen - 1);
+    body[blen - 1] = '}';
+    body[blen] = '\0';
+    p = body;
+    dr_buf_init(&scratch, SIZE_MAX);
+    if (dr__notification_scan(&p, body + blen, NULL, 0, &scratch, &n) != RT_SCAN_OK ||
+        p != body + blen || n->body_len != blen || memcmp(n->body, body, blen) != 0) {
+        dr_notification_unref(n); /* not canonical: the slow way */
+        n = NULL;
+    } else {
+        dr__notification_set_seq(n, seq);
+    }
+    dr_buf_cleanup(&scratch);
+    free(body);
+    return n;
+}
+
 int dr_hub_receive(struct dr_hub *hub, const char *json, size_t len)
 {
-    cJSON *o = dr_json_parse(json, len);
+    struct dr_notification *n = receive_canonical(json, len);
+    cJSON *o;
     int64_t seq = 0;
-    struct dr_notification *n = NULL;
     int err = DR_EINVAL;
 
+    if (n) {
+        dr_hub_publish_local(hub, n);
+        dr_notification_unref(n);
+        return DR_OK;
+    }
+    o = dr_json_parse(json, len);
     if (o && dr_json_i64(o, "seq", &seq) == DR_OK && seq > 0) {
         cJSON_DeleteItemFromObjectCaseSensitive(o, "seq");
         char *body = dr_json_print(o);

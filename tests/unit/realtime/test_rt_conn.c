@@ -330,6 +330,68 @@ static void held_back_events_go_out_in_seq_order(void **state)
     dr__rt_conn_unref(c);
 }
 
+/* Replaces every from in s (in place; to is no longer than from). */
+static void replace_all(char *s, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to);
+
+    for (char *p = strstr(s, from); p; p = strstr(p + tl, from)) {
+        memmove(p + tl, p + fl, strlen(p + fl) + 1);
+        memcpy(p, to, tl);
+    }
+}
+
+/*
+ * What the Redis bus brings is read the same however its JSON is written: the canonical bus
+ * form (dr_notification_json) without a cJSON tree, any other through one, which writes it
+ * canonical again. Both reach the client as the same frame, their ids and seqs aside.
+ */
+static void bus_forms_are_read_alike(void **state)
+{
+    struct fx *f = *state;
+    struct rt_conn *c = open_conn(f, "user-7", "b@example.com");
+    int fd = f->peers[f->npeers - 1];
+    static char buf[65536];
+    struct dr_notification *n = numbered("bus-aa", "user:user-7", 41);
+    const char *ts = strstr(n->body, "\"timestamp\":\"");
+    char other[1024], *first, *second;
+    size_t len;
+    const char *bus = dr_notification_json(n, &len);
+
+    assert_non_null(ts);
+    /* the same notification with spaces and an escape, id bus-bb, seq 42 */
+    snprintf(other, sizeof(other),
+             "{ \"notification_id\" : \"bus-bb\", \"room\":\"user:user-7\", "
+             "\"notification_type\":\"system\\u002et\", \"title\":\"\", \"message\":\"\", "
+             "\"data\":{ }, %.38s , \"seq\" : 42 }",
+             ts);
+    assert_int_equal(dr_hub_receive(&f->hub, bus, len), DR_OK);
+    assert_int_equal(dr_hub_receive(&f->hub, other, strlen(other)), DR_OK);
+    /* not a notification: refused, nothing sent */
+    assert_int_equal(dr_hub_receive(&f->hub, "{\"seq\":43}", 10), DR_EINVAL);
+    assert_int_equal(dr_hub_receive(&f->hub, "{\"room\":\"user:user-7\",\"seq\":0}", 30),
+                     DR_EINVAL);
+    fx_read_until(f, fd, buf, sizeof(buf), "\"seq\":42}");
+    first = strstr(buf, "\nid: 41\n");
+    second = strstr(buf, "\nid: 42\n");
+    assert_non_null(first);
+    assert_non_null(second);
+    assert_null(strstr(buf, "\"seq\":43"));
+    second[0] = '\0';
+    first++;
+    second++;
+    /* each event: its id: and data: lines */
+    *strchr(strstr(first, "\ndata: ") + 1, '\n') = '\0';
+    *strchr(strstr(second, "\ndata: ") + 1, '\n') = '\0';
+    replace_all(first, "bus-aa", "ID");
+    replace_all(first, "41", "S");
+    replace_all(second, "bus-bb", "ID");
+    replace_all(second, "42", "S");
+    assert_string_equal(first, second);
+    dr_notification_unref(n);
+    (void)c;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +401,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(local_seq_going_back_resyncs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(longest_sub_is_indexed, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(bus_forms_are_read_alike, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(held_back_events_go_out_in_seq_order, fx_setup,
                                         fx_teardown),
     };
