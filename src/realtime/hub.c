@@ -341,12 +341,10 @@ static struct dr_notification *receive_canonical(const char *json, size_t len)
 {
     static const char tail[] = ",\"seq\":";
     const size_t tl = sizeof(tail) - 1;
-    struct dr_notification *n = NULL;
-    struct dr_buf scratch;
+    struct dr_notification *n;
     size_t i = len ? len - 1 : 0, blen;
     int64_t seq = 0;
     char *body;
-    const char *p;
 
     if (len < tl + 3 || json[len - 1] != '}') {
         return NULL;
@@ -367,17 +365,11 @@ static struct dr_notification *receive_canonical(const char *json, size_t len)
     memcpy(body, json, blen - 1);
     body[blen - 1] = '}';
     body[blen] = '\0';
-    p = body;
-    dr_buf_init(&scratch, SIZE_MAX);
-    if (dr__notification_scan(&p, body + blen, NULL, 0, &scratch, &n) != RT_SCAN_OK ||
-        p != body + blen || n->body_len != blen || memcmp(n->body, body, blen) != 0) {
-        dr_notification_unref(n); /* not canonical: the slow way */
-        n = NULL;
-    } else {
+    n = dr__notification_canonical(body, blen);
+    free(body);
+    if (n) {
         dr__notification_set_seq(n, seq);
     }
-    dr_buf_cleanup(&scratch);
-    free(body);
     return n;
 }
 

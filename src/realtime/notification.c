@@ -716,14 +716,36 @@ void dr__notification_set_seq(struct dr_notification *n, int64_t seq)
     n->json = dr_buf_steal(&b, &n->json_len);
 }
 
-struct dr_notification *dr__notification_from_row(int64_t seq, const char *body, size_t len)
+struct dr_notification *dr__notification_canonical(const char *body, size_t len)
 {
     struct dr_notification *n = NULL;
-    cJSON *o = dr_json_parse(body, len);
-    const char *id = dr_json_str(o, "notification_id");
-    const char *room = dr_json_str(o, "room");
-    const char *type = dr_json_str(o, "notification_type");
+    struct dr_buf scratch;
+    const char *p = body;
 
+    dr_buf_init(&scratch, SIZE_MAX);
+    if (dr__notification_scan(&p, body + len, NULL, 0, &scratch, &n) != RT_SCAN_OK ||
+        p != body + len || n->body_len != len || memcmp(n->body, body, len) != 0) {
+        dr_notification_unref(n);
+        n = NULL;
+    }
+    dr_buf_cleanup(&scratch);
+    return n;
+}
+
+struct dr_notification *dr__notification_from_row(int64_t seq, const char *body, size_t len)
+{
+    struct dr_notification *n = dr__notification_canonical(body, len);
+    cJSON *o;
+    const char *id, *room, *type;
+
+    if (n) { /* what the store keeps: read without a tree */
+        dr__notification_set_seq(n, seq);
+        return n;
+    }
+    o = dr_json_parse(body, len);
+    id = dr_json_str(o, "notification_id");
+    room = dr_json_str(o, "room");
+    type = dr_json_str(o, "notification_type");
     if (cJSON_IsObject(o) && id && room && type && len > 1) {
         n = alloc_notification(span_of(id), span_of(dr_json_str(o, "user_id")),
                                span_of(dr_json_str(o, "org_id")), span_of(room), span_of(type));

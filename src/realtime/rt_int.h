@@ -104,6 +104,9 @@ int dr__rt_publish_read(const char *body, size_t len, int how, struct dr_notific
                         size_t *n, char *why, size_t whysz);
 /* Sets seq and builds the bus JSON. Only before the notification is shared. */
 void dr__notification_set_seq(struct dr_notification *n, int64_t seq);
+/* The notification whose canonical body (build()'s, what the store keeps) is exactly body, read
+ * by the fast reader; NULL for any other text. No seq. */
+struct dr_notification *dr__notification_canonical(const char *body, size_t len);
 /* From a stored row: body is the canonical JSON. NULL when the row is unreadable. */
 struct dr_notification *dr__notification_from_row(int64_t seq, const char *body, size_t len);
 /* The JSON text of the server frame {"type":"event",...} (with "resume" when behind > 0); caller

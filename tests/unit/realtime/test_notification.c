@@ -453,6 +453,44 @@ static void scan_numbers_as_cjson(void **state)
     }
 }
 
+/* A stored row is read without a tree when it is canonical, as the store keeps it, and through
+ * one otherwise; the same notification either way, its body as stored. */
+static void rows_read_alike(void **state)
+{
+    static const char spaced[] =
+        "{ \"notification_id\": \"r2\", \"room\": \"org:o\", \"notification_type\": \"t\","
+        " \"title\": \"\", \"message\": \"\", \"data\": {}, \"timestamp\": "
+        "\"2026-01-01T00:00:00.000Z\" }";
+    (void)state;
+    for (size_t i = 0; i < sizeof(plain_inputs) / sizeof(plain_inputs[0]); i++) {
+        struct dr_notification *a = parse_ok(plain_inputs[i], "def"), *b, *c;
+
+        b = dr__notification_canonical(a->body, a->body_len);
+        assert_non_null(b);
+        c = dr__notification_from_row(77, a->body, a->body_len);
+        assert_non_null(c);
+        assert_true(same_notification(a, b, 1));
+        assert_true(same_notification(a, c, 1));
+        assert_int_equal(dr_notification_seq(c), 77);
+        dr__notification_set_seq(a, 77);
+        assert_string_equal(a->json, c->json);
+        dr_notification_unref(a);
+        dr_notification_unref(b);
+        dr_notification_unref(c);
+    }
+    /* not canonical: through the tree, kept as stored */
+    struct dr_notification *r = dr__notification_from_row(5, spaced, strlen(spaced));
+    assert_null(dr__notification_canonical(spaced, strlen(spaced)));
+    assert_non_null(r);
+    assert_string_equal(r->id, "r2");
+    assert_string_equal(r->room, "org:o");
+    assert_string_equal(r->body, spaced);
+    dr_notification_unref(r);
+    /* not a notification */
+    assert_null(dr__notification_from_row(6, "{\"room\":\"org:o\"}", 16));
+    assert_null(dr__notification_canonical("{\"room\":\"org:o\"}", 16));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +504,7 @@ int main(void)
         cmocka_unit_test(scan_leaves_the_rest),
         cmocka_unit_test(scan_agrees_with_cjson_on_edits),
         cmocka_unit_test(scan_numbers_as_cjson),
+        cmocka_unit_test(rows_read_alike),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
