@@ -1,6 +1,9 @@
 /*
  * ClientNotification (DESIGN §5): validation of what producers send, the canonical JSON the
- * store keeps, the bus form (with seq) and the event frame clients receive.
+ * store keeps, the bus form (with seq) and the event frame clients receive. Two readers make
+ * the same notification from a producer's JSON: the fast reader (dr__notification_scan), which
+ * reads plain text once, and the cJSON path (dr__notification_from_json), which reads the rest
+ * and gives the errors.
  */
 #include <stdio.h>
 #include <stdlib.h>
