@@ -47,14 +47,17 @@ static void update_gauges(struct dr_hub *hub)
 
 /* ---- hand-off from workers ---- */
 
+/* Gathers the frames written to each connection until the matching uncork() (they nest). */
 static void cork(struct dr_hub *hub)
 {
-    hub->corking = 1;
+    hub->corking++;
 }
 
 static void uncork(struct dr_hub *hub)
 {
-    hub->corking = 0;
+    if (--hub->corking > 0) {
+        return;
+    }
     while (hub->corked) {
         struct rt_conn *c = hub->corked;
         hub->corked = c->cork_next;
@@ -63,6 +66,22 @@ static void uncork(struct dr_hub *hub)
         dr__rt_conn_flush_cork(c);
         dr__rt_conn_unref(c);
     }
+}
+
+static void record_fanout(struct dr_hub *hub);
+
+void dr__hub_batch_begin(struct dr_hub *hub)
+{
+    hub->fan_batch++;
+    cork(hub);
+}
+
+void dr__hub_batch_end(struct dr_hub *hub)
+{
+    if (--hub->fan_batch == 0) {
+        record_fanout(hub);
+    }
+    uncork(hub);
 }
 
 int dr__hub_resync_past(struct dr_hub *hub, const char *room, int64_t seq)
@@ -160,8 +179,6 @@ void dr__hub_call(struct dr_hub *hub, void (*fn)(void *arg), void *arg)
     pthread_mutex_unlock(&hub->mu);
 }
 
-static void record_fanout(struct dr_hub *hub);
-
 static void drain(uv_async_t *a)
 {
     struct dr_hub *hub = a->data;
@@ -180,7 +197,7 @@ static void drain(uv_async_t *a)
     if (n > 1) {
         cork(hub);
     }
-    hub->fan_batch = 1; /* the metrics once for all of them */
+    hub->fan_batch++; /* the metrics once for all of them */
     for (size_t i = 0; i < n; i++) {
         if (!hub->stopping) {
             check_local_seq(hub, q[i]);
@@ -192,8 +209,9 @@ static void drain(uv_async_t *a)
         }
         dr_notification_unref(q[i]);
     }
-    hub->fan_batch = 0;
-    record_fanout(hub);
+    if (--hub->fan_batch == 0) {
+        record_fanout(hub);
+    }
     if (n > 1) {
         uncork(hub);
     }

@@ -201,6 +201,10 @@ struct dr_redis_bus {
     int64_t hb_sent_ms; /* keep-alive in flight since (0: none) */
     int64_t hb_last_ms;
     uv_timer_t tick;
+    /* notifications that arrive in one turn of the loop go out in one write per connection: a
+     * hub batch opened with the first, closed by this check handle after the loop's I/O */
+    uv_check_t flush;
+    int batching;
 
     /* seqs PUBLISHed on the current link whose echo has not come back yet, in publish order */
     struct i64ring echo;
@@ -1045,6 +1049,20 @@ static void on_pub_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
+static void end_batch(struct dr_redis_bus *b)
+{
+    if (b->batching) {
+        b->batching = 0;
+        uv_check_stop(&b->flush);
+        dr__hub_batch_end(b->hub);
+    }
+}
+
+static void on_flush(uv_check_t *h)
+{
+    end_batch(h->data);
+}
+
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct dr_redis_bus *b = ac->data;
@@ -1075,6 +1093,11 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     if (strcmp(ch->str, b->channel) == 0) {
+        if (!b->batching && b->started && !b->stopping) {
+            b->batching = 1;
+            dr__hub_batch_begin(b->hub);
+            uv_check_start(&b->flush, on_flush);
+        }
         on_notification(b, payload->str, payload->len);
     } else if (strcmp(ch->str, b->hb_channel) == 0) {
         b->hb_sent_ms = 0;
@@ -1625,6 +1648,9 @@ void dr__redis_bus_start(struct dr_redis_bus *b)
     tick = tick < TICK_MIN_MS ? TICK_MIN_MS : tick > TICK_MAX_MS ? TICK_MAX_MS : tick;
     uv_timer_start(&b->tick, on_tick, 0, (uint64_t)tick);
     uv_unref((uv_handle_t *)&b->tick);
+    uv_check_init(b->loop, &b->flush);
+    b->flush.data = b;
+    uv_unref((uv_handle_t *)&b->flush);
     b->started = 1;
     dr_hub_set_bus(b->hub, &hook);
 }
@@ -1638,6 +1664,7 @@ void dr__redis_bus_stop(struct dr_redis_bus *b)
     if (!b->started) {
         return;
     }
+    end_batch(b);
     dr_hub_set_bus(b->hub, NULL);
     link_fail(b, "stopping", NULL);
     if (b->resolving) {
@@ -1648,6 +1675,7 @@ void dr__redis_bus_stop(struct dr_redis_bus *b)
     }
     uv_timer_stop(&b->tick);
     uv_close((uv_handle_t *)&b->tick, NULL);
+    uv_close((uv_handle_t *)&b->flush, NULL);
     set_state(b, BUS_DOWN);
     if (b->ever_up) {
         DR_INFO("redis_bus", "redis bus stopped", "host=%s port=%d", b->host, b->port);

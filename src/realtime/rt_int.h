@@ -312,6 +312,11 @@ void dr__rt_conn_on_message(struct rt_conn *c, const char *data, size_t len);
 int dr__rt_conn_write(struct rt_conn *c, struct rt_frame *f);
 /* A delivery for the metrics; gathered while a fan-out runs (t0_ns 0: no latency). */
 void dr__hub_count_delivery(struct dr_hub *hub, enum rt_transport_id tp, uint64_t t0_ns);
+/* Between these (they nest), every connection gets what is written to it in one write, at the
+ * end, and the delivery metrics are recorded once: for notifications that come one at a time
+ * but close together (the Redis bus's, in one turn of the loop). Loop thread. */
+void dr__hub_batch_begin(struct dr_hub *hub);
+void dr__hub_batch_end(struct dr_hub *hub);
 /* Tells every connection live in room whose last seq there is seq or above to resync from just
  * below seq ({"type":"resync","since":seq-1}): a notification numbered seq would be dropped there
  * as already seen. Returns how many were told. Loop thread. */
@@ -370,11 +375,11 @@ struct dr_hub {
     uint64_t fanout_gen;
     int closing;            /* clients closed and refused: a shutdown drains what is under way */
     int stopping;           /* no more fan-out: the async and the timer are closed */
-    int corking;            /* writes are gathered per connection (see dr__rt_conn_flush_cork) */
+    int corking; /* > 0: writes are gathered per connection (see dr__rt_conn_flush_cork) */
     struct rt_conn *corked; /* connections holding gathered frames */
     /* delivery metrics gathered during one fan-out, recorded at its end (one lock) */
     int fanning_out;
-    int fan_batch; /* drain() fans out several: it records them, once, after the last */
+    int fan_batch; /* fanning out several (drain(), a batch): recorded once, after the last */
     double fan_delivered[RT_NTRANSPORTS];
     double *fan_lat;
     size_t fan_nlat, fan_caplat;

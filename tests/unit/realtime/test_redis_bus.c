@@ -6,6 +6,7 @@
 #include <hiredis/hiredis.h>
 
 #include "dr/config.h"
+#include "dr/metrics.h"
 #include "realtime/redis_bus.h"
 #include "unit/realtime/rt_fixture.h"
 
@@ -340,12 +341,44 @@ static void audit_moves_the_resume_point(void **state)
     assert_true(resync < resume);
 }
 
+/* Notifications that come over the bus together are fanned out together (one write per
+ * connection, the metrics once): every one of them reaches the client, in seq order, and is
+ * counted once. */
+static void burst_delivered_in_order_and_counted(void **state)
+{
+    struct bt *t = bt_get(state);
+    static char buf[262144];
+    const char *p = buf;
+    char id[32];
+    int fd = open_conn(t);
+    double before = dr_metrics_value(RT_M_DELIVERED, "transport=\"sse\"");
+
+    for (int i = 1; i <= 40; i++) {
+        snprintf(id, sizeof(id), "burst-%02d", i);
+        publish_remote(t, id, i);
+    }
+    fx_read_until(t->f, fd, buf, sizeof(buf), "burst-40");
+    for (int i = 1; i <= 40; i++) {
+        snprintf(id, sizeof(id), "\"id\":\"burst-%02d\"", i);
+        p = strstr(p, id);
+        if (!p) {
+            fail_msg("burst-%02d missing or out of order", i);
+        }
+        p++;
+        assert_null(strstr(p, id)); /* once */
+    }
+    run_for(t, 50);
+    assert_true(dr_metrics_value(RT_M_DELIVERED, "transport=\"sse\"") - before == 40);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(remote_seqs_again_after_reset, bt_setup, bt_teardown),
         cmocka_unit_test_setup_teardown(local_seq_again_after_reset, bt_setup, bt_teardown),
         cmocka_unit_test_setup_teardown(echo_delivered_once, bt_setup, bt_teardown),
+        cmocka_unit_test_setup_teardown(burst_delivered_in_order_and_counted, bt_setup,
+                                        bt_teardown),
         cmocka_unit_test_setup_teardown(own_waits_for_lower_remote, bt_setup, bt_teardown),
         cmocka_unit_test_setup_teardown(given_up_seq_holds_the_resume_point, bt_setup_gaps,
                                         bt_teardown),
