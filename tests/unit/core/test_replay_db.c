@@ -23,31 +23,24 @@
 
 /* the store of a test, on the engine it runs on (unit/store/backend.h); f->url opens another
  * handle on it: another instance */
+static int open_store(struct fx *f)
+{
+    return dr_store_open(f->url, &f->store);
+}
+
+static void close_store(struct fx *f)
+{
+    dr_store_close(f->store);
+}
+
 static int fx_setup(void **state)
 {
-    struct fx *f = dr_xcalloc(1, sizeof(*f));
-
-    if (fx_prepare(f, *state)) {
-        free(f);
-        return -1;
-    }
-    if (dr_store_open(f->url, (struct dr_store **)&f->obj) != DR_OK) {
-        fx_release(f);
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return fx_setup_with(state, open_store);
 }
 
 static int fx_teardown(void **state)
 {
-    struct fx *f = *state;
-
-    dr_store_close(f->obj);
-    fx_release(f);
-    free(f);
-    return 0;
+    return fx_teardown_with(state, close_store);
 }
 
 /* A job's row as a start makes it; returned by value, so its filter is relinked by the caller

@@ -25,32 +25,29 @@
 
 /* the database of a test, migrated, on the engine it runs on (unit/store/backend.h); f->url
  * opens another handle on the same tables: another instance */
+static int open_migrated(struct fx *f)
+{
+    int err = dr_db_open(f->url, 2, &f->db);
+
+    if (!err && (err = dr__rt_migrate(f->db)) != DR_OK) {
+        dr_db_close(f->db);
+    }
+    return err;
+}
+
+static void close_db(struct fx *f)
+{
+    dr_db_close(f->db);
+}
+
 static int fx_setup(void **state)
 {
-    struct fx *f = dr_xcalloc(1, sizeof(*f));
-
-    if (fx_prepare(f, *state)) {
-        free(f);
-        return -1;
-    }
-    if (dr_db_open(f->url, 2, &f->db) != DR_OK || dr__rt_migrate(f->db) != DR_OK) {
-        dr_db_close(f->db);
-        fx_release(f);
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return fx_setup_with(state, open_migrated);
 }
 
 static int fx_teardown(void **state)
 {
-    struct fx *f = *state;
-
-    dr_db_close(f->db);
-    fx_release(f);
-    free(f);
-    return 0;
+    return fx_teardown_with(state, close_db);
 }
 
 static struct dr_notification *make(const char *id, const char *user, const char *room)

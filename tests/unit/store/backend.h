@@ -19,6 +19,8 @@
 #include "dr/err.h"
 #include "dr/util.h"
 
+struct dr_store;
+
 struct backend {
     enum dr_db_engine engine;
     const char *name;
@@ -33,8 +35,9 @@ struct fx {
     char dir[PATH_MAX]; /* SQLite */
     char schema[64];    /* PostgreSQL */
     union {             /* what the test program opened on url */
-        void *obj;      /* a dr_store, ... */
+        void *obj;
         struct dr_db *db;
+        struct dr_store *store;
     };
 };
 
@@ -124,6 +127,42 @@ static void fx_release(struct fx *f)
         snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
         pg_admin(sql);
     }
+}
+
+/*
+ * The usual setup and teardown of a test program, which passes what it opens on f->url (into
+ * f->obj: a dr_db, a dr_store, ...) and how to close it. A failed setup undoes everything itself:
+ * cmocka skips the teardown then.
+ */
+static inline int fx_setup_with(void **state, int (*open)(struct fx *f))
+{
+    const struct backend *be = *state;
+    struct fx *f = dr_xcalloc(1, sizeof(*f));
+
+    if (fx_prepare(f, be)) {
+        free(f);
+        return -1;
+    }
+    if (open(f) != DR_OK) {
+        fprintf(stderr, "cannot open the %s test database\n", be->name);
+        fx_release(f);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static inline int fx_teardown_with(void **state, void (*close)(struct fx *f))
+{
+    struct fx *f = *state;
+
+    if (f && f->be) {
+        close(f);
+        fx_release(f);
+    }
+    free(f);
+    return 0;
 }
 
 /* Runs each test once per engine: X-macro lists expand through these. */

@@ -15,36 +15,24 @@
 #include "unit/store/backend.h"
 #include "unit/store/refuse.h"
 
+static int open_db(struct fx *f)
+{
+    return dr_db_open(f->url, 0, &f->db);
+}
+
+static void close_db(struct fx *f)
+{
+    dr_db_close(f->db);
+}
+
 static int fx_setup(void **state)
 {
-    struct fx *f = dr_xcalloc(1, sizeof(*f));
-    const struct backend *be = *state;
-
-    /* cmocka skips the teardown when setup fails: clean up here */
-    if (fx_prepare(f, be)) {
-        free(f);
-        return -1;
-    }
-    if (dr_db_open(f->url, 0, (struct dr_db **)&f->obj) != DR_OK) {
-        fprintf(stderr, "cannot open %s test database\n", be->name);
-        fx_release(f);
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return fx_setup_with(state, open_db);
 }
 
 static int fx_teardown(void **state)
 {
-    struct fx *f = *state;
-
-    if (f && f->be) {
-        dr_db_close(f->obj);
-        fx_release(f);
-    }
-    free(f);
-    return 0;
+    return fx_teardown_with(state, close_db);
 }
 
 static struct dr_db *fx_db(void **state)

@@ -15,36 +15,24 @@
 #include "unit/store/backend.h"
 #include "unit/store/refuse.h"
 
+static int open_store(struct fx *f)
+{
+    return dr_store_open(f->url, &f->store);
+}
+
+static void close_store(struct fx *f)
+{
+    dr_store_close(f->store);
+}
+
 static int fx_setup(void **state)
 {
-    struct fx *f = dr_xcalloc(1, sizeof(*f));
-    const struct backend *be = *state;
-
-    /* cmocka skips the teardown when setup fails: clean up here */
-    if (fx_prepare(f, be)) {
-        free(f);
-        return -1;
-    }
-    if (dr_store_open(f->url, (struct dr_store **)&f->obj) != DR_OK) {
-        fprintf(stderr, "cannot open %s test store\n", be->name);
-        fx_release(f);
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return fx_setup_with(state, open_store);
 }
 
 static int fx_teardown(void **state)
 {
-    struct fx *f = *state;
-
-    if (f && f->be) {
-        dr_store_close(f->obj);
-        fx_release(f);
-    }
-    free(f);
-    return 0;
+    return fx_teardown_with(state, close_store);
 }
 
 static struct dr_store *fx_store(void **state)
