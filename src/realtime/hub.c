@@ -357,28 +357,14 @@ void dr_hub_publish_local(struct dr_hub *hub, struct dr_notification *n)
  */
 static struct dr_notification *receive_canonical(const char *json, size_t len)
 {
-    static const char tail[] = ",\"seq\":";
-    const size_t tl = sizeof(tail) - 1;
+    size_t blen = 0;
+    int64_t seq = dr__notification_bus_seq(json, len, &blen);
     struct dr_notification *n;
-    size_t i = len ? len - 1 : 0, blen;
-    int64_t seq = 0;
     char *body;
 
-    if (len < tl + 3 || json[len - 1] != '}') {
+    if (seq <= 0) {
         return NULL;
     }
-    while (i > 0 && json[i - 1] >= '0' && json[i - 1] <= '9') {
-        i--;
-    }
-    /* 1 to 18 digits, no leading zero, after the tail */
-    if (i == len - 1 || len - 1 - i > 18 || json[i] == '0' || i < tl + 2 ||
-        memcmp(json + i - tl, tail, tl) != 0) {
-        return NULL;
-    }
-    for (size_t k = i; k < len - 1; k++) {
-        seq = seq * 10 + (json[k] - '0');
-    }
-    blen = i - tl + 1; /* the body: up to the tail, then its closing brace */
     body = dr_xmalloc(blen + 1);
     memcpy(body, json, blen - 1);
     body[blen - 1] = '}';

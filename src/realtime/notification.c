@@ -719,6 +719,33 @@ void dr__notification_set_seq(struct dr_notification *n, int64_t seq)
     n->json = dr_buf_steal(&b, &n->json_len);
 }
 
+int64_t dr__notification_bus_seq(const char *json, size_t len, size_t *body_len)
+{
+    static const char tail[] = ",\"seq\":";
+    const size_t tl = sizeof(tail) - 1;
+    size_t i = len ? len - 1 : 0;
+    int64_t seq = 0;
+
+    if (len < tl + 3 || json[len - 1] != '}') {
+        return 0;
+    }
+    while (i > 0 && json[i - 1] >= '0' && json[i - 1] <= '9') {
+        i--;
+    }
+    /* 1 to 18 digits without a leading zero, as dr_json_append_number() writes a seq */
+    if (i == len - 1 || len - 1 - i > 18 || json[i] == '0' || i < tl + 2 ||
+        memcmp(json + i - tl, tail, tl) != 0) {
+        return 0;
+    }
+    for (size_t k = i; k < len - 1; k++) {
+        seq = seq * 10 + (json[k] - '0');
+    }
+    if (body_len) {
+        *body_len = i - tl + 1;
+    }
+    return seq;
+}
+
 struct dr_notification *dr__notification_canonical(const char *body, size_t len)
 {
     struct dr_notification *n = NULL;

@@ -277,29 +277,15 @@ static void roomset_clear(struct roomset *rs)
     memset(rs, 0, sizeof(*rs));
 }
 
-/*
- * The seq of a notification in its bus form. dr_notification_json ends with ,"seq":N}; anything
- * else (another producer's formatting) is parsed. 0 when there is none.
- */
+/* The seq of a notification in its bus form; anything else (another producer's formatting) is
+ * parsed. 0 when there is none. */
 static int64_t json_seq(const char *json, size_t len)
 {
-    static const char tail[] = ",\"seq\":";
-    size_t i = len;
-    int64_t seq = 0;
+    int64_t seq = dr__notification_bus_seq(json, len, NULL);
     cJSON *o;
 
-    if (len > 2 && json[len - 1] == '}') {
-        i = len - 1;
-        while (i > 0 && json[i - 1] >= '0' && json[i - 1] <= '9') {
-            i--;
-        }
-        if (i < len - 1 && i >= sizeof(tail) - 1 && len - 1 - i <= 18 &&
-            memcmp(json + i - (sizeof(tail) - 1), tail, sizeof(tail) - 1) == 0) {
-            for (size_t k = i; k < len - 1; k++) {
-                seq = seq * 10 + (json[k] - '0');
-            }
-            return seq;
-        }
+    if (seq > 0) {
+        return seq;
     }
     o = dr_json_parse(json, len);
     if (!o || dr_json_i64(o, "seq", &seq) != DR_OK || seq < 0) {

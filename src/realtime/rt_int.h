@@ -104,6 +104,10 @@ int dr__rt_publish_read(const char *body, size_t len, int how, struct dr_notific
                         size_t *n, char *why, size_t whysz);
 /* Sets seq and builds the bus JSON. Only before the notification is shared. */
 void dr__notification_set_seq(struct dr_notification *n, int64_t seq);
+/* The seq of json in the bus form dr__notification_set_seq() writes (the body, then ,"seq":N before
+ * its last brace), and in *body_len (when not NULL) the length of the body it was made from, its
+ * closing brace included; 0 for any other text. */
+int64_t dr__notification_bus_seq(const char *json, size_t len, size_t *body_len);
 /* The notification whose canonical body (build()'s, what the store keeps) is exactly body, read
  * by the fast reader; NULL for any other text. No seq. */
 struct dr_notification *dr__notification_canonical(const char *body, size_t len);
