@@ -1,8 +1,8 @@
 /*
  * Micro benchmark of reading notifications as POST /api/v1/publish and the client-notifications
  * topic get them: one body of N notifications shaped like bench/ws_load's (string members, a
- * small data object), read by the fast reader (dr__notification_scan) and by the cJSON path it
- * stands in for (dr_json_parse, dr__notification_from_json). Prints the best of several rounds
+ * small data object), read as POST /api/v1/publish reads it (dr__rt_publish_read): by the fast
+ * reader and by the cJSON tree it stands in for. Prints the best of several rounds
  * in microseconds per notification.
  *
  *   bench_notification_read [N] [ROUNDS]      (500, 200)
@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dr/buf.h"
-#include "dr/json.h"
 #include "dr/util.h"
 #include "realtime/rt_int.h"
 
@@ -36,44 +34,30 @@ static size_t make_body(char *out, size_t cap, int n)
     return len;
 }
 
-/* the cJSON path: the tree of the whole body, then each notification from its object */
-static int read_tree(const char *body, size_t len, struct dr_notification **ns)
+/* POST /api/v1/publish's reading of the body, the one way or the other */
+static int read_with(const char *body, size_t len, int how, struct dr_notification **ns)
 {
-    cJSON *root = dr_json_parse(body, len), *it;
-    int n = 0;
-    char err[128];
+    struct dr_notification **v = NULL;
+    size_t n = 0;
+    char why[256];
 
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "notifications"))
-    {
-        if (dr__notification_from_json(it, NULL, &ns[n++], err, sizeof(err))) {
-            fprintf(stderr, "refused: %s\n", err);
-            exit(1);
-        }
+    if (dr__rt_publish_read(body, len, how, &v, &n, why, sizeof(why)) != 0) {
+        fprintf(stderr, "refused (%s): %s\n", how == RT_READ_TREE ? "tree" : "fast", why);
+        exit(1);
     }
-    cJSON_Delete(root);
-    return n;
+    memcpy(ns, v, n * sizeof(*v));
+    free(v); /* the notifications are the caller's now */
+    return (int)n;
 }
 
-/* the fast reader, as publish.c walks the body */
+static int read_tree(const char *body, size_t len, struct dr_notification **ns)
+{
+    return read_with(body, len, RT_READ_TREE, ns);
+}
+
 static int read_fast(const char *body, size_t len, struct dr_notification **ns)
 {
-    const char *p = strchr(body, '[') + 1, *end = body + len;
-    struct dr_buf scratch;
-    int n = 0;
-
-    dr_buf_init(&scratch, SIZE_MAX);
-    for (;;) {
-        if (dr__notification_scan(&p, end, NULL, RT_SCAN_TIME_ID, &scratch, &ns[n++]) !=
-            RT_SCAN_OK) {
-            fprintf(stderr, "the fast reader left notification %d\n", n - 1);
-            exit(1);
-        }
-        if (*p++ != ',') {
-            break;
-        }
-    }
-    dr_buf_cleanup(&scratch);
-    return n;
+    return read_with(body, len, RT_READ_FAST, ns);
 }
 
 static double best_us(int (*fn)(const char *, size_t, struct dr_notification **), const char *body,
