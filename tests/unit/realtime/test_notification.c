@@ -11,6 +11,7 @@
 #include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/json.h"
+#include "fuzz/same_notification.h"
 #include "realtime/rt_int.h"
 
 static struct dr_notification *parse_ok(const char *json, const char *def)
@@ -227,35 +228,6 @@ static int fast_path(const char *s, size_t n, const char *def, struct dr_notific
     return rc;
 }
 
-static int str_eq(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-/* The body up to its timestamp member, the last one (an absent timestamp is "now", made on
- * each path). */
-static size_t before_timestamp(const struct dr_notification *n)
-{
-    for (size_t i = n->body_len; i-- > 0;) {
-        if (strncmp(n->body + i, ",\"timestamp\":", 13) == 0) {
-            return i;
-        }
-    }
-    return n->body_len;
-}
-
-/* 1 when the two made the same notification (whole bodies when whole is set). */
-static int same_notification(const struct dr_notification *a, const struct dr_notification *b,
-                             int whole)
-{
-    size_t la = whole ? a->body_len : before_timestamp(a);
-    size_t lb = whole ? b->body_len : before_timestamp(b);
-
-    return str_eq(a->id, b->id) && str_eq(a->user_id, b->user_id) && str_eq(a->org_id, b->org_id) &&
-           str_eq(a->room, b->room) && str_eq(a->type, b->type) && la == lb &&
-           memcmp(a->body, b->body, la) == 0;
-}
-
 static const char *const plain_inputs[] = {
     "{\"notification_id\":\"n1\",\"user_id\":\"u1\",\"org_id\":\"o1\",\"room\":\"org:o1\","
     "\"notification_type\":\"bench.tick\",\"title\":\"bench\",\"message\":\"\","
@@ -283,7 +255,7 @@ static void scan_reads_plain_notifications(void **state)
 
         assert_int_equal(fast_path(in, strlen(in), "def", &a), RT_SCAN_OK);
         assert_int_equal(slow_path(in, strlen(in), "def", &b), DR_OK);
-        if (!same_notification(a, b, 1)) {
+        if (!same_notification(a, b, 1, 0)) {
             fail_msg("input %zu:\n fast %s\n slow %s", i, a->body, b->body);
         }
         dr_notification_unref(a);
@@ -338,7 +310,7 @@ static void scan_leaves_the_rest(void **state)
         }
         assert_int_equal(dr_notification_parse(leave[i], strlen(leave[i]), NULL, &a, NULL, 0),
                          want);
-        assert_true(want != DR_OK || same_notification(a, b, 1));
+        assert_true(want != DR_OK || same_notification(a, b, 1, 0));
         dr_notification_unref(a);
         dr_notification_unref(b);
     }
@@ -386,7 +358,7 @@ static void scan_agrees_with_cjson_on_edits(void **state)
             continue;
         }
         fast++;
-        if (slow_path(buf, n, "def", &b) != DR_OK || !same_notification(a, b, 0)) {
+        if (slow_path(buf, n, "def", &b) != DR_OK || !same_notification(a, b, 0, 0)) {
             fail_msg("edit %d: fast reader and cJSON differ on %.*s\n fast %s\n slow %s", round,
                      (int)n, buf, a->body, b ? b->body : "(refused)");
         }
@@ -469,8 +441,8 @@ static void rows_read_alike(void **state)
         assert_non_null(b);
         c = dr__notification_from_row(77, a->body, a->body_len);
         assert_non_null(c);
-        assert_true(same_notification(a, b, 1));
-        assert_true(same_notification(a, c, 1));
+        assert_true(same_notification(a, b, 1, 0));
+        assert_true(same_notification(a, c, 1, 0));
         assert_int_equal(dr_notification_seq(c), 77);
         dr__notification_set_seq(a, 77);
         assert_string_equal(a->json, c->json);
