@@ -72,12 +72,15 @@ struct dr_msg *dr_msg_ref(struct dr_msg *m);
 void dr_msg_unref(struct dr_msg *m); /* NULL-safe */
 /* Key used for dedup: the idempotency_key attribute if present, else the message_id. */
 const char *dr_msg_dedup_key(const struct dr_msg *m);
-/* The key of the i-th message emitted for a message whose key is parent: "em-" and 24 hex digits
- * of SHA-256 over "parent/i". Processing the message again emits the same keys, so where the
- * emits are consumed the repeats are duplicates (the local queue's ids, Pub/Sub's
- * idempotency_key). */
+/* The key of emits[i], emitted for a message whose key is parent: "em-" and 24 hex digits of
+ * SHA-256 over "parent/" and the emit's place: its own (dr_emit.place, a notification's id) when
+ * it has one, else its index among the emits without one. Processing the message again emits the
+ * same keys, even when that run makes one notification more or fewer, so where the emits are
+ * consumed the repeats are duplicates (the local queue's ids, Pub/Sub's idempotency_key). */
 #define DR_EMIT_KEY_LEN 27
-void dr_msg_emit_key(const char *parent, size_t i, char out[DR_EMIT_KEY_LEN + 1]);
+struct dr_emit;
+void dr_msg_emit_key(const char *parent, const struct dr_emit *emits, size_t i,
+                     char out[DR_EMIT_KEY_LEN + 1]);
 /* The W3C trace id (32 hex digits) of the message's traceparent into out, or "-" when it has
  * none or it is malformed. */
 void dr_msg_trace_id(const struct dr_msg *m, char out[33]);

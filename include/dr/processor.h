@@ -33,6 +33,8 @@ struct dr_emit {
     struct dr_attr *attrs;
     size_t nattrs;
     char *ordering_key;
+    char *place; /* what tells it from its message's other emits when the position cannot (a
+                  * notification's id), NULL: its position (dr_msg_emit_key) */
 };
 
 struct dr_result {

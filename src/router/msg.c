@@ -1,4 +1,6 @@
+#include "dr/buf.h"
 #include "dr/msg.h"
+#include "dr/processor.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,14 +165,27 @@ const char *dr_msg_dedup_key(const struct dr_msg *m)
     return (k && *k) ? k : m->message_id;
 }
 
-void dr_msg_emit_key(const char *parent, size_t i, char out[DR_EMIT_KEY_LEN + 1])
+void dr_msg_emit_key(const char *parent, const struct dr_emit *emits, size_t i,
+                     char out[DR_EMIT_KEY_LEN + 1])
 {
-    size_t n = strlen(parent) + 24;
-    char *seed = dr_xmalloc(n), digest[65];
-    int k = snprintf(seed, n, "%s/%zu", parent, i); /* whole: a long key keeps its index */
+    struct dr_buf seed;
+    char digest[65];
+    size_t nth = 0;
 
-    dr_sha256_hex(seed, (size_t)k, digest);
-    free(seed);
+    dr_buf_init(&seed, SIZE_MAX); /* whole: a long key keeps its place */
+    dr_buf_appends(&seed, parent);
+    dr_buf_appendc(&seed, '/');
+    if (emits[i].place) {
+        dr_buf_appendc(&seed, 'p');
+        dr_buf_appends(&seed, emits[i].place);
+    } else {
+        for (size_t k = 0; k < i; k++) {
+            nth += !emits[k].place;
+        }
+        dr_buf_printf(&seed, "%zu", nth);
+    }
+    dr_sha256_hex(seed.data, seed.len, digest);
+    dr_buf_cleanup(&seed);
     snprintf(out, DR_EMIT_KEY_LEN + 1, "em-%.24s", digest);
 }
 

@@ -58,6 +58,7 @@ void dr_result_cleanup(struct dr_result *r)
         free(e->topic);
         free(e->data);
         free(e->ordering_key);
+        free(e->place);
         for (size_t j = 0; j < e->nattrs; j++) {
             free(e->attrs[j].key);
             free(e->attrs[j].value);
@@ -215,6 +216,9 @@ void dr_result_notify(struct dr_result *r, const char *user_id, const char *org_
     cJSON_AddStringToObject(n, "timestamp", ts);
     s = dr_json_print(n);
     dr_result_emit(r, "client-notifications", s, strlen(s), room, attrs);
+    /* whether a run makes a notification can depend on the time (a throttled progress one): its
+     * id, not its position, tells it from the message's other emits */
+    r->emits[r->nemits - 1].place = dr_xstrdup(id);
     free(s);
     cJSON_Delete(n);
 }

@@ -684,7 +684,7 @@ static void emit_rows(struct dr_msg *parent, const struct dr_completion *c, stru
         }
         /* Deterministic ids: re-running the parent after a crash emits the same ids, which
          * the queue then ignores. */
-        dr_msg_emit_key(parent->message_id, i, id);
+        dr_msg_emit_key(parent->message_id, c->emits, i, id);
         q->message_id = dr_xstrdup(id);
         q->topic = dr_xstrdup(e->topic);
         q->attrs_json = dr_json_print(attrs);

@@ -456,7 +456,7 @@ static void pull_complete(void *source, struct dr_msg *msg, const struct dr_comp
              * derived from its parent's, so where it is consumed the repeat is a duplicate (as
              * the local queue's emits have ids derived from their parent's). */
             char ikey[DR_EMIT_KEY_LEN + 1];
-            dr_msg_emit_key(f->dedup_key, i, ikey);
+            dr_msg_emit_key(f->dedup_key, c->emits, i, ikey);
             if (publish_one(f, e->topic, e->data, e->len, e->attrs, e->nattrs, e->ordering_key,
                             msg->traceparent, ikey) != 0) {
                 DR_WARN("pull", "emit refused", "message_id=%s topic=%s error=\"%s\"",

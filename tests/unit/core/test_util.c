@@ -369,19 +369,66 @@ static void emit_keys(void **state)
 {
     char a[DR_EMIT_KEY_LEN + 1], b[DR_EMIT_KEY_LEN + 1], digest[65], want[32];
     char *long_parent = malloc(5001);
+    struct dr_emit two[2] = {{0}};
 
-    dr_msg_emit_key("m1", 0, a);
+    dr_msg_emit_key("m1", two, 0, a);
     dr_sha256_hex("m1/0", 4, digest);
     snprintf(want, sizeof(want), "em-%.24s", digest);
     assert_string_equal(a, want);
-    dr_msg_emit_key("m1", 1, b);
+    dr_msg_emit_key("m1", two, 1, b);
     assert_string_not_equal(a, b);
     memset(long_parent, 'p', 5000);
     long_parent[5000] = '\0';
-    dr_msg_emit_key(long_parent, 0, a);
-    dr_msg_emit_key(long_parent, 1, b);
+    dr_msg_emit_key(long_parent, two, 0, a);
+    dr_msg_emit_key(long_parent, two, 1, b);
     assert_string_not_equal(a, b);
     free(long_parent);
+}
+
+/* A message processed again may make one notification fewer (the email processor's progress
+ * notification is throttled by time): every other emit keeps its key, so none of them is taken
+ * for another's repeat and dropped where it is consumed. */
+static void emit_keys_survive_a_missing_notification(void **state)
+{
+    struct dr_result first, again;
+    struct dr_msg m = {.message_id = "m7", .topic = "email-backfill", .publish_time_ms = 1000};
+    char k1[5][DR_EMIT_KEY_LEN + 1], k2[4][DR_EMIT_KEY_LEN + 1];
+
+    (void)state;
+    dr_result_init(&first);
+    dr_result_init(&again);
+    first.msg = again.msg = &m;
+    first.processor = again.processor = "email";
+    /* the first run: a progress notification between the others */
+    dr_result_emit(&first, "shipment-updates", "{\"n\":1}", 7, NULL, NULL);
+    dr_result_notify(&first, "u1", NULL, "user:u1", "shipment.detected", "t", "m", NULL);
+    dr_result_notify(&first, "u1", NULL, "user:u1", "email.processed", "t", "m", NULL);
+    dr_result_emit(&first, "search-index", "{\"n\":2}", 7, NULL, NULL);
+    dr_result_notify(&first, "u1", NULL, "user:u1", "shipment.detected", "t", "m", NULL);
+    /* again, without it */
+    dr_result_emit(&again, "shipment-updates", "{\"n\":1}", 7, NULL, NULL);
+    dr_result_notify(&again, "u1", NULL, "user:u1", "shipment.detected", "t", "m", NULL);
+    dr_result_emit(&again, "search-index", "{\"n\":2}", 7, NULL, NULL);
+    dr_result_notify(&again, "u1", NULL, "user:u1", "shipment.detected", "t", "m", NULL);
+    assert_int_equal(first.nemits, 5);
+    assert_int_equal(again.nemits, 4);
+    for (size_t i = 0; i < 5; i++) {
+        dr_msg_emit_key("m7", first.emits, i, k1[i]);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        dr_msg_emit_key("m7", again.emits, i, k2[i]);
+    }
+    assert_string_equal(k2[0], k1[0]); /* shipment-updates */
+    assert_string_equal(k2[1], k1[1]); /* the first shipment.detected */
+    assert_string_equal(k2[2], k1[3]); /* search-index */
+    assert_string_equal(k2[3], k1[4]); /* the second shipment.detected */
+    for (size_t i = 0; i < 5; i++) {
+        for (size_t j = i + 1; j < 5; j++) {
+            assert_string_not_equal(k1[i], k1[j]);
+        }
+    }
+    dr_result_cleanup(&first);
+    dr_result_cleanup(&again);
 }
 
 static void metrics_render(void **state)
@@ -697,6 +744,7 @@ int main(void)
         cmocka_unit_test(notification_ids_sort_by_time),
         cmocka_unit_test(notification_ids_repeat_for_a_message),
         cmocka_unit_test(emit_keys),
+        cmocka_unit_test(emit_keys_survive_a_missing_notification),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
