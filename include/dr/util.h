@@ -47,6 +47,10 @@ void dr_sha256_hex(const void *data, size_t len, char out[65]);
 /* Constant-time equality of two byte strings (length is not secret). */
 int dr_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 /* A random 128-bit id as 32 lowercase hex characters + NUL. */
+/* This instance's name where it owns rows in a shared store (queue leases, replay jobs):
+ * DR_INSTANCE_ID when set, else host:port, so a restart on the same host and port takes its own
+ * rows back at once. */
+void dr_instance_name(int port, char *out, size_t outsz);
 void dr_random_id(char out[33]);
 /* An id that sorts by creation time, as 32 lowercase hex characters + NUL: the wall clock in
  * Unix epoch milliseconds (12 digits), then 80 random bits. Ids kept in a b-tree (notification

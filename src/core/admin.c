@@ -38,13 +38,10 @@ struct dr_admin *dr_admin_create(uv_loop_t *loop, const struct dr_config *cfg,
     a->router = router;
     a->local = local;
     {
-        /* replay jobs are owned as the local queue is (sources/local/local.c): a restart on
-         * the same host and port takes its own back at once */
-        char host[256] = "localhost", owner[300];
-        const char *id = getenv("DR_INSTANCE_ID");
-        gethostname(host, sizeof(host) - 1);
-        snprintf(owner, sizeof(owner), "%s:%d", host, cfg->port);
-        a->jobs = dr__replay_jobs_create(loop, store, local, id && *id ? id : owner);
+        /* replay jobs are owned as the local queue's rows are */
+        char owner[512];
+        dr_instance_name(cfg->port, owner, sizeof(owner));
+        a->jobs = dr__replay_jobs_create(loop, store, local, owner);
     }
     return a;
 }

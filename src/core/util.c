@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "dr/err.h"
@@ -397,6 +398,19 @@ static void random_hex(unsigned char *r, size_t n, char *out)
         out[2 * i] = hex[r[i] >> 4];
         out[2 * i + 1] = hex[r[i] & 15];
     }
+}
+
+void dr_instance_name(int port, char *out, size_t outsz)
+{
+    const char *id = getenv("DR_INSTANCE_ID");
+    char host[256] = "localhost";
+
+    if (id && *id) {
+        snprintf(out, outsz, "%s", id);
+        return;
+    }
+    gethostname(host, sizeof(host) - 1);
+    snprintf(out, outsz, "%s:%d", host, port);
 }
 
 void dr_random_id(char out[33])

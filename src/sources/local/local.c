@@ -915,9 +915,7 @@ int dr_local_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_stor
     l->router = router;
     l->backlog = 1; /* whatever the table holds from before */
     {
-        /* A stable owner: a restart on the same host and port takes its own rows back at once. */
-        char host[256] = "localhost", owner[512];
-        const char *id = getenv("DR_INSTANCE_ID");
+        char owner[512];
         const char *lease_env = getenv("DR_QUEUE_LEASE_MS");
         int64_t lease = 120000;
         if (lease_env && dr_parse_i64(lease_env, &lease) != 0) {
@@ -926,9 +924,8 @@ int dr_local_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_stor
         if (lease < 1000) {
             lease = 1000;
         }
-        gethostname(host, sizeof(host) - 1);
-        snprintf(owner, sizeof(owner), "%s:%d", host, cfg->port);
-        dr_store_queue_set_owner(store, id && *id ? id : owner, lease);
+        dr_instance_name(cfg->port, owner, sizeof(owner));
+        dr_store_queue_set_owner(store, owner, lease);
         l->lease_timer = dr_xcalloc(1, sizeof(*l->lease_timer));
         uv_timer_init(loop, l->lease_timer);
         l->lease_timer->data = l;

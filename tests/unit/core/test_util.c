@@ -431,6 +431,21 @@ static void emit_keys_survive_a_missing_notification(void **state)
     dr_result_cleanup(&again);
 }
 
+/* The name an instance owns rows under: DR_INSTANCE_ID, else host:port. */
+static void instance_name(void **state)
+{
+    char name[512];
+
+    (void)state;
+    setenv("DR_INSTANCE_ID", "edge-3", 1);
+    dr_instance_name(8080, name, sizeof(name));
+    assert_string_equal(name, "edge-3");
+    unsetenv("DR_INSTANCE_ID");
+    dr_instance_name(8080, name, sizeof(name));
+    assert_true(strlen(name) > 5);
+    assert_string_equal(name + strlen(name) - 5, ":8080");
+}
+
 static void metrics_render(void **state)
 {
     char *text;
@@ -744,6 +759,7 @@ int main(void)
         cmocka_unit_test(notification_ids_sort_by_time),
         cmocka_unit_test(notification_ids_repeat_for_a_message),
         cmocka_unit_test(emit_keys),
+        cmocka_unit_test(instance_name),
         cmocka_unit_test(emit_keys_survive_a_missing_notification),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
