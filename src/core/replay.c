@@ -160,14 +160,18 @@ struct dr_replay_jobs {
     int stopping;
 };
 
-static int running(const struct dr__replay_row *r)
-{
-    return strcmp(r->state, "running") == 0;
-}
-
 static void set_state(struct dr__replay_row *r, const char *state)
 {
     snprintf(r->state, sizeof(r->state), "%s", state);
+}
+
+/* The job ends failed, with why (why is the end of "%s: %s"), to be saved. */
+static void fail_job(struct job *j, const char *what, const char *why)
+{
+    snprintf(j->r.last_error, sizeof(j->r.last_error), "%s: %s", what, why);
+    set_state(&j->r, "failed");
+    j->r.finished_ms = dr_now_ms();
+    j->persisted = 0;
 }
 
 static void row_copy(struct dr__replay_row *dst, const struct dr__replay_row *src)
@@ -315,7 +319,7 @@ static struct flush *flush_take(struct dr_replay_jobs *rj)
     size_t n = 0;
 
     for (struct job *j = rj->jobs; j; j = j->next) {
-        n += !running(&j->r) && !j->persisted;
+        n += !dr__replay_row_running(&j->r) && !j->persisted;
     }
     if (n == 0) {
         return NULL;
@@ -324,7 +328,7 @@ static struct flush *flush_take(struct dr_replay_jobs *rj)
     fl->rows = dr_xcalloc(n, sizeof(*fl->rows));
     fl->done = dr_xcalloc(n, sizeof(*fl->done));
     for (struct job *j = rj->jobs; j; j = j->next) {
-        if (!running(&j->r) && !j->persisted) {
+        if (!dr__replay_row_running(&j->r) && !j->persisted) {
             row_copy(&fl->rows[fl->n++], &j->r);
         }
     }
@@ -346,7 +350,7 @@ static void flush_done(struct dr_replay_jobs *rj, struct flush *fl)
 {
     for (size_t i = 0; fl && i < fl->n; i++) {
         struct job *j = fl->done[i] ? find(rj, fl->rows[i].id) : NULL;
-        if (j && !running(&j->r) && !j->busy) {
+        if (j && !dr__replay_row_running(&j->r) && !j->busy) {
             forget(rj, j);
         }
     }
@@ -445,7 +449,7 @@ static void step_work(uv_work_t *w)
         }
         set_state(r, "done");
     }
-    if (!running(r)) {
+    if (!dr__replay_row_running(r)) {
         r->finished_ms = dr_now_ms();
     }
     /* not written (the store failed): a running job's next step writes it, an ended one's
@@ -479,13 +483,10 @@ static void step_done(uv_work_t *w, int status)
     }
     row_copy(&j->r, &j->s_r);
     j->persisted = j->s_persisted;
-    if (status && running(&j->r)) {
-        snprintf(j->r.last_error, sizeof(j->r.last_error), "step not run: %s", uv_strerror(status));
-        set_state(&j->r, "failed");
-        j->r.finished_ms = dr_now_ms();
-        j->persisted = 0;
+    if (status && dr__replay_row_running(&j->r)) {
+        fail_job(j, "step not run", uv_strerror(status));
     }
-    if (!running(&j->r)) {
+    if (!dr__replay_row_running(&j->r)) {
         finish(rj, j);
     } else {
         double now = (double)uv_now(rj->loop);
@@ -512,11 +513,7 @@ static void start_step(struct dr_replay_jobs *rj, struct job *j)
     rc = uv_queue_work(rj->loop, &j->work, step_work, step_done);
     if (rc) {
         j->busy = 0;
-        snprintf(j->r.last_error, sizeof(j->r.last_error), "cannot schedule work: %s",
-                 uv_strerror(rc));
-        set_state(&j->r, "failed");
-        j->r.finished_ms = dr_now_ms();
-        j->persisted = 0;
+        fail_job(j, "cannot schedule work", uv_strerror(rc));
         finish(rj, j);
     }
 }
@@ -528,7 +525,7 @@ static void on_tick(uv_timer_t *t)
 
     for (struct job *j = rj->jobs, *next; j && !rj->stopping; j = next) {
         next = j->next; /* start_step may forget j */
-        if (running(&j->r) && !j->busy && j->due <= now) {
+        if (dr__replay_row_running(&j->r) && !j->busy && j->due <= now) {
             start_step(rj, j);
         }
     }
@@ -544,7 +541,7 @@ static void arm(struct dr_replay_jobs *rj)
         return;
     }
     for (struct job *j = rj->jobs; j; j = j->next) {
-        if (running(&j->r) && !j->busy && (first < 0 || j->due < first)) {
+        if (dr__replay_row_running(&j->r) && !j->busy && (first < 0 || j->due < first)) {
             first = j->due;
         }
     }
@@ -696,7 +693,7 @@ static void start_done(struct dr_http_req *req, void *arg)
         struct dr_log_field f[] = {DR_LOG_INT("job", s->r.id), DR_LOG_INT("matched", s->r.matched),
                                    DR_LOG_REAL("rate", s->r.rate)};
         dr_audit_dlq("dead-letter replay job started", f, DR_ARRAY_LEN(f));
-        if (running(&s->r)) {
+        if (dr__replay_row_running(&s->r)) {
             adopt(rj, &s->r);
         } else {
             audit_finished(&s->r);
@@ -773,7 +770,7 @@ static const struct dr__replay_row *shown(const struct dr_replay_jobs *rj,
 {
     const struct job *j = find(rj, r->id);
 
-    return j && !running(&j->r) ? &j->r : r;
+    return j && !dr__replay_row_running(&j->r) ? &j->r : r;
 }
 
 static void query_done(struct dr_http_req *req, void *arg)
@@ -824,7 +821,7 @@ void dr__replay_jobs_get(struct dr_replay_jobs *rj, int64_t id, struct dr_http_r
 {
     const struct job *j = find(rj, id);
 
-    if (j && !running(&j->r)) {
+    if (j && !dr__replay_row_running(&j->r)) {
         respond_row(req, &j->r);
         return;
     }
@@ -836,7 +833,7 @@ void dr__replay_jobs_cancel(struct dr_replay_jobs *rj, int64_t id, struct dr_htt
     struct job *j = find(rj, id);
     struct waiter *w;
 
-    if (j && !running(&j->r)) {
+    if (j && !dr__replay_row_running(&j->r)) {
         respond_row(req, &j->r);
         return;
     }

@@ -104,7 +104,7 @@ static int take_int(void *ctx, const struct dr_db_row *row)
     return 0;
 }
 
-static int is_running(const struct dr__replay_row *r)
+int dr__replay_row_running(const struct dr__replay_row *r)
 {
     return strcmp(r->state, "running") == 0;
 }
@@ -150,11 +150,11 @@ int dr__replay_db_insert(struct dr_store *st, struct dr__replay_row *r, const ch
     if (err) {
         return err;
     }
-    if (is_running(r) && dr_db_engine(dr_store_db(st)) == DR_DB_POSTGRES) {
+    if (dr__replay_row_running(r) && dr_db_engine(dr_store_db(st)) == DR_DB_POSTGRES) {
         struct dr_db_val key = DR_DB_INTV(REPLAY_START_LOCK);
         err = dr_db_tx_exec(tx, "SELECT pg_advisory_xact_lock($1)", &key, 1, NULL, NULL, NULL);
     }
-    if (!err && is_running(r)) {
+    if (!err && dr__replay_row_running(r)) {
         err = dr_db_tx_exec(tx, sql_running, NULL, 0, take_int, &running, NULL);
         if (!err && running >= max_running) {
             err = DR_ETOOBIG;
@@ -163,7 +163,7 @@ int dr__replay_db_insert(struct dr_store *st, struct dr__replay_row *r, const ch
     if (!err) {
         err = dr_db_tx_exec(tx, sql_insert, p, DR_ARRAY_LEN(p), take_int, &id, NULL);
     }
-    if (!err && !is_running(r)) {
+    if (!err && !dr__replay_row_running(r)) {
         err = dr_db_tx_exec(tx, sql_trim, &keep, 1, NULL, NULL, NULL);
     }
     if (err) {
@@ -206,7 +206,7 @@ int dr__replay_db_update(struct dr_store *st, const struct dr__replay_row *r, co
         return err;
     }
     *lost = changes == 0;
-    if (!*lost && !is_running(r)) {
+    if (!*lost && !dr__replay_row_running(r)) {
         /* a failed trim leaves a few rows more until the next job ends */
         (void)dr_db_exec(dr_store_db(st), sql_trim, &keep, 1, NULL, NULL, NULL);
     }

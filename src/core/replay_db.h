@@ -24,6 +24,8 @@ struct dr__replay_row {
     char last_error[256];            /* "" when none */
 };
 
+/* 1 when r's state is "running". */
+int dr__replay_row_running(const struct dr__replay_row *r);
 /* Points r's filter strings at r's own buffers again, after r was copied as a whole. */
 void dr__replay_row_relink(struct dr__replay_row *r);
 
