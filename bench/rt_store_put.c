@@ -175,7 +175,8 @@ int main(int argc, char **argv)
     if (getenv("RT_STORE_ROOM")) {
         room_prefix = getenv("RT_STORE_ROOM");
     }
-    if (rows < 1 || batch < 1 || batch > 4096 || rooms < 1 || prefill < 0) {
+    if (rows < 1 || batch < 1 || batch > 4096 || rooms < 1 || prefill < 0 ||
+        (url && url[0] == '-')) {
         fprintf(stderr, "usage: %s [URL] [ROWS] [BATCH<=4096] [ROOMS] [PREFILL]\n", argv[0]);
         return 2;
     }

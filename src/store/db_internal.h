@@ -56,6 +56,12 @@ int64_t dr__lite_row_int(const struct dr_db_row *row, int col);
 const char *dr__lite_row_text(const struct dr_db_row *row, int col);
 const void *dr__lite_row_blob(const struct dr_db_row *row, int col, size_t *len);
 
+/* Tests: while set, every statement run on SQLite is first explained (EXPLAIN QUERY PLAN with
+ * the same parameters) and fn gets its SQL and the plan's lines, each ending in '\n'. One hook
+ * per process; NULL removes it. */
+typedef void (*dr__lite_plan_fn)(void *ctx, const char *sql, const char *plan);
+void dr__lite_set_plan_hook(dr__lite_plan_fn fn, void *ctx);
+
 /* PostgreSQL engine: url is a libpq connection URI. */
 int dr__pg_open(const char *url, int pool_size, struct dr__pg **out);
 void dr__pg_close(struct dr__pg *p);

@@ -14,11 +14,13 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/log.h"
 #include "dr/util.h"
@@ -324,14 +326,54 @@ static int bind_params(const struct prepared *p, const struct dr_db_val *params,
     return DR_OK;
 }
 
+static _Atomic(dr__lite_plan_fn) plan_fn;
+static void *_Atomic plan_ctx;
+
+void dr__lite_set_plan_hook(dr__lite_plan_fn fn, void *ctx)
+{
+    atomic_store(&plan_ctx, ctx);
+    atomic_store(&plan_fn, fn);
+}
+
+/* The plan of sql with params, for the hook (dr__lite_set_plan_hook). */
+static void explain(struct dr__lite_conn *c, const char *sql, const struct dr_db_val *params,
+                    size_t nparams, dr__lite_plan_fn fn)
+{
+    struct dr_buf q, plan;
+    struct prepared p = {0};
+
+    dr_buf_init(&q, SIZE_MAX);
+    dr_buf_init(&plan, SIZE_MAX);
+    dr_buf_appends(&q, "EXPLAIN QUERY PLAN ");
+    dr_buf_appends(&q, sql);
+    if (sqlite3_prepare_v2(c->h, q.data, -1, &p.st, NULL) == SQLITE_OK && p.st) {
+        p.ordered = params_ordered(p.st);
+        if (bind_params(&p, params, nparams) == DR_OK) {
+            while (sqlite3_step(p.st) == SQLITE_ROW) {
+                const unsigned char *detail = sqlite3_column_text(p.st, 3);
+                dr_buf_appends(&plan, detail ? (const char *)detail : "");
+                dr_buf_appendc(&plan, '\n');
+            }
+        }
+    }
+    sqlite3_finalize(p.st);
+    fn(atomic_load(&plan_ctx), sql, plan.data ? plan.data : "");
+    dr_buf_cleanup(&q);
+    dr_buf_cleanup(&plan);
+}
+
 /* Every parameter is bound again before each run, so bindings are not cleared afterwards. */
 static int run(struct dr__lite_conn *c, const struct prepared *p, const struct dr_db_val *params,
                size_t nparams, dr_db_row_cb cb, void *ctx, int64_t *changes)
 {
     sqlite3_stmt *st = p->st;
     struct dr_db_row row = {.st = st, .ncols = sqlite3_column_count(st)};
+    dr__lite_plan_fn fn = atomic_load(&plan_fn);
     int err, rc;
 
+    if (fn) {
+        explain(c, sqlite3_sql(st), params, nparams, fn);
+    }
     err = bind_params(p, params, nparams);
     if (err) {
         goto out;
