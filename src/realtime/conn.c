@@ -1112,6 +1112,40 @@ int dr__rt_conn_rate_ok(struct rt_conn *c)
     return dr_bucket_take(&c->rate, cf->rate, cf->burst, dr_mono_ms(), NULL);
 }
 
+static const char *claim_email(const struct dr_jwt_claims *cl)
+{
+    return cl->raw ? dr_json_str(cl->raw, "email") : NULL;
+}
+
+/*
+ * A room of c that the refreshed claims fresh may not grant, or NULL. A room the old claims
+ * granted by themselves (its user, its org, the rooms claim, admin) must be granted by the new
+ * ones by themselves. One the store granted (organizer, participant by email, owner) still is:
+ * that rests on sub, which is the same, and on the email claim, which must then be the same
+ * too. A lost room ends the connection (4003) rather than leaving it quietly: the client
+ * reconnects with the new token, joins what it grants and resumes from its last seq.
+ */
+static const char *room_lost(const struct dr_jwt_claims *old, const struct dr_jwt_claims *fresh,
+                             const struct rt_conn *c)
+{
+    const char *oe = claim_email(old), *ne = claim_email(fresh);
+    int same_email = (!oe && !ne) || (oe && ne && strcmp(oe, ne) == 0);
+
+    for (size_t i = 0; i < c->nsubs; i++) {
+        const char *room = c->subs[i].room;
+        int was = 0, now = 0;
+        int old_decided = dr__rt_may_join_local(old, room, &was) == 0;
+        int new_decided = dr__rt_may_join_local(fresh, room, &now) == 0;
+        if (new_decided && now) {
+            continue;
+        }
+        if ((old_decided && was) || !same_email || new_decided) {
+            return room;
+        }
+    }
+    return NULL;
+}
+
 static void on_auth(struct rt_conn *c, const cJSON *m)
 {
     const char *token = dr_json_str(m, "token");
@@ -1129,9 +1163,18 @@ static void on_auth(struct rt_conn *c, const cJSON *m)
     }
     if (c->state == RT_CONN_OPEN) {
         /* a fresh token for the same user extends the connection */
+        const char *lost = NULL;
         if (strcmp(claims->sub, c->claims->sub) != 0) {
             dr_jwt_claims_destroy(claims);
             dr__rt_conn_close(c, 4003, "token for another user");
+            return;
+        }
+        if ((lost = room_lost(c->claims, claims, c))) {
+            /* the kind of room only: a user room names its user */
+            DR_INFO("realtime", "refreshed token grants fewer rooms", "conn=%llu room_kind=%.*s",
+                    (unsigned long long)c->id, (int)strcspn(lost, ":"), lost);
+            dr_jwt_claims_destroy(claims);
+            dr__rt_conn_close(c, 4003, "token no longer grants a joined room");
             return;
         }
         dr_jwt_claims_destroy(c->claims);

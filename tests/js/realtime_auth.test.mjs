@@ -295,6 +295,41 @@ describe('rooms and limits', () => {
     await a.close();
   });
 
+  test('a refreshed token keeps the connection while it grants every joined room', async () => {
+    const claims = { rooms: ['meeting:p9'] };
+    const c = await Client.open(srv.wsUrl, bearer(await userToken('rf1', claims)));
+    const w = await c.waitFrame('welcome');
+    assert.deepEqual(w.rooms, ['user:rf1', 'org:acme', 'meeting:p9']);
+    c.send({ type: 'auth', token: await userToken('rf1', claims, { exp: 7200 }) });
+    await srv.publish([notification('rf1', 1, { room: 'org:acme' })]);
+    assert.equal((await c.waitFrame('event')).room, 'org:acme', 'still served after the refresh');
+    // another org: org:acme is no longer granted
+    c.send({ type: 'auth', token: await userToken('rf1', { ...claims, org: 'other' }) });
+    assert.equal((await c.closed).code, 4003);
+
+    // the rooms claim without a joined room
+    const d = await Client.open(srv.wsUrl, bearer(await userToken('rf2', claims)));
+    await d.waitFrame('welcome');
+    d.send({ type: 'auth', token: await userToken('rf2') });
+    assert.equal((await d.closed).code, 4003);
+
+    // an admin's room, refreshed without the role
+    const a = await Client.open(srv.wsUrl, bearer(await userToken('rf3', { role: 'admin' })));
+    await a.waitFrame('welcome');
+    a.send({ type: 'subscribe', room: 'shipment:RF3' });
+    await a.waitFrame('subscribed');
+    a.send({ type: 'auth', token: await userToken('rf3') });
+    const closed = await a.closed;
+    assert.equal(closed.code, 4003);
+    assert.match(closed.reason, /no longer grants/);
+
+    // another user
+    const e = await Client.open(srv.wsUrl, bearer(await userToken('rf4')));
+    await e.waitFrame('welcome');
+    e.send({ type: 'auth', token: await userToken('rf5') });
+    assert.equal((await e.closed).code, 4003);
+  });
+
   test('SSE rooms parameter: checked before the stream starts', async () => {
     const h = { Authorization: `Bearer ${await userToken('sse-rooms', { rooms: ['meeting:p1'] })}` };
     const cases = [
