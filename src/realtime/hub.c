@@ -558,12 +558,30 @@ int dr__hub_index_user(struct dr_hub *hub, struct rt_conn *c, const char *sub)
 void dr__hub_tell_user(struct dr_hub *hub, const char *sub, const char *json, struct rt_conn *skip)
 {
     cJSON *o = dr_json_parse(json, strlen(json));
+    struct rt_conn **snap;
+    size_t cnt = 0;
 
-    for (struct rt_conn *c = dr__rt_map_get(&hub->users, sub); o && c; c = c->unext) {
-        if (c != skip && c->state == RT_CONN_OPEN) {
-            dr__rt_conn_send_json(c, o);
-        }
+    if (!o) {
+        return;
     }
+    /* sending may close a connection (a full queue), which takes it out of the user's list and
+     * ends its unext chain: walk a snapshot */
+    for (struct rt_conn *c = dr__rt_map_get(&hub->users, sub); c; c = c->unext) {
+        cnt++;
+    }
+    snap = dr_xmalloc((cnt ? cnt : 1) * sizeof(*snap));
+    cnt = 0;
+    for (struct rt_conn *c = dr__rt_map_get(&hub->users, sub); c; c = c->unext) {
+        snap[cnt++] = c;
+        dr__rt_conn_ref(c);
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        if (snap[i] != skip && snap[i]->state == RT_CONN_OPEN) {
+            dr__rt_conn_send_json(snap[i], o);
+        }
+        dr__rt_conn_unref(snap[i]);
+    }
+    free(snap);
     cJSON_Delete(o);
 }
 

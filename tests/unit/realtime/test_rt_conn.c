@@ -204,6 +204,37 @@ static void rejoin_from_earlier_while_catching_up(void **state)
     dr__rt_conn_unref(c);
 }
 
+/*
+ * A read told to a user's connections: the first one told (the newest) has a full queue and is
+ * closed by the telling (4008). The user's older connection is still told.
+ */
+static void read_reaches_others_when_one_is_closed(void **state)
+{
+    struct fx *f = *state;
+    struct rt_conn *older = open_conn(f, "user-9", "z@example.com");
+    struct rt_conn *full = open_conn(f, "user-9", "z@example.com");
+    static char buf[65536];
+    static char big[65536];
+
+    dr__rt_conn_ref(older);
+    dr__rt_conn_ref(full);
+    fx_read_until(f, f->peers[0], buf, sizeof(buf), "welcome");
+    memset(big, ':', sizeof(big)); /* SSE comment lines */
+    big[sizeof(big) - 1] = '\n';
+    /* the client of full reads nothing: its socket fills, then libuv queues */
+    while (uv_stream_get_write_queue_size((uv_stream_t *)full->tcp) == 0) {
+        assert_int_equal(dr__rt_conn_write_raw(full, big, sizeof(big)), DR_OK);
+    }
+    f->conf.max_queue_bytes = uv_stream_get_write_queue_size((uv_stream_t *)full->tcp) + 1;
+    dr__hub_tell_user(&f->hub, "user-9", "{\"type\":\"read\",\"id\":\"n1\",\"seq\":1}", NULL);
+    assert_int_not_equal(full->state, RT_CONN_OPEN);
+    f->conf.max_queue_bytes = RT_FX_MAX_QUEUE_BYTES;
+    fx_read_until(f, f->peers[0], buf, sizeof(buf), "\"type\":\"read\"");
+    assert_int_equal(older->state, RT_CONN_OPEN);
+    dr__rt_conn_unref(full);
+    dr__rt_conn_unref(older);
+}
+
 /* A notification numbered seq for room, as the store numbers it; the caller unrefs it. */
 static struct dr_notification *numbered(const char *id, const char *room, int64_t seq)
 {
@@ -404,6 +435,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(local_seq_going_back_resyncs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(longest_sub_is_indexed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(bus_forms_are_read_alike, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(read_reaches_others_when_one_is_closed, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(held_back_events_go_out_in_seq_order, fx_setup,
                                         fx_teardown),
     };
