@@ -572,9 +572,12 @@ static void finish_rooms(struct rt_conn *c, struct rt_catchup *j)
         struct dr_notification *n = c->buffered[i];
         int in_job;
         struct rt_sub *s = job_sub(c, j, n->room, &in_job);
-        if (!s && in_job && find_sub(c, n->room)) {
+        struct rt_sub *again = !s && in_job ? find_sub(c, n->room) : NULL;
+        if (again && again->state == RT_SUB_CATCHUP) {
             in_job = 0; /* held for the room joined again: its own catch-up delivers it */
         }
+        /* joined again live (no since): it wants nothing from before, and nothing would ever
+         * take the event out of buffered; it is let go below (s is NULL) */
         if (!in_job) {
             c->buffered[keep++] = n;
             continue;

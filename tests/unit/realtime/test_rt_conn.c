@@ -325,6 +325,39 @@ static void deliver_seq(struct fx *f, const char *id, const char *room, int64_t 
 }
 
 /*
+ * A live event held back while a room resumes, then the room left and joined again live (no
+ * since) before the catch-up ends: the event is let go, not kept for the new subscription,
+ * which never takes it (kept, it counted against max_buffered for the connection's life).
+ */
+static void held_event_let_go_when_joined_again_live(void **state)
+{
+    struct fx *f = *state;
+    struct rt_conn *c;
+    int64_t seq = 0;
+
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "h%d", i);
+        seq = store_one(f, id, "user:user-5");
+    }
+    c = open_conn(f, "user-5", "h@example.com");
+    dr__rt_conn_ref(c);
+    on_message(c, "{\"type\":\"unsubscribe\",\"room\":\"user:user-5\"}");
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"user:user-5\",\"since\":0}");
+    assert_true(c->catchup_running);
+    deliver_seq(f, "h-live", "user:user-5", seq + 1);
+    assert_int_equal(c->nbuffered, 1);
+    on_message(c, "{\"type\":\"unsubscribe\",\"room\":\"user:user-5\"}");
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"user:user-5\"}");
+    while (c->state == RT_CONN_OPEN && (c->catchup_running || c->cu_job || c->catchup_head)) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(c->state, RT_CONN_OPEN);
+    assert_int_equal(c->nbuffered, 0);
+    dr__rt_conn_unref(c);
+}
+
+/*
  * Live events held back while a room resumes are sent in seq order once the catch-up is done,
  * even when they came out of order (the Redis bus delivers a seq it had given up on late): the
  * higher one first would make the connection drop the lower one as already sent.
@@ -435,6 +468,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(local_seq_going_back_resyncs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(longest_sub_is_indexed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(bus_forms_are_read_alike, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(held_event_let_go_when_joined_again_live, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(read_reaches_others_when_one_is_closed, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(held_back_events_go_out_in_seq_order, fx_setup,
