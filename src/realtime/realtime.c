@@ -255,23 +255,32 @@ static int64_t parse_since(const char *s)
     return dr_parse_int(s, 0, INT64_MAX, &v) == DR_OK ? v : -2;
 }
 
+/* since from the query string: -1 when absent, -2 when malformed (empty, not a seq, a %00 in
+ * it, longer than a seq can be: cut short, it would read as another seq). */
+static int64_t query_since(const struct dr_http_req *req)
+{
+    char err[128];
+    int64_t v = -1;
+    int rc = dr_http_query_int(req, "since", 0, INT64_MAX, &v, err, sizeof(err));
+
+    return rc == DR_OK ? v : rc == DR_ENOTFOUND ? -1 : -2;
+}
+
 static void on_ws(struct dr_http_req *req, void *ctx)
 {
     struct dr_hub *hub = ctx;
     struct dr_jwt_claims *claims = NULL;
-    char *token = NULL, buf[32];
-    int64_t since = -1;
+    char *token = NULL;
+    int64_t since;
     int err;
 
     if (refuse_busy(hub, req)) {
         return;
     }
-    if (dr_http_query_param(req, "since", buf, sizeof(buf)) != DR_ENOTFOUND) {
-        since = parse_since(buf);
-        if (since == -2) {
-            dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "since must be a seq (>= 0)");
-            return;
-        }
+    since = query_since(req);
+    if (since == -2) {
+        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "since must be a seq (>= 0)");
+        return;
     }
     err = dr__rt_request_token(req, &token);
     if (err != DR_ENOTFOUND) {
@@ -345,7 +354,7 @@ static void on_events(struct dr_http_req *req, void *ctx)
 {
     struct dr_hub *hub = ctx;
     struct sse_job *j;
-    char buf[32], *rooms, *save = NULL;
+    char *rooms, *save = NULL;
     int need_store = 0;
 
     if (refuse_busy(hub, req)) {
@@ -354,8 +363,8 @@ static void on_events(struct dr_http_req *req, void *ctx)
     j = dr_xcalloc(1, sizeof(*j));
     j->hub = hub;
     j->since = parse_since(dr_http_header(req, "Last-Event-ID"));
-    if (j->since == -1 && dr_http_query_param(req, "since", buf, sizeof(buf)) != DR_ENOTFOUND) {
-        j->since = parse_since(buf);
+    if (j->since == -1) {
+        j->since = query_since(req);
     }
     if (j->since == -2) {
         dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "Last-Event-ID/since must be a seq");

@@ -286,6 +286,34 @@ for (const [backend, env] of backends) {
         s.es.close();
       });
 
+      test('since in the query is read whole or refused, never cut short', async () => {
+        const tok = await userToken(u('q1'));
+        const padded = `${'0'.repeat(35)}1`; // over 31 bytes, a seq all the same
+        const c = await Client.open(`${srv.wsUrl}?since=${padded}`, bearer(tok));
+        assert.equal((await c.waitFrame('welcome')).since, 1);
+        await c.close();
+        for (const bad of [`${'0'.repeat(70)}1`, '1%00junk', '', '-1']) {
+          await assert.rejects(Client.open(`${srv.wsUrl}?since=${bad}`, bearer(tok)), (err) => {
+            assert.equal(err.status, 400, `WebSocket since=${bad}: ${err.message}`);
+            return true;
+          });
+          const r = await fetch(`${srv.url}/events?since=${bad}`, { headers: { Authorization: `Bearer ${tok}` } });
+          assert.equal(r.status, 400, `SSE since=${bad}`);
+          assert.match((await r.json()).error.message, /since/);
+        }
+        const ac = new AbortController();
+        const r = await fetch(`${srv.url}/events?since=${padded}`, {
+          headers: { Authorization: `Bearer ${tok}` },
+          signal: ac.signal,
+        });
+        assert.equal(r.status, 200);
+        const reader = r.body.getReader();
+        let text = '';
+        while (!text.includes('"welcome"')) text += new TextDecoder().decode((await reader.read()).value);
+        assert.match(text, /"since":1\b/);
+        ac.abort();
+      });
+
       test('SSE ?since= above the head', async () => {
         const user = u('h5');
         const head = await storeHead(user);
