@@ -256,20 +256,39 @@ void dr__rt_conn_flush_cork(struct rt_conn *c)
     write_frames(c, c->cork, n);
 }
 
+static size_t queued_bytes(const struct rt_conn *c)
+{
+    return uv_stream_get_write_queue_size((const uv_stream_t *)c->tcp) + c->cork_bytes;
+}
+
+/* The client does not read fast enough: it resumes later from its last seq. */
+static void close_slow(struct rt_conn *c)
+{
+    dr_metrics_inc(RT_M_SLOW, "", 1);
+    DR_INFO("realtime", "slow client closed", "conn=%llu queued=%zu", (unsigned long long)c->id,
+            queued_bytes(c));
+    drop_cork(c);
+    dr__rt_conn_close(c, 4008, "slow client: outbound queue full");
+}
+
+int dr__rt_conn_bound_queue(struct rt_conn *c)
+{
+    if ((c->state != RT_CONN_OPEN && c->state != RT_CONN_AUTH) ||
+        queued_bytes(c) <= c->hub->conf->max_queue_bytes) {
+        return 0;
+    }
+    close_slow(c);
+    return 1;
+}
+
 static int write_frame(struct rt_conn *c, struct rt_frame *f, int bounded)
 {
     if (c->state == RT_CONN_CLOSED) {
         return DR_EUNAVAIL;
     }
-    if (bounded && uv_stream_get_write_queue_size((uv_stream_t *)c->tcp) + c->cork_bytes + f->len >
-                       c->hub->conf->max_queue_bytes) {
-        /* the client does not read fast enough: it resumes later from its last seq */
-        dr_metrics_inc(RT_M_SLOW, "", 1);
+    if (bounded && queued_bytes(c) + f->len > c->hub->conf->max_queue_bytes) {
         dr_metrics_inc(RT_M_DROPPED, "reason=\"queue_full\"", 1);
-        DR_INFO("realtime", "slow client closed", "conn=%llu queued=%zu", (unsigned long long)c->id,
-                uv_stream_get_write_queue_size((uv_stream_t *)c->tcp) + c->cork_bytes);
-        drop_cork(c);
-        dr__rt_conn_close(c, 4008, "slow client: outbound queue full");
+        close_slow(c);
         return DR_ETOOBIG;
     }
     atomic_fetch_add(&f->refs, 1);

@@ -330,8 +330,12 @@ int dr__hub_resync_past(struct dr_hub *hub, const char *room, int64_t seq);
  * the batch is done (this call); any other write to that connection first flushes what was
  * gathered, so order is kept. */
 void dr__rt_conn_flush_cork(struct rt_conn *c);
-/* Writes bytes that are not shared (handshakes, control frames). */
+/* Writes bytes that are not shared (handshakes, control frames), past max_queue_bytes too: a
+ * close frame must go out. */
 int dr__rt_conn_write_raw(struct rt_conn *c, const void *data, size_t len);
+/* After answers written with dr__rt_conn_write_raw (pongs): closes c with 4008 when its
+ * outbound queue is over max_queue_bytes, as a write of an event would. 1 when it closed c. */
+int dr__rt_conn_bound_queue(struct rt_conn *c);
 /* Sends a JSON frame built for this connection only. */
 void dr__rt_conn_send_json(struct rt_conn *c, const cJSON *obj);
 void dr__rt_conn_send_error(struct rt_conn *c, const char *code, const char *msg);

@@ -102,8 +102,15 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
             dr__hub_detach(c->hub, c);
         }
         break;
+    case WSLAY_PING:
+        /* wslay answers it; a ping is a client message like any other for the rate limit */
+        if (!dr__rt_conn_rate_ok(c)) {
+            dr_metrics_inc(RT_M_REFUSED, "reason=\"rate_limited\"", 1);
+            dr__rt_conn_close(c, 1008, "message rate limit exceeded");
+        }
+        break;
     default:
-        break; /* ping is answered by wslay; pong only proves liveness */
+        break; /* a pong only proves liveness */
     }
 }
 
@@ -209,6 +216,9 @@ void dr__ws_feed(struct rt_conn *c, const char *data, size_t len)
         finish(c);
     } else {
         flush(c);
+        /* wslay's answers (pongs) bypass the queue's bound: a client that pings and never reads
+         * would grow it without end */
+        dr__rt_conn_bound_queue(c);
     }
     ws->in = NULL;
     ws->inlen = 0;

@@ -113,6 +113,63 @@ describe('protocol', () => {
     for (let i = 0; i < 40; i++) c.send({ type: 'ping' });
     assert.equal((await c.closed).code, 1008);
   });
+
+  test('WebSocket pings count against the message rate', async () => {
+    const c = await connect('pinger');
+    for (let i = 0; i < 40; i++) c.ws.ping();
+    await waitFor(() => c.closeInfo, 'the close');
+    assert.equal(c.closeInfo.code, 1008);
+  });
+});
+
+describe('pongs to a client that does not read', () => {
+  let fast;
+  before(async () => {
+    // a rate that lets a ping flood through: only the outbound queue's bound stops it
+    fast = await startServer({
+      realtime: { max_queue_bytes: 16384, send_buffer: 4096, rate: 100000, burst: 100000 },
+    });
+  });
+  after(async () => {
+    const r = await fast.stop();
+    assert.equal(r.code, 0, `clean exit expected: ${fast.log().slice(-2000)}`);
+  });
+
+  // Pings with the largest payload while not reading: each pong waits in the server's queue.
+  // Returns the pongs received once reading again, and how the connection ended (null: open).
+  async function flood(c, pings) {
+    const before = await fast.metric('dr_realtime_slow_client_closes_total');
+    let pongs = 0;
+    c.ws.on('pong', () => pongs++);
+    c.ws._socket.pause();
+    const payload = Buffer.alloc(125, 0x70);
+    for (let i = 0; i < pings && !c.closeInfo; i++) {
+      c.ws.ping(payload);
+      if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(
+      async () => (await fast.metric('dr_realtime_slow_client_closes_total')) > before,
+      'the client to be closed as slow',
+      30000,
+    );
+    c.ws._socket.resume();
+    await c.closed;
+    return { pongs, closed: c.closeInfo };
+  }
+
+  test('authenticated: closed with 4008, the queue stays bounded', async () => {
+    const c = await Client.open(fast.wsUrl, bearer(await userToken('pf1')));
+    await c.waitFrame('welcome');
+    const { pongs, closed } = await flood(c, 200000);
+    assert.equal(closed.code, 4008);
+    assert.ok(pongs < 200000, `closed before every pong was sent (${pongs})`);
+  });
+
+  test('before the auth message: closed with 4008 as well', async () => {
+    const c = await Client.open(fast.wsUrl);
+    const { closed } = await flood(c, 200000);
+    assert.equal(closed.code, 4008);
+  });
 });
 
 describe('backpressure', () => {
