@@ -511,9 +511,12 @@ int dr_jwt_keys_load_jwks(struct dr_jwt_keys *keys, const char *json, size_t len
         enum jwk_result res = parse_jwk(jwk, &k, &why);
 
         if (res == JWK_BAD) {
-            goto out;
-        }
-        if (res == JWK_SKIP) {
+            /* one key we cannot take (a weak or broken one) does not cost the others: an
+             * identity provider that publishes it beside good keys would otherwise lock every
+             * user out. Alone, it leaves no usable key and the document is rejected. */
+            DR_WARN("jwt", "jwks key skipped", "reason=%s key_index=%zu", why, index);
+            skipped++;
+        } else if (res == JWK_SKIP) {
             skipped++;
         } else if (kid_taken(jwks, n, k.kid)) {
             why = "duplicate_kid";

@@ -513,6 +513,17 @@ static void jwks_bad_keys(void **state)
     cJSON_AddItemToObject(k, "key_ops", cJSON_CreateStringArray((const char *[]){"encrypt"}, 1));
     assert_int_equal(load_keys(keys, key_copy(f, 0), k), DR_OK);
     assert_int_equal(dr_jwt_keys_jwks_count(keys), 1);
+    /* so are broken or weak keys next to a usable one: the others are still taken */
+    k = key_copy(f, 0);
+    edit_b64(k, "n", 128, 0); /* 1024-bit modulus */
+    assert_int_equal(load_keys(keys, k, key_copy(f, 1)), DR_OK);
+    assert_int_equal(dr_jwt_keys_jwks_count(keys), 1);
+    assert_int_equal(check(keys, tok(f, "es256"), strlen(tok(f, "es256")), &f->opts, why), DR_OK);
+    expect_reason(keys, rs, strlen(rs), &f->opts, "unknown_kid");
+    k = key_copy(f, 1);
+    edit_b64(k, "y", 0, 1); /* point off the curve */
+    assert_int_equal(load_keys(keys, key_copy(f, 0), k), DR_OK);
+    assert_int_equal(check(keys, rs, strlen(rs), &f->opts, why), DR_OK);
     dr_jwt_keys_destroy(keys);
 }
 
