@@ -923,6 +923,20 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* RFC 9110 5.5: the SP and HTAB around a field value are not part of it. The parser drops the
+ * leading ones but keeps the trailing ones (a value may arrive in pieces, so only the whole value
+ * can be trimmed): "Bearer <token> " would name another token, "10 " not be a number. */
+static void trim_ows(char *v)
+{
+    size_t start = strspn(v, " \t"), end = strlen(v);
+
+    while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t')) {
+        end--;
+    }
+    memmove(v, v + start, end - start);
+    v[end - start] = '\0';
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct conn *c = p->data;
@@ -935,6 +949,7 @@ static int on_headers_complete(http_parser *p)
         if (!r->headers[i].value) {
             r->headers[i].value = dr_xstrdup("");
         }
+        trim_ows(r->headers[i].value);
     }
     snprintf(r->method, sizeof(r->method), "%s", http_method_str((enum http_method)p->method));
     r->keepalive = http_should_keep_alive(p);

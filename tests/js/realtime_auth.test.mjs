@@ -66,6 +66,30 @@ describe('authentication methods', () => {
     await c.close();
   });
 
+  // RFC 9110 5.5: the whitespace after a header's value is not part of it, so not of the token
+  test('Authorization: Bearer with a space or a tab after the token', async () => {
+    const t = await userToken('a5');
+    const wrong = await sign({ sub: 'a5' }, { secret: 'x'.repeat(40) });
+    const inbox = (auth) =>
+      srv.request('GET', '/api/v1/notifications/unread-count', undefined, { Authorization: auth });
+    const refusedAs = (await inbox(`Bearer ${wrong}`)).json.error.message;
+    assert.match(refusedAs, /^invalid token: /);
+    for (const ws of [' ', '\t', ' \t ']) {
+      const what = JSON.stringify(ws);
+      const c = await Client.open(srv.wsUrl, bearer(t + ws));
+      assert.equal((await c.waitFrame('welcome')).user, 'a5', what);
+      await c.close();
+      let r = await inbox(`Bearer ${t}${ws}`);
+      assert.equal(r.status, 200, `${what}: ${r.text}`);
+      assert.equal(r.json.unread, 0);
+      // a wrong token is still refused, for what it is
+      await expectRefused(srv.wsUrl, bearer(wrong + ws));
+      r = await inbox(`Bearer ${wrong}${ws}`);
+      assert.equal(r.status, 401, what);
+      assert.equal(r.json.error.message, refusedAs, what);
+    }
+  });
+
   test('access_token query parameter', async () => {
     const c = await Client.open(`${srv.wsUrl}?access_token=${await userToken('a2')}`);
     assert.equal((await c.waitFrame('welcome')).user, 'a2');

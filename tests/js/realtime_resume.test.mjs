@@ -172,6 +172,34 @@ for (const [backend, env] of backends) {
         assert.equal(b.events().length, 8);
       });
 
+      // RFC 9110 5.5: the whitespace after a header's value is not part of it, nor of the seq
+      test('Last-Event-ID with spaces or a tab after the seq resumes the same', async () => {
+        const tok = await userToken(u('s2'));
+        const first = Array.from({ length: 3 }, (_, i) => notification(u('s2'), i));
+        const second = Array.from({ length: 3 }, (_, i) => notification(u('s2'), 10 + i));
+        const a = sse(`${srv.url}/events`, { Authorization: `Bearer ${tok}` });
+        await waitFor(() => a.frames.length > 0, 'welcome');
+        await publishEach(first);
+        await waitFor(() => a.events().length >= 3, '3 SSE events');
+        a.es.close();
+        const lastId = a.ids.at(-1);
+
+        await publishEach(second);
+        for (const ws of ['  ', '\t', ' \t ']) {
+          const what = JSON.stringify(lastId + ws);
+          const b = sse(`${srv.url}/events`, { Authorization: `Bearer ${tok}`, 'Last-Event-ID': lastId + ws });
+          let refused = null;
+          b.es.onerror = (e) => {
+            refused = e.status ?? 'error';
+          };
+          await waitFor(() => b.events().length >= 3 || refused, `3 resumed SSE events for ${what}`);
+          await new Promise((r) => setTimeout(r, 150));
+          b.es.close();
+          assert.equal(refused, null, what);
+          assertExactlyOnceInOrder(b.events(), second.map((n) => n.notification_id));
+        }
+      });
+
       test('heartbeat comments keep the stream open', async () => {
         const hb = await startServer({ realtime: { heartbeat: '100ms' }, env });
         try {

@@ -1,5 +1,6 @@
-/* Whole numbers from the query string (src/http/server.c: dr_http_query_int()) on a real server
- * on its own loop: what a client sends after "n=" and what a handler gets from it. */
+/* src/http/server.c on a real server on its own loop: whole numbers from the query string
+ * (dr_http_query_int(): what a client sends after "n=" and what a handler gets from it), and
+ * header values as a handler gets them (dr_http_header()). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +30,7 @@ struct fx {
     int calls, rc;
     int64_t value;
     char err[128];
+    char header[128]; /* on_header: the value of X-V, "(none)" without one */
 };
 
 static void on_query(struct dr_http_req *req, void *ctx)
@@ -42,6 +44,16 @@ static void on_query(struct dr_http_req *req, void *ctx)
     dr_http_respond(req, 204, "text/plain", "", 0);
 }
 
+static void on_header(struct dr_http_req *req, void *ctx)
+{
+    struct fx *f = ctx;
+    const char *v = dr_http_header(req, "x-v");
+
+    snprintf(f->header, sizeof(f->header), "%s", v ? v : "(none)");
+    f->calls++;
+    dr_http_respond(req, 204, "text/plain", "", 0);
+}
+
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
@@ -51,6 +63,7 @@ static int setup(void **state)
     f->deadline.data = f;
     if (dr_http_server_create(&f->loop, NULL, &f->srv) != DR_OK ||
         dr_http_route(f->srv, "GET", "/q", on_query, f) != DR_OK ||
+        dr_http_route(f->srv, "GET", "/h", on_header, f) != DR_OK ||
         dr_http_server_listen(f->srv, "127.0.0.1", 0) != DR_OK) {
         return -1;
     }
@@ -80,27 +93,47 @@ static void on_deadline(uv_timer_t *t)
     uv_stop(&f->loop);
 }
 
-/* Sends GET /q?query and runs the loop until the handler has run (or 5 s have passed). */
-static void request(struct fx *f, const char *query)
+/* Sends the request head in pieces, each cut off at a '|' in it, the server reading each piece
+ * before the next is sent; then runs the loop until the handler has run (or 5 s have passed). */
+static void send_head(struct fx *f, const char *head)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    char head[512];
-    int fd = socket(AF_INET, SOCK_STREAM, 0), calls = f->calls, n;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), calls = f->calls;
 
     assert_true(fd >= 0);
     a.sin_port = htons((uint16_t)dr_http_server_port(f->srv));
     /* the kernel completes the connection from the listen backlog: no loop turn needed */
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    n = snprintf(head, sizeof(head), "GET /q?%s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-                 query);
-    assert_int_equal(send(fd, head, (size_t)n, 0), n);
     uv_timer_start(&f->deadline, on_deadline, 5000, 0);
+    for (const char *p = head; *p;) {
+        size_t n = strcspn(p, "|");
+
+        assert_int_equal(send(fd, p, n, 0), (ssize_t)n);
+        p += n + (p[n] == '|');
+        if (*p) {
+            /* a turn or two of the loop: the server accepts, then reads what is there */
+            for (int i = 0; i < 3; i++) {
+                uv_run(&f->loop, UV_RUN_NOWAIT);
+                usleep(2000);
+            }
+        }
+    }
     while (f->calls == calls && !f->timed_out) {
         uv_run(&f->loop, UV_RUN_ONCE);
     }
     uv_timer_stop(&f->deadline);
     close(fd);
     assert_false(f->timed_out);
+}
+
+/* Sends GET /q?query and runs the loop until the handler has run. */
+static void request(struct fx *f, const char *query)
+{
+    char head[512];
+
+    snprintf(head, sizeof(head), "GET /q?%s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+             query);
+    send_head(f, head);
 }
 
 static void taken(struct fx *f, const char *query, int64_t want)
@@ -189,11 +222,45 @@ static void unbounded(void **state)
     refused(f, "n=1", "from -9223372036854775808 to 0");
 }
 
+/* What the handler gets for the X-V header line "X-V:" line "\r\n" sent in pieces (cut at '|'). */
+static void header_seen(struct fx *f, const char *line, const char *want)
+{
+    char head[512];
+
+    snprintf(head, sizeof(head),
+             "GET /h HTTP/1.1\r\nHost: t\r\nX-V:%s\r\nConnection: close\r\n\r\n", line);
+    send_head(f, head);
+    if (strcmp(f->header, want) != 0) {
+        fail_msg("X-V:%s: the handler got '%s', expected '%s'", line, f->header, want);
+    }
+}
+
+/* RFC 9110 5.5: the spaces and tabs around a field value are not part of it, however the value
+ * arrives; those inside it are. */
+static void header_values_trimmed(void **state)
+{
+    struct fx *f = *state;
+
+    header_seen(f, "Bearer abc", "Bearer abc");
+    header_seen(f, " Bearer abc ", "Bearer abc");
+    header_seen(f, " Bearer abc\t", "Bearer abc");
+    header_seen(f, "\t 10  \t ", "10");
+    header_seen(f, " a \t b ", "a \t b");
+    header_seen(f, "   ", "");
+    header_seen(f, "", "");
+    /* in pieces: the trailing whitespace in a piece of its own, or split itself */
+    header_seen(f, " Bearer abc|  ", "Bearer abc");
+    header_seen(f, " Bearer abc | \t|\t", "Bearer abc");
+    header_seen(f, " Bea|rer |abc |", "Bearer abc");
+    header_seen(f, " a |b ", "a b");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(unbounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(header_values_trimmed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
