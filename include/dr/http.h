@@ -73,6 +73,15 @@ int dr_http_query_param(const struct dr_http_req *req, const char *name, char *o
  */
 int dr_http_query_int(const struct dr_http_req *req, const char *name, int64_t min, int64_t max,
                       int64_t *out, char *err, size_t errsz);
+/*
+ * Query parameter name as a yes or no: 1 into *out for "1", "true" or "yes", 0 for "0", "false"
+ * or "no" (as they are, decoded). DR_OK; DR_ENOTFOUND when it is absent; DR_EINVAL when it is
+ * there but anything else (empty, or one of them followed by a %00 and more): err (errsz bytes,
+ * always a string) then names it, for the caller to answer 400 INVALID_ARGUMENT with. *out is
+ * left as it was unless DR_OK.
+ */
+int dr_http_query_bool(const struct dr_http_req *req, const char *name, int *out, char *err,
+                       size_t errsz);
 
 /* Responses (exactly one per request). Content is copied. */
 void dr_http_respond(struct dr_http_req *req, int status, const char *content_type,

@@ -300,6 +300,34 @@ int dr_http_query_int(const struct dr_http_req *req, const char *name, int64_t m
     return DR_OK;
 }
 
+int dr_http_query_bool(const struct dr_http_req *req, const char *name, int *out, char *err,
+                       size_t errsz)
+{
+    static const char *const yes[] = {"1", "true", "yes"}, *const no[] = {"0", "false", "no"};
+    char v[8];
+    size_t len = 0;
+    int rc = query_param(req, name, v, sizeof(v), &len);
+
+    if (rc == DR_ENOTFOUND) {
+        return rc;
+    }
+    /* a %00 would end the string early and hide what follows it */
+    if (rc == DR_OK && strlen(v) == len) {
+        for (size_t i = 0; i < DR_ARRAY_LEN(yes); i++) {
+            if (strcmp(v, yes[i]) == 0) {
+                *out = 1;
+                return DR_OK;
+            }
+            if (strcmp(v, no[i]) == 0) {
+                *out = 0;
+                return DR_OK;
+            }
+        }
+    }
+    snprintf(err, errsz, "%s: expected true or false", name);
+    return DR_EINVAL;
+}
+
 /* ---------- responses ---------- */
 
 static const char *reason_phrase(int status)

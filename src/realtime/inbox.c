@@ -123,18 +123,6 @@ static void done(struct dr_http_req *req, void *arg)
     free(j);
 }
 
-/* 1 for a yes, 0 for a no, -1 for anything else */
-static int boolean(const char *s)
-{
-    if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0 || strcmp(s, "yes") == 0) {
-        return 1;
-    }
-    if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0 || strcmp(s, "no") == 0) {
-        return 0;
-    }
-    return -1;
-}
-
 void dr__rt_inbox_route(struct dr_http_req *req, void *ctx)
 {
     struct dr_hub *hub = ctx;
@@ -142,7 +130,7 @@ void dr__rt_inbox_route(struct dr_http_req *req, void *ctx)
     const char *rest = path + strlen(PREFIX);
     struct dr_jwt_claims *claims = NULL;
     struct job *j;
-    char v[64], err[128];
+    char err[128];
     int64_t limit = LIMIT_DEFAULT;
     enum op op;
     int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
@@ -181,13 +169,8 @@ void dr__rt_inbox_route(struct dr_http_req *req, void *ctx)
         j->id = dr_xstrndup(rest + 1, rl - 6);
     }
     if (op == OP_LIST) {
-        int found = dr_http_query_param(req, "unread", v, sizeof(v));
-
-        if (found != DR_ENOTFOUND && (found != DR_OK || (j->q.unread_only = boolean(v)) < 0)) {
-            dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "unread: expected true or false");
-            goto fail;
-        }
-        if (dr_http_query_int(req, "limit", 1, LIMIT_MAX, &limit, err, sizeof(err)) == DR_EINVAL ||
+        if (dr_http_query_bool(req, "unread", &j->q.unread_only, err, sizeof(err)) == DR_EINVAL ||
+            dr_http_query_int(req, "limit", 1, LIMIT_MAX, &limit, err, sizeof(err)) == DR_EINVAL ||
             dr_http_query_int(req, "before", 1, INT64_MAX, &j->q.before, err, sizeof(err)) ==
                 DR_EINVAL) {
             dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", err);

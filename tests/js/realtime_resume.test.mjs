@@ -480,7 +480,9 @@ for (const [backend, env] of backends) {
         assert.equal(r.status, 404);
         r = await srv.request('GET', '/api/v1/notifications');
         assert.equal(r.status, 401);
-        for (const q of ['limit=0', 'limit=abc', 'before=-1', 'before=x', 'unread=maybe', 'unread=']) {
+        // cut at the %00, 'unread=true%00x' would be unread=true
+        for (const q of ['limit=0', 'limit=abc', 'before=-1', 'before=x', 'unread=maybe', 'unread=',
+          'unread=true%00x', 'unread=0%00', 'limit=5%00x']) {
           r = await srv.request('GET', `/api/v1/notifications?${q}`, undefined, h);
           assert.equal(r.status, 400, q);
           assert.equal(r.json.error.status, 'INVALID_ARGUMENT', q);

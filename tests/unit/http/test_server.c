@@ -1,6 +1,7 @@
-/* src/http/server.c on a real server on its own loop: whole numbers from the query string
- * (dr_http_query_int(): what a client sends after "n=" and what a handler gets from it), and
- * header values as a handler gets them (dr_http_header()). */
+/* src/http/server.c on a real server on its own loop: whole numbers and yes-or-no values from the
+ * query string (dr_http_query_int(), dr_http_query_bool(): what a client sends after "n=" or
+ * "b=" and what a handler gets from it), and header values as a handler gets them
+ * (dr_http_header()). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include "dr/http.h"
 
 #define DEFAULT_VALUE 42
+#define DEFAULT_FLAG  7
 
 struct fx {
     uv_loop_t loop;
@@ -30,6 +32,8 @@ struct fx {
     int calls, rc;
     int64_t value;
     char err[128];
+    int brc, flag; /* dr_http_query_bool() for "b" */
+    char berr[128];
     char header[128]; /* on_header: the value of X-V, "(none)" without one */
 };
 
@@ -40,6 +44,9 @@ static void on_query(struct dr_http_req *req, void *ctx)
     f->value = DEFAULT_VALUE;
     f->err[0] = '\0';
     f->rc = dr_http_query_int(req, "n", f->min, f->max, &f->value, f->err, sizeof(f->err));
+    f->flag = DEFAULT_FLAG;
+    f->berr[0] = '\0';
+    f->brc = dr_http_query_bool(req, "b", &f->flag, f->berr, sizeof(f->berr));
     f->calls++;
     dr_http_respond(req, 204, "text/plain", "", 0);
 }
@@ -222,6 +229,54 @@ static void unbounded(void **state)
     refused(f, "n=1", "from -9223372036854775808 to 0");
 }
 
+static void flag_taken(struct fx *f, const char *query, int want)
+{
+    request(f, query);
+    if (f->brc != DR_OK) {
+        fail_msg("%s: rc %d (%s), expected %d", query, f->brc, f->berr, want);
+    }
+    assert_int_equal(f->flag, want);
+}
+
+/* Refused: DR_EINVAL, the default left alone, and an error naming the parameter. */
+static void flag_refused(struct fx *f, const char *query)
+{
+    request(f, query);
+    if (f->brc != DR_EINVAL) {
+        fail_msg("%s: rc %d (flag %d), expected DR_EINVAL", query, f->brc, f->flag);
+    }
+    assert_int_equal(f->flag, DEFAULT_FLAG);
+    assert_string_equal(f->berr, "b: expected true or false");
+}
+
+static void yes_or_no(void **state)
+{
+    struct fx *f = *state;
+
+    flag_taken(f, "b=true", 1);
+    flag_taken(f, "b=1", 1);
+    flag_taken(f, "b=yes", 1);
+    flag_taken(f, "b=false", 0);
+    flag_taken(f, "b=0", 0);
+    flag_taken(f, "b=no", 0);
+    flag_taken(f, "b=%74rue", 1);
+    flag_taken(f, "a=1&b=no&b=yes", 0); /* the first one counts */
+
+    request(f, "n=1");
+    assert_int_equal(f->brc, DR_ENOTFOUND);
+    assert_int_equal(f->flag, DEFAULT_FLAG);
+
+    flag_refused(f, "b=");
+    flag_refused(f, "b");
+    flag_refused(f, "b=maybe");
+    flag_refused(f, "b=TRUE");
+    flag_refused(f, "b=true%00x"); /* cut at the NUL, this would be "true" */
+    flag_refused(f, "b=0%00");
+    flag_refused(f, "b=true%20");
+    flag_refused(f, "b=+true");
+    flag_refused(f, "b=truetruetrue");
+}
+
 /* What the handler gets for the X-V header line "X-V:" line "\r\n" sent in pieces (cut at '|'). */
 static void header_seen(struct fx *f, const char *line, const char *want)
 {
@@ -260,6 +315,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(unbounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(yes_or_no, setup, teardown),
         cmocka_unit_test_setup_teardown(header_values_trimmed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
