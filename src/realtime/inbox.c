@@ -2,7 +2,7 @@
  * The inbox API (JWT like the real-time endpoints):
  *   GET  /api/v1/notifications?unread=&limit=&before=   newest first, paged by seq
  *   GET  /api/v1/notifications/unread-count
- *   POST /api/v1/notifications/{id}/read
+ *   POST /api/v1/notifications/{id}/read   (an id may hold '/': sent as %2F)
  *   POST /api/v1/notifications/read-all
  * Store calls run through dr_http_defer; a read is pushed to the user's connections. Every
  * request that reaches the store is in the audit log (dr/audit.h), with its counts.
@@ -21,6 +21,7 @@
 #define PREFIX        "/api/v1/notifications"
 #define LIMIT_DEFAULT 50
 #define LIMIT_MAX     200
+#define ID_MAX        128 /* a notification id's longest (notification.c) */
 
 enum op { OP_LIST, OP_COUNT, OP_MARK, OP_MARK_ALL };
 
@@ -144,7 +145,9 @@ void dr__rt_inbox_route(struct dr_http_req *req, void *ctx)
     } else if (strcmp(rest, "/read-all") == 0) {
         op = OP_MARK_ALL;
     } else if (rl > 6 && rest[0] == '/' && strcmp(rest + rl - 5, "/read") == 0 &&
-               memchr(rest + 1, '/', rl - 6) == NULL && rl - 6 <= 128) {
+               rl - 6 <= ID_MAX) {
+        /* The path comes decoded, and an id may hold a '/' (sent as %2F): the id is everything
+         * up to the last "/read", so "a/b" and "x/read" can be marked too. */
         op = OP_MARK;
     } else {
         dr_http_respond_error(req, 404, "NOT_FOUND", "no such resource");

@@ -497,6 +497,38 @@ for (const [backend, env] of backends) {
         await second.close();
       });
 
+      test('ids with a / in them, or named like a route, are marked read through {id}/read', async () => {
+        const user = u('slash');
+        const tok = await userToken(user);
+        const h = { Authorization: `Bearer ${tok}` };
+        // SQLite starts empty each run; PostgreSQL keeps the ids of earlier runs: there, make them new
+        const ids = ['a/b', 'x/read', 'read-all', 'unread-count'].map((id) =>
+          backend === 'sqlite' ? id : `${RUN}-${id}`);
+        const watcher = await Client.open(srv.wsUrl, bearer(tok));
+        await watcher.waitFrame('welcome');
+        await publishEach(ids.map((id, i) => notification(user, i, { notification_id: id })));
+        await watcher.waitEvents(ids.length);
+
+        for (const id of ids) {
+          const r = await srv.request('POST', `/api/v1/notifications/${encodeURIComponent(id)}/read`,
+            undefined, h);
+          assert.equal(r.status, 200, `${id}: ${r.text}`);
+          assert.equal(r.json.id, id);
+          // pushed to the user's connection
+          const read = await watcher.waitFrame((f) => f.type === 'read' && f.id === id);
+          assert.equal(read.seq, r.json.seq, id);
+        }
+        let r = await srv.request('GET', '/api/v1/notifications', undefined, h);
+        assert.deepEqual(r.json.notifications.map((n) => [n.notification_id, n.read]).sort(),
+          ids.map((id) => [id, true]).sort());
+        r = await srv.request('GET', '/api/v1/notifications/unread-count', undefined, h);
+        assert.deepEqual(r.json, { unread: 0 });
+        r = await srv.request('POST', '/api/v1/notifications/read-all', undefined, h);
+        assert.equal(r.status, 200);
+        assert.equal(r.json.all, true);
+        await watcher.close();
+      });
+
       test('an invalid notification is rejected and nothing else is disturbed', async () => {
         const before = await srv.metric('dr_realtime_notifications_total', 'outcome="invalid"');
         await srv.publish(['not json', { notification_type: 'x' }, { room: 'nope', user_id: 'z',
