@@ -173,7 +173,9 @@ int dr__rt_inbox_unread(struct dr_db *db, const char *sub, const char *org, int6
  * it is not in the user's inbox. *seq gets its seq, *id_out (may be NULL) its id (caller frees). */
 int dr__rt_inbox_mark(struct dr_db *db, const char *sub, const char *org, const char *id,
                       int64_t *seq, char **id_out);
-/* Marks everything up to the newest inbox notification read; *upto gets that seq (0: none). */
+/* Marks everything up to the newest inbox notification read, in one transaction: on failure
+ * nothing is stored. The mark never moves back; *upto gets the mark stored (0: none), which may
+ * be above the newest notification left. */
 int dr__rt_inbox_mark_all(struct dr_db *db, const char *sub, const char *org, int64_t *upto);
 
 /*

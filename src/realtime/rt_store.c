@@ -931,34 +931,55 @@ int dr__rt_inbox_mark(struct dr_db *db, const char *sub, const char *org, const 
     return err;
 }
 
+/*
+ * One transaction: the mark and the end of the single reads under it are stored together or not
+ * at all, so an error answered leaves nothing half done. The mark never moves back (a newest seq
+ * lower than the mark, once retention deleted rows, leaves it where it is), and *upto is the mark
+ * stored (0 when there is none), not the newest seq seen.
+ */
 int dr__rt_inbox_mark_all(struct dr_db *db, const char *sub, const char *org, int64_t *upto)
 {
     INBOX_SQL(max_sql, "SELECT MAX(n.seq) FROM rt_notifications n WHERE ", "");
     char uroom[200], oroom[200];
     struct dr_db_val p[3];
-    int64_t max = 0;
+    struct dr_db_tx *tx = NULL;
+    int64_t max = 0, mark = 0;
     int err;
 
     *upto = 0;
     member_params(p, sub, org, uroom, sizeof(uroom), oroom, sizeof(oroom));
-    err = dr_db_exec(db, max_sql[ENGINE(db)], p, 3, get_int, &max, NULL);
+    err = dr_db_begin(db, &tx);
+    if (err) {
+        return err;
+    }
+    err = dr_db_tx_exec(tx, max_sql[ENGINE(db)], p, 3, get_int, &max, NULL);
     if (!err && max > 0) {
         struct dr_db_val up[3] = {DR_DB_TEXTV(sub), DR_DB_INTV(max), DR_DB_INTV(dr_now_ms())};
-        err = dr_db_exec(db,
-                         "INSERT INTO rt_read_marks (user_id, up_to_seq, read_ms)"
-                         " VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET"
-                         " up_to_seq = CASE WHEN excluded.up_to_seq > rt_read_marks.up_to_seq"
-                         " THEN excluded.up_to_seq ELSE rt_read_marks.up_to_seq END,"
-                         " read_ms = excluded.read_ms",
-                         up, 3, NULL, NULL, NULL);
-        if (!err) {
-            /* single reads at or below the watermark say nothing more */
-            err = dr_db_exec(db, "DELETE FROM rt_reads WHERE user_id = $1 AND seq <= $2", up, 2,
-                             NULL, NULL, NULL);
-        }
+        err = dr_db_tx_exec(tx,
+                            "INSERT INTO rt_read_marks (user_id, up_to_seq, read_ms)"
+                            " VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET"
+                            " up_to_seq = CASE WHEN excluded.up_to_seq > rt_read_marks.up_to_seq"
+                            " THEN excluded.up_to_seq ELSE rt_read_marks.up_to_seq END,"
+                            " read_ms = excluded.read_ms RETURNING up_to_seq",
+                            up, 3, get_int, &mark, NULL);
+    } else if (!err) {
+        /* nothing left to read (retention deleted it): the answer is still the mark stored */
+        err = dr_db_tx_exec(tx, "SELECT up_to_seq FROM rt_read_marks WHERE user_id = $1", p, 1,
+                            get_int, &mark, NULL);
     }
+    if (!err && mark > 0) {
+        /* single reads at or below the mark say nothing more */
+        struct dr_db_val del[2] = {DR_DB_TEXTV(sub), DR_DB_INTV(mark)};
+        err = dr_db_tx_exec(tx, "DELETE FROM rt_reads WHERE user_id = $1 AND seq <= $2", del, 2,
+                            NULL, NULL, NULL);
+    }
+    if (err) {
+        dr_db_rollback(tx);
+        return err;
+    }
+    err = dr_db_commit(tx);
     if (!err) {
-        *upto = max;
+        *upto = mark;
     }
     return err;
 }

@@ -1,7 +1,8 @@
 /* Tests src/realtime/rt_store.c on SQLite (the store paths on PostgreSQL too): seq assignment,
  * duplicates, a batch with rows the store refuses, catch-up queries, the inbox and its read
- * state, the permission rule for context rooms, and (PostgreSQL) seqs becoming visible in order
- * when several instances store at once. */
+ * state (read-all in one transaction, its mark never moving back), the permission rule for
+ * context rooms, and (PostgreSQL) seqs becoming visible in order when several instances store at
+ * once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -655,6 +656,94 @@ static void inbox_read_state(void **state)
     free(out);
 }
 
+/* user's read mark as stored, 0 without one */
+static int64_t stored_mark(struct dr_db *db, const char *user)
+{
+    struct dr_db_val p[1] = {DR_DB_TEXTV(user)};
+    int64_t mark = 0;
+
+    assert_int_equal(dr_db_exec(db, "SELECT up_to_seq FROM rt_read_marks WHERE user_id = $1", p, 1,
+                                get_count, &mark, NULL),
+                     DR_OK);
+    return mark;
+}
+
+static void delete_seq(struct dr_db *db, int64_t seq)
+{
+    struct dr_db_val p[1] = {DR_DB_INTV(seq)};
+
+    assert_int_equal(
+        dr_db_exec(db, "DELETE FROM rt_notifications WHERE seq = $1", p, 1, NULL, NULL, NULL),
+        DR_OK);
+}
+
+/* Read-all twice with a lower newest seq in between (retention deleted the newest, then the
+ * rest): the mark stays where it was, and each answer is the mark stored, not the newest seq. */
+static void mark_all_never_moves_back(void **state)
+{
+    struct fx *f = *state;
+    int dup;
+    int64_t upto = -1;
+    int64_t s1 = put(f->db, "k1", "me", "user:me", &dup);
+    int64_t s2 = put(f->db, "k2", "me", "user:me", &dup);
+
+    assert_int_equal(dr__rt_inbox_mark_all(f->db, "me", NULL, &upto), DR_OK);
+    assert_int_equal(upto, s2);
+    assert_int_equal(stored_mark(f->db, "me"), s2);
+
+    delete_seq(f->db, s2);
+    assert_int_equal(dr__rt_inbox_mark_all(f->db, "me", NULL, &upto), DR_OK);
+    assert_int_equal(upto, s2);
+    assert_int_equal(stored_mark(f->db, "me"), s2);
+
+    delete_seq(f->db, s1); /* nothing left in the inbox */
+    assert_int_equal(dr__rt_inbox_mark_all(f->db, "me", NULL, &upto), DR_OK);
+    assert_int_equal(upto, s2);
+    assert_int_equal(stored_mark(f->db, "me"), s2);
+
+    /* a user without a mark and an empty inbox: none */
+    assert_int_equal(dr__rt_inbox_mark_all(f->db, "nobody", NULL, &upto), DR_OK);
+    assert_int_equal(upto, 0);
+    assert_int_equal(stored_mark(f->db, "nobody"), 0);
+
+    int64_t s3 = put(f->db, "k3", "me", "user:me", &dup);
+    assert_int_equal(dr__rt_inbox_mark_all(f->db, "me", NULL, &upto), DR_OK);
+    assert_int_equal(upto, s3);
+    assert_int_equal(stored_mark(f->db, "me"), s3);
+}
+
+/* Read-all stores its mark and ends the single reads under it together: when the store refuses
+ * the second, the error leaves no mark behind (the inbox reads as before), and the next try
+ * stores both. */
+static void mark_all_is_all_or_nothing(void **state)
+{
+    struct fx *f = *state;
+    int dup;
+    int64_t seq = 0, upto = -1, count = -1;
+
+    put(f->db, "j1", "me", "user:me", &dup);
+    int64_t s2 = put(f->db, "j2", "me", "user:me", &dup);
+    assert_int_equal(dr__rt_inbox_mark(f->db, "me", NULL, "j1", &seq, NULL), DR_OK);
+
+    refuse_deletes(f->db, "refuse_reads_delete", "rt_reads");
+    assert_int_not_equal(dr__rt_inbox_mark_all(f->db, "me", NULL, &upto), DR_OK);
+    assert_int_equal(upto, 0);
+    assert_int_equal(stored_mark(f->db, "me"), 0);
+    assert_int_equal(dr__rt_inbox_unread(f->db, "me", NULL, &count), DR_OK);
+    assert_int_equal(count, 1);
+
+    refuse_inserts_drop(f->db, "refuse_reads_delete", "rt_reads");
+    assert_int_equal(dr__rt_inbox_mark_all(f->db, "me", NULL, &upto), DR_OK);
+    assert_int_equal(upto, s2);
+    assert_int_equal(stored_mark(f->db, "me"), s2);
+    assert_int_equal(dr__rt_inbox_unread(f->db, "me", NULL, &count), DR_OK);
+    assert_int_equal(count, 0);
+    assert_int_equal(
+        dr_db_exec(f->db, "SELECT COUNT(*) FROM rt_reads", NULL, 0, get_count, &count, NULL),
+        DR_OK);
+    assert_int_equal(count, 0);
+}
+
 static void permission_rule(void **state)
 {
     struct fx *f = *state;
@@ -855,7 +944,9 @@ static void seqs_visible_in_order_across_instances(void **state)
     X(seqs_never_reused)                                                                           \
     X(since_filters_rooms_and_pages)                                                               \
     X(since_across_seq_ranges)                                                                     \
-    X(inbox_read_state)
+    X(inbox_read_state)                                                                            \
+    X(mark_all_never_moves_back)                                                                   \
+    X(mark_all_is_all_or_nothing)
 
 int main(void)
 {

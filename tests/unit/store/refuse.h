@@ -45,6 +45,29 @@ static inline void refuse_inserts(struct dr_db *db, const char *name, const char
     assert_int_equal(dr_db_exec(db, sql, NULL, 0, NULL, NULL, NULL), DR_OK);
 }
 
+/* Refuses every DELETE of a row of table, through a trigger (and on PostgreSQL a function)
+ * called name; refuse_inserts_drop() takes it away too. */
+static inline void refuse_deletes(struct dr_db *db, const char *name, const char *table)
+{
+    char sql[1024];
+
+    if (dr_db_engine(db) == DR_DB_POSTGRES) {
+        snprintf(sql, sizeof(sql),
+                 "CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $f$BEGIN "
+                 "RAISE EXCEPTION 'refused'; END$f$",
+                 name);
+        assert_int_equal(dr_db_exec(db, sql, NULL, 0, NULL, NULL, NULL), DR_OK);
+        snprintf(sql, sizeof(sql),
+                 "CREATE TRIGGER %s BEFORE DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()", name,
+                 table, name);
+    } else {
+        snprintf(sql, sizeof(sql),
+                 "CREATE TRIGGER %s BEFORE DELETE ON %s BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                 name, table);
+    }
+    assert_int_equal(dr_db_exec(db, sql, NULL, 0, NULL, NULL, NULL), DR_OK);
+}
+
 static inline void refuse_inserts_drop(struct dr_db *db, const char *name, const char *table)
 {
     char sql[256];
