@@ -61,7 +61,8 @@ const char *dr_http_body(const struct dr_http_req *req, size_t *len);
 int dr_http_peer_is_loopback(const struct dr_http_req *req);
 const char *dr_http_peer(const struct dr_http_req *req);
 uint64_t dr_http_received_ns(const struct dr_http_req *req);
-/* Percent-decoded query parameter into out; DR_ENOTFOUND if absent, DR_ETOOBIG if it won't fit. */
+/* Percent-decoded query parameter into out; DR_ENOTFOUND if absent, DR_ETOOBIG if it won't fit,
+ * DR_EINVAL if it holds a NUL (%00): a filter cut short there would match what was not asked. */
 int dr_http_query_param(const struct dr_http_req *req, const char *name, char *out, size_t outsz);
 /*
  * Query parameter name as a whole number from min to max, as dr_parse_int() reads it (digits,

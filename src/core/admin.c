@@ -112,6 +112,10 @@ static int query_value(struct dr_http_req *req, const char *name, char *out, siz
         snprintf(err, errsz, "%s: value too long (at most %zu bytes)", name, outsz - 1);
         return DR_EINVAL;
     }
+    if (rc == DR_EINVAL) {
+        snprintf(err, errsz, "%s: must not hold %%00", name);
+        return DR_EINVAL;
+    }
     return rc == DR_OK ? DR_OK : DR_ENOTFOUND;
 }
 

@@ -269,8 +269,10 @@ static int query_param(const struct dr_http_req *req, const char *name, char *ou
 int dr_http_query_param(const struct dr_http_req *req, const char *name, char *out, size_t outsz)
 {
     size_t len;
+    int rc = query_param(req, name, out, outsz, &len);
 
-    return query_param(req, name, out, outsz, &len);
+    /* a %00 would end the string early and hide what follows it */
+    return rc == DR_OK && strlen(out) != len ? DR_EINVAL : rc;
 }
 
 int dr_http_query_int(const struct dr_http_req *req, const char *name, int64_t min, int64_t max,

@@ -165,8 +165,8 @@ static void on_list(struct dr_hub *hub, struct dr_http_req *req)
     q.limit = (size_t)limit;
     q.after = (uint64_t)after;
     rc = dr_http_query_param(req, "user", user, sizeof(user));
-    if (rc == DR_ETOOBIG) {
-        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "user: at most %zu bytes",
+    if (rc == DR_ETOOBIG || rc == DR_EINVAL) {
+        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "user: at most %zu bytes, no %%00",
                               sizeof(user) - 1);
         return;
     }

@@ -371,10 +371,17 @@ static void on_events(struct dr_http_req *req, void *ctx)
         goto fail;
     }
     rooms = dr_xmalloc(8192);
-    if (dr_http_query_param(req, "rooms", rooms, 8192) == DR_ETOOBIG) {
+    switch (dr_http_query_param(req, "rooms", rooms, 8192)) {
+    case DR_ETOOBIG:
         free(rooms);
         dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "rooms parameter too long");
         goto fail;
+    case DR_EINVAL:
+        free(rooms);
+        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "rooms: must not hold %%00");
+        goto fail;
+    default:
+        break;
     }
     if (dr_http_query_param(req, "rooms", rooms, 8192) == DR_OK) {
         for (char *r = strtok_r(rooms, ",", &save); r; r = strtok_r(NULL, ",", &save)) {

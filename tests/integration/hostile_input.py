@@ -120,6 +120,9 @@ def main():
               "since=" + "9" * 80):
         assert "too long" in error_body(srv.get("/admin/dlq?" + q, headers=adm), 400), q
     assert srv.get("/admin/dlq?topic=" + "t" * 255, headers=adm)[0] == 200
+    # ... and so is one a %00 would cut short (the rest of it hidden)
+    for q in ("topic=test-events%00x", "error=x%00"):
+        assert "%00" in error_body(srv.get("/admin/dlq?" + q, headers=adm), 400), q
     # Paths that only look like a dead letter's: no id is read from them.
     for path in ("/admin/dlqX5", "/admin/dlq/5%00/replay", "/admin/dlq/5%00x"):
         assert "no such resource" in error_body(srv.request("DELETE", path, headers=adm),

@@ -153,7 +153,7 @@ describe('GET /admin/connections', () => {
     assert.equal(one.status, 200);
     assert.equal(one.json.user, 'alice');
 
-    for (const q of ['?limit=0', '?limit=1001', '?after=x', '?transport=longpoll']) {
+    for (const q of ['?limit=0', '?limit=1001', '?after=x', '?transport=longpoll', '?user=alice%00x', '?transport=ws%00']) {
       const r = await srv.request('GET', `/admin/connections${q}`, undefined, admin);
       assert.equal(r.status, 400, q);
       assert.equal(r.json.error.status, 'INVALID_ARGUMENT');

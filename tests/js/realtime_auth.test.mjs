@@ -361,6 +361,7 @@ describe('rooms and limits', () => {
       ['meeting:p2', 403, /not allowed/],
       ['lobby', 400, /not a room name/],
       ['meeting:a%20b', 400, /not a room name/],
+      ['meeting:p1%00,meeting:p2', 400, /%00/],
       [Array.from({ length: 33 }, (_, i) => `meeting:m${i}`).join(','), 400, /at most 32/],
     ];
     for (const [rooms, status, message] of cases) {
