@@ -18,8 +18,21 @@ int dr_json_i64(const cJSON *obj, const char *key, int64_t *out);
 int dr_json_true(const cJSON *obj, const char *key);
 /* RFC 6901 JSON pointer lookup ("/a/b/0"); NULL if absent or the pointer is malformed. */
 const cJSON *dr_json_pointer(const cJSON *root, const char *pointer);
-/* Parses exactly len bytes (no NUL needed). NULL on malformed JSON or len > 64 MiB. */
+/* Parses exactly len bytes (no NUL needed). NULL on malformed JSON or len > 64 MiB. What follows
+ * the first value is not looked at, as by cJSON. */
 cJSON *dr_json_parse(const char *s, size_t len);
+/* dr_json_parse(), and *end set to the byte after the value when it returns one, for a caller
+ * that refuses what follows it. */
+cJSON *dr_json_parse_prefix(const char *s, size_t len, const char **end);
+/* 1 when the JSON text s[0..n) holds the escape \u0000 (an escaped backslash followed by "u0000"
+ * is not one). cJSON and dr_json_parse() decode it into a NUL, which ends the C string it is in:
+ * the rest of that string would be lost without a word. */
+int dr_json_has_escaped_nul(const char *s, size_t n);
+/* Why the strings of the JSON text s[0..n) would not be read whole and as valid text: "invalid
+ * UTF-8" (RFC 8259 wants UTF-8; cJSON keeps such bytes, and a WebSocket client fails on them), or
+ * "strings must not contain U+0000" (a NUL byte or \u0000, which cut a C string short). NULL
+ * when neither. */
+const char *dr_json_text_problem(const char *s, size_t n);
 /* Decodes the escapes of a JSON string's content in[0..n) (without its quotes) into out, which
  * has room for n bytes: decoding never lengthens. 0 if an escape is invalid (an unknown one, a
  * \u without four hex digits, a lone or reversed surrogate). */

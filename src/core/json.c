@@ -91,6 +91,31 @@ const cJSON *dr_json_pointer(const cJSON *root, const char *ptr)
     return cur;
 }
 
+int dr_json_has_escaped_nul(const char *s, size_t n)
+{
+    const char *end = s + n, *p = s;
+
+    /* a backslash starts an escape, so the character after it never starts one */
+    while ((p = memchr(p, '\\', (size_t)(end - p))) && end - p >= 2) {
+        if (p[1] == 'u' && end - p >= 6 && memcmp(p + 2, "0000", 4) == 0) {
+            return 1;
+        }
+        p += 2;
+    }
+    return 0;
+}
+
+const char *dr_json_text_problem(const char *s, size_t n)
+{
+    if (!dr_utf8_valid(s, n)) {
+        return "invalid UTF-8";
+    }
+    if (memchr(s, '\0', n) || dr_json_has_escaped_nul(s, n)) {
+        return "strings must not contain U+0000";
+    }
+    return NULL;
+}
+
 /*
  * Serialisation: the text cJSON_PrintUnformatted() writes (cJSON 1.7.15), byte for byte,
  * without its intermediate buffer and with whole numbers written directly. cJSON writes every

@@ -418,7 +418,8 @@ static cJSON *value(struct in *in, int *st)
     return NULL;
 }
 
-cJSON *dr__json_parse_fast(const char *s, size_t len, int *nomem)
+/* The fast parser, *end after the value it returns. */
+static cJSON *parse_fast(const char *s, size_t len, int *nomem, const char **end)
 {
     struct in in = {s, s + len, 0};
     int st = OK;
@@ -427,19 +428,35 @@ cJSON *dr__json_parse_fast(const char *s, size_t len, int *nomem)
     skip_ws(&in);
     root = value(&in, &st);
     *nomem = !root && st == NOMEM;
-    return root; /* what follows the value is not looked at, as by cJSON */
+    *end = in.p;
+    return root;
 }
 
-cJSON *dr_json_parse(const char *s, size_t len)
+cJSON *dr__json_parse_fast(const char *s, size_t len, int *nomem)
+{
+    const char *end;
+
+    return parse_fast(s, len, nomem, &end); /* what follows the value is not looked at */
+}
+
+cJSON *dr_json_parse_prefix(const char *s, size_t len, const char **end)
 {
     cJSON *root;
     int nomem;
 
+    *end = NULL;
     if (!s || len > 64u * 1024 * 1024) {
         return NULL;
     }
-    if (len >= FAST_MIN && ((root = dr__json_parse_fast(s, len, &nomem)) || nomem)) {
+    if (len >= FAST_MIN && ((root = parse_fast(s, len, &nomem, end)) || nomem)) {
         return root;
     }
-    return cJSON_ParseWithLengthOpts(s, len, NULL, 0);
+    return cJSON_ParseWithLengthOpts(s, len, end, 0);
+}
+
+cJSON *dr_json_parse(const char *s, size_t len)
+{
+    const char *end;
+
+    return dr_json_parse_prefix(s, len, &end);
 }

@@ -59,20 +59,6 @@ int dr_push_claims_ok(const cJSON *claims, const char *service_account)
     return 1;
 }
 
-/* cJSON ends a string at an escaped U+0000: a message id or attribute would be cut short. */
-static int has_escaped_nul(const char *s, size_t n)
-{
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (s[i] == '\\') {
-            if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) {
-                return 1;
-            }
-            i++; /* the escaped character */
-        }
-    }
-    return 0;
-}
-
 int dr_push_message_ok(const char *body, size_t len, const cJSON *m, char *why, size_t whysz)
 {
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(m, "data");
@@ -85,7 +71,8 @@ int dr_push_message_ok(const char *body, size_t len, const cJSON *m, char *why, 
         snprintf(why, whysz, "the body is not valid UTF-8");
         return 0;
     }
-    if (has_escaped_nul(body, len)) {
+    /* a message id or attribute would be cut short */
+    if (dr_json_has_escaped_nul(body, len)) {
         snprintf(why, whysz, "strings must not contain U+0000");
         return 0;
     }

@@ -370,13 +370,50 @@ static void print_like_cjson(void **state)
     cJSON_Delete(obj);
 }
 
+/* dr_json_parse_prefix() ends where the value ends, short (cJSON) or long (the fast parser). */
+static void prefix_end(void **state)
+{
+    char long_doc[600];
+    const char *end = NULL;
+    cJSON *v;
+
+    (void)state;
+    v = dr_json_parse_prefix(" {\"a\":[1,\"]\"]} \ngarbage", 24, &end);
+    assert_non_null(v);
+    assert_string_equal(end, " \ngarbage");
+    cJSON_Delete(v);
+    snprintf(long_doc, sizeof(long_doc), "{\"s\":\"%0500d\\\"}\"}{}", 0);
+    v = dr_json_parse_prefix(long_doc, strlen(long_doc), &end);
+    assert_non_null(v);
+    assert_string_equal(end, "{}");
+    cJSON_Delete(v);
+}
+
+/* The text checks the readers of notifications and push messages share. */
+#define LIT(s) s, sizeof(s) - 1
+static void text_problems(void **state)
+{
+    (void)state;
+    assert_null(dr_json_text_problem(LIT("{\"a\":\"caf\xc3\xa9\"}")));
+    assert_string_equal(dr_json_text_problem(LIT("{\"a\":\"\xff\"}")), "invalid UTF-8");
+    assert_string_equal(dr_json_text_problem(LIT("{\"a\":\"\0\"}")),
+                        "strings must not contain U+0000");
+    assert_true(dr_json_has_escaped_nul(LIT("\"a\\u0000\"")));
+    assert_true(dr_json_has_escaped_nul(LIT("\"\\\\\\u0000\""))); /* \\ then \u0000 */
+    assert_false(dr_json_has_escaped_nul(LIT("\"\\\\u0000\"")));  /* \\ then the text u0000 */
+    assert_false(dr_json_has_escaped_nul(LIT("\"\\u000\"")));     /* cut short */
+    assert_false(dr_json_has_escaped_nul(LIT("\\u000")));
+    assert_false(dr_json_has_escaped_nul(LIT("\\")));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(valid_documents),  cmocka_unit_test(invalid_documents),
         cmocka_unit_test(cjson_leniencies), cmocka_unit_test(deep_nesting),
         cmocka_unit_test(long_strings),     cmocka_unit_test(random_and_mutated),
-        cmocka_unit_test(print_like_cjson),
+        cmocka_unit_test(print_like_cjson), cmocka_unit_test(prefix_end),
+        cmocka_unit_test(text_problems),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
