@@ -78,8 +78,9 @@ int dr_realtime_bus_up(const struct dr_realtime *rt);
  * Validation: a JSON object of at most DR_NOTIFICATION_MAX_BYTES; notification_id 1..128
  * printable characters (default_id is used when it is absent; DR_EINVAL when both are missing);
  * room a valid room name (else "user:{user_id}"); notification_type 1..64 of [A-Za-z0-9._-];
- * title/message strings; data an object or absent; timestamp RFC 3339 or absent (now). On
- * failure *out is NULL and err (if not NULL) names the field.
+ * title/message strings; data an object or absent; timestamp RFC 3339 or absent (now); the text
+ * valid UTF-8 with no U+0000 in it (raw or escaped). On failure *out is NULL and err (if not
+ * NULL) names the field or the problem.
  */
 #define DR_NOTIFICATION_MAX_BYTES (256 * 1024)
 int dr_notification_parse(const char *json, size_t len, const char *default_id,

@@ -236,10 +236,11 @@ static struct dr_notification *build(struct span id, struct span user, struct sp
  * data object. Through a cJSON tree each member costs a node, a key and a value allocation and
  * each field a search of the members; dr__notification_scan() reads the text once, left to
  * right, and builds the same notification as dr_json_parse() and dr__notification_from_json()
- * do. What it cannot read exactly as they would (an escape or a control byte in a string, a
- * member it does not know, one given twice, data nested deeper than SCAN_DEPTH, a notification
- * they would refuse) it leaves to them: RT_SCAN_NO, and the caller takes that path, which gives
- * the answer and the error. tests/unit/realtime/test_notification.c holds the two to each other.
+ * do. What it cannot read exactly as they would (an escape, a control byte or invalid UTF-8 in a
+ * string, a member it does not know, one given twice, data nested deeper than SCAN_DEPTH, a
+ * notification they would refuse) it leaves to them: RT_SCAN_NO, and the caller takes that path,
+ * which gives the answer and the error. tests/unit/realtime/test_notification.c holds the two to
+ * each other.
  */
 
 #define SCAN_DEPTH 32
@@ -276,11 +277,13 @@ static const char *skip_ws(const char *p, const char *end)
 }
 
 /* The string at p (its opening quote) when it has no escape and no control byte, which
- * dr_buf_append_json_str() writes back unchanged: its contents in *s and the byte after it
- * returned. NULL for any other. Sixteen bytes at a time. */
+ * dr_buf_append_json_str() writes back unchanged, and is valid UTF-8: its contents in *s and the
+ * byte after it returned. NULL for any other. Sixteen bytes at a time; only a string with a byte
+ * above ASCII is read a second time, for its UTF-8. */
 static const char *plain_string(const char *p, const char *end, struct span *s)
 {
     const char *q;
+    unsigned high = 0;
 
     if (p >= end || *p != '"') {
         return NULL;
@@ -296,22 +299,31 @@ static const char *plain_string(const char *p, const char *end, struct span *s)
         unsigned m = (unsigned)_mm_movemask_epi8(
             _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(c, ctl), ctl),
                          _mm_or_si128(_mm_cmpeq_epi8(c, quote), _mm_cmpeq_epi8(c, bslash))));
+        unsigned h = (unsigned)_mm_movemask_epi8(c); /* the bytes above 0x7F */
+
         if (m) {
+            high |= h & ((1u << __builtin_ctz(m)) - 1);
             q += __builtin_ctz(m);
             break;
         }
+        high |= h;
     }
 #endif
     for (; q < end && *q != '"'; q++) {
         if (*q == '\\' || (unsigned char)*q < 0x20) {
             return NULL;
         }
+        high |= (unsigned char)*q & 0x80;
     }
     if (q >= end || *q != '"') {
         return NULL;
     }
     s->p = p + 1;
     s->n = (size_t)(q - p - 1);
+    /* invalid UTF-8 is left to the cJSON path, which refuses it with its error */
+    if (high && !dr_utf8_valid(s->p, s->n)) {
+        return NULL;
+    }
     return q + 1;
 }
 
@@ -611,7 +623,7 @@ int dr__notification_scan(const char **pp, const char *end, const char *default_
 int dr_notification_parse(const char *json, size_t len, const char *default_id,
                           struct dr_notification **out, char *err, size_t errsz)
 {
-    const char *p = json;
+    const char *p = json, *why;
     struct dr_buf scratch;
     cJSON *o;
     int rc;
@@ -629,6 +641,13 @@ int dr_notification_parse(const char *json, size_t len, const char *default_id,
     }
     dr_notification_unref(*out); /* a value followed by more: dr_json_parse() decides */
     *out = NULL;
+    /* the tree would keep invalid UTF-8, which fails each WebSocket client the notification is
+     * sent to, and cut a string short at U+0000: refused, the text being what a producer sent */
+    why = dr_json_text_problem(json, len);
+    if (why) {
+        set_err(err, errsz, why);
+        return DR_EINVAL;
+    }
     o = dr_json_parse(json, len);
     rc = dr__notification_from_json(o, default_id, out, err, errsz);
     cJSON_Delete(o);

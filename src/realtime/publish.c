@@ -162,28 +162,98 @@ static int read_fast(const char *body, size_t len, struct dr_notification ***out
     return 0;
 }
 
+/* The byte after the JSON value at p (after whitespace), or NULL. */
+static const char *value_end(const char *p, const char *end)
+{
+    const char *after = NULL;
+    cJSON *v = dr_json_parse_prefix(p, (size_t)(end - p), &after);
+
+    cJSON_Delete(v);
+    return v ? after : NULL;
+}
+
+/* The text of the value of root's member key, the first of that name (the one
+ * cJSON_GetObjectItemCaseSensitive() finds), in body, the text root was parsed from; NULL when
+ * it cannot be told. */
+static const char *member_text(const cJSON *root, const char *key, const char *body,
+                               const char *end)
+{
+    const char *p = skip_ws(body, end);
+
+    if (p >= end || *p++ != '{') {
+        return NULL;
+    }
+    for (const cJSON *m = root->child; m; m = m->next) {
+        p = value_end(p, end); /* the key */
+        p = p ? skip_ws(p, end) : NULL;
+        if (!p || p >= end || *p++ != ':') {
+            return NULL;
+        }
+        if (strcmp(m->string, key) == 0) {
+            return skip_ws(p, end);
+        }
+        p = value_end(p, end);
+        p = p ? skip_ws(p, end) : NULL;
+        if (!p || p >= end || *p++ != ',') {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+/* The answer for a body dr_json_text_problem() refuses: it names the first notification with
+ * the problem, as other errors name theirs, or the body when the problem is outside them. Only
+ * on this error: each member and notification is parsed again to find where its text ends. */
+static void explain_text(const cJSON *root, const char *body, size_t len, const char *problem,
+                         char *why, size_t whysz)
+{
+    const char *end = body + len, *p = member_text(root, "notifications", body, end), *q;
+
+    if (p && p < end && *p++ == '[') {
+        for (size_t i = 0; (q = value_end(p, end)); i++) {
+            const char *own;
+
+            p = skip_ws(p, end);
+            if ((own = dr_json_text_problem(p, (size_t)(q - p)))) {
+                snprintf(why, whysz, "notifications[%zu]: %s", i, own);
+                return;
+            }
+            p = skip_ws(q, end);
+            if (p >= end || *p++ != ',') {
+                break;
+            }
+        }
+    }
+    snprintf(why, whysz, "the body: %s", problem);
+}
+
 /* The body through a cJSON tree: 0, or -1 with the answer's message in why. */
 static int read_tree(const char *body, size_t len, struct dr_notification ***out, size_t *nout,
                      char *why, size_t whysz)
 {
+    const char *problem;
     cJSON *root = dr_json_parse(body, len), *it;
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "notifications");
-    struct dr_notification **ns;
-    size_t n, i = 0;
-    int err = 0;
+    struct dr_notification **ns = NULL;
+    size_t n = 0, i = 0;
+    int err = -1;
 
     if (!cJSON_IsObject(root) || !cJSON_IsArray(list)) {
-        cJSON_Delete(root);
         snprintf(why, whysz, "expected {\"notifications\":[...]}");
-        return -1;
+        goto out;
+    }
+    /* the tree keeps invalid UTF-8 and cuts a string short at U+0000: refused on the text */
+    if ((problem = dr_json_text_problem(body, len))) {
+        explain_text(root, body, len, problem, why, whysz);
+        goto out;
     }
     n = (size_t)cJSON_GetArraySize(list);
     if (n == 0 || n > PUBLISH_MAX_NOTIFICATIONS) {
-        cJSON_Delete(root);
         snprintf(why, whysz, "notifications: 1 to %d of them", PUBLISH_MAX_NOTIFICATIONS);
-        return -1;
+        goto out;
     }
     ns = dr_xcalloc(n, sizeof(*ns));
+    err = 0;
     cJSON_ArrayForEach(it, list)
     {
         char bad[128] = "", id[33];
@@ -204,9 +274,10 @@ static int read_tree(const char *body, size_t len, struct dr_notification ***out
         }
         i++;
     }
+out:
     cJSON_Delete(root);
     if (err) {
-        dr__rt_notifications_free(ns, n);
+        dr__rt_notifications_free(ns, ns ? n : 0);
         return -1;
     }
     *out = ns;

@@ -82,7 +82,9 @@ struct dr_notification {
     struct rt_frame *frames[RT_NTRANSPORTS]; /* lazily encoded, loop thread only */
     char strs[];                             /* id, user_id, org_id, room and type point here */
 };
-/* dr_notification_parse() on an object already parsed (o is not taken; no size check). */
+/* dr_notification_parse() on an object already parsed (o is not taken; no size check). The tree
+ * no longer shows a U+0000 that cut a string short: the caller refuses the text first when
+ * dr_json_text_problem() finds a problem in it. */
 int dr__notification_from_json(const cJSON *o, const char *default_id, struct dr_notification **out,
                                char *err, size_t errsz);
 /* The fast reader: the notification object at *pp (after whitespace), as dr_json_parse() and

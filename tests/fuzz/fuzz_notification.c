@@ -1,8 +1,9 @@
 /*
  * A notification as a producer publishes it to client-notifications: dr_notification_parse()
- * refuses it naming the field, or returns one whose room name is valid. And whatever the fast
- * reader (dr__notification_scan) takes, the cJSON path takes the same way: the same fields and
- * the same stored body (up to its timestamp, which is "now" when absent).
+ * refuses it naming the field, or returns one whose room name is valid and whose stored body is
+ * valid UTF-8 without U+0000. And whatever the fast reader (dr__notification_scan) takes, the
+ * cJSON path takes the same way: the same fields and the same stored body (up to its timestamp,
+ * which is "now" when absent).
  */
 #include <string.h>
 
@@ -53,6 +54,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(n != NULL, "accepted without a notification");
     FUZZ_CHECK(dr_room_valid(n->room), "room '%s' is not a valid room name", n->room);
     FUZZ_CHECK(n->id && n->id[0] && n->type && n->type[0], "no id or type");
+    /* a WebSocket client takes only UTF-8, and nothing was cut short at a U+0000 */
+    FUZZ_CHECK(!dr_json_text_problem(n->body, n->body_len), "stored body: %s",
+               dr_json_text_problem(n->body, n->body_len));
     {
         cJSON *body = cJSON_ParseWithLength(n->body, n->body_len);
         FUZZ_CHECK(cJSON_IsObject(body), "stored body is not a JSON object");

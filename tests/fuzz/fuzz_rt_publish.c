@@ -1,13 +1,15 @@
 /*
  * The real-time publish API's body (POST /api/v1/publish): dr__rt_publish_read() either refuses
- * with a reason and nothing kept, or returns 1-1000 notifications with valid rooms. Whatever
- * body the fast reader takes, the cJSON tree reads the same way: as many notifications, each
- * with the same room, type, user, org and stored body (the id aside when the body has none,
- * since each read makes a new one; and up to the timestamp, "now" when absent).
+ * with a reason and nothing kept, or returns 1-1000 notifications with valid rooms and stored
+ * bodies of valid UTF-8 without U+0000. Whatever body the fast reader takes, the cJSON tree reads
+ * the same way: as many notifications, each with the same room, type, user, org and stored body
+ * (the id aside when the body has none, since each read makes a new one; and up to the timestamp,
+ * "now" when absent).
  */
 #include <string.h>
 
 #include "dr/err.h"
+#include "dr/json.h"
 #include "dr/realtime.h"
 #include "fuzz.h"
 #include "realtime/rt_int.h"
@@ -27,6 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(na >= 1 && na <= 1000, "%zu notifications", na);
         for (size_t i = 0; i < na; i++) {
             FUZZ_CHECK(dr_room_valid(a[i]->room), "room '%s'", a[i]->room);
+            FUZZ_CHECK(!dr_json_text_problem(a[i]->body, a[i]->body_len), "stored body: %s",
+                       dr_json_text_problem(a[i]->body, a[i]->body_len));
         }
     }
     dr__rt_notifications_free(a, na);

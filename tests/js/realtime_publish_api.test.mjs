@@ -182,6 +182,57 @@ describe('publish API', () => {
     const get = await srv.request('GET', '/api/v1/publish');
     assert.equal(get.status, 405);
   });
+
+  // A WebSocket client fails the connection on a text frame that is not UTF-8, and each resume
+  // would send that notification again; cJSON cuts a string short at \u0000. Each is a 400
+  // naming the notification, before anything is stored, and the next good notification is
+  // delivered as usual.
+  test('invalid text: 400, nothing stored or delivered', async (t) => {
+    const user = u('pt');
+    const tok = await userToken(user);
+    const ws = await Client.open(srv.wsUrl, bearer(tok));
+    t.after(() => ws.close());
+    await ws.waitFrame('welcome');
+    const unread = async () => (await srv.request('GET', '/api/v1/notifications/unread-count',
+      undefined, { Authorization: `Bearer ${tok}` })).json.unread;
+    const n = (i, extra) => notification(user, i, extra);
+    // the JSON of list with the raw bytes of bad (latin1: one byte a character) for "BAD"
+    const body = (list, bad) => {
+      const [head, tail] = JSON.stringify({ notifications: list }).split('"BAD"');
+      return Buffer.concat([Buffer.from(head), Buffer.from(bad, 'latin1'), Buffer.from(tail)]);
+    };
+    const padded = Array.from({ length: 60 }, (_, i) => n(100 + i, { data: { pad: 'p'.repeat(400) } }));
+    padded[59].title = 'BAD';
+    const cases = [
+      [body([n(1), n(2, { title: 'BAD' })], '"bad \xff\xfe title"'),
+        /^notifications\[1\]: invalid UTF-8$/],
+      [body([n(3, { data: { k: 'BAD' } })], '"caf\xc3"'), /^notifications\[0\]: invalid UTF-8$/],
+      [body([n(4, { data: { BAD: 1 } })], '"\xed\xa0\x80"'), /^notifications\[0\]: invalid UTF-8$/],
+      [body(padded, '"\xc0\xaf"'), /^notifications\[59\]: invalid UTF-8$/], // read on the pool
+      [body([n(5), n(6, { title: 'BAD' })], '"Hello\\u0000 hidden"'),
+        /^notifications\[1\]: strings must not contain U\+0000$/],
+    ];
+    const before = await srv.metric('dr_realtime_notifications_total', 'outcome="stored"');
+    for (const [b, re] of cases) {
+      const r = await publish(b);
+      assert.equal(r.status, 400, `${r.text} for ${b.toString('latin1').slice(0, 120)}`);
+      assert.equal(r.json.error.status, 'INVALID_ARGUMENT');
+      assert.match(r.json.error.message, re);
+    }
+    assert.equal(await srv.metric('dr_realtime_notifications_total', 'outcome="stored"'), before);
+    assert.equal(await unread(), 0);
+
+    // an escaped backslash before the text u0000 is text
+    const good = n(9, { title: 'Hello\\u0000 kept' });
+    const r = await publish({ notifications: [good] });
+    assert.equal(r.status, 200, r.text);
+    const evs = await ws.waitEvents(1);
+    await sleepFrames(ws);
+    assert.equal(ws.closeInfo, null);
+    assert.deepEqual(ws.events().map((e) => e.id), [good.notification_id]);
+    assert.equal(evs[0].data.title, 'Hello\\u0000 kept');
+    assert.equal(await unread(), 1);
+  });
 });
 
 describe('publish API with API keys', () => {

@@ -463,6 +463,103 @@ static void rows_read_alike(void **state)
     assert_null(dr__notification_canonical("{\"room\":\"org:o\"}", 16));
 }
 
+/* A notification around member (the text of one or more members), for the cases below. What
+ * follows member is long enough for the fast reader's sixteen-byte steps. */
+#define WITH(member) "{" member ",\"room\":\"org:o\",\"notification_type\":\"t\"}"
+
+/* The text as given to dr_notification_parse() (the client-notifications topic) is refused with
+ * why_part, and the fast reader leaves it to the cJSON path (which gives that error). */
+static void refused_as(const char *json, size_t len, const char *why_part)
+{
+    struct dr_notification *n = (void *)1;
+    char err[128] = "";
+
+    if (fast_path(json, len, "m1", &n) != RT_SCAN_NO || n) {
+        fail_msg("the fast reader took %.*s", (int)len, json);
+    }
+    assert_int_not_equal(dr_notification_parse(json, len, "m1", &n, err, sizeof(err)), DR_OK);
+    assert_null(n);
+    if (!strstr(err, why_part)) {
+        fail_msg("%.*s refused with \"%s\", not \"%s\"", (int)len, json, err, why_part);
+    }
+}
+
+/* A WebSocket client fails the connection on a text frame that is not UTF-8 (RFC 6455 §8.1), and
+ * a resume would send the notification again: one with invalid UTF-8 anywhere is refused. */
+static void invalid_utf8_is_refused(void **state)
+{
+    static const char *const bad[] = {
+        WITH("\"title\":\"bad \xff\xfe title\""),
+        WITH("\"title\":\"the byte past sixteen \xff\""),       /* after a whole step */
+        WITH("\"message\":\"caf\xc3\""),                        /* cut short at the end */
+        WITH("\"message\":\"caf\xc3 au lait\""),                /* a lead byte, no continuation */
+        WITH("\"title\":\"\x80\""),                             /* a continuation byte alone */
+        WITH("\"title\":\"\xc0\xaf\""),                         /* overlong '/' */
+        WITH("\"title\":\"\xe0\x80\xaf\""),                     /* overlong, three bytes */
+        WITH("\"title\":\"\xed\xa0\x80\""),                     /* the surrogate U+D800 */
+        WITH("\"title\":\"\xf4\x90\x80\x80\""),                 /* above U+10FFFF */
+        WITH("\"data\":{\"k\":\"\xff\"}"),                      /* a data value */
+        WITH("\"data\":{\"a\":[\"ok\",{\"b\":\"\xe2\x82\"}]}"), /* nested in data */
+        WITH("\"data\":{\"\xed\xbf\xbf\":1}"),                  /* a data key */
+        WITH("\"x\xfe\":1"),                                    /* the key of a member not kept */
+        WITH("\"extra\":\"\xc3\xa9\xc3\""),                     /* the value of one */
+        /* through the escapes path too: cJSON keeps the bytes */
+        WITH("\"title\":\"a\\n\xff\""),
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        refused_as(bad[i], strlen(bad[i]), "invalid UTF-8");
+    }
+}
+
+/* Valid UTF-8 is read by the fast reader as before, kept byte for byte. */
+static void valid_utf8_is_read_fast(void **state)
+{
+    static const char in[] = WITH(
+        "\"title\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 over sixteen bytes \xc3\xa9\","
+        "\"message\":\"\xef\xbf\xbd\xf4\x8f\xbf\xbf\","
+        "\"data\":{\"\xc3\xa9t\xc3\xa9\":\"\xe2\x80\xa8\"},\"timestamp\":\"2026-01-01T00:00:00Z\"");
+    struct dr_notification *a = NULL, *b = NULL;
+
+    (void)state;
+    assert_int_equal(fast_path(in, strlen(in), "id", &a), RT_SCAN_OK);
+    assert_int_equal(slow_path(in, strlen(in), "id", &b), DR_OK);
+    assert_string_equal(a->body, b->body);
+    assert_non_null(strstr(a->body, "\"title\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 over"));
+    dr_notification_unref(a);
+    dr_notification_unref(b);
+    a = parse_ok(in, "id");
+    dr_notification_unref(a);
+}
+
+/* cJSON ends a string at U+0000: "Hello\u0000 hidden" would be stored as "Hello". */
+static void nul_is_refused(void **state)
+{
+    static const char *const bad[] = {
+        WITH("\"title\":\"Hello\\u0000 hidden\""),
+        WITH("\"message\":\"\\u0000\""),
+        WITH("\"data\":{\"k\":\"a\\u0000b\"}"),
+        WITH("\"data\":{\"a\\u0000b\":1}"),
+        WITH("\"title\":\"\\\\\\u0000\""), /* an escaped backslash, then \u0000 */
+        WITH("\"extra\":\"\\u0000\""),
+    };
+    static const char raw[] = WITH("\"title\":\"a\0b\""); /* a NUL byte, not escaped */
+    struct dr_notification *n;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        refused_as(bad[i], strlen(bad[i]), "strings must not contain U+0000");
+    }
+    refused_as(raw, sizeof(raw) - 1, "strings must not contain U+0000");
+
+    /* an escaped backslash followed by the text u0000 is six characters, kept */
+    n = parse_ok(WITH("\"title\":\"\\\\u0000 kept\",\"data\":{\"k\\\\u0000\":\"\\\\u0000\"}"), "m");
+    assert_non_null(strstr(n->body, "\"title\":\"\\\\u0000 kept\""));
+    assert_non_null(strstr(n->body, "\"data\":{\"k\\\\u0000\":\"\\\\u0000\"}"));
+    dr_notification_unref(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +574,9 @@ int main(void)
         cmocka_unit_test(scan_agrees_with_cjson_on_edits),
         cmocka_unit_test(scan_numbers_as_cjson),
         cmocka_unit_test(rows_read_alike),
+        cmocka_unit_test(invalid_utf8_is_refused),
+        cmocka_unit_test(valid_utf8_is_read_fast),
+        cmocka_unit_test(nul_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
