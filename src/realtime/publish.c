@@ -231,8 +231,8 @@ static void explain_text(const cJSON *root, const char *body, size_t len, const 
 static int read_tree(const char *body, size_t len, struct dr_notification ***out, size_t *nout,
                      char *why, size_t whysz)
 {
-    const char *problem;
-    cJSON *root = dr_json_parse(body, len), *it;
+    const char *after = NULL, *problem;
+    cJSON *root = dr_json_parse_prefix(body, len, &after), *it;
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "notifications");
     struct dr_notification **ns = NULL;
     size_t n = 0, i = 0;
@@ -240,6 +240,11 @@ static int read_tree(const char *body, size_t len, struct dr_notification ***out
 
     if (!cJSON_IsObject(root) || !cJSON_IsArray(list)) {
         snprintf(why, whysz, "expected {\"notifications\":[...]}");
+        goto out;
+    }
+    /* cJSON stops at the end of the value: anything after it would be ignored without a word */
+    if (skip_ws(after, body + len) != body + len) {
+        snprintf(why, whysz, "unexpected data after the JSON object");
         goto out;
     }
     /* the tree keeps invalid UTF-8 and cuts a string short at U+0000: refused on the text */

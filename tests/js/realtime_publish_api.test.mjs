@@ -184,10 +184,10 @@ describe('publish API', () => {
   });
 
   // A WebSocket client fails the connection on a text frame that is not UTF-8, and each resume
-  // would send that notification again; cJSON cuts a string short at \u0000. Each is a 400
-  // naming the notification, before anything is stored, and the next good notification is
-  // delivered as usual.
-  test('invalid text: 400, nothing stored or delivered', async (t) => {
+  // would send that notification again; cJSON cuts a string short at \u0000; bytes after the
+  // JSON would be ignored unseen. Each is a 400 naming the notification, before anything is
+  // stored, and the next good notification is delivered as usual.
+  test('invalid text or bytes after the JSON: 400, nothing stored or delivered', async (t) => {
     const user = u('pt');
     const tok = await userToken(user);
     const ws = await Client.open(srv.wsUrl, bearer(tok));
@@ -201,7 +201,8 @@ describe('publish API', () => {
       const [head, tail] = JSON.stringify({ notifications: list }).split('"BAD"');
       return Buffer.concat([Buffer.from(head), Buffer.from(bad, 'latin1'), Buffer.from(tail)]);
     };
-    const padded = Array.from({ length: 60 }, (_, i) => n(100 + i, { data: { pad: 'p'.repeat(400) } }));
+    const padded = Array.from({ length: 60 },
+      (_, i) => n(100 + i, { data: { pad: 'p'.repeat(400) } }));
     padded[59].title = 'BAD';
     const cases = [
       [body([n(1), n(2, { title: 'BAD' })], '"bad \xff\xfe title"'),
@@ -211,6 +212,10 @@ describe('publish API', () => {
       [body(padded, '"\xc0\xaf"'), /^notifications\[59\]: invalid UTF-8$/], // read on the pool
       [body([n(5), n(6, { title: 'BAD' })], '"Hello\\u0000 hidden"'),
         /^notifications\[1\]: strings must not contain U\+0000$/],
+      [Buffer.from(`${JSON.stringify({ notifications: [n(7)] })}garbage`),
+        /unexpected data after the JSON object/],
+      [Buffer.from(`${JSON.stringify({ notifications: [n(8)] })}\n{}`),
+        /unexpected data after the JSON object/],
     ];
     const before = await srv.metric('dr_realtime_notifications_total', 'outcome="stored"');
     for (const [b, re] of cases) {
@@ -222,9 +227,9 @@ describe('publish API', () => {
     assert.equal(await srv.metric('dr_realtime_notifications_total', 'outcome="stored"'), before);
     assert.equal(await unread(), 0);
 
-    // an escaped backslash before the text u0000 is text
+    // an escaped backslash before the text u0000 is text; whitespace after the JSON is fine
     const good = n(9, { title: 'Hello\\u0000 kept' });
-    const r = await publish({ notifications: [good] });
+    const r = await publish(Buffer.from(`${JSON.stringify({ notifications: [good] })} \r\n`));
     assert.equal(r.status, 200, r.text);
     const evs = await ws.waitEvents(1);
     await sleepFrames(ws);

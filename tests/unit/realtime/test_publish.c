@@ -81,10 +81,33 @@ static void bad_text_names_the_notification(void **state)
         read_ok("{\"notifications\":[" WITH("\"title\":\"\\\\u0000\"") "]}", RT_READ_TREE), 1);
 }
 
+/* The body is one JSON value: anything but whitespace after it is refused, not ignored. */
+static void nothing_after_the_body(void **state)
+{
+    static const char *const bad[] = {
+        "{\"notifications\":[" GOOD "]}garbage",
+        "{\"notifications\":[" GOOD "]}{}",
+        "{\"notifications\":[" GOOD "]} x",
+        /* a body the fast reader leaves to the tree */
+        "{\"notifications\":[" WITH("\"title\":\"a\\nb\"") "]}]",
+    };
+    static const char nul_after[] = "{\"notifications\":[" GOOD "]}\0";
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        refused(bad[i], strlen(bad[i]), "unexpected data after the JSON object");
+    }
+    refused(nul_after, sizeof(nul_after) - 1, "unexpected data after the JSON object");
+    /* whitespace is fine */
+    assert_int_equal(read_ok(" {\"notifications\":[" GOOD "," GOOD "]} \r\n\t", RT_READ_ANY), 2);
+    assert_int_equal(read_ok(" {\"notifications\":[" GOOD "," GOOD "]} \r\n\t", RT_READ_TREE), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_text_names_the_notification),
+        cmocka_unit_test(nothing_after_the_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
