@@ -791,6 +791,11 @@ struct dr_notification *dr__notification_from_row(int64_t seq, const char *body,
         dr__notification_set_seq(n, seq);
         return n;
     }
+    /* stored before such text was refused: sent, it would fail every WebSocket client in the
+     * room, on each resume again */
+    if (dr_json_text_problem(body, len)) {
+        return NULL;
+    }
     o = dr_json_parse(body, len);
     id = dr_json_str(o, "notification_id");
     room = dr_json_str(o, "room");

@@ -461,6 +461,16 @@ static void rows_read_alike(void **state)
     /* not a notification */
     assert_null(dr__notification_from_row(6, "{\"room\":\"org:o\"}", 16));
     assert_null(dr__notification_canonical("{\"room\":\"org:o\"}", 16));
+    /* stored before such text was refused: not read, so never sent */
+    static const char *const bad[] = {
+        "{\"notification_id\":\"r3\",\"room\":\"org:o\",\"notification_type\":\"t\","
+        "\"title\":\"bad \xff\xfe title\"}",
+        "{\"notification_id\":\"r4\",\"room\":\"org:o\",\"notification_type\":\"t\","
+        "\"title\":\"Hello\\u0000 hidden\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_null(dr__notification_from_row(7, bad[i], strlen(bad[i])));
+    }
 }
 
 /* A notification around member (the text of one or more members), for the cases below. What
