@@ -648,7 +648,13 @@ int dr_notification_parse(const char *json, size_t len, const char *default_id,
         set_err(err, errsz, why);
         return DR_EINVAL;
     }
-    o = dr_json_parse(json, len);
+    o = dr_json_parse_prefix(json, len, &p);
+    if (o && skip_ws(p, json + len) != json + len) {
+        /* the tree stops at the end of the value: what follows would be dropped unread */
+        cJSON_Delete(o);
+        set_err(err, errsz, "unexpected data after the JSON object");
+        return DR_EINVAL;
+    }
     rc = dr__notification_from_json(o, default_id, out, err, errsz);
     cJSON_Delete(o);
     return rc;

@@ -570,9 +570,33 @@ static void nul_is_refused(void **state)
     dr_notification_unref(n);
 }
 
+/* The topic's text is one JSON object: what follows it would be dropped unread. Spaces after
+ * it are nothing. */
+static void nothing_after_the_object(void **state)
+{
+    static const char *const bad[] = {
+        WITH("\"title\":\"x\"") "garbage", WITH("\"title\":\"x\"") " {}",
+        WITH("\"title\":\"a\\u00e9\"") "x", /* an escape: read through the tree */
+    };
+    struct dr_notification *n;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char err[128] = "";
+        n = (void *)1;
+        assert_int_equal(dr_notification_parse(bad[i], strlen(bad[i]), "m1", &n, err, sizeof(err)),
+                         DR_EINVAL);
+        assert_null(n);
+        assert_string_equal(err, "unexpected data after the JSON object");
+    }
+    n = parse_ok(WITH("\"title\":\"a\\u00e9\"") " \n", "m");
+    dr_notification_unref(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(nothing_after_the_object),
         cmocka_unit_test(valid_notification_round_trips),
         cmocka_unit_test(body_is_canonical),
         cmocka_unit_test(defaults),
