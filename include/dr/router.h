@@ -55,6 +55,11 @@ void dr_router_destroy(struct dr_router *r);
  * with the topic's default type and the route's priority. */
 void dr_router_submit(struct dr_router *r, struct dr_msg *msg, const struct dr_source_ops *ops,
                       void *source);
+/* dr_router_submit(), the message to run no sooner than delay_ms from now (a retry whose time
+ * has not come, loaded after a restart). Meanwhile it holds its place in its ordering lanes, as
+ * a retry waiting here does: a later message with its key waits behind it. */
+void dr_router_submit_after(struct dr_router *r, struct dr_msg *msg,
+                            const struct dr_source_ops *ops, void *source, int64_t delay_ms);
 /* Drops the router's accounting for a completed message (see complete above). */
 void dr_router_release(struct dr_router *r, struct dr_msg *msg);
 

@@ -33,6 +33,7 @@ struct task {
     int in_process;     /* a worker is inside process() for it (under mu) */
     int finished_early; /* deferred, and finished before process() returned (under mu) */
     struct dr_breaker *probe; /* the half-open breaker this run is the probe of (under mu) */
+    int held; /* its lane's turn came while the job was holding: runs when the hold ends */
     struct dr_result res;
     uint64_t t_start;
     struct task *next; /* queue link */
@@ -46,9 +47,10 @@ struct job {
     int pending;  /* tasks queued or running in this round */
     int retry;    /* some task asked for a retry this round */
     int rejected; /* index of a rejecting task, or -1 */
+    int holding;  /* dr_router_submit_after(): not to run before its timer (under mu) */
     char *last_error; /* "<processor>: <error>" of the last RETRY, or NULL */
     struct dr_router *router;
-    uv_timer_t *timer; /* retry timer */
+    uv_timer_t *timer; /* retry timer, or the hold of dr_router_submit_after() */
     size_t bytes;
     struct job *prev, *next; /* all live jobs */
     struct task tasks[];     /* ntasks of them, usually one */
@@ -142,6 +144,11 @@ static struct task *fifo_pop(struct fifo *f)
 static void make_ready(struct dr_router *r, struct task *t)
 {
     struct proc *p = &r->procs[t->proc];
+
+    if (t->job->holding) {
+        t->held = 1; /* keeps its lane; on_hold_timer() makes it ready */
+        return;
+    }
     fifo_push(&p->ready[t->job->msg->priority], t);
     p->queued++;
     /* Wake a worker only when one is idle and not already being woken: a busy pool finds the
@@ -520,6 +527,32 @@ static void on_retry_timer(uv_timer_t *t)
     pthread_mutex_unlock(&rr->mu);
 }
 
+/* The hold of dr_router_submit_after() is over: the tasks whose lane came free meanwhile run. */
+static void on_hold_timer(uv_timer_t *t)
+{
+    struct job *j = t->data;
+    struct dr_router *r = j->router;
+
+    pthread_mutex_lock(&r->mu);
+    j->holding = 0;
+    for (int i = 0; i < j->ntasks; i++) {
+        if (j->tasks[i].held) {
+            j->tasks[i].held = 0;
+            make_ready(r, &j->tasks[i]);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void job_timer(struct dr_router *r, struct job *j)
+{
+    if (!j->timer) {
+        j->timer = dr_xcalloc(1, sizeof(*j->timer));
+        uv_timer_init(r->loop, j->timer);
+        j->timer->data = j;
+    }
+}
+
 static void retry_job(struct dr_router *r, struct job *j)
 {
     const struct dr_retry_policy *pol = dr_config_retry(r->cfg, j->msg->type);
@@ -551,11 +584,7 @@ static void retry_job(struct dr_router *r, struct job *j)
         job_free(r, j);
         return;
     }
-    if (!j->timer) {
-        j->timer = dr_xcalloc(1, sizeof(*j->timer));
-        uv_timer_init(r->loop, j->timer);
-        j->timer->data = j;
-    }
+    job_timer(r, j);
     uv_timer_start(j->timer, on_retry_timer, (uint64_t)delay, 0);
 }
 
@@ -687,6 +716,12 @@ static void on_async(uv_async_t *a)
 void dr_router_submit(struct dr_router *r, struct dr_msg *msg, const struct dr_source_ops *ops,
                       void *source)
 {
+    dr_router_submit_after(r, msg, ops, source, 0);
+}
+
+void dr_router_submit_after(struct dr_router *r, struct dr_msg *msg,
+                            const struct dr_source_ops *ops, void *source, int64_t delay_ms)
+{
     size_t idx[MAX_FANOUT];
     size_t n;
     struct job *j;
@@ -756,10 +791,15 @@ void dr_router_submit(struct dr_router *r, struct dr_msg *msg, const struct dr_s
     {
         const char *key = ordering_key(r, msg, first, kbuf, sizeof(kbuf));
         pthread_mutex_lock(&r->mu);
+        j->holding = delay_ms > 0;
         for (int i = 0; i < j->ntasks; i++) {
             enqueue(r, &j->tasks[i], key);
         }
         pthread_mutex_unlock(&r->mu);
+    }
+    if (delay_ms > 0) {
+        job_timer(r, j);
+        uv_timer_start(j->timer, on_hold_timer, (uint64_t)delay_ms, 0);
     }
 }
 

@@ -45,10 +45,14 @@ def main():
                                    "DR_LOG_LEVEL": "info"}).start()
     msgs = [{"data": {"n": i}, "attributes": {"seq": str(i), "test_fail": "transient:1"}}
             for i in range(N)]
-    assert a.publish("test-events", msgs)[0] == 200
+    # and two of one ordering key: the first fails once, the second waits behind its retry
+    keyed = [{"data": {"n": k}, "orderingKey": "K",
+              "attributes": {"seq": f"k{k}", **({"test_fail": "transient:1"} if k == 1 else {})}}
+             for k in (1, 2)]
+    assert a.publish("test-events", msgs + keyed)[0] == 200
     # every message failed once and waits 20 s for its retry, in the table (the test processor
     # records successful runs only)
-    wait_until(lambda: a.metric("dr_messages_processed_total", RETRIED) == N, 60,
+    wait_until(lambda: a.metric("dr_messages_processed_total", RETRIED) == N + 1, 60,
                "every first attempt")
     assert a.stop() == 0, a.tail()
     assert '"queue leases released"' in a.tail(1 << 20), a.tail()
@@ -58,10 +62,14 @@ def main():
                env={"DR_INSTANCE_ID": "b", "DR_QUEUE_LEASE_MS": LEASE_MS})
     b.log_path = os.path.join(tmp, "b.log")
     b.start()
-    wait_until(lambda: sum(runs(b)[(str(i), 2)] for i in range(N)) == N, 60,
+    wait_until(lambda: sum(runs(b)[(str(i), 2)] for i in range(N)) == N and
+               runs(b)[("k2", 1)] == 1, 60,
                "B runs A's messages (they were A's for an hour otherwise)")
     c = runs(b)
-    assert len(c) == N and all(c[(str(i), 2)] == 1 for i in range(N)), c
+    assert len(c) == N + 2 and all(c[(str(i), 2)] == 1 for i in range(N)), c
+    # the retry loaded from the table keeps its key's order: k2 still waits for k1
+    order = [r["seq"] for r in b.processed() if r["seq"] in ("k1", "k2")]
+    assert order == ["k1", "k2"], order
     assert b.metric("dr_messages_processed_total", RETRIED) == 0
     assert b.stop() == 0, b.tail()
     print(f"ok: {N} messages left by an orderly stop ran on the next instance at once, once each")

@@ -88,7 +88,6 @@ struct dr_local {
      * before: a failing store would fail them again at once */
     int64_t reread_at_ms;
     uv_timer_t *reread_timer;
-    struct delayed *delayed; /* rows waiting for their retry time */
     int leasing; /* a renew/take-over pass is under way */
     uv_work_t lease_work;
     struct dr_qmsg *expired;
@@ -450,39 +449,6 @@ static struct dr_msg *row_to_msg(struct dr_local *l, struct dr_qmsg *q)
     return m;
 }
 
-/* A row whose retry time has not come yet, waiting on its timer (listed in dr_local.delayed). */
-struct delayed {
-    uv_timer_t timer;
-    struct dr_local *l;
-    struct dr_msg *msg;
-    struct delayed *prev, *next;
-};
-
-static void delayed_unlink(struct dr_local *l, struct delayed *d)
-{
-    if (d->prev) {
-        d->prev->next = d->next;
-    } else {
-        l->delayed = d->next;
-    }
-    if (d->next) {
-        d->next->prev = d->prev;
-    }
-}
-
-static void delayed_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
-static void on_delayed(uv_timer_t *t)
-{
-    struct delayed *d = (struct delayed *)t;
-    delayed_unlink(d->l, d);
-    dr_router_submit(d->l->router, d->msg, &local_ops, d->l);
-    uv_close((uv_handle_t *)t, delayed_closed);
-}
-
 /* Hands a row to the router unless it is out there already. */
 static void submit_row_at(struct dr_local *l, struct dr_qmsg *q, int advance)
 {
@@ -494,23 +460,10 @@ static void submit_row_at(struct dr_local *l, struct dr_qmsg *q, int advance)
     }
     id_set_add(&l->out, q->id);
 
-    struct dr_msg *m = row_to_msg(l, q);
-    int64_t wait = q->not_before_ms - dr_now_ms();
-
-    if (wait > 0) {
-        struct delayed *d = dr_xcalloc(1, sizeof(*d));
-        uv_timer_init(l->loop, &d->timer);
-        d->l = l;
-        d->msg = m;
-        d->next = l->delayed;
-        if (l->delayed) {
-            l->delayed->prev = d;
-        }
-        l->delayed = d;
-        uv_timer_start(&d->timer, on_delayed, (uint64_t)wait, 0);
-        return;
-    }
-    dr_router_submit(l->router, m, &local_ops, l);
+    /* a retry whose time has not come waits in the router, holding its ordering lane: on its
+     * own timer here, a later message with its key would run first */
+    dr_router_submit_after(l->router, row_to_msg(l, q), &local_ops, l,
+                           q->not_before_ms - dr_now_ms());
 }
 
 static void submit_row(struct dr_local *l, struct dr_qmsg *q)
@@ -1017,13 +970,6 @@ void dr_local_destroy(struct dr_local *l)
     uv_close((uv_handle_t *)l->async, free_handle);
     uv_close((uv_handle_t *)l->lease_timer, free_handle);
     uv_close((uv_handle_t *)l->reread_timer, free_handle);
-    /* rows waiting for their retry time stay in the table: they run after the restart */
-    while (l->delayed) {
-        struct delayed *d = l->delayed;
-        delayed_unlink(l, d);
-        dr_msg_unref(d->msg);
-        uv_close((uv_handle_t *)&d->timer, delayed_closed);
-    }
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     id_set_clear(&l->out);

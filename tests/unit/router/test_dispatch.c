@@ -202,6 +202,27 @@ static void ordering_lanes(void **state)
     teardown(f);
 }
 
+/* A message submitted to run later (a retry loaded after a restart) holds its key's lane
+ * meanwhile: the ones after it with its key wait, other keys do not. */
+static void held_message_keeps_its_lane(void **state)
+{
+    struct fixture *f = setup(2);
+    struct dr_msg *m = dr_msg_create("k0", "t", "{}", 2, 0);
+
+    dr_msg_add_attr(m, "seq", "k0");
+    dr_msg_set_ordering_key(m, "K");
+    dr_router_submit_after(f->rec.router, m, &ops, &f->rec, 1000);
+    submit(f, "t", "k1", "K", 0, NULL);
+    submit(f, "t", "other", "L", 0, NULL);
+    submit(f, "t", "k2", "K", 9, NULL);
+    run_until(f, 4);
+    assert_string_equal(f->rec.seq[0], "other");
+    assert_string_equal(f->rec.seq[1], "k0");
+    assert_string_equal(f->rec.seq[2], "k1");
+    assert_string_equal(f->rec.seq[3], "k2");
+    teardown(f);
+}
+
 static void retries_and_dead_letters(void **state)
 {
     struct fixture *f = setup(2);
@@ -389,6 +410,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(priorities),
         cmocka_unit_test(ordering_lanes),
+        cmocka_unit_test(held_message_keeps_its_lane),
         cmocka_unit_test(retries_and_dead_letters),
         cmocka_unit_test(deferred_results),
         cmocka_unit_test(breaker_requeue_keeps_outcome),
