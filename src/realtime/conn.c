@@ -363,23 +363,64 @@ void dr__rt_conn_send_error(struct rt_conn *c, const char *code, const char *msg
     cJSON_Delete(o);
 }
 
-static int send_event(struct rt_conn *c, struct rt_sub *s, struct dr_notification *n)
+static int job_has_sub(const struct rt_catchup *j, const struct rt_sub *s)
 {
-    struct rt_frame *f = n->frames[c->tp->id];
-    int err;
+    for (size_t k = 0; j && k < j->nrooms; k++) {
+        if (j->gens[k] == s->gen && strcmp(j->rooms[k], s->room) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
-    if (!f) {
+/* Where c's rooms still catching up have got to, other than s and j's (whose rows go out in seq
+ * order together, so a row's seq is where they all are): the lowest, or INT64_MAX. */
+static int64_t catchup_floor(const struct rt_conn *c, const struct rt_sub *s,
+                             const struct rt_catchup *j)
+{
+    int64_t lo = INT64_MAX;
+
+    for (size_t i = 0; i < c->nsubs; i++) {
+        const struct rt_sub *o = &c->subs[i];
+        if (o != s && o->state == RT_SUB_CATCHUP && o->last_seq < lo && !job_has_sub(j, o)) {
+            lo = o->last_seq < 0 ? 0 : o->last_seq;
+        }
+    }
+    return lo;
+}
+
+/* Sends n to c in s; j is the catch-up n comes from, NULL for a live event. */
+static int send_event(struct rt_conn *c, struct rt_sub *s, struct dr_notification *n,
+                      const struct rt_catchup *j)
+{
+    int64_t resume = n->seq - n->behind, floor = catchup_floor(c, s, j);
+    struct rt_frame *f = n->frames[c->tp->id];
+    int err, own = 0;
+
+    if (floor < resume) {
+        /* another room of c is still reading its history below this seq: resumed from here, a
+         * client would skip what that room has not sent yet. This frame is c's own. */
+        resume = floor;
+        own = 1;
+    }
+    if (!f || own) {
         size_t len;
-        char *json = dr__notification_event_json(n, &len);
-        f = n->frames[c->tp->id] = c->tp->encode(n->seq - n->behind, json, len);
+        char *json = dr__notification_event_json(n, resume, &len);
+        f = c->tp->encode(resume, json, len);
         free(json);
+        if (!own) {
+            n->frames[c->tp->id] = f;
+        }
     }
     err = dr__rt_conn_write(c, f);
+    if (own) {
+        dr__rt_frame_unref(f);
+    }
     if (err) {
         return err;
     }
     s->last_seq = n->seq;
-    c->told = n->seq - n->behind;
+    c->told = resume;
     dr__hub_count_delivery(c->hub, c->tp->id, n->t0_ns);
     return DR_OK;
 }
@@ -602,7 +643,7 @@ static void finish_rooms(struct rt_conn *c, struct rt_catchup *j)
             continue;
         }
         if (s && c->state == RT_CONN_OPEN && n->seq > s->last_seq) {
-            send_event(c, s, n);
+            send_event(c, s, n, j);
         } else if (s) {
             dr_metrics_inc(RT_M_DROPPED, "reason=\"duplicate\"", 1);
         }
@@ -657,7 +698,7 @@ static void cu_pump(struct rt_conn *c)
             if (w < n->seq && !n->frames[c->tp->id]) {
                 n->behind = n->seq - w;
             }
-            send_event(c, s, n);
+            send_event(c, s, n, j);
             if (c->state != RT_CONN_OPEN) {
                 return;
             }
@@ -809,7 +850,7 @@ void dr__rt_conn_deliver(struct rt_conn *c, struct rt_sub *s, struct dr_notifica
         dr_metrics_inc(RT_M_DROPPED, "reason=\"duplicate\"", 1);
         return;
     }
-    send_event(c, s, n);
+    send_event(c, s, n, NULL);
 }
 
 /* ---- authentication and joining ---- */

@@ -817,7 +817,7 @@ struct dr_notification *dr__notification_from_row(int64_t seq, const char *body,
     return n;
 }
 
-char *dr__notification_event_json(const struct dr_notification *n, size_t *len)
+char *dr__notification_event_json(const struct dr_notification *n, int64_t resume, size_t *len)
 {
     struct dr_buf b;
 
@@ -831,9 +831,9 @@ char *dr__notification_event_json(const struct dr_notification *n, size_t *len)
     dr_buf_append_json_str(&b, n->id, strlen(n->id));
     dr_buf_appends(&b, ",\"event\":");
     dr_buf_append_json_str(&b, n->type, strlen(n->type));
-    if (n->behind > 0) {
+    if (resume < n->seq) {
         dr_buf_appends(&b, ",\"resume\":");
-        dr_json_append_number(&b, (double)(n->seq - n->behind));
+        dr_json_append_number(&b, (double)resume);
     }
     dr_buf_appends(&b, ",\"data\":");
     dr_buf_append(&b, n->json, n->json_len);

@@ -115,9 +115,9 @@ int64_t dr__notification_bus_seq(const char *json, size_t len, size_t *body_len)
 struct dr_notification *dr__notification_canonical(const char *body, size_t len);
 /* From a stored row: body is the canonical JSON. NULL when the row is unreadable. */
 struct dr_notification *dr__notification_from_row(int64_t seq, const char *body, size_t len);
-/* The JSON text of the server frame {"type":"event",...} (with "resume" when behind > 0); caller
- * frees. */
-char *dr__notification_event_json(const struct dr_notification *n, size_t *len);
+/* The JSON text of the server frame {"type":"event",...}, with "resume":resume when resume is
+ * below its seq; caller frees. */
+char *dr__notification_event_json(const struct dr_notification *n, int64_t resume, size_t *len);
 
 /* ---- WebSocket protocol pieces (ws_proto.c) ---- */
 

@@ -58,7 +58,7 @@ static void valid_notification_round_trips(void **state)
     assert_null(cJSON_GetObjectItemCaseSensitive(o, "junk")); /* only known fields are kept */
     cJSON_Delete(o);
 
-    ev = dr__notification_event_json(n, &len);
+    ev = dr__notification_event_json(n, dr_notification_seq(n), &len);
     o = dr_json_parse(ev, len);
     assert_string_equal(dr_json_str(o, "type"), "event");
     assert_string_equal(dr_json_str(o, "room"), "shipment:1Z9");

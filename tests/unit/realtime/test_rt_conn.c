@@ -358,6 +358,44 @@ static void held_event_let_go_when_joined_again_live(void **state)
 }
 
 /*
+ * A live event in one room while another room of the connection still reads its history: the
+ * event names a resume point no higher than that history has got to (a client that resumed
+ * from the event's seq would skip the rest of it). Once the history is out, a resume frame
+ * moves the point to the newest seq sent.
+ */
+static void live_event_waits_for_history_in_resume_point(void **state)
+{
+    struct fx *f = *state;
+    char *extra[] = {"meeting:m6"};
+    struct rt_conn *c = fx_conn(f, &dr__rt_sse);
+    static char buf[65536];
+    char want[64];
+    int64_t seq = 0;
+
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "w%d", i);
+        seq = store_one(f, id, "user:user-6");
+    }
+    assert_int_equal(
+        dr__rt_conn_authenticated(c, claims_for(f, "user-6", "w@example.com"), -1, extra, 1),
+        DR_OK);
+    dr__rt_conn_ref(c);
+    fx_read_until(f, f->peers[0], buf, sizeof(buf), "welcome");
+    on_message(c, "{\"type\":\"unsubscribe\",\"room\":\"user:user-6\"}");
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"user:user-6\",\"since\":0}");
+    assert_true(c->catchup_running);
+    deliver_seq(f, "w-live", "meeting:m6", seq + 1);
+    fx_read_until(f, f->peers[0], buf, sizeof(buf), "w-live");
+    assert_non_null(strstr(buf, "id: 0\ndata: {\"type\":\"event\",\"room\":\"meeting:m6\""));
+    assert_non_null(strstr(buf, "\"resume\":0"));
+    snprintf(want, sizeof(want), "{\"type\":\"resume\",\"seq\":%lld}", (long long)(seq + 1));
+    fx_read_until(f, f->peers[0], buf, sizeof(buf), want);
+    assert_non_null(strstr(buf, "\"id\":\"w3\"")); /* the history came before it */
+    dr__rt_conn_unref(c);
+}
+
+/*
  * Live events held back while a room resumes are sent in seq order once the catch-up is done,
  * even when they came out of order (the Redis bus delivers a seq it had given up on late): the
  * higher one first would make the connection drop the lower one as already sent.
@@ -469,6 +507,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(longest_sub_is_indexed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(bus_forms_are_read_alike, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(held_event_let_go_when_joined_again_live, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(live_event_waits_for_history_in_resume_point, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(read_reaches_others_when_one_is_closed, fx_setup,
                                         fx_teardown),
