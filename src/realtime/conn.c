@@ -353,14 +353,24 @@ void dr__rt_conn_send_json(struct rt_conn *c, const cJSON *obj)
     send_json_seq(c, -1, obj);
 }
 
-void dr__rt_conn_send_error(struct rt_conn *c, const char *code, const char *msg)
+/* An error frame; with "room" when room is not NULL, so that a client with several requests
+ * out knows which one it answers. */
+static void send_error_in(struct rt_conn *c, const char *code, const char *msg, const char *room)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "error");
     cJSON_AddStringToObject(o, "code", code);
     cJSON_AddStringToObject(o, "message", msg);
+    if (room) {
+        cJSON_AddStringToObject(o, "room", room);
+    }
     dr__rt_conn_send_json(c, o);
     cJSON_Delete(o);
+}
+
+void dr__rt_conn_send_error(struct rt_conn *c, const char *code, const char *msg)
+{
+    send_error_in(c, code, msg, NULL);
 }
 
 static int job_has_sub(const struct rt_catchup *j, const struct rt_sub *s)
@@ -952,7 +962,7 @@ static void join(struct rt_conn *c, const char *room, int64_t since)
         return;
     }
     if (c->nsubs >= c->hub->conf->max_rooms) {
-        dr__rt_conn_send_error(c, "too_many_rooms", "room limit per connection reached");
+        send_error_in(c, "too_many_rooms", "room limit per connection reached", room);
         return;
     }
     s = add_sub(c, room, since);
@@ -991,9 +1001,9 @@ static void join_after(uv_work_t *w, int status)
     c->pending_joins--;
     if (c->state == RT_CONN_OPEN) {
         if (jj->err) {
-            dr__rt_conn_send_error(c, "unavailable", "permission check failed, try again");
+            send_error_in(c, "unavailable", "permission check failed, try again", jj->room);
         } else if (!jj->allowed) {
-            dr__rt_conn_send_error(c, "forbidden", "not allowed to join this room");
+            send_error_in(c, "forbidden", "not allowed to join this room", jj->room);
             dr__rt_conn_close(c, 4003, "forbidden room");
         } else {
             join(c, jj->room, jj->since);
@@ -1028,12 +1038,12 @@ static void on_subscribe(struct rt_conn *c, const cJSON *m)
         return;
     }
     if (c->nsubs + c->pending_joins >= c->hub->conf->max_rooms) {
-        dr__rt_conn_send_error(c, "too_many_rooms", "room limit per connection reached");
+        send_error_in(c, "too_many_rooms", "room limit per connection reached", room);
         return;
     }
     if (dr__rt_may_join_local(c->claims, room, &allowed) == 0) {
         if (!allowed) {
-            dr__rt_conn_send_error(c, "forbidden", "not allowed to join this room");
+            send_error_in(c, "forbidden", "not allowed to join this room", room);
             dr__rt_conn_close(c, 4003, "forbidden room");
             return;
         }
@@ -1060,7 +1070,8 @@ static void on_unsubscribe(struct rt_conn *c, const cJSON *m)
     cJSON *o;
 
     if (!s) {
-        dr__rt_conn_send_error(c, "not_subscribed", "not subscribed to that room");
+        send_error_in(c, "not_subscribed", "not subscribed to that room",
+                      room && dr_room_valid(room) ? room : NULL);
         return;
     }
     o = cJSON_CreateObject();

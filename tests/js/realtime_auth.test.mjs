@@ -297,12 +297,15 @@ describe('rooms and limits', () => {
     const c = await Client.open(srv.wsUrl, bearer(await userToken('r1')));
     await c.waitFrame('welcome');
     c.send({ type: 'subscribe', room: 'user:someone-else' });
-    assert.equal((await c.waitFrame('error')).code, 'forbidden');
+    const e = await c.waitFrame('error');
+    assert.equal(e.code, 'forbidden');
+    assert.equal(e.room, 'user:someone-else', 'the error names the room it refuses');
     assert.equal((await c.closed).code, 4003);
 
     const m = await Client.open(srv.wsUrl, bearer(await userToken('r2', { rooms: ['meeting:p1'] })));
     await m.waitFrame('welcome');
     m.send({ type: 'subscribe', room: 'shipment:1Z999' }); // no shipments table: denied
+    assert.equal((await m.waitFrame('error')).room, 'shipment:1Z999'); // after the store's answer
     assert.equal((await m.closed).code, 4003);
 
     const k = await Client.open(srv.wsUrl, bearer(await userToken('r3', { rooms: ['meeting:p1'] })));
