@@ -10,10 +10,13 @@ int64_t dr_backoff_delay(const struct dr_retry_policy *p, int attempt, double ra
     if (d > (double)p->max_ms) {
         d = (double)p->max_ms;
     }
-    /* Spread retries of many messages that failed together: ±jitter around the delay. */
-    d *= 1.0 + p->jitter * (2.0 * rand01 - 1.0);
-    if (d > (double)p->max_ms) {
-        d = (double)p->max_ms;
+    /* Spread retries of many messages that failed together: evenly over ±jitter around the
+     * delay, the part above max left out. Cutting the draws above max down to it instead would
+     * send half the retries at max at the same moment. */
+    double lo = d * (1.0 - p->jitter), hi = d * (1.0 + p->jitter);
+    if (hi > (double)p->max_ms) {
+        hi = (double)p->max_ms;
     }
+    d = lo + (hi - lo) * rand01;
     return d < 0 ? 0 : (int64_t)d;
 }

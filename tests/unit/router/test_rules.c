@@ -196,6 +196,18 @@ static void backoff(void **state)
     assert_int_equal(dr_backoff_delay(&p, 1, 0.0), 50);
     assert_int_equal(dr_backoff_delay(&p, 1, 0.999999), 149);
     assert_true(dr_backoff_delay(&p, 10, 0.999) <= 1000);
+    /* at the cap the delays still spread, below it: none piles up at max */
+    assert_int_equal(dr_backoff_delay(&p, 60, 0.0), 500);
+    assert_int_equal(dr_backoff_delay(&p, 60, 0.5), 750);
+    for (int i = 0, at_max = 0; i < 1000; i++) {
+        int64_t d = dr_backoff_delay(&p, 60, i / 1000.0);
+        assert_true(d >= 500 && d <= 1000);
+        at_max += d == 1000;
+        assert_true(at_max <= 1);
+    }
+    /* just below the cap: up to max, evenly */
+    assert_int_equal(dr_backoff_delay(&p, 4, 0.0), 400);
+    assert_int_equal(dr_backoff_delay(&p, 4, 0.5), 700);
 }
 
 static void breaker(void **state)
