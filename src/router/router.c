@@ -713,6 +713,16 @@ static void on_async(uv_async_t *a)
 
 /* ---------- public ---------- */
 
+/* 1 when the message's priority attribute is one (0-9): one that is not (a word, out of
+ * range) leaves the route's priority, not the lowest. */
+static int priority_given(const struct dr_msg *msg)
+{
+    const char *p = dr_msg_attr(msg, "priority");
+    int64_t v;
+
+    return p && dr_parse_i64(p, &v) == 0 && v >= 0 && v <= 9;
+}
+
 void dr_router_submit(struct dr_router *r, struct dr_msg *msg, const struct dr_source_ops *ops,
                       void *source)
 {
@@ -730,7 +740,7 @@ void dr_router_submit_after(struct dr_router *r, struct dr_msg *msg,
 
     dr_msg_finish(msg, dr_config_topic_type(r->cfg, msg->topic), 0);
     n = dr_route_match(r->cfg, msg, idx, MAX_FANOUT);
-    if (n && r->cfg->routes[idx[0]].priority >= 0 && !dr_msg_attr(msg, "priority")) {
+    if (n && r->cfg->routes[idx[0]].priority >= 0 && !priority_given(msg)) {
         msg->priority = r->cfg->routes[idx[0]].priority;
     }
     {

@@ -171,6 +171,32 @@ static void priorities(void **state)
     teardown(f);
 }
 
+/* A priority attribute that is not one (a word, out of range) leaves the route's priority. */
+static void bad_priority_keeps_the_routes(void **state)
+{
+    struct fixture *f =
+        setup_with(1, "  - {name: hp, match: {topic: hp}, processors: [test], priority: 7}\n");
+    struct dr_msg *m = dr_msg_create("gate", "t", "{}", 2, 0);
+    static const char *const bad[] = {"high", "10", "-1"};
+
+    dr_msg_add_attr(m, "seq", "gate");
+    dr_msg_add_attr(m, "priority", "9");
+    dr_msg_add_attr(m, "test_wait_for", "open");
+    dr_router_submit(f->rec.router, m, &ops, &f->rec);
+    submit(f, "t", "low", NULL, 5, NULL);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        m = dr_msg_create(bad[i], "hp", "{}", 2, 0);
+        dr_msg_add_attr(m, "seq", bad[i]);
+        dr_msg_add_attr(m, "priority", bad[i]);
+        dr_router_submit(f->rec.router, m, &ops, &f->rec);
+    }
+    open_gate(f, "open");
+    run_until(f, 5);
+    assert_string_equal(f->rec.seq[0], "gate");
+    assert_string_equal(f->rec.seq[4], "low"); /* 5, below the route's 7 */
+    teardown(f);
+}
+
 static void ordering_lanes(void **state)
 {
     struct fixture *f = setup(4);
@@ -409,6 +435,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(priorities),
+        cmocka_unit_test(bad_priority_keeps_the_routes),
         cmocka_unit_test(ordering_lanes),
         cmocka_unit_test(held_message_keeps_its_lane),
         cmocka_unit_test(retries_and_dead_letters),
