@@ -2,6 +2,7 @@
 // published in a JWKS file, as Google signs push requests. Only a valid token for the configured
 // audience, issuer and service account gets the message stored (204).
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -94,6 +95,39 @@ test('push: OIDC tokens are verified before a message is stored', async () => {
     assert.deepEqual(seqs().sort(), ['1', '2', '3']);
     assert.ok(!seqs().includes('0'), 'a refused push must not be processed');
     assert.ok(!srv.log().includes(good), 'the token must not be logged');
+  } finally {
+    const r = await srv.stop();
+    assert.equal(r.code, 0);
+  }
+});
+
+test('push without OIDC: held like the publish API (a service key, or loopback without keys)', async () => {
+  const key = 'pk-' + crypto.randomBytes(12).toString('hex');
+  const sha = crypto.createHash('sha256').update(key).digest('hex');
+  const srv = await startServer({
+    edit: (yaml) =>
+      [
+        'mode: pubsub',
+        yaml.match(/http: .*/)[0],
+        yaml.match(/data_dir: .*/)[0],
+        'topics: {test-p: {type: test}}',
+        'pubsub:',
+        '  project: proj',
+        '  subscriptions: [{name: dr-push, topic: test-p}]',
+        '  push: {enabled: true}',
+        'processors: {test: {}}',
+        'routes:',
+        '  - {name: t, match: {topic: test-p}, processors: [test]}',
+        'api_keys:',
+        `  - {name: proxy, role: service, sha256: ${sha}}`,
+      ].join('\n'),
+  });
+  try {
+    const push = (headers) => request(`${srv.url}/pubsub/push`, 'POST', pushBody('k1', 1), headers);
+    assert.equal((await push({})).status, 401, 'no key: refused, even from loopback');
+    assert.equal((await push({ 'x-api-key': 'nope' })).status, 401);
+    const ok = await push({ 'x-api-key': key });
+    assert.equal(ok.status, 204, ok.text);
   } finally {
     const r = await srv.stop();
     assert.equal(r.code, 0);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dr/apikey.h"
 #include "dr/err.h"
 #include "dr/jwks_source.h"
 #include "dr/json.h"
@@ -130,7 +131,9 @@ static int authorize(struct dr_push *p, struct dr_http_req *req)
     char why[DR_JWT_WHY_SIZE] = "";
 
     if (!p->cfg->push_audience) {
-        return 1;
+        /* no OIDC: held like the publish API, a service key (a proxy in front may add it), or
+         * loopback when no key is configured; open, anyone reaching the port could inject */
+        return dr_apikey_authorize(p->cfg, req, "service");
     }
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
         dr_http_respond_error(req, 401, "UNAUTHENTICATED", "a Google OIDC token is required");
