@@ -472,7 +472,11 @@ export class DataRouterClient {
         this._emit('read', f);
         break;
       case 'error':
-        if (f.code === 'forbidden') this._forbid();
+        if (f.code === 'forbidden') {
+          // The close 4003 that follows must not guess again what this frame has said.
+          conn.forbidden = true;
+          this._forbid(typeof f.room === 'string' ? [f.room] : null);
+        }
         this._emit('error', f);
         break;
       case 'resume': {
@@ -549,13 +553,18 @@ export class DataRouterClient {
   }
 
   // Rooms the server refused are dropped so that reconnecting does not ask for them again.
-  _forbid() {
-    const rooms = [...this.pending];
-    for (const r of rooms) {
+  // refused: the rooms it named. null when it named none (an older server, an SSE 403): then the
+  // rooms asked for and never confirmed are taken for refused. A confirmed room being resumed was
+  // allowed before; dropping it on a guess would lose it for good (the dashboard saves the list).
+  _forbid(refused) {
+    const drop = refused ?? [...this.pending].filter((r) => !this.confirmed.has(r));
+    const rooms = drop.filter((r) => this.rooms.has(r));
+    for (const r of drop) {
       this.rooms.delete(r);
       this.roomSeq.delete(r);
+      this.pending.delete(r);
+      this.confirmed.delete(r);
     }
-    this.pending.clear();
     if (rooms.length) this._emit('error', { code: 'room_refused', rooms, message: 'not allowed to join' });
   }
 
@@ -610,7 +619,7 @@ export class DataRouterClient {
 
   _lost(conn, { code, reason, opened, resync = false }) {
     if (this.conn !== conn) return;
-    if (code === CLOSE_FORBIDDEN) this._forbid();
+    if (code === CLOSE_FORBIDDEN && !conn.forbidden) this._forbid(null);
     this._drop(1000, 'reconnecting');
     if (code === CLOSE_AUTH) this.refreshToken = true;
     let delay;

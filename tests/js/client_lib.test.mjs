@@ -382,6 +382,61 @@ describe('client library bookkeeping', () => {
     assert.ok(rec.errors.some((e) => e.code === 'room_refused' && e.rooms[0] === 'meeting:secret'));
   });
 
+  test('a refused room named by the error frame is the only one dropped', async () => {
+    const { client, rec } = scripted({ rooms: ['shipment:MINE', 'shipment:NEW'] });
+    client.connect();
+    await waitFor(() => FakeWebSocket.all[0]?.sent.length === 1, 'auth');
+    const a = FakeWebSocket.all[0];
+    a.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    a.deliver({ type: 'subscribed', room: 'shipment:MINE', seq: 0 });
+    a.deliver(ev(7, 'shipment:MINE'));
+    a.serverClose(1006);
+
+    // on the next connection MINE is resumed and NEW still unanswered when a third room is refused
+    await waitFor(() => FakeWebSocket.all[1]?.sent.length === 1, 'auth on the second socket');
+    const b = FakeWebSocket.all[1];
+    b.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    assert.deepEqual(b.sent[1], { type: 'subscribe', room: 'shipment:MINE', since: 7 });
+    client.subscribe('meeting:secret');
+    const msg = 'not allowed to join this room';
+    b.deliver({ type: 'error', code: 'forbidden', message: msg, room: 'meeting:secret' });
+    b.serverClose(4003);
+
+    await waitFor(() => FakeWebSocket.all[2]?.sent.length === 1, 'auth on the third socket');
+    const c = FakeWebSocket.all[2];
+    c.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    assert.deepEqual(c.sent.slice(1), [
+      { type: 'subscribe', room: 'shipment:MINE', since: 7 },
+      { type: 'subscribe', room: 'shipment:NEW' },
+    ]);
+    assert.deepEqual(client.subscriptions, ['shipment:MINE', 'shipment:NEW']);
+    const refused = rec.errors.filter((e) => e.code === 'room_refused');
+    assert.deepEqual(refused.map((e) => e.rooms), [['meeting:secret']]);
+  });
+
+  test('a refusal that names no room does not drop a confirmed room being resumed', async () => {
+    const { client, rec } = scripted({ rooms: ['shipment:MINE'] });
+    client.connect();
+    await waitFor(() => FakeWebSocket.all[0]?.sent.length === 1, 'auth');
+    const a = FakeWebSocket.all[0];
+    a.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    a.deliver({ type: 'subscribed', room: 'shipment:MINE', seq: 0 });
+    a.serverClose(1006);
+
+    await waitFor(() => FakeWebSocket.all[1]?.sent.length === 1, 'auth on the second socket');
+    const b = FakeWebSocket.all[1];
+    b.deliver({ type: 'welcome', rooms: ['user:alice'] });
+    client.subscribe('meeting:secret');
+    b.deliver({ type: 'error', code: 'forbidden', message: 'not allowed to join this room' });
+    b.serverClose(4003);
+
+    await waitFor(() => FakeWebSocket.all[2]?.sent.length === 1, 'auth on the third socket');
+    FakeWebSocket.all[2].deliver({ type: 'welcome', rooms: ['user:alice'] });
+    assert.deepEqual(client.subscriptions, ['shipment:MINE']);
+    assert.equal(FakeWebSocket.all[2].sent[1].room, 'shipment:MINE');
+    assert.ok(rec.errors.some((e) => e.code === 'room_refused' && e.rooms.join() === 'meeting:secret'));
+  });
+
   test('backoff grows exponentially, is capped and jittered', () => {
     const b = { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 };
     assert.equal(backoffDelay(0, b, () => 0), 50);
