@@ -412,12 +412,58 @@ export class DataRouterClient {
       if (this.conn !== conn) return;
       // EventSource would retry on its own without backoff or a fresh token: take over.
       const status = ev?.status;
-      this._lost(conn, {
-        code: status === 401 ? CLOSE_AUTH : status === 403 ? CLOSE_FORBIDDEN : status === 429 ? CLOSE_TOO_MANY : 0,
-        reason: status ? `HTTP ${status}` : 'stream failed',
-        opened: conn.welcomed,
-      });
+      if (status || conn.welcomed) {
+        this._sseFailed(conn, { status });
+        return;
+      }
+      // A browser's EventSource reports a refusal (401, 403, 429) as a bare error, the same as a
+      // network failure: retried as one, a refusal would be retried forever. Ask why.
+      es.onerror = null;
+      es.close();
+      this._sseRefusal(url.href, token).then((why) => this._sseFailed(conn, why));
     };
+  }
+
+  // The status of GET url (and for a 403 the message, for a 429 the Retry-After), or null when
+  // the request fails. Only the head is read: a 200 is a stream, abandoned at once.
+  async _sseRefusal(url, token) {
+    if (!this.fetch) return null;
+    const abort = typeof AbortController === 'function' ? new AbortController() : null;
+    try {
+      const res = await this.fetch(url, {
+        headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+        signal: abort?.signal,
+      });
+      const why = { status: res.status, retryAfter: res.headers?.get?.('retry-after') ?? null };
+      if (res.status === 403) why.message = (await res.json().catch(() => null))?.error?.message;
+      return why;
+    } catch {
+      return null;
+    } finally {
+      abort?.abort();
+    }
+  }
+
+  // An SSE stream failed or was refused; why: {status, message, retryAfter} as far as known.
+  _sseFailed(conn, why) {
+    const status = why?.status;
+    const code =
+      status === 401 ? CLOSE_AUTH : status === 403 ? CLOSE_FORBIDDEN : status === 429 ? CLOSE_TOO_MANY : 0;
+    const retryAfter = Number(why?.retryAfter);
+    this._lost(conn, {
+      code,
+      reason: status ? `HTTP ${status}` : 'stream failed',
+      opened: conn.welcomed,
+      refused: code === CLOSE_FORBIDDEN ? this._roomsNamed(why?.message) : null,
+      waitMs: code === CLOSE_TOO_MANY && retryAfter > 0 ? retryAfter * 1000 : 0,
+    });
+  }
+
+  // The wanted rooms that text names as words, or null when it names none.
+  _roomsNamed(text) {
+    const words = new Set(String(text ?? '').split(/[\s"'`,;()]+/));
+    const rooms = [...this.rooms].filter((r) => words.has(r));
+    return rooms.length ? rooms : null;
   }
 
   _send(obj) {
@@ -617,9 +663,10 @@ export class DataRouterClient {
     this._connectNow();
   }
 
-  _lost(conn, { code, reason, opened, resync = false }) {
+  // waitMs: the least delay before the next attempt (an HTTP 429's Retry-After).
+  _lost(conn, { code, reason, opened, resync = false, refused = null, waitMs = 0 }) {
     if (this.conn !== conn) return;
-    if (code === CLOSE_FORBIDDEN && !conn.forbidden) this._forbid(null);
+    if (code === CLOSE_FORBIDDEN && !conn.forbidden) this._forbid(refused);
     this._drop(1000, 'reconnecting');
     if (code === CLOSE_AUTH) this.refreshToken = true;
     let delay;
@@ -633,7 +680,7 @@ export class DataRouterClient {
       if ((opened && code === CLOSE_AUTH) || resync) {
         delay = 0; // token expired while connected, or a resync: straight back
       } else {
-        delay = backoffDelay(this.attempt, this.opts.backoff);
+        delay = Math.max(waitMs, backoffDelay(this.attempt, this.opts.backoff));
         this.attempt++;
       }
     }

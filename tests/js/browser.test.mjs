@@ -30,6 +30,7 @@ function note(user, i, extra) {
 
 describe('dashboard in Chromium', { skip: !fs.existsSync(CHROMIUM) && `no ${CHROMIUM}` }, () => {
   let srv, proxy, context, page;
+  let sse; // a second page without WebSocket: the dashboard on SSE
 
   before(async () => {
     srv = await startServer({ env: DEV_ENV });
@@ -168,6 +169,67 @@ describe('dashboard in Chromium', { skip: !fs.existsSync(CHROMIUM) && `no ${CHRO
       room,
       { timeout: 30000 },
     );
+  });
+  // A browser's EventSource does not say why a stream failed; a 403 for a room must not look
+  // like a network error retried for ever with the whole live feed down.
+  test('SSE: a room the user may not watch is dropped and the live feed goes on', async () => {
+    sse = await context.newPage();
+    cleanups.push(() => sse.close());
+    sse.on('pageerror', (e) => console.error('page error:', e.message));
+    await sse.addInitScript(() => {
+      delete window.WebSocket;
+    });
+    await sse.goto(`${proxy.url}/`);
+    await sse.fill('#sub', 'frank');
+    await sse.fill('#org', 'acme');
+    await sse.uncheck('#admin');
+    await sse.click('#signin-form button[type=submit]');
+    await sse.waitForSelector('#status[data-state="open"]', { timeout: 30000 });
+    assert.equal(await sse.getAttribute('#status', 'data-transport'), 'sse');
+
+    await sse.evaluate(() => {
+      globalThis.dataRouterClient.on('error', (e) => {
+        if (e.code === 'room_refused') globalThis.refused = e.rooms;
+      });
+    });
+    await sse.fill('#watch-shipment input[name=id]', 'NOT-FRANKS');
+    await sse.click('#watch-shipment button');
+    await sse.waitForFunction(() => globalThis.refused?.join() === 'shipment:NOT-FRANKS', null, {
+      timeout: 30000,
+    });
+    assert.equal(await sse.$('#rooms li[data-room="shipment:NOT-FRANKS"]'), null, 'not listed');
+    const saved = await sse.evaluate(() => JSON.parse(sessionStorage.getItem('data-router.dashboard')));
+    assert.deepEqual(saved.rooms, [], 'not saved');
+    await sse.waitForSelector('#status[data-state="open"]', { timeout: 30000 });
+    const n = note('frank', 1, { title: 'Still live' });
+    await srv.publish([n]);
+    await sse.waitForSelector(`li.item[data-id="${n.notification_id}"]`, { timeout: 30000 });
+  });
+
+  test('SSE: a token the server no longer accepts is refreshed', async () => {
+    // The inbox API shares the token and would refresh it when it meets the refusal first: hold
+    // its requests until the stream has met it.
+    const held = [];
+    await sse.route('**/api/v1/notifications**', (route) => held.push(route));
+    const seen = [];
+    sse.on('response', (r) => seen.push(`${new URL(r.url()).pathname} ${r.status()}`));
+    // as after a change of the server's secret: the token is valid for a while yet but refused
+    await sse.evaluate(() => {
+      const c = globalThis.dataRouterClient;
+      const [head, payload, sig] = c.token.split('.');
+      c.token = `${head}.${payload}.${'A'.repeat(sig.length)}`;
+    });
+    proxy.cut();
+    await sse.waitForSelector('#status[data-state="reconnecting"]', { timeout: 30000 });
+    proxy.restore();
+    await sse.waitForSelector('#status[data-state="open"]', { timeout: 60000 });
+    assert.ok(seen.includes('/events 401'), `the old token was refused: ${seen}`);
+    assert.ok(seen.includes('/dev/token 200'), `a new token was fetched: ${seen}`);
+    for (const route of held) await route.continue();
+    await sse.unroute('**/api/v1/notifications**');
+    const n = note('frank', 2, { title: 'Live again' });
+    await srv.publish([n]);
+    await sse.waitForSelector(`li.item[data-id="${n.notification_id}"]`, { timeout: 30000 });
   });
 });
 

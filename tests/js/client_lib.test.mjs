@@ -446,3 +446,119 @@ describe('client library bookkeeping', () => {
     assert.equal(backoffDelay(10, b, () => 0), 500);
   });
 });
+
+// ---- a scripted EventSource: why an SSE stream was refused ----
+
+// A browser's EventSource: an error event says nothing about the HTTP status.
+class FakeEventSource {
+  static all = [];
+
+  constructor(url) {
+    this.url = new URL(url);
+    this.closed = false;
+    FakeEventSource.all.push(this);
+  }
+
+  close() {
+    this.closed = true;
+  }
+
+  deliver(frame) {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+
+  fail() {
+    this.onerror?.({ type: 'error' });
+  }
+}
+
+// A client on the scripted EventSource whose fetch answers every request with answer.
+function scriptedSse(answer, extra = {}) {
+  FakeEventSource.all = [];
+  const fetches = [];
+  const tokens = [];
+  const made = makeClient('http://127.0.0.1:1', {
+    WebSocket: undefined,
+    EventSource: FakeEventSource,
+    getToken: ({ refresh }) => {
+      tokens.push(refresh);
+      return `tok${tokens.length}`;
+    },
+    fetch: async (url, init) => {
+      fetches.push({ url: String(url), init });
+      return {
+        status: answer.status,
+        headers: new Headers(answer.headers ?? {}),
+        json: async () => answer.body ?? null,
+      };
+    },
+    ...extra,
+  });
+  return { ...made, fetches, tokens };
+}
+
+const welcome = { type: 'welcome', rooms: ['user:alice'] };
+
+describe('client library: SSE refusals a browser does not report', () => {
+  test('401: asks the same URL why, then refreshes the token', async () => {
+    const { client, fetches, tokens, rec } = scriptedSse({ status: 401 });
+    client.connect();
+    await waitFor(() => FakeEventSource.all.length === 1, 'the first stream');
+    FakeEventSource.all[0].fail();
+    await waitFor(() => FakeEventSource.all.length === 2, 'the second stream');
+    assert.equal(fetches[0].url, FakeEventSource.all[0].url.href, 'the same URL');
+    assert.equal(fetches[0].init.headers.authorization, 'Bearer tok1');
+    assert.ok(FakeEventSource.all[0].closed, 'the browser does not retry on its own');
+    assert.equal(rec.closes[0].code, 4001);
+    assert.deepEqual(tokens, [false, true]);
+    assert.equal(FakeEventSource.all[1].url.searchParams.get('access_token'), 'tok2');
+  });
+
+  test('403: drops the rooms not confirmed, keeps the confirmed ones', async () => {
+    const body = { error: { code: 403, message: 'not allowed to join a room' } };
+    const { client, rec } = scriptedSse({ status: 403, body }, { rooms: ['shipment:MINE'] });
+    client.connect();
+    await waitFor(() => FakeEventSource.all.length === 1, 'the first stream');
+    FakeEventSource.all[0].deliver(welcome);
+    client.subscribe('shipment:NOTMINE'); // SSE: a new stream with both rooms
+    await waitFor(() => FakeEventSource.all.length === 2, 'the second stream');
+    assert.equal(FakeEventSource.all[1].url.searchParams.get('rooms'), 'shipment:MINE,shipment:NOTMINE');
+    FakeEventSource.all[1].fail();
+    await waitFor(() => FakeEventSource.all.length === 3, 'the third stream');
+    assert.equal(FakeEventSource.all[2].url.searchParams.get('rooms'), 'shipment:MINE');
+    assert.deepEqual(client.subscriptions, ['shipment:MINE']);
+    assert.equal(rec.closes.at(-1).code, 4003);
+    assert.ok(rec.errors.some((e) => e.code === 'room_refused' && e.rooms.join() === 'shipment:NOTMINE'));
+  });
+
+  test('403 naming a room: only that room is dropped', async () => {
+    const body = { error: { code: 403, message: 'not allowed to join shipment:B' } };
+    const { client } = scriptedSse({ status: 403, body }, { rooms: ['shipment:A', 'shipment:B'] });
+    client.connect();
+    await waitFor(() => FakeEventSource.all.length === 1, 'the first stream');
+    FakeEventSource.all[0].fail();
+    await waitFor(() => FakeEventSource.all.length === 2, 'the second stream');
+    assert.deepEqual(client.subscriptions, ['shipment:A']);
+  });
+
+  test('429: waits at least the Retry-After', async () => {
+    const { client, rec } = scriptedSse({ status: 429, headers: { 'retry-after': '2' } });
+    client.connect();
+    await waitFor(() => FakeEventSource.all.length === 1, 'the first stream');
+    FakeEventSource.all[0].fail();
+    await waitFor(() => rec.closes.length === 1, 'the close');
+    assert.equal(rec.closes[0].code, 4029);
+    assert.ok(rec.closes[0].reconnectInMs >= 2000, `${rec.closes[0].reconnectInMs} ms`);
+    client.close();
+  });
+
+  test('a stream that fails for another reason is retried as before', async () => {
+    const { client, rec, tokens } = scriptedSse({ status: 200 });
+    client.connect();
+    await waitFor(() => FakeEventSource.all.length === 1, 'the first stream');
+    FakeEventSource.all[0].fail();
+    await waitFor(() => FakeEventSource.all.length === 2, 'the second stream');
+    assert.equal(rec.closes[0].code, 0);
+    assert.deepEqual(tokens, [false]);
+  });
+});
