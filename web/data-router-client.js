@@ -133,8 +133,10 @@ export class DataRouterClient {
     this.refreshToken = false;
     this.token = null;
     this.wsFailed = false; // WebSocket failed to open: use SSE until SSE fails too
+    // Back online: skip the rest of the backoff wait. Only while waiting: an attempt already
+    // under way would be replaced without being closed, and its socket would stay open.
     this.onOnline = () => {
-      if (this.state === 'reconnecting') this._connectNow();
+      if (this.state === 'reconnecting' && this.timer !== null) this._connectNow();
     };
   }
 

@@ -437,6 +437,24 @@ describe('client library bookkeeping', () => {
     assert.ok(rec.errors.some((e) => e.code === 'room_refused' && e.rooms.join() === 'meeting:secret'));
   });
 
+  test('online while an attempt is under way opens no second socket', async () => {
+    // a long backoff: only `online` can end the wait
+    const { client } = scripted({ backoff: { initialMs: 60000, maxMs: 60000 } });
+    client.connect();
+    await waitFor(() => FakeWebSocket.all[0]?.sent.length === 1, 'auth');
+    FakeWebSocket.all[0].deliver({ type: 'welcome', rooms: ['user:alice'] });
+    FakeWebSocket.all[0].serverClose(1006);
+    assert.equal(client.state, 'reconnecting');
+    client.onOnline(); // back online while waiting: reconnect now
+    await waitFor(() => FakeWebSocket.all[1]?.sent.length === 1, 'auth on the second socket');
+    client.onOnline(); // again, while that attempt waits for its welcome
+    await new Promise((r) => setTimeout(r, 50));
+    const open = FakeWebSocket.all.filter((ws) => ws.readyState !== 3);
+    assert.equal(open.length, 1, 'one socket open');
+    FakeWebSocket.all.at(-1).deliver({ type: 'welcome', rooms: ['user:alice'] });
+    assert.equal(client.state, 'open');
+  });
+
   test('backoff grows exponentially, is capped and jittered', () => {
     const b = { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 };
     assert.equal(backoffDelay(0, b, () => 0), 50);
