@@ -116,6 +116,9 @@ function updateFoot() {
 // ---- inbox ----
 
 const isInboxRoom = (room) => room?.startsWith('user:') || room?.startsWith('org:');
+// The server's inbox holds a notification addressed to the user in any room (a shipment's or a
+// poll's too), not only those of user: and org: rooms; the unread badge counts them all.
+const inInbox = (n) => n.user_id === session.sub || isInboxRoom(n.room);
 
 function sectionFor(type) {
   const sections = $('#sections');
@@ -139,6 +142,7 @@ function renderItem(n, read) {
   li.dataset.type = n.notification_type;
   li.dataset.room = n.room ?? '';
   li.dataset.read = String(Boolean(read));
+  li.dataset.inbox = String(inInbox(n));
   const head = el('div', 'item-head');
   head.append(el('strong', 'title', n.title || n.notification_type));
   const meta = el('span', 'meta');
@@ -147,7 +151,7 @@ function renderItem(n, read) {
   head.append(meta);
   li.append(head);
   if (n.message) li.append(el('p', 'message', n.message));
-  if (isInboxRoom(n.room)) {
+  if (inInbox(n)) {
     const b = el('button', 'ghost small mark', 'Mark read');
     b.type = 'button';
     b.addEventListener('click', () => markRead(n.notification_id));
@@ -201,7 +205,7 @@ async function markRead(id) {
 async function markAllRead() {
   try {
     const r = await client.markAllRead();
-    setRead((li) => isInboxRoom(li.dataset.room) && Number(li.dataset.seq) <= r.up_to);
+    setRead((li) => li.dataset.inbox === 'true' && Number(li.dataset.seq) <= r.up_to);
   } catch (e) {
     showMessage(`mark all read: ${e.message}`);
   }
@@ -279,12 +283,12 @@ async function start() {
   client.on('*', (ev) => {
     addNotification({ ...ev.data, seq: ev.seq }, false);
     if (client.subscriptions.includes(ev.room)) roomLatest(ev.room, ev.data);
-    if (isInboxRoom(ev.room)) refreshUnread();
+    if (inInbox({ ...ev.data, room: ev.room })) refreshUnread();
     updateFoot();
   });
   client.on('read', (f) => {
     if (f.all) {
-      setRead((li) => isInboxRoom(li.dataset.room) && Number(li.dataset.seq) <= f.up_to);
+      setRead((li) => li.dataset.inbox === 'true' && Number(li.dataset.seq) <= f.up_to);
     } else {
       setRead((li) => li.dataset.id === f.id);
     }

@@ -170,6 +170,38 @@ describe('dashboard in Chromium', { skip: !fs.existsSync(CHROMIUM) && `no ${CHRO
       { timeout: 30000 },
     );
   });
+
+  // The inbox holds what is addressed to the user in any room, and the badge counts it.
+  test('an inbox notification in a shipment room can be marked read', async () => {
+    const stored = note('carol', 7, { room: 'shipment:CAROL-A', title: 'Your parcel, from the inbox' });
+    await srv.publish([stored]);
+    await page.reload(); // the inbox API lists it
+    await page.waitForSelector('#status[data-state="open"]', { timeout: 30000 });
+    await waitItems([stored.notification_id]);
+    await waitUnread(1);
+    assert.ok(await page.$(`li.item[data-id="${stored.notification_id}"] button.mark`), 'a Mark read button');
+
+    const room = 'shipment:CAROL-B';
+    await page.fill('#watch-shipment input[name=id]', 'CAROL-B');
+    await page.click('#watch-shipment button');
+    await page.waitForFunction((r) => globalThis.dataRouterClient.confirmed.has(r), room, {
+      timeout: 30000,
+    });
+    const live = note('carol', 8, { room, title: 'Your parcel, live' });
+    await srv.publish([live]);
+    await waitItems([live.notification_id]);
+    await waitUnread(2);
+    assert.ok(await page.$(`li.item[data-id="${live.notification_id}"] button.mark`), 'a Mark read button');
+
+    await page.click('#read-all');
+    await waitUnread(0);
+    await page.waitForFunction(
+      (ids) => ids.every((id) => document.querySelector(`li.item[data-id="${id}"]`).dataset.read === 'true'),
+      [stored.notification_id, live.notification_id],
+      { timeout: 30000 },
+    );
+  });
+
   // A browser's EventSource does not say why a stream failed; a 403 for a room must not look
   // like a network error retried for ever with the whole live feed down.
   test('SSE: a room the user may not watch is dropped and the live feed goes on', async () => {
