@@ -305,6 +305,7 @@ struct sse_job {
     char **rooms;
     size_t nrooms;
     int allowed;
+    const char *refused; /* the room not allowed (one of rooms) */
     int err;
 };
 
@@ -324,6 +325,7 @@ static void sse_check_work(void *arg)
     j->allowed = 1;
     for (size_t i = 0; i < j->nrooms && j->allowed && !j->err; i++) {
         j->err = dr__rt_may_join(j->hub->db, j->claims, j->rooms[i], &j->allowed);
+        j->refused = j->rooms[i];
     }
 }
 
@@ -333,7 +335,9 @@ static void sse_go(struct dr_http_req *req, struct sse_job *j)
         dr_http_respond_error(req, 503, "UNAVAILABLE", "permission check failed, try again");
     } else if (!j->allowed) {
         dr_metrics_inc(RT_M_REFUSED, "reason=\"forbidden\"", 1);
-        dr_http_respond_error(req, 403, "PERMISSION_DENIED", "not allowed to join a room");
+        /* named, so that a client drops that room and not the others it resumes */
+        dr_http_respond_error(req, 403, "PERMISSION_DENIED", "not allowed to join %s",
+                              j->refused ? j->refused : "a room");
     } else if (refuse_busy(j->hub, req)) {
         /* the claims go with the job */
     } else if (refuse_user_limit(j->hub, req, j->claims)) {
@@ -414,6 +418,7 @@ static void on_events(struct dr_http_req *req, void *ctx)
             need_store = 1;
         } else if (!allowed) {
             j->allowed = 0;
+            j->refused = j->rooms[i];
         }
     }
     if (need_store && j->allowed) {

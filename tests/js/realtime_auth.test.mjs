@@ -360,8 +360,8 @@ describe('rooms and limits', () => {
   test('SSE rooms parameter: checked before the stream starts', async () => {
     const h = { Authorization: `Bearer ${await userToken('sse-rooms', { rooms: ['meeting:p1'] })}` };
     const cases = [
-      ['user:someone-else', 403, /not allowed/],
-      ['meeting:p2', 403, /not allowed/],
+      ['user:someone-else', 403, /not allowed to join user:someone-else$/],
+      ['meeting:p2', 403, /not allowed to join meeting:p2$/],
       ['lobby', 400, /not a room name/],
       ['meeting:a%20b', 400, /not a room name/],
       ['meeting:p1%00,meeting:p2', 400, /%00/],
