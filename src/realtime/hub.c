@@ -377,17 +377,14 @@ static struct dr_notification *receive_canonical(const char *json, size_t len)
     return n;
 }
 
-int dr_hub_receive(struct dr_hub *hub, const char *json, size_t len)
+struct dr_notification *dr__hub_read_bus(const char *json, size_t len)
 {
     struct dr_notification *n = receive_canonical(json, len);
     cJSON *o;
     int64_t seq = 0;
-    int err = DR_EINVAL;
 
     if (n) {
-        dr_hub_publish_local(hub, n);
-        dr_notification_unref(n);
-        return DR_OK;
+        return n;
     }
     o = dr_json_parse(json, len);
     if (o && dr_json_i64(o, "seq", &seq) == DR_OK && seq > 0) {
@@ -396,13 +393,20 @@ int dr_hub_receive(struct dr_hub *hub, const char *json, size_t len)
         n = dr__notification_from_row(seq, body, strlen(body));
         free(body);
     }
-    if (n) {
-        dr_hub_publish_local(hub, n);
-        dr_notification_unref(n);
-        err = DR_OK;
-    }
     cJSON_Delete(o);
-    return err;
+    return n;
+}
+
+int dr_hub_receive(struct dr_hub *hub, const char *json, size_t len)
+{
+    struct dr_notification *n = dr__hub_read_bus(json, len);
+
+    if (!n) {
+        return DR_EINVAL;
+    }
+    dr_hub_publish_local(hub, n);
+    dr_notification_unref(n);
+    return DR_OK;
 }
 
 void dr_hub_set_bus(struct dr_hub *hub, const struct dr_hub_bus *bus)

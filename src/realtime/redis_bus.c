@@ -95,13 +95,12 @@
 enum bus_state { BUS_DOWN = 0, BUS_CONNECTING = 1, BUS_UP = 2 };
 enum cmd_kind { CMD_AUTH, CMD_PING, CMD_PUBLISH, CMD_HB, CMD_GAP };
 
-/* A notification waiting for a lower seq: from the bus (json), or stored here (n). */
+/* A notification waiting for a lower seq: from the bus (remote), or stored here. */
 struct held {
     int64_t seq;
     int64_t arrived_ms;
-    char *json;
-    size_t len;
     struct dr_notification *n;
+    int remote;
 };
 
 struct roomset {
@@ -277,24 +276,6 @@ static void roomset_clear(struct roomset *rs)
     memset(rs, 0, sizeof(*rs));
 }
 
-/* The seq of a notification in its bus form; anything else (another producer's formatting) is
- * parsed. 0 when there is none. */
-static int64_t json_seq(const char *json, size_t len)
-{
-    int64_t seq = dr__notification_bus_seq(json, len, NULL);
-    cJSON *o;
-
-    if (seq > 0) {
-        return seq;
-    }
-    o = dr_json_parse(json, len);
-    if (!o || dr_json_i64(o, "seq", &seq) != DR_OK || seq < 0) {
-        seq = 0;
-    }
-    cJSON_Delete(o);
-    return seq;
-}
-
 /* ---- seen seqs ---- */
 
 static int seen_get(const struct dr_redis_bus *b, int64_t seq)
@@ -449,11 +430,8 @@ static int echo_take(struct dr_redis_bus *b, int64_t seq)
  */
 static void resync_late(struct dr_redis_bus *b, int64_t seq, const struct held *h)
 {
-    cJSON *o = h->n ? NULL : dr_json_parse(h->json, h->len);
-    int told = dr__hub_resync_past(b->hub,
-                                   h->n ? dr_notification_room(h->n) : dr_json_str(o, "room"), seq);
+    int told = dr__hub_resync_past(b->hub, dr_notification_room(h->n), seq);
 
-    cJSON_Delete(o);
     if (told) {
         dr_metrics_inc(M_RESYNC, "", 1);
         DR_DEBUG("redis_bus", "late notification: clients told to resync",
@@ -461,7 +439,7 @@ static void resync_late(struct dr_redis_bus *b, int64_t seq, const struct held *
     }
 }
 
-/* Delivers h here and frees what it holds. */
+/* Delivers h here and drops its reference. */
 static void deliver(struct dr_redis_bus *b, struct held *h)
 {
     if (h->seq < b->delivered_hi) {
@@ -469,18 +447,11 @@ static void deliver(struct dr_redis_bus *b, struct held *h)
     } else {
         b->delivered_hi = h->seq;
     }
-    if (h->n) {
-        dr_hub_publish_local(b->hub, h->n);
-        dr_notification_unref(h->n);
-        return;
-    }
-    if (dr_hub_receive(b->hub, h->json, h->len) == DR_OK) {
+    dr_hub_publish_local(b->hub, h->n);
+    if (h->remote) {
         dr_metrics_inc(M_RECEIVED, "outcome=\"delivered\"", 1);
-    } else {
-        dr_metrics_inc(M_RECEIVED, "outcome=\"invalid\"", 1);
-        DR_WARN("redis_bus", "unreadable notification from the bus dropped", "bytes=%zu", h->len);
     }
-    free(h->json);
+    dr_notification_unref(h->n);
 }
 
 /* Moves next past every seq seen, then delivers the held notifications below it in order. */
@@ -525,10 +496,11 @@ static void skip_to(struct dr_redis_bus *b, int64_t seq)
     release(b);
 }
 
-/* Holds json (copied), or n (a reference taken), until the seqs below seq are settled. */
-static void hold(struct dr_redis_bus *b, int64_t seq, const char *json, size_t len,
-                 struct dr_notification *n)
+/* Holds n (a reference taken), received from the bus when remote, until the seqs below its seq
+ * are settled. */
+static void hold(struct dr_redis_bus *b, struct dr_notification *n, int remote)
 {
+    int64_t seq = dr_notification_seq(n);
     size_t lo = 0, hi = b->nheld;
 
     if (b->nheld == MAX_HELD) {
@@ -550,14 +522,8 @@ static void hold(struct dr_redis_bus *b, int64_t seq, const char *json, size_t l
     memset(&b->held[lo], 0, sizeof(b->held[lo]));
     b->held[lo].seq = seq;
     b->held[lo].arrived_ms = dr_mono_ms();
-    if (n) {
-        b->held[lo].n = dr_notification_ref(n);
-    } else {
-        b->held[lo].json = dr_xmalloc(len + 1);
-        memcpy(b->held[lo].json, json, len);
-        b->held[lo].json[len] = '\0';
-        b->held[lo].len = len;
-    }
+    b->held[lo].n = dr_notification_ref(n);
+    b->held[lo].remote = remote;
     b->nheld++;
 }
 
@@ -568,31 +534,40 @@ static void flush_held(struct dr_redis_bus *b)
     }
 }
 
+/*
+ * A message on the notifications channel. It is read first: one that is not a notification
+ * (anyone may PUBLISH on the channel) must not count as a seq seen, taken as an echo, waited
+ * for or delivered, or its seq, however high, would move the window and the audit with it.
+ */
 static void on_notification(struct dr_redis_bus *b, const char *json, size_t len)
 {
-    int64_t seq = json_seq(json, len);
+    struct dr_notification *n =
+        len <= DR_NOTIFICATION_MAX_BYTES + 64 ? dr__hub_read_bus(json, len) : NULL;
+    int64_t seq;
 
-    if (seq <= 0 || len > DR_NOTIFICATION_MAX_BYTES + 64) {
+    if (!n) {
         dr_metrics_inc(M_RECEIVED, "outcome=\"invalid\"", 1);
-        DR_WARN("redis_bus", "message without a seq dropped", "bytes=%zu", len);
+        DR_WARN("redis_bus", "unreadable notification from the bus dropped", "bytes=%zu", len);
         return;
     }
+    seq = dr_notification_seq(n);
     if (echo_take(b, seq)) {
         dr_metrics_inc(M_RECEIVED, "outcome=\"duplicate\"", 1);
-        return;
+    } else {
+        if (seen_get(b, seq)) {
+            restart_seqs(b, seq);
+        }
+        seen_set(b, seq);
+        if (seq < b->next) {
+            /* its gap was given up on: late, but better than never */
+            struct held late = {.seq = seq, .n = dr_notification_ref(n), .remote = 1};
+            deliver(b, &late);
+        } else {
+            hold(b, n, 1);
+            release(b);
+        }
     }
-    if (seen_get(b, seq)) {
-        restart_seqs(b, seq);
-    }
-    seen_set(b, seq);
-    if (seq < b->next) {
-        /* its gap was given up on: late, but better than never */
-        struct held late = {.seq = seq, .json = dr_xstrndup(json, len), .len = len};
-        deliver(b, &late);
-        return;
-    }
-    hold(b, seq, json, len, NULL);
-    release(b);
+    dr_notification_unref(n);
 }
 
 /* ---- resync ---- */
@@ -1333,7 +1308,7 @@ static void bus_publish(void *ctx, struct dr_notification *n)
     /* here in seq order too: a client resumes from the last seq it got, so one delivered before
      * a lower one would hide that one (a lower seq was stored first, elsewhere, and is normally
      * on its way). While the link is down nothing comes: what is missed is the recovery's. */
-    hold(b, seq, NULL, 0, n);
+    hold(b, n, 0);
     if (b->state != BUS_UP) {
         skip_to(b, seq);
     } else {
@@ -1544,7 +1519,6 @@ static int take_max(void *ctx, const struct dr_db_row *row)
 static void free_bus(struct dr_redis_bus *b)
 {
     for (size_t i = 0; i < b->nheld; i++) {
-        free(b->held[i].json);
         dr_notification_unref(b->held[i].n);
     }
     free(b->held);

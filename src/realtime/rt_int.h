@@ -325,6 +325,10 @@ void dr__hub_count_delivery(struct dr_hub *hub, enum rt_transport_id tp, uint64_
  * but close together (the Redis bus's, in one turn of the loop). Loop thread. */
 void dr__hub_batch_begin(struct dr_hub *hub);
 void dr__hub_batch_end(struct dr_hub *hub);
+/* The notification a bus message carries (dr_hub_receive()'s reading: the bus form read without
+ * a cJSON tree, any other JSON object with a "seq" above 0 through one), with its seq; NULL when
+ * it is unreadable. The caller owns the reference. Any thread. */
+struct dr_notification *dr__hub_read_bus(const char *json, size_t len);
 /* Tells every connection live in room whose last seq there is seq or above to resync from just
  * below seq ({"type":"resync","since":seq-1}): a notification numbered seq would be dropped there
  * as already seen. Returns how many were told. Loop thread. */

@@ -7,6 +7,7 @@
 // Only B processes publications (A has no route to the realtime processor), so which instance
 // stores a notification is known: what A's clients get can only have come through Redis.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import EventSource from 'eventsource';
 import {
@@ -23,6 +24,8 @@ const RUN = Math.random().toString(36).slice(2, 8);
 const u = (name) => `${name}-${RUN}`;
 const skip = needPgAndRedis();
 const bearer = (t) => ({ headers: { Authorization: `Bearer ${t}` } });
+const redisCli = (port, ...args) =>
+  execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
 
 // Exactly once and in seq order: B's two workers store concurrently, so compare ids as sets.
 function assertExactlyOnceInOrder(events, expectedIds, what) {
@@ -263,5 +266,34 @@ describe('Redis bus between two instances', { skip }, () => {
       'after the resync',
     );
     await ws2.close();
+  });
+
+  test('an unreadable message with a huge seq on the bus does not stop the audit', async () => {
+    const user = u('grace');
+    const tok = await userToken(user);
+    const ws = await wsOpen(a.wsUrl, tok);
+    await ws.waitFrame('welcome');
+    await b.publish([notification(user, 1)]);
+    const [got] = await ws.waitEvents(1);
+    const invalid0 = await a.metric('dr_realtime_bus_received_total', 'outcome="invalid"');
+    const lost0 = await a.metric('dr_realtime_bus_lost_total');
+
+    // anyone who can reach the Redis can PUBLISH on the channel: not a notification, dropped
+    // before its seq counts for anything
+    const huge = '{"seq":1000000000000}';
+    assert.equal(redisCli(redis.port, 'PUBLISH', 'dr:notifications', huge), '2', 'A and B hear it');
+    await waitFor(
+      async () =>
+        (await a.metric('dr_realtime_bus_received_total', 'outcome="invalid"')) > invalid0,
+      'A to drop the unreadable message',
+    );
+
+    const n = notification(user, 2);
+    const seq = storeWithoutPublish(db, n);
+    const rs = await ws.waitFrame('resync', 20000);
+    assert.ok(rs.since < seq && rs.since >= got.seq, `resync since ${rs.since} covers ${seq}`);
+    assert.ok((await a.metric('dr_realtime_bus_lost_total')) > lost0, 'counted as lost');
+    assert.doesNotMatch(a.log(), /the store was reset/);
+    await ws.close();
   });
 });

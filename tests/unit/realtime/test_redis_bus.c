@@ -164,6 +164,32 @@ static void publish_local(struct bt *t, const char *id, int64_t seq)
     dr_notification_unref(n);
 }
 
+/* A raw message on the bus's channel, as anyone with access to the Redis may send. */
+static void publish_raw(struct bt *t, const char *msg)
+{
+    redisReply *r = redisCommand(t->rc, "PUBLISH %s %b", t->channel, msg, strlen(msg));
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+}
+
+/* Runs the loop until metric name{labels} is at least min. */
+static void wait_metric(struct bt *t, const char *name, const char *labels, double min)
+{
+    int64_t deadline = dr_mono_ms() + RT_FX_READ_TIMEOUT_MS;
+
+    while (dr_metrics_value(name, labels) < min) {
+        if (dr_mono_ms() > deadline) {
+            fail_msg("%s{%s} still %g, not %g, after %d ms", name, labels,
+                     dr_metrics_value(name, labels), min, RT_FX_READ_TIMEOUT_MS);
+        }
+        uv_run(&t->f->loop, UV_RUN_NOWAIT);
+        usleep(2000);
+    }
+}
+
 static void run_for(struct bt *t, int64_t ms)
 {
     int64_t end = dr_mono_ms() + ms;
@@ -371,6 +397,36 @@ static void burst_delivered_in_order_and_counted(void **state)
     assert_true(dr_metrics_value(RT_M_DELIVERED, "transport=\"sse\"") - before == 40);
 }
 
+/*
+ * A message on the channel that is not a notification, with a seq far above the store's, is
+ * dropped before it counts as seen: the audit still looks up the seqs stored and never
+ * published, and the connection in its room is told to resync.
+ */
+static void unreadable_message_leaves_the_audit_on(void **state)
+{
+    struct bt *t = bt_get(state);
+    static char buf[65536];
+    int fd = open_conn(t);
+    double invalid = dr_metrics_value("dr_realtime_bus_received_total", "outcome=\"invalid\"");
+    double gaps = dr_metrics_value("dr_realtime_bus_gaps_skipped_total", "");
+
+    run_for(t, 200); /* the first recovery query (empty store) is done */
+    store_note(t, "note-a1", 1);
+    publish_remote(t, "note-a1", 1);
+    fx_read_until(t->f, fd, buf, sizeof(buf), "note-a1");
+
+    publish_raw(t, "{\"seq\":1000000000000}");
+    wait_metric(t, "dr_realtime_bus_received_total", "outcome=\"invalid\"", invalid + 1);
+    assert_true(dr_metrics_value("dr_realtime_bus_gaps_skipped_total", "") == gaps);
+
+    store_note(t, "note-a2", 2); /* its instance died before the PUBLISH */
+    fx_read_until(t->f, fd, buf, sizeof(buf), "\"type\":\"resync\",\"since\":1}");
+
+    publish_remote(t, "note-a3", 3); /* and the next one is not taken for a store reset */
+    fx_read_until(t->f, fd, buf, sizeof(buf), "note-a3");
+    assert_true(dr_metrics_value("dr_realtime_bus_gaps_skipped_total", "") == gaps + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +439,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(given_up_seq_holds_the_resume_point, bt_setup_gaps,
                                         bt_teardown),
         cmocka_unit_test_setup_teardown(audit_moves_the_resume_point, bt_setup_audit, bt_teardown),
+        cmocka_unit_test_setup_teardown(unreadable_message_leaves_the_audit_on, bt_setup_audit,
+                                        bt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
