@@ -830,7 +830,8 @@ static void start_audit(struct dr_redis_bus *b, int64_t now)
                 ck->want[ck->nwant++] = s;
             }
         }
-        ck->upto = s - 1;
+        /* no further than the mark: past it, seqs the store had not handed out yet */
+        ck->upto = s - 1 < b->mark ? s - 1 : b->mark;
     }
     ck->w.data = ck;
     if (uv_queue_work(b->loop, &ck->w, check_work, check_done) != 0) {
