@@ -389,6 +389,9 @@ struct dr_notification *dr__hub_read_bus(const char *json, size_t len)
     o = dr_json_parse(json, len);
     if (o && dr_json_i64(o, "seq", &seq) == DR_OK && seq > 0) {
         cJSON_DeleteItemFromObjectCaseSensitive(o, "seq");
+    }
+    /* a second "seq": the bus form's reading would take the other one */
+    if (seq > 0 && !cJSON_GetObjectItemCaseSensitive(o, "seq")) {
         char *body = dr_json_print(o);
         n = dr__notification_from_row(seq, body, strlen(body));
         free(body);

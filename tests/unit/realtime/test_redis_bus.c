@@ -427,6 +427,27 @@ static void unreadable_message_leaves_the_audit_on(void **state)
     assert_true(dr_metrics_value("dr_realtime_bus_gaps_skipped_total", "") == gaps + 1);
 }
 
+/* A message with two "seq" keys would be ordered by one and delivered as the other: it is
+ * dropped. */
+static void two_seqs_dropped(void **state)
+{
+    struct bt *t = bt_get(state);
+    static char buf[65536];
+    int fd = open_conn(t);
+    double invalid = dr_metrics_value("dr_realtime_bus_received_total", "outcome=\"invalid\"");
+
+    publish_remote(t, "note-a1", 1);
+    fx_read_until(t->f, fd, buf, sizeof(buf), "note-a1");
+    publish_raw(t, "{\"notification_id\":\"note-two\",\"room\":\"user:u1\","
+                   "\"notification_type\":\"t.t\",\"seq\":3,\"seq\":2}");
+    wait_metric(t, "dr_realtime_bus_received_total", "outcome=\"invalid\"", invalid + 1);
+    publish_remote(t, "note-a2", 2);
+    publish_remote(t, "note-a3", 3);
+    fx_read_until(t->f, fd, buf, sizeof(buf), "note-a3");
+    assert_non_null(strstr(buf, "note-a2"));
+    assert_null(strstr(buf, "note-two"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +462,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(audit_moves_the_resume_point, bt_setup_audit, bt_teardown),
         cmocka_unit_test_setup_teardown(unreadable_message_leaves_the_audit_on, bt_setup_audit,
                                         bt_teardown),
+        cmocka_unit_test_setup_teardown(two_seqs_dropped, bt_setup, bt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
