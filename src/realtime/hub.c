@@ -84,7 +84,7 @@ void dr__hub_batch_end(struct dr_hub *hub)
     uncork(hub);
 }
 
-int dr__hub_resync_past(struct dr_hub *hub, const char *room, int64_t seq)
+int dr__hub_resync_past(struct dr_hub *hub, const char *room, int64_t seq, int64_t since)
 {
     struct rt_hub_room *r = room ? dr__rt_map_get(&hub->rooms, room) : NULL;
     struct rt_conn **snap;
@@ -103,7 +103,7 @@ int dr__hub_resync_past(struct dr_hub *hub, const char *room, int64_t seq)
     }
     f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "type", "resync");
-    cJSON_AddNumberToObject(f, "since", (double)(seq - 1));
+    cJSON_AddNumberToObject(f, "since", (double)since);
     for (size_t i = 0; i < cnt; i++) {
         struct rt_conn *c = snap[i];
         for (size_t k = 0; c->state == RT_CONN_OPEN && k < c->nsubs; k++) {
@@ -130,7 +130,7 @@ int dr__hub_resync_past(struct dr_hub *hub, const char *room, int64_t seq)
 static void check_local_seq(struct dr_hub *hub, const struct dr_notification *n)
 {
     if (n->seq <= hub->local_hi) {
-        int told = dr__hub_resync_past(hub, n->room, n->seq);
+        int told = dr__hub_resync_past(hub, n->room, n->seq, n->seq - 1);
         DR_WARN("realtime", "notification seq not above the last one: the store was reset",
                 "seq=%lld last=%lld connections_resynced=%d", (long long)n->seq,
                 (long long)hub->local_hi, told);

@@ -19,7 +19,9 @@
  * database numbers from 1 again). Seqs are store-wide, so one window of seen seqs covers every
  * producer and orders delivery; but a seq that is marked seen and is not an echo due (or a
  * local seq marked seen: a store never hands out a seq twice) proves the store was reset. The
- * window then starts again at that seq instead of dropping the new notifications as duplicates.
+ * window then starts again at that seq instead of dropping the new notifications as duplicates,
+ * and the audit (below) starts again from seq 1. An audit that finds the store's newest seq below
+ * what it audited before shows a reset too.
  *
  * Order: connections drop an event whose seq is not above the last one sent in its room (that is
  * how resume avoids duplicates), and a client resumes from the last seq it got (or the resume
@@ -123,6 +125,7 @@ struct check {
     char **rooms;
     size_t n, cap;
     int err;
+    uint64_t epoch; /* the bus's when the query was made: a reset since voids what it found */
 };
 
 /* A first-in first-out list of int64s, grown by doubling. */
@@ -213,6 +216,8 @@ struct dr_redis_bus {
     int64_t hi;           /* newest seq seen */
     int64_t next;         /* lowest seq neither seen nor given up on */
     int64_t delivered_hi; /* newest seq handed to the hub (local or received) */
+    int64_t reset_hi;     /* delivered_hi when the store was last found reset (0: never) */
+    uint64_t epoch;       /* numberings: counts the store resets found */
     struct held *held;
     size_t nheld, capheld;
 
@@ -376,20 +381,26 @@ static void note_safe(struct dr_redis_bus *b)
 static void flush_held(struct dr_redis_bus *b);
 
 /*
- * The store handed out seq again (see the top of this file): it was reset. What is held belongs
- * to the old numbering and goes out now; the window restarts just below seq. delivered_hi is
- * kept: a connection that went past seq in the old numbering would drop the new notifications
- * as duplicates, so deliver() tells it to resync instead (resync_late).
+ * The store was reset (see the top of this file): its numbering starts again from 1, and seq is
+ * the lowest seq not known to be handed out yet. What is held belongs to the old numbering and
+ * goes out now; the window restarts just below seq. What was seen or audited was of the old
+ * numbering: the new store's seqs below seq were never seen here, and the audit looks them up
+ * from 1 (one stored by an instance that died before its PUBLISH would be lost for good).
+ * delivered_hi is kept: a connection that went past a seq in the old numbering would drop the
+ * new notifications as duplicates, so deliver() tells it to resync from the start of the new
+ * numbering instead (resync_late).
  */
 static void restart_seqs(struct dr_redis_bus *b, int64_t seq)
 {
-    DR_WARN("redis_bus", "notification seq seen before: the store was reset, seqs start again",
-            "seq=%lld newest_seen=%lld", (long long)seq, (long long)b->hi);
     flush_held(b);
     memset(b->seen, 0, sizeof(b->seen));
     b->hi = seq - 1;
     b->next = seq;
-    b->gap_lo = 0;
+    b->reset_hi = b->delivered_hi > b->reset_hi ? b->delivered_hi : b->reset_hi;
+    b->epoch++;
+    b->audited = 0;
+    b->mark = -1;
+    b->gap_lo = first_unseen(b, 1, seq);
     if (b->gap_since >= 0) {
         b->gap_since = 0; /* an outage is to be checked: every seq of the new store counts */
     }
@@ -425,12 +436,14 @@ static int echo_take(struct dr_redis_bus *b, int64_t seq)
 /* ---- reordering ---- */
 
 /*
- * seq arrives after a higher one was delivered here: a connection whose room already went past
- * it drops it as a duplicate. Those connections are told to resync from just below it.
+ * seq arrives after one as high or higher was delivered here: a connection whose room already
+ * went past it drops it as a duplicate. Those connections are told to resync from just below
+ * it, or, when what they got may be of a numbering before a store reset, from the start.
  */
 static void resync_late(struct dr_redis_bus *b, int64_t seq, const struct held *h)
 {
-    int told = dr__hub_resync_past(b->hub, dr_notification_room(h->n), seq);
+    int64_t since = seq <= b->reset_hi ? 0 : seq - 1;
+    int told = dr__hub_resync_past(b->hub, dr_notification_room(h->n), seq, since);
 
     if (told) {
         dr_metrics_inc(M_RESYNC, "", 1);
@@ -442,7 +455,7 @@ static void resync_late(struct dr_redis_bus *b, int64_t seq, const struct held *
 /* Delivers h here and drops its reference. */
 static void deliver(struct dr_redis_bus *b, struct held *h)
 {
-    if (h->seq < b->delivered_hi) {
+    if (h->seq <= b->delivered_hi) { /* equal: after a store reset */
         resync_late(b, h->seq, h);
     } else {
         b->delivered_hi = h->seq;
@@ -555,6 +568,9 @@ static void on_notification(struct dr_redis_bus *b, const char *json, size_t len
         dr_metrics_inc(M_RECEIVED, "outcome=\"duplicate\"", 1);
     } else {
         if (seen_get(b, seq)) {
+            DR_WARN("redis_bus",
+                    "notification seq seen before: the store was reset, seqs start again",
+                    "seq=%lld newest_seen=%lld", (long long)seq, (long long)b->hi);
             restart_seqs(b, seq);
         }
         seen_set(b, seq);
@@ -720,6 +736,19 @@ static void audit_done(struct dr_redis_bus *b, struct check *ck)
                 dr_strerror(ck->err));
         return;
     }
+    if (ck->epoch != b->epoch) {
+        return; /* the store was reset meanwhile: the seqs looked up were of the old numbering */
+    }
+    if (ck->head < b->audited || ck->head < b->mark) {
+        /* both were in the store: the reset shows here before a seq of the new numbering came
+         * over the bus as one seen before */
+        DR_WARN("redis_bus", "the store's newest seq went down: the store was reset",
+                "head=%lld audited=%lld mark=%lld", (long long)ck->head, (long long)b->audited,
+                (long long)b->mark);
+        restart_seqs(b, ck->head + 1);
+        note_safe(b);
+        return;
+    }
     for (size_t i = 0; i < ck->n; i++) {
         if (!seen_get(b, ck->seqs[i])) { /* still: it did not come late meanwhile */
             lo = lost++ ? lo : ck->seqs[i];
@@ -733,10 +762,7 @@ static void audit_done(struct dr_redis_bus *b, struct check *ck)
         resync(b, lo - 1, &rs, "bus_lost");
     }
     roomset_clear(&rs);
-    if (ck->head < b->audited) {
-        b->audited = ck->head; /* the store was reset */
-        b->mark = -1;
-    } else if (ck->upto > b->audited) {
+    if (ck->upto > b->audited) {
         b->audited = ck->upto;
     }
     if (b->mark <= b->audited) { /* audited up to the mark: the next one */
@@ -792,7 +818,7 @@ static void check_done(uv_work_t *w, int status)
         if (ck->err || missed || rs.all || rs.n) {
             resync(b, since, &rs, "bus_outage");
         }
-        if (!ck->err && ck->n > 0 && ck->seqs[ck->n - 1] > b->audited) {
+        if (!ck->err && ck->epoch == b->epoch && ck->n > 0 && ck->seqs[ck->n - 1] > b->audited) {
             b->audited = ck->seqs[ck->n - 1]; /* resynced here: no audit of its own */
         }
         /* what is still missing below next (the link came back past it) waits for an audit */
@@ -819,6 +845,7 @@ static void start_audit(struct dr_redis_bus *b, int64_t now)
 
     ck->b = b;
     ck->audit = 1;
+    ck->epoch = b->epoch;
     ck->upto = b->audited;
     if (b->mark > b->audited && now - b->mark_ms >= settle) {
         int64_t s = b->audited + 1;
@@ -851,6 +878,7 @@ static void start_check(struct dr_redis_bus *b)
     }
     ck = dr_xcalloc(1, sizeof(*ck));
     ck->b = b;
+    ck->epoch = b->epoch;
     ck->since = b->gap_since;
     ck->w.data = ck;
     if (uv_queue_work(b->loop, &ck->w, check_work, check_done) != 0) {
@@ -1302,6 +1330,8 @@ static void bus_publish(void *ctx, struct dr_notification *n)
         return;
     }
     if (seen_get(b, seq)) {
+        DR_WARN("redis_bus", "notification seq seen before: the store was reset, seqs start again",
+                "seq=%lld newest_seen=%lld", (long long)seq, (long long)b->hi);
         restart_seqs(b, seq);
     }
     seen_set(b, seq);

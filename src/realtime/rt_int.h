@@ -329,10 +329,10 @@ void dr__hub_batch_end(struct dr_hub *hub);
  * a cJSON tree, any other JSON object with a "seq" above 0 through one), with its seq; NULL when
  * it is unreadable. The caller owns the reference. Any thread. */
 struct dr_notification *dr__hub_read_bus(const char *json, size_t len);
-/* Tells every connection live in room whose last seq there is seq or above to resync from just
- * below seq ({"type":"resync","since":seq-1}): a notification numbered seq would be dropped there
- * as already seen. Returns how many were told. Loop thread. */
-int dr__hub_resync_past(struct dr_hub *hub, const char *room, int64_t seq);
+/* Tells every connection live in room whose last seq there is seq or above to resync from since
+ * ({"type":"resync","since":since}, since below seq): a notification numbered seq would be dropped
+ * there as already seen. Returns how many were told. Loop thread. */
+int dr__hub_resync_past(struct dr_hub *hub, const char *room, int64_t seq, int64_t since);
 /* While the hub is corked (it is while it fans out a batch of notifications), frames written to
  * a connection are gathered and written with one uv_write (one system call) per connection when
  * the batch is done (this call); any other write to that connection first flushes what was

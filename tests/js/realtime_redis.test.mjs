@@ -296,4 +296,40 @@ describe('Redis bus between two instances', { skip }, () => {
     assert.doesNotMatch(a.log(), /the store was reset/);
     await ws.close();
   });
+
+  // Last: it empties the shared store.
+  test('store reset: a notification of the new numbering never published is still found', async () => {
+    const user = u('heidi');
+    const tok = await userToken(user);
+    const ws = await wsOpen(a.wsUrl, tok);
+    await ws.waitFrame('welcome');
+    for (let i = 0; i < 3; i++) await b.publish([notification(user, i)]);
+    await ws.waitEvents(3);
+    const lost0 = await a.metric('dr_realtime_bus_lost_total');
+
+    execFileSync('psql', [db, '-qAt', '-c', 'TRUNCATE rt_notifications RESTART IDENTITY']);
+    const n = notification(user, 10);
+    assert.equal(storeWithoutPublish(db, n), 1, 'the new numbering starts from 1');
+    const later = notification(user, 11);
+    await b.publish([later]); // seq 2: A's client, at 3 in the old numbering, would drop it
+
+    // told to resync from the start of the new numbering, and the audit finds seq 1
+    const rs = await ws.waitFrame('resync', 20000);
+    assert.equal(rs.since, 0, 'resync from the start of the new numbering');
+    await waitFor(
+      async () => (await a.metric('dr_realtime_bus_lost_total')) > lost0,
+      'the audit to find the lost notification of the new numbering',
+    );
+    assert.ok(ws.frames.filter((f) => f.type === 'resync').every((f) => f.since === 0));
+    await ws.close();
+
+    const ws2 = await wsOpen(`${a.wsUrl}?since=0`, tok);
+    await ws2.waitFrame('welcome');
+    assertExactlyOnceInOrder(
+      await ws2.waitEvents(2),
+      [n.notification_id, later.notification_id],
+      'after the resync',
+    );
+    await ws2.close();
+  });
 });

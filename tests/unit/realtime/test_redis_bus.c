@@ -448,6 +448,74 @@ static void two_seqs_dropped(void **state)
     assert_null(strstr(buf, "note-two"));
 }
 
+/* Empties the store and starts its numbering again from 1, as a new database would. */
+static void reset_store(struct bt *t)
+{
+    struct dr_db *db = dr_store_db(t->f->store);
+
+    assert_int_equal(dr_db_exec(db, "DELETE FROM rt_notifications", NULL, 0, NULL, NULL, NULL),
+                     DR_OK);
+    assert_int_equal(dr_db_exec(db, "DELETE FROM sqlite_sequence WHERE name = 'rt_notifications'",
+                                NULL, 0, NULL, NULL, NULL),
+                     DR_OK);
+}
+
+/*
+ * The store is reset, and the first seq of the new numbering, stored by an instance that died
+ * before its PUBLISH, never comes: the next one shows the reset. The connection, past it in the
+ * old numbering, is told to resync from the start, and the audit, which starts again from 1,
+ * finds the lost one.
+ */
+static void store_reset_shown_by_the_bus(void **state)
+{
+    struct bt *t = bt_get(state);
+    static char buf[65536];
+    int fd = open_conn(t);
+    double lost = dr_metrics_value("dr_realtime_bus_lost_total", "");
+
+    run_for(t, 200); /* the first recovery query (empty store) is done */
+    store_note(t, "note-a1", 1);
+    store_note(t, "note-a2", 2);
+    store_note(t, "note-a3", 3);
+    publish_remote(t, "note-a1", 1);
+    publish_remote(t, "note-a3", 3); /* 2 was lost on the way */
+    /* the audit found it: it has audited the old numbering up to 2 at least */
+    fx_read_until(t->f, fd, buf, sizeof(buf), "\"type\":\"resume\"");
+    assert_non_null(strstr(buf, "\"type\":\"resync\",\"since\":1}"));
+
+    reset_store(t);
+    store_note(t, "note-b1", 1); /* never published */
+    store_note(t, "note-b2", 2);
+    publish_remote(t, "note-b2", 2);
+    fx_read_until(t->f, fd, buf, sizeof(buf), "\"type\":\"resync\",\"since\":0}");
+    wait_metric(t, "dr_realtime_bus_lost_total", "", lost + 2);
+}
+
+/* The same when no seq of the new numbering comes over the bus: the audit finds the store's
+ * newest seq below what it audited already, and looks the new numbering up from 1. */
+static void store_reset_shown_by_the_audit(void **state)
+{
+    struct bt *t = bt_get(state);
+    static char buf[65536];
+    int fd = open_conn(t);
+    double lost = dr_metrics_value("dr_realtime_bus_lost_total", "");
+
+    run_for(t, 200);
+    store_note(t, "note-a1", 1);
+    store_note(t, "note-a2", 2);
+    store_note(t, "note-a3", 3);
+    publish_remote(t, "note-a1", 1);
+    publish_remote(t, "note-a3", 3); /* 2 was lost on the way */
+    /* the audit found it: it has audited the old numbering up to 2 at least */
+    fx_read_until(t->f, fd, buf, sizeof(buf), "\"type\":\"resume\"");
+    assert_non_null(strstr(buf, "\"type\":\"resync\",\"since\":1}"));
+
+    reset_store(t);
+    store_note(t, "note-b1", 1); /* never published */
+    fx_read_until(t->f, fd, buf, sizeof(buf), "\"type\":\"resync\",\"since\":0}");
+    assert_true(dr_metrics_value("dr_realtime_bus_lost_total", "") == lost + 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +531,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(unreadable_message_leaves_the_audit_on, bt_setup_audit,
                                         bt_teardown),
         cmocka_unit_test_setup_teardown(two_seqs_dropped, bt_setup, bt_teardown),
+        cmocka_unit_test_setup_teardown(store_reset_shown_by_the_bus, bt_setup_audit, bt_teardown),
+        cmocka_unit_test_setup_teardown(store_reset_shown_by_the_audit, bt_setup_audit,
+                                        bt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
