@@ -460,6 +460,21 @@ static void reset_store(struct bt *t)
                      DR_OK);
 }
 
+/* The old numbering, 1 to 3 with 2 lost on the way and found by the audit (so it has audited
+ * past 2), then the store reset. Reads from fd into buf. */
+static void audited_then_reset(struct bt *t, int fd, char *buf, size_t cap)
+{
+    run_for(t, 200); /* the first recovery query (empty store) is done */
+    store_note(t, "note-a1", 1);
+    store_note(t, "note-a2", 2);
+    store_note(t, "note-a3", 3);
+    publish_remote(t, "note-a1", 1);
+    publish_remote(t, "note-a3", 3); /* 2 was lost on the way */
+    fx_read_until(t->f, fd, buf, cap, "\"type\":\"resume\"");
+    assert_non_null(strstr(buf, "\"type\":\"resync\",\"since\":1}"));
+    reset_store(t);
+}
+
 /*
  * The store is reset, and the first seq of the new numbering, stored by an instance that died
  * before its PUBLISH, never comes: the next one shows the reset. The connection, past it in the
@@ -473,17 +488,7 @@ static void store_reset_shown_by_the_bus(void **state)
     int fd = open_conn(t);
     double lost = dr_metrics_value("dr_realtime_bus_lost_total", "");
 
-    run_for(t, 200); /* the first recovery query (empty store) is done */
-    store_note(t, "note-a1", 1);
-    store_note(t, "note-a2", 2);
-    store_note(t, "note-a3", 3);
-    publish_remote(t, "note-a1", 1);
-    publish_remote(t, "note-a3", 3); /* 2 was lost on the way */
-    /* the audit found it: it has audited the old numbering up to 2 at least */
-    fx_read_until(t->f, fd, buf, sizeof(buf), "\"type\":\"resume\"");
-    assert_non_null(strstr(buf, "\"type\":\"resync\",\"since\":1}"));
-
-    reset_store(t);
+    audited_then_reset(t, fd, buf, sizeof(buf));
     store_note(t, "note-b1", 1); /* never published */
     store_note(t, "note-b2", 2);
     publish_remote(t, "note-b2", 2);
@@ -500,17 +505,7 @@ static void store_reset_shown_by_the_audit(void **state)
     int fd = open_conn(t);
     double lost = dr_metrics_value("dr_realtime_bus_lost_total", "");
 
-    run_for(t, 200);
-    store_note(t, "note-a1", 1);
-    store_note(t, "note-a2", 2);
-    store_note(t, "note-a3", 3);
-    publish_remote(t, "note-a1", 1);
-    publish_remote(t, "note-a3", 3); /* 2 was lost on the way */
-    /* the audit found it: it has audited the old numbering up to 2 at least */
-    fx_read_until(t->f, fd, buf, sizeof(buf), "\"type\":\"resume\"");
-    assert_non_null(strstr(buf, "\"type\":\"resync\",\"since\":1}"));
-
-    reset_store(t);
+    audited_then_reset(t, fd, buf, sizeof(buf));
     store_note(t, "note-b1", 1); /* never published */
     fx_read_until(t->f, fd, buf, sizeof(buf), "\"type\":\"resync\",\"since\":0}");
     assert_true(dr_metrics_value("dr_realtime_bus_lost_total", "") == lost + 2);
