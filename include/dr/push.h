@@ -18,11 +18,15 @@
 #include "dr/config.h"
 #include "dr/http.h"
 #include "dr/local.h"
+#include "dr/store.h"
 
 struct dr_push;
 
-int dr_push_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_local *local,
-                   struct dr_push **out);
+/* Pushed messages go to local's queue; one that breaks Pub/Sub's limits is dead-lettered in
+ * store (reason invalid_message) and acknowledged: refused, Pub/Sub would redeliver it until its
+ * retention ran out. */
+int dr_push_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_store *store,
+                   struct dr_local *local, struct dr_push **out);
 void dr_push_register(struct dr_push *p, struct dr_http_server *srv);
 void dr_push_destroy(struct dr_push *p); /* NULL-safe */
 

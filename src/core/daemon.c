@@ -327,7 +327,7 @@ int dr_daemon_run(struct dr_config *cfg)
             goto out;
         }
         if (cfg->push_enabled) {
-            if (dr_push_create(d.loop, cfg, d.local, &d.push) != 0) {
+            if (dr_push_create(d.loop, cfg, d.store, d.local, &d.push) != 0) {
                 goto out;
             }
             dr_push_register(d.push, d.http);

@@ -101,9 +101,11 @@ test('push: OIDC tokens are verified before a message is stored', async () => {
   }
 });
 
-test('push without OIDC: held like the publish API (a service key, or loopback without keys)', async () => {
+test('push without OIDC: held like the publish API; a message breaking the limits is dead-lettered', async () => {
   const key = 'pk-' + crypto.randomBytes(12).toString('hex');
   const sha = crypto.createHash('sha256').update(key).digest('hex');
+  const adminKey = 'ak-' + crypto.randomBytes(12).toString('hex');
+  const adminSha = crypto.createHash('sha256').update(adminKey).digest('hex');
   const srv = await startServer({
     edit: (yaml) =>
       [
@@ -120,14 +122,36 @@ test('push without OIDC: held like the publish API (a service key, or loopback w
         '  - {name: t, match: {topic: test-p}, processors: [test]}',
         'api_keys:',
         `  - {name: proxy, role: service, sha256: ${sha}}`,
+        `  - {name: ops, role: admin, sha256: ${adminSha}}`,
       ].join('\n'),
   });
   try {
-    const push = (headers) => request(`${srv.url}/pubsub/push`, 'POST', pushBody('k1', 1), headers);
+    const push = (headers, body = pushBody('k1', 1)) =>
+      request(`${srv.url}/pubsub/push`, 'POST', body, headers);
     assert.equal((await push({})).status, 401, 'no key: refused, even from loopback');
     assert.equal((await push({ 'x-api-key': 'nope' })).status, 401);
     const ok = await push({ 'x-api-key': key });
     assert.equal(ok.status, 204, ok.text);
+
+    // A message that breaks Pub/Sub's limits never gets better: refused, Pub/Sub would deliver
+    // it again until its retention ran out. It is dead-lettered with its reason and acknowledged.
+    const bad = {
+      'bad-b64': { ...pushBody('bad-b64', 2).message, data: '!!not base64!!' },
+      'bad-attr': { ...pushBody('bad-attr', 3).message, attributes: { k: 5 } },
+    };
+    for (const [id, message] of Object.entries(bad)) {
+      const r = await push({ 'x-api-key': key }, { message, subscription: 'projects/proj/subscriptions/dr-push' });
+      assert.equal(r.status, 204, `${id}: ${r.text}`);
+    }
+    const dl = await request(`${srv.url}/admin/dlq?topic=test-p`, 'GET', undefined, { 'x-api-key': adminKey });
+    assert.equal(dl.status, 200, dl.text);
+    const dead = JSON.parse(dl.text).dead_letters;
+    for (const id of Object.keys(bad)) {
+      const d = dead.find((x) => x.message_id === id);
+      assert.ok(d, `${id} dead-lettered: ${dl.text}`);
+      assert.equal(d.reason, 'invalid_message');
+      assert.ok(d.error.length > 0);
+    }
   } finally {
     const r = await srv.stop();
     assert.equal(r.code, 0);

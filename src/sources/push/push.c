@@ -18,6 +18,7 @@
 struct dr_push {
     uv_loop_t *loop;
     const struct dr_config *cfg;
+    struct dr_store *store;
     struct dr_local *local;
     struct dr_jwt_keys *keys;
     struct dr_jwks_source *jwks; /* when pubsub.push.jwks is a URL */
@@ -169,6 +170,66 @@ static void on_durable(void *ctx, int err)
     free(pd);
 }
 
+/* A pushed message that breaks Pub/Sub's limits, stored as a dead letter on the thread pool. Its
+ * bytes are not kept (they may not even be text): the dead letter names it and says why. */
+struct invalid {
+    struct dr_store *store;
+    struct dr_dead_letter dl; /* owned strings */
+    int err;
+};
+
+static void invalid_work(void *arg)
+{
+    struct invalid *v = arg;
+    v->err = dr_store_dlq_put(v->store, &v->dl);
+}
+
+static void invalid_done(struct dr_http_req *req, void *arg)
+{
+    struct invalid *v = arg;
+
+    if (v->err) {
+        /* not stored: refused, Pub/Sub delivers it again */
+        DR_ERROR("push", "dead letter not stored", "message_id=%s error=\"%s\"", v->dl.message_id,
+                 dr_strerror(v->err));
+        dr_http_respond_error(req, 503, "UNAVAILABLE", "could not store the dead letter");
+    } else {
+        char labels[320];
+        snprintf(labels, sizeof(labels), "topic=\"%s\",reason=\"invalid_message\"", v->dl.topic);
+        dr_metrics_inc("dr_dead_letters_total", labels, 1);
+        dr_http_respond(req, 204, NULL, "", 0);
+    }
+    dr_dead_letter_cleanup(&v->dl);
+    free(v);
+}
+
+/* Acknowledges a message that breaks the limits once it is a dead letter: answered 400, Pub/Sub
+ * would deliver it again until its retention ran out, and lose it then. */
+static void dead_letter_invalid(struct dr_push *p, struct dr_http_req *req, const char *topic,
+                                const char *mid, const char *why)
+{
+    struct invalid *v = dr_xcalloc(1, sizeof(*v));
+    cJSON *o = cJSON_CreateObject();
+    int64_t now = dr_now_ms();
+
+    cJSON_AddStringToObject(o, "messageId", mid);
+    cJSON_AddStringToObject(o, "topic", topic);
+    v->store = p->store;
+    v->dl.message_json = dr_json_print(o);
+    cJSON_Delete(o);
+    v->dl.message_id = dr_xstrdup(mid);
+    v->dl.topic = dr_xstrdup(topic);
+    v->dl.reason = dr_xstrdup("invalid_message");
+    v->dl.error = dr_xstrdup(why);
+    v->dl.attempts = 1;
+    v->dl.first_failure_ms = v->dl.last_failure_ms = v->dl.created_ms = now;
+    if (dr_http_defer(req, invalid_work, invalid_done, v) != DR_OK) {
+        dr_dead_letter_cleanup(&v->dl);
+        free(v);
+        dr_http_respond_error(req, 503, "UNAVAILABLE", "busy, try again");
+    }
+}
+
 static void on_push(struct dr_http_req *req, void *ctx)
 {
     struct dr_push *p = ctx;
@@ -212,14 +273,16 @@ static void on_push(struct dr_http_req *req, void *ctx)
     if (!dr_push_message_ok(body, blen, m, why, sizeof(why))) {
         struct dr_log_field f[] = {DR_LOG_STR("message_id", mid), DR_LOG_STR("reason", why),
                                    DR_LOG_STR("peer", dr_http_peer(req))};
-        dr_log_fields(DR_LOG_WARN, "push", "push message refused", f, DR_ARRAY_LEN(f));
-        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", why);
+        dr_log_fields(DR_LOG_WARN, "push", "push message dead-lettered", f, DR_ARRAY_LEN(f));
+        dead_letter_invalid(p, req, topic, mid, why);
         goto out;
     }
     q = dr_xcalloc(1, sizeof(*q));
     data = dr_json_str(m, "data");
     if (data && dr_base64_decode(data, strlen(data), &q->data, &dlen) != 0) {
-        dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "message.data is not base64");
+        DR_WARN("push", "push message dead-lettered", "message_id=%s reason=\"%s\"", mid,
+                "message.data is not base64");
+        dead_letter_invalid(p, req, topic, mid, "message.data is not base64");
         goto out;
     }
     q->data_len = dlen;
@@ -245,13 +308,14 @@ out:
     cJSON_Delete(root);
 }
 
-int dr_push_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_local *local,
-                   struct dr_push **out)
+int dr_push_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_store *store,
+                   struct dr_local *local, struct dr_push **out)
 {
     struct dr_push *p = dr_xcalloc(1, sizeof(*p));
 
     p->loop = loop;
     p->cfg = cfg;
+    p->store = store;
     p->local = local;
     p->keys = dr_jwt_keys_create();
     if (cfg->push_audience) {
