@@ -76,7 +76,9 @@ void dr_dead_letters_free(struct dr_dead_letter *d, size_t n);
  * Dead letters get id and created_ms (now when 0). Dead letters taken (a replay: their message
  * goes back to the queue in the same commit) must all still exist: when one is gone (replayed or
  * discarded by someone else) the call returns DR_ENOTFOUND and applies nothing, so concurrent
- * replays of one dead letter queue it once. Input is checked before anything runs (DR_EINVAL:
+ * replays of one dead letter queue it once. A batch that takes dead letters and has an insert
+ * that would be skipped (its message_id is queued) returns DR_EEXIST and applies nothing: the
+ * dead letter stays. Input is checked before anything runs (DR_EINVAL:
  * insert without message_id/topic, empty dedup key, dead letter without
  * message_id/topic/reason/message_json). On failure nothing changed, in the database or in b. */
 struct dr_qbatch {

@@ -433,7 +433,7 @@ static void job_done(struct dr_http_req *req, void *arg)
         dr_http_respond_error(req, 404, "NOT_FOUND", "no dead letter %lld", (long long)j->id);
     } else if (j->err == DR_EINVAL) {
         dr_http_respond_error(req, 400, "INVALID_ARGUMENT", "%s", j->errmsg);
-    } else if (j->err == DR_EUNSUPPORTED) {
+    } else if (j->err == DR_EUNSUPPORTED || j->err == DR_EEXIST) {
         dr_http_respond_error(req, 409, "FAILED_PRECONDITION", "%s", j->errmsg);
     } else if (j->err) {
         dr_http_respond_error(req, 503, "UNAVAILABLE", "store: %s", dr_strerror(j->err));

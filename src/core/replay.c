@@ -108,7 +108,10 @@ int dr__replay_one(struct dr_store *st, const struct dr_dead_letter *d, const cJ
     b.dlq_take = &d->id;
     b.ndlq_take = 1;
     rc = dr_store_apply(st, &b);
-    if (rc && rc != DR_ENOTFOUND) {
+    if (rc == DR_EEXIST) {
+        snprintf(err, errsz, "a message with id %.128s is queued: replay this one once it has run",
+                 d->message_id);
+    } else if (rc && rc != DR_ENOTFOUND) {
         snprintf(err, errsz, "store: %s", dr_strerror(rc));
     }
     dr_qmsg_cleanup(&q);
@@ -420,8 +423,9 @@ static void step_work(uv_work_t *w)
             j->s_replayed++;
         } else if (rc == DR_ENOTFOUND) {
             skipped++;
-        } else if (rc == DR_EINVAL) {
-            /* this dead letter cannot be replayed as it is: it stays, the job goes on */
+        } else if (rc == DR_EINVAL || rc == DR_EEXIST) {
+            /* this dead letter cannot be replayed as it is, or not now: it stays, the job goes
+             * on */
             j->s_errors++;
             snprintf(error, sizeof(error), "dead letter %lld: %s", (long long)list[i].id, e);
         } else {

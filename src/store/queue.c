@@ -561,6 +561,13 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
     if (!err && b->ninserts) {
         err = insert_msgs(st, tx, b->inserts, b->ninserts, ids);
     }
+    /* a replay whose message id is queued already would take its dead letter and queue nothing:
+     * the edit it carries would be lost */
+    for (size_t i = 0; !err && b->ndlq_take && i < b->ninserts; i++) {
+        if (ids[i] == 0) {
+            err = DR_EEXIST;
+        }
+    }
     for (size_t i = 0; !err && i < b->nupdates; i++) {
         const struct dr_qupdate *u = &b->updates[i];
         struct dr_db_val p[7] = {DR_DB_INTV(u->id),
@@ -590,8 +597,8 @@ int dr_store_apply(struct dr_store *st, struct dr_qbatch *b)
         err = dr_db_commit(tx);
     }
     tx = NULL;
-    if (err == DR_ENOTFOUND) {
-        goto out; /* a dead letter to take was gone: the caller's race, not a store failure */
+    if (err == DR_ENOTFOUND || err == DR_EEXIST) {
+        goto out; /* a dead letter to take was gone, or its message is queued: the caller's */
     }
     if (err) {
         DR_WARN("store", "group commit failed",

@@ -701,6 +701,15 @@ static void dlq_take_requeues_once(void **state)
     assert_int_equal(dlq_count(st), 1);
     b = (struct dr_qbatch){.dlq_take = NULL, .ndlq_take = 1};
     assert_int_equal(dr_store_apply(st, &b), DR_EINVAL);
+    /* its message id queued again meanwhile: the replay would queue nothing and lose the dead
+     * letter (and an edit it carries); nothing applied, the dead letter stays */
+    struct dr_qmsg again = qmsg("t-0");
+    take[0] = d[1].id;
+    b = (struct dr_qbatch){.inserts = &again, .ninserts = 1, .dlq_take = take, .ndlq_take = 1};
+    assert_int_equal(dr_store_apply(st, &b), DR_EEXIST);
+    assert_int_equal(again.id, 0);
+    assert_int_equal(queue_count(st), 1);
+    assert_int_equal(dlq_count(st), 1);
 }
 
 struct taker {
