@@ -17,31 +17,10 @@
 #include "core/replay_db.h"
 #include "dr/err.h"
 #include "dr/util.h"
+#define FX_STORE /* f->store, another handle on f->url: another instance */
 #include "unit/store/backend.h"
 
 #define NSTALE 40
-
-/* the store of a test, on the engine it runs on (unit/store/backend.h); f->url opens another
- * handle on it: another instance */
-static int open_store(struct fx *f)
-{
-    return dr_store_open(f->url, &f->store);
-}
-
-static void close_store(struct fx *f)
-{
-    dr_store_close(f->store);
-}
-
-static int fx_setup(void **state)
-{
-    return fx_setup_with(state, open_store);
-}
-
-static int fx_teardown(void **state)
-{
-    return fx_teardown_with(state, close_store);
-}
 
 /* A job's row as a start makes it; returned by value, so its filter is relinked by the caller
  * (ROW). */

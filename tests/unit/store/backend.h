@@ -165,6 +165,32 @@ static inline int fx_teardown_with(void **state, void (*close)(struct fx *f))
     return 0;
 }
 
+#ifdef FX_STORE
+/* A test program that defines FX_STORE before including this file opens a struct dr_store on
+ * url (f->store, dr_store_open) and gets its fx_setup and fx_teardown from here. */
+#include "dr/store.h"
+
+static int fx_open_store(struct fx *f)
+{
+    return dr_store_open(f->url, &f->store);
+}
+
+static void fx_close_store(struct fx *f)
+{
+    dr_store_close(f->store);
+}
+
+static int fx_setup(void **state)
+{
+    return fx_setup_with(state, fx_open_store);
+}
+
+static int fx_teardown(void **state)
+{
+    return fx_teardown_with(state, fx_close_store);
+}
+#endif
+
 /* Runs each test once per engine: X-macro lists expand through these. */
 #define ON_SQLITE(fn)                                                                              \
     cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, (void *)&backend_sqlite),

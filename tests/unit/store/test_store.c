@@ -12,28 +12,9 @@
 #include "dr/store.h"
 #include "store/store_internal.h"
 #include "dr/util.h"
+#define FX_STORE /* f->store, another handle on f->url: another instance */
 #include "unit/store/backend.h"
 #include "unit/store/refuse.h"
-
-static int open_store(struct fx *f)
-{
-    return dr_store_open(f->url, &f->store);
-}
-
-static void close_store(struct fx *f)
-{
-    dr_store_close(f->store);
-}
-
-static int fx_setup(void **state)
-{
-    return fx_setup_with(state, open_store);
-}
-
-static int fx_teardown(void **state)
-{
-    return fx_teardown_with(state, close_store);
-}
 
 static struct dr_store *fx_store(void **state)
 {
