@@ -67,15 +67,12 @@ int dr_push_message_ok(const char *body, size_t len, const cJSON *m, char *why, 
     const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(m, "attributes");
     const cJSON *okey = cJSON_GetObjectItemCaseSensitive(m, "orderingKey");
     const cJSON *a, *b;
+    const char *problem;
     int n = 0;
 
-    if (!dr_utf8_valid(body, len)) {
-        snprintf(why, whysz, "the body is not valid UTF-8");
-        return 0;
-    }
-    /* a message id or attribute would be cut short */
-    if (dr_json_has_escaped_nul(body, len)) {
-        snprintf(why, whysz, "strings must not contain U+0000");
+    /* U+0000 would cut a message id or attribute short */
+    if ((problem = dr_json_text_problem(body, len))) {
+        snprintf(why, whysz, "the body: %s", problem);
         return 0;
     }
     if (data && !cJSON_IsNull(data) && !cJSON_IsString(data)) {
