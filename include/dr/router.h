@@ -65,6 +65,14 @@ void dr_router_release(struct dr_router *r, struct dr_msg *msg);
 
 /* Messages and payload bytes submitted and not yet released. */
 size_t dr_router_in_flight(const struct dr_router *r);
+/* The number of worker threads (slots a running file needs). */
+size_t dr_router_workers(const struct dr_router *r);
+struct dr_running;
+/* While a worker runs a message submitted with ops, its slot of file (dr/running.h) holds the
+ * message's source_id. NULL file: none. The caller keeps file open until the router is
+ * destroyed or this is called again. */
+void dr_router_set_running(struct dr_router *r, struct dr_running *file,
+                           const struct dr_source_ops *ops);
 size_t dr_router_in_flight_bytes(const struct dr_router *r);
 /* 1 while the in-flight bounds of the config leave room for more. A 0 arms the callback of
  * dr_router_on_room() for when room frees up. */

@@ -118,6 +118,11 @@ int dr_store_queue_renew(struct dr_store *st);
 int dr_store_queue_release(struct dr_store *st, int64_t *segments);
 int dr_store_queue_claim_expired(struct dr_store *st, size_t limit, struct dr_qmsg **out,
                                  size_t *n);
+/* Counts an attempt, with error as its last error, for each of the n queued messages that were
+ * being processed when the process died (dr/running.h), in one transaction. Messages done or
+ * gone are left alone; *counted (may be NULL) tells how many were not. */
+int dr_store_queue_count_crash(struct dr_store *st, const int64_t *ids, size_t n, const char *error,
+                               size_t *counted);
 
 /* ---- dedup ---- */
 /* 1 in *seen if key was marked at or after since_ms. A mark keeps the latest time given. */

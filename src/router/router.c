@@ -17,6 +17,7 @@
 #include "dr/json.h"
 #include "dr/log.h"
 #include "dr/metrics.h"
+#include "dr/running.h"
 #include "dr/util.h"
 
 #define MAX_FANOUT 16
@@ -88,6 +89,7 @@ struct dr_router {
     struct proc *procs;
     int nprocs;
     pthread_t *threads;
+    struct worker *workers;
     int nthreads;
 
     pthread_mutex_t mu;
@@ -113,6 +115,15 @@ struct dr_router {
     struct dr_breaker *breakers;
     size_t nbreakers;
     int **route_procs; /* per route: indices into procs of its processors, -1 terminated */
+
+    /* dr_router_set_running() (under mu): slot i is worker i's, set for running_ops' messages */
+    struct dr_running *running_file;
+    const struct dr_source_ops *running_ops;
+};
+
+struct worker {
+    struct dr_router *r;
+    size_t idx;
 };
 
 /* ---------- queues (caller holds mu) ---------- */
@@ -300,7 +311,8 @@ static void deferred_finished(struct dr_result *res)
 
 static void *worker_main(void *arg)
 {
-    struct dr_router *r = arg;
+    struct worker *w = arg;
+    struct dr_router *r = w->r;
 
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
@@ -332,6 +344,7 @@ static void *worker_main(void *arg)
         r->running++;
         t->in_process = 1;
         t->finished_early = 0;
+        int mark = r->running_file && t->job->ops == r->running_ops;
         pthread_mutex_unlock(&r->mu);
 
         struct proc *p = &r->procs[t->proc];
@@ -340,7 +353,13 @@ static void *worker_main(void *arg)
         t->res.msg = t->job->msg;
         t->res.processor = p->def->name;
         t->t_start = dr_mono_ns();
+        if (mark) {
+            dr_running_set(r->running_file, w->idx, t->job->msg->source_id);
+        }
         p->def->process(p->state, t->job->msg, &t->res);
+        if (mark) {
+            dr_running_set(r->running_file, w->idx, 0);
+        }
 
         pthread_mutex_lock(&r->mu);
         t->in_process = 0;
@@ -792,6 +811,13 @@ void dr_router_submit_after(struct dr_router *r, struct dr_msg *msg,
         complete_dead(r, j, NULL, "no_route", "no route matches this message");
         return;
     }
+    if (msg->last_error && strcmp(msg->last_error, DR_RUNNING_CRASH_ERROR) == 0 &&
+        msg->attempt > dr_config_retry(r->cfg, msg->type)->max_attempts) {
+        /* every attempt it had ended with the process (dr/running.h): not one more */
+        msg->attempt--;
+        complete_dead(r, j, NULL, "crashed", msg->last_error);
+        return;
+    }
     for (int i = 0; i < nprocs; i++) {
         j->tasks[i].job = j;
         j->tasks[i].proc = procs[i];
@@ -832,6 +858,20 @@ void dr_router_release(struct dr_router *r, struct dr_msg *msg)
             r->room_fn(r->room_ctx);
         }
     }
+}
+
+size_t dr_router_workers(const struct dr_router *r)
+{
+    return (size_t)r->nthreads;
+}
+
+void dr_router_set_running(struct dr_router *r, struct dr_running *file,
+                           const struct dr_source_ops *ops)
+{
+    pthread_mutex_lock(&r->mu);
+    r->running_file = file;
+    r->running_ops = ops;
+    pthread_mutex_unlock(&r->mu);
 }
 
 size_t dr_router_in_flight(const struct dr_router *r)
@@ -938,8 +978,11 @@ int dr_router_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_sto
     r->async->data = r;
     r->nthreads = cfg->workers > 0 ? cfg->workers : (int)(ncpu > 0 ? ncpu : 2);
     r->threads = dr_xcalloc((size_t)r->nthreads, sizeof(*r->threads));
+    r->workers = dr_xcalloc((size_t)r->nthreads, sizeof(*r->workers));
     for (int i = 0; i < r->nthreads; i++) {
-        pthread_create(&r->threads[i], NULL, worker_main, r);
+        r->workers[i].r = r;
+        r->workers[i].idx = (size_t)i;
+        pthread_create(&r->threads[i], NULL, worker_main, &r->workers[i]);
         pthread_setname_np(r->threads[i], "dr-worker");
     }
     dr_metrics_gauge_fn("dr_in_flight_messages", "", gauge_in_flight, r);
@@ -978,6 +1021,7 @@ void dr_router_destroy(struct dr_router *r)
         pthread_join(r->threads[i], NULL);
     }
     free(r->threads);
+    free(r->workers);
     /* Processors finish what they deferred before the jobs that hold those results go. */
     for (int i = 0; i < r->nprocs; i++) {
         if (r->procs[i].def->destroy) {

@@ -955,6 +955,52 @@ int dr_store_queue_release(struct dr_store *st, int64_t *segments)
     return set_lease(st, 0, segments);
 }
 
+/* an attempt more for a message still queued and not done (its first failure: now, unless it
+ * has one) */
+static const char sql_state_crash[] =
+    "INSERT INTO queue_state (id, done, attempts, not_before_ms, first_failure_ms, last_error) "
+    "SELECT $1, 0, 1, 0, $2, $3 WHERE EXISTS (SELECT 1 FROM queue_seg WHERE id = $4 AND n > $5) "
+    "ON CONFLICT (id) DO UPDATE SET attempts = queue_state.attempts + 1, "
+    "first_failure_ms = CASE WHEN queue_state.first_failure_ms = 0 THEN excluded.first_failure_ms "
+    "ELSE queue_state.first_failure_ms END, last_error = excluded.last_error "
+    "WHERE queue_state.done = 0";
+
+int dr_store_queue_count_crash(struct dr_store *st, const int64_t *ids, size_t n, const char *error,
+                               size_t *counted)
+{
+    struct dr_db_tx *tx = NULL;
+    size_t c = 0;
+    int err;
+
+    if (counted) {
+        *counted = 0;
+    }
+    if (!st || (n && !ids) || !error) {
+        return DR_EINVAL;
+    }
+    err = dr_db_begin(st->db, &tx);
+    for (size_t i = 0; !err && i < n; i++) {
+        int64_t changes = 0;
+        if (ids[i] <= 0) {
+            continue;
+        }
+        struct dr_db_val p[5] = {DR_DB_INTV(ids[i]), DR_DB_INTV(dr_now_ms()), DR_DB_TEXTV(error),
+                                 DR_DB_INTV(SEG_OF(ids[i])),
+                                 DR_DB_INTV(ids[i] - SEG_LO(SEG_OF(ids[i])))};
+        err = dr_db_tx_exec(tx, sql_state_crash, p, DR_ARRAY_LEN(p), NULL, NULL, &changes);
+        c += changes > 0;
+    }
+    if (tx && err) {
+        dr_db_rollback(tx);
+    } else if (tx) {
+        err = dr_db_commit(tx);
+    }
+    if (!err && counted) {
+        *counted = c;
+    }
+    return err;
+}
+
 int dr_store_queue_count(struct dr_store *st, int64_t *count)
 {
     if (!st || !count) {

@@ -9,6 +9,8 @@
  *   test_wait_for=NAME      wait (at most 60 s) until <data_dir>/NAME exists: lets a test hold
  *                           a worker until it has queued everything else
  *   test_emit=TOPIC         emit a copy of the message to TOPIC (attribute test_parent set)
+ *   test_crash=N|always     abort() the whole process on the first N attempts (or every one),
+ *                           only when the processor's config says {"crash": true}
  *   test_defer=early|late|gate:NAME  finish the result from another thread (dr_result_defer):
  *                           `early` before process() returns, `late` ~5 ms after it returned,
  *                           `gate:NAME` once <data_dir>/NAME exists (at most 60 s)
@@ -35,7 +37,8 @@ struct test_state {
     char *data_dir;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int late; /* deferred results not finished yet */
+    int late;        /* deferred results not finished yet */
+    int allow_crash; /* config "crash": true */
 };
 
 struct deferred {
@@ -72,6 +75,8 @@ static int init(const struct dr_proc_env *env, void **state, char *err, size_t e
         return -1;
     }
     st->data_dir = dr_xstrdup(env->data_dir);
+    st->allow_crash =
+        env->config && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(env->config, "crash"));
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     *state = st;
@@ -206,6 +211,11 @@ static void decide(struct test_state *st, const struct dr_msg *msg, struct dr_re
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", st->data_dir, wait_for);
         wait_file(path);
+    }
+    const char *crash = dr_msg_attr(msg, "test_crash");
+    if (crash && st->allow_crash &&
+        (strcmp(crash, "always") == 0 || (dr_parse_i64(crash, &v) == 0 && msg->attempt <= v))) {
+        abort();
     }
     if (sleep_ms && dr_parse_i64(sleep_ms, &v) == 0 && v > 0) {
         struct timespec ts;

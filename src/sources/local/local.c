@@ -19,6 +19,7 @@
 #include "dr/json.h"
 #include "dr/log.h"
 #include "dr/metrics.h"
+#include "dr/running.h"
 #include "dr/util.h"
 
 #define LOAD_BATCH          2000
@@ -69,6 +70,7 @@ struct dr_local {
     size_t pending_rows;
     int stop;
     uv_async_t *async; /* its own allocation: freed by its close callback, after the source */
+    struct dr_running *running; /* what the router's workers run, for after a crash */
 
     /* feeder */
     int started;
@@ -443,6 +445,8 @@ static struct dr_msg *row_to_msg(struct dr_local *l, struct dr_qmsg *q)
     m->attempt = q->attempts + 1;
     m->fresh_id = q->fresh_id;
     m->first_failure_ms = q->first_failure_ms;
+    m->last_error = q->last_error; /* DR_RUNNING_CRASH_ERROR: see dr_router_submit_after() */
+    q->last_error = NULL;
     m->source = l;
     m->source_id = q->id;
     m->received_ns = dr_mono_ns();
@@ -857,6 +861,49 @@ static void on_publish(struct dr_http_req *req, void *ctx)
 
 /* ---------- lifecycle ---------- */
 
+/*
+ * The running file, <data_dir>/running-<instance>: messages inside a processor when the process
+ * died are counted an attempt here, before anything is loaded, so that one that kills the process
+ * every time runs out of attempts and is dead-lettered ("crashed", dr_router_submit_after)
+ * instead of taking the service down on every start.
+ */
+static void open_running(struct dr_local *l, const char *owner)
+{
+    char path[4096], name[256];
+    int64_t *left = NULL;
+    size_t nleft = 0, counted = 0;
+    size_t k = 0;
+
+    for (const char *c = owner; *c && k + 1 < sizeof(name); c++) {
+        int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                 *c == '.' || *c == '-' || *c == '_';
+        name[k++] = ok ? *c : '_';
+    }
+    name[k] = '\0';
+    snprintf(path, sizeof(path), "%s/running-%s", l->cfg->data_dir, name);
+    int err = dr_running_open(path, dr_router_workers(l->router), &l->running, &left, &nleft);
+    if (err) {
+        DR_WARN("local", "no running file: a message that crashes the process is not counted",
+                "path=\"%s\" error=\"%s\"", path,
+                err == DR_EUNAVAIL ? "another process has it open" : dr_strerror(err));
+        return;
+    }
+    if (nleft) {
+        err = dr_store_queue_count_crash(l->store, left, nleft, DR_RUNNING_CRASH_ERROR, &counted);
+        if (err) {
+            /* not counted this time: they run again as they would have */
+            DR_ERROR("local", "cannot count the attempts of messages running at a crash",
+                     "count=%zu error=\"%s\"", nleft, dr_strerror(err));
+        } else {
+            DR_WARN("local",
+                    "the last process stopped while processing messages: an attempt counted",
+                    "running=%zu counted=%zu first_id=%lld", nleft, counted, (long long)left[0]);
+        }
+    }
+    free(left);
+    dr_router_set_running(l->router, l->running, &local_ops);
+}
+
 int dr_local_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_store *store,
                     struct dr_router *router, struct dr_local **out)
 {
@@ -879,6 +926,7 @@ int dr_local_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_stor
         }
         dr_instance_name(cfg->port, owner, sizeof(owner));
         dr_store_queue_set_owner(store, owner, lease);
+        open_running(l, owner);
         l->lease_timer = dr_xcalloc(1, sizeof(*l->lease_timer));
         uv_timer_init(loop, l->lease_timer);
         l->lease_timer->data = l;
@@ -974,5 +1022,6 @@ void dr_local_destroy(struct dr_local *l)
     pthread_cond_destroy(&l->cv);
     id_set_clear(&l->out);
     id_set_clear(&l->done_in_read);
+    dr_running_close(l->running); /* the router, and its workers, are gone */
     free(l);
 }

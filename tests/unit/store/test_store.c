@@ -1199,6 +1199,48 @@ static void damaged_segment_skipped(void **state)
     dr_qmsgs_free(out, n);
 }
 
+/* dr_store_queue_count_crash: an attempt more for each queued message named, first failure set
+ * once, last error replaced; done and unknown ids left alone. */
+static void crash_counted_once_per_death(void **state)
+{
+    struct dr_store *st = fx_store(state);
+    struct dr_qmsg in[3] = {qmsg("c-1"), qmsg("c-2"), qmsg("c-3")};
+    struct dr_qbatch b = {.inserts = in, .ninserts = 3};
+    struct dr_qmsg *out = NULL;
+    size_t n = 0, counted = 99;
+
+    assert_int_equal(dr_store_apply(st, &b), DR_OK);
+    struct dr_qupdate up = {.id = in[1].id,
+                            .attempts = 2,
+                            .first_failure_ms = 1700000001000,
+                            .last_error = "vespa 503"};
+    int64_t done = in[2].id;
+    struct dr_qbatch b2 = {.updates = &up, .nupdates = 1, .deletes = &done, .ndeletes = 1};
+    assert_int_equal(dr_store_apply(st, &b2), DR_OK);
+
+    int64_t ids[4] = {in[0].id, in[1].id, in[2].id, in[2].id + 1000000};
+    int64_t before = dr_now_ms();
+    assert_int_equal(dr_store_queue_count_crash(st, ids, 4, "died", &counted), DR_OK);
+    assert_int_equal(counted, 2);
+    assert_int_equal(dr_store_queue_count_crash(st, ids, 1, "died again", NULL), DR_OK);
+
+    assert_int_equal(dr_store_queue_load(st, 0, 10, &out, &n), DR_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0].id, in[0].id);
+    assert_int_equal(out[0].attempts, 2);
+    assert_true(out[0].first_failure_ms >= before);
+    assert_string_equal(out[0].last_error, "died again");
+    assert_int_equal(out[1].id, in[1].id);
+    assert_int_equal(out[1].attempts, 3);
+    assert_int_equal(out[1].first_failure_ms, 1700000001000);
+    assert_string_equal(out[1].last_error, "died");
+    dr_qmsgs_free(out, n);
+
+    assert_int_equal(dr_store_queue_count_crash(st, NULL, 0, "x", &counted), DR_OK);
+    assert_int_equal(counted, 0);
+    assert_int_equal(dr_store_queue_count_crash(st, ids, 1, NULL, NULL), DR_EINVAL);
+}
+
 static void null_arguments(void **state)
 {
     struct dr_store *st = fx_store(state);
@@ -1243,6 +1285,7 @@ static void null_arguments(void **state)
     X(message_id_queued_again_after_done)                                                          \
     X(legacy_rows_converted_on_open)                                                               \
     X(damaged_segment_skipped)                                                                     \
+    X(crash_counted_once_per_death)                                                                \
     X(null_arguments)
 
 int main(void)
