@@ -975,31 +975,64 @@ static void join(struct rt_conn *c, const char *room, int64_t since)
     start_catchup(c);
 }
 
-struct join_job {
+/*
+ * A room whose permission the store is checking for a connection (meeting:, shipment:). It
+ * takes a place under max_rooms as a joined room does, once however many subscribes for it
+ * come while the check runs: they wait for this check and get its answer each, as a subscribe
+ * for a room already joined gets "subscribed"; the first one's since counts.
+ */
+struct rt_join {
     uv_work_t w;
     struct rt_conn *c;
+    struct rt_join *next; /* c->joins */
     /* the job's own copy: an auth message with a fresh token replaces (and frees) c->claims on
      * the loop thread while the check runs on the thread pool */
     struct dr_jwt_claims *claims;
     char *room;
     int64_t since;
+    unsigned answers; /* subscribes waiting for the check, at least 1 */
     int allowed;
     int err;
 };
 
+static struct rt_join *find_join(struct rt_conn *c, const char *room)
+{
+    for (struct rt_join *jj = c->joins; jj; jj = jj->next) {
+        if (strcmp(jj->room, room) == 0) {
+            return jj;
+        }
+    }
+    return NULL;
+}
+
+/* The rooms c has joined or is being checked for: a room is never both (see on_subscribe). */
+static size_t rooms_taken(const struct rt_conn *c)
+{
+    size_t n = c->nsubs;
+
+    for (const struct rt_join *jj = c->joins; jj; jj = jj->next) {
+        n++;
+    }
+    return n;
+}
+
 static void join_work(uv_work_t *w)
 {
-    struct join_job *jj = w->data;
+    struct rt_join *jj = w->data;
     jj->err = dr__rt_may_join(jj->c->hub->db, jj->claims, jj->room, &jj->allowed);
 }
 
 static void join_after(uv_work_t *w, int status)
 {
-    struct join_job *jj = w->data;
+    struct rt_join *jj = w->data;
     struct rt_conn *c = jj->c;
+    struct rt_join **pp = &c->joins;
 
-    c->pending_joins--;
-    if (c->state == RT_CONN_OPEN) {
+    while (*pp != jj) {
+        pp = &(*pp)->next;
+    }
+    *pp = jj->next;
+    for (unsigned i = 0; i < jj->answers && c->state == RT_CONN_OPEN; i++) {
         if (jj->err) {
             send_error_in(c, "unavailable", "permission check failed, try again", jj->room);
         } else if (!jj->allowed) {
@@ -1020,7 +1053,7 @@ static void on_subscribe(struct rt_conn *c, const cJSON *m)
     const char *room = dr_json_str(m, "room");
     int64_t since = -1;
     int allowed;
-    struct join_job *jj;
+    struct rt_join *jj;
 
     if (!dr_room_valid(room)) {
         dr__rt_conn_send_error(c, "invalid_room",
@@ -1037,7 +1070,11 @@ static void on_subscribe(struct rt_conn *c, const cJSON *m)
         join(c, room, since);
         return;
     }
-    if (c->nsubs + c->pending_joins >= c->hub->conf->max_rooms) {
+    if ((jj = find_join(c, room))) {
+        jj->answers++;
+        return;
+    }
+    if (rooms_taken(c) >= c->hub->conf->max_rooms) {
         send_error_in(c, "too_many_rooms", "room limit per connection reached", room);
         return;
     }
@@ -1055,9 +1092,11 @@ static void on_subscribe(struct rt_conn *c, const cJSON *m)
     jj->claims = dr_jwt_claims_dup(c->claims);
     jj->room = dr_xstrdup(room);
     jj->since = since;
+    jj->answers = 1;
     jj->w.data = jj;
+    jj->next = c->joins;
+    c->joins = jj;
     c->refs++;
-    c->pending_joins++;
     if (uv_queue_work(c->hub->loop, &jj->w, join_work, join_after) != 0) {
         join_after(&jj->w, 0);
     }

@@ -213,6 +213,7 @@ void *dr__rt_map_del(struct rt_map *m, const char *key);           /* returns th
 
 struct rt_conn;
 struct rt_hub_room;
+struct rt_join;
 
 /* The table of functions a transport provides (nchan's subscriber_fn_t). */
 struct rt_transport {
@@ -266,8 +267,7 @@ struct rt_conn {
     struct dr_jwt_claims *claims;
     struct rt_sub *subs;
     size_t nsubs;
-    /* write requests in flight (their bytes may already be in the kernel) */
-    unsigned pending_joins; /* permission checks in flight */
+    struct rt_join *joins; /* rooms whose permission the store is checking (conn.c), one each */
     /* live events that arrived for rooms still catching up */
     struct dr_notification **buffered;
     size_t nbuffered;

@@ -72,11 +72,11 @@ static void refresh_during_permission_check(void **state)
     auth = auth_message("user-1", "someone@example.com");
 
     on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p-none\"}");
-    assert_int_equal(c->pending_joins, 1);
+    assert_non_null(c->joins);
     usleep(20000); /* the check is under way, scanning polls */
     on_message(c, auth);
     assert_int_equal(c->state, RT_CONN_OPEN);
-    while (c->pending_joins) {
+    while (c->joins) {
         uv_run(&f->loop, UV_RUN_ONCE);
     }
     /* not a participant: refused and closed */
@@ -496,6 +496,92 @@ static void bus_forms_are_read_alike(void **state)
     (void)c;
 }
 
+/*
+ * Reads the client's end fd into buf (cap bytes, always a string), running the hub's loop
+ * meanwhile, until want occurs n times in it: the answers to n client messages. Fails the test
+ * as fx_read_until() does.
+ */
+static void read_answers(struct fx *f, int fd, char *buf, size_t cap, const char *want, int n)
+{
+    int64_t deadline = dr_mono_ms() + RT_FX_READ_TIMEOUT_MS;
+    size_t got = 0;
+
+    buf[0] = '\0';
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int seen = 0;
+        ssize_t r;
+
+        for (const char *q = buf; (q = strstr(q, want)) != NULL; q++) {
+            seen++;
+        }
+        if (seen >= n) {
+            return;
+        }
+        if (got + 1 >= cap || dr_mono_ms() > deadline) {
+            fail_msg("%d of %d '%s' from the connection within %d ms; it wrote: %.600s", seen, n,
+                     want, RT_FX_READ_TIMEOUT_MS, buf);
+        }
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        if (poll(&p, 1, 10) <= 0) {
+            continue;
+        }
+        r = recv(fd, buf + got, cap - 1 - got, 0);
+        if (r <= 0) {
+            fail_msg("the connection ended with %d of %d '%s'; it wrote: %.600s", seen, n, want,
+                     buf);
+        }
+        got += (size_t)r;
+        buf[got] = '\0';
+    }
+}
+
+/* Fails the test, showing what the connection wrote, unless buf holds want (has 1) or not (0). */
+static void expect_text(const char *buf, const char *want, int has)
+{
+    if ((strstr(buf, want) != NULL) != has) {
+        fail_msg("expected %s'%s'; the connection wrote: %.600s", has ? "" : "no ", want, buf);
+    }
+}
+
+/*
+ * Two subscribes to one meeting room and then a second meeting room, all before the store has
+ * answered for any: the first room counts once against max_rooms (3: the user's room and two
+ * more), so the second still fits; a third does not.
+ */
+static void pending_room_counts_once(void **state)
+{
+    struct fx *f = *state;
+    struct rt_conn *c;
+    int fd;
+    static char buf[65536];
+
+    exec(f, "CREATE TABLE polls (poll_id TEXT, organizer_user_id TEXT)");
+    exec(f, "INSERT INTO polls VALUES ('p1', 'user-4'), ('p2', 'user-4'), ('p3', 'user-4')");
+    f->conf.max_rooms = 3;
+    c = open_conn(f, "user-4", "o@example.com");
+    fd = f->peers[f->npeers - 1];
+    dr__rt_conn_ref(c);
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p1\"}");
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p1\"}");
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p2\"}");
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p3\"}");
+    read_answers(f, fd, buf, sizeof(buf), "\"room\":\"meeting:", 4);
+    assert_int_equal(c->state, RT_CONN_OPEN);
+    expect_text(buf,
+                "\"code\":\"too_many_rooms\",\"message\":\"room limit per connection reached\","
+                "\"room\":\"meeting:p2\"",
+                0);
+    expect_text(buf, "{\"type\":\"subscribed\",\"room\":\"meeting:p2\"", 1);
+    expect_text(buf, "{\"type\":\"subscribed\",\"room\":\"meeting:p1\"", 1);
+    expect_text(buf,
+                "\"code\":\"too_many_rooms\",\"message\":\"room limit per connection reached\","
+                "\"room\":\"meeting:p3\"",
+                1);
+    assert_int_equal(c->nsubs, 3);
+    dr__rt_conn_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +600,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(held_back_events_go_out_in_seq_order, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(pending_room_counts_once, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
