@@ -975,6 +975,20 @@ static void join(struct rt_conn *c, const char *room, int64_t since)
     start_catchup(c);
 }
 
+static const char *claim_email(const struct dr_jwt_claims *cl)
+{
+    return cl->raw ? dr_json_str(cl->raw, "email") : NULL;
+}
+
+/* 1 when a and b have the same email claim, or neither has one: with the same sub, the store
+ * grants them the same rooms. */
+static int same_email(const struct dr_jwt_claims *a, const struct dr_jwt_claims *b)
+{
+    const char *ae = claim_email(a), *be = claim_email(b);
+
+    return (!ae && !be) || (ae && be && strcmp(ae, be) == 0);
+}
+
 /*
  * A room whose permission the store is checking for a connection (meeting:, shipment:). It
  * takes a place under max_rooms as a joined room does, once however many subscribes for it
@@ -1022,12 +1036,48 @@ static void join_work(uv_work_t *w)
     jj->err = dr__rt_may_join(jj->c->hub->db, jj->claims, jj->room, &jj->allowed);
 }
 
+static void join_after(uv_work_t *w, int status);
+
+/*
+ * A refreshed token (an auth message) may have replaced the claims the check of jj ran on: the
+ * join is decided on the connection's claims as they are now, by the rule room_lost() keeps for
+ * joined rooms. What they grant by themselves (the rooms claim, admin) is granted. Otherwise the
+ * store's answer rests on sub, which a refresh keeps, and on the email claim: when that changed,
+ * the store is asked again, for the fresh claims. 1 when it is (jj stays pending).
+ */
+static int join_redecide(struct rt_join *jj)
+{
+    struct rt_conn *c = jj->c;
+    int allowed;
+
+    if (dr__rt_may_join_local(c->claims, jj->room, &allowed) == 0) {
+        jj->err = DR_OK;
+        jj->allowed = allowed;
+        return 0;
+    }
+    if (same_email(jj->claims, c->claims)) {
+        return 0;
+    }
+    dr_jwt_claims_destroy(jj->claims);
+    jj->claims = dr_jwt_claims_dup(c->claims);
+    jj->err = DR_OK;
+    jj->allowed = 0;
+    if (uv_queue_work(c->hub->loop, &jj->w, join_work, join_after) != 0) {
+        jj->err = DR_EIO; /* not checked is not refused: the client may try again */
+        return 0;
+    }
+    return 1;
+}
+
 static void join_after(uv_work_t *w, int status)
 {
     struct rt_join *jj = w->data;
     struct rt_conn *c = jj->c;
     struct rt_join **pp = &c->joins;
 
+    if (c->state == RT_CONN_OPEN && join_redecide(jj)) {
+        return;
+    }
     while (*pp != jj) {
         pp = &(*pp)->next;
     }
@@ -1225,11 +1275,6 @@ int dr__rt_conn_rate_ok(struct rt_conn *c)
     return dr_bucket_take(&c->rate, cf->rate, cf->burst, dr_mono_ms(), NULL);
 }
 
-static const char *claim_email(const struct dr_jwt_claims *cl)
-{
-    return cl->raw ? dr_json_str(cl->raw, "email") : NULL;
-}
-
 /*
  * A room of c that the refreshed claims fresh may not grant, or NULL. A room the old claims
  * granted by themselves (its user, its org, the rooms claim, admin) must be granted by the new
@@ -1241,8 +1286,7 @@ static const char *claim_email(const struct dr_jwt_claims *cl)
 static const char *room_lost(const struct dr_jwt_claims *old, const struct dr_jwt_claims *fresh,
                              const struct rt_conn *c)
 {
-    const char *oe = claim_email(old), *ne = claim_email(fresh);
-    int same_email = (!oe && !ne) || (oe && ne && strcmp(oe, ne) == 0);
+    int same = same_email(old, fresh);
 
     for (size_t i = 0; i < c->nsubs; i++) {
         const char *room = c->subs[i].room;
@@ -1252,7 +1296,7 @@ static const char *room_lost(const struct dr_jwt_claims *old, const struct dr_jw
         if (new_decided && now) {
             continue;
         }
-        if ((old_decided && was) || !same_email || new_decided) {
+        if ((old_decided && was) || !same || new_decided) {
             return room;
         }
     }

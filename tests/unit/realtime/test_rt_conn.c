@@ -497,16 +497,15 @@ static void bus_forms_are_read_alike(void **state)
 }
 
 /*
- * Reads the client's end fd into buf (cap bytes, always a string), running the hub's loop
- * meanwhile, until want occurs n times in it: the answers to n client messages. Fails the test
- * as fx_read_until() does.
+ * Reads the client's end fd on at the end of the string in buf (cap bytes), running the hub's
+ * loop meanwhile, until want occurs n times in buf: the answers to n client messages. Fails the
+ * test as fx_read_until() does.
  */
 static void read_answers(struct fx *f, int fd, char *buf, size_t cap, const char *want, int n)
 {
     int64_t deadline = dr_mono_ms() + RT_FX_READ_TIMEOUT_MS;
-    size_t got = 0;
+    size_t got = strlen(buf);
 
-    buf[0] = '\0';
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int seen = 0;
@@ -554,7 +553,7 @@ static void pending_room_counts_once(void **state)
     struct fx *f = *state;
     struct rt_conn *c;
     int fd;
-    static char buf[65536];
+    static char buf[65536] = "";
 
     exec(f, "CREATE TABLE polls (poll_id TEXT, organizer_user_id TEXT)");
     exec(f, "INSERT INTO polls VALUES ('p1', 'user-4'), ('p2', 'user-4'), ('p3', 'user-4')");
@@ -582,6 +581,65 @@ static void pending_room_counts_once(void **state)
     dr__rt_conn_unref(c);
 }
 
+/*
+ * The token is refreshed while the store checks a subscribe (both messages come before the
+ * loop runs again, so the check's answer comes after the refresh): the fresh token's email is
+ * not a participant of the poll the old one was. The join is refused (the error names the
+ * room), as the fresh token would have been refused, and the connection closes with 4003.
+ */
+static void join_after_refresh_uses_fresh_email_refused(void **state)
+{
+    struct fx *f = *state;
+    struct rt_conn *c;
+    char *auth = auth_message("user-5", "new@example.com");
+    int fd;
+    static char buf[65536] = "";
+
+    exec(f, "CREATE TABLE poll_participants (poll_id TEXT, email TEXT)");
+    exec(f, "INSERT INTO poll_participants VALUES ('p1', 'old@example.com')");
+    c = open_conn(f, "user-5", "old@example.com");
+    fd = f->peers[f->npeers - 1];
+    dr__rt_conn_ref(c);
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p1\"}");
+    on_message(c, auth);
+    assert_int_equal(c->state, RT_CONN_OPEN);
+    read_answers(f, fd, buf, sizeof(buf), "\"room\":\"meeting:p1\"", 1);
+    expect_text(buf, "\"type\":\"subscribed\"", 0);
+    expect_text(buf,
+                "{\"type\":\"error\",\"code\":\"forbidden\",\"message\":\"not allowed to join this "
+                "room\",\"room\":\"meeting:p1\"}",
+                1);
+    assert_int_not_equal(c->state, RT_CONN_OPEN);
+    read_answers(f, fd, buf, sizeof(buf), "\"code\":4003", 1); /* SSE's close record */
+    free(auth);
+    dr__rt_conn_unref(c);
+}
+
+/* The same, the other way: the fresh token's email is a participant, the old one's was not. */
+static void join_after_refresh_uses_fresh_email_allowed(void **state)
+{
+    struct fx *f = *state;
+    struct rt_conn *c;
+    char *auth = auth_message("user-5", "new@example.com");
+    int fd;
+    static char buf[65536] = "";
+
+    exec(f, "CREATE TABLE poll_participants (poll_id TEXT, email TEXT)");
+    exec(f, "INSERT INTO poll_participants VALUES ('p1', 'new@example.com')");
+    c = open_conn(f, "user-5", "old@example.com");
+    fd = f->peers[f->npeers - 1];
+    dr__rt_conn_ref(c);
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p1\"}");
+    on_message(c, auth);
+    read_answers(f, fd, buf, sizeof(buf), "\"room\":\"meeting:p1\"", 1);
+    expect_text(buf, "{\"type\":\"subscribed\",\"room\":\"meeting:p1\",\"seq\":0}", 1);
+    expect_text(buf, "forbidden", 0);
+    assert_int_equal(c->state, RT_CONN_OPEN);
+    assert_int_equal(c->nsubs, 2);
+    free(auth);
+    dr__rt_conn_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -601,6 +659,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(held_back_events_go_out_in_seq_order, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(pending_room_counts_once, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(join_after_refresh_uses_fresh_email_refused, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(join_after_refresh_uses_fresh_email_allowed, fx_setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
