@@ -40,6 +40,14 @@ int dr_json_unescape(const char *in, size_t n, char *out, size_t *outlen);
 /* A number as cJSON writes it ("%1.15g", or "%1.17g" when 15 digits do not give it back; whole
  * numbers below 1e15 as their digits; NaN and infinities as null), appended to b. */
 int dr_json_append_number(struct dr_buf *b, double d);
+/* v as all of its decimal digits (a '-' first when negative), appended to b: for integers a
+ * reader takes to the unit, such as seqs. dr_json_append_number() writes a double, which holds
+ * every integer only up to 2^53, and from 1e15 may write an exponent. DR_ETOOBIG past b's limit. */
+int dr_json_append_i64(struct dr_buf *b, int64_t v);
+/* Adds the member name to obj with v written as dr_json_append_i64() writes it: a cJSON_Raw item
+ * (cJSON's printers and dr_json_print() write its text as is), not a cJSON number, whose double
+ * would round v above 2^53. For a tree that is printed, not read. Aborts on OOM. */
+void dr_json_add_i64(cJSON *obj, const char *name, int64_t v);
 /* Serialises unformatted into b (appending): the text cJSON_PrintUnformatted() gives. */
 int dr_json_append(struct dr_buf *b, const cJSON *item);
 /* Serialises unformatted into a malloc'ed string; aborts on OOM. */

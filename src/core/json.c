@@ -248,6 +248,38 @@ int dr_json_append_number(struct dr_buf *b, double d)
     return n > 0 && (size_t)n < sizeof(tmp) ? dr_buf_append(b, tmp, (size_t)n) : DR_EINVAL;
 }
 
+#define I64_TEXT_SIZE 21 /* "-9223372036854775808" and its NUL */
+
+/* v's decimal digits, '-' first when negative, NUL-terminated, at the end of tmp; returns where
+ * they start. */
+static char *i64_text(int64_t v, char tmp[I64_TEXT_SIZE])
+{
+    /* the magnitude in unsigned arithmetic: -INT64_MIN is not an int64_t */
+    char *p = digits(v < 0 ? 0 - (uint64_t)v : (uint64_t)v, tmp + I64_TEXT_SIZE - 1);
+
+    tmp[I64_TEXT_SIZE - 1] = '\0';
+    if (v < 0) {
+        *--p = '-';
+    }
+    return p;
+}
+
+int dr_json_append_i64(struct dr_buf *b, int64_t v)
+{
+    char tmp[I64_TEXT_SIZE], *p = i64_text(v, tmp);
+
+    return dr_buf_append(b, p, (size_t)(tmp + I64_TEXT_SIZE - 1 - p));
+}
+
+void dr_json_add_i64(cJSON *obj, const char *name, int64_t v)
+{
+    char tmp[I64_TEXT_SIZE];
+
+    if (!cJSON_AddRawToObject(obj, name, i64_text(v, tmp))) {
+        abort(); /* out of memory */
+    }
+}
+
 static int append_string(struct dr_buf *b, const char *s)
 {
     return s ? dr_buf_append_json_str(b, s, strlen(s)) : dr_buf_append(b, "\"\"", 2);

@@ -469,7 +469,7 @@ void dr__rt_conn_mark(struct rt_conn *c, int64_t w)
     }
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "resume");
-    cJSON_AddNumberToObject(o, "seq", (double)w);
+    dr_json_add_i64(o, "seq", w);
     send_json_seq(c, w, o);
     cJSON_Delete(o);
     c->told = w;
@@ -517,7 +517,7 @@ static void send_subscribed(struct rt_conn *c, struct rt_sub *s)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "subscribed");
     cJSON_AddStringToObject(o, "room", s->room);
-    cJSON_AddNumberToObject(o, "seq", (double)s->last_seq);
+    dr_json_add_i64(o, "seq", s->last_seq);
     dr__rt_conn_send_json(c, o);
     cJSON_Delete(o);
 }
@@ -763,7 +763,7 @@ static void resume_from_head(struct rt_conn *c, struct rt_catchup *j, int64_t he
     if (resumed) {
         o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "type", "resync");
-        cJSON_AddNumberToObject(o, "since", (double)from);
+        dr_json_add_i64(o, "since", from);
         cJSON_AddBoolToObject(o, "reset", 1);
         send_json_seq(c, from, o);
         cJSON_Delete(o);
@@ -923,7 +923,7 @@ int dr__rt_conn_authenticated(struct rt_conn *c, struct dr_jwt_claims *claims, i
         cJSON_AddItemToArray(arr, cJSON_CreateString(joined[i]));
     }
     if (since >= 0) {
-        cJSON_AddNumberToObject(o, "since", (double)since);
+        dr_json_add_i64(o, "since", since);
     }
     cJSON_AddNumberToObject(o, "heartbeat_ms", (double)hub->conf->heartbeat_ms);
     lim = cJSON_AddObjectToObject(o, "limits");

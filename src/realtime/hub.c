@@ -103,7 +103,7 @@ int dr__hub_resync_past(struct dr_hub *hub, const char *room, int64_t seq, int64
     }
     f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "type", "resync");
-    cJSON_AddNumberToObject(f, "since", (double)since);
+    dr_json_add_i64(f, "since", since);
     for (size_t i = 0; i < cnt; i++) {
         struct rt_conn *c = snap[i];
         for (size_t k = 0; c->state == RT_CONN_OPEN && k < c->nsubs; k++) {

@@ -739,7 +739,7 @@ void dr__notification_set_seq(struct dr_notification *n, int64_t seq)
     dr_buf_reserve(&b, n->body_len + 32);
     dr_buf_append(&b, n->body, n->body_len - 1);
     dr_buf_appends(&b, ",\"seq\":");
-    dr_json_append_number(&b, (double)seq); /* seqs stay far below 2^53 */
+    dr_json_append_i64(&b, seq);
     dr_buf_appendc(&b, '}');
     n->json = dr_buf_steal(&b, &n->json_len);
 }
@@ -757,12 +757,15 @@ int64_t dr__notification_bus_seq(const char *json, size_t len, size_t *body_len)
     while (i > 0 && json[i - 1] >= '0' && json[i - 1] <= '9') {
         i--;
     }
-    /* 1 to 18 digits without a leading zero, as dr_json_append_number() writes a seq */
-    if (i == len - 1 || len - 1 - i > 18 || json[i] == '0' || i < tl + 2 ||
+    /* 1 to 19 digits without a leading zero, as dr_json_append_i64() writes a seq */
+    if (i == len - 1 || len - 1 - i > 19 || json[i] == '0' || i < tl + 2 ||
         memcmp(json + i - tl, tail, tl) != 0) {
         return 0;
     }
     for (size_t k = i; k < len - 1; k++) {
+        if (seq > (INT64_MAX - (json[k] - '0')) / 10) {
+            return 0; /* above every seq */
+        }
         seq = seq * 10 + (json[k] - '0');
     }
     if (body_len) {
@@ -826,14 +829,14 @@ char *dr__notification_event_json(const struct dr_notification *n, int64_t resum
     dr_buf_appends(&b, "{\"type\":\"event\",\"room\":");
     dr_buf_append_json_str(&b, n->room, strlen(n->room));
     dr_buf_appends(&b, ",\"seq\":");
-    dr_json_append_number(&b, (double)n->seq);
+    dr_json_append_i64(&b, n->seq);
     dr_buf_appends(&b, ",\"id\":");
     dr_buf_append_json_str(&b, n->id, strlen(n->id));
     dr_buf_appends(&b, ",\"event\":");
     dr_buf_append_json_str(&b, n->type, strlen(n->type));
     if (resume < n->seq) {
         dr_buf_appends(&b, ",\"resume\":");
-        dr_json_append_number(&b, (double)resume);
+        dr_json_append_i64(&b, resume);
     }
     dr_buf_appends(&b, ",\"data\":");
     dr_buf_append(&b, n->json, n->json_len);

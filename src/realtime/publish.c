@@ -378,7 +378,7 @@ static void answer(struct dr_http_req *req, struct job *j)
         err = dr_buf_appends(&out, i ? ",{\"notification_id\":" : "{\"notification_id\":");
         err = err ? err : dr_buf_append_json_str(&out, j->ns[i]->id, strlen(j->ns[i]->id));
         err = err ? err : dr_buf_appends(&out, ",\"seq\":");
-        err = err ? err : dr_json_append_number(&out, (double)j->seqs[i]);
+        err = err ? err : dr_json_append_i64(&out, j->seqs[i]);
         err = err ? err
                   : dr_buf_appends(&out,
                                    j->dups[i] ? ",\"duplicate\":true}" : ",\"duplicate\":false}");

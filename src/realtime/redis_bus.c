@@ -611,7 +611,7 @@ static void resync(struct dr_redis_bus *b, int64_t since, const struct roomset *
     size_t n = 0;
 
     cJSON_AddStringToObject(o, "type", "resync");
-    cJSON_AddNumberToObject(o, "since", (double)since);
+    dr_json_add_i64(o, "since", since);
     for (c = b->hub->conns; c; c = next) {
         next = c->next;
         if (c->state == RT_CONN_OPEN && conn_in_rooms(c, rs)) {
@@ -957,7 +957,7 @@ static void publish_gap(struct dr_redis_bus *b)
 
     cJSON_AddStringToObject(o, "type", "gap");
     cJSON_AddStringToObject(o, "instance", b->instance);
-    cJSON_AddNumberToObject(o, "since", (double)b->dropped_since);
+    dr_json_add_i64(o, "since", b->dropped_since);
     if (!b->dropped_rooms.all) {
         cJSON *arr = cJSON_AddArrayToObject(o, "rooms");
         for (size_t i = 0; i < b->dropped_rooms.n; i++) {

@@ -593,6 +593,45 @@ static void nothing_after_the_object(void **state)
     dr_notification_unref(n);
 }
 
+/*
+ * A seq is written with every digit, in the bus form and in the event frame (its seq and resume),
+ * also where a double would round it (above 2^53) or give it an exponent (from 1e15), and the
+ * bus form reads back to the same seq, up to the largest.
+ */
+static void seqs_written_exactly(void **state)
+{
+    static const int64_t seqs[] = {
+        1, 999999999999999, 1000000000000000, 1234567890123450, 9007199254740993, INT64_MAX};
+    (void)state;
+    for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+        struct dr_notification *n = parse_ok(plain_inputs[0], "def");
+        char want[64], *ev;
+        size_t len;
+
+        dr__notification_set_seq(n, seqs[i]);
+        snprintf(want, sizeof(want), ",\"seq\":%lld}", (long long)seqs[i]);
+        if (n->json_len < strlen(want) || strcmp(n->json + n->json_len - strlen(want), want) != 0) {
+            fail_msg("the bus form of seq %lld ends %.40s", (long long)seqs[i],
+                     n->json + (n->json_len > 40 ? n->json_len - 40 : 0));
+        }
+        assert_int_equal(dr__notification_bus_seq(n->json, n->json_len, NULL), seqs[i]);
+        ev = dr__notification_event_json(n, seqs[i] - 1, &len);
+        snprintf(want, sizeof(want), ",\"seq\":%lld,\"id\":", (long long)seqs[i]);
+        if (!strstr(ev, want)) {
+            fail_msg("no '%s' in the event %s", want, ev);
+        }
+        snprintf(want, sizeof(want), ",\"resume\":%lld,", (long long)(seqs[i] - 1));
+        if (!strstr(ev, want)) {
+            fail_msg("no '%s' in the event %s", want, ev);
+        }
+        free(ev);
+        dr_notification_unref(n);
+    }
+    /* digits above every seq are not one */
+    static const char over[] = "{\"a\":1,\"seq\":9223372036854775808}";
+    assert_int_equal(dr__notification_bus_seq(over, strlen(over), NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -611,6 +650,7 @@ int main(void)
         cmocka_unit_test(invalid_utf8_is_refused),
         cmocka_unit_test(valid_utf8_is_read_fast),
         cmocka_unit_test(nul_is_refused),
+        cmocka_unit_test(seqs_written_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -644,6 +644,52 @@ static void join_after_refresh_uses_fresh_email_allowed(void **state)
     dr__rt_conn_unref(c);
 }
 
+/*
+ * Seqs above 2^53, where a double stops holding every integer (and a double is what cJSON keeps
+ * for a number), reach the client with every digit: welcome's since, a reset resync's, an
+ * event's (and its data's), subscribed's, a resync's and a resume frame's. A client compares
+ * them to the unit: one rounded up would skip a notification, one written with an exponent is
+ * not a seq at all.
+ */
+static void seqs_above_2_53_written_exactly(void **state)
+{
+    struct fx *f = *state;
+    const int64_t big = 9007199254740993; /* 2^53 + 1 */
+    struct rt_conn *c;
+    int fd;
+    static char buf[65536] = "";
+
+    store_one(f, "s0", "user:user-8");
+    exec(f, "UPDATE sqlite_sequence SET seq = 9007199254740992 WHERE name = 'rt_notifications'");
+    assert_int_equal(store_one(f, "s1", "user:user-8"), big); /* the store's newest */
+    c = fx_conn(f, &dr__rt_sse);
+    fd = f->peers[f->npeers - 1];
+    /* resumed from above every stored seq: from the newest instead, with a reset resync */
+    assert_int_equal(
+        dr__rt_conn_authenticated(c, claims_for(f, "user-8", "s@example.com"), big + 4, NULL, 0),
+        DR_OK);
+    dr__rt_conn_ref(c);
+    while (c->state == RT_CONN_OPEN && (c->catchup_running || c->cu_job || c->catchup_head)) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    deliver_seq(f, "s5", "user:user-8", big + 4);
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"user:user-8\"}");
+    /* big + 3 came after big + 4 (see local_seq_going_back_resyncs) */
+    assert_int_equal(dr__hub_resync_past(&f->hub, "user:user-8", big + 3, big + 2), 1);
+    c->told = big; /* as if the event had named a lower resume point */
+    dr__rt_conn_mark(c, INT64_MAX);
+    read_answers(f, fd, buf, sizeof(buf), "{\"type\":\"resume\"", 1);
+    expect_text(buf, "\"rooms\":[\"user:user-8\"],\"since\":9007199254740997,", 1);
+    expect_text(buf, "{\"type\":\"resync\",\"since\":9007199254740993,\"reset\":true}", 1);
+    expect_text(buf, "{\"type\":\"event\",\"room\":\"user:user-8\",\"seq\":9007199254740997,", 1);
+    expect_text(buf, ",\"seq\":9007199254740997}}", 1);
+    expect_text(buf, "{\"type\":\"subscribed\",\"room\":\"user:user-8\",\"seq\":9007199254740997}",
+                1);
+    expect_text(buf, "{\"type\":\"resync\",\"since\":9007199254740995}", 1);
+    expect_text(buf, "{\"type\":\"resume\",\"seq\":9007199254740997}", 1);
+    dr__rt_conn_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -667,6 +713,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(join_after_refresh_uses_fresh_email_allowed, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(seqs_above_2_53_written_exactly, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
