@@ -470,6 +470,20 @@ static void pull_complete(void *source, struct dr_msg *msg, const struct dr_comp
     on_emit_published(f, 0, NULL, NULL, 0);
 }
 
+/* The ack deadline that makes Pub/Sub redeliver a message no sooner than delay_ms from now: whole
+ * seconds rounded up, since a deadline of 0 is a nack that redelivers at once (no backoff at
+ * all), capped at the longest deadline Pub/Sub takes. */
+static int nack_deadline_s(int64_t delay_ms)
+{
+    if (delay_ms <= 0) {
+        return 0;
+    }
+    if (delay_ms > (int64_t)DR_PUBSUB_MAX_ACK_DEADLINE_S * 1000) {
+        return DR_PUBSUB_MAX_ACK_DEADLINE_S;
+    }
+    return (int)((delay_ms + 999) / 1000);
+}
+
 static int pull_retrying(void *source, struct dr_msg *msg, int64_t delay_ms, const char *error)
 {
     struct dr_pull *p = source;
@@ -477,8 +491,7 @@ static int pull_retrying(void *source, struct dr_msg *msg, int64_t delay_ms, con
     /* Long waits go back to Pub/Sub as a nack with that delay, but only when Pub/Sub counts the
      * deliveries (a dead-letter policy), so the attempt count survives the handover. */
     if (delay_ms >= p->nack_after_ms && msg->delivery_counted) {
-        int secs = (int)(delay_ms / 1000);
-        modack_one(l->sub, l->ack_id, secs > 600 ? 600 : secs);
+        modack_one(l->sub, l->ack_id, nack_deadline_s(delay_ms));
         lease_drop(l->sub->p, l);
         msg->source_handle = NULL;
         return 1;
