@@ -29,7 +29,8 @@
 
 /* ---- one dead letter ---- */
 
-/* Builds the queue row that replays d; edits from body (data | payload | attributes). */
+/* Builds the queue row that replays d; edits from body (data | payload, attributes). data is
+ * base64 as the publish API takes it. */
 static int replay_row(const struct dr_dead_letter *d, const cJSON *body, struct dr_qmsg *q,
                       char *err, size_t errsz)
 {
@@ -56,7 +57,7 @@ static int replay_row(const struct dr_dead_letter *d, const cJSON *body, struct 
             q->data = (unsigned char *)s;
             q->data_len = strlen(s);
         } else if (bd) {
-            if (dr_base64_decode(bd, strlen(bd), &q->data, &n)) {
+            if (dr_base64_data_decode(bd, strlen(bd), &q->data, &n)) {
                 snprintf(err, errsz, "data: invalid base64");
                 goto out;
             }
@@ -71,7 +72,7 @@ static int replay_row(const struct dr_dead_letter *d, const cJSON *body, struct 
         }
     }
     if (!q->data && data) {
-        if (dr_base64_decode(data, strlen(data), &q->data, &n)) {
+        if (dr_base64_data_decode(data, strlen(data), &q->data, &n)) {
             snprintf(err, errsz, "stored data is not base64");
             goto out;
         }

@@ -36,10 +36,11 @@ struct dr_dlq_filter_buf {
 
 /*
  * Puts d's message back into the store's queue, edited by body ({payload} | {data} and/or
- * {attributes}; NULL = unchanged), and removes d, in one commit. DR_ENOTFOUND when d is gone
- * already (replayed or discarded meanwhile: nothing is queued); DR_EINVAL with err set when the
- * stored or edited message is unusable; another error with err set when the store failed. The
- * caller pokes the local source on the loop thread after a success. Blocks: thread pool.
+ * {attributes}; NULL = unchanged; data is base64 as the publish API takes it, padded or not),
+ * and removes d, in one commit. DR_ENOTFOUND when d is gone already (replayed or discarded
+ * meanwhile: nothing is queued); DR_EINVAL with err set when the stored or edited message is
+ * unusable; another error with err set when the store failed. The caller pokes the local source
+ * on the loop thread after a success. Blocks: thread pool.
  */
 int dr__replay_one(struct dr_store *st, const struct dr_dead_letter *d, const cJSON *body,
                    char *err, size_t errsz);

@@ -363,6 +363,15 @@ int dr_base64url_decode(const char *in, size_t len, unsigned char **out, size_t 
     return decode(1, in, len, out, outlen);
 }
 
+int dr_base64_data_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
+{
+    /* what Pub/Sub accepts, so what src/sources/local/publish.c takes */
+    if (decode(0, in, len, out, outlen) == DR_OK) {
+        return DR_OK;
+    }
+    return decode(1, in, len, out, outlen);
+}
+
 void dr_sha256_hex(const void *data, size_t len, char out[65])
 {
     static const char hex[] = "0123456789abcdef";

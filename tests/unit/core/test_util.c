@@ -81,6 +81,41 @@ static void base64_rejects_junk(void **state)
     free(dec);
 }
 
+/* A message's data: what the publish API (and Pub/Sub) takes, no more. */
+static void base64_data_either_alphabet(void **state)
+{
+    static const struct {
+        const char *in;
+        const char *out; /* NULL: refused */
+        size_t len;
+    } cases[] = {
+        {"Zm8=", "fo", 2},
+        {"Zm8", "fo", 2},
+        {"-_8", "\xfb\xff", 2},
+        {"-_8=", "\xfb\xff", 2},
+        {"+/8=", "\xfb\xff", 2},
+        {"+/8", NULL, 0},
+        {"Zm8==", NULL, 0},
+        {"Z", NULL, 0},
+        {"Zm 8=", NULL, 0},
+        {"-/8=", NULL, 0},
+        {"", "", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned char *dec = NULL;
+        size_t m = 0;
+        int rc = dr_base64_data_decode(cases[i].in, strlen(cases[i].in), &dec, &m);
+        if (!cases[i].out) {
+            assert_int_equal(rc, DR_EINVAL);
+            continue;
+        }
+        assert_int_equal(rc, DR_OK);
+        assert_int_equal(m, cases[i].len);
+        assert_memory_equal(dec, cases[i].out, m);
+        free(dec);
+    }
+}
+
 static void time_roundtrip(void **state)
 {
     int64_t t;
@@ -743,6 +778,7 @@ int main(void)
         cmocka_unit_test(buf_json_escape),
         cmocka_unit_test(base64_roundtrip),
         cmocka_unit_test(base64_rejects_junk),
+        cmocka_unit_test(base64_data_either_alphabet),
         cmocka_unit_test(time_roundtrip),
         cmocka_unit_test(time_matches_timegm),
         cmocka_unit_test(json_pointer),
