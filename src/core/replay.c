@@ -52,6 +52,11 @@ static int replay_row(const struct dr_dead_letter *d, const cJSON *body, struct 
         const cJSON *pl = cJSON_GetObjectItemCaseSensitive(body, "payload");
         const char *bd = dr_json_str(body, "data");
         const cJSON *ba = cJSON_GetObjectItemCaseSensitive(body, "attributes");
+        if (pl && cJSON_GetObjectItemCaseSensitive(body, "data")) {
+            /* each replaces the message's data: taking either would drop the other unseen */
+            snprintf(err, errsz, "payload and data: give one of them, not both");
+            goto out;
+        }
         if (pl) {
             char *s = dr_json_print(pl);
             q->data = (unsigned char *)s;

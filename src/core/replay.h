@@ -39,8 +39,9 @@ struct dr_dlq_filter_buf {
  * {attributes}; NULL = unchanged; data is base64 as the publish API takes it, padded or not),
  * and removes d, in one commit. DR_ENOTFOUND when d is gone already (replayed or discarded
  * meanwhile: nothing is queued); DR_EINVAL with err set when the stored or edited message is
- * unusable; another error with err set when the store failed. The caller pokes the local source
- * on the loop thread after a success. Blocks: thread pool.
+ * unusable, or body has both payload and data; another error with err set when the store
+ * failed. The caller pokes the local source on the loop thread after a success. Blocks: thread
+ * pool.
  */
 int dr__replay_one(struct dr_store *st, const struct dr_dead_letter *d, const cJSON *body,
                    char *err, size_t errsz);

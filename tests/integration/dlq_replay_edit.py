@@ -2,7 +2,8 @@
 
 The publish API takes a message's data in the standard base64 alphabet with padding, or the
 URL-safe one with or without (as Pub/Sub does); an edit's `data` is held to the same rule, so
-whatever can be published can be put back.
+whatever can be published can be put back. An edit that gives both `payload` and `data` (each
+replaces the message's data) is refused with 400, and the dead letter stays as it was.
 
 Messages on `edit-test` have no route, so they are dead letters, and so is each replayed one
 again (a new dead letter with the same message id), which shows the data it was replayed with.
@@ -75,13 +76,25 @@ def main():
         d = replayed(srv, d)
         assert data_of(d) == want, (text, d)
 
-    # A payload is taken as JSON.
+    # payload and data together: refused, nothing replayed.
+    resp = call(srv, "POST", f"/admin/dlq/{d['id']}/replay",
+                {"payload": {"n": 1}, "data": "aGk="})
+    msg = api_error(resp, 400, "INVALID_ARGUMENT")
+    assert "payload and data" in msg and "not both" in msg, msg
+    assert set(resp[2]) == {"error"}, resp
+    st, _, same = call(srv, "GET", f"/admin/dlq/{d['id']}")
+    assert st == 200 and same == d, (st, same, d)
+    resp = call(srv, "POST", f"/admin/dlq/{d['id']}/replay", {"data": "aGk=", "payload": None})
+    assert "payload and data" in api_error(resp, 400, "INVALID_ARGUMENT"), resp
+
+    # The payload alone is taken, as JSON.
     st, _, res = call(srv, "POST", f"/admin/dlq/{d['id']}/replay", {"payload": {"n": 1}})
     assert st == 200, res
     d = replayed(srv, d)
     assert data_of(d) == b'{"n":1}', d
     assert srv.stop() == 0
-    print("ok: an edit's data is taken as the publish API takes it")
+    print("ok: an edit's data is taken as the publish API takes it; payload and data together "
+          "are refused")
 
 
 if __name__ == "__main__":
