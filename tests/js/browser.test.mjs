@@ -57,6 +57,13 @@ describe('dashboard in Chromium', { skip: !fs.existsSync(CHROMIUM) && `no ${CHRO
     cleanups.push(() => context.close());
     page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (e) => console.error('page error:', e.message));
+    // every Content-Security-Policy violation of the page, from its first script on
+    await page.addInitScript(() => {
+      globalThis.cspViolations = [];
+      document.addEventListener('securitypolicyviolation', (e) =>
+        globalThis.cspViolations.push({ directive: e.effectiveDirective, blocked: e.blockedURI }),
+      );
+    });
   });
 
   // seq and id of every notification on the page
@@ -85,6 +92,7 @@ describe('dashboard in Chromium', { skip: !fs.existsSync(CHROMIUM) && `no ${CHRO
     await page.waitForSelector('#status[data-state="open"]', { timeout: 30000 });
     assert.equal(await page.textContent('#who'), 'carol @ acme');
     assert.equal(await page.getAttribute('#status', 'data-transport'), 'websocket');
+    assert.deepEqual(await page.evaluate(() => globalThis.cspViolations), [], 'nothing blocked');
 
     // one notification, live
     const first = note('carol', 1, { title: 'Out for delivery', message: 'Parcel 1Z999 is on the van' });
@@ -149,6 +157,36 @@ describe('dashboard in Chromium', { skip: !fs.existsSync(CHROMIUM) && `no ${CHRO
     assert.equal(again.length, all.length);
     assert.equal(await unread(), 0);
     assert.ok(!srv.log().includes('eyJ'), 'no token in the server log');
+  });
+
+  // connect-src 'self': the page's WebSocket reaches its own origin (the proxy's port) and no
+  // other, here the server itself on its own port.
+  test('CSP: a WebSocket to another origin is blocked', async () => {
+    await page.waitForSelector('#status[data-state="open"][data-transport="websocket"]');
+    const elsewhere = `ws://127.0.0.1:${srv.port}/ws`;
+    const got = await page.evaluate(
+      (url) =>
+        new Promise((resolve) => {
+          document.addEventListener('securitypolicyviolation', (e) => {
+            if (e.blockedURI.startsWith(url.slice(0, url.lastIndexOf('/')))) {
+              resolve({ blocked: e.effectiveDirective });
+            }
+          });
+          const ws = new WebSocket(url);
+          ws.onopen = () => {
+            ws.close();
+            resolve({ opened: url });
+          };
+        }),
+      elsewhere,
+    );
+    assert.deepEqual(got, { blocked: 'connect-src' });
+    assert.deepEqual(
+      (await page.evaluate(() => globalThis.cspViolations)).map((v) => v.directive),
+      ['connect-src'],
+      'only that socket was blocked',
+    );
+    assert.equal(await page.getAttribute('#status', 'data-state'), 'open', 'the dashboard stays live');
   });
 
   test('watching a shipment shows its updates', async () => {
@@ -284,7 +322,14 @@ describe('serving web/ and development tokens', () => {
     const root = await srv.request('GET', '/');
     assert.equal(root.status, 200);
     assert.equal(root.headers['content-type'], 'text/html; charset=utf-8');
-    assert.match(root.headers['content-security-policy'], /default-src 'self'/);
+    const csp = Object.fromEntries(
+      root.headers['content-security-policy'].split(';').map((d) => {
+        const [name, ...values] = d.trim().split(/\s+/);
+        return [name, values.join(' ')];
+      }),
+    );
+    assert.equal(csp['default-src'], "'self'");
+    assert.equal(csp['connect-src'], "'self'", 'WebSocket and fetch to this origin only');
     assert.equal(root.headers['x-content-type-options'], 'nosniff');
     const js = await srv.request('GET', '/web/sub/a.js');
     assert.equal(js.status, 200);
