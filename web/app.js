@@ -212,6 +212,43 @@ async function markAllRead() {
   refreshUnread();
 }
 
+function removeItem(li) {
+  const sec = li.closest('section');
+  li.remove();
+  const n = sec.querySelector('ul').children.length;
+  if (n) sec.querySelector('.count').textContent = String(n);
+  else sec.remove();
+  $('#inbox-empty').hidden = Boolean($('#sections li.item'));
+}
+
+// What the page shows of the current store for sure: the ids delivered on the current
+// connection, and those the inbox API listed after a reset during it.
+const liveNow = new Set();
+const reloaded = new Set();
+let reloads = 0;
+
+// A resync with reset: the store no longer holds what the connection resumed from (it was reset
+// or restored from a backup), so the notifications on the page from before this connection are
+// gone from it and their seqs name others now. Shows what the store holds instead. The server
+// sends one for the rooms of the connection and one for each room subscribed after: what this
+// connection delivered in between stays. A notification may come both live and from the inbox
+// API while that is read: whichever comes second is not shown again.
+async function reloadInbox() {
+  const gen = ++reloads;
+  for (const li of document.querySelectorAll('#sections li.item')) {
+    if (!liveNow.has(li.dataset.id) && !reloaded.has(li.dataset.id)) removeItem(li);
+  }
+  const list = await client.listNotifications({ limit: INBOX_LIMIT });
+  if (gen !== reloads) return; // a later reset reads it again
+  for (const n of list.notifications.slice().reverse()) {
+    if ($(`li.item[data-id="${CSS.escape(n.notification_id)}"]`)) continue; // came live
+    addNotification(n, n.read);
+    reloaded.add(n.notification_id);
+  }
+  refreshUnread();
+  updateFoot();
+}
+
 // ---- watched rooms ----
 
 function renderRooms() {
@@ -275,16 +312,23 @@ async function start() {
     setStatus('reconnecting', `reconnecting in ${(reconnectInMs / 1000).toFixed(1)} s…`);
   });
   client.on('open', () => {
+    liveNow.clear();
+    reloaded.clear();
     setStatus('open');
     showMessage('');
     updateFoot();
     refreshUnread();
   });
   client.on('*', (ev) => {
-    addNotification({ ...ev.data, seq: ev.seq }, false);
+    liveNow.add(ev.data.notification_id);
+    // one a reload took from the inbox API is on the page already
+    if (!reloaded.has(ev.data.notification_id)) addNotification({ ...ev.data, seq: ev.seq }, false);
     if (client.subscriptions.includes(ev.room)) roomLatest(ev.room, ev.data);
     if (inInbox({ ...ev.data, room: ev.room })) refreshUnread();
     updateFoot();
+  });
+  client.on('resync', (f) => {
+    if (f.reset) reloadInbox().catch((e) => showMessage(`reload after a store reset: ${e.message}`));
   });
   client.on('read', (f) => {
     if (f.all) {
