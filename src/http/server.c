@@ -406,7 +406,10 @@ static void on_write(uv_write_t *w, int status)
     struct write_req *wr = (struct write_req *)w;
     struct conn *c = wr->conn;
 
-    if (status < 0) {
+    if (c->state == HIJACKED) {
+        /* a response written before the connection was taken over: the connection, and what
+         * happens to it when this write failed, are its new owner's */
+    } else if (status < 0) {
         conn_close(c);
     } else if (c->state == DRAINING && !uv_is_closing((uv_handle_t *)&c->tcp)) {
         if (c->tcp.write_queue_size <= WRITE_HIGH_WATER / 2) {

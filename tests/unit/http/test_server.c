@@ -35,6 +35,8 @@ struct fx {
     int brc, flag; /* dr_http_query_bool() for "b" */
     char berr[128];
     char header[128]; /* on_header: the value of X-V, "(none)" without one */
+    uv_tcp_t *taken[64]; /* streams on_take took over */
+    int ntaken;
 };
 
 static void on_query(struct dr_http_req *req, void *ctx)
@@ -61,6 +63,26 @@ static void on_header(struct dr_http_req *req, void *ctx)
     dr_http_respond(req, 204, "text/plain", "", 0);
 }
 
+/* Takes the connection over, as the WebSocket and SSE handlers do, and keeps it open. */
+static void on_take(struct dr_http_req *req, void *ctx)
+{
+    struct fx *f = ctx;
+    uv_tcp_t *t = NULL;
+    char *extra = NULL;
+    size_t extra_len = 0;
+
+    if (f->ntaken < 64 && dr_http_hijack(req, &t, &extra, &extra_len) == DR_OK) {
+        f->taken[f->ntaken++] = t;
+    }
+    free(extra);
+    f->calls++;
+}
+
+static void free_on_close(uv_handle_t *h)
+{
+    free(h);
+}
+
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
@@ -71,6 +93,7 @@ static int setup(void **state)
     if (dr_http_server_create(&f->loop, NULL, &f->srv) != DR_OK ||
         dr_http_route(f->srv, "GET", "/q", on_query, f) != DR_OK ||
         dr_http_route(f->srv, "GET", "/h", on_header, f) != DR_OK ||
+        dr_http_route(f->srv, "GET", "/take", on_take, f) != DR_OK ||
         dr_http_server_listen(f->srv, "127.0.0.1", 0) != DR_OK) {
         return -1;
     }
@@ -83,6 +106,9 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     dr_http_server_stop(f->srv);
+    for (int i = 0; i < f->ntaken; i++) {
+        uv_close((uv_handle_t *)f->taken[i], free_on_close);
+    }
     uv_close((uv_handle_t *)&f->deadline, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     dr_http_server_destroy(f->srv);
@@ -310,6 +336,44 @@ static void header_values_trimmed(void **state)
     header_seen(f, " a |b ", "a b");
 }
 
+/*
+ * A response still being written when the connection is taken over (a request, then an upgrade,
+ * in one packet) and the client gone at once (RST): the write fails after the takeover. The
+ * connection is the new owner's then: the server only frees its write, it does not close a
+ * connection it no longer has (it did, and dereferenced the timer the takeover had closed).
+ */
+static void write_failing_after_takeover(void **state)
+{
+    struct fx *f = *state;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    static const char reqs[] = "GET /h HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "GET /take HTTP/1.1\r\nHost: t\r\n\r\n";
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+    a.sin_port = htons((uint16_t)dr_http_server_port(f->srv));
+    for (int i = 0; i < 40; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0), calls = f->calls;
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(send(fd, reqs, sizeof(reqs) - 1, 0), (ssize_t)(sizeof(reqs) - 1));
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+        close(fd); /* RST: the server's reads still get what came before it */
+        uv_timer_start(&f->deadline, on_deadline, 5000, 0);
+        while (f->calls < calls + 2 && !f->timed_out) {
+            uv_run(&f->loop, UV_RUN_ONCE);
+        }
+        uv_timer_stop(&f->deadline);
+        /* the write's callback comes on a later turn */
+        for (int k = 0; k < 3; k++) {
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+        }
+        if (f->timed_out) {
+            break; /* the RST came first and the server never read the requests: fine */
+        }
+    }
+    assert_true(f->ntaken > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +381,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unbounded, setup, teardown),
         cmocka_unit_test_setup_teardown(yes_or_no, setup, teardown),
         cmocka_unit_test_setup_teardown(header_values_trimmed, setup, teardown),
+        cmocka_unit_test_setup_teardown(write_failing_after_takeover, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
