@@ -88,6 +88,7 @@ struct conn {
     struct dr_http_req *req;
     enum conn_state state;
     int reject_status;
+    const char *reject_why; /* a 400's message (static) */
     char *left;          /* bytes received but not yet parsed */
     size_t leftlen;
     int parsing;      /* conn_parse() is on the stack: an answer given at once goes back to it */
@@ -751,6 +752,25 @@ static void dispatch(struct conn *c)
         return;
     }
     if (path_matched) {
+        /* RFC 9110 15.5.6: a 405 says which methods the resource has */
+        char allow[128] = "";
+        size_t n = 0;
+        for (size_t i = 0; i < srv->nroutes; i++) {
+            struct route *rt = &srv->routes[i];
+            int match = rt->prefix ? strncmp(path, rt->pattern, rt->plen) == 0
+                                   : strcmp(path, rt->pattern) == 0;
+            const char *m[2] = {rt->method,
+                                rt->method && strcmp(rt->method, "GET") == 0 ? "HEAD" : NULL};
+            for (int k = 0; match && rt->method && k < 2 && m[k]; k++) {
+                char tok[16];
+                snprintf(tok, sizeof(tok), "%s%s", n ? ", " : "", m[k]);
+                if (!strstr(allow, m[k]) && n + strlen(tok) < sizeof(allow)) {
+                    memcpy(allow + n, tok, strlen(tok) + 1);
+                    n += strlen(tok);
+                }
+            }
+        }
+        dr_http_add_header(r, "Allow", allow);
         dr_http_respond_error(r, 405, "METHOD_NOT_ALLOWED", "method %s not allowed on %s",
                               r->method, path);
     } else {
@@ -831,6 +851,9 @@ static void conn_parse(struct conn *c, const char *data, size_t len)
                 dr_http_respond_error(c->req, 413, "INVALID_ARGUMENT",
                                       "request body larger than %zu bytes",
                                       c->srv->lim.max_body_bytes);
+            } else if (st == 400) {
+                dr_http_respond_error(c->req, 400, "INVALID_ARGUMENT", "malformed HTTP request: %s",
+                                      c->reject_why ? c->reject_why : "bad header");
             } else {
                 dr_http_respond_error(c->req, 431, "INVALID_ARGUMENT", "request headers too large");
             }
@@ -970,6 +993,47 @@ static void trim_ows(char *v)
     v[end - start] = '\0';
 }
 
+/* RFC 9110 5.6.2: a field name is a token */
+static int is_token(const char *s)
+{
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", ch))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * What RFC 9112 makes a server refuse with 400 in a request's head, or NULL:
+ * - whitespace (or anything else that is not a token) in a field name (5.1): "Content-Length :"
+ *   would frame the body here and be ignored by a proxy in front, or the other way round;
+ * - an HTTP/1.1 request without a Host field, or any request with more than one (3.2).
+ */
+static const char *head_problem(const http_parser *p, const struct dr_http_req *r)
+{
+    int hosts = 0;
+
+    for (size_t i = 0; i < r->nheaders; i++) {
+        if (!r->headers[i].name || !is_token(r->headers[i].name)) {
+            return "a header field name that is not a token (whitespace before the colon?)";
+        }
+        hosts += strcasecmp(r->headers[i].name, "host") == 0;
+    }
+    if (hosts > 1) {
+        return "more than one Host header";
+    }
+    if (hosts == 0 && (p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1))) {
+        return "an HTTP/1.1 request without a Host header";
+    }
+    return NULL;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct conn *c = p->data;
@@ -983,6 +1047,12 @@ static int on_headers_complete(http_parser *p)
             r->headers[i].value = dr_xstrdup("");
         }
         trim_ows(r->headers[i].value);
+    }
+    c->reject_why = head_problem(p, r);
+    if (c->reject_why) {
+        c->reject_status = 400;
+        http_parser_pause(p, 1);
+        return 0;
     }
     snprintf(r->method, sizeof(r->method), "%s", http_method_str((enum http_method)p->method));
     r->keepalive = http_should_keep_alive(p);
@@ -1011,7 +1081,9 @@ static int on_headers_complete(http_parser *p)
     {
         /* Clients that ask first (curl does for large bodies) get the go-ahead at once. */
         const char *expect = dr_http_header(r, "expect");
-        if (expect && strcasecmp(expect, "100-continue") == 0) {
+        int v11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
+        /* an HTTP/1.0 client gets no 1xx (RFC 9110 15.2) and its Expect is ignored (10.1.1) */
+        if (v11 && expect && strcasecmp(expect, "100-continue") == 0) {
             static const char go[] = "HTTP/1.1 100 Continue\r\n\r\n";
             struct dr_buf b;
             dr_buf_init(&b, sizeof(go));

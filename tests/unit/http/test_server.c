@@ -374,6 +374,102 @@ static void write_failing_after_takeover(void **state)
     assert_true(f->ntaken > 0);
 }
 
+/* Sends req on a new connection and runs the server until it has answered and closed the
+ * connection, or 5 s have passed; what came back, NUL-terminated, in out. */
+static void exchange(struct fx *f, const char *req, char *out, size_t outsz)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    size_t n = 0;
+
+    assert_true(fd >= 0);
+    a.sin_port = htons((uint16_t)dr_http_server_port(f->srv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+    shutdown(fd, SHUT_WR);
+    f->timed_out = 0;
+    uv_timer_start(&f->deadline, on_deadline, 5000, 0);
+    while (!f->timed_out) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        ssize_t k = recv(fd, out + n, outsz - 1 - n, MSG_DONTWAIT);
+        if (k == 0) {
+            break; /* closed by the server */
+        }
+        if (k > 0) {
+            n += (size_t)k;
+        } else {
+            usleep(1000);
+        }
+    }
+    uv_timer_stop(&f->deadline);
+    out[n] = '\0';
+    close(fd);
+    assert_false(f->timed_out);
+}
+
+static void expect_answer(struct fx *f, const char *req, const char *want, const char *unwanted)
+{
+    char out[8192];
+
+    exchange(f, req, out, sizeof(out));
+    if (strncmp(out, want, strlen(want)) != 0 || (unwanted && strstr(out, unwanted))) {
+        fail_msg("%s\n-> got:\n%s\nexpected it to start with '%s'%s%s", req, out, want,
+                 unwanted ? " and not to hold " : "", unwanted ? unwanted : "");
+    }
+}
+
+/* RFC 9112 5.1 and 3.2: a field name with whitespace before its colon, an HTTP/1.1 request
+ * without Host or any with two: 400, and nothing after it is read (a proxy in front may have
+ * framed the body otherwise). */
+static void head_framing_refused(void **state)
+{
+    struct fx *f = *state;
+
+    expect_answer(f,
+                  "POST /h HTTP/1.1\r\nHost: t\r\nContent-Length : 33\r\n\r\n"
+                  "GET /h HTTP/1.1\r\nHost: t\r\n\r\n",
+                  "HTTP/1.1 400", "HTTP/1.1 204");
+    expect_answer(f,
+                  "POST /h HTTP/1.1\r\nHost: t\r\nTransfer-Encoding\t: chunked\r\n\r\n"
+                  "0\r\n\r\n",
+                  "HTTP/1.1 400", "HTTP/1.1 204");
+    expect_answer(f, "GET /h HTTP/1.1\r\nHost : t\r\n\r\n", "HTTP/1.1 400", NULL);
+    expect_answer(f, "GET /h HTTP/1.1\r\nConnection: close\r\n\r\n", "HTTP/1.1 400", NULL);
+    expect_answer(f, "GET /h HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+                  "HTTP/1.1 400", NULL);
+    expect_answer(f, "GET /h HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n", "HTTP/1.1 400", NULL);
+    /* what stays accepted */
+    expect_answer(f, "GET /h HTTP/1.0\r\n\r\n", "HTTP/1.1 204", NULL);
+    expect_answer(f, "GET /h HTTP/1.1\r\nhOsT: t\r\nConnection: close\r\n\r\n", "HTTP/1.1 204",
+                  NULL);
+}
+
+/* RFC 9110 10.1.1 and 15.2: an HTTP/1.0 client's Expect is ignored, and it gets no 1xx. */
+static void no_continue_for_http10(void **state)
+{
+    struct fx *f = *state;
+
+    expect_answer(f, "GET /h HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab",
+                  "HTTP/1.1 204", "100 Continue");
+    expect_answer(f,
+                  "GET /h HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+                  "Connection: close\r\n\r\nab",
+                  "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204", NULL);
+}
+
+/* RFC 9110 15.5.6: a 405 names the methods the resource has. */
+static void method_not_allowed_says_allow(void **state)
+{
+    struct fx *f = *state;
+    char out[8192];
+
+    exchange(f, "DELETE /h HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", out, sizeof(out));
+    assert_true(strncmp(out, "HTTP/1.1 405", 12) == 0);
+    if (!strstr(out, "\r\nAllow: GET, HEAD\r\n")) {
+        fail_msg("no Allow: GET, HEAD in\n%s", out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +478,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(yes_or_no, setup, teardown),
         cmocka_unit_test_setup_teardown(header_values_trimmed, setup, teardown),
         cmocka_unit_test_setup_teardown(write_failing_after_takeover, setup, teardown),
+        cmocka_unit_test_setup_teardown(head_framing_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_continue_for_http10, setup, teardown),
+        cmocka_unit_test_setup_teardown(method_not_allowed_says_allow, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
