@@ -793,8 +793,9 @@ static void after_response(struct conn *c)
     }
     c->state = READING;
     if (c->parsing) {
-        /* answered at once, inside conn_parse(): its loop goes on with the next request */
-        uv_timer_start(c->timer, on_timeout, c->srv->lim.request_timeout_ms, 0);
+        /* answered at once, inside conn_parse(): its loop goes on with the next request, whose
+         * first byte starts the request timeout (on_message_begin); until then it is idle */
+        uv_timer_start(c->timer, on_timeout, c->srv->lim.idle_timeout_ms, 0);
         return;
     }
     left = c->left;

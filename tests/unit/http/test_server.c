@@ -101,6 +101,24 @@ static int setup(void **state)
     return 0;
 }
 
+/* setup() with a request timeout of 100 ms and an idle timeout of 20 s */
+static int setup_short(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct dr_http_limits lim = {.request_timeout_ms = 100, .idle_timeout_ms = 20000};
+
+    uv_loop_init(&f->loop);
+    uv_timer_init(&f->loop, &f->deadline);
+    f->deadline.data = f;
+    if (dr_http_server_create(&f->loop, &lim, &f->srv) != DR_OK ||
+        dr_http_route(f->srv, "GET", "/h", on_header, f) != DR_OK ||
+        dr_http_server_listen(f->srv, "127.0.0.1", 0) != DR_OK) {
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
 static int teardown(void **state)
 {
     struct fx *f = *state;
@@ -470,6 +488,51 @@ static void method_not_allowed_says_allow(void **state)
     }
 }
 
+/* A kept-alive connection waiting for its next request is idle: the idle timeout applies, not
+ * the request timeout (which starts with the request's first byte). */
+static void keepalive_waits_the_idle_timeout(void **state)
+{
+    struct fx *f = *state;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    static const char req[] = "GET /h HTTP/1.1\r\nHost: t\r\n\r\n";
+    int fd = socket(AF_INET, SOCK_STREAM, 0), calls = f->calls;
+    char buf[4096];
+
+    a.sin_port = htons((uint16_t)dr_http_server_port(f->srv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(send(fd, req, sizeof(req) - 1, 0), (ssize_t)(sizeof(req) - 1));
+    uv_timer_start(&f->deadline, on_deadline, 5000, 0);
+    while (f->calls == calls && !f->timed_out) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&f->deadline);
+    assert_false(f->timed_out);
+    /* four request timeouts later */
+    f->timed_out = 0;
+    uv_timer_start(&f->deadline, on_deadline, 400, 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    ssize_t k = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    assert_true(k > 0);
+    buf[k] = '\0';
+    assert_true(strncmp(buf, "HTTP/1.1 204", 12) == 0);
+    k = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    if (k >= 0) {
+        buf[k > 0 ? k : 0] = '\0';
+        fail_msg("the server ended an idle kept-alive connection: %zd bytes: %s", k, buf);
+    }
+    /* and it still serves it */
+    calls = f->calls;
+    assert_int_equal(send(fd, req, sizeof(req) - 1, 0), (ssize_t)(sizeof(req) - 1));
+    f->timed_out = 0;
+    uv_timer_start(&f->deadline, on_deadline, 5000, 0);
+    while (f->calls == calls && !f->timed_out) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&f->deadline);
+    assert_false(f->timed_out);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +544,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(head_framing_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(no_continue_for_http10, setup, teardown),
         cmocka_unit_test_setup_teardown(method_not_allowed_says_allow, setup, teardown),
+        cmocka_unit_test_setup_teardown(keepalive_waits_the_idle_timeout, setup_short, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
