@@ -370,6 +370,8 @@ static const char *reason_phrase(int status)
         return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     }
@@ -855,6 +857,9 @@ static void conn_parse(struct conn *c, const char *data, size_t len)
             } else if (st == 400) {
                 dr_http_respond_error(c->req, 400, "INVALID_ARGUMENT", "malformed HTTP request: %s",
                                       c->reject_why ? c->reject_why : "bad header");
+            } else if (st == 501) {
+                dr_http_respond_error(c->req, 501, "UNIMPLEMENTED",
+                                      "transfer coding not supported: only chunked");
             } else {
                 dr_http_respond_error(c->req, 431, "INVALID_ARGUMENT", "request headers too large");
             }
@@ -1029,6 +1034,10 @@ static const char *head_problem(const http_parser *p, const struct dr_http_req *
     if (hosts > 1) {
         return "more than one Host header";
     }
+    const char *te = dr_http_header(r, "transfer-encoding");
+    if (te && (p->http_major < 1 || (p->http_major == 1 && p->http_minor == 0))) {
+        return "Transfer-Encoding in an HTTP/1.0 request"; /* RFC 9112 6.1: faulty framing */
+    }
     if (hosts == 0 && (p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1))) {
         return "an HTTP/1.1 request without a Host header";
     }
@@ -1054,6 +1063,16 @@ static int on_headers_complete(http_parser *p)
         c->reject_status = 400;
         http_parser_pause(p, 1);
         return 0;
+    }
+    {
+        /* the only transfer coding the server decodes is chunked (RFC 9112 6.1: 501 for one it
+         * does not understand); the handler would get a body still gzip'ed, say */
+        const char *te = dr_http_header(r, "transfer-encoding");
+        if (te && strcasecmp(te, "chunked") != 0) {
+            c->reject_status = 501;
+            http_parser_pause(p, 1);
+            return 0;
+        }
     }
     snprintf(r->method, sizeof(r->method), "%s", http_method_str((enum http_method)p->method));
     r->keepalive = http_should_keep_alive(p);
