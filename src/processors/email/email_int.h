@@ -12,6 +12,7 @@
 
 #include "dr/buf.h"
 #include "dr/email.h"
+#include "dr/index.h"
 
 struct dr_email_class;
 
@@ -181,7 +182,7 @@ size_t dr__email_base64_step(const unsigned char *in, size_t len, unsigned char 
 size_t dr__email_qp_step(const unsigned char *in, size_t len, unsigned char *out, int *state,
                          uint32_t *save);
 
-#define DR__EMAIL_DOCID_MAX 1024 /* "<user_id>:<email_id>", cut like dr_index_emit() cuts it */
+#define DR__EMAIL_DOCID_MAX (DR_INDEX_DOCID_MAX + 1) /* dr_index_docid() of user_id, email_id */
 /* Bound of an index operation's JSON: well above what its bounded fields escape to */
 #define DR__EMAIL_INDEX_OP_MAX ((size_t)256 * 1024 * 1024)
 

@@ -179,7 +179,9 @@ int dr__email_index_op(const struct dr_email *em, const struct dr_email_class *c
     struct jw w = {.b = out, .err = DR_OK};
     size_t start = out->len;
 
-    snprintf(docid, DR__EMAIL_DOCID_MAX, "%s:%s", user_id ? user_id : "", email_id ? email_id : "");
+    if (dr_index_docid(docid, user_id, email_id) != DR_OK) {
+        return DR_ETOOBIG;
+    }
     {
         /* room for the text and what usually comes with it at once, not by doubling: a hint
          * (the writes below meet the limit, or the lack of memory, as they would without it) */

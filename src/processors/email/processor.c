@@ -551,7 +551,12 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
         dr_result_retry(res, "out_of_memory", "writing the forwarded messages");
         goto out;
     }
-    if (emit_index(&c)) {
+    if ((err = emit_index(&c)) == DR_ETOOBIG) {
+        dr_result_reject(res, "invalid_payload",
+                         "user_id and email_id make a search document id longer than %d bytes",
+                         DR_INDEX_DOCID_MAX);
+        goto out;
+    } else if (err) {
         dr_result_retry(res, "out_of_memory", "writing the index operation");
         goto out;
     }

@@ -150,13 +150,80 @@ static void test_size_bounds(void **state)
     dr_buf_cleanup(&b);
 }
 
+static char *emitted_docid(const char *js)
+{
+    struct dr_result res;
+    cJSON *op;
+    char *id;
+
+    run_msg(js, &res);
+    op = only_emit(&res);
+    id = strdup(dr_json_str(op, "docid"));
+    assert_string_equal(res.emits[0].ordering_key, id);
+    cJSON_Delete(op);
+    dr_result_cleanup(&res);
+    return id;
+}
+
+/* Two users' documents never share an id: ':' and '%' in the user id are encoded, so user
+ * "alice:x" deleting contact "1" does not remove user "alice"'s contact "x:1". */
+static void test_docids_never_collide(void **state)
+{
+    static const char *const pairs[][2] = {
+        {"alice", "x:1"}, {"alice:x", "1"}, {"alice%3Ax", "1"}, {"alice%x", "1"}, {"a", "b"},
+    };
+    static const char *const want[] = {"alice:x:1", "alice%3Ax:1", "alice%253Ax:1", "alice%25x:1",
+                                       "a:b"};
+    char *ids[5];
+    char js[512];
+
+    for (int i = 0; i < 5; i++) {
+        snprintf(js, sizeof(js),
+                 "{\"user_id\":\"%s\",\"contact_id\":\"%s\",\"operation\":\"delete\"}", pairs[i][0],
+                 pairs[i][1]);
+        ids[i] = emitted_docid(js);
+        assert_string_equal(ids[i], want[i]);
+        for (int k = 0; k < i; k++) {
+            assert_string_not_equal(ids[i], ids[k]);
+        }
+    }
+    for (int i = 0; i < 5; i++) {
+        free(ids[i]);
+    }
+}
+
+/* An id that would be longer than Vespa's limit is refused, not cut (two long ids that differ
+ * only at their ends were one document). */
+static void test_long_docid_refused(void **state)
+{
+    struct dr_buf b;
+    struct dr_result res;
+
+    dr_buf_init(&b, 1 << 16);
+    dr_buf_appends(&b, "{\"user_id\":\"");
+    for (int i = 0; i < 512; i++) {
+        dr_buf_appendc(&b, ':'); /* 1,536 bytes encoded */
+    }
+    dr_buf_appends(&b, "\",\"contact_id\":\"");
+    for (int i = 0; i < 512; i++) {
+        dr_buf_appendc(&b, 'c');
+    }
+    dr_buf_appends(&b, "\",\"operation\":\"delete\"}");
+    run_msg(b.data, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "invalid_payload");
+    assert_non_null(strstr(res.error, "longer than 2048"));
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    dr_buf_cleanup(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_upsert_indexed),
-        cmocka_unit_test(test_delete_removes),
-        cmocka_unit_test(test_invalid_rejected),
-        cmocka_unit_test(test_size_bounds),
+        cmocka_unit_test(test_upsert_indexed),       cmocka_unit_test(test_delete_removes),
+        cmocka_unit_test(test_invalid_rejected),     cmocka_unit_test(test_size_bounds),
+        cmocka_unit_test(test_docids_never_collide), cmocka_unit_test(test_long_docid_refused),
     };
 
     return cmocka_run_group_tests_name("contacts processor", tests, NULL, NULL);

@@ -101,7 +101,7 @@ static void ref_add_opt(cJSON *o, const char *key, const char *v)
 /* The emitted data of the reference index operation (caller frees), its docid in docid. */
 static char *ref_index_op(const struct dr_email *em, const struct dr_email_class *cls,
                           const cJSON *pl, const char *event_time, size_t text_bytes,
-                          char docid[1024])
+                          char docid[DR_INDEX_DOCID_MAX + 1])
 {
     cJSON *f = cJSON_CreateObject(), *labels, *tns, *op;
     const char *text = em->text ? em->text : em->html_text;
@@ -168,7 +168,7 @@ static char *ref_index_op(const struct dr_email *em, const struct dr_email_class
 
     /* dr_index_emit() */
     op = cJSON_CreateObject();
-    snprintf(docid, 1024, "%s:%s", user_id ? user_id : "", email_id ? email_id : "");
+    assert_int_equal(dr_index_docid(docid, user_id, email_id), DR_OK);
     cJSON_AddStringToObject(op, "operation", "put");
     cJSON_AddStringToObject(op, "doctype", "email");
     cJSON_AddStringToObject(op, "docid", docid);
@@ -187,7 +187,7 @@ static size_t compared;
 static void same(const struct dr_email *em, const struct dr_email_class *cls, const cJSON *pl,
                  const char *event_time, size_t text_bytes, const char *what)
 {
-    char want_id[1024], got_id[DR__EMAIL_DOCID_MAX];
+    char want_id[DR_INDEX_DOCID_MAX + 1], got_id[DR__EMAIL_DOCID_MAX];
     char *want = ref_index_op(em, cls, pl, event_time, text_bytes, want_id);
     struct dr_buf b;
 
@@ -357,7 +357,7 @@ static void hostile_fields(void **state)
         l[i % 2 ? 256 : 257] = '\0';
         cJSON_AddItemToArray(labels, cJSON_CreateString(i % 3 ? "L" : l));
     }
-    /* ids that make "<user_id>:<email_id>" longer than a docid holds */
+    /* the longest ids the processor takes (512 bytes each): the docid holds them whole */
     memset(id, 'i', sizeof(id));
     id[512] = '\0';
     snprintf(pl, sizeof(pl), "{\"user_id\":\"%s\",\"email_id\":\"%s\"}", id, id);
