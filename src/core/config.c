@@ -736,6 +736,14 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
                 strncmp(c->push_jwks, "http://", 7) != 0 && access(c->push_jwks, R_OK) != 0) {
                 fail(v, "pubsub.push.jwks", "cannot read %s: %s", c->push_jwks, strerror(errno));
             }
+            /* Google signs a push token for any subscription pointed at this endpoint, in any
+             * project: the audience alone lets anyone's subscription push here. The account the
+             * subscription pushes as tells ours apart. */
+            if (!v->failed && c->push_audience && !c->push_service_account) {
+                fail(v, "pubsub.push.service_account",
+                     "missing: with pubsub.push.audience, the service account the subscription "
+                     "pushes as (anyone's subscription gets tokens for the audience)");
+            }
         }
     }
 }

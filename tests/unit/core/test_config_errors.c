@@ -114,7 +114,10 @@ static void pubsub_section(void **state)
                  "bad.yaml: pubsub.push.jwks: missing: pubsub.push.audience needs");
     expect_error("pubsub: {push: {audience: https://x, jwks: /nonexistent/certs.json}}\n",
                  "bad.yaml: pubsub.push.jwks: cannot read /nonexistent/certs.json");
-    expect_ok("pubsub: {push: {audience: https://x, jwks: https://example.com/certs}}\n");
+    expect_error("pubsub: {push: {audience: https://x, jwks: https://example.com/certs}}\n",
+                 "bad.yaml: pubsub.push.service_account: missing: with pubsub.push.audience");
+    expect_ok("pubsub: {push: {audience: https://x, jwks: https://example.com/certs, "
+              "service_account: push@p.iam.gserviceaccount.com}}\n");
 }
 
 /* A file without settings is refused; the embedded defaults are what no --config gives. */
