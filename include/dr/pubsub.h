@@ -127,6 +127,13 @@ int dr_pubsub_create(uv_loop_t *loop, const struct dr_pubsub_conf *conf, struct 
 /* Outstanding calls' callbacks run with DR_EUNAVAIL, from inside this call. Owned handles are
  * closed, so the loop must run once more to release them. NULL-safe. */
 void dr_pubsub_destroy(struct dr_pubsub *ps);
+/*
+ * Checks a topic or subscription name as every call here would (kind "topics" or
+ * "subscriptions"): a bare id, or a full name "projects/PROJECT/KIND/ID". DR_OK, or DR_EINVAL
+ * with a one-line reason in why ("must start with a letter"). Needs no client: for checking
+ * configuration before anything is sent. Any thread.
+ */
+int dr_pubsub_name_check(const char *kind, const char *name, char *why, size_t whysz);
 /* Why the last call on this client was refused (a static or client-owned string, "" if none). */
 const char *dr_pubsub_errmsg(const struct dr_pubsub *ps);
 /* Calls whose callback has not run yet. */

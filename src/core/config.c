@@ -408,6 +408,34 @@ static void parse_key_rate(struct vctx *v, const cJSON *e, const char *path, str
     }
 }
 
+/* A subscription's name or topic (kind "subscriptions" or "topics") followed by suffix must be a
+ * name Pub/Sub takes: one it refuses would be refused at every pull or publish, at run time. */
+static void check_pubsub_name(struct vctx *v, const char *path, const char *key, const char *kind,
+                              const char *name, const char *suffix)
+{
+    char full[300], why[160], *s;
+
+    if (v->failed || !name) {
+        return;
+    }
+    s = dr_xmalloc(strlen(name) + strlen(suffix) + 1);
+    strcpy(s, name);
+    strcat(s, suffix);
+    if (dr_pubsub_name_check(kind, s, why, sizeof(why)) != DR_OK) {
+        snprintf(full, sizeof(full), "%s.%s", path, key);
+        if (*suffix) {
+            fail(v, full,
+                 "its dead-letter topic '%.300s' (pubsub.dlq_suffix '%.40s') is not a "
+                 "Pub/Sub topic name: %s",
+                 s, suffix, why);
+        } else {
+            fail(v, full, "'%.300s' is not a Pub/Sub %s name: %s", s,
+                 strcmp(kind, "topics") == 0 ? "topic" : "subscription", why);
+        }
+    }
+    free(s);
+}
+
 static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
 {
     static const char *const top[] = {"mode", "http", "data_dir", "store", "workers", "log_level",
@@ -721,6 +749,10 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
                 if (!v->failed && (!s->name || !s->topic)) {
                     fail(v, path, "needs name and topic");
                 }
+                check_pubsub_name(v, path, "name", "subscriptions", s->name, "");
+                check_pubsub_name(v, path, "topic", "topics", s->topic, "");
+                /* dead letters are published to <topic><dlq_suffix> */
+                check_pubsub_name(v, path, "topic", "topics", s->topic, c->dlq_suffix);
             }
         }
         if (push) {

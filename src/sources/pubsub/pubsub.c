@@ -95,22 +95,45 @@ static int refuse(struct dr_pubsub *ps, int err, const char *fmt, ...)
     return err;
 }
 
-static int valid_id(const char *id)
+/* Why id is not a topic or subscription id (see dr/pubsub.h), into why; 0 when it is one. */
+static int id_problem(const char *id, char *why, size_t whysz)
 {
     size_t n = strlen(id);
 
-    if (n < 3 || n > 255 || !((id[0] >= 'A' && id[0] <= 'Z') || (id[0] >= 'a' && id[0] <= 'z')) ||
-        strncmp(id, "goog", 4) == 0) {
-        return 0;
+    if (n < 3 || n > 255) {
+        snprintf(why, whysz, "must be 3 to 255 characters long, not %zu", n);
+        return DR_EINVAL;
+    }
+    if (!((id[0] >= 'A' && id[0] <= 'Z') || (id[0] >= 'a' && id[0] <= 'z'))) {
+        snprintf(why, whysz, "must start with a letter");
+        return DR_EINVAL;
+    }
+    if (strncmp(id, "goog", 4) == 0) {
+        snprintf(why, whysz, "must not start with \"goog\"");
+        return DR_EINVAL;
     }
     for (const char *p = id; *p; p++) {
-        char c = *p;
+        unsigned char c = (unsigned char)*p;
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
               strchr("-_.~+%", c))) {
-            return 0;
+            if (c >= 0x20 && c < 0x7f) {
+                snprintf(why, whysz, "'%c' is not allowed: only letters, digits and - _ . ~ + %%",
+                         c);
+            } else {
+                snprintf(why, whysz,
+                         "byte 0x%02x is not allowed: only letters, digits and - _ . ~ + %%", c);
+            }
+            return DR_EINVAL;
         }
     }
-    return 1;
+    return DR_OK;
+}
+
+static int valid_id(const char *id)
+{
+    char why[128];
+
+    return id_problem(id, why, sizeof(why)) == DR_OK;
 }
 
 static int valid_project(const char *p)
@@ -162,6 +185,39 @@ int dr__pubsub_resolve(const char *project, const char *kind, const char *name, 
         return DR_EINVAL;
     }
     return DR_OK;
+}
+
+int dr_pubsub_name_check(const char *kind, const char *name, char *why, size_t whysz)
+{
+    const char *id = name;
+    size_t klen = strlen(kind);
+
+    if (!name) {
+        snprintf(why, whysz, "missing");
+        return DR_EINVAL;
+    }
+    if (strncmp(name, "projects/", 9) == 0) {
+        const char *slash = strchr(name + 9, '/');
+        char proj[128];
+        size_t plen = slash ? (size_t)(slash - name - 9) : 0;
+
+        if (!slash || strncmp(slash + 1, kind, klen) != 0 || slash[1 + klen] != '/') {
+            snprintf(why, whysz, "a full name is projects/PROJECT/%s/ID", kind);
+            return DR_EINVAL;
+        }
+        if (plen >= sizeof(proj)) {
+            snprintf(why, whysz, "the project id is too long");
+            return DR_EINVAL;
+        }
+        memcpy(proj, name + 9, plen);
+        proj[plen] = '\0';
+        if (!valid_project(proj)) {
+            snprintf(why, whysz, "'%s' is not a project id", proj);
+            return DR_EINVAL;
+        }
+        id = slash + 2 + klen;
+    }
+    return id_problem(id, why, whysz);
 }
 
 int dr__pubsub_http_error(long status, const char *body, size_t len, char *msg, size_t msgsz)

@@ -95,7 +95,7 @@ static void pubsub_section(void **state)
     (void)state;
     expect_ok("pubsub: {project: p, pulls_in_flight: 4, max_messages: 500, ack_deadline_seconds: "
               "60, nack_after_ms: 0, max_delivery_attempts: 10, auto_create: true,\n"
-              "  subscriptions: [{name: s1, topic: t1}], push: {enabled: true}}\n");
+              "  subscriptions: [{name: sub-1, topic: topic-1}], push: {enabled: true}}\n");
     expect_error("pubsub: {project: p, ack_deadline: 60}\n",
                  "bad.yaml: pubsub.ack_deadline: unknown key");
     expect_error("pubsub: {ack_deadline_seconds: 5}\n",
@@ -106,7 +106,7 @@ static void pubsub_section(void **state)
     expect_error("pubsub: {pulls_in_flight: 0}\n", "pubsub.pulls_in_flight: must be between");
     expect_error("pubsub: {nack_after_ms: soon}\n", "pubsub.nack_after_ms: expected an integer");
     expect_error("pubsub: {auto_create: yes please}\n", "pubsub.auto_create: expected true or");
-    expect_error("pubsub: {subscriptions: [{name: s1, topic: t1, filter: x}]}\n",
+    expect_error("pubsub: {subscriptions: [{name: sub-1, topic: topic-1, filter: x}]}\n",
                  "pubsub.subscriptions[0].filter: unknown key");
     expect_error("pubsub: {push: {enabled: true, audiance: https://x}}\n",
                  "bad.yaml: pubsub.push.audiance: unknown key");
@@ -118,6 +118,39 @@ static void pubsub_section(void **state)
                  "bad.yaml: pubsub.push.service_account: missing: with pubsub.push.audience");
     expect_ok("pubsub: {push: {audience: https://x, jwks: https://example.com/certs, "
               "service_account: push@p.iam.gserviceaccount.com}}\n");
+}
+
+/* Subscription and topic names Pub/Sub would refuse (3-255 characters of [A-Za-z0-9-_.~+%],
+ * starting with a letter, not with "goog") stop the start with the file, the key and the
+ * reason, instead of a subscription refused at every pull while the service says it is ready. */
+static void pubsub_names(void **state)
+{
+    (void)state;
+    expect_error("pubsub: {subscriptions: [{name: 1st-sub, topic: test-events}]}\n",
+                 "bad.yaml: pubsub.subscriptions[0].name: '1st-sub' is not a Pub/Sub subscription "
+                 "name: must start with a letter");
+    expect_error("pubsub: {subscriptions: [{name: sub-a, topic: test-events},\n"
+                 "  {name: ab, topic: test-events}]}\n",
+                 "bad.yaml: pubsub.subscriptions[1].name: 'ab' is not a Pub/Sub subscription name: "
+                 "must be 3 to 255 characters long, not 2");
+    expect_error("pubsub: {subscriptions: [{name: sub-a, topic: 'test events'}]}\n",
+                 "bad.yaml: pubsub.subscriptions[0].topic: 'test events' is not a Pub/Sub topic "
+                 "name: ' ' is not allowed");
+    expect_error("pubsub: {subscriptions: [{name: sub-a, topic: goog-events}]}\n",
+                 "pubsub.subscriptions[0].topic: 'goog-events' is not a Pub/Sub topic name: must "
+                 "not start with \"goog\"");
+    expect_error("pubsub: {subscriptions: [{name: sub/a, topic: test-events}]}\n",
+                 "pubsub.subscriptions[0].name: 'sub/a' is not a Pub/Sub subscription name: '/' "
+                 "is not allowed");
+    expect_error("pubsub: {subscriptions: [{name: projects/p/topics/sub-a, topic: test-events}]}\n",
+                 "pubsub.subscriptions[0].name: 'projects/p/topics/sub-a' is not a Pub/Sub "
+                 "subscription name: a full name is projects/PROJECT/subscriptions/ID");
+    expect_error("pubsub: {dlq_suffix: ' dead', subscriptions: [{name: sub-a, topic: events}]}\n",
+                 "pubsub.subscriptions[0].topic: its dead-letter topic 'events dead' "
+                 "(pubsub.dlq_suffix ' dead') is not a Pub/Sub topic name");
+    expect_ok("pubsub: {subscriptions: [{name: a.b~c+d%e_f-1, topic: Test-events},\n"
+              "  {name: projects/other-project/subscriptions/sub-b,\n"
+              "   topic: projects/other-project/topics/test-events}]}\n");
 }
 
 /* A file without settings is refused; the embedded defaults are what no --config gives. */
@@ -188,8 +221,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(duplicate_names), cmocka_unit_test(bad_values),
-        cmocka_unit_test(pubsub_section),  cmocka_unit_test(entries),
-        cmocka_unit_test(empty_file),      cmocka_unit_test(bad_environment),
+        cmocka_unit_test(pubsub_section),  cmocka_unit_test(pubsub_names),
+        cmocka_unit_test(entries),         cmocka_unit_test(empty_file),
+        cmocka_unit_test(bad_environment),
     };
     unsetenv("PORT");
     unsetenv("DR_HOST");
