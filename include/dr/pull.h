@@ -29,7 +29,9 @@ int dr_pull_busy(const struct dr_pull *p);
 /* NULL-safe; after the router is destroyed. Calls to Pub/Sub under way end at once; jobs on the
  * thread pool land later (the loop must run): the source is freed when the last one is done. */
 void dr_pull_destroy(struct dr_pull *p);
-/* 0 while pulls keep failing (Pub/Sub unreachable or the subscription missing). */
+/* 0 while a subscription cannot pull: its last pull failed or was refused (Pub/Sub unreachable,
+ * the subscription missing, credentials that cannot be had). Each such subscription pulls again
+ * after a backoff (dr_pull_failures_total{subscription} counts the failures). */
 int dr_pull_healthy(const struct dr_pull *p);
 
 #endif

@@ -67,6 +67,8 @@ static void describe_metrics(void)
     dr_metrics_describe("dr_api_key_rate_limited_total", "counter",
                         "Requests refused with 429 for being over their API key's rate, by key.");
     dr_metrics_describe("dr_pulled_total", "counter", "Messages pulled from Pub/Sub.");
+    dr_metrics_describe("dr_pull_failures_total", "counter",
+                        "Pulls from Pub/Sub that failed or were refused, by subscription.");
     dr_metrics_describe("dr_duplicates_total", "counter",
                         "Messages acknowledged without running again (seen within the window).");
 }

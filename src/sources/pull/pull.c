@@ -36,6 +36,7 @@ struct sub {
     int64_t backoff_ms;
     uv_timer_t *retry_timer;
     int ensuring;     /* auto-create under way */
+    int failing;      /* its last pull failed or was refused: not ready until one succeeds */
     char **acks;      /* pending ack ids */
     size_t nacks, capacks;
 };
@@ -54,7 +55,6 @@ struct dr_pull {
     int auto_create;
     int max_deliveries;
     int64_t nack_after_ms;
-    int failing; /* consecutive failed pulls, across subscriptions */
     int stopping;
     int outstanding; /* publishes, acks, store jobs */
     int pool_jobs;   /* of those, jobs on the thread pool: they cannot be cancelled */
@@ -692,6 +692,23 @@ static void on_retry_timer(uv_timer_t *t)
     pull_more(t->data);
 }
 
+/* A pull of s failed or was refused: s pulls again after its backoff (doubling up to
+ * MAX_BACKOFF_MS, whatever the cause: a refusal may be passing, as credentials that cannot be
+ * had for now) and readiness says it cannot pull until a pull succeeds. */
+static void pull_failed(struct sub *s)
+{
+    struct dr_pull *p = s->p;
+    char labels[320];
+
+    s->failing = 1;
+    snprintf(labels, sizeof(labels), "subscription=\"%s\"", s->name);
+    dr_metrics_inc("dr_pull_failures_total", labels, 1);
+    if (!uv_is_active((uv_handle_t *)s->retry_timer) && !p->stopping) {
+        uv_timer_start(s->retry_timer, on_retry_timer, (uint64_t)s->backoff_ms, 0);
+    }
+    s->backoff_ms = s->backoff_ms * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : s->backoff_ms * 2;
+}
+
 static void ensure_done(void *ctx, int err, const char *errmsg, const cJSON *res);
 
 static void ensure_sub(struct sub *s)
@@ -780,20 +797,16 @@ static void on_pulled(void *ctx, int err, const char *errmsg, struct dr_pubsub_m
         if (err == DR_EUNAVAIL) {
             return; /* shutting down */
         }
-        p->failing++;
         DR_WARN("pull", "pull failed", "subscription=%s error=\"%s\" retry_ms=%lld", s->name,
                 errmsg ? errmsg : dr_strerror(err), (long long)s->backoff_ms);
         if (err == DR_ENOTFOUND && p->auto_create) {
             ensure(s);
         }
-        if (!uv_is_active((uv_handle_t *)s->retry_timer) && !p->stopping) {
-            uv_timer_start(s->retry_timer, on_retry_timer, (uint64_t)s->backoff_ms, 0);
-        }
-        s->backoff_ms = s->backoff_ms * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : s->backoff_ms * 2;
+        pull_failed(s);
         return;
     }
     s->backoff_ms = 100;
-    p->failing = 0;
+    s->failing = 0;
     if (n == 0) {
         pull_more(s);
         return;
@@ -832,9 +845,17 @@ static void pull_more(struct sub *s)
         if (held + coming > (size_t)p->cfg->max_in_flight || !dr_router_has_room(p->router)) {
             return;
         }
-        if (dr_pubsub_pull(p->ps, s->name, p->max_messages, 0, on_pulled, s) != 0) {
-            DR_ERROR("pull", "pull refused", "subscription=%s error=\"%s\"", s->name,
-                     dr_pubsub_errmsg(p->ps));
+        int err = dr_pubsub_pull(p->ps, s->name, p->max_messages, 0, on_pulled, s);
+        if (err == DR_EUNAVAIL) {
+            return; /* the client is going away */
+        }
+        if (err) {
+            /* fields one by one: the reason quotes the name */
+            const struct dr_log_field f[] = {DR_LOG_STR("subscription", s->name),
+                                             DR_LOG_STR("error", dr_pubsub_errmsg(p->ps)),
+                                             DR_LOG_INT("retry_ms", s->backoff_ms)};
+            dr_log_fields(DR_LOG_ERROR, "pull", "pull refused", f, sizeof(f) / sizeof(f[0]));
+            pull_failed(s);
             return;
         }
         s->pulls++;
@@ -939,7 +960,12 @@ void dr_pull_stop(struct dr_pull *p)
 
 int dr_pull_healthy(const struct dr_pull *p)
 {
-    return p->failing == 0;
+    for (size_t i = 0; i < p->nsubs; i++) {
+        if (p->subs[i].failing) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 int dr_pull_busy(const struct dr_pull *p)
