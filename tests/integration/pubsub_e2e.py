@@ -271,8 +271,50 @@ routes:
         emu.stop()
 
 
+def auto_create(tmp):
+    """With auto_create the router creates its topic, dead-letter topic and subscription; the
+    subscription orders by key (enableMessageOrdering: the emulator, as Pub/Sub, takes it at
+    creation only and refuses to change it later)."""
+    emu = Emulator(PROJECT).start()
+    try:
+        cfg = config(tmp, "auto.yaml", f"""
+mode: pubsub
+topics: {{test-o: {{type: test}}}}
+pubsub:
+  project: {PROJECT}
+  subscriptions: [{{name: dr-test-o, topic: test-o}}]
+  transport: rest
+  auto_create: true
+  ack_deadline_seconds: 30
+  max_delivery_attempts: 5
+routes:
+  - {{name: t, match: {{topic: [test-o]}}, processors: [test]}}
+""")
+        srv = Server(config=cfg, env={"PUBSUB_EMULATOR_HOST": emu.host,
+                                      "PUBSUB_PROJECT_ID": PROJECT}).start()
+
+        def created():
+            st, body = emu.call("GET", "subscriptions/dr-test-o")
+            return body if st == 200 else None
+        sub = wait_until(created, 60, "the subscription to be created")
+        assert sub.get("enableMessageOrdering") is True, sub
+        assert sub["ackDeadlineSeconds"] == 30, sub
+        assert sub["deadLetterPolicy"] == {
+            "deadLetterTopic": f"projects/{PROJECT}/topics/test-o-dlq",
+            "maxDeliveryAttempts": 5}, sub
+        emu.publish("test-o", [{"data": {"n": 1}, "attributes": {"seq": "o1"},
+                                "orderingKey": "k1"}])
+        wait_until(lambda: [r["seq"] for r in srv.processed()] == ["o1"], 60,
+                   "the message processed")
+        assert srv.stop() == 0
+        print("auto_create: ok (subscription ordered by key, with its dead-letter policy)")
+    finally:
+        emu.stop()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="dr-pubsub-")
+    auto_create(tmp)
     emit_keys(tmp)
     for transport in ("grpc", "rest"):
         pull_flow(tmp, transport)

@@ -719,6 +719,9 @@ static void ensure_sub(struct sub *s)
     memset(&sc, 0, sizeof(sc));
     sc.topic = s->topic;
     sc.ack_deadline_s = s->p->ack_deadline_s;
+    /* Without it Pub/Sub delivers messages of one ordering key in any order, and redelivers one
+     * while a later one of its key runs. It cannot be changed once the subscription exists. */
+    sc.enable_message_ordering = 1;
     if (s->p->max_deliveries) {
         snprintf(dlq, sizeof(dlq), "%s%s", s->topic, s->p->cfg->dlq_suffix);
         sc.dead_letter_topic = dlq;
