@@ -88,7 +88,8 @@ function tlsFiles(dir) {
 }
 
 async function fakePubsub(tls, publicKey) {
-  const seen = { pulls: [], acks: [], publishes: [], bad: [], unavailableSent: 0, other: [], calls: [] };
+  const seen = { pulls: [], acks: [], modacks: [], publishes: [], bad: [], unavailableSent: 0, other: [],
+    calls: [] };
   const srv = http2.createSecureServer({ key: fs.readFileSync(tls.key), cert: fs.readFileSync(tls.cert) });
   srv.on('stream', (stream, headers) => {
     const chunks = [];
@@ -155,6 +156,14 @@ async function fakePubsub(tls, publicKey) {
         });
         seen.publishes.push({ topic: f.find(([n]) => n === 1)?.[1].toString(), msgs });
         answer(Buffer.concat(msgs.map((_, i) => bytes(1, `pub-${seen.publishes.length}-${i}`))));
+      } else if (p === '/google.pubsub.v1.Subscriber/ModifyAckDeadline') {
+        const f = unframe(body);
+        assert.equal(f.find(([n]) => n === 1)?.[1].toString(), SUB);
+        seen.modacks.push({
+          ids: f.filter(([n]) => n === 4).map(([, v]) => v.toString()),
+          deadline: f.find(([n]) => n === 3)?.[1] ?? 0, // proto3 leaves a zero out
+        });
+        answer(Buffer.alloc(0));
       } else if (p === '/google.pubsub.v1.Subscriber/Acknowledge') {
         const f = unframe(body);
         assert.equal(f.find(([n]) => n === 1)?.[1].toString(), SUB);
@@ -234,6 +243,10 @@ test('pubsub over gRPC with TLS: request shape, auth, trailers, retry after UNAV
     }
     assert.match(srv.log(), /UNAVAILABLE: try again/);
     assert.deepEqual([...new Set(fake.seen.acks)], ['ack-1']);
+    // on receipt, before the ack, its deadline was set to the configured one (30 s by default)
+    assert.deepEqual(fake.seen.modacks[0], { ids: ['ack-1'], deadline: 30 });
+    assert.ok(fake.seen.calls.indexOf('ModifyAckDeadline') < fake.seen.calls.indexOf('Acknowledge'),
+      'deadline set before the ack');
     // the emit went out through Publisher/Publish with its data and attributes
     assert.equal(fake.seen.publishes.length, 1);
     const pub = fake.seen.publishes[0];

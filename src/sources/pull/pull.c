@@ -140,6 +140,43 @@ static void modack_one(struct sub *s, const char *ack_id, int deadline_s)
 
 /* ---------- leases ---------- */
 
+static void on_receipt_modacked(void *ctx, int err, const char *errmsg, const cJSON *res)
+{
+    struct dr_pull *p = ctx;
+    p->outstanding--;
+    if (err && err != DR_EUNAVAIL) {
+        /* The subscription's own deadline holds until the first extension: Pub/Sub may
+         * redeliver meanwhile, and dedup drops the copy once the message is done. */
+        DR_WARN("pull", "ack deadline not set on receipt", "error=\"%s\"",
+                errmsg ? errmsg : dr_strerror(err));
+    }
+}
+
+/*
+ * Sets the ack deadline of everything one pull brought to pubsub.ack_deadline_seconds, at once
+ * and in one request (as Google's client libraries do on receipt). Leases are extended from
+ * that deadline on, and the subscription's own may be shorter: one created elsewhere keeps the
+ * 10 s default, and Pub/Sub would redeliver a message before its first extension. Reading the
+ * subscription's deadline at start instead would need the right to read the subscription
+ * (subscribers often lack it), could be changed afterwards, and would still leave the time the
+ * pull's answer spent on the way unaccounted for; a modack on receipt holds whatever the
+ * subscription says. A nack sent soon after may overtake it (another connection): the message
+ * then comes back after this deadline rather than its delay, later but not lost.
+ */
+static void modack_received(struct sub *s, struct dr_pubsub_msg **msgs, size_t n)
+{
+    const char **ids = dr_xcalloc(n, sizeof(*ids));
+
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = msgs[i]->ack_id;
+    }
+    if (dr_pubsub_modack(s->p->ps, s->name, ids, n, s->p->ack_deadline_s, on_receipt_modacked,
+                         s->p) == 0) {
+        s->p->outstanding++;
+    }
+    free(ids);
+}
+
 static struct lease *lease_of(struct dr_msg *m)
 {
     return m->source_handle;
@@ -826,6 +863,7 @@ static void on_pulled(void *ctx, int err, const char *errmsg, struct dr_pubsub_m
     for (size_t i = 0; i < n; i++) {
         in->leases[i] = lease_add(s, msgs[i]->ack_id);
     }
+    modack_received(s, msgs, n);
     w = dr_xcalloc(1, sizeof(*w));
     w->data = in;
     p->outstanding++;
