@@ -62,6 +62,10 @@ void dr_router_submit_after(struct dr_router *r, struct dr_msg *msg,
                             const struct dr_source_ops *ops, void *source, int64_t delay_ms);
 /* Drops the router's accounting for a completed message (see complete above). */
 void dr_router_release(struct dr_router *r, struct dr_msg *msg);
+/* 1 when msg, submitted and not yet released, has an ordering key (its own, or its route's from
+ * the payload): later messages of its key wait for it. A retry of it keeps that place only while
+ * the router holds it, so a source must not take such a retry over. Loop thread. */
+int dr_router_ordered(const struct dr_msg *msg);
 
 /* Messages and payload bytes submitted and not yet released. */
 size_t dr_router_in_flight(const struct dr_router *r);

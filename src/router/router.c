@@ -49,6 +49,7 @@ struct job {
     int retry;    /* some task asked for a retry this round */
     int rejected; /* index of a rejecting task, or -1 */
     int holding;  /* dr_router_submit_after(): not to run before its timer (under mu) */
+    int ordered;  /* it has an ordering key: its tasks run in ordering lanes */
     char *last_error; /* "<processor>: <error>" of the last RETRY, or NULL */
     struct dr_router *router;
     uv_timer_t *timer; /* retry timer, or the hold of dr_router_submit_after() */
@@ -826,6 +827,7 @@ void dr_router_submit_after(struct dr_router *r, struct dr_msg *msg,
     j->pending = j->ntasks;
     {
         const char *key = ordering_key(r, msg, first, kbuf, sizeof(kbuf));
+        j->ordered = key != NULL;
         pthread_mutex_lock(&r->mu);
         j->holding = delay_ms > 0;
         for (int i = 0; i < j->ntasks; i++) {
@@ -858,6 +860,13 @@ void dr_router_release(struct dr_router *r, struct dr_msg *msg)
             r->room_fn(r->room_ctx);
         }
     }
+}
+
+int dr_router_ordered(const struct dr_msg *msg)
+{
+    const struct job *j = msg->router_job;
+
+    return j && j->msg == msg && j->ordered;
 }
 
 size_t dr_router_workers(const struct dr_router *r)

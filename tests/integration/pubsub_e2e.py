@@ -274,7 +274,9 @@ routes:
 def auto_create(tmp):
     """With auto_create the router creates its topic, dead-letter topic and subscription; the
     subscription orders by key (enableMessageOrdering: the emulator, as Pub/Sub, takes it at
-    creation only and refuses to change it later)."""
+    creation only and refuses to change it later). A retry of a message with an ordering key stays
+    in the router, even with a dead-letter policy and nack_after_ms 0 (where other retries go back
+    to Pub/Sub): the next message of its key runs after it."""
     emu = Emulator(PROJECT).start()
     try:
         cfg = config(tmp, "auto.yaml", f"""
@@ -287,6 +289,10 @@ pubsub:
   auto_create: true
   ack_deadline_seconds: 30
   max_delivery_attempts: 5
+  nack_after_ms: 0
+retry:
+  types:
+    test: {{max_attempts: 5, initial: 10ms, multiplier: 1, max: 10ms, jitter: 0}}
 routes:
   - {{name: t, match: {{topic: [test-o]}}, processors: [test]}}
 """)
@@ -302,12 +308,17 @@ routes:
         assert sub["deadLetterPolicy"] == {
             "deadLetterTopic": f"projects/{PROJECT}/topics/test-o-dlq",
             "maxDeliveryAttempts": 5}, sub
-        emu.publish("test-o", [{"data": {"n": 1}, "attributes": {"seq": "o1"},
-                                "orderingKey": "k1"}])
-        wait_until(lambda: [r["seq"] for r in srv.processed()] == ["o1"], 60,
-                   "the message processed")
+        emu.publish("test-o", [
+            {"data": {"n": 1}, "attributes": {"seq": "o1", "test_fail": "transient:1"},
+             "orderingKey": "k1"},
+            {"data": {"n": 2}, "attributes": {"seq": "o2"}, "orderingKey": "k1"}])
+        wait_until(lambda: len(srv.processed()) >= 2, 60, "both messages processed")
+        got = [(r["seq"], r["attempt"]) for r in srv.processed()]
+        assert got == [("o1", 2), ("o2", 1)], got
+        wait_until(lambda: srv.metric("dr_in_flight_messages") == 0, 60, "nothing in flight")
         assert srv.stop() == 0
-        print("auto_create: ok (subscription ordered by key, with its dead-letter policy)")
+        print("auto_create: ok (subscription ordered by key, with its dead-letter policy; a retry "
+              "keeps its key's order)")
     finally:
         emu.stop()
 

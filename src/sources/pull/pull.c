@@ -526,8 +526,11 @@ static int pull_retrying(void *source, struct dr_msg *msg, int64_t delay_ms, con
     struct dr_pull *p = source;
     struct lease *l = lease_of(msg);
     /* Long waits go back to Pub/Sub as a nack with that delay, but only when Pub/Sub counts the
-     * deliveries (a dead-letter policy), so the attempt count survives the handover. */
-    if (delay_ms >= p->nack_after_ms && msg->delivery_counted) {
+     * deliveries (a dead-letter policy), so the attempt count survives the handover, and never
+     * for a message with an ordering key: handed back, it would leave its ordering lane and the
+     * next message of its key, maybe pulled already, would run before it. It waits in the router
+     * instead, its lane held and its lease extended. */
+    if (delay_ms >= p->nack_after_ms && msg->delivery_counted && !dr_router_ordered(msg)) {
         modack_one(l->sub, l->ack_id, nack_deadline_s(delay_ms));
         lease_drop(l->sub->p, l);
         msg->source_handle = NULL;
