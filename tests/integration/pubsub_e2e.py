@@ -226,7 +226,9 @@ routes:
 def emit_keys(tmp):
     """What a message emits goes out with an idempotency_key derived from the message's own key
     (its idempotency_key, else its id) and the emit's place: a redelivered message processed
-    again emits the same keys, and where those are consumed the repeats are duplicates."""
+    again emits the same keys, and where those are consumed the repeats are duplicates. An emit
+    that cannot be published (its topic missing) is a failed attempt: retried with the retry
+    policy's backoff, then dead-lettered (emit_failed), not redelivered at once for ever."""
     emu = Emulator(PROJECT).start()
     try:
         for t in ("test-e", "test-e-out"):
@@ -236,6 +238,9 @@ def emit_keys(tmp):
         cfg = config(tmp, "emit.yaml", f"""
 mode: pubsub
 topics: {{test-e: {{type: test}}}}
+retry:
+  types:
+    test: {{max_attempts: 3, initial: 10ms, multiplier: 1, max: 10ms, jitter: 0}}
 pubsub:
   project: {PROJECT}
   subscriptions: [{{name: dr-test-e, topic: test-e}}]
@@ -265,8 +270,24 @@ routes:
         assert by[ids[1]]["idempotency_key"] == key(ids[1]), (ids, by[ids[1]])
         # an empty key is no key: the message's id is
         assert by[ids[2]]["idempotency_key"] == key(ids[2]), (ids, by[ids[2]])
+
+        # the subscription has no dead-letter policy: the router counts the attempts itself
+        emu.publish("test-e", [{"data": {"n": 4}, "attributes": {"seq": "e4",
+                                                                 "test_emit": "no-such-topic"}}])
+
+        def dead():
+            st, dl = srv.get("/admin/dlq?reason=emit_failed")
+            return dl["dead_letters"] if st == 200 and dl["dead_letters"] else None
+        dl = wait_until(dead, 60, "the message dead-lettered (emit_failed)")
+        assert len(dl) == 1 and dl[0]["attempts"] == 3, dl
+        assert "no-such-topic" in dl[0]["error"] and "404" in dl[0]["error"], dl
+        wait_until(lambda: srv.metric("dr_in_flight_messages") == 0, 60, "nothing in flight")
         assert srv.stop() == 0
-        print("emits: ok (idempotency keys derived from their message)")
+        runs = [r["attempt"] for r in srv.processed() if r["seq"] == "e4"]
+        assert runs == [1, 2, 3], runs
+        assert emu.pull("dr-test-e", 100, True) == [], "the dead-lettered message was not acked"
+        print("emits: ok (idempotency keys derived from their message; a failed emit retried, "
+              "then dead-lettered)")
     finally:
         emu.stop()
 

@@ -237,24 +237,17 @@ struct finish {
     char *dedup_key;
     int pending_publishes;
     int failed;
+    char *emit_error; /* why the first emit that failed did ("<topic>: <reason>") */
     int err;
     int detached; /* the router let go of msg (destroyed): this holds its own reference */
 };
 
-static void finish_ack(struct finish *f)
+/* f is over: the message's ack or nack is on its way. */
+static void finish_done(struct finish *f)
 {
     struct dr_pull *p = f->p;
-    struct lease *l = lease_of(f->msg);
 
-    if (f->failed) {
-        /* Emits could not be made durable: let Pub/Sub deliver it again. */
-        modack_one(l->sub, l->ack_id, 0);
-    } else {
-        queue_ack(l->sub, l->ack_id);
-        double secs = (double)(dr_mono_ns() - (uint64_t)f->msg->received_ns) / 1e9;
-        dr_metrics_observe("dr_end_to_end_seconds", "source=\"pubsub\"", secs);
-    }
-    lease_drop(p, l);
+    lease_drop(p, lease_of(f->msg));
     f->msg->source_handle = NULL;
     if (f->detached) {
         dr_msg_unref(f->msg);
@@ -263,10 +256,26 @@ static void finish_ack(struct finish *f)
     }
     dr_dead_letter_cleanup(&f->dl);
     free(f->dedup_key);
+    free(f->emit_error);
     free(f);
     for (size_t i = 0; i < p->nsubs; i++) {
         pull_more(&p->subs[i]);
     }
+}
+
+static void finish_ack(struct finish *f)
+{
+    struct lease *l = lease_of(f->msg);
+
+    if (f->failed) {
+        /* Its dead letter could not be stored: let Pub/Sub deliver it again. */
+        modack_one(l->sub, l->ack_id, 0);
+    } else {
+        queue_ack(l->sub, l->ack_id);
+        double secs = (double)(dr_mono_ns() - (uint64_t)f->msg->received_ns) / 1e9;
+        dr_metrics_observe("dr_end_to_end_seconds", "source=\"pubsub\"", secs);
+    }
+    finish_done(f);
 }
 
 /* Dead letters are stored one by one: they are rare. */
@@ -387,29 +396,59 @@ static void after_publishes(struct finish *f)
     uv_queue_work(p->loop, w, store_work, store_done);
 }
 
+static void emits_failed(struct finish *f);
+
+/* One of f's publishes, or the guard that covers their start, is over. */
+static void publish_over(struct finish *f)
+{
+    if (--f->pending_publishes > 0) {
+        return;
+    }
+    if (f->failed) {
+        emits_failed(f);
+    } else {
+        after_publishes(f);
+    }
+}
+
+/* One publish of a finish. */
+struct pub {
+    struct finish *f;
+    char topic[]; /* where it went */
+};
+
+/* The first emit that failed says why the message's emits did. */
+static void emit_failure(struct finish *f, const char *topic, const char *why)
+{
+    f->failed = 1;
+    if (!f->emit_error) {
+        size_t n = strlen(topic) + strlen(why) + 3;
+        f->emit_error = dr_xmalloc(n);
+        snprintf(f->emit_error, n, "%s: %s", topic, why);
+    }
+}
+
 static void on_emit_published(void *ctx, int err, const char *errmsg, const char *const *ids,
                               size_t n)
 {
-    struct finish *f = ctx;
+    struct pub *pb = ctx;
+    struct finish *f = pb->f;
+    const char *why = errmsg ? errmsg : dr_strerror(err);
+
     f->p->outstanding--;
     if (err) {
         if (f->dead) {
             /* the dead letter is still stored in the database */
             DR_WARN("pull", "dead-letter topic publish failed", "message_id=%s error=\"%s\"",
-                    f->msg->message_id, errmsg ? errmsg : dr_strerror(err));
+                    f->msg->message_id, why);
         } else {
-            DR_WARN("pull", "emit publish failed", "message_id=%s error=\"%s\"",
-                    f->msg->message_id, errmsg ? errmsg : dr_strerror(err));
-            f->failed = 1;
+            DR_WARN("pull", "emit publish failed", "message_id=%s topic=%s error=\"%s\"",
+                    f->msg->message_id, pb->topic, why);
+            emit_failure(f, pb->topic, why);
         }
     }
-    if (--f->pending_publishes == 0) {
-        if (f->failed) {
-            finish_ack(f);
-        } else {
-            after_publishes(f);
-        }
-    }
+    free(pb);
+    publish_over(f);
 }
 
 /* ikey, when not NULL, goes out as the idempotency_key attribute unless attrs have one. */
@@ -445,12 +484,47 @@ static int publish_one(struct finish *f, const char *topic, const void *data, si
     m.attrs = a;
     m.n_attrs = na;
     m.ordering_key = okey;
-    if (dr_pubsub_publish(f->p->ps, topic, &m, 1, on_emit_published, f) != 0) {
+    struct pub *pb = dr_xmalloc(sizeof(*pb) + strlen(topic) + 1);
+    pb->f = f;
+    strcpy(pb->topic, topic);
+    if (dr_pubsub_publish(f->p->ps, topic, &m, 1, on_emit_published, pb) != 0) {
+        free(pb);
         return -1;
     }
     f->p->outstanding++;
     f->pending_publishes++;
     return 0;
+}
+
+/* f's message is a dead letter: it is published to "<topic><dlq_suffix>" (best effort), then
+ * stored, then acked. dl is copied. The caller holds a guard on f's publishes. */
+static void start_dead(struct finish *f, const struct dr_dead_letter *dl)
+{
+    struct dr_pull *p = f->p;
+    struct dr_msg *msg = f->msg;
+    char topic[512];
+    /* the original attributes plus why it died */
+    size_t na = msg->nattrs < DR_PUBSUB_MAX_ATTRS - 3 ? msg->nattrs : DR_PUBSUB_MAX_ATTRS - 3;
+    struct dr_attr *attrs = dr_xcalloc(na + 3, sizeof(*attrs));
+
+    memcpy(attrs, msg->attrs, na * sizeof(*attrs));
+    attrs[na++] = (struct dr_attr){"dr_reason", dl->reason};
+    attrs[na++] = (struct dr_attr){"dr_processor", dl->processor ? dl->processor : ""};
+    attrs[na++] = (struct dr_attr){"dr_source_topic", msg->topic};
+    f->dead = 1;
+    f->dl.message_id = dr_xstrdup(dl->message_id);
+    f->dl.topic = dr_xstrdup(dl->topic);
+    f->dl.processor = dr_xstrdup(dl->processor);
+    f->dl.reason = dr_xstrdup(dl->reason);
+    f->dl.error = dr_xstrdup(dl->error);
+    f->dl.attempts = dl->attempts;
+    f->dl.first_failure_ms = dl->first_failure_ms;
+    f->dl.last_failure_ms = dl->last_failure_ms;
+    f->dl.created_ms = dl->created_ms;
+    f->dl.message_json = dr_xstrdup(dl->message_json);
+    snprintf(topic, sizeof(topic), "%s%s", msg->topic, p->cfg->dlq_suffix);
+    publish_one(f, topic, msg->data, msg->data_len, attrs, na, NULL, msg->traceparent, NULL);
+    free(attrs);
 }
 
 static void pull_complete(void *source, struct dr_msg *msg, const struct dr_completion *c)
@@ -463,28 +537,7 @@ static void pull_complete(void *source, struct dr_msg *msg, const struct dr_comp
     f->pending_publishes = 1; /* guard until all are started */
     lease_of(msg)->finishing = f;
     if (c->dead) {
-        char topic[512];
-        /* the original attributes plus why it died */
-        size_t na = msg->nattrs < DR_PUBSUB_MAX_ATTRS - 3 ? msg->nattrs : DR_PUBSUB_MAX_ATTRS - 3;
-        struct dr_attr *attrs = dr_xcalloc(na + 3, sizeof(*attrs));
-        memcpy(attrs, msg->attrs, na * sizeof(*attrs));
-        attrs[na++] = (struct dr_attr){"dr_reason", c->dl.reason};
-        attrs[na++] = (struct dr_attr){"dr_processor", c->dl.processor ? c->dl.processor : ""};
-        attrs[na++] = (struct dr_attr){"dr_source_topic", msg->topic};
-        f->dead = 1;
-        f->dl.message_id = dr_xstrdup(c->dl.message_id);
-        f->dl.topic = dr_xstrdup(c->dl.topic);
-        f->dl.processor = dr_xstrdup(c->dl.processor);
-        f->dl.reason = dr_xstrdup(c->dl.reason);
-        f->dl.error = dr_xstrdup(c->dl.error);
-        f->dl.attempts = c->dl.attempts;
-        f->dl.first_failure_ms = c->dl.first_failure_ms;
-        f->dl.last_failure_ms = c->dl.last_failure_ms;
-        f->dl.created_ms = c->dl.created_ms;
-        f->dl.message_json = dr_xstrdup(c->dl.message_json);
-        snprintf(topic, sizeof(topic), "%s%s", msg->topic, p->cfg->dlq_suffix);
-        publish_one(f, topic, msg->data, msg->data_len, attrs, na, NULL, msg->traceparent, NULL);
-        free(attrs);
+        start_dead(f, &c->dl);
     } else {
         f->dedup_key = dr_xstrdup(dr_msg_dedup_key(msg));
         for (size_t i = 0; i < c->nemits; i++) {
@@ -498,13 +551,11 @@ static void pull_complete(void *source, struct dr_msg *msg, const struct dr_comp
                             msg->traceparent, ikey) != 0) {
                 DR_WARN("pull", "emit refused", "message_id=%s topic=%s error=\"%s\"",
                         msg->message_id, e->topic, dr_pubsub_errmsg(p->ps));
-                f->failed = 1;
+                emit_failure(f, e->topic, dr_pubsub_errmsg(p->ps));
             }
         }
     }
-    /* drop the guard */
-    f->p->outstanding++;
-    on_emit_published(f, 0, NULL, NULL, 0);
+    publish_over(f); /* drop the guard */
 }
 
 /* The ack deadline that makes Pub/Sub redeliver a message no sooner than delay_ms from now: whole
@@ -521,22 +572,104 @@ static int nack_deadline_s(int64_t delay_ms)
     return (int)((delay_ms + 999) / 1000);
 }
 
+/* Whether a retry of msg (held by the router) after delay_ms goes back to Pub/Sub as a nack with
+ * that delay. Long waits do, but only when Pub/Sub counts the deliveries (a dead-letter policy),
+ * so the attempt count survives the handover, and never for a message with an ordering key:
+ * handed back, it would leave its ordering lane and the next message of its key, maybe pulled
+ * already, would run before it. Otherwise it waits in the router, its lane held and its lease
+ * extended. */
+static int hands_back(const struct dr_pull *p, const struct dr_msg *msg, int64_t delay_ms)
+{
+    return delay_ms >= p->nack_after_ms && msg->delivery_counted && !dr_router_ordered(msg);
+}
+
 static int pull_retrying(void *source, struct dr_msg *msg, int64_t delay_ms, const char *error)
 {
     struct dr_pull *p = source;
     struct lease *l = lease_of(msg);
-    /* Long waits go back to Pub/Sub as a nack with that delay, but only when Pub/Sub counts the
-     * deliveries (a dead-letter policy), so the attempt count survives the handover, and never
-     * for a message with an ordering key: handed back, it would leave its ordering lane and the
-     * next message of its key, maybe pulled already, would run before it. It waits in the router
-     * instead, its lane held and its lease extended. */
-    if (delay_ms >= p->nack_after_ms && msg->delivery_counted && !dr_router_ordered(msg)) {
+
+    if (hands_back(p, msg, delay_ms)) {
         modack_one(l->sub, l->ack_id, nack_deadline_s(delay_ms));
         lease_drop(l->sub->p, l);
         msg->source_handle = NULL;
         return 1;
     }
     return 0;
+}
+
+/*
+ * Processed, but what it emits could not all be published (a topic missing, Pub/Sub refusing or
+ * overloaded: 404, 429, 503). That is a failed attempt like a processor's RETRY: it runs again
+ * after its retry policy's backoff (handed back to Pub/Sub as a delayed nack, or waiting in the
+ * router, as pull_retrying() decides), and once its attempts are used up it is dead-lettered
+ * (emit_failed). A nack with no delay made Pub/Sub redeliver it at once, to run and fail again
+ * without end; and without a dead-letter policy Pub/Sub does not count deliveries, so only the
+ * router's own count, kept while it holds the message, can bound the attempts.
+ */
+static void emits_failed(struct finish *f)
+{
+    struct dr_pull *p = f->p;
+    struct dr_msg *msg = f->msg;
+    struct lease *l = lease_of(msg);
+    const struct dr_retry_policy *pol = dr_config_retry(p->cfg, msg->type);
+    int64_t now = dr_now_ms();
+    int64_t delay;
+    char labels[320], trace[33];
+
+    f->failed = 0;
+    if (!msg->first_failure_ms) {
+        msg->first_failure_ms = now;
+    }
+    free(msg->last_error);
+    msg->last_error = dr_xstrdup(f->emit_error);
+    dr_msg_trace_id(msg, trace);
+    if (msg->attempt >= pol->max_attempts) {
+        struct dr_dead_letter dl;
+        char *orig = dr_msg_original_json(msg);
+
+        memset(&dl, 0, sizeof(dl));
+        dl.message_id = msg->message_id;
+        dl.topic = msg->topic;
+        dl.reason = "emit_failed";
+        dl.error = f->emit_error;
+        dl.attempts = msg->attempt;
+        dl.first_failure_ms = msg->first_failure_ms;
+        dl.last_failure_ms = dl.created_ms = now;
+        dl.message_json = orig;
+        snprintf(labels, sizeof(labels), "topic=\"%s\",reason=\"emit_failed\"", msg->topic);
+        dr_metrics_inc("dr_dead_letters_total", labels, 1);
+        DR_WARN("pull", "dead letter",
+                "message_id=%s trace_id=%s topic=%s processor=- reason=emit_failed attempts=%d",
+                msg->message_id, trace, msg->topic, msg->attempt);
+        f->pending_publishes = 1; /* guard */
+        start_dead(f, &dl);
+        free(orig);
+        publish_over(f);
+        return;
+    }
+    delay = dr_backoff_delay(pol, msg->attempt, dr_random_unit());
+    snprintf(labels, sizeof(labels), "topic=\"%s\"", msg->topic);
+    dr_metrics_inc("dr_retries_total", labels, 1);
+    DR_WARN("pull", "emits not published: retrying",
+            "message_id=%s trace_id=%s topic=%s attempt=%d retry_ms=%lld", msg->message_id, trace,
+            msg->topic, msg->attempt, (long long)delay);
+    msg->attempt++;
+    if (f->detached || p->stopping || hands_back(p, msg, delay)) {
+        /* Pub/Sub redelivers it after the delay: a long one, or the router is going away */
+        modack_one(l->sub, l->ack_id, nack_deadline_s(delay));
+        finish_done(f);
+        return;
+    }
+    /* The router runs it again after the delay, under the same lease; its attempt count stays
+     * with the message. */
+    l->finishing = NULL;
+    dr_msg_ref(msg);
+    dr_router_release(p->router, msg);
+    dr_router_submit_after(p->router, msg, &pull_ops, p, delay);
+    dr_dead_letter_cleanup(&f->dl);
+    free(f->dedup_key);
+    free(f->emit_error);
+    free(f);
 }
 
 static void pull_abandon(void *source, struct dr_msg *msg)
