@@ -63,10 +63,13 @@ def main():
     seen = {int(r["seq"]) for r in records}
     assert seen == ok, f"missing {sorted(ok - seen)[:10]} unexpected {sorted(seen - ok)[:10]}"
 
-    # Transient failures succeeded on their third attempt.
+    # Transient failures succeeded on their third attempt. A message inside a processor at the
+    # kill had an attempt counted for it (the running file): at most one per worker.
+    workers = os.cpu_count() or 2
     attempts = {int(r["seq"]): r["attempt"] for r in records}
-    bad = [i for i in transient if i in ok and attempts[i] != 3]
+    bad = [i for i in transient if i in ok and attempts[i] not in (3, 4)]
     assert not bad, f"transient messages not retried as configured: {bad[:10]}"
+    blamed = [i for i in transient if attempts[i] == 4]
 
     # Per-key order: the first time each message ran, it ran after the earlier ones of its key.
     first = {}
@@ -88,8 +91,10 @@ def main():
     dead = {int(d["message"]["attributes"]["seq"]) for d in dls}
     assert dead == permanent, (sorted(dead - permanent)[:5], sorted(permanent - dead)[:5])
     for d in dls:
-        assert d["processor"] == "test" and d["error"] and d["attempts"] == 1
+        assert d["processor"] == "test" and d["error"] and d["attempts"] in (1, 2), d
         assert d["topic"] in TOPICS
+    blamed += [d for d in dls if d["attempts"] == 2]
+    assert len(blamed) <= workers, f"more messages blamed for the kill than workers: {blamed}"
 
     # Bulk replay by filter, as a dry run, counts without touching anything.
     st, res = srv.request("POST", "/admin/dlq/replay",
