@@ -248,6 +248,20 @@ static void check_keys(struct vctx *v, const cJSON *obj, const char *path,
     }
 }
 
+/* The mapping root.name checked against its keys; NULL when it is absent or empty ("store:" with
+ * every setting commented out). */
+static const cJSON *section(struct vctx *v, const cJSON *root, const char *name,
+                            const char *const *allowed)
+{
+    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, name);
+
+    if (!sec || cJSON_IsNull(sec)) {
+        return NULL;
+    }
+    check_keys(v, sec, name, allowed);
+    return cJSON_IsObject(sec) ? sec : NULL;
+}
+
 static void parse_retry(struct vctx *v, const cJSON *obj, const char *path,
                         struct dr_retry_policy *r)
 {
@@ -443,6 +457,22 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
                                       "breakers", "processors", "routes", "api_keys", "pubsub",
                                       "redis", "realtime", "retention", "web_dir", NULL};
     static const char *const http_keys[] = {"host", "port", "request_timeout", NULL};
+    static const char *const store_keys[] = {"url", NULL};
+    static const char *const limits_keys[] = {"max_in_flight", "max_in_flight_bytes", NULL};
+    static const char *const dedup_keys[] = {"window", NULL};
+    static const char *const shutdown_keys[] = {"deadline", NULL};
+    static const char *const ret_keys[] = {"dead_letters", NULL};
+    /* read by the Redis bus (src/realtime/redis_bus.c), which only starts with a URL: checked
+     * here so that a misspelt setting stops the start whether or not Redis is used */
+    static const char *const redis_keys[] = {"url",
+                                             "channel",
+                                             "connect_timeout",
+                                             "command_timeout",
+                                             "ping_interval",
+                                             "backoff_max",
+                                             "reorder_window",
+                                             "audit_interval",
+                                             NULL};
     const cJSON *sec, *e;
     int64_t i64;
     size_t idx;
@@ -456,9 +486,8 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     if (!v->failed && strcmp(c->mode, "local") != 0 && strcmp(c->mode, "pubsub") != 0) {
         fail(v, "mode", "expected local or pubsub, not '%s'", c->mode);
     }
-    sec = cJSON_GetObjectItemCaseSensitive(root, "http");
+    sec = section(v, root, "http", http_keys);
     if (sec) {
-        check_keys(v, sec, "http", http_keys);
         get_str(v, sec, "host", "http", &c->host);
         i64 = c->port;
         get_int(v, sec, "port", "http", 0, 65535, &i64);
@@ -466,11 +495,11 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
         get_duration(v, sec, "request_timeout", "http", &c->request_timeout_ms);
     }
     get_str(v, root, "data_dir", "", &c->data_dir);
-    sec = cJSON_GetObjectItemCaseSensitive(root, "store");
+    sec = section(v, root, "store", store_keys);
     if (sec) {
         get_str(v, sec, "url", "store", &c->store_url);
     }
-    sec = cJSON_GetObjectItemCaseSensitive(root, "redis");
+    sec = section(v, root, "redis", redis_keys);
     if (sec) {
         get_str(v, sec, "url", "redis", &c->redis_url);
     }
@@ -478,17 +507,17 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     get_int(v, root, "workers", "", 0, 256, &i64);
     c->workers = (int)i64;
     get_str(v, root, "log_level", "", &c->log_level);
-    sec = cJSON_GetObjectItemCaseSensitive(root, "limits");
+    sec = section(v, root, "limits", limits_keys);
     if (sec) {
         get_int(v, sec, "max_in_flight", "limits", 1, 10000000, &c->max_in_flight);
         get_int(v, sec, "max_in_flight_bytes", "limits", 1024, (int64_t)1 << 40,
                 &c->max_in_flight_bytes);
     }
-    sec = cJSON_GetObjectItemCaseSensitive(root, "dedup");
+    sec = section(v, root, "dedup", dedup_keys);
     if (sec) {
         get_duration(v, sec, "window", "dedup", &c->dedup_window_ms);
     }
-    sec = cJSON_GetObjectItemCaseSensitive(root, "shutdown");
+    sec = section(v, root, "shutdown", shutdown_keys);
     if (sec) {
         get_duration(v, sec, "deadline", "shutdown", &c->shutdown_deadline_ms);
     }
@@ -540,12 +569,10 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
             }
         }
     }
-    sec = cJSON_GetObjectItemCaseSensitive(root, "retention");
+    /* read by the daemon's retention timer */
+    sec = section(v, root, "retention", ret_keys);
     if (sec) {
-        /* read by the daemon's retention timer */
-        static const char *const ret_keys[] = {"dead_letters", NULL};
         int64_t ms = 0;
-        check_keys(v, sec, "retention", ret_keys);
         get_duration(v, sec, "dead_letters", "retention", &ms);
     }
     sec = cJSON_GetObjectItemCaseSensitive(root, "breakers");

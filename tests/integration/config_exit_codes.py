@@ -1,10 +1,13 @@
-"""Configuration errors from the environment exit 2 with one line on stderr that names the
-variable and the reason; a service dependency that is merely down is not one.
+"""Configuration errors from the environment or the file exit 2 with one line on stderr that
+names the variable or the key, and the reason; a service dependency that is merely down is not
+one.
 
   - REDIS_URL that is not a Redis URL, or one with a bad port (its password never printed);
   - GOOGLE_APPLICATION_CREDENTIALS in pubsub mode (no emulator): a missing file, a file that is
     not JSON, a JSON file that is not a service-account key (neither the file's contents nor the
     key printed);
+  - a configuration file with a key that is not one (store.uri for store.url), or a value it
+    cannot take: exit 2 with one line naming the file, the key and the reason;
   - REDIS_URL of a Redis server that is down at start-up: the service starts, serves, and joins
     the bus once a Redis server comes up on that port (dr_realtime_bus_state 2).
 """
@@ -65,6 +68,36 @@ def check_credentials():
     shutil.rmtree(tmp)
 
 
+def serve_file(text):
+    tmp = tempfile.mkdtemp(prefix="dr-cfg-file-")
+    path = os.path.join(tmp, "bad.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    env = dict(os.environ, PORT=str(free_port()), DR_DATA_DIR=tmp)
+    for k in ("DATABASE_URL", "REDIS_URL", "DR_MODE"):
+        env.pop(k, None)
+    p = subprocess.run([BIN, "serve", "--config", path], capture_output=True, text=True,
+                       timeout=30, env=env)
+    shutil.rmtree(tmp)
+    return p, path
+
+
+FILE_ERRORS = [
+    # a misspelt key stops the start instead of leaving the default in force
+    ("store: {uri: 'postgresql://nowhere/db'}\n", "store.uri: unknown key"),
+    ("dedup: {windw: 1h}\n", "dedup.windw: unknown key"),
+]
+
+
+def check_file_errors():
+    for text, reason in FILE_ERRORS:
+        p, path = serve_file(text)
+        assert p.returncode == 2, (text, p.returncode, p.stderr)
+        assert p.stderr.count("\n") == 1 and not p.stdout, (text, p.stderr, p.stdout)
+        assert f"config error: {path}: {reason}" in p.stderr, (text, p.stderr)
+        print(f"ok: {text.strip()!r}: {p.stderr.strip()}")
+
+
 def check_redis_down_at_start():
     port = free_port()
     srv = Server(env={"REDIS_URL": f"redis://127.0.0.1:{port}"}).start()
@@ -92,6 +125,7 @@ def check_redis_down_at_start():
 
 
 def main():
+    check_file_errors()
     check_redis_url()
     check_credentials()
     check_redis_down_at_start()

@@ -153,6 +153,45 @@ static void pubsub_names(void **state)
               "   topic: projects/other-project/topics/test-events}]}\n");
 }
 
+/* Every section's keys are checked, so a misspelt setting stops the start instead of leaving its
+ * default in force (store.uri would have kept SQLite while PostgreSQL was meant). */
+static void unknown_keys(void **state)
+{
+    (void)state;
+    expect_error("store: {uri: 'postgresql://nowhere/db'}\n", "bad.yaml: store.uri: unknown key");
+    expect_error("limits: {max_inflight: 5}\n", "bad.yaml: limits.max_inflight: unknown key");
+    expect_error("dedup: {windw: 1h}\n", "bad.yaml: dedup.windw: unknown key");
+    expect_error("shutdown: {deadlin: 5s}\n", "bad.yaml: shutdown.deadlin: unknown key");
+    expect_error("redis: {uri: 'redis://127.0.0.1:6379'}\n", "bad.yaml: redis.uri: unknown key");
+    expect_error("store: 'postgresql://nowhere/db'\n", "bad.yaml: store: expected a mapping");
+    expect_ok("store: {url: ''}\nlimits: {max_in_flight: 5, max_in_flight_bytes: 4096}\n"
+              "dedup: {window: 1h}\nshutdown: {deadline: 5s}\n"
+              "redis: {url: '', channel: c, connect_timeout: 1s, command_timeout: 1s,\n"
+              "        ping_interval: 1s, backoff_max: 5s, reorder_window: 100ms,\n"
+              "        audit_interval: 1s}\n");
+    /* a section with every setting commented out */
+    expect_ok("store:\nlimits:\ndedup:\nshutdown:\nredis:\nhttp:\nretention:\n");
+}
+
+/* The configuration files shipped in config/ load as they are. */
+static void shipped_files(void **state)
+{
+    static const char *const files[] = {"local.yaml", "production.example.yaml"};
+    const char *src = getenv("DR_SOURCE_DIR");
+
+    (void)state;
+    assert_non_null(src);
+    for (size_t i = 0; i < 2; i++) {
+        struct dr_config *c = NULL;
+        char path[1024], err[512] = "";
+        snprintf(path, sizeof(path), "%s/config/%s", src, files[i]);
+        if (dr_config_load(path, &c, err, sizeof(err)) != DR_OK) {
+            fail_msg("%s", err);
+        }
+        dr_config_destroy(c);
+    }
+}
+
 /* A file without settings is refused; the embedded defaults are what no --config gives. */
 static void empty_file(void **state)
 {
@@ -223,7 +262,8 @@ int main(void)
         cmocka_unit_test(duplicate_names), cmocka_unit_test(bad_values),
         cmocka_unit_test(pubsub_section),  cmocka_unit_test(pubsub_names),
         cmocka_unit_test(entries),         cmocka_unit_test(empty_file),
-        cmocka_unit_test(bad_environment),
+        cmocka_unit_test(bad_environment), cmocka_unit_test(unknown_keys),
+        cmocka_unit_test(shipped_files),
     };
     unsetenv("PORT");
     unsetenv("DR_HOST");
