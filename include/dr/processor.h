@@ -67,6 +67,11 @@ struct dr_proc_env {
 struct dr_processor {
     const char *name;
     const char *description;
+    /* The keys its section (processors.<name>) may hold, NULL-terminated; NULL: none. "a.b"
+     * lets the mapping under key a hold b. The configuration refuses any other key, whether or
+     * not a route uses the processor, so a misspelt setting stops the start instead of leaving
+     * the processor on its default; init() checks the values. */
+    const char *const *config_keys;
     /* Optional. *state is passed to process/destroy. Non-zero return stops the start. */
     int (*init)(const struct dr_proc_env *env, void **state, char *err, size_t errsz);
     void (*process)(void *state, const struct dr_msg *msg, struct dr_result *res);

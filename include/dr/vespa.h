@@ -52,6 +52,9 @@ extern const struct dr_processor dr_processor_vespa;
 
 /* ---------- configuration ---------- */
 
+/* The keys above, NULL-terminated: what processors.vespa may hold. */
+extern const char *const dr_vespa_conf_keys[];
+
 struct dr_vespa_conf {
     char *endpoint; /* without a trailing '/'; NULL when none is configured */
     char *ns;       /* namespace */

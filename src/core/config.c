@@ -262,6 +262,51 @@ static const cJSON *section(struct vctx *v, const cJSON *root, const char *name,
     return cJSON_IsObject(sec) ? sec : NULL;
 }
 
+/* 1 when keys (NULL-terminated, or NULL) lists name; *nested: when it lists "name.x" too. */
+static int listed(const char *const *keys, const char *name, int *nested)
+{
+    size_t n = strlen(name);
+    int found = 0;
+
+    *nested = 0;
+    for (size_t i = 0; keys && keys[i]; i++) {
+        if (strncmp(keys[i], name, n) == 0) {
+            found |= keys[i][n] == '\0';
+            *nested |= keys[i][n] == '.';
+        }
+    }
+    return found;
+}
+
+/* A processor's section against its registration's config_keys (dr/processor.h): obj holds
+ * settings whose names, after prefix ("" or "a."), are listed; the mapping under a listed key a
+ * whose settings are listed too ("a.b") is checked the same way. */
+static void check_processor_keys(struct vctx *v, const cJSON *obj, const char *path,
+                                 const char *prefix, const char *const *keys)
+{
+    const cJSON *e;
+    char name[256], sub[512];
+    int nested;
+
+    if (!cJSON_IsObject(obj)) {
+        fail(v, path, "expected a mapping of setting: value");
+        return;
+    }
+    cJSON_ArrayForEach(e, obj)
+    {
+        snprintf(name, sizeof(name), "%s%s", prefix, e->string);
+        snprintf(sub, sizeof(sub), "%s.%s", path, e->string);
+        if (!listed(keys, name, &nested)) {
+            fail(v, sub, "unknown key");
+            return;
+        }
+        if (nested && !cJSON_IsNull(e)) {
+            snprintf(name, sizeof(name), "%s%s.", prefix, e->string);
+            check_processor_keys(v, e, sub, name, keys);
+        }
+    }
+}
+
 static void parse_retry(struct vctx *v, const cJSON *obj, const char *path,
                         struct dr_retry_policy *r)
 {
@@ -604,9 +649,12 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
         }
         cJSON_ArrayForEach(e, sec)
         {
-            if (!dr_processor_find(e->string)) {
-                snprintf(path, sizeof(path), "processors.%s", e->string);
+            const struct dr_processor *p = dr_processor_find(e->string);
+            snprintf(path, sizeof(path), "processors.%.200s", e->string);
+            if (!p) {
                 fail(v, path, "unknown processor");
+            } else if (!cJSON_IsNull(e)) {
+                check_processor_keys(v, e, path, "", p->config_keys);
             }
         }
     }

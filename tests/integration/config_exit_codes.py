@@ -86,6 +86,8 @@ FILE_ERRORS = [
     # a misspelt key stops the start instead of leaving the default in force
     ("store: {uri: 'postgresql://nowhere/db'}\n", "store.uri: unknown key"),
     ("dedup: {windw: 1h}\n", "dedup.windw: unknown key"),
+    ("processors: {email: {progress_interval: 5}}\n",
+     "processors.email.progress_interval: unknown key"),
 ]
 
 

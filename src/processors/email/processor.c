@@ -573,10 +573,14 @@ out:
     dr_email_destroy(em);
 }
 
+static const char *const config_keys[] = {"reply_local_part", "progress_interval_ms",
+                                          "index_text_bytes", NULL};
+
 const struct dr_processor dr_processor_email = {
     .name = "email",
     .description = "emails: parsed, classified (shipment, poll reply, calendar), indexed; "
                    "shipments, poll replies and calendar parts forwarded",
+    .config_keys = config_keys,
     .init = init,
     .process = process,
     .destroy = destroy,

@@ -769,9 +769,12 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     }
 }
 
+static const char *const config_keys[] = {"reply_local_part", "unknown_poll_attempts", NULL};
+
 const struct dr_processor dr_processor_meeting_poll = {
     .name = "meeting_poll",
     .description = "meeting polls: definitions, structured and email answers, results",
+    .config_keys = config_keys,
     .init = init,
     .process = process,
     .destroy = destroy,

@@ -410,10 +410,15 @@ out:
     free(evs);
 }
 
+static const char *const config_keys[] = {
+    "provider",       "provider.url",        "provider.api_key",     "provider.rate_per_sec",
+    "provider.burst", "provider.timeout_ms", "provider.max_wait_ms", NULL};
+
 const struct dr_processor dr_processor_shipment = {
     .name = "shipment",
     .description = "shipment events (from emails and carriers): stored per user and tracking "
                    "number, status changes notified",
+    .config_keys = config_keys,
     .init = init,
     .process = process,
     .destroy = destroy,

@@ -256,9 +256,12 @@ static void decide(struct test_state *st, const struct dr_msg *msg, struct dr_re
     record(st, msg);
 }
 
+static const char *const config_keys[] = {"record", "crash", NULL};
+
 const struct dr_processor dr_processor_test = {
     .name = "test",
     .description = "behaviour steered by test_* attributes; records what it processed",
+    .config_keys = config_keys,
     .init = init,
     .process = process,
     .destroy = destroy,

@@ -239,6 +239,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
 const struct dr_processor dr_processor_vespa = {
     .name = "vespa",
     .description = "feeds vespa-index operations to Vespa's /document/v1 API",
+    .config_keys = dr_vespa_conf_keys,
     .init = init,
     .process = process,
     .destroy = destroy,

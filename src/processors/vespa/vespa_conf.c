@@ -39,6 +39,14 @@ static const struct conf_entry conf_map[] = {
     {"max_body", CT_I64, OFF(max_body), "8388608", 1024, 268435456},
 };
 
+/* conf_map's keys, for the configuration's check of processors.vespa (dr/processor.h), which
+ * runs whether or not a route uses the processor. */
+const char *const dr_vespa_conf_keys[] = {"endpoint", "namespace", "enabled", "max_in_flight",
+                                          "timeout",  "retries",   "backoff", "backoff_max",
+                                          "http2",    "max_body",  NULL};
+_Static_assert(DR_ARRAY_LEN(dr_vespa_conf_keys) == DR_ARRAY_LEN(conf_map) + 1,
+               "dr_vespa_conf_keys lists conf_map's keys");
+
 #define PREFIX "processors.vespa."
 
 static int set_int(struct dr_vespa_conf *conf, const struct conf_entry *e, int64_t v, char *err,

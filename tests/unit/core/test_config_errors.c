@@ -173,6 +173,44 @@ static void unknown_keys(void **state)
     expect_ok("store:\nlimits:\ndedup:\nshutdown:\nredis:\nhttp:\nretention:\n");
 }
 
+/* processors.<name> holds what that processor reads (its registration's config_keys), checked
+ * whether or not a route uses it. */
+static void processor_keys(void **state)
+{
+    (void)state;
+    expect_error("processors: {shipment: {provder: {url: 'https://x'}}}\n",
+                 "bad.yaml: processors.shipment.provder: unknown key");
+    expect_error("processors: {shipment: {provider: {url: 'https://x', rate_per_second: 5}}}\n",
+                 "bad.yaml: processors.shipment.provider.rate_per_second: unknown key");
+    expect_error("processors: {shipment: {provider: 5}}\n",
+                 "bad.yaml: processors.shipment.provider: expected a mapping");
+    expect_error("processors: {email: {progress_interval: 5}}\n",
+                 "bad.yaml: processors.email.progress_interval: unknown key");
+    expect_error("processors: {meeting_poll: {unknown_poll_attempt: 5}}\n",
+                 "bad.yaml: processors.meeting_poll.unknown_poll_attempt: unknown key");
+    expect_error("processors: {test: {records: true}}\n",
+                 "bad.yaml: processors.test.records: unknown key");
+    expect_error("processors: {vespa: {endpont: 'http://x'}}\n",
+                 "bad.yaml: processors.vespa.endpont: unknown key");
+    expect_error("processors: {log: {level: debug}}\n",
+                 "bad.yaml: processors.log.level: unknown key");
+    expect_error("processors: {realtime: {heartbeat: 5s}}\n",
+                 "bad.yaml: processors.realtime.heartbeat: unknown key");
+    expect_error("processors: {calendar: [x]}\n",
+                 "bad.yaml: processors.calendar: expected a mapping");
+    expect_ok("processors:\n"
+              "  email: {reply_local_part: r, progress_interval_ms: 500, index_text_bytes: 100}\n"
+              "  meeting_poll: {reply_local_part: r, unknown_poll_attempts: 2}\n"
+              "  shipment: {provider: {url: 'https://x', api_key: k, rate_per_sec: 5, burst: 5,\n"
+              "                        timeout_ms: 1000, max_wait_ms: 100}}\n"
+              "  test: {record: true, crash: false}\n"
+              "  vespa: {endpoint: 'http://x', namespace: n, enabled: true, max_in_flight: 2,\n"
+              "          timeout: 1s, retries: 1, backoff: 10ms, backoff_max: 1s, http2: auto,\n"
+              "          max_body: 2048}\n"
+              "  log: {}\n  calendar:\n  contacts: {}\n  realtime: {}\n");
+    expect_ok("processors: {shipment: {provider: }}\n");
+}
+
 /* The configuration files shipped in config/ load as they are. */
 static void shipped_files(void **state)
 {
@@ -263,7 +301,7 @@ int main(void)
         cmocka_unit_test(pubsub_section),  cmocka_unit_test(pubsub_names),
         cmocka_unit_test(entries),         cmocka_unit_test(empty_file),
         cmocka_unit_test(bad_environment), cmocka_unit_test(unknown_keys),
-        cmocka_unit_test(shipped_files),
+        cmocka_unit_test(processor_keys),  cmocka_unit_test(shipped_files),
     };
     unsetenv("PORT");
     unsetenv("DR_HOST");
