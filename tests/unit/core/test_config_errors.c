@@ -230,6 +230,20 @@ static void shipped_files(void **state)
     }
 }
 
+/* The default retry policy is held to what a type's is. */
+static void retry_initial_max(void **state)
+{
+    (void)state;
+    expect_error("retry: {default: {initial: 10s, max: 1s}}\n",
+                 "bad.yaml: retry.default.initial: 10000ms is larger than max (1000ms)");
+    expect_error("retry: {types: {t: {initial: 10s, max: 1s}}}\n",
+                 "bad.yaml: retry.types.t.initial: 10000ms is larger than max (1000ms)");
+    /* the type's own max against the default's initial */
+    expect_error("retry: {default: {initial: 2s, max: 1m}, types: {t: {max: 1s}}}\n",
+                 "bad.yaml: retry.types.t.initial: 2000ms is larger than max (1000ms)");
+    expect_ok("retry: {default: {initial: 1s, max: 1s}}\n");
+}
+
 /* A file without settings is refused; the embedded defaults are what no --config gives. */
 static void empty_file(void **state)
 {
@@ -297,11 +311,12 @@ static void bad_environment(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(duplicate_names), cmocka_unit_test(bad_values),
-        cmocka_unit_test(pubsub_section),  cmocka_unit_test(pubsub_names),
-        cmocka_unit_test(entries),         cmocka_unit_test(empty_file),
-        cmocka_unit_test(bad_environment), cmocka_unit_test(unknown_keys),
-        cmocka_unit_test(processor_keys),  cmocka_unit_test(shipped_files),
+        cmocka_unit_test(duplicate_names),   cmocka_unit_test(bad_values),
+        cmocka_unit_test(pubsub_section),    cmocka_unit_test(pubsub_names),
+        cmocka_unit_test(entries),           cmocka_unit_test(empty_file),
+        cmocka_unit_test(bad_environment),   cmocka_unit_test(unknown_keys),
+        cmocka_unit_test(processor_keys),    cmocka_unit_test(shipped_files),
+        cmocka_unit_test(retry_initial_max),
     };
     unsetenv("PORT");
     unsetenv("DR_HOST");
