@@ -136,7 +136,12 @@ const struct dr_retry_policy *dr_config_retry(const struct dr_config *cfg, const
 const char *dr_config_topic_type(const struct dr_config *cfg, const char *topic);
 /* A processor's section (processors.<name>), or NULL. */
 const cJSON *dr_config_processor(const struct dr_config *cfg, const char *name);
-/* "250ms", "30s", "5m", "24h", "7d" or a bare number of ms. */
+/* The longest duration a configuration takes: 100 years (36500d) in ms. Any duration, in ms or
+ * in ns, and added to or taken from the current time, then fits an int64_t. */
+#define DR_DURATION_MAX_MS (36500LL * 86400000)
+/* "250ms", "1.5s", "5m", "24h", "7d" (digits, a fraction, a unit) or a bare number of ms, into
+ * *ms. DR_EINVAL when s is not one (*ms untouched): also "nan", "inf", "-1s", "1e3s", " 5s";
+ * DR_ETOOBIG beyond DR_DURATION_MAX_MS. */
 int dr_parse_duration(const char *s, int64_t *ms);
 
 /* YAML text to a cJSON tree: mappings → objects, sequences → arrays, plain scalars → null /

@@ -51,36 +51,68 @@ static int fail(struct vctx *v, const char *key, const char *fmt, ...)
 
 int dr_parse_duration(const char *s, int64_t *ms)
 {
-    char *end;
-    double v;
-    double mult = 1;
+    static const struct {
+        const char *name;
+        int64_t ms;
+    } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    int64_t whole = 0, frac = 0, scale = 1;
+    const char *p = s;
 
-    if (!s || !*s) {
+    /* digits, then a fraction and a unit, parsed in integers: strtod() would also take "nan",
+     * "inf", hex, exponents and white space, and converting a double that does not fit an
+     * int64_t is undefined */
+    if (!s || *p < '0' || *p > '9') {
         return DR_EINVAL;
     }
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno || end == s || v < 0) {
-        return DR_EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (whole > DR_DURATION_MAX_MS) {
+            return DR_ETOOBIG;
+        }
+        whole = whole * 10 + (*p - '0');
     }
-    if (strcmp(end, "") == 0 || strcmp(end, "ms") == 0) {
-        mult = 1;
-    } else if (strcmp(end, "s") == 0) {
-        mult = 1000;
-    } else if (strcmp(end, "m") == 0) {
-        mult = 60000;
-    } else if (strcmp(end, "h") == 0) {
-        mult = 3600000;
-    } else if (strcmp(end, "d") == 0) {
-        mult = 86400000;
-    } else {
-        return DR_EINVAL;
+    if (*p == '.') {
+        if (p[1] < '0' || p[1] > '9') {
+            return DR_EINVAL;
+        }
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            if (scale < 1000000000) { /* digits below a nanosecond do not count */
+                frac = frac * 10 + (*p - '0');
+                scale *= 10;
+            }
+        }
     }
-    if (v * mult > 9.2e15) {
-        return DR_EINVAL;
+    for (size_t i = 0; i < DR_ARRAY_LEN(units); i++) {
+        if (strcmp(p, units[i].name) == 0) {
+            if (whole > DR_DURATION_MAX_MS / units[i].ms) {
+                return DR_ETOOBIG;
+            }
+            whole = whole * units[i].ms + frac * units[i].ms / scale;
+            if (whole > DR_DURATION_MAX_MS) {
+                return DR_ETOOBIG;
+            }
+            *ms = whole;
+            return DR_OK;
+        }
     }
-    *ms = (int64_t)(v * mult);
-    return DR_OK;
+    return DR_EINVAL;
+}
+
+/* ms in the largest unit that gives a whole number: "36500d", "24h", "250ms". */
+static const char *duration_str(int64_t ms, char out[32])
+{
+    static const struct {
+        const char *name;
+        int64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+
+    for (size_t i = 0; ms && i < DR_ARRAY_LEN(units); i++) {
+        if (ms % units[i].ms == 0) {
+            snprintf(out, 32, "%lld%s", (long long)(ms / units[i].ms), units[i].name);
+            return out;
+        }
+    }
+    snprintf(out, 32, "%lldms", (long long)ms);
+    return out;
 }
 
 /* Typed getters: absent keys keep *out; a wrong type fails naming the key. */
@@ -149,25 +181,42 @@ static void get_double(struct vctx *v, const cJSON *obj, const char *key, const 
     *out = it->valuedouble;
 }
 
+/* A duration from min to max ms (at most DR_DURATION_MAX_MS). */
 static void get_duration(struct vctx *v, const cJSON *obj, const char *key, const char *path,
-                         int64_t *out)
+                         int64_t min, int64_t max, int64_t *out)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    char full[256];
+    char full[256], lo[32], hi[32];
+    int64_t ms = -1;
+    int rc = DR_EINVAL;
 
     if (!it || cJSON_IsNull(it)) {
         return;
     }
     snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", key);
-    /* a bare number of ms, bounded as dr_parse_duration() bounds "30s" (converting a double
-     * beyond int64_t's range is undefined) */
-    if (cJSON_IsNumber(it) && it->valuedouble >= 0 && it->valuedouble <= 9.2e15) {
-        *out = (int64_t)it->valuedouble;
+    if (cJSON_IsNumber(it)) {
+        /* a bare number of ms, in range before the conversion (converting a double beyond
+         * int64_t's range is undefined) */
+        rc = it->valuedouble >= 0 && it->valuedouble <= DR_DURATION_MAX_MS ? DR_OK : DR_ETOOBIG;
+        ms = rc ? -1 : (int64_t)it->valuedouble;
+    } else if (cJSON_IsString(it)) {
+        rc = dr_parse_duration(it->valuestring, &ms);
+    }
+    if (rc == DR_EINVAL) {
+        if (cJSON_IsString(it)) {
+            fail(v, full, "expected a duration such as 250ms, 30s, 5m, 24h, not '%.40s'",
+                 it->valuestring);
+        } else {
+            fail(v, full, "expected a duration such as 250ms, 30s, 5m, 24h");
+        }
         return;
     }
-    if (!cJSON_IsString(it) || dr_parse_duration(it->valuestring, out)) {
-        fail(v, full, "expected a duration such as 250ms, 30s, 5m, 24h");
+    if (rc || ms < min || ms > max) {
+        fail(v, full, "out of range: must be from %s to %s", duration_str(min, lo),
+             duration_str(max, hi));
+        return;
     }
+    *out = ms;
 }
 
 static void get_bool(struct vctx *v, const cJSON *obj, const char *key, const char *path,
@@ -317,9 +366,9 @@ static void parse_retry(struct vctx *v, const cJSON *obj, const char *path,
     check_keys(v, obj, path, keys);
     get_int(v, obj, "max_attempts", path, 1, 1000, &attempts);
     r->max_attempts = (int)attempts;
-    get_duration(v, obj, "initial", path, &r->initial_ms);
+    get_duration(v, obj, "initial", path, 0, DR_DURATION_MAX_MS, &r->initial_ms);
     get_double(v, obj, "multiplier", path, 1.0, 100.0, &r->multiplier);
-    get_duration(v, obj, "max", path, &r->max_ms);
+    get_duration(v, obj, "max", path, 0, DR_DURATION_MAX_MS, &r->max_ms);
     get_double(v, obj, "jitter", path, 0.0, 1.0, &r->jitter);
     if (!v->failed && r->initial_ms > r->max_ms) {
         /* a type's policy starts from the default's values, so either may be the larger */
@@ -544,7 +593,8 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
         i64 = c->port;
         get_int(v, sec, "port", "http", 0, 65535, &i64);
         c->port = (int)i64;
-        get_duration(v, sec, "request_timeout", "http", &c->request_timeout_ms);
+        /* the HTTP server's timers take an unsigned int of ms */
+        get_duration(v, sec, "request_timeout", "http", 1, 24 * 3600000, &c->request_timeout_ms);
     }
     get_str(v, root, "data_dir", "", &c->data_dir);
     sec = section(v, root, "store", store_keys);
@@ -567,11 +617,12 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     }
     sec = section(v, root, "dedup", dedup_keys);
     if (sec) {
-        get_duration(v, sec, "window", "dedup", &c->dedup_window_ms);
+        get_duration(v, sec, "window", "dedup", 0, DR_DURATION_MAX_MS, &c->dedup_window_ms);
     }
     sec = section(v, root, "shutdown", shutdown_keys);
     if (sec) {
-        get_duration(v, sec, "deadline", "shutdown", &c->shutdown_deadline_ms);
+        get_duration(v, sec, "deadline", "shutdown", 0, DR_DURATION_MAX_MS,
+                     &c->shutdown_deadline_ms);
     }
     sec = cJSON_GetObjectItemCaseSensitive(root, "topics");
     if (sec) {
@@ -625,7 +676,7 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     sec = section(v, root, "retention", ret_keys);
     if (sec) {
         int64_t ms = 0;
-        get_duration(v, sec, "dead_letters", "retention", &ms);
+        get_duration(v, sec, "dead_letters", "retention", 0, DR_DURATION_MAX_MS, &ms);
     }
     sec = cJSON_GetObjectItemCaseSensitive(root, "breakers");
     if (sec) {
@@ -645,7 +696,7 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
             check_keys(v, e, path, breaker_keys);
             get_int(v, e, "failure_threshold", path, 1, 1000000, &th);
             b->failure_threshold = (int)th;
-            get_duration(v, e, "open_for", path, &b->open_ms);
+            get_duration(v, e, "open_for", path, 0, DR_DURATION_MAX_MS, &b->open_ms);
         }
     }
     sec = cJSON_GetObjectItemCaseSensitive(root, "processors");

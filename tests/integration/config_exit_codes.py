@@ -88,6 +88,10 @@ FILE_ERRORS = [
     ("dedup: {windw: 1h}\n", "dedup.windw: unknown key"),
     ("processors: {email: {progress_interval: 5}}\n",
      "processors.email.progress_interval: unknown key"),
+    # "nan" overflowed the dedup cut-off (now - window) and crashed the first publish
+    ("dedup: {window: nan}\n", "dedup.window: expected a duration such as 250ms, 30s, 5m, 24h, "
+     "not 'nan'"),
+    ("dedup: {window: 36501d}\n", "dedup.window: out of range: must be from 0ms to 36500d"),
 ]
 
 

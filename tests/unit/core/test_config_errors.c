@@ -211,6 +211,34 @@ static void processor_keys(void **state)
     expect_ok("processors: {shipment: {provider: }}\n");
 }
 
+/* A duration is a finite number of at most 100 years with a unit: "nan" would have made the
+ * dedup window's cut-off an overflow (now - window) and crashed the first publish. */
+static void durations(void **state)
+{
+    (void)state;
+    expect_error("dedup: {window: nan}\n",
+                 "bad.yaml: dedup.window: expected a duration such as 250ms, 30s, 5m, 24h, not "
+                 "'nan'");
+    expect_error("dedup: {window: inf}\n", "bad.yaml: dedup.window: expected a duration");
+    expect_error("dedup: {window: -inf}\n", "bad.yaml: dedup.window: out of range");
+    expect_error("dedup: {window: infinity}\n", "bad.yaml: dedup.window: expected a duration");
+    expect_error("dedup: {window: 1e3s}\n", "bad.yaml: dedup.window: expected a duration");
+    expect_error("shutdown: {deadline: nans}\n", "bad.yaml: shutdown.deadline: expected a");
+    expect_error("retry: {default: {max: nanms}}\n", "bad.yaml: retry.default.max: expected a");
+    expect_error("breakers: {b: {open_for: infs}}\n", "bad.yaml: breakers.b.open_for: expected");
+    expect_error("retention: {dead_letters: nand}\n", "bad.yaml: retention.dead_letters: expected");
+    expect_error("http: {request_timeout: 0x10s}\n", "bad.yaml: http.request_timeout: expected");
+    expect_error("dedup: {window: 36501d}\n",
+                 "bad.yaml: dedup.window: out of range: must be from 0ms to 36500d");
+    expect_error("dedup: {window: 9000000000000000ms}\n", "dedup.window: out of range");
+    expect_error("dedup: {window: 1e300}\n", "dedup.window: out of range");
+    /* the HTTP server's timers take 32 bits of ms */
+    expect_error("http: {request_timeout: 50d}\n",
+                 "bad.yaml: http.request_timeout: out of range: must be from 1ms to 1d");
+    expect_error("http: {request_timeout: 0s}\n", "http.request_timeout: out of range");
+    expect_ok("dedup: {window: 36500d}\nhttp: {request_timeout: 24h}\nshutdown: {deadline: 0s}\n");
+}
+
 /* The configuration files shipped in config/ load as they are. */
 static void shipped_files(void **state)
 {
@@ -316,7 +344,7 @@ int main(void)
         cmocka_unit_test(entries),           cmocka_unit_test(empty_file),
         cmocka_unit_test(bad_environment),   cmocka_unit_test(unknown_keys),
         cmocka_unit_test(processor_keys),    cmocka_unit_test(shipped_files),
-        cmocka_unit_test(retry_initial_max),
+        cmocka_unit_test(retry_initial_max), cmocka_unit_test(durations),
     };
     unsetenv("PORT");
     unsetenv("DR_HOST");

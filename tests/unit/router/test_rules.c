@@ -381,6 +381,30 @@ static void durations(void **state)
     assert_int_equal(ms, 86400000);
     assert_int_not_equal(dr_parse_duration("5 parsecs", &ms), 0);
     assert_int_not_equal(dr_parse_duration("-1s", &ms), 0);
+    assert_int_equal(dr_parse_duration("0.0015s", &ms), 0);
+    assert_int_equal(ms, 1);
+    assert_int_equal(dr_parse_duration("36500d", &ms), 0);
+    assert_int_equal(ms, DR_DURATION_MAX_MS);
+    /* what strtod() reads but is not a duration: refused, *ms untouched */
+    static const char *const bad[] = {"nan", "nanms", "NaN", "inf",  "infinity", "-inf",
+                                      "+5s", " 5s",   "5s ", "1e3s", "0x10s",    "5.s",
+                                      ".5s", "1,5s",  "",    "s",    "5ss",      "5 s"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ms = 42;
+        if (dr_parse_duration(bad[i], &ms) != DR_EINVAL || ms != 42) {
+            fail_msg("'%s' taken as %lld ms", bad[i], (long long)ms);
+        }
+    }
+    /* beyond 100 years, however many digits */
+    static const char *const big[] = {"36501d", "1e999s", "9200000000000000ms",
+                                      "99999999999999999999999999999999999999h"};
+    for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++) {
+        ms = 42;
+        if (dr_parse_duration(big[i], &ms) == DR_OK || ms != 42) {
+            fail_msg("'%s' taken as %lld ms", big[i], (long long)ms);
+        }
+    }
+    assert_int_equal(dr_parse_duration("36501d", &ms), DR_ETOOBIG);
 }
 
 int main(void)
