@@ -94,6 +94,7 @@ struct dr_config {
     int64_t max_in_flight_bytes;
     int64_t dedup_window_ms;
     int64_t shutdown_deadline_ms;
+    int64_t dlq_retention_ms; /* retention.dead_letters: 0 = dead letters are kept */
     int64_t request_timeout_ms;
     struct dr_route *routes;
     size_t nroutes;
@@ -139,9 +140,9 @@ const cJSON *dr_config_processor(const struct dr_config *cfg, const char *name);
 /* The longest duration a configuration takes: 100 years (36500d) in ms. Any duration, in ms or
  * in ns, and added to or taken from the current time, then fits an int64_t. */
 #define DR_DURATION_MAX_MS (36500LL * 86400000)
-/* "250ms", "1.5s", "5m", "24h", "7d" (digits, a fraction, a unit) or a bare number of ms, into
- * *ms. DR_EINVAL when s is not one (*ms untouched): also "nan", "inf", "-1s", "1e3s", " 5s";
- * DR_ETOOBIG beyond DR_DURATION_MAX_MS. */
+/* "250ms", "1.5s", "5m", "24h", "7d" (digits, a fraction, a unit: ms, s, m, h, d) into *ms; 0
+ * is the one number that needs no unit. DR_EINVAL when s is not one (*ms untouched): also "10"
+ * (10 what?), "nan", "inf", "-1s", "1e3s", " 5s"; DR_ETOOBIG beyond DR_DURATION_MAX_MS. */
 int dr_parse_duration(const char *s, int64_t *ms);
 
 /* YAML text to a cJSON tree: mappings → objects, sequences → arrays, plain scalars → null /

@@ -54,7 +54,7 @@ int dr_parse_duration(const char *s, int64_t *ms)
     static const struct {
         const char *name;
         int64_t ms;
-    } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     int64_t whole = 0, frac = 0, scale = 1;
     const char *p = s;
 
@@ -94,7 +94,17 @@ int dr_parse_duration(const char *s, int64_t *ms)
             return DR_OK;
         }
     }
+    if (!*p && whole == 0 && frac == 0) {
+        *ms = 0; /* zero is zero in any unit */
+        return DR_OK;
+    }
     return DR_EINVAL;
+}
+
+/* A number without a unit: taken for a duration it would be a guess ("10": ms? s?). */
+static int unitless(const char *s)
+{
+    return *s && strspn(s, "0123456789.") == strlen(s);
 }
 
 /* ms in the largest unit that gives a whole number: "36500d", "24h", "250ms". */
@@ -181,7 +191,7 @@ static void get_double(struct vctx *v, const cJSON *obj, const char *key, const 
     *out = it->valuedouble;
 }
 
-/* A duration from min to max ms (at most DR_DURATION_MAX_MS). */
+/* A duration ("30s") from min to max ms (at most DR_DURATION_MAX_MS). */
 static void get_duration(struct vctx *v, const cJSON *obj, const char *key, const char *path,
                          int64_t min, int64_t max, int64_t *out)
 {
@@ -194,13 +204,21 @@ static void get_duration(struct vctx *v, const cJSON *obj, const char *key, cons
         return;
     }
     snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", key);
-    if (cJSON_IsNumber(it)) {
-        /* a bare number of ms, in range before the conversion (converting a double beyond
-         * int64_t's range is undefined) */
-        rc = it->valuedouble >= 0 && it->valuedouble <= DR_DURATION_MAX_MS ? DR_OK : DR_ETOOBIG;
-        ms = rc ? -1 : (int64_t)it->valuedouble;
+    if (cJSON_IsNumber(it) && it->valuedouble == 0) {
+        rc = DR_OK;
+        ms = 0;
+    } else if (cJSON_IsNumber(it) && isfinite(it->valuedouble)) {
+        /* 10 is neither 10 ms nor 10 s: whichever was meant, the other would be a trap */
+        fail(v, full, "give a unit: ms, s, m, h or d, such as 10s (not %.15g)", it->valuedouble);
+        return;
+    } else if (cJSON_IsNumber(it)) {
+        rc = DR_ETOOBIG; /* 1e999 or -.inf */
     } else if (cJSON_IsString(it)) {
         rc = dr_parse_duration(it->valuestring, &ms);
+    }
+    if (rc == DR_EINVAL && cJSON_IsString(it) && unitless(it->valuestring)) {
+        fail(v, full, "give a unit: ms, s, m, h or d, such as 10s (not '%.40s')", it->valuestring);
+        return;
     }
     if (rc == DR_EINVAL) {
         if (cJSON_IsString(it)) {
@@ -564,7 +582,9 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     static const char *const shutdown_keys[] = {"deadline", NULL};
     static const char *const ret_keys[] = {"dead_letters", NULL};
     /* read by the Redis bus (src/realtime/redis_bus.c), which only starts with a URL: checked
-     * here so that a misspelt setting stops the start whether or not Redis is used */
+     * here so that a misspelt setting, or a duration without a unit, stops the start whether
+     * or not Redis is used; the durations come after url and channel, and the bus checks
+     * their ranges */
     static const char *const redis_keys[] = {"url",
                                              "channel",
                                              "connect_timeout",
@@ -574,6 +594,10 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
                                              "reorder_window",
                                              "audit_interval",
                                              NULL};
+    /* the realtime section's durations (src/realtime/realtime.c checks its keys and ranges, and
+     * takes a bare number as ms): a number without a unit is refused here as everywhere */
+    static const char *const realtime_durations[] = {
+        "heartbeat", "idle_timeout", "auth_timeout", "close_timeout", "sse_retry", NULL};
     const cJSON *sec, *e;
     int64_t i64;
     size_t idx;
@@ -604,6 +628,15 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     sec = section(v, root, "redis", redis_keys);
     if (sec) {
         get_str(v, sec, "url", "redis", &c->redis_url);
+        for (size_t i = 2; redis_keys[i]; i++) {
+            int64_t unused = 0;
+            get_duration(v, sec, redis_keys[i], "redis", 0, DR_DURATION_MAX_MS, &unused);
+        }
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(root, "realtime");
+    for (size_t i = 0; cJSON_IsObject(sec) && realtime_durations[i]; i++) {
+        int64_t unused = 0;
+        get_duration(v, sec, realtime_durations[i], "realtime", 0, DR_DURATION_MAX_MS, &unused);
     }
     i64 = c->workers;
     get_int(v, root, "workers", "", 0, 256, &i64);
@@ -672,11 +705,10 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
             }
         }
     }
-    /* read by the daemon's retention timer */
     sec = section(v, root, "retention", ret_keys);
     if (sec) {
-        int64_t ms = 0;
-        get_duration(v, sec, "dead_letters", "retention", 0, DR_DURATION_MAX_MS, &ms);
+        get_duration(v, sec, "dead_letters", "retention", 0, DR_DURATION_MAX_MS,
+                     &c->dlq_retention_ms);
     }
     sec = cJSON_GetObjectItemCaseSensitive(root, "breakers");
     if (sec) {
@@ -992,6 +1024,7 @@ int dr_config_load_string(const char *yaml, size_t len, const char *name, struct
     c->max_in_flight_bytes = 256LL * 1024 * 1024;
     c->dedup_window_ms = 24LL * 3600 * 1000;
     c->shutdown_deadline_ms = 10000;
+    c->dlq_retention_ms = 30LL * 86400 * 1000;
     c->request_timeout_ms = 10000;
     c->retry_default = (struct dr_retry_policy){
         .max_attempts = 5, .initial_ms = 200, .multiplier = 2, .max_ms = 30000, .jitter = 0.2};

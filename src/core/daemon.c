@@ -43,7 +43,6 @@ struct daemon {
     int stopping;
     uv_timer_t retention_timer;
     int retention_running;
-    int64_t dlq_retention_ms;
 };
 
 static void describe_metrics(void)
@@ -185,7 +184,7 @@ static void on_retention_tick(uv_timer_t *t)
     r = dr_xcalloc(1, sizeof(*r));
     r->d = d;
     r->dedup_before = now - d->cfg->dedup_window_ms;
-    r->dlq_before = d->dlq_retention_ms > 0 ? now - d->dlq_retention_ms : 0;
+    r->dlq_before = d->cfg->dlq_retention_ms > 0 ? now - d->cfg->dlq_retention_ms : 0;
     d->retention_running = 1;
     uv_queue_work(d->loop, &r->work, retention_work, retention_done);
 }
@@ -356,18 +355,9 @@ int dr_daemon_run(struct dr_config *cfg)
     if (d.pull) {
         dr_pull_start(d.pull);
     }
-    {
-        const cJSON *ret = cJSON_GetObjectItemCaseSensitive(cfg->root, "retention");
-        const char *dl = ret ? dr_json_str(ret, "dead_letters") : NULL;
-        d.dlq_retention_ms = 30LL * 86400 * 1000;
-        if (dl && dr_parse_duration(dl, &d.dlq_retention_ms) != 0) {
-            DR_ERROR("daemon", "bad retention.dead_letters", "value=\"%s\"", dl);
-            goto out;
-        }
-        uv_timer_init(d.loop, &d.retention_timer);
-        d.retention_timer.data = &d;
-        uv_timer_start(&d.retention_timer, on_retention_tick, 10000, 600000);
-    }
+    uv_timer_init(d.loop, &d.retention_timer);
+    d.retention_timer.data = &d;
+    uv_timer_start(&d.retention_timer, on_retention_tick, 10000, 600000);
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
     d.sigterm.data = d.sigint.data = &d;

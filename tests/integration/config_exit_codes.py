@@ -92,6 +92,9 @@ FILE_ERRORS = [
     ("dedup: {window: nan}\n", "dedup.window: expected a duration such as 250ms, 30s, 5m, 24h, "
      "not 'nan'"),
     ("dedup: {window: 36501d}\n", "dedup.window: out of range: must be from 0ms to 36500d"),
+    # 10 ms, or 10 s?
+    ("http: {request_timeout: 10}\n",
+     "http.request_timeout: give a unit: ms, s, m, h or d, such as 10s (not 10)"),
 ]
 
 

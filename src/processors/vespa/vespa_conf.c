@@ -130,8 +130,12 @@ static int apply(struct dr_vespa_conf *conf, const struct conf_entry *e, const c
         }
         return set_int(conf, e, v, err, errsz);
     case CT_DURATION:
-        if (item && cJSON_IsNumber(item) && whole_number(item, &v)) {
-            /* a bare number is milliseconds */
+        if (item && cJSON_IsNumber(item) && item->valuedouble != 0) {
+            /* 25 is neither 25 ms nor 25 s: whichever was meant, the other would be a trap */
+            snprintf(err, errsz, PREFIX "%s: give a unit: ms, s, m, h or d, such as 250ms", e->key);
+            return DR_EINVAL;
+        } else if (item && cJSON_IsNumber(item)) {
+            v = 0;
         } else if (!text || dr_parse_duration(text, &v)) {
             snprintf(err, errsz, PREFIX "%s: expected a duration such as 250ms, 10s", e->key);
             return DR_EINVAL;

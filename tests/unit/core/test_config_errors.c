@@ -231,12 +231,79 @@ static void durations(void **state)
     expect_error("dedup: {window: 36501d}\n",
                  "bad.yaml: dedup.window: out of range: must be from 0ms to 36500d");
     expect_error("dedup: {window: 9000000000000000ms}\n", "dedup.window: out of range");
-    expect_error("dedup: {window: 1e300}\n", "dedup.window: out of range");
+    expect_error("dedup: {window: 1e999}\n", "dedup.window: out of range");
     /* the HTTP server's timers take 32 bits of ms */
     expect_error("http: {request_timeout: 50d}\n",
                  "bad.yaml: http.request_timeout: out of range: must be from 1ms to 1d");
     expect_error("http: {request_timeout: 0s}\n", "http.request_timeout: out of range");
     expect_ok("dedup: {window: 36500d}\nhttp: {request_timeout: 24h}\nshutdown: {deadline: 0s}\n");
+}
+
+/* A duration needs its unit: "request_timeout: 10" was 10 ms, which nothing said, where 10 s was
+ * likely meant. Zero is the one number that needs none. Keys named *_ms stay whole numbers of
+ * milliseconds. */
+static void duration_units(void **state)
+{
+    static const char *const keys[] = {
+        "http: {request_timeout: %s}",        "dedup: {window: %s}",
+        "shutdown: {deadline: %s}",           "retention: {dead_letters: %s}",
+        "retry: {default: {initial: %s}}",    "retry: {default: {max: %s}}",
+        "retry: {types: {t: {initial: %s}}}", "breakers: {b: {open_for: %s}}",
+        "redis: {connect_timeout: %s}",       "redis: {command_timeout: %s}",
+        "redis: {ping_interval: %s}",         "redis: {backoff_max: %s}",
+        "redis: {reorder_window: %s}",        "redis: {audit_interval: %s}",
+        "realtime: {heartbeat: %s}",          "realtime: {idle_timeout: %s}",
+        "realtime: {auth_timeout: %s}",       "realtime: {close_timeout: %s}",
+        "realtime: {sse_retry: %s}",
+    };
+    char yaml[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        snprintf(yaml, sizeof(yaml), keys[i], "10");
+        strcat(yaml, "\n");
+        expect_error(yaml, ": give a unit: ms, s, m, h or d, such as 10s (not 10)");
+        snprintf(yaml, sizeof(yaml), keys[i], "'10'");
+        strcat(yaml, "\n");
+        expect_error(yaml, ": give a unit: ms, s, m, h or d, such as 10s (not '10')");
+        snprintf(yaml, sizeof(yaml), keys[i], "1.5");
+        strcat(yaml, "\n");
+        expect_error(yaml, ": give a unit: ms, s, m, h or d, such as 10s (not 1.5)");
+    }
+    expect_error("http: {request_timeout: 10}\n",
+                 "bad.yaml: http.request_timeout: give a unit: ms, s, m, h or d, such as 10s "
+                 "(not 10)");
+    expect_error("redis: {ping_interval: 1000}\n", "bad.yaml: redis.ping_interval: give a unit");
+    expect_error("realtime: {heartbeat: 25000}\n", "bad.yaml: realtime.heartbeat: give a unit");
+    expect_ok("shutdown: {deadline: 0}\nbreakers: {b: {open_for: '0'}}\n"
+              "retry: {default: {initial: 0.0, max: 0}}\n");
+    expect_ok("pubsub: {nack_after_ms: 10000}\nprocessors: {email: {progress_interval_ms: 500}}\n");
+}
+
+/* retention.dead_letters is read where the other durations are: 0 keeps dead letters. */
+static void retention_value(void **state)
+{
+    static const struct {
+        const char *yaml;
+        int64_t ms;
+    } cases[] = {
+        {"mode: local\n", 30LL * 86400000},
+        {"retention: {dead_letters: 7d}\n", 7LL * 86400000},
+        {"retention: {dead_letters: 0}\n", 0},
+        {"retention: {dead_letters: 1.5h}\n", 5400000},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct dr_config *c = NULL;
+        char err[512] = "";
+        if (dr_config_load_string(cases[i].yaml, strlen(cases[i].yaml), "ok.yaml", &c, err,
+                                  sizeof(err)) != DR_OK) {
+            fail_msg("%s", err);
+        }
+        assert_int_equal(c->dlq_retention_ms, cases[i].ms);
+        dr_config_destroy(c);
+    }
 }
 
 /* The configuration files shipped in config/ load as they are. */
@@ -345,6 +412,7 @@ int main(void)
         cmocka_unit_test(bad_environment),   cmocka_unit_test(unknown_keys),
         cmocka_unit_test(processor_keys),    cmocka_unit_test(shipped_files),
         cmocka_unit_test(retry_initial_max), cmocka_unit_test(durations),
+        cmocka_unit_test(duration_units),    cmocka_unit_test(retention_value),
     };
     unsetenv("PORT");
     unsetenv("DR_HOST");

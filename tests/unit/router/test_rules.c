@@ -385,10 +385,15 @@ static void durations(void **state)
     assert_int_equal(ms, 1);
     assert_int_equal(dr_parse_duration("36500d", &ms), 0);
     assert_int_equal(ms, DR_DURATION_MAX_MS);
+    /* zero needs no unit; any other number does */
+    assert_int_equal(dr_parse_duration("0", &ms), 0);
+    assert_int_equal(ms, 0);
+    assert_int_equal(dr_parse_duration("0.00", &ms), 0);
+    assert_int_equal(ms, 0);
     /* what strtod() reads but is not a duration: refused, *ms untouched */
-    static const char *const bad[] = {"nan", "nanms", "NaN", "inf",  "infinity", "-inf",
-                                      "+5s", " 5s",   "5s ", "1e3s", "0x10s",    "5.s",
-                                      ".5s", "1,5s",  "",    "s",    "5ss",      "5 s"};
+    static const char *const bad[] = {"10",       "1.5",  "0.5",  "nan", "nanms", "NaN",  "inf",
+                                      "infinity", "-inf", "+5s",  " 5s", "5s ",   "1e3s", "0x10s",
+                                      "5.s",      ".5s",  "1,5s", "",    "s",     "5ss",  "5 s"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ms = 42;
         if (dr_parse_duration(bad[i], &ms) != DR_EINVAL || ms != 42) {

@@ -62,7 +62,7 @@ static void values(void **state)
                     "max_in_flight: 128\n"
                     "timeout: 2s\n"
                     "retries: 0\n"
-                    "backoff: 25\n"
+                    "backoff: 25ms\n"
                     "backoff_max: 1m\n"
                     "http2: h2c\n"
                     "max_body: 2048\n");
@@ -136,6 +136,9 @@ static void errors(void **state)
         {"max_in_flight: 1e300\n", "processors.vespa.max_in_flight"},
         {"retries: 11\n", "processors.vespa.retries"},
         {"timeout: soon\n", "processors.vespa.timeout: expected a duration"},
+        /* a number alone: ms or s? */
+        {"backoff: 25\n", "processors.vespa.backoff: give a unit: ms, s, m, h or d"},
+        {"timeout: '10'\n", "processors.vespa.timeout: expected a duration"},
         {"timeout: 10ms\n", "processors.vespa.timeout: must be between"},
         {"backoff: 1s\nbackoff_max: 10ms\n", "processors.vespa.backoff_max"},
         {"http2: maybe\n", "processors.vespa.http2"},
