@@ -1,9 +1,18 @@
 /*
  * Structured logging: one JSON object per line on stderr:
  *   {"ts":"2026-11-27T10:00:00.123Z","level":"info","component":"http","msg":"listening","port":8080}
- * The fields come from a printf-style "key=value key=value" string. A value runs to the next
- * space; wrap it in double quotes to include spaces. Values that look like integers are written
- * as JSON numbers, everything else as strings.
+ * The fields come from a printf-style format of "key=value" pairs separated by spaces:
+ *   DR_WARN("pull", "pull refused", "subscription=%s attempts=%d error=\"%s\"", sub, n, why);
+ * The keys, and where each value starts and ends, are read from the format, never from the
+ * arguments: a value holds whatever its argument holds (quotes, backslashes, spaces, '=',
+ * newlines, bytes that are not UTF-8 become '?') and cannot end the line or add a field. In the
+ * format a value runs to the next space, or is wrapped in double quotes to hold spaces of its
+ * own text ("error=\"store: %s\""). A value that is one numeric conversion on its own, unquoted
+ * (%d, %lld, %zu, %u, %g, ...), is a JSON number; every other one is a JSON string, %s included
+ * even when it prints digits (a message_id "123" stays "123"). Words of the format that are not
+ * key=value are kept in one "extra" field. A value is cut at 2048 bytes (marked "..."), and a
+ * field that would make the line longer than 64 KiB is left out, so each line stays one JSON
+ * object. %n is not supported: the fields from there on are left out.
  *
  * Never pass bodies, full email addresses, tokens or secrets (use dr_log_redact_email()).
  * Thread-safe: each line is written with one write(2).
@@ -39,8 +48,8 @@ struct dr_log_field {
 
 /*
  * The same line as dr_log() from fields given one by one. A string is written as a JSON string
- * exactly as given (escaped), so text that comes from outside (a user id, a path, a key's name)
- * cannot end the line or add fields of its own, as it could through dr_log()'s "k=v" format.
+ * as given (escaped; not UTF-8: see dr_log()), so text that comes from outside (a user id, a
+ * path, a key's name) cannot end the line or add fields of its own.
  */
 void dr_log_fields(enum dr_log_level lvl, const char *component, const char *msg,
                    const struct dr_log_field *f, size_t n);
