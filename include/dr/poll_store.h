@@ -40,4 +40,16 @@ int dr_poll_store_match(struct dr_store *st, const char *token, const char *cons
  */
 int dr_poll_store_match_uid(struct dr_store *st, const char *uid, char *poll_id_out, size_t sz);
 
+/*
+ * Whether a reply that arrived in the mailbox or calendar of user_id (in org org_id, NULL when
+ * the message names none) may answer poll poll_id. Replies go to the poll's organizer, so only
+ * the organizer's own mailbox or calendar is believed: user_id must be the poll's
+ * organizer_user_id and, when the poll names an org, org_id must be that org. Anyone can put a
+ * REPLY with a poll's UID in their own calendar, or a forged From in their own mailbox.
+ * DR_OK when it may, DR_EAUTH when it may not, DR_ENOTFOUND when no such poll is stored,
+ * DR_EINVAL for bad arguments, a dr_db error when the store fails.
+ */
+int dr_poll_store_check_mailbox(struct dr_store *st, const char *poll_id, const char *user_id,
+                                const char *org_id);
+
 #endif

@@ -6,7 +6,8 @@ What is observed, and how:
   - notifications: the test config routes topic client-notifications to the `test` processor,
     which records each message it sees (its ordering key is the notification's room) in
     <data_dir>/test-processed.jsonl; nothing else reads that topic here;
-  - the non-participant's reply: GET /admin/dlq?reason=not_a_participant.
+  - the non-participant's reply: GET /admin/dlq?reason=not_a_participant; a reply found in
+    another user's mailbox: reason not_organizer_mailbox.
 Latency is measured from the publish request to the answer row being visible in the store.
 """
 import base64
@@ -196,7 +197,9 @@ def run_service(srv):
 
     timings = {}
     # 1. plain-text email reply, found by its reply token (no poll_id), plus-addressed sender
-    kim = {"reply_token": "tokE2E", "from": "Kim <Kim.Lee+polls@Example.com>",
+    # poll_response_email names the mailbox it arrived in: the organizer's
+    kim = {"user_id": "u-org", "org_id": "o-1",
+           "reply_token": "tokE2E", "from": "Kim <Kim.Lee+polls@Example.com>",
            "date": "2026-02-27T10:00:00Z", "message_id": "<kim-1@example.com>",
            "subject": "Re: Planning meeting", "body_text": "1 yes, 2 no, 3 maybe" + QUOTE}
     timings["email"] = publish_and_wait(srv, db, "poll_response_email", kim,
@@ -207,7 +210,8 @@ def run_service(srv):
            "Message-ID: <sam-1@example.org>\r\nIn-Reply-To: <poll-e2e@example.com>\r\n"
            "MIME-Version: 1.0\r\nContent-Type: text/calendar; method=REPLY; charset=utf-8\r\n"
            "\r\n" + ICS_REPLY)
-    sam = {"raw": base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")}
+    sam = {"user_id": "u-org", "org_id": "o-1",
+           "raw": base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")}
     timings["ics"] = publish_and_wait(srv, db, "poll_response_email", sam, "sam@example.org",
                                       {"b": "yes"})
     # 3. a structured answer
@@ -236,6 +240,18 @@ def run_service(srv):
     d = dl["dead_letters"][0]
     assert d["processor"] == "meeting_poll" and d["topic"] == "meeting-responses", d
     assert "eve@evil.example" not in (d["error"] or ""), d  # addresses are redacted
+    # 6. a participant's reply found in another org's mailbox: dead-lettered, changes nothing
+    other = dict(kim, user_id="eve", org_id="other-org", date="2026-03-01T10:00:00Z",
+                 message_id="<kim-9@example.com>", body_text="1 no, 2 no, 3 no")
+    st, _ = srv.publish("meeting-responses", [{"data": other,
+                                               "attributes": {"type": "poll_response_email"}}])
+    assert st == 200
+
+    def foreign():
+        st, dl = srv.get("/admin/dlq?reason=not_organizer_mailbox")
+        return st == 200 and dl["count"] >= 1 and dl
+    dl = wait_until(foreign, 30, "the other mailbox's dead letter")
+    assert dl["count"] == 1 and dl["dead_letters"][0]["processor"] == "meeting_poll", dl
 
     # the late older email was processed (its message left the queue) and changed nothing
     wait_until(lambda: srv.metric("dr_in_flight_messages") == 0, 30, "nothing in flight")
@@ -256,7 +272,7 @@ def run_service(srv):
     keys = sorted(r["key"] for r in got)
     assert keys == ["meeting:p-e2e"] * 3 + ["user:u-org"] * 3, keys
     st, dl = srv.get("/admin/dlq")
-    assert st == 200 and dl["count"] == 1, dl
+    assert st == 200 and dl["count"] == 2, dl
     print("ok: poll e2e; publish -> answers stored (ms): " +
           ", ".join(f"{k}={v:.1f}" for k, v in timings.items()))
     for k, v in timings.items():

@@ -479,7 +479,8 @@ static int do_delete(const struct ctx *c, const char *event_id, const struct eve
     return 0;
 }
 
-/* A REPLY: tell the user; forward to the poll it answers, if any. */
+/* A REPLY: tell the user; forward to the poll it answers, if any and this is the calendar of the
+ * poll's organizer, naming that calendar (user_id, org_id) as the poll processor requires. */
 static int do_reply(const struct ctx *c, const struct event *e, const char *ics, int *forwarded)
 {
     const cJSON *att, *atts = cJSON_GetObjectItemCaseSensitive(e->src, "attendees");
@@ -500,6 +501,15 @@ static int do_reply(const struct ctx *c, const struct event *e, const char *ics,
     err = e->uid && !*forwarded
               ? dr_poll_store_match_uid(c->cp->store, e->uid, poll_id, sizeof(poll_id))
               : DR_ENOTFOUND;
+    if (!err) {
+        /* only the poll organizer's calendar answers it: anyone can hold a REPLY with its UID */
+        err = dr_poll_store_check_mailbox(c->cp->store, poll_id, c->user_id, c->org_id);
+        if (err == DR_EAUTH) {
+            DR_WARN(COMP, "reply to a poll of another user, not forwarded",
+                    "message_id=%s poll_id=%s", c->msg->message_id, poll_id);
+            err = DR_ENOTFOUND;
+        }
+    }
     if (err && err != DR_ENOTFOUND && err != DR_ETOOBIG) {
         cJSON_Delete(d);
         dr_result_store_failed(c->res, err, "looking a poll up by UID");
@@ -515,6 +525,10 @@ static int do_reply(const struct ctx *c, const struct event *e, const char *ics,
                               : NULL;
         cJSON_AddStringToObject(fw, "type", "poll_response_email");
         cJSON_AddStringToObject(fw, "poll_id", poll_id);
+        cJSON_AddStringToObject(fw, "user_id", c->user_id);
+        if (c->org_id && *c->org_id) {
+            cJSON_AddStringToObject(fw, "org_id", c->org_id);
+        }
         if (who) {
             cJSON_AddStringToObject(fw, "from", who);
         }

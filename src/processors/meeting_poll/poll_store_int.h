@@ -24,6 +24,10 @@ struct dr__poll_rec {
 };
 void dr__poll_rec_destroy(struct dr__poll_rec *r); /* NULL-safe */
 
+/* 1 when a reply that arrived in user_id's mailbox or calendar (org org_id, may be NULL) may
+ * answer r: the rule of dr_poll_store_check_mailbox(). */
+int dr__poll_mailbox_ok(const struct dr__poll_rec *r, const char *user_id, const char *org_id);
+
 /*
  * Stores the definition def (already validated: poll was built from it). create_only (for
  * poll_created) leaves an existing poll as it is; otherwise the poll is replaced when its

@@ -2,16 +2,22 @@
  * The meeting_poll processor (topic meeting-responses, DESIGN §5):
  *   poll_created / poll_updated   store the poll definition (poll_created never overwrites);
  *   poll_response                 structured answers {poll_id, participant_email, responses,
- * comment}; poll_response_email           an email answering a poll: its new text
- * (dr_reply_extract) read by dr_poll_reply_parse, or an iCalendar REPLY's PARTSTATs. Answers are
- * stored per (poll, participant, slot); the latest email date wins (store.c). When this message's
- * answers are the participant's current ones, the organizer (room user:{id}) and the poll's room
- * (meeting:{poll_id}) get a meeting.response notification with them; an older email arriving late
- * notifies nobody. A redelivery of a message whose answers are current notifies again:
- * notifications are at least once, like every effect.
+ *                                 comment};
+ *   poll_response_email           an email answering a poll: its new text (dr_reply_extract)
+ *                                 read by dr_poll_reply_parse, or an iCalendar REPLY's PARTSTATs.
+ *                                 It names the mailbox or calendar it arrived in (user_id,
+ *                                 org_id), as the email and calendar processors forward it: only
+ *                                 the poll organizer's counts (else not_organizer_mailbox), since
+ *                                 anyone can write a From or an ATTENDEE into their own mailbox.
+ * Answers are stored per (poll, participant, slot); the latest email date wins (store.c). When
+ * this message's answers are the participant's current ones, the organizer (room user:{id}) and
+ * the poll's room (meeting:{poll_id}) get a meeting.response notification with them; an older
+ * email arriving late notifies nobody. A redelivery of a message whose answers are current
+ * notifies again: notifications are at least once, like every effect.
  *
  * Rejections (dead letters): invalid_payload, unsupported_type, invalid_poll, invalid_response,
- * invalid_email, invalid_ics, unknown_slot, not_a_participant, no_answer, unknown_poll.
+ * invalid_email, invalid_ics, unknown_slot, not_a_participant, not_organizer_mailbox, no_answer,
+ * unknown_poll.
  * An answer to a poll that is not stored is retried (reason unknown_poll) until attempt
  * `unknown_poll_attempts` (config, default 3): the poll_created message may be a little behind
  * its first replies when they come from different publishers. Then it is rejected.
@@ -694,6 +700,13 @@ static void on_email(struct poll_proc *pp, const struct dr_msg *msg, struct dr_r
     const char *ics, *sender;
     int err;
 
+    if (!opt_field(pl, "user_id", 1) || !opt_field(pl, "org_id", 0)) {
+        dr_result_reject(res, "invalid_payload",
+                         "user_id (required: whose mailbox or calendar the reply arrived in) and "
+                         "org_id must be strings of 1-%d bytes",
+                         DR_POLL_MAX_FIELD);
+        return;
+    }
     if (email_from_payload(pl, &em, res)) {
         return;
     }
@@ -708,6 +721,13 @@ static void on_email(struct poll_proc *pp, const struct dr_msg *msg, struct dr_r
     }
     rec = load_poll(pp, msg, res, poll_id);
     if (!rec) {
+        goto out;
+    }
+    if (!dr__poll_mailbox_ok(rec, dr_json_str(pl, "user_id"), dr_json_str(pl, "org_id"))) {
+        dr_result_reject(res, "not_organizer_mailbox",
+                         "the reply arrived in the mailbox or calendar of another user or org, "
+                         "not that of poll %s's organizer",
+                         rec->poll_id);
         goto out;
     }
     ics = find_ics(pl, em);

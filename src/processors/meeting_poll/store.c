@@ -254,6 +254,62 @@ int dr_poll_store_match_uid(struct dr_store *st, const char *uid, char *poll_id_
     return err;
 }
 
+/* ---- ownership ---- */
+
+static int mailbox_ok(const char *organizer, const char *poll_org, const char *user_id,
+                      const char *org_id)
+{
+    if (!organizer || !user_id || strcmp(organizer, user_id) != 0) {
+        return 0;
+    }
+    return !poll_org || (org_id && strcmp(poll_org, org_id) == 0);
+}
+
+int dr__poll_mailbox_ok(const struct dr__poll_rec *r, const char *user_id, const char *org_id)
+{
+    return r && mailbox_ok(r->organizer_user_id, r->org_id, user_id, org_id);
+}
+
+struct owner {
+    int found;
+    char *organizer, *org;
+};
+
+static int take_owner(void *ctx, const struct dr_db_row *row)
+{
+    struct owner *o = ctx;
+
+    if (!o->found) {
+        o->found = 1;
+        o->organizer = dr_xstrdup(dr_db_row_text(row, 0));
+        o->org = dr_xstrdup(dr_db_row_text(row, 1));
+    }
+    return 0;
+}
+
+int dr_poll_store_check_mailbox(struct dr_store *st, const char *poll_id, const char *user_id,
+                                const char *org_id)
+{
+    struct dr_db_val p = DR_DB_TEXTV(poll_id);
+    struct owner o = {0};
+    int err;
+
+    if (!st || !poll_id || !user_id) {
+        return DR_EINVAL;
+    }
+    err = dr_db_exec(dr_store_db(st),
+                     "SELECT organizer_user_id, org_id FROM polls WHERE poll_id = $1", &p, 1,
+                     take_owner, &o, NULL);
+    if (!err && !o.found) {
+        err = DR_ENOTFOUND;
+    } else if (!err && !mailbox_ok(o.organizer, o.org, user_id, org_id)) {
+        err = DR_EAUTH;
+    }
+    free(o.organizer);
+    free(o.org);
+    return err;
+}
+
 /* ---- definitions ---- */
 
 void dr__poll_rec_destroy(struct dr__poll_rec *r)

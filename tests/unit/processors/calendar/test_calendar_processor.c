@@ -242,6 +242,95 @@ static void test_reply_forwarded_to_poll(void **state)
     free(reply);
 }
 
+/* Runs one meeting-responses message through the meeting_poll processor pp. */
+static void run_poll(void *pp, const char *type, const char *json, struct dr_result *res)
+{
+    struct dr_msg *m = dr_msg_create("poll-msg", "meeting-responses", json, strlen(json), 1);
+
+    dr_msg_add_attr(m, "type", type);
+    dr_msg_finish(m, NULL, 0);
+    dr_result_init(res);
+    dr_processor_meeting_poll.process(pp, m, res);
+    dr_msg_unref(m);
+}
+
+/* s with its first "from" replaced by "to" (s is freed). */
+static char *replace(char *s, const char *from, const char *to)
+{
+    char *at = strstr(s, from), *r;
+
+    assert_non_null(at);
+    r = dr_xmalloc(strlen(s) + strlen(to) + 1);
+    sprintf(r, "%.*s%s%s", (int)(at - s), s, to, at + strlen(from));
+    free(s);
+    return r;
+}
+
+/*
+ * Only the poll organizer's calendar answers a poll: a REPLY with the poll's UID in another
+ * user's calendar (another org) is that user's event, not forwarded; one in the organizer's
+ * calendar is forwarded naming that calendar, and the poll processor stores it.
+ */
+static void test_reply_in_other_calendar_not_forwarded(void **state)
+{
+    static const char poll[] =
+        "{\"poll_id\":\"p-7\",\"organizer_user_id\":\"u1\",\"org_id\":\"o1\",\"slots\":["
+        "{\"slot_id\":\"a\",\"start\":\"2026-03-02T09:00:00Z\"}],\"participants\":["
+        "{\"email\":\"Kim@Example.com\"}],\"event_uid\":\"ev-1@example.com\"}";
+    struct dr_proc_env env = {.store = ((struct pfx *)*state)->st, .data_dir = "/tmp"};
+    char *reply = replace(ics_msg(1, "Planning", "REPLY"), "NEEDS-ACTION", "ACCEPTED");
+    char *eve = replace(dr_xstrdup(reply), "\"user_id\":\"u1\",\"org_id\":\"o1\"",
+                        "\"user_id\":\"eve\",\"org_id\":\"other-org\"");
+    char *colleague = replace(dr_xstrdup(reply), "\"user_id\":\"u1\"", "\"user_id\":\"u2\"");
+    char *fwd, err[128];
+    struct dr_result res;
+    void *pp = NULL;
+    cJSON *fw, *n;
+
+    assert_int_equal(dr_processor_meeting_poll.init(&env, &pp, err, sizeof(err)), 0);
+    run_poll(pp, "poll_created", poll, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+
+    run_msg(state, "eve", eve, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_null(emit_of(&res, "meeting-responses"));
+    n = emit_of(&res, "client-notifications"); /* eve still hears of the reply in her calendar */
+    assert_non_null(n);
+    assert_string_equal(dr_json_str(n, "room"), "user:eve");
+    assert_null(dr_json_str(dr_json_pointer(n, "/data"), "poll_id"));
+    cJSON_Delete(n);
+    dr_result_cleanup(&res);
+    run_msg(state, "u2", colleague, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_null(emit_of(&res, "meeting-responses"));
+    dr_result_cleanup(&res);
+
+    run_msg(state, "u1", reply, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    fw = emit_of(&res, "meeting-responses");
+    assert_non_null(fw);
+    assert_string_equal(dr_json_str(fw, "poll_id"), "p-7");
+    assert_string_equal(dr_json_str(fw, "user_id"), "u1");
+    assert_string_equal(dr_json_str(fw, "org_id"), "o1");
+    fwd = dr_json_print(fw);
+    cJSON_Delete(fw);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM poll_responses"), 0);
+    run_poll(pp, "poll_response_email", fwd, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM poll_responses WHERE poll_id = 'p-7'"
+                                        " AND participant_email = 'kim@example.com'"
+                                        " AND slot_id = 'a' AND answer = 'yes'"),
+                     1);
+    dr_processor_meeting_poll.destroy(pp);
+    free(fwd);
+    free(colleague);
+    free(eve);
+    free(reply);
+}
+
 static void test_bad_input_rejected(void **state)
 {
     static const struct {
@@ -399,6 +488,7 @@ static void test_old_migration_number_retired(void **state)
     X(test_cancel_and_delete_remove)                                                               \
     X(test_json_event)                                                                             \
     X(test_reply_forwarded_to_poll)                                                                \
+    X(test_reply_in_other_calendar_not_forwarded)                                                  \
     X(test_bad_input_rejected)                                                                     \
     X(test_cancel_outranks_older_update)                                                           \
     X(test_refused_write_rejected)                                                                 \

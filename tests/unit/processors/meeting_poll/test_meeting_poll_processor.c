@@ -95,6 +95,9 @@ static const char poll_json[] =
     "\\n\\nOn Fri, Feb 27, 2026 at 9:00 AM Dana <dana@example.com> wrote:\\n"                      \
     "> Which times work?\\n> 1. Mon 2 Mar, 10:00\\n> 2. Tue 3 Mar, 15:00\\n> 3. Wed\\n"
 
+/* The organizer's mailbox, which a poll_response_email names (user_id, org_id). */
+#define MAILBOX "\"user_id\":\"u1\",\"org_id\":\"o1\","
+
 static void create_poll(void **state)
 {
     struct dr_result res;
@@ -110,7 +113,8 @@ static char *email_json(const char *from, const char *date, const char *msgid, c
     char *s = dr_xmalloc(8192);
 
     snprintf(s, 8192,
-             "{\"poll_id\":\"p-42\",\"from\":\"%s\",\"date\":\"%s\",\"message_id\":\"%s\","
+             "{" MAILBOX "\"poll_id\":\"p-42\",\"from\":\"%s\",\"date\":\"%s\","
+             "\"message_id\":\"%s\","
              "\"subject\":\"Re: Planning meeting\",\"body_text\":\"%s\"}",
              from, date, msgid, body);
     return s;
@@ -305,7 +309,7 @@ static void test_reply_resolved_by_in_reply_to_and_raw(void **state)
 
     create_poll(state);
     assert_int_equal(dr_base64url_encode(raw, strlen(raw), &b64, &n), DR_OK);
-    snprintf(js, sizeof(js), "{\"raw\":\"%s\"}", b64);
+    snprintf(js, sizeof(js), "{" MAILBOX "\"raw\":\"%s\"}", b64);
     expect_ok(state, "raw1", "poll_response_email", js, &res);
     dr_result_cleanup(&res);
     a = answers_of(state, "sam@example.org");
@@ -318,7 +322,8 @@ static void test_ics_reply(void **state)
 {
     /* slot b by its uid, slot a by its start time; DECLINED and ACCEPTED */
     static const char js[] =
-        "{\"poll_id\":\"p-42\",\"from\":\"sam@example.org\",\"date\":\"2026-02-27T11:00:00Z\","
+        "{" MAILBOX "\"poll_id\":\"p-42\",\"from\":\"sam@example.org\","
+        "\"date\":\"2026-02-27T11:00:00Z\","
         "\"message_id\":\"<ics-1@example.org>\",\"ics\":\"BEGIN:VCALENDAR\\r\\nVERSION:2.0\\r\\n"
         "PRODID:-//t//t//EN\\r\\nMETHOD:REPLY\\r\\nBEGIN:VEVENT\\r\\nUID:slot-b@example.com\\r\\n"
         "DTSTAMP:20260227T110000Z\\r\\nDTSTART:20260303T140000Z\\r\\n"
@@ -346,7 +351,8 @@ static void test_ics_reply(void **state)
 static void test_bad_ics_rejected(void **state)
 {
     static const char js[] =
-        "{\"poll_id\":\"p-42\",\"from\":\"sam@example.org\",\"ics\":\"BEGIN:VCALENDAR\\r\\n"
+        "{" MAILBOX "\"poll_id\":\"p-42\",\"from\":\"sam@example.org\","
+        "\"ics\":\"BEGIN:VCALENDAR\\r\\n"
         "METHOD:REPLY\\r\\nBEGIN:VEVENT\\r\\nDTSTART:2026XX\\r\\nEND:VCALENDAR\\r\\n\"}";
 
     create_poll(state);
@@ -367,9 +373,71 @@ static void test_non_participant_rejected(void **state)
     expect_reject(state, "m2", "poll_response", structured, "not_a_participant");
     /* an email without any sender is malformed, not someone else's */
     expect_reject(state, "m3", "poll_response_email",
-                  "{\"poll_id\":\"p-42\",\"body_text\":\"1 yes\"}", "invalid_email");
+                  "{" MAILBOX "\"poll_id\":\"p-42\",\"body_text\":\"1 yes\"}", "invalid_email");
     assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM poll_responses"), 0);
     free(js);
+}
+
+/*
+ * A reply counts only in the mailbox or calendar of the poll's organizer (u1 in o1): one that
+ * arrived anywhere else, with a participant's From or ATTENDEE, is rejected and changes nothing.
+ */
+static void test_reply_in_another_mailbox_rejected(void **state)
+{
+    static const char *const mailboxes[] = {
+        "\"user_id\":\"eve\",\"org_id\":\"other-org\"", /* another org's user */
+        "\"user_id\":\"eve\",\"org_id\":\"o1\"",        /* a colleague of the organizer */
+        "\"user_id\":\"u1\",\"org_id\":\"other-org\"",  /* the same id in another org */
+        "\"user_id\":\"u1\"",                           /* no org, the poll has one */
+    };
+    static const char ics[] =
+        "BEGIN:VCALENDAR\\r\\nVERSION:2.0\\r\\nPRODID:-//t//t//EN\\r\\nMETHOD:REPLY\\r\\n"
+        "BEGIN:VEVENT\\r\\nUID:slot-b@example.com\\r\\nDTSTAMP:20260227T110000Z\\r\\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:sam@example.org\\r\\nEND:VEVENT\\r\\nEND:VCALENDAR"
+        "\\r\\n";
+    char js[2048];
+    struct dr_result res;
+    struct answers a;
+
+    create_poll(state);
+    for (size_t i = 0; i < DR_ARRAY_LEN(mailboxes); i++) {
+        snprintf(js, sizeof(js),
+                 "{%s,\"poll_id\":\"p-42\",\"from\":\"Kim <kim.lee@example.com>\","
+                 "\"date\":\"2026-02-27T10:00:00Z\",\"message_id\":\"<eve-%zu@x>\","
+                 "\"body_text\":\"1 yes, 2 yes\"}",
+                 mailboxes[i], i);
+        expect_reject(state, "eve-mail", "poll_response_email", js, "not_organizer_mailbox");
+        snprintf(js, sizeof(js),
+                 "{%s,\"poll_id\":\"p-42\",\"from\":\"sam@example.org\","
+                 "\"date\":\"2099-01-01T00:00:00Z\",\"ics\":\"%s\",\"source\":\"calendar\"}",
+                 mailboxes[i], ics);
+        expect_reject(state, "eve-ics", "poll_response_email", js, "not_organizer_mailbox");
+    }
+    /* a reply by its subject tag alone, no poll_id: the same rule */
+    expect_reject(state, "eve-tag", "poll_response_email",
+                  "{\"user_id\":\"eve\",\"org_id\":\"other-org\",\"from\":"
+                  "\"bob@example.com\",\"subject\":\"Re: [poll:p-42]\",\"body_text\":\"1 yes\"}",
+                  "not_organizer_mailbox");
+    /* no mailbox named at all */
+    expect_reject(state, "anon", "poll_response_email",
+                  "{\"poll_id\":\"p-42\",\"from\":\"kim.lee@example.com\",\"body_text\":\"1 yes\"}",
+                  "invalid_payload");
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM poll_responses"), 0);
+    assert_int_equal(
+        count_rows(DB(state),
+                   "SELECT COUNT(*) FROM poll_participants WHERE responded_ms IS NOT NULL"),
+        0);
+
+    /* the organizer's own mailbox: stored */
+    snprintf(js, sizeof(js),
+             "{\"user_id\":\"u1\",\"org_id\":\"o1\",\"poll_id\":\"p-42\",\"from\":"
+             "\"sam@example.org\",\"date\":\"2026-02-27T11:00:00Z\",\"ics\":\"%s\"}",
+             ics);
+    expect_ok(state, "u1-ics", "poll_response_email", js, &res);
+    dr_result_cleanup(&res);
+    a = answers_of(state, "sam@example.org");
+    assert_int_equal(a.n, 1);
+    assert_string_equal(answer_for(&a, "b"), "yes");
 }
 
 static void test_older_email_after_newer_changes_nothing(void **state)
@@ -536,8 +604,9 @@ static void test_unknown_poll_retried_then_rejected(void **state)
 {
     static const char js[] = "{\"poll_id\":\"p-404\",\"participant_email\":\"sam@example.org\","
                              "\"responses\":[{\"slot_id\":\"a\",\"answer\":\"yes\"}]}";
-    static const char unresolved[] = "{\"from\":\"sam@example.org\",\"subject\":\"hello\","
-                                     "\"body_text\":\"1 yes\"}";
+    static const char unresolved[] =
+        "{" MAILBOX "\"from\":\"sam@example.org\",\"subject\":\"hello\","
+        "\"body_text\":\"1 yes\"}";
     struct dr_result res;
 
     run_msg(state, "u1", "poll_response", js, 1, &res);
@@ -560,9 +629,10 @@ static void test_bad_input_rejected(void **state)
                                    "\"slots\":[],\"participants\":[]}";
     static const char no_org[] = "{\"poll_id\":\"p-9\",\"slots\":[{\"slot_id\":\"a\","
                                  "\"start\":\"2026-03-02T10:00:00Z\"}]}";
-    static const char bad_raw[] = "{\"poll_id\":\"p-42\",\"raw\":\"%%%not base64\"}";
-    static const char quoted_only[] = "{\"poll_id\":\"p-42\",\"from\":\"sam@example.org\","
-                                      "\"body_text\":\"\\n> 1 yes\\n> 2 no\\n\"}";
+    static const char bad_raw[] = "{" MAILBOX "\"poll_id\":\"p-42\",\"raw\":\"%%%not base64\"}";
+    static const char quoted_only[] =
+        "{" MAILBOX "\"poll_id\":\"p-42\",\"from\":\"sam@example.org\","
+        "\"body_text\":\"\\n> 1 yes\\n> 2 no\\n\"}";
 
     expect_reject(state, "b1", "poll_created", no_slots, "invalid_poll");
     expect_reject(state, "b2", "poll_created", no_org, "invalid_poll");
@@ -669,6 +739,7 @@ static void test_locked_store_retried(void **state)
     X(test_ics_reply)                                                                              \
     X(test_bad_ics_rejected)                                                                       \
     X(test_non_participant_rejected)                                                               \
+    X(test_reply_in_another_mailbox_rejected)                                                      \
     X(test_older_email_after_newer_changes_nothing)                                                \
     X(test_replay_changes_nothing)                                                                 \
     X(test_equal_dates_comment_follows_answers)                                                    \
