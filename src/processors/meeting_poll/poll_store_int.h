@@ -34,9 +34,13 @@ int dr__poll_mailbox_ok(const struct dr__poll_rec *r, const char *user_id, const
  * definition differs, together with its lookup keys (reply_token, message_id, event and slot
  * uids) and its participant list (participants no longer listed are dropped; their answers
  * stay). *changed is 1 when anything was written. One transaction: all or nothing.
+ * DR_EEXIST, with nothing written and the reason in why (whysz bytes), when the definition would
+ * take what belongs to another poll: a key another poll holds, or the poll_id of a poll with
+ * another organizer or org (a poll's organizer and org never change). The same definition again
+ * is DR_OK with *changed 0.
  */
 int dr__poll_store_put(struct dr_db *db, const cJSON *def, const struct dr_poll *poll,
-                       int create_only, int64_t now_ms, int *changed);
+                       int create_only, int64_t now_ms, int *changed, char *why, size_t whysz);
 
 /* DR_ENOTFOUND when no such poll; DR_EINVAL when the stored definition no longer parses. On
  * success *out is freed with dr__poll_rec_destroy(). */

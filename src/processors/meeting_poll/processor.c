@@ -1,6 +1,7 @@
 /*
  * The meeting_poll processor (topic meeting-responses, DESIGN §5):
- *   poll_created / poll_updated   store the poll definition (poll_created never overwrites);
+ *   poll_created / poll_updated   store the poll definition (poll_created never overwrites; a
+ *                                 poll's organizer and org never change);
  *   poll_response                 structured answers {poll_id, participant_email, responses,
  *                                 comment};
  *   poll_response_email           an email answering a poll: its new text (dr_reply_extract)
@@ -17,7 +18,9 @@
  *
  * Rejections (dead letters): invalid_payload, unsupported_type, invalid_poll, invalid_response,
  * invalid_email, invalid_ics, unknown_slot, not_a_participant, not_organizer_mailbox, no_answer,
- * unknown_poll.
+ * unknown_poll, poll_conflict (a definition that would take another poll's reply_token,
+ * message_id or UIDs, or a stored poll's id under another organizer or org: the keys route
+ * replies, so they stay with the poll that has them).
  * An answer to a poll that is not stored is retried (reason unknown_poll) until attempt
  * `unknown_poll_attempts` (config, default 3): the poll_created message may be a little behind
  * its first replies when they come from different publishers. Then it is rejected.
@@ -155,6 +158,7 @@ static void on_definition(struct poll_proc *pp, const struct dr_msg *msg, struct
 {
     const cJSON *def = dr_msg_payload(msg);
     struct dr_poll *poll = NULL;
+    char why[512];
     int changed = 0, err;
 
     static const char *const optional[] = {"org_id", "title", "message_id", "reply_token",
@@ -185,8 +189,11 @@ static void on_definition(struct poll_proc *pp, const struct dr_msg *msg, struct
                          "participants [{email}] with valid addresses");
         return;
     }
-    err = dr__poll_store_put(dr_store_db(pp->store), def, poll, create_only, dr_now_ms(), &changed);
-    if (err) {
+    err = dr__poll_store_put(dr_store_db(pp->store), def, poll, create_only, dr_now_ms(), &changed,
+                             why, sizeof(why));
+    if (err == DR_EEXIST) {
+        dr_result_reject(res, "poll_conflict", "poll %s refused: %s", poll->poll_id, why);
+    } else if (err) {
         dr_result_store_failed(res, err, "storing the poll");
     } else {
         DR_INFO(COMP, create_only ? "poll created" : "poll updated",

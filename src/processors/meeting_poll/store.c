@@ -336,20 +336,48 @@ static char *lower_dup(const char *s)
     return d;
 }
 
-static int put_key(struct dr_db_tx *tx, const char *kind, const char *key, const char *poll_id)
+/* What a kind of key is called in a poll definition, for the reason of a refusal. */
+static const char *key_field(const char *kind)
+{
+    return strcmp(kind, "token") == 0   ? "reply_token"
+           : strcmp(kind, "msgid") == 0 ? "message_id"
+                                        : "event or slot uid";
+}
+
+/*
+ * Ties key to poll_id. A key another poll holds stays that poll's: DR_EEXIST, with the reason in
+ * why (naming the field and the poll, never the key: a reply token is a secret).
+ */
+static int put_key(struct dr_db_tx *tx, const char *kind, const char *key, const char *poll_id,
+                   char *why, size_t whysz)
 {
     struct dr_db_val p[3] = {DR_DB_TEXTV(kind), DR_DB_TEXTV(key), DR_DB_TEXTV(poll_id)};
+    struct one_text owner = {NULL};
+    int64_t n = 0;
+    int err;
 
     if (!key || !*key) {
         return DR_OK;
     }
-    return dr_db_tx_exec(tx,
-                         "INSERT INTO poll_keys (kind, key, poll_id) VALUES ($1, $2, $3) "
-                         "ON CONFLICT (kind, key) DO UPDATE SET poll_id = excluded.poll_id",
-                         p, 3, NULL, NULL, NULL);
+    err = dr_db_tx_exec(tx,
+                        "INSERT INTO poll_keys (kind, key, poll_id) VALUES ($1, $2, $3) "
+                        "ON CONFLICT (kind, key) DO NOTHING",
+                        p, 3, NULL, NULL, &n);
+    if (err || n > 0) {
+        return err;
+    }
+    err = dr_db_tx_exec(tx, "SELECT poll_id FROM poll_keys WHERE kind = $1 AND key = $2", p, 2,
+                        take_text, &owner, NULL);
+    if (!err && owner.s && strcmp(owner.s, poll_id) != 0) {
+        snprintf(why, whysz, "its %s is already poll %.200s's", key_field(kind), owner.s);
+        err = DR_EEXIST;
+    }
+    free(owner.s);
+    return err; /* the same key twice in one definition: already this poll's */
 }
 
-static int put_keys(struct dr_db_tx *tx, const cJSON *def, const char *poll_id)
+static int put_keys(struct dr_db_tx *tx, const cJSON *def, const char *poll_id, char *why,
+                    size_t whysz)
 {
     struct dr_db_val p = DR_DB_TEXTV(poll_id);
     const cJSON *slots = cJSON_GetObjectItemCaseSensitive(def, "slots");
@@ -360,28 +388,28 @@ static int put_keys(struct dr_db_tx *tx, const cJSON *def, const char *poll_id)
 
     err = dr_db_tx_exec(tx, "DELETE FROM poll_keys WHERE poll_id = $1", &p, 1, NULL, NULL, NULL);
     if (!err) {
-        err = put_key(tx, "token", dr_json_str(def, "reply_token"), poll_id);
+        err = put_key(tx, "token", dr_json_str(def, "reply_token"), poll_id, why, whysz);
     }
     if (!err && mid) {
         char *bare = bare_msgid(mid);
-        err = put_key(tx, "msgid", bare, poll_id);
+        err = put_key(tx, "msgid", bare, poll_id, why, whysz);
         free(bare);
     }
     cJSON_ArrayForEach(it, (cJSON_IsArray(ids) ? ids : NULL))
     {
         if (!err && cJSON_IsString(it)) {
             char *bare = bare_msgid(it->valuestring);
-            err = put_key(tx, "msgid", bare, poll_id);
+            err = put_key(tx, "msgid", bare, poll_id, why, whysz);
             free(bare);
         }
     }
     if (!err) {
-        err = put_key(tx, "uid", dr_json_str(def, "event_uid"), poll_id);
+        err = put_key(tx, "uid", dr_json_str(def, "event_uid"), poll_id, why, whysz);
     }
     cJSON_ArrayForEach(it, (cJSON_IsArray(slots) ? slots : NULL))
     {
         if (!err) {
-            err = put_key(tx, "uid", dr_json_str(it, "uid"), poll_id);
+            err = put_key(tx, "uid", dr_json_str(it, "uid"), poll_id, why, whysz);
         }
     }
     return err;
@@ -456,24 +484,42 @@ static int put_participants(struct dr_db_tx *tx, const struct dr_poll *poll)
     return err;
 }
 
+static int same_str(const char *a, const char *b)
+{
+    return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+/* A poll's organizer and org are fixed when it is created (update_sql holds them too). */
+static int same_owner(const struct owner *o, const char *organizer, const char *org)
+{
+    return same_str(o->organizer, organizer) && same_str(o->org, org);
+}
+
 int dr__poll_store_put(struct dr_db *db, const cJSON *def, const struct dr_poll *poll,
-                       int create_only, int64_t now_ms, int *changed)
+                       int create_only, int64_t now_ms, int *changed, char *why, size_t whysz)
 {
     static const char insert_sql[] =
         "INSERT INTO polls (poll_id, organizer_user_id, org_id, title, message_id, reply_token,"
         " definition, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ";
     static const char create_sql[] = "ON CONFLICT (poll_id) DO NOTHING";
+    /* a poll keeps its organizer and org: an update naming others changes nothing (refused below)
+     */
     static const char update_sql[] =
-        "ON CONFLICT (poll_id) DO UPDATE SET organizer_user_id = excluded.organizer_user_id,"
-        " org_id = excluded.org_id, title = excluded.title, message_id = excluded.message_id,"
-        " reply_token = excluded.reply_token, definition = excluded.definition,"
-        " updated_ms = excluded.updated_ms WHERE polls.definition <> excluded.definition";
+        "ON CONFLICT (poll_id) DO UPDATE SET title = excluded.title,"
+        " message_id = excluded.message_id, reply_token = excluded.reply_token,"
+        " definition = excluded.definition, updated_ms = excluded.updated_ms"
+        " WHERE polls.definition <> excluded.definition"
+        " AND polls.organizer_user_id = excluded.organizer_user_id"
+        " AND (polls.org_id = excluded.org_id OR (polls.org_id IS NULL AND excluded.org_id IS "
+        "NULL))";
     char sql[sizeof(insert_sql) + sizeof(update_sql)];
     char *text = dr_json_print(def);
+    const char *organizer = dr_json_str(def, "organizer_user_id");
+    const char *org = dr_json_str(def, "org_id");
     struct dr_db_val p[8] = {
         DR_DB_TEXTV(poll->poll_id),
-        DR_DB_TEXTV(dr_json_str(def, "organizer_user_id")),
-        DR_DB_TEXTV(dr_json_str(def, "org_id")),
+        DR_DB_TEXTV(organizer),
+        DR_DB_TEXTV(org),
         DR_DB_TEXTV(poll->title),
         DR_DB_TEXTV(dr_json_str(def, "message_id")),
         DR_DB_TEXTV(dr_json_str(def, "reply_token")),
@@ -481,17 +527,30 @@ int dr__poll_store_put(struct dr_db *db, const cJSON *def, const struct dr_poll 
         DR_DB_INTV(now_ms),
     };
     struct dr_db_tx *tx = NULL;
+    struct owner o = {0};
     int64_t n = 0;
     int err;
 
     *changed = 0;
+    if (whysz) {
+        *why = '\0';
+    }
     snprintf(sql, sizeof(sql), "%s%s", insert_sql, create_only ? create_sql : update_sql);
     err = dr_db_begin(db, &tx);
     if (!err) {
         err = dr_db_tx_exec(tx, sql, p, DR_ARRAY_LEN(p), NULL, NULL, &n);
     }
+    if (!err && n == 0) {
+        /* stored already: the same poll again (a redelivery, a re-send), or another's id */
+        err = dr_db_tx_exec(tx, "SELECT organizer_user_id, org_id FROM polls WHERE poll_id = $1", p,
+                            1, take_owner, &o, NULL);
+        if (!err && o.found && !same_owner(&o, organizer, org)) {
+            snprintf(why, whysz, "poll %.200s exists with another organizer or org", poll->poll_id);
+            err = DR_EEXIST;
+        }
+    }
     if (!err && n > 0) {
-        err = put_keys(tx, def, poll->poll_id);
+        err = put_keys(tx, def, poll->poll_id, why, whysz);
         if (!err) {
             err = put_participants(tx, poll);
         }
@@ -506,6 +565,8 @@ int dr__poll_store_put(struct dr_db *db, const cJSON *def, const struct dr_poll 
     if (!err) {
         *changed = n > 0;
     }
+    free(o.organizer);
+    free(o.org);
     free(text);
     return err;
 }

@@ -227,6 +227,128 @@ static void test_poll_created_stored_once(void **state)
     free(changed);
 }
 
+/* poll_json with its first from replaced by to (caller frees). */
+static char *poll_with(const char *from, const char *to)
+{
+    const char *at = strstr(poll_json, from);
+    char *s;
+
+    assert_non_null(at);
+    s = dr_xmalloc(sizeof(poll_json) + strlen(to));
+    sprintf(s, "%.*s%s%s", (int)(at - poll_json), poll_json, to, at + strlen(from));
+    return s;
+}
+
+/*
+ * The keys that route replies (reply_token, message_id, event and slot UIDs) stay with the poll
+ * that has them: a definition of another poll (another org) claiming one is refused whole, as
+ * is one that reuses a stored poll's id under another organizer. The same poll again
+ * (redelivery) is fine.
+ */
+static void test_poll_keys_not_taken_over(void **state)
+{
+    /* p-42's keys, each with a same-length replacement of another poll's */
+    static const char *const keys[][2] = {
+        {"tok42", "tokEV"},
+        {"<poll-42@", "<poll-EV@"},
+        {"slot-b@", "slot-E@"},
+        {"poll-42-event@", "poll-EV-event@"},
+    };
+    char id[64];
+    struct dr_result res;
+
+    create_poll(state);
+    for (size_t i = 0; i < DR_ARRAY_LEN(keys); i++) {
+        /* p-evil of another org that has p-42's key i and keys of its own otherwise */
+        char *evil =
+            poll_with("\"poll_id\":\"p-42\",\"organizer_user_id\":\"u1\",\"org_id\":\"o1\"",
+                      "\"poll_id\":\"p-evil\",\"organizer_user_id\":\"eve\","
+                      "\"org_id\":\"other-org\"");
+        for (size_t k = 0; k < DR_ARRAY_LEN(keys); k++) {
+            if (k != i) {
+                memcpy(strstr(evil, keys[k][0]), keys[k][1], strlen(keys[k][1]));
+            }
+        }
+        for (int update = 0; update < 2; update++) {
+            run_msg(state, "evil", update ? "poll_updated" : "poll_created", evil, 1, &res);
+            if (res.outcome != DR_OUTCOME_REJECT) {
+                fprintf(stderr, "takeover of %s: %s %s\n", keys[i][0], dr_outcome_name(res.outcome),
+                        res.reason);
+            }
+            assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+            assert_string_equal(res.reason, "poll_conflict");
+            assert_null(strstr(res.error, "tok42")); /* a reply token is never told */
+            assert_non_null(strstr(res.error, "p-42"));
+            dr_result_cleanup(&res);
+        }
+        free(evil);
+        assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM polls"), 1);
+        assert_int_equal(
+            count_rows(DB(state), "SELECT COUNT(*) FROM poll_keys WHERE poll_id <> 'p-42'"), 0);
+    }
+    assert_int_equal(dr_poll_store_match(P(state)->st, "tok42", NULL, 0, NULL, id, sizeof(id)),
+                     DR_OK);
+    assert_string_equal(id, "p-42");
+    {
+        const char *ids[] = {"<poll-42@example.com>"};
+        assert_int_equal(dr_poll_store_match(P(state)->st, NULL, ids, 1, NULL, id, sizeof(id)),
+                         DR_OK);
+        assert_string_equal(id, "p-42");
+    }
+    assert_int_equal(dr_poll_store_match_uid(P(state)->st, "slot-b@example.com", id, sizeof(id)),
+                     DR_OK);
+    assert_string_equal(id, "p-42");
+    assert_int_equal(
+        dr_poll_store_match_uid(P(state)->st, "poll-42-event@example.com", id, sizeof(id)), DR_OK);
+    assert_string_equal(id, "p-42");
+
+    /* p-42's id under another organizer or org: refused, p-42 stays u1's in o1 */
+    {
+        char *other_user =
+            poll_with("\"organizer_user_id\":\"u1\"", "\"organizer_user_id\":\"eve\"");
+        char *other_org = poll_with("\"org_id\":\"o1\"", "\"org_id\":\"other-org\"");
+        expect_reject(state, "c-user", "poll_created", other_user, "poll_conflict");
+        expect_reject(state, "u-user", "poll_updated", other_user, "poll_conflict");
+        expect_reject(state, "c-org", "poll_created", other_org, "poll_conflict");
+        expect_reject(state, "u-org", "poll_updated", other_org, "poll_conflict");
+        free(other_user);
+        free(other_org);
+    }
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM polls WHERE poll_id = 'p-42' AND "
+                                           "organizer_user_id = 'u1' AND org_id = 'o1'"),
+                     1);
+
+    /* the same poll again, created or updated: accepted, its keys still its own */
+    expect_ok(state, "create-again", "poll_created", poll_json, &res);
+    dr_result_cleanup(&res);
+    expect_ok(state, "update-same", "poll_updated", poll_json, &res);
+    dr_result_cleanup(&res);
+    {
+        char *renamed = poll_with("Planning meeting", "Planning meeting (moved)");
+        expect_ok(state, "update-title", "poll_updated", renamed, &res);
+        dr_result_cleanup(&res);
+        free(renamed);
+    }
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM poll_keys WHERE poll_id = 'p-42'"),
+                     4);
+
+    /* another org's poll with keys of its own: stored */
+    {
+        char *other =
+            poll_with("\"poll_id\":\"p-42\",\"organizer_user_id\":\"u1\",\"org_id\":\"o1\"",
+                      "\"poll_id\":\"p-43\",\"organizer_user_id\":\"eve\","
+                      "\"org_id\":\"other-org\"");
+        for (size_t k = 0; k < DR_ARRAY_LEN(keys); k++) {
+            memcpy(strstr(other, keys[k][0]), keys[k][1], strlen(keys[k][1]));
+        }
+        expect_ok(state, "p-43", "poll_created", other, &res);
+        dr_result_cleanup(&res);
+        free(other);
+    }
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM poll_keys WHERE poll_id = 'p-43'"),
+                     4);
+}
+
 static void test_match_lookups(void **state)
 {
     char id[64];
@@ -734,6 +856,7 @@ static void test_locked_store_retried(void **state)
 #define POLL_TESTS(X)                                                                              \
     X(test_poll_created_stored_once)                                                               \
     X(test_match_lookups)                                                                          \
+    X(test_poll_keys_not_taken_over)                                                               \
     X(test_email_reply_stored_and_notified)                                                        \
     X(test_reply_resolved_by_in_reply_to_and_raw)                                                  \
     X(test_ics_reply)                                                                              \
