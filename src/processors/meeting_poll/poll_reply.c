@@ -1075,12 +1075,58 @@ static enum dr_poll_answer_value negate(enum dr_poll_answer_value a)
     return a == DR_POLL_NO ? DR_POLL_YES : DR_POLL_NO;
 }
 
+/* 1 when an answer starts at token i, after any light words ("no", "I can't", "✓", "?"). */
+static int answer_at(const struct parser *p, size_t i)
+{
+    const struct lexer *lx = &p->lx;
+    const struct phrase *ph;
+    size_t k;
+
+    while (i < lx->nv && lx->v[i].k == TK_WORD && is_light(lx, &lx->v[i]) &&
+           !phrase_at(lx, i, &k)) {
+        i++;
+    }
+    if (i >= lx->nv) {
+        return 0;
+    }
+    if (lx->v[i].k == TK_SYM || is_punct(&lx->v[i], '?')) {
+        return 1;
+    }
+    ph = lx->v[i].k == TK_WORD ? phrase_at(lx, i, &k) : NULL;
+    return ph && (ph->k == IT_ANS || ph->k == IT_NEG);
+}
+
+/*
+ * Whether the '.' at token j, right after a slot number, marks an item of a numbered list
+ * ("1. No", "1. no 2. yes 3. no", as poll emails list their slots) rather than ending a
+ * sentence: an answer follows the '.', and the number opens a clause or, on a line that holds
+ * such a list already (in_list), follows the previous item's answer. Read as a full stop, the
+ * answer would land in the next clause and the number alone would read as a yes.
+ */
+static int list_marker(const struct parser *p, size_t j, int clause_start, int in_list)
+{
+    const struct lexer *lx = &p->lx;
+    size_t prev = p->nit;
+
+    if (j >= lx->nv || !is_punct(&lx->v[j], '.') || !lx->v[j].adj ||
+        (j + 1 < lx->nv && lx->v[j + 1].adj)) {
+        return 0;
+    }
+    while (prev > 0 && (p->it[prev - 1].k == IT_CONJ || p->it[prev - 1].k == IT_LIGHT)) {
+        prev--; /* "1. no, 2. yes" */
+    }
+    if (!clause_start && !(in_list && prev > 0 && p->it[prev - 1].k == IT_ANS)) {
+        return 0;
+    }
+    return answer_at(p, j + 1);
+}
+
 /* Turns tokens into items. */
 static void build_items(struct parser *p)
 {
     struct lexer *lx = &p->lx;
     size_t i = 0;
-    int clause_start = 1, after_slotword = 0;
+    int clause_start = 1, after_slotword = 0, in_list = 0;
 
     while (i < lx->nv) {
         struct tok *t = &lx->v[i];
@@ -1091,6 +1137,7 @@ static void build_items(struct parser *p)
         if (t->k == TK_NL) {
             add_item(p, IT_BREAK, t->s, t->e);
             clause_start = 1;
+            in_list = 0;
             i++;
             continue;
         }
@@ -1156,6 +1203,11 @@ static void build_items(struct parser *p)
                 strong = 1;
             }
             if (plausible && a >= 1 && b >= a && (size_t)b <= p->poll->n_slots) {
+                if (list_marker(p, j, clause_start, in_list)) {
+                    end = lx->v[j].e;
+                    j++; /* the '.' of "1." belongs to the number, it ends no sentence */
+                    in_list = 1;
+                }
                 add_item(p, IT_REF, t->s, end);
                 for (long s = a; s <= b; s++) {
                     sset_add(&p->it[p->nit - 1].set, (size_t)(s - 1));

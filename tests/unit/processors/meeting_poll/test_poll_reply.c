@@ -144,6 +144,13 @@ static const struct reply_case cases[] = {
      "Hi! See you then"},
     {"multi", "The afternoon one on Tuesday works, the others don't. Sorry!" QUOTE_GMAIL,
      "a=no,b=yes,c=no,d=no", "Sorry!"},
+    /* numbered lists, the form of the poll email's own list: "N." is a list marker */
+    {"multi", "1. No\n2. No\n3. Yes" QUOTE_GMAIL, "a=no,b=no,c=yes", ""},
+    {"multi", "1. no 2. yes 3. no" QUOTE_GMAIL, "a=no,b=yes,c=no", ""},
+    {"multi", "1. no, 2. yes, 3. maybe, 4. no" QUOTE_GMAIL, "a=no,b=yes,c=maybe,d=no", ""},
+    {"multi", "1. I can't\n2. \xe2\x9c\x93\n3. not sure\n4. ?" QUOTE_GMAIL,
+     "a=no,b=yes,c=maybe,d=maybe", ""},
+    {"multi", "Option 2. Thanks!" QUOTE_GMAIL, "b=yes", "Thanks!"},
     {"single", "Yes, see you there!", "only=yes", "see you there!"},
     {"single",
      "Sorry, I can't make it.\n\nOn Mon, Mar 2, 2026 at 8:00 AM Bo <bo@example.com> "
