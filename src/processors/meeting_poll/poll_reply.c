@@ -918,6 +918,14 @@ static int mention_glue(const struct lexer *lx, const struct tok *t)
     return (t->k == TK_PUNCT && (t->c == ',' || t->c == '@')) || tok_word_in(lx, t, glue);
 }
 
+/* "at" before a time, in the languages read here ("a las" ends in "las"). */
+static int at_word(const struct lexer *lx, const struct tok *t)
+{
+    static const char *const at[] = {"at", "um", "à", "las", NULL};
+
+    return is_punct(t, '@') || tok_word_in(lx, t, at);
+}
+
 /*
  * Reads a mention (features that pick slots by their time) at token i. Returns the tokens used
  * (0 if none) and the matching slots in *set.
@@ -960,6 +968,18 @@ static size_t read_mention(struct parser *p, size_t i, struct sset *set)
                     j += 1 + k2;
                 }
             }
+            last = j;
+            nfeat++;
+            continue;
+        }
+        if (m.hour < 0 && (m.wday >= 0 || m.mday >= 0) && j > i && at_word(lx, &lx->v[j - 1]) &&
+            t->k == TK_NUM && t->ndig <= 2 && t->num <= 23 &&
+            !(j + 1 < lx->nv && lx->v[j + 1].adj &&
+              (lx->v[j + 1].k == TK_WORD || lx->v[j + 1].k == TK_NUM ||
+               is_punct(&lx->v[j + 1], ':') || is_punct(&lx->v[j + 1], '/')))) {
+            /* "Tuesday at 3": after a day and "at", a bare number is an hour, not slot 3 */
+            m.hour = (int)t->num;
+            j++;
             last = j;
             nfeat++;
             continue;

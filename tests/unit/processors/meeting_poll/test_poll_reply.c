@@ -39,6 +39,12 @@ static const char poll_json[] =
     "{\"email\":\"sam@example.org\"}],\"message_id\":\"<poll-42@example.com>\","
     "\"reply_token\":\"t\"}";
 
+/* Tue 3 Mar 15:00, Wed 4 Mar 10:00, Thu 5 Mar 14:00 (UTC), no labels. */
+static const char three_json[] =
+    "{\"poll_id\":\"p-3\",\"slots\":[{\"slot_id\":\"s1\",\"start\":\"2026-03-03T15:00:00Z\"},"
+    "{\"slot_id\":\"s2\",\"start\":\"2026-03-04T10:00:00Z\"},"
+    "{\"slot_id\":\"s3\",\"start\":\"2026-03-05T14:00:00Z\"}],\"participants\":[]}";
+
 static const char single_json[] =
     "{\"poll_id\":\"p-1\",\"title\":\"Lunch\",\"slots\":[{\"slot_id\":\"only\","
     "\"start\":\"2026-03-05T12:30:00Z\",\"label\":\"Thursday lunch\"}],\"participants\":[]}";
@@ -76,7 +82,7 @@ static const char single_json[] =
     "Qu\xc3\xa9 horario os viene bien?\n> 1. lunes\n> 2. martes\n"
 
 struct reply_case {
-    const char *poll; /* "multi" or "single" */
+    const char *poll; /* "multi", "three" or "single" */
     const char *text;
     const char *expect;  /* "a=yes,b=no" in slot order; "" for none */
     const char *comment; /* expected comment */
@@ -151,6 +157,11 @@ static const struct reply_case cases[] = {
     {"multi", "1. I can't\n2. \xe2\x9c\x93\n3. not sure\n4. ?" QUOTE_GMAIL,
      "a=no,b=yes,c=maybe,d=maybe", ""},
     {"multi", "Option 2. Thanks!" QUOTE_GMAIL, "b=yes", "Thanks!"},
+    /* after a day and "at", a number is the hour, not a slot number */
+    {"three", "Tuesday at 3 is fine", "s1=yes", ""},
+    {"three", "Thursday at 2 works" QUOTE_GMAIL, "s3=yes", ""},
+    {"three", "Wed at 10 yes, Tue at 3 no", "s1=no,s2=yes", ""},
+    {"three", "Tuesday at 5 works", "", "Tuesday at 5 works"},
     {"single", "Yes, see you there!", "only=yes", "see you there!"},
     {"single",
      "Sorry, I can't make it.\n\nOn Mon, Mar 2, 2026 at 8:00 AM Bo <bo@example.com> "
@@ -186,6 +197,7 @@ static void reply_table(void **state)
 {
     struct dr_poll *multi = load_poll(poll_json);
     struct dr_poll *single = load_poll(single_json);
+    struct dr_poll *three = load_poll(three_json);
     int fails = 0;
 
     assert_true(DR_ARRAY_LEN(cases) >= 40);
@@ -196,8 +208,11 @@ static void reply_table(void **state)
         int quoted;
 
         assert_int_equal(dr_reply_extract(c->text, strlen(c->text), &reply, &quoted), DR_OK);
-        assert_int_equal(
-            dr_poll_reply_parse(strcmp(c->poll, "single") == 0 ? single : multi, reply, &a), DR_OK);
+        assert_int_equal(dr_poll_reply_parse(strcmp(c->poll, "single") == 0  ? single
+                                             : strcmp(c->poll, "three") == 0 ? three
+                                                                             : multi,
+                                             reply, &a),
+                         DR_OK);
         render(a, got, sizeof(got));
         if (strcmp(got, c->expect) != 0 || strcmp(a->comment, c->comment) != 0) {
             fails++;
@@ -210,6 +225,7 @@ static void reply_table(void **state)
     }
     dr_poll_destroy(multi);
     dr_poll_destroy(single);
+    dr_poll_destroy(three);
     assert_int_equal(fails, 0);
 }
 
