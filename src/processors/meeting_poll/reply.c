@@ -56,6 +56,11 @@
     "\\t]+vi\xe1\xba\xbft|yazd\xc4\xb1|"                                                           \
     "napsal|\xc3\xadrta)(?:[ \\t]*\\((?:a|\xd0\xb0)\\))?"
 
+/* Capitalised words that start an answer, never a name that signs a message off. */
+#define NOT_A_NAME                                                                                 \
+    "(?:(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs?)?|Fri|Sat(?:ur)?|Sun)(?:day)?|Yes|No|Nope|Maybe|Ok|"    \
+    "Okay|Sure|Fine|Works?|Perfect|Great|Good)"
+
 enum pat {
     P_ON,         /* [prefix] On <date...>, <who> wrote: (up to HDR_MAX_LINES lines) */
     P_DATE_EMAIL, /* <date> <who> <address>: (Gmail in several languages, Android) */
@@ -66,7 +71,7 @@ enum pat {
     P_HDR_FIRST,  /* From: / Date: / Sent: that opens an Outlook-style header block */
     P_HDR_ANY,    /* any field of such a block */
     P_SIG_MOBILE, /* Sent from my iPhone, Get Outlook for iOS, ... */
-    P_SIG_NAME,   /* -Name */
+    P_SIG_NAME,   /* -Name, -First Last */
     P_COUNT
 };
 
@@ -132,8 +137,10 @@ static const struct {
          "\xd0\x9e\xd1\x82\xd0\xbf\xd1\x80\xd0\xb0\xd0\xb2\xd0\xbb\xd0\xb5\xd0\xbd\xd0\xbe"
          "(?:[ \\t]+[^\\s,;!?()]+){1,5})(?:[ \\t]*\\([^()\\n]{0,120}\\))?[ \\t]*$",
          PCRE2_CASELESS},
-    [P_SIG_NAME] =
-        {"\\A[ \\t]*-[ \\t]?[A-Z][^\\s,;:!?]{0,30}(?:[ \\t]+[^\\s,;:!?]{1,30}){0,2}[ \\t]*$", 0},
+    /* A name: capitalised words ("-Abhishek Kona"), not an answer ("- Wednesday works", "- Yes") */
+    [P_SIG_NAME] = {"\\A[ \\t]*-[ \\t]?(?!" NOT_A_NAME "\\b)[A-Z][^\\s,;:!?]{0,30}"
+                    "(?:[ \\t]+[A-Z][^\\s,;:!?]{0,30}){0,2}[ \\t]*$",
+                    0},
 };
 
 static pcre2_code *pats[P_COUNT];

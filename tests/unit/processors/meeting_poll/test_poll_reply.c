@@ -157,6 +157,8 @@ static const struct reply_case cases[] = {
     {"multi", "1. I can't\n2. \xe2\x9c\x93\n3. not sure\n4. ?" QUOTE_GMAIL,
      "a=no,b=yes,c=maybe,d=maybe", ""},
     {"multi", "Option 2. Thanks!" QUOTE_GMAIL, "b=yes", "Thanks!"},
+    /* a short bullet at the end is an answer, not a "-Name" sign-off */
+    {"multi", "Hi Dana,\n\n- Wednesday works" QUOTE_GMAIL, "c=yes", "Hi Dana"},
     /* after a day and "at", a number is the hour, not a slot number */
     {"three", "Tuesday at 3 is fine", "s1=yes", ""},
     {"three", "Thursday at 2 works" QUOTE_GMAIL, "s3=yes", ""},

@@ -106,6 +106,13 @@ static const struct rcase cases[] = {
     {"outlook mobile", "Works\n\nGet Outlook for iOS\n", "Works", 0},
     {"german mobile", "Passt\n\nVon meinem iPhone gesendet\n", "Passt", 0},
     {"sig dashes", "Works\n\n-- \nKim Lee\nACME", "Works", 0},
+    {"sig dash name", "Works\n\n-Kim Lee", "Works", 0},
+    {"dash answer is text", "Hi Dana,\n\n- Wednesday works", "Hi Dana,\n\n- Wednesday works", 0},
+    {"dash yes is text", "Hi Dana,\n\n- Yes", "Hi Dana,\n\n- Yes", 0},
+    {"dash answer above quote",
+     "Hi Dana,\n\n- Tuesday is fine\n\nOn Mon, Mar 2, 2026 at 9:15 AM Dana <d@example.com> "
+     "wrote:\n> Which day?\n",
+     "Hi Dana,\n\n- Tuesday is fine", 1},
     {"sent from my desk is text", "Sure\n\nSent from my desk, which is nicer than my phone.",
      "Sure\n\nSent from my desk, which is nicer than my phone.", 0},
     {"shared line",
