@@ -1394,7 +1394,9 @@ static void on_ref(struct parser *p, struct clause *c, const struct item *it)
         c->pend_global = global;
     }
     if (!c->has_pend) {
+        /* a new reference: words before it ("Hmm, 2 works") are not between it and its answer */
         c->pend_s = it->s;
+        c->pend_dist = 0;
     }
     sset_or(&c->pend, &set);
     c->pend_e = it->e;

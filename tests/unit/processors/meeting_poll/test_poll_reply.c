@@ -159,6 +159,11 @@ static const struct reply_case cases[] = {
     {"multi", "Option 2. Thanks!" QUOTE_GMAIL, "b=yes", "Thanks!"},
     /* a short bullet at the end is an answer, not a "-Name" sign-off */
     {"multi", "Hi Dana,\n\n- Wednesday works" QUOTE_GMAIL, "c=yes", "Hi Dana"},
+    /* words before a slot number do not part it from its answer */
+    {"multi", "Hmm, 2 works" QUOTE_GMAIL, "b=yes", "Hmm"},
+    {"multi", "Only 2 works for me" QUOTE_GMAIL, "b=yes", ""},
+    {"multi", "I have 2 kids so afternoons are hard" QUOTE_GMAIL, "",
+     "I have 2 kids so afternoons are hard"},
     /* after a day and "at", a number is the hour, not a slot number */
     {"three", "Tuesday at 3 is fine", "s1=yes", ""},
     {"three", "Thursday at 2 works" QUOTE_GMAIL, "s3=yes", ""},
