@@ -393,6 +393,7 @@ static const struct phrase phrases[] = {
     {"with the exception of", IT_EXCEPT, U, IT_NONE_},
     {"and", IT_CONJ, U, IT_NONE_},
     {"or", IT_CONJ, U, IT_NONE_},
+    {"nor", IT_CONJ, U, IT_NONE_},
     {"et", IT_CONJ, U, IT_NONE_},
     {"und", IT_CONJ, U, IT_NONE_},
     {"oder", IT_CONJ, U, IT_NONE_},
@@ -1351,6 +1352,15 @@ static void pend_clear(struct clause *c)
     c->pend_global = 0;
 }
 
+/* 1 when item i comes right after "none"/"neither", light words aside. */
+static int follows_nothing(const struct parser *p, size_t i)
+{
+    while (i > 0 && p->it[i - 1].k == IT_LIGHT) {
+        i--;
+    }
+    return i > 0 && p->it[i - 1].k == IT_NOTHING;
+}
+
 static void on_ref(struct parser *p, struct clause *c, const struct item *it)
 {
     struct sset set = it->k == IT_REF ? it->set : p->all;
@@ -1385,8 +1395,10 @@ static void on_ref(struct parser *p, struct clause *c, const struct item *it)
         c->pend_e = it->e;
         return;
     }
-    if (c->has_pend && !global && c->pend_global && !c->pend_none) {
-        /* "any time on Tuesday": the reference narrows "any" */
+    if (c->has_pend && !global && c->pend_global &&
+        (!c->pend_none || follows_nothing(p, (size_t)(it - p->it)))) {
+        /* "any time on Tuesday": the reference narrows "any"; "neither 1 nor 2", "none on
+         * Tuesday": it narrows "none" when it comes right after it */
         memset(&c->pend, 0, sizeof(c->pend));
         c->pend_global = 0;
     }

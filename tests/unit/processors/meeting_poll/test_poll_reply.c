@@ -164,6 +164,9 @@ static const struct reply_case cases[] = {
     {"multi", "Only 2 works for me" QUOTE_GMAIL, "b=yes", ""},
     {"multi", "I have 2 kids so afternoons are hard" QUOTE_GMAIL, "",
      "I have 2 kids so afternoons are hard"},
+    /* "neither ... nor ..." names the slots that do not work */
+    {"multi", "Neither 1 nor 2, but 3 is ok" QUOTE_GMAIL, "a=no,b=no,c=yes", ""},
+    {"multi", "Neither 2 nor 4 works for me" QUOTE_GMAIL, "b=no,d=no", ""},
     /* after a day and "at", a number is the hour, not a slot number */
     {"three", "Tuesday at 3 is fine", "s1=yes", ""},
     {"three", "Thursday at 2 works" QUOTE_GMAIL, "s3=yes", ""},
