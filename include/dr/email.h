@@ -37,7 +37,9 @@ void dr_email_limits_init(struct dr_email_limits *lim);
 
 struct dr_email_addr {
     char *name;    /* display name, RFC 2047 decoded, whitespace collapsed; NULL if none */
-    char *address; /* "local@domain", domain lower-cased; NULL for a group-less bare name */
+    char *address; /* "local@domain", domain lower-cased; NULL for a group-less bare name, and
+                    * (with a warning) for an address that is no RFC 5322 addr-spec or that the
+                    * field's text does not hold cleanly ("bob@example.com@evil.com") */
 };
 
 struct dr_email_addr_list {

@@ -100,6 +100,13 @@ def check_cli():
         rc, out, err = cli("parse", "poll-reply", "--poll", poll, eml)
         assert rc == 1 and out == "" and err.count("\n") == 1, (rc, out, err)
         assert "not_a_participant" in err, err
+        # a From that GMime would read as Kim's, but which is nobody's address
+        with open(eml, "w") as f:
+            f.write("From: kim.lee@example.com@evil.example\nTo: dana@example.com\n"
+                    "Subject: Re: Planning\n\n1 yes" + QUOTE)
+        rc, out, err = cli("parse", "poll-reply", "--poll", poll, eml)
+        assert rc == 1 and out == "" and "invalid_email" in err, (rc, out, err)
+        assert "kim.lee" not in err, err
 
     # parse ics: valid samples, then malformed ones (exit 1 with the parser's reason)
     for name in ("minimal.ics", "daily_recur.ics", "google_birthday.ics"):

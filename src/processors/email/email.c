@@ -209,20 +209,92 @@ void dr__email_addr_set(struct dr_email_addr *a, const char *name, const char *a
     }
 }
 
+/* RFC 5322 atext, plus the UTF-8 bytes RFC 6532 allows. */
+static int atext(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c >= 0x80 || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
+}
+
+/* The end of the dot-atom at p ("a.b", no empty part), or NULL if there is none. */
+static const char *dot_atom_end(const char *p)
+{
+    for (;;) {
+        const char *w = p;
+        while (atext((unsigned char)*p)) {
+            p++;
+        }
+        if (p == w) {
+            return NULL;
+        }
+        if (*p != '.') {
+            return p;
+        }
+        p++;
+    }
+}
+
+/* The end of the quoted-string at p, or NULL. */
+static const char *quoted_end(const char *p)
+{
+    if (*p++ != '"') {
+        return NULL;
+    }
+    for (; *p && *p != '"'; p++) {
+        if (*p == '\\') {
+            p++;
+        }
+        if (*p == '\0' || *p == '\r' || *p == '\n') {
+            return NULL;
+        }
+    }
+    return *p == '"' ? p + 1 : NULL;
+}
+
+/* The end of the domain literal ("[192.0.2.1]") at p, or NULL. */
+static const char *literal_end(const char *p)
+{
+    if (*p++ != '[') {
+        return NULL;
+    }
+    while (*p > ' ' && *p != '[' && *p != ']' && *p != '\\') {
+        p++;
+    }
+    return *p == ']' ? p + 1 : NULL;
+}
+
+int dr__email_addr_spec_ok(const char *a)
+{
+    const char *p = a && *a == '"' ? quoted_end(a) : a ? dot_atom_end(a) : NULL;
+
+    if (!p || *p != '@') {
+        return 0;
+    }
+    p++;
+    p = *p == '[' ? literal_end(p) : dot_atom_end(p);
+    return p && *p == '\0';
+}
+
 int dr__email_addr_push(struct dr_email_addr_list *l, const char *name, const char *address)
 {
     struct dr_email_addr a;
+    int err = DR_OK;
 
     if (l->n >= DR_EMAIL_MAX_ADDRESSES) {
         return DR_ETOOBIG;
     }
     dr__email_addr_set(&a, name, address);
+    if (a.address && strchr(a.address, '@') && !dr__email_addr_spec_ok(a.address)) {
+        free(a.address); /* "bob@example.com@evil.com" is nobody's address */
+        a.address = NULL;
+        err = DR_EINVAL;
+    }
     if (!a.name && !a.address) {
-        return DR_OK;
+        return err;
     }
     l->v = dr_xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
     l->v[l->n++] = a;
-    return DR_OK;
+    return err;
 }
 
 void dr__email_set_date(struct dr_email *em, int64_t epoch_s, int offset_s)

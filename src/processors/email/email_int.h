@@ -56,7 +56,13 @@ char *dr__email_clean_line(char *s);
 /* Sets a->name / a->address from raw strings (either may be NULL), normalised. */
 void dr__email_addr_set(struct dr_email_addr *a, const char *name, const char *address);
 
-/* Appends one address to l (name/address normalised); 0, or DR_ETOOBIG past the cap. */
+/* 1 when a is an RFC 5322 addr-spec (UTF-8 allowed, RFC 6532): a dot-atom or quoted-string
+ * local part, exactly one '@' outside it, a dot-atom domain or a domain literal. */
+int dr__email_addr_spec_ok(const char *a);
+
+/* Appends one address to l (name/address normalised); 0, or DR_ETOOBIG past the cap (nothing
+ * appended). An address with an '@' that is no addr-spec is left out: DR_EINVAL, the name (if
+ * any) appended alone. */
 int dr__email_addr_push(struct dr_email_addr_list *l, const char *name, const char *address);
 
 /* Sets em->date / date_ms from a broken-down time and its UTC offset in seconds. */

@@ -48,9 +48,12 @@ static int add_address_value(struct dr_email *em, struct dr_email_addr_list *l, 
         if (!addr) {
             addr = dr_json_str(v, "email");
         }
-        if (dr__email_addr_push(l, name, addr) == DR_ETOOBIG) {
+        int err = dr__email_addr_push(l, name, addr);
+        if (err == DR_ETOOBIG) {
             dr__email_warn(em, "%s has more than %d addresses; the rest were dropped", key,
                            DR_EMAIL_MAX_ADDRESSES);
+        } else if (err == DR_EINVAL) {
+            dr__email_warn(em, "%s: an address that is not an addr-spec was left out", key);
         }
         return DR_OK;
     }

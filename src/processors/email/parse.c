@@ -919,8 +919,107 @@ static size_t address_colons(const char *s, size_t n)
     return colons;
 }
 
+/*
+ * GMime reads an address list leniently: "bob@example.com@evil.com", "<bob@example.com>@evil.com"
+ * and "Bob <bob@example.com> <eve@evil.com>" all give it bob@example.com, where a mail server
+ * or a reader may see another address. An address is taken only where the field's text, its
+ * comments left out, holds it as a whole token (not next to more address characters), with no
+ * other '@' or '<' after it before the next ',' or ';'. The search resumes where the previous
+ * address was found (a list is in order) and is bounded, so a hostile field costs linear time.
+ */
+struct addr_text {
+    char *text;     /* the field as written (raw header values joined by ','), comments left
+                     * out; NULL when not known */
+    size_t len, at; /* bytes, and where the previous address ended */
+    size_t budget;  /* bytes still to search; at 0 every further address is refused */
+};
+
+/* raw without its comments (quoted strings kept whole), malloc'ed. */
+static char *without_comments(const char *raw, size_t *len)
+{
+    char *out = dr_xmalloc(strlen(raw) + 1), *o = out;
+    int depth = 0, quoted = 0;
+
+    for (const char *p = raw; *p; p++) {
+        if (depth == 0 && *p == '"') {
+            quoted = !quoted;
+        } else if ((quoted || depth > 0) && *p == '\\' && p[1]) {
+            if (depth == 0) {
+                *o++ = *p;
+            }
+            p++;
+        } else if (!quoted && *p == '(') {
+            depth++;
+            continue;
+        } else if (depth > 0 && *p == ')') {
+            depth--;
+            continue;
+        }
+        if (depth == 0) {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    *len = (size_t)(o - out);
+    return out;
+}
+
+/* Characters that continue an addr-spec: the address is part of a larger token next to them. */
+static int addr_char(char c)
+{
+    return (c && strchr(".@\"[]!#$%&'*+-/=?^_`{|}~", c)) || g_ascii_isalnum(c) ||
+           (unsigned char)c >= 0x80;
+}
+
+/* Whether the address at text[pos, pos + n) stands there as a whole mailbox. */
+static int clean_at(const struct addr_text *t, size_t pos, size_t n)
+{
+    const char *p = t->text + pos + n, *end = t->text + t->len;
+
+    if ((pos > 0 && addr_char(t->text[pos - 1])) || (p < end && addr_char(*p))) {
+        return 0;
+    }
+    for (; p < end && *p != ',' && *p != ';'; p++) {
+        if (*p == '@' || *p == '<') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int addr_clean(struct addr_text *t, const char *addr)
+{
+    size_t n = strlen(addr);
+
+    if (!t->text) {
+        return 1; /* no text to hold it to: the addr-spec check alone */
+    }
+    for (int pass = 0; pass < 2 && n > 0; pass++) {
+        /* from the previous address on, then (out of order) from the start */
+        size_t from = pass ? 0 : t->at, to = pass ? t->at + n : t->len;
+        if (to > t->len) {
+            to = t->len;
+        }
+        while (from < to && t->budget > 0) {
+            size_t span = to - from < t->budget ? to - from : t->budget;
+            const char *p = span >= n ? memmem(t->text + from, span, addr, n) : NULL;
+            if (!p) {
+                t->budget -= span;
+                break;
+            }
+            t->budget -= (size_t)(p - (t->text + from)) + 1;
+            if (clean_at(t, (size_t)(p - t->text), n)) {
+                t->at = (size_t)(p - t->text) + n;
+                return 1;
+            }
+            from = (size_t)(p - t->text) + 1;
+        }
+    }
+    return 0;
+}
+
 static void flatten(struct dr_email *em, struct dr_email_addr_list *l, InternetAddressList *list,
-                    int depth, int *full)
+                    int depth, int *full, int *unclean, struct addr_text *t)
 {
     int n = list ? internet_address_list_length(list) : 0;
 
@@ -929,29 +1028,47 @@ static void flatten(struct dr_email *em, struct dr_email_addr_list *l, InternetA
         if (INTERNET_ADDRESS_IS_GROUP(ia)) {
             if (depth == 0) {
                 flatten(em, l, internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)),
-                        depth + 1, full);
+                        depth + 1, full, unclean, t);
             }
         } else if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
             const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
             const char *name = internet_address_get_name(ia);
+            int err;
             if (addr && !strchr(addr, '@') && (!name || !*name)) {
                 /* "From: Whomever": a phrase, not a mailbox ("Name <local>" stays a mailbox) */
                 name = addr;
                 addr = NULL;
             }
-            if (dr__email_addr_push(l, name, addr) == DR_ETOOBIG) {
+            if (addr && strchr(addr, '@') && !addr_clean(t, addr)) {
+                addr = NULL; /* see struct addr_text; the name alone stays */
+                *unclean = 1;
+            }
+            err = dr__email_addr_push(l, name, addr);
+            if (err == DR_ETOOBIG) {
                 *full = 1;
+            } else if (err == DR_EINVAL) {
+                *unclean = 1;
             }
         }
     }
 }
 
+/* Takes the addresses of list into l; raw is the field's text as written (NULL: not known). */
 static void take_addresses(struct dr_email *em, struct dr_email_addr_list *l,
-                           InternetAddressList *list, const char *what)
+                           InternetAddressList *list, const char *what, const char *raw)
 {
-    int full = 0;
+    struct addr_text t = {NULL, 0, 0, 0};
+    int full = 0, unclean = 0;
 
-    flatten(em, l, list, 0, &full);
+    if (raw) {
+        t.text = without_comments(raw, &t.len);
+        t.budget = 4 * t.len + 4096;
+    }
+    flatten(em, l, list, 0, &full, &unclean, &t);
+    free(t.text);
+    if (unclean) {
+        dr__email_warn(em, "%s: an address that does not parse cleanly was left out", what);
+    }
     if (full) {
         dr__email_warn(em, "%s has more than %d addresses; the rest were dropped", what,
                        DR_EMAIL_MAX_ADDRESSES);
@@ -973,7 +1090,7 @@ void dr__email_parse_addresses(struct dr_email *em, struct dr_email_addr_list *l
     o = new_options(em);
     list = internet_address_list_parse(o, text);
     if (list) {
-        take_addresses(em, l, list, what);
+        take_addresses(em, l, list, what, text);
         g_object_unref(list);
     }
     g_mime_parser_options_free(o);
@@ -1012,6 +1129,37 @@ static char *header_text(struct dr_email *em, const char *v, const char *what)
         dr__email_warn(em, "%s cut at %d bytes", what, DR_EMAIL_MAX_HEADER);
     }
     return s;
+}
+
+/* take_addresses() for the message's header field name, held to its text as written. */
+static void take_message_addresses(struct dr_email *em, GMimeMessage *msg,
+                                   struct dr_email_addr_list *l, InternetAddressList *list,
+                                   const char *name)
+{
+    GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+    int n = g_mime_header_list_get_count(hl);
+    GString *raw = NULL;
+
+    if (!list || internet_address_list_length(list) == 0) {
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+        const char *v = g_mime_header_get_raw_value(h);
+        if (g_ascii_strcasecmp(g_mime_header_get_name(h), name) != 0 || !v) {
+            continue;
+        }
+        if (raw) {
+            g_string_append_c(raw, ',');
+        } else {
+            raw = g_string_new(NULL);
+        }
+        g_string_append(raw, v);
+    }
+    take_addresses(em, l, list, name, raw ? raw->str : NULL);
+    if (raw) {
+        g_string_free(raw, TRUE);
+    }
 }
 
 static void take_headers(struct ctx *c, GMimeMessage *msg)
@@ -1081,7 +1229,7 @@ static void take_headers(struct ctx *c, GMimeMessage *msg)
 
     InternetAddressList *from = g_mime_message_get_from(msg);
     struct dr_email_addr_list fl = {0};
-    take_addresses(em, &fl, from, "From");
+    take_message_addresses(em, msg, &fl, from, "From");
     if (fl.n > 0) {
         em->from = fl.v[0];
         for (size_t i = 1; i < fl.n; i++) {
@@ -1090,10 +1238,10 @@ static void take_headers(struct ctx *c, GMimeMessage *msg)
         }
     }
     free(fl.v);
-    take_addresses(em, &em->to, g_mime_message_get_to(msg), "To");
-    take_addresses(em, &em->cc, g_mime_message_get_cc(msg), "Cc");
-    take_addresses(em, &em->bcc, g_mime_message_get_bcc(msg), "Bcc");
-    take_addresses(em, &em->reply_to, g_mime_message_get_reply_to(msg), "Reply-To");
+    take_message_addresses(em, msg, &em->to, g_mime_message_get_to(msg), "To");
+    take_message_addresses(em, msg, &em->cc, g_mime_message_get_cc(msg), "Cc");
+    take_message_addresses(em, msg, &em->bcc, g_mime_message_get_bcc(msg), "Bcc");
+    take_message_addresses(em, msg, &em->reply_to, g_mime_message_get_reply_to(msg), "Reply-To");
 
     GDateTime *dt = g_mime_message_get_date(msg);
     if (dt) {

@@ -204,7 +204,10 @@ int dr_cli_parse_poll_reply(int argc, char **argv)
             rc = 1;
         }
     }
-    if (!rc && em && em->from.address) {
+    if (!rc && em && !em->from.address) {
+        dr_cli_error("%s: invalid_email: no From address that parses cleanly", path);
+        rc = 1;
+    } else if (!rc && em) {
         if (!dr_poll_find_participant(poll, em->from.address)) {
             dr_cli_error("%s: not_a_participant: the sender is not a participant of poll %s", path,
                          poll->poll_id);

@@ -648,15 +648,6 @@ static cJSON *parse_reply_ics(const char *ics, struct dr_result *res)
     return cal;
 }
 
-/* The sender of an iCalendar-only answer: the one ATTENDEE of the reply. */
-static const char *ics_sender(const cJSON *cal)
-{
-    const cJSON *ev = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cal, "events"), 0);
-    const cJSON *atts = cJSON_GetObjectItemCaseSensitive(ev, "attendees");
-
-    return cJSON_GetArraySize(atts) == 1 ? dr_json_str(cJSON_GetArrayItem(atts, 0), "email") : NULL;
-}
-
 static int text_votes(const struct dr__poll_rec *rec, const struct dr_email *em, struct votes *v,
                       char **comment, struct dr_result *res)
 {
@@ -741,10 +732,11 @@ static void on_email(struct poll_proc *pp, const struct dr_msg *msg, struct dr_r
     if (ics && !(cal = parse_reply_ics(ics, res))) {
         goto out;
     }
-    sender = em->from.address ? em->from.address : cal ? ics_sender(cal) : NULL;
+    /* The From only: an iCalendar reply's ATTENDEE is the sender's own word (ics_votes()
+     * holds it to the From), and a From that does not parse cleanly is no address at all. */
+    sender = em->from.address;
     if (!sender) {
-        dr_result_reject(res, "invalid_email",
-                         "no sender: neither a From address nor an iCalendar reply ATTENDEE");
+        dr_result_reject(res, "invalid_email", "no sender: no From address that parses cleanly");
         goto out;
     }
     rp.who = participant(rec, sender, res);

@@ -608,6 +608,94 @@ static void from_fields(void **state)
     cJSON_Delete(p);
 }
 
+/*
+ * A From that GMime reads leniently into another address than its text holds is no address:
+ * "bob@example.com@evil.com" gave bob@example.com. The address is left out (a display name
+ * stays) with a warning, by raw message and by pre-parsed field alike; well-formed addresses,
+ * comments and quoted local parts included, are read as before.
+ */
+static void addresses_parse_cleanly(void **state)
+{
+    static const char *const bad[] = {
+        "bob@example.com@evil.com",       "Bob <bob@example.com@evil.com>",
+        "<bob@example.com>@evil.com",     "Bob <bob@example.com> <eve@evil.com>",
+        "bob@example.com(note)@evil.com",
+    };
+    static const struct {
+        const char *from, *address;
+    } good[] = {
+        {"bob@example.com", "bob@example.com"},
+        {"Bob <Bob@Example.COM>", "Bob@example.com"},
+        {"bob@example.com (Bob)", "bob@example.com"},
+        {"Bob\r\n <bob@example.com>", "bob@example.com"},
+        {"Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>", "pete@silly.test"},
+        {"\"bob smith\"@example.com", "\"bob smith\"@example.com"},
+        {"\"Smith, Bob @ work\" <bob@example.com>", "bob@example.com"},
+        {"bob@[192.0.2.1]", "bob@[192.0.2.1]"},
+    };
+    char msg[512], js[512];
+    struct dr_email *em;
+    cJSON *p;
+
+    for (size_t i = 0; i < DR_ARRAY_LEN(bad); i++) {
+        snprintf(msg, sizeof(msg),
+                 "From: %s\r\nTo: dana@example.com\r\nSubject: Re: [poll:p1]\r\n"
+                 "\r\n2 works\r\n",
+                 bad[i]);
+        em = parse_ok(msg);
+        if (em->from.address) {
+            print_message("From: %s -> %s\n", bad[i], em->from.address);
+        }
+        assert_null(em->from.address);
+        assert_true(has_warning(em, "From: an address that does not parse cleanly"));
+        dr_email_destroy(em);
+
+        /* the same as a pre-parsed field */
+        p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "from", bad[i]);
+        assert_int_equal(dr_email_from_fields(p, NULL, &em), DR_OK);
+        assert_null(em->from.address);
+        dr_email_destroy(em);
+        cJSON_Delete(p);
+    }
+    for (size_t i = 0; i < DR_ARRAY_LEN(good); i++) {
+        snprintf(msg, sizeof(msg), "From: %s\r\nTo: dana@example.com\r\n\r\nhi\r\n", good[i].from);
+        em = parse_ok(msg);
+        if (!em->from.address || strcmp(em->from.address, good[i].address) != 0) {
+            print_message("From: %s -> %s\n", good[i].from,
+                          em->from.address ? em->from.address : "(none)");
+        }
+        assert_non_null(em->from.address);
+        assert_string_equal(em->from.address, good[i].address);
+        assert_false(has_warning(em, "does not parse cleanly"));
+        dr_email_destroy(em);
+    }
+
+    /* {name, address} objects: the address must be an addr-spec */
+    snprintf(js, sizeof(js),
+             "{\"from\":{\"name\":\"Bob\",\"address\":\"bob@example.com@evil.com\"},"
+             "\"to\":[{\"address\":\"a@@example.com\"},{\"address\":\"ann@example.com\"}]}");
+    p = cJSON_Parse(js);
+    assert_int_equal(dr_email_from_fields(p, NULL, &em), DR_OK);
+    assert_string_equal(em->from.name, "Bob");
+    assert_null(em->from.address);
+    assert_int_equal(em->to.n, 1);
+    assert_string_equal(em->to.v[0].address, "ann@example.com");
+    assert_true(has_warning(em, "not an addr-spec"));
+    dr_email_destroy(em);
+    cJSON_Delete(p);
+
+    assert_true(dr__email_addr_spec_ok("a.b+c@example.com"));
+    assert_true(dr__email_addr_spec_ok("\"a@b\"@example.com"));
+    assert_false(dr__email_addr_spec_ok("a@b@example.com"));
+    assert_false(dr__email_addr_spec_ok("a..b@example.com"));
+    assert_false(dr__email_addr_spec_ok("@example.com"));
+    assert_false(dr__email_addr_spec_ok("a@"));
+    assert_false(dr__email_addr_spec_ok("a@example..com"));
+    assert_false(dr__email_addr_spec_ok("a b@example.com"));
+    assert_false(dr__email_addr_spec_ok("a@[1.2.3.4"));
+}
+
 static void plus_token(void **state)
 {
     char *t = NULL;
@@ -1178,6 +1266,7 @@ int main(void)
         cmocka_unit_test(missing_boundary),
         cmocka_unit_test(json_shape),
         cmocka_unit_test(from_fields),
+        cmocka_unit_test(addresses_parse_cleanly),
         cmocka_unit_test(plus_token),
         cmocka_unit_test(recipients),
         cmocka_unit_test(shipment_cues_corpus),

@@ -562,6 +562,47 @@ static void test_reply_in_another_mailbox_rejected(void **state)
     assert_string_equal(answer_for(&a, "b"), "yes");
 }
 
+/*
+ * A From that does not parse cleanly names no sender: GMime read "kim.lee@example.com@evil.com"
+ * as Kim's address, and an iCalendar ATTENDEE does not stand in for it.
+ */
+static void test_malformed_from_rejected(void **state)
+{
+    static const char *const raws[] = {
+        "From: kim.lee@example.com@evil.com\r\nTo: dana@example.com\r\n"
+        "Subject: Re: [poll:p-42]\r\nMessage-ID: <bad-1@evil.com>\r\n\r\n1 yes, 2 yes\r\n",
+        "From: Kim <kim.lee@example.com> <mallory@evil.com>\r\nTo: dana@example.com\r\n"
+        "Subject: Re: [poll:p-42]\r\n\r\n1 yes\r\n",
+        "From: kim.lee@example.com@evil.com\r\nTo: dana@example.com\r\n"
+        "Subject: Accepted\r\nIn-Reply-To: <poll-42@example.com>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/calendar; method=REPLY; charset=utf-8\r\n\r\n"
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nMETHOD:REPLY\r\n"
+        "BEGIN:VEVENT\r\nUID:slot-b@example.com\r\nDTSTAMP:20260227T110000Z\r\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:kim.lee@example.com\r\nEND:VEVENT\r\n"
+        "END:VCALENDAR\r\n",
+    };
+    static const char *const fields[] = {
+        "{" MAILBOX "\"poll_id\":\"p-42\",\"from\":\"kim.lee@example.com@evil.com\","
+        "\"body_text\":\"1 yes\"}",
+        "{" MAILBOX "\"poll_id\":\"p-42\",\"from\":{\"name\":\"Kim\",\"address\":"
+        "\"kim.lee@example.com@evil.com\"},\"body_text\":\"1 yes\"}",
+    };
+    char js[4096], *b64 = NULL;
+    size_t n;
+
+    create_poll(state);
+    for (size_t i = 0; i < DR_ARRAY_LEN(raws); i++) {
+        assert_int_equal(dr_base64url_encode(raws[i], strlen(raws[i]), &b64, &n), DR_OK);
+        snprintf(js, sizeof(js), "{" MAILBOX "\"raw\":\"%s\"}", b64);
+        free(b64);
+        expect_reject(state, "bad-from", "poll_response_email", js, "invalid_email");
+    }
+    for (size_t i = 0; i < DR_ARRAY_LEN(fields); i++) {
+        expect_reject(state, "bad-from", "poll_response_email", fields[i], "invalid_email");
+    }
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM poll_responses"), 0);
+}
+
 static void test_older_email_after_newer_changes_nothing(void **state)
 {
     char *newer =
@@ -863,6 +904,7 @@ static void test_locked_store_retried(void **state)
     X(test_bad_ics_rejected)                                                                       \
     X(test_non_participant_rejected)                                                               \
     X(test_reply_in_another_mailbox_rejected)                                                      \
+    X(test_malformed_from_rejected)                                                                \
     X(test_older_email_after_newer_changes_nothing)                                                \
     X(test_replay_changes_nothing)                                                                 \
     X(test_equal_dates_comment_follows_answers)                                                    \
