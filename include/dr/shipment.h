@@ -89,7 +89,9 @@ int dr_shipment_status_parse(const char *name, enum dr_shipment_status *out);
  * The delivery status a text announces: a subject line, an email body, or a carrier event such
  * as "Out for delivery" or "Zugestellt". Understands English, German, French, Italian, Spanish,
  * Dutch, Polish and Portuguese carrier wording. Plain text or HTML. DR_SHIP_UNKNOWN when the text
- * names no status (or text is NULL).
+ * names no status (or text is NULL). Negated delivery wording ("was not delivered", "Nicht
+ * zugestellt", "Non livré") is DR_SHIP_EXCEPTION, never DR_SHIP_DELIVERED. A text that is only a
+ * status name in any case ("Exception", "In transit") is that status.
  */
 enum dr_shipment_status dr_shipment_status_from_text(const char *text, size_t len);
 

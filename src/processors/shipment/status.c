@@ -6,7 +6,8 @@
  * 2 for the usual wording ("on its way"), 1 for hints ("expected delivery"). The strongest rule
  * found wins; between equals, the one earliest in the text (headlines come before footers),
  * then the first in the table ("will be delivered today" is out for delivery, not delivered:
- * that rule comes first and its match starts earlier).
+ * that rule comes first and its match starts earlier). A delivered rule negated by a word
+ * shortly before its match ("not", "nicht", "non", "pas", ...) reads as an exception.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +39,8 @@ static const struct rule rules[] = {
      "|delivery\\s+(?:is\\s+)?(?:scheduled\\s+)?(?:for\\s+)?today|arriving\\s+(?:soon\\s+)?today"
      "|expects?\\s+to\\s+deliver\\s+your\\s+(?:package|parcel|item)\\s+today"
      "|with\\s+(?:your\\s+|the\\s+)?(?:local\\s+)?(?:\\w+\\s+)?courier(?:\\s+for\\s+delivery)?"
-     "|driver\\s+is\\s+(?:arriving|on\\s+(?:the|their)\\s+way)|on\\s+(?:the\\s+)?vehicle\\s+for\\s+"
-     "delivery"
+     "|driver\\s+is\\s+(?:arriving|on\\s+(?:the|their)\\s+way)"
+     "|on\\s+(?:the\\s+)?(?:\\w+\\s+)?vehicle\\s+for\\s+delivery"
      "|in\\s+zustellung|wird\\s+(?:ihnen\\s+)?heute\\s+zugestellt|kommt\\s+heute|heute\\s+"
      "zugestellt"
      "|zustellung\\s+heute|in\\s+der\\s+zustellung"
@@ -97,6 +98,8 @@ static const struct rule rules[] = {
      "\\b(?:delivery\\s+exception|shipment\\s+exception|exception\\s*:"
      "|unable\\s+to\\s+deliver|could\\s*n[o']t\\s+(?:be\\s+)?deliver(?:ed)?"
      "|couldn.t\\s+deliver|(?:delivery\\s+)?attempt(?:ed)?\\s+(?:delivery|was\\s+made)"
+     "|delivery\\s+attempt(?:ed)?\\b|no\\s+access\\s+to\\s+(?:the\\s+)?delivery\\s+location"
+     "|notice\\s+left|no\\s+authori[sz]ed\\s+recipient"
      "|we\\s+missed\\s+you|missed\\s+delivery|failed\\s+delivery|delivery\\s+(?:has\\s+)?failed"
      "|delivery\\s+(?:was\\s+)?unsuccessful|running\\s+late|(?:is|are|been|was)\\s+delayed"
      "|delivery\\s+(?:is\\s+)?delayed|new\\s+(?:scheduled\\s+|estimated\\s+)?delivery\\s+date"
@@ -223,6 +226,128 @@ const struct dr__wordset *dr__status_wordset(void)
     return &rule_set;
 }
 
+/* ---- negation ------------------------------------------------------------------------------
+ * "was not delivered", "Nicht zugestellt", "n'a pas été livré": a delivered rule whose match a
+ * negation comes shortly before says the parcel is not delivered. Carriers word that as an
+ * exception (attempted, refused, no access); read as delivered it would end the shipment for good,
+ * since the store never moves a delivered shipment back (dr/shipment_store.h). */
+
+/* Words read back from a match, within its clause, for a negation. */
+#define NEGATION_WORDS 3
+
+static const char *const negations[] = {
+    "not", "never",  "no",    "cannot", "nicht", "nie",   "kein", "keine", "pas",
+    "non", "jamais", "nunca", "jamás",  "niet",  "nooit", "geen", "nigdy", "não",
+};
+
+/* Lower-cased word w[0..n) (ASCII letters and the Latin-1 capitals) into out; 0 when it does not
+ * fit. */
+static int fold_word(const char *w, size_t n, char *out, size_t outsz)
+{
+    if (n >= outsz) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)w[i];
+        if (c >= 'A' && c <= 'Z') {
+            c += 32;
+        } else if (i > 0 && (unsigned char)w[i - 1] == 0xC3 && c >= 0x80 && c <= 0x9E &&
+                   c != 0x97) {
+            c += 0x20; /* À..Þ -> à..þ */
+        }
+        out[i] = (char)c;
+    }
+    out[n] = '\0';
+    return 1;
+}
+
+/* Words that join two clauses: a negation before one says nothing of the other. */
+static const char *const conjunctions[] = {"but",  "and", "so",   "aber", "und",
+                                           "mais", "et",  "pero", "maar", "ale"};
+
+static int in_list(const char *low, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(low, list[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int is_conjunction(const char *w, size_t n)
+{
+    char low[8];
+
+    return fold_word(w, n, low, sizeof(low)) &&
+           in_list(low, conjunctions, DR_ARRAY_LEN(conjunctions));
+}
+
+static int is_negation(const char *w, size_t n, const char *next, size_t next_n)
+{
+    char low[16], after[8];
+
+    if (!fold_word(w, n, low, sizeof(low))) {
+        return 0;
+    }
+    /* didn't, wasn't, hasn't, couldn't (with ' or U+2019) */
+    if ((n > 3 && strcmp(low + n - 3, "n't") == 0) ||
+        (n > 5 && strcmp(low + n - 5, "n\xE2\x80\x99t") == 0)) {
+        return 1;
+    }
+    /* "has yet to be delivered" */
+    if (strcmp(low, "yet") == 0) {
+        return next && fold_word(next, next_n, after, sizeof(after)) && strcmp(after, "to") == 0;
+    }
+    return in_list(low, negations, DR_ARRAY_LEN(negations));
+}
+
+static int word_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '\'' || c >= 0x80;
+}
+
+/* 1 when one of the NEGATION_WORDS words before t[pos] (not before from) negates what starts at
+ * pos. The look-back stops at the end of a clause (a line break, punctuation, "but", "and") and
+ * at a word holding a digit ("Parcel No 4711 delivered" names a number). */
+static int negated(const char *t, size_t from, size_t pos)
+{
+    const char *next = NULL;
+    size_t next_n = 0, p = pos;
+
+    for (int words = 0; words < NEGATION_WORDS;) {
+        size_t end, start;
+
+        while (p > from && (t[p - 1] == ' ' || t[p - 1] == '\t' || t[p - 1] == '-')) {
+            p--;
+        }
+        if (p == from || !word_byte((unsigned char)t[p - 1])) {
+            return 0; /* the start of the text, or punctuation: the clause began */
+        }
+        end = p;
+        while (p > from && word_byte((unsigned char)t[p - 1])) {
+            p--;
+        }
+        start = p;
+        for (size_t i = start; i < end; i++) {
+            if (t[i] >= '0' && t[i] <= '9') {
+                return 0;
+            }
+        }
+        if (is_conjunction(t + start, end - start)) {
+            return 0;
+        }
+        if (is_negation(t + start, end - start, next, next_n)) {
+            return 1;
+        }
+        next = t + start;
+        next_n = end - start;
+        words++;
+    }
+    return 0;
+}
+
 /* Start of the first match of rule i in t[from..limit), or -1. at: the rule set's word starts of
  * t, NULL to search without them (out of memory). */
 static long first_match(size_t i, const char *t, size_t from, size_t limit,
@@ -265,7 +390,9 @@ enum dr_shipment_status dr__status_scan_at(const char *t, size_t from, size_t to
         }
         pos = (size_t)found;
         if (rules[i].strength > best_strength || pos < best_pos) {
-            best = rules[i].status;
+            /* Later matches of rule i cannot win over its first: only the first is judged. */
+            best = rules[i].status == DR_SHIP_DELIVERED && negated(t, from, pos) ? DR_SHIP_EXCEPTION
+                                                                                 : rules[i].status;
             best_strength = rules[i].strength;
             best_pos = pos;
         }
@@ -318,6 +445,39 @@ int dr_shipment_status_parse(const char *name, enum dr_shipment_status *out)
     return DR_EINVAL;
 }
 
+/* A text that is only a status name, in any case, with blanks for underscores ("Exception",
+ * "IN TRANSIT"): what carrier events often say. In free text such a word says little ("as a
+ * special exception"), so the rules do not look for it. */
+static int status_named(const char *text, size_t len, enum dr_shipment_status *out)
+{
+    while (len && (text[len - 1] == ' ' || text[len - 1] == '\t' || text[len - 1] == '\n' ||
+                   text[len - 1] == '\r' || text[len - 1] == '.')) {
+        len--;
+    }
+    while (len && (*text == ' ' || *text == '\t' || *text == '\n' || *text == '\r')) {
+        text++;
+        len--;
+    }
+    for (size_t i = 1; i < DR_ARRAY_LEN(names); i++) {
+        size_t k = 0;
+
+        if (strlen(names[i]) != len) {
+            continue;
+        }
+        for (; k < len; k++) {
+            char c = text[k] >= 'A' && text[k] <= 'Z' ? (char)(text[k] + 32) : text[k];
+            if (c != names[i][k] && !(c == ' ' && names[i][k] == '_')) {
+                break;
+            }
+        }
+        if (k == len) {
+            *out = (enum dr_shipment_status)i;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 enum dr_shipment_status dr_shipment_status_from_text(const char *text, size_t len)
 {
     enum dr_shipment_status s = DR_SHIP_UNKNOWN;
@@ -326,6 +486,9 @@ enum dr_shipment_status dr_shipment_status_from_text(const char *text, size_t le
 
     if (!text || len == 0 || len > DR_SHIPMENT_MAX_INPUT || dr__shipment_ready() != DR_OK) {
         return DR_SHIP_UNKNOWN;
+    }
+    if (status_named(text, len, &s)) {
+        return s;
     }
     md = dr__match_data();
     if (!md) {

@@ -125,6 +125,57 @@ static void status_wording(void **state)
     assert_string_equal(dr_shipment_status_name((enum dr_shipment_status)99), "unknown");
 }
 
+/* Negated delivery wording is never "delivered" (that status is final in the store), and the
+ * carriers' standard event names map to a status. */
+static void negated_delivery_and_carrier_events(void **state)
+{
+    static const struct {
+        const char *text;
+        enum dr_shipment_status want;
+    } cases[] = {
+        {"Your package was not delivered", DR_SHIP_EXCEPTION},
+        {"Your package has not yet been delivered", DR_SHIP_EXCEPTION},
+        {"Not delivered", DR_SHIP_EXCEPTION},
+        {"NOT DELIVERED: recipient not available", DR_SHIP_EXCEPTION},
+        {"Your parcel hasn't been delivered", DR_SHIP_EXCEPTION},
+        {"Your package has yet to be delivered", DR_SHIP_EXCEPTION},
+        {"Nicht zugestellt", DR_SHIP_EXCEPTION},
+        {"Ihr Paket wurde noch nicht zugestellt", DR_SHIP_EXCEPTION},
+        {"Non consegnato", DR_SHIP_EXCEPTION},
+        {"Il pacco non è stato consegnato", DR_SHIP_EXCEPTION},
+        {"No entregado", DR_SHIP_EXCEPTION},
+        {"Su envío no ha sido entregado", DR_SHIP_EXCEPTION},
+        {"Non livré", DR_SHIP_EXCEPTION},
+        {"Votre colis n'a pas encore été livré", DR_SHIP_EXCEPTION},
+        {"Przesyłka nie została doręczona", DR_SHIP_EXCEPTION},
+        {"Objeto não entregue", DR_SHIP_EXCEPTION},
+        /* carrier event names */
+        {"Delivery Attempted - No Access to Delivery Location", DR_SHIP_EXCEPTION},
+        {"Delivery Attempted", DR_SHIP_EXCEPTION},
+        {"On FedEx vehicle for delivery", DR_SHIP_OUT_FOR_DELIVERY},
+        {"Exception", DR_SHIP_EXCEPTION},
+        {"Notice Left (No Authorized Recipient Available)", DR_SHIP_EXCEPTION},
+        /* a negation elsewhere, or a number after "No", leaves a delivery alone */
+        {"No worries, your package was delivered", DR_SHIP_DELIVERED},
+        {"Shipment No 4711 delivered", DR_SHIP_DELIVERED},
+        {"Not at home. Delivered to a neighbour", DR_SHIP_DELIVERED},
+        {"Your package was delivered, no signature required", DR_SHIP_DELIVERED},
+        {"Delivered, with the exception of one item", DR_SHIP_DELIVERED},
+        {"We could not reach you but your parcel was delivered to a neighbour", DR_SHIP_DELIVERED},
+        {"with the exception of holidays", DR_SHIP_UNKNOWN},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < DR_ARRAY_LEN(cases); i++) {
+        enum dr_shipment_status got =
+            dr_shipment_status_from_text(cases[i].text, strlen(cases[i].text));
+        if (got != cases[i].want) {
+            fail_msg("\"%s\": %s, expected %s", cases[i].text, dr_shipment_status_name(got),
+                     dr_shipment_status_name(cases[i].want));
+        }
+    }
+}
+
 static void subject_beats_footer(void **state)
 {
     cJSON *out = extract("Your package has been delivered", "UPS <mcinfo@ups.com>",
@@ -503,10 +554,15 @@ static void carrier_is_no_merchant(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(status_wording),        cmocka_unit_test(subject_beats_footer),
-        cmocka_unit_test(context_rules),         cmocka_unit_test(html_body),
-        cmocka_unit_test(merchant_orders_hints), cmocka_unit_test(hostile_input),
-        cmocka_unit_test(threads_and_speed),     cmocka_unit_test(carrier_is_no_merchant),
+        cmocka_unit_test(status_wording),
+        cmocka_unit_test(negated_delivery_and_carrier_events),
+        cmocka_unit_test(subject_beats_footer),
+        cmocka_unit_test(context_rules),
+        cmocka_unit_test(html_body),
+        cmocka_unit_test(merchant_orders_hints),
+        cmocka_unit_test(hostile_input),
+        cmocka_unit_test(threads_and_speed),
+        cmocka_unit_test(carrier_is_no_merchant),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     dr_shipment_cleanup();

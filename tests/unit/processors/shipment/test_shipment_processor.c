@@ -183,6 +183,20 @@ static void test_status_lifecycle(void **state)
     step(state, "carrier_status", "delivered", "2026-03-02T18:00:00Z", "webhook", 0, "delivered");
 }
 
+/* "Not delivered" from a carrier is an exception, not the final delivered: a later event still
+ * moves the shipment. */
+static void test_not_delivered(void **state)
+{
+    step(state, "carrier_status", "in_transit", "2026-03-01T10:00:00Z", "webhook", 2, "in_transit");
+    step(state, "carrier_status", "Not delivered", "2026-03-02T10:00:00Z", "webhook", 2,
+         "exception");
+    step(state, "carrier_status", "Delivery Attempted - No Access to Delivery Location",
+         "2026-03-02T11:00:00Z", "webhook", 0, "exception");
+    step(state, "carrier_status", "On FedEx vehicle for delivery", "2026-03-03T08:00:00Z",
+         "webhook", 2, "out_for_delivery");
+    step(state, "carrier_status", "Delivered", "2026-03-03T12:00:00Z", "webhook", 2, "delivered");
+}
+
 static void expect_reject(void **state, const char *type, const char *json, const char *reason)
 {
     struct dr_result res;
@@ -627,6 +641,7 @@ static void test_locked_store_retried(void **state)
 
 #define TESTS(X)                                                                                   \
     X(test_status_lifecycle)                                                                       \
+    X(test_not_delivered)                                                                          \
     X(test_validation)                                                                             \
     X(test_named_carrier_refuted)                                                                  \
     X(test_lasership_piece_suffix)                                                                 \
