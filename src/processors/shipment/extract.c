@@ -680,6 +680,12 @@ static int negative_context(struct ctx *c, size_t start)
     return pcre2_match(negative_re, (PCRE2_SPTR)c->t, start, lo, 0, c->md, NULL) >= 0;
 }
 
+/* A check digit that a random number passes one time in ten. */
+static int weak_check(enum dr__checksum ck)
+{
+    return ck == DR__CK_MOD10 || ck == DR__CK_MOD7 || ck == DR__CK_LUHN || ck == DR__CK_SUM_PRODUCT;
+}
+
 static int believe(struct ctx *c, const struct dr__hit *h)
 {
     const struct dr__format *f = &dr__formats[h->format];
@@ -693,6 +699,10 @@ static int believe(struct ctx *c, const struct dr__hit *h)
     /* Numbers inside links count only under a tracking parameter (see url_regex). */
     if ((digits_only || f->trust != DR__TRUST_ALWAYS) && in_url(c, h->start)) {
         return 0;
+    }
+    /* the formats table says so too (DR__TRUST_CONTEXT); this holds for any row added later */
+    if (digits_only && weak_check(f->checksum)) {
+        return has_context(c, h);
     }
     switch (f->trust) {
     case DR__TRUST_ALWAYS:
@@ -730,17 +740,48 @@ static int cmp_ship_pos(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* Whether every candidate of g is of a format without a check digit. */
+static int unchecked(const struct ship *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        if (g->m[i].check_pos >= 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether a longer span in unbelieved[0..n) (matches with a check digit that want context the
+ * text does not give) holds g: "9274 8931 5085 7730 7776 69", a USPS number, is not believed
+ * without USPS context, and then its tail "5085 7730 7776 69" is no 14-digit DHL number. */
+struct span {
+    size_t start, end;
+};
+
+static int inside_unbelieved(const struct ship *g, const struct span *unbelieved, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (unbelieved[i].start <= g->start && g->end <= unbelieved[i].end &&
+            unbelieved[i].end - unbelieved[i].start > g->end - g->start) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Groups the believed hits by span, keeps the longest of overlapping spans, one per number.
  * taken[i]: 0 not yet looked at, 1 dropped, 2 kept (its span is covered). */
 static void collect_hits(struct ctx *c, struct dr__hits *hits)
 {
     struct ship *groups;
-    size_t ngroups = 0;
+    struct span *unbelieved;
+    size_t ngroups = 0, nunbelieved = 0;
     int *taken;
 
     groups = calloc(hits->n ? hits->n : 1, sizeof(*groups));
+    unbelieved = calloc(hits->n ? hits->n : 1, sizeof(*unbelieved));
     taken = calloc(hits->n ? hits->n : 1, sizeof(*taken));
-    if (!groups || !taken) {
+    if (!groups || !unbelieved || !taken) {
         c->truncated = 1;
         goto out;
     }
@@ -749,6 +790,11 @@ static void collect_hits(struct ctx *c, struct dr__hits *hits)
         struct ship *g = ngroups ? &groups[ngroups - 1] : NULL;
 
         if (!believe(c, h)) {
+            if (h->m.check_pos >= 0) {
+                unbelieved[nunbelieved].start = h->start;
+                unbelieved[nunbelieved].end = h->end;
+                nunbelieved++;
+            }
             continue;
         }
         if (!g || g->start != h->start || g->end != h->end) {
@@ -781,7 +827,8 @@ static void collect_hits(struct ctx *c, struct dr__hits *hits)
             clash = taken[k] == 2 && overlaps(&groups[k], groups[best].start, groups[best].end);
         }
         taken[best] = 1;
-        if (clash) {
+        if (clash || (unchecked(&groups[best]) &&
+                      inside_unbelieved(&groups[best], unbelieved, nunbelieved))) {
             continue;
         }
         /* a repeat of a number still covers its span, so no part of it is read as another */
@@ -798,6 +845,7 @@ static void collect_hits(struct ctx *c, struct dr__hits *hits)
     qsort(c->ships, c->nships, sizeof(c->ships[0]), cmp_ship_pos);
 out:
     free(groups);
+    free(unbelieved);
     free(taken);
 }
 

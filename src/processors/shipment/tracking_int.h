@@ -57,9 +57,13 @@ enum dr__checksum {
 
 /* How much evidence a match needs before free text is trusted to hold it. */
 enum dr__trust {
-    DR__TRUST_ALWAYS,  /* distinctive layout and/or a strong check digit */
-    DR__TRUST_SHORT,   /* short numeric form: a whole token with no order/phone label, or context */
-    DR__TRUST_CONTEXT, /* no check digit: a tracking keyword or the carrier named nearby */
+    DR__TRUST_ALWAYS, /* distinctive layout and/or a strong check digit */
+    DR__TRUST_SHORT,  /* short form with a letter or a strong check character: a whole token with
+                       * no order/phone label, or context */
+    /* a tracking keyword or the carrier named nearby, or the email coming from the carrier: no
+     * check digit, or all digits with a check digit that catches only one typo in ten (mod 10,
+     * mod 7, Luhn, FedEx's sum): IMEIs, card and booking numbers pass those one time in ten */
+    DR__TRUST_CONTEXT,
 };
 
 struct dr__format {

@@ -343,6 +343,38 @@ static void test_valid_number_in_plain_email(void **state)
     free(pl);
 }
 
+/* An ordinary email with numbers that pass a weak check digit (DHL's mod 7, FedEx's sum, an
+ * IMEI, a gift card): no tracking number, not a shipment, nothing forwarded. */
+static void test_bare_numbers_no_shipment(void **state)
+{
+    struct pfx *p = *state;
+    static const char raw[] = "From: Kim <kim@example.org>\r\nTo: me@example.com\r\n"
+                              "Subject: see you on Friday\r\n"
+                              "Date: Sun, 01 Mar 2026 09:00:00 +0100\r\n"
+                              "Message-ID: <k2@example.org>\r\n\r\n"
+                              "Hi, your booking reference is 1234567891 and the code for the "
+                              "bridge is 987654321010.\r\nMy new phone (IMEI 354720198603958) "
+                              "works, thanks for the gift card 6006 4762 0075 3293!\r\n";
+    char *pl = payload_raw("u2", "e-bare", raw, strlen(raw));
+    struct dr_result res;
+    cJSON *ships, *idx;
+    const cJSON *fields;
+
+    run_email(p->proc, pl, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    ships = emits_of(&res, "shipment-updates");
+    assert_int_equal(cJSON_GetArraySize(ships), 0);
+    idx = emits_of(&res, "vespa-index");
+    fields = dr_json_pointer(cJSON_GetArrayItem(idx, 0), "/fields");
+    assert_string_equal(dr_json_str(fields, "classification"), "other");
+    assert_int_equal(
+        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(fields, "tracking_numbers")), 0);
+    cJSON_Delete(ships);
+    cJSON_Delete(idx);
+    dr_result_cleanup(&res);
+    free(pl);
+}
+
 /* An ordinary reply: other, indexed, nothing forwarded. */
 static void test_ordinary_reply(void **state)
 {
@@ -594,6 +626,7 @@ static void test_progress_throttled(void **state)
 #define TESTS(X)                                                                                   \
     X(test_carrier_emails)                                                                         \
     X(test_valid_number_in_plain_email)                                                            \
+    X(test_bare_numbers_no_shipment)                                                               \
     X(test_ordinary_reply)                                                                         \
     X(test_poll_reply_by_thread_and_token)                                                         \
     X(test_calendar_invitation)                                                                    \

@@ -234,6 +234,59 @@ static void context_rules(void **state)
     cJSON_Delete(out);
 }
 
+static int nships(const cJSON *out)
+{
+    return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(out, "shipments"));
+}
+
+/* All-digit numbers whose check digit a random number passes one time in ten (mod 10, mod 7,
+ * Luhn, FedEx's sum) are tracking numbers only with context: a tracking keyword or the carrier
+ * named nearby, or the email coming from the carrier. */
+static void bare_numbers_need_context(void **state)
+{
+    static const char *const ordinary[] = {
+        "Hi, your booking reference is 1234567891 and the code for the bridge is 987654321010. "
+        "See you!",
+        "Device IMEI 354720198603958",
+        "Your gift card 6006 4762 0075 3293 is ready to use.",
+        "Invoice 00340434161094042557 is attached.",
+        /* a USPS number without USPS context: not reported, nor its tail as a DHL number */
+        "Sent via DHL as promised. Ref 9274 8931 5085 7730 7776 69",
+    };
+    cJSON *out;
+    const cJSON *s;
+
+    (void)state;
+    for (size_t i = 0; i < DR_ARRAY_LEN(ordinary); i++) {
+        out = extract(NULL, NULL, ordinary[i]);
+        if (nships(out) != 0) {
+            char *dump = cJSON_PrintUnformatted(out);
+            print_error("\"%s\": %s\n", ordinary[i], dump);
+            free(dump);
+            fail();
+        }
+        cJSON_Delete(out);
+    }
+    /* the same numbers with context */
+    out = extract(NULL, NULL, "Shipped with FedEx Ground: 354720198603958");
+    s = shipment(out, "354720198603958");
+    assert_non_null(s);
+    assert_string_equal(str(s, "format"), "fedex_ground");
+    cJSON_Delete(out);
+    out = extract("Update", "FedEx <TrackingUpdates@fedex.com>", "Number 354720198603958");
+    assert_non_null(shipment(out, "354720198603958"));
+    cJSON_Delete(out);
+    out = extract(NULL, NULL, "Tracking number: 6006 4762 0075 3293");
+    s = shipment(out, "6006476200753293");
+    assert_non_null(s);
+    assert_string_equal(str(s, "carrier"), "canada_post");
+    cJSON_Delete(out);
+    out = extract(NULL, NULL, "DHL Express waybill 1234567891 and FedEx 987654321010");
+    assert_non_null(shipment(out, "1234567891"));
+    assert_non_null(shipment(out, "987654321010"));
+    cJSON_Delete(out);
+}
+
 static void html_body(void **state)
 {
     const char *html =
@@ -558,6 +611,7 @@ int main(void)
         cmocka_unit_test(negated_delivery_and_carrier_events),
         cmocka_unit_test(subject_beats_footer),
         cmocka_unit_test(context_rules),
+        cmocka_unit_test(bare_numbers_need_context),
         cmocka_unit_test(html_body),
         cmocka_unit_test(merchant_orders_hints),
         cmocka_unit_test(hostile_input),
