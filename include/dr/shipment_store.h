@@ -54,7 +54,8 @@ struct dr_shipment_change {
     size_t inserted; /* events not seen before */
     size_t duplicates;
     enum dr_shipment_status before, after; /* status before the first and after the last event */
-    /* the shipment after the events (copied, NUL-terminated; "" when NULL) */
+    /* the shipment after the events (copied, NUL-terminated, cut at a UTF-8 character boundary
+     * to fit; "" when NULL or not UTF-8) */
     char carrier[64], merchant[256], order_id[128], status_detail[256], location[256];
     int64_t last_event_ms;
 };

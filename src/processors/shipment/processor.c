@@ -25,7 +25,8 @@
  * are RETRY against the "carrier_api" circuit breaker; a number the provider does not know, a
  * refused key or a malformed answer is logged and the email's own status is used.
  *
- * Rejections: invalid_payload, invalid_tracking_number, and store_refused when the store refuses
+ * Rejections: invalid_payload (also for a payload that is not valid UTF-8 or holds U+0000),
+ * invalid_tracking_number, and store_refused when the store refuses
  * the shipment or its events for good (a constraint or trigger, a value it cannot hold). Other
  * store failures: RETRY store_error.
  */
@@ -275,7 +276,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     struct ship_proc *sp = state;
     const cJSON *pl = dr_msg_payload(msg);
     const char *type = msg->type ? msg->type : "shipment_detected";
-    const char *status_text, *carrier, *refuted_by = NULL;
+    const char *status_text, *carrier, *refuted_by = NULL, *problem;
     struct dr_tracking_match m[4];
     struct dr_carrier_status cs = {0};
     struct dr_shipment_event *evs = NULL;
@@ -288,6 +289,12 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
 
     if (!cJSON_IsObject(pl)) {
         dr_result_reject(res, "invalid_payload", "payload is not a JSON object");
+        return;
+    }
+    /* what is stored is notified later: text that is not UTF-8 would be refused then, after
+     * the shipment had been stored */
+    if (msg->data && (problem = dr_json_text_problem((const char *)msg->data, msg->data_len))) {
+        dr_result_reject(res, "invalid_payload", "payload: %s", problem);
         return;
     }
     if (strcmp(type, "shipment_detected") != 0 && strcmp(type, "carrier_status") != 0) {

@@ -89,11 +89,19 @@ struct row {
     char carrier[64], merchant[256], order_id[128], detail[256], location[256];
 };
 
+/* The column's text cut to sz - 1 bytes at a character boundary, so that what is notified stays
+ * valid UTF-8; "" for NULL or for text that is not UTF-8 (rows written before payloads were
+ * checked). */
 static void copy_col(const struct dr_db_row *r, int col, char *out, size_t sz)
 {
     const char *s = dr_db_row_text(r, col);
+    size_t n = s ? dr_utf8_cut(s, strlen(s), sz - 1) : 0;
 
-    snprintf(out, sz, "%s", s ? s : "");
+    if (!dr_utf8_valid_text(s, n)) {
+        n = 0;
+    }
+    memcpy(out, s ? s : "", n);
+    out[n] = '\0';
 }
 
 static int take_row(void *ctx, const struct dr_db_row *r)

@@ -256,6 +256,60 @@ static void test_validation(void **state)
                      1);
 }
 
+/* Notified text stays UTF-8: a detail longer than the store's copy is cut at a character
+ * boundary, not inside "é"; a payload that is not UTF-8 is rejected before anything is stored. */
+static void test_text_stays_utf8(void **state)
+{
+    char detail[300], js[1024];
+    struct dr_result res;
+    int rooms, seen = 0;
+
+    memset(detail, 'a', 254);
+    memcpy(detail + 254, "\xc3\xa9", 3); /* 254 + 2 bytes: "é" straddles byte 255 */
+    snprintf(js, sizeof(js),
+             "{\"user_id\":\"u1\",\"tracking_number\":\"" UPS "\",\"status\":\"in_transit\","
+             "\"status_detail\":\"%s\",\"location\":\"K\xc3\xb6ln\",\"source\":\"ups\"}",
+             detail);
+    run_type(state, "carrier_status", js, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(notes(&res, UPS, &rooms, NULL, 0), 2);
+    for (size_t i = 0; i < res.nemits; i++) {
+        cJSON *j;
+        const char *d;
+
+        assert_null(dr_json_text_problem(res.emits[i].data, res.emits[i].len));
+        j = dr_json_parse(res.emits[i].data, res.emits[i].len);
+        d = dr_json_str(dr_json_pointer(j, "/data"), "status_detail");
+        assert_non_null(d);
+        assert_int_equal(strlen(d), 254);
+        assert_string_equal(dr_json_str(dr_json_pointer(j, "/data"), "location"), "K\xc3\xb6ln");
+        cJSON_Delete(j);
+        seen++;
+    }
+    assert_int_equal(seen, 2);
+    dr_result_cleanup(&res);
+
+    /* Latin-1 "Köln", a lone continuation byte, an escaped NUL: rejected, nothing stored */
+    expect_reject(state, "carrier_status",
+                  "{\"user_id\":\"u1\",\"tracking_number\":\"1Z5R89390357567127\","
+                  "\"status\":\"in_transit\",\"location\":\"K\xf6ln\",\"source\":\"ups\"}",
+                  "invalid_payload");
+    run_type(state, "carrier_status",
+             "{\"user_id\":\"u1\",\"tracking_number\":\"1Z5R89390357567127\","
+             "\"status\":\"in_transit\",\"merchant\":\"\x80\"}",
+             &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_non_null(strstr(res.error, "UTF-8"));
+    dr_result_cleanup(&res);
+    expect_reject(state, "shipment_detected",
+                  "{\"user_id\":\"u1\",\"tracking_number\":\"1Z5R89390357567127\","
+                  "\"merchant\":\"Shop\\u0000evil\"}",
+                  "invalid_payload");
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipments WHERE tracking_number "
+                                           "= '1Z5R89390357567127'"),
+                     0);
+}
+
 /* A shipment_detected naming a carrier whose check digit the number fails is rejected, whatever
  * the label said; a label still vouches where that carrier has no check digit to fail. */
 static void test_named_carrier_refuted(void **state)
@@ -642,6 +696,7 @@ static void test_locked_store_retried(void **state)
 #define TESTS(X)                                                                                   \
     X(test_status_lifecycle)                                                                       \
     X(test_not_delivered)                                                                          \
+    X(test_text_stays_utf8)                                                                        \
     X(test_validation)                                                                             \
     X(test_named_carrier_refuted)                                                                  \
     X(test_lasership_piece_suffix)                                                                 \
