@@ -9,8 +9,9 @@
  * counts only when the cues call the email a shipment notification (score at or above
  * DR_EMAIL_SHIPMENT_THRESHOLD): carriers' own emails (GLS, Royal Mail) label numbers of formats
  * without a check digit, and newsletters say "Bestellnummer" too. When the plain text holds no
- * number and the email looks like a shipment notification, the HTML is scanned as well: some
- * carriers put the number only into the tracking link.
+ * number, the HTML is scored and scanned as well, whatever the text scored: some carriers put the
+ * number only into the tracking link, and many senders put a stub ("View it online") into the
+ * plain-text part of a multipart/alternative and everything into the HTML.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +23,13 @@
 #include "dr/shipment.h"
 #include "dr/util.h"
 #include "processors/email/classify.h"
+#include "processors/email/email_int.h"
 
 #define MAX_MSGIDS 50 /* In-Reply-To plus References tried against stored polls */
 #define MAX_TOKENS 8  /* +TOKEN recipients tried */
 #define FROM_MAX   1024
+/* Rendered text of the HTML body scored for cues: more than the cues read of a body. */
+#define HTML_CUES_MAX (16u * 1024)
 
 static int entry_valid(const cJSON *e)
 {
@@ -79,6 +83,30 @@ static int scan(struct dr_email_class *c, const char *subject, const char *from,
     return DR_OK;
 }
 
+/* The cues of em read with the text of its HTML body in place of its plain text: *cues becomes
+ * those when they score higher. DR_OK or DR_ENOMEM. */
+static int html_cues(const struct dr_email *em, struct dr_email_shipment_cues *cues)
+{
+    struct dr_email alt = *em; /* shallow: only the body text differs */
+    struct dr_email_shipment_cues h;
+    struct dr_buf text;
+    int err;
+
+    dr_buf_init(&text, HTML_CUES_MAX);
+    err = dr__email_html_to_text(em->html, em->html_len, &text);
+    if (err == DR_OK || err == DR_ETOOBIG) {
+        err = DR_OK;
+        alt.text = text.data ? text.data : "";
+        alt.text_len = text.len;
+        h = dr_email_shipment_cues(&alt);
+        if (h.score > cues->score) {
+            *cues = h;
+        }
+    }
+    dr_buf_cleanup(&text);
+    return err;
+}
+
 static int classify_shipment(const struct dr_email *em, const struct dr_email_class_opts *o,
                              struct dr_email_class *c)
 {
@@ -95,11 +123,17 @@ static int classify_shipment(const struct dr_email *em, const struct dr_email_cl
         dr_buf_reset(&from); /* over-long: scan without it */
     }
     err = scan(c, em->subject, from.len ? from.data : NULL, text, len);
-    if (!err && cue_ok && !em->html && o->load_html && !count_accepted(c->shipment, 1, NULL, 0)) {
+    if (!err && !em->html && o->load_html && !count_accepted(c->shipment, 1, NULL, 0)) {
         err = o->load_html(o->html_arg);
     }
-    if (!err && cue_ok && em->html && !count_accepted(c->shipment, 1, NULL, 0)) {
-        err = scan(c, em->subject, from.len ? from.data : NULL, em->html, em->html_len);
+    if (!err && em->html && !count_accepted(c->shipment, 1, NULL, 0)) {
+        if (!cue_ok) {
+            err = html_cues(em, &c->cues);
+            cue_ok = c->cues.score >= DR_EMAIL_SHIPMENT_THRESHOLD;
+        }
+        if (!err) {
+            err = scan(c, em->subject, from.len ? from.data : NULL, em->html, em->html_len);
+        }
     }
     dr_buf_cleanup(&from);
     if (err) {

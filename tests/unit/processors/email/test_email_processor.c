@@ -343,6 +343,39 @@ static void test_valid_number_in_plain_email(void **state)
     free(pl);
 }
 
+/* A plain-text part that is only a stub and the notice in the HTML part: the HTML is scanned
+ * although the stub scores nothing. */
+static void test_number_only_in_html(void **state)
+{
+    struct pfx *p = *state;
+    static const char raw[] =
+        "From: Example Shop <news@example-shop.com>\r\nTo: me@example.com\r\n"
+        "Subject: An update from Example Shop\r\nDate: Sun, 01 Mar 2026 09:00:00 +0100\r\n"
+        "Message-ID: <h1@example-shop.com>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n"
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nView it online\r\n"
+        "--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        "<html><body><p>Good news: your order has shipped with UPS.</p>"
+        "<p>Tracking number: 1Z5R89390357567127</p></body></html>\r\n"
+        "--b--\r\n";
+    char *pl = payload_raw("u2", "e-html", raw, strlen(raw));
+    struct dr_result res;
+    cJSON *ships;
+    const cJSON *e;
+
+    run_email(p->proc, pl, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    ships = emits_of(&res, "shipment-updates");
+    assert_int_equal(cJSON_GetArraySize(ships), 1);
+    e = cJSON_GetArrayItem(ships, 0);
+    assert_string_equal(dr_json_str(e, "tracking_number"), "1Z5R89390357567127");
+    assert_string_equal(dr_json_str(e, "carrier"), "ups");
+    assert_string_equal(dr_json_str(e, "status"), "in_transit");
+    cJSON_Delete(ships);
+    dr_result_cleanup(&res);
+    free(pl);
+}
+
 /* An ordinary email with numbers that pass a weak check digit (DHL's mod 7, FedEx's sum, an
  * IMEI, a gift card): no tracking number, not a shipment, nothing forwarded. */
 static void test_bare_numbers_no_shipment(void **state)
@@ -627,6 +660,7 @@ static void test_progress_throttled(void **state)
     X(test_carrier_emails)                                                                         \
     X(test_valid_number_in_plain_email)                                                            \
     X(test_bare_numbers_no_shipment)                                                               \
+    X(test_number_only_in_html)                                                                    \
     X(test_ordinary_reply)                                                                         \
     X(test_poll_reply_by_thread_and_token)                                                         \
     X(test_calendar_invitation)                                                                    \
