@@ -64,7 +64,8 @@ void dr_shipment_cleanup(void);
 int dr_tracking_validate(const char *number, struct dr_tracking_match *out, size_t max, size_t *n);
 
 /*
- * Whether the check digit of carrier (a carrier code: "ups", "royal_mail", ...) speaks against
+ * Whether the check digit of carrier (a carrier code: "ups", "royal_mail", ..., or a name
+ * dr_shipment_carrier_code() reads as one: "UPS") speaks against
  * number, read as dr_tracking_validate() reads it: 1 when number validates as none of carrier's
  * formats but has the layout of one of them that carries a check digit (the check digit is
  * wrong, or the number is a placeholder such as "000000000000"); 0 otherwise, also when carrier
@@ -72,6 +73,14 @@ int dr_tracking_validate(const char *number, struct dr_tracking_match *out, size
  * *format (may be NULL) gets the static name of that format, or NULL. Any thread.
  */
 int dr_tracking_refuted(const char *number, const char *carrier, const char **format);
+
+/*
+ * The carrier code this module uses for name: "UPS", " ups", "Royal Mail" and "royal-mail" give
+ * "ups" and "royal_mail" (compared without regard to ASCII case, blanks and hyphens read as
+ * underscores). A static string, or NULL when name is not a carrier this module knows: shops and
+ * tracking platforms ("shopify", "aftership") are not carriers. Any thread.
+ */
+const char *dr_shipment_carrier_code(const char *name);
 
 /*
  * Writes the carrier's public tracking page for m into buf ("https://...?tracknumbers=..."),

@@ -379,6 +379,36 @@ struct ctx {
     char orders[MAX_ORDER_IDS][40];
 };
 
+const char *dr_shipment_carrier_code(const char *name)
+{
+    char code[64];
+    size_t n = 0;
+
+    if (!name) {
+        return NULL;
+    }
+    while (*name == ' ' || *name == '\t') {
+        name++;
+    }
+    for (; *name && n + 1 < sizeof(code); name++) {
+        char ch = *name;
+        code[n++] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch == ' ' || ch == '-' ? '_' : ch;
+    }
+    if (*name) {
+        return NULL; /* longer than any code */
+    }
+    while (n && code[n - 1] == '_') {
+        n--; /* trailing blanks */
+    }
+    code[n] = '\0';
+    for (size_t i = 0; i < NCARRIERS; i++) {
+        if (strcmp(carriers[i].code, code) == 0) {
+            return carriers[i].code;
+        }
+    }
+    return dr__format_carrier(code);
+}
+
 static int carrier_index(const char *code)
 {
     for (size_t i = 0; i < NCARRIERS; i++) {

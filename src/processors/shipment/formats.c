@@ -378,21 +378,39 @@ const char *dr__s10_operator(const char *cc)
     return op ? op->name : NULL;
 }
 
+static const struct {
+    const char *cc, *carrier;
+} s10_carriers[] = {
+    {"AU", "auspost"},    {"CA", "canada_post"},   {"CH", "swiss_post"}, {"DE", "deutsche_post"},
+    {"ES", "correos"},    {"FR", "la_poste"},      {"GB", "royal_mail"}, {"IT", "poste_italiane"},
+    {"NL", "postnl"},     {"PL", "poczta_polska"}, {"US", "usps"},       {"BE", "bpost"},
+    {"CN", "china_post"}, {"JP", "japan_post"},    {"IE", "an_post"},
+};
+
 const char *dr__s10_carrier(const char *cc)
 {
-    static const struct {
-        const char *cc, *carrier;
-    } known[] = {
-        {"AU", "auspost"},       {"CA", "canada_post"},    {"CH", "swiss_post"},
-        {"DE", "deutsche_post"}, {"ES", "correos"},        {"FR", "la_poste"},
-        {"GB", "royal_mail"},    {"IT", "poste_italiane"}, {"NL", "postnl"},
-        {"PL", "poczta_polska"}, {"US", "usps"},           {"BE", "bpost"},
-        {"CN", "china_post"},    {"JP", "japan_post"},     {"IE", "an_post"},
-    };
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
-        if (strcmp(known[i].cc, cc) == 0) {
-            return known[i].carrier;
+    for (size_t i = 0; i < sizeof(s10_carriers) / sizeof(s10_carriers[0]); i++) {
+        if (strcmp(s10_carriers[i].cc, cc) == 0) {
+            return s10_carriers[i].carrier;
         }
     }
     return "s10";
+}
+
+const char *dr__format_carrier(const char *code)
+{
+    if (strcmp(code, "s10") == 0) {
+        return "s10";
+    }
+    for (size_t i = 0; i < sizeof(s10_carriers) / sizeof(s10_carriers[0]); i++) {
+        if (strcmp(s10_carriers[i].carrier, code) == 0) {
+            return s10_carriers[i].carrier;
+        }
+    }
+    for (size_t i = 0; i < dr__format_count; i++) {
+        if (strcmp(dr__formats[i].carrier, code) == 0) {
+            return dr__formats[i].carrier;
+        }
+    }
+    return NULL;
 }

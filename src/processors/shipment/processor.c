@@ -4,8 +4,10 @@
  * org_id, tracking_number, carrier?, status?, status_detail?, location?, event_time, source,
  * email_id?, merchant?, order_id?.
  *
- * Validation: the tracking number (spaces and dashes dropped, upper-cased, 4-40 letters and
- * digits) must pass dr_tracking_validate(), or come from the carrier: a carrier_status message,
+ * Validation: the carrier is normalised first (dr_shipment_carrier_code(): "UPS" is ups; a carrier
+ * the module does not know is kept in lower case). The tracking number (spaces and dashes
+ * dropped, upper-cased, 4-40 letters and digits) must pass dr_tracking_validate(), or come from
+ * the carrier: a carrier_status message,
  * or a shipment_detected naming its carrier (the email labelled the number as a tracking number,
  * in a format without a check digit). Such numbers are stored as not verified. A
  * shipment_detected naming a carrier whose check digit refutes the number (it has the layout of
@@ -168,6 +170,31 @@ static int normalise_tn(const char *in, char out[DR_TRACKING_MAX + 1])
     return 0;
 }
 
+/* The carrier as stored and checked: the module's code ("UPS" -> "ups"), else the name in lower
+ * case with blanks and hyphens as underscores ("Acme Freight" -> "acme_freight"), in buf; NULL for
+ * a name that is only blanks. */
+static const char *carrier_of(const char *name, char buf[64])
+{
+    const char *code = dr_shipment_carrier_code(name);
+    size_t n = 0;
+
+    if (code) {
+        return code;
+    }
+    while (*name == ' ' || *name == '\t') {
+        name++;
+    }
+    for (; *name && n < 63; name++) {
+        char c = *name;
+        buf[n++] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c == ' ' || c == '-' ? '_' : c;
+    }
+    while (n && buf[n - 1] == '_') {
+        n--;
+    }
+    buf[n] = '\0';
+    return n ? buf : NULL;
+}
+
 static enum dr_shipment_status status_of(const char *s, int *unrecognised)
 {
     enum dr_shipment_status st;
@@ -281,7 +308,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     struct dr_carrier_status cs = {0};
     struct dr_shipment_event *evs = NULL;
     struct dr_shipment_change ch;
-    char tn[DR_TRACKING_MAX + 1], url[512];
+    char tn[DR_TRACKING_MAX + 1], url[512], carrier_buf[64];
     const char *tracking_url = NULL;
     size_t nm = 0, nev = 0;
     int carrier_msg, verified, unrecognised, err;
@@ -330,7 +357,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
         return;
     }
     carrier = dr_json_str(pl, "carrier");
-    carrier = carrier && *carrier ? carrier : NULL;
+    carrier = carrier && *carrier ? carrier_of(carrier, carrier_buf) : NULL;
     if (!carrier_msg && carrier && dr_tracking_refuted(tn, carrier, &refuted_by)) {
         dr_result_reject(res, "invalid_tracking_number",
                          "%s has the layout of %s but fails its check digit: not a %.63s number",

@@ -651,6 +651,10 @@ int dr_tracking_refuted(const char *number, const char *carrier, const char **fo
         dr__shipment_ready()) {
         return 0;
     }
+    /* "UPS" is ups: a label's spelling must not spare a number its carrier's check digit */
+    if (dr_shipment_carrier_code(carrier)) {
+        carrier = dr_shipment_carrier_code(carrier);
+    }
     for (const char *p = number; *p; p++) {
         if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
             continue;

@@ -97,6 +97,9 @@ extern const size_t dr__s10_operator_count;
 const char *dr__s10_operator(const char *cc);
 /* Carrier code for the S10 numbers of an issuing country ("GB" -> "royal_mail"), else "s10". */
 const char *dr__s10_carrier(const char *cc);
+/* The static copy of code when some format's numbers belong to that carrier (S10 countries
+ * included, and "s10" itself), else NULL. */
+const char *dr__format_carrier(const char *code);
 
 /* ---- compiled patterns (tracking.c) --------------------------------------------------------- */
 

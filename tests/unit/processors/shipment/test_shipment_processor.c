@@ -340,6 +340,25 @@ static void test_named_carrier_refuted(void **state)
         assert_int_equal(res.nemits, 0);
         dr_result_cleanup(&res);
     }
+    /* the carrier's name in another case or spelling is the same carrier */
+    {
+        static const char *const spelled[][2] = {{"1Z5R89390357567128", "UPS"},
+                                                 {"1Z5R89390357567128", " Ups "},
+                                                 {"MA038501234GB", "Royal Mail"}};
+        for (size_t i = 0; i < DR_ARRAY_LEN(spelled); i++) {
+            snprintf(js, sizeof(js),
+                     "{\"user_id\":\"u1\",\"tracking_number\":\"%s\",\"carrier\":\"%s\"}",
+                     spelled[i][0], spelled[i][1]);
+            run_type(state, "shipment_detected", js, &res);
+            if (res.outcome != DR_OUTCOME_REJECT || strcmp(res.reason, "invalid_tracking_number") ||
+                !strstr(res.error, "check digit")) {
+                print_error("%s as %s: outcome %d %s: %s\n", spelled[i][0], spelled[i][1],
+                            res.outcome, res.reason, res.error);
+                fail();
+            }
+            dr_result_cleanup(&res);
+        }
+    }
     assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipments"), 0);
 
     /* the carrier itself reporting the number: its word stands */
@@ -360,11 +379,21 @@ static void test_named_carrier_refuted(void **state)
              "{\"user_id\":\"u1\",\"tracking_number\":\"90346692444\",\"carrier\":\"gls\"}", &res);
     assert_int_equal(res.outcome, DR_OUTCOME_OK);
     dr_result_cleanup(&res);
-    /* a valid number under its carrier's name */
+    /* a valid number under its carrier's name, stored under the carrier's code */
     run_type(state, "shipment_detected",
-             "{\"user_id\":\"u1\",\"tracking_number\":\"" UPS "\",\"carrier\":\"ups\"}", &res);
+             "{\"user_id\":\"u1\",\"tracking_number\":\"" UPS "\",\"carrier\":\"UPS\"}", &res);
     assert_int_equal(res.outcome, DR_OUTCOME_OK);
     dr_result_cleanup(&res);
+    /* a carrier the module does not know: kept, in lower case */
+    run_type(state, "carrier_status",
+             "{\"user_id\":\"u1\",\"tracking_number\":\"AF123456789\",\"carrier\":"
+             "\"Acme Freight\",\"status\":\"in_transit\"}",
+             &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipments WHERE tracking_number "
+                                           "= 'AF123456789' AND carrier = 'acme_freight'"),
+                     1);
     assert_int_equal(count_rows(DB(state), "SELECT COUNT(*) FROM shipments WHERE verified = 0 AND "
                                            "tracking_number IN ('TBA12345678901', '90346692444')"),
                      2);

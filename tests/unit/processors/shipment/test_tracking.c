@@ -504,6 +504,36 @@ static void ambiguity(void **state)
     cJSON_Delete(root);
 }
 
+/* Carrier names read as the module's codes, whatever their case: a label spelling "UPS" does not
+ * spare a number UPS's check digit refutes. */
+static void carrier_codes(void **state)
+{
+    (void)state;
+    assert_string_equal(dr_shipment_carrier_code("ups"), "ups");
+    assert_string_equal(dr_shipment_carrier_code("UPS"), "ups");
+    assert_string_equal(dr_shipment_carrier_code(" FedEx "), "fedex");
+    assert_string_equal(dr_shipment_carrier_code("Royal Mail"), "royal_mail");
+    assert_string_equal(dr_shipment_carrier_code("royal-mail"), "royal_mail");
+    assert_string_equal(dr_shipment_carrier_code("CANADA_POST"), "canada_post");
+    assert_string_equal(dr_shipment_carrier_code("AusPost"), "auspost");
+    assert_string_equal(dr_shipment_carrier_code("china_post"), "china_post"); /* S10 only */
+    assert_string_equal(dr_shipment_carrier_code("S10"), "s10");
+    assert_string_equal(dr_shipment_carrier_code("GLS"), "gls"); /* named, no format */
+    assert_null(dr_shipment_carrier_code("shopify"));
+    assert_null(dr_shipment_carrier_code("aftership"));
+    assert_null(dr_shipment_carrier_code("narvar"));
+    assert_null(dr_shipment_carrier_code("australia_post"));
+    assert_null(dr_shipment_carrier_code("colissimo"));
+    assert_null(dr_shipment_carrier_code(""));
+    assert_null(dr_shipment_carrier_code(NULL));
+
+    assert_int_equal(dr_tracking_refuted("1Z5R89390357567128", "ups", NULL), 1);
+    assert_int_equal(dr_tracking_refuted("1Z5R89390357567128", "UPS", NULL), 1);
+    assert_int_equal(dr_tracking_refuted("1Z5R89390357567128", "Ups", NULL), 1);
+    assert_int_equal(dr_tracking_refuted("MA038501234GB", "Royal Mail", NULL), 1);
+    assert_int_equal(dr_tracking_refuted("1Z5R89390357567127", "UPS", NULL), 0);
+}
+
 static void validate_contract(void **state)
 {
     struct dr_tracking_match m[4];
@@ -720,6 +750,7 @@ int main(void)
         cmocka_unit_test(degenerate_numbers),
         cmocka_unit_test(ambiguity),
         cmocka_unit_test(validate_contract),
+        cmocka_unit_test(carrier_codes),
         cmocka_unit_test(scan_loop_finds_what_the_old_loop_found),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
