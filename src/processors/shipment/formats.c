@@ -122,6 +122,19 @@ const struct dr__format dr__formats[] = {
      .mod2 = 10,
      .trust = DR__TRUST_CONTEXT},
 
+    /* DHL Paket (Germany): application identifier 00 and a GS1 SSCC. Every such number passes
+     * USPS 20's rule too; this row comes first, so that DHL is the carrier unless the email
+     * comes from (or names) USPS. */
+    {.id = "dhl_paket_sscc",
+     .carrier = "dhl",
+     .name = "DHL Paket (SSCC)",
+     .regex = "00" SN "[0-9]{17})" CD,
+     .url = DHL_URL,
+     .checksum = DR__CK_MOD10,
+     .evens = 3,
+     .odds = 1,
+     .trust = DR__TRUST_CONTEXT},
+
     /* USPS */
     {.id = "usps_20",
      .carrier = "usps",

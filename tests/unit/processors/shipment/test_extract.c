@@ -287,6 +287,34 @@ static void bare_numbers_need_context(void **state)
     cJSON_Delete(out);
 }
 
+/* DHL Paket's numbers (00 and a GS1 SSCC) pass USPS 20's rule too: the sender's carrier wins,
+ * and without one DHL does. */
+static void dhl_paket_sscc(void **state)
+{
+    cJSON *out;
+    const cJSON *s;
+
+    (void)state;
+    out = extract("Ihr Paket kommt heute", "DHL Paket <noreply@dhl.de>",
+                  "Hallo,\nSendungsnummer: 00340434161094042557\n");
+    s = shipment(out, "00340434161094042557");
+    assert_non_null(s);
+    assert_string_equal(str(s, "carrier"), "dhl");
+    assert_string_equal(str(s, "format"), "dhl_paket_sscc");
+    assert_non_null(strstr(str(s, "tracking_url"), "dhl.com"));
+    cJSON_Delete(out);
+    out = extract(NULL, NULL, "Sendungsnummer: 00340434161094042557");
+    assert_string_equal(str(shipment(out, "00340434161094042557"), "carrier"), "dhl");
+    cJSON_Delete(out);
+    out = extract("Your package", "USPS <auto-reply@usps.com>",
+                  "Tracking number: 00340434161094042557");
+    s = shipment(out, "00340434161094042557");
+    assert_non_null(s);
+    assert_string_equal(str(s, "carrier"), "usps");
+    assert_string_equal(str(s, "format"), "usps_20");
+    cJSON_Delete(out);
+}
+
 static void html_body(void **state)
 {
     const char *html =
@@ -612,6 +640,7 @@ int main(void)
         cmocka_unit_test(subject_beats_footer),
         cmocka_unit_test(context_rules),
         cmocka_unit_test(bare_numbers_need_context),
+        cmocka_unit_test(dhl_paket_sscc),
         cmocka_unit_test(html_body),
         cmocka_unit_test(merchant_orders_hints),
         cmocka_unit_test(hostile_input),

@@ -326,6 +326,8 @@ static const struct extra extras[] = {
     {"speedee", "SP029692510000920746", "SX029692510000920746"},
     {"yunexpress", "YT2229521272164446", "YT222952127216444"},
     {"gofo_us", "GFUS01011884214464", "GFUS0101188421446"},
+    {"dhl_paket_sscc", "00340434161094042557", "00340434161094042558"},
+    {"dhl_paket_sscc", "00 3404 3416 1094 0425 57", "01340434161094042557"},
 };
 
 static const struct dr__format *format_by_id(const char *id)
