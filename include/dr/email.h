@@ -179,7 +179,11 @@ struct dr_email_shipment_cues {
     int sender_score;    /* part of score from the sender's domain */
     int subject_score;   /* part from subject keywords */
     int body_score;      /* part from the first few KB of text */
-    const char *carrier; /* static carrier/retailer name ("ups", "amazon", ...) or NULL */
+    /* static carrier code of the sender's domain, else of a carrier the text names, as the
+     * shipment module spells it ("ups", "royal_mail", "auspost"; see dr_shipment_carrier_code());
+     * NULL when neither: shops and tracking platforms (Shopify, AfterShip) score, but are no
+     * carrier */
+    const char *carrier;
     enum dr_email_ship_status status; /* the most advanced status a keyword names */
 };
 

@@ -272,6 +272,8 @@ const char *dr__email_class_carrier(const struct dr_email_class *c, const cJSON 
     } else {
         guess = c->cues.carrier;
     }
+    /* only a carrier the shipment module knows, under its code, may vouch for a number */
+    guess = dr_shipment_carrier_code(guess);
     /* the email's carrier vouches for a number only where its check digit does not refute it */
     if (guess && cJSON_IsString(tn) && dr_tracking_refuted(tn->valuestring, guess, NULL)) {
         return NULL;

@@ -75,7 +75,8 @@ cJSON *dr__email_class_to_json(const struct dr_email *em, const struct dr_email_
 
 /* The carrier of an accepted entry: its own, else the email's carrier hint (or the cues'
  * carrier) unless that carrier's check digit refutes the number (dr_tracking_refuted()), else
- * NULL. With entry NULL: the email's carrier. */
+ * NULL. Always one of the shipment module's carrier codes (dr_shipment_carrier_code()): a shop or
+ * tracking platform is never a carrier. With entry NULL: the email's carrier. */
 const char *dr__email_class_carrier(const struct dr_email_class *c, const cJSON *entry);
 
 #endif

@@ -98,8 +98,8 @@ int dr_email_recipients(const struct dr_email *em, char ***addrs, size_t *n)
 /* ---- shipment cues ---------------------------------------------------------------------- */
 
 struct domain_cue {
-    const char *label; /* a domain label, matched exactly or as "label-..." */
-    const char *carrier;
+    const char *label;   /* a domain label, matched exactly or as "label-..." */
+    const char *carrier; /* the shipment module's carrier code; NULL for shops and platforms */
     int points;
 };
 
@@ -117,10 +117,10 @@ static const struct domain_cue domains[] = {
     {"inpost", "inpost", 50},
     {"poczta", "poczta_polska", 45},
     {"canadapost", "canada_post", 50},
-    {"auspost", "australia_post", 50},
+    {"auspost", "auspost", 50},
     {"postnl", "postnl", 50},
     {"laposte", "la_poste", 40},
-    {"colissimo", "colissimo", 50},
+    {"colissimo", "la_poste", 50},
     {"chronopost", "chronopost", 50},
     {"correos", "correos", 45},
     {"poste", "poste_italiane", 35},
@@ -133,18 +133,18 @@ static const struct domain_cue domains[] = {
     {"yodel", "yodel", 50},
     {"informeddelivery", "usps", 50},
     {"amazon", "amazon", 35},
-    {"ebay", "ebay", 20},
-    {"aliexpress", "aliexpress", 25},
-    {"walmart", "walmart", 20},
-    {"bestbuy", "bestbuy", 20},
-    {"zalando", "zalando", 25},
-    {"etsy", "etsy", 15},
-    {"shopify", "shopify", 15},
-    {"shopifyemail", "shopify", 15},
-    {"narvar", "narvar", 40},
-    {"aftership", "aftership", 40},
-    {"parcelsapp", "parcelsapp", 30},
-    {"shipstation", "shipstation", 35},
+    {"ebay", NULL, 20},
+    {"aliexpress", NULL, 25},
+    {"walmart", NULL, 20},
+    {"bestbuy", NULL, 20},
+    {"zalando", NULL, 25},
+    {"etsy", NULL, 15},
+    {"shopify", NULL, 15},
+    {"shopifyemail", NULL, 15},
+    {"narvar", NULL, 40},
+    {"aftership", NULL, 40},
+    {"parcelsapp", NULL, 30},
+    {"shipstation", NULL, 35},
 };
 
 const struct dr__email_word_cue dr__email_word_cues[] = {
@@ -236,6 +236,8 @@ static int label_matches(const char *label, size_t n, const char *key)
     return n >= k && strncmp(label, key, k) == 0 && (n == k || label[k] == '-');
 }
 
+/* The points of the best-scoring label of the sender's domain; *carrier gets its carrier (NULL
+ * for a shop or a tracking platform: they are not carriers). */
 static int sender_cue(const char *address, const char **carrier)
 {
     const char *at = address ? strrchr(address, '@') : NULL;

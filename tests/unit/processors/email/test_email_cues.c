@@ -13,6 +13,7 @@
 
 #include "dr/email.h"
 #include "dr/err.h"
+#include "dr/shipment.h"
 #include "processors/email/email_int.h"
 #include "unit/processors/corpus.h"
 
@@ -144,6 +145,58 @@ static struct dr_email_shipment_cues cues_of(const char *subject, const char *bo
     dr_email_destroy(em);
     cJSON_Delete(p);
     return c;
+}
+
+static struct dr_email_shipment_cues cues_from(const char *from, const char *body)
+{
+    cJSON *p = cJSON_CreateObject();
+    struct dr_email *em = NULL;
+    struct dr_email_shipment_cues c;
+
+    cJSON_AddStringToObject(p, "subject", "Your order is on its way");
+    cJSON_AddStringToObject(p, "from", from);
+    cJSON_AddStringToObject(p, "body_text", body);
+    assert_int_equal(dr_email_from_fields(p, NULL, &em), DR_OK);
+    c = dr_email_shipment_cues(em);
+    dr_email_destroy(em);
+    cJSON_Delete(p);
+    return c;
+}
+
+/* The cues' carrier is one of the shipment module's codes or NULL: shops and tracking platforms
+ * score as senders but are no carrier. */
+static void sender_carriers_are_shipment_codes(void **state)
+{
+    static const char *const senders[][2] = {
+        {"store+12345@shopifyemail.com", NULL},
+        {"updates@aftership.com", NULL},
+        {"no-reply@narvar.com", NULL},
+        {"ebay@ebay.com", NULL},
+        {"noreply@notifications.auspost.com", "auspost"},
+        {"noreply@colissimo.com", "la_poste"},
+        {"noreply@laposte.fr", "la_poste"},
+        {"mcinfo@ups.com", "ups"},
+        {"shipment-tracking@amazon.com", "amazon"},
+    };
+    struct dr_email_shipment_cues c;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(senders) / sizeof(senders[0]); i++) {
+        c = cues_from(senders[i][0], "Hello");
+        assert_true(c.sender_score > 0);
+        if (!senders[i][1]) {
+            if (c.carrier) {
+                fail_msg("%s: carrier %s", senders[i][0], c.carrier);
+            }
+        } else {
+            assert_non_null(c.carrier);
+            assert_string_equal(c.carrier, senders[i][1]);
+            assert_string_equal(dr_shipment_carrier_code(c.carrier), c.carrier);
+        }
+    }
+    /* a shop's mail naming the carrier in its text */
+    c = cues_from("store+12345@shopifyemail.com", "Sent with DHL today");
+    assert_string_equal(c.carrier, "dhl");
 }
 
 static void body_phrases_and_carriers(void **state)
@@ -343,6 +396,7 @@ int main(void)
         cmocka_unit_test(same_as_strstr),
         cmocka_unit_test(edges),
         cmocka_unit_test(body_phrases_and_carriers),
+        cmocka_unit_test(sender_carriers_are_shipment_codes),
         cmocka_unit_test(sse2_scan_same_as_bytes),
         cmocka_unit_test(ascii_run_lowered_as_before),
     };

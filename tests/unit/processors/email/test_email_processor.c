@@ -376,6 +376,49 @@ static void test_number_only_in_html(void **state)
     free(pl);
 }
 
+/* A number the email labels but no format knows is forwarded only under a carrier the shipment
+ * module knows, spelled its way: a shop platform sending is no carrier. */
+static void test_sender_carrier_codes(void **state)
+{
+    struct pfx *p = *state;
+    static const char *const senders[][2] = {
+        {"Example Store <store+12345@shopifyemail.com>", NULL},
+        {"Example Store <updates@aftership.com>", NULL},
+        {"Australia Post <noreply@notifications.auspost.com>", "auspost"},
+        {"Colissimo <noreply@notification.colissimo.com>", "la_poste"},
+    };
+
+    for (size_t i = 0; i < DR_ARRAY_LEN(senders); i++) {
+        char raw[1024], id[32], *pl;
+        struct dr_result res;
+        cJSON *ships;
+
+        snprintf(raw, sizeof(raw),
+                 "From: %s\r\nTo: me@example.com\r\nSubject: Your order is on its way\r\n"
+                 "Date: Sun, 01 Mar 2026 09:00:00 +0100\r\nMessage-ID: <c%zu@example.com>\r\n\r\n"
+                 "Your parcel has shipped.\r\nTracking number: ZZ9876543210A\r\n",
+                 senders[i][0], i);
+        snprintf(id, sizeof(id), "e-carrier-%zu", i);
+        pl = payload_raw("u2", id, raw, strlen(raw));
+        run_email(p->proc, pl, &res);
+        assert_int_equal(res.outcome, DR_OUTCOME_OK);
+        ships = emits_of(&res, "shipment-updates");
+        if (!senders[i][1]) {
+            if (cJSON_GetArraySize(ships) != 0) {
+                fail_msg("%s: forwarded with carrier %s", senders[i][0],
+                         dr_json_str(cJSON_GetArrayItem(ships, 0), "carrier"));
+            }
+        } else {
+            assert_int_equal(cJSON_GetArraySize(ships), 1);
+            assert_string_equal(dr_json_str(cJSON_GetArrayItem(ships, 0), "carrier"),
+                                senders[i][1]);
+        }
+        cJSON_Delete(ships);
+        dr_result_cleanup(&res);
+        free(pl);
+    }
+}
+
 /* An ordinary email with numbers that pass a weak check digit (DHL's mod 7, FedEx's sum, an
  * IMEI, a gift card): no tracking number, not a shipment, nothing forwarded. */
 static void test_bare_numbers_no_shipment(void **state)
@@ -661,6 +704,7 @@ static void test_progress_throttled(void **state)
     X(test_valid_number_in_plain_email)                                                            \
     X(test_bare_numbers_no_shipment)                                                               \
     X(test_number_only_in_html)                                                                    \
+    X(test_sender_carrier_codes)                                                                   \
     X(test_ordinary_reply)                                                                         \
     X(test_poll_reply_by_thread_and_token)                                                         \
     X(test_calendar_invitation)                                                                    \
