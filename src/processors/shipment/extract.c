@@ -15,6 +15,8 @@
 #include "processors/shipment/tracking_int.h"
 
 #define MAX_HITS      512
+/* Unbelieved matches remembered for inside_unbelieved() */
+#define MAX_UNBELIEVED 4096
 #define MAX_SHIPMENTS 50
 #define MAX_ORDER_IDS 20
 #define MAX_MARKS     4096
@@ -357,6 +359,10 @@ struct ship {
     struct dr_tracking_match m[MAX_CANDS];
 };
 
+struct span {
+    size_t start, end;
+};
+
 /* Everything before ships is zeroed per call; ships and orders are written before they are
  * read (up to nships and norders), so the bulk of the struct is left as malloc gave it. */
 struct ctx {
@@ -373,6 +379,8 @@ struct ctx {
     const char *hint;           /* carrier code */
     const char *sender_carrier; /* carrier of the sender's domain, or NULL */
     int truncated;
+    struct span *unbelieved; /* spans of matches not believed that have a check digit */
+    size_t nunbelieved, unbelieved_cap;
     struct dr__wordstarts at;      /* of text_set in t */
     struct dr__wordstarts rule_at; /* of the status rules in t */
     struct ship ships[MAX_SHIPMENTS];
@@ -784,10 +792,6 @@ static int unchecked(const struct ship *g)
 /* Whether a longer span in unbelieved[0..n) (matches with a check digit that want context the
  * text does not give) holds g: "9274 8931 5085 7730 7776 69", a USPS number, is not believed
  * without USPS context, and then its tail "5085 7730 7776 69" is no 14-digit DHL number. */
-struct span {
-    size_t start, end;
-};
-
 static int inside_unbelieved(const struct ship *g, const struct span *unbelieved, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -799,19 +803,47 @@ static int inside_unbelieved(const struct ship *g, const struct span *unbelieved
     return 0;
 }
 
-/* Groups the believed hits by span, keeps the longest of overlapping spans, one per number.
- * taken[i]: 0 not yet looked at, 1 dropped, 2 kept (its span is covered). */
+/* dr__scan()'s keep: only believed matches take room among the hits, so that a text full of
+ * numbers nobody vouches for does not crowd out a real one. Those with a check digit are noted
+ * (inside_unbelieved()). */
+static int keep_hit(void *arg, const struct dr__hit *h)
+{
+    struct ctx *c = arg;
+    struct span *last = c->nunbelieved ? &c->unbelieved[c->nunbelieved - 1] : NULL;
+
+    if (believe(c, h)) {
+        return 1;
+    }
+    if (h->m.check_pos < 0 || (last && last->start == h->start && last->end == h->end)) {
+        return 0;
+    }
+    if (c->nunbelieved == c->unbelieved_cap) {
+        size_t cap = c->unbelieved_cap ? 2 * c->unbelieved_cap : 64;
+        struct span *v;
+
+        if (cap > MAX_UNBELIEVED || !(v = realloc(c->unbelieved, cap * sizeof(*v)))) {
+            return 0; /* best effort: a tail may then be reported */
+        }
+        c->unbelieved = v;
+        c->unbelieved_cap = cap;
+    }
+    c->unbelieved[c->nunbelieved].start = h->start;
+    c->unbelieved[c->nunbelieved].end = h->end;
+    c->nunbelieved++;
+    return 0;
+}
+
+/* Groups the hits (all believed, see keep_hit()) by span, keeps the longest of overlapping spans,
+ * one per number. taken[i]: 0 not yet looked at, 1 dropped, 2 kept (its span is covered). */
 static void collect_hits(struct ctx *c, struct dr__hits *hits)
 {
     struct ship *groups;
-    struct span *unbelieved;
-    size_t ngroups = 0, nunbelieved = 0;
+    size_t ngroups = 0;
     int *taken;
 
     groups = calloc(hits->n ? hits->n : 1, sizeof(*groups));
-    unbelieved = calloc(hits->n ? hits->n : 1, sizeof(*unbelieved));
     taken = calloc(hits->n ? hits->n : 1, sizeof(*taken));
-    if (!groups || !unbelieved || !taken) {
+    if (!groups || !taken) {
         c->truncated = 1;
         goto out;
     }
@@ -819,14 +851,6 @@ static void collect_hits(struct ctx *c, struct dr__hits *hits)
         const struct dr__hit *h = &hits->v[i];
         struct ship *g = ngroups ? &groups[ngroups - 1] : NULL;
 
-        if (!believe(c, h)) {
-            if (h->m.check_pos >= 0) {
-                unbelieved[nunbelieved].start = h->start;
-                unbelieved[nunbelieved].end = h->end;
-                nunbelieved++;
-            }
-            continue;
-        }
         if (!g || g->start != h->start || g->end != h->end) {
             g = &groups[ngroups++];
             g->start = h->start;
@@ -858,7 +882,7 @@ static void collect_hits(struct ctx *c, struct dr__hits *hits)
         }
         taken[best] = 1;
         if (clash || (unchecked(&groups[best]) &&
-                      inside_unbelieved(&groups[best], unbelieved, nunbelieved))) {
+                      inside_unbelieved(&groups[best], c->unbelieved, c->nunbelieved))) {
             continue;
         }
         /* a repeat of a number still covers its span, so no part of it is read as another */
@@ -875,7 +899,6 @@ static void collect_hits(struct ctx *c, struct dr__hits *hits)
     qsort(c->ships, c->nships, sizeof(c->ships[0]), cmp_ship_pos);
 out:
     free(groups);
-    free(unbelieved);
     free(taken);
 }
 
@@ -1356,6 +1379,8 @@ int dr_shipment_extract(const char *subject, const char *from, const char *text,
     each_match(c, amazon_order_re, 0, c->len, on_order, NULL);
     each_word_match(c, ORDER_PATTERN, 0, c->len, on_order, NULL);
 
+    hits.keep = keep_hit;
+    hits.keep_arg = c;
     err = dr__scan(c->t, c->len, c->md, &hits);
     if (err) {
         goto out;
@@ -1408,6 +1433,7 @@ out:
         pcre2_match_data_free(c->md);
         pcre2_match_data_free(c->md2);
         free(c->marks);
+        free(c->unbelieved);
         dr__wordstarts_cleanup(&c->at);
         dr__wordstarts_cleanup(&c->rule_at);
     }

@@ -17,8 +17,6 @@
 
 /* The widest pattern of this module has fewer capture groups than this. */
 #define MATCH_PAIRS 40
-/* Windows (candidate numbers) one scan may try before it gives up on pathological input. */
-#define SCAN_WINDOW_BUDGET 20000
 /* Fewer digits than this never make a tracking number of any format. */
 #define MIN_DIGITS 7
 #define MIN_CHARS  8
@@ -804,9 +802,34 @@ static int push_hit(struct dr__hits *hits, const struct dr__hit *h)
     return DR_OK;
 }
 
+/* What the current run of groups has cost so far (see DR__RUN_WINDOWS). */
+struct run {
+    size_t end; /* the byte after its last token */
+    size_t windows, hits;
+};
+
+/* End of the run of groups that starts with the token at p (which has no lower-case letter):
+ * the tokens scan_from() may join to it, and those they may join to, and so on. */
+static size_t run_end(const char *t, size_t len, size_t p)
+{
+    for (;;) {
+        int lower, hyphen;
+        size_t e = token_end(t, len, p, &lower), gap = join_gap(t, len, e, &hyphen);
+
+        if (!gap) {
+            return e;
+        }
+        (void)token_end(t, len, e + gap, &lower);
+        if (lower) {
+            return e;
+        }
+        p = e + gap;
+    }
+}
+
 /* Tries every window that starts with the token at p. */
 static int scan_from(const char *t, size_t len, size_t p, pcre2_match_data *md,
-                     struct dr__hits *hits)
+                     struct dr__hits *hits, struct run *run)
 {
     char compact[DR_TRACKING_MAX + 1];
     size_t n = 0, digits = 0, tokens = 0, q = p;
@@ -827,16 +850,26 @@ static int scan_from(const char *t, size_t len, size_t p, pcre2_match_data *md,
             struct dr_tracking_match m[8];
             size_t idx[8], k;
 
-            if (hits->budget == 0) {
+            if (run->windows == DR__RUN_WINDOWS) {
                 hits->truncated = 1;
                 return DR_OK;
             }
-            hits->budget--;
+            run->windows++;
             k = dr__validate_compact(compact, n, md, m, idx, DR_ARRAY_LEN(m));
             for (size_t j = 0; j < k; j++) {
                 struct dr__hit h = {
                     .start = p, .end = e, .single_token = tokens == 1, .format = idx[j], .m = m[j]};
-                int err = push_hit(hits, &h);
+                int err;
+
+                if (hits->keep && !hits->keep(hits->keep_arg, &h)) {
+                    continue;
+                }
+                if (run->hits == DR__RUN_HITS) {
+                    hits->truncated = 1;
+                    return DR_OK;
+                }
+                run->hits++;
+                err = push_hit(hits, &h);
                 if (err) {
                     return err;
                 }
@@ -904,10 +937,8 @@ void dr__block_alnum(const char *t, size_t n, uint64_t *alnum, uint64_t *lower, 
 int dr__scan(const char *text, size_t len, pcre2_match_data *md, struct dr__hits *hits)
 {
     uint64_t carry = 0;
+    struct run cur = {0};
 
-    if (hits->budget == 0 && !hits->truncated) {
-        hits->budget = SCAN_WINDOW_BUDGET;
-    }
     /* tokens (runs of letters and digits) 64 bytes at a time; only those without a lower-case
      * letter can start a number */
     for (size_t base = 0; base < len; base += 64) {
@@ -933,12 +964,20 @@ int dr__scan(const char *text, size_t len, pcre2_match_data *md, struct dr__hits
                 }
             }
             if (!has_lower) {
-                int err = scan_from(text, len, base + i, md, hits);
+                size_t p = base + i;
+                int err;
+
+                if (p >= cur.end) { /* the first token of a run */
+                    cur = (struct run){.end = run_end(text, len, p)};
+                } else if (cur.windows == DR__RUN_WINDOWS || cur.hits == DR__RUN_HITS) {
+                    continue; /* the rest of a run that has cost what a run may */
+                }
+                err = scan_from(text, len, p, md, hits, &cur);
                 if (err) {
                     return err;
                 }
-                if (hits->truncated && hits->budget == 0) {
-                    return DR_OK;
+                if (hits->n == hits->max && hits->truncated) {
+                    return DR_OK; /* no room left */
                 }
             }
         }

@@ -129,17 +129,28 @@ struct dr__hit {
 struct dr__hits {
     struct dr__hit *v;
     size_t n, cap, max;
-    size_t budget; /* pattern attempts left; 0 means the scan stopped early */
-    int truncated;
+    int truncated; /* a match was dropped, or a run of groups was not read to its end */
+    /* Optional: asked about every match found; 0 drops it, so it takes no room in v. */
+    int (*keep)(void *arg, const struct dr__hit *h);
+    void *keep_arg;
 };
+
+/* What one run of groups may cost dr__scan(): a run is a stretch of tokens without lower-case
+ * letters joined by gaps ("1Z 879E 9303 ..."), and no candidate window crosses its ends. Real runs
+ * are a few tokens long; a run of hundreds of digit groups is read only this far, and the scan
+ * goes on with the next run, so that a number after it is still found and the work stays linear
+ * in the text. */
+#define DR__RUN_WINDOWS 1024 /* candidate windows tried */
+#define DR__RUN_HITS    128  /* matches kept */
 
 /* Bit i of *alnum: t[i] is an ASCII letter or digit; of *lower: a lower-case letter; of *digit: a
  * digit; for t[0..n), n <= 64. */
 void dr__block_alnum(const char *t, size_t n, uint64_t *alnum, uint64_t *lower, uint64_t *digit);
 
 /* Finds every format match in text: runs of upper-case letters and digits, alone or in groups
- * separated by up to three spaces. Appends to hits (bounded by hits->max and hits->budget).
- * DR_ENOMEM only. */
+ * separated by up to three spaces. Appends to hits those hits->keep keeps (all without it),
+ * bounded by hits->max and, per run of groups, by DR__RUN_WINDOWS and DR__RUN_HITS. DR_ENOMEM
+ * only. */
 int dr__scan(const char *text, size_t len, pcre2_match_data *md, struct dr__hits *hits);
 
 /* ---- word-start prefilter (wordset.c) ------------------------------------------------------ */

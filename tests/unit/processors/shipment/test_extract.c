@@ -315,6 +315,44 @@ static void dhl_paket_sscc(void **state)
     cJSON_Delete(out);
 }
 
+/* A long run of spaced digits costs what one run may, and no more: the numbers after it are
+ * still found, and the run itself is no number. */
+static void digit_runs_do_not_hide_numbers(void **state)
+{
+    struct dr_buf b;
+    cJSON *out;
+    const cJSON *s;
+
+    (void)state;
+    dr_buf_init(&b, 1 << 20);
+    for (int i = 0; i < 300; i++) {
+        assert_int_equal(dr_buf_printf(&b, "%d ", (i * 7) % 10), DR_OK);
+    }
+    assert_int_equal(dr_buf_appends(&b, "Your parcel 1Z5R89390357567127 is on its way with UPS."),
+                     DR_OK);
+    out = extract(NULL, NULL, b.data);
+    s = shipment(out, "1Z5R89390357567127");
+    assert_non_null(s);
+    assert_string_equal(str(s, "carrier"), "ups");
+    assert_int_equal(nships(out), 1);
+    cJSON_Delete(out);
+
+    /* many such runs, one a line, then the number */
+    dr_buf_reset(&b);
+    for (int line = 0; line < 40; line++) {
+        for (int i = 0; i < 300; i++) {
+            assert_int_equal(dr_buf_printf(&b, "%d ", (i * 7 + line) % 10), DR_OK);
+        }
+        assert_int_equal(dr_buf_appendc(&b, '\n'), DR_OK);
+    }
+    assert_int_equal(dr_buf_appends(&b, "UPS tracking number: 1Z5R89390357567127\n"), DR_OK);
+    out = extract("Your order has shipped", NULL, b.data);
+    assert_non_null(shipment(out, "1Z5R89390357567127"));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(out, "truncated")));
+    cJSON_Delete(out);
+    dr_buf_cleanup(&b);
+}
+
 static void html_body(void **state)
 {
     const char *html =
@@ -641,6 +679,7 @@ int main(void)
         cmocka_unit_test(context_rules),
         cmocka_unit_test(bare_numbers_need_context),
         cmocka_unit_test(dhl_paket_sscc),
+        cmocka_unit_test(digit_runs_do_not_hide_numbers),
         cmocka_unit_test(html_body),
         cmocka_unit_test(merchant_orders_hints),
         cmocka_unit_test(hostile_input),

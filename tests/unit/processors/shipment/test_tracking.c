@@ -744,6 +744,39 @@ static void scan_loop_finds_what_the_old_loop_found(void **state)
     pcre2_match_data_free(md);
 }
 
+/* The work a scan may do is bounded per run of groups: a run of a thousand spaced digits (more
+ * windows than any text needs) is read only so far, and a number after it is still found. */
+static void scan_bounded_per_run(void **state)
+{
+    static const char tail[] = " then 1Z5R89390357567127 and 1Z879E930346834440.";
+    pcre2_match_data *md = pcre2_match_data_create(40, NULL);
+    size_t len = 0, found = 0;
+    char *t = malloc(2 * 5000 + sizeof(tail));
+    struct dr__hits hits = {.max = 1 << 20};
+
+    (void)state;
+    assert_non_null(t);
+    assert_int_equal(dr_shipment_init(), DR_OK);
+    for (int i = 0; i < 5000; i++) {
+        t[len++] = (char)('0' + (i * 7) % 10);
+        t[len++] = ' ';
+    }
+    memcpy(t + len, tail, sizeof(tail));
+    len += sizeof(tail) - 1;
+    assert_int_equal(dr__scan(t, len, md, &hits), DR_OK);
+    assert_true(hits.truncated);
+    for (size_t i = 0; i < hits.n; i++) {
+        found += strcmp(hits.v[i].m.number, "1Z5R89390357567127") == 0 ||
+                 strcmp(hits.v[i].m.number, "1Z879E930346834440") == 0;
+        assert_true(hits.v[i].start < 2 * 5000 || hits.v[i].single_token);
+    }
+    assert_int_equal(found, 2);
+    assert_true(hits.n < 512); /* a run keeps few of its matches */
+    free(hits.v);
+    free(t);
+    pcre2_match_data_free(md);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -754,6 +787,7 @@ int main(void)
         cmocka_unit_test(validate_contract),
         cmocka_unit_test(carrier_codes),
         cmocka_unit_test(scan_loop_finds_what_the_old_loop_found),
+        cmocka_unit_test(scan_bounded_per_run),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     dr_shipment_cleanup();
