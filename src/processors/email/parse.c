@@ -126,11 +126,43 @@ static GMimeParserOptions *new_options(struct dr_email *em)
 
 static int is_utf8_or_ascii(const char *cs)
 {
-    static const char *const names[] = {
-        "utf-8",          "utf8",      "us-ascii",          "ascii",
-        "ansi_x3.4-1968", "iso646-us", "unicode-1-1-utf-8", "x-unknown"};
+    static const char *const names[] = {"utf-8", "utf8", "unicode-1-1-utf-8", "x-unknown"};
     for (size_t i = 0; i < DR_ARRAY_LEN(names); i++) {
         if (strcasecmp(cs, names[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Labels that the WHATWG Encoding Standard (what browsers and mail clients decode by) reads as
+ * another, wider charset than iconv does: ISO-8859-1 and US-ASCII text is windows-1252 in
+ * practice (0x93 is a curly quote, not a C1 control), and EUC-KR text is windows-949, which
+ * Outlook labels ks_c_5601-1987.
+ */
+static const char *const cp1252_labels[] = {
+    "ansi_x3.4-1968", "ascii",           "cp1252",     "cp819",     "csisolatin1",
+    "ibm819",         "iso-8859-1",      "iso-ir-100", "iso8859-1", "iso88591",
+    "iso_8859-1",     "iso_8859-1:1987", "l1",         "latin1",    "us-ascii",
+    "iso646-us",      "windows-1252",    "x-cp1252"};
+static const char *const cp949_labels[] = {
+    "cseuckr",        "csksc56011987",  "euc-kr",  "iso-ir-149", "korean",
+    "ks_c_5601-1987", "ks_c_5601-1989", "ksc5601", "ksc_5601",   "windows-949"};
+
+static int label_in(const char *cs, const char *const *labels, size_t n)
+{
+    size_t len;
+
+    while (*cs == ' ' || *cs == '\t') {
+        cs++;
+    }
+    len = strlen(cs);
+    while (len && (cs[len - 1] == ' ' || cs[len - 1] == '\t')) {
+        len--;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(labels[i]) == len && strncasecmp(cs, labels[i], len) == 0) {
             return 1;
         }
     }
@@ -180,17 +212,23 @@ static int from_cp1252(const char *s, size_t n, struct dr_buf *out)
 }
 
 /*
- * Converts with iconv, replacing invalid input with U+FFFD. DR_EUNSUPPORTED when iconv does
- * not know the charset; DR_ETOOBIG when out filled up (out keeps what fitted).
+ * Converts with iconv (the labels above as the charsets they name), replacing invalid input with
+ * U+FFFD. DR_EUNSUPPORTED when iconv does not know the charset; DR_ETOOBIG when out filled up
+ * (out keeps what fitted).
  */
 static int from_charset(const char *cs, const char *s, size_t n, struct dr_buf *out)
 {
-    iconv_t cd = g_mime_iconv_open("UTF-8", cs);
+    iconv_t cd;
     char chunk[4096];
     char *in = (char *)s;
     size_t inleft = n;
     int err = DR_OK, done = 0;
 
+    if (label_in(cs, cp1252_labels, DR_ARRAY_LEN(cp1252_labels))) {
+        return from_cp1252(s, n, out);
+    }
+    cd = g_mime_iconv_open("UTF-8",
+                           label_in(cs, cp949_labels, DR_ARRAY_LEN(cp949_labels)) ? "CP949" : cs);
     if (cd == (iconv_t)-1) {
         return DR_EUNSUPPORTED;
     }

@@ -198,6 +198,43 @@ static void unknown_charset(void **state)
     dr_email_destroy(em);
 }
 
+/* Charset labels as the WHATWG Encoding Standard (and mail clients) read them: ISO-8859-1,
+ * Latin-1 and US-ASCII are windows-1252, ks_c_5601-1987 and EUC-KR are windows-949. */
+static void whatwg_charset_labels(void **state)
+{
+    static const struct {
+        const char *charset, *body, *text;
+    } cases[] = {
+        {"iso-8859-1", "\x93quoted\x94 caf\xe9 \x80 5\n",
+         "\u201cquoted\u201d caf\u00e9 \u20ac 5\n"},
+        {"ISO-8859-1", "\x96 dash\n", "\u2013 dash\n"},
+        {"latin1", "\x93quoted\x94\n", "\u201cquoted\u201d\n"},
+        {"\"iso_8859-1\"", "it\x92s\n", "it\u2019s\n"},
+        {"us-ascii", "\x93quoted\x94\n", "\u201cquoted\u201d\n"},
+        {"us-ascii", "caf\xc3\xa9\n", "caf\u00c3\u00a9\n"}, /* as a mail client shows it */
+        {"windows-1252", "\x93ok\x94\n", "\u201cok\u201d\n"},
+        /* U+B620 is in windows-949 only, not in EUC-KR */
+        {"ks_c_5601-1987", "\x8c\x63\xb9\xe6 \xbe\xc8\xb3\xe7\n", "\ub620\ubc29 \uc548\ub155\n"},
+        {"euc-kr", "\x8c\x63\xb9\xe6\n", "\ub620\ubc29\n"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char msg[512];
+        struct dr_email *em;
+
+        snprintf(msg, sizeof(msg),
+                 "From: a@example.org\nContent-Type: text/plain; charset=%s\n"
+                 "Content-Transfer-Encoding: 8bit\n\n%s",
+                 cases[i].charset, cases[i].body);
+        em = parse_ok(msg);
+        if (strcmp(em->text, cases[i].text) != 0) {
+            fail_msg("charset %s: \"%s\", expected \"%s\"", cases[i].charset, em->text,
+                     cases[i].text);
+        }
+        dr_email_destroy(em);
+    }
+}
+
 static void invalid_utf8_is_repaired(void **state)
 {
     const char *msg = "From: a@example.org\nSubject: bad \xff\xfe subject\n"
@@ -1252,6 +1289,7 @@ int main(void)
         cmocka_unit_test(calendar_parts),
         cmocka_unit_test(calendar_method_from_body),
         cmocka_unit_test(unknown_charset),
+        cmocka_unit_test(whatwg_charset_labels),
         cmocka_unit_test(invalid_utf8_is_repaired),
         cmocka_unit_test(deep_nesting),
         cmocka_unit_test(many_parts),
