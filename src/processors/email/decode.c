@@ -3,8 +3,10 @@
  * and run straight over the part's bytes. They produce byte for byte what reading the part
  * through a GMimeStreamFilter with GMime's basic decoder produces, malformed input included:
  * the same state machines, with fast paths for the common runs (whole quartets of base64, 16
- * characters at a time where SSE2 is, text without '=' in quoted-printable). The unit tests hold
- * them to the installed GMime.
+ * characters at a time where SSE2 is, text without '=' in quoted-printable). One difference, on
+ * purpose: quoted-printable transport padding (blanks between a soft break's '=' and the line
+ * break) is deleted with the break, as RFC 2045 6.7 says; GMime keeps it and the break. The unit
+ * tests hold them to the installed GMime, with that padding taken out of GMime's input.
  *
  * And the decoder of the email processor's `raw` field: base64url as the Gmail API sends it, or
  * standard base64, with the strict rules of dr_base64url_decode() and dr_base64_decode().
@@ -27,6 +29,9 @@
 
 /* Input decoded at a time when the output may not fit (a GMimeStreamFilter's block). */
 #define FILTER_BLOCK 4096
+/* Room a block's output needs beyond its input: what a step carries over (base64: 3 bytes). */
+#define STEP_CARRY DR__EMAIL_QP_CARRY
+_Static_assert(STEP_CARRY >= 3, "base64 carries 3 bytes");
 
 #define XX 0xFF /* not base64: skipped; not a hex digit */
 #define EQ 0xFE /* '=': the end of base64 data */
@@ -194,6 +199,28 @@ size_t dr__email_base64_step(const unsigned char *in, size_t len, unsigned char 
     return (size_t)(o - out);
 }
 
+/*
+ * Quoted-printable states: 0 text; 1 after '='; 2 after '=' and one byte (in save), which is not
+ * blank; from QP_PAD after '=' and k blanks (1 <= k <= QP_PAD_MAX; bit i of save set when blank i
+ * is a tab), and a CR after them when cr is set: st = QP_PAD + 2 * (k - 1) + cr. RFC 2045 6.7:
+ * blanks a transport added after a soft line break's '=' are deleted with the break, "=  \r\n"
+ * is a soft line break as "=\r\n" is; '=' and blanks at the very end too. Blanks after an '='
+ * that no line break follows are kept, as GMime keeps them.
+ */
+#define QP_PAD     3
+#define QP_PAD_MAX 32 /* blanks of one save; a longer run after '=' is no padding */
+_Static_assert(QP_PAD_MAX + 2 <= DR__EMAIL_QP_CARRY, "what a step may carry into the next");
+
+/* Writes '=' and the k blanks of save (tabs where its bits are set) to o; returns the end. */
+static unsigned char *qp_unpad(unsigned char *o, unsigned k, uint32_t save)
+{
+    *o++ = '=';
+    for (unsigned i = 0; i < k; i++) {
+        *o++ = (save >> i) & 1 ? '\t' : ' ';
+    }
+    return o;
+}
+
 size_t dr__email_qp_step(const unsigned char *in, size_t len, unsigned char *out, int *state,
                          uint32_t *save)
 {
@@ -205,6 +232,35 @@ size_t dr__email_qp_step(const unsigned char *in, size_t len, unsigned char *out
     while (p < end) {
         unsigned char c;
 
+        if (st >= QP_PAD) {
+            unsigned k = (unsigned)(st - QP_PAD) / 2 + 1, cr = (unsigned)(st - QP_PAD) % 2;
+
+            c = *p;
+            if (c == '\n') { /* a soft line break after padding: all of it goes */
+                p++;
+                st = 0;
+            } else if (cr) { /* a CR alone: kept, and c read as text */
+                o = qp_unpad(o, k, isave);
+                *o++ = '\r';
+                st = 0;
+            } else if (c == '\r') {
+                p++;
+                st++;
+            } else if ((c == ' ' || c == '\t') && k < QP_PAD_MAX) {
+                p++;
+                isave |= (c == '\t' ? 1u : 0u) << k;
+                st += 2;
+            } else if (k == 1) { /* "= x": kept as it was, as state 2 keeps it */
+                p++;
+                o = qp_unpad(o, k, isave);
+                *o++ = c;
+                st = 0;
+            } else { /* "=  x": kept, and c read as text */
+                o = qp_unpad(o, k, isave);
+                st = 0;
+            }
+            continue;
+        }
         switch (st) {
         case 0: {
             const unsigned char *eq;
@@ -239,6 +295,9 @@ size_t dr__email_qp_step(const unsigned char *in, size_t len, unsigned char *out
             c = *p++;
             if (c == '\n') {
                 st = 0; /* soft line break, LF only */
+            } else if (c == ' ' || c == '\t') {
+                isave = c == '\t' ? 1u : 0u;
+                st = QP_PAD;
             } else {
                 isave = c;
                 st = 2;
@@ -272,7 +331,7 @@ static int decode_blocks(size_t (*step)(const unsigned char *, size_t, unsigned 
                                         uint32_t *),
                          const char *in, size_t len, struct dr_buf *out, int *cut)
 {
-    unsigned char chunk[FILTER_BLOCK + 4];
+    unsigned char chunk[FILTER_BLOCK + STEP_CARRY];
     const unsigned char *p = (const unsigned char *)in;
     int state = 0, err = DR_OK;
     uint32_t save = 0;
@@ -296,7 +355,7 @@ static int decode_blocks(size_t (*step)(const unsigned char *, size_t, unsigned 
 
 size_t dr__email_decoded_len(const char *in, size_t len, enum dr__email_cte cte)
 {
-    unsigned char chunk[FILTER_BLOCK + 4];
+    unsigned char chunk[FILTER_BLOCK + STEP_CARRY];
     const unsigned char *p = (const unsigned char *)in;
     int state = 0;
     uint32_t save = 0;

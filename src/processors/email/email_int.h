@@ -164,7 +164,9 @@ int dr__email_text_cues(const char *folded, size_t len, int earliest,
  * included (base64: bytes outside the alphabet skipped, the first '=' ends the data after the
  * bytes of its quartet so far, an incomplete quartet at the end dropped; quoted-printable: "=XX"
  * in either case decoded, "=\n" and "=\r\n" soft breaks dropped, any other '=' kept with the
- * two bytes after it, an incomplete escape at the end dropped).
+ * two bytes after it, an incomplete escape at the end dropped), except that quoted-printable
+ * transport padding goes with its soft break: "=  \r\n" and "=\t\n" are soft breaks, and '='
+ * with blanks at the very end is dropped (RFC 2045 6.7; GMime keeps them).
  */
 int dr__email_decode_base64(const char *in, size_t len, struct dr_buf *out, int *cut);
 int dr__email_decode_qp(const char *in, size_t len, struct dr_buf *out, int *cut);
@@ -180,9 +182,14 @@ enum dr__email_cte {
  * filter, writes for the part), without keeping them. */
 size_t dr__email_decoded_len(const char *in, size_t len, enum dr__email_cte cte);
 
-/* One step of those decoders over in[0..len): out holds at least len bytes (quoted-printable) or
- * len / 4 * 3 + 3 (base64); state and save start at 0 and carry what a step leaves over to the
- * next. Returns the bytes written. */
+/* What a step of the decoders below may carry into the next and write there on top of that
+ * step's input: '=', up to 32 blanks and a CR of quoted-printable padding that turned out to be
+ * none. */
+#define DR__EMAIL_QP_CARRY 34
+
+/* One step of those decoders over in[0..len): out holds at least len + DR__EMAIL_QP_CARRY bytes
+ * (quoted-printable; len when it is the first step) or len / 4 * 3 + 3 (base64); state and save
+ * start at 0 and carry what a step leaves over to the next. Returns the bytes written. */
 size_t dr__email_base64_step(const unsigned char *in, size_t len, unsigned char *out, int *state,
                              uint32_t *save);
 size_t dr__email_qp_step(const unsigned char *in, size_t len, unsigned char *out, int *state,
