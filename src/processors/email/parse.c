@@ -146,6 +146,8 @@ static const char *const cp1252_labels[] = {
     "ibm819",         "iso-8859-1",      "iso-ir-100", "iso8859-1", "iso88591",
     "iso_8859-1",     "iso_8859-1:1987", "l1",         "latin1",    "us-ascii",
     "iso646-us",      "windows-1252",    "x-cp1252"};
+/* the US-ASCII labels among them */
+static const char *const ascii_labels[] = {"ansi_x3.4-1968", "ascii", "iso646-us", "us-ascii"};
 static const char *const cp949_labels[] = {
     "cseuckr",        "csksc56011987",  "euc-kr",  "iso-ir-149", "korean",
     "ks_c_5601-1987", "ks_c_5601-1989", "ksc5601", "ksc_5601",   "windows-949"};
@@ -224,6 +226,11 @@ static int from_charset(const char *cs, const char *s, size_t n, struct dr_buf *
     size_t inleft = n;
     int err = DR_OK, done = 0;
 
+    if (label_in(cs, ascii_labels, DR_ARRAY_LEN(ascii_labels)) && dr_utf8_valid(s, n)) {
+        /* bytes above 0x7F break the label anyway, and senders that label everything
+         * US-ASCII mostly send UTF-8: when they all form UTF-8, that is what they are */
+        return dr_buf_append(out, s, n);
+    }
     if (label_in(cs, cp1252_labels, DR_ARRAY_LEN(cp1252_labels))) {
         return from_cp1252(s, n, out);
     }

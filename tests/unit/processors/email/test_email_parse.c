@@ -211,7 +211,11 @@ static void whatwg_charset_labels(void **state)
         {"latin1", "\x93quoted\x94\n", "\u201cquoted\u201d\n"},
         {"\"iso_8859-1\"", "it\x92s\n", "it\u2019s\n"},
         {"us-ascii", "\x93quoted\x94\n", "\u201cquoted\u201d\n"},
-        {"us-ascii", "caf\xc3\xa9\n", "caf\u00c3\u00a9\n"}, /* as a mail client shows it */
+        /* UTF-8 labelled US-ASCII (common from automated senders) is read as UTF-8; bytes that
+         * do not form UTF-8 are windows-1252 */
+        {"us-ascii", "caf\xc3\xa9\n", "caf\u00e9\n"},
+        {"us-ascii", "caf\xe9 \x93q\x94\n", "caf\u00e9 \u201cq\u201d\n"},
+        {"iso-8859-1", "caf\xc3\xa9\n", "caf\u00c3\u00a9\n"}, /* a Latin-1 label is believed */
         {"windows-1252", "\x93ok\x94\n", "\u201cok\u201d\n"},
         /* U+B620 is in windows-949 only, not in EUC-KR */
         {"ks_c_5601-1987", "\x8c\x63\xb9\xe6 \xbe\xc8\xb3\xe7\n", "\ub620\ubc29 \uc548\ub155\n"},
