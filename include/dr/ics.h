@@ -25,6 +25,18 @@
 #define DR_ICS_MAX_DEPTH      8            /* VCALENDAR > VEVENT > VALARM is 3 */
 
 /*
+ * Time zones. libical turns a zone into its transitions year by year, from each observance's
+ * DTSTART to the year a time is converted in, under the lock every parse shares; these bound that
+ * work (see ics.c). Real VTIMEZONEs have 1 to 60 observances (Outlook 2, the tz database's
+ * Europe/London 55), none before 1601 (Windows' start for today's rule).
+ */
+#define DR_ICS_MAX_TIMEZONES   32   /* VTIMEZONEs in one object, and zones its events use */
+#define DR_ICS_MAX_OBSERVANCES 100  /* STANDARD and DAYLIGHT in one VTIMEZONE */
+#define DR_ICS_TZ_FIRST_YEAR   1600 /* no observance starts earlier */
+#define DR_ICS_TZ_LAST_YEAR    2500 /* no time with a TZID is later (libical stops at 2582) */
+#define DR_ICS_MAX_TZ_STEPS    1000 /* transition-years computed for one object (about 25 us each) */
+
+/*
  * Parses one iCalendar object (or several VCALENDARs back to back) of len bytes; text needs no
  * NUL terminator. On success returns DR_OK and *out owns a new object the caller frees with
  * cJSON_Delete():
@@ -47,6 +59,13 @@
  * DTEND is absent. Recurrence is returned as rules, never expanded. Emails lose "mailto:" and are
  * lowercased; partstat defaults to NEEDS-ACTION, role to REQ-PARTICIPANT, rsvp to false.
  * uid, summary, status and name are null when absent.
+ *
+ * An object is refused when its time zones would cost more than the limits above allow: more
+ * VTIMEZONEs or observances, an observance starting before DR_ICS_TZ_FIRST_YEAR, an observance
+ * RRULE other than the yearly one-month rules real zones use (libical searches a rule that
+ * never matches for half a second), a time with a TZID after DR_ICS_TZ_LAST_YEAR, or more than
+ * DR_ICS_MAX_TZ_STEPS transition-years to compute (observances are first cut down to the years
+ * the object uses). So no object holds the lock for more than a few tens of milliseconds.
  *
  * On failure *out is NULL and the return is DR_EINVAL (malformed: err says which line or
  * property and why), DR_ETOOBIG (a DR_ICS_MAX_* limit) or DR_ENOMEM. err may be NULL; when

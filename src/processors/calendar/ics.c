@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libical/ical.h>
 
@@ -520,10 +521,95 @@ static bool recur_list_empty(const short *a)
     return a[0] == ICAL_RECURRENCE_ARRAY_MAX;
 }
 
+static size_t recur_list_len(const short *a, size_t size)
+{
+    size_t n = 0;
+
+    while (n < size && a[n] != ICAL_RECURRENCE_ARRAY_MAX) {
+        n++;
+    }
+    return n;
+}
+
+static bool time_fields_valid(struct icaltimetype t)
+{
+    if (t.year < 1 || t.year > 9999 || t.month < 1 || t.month > 12 || t.day < 1 ||
+        t.day > icaltime_days_in_month(t.month, t.year)) {
+        return false;
+    }
+    if (t.is_date) {
+        return true;
+    }
+    return t.hour >= 0 && t.hour < 24 && t.minute >= 0 && t.minute < 60 && t.second >= 0 &&
+           t.second <= 60;
+}
+
+/* Whether day (1..31, or -1..-31 from the end) is in month in some year. */
+static bool day_in_month(int month, int day)
+{
+    int len = month == 2 ? 29 : icaltime_days_in_month(month, 2001);
+
+    return day != 0 && day >= -len && day <= len;
+}
+
 /*
- * libical expands a VTIMEZONE's rules year by year when converting times; a hostile rule
- * (FREQ=SECONDLY, or BYHOUR x BYMINUTE x BYSECOND) would make that expansion unbounded.
- * Real zones use yearly rules with at most one month.
+ * What one year of an observance RRULE costs libical to expand, in steps of about 25 us
+ * (measured with libical 3.0), or 0 when the rule is not one a time zone uses: yearly, in one
+ * month, on a day of it, on one weekday (the 2nd Sunday), or on one weekday among up to 7 days
+ * of it. Anything else is refused: FREQ=SECONDLY or BYYEARDAY expand to thousands of
+ * transitions a year, and a rule that never matches (BYMONTHDAY=30 in February, the 2nd
+ * Sunday on the 1st) makes libical search for several hundred milliseconds.
+ */
+static int rule_cost(const struct icalrecurrencetype *rt, struct icaltimetype dtstart)
+{
+    size_t nmonth = recur_list_len(rt->by_month, ICAL_BY_MONTH_SIZE);
+    size_t nday = recur_list_len(rt->by_day, ICAL_BY_DAY_SIZE);
+    size_t nmday = recur_list_len(rt->by_month_day, ICAL_BY_MONTHDAY_SIZE);
+    int month = dtstart.month, pos = 0;
+
+    if (rt->freq != ICAL_YEARLY_RECURRENCE || rt->rscale || rt->interval < 1 ||
+        !recur_list_empty(rt->by_second) || !recur_list_empty(rt->by_minute) ||
+        !recur_list_empty(rt->by_hour) || !recur_list_empty(rt->by_year_day) ||
+        !recur_list_empty(rt->by_week_no) || !recur_list_empty(rt->by_set_pos) || nmonth > 1 ||
+        nday > 1 || nmday > 7 || ((nday || nmday) && !nmonth)) {
+        return 0;
+    }
+    if (nmonth) {
+        if (icalrecurrencetype_month_is_leap(rt->by_month[0])) {
+            return 0;
+        }
+        month = icalrecurrencetype_month_month(rt->by_month[0]);
+        if (month < 1 || month > 12) {
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < nmday; i++) {
+        if (!day_in_month(month, rt->by_month_day[i])) {
+            return 0;
+        }
+    }
+    if (nday) {
+        pos = icalrecurrencetype_day_position(rt->by_day[0]);
+        if (pos < -5 || pos > 5 || (pos && nmday)) {
+            return 0;
+        }
+    } else if (!nmday && !day_in_month(month, dtstart.day)) {
+        return 0; /* the day comes from DTSTART: the 31st in April never happens */
+    }
+    return (nday && !pos) || nmday > 1 ? 3 : 1;
+}
+
+static bool is_observance(icalcomponent *c)
+{
+    icalcomponent_kind k = icalcomponent_isa(c);
+
+    return k == ICAL_XSTANDARD_COMPONENT || k == ICAL_XDAYLIGHT_COMPONENT;
+}
+
+/*
+ * libical expands a VTIMEZONE's observances year by year from their DTSTART when converting a
+ * time, so their number, their start and their rules are limited to what real zones use (see
+ * dr/ics.h). An observance libical ignores (no DTSTART) costs nothing.
  */
 static int check_vtimezone(icalcomponent *tz, char *err, size_t errsz)
 {
@@ -533,17 +619,42 @@ static int check_vtimezone(icalcomponent *tz, char *err, size_t errsz)
     if (!tzid || !*tzid) {
         return DR_OK; /* nothing can refer to it, so it is never expanded; ignored */
     }
+    if (icalcomponent_count_components(tz, ICAL_XSTANDARD_COMPONENT) +
+            icalcomponent_count_components(tz, ICAL_XDAYLIGHT_COMPONENT) >
+        DR_ICS_MAX_OBSERVANCES) {
+        return set_err(err, errsz, DR_ETOOBIG, "VTIMEZONE %.*s: more than %d observances", TZID_MAX,
+                       tzid, DR_ICS_MAX_OBSERVANCES);
+    }
     for (icalcomponent *o = icalcomponent_get_first_component(tz, ICAL_ANY_COMPONENT); o;
          o = icalcomponent_get_next_component(tz, ICAL_ANY_COMPONENT)) {
+        struct icaltimetype start;
+
+        if (!is_observance(o)) {
+            continue;
+        }
+        p = icalcomponent_get_first_property(o, ICAL_DTSTART_PROPERTY);
+        if (!p) {
+            continue;
+        }
+        start = icalproperty_get_dtstart(p);
+        if (icaltime_is_null_time(start) || !time_fields_valid(start)) {
+            return set_err(err, errsz, DR_EINVAL,
+                           "VTIMEZONE %.*s: observance DTSTART is not a valid date-time", TZID_MAX,
+                           tzid);
+        }
+        if (start.year < DR_ICS_TZ_FIRST_YEAR) {
+            return set_err(err, errsz, DR_EINVAL,
+                           "VTIMEZONE %.*s: observance DTSTART in year %d, before %d", TZID_MAX,
+                           tzid, start.year, DR_ICS_TZ_FIRST_YEAR);
+        }
         for (icalproperty *r = icalcomponent_get_first_property(o, ICAL_RRULE_PROPERTY); r;
              r = icalcomponent_get_next_property(o, ICAL_RRULE_PROPERTY)) {
             struct icalrecurrencetype rt = icalproperty_get_rrule(r);
 
-            if (rt.freq != ICAL_YEARLY_RECURRENCE || !recur_list_empty(rt.by_second) ||
-                !recur_list_empty(rt.by_minute) || !recur_list_empty(rt.by_hour) ||
-                (!recur_list_empty(rt.by_month) && rt.by_month[1] != ICAL_RECURRENCE_ARRAY_MAX)) {
+            if (!rule_cost(&rt, start)) {
                 return set_err(err, errsz, DR_EINVAL,
-                               "VTIMEZONE %.*s: observance RRULE is not a yearly rule on one month",
+                               "VTIMEZONE %.*s: observance RRULE is not a yearly rule on one "
+                               "month that can match",
                                TZID_MAX, tzid);
             }
         }
@@ -576,6 +687,7 @@ static int load(const char *norm, const char *text, size_t len, icalcomponent **
                 size_t errsz)
 {
     icalcomponent *c;
+    size_t ntz = 0;
     int rc = DR_OK;
 
     *root = NULL;
@@ -597,6 +709,11 @@ static int load(const char *norm, const char *text, size_t len, icalcomponent **
     for (icalcomponent *cal = first_calendar(c); cal; cal = next_calendar(c, cal)) {
         for (icalcomponent *tz = icalcomponent_get_first_component(cal, ICAL_VTIMEZONE_COMPONENT);
              tz; tz = icalcomponent_get_next_component(cal, ICAL_VTIMEZONE_COMPONENT)) {
+            if (++ntz > DR_ICS_MAX_TIMEZONES) {
+                rc = set_err(err, errsz, DR_ETOOBIG, "more than %d VTIMEZONEs",
+                             DR_ICS_MAX_TIMEZONES);
+                goto out;
+            }
             rc = check_vtimezone(tz, err, errsz);
             if (rc) {
                 goto out;
@@ -727,19 +844,6 @@ static icaltimezone *resolve_tzid(icalcomponent *cal, const char *tzid)
     return icaltimezone_get_builtin_timezone(tzid);
 }
 
-static bool time_fields_valid(struct icaltimetype t)
-{
-    if (t.year < 1 || t.year > 9999 || t.month < 1 || t.month > 12 || t.day < 1 ||
-        t.day > icaltime_days_in_month(t.month, t.year)) {
-        return false;
-    }
-    if (t.is_date) {
-        return true;
-    }
-    return t.hour >= 0 && t.hour < 24 && t.minute >= 0 && t.minute < 60 && t.second >= 0 &&
-           t.second <= 60;
-}
-
 static void format_time(struct icaltimetype t, bool z, char out[32])
 {
     if (t.is_date) {
@@ -750,8 +854,397 @@ static void format_time(struct icaltimetype t, bool z, char out[32])
     }
 }
 
+static const char *prop_tzid(icalproperty *p)
+{
+    icalparameter *tz = icalproperty_get_first_parameter(p, ICAL_TZID_PARAMETER);
+
+    return tz ? icalparameter_get_tzid(tz) : NULL;
+}
+
+/* ---- time-zone work ---------------------------------------------------------------------- */
+
+/*
+ * libical converts a local time by expanding its zone into transitions, year by year from each
+ * observance's DTSTART to five years past the year asked for (never past 2582), and expands the
+ * whole zone again whenever a later year is asked for; all under ical_lock. check_vtimezone()
+ * limits the zones an object brings; before the first conversion, plan_zones() then
+ *  - finds every zone the events use and the years they use it in (a time with a TZID after
+ *    DR_ICS_TZ_LAST_YEAR is refused);
+ *  - takes the object's own VTIMEZONE, or a copy of libical's builtin zone, and cuts it down to
+ *    those years: an observance that starts long before them is moved up to its first
+ *    transition in the year before last before the first one used (Windows writes 1601 for
+ *    today's rule), and one that ended before that is dropped. Every conversion the object
+ *    needs gives the same result as with the whole zone;
+ *  - counts what libical will expand, and refuses the object over DR_ICS_MAX_TZ_STEPS;
+ *  - has libical expand each zone once, to the latest year used, so no conversion starts over.
+ * libical's own builtin zones are never expanded here, so no message changes what the next one
+ * costs.
+ */
+#define LIBICAL_EXTRA_YEARS 5    /* ICALTIMEZONE_EXTRA_COVERAGE */
+#define LIBICAL_LAST_YEAR   2582 /* ICALTIMEZONE_MAX_YEAR with a 64-bit time_t */
+#define TRIM_STEPS          3    /* steps of moving one observance: an iterator and one year */
+
+struct tzuse {
+    icaltimezone *zone; /* what the TZID resolves to */
+    icaltimezone *conv; /* what its times are converted with: zone, or an owned cut copy */
+    const char *tzid;   /* as the first time using it wrote it */
+    int first_year, last_year;
+};
+
+struct tzplan {
+    struct tzuse use[DR_ICS_MAX_TIMEZONES]; /* of the VCALENDAR being converted */
+    size_t n;
+    long steps; /* over the whole object */
+};
+
+static void plan_reset(struct tzplan *pl)
+{
+    for (size_t i = 0; i < pl->n; i++) {
+        if (pl->use[i].conv && pl->use[i].conv != pl->use[i].zone) {
+            icaltimezone_free(pl->use[i].conv, 1);
+        }
+    }
+    pl->n = 0;
+}
+
+static int this_year(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    return gmtime_r(&now, &tm) ? tm.tm_year + 1900 : 1970;
+}
+
+/* The offset libical applies to an observance's times: TZOFFSETFROM, else TZOFFSETTO. */
+static bool observance_from(icalcomponent *o, int *offset)
+{
+    icalproperty *p = icalcomponent_get_first_property(o, ICAL_TZOFFSETFROM_PROPERTY);
+
+    if (!p) {
+        p = icalcomponent_get_first_property(o, ICAL_TZOFFSETTO_PROPERTY);
+        if (!p) {
+            return false;
+        }
+        *offset = icalproperty_get_tzoffsetto(p);
+        return true;
+    }
+    *offset = icalproperty_get_tzoffsetfrom(p);
+    return true;
+}
+
+/* The observance's one RRULE as libical expands it (UNTIL in UTC made local with
+ * TZOFFSETFROM), if it has exactly one and no COUNT. */
+static bool observance_rule(icalcomponent *o, icalproperty **rp, struct icalrecurrencetype *rt)
+{
+    int offset;
+
+    *rp = icalcomponent_get_first_property(o, ICAL_RRULE_PROPERTY);
+    if (!*rp || icalcomponent_get_next_property(o, ICAL_RRULE_PROPERTY) ||
+        !observance_from(o, &offset)) {
+        return false;
+    }
+    *rt = icalproperty_get_rrule(*rp);
+    if (rt->count) {
+        return false;
+    }
+    if (!icaltime_is_null_time(rt->until) && icaltime_is_utc(rt->until)) {
+        icaltime_adjust(&rt->until, 0, 0, 0, offset);
+        rt->until.zone = NULL;
+    }
+    return true;
+}
+
+/* Starts the observance at its first transition in year, if it has one there. */
+static bool move_observance(icalproperty *dp, const struct icalrecurrencetype *rt,
+                            struct icaltimetype start, int year)
+{
+    struct icaltimetype from = start, occ = icaltime_null_time();
+    icalrecur_iterator *it = icalrecur_iterator_new(*rt, start);
+
+    from.year = year;
+    from.month = from.day = 1;
+    from.hour = from.minute = from.second = 0;
+    if (it && icalrecur_iterator_set_start(it, from)) {
+        occ = icalrecur_iterator_next(it);
+    }
+    icalrecur_iterator_free(it);
+    if (icaltime_is_null_time(occ) || occ.year != year) {
+        return false;
+    }
+    icalproperty_set_dtstart(dp, occ);
+    return true;
+}
+
+/* Whether every transition of the observance falls in a year before year. */
+static bool observance_before(icalcomponent *o, struct icaltimetype start, int year)
+{
+    icalproperty *rp;
+    struct icalrecurrencetype rt;
+
+    if (start.year >= year) {
+        return false;
+    }
+    if (icalcomponent_get_first_property(o, ICAL_RRULE_PROPERTY)) {
+        if (!observance_rule(o, &rp, &rt) || icaltime_is_null_time(rt.until) ||
+            rt.until.year >= year) {
+            return false;
+        }
+    }
+    for (icalproperty *p = icalcomponent_get_first_property(o, ICAL_RDATE_PROPERTY); p;
+         p = icalcomponent_get_next_property(o, ICAL_RDATE_PROPERTY)) {
+        struct icaldatetimeperiodtype dp = icalproperty_get_rdate(p);
+        struct icaltimetype t = icaltime_is_null_time(dp.time) ? dp.period.start : dp.time;
+
+        if (t.year >= year) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Cuts tz down for conversions of times from the start of floor + 1 on: each yearly observance
+ * that begins earlier is moved up to its first transition in floor (or, when it ended, in the
+ * year before its UNTIL), and once one such transition in floor is kept, every observance whose
+ * transitions all fall before floor - 1 is dropped. Such a conversion still finds the same
+ * latest transition before it, and the same one before that, as with the whole zone. What
+ * cannot be moved (COUNT, several RRULEs, a rule that skips the year) stays and is counted in
+ * full. Adds the work of moving to *steps.
+ */
+static void trim_vtimezone(icalcomponent *tz, int floor, long *steps)
+{
+    bool anchored = false;
+    icalcomponent *o, *next;
+
+    for (o = icalcomponent_get_first_component(tz, ICAL_ANY_COMPONENT); o;
+         o = icalcomponent_get_next_component(tz, ICAL_ANY_COMPONENT)) {
+        icalproperty *dp = icalcomponent_get_first_property(o, ICAL_DTSTART_PROPERTY), *rp;
+        struct icalrecurrencetype rt;
+        struct icaltimetype start;
+
+        if (!is_observance(o) || !dp || !observance_rule(o, &rp, &rt)) {
+            continue;
+        }
+        start = icalproperty_get_dtstart(dp);
+        /* one that ended is dropped or moved below */
+        if (start.year < floor && (icaltime_is_null_time(rt.until) || rt.until.year > floor)) {
+            *steps += TRIM_STEPS;
+            anchored = move_observance(dp, &rt, start, floor) || anchored;
+        }
+    }
+    for (o = icalcomponent_get_first_component(tz, ICAL_ANY_COMPONENT); o; o = next) {
+        icalproperty *dp = icalcomponent_get_first_property(o, ICAL_DTSTART_PROPERTY), *rp;
+        struct icalrecurrencetype rt;
+        struct icaltimetype start;
+
+        next = icalcomponent_get_next_component(tz, ICAL_ANY_COMPONENT);
+        if (!is_observance(o) || !dp) {
+            continue;
+        }
+        start = icalproperty_get_dtstart(dp);
+        if (anchored && observance_before(o, start, floor - 1)) {
+            icalcomponent_remove_component(tz, o);
+            icalcomponent_free(o);
+            continue;
+        }
+        if (observance_rule(o, &rp, &rt) && !icaltime_is_null_time(rt.until) &&
+            rt.until.year <= floor && start.year < rt.until.year - 1) {
+            *steps += TRIM_STEPS;
+            (void)move_observance(dp, &rt, start, rt.until.year - 1);
+        }
+    }
+}
+
+/* Transition-years libical computes to expand tz up to the year horizon. */
+static long vtimezone_steps(icalcomponent *tz, int horizon)
+{
+    long steps = 0;
+
+    for (icalcomponent *o = icalcomponent_get_first_component(tz, ICAL_ANY_COMPONENT); o;
+         o = icalcomponent_get_next_component(tz, ICAL_ANY_COMPONENT)) {
+        icalproperty *dp = icalcomponent_get_first_property(o, ICAL_DTSTART_PROPERTY);
+        struct icaltimetype start;
+
+        if (!is_observance(o) || !dp) {
+            continue;
+        }
+        start = icalproperty_get_dtstart(dp);
+        steps++;
+        steps += icalcomponent_count_properties(o, ICAL_RDATE_PROPERTY);
+        for (icalproperty *r = icalcomponent_get_first_property(o, ICAL_RRULE_PROPERTY); r;
+             r = icalcomponent_get_next_property(o, ICAL_RRULE_PROPERTY)) {
+            struct icalrecurrencetype rt = icalproperty_get_rrule(r);
+            int last = horizon, cost = rule_cost(&rt, start);
+
+            if (!icaltime_is_null_time(rt.until) && rt.until.year + 1 < last) {
+                last = rt.until.year + 1;
+            }
+            if (last >= start.year) {
+                /* a builtin zone's rules are not checked: count an odd one high */
+                steps += (long)(last - start.year + 1) * (cost ? cost : 10);
+            }
+        }
+    }
+    return steps;
+}
+
+static int plan_time(struct tzplan *pl, icalcomponent *cal, const char *uid, const char *what,
+                     struct icaltimetype t, const char *tzid, char *err, size_t errsz)
+{
+    struct tzuse *u = NULL;
+    icaltimezone *z;
+
+    /* what time_json() refuses or does not convert */
+    if (!tzid || icaltime_is_null_time(t) || !time_fields_valid(t) || t.is_date ||
+        icaltime_is_utc(t) || !(z = resolve_tzid(cal, tzid))) {
+        return DR_OK;
+    }
+    if (t.year > DR_ICS_TZ_LAST_YEAR) {
+        return set_err(err, errsz, DR_EINVAL,
+                       "VEVENT %.100s: %s in year %d with TZID \"%.128s\": times in a time zone "
+                       "are converted up to year %d",
+                       uid ? uid : "(no UID)", what, t.year, tzid, DR_ICS_TZ_LAST_YEAR);
+    }
+    for (size_t i = 0; i < pl->n && !u; i++) {
+        u = pl->use[i].zone == z ? &pl->use[i] : NULL;
+    }
+    if (!u) {
+        if (pl->n == DR_ICS_MAX_TIMEZONES) {
+            return set_err(err, errsz, DR_ETOOBIG, "the events use more than %d time zones",
+                           DR_ICS_MAX_TIMEZONES);
+        }
+        u = &pl->use[pl->n++];
+        *u = (struct tzuse){.zone = z, .tzid = tzid, .first_year = t.year, .last_year = t.year};
+    }
+    u->first_year = t.year < u->first_year ? t.year : u->first_year;
+    u->last_year = t.year > u->last_year ? t.year : u->last_year;
+    return DR_OK;
+}
+
+/* Every time of ev that event_json() converts through a zone (and a few it does not). */
+static int plan_event(struct tzplan *pl, icalcomponent *cal, icalcomponent *ev, char *err,
+                      size_t errsz)
+{
+    const char *uid = first_text(ev, ICAL_UID_PROPERTY);
+    icalproperty *start = icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY);
+    icalproperty *dur = icalcomponent_get_first_property(ev, ICAL_DURATION_PROPERTY);
+    int rc = DR_OK;
+
+    if (start && dur && !icalcomponent_get_first_property(ev, ICAL_DTEND_PROPERTY)) {
+        rc =
+            plan_time(pl, cal, uid, "DTSTART+DURATION",
+                      icaltime_add(icalproperty_get_dtstart(start), icalproperty_get_duration(dur)),
+                      prop_tzid(start), err, errsz);
+    }
+    for (icalproperty *p = icalcomponent_get_first_property(ev, ICAL_ANY_PROPERTY); p && !rc;
+         p = icalcomponent_get_next_property(ev, ICAL_ANY_PROPERTY)) {
+        const char *name = icalproperty_get_property_name(p), *tzid = prop_tzid(p);
+        struct icaltimetype t = icaltime_null_time();
+        struct icaldatetimeperiodtype dp;
+
+        switch (icalproperty_isa(p)) {
+        case ICAL_DTSTART_PROPERTY:
+            t = icalproperty_get_dtstart(p);
+            break;
+        case ICAL_DTEND_PROPERTY:
+            t = icalproperty_get_dtend(p);
+            break;
+        case ICAL_RECURRENCEID_PROPERTY:
+            t = icalproperty_get_recurrenceid(p);
+            break;
+        case ICAL_EXDATE_PROPERTY:
+            t = icalproperty_get_exdate(p);
+            break;
+        case ICAL_CREATED_PROPERTY:
+            t = icalproperty_get_created(p);
+            break;
+        case ICAL_LASTMODIFIED_PROPERTY:
+            t = icalproperty_get_lastmodified(p);
+            break;
+        case ICAL_RDATE_PROPERTY:
+            dp = icalproperty_get_rdate(p);
+            rc = plan_time(pl, cal, uid, name, dp.time, tzid, err, errsz);
+            rc = rc ? rc : plan_time(pl, cal, uid, name, dp.period.start, tzid, err, errsz);
+            t = dp.period.end;
+            break;
+        default:
+            break;
+        }
+        rc = rc ? rc : plan_time(pl, cal, uid, name, t, tzid, err, errsz);
+    }
+    return rc;
+}
+
+/* See "time-zone work" above. Called for each VCALENDAR before any of its times is converted;
+ * plan_reset() frees what it made. */
+static int plan_zones(struct tzplan *pl, icalcomponent *cal, char *err, size_t errsz)
+{
+    int now = this_year();
+    int rc = DR_OK;
+
+    plan_reset(pl);
+    for (icalcomponent *ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT);
+         ev && !rc; ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT)) {
+        rc = plan_event(pl, cal, ev, err, errsz);
+    }
+    for (size_t i = 0; i < pl->n && !rc; i++) {
+        struct tzuse *u = &pl->use[i];
+        icalcomponent *tz = icaltimezone_get_component(u->zone);
+        int horizon = (u->last_year > now ? u->last_year : now) + LIBICAL_EXTRA_YEARS;
+        struct icaltimetype t = icaltime_null_time();
+
+        if (!tz) {
+            u->conv = u->zone; /* libical has no rules for it: every offset is 0 */
+            continue;
+        }
+        if (icalcomponent_get_parent(tz) == cal) {
+            u->conv = u->zone; /* the object's own VTIMEZONE, cut down in place */
+        } else {
+            /* a builtin zone: a copy, cut down for this object alone */
+            icalcomponent *copy = icalcomponent_new_clone(tz);
+
+            u->conv = icaltimezone_new();
+            if (!copy || !u->conv || !icaltimezone_set_component(u->conv, copy)) {
+                if (copy) {
+                    icalcomponent_free(copy);
+                }
+                return DR_ENOMEM;
+            }
+            tz = copy;
+        }
+        trim_vtimezone(tz, u->first_year - 2, &pl->steps);
+        pl->steps += vtimezone_steps(tz, horizon < LIBICAL_LAST_YEAR ? horizon : LIBICAL_LAST_YEAR);
+        if (pl->steps > DR_ICS_MAX_TZ_STEPS) {
+            return set_err(err, errsz, DR_ETOOBIG,
+                           "time zones: converting the times takes more than %d transition-years "
+                           "(at TZID \"%.128s\")",
+                           DR_ICS_MAX_TZ_STEPS, u->tzid);
+        }
+        t.year = u->last_year;
+        t.month = 12;
+        t.day = 31;
+        (void)icaltimezone_get_utc_offset(u->conv, &t, NULL);
+    }
+    return rc;
+}
+
+/* The zone to convert t with when its TZID resolved to z, if plan_zones() counted and expanded
+ * it for t's year; else NULL. */
+static icaltimezone *planned_zone(const struct tzplan *pl, icaltimezone *z, struct icaltimetype t)
+{
+    for (size_t i = 0; pl && i < pl->n; i++) {
+        const struct tzuse *u = &pl->use[i];
+
+        if (u->zone == z) {
+            return t.year >= u->first_year && t.year <= u->last_year ? u->conv : NULL;
+        }
+    }
+    return NULL;
+}
+
 struct evctx {
     icalcomponent *cal;
+    const struct tzplan *plan;
     const char *uid;
     char *err;
     size_t errsz;
@@ -800,6 +1293,12 @@ static int time_json(struct evctx *x, const char *what, struct icaltimetype t, c
             rc = time_err(x, what, "TZID \"%.128s\" matches no VTIMEZONE and no known zone", tzid);
             goto out;
         }
+        z = planned_zone(x->plan, z, t);
+        if (!z) {
+            /* plan_event() missed this time: converting it could expand the zone again */
+            rc = time_err(x, what, "%s", "is outside the years its time zone was checked for");
+            goto out;
+        }
         format_time(t, false, buf);
         icaltime_set_timezone(&t, z);
         u = icaltime_convert_to_zone(t, icaltimezone_get_utc_timezone());
@@ -825,13 +1324,6 @@ out:
     }
     *out = o;
     return DR_OK;
-}
-
-static const char *prop_tzid(icalproperty *p)
-{
-    icalparameter *tz = icalproperty_get_first_parameter(p, ICAL_TZID_PARAMETER);
-
-    return tz ? icalparameter_get_tzid(tz) : NULL;
 }
 
 static int add_time_prop(struct evctx *x, cJSON *o, const char *key, icalproperty *p,
@@ -950,9 +1442,10 @@ static int add_stamp(struct evctx *x, cJSON *e, const char *key, icalproperty *p
     return rc;
 }
 
-static int event_json(icalcomponent *cal, icalcomponent *ev, cJSON **out, char *err, size_t errsz)
+static int event_json(icalcomponent *cal, const struct tzplan *plan, icalcomponent *ev, cJSON **out,
+                      char *err, size_t errsz)
 {
-    struct evctx x = {.cal = cal, .err = err, .errsz = errsz};
+    struct evctx x = {.cal = cal, .plan = plan, .err = err, .errsz = errsz};
     cJSON *e = cJSON_CreateObject(), *list, *start = NULL;
     icalproperty *p, *dtstart;
     const char *s;
@@ -1077,11 +1570,14 @@ static int common_method(icalcomponent *root, char **out, char *err, size_t errs
 static int build_parse_json(icalcomponent *root, cJSON **out, char *err, size_t errsz)
 {
     cJSON *o = cJSON_CreateObject(), *events, *tzs;
+    struct tzplan *plan = calloc(1, sizeof(*plan));
     char *method = NULL;
     int rc;
 
     *out = NULL;
-    if (!o) {
+    if (!o || !plan) {
+        cJSON_Delete(o);
+        free(plan);
         return DR_ENOMEM;
     }
     rc = common_method(root, &method, err, errsz);
@@ -1093,11 +1589,12 @@ static int build_parse_json(icalcomponent *root, cJSON **out, char *err, size_t 
         rc = DR_ENOMEM;
     }
     for (icalcomponent *cal = first_calendar(root); cal && !rc; cal = next_calendar(root, cal)) {
+        rc = plan_zones(plan, cal, err, errsz);
         for (icalcomponent *ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT);
              ev && !rc; ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT)) {
             cJSON *e;
 
-            rc = event_json(cal, ev, &e, err, errsz);
+            rc = event_json(cal, plan, ev, &e, err, errsz);
             rc = rc ? rc : add_item(events, NULL, e);
         }
         for (icalcomponent *tz = icalcomponent_get_first_component(cal, ICAL_VTIMEZONE_COMPONENT);
@@ -1109,6 +1606,8 @@ static int build_parse_json(icalcomponent *root, cJSON **out, char *err, size_t 
             }
         }
     }
+    plan_reset(plan);
+    free(plan);
     if (rc) {
         cJSON_Delete(o);
         return rc;

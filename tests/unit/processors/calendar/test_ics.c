@@ -18,6 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <libical/ical.h>
+
 #include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/ics.h"
@@ -117,6 +119,10 @@ static void expect_reject(const char *text, size_t len, int want, const char *ne
     char err[ERRSZ];
     int rc = dr_ics_parse(text, len, &out, err, sizeof(err));
 
+    if (rc == DR_OK) {
+        cJSON_Delete(out);
+        fail_msg("accepted; want %s (%s)", dr_strerror(want), needle ? needle : "");
+    }
     assert_null(out);
     if (rc != want) {
         fail_msg("want %s, got %s: %s", dr_strerror(want), dr_strerror(rc), err);
@@ -1020,6 +1026,281 @@ static void hostile_structure(void **state)
     expect_reject(NULL, 0, DR_EINVAL, NULL);
 }
 
+/* An object with one VTIMEZONE "Z" of n observances, each "DTSTART:<year>0301T020000" and
+ * rule (or none), and one event at DTSTART;TZID=Z:<event_year>0101T100000. */
+static char *zone_object(size_t n, int year, int year_step, const char *rule, int event_year,
+                         size_t *len)
+{
+    struct dr_buf b;
+    char *out;
+
+    dr_buf_init(&b, 8u << 20);
+    assert_int_equal(dr_buf_appends(&b, "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n"
+                                        "METHOD:REQUEST\r\nBEGIN:VTIMEZONE\r\nTZID:Z\r\n"),
+                     DR_OK);
+    for (size_t i = 0; i < n; i++) {
+        const char *kind = i % 2 ? "DAYLIGHT" : "STANDARD";
+
+        assert_int_equal(dr_buf_printf(&b,
+                                       "BEGIN:%s\r\nDTSTART:%04d%02zu01T020000\r\n"
+                                       "TZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n%s%s%s"
+                                       "END:%s\r\n",
+                                       kind, year + (int)(i % 5) * year_step, 1 + i % 12,
+                                       rule ? "RRULE:" : "", rule ? rule : "", rule ? "\r\n" : "",
+                                       kind),
+                         DR_OK);
+    }
+    assert_int_equal(dr_buf_printf(&b,
+                                   "END:VTIMEZONE\r\nBEGIN:VEVENT\r\nUID:tz@example.com\r\n"
+                                   "DTSTAMP:20260101T000000Z\r\n"
+                                   "DTSTART;TZID=Z:%04d0101T100000\r\nEND:VEVENT\r\n"
+                                   "END:VCALENDAR\r\n",
+                                   event_year),
+                     DR_OK);
+    *len = b.len;
+    out = strndup(b.data, b.len);
+    dr_buf_cleanup(&b);
+    return out;
+}
+
+/*
+ * libical expands a zone year by year from each observance's DTSTART, under the lock every
+ * parse shares: a 49 KB object with 400 observances from year 1 and an event in 9999 took 31 s.
+ * What a zone may cost is limited up front, and such objects are refused with the reason.
+ */
+static void hostile_time_zones(void **state)
+{
+    static const char yearly[] = "FREQ=YEARLY;BYMONTH=3;BYDAY=2SU";
+    static const struct {
+        size_t n;
+        int year, step;
+        const char *rule;
+        int event_year, code;
+        const char *needle;
+    } cases[] = {
+        {2, 1, 1, yearly, 2026, DR_EINVAL, "year 1, before 1600"},
+        {2, 1601, 0, yearly, 9999, DR_EINVAL, "converted up to year 2500"},
+        {400, 1, 1, yearly, 9999, DR_ETOOBIG, "more than 100 observances"},
+        {200, 1, 1, yearly, 9999, DR_ETOOBIG, "more than 100 observances"},
+        {100, 1, 1, yearly, 2026, DR_EINVAL, "before 1600"},
+        /* rules no zone uses: thousands of transitions a year, or a search for one that never
+         * comes */
+        {1, 2000, 0, "FREQ=YEARLY;BYYEARDAY=1,2,3,4,5,6,7,8,9,10", 2026, DR_EINVAL, "RRULE"},
+        {1, 2000, 0, "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", 2026, DR_EINVAL, "RRULE"},
+        {1, 2000, 0, "FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=1;BYDAY=2SU", 2026, DR_EINVAL, "RRULE"},
+        {1, 2000, 0, "FREQ=YEARLY;BYDAY=SU", 2026, DR_EINVAL, "RRULE"},
+        {1, 2000, 0, "FREQ=MONTHLY", 2026, DR_EINVAL, "RRULE"},
+        /* rules that cannot be moved forward (COUNT) are counted from their start */
+        {20, 1601, 0, "FREQ=YEARLY;COUNT=1000;BYMONTH=3;BYDAY=2SU", 2026, DR_ETOOBIG,
+         "transition-years"},
+    };
+    size_t len;
+    char *b;
+
+    for (size_t i = 0; i < DR_ARRAY_LEN(cases); i++) {
+        b = zone_object(cases[i].n, cases[i].year, cases[i].step, cases[i].rule,
+                        cases[i].event_year, &len);
+        expect_reject(b, len, cases[i].code, cases[i].needle);
+        free(b);
+    }
+
+    /* More VTIMEZONEs than any object needs. */
+    {
+        struct dr_buf z;
+
+        dr_buf_init(&z, 1u << 20);
+        assert_int_equal(dr_buf_appends(&z, "BEGIN:VCALENDAR\r\n"), DR_OK);
+        for (int i = 0; i <= DR_ICS_MAX_TIMEZONES; i++) {
+            assert_int_equal(dr_buf_printf(&z,
+                                           "BEGIN:VTIMEZONE\r\nTZID:Z%d\r\nBEGIN:STANDARD\r\n"
+                                           "DTSTART:19700101T000000\r\nTZOFFSETFROM:+0100\r\n"
+                                           "TZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n",
+                                           i),
+                             DR_OK);
+        }
+        assert_int_equal(dr_buf_appends(&z, "END:VCALENDAR\r\n"), DR_OK);
+        expect_reject(z.data, z.len, DR_ETOOBIG, "VTIMEZONEs");
+        dr_buf_cleanup(&z);
+    }
+
+    /* What real zones look like passes: 30 observances of today's rule from 1601 (moved up to
+     * the event), the Windows zone up to the last year allowed. */
+    b = zone_object(30, 1601, 0, yearly, 2026, &len);
+    cJSON_Delete(parse_ok(b));
+    free(b);
+    b = zone_object(2, 1601, 0, yearly, DR_ICS_TZ_LAST_YEAR, &len);
+    cJSON_Delete(parse_ok(b));
+    free(b);
+}
+
+/* One Windows-style zone, as Outlook and Exchange send it: today's EU rule from 1601. */
+static const char windows_berlin[] =
+    "BEGIN:VTIMEZONE\r\nTZID:W. Europe Standard Time\r\n"
+    "BEGIN:STANDARD\r\nDTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\n"
+    "RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10\r\nEND:STANDARD\r\n"
+    "BEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n"
+    "RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n";
+
+/* The UTC libical gives for the local time t in zone z, as dr_ics_parse() prints it. */
+static void reference_utc(icaltimezone *z, struct icaltimetype t, char out[32])
+{
+    icaltime_set_timezone(&t, z);
+    t = icaltime_convert_to_zone(t, icaltimezone_get_utc_timezone());
+    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02dZ", t.year, t.month, t.day, t.hour, t.minute,
+             t.second);
+}
+
+/*
+ * Parses vtimezone (whose TZID is tzid) with one event carrying an EXDATE for each sample local
+ * time in the years from..to (every step-th), and compares each EXDATE's UTC with what libical
+ * gives in ref with the zone expanded in full. Returns how many times differ.
+ */
+static int compare_zone(const char *vtimezone, const char *tzid, icaltimezone *ref, int from,
+                        int to, int step)
+{
+    static const int days[] = {1, 8, 15, 22, 29};
+    static const int hours[] = {1, 2, 12};
+    struct dr_buf b;
+    cJSON *o;
+    const cJSON *ex;
+    int bad = 0, n = 0;
+
+    dr_buf_init(&b, 8u << 20);
+    assert_int_equal(dr_buf_printf(&b,
+                                   "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n%s"
+                                   "BEGIN:VEVENT\r\nUID:eq\r\nDTSTART;TZID=%s:%04d0101T120000\r\n",
+                                   vtimezone, tzid, from),
+                     DR_OK);
+    for (int y = from; y <= to; y += step) {
+        for (int m = 1; m <= 12; m++) {
+            for (size_t d = 0; d < DR_ARRAY_LEN(days); d++) {
+                for (size_t h = 0; h < DR_ARRAY_LEN(hours); h++) {
+                    if (days[d] > icaltime_days_in_month(m, y)) {
+                        continue;
+                    }
+                    assert_int_equal(dr_buf_printf(&b, "EXDATE;TZID=%s:%04d%02d%02dT%02d3000\r\n",
+                                                   tzid, y, m, days[d], hours[h]),
+                                     DR_OK);
+                }
+            }
+        }
+    }
+    assert_int_equal(dr_buf_appends(&b, "END:VEVENT\r\nEND:VCALENDAR\r\n"), DR_OK);
+    o = parse_ok(b.data);
+    cJSON_ArrayForEach(ex, dr_json_pointer(o, "/events/0/exdate"))
+    {
+        struct icaltimetype t = icaltime_from_string(dr_json_str(ex, "value"));
+        char want[32];
+
+        reference_utc(ref, t, want);
+        if (strcmp(want, dr_json_str(ex, "utc")) != 0) {
+            if (bad++ < 5) {
+                fprintf(stderr, "%s %s: want %s, got %s\n", tzid, dr_json_str(ex, "value"), want,
+                        dr_json_str(ex, "utc"));
+            }
+        }
+        n++;
+    }
+    assert_true(n > 0);
+    cJSON_Delete(o);
+    dr_buf_cleanup(&b);
+    return bad;
+}
+
+/*
+ * Observances that start long before an object's times are moved up to them before libical
+ * expands the zone; every conversion must come out as with the full expansion. The zones are
+ * libical's own (from the system's tz database: decades of rules that ended, DST abolished in
+ * 2019 or 2022, a day skipped in 2011, a 30-minute DST), sent as the object's VTIMEZONE and
+ * named without one.
+ */
+static void time_zone_moves_keep_conversions(void **state)
+{
+    static const char *const zones[] = {
+        "Europe/London",       "America/New_York", "America/Sao_Paulo",
+        "Europe/Moscow",       "Asia/Tehran",      "Pacific/Apia",
+        "Australia/Lord_Howe", "America/Santiago", "Africa/Casablanca"};
+    /* one object per range: its first year decides how far the observances are moved */
+    static const int years[][3] = {{1950, 1950, 1}, {1975, 1976, 1}, {1996, 1996, 1},
+                                   {2006, 2008, 1}, {2011, 2011, 1}, {2014, 2014, 1},
+                                   {2018, 2023, 1}, {2026, 2027, 1}, {2060, 2060, 1},
+                                   {2150, 2150, 1}, {1990, 2030, 8}};
+    int bad = 0;
+
+    for (size_t i = 0; i < DR_ARRAY_LEN(zones); i++) {
+        icaltimezone *z = icaltimezone_get_builtin_timezone(zones[i]);
+        icalcomponent *c;
+        char *text, *tzid;
+
+        assert_non_null(z);
+        c = icalcomponent_new_clone(icaltimezone_get_component(z));
+        /* under a name of its own, so nothing can take libical's copy instead */
+        icalproperty_set_tzid(icalcomponent_get_first_property(c, ICAL_TZID_PROPERTY), "Test/Z");
+        text = icalcomponent_as_ical_string_r(c);
+        tzid = "Test/Z";
+        for (size_t y = 0; y < DR_ARRAY_LEN(years); y++) {
+            bad += compare_zone(text, tzid, z, years[y][0], years[y][1], years[y][2]);
+            /* and by name, without a VTIMEZONE: the cut copy of libical's zone */
+            bad += compare_zone("", zones[i], z, years[y][0], years[y][1], years[y][2]);
+        }
+        icalmemory_free_buffer(text);
+        icalcomponent_free(c);
+    }
+    /* Zones written here and in ical.js's samples, against libical with the whole zone: a rule
+     * every 50 years that cannot be moved, so the rule that ended in 2000 must stay; rules every
+     * 5 years; RDATEs in local time, UTC and as dates. */
+    {
+        static const char *const files[] = {"icaljs/samples/timezones/Makebelieve/RDATE_test.ics",
+                                            "icaljs/samples/timezones/Makebelieve/"
+                                            "RRULE_UNTIL_test.ics"};
+        static const char sparse[] =
+            "BEGIN:VTIMEZONE\r\nTZID:Sparse\r\n"
+            "BEGIN:DAYLIGHT\r\nDTSTART:19800301T020000\r\nTZOFFSETFROM:+0100\r\n"
+            "TZOFFSETTO:+0200\r\nRRULE:FREQ=YEARLY;INTERVAL=50;BYMONTH=3;BYDAY=-1SU\r\n"
+            "END:DAYLIGHT\r\n"
+            "BEGIN:STANDARD\r\nDTSTART:19901001T030000\r\nTZOFFSETFROM:+0200\r\n"
+            "TZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;UNTIL=20001001T010000Z;BYMONTH=10;BYDAY=-1SU"
+            "\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n";
+        char *texts[DR_ARRAY_LEN(files) + 1];
+
+        texts[0] = strdup(sparse);
+        for (size_t i = 0; i < DR_ARRAY_LEN(files); i++) {
+            size_t len;
+            char *f = slurp(files[i], &len), *b = strstr(f, "BEGIN:VTIMEZONE"),
+                 *e = strstr(f, "END:VTIMEZONE");
+
+            assert_non_null(b);
+            assert_non_null(e);
+            texts[i + 1] = malloc((size_t)(e - b) + 32);
+            assert_non_null(texts[i + 1]);
+            sprintf(texts[i + 1], "%.*sEND:VTIMEZONE\r\n", (int)(e - b), b);
+            free(f);
+        }
+        for (size_t i = 0; i < DR_ARRAY_LEN(texts); i++) {
+            icalcomponent *c = icalparser_parse_string(texts[i]);
+            icaltimezone *ref = icaltimezone_new();
+            char tzid[128];
+
+            assert_non_null(c);
+            snprintf(
+                tzid, sizeof(tzid), "%s",
+                icalproperty_get_tzid(icalcomponent_get_first_property(c, ICAL_TZID_PROPERTY)));
+            assert_true(icaltimezone_set_component(ref, c));
+            for (size_t y = 0; y < DR_ARRAY_LEN(years); y++) {
+                bad += compare_zone(texts[i], tzid, ref, years[y][0], years[y][1], years[y][2]);
+            }
+            icaltimezone_free(ref, 1);
+            free(texts[i]);
+        }
+    }
+    /* Outlook's zone gives what the tz database gives for Berlin since the EU rule of 1996. */
+    for (int y = 1996; y <= 2100; y += 13) {
+        bad += compare_zone(windows_berlin, "W. Europe Standard Time",
+                            icaltimezone_get_builtin_timezone("Europe/Berlin"), y, y + 1, 1);
+    }
+    assert_int_equal(bad, 0);
+}
+
 static void bad_dates(void **state)
 {
     static const char *values[] = {
@@ -1313,6 +1594,8 @@ int main(void)
         cmocka_unit_test(libical_fuzz_bodies),
         cmocka_unit_test(hostile_sizes),
         cmocka_unit_test(hostile_structure),
+        cmocka_unit_test(hostile_time_zones),
+        cmocka_unit_test(time_zone_moves_keep_conversions),
         cmocka_unit_test(bad_dates),
         cmocka_unit_test(event_fields),
         cmocka_unit_test(time_zones),
