@@ -10,9 +10,10 @@
  *                       to meeting-responses as a poll_response_email (the poll reads PARTSTAT).
  *
  * Each event is a row of calendar_events keyed by (user_id, event_id); event_id is the payload's
- * for a single event, else the UID (plus "/RECURRENCE-ID" for an overridden instance). An update
- * applies only when its (SEQUENCE, updated time) is not older than the row's, so replays and
- * late deliveries never roll an event back; a delete (or CANCEL) leaves a tombstone. The search
+ * for a single event, else the UID (plus "/RECURRENCE-ID" for an overridden instance). An update,
+ * a delete or a CANCEL applies only when its (SEQUENCE, updated time) is not older than the
+ * row's (a delete without a SEQUENCE: its time), so replays and late deliveries never roll an
+ * event back or delete a newer one; a delete leaves a tombstone. The search
  * index gets a put for the current version (remove on delete) and the user a calendar.updated
  * notification on room user:{user_id}.
  *
@@ -118,6 +119,7 @@ struct event {
     int all_day;
     char *rrule; /* malloc'ed, ";"-joined rules of an RRULE list, or NULL */
     int64_t sequence;
+    int has_sequence; /* a SEQUENCE was given (always, for iCalendar: absent is 0) */
     int64_t updated_ms;
     const cJSON *src; /* the event object (attendees, organizer) */
 };
@@ -254,6 +256,7 @@ static int event_from_json(const struct ctx *c, const cJSON *ev, const char *eve
             return -1;
         }
         e->sequence = (int64_t)seq->valuedouble;
+        e->has_sequence = 1;
     }
     e->updated_ms = c->msg->publish_time_ms > 0 ? c->msg->publish_time_ms : dr_now_ms();
     if (updated && dr_parse_time(updated, &e->updated_ms)) {
@@ -335,25 +338,39 @@ static int upsert_row(const struct ctx *c, const struct event *e, int *current)
     return err;
 }
 
-/* Marks the event deleted (a tombstone when it was never seen). */
+/*
+ * Marks the event deleted (a tombstone when it was never seen), unless the row holds a newer
+ * version: a higher SEQUENCE, or the same one updated later (RFC 5546 2.1.5: a CANCEL with a
+ * lower SEQUENCE is out of date). A delete without a SEQUENCE is ordered by its time alone.
+ * *applied: the row is now the delete's tombstone.
+ */
 static int delete_row(const struct ctx *c, const char *event_id, const char *uid, int64_t sequence,
-                      int64_t updated_ms)
+                      int has_sequence, int64_t updated_ms, int *applied)
 {
     struct dr_db *db = dr_store_db(c->cp->store);
-    struct dr_db_val p[6] = {DR_DB_TEXTV(c->user_id),     DR_DB_TEXTV(event_id),
+    struct dr_db_val p[7] = {DR_DB_TEXTV(c->user_id),     DR_DB_TEXTV(event_id),
                              DR_DB_TEXTV(c->calendar_id), DR_DB_TEXTV(uid),
-                             DR_DB_INTV(sequence),        DR_DB_INTV(updated_ms)};
+                             DR_DB_INTV(sequence),        DR_DB_INTV(updated_ms),
+                             DR_DB_INTV(has_sequence)};
+    int64_t changes = 0;
+    int err;
 
-    return dr_db_exec(db,
-                      "INSERT INTO calendar_events (user_id, event_id, calendar_id, uid, status,"
-                      " sequence, updated_ms, deleted)"
-                      " VALUES ($1, $2, $3, $4, 'CANCELLED', $5, $6, 1) "
-                      "ON CONFLICT (user_id, event_id) DO UPDATE SET status = 'CANCELLED',"
-                      " deleted = 1, updated_ms = excluded.updated_ms,"
-                      /* the tombstone outranks every version up to the delete's SEQUENCE */
-                      " sequence = CASE WHEN excluded.sequence > calendar_events.sequence"
-                      " THEN excluded.sequence ELSE calendar_events.sequence END",
-                      p, DR_ARRAY_LEN(p), NULL, NULL, NULL);
+    err = dr_db_exec(db,
+                     "INSERT INTO calendar_events (user_id, event_id, calendar_id, uid, status,"
+                     " sequence, updated_ms, deleted)"
+                     " VALUES ($1, $2, $3, $4, 'CANCELLED', $5, $6, 1) "
+                     "ON CONFLICT (user_id, event_id) DO UPDATE SET status = 'CANCELLED',"
+                     " deleted = 1, updated_ms = excluded.updated_ms,"
+                     /* the tombstone outranks every version up to the delete's SEQUENCE */
+                     " sequence = CASE WHEN excluded.sequence > calendar_events.sequence"
+                     " THEN excluded.sequence ELSE calendar_events.sequence END "
+                     "WHERE ($7 <> 0 AND (calendar_events.sequence < excluded.sequence"
+                     " OR (calendar_events.sequence = excluded.sequence"
+                     " AND calendar_events.updated_ms <= excluded.updated_ms)))"
+                     " OR ($7 = 0 AND calendar_events.updated_ms <= excluded.updated_ms)",
+                     p, DR_ARRAY_LEN(p), NULL, NULL, &changes);
+    *applied = !err && changes > 0;
+    return err;
 }
 
 static cJSON *index_fields(const struct ctx *c, const struct event *e)
@@ -466,16 +483,21 @@ static int do_upsert(const struct ctx *c, struct event *e)
 static int do_delete(const struct ctx *c, const char *event_id, const struct event *e)
 {
     int64_t when = c->msg->publish_time_ms > 0 ? c->msg->publish_time_ms : dr_now_ms();
-    int err = delete_row(c, event_id, e ? e->uid : NULL, e ? e->sequence : 0,
-                         e && e->updated_ms ? e->updated_ms : when);
+    int applied = 0;
+    int err =
+        delete_row(c, event_id, e ? e->uid : NULL, e ? e->sequence : 0, e ? e->has_sequence : 0,
+                   e && e->updated_ms ? e->updated_ms : when, &applied);
 
     if (err) {
         dr_result_store_failed(c->res, err, "deleting the event");
         return -1;
     }
-    dr_index_emit(c->res, "calendar_event", c->user_id, event_id, NULL);
-    notify(c, "delete", event_id, e, NULL);
-    DR_INFO(COMP, "event deleted", "message_id=%s", c->msg->message_id);
+    if (applied) {
+        dr_index_emit(c->res, "calendar_event", c->user_id, event_id, NULL);
+        notify(c, "delete", event_id, e, NULL);
+    }
+    DR_INFO(COMP, applied ? "event deleted" : "delete older than stored event, skipped",
+            "message_id=%s sequence=%lld", c->msg->message_id, (long long)(e ? e->sequence : 0));
     return 0;
 }
 

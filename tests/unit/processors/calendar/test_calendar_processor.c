@@ -398,6 +398,59 @@ static void test_cancel_outranks_older_update(void **state)
     free(cancel);
 }
 
+/* RFC 5546 2.1.5: a CANCEL with a lower SEQUENCE than the stored event is out of date. It and a
+ * JSON delete of an older version arrive late (after the newer version) and change nothing. */
+static void test_late_delete_ignored(void **state)
+{
+    char *v2 = ics_msg(2, "Moved", NULL), *cancel1 = ics_msg(1, "Planning", "CANCEL");
+    static const char up3[] =
+        "{\"user_id\":\"u1\",\"event_id\":\"g-1\",\"event\":{\"summary\":\"Review\","
+        "\"start\":\"2026-03-02T09:00:00Z\",\"sequence\":3}}";
+    static const char del2[] = "{\"user_id\":\"u1\",\"event_id\":\"g-1\",\"operation\":"
+                               "\"delete\",\"event\":{\"sequence\":2}}";
+    static const char del[] = "{\"user_id\":\"u1\",\"event_id\":\"g-1\",\"operation\":"
+                              "\"delete\"}";
+    struct dr_result res;
+
+    run_msg(state, "c2", v2, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    run_msg(state, "c1", cancel1, 1772400005000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE event_id = "
+                                        "'ev-1@example.com' AND deleted = 0 AND summary = 'Moved' "
+                                        "AND sequence = 2"),
+                     1);
+
+    run_msg(state, "j3", up3, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    run_msg(state, "j2", del2, 1772400005000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    /* without a SEQUENCE, a delete sent before the update is late too */
+    run_msg(state, "jd-early", del, 1772399999000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE event_id = "
+                                        "'g-1' AND deleted = 0 AND summary = 'Review'"),
+                     1);
+    /* and one sent after it deletes */
+    run_msg(state, "jd", del, 1772400009000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(res.nemits, 2);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE event_id = "
+                                        "'g-1' AND deleted = 1 AND sequence = 3"),
+                     1);
+    free(v2);
+    free(cancel1);
+}
+
 static const char standup[] =
     "{\"user_id\":\"u2\",\"event_id\":\"g-77\",\"event\":{\"summary\":\"Standup\","
     "\"start\":\"2026-03-02T09:00:00Z\",\"end\":\"2026-03-02T09:15:00Z\"}}";
@@ -491,6 +544,7 @@ static void test_old_migration_number_retired(void **state)
     X(test_reply_in_other_calendar_not_forwarded)                                                  \
     X(test_bad_input_rejected)                                                                     \
     X(test_cancel_outranks_older_update)                                                           \
+    X(test_late_delete_ignored)                                                                    \
     X(test_refused_write_rejected)                                                                 \
     X(test_old_migration_number_retired)
 
