@@ -9,13 +9,16 @@
  *                       tells the user, and when its UID belongs to a meeting poll is forwarded
  *                       to meeting-responses as a poll_response_email (the poll reads PARTSTAT).
  *
- * Each event is a row of calendar_events keyed by (user_id, event_id); event_id is the payload's
- * for a single event, else the UID (plus "/RECURRENCE-ID" for an overridden instance). An update,
- * a delete or a CANCEL applies only when its (SEQUENCE, updated time) is not older than the
- * row's (a delete without a SEQUENCE: its time), so replays and late deliveries never roll an
- * event back or delete a newer one; a delete leaves a tombstone. The search
- * index gets a put for the current version (remove on delete) and the user a calendar.updated
- * notification on room user:{user_id}.
+ * Each event is a row of calendar_events keyed by (user_id, event_id). In iCalendar a series is
+ * keyed by the payload's event_id when the object holds that one series (one UID), else by its
+ * UID, and an overridden instance (RECURRENCE-ID) by "<series key>/<RECURRENCE-ID>": a series and
+ * each instance keep their keys whether they come alone or together. A JSON event is keyed by the
+ * payload's event_id (else its uid, plus "/recurrence_id" for an instance). An update, a delete
+ * or a CANCEL applies only when its (SEQUENCE, updated time) is not older than the row's (a
+ * delete without a SEQUENCE: its time), so replays and late deliveries never roll an event back
+ * or delete a newer one; a delete leaves a tombstone. The search index gets a put for the
+ * current version (remove on delete) and the user a calendar.updated notification on room
+ * user:{user_id}.
  *
  * Rejections: invalid_payload, invalid_event, invalid_ics (with the parser's reason), and
  * store_refused when the store refuses the event for good (a constraint or trigger on
@@ -113,7 +116,7 @@ struct ctx {
 
 /* One event, normalised from JSON or iCalendar. Strings point into the source JSON. */
 struct event {
-    char event_id[MAX_ID + 1];
+    char event_id[MAX_ID + 1 + 64]; /* an id, "/" and a RECURRENCE-ID */
     const char *uid, *summary, *description, *location, *status;
     char start[64], end[64];
     int all_day;
@@ -216,9 +219,13 @@ static char *join_rrule(const cJSON *r)
     return s;
 }
 
-/* Fills e from an event object (JSON payload or dr_ics_parse output). 0, or -1 with a reason. */
+/*
+ * Fills e from an event object (JSON payload or dr_ics_parse output). Its key is event_id when
+ * given, else the uid; with per_instance (iCalendar, where event_id names the series) an
+ * overridden instance adds "/RECURRENCE-ID" to either. 0, or -1 with a reason.
+ */
 static int event_from_json(const struct ctx *c, const cJSON *ev, const char *event_id,
-                           struct event *e, const char **why)
+                           int per_instance, struct event *e, const char **why)
 {
     static const char *const text_keys[] = {"uid", "summary", "description", "location", "status"};
     const char *updated =
@@ -263,15 +270,14 @@ static int event_from_json(const struct ctx *c, const cJSON *ev, const char *eve
         *why = "updated: not an RFC 3339 time";
         return -1;
     }
-    if (event_id) {
-        snprintf(e->event_id, sizeof(e->event_id), "%s", event_id);
-    } else if (uid && ridtext[0]) {
-        snprintf(e->event_id, sizeof(e->event_id), "%s/%s", uid, ridtext);
-    } else if (uid) {
-        snprintf(e->event_id, sizeof(e->event_id), "%s", uid);
-    } else {
+    if (!event_id && !uid) {
         *why = "event_id (or the event's uid) is required";
         return -1;
+    }
+    if (ridtext[0] && (per_instance || !event_id)) {
+        snprintf(e->event_id, sizeof(e->event_id), "%s/%s", event_id ? event_id : uid, ridtext);
+    } else {
+        snprintf(e->event_id, sizeof(e->event_id), "%s", event_id ? event_id : uid);
     }
     e->rrule = join_rrule(cJSON_GetObjectItemCaseSensitive(ev, "rrule"));
     return 0;
@@ -575,7 +581,7 @@ static void on_ics(const struct ctx *c0, const char *ics, const char *event_id, 
     cJSON *cal = NULL;
     const cJSON *ev, *events;
     char why[512] = "";
-    const char *reason = NULL;
+    const char *reason = NULL, *first_uid;
     int err, n, forwarded = 0;
 
     err = dr_ics_parse(ics, strlen(ics), &cal, why, sizeof(why));
@@ -594,11 +600,22 @@ static void on_ics(const struct ctx *c0, const char *ics, const char *event_id, 
         dr_result_reject(c.res, "invalid_ics", "%s VEVENT", n ? "over 500" : "no");
         goto out;
     }
+    /* event_id names a series: of all the VEVENTs, if they share one UID (overridden
+     * instances of it); else each series is keyed by its own UID */
+    first_uid = dr_json_str(cJSON_GetArrayItem(events, 0), "uid");
+    cJSON_ArrayForEach(ev, events)
+    {
+        const char *uid = dr_json_str(ev, "uid");
+
+        if (n > 1 && (!uid || !first_uid || strcmp(uid, first_uid) != 0)) {
+            event_id = NULL;
+        }
+    }
     cJSON_ArrayForEach(ev, events)
     {
         struct event e;
         int rc;
-        if (event_from_json(&c, ev, n == 1 ? event_id : NULL, &e, &reason)) {
+        if (event_from_json(&c, ev, event_id, 1, &e, &reason)) {
             dr_result_reject(c.res, "invalid_ics", "%s", reason);
             goto out;
         }
@@ -667,7 +684,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
         }
         return;
     }
-    if (event_from_json(&c, ev, event_id, &e, &reason)) {
+    if (event_from_json(&c, ev, event_id, 0, &e, &reason)) {
         dr_result_reject(res, "invalid_event", "%s", reason);
         return;
     }

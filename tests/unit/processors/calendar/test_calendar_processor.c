@@ -451,6 +451,84 @@ static void test_late_delete_ignored(void **state)
     free(cancel1);
 }
 
+/* A calendar-updates message for user u1 with payload event_id "evt-9" and an iCalendar object
+ * of METHOD method holding the VEVENT bodies given (CRLF-joined in JSON). */
+static char *series_msg(const char *method, const char *vevents)
+{
+    char *s = dr_xmalloc(8192);
+
+    snprintf(s, 8192,
+             "{\"user_id\":\"u1\",\"event_id\":\"evt-9\",\"operation\":\"upsert\",\"ics\":"
+             "\"BEGIN:VCALENDAR\\r\\nVERSION:2.0\\r\\nPRODID:-//t//t//EN\\r\\nMETHOD:%s\\r\\n%s"
+             "END:VCALENDAR\\r\\n\"}",
+             method, vevents);
+    return s;
+}
+
+#define SERIES_MASTER(seq, summary)                                                                \
+    "BEGIN:VEVENT\\r\\nUID:series-9@example.com\\r\\nSEQUENCE:" seq "\\r\\n"                       \
+    "DTSTAMP:20260301T080000Z\\r\\nDTSTART:20260302T090000Z\\r\\nDTEND:20260302T100000Z\\r\\n"     \
+    "RRULE:FREQ=WEEKLY;COUNT=6\\r\\nSUMMARY:" summary "\\r\\nEND:VEVENT\\r\\n"
+#define SERIES_INSTANCE(seq, summary)                                                              \
+    "BEGIN:VEVENT\\r\\nUID:series-9@example.com\\r\\nSEQUENCE:" seq "\\r\\n"                       \
+    "DTSTAMP:20260301T080000Z\\r\\nRECURRENCE-ID:20260309T090000Z\\r\\n"                           \
+    "DTSTART:20260309T110000Z\\r\\nDTEND:20260309T120000Z\\r\\nSUMMARY:" summary                   \
+    "\\r\\nEND:VEVENT\\r\\n"
+
+/* RFC 5546 3.2.5: a CANCEL with a RECURRENCE-ID cancels that instance only; the series stays. */
+static void test_cancel_one_instance(void **state)
+{
+    char *req = series_msg("REQUEST", SERIES_MASTER("0", "Weekly")),
+         *cancel = series_msg("CANCEL", SERIES_INSTANCE("1", "Weekly"));
+    struct dr_result res;
+    cJSON *idx;
+
+    run_msg(state, "s1", req, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    run_msg(state, "s2", cancel, 1772400001000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    idx = emit_of(&res, "vespa-index");
+    assert_non_null(idx);
+    assert_string_equal(dr_json_str(idx, "operation"), "remove");
+    assert_string_equal(dr_json_str(idx, "docid"), "u1:evt-9/2026-03-09T09:00:00Z");
+    cJSON_Delete(idx);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE event_id = "
+                                        "'evt-9' AND deleted = 0 AND summary = 'Weekly'"),
+                     1);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE event_id = "
+                                        "'evt-9/2026-03-09T09:00:00Z' AND deleted = 1"),
+                     1);
+    free(req);
+    free(cancel);
+}
+
+/* A series first sent alone, then with an overridden instance, under the same payload event_id:
+ * the series keeps its key (no second, stale copy under its UID) and the instance gets its own. */
+static void test_series_keeps_its_key(void **state)
+{
+    char *v1 = series_msg("REQUEST", SERIES_MASTER("0", "Weekly")),
+         *v2 = series_msg("REQUEST", SERIES_MASTER("1", "Weekly v2") SERIES_INSTANCE("1", "Moved"));
+    struct dr_result res;
+
+    run_msg(state, "s1", v1, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    run_msg(state, "s2", v2, 1772400001000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE event_id = "
+                                        "'evt-9' AND summary = 'Weekly v2' AND sequence = 1"),
+                     1);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE event_id = "
+                                        "'evt-9/2026-03-09T09:00:00Z' AND summary = 'Moved'"),
+                     1);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events"), 2);
+    free(v1);
+    free(v2);
+}
+
 static const char standup[] =
     "{\"user_id\":\"u2\",\"event_id\":\"g-77\",\"event\":{\"summary\":\"Standup\","
     "\"start\":\"2026-03-02T09:00:00Z\",\"end\":\"2026-03-02T09:15:00Z\"}}";
@@ -545,6 +623,8 @@ static void test_old_migration_number_retired(void **state)
     X(test_bad_input_rejected)                                                                     \
     X(test_cancel_outranks_older_update)                                                           \
     X(test_late_delete_ignored)                                                                    \
+    X(test_cancel_one_instance)                                                                    \
+    X(test_series_keeps_its_key)                                                                   \
     X(test_refused_write_rejected)                                                                 \
     X(test_old_migration_number_retired)
 
