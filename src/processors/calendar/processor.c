@@ -4,10 +4,14 @@
  *
  *   event{}             one event as JSON: uid, summary, start, end, status, rrule, sequence,
  *                       updated; start/end as RFC 3339 strings or {utc|dateTime|date|value}.
- *   ics                 raw iCalendar through dr_ics_parse(): REQUEST, PUBLISH (or no METHOD)
- *                       upsert every VEVENT; CANCEL deletes them; REPLY stores nothing here,
+ *   ics                 raw iCalendar through dr_ics_parse(): PUBLISH, REQUEST (or no METHOD)
+ *                       upsert every VEVENT; ADD upserts each as an instance of its series
+ *                       (RFC 5546 3.2.4); CANCEL deletes them; REPLY stores nothing here,
  *                       tells the user, and when its UID belongs to a meeting poll is forwarded
- *                       to meeting-responses as a poll_response_email (the poll reads PARTSTAT).
+ *                       to meeting-responses as a poll_response_email (the poll reads PARTSTAT);
+ *                       REFRESH, COUNTER and DECLINECOUNTER change nothing (3.2.6-3.2.8: only
+ *                       the organizer's next REQUEST would) and are acknowledged with a log
+ *                       line; any other METHOD is rejected (unsupported_method).
  *
  * Each event is a row of calendar_events keyed by (user_id, event_id). In iCalendar a series is
  * keyed by the payload's event_id when the object holds that one series (one UID), else by its
@@ -20,7 +24,8 @@
  * current version (remove on delete) and the user a calendar.updated notification on room
  * user:{user_id}.
  *
- * Rejections: invalid_payload, invalid_event, invalid_ics (with the parser's reason), and
+ * Rejections: invalid_payload, invalid_event, invalid_ics (with the parser's reason),
+ * unsupported_method (an iCalendar METHOD this processor does not apply), and
  * store_refused when the store refuses the event for good (a constraint or trigger on
  * calendar_events, a value it cannot hold). Other store failures are retried (store_error).
  */
@@ -575,11 +580,46 @@ static int do_reply(const struct ctx *c, const struct event *e, const char *ics,
     return 0;
 }
 
+enum ics_action { ICS_UPSERT, ICS_ADD, ICS_DELETE, ICS_REPLY, ICS_IGNORE, ICS_UNSUPPORTED };
+
+/* What an iTIP METHOD (NULL: none) does to the stored events; *why for ICS_IGNORE. */
+static enum ics_action ics_action(const char *method, int deleting, const char **why)
+{
+    static const struct {
+        const char *method, *why;
+    } ignored[] = {
+        {"REFRESH", "a REFRESH asks the organizer to send the event again"},
+        {"COUNTER", "a COUNTER proposes a change only the organizer can make"},
+        {"DECLINECOUNTER", "a DECLINECOUNTER leaves the event as the organizer sent it"},
+    };
+
+    if (method && strcasecmp(method, "REPLY") == 0) {
+        return ICS_REPLY;
+    }
+    for (size_t i = 0; method && i < DR_ARRAY_LEN(ignored); i++) {
+        if (strcasecmp(method, ignored[i].method) == 0) {
+            *why = ignored[i].why;
+            return ICS_IGNORE;
+        }
+    }
+    if (deleting || (method && strcasecmp(method, "CANCEL") == 0)) {
+        return ICS_DELETE;
+    }
+    if (method && strcasecmp(method, "ADD") == 0) {
+        return ICS_ADD;
+    }
+    if (!method || strcasecmp(method, "PUBLISH") == 0 || strcasecmp(method, "REQUEST") == 0) {
+        return ICS_UPSERT;
+    }
+    return ICS_UNSUPPORTED;
+}
+
 static void on_ics(const struct ctx *c0, const char *ics, const char *event_id, int deleting)
 {
     struct ctx c = *c0;
-    cJSON *cal = NULL;
-    const cJSON *ev, *events;
+    cJSON *cal = NULL, *ev;
+    const cJSON *events;
+    enum ics_action action;
     char why[512] = "";
     const char *reason = NULL, *first_uid;
     int err, n, forwarded = 0;
@@ -594,6 +634,19 @@ static void on_ics(const struct ctx *c0, const char *ics, const char *event_id, 
         return;
     }
     c.method = dr_json_str(cal, "method");
+    action = ics_action(c.method, deleting, &reason);
+    if (action == ICS_UNSUPPORTED) {
+        dr_result_reject(c.res, "unsupported_method",
+                         "METHOD %.40s: only PUBLISH, REQUEST, ADD, CANCEL, REPLY, REFRESH, "
+                         "COUNTER and DECLINECOUNTER are handled",
+                         c.method);
+        goto out;
+    }
+    if (action == ICS_IGNORE) {
+        DR_INFO(COMP, "iCalendar method changes no event, ignored",
+                "message_id=%s method=%s why=%s", c.msg->message_id, c.method, reason);
+        goto out;
+    }
     events = cJSON_GetObjectItemCaseSensitive(cal, "events");
     n = cJSON_GetArraySize(events);
     if (n == 0 || n > MAX_EVENTS) {
@@ -613,15 +666,22 @@ static void on_ics(const struct ctx *c0, const char *ics, const char *event_id, 
     }
     cJSON_ArrayForEach(ev, events)
     {
+        const cJSON *start = cJSON_GetObjectItemCaseSensitive(ev, "start");
         struct event e;
         int rc;
+
+        if (action == ICS_ADD && !cJSON_GetObjectItemCaseSensitive(ev, "recurrence_id") &&
+            cJSON_IsObject(start)) {
+            /* a new instance: its RECURRENCE-ID is its start (RFC 5545 3.8.4.4) */
+            cJSON_AddItemToObject(ev, "recurrence_id", cJSON_Duplicate(start, 1));
+        }
         if (event_from_json(&c, ev, event_id, 1, &e, &reason)) {
             dr_result_reject(c.res, "invalid_ics", "%s", reason);
             goto out;
         }
-        if (c.method && strcasecmp(c.method, "REPLY") == 0) {
+        if (action == ICS_REPLY) {
             rc = do_reply(&c, &e, ics, &forwarded);
-        } else if (deleting || (c.method && strcasecmp(c.method, "CANCEL") == 0)) {
+        } else if (action == ICS_DELETE) {
             rc = do_delete(&c, e.event_id, &e);
         } else {
             rc = do_upsert(&c, &e);

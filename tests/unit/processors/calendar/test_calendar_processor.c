@@ -529,6 +529,67 @@ static void test_series_keeps_its_key(void **state)
     free(v2);
 }
 
+/* RFC 5546 3.2.6-3.2.8: REFRESH, COUNTER and DECLINECOUNTER do not change the event; ADD adds an
+ * instance and leaves the series as it is; a METHOD outside iTIP is refused with its reason. */
+static void test_methods_that_change_nothing(void **state)
+{
+    static const struct {
+        const char *method, *vevent;
+    } ignored[] = {
+        {"COUNTER", "BEGIN:VEVENT\\r\\nUID:series-9@example.com\\r\\nSEQUENCE:0\\r\\n"
+                    "DTSTAMP:20260301T090000Z\\r\\nDTSTART:20260303T150000Z\\r\\n"
+                    "DTEND:20260303T160000Z\\r\\nSUMMARY:Counter\\r\\n"
+                    "ATTENDEE;PARTSTAT=TENTATIVE:mailto:kim@example.com\\r\\nEND:VEVENT\\r\\n"},
+        {"REFRESH", "BEGIN:VEVENT\\r\\nUID:series-9@example.com\\r\\n"
+                    "DTSTAMP:20260301T090000Z\\r\\nATTENDEE:mailto:kim@example.com\\r\\n"
+                    "ORGANIZER:mailto:dana@example.com\\r\\nEND:VEVENT\\r\\n"},
+        {"DECLINECOUNTER", "BEGIN:VEVENT\\r\\nUID:series-9@example.com\\r\\nSEQUENCE:0\\r\\n"
+                           "DTSTAMP:20260301T090000Z\\r\\nEND:VEVENT\\r\\n"},
+    };
+    static const char unchanged[] =
+        "SELECT COUNT(*) FROM calendar_events WHERE event_id = 'evt-9' AND deleted = 0 AND "
+        "summary = 'Weekly' AND start_at = '2026-03-02T09:00:00Z'";
+    char *req = series_msg("REQUEST", SERIES_MASTER("0", "Weekly")), *m;
+    struct dr_result res;
+
+    run_msg(state, "s1", req, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    dr_result_cleanup(&res);
+    for (size_t i = 0; i < DR_ARRAY_LEN(ignored); i++) {
+        m = series_msg(ignored[i].method, ignored[i].vevent);
+        run_msg(state, ignored[i].method, m, 1772400005000 + (int64_t)i, &res);
+        assert_int_equal(res.outcome, DR_OUTCOME_OK);
+        assert_int_equal(res.nemits, 0);
+        dr_result_cleanup(&res);
+        assert_int_equal(count_where(state, unchanged), 1);
+        free(m);
+    }
+
+    m = series_msg("X-MERGE", SERIES_MASTER("3", "Merged"));
+    run_msg(state, "x", m, 1772400009000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "unsupported_method");
+    assert_non_null(strstr(res.error, "X-MERGE"));
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    free(m);
+    assert_int_equal(count_where(state, unchanged), 1);
+
+    m = series_msg("ADD", "BEGIN:VEVENT\\r\\nUID:series-9@example.com\\r\\nSEQUENCE:0\\r\\n"
+                          "DTSTAMP:20260301T090000Z\\r\\nDTSTART:20260420T090000Z\\r\\n"
+                          "DTEND:20260420T100000Z\\r\\nSUMMARY:Extra\\r\\nEND:VEVENT\\r\\n");
+    run_msg(state, "add", m, 1772400010000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(res.nemits, 2);
+    dr_result_cleanup(&res);
+    free(m);
+    assert_int_equal(count_where(state, unchanged), 1);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE event_id = "
+                                        "'evt-9/2026-04-20T09:00:00Z' AND summary = 'Extra'"),
+                     1);
+    free(req);
+}
+
 static const char standup[] =
     "{\"user_id\":\"u2\",\"event_id\":\"g-77\",\"event\":{\"summary\":\"Standup\","
     "\"start\":\"2026-03-02T09:00:00Z\",\"end\":\"2026-03-02T09:15:00Z\"}}";
@@ -625,6 +686,7 @@ static void test_old_migration_number_retired(void **state)
     X(test_late_delete_ignored)                                                                    \
     X(test_cancel_one_instance)                                                                    \
     X(test_series_keeps_its_key)                                                                   \
+    X(test_methods_that_change_nothing)                                                            \
     X(test_refused_write_rejected)                                                                 \
     X(test_old_migration_number_retired)
 
