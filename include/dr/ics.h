@@ -4,9 +4,10 @@
  *
  * Input is checked before libical sees it and the tree libical builds is checked after: any
  * malformed line (libical's X-LIC-ERROR), unbalanced BEGIN/END, control characters, invalid
- * UTF-8, impossible dates or an unresolvable TZID makes the whole object invalid. Two real-world
- * deviations are accepted: an empty TEXT value ("LOCATION:", sent by Google and Outlook) and a
- * DATE written with a trailing Z in RDATE/EXDATE ("RDATE:20131210Z", Google birthdays).
+ * UTF-8 (in a line once unfolded: a fold may split a character), impossible dates or an
+ * unresolvable TZID makes the whole object invalid. Two real-world deviations are accepted: an
+ * empty TEXT value ("LOCATION:", sent by Google and Outlook) and a DATE written with a trailing Z
+ * in RDATE/EXDATE ("RDATE:20131210Z", Google birthdays).
  *
  * Thread-safety: every function here may be called from any thread. libical keeps global state
  * (error state, the builtin time-zone cache, ring buffers), so calls into it are serialised by

@@ -160,35 +160,42 @@ static size_t utf8_len(const unsigned char *p, size_t avail)
     return n;
 }
 
+static bool utf8_valid(const char *text, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)text;
+
+    for (size_t i = 0, n; i < len; i += n) {
+        n = utf8_len(p + i, len - i);
+        if (!n) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Line ends and control characters. UTF-8 is checked per content line once unfolded: a fold may
+ * split a character's bytes (RFC 5545 3.1). */
 static int check_bytes(const char *text, size_t len, char *err, size_t errsz)
 {
     const unsigned char *p = (const unsigned char *)text;
     size_t line = 1;
 
-    for (size_t i = 0; i < len;) {
+    for (size_t i = 0; i < len; i++) {
         unsigned char c = p[i];
-        size_t n;
 
         if (c == '\n') {
             line++;
-            i++;
             continue;
         }
         if (c == '\r') {
             if (i + 1 >= len || p[i + 1] != '\n') {
                 return set_err(err, errsz, DR_EINVAL, "line %zu: CR not followed by LF", line);
             }
-            i++;
             continue;
         }
         if ((c < 0x20 && c != '\t') || c == 0x7f) {
             return set_err(err, errsz, DR_EINVAL, "line %zu: control character 0x%02x", line, c);
         }
-        n = utf8_len(p + i, len - i);
-        if (!n) {
-            return set_err(err, errsz, DR_EINVAL, "line %zu: invalid UTF-8", line);
-        }
-        i += n;
     }
     return DR_OK;
 }
@@ -299,6 +306,9 @@ static int logical_line(struct prescan *s)
     const char *colon;
     int rc;
 
+    if (!utf8_valid(l, n)) {
+        return set_err(s->err, s->errsz, DR_EINVAL, "line %zu: invalid UTF-8", s->line_no);
+    }
     while (name_len < n && l[name_len] != ':' && l[name_len] != ';') {
         name_len++;
     }

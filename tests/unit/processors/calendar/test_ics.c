@@ -1473,6 +1473,22 @@ static void line_endings_and_bom(void **state)
     cJSON_Delete(o);
 }
 
+/* RFC 5545 3.1: a line may be folded between the bytes of one UTF-8 character; unfolding puts
+ * them back together. What is still broken once unfolded is refused. */
+static void folded_utf8(void **state)
+{
+    static const char split[] = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:1\r\n"
+                                "SUMMARY:caf\xc3\r\n \xa9 \xf0\x9f\r\n \x98\r\n\t\x80!\r\n"
+                                "END:VEVENT\r\nEND:VCALENDAR\r\n";
+    static const char broken[] = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:1\r\n"
+                                 "SUMMARY:caf\xc3\r\n e\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    cJSON *o = parse_ok(split);
+
+    assert_jstr(o, "/events/0/summary", "caf\xc3\xa9 \xf0\x9f\x98\x80!");
+    cJSON_Delete(o);
+    expect_reject(broken, strlen(broken), DR_EINVAL, "line 4: invalid UTF-8");
+}
+
 static void reply_partstats(void **state)
 {
     static const char reply[] = "BEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nBEGIN:VEVENT\r\nUID:poll-7\r\n"
@@ -1600,6 +1616,7 @@ int main(void)
         cmocka_unit_test(event_fields),
         cmocka_unit_test(time_zones),
         cmocka_unit_test(line_endings_and_bom),
+        cmocka_unit_test(folded_utf8),
         cmocka_unit_test(reply_partstats),
         cmocka_unit_test(error_redacts_addresses),
         cmocka_unit_test(error_names_line),
