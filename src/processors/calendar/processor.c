@@ -22,7 +22,8 @@
  * delete without a SEQUENCE: its time), so replays and late deliveries never roll an event back
  * or delete a newer one; a delete leaves a tombstone. The search index gets a put for the
  * current version (remove on delete) and the user a calendar.updated notification on room
- * user:{user_id}.
+ * user:{user_id}. The VEVENTs of one object are all checked first and written in one
+ * transaction: all of them apply, or none (and nothing is indexed or notified).
  *
  * Rejections: invalid_payload, invalid_event, invalid_ics (with the parser's reason),
  * unsupported_method (an iCalendar METHOD this processor does not apply), and
@@ -305,9 +306,8 @@ static int take_state(void *ctx, const struct dr_db_row *row)
 }
 
 /* Upserts e unless the row holds a newer version. *current: the row now holds e. */
-static int upsert_row(const struct ctx *c, const struct event *e, int *current)
+static int upsert_row(const struct ctx *c, struct dr_db_tx *tx, const struct event *e, int *current)
 {
-    struct dr_db *db = dr_store_db(c->cp->store);
     struct dr_db_val p[11] = {
         DR_DB_TEXTV(c->user_id),
         DR_DB_TEXTV(e->event_id),
@@ -324,8 +324,8 @@ static int upsert_row(const struct ctx *c, const struct event *e, int *current)
     struct row_state st = {0};
     int err;
 
-    err = dr_db_exec(
-        db,
+    err = dr_db_tx_exec(
+        tx,
         "INSERT INTO calendar_events (user_id, event_id, calendar_id, uid, summary, start_at,"
         " end_at, status, rrule, sequence, updated_ms, deleted)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0) "
@@ -339,10 +339,10 @@ static int upsert_row(const struct ctx *c, const struct event *e, int *current)
         " AND calendar_events.deleted = 0)",
         p, DR_ARRAY_LEN(p), NULL, NULL, NULL);
     if (!err) {
-        err = dr_db_exec(db,
-                         "SELECT sequence, updated_ms, deleted FROM calendar_events "
-                         "WHERE user_id = $1 AND event_id = $2",
-                         p, 2, take_state, &st, NULL);
+        err = dr_db_tx_exec(tx,
+                            "SELECT sequence, updated_ms, deleted FROM calendar_events "
+                            "WHERE user_id = $1 AND event_id = $2",
+                            p, 2, take_state, &st, NULL);
     }
     *current = !err && st.found && !st.deleted && st.sequence == e->sequence &&
                st.updated_ms == e->updated_ms;
@@ -355,31 +355,29 @@ static int upsert_row(const struct ctx *c, const struct event *e, int *current)
  * lower SEQUENCE is out of date). A delete without a SEQUENCE is ordered by its time alone.
  * *applied: the row is now the delete's tombstone.
  */
-static int delete_row(const struct ctx *c, const char *event_id, const char *uid, int64_t sequence,
-                      int has_sequence, int64_t updated_ms, int *applied)
+static int delete_row(const struct ctx *c, struct dr_db_tx *tx, const struct event *e, int *applied)
 {
-    struct dr_db *db = dr_store_db(c->cp->store);
-    struct dr_db_val p[7] = {DR_DB_TEXTV(c->user_id),     DR_DB_TEXTV(event_id),
-                             DR_DB_TEXTV(c->calendar_id), DR_DB_TEXTV(uid),
-                             DR_DB_INTV(sequence),        DR_DB_INTV(updated_ms),
-                             DR_DB_INTV(has_sequence)};
+    struct dr_db_val p[7] = {DR_DB_TEXTV(c->user_id),     DR_DB_TEXTV(e->event_id),
+                             DR_DB_TEXTV(c->calendar_id), DR_DB_TEXTV(e->uid),
+                             DR_DB_INTV(e->sequence),     DR_DB_INTV(e->updated_ms),
+                             DR_DB_INTV(e->has_sequence)};
     int64_t changes = 0;
     int err;
 
-    err = dr_db_exec(db,
-                     "INSERT INTO calendar_events (user_id, event_id, calendar_id, uid, status,"
-                     " sequence, updated_ms, deleted)"
-                     " VALUES ($1, $2, $3, $4, 'CANCELLED', $5, $6, 1) "
-                     "ON CONFLICT (user_id, event_id) DO UPDATE SET status = 'CANCELLED',"
-                     " deleted = 1, updated_ms = excluded.updated_ms,"
-                     /* the tombstone outranks every version up to the delete's SEQUENCE */
-                     " sequence = CASE WHEN excluded.sequence > calendar_events.sequence"
-                     " THEN excluded.sequence ELSE calendar_events.sequence END "
-                     "WHERE ($7 <> 0 AND (calendar_events.sequence < excluded.sequence"
-                     " OR (calendar_events.sequence = excluded.sequence"
-                     " AND calendar_events.updated_ms <= excluded.updated_ms)))"
-                     " OR ($7 = 0 AND calendar_events.updated_ms <= excluded.updated_ms)",
-                     p, DR_ARRAY_LEN(p), NULL, NULL, &changes);
+    err = dr_db_tx_exec(tx,
+                        "INSERT INTO calendar_events (user_id, event_id, calendar_id, uid, status,"
+                        " sequence, updated_ms, deleted)"
+                        " VALUES ($1, $2, $3, $4, 'CANCELLED', $5, $6, 1) "
+                        "ON CONFLICT (user_id, event_id) DO UPDATE SET status = 'CANCELLED',"
+                        " deleted = 1, updated_ms = excluded.updated_ms,"
+                        /* the tombstone outranks every version up to the delete's SEQUENCE */
+                        " sequence = CASE WHEN excluded.sequence > calendar_events.sequence"
+                        " THEN excluded.sequence ELSE calendar_events.sequence END "
+                        "WHERE ($7 <> 0 AND (calendar_events.sequence < excluded.sequence"
+                        " OR (calendar_events.sequence = excluded.sequence"
+                        " AND calendar_events.updated_ms <= excluded.updated_ms)))"
+                        " OR ($7 = 0 AND calendar_events.updated_ms <= excluded.updated_ms)",
+                        p, DR_ARRAY_LEN(p), NULL, NULL, &changes);
     *applied = !err && changes > 0;
     return err;
 }
@@ -472,43 +470,50 @@ static void notify(const struct ctx *c, const char *operation, const char *event
     cJSON_Delete(d);
 }
 
-static int do_upsert(const struct ctx *c, struct event *e)
+/*
+ * Writes the n events (upserts, or deletes when deleting) in one transaction, so an object's
+ * events are all stored or none is; then, for each that took effect (it was not older than the
+ * row), an index operation and a notification. -1 when c->res is set to a failure.
+ */
+static int apply_events(const struct ctx *c, const struct event *evs, size_t n, int deleting)
 {
-    int current = 0, err = upsert_row(c, e, &current);
+    struct dr_db_tx *tx = NULL;
+    int *took = dr_xcalloc(n, sizeof(*took));
+    int err = dr_db_begin(dr_store_db(c->cp->store), &tx);
 
+    for (size_t i = 0; !err && i < n; i++) {
+        err =
+            deleting ? delete_row(c, tx, &evs[i], &took[i]) : upsert_row(c, tx, &evs[i], &took[i]);
+    }
     if (err) {
-        dr_result_store_failed(c->res, err, "storing the event");
+        dr_db_rollback(tx);
+    } else {
+        err = dr_db_commit(tx);
+    }
+    if (err) {
+        dr_result_store_failed(c->res, err, deleting ? "deleting the event" : "storing the event");
+        free(took);
         return -1;
     }
-    if (current) {
-        cJSON *f = index_fields(c, e);
-        dr_index_emit(c->res, "calendar_event", c->user_id, e->event_id, f);
-        cJSON_Delete(f);
-        notify(c, "upsert", e->event_id, e, NULL);
-    }
-    DR_INFO(COMP, current ? "event stored" : "event older than stored, skipped",
-            "message_id=%s sequence=%lld", c->msg->message_id, (long long)e->sequence);
-    return 0;
-}
+    for (size_t i = 0; i < n; i++) {
+        const struct event *e = &evs[i];
 
-static int do_delete(const struct ctx *c, const char *event_id, const struct event *e)
-{
-    int64_t when = c->msg->publish_time_ms > 0 ? c->msg->publish_time_ms : dr_now_ms();
-    int applied = 0;
-    int err =
-        delete_row(c, event_id, e ? e->uid : NULL, e ? e->sequence : 0, e ? e->has_sequence : 0,
-                   e && e->updated_ms ? e->updated_ms : when, &applied);
-
-    if (err) {
-        dr_result_store_failed(c->res, err, "deleting the event");
-        return -1;
+        if (took[i] && deleting) {
+            dr_index_emit(c->res, "calendar_event", c->user_id, e->event_id, NULL);
+            notify(c, "delete", e->event_id, e, NULL);
+        } else if (took[i]) {
+            cJSON *f = index_fields(c, e);
+            dr_index_emit(c->res, "calendar_event", c->user_id, e->event_id, f);
+            cJSON_Delete(f);
+            notify(c, "upsert", e->event_id, e, NULL);
+        }
+        DR_INFO(COMP,
+                took[i]    ? (deleting ? "event deleted" : "event stored")
+                : deleting ? "delete older than stored event, skipped"
+                           : "event older than stored, skipped",
+                "message_id=%s sequence=%lld", c->msg->message_id, (long long)e->sequence);
     }
-    if (applied) {
-        dr_index_emit(c->res, "calendar_event", c->user_id, event_id, NULL);
-        notify(c, "delete", event_id, e, NULL);
-    }
-    DR_INFO(COMP, applied ? "event deleted" : "delete older than stored event, skipped",
-            "message_id=%s sequence=%lld", c->msg->message_id, (long long)(e ? e->sequence : 0));
+    free(took);
     return 0;
 }
 
@@ -622,6 +627,8 @@ static void on_ics(const struct ctx *c0, const char *ics, const char *event_id, 
     enum ics_action action;
     char why[512] = "";
     const char *reason = NULL, *first_uid;
+    struct event *evs = NULL;
+    size_t nevs = 0;
     int err, n, forwarded = 0;
 
     err = dr_ics_parse(ics, strlen(ics), &cal, why, sizeof(why));
@@ -664,34 +671,37 @@ static void on_ics(const struct ctx *c0, const char *ics, const char *event_id, 
             event_id = NULL;
         }
     }
+    /* every VEVENT is checked before anything is written: all of them apply, or none */
+    evs = dr_xcalloc((size_t)n, sizeof(*evs));
     cJSON_ArrayForEach(ev, events)
     {
         const cJSON *start = cJSON_GetObjectItemCaseSensitive(ev, "start");
-        struct event e;
-        int rc;
 
         if (action == ICS_ADD && !cJSON_GetObjectItemCaseSensitive(ev, "recurrence_id") &&
             cJSON_IsObject(start)) {
             /* a new instance: its RECURRENCE-ID is its start (RFC 5545 3.8.4.4) */
             cJSON_AddItemToObject(ev, "recurrence_id", cJSON_Duplicate(start, 1));
         }
-        if (event_from_json(&c, ev, event_id, 1, &e, &reason)) {
+        if (event_from_json(&c, ev, event_id, 1, &evs[nevs], &reason)) {
             dr_result_reject(c.res, "invalid_ics", "%s", reason);
             goto out;
         }
-        if (action == ICS_REPLY) {
-            rc = do_reply(&c, &e, ics, &forwarded);
-        } else if (action == ICS_DELETE) {
-            rc = do_delete(&c, e.event_id, &e);
-        } else {
-            rc = do_upsert(&c, &e);
-        }
-        free(e.rrule);
-        if (rc) {
-            goto out;
+        nevs++;
+    }
+    if (action != ICS_REPLY) {
+        (void)apply_events(&c, evs, nevs, action == ICS_DELETE);
+        goto out;
+    }
+    for (size_t i = 0; i < nevs; i++) {
+        if (do_reply(&c, &evs[i], ics, &forwarded)) {
+            break;
         }
     }
 out:
+    for (size_t i = 0; i < nevs; i++) {
+        free(evs[i].rrule);
+    }
+    free(evs);
     cJSON_Delete(cal);
 }
 
@@ -738,7 +748,11 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
     }
     if (!cJSON_IsObject(ev)) {
         if (deleting && event_id) {
-            do_delete(&c, event_id, NULL);
+            /* no version to compare: ordered by its time */
+            memset(&e, 0, sizeof(e));
+            snprintf(e.event_id, sizeof(e.event_id), "%s", event_id);
+            e.updated_ms = msg->publish_time_ms > 0 ? msg->publish_time_ms : dr_now_ms();
+            (void)apply_events(&c, &e, 1, 1);
         } else {
             dr_result_reject(res, "invalid_event", "needs event{} or ics (or event_id to delete)");
         }
@@ -748,11 +762,7 @@ static void process(void *state, const struct dr_msg *msg, struct dr_result *res
         dr_result_reject(res, "invalid_event", "%s", reason);
         return;
     }
-    if (deleting) {
-        do_delete(&c, e.event_id, &e);
-    } else {
-        do_upsert(&c, &e);
-    }
+    (void)apply_events(&c, &e, 1, deleting);
     free(e.rrule);
 }
 

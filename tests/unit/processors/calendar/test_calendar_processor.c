@@ -590,6 +590,54 @@ static void test_methods_that_change_nothing(void **state)
     free(req);
 }
 
+/* An object of two events is applied whole or not at all: when its second VEVENT is invalid, or
+ * the store refuses it, the first is not stored either, and nothing is indexed or notified. */
+static void test_object_all_or_nothing(void **state)
+{
+    char summary[1100], vevents[4096], *bad, *good;
+    struct dr_result res;
+
+    memset(summary, 'x', sizeof(summary) - 1);
+    summary[sizeof(summary) - 1] = '\0';
+    snprintf(vevents, sizeof(vevents),
+             "BEGIN:VEVENT\\r\\nUID:a@example.com\\r\\nDTSTAMP:20260301T080000Z\\r\\n"
+             "DTSTART:20260302T090000Z\\r\\nSUMMARY:First\\r\\nEND:VEVENT\\r\\n"
+             "BEGIN:VEVENT\\r\\nUID:b@example.com\\r\\nDTSTAMP:20260301T080000Z\\r\\n"
+             "DTSTART:20260302T100000Z\\r\\nSUMMARY:%s\\r\\nEND:VEVENT\\r\\n",
+             summary);
+    bad = series_msg("PUBLISH", vevents);
+    run_msg(state, "p1", bad, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "invalid_ics");
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events"), 0);
+
+    snprintf(vevents, sizeof(vevents),
+             "BEGIN:VEVENT\\r\\nUID:a@example.com\\r\\nDTSTAMP:20260301T080000Z\\r\\n"
+             "DTSTART:20260302T090000Z\\r\\nSUMMARY:First\\r\\nEND:VEVENT\\r\\n"
+             "BEGIN:VEVENT\\r\\nUID:b@example.com\\r\\nDTSTAMP:20260301T080000Z\\r\\n"
+             "DTSTART:20260302T100000Z\\r\\nSUMMARY:Second\\r\\nEND:VEVENT\\r\\n");
+    good = series_msg("PUBLISH", vevents);
+    refuse_inserts(DB(state), "refuse_b", "calendar_events", "event_id", "b@example.com");
+    run_msg(state, "p2", good, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "store_refused");
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events"), 0);
+
+    refuse_inserts_drop(DB(state), "refuse_b", "calendar_events");
+    run_msg(state, "p2", good, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    assert_int_equal(res.nemits, 4);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE deleted = 0"),
+                     2);
+    free(bad);
+    free(good);
+}
+
 static const char standup[] =
     "{\"user_id\":\"u2\",\"event_id\":\"g-77\",\"event\":{\"summary\":\"Standup\","
     "\"start\":\"2026-03-02T09:00:00Z\",\"end\":\"2026-03-02T09:15:00Z\"}}";
@@ -687,6 +735,7 @@ static void test_old_migration_number_retired(void **state)
     X(test_cancel_one_instance)                                                                    \
     X(test_series_keeps_its_key)                                                                   \
     X(test_methods_that_change_nothing)                                                            \
+    X(test_object_all_or_nothing)                                                                  \
     X(test_refused_write_rejected)                                                                 \
     X(test_old_migration_number_retired)
 
