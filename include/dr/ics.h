@@ -56,7 +56,8 @@
  *           "all_day": bool}
  *
  * "utc" is null for all-day and floating times. A TZID is resolved against the object's own
- * VTIMEZONEs first, then libical's builtin (Olson) zones. "end" is derived from DURATION when
+ * VTIMEZONEs first, then libical's builtin (Olson) zones, by name or as libical writes their
+ * TZIDs ("/freeassociation.sourceforge.net/Europe/Berlin"). "end" is derived from DURATION when
  * DTEND is absent. Recurrence is returned as rules, never expanded. Emails lose "mailto:" and are
  * lowercased; partstat defaults to NEEDS-ACTION, role to REQ-PARTICIPANT, rsvp to false.
  * uid, summary, status and name are null when absent.

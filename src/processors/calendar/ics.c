@@ -824,11 +824,13 @@ static const char *param(icalproperty *p, const char *name)
     return icalproperty_get_parameter_as_string(p, name);
 }
 
+/* A zone name as the tz database writes them ("America/Argentina/Buenos_Aires", "Etc/GMT+5"):
+ * never a path. */
 static bool tzid_plausible(const char *tzid)
 {
     size_t n = strlen(tzid);
 
-    if (n == 0 || n > TZID_MAX || strstr(tzid, "..")) {
+    if (n == 0 || n > TZID_MAX || !isalnum((unsigned char)tzid[0]) || strstr(tzid, "..")) {
         return false;
     }
     for (size_t i = 0; i < n; i++) {
@@ -840,18 +842,44 @@ static bool tzid_plausible(const char *tzid)
     return true;
 }
 
-/* The object's own VTIMEZONE first, then libical's builtin zones (never a file path). */
+/* The zone name in a TZID libical wrote for one of its builtin zones (Evolution and other
+ * libical users send them): "/freeassociation.sourceforge.net/Europe/Berlin" and its older forms
+ * ".../Tzfile/Europe/Berlin", "/citadel.org/20190914_1/Europe/Berlin". Else tzid itself. */
+static const char *builtin_name(const char *tzid)
+{
+    static const struct {
+        const char *prefix;
+        int slashes; /* the name follows this many '/' */
+    } prefixes[] = {
+        {"/freeassociation.sourceforge.net/Tzfile/", 3},
+        {"/freeassociation.sourceforge.net/", 2},
+        {"/citadel.org/", 3},
+    };
+
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        if (strncmp(tzid, prefixes[i].prefix, strlen(prefixes[i].prefix)) == 0) {
+            const char *p = tzid;
+
+            for (int k = 0; p && k < prefixes[i].slashes; k++) {
+                p = strchr(p, '/');
+                p = p ? p + 1 : NULL;
+            }
+            return p ? p : tzid;
+        }
+    }
+    return tzid;
+}
+
+/* The object's own VTIMEZONE first, then libical's builtin zones by name (never a file path). */
 static icaltimezone *resolve_tzid(icalcomponent *cal, const char *tzid)
 {
     icaltimezone *z = icalcomponent_get_timezone(cal, tzid);
+    const char *name = builtin_name(tzid);
 
-    if (z || !tzid_plausible(tzid)) {
+    if (z || !tzid_plausible(name)) {
         return z;
     }
-    if (tzid[0] == '/') {
-        return icaltimezone_get_builtin_timezone_from_tzid(tzid);
-    }
-    return icaltimezone_get_builtin_timezone(tzid);
+    return icaltimezone_get_builtin_timezone(name);
 }
 
 static void format_time(struct icaltimetype t, bool z, char out[32])

@@ -1418,10 +1418,38 @@ static void time_zones(void **state)
                               "BEGIN:VEVENT\nUID:d\nDTSTART:20260301T090000Z\n"
                               "RECURRENCE-ID:20260301T090000Z\nEND:VEVENT\n"
                               "END:VCALENDAR\n";
+    /* libical's own TZIDs for its builtin zones, as Evolution sends them */
+    static const char prefixed[] =
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:p\n"
+        "DTSTART;TZID=/freeassociation.sourceforge.net/America/New_York:20260115T100000\n"
+        "DTEND;TZID=/freeassociation.sourceforge.net/Tzfile/Europe/Berlin:20260115T170000\n"
+        "RECURRENCE-ID;TZID=/citadel.org/20190914_1/Asia/Tokyo:20260116T000000\n"
+        "END:VEVENT\nEND:VCALENDAR\n";
+    static const char *const not_zones[] = {
+        "/freeassociation.sourceforge.net/../../etc/passwd",
+        "/freeassociation.sourceforge.net/",
+        "/usr/share/zoneinfo/Europe/Berlin",
+        "/citadel.org/Europe",
+    };
     cJSON *o = parse_ok(winter);
 
     assert_jstr(o, "/events/0/start/utc", "2026-01-15T09:00:00Z");
     cJSON_Delete(o);
+    o = parse_ok(prefixed);
+    assert_jstr(o, "/events/0/start/utc", "2026-01-15T15:00:00Z");
+    assert_jstr(o, "/events/0/start/tzid", "/freeassociation.sourceforge.net/America/New_York");
+    assert_jstr(o, "/events/0/end/utc", "2026-01-15T16:00:00Z");
+    assert_jstr(o, "/events/0/recurrence_id/utc", "2026-01-15T15:00:00Z");
+    cJSON_Delete(o);
+    for (size_t i = 0; i < DR_ARRAY_LEN(not_zones); i++) {
+        char text[512];
+
+        snprintf(text, sizeof(text),
+                 "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:n\nDTSTART;TZID=\"%s\":20260115T100000\n"
+                 "END:VEVENT\nEND:VCALENDAR\n",
+                 not_zones[i]);
+        expect_reject(text, strlen(text), DR_EINVAL, "matches no VTIMEZONE");
+    }
 
     o = parse_ok(own);
     assert_int_equal(cJSON_GetArraySize(dr_json_pointer(o, "/timezones")), 2);
