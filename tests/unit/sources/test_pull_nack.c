@@ -16,13 +16,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "dr/config.h"
-#include "dr/err.h"
-#include "dr/pull.h"
-#include "dr/router.h"
-#include "dr/store.h"
-#include "dr/util.h"
-#include "unit/sources/pubsub/testsrv.h"
+#include "unit/sources/pull_fixture.h"
 
 /* One subscription per retry delay: its topic's type retries after exactly delay (no jitter). */
 struct sub_case {
@@ -60,13 +54,6 @@ static int case_of(const char *s, const char *prefix, size_t plen)
     return -1;
 }
 
-static void answer(struct ts_resp *resp, char *body)
-{
-    resp->body = body;
-    resp->body_len = strlen(body);
-    resp->content_type = "application/json";
-}
-
 static void handler(const struct ts_req *req, struct ts_resp *resp, void *ud)
 {
     struct fake *f = ud;
@@ -85,7 +72,7 @@ static void handler(const struct ts_req *req, struct ts_resp *resp, void *ud)
                  "\"attributes\":{\"test_fail\":\"transient:1\"},"
                  "\"publishTime\":\"2024-01-01T00:00:00Z\"}}]}",
                  cases[i].name, cases[i].name);
-        answer(resp, strdup(body));
+        pfx_answer(resp, body);
     } else if (strstr(req->path, ":modifyAckDeadline")) {
         cJSON *b = cJSON_Parse(req->body);
         const cJSON *ids = cJSON_GetObjectItemCaseSensitive(b, "ackIds");
@@ -105,102 +92,57 @@ static void handler(const struct ts_req *req, struct ts_resp *resp, void *ud)
             }
         }
         cJSON_Delete(b);
-        answer(resp, strdup("{}"));
+        pfx_answer(resp, "{}");
     } else {
-        answer(resp, strdup("{}"));
+        pfx_answer(resp, "{}");
     }
 }
 
-static void close_all(uv_handle_t *h, void *arg)
+static int all_handed_back(void *arg)
 {
-    if (!uv_is_closing(h)) {
-        uv_close(h, NULL);
-    }
+    return ((struct fake *)arg)->nmodacks >= (int)NCASES;
 }
 
 static void retry_deadline_rounds_up(void **state)
 {
-    char dir[64], yaml[4096], err[512], url[128], cmd[128], host[64];
-    struct dr_config *cfg = NULL;
-    struct dr_store *st = NULL;
-    struct dr_router *r = NULL;
-    struct dr_pull *p = NULL;
-    struct testsrv srv;
+    struct pull_fx fx;
     struct fake fk;
-    uv_loop_t loop;
-    int n;
+    struct dr_buf y;
 
     memset(&fk, 0, sizeof(fk));
-    assert_int_equal(ts_start(&srv, handler, &fk), 0);
-    snprintf(host, sizeof(host), "127.0.0.1:%d", srv.port);
-    setenv("PUBSUB_EMULATOR_HOST", host, 1);
-    snprintf(dir, sizeof(dir), "/tmp/dr-pull-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    n = snprintf(yaml, sizeof(yaml),
-                 "data_dir: %s\nmode: pubsub\nworkers: 1\nprocessors: {test: {}}\n"
-                 "pubsub:\n  project: p\n  transport: rest\n  pulls_in_flight: 1\n"
-                 "  ack_deadline_seconds: 60\n  nack_after_ms: 0\n  subscriptions:\n",
-                 dir);
+    dr_buf_init(&y, 1 << 16);
+    dr_buf_appends(&y, "  subscriptions:\n");
     for (size_t i = 0; i < NCASES; i++) {
-        n += snprintf(yaml + n, sizeof(yaml) - (size_t)n, "    - {name: sub-%s, topic: topic-%s}\n",
-                      cases[i].name, cases[i].name);
+        dr_buf_printf(&y, "    - {name: sub-%s, topic: topic-%s}\n", cases[i].name, cases[i].name);
     }
-    n += snprintf(yaml + n, sizeof(yaml) - (size_t)n, "topics:\n");
+    dr_buf_appends(&y, "topics:\n");
     for (size_t i = 0; i < NCASES; i++) {
-        n += snprintf(yaml + n, sizeof(yaml) - (size_t)n, "  topic-%s: {type: t-%s}\n",
-                      cases[i].name, cases[i].name);
+        dr_buf_printf(&y, "  topic-%s: {type: t-%s}\n", cases[i].name, cases[i].name);
     }
-    n += snprintf(yaml + n, sizeof(yaml) - (size_t)n, "retry:\n  types:\n");
+    dr_buf_appends(&y, "retry:\n  types:\n");
     for (size_t i = 0; i < NCASES; i++) {
-        n += snprintf(yaml + n, sizeof(yaml) - (size_t)n,
-                      "    t-%s: {max_attempts: 5, initial: %s, multiplier: 1, max: %s, "
-                      "jitter: 0}\n",
-                      cases[i].name, cases[i].delay, cases[i].delay);
+        dr_buf_printf(
+            &y, "    t-%s: {max_attempts: 5, initial: %s, multiplier: 1, max: %s, jitter: 0}\n",
+            cases[i].name, cases[i].delay, cases[i].delay);
     }
-    n += snprintf(yaml + n, sizeof(yaml) - (size_t)n,
-                  "routes:\n  - {name: t, default: true, processors: [test]}\n");
-    assert_true(n > 0 && (size_t)n < sizeof(yaml));
-    if (dr_config_load_string(yaml, strlen(yaml), "unit.yaml", &cfg, err, sizeof(err))) {
-        fail_msg("%s", err);
-    }
-    snprintf(url, sizeof(url), "sqlite:%s/q.db", dir);
-    assert_int_equal(dr_store_open(url, &st), DR_OK);
-    uv_loop_init(&loop);
-    assert_int_equal(dr_router_create(&loop, cfg, st, &r, err, sizeof(err)), DR_OK);
-    assert_int_equal(dr_pull_create(&loop, cfg, st, r, &p), DR_OK);
-    dr_pull_start(p);
+    dr_buf_appends(&y, "routes:\n  - {name: t, default: true, processors: [test]}\n");
+    pfx_load(&fx, handler, &fk, "  ack_deadline_seconds: 60\n  nack_after_ms: 0\n", y.data);
+    dr_buf_cleanup(&y);
+    pfx_start(&fx);
 
     /* each message fails once and is handed back to Pub/Sub with its retry's delay */
-    for (int i = 0; i < 1000 && ts_count(&srv, &fk.nmodacks) < (int)NCASES; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        usleep(10000);
-    }
-    pthread_mutex_lock(&srv.mu);
+    pfx_run_until(&fx, all_handed_back, &fk, 10000);
+    pthread_mutex_lock(&fx.srv.mu);
     for (size_t i = 0; i < NCASES; i++) {
         if (fk.receipt[i] != 1 || fk.modacks[i] != 1 || fk.deadline[i] != cases[i].want_s) {
-            pthread_mutex_unlock(&srv.mu);
+            pthread_mutex_unlock(&fx.srv.mu);
             fail_msg("retry after %s: %d modifyAckDeadline call(s) of 60 s (on receipt), %d "
                      "other(s), the last with %d s; expected one of 60 s and one with %d s",
                      cases[i].delay, fk.receipt[i], fk.modacks[i], fk.deadline[i], cases[i].want_s);
         }
     }
-    pthread_mutex_unlock(&srv.mu);
-
-    dr_pull_stop(p);
-    dr_router_drain(r);
-    dr_router_destroy(r);
-    dr_pull_destroy(p);
-    uv_walk(&loop, close_all, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    dr_store_close(st);
-    dr_config_destroy(cfg);
-    ts_stop(&srv);
-    unsetenv("PUBSUB_EMULATOR_HOST");
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0) {
-        /* a leftover temp dir is harmless */
-    }
+    pthread_mutex_unlock(&fx.srv.mu);
+    pfx_stop(&fx);
 }
 
 int main(void)
