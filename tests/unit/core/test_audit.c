@@ -18,55 +18,8 @@
 
 #include "dr/audit.h"
 #include "dr/log.h"
+#include "unit/core/log_capture.h"
 #include "dr/util.h"
-
-/* Runs fn with stderr going to a file; returns what was written (caller frees). */
-static char *capture(void (*fn)(void))
-{
-    char path[] = "/tmp/dr-audit-XXXXXX";
-    int fd = mkstemp(path), saved = dup(STDERR_FILENO);
-    char *out;
-    long n;
-    FILE *f;
-
-    assert_true(fd >= 0 && saved >= 0);
-    assert_true(dup2(fd, STDERR_FILENO) >= 0);
-    fn();
-    assert_true(dup2(saved, STDERR_FILENO) >= 0);
-    close(saved);
-    close(fd);
-    f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    out = calloc(1, (size_t)n + 1);
-    assert_int_equal(fread(out, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    unlink(path);
-    return out;
-}
-
-/* The lines of text as JSON objects; every line must be one. */
-static cJSON *lines(const char *text, int *n)
-{
-    cJSON *arr = cJSON_CreateArray();
-    const char *p = text;
-
-    *n = 0;
-    while (*p) {
-        const char *nl = strchr(p, '\n');
-        cJSON *o;
-        assert_non_null(nl); /* every line is complete */
-        o = cJSON_ParseWithLength(p, (size_t)(nl - p));
-        assert_non_null(o);
-        assert_true(cJSON_IsObject(o));
-        cJSON_AddItemToArray(arr, o);
-        (*n)++;
-        p = nl + 1;
-    }
-    return arr;
-}
 
 static const char *field(const cJSON *o, const char *k)
 {
