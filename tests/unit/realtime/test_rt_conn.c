@@ -587,27 +587,40 @@ static void pending_room_counts_once(void **state)
 
 /*
  * The token is refreshed while the store checks a subscribe (both messages come before the
- * loop runs again, so the check's answer comes after the refresh): the fresh token's email is
- * not a participant of the poll the old one was. The join is refused (the error names the
- * room), as the fresh token would have been refused, and the connection closes with 4003.
+ * loop runs again, so the check's answer comes after the refresh): the old token's email is
+ * old@example.com, the fresh one's new@example.com, and participant is the poll's participant.
+ * Returns the connection (referenced) once its answer about meeting:p1 is in buf.
  */
-static void join_after_refresh_uses_fresh_email_refused(void **state)
+static struct rt_conn *subscribe_across_refresh(struct fx *f, const char *participant, char *buf,
+                                                size_t bufsz, int *fd)
 {
-    struct fx *f = *state;
-    struct rt_conn *c;
     char *auth = auth_message("user-5", "new@example.com");
-    int fd;
-    static char buf[65536] = "";
+    char sql[256];
+    struct rt_conn *c;
 
     exec(f, "CREATE TABLE poll_participants (poll_id TEXT, email TEXT)");
-    exec(f, "INSERT INTO poll_participants VALUES ('p1', 'old@example.com')");
+    snprintf(sql, sizeof(sql), "INSERT INTO poll_participants VALUES ('p1', '%s')", participant);
+    exec(f, sql);
     c = open_conn(f, "user-5", "old@example.com");
-    fd = f->peers[f->npeers - 1];
+    *fd = f->peers[f->npeers - 1];
     dr__rt_conn_ref(c);
     on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p1\"}");
     on_message(c, auth);
-    assert_int_equal(c->state, RT_CONN_OPEN);
-    read_answers(f, fd, buf, sizeof(buf), "\"room\":\"meeting:p1\"", 1);
+    free(auth);
+    assert_int_equal(c->state, RT_CONN_OPEN); /* the refresh itself loses no joined room */
+    read_answers(f, *fd, buf, bufsz, "\"room\":\"meeting:p1\"", 1);
+    return c;
+}
+
+/* Only the old email was a participant: the join is refused (the error names the room), as the
+ * fresh token would have been refused, and the connection closes with 4003. */
+static void join_after_refresh_uses_fresh_email_refused(void **state)
+{
+    struct fx *f = *state;
+    static char buf[65536] = "";
+    int fd;
+    struct rt_conn *c = subscribe_across_refresh(f, "old@example.com", buf, sizeof(buf), &fd);
+
     expect_text(buf, "\"type\":\"subscribed\"", 0);
     expect_text(buf,
                 "{\"type\":\"error\",\"code\":\"forbidden\",\"message\":\"not allowed to join this "
@@ -615,32 +628,21 @@ static void join_after_refresh_uses_fresh_email_refused(void **state)
                 1);
     assert_int_not_equal(c->state, RT_CONN_OPEN);
     read_answers(f, fd, buf, sizeof(buf), "\"code\":4003", 1); /* SSE's close record */
-    free(auth);
     dr__rt_conn_unref(c);
 }
 
-/* The same, the other way: the fresh token's email is a participant, the old one's was not. */
+/* The other way: the fresh token's email is the participant, the old one's was not. */
 static void join_after_refresh_uses_fresh_email_allowed(void **state)
 {
     struct fx *f = *state;
-    struct rt_conn *c;
-    char *auth = auth_message("user-5", "new@example.com");
-    int fd;
     static char buf[65536] = "";
+    int fd;
+    struct rt_conn *c = subscribe_across_refresh(f, "new@example.com", buf, sizeof(buf), &fd);
 
-    exec(f, "CREATE TABLE poll_participants (poll_id TEXT, email TEXT)");
-    exec(f, "INSERT INTO poll_participants VALUES ('p1', 'new@example.com')");
-    c = open_conn(f, "user-5", "old@example.com");
-    fd = f->peers[f->npeers - 1];
-    dr__rt_conn_ref(c);
-    on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p1\"}");
-    on_message(c, auth);
-    read_answers(f, fd, buf, sizeof(buf), "\"room\":\"meeting:p1\"", 1);
     expect_text(buf, "{\"type\":\"subscribed\",\"room\":\"meeting:p1\",\"seq\":0}", 1);
     expect_text(buf, "forbidden", 0);
     assert_int_equal(c->state, RT_CONN_OPEN);
     assert_int_equal(c->nsubs, 2);
-    free(auth);
     dr__rt_conn_unref(c);
 }
 
