@@ -363,7 +363,8 @@ static void check_processor_keys(struct vctx *v, const cJSON *obj, const char *p
     {
         snprintf(name, sizeof(name), "%s%s", prefix, e->string);
         snprintf(sub, sizeof(sub), "%s.%s", path, e->string);
-        if (!listed(keys, name, &nested)) {
+        /* a dot in config_keys stands for nesting, never for a setting's own name */
+        if (strchr(e->string, '.') || !listed(keys, name, &nested)) {
             fail(v, sub, "unknown key");
             return;
         }

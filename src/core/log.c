@@ -155,7 +155,7 @@ static char format_conv(struct value *v, const char *spec, size_t n, va_list *ap
     int star[2] = {0, 0}, nstar = 0, len;
     size_t lmlen = 0;
 
-    if (n >= sizeof(f) || !strchr("diouxXcspfFeEgGaA%", conv)) {
+    if (n < 2 || n >= sizeof(f) || !strchr("diouxXcspfFeEgGaA%", conv)) {
         return 0;
     }
     memcpy(f, spec, n);
@@ -254,6 +254,9 @@ static char format_conv(struct value *v, const char *spec, size_t n, va_list *ap
     if (len > 0) {
         value_put(v, out, (size_t)len < sizeof(out) ? (size_t)len : sizeof(out) - 1);
     }
+    if (len >= (int)sizeof(out)) {
+        v->cut = 1; /* not the whole number: written as a string, not as another number */
+    }
     return conv;
 }
 
@@ -304,8 +307,11 @@ static const char *piece_end(const char *p, const char *stops)
  */
 static void append_fields(struct dr_buf *b, const char *kvfmt, va_list *ap)
 {
-    struct value val, extra = {.len = 0};
+    struct value val, extra; /* only len and cut: text is over 2 KB to zero for nothing */
     const char *p = kvfmt;
+
+    extra.len = 0;
+    extra.cut = 0;
 
     while (*p) {
         const char *key, *vs, *ve;

@@ -198,6 +198,9 @@ static void processor_keys(void **state)
                  "bad.yaml: processors.realtime.heartbeat: unknown key");
     expect_error("processors: {calendar: [x]}\n",
                  "bad.yaml: processors.calendar: expected a mapping");
+    /* a dot in config_keys stands for nesting: a key that holds one is no setting */
+    expect_error("processors: {shipment: {\"provider.url\": 'https://x'}}\n",
+                 "bad.yaml: processors.shipment.provider.url: unknown key");
     expect_ok("processors:\n"
               "  email: {reply_local_part: r, progress_interval_ms: 500, index_text_bytes: 100}\n"
               "  meeting_poll: {reply_local_part: r, unknown_poll_attempts: 2}\n"

@@ -227,6 +227,36 @@ static char *long_value(size_t n, char c)
     return s;
 }
 
+/* formats a caller should not write, through a variable (the compiler checks literal ones) */
+static const char *trailing_percent = "a=%d b=100%";
+
+static void write_odd(void)
+{
+    dr_log(DR_LOG_INFO, "t", "trailing percent", trailing_percent, 5);
+    DR_INFO("t", "huge double", "v=%f w=%d", 1e200, 3);
+}
+
+/* A lone '%' ending the format stops the fields (nothing read before the format); a number too
+ * long for the conversion buffer is not written as another, shorter number. */
+static void odd_formats(void **state)
+{
+    char *text = capture(write_odd);
+    int n;
+    cJSON *arr = lines(text, &n);
+    const cJSON *o, *v;
+
+    (void)state;
+    assert_int_equal(n, 2);
+    o = cJSON_GetArrayItem(arr, 0);
+    assert_true(num(o, "a") == 5);
+    o = cJSON_GetArrayItem(arr, 1);
+    v = cJSON_GetObjectItemCaseSensitive(o, "v");
+    assert_true(cJSON_IsString(v)); /* cut: 127 of its 201 digits */
+    assert_true(num(o, "w") == 3);
+    cJSON_Delete(arr);
+    free(text);
+}
+
 static void write_limits(void)
 {
     char *big = long_value(100000, 'a');
@@ -301,6 +331,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hostile_values),
         cmocka_unit_test(types),
+        cmocka_unit_test(odd_formats),
         cmocka_unit_test(limits),
     };
     dr_log_set_level(DR_LOG_DEBUG);
