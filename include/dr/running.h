@@ -23,8 +23,9 @@ struct dr_running;
 
 /*
  * Opens (creating it, mode 0600) the file at path with nslots slots. The ids its slots held
- * (what was running when the process that last had it stopped without clearing them) go to
- * *left (malloc'ed, NULL when *nleft is 0); then every slot is cleared.
+ * (what was running when the process that last had it stopped without clearing them; each once,
+ * though a message fanned out to two processors may have held two slots) go to *left
+ * (malloc'ed, NULL when *nleft is 0); then every slot is cleared.
  */
 int dr_running_open(const char *path, size_t nslots, struct dr_running **out, int64_t **left,
                     size_t *nleft);

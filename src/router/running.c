@@ -53,7 +53,11 @@ static void read_left(int fd, int64_t **left, size_t *nleft)
     if (pread(fd, buf, (size_t)n * 8, HDR_BYTES) == n * 8) {
         for (int64_t i = 0; i < n; i++) {
             int64_t id = get64(buf + i * 8);
-            if (id > 0) {
+            int seen = 0;
+            for (size_t k = 0; k < *nleft && !seen; k++) {
+                seen = (*left)[k] == id; /* one message in two workers: one death, one attempt */
+            }
+            if (id > 0 && !seen) {
                 *left = dr_xrealloc(*left, (*nleft + 1) * sizeof(**left));
                 (*left)[(*nleft)++] = id;
             }

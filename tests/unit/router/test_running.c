@@ -58,6 +58,7 @@ static void slots_outlive_the_process(void **state)
             _exit(1);
         }
         dr_running_set(r, 0, 17);
+        dr_running_set(r, 1, 17); /* fanned out to two processors: still one message */
         dr_running_set(r, 3, 1LL << 40);
         dr_running_set(r, 2, 5);
         dr_running_set(r, 2, 0);  /* finished */
