@@ -478,8 +478,23 @@ static void notify(const struct ctx *c, const char *operation, const char *event
 static int apply_events(const struct ctx *c, const struct event *evs, size_t n, int deleting)
 {
     struct dr_db_tx *tx = NULL;
-    int *took = dr_xcalloc(n, sizeof(*took));
-    int err = dr_db_begin(dr_store_db(c->cp->store), &tx);
+    int *took;
+    int err;
+
+    /* every search document id first: one that cannot be made rejects the object before
+     * anything is written, not after its rows are stored */
+    for (size_t i = 0; i < n; i++) {
+        char docid[DR_INDEX_DOCID_MAX + 1];
+        if (dr_index_docid(docid, c->user_id, evs[i].event_id) != DR_OK) {
+            dr_result_reject(c->res, "invalid_payload",
+                             "user_id and event id make a search document id longer than %d "
+                             "bytes",
+                             DR_INDEX_DOCID_MAX);
+            return -1;
+        }
+    }
+    took = dr_xcalloc(n, sizeof(*took));
+    err = dr_db_begin(dr_store_db(c->cp->store), &tx);
 
     for (size_t i = 0; !err && i < n; i++) {
         err =

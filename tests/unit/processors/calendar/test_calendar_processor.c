@@ -203,6 +203,30 @@ static void test_json_event(void **state)
     dr_result_cleanup(&res);
 }
 
+/* ids each within their bounds whose search document id would be too long: refused before
+ * anything is written (not stored and then dead-lettered, unindexed) */
+static void test_long_docid_refused_before_writing(void **state)
+{
+    char js[4096], uid[1025], eid[1025];
+    struct dr_result res;
+
+    memset(uid, 'v', 1024);
+    uid[1024] = '\0';
+    memset(eid, 'f', 1024);
+    eid[1024] = '\0';
+    snprintf(js, sizeof(js),
+             "{\"user_id\":\"%s\",\"event_id\":\"%s\",\"event\":{\"summary\":\"x\","
+             "\"start\":\"2026-03-02T09:00:00Z\"}}",
+             uid, eid);
+    run_msg(state, "long", js, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "invalid_payload");
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events WHERE summary = 'x'"),
+                     0);
+}
+
 static void test_reply_forwarded_to_poll(void **state)
 {
     static const char poll[] =
@@ -727,6 +751,7 @@ static void test_old_migration_number_retired(void **state)
     X(test_older_sequence_ignored)                                                                 \
     X(test_cancel_and_delete_remove)                                                               \
     X(test_json_event)                                                                             \
+    X(test_long_docid_refused_before_writing)                                                      \
     X(test_reply_forwarded_to_poll)                                                                \
     X(test_reply_in_other_calendar_not_forwarded)                                                  \
     X(test_bad_input_rejected)                                                                     \
