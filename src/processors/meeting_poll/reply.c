@@ -137,9 +137,11 @@ static const struct {
          "\xd0\x9e\xd1\x82\xd0\xbf\xd1\x80\xd0\xb0\xd0\xb2\xd0\xbb\xd0\xb5\xd0\xbd\xd0\xbe"
          "(?:[ \\t]+[^\\s,;!?()]+){1,5})(?:[ \\t]*\\([^()\\n]{0,120}\\))?[ \\t]*$",
          PCRE2_CASELESS},
-    /* A name: capitalised words ("-Abhishek Kona"), not an answer ("- Wednesday works", "- Yes") */
+    /* A name: capitalised words ("-Abhishek Kona"), name particles between them ("- Dan van
+     * Dyke"), not an answer ("- Wednesday works", "- Yes") */
     [P_SIG_NAME] = {"\\A[ \\t]*-[ \\t]?(?!" NOT_A_NAME "\\b)[A-Z][^\\s,;:!?]{0,30}"
-                    "(?:[ \\t]+[A-Z][^\\s,;:!?]{0,30}){0,2}[ \\t]*$",
+                    "(?:(?:[ \\t]+(?:van|von|de|der|den|da|di|du|la|le|del|bin|al|ter|ten)){0,2}"
+                    "[ \\t]+[A-Z][^\\s,;:!?]{0,30}){0,2}[ \\t]*$",
                     0},
 };
 

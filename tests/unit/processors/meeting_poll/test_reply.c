@@ -107,6 +107,8 @@ static const struct rcase cases[] = {
     {"german mobile", "Passt\n\nVon meinem iPhone gesendet\n", "Passt", 0},
     {"sig dashes", "Works\n\n-- \nKim Lee\nACME", "Works", 0},
     {"sig dash name", "Works\n\n-Kim Lee", "Works", 0},
+    {"sig dash name with particle", "1 works\n\n- Dan van Dyke", "1 works", 0},
+    {"sig dash name with two particles", "Works\n\n- Maria de la Cruz", "Works", 0},
     {"dash answer is text", "Hi Dana,\n\n- Wednesday works", "Hi Dana,\n\n- Wednesday works", 0},
     {"dash yes is text", "Hi Dana,\n\n- Yes", "Hi Dana,\n\n- Yes", 0},
     {"dash answer above quote",
