@@ -778,17 +778,6 @@ static int cmp_ship_pos(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* Whether every candidate of g is of a format without a check digit. */
-static int unchecked(const struct ship *g)
-{
-    for (size_t i = 0; i < g->n; i++) {
-        if (g->m[i].check_pos >= 0) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* Whether a longer span in unbelieved[0..n) (matches with a check digit that want context the
  * text does not give) holds g: "9274 8931 5085 7730 7776 69", a USPS number, is not believed
  * without USPS context, and then its tail "5085 7730 7776 69" is no 14-digit DHL number. */
@@ -881,8 +870,10 @@ static void collect_hits(struct ctx *c, struct dr__hits *hits)
             clash = taken[k] == 2 && overlaps(&groups[k], groups[best].start, groups[best].end);
         }
         taken[best] = 1;
-        if (clash || (unchecked(&groups[best]) &&
-                      inside_unbelieved(&groups[best], c->unbelieved, c->nunbelieved))) {
+        /* no part of a longer number refused for want of context is a number of its own,
+         * whatever its own check digit says: a long run holds many windows, and one of them
+         * passing a check is chance */
+        if (clash || inside_unbelieved(&groups[best], c->unbelieved, c->nunbelieved)) {
             continue;
         }
         /* a repeat of a number still covers its span, so no part of it is read as another */

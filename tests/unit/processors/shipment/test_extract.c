@@ -252,6 +252,9 @@ static void bare_numbers_need_context(void **state)
         "Invoice 00340434161094042557 is attached.",
         /* a USPS number without USPS context: not reported, nor its tail as a DHL number */
         "Sent via DHL as promised. Ref 9274 8931 5085 7730 7776 69",
+        /* a FedEx 34-digit test number without context: nor a 28-digit window of it that
+         * passes DPD's check */
+        "Ref: 1 0 0 1 9 0 1 7 8 1 9 9 0 0 0 1 0 0 0 3 0 0 6 1 7 7 6 7 8 3 9 4 3 7",
     };
     cJSON *out;
     const cJSON *s;
