@@ -11,6 +11,7 @@
 #include "dr/pubsub.h"
 #include "dr/util.h"
 
+#define DLQ_RETRY_S    10 /* a message whose dead letter the store refused comes back after this */
 #define ACK_FLUSH_MS 100
 #define ACK_BATCH 1000
 #define MAX_BACKOFF_MS 5000
@@ -268,8 +269,9 @@ static void finish_ack(struct finish *f)
     struct lease *l = lease_of(f->msg);
 
     if (f->failed) {
-        /* Its dead letter could not be stored: let Pub/Sub deliver it again. */
-        modack_one(l->sub, l->ack_id, 0);
+        /* Its dead letter could not be stored: let Pub/Sub deliver it again, not at once (with
+         * the store down it would be processed and refused again as fast as it can go) */
+        modack_one(l->sub, l->ack_id, DLQ_RETRY_S);
     } else {
         queue_ack(l->sub, l->ack_id);
         double secs = (double)(dr_mono_ns() - (uint64_t)f->msg->received_ns) / 1e9;
