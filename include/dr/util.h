@@ -44,6 +44,7 @@ int dr_base64url_decode_into(const char *in, size_t len, unsigned char *out, siz
 /* A Pub/Sub message's data as the publish API takes it: the standard alphabet with padding, else
  * the URL-safe one with or without. Otherwise as dr_base64_decode(). */
 int dr_base64_data_decode(const char *in, size_t len, unsigned char **out, size_t *outlen);
+int dr_base64_data_decode_into(const char *in, size_t len, unsigned char *out, size_t *outlen);
 
 /* SHA-256 of data as 64 lowercase hex characters + NUL. */
 void dr_sha256_hex(const void *data, size_t len, char out[65]);

@@ -363,9 +363,17 @@ int dr_base64url_decode(const char *in, size_t len, unsigned char **out, size_t 
     return decode(1, in, len, out, outlen);
 }
 
+int dr_base64_data_decode_into(const char *in, size_t len, unsigned char *out, size_t *outlen)
+{
+    /* what Pub/Sub accepts */
+    if (decode_into(0, in, len, out, outlen) == DR_OK) {
+        return DR_OK;
+    }
+    return decode_into(1, in, len, out, outlen);
+}
+
 int dr_base64_data_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
 {
-    /* what Pub/Sub accepts, so what src/sources/local/publish.c takes */
     if (decode(0, in, len, out, outlen) == DR_OK) {
         return DR_OK;
     }

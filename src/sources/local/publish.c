@@ -437,9 +437,7 @@ static int take_data(struct pp *pp, const struct jstr *str, struct dr_qmsg *q)
     if (!o) {
         return DR_ENOMEM;
     }
-    /* Pub/Sub also accepts the URL-safe alphabet */
-    if (dr_base64_decode_into((const char *)p, n, o, &dlen) &&
-        dr_base64url_decode_into((const char *)p, n, o, &dlen)) {
+    if (dr_base64_data_decode_into((const char *)p, n, o, &dlen)) {
         free(o);
         return DR_EINVAL;
     }
