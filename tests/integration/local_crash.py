@@ -104,7 +104,10 @@ def main():
     wait_until(lambda: runs(srv, "poison-fixed"), 60, "the replayed message")
     assert runs(srv, "poison-fixed") == [1], runs(srv, "poison-fixed")
 
-    # An orderly stop while a message runs blames nothing: it runs again at attempt 1.
+    # An orderly stop while a message runs blames nothing: the stop clears the running file, so
+    # the next start finds nothing running (no "stopped while processing" line) and the
+    # message, if it runs again, runs at attempt 1.
+    blamed = "the last process stopped while processing messages"
     st, _ = srv.publish("test-events", [{"data": {}, "attributes": {
         "seq": "slow", "test_wait_for": "gate"}}])
     assert st == 200
@@ -112,9 +115,14 @@ def main():
     srv.proc.send_signal(signal.SIGTERM)
     open(os.path.join(srv.data_dir, "gate"), "w").close()
     assert srv.proc.wait(60) == 0, srv.tail()
+    with open(srv.log_path, "rb") as f:
+        before = f.read().decode(errors="replace").count(blamed)
     srv = restart(srv, config)
     wait_until(lambda: runs(srv, "slow"), 60, "the slow message")
     assert set(runs(srv, "slow")) == {1}, runs(srv, "slow")
+    with open(srv.log_path, "rb") as f:
+        after = f.read().decode(errors="replace").count(blamed)
+    assert after == before, "an orderly stop left a message in the running file"
     assert srv.stop() == 0
     print("ok")
 
