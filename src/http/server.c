@@ -728,6 +728,11 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     conn_parse(c, buf->base, (size_t)n);
 }
 
+static int route_matches(const struct route *rt, const char *path)
+{
+    return rt->prefix ? strncmp(path, rt->pattern, rt->plen) == 0 : strcmp(path, rt->pattern) == 0;
+}
+
 static void dispatch(struct conn *c)
 {
     struct dr_http_server *srv = c->srv;
@@ -740,9 +745,7 @@ static void dispatch(struct conn *c)
     path = dr_http_path(r);
     for (size_t i = 0; i < srv->nroutes; i++) {
         struct route *rt = &srv->routes[i];
-        int match = rt->prefix ? strncmp(path, rt->pattern, rt->plen) == 0
-                               : strcmp(path, rt->pattern) == 0;
-        if (!match) {
+        if (!route_matches(rt, path)) {
             continue;
         }
         path_matched = 1;
@@ -759,8 +762,7 @@ static void dispatch(struct conn *c)
         size_t n = 0;
         for (size_t i = 0; i < srv->nroutes; i++) {
             struct route *rt = &srv->routes[i];
-            int match = rt->prefix ? strncmp(path, rt->pattern, rt->plen) == 0
-                                   : strcmp(path, rt->pattern) == 0;
+            int match = route_matches(rt, path);
             const char *m[2] = {rt->method,
                                 rt->method && strcmp(rt->method, "GET") == 0 ? "HEAD" : NULL};
             for (int k = 0; match && rt->method && k < 2 && m[k]; k++) {
