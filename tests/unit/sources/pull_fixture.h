@@ -121,6 +121,18 @@ static inline void pfx_stop(struct pull_fx *fx)
     }
 }
 
+/* Creates <data_dir>/name: the test processor's messages with test_wait_for=name go on. */
+static inline void pfx_open_gate(const struct pull_fx *fx, const char *name)
+{
+    char path[128];
+    FILE *g;
+
+    snprintf(path, sizeof(path), "%s/%s", fx->dir, name);
+    g = fopen(path, "w");
+    assert_non_null(g);
+    fclose(g);
+}
+
 /* Copies the body's JSON answer into resp. */
 static inline void pfx_answer(struct ts_resp *resp, const char *body)
 {

@@ -111,11 +111,7 @@ static void deadline_set_on_receipt(void **state)
     }
     pthread_mutex_unlock(&fx.srv.mu);
 
-    char gate[128];
-    snprintf(gate, sizeof(gate), "%s/gate", fx.dir);
-    FILE *g = fopen(gate, "w");
-    assert_non_null(g);
-    fclose(g);
+    pfx_open_gate(&fx, "gate");
     assert_true(pfx_run_until(&fx, all_acked, &fk, 20000));
     pthread_mutex_lock(&fx.srv.mu);
     for (int i = 0; i < NMSG; i++) {
