@@ -595,8 +595,8 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
                                              "reorder_window",
                                              "audit_interval",
                                              NULL};
-    /* the realtime section's durations (src/realtime/realtime.c checks its keys and ranges, and
-     * takes a bare number as ms): a number without a unit is refused here as everywhere */
+    /* the realtime section's durations (src/realtime/realtime.c checks its keys and ranges when
+     * it starts; checked here as well so the file and key are named at load, with the rest) */
     static const char *const realtime_durations[] = {
         "heartbeat", "idle_timeout", "auth_timeout", "close_timeout", "sse_retry", NULL};
     const cJSON *sec, *e;

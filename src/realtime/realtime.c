@@ -63,7 +63,9 @@ static int conf_num(const cJSON *v, enum kind kind, double *out)
 {
     int64_t ms;
 
-    if (cJSON_IsNumber(v)) {
+    /* a duration is a string with its unit (dr_parse_duration), or 0 on its own: a bare number
+     * is refused, as everywhere in the configuration (core/config.c) */
+    if (cJSON_IsNumber(v) && (kind != K_MS || v->valuedouble == 0)) {
         *out = v->valuedouble;
         return DR_OK;
     }

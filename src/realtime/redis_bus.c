@@ -1505,7 +1505,8 @@ static int load_settings(struct dr_redis_bus *b, const struct dr_config *cfg, ch
         const struct ms_key *k = &ms_keys[i];
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(sec, k->name);
         int64_t ms = k->def;
-        if (v && !(cJSON_IsNumber(v) && (ms = (int64_t)v->valuedouble, 1)) &&
+        /* a duration with its unit, or 0 on its own (as core/config.c reads durations) */
+        if (v && !(cJSON_IsNumber(v) && v->valuedouble == 0 && (ms = 0, 1)) &&
             !(cJSON_IsString(v) && dr_parse_duration(v->valuestring, &ms) == DR_OK)) {
             ms = -1;
         }
