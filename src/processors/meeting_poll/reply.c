@@ -64,6 +64,7 @@
 enum pat {
     P_ON,         /* [prefix] On <date...>, <who> wrote: (up to HDR_MAX_LINES lines) */
     P_DATE_EMAIL, /* <date> <who> <address>: (Gmail in several languages, Android) */
+    P_WHO_FIRST,  /* <who> <address>[, <date>] ... wrote [(<date>)]: (Gmail tr, hu; lines) */
     P_WROTE,      /* <who> wrote: on one line; accepted only with extra evidence */
     P_ORIGINAL,   /* -----Original Message----- and translations */
     P_BEGIN_FWD,  /* Begin forwarded message: */
@@ -91,6 +92,14 @@ static const struct {
          "[ \\t]+\\d{4})[^\\n]{0,200}?(?:\\n[^\\n]{0,200}?){0,2}?"
          "[^\\s<>@\"]+@[^\\s<>@\"]+[ \\t]*>(?:[ \\t]*" VERB ")?[ \\t]*:?[ \\t]*$",
          PCRE2_CASELESS | PCRE2_MULTILINE},
+    /* The sender first, the verb last, the date between or after it in parentheses ("Dana
+     * <d@example.com>, 2 Mar 2026 Pzt, 09:15 tarihinde şunu yazdı:", "Dana <d@example.com>
+     * ezt írta (időpont: 2026. márc. 2., H, 9:15):"), wrapped over lines without a blank one;
+     * the <address> makes it a header, not prose. */
+    [P_WHO_FIRST] = {"\\A[ \\t]*[^\\n<>]{0,200}<[^\\s<>@\"]+@[^\\s<>@\"]+>"
+                     "(?:[^\\n]|\\n(?![ \\t]*\\n)){0,300}?[ \\t]" VERB
+                     "(?:[ \\t]*\\((?:[^()\\n]|\\n(?![ \\t]*\\n)){0,200}\\))?[ \\t]*:[ \\t]*$",
+                     PCRE2_CASELESS | PCRE2_MULTILINE},
     [P_WROTE] = {"\\A[ \\t]*-*[ \\t]*[^\\n]{1,200}?[ \\t>]" VERB "[ \\t]*(:?)[ \\t]*(-*)[ \\t]*$",
                  PCRE2_CASELESS | PCRE2_MULTILINE},
     [P_ORIGINAL] =
@@ -455,6 +464,10 @@ static int header_at(struct doc *d, size_t i, size_t *nlines, size_t *first)
         }
     }
     if (match(d, P_DATE_EMAIL, s, n, &end)) {
+        *nlines = span_lines(d, i, end);
+        return DR_OK;
+    }
+    if (match(d, P_WHO_FIRST, s, n, &end)) {
         *nlines = span_lines(d, i, end);
         return DR_OK;
     }

@@ -63,6 +63,23 @@ static const struct rcase cases[] = {
      "\xd0\x94\xd0\xb0\xd0\xbd\xd0\xb0 <dana@example.com> \xd0\xbd\xd0\xb0\xd0\xbf\xd0"
      "\xb8\xd1\x81\xd0\xb0\xd0\xbb(\xd0\xb0):\n> ?\n",
      "\xd0\x94\xd0\xb0.", 1},
+    /* Gmail puts the sender first in these two, and wraps the header when it is long */
+    {"turkish gmail",
+     "Evet, uygun.\n\nDana <dana@example.com>, 2 Mar 2026 Pzt, 09:15 tarihinde \xc5\x9f"
+     "unu yazd\xc4\xb1:\n> Sal\xc4\xb1 uygun mu?\n",
+     "Evet, uygun.", 1},
+    {"turkish gmail wrapped",
+     "Evet, uygun.\n\nDana Organizer from Events <dana@example.com>, 2 Mar 2026 Pzt, 09:15\n"
+     "tarihinde \xc5\x9funu yazd\xc4\xb1:\n\n> Sal\xc4\xb1 uygun mu?\n",
+     "Evet, uygun.", 1},
+    {"hungarian gmail",
+     "Igen.\n\nDana <dana@example.com> ezt \xc3\xadrta (id\xc5\x91pont: 2026. m\xc3\xa1rc. 2., "
+     "H, 9:15):\n> Kedd j\xc3\xb3?\n",
+     "Igen.", 1},
+    {"hungarian gmail wrapped",
+     "Igen.\n\nDana Organizer from Events <dana@example.com> ezt \xc3\xadrta (id\xc5\x91pont: "
+     "2026.\nm\xc3\xa1rc. 2., H, 9:15):\n\n> Kedd j\xc3\xb3?\n",
+     "Igen.", 1},
     {"outlook en",
      "OK for me\n\n________________________________\nFrom: Dana <dana@example.com>\n"
      "Sent: Monday, March 2, 2026 9:15 AM\nTo: Kim\nSubject: Meeting\n\nTuesday?\n",
