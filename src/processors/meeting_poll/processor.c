@@ -10,7 +10,8 @@
  *                                 org_id), as the email and calendar processors forward it: only
  *                                 the poll organizer's counts (else not_organizer_mailbox), since
  *                                 anyone can write a From or an ATTENDEE into their own mailbox.
- * Answers are stored per (poll, participant, slot); the latest email date wins (store.c). When
+ * Answers are stored per (poll, participant, slot); the latest email date wins (store.c), a
+ * date after the message's publish time counting as that time. When
  * this message's answers are the participant's current ones, the organizer (room user:{id}) and
  * the poll's room (meeting:{poll_id}) get a meeting.response notification with them; an older
  * email arriving late notifies nobody. A redelivery of a message whose answers are current
@@ -331,7 +332,10 @@ static void apply(struct poll_proc *pp, const struct dr_msg *msg, struct dr_resu
     a.poll_id = rp->rec->poll_id;
     a.email = email;
     a.name = rp->who->name;
-    a.answered_ms = rp->answered_ms;
+    /* The sender sets the Date (answered_at, an iCalendar reply's stamp): one after the message
+     * was published would outrank every answer the participant sends later, so it counts as
+     * the publish time. */
+    a.answered_ms = rp->answered_ms < msg_time(msg) ? rp->answered_ms : msg_time(msg);
     a.source = rp->source;
     a.comment = rp->comment;
     a.votes = list;

@@ -39,11 +39,28 @@ static struct dr_db *DB(void **state)
     return dr_store_db(P(state)->st);
 }
 
+/* 2026-03-10T00:00:00Z: the publish time of every message, after every Date the tests give (a
+ * message is published after the email it carries was written). */
+#define PUBLISH_MS 1773100800000
+
+/* Runs one message published at publish_ms through process(); the caller cleans res up. */
+static void run_msg_at(void **state, const char *id, const char *type, const char *json,
+                       int64_t publish_ms, struct dr_result *res)
+{
+    struct dr_msg *m = dr_msg_create(id, "meeting-responses", json, strlen(json), publish_ms);
+
+    dr_msg_add_attr(m, "type", type);
+    dr_msg_finish(m, "poll_response", 0);
+    dr_result_init(res);
+    dr_processor_meeting_poll.process(P(state)->proc, m, res);
+    dr_msg_unref(m);
+}
+
 /* Runs one message through process(); the caller cleans res up. */
 static void run_msg(void **state, const char *id, const char *type, const char *json, int attempt,
                     struct dr_result *res)
 {
-    struct dr_msg *m = dr_msg_create(id, "meeting-responses", json, strlen(json), 1767225600000);
+    struct dr_msg *m = dr_msg_create(id, "meeting-responses", json, strlen(json), PUBLISH_MS);
 
     dr_msg_add_attr(m, "type", type);
     dr_msg_finish(m, "poll_response", 0);
@@ -651,6 +668,63 @@ static void test_replay_changes_nothing(void **state)
     free(js);
 }
 
+/*
+ * A reply dated after it was published (a wrong clock, or a forged Date, answered_at or
+ * iCalendar stamp) counts as sent when it was published: it does not outrank the answers its
+ * participant sends later. Each way in: Kim answers "1 yes" dated 2099, then "1 no" a day later;
+ * the "1 no" stands.
+ */
+static void test_future_date_does_not_pin_answers(void **state)
+{
+    static const char ics[] =
+        "BEGIN:VCALENDAR\\r\\nVERSION:2.0\\r\\nPRODID:-//t//t//EN\\r\\nMETHOD:REPLY\\r\\n"
+        "BEGIN:VEVENT\\r\\nUID:poll-42-event@example.com\\r\\nDTSTAMP:20990101T000000Z\\r\\n"
+        "LAST-MODIFIED:20990101T000000Z\\r\\nDTSTART:20260302T090000Z\\r\\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:kim.lee@example.com\\r\\nEND:VEVENT\\r\\n"
+        "END:VCALENDAR\\r\\n";
+    static const char structured[] =
+        "{\"poll_id\":\"p-42\",\"participant_email\":\"kim.lee@example.com\",\"responses\":["
+        "{\"slot_id\":\"a\",\"answer\":\"yes\"}],\"answered_at\":\"2099-01-01T00:00:00Z\"}";
+    char *later = email_json("kim.lee@example.com", "2026-03-10T12:00:00Z", "<later@x>", "1 no");
+    char *email = email_json("kim.lee@example.com", "2099-01-01T00:00:00Z", "<future@x>", "1 yes");
+    char pinned[3][4096];
+
+    /* the email's Date; the date a calendar gives the REPLY it forwards; answered_at */
+    snprintf(pinned[0], sizeof(pinned[0]), "%s", email);
+    snprintf(pinned[1], sizeof(pinned[1]),
+             "{" MAILBOX "\"poll_id\":\"p-42\",\"from\":\"kim.lee@example.com\","
+             "\"date\":\"2099-01-01T00:00:00Z\",\"ics\":\"%s\",\"source\":\"calendar\"}",
+             ics);
+    snprintf(pinned[2], sizeof(pinned[2]), "%s", structured);
+    create_poll(state);
+    for (size_t i = 0; i < DR_ARRAY_LEN(pinned); i++) {
+        struct dr_result res;
+        struct answers a;
+
+        assert_int_equal(
+            dr_db_exec(DB(state), "DELETE FROM poll_responses", NULL, 0, NULL, NULL, NULL), DR_OK);
+        run_msg_at(state, "pin", i == 2 ? "poll_response" : "poll_response_email", pinned[i],
+                   PUBLISH_MS, &res);
+        assert_int_equal(res.outcome, DR_OUTCOME_OK);
+        dr_result_cleanup(&res);
+        assert_string_equal(answer_for((a = answers_of(state, "kim.lee@example.com"), &a), "a"),
+                            "yes");
+        /* a day later, dated after the first was published */
+        run_msg_at(state, "later", "poll_response_email", later, PUBLISH_MS + 86400000, &res);
+        assert_int_equal(res.outcome, DR_OUTCOME_OK);
+        dr_result_cleanup(&res);
+        a = answers_of(state, "kim.lee@example.com");
+        if (!answer_for(&a, "a") || strcmp(answer_for(&a, "a"), "no") != 0) {
+            print_message("way %zu: slot a is \"%s\" answered at %lld after the later \"no\"\n", i,
+                          answer_for(&a, "a") ? answer_for(&a, "a") : "(none)",
+                          (long long)a.v[0].answered_ms);
+        }
+        assert_string_equal(answer_for(&a, "a"), "no");
+    }
+    free(email);
+    free(later);
+}
+
 struct comment {
     char text[128];
     int64_t ms;
@@ -907,6 +981,7 @@ static void test_locked_store_retried(void **state)
     X(test_malformed_from_rejected)                                                                \
     X(test_older_email_after_newer_changes_nothing)                                                \
     X(test_replay_changes_nothing)                                                                 \
+    X(test_future_date_does_not_pin_answers)                                                       \
     X(test_equal_dates_comment_follows_answers)                                                    \
     X(test_structured_response)                                                                    \
     X(test_unknown_poll_retried_then_rejected)                                                     \
