@@ -20,10 +20,11 @@
  * payload's event_id (else its uid, plus "/recurrence_id" for an instance). An update, a delete
  * or a CANCEL applies only when its (SEQUENCE, updated time) is not older than the row's (a
  * delete without a SEQUENCE: its time), so replays and late deliveries never roll an event back
- * or delete a newer one; a delete leaves a tombstone. The search index gets a put for the
- * current version (remove on delete) and the user a calendar.updated notification on room
- * user:{user_id}. The VEVENTs of one object are all checked first and written in one
- * transaction: all of them apply, or none (and nothing is indexed or notified).
+ * or delete a newer one; a delete leaves a tombstone. An event whose status is cancelled
+ * (STATUS:CANCELLED, JSON "cancelled") is deleted as a CANCEL would delete it. The search index
+ * gets a put for the current version (remove on delete) and the user a calendar.updated
+ * notification on room user:{user_id}. The VEVENTs of one object are all checked first and written
+ * in one transaction: all of them apply, or none (and nothing is indexed or notified).
  *
  * Rejections: invalid_payload, invalid_event, invalid_ics (with the parser's reason),
  * unsupported_method (an iCalendar METHOD this processor does not apply), and
@@ -470,10 +471,20 @@ static void notify(const struct ctx *c, const char *operation, const char *event
     cJSON_Delete(d);
 }
 
+/* Whether e is a cancellation: STATUS:CANCELLED, or a JSON status "cancelled" (Google
+ * Calendar) or "canceled". RFC 5546 3.2.5 gives a CANCEL that status; an event published or
+ * sent with it is called off the same way. */
+static int is_cancelled(const struct event *e)
+{
+    return e->status &&
+           (strcasecmp(e->status, "cancelled") == 0 || strcasecmp(e->status, "canceled") == 0);
+}
+
 /*
- * Writes the n events (upserts, or deletes when deleting) in one transaction, so an object's
- * events are all stored or none is; then, for each that took effect (it was not older than the
- * row), an index operation and a notification. -1 when c->res is set to a failure.
+ * Writes the n events (upserts, or deletes when deleting or the event is cancelled) in one
+ * transaction, so an object's events are all stored or none is; then, for each that took effect
+ * (it was not older than the row), an index operation and a notification. -1 when c->res is set
+ * to a failure.
  */
 static int apply_events(const struct ctx *c, const struct event *evs, size_t n, int deleting)
 {
@@ -497,8 +508,8 @@ static int apply_events(const struct ctx *c, const struct event *evs, size_t n, 
     err = dr_db_begin(dr_store_db(c->cp->store), &tx);
 
     for (size_t i = 0; !err && i < n; i++) {
-        err =
-            deleting ? delete_row(c, tx, &evs[i], &took[i]) : upsert_row(c, tx, &evs[i], &took[i]);
+        err = deleting || is_cancelled(&evs[i]) ? delete_row(c, tx, &evs[i], &took[i])
+                                                : upsert_row(c, tx, &evs[i], &took[i]);
     }
     if (err) {
         dr_db_rollback(tx);
@@ -512,8 +523,9 @@ static int apply_events(const struct ctx *c, const struct event *evs, size_t n, 
     }
     for (size_t i = 0; i < n; i++) {
         const struct event *e = &evs[i];
+        int del = deleting || is_cancelled(e);
 
-        if (took[i] && deleting) {
+        if (took[i] && del) {
             dr_index_emit(c->res, "calendar_event", c->user_id, e->event_id, NULL);
             notify(c, "delete", e->event_id, e, NULL);
         } else if (took[i]) {
@@ -523,9 +535,9 @@ static int apply_events(const struct ctx *c, const struct event *evs, size_t n, 
             notify(c, "upsert", e->event_id, e, NULL);
         }
         DR_INFO(COMP,
-                took[i]    ? (deleting ? "event deleted" : "event stored")
-                : deleting ? "delete older than stored event, skipped"
-                           : "event older than stored, skipped",
+                took[i] ? (del ? "event deleted" : "event stored")
+                : del   ? "delete older than stored event, skipped"
+                        : "event older than stored, skipped",
                 "message_id=%s sequence=%lld", c->msg->message_id, (long long)e->sequence);
     }
     free(took);

@@ -499,6 +499,68 @@ static char *series_msg(const char *method, const char *vevents)
     "DTSTART:20260309T110000Z\\r\\nDTEND:20260309T120000Z\\r\\nSUMMARY:" summary                   \
     "\\r\\nEND:VEVENT\\r\\n"
 
+/*
+ * An event whose status is cancelled is a cancellation, as a CANCEL is (RFC 5546 3.2.5 gives it
+ * STATUS:CANCELLED): a JSON event with "status": "cancelled" (Google Calendar's API word), or a
+ * VEVENT with STATUS:CANCELLED published without METHOD:CANCEL. It removes the event, ordered
+ * by SEQUENCE like any update, and the older version sent again does not bring it back.
+ */
+static void test_cancelled_status_cancels(void **state)
+{
+    static const char live[] =
+        "{\"user_id\":\"u2\",\"event_id\":\"g-5\",\"event\":{\"summary\":\"Review\","
+        "\"start\":\"2026-03-02T09:00:00Z\",\"status\":\"confirmed\",\"sequence\":1}}";
+    static const char cancelled[] = "{\"user_id\":\"u2\",\"event_id\":\"g-5\",\"event\":{"
+                                    "\"status\":\"cancelled\",\"sequence\":2}}";
+    char *req = series_msg("REQUEST", SERIES_MASTER("1", "Weekly"));
+    char *pub = series_msg("PUBLISH", "BEGIN:VEVENT\\r\\nUID:series-9@example.com\\r\\nSEQUENCE:2"
+                                      "\\r\\nDTSTAMP:20260301T090000Z\\r\\nDTSTART:20260302T090000Z"
+                                      "\\r\\nSTATUS:CANCELLED\\r\\nEND:VEVENT\\r\\n");
+    const char *const first[] = {live, req}, *const cancel[] = {cancelled, pub};
+    const char *const key[] = {"g-5", "evt-9"};
+
+    for (size_t i = 0; i < DR_ARRAY_LEN(first); i++) {
+        char sql[256], docid[64];
+        struct dr_result res;
+        cJSON *idx, *n;
+
+        run_msg(state, "live", first[i], 1772400000000, &res);
+        assert_int_equal(res.outcome, DR_OUTCOME_OK);
+        dr_result_cleanup(&res);
+        run_msg(state, "cancel", cancel[i], 1772400001000, &res);
+        assert_int_equal(res.outcome, DR_OUTCOME_OK);
+        idx = emit_of(&res, "vespa-index");
+        n = emit_of(&res, "client-notifications");
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM calendar_events WHERE event_id = '%s' AND deleted = 0",
+                 key[i]);
+        if (count_where(state, sql) != 0) {
+            print_message("%s: still a live event after its cancellation; index %s, notified "
+                          "%s\n",
+                          key[i], idx ? dr_json_str(idx, "operation") : "(none)",
+                          n ? dr_json_str(dr_json_pointer(n, "/data"), "operation") : "(none)");
+        }
+        assert_int_equal(count_where(state, sql), 0);
+        assert_non_null(idx);
+        assert_string_equal(dr_json_str(idx, "operation"), "remove");
+        snprintf(docid, sizeof(docid), "u%c:%s", i ? '1' : '2', key[i]);
+        assert_string_equal(dr_json_str(idx, "docid"), docid);
+        assert_non_null(n);
+        assert_string_equal(dr_json_str(dr_json_pointer(n, "/data"), "operation"), "delete");
+        cJSON_Delete(idx);
+        cJSON_Delete(n);
+        dr_result_cleanup(&res);
+        /* the live version again, late: the cancellation holds */
+        run_msg(state, "live-again", first[i], 1772400002000, &res);
+        assert_int_equal(res.outcome, DR_OUTCOME_OK);
+        assert_int_equal(res.nemits, 0);
+        dr_result_cleanup(&res);
+        assert_int_equal(count_where(state, sql), 0);
+    }
+    free(req);
+    free(pub);
+}
+
 /* RFC 5546 3.2.5: a CANCEL with a RECURRENCE-ID cancels that instance only; the series stays. */
 static void test_cancel_one_instance(void **state)
 {
@@ -758,6 +820,7 @@ static void test_old_migration_number_retired(void **state)
     X(test_cancel_outranks_older_update)                                                           \
     X(test_late_delete_ignored)                                                                    \
     X(test_cancel_one_instance)                                                                    \
+    X(test_cancelled_status_cancels)                                                               \
     X(test_series_keeps_its_key)                                                                   \
     X(test_methods_that_change_nothing)                                                            \
     X(test_object_all_or_nothing)                                                                  \
