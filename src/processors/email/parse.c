@@ -32,6 +32,9 @@ struct ctx {
     unsigned flags; /* DR__EMAIL_* */
     GPtrArray *calendar_parts;
     GPtrArray *html_later; /* DR__EMAIL_LAZY_HTML: the HTML parts left unread, or NULL */
+    GMimeParserOptions *opts;
+    GPtrArray *owned;    /* parts made here (boundless_content()), freed with the message */
+    const char *refused; /* why the message cannot be read, or NULL */
 };
 
 /* What dr__email_lazy_html() needs: the parsed message (its parts are windows onto raw) and the
@@ -43,6 +46,7 @@ struct dr__email_lazy {
     GMimeParser *parser;
     GMimeMessage *msg;
     GPtrArray *html;
+    GPtrArray *owned;
     struct dr_email_limits lim;
     unsigned flags;
 };
@@ -82,7 +86,7 @@ static const char *warning_text(GMimeParserWarning code)
     case GMIME_CRIT_CONFLICTING_PARAMETER:
         return "conflicting header parameter";
     case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY:
-        return "multipart without boundary, read as one part";
+        return "multipart without boundary";
     case GMIME_WARN_INVALID_PARAMETER:
         return "invalid header parameter";
     case GMIME_WARN_INVALID_ADDRESS_LIST:
@@ -688,6 +692,105 @@ static int is_attachment_disposition(GMimeObject *p)
     return d && g_ascii_strcasecmp(d, "attachment") == 0;
 }
 
+/* Whether the n bytes at s are a boundary (RFC 2046 5.1.1: 1-70 of bchars, no space last). */
+static int boundary_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 70 || s[n - 1] == ' ') {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!g_ascii_isalnum(s[i]) && !strchr("'()+_,-./:=? ", s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* text (n bytes, a multipart's content) parsed as a multipart/sub whose boundary is the n_b
+ * bytes at b; NULL unless that gives parts. */
+static GMimeObject *parse_with_boundary(struct ctx *c, const char *sub, const char *b, size_t n_b,
+                                        const char *text, size_t n)
+{
+    GString *s = g_string_sized_new(n + n_b + 64);
+    GMimeStream *stream;
+    GMimeParser *parser;
+    GMimeObject *o;
+
+    g_string_append_printf(s, "Content-Type: multipart/%s; boundary=\"%.*s\"\r\n\r\n", sub,
+                           (int)n_b, b);
+    g_string_append_len(s, text, (gssize)n);
+    stream = g_mime_stream_mem_new_with_buffer(s->str, s->len);
+    parser = g_mime_parser_new_with_stream(stream);
+    o = g_mime_parser_construct_part(parser, c->opts);
+    g_object_unref(parser);
+    g_object_unref(stream);
+    g_string_free(s, TRUE);
+    if (o && (!GMIME_IS_MULTIPART(o) || g_mime_multipart_get_count(GMIME_MULTIPART(o)) == 0)) {
+        g_object_unref(o);
+        o = NULL;
+    }
+    return o;
+}
+
+/*
+ * A multipart without child parts: GMime found no boundary line in it (its Content-Type has no
+ * boundary parameter, or one its content does not use) and kept all of the content as its
+ * prologue. None of it may be lost. Content that opens with a "--token" line is MIME parts, the
+ * token their boundary (a Content-Type that lost its parameter, or "multipart/mixed
+ * boundary=x" without the ';'): it is read again as that multipart. Other content is text, a
+ * text/plain part. Returns the part to read in mp's place, owned by c (NULL: nothing to read),
+ * or NULL with c->refused set when the parts cannot be read.
+ */
+static GMimeObject *boundless_content(struct ctx *c, GMimeObject *mp)
+{
+    const char *pro = g_mime_multipart_get_prologue(GMIME_MULTIPART(mp));
+    const char *first = pro ? pro + strspn(pro, " \t\r\n") : NULL;
+    GMimeObject *o = NULL;
+
+    if (!first || !*first) {
+        return NULL;
+    }
+    if (strncmp(first, "--", 2) == 0) {
+        GMimeContentType *ct = g_mime_object_get_content_type(mp);
+        const char *sub = ct ? g_mime_content_type_get_media_subtype(ct) : NULL;
+        size_t n_b = strcspn(first + 2, "\r\n");
+
+        while (n_b > 0 && (first[2 + n_b - 1] == ' ' || first[2 + n_b - 1] == '\t')) {
+            n_b--;
+        }
+        if (!sub || !*sub ||
+            sub[strspn(sub, "abcdefghijklmnopqrstuvwxyz"
+                            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.+")]) {
+            sub = "mixed";
+        }
+        if (boundary_ok(first + 2, n_b)) {
+            o = parse_with_boundary(c, sub, first + 2, n_b, first, strlen(first));
+        }
+        if (!o) {
+            c->refused = "a multipart without a boundary whose parts cannot be read (its first "
+                         "line is no boundary either)";
+            return NULL;
+        }
+        dr__email_warn(c->em,
+                       "multipart/%s without a boundary: read with the boundary of its "
+                       "first line",
+                       sub);
+    } else {
+        int cut = 0;
+        char *t = dr__email_utf8_dup(pro, strlen(pro), c->lim->max_text_bytes, &cut);
+        GMimeTextPart *tp = g_mime_text_part_new_with_subtype("plain");
+
+        g_mime_text_part_set_text(tp, t);
+        free(t);
+        if (cut) {
+            dr__email_warn(c->em, "text body cut at %zu bytes", c->lim->max_text_bytes);
+        }
+        o = GMIME_OBJECT(tp);
+    }
+    g_ptr_array_add(c->owned, o);
+    return o;
+}
+
 static void walk(struct ctx *c, GMimeObject *owner, GMimeObject *single, const char *mptype,
                  int in_alt, GPtrArray *html, GPtrArray *text, GPtrArray *att, size_t depth)
 {
@@ -707,6 +810,12 @@ static void walk(struct ctx *c, GMimeObject *owner, GMimeObject *single, const c
                            c->lim->max_parts);
             c->stopped = 1;
             return;
+        }
+        if (GMIME_IS_MULTIPART(p) && g_mime_multipart_get_count(GMIME_MULTIPART(p)) == 0) {
+            p = boundless_content(c, p);
+            if (!p) {
+                continue;
+            }
         }
         if (GMIME_IS_MULTIPART(p)) {
             GMimeContentType *ct = g_mime_object_get_content_type(p);
@@ -871,21 +980,6 @@ static int choose_bodies(struct ctx *c, GMimeObject *root)
     dr_buf_init(&hb, c->lim->max_text_bytes);
     dr_buf_init(&htb, c->lim->max_text_bytes);
     walk(c, NULL, root, "mixed", 0, html, text, att, 0);
-    if (GMIME_IS_MULTIPART(root) && g_mime_multipart_get_count(GMIME_MULTIPART(root)) == 0) {
-        /* No boundary line at all: what there is sits in the prologue. Keep it as text. */
-        const char *pro = g_mime_multipart_get_prologue(GMIME_MULTIPART(root));
-        const char *first = pro ? pro + strspn(pro, " \t\r\n") : NULL;
-        /* ...unless it is MIME structure the parser could not follow: not text to show */
-        if (first && *first && strncmp(first, "--", 2) != 0) {
-            int cut = 0;
-            char *t = dr__email_utf8_dup(pro, strlen(pro), c->lim->max_text_bytes, &cut);
-            err = dr_buf_appends(&tb, t);
-            free(t);
-            if (cut) {
-                dr__email_warn(em, "text body cut at %zu bytes", c->lim->max_text_bytes);
-            }
-        }
-    }
 
     for (guint i = 0; i < html->len; i++) {
         has_html |= is_type(html->pdata[i], "text", "html");
@@ -1705,9 +1799,16 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
     c.lim = lim;
     c.flags = lazy ? flags : flags & ~DR__EMAIL_LAZY_HTML;
     c.max_depth = lim->max_depth < DR_EMAIL_DEPTH_CEILING ? lim->max_depth : DR_EMAIL_DEPTH_CEILING;
+    c.opts = opts;
+    c.owned = g_ptr_array_new_with_free_func(g_object_unref);
     take_headers(&c, msg);
     if (root) {
         err = choose_bodies(&c, root);
+    }
+    if (!err && c.refused) {
+        dr__email_set_reason("%s", c.refused);
+        err = DR_EINVAL;
+        goto out;
     }
     if (!err) {
         err = dr__email_finish_bodies_ex(em, lim, flags);
@@ -1728,6 +1829,7 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
         lz->parser = parser;
         lz->msg = msg;
         lz->html = c.html_later;
+        lz->owned = c.owned;
         lz->lim = *lim;
         lz->flags = flags;
         *lazy = lz;
@@ -1736,6 +1838,9 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
 out:
     if (c.html_later) {
         g_ptr_array_free(c.html_later, TRUE);
+    }
+    if (c.owned) {
+        g_ptr_array_free(c.owned, TRUE);
     }
     if (msg) {
         g_object_unref(msg);
@@ -1798,6 +1903,7 @@ void dr__email_lazy_free(struct dr__email_lazy *lz)
     if (lz->html) {
         g_ptr_array_free(lz->html, TRUE);
     }
+    g_ptr_array_free(lz->owned, TRUE);
     g_object_unref(lz->msg);
     g_object_unref(lz->parser);
     g_object_unref(lz->stream);

@@ -553,6 +553,75 @@ static void missing_boundary(void **state)
     dr_email_destroy(em);
 }
 
+/*
+ * A multipart whose Content-Type has no boundary parameter (left out, or "multipart/mixed
+ * boundary=x" without the ';') while its content is MIME parts: GMime finds no part in it and
+ * keeps all of it as the prologue. The parts are read with the boundary their first line gives,
+ * at the top or nested; plain text there is text; structure that cannot be read is refused with
+ * the reason, never dropped.
+ */
+static void missing_boundary_parts_read(void **state)
+{
+    static const char top[] =
+        "From: Shop <shop@example.com>\r\nSubject: Your order\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/alternative\r\n\r\n"
+        "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        "Your parcel 1Z999AA10123456784 ships today.\r\n"
+        "--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        "<p>Your parcel <b>1Z999AA10123456784</b> ships today.</p>\r\n--b1--\r\n";
+    static const char nested[] =
+        "From: Shop <shop@example.com>\r\nSubject: Your order\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+        "--outer\r\nContent-Type: multipart/alternative\r\n\r\n"
+        "--b1\r\nContent-Type: text/plain\r\n\r\nYour parcel ships today.\r\n--b1--\r\n"
+        "--outer\r\nContent-Type: application/pdf; name=\"label.pdf\"\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--outer--\r\n";
+    static const char nested_text[] =
+        "From: Shop <shop@example.com>\r\nSubject: Your order\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+        "--outer\r\nContent-Type: multipart/alternative\r\n\r\n"
+        "Plain words in a nested multipart.\r\n--outer--\r\n";
+    static const char unreadable[] =
+        "From: Shop <shop@example.com>\r\nSubject: Your order\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed\r\n\r\n"
+        "--\"not a boundary\"\r\nContent-Type: text/plain\r\n\r\nHidden words.\r\n";
+    struct dr_email *em = NULL;
+
+    em = parse_ok(top);
+    if (!em->text || !strstr(em->text, "1Z999AA10123456784")) {
+        print_message("top: text [%s], html %s\n", em->text ? em->text : "(none)",
+                      em->html ? "present" : "(none)");
+    }
+    assert_non_null(em->text);
+    assert_non_null(strstr(em->text, "Your parcel 1Z999AA10123456784 ships today."));
+    assert_non_null(em->html);
+    assert_non_null(strstr(em->html, "<b>1Z999AA10123456784</b>"));
+    dr_email_destroy(em);
+
+    em = parse_ok(nested);
+    if (!em->text || em->n_attachments != 1) {
+        print_message("nested: text [%s], %zu attachments\n", em->text ? em->text : "(none)",
+                      em->n_attachments);
+    }
+    assert_non_null(em->text);
+    assert_non_null(strstr(em->text, "Your parcel ships today."));
+    assert_int_equal(em->n_attachments, 1);
+    dr_email_destroy(em);
+
+    em = parse_ok(nested_text);
+    if (!em->text) {
+        print_message("nested text: no text\n");
+    }
+    assert_non_null(em->text);
+    assert_non_null(strstr(em->text, "Plain words in a nested multipart."));
+    dr_email_destroy(em);
+
+    em = NULL;
+    assert_int_equal(dr_email_parse(unreadable, strlen(unreadable), NULL, &em), DR_EINVAL);
+    assert_null(em);
+    assert_non_null(strstr(dr_email_error_reason(), "boundary"));
+}
+
 /* An alternative inside a branch of another alternative that already chose plain text: its
  * HTML form is not wanted there (and was handed to GLib as a NULL list, a GLib-CRITICAL on
  * stderr; the tests run with G_DEBUG=fatal-criticals). */
@@ -1306,6 +1375,7 @@ int main(void)
         cmocka_unit_test(header_only),
         cmocka_unit_test(not_an_email),
         cmocka_unit_test(missing_boundary),
+        cmocka_unit_test(missing_boundary_parts_read),
         cmocka_unit_test(json_shape),
         cmocka_unit_test(from_fields),
         cmocka_unit_test(addresses_parse_cleanly),
