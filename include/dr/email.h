@@ -92,6 +92,12 @@ struct dr_email {
     size_t n_calendar;
     char **warnings; /* human-readable, one issue each, in the order found */
     size_t n_warnings;
+    /* The messages attached whole (message/rfc822, "Forward as attachment"), each parsed as an
+     * email of its own (its subject, From, bodies, calendar parts, its own forwarded ones): what
+     * they say is theirs, not this email's. At most 8 per message in all, 3 levels deep; the
+     * attachments list names them too. dr_email_destroy() frees them. */
+    struct dr_email **forwarded;
+    size_t n_forwarded;
 };
 
 /*

@@ -107,6 +107,50 @@ static int html_cues(const struct dr_email *em, struct dr_email_shipment_cues *c
     return err;
 }
 
+/* "name <address>" of em's From into b (empty when it has none or is over-long). */
+static void from_text(const struct dr_email *em, struct dr_buf *b)
+{
+    dr_buf_init(b, FROM_MAX);
+    if (em->from.address &&
+        dr_buf_printf(b, "%s <%s>", em->from.name ? em->from.name : "", em->from.address)) {
+        dr_buf_reset(b); /* over-long: scan without it */
+    }
+}
+
+/*
+ * The messages em carries attached whole (em->forwarded, depth first), until one gives a
+ * tracking number: each scanned with its own subject and From, its cues taken when they score
+ * higher, as if it had come alone: a carrier's email a friend forwarded is still the carrier's.
+ * DR_OK or DR_ENOMEM.
+ */
+static int scan_forwarded(const struct dr_email *em, struct dr_email_class *c)
+{
+    int err = DR_OK;
+
+    for (size_t i = 0; !err && i < em->n_forwarded && !count_accepted(c->shipment, 1, NULL, 0);
+         i++) {
+        const struct dr_email *f = em->forwarded[i];
+        struct dr_email_shipment_cues fc = dr_email_shipment_cues(f);
+        struct dr_buf from;
+
+        if (fc.score > c->cues.score) {
+            c->cues = fc;
+        }
+        from_text(f, &from);
+        if (f->text) {
+            err = scan(c, f->subject, from.len ? from.data : NULL, f->text, f->text_len);
+        }
+        if (!err && f->html && !count_accepted(c->shipment, 1, NULL, 0)) {
+            err = scan(c, f->subject, from.len ? from.data : NULL, f->html, f->html_len);
+        }
+        dr_buf_cleanup(&from);
+        if (!err) {
+            err = scan_forwarded(f, c);
+        }
+    }
+    return err;
+}
+
 static int classify_shipment(const struct dr_email *em, const struct dr_email_class_opts *o,
                              struct dr_email_class *c)
 {
@@ -117,11 +161,7 @@ static int classify_shipment(const struct dr_email *em, const struct dr_email_cl
 
     c->cues = dr_email_shipment_cues(em);
     cue_ok = c->cues.score >= DR_EMAIL_SHIPMENT_THRESHOLD;
-    dr_buf_init(&from, FROM_MAX);
-    if (em->from.address &&
-        dr_buf_printf(&from, "%s <%s>", em->from.name ? em->from.name : "", em->from.address)) {
-        dr_buf_reset(&from); /* over-long: scan without it */
-    }
+    from_text(em, &from);
     err = scan(c, em->subject, from.len ? from.data : NULL, text, len);
     if (!err && !em->html && o->load_html && !count_accepted(c->shipment, 1, NULL, 0)) {
         err = o->load_html(o->html_arg);
@@ -136,6 +176,10 @@ static int classify_shipment(const struct dr_email *em, const struct dr_email_cl
         }
     }
     dr_buf_cleanup(&from);
+    if (!err && !count_accepted(c->shipment, 1, NULL, 0)) {
+        err = scan_forwarded(em, c);
+        cue_ok = c->cues.score >= DR_EMAIL_SHIPMENT_THRESHOLD;
+    }
     if (err) {
         return err;
     }

@@ -405,5 +405,9 @@ void dr_email_destroy(struct dr_email *em)
     }
     free(em->calendar);
     dr_email_strv_free(em->warnings, em->n_warnings);
+    for (size_t i = 0; i < em->n_forwarded; i++) {
+        dr_email_destroy(em->forwarded[i]);
+    }
+    free(em->forwarded);
     free(em);
 }

@@ -21,6 +21,8 @@ struct dr_email_class;
 #define DR_EMAIL_MAX_ADDRESSES  1000 /* per address list */
 #define DR_EMAIL_MAX_REFERENCES 100
 #define DR_EMAIL_MAX_CALENDAR   16
+#define DR_EMAIL_MAX_FORWARDED  8 /* attached messages parsed per message, nested ones included */
+#define DR_EMAIL_FORWARD_DEPTH  3 /* forwards of forwards parsed */
 #define DR_EMAIL_MAX_HEADER     16384 /* UTF-8 bytes kept of one header value */
 #define DR_EMAIL_DEPTH_CEILING  100   /* max_depth is clamped to this: bounds our own stack */
 

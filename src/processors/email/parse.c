@@ -35,6 +35,15 @@ struct ctx {
     GMimeParserOptions *opts;
     GPtrArray *owned;    /* parts made here (boundless_content()), freed with the message */
     const char *refused; /* why the message cannot be read, or NULL */
+    size_t fwd_depth;    /* 0 for the message, 1 for one attached to it, ... */
+    struct fwd_budget *forwards; /* shared by all levels */
+};
+
+/* The attached messages parsed for one message so far, at every level. */
+struct fwd_budget {
+    size_t n;
+    int warned;
+    struct dr_email *top; /* the message: where a warning about them goes */
 };
 
 /* What dr__email_lazy_html() needs: the parsed message (its parts are windows onto raw) and the
@@ -968,6 +977,62 @@ static int set_body(struct dr_buf *b, char **s, size_t *len)
     return *s ? DR_OK : DR_ENOMEM;
 }
 
+static void take_headers(struct ctx *c, GMimeMessage *msg);
+static int choose_bodies(struct ctx *c, GMimeObject *root);
+
+/*
+ * A message attached whole (message/rfc822): parsed into an email of its own in
+ * c->em->forwarded, so that what it says (a carrier's tracking numbers, under the carrier's
+ * From) is read as in that message itself. Bounded: DR_EMAIL_FORWARD_DEPTH levels of forwards,
+ * DR_EMAIL_MAX_FORWARDED messages in all, and its parts count against max_parts. A forward
+ * that cannot be read leaves only its attachment entry. DR_OK or DR_ENOMEM.
+ */
+static int add_forward(struct ctx *c, GMimeObject *p)
+{
+    GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(p));
+    GMimeObject *root = m ? g_mime_message_get_mime_part(m) : NULL;
+    struct dr_email *em = c->em, *f;
+    struct ctx sub;
+    int err;
+
+    if (!root || c->stopped) {
+        return DR_OK;
+    }
+    if (c->fwd_depth >= DR_EMAIL_FORWARD_DEPTH || c->forwards->n >= DR_EMAIL_MAX_FORWARDED) {
+        if (!c->forwards->warned) {
+            dr__email_warn(c->forwards->top,
+                           "attached messages beyond %d in all or %d levels deep were not read",
+                           DR_EMAIL_MAX_FORWARDED, DR_EMAIL_FORWARD_DEPTH);
+            c->forwards->warned = 1;
+        }
+        return DR_OK;
+    }
+    c->forwards->n++;
+    f = dr_xcalloc(1, sizeof(*f));
+    sub = *c;
+    sub.em = f;
+    sub.fwd_depth = c->fwd_depth + 1;
+    sub.depth_warned = 0;
+    sub.refused = NULL; /* unreadable parts of a forward lose nothing of this message */
+    sub.calendar_parts = NULL;
+    sub.html_later = NULL;
+    sub.flags = (c->flags & ~DR__EMAIL_LAZY_HTML) | DR__EMAIL_NO_HTML_TEXT;
+    take_headers(&sub, m);
+    err = choose_bodies(&sub, root);
+    if (!err) {
+        err = dr__email_finish_bodies_ex(f, c->lim, sub.flags);
+    }
+    c->parts = sub.parts;
+    c->stopped = sub.stopped;
+    if (err) {
+        dr_email_destroy(f);
+        return err;
+    }
+    em->forwarded = dr_xrealloc(em->forwarded, (em->n_forwarded + 1) * sizeof(*em->forwarded));
+    em->forwarded[em->n_forwarded++] = f;
+    return DR_OK;
+}
+
 static int choose_bodies(struct ctx *c, GMimeObject *root)
 {
     struct dr_email *em = c->em;
@@ -1024,6 +1089,11 @@ static int choose_bodies(struct ctx *c, GMimeObject *root)
     }
     for (guint i = 0; !err && i < att->len; i++) {
         add_attachment(c, att->pdata[i]);
+    }
+    for (guint i = 0; !err && i < att->len; i++) {
+        if (GMIME_IS_MESSAGE_PART(att->pdata[i])) {
+            err = add_forward(c, att->pdata[i]);
+        }
     }
     for (guint i = 0; !err && i < c->calendar_parts->len; i++) {
         err = add_calendar(c, c->calendar_parts->pdata[i]);
@@ -1700,6 +1770,7 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
     GMimeMessage *msg = NULL;
     GMimeObject *root;
     struct ctx c = {0};
+    struct fwd_budget forwards = {0};
     size_t max_dash, full_len = 0;
     int err = DR_OK;
 
@@ -1801,6 +1872,8 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
     c.max_depth = lim->max_depth < DR_EMAIL_DEPTH_CEILING ? lim->max_depth : DR_EMAIL_DEPTH_CEILING;
     c.opts = opts;
     c.owned = g_ptr_array_new_with_free_func(g_object_unref);
+    forwards.top = em;
+    c.forwards = &forwards;
     take_headers(&c, msg);
     if (root) {
         err = choose_bodies(&c, root);

@@ -376,6 +376,131 @@ static void test_number_only_in_html(void **state)
     free(pl);
 }
 
+/* The tracking numbers of the shipment_detected emits in res, space-separated, sorted. */
+static void shipped_numbers(const struct dr_result *res, char *out, size_t size)
+{
+    cJSON *ships = emits_of(res, "shipment-updates");
+    const char *v[64];
+    size_t n = 0, at = 0;
+    const cJSON *e;
+
+    cJSON_ArrayForEach(e, ships)
+    {
+        if (n < DR_ARRAY_LEN(v)) {
+            v[n++] = dr_json_str(e, "tracking_number");
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        for (size_t j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--) {
+            const char *t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    }
+    out[0] = '\0';
+    for (size_t i = 0; i < n && at < size; i++) {
+        at += (size_t)snprintf(out + at, size - at, "%s%s", i ? " " : "", v[i]);
+    }
+    cJSON_Delete(ships);
+}
+
+/* raw wrapped depth times as a message/rfc822 attachment of a friend's "see attached" email,
+ * as "Forward as attachment" sends it. Caller frees. */
+static char *forward_as_attachment(const char *raw, size_t len, int depth, size_t *out_len)
+{
+    char *cur = dr_xmalloc(len + 1);
+    size_t n = len;
+
+    memcpy(cur, raw, len);
+    cur[len] = '\0';
+    for (int d = 0; d < depth; d++) {
+        static const char head[] =
+            "From: Kim <kim@example.org>\r\nTo: me@example.com\r\nSubject: Fwd: my parcel\r\n"
+            "Date: Sun, 01 Mar 2026 09:00:00 +0100\r\nMessage-ID: <fwd%d@example.org>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"fwd%d\"\r\n\r\n"
+            "--fwd%d\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee the attached "
+            "email.\r\n--fwd%d\r\nContent-Type: message/rfc822\r\n"
+            "Content-Disposition: attachment; filename=\"parcel.eml\"\r\n\r\n";
+        size_t cap = n + sizeof(head) + 128;
+        char *next = dr_xmalloc(cap);
+        int k = snprintf(next, cap, head, d, d, d, d);
+
+        memcpy(next + k, cur, n);
+        k += (int)n;
+        k += snprintf(next + k, cap - (size_t)k, "\r\n--fwd%d--\r\n", d);
+        free(cur);
+        cur = next;
+        n = (size_t)k;
+    }
+    *out_len = n;
+    return cur;
+}
+
+/*
+ * A carrier's email forwarded as an attachment (message/rfc822) by a friend: its tracking
+ * numbers are found as in the carrier's email itself, the carrier's From vouching for them as it
+ * does there. Forwards of forwards are read a few levels deep, not without end: a thousand
+ * nested forwards cost no more than a few.
+ */
+static void test_forwarded_as_attachment(void **state)
+{
+    static const char *const fixtures[] = {"usps_out_for_delivery.eml", "dhl_out_for_delivery.eml",
+                                           "fedex_out_for_delivery.eml"};
+    struct pfx *p = *state;
+    struct dr_result res;
+
+    for (size_t i = 0; i < DR_ARRAY_LEN(fixtures); i++) {
+        char rel[256], direct[1024], fwd[1024], *raw, *wrapped, *pl;
+        size_t len, wlen;
+
+        snprintf(rel, sizeof(rel), "shipment/mail_and_packages/%s", fixtures[i]);
+        raw = data_file(rel, &len);
+        pl = payload_raw("u3", "direct", raw, len);
+        run_email(p->proc, pl, &res);
+        assert_int_equal(res.outcome, DR_OUTCOME_OK);
+        shipped_numbers(&res, direct, sizeof(direct));
+        dr_result_cleanup(&res);
+        free(pl);
+        assert_true(direct[0] != '\0');
+
+        for (int depth = 1; depth <= 2; depth++) {
+            wrapped = forward_as_attachment(raw, len, depth, &wlen);
+            pl = payload_raw("u3", "forwarded", wrapped, wlen);
+            run_email(p->proc, pl, &res);
+            assert_int_equal(res.outcome, DR_OUTCOME_OK);
+            shipped_numbers(&res, fwd, sizeof(fwd));
+            if (strcmp(direct, fwd) != 0) {
+                print_message("%s forwarded %d deep: shipments [%s], sent directly [%s]\n",
+                              fixtures[i], depth, fwd, direct);
+            }
+            assert_string_equal(fwd, direct);
+            dr_result_cleanup(&res);
+            free(pl);
+            free(wrapped);
+        }
+        free(raw);
+    }
+
+    /* a forward of a forward ... a thousand deep: processed, in bounded time */
+    {
+        static const char inner[] = "From: UPS <mcinfo@ups.com>\r\nSubject: UPS Update\r\n\r\n"
+                                    "Tracking Number: 1Z879E930346834440\r\n";
+        size_t wlen;
+        char *wrapped = forward_as_attachment(inner, strlen(inner), 1000, &wlen);
+        char *pl = payload_raw("u3", "bomb", wrapped, wlen);
+        struct timespec t0, t1;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        run_email(p->proc, pl, &res);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        assert_int_not_equal(res.outcome, DR_OUTCOME_RETRY);
+        assert_true(t1.tv_sec - t0.tv_sec < 10);
+        dr_result_cleanup(&res);
+        free(pl);
+        free(wrapped);
+    }
+}
+
 /* A number the email labels but no format knows is forwarded only under a carrier the shipment
  * module knows, spelled its way: a shop platform sending is no carrier. */
 static void test_sender_carrier_codes(void **state)
@@ -704,6 +829,7 @@ static void test_progress_throttled(void **state)
     X(test_valid_number_in_plain_email)                                                            \
     X(test_bare_numbers_no_shipment)                                                               \
     X(test_number_only_in_html)                                                                    \
+    X(test_forwarded_as_attachment)                                                                \
     X(test_sender_carrier_codes)                                                                   \
     X(test_ordinary_reply)                                                                         \
     X(test_poll_reply_by_thread_and_token)                                                         \
