@@ -36,14 +36,15 @@ struct ctx {
     GPtrArray *owned;    /* parts made here (boundless_content()), freed with the message */
     const char *refused; /* why the message cannot be read, or NULL */
     size_t fwd_depth;    /* 0 for the message, 1 for one attached to it, ... */
-    struct fwd_budget *forwards; /* shared by all levels */
+    struct budget *budget; /* shared by all levels */
 };
 
-/* The attached messages parsed for one message so far, at every level. */
-struct fwd_budget {
-    size_t n;
-    int warned;
+/* What reading one message has spent so far, its attached messages included. */
+struct budget {
+    size_t forwards; /* attached messages parsed */
+    int fwd_warned;
     struct dr_email *top; /* the message: where a warning about them goes */
+    size_t reread, reread_max; /* bytes of boundless multiparts parsed again, and the cap */
 };
 
 /* What dr__email_lazy_html() needs: the parsed message (its parts are windows onto raw) and the
@@ -772,6 +773,14 @@ static GMimeObject *boundless_content(struct ctx *c, GMimeObject *mp)
                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.+")]) {
             sub = "mixed";
         }
+        if (c->budget->reread_max - c->budget->reread < strlen(first)) {
+            /* nested boundless multiparts: each is read again whole, their content the rest of
+             * the message; twice the message's size in all, not its square */
+            c->refused = "multipart without boundaries nested in each other beyond what the "
+                         "message's size allows to read again";
+            return NULL;
+        }
+        c->budget->reread += strlen(first);
         if (boundary_ok(first + 2, n_b)) {
             o = parse_with_boundary(c, sub, first + 2, n_b, first, strlen(first));
         }
@@ -998,16 +1007,16 @@ static int add_forward(struct ctx *c, GMimeObject *p)
     if (!root || c->stopped) {
         return DR_OK;
     }
-    if (c->fwd_depth >= DR_EMAIL_FORWARD_DEPTH || c->forwards->n >= DR_EMAIL_MAX_FORWARDED) {
-        if (!c->forwards->warned) {
-            dr__email_warn(c->forwards->top,
+    if (c->fwd_depth >= DR_EMAIL_FORWARD_DEPTH || c->budget->forwards >= DR_EMAIL_MAX_FORWARDED) {
+        if (!c->budget->fwd_warned) {
+            dr__email_warn(c->budget->top,
                            "attached messages beyond %d in all or %d levels deep were not read",
                            DR_EMAIL_MAX_FORWARDED, DR_EMAIL_FORWARD_DEPTH);
-            c->forwards->warned = 1;
+            c->budget->fwd_warned = 1;
         }
         return DR_OK;
     }
-    c->forwards->n++;
+    c->budget->forwards++;
     f = dr_xcalloc(1, sizeof(*f));
     sub = *c;
     sub.em = f;
@@ -1770,7 +1779,7 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
     GMimeMessage *msg = NULL;
     GMimeObject *root;
     struct ctx c = {0};
-    struct fwd_budget forwards = {0};
+    struct budget budget = {0};
     size_t max_dash, full_len = 0;
     int err = DR_OK;
 
@@ -1872,8 +1881,9 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
     c.max_depth = lim->max_depth < DR_EMAIL_DEPTH_CEILING ? lim->max_depth : DR_EMAIL_DEPTH_CEILING;
     c.opts = opts;
     c.owned = g_ptr_array_new_with_free_func(g_object_unref);
-    forwards.top = em;
-    c.forwards = &forwards;
+    budget.top = em;
+    budget.reread_max = len > SIZE_MAX / 2 ? SIZE_MAX : 2 * len;
+    c.budget = &budget;
     take_headers(&c, msg);
     if (root) {
         err = choose_bodies(&c, root);

@@ -620,6 +620,24 @@ static void missing_boundary_parts_read(void **state)
     assert_int_equal(dr_email_parse(unreadable, strlen(unreadable), NULL, &em), DR_EINVAL);
     assert_null(em);
     assert_non_null(strstr(dr_email_error_reason(), "boundary"));
+
+    /* boundless multiparts nested in each other, each read again whole: a bounded cost, then
+     * refused with the reason */
+    {
+        GString *m = g_string_new("From: a@example.org\nContent-Type: multipart/mixed\n\n");
+        for (int i = 0; i < 15; i++) {
+            g_string_append_printf(m, "--b%d\nContent-Type: multipart/mixed\n\n", i);
+        }
+        g_string_append(m, "--b15\nContent-Type: text/plain\n\nend\n");
+        for (int i = 0; i < 2000; i++) {
+            g_string_append(m, "padding line of the innermost part\n");
+        }
+        em = NULL;
+        assert_int_equal(dr_email_parse(m->str, m->len, NULL, &em), DR_EINVAL);
+        assert_null(em);
+        assert_non_null(strstr(dr_email_error_reason(), "nested"));
+        g_string_free(m, TRUE);
+    }
 }
 
 /* An alternative inside a branch of another alternative that already chose plain text: its
