@@ -43,6 +43,12 @@ struct dr_source_ops {
     int (*retrying)(void *source, struct dr_msg *msg, int64_t delay_ms, const char *error);
     /* Shutdown: the message did not finish; the router forgets it (release is implied). */
     void (*abandon)(void *source, struct dr_msg *msg);
+    /* 1: complete(OK) leaves the message in its ordering lanes (later messages of its keys keep
+     * waiting) until the source calls dr_router_release_lanes() or dr_router_release(), or runs
+     * it again with dr_router_retry_after(). For a source whose completion can still fail and
+     * send the message round again (its emits not published). 0: the lanes are free before
+     * complete(OK) is called. Dead letters always free them first. */
+    int keeps_lanes;
 };
 
 int dr_router_create(uv_loop_t *loop, const struct dr_config *cfg, struct dr_store *store,
@@ -60,8 +66,19 @@ void dr_router_submit(struct dr_router *r, struct dr_msg *msg, const struct dr_s
  * a retry waiting here does: a later message with its key waits behind it. */
 void dr_router_submit_after(struct dr_router *r, struct dr_msg *msg,
                             const struct dr_source_ops *ops, void *source, int64_t delay_ms);
-/* Drops the router's accounting for a completed message (see complete above). */
+/* Drops the router's accounting for a completed message (see complete above), and frees its
+ * ordering lanes if it still held them. */
 void dr_router_release(struct dr_router *r, struct dr_msg *msg);
+/* After complete(OK) with keeps_lanes: the next message of msg's ordering keys may run. The
+ * router still accounts for msg until dr_router_release(). No-op when msg holds no lane. Loop
+ * thread. */
+void dr_router_release_lanes(struct dr_router *r, struct dr_msg *msg);
+/* After complete(OK) with keeps_lanes, its lanes still held: msg runs again, through all of its
+ * processors, no sooner than delay_ms from now (its completion failed: the emits were not
+ * published). It keeps its place in its ordering lanes meanwhile, so it runs before any later
+ * message of its keys; msg->attempt is the caller's to advance. The source hears complete or
+ * abandon again, as after dr_router_submit(). Loop thread. */
+void dr_router_retry_after(struct dr_router *r, struct dr_msg *msg, int64_t delay_ms);
 /* 1 when msg, submitted and not yet released, has an ordering key (its own, or its route's from
  * the payload): later messages of its key wait for it. A retry of it keeps that place only while
  * the router holds it, so a source must not take such a retry over. Loop thread. */

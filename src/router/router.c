@@ -520,6 +520,15 @@ static void job_free(struct dr_router *r, struct job *j)
 
 static void release_lanes(struct dr_router *r, struct job *j)
 {
+    int held = 0;
+
+    /* t->lane changes on the loop thread only: no lock to see that there is nothing to free */
+    for (int i = 0; i < j->ntasks; i++) {
+        held |= j->tasks[i].lane != NULL;
+    }
+    if (!held) {
+        return;
+    }
     pthread_mutex_lock(&r->mu);
     for (int i = 0; i < j->ntasks; i++) {
         lane_release(r, &j->tasks[i]);
@@ -621,7 +630,9 @@ static void round_done(struct dr_router *r, struct job *j)
         retry_job(r, j);
         return;
     }
-    release_lanes(r, j);
+    if (!j->ops->keeps_lanes) {
+        release_lanes(r, j);
+    }
     finish_ok(r, j);
 }
 
@@ -849,6 +860,7 @@ void dr_router_release(struct dr_router *r, struct dr_msg *msg)
         return;
     }
     msg->router_job = NULL;
+    release_lanes(r, j);
     job_unlink(r, j);
     r->in_flight--;
     r->in_flight_bytes -= j->bytes;
@@ -860,6 +872,32 @@ void dr_router_release(struct dr_router *r, struct dr_msg *msg)
             r->room_fn(r->room_ctx);
         }
     }
+}
+
+void dr_router_release_lanes(struct dr_router *r, struct dr_msg *msg)
+{
+    struct job *j = msg->router_job;
+
+    if (j && j->msg == msg) {
+        release_lanes(r, j);
+    }
+}
+
+void dr_router_retry_after(struct dr_router *r, struct dr_msg *msg, int64_t delay_ms)
+{
+    struct job *j = msg->router_job;
+
+    if (!j || j->msg != msg) {
+        return;
+    }
+    /* every processor runs again: the emits of all of them are made anew */
+    for (int i = 0; i < j->ntasks; i++) {
+        j->tasks[i].done = 0;
+    }
+    j->rejected = -1;
+    j->retry = 1; /* on_retry_timer() clears it */
+    job_timer(r, j);
+    uv_timer_start(j->timer, on_retry_timer, (uint64_t)(delay_ms > 0 ? delay_ms : 0), 0);
 }
 
 int dr_router_ordered(const struct dr_msg *msg)

@@ -381,6 +381,11 @@ static void after_publishes(struct finish *f)
     uv_work_t *w;
 
     if (!f->dead) {
+        /* Its emits are out: the next message of its ordering key may run now, not after its
+         * dedup write and ack, which a failure would not send round again. */
+        if (!f->detached) {
+            dr_router_release_lanes(p->router, f->msg);
+        }
         f->next = NULL;
         if (p->marks_tail) {
             p->marks_tail->next = f;
@@ -643,6 +648,9 @@ static void emits_failed(struct finish *f)
         DR_WARN("pull", "dead letter",
                 "message_id=%s trace_id=%s topic=%s processor=- reason=emit_failed attempts=%d",
                 msg->message_id, trace, msg->topic, msg->attempt);
+        if (!f->detached) {
+            dr_router_release_lanes(p->router, msg); /* as for any dead letter */
+        }
         f->pending_publishes = 1; /* guard */
         start_dead(f, &dl);
         free(orig);
@@ -662,12 +670,11 @@ static void emits_failed(struct finish *f)
         finish_done(f);
         return;
     }
-    /* The router runs it again after the delay, under the same lease; its attempt count stays
-     * with the message. */
+    /* The router runs it again after the delay, under the same lease and in its place in its
+     * ordering lanes (held since it was processed): a later message of its key, pulled
+     * meanwhile, still waits for it. Its attempt count stays with the message. */
     l->finishing = NULL;
-    dr_msg_ref(msg);
-    dr_router_release(p->router, msg);
-    dr_router_submit_after(p->router, msg, &pull_ops, p, delay);
+    dr_router_retry_after(p->router, msg, delay);
     dr_dead_letter_cleanup(&f->dl);
     free(f->dedup_key);
     free(f->emit_error);
@@ -697,6 +704,7 @@ static const struct dr_source_ops pull_ops = {
     .complete = pull_complete,
     .retrying = pull_retrying,
     .abandon = pull_abandon,
+    .keeps_lanes = 1, /* until its emits are published: a failed one sends it round again */
 };
 
 /* ---------- intake ---------- */

@@ -49,7 +49,8 @@ static void on_abandon(void *source, struct dr_msg *msg)
 {
 }
 
-static const struct dr_source_ops ops = {"unit", on_complete, on_retrying, on_abandon};
+static const struct dr_source_ops ops = {
+    .name = "unit", .complete = on_complete, .retrying = on_retrying, .abandon = on_abandon};
 
 struct fixture {
     char dir[64];
@@ -338,8 +339,7 @@ static void deferred_results(void **state)
  * While the downstream is down no message may complete. */
 static void breaker_requeue_keeps_outcome(void **state)
 {
-    struct fixture *f =
-        setup_with(4, "breakers: {down: {failure_threshold: 1, open_for: 0}}\n");
+    struct fixture *f = setup_with(4, "breakers: {down: {failure_threshold: 1, open_for: 0}}\n");
     char seq[16], path[128];
     FILE *fp;
 
@@ -431,6 +431,86 @@ static void destroy_then_walk_loop(void **state)
     free(f);
 }
 
+/* A source with keeps_lanes: what it was told, and the messages it has not let go yet. */
+struct keeper {
+    struct dr_router *router;
+    char order[256];
+    struct dr_msg *held[4];
+    int n;
+};
+
+static void keeper_complete(void *source, struct dr_msg *msg, const struct dr_completion *c)
+{
+    struct keeper *k = source;
+    size_t len = strlen(k->order);
+
+    snprintf(k->order + len, sizeof(k->order) - len, "%s%s", len ? " " : "",
+             dr_msg_attr(msg, "seq"));
+    k->held[k->n++] = msg;
+}
+
+static const struct dr_source_ops keeper_ops = {.name = "keeper",
+                                                .complete = keeper_complete,
+                                                .retrying = on_retrying,
+                                                .abandon = on_abandon,
+                                                .keeps_lanes = 1};
+
+static void keeper_run(struct fixture *f, struct keeper *k, int n, int ms)
+{
+    int64_t deadline = dr_mono_ms() + ms;
+    while (k->n < n && dr_mono_ms() < deadline) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+/*
+ * With keeps_lanes, a processed message keeps its ordering lane through complete(): the next
+ * message of its key waits until the source lets the lane go (dr_router_release_lanes), and a
+ * run again (dr_router_retry_after) comes before it. A message of another key is not held.
+ */
+static void kept_lane_holds_key(void **state)
+{
+    struct fixture *f = setup(2);
+    struct keeper k;
+    const char *seqs[] = {"k1-1", "k1-2", "k2-1"}, *keys[] = {"k1", "k1", "k2"};
+
+    (void)state;
+    memset(&k, 0, sizeof(k));
+    k.router = f->rec.router;
+    for (int i = 0; i < 3; i++) {
+        struct dr_msg *m = dr_msg_create(seqs[i], "t", "{}", 2, dr_now_ms());
+        dr_msg_add_attr(m, "seq", seqs[i]);
+        dr_msg_set_ordering_key(m, keys[i]);
+        dr_router_submit(f->rec.router, m, &keeper_ops, &k);
+    }
+    keeper_run(f, &k, 3, 300); /* k1-2 must not come */
+    if (strcmp(k.order, "k1-1 k2-1") != 0 && strcmp(k.order, "k2-1 k1-1") != 0) {
+        fail_msg("completed: %s; expected k1-1 and k2-1 only (k1-2 waits for k1-1's lane)",
+                 k.order);
+    }
+    struct dr_msg *first =
+        strcmp(dr_msg_attr(k.held[0], "seq"), "k1-1") == 0 ? k.held[0] : k.held[1];
+    /* its completion failed: it runs again, still before k1-2 */
+    dr_router_retry_after(f->rec.router, first, 1);
+    keeper_run(f, &k, 3, 5000);
+    keeper_run(f, &k, 4, 100); /* k1-2 must not come */
+    assert_int_equal(k.n, 3);
+    assert_ptr_equal(k.held[2], first);
+    dr_router_release_lanes(f->rec.router, first);
+    keeper_run(f, &k, 4, 5000);
+    assert_int_equal(k.n, 4);
+    assert_string_equal(dr_msg_attr(k.held[3], "seq"), "k1-2");
+    for (int i = 0; i < 4; i++) {
+        if (k.held[i] != first) {
+            dr_router_release(f->rec.router, k.held[i]);
+        }
+    }
+    dr_router_release(f->rec.router, first);
+    assert_int_equal(dr_router_in_flight(f->rec.router), 0);
+    teardown(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +523,7 @@ int main(void)
         cmocka_unit_test(breaker_requeue_keeps_outcome),
         cmocka_unit_test(destroy_then_walk_loop),
         cmocka_unit_test(breaker_probe_with_plain_retry),
+        cmocka_unit_test(kept_lane_holds_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

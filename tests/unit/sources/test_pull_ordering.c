@@ -3,7 +3,9 @@
  * handed back, it would leave its ordering lane and the next message of its key, pulled with it,
  * would run first. Pub/Sub is a local fake that delivers, in one pull, two messages of ordering
  * key k1 and two of payload key p1 (the route's ordering_key), the first of each failing once,
- * and records what it is told about each. */
+ * and records what it is told about each.
+ * The same holds for a message processed fine whose emits could not be published: it keeps its
+ * lane until its emits are out, so its retry runs before the next message of its key. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -162,10 +164,110 @@ static void retry_keeps_key_order(void **state)
     pfx_stop(&fx);
 }
 
+/* emit_retry_keeps_key_order: m-0 (k1-1) emits to "flaky", whose first publish is answered,
+ * late, with a 503; m-1 (k1-2) has the same ordering key and emits nothing. */
+struct efake {
+    int pulls;
+    int publishes; /* to "flaky" */
+    int acked[2];
+    int nacked[2];
+};
+
+static const char emit_pull_answer[] =
+    "{\"receivedMessages\":["
+    "{\"ackId\":\"ack-0\",\"message\":{\"messageId\":\"m-0\",\"data\":\"e30=\","
+    "\"orderingKey\":\"k1\",\"attributes\":{\"seq\":\"k1-1\",\"test_emit\":\"flaky\"},"
+    "\"publishTime\":\"2024-01-01T00:00:00Z\"}},"
+    "{\"ackId\":\"ack-1\",\"message\":{\"messageId\":\"m-1\",\"data\":\"e30=\","
+    "\"orderingKey\":\"k1\",\"attributes\":{\"seq\":\"k1-2\"},"
+    "\"publishTime\":\"2024-01-01T00:00:00Z\"}}]}";
+
+static void emit_handler(const struct ts_req *req, struct ts_resp *resp, void *ud)
+{
+    struct efake *f = ud;
+    cJSON *b = cJSON_Parse(req->body ? req->body : "");
+    const cJSON *id;
+
+    if (strstr(req->path, ":pull")) {
+        if (f->pulls++ > 0) {
+            resp->hang = 1;
+        } else {
+            pfx_answer(resp, emit_pull_answer);
+        }
+    } else if (strstr(req->path, "/topics/flaky:publish")) {
+        if (f->publishes++ == 0) {
+            /* late enough for m-1 to have run by then, were its lane free */
+            resp->delay_ms = 500;
+            resp->status = 503;
+            pfx_answer(resp, "{\"error\":{\"code\":503,\"message\":\"try again\","
+                             "\"status\":\"UNAVAILABLE\"}}");
+        } else {
+            pfx_answer(resp, "{\"messageIds\":[\"e-1\"]}");
+        }
+    } else if (strstr(req->path, ":modifyAckDeadline") || strstr(req->path, ":acknowledge")) {
+        int ack = strstr(req->path, ":acknowledge") != NULL;
+        const cJSON *secs = cJSON_GetObjectItemCaseSensitive(b, "ackDeadlineSeconds");
+        cJSON_ArrayForEach(id, cJSON_GetObjectItemCaseSensitive(b, "ackIds"))
+        {
+            int k = index_of(id);
+            if (k < 0 || k > 1) {
+                continue;
+            }
+            if (ack) {
+                f->acked[k]++;
+            } else if (!cJSON_IsNumber(secs) || secs->valueint != 30) {
+                f->nacked[k]++;
+            }
+        }
+        pfx_answer(resp, "{}");
+    } else {
+        pfx_answer(resp, "{}");
+    }
+    cJSON_Delete(b);
+}
+
+static int both_acked(void *arg)
+{
+    struct efake *f = arg;
+    return f->acked[0] && f->acked[1];
+}
+
+static void emit_retry_keeps_key_order(void **state)
+{
+    struct pull_fx fx;
+    struct efake fk;
+    char order[512];
+
+    (void)state;
+    memset(&fk, 0, sizeof(fk));
+    pfx_load(&fx, emit_handler, &fk, "  subscriptions:\n    - {name: sub-a, topic: topic-a}\n",
+             "topics: {topic-a: {type: t}}\n"
+             "retry: {types: {t: {max_attempts: 5, initial: 10ms, multiplier: 1, max: 10ms, "
+             "jitter: 0}}}\n"
+             "routes:\n  - {name: t, default: true, processors: [test]}\n");
+    pfx_start(&fx);
+    int ok = pfx_run_until(&fx, both_acked, &fk, 20000);
+    recorded(&fx, order, sizeof(order));
+    pthread_mutex_lock(&fx.srv.mu);
+    int want = ok && fk.publishes == 2 && fk.acked[0] == 1 && fk.acked[1] == 1 &&
+               fk.nacked[0] == 0 && fk.nacked[1] == 0;
+    int publishes = fk.publishes, a0 = fk.acked[0], a1 = fk.acked[1], n0 = fk.nacked[0],
+        n1 = fk.nacked[1];
+    pthread_mutex_unlock(&fx.srv.mu);
+    if (!want || strcmp(order, "k1-1#1 k1-1#2 k1-2#1") != 0) {
+        fail_msg("recorded: %s; publishes to flaky %d, acked %d/%d, handed back %d/%d; expected "
+                 "k1-1#1 k1-1#2 k1-2#1 (the retry of k1-1 before k1-2), 2 publishes, each acked "
+                 "once, none handed back",
+                 order, publishes, a0, a1, n0, n1);
+    }
+    pfx_stop(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(retry_keeps_key_order),
+        cmocka_unit_test(emit_retry_keeps_key_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
