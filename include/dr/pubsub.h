@@ -134,6 +134,14 @@ void dr_pubsub_destroy(struct dr_pubsub *ps);
  * configuration before anything is sent. Any thread.
  */
 int dr_pubsub_name_check(const char *kind, const char *name, char *why, size_t whysz);
+/*
+ * Checks n messages as dr_pubsub_publish() does before sending anything (the limits above but
+ * the request's size, keys, UTF-8): DR_OK, or DR_EINVAL or DR_ETOOBIG with a one-line reason in
+ * why ("message 0: 101 attributes (limit 100)"). A message it refuses is refused whenever it is
+ * published. Needs no client. Any thread.
+ */
+int dr_pubsub_publish_check(const struct dr_pubsub_pub_msg *msgs, size_t n, char *why,
+                            size_t whysz);
 /* Why the last call on this client was refused (a static or client-owned string, "" if none). */
 const char *dr_pubsub_errmsg(const struct dr_pubsub *ps);
 /* Calls whose callback has not run yet. */

@@ -9,6 +9,7 @@
  *   test_wait_for=NAME      wait (at most 60 s) until <data_dir>/NAME exists: lets a test hold
  *                           a worker until it has queued everything else
  *   test_emit=TOPIC         emit a copy of the message to TOPIC (attribute test_parent set)
+ *   test_emit_attrs=N       the emit also carries attributes e0..e<N-1> (at most 1000)
  *   test_crash=N|always     abort() the whole process on the first N attempts (or every one),
  *                           only when the processor's config says {"crash": true}
  *   test_defer=early|late|gate:NAME  finish the result from another thread (dr_result_defer):
@@ -250,8 +251,24 @@ static void decide(struct test_state *st, const struct dr_msg *msg, struct dr_re
         }
     }
     if (emit && *emit) {
-        const char *attrs[] = {"test_parent", msg->message_id, NULL};
+        const char *more = dr_msg_attr(msg, "test_emit_attrs");
+        int64_t n = 0;
+        if (more && (dr_parse_i64(more, &n) != 0 || n < 0 || n > 1000)) {
+            n = 0;
+        }
+        /* test_parent, then e0..e<n-1>, each pair a key and its value, NULL-terminated */
+        const char **attrs = dr_xcalloc((size_t)n * 2 + 3, sizeof(*attrs));
+        char(*keys)[8] = dr_xcalloc((size_t)n + 1, sizeof(*keys));
+        attrs[0] = "test_parent";
+        attrs[1] = msg->message_id;
+        for (int64_t i = 0; i < n; i++) {
+            snprintf(keys[i], sizeof(keys[i]), "e%d", (int)i);
+            attrs[2 + 2 * i] = keys[i];
+            attrs[3 + 2 * i] = "v";
+        }
         dr_result_emit(res, emit, (const char *)msg->data, msg->data_len, msg->ordering_key, attrs);
+        free(keys);
+        free(attrs);
     }
     record(st, msg);
 }

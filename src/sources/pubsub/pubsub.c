@@ -342,6 +342,11 @@ int dr__pubsub_publish_check(const struct dr_pubsub_pub_msg *msgs, size_t n, cha
     return DR_OK;
 }
 
+int dr_pubsub_publish_check(const struct dr_pubsub_pub_msg *msgs, size_t n, char *why, size_t whysz)
+{
+    return dr__pubsub_publish_check(msgs, n, why, whysz);
+}
+
 int dr__pubsub_publish_body(const struct dr_pubsub_pub_msg *msgs, size_t n, struct dr_buf *out,
                             char *why, size_t whysz)
 {

@@ -458,49 +458,85 @@ static void on_emit_published(void *ctx, int err, const char *errmsg, const char
     publish_over(f);
 }
 
-/* ikey, when not NULL, goes out as the idempotency_key attribute unless attrs have one. */
-static int publish_one(struct finish *f, const char *topic, const void *data, size_t len,
-                       const struct dr_attr *attrs, size_t nattrs, const char *okey,
-                       const char *traceparent, const char *ikey)
+/*
+ * The message of one publish: attrs, then traceparent and (ikey not NULL) idempotency_key unless
+ * attrs have them. a has room for nattrs + 2. Nothing is left out to fit Pub/Sub's limits (100
+ * attributes): the client refuses what does not fit, and the caller says so.
+ */
+static void pub_msg(struct dr_pubsub_pub_msg *m, struct dr_pubsub_attr *a, const void *data,
+                    size_t len, const struct dr_attr *attrs, size_t nattrs, const char *okey,
+                    const char *traceparent, const char *ikey)
 {
-    struct dr_pubsub_attr a[DR_PUBSUB_MAX_ATTRS];
-    struct dr_pubsub_pub_msg m;
     size_t na = 0;
     int has_trace = 0, has_ikey = 0;
 
-    for (size_t i = 0; i < nattrs && na < DR_PUBSUB_MAX_ATTRS; i++) {
+    for (size_t i = 0; i < nattrs; i++) {
         a[na].key = attrs[i].key;
         a[na].value = attrs[i].value;
         has_trace |= strcmp(attrs[i].key, "traceparent") == 0;
         has_ikey |= strcmp(attrs[i].key, "idempotency_key") == 0;
         na++;
     }
-    if (!has_trace && traceparent && na < DR_PUBSUB_MAX_ATTRS) {
+    if (!has_trace && traceparent) {
         a[na].key = "traceparent";
         a[na].value = traceparent;
         na++;
     }
-    if (!has_ikey && ikey && na < DR_PUBSUB_MAX_ATTRS) {
+    if (!has_ikey && ikey) {
         a[na].key = "idempotency_key";
         a[na].value = ikey;
         na++;
     }
-    memset(&m, 0, sizeof(m));
-    m.data = data;
-    m.len = len;
-    m.attrs = a;
-    m.n_attrs = na;
-    m.ordering_key = okey;
+    memset(m, 0, sizeof(*m));
+    m->data = data;
+    m->len = len;
+    m->attrs = a;
+    m->n_attrs = na;
+    m->ordering_key = okey;
+}
+
+/* Publishes one message for f (pub_msg()); 0, or the client's refusal (dr_pubsub_errmsg()). */
+static int publish_one(struct finish *f, const char *topic, const void *data, size_t len,
+                       const struct dr_attr *attrs, size_t nattrs, const char *okey,
+                       const char *traceparent, const char *ikey)
+{
+    struct dr_pubsub_attr *a = dr_xcalloc(nattrs + 2, sizeof(*a));
+    struct dr_pubsub_pub_msg m;
     struct pub *pb = dr_xmalloc(sizeof(*pb) + strlen(topic) + 1);
+    int err;
+
+    pub_msg(&m, a, data, len, attrs, nattrs, okey, traceparent, ikey);
     pb->f = f;
     strcpy(pb->topic, topic);
-    if (dr_pubsub_publish(f->p->ps, topic, &m, 1, on_emit_published, pb) != 0) {
+    err = dr_pubsub_publish(f->p->ps, topic, &m, 1, on_emit_published, pb);
+    if (err) {
         free(pb);
-        return -1;
+    } else {
+        f->p->outstanding++;
+        f->pending_publishes++;
     }
-    f->p->outstanding++;
-    f->pending_publishes++;
-    return 0;
+    free(a); /* the request is built: the client keeps nothing of m */
+    return err;
+}
+
+/* 1 when Pub/Sub would refuse emit e (with ikey) at every attempt: its topic's name or the
+ * message itself (more than 100 attributes, a key or value too long, ...); why says why. */
+static int emit_refused(const struct dr_emit *e, const char *traceparent, const char *ikey,
+                        char *why, size_t whysz)
+{
+    struct dr_pubsub_attr *a = dr_xcalloc(e->nattrs + 2, sizeof(*a));
+    struct dr_pubsub_pub_msg m;
+    int err = dr_pubsub_name_check("topics", e->topic, why, whysz);
+
+    if (!err) {
+        pub_msg(&m, a, e->data, e->len, e->attrs, e->nattrs, e->ordering_key, traceparent, ikey);
+        err = dr_pubsub_publish_check(&m, 1, why, whysz);
+        if (err && strncmp(why, "message 0: ", 11) == 0) {
+            memmove(why, why + 11, strlen(why + 11) + 1); /* there is only the one */
+        }
+    }
+    free(a);
+    return err != DR_OK;
 }
 
 /* f's message is a dead letter: it is published to "<topic><dlq_suffix>" (best effort), then
@@ -510,8 +546,8 @@ static void start_dead(struct finish *f, const struct dr_dead_letter *dl)
     struct dr_pull *p = f->p;
     struct dr_msg *msg = f->msg;
     char topic[512];
-    /* the original attributes plus why it died */
-    size_t na = msg->nattrs < DR_PUBSUB_MAX_ATTRS - 3 ? msg->nattrs : DR_PUBSUB_MAX_ATTRS - 3;
+    /* the original attributes, every one of them, plus why it died */
+    size_t na = msg->nattrs;
     struct dr_attr *attrs = dr_xcalloc(na + 3, sizeof(*attrs));
 
     memcpy(attrs, msg->attrs, na * sizeof(*attrs));
@@ -530,8 +566,49 @@ static void start_dead(struct finish *f, const struct dr_dead_letter *dl)
     f->dl.created_ms = dl->created_ms;
     f->dl.message_json = dr_xstrdup(dl->message_json);
     snprintf(topic, sizeof(topic), "%s%s", msg->topic, p->cfg->dlq_suffix);
-    publish_one(f, topic, msg->data, msg->data_len, attrs, na, NULL, msg->traceparent, NULL);
+    if (publish_one(f, topic, msg->data, msg->data_len, attrs, na, NULL, msg->traceparent, NULL) !=
+        0) {
+        /* no copy on the topic rather than one short of attributes: the store keeps it whole */
+        DR_WARN("pull", "dead-letter topic publish refused", "message_id=%s topic=%s error=\"%s\"",
+                msg->message_id, topic, dr_pubsub_errmsg(p->ps));
+    }
     free(attrs);
+}
+
+/* f's processed message is a dead letter (reason, error) instead of having its emits published.
+ * The caller holds a guard on f's publishes. */
+static void dead_after_processing(struct finish *f, const char *reason, const char *error)
+{
+    struct dr_pull *p = f->p;
+    struct dr_msg *msg = f->msg;
+    struct dr_dead_letter dl;
+    char *orig = dr_msg_original_json(msg);
+    int64_t now = dr_now_ms();
+    char labels[320], trace[33];
+
+    if (!msg->first_failure_ms) {
+        msg->first_failure_ms = now;
+    }
+    memset(&dl, 0, sizeof(dl));
+    dl.message_id = msg->message_id;
+    dl.topic = msg->topic;
+    dl.reason = (char *)reason;
+    dl.error = (char *)error;
+    dl.attempts = msg->attempt;
+    dl.first_failure_ms = msg->first_failure_ms;
+    dl.last_failure_ms = dl.created_ms = now;
+    dl.message_json = orig;
+    snprintf(labels, sizeof(labels), "topic=\"%s\",reason=\"%s\"", msg->topic, reason);
+    dr_metrics_inc("dr_dead_letters_total", labels, 1);
+    dr_msg_trace_id(msg, trace);
+    DR_WARN("pull", "dead letter",
+            "message_id=%s trace_id=%s topic=%s processor=- reason=%s attempts=%d", msg->message_id,
+            trace, msg->topic, reason, msg->attempt);
+    if (!f->detached) {
+        dr_router_release_lanes(p->router, msg); /* as for any dead letter */
+    }
+    start_dead(f, &dl);
+    free(orig);
 }
 
 static void pull_complete(void *source, struct dr_msg *msg, const struct dr_completion *c)
@@ -546,7 +623,31 @@ static void pull_complete(void *source, struct dr_msg *msg, const struct dr_comp
     if (c->dead) {
         start_dead(f, &c->dl);
     } else {
+        char why[256];
+        size_t refused = c->nemits;
+
         f->dedup_key = dr_xstrdup(dr_msg_dedup_key(msg));
+        /* An emit Pub/Sub would refuse at every attempt makes the message a dead letter now,
+         * before any of its emits goes out, rather than one published short of attributes. */
+        for (size_t i = 0; i < c->nemits && refused == c->nemits; i++) {
+            char ikey[DR_EMIT_KEY_LEN + 1];
+            dr_msg_emit_key(f->dedup_key, c->emits, i, ikey);
+            if (emit_refused(&c->emits[i], msg->traceparent, ikey, why, sizeof(why))) {
+                refused = i;
+            }
+        }
+        if (refused < c->nemits) {
+            const char *topic = c->emits[refused].topic;
+            size_t n = strlen(topic) + strlen(why) + 3;
+            char *error = dr_xmalloc(n);
+            snprintf(error, n, "%s: %s", topic, why);
+            DR_WARN("pull", "emit refused", "message_id=%s topic=%s error=\"%s\"", msg->message_id,
+                    topic, why);
+            dead_after_processing(f, "emit_refused", error);
+            free(error);
+            publish_over(f); /* drop the guard */
+            return;
+        }
         for (size_t i = 0; i < c->nemits; i++) {
             const struct dr_emit *e = &c->emits[i];
             /* A redelivered message processed again emits again: each emit carries a key
@@ -631,29 +732,8 @@ static void emits_failed(struct finish *f)
     msg->last_error = dr_xstrdup(f->emit_error);
     dr_msg_trace_id(msg, trace);
     if (msg->attempt >= pol->max_attempts) {
-        struct dr_dead_letter dl;
-        char *orig = dr_msg_original_json(msg);
-
-        memset(&dl, 0, sizeof(dl));
-        dl.message_id = msg->message_id;
-        dl.topic = msg->topic;
-        dl.reason = "emit_failed";
-        dl.error = f->emit_error;
-        dl.attempts = msg->attempt;
-        dl.first_failure_ms = msg->first_failure_ms;
-        dl.last_failure_ms = dl.created_ms = now;
-        dl.message_json = orig;
-        snprintf(labels, sizeof(labels), "topic=\"%s\",reason=\"emit_failed\"", msg->topic);
-        dr_metrics_inc("dr_dead_letters_total", labels, 1);
-        DR_WARN("pull", "dead letter",
-                "message_id=%s trace_id=%s topic=%s processor=- reason=emit_failed attempts=%d",
-                msg->message_id, trace, msg->topic, msg->attempt);
-        if (!f->detached) {
-            dr_router_release_lanes(p->router, msg); /* as for any dead letter */
-        }
         f->pending_publishes = 1; /* guard */
-        start_dead(f, &dl);
-        free(orig);
+        dead_after_processing(f, "emit_failed", f->emit_error);
         publish_over(f);
         return;
     }
