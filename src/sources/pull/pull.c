@@ -18,11 +18,13 @@
 
 struct sub;
 struct finish;
+struct receipt;
 
 /* One received message while the router has it. */
 struct lease {
     struct sub *sub;
     char *ack_id;
+    struct receipt *rc; /* the modack on receipt of its pull */
     struct dr_msg *msg;
     struct finish *finishing; /* its completion (publishes, store writes) is under way */
     int64_t deadline_ms; /* when Pub/Sub would redeliver it */
@@ -141,9 +143,71 @@ static void modack_one(struct sub *s, const char *ack_id, int deadline_s)
 
 /* ---------- leases ---------- */
 
+/*
+ * The modifyAckDeadline sent on receipt of one pull's messages. While it is on its way, an ack
+ * or a nack of one of them waits for its answer: sent meanwhile (on another connection) it could
+ * reach Pub/Sub first, and the extension, coming after, would lease a nacked message again (back
+ * only after the deadline instead of its delay) or name an ack id already acked.
+ */
+struct receipt {
+    struct dr_pull *p;
+    int refs; /* leases and undecodable messages of the pull, + 1 while the modack is out */
+    int open; /* the modack is on its way */
+    struct held *held, *held_tail; /* acks and nacks waiting for its answer, in order */
+};
+
+struct held {
+    struct held *next;
+    struct sub *sub;
+    int deadline_s; /* -1: an ack */
+    char ack_id[];
+};
+
+/* Acks (deadline_s -1) or sets the deadline of the message of ack_id now. */
+static void settle_now(struct sub *s, const char *ack_id, int deadline_s)
+{
+    if (deadline_s < 0) {
+        queue_ack(s, ack_id);
+    } else {
+        modack_one(s, ack_id, deadline_s);
+    }
+}
+
+/* settle_now(), once rc's modack on receipt (NULL: none) is answered. */
+static void settle(struct receipt *rc, struct sub *s, const char *ack_id, int deadline_s)
+{
+    struct held *h;
+
+    if (!rc || !rc->open) {
+        settle_now(s, ack_id, deadline_s);
+        return;
+    }
+    h = dr_xmalloc(sizeof(*h) + strlen(ack_id) + 1);
+    h->next = NULL;
+    h->sub = s;
+    h->deadline_s = deadline_s;
+    strcpy(h->ack_id, ack_id);
+    if (rc->held_tail) {
+        rc->held_tail->next = h;
+    } else {
+        rc->held = h;
+    }
+    rc->held_tail = h;
+}
+
+static void receipt_unref(struct receipt *rc)
+{
+    if (rc && --rc->refs == 0) {
+        free(rc); /* nothing is held: that needs it open, and open holds a reference */
+    }
+}
+
 static void on_receipt_modacked(void *ctx, int err, const char *errmsg, const cJSON *res)
 {
-    struct dr_pull *p = ctx;
+    struct receipt *rc = ctx;
+    struct dr_pull *p = rc->p;
+    struct held *h = rc->held;
+
     p->outstanding--;
     if (err && err != DR_EUNAVAIL) {
         /* The subscription's own deadline holds until the first extension: Pub/Sub may
@@ -151,6 +215,17 @@ static void on_receipt_modacked(void *ctx, int err, const char *errmsg, const cJ
         DR_WARN("pull", "ack deadline not set on receipt", "error=\"%s\"",
                 errmsg ? errmsg : dr_strerror(err));
     }
+    rc->open = 0;
+    rc->held = rc->held_tail = NULL;
+    while (h) {
+        struct held *next = h->next;
+        if (err != DR_EUNAVAIL) {
+            settle_now(h->sub, h->ack_id, h->deadline_s);
+        } /* else the client is going away: Pub/Sub redelivers after the deadline */
+        free(h);
+        h = next;
+    }
+    receipt_unref(rc);
 }
 
 /*
@@ -161,10 +236,11 @@ static void on_receipt_modacked(void *ctx, int err, const char *errmsg, const cJ
  * subscription's deadline at start instead would need the right to read the subscription
  * (subscribers often lack it), could be changed afterwards, and would still leave the time the
  * pull's answer spent on the way unaccounted for; a modack on receipt holds whatever the
- * subscription says. A nack sent soon after may overtake it (another connection): the message
- * then comes back after this deadline rather than its delay, later but not lost.
+ * subscription says. An ack or nack of one of the messages waits for its answer (struct
+ * receipt), so that it never follows the nack to Pub/Sub.
  */
-static void modack_received(struct sub *s, struct dr_pubsub_msg **msgs, size_t n)
+static void modack_received(struct sub *s, struct dr_pubsub_msg **msgs, size_t n,
+                            struct receipt *rc)
 {
     const char **ids = dr_xcalloc(n, sizeof(*ids));
 
@@ -172,8 +248,10 @@ static void modack_received(struct sub *s, struct dr_pubsub_msg **msgs, size_t n
         ids[i] = msgs[i]->ack_id;
     }
     if (dr_pubsub_modack(s->p->ps, s->name, ids, n, s->p->ack_deadline_s, on_receipt_modacked,
-                         s->p) == 0) {
+                         rc) == 0) {
         s->p->outstanding++;
+        rc->open = 1;
+        rc->refs++;
     }
     free(ids);
 }
@@ -194,6 +272,7 @@ static void lease_drop(struct dr_pull *p, struct lease *l)
         l->next->prev = l->prev;
     }
     p->nleases--;
+    receipt_unref(l->rc);
     free(l->ack_id);
     free(l);
 }
@@ -271,9 +350,9 @@ static void finish_ack(struct finish *f)
     if (f->failed) {
         /* Its dead letter could not be stored: let Pub/Sub deliver it again, not at once (with
          * the store down it would be processed and refused again as fast as it can go) */
-        modack_one(l->sub, l->ack_id, DLQ_RETRY_S);
+        settle(l->rc, l->sub, l->ack_id, DLQ_RETRY_S);
     } else {
-        queue_ack(l->sub, l->ack_id);
+        settle(l->rc, l->sub, l->ack_id, -1);
         double secs = (double)(dr_mono_ns() - (uint64_t)f->msg->received_ns) / 1e9;
         dr_metrics_observe("dr_end_to_end_seconds", "source=\"pubsub\"", secs);
     }
@@ -697,7 +776,7 @@ static int pull_retrying(void *source, struct dr_msg *msg, int64_t delay_ms, con
     struct lease *l = lease_of(msg);
 
     if (hands_back(p, msg, delay_ms)) {
-        modack_one(l->sub, l->ack_id, nack_deadline_s(delay_ms));
+        settle(l->rc, l->sub, l->ack_id, nack_deadline_s(delay_ms));
         lease_drop(l->sub->p, l);
         msg->source_handle = NULL;
         return 1;
@@ -746,7 +825,7 @@ static void emits_failed(struct finish *f)
     msg->attempt++;
     if (f->detached || p->stopping || hands_back(p, msg, delay)) {
         /* Pub/Sub redelivers it after the delay: a long one, or the router is going away */
-        modack_one(l->sub, l->ack_id, nack_deadline_s(delay));
+        settle(l->rc, l->sub, l->ack_id, nack_deadline_s(delay));
         finish_done(f);
         return;
     }
@@ -773,7 +852,7 @@ static void pull_abandon(void *source, struct dr_msg *msg)
         return;
     }
     if (l) {
-        modack_one(l->sub, l->ack_id, 0);
+        settle(l->rc, l->sub, l->ack_id, 0);
         lease_drop(p, l);
         msg->source_handle = NULL;
     }
@@ -798,13 +877,15 @@ struct intake {
     struct lease **leases; /* taken at receipt: the lease timer covers the dedup wait too */
 };
 
-static struct lease *lease_add(struct sub *s, const char *ack_id)
+static struct lease *lease_add(struct sub *s, const char *ack_id, struct receipt *rc)
 {
     struct dr_pull *p = s->p;
     struct lease *l = dr_xcalloc(1, sizeof(*l));
 
     l->sub = s;
     l->ack_id = dr_xstrdup(ack_id);
+    l->rc = rc;
+    rc->refs++;
     l->deadline_ms = dr_mono_ms() + (int64_t)p->ack_deadline_s * 1000;
     l->next = p->leases;
     if (p->leases) {
@@ -845,6 +926,7 @@ struct undecodable {
     struct sub *sub;
     struct dr_dead_letter dl; /* owned strings */
     char *ack_id;
+    struct receipt *rc; /* of its pull */
     int err;
 };
 
@@ -864,15 +946,16 @@ static void undecodable_done(uv_work_t *w, int status)
         DR_ERROR("pull", "dead letter not stored", "subscription=%s error=\"%s\"", u->sub->name,
                  dr_strerror(u->err));
     } else {
-        queue_ack(u->sub, u->ack_id);
+        settle(u->rc, u->sub, u->ack_id, -1);
     }
+    receipt_unref(u->rc);
     dr_dead_letter_cleanup(&u->dl);
     free(u->ack_id);
     free(u);
     pool_job_done(p);
 }
 
-static void dead_undecodable(struct sub *s, struct dr_pubsub_msg *m)
+static void dead_undecodable(struct sub *s, struct dr_pubsub_msg *m, struct receipt *rc)
 {
     struct undecodable *u = dr_xcalloc(1, sizeof(*u));
     cJSON *o = cJSON_CreateObject();
@@ -884,6 +967,8 @@ static void dead_undecodable(struct sub *s, struct dr_pubsub_msg *m)
     cJSON_Delete(o);
     u->sub = s;
     u->ack_id = dr_xstrdup(m->ack_id);
+    u->rc = rc;
+    rc->refs++;
     u->dl.message_id = dr_xstrdup(m->message_id ? m->message_id : "");
     u->dl.topic = dr_xstrdup(s->topic);
     u->dl.reason = dr_xstrdup("undecodable");
@@ -909,11 +994,11 @@ static void dedup_done(uv_work_t *w, int status)
         if (m->invalid) {
             DR_WARN("pull", "undecodable message", "subscription=%s reason=\"%s\"", s->name,
                     m->invalid);
-            dead_undecodable(s, m);
+            dead_undecodable(s, m, l->rc);
             lease_drop(p, l);
         } else if (in->seen[i]) {
             dr_metrics_inc("dr_duplicates_total", "source=\"pubsub\"", 1);
-            queue_ack(s, m->ack_id);
+            settle(l->rc, s, m->ack_id, -1);
             lease_drop(p, l);
         } else {
             /* the data and attributes move into the message */
@@ -1056,6 +1141,7 @@ static void on_pulled(void *ctx, int err, const char *errmsg, struct dr_pubsub_m
     struct dr_pull *p = s->p;
     uv_work_t *w;
     struct intake *in;
+    struct receipt *rc;
 
     s->pulls--;
     p->outstanding--;
@@ -1086,10 +1172,12 @@ static void on_pulled(void *ctx, int err, const char *errmsg, struct dr_pubsub_m
     in->seen = dr_xcalloc(n, sizeof(int));
     in->received_ns = (int64_t)dr_mono_ns();
     in->leases = dr_xcalloc(n, sizeof(*in->leases));
+    rc = dr_xcalloc(1, sizeof(*rc));
+    rc->p = p;
     for (size_t i = 0; i < n; i++) {
-        in->leases[i] = lease_add(s, msgs[i]->ack_id);
+        in->leases[i] = lease_add(s, msgs[i]->ack_id, rc);
     }
-    modack_received(s, msgs, n);
+    modack_received(s, msgs, n, rc);
     w = dr_xcalloc(1, sizeof(*w));
     w->data = in;
     p->outstanding++;
