@@ -14,6 +14,16 @@
 const char *dr_json_str(const cJSON *obj, const char *key);
 /* The integer at key into *out; DR_ENOTFOUND if absent, DR_EINVAL if not an integral number. */
 int dr_json_i64(const cJSON *obj, const char *key, int64_t *out);
+/*
+ * The member key of the JSON object text s[0..len) as an exact integer into *out: its value must
+ * be written as one (an optional '-' and digits, without a fraction, an exponent or a leading
+ * zero) and fit int64_t. DR_ENOTFOUND when s is an object without that member; DR_EINVAL when its
+ * value is anything else (a string, null, 1.0, 1e3, 2^63) or s is no object. Of duplicate
+ * members the first counts, as for cJSON's lookups. For integers read to the unit (seqs): cJSON,
+ * and dr_json_i64() on its tree, keep a number as a double, which holds every integer only up to
+ * 2^53. s is expected to be text dr_json_parse() took; what follows the object is not looked at.
+ */
+int dr_json_i64_exact(const char *s, size_t len, const char *key, int64_t *out);
 /* 1 if the key holds true, 0 otherwise. */
 int dr_json_true(const cJSON *obj, const char *key);
 /* RFC 6901 JSON pointer lookup ("/a/b/0"); NULL if absent or the pointer is malformed. */

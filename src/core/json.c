@@ -36,6 +36,129 @@ int dr_json_i64(const cJSON *obj, const char *key, int64_t *out)
     return DR_OK;
 }
 
+/* What cJSON skips as white space: every byte up to the space. */
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && (unsigned char)*p <= ' ') {
+        p++;
+    }
+    return p;
+}
+
+/* p at a string's opening quote: the byte after its closing one (end if there is none). */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\') {
+            p++;
+        } else if (*p == '"') {
+            return p + 1;
+        }
+    }
+    return end;
+}
+
+/* p at a value: the byte after it. */
+static const char *skip_value(const char *p, const char *end)
+{
+    size_t depth = 0;
+
+    if (p < end && *p == '"') {
+        return skip_string(p, end);
+    }
+    if (p < end && (*p == '{' || *p == '[')) {
+        while (p < end) {
+            if (*p == '"') {
+                p = skip_string(p, end);
+                continue;
+            }
+            if (*p == '{' || *p == '[') {
+                depth++;
+            } else if ((*p == '}' || *p == ']') && --depth == 0) {
+                return p + 1;
+            }
+            p++;
+        }
+        return end;
+    }
+    while (p < end && (unsigned char)*p > ' ' && *p != ',' && *p != '}' && *p != ']') {
+        p++;
+    }
+    return p;
+}
+
+/* 1 when the string at p (its opening quote) up to q (after its closing one) reads as key, as
+ * cJSON decodes it: up to a \u0000, which ends its C string. */
+static int key_is(const char *p, const char *q, const char *key)
+{
+    size_t n, got;
+    char stack[64], *buf;
+    int same = 0;
+
+    if (q - p < 2 || q[-1] != '"') {
+        return 0; /* not closed */
+    }
+    n = (size_t)(q - p) - 2;
+    buf = n < sizeof(stack) ? stack : dr_xmalloc(n + 1);
+    if (dr_json_unescape(p + 1, n, buf, &got)) {
+        buf[got] = '\0';
+        same = strcmp(buf, key) == 0;
+    }
+    if (buf != stack) {
+        free(buf);
+    }
+    return same;
+}
+
+int dr_json_i64_exact(const char *s, size_t len, const char *key, int64_t *out)
+{
+    const char *end = s + len, *p = skip_space(s, end), *q;
+    char digits[24];
+
+    if (p >= end || *p != '{') {
+        return DR_EINVAL;
+    }
+    p = skip_space(p + 1, end);
+    while (p < end && *p == '"') {
+        q = skip_string(p, end);
+        int match = key_is(p, q, key);
+        p = skip_space(q, end);
+        if (p >= end || *p != ':') {
+            return DR_EINVAL;
+        }
+        p = skip_space(p + 1, end);
+        q = skip_value(p, end);
+        if (match) {
+            size_t n = (size_t)(q - p);
+            const char *d = p + (n && *p == '-');
+            int64_t v;
+            /* digits only, no leading zero: what strtoll() reads whole, sign and all */
+            if (d == q || n >= sizeof(digits) || (d[0] == '0' && q - d > 1)) {
+                return DR_EINVAL;
+            }
+            for (const char *c = d; c < q; c++) {
+                if (*c < '0' || *c > '9') {
+                    return DR_EINVAL;
+                }
+            }
+            memcpy(digits, p, n);
+            digits[n] = '\0';
+            if (dr_parse_i64(digits, &v) != DR_OK) {
+                return DR_EINVAL; /* out of int64_t */
+            }
+            *out = v;
+            return DR_OK;
+        }
+        p = skip_space(q, end);
+        if (p < end && *p == ',') {
+            p = skip_space(p + 1, end);
+        } else {
+            break;
+        }
+    }
+    return p < end && *p == '}' ? DR_ENOTFOUND : DR_EINVAL;
+}
+
 int dr_json_true(const cJSON *obj, const char *key)
 {
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, key));

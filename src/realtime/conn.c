@@ -1098,7 +1098,21 @@ static void join_after(uv_work_t *w, int status)
     dr__rt_conn_unref(c);
 }
 
-static void on_subscribe(struct rt_conn *c, const cJSON *m)
+/* The since of a client message (its text s[0..len)) into *since, -1 when it has none: DR_OK, or
+ * DR_EINVAL when it is not a seq (a whole number from 0, written as one). Read from the text, not
+ * from cJSON's double, which rounds a seq above 2^53 to a neighbour. */
+static int read_since(const char *s, size_t len, int64_t *since)
+{
+    int err = dr_json_i64_exact(s, len, "since", since);
+
+    if (err == DR_ENOTFOUND) {
+        *since = -1;
+        return DR_OK;
+    }
+    return err == DR_OK && *since >= 0 ? DR_OK : DR_EINVAL;
+}
+
+static void on_subscribe(struct rt_conn *c, const cJSON *m, const char *text, size_t len)
 {
     const char *room = dr_json_str(m, "room");
     int64_t since = -1;
@@ -1111,8 +1125,7 @@ static void on_subscribe(struct rt_conn *c, const cJSON *m)
                                "shipment: followed by an id");
         return;
     }
-    if (cJSON_GetObjectItemCaseSensitive(m, "since") &&
-        (dr_json_i64(m, "since", &since) != DR_OK || since < 0)) {
+    if (read_since(text, len, &since) != DR_OK) {
         dr__rt_conn_send_error(c, "invalid_since", "since must be a non-negative integer");
         return;
     }
@@ -1303,7 +1316,7 @@ static const char *room_lost(const struct dr_jwt_claims *old, const struct dr_jw
     return NULL;
 }
 
-static void on_auth(struct rt_conn *c, const cJSON *m)
+static void on_auth(struct rt_conn *c, const cJSON *m, const char *text, size_t len)
 {
     const char *token = dr_json_str(m, "token");
     struct dr_jwt_claims *claims = NULL;
@@ -1339,8 +1352,7 @@ static void on_auth(struct rt_conn *c, const cJSON *m)
         return;
     }
     /* Going on live-only would lose what the client asked to get back. */
-    if (cJSON_GetObjectItemCaseSensitive(m, "since") &&
-        (dr_json_i64(m, "since", &since) != DR_OK || since < 0)) {
+    if (read_since(text, len, &since) != DR_OK) {
         dr_jwt_claims_destroy(claims);
         dr__rt_conn_send_error(c, "invalid_since", "since must be a non-negative integer");
         dr__rt_conn_close(c, 4001, "unauthenticated: invalid since");
@@ -1378,11 +1390,11 @@ void dr__rt_conn_on_message(struct rt_conn *c, const char *data, size_t len)
             dr__rt_conn_send_error(c, "invalid_message", "expected a JSON object with a type");
         }
     } else if (strcmp(type, "auth") == 0) {
-        on_auth(c, m);
+        on_auth(c, m, data, len);
     } else if (c->state == RT_CONN_AUTH) {
         dr__rt_conn_close(c, 4001, "unauthenticated: expected an auth message");
     } else if (strcmp(type, "subscribe") == 0) {
-        on_subscribe(c, m);
+        on_subscribe(c, m, data, len);
     } else if (strcmp(type, "unsubscribe") == 0) {
         on_unsubscribe(c, m);
     } else if (strcmp(type, "ack") == 0) {

@@ -692,6 +692,58 @@ static void seqs_above_2_53_written_exactly(void **state)
     dr__rt_conn_unref(c);
 }
 
+/*
+ * A client's since is read to the unit, also above 2^53, where a double (what cJSON keeps for a
+ * number) rounds it: a subscribe from 2^53 + 1 gets what came after it, not 2^53 + 1 again (read
+ * as a double it was 2^53). A since not written as an integer (1.0, 1e3) is refused with
+ * invalid_since, as one in an auth message is (and the connection closed, 4001).
+ */
+static void since_read_exactly(void **state)
+{
+    struct fx *f = *state;
+    const int64_t big = 9007199254740993; /* 2^53 + 1 */
+    cJSON *cl = cJSON_CreateObject();
+    struct rt_conn *c, *c2;
+    int fd, fd2;
+    char *auth, msg[4096];
+    static char buf[65536] = "", buf2[16384] = "";
+
+    store_one(f, "x0", "meeting:p9");
+    exec(f, "UPDATE sqlite_sequence SET seq = 9007199254740991 WHERE name = 'rt_notifications'");
+    assert_int_equal(store_one(f, "x1", "meeting:p9"), big - 1);
+    assert_int_equal(store_one(f, "x2", "meeting:p9"), big);
+    assert_int_equal(store_one(f, "x3", "meeting:p9"), big + 1);
+    cJSON_AddStringToObject(cl, "sub", "user-9");
+    cJSON_AddStringToObject(cl, "email", "x@example.com");
+    cJSON_AddTrueToObject(cl, "admin"); /* joins any room */
+    c = fx_conn(f, &dr__rt_sse);
+    fd = f->peers[f->npeers - 1];
+    assert_int_equal(dr__rt_conn_authenticated(c, fx_claims(f, cl, 3600), -1, NULL, 0), DR_OK);
+    dr__rt_conn_ref(c);
+
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p9\",\"since\":9007199254740993}");
+    read_answers(f, fd, buf, sizeof(buf), "{\"type\":\"subscribed\",\"room\":\"meeting:p9\"", 1);
+    expect_text(buf, "\"seq\":9007199254740994,", 1);
+    expect_text(buf, "\"seq\":9007199254740993,", 0);
+
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p8\",\"since\":1.0}");
+    on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p8\",\"since\":1e3}");
+    read_answers(f, fd, buf, sizeof(buf), "\"invalid_since\"", 2);
+    expect_text(buf, "{\"type\":\"subscribed\",\"room\":\"meeting:p8\"", 0);
+    dr__rt_conn_unref(c);
+
+    /* an auth message's since is read the same way */
+    c2 = fx_conn(f, &dr__rt_sse);
+    fd2 = f->peers[f->npeers - 1];
+    dr__rt_conn_ref(c2);
+    auth = auth_message("user-9", "x@example.com");
+    snprintf(msg, sizeof(msg), "%.*s,\"since\":2.0}", (int)strlen(auth) - 1, auth);
+    on_message(c2, msg);
+    read_answers(f, fd2, buf2, sizeof(buf2), "\"invalid_since\"", 1);
+    free(auth);
+    dr__rt_conn_unref(c2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -716,6 +768,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(join_after_refresh_uses_fresh_email_allowed, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(seqs_above_2_53_written_exactly, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(since_read_exactly, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
