@@ -353,6 +353,18 @@ void dr__rt_conn_send_json(struct rt_conn *c, const cJSON *obj)
     send_json_seq(c, -1, obj);
 }
 
+void dr__rt_conn_send_text(struct rt_conn *c, const char *json, size_t len)
+{
+    struct rt_frame *f;
+
+    if (c->state == RT_CONN_CLOSING || c->state == RT_CONN_CLOSED) {
+        return;
+    }
+    f = c->tp->encode(-1, json, len);
+    dr__rt_conn_write(c, f);
+    dr__rt_frame_unref(f);
+}
+
 /* An error frame; with "room" when room is not NULL, so that a client with several requests
  * out knows which one it answers. */
 static void send_error_in(struct rt_conn *c, const char *code, const char *msg, const char *room)
@@ -1252,13 +1264,14 @@ static void ack_after(uv_work_t *w, int status)
     dr__rt_conn_unref(c);
 }
 
-static void on_ack(struct rt_conn *c, const cJSON *m)
+static void on_ack(struct rt_conn *c, const cJSON *m, const char *text, size_t len)
 {
     const char *id = dr_json_str(m, "id");
     int64_t seq = 0;
     struct ack_job *aj;
 
-    if (!id && (dr_json_i64(m, "seq", &seq) != DR_OK || seq <= 0)) {
+    /* the seq to the unit, as since (read_since) */
+    if (!id && (dr_json_i64_exact(text, len, "seq", &seq) != DR_OK || seq <= 0)) {
         dr__rt_conn_send_error(c, "invalid_ack", "ack needs an id or a seq");
         return;
     }
@@ -1398,7 +1411,7 @@ void dr__rt_conn_on_message(struct rt_conn *c, const char *data, size_t len)
     } else if (strcmp(type, "unsubscribe") == 0) {
         on_unsubscribe(c, m);
     } else if (strcmp(type, "ack") == 0) {
-        on_ack(c, m);
+        on_ack(c, m, data, len);
     } else if (strcmp(type, "ping") == 0) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "type", "pong");

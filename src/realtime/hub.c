@@ -387,7 +387,8 @@ struct dr_notification *dr__hub_read_bus(const char *json, size_t len)
         return n;
     }
     o = dr_json_parse(json, len);
-    if (o && dr_json_i64(o, "seq", &seq) == DR_OK && seq > 0) {
+    /* the seq to the unit: cJSON keeps numbers as doubles */
+    if (o && dr_json_i64_exact(json, len, "seq", &seq) == DR_OK && seq > 0) {
         cJSON_DeleteItemFromObjectCaseSensitive(o, "seq");
     }
     /* a second "seq": the bus form's reading would take the other one */
@@ -564,13 +565,9 @@ int dr__hub_index_user(struct dr_hub *hub, struct rt_conn *c, const char *sub)
 
 void dr__hub_tell_user(struct dr_hub *hub, const char *sub, const char *json, struct rt_conn *skip)
 {
-    cJSON *o = dr_json_parse(json, strlen(json));
     struct rt_conn **snap;
-    size_t cnt = 0;
+    size_t cnt = 0, len = strlen(json);
 
-    if (!o) {
-        return;
-    }
     /* sending may close a connection (a full queue), which takes it out of the user's list and
      * ends its unext chain: walk a snapshot */
     for (struct rt_conn *c = dr__rt_map_get(&hub->users, sub); c; c = c->unext) {
@@ -584,12 +581,12 @@ void dr__hub_tell_user(struct dr_hub *hub, const char *sub, const char *json, st
     }
     for (size_t i = 0; i < cnt; i++) {
         if (snap[i] != skip && snap[i]->state == RT_CONN_OPEN) {
-            dr__rt_conn_send_json(snap[i], o);
+            /* the text as written: a seq above 2^53 through cJSON's double would change */
+            dr__rt_conn_send_text(snap[i], json, len);
         }
         dr__rt_conn_unref(snap[i]);
     }
     free(snap);
-    cJSON_Delete(o);
 }
 
 /* ---- periodic work: heartbeats and deadlines ---- */

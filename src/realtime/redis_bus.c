@@ -637,8 +637,9 @@ static void on_control(struct dr_redis_bus *b, const char *json, size_t len)
     struct roomset rs = {0};
     int64_t since;
 
-    if (!type || strcmp(type, "gap") != 0 || !inst || dr_json_i64(o, "since", &since) != DR_OK ||
-        since < 0) {
+    /* since to the unit: cJSON keeps numbers as doubles */
+    if (!type || strcmp(type, "gap") != 0 || !inst ||
+        dr_json_i64_exact(json, len, "since", &since) != DR_OK || since < 0) {
         dr_metrics_inc(M_RECEIVED, "outcome=\"invalid\"", 1);
         goto out;
     }

@@ -346,6 +346,8 @@ int dr__rt_conn_write_raw(struct rt_conn *c, const void *data, size_t len);
 int dr__rt_conn_bound_queue(struct rt_conn *c);
 /* Sends a JSON frame built for this connection only. */
 void dr__rt_conn_send_json(struct rt_conn *c, const cJSON *obj);
+/* A frame of JSON text as it is (not read back through cJSON, whose numbers are doubles). */
+void dr__rt_conn_send_text(struct rt_conn *c, const char *json, size_t len);
 void dr__rt_conn_send_error(struct rt_conn *c, const char *code, const char *msg);
 /* Graceful close through the transport; removes the connection from rooms at once. */
 void dr__rt_conn_close(struct rt_conn *c, int code, const char *reason);
@@ -434,7 +436,8 @@ int dr__hub_index_user(struct dr_hub *hub, struct rt_conn *c, const char *sub);
 size_t dr__hub_user_count(struct dr_hub *hub, const char *sub);
 void dr__hub_join(struct dr_hub *hub, struct rt_conn *c, struct rt_sub *s);
 void dr__hub_leave(struct dr_hub *hub, struct rt_conn *c, struct rt_sub *s);
-/* Sends {"type":"read",...} (json) to every connection of sub except skip. */
+/* Sends {"type":"read",...} (json, text sent as it is) to every connection of sub except
+ * skip. */
 void dr__hub_tell_user(struct dr_hub *hub, const char *sub, const char *json, struct rt_conn *skip);
 /*
  * The safe point: every notification with a seq up to it has been delivered here (to the

@@ -452,6 +452,20 @@ static void replace_all(char *s, const char *from, const char *to)
  * form (dr_notification_json) without a cJSON tree, any other through one, which writes it
  * canonical again. Both reach the client as the same frame, their ids and seqs aside.
  */
+/* A bus message that is not in the bus form is read through a cJSON tree: its seq still to the
+ * unit (a double holds 2^53 + 1 as 2^53). */
+static void bus_seq_read_exactly(void **state)
+{
+    const char *t = "{ \"notification_id\" : \"bus-cc\", \"room\":\"user:user-7\", "
+                    "\"notification_type\":\"system.t\", \"seq\" : 9007199254740993 }";
+    struct dr_notification *n = dr__hub_read_bus(t, strlen(t));
+
+    (void)state;
+    assert_non_null(n);
+    assert_int_equal(dr_notification_seq(n), 9007199254740993);
+    dr_notification_unref(n);
+}
+
 static void bus_forms_are_read_alike(void **state)
 {
     struct fx *f = *state;
@@ -730,6 +744,22 @@ static void since_read_exactly(void **state)
     on_message(c, "{\"type\":\"subscribe\",\"room\":\"meeting:p8\",\"since\":1e3}");
     read_answers(f, fd, buf, sizeof(buf), "\"invalid_since\"", 2);
     expect_text(buf, "{\"type\":\"subscribed\",\"room\":\"meeting:p8\"", 0);
+
+    /* an ack's seq too: 2^53 + 3 is read as 2^53 + 4 through a double, another notification */
+    assert_int_equal(store_one(f, "x4", "user:user-9"), big + 2);
+    assert_int_equal(store_one(f, "x5", "user:user-9"), big + 3);
+    cJSON *cl3 = cJSON_CreateObject();
+    cJSON_AddStringToObject(cl3, "sub", "user-9");
+    cJSON_AddStringToObject(cl3, "email", "x@example.com");
+    struct rt_conn *c3 = fx_conn(f, &dr__rt_sse);
+    int fd3 = f->peers[f->npeers - 1];
+    static char buf3[16384] = "";
+    assert_int_equal(dr__rt_conn_authenticated(c3, fx_claims(f, cl3, 3600), -1, NULL, 0), DR_OK);
+    on_message(c, "{\"type\":\"ack\",\"seq\":9007199254740995}");
+    read_answers(f, fd3, buf3, sizeof(buf3), "{\"type\":\"read\"", 1);
+    expect_text(buf3, "{\"type\":\"read\",\"id\":\"x4\",\"seq\":9007199254740995}", 1);
+    on_message(c, "{\"type\":\"ack\",\"seq\":5e0}");
+    read_answers(f, fd, buf, sizeof(buf), "\"invalid_ack\"", 1);
     dr__rt_conn_unref(c);
 
     /* an auth message's since is read the same way */
@@ -769,6 +799,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(seqs_above_2_53_written_exactly, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(since_read_exactly, fx_setup, fx_teardown),
+        cmocka_unit_test(bus_seq_read_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
