@@ -119,6 +119,10 @@ class Server:
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
+                if not line.endswith(b"\n"):
+                    # the last line, cut short by a kill -9 during its write: not a record (its
+                    # message was not acknowledged and runs again after the restart)
+                    break
                 try:
                     out.append(json.loads(line))
                 except ValueError as e:
