@@ -437,24 +437,39 @@ static void take_plan(void *ctx, const char *sql, const char *plan)
     struct plans *p = ctx;
     size_t used = strlen(p->text);
 
-    if (!strstr(sql, "rt_notifications")) {
+    if (!strstr(sql, "rt_notifications") && !strstr(sql, "rt_inbox_batches")) {
         return;
     }
     p->statements++;
     snprintf(p->text + used, sizeof(p->text) - used, "%s\n%s", sql, plan);
 }
 
+/* 1 when the plan line at (len bytes) scans what text materialized before ("MATERIALIZE b" then
+ * "SCAN b"): the rows of a subquery, not a table. */
+static int scans_materialized(const char *text, const char *at, size_t len)
+{
+    char want[80];
+
+    if (len - 5 + 13 >= sizeof(want)) {
+        return 0;
+    }
+    snprintf(want, sizeof(want), "MATERIALIZE %.*s\n", (int)(len - 5), at + 5);
+    return memmem(text, (size_t)(at - text), want, strlen(want)) != NULL;
+}
+
 /* A walk of a table in text: a plan line "SCAN <table>" (SQLite also says SCAN for a covering
- * index, "SCAN n USING ... INDEX", and for a constant row: neither is the table), or a range of
- * its rowids ("USING INTEGER PRIMARY KEY (rowid<?)"), which for a query by room is the table
- * read from one end. */
+ * index, "SCAN n USING ... INDEX", for a constant row, for a table-valued function such as
+ * json_each, "SCAN j VIRTUAL TABLE", and for a materialized subquery: none of them is a table),
+ * or a range of its rowids ("USING INTEGER PRIMARY KEY (rowid<?)"), which for a query by room is
+ * the table read from one end. */
 static const char *table_walk(const char *text)
 {
     for (const char *at = text; at && *at; at = strchr(at, '\n'), at = at ? at + 1 : NULL) {
         const char *eol = strchr(at, '\n');
         size_t len = eol ? (size_t)(eol - at) : strlen(at);
         if ((strncmp(at, "SCAN ", 5) == 0 && !memmem(at, len, " USING ", 7) &&
-             strncmp(at, "SCAN CONSTANT ROW", 17) != 0) ||
+             !memmem(at, len, " VIRTUAL TABLE", 14) && strncmp(at, "SCAN CONSTANT ROW", 17) != 0 &&
+             !scans_materialized(text, at, len)) ||
             memmem(at, len, "(rowid<", 7) || memmem(at, len, "(rowid>", 7)) {
             return at;
         }
@@ -520,16 +535,159 @@ static void queries_by_room_use_indexes(void **state)
     put(f->db, "x3", "u2", "org:other", &dup);
     run_planned(&p, catch_up, f);
     assert_non_null(strstr(p.text, "rt_notifications_bucket"));
+    assert_non_null(strstr(p.text, "SEARCH b USING PRIMARY KEY (room=? AND last_seq>?)"));
     run_planned(&p, inbox_list, f);
-    assert_non_null(strstr(p.text, "rt_notifications_inbox"));
+    assert_non_null(strstr(p.text, "SEARCH b USING PRIMARY KEY (room=?)"));
     assert_non_null(strstr(p.text, "rt_notifications_user"));
     run_planned(&p, inbox_counts, f);
-    assert_non_null(strstr(p.text, "rt_notifications_inbox"));
+    assert_non_null(strstr(p.text, "SEARCH b USING PRIMARY KEY (room=?)"));
     /* the rule itself finds a walk */
     assert_non_null(table_walk("SEARCH m USING PRIMARY KEY (user_id=?)\nSCAN n\n"));
     assert_non_null(table_walk("SEARCH n USING INTEGER PRIMARY KEY (rowid<?)\n"));
-    assert_null(
-        table_walk("SCAN n USING COVERING INDEX rt_notifications_inbox\nSCAN CONSTANT ROW"));
+    assert_non_null(table_walk("MATERIALIZE c\nSCAN b\n"));
+    assert_non_null(table_walk("SCAN rt_inbox_batches\n"));
+    assert_null(table_walk("SCAN n USING COVERING INDEX rt_notifications_user\nSCAN CONSTANT ROW"));
+    assert_null(table_walk("MATERIALIZE b\nSEARCH x USING PRIMARY KEY (room=?)\nSCAN b\n"
+                           "SCAN j VIRTUAL TABLE INDEX 1:\n"));
+}
+
+/* Every row of rooms after since, through pages of limit: want in order, then the end. */
+static void expect_pages(struct dr_db *db, char **rooms, size_t nrooms, int64_t since, size_t limit,
+                         const int64_t *want, size_t nwant)
+{
+    size_t at = 0;
+
+    for (;;) {
+        struct dr_notification **v;
+        size_t n;
+        int64_t next;
+        assert_int_equal(dr__rt_store_since(db, rooms, nrooms, since, limit, &v, &n, &next), DR_OK);
+        assert_true(at + n <= nwant);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(dr_notification_seq(v[i]), want[at + i]);
+        }
+        at += n;
+        dr__rt_notifications_free(v, n);
+        if (next < 0) {
+            break;
+        }
+        assert_int_equal(n, limit);
+        since = next;
+    }
+    assert_int_equal(at, nwant);
+}
+
+struct seqs {
+    int64_t v[64];
+    size_t n;
+};
+
+static int take_seqs(void *ctx, const struct dr_db_row *row)
+{
+    struct seqs *s = ctx;
+
+    if (s->n < DR_ARRAY_LEN(s->v)) {
+        s->v[s->n++] = dr_db_row_int(row, 0);
+    }
+    return 0;
+}
+
+/* The inbox of "me" in acme in pages of limit (newest first): want, each listed once. */
+static void expect_inbox(struct dr_db *db, int unread_only, size_t limit, const int64_t *want,
+                         size_t nwant)
+{
+    struct rt_inbox_q q = {.sub = "me", .org = "acme", .unread_only = unread_only, .limit = limit};
+    size_t at = 0;
+
+    for (;;) {
+        char *out = NULL;
+        size_t listed = 0;
+        int64_t next = 0;
+        assert_int_equal(dr__rt_inbox_list(db, &q, &out, &listed), DR_OK);
+        cJSON *o = dr_json_parse(out, strlen(out));
+        cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "notifications");
+        assert_int_equal((size_t)cJSON_GetArraySize(arr), listed);
+        assert_true(at + listed <= nwant);
+        for (size_t i = 0; i < listed; i++) {
+            int64_t seq = 0;
+            assert_int_equal(dr_json_i64(cJSON_GetArrayItem(arr, (int)i), "seq", &seq), DR_OK);
+            assert_int_equal(seq, want[at + i]);
+        }
+        at += listed;
+        int more = dr_json_i64(o, "next_before", &next) == DR_OK;
+        cJSON_Delete(o);
+        free(out);
+        if (!more) {
+            break;
+        }
+        assert_int_equal(listed, limit);
+        q.before = next;
+    }
+    assert_int_equal(at, nwant);
+}
+
+static void delete_seq(struct dr_db *db, int64_t seq);
+
+/* Inbox rooms over several transactions and single stores, a row deleted in the middle: catch-up
+ * pages go across the stored batches in seq order and skip the deleted one without ending
+ * early; the inbox lists, counts and reads all of them once. */
+static void inbox_across_batches(void **state)
+{
+    struct fx *f = *state;
+    struct dr_notification *b1[] = {make("a1", "u1", "user:me"), make("a2", "u1", "org:acme"),
+                                    make("a3", "me", "user:x"),  make("a4", "me", "meeting:m"),
+                                    make("a5", "u1", "user:me"), make("a6", "u1", "org:other")};
+    struct dr_notification *b2[] = {make("b1", "u1", "org:acme"), make("b2", "u1", "user:me"),
+                                    make("a5", "u1", "user:me"), make("b3", "u1", "user:me"),
+                                    make("b4", "u1", "org:acme")};
+    int dups[6];
+    int64_t s[12], c1, upto = 0, count = -1;
+    char *rooms[] = {"user:me", "org:acme", "meeting:m"};
+    char *inbox_rooms[] = {"org:acme", "user:me"};
+    int dup;
+
+    assert_int_equal(dr__rt_store_put_many(f->db, b1, 6, dups), DR_OK);
+    assert_int_equal(dr__rt_store_put_many(f->db, b2, 5, dups), DR_OK);
+    assert_int_equal(dups[2], 1);
+    c1 = put(f->db, "c1", "u1", "user:me", &dup);
+    for (int i = 0; i < 6; i++) {
+        s[i] = dr_notification_seq(b1[i]);
+        dr_notification_unref(b1[i]);
+    }
+    for (int i = 0; i < 5; i++) {
+        s[6 + i] = dr_notification_seq(b2[i]);
+        dr_notification_unref(b2[i]);
+    }
+    delete_seq(f->db, s[7]); /* b2 */
+
+    int64_t all[] = {s[0], s[1], s[4], s[6], s[9], s[10], c1};
+    int64_t with_meeting[] = {s[0], s[1], s[3], s[4], s[6], s[9], s[10], c1};
+    for (size_t limit = 1; limit <= 9; limit++) {
+        expect_pages(f->db, inbox_rooms, 2, 0, limit, all, 7);
+        expect_pages(f->db, rooms, 3, 0, limit, with_meeting, 8);
+    }
+    expect_pages(f->db, inbox_rooms, 2, s[6], 2, &all[4], 3);
+    expect_pages(f->db, inbox_rooms, 1, s[4], 10, (int64_t[]){s[6], s[10]}, 2);
+
+    /* newest first; a3 and a4 are in it by user_id */
+    int64_t inbox[] = {c1, s[10], s[9], s[6], s[4], s[3], s[2], s[1], s[0]};
+    for (size_t limit = 1; limit <= 10; limit++) {
+        expect_inbox(f->db, 0, limit, inbox, 9);
+    }
+    assert_int_equal(dr__rt_inbox_unread(f->db, "me", "acme", &count), DR_OK);
+    assert_int_equal(count, 9);
+    assert_int_equal(dr__rt_inbox_mark(f->db, "me", "acme", "b3", &s[11], NULL), DR_OK);
+    assert_int_equal(s[11], s[9]);
+    assert_int_equal(dr__rt_inbox_unread(f->db, "me", "acme", &count), DR_OK);
+    assert_int_equal(count, 8);
+    expect_inbox(f->db, 1, 3, (int64_t[]){c1, s[10], s[6], s[4], s[3], s[2], s[1], s[0]}, 8);
+    assert_int_equal(dr__rt_inbox_mark(f->db, "me", "acme", "b2", &s[11], NULL), DR_ENOTFOUND);
+    assert_int_equal(dr__rt_inbox_mark(f->db, "me", "acme", "a6", &s[11], NULL), DR_ENOTFOUND);
+    assert_int_equal(dr__rt_inbox_mark_all(f->db, "me", "acme", &upto), DR_OK);
+    assert_int_equal(upto, c1);
+    assert_int_equal(dr__rt_inbox_unread(f->db, "me", "acme", &count), DR_OK);
+    assert_int_equal(count, 0);
+    expect_inbox(f->db, 1, 3, NULL, 0);
 }
 
 /* A database of the schema before v102 (an index by (room, seq)) with notifications in it:
@@ -580,7 +738,7 @@ static void migrates_stored_notifications(void **state)
                                 " IN ('rt_notifications_bucket', 'rt_notifications_inbox')",
                                 NULL, 0, get_count, &count, NULL),
                      DR_OK);
-    assert_int_equal(count, 2);
+    assert_int_equal(count, 1); /* the inbox's rooms are in rt_inbox_batches (v103) */
     assert_int_equal(dr_db_exec(db,
                                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name"
                                 " = 'rt_notifications_room'",
@@ -592,6 +750,106 @@ static void migrates_stored_notifications(void **state)
     expect_since(db, rooms, 2, 0, 10, want, 2, -1);
     assert_int_equal(dr__rt_inbox_unread(db, "me", "acme", &count), DR_OK);
     assert_int_equal(count, 2); /* o2 (user:me) and o3 (org:acme) */
+    assert_int_equal(dr__rt_inbox_mark(db, "me", "acme", "o3", &(int64_t){0}, NULL), DR_OK);
+    assert_int_equal(dr__rt_inbox_unread(db, "me", "acme", &count), DR_OK);
+    assert_int_equal(count, 1);
+    dr_db_close(db);
+    unlink(path);
+    snprintf(p2, sizeof(p2), "%s-wal", path);
+    unlink(p2);
+    snprintf(p2, sizeof(p2), "%s-shm", path);
+    unlink(p2);
+}
+
+/* A database of v102 (inbox rooms in an index by (room, seq)) with notifications of several
+ * rooms over many ranges of 4,096 seqs: migrating moves each inbox row into rt_inbox_batches,
+ * and catch-up, the inbox and its count read them all, in order. */
+static void migrates_v102_inbox_rows(void **state)
+{
+    char path[64] = "/tmp/dr-rt-102-XXXXXX";
+    struct dr_db *db = NULL;
+    int fd = mkstemp(path);
+    char p2[80];
+    char *rooms[] = {"user:me", "org:acme", "meeting:m"};
+    struct seqs want = {0}, mine = {0};
+    int64_t count = -1;
+
+    (void)state;
+    close(fd);
+    assert_int_equal(dr_db_open(path, 2, &db), DR_OK);
+    exec_ok(db, "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_ms BIGINT NOT NULL)");
+    exec_ok(db, "INSERT INTO schema_migrations VALUES (100, 'v100', 0), (101, 'v101', 0),"
+                " (102, 'v102', 0)");
+    exec_ok(db, "CREATE TABLE rt_notifications (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " notification_id TEXT NOT NULL UNIQUE, user_id TEXT, org_id TEXT,"
+                " room TEXT NOT NULL, type TEXT NOT NULL, body_json TEXT NOT NULL,"
+                " created_ms INTEGER NOT NULL)");
+    exec_ok(db, "CREATE INDEX rt_notifications_user ON rt_notifications (user_id, seq)");
+    exec_ok(db, "CREATE INDEX rt_notifications_bucket ON rt_notifications (seq / 4096, room)"
+                " WHERE room < 'org:' OR room >= 'org;' AND room < 'user:' OR room >= 'user;'");
+    exec_ok(db, "CREATE INDEX rt_notifications_inbox ON rt_notifications (room, seq)"
+                " WHERE room >= 'user:' AND room < 'user;' OR room >= 'org:' AND room < 'org;'");
+    exec_ok(db, "CREATE TABLE rt_reads (user_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+                " read_ms INTEGER NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID");
+    exec_ok(db, "CREATE TABLE rt_read_marks (user_id TEXT PRIMARY KEY, up_to_seq INTEGER NOT NULL,"
+                " read_ms INTEGER NOT NULL) WITHOUT ROWID");
+    for (int i = 0; i < 40; i++) {
+        static const char *const room[] = {"user:me", "org:acme", "meeting:m", "user:other",
+                                           "org:acme"};
+        char id[8];
+        snprintf(id, sizeof(id), "m%d", i);
+        const char *idp = id;
+        struct dr_db_val p[3] = {DR_DB_INTV(1 + i * 997), DR_DB_TEXTV(idp),
+                                 DR_DB_TEXTV(room[i % 5])};
+        assert_int_equal(dr_db_exec(db,
+                                    "INSERT INTO rt_notifications (seq, notification_id, user_id,"
+                                    " room, type, body_json, created_ms) VALUES ($1, $2, 'x', $3,"
+                                    " 't.t', '{\"notification_id\":\"' || $2 || '\",\"room\":\"'"
+                                    " || $3 || '\",\"notification_type\":\"t.t\"}', 0)",
+                                    p, 3, NULL, NULL, NULL),
+                         DR_OK);
+    }
+    assert_int_equal(dr__rt_migrate(db), DR_OK);
+    assert_int_equal(
+        dr_db_exec(db, "SELECT COUNT(*) FROM rt_inbox_batches", NULL, 0, get_count, &count, NULL),
+        DR_OK);
+    assert_true(count > 3); /* rows by (room, range of 4,096 seqs) */
+    assert_int_equal(dr_db_exec(db,
+                                "SELECT seq FROM rt_notifications WHERE room IN ('user:me',"
+                                " 'org:acme', 'meeting:m') ORDER BY seq",
+                                NULL, 0, take_seqs, &want, NULL),
+                     DR_OK);
+    assert_int_equal(want.n, 32);
+    for (size_t limit = 1; limit <= 33; limit += 4) {
+        expect_pages(db, rooms, 3, 0, limit, want.v, want.n);
+    }
+    assert_int_equal(dr_db_exec(db,
+                                "SELECT seq FROM rt_notifications WHERE room IN ('user:me',"
+                                " 'org:acme') ORDER BY seq DESC",
+                                NULL, 0, take_seqs, &mine, NULL),
+                     DR_OK);
+    expect_inbox(db, 0, 5, mine.v, mine.n);
+    assert_int_equal(dr__rt_inbox_unread(db, "me", "acme", &count), DR_OK);
+    assert_int_equal(count, (int64_t)mine.n);
+    /* stored after the migration: on from there */
+    int dup;
+    int64_t s = put(db, "new", "x", "user:me", &dup);
+    assert_true(s > 1 + 39 * 997);
+    want.v[want.n++] = s;
+    expect_pages(db, rooms, 3, 0, 7, want.v, want.n);
+    /* a row goes with the last of its notifications: half of them deleted keeps rows, all none */
+    exec_ok(db, "DELETE FROM rt_notifications WHERE seq < 20000");
+    expect_pages(db, rooms, 3, 0, 3, &want.v[17], want.n - 17);
+    assert_int_equal(
+        dr_db_exec(db, "SELECT COUNT(*) FROM rt_inbox_batches", NULL, 0, get_count, &count, NULL),
+        DR_OK);
+    assert_true(count > 0);
+    exec_ok(db, "DELETE FROM rt_notifications");
+    assert_int_equal(
+        dr_db_exec(db, "SELECT COUNT(*) FROM rt_inbox_batches", NULL, 0, get_count, &count, NULL),
+        DR_OK);
+    assert_int_equal(count, 0);
     dr_db_close(db);
     unlink(path);
     snprintf(p2, sizeof(p2), "%s-wal", path);
@@ -944,6 +1202,7 @@ static void seqs_visible_in_order_across_instances(void **state)
     X(seqs_never_reused)                                                                           \
     X(since_filters_rooms_and_pages)                                                               \
     X(since_across_seq_ranges)                                                                     \
+    X(inbox_across_batches)                                                                        \
     X(inbox_read_state)                                                                            \
     X(mark_all_never_moves_back)                                                                   \
     X(mark_all_is_all_or_nothing)
@@ -955,6 +1214,7 @@ int main(void)
         ON_SQLITE(batch_with_silently_skipped_row) ON_SQLITE(queries_by_room_use_indexes)
             ON_SQLITE(permission_rule) ON_PG(seqs_visible_in_order_across_instances)
                 BOTH_ENGINES(ON_PG) cmocka_unit_test(migrates_stored_notifications),
+        cmocka_unit_test(migrates_v102_inbox_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
