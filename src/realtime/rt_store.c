@@ -204,7 +204,10 @@ static int put_inbox_lite(struct dr_db_tx *tx, struct dr_notification *const *v,
         }
         struct inbox_group *x = &g[slots[h] - 1];
         x->last = seq[i];
-        err = dr_buf_printf(&x->seqs, "%c%lld", x->seqs.len ? ',' : '[', (long long)seq[i]);
+        err = dr_buf_appendc(&x->seqs, x->seqs.len ? ',' : '[');
+        if (!err) {
+            err = dr_json_append_i64(&x->seqs, seq[i]); /* printf cost as much as the insert */
+        }
     }
     for (size_t i = 0; i < ng && !err; i++) {
         err = dr_buf_appendc(&g[i].seqs, ']');
@@ -828,7 +831,10 @@ static int since_inbox(struct dr_db *db, char *const *rooms, size_t nrooms, int6
         taken = c.n < want ? c.n : want;
         dr_buf_reset(&arr);
         for (size_t i = 0; i < taken && !err; i++) {
-            err = dr_buf_printf(&arr, "%c%lld", i ? ',' : '[', (long long)c.v[i]);
+            err = dr_buf_appendc(&arr, i ? ',' : '[');
+            if (!err) {
+                err = dr_json_append_i64(&arr, c.v[i]);
+            }
         }
         if (!err) {
             err = dr_buf_appendc(&arr, ']');
