@@ -761,21 +761,60 @@ static size_t room_params(struct dr_buf *sql, struct dr_db_val *p, size_t first,
     return k;
 }
 
-/* Candidate seqs of one room: those of its rt_inbox_batches rows after since, up to head. */
+/* Candidate seqs of a catch-up: those of the rooms' rt_inbox_batches rows in (after, head]. */
 struct seq_list {
     int64_t *v;
     size_t n, cap;
+    int64_t after, head;
+    size_t room_start, want; /* where the room being read began in v, how many it needs */
+    int stopped;             /* the room had want: it may have more */
 };
 
-static int take_seq(void *ctx, const struct dr_db_row *row)
-{
-    struct seq_list *l = ctx;
+#define SEQS_ENOUGH 1 /* take_batch's "stop here" */
 
+static void add_seq(struct seq_list *l, int64_t seq)
+{
+    if (seq <= l->after || seq > l->head) {
+        return;
+    }
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 64;
         l->v = dr_xrealloc(l->v, l->cap * sizeof(*l->v));
     }
-    l->v[l->n++] = dr_db_row_int(row, 0);
+    l->v[l->n++] = seq;
+}
+
+/* One rt_inbox_batches row of the room: its seqs, read from the JSON array of integers that
+ * put_inbox_lite and migration 103 write. Stops once the room has want: its later rows hold
+ * only higher seqs. */
+static int take_batch(void *ctx, const struct dr_db_row *row)
+{
+    struct seq_list *l = ctx;
+    const char *at = dr_db_row_text(row, 0);
+    int64_t seq = 0;
+    int digits = 0, neg = 0;
+
+    for (; at && *at; at++) {
+        if (*at >= '0' && *at <= '9' && digits < 19) {
+            seq = seq * 10 + (*at - '0');
+            digits++;
+        } else if (*at == '-' && !digits) {
+            neg = 1;
+        } else {
+            if (digits) {
+                add_seq(l, neg ? -seq : seq);
+            }
+            seq = 0;
+            digits = neg = 0;
+        }
+    }
+    if (digits) {
+        add_seq(l, neg ? -seq : seq);
+    }
+    if (l->n - l->room_start >= l->want) {
+        l->stopped = 1;
+        return SEQS_ENOUGH;
+    }
     return 0;
 }
 
@@ -785,43 +824,42 @@ static int cmp_seq(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* A room's first $3 seqs above $2 and at most $4: its first $3 rows above $2 hold them all (each
- * row has one at least, and the rows of a room do not overlap). */
-static const char inbox_seqs_sql[] =
-    "SELECT j.value FROM (SELECT b.seqs FROM rt_inbox_batches b WHERE b.room = $1"
-    " AND b.last_seq > $2 ORDER BY b.last_seq LIMIT $3) b, json_each(b.seqs) j"
-    " WHERE j.value > $2 AND j.value <= $4 ORDER BY j.value LIMIT $3";
+/* a room's rows from after on, in seq order (its rows do not overlap), up to head's */
+static const char inbox_batches_sql[] = "SELECT seqs FROM rt_inbox_batches WHERE room = $1"
+                                        " AND last_seq > $2 AND last_seq <= $3 ORDER BY last_seq";
 /* the stored notifications of a JSON array of seqs */
 static const char inbox_notes_sql[] =
     "SELECT n.seq, n.body_json FROM rt_notifications n WHERE n.seq IN"
     " (SELECT j.value FROM json_each($1) j) ORDER BY n.seq";
 
 /*
- * Rows of user: and org: rooms, from rt_inbox_batches: each room's first seqs after since,
- * merged, the first limit of them read from rt_notifications. Seqs whose notifications are gone
- * (deleted) leave the page short: it goes on after the last of them until limit rows or no seq
- * is left. Only seqs up to head (the newest when the catch-up began) are taken: every one of
- * them was committed by then, so the rooms, each read by a statement of its own, agree on what
- * they hold; later ones come with the next page.
+ * Rows of user: and org: rooms, from rt_inbox_batches: each room's first seqs after since (as
+ * many rows of it as hold limit), merged, the first limit of them read from rt_notifications.
+ * Seqs whose notifications are gone (deleted) leave the page short: it goes on after the last
+ * of them until limit rows or no seq is left. Only seqs up to head (the newest when the
+ * catch-up began) are taken: every one of them was committed by then, so the rooms, each read
+ * by a statement of its own, agree on what they hold; later ones come with the next page.
  */
 static int since_inbox(struct dr_db *db, char *const *rooms, size_t nrooms, int64_t since,
                        size_t limit, int64_t head, struct lite_rows *r)
 {
-    struct seq_list c = {0};
+    struct seq_list c = {.after = since, .head = head};
     struct dr_buf arr;
-    int64_t after = since;
     size_t want = limit;
     int err = DR_OK;
 
     dr_buf_init(&arr, limit * 21 + 2); /* limit seqs of 20 digits at most */
     while (!err && want > 0) {
-        size_t asked = want, taken;
+        size_t taken, had = r->n;
         c.n = 0;
+        c.want = want;
+        c.stopped = 0;
         for (size_t i = 0; i < nrooms && !err; i++) {
-            struct dr_db_val p[4] = {DR_DB_TEXTV(rooms[i]), DR_DB_INTV(after), DR_DB_INTV(asked),
-                                     DR_DB_INTV(head)};
+            struct dr_db_val p[3] = {DR_DB_TEXTV(rooms[i]), DR_DB_INTV(c.after), DR_DB_INTV(head)};
             if (inbox_room(rooms[i])) {
-                err = dr_db_exec(db, inbox_seqs_sql, p, 4, take_seq, &c, NULL);
+                c.room_start = c.n;
+                err = dr_db_exec(db, inbox_batches_sql, p, 3, take_batch, &c, NULL);
+                err = err == SEQS_ENOUGH ? DR_OK : err;
             }
         }
         if (err || c.n == 0) {
@@ -841,14 +879,13 @@ static int since_inbox(struct dr_db *db, char *const *rooms, size_t nrooms, int6
         }
         if (!err) {
             struct dr_db_val p[1] = {DR_DB_TEXTV(arr.data)};
-            size_t had = r->n;
             err = dr_db_exec(db, inbox_notes_sql, p, 1, lite_collect, r, NULL);
             want -= r->n - had;
         }
-        if (c.n < asked) {
+        if (!c.stopped && taken == c.n) {
             break; /* every room gave all it has up to head */
         }
-        after = c.v[taken - 1];
+        c.after = c.v[taken - 1];
     }
     dr_buf_cleanup(&arr);
     free(c.v);

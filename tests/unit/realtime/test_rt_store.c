@@ -535,7 +535,8 @@ static void queries_by_room_use_indexes(void **state)
     put(f->db, "x3", "u2", "org:other", &dup);
     run_planned(&p, catch_up, f);
     assert_non_null(strstr(p.text, "rt_notifications_bucket"));
-    assert_non_null(strstr(p.text, "SEARCH b USING PRIMARY KEY (room=? AND last_seq>?)"));
+    assert_non_null(
+        strstr(p.text, "SEARCH rt_inbox_batches USING PRIMARY KEY (room=? AND last_seq>"));
     run_planned(&p, inbox_list, f);
     assert_non_null(strstr(p.text, "SEARCH b USING PRIMARY KEY (room=?)"));
     assert_non_null(strstr(p.text, "rt_notifications_user"));
