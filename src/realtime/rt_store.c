@@ -93,11 +93,12 @@ static const char v102_postgres[] = "SELECT 1;";
  * transaction that stored some of its notifications), holding their seqs as a JSON array, so a
  * batch of 2,048 notifications over 100 rooms inserts 100 short rows instead of 2,048 index
  * entries. A room's rows never overlap in seq (each transaction's seqs are above every seq
- * stored before it), so its rows by last_seq are its seqs in order. A seq stays in its row when
- * its notification is deleted (every reader joins rt_notifications by seq) until the row has none
- * left: then a trigger deletes it, so that deleting old notifications deletes their rows as an
- * index's entries went, and a store emptied and numbered from 1 again starts without any.
- * Existing rows are grouped by (room, seq / 4096).
+ * stored before it), so its rows by last_seq are its seqs in order (last_seq stays the bound of
+ * the row's range when that seq is deleted). A trigger takes a deleted notification's seq out of
+ * its row, and deletes the row once it holds none, as an index's entry went with its row: every
+ * seq there is a stored notification's, so the unread count and read-all need not look each one
+ * up, and a store emptied and numbered from 1 again starts without any. Existing rows are
+ * grouped by (room, seq / 4096).
  */
 static const char v103_sqlite[] =
     "CREATE TABLE rt_inbox_batches (room TEXT NOT NULL, last_seq INTEGER NOT NULL,"
@@ -107,12 +108,15 @@ static const char v103_sqlite[] =
     " rt_notifications n WHERE n.room >= 'user:' AND n.room < 'user;' OR n.room >= 'org:' AND"
     " n.room < 'org;' ORDER BY n.room, n.seq) GROUP BY room, seq / 4096;"
     "DROP INDEX rt_notifications_inbox;"
-    "CREATE TRIGGER rt_inbox_batches_emptied AFTER DELETE ON rt_notifications"
+    "CREATE TRIGGER rt_inbox_batches_deleted AFTER DELETE ON rt_notifications"
     " WHEN OLD.room >= 'user:' AND OLD.room < 'user;' OR OLD.room >= 'org:' AND OLD.room < 'org;'"
-    " BEGIN DELETE FROM rt_inbox_batches WHERE room = OLD.room AND last_seq ="
-    " (SELECT MIN(b.last_seq) FROM rt_inbox_batches b WHERE b.room = OLD.room AND"
-    " b.last_seq >= OLD.seq) AND NOT EXISTS (SELECT 1 FROM json_each(seqs) j, rt_notifications n"
-    " WHERE n.seq = j.value); END;";
+    " BEGIN"
+    " UPDATE rt_inbox_batches SET seqs = (SELECT json_group_array(j.value) FROM json_each(seqs) j"
+    " WHERE j.value <> OLD.seq) WHERE room = OLD.room AND last_seq = (SELECT MIN(b.last_seq)"
+    " FROM rt_inbox_batches b WHERE b.room = OLD.room AND b.last_seq >= OLD.seq);"
+    " DELETE FROM rt_inbox_batches WHERE room = OLD.room AND last_seq = (SELECT MIN(b.last_seq)"
+    " FROM rt_inbox_batches b WHERE b.room = OLD.room AND b.last_seq >= OLD.seq) AND seqs = '[]';"
+    " END;";
 static const char v103_postgres[] = "SELECT 1;";
 
 /* the seqs of a range of rt_notifications_bucket (its expression, in v102 and in queries) */
@@ -1016,8 +1020,9 @@ int dr__rt_store_head(struct dr_db *db, int64_t *head)
 #define INBOX_SQL(name, head, tail)                                                                \
     static const char *const name[2] = {head INBOX_MEMBER_PG tail, head INBOX_MEMBER_LITE tail}
 #define ENGINE(db) (dr_db_engine(db) == DR_DB_SQLITE)
+#define READ_MARK  "COALESCE((SELECT m.up_to_seq FROM rt_read_marks m WHERE m.user_id = $1), 0)"
 #define IS_READ                                                                                    \
-    "(n.seq <= COALESCE((SELECT m.up_to_seq FROM rt_read_marks m WHERE m.user_id = $1), 0)"        \
+    "(n.seq <= " READ_MARK                                                                         \
     " OR EXISTS (SELECT 1 FROM rt_reads r WHERE r.user_id = $1 AND r.seq = n.seq))"
 
 struct inbox_list {
@@ -1101,7 +1106,14 @@ int dr__rt_inbox_list(struct dr_db *db, const struct rt_inbox_q *q, char **out, 
 
 int dr__rt_inbox_unread(struct dr_db *db, const char *sub, const char *org, int64_t *count)
 {
-    INBOX_SQL(sql, "SELECT COUNT(*) FROM rt_notifications n WHERE ", " AND NOT " IS_READ);
+    /* SQLite: the seqs themselves, above the user's mark (rt_inbox_batches holds only stored
+     * ones); a notification both by user_id and by room counts once (UNION) */
+    static const char *const sql[2] = {
+        "SELECT COUNT(*) FROM rt_notifications n WHERE " INBOX_MEMBER_PG " AND NOT " IS_READ,
+        "SELECT COUNT(*) FROM (SELECT u.seq AS seq FROM rt_notifications u WHERE u.user_id = $1"
+        " AND u.seq > " READ_MARK " UNION SELECT j.value FROM rt_inbox_batches b,"
+        " json_each(b.seqs) j WHERE b.room IN ($2, $3) AND b.last_seq > " READ_MARK
+        " AND j.value > " READ_MARK ") n WHERE NOT " IS_READ};
     char uroom[200], oroom[200];
     struct dr_db_val p[3];
 
@@ -1173,7 +1185,14 @@ int dr__rt_inbox_mark(struct dr_db *db, const char *sub, const char *org, const 
  */
 int dr__rt_inbox_mark_all(struct dr_db *db, const char *sub, const char *org, int64_t *upto)
 {
-    INBOX_SQL(max_sql, "SELECT MAX(n.seq) FROM rt_notifications n WHERE ", "");
+    /* SQLite: a room's newest seq is in its newest rt_inbox_batches row (a row without any is
+     * deleted) */
+    static const char *const max_sql[2] = {
+        "SELECT MAX(n.seq) FROM rt_notifications n WHERE " INBOX_MEMBER_PG,
+        "SELECT MAX(x) FROM (SELECT MAX(u.seq) AS x FROM rt_notifications u WHERE u.user_id = $1"
+        " UNION ALL SELECT MAX(j.value) FROM rt_inbox_batches b, json_each(b.seqs) j"
+        " WHERE b.room IN ($2, $3) AND b.last_seq = (SELECT MAX(c.last_seq) FROM"
+        " rt_inbox_batches c WHERE c.room = b.room))"};
     char uroom[200], oroom[200];
     struct dr_db_val p[3];
     struct dr_db_tx *tx = NULL;

@@ -428,7 +428,7 @@ static void since_across_seq_ranges(void **state)
 /* The plans of the statements the store runs (dr__lite_set_plan_hook): each query by room
  * reads an index, never a walk of rt_notifications. */
 struct plans {
-    char text[8192]; /* "<sql>\n<plan lines>" of each statement on rt_notifications */
+    char text[32768]; /* "<sql>\n<plan lines>" of each statement on rt_notifications */
     int statements;
 };
 
@@ -444,17 +444,23 @@ static void take_plan(void *ctx, const char *sql, const char *plan)
     snprintf(p->text + used, sizeof(p->text) - used, "%s\n%s", sql, plan);
 }
 
-/* 1 when the plan line at (len bytes) scans what text materialized before ("MATERIALIZE b" then
- * "SCAN b"): the rows of a subquery, not a table. */
-static int scans_materialized(const char *text, const char *at, size_t len)
+/* 1 when the plan line at (len bytes) scans a subquery's rows that text made before
+ * ("MATERIALIZE b" or "CO-ROUTINE b", then "SCAN b"), not a table. */
+static int scans_subquery(const char *text, const char *at, size_t len)
 {
+    static const char *const kinds[] = {"MATERIALIZE", "CO-ROUTINE"};
     char want[80];
 
-    if (len - 5 + 13 >= sizeof(want)) {
-        return 0;
+    for (size_t i = 0; i < DR_ARRAY_LEN(kinds); i++) {
+        if (len - 5 + strlen(kinds[i]) + 2 >= sizeof(want)) {
+            continue;
+        }
+        snprintf(want, sizeof(want), "%s %.*s\n", kinds[i], (int)(len - 5), at + 5);
+        if (memmem(text, (size_t)(at - text), want, strlen(want))) {
+            return 1;
+        }
     }
-    snprintf(want, sizeof(want), "MATERIALIZE %.*s\n", (int)(len - 5), at + 5);
-    return memmem(text, (size_t)(at - text), want, strlen(want)) != NULL;
+    return 0;
 }
 
 /* A walk of a table in text: a plan line "SCAN <table>" (SQLite also says SCAN for a covering
@@ -469,7 +475,7 @@ static const char *table_walk(const char *text)
         size_t len = eol ? (size_t)(eol - at) : strlen(at);
         if ((strncmp(at, "SCAN ", 5) == 0 && !memmem(at, len, " USING ", 7) &&
              !memmem(at, len, " VIRTUAL TABLE", 14) && strncmp(at, "SCAN CONSTANT ROW", 17) != 0 &&
-             !scans_materialized(text, at, len)) ||
+             !scans_subquery(text, at, len)) ||
             memmem(at, len, "(rowid<", 7) || memmem(at, len, "(rowid>", 7)) {
             return at;
         }
@@ -550,6 +556,7 @@ static void queries_by_room_use_indexes(void **state)
     assert_null(table_walk("SCAN n USING COVERING INDEX rt_notifications_user\nSCAN CONSTANT ROW"));
     assert_null(table_walk("MATERIALIZE b\nSEARCH x USING PRIMARY KEY (room=?)\nSCAN b\n"
                            "SCAN j VIRTUAL TABLE INDEX 1:\n"));
+    assert_null(table_walk("CO-ROUTINE n\nSEARCH x USING PRIMARY KEY (room=?)\nSCAN n\n"));
 }
 
 /* Every row of rooms after since, through pages of limit: want in order, then the end. */
