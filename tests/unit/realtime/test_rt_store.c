@@ -696,6 +696,12 @@ static void inbox_across_batches(void **state)
     assert_int_equal(dr__rt_inbox_unread(f->db, "me", "acme", &count), DR_OK);
     assert_int_equal(count, 0);
     expect_inbox(f->db, 1, 3, NULL, 0);
+
+    /* the newest gone (b4, then c1): b1, in b4's row, is still found */
+    delete_seq(f->db, s[10]);
+    delete_seq(f->db, c1);
+    expect_pages(f->db, inbox_rooms, 2, 0, 2, all, 5);
+    expect_pages(f->db, inbox_rooms, 2, s[4], 1, &all[3], 2);
 }
 
 /* A database of the schema before v102 (an index by (room, seq)) with notifications in it:
