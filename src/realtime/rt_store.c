@@ -1011,16 +1011,11 @@ int dr__rt_store_head(struct dr_db *db, int64_t *head)
 
 /* ---- inbox ---- */
 
-/* A user's inbox ($1 the user, $2 the user: room, $3 the org: room or NULL): a row's test, and
- * for walks over it [0] PostgreSQL, with its index by room, [1] SQLite, with the user index and
- * rt_inbox_batches. */
+/* A user's inbox ($1 the user, $2 the user: room, $3 the org: room or NULL): a row's test. On
+ * PostgreSQL, with its index by room, the walks over it too; SQLite walks the user index and
+ * rt_inbox_batches (inbox_list_lite, and the count's and read-all's own statements). */
 #define INBOX_MEMBER_PG "(n.user_id = $1 OR n.room = $2 OR n.room = $3)"
-#define INBOX_MEMBER_LITE                                                                          \
-    "n.seq IN (SELECT u.seq FROM rt_notifications u WHERE u.user_id = $1 UNION ALL"                \
-    " SELECT j.value FROM rt_inbox_batches b, json_each(b.seqs) j WHERE b.room IN ($2, $3))"
-#define INBOX_SQL(name, head, tail)                                                                \
-    static const char *const name[2] = {head INBOX_MEMBER_PG tail, head INBOX_MEMBER_LITE tail}
-#define ENGINE(db) (dr_db_engine(db) == DR_DB_SQLITE)
+#define ENGINE(db)      (dr_db_engine(db) == DR_DB_SQLITE)
 #define READ_MARK  "COALESCE((SELECT m.up_to_seq FROM rt_read_marks m WHERE m.user_id = $1), 0)"
 #define IS_READ                                                                                    \
     "(n.seq <= " READ_MARK                                                                         \
@@ -1066,14 +1061,128 @@ static void member_params(struct dr_db_val *p, const char *sub, const char *org,
     }
 }
 
+/* SQLite: a user's inbox below a seq, newest first, in pages of k candidates (inbox_list_lite) */
+static const char user_below_sql[] = "SELECT seq FROM rt_notifications WHERE user_id = $1"
+                                     " AND seq < $2 ORDER BY seq DESC LIMIT $3";
+/* the one row of a room that may hold seqs both at or above b and below it: the first to end at
+ * b or above (a room's rows do not overlap) */
+static const char inbox_straddle_sql[] = "SELECT seqs FROM rt_inbox_batches WHERE room = $1"
+                                         " AND last_seq >= $2 ORDER BY last_seq LIMIT 1";
+static const char inbox_below_sql[] = "SELECT seqs FROM rt_inbox_batches WHERE room = $1"
+                                      " AND last_seq < $2 ORDER BY last_seq DESC";
+static const char list_rows_sql[] =
+    "SELECT n.seq, n.body_json, CASE WHEN " IS_READ " THEN 1 ELSE 0 END FROM rt_notifications n"
+    " WHERE n.seq IN (SELECT j.value FROM json_each($2) j) ORDER BY n.seq DESC";
+
+static int take_seq(void *ctx, const struct dr_db_row *row)
+{
+    add_seq(ctx, dr_db_row_int(row, 0));
+    return 0;
+}
+
+static int cmp_seq_desc(const void *a, const void *b)
+{
+    return cmp_seq(b, a);
+}
+
+/* list_row for the rows of an unread-only list that are unread (read ones are skipped) */
+struct list_pick {
+    struct inbox_list *l;
+    int unread_only;
+};
+
+static int pick_row(void *ctx, const struct dr_db_row *row)
+{
+    struct list_pick *pk = ctx;
+
+    if (pk->unread_only && dr_db_row_int(row, 2)) {
+        return 0;
+    }
+    return list_row(pk->l, row);
+}
+
+/*
+ * SQLite: the inbox page, newest first below q->before. Each round takes the k newest seqs below
+ * b of each source (the user's own notifications by the user index; each room's rt_inbox_batches
+ * rows from the newest down, only as many as hold k), merges them, and reads the k newest of the
+ * union: the union's k newest are among its sources' k newest. The next round goes on below the
+ * lowest of them, with twice k when read ones were skipped (unread only). A page costs about its
+ * own size, however long the history.
+ */
+static int inbox_list_lite(struct dr_db *db, const struct rt_inbox_q *q, const struct dr_db_val *p,
+                           struct inbox_list *l)
+{
+    struct seq_list c = {0};
+    struct list_pick pk = {.l = l, .unread_only = q->unread_only};
+    struct dr_buf arr;
+    int64_t b = q->before > 0 ? q->before : INT64_MAX;
+    size_t k = q->limit;
+    int err = DR_OK;
+
+    dr_buf_init(&arr, 64 * 1024 * 1024);
+    while (!err && l->n < q->limit && b > 1) {
+        size_t had = l->n, taken = 0;
+        struct dr_db_val up[3] = {p[0], DR_DB_INTV(b), DR_DB_INTV((int64_t)k)};
+
+        c.n = 0;
+        c.after = 0;
+        c.head = b - 1;
+        err = dr_db_exec(db, user_below_sql, up, 3, take_seq, &c, NULL);
+        for (int i = 1; i <= 2 && !err; i++) {
+            struct dr_db_val rp[2] = {p[i], DR_DB_INTV(b)};
+            if (i == 2 && !q->org) {
+                break;
+            }
+            c.room_start = c.n;
+            c.want = k;
+            err = dr_db_exec(db, inbox_straddle_sql, rp, 2, take_batch, &c, NULL);
+            if (!err && c.n - c.room_start < k) {
+                err = dr_db_exec(db, inbox_below_sql, rp, 2, take_batch, &c, NULL);
+            }
+            err = err == SEQS_ENOUGH ? DR_OK : err;
+        }
+        if (err || c.n == 0) {
+            break;
+        }
+        qsort(c.v, c.n, sizeof(*c.v), cmp_seq_desc);
+        dr_buf_reset(&arr);
+        for (size_t i = 0; i < c.n && taken < k && !err; i++) {
+            if (i > 0 && c.v[i] == c.v[i - 1]) {
+                continue; /* the user's own and in a room: once */
+            }
+            err = dr_buf_appendc(&arr, taken++ ? ',' : '[');
+            if (!err) {
+                err = dr_json_append_i64(&arr, c.v[i]);
+            }
+            b = c.v[i];
+        }
+        if (!err) {
+            err = dr_buf_appendc(&arr, ']');
+        }
+        if (!err) {
+            struct dr_db_val rp[2] = {p[0], DR_DB_TEXTV(arr.data)};
+            err = dr_db_exec(db, list_rows_sql, rp, 2, pick_row, &pk, NULL);
+        }
+        if (!err && l->failed) {
+            err = DR_ETOOBIG;
+        }
+        if (l->n - had < taken && k < 4096) {
+            k *= 2; /* read ones skipped, or deleted meanwhile */
+        }
+    }
+    dr_buf_cleanup(&arr);
+    free(c.v);
+    return err;
+}
+
 int dr__rt_inbox_list(struct dr_db *db, const struct rt_inbox_q *q, char **out, size_t *count)
 {
-    INBOX_SQL(all_sql,
-              "SELECT n.seq, n.body_json, CASE WHEN " IS_READ
-              " THEN 1 ELSE 0 END FROM rt_notifications n WHERE ",
-              " AND n.seq < $4 ORDER BY n.seq DESC LIMIT $5");
-    INBOX_SQL(unread_sql, "SELECT n.seq, n.body_json, 0 FROM rt_notifications n WHERE ",
-              " AND n.seq < $4 AND NOT " IS_READ " ORDER BY n.seq DESC LIMIT $5");
+    static const char all_sql[] =
+        "SELECT n.seq, n.body_json, CASE WHEN " IS_READ " THEN 1 ELSE 0 END FROM rt_notifications"
+        " n WHERE " INBOX_MEMBER_PG " AND n.seq < $4 ORDER BY n.seq DESC LIMIT $5";
+    static const char unread_sql[] =
+        "SELECT n.seq, n.body_json, 0 FROM rt_notifications n WHERE " INBOX_MEMBER_PG
+        " AND n.seq < $4 AND NOT " IS_READ " ORDER BY n.seq DESC LIMIT $5";
     char uroom[200], oroom[200];
     struct dr_db_val p[5];
     struct inbox_list l = {0};
@@ -1085,8 +1194,11 @@ int dr__rt_inbox_list(struct dr_db *db, const struct rt_inbox_q *q, char **out, 
     p[4] = DR_DB_INTV(q->limit);
     dr_buf_init(&l.b, 64 * 1024 * 1024);
     dr_buf_appends(&l.b, "{\"notifications\":[");
-    err = dr_db_exec(db, (q->unread_only ? unread_sql : all_sql)[ENGINE(db)], p, 5, list_row, &l,
-                     NULL);
+    if (dr_db_engine(db) == DR_DB_SQLITE) {
+        err = inbox_list_lite(db, q, p, &l);
+    } else {
+        err = dr_db_exec(db, q->unread_only ? unread_sql : all_sql, p, 5, list_row, &l, NULL);
+    }
     if (!err && l.failed) {
         err = DR_ETOOBIG;
     }

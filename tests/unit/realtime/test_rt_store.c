@@ -544,7 +544,10 @@ static void queries_by_room_use_indexes(void **state)
     assert_non_null(
         strstr(p.text, "SEARCH rt_inbox_batches USING PRIMARY KEY (room=? AND last_seq>"));
     run_planned(&p, inbox_list, f);
-    assert_non_null(strstr(p.text, "SEARCH b USING PRIMARY KEY (room=?)"));
+    assert_non_null(
+        strstr(p.text, "SEARCH rt_inbox_batches USING PRIMARY KEY (room=? AND last_seq<?)"));
+    assert_non_null(
+        strstr(p.text, "SEARCH rt_inbox_batches USING PRIMARY KEY (room=? AND last_seq>?)"));
     assert_non_null(strstr(p.text, "rt_notifications_user"));
     run_planned(&p, inbox_counts, f);
     assert_non_null(strstr(p.text, "SEARCH b USING PRIMARY KEY (room=?)"));
@@ -635,6 +638,35 @@ static void expect_inbox(struct dr_db *db, int unread_only, size_t limit, const 
 }
 
 static void delete_seq(struct dr_db *db, int64_t seq);
+
+/* A notification of the user's own (user_id) in one of its rooms is listed once; an unread-only
+ * page finds the unread ones below many read ones (the SQLite walk widens its rounds). */
+static void inbox_once_and_unread_below_read(void **state)
+{
+    struct fx *f = *state;
+    int64_t d[30], seq = 0;
+    int dup;
+
+    d[0] = put(f->db, "d0", "me", "user:me", &dup);
+    d[1] = put(f->db, "d1", "me", "org:acme", &dup);
+    d[2] = put(f->db, "d2", "u1", "user:me", &dup);
+    for (size_t limit = 1; limit <= 4; limit++) {
+        expect_inbox(f->db, 0, limit, (int64_t[]){d[2], d[1], d[0]}, 3);
+    }
+    for (int i = 3; i < 30; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "d%d", i);
+        d[i] = put(f->db, id, "u1", i % 2 ? "org:acme" : "user:me", &dup);
+    }
+    for (int i = 5; i < 30; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "d%d", i);
+        assert_int_equal(dr__rt_inbox_mark(f->db, "me", "acme", id, &seq, NULL), DR_OK);
+    }
+    for (size_t limit = 1; limit <= 6; limit++) {
+        expect_inbox(f->db, 1, limit, (int64_t[]){d[4], d[3], d[2], d[1], d[0]}, 5);
+    }
+}
 
 /* Inbox rooms over several transactions and single stores, a row deleted in the middle: catch-up
  * pages go across the stored batches in seq order and skip the deleted one without ending
@@ -1217,6 +1249,7 @@ static void seqs_visible_in_order_across_instances(void **state)
     X(since_filters_rooms_and_pages)                                                               \
     X(since_across_seq_ranges)                                                                     \
     X(inbox_across_batches)                                                                        \
+    X(inbox_once_and_unread_below_read)                                                            \
     X(inbox_read_state)                                                                            \
     X(mark_all_never_moves_back)                                                                   \
     X(mark_all_is_all_or_nothing)
