@@ -92,11 +92,14 @@ static const struct {
          "[ \\t]+\\d{4})[^\\n]{0,200}?(?:\\n[^\\n]{0,200}?){0,2}?"
          "[^\\s<>@\"]+@[^\\s<>@\"]+[ \\t]*>(?:[ \\t]*" VERB ")?[ \\t]*:?[ \\t]*$",
          PCRE2_CASELESS | PCRE2_MULTILINE},
-    /* The sender first, the verb last, the date between or after it in parentheses ("Dana
-     * <d@example.com>, 2 Mar 2026 Pzt, 09:15 tarihinde şunu yazdı:", "Dana <d@example.com>
+    /* The sender first, the verb last, the date between them or in parentheses after the verb
+     * ("Dana <d@example.com>, 2 Mar 2026 Pzt, 09:15 tarihinde şunu yazdı:", "Dana <d@example.com>
      * ezt írta (időpont: 2026. márc. 2., H, 9:15):"), wrapped over lines without a blank one;
-     * the <address> makes it a header, not prose. */
-    [P_WHO_FIRST] = {"\\A[ \\t]*[^\\n<>]{0,200}<[^\\s<>@\"]+@[^\\s<>@\"]+>"
+     * the <address> and a digit of the date on its line or the next make it a header, not prose
+     * naming someone ("loop in Bob <bob@example.com>, he has the list of rooms I sent:").
+     * Possessive where a run ends at a character it cannot hold: no backtracking there. */
+    [P_WHO_FIRST] = {"\\A[ \\t]*+[^\\n<>]{0,200}+<[^\\s<>@\"]+@[^\\s<>@\"]+>"
+                     "(?=[^\\n\\d]{0,300}+\\d|[^\\n]*+\\n[^\\n\\d]{0,300}+\\d)"
                      "(?:[^\\n]|\\n(?![ \\t]*\\n)){0,300}?[ \\t]" VERB
                      "(?:[ \\t]*\\((?:[^()\\n]|\\n(?![ \\t]*\\n)){0,200}\\))?[ \\t]*:[ \\t]*$",
                      PCRE2_CASELESS | PCRE2_MULTILINE},

@@ -80,6 +80,19 @@ static const struct rcase cases[] = {
      "Igen.\n\nDana Organizer from Events <dana@example.com> ezt \xc3\xadrta (id\xc5\x91pont: "
      "2026.\nm\xc3\xa1rc. 2., H, 9:15):\n\n> Kedd j\xc3\xb3?\n",
      "Igen.", 1},
+    /* a name and <address> in a participant's own lines, a verb at a line's end, no date: prose */
+    {"address in prose, sent at the end",
+     "Tuesday 10:00 works for me.\nPlease loop in Bob <bob@example.com>, he has the list\n"
+     "of rooms I sent:\nWednesday: yes\nThursday: no\n",
+     "Tuesday 10:00 works for me.\nPlease loop in Bob <bob@example.com>, he has the list\n"
+     "of rooms I sent:\nWednesday: yes\nThursday: no",
+     0},
+    {"address in prose, wrote at the end",
+     "Yes for Monday.\nI forwarded your poll to Ana <ana@example.com> (she is out until\n"
+     "Friday) and this is what she wrote:\nMonday: no, Tuesday: yes\n",
+     "Yes for Monday.\nI forwarded your poll to Ana <ana@example.com> (she is out until\n"
+     "Friday) and this is what she wrote:\nMonday: no, Tuesday: yes",
+     0},
     {"outlook en",
      "OK for me\n\n________________________________\nFrom: Dana <dana@example.com>\n"
      "Sent: Monday, March 2, 2026 9:15 AM\nTo: Kim\nSubject: Meeting\n\nTuesday?\n",
