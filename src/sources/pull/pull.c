@@ -625,14 +625,20 @@ static void start_dead(struct finish *f, const struct dr_dead_letter *dl)
     struct dr_pull *p = f->p;
     struct dr_msg *msg = f->msg;
     char topic[512];
-    /* the original attributes, every one of them, plus why it died */
+    /* the original attributes, every one of them, plus why it died as far as Pub/Sub's limit
+     * leaves room (a message may come with 100 of its own; the store keeps the reason anyway) */
     size_t na = msg->nattrs;
     struct dr_attr *attrs = dr_xcalloc(na + 3, sizeof(*attrs));
+    const struct dr_attr extra[] = {
+        {"dr_reason", dl->reason},
+        {"dr_processor", dl->processor ? dl->processor : ""},
+        {"dr_source_topic", msg->topic},
+    };
 
     memcpy(attrs, msg->attrs, na * sizeof(*attrs));
-    attrs[na++] = (struct dr_attr){"dr_reason", dl->reason};
-    attrs[na++] = (struct dr_attr){"dr_processor", dl->processor ? dl->processor : ""};
-    attrs[na++] = (struct dr_attr){"dr_source_topic", msg->topic};
+    for (size_t i = 0; i < DR_ARRAY_LEN(extra) && na < DR_PUBSUB_MAX_ATTRS; i++) {
+        attrs[na++] = extra[i];
+    }
     f->dead = 1;
     f->dl.message_id = dr_xstrdup(dl->message_id);
     f->dl.topic = dr_xstrdup(dl->topic);
