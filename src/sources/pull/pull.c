@@ -556,7 +556,10 @@ static void pub_msg(struct dr_pubsub_pub_msg *m, struct dr_pubsub_attr *a, const
         has_ikey |= strcmp(attrs[i].key, "idempotency_key") == 0;
         na++;
     }
-    if (!has_trace && traceparent) {
+    /* idempotency_key first: a consumer's dedup needs it; the trace context only where Pub/Sub's
+     * limit leaves room for it too */
+    if (!has_trace && traceparent &&
+        na + 1 + (size_t)(!has_ikey && ikey) <= (size_t)DR_PUBSUB_MAX_ATTRS) {
         a[na].key = "traceparent";
         a[na].value = traceparent;
         na++;
