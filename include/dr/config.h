@@ -95,6 +95,8 @@ struct dr_config {
     int64_t dedup_window_ms;
     int64_t shutdown_deadline_ms;
     int64_t dlq_retention_ms; /* retention.dead_letters: 0 = dead letters are kept */
+    /* retention.notifications: 0 = real-time notifications are kept */
+    int64_t notification_retention_ms;
     int64_t request_timeout_ms;
     struct dr_route *routes;
     size_t nroutes;

@@ -581,7 +581,7 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     static const char *const limits_keys[] = {"max_in_flight", "max_in_flight_bytes", NULL};
     static const char *const dedup_keys[] = {"window", NULL};
     static const char *const shutdown_keys[] = {"deadline", NULL};
-    static const char *const ret_keys[] = {"dead_letters", NULL};
+    static const char *const ret_keys[] = {"dead_letters", "notifications", NULL};
     /* read by the Redis bus (src/realtime/redis_bus.c), which only starts with a URL: checked
      * here so that a misspelt setting, or a duration without a unit, stops the start whether
      * or not Redis is used; the durations come after url and channel, and the bus checks
@@ -710,6 +710,8 @@ static void parse(struct vctx *v, struct dr_config *c, const cJSON *root)
     if (sec) {
         get_duration(v, sec, "dead_letters", "retention", 0, DR_DURATION_MAX_MS,
                      &c->dlq_retention_ms);
+        get_duration(v, sec, "notifications", "retention", 0, DR_DURATION_MAX_MS,
+                     &c->notification_retention_ms);
     }
     sec = cJSON_GetObjectItemCaseSensitive(root, "breakers");
     if (sec) {
@@ -1026,6 +1028,7 @@ int dr_config_load_string(const char *yaml, size_t len, const char *name, struct
     c->dedup_window_ms = 24LL * 3600 * 1000;
     c->shutdown_deadline_ms = 10000;
     c->dlq_retention_ms = 30LL * 86400 * 1000;
+    c->notification_retention_ms = 30LL * 86400 * 1000;
     c->request_timeout_ms = 10000;
     c->retry_default = (struct dr_retry_policy){
         .max_attempts = 5, .initial_ms = 200, .multiplier = 2, .max_ms = 30000, .jitter = 0.2};

@@ -79,6 +79,14 @@ static void entries(void **state)
     expect_error("retention: {dead_letter: 7d}\n", "bad.yaml: retention.dead_letter: unknown key");
     expect_error("retention: {dead_letters: a week}\n",
                  "bad.yaml: retention.dead_letters: expected a duration");
+    expect_error("retention: {notification: 7d}\n",
+                 "bad.yaml: retention.notification: unknown key");
+    expect_error("retention: {notifications: a month}\n",
+                 "bad.yaml: retention.notifications: expected a duration");
+    expect_error("retention: {notifications: 36501d}\n",
+                 "bad.yaml: retention.notifications: out of range: must be from 0ms to 36500d");
+    expect_error("retention: {notifications: -1d}\n",
+                 "bad.yaml: retention.notifications: expected a duration");
     expect_error("routes:\n  - {name: a, default: true, processors: [test]}\n"
                  "  - {name: b, default: true, processors: [log]}\n",
                  "bad.yaml: routes[1].default: routes[0] is the default route already");
@@ -248,16 +256,16 @@ static void durations(void **state)
 static void duration_units(void **state)
 {
     static const char *const keys[] = {
-        "http: {request_timeout: %s}",        "dedup: {window: %s}",
-        "shutdown: {deadline: %s}",           "retention: {dead_letters: %s}",
-        "retry: {default: {initial: %s}}",    "retry: {default: {max: %s}}",
-        "retry: {types: {t: {initial: %s}}}", "breakers: {b: {open_for: %s}}",
-        "redis: {connect_timeout: %s}",       "redis: {command_timeout: %s}",
-        "redis: {ping_interval: %s}",         "redis: {backoff_max: %s}",
-        "redis: {reorder_window: %s}",        "redis: {audit_interval: %s}",
-        "realtime: {heartbeat: %s}",          "realtime: {idle_timeout: %s}",
-        "realtime: {auth_timeout: %s}",       "realtime: {close_timeout: %s}",
-        "realtime: {sse_retry: %s}",
+        "http: {request_timeout: %s}",    "dedup: {window: %s}",
+        "shutdown: {deadline: %s}",       "retention: {dead_letters: %s}",
+        "retention: {notifications: %s}", "retry: {default: {initial: %s}}",
+        "retry: {default: {max: %s}}",    "retry: {types: {t: {initial: %s}}}",
+        "breakers: {b: {open_for: %s}}",  "redis: {connect_timeout: %s}",
+        "redis: {command_timeout: %s}",   "redis: {ping_interval: %s}",
+        "redis: {backoff_max: %s}",       "redis: {reorder_window: %s}",
+        "redis: {audit_interval: %s}",    "realtime: {heartbeat: %s}",
+        "realtime: {idle_timeout: %s}",   "realtime: {auth_timeout: %s}",
+        "realtime: {close_timeout: %s}",  "realtime: {sse_retry: %s}",
     };
     char yaml[128];
 
@@ -283,17 +291,21 @@ static void duration_units(void **state)
     expect_ok("pubsub: {nack_after_ms: 10000}\nprocessors: {email: {progress_interval_ms: 500}}\n");
 }
 
-/* retention.dead_letters is read where the other durations are: 0 keeps dead letters. */
+/* retention.dead_letters and retention.notifications are read where the other durations are,
+ * each on its own (30d by default): 0 keeps them. */
 static void retention_value(void **state)
 {
     static const struct {
         const char *yaml;
-        int64_t ms;
+        int64_t ms, notif_ms;
     } cases[] = {
-        {"mode: local\n", 30LL * 86400000},
-        {"retention: {dead_letters: 7d}\n", 7LL * 86400000},
-        {"retention: {dead_letters: 0}\n", 0},
-        {"retention: {dead_letters: 1.5h}\n", 5400000},
+        {"mode: local\n", 30LL * 86400000, 30LL * 86400000},
+        {"retention: {dead_letters: 7d}\n", 7LL * 86400000, 30LL * 86400000},
+        {"retention: {dead_letters: 0}\n", 0, 30LL * 86400000},
+        {"retention: {dead_letters: 1.5h}\n", 5400000, 30LL * 86400000},
+        {"retention: {notifications: 90d}\n", 30LL * 86400000, 90LL * 86400000},
+        {"retention: {notifications: 0}\n", 30LL * 86400000, 0},
+        {"retention: {notifications: 12h, dead_letters: 1d}\n", 86400000, 12LL * 3600000},
     };
 
     (void)state;
@@ -305,6 +317,7 @@ static void retention_value(void **state)
             fail_msg("%s", err);
         }
         assert_int_equal(c->dlq_retention_ms, cases[i].ms);
+        assert_int_equal(c->notification_retention_ms, cases[i].notif_ms);
         dr_config_destroy(c);
     }
 }
