@@ -94,6 +94,18 @@ const char *dr_notification_id(const struct dr_notification *n);
 const char *dr_notification_json(const struct dr_notification *n, size_t *len);
 
 /*
+ * Retention: deletes the stored notifications created before before_ms (created_ms), oldest seq
+ * first, at most chunk (0: 1) rows per transaction, and ends at the first one created at or
+ * after before_ms; the newest one stays whatever its age (the store's newest seq never goes
+ * down, which would read as a reset store); then the single reads (rt_reads) of the seqs deleted,
+ * chunk rows at a time. Read marks stay. Seqs are never reused, so a client's since stays valid: a
+ * catch-up from before the oldest notification left sends the ones left. *purged is the number of
+ * notifications deleted, also on failure (the chunks committed before it stay deleted). Blocks:
+ * call on a worker thread, with db the store's (dr_store_db).
+ */
+int dr_realtime_purge(struct dr_db *db, int64_t before_ms, size_t chunk, int64_t *purged);
+
+/*
  * 1 if room is a well-formed room name: "user:", "org:", "meeting:" or "shipment:" followed by
  * 1..128 characters that are printable ASCII other than space.
  */

@@ -1350,6 +1350,98 @@ int dr__rt_inbox_mark_all(struct dr_db *db, const char *sub, const char *org, in
     return err;
 }
 
+/* ---- retention ---- */
+
+struct purge_chunk {
+    int64_t before_ms;
+    int64_t head;   /* the newest seq when the purge began: kept */
+    int64_t lo, hi; /* the chunk's seqs to delete: lo..hi, 0 when none */
+    int newer;      /* a row new enough was read: the purge ends with this chunk */
+};
+
+static int purge_row(void *ctx, const struct dr_db_row *row)
+{
+    struct purge_chunk *pc = ctx;
+
+    if (pc->newer || dr_db_row_int(row, 0) >= pc->head || dr_db_row_int(row, 1) >= pc->before_ms) {
+        pc->newer = 1;
+        return 0;
+    }
+    if (!pc->lo) {
+        pc->lo = dr_db_row_int(row, 0);
+    }
+    pc->hi = dr_db_row_int(row, 0);
+    return 0;
+}
+
+/*
+ * Seqs grow with time (created_ms) and there is no index by created_ms (v101): the walk reads the
+ * oldest rows by seq, the primary key, and ends at the first one new enough (one written with an
+ * earlier created_ms after it is kept until then). The newest row stays whatever its age: the
+ * store's head (its newest seq) going down reads as a reset store to a resume (a since above it)
+ * and to the Redis bus's audit. Each chunk is a transaction of its own, so
+ * the store thread's inserts wait for one chunk at most, and a long backlog is never one huge
+ * transaction; rows go by plain DELETEs of seq ranges, so triggers on rt_notifications keep what
+ * hangs off it right. Then the single reads at or below the highest seq purged go, in chunks as
+ * well (rt_reads has no index by seq: one walk of it per chunk, not per chunk of notifications);
+ * that takes a read stored meanwhile of a notification just purged too.
+ * Read marks stay: a mark above purged seqs still says the same of those left.
+ */
+int dr_realtime_purge(struct dr_db *db, int64_t before_ms, size_t chunk, int64_t *purged)
+{
+    struct purge_chunk pc = {.before_ms = before_ms};
+    struct dr_db_val lim[1] = {DR_DB_INTV(chunk ? chunk : 1)};
+    int64_t top = 0, n;
+    int err = DR_OK;
+
+    *purged = 0;
+    err = dr__rt_store_head(db, &pc.head);
+    while (!err) {
+        struct dr_db_tx *tx = NULL;
+        n = 0;
+        pc.lo = pc.hi = 0;
+        err = dr_db_begin(db, &tx);
+        if (err) {
+            break;
+        }
+        err =
+            dr_db_tx_exec(tx, "SELECT seq, created_ms FROM rt_notifications ORDER BY seq LIMIT $1",
+                          lim, 1, purge_row, &pc, NULL);
+        if (!err && pc.hi) {
+            struct dr_db_val p[3] = {DR_DB_INTV(pc.lo), DR_DB_INTV(pc.hi), DR_DB_INTV(before_ms)};
+            err = dr_db_tx_exec(tx,
+                                "DELETE FROM rt_notifications WHERE seq >= $1 AND seq <= $2"
+                                " AND created_ms < $3",
+                                p, 3, NULL, NULL, &n);
+        }
+        if (err) {
+            dr_db_rollback(tx);
+            break;
+        }
+        err = dr_db_commit(tx);
+        if (err) {
+            break;
+        }
+        *purged += n;
+        top = pc.hi ? pc.hi : top;
+        if (!pc.hi || pc.newer) {
+            break;
+        }
+    }
+    while (!err && top > 0) {
+        struct dr_db_val p[2] = {DR_DB_INTV(top), DR_DB_INTV(chunk ? chunk : 1)};
+        n = 0;
+        err = dr_db_exec(db,
+                         "DELETE FROM rt_reads WHERE (user_id, seq) IN"
+                         " (SELECT user_id, seq FROM rt_reads WHERE seq <= $1 LIMIT $2)",
+                         p, 2, NULL, NULL, &n);
+        if (n < (int64_t)(chunk ? chunk : 1)) {
+            break;
+        }
+    }
+    return err;
+}
+
 /* ---- permission ---- */
 
 int dr__rt_may_join_local(const struct dr_jwt_claims *c, const char *room, int *allowed)

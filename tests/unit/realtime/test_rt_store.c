@@ -1238,6 +1238,143 @@ static void seqs_visible_in_order_across_instances(void **state)
     dr_notification_unref(b.v[0]);
 }
 
+/* ---- retention ---- */
+
+static void set_created(struct dr_db *db, int64_t seq, int64_t ms)
+{
+    struct dr_db_val p[2] = {DR_DB_INTV(ms), DR_DB_INTV(seq)};
+
+    assert_int_equal(dr_db_exec(db, "UPDATE rt_notifications SET created_ms = $1 WHERE seq = $2", p,
+                                2, NULL, NULL, NULL),
+                     DR_OK);
+}
+
+static int64_t count_of(struct dr_db *db, const char *sql)
+{
+    int64_t count = -1;
+
+    assert_int_equal(dr_db_exec(db, sql, NULL, 0, get_count, &count, NULL), DR_OK);
+    return count;
+}
+
+/* Seven notifications created at 100..500, 10000 and 150 (an old one written after a new one),
+ * all in the inbox of "me" but p3 (meeting:m), read in part: up to p1 by a read mark, p2 and p6
+ * by single reads. */
+static void retention_rows(struct dr_db *db, int64_t *s)
+{
+    static const int64_t created[7] = {100, 200, 300, 400, 500, 10000, 150};
+    int dup;
+    int64_t seq = 0;
+    char id[8];
+
+    for (int i = 0; i < 7; i++) {
+        snprintf(id, sizeof(id), "p%d", i + 1);
+        s[i] = put(db, id, i == 2 ? "x" : "me", i == 2 ? "meeting:m" : "user:me", &dup);
+        set_created(db, s[i], created[i]);
+    }
+    struct dr_db_val p[3] = {DR_DB_TEXTV("me"), DR_DB_INTV(s[0]), DR_DB_INTV(1)};
+    assert_int_equal(dr_db_exec(db,
+                                "INSERT INTO rt_read_marks (user_id, up_to_seq, read_ms)"
+                                " VALUES ($1, $2, $3)",
+                                p, 3, NULL, NULL, NULL),
+                     DR_OK);
+    assert_int_equal(dr__rt_inbox_mark(db, "me", NULL, "p2", &seq, NULL), DR_OK);
+    assert_int_equal(dr__rt_inbox_mark(db, "me", NULL, "p6", &seq, NULL), DR_OK);
+}
+
+/* Only notifications created before the cutoff go, oldest seq first, and the walk ends at the
+ * first one new enough (p7, old, after p6, new, stays); single reads of purged seqs go, read
+ * marks stay; the inbox and its unread count then hold what is left; seqs are never reused. */
+static void purge_old_notifications(void **state)
+{
+    struct fx *f = *state;
+    int64_t s[7], purged = -1, count = -1, head = 0, seq = 0;
+    char *out = NULL;
+    size_t listed = 0;
+    int dup;
+
+    retention_rows(f->db, s);
+    assert_int_equal(dr__rt_inbox_unread(f->db, "me", NULL, &count), DR_OK);
+    assert_int_equal(count, 3); /* p4, p5, p7 (p1 under the mark, p2 and p6 read, p3 not inbox) */
+
+    assert_int_equal(dr_realtime_purge(f->db, 100, 1000, &purged), DR_OK);
+    assert_int_equal(purged, 0); /* created_ms 100 is not before 100 */
+    assert_int_equal(dr_realtime_purge(f->db, 1000, 2, &purged), DR_OK);
+    assert_int_equal(purged, 5);
+    assert_int_equal(count_of(f->db, "SELECT COUNT(*) FROM rt_notifications"), 2);
+    assert_int_equal(count_of(f->db, "SELECT MIN(seq) FROM rt_notifications"), s[5]);
+    /* p2's read is gone with it, p6's stays; the mark stays */
+    assert_int_equal(count_of(f->db, "SELECT COUNT(*) FROM rt_reads"), 1);
+    assert_int_equal(count_of(f->db, "SELECT MAX(seq) FROM rt_reads"), s[5]);
+    assert_int_equal(stored_mark(f->db, "me"), s[0]);
+
+    assert_int_equal(dr__rt_inbox_unread(f->db, "me", NULL, &count), DR_OK);
+    assert_int_equal(count, 1); /* p7 */
+    struct rt_inbox_q q = {.sub = "me", .limit = 10};
+    assert_int_equal(dr__rt_inbox_list(f->db, &q, &out, &listed), DR_OK);
+    assert_int_equal(listed, 2);
+    assert_non_null(strstr(out, "\"p6\""));
+    assert_non_null(strstr(out, "\"p7\""));
+    assert_null(strstr(out, "\"p1\""));
+    free(out);
+    assert_int_equal(dr__rt_inbox_mark(f->db, "me", NULL, "p2", &seq, NULL), DR_ENOTFOUND);
+
+    /* again: nothing more is old enough before p6 */
+    assert_int_equal(dr_realtime_purge(f->db, 1000, 2, &purged), DR_OK);
+    assert_int_equal(purged, 0);
+    /* everything old: the newest (p7) stays, so the store's head does not go down */
+    assert_int_equal(dr_realtime_purge(f->db, INT64_MAX, 1000, &purged), DR_OK);
+    assert_int_equal(purged, 1);
+    assert_int_equal(dr__rt_store_head(f->db, &head), DR_OK);
+    assert_int_equal(head, s[6]);
+    assert_true(put(f->db, "p8", "me", "user:me", &dup) > s[6]);
+}
+
+/* A client resuming from a since below the oldest notification left gets every one left above
+ * it, in seq order, without an error (what was purged is not sent, and nothing says so: see
+ * docs/realtime-protocol.md, Retention); its since is not above the head, so no reset either. */
+static void catch_up_from_before_the_oldest(void **state)
+{
+    struct fx *f = *state;
+    int64_t s[7], purged = -1, head = 0;
+    char *rooms[] = {"user:me", "meeting:m"};
+
+    retention_rows(f->db, s);
+    assert_int_equal(dr_realtime_purge(f->db, 1000, 1000, &purged), DR_OK);
+    assert_int_equal(purged, 5);
+    assert_int_equal(dr__rt_store_head(f->db, &head), DR_OK);
+    assert_int_equal(head, s[6]);
+    int64_t left[] = {s[5], s[6]};
+    expect_since(f->db, rooms, 2, 0, 100, left, 2, -1);
+    expect_since(f->db, rooms, 2, s[1], 100, left, 2, -1);
+    expect_since(f->db, rooms, 2, s[1], 1, left, 1, s[5]);
+    expect_since(f->db, rooms, 2, s[5], 100, &left[1], 1, -1);
+}
+
+/* Each chunk is a transaction of its own: a chunk the store refuses to delete (a trigger) leaves
+ * the chunks before it deleted and counted, and itself and the rest in place. */
+static void purge_commits_each_chunk(void **state)
+{
+    struct fx *f = *state;
+    int64_t s[7], purged = -1;
+
+    retention_rows(f->db, s);
+    if (dr_db_engine(f->db) == DR_DB_POSTGRES) {
+        exec_ok(f->db, "CREATE FUNCTION keep_p4() RETURNS trigger LANGUAGE plpgsql AS $f$BEGIN"
+                       " IF OLD.notification_id = 'p4' THEN RAISE EXCEPTION 'kept'; END IF;"
+                       " RETURN OLD; END$f$");
+        exec_ok(f->db, "CREATE TRIGGER keep_p4 BEFORE DELETE ON rt_notifications FOR EACH ROW"
+                       " EXECUTE FUNCTION keep_p4()");
+    } else {
+        exec_ok(f->db, "CREATE TRIGGER keep_p4 BEFORE DELETE ON rt_notifications"
+                       " WHEN OLD.notification_id = 'p4' BEGIN SELECT RAISE(ABORT, 'kept'); END");
+    }
+    assert_int_not_equal(dr_realtime_purge(f->db, 1000, 2, &purged), DR_OK);
+    assert_int_equal(purged, 2); /* p1, p2 */
+    assert_int_equal(count_of(f->db, "SELECT MIN(seq) FROM rt_notifications"), s[2]);
+    assert_int_equal(count_of(f->db, "SELECT COUNT(*) FROM rt_notifications"), 5);
+}
+
 /* on SQLite and on PostgreSQL */
 #define BOTH_ENGINES(X)                                                                            \
     X(seq_increases_and_duplicates_keep_theirs)                                                    \
@@ -1252,7 +1389,10 @@ static void seqs_visible_in_order_across_instances(void **state)
     X(inbox_once_and_unread_below_read)                                                            \
     X(inbox_read_state)                                                                            \
     X(mark_all_never_moves_back)                                                                   \
-    X(mark_all_is_all_or_nothing)
+    X(mark_all_is_all_or_nothing)                                                                  \
+    X(purge_old_notifications)                                                                     \
+    X(catch_up_from_before_the_oldest)                                                             \
+    X(purge_commits_each_chunk)
 
 int main(void)
 {
