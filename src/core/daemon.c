@@ -70,6 +70,8 @@ static void describe_metrics(void)
                         "Pulls from Pub/Sub that failed or were refused, by subscription.");
     dr_metrics_describe("dr_duplicates_total", "counter",
                         "Messages acknowledged without running again (seen within the window).");
+    dr_metrics_describe("dr_notifications_purged_total", "counter",
+                        "Real-time notifications deleted by retention (retention.notifications).");
 }
 
 static void on_healthz(struct dr_http_req *req, void *ctx)
@@ -143,25 +145,39 @@ static void http_observer(const struct dr_http_req *req, int status, void *ctx)
     dr_metrics_inc("dr_http_requests_total", labels, 1);
 }
 
-/* ---- retention: dedup records past their window, dead letters past theirs ---- */
+/* ---- retention: dedup records past their window, dead letters and notifications past theirs */
+
+/* notifications deleted per transaction: the store thread's inserts wait for one chunk at most */
+#define NOTIFICATION_PURGE_CHUNK 1000
 
 struct retention {
     uv_work_t work;
     struct daemon *d;
-    int64_t dedup_before, dlq_before;
+    int64_t dedup_before, dlq_before, notifications_before;
 };
 
 static void retention_work(uv_work_t *w)
 {
     struct retention *r = (struct retention *)w;
-    int64_t n1 = 0, n2 = 0;
+    int64_t n1 = 0, n2 = 0, n3 = 0;
     dr_store_dedup_purge(r->d->store, r->dedup_before, &n1);
     if (r->dlq_before > 0) {
         dr_store_dlq_purge(r->d->store, r->dlq_before, &n2);
     }
-    if (n1 || n2) {
-        DR_INFO("retention", "purged", "dedup_records=%lld dead_letters=%lld", (long long)n1,
-                (long long)n2);
+    if (r->notifications_before > 0) {
+        int err = dr_realtime_purge(dr_store_db(r->d->store), r->notifications_before,
+                                    NOTIFICATION_PURGE_CHUNK, &n3);
+        if (err) {
+            DR_WARN("retention", "notification purge failed", "purged=%lld error=\"%s\"",
+                    (long long)n3, dr_strerror(err));
+        }
+        if (n3) {
+            dr_metrics_inc("dr_notifications_purged_total", "", (double)n3);
+        }
+    }
+    if (n1 || n2 || n3) {
+        DR_INFO("retention", "purged", "dedup_records=%lld dead_letters=%lld notifications=%lld",
+                (long long)n1, (long long)n2, (long long)n3);
     }
 }
 
@@ -185,6 +201,8 @@ static void on_retention_tick(uv_timer_t *t)
     r->d = d;
     r->dedup_before = now - d->cfg->dedup_window_ms;
     r->dlq_before = d->cfg->dlq_retention_ms > 0 ? now - d->cfg->dlq_retention_ms : 0;
+    r->notifications_before =
+        d->cfg->notification_retention_ms > 0 ? now - d->cfg->notification_retention_ms : 0;
     d->retention_running = 1;
     uv_queue_work(d->loop, &r->work, retention_work, retention_done);
 }
