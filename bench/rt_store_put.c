@@ -11,7 +11,8 @@
  * after the migrations, for schema experiments; RT_STORE_ROOM the rooms' prefix (meeting:bench-);
  * RT_STORE_IDS=random: random notification ids (32 hex digits, dr_random_id), =time: ids that
  * sort by time (dr_time_id, as the processors and the publish API make them), instead of
- * ws_load's b-TAG-I, which sort nearly in the order they are stored.
+ * ws_load's b-TAG-I, which sort nearly in the order they are stored. RT_STORE_INBOX: times the
+ * inbox of a user of org bench-0 afterwards (with RT_STORE_ROOM=org:bench-).
  * Prints per notification the calling thread's CPU time and wall time, the whole process's CPU time
  * (with the checkpoints, until the database is closed) and the bytes it wrote (WAL and database
  * file).
@@ -153,6 +154,34 @@ static void since_times(struct dr_db *db, long stored, int rooms)
     }
 }
 
+/* RT_STORE_INBOX: the inbox of a user of org bench-0 (the rooms' prefix being org:bench-): the
+ * newest page of 50, a page from the middle of the history, the unread count; best of 20 each. */
+static void inbox_times(struct dr_db *db, long total)
+{
+    const char *what[] = {"list 50 newest", "list 50 from the middle", "unread count"};
+
+    for (int k = 0; k < 3; k++) {
+        double best = 1e9;
+        for (int r = 0; r < 20; r++) {
+            struct rt_inbox_q q = {
+                .sub = "reader", .org = "bench-0", .limit = 50, .before = k == 1 ? total / 2 : 0};
+            char *out = NULL;
+            int64_t count = 0;
+            double t0 = now_s(CLOCK_MONOTONIC);
+            int err = k < 2 ? dr__rt_inbox_list(db, &q, &out, NULL)
+                            : dr__rt_inbox_unread(db, "reader", "bench-0", &count);
+            double t = now_s(CLOCK_MONOTONIC) - t0;
+            free(out);
+            if (err) {
+                fprintf(stderr, "%s: %s\n", what[k], dr_strerror(err));
+                return;
+            }
+            best = t < best ? t : best;
+        }
+        printf("inbox %s: %.3f ms\n", what[k], best * 1e3);
+    }
+}
+
 int main(int argc, char **argv)
 {
     char dir[] = "/tmp/dr-rt-store-put.XXXXXX";
@@ -218,6 +247,9 @@ int main(int argc, char **argv)
     cpu = store(db, tag, prefill, rows, batch, rooms, &wall);
     if (getenv("RT_STORE_SINCE")) {
         since_times(db, prefill + rows, rooms);
+    }
+    if (getenv("RT_STORE_INBOX")) {
+        inbox_times(db, prefill + rows);
     }
     /* the checkpoints of what was stored: the background thread's work, counted when done */
     dr_db_close(db);
