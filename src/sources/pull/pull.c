@@ -24,7 +24,7 @@ struct receipt;
 struct lease {
     struct sub *sub;
     char *ack_id;
-    struct receipt *rc; /* the modack on receipt of its pull */
+    struct receipt *rc; /* the newest deadline request naming it: on receipt, or an extension */
     struct dr_msg *msg;
     struct finish *finishing; /* its completion (publishes, store writes) is under way */
     int64_t deadline_ms; /* when Pub/Sub would redeliver it */
@@ -144,14 +144,16 @@ static void modack_one(struct sub *s, const char *ack_id, int deadline_s)
 /* ---------- leases ---------- */
 
 /*
- * The modifyAckDeadline sent on receipt of one pull's messages. While it is on its way, an ack
- * or a nack of one of them waits for its answer: sent meanwhile (on another connection) it could
- * reach Pub/Sub first, and the extension, coming after, would lease a nacked message again (back
- * only after the deadline instead of its delay) or name an ack id already acked.
+ * A modifyAckDeadline that sets the full deadline: the one sent on receipt of one pull's
+ * messages, or a lease extension of several. While it is on its way, an ack or a nack of one of
+ * them waits for its answer: sent meanwhile (on another connection) it could reach Pub/Sub
+ * first, and the deadline, coming after, would lease a nacked message again (back only after
+ * the deadline instead of its delay) or name an ack id already acked. A lease follows the newest
+ * such request that names it.
  */
 struct receipt {
     struct dr_pull *p;
-    int refs; /* leases and undecodable messages of the pull, + 1 while the modack is out */
+    int refs; /* leases (and undecodable messages) it covers, + 1 while the modack is out */
     int open; /* the modack is on its way */
     struct held *held, *held_tail; /* acks and nacks waiting for its answer, in order */
 };
@@ -210,10 +212,10 @@ static void on_receipt_modacked(void *ctx, int err, const char *errmsg, const cJ
 
     p->outstanding--;
     if (err && err != DR_EUNAVAIL) {
-        /* The subscription's own deadline holds until the first extension: Pub/Sub may
-         * redeliver meanwhile, and dedup drops the copy once the message is done. */
-        DR_WARN("pull", "ack deadline not set on receipt", "error=\"%s\"",
-                errmsg ? errmsg : dr_strerror(err));
+        /* The deadline before holds (on receipt, the subscription's own, until the first
+         * extension): Pub/Sub may redeliver meanwhile, and dedup drops the copy once the message
+         * is done. */
+        DR_WARN("pull", "ack deadline not set", "error=\"%s\"", errmsg ? errmsg : dr_strerror(err));
     }
     rc->open = 0;
     rc->held = rc->held_tail = NULL;
@@ -288,6 +290,7 @@ static void on_lease_timer(uv_timer_t *t)
         struct sub *s = &p->subs[i];
         const char **ids = NULL;
         size_t n = 0, cap = 0;
+        struct receipt *rc = NULL;
         for (struct lease *l = p->leases; l; l = l->next) {
             if (l->sub != s || l->deadline_ms > horizon) {
                 continue;
@@ -298,9 +301,20 @@ static void on_lease_timer(uv_timer_t *t)
             }
             ids[n++] = l->ack_id;
             l->deadline_ms = now + (int64_t)p->ack_deadline_s * 1000;
+            /* its ack or nack from now on waits for this extension (struct receipt) */
+            if (!rc) {
+                rc = dr_xcalloc(1, sizeof(*rc));
+                rc->p = p;
+            }
+            receipt_unref(l->rc);
+            l->rc = rc;
+            rc->refs++;
         }
-        if (n && dr_pubsub_modack(p->ps, s->name, ids, n, p->ack_deadline_s, on_acked, p) == 0) {
+        if (n && dr_pubsub_modack(p->ps, s->name, ids, n, p->ack_deadline_s, on_receipt_modacked,
+                                  rc) == 0) {
             p->outstanding++;
+            rc->open = 1;
+            rc->refs++;
         }
         free(ids);
     }
