@@ -24,7 +24,8 @@
 
 struct dr_email_limits {
     size_t max_message_bytes; /* raw message larger than this: DR_ETOOBIG (default 25 MiB) */
-    size_t max_parts;         /* MIME parts examined; the rest is skipped with a warning (500);
+    size_t max_parts;         /* MIME parts examined per message (each attached message read
+                               * counts its own); the rest is skipped with a warning (500);
                                * beyond 8 x max_parts lines starting with "--" the message is
                                * read no further (a warning says where it stopped) */
     size_t max_depth;         /* multipart nesting followed; deeper parts skipped (20) */
@@ -94,8 +95,9 @@ struct dr_email {
     size_t n_warnings;
     /* The messages attached whole (message/rfc822, "Forward as attachment"), each parsed as an
      * email of its own (its subject, From, bodies, calendar parts, its own forwarded ones): what
-     * they say is theirs, not this email's. At most 8 per message in all, 3 levels deep; the
-     * attachments list names them too. dr_email_destroy() frees them. */
+     * they say is theirs, not this email's. At most 8 per message in all, 3 levels deep, read
+     * level by level (this email's own before those attached to them); the attachments list
+     * names them too. dr_email_destroy() frees them. */
     struct dr_email **forwarded;
     size_t n_forwarded;
 };

@@ -43,6 +43,8 @@ struct ctx {
 struct budget {
     size_t forwards; /* attached messages parsed */
     int fwd_warned;
+    GArray *fwd_queue;    /* struct fwd_item: attached messages waiting to be read, in the order
+                           * found, so all of one level are read before any of the next */
     struct dr_email *top; /* the message: where a warning about them goes */
     size_t reread, reread_max; /* bytes of boundless multiparts parsed again, and the cap */
 };
@@ -990,37 +992,66 @@ static void take_headers(struct ctx *c, GMimeMessage *msg);
 static int choose_bodies(struct ctx *c, GMimeObject *root);
 
 /*
- * A message attached whole (message/rfc822): parsed into an email of its own in
- * c->em->forwarded, so that what it says (a carrier's tracking numbers, under the carrier's
- * From) is read as in that message itself. Bounded: DR_EMAIL_FORWARD_DEPTH levels of forwards,
- * DR_EMAIL_MAX_FORWARDED messages in all, and its parts count against max_parts. A forward
- * that cannot be read leaves only its attachment entry. DR_OK or DR_ENOMEM.
+ * A message attached whole (message/rfc822): parsed into an email of its own in its parent's
+ * forwarded, so that what it says (a carrier's tracking numbers, under the carrier's From) is
+ * read as in that message itself. The attached messages are read level by level (breadth
+ * first): all those attached to the message itself, then those attached to them, ..., so the
+ * forwards nested in one attachment never use up the budget before the message's own next
+ * attachment is read. Bounded: DR_EMAIL_FORWARD_DEPTH levels of forwards, DR_EMAIL_MAX_FORWARDED
+ * messages in all, each examining at most max_parts parts of its own (apart from the parent's:
+ * the parent's walk had already collected it when its own parts ran out). A forward that cannot
+ * be read leaves only its attachment entry.
  */
-static int add_forward(struct ctx *c, GMimeObject *p)
+struct fwd_item {
+    struct dr_email *parent; /* whose forwarded it goes into */
+    GMimeObject *part;       /* the message/rfc822 part */
+    size_t depth;            /* the parent's fwd_depth */
+};
+
+static void fwd_skipped(struct ctx *c)
 {
-    GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(p));
+    if (!c->budget->fwd_warned) {
+        dr__email_warn(c->budget->top,
+                       "attached messages beyond %d in all or %d levels deep were not read",
+                       DR_EMAIL_MAX_FORWARDED, DR_EMAIL_FORWARD_DEPTH);
+        c->budget->fwd_warned = 1;
+    }
+}
+
+/* Queues the message part p attached to c's message, to be read by read_forwards(). */
+static void queue_forward(struct ctx *c, GMimeObject *p)
+{
+    struct fwd_item it = {c->em, p, c->fwd_depth};
+
+    if (c->fwd_depth >= DR_EMAIL_FORWARD_DEPTH) {
+        fwd_skipped(c);
+        return;
+    }
+    if (!c->budget->fwd_queue) {
+        c->budget->fwd_queue = g_array_new(FALSE, FALSE, sizeof(struct fwd_item));
+    }
+    g_array_append_val(c->budget->fwd_queue, it);
+}
+
+/* Parses one queued message into it->parent's forwarded; c is the top message's. */
+static int add_forward(struct ctx *c, const struct fwd_item *it)
+{
+    GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(it->part));
     GMimeObject *root = m ? g_mime_message_get_mime_part(m) : NULL;
-    struct dr_email *em = c->em, *f;
+    struct dr_email *em = it->parent, *f;
     struct ctx sub;
     int err;
 
-    if (!root || c->stopped) {
-        return DR_OK;
-    }
-    if (c->fwd_depth >= DR_EMAIL_FORWARD_DEPTH || c->budget->forwards >= DR_EMAIL_MAX_FORWARDED) {
-        if (!c->budget->fwd_warned) {
-            dr__email_warn(c->budget->top,
-                           "attached messages beyond %d in all or %d levels deep were not read",
-                           DR_EMAIL_MAX_FORWARDED, DR_EMAIL_FORWARD_DEPTH);
-            c->budget->fwd_warned = 1;
-        }
+    if (!root) {
         return DR_OK;
     }
     c->budget->forwards++;
     f = dr_xcalloc(1, sizeof(*f));
     sub = *c;
     sub.em = f;
-    sub.fwd_depth = c->fwd_depth + 1;
+    sub.fwd_depth = it->depth + 1;
+    sub.parts = 0; /* its own parts, counted apart from its parent's */
+    sub.stopped = 0;
     sub.depth_warned = 0;
     sub.refused = NULL; /* unreadable parts of a forward lose nothing of this message */
     sub.calendar_parts = NULL;
@@ -1031,8 +1062,6 @@ static int add_forward(struct ctx *c, GMimeObject *p)
     if (!err) {
         err = dr__email_finish_bodies_ex(f, c->lim, sub.flags);
     }
-    c->parts = sub.parts;
-    c->stopped = sub.stopped;
     if (err) {
         dr_email_destroy(f);
         return err;
@@ -1040,6 +1069,29 @@ static int add_forward(struct ctx *c, GMimeObject *p)
     em->forwarded = dr_xrealloc(em->forwarded, (em->n_forwarded + 1) * sizeof(*em->forwarded));
     em->forwarded[em->n_forwarded++] = f;
     return DR_OK;
+}
+
+/* Reads the queued attached messages, level by level, those they carry queued behind them.
+ * DR_OK or DR_ENOMEM. */
+static int read_forwards(struct ctx *c)
+{
+    GArray *q;
+    int err = DR_OK;
+
+    for (guint i = 0; !err && (q = c->budget->fwd_queue) != NULL && i < q->len; i++) {
+        struct fwd_item it = g_array_index(q, struct fwd_item, i);
+
+        if (c->budget->forwards >= DR_EMAIL_MAX_FORWARDED) {
+            fwd_skipped(c);
+            break;
+        }
+        err = add_forward(c, &it); /* may append to the queue (and move it) */
+    }
+    if (c->budget->fwd_queue) {
+        g_array_free(c->budget->fwd_queue, TRUE);
+        c->budget->fwd_queue = NULL;
+    }
+    return err;
 }
 
 static int choose_bodies(struct ctx *c, GMimeObject *root)
@@ -1101,8 +1153,11 @@ static int choose_bodies(struct ctx *c, GMimeObject *root)
     }
     for (guint i = 0; !err && i < att->len; i++) {
         if (GMIME_IS_MESSAGE_PART(att->pdata[i])) {
-            err = add_forward(c, att->pdata[i]);
+            queue_forward(c, att->pdata[i]);
         }
+    }
+    if (!err && c->fwd_depth == 0) {
+        err = read_forwards(c);
     }
     for (guint i = 0; !err && i < c->calendar_parts->len; i++) {
         err = add_calendar(c, c->calendar_parts->pdata[i]);
@@ -1919,6 +1974,9 @@ static int parse(const char *raw, size_t len, const struct dr_email_limits *lim,
         return DR_OK;
     }
 out:
+    if (budget.fwd_queue) {
+        g_array_free(budget.fwd_queue, TRUE); /* left by an error */
+    }
     if (c.html_later) {
         g_ptr_array_free(c.html_later, TRUE);
     }

@@ -292,6 +292,141 @@ static void many_parts(void **state)
     g_string_free(m, TRUE);
 }
 
+static const char fwd_carrier[] =
+    "From: UPS <mcinfo@ups.com>\r\nSubject: Your package has shipped\r\n"
+    "Content-Type: text/plain\r\n\r\n"
+    "Tracking number 1Z999AA10123456784\r\n";
+
+/* The budget of attached messages is spent level by level: a thread attached first that carries
+ * 8 forwards of its own does not keep the carrier's email attached second from being read. */
+static void forwards_read_breadth_first(void **state)
+{
+    GString *m = g_string_new("From: me@example.com\r\nSubject: Fwd: two things\r\n"
+                              "MIME-Version: 1.0\r\n"
+                              "Content-Type: multipart/mixed; boundary=top\r\n\r\n--top\r\n"
+                              "Content-Type: text/plain\r\n\r\nsee attached\r\n");
+    struct dr_email *em;
+    const char *second;
+
+    (void)state;
+    g_string_append(m, "--top\r\nContent-Type: message/rfc822\r\n\r\n"
+                       "From: friend@example.com\r\nSubject: thread\r\nMIME-Version: 1.0\r\n"
+                       "Content-Type: multipart/mixed; boundary=mid\r\n\r\n--mid\r\n"
+                       "Content-Type: text/plain\r\n\r\nold thread\r\n");
+    for (int i = 0; i < 8; i++) {
+        g_string_append(m, "--mid\r\nContent-Type: message/rfc822\r\n\r\n"
+                           "From: x@example.com\r\nSubject: old\r\n\r\nnothing here\r\n");
+    }
+    g_string_append(m, "--mid--\r\n--top\r\nContent-Type: message/rfc822\r\n\r\n");
+    g_string_append(m, fwd_carrier);
+    g_string_append(m, "--top--\r\n");
+    em = parse_ok(m->str);
+    second = em->n_forwarded > 1 && em->forwarded[1]->subject ? em->forwarded[1]->subject : "-";
+    print_message("n_forwarded=%zu, second=%s\n", em->n_forwarded, second);
+    assert_int_equal(em->n_forwarded, 2);
+    assert_string_equal(second, "Your package has shipped");
+    assert_non_null(em->forwarded[1]->text);
+    assert_non_null(strstr(em->forwarded[1]->text, "1Z999AA10123456784"));
+    /* still 8 in all: the thread's own forwards get what is left, and a warning says so */
+    assert_int_equal(em->forwarded[0]->n_forwarded, 6);
+    assert_true(has_warning(em, "attached messages beyond 8 in all or 3 levels deep"));
+    dr_email_destroy(em);
+    g_string_free(m, TRUE);
+}
+
+/* Wide and deep attached messages stay bounded: 8 in all, read in the order attached, and no
+ * more than 3 levels. */
+static void forwards_bounded(void **state)
+{
+    GString *m = g_string_new("From: me@example.com\r\nMIME-Version: 1.0\r\n"
+                              "Content-Type: multipart/mixed; boundary=top\r\n\r\n");
+    struct dr_email *em, *f;
+    int levels = 0;
+
+    (void)state;
+    for (int i = 0; i < 20; i++) {
+        g_string_append_printf(m,
+                               "--top\r\nContent-Type: message/rfc822\r\n\r\n"
+                               "From: x@example.com\r\nSubject: n%d\r\n\r\nbody %d\r\n",
+                               i, i);
+    }
+    g_string_append(m, "--top--\r\n");
+    em = parse_ok(m->str);
+    assert_int_equal(em->n_forwarded, 8);
+    for (size_t i = 0; i < em->n_forwarded; i++) {
+        char want[16];
+
+        snprintf(want, sizeof(want), "n%zu", i);
+        assert_string_equal(em->forwarded[i]->subject, want);
+    }
+    assert_true(has_warning(em, "attached messages beyond 8 in all"));
+    dr_email_destroy(em);
+
+    /* 6 levels of forwards of forwards: 3 read */
+    g_string_assign(m, "From: x@example.com\r\nSubject: d6\r\n\r\ninnermost\r\n");
+    for (int d = 5; d >= 0; d--) {
+        char *in = g_strdup(m->str);
+
+        g_string_printf(m,
+                        "From: x@example.com\r\nSubject: d%d\r\nMIME-Version: 1.0\r\n"
+                        "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n"
+                        "--b%d\r\nContent-Type: message/rfc822\r\n\r\n%s--b%d--\r\n",
+                        d, d, d, in, d);
+        g_free(in);
+    }
+    em = parse_ok(m->str);
+    for (f = em; f->n_forwarded > 0; f = f->forwarded[0]) {
+        assert_int_equal(f->n_forwarded, 1);
+        levels++;
+    }
+    assert_int_equal(levels, 3);
+    assert_true(has_warning(em, "3 levels deep were not read"));
+    dr_email_destroy(em);
+    g_string_free(m, TRUE);
+}
+
+/* The part limit cuts the message's walk short, not the attached messages it had already found:
+ * each is read within a part limit of its own. */
+static void forwards_read_when_parts_run_out(void **state)
+{
+    GString *m = g_string_new("From: me@example.com\r\nSubject: Fwd\r\nMIME-Version: 1.0\r\n"
+                              "Content-Type: multipart/mixed; boundary=top\r\n\r\n");
+    struct dr_email *em, *f;
+
+    (void)state;
+    g_string_append(m, "--top\r\nContent-Type: message/rfc822\r\n\r\n");
+    g_string_append(m, fwd_carrier);
+    g_string_append(m, "--top\r\nContent-Type: message/rfc822\r\n\r\n"
+                       "From: friend@example.com\r\nSubject: album\r\nMIME-Version: 1.0\r\n"
+                       "Content-Type: multipart/mixed; boundary=in\r\n\r\n");
+    for (int i = 0; i < 600; i++) { /* a photo album in an attached message, */
+        g_string_append(m, "--in\r\nContent-Type: image/png\r\n"
+                           "Content-Disposition: attachment\r\n\r\nx\r\n");
+    }
+    g_string_append(m, "--in--\r\n");
+    for (int i = 0; i < 600; i++) { /* and another attached to the message itself */
+        g_string_append(m, "--top\r\nContent-Type: image/png\r\n"
+                           "Content-Disposition: attachment\r\n\r\nx\r\n");
+    }
+    g_string_append(m, "--top--\r\n");
+    em = parse_ok(m->str);
+    print_message("n_forwarded=%zu\n", em->n_forwarded);
+    assert_true(has_warning(em, "more than 500 MIME parts"));
+    assert_true(em->n_attachments <= 500);
+    assert_int_equal(em->n_forwarded, 2);
+    f = em->forwarded[0];
+    assert_string_equal(f->subject, "Your package has shipped");
+    assert_non_null(f->text);
+    assert_non_null(strstr(f->text, "1Z999AA10123456784"));
+    f = em->forwarded[1];
+    assert_string_equal(f->subject, "album");
+    assert_true(has_warning(f, "more than 500 MIME parts"));
+    assert_true(f->n_attachments <= 500);
+    assert_true(f->n_attachments > 400);
+    dr_email_destroy(em);
+    g_string_free(m, TRUE);
+}
+
 static void too_big(void **state)
 {
     size_t n = 30u * 1024 * 1024;
@@ -1384,6 +1519,9 @@ int main(void)
         cmocka_unit_test(invalid_utf8_is_repaired),
         cmocka_unit_test(deep_nesting),
         cmocka_unit_test(many_parts),
+        cmocka_unit_test(forwards_read_breadth_first),
+        cmocka_unit_test(forwards_bounded),
+        cmocka_unit_test(forwards_read_when_parts_run_out),
         cmocka_unit_test(too_big),
         cmocka_unit_test(boundary_bomb),
         cmocka_unit_test(many_parts_bounded),
