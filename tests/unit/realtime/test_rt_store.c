@@ -618,6 +618,7 @@ static void expect_inbox(struct dr_db *db, int unread_only, size_t limit, const 
         cJSON *o = dr_json_parse(out, strlen(out));
         cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "notifications");
         assert_int_equal((size_t)cJSON_GetArraySize(arr), listed);
+        assert_true(listed <= limit);
         assert_true(at + listed <= nwant);
         for (size_t i = 0; i < listed; i++) {
             int64_t seq = 0;
