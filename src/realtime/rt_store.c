@@ -1309,9 +1309,10 @@ int dr__rt_inbox_mark_all(struct dr_db *db, const char *sub, const char *org, in
     static const char *const max_sql[2] = {
         "SELECT MAX(n.seq) FROM rt_notifications n WHERE " INBOX_MEMBER_PG,
         "SELECT MAX(x) FROM (SELECT MAX(u.seq) AS x FROM rt_notifications u WHERE u.user_id = $1"
-        " UNION ALL SELECT MAX(j.value) FROM rt_inbox_batches b, json_each(b.seqs) j"
-        " WHERE b.room IN ($2, $3) AND b.last_seq = (SELECT MAX(c.last_seq) FROM"
-        " rt_inbox_batches c WHERE c.room = b.room))"};
+        " UNION ALL SELECT MAX(j.value) FROM json_each((SELECT seqs FROM rt_inbox_batches"
+        " WHERE room = $2 ORDER BY last_seq DESC LIMIT 1)) j"
+        " UNION ALL SELECT MAX(j.value) FROM json_each((SELECT seqs FROM rt_inbox_batches"
+        " WHERE room = $3 ORDER BY last_seq DESC LIMIT 1)) j)"};
     char uroom[200], oroom[200];
     struct dr_db_val p[3];
     struct dr_db_tx *tx = NULL;
