@@ -332,19 +332,28 @@ int dr__rt_conn_write_raw(struct rt_conn *c, const void *data, size_t len)
 }
 
 /* seq as the transport's encode takes it: SSE's id: line when >= 0. */
-static void send_json_seq(struct rt_conn *c, int64_t seq, const cJSON *obj)
+/* A frame of JSON text as it is, numbered seq (-1: none). */
+static void send_text_seq(struct rt_conn *c, int64_t seq, const char *json, size_t len)
 {
-    char *s;
     struct rt_frame *f;
 
     if (c->state == RT_CONN_CLOSING || c->state == RT_CONN_CLOSED) {
         return;
     }
-    s = dr_json_print(obj);
-    f = c->tp->encode(seq, s, strlen(s));
-
+    f = c->tp->encode(seq, json, len);
     dr__rt_conn_write(c, f);
     dr__rt_frame_unref(f);
+}
+
+static void send_json_seq(struct rt_conn *c, int64_t seq, const cJSON *obj)
+{
+    char *s;
+
+    if (c->state == RT_CONN_CLOSING || c->state == RT_CONN_CLOSED) {
+        return;
+    }
+    s = dr_json_print(obj);
+    send_text_seq(c, seq, s, strlen(s));
     free(s);
 }
 
@@ -355,14 +364,7 @@ void dr__rt_conn_send_json(struct rt_conn *c, const cJSON *obj)
 
 void dr__rt_conn_send_text(struct rt_conn *c, const char *json, size_t len)
 {
-    struct rt_frame *f;
-
-    if (c->state == RT_CONN_CLOSING || c->state == RT_CONN_CLOSED) {
-        return;
-    }
-    f = c->tp->encode(-1, json, len);
-    dr__rt_conn_write(c, f);
-    dr__rt_frame_unref(f);
+    send_text_seq(c, -1, json, len);
 }
 
 /* An error frame; with "room" when room is not NULL, so that a client with several requests

@@ -753,15 +753,15 @@ static int lite_collect(void *ctx, const struct dr_db_row *row)
     return 0;
 }
 
-/* The rooms for which inbox (1: user:, org:) or not (0), as "$first, $first+1, ..." in sql and
- * their values from p[first - 1] on; how many. */
+/* The rooms that are not inbox rooms (user:, org:), as "$first, $first+1, ..." in sql and their
+ * values from p[first - 1] on; how many. */
 static size_t room_params(struct dr_buf *sql, struct dr_db_val *p, size_t first, char *const *rooms,
-                          size_t nrooms, int inbox)
+                          size_t nrooms)
 {
     size_t k = 0;
 
     for (size_t i = 0; i < nrooms; i++) {
-        if (inbox_room(rooms[i]) == inbox) {
+        if (!inbox_room(rooms[i])) {
             dr_buf_printf(sql, "%s$%zu", k ? ", " : "", first + k);
             p[first - 1 + k++] = DR_DB_TEXTV(rooms[i]);
         }
@@ -778,7 +778,7 @@ struct seq_list {
     int stopped;             /* the room had want: it may have more */
 };
 
-#define SEQS_ENOUGH (-1) /* take_batch's "stop here": not an error of enum dr_err */
+#define SEQS_ENOUGH (-1) /* a row callback's "stop here": not an error of enum dr_err */
 
 static void add_seq(struct seq_list *l, int64_t seq)
 {
@@ -799,25 +799,16 @@ static int take_batch(void *ctx, const struct dr_db_row *row)
 {
     struct seq_list *l = ctx;
     const char *at = dr_db_row_text(row, 0);
-    int64_t seq = 0;
-    int digits = 0, neg = 0;
 
-    for (; at && *at; at++) {
-        if (*at >= '0' && *at <= '9' && digits < 19) {
-            seq = seq * 10 + (*at - '0');
-            digits++;
-        } else if (*at == '-' && !digits) {
-            neg = 1;
-        } else {
-            if (digits) {
-                add_seq(l, neg ? -seq : seq);
-            }
-            seq = 0;
-            digits = neg = 0;
+    /* "[s1,s2,...]": positive integers, written by dr_json_append_i64() */
+    while (at && *at) {
+        char *end;
+        long long seq = strtoll(at + 1, &end, 10);
+        if (end == at + 1) {
+            break; /* "]" (or "[]") */
         }
-    }
-    if (digits) {
-        add_seq(l, neg ? -seq : seq);
+        add_seq(l, (int64_t)seq);
+        at = end;
     }
     if (l->n - l->room_start >= l->want) {
         l->stopped = 1;
@@ -920,7 +911,7 @@ static int since_buckets(struct dr_db *db, char *const *rooms, size_t nrooms, in
         dr_buf_printf(&sql, "%s$%zu", i ? ", " : "", i + 2);
     }
     dr_buf_appends(&sql, ") AND n.room IN (");
-    k = room_params(&sql, p, SINCE_BUCKETS + 2, rooms, nrooms, 0);
+    k = room_params(&sql, p, SINCE_BUCKETS + 2, rooms, nrooms);
     np = 1 + SINCE_BUCKETS + k + 1;
     dr_buf_printf(&sql, ") AND " OTHER_ROOM " AND n.seq > $1 ORDER BY n.seq LIMIT $%zu", np);
     p[0] = DR_DB_INTV(since);
@@ -1101,7 +1092,10 @@ static int pick_row(void *ctx, const struct dr_db_row *row)
 {
     struct list_pick *pk = ctx;
 
-    if ((pk->unread_only && dr_db_row_int(row, 2)) || pk->l->n >= pk->limit) {
+    if (pk->l->n >= pk->limit) {
+        return SEQS_ENOUGH;
+    }
+    if (pk->unread_only && dr_db_row_int(row, 2)) {
         return 0;
     }
     return list_row(pk->l, row);
@@ -1134,11 +1128,8 @@ static int inbox_list_lite(struct dr_db *db, const struct rt_inbox_q *q, const s
         c.after = 0;
         c.head = b - 1;
         err = dr_db_exec(db, user_below_sql, up, 3, take_seq, &c, NULL);
-        for (int i = 1; i <= 2 && !err; i++) {
+        for (int i = 1; i <= (q->org ? 2 : 1) && !err; i++) {
             struct dr_db_val rp[2] = {p[i], DR_DB_INTV(b)};
-            if (i == 2 && !q->org) {
-                break;
-            }
             c.room_start = c.n;
             c.want = k;
             err = dr_db_exec(db, inbox_straddle_sql, rp, 2, take_batch, &c, NULL);
@@ -1168,6 +1159,7 @@ static int inbox_list_lite(struct dr_db *db, const struct rt_inbox_q *q, const s
         if (!err) {
             struct dr_db_val rp[2] = {p[0], DR_DB_TEXTV(arr.data)};
             err = dr_db_exec(db, list_rows_sql, rp, 2, pick_row, &pk, NULL);
+            err = err == SEQS_ENOUGH ? DR_OK : err;
         }
         if (!err && l->failed) {
             err = DR_ETOOBIG;
@@ -1232,7 +1224,8 @@ int dr__rt_inbox_unread(struct dr_db *db, const char *sub, const char *org, int6
         "SELECT COUNT(*) FROM (SELECT u.seq AS seq FROM rt_notifications u WHERE u.user_id = $1"
         " AND u.seq > " READ_MARK " UNION SELECT j.value FROM rt_inbox_batches b,"
         " json_each(b.seqs) j WHERE b.room IN ($2, $3) AND b.last_seq > " READ_MARK
-        " AND j.value > " READ_MARK ") n WHERE NOT " IS_READ};
+        " AND j.value > " READ_MARK ") n WHERE NOT EXISTS (SELECT 1 FROM rt_reads r"
+        " WHERE r.user_id = $1 AND r.seq = n.seq)"};
     char uroom[200], oroom[200];
     struct dr_db_val p[3];
 
@@ -1370,9 +1363,9 @@ static int purge_row(void *ctx, const struct dr_db_row *row)
 {
     struct purge_chunk *pc = ctx;
 
-    if (pc->newer || dr_db_row_int(row, 0) >= pc->head || dr_db_row_int(row, 1) >= pc->before_ms) {
+    if (dr_db_row_int(row, 0) >= pc->head || dr_db_row_int(row, 1) >= pc->before_ms) {
         pc->newer = 1;
-        return 0;
+        return SEQS_ENOUGH; /* the rest are newer still */
     }
     if (!pc->lo) {
         pc->lo = dr_db_row_int(row, 0);
@@ -1431,13 +1424,6 @@ static int purge_inbox_lite(struct dr_db_tx *tx, const struct purge_chunk *pc)
                 " AND b.last_seq > $2)",
                 p, 2, NULL, NULL, NULL);
         }
-        if (!err) {
-            err = dr_db_tx_exec(tx,
-                                "DELETE FROM rt_inbox_batches WHERE room = $1 AND last_seq ="
-                                " (SELECT MIN(b.last_seq) FROM rt_inbox_batches b WHERE"
-                                " b.room = $1 AND b.last_seq > $2) AND seqs = '[]'",
-                                p, 2, NULL, NULL, NULL);
-        }
     }
     for (size_t i = 0; i < rooms.n; i++) {
         free(rooms.v[i]);
@@ -1462,11 +1448,13 @@ static int purge_inbox_lite(struct dr_db_tx *tx, const struct purge_chunk *pc)
 int dr_realtime_purge(struct dr_db *db, int64_t before_ms, size_t chunk, int64_t *purged)
 {
     struct purge_chunk pc = {.before_ms = before_ms};
-    struct dr_db_val lim[1] = {DR_DB_INTV(chunk ? chunk : 1)};
+    struct dr_db_val lim[1];
     int64_t top = 0, n;
     int err = DR_OK;
 
     *purged = 0;
+    chunk = chunk ? chunk : 1;
+    lim[0] = DR_DB_INTV(chunk);
     err = dr__rt_store_head(db, &pc.head);
     while (!err) {
         struct dr_db_tx *tx = NULL;
@@ -1479,6 +1467,7 @@ int dr_realtime_purge(struct dr_db *db, int64_t before_ms, size_t chunk, int64_t
         err =
             dr_db_tx_exec(tx, "SELECT seq, created_ms FROM rt_notifications ORDER BY seq LIMIT $1",
                           lim, 1, purge_row, &pc, NULL);
+        err = err == SEQS_ENOUGH ? DR_OK : err;
         if (!err && pc.hi && dr_db_engine(db) == DR_DB_SQLITE) {
             err = purge_inbox_lite(tx, &pc);
         }
@@ -1497,20 +1486,23 @@ int dr_realtime_purge(struct dr_db *db, int64_t before_ms, size_t chunk, int64_t
         if (err) {
             break;
         }
+        if (!pc.hi) {
+            break;
+        }
         *purged += n;
-        top = pc.hi ? pc.hi : top;
-        if (!pc.hi || pc.newer) {
+        top = pc.hi;
+        if (pc.newer) {
             break;
         }
     }
     while (!err && top > 0) {
-        struct dr_db_val p[2] = {DR_DB_INTV(top), DR_DB_INTV(chunk ? chunk : 1)};
+        struct dr_db_val p[2] = {DR_DB_INTV(top), DR_DB_INTV(chunk)};
         n = 0;
         err = dr_db_exec(db,
                          "DELETE FROM rt_reads WHERE (user_id, seq) IN"
                          " (SELECT user_id, seq FROM rt_reads WHERE seq <= $1 LIMIT $2)",
                          p, 2, NULL, NULL, &n);
-        if (n < (int64_t)(chunk ? chunk : 1)) {
+        if (n < (int64_t)chunk) {
             break;
         }
     }

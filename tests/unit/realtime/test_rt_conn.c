@@ -447,11 +447,6 @@ static void replace_all(char *s, const char *from, const char *to)
     }
 }
 
-/*
- * What the Redis bus brings is read the same however its JSON is written: the canonical bus
- * form (dr_notification_json) without a cJSON tree, any other through one, which writes it
- * canonical again. Both reach the client as the same frame, their ids and seqs aside.
- */
 /* A bus message that is not in the bus form is read through a cJSON tree: its seq still to the
  * unit (a double holds 2^53 + 1 as 2^53). */
 static void bus_seq_read_exactly(void **state)
@@ -466,6 +461,11 @@ static void bus_seq_read_exactly(void **state)
     dr_notification_unref(n);
 }
 
+/*
+ * What the Redis bus brings is read the same however its JSON is written: the canonical bus
+ * form (dr_notification_json) without a cJSON tree, any other through one, which writes it
+ * canonical again. Both reach the client as the same frame, their ids and seqs aside.
+ */
 static void bus_forms_are_read_alike(void **state)
 {
     struct fx *f = *state;
