@@ -1285,6 +1285,39 @@ static void retention_rows(struct dr_db *db, int64_t *s)
     assert_int_equal(dr__rt_inbox_mark(db, "me", NULL, "p6", &seq, NULL), DR_OK);
 }
 
+/* Inbox rows of another user's notifications (so only the rooms' rt_inbox_batches rows put them
+ * in the inbox), stored in one batch, the first three old: purged two per transaction, each
+ * chunk cuts the batch's rows, which keep exactly the seqs above it. */
+static void purge_cuts_batch_rows(void **state)
+{
+    struct fx *f = *state;
+    struct dr_notification *v[6];
+    int dups[6];
+    int64_t s[6], purged = -1, seq = 0;
+    char id[8];
+
+    for (int i = 0; i < 6; i++) {
+        snprintf(id, sizeof(id), "q%d", i);
+        v[i] = make(id, "u9", i % 2 ? "org:acme" : "user:me");
+    }
+    assert_int_equal(dr__rt_store_put_many(f->db, v, 6, dups), DR_OK);
+    for (int i = 0; i < 6; i++) {
+        s[i] = dr_notification_seq(v[i]);
+        set_created(f->db, s[i], i < 3 ? 100 : 5000);
+        dr_notification_unref(v[i]);
+    }
+    expect_inbox(f->db, 0, 4, (int64_t[]){s[5], s[4], s[3], s[2], s[1], s[0]}, 6);
+    assert_int_equal(dr_realtime_purge(f->db, 1000, 2, &purged), DR_OK);
+    assert_int_equal(purged, 3);
+    expect_inbox(f->db, 0, 2, (int64_t[]){s[5], s[4], s[3]}, 3);
+    char *rooms[] = {"user:me", "org:acme"};
+    for (size_t limit = 1; limit <= 4; limit++) {
+        expect_pages(f->db, rooms, 2, 0, limit, (int64_t[]){s[3], s[4], s[5]}, 3);
+    }
+    assert_int_equal(dr__rt_inbox_mark_all(f->db, "me", "acme", &seq), DR_OK);
+    assert_int_equal(seq, s[5]);
+}
+
 /* Only notifications created before the cutoff go, oldest seq first, and the walk ends at the
  * first one new enough (p7, old, after p6, new, stays); single reads of purged seqs go, read
  * marks stay; the inbox and its unread count then hold what is left; seqs are never reused. */
@@ -1394,6 +1427,7 @@ static void purge_commits_each_chunk(void **state)
     X(mark_all_never_moves_back)                                                                   \
     X(mark_all_is_all_or_nothing)                                                                  \
     X(purge_old_notifications)                                                                     \
+    X(purge_cuts_batch_rows)                                                                       \
     X(catch_up_from_before_the_oldest)                                                             \
     X(purge_commits_each_chunk)
 
