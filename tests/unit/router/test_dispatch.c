@@ -446,6 +446,7 @@ static void keeper_complete(void *source, struct dr_msg *msg, const struct dr_co
 
     snprintf(k->order + len, sizeof(k->order) - len, "%s%s", len ? " " : "",
              dr_msg_attr(msg, "seq"));
+    assert_true(k->n < (int)DR_ARRAY_LEN(k->held)); /* completed more often than submitted */
     k->held[k->n++] = msg;
 }
 

@@ -5,8 +5,10 @@
  *           at once (emit_refused, saying why) instead;
  *   m-dead  100 attributes, rejected by the processor: its dead letter is stored whole, and its
  *           copy on its dead-letter topic carries every one of its attributes (the dead
- *           letter's own dr_* ones only as far as the limit leaves room: here none).
- * Pub/Sub is a local fake that delivers both in one pull and records what is published. */
+ *           letter's own dr_* ones only as far as the limit leaves room: here none);
+ *   m-trace processed, has a traceparent, its emit carries 99 attributes of the processor's:
+ *           it is published with the idempotency_key (100 in all), the trace context left out.
+ * Pub/Sub is a local fake that delivers the three in one pull and records what is published. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,13 +21,14 @@
 
 #define NFILL  99 /* m-dead: test_fail and f0..f98 */
 #define NEXTRA 99 /* m-emit's emit: test_parent and e0..e98 */
+#define NTRACE 98 /* m-trace's emit: test_parent and e0..e97, and m-trace has a traceparent */
 
 struct fake {
     int pulls;
-    int acked[2]; /* ack-emit, ack-dead */
+    int acked[3]; /* ack-emit, ack-dead, ack-trace */
     int out_publishes;
-    int out_short; /* of those, missing one of the processor's attributes or idempotency_key */
-    int out_attrs; /* attributes of the last one */
+    int out_whole; /* of those, m-trace's with all its processor's attributes, the
+                      idempotency_key and no traceparent (100 in all) */
     int dlq_copies;
     int dlq_short; /* of those, missing one of m-dead's attributes */
     int dlq_attrs;
@@ -43,9 +46,13 @@ static void make_pull_answer(void)
         "{\"ackId\":\"ack-emit\",\"message\":{\"messageId\":\"m-emit\",\"data\":\"e30=\","
         "\"attributes\":{\"test_emit\":\"out\",\"test_emit_attrs\":\"%d\"},"
         "\"publishTime\":\"2024-01-01T00:00:00Z\"}},"
+        "{\"ackId\":\"ack-trace\",\"message\":{\"messageId\":\"m-trace\",\"data\":\"e30=\","
+        "\"attributes\":{\"test_emit\":\"out\",\"test_emit_attrs\":\"%d\",\"traceparent\":"
+        "\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"},"
+        "\"publishTime\":\"2024-01-01T00:00:00Z\"}},"
         "{\"ackId\":\"ack-dead\",\"message\":{\"messageId\":\"m-dead\",\"data\":\"e30=\","
         "\"attributes\":{\"test_fail\":\"permanent\"",
-        NEXTRA);
+        NEXTRA, NTRACE);
     for (int i = 0; i < NFILL; i++) {
         n += (size_t)snprintf(pull_answer + n, sizeof(pull_answer) - n, ",\"f%d\":\"v\"", i);
     }
@@ -81,11 +88,12 @@ static void handler(const struct ts_req *req, struct ts_resp *resp, void *ud)
             pfx_answer(resp, pull_answer);
         }
     } else if (strstr(req->path, "/topics/out:publish")) {
+        const cJSON *parent = cJSON_GetObjectItemCaseSensitive(attrs, "test_parent");
         f->out_publishes++;
-        f->out_attrs = cJSON_GetArraySize(attrs);
-        f->out_short += !cJSON_GetObjectItemCaseSensitive(attrs, "test_parent") ||
-                        !cJSON_GetObjectItemCaseSensitive(attrs, "idempotency_key") ||
-                        !has_all(attrs, "e", NEXTRA);
+        f->out_whole += cJSON_IsString(parent) && strcmp(parent->valuestring, "m-trace") == 0 &&
+                        cJSON_GetObjectItemCaseSensitive(attrs, "idempotency_key") &&
+                        !cJSON_GetObjectItemCaseSensitive(attrs, "traceparent") &&
+                        has_all(attrs, "e", NTRACE) && cJSON_GetArraySize(attrs) == 100;
         pfx_answer(resp, "{\"messageIds\":[\"o-1\"]}");
     } else if (strstr(req->path, "/topics/topic-a-dlq:publish")) {
         const cJSON *fail = cJSON_GetObjectItemCaseSensitive(attrs, "test_fail");
@@ -102,6 +110,8 @@ static void handler(const struct ts_req *req, struct ts_resp *resp, void *ud)
                 f->acked[0]++;
             } else if (cJSON_IsString(id) && strcmp(id->valuestring, "ack-dead") == 0) {
                 f->acked[1]++;
+            } else if (cJSON_IsString(id) && strcmp(id->valuestring, "ack-trace") == 0) {
+                f->acked[2]++;
             }
         }
         pfx_answer(resp, "{}");
@@ -111,10 +121,10 @@ static void handler(const struct ts_req *req, struct ts_resp *resp, void *ud)
     cJSON_Delete(b);
 }
 
-static int both_acked(void *arg)
+static int all_acked(void *arg)
 {
     struct fake *f = arg;
-    return f->acked[0] && f->acked[1];
+    return f->acked[0] && f->acked[1] && f->acked[2];
 }
 
 /* The number of attributes of the stored dead letter of message_id, or -1 when there is none
@@ -155,25 +165,27 @@ static void attributes_never_dropped(void **state)
     pfx_load(&fx, handler, &fk, "  subscriptions:\n    - {name: sub-a, topic: topic-a}\n",
              "routes:\n  - {name: t, default: true, processors: [test]}\n");
     pfx_start(&fx);
-    int ok = pfx_run_until(&fx, both_acked, &fk, 20000);
+    int ok = pfx_run_until(&fx, all_acked, &fk, 20000);
     int emit_dl = stored(&fx, "m-emit", "emit_refused", emit_err, sizeof(emit_err));
     int dead_dl = stored(&fx, "m-dead", "test_permanent", dead_err, sizeof(dead_err));
 
     pthread_mutex_lock(&fx.srv.mu);
     snprintf(got, sizeof(got),
-             "acked %d/%d; out: %d publish(es), %d short (last with %d attributes); m-dead's "
+             "acked %d/%d/%d; out: %d publish(es), %d of m-trace's whole; m-dead's "
              "copies on topic-a-dlq: %d, %d short (last with %d attributes); stored: m-emit "
              "emit_refused %s (\"%s\"), m-dead with %d attributes",
-             fk.acked[0], fk.acked[1], fk.out_publishes, fk.out_short, fk.out_attrs, fk.dlq_copies,
+             fk.acked[0], fk.acked[1], fk.acked[2], fk.out_publishes, fk.out_whole, fk.dlq_copies,
              fk.dlq_short, fk.dlq_attrs, emit_dl >= 0 ? "yes" : "no", emit_err, dead_dl);
-    int want = ok && fk.acked[0] == 1 && fk.acked[1] == 1 && fk.out_short == 0 &&
-               fk.out_publishes == 0 && fk.dlq_copies == 1 && fk.dlq_short == 0 &&
-               fk.dlq_attrs == NFILL + 1 && emit_dl >= 0 &&
+    int want = ok && fk.acked[0] == 1 && fk.acked[1] == 1 && fk.acked[2] == 1 &&
+               fk.out_publishes == 1 && fk.out_whole == 1 && fk.dlq_copies == 1 &&
+               fk.dlq_short == 0 && fk.dlq_attrs == NFILL + 1 && emit_dl >= 0 &&
                strstr(emit_err, "out: ") && strstr(emit_err, "101 attributes (limit 100)") &&
                dead_dl == NFILL + 1;
     pthread_mutex_unlock(&fx.srv.mu);
     if (!want) {
-        fail_msg("%s; expected each acked once, nothing published to out, one copy of m-dead "
+        fail_msg("%s; expected each acked once, only m-trace's emit published to out (its "
+                 "processor's 99 attributes and the idempotency_key, without the traceparent), "
+                 "one copy of m-dead "
                  "with its 100 attributes, m-emit stored as emit_refused (\"out: ... 101 "
                  "attributes (limit 100)\"), m-dead stored with 100 attributes",
                  got);
