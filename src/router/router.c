@@ -582,6 +582,13 @@ static void job_timer(struct dr_router *r, struct job *j)
     }
 }
 
+/* The tasks of j not done yet run again (keeping their lanes) no sooner than delay_ms. */
+static void rerun_after(struct dr_router *r, struct job *j, int64_t delay_ms)
+{
+    job_timer(r, j);
+    uv_timer_start(j->timer, on_retry_timer, (uint64_t)(delay_ms > 0 ? delay_ms : 0), 0);
+}
+
 static void retry_job(struct dr_router *r, struct job *j)
 {
     const struct dr_retry_policy *pol = dr_config_retry(r->cfg, j->msg->type);
@@ -613,8 +620,7 @@ static void retry_job(struct dr_router *r, struct job *j)
         job_free(r, j);
         return;
     }
-    job_timer(r, j);
-    uv_timer_start(j->timer, on_retry_timer, (uint64_t)delay, 0);
+    rerun_after(r, j, delay);
 }
 
 static void round_done(struct dr_router *r, struct job *j)
@@ -890,14 +896,12 @@ void dr_router_retry_after(struct dr_router *r, struct dr_msg *msg, int64_t dela
     if (!j || j->msg != msg) {
         return;
     }
-    /* every processor runs again: the emits of all of them are made anew */
+    /* every processor runs again: the emits of all of them are made anew (a job completed OK
+     * has no rejecting task and no retry pending) */
     for (int i = 0; i < j->ntasks; i++) {
         j->tasks[i].done = 0;
     }
-    j->rejected = -1;
-    j->retry = 1; /* on_retry_timer() clears it */
-    job_timer(r, j);
-    uv_timer_start(j->timer, on_retry_timer, (uint64_t)(delay_ms > 0 ? delay_ms : 0), 0);
+    rerun_after(r, j, delay_ms);
 }
 
 int dr_router_ordered(const struct dr_msg *msg)
