@@ -197,6 +197,14 @@ static void settle(struct receipt *rc, struct sub *s, const char *ack_id, int de
     rc->held_tail = h;
 }
 
+static struct receipt *receipt_new(struct dr_pull *p)
+{
+    struct receipt *rc = dr_xcalloc(1, sizeof(*rc));
+
+    rc->p = p;
+    return rc;
+}
+
 static void receipt_unref(struct receipt *rc)
 {
     if (rc && --rc->refs == 0) {
@@ -204,7 +212,7 @@ static void receipt_unref(struct receipt *rc)
     }
 }
 
-static void on_receipt_modacked(void *ctx, int err, const char *errmsg, const cJSON *res)
+static void on_deadline_set(void *ctx, int err, const char *errmsg, const cJSON *res)
 {
     struct receipt *rc = ctx;
     struct dr_pull *p = rc->p;
@@ -230,6 +238,18 @@ static void on_receipt_modacked(void *ctx, int err, const char *errmsg, const cJ
     receipt_unref(rc);
 }
 
+/* Sets the full ack deadline of the messages of ids; their acks and nacks wait for the answer
+ * (struct receipt rc). */
+static void set_deadline(struct sub *s, const char **ids, size_t n, struct receipt *rc)
+{
+    if (dr_pubsub_modack(s->p->ps, s->name, ids, n, s->p->ack_deadline_s, on_deadline_set, rc) ==
+        0) {
+        s->p->outstanding++;
+        rc->open = 1;
+        rc->refs++;
+    }
+}
+
 /*
  * Sets the ack deadline of everything one pull brought to pubsub.ack_deadline_seconds, at once
  * and in one request (as Google's client libraries do on receipt). Leases are extended from
@@ -249,12 +269,7 @@ static void modack_received(struct sub *s, struct dr_pubsub_msg **msgs, size_t n
     for (size_t i = 0; i < n; i++) {
         ids[i] = msgs[i]->ack_id;
     }
-    if (dr_pubsub_modack(s->p->ps, s->name, ids, n, s->p->ack_deadline_s, on_receipt_modacked,
-                         rc) == 0) {
-        s->p->outstanding++;
-        rc->open = 1;
-        rc->refs++;
-    }
+    set_deadline(s, ids, n, rc);
     free(ids);
 }
 
@@ -303,18 +318,14 @@ static void on_lease_timer(uv_timer_t *t)
             l->deadline_ms = now + (int64_t)p->ack_deadline_s * 1000;
             /* its ack or nack from now on waits for this extension (struct receipt) */
             if (!rc) {
-                rc = dr_xcalloc(1, sizeof(*rc));
-                rc->p = p;
+                rc = receipt_new(p);
             }
             receipt_unref(l->rc);
             l->rc = rc;
             rc->refs++;
         }
-        if (n && dr_pubsub_modack(p->ps, s->name, ids, n, p->ack_deadline_s, on_receipt_modacked,
-                                  rc) == 0) {
-            p->outstanding++;
-            rc->open = 1;
-            rc->refs++;
+        if (n) {
+            set_deadline(s, ids, n, rc);
         }
         free(ids);
     }
@@ -1195,8 +1206,7 @@ static void on_pulled(void *ctx, int err, const char *errmsg, struct dr_pubsub_m
     in->seen = dr_xcalloc(n, sizeof(int));
     in->received_ns = (int64_t)dr_mono_ns();
     in->leases = dr_xcalloc(n, sizeof(*in->leases));
-    rc = dr_xcalloc(1, sizeof(*rc));
-    rc->p = p;
+    rc = receipt_new(p);
     for (size_t i = 0; i < n; i++) {
         in->leases[i] = lease_add(s, msgs[i]->ack_id, rc);
     }
