@@ -261,7 +261,7 @@ int dr__pubsub_http_error(long status, const char *body, size_t len, char *msg, 
     return err;
 }
 
-int dr__pubsub_publish_check(const struct dr_pubsub_pub_msg *msgs, size_t n, char *why,
+int dr_pubsub_publish_check(const struct dr_pubsub_pub_msg *msgs, size_t n, char *why,
                              size_t whysz)
 {
     if (!msgs || n == 0) {
@@ -342,15 +342,10 @@ int dr__pubsub_publish_check(const struct dr_pubsub_pub_msg *msgs, size_t n, cha
     return DR_OK;
 }
 
-int dr_pubsub_publish_check(const struct dr_pubsub_pub_msg *msgs, size_t n, char *why, size_t whysz)
-{
-    return dr__pubsub_publish_check(msgs, n, why, whysz);
-}
-
 int dr__pubsub_publish_body(const struct dr_pubsub_pub_msg *msgs, size_t n, struct dr_buf *out,
                             char *why, size_t whysz)
 {
-    int err = dr__pubsub_publish_check(msgs, n, why, whysz);
+    int err = dr_pubsub_publish_check(msgs, n, why, whysz);
 
     if (err) {
         return err;
@@ -1052,7 +1047,7 @@ int dr_pubsub_publish(struct dr_pubsub *ps, const char *topic, const struct dr_p
     }
     dr_buf_init(&b, DR_PUBSUB_MAX_REQUEST_BYTES);
     if (ps->grpc) {
-        err = dr__pubsub_publish_check(msgs, n, ps->errmsg, sizeof(ps->errmsg));
+        err = dr_pubsub_publish_check(msgs, n, ps->errmsg, sizeof(ps->errmsg));
         if (!err && dr__grpc_publish_request(name, msgs, n, &b) != DR_OK) {
             err = refuse(ps, DR_ETOOBIG, "publish request above %d bytes once encoded",
                          DR_PUBSUB_MAX_REQUEST_BYTES);

@@ -16,9 +16,6 @@
  */
 int dr__pubsub_http_error(long status, const char *body, size_t len, char *msg, size_t msgsz);
 
-/* Validates msgs against the service's limits; DR_EINVAL or DR_ETOOBIG with the reason in why. */
-int dr__pubsub_publish_check(const struct dr_pubsub_pub_msg *msgs, size_t n, char *why,
-                             size_t whysz);
 /*
  * Validates msgs against the service's limits and appends the publish request body to out.
  * DR_EINVAL or DR_ETOOBIG with the reason in why; out is then unspecified.
@@ -52,7 +49,7 @@ int dr__grpc_pull_request(const char *subscription, int max_messages, int return
 /* AcknowledgeRequest when deadline_s < 0, else ModifyAckDeadlineRequest. */
 int dr__grpc_ack_request(const char *subscription, const char *const *ack_ids, size_t n,
                          int deadline_s, struct dr_buf *out);
-/* PublishRequest for checked msgs (dr__pubsub_publish_check()); DR_ETOOBIG past out's limit. */
+/* PublishRequest for checked msgs (dr_pubsub_publish_check()); DR_ETOOBIG past out's limit. */
 int dr__grpc_publish_request(const char *topic, const struct dr_pubsub_pub_msg *msgs, size_t n,
                              struct dr_buf *out);
 /* A Publish answer: *ids a malloc'ed NULL-terminated array of *n malloc'ed message ids. DR_EIO
