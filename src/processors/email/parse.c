@@ -831,16 +831,11 @@ static void walk(struct ctx *c, GMimeObject *owner, GMimeObject *single, const c
             c->stopped = 1;
             return;
         }
-        if (GMIME_IS_MULTIPART(p) && g_mime_multipart_get_count(GMIME_MULTIPART(p)) == 0) {
-            p = boundless_content(c, p);
-            if (!p) {
-                continue;
-            }
-        }
         if (GMIME_IS_MULTIPART(p)) {
-            GMimeContentType *ct = g_mime_object_get_content_type(p);
-            const char *sub = ct ? g_mime_content_type_get_media_subtype(ct) : NULL;
+            GMimeContentType *ct;
+            const char *sub;
 
+            /* the depth first: a multipart past it is skipped, never read again */
             if (depth + 1 > c->max_depth) {
                 if (!c->depth_warned) {
                     dr__email_warn(c->em, "MIME nesting deeper than %zu; deeper parts skipped",
@@ -849,10 +844,20 @@ static void walk(struct ctx *c, GMimeObject *owner, GMimeObject *single, const c
                 }
                 continue;
             }
-            sub = sub ? sub : "mixed";
-            walk(c, p, NULL, sub, in_alt || g_ascii_strcasecmp(sub, "alternative") == 0, html, text,
-                 att, depth + 1);
-            continue;
+            if (g_mime_multipart_get_count(GMIME_MULTIPART(p)) == 0) {
+                p = boundless_content(c, p);
+                if (!p) {
+                    continue;
+                }
+            }
+            if (GMIME_IS_MULTIPART(p)) {
+                ct = g_mime_object_get_content_type(p);
+                sub = ct ? g_mime_content_type_get_media_subtype(ct) : NULL;
+                sub = sub ? sub : "mixed";
+                walk(c, p, NULL, sub, in_alt || g_ascii_strcasecmp(sub, "alternative") == 0, html,
+                     text, att, depth + 1);
+                continue;
+            }
         }
         if (is_calendar(p) && g_ptr_array_find(c->calendar_parts, p, NULL) == FALSE) {
             g_ptr_array_add(c->calendar_parts, p);

@@ -775,6 +775,55 @@ static void missing_boundary_parts_read(void **state)
     }
 }
 
+/* A multipart without a boundary deeper than max_depth is skipped like any multipart there, with
+ * the nesting warning: never read again, never a refusal of the whole email, never text. */
+static void missing_boundary_past_depth_skipped(void **state)
+{
+    static const char unreadable[] =
+        "From: Shop <shop@example.com>\r\nSubject: Your order\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=a\r\n\r\n"
+        "--a\r\nContent-Type: text/plain\r\n\r\nVisible words.\r\n"
+        "--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nInner words.\r\n"
+        "--b\r\nContent-Type: multipart/mixed\r\n\r\n"
+        "--\"not a boundary\"\r\nContent-Type: text/plain\r\n\r\nHidden words.\r\n"
+        "--b--\r\n--a--\r\n";
+    static const char text[] =
+        "From: Shop <shop@example.com>\r\nSubject: Your order\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=a\r\n\r\n"
+        "--a\r\nContent-Type: text/plain\r\n\r\nVisible words.\r\n"
+        "--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nInner words.\r\n"
+        "--b\r\nContent-Type: multipart/alternative\r\n\r\n"
+        "Words past the depth.\r\n--b--\r\n--a--\r\n";
+    struct dr_email_limits lim;
+    struct dr_email *em = NULL;
+
+    (void)state;
+    dr_email_limits_init(&lim);
+    lim.max_depth = 2;
+
+    if (dr_email_parse(unreadable, strlen(unreadable), &lim, &em) != DR_OK) {
+        print_message("unreadable: refused: %s\n", dr_email_error_reason());
+    }
+    assert_non_null(em);
+    assert_true(has_warning(em, "MIME nesting deeper than 2"));
+    assert_non_null(em->text);
+    assert_non_null(strstr(em->text, "Visible words."));
+    assert_non_null(strstr(em->text, "Inner words."));
+    assert_null(strstr(em->text, "Hidden words."));
+    dr_email_destroy(em);
+
+    em = NULL;
+    assert_int_equal(dr_email_parse(text, strlen(text), &lim, &em), DR_OK);
+    assert_non_null(em);
+    assert_true(has_warning(em, "MIME nesting deeper than 2"));
+    assert_non_null(em->text);
+    assert_non_null(strstr(em->text, "Inner words."));
+    assert_null(strstr(em->text, "Words past the depth."));
+    dr_email_destroy(em);
+}
+
 /* An alternative inside a branch of another alternative that already chose plain text: its
  * HTML form is not wanted there (and was handed to GLib as a NULL list, a GLib-CRITICAL on
  * stderr; the tests run with G_DEBUG=fatal-criticals). */
@@ -1532,6 +1581,7 @@ int main(void)
         cmocka_unit_test(not_an_email),
         cmocka_unit_test(missing_boundary),
         cmocka_unit_test(missing_boundary_parts_read),
+        cmocka_unit_test(missing_boundary_past_depth_skipped),
         cmocka_unit_test(json_shape),
         cmocka_unit_test(from_fields),
         cmocka_unit_test(addresses_parse_cleanly),
