@@ -118,35 +118,75 @@ static void from_text(const struct dr_email *em, struct dr_buf *b)
 }
 
 /*
- * The messages em carries attached whole (em->forwarded, depth first), until one gives a
- * tracking number: each scanned with its own subject and From, its cues taken when they score
- * higher, as if it had come alone: a carrier's email a friend forwarded is still the carrier's.
- * DR_OK or DR_ENOMEM.
+ * The bodies of e scanned for tracking numbers with its subject and From: its plain text, then,
+ * when that gave none, its HTML (loaded first by load_html when given and e has none yet), the
+ * cues read from the HTML's text too when c->cues do not yet call it a shipment. DR_OK or
+ * DR_ENOMEM, or what load_html returns.
  */
-static int scan_forwarded(const struct dr_email *em, struct dr_email_class *c)
+static int scan_bodies(struct dr_email_class *c, const struct dr_email *e,
+                       int (*load_html)(void *html_arg), void *html_arg)
+{
+    struct dr_buf from;
+    const char *from_s;
+    int err;
+
+    from_text(e, &from);
+    from_s = from.len ? from.data : NULL;
+    err = scan(c, e->subject, from_s, e->text ? e->text : "", e->text ? e->text_len : 0);
+    if (!err && !e->html && load_html && !count_accepted(c->shipment, 1, NULL, 0)) {
+        err = load_html(html_arg);
+    }
+    if (!err && e->html && !count_accepted(c->shipment, 1, NULL, 0)) {
+        if (c->cues.score < DR_EMAIL_SHIPMENT_THRESHOLD) {
+            err = html_cues(e, &c->cues);
+        }
+        if (!err) {
+            err = scan(c, e->subject, from_s, e->html, e->html_len);
+        }
+    }
+    dr_buf_cleanup(&from);
+    return err;
+}
+
+/* The forwards level levels below em (1: em->forwarded), in order, until one gives a tracking
+ * number: each with its own cues (taken when they score higher) and bodies. *seen is set when
+ * there is any at that level. DR_OK or DR_ENOMEM. */
+static int scan_level(const struct dr_email *em, size_t level, struct dr_email_class *c, int *seen)
 {
     int err = DR_OK;
 
     for (size_t i = 0; !err && i < em->n_forwarded && !count_accepted(c->shipment, 1, NULL, 0);
          i++) {
         const struct dr_email *f = em->forwarded[i];
-        struct dr_email_shipment_cues fc = dr_email_shipment_cues(f);
-        struct dr_buf from;
 
-        if (fc.score > c->cues.score) {
-            c->cues = fc;
+        if (level > 1) {
+            err = scan_level(f, level - 1, c, seen);
+        } else {
+            struct dr_email_shipment_cues fc = dr_email_shipment_cues(f);
+
+            *seen = 1;
+            if (fc.score > c->cues.score) {
+                c->cues = fc;
+            }
+            err = scan_bodies(c, f, NULL, NULL);
         }
-        from_text(f, &from);
-        if (f->text) {
-            err = scan(c, f->subject, from.len ? from.data : NULL, f->text, f->text_len);
-        }
-        if (!err && f->html && !count_accepted(c->shipment, 1, NULL, 0)) {
-            err = scan(c, f->subject, from.len ? from.data : NULL, f->html, f->html_len);
-        }
-        dr_buf_cleanup(&from);
-        if (!err) {
-            err = scan_forwarded(f, c);
-        }
+    }
+    return err;
+}
+
+/*
+ * The messages em carries attached whole (em->forwarded), breadth first as parse.c reads them:
+ * all of em's forwards before their own forwards, until one gives a tracking number. Each is
+ * scanned as if it had come alone, with its own subject, From and cues: a carrier's email a
+ * friend forwarded is still the carrier's. DR_OK or DR_ENOMEM.
+ */
+static int scan_forwarded(const struct dr_email *em, struct dr_email_class *c)
+{
+    int err = DR_OK, seen = 1;
+
+    for (size_t level = 1; !err && seen && !count_accepted(c->shipment, 1, NULL, 0); level++) {
+        seen = 0;
+        err = scan_level(em, level, c, &seen);
     }
     return err;
 }
@@ -154,32 +194,15 @@ static int scan_forwarded(const struct dr_email *em, struct dr_email_class *c)
 static int classify_shipment(const struct dr_email *em, const struct dr_email_class_opts *o,
                              struct dr_email_class *c)
 {
-    struct dr_buf from;
-    const char *text = em->text ? em->text : "";
-    size_t n, len = em->text ? em->text_len : 0;
+    size_t n;
     int cue_ok, err;
 
     c->cues = dr_email_shipment_cues(em);
-    cue_ok = c->cues.score >= DR_EMAIL_SHIPMENT_THRESHOLD;
-    from_text(em, &from);
-    err = scan(c, em->subject, from.len ? from.data : NULL, text, len);
-    if (!err && !em->html && o->load_html && !count_accepted(c->shipment, 1, NULL, 0)) {
-        err = o->load_html(o->html_arg);
-    }
-    if (!err && em->html && !count_accepted(c->shipment, 1, NULL, 0)) {
-        if (!cue_ok) {
-            err = html_cues(em, &c->cues);
-            cue_ok = c->cues.score >= DR_EMAIL_SHIPMENT_THRESHOLD;
-        }
-        if (!err) {
-            err = scan(c, em->subject, from.len ? from.data : NULL, em->html, em->html_len);
-        }
-    }
-    dr_buf_cleanup(&from);
+    err = scan_bodies(c, em, o->load_html, o->html_arg);
     if (!err && !count_accepted(c->shipment, 1, NULL, 0)) {
         err = scan_forwarded(em, c);
-        cue_ok = c->cues.score >= DR_EMAIL_SHIPMENT_THRESHOLD;
     }
+    cue_ok = c->cues.score >= DR_EMAIL_SHIPMENT_THRESHOLD;
     if (err) {
         return err;
     }

@@ -502,6 +502,44 @@ static void test_forwarded_as_attachment(void **state)
     }
 }
 
+/* Emails attached to a forward are read breadth first, as they were parsed: a carrier's email
+ * attached directly gives its number before one attached inside another attached email, whatever
+ * their order. */
+static void test_forwarded_breadth_first(void **state)
+{
+    static const char raw[] =
+        "From: Kim <kim@example.org>\r\nTo: me@example.com\r\nSubject: Fwd: parcels\r\n"
+        "Message-ID: <bfs@example.org>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=\"top\"\r\n\r\n"
+        "--top\r\nContent-Type: text/plain\r\n\r\nSee the attached emails.\r\n"
+        "--top\r\nContent-Type: message/rfc822\r\n\r\n"
+        "From: Lee <lee@example.org>\r\nSubject: Fwd: mine\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=\"in\"\r\n\r\n"
+        "--in\r\nContent-Type: text/plain\r\n\r\nAttached.\r\n"
+        "--in\r\nContent-Type: message/rfc822\r\n\r\n"
+        "From: UPS <mcinfo@ups.com>\r\nSubject: UPS Update\r\n\r\n"
+        "Tracking Number: 1Z879E930346834440\r\n"
+        "--in--\r\n"
+        "--top\r\nContent-Type: message/rfc822\r\n\r\n"
+        "From: UPS <mcinfo@ups.com>\r\nSubject: UPS Update\r\n\r\n"
+        "Tracking Number: 1Z5R89390357567127\r\n"
+        "--top--\r\n";
+    struct pfx *p = *state;
+    struct dr_result res;
+    char got[256];
+    char *pl = payload_raw("u3", "bfs", raw, strlen(raw));
+
+    run_email(p->proc, pl, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_OK);
+    shipped_numbers(&res, got, sizeof(got));
+    if (strcmp(got, "1Z5R89390357567127") != 0) {
+        print_message("shipments [%s]\n", got);
+    }
+    assert_string_equal(got, "1Z5R89390357567127");
+    dr_result_cleanup(&res);
+    free(pl);
+}
+
 /* A number the email labels but no format knows is forwarded only under a carrier the shipment
  * module knows, spelled its way: a shop platform sending is no carrier. */
 static void test_sender_carrier_codes(void **state)
@@ -831,6 +869,7 @@ static void test_progress_throttled(void **state)
     X(test_bare_numbers_no_shipment)                                                               \
     X(test_number_only_in_html)                                                                    \
     X(test_forwarded_as_attachment)                                                                \
+    X(test_forwarded_breadth_first)                                                                \
     X(test_sender_carrier_codes)                                                                   \
     X(test_ordinary_reply)                                                                         \
     X(test_poll_reply_by_thread_and_token)                                                         \
