@@ -1052,16 +1052,18 @@ static int add_forward(struct ctx *c, const struct fwd_item *it)
     }
     c->budget->forwards++;
     f = dr_xcalloc(1, sizeof(*f));
-    sub = *c;
-    sub.em = f;
-    sub.fwd_depth = it->depth + 1;
-    sub.parts = 0; /* its own parts, counted apart from its parent's */
-    sub.stopped = 0;
-    sub.depth_warned = 0;
-    sub.refused = NULL; /* unreadable parts of a forward lose nothing of this message */
-    sub.calendar_parts = NULL;
-    sub.html_later = NULL;
-    sub.flags = (c->flags & ~DR__EMAIL_LAZY_HTML) | DR__EMAIL_NO_HTML_TEXT;
+    /* what it shares with this message; the rest its own, from zero: its parts counted apart,
+     * and its unreadable parts lose nothing of this message */
+    sub = (struct ctx){
+        .em = f,
+        .lim = c->lim,
+        .max_depth = c->max_depth,
+        .flags = (c->flags & ~DR__EMAIL_LAZY_HTML) | DR__EMAIL_NO_HTML_TEXT,
+        .opts = c->opts,
+        .owned = c->owned,
+        .fwd_depth = it->depth + 1,
+        .budget = c->budget,
+    };
     take_headers(&sub, m);
     err = choose_bodies(&sub, root);
     if (!err) {
