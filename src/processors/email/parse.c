@@ -27,7 +27,7 @@ struct ctx {
     const struct dr_email_limits *lim;
     size_t max_depth;
     size_t parts;
-    int stopped; /* the part limit was reached */
+    int stopped; /* the part limit was reached, or the message is refused */
     int depth_warned;
     unsigned flags; /* DR__EMAIL_* */
     GPtrArray *calendar_parts;
@@ -744,6 +744,17 @@ static GMimeObject *parse_with_boundary(struct ctx *c, const char *sub, const ch
     return o;
 }
 
+/* Why c's message cannot be read. The message's own refusal refuses it whole: its walk stops
+ * there, nothing more of it is read; a forward's loses nothing of the message, and the rest of the
+ * forward is still read. */
+static void refuse(struct ctx *c, const char *why)
+{
+    c->refused = why;
+    if (c->fwd_depth == 0) {
+        c->stopped = 1;
+    }
+}
+
 /*
  * A multipart without child parts: GMime found no boundary line in it (its Content-Type has no
  * boundary parameter, or one its content does not use) and kept all of the content as its
@@ -778,8 +789,8 @@ static GMimeObject *boundless_content(struct ctx *c, GMimeObject *mp)
         if (c->budget->reread_max - c->budget->reread < strlen(first)) {
             /* nested boundless multiparts: each is read again whole, their content the rest of
              * the message; twice the message's size in all, not its square */
-            c->refused = "multipart without boundaries nested in each other beyond what the "
-                         "message's size allows to read again";
+            refuse(c, "multipart without boundaries nested in each other beyond what the "
+                      "message's size allows to read again");
             return NULL;
         }
         c->budget->reread += strlen(first);
@@ -787,8 +798,8 @@ static GMimeObject *boundless_content(struct ctx *c, GMimeObject *mp)
             o = parse_with_boundary(c, sub, first + 2, n_b, first, strlen(first));
         }
         if (!o) {
-            c->refused = "a multipart without a boundary whose parts cannot be read (its first "
-                         "line is no boundary either)";
+            refuse(c, "a multipart without a boundary whose parts cannot be read (its first line "
+                      "is no boundary either)");
             return NULL;
         }
         dr__email_warn(c->em,
@@ -1113,6 +1124,9 @@ static int choose_bodies(struct ctx *c, GMimeObject *root)
     dr_buf_init(&hb, c->lim->max_text_bytes);
     dr_buf_init(&htb, c->lim->max_text_bytes);
     walk(c, NULL, root, "mixed", 0, html, text, att, 0);
+    if (c->refused && c->fwd_depth == 0) {
+        goto out; /* the message is refused: its bodies and forwards would be dropped */
+    }
 
     for (guint i = 0; i < html->len; i++) {
         has_html |= is_type(html->pdata[i], "text", "html");
@@ -1169,6 +1183,7 @@ static int choose_bodies(struct ctx *c, GMimeObject *root)
     for (guint i = 0; !err && i < c->calendar_parts->len; i++) {
         err = add_calendar(c, c->calendar_parts->pdata[i]);
     }
+out:
     dr_buf_cleanup(&tb);
     dr_buf_cleanup(&hb);
     dr_buf_cleanup(&htb);
