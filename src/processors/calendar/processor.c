@@ -489,7 +489,8 @@ static int is_cancelled(const struct event *e)
 static int apply_events(const struct ctx *c, const struct event *evs, size_t n, int deleting)
 {
     struct dr_db_tx *tx = NULL;
-    int *took;
+    int *took, *del;
+    size_t ndel = 0;
     int err;
 
     /* every search document id first: one that cannot be made rejects the object before
@@ -505,11 +506,15 @@ static int apply_events(const struct ctx *c, const struct event *evs, size_t n, 
         }
     }
     took = dr_xcalloc(n, sizeof(*took));
+    del = dr_xcalloc(n, sizeof(*del));
+    for (size_t i = 0; i < n; i++) {
+        del[i] = deleting || is_cancelled(&evs[i]);
+        ndel += (size_t)del[i];
+    }
     err = dr_db_begin(dr_store_db(c->cp->store), &tx);
 
     for (size_t i = 0; !err && i < n; i++) {
-        err = deleting || is_cancelled(&evs[i]) ? delete_row(c, tx, &evs[i], &took[i])
-                                                : upsert_row(c, tx, &evs[i], &took[i]);
+        err = del[i] ? delete_row(c, tx, &evs[i], &took[i]) : upsert_row(c, tx, &evs[i], &took[i]);
     }
     if (err) {
         dr_db_rollback(tx);
@@ -517,15 +522,18 @@ static int apply_events(const struct ctx *c, const struct event *evs, size_t n, 
         err = dr_db_commit(tx);
     }
     if (err) {
-        dr_result_store_failed(c->res, err, deleting ? "deleting the event" : "storing the event");
+        dr_result_store_failed(c->res, err,
+                               ndel == n   ? "deleting the event"
+                               : ndel == 0 ? "storing the event"
+                                           : "storing and deleting the events");
         free(took);
+        free(del);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         const struct event *e = &evs[i];
-        int del = deleting || is_cancelled(e);
 
-        if (took[i] && del) {
+        if (took[i] && del[i]) {
             dr_index_emit(c->res, "calendar_event", c->user_id, e->event_id, NULL);
             notify(c, "delete", e->event_id, e, NULL);
         } else if (took[i]) {
@@ -535,12 +543,13 @@ static int apply_events(const struct ctx *c, const struct event *evs, size_t n, 
             notify(c, "upsert", e->event_id, e, NULL);
         }
         DR_INFO(COMP,
-                took[i] ? (del ? "event deleted" : "event stored")
-                : del   ? "delete older than stored event, skipped"
-                        : "event older than stored, skipped",
+                took[i]  ? (del[i] ? "event deleted" : "event stored")
+                : del[i] ? "delete older than stored event, skipped"
+                         : "event older than stored, skipped",
                 "message_id=%s sequence=%lld", c->msg->message_id, (long long)e->sequence);
     }
     free(took);
+    free(del);
     return 0;
 }
 

@@ -729,12 +729,17 @@ static const char standup[] =
     "\"start\":\"2026-03-02T09:00:00Z\",\"end\":\"2026-03-02T09:15:00Z\"}}";
 
 /* The store refuses the event for good (a trigger that raises): the message is rejected on its
- * first attempt, with nothing emitted and nothing of the event in the error; a delete likewise.
- * Once the trigger is gone the same message is stored. */
+ * first attempt, with nothing emitted and nothing of the event in the error; a delete likewise,
+ * and a cancelled event, whose write is a delete and is told as one. Once the trigger is gone the
+ * same message is stored. */
 static void test_refused_write_rejected(void **state)
 {
     static const char del[] = "{\"user_id\":\"u2\",\"event_id\":\"g-78\",\"operation\":"
                               "\"delete\"}";
+    static const char cancelled[] =
+        "{\"user_id\":\"u2\",\"event_id\":\"g-79\",\"event\":{\"summary\":\"Standup\","
+        "\"status\":\"cancelled\",\"start\":\"2026-03-02T09:00:00Z\","
+        "\"end\":\"2026-03-02T09:15:00Z\"}}";
     struct dr_result res;
 
     pfx_refuse(state, "calendar_events");
@@ -748,6 +753,12 @@ static void test_refused_write_rejected(void **state)
     run_msg(state, "r2", del, 1772400000000, &res);
     assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
     assert_string_equal(res.reason, "store_refused");
+    assert_int_equal(res.nemits, 0);
+    dr_result_cleanup(&res);
+    run_msg(state, "r3", cancelled, 1772400000000, &res);
+    assert_int_equal(res.outcome, DR_OUTCOME_REJECT);
+    assert_string_equal(res.reason, "store_refused");
+    assert_non_null(strstr(res.error, "deleting the event"));
     assert_int_equal(res.nemits, 0);
     dr_result_cleanup(&res);
     assert_int_equal(count_where(state, "SELECT COUNT(*) FROM calendar_events"), 0);
