@@ -311,6 +311,7 @@ static void apply(struct poll_proc *pp, const struct dr_msg *msg, struct dr_resu
     struct dr__poll_state st;
     struct dr__poll_apply a = {0};
     char email[DR_POLL_MAX_FIELD + 1], red[128];
+    int64_t published = msg_time(msg);
     size_t n = 0;
     int err;
 
@@ -335,7 +336,7 @@ static void apply(struct poll_proc *pp, const struct dr_msg *msg, struct dr_resu
     /* The sender sets the Date (answered_at, an iCalendar reply's stamp): one after the message
      * was published would outrank every answer the participant sends later, so it counts as
      * the publish time. */
-    a.answered_ms = rp->answered_ms < msg_time(msg) ? rp->answered_ms : msg_time(msg);
+    a.answered_ms = rp->answered_ms < published ? rp->answered_ms : published;
     a.source = rp->source;
     a.comment = rp->comment;
     a.votes = list;
