@@ -25,6 +25,7 @@
 #include "dr/buf.h"
 #include "dr/err.h"
 #include "dr/log.h"
+#include "dr/util.h"
 
 /* Longest line that may start a header, and the most lines/bytes a header may span. */
 #define HDR_MAX_LINE   1000
@@ -412,6 +413,7 @@ static int split_line(struct doc *d, size_t i, size_t cut, size_t at)
  */
 static int header_at(struct doc *d, size_t i, size_t *nlines, size_t *first)
 {
+    static const enum pat addr_pats[] = {P_DATE_EMAIL, P_WHO_FIRST};
     const char *s = line_ptr(d, i);
     size_t n = window_len(d, i), end;
     int err;
@@ -466,13 +468,12 @@ static int header_at(struct doc *d, size_t i, size_t *nlines, size_t *first)
             return DR_OK;
         }
     }
-    if (match(d, P_DATE_EMAIL, s, n, &end)) {
-        *nlines = span_lines(d, i, end);
-        return DR_OK;
-    }
-    if (match(d, P_WHO_FIRST, s, n, &end)) {
-        *nlines = span_lines(d, i, end);
-        return DR_OK;
+    /* an attribution with the address in it, the date before or after the name */
+    for (size_t k = 0; k < DR_ARRAY_LEN(addr_pats); k++) {
+        if (match(d, addr_pats[k], s, n, &end)) {
+            *nlines = span_lines(d, i, end);
+            return DR_OK;
+        }
     }
     if (match(d, P_WROTE, s, d->lines[i].len, &end)) {
         /* "<who> wrote:" alone is too weak: it needs an address, dashes around it, or quoted
