@@ -376,6 +376,11 @@ static void test_number_only_in_html(void **state)
     free(pl);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* The tracking numbers of the shipment_detected emits in res, space-separated, sorted. */
 static void shipped_numbers(const struct dr_result *res, char *out, size_t size)
 {
@@ -390,13 +395,7 @@ static void shipped_numbers(const struct dr_result *res, char *out, size_t size)
             v[n++] = dr_json_str(e, "tracking_number");
         }
     }
-    for (size_t i = 1; i < n; i++) {
-        for (size_t j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--) {
-            const char *t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-    }
+    qsort(v, n, sizeof(*v), cmp_str);
     out[0] = '\0';
     for (size_t i = 0; i < n && at < size; i++) {
         at += (size_t)snprintf(out + at, size - at, "%s%s", i ? " " : "", v[i]);
