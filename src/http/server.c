@@ -838,11 +838,18 @@ static void conn_parse(struct conn *c, const char *data, size_t len)
                 c->req = req_create(c);
             }
             snprintf(c->req->method, sizeof(c->req->method), "GET");
-            c->reject_status = 400;
             c->state = HANDLING;
             uv_read_stop((uv_stream_t *)&c->tcp);
-            dr_http_respond_error(c->req, 400, "INVALID_ARGUMENT", "malformed HTTP request: %s",
-                                  http_errno_description(e));
+            if (e == HPE_HEADER_OVERFLOW) {
+                /* the parser's own cap (80 KB in one read) met before max_header_bytes was
+                 * counted: the same refusal as ours */
+                c->reject_status = 431;
+                dr_http_respond_error(c->req, 431, "INVALID_ARGUMENT", "request headers too large");
+            } else {
+                c->reject_status = 400;
+                dr_http_respond_error(c->req, 400, "INVALID_ARGUMENT", "malformed HTTP request: %s",
+                                      http_errno_description(e));
+            }
             len = 0; /* the connection closes: the rest is not read */
             break;
         }

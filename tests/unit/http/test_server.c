@@ -119,6 +119,24 @@ static int setup_short(void **state)
     return 0;
 }
 
+/* setup() with a head limit above the HTTP parser's own cap (80 KB) */
+static int setup_big_head(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct dr_http_limits lim = {.max_header_bytes = 256 * 1024};
+
+    uv_loop_init(&f->loop);
+    uv_timer_init(&f->loop, &f->deadline);
+    f->deadline.data = f;
+    if (dr_http_server_create(&f->loop, &lim, &f->srv) != DR_OK ||
+        dr_http_route(f->srv, "GET", "/h", on_header, f) != DR_OK ||
+        dr_http_server_listen(f->srv, "127.0.0.1", 0) != DR_OK) {
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
 static int teardown(void **state)
 {
     struct fx *f = *state;
@@ -474,6 +492,22 @@ static void head_framing_refused(void **state)
                   NULL);
 }
 
+/* A head past the HTTP parser's own cap is refused as one past max_header_bytes is: 431, not
+ * a 400 for a malformed request (which it was, or not, depending on how the bytes arrived). */
+static void parser_header_cap_is_431(void **state)
+{
+    struct fx *f = *state;
+    size_t n = 100 * 1024;
+    char *req = malloc(n + 64);
+
+    strcpy(req, "GET /h HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    size_t at = strlen(req);
+    memset(req + at, 'a', n);
+    strcpy(req + at + n, "\r\n\r\n");
+    expect_answer(f, req, "HTTP/1.1 431", NULL);
+    free(req);
+}
+
 /* RFC 9110 10.1.1 and 15.2: an HTTP/1.0 client's Expect is ignored, and it gets no 1xx. */
 static void no_continue_for_http10(void **state)
 {
@@ -554,6 +588,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(header_values_trimmed, setup, teardown),
         cmocka_unit_test_setup_teardown(write_failing_after_takeover, setup, teardown),
         cmocka_unit_test_setup_teardown(head_framing_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(parser_header_cap_is_431, setup_big_head, teardown),
         cmocka_unit_test_setup_teardown(no_continue_for_http10, setup, teardown),
         cmocka_unit_test_setup_teardown(method_not_allowed_says_allow, setup, teardown),
         cmocka_unit_test_setup_teardown(keepalive_waits_the_idle_timeout, setup_short, teardown),
