@@ -167,6 +167,15 @@ static char *inbox_rows_sql[DR_DB_NCHUNKS];
 static pthread_once_t put_once = PTHREAD_ONCE_INIT;
 static void build_put_sql(void);
 
+/* Appends seq to the JSON array of seqs b holds ("[" first when b is empty; "]" is the caller's).
+ * dr_json_append_i64(): printf cost as much as the insert. */
+static int append_seq(struct dr_buf *b, int64_t seq)
+{
+    int err = dr_buf_appendc(b, b->len ? ',' : '[');
+
+    return err ? err : dr_json_append_i64(b, seq);
+}
+
 /* One room's seqs of a transaction, in the order given (increasing). */
 struct inbox_group {
     const char *room;
@@ -212,10 +221,7 @@ static int put_inbox_lite(struct dr_db_tx *tx, struct dr_notification *const *v,
         }
         struct inbox_group *x = &g[slots[h] - 1];
         x->last = seq[i];
-        err = dr_buf_appendc(&x->seqs, x->seqs.len ? ',' : '[');
-        if (!err) {
-            err = dr_json_append_i64(&x->seqs, seq[i]); /* printf cost as much as the insert */
-        }
+        err = append_seq(&x->seqs, seq[i]);
     }
     for (size_t i = 0; i < ng && !err; i++) {
         err = dr_buf_appendc(&g[i].seqs, ']');
@@ -869,10 +875,7 @@ static int since_inbox(struct dr_db *db, char *const *rooms, size_t nrooms, int6
         taken = c.n < want ? c.n : want;
         dr_buf_reset(&arr);
         for (size_t i = 0; i < taken && !err; i++) {
-            err = dr_buf_appendc(&arr, i ? ',' : '[');
-            if (!err) {
-                err = dr_json_append_i64(&arr, c.v[i]);
-            }
+            err = append_seq(&arr, c.v[i]);
         }
         if (!err) {
             err = dr_buf_appendc(&arr, ']');
@@ -1147,10 +1150,8 @@ static int inbox_list_lite(struct dr_db *db, const struct rt_inbox_q *q, const s
             if (i > 0 && c.v[i] == c.v[i - 1]) {
                 continue; /* the user's own and in a room: once */
             }
-            err = dr_buf_appendc(&arr, taken++ ? ',' : '[');
-            if (!err) {
-                err = dr_json_append_i64(&arr, c.v[i]);
-            }
+            err = append_seq(&arr, c.v[i]);
+            taken++;
             b = c.v[i];
         }
         if (!err) {
